@@ -1,0 +1,33 @@
+/* log.h — the one logger of regfs (library, registry and mount).
+ *
+ * Thread-safe; writes one line per message to stderr (or a file set with
+ * regfs_log_set_fd). Text format:  "2026-11-28T08:00:00Z info  message"
+ * JSON format: {"time":"…","level":"info","msg":"…"}.
+ * Never log credentials: callers redact before formatting. */
+#ifndef REGFS_LOG_H
+#define REGFS_LOG_H
+
+enum regfs_log_level {
+	REGFS_LOG_ERROR = 0,
+	REGFS_LOG_WARN = 1,
+	REGFS_LOG_INFO = 2,
+	REGFS_LOG_DEBUG = 3,
+};
+
+void regfs_log_set_level(enum regfs_log_level lvl);
+enum regfs_log_level regfs_log_get_level(void);
+void regfs_log_set_json(int json);
+void regfs_log_set_fd(int fd);
+/* Parses "error|warn|info|debug" (also registry:2's "warning"); -EINVAL otherwise. */
+int regfs_log_level_parse(const char *s, enum regfs_log_level *out);
+
+void regfs_log(enum regfs_log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#define log_error(...) regfs_log(REGFS_LOG_ERROR, __VA_ARGS__)
+#define log_warn(...)  regfs_log(REGFS_LOG_WARN, __VA_ARGS__)
+#define log_info(...)  regfs_log(REGFS_LOG_INFO, __VA_ARGS__)
+#define log_debug(...) do { if (regfs_log_get_level() >= REGFS_LOG_DEBUG) \
+	regfs_log(REGFS_LOG_DEBUG, __VA_ARGS__); } while (0)
+
+#endif

@@ -1,0 +1,67 @@
+/* oci.h — OCI / Docker media types, repository-name, tag and reference
+ * grammar (OCI Distribution Spec v1.1), and manifest/index parsing.
+ *
+ * Parsing keeps no reference to the input buffer; the result is owned by the
+ * caller and released with regfs_manifest_free(). */
+#ifndef REGFS_OCI_H
+#define REGFS_OCI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <regfs/digest.h>
+#include <regfs/err.h>
+#include <regfs/names.h>
+
+#define REGFS_MT_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
+#define REGFS_MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
+#define REGFS_MT_OCI_CONFIG "application/vnd.oci.image.config.v1+json"
+#define REGFS_MT_OCI_EMPTY "application/vnd.oci.empty.v1+json"
+#define REGFS_MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
+#define REGFS_MT_DOCKER_LIST "application/vnd.docker.distribution.manifest.list.v2+json"
+#define REGFS_MT_DOCKER_CONFIG "application/vnd.docker.container.image.v1+json"
+#define REGFS_MT_DOCKER_V1_SIGNED "application/vnd.docker.distribution.manifest.v1+prettyjws"
+
+#define REGFS_MANIFEST_MAX (4 * 1024 * 1024)
+
+enum regfs_manifest_kind { REGFS_MANIFEST_IMAGE = 1, REGFS_MANIFEST_INDEX = 2 };
+
+struct regfs_descriptor {
+	char *media_type;             /* may be NULL in indexes written by old tools */
+	char digest[REGFS_DIGEST_MAX];
+	int64_t size;
+	char *artifact_type;          /* NULL if absent */
+	char *os, *arch, *variant;    /* platform (index children), NULL if absent */
+	char *annotations;            /* compact JSON object text, NULL if absent */
+};
+
+struct regfs_manifest {
+	enum regfs_manifest_kind kind;
+	char *media_type;             /* effective media type (field, else content type, else guessed) */
+	int schema_version;
+	bool has_config;
+	struct regfs_descriptor config;
+	struct regfs_descriptor *layers;     size_t n_layers;
+	struct regfs_descriptor *manifests;  size_t n_manifests;  /* index children */
+	bool has_subject;
+	struct regfs_descriptor subject;
+	char *artifact_type;          /* NULL if absent */
+	char *annotations;            /* compact JSON object text, NULL if absent */
+};
+
+/* Parses and validates a manifest or index. `content_type` (may be NULL) is
+ * the Content-Type it was pushed or served with; when the JSON has a
+ * mediaType they must agree. Validates: JSON object, schemaVersion 2, known
+ * media type, descriptors with valid digest and size >= 0.
+ * -EINVAL with a message that names the offending field otherwise. */
+int regfs_manifest_parse(const char *data, size_t len, const char *content_type,
+			 struct regfs_manifest **out, struct regfs_err *err);
+void regfs_manifest_free(struct regfs_manifest *m);
+
+bool regfs_media_type_is_manifest(const char *mt); /* image manifest or index types */
+bool regfs_media_type_is_index(const char *mt);
+
+/* File extension for a layer blob in the mount: "tar.gz", "tar.zst", "tar", "blob". */
+const char *regfs_layer_ext(const char *media_type);
+
+#endif
