@@ -1,0 +1,148 @@
+/* client.h — the registry HTTP client (OCI Distribution Spec v1.1), shared by
+ * the mount (regfs) and the tests' tools.
+ *
+ * One request layer under a thin API: auth challenges (Basic; Bearer token
+ * flow with a per-scope token cache until expiry), bounded retries with
+ * backoff on connection errors and 5xx for idempotent requests, a total
+ * per-request timeout, connection reuse (a shared connection cache), and
+ * parallel batches on the curl multi interface with bounded concurrency.
+ *
+ * Thread-safe: one client may be used from every FUSE worker thread at once.
+ * Errors: 0 or negative errno, with struct regfs_err filled:
+ *   -ENOENT   the registry answered 404 (unknown repo/tag/manifest/blob)
+ *   -EACCES   401/403 after auth was tried (message says which credentials)
+ *   -ETIMEDOUT the request took longer than opts.timeout_s
+ *   -EHOSTUNREACH / -ECONNREFUSED  the registry cannot be reached
+ *   -EPROTO   not a registry, or an answer that breaks the spec
+ *   -ENOTSUP  the registry refuses the operation (UNSUPPORTED, 405)
+ *   -EIO      anything else (message has status and the registry's error). */
+#ifndef REGFS_CLIENT_H
+#define REGFS_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <regfs/digest.h>
+#include <regfs/err.h>
+
+struct regfs_client_opts {
+	const char *url;           /* "http://127.0.0.1:5000" (no trailing /v2) */
+	const char *user, *pass;   /* Basic / token credentials; NULL: anonymous, or
+	                            * REGFS_USERNAME/REGFS_PASSWORD, or docker config */
+	const char *docker_config; /* path of config.json; NULL: ~/.docker/config.json */
+	const char *ca_cert;       /* PEM bundle; NULL: system CAs */
+	bool insecure;             /* skip TLS verification */
+	int timeout_s;             /* whole-request timeout; default 10 */
+	int max_parallel;          /* concurrent requests in a batch; default 16 */
+};
+
+struct regfs_client;
+
+/* Copies what it needs from opts. */
+int regfs_client_new(const struct regfs_client_opts *opts, struct regfs_client **out,
+		     struct regfs_err *err);
+void regfs_client_free(struct regfs_client *c);
+
+/* GET /v2/: checks the URL is a registry and the credentials are accepted.
+ * Error messages are one line that says what to do ("is the registry running
+ * at …?", "not a registry: GET /v2/ answered 200 without
+ * Docker-Distribution-API-Version", "credentials refused: use --user"). */
+int regfs_client_ping(struct regfs_client *c, struct regfs_err *err);
+
+/* A list of malloc'd strings; free with regfs_strv_free. */
+struct regfs_strv {
+	char **v;
+	size_t n;
+};
+void regfs_strv_free(struct regfs_strv *s);
+
+/* All repositories (follows every Link page). */
+int regfs_client_catalog(struct regfs_client *c, struct regfs_strv *out, struct regfs_err *err);
+/* All tags of a repository (every page). */
+int regfs_client_tags(struct regfs_client *c, const char *repo, struct regfs_strv *out,
+		      struct regfs_err *err);
+
+struct regfs_manifest_resp {
+	char *data;                    /* exact bytes; malloc'd */
+	size_t len;
+	char *content_type;            /* malloc'd */
+	char digest[REGFS_DIGEST_MAX]; /* Docker-Content-Digest, verified against the bytes */
+	int64_t last_modified;         /* Last-Modified as unix time, 0 if absent */
+};
+void regfs_manifest_resp_free(struct regfs_manifest_resp *r);
+
+/* GET a manifest by tag or digest, accepting Docker schema2 and OCI manifests
+ * and indexes. When ref is a digest the bytes are verified against it. */
+int regfs_client_manifest(struct regfs_client *c, const char *repo, const char *ref,
+			  struct regfs_manifest_resp *out, struct regfs_err *err);
+
+/* Many manifests in parallel (multi interface, at most opts.max_parallel at
+ * once). Each item gets its own rc/err; returns 0 when the batch ran. */
+struct regfs_manifest_req {
+	const char *repo, *ref;         /* in */
+	struct regfs_manifest_resp resp; /* out */
+	int rc;                          /* out */
+	struct regfs_err err;            /* out */
+};
+int regfs_client_manifests(struct regfs_client *c, struct regfs_manifest_req *reqs, size_t n);
+
+/* Tags of many repositories in parallel. */
+struct regfs_tags_req {
+	const char *repo;       /* in */
+	struct regfs_strv tags; /* out */
+	int rc;
+	struct regfs_err err;
+};
+int regfs_client_tags_many(struct regfs_client *c, struct regfs_tags_req *reqs, size_t n);
+
+/* Range read of a blob: up to len bytes at off into buf; *got = bytes read
+ * (short only at the end of the blob). Follows redirects (S3 presigned). */
+int regfs_client_blob_read(struct regfs_client *c, const char *repo, const char *digest,
+			   uint64_t off, size_t len, void *buf, size_t *got, struct regfs_err *err);
+/* Whole blob into fd (from its current position), verified against digest. */
+int regfs_client_blob_fetch(struct regfs_client *c, const char *repo, const char *digest,
+			    int fd, struct regfs_err *err);
+/* HEAD a blob: size (for files whose size the manifest does not give). */
+int regfs_client_blob_size(struct regfs_client *c, const char *repo, const char *digest,
+			   uint64_t *size, struct regfs_err *err);
+
+/* Writes (used by the mount's rm/ln/mv). */
+int regfs_client_delete_manifest(struct regfs_client *c, const char *repo, const char *ref,
+				 struct regfs_err *err);
+int regfs_client_put_manifest(struct regfs_client *c, const char *repo, const char *ref,
+			      const void *data, size_t len, const char *content_type,
+			      char digest_out[REGFS_DIGEST_MAX], struct regfs_err *err);
+/* Cross-repository blob mount (POST …/blobs/uploads/?mount=&from=); when the
+ * registry answers 202 instead of 201, copies the blob through an upload. */
+int regfs_client_mount_blob(struct regfs_client *c, const char *repo, const char *from,
+			    const char *digest, struct regfs_err *err);
+
+/* regfs-registry extensions (see docs/api-extensions.md). Both return
+ * -ENOTSUP on registries that do not advertise them (X-Regfs-Extensions
+ * header on GET /v2/). */
+struct regfs_tag_info {
+	char *tag;
+	char digest[REGFS_DIGEST_MAX];
+	int64_t pushed; /* unix time */
+};
+struct regfs_repo_tags {
+	char *name;
+	struct regfs_tag_info *tags;
+	size_t n_tags;
+};
+/* GET /v2/_regfs/tags (every page): all repositories with all their tags. */
+int regfs_client_bulk_tags(struct regfs_client *c, struct regfs_repo_tags **out, size_t *n,
+			   struct regfs_err *err);
+void regfs_repo_tags_free(struct regfs_repo_tags *r, size_t n);
+/* GET /v2/<name>/_regfs/manifests: every manifest of a repo, tagged or not. */
+int regfs_client_repo_manifests(struct regfs_client *c, const char *repo,
+				struct regfs_tag_info **out, size_t *n, struct regfs_err *err);
+bool regfs_client_has_ext(struct regfs_client *c, const char *ext);
+
+struct regfs_client_stats {
+	uint64_t requests, manifest_gets, tag_lists, catalog_pages, blob_reads, writes;
+	uint64_t bytes_fetched, retries, errors, token_fetches;
+};
+void regfs_client_get_stats(struct regfs_client *c, struct regfs_client_stats *out);
+
+#endif
