@@ -1,1 +1,686 @@
-/* placeholder: being written */
+/* fs.c — the filesystem storage driver (registry:2's "filesystem").
+ *
+ * Objects are plain files under the root directory, with the same layout as
+ * registry:2, so either program can serve the other's directory. Every path
+ * is validated (absolute, no "."/".."/empty components) before it is joined
+ * to the root, so no request can name a file outside it.
+ *
+ * Whole-object writes (put) go to a temporary file ".tmp-*" in the target
+ * directory that is fdatasync'ed and renamed over the target: readers see
+ * the old or the new content, never a torn one. list() hides those files.
+ *
+ * Thread safety: the driver holds only immutable state (the root path);
+ * every call works on its own file descriptors, so no lock is needed. The
+ * temp-name counter is atomic. */
+#include <regfs/storage.h>
+#include <regfs/log.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FS_GET_MAX (64u * 1024 * 1024) /* get() is for links and manifests */
+#define TMP_PREFIX ".tmp-"
+
+struct fs_storage {
+	struct regfs_storage base;
+	char *root; /* no trailing '/'; "" when the root is "/" */
+};
+
+static atomic_uint_fast64_t tmp_counter;
+
+/* ---- paths ---------------------------------------------------------------- */
+
+/* A driver path: starts with '/', then non-empty components that are not
+ * "." or "..". "/" alone names the root (allowed for stat/list). */
+static int check_path(const char *path, bool allow_root, struct regfs_err *err)
+{
+	if (!path || path[0] != '/')
+		return regfs_errf(err, -EINVAL, "filesystem storage: invalid path \"%s\": must start with /",
+				  path ? path : "(null)");
+	if (path[1] == '\0') {
+		if (allow_root)
+			return 0;
+		return regfs_errf(err, -EINVAL, "filesystem storage: refusing to operate on the root \"/\"");
+	}
+	const char *p = path + 1;
+	for (;;) {
+		const char *slash = strchr(p, '/');
+		size_t n = slash ? (size_t)(slash - p) : strlen(p);
+		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return regfs_errf(err, -EINVAL,
+					  "filesystem storage: invalid path \"%s\": empty, \".\" or \"..\" component",
+					  path);
+		if (!slash)
+			break;
+		p = slash + 1;
+	}
+	return 0;
+}
+
+/* Joins root and a validated path into buf (PATH_MAX). */
+static int full_path(const struct fs_storage *fs, const char *path, char *buf,
+		     struct regfs_err *err)
+{
+	int n = snprintf(buf, PATH_MAX, "%s%s", fs->root, path[1] ? path : "/");
+	if (n < 0 || n >= PATH_MAX)
+		return regfs_errf(err, -ENAMETOOLONG, "filesystem storage: path too long: %s", path);
+	return 0;
+}
+
+/* errno → our codes. ENOTDIR means a parent component is a file: for the
+ * caller the object is simply missing. Unusual errors become -EIO. */
+static int map_errno(int e)
+{
+	switch (e) {
+	case ENOENT: case ENOTDIR:
+		return -ENOENT;
+	case EACCES: case EPERM:
+		return -EACCES;
+	case ENOMEM: case ENOSPC: case EDQUOT: case EROFS: case ENAMETOOLONG:
+	case EISDIR: case EEXIST: case ENOTEMPTY: case EMFILE: case ENFILE:
+		return -e;
+	default:
+		return -EIO;
+	}
+}
+
+static int fs_fail(struct regfs_err *err, int e, const char *op, const char *full)
+{
+	int code = map_errno(e);
+	const char *hint = "";
+	if (code == -EACCES)
+		hint = " (check ownership and permissions of the storage directory)";
+	else if (e == ENOSPC || e == EDQUOT)
+		hint = " (free space on the storage volume or run garbage-collect)";
+	return regfs_errf(err, code, "filesystem storage: %s %s: %s%s", op, full, strerror(e), hint);
+}
+
+/* mkdir -p of every directory above `full`'s last component, below the root. */
+static int make_parents(const struct fs_storage *fs, const char *full, struct regfs_err *err)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(full);
+	memcpy(buf, full, len + 1);
+	size_t start = strlen(fs->root) + 1;
+	for (size_t i = start; i < len; i++) {
+		if (buf[i] != '/')
+			continue;
+		buf[i] = '\0';
+		if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+			int e = errno;
+			buf[i] = '/';
+			return fs_fail(err, e, "create directory for", full);
+		}
+		buf[i] = '/';
+	}
+	return 0;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* ---- get / put ------------------------------------------------------------ */
+
+static int fs_get(struct regfs_storage *s, const char *path, char **data, size_t *len,
+		  struct regfs_err *err)
+{
+	struct fs_storage *fs = (struct fs_storage *)s;
+	char full[PATH_MAX];
+	int r;
+	if ((r = check_path(path, false, err)) || (r = full_path(fs, path, full, err)))
+		return r;
+	int fd = open(full, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fs_fail(err, errno, "read", full);
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		r = fs_fail(err, errno, "stat", full);
+		close(fd);
+		return r;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		close(fd);
+		return regfs_errf(err, -EISDIR, "filesystem storage: read %s: is a directory", full);
+	}
+	if ((uint64_t)st.st_size > FS_GET_MAX) {
+		close(fd);
+		return regfs_errf(err, -EFBIG, "filesystem storage: read %s: %lld bytes is more than the %u-byte limit for whole-object reads",
+				  full, (long long)st.st_size, FS_GET_MAX);
+	}
+	/* Read until EOF rather than trusting st_size: the file may be replaced. */
+	size_t cap = (size_t)st.st_size + 1, n = 0;
+	char *buf = malloc(cap);
+	if (!buf) {
+		close(fd);
+		return regfs_errf(err, -ENOMEM, "filesystem storage: out of memory reading %s", full);
+	}
+	for (;;) {
+		if (n + 1 >= cap) {
+			if (cap > FS_GET_MAX) {
+				free(buf);
+				close(fd);
+				return regfs_errf(err, -EFBIG, "filesystem storage: read %s: larger than the %u-byte limit",
+						  full, FS_GET_MAX);
+			}
+			char *nb = realloc(buf, cap * 2);
+			if (!nb) {
+				free(buf);
+				close(fd);
+				return regfs_errf(err, -ENOMEM, "filesystem storage: out of memory reading %s", full);
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		ssize_t k = read(fd, buf + n, cap - 1 - n);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			r = fs_fail(err, errno, "read", full);
+			free(buf);
+			close(fd);
+			return r;
+		}
+		if (k == 0)
+			break;
+		n += (size_t)k;
+	}
+	close(fd);
+	buf[n] = '\0';
+	*data = buf;
+	*len = n;
+	return 0;
+}
+
+/* Opens a fresh temp file next to `full` ("<dir>/.tmp-<base>-<pid>-<n>"). */
+static int open_temp(const char *full, char *tmp)
+{
+	const char *slash = strrchr(full, '/');
+	size_t dirlen = (size_t)(slash - full);
+	for (int tries = 0; tries < 10; tries++) {
+		uint64_t c = atomic_fetch_add(&tmp_counter, 1);
+		int n = snprintf(tmp, PATH_MAX, "%.*s/" TMP_PREFIX "%.64s-%ld-%llu", (int)dirlen, full,
+				 slash + 1, (long)getpid(), (unsigned long long)c);
+		if (n < 0 || n >= PATH_MAX) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (fd >= 0 || errno != EEXIST)
+			return fd;
+	}
+	errno = EEXIST;
+	return -1;
+}
+
+static int fs_put(struct regfs_storage *s, const char *path, const void *data, size_t len,
+		  struct regfs_err *err)
+{
+	struct fs_storage *fs = (struct fs_storage *)s;
+	char full[PATH_MAX], tmp[PATH_MAX];
+	int r;
+	if ((r = check_path(path, false, err)) || (r = full_path(fs, path, full, err)))
+		return r;
+	int fd = open_temp(full, tmp);
+	if (fd < 0 && errno == ENOENT) {
+		if ((r = make_parents(fs, full, err)))
+			return r;
+		fd = open_temp(full, tmp);
+	}
+	if (fd < 0)
+		return fs_fail(err, errno, "create temporary file for", full);
+	if (write_all(fd, data, len) != 0 || fdatasync(fd) != 0) {
+		r = fs_fail(err, errno, "write", tmp);
+		close(fd);
+		unlink(tmp);
+		return r;
+	}
+	if (close(fd) != 0) {
+		r = fs_fail(err, errno, "write", tmp);
+		unlink(tmp);
+		return r;
+	}
+	if (rename(tmp, full) != 0) {
+		r = fs_fail(err, errno, "rename into place", full);
+		unlink(tmp);
+		return r;
+	}
+	return 0;
+}
+
+/* ---- reader --------------------------------------------------------------- */
+
+struct fs_reader {
+	struct regfs_reader base;
+	int fd;
+	uint64_t off;
+};
+
+static ssize_t fs_reader_read(struct regfs_reader *r, void *buf, size_t len, struct regfs_err *err)
+{
+	struct fs_reader *fr = (struct fs_reader *)r;
+	for (;;) {
+		ssize_t n = pread(fr->fd, buf, len, (off_t)fr->off);
+		if (n >= 0) {
+			fr->off += (uint64_t)n;
+			return n;
+		}
+		if (errno != EINTR)
+			return regfs_errf(err, map_errno(errno), "filesystem storage: read: %s", strerror(errno));
+	}
+}
+
+static void fs_reader_close(struct regfs_reader *r)
+{
+	struct fs_reader *fr = (struct fs_reader *)r;
+	if (!fr)
+		return;
+	close(fr->fd);
+	free(fr);
+}
+
+/* Opens `full` read-only and refuses directories; fills *st. */
+static int open_file_ro(const char *full, struct stat *st, struct regfs_err *err)
+{
+	int fd = open(full, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fs_fail(err, errno, "open", full);
+	if (fstat(fd, st) != 0) {
+		int r = fs_fail(err, errno, "stat", full);
+		close(fd);
+		return r;
+	}
+	if (S_ISDIR(st->st_mode)) {
+		close(fd);
+		return regfs_errf(err, -EISDIR, "filesystem storage: open %s: is a directory", full);
+	}
+	return fd;
+}
+
+static int fs_reader(struct regfs_storage *s, const char *path, uint64_t offset,
+		     struct regfs_reader **out, struct regfs_err *err)
+{
+	struct fs_storage *fs = (struct fs_storage *)s;
+	char full[PATH_MAX];
+	struct stat st;
+	int r;
+	if ((r = check_path(path, false, err)) || (r = full_path(fs, path, full, err)))
+		return r;
+	int fd = open_file_ro(full, &st, err);
+	if (fd < 0)
+		return fd;
+	struct fs_reader *fr = calloc(1, sizeof *fr);
+	if (!fr) {
+		close(fd);
+		return regfs_errf(err, -ENOMEM, "filesystem storage: out of memory");
+	}
+	fr->base.read = fs_reader_read;
+	fr->base.close = fs_reader_close;
+	fr->fd = fd;
+	fr->off = offset; /* past the end simply reads 0 bytes, as registry:2 */
+	*out = &fr->base;
+	return 0;
+}
+
+/* ---- writer --------------------------------------------------------------- */
+
+struct fs_writer {
+	struct regfs_writer base;
+	int fd;              /* -1 after cancel */
+	uint64_t size;
+	bool committed, cancelled;
+	char full[PATH_MAX];
+};
+
+static ssize_t fs_writer_write(struct regfs_writer *w, const void *buf, size_t len,
+			       struct regfs_err *err)
+{
+	struct fs_writer *fw = (struct fs_writer *)w;
+	if (fw->committed || fw->cancelled)
+		return regfs_errf(err, -EINVAL, "filesystem storage: write to %s after %s", fw->full,
+				  fw->committed ? "commit" : "cancel");
+	if (write_all(fw->fd, buf, len) != 0)
+		return fs_fail(err, errno, "write", fw->full);
+	fw->size += len;
+	return (ssize_t)len;
+}
+
+static uint64_t fs_writer_size(struct regfs_writer *w)
+{
+	return ((struct fs_writer *)w)->size;
+}
+
+static int fs_writer_commit(struct regfs_writer *w, struct regfs_err *err)
+{
+	struct fs_writer *fw = (struct fs_writer *)w;
+	if (fw->cancelled)
+		return regfs_errf(err, -EINVAL, "filesystem storage: commit of %s after cancel", fw->full);
+	if (fdatasync(fw->fd) != 0)
+		return fs_fail(err, errno, "sync", fw->full);
+	fw->committed = true;
+	return 0;
+}
+
+static int fs_writer_cancel(struct regfs_writer *w, struct regfs_err *err)
+{
+	struct fs_writer *fw = (struct fs_writer *)w;
+	if (fw->cancelled)
+		return 0;
+	fw->cancelled = true;
+	close(fw->fd);
+	fw->fd = -1;
+	if (unlink(fw->full) != 0 && errno != ENOENT)
+		return fs_fail(err, errno, "remove", fw->full);
+	return 0;
+}
+
+static int fs_writer_close(struct regfs_writer *w, struct regfs_err *err)
+{
+	struct fs_writer *fw = (struct fs_writer *)w;
+	if (!fw)
+		return 0;
+	int r = 0;
+	if (fw->fd >= 0 && close(fw->fd) != 0)
+		r = fs_fail(err, errno, "close", fw->full);
+	free(fw);
+	return r;
+}
+
+static int fs_writer(struct regfs_storage *s, const char *path, bool append,
+		     struct regfs_writer **out, struct regfs_err *err)
+{
+	struct fs_storage *fs = (struct fs_storage *)s;
+	struct fs_writer *fw = calloc(1, sizeof *fw);
+	int r;
+	if (!fw)
+		return regfs_errf(err, -ENOMEM, "filesystem storage: out of memory");
+	if ((r = check_path(path, false, err)) || (r = full_path(fs, path, fw->full, err)))
+		goto fail;
+	int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (append ? 0 : O_TRUNC);
+	fw->fd = open(fw->full, flags, 0644);
+	if (fw->fd < 0 && errno == ENOENT) {
+		if ((r = make_parents(fs, fw->full, err)))
+			goto fail;
+		fw->fd = open(fw->full, flags, 0644);
+	}
+	if (fw->fd < 0) {
+		r = fs_fail(err, errno, "open for writing", fw->full);
+		goto fail;
+	}
+	struct stat st;
+	if (fstat(fw->fd, &st) != 0) {
+		r = fs_fail(err, errno, "stat", fw->full);
+		close(fw->fd);
+		goto fail;
+	}
+	fw->size = (uint64_t)st.st_size;
+	fw->base.write = fs_writer_write;
+	fw->base.size = fs_writer_size;
+	fw->base.commit = fs_writer_commit;
+	fw->base.cancel = fs_writer_cancel;
+	fw->base.close = fs_writer_close;
+	*out = &fw->base;
+	return 0;
+fail:
+	free(fw);
+	return r;
+}
+
+/* ---- metadata ------------------------------------------------------------- */
+
+static int fs_stat(struct regfs_storage *s, const char *path, struct regfs_stat_info *si,
+		   struct regfs_err *err)
+{
+	struct fs_storage *fs = (struct fs_storage *)s;
+	char full[PATH_MAX];
+	struct stat st;
+	int r;
+	if ((r = check_path(path, true, err)) || (r = full_path(fs, path, full, err)))
+		return r;
+	if (stat(full, &st) != 0)
+		return fs_fail(err, errno, "stat", full);
+	si->is_dir = S_ISDIR(st.st_mode);
+	si->size = si->is_dir ? 0 : (uint64_t)st.st_size;
+	si->mtime = (int64_t)st.st_mtim.tv_sec;
+	return 0;
+}
+
+static int fs_list(struct regfs_storage *s, const char *path, regfs_list_cb cb, void *ud,
+		   struct regfs_err *err)
+{
+	struct fs_storage *fs = (struct fs_storage *)s;
+	char full[PATH_MAX];
+	int r;
+	if ((r = check_path(path, true, err)) || (r = full_path(fs, path, full, err)))
+		return r;
+	DIR *d = opendir(full);
+	if (!d) {
+		if (errno == ENOTDIR)
+			return regfs_errf(err, -ENOTDIR, "filesystem storage: list %s: not a directory", full);
+		return fs_fail(err, errno, "list", full);
+	}
+	size_t plen = strlen(path);
+	if (plen == 1)
+		plen = 0; /* "/" + name, not "//" + name */
+	char child[PATH_MAX];
+	r = 0;
+	for (;;) {
+		errno = 0;
+		struct dirent *de = readdir(d);
+		if (!de) {
+			if (errno)
+				r = fs_fail(err, errno, "list", full);
+			break;
+		}
+		const char *n = de->d_name;
+		if (!strcmp(n, ".") || !strcmp(n, "..") || !strncmp(n, TMP_PREFIX, strlen(TMP_PREFIX)))
+			continue;
+		int k = snprintf(child, sizeof child, "%.*s/%s", (int)plen, path, n);
+		if (k < 0 || k >= (int)sizeof child)
+			continue;
+		if (cb(child, ud) != 0)
+			break;
+	}
+	closedir(d);
+	return r;
+}
+
+static int fs_move(struct regfs_storage *s, const char *src, const char *dst,
+		   struct regfs_err *err)
+{
+	struct fs_storage *fs = (struct fs_storage *)s;
+	char fsrc[PATH_MAX], fdst[PATH_MAX];
+	int r;
+	if ((r = check_path(src, false, err)) || (r = check_path(dst, false, err)) ||
+	    (r = full_path(fs, src, fsrc, err)) || (r = full_path(fs, dst, fdst, err)))
+		return r;
+	if (rename(fsrc, fdst) == 0)
+		return 0;
+	if (errno == ENOENT && access(fsrc, F_OK) == 0) {
+		/* the source exists, so the destination's directory is missing */
+		if ((r = make_parents(fs, fdst, err)))
+			return r;
+		if (rename(fsrc, fdst) == 0)
+			return 0;
+	}
+	return fs_fail(err, errno, "move", errno == ENOENT ? fsrc : fdst);
+}
+
+/* rm -rf of `name` inside directory fd `dirfd`. Entries that vanish
+ * concurrently are not errors. Does not follow symlinks. */
+static int remove_tree(int pfd, const char *name, int depth)
+{
+	if (unlinkat(pfd, name, 0) == 0 || errno == ENOENT)
+		return 0;
+	if (errno != EISDIR && errno != EPERM)
+		return -errno;
+	if (depth > 64)
+		return -ELOOP;
+	int fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	int r = 0;
+	struct dirent *de;
+	while (r == 0 && (de = readdir(d)) != NULL) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		r = remove_tree(dirfd(d), de->d_name, depth + 1);
+	}
+	closedir(d);
+	if (r == 0 && unlinkat(pfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
+		r = -errno;
+	return r;
+}
+
+static int fs_del(struct regfs_storage *s, const char *path, struct regfs_err *err)
+{
+	struct fs_storage *fs = (struct fs_storage *)s;
+	char full[PATH_MAX];
+	struct stat st;
+	int r;
+	if ((r = check_path(path, false, err)) || (r = full_path(fs, path, full, err)))
+		return r;
+	if (lstat(full, &st) != 0)
+		return fs_fail(err, errno, "delete", full);
+	r = remove_tree(AT_FDCWD, full, 0);
+	if (r < 0)
+		return fs_fail(err, -r, "delete", full);
+	return 0;
+}
+
+static int fs_url_for(struct regfs_storage *s, const char *path, int expires_s, char **url,
+		      struct regfs_err *err)
+{
+	(void)s; (void)path; (void)expires_s; (void)url;
+	return regfs_errf(err, -ENOTSUP, "filesystem storage has no direct URLs");
+}
+
+static int fs_open_fd(struct regfs_storage *s, const char *path, int *fd, uint64_t *size,
+		      struct regfs_err *err)
+{
+	struct fs_storage *fs = (struct fs_storage *)s;
+	char full[PATH_MAX];
+	struct stat st;
+	int r;
+	if ((r = check_path(path, false, err)) || (r = full_path(fs, path, full, err)))
+		return r;
+	r = open_file_ro(full, &st, err);
+	if (r < 0)
+		return r;
+	*fd = r;
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
+static int fs_health(struct regfs_storage *s, struct regfs_err *err)
+{
+	struct fs_storage *fs = (struct fs_storage *)s;
+	const char *root = fs->root[0] ? fs->root : "/";
+	struct stat st;
+	if (stat(root, &st) != 0)
+		return fs_fail(err, errno, "stat root directory", root);
+	if (!S_ISDIR(st.st_mode))
+		return regfs_errf(err, -EIO, "filesystem storage: root %s is not a directory", root);
+	return 0;
+}
+
+static void fs_free(struct regfs_storage *s)
+{
+	struct fs_storage *fs = (struct fs_storage *)s;
+	if (!fs)
+		return;
+	free(fs->root);
+	free(fs);
+}
+
+static const struct regfs_storage_ops fs_ops = {
+	.name = "filesystem",
+	.get = fs_get,
+	.put = fs_put,
+	.reader = fs_reader,
+	.writer = fs_writer,
+	.stat = fs_stat,
+	.list = fs_list,
+	.move = fs_move,
+	.del = fs_del,
+	.url_for = fs_url_for,
+	.open_fd = fs_open_fd,
+	.health = fs_health,
+	.free = fs_free,
+};
+
+/* mkdir -p rootdir. */
+static int make_root(const char *root, struct regfs_err *err)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(root);
+	if (len >= sizeof buf)
+		return regfs_errf(err, -ENAMETOOLONG, "filesystem storage: root directory path too long");
+	memcpy(buf, root, len + 1);
+	for (size_t i = 1; i <= len; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		char c = buf[i];
+		buf[i] = '\0';
+		if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+			int e = errno;
+			return fs_fail(err, e, "create root directory", buf);
+		}
+		buf[i] = c;
+	}
+	struct stat st;
+	if (stat(root, &st) != 0)
+		return fs_fail(err, errno, "stat root directory", root);
+	if (!S_ISDIR(st.st_mode))
+		return regfs_errf(err, -ENOTDIR, "filesystem storage: root %s is not a directory; set storage.filesystem.rootdirectory to a directory",
+				  root);
+	return 0;
+}
+
+int regfs_storage_fs_new(const char *rootdir, struct regfs_storage **out, struct regfs_err *err)
+{
+	if (!rootdir || !rootdir[0])
+		return regfs_errf(err, -EINVAL, "filesystem storage: empty root directory; set storage.filesystem.rootdirectory");
+	int r = make_root(rootdir, err);
+	if (r)
+		return r;
+	struct fs_storage *fs = calloc(1, sizeof *fs);
+	if (!fs || !(fs->root = strdup(rootdir))) {
+		free(fs);
+		return regfs_errf(err, -ENOMEM, "filesystem storage: out of memory");
+	}
+	size_t n = strlen(fs->root);
+	while (n > 0 && fs->root[n - 1] == '/')
+		fs->root[--n] = '\0';
+	fs->base.ops = &fs_ops;
+	*out = &fs->base;
+	log_debug("filesystem storage at %s", rootdir);
+	return 0;
+}
