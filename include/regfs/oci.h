@@ -53,7 +53,10 @@ struct regfs_manifest {
  * the Content-Type it was pushed or served with; when the JSON has a
  * mediaType they must agree. Validates: JSON object, schemaVersion 2, known
  * media type, descriptors with valid digest and size >= 0.
- * -EINVAL with a message that names the offending field otherwise. */
+ * -EINVAL with a message that names the offending field otherwise
+ * (schema1: "schema1 manifests are not supported"); -EFBIG when len exceeds
+ * REGFS_MANIFEST_MAX (the registry answers 413). The effective media_type is
+ * stored without parameters. */
 int regfs_manifest_parse(const char *data, size_t len, const char *content_type,
 			 struct regfs_manifest **out, struct regfs_err *err);
 void regfs_manifest_free(struct regfs_manifest *m);
