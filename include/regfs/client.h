@@ -135,8 +135,12 @@ int regfs_client_bulk_tags(struct regfs_client *c, struct regfs_repo_tags **out,
 			   struct regfs_err *err);
 void regfs_repo_tags_free(struct regfs_repo_tags *r, size_t n);
 /* GET /v2/<name>/_regfs/manifests: every manifest of a repo, tagged or not. */
+/* One entry per manifest: digest, pushed, and `tag` = its tags joined with ","
+ * (tags cannot contain commas), or NULL when the manifest is untagged.
+ * Free with regfs_tag_info_free. */
 int regfs_client_repo_manifests(struct regfs_client *c, const char *repo,
 				struct regfs_tag_info **out, size_t *n, struct regfs_err *err);
+void regfs_tag_info_free(struct regfs_tag_info *t, size_t n);
 bool regfs_client_has_ext(struct regfs_client *c, const char *ext);
 
 struct regfs_client_stats {

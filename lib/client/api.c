@@ -1,0 +1,536 @@
+/* api.c — the thin Distribution API over request.c: catalog and tags (every
+ * Link page), manifests (all four manifest media types, digest verified),
+ * blob Range reads, whole-blob fetches (verified), blob sizes, and writes
+ * (manifest DELETE/PUT, cross-repository blob mount). */
+#include "internal.h"
+
+#include <regfs/log.h>
+#include <regfs/names.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+/* Bound on pages followed, so a registry looping its Link never hangs us. */
+#define MAX_PAGES 100000
+
+static int check_repo(const char *repo, struct regfs_err *err)
+{
+	if (!repo || !regfs_name_valid(repo))
+		return regfs_errf(err, -EINVAL,
+				  "\"%s\" is not a valid repository name (lowercase a-z0-9 "
+				  "components separated by / . _ -)", repo ? repo : "(null)");
+	return 0;
+}
+
+static int check_ref(const char *ref, struct regfs_err *err)
+{
+	if (!ref || (!regfs_tag_valid(ref) && !regfs_digest_valid(ref)))
+		return regfs_errf(err, -EINVAL, "\"%s\" is neither a tag nor a digest",
+				  ref ? ref : "(null)");
+	return 0;
+}
+
+static int check_digest(const char *d, struct regfs_err *err)
+{
+	if (!d || !regfs_digest_valid(d))
+		return regfs_errf(err, -EINVAL, "\"%s\" is not a digest (sha256:<64 hex>)",
+				  d ? d : "(null)");
+	return 0;
+}
+
+/* Parses one JSON page holding {"<key>": [strings] | null} into out. */
+static int page_strings(struct regfs_client *c, const char *url, const struct resp *r,
+			const char *key, struct regfs_strv *out, struct regfs_err *err)
+{
+	json_error_t je;
+	json_t *j = json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, &je);
+	json_t *a = json_object_get(j, key);
+	int rc = 0;
+	if (!j || (!json_is_array(a) && !json_is_null(a) && a)) {
+		ST_INC(c, st_errors);
+		rc = regfs_errf(err, -EPROTO, "GET %s: answer is not {\"%s\": [...]} (%s): not a registry?",
+				url, key, j ? "wrong shape" : je.text);
+	}
+	size_t i;
+	json_t *v;
+	json_array_foreach(a, i, v) {
+		if (rc)
+			break;
+		if (json_is_string(v))
+			rc = strv_push(out, json_string_value(v));
+	}
+	json_decref(j);
+	return rc;
+}
+
+/* Follows pages from first_url, collecting `key` strings. */
+static int paged_list(struct regfs_client *c, const char *first_url, const char *scope,
+		      const char *key, const char *what, _Atomic uint64_t *counter,
+		      struct regfs_strv *out, struct regfs_err *err)
+{
+	*out = (struct regfs_strv){0};
+	char *url = strdup(first_url);
+	int rc = url ? 0 : -ENOMEM;
+	for (int page = 0; url && !rc; page++) {
+		if (page >= MAX_PAGES) {
+			rc = regfs_errf(err, -EPROTO, "%s: more than %d pages: the registry's Link loops",
+					what, MAX_PAGES);
+			break;
+		}
+		struct rq q = {.method = "GET", .url = url, .scope = scope, .idempotent = true};
+		struct resp r = {.sink = SINK_MEM, .content_length = -1};
+		atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
+		rc = client_do(c, &q, &r, err);
+		if (!rc && r.status != 200)
+			rc = status_err(c, &r, "GET", url, what, err);
+		if (!rc)
+			rc = page_strings(c, url, &r, key, out, err);
+		char *next = !rc && r.link ? link_next(c, r.link) : NULL;
+		resp_free(&r);
+		free(url);
+		url = next;
+	}
+	free(url);
+	if (rc)
+		regfs_strv_free(out);
+	return rc;
+}
+
+int regfs_client_catalog(struct regfs_client *c, struct regfs_strv *out, struct regfs_err *err)
+{
+	/* n=1000: registry:2's default maximum, 10x fewer round trips than its
+	 * default page of 100. */
+	char *url = xasprintf("%s/v2/_catalog?n=1000", c->url);
+	if (!url)
+		return regfs_errf(err, -ENOMEM, "out of memory");
+	int rc = paged_list(c, url, "registry:catalog:*", "repositories", "repository catalog",
+			    &c->st_catalog_pages, out, err);
+	free(url);
+	return rc;
+}
+
+int tags_parse(struct regfs_client *c, const char *repo, const char *url, struct resp *r,
+	       struct regfs_strv *out, struct regfs_err *err)
+{
+	(void)repo;
+	return page_strings(c, url, r, "tags", out, err);
+}
+
+int regfs_client_tags(struct regfs_client *c, const char *repo, struct regfs_strv *out,
+		      struct regfs_err *err)
+{
+	*out = (struct regfs_strv){0};
+	int rc = check_repo(repo, err);
+	if (rc)
+		return rc;
+	char *url = xasprintf("%s/v2/%s/tags/list", c->url, repo);
+	char *scope = scope_pull(repo);
+	char *what = xasprintf("tags of repository %s", repo);
+	if (url && scope && what)
+		rc = paged_list(c, url, scope, "tags", what, &c->st_tag_lists, out, err);
+	else
+		rc = regfs_errf(err, -ENOMEM, "out of memory");
+	free(url);
+	free(scope);
+	free(what);
+	return rc;
+}
+
+void regfs_manifest_resp_free(struct regfs_manifest_resp *r)
+{
+	if (!r)
+		return;
+	free(r->data);
+	free(r->content_type);
+	*r = (struct regfs_manifest_resp){0};
+}
+
+int manifest_fill(struct regfs_client *c, const char *repo, const char *ref, struct resp *r,
+		  struct regfs_manifest_resp *out, struct regfs_err *err)
+{
+	*out = (struct regfs_manifest_resp){0};
+	char what[400];
+	snprintf(what, sizeof what, "manifest %s:%s", repo, ref);
+	char url[600];
+	snprintf(url, sizeof url, "%s/v2/%s/manifests/%s", c->url, repo, ref);
+	if (r->status != 200)
+		return status_err(c, r, "GET", url, what, err);
+	if (!r->body.len) {
+		ST_INC(c, st_errors);
+		return regfs_errf(err, -EPROTO, "GET %s answered an empty manifest", url);
+	}
+	/* The bytes must hash to the digest asked for, and to the one the
+	 * registry claims; a mismatch means corruption or a lying proxy. */
+	enum regfs_digest_alg alg = REGFS_SHA256;
+	const char *want = regfs_digest_valid(ref) ? ref : NULL;
+	if (!want && r->dcd && regfs_digest_valid(r->dcd))
+		want = r->dcd;
+	if (want)
+		regfs_digest_parse(want, &alg, NULL, NULL);
+	char got[REGFS_DIGEST_MAX];
+	regfs_digest_buf(alg, r->body.data, r->body.len, got);
+	if (want && strcmp(got, want) != 0) {
+		ST_INC(c, st_errors);
+		return regfs_errf(err, -EPROTO,
+				  "GET %s: manifest bytes hash to %s, not %s: the registry or a "
+				  "proxy altered the manifest", url, got, want);
+	}
+	if (r->dcd && regfs_digest_valid(r->dcd) && want != r->dcd) {
+		enum regfs_digest_alg a2 = REGFS_SHA256;
+		char d2[REGFS_DIGEST_MAX];
+		regfs_digest_parse(r->dcd, &a2, NULL, NULL);
+		regfs_digest_buf(a2, r->body.data, r->body.len, d2);
+		if (strcmp(d2, r->dcd) != 0) {
+			ST_INC(c, st_errors);
+			return regfs_errf(err, -EPROTO,
+					  "GET %s: Docker-Content-Digest %s does not match the bytes (%s)",
+					  url, r->dcd, d2);
+		}
+	}
+	snprintf(out->digest, sizeof out->digest, "%s", got);
+	if (r->ctype) {
+		out->content_type = strdup(r->ctype);
+		/* "application/…+json; charset=utf-8" → the media type alone. */
+		if (out->content_type)
+			out->content_type[strcspn(out->content_type, ";")] = '\0';
+	} else {
+		json_t *j = json_loadb(r->body.data, r->body.len, 0, NULL);
+		const char *mt = json_string_value(json_object_get(j, "mediaType"));
+		out->content_type = strdup(mt ? mt : "application/vnd.oci.image.manifest.v1+json");
+		json_decref(j);
+	}
+	if (!out->content_type)
+		return regfs_errf(err, -ENOMEM, "out of memory");
+	out->data = r->body.data;
+	out->len = r->body.len;
+	r->body = (struct membuf){0};
+	if (r->last_modified) {
+		time_t t = curl_getdate(r->last_modified, NULL);
+		out->last_modified = t > 0 ? (int64_t)t : 0;
+	}
+	return 0;
+}
+
+int regfs_client_manifest(struct regfs_client *c, const char *repo, const char *ref,
+			  struct regfs_manifest_resp *out, struct regfs_err *err)
+{
+	*out = (struct regfs_manifest_resp){0};
+	int rc = check_repo(repo, err);
+	if (!rc)
+		rc = check_ref(ref, err);
+	if (rc)
+		return rc;
+	char *url = xasprintf("%s/v2/%s/manifests/%s", c->url, repo, ref);
+	char *scope = scope_pull(repo);
+	const char *hdrs[] = {manifest_accept_hdr, NULL};
+	struct resp r = {.sink = SINK_MEM, .content_length = -1};
+	if (!url || !scope) {
+		rc = regfs_errf(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	struct rq q = {.method = "GET", .url = url, .scope = scope, .headers = hdrs,
+		       .idempotent = true};
+	ST_INC(c, st_manifest_gets);
+	rc = client_do(c, &q, &r, err);
+	if (!rc)
+		rc = manifest_fill(c, repo, ref, &r, out, err);
+out:
+	resp_free(&r);
+	free(url);
+	free(scope);
+	return rc;
+}
+
+/* Shared set-up of blob requests. */
+static int blob_req(struct regfs_client *c, const char *repo, const char *digest, char **url,
+		    char **scope, struct regfs_err *err)
+{
+	int rc = check_repo(repo, err);
+	if (!rc)
+		rc = check_digest(digest, err);
+	if (rc)
+		return rc;
+	*url = xasprintf("%s/v2/%s/blobs/%s", c->url, repo, digest);
+	*scope = scope_pull(repo);
+	if (!*url || !*scope) {
+		free(*url);
+		free(*scope);
+		return regfs_errf(err, -ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+int regfs_client_blob_read(struct regfs_client *c, const char *repo, const char *digest,
+			   uint64_t off, size_t len, void *buf, size_t *got, struct regfs_err *err)
+{
+	*got = 0;
+	char *url = NULL, *scope = NULL;
+	int rc = blob_req(c, repo, digest, &url, &scope, err);
+	if (rc)
+		return rc;
+	if (len == 0)
+		goto out;
+	char range[80];
+	snprintf(range, sizeof range, "Range: bytes=%llu-%llu", (unsigned long long)off,
+		 (unsigned long long)(off + len - 1));
+	const char *hdrs[] = {range, NULL};
+	struct rq q = {.method = "GET", .url = url, .scope = scope, .headers = hdrs,
+		       .idempotent = true};
+	struct resp r = {.sink = SINK_BUF, .buf = buf, .buf_cap = len, .skip = off,
+			 .content_length = -1};
+	ST_INC(c, st_blob_reads);
+	rc = client_do(c, &q, &r, err);
+	if (!rc) {
+		if (r.status == 206 || r.status == 200) {
+			*got = r.buf_got;
+		} else if (r.status == 416) {
+			*got = 0; /* at or past the end */
+		} else {
+			char what[400];
+			snprintf(what, sizeof what, "blob %s in %s", digest, repo);
+			rc = status_err(c, &r, "GET", url, what, err);
+		}
+	}
+	resp_free(&r);
+out:
+	free(url);
+	free(scope);
+	return rc;
+}
+
+int regfs_client_blob_fetch(struct regfs_client *c, const char *repo, const char *digest,
+			    int fd, struct regfs_err *err)
+{
+	char *url = NULL, *scope = NULL;
+	int rc = blob_req(c, repo, digest, &url, &scope, err);
+	if (rc)
+		return rc;
+	enum regfs_digest_alg alg = REGFS_SHA256;
+	regfs_digest_parse(digest, &alg, NULL, NULL);
+	struct rq q = {.method = "GET", .url = url, .scope = scope, .idempotent = true};
+	struct resp r = {.sink = SINK_FD, .fd = fd, .hasher = regfs_hasher_new(alg),
+			 .content_length = -1};
+	if (!r.hasher) {
+		rc = regfs_errf(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	ST_INC(c, st_blob_reads);
+	rc = client_do(c, &q, &r, err);
+	if (!rc && r.status != 200) {
+		char what[400];
+		snprintf(what, sizeof what, "blob %s in %s", digest, repo);
+		rc = status_err(c, &r, "GET", url, what, err);
+	}
+	if (!rc) {
+		char got[REGFS_DIGEST_MAX];
+		regfs_hasher_final(r.hasher, got);
+		if (strcmp(got, digest) != 0) {
+			ST_INC(c, st_errors);
+			rc = regfs_errf(err, -EPROTO,
+					"GET %s: the %llu bytes received hash to %s: the blob is "
+					"corrupt in the registry or was altered in transit",
+					url, (unsigned long long)r.written, got);
+		}
+	}
+out:
+	resp_free(&r);
+	free(url);
+	free(scope);
+	return rc;
+}
+
+int regfs_client_blob_size(struct regfs_client *c, const char *repo, const char *digest,
+			   uint64_t *size, struct regfs_err *err)
+{
+	*size = 0;
+	char *url = NULL, *scope = NULL;
+	int rc = blob_req(c, repo, digest, &url, &scope, err);
+	if (rc)
+		return rc;
+	struct rq q = {.method = "HEAD", .url = url, .scope = scope, .idempotent = true};
+	struct resp r = {.sink = SINK_NONE, .content_length = -1};
+	rc = client_do(c, &q, &r, err);
+	if (!rc && r.status != 200) {
+		char what[400];
+		snprintf(what, sizeof what, "blob %s in %s", digest, repo);
+		rc = status_err(c, &r, "HEAD", url, what, err);
+	}
+	if (!rc && r.content_length < 0) {
+		ST_INC(c, st_errors);
+		rc = regfs_errf(err, -EPROTO, "HEAD %s answered without Content-Length", url);
+	}
+	if (!rc)
+		*size = (uint64_t)r.content_length;
+	resp_free(&r);
+	free(url);
+	free(scope);
+	return rc;
+}
+
+int regfs_client_delete_manifest(struct regfs_client *c, const char *repo, const char *ref,
+				 struct regfs_err *err)
+{
+	int rc = check_repo(repo, err);
+	if (!rc)
+		rc = check_ref(ref, err);
+	if (rc)
+		return rc;
+	char *url = xasprintf("%s/v2/%s/manifests/%s", c->url, repo, ref);
+	char *scope = xasprintf("repository:%s:delete", repo);
+	struct resp r = {.sink = SINK_MEM, .content_length = -1};
+	if (!url || !scope) {
+		rc = regfs_errf(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	/* DELETE is idempotent in the spec's sense; a retried delete that
+	 * already happened answers 404, which is reported. */
+	struct rq q = {.method = "DELETE", .url = url, .scope = scope, .idempotent = false};
+	ST_INC(c, st_writes);
+	rc = client_do(c, &q, &r, err);
+	if (!rc && r.status != 202 && r.status != 200 && r.status != 204) {
+		char what[400];
+		snprintf(what, sizeof what, "deleting manifest %s:%s", repo, ref);
+		rc = status_err(c, &r, "DELETE", url, what, err);
+	}
+	if (!rc)
+		log_info("client: deleted %s:%s", repo, ref);
+out:
+	resp_free(&r);
+	free(url);
+	free(scope);
+	return rc;
+}
+
+int regfs_client_put_manifest(struct regfs_client *c, const char *repo, const char *ref,
+			      const void *data, size_t len, const char *content_type,
+			      char digest_out[REGFS_DIGEST_MAX], struct regfs_err *err)
+{
+	int rc = check_repo(repo, err);
+	if (!rc)
+		rc = check_ref(ref, err);
+	if (rc)
+		return rc;
+	if (!content_type || !*content_type)
+		return regfs_errf(err, -EINVAL, "putting manifest %s:%s: no content type", repo, ref);
+	char *url = xasprintf("%s/v2/%s/manifests/%s", c->url, repo, ref);
+	char *scope = xasprintf("repository:%s:pull,push", repo);
+	char *ct = xasprintf("Content-Type: %s", content_type);
+	const char *hdrs[] = {ct, NULL};
+	struct resp r = {.sink = SINK_MEM, .content_length = -1};
+	if (!url || !scope || !ct) {
+		rc = regfs_errf(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	char local[REGFS_DIGEST_MAX];
+	regfs_digest_buf(REGFS_SHA256, data, len, local);
+	struct rq q = {.method = "PUT", .url = url, .scope = scope, .headers = hdrs,
+		       .body = data, .body_len = len, .idempotent = true};
+	ST_INC(c, st_writes);
+	rc = client_do(c, &q, &r, err);
+	if (!rc && r.status != 201 && r.status != 200) {
+		char what[400];
+		snprintf(what, sizeof what, "putting manifest %s:%s", repo, ref);
+		rc = status_err(c, &r, "PUT", url, what, err);
+	}
+	if (!rc && digest_out)
+		snprintf(digest_out, REGFS_DIGEST_MAX, "%s",
+			 r.dcd && regfs_digest_valid(r.dcd) ? r.dcd : local);
+out:
+	resp_free(&r);
+	free(url);
+	free(scope);
+	free(ct);
+	return rc;
+}
+
+/* The upload URL of a 202 (Location, maybe relative) plus ?digest=. */
+static char *upload_put_url(struct regfs_client *c, const char *loc, const char *digest)
+{
+	const char *sep = strchr(loc, '?') ? "&" : "?";
+	if (strstr(loc, "://"))
+		return xasprintf("%s%sdigest=%s", loc, sep, digest);
+	return xasprintf("%s%s%s%sdigest=%s", c->origin, loc[0] == '/' ? "" : "/", loc, sep,
+			 digest);
+}
+
+/* 202: the registry opened an upload instead of mounting: copy the blob
+ * through a temporary file (verified by blob_fetch) into that upload. */
+static int copy_through_upload(struct regfs_client *c, const char *repo, const char *from,
+			       const char *digest, const char *location, const char *scope,
+			       struct regfs_err *err)
+{
+	FILE *tmp = tmpfile();
+	if (!tmp)
+		return regfs_errf(err, -errno, "copying blob %s to %s: cannot create a temporary "
+				  "file: %s (set TMPDIR)", digest, repo, strerror(errno));
+	int rc = regfs_client_blob_fetch(c, from, digest, fileno(tmp), err);
+	char *url = NULL;
+	struct resp r = {.sink = SINK_MEM, .content_length = -1};
+	if (rc)
+		goto out;
+	off_t size = lseek(fileno(tmp), 0, SEEK_CUR);
+	rewind(tmp);
+	url = upload_put_url(c, location, digest);
+	if (!url) {
+		rc = regfs_errf(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	const char *hdrs[] = {"Content-Type: application/octet-stream", NULL};
+	struct rq q = {.method = "PUT", .url = url, .scope = scope, .headers = hdrs,
+		       .upload_fp = tmp, .upload_size = size};
+	ST_INC(c, st_writes);
+	rc = client_do(c, &q, &r, err);
+	if (!rc && r.status != 201) {
+		char what[400];
+		snprintf(what, sizeof what, "uploading blob %s to %s", digest, repo);
+		rc = status_err(c, &r, "PUT", url, what, err);
+	}
+out:
+	resp_free(&r);
+	free(url);
+	fclose(tmp);
+	return rc;
+}
+
+int regfs_client_mount_blob(struct regfs_client *c, const char *repo, const char *from,
+			    const char *digest, struct regfs_err *err)
+{
+	int rc = check_repo(repo, err);
+	if (!rc)
+		rc = check_repo(from, err);
+	if (!rc)
+		rc = check_digest(digest, err);
+	if (rc)
+		return rc;
+	char *url = xasprintf("%s/v2/%s/blobs/uploads/?mount=%s&from=%s", c->url, repo, digest,
+			      from);
+	char *scope = xasprintf("repository:%s:pull,push repository:%s:pull", repo, from);
+	struct resp r = {.sink = SINK_MEM, .content_length = -1};
+	if (!url || !scope) {
+		rc = regfs_errf(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	struct rq q = {.method = "POST", .url = url, .scope = scope, .body = "", .body_len = 0};
+	ST_INC(c, st_writes);
+	rc = client_do(c, &q, &r, err);
+	if (rc)
+		goto out;
+	if (r.status == 201)
+		goto out;
+	if (r.status == 202 && r.location) {
+		rc = copy_through_upload(c, repo, from, digest, r.location, scope, err);
+		goto out;
+	}
+	char what[400];
+	snprintf(what, sizeof what, "mounting blob %s from %s into %s", digest, from, repo);
+	rc = status_err(c, &r, "POST", url, what, err);
+out:
+	resp_free(&r);
+	free(url);
+	free(scope);
+	return rc;
+}

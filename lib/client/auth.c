@@ -1,0 +1,409 @@
+/* auth.c — credentials and the registry auth flows.
+ *
+ * Credentials come from (first found) the options, REGFS_USERNAME /
+ * REGFS_PASSWORD, or the docker config's `auths` entry for our host[:port].
+ * We send nothing until the registry challenges us (401 with
+ * WWW-Authenticate), so credentials never go to a registry that did not ask:
+ *   Basic  → from then on every request carries Basic credentials;
+ *   Bearer → GET realm?service=…&scope=… (with Basic credentials if we have
+ *            some), read `token` or `access_token` and `expires_in` (default
+ *            60 s), cache the token under the scope the request needed, and
+ *            send it until it expires.
+ * Tokens and passwords are never logged; buffers holding them are wiped. */
+#include "internal.h"
+
+#include <regfs/log.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#define TOKEN_DEFAULT_TTL 60
+
+static void wipe_free(char *s)
+{
+	if (s) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+}
+
+char *basic_header(const char *user, const char *pass)
+{
+	char *u = xasprintf("%s:%s", user, pass ? pass : "");
+	if (!u)
+		return NULL;
+	size_t n = strlen(u);
+	char *b64 = malloc(4 * ((n + 2) / 3) + 1);
+	char *h = NULL;
+	if (b64) {
+		EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)u, (int)n);
+		h = xasprintf("Authorization: Basic %s", b64);
+		wipe_free(b64);
+	}
+	wipe_free(u);
+	return h;
+}
+
+/* "https://host:port/v1/" or "host:port" → "host:port" (malloc'd). */
+static char *host_of(const char *s)
+{
+	const char *p = strstr(s, "://");
+	p = p ? p + 3 : s;
+	size_t n = strcspn(p, "/");
+	return strndup(p, n);
+}
+
+/* Looks up our host in a docker config.json; fills user/pass (malloc'd). */
+static int docker_config_creds(struct regfs_client *c, const char *path, struct regfs_err *err)
+{
+	json_error_t je;
+	json_t *root = json_load_file(path, 0, &je);
+	if (!root) {
+		if (access(path, F_OK) != 0)
+			return 0; /* no docker config: anonymous */
+		log_warn("client: ignoring docker config %s: %s (line %d)", path, je.text, je.line);
+		return 0;
+	}
+	json_t *auths = json_object_get(root, "auths");
+	const char *key;
+	json_t *v;
+	int rc = 0;
+	json_object_foreach(auths, key, v) {
+		char *h = host_of(key);
+		bool match = h && strcasecmp(h, c->host) == 0;
+		free(h);
+		if (!match)
+			continue;
+		const char *a = json_string_value(json_object_get(v, "auth"));
+		const char *u = json_string_value(json_object_get(v, "username"));
+		const char *p = json_string_value(json_object_get(v, "password"));
+		if (a && *a) {
+			size_t n = strlen(a);
+			unsigned char *dec = calloc(1, n + 4);
+			if (!dec) {
+				rc = -ENOMEM;
+				break;
+			}
+			int dl = EVP_DecodeBlock(dec, (const unsigned char *)a, (int)n);
+			/* EVP_DecodeBlock counts the padding as zero bytes: trim them. */
+			while (dl > 0 && n && a[n - 1] == '=') {
+				dl--;
+				n--;
+			}
+			char *colon = dl > 0 ? memchr(dec, ':', (size_t)dl) : NULL;
+			if (!colon) {
+				wipe_free((char *)dec);
+				rc = regfs_errf(err, -EINVAL,
+						"docker config %s: the auth entry for %s is not "
+						"base64(user:password): run docker login again",
+						path, key);
+				break;
+			}
+			dec[dl] = '\0';
+			*colon = '\0';
+			c->user = strdup((char *)dec);
+			c->pass = strdup(colon + 1);
+			wipe_free((char *)dec);
+		} else if (u) {
+			c->user = strdup(u);
+			c->pass = strdup(p ? p : "");
+		} else {
+			continue;
+		}
+		c->cred_source = "docker config";
+		break;
+	}
+	json_decref(root);
+	return rc;
+}
+
+int creds_resolve(struct regfs_client *c, const struct regfs_client_opts *o,
+		  struct regfs_err *err)
+{
+	if (o->user) {
+		c->user = strdup(o->user);
+		c->pass = strdup(o->pass ? o->pass : "");
+		c->cred_source = "--user";
+	} else if (getenv("REGFS_USERNAME")) {
+		c->user = strdup(getenv("REGFS_USERNAME"));
+		const char *p = getenv("REGFS_PASSWORD");
+		c->pass = strdup(p ? p : "");
+		c->cred_source = "REGFS_USERNAME/REGFS_PASSWORD";
+	} else {
+		char *path = NULL;
+		if (o->docker_config) {
+			path = strdup(o->docker_config);
+		} else if (getenv("DOCKER_CONFIG")) {
+			path = xasprintf("%s/config.json", getenv("DOCKER_CONFIG"));
+		} else if (getenv("HOME")) {
+			path = xasprintf("%s/.docker/config.json", getenv("HOME"));
+		}
+		int rc = path ? docker_config_creds(c, path, err) : 0;
+		free(path);
+		if (rc)
+			return rc;
+	}
+	if (c->user && !c->pass)
+		return regfs_errf(err, -ENOMEM, "out of memory");
+	return 0;
+}
+
+void tokens_free(struct token *t)
+{
+	while (t) {
+		struct token *n = t->next;
+		free(t->scope);
+		wipe_free(t->value);
+		free(t);
+		t = n;
+	}
+}
+
+/* Caller holds c->lock. */
+static struct token *token_find(struct regfs_client *c, const char *scope)
+{
+	time_t now = time(NULL);
+	for (struct token *t = c->tokens; t; t = t->next)
+		if (strcmp(t->scope, scope) == 0)
+			return t->expires > now ? t : NULL;
+	return NULL;
+}
+
+static int token_store(struct regfs_client *c, const char *scope, const char *value, long ttl)
+{
+	/* Renew a little early so a token does not expire in flight. */
+	long margin = ttl > 20 ? 10 : ttl / 4;
+	time_t exp = time(NULL) + ttl - margin;
+	pthread_mutex_lock(&c->lock);
+	struct token *t = c->tokens;
+	for (; t; t = t->next)
+		if (strcmp(t->scope, scope) == 0)
+			break;
+	if (!t) {
+		t = calloc(1, sizeof *t);
+		if (t)
+			t->scope = strdup(scope);
+		if (!t || !t->scope) {
+			free(t);
+			pthread_mutex_unlock(&c->lock);
+			return -ENOMEM;
+		}
+		t->next = c->tokens;
+		c->tokens = t;
+	}
+	char *v = strdup(value);
+	if (v) {
+		wipe_free(t->value);
+		t->value = v;
+		t->expires = exp;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return v ? 0 : -ENOMEM;
+}
+
+char *auth_header_for(struct regfs_client *c, const char *scope)
+{
+	char *h = NULL;
+	pthread_mutex_lock(&c->lock);
+	if (c->mode == AUTH_BASIC && c->user) {
+		h = basic_header(c->user, c->pass);
+	} else if (c->mode == AUTH_BEARER) {
+		struct token *t = token_find(c, scope ? scope : "");
+		if (t)
+			h = xasprintf("Authorization: Bearer %s", t->value);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return h;
+}
+
+char *challenge_param(const char *hdr, const char *key)
+{
+	const char *p = hdr;
+	/* Skip the scheme ("Bearer"). */
+	while (*p && *p != ' ')
+		p++;
+	size_t kl = strlen(key);
+	while (*p) {
+		while (*p == ' ' || *p == ',' || *p == '\t')
+			p++;
+		const char *k = p;
+		while (*p && *p != '=' && *p != ',' && *p != ' ')
+			p++;
+		size_t n = (size_t)(p - k);
+		if (*p != '=')
+			continue;
+		p++;
+		char *val = malloc(strlen(p) + 1), *o = val;
+		if (!val)
+			return NULL;
+		if (*p == '"') {
+			for (p++; *p && *p != '"'; p++) {
+				if (*p == '\\' && p[1])
+					p++;
+				*o++ = *p;
+			}
+			if (*p == '"')
+				p++;
+		} else {
+			while (*p && *p != ',' && *p != ' ')
+				*o++ = *p++;
+		}
+		*o = '\0';
+		if (n == kl && strncasecmp(k, key, kl) == 0)
+			return val;
+		free(val);
+	}
+	return NULL;
+}
+
+/* GET the token endpoint; stores the token under cache_scope. */
+static int token_fetch(struct regfs_client *c, const char *realm, const char *service,
+		       const char *want_scopes, const char *cache_scope, struct regfs_err *err)
+{
+	struct membuf u = {0};
+	int rc = membuf_append(&u, realm, strlen(realm));
+	char sep = strchr(realm, '?') ? '&' : '?';
+	if (!rc && service && *service) {
+		char *e = url_escape(service);
+		char *s = e ? xasprintf("%cservice=%s", sep, e) : NULL;
+		rc = s ? membuf_append(&u, s, strlen(s)) : -ENOMEM;
+		sep = '&';
+		free(e);
+		free(s);
+	}
+	/* Several scopes come space-separated in one challenge; the token
+	 * endpoint takes one scope parameter each. */
+	char *scopes = strdup(want_scopes ? want_scopes : ""), *save = NULL;
+	for (char *s = scopes ? strtok_r(scopes, " ", &save) : NULL; s && !rc;
+	     s = strtok_r(NULL, " ", &save)) {
+		char *e = url_escape(s);
+		char *q = e ? xasprintf("%cscope=%s", sep, e) : NULL;
+		rc = q ? membuf_append(&u, q, strlen(q)) : -ENOMEM;
+		sep = '&';
+		free(e);
+		free(q);
+	}
+	free(scopes);
+	if (rc || !u.data) {
+		membuf_free(&u);
+		return regfs_errf(err, -ENOMEM, "out of memory building the token request");
+	}
+	struct rq q = {.method = "GET", .url = u.data, .idempotent = true, .no_auth = true,
+		       .basic_user = c->user, .basic_pass = c->pass};
+	struct resp r = {.sink = SINK_MEM, .content_length = -1};
+	ST_INC(c, st_token_fetches);
+	rc = client_do(c, &q, &r, err);
+	if (rc) {
+		regfs_err_prefix(err, "fetching a registry token from %s: ", realm);
+		goto out;
+	}
+	if (r.status == 401 || r.status == 403) {
+		ST_INC(c, st_errors);
+		rc = regfs_errf(err, -EACCES,
+				"the token server %s refused %s (HTTP %ld) for scope \"%s\": "
+				"use --user USER[:PASS], REGFS_USERNAME/REGFS_PASSWORD or docker login",
+				realm, c->user ? "the credentials" : "anonymous access", r.status,
+				want_scopes ? want_scopes : "");
+		goto out;
+	}
+	if (r.status != 200) {
+		rc = status_err(c, &r, "GET", realm, "registry token", err);
+		goto out;
+	}
+	json_t *j = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, NULL);
+	const char *tok = json_string_value(json_object_get(j, "token"));
+	if (!tok || !*tok)
+		tok = json_string_value(json_object_get(j, "access_token"));
+	json_t *ei = json_object_get(j, "expires_in");
+	long ttl = json_is_integer(ei) ? (long)json_integer_value(ei) : TOKEN_DEFAULT_TTL;
+	if (ttl <= 0)
+		ttl = TOKEN_DEFAULT_TTL;
+	if (!tok || !*tok) {
+		ST_INC(c, st_errors);
+		rc = regfs_errf(err, -EPROTO,
+				"the token server %s answered without a token or access_token: "
+				"is the realm in the registry's WWW-Authenticate right?",
+				realm);
+	} else {
+		rc = token_store(c, cache_scope, tok, ttl);
+		log_debug("client: got a token for scope \"%s\" valid %ld s", cache_scope, ttl);
+	}
+	json_decref(j);
+	if (r.body.data)
+		explicit_bzero(r.body.data, r.body.len);
+out:
+	resp_free(&r);
+	membuf_free(&u);
+	return rc;
+}
+
+int auth_on_401(struct regfs_client *c, const struct resp *r, const char *scope,
+		bool sent_auth, struct regfs_err *err)
+{
+	const char *h = r->www_auth;
+	if (!h)
+		return -EACCES;
+	if (strncasecmp(h, "Bearer", 6) == 0) {
+		char *realm = challenge_param(h, "realm");
+		char *service = challenge_param(h, "service");
+		char *chscope = challenge_param(h, "scope");
+		if (!realm) {
+			free(service);
+			free(chscope);
+			return regfs_errf(err, -EPROTO,
+					  "registry %s sent a Bearer challenge without realm: "
+					  "check its auth configuration", c->url);
+		}
+		pthread_mutex_lock(&c->lock);
+		c->mode = AUTH_BEARER;
+		free(c->realm);
+		free(c->service);
+		c->realm = strdup(realm);
+		c->service = service ? strdup(service) : NULL;
+		pthread_mutex_unlock(&c->lock);
+		int rc = token_fetch(c, realm, service, chscope ? chscope : scope, scope, err);
+		free(realm);
+		free(service);
+		free(chscope);
+		return rc;
+	}
+	if (strncasecmp(h, "Basic", 5) == 0) {
+		pthread_mutex_lock(&c->lock);
+		bool was_basic = c->mode == AUTH_BASIC;
+		c->mode = AUTH_BASIC;
+		pthread_mutex_unlock(&c->lock);
+		if (!c->user || (was_basic && sent_auth))
+			return -EACCES;
+		return 0;
+	}
+	return -EACCES;
+}
+
+int auth_prepare(struct regfs_client *c, const char *scope, struct regfs_err *err)
+{
+	pthread_mutex_lock(&c->lock);
+	enum auth_mode m = c->mode;
+	pthread_mutex_unlock(&c->lock);
+	if (m == AUTH_UNKNOWN) {
+		int rc = regfs_client_ping(c, err);
+		if (rc)
+			return rc;
+	}
+	pthread_mutex_lock(&c->lock);
+	bool need = c->mode == AUTH_BEARER && c->realm && !token_find(c, scope);
+	char *realm = need ? strdup(c->realm) : NULL;
+	char *service = need && c->service ? strdup(c->service) : NULL;
+	pthread_mutex_unlock(&c->lock);
+	if (!need)
+		return 0;
+	int rc = realm ? token_fetch(c, realm, service, scope, scope, err) : -ENOMEM;
+	free(realm);
+	free(service);
+	return rc;
+}

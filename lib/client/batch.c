@@ -1,0 +1,285 @@
+/* batch.c — many GETs at once on the curl multi interface, at most
+ * opts.max_parallel in flight, for regfs_client_manifests and
+ * regfs_client_tags_many.
+ *
+ * Auth is settled before the batch: for every distinct repository we make
+ * sure a token for its pull scope is cached (auth_prepare), so the parallel
+ * requests carry it and do not each run into a 401. An item that still fails
+ * in a way a single request would recover from (401, 5xx/429, a dropped
+ * connection) is redone afterwards through the single-request path, which
+ * has the auth flow and retries; an answer that is final (404, bad manifest)
+ * is reported as is. One failed item never fails the batch. */
+#include "internal.h"
+
+#include <regfs/names.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct bitem {
+	const char *repo, *ref; /* ref NULL: tags list */
+	int *rc;
+	struct regfs_err *err;
+	bool skip; /* already failed (bad input, auth) */
+	bool redo; /* run again through the single-request path */
+	char *url, *scope;
+	const char *hdrs[2];
+	struct rq q;
+	struct resp r;
+	struct xfer x;
+	CURLcode cc;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+static void prepare_auth(struct regfs_client *c, struct bitem *it, size_t n)
+{
+	/* Distinct scopes only; the list is small next to the requests saved. */
+	const char **done = calloc(n ? n : 1, sizeof *done);
+	int *done_rc = calloc(n ? n : 1, sizeof *done_rc);
+	size_t nd = 0;
+	struct regfs_err first = {0};
+	for (size_t i = 0; i < n; i++) {
+		if (it[i].skip)
+			continue;
+		int rc = 0;
+		size_t k = 0;
+		if (done && done_rc) {
+			for (; k < nd; k++)
+				if (strcmp(done[k], it[i].scope) == 0)
+					break;
+		} else {
+			k = nd; /* no memory for dedup: prepare every item */
+		}
+		if (k < nd) {
+			rc = done_rc[k];
+		} else {
+			regfs_err_clear(&first);
+			rc = auth_prepare(c, it[i].scope, &first);
+			if (done && done_rc) {
+				done[nd] = it[i].scope;
+				done_rc[nd++] = rc;
+			}
+		}
+		if (rc) {
+			/* The token could not be had: the item fails with the reason. */
+			*it[i].rc = rc;
+			regfs_errf(it[i].err, rc, "%s", first.msg[0] ? first.msg : "auth failed");
+			it[i].skip = true;
+		}
+	}
+	free(done);
+	free(done_rc);
+}
+
+static int start_item(struct regfs_client *c, CURLM *m, struct bitem *it)
+{
+	char *auth = auth_header_for(c, it->scope);
+	int rc = xfer_setup(c, &it->x, &it->q, &it->r, auth, (long)c->timeout_s * 1000, it->err);
+	if (auth) {
+		explicit_bzero(auth, strlen(auth));
+		free(auth);
+	}
+	if (rc)
+		return rc;
+	curl_easy_setopt(it->x.h, CURLOPT_PRIVATE, it);
+	if (curl_multi_add_handle(m, it->x.h) != CURLM_OK) {
+		xfer_cleanup(&it->x);
+		return regfs_errf(it->err, -ENOMEM, "cannot queue %s", it->url);
+	}
+	ST_INC(c, st_requests);
+	return 0;
+}
+
+static void finish_item(struct regfs_client *c, CURLM *m, struct bitem *it, CURLcode cc)
+{
+	curl_off_t got = 0;
+	if (curl_easy_getinfo(it->x.h, CURLINFO_SIZE_DOWNLOAD_T, &got) == CURLE_OK && got > 0)
+		ST_ADD(c, st_bytes, (uint64_t)got);
+	if (cc == CURLE_OK && it->r.status == 0) {
+		long st = 0;
+		curl_easy_getinfo(it->x.h, CURLINFO_RESPONSE_CODE, &st);
+		it->r.status = st;
+	}
+	it->cc = cc;
+	memcpy(it->errbuf, it->x.errbuf, sizeof it->errbuf);
+	curl_multi_remove_handle(m, it->x.h);
+	xfer_cleanup(&it->x);
+	long s = it->r.status;
+	if ((cc != CURLE_OK && curl_retryable(cc)) ||
+	    (cc == CURLE_OK && (s == 401 || s == 429 || s >= 500)))
+		it->redo = true;
+}
+
+/* Runs every non-skipped item's GET; results stay in it[i].r / it[i].cc. */
+static int run_batch(struct regfs_client *c, struct bitem *it, size_t n)
+{
+	prepare_auth(c, it, n);
+	CURLM *m = curl_multi_init();
+	if (!m)
+		return -ENOMEM;
+	size_t next = 0, active = 0;
+	size_t maxp = (size_t)c->max_parallel;
+	for (;;) {
+		while (active < maxp && next < n) {
+			struct bitem *x = &it[next++];
+			if (x->skip)
+				continue;
+			if (start_item(c, m, x) == 0)
+				active++;
+			else
+				x->skip = true, *x->rc = x->err ? x->err->code : -ENOMEM;
+		}
+		if (active == 0 && next >= n)
+			break;
+		int running = 0;
+		CURLMcode mc = curl_multi_perform(m, &running);
+		if (mc == CURLM_OK)
+			mc = curl_multi_poll(m, NULL, 0, 1000, NULL);
+		CURLMsg *msg;
+		int left;
+		while ((msg = curl_multi_info_read(m, &left))) {
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			struct bitem *x = NULL;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+			finish_item(c, m, x, msg->data.result);
+			active--;
+		}
+		if (mc != CURLM_OK) {
+			/* The multi handle broke: end the transfers, redo them singly. */
+			for (size_t i = 0; i < next; i++)
+				if (!it[i].skip && it[i].x.h) {
+					curl_multi_remove_handle(m, it[i].x.h);
+					xfer_cleanup(&it[i].x);
+					it[i].redo = true;
+				}
+			for (size_t i = next; i < n; i++)
+				it[i].redo = !it[i].skip;
+			break;
+		}
+	}
+	curl_multi_cleanup(m);
+	return 0;
+}
+
+static void item_free(struct bitem *it)
+{
+	free(it->url);
+	free(it->scope);
+	resp_free(&it->r);
+}
+
+int regfs_client_manifests(struct regfs_client *c, struct regfs_manifest_req *reqs, size_t n)
+{
+	struct bitem *it = calloc(n ? n : 1, sizeof *it);
+	if (!it)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct regfs_manifest_req *q = &reqs[i];
+		struct bitem *x = &it[i];
+		q->rc = 0;
+		q->resp = (struct regfs_manifest_resp){0};
+		regfs_err_clear(&q->err);
+		*x = (struct bitem){.repo = q->repo, .ref = q->ref, .rc = &q->rc, .err = &q->err};
+		if (!q->repo || !regfs_name_valid(q->repo) || !q->ref ||
+		    (!regfs_tag_valid(q->ref) && !regfs_digest_valid(q->ref))) {
+			q->rc = regfs_errf(&q->err, -EINVAL, "\"%s:%s\" is not a repository:reference",
+					   q->repo ? q->repo : "(null)", q->ref ? q->ref : "(null)");
+			x->skip = true;
+			continue;
+		}
+		x->url = xasprintf("%s/v2/%s/manifests/%s", c->url, q->repo, q->ref);
+		x->scope = scope_pull(q->repo);
+		if (!x->url || !x->scope) {
+			q->rc = regfs_errf(&q->err, -ENOMEM, "out of memory");
+			x->skip = true;
+			continue;
+		}
+		x->hdrs[0] = manifest_accept_hdr;
+		x->q = (struct rq){.method = "GET", .url = x->url, .scope = x->scope,
+				   .headers = x->hdrs, .idempotent = true};
+		x->r = (struct resp){.sink = SINK_MEM, .content_length = -1};
+		ST_INC(c, st_manifest_gets);
+	}
+	int rc = run_batch(c, it, n);
+	for (size_t i = 0; i < n; i++) {
+		struct bitem *x = &it[i];
+		struct regfs_manifest_req *q = &reqs[i];
+		if (x->skip) {
+			item_free(x);
+			continue;
+		}
+		if (rc || x->redo) {
+			resp_free(&x->r);
+			q->rc = regfs_client_manifest(c, q->repo, q->ref, &q->resp, &q->err);
+		} else if (x->cc != CURLE_OK) {
+			q->rc = curl_to_err(c, x->cc, x->errbuf, "GET", x->url, &q->err);
+		} else {
+			q->rc = manifest_fill(c, q->repo, q->ref, &x->r, &q->resp, &q->err);
+		}
+		item_free(x);
+	}
+	free(it);
+	return 0;
+}
+
+int regfs_client_tags_many(struct regfs_client *c, struct regfs_tags_req *reqs, size_t n)
+{
+	struct bitem *it = calloc(n ? n : 1, sizeof *it);
+	if (!it)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct regfs_tags_req *q = &reqs[i];
+		struct bitem *x = &it[i];
+		q->rc = 0;
+		q->tags = (struct regfs_strv){0};
+		regfs_err_clear(&q->err);
+		*x = (struct bitem){.repo = q->repo, .rc = &q->rc, .err = &q->err};
+		if (!q->repo || !regfs_name_valid(q->repo)) {
+			q->rc = regfs_errf(&q->err, -EINVAL, "\"%s\" is not a valid repository name",
+					   q->repo ? q->repo : "(null)");
+			x->skip = true;
+			continue;
+		}
+		x->url = xasprintf("%s/v2/%s/tags/list", c->url, q->repo);
+		x->scope = scope_pull(q->repo);
+		if (!x->url || !x->scope) {
+			q->rc = regfs_errf(&q->err, -ENOMEM, "out of memory");
+			x->skip = true;
+			continue;
+		}
+		x->q = (struct rq){.method = "GET", .url = x->url, .scope = x->scope,
+				   .idempotent = true};
+		x->r = (struct resp){.sink = SINK_MEM, .content_length = -1};
+		ST_INC(c, st_tag_lists);
+	}
+	int rc = run_batch(c, it, n);
+	for (size_t i = 0; i < n; i++) {
+		struct bitem *x = &it[i];
+		struct regfs_tags_req *q = &reqs[i];
+		if (x->skip) {
+			item_free(x);
+			continue;
+		}
+		/* A repository with more than one page of tags is rare: finish it
+		 * with the paged single-request path (which refetches page 1). */
+		if (rc || x->redo || (x->cc == CURLE_OK && x->r.status == 200 && x->r.link)) {
+			resp_free(&x->r);
+			q->rc = regfs_client_tags(c, q->repo, &q->tags, &q->err);
+		} else if (x->cc != CURLE_OK) {
+			q->rc = curl_to_err(c, x->cc, x->errbuf, "GET", x->url, &q->err);
+		} else if (x->r.status != 200) {
+			char what[300];
+			snprintf(what, sizeof what, "tags of repository %s", q->repo);
+			q->rc = status_err(c, &x->r, "GET", x->url, what, &q->err);
+		} else {
+			q->rc = tags_parse(c, q->repo, x->url, &x->r, &q->tags, &q->err);
+			if (q->rc)
+				regfs_strv_free(&q->tags);
+		}
+		item_free(x);
+	}
+	free(it);
+	return 0;
+}

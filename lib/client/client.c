@@ -1,0 +1,259 @@
+/* client.c — the client object (regfs_client_new/free), GET /v2/ (ping and
+ * extension discovery), counters, and small helpers shared by api.c/batch.c. */
+#include "internal.h"
+
+#include <regfs/log.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc;
+
+static void global_init(void)
+{
+	/* curl_global_init is not thread-safe before 7.84; run it once. */
+	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *ud)
+{
+	(void)h;
+	(void)a;
+	struct regfs_client *c = ud;
+	pthread_mutex_lock(&c->share_locks[d]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data d, void *ud)
+{
+	(void)h;
+	struct regfs_client *c = ud;
+	pthread_mutex_unlock(&c->share_locks[d]);
+}
+
+int regfs_client_new(const struct regfs_client_opts *opts, struct regfs_client **out,
+		     struct regfs_err *err)
+{
+	*out = NULL;
+	if (!opts || !opts->url || !*opts->url)
+		return regfs_errf(err, -EINVAL, "no registry URL given: use e.g. http://127.0.0.1:5000");
+	const char *u = opts->url;
+	if (strncasecmp(u, "http://", 7) != 0 && strncasecmp(u, "https://", 8) != 0)
+		return regfs_errf(err, -EINVAL,
+				  "registry URL %s has no scheme: use http://%s or https://%s", u, u, u);
+	pthread_once(&global_once, global_init);
+	if (global_rc != CURLE_OK)
+		return regfs_errf(err, -EIO, "cannot initialise libcurl: %s",
+				  curl_easy_strerror(global_rc));
+	struct regfs_client *c = calloc(1, sizeof *c);
+	if (!c)
+		return regfs_errf(err, -ENOMEM, "out of memory");
+	size_t n = strlen(u);
+	while (n && u[n - 1] == '/')
+		n--;
+	/* Accept a pasted ".../v2" too. */
+	if (n >= 3 && strncmp(u + n - 3, "/v2", 3) == 0)
+		n -= 3;
+	c->url = strndup(u, n);
+	const char *hs = c->url ? strstr(c->url, "://") + 3 : NULL;
+	if (hs) {
+		size_t hl = strcspn(hs, "/");
+		c->host = strndup(hs, hl);
+		c->origin = strndup(c->url, (size_t)(hs - c->url) + hl);
+	}
+	c->ca_cert = opts->ca_cert ? strdup(opts->ca_cert) : NULL;
+	c->insecure = opts->insecure;
+	c->timeout_s = opts->timeout_s > 0 ? opts->timeout_s : 10;
+	c->max_parallel = opts->max_parallel > 0 ? opts->max_parallel : 16;
+	pthread_mutex_init(&c->lock, NULL);
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&c->share_locks[i], NULL);
+	if (!c->url || !c->host || !c->origin || (opts->ca_cert && !c->ca_cert)) {
+		regfs_client_free(c);
+		return regfs_errf(err, -ENOMEM, "out of memory");
+	}
+	int rc = creds_resolve(c, opts, err);
+	if (rc) {
+		regfs_client_free(c);
+		return rc;
+	}
+	c->share = curl_share_init();
+	if (!c->share) {
+		regfs_client_free(c);
+		return regfs_errf(err, -ENOMEM, "cannot create the HTTP connection cache");
+	}
+	curl_share_setopt(c->share, CURLSHOPT_LOCKFUNC, share_lock);
+	curl_share_setopt(c->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+	curl_share_setopt(c->share, CURLSHOPT_USERDATA, c);
+	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	log_debug("client: registry %s%s%s", c->url, c->user ? ", credentials from " : "",
+		  c->user ? c->cred_source : "");
+	*out = c;
+	return 0;
+}
+
+void regfs_client_free(struct regfs_client *c)
+{
+	if (!c)
+		return;
+	if (c->share)
+		curl_share_cleanup(c->share);
+	free(c->url);
+	free(c->origin);
+	free(c->host);
+	free(c->user);
+	if (c->pass) {
+		explicit_bzero(c->pass, strlen(c->pass));
+		free(c->pass);
+	}
+	free(c->ca_cert);
+	free(c->realm);
+	free(c->service);
+	free(c->extensions);
+	tokens_free(c->tokens);
+	pthread_mutex_destroy(&c->lock);
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_destroy(&c->share_locks[i]);
+	free(c);
+}
+
+int regfs_client_ping(struct regfs_client *c, struct regfs_err *err)
+{
+	char *url = xasprintf("%s/v2/", c->url);
+	if (!url)
+		return regfs_errf(err, -ENOMEM, "out of memory");
+	struct rq q = {.method = "GET", .url = url, .idempotent = true};
+	struct resp r = {.sink = SINK_MEM, .content_length = -1};
+	int rc = client_do(c, &q, &r, err);
+	if (rc)
+		goto out;
+	if (r.status == 401 || r.status == 403) {
+		ST_INC(c, st_errors);
+		rc = regfs_errf(err, -EACCES,
+				"registry %s: credentials refused (GET /v2/ answered %ld%s%s): "
+				"use --user USER[:PASS], REGFS_USERNAME/REGFS_PASSWORD or docker login",
+				c->url, r.status, c->user ? "; tried credentials from " : "",
+				c->user ? c->cred_source : "");
+		goto out;
+	}
+	if (r.status == 404 || (r.status == 200 && !r.api_version)) {
+		ST_INC(c, st_errors);
+		rc = regfs_errf(err, -EPROTO,
+				"not a registry: GET %s answered %ld without "
+				"Docker-Distribution-API-Version: check the URL",
+				url, r.status);
+		goto out;
+	}
+	if (r.status != 200) {
+		rc = status_err(c, &r, "GET", url, "registry check", err);
+		goto out;
+	}
+	pthread_mutex_lock(&c->lock);
+	if (c->mode == AUTH_UNKNOWN)
+		c->mode = AUTH_NONE;
+	free(c->extensions);
+	c->extensions = r.extensions ? strdup(r.extensions) : NULL;
+	c->ext_known = true;
+	pthread_mutex_unlock(&c->lock);
+out:
+	resp_free(&r);
+	free(url);
+	return rc;
+}
+
+bool regfs_client_has_ext(struct regfs_client *c, const char *ext)
+{
+	pthread_mutex_lock(&c->lock);
+	bool known = c->ext_known;
+	pthread_mutex_unlock(&c->lock);
+	if (!known && regfs_client_ping(c, NULL) != 0)
+		return false;
+	bool has = false;
+	pthread_mutex_lock(&c->lock);
+	/* Comma-separated list of tokens, whitespace allowed. */
+	for (const char *p = c->extensions; p && *p && !has;) {
+		p += strspn(p, " \t,");
+		size_t n = strcspn(p, " \t,");
+		has = n && n == strlen(ext) && strncmp(p, ext, n) == 0;
+		p += n;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return has;
+}
+
+void regfs_client_get_stats(struct regfs_client *c, struct regfs_client_stats *o)
+{
+#define LD(f) atomic_load_explicit(&c->f, memory_order_relaxed)
+	*o = (struct regfs_client_stats){
+		.requests = LD(st_requests),
+		.manifest_gets = LD(st_manifest_gets),
+		.tag_lists = LD(st_tag_lists),
+		.catalog_pages = LD(st_catalog_pages),
+		.blob_reads = LD(st_blob_reads),
+		.writes = LD(st_writes),
+		.bytes_fetched = LD(st_bytes),
+		.retries = LD(st_retries),
+		.errors = LD(st_errors),
+		.token_fetches = LD(st_token_fetches),
+	};
+#undef LD
+}
+
+void regfs_strv_free(struct regfs_strv *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n; i++)
+		free(s->v[i]);
+	free(s->v);
+	s->v = NULL;
+	s->n = 0;
+}
+
+int strv_push(struct regfs_strv *s, const char *v)
+{
+	char **nv = realloc(s->v, (s->n + 2) * sizeof *nv);
+	if (!nv)
+		return -ENOMEM;
+	s->v = nv;
+	if (!(nv[s->n] = strdup(v)))
+		return -ENOMEM;
+	nv[++s->n] = NULL;
+	return 0;
+}
+
+char *scope_pull(const char *repo)
+{
+	return xasprintf("repository:%s:pull", repo);
+}
+
+char *link_next(struct regfs_client *c, const char *link)
+{
+	/* Link: <url>; rel="next" (possibly among other links). */
+	for (const char *p = link; p && (p = strchr(p, '<'));) {
+		const char *e = strchr(p, '>');
+		if (!e)
+			return NULL;
+		const char *params = e + 1, *end = strchr(params, ',');
+		size_t pl = end ? (size_t)(end - params) : strlen(params);
+		char *ps = strndup(params, pl);
+		bool next = ps && (strstr(ps, "rel=\"next\"") || strstr(ps, "rel=next"));
+		free(ps);
+		if (next) {
+			char *target = strndup(p + 1, (size_t)(e - p - 1));
+			if (!target)
+				return NULL;
+			if (strstr(target, "://"))
+				return target;
+			char *abs = xasprintf("%s%s%s", c->origin, target[0] == '/' ? "" : "/", target);
+			free(target);
+			return abs;
+		}
+		p = e + 1;
+	}
+	return NULL;
+}

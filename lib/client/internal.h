@@ -1,0 +1,168 @@
+/* internal.h — what the files of lib/client/ share; not a public interface.
+ *
+ * request.c  one HTTP exchange (curl easy handle on the shared connection
+ *            cache), response capture, retries, status → errno mapping
+ * auth.c     credentials (opts, env, docker config), WWW-Authenticate
+ *            parsing, the Bearer token flow and the per-scope token cache
+ * client.c   regfs_client_new/free, ping, extensions, stats
+ * api.c      catalog, tags, manifests, blobs, writes
+ * ext.c      regfs-registry extensions (bulk tags, repo manifests)
+ * batch.c    parallel manifests / tags on the curl multi interface */
+#ifndef REGFS_CLIENT_INTERNAL_H
+#define REGFS_CLIENT_INTERNAL_H
+
+#include <regfs/client.h>
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <time.h>
+
+struct token {
+	char *scope; /* our cache key: the scope we asked for ("" for /v2/) */
+	char *value;
+	time_t expires;
+	struct token *next;
+};
+
+enum auth_mode { AUTH_UNKNOWN = 0, AUTH_NONE, AUTH_BASIC, AUTH_BEARER };
+
+struct regfs_client {
+	char *url;    /* "http://host:port", no trailing slash */
+	char *origin; /* scheme://host[:port] of url, for relative Links */
+	char *host;   /* host[:port], for docker config and messages */
+	char *user, *pass;
+	const char *cred_source; /* "--user", "REGFS_USERNAME", "docker config" */
+	char *ca_cert;
+	bool insecure;
+	int timeout_s, max_parallel;
+
+	CURLSH *share;
+	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+
+	pthread_mutex_t lock; /* guards everything below */
+	enum auth_mode mode;
+	char *realm, *service; /* last Bearer challenge */
+	struct token *tokens;
+	bool ext_known;
+	char *extensions; /* X-Regfs-Extensions of GET /v2/ */
+
+	_Atomic uint64_t st_requests, st_manifest_gets, st_tag_lists, st_catalog_pages,
+		st_blob_reads, st_writes, st_bytes, st_retries, st_errors, st_token_fetches;
+};
+
+/* ---- a growable byte buffer ---- */
+struct membuf {
+	char *data;
+	size_t len, cap;
+};
+int membuf_append(struct membuf *b, const void *p, size_t n);
+void membuf_free(struct membuf *b);
+
+/* ---- one response ---- */
+enum sink_kind { SINK_MEM = 0, SINK_BUF, SINK_FD, SINK_NONE };
+
+struct resp {
+	long status;
+	char *ctype, *dcd, *location, *link, *www_auth, *api_version, *extensions,
+		*last_modified;
+	int64_t content_length; /* -1 when absent */
+
+	enum sink_kind sink;
+	struct membuf body; /* SINK_MEM body; the error body of any non-2xx answer */
+	/* SINK_BUF: a Range read into the caller's buffer */
+	char *buf;
+	size_t buf_cap, buf_got;
+	uint64_t skip; /* offset asked for: dropped when the answer is a 200 */
+	uint64_t seen; /* body bytes received so far */
+	/* SINK_FD: stream to fd, hashing */
+	int fd;
+	struct regfs_hasher *hasher;
+	uint64_t written;
+	int write_errno;
+};
+void resp_free(struct resp *r);
+/* Drops what an attempt captured so the request can be sent again. */
+void resp_reset(struct resp *r);
+
+/* ---- one request ---- */
+struct rq {
+	const char *method; /* "GET", "HEAD", "PUT", "POST", "DELETE" */
+	const char *url;    /* absolute */
+	const char *scope;  /* Bearer scope for this request; NULL = none ("") */
+	const char *const *headers; /* extra headers, NULL-terminated, may be NULL */
+	const void *body;   /* PUT/POST body (or upload_fp) */
+	size_t body_len;
+	FILE *upload_fp;    /* PUT body read from this file (upload_size bytes) */
+	int64_t upload_size;
+	bool idempotent;    /* retry on connection errors and 5xx */
+	bool no_auth;       /* token fetches: never run the auth flow */
+	const char *basic_user, *basic_pass; /* no_auth requests: Basic creds */
+};
+
+/* An easy handle set up for one attempt (used directly and by batch.c). */
+struct xfer {
+	CURL *h;
+	struct curl_slist *hdrs;
+	char errbuf[CURL_ERROR_SIZE];
+	const struct rq *q;
+	struct resp *r;
+	size_t up_off;
+};
+/* auth_header: full "Authorization: …" line or NULL. */
+int xfer_setup(struct regfs_client *c, struct xfer *x, const struct rq *q, struct resp *r,
+	       const char *auth_header, long timeout_ms, struct regfs_err *err);
+void xfer_cleanup(struct xfer *x);
+
+/* Runs q until there is an HTTP answer (any status; 401 after the auth flow
+ * ran, 5xx after retries). 0 with r filled, or a negative errno for transport
+ * failures (connect, timeout, TLS) with err set naming the URL. */
+int client_do(struct regfs_client *c, const struct rq *q, struct resp *r, struct regfs_err *err);
+/* Maps curl failures to the header's errno table with a message. */
+int curl_to_err(struct regfs_client *c, CURLcode cc, const char *errbuf, const char *method,
+		const char *url, struct regfs_err *err);
+/* Maps a non-success HTTP answer to an errno with a message naming `what`. */
+int status_err(struct regfs_client *c, const struct resp *r, const char *method,
+	       const char *url, const char *what, struct regfs_err *err);
+bool curl_retryable(CURLcode cc);
+void sleep_ms(long ms);
+int64_t now_ms(void);
+
+/* ---- auth (auth.c) ---- */
+int creds_resolve(struct regfs_client *c, const struct regfs_client_opts *o,
+		  struct regfs_err *err);
+/* malloc'd "Authorization: …" header for scope, or NULL when none applies. */
+char *auth_header_for(struct regfs_client *c, const char *scope);
+/* Handles a 401: learns the scheme; for Bearer fetches a token for the
+ * challenge's scope and caches it under `scope`. 0 = retry the request,
+ * -EACCES = nothing more to try (err set), other negative = token fetch failed. */
+int auth_on_401(struct regfs_client *c, const struct resp *r, const char *scope,
+		bool sent_auth, struct regfs_err *err);
+/* Ensures a valid token for scope when the registry uses Bearer (learning the
+ * scheme with GET /v2/ if needed). Used before a batch. */
+int auth_prepare(struct regfs_client *c, const char *scope, struct regfs_err *err);
+void tokens_free(struct token *t);
+/* malloc'd "Authorization: Basic …" line. */
+char *basic_header(const char *user, const char *pass);
+/* Parses one auth-param list; returns malloc'd value of key or NULL. */
+char *challenge_param(const char *hdr, const char *key);
+
+/* ---- helpers ---- */
+char *url_escape(const char *s);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *scope_pull(const char *repo);
+/* Next-page URL from a Link header (absolute, malloc'd) or NULL. */
+char *link_next(struct regfs_client *c, const char *link);
+int strv_push(struct regfs_strv *s, const char *v);
+int manifest_fill(struct regfs_client *c, const char *repo, const char *ref, struct resp *r,
+		  struct regfs_manifest_resp *out, struct regfs_err *err);
+int tags_parse(struct regfs_client *c, const char *repo, const char *url, struct resp *r,
+	       struct regfs_strv *out, struct regfs_err *err);
+
+extern const char *const manifest_accept_hdr;
+
+#define ST_INC(c, f) atomic_fetch_add_explicit(&(c)->f, 1, memory_order_relaxed)
+#define ST_ADD(c, f, n) atomic_fetch_add_explicit(&(c)->f, (n), memory_order_relaxed)
+
+#endif

@@ -1,0 +1,541 @@
+/* request.c — one HTTP exchange with the registry: a curl easy handle on the
+ * client's shared connection cache (CURLSH), response capture (headers we
+ * need, body into memory / a caller buffer / an fd), bounded retries with
+ * backoff for idempotent requests, the whole-request deadline, and mapping of
+ * failures to the errno table of client.h. */
+#include "internal.h"
+
+#include <regfs/log.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+/* Error bodies are small; do not let a broken server fill memory with one. */
+#define ERR_BODY_MAX (64 * 1024)
+/* Manifests are <= 4 MiB by spec; catalog pages can be larger. */
+#define MEM_BODY_MAX (256u * 1024 * 1024)
+#define MAX_ATTEMPTS 4
+
+const char *const manifest_accept_hdr =
+	"Accept: application/vnd.oci.image.manifest.v1+json, "
+	"application/vnd.oci.image.index.v1+json, "
+	"application/vnd.docker.distribution.manifest.v2+json, "
+	"application/vnd.docker.distribution.manifest.list.v2+json";
+
+int membuf_append(struct membuf *b, const void *p, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *d = realloc(b->data, cap);
+		if (!d)
+			return -ENOMEM;
+		b->data = d;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+void membuf_free(struct membuf *b)
+{
+	free(b->data);
+	*b = (struct membuf){0};
+}
+
+static void resp_headers_free(struct resp *r)
+{
+	char **f[] = {&r->ctype, &r->dcd, &r->location, &r->link, &r->www_auth,
+		      &r->api_version, &r->extensions, &r->last_modified};
+	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+		free(*f[i]);
+		*f[i] = NULL;
+	}
+	r->content_length = -1;
+}
+
+void resp_free(struct resp *r)
+{
+	resp_headers_free(r);
+	membuf_free(&r->body);
+	regfs_hasher_free(r->hasher);
+	r->hasher = NULL;
+}
+
+void resp_reset(struct resp *r)
+{
+	resp_headers_free(r);
+	r->status = 0;
+	r->body.len = 0;
+	if (r->body.data)
+		r->body.data[0] = '\0';
+	r->buf_got = 0;
+	r->seen = 0;
+	/* SINK_FD is only retried when nothing was written, so the hasher is fresh. */
+}
+
+int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+	va_start(ap, fmt);
+	int n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	return n < 0 ? NULL : s;
+}
+
+char *url_escape(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = strlen(s);
+	char *o = malloc(3 * n + 1), *p = o;
+	if (!o)
+		return NULL;
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (isalnum(ch) || ch == '-' || ch == '.' || ch == '_' || ch == '~') {
+			*p++ = (char)ch;
+		} else {
+			*p++ = '%';
+			*p++ = hex[ch >> 4];
+			*p++ = hex[ch & 15];
+		}
+	}
+	*p = '\0';
+	return o;
+}
+
+/* ---- capture ---- */
+
+static char *trimdup(const char *v, size_t n)
+{
+	while (n && isspace((unsigned char)*v)) {
+		v++;
+		n--;
+	}
+	while (n && isspace((unsigned char)v[n - 1]))
+		n--;
+	return strndup(v, n);
+}
+
+static size_t on_header(char *line, size_t size, size_t nitems, void *ud)
+{
+	struct resp *r = ud;
+	size_t n = size * nitems;
+	if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
+		/* A new response (after a redirect or 100-continue): forget the last. */
+		resp_headers_free(r);
+		const char *sp = memchr(line, ' ', n);
+		r->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+		/* The body of a redirect is not the body we want. */
+		r->body.len = 0;
+		if (r->body.data)
+			r->body.data[0] = '\0';
+		return n;
+	}
+	const char *colon = memchr(line, ':', n);
+	if (!colon)
+		return n;
+	size_t kl = (size_t)(colon - line);
+	const char *v = colon + 1;
+	size_t vl = n - kl - 1;
+	char **slot = NULL;
+#define HDR(name, field) else if (kl == strlen(name) && strncasecmp(line, name, kl) == 0) slot = &r->field;
+	if (0) {
+	}
+	HDR("Content-Type", ctype)
+	HDR("Docker-Content-Digest", dcd)
+	HDR("Location", location)
+	HDR("Link", link)
+	HDR("Docker-Distribution-API-Version", api_version)
+	HDR("X-Regfs-Extensions", extensions)
+	HDR("Last-Modified", last_modified)
+	else if (kl == 16 && strncasecmp(line, "WWW-Authenticate", kl) == 0) {
+		/* Several challenges may come; prefer Bearer, which we can act on. */
+		if (r->www_auth && strncasecmp(r->www_auth, "Bearer", 6) == 0)
+			return n;
+		slot = &r->www_auth;
+	} else if (kl == 14 && strncasecmp(line, "Content-Length", kl) == 0) {
+		char *t = trimdup(v, vl);
+		if (t)
+			r->content_length = strtoll(t, NULL, 10);
+		free(t);
+		return n;
+	}
+#undef HDR
+	if (slot) {
+		free(*slot);
+		*slot = trimdup(v, vl);
+	}
+	return n;
+}
+
+static bool status_ok(long s)
+{
+	return s >= 200 && s < 300;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
+{
+	struct resp *r = ud;
+	size_t n = size * nmemb;
+	if (!status_ok(r->status) || r->sink == SINK_MEM) {
+		size_t max = status_ok(r->status) ? MEM_BODY_MAX : ERR_BODY_MAX;
+		if (r->body.len + n > max)
+			return status_ok(r->status) ? 0 : n; /* abort / drop excess */
+		return membuf_append(&r->body, data, n) == 0 ? n : 0;
+	}
+	switch (r->sink) {
+	case SINK_BUF: {
+		/* A registry that ignores Range answers 200 with the whole blob:
+		 * drop the bytes before the offset we asked for. */
+		uint64_t start = r->status == 200 ? r->skip : 0;
+		size_t drop = 0;
+		if (r->seen < start)
+			drop = start - r->seen < n ? (size_t)(start - r->seen) : n;
+		r->seen += n;
+		size_t room = r->buf_cap - r->buf_got, take = n - drop;
+		if (take > room)
+			take = room;
+		memcpy(r->buf + r->buf_got, data + drop, take);
+		r->buf_got += take;
+		/* Once the buffer is full, stop instead of downloading the rest
+		 * (curl reports a write error, which client_do treats as success). */
+		return (r->buf_got == r->buf_cap && take < n - drop) ? 0 : n;
+	}
+	case SINK_FD: {
+		size_t off = 0;
+		while (off < n) {
+			ssize_t w = write(r->fd, data + off, n - off);
+			if (w < 0) {
+				if (errno == EINTR)
+					continue;
+				r->write_errno = errno;
+				return 0;
+			}
+			off += (size_t)w;
+		}
+		if (r->hasher)
+			regfs_hasher_update(r->hasher, data, n);
+		r->written += n;
+		return n;
+	}
+	default:
+		return n;
+	}
+}
+
+static size_t on_read(char *dst, size_t size, size_t nitems, void *ud)
+{
+	struct xfer *x = ud;
+	size_t n = size * nitems, left = x->q->body_len - x->up_off;
+	if (n > left)
+		n = left;
+	memcpy(dst, (const char *)x->q->body + x->up_off, n);
+	x->up_off += n;
+	return n;
+}
+
+int xfer_setup(struct regfs_client *c, struct xfer *x, const struct rq *q, struct resp *r,
+	       const char *auth_header, long timeout_ms, struct regfs_err *err)
+{
+	*x = (struct xfer){.q = q, .r = r};
+	x->h = curl_easy_init();
+	if (!x->h)
+		return regfs_errf(err, -ENOMEM, "cannot create an HTTP handle for %s", q->url);
+	CURL *h = x->h;
+	curl_easy_setopt(h, CURLOPT_URL, q->url);
+	curl_easy_setopt(h, CURLOPT_SHARE, c->share);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->errbuf);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 1L);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 1L);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "regfs/" REGFS_VERSION);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	if (c->ca_cert)
+		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_cert);
+	if (c->insecure) {
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	bool get_like = strcmp(q->method, "GET") == 0 || strcmp(q->method, "HEAD") == 0;
+	if (get_like) {
+		/* Blob reads redirect to storage (S3 presigned URLs). curl drops our
+		 * Authorization header when the redirect goes to another host/port
+		 * (CURLOPT_UNRESTRICTED_AUTH stays off), which is what a presigned
+		 * URL needs: it carries its own signature. */
+		curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+		curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
+	}
+	if (strcmp(q->method, "HEAD") == 0) {
+		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+	} else if (strcmp(q->method, "PUT") == 0 || strcmp(q->method, "POST") == 0) {
+		if (strcmp(q->method, "PUT") == 0)
+			curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+		else
+			curl_easy_setopt(h, CURLOPT_POST, 1L);
+		if (q->upload_fp) {
+			curl_easy_setopt(h, CURLOPT_READDATA, q->upload_fp);
+			curl_easy_setopt(h, CURLOPT_READFUNCTION, NULL); /* fread */
+			if (strcmp(q->method, "PUT") == 0)
+				curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)q->upload_size);
+			else
+				curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->upload_size);
+		} else {
+			curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+			curl_easy_setopt(h, CURLOPT_READDATA, x);
+			if (strcmp(q->method, "PUT") == 0)
+				curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)q->body_len);
+			else
+				curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->body_len);
+		}
+	} else if (strcmp(q->method, "GET") != 0) {
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, q->method);
+	}
+	/* No "Expect: 100-continue" round trip on uploads. */
+	struct curl_slist *l = curl_slist_append(NULL, "Expect:");
+	for (const char *const *hp = q->headers; l && hp && *hp; hp++)
+		l = curl_slist_append(l, *hp);
+	if (l && auth_header)
+		l = curl_slist_append(l, auth_header);
+	if (!l) {
+		xfer_cleanup(x);
+		return regfs_errf(err, -ENOMEM, "out of memory building request for %s", q->url);
+	}
+	x->hdrs = l;
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, l);
+	return 0;
+}
+
+void xfer_cleanup(struct xfer *x)
+{
+	if (x->h)
+		curl_easy_cleanup(x->h);
+	curl_slist_free_all(x->hdrs);
+	x->h = NULL;
+	x->hdrs = NULL;
+}
+
+bool curl_retryable(CURLcode cc)
+{
+	switch (cc) {
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+		return true;
+	default:
+		return false;
+	}
+}
+
+int curl_to_err(struct regfs_client *c, CURLcode cc, const char *errbuf, const char *method,
+		const char *url, struct regfs_err *err)
+{
+	const char *detail = errbuf && errbuf[0] ? errbuf : curl_easy_strerror(cc);
+	ST_INC(c, st_errors);
+	switch (cc) {
+	case CURLE_COULDNT_CONNECT:
+		return regfs_errf(err, -ECONNREFUSED,
+				  "%s %s: cannot connect (%s): is the registry running at %s?",
+				  method, url, detail, c->url);
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return regfs_errf(err, -EHOSTUNREACH,
+				  "%s %s: cannot resolve host (%s): check the registry URL %s",
+				  method, url, detail, c->url);
+	case CURLE_OPERATION_TIMEDOUT:
+		return regfs_errf(err, -ETIMEDOUT,
+				  "%s %s: no complete answer within %d s (%s): is the registry "
+				  "overloaded or unreachable? raise --timeout if it is just slow",
+				  method, url, c->timeout_s, detail);
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SSL_CERTPROBLEM:
+		return regfs_errf(err, -EIO,
+				  "%s %s: TLS failed (%s): pass the registry's CA with --ca-cert "
+				  "FILE, or --insecure to skip verification",
+				  method, url, detail);
+	case CURLE_UNSUPPORTED_PROTOCOL:
+	case CURLE_URL_MALFORMAT:
+		return regfs_errf(err, -EINVAL, "%s %s: bad URL (%s): use http://HOST:PORT or https://HOST",
+				  method, url, detail);
+	default:
+		return regfs_errf(err, -EIO, "%s %s: %s (registry %s)", method, url, detail, c->url);
+	}
+}
+
+/* "UNSUPPORTED: message" from the spec's {"errors":[{code,message}]} body. */
+static void registry_error(const struct resp *r, char *code, size_t codesz, char *out,
+			   size_t outsz)
+{
+	code[0] = out[0] = '\0';
+	if (!r->body.len)
+		return;
+	json_t *j = json_loadb(r->body.data, r->body.len, 0, NULL);
+	json_t *e0 = json_array_get(json_object_get(j, "errors"), 0);
+	const char *ec = json_string_value(json_object_get(e0, "code"));
+	const char *em = json_string_value(json_object_get(e0, "message"));
+	if (ec) {
+		snprintf(code, codesz, "%s", ec);
+		snprintf(out, outsz, "%s%s%s", ec, em ? ": " : "", em ? em : "");
+	} else if (!j) {
+		/* Not JSON: keep the start of the text, on one line. */
+		size_t i = 0;
+		for (; i + 1 < outsz && i < r->body.len && i < 120; i++) {
+			char ch = r->body.data[i];
+			out[i] = (ch == '\n' || ch == '\r') ? ' ' : ch;
+		}
+		out[i] = '\0';
+	}
+	json_decref(j);
+}
+
+int status_err(struct regfs_client *c, const struct resp *r, const char *method,
+	       const char *url, const char *what, struct regfs_err *err)
+{
+	char code[64], msg[256];
+	registry_error(r, code, sizeof code, msg, sizeof msg);
+	const char *sep = msg[0] ? ": " : "";
+	ST_INC(c, st_errors);
+	long s = r->status;
+	if (s == 404)
+		return regfs_errf(err, -ENOENT, "%s not found (%s %s answered 404%s%s)", what,
+				  method, url, sep, msg);
+	if (s == 401 || s == 403) {
+		const char *hint = c->user ? "" : " (no credentials given)";
+		return regfs_errf(err, -EACCES,
+				  "%s: access denied (%s %s answered %ld%s%s): credentials refused%s%s%s: "
+				  "use --user USER[:PASS], REGFS_USERNAME/REGFS_PASSWORD or docker login",
+				  what, method, url, s, sep, msg, c->user ? " from " : "",
+				  c->user ? c->cred_source : "", hint);
+	}
+	if (s == 405 || strcmp(code, "UNSUPPORTED") == 0)
+		return regfs_errf(err, -ENOTSUP,
+				  "%s: the registry refuses this operation (%s %s answered %ld%s%s); "
+				  "deletes may need REGISTRY_STORAGE_DELETE_ENABLED=true",
+				  what, method, url, s, sep, msg);
+	return regfs_errf(err, -EIO, "%s: %s %s answered HTTP %ld%s%s", what, method, url, s, sep,
+			  msg);
+}
+
+int client_do(struct regfs_client *c, const struct rq *q, struct resp *r, struct regfs_err *err)
+{
+	int64_t deadline = now_ms() + (int64_t)c->timeout_s * 1000;
+	long backoff = 100;
+	bool auth_tried = false;
+	const char *scope = q->scope ? q->scope : "";
+	for (int attempt = 1;; attempt++) {
+		char *auth = NULL;
+		if (q->no_auth) {
+			if (q->basic_user)
+				auth = basic_header(q->basic_user, q->basic_pass);
+		} else {
+			auth = auth_header_for(c, scope);
+		}
+		int64_t left = deadline - now_ms();
+		struct xfer x;
+		int rc = xfer_setup(c, &x, q, r, auth, (long)(left > 0 ? left : 1), err);
+		if (auth) {
+			explicit_bzero(auth, strlen(auth));
+			free(auth);
+		}
+		if (rc)
+			return rc;
+		bool sent_auth = !q->no_auth && auth != NULL;
+		ST_INC(c, st_requests);
+		CURLcode cc = curl_easy_perform(x.h);
+		curl_off_t got = 0;
+		if (curl_easy_getinfo(x.h, CURLINFO_SIZE_DOWNLOAD_T, &got) == CURLE_OK && got > 0)
+			ST_ADD(c, st_bytes, (uint64_t)got);
+		if (cc == CURLE_OK && r->status == 0) {
+			long st = 0;
+			curl_easy_getinfo(x.h, CURLINFO_RESPONSE_CODE, &st);
+			r->status = st;
+		}
+		if (q->upload_fp && cc != CURLE_OK)
+			rewind(q->upload_fp);
+		char errbuf[CURL_ERROR_SIZE];
+		memcpy(errbuf, x.errbuf, sizeof errbuf);
+		xfer_cleanup(&x);
+		log_debug("client: %s %s -> %ld (curl %d)", q->method, q->url, r->status, (int)cc);
+
+		/* A Range read that filled the caller's buffer aborts on purpose. */
+		if (cc == CURLE_WRITE_ERROR && r->sink == SINK_BUF && status_ok(r->status) &&
+		    r->buf_got == r->buf_cap)
+			cc = CURLE_OK;
+		if (cc == CURLE_WRITE_ERROR && r->write_errno)
+			return regfs_errf(err, -r->write_errno, "%s %s: writing the body failed: %s",
+					  q->method, q->url, strerror(r->write_errno));
+		bool can_retry = q->idempotent && attempt < MAX_ATTEMPTS &&
+				 now_ms() + backoff < deadline && r->written == 0;
+		if (cc != CURLE_OK) {
+			if (can_retry && curl_retryable(cc)) {
+				ST_INC(c, st_retries);
+				log_debug("client: retrying %s %s after: %s", q->method, q->url,
+					  errbuf[0] ? errbuf : curl_easy_strerror(cc));
+				resp_reset(r);
+				sleep_ms(backoff);
+				backoff *= 2;
+				continue;
+			}
+			return curl_to_err(c, cc, errbuf, q->method, q->url, err);
+		}
+		if (r->status == 401 && !q->no_auth && !auth_tried) {
+			auth_tried = true;
+			rc = auth_on_401(c, r, scope, sent_auth, err);
+			if (rc == -EACCES)
+				return 0; /* the caller maps the 401 with its own context */
+			if (rc)
+				return rc;
+			resp_reset(r);
+			if (q->upload_fp)
+				rewind(q->upload_fp);
+			attempt--; /* the auth round trip is not a retry */
+			continue;
+		}
+		if ((r->status >= 500 || r->status == 429) && can_retry) {
+			ST_INC(c, st_retries);
+			log_debug("client: retrying %s %s after HTTP %ld", q->method, q->url,
+				  r->status);
+			resp_reset(r);
+			sleep_ms(backoff);
+			backoff *= 2;
+			continue;
+		}
+		return 0;
+	}
+}
