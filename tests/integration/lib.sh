@@ -82,6 +82,12 @@ check_eq() {
     fail "$1" "expected: $(printf '%s' "$2" | head -c 2000)"; diag "actual:   $(printf '%s' "$3" | head -c 2000)"; return 1
   fi
 }
+# check_files NAME EXPECTED_FILE ACTUAL_FILE — ok when identical, else the first lines of diff -u.
+check_files() {
+  if cmp -s "$2" "$3"; then ok "$1"; else
+    fail "$1" "$(diff -u "$2" "$3" | head -n 20)"; return 1
+  fi
+}
 skip_all() { echo "1..0 # SKIP $*"; exit 77; }        # skip the whole script
 bail()     { echo "Bail out! $*"; exit 1; }            # unrecoverable setup failure
 # done_testing — print the plan and exit 0 if nothing failed, 1 otherwise (0 checks = fail).
