@@ -1,1 +1,690 @@
-/* placeholder: being written */
+/* config.c — see include/regfs/config.h
+ *
+ * registry:2's config.yml, read with libyaml's document API. One table
+ * (`keys`) lists every dotted key we know, its kind and where it lands in
+ * struct regfs_config; the same table drives the YAML walk and the
+ * REGISTRY_<KEY> environment overrides, so the two can never disagree.
+ *
+ * Behaviour follows registry:2 (go-yaml v2) where a user could notice:
+ * booleans are YAML 1.1 (yes/no/on/off too), durations are Go's
+ * time.ParseDuration or a bare integer of nanoseconds, duplicate keys are an
+ * error, every key under `storage:` that is not a known section is a storage
+ * driver. Our own extension lives under the top-level `regfs:` key, which
+ * registry:2 ignores (it would refuse an unknown key under storage:). */
+#include <regfs/config.h>
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yaml.h>
+
+#define MiB (1024ull * 1024)
+
+enum kind {
+	K_MAP,       /* a section: descend */
+	K_STR, K_BOOL, K_DUR, K_INT, K_SIZE, K_LEVEL, K_FORMATTER, /* scalars */
+	K_HEADERS,   /* http.headers: name -> [values] */
+	K_ACCEPT,    /* known, no effect for us: ignored silently */
+	K_WARN,      /* known, not supported: ignored with a warning */
+	K_REFUSE,    /* known, cannot work: error */
+};
+
+struct key {
+	const char *path;
+	enum kind kind;
+	size_t off;          /* into struct regfs_config, for scalar kinds */
+	const char *note;    /* K_WARN / K_REFUSE: what to tell the user */
+};
+
+#define F(m) offsetof(struct regfs_config, m)
+#define UNSUPPORTED_DRIVER "this storage driver is not supported; use filesystem or s3"
+static const struct key keys[] = {
+	{"version", K_STR, F(version), NULL},
+	{"loglevel", K_LEVEL, F(log_level), NULL}, /* registry:2's deprecated top-level form */
+	{"log", K_MAP, 0, NULL},
+	{"log.level", K_LEVEL, F(log_level), NULL},
+	{"log.formatter", K_FORMATTER, F(log_json), NULL},
+	{"log.fields", K_ACCEPT, 0, NULL},
+	{"log.hooks", K_ACCEPT, 0, NULL},
+	{"log.accesslog", K_ACCEPT, 0, NULL},
+
+	{"storage", K_MAP, 0, NULL},
+	{"storage.filesystem", K_MAP, 0, NULL},
+	{"storage.filesystem.rootdirectory", K_STR, F(fs_rootdirectory), NULL},
+	{"storage.filesystem.maxthreads", K_ACCEPT, 0, NULL},
+	{"storage.s3", K_MAP, 0, NULL},
+	{"storage.s3.accesskey", K_STR, F(s3.accesskey), NULL},
+	{"storage.s3.secretkey", K_STR, F(s3.secretkey), NULL},
+	{"storage.s3.region", K_STR, F(s3.region), NULL},
+	{"storage.s3.regionendpoint", K_STR, F(s3.regionendpoint), NULL},
+	{"storage.s3.bucket", K_STR, F(s3.bucket), NULL},
+	{"storage.s3.rootdirectory", K_STR, F(s3.rootdirectory), NULL},
+	{"storage.s3.encrypt", K_BOOL, F(s3.encrypt), NULL},
+	{"storage.s3.secure", K_BOOL, F(s3.secure), NULL},
+	{"storage.s3.skipverify", K_BOOL, F(s3.skipverify), NULL},
+	{"storage.s3.v4auth", K_BOOL, F(s3.v4auth), NULL},
+	{"storage.s3.forcepathstyle", K_BOOL, F(s3.forcepathstyle), NULL},
+	{"storage.s3.chunksize", K_SIZE, F(s3.chunksize), NULL},
+	{"storage.s3.multipartcopythresholdsize", K_SIZE, F(s3.multipartcopythresholdsize), NULL},
+	{"storage.s3.multipartcopychunksize", K_SIZE, F(s3.multipartcopychunksize), NULL},
+	{"storage.s3.multipartcopymaxconcurrency", K_ACCEPT, 0, NULL},
+	{"storage.s3.keyid", K_ACCEPT, 0, NULL},
+	{"storage.s3.storageclass", K_ACCEPT, 0, NULL},
+	{"storage.s3.objectacl", K_ACCEPT, 0, NULL},
+	{"storage.s3.useragent", K_ACCEPT, 0, NULL},
+	{"storage.s3.usedualstack", K_ACCEPT, 0, NULL},
+	{"storage.s3.accelerate", K_ACCEPT, 0, NULL},
+	{"storage.s3.loglevel", K_ACCEPT, 0, NULL},
+	{"storage.s3.sessiontoken", K_ACCEPT, 0, NULL},
+	{"storage.inmemory", K_REFUSE, 0,
+	 "the inmemory driver is not supported (it loses every image on restart); use filesystem"},
+	{"storage.azure", K_REFUSE, 0, UNSUPPORTED_DRIVER},
+	{"storage.gcs", K_REFUSE, 0, UNSUPPORTED_DRIVER},
+	{"storage.swift", K_REFUSE, 0, UNSUPPORTED_DRIVER},
+	{"storage.oss", K_REFUSE, 0, UNSUPPORTED_DRIVER},
+	{"storage.delete", K_MAP, 0, NULL},
+	{"storage.delete.enabled", K_BOOL, F(delete_enabled), NULL},
+	{"storage.cache", K_ACCEPT, 0, NULL},
+	{"storage.maintenance", K_MAP, 0, NULL},
+	{"storage.maintenance.uploadpurging", K_MAP, 0, NULL},
+	{"storage.maintenance.uploadpurging.enabled", K_BOOL, F(uploadpurging.enabled), NULL},
+	{"storage.maintenance.uploadpurging.age", K_DUR, F(uploadpurging.age_s), NULL},
+	{"storage.maintenance.uploadpurging.interval", K_DUR, F(uploadpurging.interval_s), NULL},
+	{"storage.maintenance.uploadpurging.dryrun", K_BOOL, F(uploadpurging.dryrun), NULL},
+	{"storage.maintenance.readonly", K_ACCEPT, 0, NULL},
+	{"storage.redirect", K_MAP, 0, NULL},
+	{"storage.redirect.disable", K_BOOL, F(redirect_disable), NULL},
+
+	{"regfs", K_MAP, 0, NULL},
+	{"regfs.gc", K_MAP, 0, NULL},
+	{"regfs.gc.enabled", K_BOOL, F(gc.enabled), NULL},
+	{"regfs.gc.interval", K_DUR, F(gc.interval_s), NULL},
+	{"regfs.gc.delay", K_DUR, F(gc.delay_s), NULL},
+	{"regfs.gc.deleteuntagged", K_BOOL, F(gc.deleteuntagged), NULL},
+
+	{"http", K_MAP, 0, NULL},
+	{"http.addr", K_STR, F(http_addr), NULL},
+	{"http.host", K_STR, F(http_host), NULL},
+	{"http.headers", K_HEADERS, 0, NULL},
+	{"http.tls", K_MAP, 0, NULL},
+	{"http.tls.certificate", K_STR, F(tls_certificate), NULL},
+	{"http.tls.key", K_STR, F(tls_key), NULL},
+	{"http.tls.minimumtls", K_ACCEPT, 0, NULL},
+	{"http.tls.ciphersuites", K_ACCEPT, 0, NULL},
+	{"http.tls.clientcas", K_WARN, 0, "client certificate authentication is not supported; ignored"},
+	{"http.tls.letsencrypt", K_WARN, 0, "Let's Encrypt is not supported; set certificate and key"},
+	{"http.secret", K_ACCEPT, 0, NULL},
+	{"http.net", K_ACCEPT, 0, NULL},
+	{"http.relativeurls", K_ACCEPT, 0, NULL},
+	{"http.draintimeout", K_ACCEPT, 0, NULL},
+	{"http.debug", K_ACCEPT, 0, NULL},
+	{"http.http2", K_ACCEPT, 0, NULL},
+	{"http.h2c", K_ACCEPT, 0, NULL},
+	{"http.prefix", K_WARN, 0, "a URL prefix is not supported; serve the registry at / behind your proxy"},
+
+	{"health", K_MAP, 0, NULL},
+	{"health.storagedriver", K_MAP, 0, NULL},
+	{"health.storagedriver.enabled", K_BOOL, F(health_storage.enabled), NULL},
+	{"health.storagedriver.interval", K_DUR, F(health_storage.interval_s), NULL},
+	{"health.storagedriver.threshold", K_INT, F(health_storage.threshold), NULL},
+	{"health.file", K_WARN, 0, "only health.storagedriver checks are supported; ignored"},
+	{"health.http", K_WARN, 0, "only health.storagedriver checks are supported; ignored"},
+	{"health.tcp", K_WARN, 0, "only health.storagedriver checks are supported; ignored"},
+
+	{"auth", K_WARN, 0, "authentication is not supported yet; the registry accepts every client that can reach it"},
+	{"notifications", K_WARN, 0, "notifications are not supported; ignored"},
+	{"redis", K_WARN, 0, "redis is not used by regfs; ignored"},
+	{"proxy", K_WARN, 0, "pull-through cache (proxy) is not supported; ignored"},
+	{"validation", K_WARN, 0, "manifest validation settings are not supported; ignored"},
+	{"reporting", K_WARN, 0, "reporting (bugsnag, newrelic) is not supported; ignored"},
+	{"compatibility", K_WARN, 0, "compatibility settings are not supported; ignored"},
+	{"middleware", K_WARN, 0, "middleware is not supported; ignored"},
+};
+#undef F
+
+struct ctx {
+	yaml_document_t *doc;
+	struct regfs_config *cfg;
+	struct regfs_err *err;
+	const char *source;      /* file name for messages */
+	bool seen_fs, seen_s3;   /* storage drivers configured */
+	bool seen_forcepathstyle;
+	int storage_line;
+};
+
+static const struct key *find_key(const char *path)
+{
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+		if (strcmp(keys[i].path, path) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+/* ---- value parsers -------------------------------------------------------- */
+
+static int parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = {"true", "yes", "on", "y"};
+	static const char *const no[] = {"false", "no", "off", "n"};
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(s, yes[i]) == 0) { *out = true; return 0; }
+		if (strcasecmp(s, no[i]) == 0) { *out = false; return 0; }
+	}
+	return -EINVAL;
+}
+
+int regfs_duration_parse(const char *s, int64_t *seconds)
+{
+	if (!s || !*s)
+		return -EINVAL;
+	char *end;
+	/* bare integer: nanoseconds (a YAML int decoded into time.Duration) */
+	errno = 0;
+	long long ns = strtoll(s, &end, 10);
+	if (*end == '\0' && (s[0] >= '0' && s[0] <= '9')) {
+		if (errno || ns < 0)
+			return -EINVAL;
+		*seconds = ns / 1000000000 + (ns % 1000000000 ? 1 : 0);
+		return 0;
+	}
+	/* Go's time.ParseDuration: one or more <decimal><unit>, unit required. */
+	static const struct { const char *u; double ns; } units[] = {
+		{"ns", 1}, {"us", 1e3}, {"\xc2\xb5s", 1e3}, {"\xce\xbcs", 1e3}, {"ms", 1e6},
+		{"s", 1e9}, {"m", 60e9}, {"h", 3600e9},
+	};
+	const char *p = s;
+	if (*p == '+')
+		p++;
+	if (strcmp(p, "0") == 0) {
+		*seconds = 0;
+		return 0;
+	}
+	long double total = 0;
+	if (!*p)
+		return -EINVAL;
+	while (*p) {
+		const char *num = p;
+		while ((*p >= '0' && *p <= '9') || *p == '.')
+			p++;
+		if (p == num || (p - num == 1 && *num == '.'))
+			return -EINVAL;
+		char nbuf[64];
+		if ((size_t)(p - num) >= sizeof nbuf)
+			return -EINVAL;
+		memcpy(nbuf, num, (size_t)(p - num));
+		nbuf[p - num] = '\0';
+		if (strchr(nbuf, '.') != strrchr(nbuf, '.'))
+			return -EINVAL;
+		long double v = strtold(nbuf, NULL);
+		size_t best = 0;
+		double mult = 0;
+		for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+			size_t ul = strlen(units[i].u);
+			/* longest unit that matches ("ms" before "m") */
+			if (strncmp(p, units[i].u, ul) == 0 && ul > best) {
+				best = ul;
+				mult = units[i].ns;
+			}
+		}
+		if (!best)
+			return -EINVAL;
+		p += best;
+		total += v * mult;
+		if (total > 9.2e18L)
+			return -EINVAL;
+	}
+	int64_t sec = (int64_t)(total / 1e9L); /* round up: 300ms is 1s, not 0 */
+	if ((long double)sec * 1e9L < total)
+		sec++;
+	*seconds = sec;
+	return 0;
+}
+
+int regfs_size_parse(const char *s, uint64_t *bytes)
+{
+	if (!s || !(*s >= '0' && *s <= '9'))
+		return -EINVAL;
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	while (*end == ' ')
+		end++;
+	static const struct { const char *u; uint64_t m; } units[] = {
+		{"", 1}, {"b", 1},
+		{"k", 1000}, {"kb", 1000}, {"kib", 1024},
+		{"m", 1000000}, {"mb", 1000000}, {"mib", MiB},
+		{"g", 1000000000}, {"gb", 1000000000}, {"gib", 1024 * MiB},
+	};
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+		if (strcasecmp(end, units[i].u) == 0) {
+			if (v > UINT64_MAX / units[i].m)
+				return -EINVAL;
+			*bytes = v * units[i].m;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* ---- applying one value --------------------------------------------------- */
+
+static bool is_null(const char *v, bool plain)
+{
+	return plain && (!*v || !strcmp(v, "~") || !strcasecmp(v, "null"));
+}
+
+/* Stores scalar `v` for key `k`. `loc` says where it came from
+ * ("config.yml line 12" or "environment REGISTRY_HTTP_ADDR"). */
+static int apply_scalar(struct ctx *c, const struct key *k, const char *v, bool plain,
+			const char *loc)
+{
+	char *base = (char *)c->cfg;
+	const char *want = NULL;
+	switch (k->kind) {
+	case K_STR: {
+		char **dst = (char **)(base + k->off);
+		char *nv = NULL;
+		if (!is_null(v, plain) && !(nv = strdup(v)))
+			return regfs_errf(c->err, -ENOMEM, "out of memory reading configuration");
+		free(*dst);
+		*dst = nv;
+		return 0;
+	}
+	case K_BOOL:
+		if (parse_bool(v, (bool *)(base + k->off)) == 0)
+			return 0;
+		want = "true or false";
+		break;
+	case K_DUR:
+		if (regfs_duration_parse(v, (int64_t *)(base + k->off)) == 0)
+			return 0;
+		want = "a duration like 10s, 1m30s, 24h";
+		break;
+	case K_INT: {
+		char *end;
+		errno = 0;
+		long n = strtol(v, &end, 10);
+		if (*v && !*end && !errno && n >= 0 && n <= 1000000) {
+			*(int *)(base + k->off) = (int)n;
+			return 0;
+		}
+		want = "a non-negative integer";
+		break;
+	}
+	case K_SIZE:
+		if (regfs_size_parse(v, (uint64_t *)(base + k->off)) == 0)
+			return 0;
+		want = "a size in bytes like 10485760 or 10MiB";
+		break;
+	case K_LEVEL:
+		if (regfs_log_level_parse(v, (enum regfs_log_level *)(base + k->off)) == 0)
+			return 0;
+		want = "error, warn, info or debug";
+		break;
+	case K_FORMATTER:
+		if (!strcasecmp(v, "text") || !strcasecmp(v, "json") || !strcasecmp(v, "logstash")) {
+			*(bool *)(base + k->off) = strcasecmp(v, "text") != 0;
+			return 0;
+		}
+		want = "text, json or logstash";
+		break;
+	default:
+		return regfs_errf(c->err, -EINVAL, "%s: %s: expected a section, got \"%s\"", loc, k->path, v);
+	}
+	return regfs_errf(c->err, -EINVAL, "%s: %s: expected %s, got \"%s\"", loc, k->path, want, v);
+}
+
+/* ---- YAML walk ------------------------------------------------------------ */
+
+static int line_of(const yaml_node_t *n)
+{
+	return (int)n->start_mark.line + 1;
+}
+
+static int headers_add(struct ctx *c, yaml_node_t *val, const char *name, char *loc)
+{
+	struct regfs_config *cfg = c->cfg;
+	struct regfs_header *nh = realloc(cfg->headers, (size_t)(cfg->n_headers + 1) * sizeof *nh);
+	if (!nh)
+		return regfs_errf(c->err, -ENOMEM, "out of memory reading configuration");
+	cfg->headers = nh;
+	struct regfs_header *h = &nh[cfg->n_headers];
+	memset(h, 0, sizeof *h);
+	if (!(h->name = strdup(name)))
+		return regfs_errf(c->err, -ENOMEM, "out of memory reading configuration");
+	cfg->n_headers++;
+	yaml_node_item_t *items = NULL;
+	size_t n = 0;
+	if (val->type == YAML_SEQUENCE_NODE) {
+		items = val->data.sequence.items.start;
+		n = (size_t)(val->data.sequence.items.top - items);
+	} else if (val->type != YAML_SCALAR_NODE) {
+		return regfs_errf(c->err, -EINVAL, "%s: http.headers.%s: expected a list of strings like [nosniff]",
+				  loc, name);
+	} else {
+		n = 1; /* a single value: registry:2 wants a list, we are lenient */
+	}
+	if (!(h->values = calloc(n + 1, sizeof *h->values)))
+		return regfs_errf(c->err, -ENOMEM, "out of memory reading configuration");
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *it = items ? yaml_document_get_node(c->doc, items[i]) : val;
+		if (!it || it->type != YAML_SCALAR_NODE)
+			return regfs_errf(c->err, -EINVAL, "%s: http.headers.%s: expected a list of strings", loc, name);
+		if (!(h->values[i] = strdup((const char *)it->data.scalar.value)))
+			return regfs_errf(c->err, -ENOMEM, "out of memory reading configuration");
+		h->n_values++;
+	}
+	return 0;
+}
+
+static int walk_headers(struct ctx *c, yaml_node_t *node)
+{
+	char loc[320];
+	snprintf(loc, sizeof loc, "%s line %d", c->source, line_of(node));
+	if (node->type == YAML_SCALAR_NODE && is_null((const char *)node->data.scalar.value,
+						      node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE))
+		return 0;
+	if (node->type != YAML_MAPPING_NODE)
+		return regfs_errf(c->err, -EINVAL, "%s: http.headers: expected a map of header name to list of values",
+				  loc);
+	for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+		yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+		if (!k || !v || k->type != YAML_SCALAR_NODE)
+			return regfs_errf(c->err, -EINVAL, "%s: http.headers: header names must be strings", loc);
+		snprintf(loc, sizeof loc, "%s line %d", c->source, line_of(v));
+		int r = headers_add(c, v, (const char *)k->data.scalar.value, loc);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static int walk_map(struct ctx *c, yaml_node_t *node, const char *prefix);
+
+/* One "key: value" pair at dotted `path`. */
+static int walk_pair(struct ctx *c, const char *path, const char *prefix, yaml_node_t *kn,
+		     yaml_node_t *v)
+{
+	char loc[320];
+	snprintf(loc, sizeof loc, "%s line %d", c->source, line_of(kn));
+	const struct key *k = find_key(path);
+	if (!k) {
+		/* registry:2 reads every other key under storage: as a driver name */
+		if (strcmp(prefix, "storage") == 0)
+			return regfs_errf(c->err, -EINVAL,
+					  "%s: %s: unknown storage driver \"%s\"; use filesystem or s3",
+					  loc, path, path + strlen("storage."));
+		log_warn("%s: unknown key %s (ignored)", loc, path);
+		c->cfg->warnings++;
+		return 0;
+	}
+	if (!strcmp(path, "storage.filesystem"))
+		c->seen_fs = true;
+	else if (!strcmp(path, "storage.s3"))
+		c->seen_s3 = true;
+	else if (!strcmp(path, "storage.s3.forcepathstyle"))
+		c->seen_forcepathstyle = true;
+
+	switch (k->kind) {
+	case K_MAP:
+		return walk_map(c, v, path);
+	case K_HEADERS:
+		return walk_headers(c, v);
+	case K_ACCEPT:
+		return 0;
+	case K_WARN:
+		log_warn("%s: %s: %s", loc, path, k->note);
+		return 0;
+	case K_REFUSE:
+		return regfs_errf(c->err, -EINVAL, "%s: %s: %s", loc, path, k->note);
+	default:
+		break;
+	}
+	snprintf(loc, sizeof loc, "%s line %d", c->source, line_of(v));
+	if (v->type != YAML_SCALAR_NODE)
+		return regfs_errf(c->err, -EINVAL, "%s: %s: expected a single value, got a %s", loc, path,
+				  v->type == YAML_MAPPING_NODE ? "map" : "list");
+	return apply_scalar(c, k, (const char *)v->data.scalar.value,
+			    v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE, loc);
+}
+
+static int walk_map(struct ctx *c, yaml_node_t *node, const char *prefix)
+{
+	if (node->type == YAML_SCALAR_NODE &&
+	    is_null((const char *)node->data.scalar.value, node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE))
+		return 0; /* "filesystem:" with nothing under it */
+	if (node->type != YAML_MAPPING_NODE)
+		return regfs_errf(c->err, -EINVAL, "%s line %d: %s: expected a section (key: value lines)",
+				  c->source, line_of(node), *prefix ? prefix : "top level");
+	if (!strcmp(prefix, "storage"))
+		c->storage_line = line_of(node);
+	yaml_node_pair_t *start = node->data.mapping.pairs.start;
+	for (yaml_node_pair_t *p = start; p < node->data.mapping.pairs.top; p++) {
+		yaml_node_t *kn = yaml_document_get_node(c->doc, p->key);
+		yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+		if (!kn || !v || kn->type != YAML_SCALAR_NODE)
+			return regfs_errf(c->err, -EINVAL, "%s line %d: keys must be plain words", c->source,
+					  kn ? line_of(kn) : 0);
+		const char *name = (const char *)kn->data.scalar.value;
+		/* go-yaml refuses duplicate keys; so do we (the second would win silently) */
+		for (yaml_node_pair_t *q = start; q < p; q++) {
+			yaml_node_t *qk = yaml_document_get_node(c->doc, q->key);
+			if (qk && qk->type == YAML_SCALAR_NODE && !strcmp((const char *)qk->data.scalar.value, name))
+				return regfs_errf(c->err, -EINVAL, "%s line %d: %s%s%s: key defined twice (first at line %d)",
+						  c->source, line_of(kn), prefix, *prefix ? "." : "", name, line_of(qk));
+		}
+		char path[256];
+		int n = snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", name);
+		if (n < 0 || n >= (int)sizeof path) {
+			log_warn("%s line %d: key too long (ignored)", c->source, line_of(kn));
+			c->cfg->warnings++;
+			continue;
+		}
+		int r = walk_pair(c, path, prefix, kn, v);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/* REGISTRY_<PATH> environment overrides, for every scalar key we know
+ * (REGISTRY_STORAGE_S3_SECRETKEY keeps secrets out of the file). */
+static int apply_env(struct ctx *c)
+{
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		const struct key *k = &keys[i];
+		if (k->kind < K_STR || k->kind > K_FORMATTER)
+			continue;
+		char name[128] = "REGISTRY_";
+		size_t j = strlen(name);
+		for (const char *p = k->path; *p && j + 1 < sizeof name; p++)
+			name[j++] = *p == '.' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+		name[j] = '\0';
+		const char *v = getenv(name);
+		if (!v)
+			continue;
+		char loc[160];
+		snprintf(loc, sizeof loc, "environment variable %s", name);
+		if (!strncmp(k->path, "storage.filesystem.", 19))
+			c->seen_fs = true;
+		else if (!strncmp(k->path, "storage.s3.", 11))
+			c->seen_s3 = true;
+		if (!strcmp(k->path, "storage.s3.forcepathstyle"))
+			c->seen_forcepathstyle = true;
+		int r = apply_scalar(c, k, v, false, loc);
+		if (r)
+			return r;
+		log_debug("configuration: %s from the environment", k->path);
+	}
+	return 0;
+}
+
+/* Cross-key rules, after file and environment. */
+static int finish(struct ctx *c)
+{
+	struct regfs_config *cfg = c->cfg;
+	if (c->seen_fs && c->seen_s3)
+		return regfs_errf(c->err, -EINVAL,
+				  "%s line %d: storage: both filesystem and s3 are configured (in the file or REGISTRY_STORAGE_* variables); configure exactly one storage driver",
+				  c->source, c->storage_line ? c->storage_line : 1);
+	cfg->storage_type = c->seen_s3 ? REGFS_STORAGE_S3 : REGFS_STORAGE_FILESYSTEM;
+	if (cfg->storage_type == REGFS_STORAGE_FILESYSTEM &&
+	    (!cfg->fs_rootdirectory || !cfg->fs_rootdirectory[0]))
+		return regfs_errf(c->err, -EINVAL, "%s: storage.filesystem.rootdirectory: must not be empty",
+				  c->source);
+	if (cfg->storage_type == REGFS_STORAGE_S3) {
+		struct regfs_s3_config *s3 = &cfg->s3;
+		if (!s3->bucket || !s3->bucket[0])
+			return regfs_errf(c->err, -EINVAL, "%s: storage.s3.bucket: required for the s3 driver",
+					  c->source);
+		if (!s3->region || !s3->region[0]) {
+			free(s3->region);
+			if (!(s3->region = strdup("us-east-1")))
+				return regfs_errf(c->err, -ENOMEM, "out of memory reading configuration");
+		}
+		if (s3->chunksize < 5 * MiB)
+			return regfs_errf(c->err, -EINVAL,
+					  "%s: storage.s3.chunksize: %llu bytes is below S3's 5 MiB minimum part size (5242880)",
+					  c->source, (unsigned long long)s3->chunksize);
+		if (!c->seen_forcepathstyle)
+			s3->forcepathstyle = s3->regionendpoint && s3->regionendpoint[0];
+	}
+	if (!cfg->http_addr || !cfg->http_addr[0])
+		return regfs_errf(c->err, -EINVAL, "%s: http.addr: must not be empty (e.g. :5000)", c->source);
+	return 0;
+}
+
+/* ---- public API ----------------------------------------------------------- */
+
+void regfs_config_defaults(struct regfs_config *cfg, const char *default_rootdir)
+{
+	memset(cfg, 0, sizeof *cfg);
+	cfg->version = strdup("0.1");
+	cfg->log_level = REGFS_LOG_INFO;
+	cfg->storage_type = REGFS_STORAGE_FILESYSTEM;
+	cfg->fs_rootdirectory = strdup(default_rootdir ? default_rootdir : "/var/lib/registry");
+	cfg->s3.region = strdup("us-east-1");
+	cfg->s3.secure = true;
+	cfg->s3.v4auth = true;
+	cfg->s3.chunksize = 10 * MiB;
+	cfg->s3.multipartcopythresholdsize = 32 * MiB;
+	cfg->s3.multipartcopychunksize = 32 * MiB;
+	cfg->uploadpurging.enabled = true;
+	cfg->uploadpurging.age_s = 168 * 3600;
+	cfg->uploadpurging.interval_s = 24 * 3600;
+	cfg->gc.interval_s = 3600;
+	cfg->gc.delay_s = 3600;
+	cfg->http_addr = strdup(default_rootdir ? "127.0.0.1:5000" : ":5000");
+	cfg->health_storage.interval_s = 10;
+	cfg->health_storage.threshold = 1;
+}
+
+static int parse_named(const char *yaml, size_t len, const char *source,
+		       struct regfs_config *cfg, struct regfs_err *err)
+{
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	if (!yaml_parser_initialize(&parser))
+		return regfs_errf(err, -ENOMEM, "out of memory reading configuration");
+	yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
+	if (!yaml_parser_load(&parser, &doc)) {
+		int r = regfs_errf(err, -EINVAL, "%s line %zu: invalid YAML: %s%s%s", source,
+				   parser.problem_mark.line + 1, parser.problem ? parser.problem : "syntax error",
+				   parser.context ? " " : "", parser.context ? parser.context : "");
+		yaml_parser_delete(&parser);
+		return r;
+	}
+	struct ctx c = { .doc = &doc, .cfg = cfg, .err = err, .source = source };
+	int r = 0;
+	yaml_node_t *root = yaml_document_get_root_node(&doc);
+	if (root) /* an empty file means "all defaults" */
+		r = walk_map(&c, root, "");
+	if (!r)
+		r = apply_env(&c);
+	if (!r)
+		r = finish(&c);
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&parser);
+	return r;
+}
+
+int regfs_config_parse(const char *yaml, size_t len, struct regfs_config *cfg,
+		       struct regfs_err *err)
+{
+	return parse_named(yaml, len, "config.yml", cfg, err);
+}
+
+int regfs_config_load(const char *path, struct regfs_config *cfg, struct regfs_err *err)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		int e = errno;
+		return regfs_errf(err, e == ENOENT ? -ENOENT : e == EACCES ? -EACCES : -e,
+				  "cannot read configuration %s: %s", path, strerror(e));
+	}
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	for (;;) {
+		if (len + 4096 > cap) {
+			if (cap > 16 * MiB) {
+				free(buf);
+				fclose(f);
+				return regfs_errf(err, -EINVAL, "configuration %s is larger than 16 MiB", path);
+			}
+			cap = cap ? cap * 2 : 8192;
+			char *nb = realloc(buf, cap);
+			if (!nb) {
+				free(buf);
+				fclose(f);
+				return regfs_errf(err, -ENOMEM, "out of memory reading %s", path);
+			}
+			buf = nb;
+		}
+		size_t n = fread(buf + len, 1, cap - len, f);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	int rerr = ferror(f);
+	fclose(f);
+	if (rerr) {
+		free(buf);
+		return regfs_errf(err, -EIO, "cannot read configuration %s", path);
+	}
+	int r = parse_named(buf, len, path, cfg, err);
+	free(buf);
+	return r;
+}
+
+void regfs_config_free(struct regfs_config *cfg)
+{
+	if (!cfg)
+		return;
+	free(cfg->version);
+	free(cfg->fs_rootdirectory);
+	struct regfs_s3_config *s3 = &cfg->s3;
+	free(s3->accesskey);
+	free(s3->secretkey);
+	free(s3->region);
+	free(s3->regionendpoint);
+	free(s3->bucket);
+	free(s3->rootdirectory);
+	free(cfg->http_addr);
+	free(cfg->http_host);
+	for (int i = 0; i < cfg->n_headers; i++) {
+		free(cfg->headers[i].name);
+		for (int j = 0; j < cfg->headers[i].n_values; j++)
+			free(cfg->headers[i].values[j]);
+		free(cfg->headers[i].values);
+	}
+	free(cfg->headers);
+	free(cfg->tls_certificate);
+	free(cfg->tls_key);
+	memset(cfg, 0, sizeof *cfg);
+}
