@@ -107,9 +107,23 @@ int regfs_client_catalog(struct regfs_client *c, struct regfs_strv *out, struct 
 	char *url = xasprintf("%s/v2/_catalog?n=1000", c->url);
 	if (!url)
 		return regfs_errf(err, -ENOMEM, "out of memory");
+	struct regfs_err e1 = {0};
 	int rc = paged_list(c, url, "registry:catalog:*", "repositories", "repository catalog",
-			    &c->st_catalog_pages, out, err);
+			    &c->st_catalog_pages, out, &e1);
 	free(url);
+	if (rc == -EIO && strstr(e1.msg, "PAGINATION_NUMBER_INVALID")) {
+		/* A registry configured with catalog.maxentries < 1000 refuses
+		 * n=1000 (400): let it choose the page size. */
+		url = xasprintf("%s/v2/_catalog", c->url);
+		if (!url)
+			return regfs_errf(err, -ENOMEM, "out of memory");
+		rc = paged_list(c, url, "registry:catalog:*", "repositories",
+				"repository catalog", &c->st_catalog_pages, out, err);
+		free(url);
+		return rc;
+	}
+	if (rc && err && !err->code)
+		*err = e1;
 	return rc;
 }
 
@@ -391,7 +405,17 @@ int regfs_client_delete_manifest(struct regfs_client *c, const char *repo, const
 	struct rq q = {.method = "DELETE", .url = url, .scope = scope, .idempotent = false};
 	ST_INC(c, st_writes);
 	rc = client_do(c, &q, &r, err);
-	if (!rc && r.status != 202 && r.status != 200 && r.status != 204) {
+	if (!rc && r.status == 400 && !regfs_digest_valid(ref) && r.body.data &&
+	    strstr(r.body.data, "DIGEST_INVALID")) {
+		/* registry:2 (2.8) cannot delete a tag: it parses the tag as a
+		 * digest and answers 400 DIGEST_INVALID. Say so as -ENOTSUP so the
+		 * caller can take its fallback. */
+		ST_INC(c, st_errors);
+		rc = regfs_errf(err, -ENOTSUP,
+				"deleting tag %s:%s: registry %s cannot delete tags (DELETE by tag "
+				"answered 400 DIGEST_INVALID); delete the manifest by digest instead",
+				repo, ref, c->url);
+	} else if (!rc && r.status != 202 && r.status != 200 && r.status != 204) {
 		char what[400];
 		snprintf(what, sizeof what, "deleting manifest %s:%s", repo, ref);
 		rc = status_err(c, &r, "DELETE", url, what, err);
