@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <dirent.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -390,6 +391,82 @@ static void test_misc(void **state)
 	assert_non_null(strstr(err.msg, "plainfile"));
 }
 
+/* Atomic put: while one thread replaces an object with alternating
+ * contents of different lengths, readers must only ever see one whole
+ * version, never a mix, a truncation or a missing file. */
+struct race {
+	struct regfs_storage *s;
+	int rounds;
+	int bad;
+};
+
+static void *race_writer(void *ud)
+{
+	struct race *r = ud;
+	static char a[8192], b[3000];
+	memset(a, 'a', sizeof a);
+	memset(b, 'b', sizeof b);
+	for (int i = 0; i < r->rounds; i++) {
+		const char *d = (i & 1) ? b : a;
+		size_t n = (i & 1) ? sizeof b : sizeof a;
+		if (regfs_storage_put(r->s, "/race/obj", d, n, NULL) != 0)
+			__atomic_add_fetch(&r->bad, 1, __ATOMIC_SEQ_CST);
+	}
+	return NULL;
+}
+
+static void *race_reader(void *ud)
+{
+	struct race *r = ud;
+	for (int i = 0; i < r->rounds; i++) {
+		char *d = NULL;
+		size_t n = 0;
+		if (regfs_storage_get(r->s, "/race/obj", &d, &n, NULL) != 0) {
+			__atomic_add_fetch(&r->bad, 1, __ATOMIC_SEQ_CST);
+			continue;
+		}
+		char want = n == 8192 ? 'a' : n == 3000 ? 'b' : 0;
+		for (size_t k = 0; k < n && want; k++)
+			if (d[k] != want)
+				want = 0;
+		if (!want)
+			__atomic_add_fetch(&r->bad, 1, __ATOMIC_SEQ_CST);
+		free(d);
+	}
+	return NULL;
+}
+
+static void test_atomic_put_concurrent(void **state)
+{
+	struct ctx *c = *state;
+	char init[8192];
+	memset(init, 'a', sizeof init);
+	assert_int_equal(regfs_storage_put(c->s, "/race/obj", init, sizeof init, NULL), 0);
+	struct race r = { .s = c->s, .rounds = 300 };
+	pthread_t w, rd[2];
+	assert_int_equal(pthread_create(&w, NULL, race_writer, &r), 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&rd[i], NULL, race_reader, &r), 0);
+	pthread_join(w, NULL);
+	for (int i = 0; i < 2; i++)
+		pthread_join(rd[i], NULL);
+	assert_int_equal(r.bad, 0);
+	/* and no temp files are left behind */
+	struct names ns = {0};
+	assert_int_equal(regfs_storage_list(c->s, "/race", collect, &ns, NULL), 0);
+	assert_int_equal(ns.n, 1);
+	free(ns.v[0]);
+	char dir[512];
+	snprintf(dir, sizeof dir, "%s/race", c->root);
+	DIR *d = opendir(dir);
+	int files = 0;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		files += de->d_name[0] != '.' || strncmp(de->d_name, ".tmp-", 5) == 0;
+	closedir(d);
+	assert_int_equal(files, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -402,6 +479,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_move_del, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_misc, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_atomic_put_concurrent, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
