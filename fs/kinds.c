@@ -1,0 +1,613 @@
+/* kinds.c — what each kind of node is: its children, its attributes, its
+ * link target or content. ops.c dispatches FUSE requests here by kind.
+ *
+ *   ROOT        top components of the catalog + .regfs
+ *   DIR         a namespace and/or repository: nested components, and for a
+ *               repository _tags/ and _manifests/
+ *   TAGS        the repository's tags (TAG symlinks -> ../_manifests/<digest>)
+ *   MANIFESTS   every manifest reachable from a tag (index children too)
+ *   MANIFEST    manifest.json + config.json + layers/ (image) or
+ *               index.json + platforms/ (index)
+ *   MJSON       the manifest's own bytes; BLOB a config or layer blob
+ *   LAYERS      N.<ext> blob files in manifest order
+ *   PLATFORMS   <os>-<arch>[-<variant>] -> ../../<child digest> (PLATLINK)
+ *   META        .regfs/ with status and stats (METAFILE)
+ *
+ * du semantics live in node_attr: stored blobs (MJSON, BLOB) report
+ * st_blocks = ceil(size/512), st_ino = regfs_digest_ino(digest), nlink 2,
+ * so GNU du counts each blob once however many repositories show it;
+ * everything else has st_blocks 0. */
+#include "mount.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <regfs/log.h>
+
+bool kind_is_dir(enum node_kind k)
+{
+	switch (k) {
+	case K_ROOT: case K_DIR: case K_TAGS: case K_MANIFESTS: case K_MANIFEST:
+	case K_LAYERS: case K_PLATFORMS: case K_META:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* ---- child list helpers ---- */
+
+struct clist {
+	struct child *v;
+	size_t n, cap;
+	int err;
+};
+
+static struct child *cl_add(struct clist *l, const char *name, enum node_kind kind,
+			    const char *repo)
+{
+	if (l->err)
+		return NULL;
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? l->cap * 2 : 16;
+		struct child *nv = realloc(l->v, nc * sizeof *nv);
+		if (!nv) {
+			l->err = -ENOMEM;
+			return NULL;
+		}
+		l->v = nv;
+		l->cap = nc;
+	}
+	struct child *c = &l->v[l->n];
+	memset(c, 0, sizeof *c);
+	c->name = strdup(name);
+	if (!c->name) {
+		l->err = -ENOMEM;
+		return NULL;
+	}
+	c->kind = kind;
+	c->repo = repo;
+	l->n++;
+	return c;
+}
+
+static void cl_free(struct clist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		child_clear(&l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+static int cl_done(struct clist *l, struct child **out, size_t *n)
+{
+	if (l->err) {
+		int rc = l->err;
+		cl_free(l);
+		return rc;
+	}
+	*out = l->v;
+	*n = l->n;
+	return 0;
+}
+
+/* Generic lookup for small directories: list, then pick the name. */
+static int lookup_by_list(int (*list)(struct node *, struct child **, size_t *),
+			  struct node *dir, const char *name, struct child *out)
+{
+	struct child *v;
+	size_t n;
+	int rc = list(dir, &v, &n);
+	if (rc)
+		return rc;
+	rc = -ENOENT;
+	for (size_t i = 0; i < n; i++) {
+		if (rc == -ENOENT && strcmp(v[i].name, name) == 0) {
+			*out = v[i];
+			rc = 0;
+			continue;
+		}
+		child_clear(&v[i]);
+	}
+	free(v);
+	return rc;
+}
+
+static char *path_join(const char *a, const char *b)
+{
+	char *s;
+	if (asprintf(&s, "%s%s%s", a, *a ? "/" : "", b) < 0)
+		return NULL;
+	return s;
+}
+
+/* ---- ROOT and DIR ---- */
+
+static int list_components(struct node *dir, struct clist *l)
+{
+	struct catalog *cat;
+	int rc = ncache_catalog(&cat);
+	if (rc)
+		return rc;
+	int cls = dir->kind == K_ROOT ? 2 : catalog_classify(cat, dir->path);
+	if (cls == 0) {
+		catalog_put(cat);
+		return -ENOENT; /* the repository went away */
+	}
+	if (cls & 1) {
+		cl_add(l, "_manifests", K_MANIFESTS, dir->path);
+		cl_add(l, "_tags", K_TAGS, dir->path);
+	}
+	char **names;
+	size_t n;
+	rc = catalog_children(cat, dir->path, &names, &n);
+	catalog_put(cat);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		char *p = path_join(dir->path, names[i]);
+		/* DIR nodes carry their own path as repo (a namespace has no tags,
+		 * catalog_classify tells which it is). */
+		struct child *c = p ? cl_add(l, names[i], K_DIR, NULL) : NULL;
+		if (c)
+			c->arg = p;
+		else
+			free(p);
+		free(names[i]);
+	}
+	free(names);
+	return 0;
+}
+
+static int root_list(struct node *dir, struct child **out, size_t *n)
+{
+	struct clist l = {0};
+	cl_add(&l, ".regfs", K_META, NULL);
+	int rc = list_components(dir, &l);
+	if (rc) {
+		cl_free(&l);
+		return rc;
+	}
+	return cl_done(&l, out, n);
+}
+
+static int dir_list(struct node *dir, struct child **out, size_t *n)
+{
+	struct clist l = {0};
+	int rc = list_components(dir, &l);
+	if (rc) {
+		cl_free(&l);
+		return rc;
+	}
+	return cl_done(&l, out, n);
+}
+
+static int dir_lookup(struct node *dir, const char *name, struct child *out)
+{
+	memset(out, 0, sizeof *out);
+	if (dir->kind == K_ROOT && strcmp(name, ".regfs") == 0) {
+		out->name = strdup(name);
+		out->kind = K_META;
+		return out->name ? 0 : -ENOMEM;
+	}
+	struct catalog *cat;
+	int rc = ncache_catalog(&cat);
+	if (rc)
+		return rc;
+	int self = dir->kind == K_ROOT ? 2 : catalog_classify(cat, dir->path);
+	rc = -ENOENT;
+	if ((self & 1) && (strcmp(name, "_tags") == 0 || strcmp(name, "_manifests") == 0)) {
+		out->kind = name[1] == 't' ? K_TAGS : K_MANIFESTS;
+		out->repo = dir->path;
+		rc = 0;
+	} else if (name[0] != '_' && name[0] != '.') {
+		char *p = path_join(dir->path, name);
+		if (p && catalog_classify(cat, p)) {
+			out->kind = K_DIR;
+			out->arg = p;
+			rc = 0;
+		} else {
+			free(p);
+		}
+	}
+	catalog_put(cat);
+	if (rc == 0 && !(out->name = strdup(name))) {
+		child_clear(out);
+		rc = -ENOMEM;
+	}
+	return rc;
+}
+
+/* ---- TAGS / TAG ---- */
+
+static int tags_list(struct node *dir, struct child **out, size_t *n)
+{
+	struct tagset *ts;
+	int rc = ncache_tags(dir->repo, &ts);
+	if (rc)
+		return rc;
+	/* `ls -l` (and readdirplus) need every tag's digest and time: get them
+	 * in one parallel batch now rather than one request per getattr. */
+	ncache_resolve_all(dir->repo, ts);
+	struct clist l = {0};
+	for (size_t i = 0; i < ts->n; i++) {
+		struct child *c = cl_add(&l, ts->t[i].tag, K_TAG, dir->repo);
+		if (c && !(c->arg = strdup(ts->t[i].tag)))
+			l.err = -ENOMEM;
+	}
+	tagset_put(ts);
+	return cl_done(&l, out, n);
+}
+
+static int tags_lookup(struct node *dir, const char *name, struct child *out)
+{
+	memset(out, 0, sizeof *out);
+	if (!regfs_tag_valid(name))
+		return -ENOENT;
+	char digest[REGFS_DIGEST_MAX];
+	int rc = ncache_resolve(dir->repo, name, digest, NULL);
+	if (rc)
+		return rc;
+	out->name = strdup(name);
+	out->arg = strdup(name);
+	out->kind = K_TAG;
+	out->repo = dir->repo;
+	if (!out->name || !out->arg) {
+		child_clear(out);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int tag_readlink(struct node *n, char *buf, size_t size)
+{
+	char digest[REGFS_DIGEST_MAX];
+	int rc = ncache_resolve(n->repo, n->arg, digest, NULL);
+	if (rc)
+		return rc;
+	snprintf(buf, size, "../_manifests/%s", digest);
+	return 0;
+}
+
+/* ---- MANIFESTS / MANIFEST ---- */
+
+struct dset {
+	char **v;
+	size_t n, cap;
+};
+
+static void dset_add(struct dset *s, const char *d)
+{
+	if (s->n == s->cap) {
+		size_t nc = s->cap ? s->cap * 2 : 32;
+		char **nv = realloc(s->v, nc * sizeof *nv);
+		if (!nv)
+			return;
+		s->v = nv;
+		s->cap = nc;
+	}
+	char *c = strdup(d);
+	if (c)
+		s->v[s->n++] = c;
+}
+
+static int cmpstr(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void dset_uniq(struct dset *s)
+{
+	qsort(s->v, s->n, sizeof *s->v, cmpstr);
+	size_t u = 0;
+	for (size_t i = 0; i < s->n; i++) {
+		if (u && strcmp(s->v[u - 1], s->v[i]) == 0) {
+			free(s->v[i]);
+			continue;
+		}
+		s->v[u++] = s->v[i];
+	}
+	s->n = u;
+}
+
+static void dset_free(struct dset *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->v[i]);
+	free(s->v);
+}
+
+/* Adds the children of the index manifests among s->v[from..] (fetched in
+ * one batch first), repeating for nested indexes. */
+static void add_index_children(const char *repo, struct dset *s, size_t from)
+{
+	for (int depth = 0; depth < 4 && from < s->n; depth++) {
+		size_t end = s->n;
+		const char **repos = calloc(end - from, sizeof *repos);
+		if (!repos)
+			return;
+		for (size_t i = from; i < end; i++)
+			repos[i - from] = repo;
+		mcache_prefetch(repos, (const char **)s->v + from, end - from);
+		free(repos);
+		for (size_t i = from; i < end; i++) {
+			const struct mentry *e = mcache_peek(s->v[i]);
+			if (!e || e->m->kind != REGFS_MANIFEST_INDEX)
+				continue;
+			for (size_t j = 0; j < e->m->n_manifests; j++)
+				dset_add(s, e->m->manifests[j].digest);
+		}
+		from = end;
+	}
+}
+
+static int manifests_list(struct node *dir, struct child **out, size_t *n)
+{
+	struct tagset *ts;
+	int rc = ncache_tags(dir->repo, &ts);
+	if (rc)
+		return rc;
+	ncache_resolve_all(dir->repo, ts);
+	struct dset s = {0};
+	for (size_t i = 0; i < ts->n; i++)
+		if (ts->t[i].resolved_at > 0)
+			dset_add(&s, ts->t[i].digest);
+	tagset_put(ts);
+	add_index_children(dir->repo, &s, 0);
+	dset_uniq(&s);
+	struct clist l = {0};
+	for (size_t i = 0; i < s.n; i++) {
+		struct child *c = cl_add(&l, s.v[i], K_MANIFEST, dir->repo);
+		if (c)
+			snprintf(c->digest, sizeof c->digest, "%s", s.v[i]);
+	}
+	dset_free(&s);
+	return cl_done(&l, out, n);
+}
+
+static int manifests_lookup(struct node *dir, const char *name, struct child *out)
+{
+	memset(out, 0, sizeof *out);
+	if (!regfs_digest_valid(name))
+		return -ENOENT;
+	const struct mentry *e;
+	int rc = mcache_get(dir->repo, name, &e);
+	if (rc)
+		return rc;
+	out->name = strdup(name);
+	out->kind = K_MANIFEST;
+	out->repo = dir->repo;
+	snprintf(out->digest, sizeof out->digest, "%s", name);
+	return out->name ? 0 : -ENOMEM;
+}
+
+static struct child *add_blob(struct clist *l, const char *name, enum node_kind k,
+			      const char *repo, const char *digest, uint64_t size,
+			      const char *mt)
+{
+	struct child *c = cl_add(l, name, k, repo);
+	if (!c)
+		return NULL;
+	snprintf(c->digest, sizeof c->digest, "%s", digest);
+	c->size = size;
+	if (mt && !(c->mediatype = strdup(mt)))
+		l->err = -ENOMEM;
+	return c;
+}
+
+static int manifest_list(struct node *dir, struct child **out, size_t *n)
+{
+	const struct mentry *e;
+	int rc = mcache_get(dir->repo, dir->digest, &e);
+	if (rc)
+		return rc;
+	const struct regfs_manifest *m = e->m;
+	struct clist l = {0};
+	if (m->kind == REGFS_MANIFEST_INDEX) {
+		add_blob(&l, "index.json", K_MJSON, dir->repo, e->digest, e->len, m->media_type);
+		struct child *c = cl_add(&l, "platforms", K_PLATFORMS, dir->repo);
+		if (c)
+			snprintf(c->digest, sizeof c->digest, "%s", e->digest);
+	} else {
+		if (m->has_config)
+			add_blob(&l, "config.json", K_BLOB, dir->repo, m->config.digest,
+				 (uint64_t)m->config.size, m->config.media_type);
+		struct child *c = cl_add(&l, "layers", K_LAYERS, dir->repo);
+		if (c)
+			snprintf(c->digest, sizeof c->digest, "%s", e->digest);
+		add_blob(&l, "manifest.json", K_MJSON, dir->repo, e->digest, e->len, m->media_type);
+	}
+	return cl_done(&l, out, n);
+}
+
+static int manifest_lookup(struct node *dir, const char *name, struct child *out)
+{
+	return lookup_by_list(manifest_list, dir, name, out);
+}
+
+static int layers_list(struct node *dir, struct child **out, size_t *n)
+{
+	const struct mentry *e;
+	int rc = mcache_get(dir->repo, dir->digest, &e);
+	if (rc)
+		return rc;
+	struct clist l = {0};
+	for (size_t i = 0; i < e->m->n_layers; i++) {
+		const struct regfs_descriptor *d = &e->m->layers[i];
+		char name[64];
+		snprintf(name, sizeof name, "%zu.%s", i, regfs_layer_ext(d->media_type));
+		add_blob(&l, name, K_BLOB, dir->repo, d->digest, (uint64_t)d->size, d->media_type);
+	}
+	return cl_done(&l, out, n);
+}
+
+static int layers_lookup(struct node *dir, const char *name, struct child *out)
+{
+	return lookup_by_list(layers_list, dir, name, out);
+}
+
+static int platforms_list(struct node *dir, struct child **out, size_t *n)
+{
+	const struct mentry *e;
+	int rc = mcache_get(dir->repo, dir->digest, &e);
+	if (rc)
+		return rc;
+	struct clist l = {0};
+	for (size_t i = 0; i < e->m->n_manifests; i++) {
+		const struct regfs_descriptor *d = &e->m->manifests[i];
+		char base[256], name[280];
+		if (d->os && d->arch)
+			snprintf(base, sizeof base, "%s-%s%s%s", d->os, d->arch,
+				 d->variant ? "-" : "", d->variant ? d->variant : "");
+		else
+			snprintf(base, sizeof base, "unknown");
+		/* Two children with one platform (attestations, duplicates): keep
+		 * names unique and stable by manifest order. */
+		snprintf(name, sizeof name, "%s", base);
+		for (int k = 2;; k++) {
+			bool dup = false;
+			for (size_t j = 0; j < l.n; j++)
+				dup |= strcmp(l.v[j].name, name) == 0;
+			if (!dup)
+				break;
+			snprintf(name, sizeof name, "%s.%d", base, k);
+		}
+		struct child *c = cl_add(&l, name, K_PLATLINK, dir->repo);
+		if (c)
+			snprintf(c->digest, sizeof c->digest, "%s", d->digest);
+	}
+	return cl_done(&l, out, n);
+}
+
+static int platforms_lookup(struct node *dir, const char *name, struct child *out)
+{
+	return lookup_by_list(platforms_list, dir, name, out);
+}
+
+static int platlink_readlink(struct node *n, char *buf, size_t size)
+{
+	snprintf(buf, size, "../../%s", n->digest);
+	return 0;
+}
+
+/* ---- .regfs ---- */
+
+static int meta_list(struct node *dir, struct child **out, size_t *n)
+{
+	(void)dir;
+	struct clist l = {0};
+	struct child *c = cl_add(&l, "stats", K_METAFILE, NULL);
+	if (c && !(c->arg = strdup("stats")))
+		l.err = -ENOMEM;
+	c = cl_add(&l, "status", K_METAFILE, NULL);
+	if (c && !(c->arg = strdup("status")))
+		l.err = -ENOMEM;
+	return cl_done(&l, out, n);
+}
+
+static int meta_lookup(struct node *dir, const char *name, struct child *out)
+{
+	return lookup_by_list(meta_list, dir, name, out);
+}
+
+static int metafile_content(struct node *n, char **buf, size_t *len)
+{
+	if (strcmp(n->arg, "status") == 0)
+		return stats_status_text(buf, len);
+	return stats_json_text(buf, len);
+}
+
+/* ---- tables ---- */
+
+static const struct kind_ops root_ops = {.list = root_list, .lookup = dir_lookup};
+static const struct kind_ops dir_ops = {.list = dir_list, .lookup = dir_lookup};
+static const struct kind_ops tags_ops = {.list = tags_list, .lookup = tags_lookup};
+static const struct kind_ops tag_ops = {.readlink = tag_readlink};
+static const struct kind_ops manifests_ops = {.list = manifests_list, .lookup = manifests_lookup};
+static const struct kind_ops manifest_ops = {.list = manifest_list, .lookup = manifest_lookup};
+static const struct kind_ops file_ops = {0};
+static const struct kind_ops layers_ops = {.list = layers_list, .lookup = layers_lookup};
+static const struct kind_ops platforms_ops = {.list = platforms_list, .lookup = platforms_lookup};
+static const struct kind_ops platlink_ops = {.readlink = platlink_readlink};
+static const struct kind_ops meta_ops = {.list = meta_list, .lookup = meta_lookup};
+static const struct kind_ops metafile_ops = {.content = metafile_content};
+
+const struct kind_ops *const kind_ops[K__COUNT] = {
+	[K_ROOT] = &root_ops,         [K_DIR] = &dir_ops,
+	[K_TAGS] = &tags_ops,         [K_TAG] = &tag_ops,
+	[K_MANIFESTS] = &manifests_ops, [K_MANIFEST] = &manifest_ops,
+	[K_MJSON] = &file_ops,        [K_BLOB] = &file_ops,
+	[K_LAYERS] = &layers_ops,     [K_PLATFORMS] = &platforms_ops,
+	[K_PLATLINK] = &platlink_ops, [K_META] = &meta_ops,
+	[K_METAFILE] = &metafile_ops,
+};
+
+/* ---- attributes ---- */
+
+int node_attr(struct node *n, struct stat *st, double *timeout)
+{
+	memset(st, 0, sizeof *st);
+	st->st_uid = getuid();
+	st->st_gid = getgid();
+	st->st_blksize = 4096;
+	st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = M->mounted_since;
+	st->st_ino = path_hash_ino(n->path);
+	*timeout = M->o.ttl;
+	switch (n->kind) {
+	case K_MANIFEST: case K_LAYERS: case K_PLATFORMS:
+		*timeout = IMMUTABLE_TIMEOUT;
+		/* fallthrough */
+	case K_ROOT: case K_DIR: case K_TAGS: case K_MANIFESTS: case K_META:
+		st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 2;
+		if (n->kind == K_ROOT)
+			st->st_ino = FUSE_ROOT_ID;
+		return 0;
+	case K_MJSON: case K_BLOB:
+		st->st_mode = S_IFREG | 0444;
+		st->st_size = (off_t)n->size;
+		st->st_blocks = (blkcnt_t)((n->size + 511) / 512);
+		st->st_ino = regfs_digest_ino(n->digest);
+		st->st_nlink = 2; /* >= 2 so GNU du dedups by inode */
+		*timeout = IMMUTABLE_TIMEOUT;
+		return 0;
+	case K_TAG: {
+		char digest[REGFS_DIGEST_MAX];
+		int64_t mtime = 0;
+		int rc = ncache_resolve(n->repo, n->arg, digest, &mtime);
+		if (rc)
+			return rc;
+		st->st_mode = S_IFLNK | 0777;
+		st->st_nlink = 1;
+		st->st_size = (off_t)(strlen("../_manifests/") + strlen(digest));
+		st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = (time_t)mtime;
+		return 0;
+	}
+	case K_PLATLINK:
+		st->st_mode = S_IFLNK | 0777;
+		st->st_nlink = 1;
+		st->st_size = (off_t)(strlen("../../") + strlen(n->digest));
+		*timeout = IMMUTABLE_TIMEOUT;
+		return 0;
+	case K_METAFILE: {
+		char *buf;
+		size_t len;
+		int rc = metafile_content(n, &buf, &len);
+		if (rc)
+			return rc;
+		free(buf);
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		st->st_size = (off_t)len;
+		st->st_mtim.tv_sec = time(NULL);
+		*timeout = 0;
+		return 0;
+	}
+	default:
+		return -EIO;
+	}
+}

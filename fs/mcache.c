@@ -1,0 +1,478 @@
+/* mcache.c — manifests by digest (content-addressed: never stale).
+ *
+ * Parsed manifests stay in memory for the life of the mount (they are small:
+ * ~1 KB each, 10 MB for 10,000) because du, ls and every manifest directory
+ * need them; their bytes are also written to the disk blob cache (bcache) so
+ * a remount does not fetch them again. Bytes are always verified against the
+ * digest before they are believed, whether they come from the registry (the
+ * client verifies) or from disk (verified here).
+ *
+ * Single flight per digest (state FETCHING + a shared condition variable). */
+#include "mount.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <regfs/log.h>
+
+enum { S_FETCHING = 1, S_OK = 2 };
+
+struct slot {
+	struct mentry e;
+	int state;
+	struct slot *next;
+};
+
+struct mcache {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct slot **b;
+	size_t nb;
+};
+
+static uint64_t fnv(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+struct mcache *mcache_new(void)
+{
+	struct mcache *mc = calloc(1, sizeof *mc);
+	if (!mc)
+		return NULL;
+	mc->nb = 65536;
+	mc->b = calloc(mc->nb, sizeof *mc->b);
+	if (!mc->b) {
+		free(mc);
+		return NULL;
+	}
+	pthread_mutex_init(&mc->mu, NULL);
+	pthread_cond_init(&mc->cv, NULL);
+	return mc;
+}
+
+static void slot_free(struct slot *s)
+{
+	free(s->e.data);
+	regfs_manifest_free(s->e.m);
+	free(s);
+}
+
+void mcache_free(struct mcache *mc)
+{
+	if (!mc)
+		return;
+	for (size_t i = 0; i < mc->nb; i++)
+		for (struct slot *s = mc->b[i], *nx; s; s = nx) {
+			nx = s->next;
+			slot_free(s);
+		}
+	free(mc->b);
+	pthread_mutex_destroy(&mc->mu);
+	pthread_cond_destroy(&mc->cv);
+	free(mc);
+}
+
+/* Caller holds mu. */
+static struct slot *find(struct mcache *mc, const char *digest)
+{
+	for (struct slot *s = mc->b[fnv(digest) % mc->nb]; s; s = s->next)
+		if (strcmp(s->e.digest, digest) == 0)
+			return s;
+	return NULL;
+}
+
+static struct slot *add(struct mcache *mc, const char *digest)
+{
+	struct slot *s = calloc(1, sizeof *s);
+	if (!s)
+		return NULL;
+	snprintf(s->e.digest, sizeof s->e.digest, "%s", digest);
+	size_t b = fnv(digest) % mc->nb;
+	s->next = mc->b[b];
+	mc->b[b] = s;
+	return s;
+}
+
+static void unlink_slot(struct mcache *mc, struct slot *s)
+{
+	for (struct slot **p = &mc->b[fnv(s->e.digest) % mc->nb]; *p; p = &(*p)->next)
+		if (*p == s) {
+			*p = s->next;
+			return;
+		}
+}
+
+const struct mentry *mcache_peek(const char *digest)
+{
+	struct mcache *mc = M->mc;
+	pthread_mutex_lock(&mc->mu);
+	struct slot *s = find(mc, digest);
+	const struct mentry *e = s && s->state == S_OK ? &s->e : NULL;
+	pthread_mutex_unlock(&mc->mu);
+	return e;
+}
+
+/* Parses bytes into slot fields (not yet published). Takes ownership of data. */
+static int fill(struct slot *s, char *data, size_t len, const char *ctype)
+{
+	struct regfs_err e = {0};
+	int rc = regfs_manifest_parse(data, len, ctype, &s->e.m, &e);
+	if (rc) {
+		log_warn("manifest %s: %s", s->e.digest, regfs_err_str(&e));
+		free(data);
+		return -EIO;
+	}
+	s->e.data = data;
+	s->e.len = len;
+	return 0;
+}
+
+/* Reads a manifest from the disk cache, verified; NULL if absent/bad. */
+static char *from_disk(const char *digest, size_t *len)
+{
+	int fd = bcache_open(M->bc, digest);
+	if (fd < 0)
+		return NULL;
+	char *buf = NULL;
+	size_t cap = 0, n = 0;
+	for (;;) {
+		if (n == cap) {
+			if (cap >= REGFS_MANIFEST_MAX)
+				break;
+			char *nb = realloc(buf, (cap = cap ? cap * 2 : 4096) + 1);
+			if (!nb)
+				break;
+			buf = nb;
+		}
+		ssize_t r = read(fd, buf + n, cap - n);
+		if (r <= 0) {
+			if (r == 0) {
+				close(fd);
+				char d[REGFS_DIGEST_MAX];
+				enum regfs_digest_alg alg = strncmp(digest, "sha512:", 7) == 0
+					? REGFS_SHA512 : REGFS_SHA256;
+				regfs_digest_buf(alg, buf, n, d);
+				if (strcmp(d, digest) != 0) {
+					log_warn("disk cache: %s is corrupt; fetching it again", digest);
+					free(buf);
+					return NULL;
+				}
+				buf[n] = 0;
+				*len = n;
+				return buf;
+			}
+			break;
+		}
+		n += (size_t)r;
+	}
+	close(fd);
+	free(buf);
+	return NULL;
+}
+
+int mcache_put(const char *digest, const char *data, size_t len, const char *ctype,
+	       const struct mentry **out)
+{
+	struct mcache *mc = M->mc;
+	pthread_mutex_lock(&mc->mu);
+	struct slot *s = find(mc, digest);
+	if (s && s->state == S_OK) {
+		pthread_mutex_unlock(&mc->mu);
+		*out = &s->e;
+		return 0;
+	}
+	pthread_mutex_unlock(&mc->mu);
+	struct slot *ns = calloc(1, sizeof *ns);
+	char *copy = malloc(len + 1);
+	if (!ns || !copy) {
+		free(ns);
+		free(copy);
+		return -ENOMEM;
+	}
+	memcpy(copy, data, len);
+	copy[len] = 0;
+	snprintf(ns->e.digest, sizeof ns->e.digest, "%s", digest);
+	int rc = fill(ns, copy, len, ctype);
+	if (rc) {
+		free(ns);
+		return rc;
+	}
+	bcache_put(M->bc, digest, data, len);
+	pthread_mutex_lock(&mc->mu);
+	s = find(mc, digest);
+	if (s && s->state == S_OK) {
+		/* Someone else won the race; keep theirs. */
+		pthread_mutex_unlock(&mc->mu);
+		slot_free(ns);
+		*out = &s->e;
+		return 0;
+	}
+	if (s) {
+		/* In flight elsewhere: publish ours into their slot. */
+		s->e.data = ns->e.data;
+		s->e.len = ns->e.len;
+		s->e.m = ns->e.m;
+		s->state = S_OK;
+		free(ns);
+		ns = s;
+	} else {
+		size_t b = fnv(digest) % mc->nb;
+		ns->next = mc->b[b];
+		mc->b[b] = ns;
+		ns->state = S_OK;
+	}
+	pthread_cond_broadcast(&mc->cv);
+	pthread_mutex_unlock(&mc->mu);
+	*out = &ns->e;
+	return 0;
+}
+
+int mcache_get(const char *repo, const char *digest, const struct mentry **out)
+{
+	struct mcache *mc = M->mc;
+	pthread_mutex_lock(&mc->mu);
+	struct slot *s;
+	for (;;) {
+		s = find(mc, digest);
+		if (s && s->state == S_OK) {
+			pthread_mutex_unlock(&mc->mu);
+			atomic_fetch_add(&M->st.mc_hits, 1);
+			*out = &s->e;
+			return 0;
+		}
+		if (!s)
+			break;
+		pthread_cond_wait(&mc->cv, &mc->mu);
+	}
+	s = add(mc, digest);
+	if (!s) {
+		pthread_mutex_unlock(&mc->mu);
+		return -ENOMEM;
+	}
+	s->state = S_FETCHING;
+	pthread_mutex_unlock(&mc->mu);
+
+	int rc;
+	size_t len = 0;
+	char *data = from_disk(digest, &len);
+	if (data) {
+		atomic_fetch_add(&M->st.mc_hits, 1);
+		rc = fill(s, data, len, NULL);
+	} else {
+		atomic_fetch_add(&M->st.mc_misses, 1);
+		struct regfs_manifest_resp r = {0};
+		struct regfs_err e = {0};
+		rc = regfs_client_manifest(M->client, repo, digest, &r, &e);
+		if (rc == 0) {
+			bcache_put(M->bc, digest, r.data, r.len);
+			rc = fill(s, r.data, r.len, r.content_type);
+			r.data = NULL;
+		} else {
+			char what[400];
+			snprintf(what, sizeof what, "fetching manifest %s@%s", repo, digest);
+			rc = fs_client_errno(rc, &e, what);
+		}
+		regfs_manifest_resp_free(&r);
+	}
+	pthread_mutex_lock(&mc->mu);
+	if (rc == 0) {
+		s->state = S_OK;
+		*out = &s->e;
+	} else {
+		unlink_slot(mc, s);
+		free(s);
+	}
+	pthread_cond_broadcast(&mc->cv);
+	pthread_mutex_unlock(&mc->mu);
+	return rc;
+}
+
+void mcache_prefetch(const char **repos, const char **digests, size_t n)
+{
+	struct mcache *mc = M->mc;
+	struct slot **mine = calloc(n ? n : 1, sizeof *mine);
+	struct regfs_manifest_req *reqs = calloc(n ? n : 1, sizeof *reqs);
+	struct slot **rs = calloc(n ? n : 1, sizeof *rs);
+	if (!mine || !reqs || !rs)
+		goto out;
+	size_t k = 0, nr = 0;
+	pthread_mutex_lock(&mc->mu);
+	for (size_t i = 0; i < n; i++) {
+		if (find(mc, digests[i]))
+			continue; /* cached, or someone is fetching it */
+		struct slot *s = add(mc, digests[i]);
+		if (!s)
+			break;
+		s->state = S_FETCHING;
+		mine[k] = s;
+		rs[k] = NULL;
+		reqs[k].repo = repos[i];
+		k++;
+	}
+	pthread_mutex_unlock(&mc->mu);
+	int *rc = calloc(k ? k : 1, sizeof *rc);
+	if (!rc)
+		goto publish_fail;
+	/* Disk first, then one parallel batch for the rest. */
+	struct regfs_manifest_req *net = reqs;
+	for (size_t i = 0; i < k; i++) {
+		size_t len;
+		char *data = from_disk(mine[i]->e.digest, &len);
+		if (data) {
+			atomic_fetch_add(&M->st.mc_hits, 1);
+			rc[i] = fill(mine[i], data, len, NULL);
+			continue;
+		}
+		rs[nr] = mine[i];
+		net[nr].repo = reqs[i].repo;
+		net[nr].ref = mine[i]->e.digest;
+		nr++;
+	}
+	if (nr) {
+		atomic_fetch_add(&M->st.mc_misses, nr);
+		regfs_client_manifests(M->client, net, nr);
+	}
+	for (size_t i = 0; i < nr; i++) {
+		struct slot *s = rs[i];
+		size_t mi = 0;
+		while (mine[mi] != s)
+			mi++;
+		if (net[i].rc == 0) {
+			bcache_put(M->bc, s->e.digest, net[i].resp.data, net[i].resp.len);
+			rc[mi] = fill(s, net[i].resp.data, net[i].resp.len, net[i].resp.content_type);
+			net[i].resp.data = NULL;
+		} else {
+			char what[400];
+			snprintf(what, sizeof what, "fetching manifest %s@%s", net[i].repo, s->e.digest);
+			rc[mi] = fs_client_errno(net[i].rc, &net[i].err, what);
+		}
+		regfs_manifest_resp_free(&net[i].resp);
+	}
+	pthread_mutex_lock(&mc->mu);
+	for (size_t i = 0; i < k; i++) {
+		if (rc[i] == 0) {
+			mine[i]->state = S_OK;
+		} else {
+			unlink_slot(mc, mine[i]);
+			free(mine[i]);
+		}
+	}
+	pthread_cond_broadcast(&mc->cv);
+	pthread_mutex_unlock(&mc->mu);
+	free(rc);
+	goto out;
+publish_fail:
+	pthread_mutex_lock(&mc->mu);
+	for (size_t i = 0; i < k; i++) {
+		unlink_slot(mc, mine[i]);
+		free(mine[i]);
+	}
+	pthread_cond_broadcast(&mc->cv);
+	pthread_mutex_unlock(&mc->mu);
+out:
+	free(mine);
+	free(reqs);
+	free(rs);
+}
+
+/* "2026-11-28T08:00:00.123Z" / "...+02:00" -> unix time; 0 when unparsable. */
+static int64_t parse_rfc3339(const char *s)
+{
+	struct tm tm = {0};
+	int n = 0;
+	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+		   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6)
+		return 0;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	int64_t t = (int64_t)timegm(&tm);
+	const char *p = s + n;
+	if (*p == '.')
+		for (p++; *p >= '0' && *p <= '9'; p++)
+			;
+	int oh, om;
+	if ((*p == '+' || *p == '-') && sscanf(p + 1, "%2d:%2d", &oh, &om) == 2)
+		t -= (*p == '+' ? 1 : -1) * (int64_t)(oh * 3600 + om * 60);
+	return t;
+}
+
+/* Reads a small blob whole: disk cache, else registry (verified, then cached). */
+static char *small_blob(const char *repo, const char *digest, uint64_t size, size_t *len)
+{
+	if (size > REGFS_MANIFEST_MAX)
+		return NULL;
+	char *buf = malloc(size + 1);
+	if (!buf)
+		return NULL;
+	int fd = bcache_open(M->bc, digest);
+	if (fd >= 0) {
+		ssize_t r = pread(fd, buf, size, 0);
+		close(fd);
+		if (r == (ssize_t)size) {
+			buf[size] = 0;
+			*len = size;
+			atomic_fetch_add(&M->st.bc_hits, 1);
+			return buf;
+		}
+	}
+	atomic_fetch_add(&M->st.bc_misses, 1);
+	size_t got = 0;
+	struct regfs_err e = {0};
+	int rc = regfs_client_blob_read(M->client, repo, digest, 0, size, buf, &got, &e);
+	if (rc || got != size) {
+		if (rc)
+			fs_client_errno(rc, &e, "fetching a config blob");
+		free(buf);
+		return NULL;
+	}
+	char d[REGFS_DIGEST_MAX];
+	regfs_digest_buf(strncmp(digest, "sha512:", 7) == 0 ? REGFS_SHA512 : REGFS_SHA256,
+			 buf, size, d);
+	if (strcmp(d, digest) != 0) {
+		log_warn("blob %s@%s: the registry sent bytes that hash to %s", repo, digest, d);
+		free(buf);
+		return NULL;
+	}
+	bcache_put(M->bc, digest, buf, size);
+	buf[size] = 0;
+	*len = size;
+	return buf;
+}
+
+int64_t mcache_created(const char *repo, const struct mentry *e)
+{
+	int64_t c = __atomic_load_n(&e->created, __ATOMIC_ACQUIRE);
+	if (c)
+		return c;
+	c = -1;
+	const struct regfs_manifest *m = e->m;
+	if (m->kind == REGFS_MANIFEST_INDEX) {
+		/* An index has no config: its first child's image time. */
+		const struct mentry *ch;
+		if (m->n_manifests && mcache_get(repo, m->manifests[0].digest, &ch) == 0 &&
+		    ch->m->kind == REGFS_MANIFEST_IMAGE)
+			c = mcache_created(repo, ch);
+	} else if (m->has_config) {
+		size_t len;
+		char *buf = small_blob(repo, m->config.digest, (uint64_t)m->config.size, &len);
+		if (!buf)
+			return 0; /* not cached: try again next time */
+		json_t *j = json_loadb(buf, len, 0, NULL);
+		const char *s = json_string_value(json_object_get(j, "created"));
+		int64_t t = s ? parse_rfc3339(s) : 0;
+		if (t > 0)
+			c = t;
+		json_decref(j);
+		free(buf);
+	}
+	__atomic_store_n((int64_t *)&e->created, c, __ATOMIC_RELEASE);
+	return c;
+}

@@ -1,0 +1,227 @@
+/* mount.h — internals of the regfs FUSE daemon shared by the files of fs/.
+ *
+ * Layering (each file one concept):
+ *   main.c      command line, pre-mount checks, FUSE session and loop
+ *   ops.c       the one struct fuse_lowlevel_ops table; dispatches by node kind
+ *   kinds.c     per-kind tables: what a node lists, looks up, reports as attrs
+ *   node.c      the inode table (nodeid <-> node, path -> node, lookup counts)
+ *   names_cache.c  named cache with ttl: catalog, tag lists, tag -> digest
+ *   mcache.c    content-addressed manifest cache (memory, backed by bcache)
+ *   bcache.c    content-addressed on-disk blob cache with LRU size cap
+ *   walk.c      parallel full walk: prefetch for du / ls -R, statfs total
+ *   stats.c     .regfs/status and .regfs/stats
+ *
+ * Error convention: functions return 0 or a negative errno and log the
+ * registry's message once (at warn) where it first shows, so that a FUSE
+ * operation that fails with EIO always has a log line that says why. */
+#ifndef REGFS_FS_MOUNT_H
+#define REGFS_FS_MOUNT_H
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <regfs/client.h>
+#include <regfs/digest.h>
+#include <regfs/oci.h>
+
+/* Kernel cache lifetime for what is addressed by digest (never changes). */
+#define IMMUTABLE_TIMEOUT 86400.0
+
+struct mount_opts {
+	char *url, *mountpoint;
+	char *user, *pass;
+	char *ca_cert;
+	bool insecure;
+	bool foreground, debug, ro;
+	double ttl;
+	int timeout_s;
+	int max_parallel;
+	char *cache_dir;
+	uint64_t cache_size;
+	char *protect;       /* comma-separated globs (writes; later issue) */
+	char *fuse_opts;     /* -o options passed to FUSE, comma-joined */
+};
+
+struct ncache;
+struct mcache;
+struct bcache;
+struct nodes;
+
+struct fs_stats {
+	atomic_uint_fast64_t mc_hits, mc_misses;   /* manifests: memory/disk vs registry */
+	atomic_uint_fast64_t bc_hits, bc_misses;   /* blob reads served from disk cache */
+	atomic_uint_fast64_t nc_hits, nc_misses;   /* catalog / tag lists within ttl */
+	atomic_uint_fast64_t range_reads, walks;
+};
+
+/* The one mount (there is exactly one per process). */
+struct mnt {
+	struct mount_opts o;
+	struct regfs_client *client;
+	struct ncache *nc;
+	struct mcache *mc;
+	struct bcache *bc;
+	struct nodes *nodes;
+	struct fs_stats st;
+	time_t mounted_since;
+	char *registry_version;  /* Docker-Distribution-API-Version or "unknown" */
+};
+extern struct mnt *M;
+
+double now_mono(void);
+/* Runs fn(i, arg) for i in [0, n) on up to `maxpar` threads (for blob GETs,
+ * which the client has no batch call for); returns when all are done. */
+void par_for(size_t n, int maxpar, void (*fn)(size_t i, void *arg), void *arg);
+/* Maps a client error to what the FUSE op returns (ENOENT stays, the rest is
+ * EIO) and logs why at warn level. */
+int fs_client_errno(int rc, const struct regfs_err *e, const char *what);
+
+/* ---- names_cache.c: catalog, tags, tag -> digest; all expire after ttl. ---- */
+struct catalog {               /* immutable snapshot; refcounted */
+	atomic_int ref;
+	char **names;              /* sorted */
+	size_t n;
+};
+struct tag_ent {
+	char *tag;
+	char digest[REGFS_DIGEST_MAX]; /* "" until resolved */
+	int64_t mtime;                 /* 0 until known */
+	double resolved_at;
+	int state;                     /* internal */
+	int rc;
+};
+struct tagset {                /* one repository's tags; refcounted snapshot */
+	atomic_int ref;
+	struct tag_ent *t;         /* sorted by tag */
+	size_t n;
+};
+struct ncache *ncache_new(void);
+void ncache_free(struct ncache *nc);
+int ncache_catalog(struct catalog **out);      /* ref'd; catalog_put */
+void catalog_put(struct catalog *c);
+/* Is `path` a repository (1), a proper prefix of one (namespace, 2), both (3), or none (0)? */
+int catalog_classify(const struct catalog *c, const char *path);
+/* Children names of dir `path` ("" root): next components, sorted, unique. */
+int catalog_children(const struct catalog *c, const char *path, char ***names, size_t *n);
+int ncache_tags(const char *repo, struct tagset **out);   /* ref'd; tagset_put */
+void tagset_put(struct tagset *t);
+/* Resolve tag -> digest (+ mtime) for one tag / every tag of a set, in parallel. */
+int ncache_resolve(const char *repo, const char *tag, char digest[REGFS_DIGEST_MAX],
+		   int64_t *mtime);
+int ncache_resolve_all(const char *repo, struct tagset *ts);
+/* The same over many repositories at once (one parallel batch). */
+void ncache_resolve_many(char **repos, struct tagset **sets, size_t n);
+/* Warm many repositories' tag lists in one go (bulk extension or tags_many). */
+int ncache_prefetch_tags(char **repos, size_t n);
+/* Forget a repo's tag list / a tag resolution (after a write). */
+void ncache_invalidate(const char *repo);
+
+/* ---- mcache.c: manifests by digest. Entries live until unmount. ---- */
+struct mentry {
+	char digest[REGFS_DIGEST_MAX];
+	char *data;
+	size_t len;
+	struct regfs_manifest *m;  /* parsed */
+	int64_t created;           /* image config "created" (unix), 0 unknown, -1 none;
+	                            * written once with __atomic (see mcache_created) */
+};
+struct mcache *mcache_new(void);
+void mcache_free(struct mcache *mc);
+/* The manifest `digest` of `repo`: memory, then disk cache, then registry.
+ * The entry is owned by the cache and never freed while mounted. */
+int mcache_get(const char *repo, const char *digest, const struct mentry **out);
+/* Store a response we already have (e.g. from GET by tag). */
+int mcache_put(const char *digest, const char *data, size_t len, const char *ctype,
+	       const struct mentry **out);
+const struct mentry *mcache_peek(const char *digest);
+/* Fetch many (repo, digest) pairs in parallel; those cached are skipped. */
+void mcache_prefetch(const char **repos, const char **digests, size_t n);
+/* Image config created time (fetches the config blob; cached). */
+int64_t mcache_created(const char *repo, const struct mentry *e);
+
+/* ---- bcache.c: blobs on disk by digest, LRU-capped, verified on fill. ---- */
+struct bcache *bcache_new(const char *dir, uint64_t cap);   /* NULL: disabled */
+void bcache_free(struct bcache *bc);
+/* Opens the cached blob (O_RDONLY fd) or -ENOENT. Marks it used. */
+int bcache_open(struct bcache *bc, const char *digest);
+/* Stores bytes already verified by the caller. */
+int bcache_put(struct bcache *bc, const char *digest, const void *data, size_t len);
+/* Fetches the whole blob from the registry (digest-verified) and opens it. */
+int bcache_fill(struct bcache *bc, const char *repo, const char *digest, uint64_t size);
+uint64_t bcache_used(struct bcache *bc);
+
+/* ---- node.c ---- */
+enum node_kind {
+	K_ROOT = 0, K_DIR, K_TAGS, K_TAG, K_MANIFESTS, K_MANIFEST, K_MJSON, K_BLOB,
+	K_LAYERS, K_PLATFORMS, K_PLATLINK, K_META, K_METAFILE, K__COUNT
+};
+/* What a directory says about one child: enough to make its node. */
+struct child {
+	char *name;
+	enum node_kind kind;
+	const char *repo;        /* borrowed from parent (copied into the node) */
+	char digest[REGFS_DIGEST_MAX];
+	char *arg;               /* tag / platform target / meta file name */
+	uint64_t size;
+	char *mediatype;
+};
+void child_clear(struct child *c);
+
+struct node {
+	fuse_ino_t id;
+	uint64_t nlookup;
+	enum node_kind kind;
+	char *path;              /* "" for root, "team/app/_tags/latest" */
+	char *repo;              /* repository the node belongs to, NULL at top */
+	char digest[REGFS_DIGEST_MAX];
+	char *arg;
+	uint64_t size;
+	char *mediatype;
+	struct node *next_id, *next_path;
+};
+struct nodes *nodes_new(void);
+void nodes_free(struct nodes *t);
+struct node *nodes_root(struct nodes *t);
+/* Finds or makes the node for `parent/c->name`, adding `nlookup` lookups. */
+struct node *nodes_get(struct nodes *t, struct node *parent, const struct child *c,
+		       uint64_t nlookup);
+struct node *nodes_by_id(struct nodes *t, fuse_ino_t id);
+void nodes_forget(struct nodes *t, fuse_ino_t id, uint64_t n);
+/* Path-based lookup of an existing node (for invalidation), NULL if none. */
+struct node *nodes_by_path(struct nodes *t, const char *path);
+
+/* ---- kinds.c ---- */
+struct kind_ops {
+	/* Lists children into a malloc'd array (sorted for stable offsets). */
+	int (*list)(struct node *dir, struct child **out, size_t *n);
+	int (*lookup)(struct node *dir, const char *name, struct child *out);
+	int (*readlink)(struct node *n, char *buf, size_t size);
+	/* Whole content of small generated files. */
+	int (*content)(struct node *n, char **buf, size_t *len);
+};
+extern const struct kind_ops *const kind_ops[K__COUNT];
+int node_attr(struct node *n, struct stat *st, double *timeout);
+bool kind_is_dir(enum node_kind k);
+uint64_t path_hash_ino(const char *path);
+
+/* ---- walk.c ---- */
+/* Fetches everything the mount shows (catalog, every tag, every manifest)
+ * in parallel; computes the deduplicated stored total. Single flight; a
+ * result younger than ttl is reused. */
+int walk_total(uint64_t *bytes, uint64_t *blocks512);
+void walk_start_background(void);
+/* Waits for a running walk and prevents new ones (before teardown). */
+void walk_shutdown(void);
+
+/* ---- stats.c ---- */
+int stats_status_text(char **buf, size_t *len);
+int stats_json_text(char **buf, size_t *len);
+
+#endif

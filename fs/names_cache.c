@@ -1,0 +1,602 @@
+/* names_cache.c — the named cache: what a name points at right now.
+ *
+ * Catalog, each repository's tag list and each tag's digest can change at
+ * any time, so they are kept for --ttl seconds and then fetched again (the
+ * kernel's entry/attr timeouts for these nodes are the same ttl, see
+ * kinds.c). Snapshots (struct catalog, struct tagset) are immutable lists
+ * shared by reference count, so a readdir keeps a consistent view while a
+ * refresh installs a new one. A tag's resolution (digest, mtime) lives in
+ * its tagset entry and is filled lazily, in parallel batches.
+ *
+ * Single flight: while one thread fetches something, others that need the
+ * same thing wait for its result instead of sending the same request (one
+ * mutex + one condition variable for the whole cache; waits are short and
+ * rare, so broadcast-to-all is fine). A failed fetch is not cached: the next
+ * operation tries again, which is how the mount recovers when the registry
+ * comes back. */
+#include "mount.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <regfs/log.h>
+
+#define NBUCKETS 4096
+
+struct repo_ent {
+	char *repo;
+	struct tagset *ts;   /* NULL until fetched */
+	double fetched;
+	bool busy;
+	struct repo_ent *next;
+};
+
+struct ncache {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct catalog *cat;
+	double cat_at;
+	bool cat_busy;
+	struct repo_ent *b[NBUCKETS];
+};
+
+enum { T_IDLE = 0, T_RESOLVING = 1 };
+
+static uint64_t fnv(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+static int cmpstr(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmptag(const void *a, const void *b)
+{
+	return strcmp(((const struct tag_ent *)a)->tag, ((const struct tag_ent *)b)->tag);
+}
+
+struct ncache *ncache_new(void)
+{
+	struct ncache *nc = calloc(1, sizeof *nc);
+	if (!nc)
+		return NULL;
+	pthread_mutex_init(&nc->mu, NULL);
+	pthread_cond_init(&nc->cv, NULL);
+	nc->cat_at = -1e18;
+	return nc;
+}
+
+void catalog_put(struct catalog *c)
+{
+	if (!c || atomic_fetch_sub(&c->ref, 1) != 1)
+		return;
+	for (size_t i = 0; i < c->n; i++)
+		free(c->names[i]);
+	free(c->names);
+	free(c);
+}
+
+void tagset_put(struct tagset *t)
+{
+	if (!t || atomic_fetch_sub(&t->ref, 1) != 1)
+		return;
+	for (size_t i = 0; i < t->n; i++)
+		free(t->t[i].tag);
+	free(t->t);
+	free(t);
+}
+
+void ncache_free(struct ncache *nc)
+{
+	if (!nc)
+		return;
+	catalog_put(nc->cat);
+	for (size_t i = 0; i < NBUCKETS; i++)
+		for (struct repo_ent *r = nc->b[i], *nx; r; r = nx) {
+			nx = r->next;
+			tagset_put(r->ts);
+			free(r->repo);
+			free(r);
+		}
+	pthread_mutex_destroy(&nc->mu);
+	pthread_cond_destroy(&nc->cv);
+	free(nc);
+}
+
+/* ---- catalog ---- */
+
+int ncache_catalog(struct catalog **out)
+{
+	struct ncache *nc = M->nc;
+	pthread_mutex_lock(&nc->mu);
+	for (;;) {
+		if (nc->cat && now_mono() - nc->cat_at < M->o.ttl) {
+			atomic_fetch_add(&nc->cat->ref, 1);
+			*out = nc->cat;
+			pthread_mutex_unlock(&nc->mu);
+			atomic_fetch_add(&M->st.nc_hits, 1);
+			return 0;
+		}
+		if (!nc->cat_busy)
+			break;
+		pthread_cond_wait(&nc->cv, &nc->mu);
+	}
+	nc->cat_busy = true;
+	pthread_mutex_unlock(&nc->mu);
+	atomic_fetch_add(&M->st.nc_misses, 1);
+
+	struct regfs_strv v = {0};
+	struct regfs_err e = {0};
+	int rc = regfs_client_catalog(M->client, &v, &e);
+	struct catalog *c = NULL;
+	if (rc == 0) {
+		c = calloc(1, sizeof *c);
+		if (!c) {
+			regfs_strv_free(&v);
+			rc = -ENOMEM;
+		} else {
+			qsort(v.v, v.n, sizeof *v.v, cmpstr);
+			c->names = v.v;
+			c->n = v.n;
+			atomic_store(&c->ref, 2); /* the cache's and the caller's */
+		}
+	} else {
+		rc = fs_client_errno(rc, &e, "listing the catalog");
+	}
+	pthread_mutex_lock(&nc->mu);
+	nc->cat_busy = false;
+	if (c) {
+		catalog_put(nc->cat);
+		nc->cat = c;
+		nc->cat_at = now_mono();
+		*out = c;
+	}
+	pthread_cond_broadcast(&nc->cv);
+	pthread_mutex_unlock(&nc->mu);
+	return rc;
+}
+
+/* First index i with names[i] >= key. */
+static size_t lower_bound(const struct catalog *c, const char *key)
+{
+	size_t lo = 0, hi = c->n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (strcmp(c->names[mid], key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+int catalog_classify(const struct catalog *c, const char *path)
+{
+	int r = 0;
+	size_t i = lower_bound(c, path);
+	if (i < c->n && strcmp(c->names[i], path) == 0)
+		r |= 1;
+	size_t pl = strlen(path);
+	char *prefix = malloc(pl + 2);
+	if (!prefix)
+		return r;
+	memcpy(prefix, path, pl);
+	prefix[pl] = '/';
+	prefix[pl + 1] = 0;
+	/* Names sharing a prefix are contiguous in sorted order. */
+	i = lower_bound(c, prefix);
+	if (i < c->n && strncmp(c->names[i], prefix, pl + 1) == 0)
+		r |= 2;
+	free(prefix);
+	return r;
+}
+
+int catalog_children(const struct catalog *c, const char *path, char ***names, size_t *n)
+{
+	size_t pl = strlen(path);
+	char *prefix = malloc(pl + 2);
+	if (!prefix)
+		return -ENOMEM;
+	memcpy(prefix, path, pl);
+	if (pl)
+		prefix[pl++] = '/';
+	prefix[pl] = 0;
+	size_t cap = 16, k = 0;
+	char **v = malloc(cap * sizeof *v);
+	if (!v) {
+		free(prefix);
+		return -ENOMEM;
+	}
+	for (size_t i = lower_bound(c, prefix); i < c->n; i++) {
+		const char *s = c->names[i];
+		if (strncmp(s, prefix, pl) != 0)
+			break;
+		const char *comp = s + pl, *slash = strchr(comp, '/');
+		size_t cl = slash ? (size_t)(slash - comp) : strlen(comp);
+		if (cl == 0)
+			continue;
+		if (k == cap) {
+			char **nv = realloc(v, (cap *= 2) * sizeof *v);
+			if (!nv)
+				break;
+			v = nv;
+		}
+		v[k] = strndup(comp, cl);
+		if (v[k])
+			k++;
+	}
+	free(prefix);
+	/* "a/b", "a/b-c", "a/b/c": the same component need not be adjacent. */
+	qsort(v, k, sizeof *v, cmpstr);
+	size_t u = 0;
+	for (size_t i = 0; i < k; i++) {
+		if (u && strcmp(v[u - 1], v[i]) == 0) {
+			free(v[i]);
+			continue;
+		}
+		v[u++] = v[i];
+	}
+	*names = v;
+	*n = u;
+	return 0;
+}
+
+/* ---- tag lists ---- */
+
+static struct repo_ent *repo_ent(struct ncache *nc, const char *repo)
+{
+	size_t b = fnv(repo) % NBUCKETS;
+	for (struct repo_ent *r = nc->b[b]; r; r = r->next)
+		if (strcmp(r->repo, repo) == 0)
+			return r;
+	struct repo_ent *r = calloc(1, sizeof *r);
+	if (!r || !(r->repo = strdup(repo))) {
+		free(r);
+		return NULL;
+	}
+	r->fetched = -1e18;
+	r->next = nc->b[b];
+	nc->b[b] = r;
+	return r;
+}
+
+/* Takes ownership of the strings in v. */
+static struct tagset *tagset_from(struct regfs_strv *v)
+{
+	struct tagset *t = calloc(1, sizeof *t);
+	if (!t)
+		return NULL;
+	t->t = calloc(v->n ? v->n : 1, sizeof *t->t);
+	if (!t->t) {
+		free(t);
+		return NULL;
+	}
+	for (size_t i = 0; i < v->n; i++) {
+		t->t[i].tag = v->v[i];
+		v->v[i] = NULL;
+	}
+	t->n = v->n;
+	qsort(t->t, t->n, sizeof *t->t, cmptag);
+	atomic_store(&t->ref, 1);
+	return t;
+}
+
+/* Caller holds mu. Installs a fresh tagset (takes the caller's reference). */
+static void install(struct repo_ent *r, struct tagset *ts)
+{
+	tagset_put(r->ts);
+	r->ts = ts;
+	r->fetched = now_mono();
+}
+
+int ncache_tags(const char *repo, struct tagset **out)
+{
+	struct ncache *nc = M->nc;
+	pthread_mutex_lock(&nc->mu);
+	struct repo_ent *r = repo_ent(nc, repo);
+	if (!r) {
+		pthread_mutex_unlock(&nc->mu);
+		return -ENOMEM;
+	}
+	for (;;) {
+		if (r->ts && now_mono() - r->fetched < M->o.ttl) {
+			atomic_fetch_add(&r->ts->ref, 1);
+			*out = r->ts;
+			pthread_mutex_unlock(&nc->mu);
+			atomic_fetch_add(&M->st.nc_hits, 1);
+			return 0;
+		}
+		if (!r->busy)
+			break;
+		pthread_cond_wait(&nc->cv, &nc->mu);
+	}
+	r->busy = true;
+	pthread_mutex_unlock(&nc->mu);
+	atomic_fetch_add(&M->st.nc_misses, 1);
+
+	struct regfs_strv v = {0};
+	struct regfs_err e = {0};
+	int rc = regfs_client_tags(M->client, repo, &v, &e);
+	struct tagset *ts = NULL;
+	if (rc == 0) {
+		ts = tagset_from(&v);
+		regfs_strv_free(&v);
+		if (!ts)
+			rc = -ENOMEM;
+	} else {
+		char what[300];
+		snprintf(what, sizeof what, "listing the tags of %s", repo);
+		rc = fs_client_errno(rc, &e, what);
+	}
+	pthread_mutex_lock(&nc->mu);
+	r->busy = false;
+	if (ts) {
+		atomic_fetch_add(&ts->ref, 1);
+		install(r, ts);
+		*out = ts;
+	}
+	pthread_cond_broadcast(&nc->cv);
+	pthread_mutex_unlock(&nc->mu);
+	return rc;
+}
+
+int ncache_prefetch_tags(char **repos, size_t n)
+{
+	struct ncache *nc = M->nc;
+	struct regfs_err e = {0};
+	if (regfs_client_has_ext(M->client, "bulk-tags")) {
+		/* One paginated walk gives every tag with its digest and push time. */
+		struct regfs_repo_tags *rt = NULL;
+		size_t nr = 0;
+		int rc = regfs_client_bulk_tags(M->client, &rt, &nr, &e);
+		if (rc == 0) {
+			atomic_fetch_add(&M->st.nc_misses, 1);
+			pthread_mutex_lock(&nc->mu);
+			for (size_t i = 0; i < nr; i++) {
+				struct repo_ent *r = repo_ent(nc, rt[i].name);
+				if (!r || r->busy)
+					continue;
+				struct tagset *ts = calloc(1, sizeof *ts);
+				if (!ts || !(ts->t = calloc(rt[i].n_tags + 1, sizeof *ts->t))) {
+					free(ts);
+					continue;
+				}
+				for (size_t j = 0; j < rt[i].n_tags; j++) {
+					struct tag_ent *te = &ts->t[ts->n];
+					te->tag = rt[i].tags[j].tag;
+					rt[i].tags[j].tag = NULL;
+					if (!te->tag)
+						continue;
+					snprintf(te->digest, sizeof te->digest, "%s", rt[i].tags[j].digest);
+					te->mtime = rt[i].tags[j].pushed;
+					te->resolved_at = te->digest[0] ? now_mono() : 0;
+					ts->n++;
+				}
+				qsort(ts->t, ts->n, sizeof *ts->t, cmptag);
+				atomic_store(&ts->ref, 1);
+				install(r, ts);
+			}
+			pthread_cond_broadcast(&nc->cv);
+			pthread_mutex_unlock(&nc->mu);
+			regfs_repo_tags_free(rt, nr);
+			return 0;
+		}
+		if (rc != -ENOTSUP)
+			return fs_client_errno(rc, &e, "listing all tags (bulk-tags)");
+		regfs_err_clear(&e);
+	}
+
+	struct regfs_tags_req *reqs = calloc(n ? n : 1, sizeof *reqs);
+	struct repo_ent **ents = calloc(n ? n : 1, sizeof *ents);
+	if (!reqs || !ents) {
+		free(reqs);
+		free(ents);
+		return -ENOMEM;
+	}
+	size_t k = 0;
+	pthread_mutex_lock(&nc->mu);
+	for (size_t i = 0; i < n; i++) {
+		struct repo_ent *r = repo_ent(nc, repos[i]);
+		if (!r || r->busy || (r->ts && now_mono() - r->fetched < M->o.ttl))
+			continue;
+		r->busy = true;
+		ents[k] = r;
+		reqs[k].repo = r->repo; /* r lives until unmount */
+		k++;
+	}
+	pthread_mutex_unlock(&nc->mu);
+	int rc = 0;
+	if (k) {
+		atomic_fetch_add(&M->st.nc_misses, k);
+		regfs_client_tags_many(M->client, reqs, k);
+	}
+	pthread_mutex_lock(&nc->mu);
+	for (size_t i = 0; i < k; i++) {
+		ents[i]->busy = false;
+		if (reqs[i].rc == 0) {
+			struct tagset *ts = tagset_from(&reqs[i].tags);
+			if (ts)
+				install(ents[i], ts);
+		} else if (rc == 0) {
+			rc = reqs[i].rc;
+			e = reqs[i].err;
+		}
+		regfs_strv_free(&reqs[i].tags);
+	}
+	pthread_cond_broadcast(&nc->cv);
+	pthread_mutex_unlock(&nc->mu);
+	free(reqs);
+	free(ents);
+	if (rc && rc != -ENOENT)
+		return fs_client_errno(rc, &e, "listing tags");
+	return 0;
+}
+
+void ncache_invalidate(const char *repo)
+{
+	struct ncache *nc = M->nc;
+	pthread_mutex_lock(&nc->mu);
+	nc->cat_at = -1e18;
+	if (repo) {
+		struct repo_ent *r = repo_ent(nc, repo);
+		if (r)
+			r->fetched = -1e18;
+	}
+	pthread_mutex_unlock(&nc->mu);
+}
+
+/* ---- tag -> digest ---- */
+
+struct created_job {
+	const char **repos;
+	const struct mentry **ents;
+};
+
+static void created_one(size_t i, void *arg)
+{
+	struct created_job *j = arg;
+	if (j->ents[i])
+		mcache_created(j->repos[i], j->ents[i]);
+}
+
+/* Resolves the entries (each of repos[i]) that no one resolved yet, in one
+ * parallel batch, then waits for those others are resolving. */
+static void resolve_entries(const char **repos, struct tag_ent **ents, size_t n)
+{
+	struct ncache *nc = M->nc;
+	struct regfs_manifest_req *reqs = calloc(n ? n : 1, sizeof *reqs);
+	struct tag_ent **mine = calloc(n ? n : 1, sizeof *mine);
+	const struct mentry **me = calloc(n ? n : 1, sizeof *me);
+	const char **mrepo = calloc(n ? n : 1, sizeof *mrepo);
+	size_t k = 0;
+	if (!reqs || !mine || !me || !mrepo)
+		goto out;
+	pthread_mutex_lock(&nc->mu);
+	for (size_t i = 0; i < n; i++) {
+		if (ents[i]->resolved_at > 0 || ents[i]->state != T_IDLE)
+			continue;
+		ents[i]->state = T_RESOLVING;
+		mine[k] = ents[i];
+		reqs[k].repo = repos[i];
+		reqs[k].ref = ents[i]->tag;
+		k++;
+	}
+	pthread_mutex_unlock(&nc->mu);
+
+	if (k)
+		regfs_client_manifests(M->client, reqs, k);
+	size_t nneed = 0;
+	for (size_t i = 0; i < k; i++) {
+		if (reqs[i].rc != 0) {
+			char what[400];
+			snprintf(what, sizeof what, "resolving %s:%s", reqs[i].repo, reqs[i].ref);
+			mine[i]->rc = fs_client_errno(reqs[i].rc, &reqs[i].err, what);
+			continue;
+		}
+		const struct mentry *e = NULL;
+		int rc = mcache_put(reqs[i].resp.digest, reqs[i].resp.data, reqs[i].resp.len,
+				    reqs[i].resp.content_type, &e);
+		mine[i]->rc = rc;
+		if (rc == 0 && reqs[i].resp.last_modified <= 0) {
+			/* No Last-Modified (registry:2): the image's created time. */
+			me[nneed] = e;
+			mrepo[nneed] = reqs[i].repo;
+			nneed++;
+		}
+	}
+	if (nneed) {
+		struct created_job j = {mrepo, me};
+		par_for(nneed, M->o.max_parallel, created_one, &j);
+	}
+	pthread_mutex_lock(&nc->mu);
+	for (size_t i = 0; i < k; i++) {
+		if (mine[i]->rc == 0) {
+			snprintf(mine[i]->digest, sizeof mine[i]->digest, "%s", reqs[i].resp.digest);
+			int64_t mt = reqs[i].resp.last_modified;
+			if (mt <= 0) {
+				const struct mentry *e = mcache_peek(reqs[i].resp.digest);
+				mt = e ? __atomic_load_n(&e->created, __ATOMIC_ACQUIRE) : 0;
+			}
+			/* Unknown stays "now-ish" (mount time), never 1970: a
+			 * `find -mtime +7 -delete` must not take it for old. */
+			mine[i]->mtime = mt > 0 ? mt : (int64_t)M->mounted_since;
+			mine[i]->resolved_at = now_mono();
+		}
+		mine[i]->state = T_IDLE;
+	}
+	pthread_cond_broadcast(&nc->cv);
+	/* Entries another thread is resolving: wait for them. */
+	for (size_t i = 0; i < n; i++)
+		while (ents[i]->state == T_RESOLVING)
+			pthread_cond_wait(&nc->cv, &nc->mu);
+	pthread_mutex_unlock(&nc->mu);
+out:
+	for (size_t i = 0; i < k; i++)
+		regfs_manifest_resp_free(&reqs[i].resp);
+	free(reqs);
+	free(mine);
+	free(me);
+	free(mrepo);
+}
+
+int ncache_resolve(const char *repo, const char *tag, char digest[REGFS_DIGEST_MAX],
+		   int64_t *mtime)
+{
+	struct tagset *ts;
+	int rc = ncache_tags(repo, &ts);
+	if (rc)
+		return rc;
+	struct tag_ent key = {.tag = (char *)tag};
+	struct tag_ent *te = bsearch(&key, ts->t, ts->n, sizeof *ts->t, cmptag);
+	if (!te) {
+		tagset_put(ts);
+		return -ENOENT;
+	}
+	resolve_entries(&repo, &te, 1);
+	pthread_mutex_lock(&M->nc->mu);
+	if (te->resolved_at > 0) {
+		memcpy(digest, te->digest, REGFS_DIGEST_MAX);
+		if (mtime)
+			*mtime = te->mtime;
+		rc = 0;
+	} else {
+		rc = te->rc ? te->rc : -EIO;
+	}
+	pthread_mutex_unlock(&M->nc->mu);
+	tagset_put(ts);
+	return rc;
+}
+
+void ncache_resolve_many(char **repos, struct tagset **sets, size_t n)
+{
+	size_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += sets[i] ? sets[i]->n : 0;
+	struct tag_ent **ents = calloc(total ? total : 1, sizeof *ents);
+	const char **rp = calloc(total ? total : 1, sizeof *rp);
+	if (ents && rp) {
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++)
+			for (size_t j = 0; sets[i] && j < sets[i]->n; j++) {
+				ents[k] = &sets[i]->t[j];
+				rp[k++] = repos[i];
+			}
+		resolve_entries(rp, ents, k);
+	}
+	free(ents);
+	free(rp);
+}
+
+int ncache_resolve_all(const char *repo, struct tagset *ts)
+{
+	char *r = (char *)repo;
+	ncache_resolve_many(&r, &ts, 1);
+	return 0;
+}

@@ -1,0 +1,278 @@
+/* node.c — the inode table of the mount.
+ *
+ * Every node is reachable by its FUSE nodeid and by its path inside the
+ * mount, so that looking a name up twice returns the same node (the kernel
+ * relies on that) while the node is alive. Nodeids are a counter: a forgotten
+ * node that is looked up again gets a fresh nodeid, which the kernel handles
+ * like any new inode. What `stat` reports as st_ino is not the nodeid: blobs
+ * report regfs_digest_ino(digest) (so du counts each blob once across
+ * repositories) and everything else a hash of its path (stable across
+ * remounts); see kinds.c.
+ *
+ * Lifetime follows the kernel's lookup count: every reply that hands a node to
+ * the kernel (lookup, readdirplus entry) adds one, forget subtracts; at zero
+ * the node is freed. The root is never freed. One mutex guards the table; the
+ * node's own fields are immutable after creation, so callers may use a node
+ * without the lock while the kernel holds a lookup on it. */
+#include "mount.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct nodes {
+	pthread_mutex_t mu;
+	struct node **by_id, **by_path;
+	size_t nbuckets, count;
+	fuse_ino_t next_id;
+	struct node *root;
+};
+
+static uint64_t fnv(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+void child_clear(struct child *c)
+{
+	free(c->name);
+	free(c->arg);
+	free(c->mediatype);
+	memset(c, 0, sizeof *c);
+}
+
+static void node_free(struct node *n)
+{
+	free(n->path);
+	free(n->repo);
+	free(n->arg);
+	free(n->mediatype);
+	free(n);
+}
+
+static void insert(struct nodes *t, struct node *n)
+{
+	size_t bi = n->id % t->nbuckets, bp = fnv(n->path) % t->nbuckets;
+	n->next_id = t->by_id[bi];
+	t->by_id[bi] = n;
+	n->next_path = t->by_path[bp];
+	t->by_path[bp] = n;
+	t->count++;
+}
+
+/* Doubles the buckets when the table gets dense (keeps chains short with
+ * 100k+ nodes after a du of a large registry). Caller holds mu. */
+static void maybe_grow(struct nodes *t)
+{
+	if (t->count < t->nbuckets * 2)
+		return;
+	size_t nb = t->nbuckets * 4;
+	struct node **bi = calloc(nb, sizeof *bi), **bp = calloc(nb, sizeof *bp);
+	if (!bi || !bp) {
+		free(bi);
+		free(bp);
+		return; /* keep the old, slower table */
+	}
+	for (size_t i = 0; i < t->nbuckets; i++) {
+		for (struct node *n = t->by_id[i], *nx; n; n = nx) {
+			nx = n->next_id;
+			size_t k = n->id % nb;
+			n->next_id = bi[k];
+			bi[k] = n;
+		}
+		for (struct node *n = t->by_path[i], *nx; n; n = nx) {
+			nx = n->next_path;
+			size_t k = fnv(n->path) % nb;
+			n->next_path = bp[k];
+			bp[k] = n;
+		}
+	}
+	free(t->by_id);
+	free(t->by_path);
+	t->by_id = bi;
+	t->by_path = bp;
+	t->nbuckets = nb;
+}
+
+struct nodes *nodes_new(void)
+{
+	struct nodes *t = calloc(1, sizeof *t);
+	if (!t)
+		return NULL;
+	pthread_mutex_init(&t->mu, NULL);
+	t->nbuckets = 1024;
+	t->by_id = calloc(t->nbuckets, sizeof *t->by_id);
+	t->by_path = calloc(t->nbuckets, sizeof *t->by_path);
+	t->root = calloc(1, sizeof *t->root);
+	if (!t->by_id || !t->by_path || !t->root || !(t->root->path = strdup(""))) {
+		nodes_free(t);
+		return NULL;
+	}
+	t->root->id = FUSE_ROOT_ID;
+	t->root->kind = K_ROOT;
+	t->root->nlookup = 1;
+	t->next_id = FUSE_ROOT_ID + 1;
+	insert(t, t->root);
+	return t;
+}
+
+void nodes_free(struct nodes *t)
+{
+	if (!t)
+		return;
+	if (t->by_id) {
+		for (size_t i = 0; i < t->nbuckets; i++)
+			for (struct node *n = t->by_id[i], *nx; n; n = nx) {
+				nx = n->next_id;
+				node_free(n);
+			}
+	} else if (t->root) {
+		node_free(t->root);
+	}
+	free(t->by_id);
+	free(t->by_path);
+	pthread_mutex_destroy(&t->mu);
+	free(t);
+}
+
+struct node *nodes_root(struct nodes *t)
+{
+	return t->root;
+}
+
+static struct node *find_path(struct nodes *t, const char *path)
+{
+	for (struct node *n = t->by_path[fnv(path) % t->nbuckets]; n; n = n->next_path)
+		if (strcmp(n->path, path) == 0)
+			return n;
+	return NULL;
+}
+
+struct node *nodes_by_path(struct nodes *t, const char *path)
+{
+	pthread_mutex_lock(&t->mu);
+	struct node *n = find_path(t, path);
+	pthread_mutex_unlock(&t->mu);
+	return n;
+}
+
+static char *join(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	char *s = malloc(la + lb + 2);
+	if (!s)
+		return NULL;
+	if (la) {
+		memcpy(s, a, la);
+		s[la++] = '/';
+	}
+	memcpy(s + la, b, lb + 1);
+	return s;
+}
+
+static char *dup0(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+struct node *nodes_get(struct nodes *t, struct node *parent, const struct child *c,
+		       uint64_t nlookup)
+{
+	char *path = join(parent->path, c->name);
+	if (!path)
+		return NULL;
+	pthread_mutex_lock(&t->mu);
+	struct node *n = find_path(t, path);
+	if (n && n->kind == c->kind) {
+		n->nlookup += nlookup;
+		pthread_mutex_unlock(&t->mu);
+		free(path);
+		return n;
+	}
+	/* A path whose kind changed (a namespace became a repository...) gets a
+	 * new node; the old one stays reachable by id until the kernel forgets it. */
+	if (n) {
+		size_t bp = fnv(n->path) % t->nbuckets;
+		for (struct node **pp = &t->by_path[bp]; *pp; pp = &(*pp)->next_path)
+			if (*pp == n) {
+				*pp = n->next_path;
+				break;
+			}
+		n->next_path = NULL;
+		/* Renamed so find_path never matches it again. */
+		n->path[0] = n->path[0] ? '\x01' : n->path[0];
+	}
+	n = calloc(1, sizeof *n);
+	if (!n) {
+		pthread_mutex_unlock(&t->mu);
+		free(path);
+		return NULL;
+	}
+	n->kind = c->kind;
+	n->path = path;
+	n->repo = dup0(c->repo);
+	n->arg = dup0(c->arg);
+	n->mediatype = dup0(c->mediatype);
+	memcpy(n->digest, c->digest, sizeof n->digest);
+	n->size = c->size;
+	n->id = t->next_id++;
+	n->nlookup = nlookup;
+	maybe_grow(t);
+	insert(t, n);
+	pthread_mutex_unlock(&t->mu);
+	return n;
+}
+
+struct node *nodes_by_id(struct nodes *t, fuse_ino_t id)
+{
+	if (id == FUSE_ROOT_ID)
+		return t->root;
+	pthread_mutex_lock(&t->mu);
+	struct node *n = t->by_id[id % t->nbuckets];
+	while (n && n->id != id)
+		n = n->next_id;
+	pthread_mutex_unlock(&t->mu);
+	return n;
+}
+
+void nodes_forget(struct nodes *t, fuse_ino_t id, uint64_t k)
+{
+	if (id == FUSE_ROOT_ID)
+		return;
+	pthread_mutex_lock(&t->mu);
+	struct node **pi = &t->by_id[id % t->nbuckets];
+	while (*pi && (*pi)->id != id)
+		pi = &(*pi)->next_id;
+	struct node *n = *pi;
+	if (!n) {
+		pthread_mutex_unlock(&t->mu);
+		return;
+	}
+	n->nlookup = n->nlookup > k ? n->nlookup - k : 0;
+	if (n->nlookup) {
+		pthread_mutex_unlock(&t->mu);
+		return;
+	}
+	*pi = n->next_id;
+	size_t bp = fnv(n->path) % t->nbuckets;
+	for (struct node **pp = &t->by_path[bp]; *pp; pp = &(*pp)->next_path)
+		if (*pp == n) {
+			*pp = n->next_path;
+			break;
+		}
+	t->count--;
+	pthread_mutex_unlock(&t->mu);
+	node_free(n);
+}
+
+uint64_t path_hash_ino(const char *path)
+{
+	/* Keep clear of 0/1 (root) and of the small range; collisions with
+	 * digest-derived inode numbers are as unlikely as any 64-bit collision. */
+	uint64_t h = fnv(path) | (1ULL << 63);
+	return h;
+}

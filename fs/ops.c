@@ -1,0 +1,586 @@
+/* ops.c — the one FUSE low-level operations table.
+ *
+ * Every request is dispatched by the node's kind to kinds.c; this file only
+ * speaks FUSE: entry/attr replies with the right timeouts, directory handles
+ * (a directory is listed once at opendir so offsets stay stable while the
+ * registry changes underneath), readdirplus, file handles (manifest bytes
+ * from memory, blobs from the disk cache or by Range requests), xattrs and
+ * statfs. Every write operation answers EROFS (writes are a later issue). */
+#include "mount.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <regfs/log.h>
+
+/* Blobs up to this size are fetched whole into the disk cache on open (one
+ * verified request); bigger ones are read by Range requests. */
+#define FILL_MAX (64ull << 20)
+#define RANGE_CHUNK (1u << 20)
+
+static struct node *N(fuse_ino_t ino)
+{
+	return nodes_by_id(M->nodes, ino);
+}
+
+static void reply_err(fuse_req_t req, int rc)
+{
+	fuse_reply_err(req, rc < 0 ? -rc : (rc ? rc : EIO));
+}
+
+static int entry_for(struct node *n, struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof *e);
+	double t;
+	int rc = node_attr(n, &e->attr, &t);
+	if (rc)
+		return rc;
+	e->ino = n->id;
+	e->attr_timeout = t;
+	e->entry_timeout = t;
+	return 0;
+}
+
+static void op_init(void *ud, struct fuse_conn_info *conn)
+{
+	(void)ud;
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	/* Adaptive readdirplus would fall back to plain readdir + one lookup
+	 * per entry for `ls`; always send attributes with the listing. */
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	conn->max_readahead = RANGE_CHUNK;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct node *p = N(parent);
+	if (!p)
+		return reply_err(req, -ESTALE);
+	const struct kind_ops *ops = kind_ops[p->kind];
+	if (!ops->lookup)
+		return reply_err(req, -ENOTDIR);
+	struct child c;
+	int rc = ops->lookup(p, name, &c);
+	if (rc == -ENOENT) {
+		/* Negative entry, cached for the ttl: a tag or repository pushed
+		 * later shows up once it expires. */
+		struct fuse_entry_param e = {.ino = 0, .entry_timeout = M->o.ttl};
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (rc)
+		return reply_err(req, rc);
+	struct node *n = nodes_get(M->nodes, p, &c, 1);
+	child_clear(&c);
+	if (!n)
+		return reply_err(req, -ENOMEM);
+	struct fuse_entry_param e;
+	rc = entry_for(n, &e);
+	if (rc) {
+		nodes_forget(M->nodes, n->id, 1);
+		return reply_err(req, rc);
+	}
+	fuse_reply_entry(req, &e);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	nodes_forget(M->nodes, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *f)
+{
+	for (size_t i = 0; i < count; i++)
+		nodes_forget(M->nodes, f[i].ino, f[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)fi;
+	struct node *n = N(ino);
+	if (!n)
+		return reply_err(req, -ESTALE);
+	struct stat st;
+	double t;
+	int rc = node_attr(n, &st, &t);
+	if (rc)
+		return reply_err(req, rc);
+	fuse_reply_attr(req, &st, t);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct node *n = N(ino);
+	if (!n)
+		return reply_err(req, -ESTALE);
+	if (!kind_ops[n->kind]->readlink)
+		return reply_err(req, -EINVAL);
+	char buf[512];
+	int rc = kind_ops[n->kind]->readlink(n, buf, sizeof buf);
+	if (rc)
+		return reply_err(req, rc);
+	fuse_reply_readlink(req, buf);
+}
+
+/* ---- directories ---- */
+
+struct dirh {
+	struct child *v;
+	size_t n;
+};
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct node *n = N(ino);
+	if (!n)
+		return reply_err(req, -ESTALE);
+	if (!kind_is_dir(n->kind))
+		return reply_err(req, -ENOTDIR);
+	if (n->kind == K_ROOT)
+		walk_start_background();
+	struct dirh *d = calloc(1, sizeof *d);
+	if (!d)
+		return reply_err(req, -ENOMEM);
+	int rc = kind_ops[n->kind]->list(n, &d->v, &d->n);
+	if (rc) {
+		free(d);
+		return reply_err(req, rc);
+	}
+	fi->fh = (uintptr_t)d;
+	if (n->kind == K_MANIFEST || n->kind == K_LAYERS || n->kind == K_PLATFORMS) {
+		fi->cache_readdir = 1; /* contents fixed by the digest */
+		fi->keep_cache = 1;
+	}
+	fuse_reply_open(req, fi);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
+	if (d) {
+		for (size_t i = 0; i < d->n; i++)
+			child_clear(&d->v[i]);
+		free(d->v);
+		free(d);
+	}
+	fuse_reply_err(req, 0);
+}
+
+static mode_t kind_mode(enum node_kind k)
+{
+	if (kind_is_dir(k))
+		return S_IFDIR;
+	if (k == K_TAG || k == K_PLATLINK)
+		return S_IFLNK;
+	return S_IFREG;
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi, bool plus)
+{
+	struct node *dn = N(ino);
+	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
+	if (!dn || !d)
+		return reply_err(req, -EBADF);
+	char *buf = malloc(size);
+	if (!buf)
+		return reply_err(req, -ENOMEM);
+	size_t pos = 0;
+	/* Offsets: 0 ".", 1 "..", 2+i child i; an entry's off is the next one. */
+	for (off_t i = off; i < (off_t)d->n + 2; i++) {
+		size_t sz;
+		const char *name = i == 0 ? "." : i == 1 ? ".." : d->v[i - 2].name;
+		if (i < 2 || !plus) {
+			struct stat st = {0};
+			if (i < 2) {
+				st.st_mode = S_IFDIR;
+				st.st_ino = i == 0 ? (dn->kind == K_ROOT ? FUSE_ROOT_ID
+						      : path_hash_ino(dn->path)) : 0;
+			} else {
+				const struct child *c = &d->v[i - 2];
+				st.st_mode = kind_mode(c->kind);
+				if (c->kind == K_BLOB || c->kind == K_MJSON) {
+					st.st_ino = regfs_digest_ino(c->digest);
+				} else {
+					/* Same number stat will report (kinds.c). */
+					char p[4096];
+					snprintf(p, sizeof p, "%s%s%s", dn->path,
+						 *dn->path ? "/" : "", c->name);
+					st.st_ino = path_hash_ino(p);
+				}
+			}
+			if (plus) {
+				struct fuse_entry_param e = {.attr = st};
+				e.attr.st_ino = 0;
+				sz = fuse_add_direntry_plus(req, buf + pos, size - pos, name, &e, i + 1);
+			} else {
+				sz = fuse_add_direntry(req, buf + pos, size - pos, name, &st, i + 1);
+			}
+			if (sz > size - pos)
+				break;
+			pos += sz;
+			continue;
+		}
+		struct node *n = nodes_get(M->nodes, dn, &d->v[i - 2], 1);
+		struct fuse_entry_param e;
+		if (!n || entry_for(n, &e) != 0) {
+			/* No attributes for this one (e.g. a tag deleted meanwhile):
+			 * ino 0 tells the kernel to look it up when it needs it. */
+			if (n)
+				nodes_forget(M->nodes, n->id, 1);
+			memset(&e, 0, sizeof e);
+			e.attr.st_mode = kind_mode(d->v[i - 2].kind);
+			n = NULL;
+		}
+		sz = fuse_add_direntry_plus(req, buf + pos, size - pos, name, &e, i + 1);
+		if (sz > size - pos) {
+			if (n)
+				nodes_forget(M->nodes, n->id, 1); /* not handed over */
+			break;
+		}
+		pos += sz;
+	}
+	fuse_reply_buf(req, buf, pos);
+	free(buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, true);
+}
+
+/* ---- files ---- */
+
+enum fh_kind { FH_MEM, FH_OWNED, FH_FD, FH_RANGE };
+
+struct fh {
+	enum fh_kind kind;
+	const char *data;   /* FH_MEM: manifest bytes owned by mcache */
+	char *owned;        /* FH_OWNED: generated content */
+	size_t len;
+	int fd;             /* FH_FD */
+	char *repo;         /* FH_RANGE */
+	char digest[REGFS_DIGEST_MAX];
+	uint64_t size;
+	pthread_mutex_t mu; /* FH_RANGE read-ahead buffer */
+	char *buf;
+	uint64_t boff;
+	size_t blen;
+};
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct node *n = N(ino);
+	if (!n)
+		return reply_err(req, -ESTALE);
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
+		return reply_err(req, -EROFS);
+	if (kind_is_dir(n->kind))
+		return reply_err(req, -EISDIR);
+	struct fh *h = calloc(1, sizeof *h);
+	if (!h)
+		return reply_err(req, -ENOMEM);
+	h->fd = -1;
+	int rc = 0;
+	if (n->kind == K_MJSON) {
+		const struct mentry *e;
+		rc = mcache_get(n->repo, n->digest, &e);
+		if (rc == 0) {
+			h->kind = FH_MEM;
+			h->data = e->data;
+			h->len = e->len;
+			fi->keep_cache = 1;
+		}
+	} else if (n->kind == K_METAFILE) {
+		rc = kind_ops[n->kind]->content(n, &h->owned, &h->len);
+		h->kind = FH_OWNED;
+		fi->direct_io = 1; /* changes on every read */
+	} else if (n->kind == K_BLOB) {
+		fi->keep_cache = 1;
+		int fd = bcache_open(M->bc, n->digest);
+		if (fd >= 0) {
+			atomic_fetch_add(&M->st.bc_hits, 1);
+		} else if (n->size <= FILL_MAX) {
+			fd = bcache_fill(M->bc, n->repo, n->digest, n->size);
+			if (fd < 0 && fd != -ENOSYS && fd != -EFBIG)
+				rc = fd;
+		}
+		if (fd >= 0) {
+			h->kind = FH_FD;
+			h->fd = fd;
+		} else if (rc == 0) {
+			h->kind = FH_RANGE;
+			h->repo = strdup(n->repo);
+			snprintf(h->digest, sizeof h->digest, "%s", n->digest);
+			h->size = n->size;
+			pthread_mutex_init(&h->mu, NULL);
+			if (!h->repo)
+				rc = -ENOMEM;
+		}
+	} else {
+		rc = -EINVAL;
+	}
+	if (rc) {
+		free(h->owned);
+		free(h->repo);
+		free(h);
+		return reply_err(req, rc);
+	}
+	fi->fh = (uintptr_t)h;
+	fuse_reply_open(req, fi);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+	if (h->kind == FH_MEM || h->kind == FH_OWNED) {
+		const char *d = h->kind == FH_MEM ? h->data : h->owned;
+		if ((size_t)off >= h->len)
+			return (void)fuse_reply_buf(req, NULL, 0);
+		size_t n = h->len - (size_t)off < size ? h->len - (size_t)off : size;
+		fuse_reply_buf(req, d + off, n);
+		return;
+	}
+	if (h->kind == FH_FD) {
+		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
+		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		bv.buf[0].fd = h->fd;
+		bv.buf[0].pos = off;
+		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+		return;
+	}
+	/* FH_RANGE: one Range request fills a 1 MiB read-ahead buffer, so a
+	 * sequential reader costs one request per MiB, not per kernel page run. */
+	if ((uint64_t)off >= h->size)
+		return (void)fuse_reply_buf(req, NULL, 0);
+	if (size > h->size - (uint64_t)off)
+		size = (size_t)(h->size - (uint64_t)off);
+	pthread_mutex_lock(&h->mu);
+	if (!(h->buf && (uint64_t)off >= h->boff && (uint64_t)off + size <= h->boff + h->blen)) {
+		size_t want = size > RANGE_CHUNK ? size : RANGE_CHUNK;
+		if (want > h->size - (uint64_t)off)
+			want = (size_t)(h->size - (uint64_t)off);
+		char *nb = realloc(h->buf, want ? want : 1);
+		if (!nb) {
+			pthread_mutex_unlock(&h->mu);
+			return reply_err(req, -ENOMEM);
+		}
+		h->buf = nb;
+		size_t got = 0;
+		struct regfs_err e = {0};
+		atomic_fetch_add(&M->st.range_reads, 1);
+		int rc = regfs_client_blob_read(M->client, h->repo, h->digest, (uint64_t)off, want,
+						h->buf, &got, &e);
+		if (rc) {
+			h->blen = 0;
+			pthread_mutex_unlock(&h->mu);
+			char what[400];
+			snprintf(what, sizeof what, "reading blob %s@%s", h->repo, h->digest);
+			return reply_err(req, fs_client_errno(rc, &e, what));
+		}
+		h->boff = (uint64_t)off;
+		h->blen = got;
+	}
+	size_t from = (size_t)((uint64_t)off - h->boff);
+	size_t n = h->blen - from < size ? h->blen - from : size;
+	fuse_reply_buf(req, h->buf + from, n);
+	pthread_mutex_unlock(&h->mu);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+	if (h) {
+		if (h->fd >= 0)
+			close(h->fd);
+		if (h->kind == FH_RANGE)
+			pthread_mutex_destroy(&h->mu);
+		free(h->owned);
+		free(h->repo);
+		free(h->buf);
+		free(h);
+	}
+	fuse_reply_err(req, 0);
+}
+
+/* ---- xattrs: user.regfs.digest / user.regfs.mediatype ---- */
+
+static int xattr_value(struct node *n, const char *name, char *buf, size_t size, size_t *len)
+{
+	const char *v = NULL;
+	if (n->kind != K_MJSON && n->kind != K_BLOB && n->kind != K_MANIFEST)
+		return -ENODATA;
+	if (strcmp(name, "user.regfs.digest") == 0) {
+		v = n->digest;
+	} else if (strcmp(name, "user.regfs.mediatype") == 0) {
+		v = n->mediatype;
+		if (n->kind == K_MANIFEST) {
+			const struct mentry *e;
+			int rc = mcache_get(n->repo, n->digest, &e);
+			if (rc)
+				return rc;
+			v = e->m->media_type;
+		}
+	}
+	if (!v)
+		return -ENODATA;
+	*len = strlen(v);
+	if (size && size < *len)
+		return -ERANGE;
+	if (size)
+		memcpy(buf, v, *len);
+	return 0;
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct node *n = N(ino);
+	if (!n)
+		return reply_err(req, -ESTALE);
+	char buf[512];
+	size_t len;
+	int rc = xattr_value(n, name, buf, size ? (size < sizeof buf ? size : sizeof buf) : 0, &len);
+	if (rc)
+		return reply_err(req, rc);
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else
+		fuse_reply_buf(req, buf, len);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct node *n = N(ino);
+	if (!n)
+		return reply_err(req, -ESTALE);
+	static const char names[] = "user.regfs.digest\0user.regfs.mediatype\0";
+	size_t len = (n->kind == K_MJSON || n->kind == K_BLOB || n->kind == K_MANIFEST)
+		? sizeof names - 1 : 0;
+	if (size == 0)
+		return (void)fuse_reply_xattr(req, len);
+	if (size < len)
+		return reply_err(req, -ERANGE);
+	fuse_reply_buf(req, names, len);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	(void)ino;
+	struct statvfs sv = {0};
+	uint64_t bytes = 0, blocks = 0;
+	int rc = walk_total(&bytes, &blocks);
+	if (rc)
+		log_warn("statfs: registry total unknown; reporting 0 used");
+	sv.f_bsize = sv.f_frsize = 512;
+	sv.f_blocks = blocks;
+	sv.f_bfree = sv.f_bavail = 0;
+	sv.f_files = sv.f_ffree = 0;
+	sv.f_namemax = 255;
+	fuse_reply_statfs(req, &sv);
+}
+
+/* ---- writes: not in this version ---- */
+
+static void op_erofs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *a, int to_set,
+			     struct fuse_file_info *fi)
+{
+	(void)ino; (void)a; (void)to_set; (void)fi;
+	fuse_reply_err(req, EROFS);
+}
+static void op_erofs_mknod(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m, dev_t r)
+{
+	(void)p; (void)n; (void)m; (void)r;
+	fuse_reply_err(req, EROFS);
+}
+static void op_erofs_mkdir(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m)
+{
+	(void)p; (void)n; (void)m;
+	fuse_reply_err(req, EROFS);
+}
+static void op_erofs_unlink(fuse_req_t req, fuse_ino_t p, const char *n)
+{
+	(void)p; (void)n;
+	fuse_reply_err(req, EROFS);
+}
+static void op_erofs_symlink(fuse_req_t req, const char *l, fuse_ino_t p, const char *n)
+{
+	(void)l; (void)p; (void)n;
+	fuse_reply_err(req, EROFS);
+}
+static void op_erofs_rename(fuse_req_t req, fuse_ino_t p, const char *n, fuse_ino_t np,
+			    const char *nn, unsigned int f)
+{
+	(void)p; (void)n; (void)np; (void)nn; (void)f;
+	fuse_reply_err(req, EROFS);
+}
+static void op_erofs_link(fuse_req_t req, fuse_ino_t i, fuse_ino_t np, const char *nn)
+{
+	(void)i; (void)np; (void)nn;
+	fuse_reply_err(req, EROFS);
+}
+static void op_erofs_create(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m,
+			    struct fuse_file_info *fi)
+{
+	(void)p; (void)n; (void)m; (void)fi;
+	fuse_reply_err(req, EROFS);
+}
+static void op_erofs_setxattr(fuse_req_t req, fuse_ino_t i, const char *n, const char *v,
+			      size_t s, int f)
+{
+	(void)i; (void)n; (void)v; (void)s; (void)f;
+	fuse_reply_err(req, EROFS);
+}
+static void op_erofs_removexattr(fuse_req_t req, fuse_ino_t i, const char *n)
+{
+	(void)i; (void)n;
+	fuse_reply_err(req, EROFS);
+}
+
+const struct fuse_lowlevel_ops regfs_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.readlink = op_readlink,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.open = op_open,
+	.read = op_read,
+	.release = op_release,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.statfs = op_statfs,
+	.setattr = op_erofs_setattr,
+	.mknod = op_erofs_mknod,
+	.mkdir = op_erofs_mkdir,
+	.unlink = op_erofs_unlink,
+	.rmdir = op_erofs_unlink,
+	.symlink = op_erofs_symlink,
+	.rename = op_erofs_rename,
+	.link = op_erofs_link,
+	.create = op_erofs_create,
+	.setxattr = op_erofs_setxattr,
+	.removexattr = op_erofs_removexattr,
+};

@@ -1,0 +1,81 @@
+/* stats.c — the contents of .regfs/status and .regfs/stats.
+ *
+ * status: human-readable, one "key: value" per line.
+ * stats:  one JSON object: the client's request counters (by kind, bytes,
+ *         retries, errors), the caches' hits and misses, and walk counts —
+ *         what the benchmark reads to count requests. */
+#include "mount.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+int stats_status_text(char **buf, size_t *len)
+{
+	char since[64];
+	struct tm tm;
+	gmtime_r(&M->mounted_since, &tm);
+	strftime(since, sizeof since, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	int n = asprintf(buf,
+			 "registry: %s\n"
+			 "registry version: %s\n"
+			 "regfs version: %s\n"
+			 "mounted since: %s\n"
+			 "ttl: %g s\n"
+			 "timeout: %d s\n"
+			 "cache dir: %s\n"
+			 "read-only: %s\n",
+			 M->o.url, M->registry_version ? M->registry_version : "unknown",
+			 REGFS_VERSION, since, M->o.ttl, M->o.timeout_s,
+			 M->bc ? M->o.cache_dir : "(disabled)", "yes (writes are not implemented yet)");
+	if (n < 0)
+		return -ENOMEM;
+	*len = (size_t)n;
+	return 0;
+}
+
+#define U(x) json_integer((json_int_t)(x))
+
+int stats_json_text(char **buf, size_t *len)
+{
+	struct regfs_client_stats cs = {0};
+	if (M->client)
+		regfs_client_get_stats(M->client, &cs);
+	json_t *j = json_pack(
+		"{s:{s:o,s:o,s:o,s:o,s:o,s:o},s:o,s:o,s:o,s:o,s:o,"
+		"s:{s:{s:o,s:o},s:{s:o,s:o},s:{s:o,s:o,s:o}},s:o,s:o}",
+		"requests",
+		"total", U(cs.requests), "manifest", U(cs.manifest_gets), "tags", U(cs.tag_lists),
+		"catalog", U(cs.catalog_pages), "blob", U(cs.blob_reads), "write", U(cs.writes),
+		"bytes_fetched", U(cs.bytes_fetched), "retries", U(cs.retries),
+		"errors", U(cs.errors), "token_fetches", U(cs.token_fetches),
+		"range_reads", U(atomic_load(&M->st.range_reads)),
+		"cache",
+		"names", "hits", U(atomic_load(&M->st.nc_hits)), "misses", U(atomic_load(&M->st.nc_misses)),
+		"manifests", "hits", U(atomic_load(&M->st.mc_hits)), "misses", U(atomic_load(&M->st.mc_misses)),
+		"blobs", "hits", U(atomic_load(&M->st.bc_hits)), "misses", U(atomic_load(&M->st.bc_misses)),
+		"disk_bytes", U(bcache_used(M->bc)),
+		"walks", U(atomic_load(&M->st.walks)),
+		"mounted_since", U(M->mounted_since));
+	if (!j)
+		return -ENOMEM;
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(j);
+	if (!s)
+		return -ENOMEM;
+	size_t l = strlen(s);
+	*buf = malloc(l + 2);
+	if (!*buf) {
+		free(s);
+		return -ENOMEM;
+	}
+	memcpy(*buf, s, l);
+	(*buf)[l] = '\n';
+	(*buf)[l + 1] = 0;
+	*len = l + 1;
+	free(s);
+	return 0;
+}

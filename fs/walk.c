@@ -1,0 +1,259 @@
+/* walk.c — the full walk: everything the mount shows, fetched in parallel.
+ *
+ * `du -s /mnt/registry` visits every repository, tag and manifest one
+ * directory at a time; done on demand that is thousands of sequential
+ * round trips. The walk fetches the same things in a few large parallel
+ * batches (catalog; every tag list — one paginated bulk-tags walk on
+ * regfs-registry, else tags_many; every tag's manifest; index children) so
+ * that du's own lookups hit the caches. It starts in the background when the
+ * root directory is opened, and statfs uses its result: the deduplicated
+ * total of stored blobs, the same number `du -s` of the root computes.
+ *
+ * Single flight; a result younger than the ttl is reused. */
+#include "mount.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <regfs/log.h>
+
+static pthread_mutex_t wmu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wcv = PTHREAD_COND_INITIALIZER;
+static bool running, have;
+static double last_at;
+static uint64_t last_bytes, last_blocks;
+
+/* Open-addressing set of digests (pointers into mcache entries, stable). */
+struct uset {
+	const char **k;
+	size_t cap, n;
+};
+
+static uint64_t fnv(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+/* 1 if added, 0 if present, -ENOMEM. */
+static int uset_add(struct uset *s, const char *d)
+{
+	if ((s->n + 1) * 2 > s->cap) {
+		size_t nc = s->cap ? s->cap * 2 : 1024;
+		const char **nk = calloc(nc, sizeof *nk);
+		if (!nk)
+			return -ENOMEM;
+		for (size_t i = 0; i < s->cap; i++) {
+			if (!s->k[i])
+				continue;
+			size_t j = fnv(s->k[i]) & (nc - 1);
+			while (nk[j])
+				j = (j + 1) & (nc - 1);
+			nk[j] = s->k[i];
+		}
+		free(s->k);
+		s->k = nk;
+		s->cap = nc;
+	}
+	size_t j = fnv(d) & (s->cap - 1);
+	while (s->k[j]) {
+		if (strcmp(s->k[j], d) == 0)
+			return 0;
+		j = (j + 1) & (s->cap - 1);
+	}
+	s->k[j] = d;
+	s->n++;
+	return 1;
+}
+
+struct pairs {
+	const char **repo, **digest;
+	size_t n, cap;
+};
+
+static void pairs_add(struct pairs *p, const char *repo, const char *digest)
+{
+	if (p->n == p->cap) {
+		size_t nc = p->cap ? p->cap * 2 : 1024;
+		const char **a = realloc(p->repo, nc * sizeof *a);
+		if (!a)
+			return;
+		p->repo = a;
+		const char **b = realloc(p->digest, nc * sizeof *b);
+		if (!b)
+			return;
+		p->digest = b;
+		p->cap = nc;
+	}
+	p->repo[p->n] = repo;
+	p->digest[p->n] = digest;
+	p->n++;
+}
+
+static void count(struct uset *seen, const char *digest, uint64_t size, uint64_t *bytes,
+		  uint64_t *blocks)
+{
+	if (uset_add(seen, digest) == 1) {
+		*bytes += size;
+		*blocks += (size + 511) / 512;
+	}
+}
+
+static int do_walk(uint64_t *bytes, uint64_t *blocks)
+{
+	atomic_fetch_add(&M->st.walks, 1);
+	struct catalog *cat;
+	int rc = ncache_catalog(&cat);
+	if (rc)
+		return rc;
+	rc = ncache_prefetch_tags(cat->names, cat->n);
+	if (rc) {
+		catalog_put(cat);
+		return rc;
+	}
+	struct tagset **sets = calloc(cat->n ? cat->n : 1, sizeof *sets);
+	if (!sets) {
+		catalog_put(cat);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < cat->n; i++) {
+		int r = ncache_tags(cat->names[i], &sets[i]);
+		if (r) {
+			sets[i] = NULL;
+			if (r != -ENOENT && !rc)
+				rc = r; /* a repository without tags is fine, a dead registry is not */
+		}
+	}
+	if (rc)
+		goto out;
+	ncache_resolve_many(cat->names, sets, cat->n);
+
+	/* Digest strings must outlive the tagsets' possible replacement: copy
+	 * them through the manifest cache (its entries live until unmount). */
+	struct pairs p = {0};
+	char **tmp = NULL;
+	size_t ntmp = 0;
+	for (size_t i = 0; i < cat->n; i++)
+		for (size_t j = 0; sets[i] && j < sets[i]->n; j++)
+			if (sets[i]->t[j].resolved_at > 0)
+				ntmp++;
+	tmp = calloc(ntmp ? ntmp : 1, sizeof *tmp);
+	size_t k = 0;
+	for (size_t i = 0; tmp && i < cat->n; i++)
+		for (size_t j = 0; sets[i] && j < sets[i]->n; j++)
+			if (sets[i]->t[j].resolved_at > 0 && (tmp[k] = strdup(sets[i]->t[j].digest)))
+				pairs_add(&p, cat->names[i], tmp[k++]);
+
+	struct uset seen = {0};
+	uint64_t by = 0, bl = 0;
+	size_t from = 0;
+	for (int depth = 0; depth < 5 && from < p.n; depth++) {
+		size_t end = p.n;
+		mcache_prefetch(p.repo + from, p.digest + from, end - from);
+		for (size_t i = from; i < end; i++) {
+			const struct mentry *e = mcache_peek(p.digest[i]);
+			if (!e) {
+				if (!rc)
+					rc = -EIO; /* logged by mcache */
+				continue;
+			}
+			if (uset_add(&seen, e->digest) != 1)
+				continue;
+			by += e->len;
+			bl += (e->len + 511) / 512;
+			const struct regfs_manifest *m = e->m;
+			if (m->has_config)
+				count(&seen, m->config.digest, (uint64_t)m->config.size, &by, &bl);
+			for (size_t l = 0; l < m->n_layers; l++)
+				count(&seen, m->layers[l].digest, (uint64_t)m->layers[l].size, &by, &bl);
+			for (size_t c = 0; c < m->n_manifests; c++)
+				pairs_add(&p, p.repo[i], m->manifests[c].digest);
+		}
+		from = end;
+	}
+	*bytes = by;
+	*blocks = bl;
+	free(seen.k);
+	free(p.repo);
+	free(p.digest);
+	for (size_t i = 0; i < k; i++)
+		free(tmp[i]);
+	free(tmp);
+out:
+	for (size_t i = 0; i < cat->n; i++)
+		tagset_put(sets[i]);
+	free(sets);
+	catalog_put(cat);
+	return rc;
+}
+
+int walk_total(uint64_t *bytes, uint64_t *blocks)
+{
+	pthread_mutex_lock(&wmu);
+	while (running)
+		pthread_cond_wait(&wcv, &wmu);
+	if (have && now_mono() - last_at < M->o.ttl) {
+		*bytes = last_bytes;
+		*blocks = last_blocks;
+		pthread_mutex_unlock(&wmu);
+		return 0;
+	}
+	running = true;
+	pthread_mutex_unlock(&wmu);
+	uint64_t by = 0, bl = 0;
+	double t0 = now_mono();
+	int rc = do_walk(&by, &bl);
+	log_debug("walk: %llu bytes in %llu blocks, %.2f s, rc %d", (unsigned long long)by,
+		  (unsigned long long)bl, now_mono() - t0, rc);
+	pthread_mutex_lock(&wmu);
+	running = false;
+	if (rc == 0) {
+		have = true;
+		last_at = now_mono();
+		last_bytes = by;
+		last_blocks = bl;
+	}
+	/* On failure, report the last total we knew (statfs must not hang or
+	 * fail the whole df); the log says why it is stale. */
+	*bytes = last_bytes;
+	*blocks = last_blocks;
+	pthread_cond_broadcast(&wcv);
+	pthread_mutex_unlock(&wmu);
+	return rc;
+}
+
+static void *bg(void *arg)
+{
+	(void)arg;
+	uint64_t a, b;
+	walk_total(&a, &b);
+	return NULL;
+}
+
+void walk_start_background(void)
+{
+	pthread_mutex_lock(&wmu);
+	bool skip = running || (have && now_mono() - last_at < M->o.ttl);
+	pthread_mutex_unlock(&wmu);
+	if (skip)
+		return;
+	pthread_t t;
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &at, bg, NULL) != 0)
+		log_warn("cannot start the prefetch walk; continuing without it");
+	pthread_attr_destroy(&at);
+}
+
+void walk_shutdown(void)
+{
+	pthread_mutex_lock(&wmu);
+	while (running)
+		pthread_cond_wait(&wcv, &wmu);
+	running = true; /* no new walks */
+	pthread_mutex_unlock(&wmu);
+}
