@@ -1,0 +1,127 @@
+/* s3_internal.h — shared by the S3 driver's files (not a public interface):
+ *   s3_http.c    the client: endpoint, curl handle pool, SigV4 signing,
+ *                retries, error messages
+ *   s3_xml.c     the few XML shapes S3 answers with
+ *   s3_writer.c  the multipart-upload writer (append/resume)
+ *   s3.c         the storage-driver operations */
+#ifndef REGFS_S3_INTERNAL_H
+#define REGFS_S3_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+
+#include <regfs/err.h>
+#include <regfs/storage.h>
+
+#define S3_MIN_PART ((uint64_t)5 << 20) /* S3's minimum size of a non-last part */
+#define S3_POOL_MAX 32
+
+struct s3_client {
+	char *endpoint;     /* "http://127.0.0.1:7480": for messages and URLs */
+	char *base_url;     /* scheme://host[:port][/bucket] requests go to */
+	char *host;         /* Host header value */
+	char *path_prefix;  /* "/bucket" (path-style) or "" (virtual-hosted) */
+	char *bucket;
+	char *root;         /* key prefix without leading or trailing "/"; "" for none */
+	char *access_key, *secret_key, *region;
+	char *ca_bundle;    /* AWS_CA_BUNDLE, only for https */
+	bool https, skipverify, encrypt;
+	uint64_t chunksize, copy_threshold, copy_chunk;
+
+	CURLSH *share;
+	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+	pthread_mutex_t pool_lock;
+	CURL *pool[S3_POOL_MAX];
+	int n_pool;
+};
+
+struct s3_hdr {
+	const char *name, *value;
+};
+
+struct s3_req {
+	const char *method;
+	const char *key;            /* object key (no leading "/"); NULL/"" = the bucket */
+	const char *query;          /* URI-encoded query without "?", or NULL */
+	const struct s3_hdr *hdrs;  /* extra headers (signed too) */
+	size_t n_hdrs;
+	const void *body;           /* request body (copied by nobody; must outlive the call) */
+	size_t body_len;
+	bool has_body;              /* send body (even empty) with Content-Length */
+};
+
+struct s3_resp {
+	long status;
+	char *body;                 /* malloc'd, NUL-terminated; NULL when empty */
+	size_t len, cap;
+	char etag[128];             /* ETag header, quotes kept */
+	uint64_t content_length;
+	int64_t last_modified;      /* Last-Modified header, epoch seconds */
+	int attempts;
+};
+
+/* Fills c from the config (credentials from the environment when unset).
+ * -EINVAL with a message naming the key when the config is unusable. */
+struct regfs_s3_config;
+int s3_client_init(struct s3_client *c, const struct regfs_s3_config *cfg, struct regfs_err *err);
+void s3_client_cleanup(struct s3_client *c);
+
+/* Sends a signed request, retrying transport failures and 5xx with backoff
+ * (bounded). Returns 0 when an HTTP answer arrived (any status, in
+ * rs->status), or -EIO naming the unreachable endpoint. rs is zeroed first;
+ * free with s3_resp_free. */
+int s3_request(struct s3_client *c, const struct s3_req *rq, struct s3_resp *rs,
+	       struct regfs_err *err);
+void s3_resp_free(struct s3_resp *rs);
+
+/* Turns a non-2xx answer into an errno and a message a user can act on:
+ * 404 -> -ENOENT (missing bucket -> -EIO naming it), 403 -> -EACCES naming the
+ * access key and endpoint, else -EIO. `op` names the operation. */
+int s3_fail(struct s3_client *c, const struct s3_resp *rs, const char *op, const char *key,
+	    struct regfs_err *err);
+
+/* Storage path ("/docker/...") -> object key ("root/docker/..."), malloc'd. */
+char *s3_key(struct s3_client *c, const char *path);
+/* URI-encodes a query value (everything but unreserved characters). */
+char *s3_qenc(const char *s);
+/* "/bucket/key", URI-encoded, for x-amz-copy-source. */
+char *s3_copy_source(struct s3_client *c, const char *key);
+
+/* ---- s3_xml.c: the S3 answers we read are flat enough for a scanner ---- */
+
+/* Finds the next <tag>…</tag> at or after *pos in s[0..len); sets *inner to
+ * its content and advances *pos past the closing tag. false when none. */
+bool s3_xml_elem(const char *s, size_t len, const char *tag, size_t *pos, const char **inner,
+		 size_t *inner_len);
+/* Text of the first <tag> in s[0..len), entities decoded; malloc'd or NULL. */
+char *s3_xml_text(const char *s, size_t len, const char *tag);
+/* XML-escapes s (&, <, >, ", '); malloc'd. */
+char *s3_xml_escape(const char *s);
+/* "2009-10-12T17:50:30.000Z" -> epoch seconds (0 when unparsable). */
+int64_t s3_iso8601(const char *s);
+
+/* ---- s3_writer.c ---- */
+int s3_writer_open(struct s3_client *c, const char *path, bool append, struct regfs_writer **out,
+		   struct regfs_err *err);
+/* Multipart helpers also used by move(). */
+int s3_mpu_create(struct s3_client *c, const char *key, char **upload_id, struct regfs_err *err);
+int s3_mpu_abort(struct s3_client *c, const char *key, const char *upload_id, struct regfs_err *err);
+struct s3_part {
+	int num;
+	char etag[128];
+	uint64_t size;
+};
+int s3_mpu_complete(struct s3_client *c, const char *key, const char *upload_id,
+		    const struct s3_part *parts, int n, struct regfs_err *err);
+/* UploadPartCopy of bytes [from, to] (inclusive) of src_key; to < 0 = whole. */
+int s3_mpu_copy_part(struct s3_client *c, const char *key, const char *upload_id, int num,
+		     const char *src_key, int64_t from, int64_t to, struct s3_part *out,
+		     struct regfs_err *err);
+/* Aborts every multipart upload whose key starts with prefix (upload purging). */
+int s3_mpu_abort_prefix(struct s3_client *c, const char *prefix, struct regfs_err *err);
+
+#endif
