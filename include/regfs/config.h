@@ -79,7 +79,10 @@ void regfs_config_defaults(struct regfs_config *cfg, const char *default_rootdir
 /* Loads a YAML file over the defaults. -EINVAL (message names the key and the
  * expected form, and the line) or -ENOENT/-EACCES for the file itself.
  * Environment overrides as registry:2: REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY,
- * REGISTRY_HTTP_ADDR, REGISTRY_LOG_LEVEL, REGISTRY_STORAGE_DELETE_ENABLED. */
+ * REGISTRY_HTTP_ADDR, REGISTRY_LOG_LEVEL, REGISTRY_STORAGE_DELETE_ENABLED — in
+ * fact REGISTRY_<KEY> for every scalar key in docs/config.md (they win over
+ * the file). On error `cfg` may be partly updated: still regfs_config_free it.
+ * regfs_config_parse("", 0, …) gives defaults + environment (no-config serve). */
 int regfs_config_load(const char *path, struct regfs_config *cfg, struct regfs_err *err);
 /* Same, from a string (tests). */
 int regfs_config_parse(const char *yaml, size_t len, struct regfs_config *cfg,
