@@ -143,7 +143,7 @@ stop_pid() {
   kill -s "$sig" "$pid" 2>/dev/null || return 0
   for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
+  { wait "$pid"; } 2>/dev/null   # braces: also silences bash's "Killed" job notice
   return 0
 }
 add_mount()   { _MOUNTS+=("$1"); }           # add_mount DIR — unmount DIR in stop_all
