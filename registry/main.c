@@ -1,2 +1,130 @@
+/* main.c — the regfs-registry command line, shaped like registry:2's:
+ *   regfs-registry serve [CONFIG]
+ *   regfs-registry garbage-collect [--dry-run] [--delete-untagged] CONFIG
+ *   regfs-registry --version | --help */
+#include "registry.h"
+
+#include <regfs/log.h>
+
 #include <stdio.h>
-int main(void){puts("regfs-registry: not yet");return 1;}
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"regfs-registry %s — an OCI Distribution v1.1 registry, drop-in for registry:2\n"
+		"\n"
+		"Usage:\n"
+		"  regfs-registry serve [CONFIG]\n"
+		"      Serve the registry API. CONFIG is a registry:2 config.yml; without it,\n"
+		"      filesystem storage in ./data and 127.0.0.1:5000.\n"
+		"  regfs-registry garbage-collect [--dry-run] [--delete-untagged] CONFIG\n"
+		"      Delete blobs no manifest references. -d/--dry-run lists them and deletes\n"
+		"      nothing; -m/--delete-untagged first deletes manifests no tag reaches.\n"
+		"  regfs-registry --version\n"
+		"  regfs-registry --help\n"
+		"\n"
+		"Docs: docs/registry.md (endpoints, layout, GC), docs/api-extensions.md.\n",
+		REGFS_VERSION);
+}
+
+static int load_config(const char *path, struct regfs_config *cfg)
+{
+	struct regfs_err e = {0};
+	if (!path) {
+		regfs_config_defaults(cfg, "./data");
+	} else {
+		regfs_config_defaults(cfg, NULL);
+		if (regfs_config_load(path, cfg, &e) != 0) {
+			fprintf(stderr, "regfs-registry: configuration %s: %s\n", path, regfs_err_str(&e));
+			return -1;
+		}
+	}
+	regfs_log_set_level(cfg->log_level);
+	regfs_log_set_json(cfg->log_json);
+	return 0;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+	if (argc > 3) {
+		fprintf(stderr, "regfs-registry: serve takes at most one argument (CONFIG)\n");
+		return 2;
+	}
+	struct regfs_config cfg;
+	if (load_config(argc == 3 ? argv[2] : NULL, &cfg))
+		return 1;
+	struct regfs_err e = {0};
+	int rc = server_run(&cfg, &e);
+	if (rc)
+		fprintf(stderr, "regfs-registry: %s\n", regfs_err_str(&e));
+	regfs_config_free(&cfg);
+	return rc ? 1 : 0;
+}
+
+static int cmd_gc(int argc, char **argv)
+{
+	struct gc_opts o = {0};
+	const char *path = NULL;
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--dry-run") || !strcmp(argv[i], "-d"))
+			o.dry_run = true;
+		else if (!strcmp(argv[i], "--delete-untagged") || !strcmp(argv[i], "-m"))
+			o.delete_untagged = true;
+		else if (argv[i][0] == '-' && argv[i][1]) {
+			fprintf(stderr, "regfs-registry: garbage-collect: unknown option %s "
+				"(expected --dry-run, --delete-untagged)\n", argv[i]);
+			return 2;
+		} else if (!path)
+			path = argv[i];
+		else {
+			fprintf(stderr, "regfs-registry: garbage-collect takes one CONFIG\n");
+			return 2;
+		}
+	}
+	if (!path) {
+		fprintf(stderr, "regfs-registry: garbage-collect needs a CONFIG file "
+			"(regfs-registry garbage-collect [--dry-run] [--delete-untagged] CONFIG)\n");
+		return 2;
+	}
+	struct regfs_config cfg;
+	if (load_config(path, &cfg))
+		return 1;
+	struct registry r;
+	struct regfs_err e = {0};
+	int rc = registry_open(&r, &cfg, &e);
+	if (rc == 0) {
+		struct gc_stats s;
+		rc = gc_run(&r, &o, &s, &e);
+	}
+	if (rc)
+		fprintf(stderr, "regfs-registry: garbage-collect: %s\n", regfs_err_str(&e));
+	registry_close(&r);
+	regfs_config_free(&cfg);
+	return rc ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "--version") || !strcmp(cmd, "-v") || !strcmp(cmd, "version")) {
+		printf("regfs-registry %s\n", REGFS_VERSION);
+		return 0;
+	}
+	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "serve"))
+		return cmd_serve(argc, argv);
+	if (!strcmp(cmd, "garbage-collect"))
+		return cmd_gc(argc, argv);
+	fprintf(stderr, "regfs-registry: unknown command \"%s\" (expected serve, garbage-collect, "
+		"--version, --help)\n", cmd);
+	return 2;
+}

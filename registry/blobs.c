@@ -1,0 +1,247 @@
+/* blobs.c — GET/HEAD/DELETE /v2/<name>/blobs/<digest>.
+ *
+ * A blob is served to a repository only when that repository links it
+ * (_layers link, or a manifest revision link), as registry:2 does: knowing a
+ * digest is not enough to read another repository's data.
+ *
+ * GET uses sendfile through MHD when the driver gives a file descriptor
+ * (filesystem), a streaming callback over the driver's reader otherwise, and
+ * a 307 redirect when the driver has URLs (S3) and storage.redirect is on.
+ * HEAD touches two stats and nothing else. */
+#include "registry.h"
+
+#include <regfs/layout.h>
+#include <regfs/log.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Parses a single "bytes=a-b" / "bytes=a-" / "bytes=-n" range against size.
+ * Returns 1 with [*start, *end] set, 0 when there is no usable Range header
+ * (serve everything), -1 when unsatisfiable (416). */
+static int parse_range(const char *h, uint64_t size, uint64_t *start, uint64_t *end)
+{
+	if (!h)
+		return 0;
+	while (*h == ' ')
+		h++;
+	if (strncmp(h, "bytes=", 6) != 0)
+		return 0;
+	h += 6;
+	if (strchr(h, ','))
+		return 0; /* multiple ranges: we answer the whole blob, as allowed */
+	char *e;
+	if (*h == '-') {
+		uint64_t n = strtoull(h + 1, &e, 10);
+		if (e == h + 1 || *e)
+			return 0;
+		if (n == 0 || size == 0)
+			return -1;
+		*start = n >= size ? 0 : size - n;
+		*end = size - 1;
+		return 1;
+	}
+	if (*h < '0' || *h > '9')
+		return 0;
+	uint64_t a = strtoull(h, &e, 10);
+	if (*e != '-')
+		return 0;
+	const char *b = e + 1;
+	uint64_t z = size ? size - 1 : 0;
+	if (*b) {
+		z = strtoull(b, &e, 10);
+		if (*e)
+			return 0;
+		if (z < a)
+			return 0; /* syntactically invalid: ignore per RFC 9110 */
+		if (z >= size)
+			z = size - 1;
+	}
+	if (a >= size)
+		return -1;
+	*start = a;
+	*end = z;
+	return 1;
+}
+
+struct rd_ctx {
+	struct regfs_reader *rd;
+};
+
+static ssize_t reader_cb(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)pos;
+	struct rd_ctx *x = cls;
+	ssize_t n = x->rd->read(x->rd, buf, max, NULL);
+	if (n == 0)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (n < 0)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	return n;
+}
+
+static void reader_free(void *cls)
+{
+	struct rd_ctx *x = cls;
+	if (x->rd)
+		x->rd->close(x->rd);
+	free(x);
+}
+
+/* Is the blob linked in this repository? */
+static bool linked(struct registry *r, const char *name, const char *digest)
+{
+	char *p = regfs_layout_layer_link(name, digest);
+	bool ok = repo_exists(r, p, NULL);
+	free(p);
+	if (!ok) {
+		p = regfs_layout_revision_link(name, digest);
+		ok = repo_exists(r, p, NULL);
+		free(p);
+	}
+	return ok;
+}
+
+static enum MHD_Result blob_unknown(HANDLER_ARGS)
+{
+	(void)data; (void)size;
+	char detail[ROUTE_REF_MAX + 32];
+	snprintf(detail, sizeof detail, "{\"digest\":\"%s\"}", q->rt.ref);
+	char msg[ROUTE_REF_MAX + ROUTE_NAME_MAX + 64];
+	snprintf(msg, sizeof msg, "blob unknown to registry: %s in %s", q->rt.ref, q->rt.name);
+	return respond_error(r, c, method, url, q->t0_us, 404, "BLOB_UNKNOWN", msg, detail);
+}
+
+static enum MHD_Result get_blob(HANDLER_ARGS)
+{
+	const char *digest = q->rt.ref;
+	bool head = strcmp(method, "HEAD") == 0;
+	if (!linked(r, q->rt.name, digest))
+		return blob_unknown(r, c, method, url, q, data, size);
+	char *path = regfs_layout_blob_data(digest);
+	if (!path)
+		return MHD_NO;
+	struct regfs_err e = {0};
+	enum MHD_Result ret;
+	struct MHD_Response *resp = NULL;
+	int fd = -1;
+	uint64_t total = 0;
+
+	if (!head && !r->cfg->redirect_disable && r->st->ops->url_for) {
+		char *u = NULL;
+		if (r->st->ops->url_for(r->st, path, 1200, &u, NULL) == 0 && u) {
+			resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+			if (resp) {
+				MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, u);
+				MHD_add_response_header(resp, "Docker-Content-Digest", digest);
+			}
+			free(u);
+			free(path);
+			return respond(r, c, method, url, q->t0_us, 307, resp, 0);
+		}
+	}
+	int rc;
+	if (!head && r->st->ops->open_fd) {
+		rc = r->st->ops->open_fd(r->st, path, &fd, &total, &e);
+	} else {
+		struct regfs_stat_info st;
+		rc = regfs_storage_stat(r->st, path, &st, &e);
+		total = st.size;
+	}
+	if (rc == -ENOENT) {
+		free(path);
+		return blob_unknown(r, c, method, url, q, data, size);
+	}
+	if (rc) {
+		free(path);
+		return STORAGE_ERR(&e);
+	}
+	uint64_t start = 0, end = total ? total - 1 : 0;
+	const char *rh = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
+	int ranged = parse_range(rh, total, &start, &end);
+	char cr[96];
+	if (ranged < 0) {
+		if (fd >= 0)
+			close(fd);
+		free(path);
+		resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+		snprintf(cr, sizeof cr, "bytes */%" PRIu64, total);
+		if (resp)
+			MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+		return respond(r, c, method, url, q->t0_us, 416, resp, 0);
+	}
+	uint64_t len = total ? end - start + 1 : 0;
+	if (head) {
+		resp = MHD_create_response_from_callback(len, 4096, no_body_cb, NULL, NULL);
+	} else if (fd >= 0) {
+		resp = MHD_create_response_from_fd_at_offset64(len, fd, start);
+		if (!resp)
+			close(fd);
+	} else {
+		struct rd_ctx *x = calloc(1, sizeof *x);
+		rc = x ? r->st->ops->reader(r->st, path, start, &x->rd, &e) : -ENOMEM;
+		if (rc) {
+			free(x);
+			free(path);
+			return rc == -ENOENT ? blob_unknown(r, c, method, url, q, data, size)
+					     : STORAGE_ERR(&e);
+		}
+		resp = MHD_create_response_from_callback(len, 256 * 1024, reader_cb, x, reader_free);
+		if (!resp)
+			reader_free(x);
+	}
+	free(path);
+	if (resp) {
+		char etag[ROUTE_REF_MAX + 4];
+		snprintf(etag, sizeof etag, "\"%s\"", digest);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+		MHD_add_response_header(resp, "Docker-Content-Digest", digest);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "max-age=31536000");
+		if (ranged > 0) {
+			snprintf(cr, sizeof cr, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, start, end, total);
+			MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+		}
+	}
+	ret = respond(r, c, method, url, q->t0_us, ranged > 0 ? 206 : 200, resp, head ? 0 : len);
+	return ret;
+}
+
+static enum MHD_Result delete_blob(HANDLER_ARGS)
+{
+	if (!r->cfg->delete_enabled)
+		return ERR(405, "UNSUPPORTED", "deletes are disabled on this registry "
+			   "(storage.delete.enabled: false)");
+	char *link = regfs_layout_layer_link(q->rt.name, q->rt.ref);
+	char *s = link ? strrchr(link, '/') : NULL;
+	if (s)
+		*s = '\0';
+	struct regfs_err e = {0};
+	int rc = link ? regfs_storage_del(r->st, link, &e) : -ENOMEM;
+	free(link);
+	if (rc == -ENOENT)
+		return blob_unknown(r, c, method, url, q, data, size);
+	if (rc)
+		return STORAGE_ERR(&e);
+	log_info("blob %s unlinked from %s", q->rt.ref, q->rt.name);
+	return respond_body(r, c, method, url, q->t0_us, 202, NULL, "", 0, false);
+}
+
+enum MHD_Result h_blob(HANDLER_ARGS)
+{
+	if (!q->rt.name_ok)
+		return ERR(400, "NAME_INVALID", "invalid repository name: %s", q->rt.name);
+	if (q->rt.ref_truncated || !regfs_digest_valid(q->rt.ref))
+		return ERR(400, "DIGEST_INVALID", "invalid digest \"%.140s\": expected "
+			   "sha256:<64 lowercase hex>", q->rt.ref);
+	if (!strcmp(method, "GET") || !strcmp(method, "HEAD"))
+		return get_blob(r, c, method, url, q, data, size);
+	if (!strcmp(method, "DELETE"))
+		return delete_blob(r, c, method, url, q, data, size);
+	return ERR(405, "UNSUPPORTED", "method %s not allowed on blobs", method);
+}

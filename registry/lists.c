@@ -1,0 +1,330 @@
+/* lists.c — the listing endpoints: tags list, _catalog, referrers, and the
+ * regfs extensions (bulk tags, repository manifests; docs/api-extensions.md).
+ * All lists are sorted lexically (strcmp) and paginated with n/last and a
+ * `Link: <…>; rel="next"` header while more entries remain. */
+#include "registry.h"
+
+#include <regfs/layout.h>
+#include <regfs/names.h>
+#include <regfs/oci.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CATALOG_DEFAULT_N 100   /* registry:2's default page for _catalog */
+#define PAGE_MAX 100000
+
+/* n: -1 when absent. Returns -EINVAL for a malformed n. */
+int page_params(struct MHD_Connection *c, int *n, const char **last)
+{
+	const char *ns = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "n");
+	*last = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "last");
+	*n = -1;
+	if (ns && *ns) {
+		char *e;
+		long v = strtol(ns, &e, 10);
+		if (*e || v < 0)
+			return -EINVAL;
+		*n = v > PAGE_MAX ? PAGE_MAX : (int)v;
+	}
+	return 0;
+}
+
+void page_slice(const struct strlist *l, int n, const char *last, size_t *from, size_t *to)
+{
+	size_t i = 0;
+	if (last && *last) {
+		/* first entry strictly after `last` (binary search; l is sorted) */
+		size_t lo = 0, hi = l->n;
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			if (strcmp(l->v[mid], last) <= 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		i = lo;
+	}
+	*from = i;
+	*to = (n < 0 || i + (size_t)n > l->n) ? l->n : i + (size_t)n;
+}
+
+/* Adds Link: <base?last=…&n=…>; rel="next" when entries remain after `to`. */
+static void add_link(struct MHD_Response *resp, const char *base, const struct strlist *l,
+		     size_t to, int n)
+{
+	if (!resp || n <= 0 || to >= l->n || to == 0)
+		return;
+	char link[1024];
+	snprintf(link, sizeof link, "<%s?last=%s&n=%d>; rel=\"next\"", base, l->v[to - 1], n);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_LINK, link);
+}
+
+static enum MHD_Result json_answer(HANDLER_ARGS, struct sbuf *b, const char *link_base,
+				   const struct strlist *l, size_t to, int n, const char *ctype,
+				   const char *extra_name, const char *extra_value)
+{
+	(void)data; (void)size;
+	if (b->oom) {
+		sb_free(b);
+		return MHD_NO;
+	}
+	bool head = strcmp(method, "HEAD") == 0;
+	struct MHD_Response *resp =
+		head ? MHD_create_response_from_callback(b->len, 4096, no_body_cb, NULL, NULL)
+		     : MHD_create_response_from_buffer(b->len, b->s, MHD_RESPMEM_MUST_COPY);
+	if (resp) {
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+					ctype ? ctype : "application/json; charset=utf-8");
+		if (l)
+			add_link(resp, link_base, l, to, n);
+		if (extra_name)
+			MHD_add_response_header(resp, extra_name, extra_value);
+	}
+	size_t len = b->len;
+	sb_free(b);
+	return respond(r, c, method, url, q->t0_us, 200, resp, head ? 0 : len);
+}
+
+static bool get_only(const char *method)
+{
+	return !strcmp(method, "GET") || !strcmp(method, "HEAD");
+}
+
+#define REQUIRE_GET() do { if (!get_only(method)) \
+	return ERR(405, "UNSUPPORTED", "method %s not allowed on %s", method, url); } while (0)
+#define PAGE_OR_400(n, last) do { if (page_params(c, &(n), &(last))) \
+	return ERR(400, "PAGINATION_NUMBER_INVALID", "invalid n: expected a non-negative integer"); \
+	} while (0)
+
+enum MHD_Result h_tags(HANDLER_ARGS)
+{
+	REQUIRE_GET();
+	if (!q->rt.name_ok)
+		return ERR(400, "NAME_INVALID", "invalid repository name: %s", q->rt.name);
+	int n;
+	const char *last;
+	PAGE_OR_400(n, last);
+	struct strlist tags = {0};
+	struct regfs_err e = {0};
+	int rc = repo_list_tags(r, q->rt.name, &tags, &e);
+	if (rc == -ENOENT) {
+		strlist_free(&tags);
+		if (!repo_known(r, q->rt.name))
+			return ERR(404, "NAME_UNKNOWN", "repository name not known to registry: %s",
+				   q->rt.name);
+		rc = 0;
+	}
+	if (rc) {
+		strlist_free(&tags);
+		return STORAGE_ERR(&e);
+	}
+	size_t from, to;
+	page_slice(&tags, n, last, &from, &to);
+	struct sbuf b = {0};
+	sb_puts(&b, "{\"name\":");
+	sb_json_str(&b, q->rt.name);
+	sb_puts(&b, ",\"tags\":[");
+	for (size_t i = from; i < to; i++) {
+		if (i > from)
+			sb_add(&b, ",", 1);
+		sb_json_str(&b, tags.v[i]);
+	}
+	sb_puts(&b, "]}\n");
+	char base[ROUTE_NAME_MAX + 32];
+	snprintf(base, sizeof base, "/v2/%s/tags/list", q->rt.name);
+	enum MHD_Result ret = json_answer(r, c, method, url, q, data, size, &b, base, &tags, to, n,
+					  NULL, NULL, NULL);
+	strlist_free(&tags);
+	return ret;
+}
+
+enum MHD_Result h_catalog(HANDLER_ARGS)
+{
+	REQUIRE_GET();
+	int n;
+	const char *last;
+	PAGE_OR_400(n, last);
+	if (n < 0)
+		n = CATALOG_DEFAULT_N;
+	struct strlist repos = {0};
+	struct regfs_err e = {0};
+	if (repo_list_all(r, &repos, &e)) {
+		strlist_free(&repos);
+		return STORAGE_ERR(&e);
+	}
+	size_t from, to;
+	page_slice(&repos, n, last, &from, &to);
+	struct sbuf b = {0};
+	sb_puts(&b, "{\"repositories\":[");
+	for (size_t i = from; i < to; i++) {
+		if (i > from)
+			sb_add(&b, ",", 1);
+		sb_json_str(&b, repos.v[i]);
+	}
+	sb_puts(&b, "]}\n");
+	enum MHD_Result ret = json_answer(r, c, method, url, q, data, size, &b, "/v2/_catalog",
+					  &repos, to, n, NULL, NULL, NULL);
+	strlist_free(&repos);
+	return ret;
+}
+
+enum MHD_Result h_bulk_tags(HANDLER_ARGS)
+{
+	REQUIRE_GET();
+	int n;
+	const char *last;
+	PAGE_OR_400(n, last);
+	struct strlist repos = {0};
+	struct regfs_err e = {0};
+	if (repo_list_all(r, &repos, &e)) {
+		strlist_free(&repos);
+		return STORAGE_ERR(&e);
+	}
+	size_t from, to;
+	page_slice(&repos, n, last, &from, &to);
+	struct sbuf b = {0};
+	sb_puts(&b, "{\"repositories\":[");
+	for (size_t i = from; i < to; i++) {
+		if (i > from)
+			sb_add(&b, ",", 1);
+		sb_puts(&b, "{\"name\":");
+		sb_json_str(&b, repos.v[i]);
+		sb_puts(&b, ",\"tags\":[");
+		struct strlist tags = {0};
+		repo_list_tags(r, repos.v[i], &tags, NULL);
+		bool first = true;
+		for (size_t j = 0; j < tags.n; j++) {
+			char d[REGFS_DIGEST_MAX], ts[32];
+			int64_t mt = 0;
+			char *cur = regfs_layout_tag_current(repos.v[i], tags.v[j]);
+			int rc = cur ? repo_read_link(r, cur, d, &mt, NULL) : -ENOMEM;
+			free(cur);
+			if (rc)
+				continue; /* a tag being deleted right now */
+			rfc3339(mt, ts);
+			sb_puts(&b, first ? "{\"tag\":" : ",{\"tag\":");
+			first = false;
+			sb_json_str(&b, tags.v[j]);
+			sb_printf(&b, ",\"digest\":\"%s\",\"pushed\":\"%s\"}", d, ts);
+		}
+		strlist_free(&tags);
+		sb_puts(&b, "]}");
+	}
+	sb_puts(&b, "]}\n");
+	enum MHD_Result ret = json_answer(r, c, method, url, q, data, size, &b, "/v2/_regfs/tags",
+					  &repos, to, n, NULL, NULL, NULL);
+	strlist_free(&repos);
+	return ret;
+}
+
+enum MHD_Result h_repo_manifests(HANDLER_ARGS)
+{
+	REQUIRE_GET();
+	if (!q->rt.name_ok)
+		return ERR(400, "NAME_INVALID", "invalid repository name: %s", q->rt.name);
+	if (!repo_known(r, q->rt.name))
+		return ERR(404, "NAME_UNKNOWN", "repository name not known to registry: %s", q->rt.name);
+	struct strlist revs = {0}, tags = {0};
+	struct regfs_err e = {0};
+	if (repo_list_revisions(r, q->rt.name, &revs, &e)) {
+		strlist_free(&revs);
+		return STORAGE_ERR(&e);
+	}
+	repo_list_tags(r, q->rt.name, &tags, NULL);
+	/* tag -> digest, read once */
+	char (*tagd)[REGFS_DIGEST_MAX] = calloc(tags.n ? tags.n : 1, REGFS_DIGEST_MAX);
+	if (!tagd) {
+		strlist_free(&revs);
+		strlist_free(&tags);
+		return MHD_NO;
+	}
+	for (size_t j = 0; j < tags.n; j++) {
+		char *cur = regfs_layout_tag_current(q->rt.name, tags.v[j]);
+		if (!cur || repo_read_link(r, cur, tagd[j], NULL, NULL) != 0)
+			tagd[j][0] = '\0';
+		free(cur);
+	}
+	struct sbuf b = {0};
+	sb_puts(&b, "{\"name\":");
+	sb_json_str(&b, q->rt.name);
+	sb_puts(&b, ",\"manifests\":[");
+	for (size_t i = 0; i < revs.n; i++) {
+		char ts[32];
+		struct regfs_stat_info st = {0};
+		char *link = regfs_layout_revision_link(q->rt.name, revs.v[i]);
+		repo_exists(r, link, &st);
+		free(link);
+		rfc3339(st.mtime, ts);
+		sb_printf(&b, "%s{\"digest\":\"%s\",\"pushed\":\"%s\",\"tags\":[", i ? "," : "",
+			  revs.v[i], ts);
+		bool first = true;
+		for (size_t j = 0; j < tags.n; j++) {
+			if (strcmp(tagd[j], revs.v[i]) != 0)
+				continue;
+			if (!first)
+				sb_add(&b, ",", 1);
+			first = false;
+			sb_json_str(&b, tags.v[j]);
+		}
+		sb_puts(&b, "]}");
+	}
+	sb_puts(&b, "]}\n");
+	free(tagd);
+	strlist_free(&revs);
+	strlist_free(&tags);
+	return json_answer(r, c, method, url, q, data, size, &b, NULL, NULL, 0, 0, NULL, NULL, NULL);
+}
+
+/* GET /v2/<name>/referrers/<digest>: an OCI index of the repository's
+ * manifests whose subject is <digest>, computed by scanning its revisions
+ * (manifest bytes come from the cache, so repeated calls are cheap). */
+enum MHD_Result h_referrers(HANDLER_ARGS)
+{
+	REQUIRE_GET();
+	if (!q->rt.name_ok)
+		return ERR(400, "NAME_INVALID", "invalid repository name: %s", q->rt.name);
+	if (q->rt.ref_truncated || !regfs_digest_valid(q->rt.ref))
+		return ERR(400, "DIGEST_INVALID", "invalid digest \"%.140s\"", q->rt.ref);
+	const char *filter = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "artifactType");
+	if (filter && !*filter)
+		filter = NULL;
+	struct strlist revs = {0};
+	struct regfs_err e = {0};
+	if (repo_list_revisions(r, q->rt.name, &revs, &e)) {
+		strlist_free(&revs);
+		return STORAGE_ERR(&e);
+	}
+	struct sbuf b = {0};
+	sb_puts(&b, "{\"schemaVersion\":2,\"mediaType\":\"" REGFS_MT_OCI_INDEX "\",\"manifests\":[");
+	bool first = true;
+	for (size_t i = 0; i < revs.n; i++) {
+		struct mc_entry *m = NULL;
+		if (manifest_load(r, revs.v[i], &m, NULL) != 0)
+			continue;
+		if (strcmp(m->subject, q->rt.ref) == 0 &&
+		    (!filter || (m->artifact_type && !strcmp(filter, m->artifact_type)))) {
+			sb_puts(&b, first ? "{" : ",{");
+			first = false;
+			sb_puts(&b, "\"mediaType\":");
+			sb_json_str(&b, m->media_type);
+			sb_printf(&b, ",\"digest\":\"%s\",\"size\":%zu", revs.v[i], m->len);
+			if (m->artifact_type) {
+				sb_puts(&b, ",\"artifactType\":");
+				sb_json_str(&b, m->artifact_type);
+			}
+			if (m->annotations) {
+				sb_puts(&b, ",\"annotations\":");
+				sb_puts(&b, m->annotations);
+			}
+			sb_puts(&b, "}");
+		}
+		mcache_put(r->mc, m);
+	}
+	sb_puts(&b, "]}\n");
+	strlist_free(&revs);
+	return json_answer(r, c, method, url, q, data, size, &b, NULL, NULL, 0, 0, REGFS_MT_OCI_INDEX,
+			   filter ? "OCI-Filters-Applied" : NULL, filter ? "artifactType" : NULL);
+}

@@ -1,0 +1,385 @@
+/* manifests.c — GET/HEAD/PUT/DELETE /v2/<name>/manifests/<reference>.
+ *
+ * Hot path (GET/HEAD): one small link read (by tag) or one stat (by digest)
+ * per request, then the manifest bytes from the content-addressed cache.
+ * Tag and revision links are read from storage every time, so a tag moved or
+ * deleted by another instance sharing the storage is seen at once.
+ *
+ * PUT write order is chosen for crash safety: manifest blob (atomic put),
+ * then revision link, then the tag's index link, then its current link.
+ * A crash in between leaves at most an unreferenced blob or an untagged
+ * revision, never a link to missing content. */
+#include "registry.h"
+
+#include <regfs/layout.h>
+#include <regfs/log.h>
+#include <regfs/names.h>
+#include <regfs/oci.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* 404 for a reference that did not resolve: NAME_UNKNOWN when the repository
+ * itself does not exist (registry:2 answers so), else MANIFEST_UNKNOWN. */
+static enum MHD_Result unknown_manifest(HANDLER_ARGS)
+{
+	(void)data; (void)size;
+	if (!repo_known(r, q->rt.name))
+		return ERR(404, "NAME_UNKNOWN", "repository name not known to registry: %s", q->rt.name);
+	return ERR(404, "MANIFEST_UNKNOWN", "manifest unknown: %s:%s", q->rt.name, q->rt.ref);
+}
+
+/* Validates name and reference; answers the error itself and returns false. */
+static bool check_ref(HANDLER_ARGS, int *kind, enum MHD_Result *ret)
+{
+	(void)data; (void)size;
+	if (!q->rt.name_ok) {
+		*ret = ERR(400, "NAME_INVALID", "invalid repository name: %s", q->rt.name);
+		return false;
+	}
+	struct regfs_err e = {0};
+	*kind = q->rt.ref_truncated ? -EINVAL : regfs_reference_kind(q->rt.ref, &e);
+	if (*kind < 0) {
+		if (strchr(q->rt.ref, ':'))
+			*ret = ERR(400, "DIGEST_INVALID", "invalid digest \"%.140s\": expected "
+				   "sha256:<64 lowercase hex> or sha512:<128 lowercase hex>", q->rt.ref);
+		else
+			*ret = ERR(400, "TAG_INVALID", "invalid tag \"%.140s\": expected "
+				   "[A-Za-z0-9_][A-Za-z0-9._-]{0,127}", q->rt.ref);
+		return false;
+	}
+	return true;
+}
+
+/* Resolves the reference to a digest and the mtime of the link that names
+ * it in this repository. -ENOENT when not there. */
+static int resolve(struct registry *r, const struct route *rt, int kind,
+		   char digest[REGFS_DIGEST_MAX], int64_t *mtime, struct regfs_err *err)
+{
+	if (kind == 0) {
+		char *p = regfs_layout_tag_current(rt->name, rt->ref);
+		if (!p)
+			return -ENOMEM;
+		int rc = repo_read_link(r, p, digest, mtime, err);
+		free(p);
+		return rc;
+	}
+	char *p = regfs_layout_revision_link(rt->name, rt->ref);
+	if (!p)
+		return -ENOMEM;
+	struct regfs_stat_info st;
+	int rc = regfs_storage_stat(r->st, p, &st, err);
+	free(p);
+	if (rc)
+		return rc;
+	*mtime = st.mtime;
+	memcpy(digest, rt->ref, strlen(rt->ref) + 1);
+	return 0;
+}
+
+static enum MHD_Result get_manifest(HANDLER_ARGS, int kind)
+{
+	bool head = strcmp(method, "HEAD") == 0;
+	char digest[REGFS_DIGEST_MAX];
+	int64_t mtime = 0;
+	struct regfs_err e = {0};
+	int rc = resolve(r, &q->rt, kind, digest, &mtime, &e);
+	if (rc == -ENOENT)
+		return unknown_manifest(r, c, method, url, q, data, size);
+	if (rc)
+		return STORAGE_ERR(&e);
+	struct mc_entry *m = NULL;
+	rc = manifest_load(r, digest, &m, &e);
+	if (rc == -ENOENT)
+		return ERR(404, "MANIFEST_UNKNOWN", "manifest %s is linked in %s but its blob is "
+			   "missing from storage", digest, q->rt.name);
+	if (rc)
+		return STORAGE_ERR(&e);
+
+	char etag[REGFS_DIGEST_MAX + 2], date[40];
+	snprintf(etag, sizeof etag, "\"%s\"", digest);
+	http_date(mtime, date);
+	const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+	struct MHD_Response *resp;
+	unsigned status = 200;
+	uint64_t bytes = 0;
+	if (inm && strstr(inm, digest)) {
+		status = 304;
+		resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	} else if (head) {
+		resp = MHD_create_response_from_callback(m->len, 4096, no_body_cb, NULL, NULL);
+	} else {
+		resp = MHD_create_response_from_buffer(m->len, m->data, MHD_RESPMEM_MUST_COPY);
+		bytes = m->len;
+	}
+	if (resp) {
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, m->media_type);
+		MHD_add_response_header(resp, "Docker-Content-Digest", digest);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_LAST_MODIFIED, date);
+	}
+	mcache_put(r->mc, m);
+	return respond(r, c, method, url, q->t0_us, status, resp, bytes);
+}
+
+/* ---- PUT ---- */
+
+static bool is_foreign_layer(const char *mt)
+{
+	return mt && (strstr(mt, ".foreign.") || strstr(mt, ".nondistributable."));
+}
+
+/* Checks a blob is present for this repository: its _layers link and its
+ * data. Marks it first for online GC (see gc.c: a blob noted here is not
+ * swept by a GC pass running now). */
+static bool blob_present(struct registry *r, const char *name, const char *digest)
+{
+	gc_note_referenced(r, digest);
+	char *link = regfs_layout_layer_link(name, digest);
+	char *data = regfs_layout_blob_data(digest);
+	bool ok = repo_exists(r, link, NULL) && repo_exists(r, data, NULL);
+	free(link);
+	free(data);
+	return ok;
+}
+
+static bool revision_present(struct registry *r, const char *name, const char *digest)
+{
+	gc_note_referenced(r, digest);
+	char *link = regfs_layout_revision_link(name, digest);
+	char *data = regfs_layout_blob_data(digest);
+	bool ok = repo_exists(r, link, NULL) && repo_exists(r, data, NULL);
+	free(link);
+	free(data);
+	return ok;
+}
+
+static enum MHD_Result blob_unknown(HANDLER_ARGS, const char *code, const char *what,
+				    const char *digest)
+{
+	(void)data; (void)size;
+	char detail[REGFS_DIGEST_MAX + 32];
+	snprintf(detail, sizeof detail, "{\"digest\":\"%s\"}", digest);
+	char msg[REGFS_DIGEST_MAX + ROUTE_NAME_MAX + 128];
+	snprintf(msg, sizeof msg, "%s %s is not in repository %s: push it first", what, digest,
+		 q->rt.name);
+	return respond_error(r, c, method, url, q->t0_us, 400, code, msg, detail);
+}
+
+/* Writes the manifest blob, the revision link and (for a tag) the tag links. */
+static int store_manifest(struct registry *r, const char *name, const char *tag,
+			  const char *digest, const char *body, size_t len, struct regfs_err *err)
+{
+	char *blob = regfs_layout_blob_data(digest);
+	char *rev = regfs_layout_revision_link(name, digest);
+	char *idx = tag ? regfs_layout_tag_index_link(name, tag, digest) : NULL;
+	char *cur = tag ? regfs_layout_tag_current(name, tag) : NULL;
+	int rc = -ENOMEM;
+	if (!blob || !rev || (tag && (!idx || !cur)))
+		goto out;
+	gc_note_referenced(r, digest);
+	struct regfs_stat_info st;
+	rc = 0;
+	if (regfs_storage_stat(r->st, blob, &st, NULL) != 0 || st.size != len)
+		rc = regfs_storage_put(r->st, blob, body, len, err);
+	if (rc == 0)
+		rc = repo_write_link(r, rev, digest, err);
+	if (rc == 0 && tag)
+		rc = repo_write_link(r, idx, digest, err);
+	if (rc == 0 && tag)
+		rc = repo_write_link(r, cur, digest, err);
+out:
+	free(blob);
+	free(rev);
+	free(idx);
+	free(cur);
+	return rc;
+}
+
+static enum MHD_Result put_manifest_done(HANDLER_ARGS, int kind)
+{
+	if (q->fail_status)
+		return respond_error(r, c, method, url, q->t0_us, (unsigned)q->fail_status,
+				     q->fail_code, q->fail_msg, NULL);
+	enum regfs_digest_alg alg = REGFS_SHA256;
+	if (kind == 1)
+		regfs_digest_parse(q->rt.ref, &alg, NULL, NULL);
+	char digest[REGFS_DIGEST_MAX];
+	regfs_digest_buf(alg, q->buf ? q->buf : "", q->len, digest);
+	if (kind == 1 && strcmp(digest, q->rt.ref) != 0)
+		return ERR(400, "DIGEST_INVALID", "manifest content hashes to %s, not %s as the "
+			   "URL says", digest, q->rt.ref);
+	const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	struct regfs_manifest *m = NULL;
+	struct regfs_err e = {0};
+	if (regfs_manifest_parse(q->buf ? q->buf : "", q->len, ct, &m, &e) != 0)
+		return ERR(400, "MANIFEST_INVALID", "manifest invalid: %s", regfs_err_str(&e));
+	enum MHD_Result ret;
+	/* online GC: from the first check to the last link written (gc.c) */
+	gc_writer_begin(r);
+	bool writer = true;
+	if (m->has_config && !blob_present(r, q->rt.name, m->config.digest)) {
+		ret = blob_unknown(r, c, method, url, q, data, size, "MANIFEST_BLOB_UNKNOWN",
+				   "config blob", m->config.digest);
+		goto out;
+	}
+	for (size_t i = 0; i < m->n_layers; i++) {
+		if (is_foreign_layer(m->layers[i].media_type))
+			continue;
+		if (!blob_present(r, q->rt.name, m->layers[i].digest)) {
+			ret = blob_unknown(r, c, method, url, q, data, size, "MANIFEST_BLOB_UNKNOWN",
+					   "layer blob", m->layers[i].digest);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < m->n_manifests; i++) {
+		if (!revision_present(r, q->rt.name, m->manifests[i].digest)) {
+			ret = blob_unknown(r, c, method, url, q, data, size, "MANIFEST_BLOB_UNKNOWN",
+					   "child manifest", m->manifests[i].digest);
+			goto out;
+		}
+	}
+	if (store_manifest(r, q->rt.name, kind == 0 ? q->rt.ref : NULL, digest, q->buf ? q->buf : "",
+			   q->len, &e) != 0) {
+		ret = STORAGE_ERR(&e);
+		goto out;
+	}
+	gc_writer_end(r);
+	writer = false;
+	struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	if (resp) {
+		char loc[ROUTE_NAME_MAX + REGFS_DIGEST_MAX + 32];
+		snprintf(loc, sizeof loc, "/v2/%s/manifests/%s", q->rt.name, digest);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, loc);
+		MHD_add_response_header(resp, "Docker-Content-Digest", digest);
+		if (m->has_subject)
+			MHD_add_response_header(resp, "OCI-Subject", m->subject.digest);
+	}
+	log_debug("manifest %s pushed to %s%s%s", digest, q->rt.name, kind == 0 ? ":" : "",
+		  kind == 0 ? q->rt.ref : "");
+	ret = respond(r, c, method, url, q->t0_us, 201, resp, 0);
+out:
+	if (writer)
+		gc_writer_end(r);
+	regfs_manifest_free(m);
+	return ret;
+}
+
+static enum MHD_Result put_manifest(HANDLER_ARGS, int kind)
+{
+	if (!q->started) {
+		q->started = true;
+		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+							     MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl && strtoull(cl, NULL, 10) > REGFS_MANIFEST_MAX)
+			return ERR(413, "SIZE_INVALID", "manifest of %s bytes exceeds the %d-byte limit",
+				   cl, REGFS_MANIFEST_MAX);
+		return MHD_YES;
+	}
+	if (*size) {
+		if (!q->fail_status) {
+			if (q->len + *size > REGFS_MANIFEST_MAX) {
+				q->fail_status = 413;
+				q->fail_code = "SIZE_INVALID";
+				snprintf(q->fail_msg, sizeof q->fail_msg,
+					 "manifest exceeds the %d-byte limit", REGFS_MANIFEST_MAX);
+			} else {
+				if (q->len + *size + 1 > q->cap) {
+					size_t cap = q->cap ? q->cap : 16384;
+					while (cap < q->len + *size + 1)
+						cap *= 2;
+					char *b = realloc(q->buf, cap);
+					if (!b)
+						return MHD_NO;
+					q->buf = b;
+					q->cap = cap;
+				}
+				memcpy(q->buf + q->len, data, *size);
+				q->len += *size;
+				q->buf[q->len] = '\0';
+			}
+		}
+		*size = 0;
+		return MHD_YES;
+	}
+	return put_manifest_done(r, c, method, url, q, data, size, kind);
+}
+
+/* ---- DELETE ---- */
+
+static char *dir_of(char *path)
+{
+	char *s = path ? strrchr(path, '/') : NULL;
+	if (s)
+		*s = '\0';
+	return path;
+}
+
+static enum MHD_Result delete_manifest(HANDLER_ARGS, int kind)
+{
+	struct regfs_err e = {0};
+	if (kind == 0) {
+		char *tagdir = regfs_layout_tag_dir(q->rt.name, q->rt.ref);
+		char *cur = regfs_layout_tag_current(q->rt.name, q->rt.ref);
+		bool exists = repo_exists(r, cur, NULL);
+		int rc = exists ? regfs_storage_del(r->st, tagdir, &e) : -ENOENT;
+		free(tagdir);
+		free(cur);
+		if (rc == -ENOENT)
+			return unknown_manifest(r, c, method, url, q, data, size);
+		if (rc)
+			return STORAGE_ERR(&e);
+		log_info("tag %s:%s deleted", q->rt.name, q->rt.ref);
+		return respond_body(r, c, method, url, q->t0_us, 202, NULL, "", 0, false);
+	}
+	char *rev = dir_of(regfs_layout_revision_link(q->rt.name, q->rt.ref));
+	int rc = rev ? regfs_storage_del(r->st, rev, &e) : -ENOMEM;
+	free(rev);
+	if (rc == -ENOENT)
+		return unknown_manifest(r, c, method, url, q, data, size);
+	if (rc)
+		return STORAGE_ERR(&e);
+	/* every tag that points at it goes too (registry:2 does the same) */
+	struct strlist tags = {0};
+	repo_list_tags(r, q->rt.name, &tags, NULL);
+	for (size_t i = 0; i < tags.n; i++) {
+		char d[REGFS_DIGEST_MAX];
+		char *cur = regfs_layout_tag_current(q->rt.name, tags.v[i]);
+		if (cur && repo_read_link(r, cur, d, NULL, NULL) == 0 && strcmp(d, q->rt.ref) == 0) {
+			char *tagdir = regfs_layout_tag_dir(q->rt.name, tags.v[i]);
+			if (tagdir && regfs_storage_del(r->st, tagdir, &e) == 0)
+				log_info("tag %s:%s deleted with manifest %s", q->rt.name, tags.v[i],
+					 q->rt.ref);
+			free(tagdir);
+		}
+		free(cur);
+	}
+	strlist_free(&tags);
+	log_info("manifest %s deleted from %s", q->rt.ref, q->rt.name);
+	return respond_body(r, c, method, url, q->t0_us, 202, NULL, "", 0, false);
+}
+
+enum MHD_Result h_manifest(HANDLER_ARGS)
+{
+	int kind;
+	enum MHD_Result ret;
+	if (!q->started || strcmp(method, "PUT") != 0) {
+		if (!check_ref(r, c, method, url, q, data, size, &kind, &ret))
+			return ret;
+	} else {
+		kind = strchr(q->rt.ref, ':') ? 1 : 0;
+	}
+	if (!strcmp(method, "GET") || !strcmp(method, "HEAD"))
+		return get_manifest(r, c, method, url, q, data, size, kind);
+	if (!strcmp(method, "PUT"))
+		return put_manifest(r, c, method, url, q, data, size, kind);
+	if (!strcmp(method, "DELETE")) {
+		if (!r->cfg->delete_enabled)
+			return ERR(405, "UNSUPPORTED", "deletes are disabled on this registry "
+				   "(storage.delete.enabled: false)");
+		return delete_manifest(r, c, method, url, q, data, size, kind);
+	}
+	return ERR(405, "UNSUPPORTED", "method %s not allowed on manifests", method);
+}

@@ -1,0 +1,204 @@
+/* mcache.c — an in-memory cache of manifest blobs keyed by digest.
+ *
+ * Manifests are content-addressed, so a cached entry can never be stale: the
+ * bytes of sha256:X are the bytes of sha256:X on every instance. Whether the
+ * manifest still belongs to a repository (tag link, revision link) is read
+ * from storage on every request by the handlers, never cached here, so
+ * several instances sharing one storage stay consistent.
+ *
+ * Direct-mapped table with a byte budget: a new entry replaces the one in its
+ * slot; entries are reference-counted so a reader holding one is never freed
+ * under it. */
+#include "registry.h"
+
+#include <regfs/layout.h>
+#include <regfs/log.h>
+#include <regfs/oci.h>
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MC_SLOTS 4096
+#define MC_ENTRY_MAX (512 * 1024)
+
+struct mc_slot {
+	char digest[REGFS_DIGEST_MAX];
+	struct mc_entry *e;
+};
+
+struct mcache {
+	pthread_mutex_t lock;
+	size_t budget, used;
+	struct mc_slot slots[MC_SLOTS];
+};
+
+struct mcache *mcache_new(size_t budget_bytes)
+{
+	struct mcache *mc = calloc(1, sizeof *mc);
+	if (!mc)
+		return NULL;
+	pthread_mutex_init(&mc->lock, NULL);
+	mc->budget = budget_bytes;
+	return mc;
+}
+
+static void entry_free(struct mc_entry *e)
+{
+	if (!e)
+		return;
+	free(e->data);
+	free(e->media_type);
+	free(e->artifact_type);
+	free(e->annotations);
+	free(e);
+}
+
+static size_t entry_cost(const struct mc_entry *e) { return e->len + 256; }
+
+void mcache_free(struct mcache *mc)
+{
+	if (!mc)
+		return;
+	for (size_t i = 0; i < MC_SLOTS; i++)
+		entry_free(mc->slots[i].e);
+	pthread_mutex_destroy(&mc->lock);
+	free(mc);
+}
+
+static size_t slot_of(const char *digest)
+{
+	const char *hex = strchr(digest, ':');
+	uint64_t h = 0;
+	for (const char *p = hex ? hex + 1 : digest; *p && p < (hex ? hex + 13 : digest + 12); p++)
+		h = h * 16 + (uint64_t)(*p <= '9' ? *p - '0' : (*p | 0x20) - 'a' + 10);
+	return (size_t)(h % MC_SLOTS);
+}
+
+struct mc_entry *mcache_get(struct mcache *mc, const char *digest)
+{
+	struct mc_slot *s = &mc->slots[slot_of(digest)];
+	struct mc_entry *e = NULL;
+	pthread_mutex_lock(&mc->lock);
+	if (s->e && strcmp(s->digest, digest) == 0) {
+		e = s->e;
+		e->refs++;
+	}
+	pthread_mutex_unlock(&mc->lock);
+	return e;
+}
+
+void mcache_put(struct mcache *mc, struct mc_entry *e)
+{
+	if (!e)
+		return;
+	pthread_mutex_lock(&mc->lock);
+	bool last = --e->refs == 0;
+	pthread_mutex_unlock(&mc->lock);
+	if (last)
+		entry_free(e);
+}
+
+/* Inserts e (holding one reference for the caller already). */
+static void mcache_insert(struct mcache *mc, const char *digest, struct mc_entry *e)
+{
+	if (e->len > MC_ENTRY_MAX || entry_cost(e) > mc->budget)
+		return;
+	struct mc_slot *s = &mc->slots[slot_of(digest)];
+	struct mc_entry *old = NULL;
+	pthread_mutex_lock(&mc->lock);
+	if (s->e) {
+		old = s->e;
+		mc->used -= entry_cost(old);
+		s->e = NULL;
+		if (--old->refs != 0)
+			old = NULL; /* a reader still holds it; it frees it */
+	}
+	if (mc->used + entry_cost(e) <= mc->budget) {
+		memcpy(s->digest, digest, strlen(digest) + 1);
+		s->e = e;
+		e->refs++;
+		mc->used += entry_cost(e);
+	}
+	pthread_mutex_unlock(&mc->lock);
+	entry_free(old);
+}
+
+/* Media type for a manifest our parser refused (e.g. schema 1 written by an
+ * old registry:2): what its JSON says, else by schemaVersion. */
+static char *guess_media_type(const char *data, size_t len)
+{
+	json_t *j = json_loadb(data, len, 0, NULL);
+	const char *mt = NULL;
+	char *out;
+	if (j) {
+		mt = json_string_value(json_object_get(j, "mediaType"));
+		if (!mt && json_integer_value(json_object_get(j, "schemaVersion")) == 1)
+			mt = json_object_get(j, "signatures") ? REGFS_MT_DOCKER_V1_SIGNED
+							      : "application/vnd.docker.distribution.manifest.v1+json";
+	}
+	out = strdup(mt ? mt : "application/octet-stream");
+	json_decref(j);
+	return out;
+}
+
+int manifest_load(struct registry *r, const char *digest, struct mc_entry **out,
+		  struct regfs_err *err)
+{
+	*out = mcache_get(r->mc, digest);
+	if (*out)
+		return 0;
+	enum regfs_digest_alg alg;
+	if (regfs_digest_parse(digest, &alg, NULL, err))
+		return -EINVAL;
+	char *path = regfs_layout_blob_data(digest);
+	if (!path)
+		return -ENOMEM;
+	struct mc_entry *e = calloc(1, sizeof *e);
+	if (!e) {
+		free(path);
+		return -ENOMEM;
+	}
+	int rc = regfs_storage_get(r->st, path, &e->data, &e->len, err);
+	if (rc) {
+		free(path);
+		entry_free(e);
+		return rc;
+	}
+	char got[REGFS_DIGEST_MAX];
+	regfs_digest_buf(alg, e->data, e->len, got);
+	if (strcmp(got, digest) != 0) {
+		log_error("blob %s holds content with digest %s: the storage is corrupt; "
+			  "delete the blob and push the image again", path, got);
+		free(path);
+		entry_free(e);
+		return regfs_errf(err, -EIO, "stored manifest %s is corrupt (content hashes to %s)",
+				  digest, got);
+	}
+	free(path);
+	struct regfs_manifest *m = NULL;
+	if (regfs_manifest_parse(e->data, e->len, NULL, &m, NULL) == 0) {
+		e->media_type = strdup(m->media_type ? m->media_type : "application/octet-stream");
+		if (m->has_subject)
+			memcpy(e->subject, m->subject.digest, sizeof e->subject);
+		const char *at = m->artifact_type;
+		if (!at && m->kind == REGFS_MANIFEST_IMAGE && m->has_config)
+			at = m->config.media_type;
+		if (at)
+			e->artifact_type = strdup(at);
+		if (m->annotations)
+			e->annotations = strdup(m->annotations);
+		regfs_manifest_free(m);
+	} else {
+		e->media_type = guess_media_type(e->data, e->len);
+	}
+	if (!e->media_type) {
+		entry_free(e);
+		return -ENOMEM;
+	}
+	e->refs = 1;
+	mcache_insert(r->mc, digest, e);
+	*out = e;
+	return 0;
+}

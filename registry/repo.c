@@ -1,0 +1,255 @@
+/* repo.c — repository-level reads and writes over the storage driver:
+ * link files, existence checks, and the listings (repositories, tags,
+ * revisions, layers) that tags/list, _catalog, referrers and GC share. */
+#include "registry.h"
+
+#include <regfs/layout.h>
+#include <regfs/names.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int repo_read_link(struct registry *r, const char *path, char out[REGFS_DIGEST_MAX],
+		   int64_t *mtime, struct regfs_err *err)
+{
+	char *data = NULL;
+	size_t len = 0;
+	int rc = regfs_storage_get(r->st, path, &data, &len, err);
+	if (rc)
+		return rc;
+	/* registry:2 writes no newline; tolerate trailing whitespace anyway */
+	while (len && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' '))
+		data[--len] = '\0';
+	if (len >= REGFS_DIGEST_MAX || !regfs_digest_valid(data)) {
+		free(data);
+		return regfs_errf(err, -EINVAL, "link %s does not hold a valid digest", path);
+	}
+	memcpy(out, data, len + 1);
+	free(data);
+	if (mtime) {
+		struct regfs_stat_info st;
+		*mtime = 0;
+		if (regfs_storage_stat(r->st, path, &st, NULL) == 0)
+			*mtime = st.mtime;
+	}
+	return 0;
+}
+
+int repo_write_link(struct registry *r, const char *path, const char *digest,
+		    struct regfs_err *err)
+{
+	return regfs_storage_put(r->st, path, digest, strlen(digest), err);
+}
+
+bool repo_exists(struct registry *r, const char *path, struct regfs_stat_info *st)
+{
+	struct regfs_stat_info tmp;
+	return path && regfs_storage_stat(r->st, path, st ? st : &tmp, NULL) == 0;
+}
+
+bool repo_known(struct registry *r, const char *name)
+{
+	char *p = regfs_layout_repo(name);
+	struct regfs_stat_info st;
+	bool ok = p && regfs_storage_stat(r->st, p, &st, NULL) == 0 && st.is_dir;
+	free(p);
+	return ok;
+}
+
+/* ---- string lists ---- */
+
+int strlist_add(struct strlist *l, const char *s)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		char **v = realloc(l->v, cap * sizeof *v);
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	char *d = strdup(s);
+	if (!d)
+		return -ENOMEM;
+	l->v[l->n++] = d;
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void strlist_sort(struct strlist *l)
+{
+	if (l->n > 1)
+		qsort(l->v, l->n, sizeof *l->v, cmp_str);
+}
+
+void strlist_free(struct strlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	memset(l, 0, sizeof *l);
+}
+
+/* ---- listings ---- */
+
+struct collect {
+	struct strlist *out;
+	int rc;
+	int mode; /* 0: base names; 1: "alg:hex" under an alg dir */
+	const char *alg;
+};
+
+static int collect_cb(const char *path, void *ud)
+{
+	struct collect *c = ud;
+	const char *base = regfs_path_base(path);
+	if (c->mode == 1) {
+		char d[REGFS_DIGEST_MAX + 8];
+		snprintf(d, sizeof d, "%s:%s", c->alg, base);
+		if (!regfs_digest_valid(d))
+			return 0; /* stray entry: ignore */
+		c->rc = strlist_add(c->out, d);
+	} else {
+		c->rc = strlist_add(c->out, base);
+	}
+	return c->rc != 0;
+}
+
+int repo_list_tags(struct registry *r, const char *name, struct strlist *out,
+		   struct regfs_err *err)
+{
+	char *dir = regfs_layout_tags_dir(name);
+	if (!dir)
+		return regfs_errf(err, -EINVAL, "invalid repository name");
+	struct strlist all = {0};
+	struct collect c = {.out = &all};
+	int rc = regfs_storage_list(r->st, dir, collect_cb, &c, err);
+	free(dir);
+	if (rc == 0)
+		rc = c.rc;
+	if (rc == 0) {
+		for (size_t i = 0; i < all.n && rc == 0; i++)
+			if (regfs_tag_valid(all.v[i]))
+				rc = strlist_add(out, all.v[i]);
+		strlist_sort(out);
+	}
+	strlist_free(&all);
+	return rc;
+}
+
+static int list_digests(struct registry *r, const char *name, const char *mid,
+			struct strlist *out, struct regfs_err *err)
+{
+	static const char *const algs[] = {"sha256", "sha512"};
+	char *repo = regfs_layout_repo(name);
+	if (!repo)
+		return regfs_errf(err, -EINVAL, "invalid repository name");
+	int rc = 0;
+	for (size_t i = 0; i < 2 && rc == 0; i++) {
+		char *dir = NULL;
+		if (asprintf(&dir, "%s/%s/%s", repo, mid, algs[i]) < 0) {
+			rc = -ENOMEM;
+			break;
+		}
+		struct collect c = {.out = out, .mode = 1, .alg = algs[i]};
+		struct regfs_err e = {0};
+		rc = regfs_storage_list(r->st, dir, collect_cb, &c, &e);
+		free(dir);
+		if (rc == -ENOENT)
+			rc = 0;
+		else if (rc)
+			regfs_errf(err, rc, "%s", regfs_err_str(&e));
+		if (rc == 0)
+			rc = c.rc;
+	}
+	free(repo);
+	strlist_sort(out);
+	return rc;
+}
+
+int repo_list_revisions(struct registry *r, const char *name, struct strlist *out,
+			struct regfs_err *err)
+{
+	return list_digests(r, name, "_manifests/revisions", out, err);
+}
+
+int repo_list_layers(struct registry *r, const char *name, struct strlist *out,
+		     struct regfs_err *err)
+{
+	return list_digests(r, name, "_layers", out, err);
+}
+
+/* ---- catalog walk ----
+ * A repository is a directory with a _manifests, _layers or _uploads child;
+ * children not starting with '_' may be further repositories (nested names). */
+
+struct walk {
+	struct registry *r;
+	repo_name_cb cb;
+	void *ud;
+	int rc;
+	size_t prefix_len; /* length of REGFS_LAYOUT_REPOS "/" */
+	bool is_repo;
+	struct strlist subdirs;
+};
+
+static int walk_child_cb(const char *path, void *ud)
+{
+	struct walk *w = ud;
+	const char *base = regfs_path_base(path);
+	if (base[0] == '_') {
+		if (!strcmp(base, "_manifests") || !strcmp(base, "_layers") || !strcmp(base, "_uploads"))
+			w->is_repo = true;
+		return 0;
+	}
+	w->rc = strlist_add(&w->subdirs, path);
+	return w->rc != 0;
+}
+
+static int walk_dir(struct registry *r, const char *dir, size_t prefix_len, repo_name_cb cb,
+		    void *ud, int depth, struct regfs_err *err)
+{
+	if (depth > 64)
+		return 0; /* names are at most 255 chars: a deeper tree is not ours */
+	struct walk w = {.r = r, .cb = cb, .ud = ud, .prefix_len = prefix_len};
+	int rc = regfs_storage_list(r->st, dir, walk_child_cb, &w, err);
+	/* a vanished directory or a stray file among repositories is not an error */
+	if (rc == -ENOENT || rc == -ENOTDIR || (rc == -EINVAL && depth > 0)) {
+		rc = 0;
+		regfs_err_clear(err);
+	}
+	if (rc == 0)
+		rc = w.rc;
+	if (rc == 0 && w.is_repo && strlen(dir) > prefix_len) {
+		const char *name = dir + prefix_len;
+		if (regfs_name_valid(name))
+			rc = cb(name, ud);
+	}
+	for (size_t i = 0; i < w.subdirs.n && rc == 0; i++)
+		rc = walk_dir(r, w.subdirs.v[i], prefix_len, cb, ud, depth + 1, err);
+	strlist_free(&w.subdirs);
+	return rc;
+}
+
+int repo_walk(struct registry *r, repo_name_cb cb, void *ud, struct regfs_err *err)
+{
+	return walk_dir(r, REGFS_LAYOUT_REPOS, strlen(REGFS_LAYOUT_REPOS "/"), cb, ud, 0, err);
+}
+
+static int add_name_cb(const char *name, void *ud)
+{
+	return strlist_add(ud, name);
+}
+
+int repo_list_all(struct registry *r, struct strlist *out, struct regfs_err *err)
+{
+	int rc = repo_walk(r, add_name_cb, out, err);
+	strlist_sort(out);
+	return rc;
+}

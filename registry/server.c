@@ -1,0 +1,367 @@
+/* server.c — the HTTP server of `regfs-registry serve`: libmicrohttpd with a
+ * thread pool (each thread its own epoll loop; storage calls may block, so
+ * several threads keep other connections moving), keep-alive, optional TLS,
+ * request routing, per-request state, and a graceful stop on SIGTERM/SIGINT. */
+#include "registry.h"
+
+#include <regfs/log.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define THREADS 16
+#define CONN_MEMORY (256 * 1024)   /* per-connection buffer: also the upload chunk size */
+#define MANIFEST_CACHE_BYTES (8u * 1024 * 1024)
+
+/* ---- GET /v2/ ---- */
+
+enum MHD_Result h_base(HANDLER_ARGS)
+{
+	(void)data; (void)size;
+	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+		return ERR(405, "UNSUPPORTED", "method %s not allowed on /v2/", method);
+	if (atomic_load(&r->storage_down)) {
+		char msg[600];
+		pthread_mutex_lock(&r->health_lock);
+		snprintf(msg, sizeof msg, "storage is unreachable: %s", r->health_msg);
+		pthread_mutex_unlock(&r->health_lock);
+		return respond_error(r, c, method, url, q->t0_us, 503, "UNAVAILABLE", msg, NULL);
+	}
+	bool head = !strcmp(method, "HEAD");
+	struct MHD_Response *resp =
+		head ? MHD_create_response_from_callback(2, 16, no_body_cb, NULL, NULL)
+		     : MHD_create_response_from_buffer(2, (void *)"{}", MHD_RESPMEM_PERSISTENT);
+	if (resp) {
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
+		MHD_add_response_header(resp, "X-Regfs-Extensions", "bulk-tags,repo-manifests");
+	}
+	return respond(r, c, method, url, q->t0_us, 200, resp, head ? 0 : 2);
+}
+
+static enum MHD_Result dispatch(HANDLER_ARGS)
+{
+	switch ((enum route_kind)q->kind) {
+	case R_BASE: return h_base(r, c, method, url, q, data, size);
+	case R_CATALOG: return h_catalog(r, c, method, url, q, data, size);
+	case R_BULK_TAGS: return h_bulk_tags(r, c, method, url, q, data, size);
+	case R_TAGS: return h_tags(r, c, method, url, q, data, size);
+	case R_MANIFEST: return h_manifest(r, c, method, url, q, data, size);
+	case R_BLOB: return h_blob(r, c, method, url, q, data, size);
+	case R_UPLOAD_START:
+	case R_UPLOAD: return h_upload(r, c, method, url, q, data, size);
+	case R_REFERRERS: return h_referrers(r, c, method, url, q, data, size);
+	case R_REPO_MANIFESTS: return h_repo_manifests(r, c, method, url, q, data, size);
+	case R_NOT_FOUND: break;
+	}
+	return ERR(404, "NOT_FOUND", "no such endpoint: %s %s (the API lives under /v2/)", method, url);
+}
+
+static struct req no_state;
+
+static bool has_body(const char *m)
+{
+	return !strcmp(m, "PUT") || !strcmp(m, "POST") || !strcmp(m, "PATCH");
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version, const char *data,
+				  size_t *size, void **con_cls)
+{
+	(void)version;
+	struct registry *r = cls;
+	struct req *q = *con_cls;
+	if (!q) {
+		/* libmicrohttpd 0.9.75 closes the connection after a response
+		 * queued on the first (headers-only) callback; answering on the
+		 * second keeps it alive. Body-less requests need no state: a
+		 * sentinel marks that the first callback happened. */
+		if (!has_body(method)) {
+			*con_cls = &no_state;
+			return MHD_YES;
+		}
+		q = calloc(1, sizeof *q);
+		if (!q)
+			return MHD_NO;
+		q->t0_us = now_us();
+		route_parse(url, &q->rt);
+		q->kind = q->rt.kind;
+		*con_cls = q;
+	} else if (q == &no_state) {
+		/* the hot path: one stack request, no allocation */
+		struct req sq;
+		sq.t0_us = now_us();
+		sq.started = false;
+		sq.fail_status = 0;
+		sq.buf = NULL;
+		sq.up = NULL;
+		route_parse(url, &sq.rt);
+		sq.kind = sq.rt.kind;
+		if (*size) {
+			*size = 0; /* a body on GET/DELETE: ignored */
+			return MHD_YES;
+		}
+		return dispatch(r, c, method, url, &sq, data, size);
+	}
+	return dispatch(r, c, method, url, q, data, size);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	(void)cls; (void)c;
+	struct req *q = *con_cls;
+	if (!q || q == &no_state) {
+		*con_cls = NULL;
+		return;
+	}
+	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		log_debug("request ended early (code %d)", (int)toe);
+	upload_op_free(q->up);
+	free(q->buf);
+	free(q);
+	*con_cls = NULL;
+}
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	char msg[512];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	size_t n = strlen(msg);
+	while (n && msg[n - 1] == '\n')
+		msg[--n] = '\0';
+	log_warn("http: %s", msg);
+}
+
+/* ---- listen address ---- */
+
+/* "host:port", ":port", "[v6]:port" -> sockaddr. */
+static int parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *len,
+		      bool *any, struct regfs_err *err)
+{
+	char host[256] = "", port[16] = "";
+	const char *colon = strrchr(addr, ':');
+	if (!colon || !colon[1] || strlen(colon + 1) >= sizeof port)
+		return regfs_errf(err, -EINVAL, "http.addr \"%s\": expected host:port or :port", addr);
+	snprintf(port, sizeof port, "%s", colon + 1);
+	size_t hl = (size_t)(colon - addr);
+	if (hl >= sizeof host)
+		return regfs_errf(err, -EINVAL, "http.addr \"%s\": host too long", addr);
+	memcpy(host, addr, hl);
+	host[hl] = '\0';
+	if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']') {
+		memmove(host, host + 1, hl - 2);
+		host[hl - 2] = '\0';
+	}
+	*any = host[0] == '\0' || !strcmp(host, "0.0.0.0") || !strcmp(host, "::");
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	struct addrinfo *ai = NULL;
+	int rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
+	if (rc != 0 || !ai)
+		return regfs_errf(err, -EINVAL, "http.addr \"%s\": cannot resolve: %s", addr,
+				  gai_strerror(rc));
+	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+	*len = ai->ai_addrlen;
+	freeaddrinfo(ai);
+	return 0;
+}
+
+static char *read_file(const char *path, struct regfs_err *err)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		regfs_errf(err, -errno, "cannot read %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	for (;;) {
+		if (len + 4096 + 1 > cap) {
+			cap = cap ? cap * 2 : 8192;
+			char *b = realloc(buf, cap);
+			if (!b) {
+				free(buf);
+				fclose(f);
+				regfs_errf(err, -ENOMEM, "out of memory reading %s", path);
+				return NULL;
+			}
+			buf = b;
+		}
+		size_t n = fread(buf + len, 1, 4096, f);
+		len += n;
+		if (n < 4096)
+			break;
+	}
+	fclose(f);
+	buf[len] = '\0';
+	return buf;
+}
+
+/* ---- lifecycle ---- */
+
+int registry_open(struct registry *r, struct regfs_config *cfg, struct regfs_err *err)
+{
+	memset(r, 0, sizeof *r);
+	r->cfg = cfg;
+	pthread_mutex_init(&r->health_lock, NULL);
+	pthread_mutex_init(&r->gc_lock, NULL);
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	/* a GC run waiting for the barrier must not starve behind pushes */
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&r->gc_rw, &ra);
+	pthread_rwlockattr_destroy(&ra);
+	r->gc_online = cfg->gc.enabled;
+	pthread_mutex_init(&r->bg_lock, NULL);
+	pthread_cond_init(&r->bg_cond, NULL);
+	int rc = regfs_storage_open(cfg, &r->st, err);
+	if (rc)
+		return rc;
+	r->mc = mcache_new(MANIFEST_CACHE_BYTES);
+	r->uc = upcache_new();
+	r->recent = digestset_new();
+	if (!r->mc || !r->uc || !r->recent)
+		return regfs_errf(err, -ENOMEM, "out of memory");
+	return 0;
+}
+
+void registry_close(struct registry *r)
+{
+	mcache_free(r->mc);
+	upcache_free(r->uc);
+	digestset_free(r->recent);
+	regfs_storage_free(r->st);
+	pthread_mutex_destroy(&r->health_lock);
+	pthread_mutex_destroy(&r->gc_lock);
+	pthread_rwlock_destroy(&r->gc_rw);
+	pthread_mutex_destroy(&r->bg_lock);
+	pthread_cond_destroy(&r->bg_cond);
+	memset(r, 0, sizeof *r);
+}
+
+static struct MHD_Daemon *start_daemon(struct registry *r, const struct sockaddr *sa,
+				       bool dual, const char *cert, const char *key)
+{
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_TURBO |
+			 MHD_USE_ITC;
+	if (dual)
+		flags |= MHD_USE_DUAL_STACK;
+	if (cert)
+		flags |= MHD_USE_TLS;
+	struct MHD_OptionItem tls_opts[] = {
+		{MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cert},
+		{MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)key},
+		{MHD_OPTION_END, 0, NULL},
+	};
+	return MHD_start_daemon(flags, 0, NULL, NULL, on_request, r,
+				MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, r,
+				MHD_OPTION_SOCK_ADDR, sa,
+				MHD_OPTION_THREAD_POOL_SIZE, (unsigned)THREADS,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
+				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
+				MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
+				MHD_OPTION_NOTIFY_COMPLETED, on_completed, r,
+				MHD_OPTION_ARRAY, cert ? tls_opts : tls_opts + 2,
+				MHD_OPTION_END);
+}
+
+int server_run(struct regfs_config *cfg, struct regfs_err *err)
+{
+	struct registry reg;
+	char *cert = NULL, *key = NULL;
+	int rc;
+	if (cfg->tls_certificate || cfg->tls_key) {
+		if (!cfg->tls_certificate || !cfg->tls_key)
+			return regfs_errf(err, -EINVAL, "http.tls needs both certificate and key");
+		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+			return regfs_errf(err, -ENOTSUP, "http.tls is set but this libmicrohttpd was "
+					  "built without TLS (gnutls); install a TLS-enabled "
+					  "libmicrohttpd or terminate TLS in a proxy");
+		cert = read_file(cfg->tls_certificate, err);
+		key = cert ? read_file(cfg->tls_key, err) : NULL;
+		if (!cert || !key) {
+			free(cert);
+			regfs_err_prefix(err, "http.tls: ");
+			return -EINVAL;
+		}
+	}
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	bool any = false;
+	rc = parse_addr(cfg->http_addr ? cfg->http_addr : ":5000", &ss, &sl, &any, err);
+	if (rc)
+		goto out_tls;
+
+	/* signals are taken synchronously by this thread; every thread started
+	 * from here (MHD's pool, background jobs) inherits the blocked mask */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	rc = registry_open(&reg, cfg, err);
+	if (rc) {
+		registry_close(&reg);
+		goto out_tls;
+	}
+	struct MHD_Daemon *d = NULL;
+	if (any && ss.ss_family == AF_INET) {
+		/* ":5000" binds every address, IPv6 too when the host has it */
+		struct sockaddr_in6 s6 = {.sin6_family = AF_INET6, .sin6_addr = in6addr_any,
+					  .sin6_port = ((struct sockaddr_in *)&ss)->sin_port};
+		d = start_daemon(&reg, (struct sockaddr *)&s6, true, cert, key);
+	}
+	if (!d)
+		d = start_daemon(&reg, (struct sockaddr *)&ss, false, cert, key);
+	if (!d) {
+		rc = regfs_errf(err, -EADDRINUSE, "cannot listen on %s (in use, or not an address "
+				"of this host); set http.addr to a free host:port", cfg->http_addr);
+		registry_close(&reg);
+		goto out_tls;
+	}
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+	log_info("regfs-registry %s listening on %s (port %u, %s storage%s)", REGFS_VERSION,
+		 cfg->http_addr, info ? (unsigned)info->port : 0u, reg.st->ops->name,
+		 cert ? ", TLS" : "");
+	maint_start(&reg);
+
+	int sig = 0;
+	while (sigwait(&set, &sig) != 0)
+		;
+	log_info("signal %d: stopping (finishing requests in flight)", sig);
+	/* stop accepting, give requests in flight up to 5 s to finish
+	 * (idle keep-alive connections also count, hence the short bound) */
+	MHD_socket ls = MHD_quiesce_daemon(d);
+	for (int i = 0; i < 50; i++) {
+		const union MHD_DaemonInfo *ci = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+		if (!ci || ci->num_connections == 0)
+			break;
+		struct timespec ts = {0, 100 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	maint_stop(&reg);
+	MHD_stop_daemon(d);
+	if (ls != MHD_INVALID_SOCKET)
+		close(ls);
+	registry_close(&reg);
+	log_info("stopped");
+	rc = 0;
+out_tls:
+	free(cert);
+	free(key);
+	return rc;
+}

@@ -1,0 +1,620 @@
+/* uploads.c — blob uploads: POST (session, monolithic, cross-repo mount),
+ * PATCH (chunked with Content-Range, or streamed), GET status, PUT to
+ * finish, DELETE to cancel.
+ *
+ * Upload state lives in storage (_uploads/<uuid>/data and startedat), so a
+ * restarted registry, or another instance behind the same load balancer,
+ * continues any upload. The running hash is only a cache: uuid -> (hasher,
+ * offset). When it is missing (other instance, restart, eviction) or its
+ * offset differs from the stored size, the stored data is hashed again from
+ * the start with a storage reader.
+ *
+ * Bodies are streamed: every chunk MHD hands us goes to the storage writer
+ * and the hasher at once; nothing holds a whole blob in memory.
+ *
+ * A blob becomes visible only after its digest is verified, by an atomic
+ * move of the upload data into blobs/…/data; then the repository's _layers
+ * link is written; then the upload directory is removed. A wrong digest
+ * removes the upload and stores nothing. */
+#include "registry.h"
+
+#include <regfs/layout.h>
+#include <regfs/names.h>
+#include <regfs/log.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+/* ---- hash-state cache ---- */
+
+#define UC_SLOTS 256
+
+struct up_slot {
+	char uuid[40];
+	struct regfs_hasher *h;
+	enum regfs_digest_alg alg;
+	uint64_t offset;
+	uint64_t stamp;
+};
+
+struct upcache {
+	pthread_mutex_t lock;
+	uint64_t clock;
+	struct up_slot s[UC_SLOTS];
+};
+
+struct upcache *upcache_new(void)
+{
+	struct upcache *uc = calloc(1, sizeof *uc);
+	if (uc)
+		pthread_mutex_init(&uc->lock, NULL);
+	return uc;
+}
+
+void upcache_free(struct upcache *uc)
+{
+	if (!uc)
+		return;
+	for (int i = 0; i < UC_SLOTS; i++)
+		regfs_hasher_free(uc->s[i].h);
+	pthread_mutex_destroy(&uc->lock);
+	free(uc);
+}
+
+/* Takes (removes) the cached hasher for uuid; NULL if none. */
+static struct regfs_hasher *uc_take(struct upcache *uc, const char *uuid,
+				    enum regfs_digest_alg alg, uint64_t *offset)
+{
+	struct regfs_hasher *h = NULL;
+	pthread_mutex_lock(&uc->lock);
+	for (int i = 0; i < UC_SLOTS; i++) {
+		if (uc->s[i].h && strcmp(uc->s[i].uuid, uuid) == 0) {
+			if (uc->s[i].alg == alg) {
+				h = uc->s[i].h;
+				*offset = uc->s[i].offset;
+			} else {
+				regfs_hasher_free(uc->s[i].h);
+			}
+			uc->s[i].h = NULL;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&uc->lock);
+	return h;
+}
+
+/* Gives h back (ownership passes to the cache); evicts the oldest entry. */
+static void uc_give(struct upcache *uc, const char *uuid, enum regfs_digest_alg alg,
+		    struct regfs_hasher *h, uint64_t offset)
+{
+	struct regfs_hasher *old = NULL;
+	pthread_mutex_lock(&uc->lock);
+	int best = 0;
+	for (int i = 0; i < UC_SLOTS; i++) {
+		if (!uc->s[i].h) {
+			best = i;
+			break;
+		}
+		if (uc->s[i].stamp < uc->s[best].stamp)
+			best = i;
+	}
+	old = uc->s[best].h;
+	snprintf(uc->s[best].uuid, sizeof uc->s[best].uuid, "%s", uuid);
+	uc->s[best].h = h;
+	uc->s[best].alg = alg;
+	uc->s[best].offset = offset;
+	uc->s[best].stamp = ++uc->clock;
+	pthread_mutex_unlock(&uc->lock);
+	regfs_hasher_free(old);
+}
+
+/* ---- per-request upload operation ---- */
+
+/* OP_SESSION and OP_MOUNTED did their work on the first callback and answer
+ * at the end (a response queued on the first callback closes the
+ * connection in libmicrohttpd 0.9.75); any body they get is discarded. */
+enum op_mode { OP_PATCH, OP_PUT, OP_POST_MONO, OP_SESSION, OP_MOUNTED };
+
+struct upload_op {
+	enum op_mode mode;
+	char uuid[40];
+	char digest[REGFS_DIGEST_MAX];     /* expected (PUT / monolithic POST) */
+	enum regfs_digest_alg alg;
+	struct regfs_writer *w;
+	struct regfs_hasher *h;
+	uint64_t size;                     /* bytes stored so far */
+	bool failed;
+	struct regfs_err err;
+	struct registry *r;
+};
+
+void upload_op_free(struct upload_op *op)
+{
+	if (!op)
+		return;
+	/* an aborted request: keep what was written resumable, drop the hash
+	 * state (it is rebuilt from storage if the client continues) */
+	if (op->w)
+		op->w->close(op->w, NULL);
+	regfs_hasher_free(op->h);
+	free(op);
+}
+
+static void new_uuid(char out[40])
+{
+	unsigned char b[16];
+	if (getrandom(b, sizeof b, 0) != sizeof b) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		for (size_t i = 0; i < sizeof b; i++)
+			b[i] = (unsigned char)((uint64_t)ts.tv_nsec >> (i % 8 * 8)) ^ (unsigned char)rand();
+	}
+	b[6] = (b[6] & 0x0f) | 0x40;
+	b[8] = (b[8] & 0x3f) | 0x80;
+	snprintf(out, 40, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+		 b[13], b[14], b[15]);
+}
+
+/* Location of an upload or blob: relative, or under http.host when set. */
+static void location(struct registry *r, char *out, size_t cap, const char *name,
+		     const char *what, const char *id)
+{
+	const char *host = r->cfg->http_host ? r->cfg->http_host : "";
+	size_t hl = strlen(host);
+	while (hl && host[hl - 1] == '/')
+		hl--;
+	snprintf(out, cap, "%.*s/v2/%s/%s/%s", (int)hl, host, name, what, id);
+}
+
+/* 202/204 answer describing an upload's progress. */
+static enum MHD_Result upload_progress(HANDLER_ARGS, unsigned status, const char *uuid,
+				       uint64_t stored)
+{
+	(void)data; (void)size;
+	struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	if (resp) {
+		char loc[ROUTE_NAME_MAX + 160], range[48];
+		location(r, loc, sizeof loc, q->rt.name, "blobs/uploads", uuid);
+		snprintf(range, sizeof range, "0-%" PRIu64, stored ? stored - 1 : 0);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, loc);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RANGE, range);
+		MHD_add_response_header(resp, "Docker-Upload-UUID", uuid);
+	}
+	return respond(r, c, method, url, q->t0_us, status, resp, 0);
+}
+
+static enum MHD_Result blob_created(HANDLER_ARGS, const char *digest)
+{
+	(void)data; (void)size;
+	struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	if (resp) {
+		char loc[ROUTE_NAME_MAX + 160];
+		location(r, loc, sizeof loc, q->rt.name, "blobs", digest);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, loc);
+		MHD_add_response_header(resp, "Docker-Content-Digest", digest);
+	}
+	return respond(r, c, method, url, q->t0_us, 201, resp, 0);
+}
+
+static enum MHD_Result upload_unknown(HANDLER_ARGS)
+{
+	(void)data; (void)size;
+	return ERR(404, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry: %s in %s "
+		   "(it finished, was cancelled or purged; start a new upload)", q->rt.ref, q->rt.name);
+}
+
+static bool session_exists(struct registry *r, const char *name, const char *uuid)
+{
+	char *p = regfs_layout_upload_startedat(name, uuid);
+	bool ok = repo_exists(r, p, NULL);
+	free(p);
+	return ok;
+}
+
+/* Creates _uploads/<uuid>/startedat (RFC 3339, as registry:2 writes it). */
+static int session_create(struct registry *r, const char *name, char uuid[40],
+			  struct regfs_err *err)
+{
+	new_uuid(uuid);
+	char *p = regfs_layout_upload_startedat(name, uuid);
+	if (!p)
+		return -ENOMEM;
+	char ts[32];
+	rfc3339((int64_t)time(NULL), ts);
+	int rc = regfs_storage_put(r->st, p, ts, strlen(ts), err);
+	free(p);
+	return rc;
+}
+
+/* Hash of the first `size` stored bytes, read back from storage. */
+static int rehash(struct registry *r, const char *name, const char *uuid,
+		  enum regfs_digest_alg alg, uint64_t size, struct regfs_hasher **out,
+		  struct regfs_err *err)
+{
+	struct regfs_hasher *h = regfs_hasher_new(alg);
+	if (!h)
+		return -ENOMEM;
+	if (size == 0) {
+		*out = h;
+		return 0;
+	}
+	char *p = regfs_layout_upload_data(name, uuid);
+	struct regfs_reader *rd = NULL;
+	int rc = p ? r->st->ops->reader(r->st, p, 0, &rd, err) : -ENOMEM;
+	free(p);
+	char *buf = rc ? NULL : malloc(256 * 1024);
+	if (!rc && !buf)
+		rc = -ENOMEM;
+	uint64_t got = 0;
+	while (rc == 0 && got < size) {
+		size_t want = size - got < 256 * 1024 ? (size_t)(size - got) : 256 * 1024;
+		ssize_t n = rd->read(rd, buf, want, err);
+		if (n < 0)
+			rc = (int)n;
+		else if (n == 0)
+			rc = regfs_errf(err, -EIO, "upload %s: stored data ends at %" PRIu64
+					" bytes, expected %" PRIu64, uuid, got, size);
+		else {
+			regfs_hasher_update(h, buf, (size_t)n);
+			got += (uint64_t)n;
+		}
+	}
+	free(buf);
+	if (rd)
+		rd->close(rd);
+	if (rc) {
+		regfs_hasher_free(h);
+		return rc;
+	}
+	log_debug("upload %s: hash state rebuilt from %" PRIu64 " stored bytes", uuid, size);
+	*out = h;
+	return 0;
+}
+
+/* Opens the writer and the matching hasher for an existing or new session. */
+static int op_open(struct registry *r, const char *name, struct upload_op *op, bool append,
+		   struct regfs_err *err)
+{
+	char *p = regfs_layout_upload_data(name, op->uuid);
+	int rc = p ? r->st->ops->writer(r->st, p, append, &op->w, err) : -ENOMEM;
+	free(p);
+	if (rc)
+		return rc;
+	op->size = op->w->size(op->w);
+	uint64_t off = 0;
+	op->h = uc_take(r->uc, op->uuid, op->alg, &off);
+	if (op->h && off != op->size) {
+		regfs_hasher_free(op->h);
+		op->h = NULL;
+	}
+	if (!op->h)
+		rc = rehash(r, name, op->uuid, op->alg, op->size, &op->h, err);
+	return rc;
+}
+
+/* Content-Range of a PATCH: "<start>-<end>", optionally "bytes[= ]" prefixed. */
+static bool parse_content_range(const char *h, uint64_t *start, uint64_t *end)
+{
+	if (!strncmp(h, "bytes", 5)) {
+		h += 5;
+		if (*h == '=' || *h == ' ')
+			h++;
+	}
+	char *e;
+	*start = strtoull(h, &e, 10);
+	if (e == h || *e != '-')
+		return false;
+	const char *b = e + 1;
+	*end = strtoull(b, &e, 10);
+	return e != b && (*e == '\0' || *e == '/') && *end >= *start;
+}
+
+static void op_fail(struct upload_op *op, int rc)
+{
+	if (!op->failed) {
+		op->failed = true;
+		if (!op->err.code)
+			regfs_errf(&op->err, rc, "upload %s: storage write failed", op->uuid);
+	}
+}
+
+static void op_consume(struct upload_op *op, const char *data, size_t n)
+{
+	if (op->failed || op->mode == OP_SESSION || op->mode == OP_MOUNTED)
+		return;
+	ssize_t w = op->w->write(op->w, data, n, &op->err);
+	if (w < 0 || (size_t)w != n) {
+		op_fail(op, w < 0 ? (int)w : -EIO);
+		return;
+	}
+	regfs_hasher_update(op->h, data, n);
+	op->size += n;
+}
+
+/* Finishes PUT / monolithic POST: verify, move into place, link. */
+static enum MHD_Result op_finish(HANDLER_ARGS)
+{
+	struct upload_op *op = q->up;
+	struct regfs_err e = {0};
+	char got[REGFS_DIGEST_MAX];
+	int rc = op->w->commit(op->w, &e);
+	op->w->close(op->w, NULL);
+	op->w = NULL;
+	char *updir = regfs_layout_upload_dir(q->rt.name, op->uuid);
+	if (rc) {
+		free(updir);
+		return STORAGE_ERR(&e);
+	}
+	regfs_hasher_final(op->h, got);
+	regfs_hasher_free(op->h);
+	op->h = NULL;
+	if (strcmp(got, op->digest) != 0) {
+		if (updir)
+			regfs_storage_del(r->st, updir, NULL);
+		free(updir);
+		char detail[2 * REGFS_DIGEST_MAX + 48];
+		snprintf(detail, sizeof detail, "{\"expected\":\"%s\",\"actual\":\"%s\"}", op->digest, got);
+		char msg[3 * REGFS_DIGEST_MAX];
+		snprintf(msg, sizeof msg, "provided digest %s does not match uploaded content (%s); "
+			 "the upload was discarded", op->digest, got);
+		return respond_error(r, c, method, url, q->t0_us, 400, "DIGEST_INVALID", msg, detail);
+	}
+	char *src = regfs_layout_upload_data(q->rt.name, op->uuid);
+	char *dst = regfs_layout_blob_data(got);
+	char *link = regfs_layout_layer_link(q->rt.name, got);
+	rc = (!src || !dst || !link || !updir) ? -ENOMEM : 0;
+	/* Always move, even over an existing copy of the blob: same bytes, and
+	 * a fresh mtime keeps online GC's `delay` protecting it until the
+	 * manifest that references it is pushed. */
+	gc_writer_begin(r);
+	gc_note_referenced(r, got);
+	if (rc == 0)
+		rc = regfs_storage_move(r->st, src, dst, &e);
+	if (rc == 0)
+		rc = repo_write_link(r, link, got, &e);
+	gc_writer_end(r);
+	if (updir)
+		regfs_storage_del(r->st, updir, NULL);
+	free(src);
+	free(dst);
+	free(link);
+	free(updir);
+	if (rc)
+		return STORAGE_ERR(&e);
+	log_debug("blob %s (%" PRIu64 " bytes) stored in %s", got, op->size, q->rt.name);
+	return blob_created(r, c, method, url, q, data, size, got);
+}
+
+static enum MHD_Result fail_answer(HANDLER_ARGS)
+{
+	if (q->fail_status)
+		return respond_error(r, c, method, url, q->t0_us, (unsigned)q->fail_status,
+				     q->fail_code, q->fail_msg, NULL);
+	return STORAGE_ERR(&q->up->err);
+}
+
+/* Drives the body of PATCH / PUT / monolithic POST once `q->up` is open. */
+static enum MHD_Result op_body(HANDLER_ARGS)
+{
+	struct upload_op *op = q->up;
+	if (*size) {
+		op_consume(op, data, *size);
+		*size = 0;
+		return MHD_YES;
+	}
+	if (op->failed || q->fail_status) {
+		/* the writer state is uncertain: drop the hash state */
+		if (op->w) {
+			op->w->close(op->w, NULL);
+			op->w = NULL;
+		}
+		return fail_answer(r, c, method, url, q, data, size);
+	}
+	if (op->mode == OP_SESSION)
+		return upload_progress(r, c, method, url, q, data, size, 202, op->uuid, 0);
+	if (op->mode == OP_MOUNTED)
+		return blob_created(r, c, method, url, q, data, size, op->digest);
+	if (op->mode == OP_PATCH) {
+		struct regfs_err e = {0};
+		int rc = op->w->close(op->w, &e);
+		op->w = NULL;
+		if (rc)
+			return STORAGE_ERR(&e);
+		uc_give(r->uc, op->uuid, op->alg, op->h, op->size);
+		op->h = NULL;
+		return upload_progress(r, c, method, url, q, data, size, 202, op->uuid, op->size);
+	}
+	return op_finish(r, c, method, url, q, data, size);
+}
+
+static struct upload_op *op_new(struct registry *r, enum op_mode mode)
+{
+	struct upload_op *op = calloc(1, sizeof *op);
+	if (op) {
+		op->mode = mode;
+		op->r = r;
+		op->alg = REGFS_SHA256;
+	}
+	return op;
+}
+
+/* ---- endpoints ---- */
+
+static enum MHD_Result post_upload(HANDLER_ARGS)
+{
+	if (q->started)
+		return q->up ? op_body(r, c, method, url, q, data, size) : MHD_NO;
+	q->started = true;
+	struct regfs_err e = {0};
+	const char *mount = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "mount");
+	const char *from = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "from");
+	const char *dg = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "digest");
+	if (mount && regfs_digest_valid(mount) && from && regfs_name_valid(from)) {
+		char *src = regfs_layout_layer_link(from, mount);
+		char *blob = regfs_layout_blob_data(mount);
+		gc_writer_begin(r);
+		gc_note_referenced(r, mount);
+		if (repo_exists(r, src, NULL) && repo_exists(r, blob, NULL)) {
+			char *dst = regfs_layout_layer_link(q->rt.name, mount);
+			int rc = dst ? repo_write_link(r, dst, mount, &e) : -ENOMEM;
+			gc_writer_end(r);
+			free(dst);
+			free(src);
+			free(blob);
+			if (rc)
+				return STORAGE_ERR(&e);
+			log_debug("blob %s mounted from %s into %s", mount, from, q->rt.name);
+			q->up = op_new(r, OP_MOUNTED);
+			if (!q->up)
+				return MHD_NO;
+			snprintf(q->up->digest, sizeof q->up->digest, "%s", mount);
+			return MHD_YES;
+		}
+		gc_writer_end(r);
+		free(src);
+		free(blob);
+		/* not mountable: fall back to a new session, as the spec says */
+	}
+	enum regfs_digest_alg alg = REGFS_SHA256;
+	if (dg && regfs_digest_parse(dg, &alg, NULL, NULL) != 0)
+		return ERR(400, "DIGEST_INVALID", "invalid digest parameter \"%.140s\"", dg);
+	struct upload_op *op = op_new(r, dg ? OP_POST_MONO : OP_SESSION);
+	if (!op)
+		return MHD_NO;
+	q->up = op;
+	op->alg = alg;
+	if (dg)
+		snprintf(op->digest, sizeof op->digest, "%s", dg);
+	int rc = session_create(r, q->rt.name, op->uuid, &e);
+	if (rc)
+		return STORAGE_ERR(&e);
+	char *p = regfs_layout_upload_data(q->rt.name, op->uuid);
+	rc = p ? r->st->ops->writer(r->st, p, false, &op->w, &e) : -ENOMEM;
+	free(p);
+	if (rc)
+		return STORAGE_ERR(&e);
+	if (!dg) {
+		/* a plain session: the empty data object makes it resumable */
+		rc = op->w->close(op->w, &e);
+		op->w = NULL;
+		if (rc)
+			return STORAGE_ERR(&e);
+		return MHD_YES;
+	}
+	op->h = regfs_hasher_new(alg);
+	if (!op->h)
+		return MHD_NO;
+	return MHD_YES;
+}
+
+static enum MHD_Result patch_or_put(HANDLER_ARGS, bool put)
+{
+	if (q->started)
+		return op_body(r, c, method, url, q, data, size);
+	q->started = true;
+	const char *uuid = q->rt.ref;
+	if (q->rt.ref_truncated || !regfs_layout_uuid_valid(uuid) ||
+	    !session_exists(r, q->rt.name, uuid))
+		return upload_unknown(r, c, method, url, q, data, size);
+	struct upload_op *op = op_new(r, put ? OP_PUT : OP_PATCH);
+	if (!op)
+		return MHD_NO;
+	q->up = op;
+	snprintf(op->uuid, sizeof op->uuid, "%.36s", uuid);
+	if (put) {
+		const char *dg = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "digest");
+		if (!dg || regfs_digest_parse(dg, &op->alg, NULL, NULL) != 0)
+			return ERR(400, "DIGEST_INVALID", "PUT to finish an upload needs a valid "
+				   "?digest= parameter (got \"%.140s\")", dg ? dg : "");
+		snprintf(op->digest, sizeof op->digest, "%s", dg);
+	}
+	struct regfs_err e = {0};
+	int rc = op_open(r, q->rt.name, op, true, &e);
+	if (rc == -ENOENT)
+		return upload_unknown(r, c, method, url, q, data, size);
+	if (rc)
+		return STORAGE_ERR(&e);
+	const char *cr = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_RANGE);
+	uint64_t a, b;
+	if (cr && *cr) {
+		if (!parse_content_range(cr, &a, &b))
+			return ERR(400, "BLOB_UPLOAD_INVALID", "invalid Content-Range \"%.100s\": "
+				   "expected <start>-<end>", cr);
+		if (a != op->size) {
+			/* out of order: tell the client where we are */
+			struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"",
+										    MHD_RESPMEM_PERSISTENT);
+			if (resp) {
+				char loc[ROUTE_NAME_MAX + 160], range[48];
+				location(r, loc, sizeof loc, q->rt.name, "blobs/uploads", op->uuid);
+				snprintf(range, sizeof range, "0-%" PRIu64, op->size ? op->size - 1 : 0);
+				MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, loc);
+				MHD_add_response_header(resp, MHD_HTTP_HEADER_RANGE, range);
+				MHD_add_response_header(resp, "Docker-Upload-UUID", op->uuid);
+				MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+							"application/json; charset=utf-8");
+			}
+			log_debug("upload %s: chunk starts at %" PRIu64 ", stored size is %" PRIu64,
+				  op->uuid, a, op->size);
+			return respond(r, c, method, url, q->t0_us, 416, resp, 0);
+		}
+	}
+	return MHD_YES;
+}
+
+static enum MHD_Result status_or_cancel(HANDLER_ARGS, bool cancel)
+{
+	const char *uuid = q->rt.ref;
+	if (q->rt.ref_truncated || !regfs_layout_uuid_valid(uuid) ||
+	    !session_exists(r, q->rt.name, uuid))
+		return upload_unknown(r, c, method, url, q, data, size);
+	struct regfs_err e = {0};
+	if (cancel) {
+		char *d = regfs_layout_upload_dir(q->rt.name, uuid);
+		int rc = d ? regfs_storage_del(r->st, d, &e) : -ENOMEM;
+		free(d);
+		if (rc == -ENOENT)
+			return upload_unknown(r, c, method, url, q, data, size);
+		if (rc)
+			return STORAGE_ERR(&e);
+		return respond_body(r, c, method, url, q->t0_us, 204, NULL, "", 0, false);
+	}
+	/* the writer knows the stored size on every driver (S3 multipart too) */
+	char *p = regfs_layout_upload_data(q->rt.name, uuid);
+	struct regfs_writer *w = NULL;
+	int rc = p ? r->st->ops->writer(r->st, p, true, &w, &e) : -ENOMEM;
+	free(p);
+	if (rc == -ENOENT)
+		return upload_unknown(r, c, method, url, q, data, size);
+	if (rc)
+		return STORAGE_ERR(&e);
+	uint64_t stored = w->size(w);
+	w->close(w, NULL);
+	return upload_progress(r, c, method, url, q, data, size, 204, uuid, stored);
+}
+
+enum MHD_Result h_upload(HANDLER_ARGS)
+{
+	if (!q->started && !q->rt.name_ok)
+		return ERR(400, "NAME_INVALID", "invalid repository name: %s", q->rt.name);
+	if (q->kind == R_UPLOAD_START) {
+		if (!strcmp(method, "POST"))
+			return post_upload(r, c, method, url, q, data, size);
+		return ERR(405, "UNSUPPORTED", "method %s not allowed on %s", method, url);
+	}
+	if (!strcmp(method, "PATCH"))
+		return patch_or_put(r, c, method, url, q, data, size, false);
+	if (!strcmp(method, "PUT"))
+		return patch_or_put(r, c, method, url, q, data, size, true);
+	if (!strcmp(method, "GET") || !strcmp(method, "HEAD"))
+		return status_or_cancel(r, c, method, url, q, data, size, false);
+	if (!strcmp(method, "DELETE"))
+		return status_or_cancel(r, c, method, url, q, data, size, true);
+	return ERR(405, "UNSUPPORTED", "method %s not allowed on uploads", method);
+}
