@@ -262,9 +262,11 @@ char *challenge_param(const char *hdr, const char *key)
 	return NULL;
 }
 
-/* GET the token endpoint; stores the token under cache_scope. */
+/* GET the token endpoint for want_scopes (space-separated); stores the token
+ * under each of the nkeys cache keys. */
 static int token_fetch(struct regfs_client *c, const char *realm, const char *service,
-		       const char *want_scopes, const char *cache_scope, struct regfs_err *err)
+		       const char *want_scopes, const char *const *keys, size_t nkeys,
+		       struct regfs_err *err)
 {
 	struct membuf u = {0};
 	int rc = membuf_append(&u, realm, strlen(realm));
@@ -331,8 +333,9 @@ static int token_fetch(struct regfs_client *c, const char *realm, const char *se
 				"is the realm in the registry's WWW-Authenticate right?",
 				realm);
 	} else {
-		rc = token_store(c, cache_scope, tok, ttl);
-		log_debug("client: got a token for scope \"%s\" valid %ld s", cache_scope, ttl);
+		for (size_t i = 0; i < nkeys && !rc; i++)
+			rc = token_store(c, keys[i], tok, ttl);
+		log_debug("client: got a token for %zu scope(s) valid %ld s", nkeys, ttl);
 	}
 	json_decref(j);
 	if (r.body.data)
@@ -367,7 +370,7 @@ int auth_on_401(struct regfs_client *c, const struct resp *r, const char *scope,
 		c->realm = strdup(realm);
 		c->service = service ? strdup(service) : NULL;
 		pthread_mutex_unlock(&c->lock);
-		int rc = token_fetch(c, realm, service, chscope ? chscope : scope, scope, err);
+		int rc = token_fetch(c, realm, service, chscope ? chscope : scope, &scope, 1, err);
 		free(realm);
 		free(service);
 		free(chscope);
@@ -385,7 +388,12 @@ int auth_on_401(struct regfs_client *c, const struct resp *r, const char *scope,
 	return -EACCES;
 }
 
-int auth_prepare(struct regfs_client *c, const char *scope, struct regfs_err *err)
+/* Scopes per token request: keeps the URL and the JWT (one access entry per
+ * scope) of a sane size. */
+#define SCOPES_PER_TOKEN 32
+
+int auth_prepare_many(struct regfs_client *c, const char *const *scopes, size_t n,
+		      struct regfs_err *err)
 {
 	pthread_mutex_lock(&c->lock);
 	enum auth_mode m = c->mode;
@@ -395,15 +403,38 @@ int auth_prepare(struct regfs_client *c, const char *scope, struct regfs_err *er
 		if (rc)
 			return rc;
 	}
-	pthread_mutex_lock(&c->lock);
-	bool need = c->mode == AUTH_BEARER && c->realm && !token_find(c, scope);
-	char *realm = need ? strdup(c->realm) : NULL;
-	char *service = need && c->service ? strdup(c->service) : NULL;
-	pthread_mutex_unlock(&c->lock);
+	const char **need = calloc(n ? n : 1, sizeof *need);
 	if (!need)
-		return 0;
-	int rc = realm ? token_fetch(c, realm, service, scope, scope, err) : -ENOMEM;
+		return regfs_errf(err, -ENOMEM, "out of memory");
+	size_t nn = 0;
+	pthread_mutex_lock(&c->lock);
+	char *realm = c->mode == AUTH_BEARER && c->realm ? strdup(c->realm) : NULL;
+	char *service = realm && c->service ? strdup(c->service) : NULL;
+	for (size_t i = 0; realm && i < n; i++)
+		if (!token_find(c, scopes[i]))
+			need[nn++] = scopes[i];
+	pthread_mutex_unlock(&c->lock);
+	/* One token for many repositories: the token spec allows several scope
+	 * parameters, so a batch over 1,000 repositories costs ~32 token
+	 * requests, not 1,000. A chunk the server refuses is not an error here:
+	 * its items meet a 401 and take the single-request path, which reports
+	 * per item. */
+	for (size_t i = 0; i < nn; i += SCOPES_PER_TOKEN) {
+		size_t k = nn - i < SCOPES_PER_TOKEN ? nn - i : SCOPES_PER_TOKEN;
+		struct membuf joined = {0};
+		int rc = 0;
+		for (size_t j = 0; j < k && !rc; j++)
+			rc = (j && membuf_append(&joined, " ", 1)) ||
+			     membuf_append(&joined, need[i + j], strlen(need[i + j]));
+		struct regfs_err e = {0};
+		if (!rc)
+			rc = token_fetch(c, realm, service, joined.data, need + i, k, &e);
+		if (rc)
+			log_debug("client: token for %zu scopes failed: %s", k, regfs_err_str(&e));
+		membuf_free(&joined);
+	}
+	free(need);
 	free(realm);
 	free(service);
-	return rc;
+	return 0;
 }

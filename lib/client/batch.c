@@ -34,42 +34,33 @@ struct bitem {
 
 static void prepare_auth(struct regfs_client *c, struct bitem *it, size_t n)
 {
-	/* Distinct scopes only; the list is small next to the requests saved. */
-	const char **done = calloc(n ? n : 1, sizeof *done);
-	int *done_rc = calloc(n ? n : 1, sizeof *done_rc);
-	size_t nd = 0;
-	struct regfs_err first = {0};
+	/* Distinct scopes (items of one repository share one). */
+	const char **sc = calloc(n ? n : 1, sizeof *sc);
+	size_t ns = 0;
+	for (size_t i = 0; sc && i < n; i++) {
+		if (it[i].skip)
+			continue;
+		if (ns && strcmp(sc[ns - 1], it[i].scope) == 0)
+			continue; /* the common case: runs of one repository */
+		size_t k = 0;
+		while (k < ns && strcmp(sc[k], it[i].scope) != 0)
+			k++;
+		if (k == ns)
+			sc[ns++] = it[i].scope;
+	}
+	struct regfs_err e = {0};
+	int rc = sc ? auth_prepare_many(c, sc, ns, &e) : regfs_errf(&e, -ENOMEM, "out of memory");
+	free(sc);
+	if (!rc)
+		return;
+	/* The registry could not even be checked: every item fails with why. */
 	for (size_t i = 0; i < n; i++) {
 		if (it[i].skip)
 			continue;
-		int rc = 0;
-		size_t k = 0;
-		if (done && done_rc) {
-			for (; k < nd; k++)
-				if (strcmp(done[k], it[i].scope) == 0)
-					break;
-		} else {
-			k = nd; /* no memory for dedup: prepare every item */
-		}
-		if (k < nd) {
-			rc = done_rc[k];
-		} else {
-			regfs_err_clear(&first);
-			rc = auth_prepare(c, it[i].scope, &first);
-			if (done && done_rc) {
-				done[nd] = it[i].scope;
-				done_rc[nd++] = rc;
-			}
-		}
-		if (rc) {
-			/* The token could not be had: the item fails with the reason. */
-			*it[i].rc = rc;
-			regfs_errf(it[i].err, rc, "%s", first.msg[0] ? first.msg : "auth failed");
-			it[i].skip = true;
-		}
+		*it[i].rc = rc;
+		regfs_errf(it[i].err, rc, "%s", regfs_err_str(&e));
+		it[i].skip = true;
 	}
-	free(done);
-	free(done_rc);
 }
 
 static int start_item(struct regfs_client *c, CURLM *m, struct bitem *it)

@@ -139,9 +139,11 @@ char *auth_header_for(struct regfs_client *c, const char *scope);
  * -EACCES = nothing more to try (err set), other negative = token fetch failed. */
 int auth_on_401(struct regfs_client *c, const struct resp *r, const char *scope,
 		bool sent_auth, struct regfs_err *err);
-/* Ensures a valid token for scope when the registry uses Bearer (learning the
- * scheme with GET /v2/ if needed). Used before a batch. */
-int auth_prepare(struct regfs_client *c, const char *scope, struct regfs_err *err);
+/* Ensures valid tokens for scopes when the registry uses Bearer (learning the
+ * scheme with GET /v2/ if needed), with few token requests (several scopes per
+ * token). Used before a batch. Fails only when the registry cannot be checked. */
+int auth_prepare_many(struct regfs_client *c, const char *const *scopes, size_t n,
+		      struct regfs_err *err);
 void tokens_free(struct token *t);
 /* malloc'd "Authorization: Basic …" line. */
 char *basic_header(const char *user, const char *pass);

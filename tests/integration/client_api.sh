@@ -201,10 +201,13 @@ before=$(grep -c '^token ' "$TOKLOG")
 got=$(cc --stats "${AUTH[@]}" --parallel 4 "$T" manifests $REFS 2>"$WORK/tstats" | awk '{print $1, $2, $3}')
 want=""; for ref in $REFS; do want+="$ref 0 ${DIGEST[$ref]}"$'\n'; done
 check_eq "token registry: manifests batch = unprotected answers" "${want%$'\n'}" "$got"
-# 4 repositories (team/app, team/app/worker, lib, multi) + the /v2/ probe: one token each.
+# The /v2/ probe's token, then ONE token for the 4 repositories' pull scopes.
 fetches=$(jq -r .token_fetches <"$WORK/tstats")
-check_eq "batch fetched one token per repository scope (+ /v2/), before the batch" 5 "$fetches"
-check_eq "the token server saw exactly those requests" 5 $(( $(grep -c '^token ' "$TOKLOG") - before ))
+check_eq "batch: 2 token requests (the /v2/ probe, then all 4 repository scopes at once)" 2 "$fetches"
+check_eq "the token server saw exactly those requests" 2 $(( $(grep -c '^token ' "$TOKLOG") - before ))
+check_eq "the batch token covers the 4 scopes" \
+  "repository:lib:pull repository:multi:pull repository:team/app/worker:pull repository:team/app:pull" \
+  "$(grep '^token ' "$TOKLOG" | tail -n1 | sed 's/^token scopes=//; s/ user=.*//' | tr ' ' '\n' | sort | paste -sd' ')"
 dg=$(jq -r '.layers[2].digest' "$M1")
 check "token registry: blob fetch (verified)" cc "${AUTH[@]}" "$T" blob-fetch team/app "$dg" "$WORK/tblob"
 check_eq "token registry: Range read" "$(tail -c +4097 "$WORK/tblob" | head -c 4096 | hex)" \
