@@ -2,7 +2,9 @@
  *   s3_http.c    the client: endpoint, curl handle pool, SigV4 signing,
  *                retries, error messages
  *   s3_xml.c     the few XML shapes S3 answers with
- *   s3_writer.c  the multipart-upload writer (append/resume)
+ *   s3_multipart.c  multipart-upload calls (create, copy part, complete,
+ *                abort, list)
+ *   s3_writer.c  the writer (append/resume) built on them
  *   s3.c         the storage-driver operations */
 #ifndef REGFS_S3_INTERNAL_H
 #define REGFS_S3_INTERNAL_H
@@ -121,7 +123,14 @@ int s3_mpu_complete(struct s3_client *c, const char *key, const char *upload_id,
 int s3_mpu_copy_part(struct s3_client *c, const char *key, const char *upload_id, int num,
 		     const char *src_key, int64_t from, int64_t to, struct s3_part *out,
 		     struct regfs_err *err);
-/* Aborts every multipart upload whose key starts with prefix (upload purging). */
+/* Calls cb(key, upload_id) for each in-progress upload whose key starts with
+ * prefix (is exactly prefix when `exact`), oldest first; a negative return
+ * from cb stops and is returned. */
+int s3_mpu_list(struct s3_client *c, const char *prefix, bool exact,
+		int (*cb)(const char *key, const char *id, void *ud), void *ud,
+		struct regfs_err *err);
+/* Aborts every multipart upload whose key starts with prefix (upload purging);
+ * returns how many, or a negative errno. */
 int s3_mpu_abort_prefix(struct s3_client *c, const char *prefix, struct regfs_err *err);
 
 #endif

@@ -1,21 +1,27 @@
-/* s3_writer.c — the S3 driver's writer: an S3 multipart upload whose state
- * lives in the bucket, as distribution's S3 driver keeps it, so an upload
- * continues after a restart and on any instance sharing the bucket.
+/* s3_writer.c — the S3 driver's writer (append/resume across restarts and
+ * instances), built on S3 multipart uploads. All state is in the bucket.
  *
  * - Data is buffered up to `chunksize` and sent as parts of exactly that
  *   size (S3 wants >= 5 MiB for every part but the last).
- * - close() without commit sends what is buffered as a last, possibly small
- *   part, and creates the multipart upload if there was none yet: nothing
- *   stays in memory, and Writer(append=true) elsewhere finds the upload with
- *   ListMultipartUploads(prefix=key) and its size with ListParts.
- * - A resumed upload whose last part is smaller than 5 MiB cannot take more
- *   parts after it. On the first write we do what distribution does: complete
- *   the upload into the key (a small last part is allowed there), start a new
- *   upload, and seed it with the old bytes: re-read into the buffer when under
- *   5 MiB in total, else server-side copied as part 1 (UploadPartCopy).
- * - commit() of data that never left the buffer is one plain PUT; otherwise
- *   the last part is sent and CompleteMultipartUpload makes the object.
- * - cancel() aborts the multipart upload. */
+ * - close() without commit makes what was written an ordinary object at the
+ *   key: the buffered tail goes up as the last part and the multipart upload
+ *   is completed (or, when everything still fits in the buffer, one PUT).
+ *   So the data written so far is readable — the registry re-reads it to
+ *   rebuild the digest state when another instance continues the upload —
+ *   and nothing stays in this process's memory.
+ * - Writer(append=true) continues:
+ *     a) an in-progress multipart upload for the key, if there is one (what
+ *        distribution's S3 driver leaves between requests): its parts are
+ *        learnt with ListParts;
+ *     b) else the object at the key (what close() above leaves).
+ *   S3 cannot append to an object and no part may follow a part under 5 MiB,
+ *   so on the first write of a resumed session the existing bytes are seeded
+ *   into a fresh upload: server-side copied as its first part(s)
+ *   (UploadPartCopy) when they are >= 5 MiB, else read back into the buffer.
+ *   In case a) with a small last part, the upload is completed first, as
+ *   distribution does. A resumed session that writes nothing costs nothing.
+ * - commit() is the same as close() but final; cancel() aborts the upload
+ *   and deletes the object. */
 #include "s3_internal.h"
 
 #include <errno.h>
@@ -29,191 +35,17 @@ struct s3_writer {
 	struct regfs_writer w;
 	struct s3_client *c;
 	char *key;
-	char *upload_id;      /* NULL until the multipart upload exists */
+	char *upload_id;       /* the multipart upload of this session, or NULL */
 	struct s3_part *parts;
 	int n_parts, cap_parts;
-	uint64_t uploaded;    /* sum of the parts' sizes */
-	char *buf;            /* chunksize bytes */
+	uint64_t uploaded;     /* sum of the parts' sizes */
+	char *buf;             /* chunksize bytes */
 	size_t blen;
-	bool needs_fixup;     /* resumed with a small last part */
-	bool done;            /* committed or cancelled */
+	uint64_t base;         /* bytes of the object at the key not yet seeded */
+	bool complete_first;   /* resumed an upload whose last part is small */
+	bool dirty;            /* something to write out at close/commit */
+	bool done;             /* committed or cancelled */
 };
-
-/* ---- multipart primitives ---- */
-
-int s3_mpu_create(struct s3_client *c, const char *key, char **upload_id, struct regfs_err *err)
-{
-	struct s3_hdr enc = {"x-amz-server-side-encryption", "AES256"};
-	struct s3_req rq = {.method = "POST", .key = key, .query = "uploads",
-			    .hdrs = &enc, .n_hdrs = c->encrypt ? 1 : 0, .has_body = true};
-	struct s3_resp rs;
-	int ret = s3_request(c, &rq, &rs, err);
-	if (ret == 0 && rs.status != 200)
-		ret = s3_fail(c, &rs, "starting a multipart upload", key, err);
-	if (ret == 0) {
-		*upload_id = s3_xml_text(rs.body, rs.len, "UploadId");
-		if (!*upload_id)
-			ret = regfs_errf(err, -EIO, "S3 at %s answered CreateMultipartUpload for \"%s\" without an UploadId",
-					 c->endpoint, key);
-	}
-	s3_resp_free(&rs);
-	return ret;
-}
-
-int s3_mpu_abort(struct s3_client *c, const char *key, const char *upload_id, struct regfs_err *err)
-{
-	char *id = s3_qenc(upload_id);
-	char q[512];
-	snprintf(q, sizeof q, "uploadId=%s", id ? id : "");
-	free(id);
-	struct s3_req rq = {.method = "DELETE", .key = key, .query = q};
-	struct s3_resp rs;
-	int ret = s3_request(c, &rq, &rs, err);
-	if (ret == 0 && rs.status != 204 && rs.status != 200 && rs.status != 404)
-		ret = s3_fail(c, &rs, "aborting a multipart upload", key, err);
-	s3_resp_free(&rs);
-	return ret;
-}
-
-int s3_mpu_complete(struct s3_client *c, const char *key, const char *upload_id,
-		    const struct s3_part *parts, int n, struct regfs_err *err)
-{
-	size_t cap = 128 + (size_t)n * 200;
-	char *body = malloc(cap);
-	if (!body)
-		return -ENOMEM;
-	size_t len = (size_t)snprintf(body, cap, "<CompleteMultipartUpload>");
-	for (int i = 0; i < n; i++)
-		len += (size_t)snprintf(body + len, cap - len,
-					"<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>",
-					parts[i].num, parts[i].etag);
-	len += (size_t)snprintf(body + len, cap - len, "</CompleteMultipartUpload>");
-	char *id = s3_qenc(upload_id);
-	char q[512];
-	snprintf(q, sizeof q, "uploadId=%s", id ? id : "");
-	free(id);
-	struct s3_hdr ct = {"Content-Type", "application/xml"};
-	struct s3_req rq = {.method = "POST", .key = key, .query = q, .hdrs = &ct, .n_hdrs = 1,
-			    .body = body, .body_len = len, .has_body = true};
-	struct s3_resp rs;
-	int ret = s3_request(c, &rq, &rs, err);
-	/* S3 may answer 200 and report the failure in the body. */
-	if (ret == 0 && (rs.status != 200 || (rs.body && strstr(rs.body, "<Error>"))))
-		ret = s3_fail(c, &rs, "completing a multipart upload", key, err);
-	s3_resp_free(&rs);
-	free(body);
-	return ret;
-}
-
-int s3_mpu_copy_part(struct s3_client *c, const char *key, const char *upload_id, int num,
-		     const char *src_key, int64_t from, int64_t to, struct s3_part *out,
-		     struct regfs_err *err)
-{
-	char *src = s3_copy_source(c, src_key);
-	char *id = s3_qenc(upload_id);
-	char q[512], range[96];
-	snprintf(q, sizeof q, "partNumber=%d&uploadId=%s", num, id ? id : "");
-	free(id);
-	snprintf(range, sizeof range, "bytes=%lld-%lld", (long long)from, (long long)to);
-	struct s3_hdr h[2] = {{"x-amz-copy-source", src ? src : ""}, {"x-amz-copy-source-range", range}};
-	struct s3_req rq = {.method = "PUT", .key = key, .query = q, .hdrs = h, .n_hdrs = to >= 0 ? 2 : 1,
-			    .has_body = true};
-	struct s3_resp rs;
-	int ret = src ? s3_request(c, &rq, &rs, err) : -ENOMEM;
-	free(src);
-	if (ret < 0)
-		return ret;
-	char *etag = NULL;
-	if (rs.status != 200 || !rs.body || strstr(rs.body, "<Error>") ||
-	    !(etag = s3_xml_text(rs.body, rs.len, "ETag")))
-		ret = s3_fail(c, &rs, "copying a part", src_key, err);
-	if (ret == 0) {
-		out->num = num;
-		snprintf(out->etag, sizeof out->etag, "%s", etag);
-	}
-	free(etag);
-	s3_resp_free(&rs);
-	return ret;
-}
-
-static int list_uploads(struct s3_client *c, const char *prefix, bool exact,
-			int (*cb)(const char *key, const char *id, void *ud), void *ud,
-			struct regfs_err *err)
-{
-	char *pfx = s3_qenc(prefix);
-	char *key_marker = NULL, *id_marker = NULL;
-	int ret = 0;
-	for (int page = 0; page < 10000 && ret == 0; page++) {
-		char *km = key_marker ? s3_qenc(key_marker) : NULL;
-		char *im = id_marker ? s3_qenc(id_marker) : NULL;
-		char *q = NULL;
-		if (asprintf(&q, "uploads&prefix=%s%s%s%s%s", pfx ? pfx : "", km ? "&key-marker=" : "",
-			     km ? km : "", im ? "&upload-id-marker=" : "", im ? im : "") < 0)
-			q = NULL;
-		free(km);
-		free(im);
-		struct s3_req rq = {.method = "GET", .query = q};
-		struct s3_resp rs;
-		ret = q ? s3_request(c, &rq, &rs, err) : -ENOMEM;
-		free(q);
-		if (ret < 0)
-			break;
-		if (rs.status != 200) {
-			ret = s3_fail(c, &rs, "listing multipart uploads", prefix, err);
-			s3_resp_free(&rs);
-			break;
-		}
-		size_t pos = 0, n;
-		const char *in;
-		while (ret == 0 && s3_xml_elem(rs.body, rs.len, "Upload", &pos, &in, &n)) {
-			char *k = s3_xml_text(in, n, "Key"), *id = s3_xml_text(in, n, "UploadId");
-			if (k && id && (!exact || strcmp(k, prefix) == 0))
-				ret = cb(k, id, ud);
-			free(k);
-			free(id);
-		}
-		char *trunc = s3_xml_text(rs.body, rs.len, "IsTruncated");
-		bool more = trunc && strcmp(trunc, "true") == 0;
-		free(trunc);
-		free(key_marker);
-		free(id_marker);
-		key_marker = s3_xml_text(rs.body, rs.len, "NextKeyMarker");
-		id_marker = s3_xml_text(rs.body, rs.len, "NextUploadIdMarker");
-		s3_resp_free(&rs);
-		if (!more || !key_marker)
-			break;
-	}
-	free(key_marker);
-	free(id_marker);
-	free(pfx);
-	return ret > 0 ? 0 : ret;
-}
-
-struct abort_ctx {
-	struct s3_client *c;
-	struct regfs_err *err;
-	int aborted;
-};
-
-static int abort_cb(const char *key, const char *id, void *ud)
-{
-	struct abort_ctx *a = ud;
-	int ret = s3_mpu_abort(a->c, key, id, a->err);
-	if (ret == 0)
-		a->aborted++;
-	return ret;
-}
-
-int s3_mpu_abort_prefix(struct s3_client *c, const char *prefix, struct regfs_err *err)
-{
-	struct abort_ctx a = {c, err, 0};
-	int ret = list_uploads(c, prefix, false, abort_cb, &a, err);
-	if (a.aborted)
-		log_debug("s3: aborted %d multipart upload(s) under \"%s\"", a.aborted, prefix);
-	return ret < 0 ? ret : a.aborted;
-}
-
-/* ---- the writer ---- */
 
 static int add_part(struct s3_writer *w, const struct s3_part *p)
 {
@@ -230,17 +62,10 @@ static int add_part(struct s3_writer *w, const struct s3_part *p)
 	return 0;
 }
 
-static int ensure_upload(struct s3_writer *w, struct regfs_err *err)
-{
-	if (w->upload_id)
-		return 0;
-	return s3_mpu_create(w->c, w->key, &w->upload_id, err);
-}
-
 /* Sends the buffer as the next part (any size; only the last may be small). */
 static int flush_part(struct s3_writer *w, struct regfs_err *err)
 {
-	int ret = ensure_upload(w, err);
+	int ret = w->upload_id ? 0 : s3_mpu_create(w->c, w->key, &w->upload_id, err);
 	if (ret < 0)
 		return ret;
 	struct s3_part p = {.num = w->n_parts ? w->parts[w->n_parts - 1].num + 1 : 1, .size = w->blen};
@@ -263,40 +88,68 @@ static int flush_part(struct s3_writer *w, struct regfs_err *err)
 	return ret;
 }
 
-/* Resumed with a small last part: fold what exists into a fresh upload. */
-static int fixup(struct s3_writer *w, struct regfs_err *err)
+static void reset_upload(struct s3_writer *w)
 {
-	int ret = s3_mpu_complete(w->c, w->key, w->upload_id, w->parts, w->n_parts, err);
-	if (ret < 0)
-		return ret;
-	uint64_t total = w->uploaded;
 	free(w->upload_id);
 	w->upload_id = NULL;
 	w->n_parts = 0;
 	w->uploaded = 0;
-	ret = s3_mpu_create(w->c, w->key, &w->upload_id, err);
-	if (ret < 0)
-		return ret;
+}
+
+/* Moves the existing object's bytes into this session's upload or buffer. */
+static int seed(struct s3_writer *w, struct regfs_err *err)
+{
+	uint64_t total = w->base;
+	int ret;
 	if (total < S3_MIN_PART) {
 		struct s3_req rq = {.method = "GET", .key = w->key};
 		struct s3_resp rs;
 		ret = s3_request(w->c, &rq, &rs, err);
 		if (ret == 0 && rs.status != 200)
-			ret = s3_fail(w->c, &rs, "re-reading an upload's tail", w->key, err);
+			ret = s3_fail(w->c, &rs, "re-reading an upload's data", w->key, err);
 		if (ret == 0 && rs.len != total)
-			ret = regfs_errf(err, -EIO, "S3 upload \"%s\" changed while resuming (%zu bytes, expected %llu)",
+			ret = regfs_errf(err, -EIO, "S3 upload \"%s\" changed while resuming (%zu bytes, expected %llu): "
+					 "was it written by two clients at once?",
 					 w->key, rs.len, (unsigned long long)total);
 		if (ret == 0) {
 			memcpy(w->buf, rs.body, rs.len);
 			w->blen = rs.len;
 		}
 		s3_resp_free(&rs);
-		return ret;
+	} else {
+		ret = s3_mpu_create(w->c, w->key, &w->upload_id, err);
+		/* Copy parts of copy_chunk bytes; the remainder joins the last one
+		 * so that no copied part is under 5 MiB. */
+		uint64_t chunk = w->c->copy_chunk, from = 0;
+		for (int num = 1; ret == 0 && from < total; num++) {
+			uint64_t n = total - from <= chunk + chunk / 2 ? total - from : chunk;
+			struct s3_part p = {.size = n};
+			ret = s3_mpu_copy_part(w->c, w->key, w->upload_id, num, w->key, (int64_t)from,
+					       (int64_t)(from + n - 1), &p, err);
+			if (ret == 0)
+				ret = add_part(w, &p);
+			from += n;
+		}
 	}
-	struct s3_part p = {.size = total};
-	ret = s3_mpu_copy_part(w->c, w->key, w->upload_id, 1, w->key, 0, (int64_t)total - 1, &p, err);
 	if (ret == 0)
-		ret = add_part(w, &p);
+		w->base = 0;
+	return ret;
+}
+
+/* First write of a resumed session: make appending possible. */
+static int prepare_append(struct s3_writer *w, struct regfs_err *err)
+{
+	int ret = 0;
+	if (w->complete_first) {
+		ret = s3_mpu_complete(w->c, w->key, w->upload_id, w->parts, w->n_parts, err);
+		if (ret < 0)
+			return ret;
+		w->base = w->uploaded;
+		reset_upload(w);
+		w->complete_first = false;
+	}
+	if (w->base > 0)
+		ret = seed(w, err);
 	return ret;
 }
 
@@ -305,11 +158,13 @@ static ssize_t w_write(struct regfs_writer *rw, const void *buf, size_t len, str
 	struct s3_writer *w = (struct s3_writer *)rw;
 	if (w->done)
 		return regfs_errf(err, -EINVAL, "write to a committed or cancelled S3 upload \"%s\"", w->key);
-	if (w->needs_fixup && len > 0) {
-		int ret = fixup(w, err);
+	if (len == 0)
+		return 0;
+	if (!w->dirty) {
+		int ret = prepare_append(w, err);
 		if (ret < 0)
 			return ret;
-		w->needs_fixup = false;
+		w->dirty = true;
 	}
 	const char *p = buf;
 	size_t left = len;
@@ -332,17 +187,23 @@ static ssize_t w_write(struct regfs_writer *rw, const void *buf, size_t len, str
 static uint64_t w_size(struct regfs_writer *rw)
 {
 	struct s3_writer *w = (struct s3_writer *)rw;
-	return w->uploaded + w->blen;
+	return w->base + w->uploaded + w->blen;
 }
 
-static int w_commit(struct regfs_writer *rw, struct regfs_err *err)
+/* Makes everything written an object at the key. final: for commit (a
+ * resumed in-progress upload nobody wrote to is completed too). */
+static int finish(struct s3_writer *w, bool final, struct regfs_err *err)
 {
-	struct s3_writer *w = (struct s3_writer *)rw;
-	if (w->done)
-		return regfs_errf(err, -EINVAL, "S3 upload \"%s\" was already committed or cancelled", w->key);
+	if (!w->dirty) {
+		/* Resumed and untouched: the object (case b) is already right; an
+		 * in-progress upload (case a) stays resumable unless committing. */
+		if (!final || !w->upload_id)
+			return 0;
+		return s3_mpu_complete(w->c, w->key, w->upload_id, w->parts, w->n_parts, err);
+	}
 	int ret;
-	if (!w->upload_id && w->n_parts == 0) {
-		/* Everything is still in memory: one plain PUT. */
+	if (!w->upload_id) {
+		/* Everything is in the buffer: one plain PUT. */
 		struct s3_hdr enc = {"x-amz-server-side-encryption", "AES256"};
 		struct s3_req rq = {.method = "PUT", .key = w->key, .body = w->buf, .body_len = w->blen,
 				    .has_body = true, .hdrs = &enc, .n_hdrs = w->c->encrypt ? 1 : 0};
@@ -360,6 +221,17 @@ static int w_commit(struct regfs_writer *rw, struct regfs_err *err)
 			ret = s3_mpu_complete(w->c, w->key, w->upload_id, w->parts, w->n_parts, err);
 	}
 	if (ret == 0)
+		w->dirty = false;
+	return ret;
+}
+
+static int w_commit(struct regfs_writer *rw, struct regfs_err *err)
+{
+	struct s3_writer *w = (struct s3_writer *)rw;
+	if (w->done)
+		return regfs_errf(err, -EINVAL, "S3 upload \"%s\" was already committed or cancelled", w->key);
+	int ret = finish(w, true, err);
+	if (ret == 0)
 		w->done = true;
 	return ret;
 }
@@ -369,9 +241,14 @@ static int w_cancel(struct regfs_writer *rw, struct regfs_err *err)
 	struct s3_writer *w = (struct s3_writer *)rw;
 	w->blen = 0;
 	w->done = true;
-	if (!w->upload_id)
-		return 0;
-	return s3_mpu_abort(w->c, w->key, w->upload_id, err);
+	int ret = w->upload_id ? s3_mpu_abort(w->c, w->key, w->upload_id, err) : 0;
+	struct s3_req rq = {.method = "DELETE", .key = w->key};
+	struct s3_resp rs;
+	int r2 = s3_request(w->c, &rq, &rs, ret < 0 ? NULL : err);
+	if (r2 == 0 && rs.status != 204 && rs.status != 200 && rs.status != 404)
+		r2 = s3_fail(w->c, &rs, "deleting a cancelled upload", w->key, ret < 0 ? NULL : err);
+	s3_resp_free(&rs);
+	return ret < 0 ? ret : r2;
 }
 
 static void w_free(struct s3_writer *w)
@@ -386,30 +263,19 @@ static void w_free(struct s3_writer *w)
 static int w_close(struct regfs_writer *rw, struct regfs_err *err)
 {
 	struct s3_writer *w = (struct s3_writer *)rw;
-	int ret = 0;
-	if (!w->done) {
-		/* Leave everything in the bucket so that append=true resumes. */
-		if (w->blen > 0)
-			ret = flush_part(w, err);
-		else
-			ret = ensure_upload(w, err);
-	}
+	int ret = w->done ? 0 : finish(w, false, err);
 	w_free(w);
 	return ret;
 }
 
-struct find_ctx {
-	char *id;
-};
-
 static int find_cb(const char *key, const char *id, void *ud)
 {
 	(void)key;
-	struct find_ctx *f = ud;
+	char **found = ud;
 	/* Uploads come in initiation order: the last one is the newest. */
-	free(f->id);
-	f->id = strdup(id);
-	return f->id ? 0 : -ENOMEM;
+	free(*found);
+	*found = strdup(id);
+	return *found ? 0 : -ENOMEM;
 }
 
 static int list_parts(struct s3_writer *w, struct regfs_err *err)
@@ -457,6 +323,36 @@ static int list_parts(struct s3_writer *w, struct regfs_err *err)
 	return ret;
 }
 
+static int resume(struct s3_writer *w, struct regfs_err *err)
+{
+	char *id = NULL;
+	int ret = s3_mpu_list(w->c, w->key, true, find_cb, &id, err);
+	if (ret < 0) {
+		free(id);
+		return ret;
+	}
+	if (id) { /* a) an in-progress multipart upload */
+		w->upload_id = id;
+		ret = list_parts(w, err);
+		w->complete_first = ret == 0 && w->n_parts > 0 &&
+				    w->parts[w->n_parts - 1].size < S3_MIN_PART;
+		return ret;
+	}
+	/* b) the object a previous session's close() left */
+	struct s3_req rq = {.method = "HEAD", .key = w->key};
+	struct s3_resp rs;
+	ret = s3_request(w->c, &rq, &rs, err);
+	if (ret == 0 && rs.status == 200)
+		w->base = rs.content_length;
+	else if (ret == 0 && rs.status == 404)
+		ret = regfs_errf(err, -ENOENT, "no upload in progress at \"%s\" in S3 bucket \"%s\"",
+				 w->key, w->c->bucket);
+	else if (ret == 0)
+		ret = s3_fail(w->c, &rs, "resuming an upload", w->key, err);
+	s3_resp_free(&rs);
+	return ret;
+}
+
 int s3_writer_open(struct s3_client *c, const char *path, bool append, struct regfs_writer **out,
 		   struct regfs_err *err)
 {
@@ -472,20 +368,15 @@ int s3_writer_open(struct s3_client *c, const char *path, bool append, struct re
 		return -ENOMEM;
 	}
 	w->w = (struct regfs_writer){w_write, w_size, w_commit, w_cancel, w_close};
+	/* A new writer truncates: even with nothing written, close() leaves an
+	 * empty object, so that the upload can be resumed. */
+	w->dirty = !append;
 	if (append) {
-		struct find_ctx f = {NULL};
-		int ret = list_uploads(c, w->key, true, find_cb, &f, err);
-		if (ret == 0 && !f.id)
-			ret = regfs_errf(err, -ENOENT, "no upload in progress at \"%s\" in S3 bucket \"%s\"",
-					 w->key, c->bucket);
-		w->upload_id = f.id;
-		if (ret == 0)
-			ret = list_parts(w, err);
+		int ret = resume(w, err);
 		if (ret < 0) {
 			w_free(w);
 			return ret;
 		}
-		w->needs_fixup = w->n_parts > 0 && w->parts[w->n_parts - 1].size < S3_MIN_PART;
 	}
 	*out = &w->w;
 	return 0;

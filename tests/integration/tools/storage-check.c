@@ -284,6 +284,9 @@ static void run_common(struct regfs_storage *s, struct regfs_storage *s2, bool i
 		diag(&err, r);
 	r = w->close(w, E());
 	ok(r == 0, "close without commit");
+	/* The registry re-reads what an upload holds so far to rebuild its digest
+	 * state when another instance continues the upload. */
+	ok(content_is(s, up, 1, 12 * MiB + 12345), "what was written so far is readable after close");
 	r = s2->ops->writer(s2, up, true, &w, E());
 	ok(r == 0 && w->size(w) == 12 * MiB + 12345, "a second instance resumes it with the right size (%llu)",
 	   r == 0 ? (unsigned long long)w->size(w) : 0ULL);
