@@ -10,7 +10,7 @@
 # (API_ERRORS_KINDS="docker" runs only that; the regfs-only checks are listed in the log).
 . "$(dirname "$0")/lib.sh"
 
-kinds=${API_ERRORS_KINDS:-$(registry_kinds)}
+kinds=${API_ERRORS_KINDS:-$(reference_kinds)}
 case " $kinds " in *" regfs "*) ;; *) log "regfs-registry not built: cross-checking docker-registry only" ;; esac
 [ -n "$kinds" ] || skip_all "no registry"
 

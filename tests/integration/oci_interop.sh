@@ -5,7 +5,7 @@
 # Runs against regfs-registry and (as the reference) Debian's docker-registry.
 . "$(dirname "$0")/lib.sh"
 
-kinds=$(registry_kinds)
+kinds=$(reference_kinds)
 [ -n "$kinds" ] || skip_all "no registry available"
 case " $kinds " in *" regfs "*) ;; *) log "regfs-registry not built yet: checking docker-registry only" ;; esac
 
