@@ -68,6 +68,87 @@ static int parse_range(const char *h, uint64_t size, uint64_t *start, uint64_t *
 	return 1;
 }
 
+/* ---- prepared HEAD responses ---- */
+
+#define HC_SLOTS 1024
+
+struct hc_slot {
+	char digest[REGFS_DIGEST_MAX];
+	uint64_t size;
+	struct MHD_Response *resp;
+};
+
+struct headcache {
+	pthread_mutex_t lock;
+	struct hc_slot s[HC_SLOTS];
+};
+
+struct headcache *headcache_new(void)
+{
+	struct headcache *hc = calloc(1, sizeof *hc);
+	if (hc)
+		pthread_mutex_init(&hc->lock, NULL);
+	return hc;
+}
+
+void headcache_free(struct headcache *hc)
+{
+	if (!hc)
+		return;
+	for (size_t i = 0; i < HC_SLOTS; i++)
+		if (hc->s[i].resp)
+			MHD_destroy_response(hc->s[i].resp);
+	pthread_mutex_destroy(&hc->lock);
+	free(hc);
+}
+
+static size_t hc_slot_of(const char *digest)
+{
+	const char *hex = strchr(digest, ':');
+	uint64_t h = 1469598103934665603ull;
+	for (const char *p = hex ? hex + 1 : digest; *p && p < (hex ? hex + 17 : digest + 16); p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	return (size_t)(h % HC_SLOTS);
+}
+
+static void blob_headers(struct MHD_Response *resp, const char *digest)
+{
+	char etag[ROUTE_REF_MAX + 4];
+	snprintf(etag, sizeof etag, "\"%s\"", digest);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+	MHD_add_response_header(resp, "Docker-Content-Digest", digest);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "max-age=31536000");
+}
+
+/* HEAD without Range: a shared response per digest (lock held across
+ * queueing, so a replaced response outlives our use of it). */
+static enum MHD_Result head_cached(HANDLER_ARGS, const char *digest, uint64_t total)
+{
+	struct headcache *hc = r->hc;
+	struct hc_slot *sl = &hc->s[hc_slot_of(digest)];
+	pthread_mutex_lock(&hc->lock);
+	if (!sl->resp || sl->size != total || strcmp(sl->digest, digest) != 0) {
+		struct MHD_Response *resp = MHD_create_response_from_callback(total, 4096, no_body_cb,
+									      NULL, NULL);
+		if (!resp) {
+			pthread_mutex_unlock(&hc->lock);
+			return MHD_NO;
+		}
+		blob_headers(resp, digest);
+		add_common_headers(r, resp);
+		if (sl->resp)
+			MHD_destroy_response(sl->resp);
+		sl->resp = resp;
+		sl->size = total;
+		snprintf(sl->digest, sizeof sl->digest, "%.135s", digest);
+	}
+	enum MHD_Result ret = respond_shared(r, c, method, url, q->t0_us, 200, sl->resp, 0);
+	pthread_mutex_unlock(&hc->lock);
+	return ret;
+}
+
 struct rd_ctx {
 	struct regfs_reader *rd;
 };
@@ -175,6 +256,10 @@ static enum MHD_Result get_blob(HANDLER_ARGS)
 		return respond(r, c, method, url, q->t0_us, 416, resp, 0);
 	}
 	uint64_t len = total ? end - start + 1 : 0;
+	if (head && ranged == 0) {
+		free(path);
+		return head_cached(r, c, method, url, q, data, size, digest, total);
+	}
 	if (head) {
 		resp = MHD_create_response_from_callback(len, 4096, no_body_cb, NULL, NULL);
 	} else if (fd >= 0) {
@@ -196,13 +281,7 @@ static enum MHD_Result get_blob(HANDLER_ARGS)
 	}
 	free(path);
 	if (resp) {
-		char etag[ROUTE_REF_MAX + 4];
-		snprintf(etag, sizeof etag, "\"%s\"", digest);
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
-		MHD_add_response_header(resp, "Docker-Content-Digest", digest);
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "max-age=31536000");
+		blob_headers(resp, digest);
 		if (ranged > 0) {
 			snprintf(cr, sizeof cr, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, start, end, total);
 			MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);

@@ -98,30 +98,23 @@ static enum MHD_Result get_manifest(HANDLER_ARGS, int kind)
 	if (rc)
 		return STORAGE_ERR(&e);
 
-	char etag[REGFS_DIGEST_MAX + 2], date[40];
-	snprintf(etag, sizeof etag, "\"%s\"", digest);
-	http_date(mtime, date);
 	const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
-	struct MHD_Response *resp;
-	unsigned status = 200;
-	uint64_t bytes = 0;
+	enum MHD_Result ret;
 	if (inm && strstr(inm, digest)) {
-		status = 304;
-		resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-	} else if (head) {
-		resp = MHD_create_response_from_callback(m->len, 4096, no_body_cb, NULL, NULL);
+		char etag[REGFS_DIGEST_MAX + 2];
+		snprintf(etag, sizeof etag, "\"%s\"", digest);
+		struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"",
+									    MHD_RESPMEM_PERSISTENT);
+		if (resp) {
+			MHD_add_response_header(resp, "Docker-Content-Digest", digest);
+			MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+		}
+		ret = respond(r, c, method, url, q->t0_us, 304, resp, 0);
 	} else {
-		resp = MHD_create_response_from_buffer(m->len, m->data, MHD_RESPMEM_MUST_COPY);
-		bytes = m->len;
-	}
-	if (resp) {
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, m->media_type);
-		MHD_add_response_header(resp, "Docker-Content-Digest", digest);
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_LAST_MODIFIED, date);
+		ret = mcache_respond(r, c, method, url, q->t0_us, m, digest, mtime, head);
 	}
 	mcache_put(r->mc, m);
-	return respond(r, c, method, url, q->t0_us, status, resp, bytes);
+	return ret;
 }
 
 /* ---- PUT ---- */

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,10 +53,14 @@ static void entry_free(struct mc_entry *e)
 	free(e->media_type);
 	free(e->artifact_type);
 	free(e->annotations);
+	for (int i = 0; i < 2; i++)
+		if (e->resp[i])
+			MHD_destroy_response(e->resp[i]);
 	free(e);
 }
 
-static size_t entry_cost(const struct mc_entry *e) { return e->len + 256; }
+/* bytes + the copy a prepared response holds + bookkeeping */
+static size_t entry_cost(const struct mc_entry *e) { return 2 * e->len + 512; }
 
 void mcache_free(struct mcache *mc)
 {
@@ -123,6 +128,43 @@ static void mcache_insert(struct mcache *mc, const char *digest, struct mc_entry
 	}
 	pthread_mutex_unlock(&mc->lock);
 	entry_free(old);
+}
+
+enum MHD_Result mcache_respond(struct registry *r, struct MHD_Connection *c, const char *method,
+			       const char *url, uint64_t t0_us, struct mc_entry *e,
+			       const char *digest, int64_t mtime, bool head)
+{
+	struct mcache *mc = r->mc;
+	int h = head ? 1 : 0;
+	enum MHD_Result ret;
+	/* The lock is held across queueing: a response replaced by another
+	 * thread (tag re-pushed, new mtime) is destroyed only after we queued
+	 * ours, which holds MHD's own reference. */
+	pthread_mutex_lock(&mc->lock);
+	if (!e->resp[h] || e->resp_mtime[h] != mtime) {
+		struct MHD_Response *resp =
+			head ? MHD_create_response_from_callback(e->len, 4096, no_body_cb, NULL, NULL)
+			     : MHD_create_response_from_buffer(e->len, e->data, MHD_RESPMEM_MUST_COPY);
+		if (!resp) {
+			pthread_mutex_unlock(&mc->lock);
+			return MHD_NO;
+		}
+		char etag[REGFS_DIGEST_MAX + 2], date[40];
+		snprintf(etag, sizeof etag, "\"%s\"", digest);
+		http_date(mtime, date);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, e->media_type);
+		MHD_add_response_header(resp, "Docker-Content-Digest", digest);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_LAST_MODIFIED, date);
+		add_common_headers(r, resp);
+		if (e->resp[h])
+			MHD_destroy_response(e->resp[h]);
+		e->resp[h] = resp;
+		e->resp_mtime[h] = mtime;
+	}
+	ret = respond_shared(r, c, method, url, t0_us, 200, e->resp[h], head ? 0 : e->len);
+	pthread_mutex_unlock(&mc->lock);
+	return ret;
 }
 
 /* Media type for a manifest our parser refused (e.g. schema 1 written by an

@@ -21,6 +21,7 @@
 
 struct mcache;
 struct upcache;
+struct headcache;
 struct digestset;
 
 struct registry {
@@ -28,7 +29,7 @@ struct registry {
 	struct regfs_storage *st;       /* owned */
 	struct mcache *mc;              /* manifest bytes by digest (immutable content) */
 	struct upcache *uc;             /* upload hash state by uuid */
-	char *extra_headers;            /* unused placeholder for future */
+	struct headcache *hc;           /* prepared HEAD blob responses by digest */
 
 	/* health.storagedriver: written by the health thread, read by GET /v2/. */
 	atomic_int storage_down;        /* 1 after `threshold` consecutive failures */
@@ -112,6 +113,14 @@ uint64_t now_us(void);
 enum MHD_Result respond(struct registry *r, struct MHD_Connection *c, const char *method,
 			const char *url, uint64_t t0_us, unsigned status,
 			struct MHD_Response *resp, uint64_t bytes);
+
+/* The headers every response carries (API version, http.headers). */
+void add_common_headers(struct registry *r, struct MHD_Response *resp);
+/* Queues a response that already has its common headers and that the
+ * caller keeps (shared, cached responses); logs the access line. */
+enum MHD_Result respond_shared(struct registry *r, struct MHD_Connection *c, const char *method,
+			       const char *url, uint64_t t0_us, unsigned status,
+			       struct MHD_Response *resp, uint64_t bytes);
 
 /* A JSON error body per the distribution spec:
  * {"errors":[{"code":code,"message":msg,"detail":…}]} (detail omitted if NULL). */
@@ -200,12 +209,21 @@ struct mc_entry {
 	char *artifact_type;              /* effective (artifactType or config.mediaType), may be NULL */
 	char *annotations;                /* JSON object text or NULL */
 	int refs;
+	/* prepared GET [0] and HEAD [1] responses for one Last-Modified value
+	 * (MHD responses can be queued many times); guarded by the cache lock */
+	struct MHD_Response *resp[2];
+	int64_t resp_mtime[2];
 };
 struct mcache *mcache_new(size_t budget_bytes);
 void mcache_free(struct mcache *mc);
 /* Returns a referenced entry (release with mcache_put) or NULL. */
 struct mc_entry *mcache_get(struct mcache *mc, const char *digest);
 void mcache_put(struct mcache *mc, struct mc_entry *e);
+/* Answers GET/HEAD of manifest `e` (named by `digest`) with a response
+ * prepared once per (entry, Last-Modified) and shared between requests. */
+enum MHD_Result mcache_respond(struct registry *r, struct MHD_Connection *c, const char *method,
+			       const char *url, uint64_t t0_us, struct mc_entry *e,
+			       const char *digest, int64_t mtime, bool head);
 /* Loads the manifest blob `digest` from storage (through the cache). The
  * content is verified against the digest when loaded. */
 int manifest_load(struct registry *r, const char *digest, struct mc_entry **out,
@@ -242,6 +260,11 @@ ssize_t no_body_cb(void *cls, uint64_t pos, char *buf, size_t max);
 #define ERR(status, code, ...) respond_errorf(r, c, method, url, q->t0_us, status, code, __VA_ARGS__)
 #define STORAGE_ERR(e) respond_storage_error(r, c, method, url, q->t0_us, e)
 void upload_op_free(struct upload_op *op);
+
+/* HEAD blob responses (blobs.c): blobs are immutable, so the response for
+ * a digest (size, digest, ETag headers) is prepared once and shared. */
+struct headcache *headcache_new(void);
+void headcache_free(struct headcache *hc);
 
 /* Upload hash-state cache (uploads.c). */
 struct upcache *upcache_new(void);

@@ -43,14 +43,28 @@ enum MHD_Result respond(struct registry *r, struct MHD_Connection *c, const char
 		log_error("%s %s: out of memory building the response", method, url);
 		return MHD_NO;
 	}
+	add_common_headers(r, resp);
+	enum MHD_Result ret = respond_shared(r, c, method, url, t0_us, status, resp, bytes);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+void add_common_headers(struct registry *r, struct MHD_Response *resp)
+{
 	MHD_add_response_header(resp, "Docker-Distribution-API-Version", "registry/2.0");
 	for (int i = 0; i < r->cfg->n_headers; i++) {
 		const struct regfs_header *h = &r->cfg->headers[i];
 		for (int j = 0; j < h->n_values; j++)
 			MHD_add_response_header(resp, h->name, h->values[j]);
 	}
+}
+
+enum MHD_Result respond_shared(struct registry *r, struct MHD_Connection *c, const char *method,
+			       const char *url, uint64_t t0_us, unsigned status,
+			       struct MHD_Response *resp, uint64_t bytes)
+{
+	(void)r;
 	enum MHD_Result ret = MHD_queue_response(c, status, resp);
-	MHD_destroy_response(resp);
 	if (regfs_log_get_level() >= REGFS_LOG_INFO) {
 		uint64_t us = now_us() - t0_us;
 		log_info("%s %s %u %llu %llu.%03llums", method, url, status,

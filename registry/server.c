@@ -21,7 +21,7 @@
 
 #define THREADS 16
 #define CONN_MEMORY (256 * 1024)   /* per-connection buffer: also the upload chunk size */
-#define MANIFEST_CACHE_BYTES (8u * 1024 * 1024)
+#define MANIFEST_CACHE_BYTES (6u * 1024 * 1024)
 
 /* ---- GET /v2/ ---- */
 
@@ -231,7 +231,8 @@ int registry_open(struct registry *r, struct regfs_config *cfg, struct regfs_err
 	r->mc = mcache_new(MANIFEST_CACHE_BYTES);
 	r->uc = upcache_new();
 	r->recent = digestset_new();
-	if (!r->mc || !r->uc || !r->recent)
+	r->hc = headcache_new();
+	if (!r->mc || !r->uc || !r->recent || !r->hc)
 		return regfs_errf(err, -ENOMEM, "out of memory");
 	return 0;
 }
@@ -240,6 +241,7 @@ void registry_close(struct registry *r)
 {
 	mcache_free(r->mc);
 	upcache_free(r->uc);
+	headcache_free(r->hc);
 	digestset_free(r->recent);
 	regfs_storage_free(r->st);
 	pthread_mutex_destroy(&r->health_lock);
@@ -248,6 +250,14 @@ void registry_close(struct registry *r)
 	pthread_mutex_destroy(&r->bg_lock);
 	pthread_cond_destroy(&r->bg_cond);
 	memset(r, 0, sizeof *r);
+}
+
+/* THREADS, or REGFS_REGISTRY_THREADS (tuning, benchmarks). */
+static unsigned pool_size(void)
+{
+	const char *e = getenv("REGFS_REGISTRY_THREADS");
+	long n = e ? strtol(e, NULL, 10) : 0;
+	return n > 0 && n <= 256 ? (unsigned)n : THREADS;
 }
 
 static struct MHD_Daemon *start_daemon(struct registry *r, const struct sockaddr *sa,
@@ -267,7 +277,7 @@ static struct MHD_Daemon *start_daemon(struct registry *r, const struct sockaddr
 	return MHD_start_daemon(flags, 0, NULL, NULL, on_request, r,
 				MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, r,
 				MHD_OPTION_SOCK_ADDR, sa,
-				MHD_OPTION_THREAD_POOL_SIZE, (unsigned)THREADS,
+				MHD_OPTION_THREAD_POOL_SIZE, pool_size(),
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,

@@ -1,0 +1,162 @@
+#!/bin/bash
+# regfs-registry API details beyond the issue's check list, at curl level: blob Range
+# (206, 416), HEAD headers, monolithic and streamed uploads, upload status and cancel,
+# an upload continued by a restarted registry (hash state rebuilt from storage),
+# cross-repository mount (and its fallback to a session), the 4 MiB manifest limit,
+# referrers with the artifactType filter, catalog paging with Link, the regfs
+# extensions, delete disabled → 405 UNSUPPORTED, http.headers, storage health → 503.
+# Every expected value is computed here (sha256sum, files on disk).
+. "$(dirname "$0")/lib.sh"
+need_regfs_registry
+
+B=$WORK/body; H=$WORK/headers
+req() {   # req METHOD URL [CURL_ARGS…] — prints the status; body in $B, headers in $H
+  local m=$1 u=$2; shift 2
+  curl -s -o "$B" -D "$H" -w '%{http_code}' -X "$m" -m 30 "$@" "$u"
+}
+hdr() { tr -d '\r' <"$H" | sed -n "s/^$1: //Ip" | tail -n 1; }
+code() { jq -r '.errors[0].code // empty' "$B" 2>/dev/null; }
+abs() { case $1 in http*) echo "$1" ;; *) echo "$URL$1" ;; esac; }
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+OCT=(-H 'Content-Type: application/octet-stream')
+OCI_MT=application/vnd.oci.image.manifest.v1+json
+
+# push_blob REPO FILE — monolithic POST ?digest=; prints the status
+push_blob() { req POST "$URL/v2/$1/blobs/uploads/?digest=sha256:$(sha "$2")" "${OCT[@]}" --data-binary @"$2"; }
+
+# EXTRA_YAML follows "http:\n  addr: …", so indented lines extend the http section
+start_regfs_registry "$WORK/data" $'  headers:\n    X-Test-Header: [one]' ||
+  bail "regfs-registry does not start"
+URL=$REGISTRY_URL; DATA=$REGISTRY_DATA
+
+# --- monolithic upload, GET/HEAD, Range ---------------------------------------------
+head -c 100000 /dev/urandom >"$WORK/blob"; d=sha256:$(sha "$WORK/blob")
+check_eq "monolithic POST ?digest= → 201" 201 "$(push_blob r/one "$WORK/blob")"
+check_eq "  Docker-Content-Digest" "$d" "$(hdr Docker-Content-Digest)"
+check_eq "  stored on disk under its digest" "${d#sha256:}" "$(sha "$(blob_path "$DATA" "$d")")"
+check_eq "HEAD blob → 200 with Content-Length" "200 100000" "$(req HEAD "$URL/v2/r/one/blobs/$d" -I) $(hdr Content-Length)"
+check_eq "GET Range bytes=10-19 → 206" 206 "$(req GET "$URL/v2/r/one/blobs/$d" -H 'Range: bytes=10-19')"
+check_eq "  Content-Range" "bytes 10-19/100000" "$(hdr Content-Range)"
+check_eq "  the 10 bytes" "$(tail -c +11 "$WORK/blob" | head -c 10 | sha256sum)" "$(sha256sum <"$B")"
+check_eq "GET Range bytes=-5 → the last 5" "$(tail -c 5 "$WORK/blob" | sha256sum)" \
+  "$(curl -s -H 'Range: bytes=-5' "$URL/v2/r/one/blobs/$d" | sha256sum)"
+check_eq "GET Range beyond the end → 416" "416 bytes */100000" \
+  "$(req GET "$URL/v2/r/one/blobs/$d" -H 'Range: bytes=100000-') $(hdr Content-Range)"
+check_eq "blob not linked in another repo → 404 BLOB_UNKNOWN" "404 BLOB_UNKNOWN" \
+  "$(req GET "$URL/v2/r/other/blobs/$d") $(code)"
+
+# --- streamed PATCH (no Content-Range), status, cancel -----------------------------------
+head -c 3000000 /dev/urandom >"$WORK/big"; db=sha256:$(sha "$WORK/big")
+st=$(req POST "$URL/v2/r/two/blobs/uploads/"); loc=$(abs "$(hdr Location)")
+check_eq "POST session → 202, Range 0-0, Docker-Upload-UUID" "202 0-0 yes" \
+  "$st $(hdr Range) $([ -n "$(hdr Docker-Upload-UUID)" ] && echo yes)"
+check_eq "streamed PATCH of 3 MB (chunked transfer) → 202" 202 \
+  "$(req PATCH "$loc" "${OCT[@]}" -H 'Transfer-Encoding: chunked' --data-binary @"$WORK/big")"
+check_eq "  Range 0-2999999" "0-2999999" "$(hdr Range)"
+check_eq "GET status → 204 Range 0-2999999" "204 0-2999999" "$(req GET "$loc") $(hdr Range)"
+
+# restart the registry in the middle of the upload: the next PATCH rebuilds the hash
+stop_pid "$REGISTRY_PID"
+start_regfs_registry "$REGISTRY_CONFIG" || bail "restart failed"
+URL=$REGISTRY_URL
+head -c 1000 /dev/urandom >"$WORK/tail"; cat "$WORK/big" "$WORK/tail" >"$WORK/whole"
+dw=sha256:$(sha "$WORK/whole")
+check_eq "after a restart: PATCH 3000000-3000999 continues the upload" 202 \
+  "$(req PATCH "$loc" "${OCT[@]}" -H 'Content-Range: 3000000-3000999' --data-binary @"$WORK/tail")"
+sep='?'; case $loc in *\?*) sep='&' ;; esac
+check_eq "  PUT ?digest= of the whole → 201" 201 "$(req PUT "$loc${sep}digest=$dw")"
+check_eq "  stored bytes are the whole" "${dw#sha256:}" "$(sha "$(blob_path "$DATA" "$dw")")"
+check_eq "  the upload directory is gone" 0 "$(find "$DATA/docker/registry/v2/repositories/r/two/_uploads" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)"
+check_eq "status of a finished upload → 404 BLOB_UPLOAD_UNKNOWN" "404 BLOB_UPLOAD_UNKNOWN" "$(req GET "$loc") $(code)"
+
+st=$(req POST "$URL/v2/r/two/blobs/uploads/"); loc=$(abs "$(hdr Location)")
+check_eq "DELETE of an upload → 204" 204 "$(req DELETE "$loc")"
+check_eq "  then PATCH → 404 BLOB_UPLOAD_UNKNOWN" "404 BLOB_UPLOAD_UNKNOWN" \
+  "$(req PATCH "$loc" "${OCT[@]}" --data-binary @"$WORK/tail") $(code)"
+
+# --- cross-repository mount --------------------------------------------------------------
+check_eq "mount from a repo that links the blob → 201" "201 $d" \
+  "$(req POST "$URL/v2/r/three/blobs/uploads/?mount=$d&from=r/one") $(hdr Docker-Content-Digest)"
+check_eq "  now readable in the target repo" 200 "$(req HEAD "$URL/v2/r/three/blobs/$d" -I)"
+check_eq "mount from a repo that does not link it → 202 session" 202 \
+  "$(req POST "$URL/v2/r/four/blobs/uploads/?mount=$d&from=r/two")"
+
+# --- manifests: limit, subject/referrers ---------------------------------------------------
+echo '{}' >"$WORK/cfg"; dc=sha256:$(sha "$WORK/cfg")
+push_blob r/one "$WORK/cfg" >/dev/null
+manifest() {  # manifest [SUBJECT_DIGEST SUBJECT_SIZE ARTIFACT_TYPE]
+  local subj=""
+  [ $# -ge 3 ] && subj=",\"artifactType\":\"$3\",\"subject\":{\"mediaType\":\"$OCI_MT\",\"digest\":\"$1\",\"size\":$2}"
+  printf '{"schemaVersion":2,"mediaType":"%s","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":3},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":100000}]%s}' \
+    "$OCI_MT" "$dc" "$d" "$subj"
+}
+manifest >"$WORK/m"; dm=sha256:$(sha "$WORK/m"); sm=$(stat -c %s "$WORK/m")
+check_eq "PUT manifest by tag → 201" 201 "$(req PUT "$URL/v2/r/one/manifests/v1" -H "Content-Type: $OCI_MT" --data-binary @"$WORK/m")"
+check_eq "GET by tag: digest, type, length, ETag" "$dm $OCI_MT $sm \"$dm\"" \
+  "$(req GET "$URL/v2/r/one/manifests/v1" >/dev/null; echo "$(hdr Docker-Content-Digest) $(hdr Content-Type) $(hdr Content-Length) $(hdr ETag)")"
+check "  Last-Modified is an RFC 1123 date" grep -qiE '^Last-Modified: [A-Z][a-z]{2}, [0-9]{2} [A-Z][a-z]{2} [0-9]{4} [0-9:]{8} GMT' "$H"
+check_eq "  http.headers on every response" one "$(hdr X-Test-Header)"
+check_eq "HEAD by digest → 200 with the GET's Content-Length" "200 $sm" "$(req HEAD "$URL/v2/r/one/manifests/$dm" -I) $(hdr Content-Length)"
+
+manifest "$dm" "$sm" application/example.sig >"$WORK/s1"; ds1=sha256:$(sha "$WORK/s1")
+manifest "$dm" "$sm" application/example.sbom >"$WORK/s2"; ds2=sha256:$(sha "$WORK/s2")
+check_eq "PUT a referrer by digest → 201 with OCI-Subject" "201 $dm" \
+  "$(req PUT "$URL/v2/r/one/manifests/$ds1" -H "Content-Type: $OCI_MT" --data-binary @"$WORK/s1") $(hdr OCI-Subject)"
+req PUT "$URL/v2/r/one/manifests/$ds2" -H "Content-Type: $OCI_MT" --data-binary @"$WORK/s2" >/dev/null
+check_eq "referrers lists both" "$(printf '%s\n' "$ds1" "$ds2" | sort | tr '\n' ' ')" \
+  "$(req GET "$URL/v2/r/one/referrers/$dm" >/dev/null; jq -r '.manifests[].digest' "$B" | sort | tr '\n' ' ')"
+check_eq "  as an OCI index" application/vnd.oci.image.index.v1+json "$(hdr Content-Type)"
+check_eq "referrers ?artifactType= filters, says so" "$ds2 artifactType" \
+  "$(req GET "$URL/v2/r/one/referrers/$dm?artifactType=application/example.sbom" >/dev/null; jq -r '.manifests[].digest' "$B") $(hdr OCI-Filters-Applied)"
+check_eq "PUT by digest with other bytes → 400 DIGEST_INVALID" "400 DIGEST_INVALID" \
+  "$(req PUT "$URL/v2/r/one/manifests/$ds1" -H "Content-Type: $OCI_MT" --data-binary @"$WORK/m") $(code)"
+head -c $((4 * 1024 * 1024 + 1)) /dev/zero | tr '\0' ' ' >"$WORK/huge"
+check_eq "manifest over 4 MiB → 413 SIZE_INVALID" "413 SIZE_INVALID" \
+  "$(req PUT "$URL/v2/r/one/manifests/huge" -H "Content-Type: $OCI_MT" --data-binary @"$WORK/huge") $(code)"
+check_eq "invalid JSON → 400 MANIFEST_INVALID" "400 MANIFEST_INVALID" \
+  "$(req PUT "$URL/v2/r/one/manifests/bad" -H "Content-Type: $OCI_MT" --data-binary '{"schemaVersion":2') $(code)"
+
+# --- extensions -------------------------------------------------------------------------
+check_eq "GET /v2/ advertises the extensions" "bulk-tags,repo-manifests" "$(req GET "$URL/v2/" >/dev/null; hdr X-Regfs-Extensions)"
+check_eq "repo-manifests lists tagged and untagged manifests" "$(printf '%s\n' "$dm" "$ds1" "$ds2" | sort | tr '\n' ' ')" \
+  "$(req GET "$URL/v2/r/one/_regfs/manifests" >/dev/null; jq -r '.manifests[].digest' "$B" | sort | tr '\n' ' ')"
+check_eq "  with the tags of each" "v1" "$(jq -r --arg d "$dm" '.manifests[] | select(.digest == $d) | .tags | join(",")' "$B")"
+check_eq "bulk-tags: r/one:v1 → its digest" "$dm" \
+  "$(req GET "$URL/v2/_regfs/tags" >/dev/null; jq -r '.repositories[] | select(.name == "r/one") | .tags[] | select(.tag == "v1") | .digest' "$B")"
+
+# --- catalog paging ----------------------------------------------------------------------
+want=$(for r in r/four r/one r/three r/two; do echo "$r"; done | sort | tr '\n' ' ')
+got=""; next="/v2/_catalog?n=1"; pages=0
+while [ -n "$next" ] && [ $pages -lt 20 ]; do
+  req GET "$URL$next" >/dev/null; got+=$(jq -r '.repositories[]' "$B" | tr '\n' ' ')
+  next=$(hdr Link | sed -n 's/^<\([^>]*\)>.*rel="next".*/\1/p'); pages=$((pages + 1))
+done
+check_eq "catalog n=1 walks every repository via Link" "$want" "$got"
+
+# --- delete disabled → 405 -----------------------------------------------------------------
+stop_pid "$REGISTRY_PID"
+sed -i 's/enabled: true/enabled: false/' "$REGISTRY_CONFIG"
+start_regfs_registry "$REGISTRY_CONFIG" || bail "restart failed"
+URL=$REGISTRY_URL
+check_eq "delete disabled: DELETE manifest → 405 UNSUPPORTED" "405 UNSUPPORTED" "$(req DELETE "$URL/v2/r/one/manifests/v1") $(code)"
+check_eq "delete disabled: DELETE blob → 405 UNSUPPORTED" "405 UNSUPPORTED" "$(req DELETE "$URL/v2/r/one/blobs/$d") $(code)"
+
+# --- storage health ------------------------------------------------------------------------
+stop_pid "$REGISTRY_PID"
+printf 'health:\n  storagedriver:\n    enabled: true\n    interval: 1s\n    threshold: 2\n' >>"$REGISTRY_CONFIG"
+start_regfs_registry "$REGISTRY_CONFIG" || bail "restart failed"
+URL=$REGISTRY_URL
+mv "$DATA" "$DATA.away"
+base_is() { [ "$(curl -s -o /dev/null -w '%{http_code}' -m 5 "$URL/v2/")" = "$1" ]; }
+check "storage gone: GET /v2/ turns 503 after the threshold" wait_for 15 base_is 503
+check_eq "  with a JSON error naming the storage" UNAVAILABLE "$(req GET "$URL/v2/" >/dev/null; code)"
+mv "$DATA.away" "$DATA"
+check "storage back: GET /v2/ recovers to 200" wait_for 15 base_is 200
+
+# --- graceful stop -------------------------------------------------------------------------
+kill -TERM "$REGISTRY_PID"
+gone() { ! kill -0 "$REGISTRY_PID" 2>/dev/null; }
+check "SIGTERM stops the registry" wait_for 15 gone
+check "  and it logged the stop" grep -q "stopped" "$REGISTRY_LOG"
+
+done_testing
