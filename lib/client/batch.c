@@ -125,8 +125,8 @@ static int run_batch(struct regfs_client *c, struct bitem *it, size_t n)
 			break;
 		int running = 0;
 		CURLMcode mc = curl_multi_perform(m, &running);
-		if (mc == CURLM_OK)
-			mc = curl_multi_poll(m, NULL, 0, 1000, NULL);
+		/* Collect what finished before waiting: a transfer that completed
+		 * in this perform produces no more socket activity to wake a poll. */
 		CURLMsg *msg;
 		int left;
 		while ((msg = curl_multi_info_read(m, &left))) {
@@ -137,6 +137,8 @@ static int run_batch(struct regfs_client *c, struct bitem *it, size_t n)
 			finish_item(c, m, x, msg->data.result);
 			active--;
 		}
+		if (mc == CURLM_OK && active > 0 && !(active < maxp && next < n))
+			mc = curl_multi_poll(m, NULL, 0, 1000, NULL);
 		if (mc != CURLM_OK) {
 			/* The multi handle broke: end the transfers, redo them singly. */
 			for (size_t i = 0; i < next; i++)
