@@ -99,7 +99,9 @@ int regfs_client_tags_many(struct regfs_client *c, struct regfs_tags_req *reqs, 
  * (short only at the end of the blob). Follows redirects (S3 presigned). */
 int regfs_client_blob_read(struct regfs_client *c, const char *repo, const char *digest,
 			   uint64_t off, size_t len, void *buf, size_t *got, struct regfs_err *err);
-/* Whole blob into fd (from its current position), verified against digest. */
+/* Whole blob into fd (from its current position), verified against digest.
+ * No total deadline (layers can be big): fails when nothing arrives for
+ * opts.timeout_s. */
 int regfs_client_blob_fetch(struct regfs_client *c, const char *repo, const char *digest,
 			    int fd, struct regfs_err *err);
 /* HEAD a blob: size (for files whose size the manifest does not give). */

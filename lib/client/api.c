@@ -325,7 +325,8 @@ int regfs_client_blob_fetch(struct regfs_client *c, const char *repo, const char
 		return rc;
 	enum regfs_digest_alg alg = REGFS_SHA256;
 	regfs_digest_parse(digest, &alg, NULL, NULL);
-	struct rq q = {.method = "GET", .url = url, .scope = scope, .idempotent = true};
+	struct rq q = {.method = "GET", .url = url, .scope = scope, .idempotent = true,
+		       .stream = true};
 	struct resp r = {.sink = SINK_FD, .fd = fd, .hasher = regfs_hasher_new(alg),
 			 .content_length = -1};
 	if (!r.hasher) {
@@ -505,7 +506,7 @@ static int copy_through_upload(struct regfs_client *c, const char *repo, const c
 	}
 	const char *hdrs[] = {"Content-Type: application/octet-stream", NULL};
 	struct rq q = {.method = "PUT", .url = url, .scope = scope, .headers = hdrs,
-		       .upload_fp = tmp, .upload_size = size};
+		       .upload_fp = tmp, .upload_size = size, .stream = true};
 	ST_INC(c, st_writes);
 	rc = client_do(c, &q, &r, err);
 	if (!rc && r.status != 201) {

@@ -438,3 +438,13 @@ int auth_prepare_many(struct regfs_client *c, const char *const *scopes, size_t 
 	free(service);
 	return 0;
 }
+
+void auth_prefetch(struct regfs_client *c, const char *scope)
+{
+	pthread_mutex_lock(&c->lock);
+	bool need = c->mode == AUTH_BEARER && c->realm && !token_find(c, scope);
+	pthread_mutex_unlock(&c->lock);
+	/* Failures are left to the 401 path, which reports them. */
+	if (need)
+		auth_prepare_many(c, &scope, 1, NULL);
+}

@@ -97,6 +97,7 @@ struct rq {
 	FILE *upload_fp;    /* PUT body read from this file (upload_size bytes) */
 	int64_t upload_size;
 	bool idempotent;    /* retry on connection errors and 5xx */
+	bool stream;        /* big body: no total deadline, fail after timeout_s without a byte */
 	bool no_auth;       /* token fetches: never run the auth flow */
 	const char *basic_user, *basic_pass; /* no_auth requests: Basic creds */
 };
@@ -142,6 +143,9 @@ int auth_on_401(struct regfs_client *c, const struct resp *r, const char *scope,
 /* Ensures valid tokens for scopes when the registry uses Bearer (learning the
  * scheme with GET /v2/ if needed), with few token requests (several scopes per
  * token). Used before a batch. Fails only when the registry cannot be checked. */
+/* Before a request on a Bearer registry: fetch the scope's token now instead
+ * of learning from a 401 (saves a round trip per new repository/expiry). */
+void auth_prefetch(struct regfs_client *c, const char *scope);
 int auth_prepare_many(struct regfs_client *c, const char *const *scopes, size_t n,
 		      struct regfs_err *err);
 void tokens_free(struct token *t);

@@ -272,8 +272,15 @@ int xfer_setup(struct regfs_client *c, struct xfer *x, const struct rq *q, struc
 	curl_easy_setopt(h, CURLOPT_SHARE, c->share);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->errbuf);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 1L);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 1L);
+	if (q->stream) {
+		/* A multi-GB layer may take minutes: bound stalls, not the total. */
+		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->timeout_s * 1000);
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)c->timeout_s);
+	} else {
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 1L);
+		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 1L);
+	}
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "regfs/" REGFS_VERSION);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
@@ -464,6 +471,7 @@ int client_do(struct regfs_client *c, const struct rq *q, struct resp *r, struct
 			if (q->basic_user)
 				auth = basic_header(q->basic_user, q->basic_pass);
 		} else {
+			auth_prefetch(c, scope);
 			auth = auth_header_for(c, scope);
 		}
 		int64_t left = deadline - now_ms();
@@ -505,7 +513,7 @@ int client_do(struct regfs_client *c, const struct rq *q, struct resp *r, struct
 			return regfs_errf(err, -r->write_errno, "%s %s: writing the body failed: %s",
 					  q->method, q->url, strerror(r->write_errno));
 		bool can_retry = q->idempotent && attempt < MAX_ATTEMPTS &&
-				 now_ms() + backoff < deadline && r->written == 0;
+				 (q->stream || now_ms() + backoff < deadline) && r->written == 0;
 		if (cc != CURLE_OK) {
 			if (can_retry && curl_retryable(cc)) {
 				ST_INC(c, st_retries);
