@@ -173,7 +173,10 @@ ENV
 	local b
 	for b in "$@"; do
 		# The user was just created: retry briefly until rgw knows it.
-		waitfor 20 "bucket $b" s3curl -X PUT "http://127.0.0.1:$rgw/$b"
+		if ! waitfor 20 "bucket $b" s3curl -X PUT "http://127.0.0.1:$rgw/$b"; then
+			s3curl -X PUT "http://127.0.0.1:$rgw/$b" >&2 # shows S3's error (e.g. InvalidBucketName)
+			return 1
+		fi
 	done
 	cat "$D/env"
 }
