@@ -183,11 +183,13 @@ static void *gc_thread(void *arg)
 		uint64_t t0 = now_us();
 		if (gc_run(r, &o, &s, &e) != 0)
 			log_warn("online gc failed: %s", regfs_err_str(&e));
-		else
+		else if (s.swept || s.manifests_deleted)
 			log_info("online gc: %" PRIu64 " blobs marked, %" PRIu64 " swept, %" PRIu64
 				 " bytes freed, %" PRIu64 " untagged manifests deleted (%" PRIu64 " ms)",
 				 s.marked, s.swept, s.bytes, s.manifests_deleted,
 				 (now_us() - t0) / 1000);
+		else
+			log_debug("online gc: %" PRIu64 " blobs marked, nothing to free", s.marked);
 	}
 	return NULL;
 }

@@ -140,7 +140,12 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
 	size_t n = strlen(msg);
 	while (n && msg[n - 1] == '\n')
 		msg[--n] = '\0';
-	log_warn("http: %s", msg);
+	/* a TLS hello on the plain port (clients probing https first, as skopeo
+	 * does) is routine: keep it out of warnings */
+	if (strstr(msg, "Request malformed") || strstr(msg, "syntactically incorrect"))
+		log_debug("http: %s", msg);
+	else
+		log_warn("http: %s", msg);
 }
 
 /* ---- listen address ---- */
