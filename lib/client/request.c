@@ -477,13 +477,13 @@ int client_do(struct regfs_client *c, const struct rq *q, struct resp *r, struct
 		int64_t left = deadline - now_ms();
 		struct xfer x;
 		int rc = xfer_setup(c, &x, q, r, auth, (long)(left > 0 ? left : 1), err);
+		bool sent_auth = !q->no_auth && auth != NULL;
 		if (auth) {
 			explicit_bzero(auth, strlen(auth));
 			free(auth);
 		}
 		if (rc)
 			return rc;
-		bool sent_auth = !q->no_auth && auth != NULL;
 		ST_INC(c, st_requests);
 		CURLcode cc = curl_easy_perform(x.h);
 		curl_off_t got = 0;

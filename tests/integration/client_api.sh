@@ -244,4 +244,32 @@ start_tokenserver 2 --access-token-only --no-expires
 check_eq "access_token without expires_in works" "${DIGEST[lib:stable]}" \
   "$(cc "${AUTH[@]}" "$T" manifest lib stable | cut -d' ' -f1)"
 
+# --- (d) regfs-registry: its extensions, Last-Modified, OCI 1.1 tag delete -------------
+if [ -x "$REGFS_REGISTRY" ] && "$REGFS_REGISTRY" --version >/dev/null 2>&1; then
+  start_regfs_registry "$WORK/rdata" || bail "regfs-registry did not start"
+  G=$REGISTRY_URL
+  skopeo_copy "$IMG1" "docker://$REGISTRY_HOST/team/app:v1" &&
+    skopeo_copy "$IMG1" "docker://$REGISTRY_HOST/team/app:also" &&
+    skopeo_copy "$IMG2" "docker://$REGISTRY_HOST/lib:stable" || bail "skopeo could not push to regfs-registry"
+  check_eq "regfs-registry advertises bulk-tags and repo-manifests" "yes yes" \
+    "$(cc "$G" has-ext bulk-tags) $(cc "$G" has-ext repo-manifests)"
+  check_eq "docker-registry advertises neither" "no no" "$(cc "$R" has-ext bulk-tags) $(cc "$R" has-ext repo-manifests)"
+  check_eq "bulk-tags = every repository's tags with their digests" \
+    "$(printf '%s\n' "lib stable ${DIGEST[team/app:v2]}" "team/app also ${DIGEST[team/app:v1]}" "team/app v1 ${DIGEST[team/app:v1]}")" \
+    "$(cc "$G" bulk-tags | awk '{print $1, $2, $3}' | sort)"
+  now=$(date +%s)
+  check_eq "bulk-tags push times are within the last hour" ok \
+    "$(cc "$G" bulk-tags | awk -v n="$now" '$4 < n - 3600 || $4 > n + 60 { bad = 1 } END { print bad ? "bad" : "ok" }')"
+  check_eq "bulk-tags on docker-registry: ENOTSUP" ENOTSUP "$(errno_of cc "$R" bulk-tags | sed 's/EOPNOTSUPP/ENOTSUP/')"
+  lm=$(cc "$G" manifest team/app v1 | cut -d' ' -f3)
+  [ "${lm:-0}" -gt $((now - 3600)) ] && ok "manifest Last-Modified is the push time ($lm)" || fail "manifest Last-Modified is the push time" "got '$lm'"
+  check "OCI 1.1 tag delete" cc "$G" delete team/app also
+  check_eq "repo-manifests: one manifest, its remaining tag" "${DIGEST[team/app:v1]} v1" \
+    "$(cc "$G" repo-manifests team/app | awk '{print $1, $3}')"
+  check "delete the manifest by digest" cc "$G" delete team/app "${DIGEST[team/app:v1]}"
+  check_eq "repo-manifests after deleting: nothing" "" "$(cc "$G" repo-manifests team/app)"
+else
+  log "regfs-registry not built: part (d) skipped"
+fi
+
 done_testing
