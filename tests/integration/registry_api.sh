@@ -153,6 +153,22 @@ check_eq "  with a JSON error naming the storage" UNAVAILABLE "$(req GET "$URL/v
 mv "$DATA.away" "$DATA"
 check "storage back: GET /v2/ recovers to 200" wait_for 15 base_is 200
 
+# --- upload purging ------------------------------------------------------------------------
+stop_pid "$REGISTRY_PID"
+printf 'storage:\n  maintenance:\n    uploadpurging:\n      enabled: true\n      age: 1h\n      interval: 1s\n' >"$WORK/purge.yml"
+# merge: the purging section goes under the existing storage: key
+awk -v add="$(sed 1d "$WORK/purge.yml")" '{print} /^storage:/{print add}' "$REGISTRY_CONFIG" >"$WORK/cfg.new" &&
+  mv "$WORK/cfg.new" "$REGISTRY_CONFIG"
+start_regfs_registry "$REGISTRY_CONFIG" || bail "restart failed"
+URL=$REGISTRY_URL
+req POST "$URL/v2/r/purge/blobs/uploads/" >/dev/null; old=$(hdr Docker-Upload-UUID)
+req POST "$URL/v2/r/purge/blobs/uploads/" >/dev/null; new=$(hdr Docker-Upload-UUID)
+UP=$DATA/docker/registry/v2/repositories/r/purge/_uploads
+printf '2020-01-01T00:00:00.5Z' >"$UP/$old/startedat"   # registry:2's format, long ago
+purged() { [ ! -e "$UP/$old" ]; }
+check "upload purging removes an upload older than age (first run after 10 s)" wait_for 30 purged
+check "  and keeps a fresh one" test -d "$UP/$new"
+
 # --- graceful stop -------------------------------------------------------------------------
 kill -TERM "$REGISTRY_PID"
 gone() { ! kill -0 "$REGISTRY_PID" 2>/dev/null; }
