@@ -158,6 +158,11 @@ fake --basic bob:pw
 check_eq "a request that takes longer than --timeout: ETIMEDOUT" ETIMEDOUT \
   "$(errno_of cc --timeout 2 --user bob --pass pw "$F" tags slow)"
 check_eq "wrong Basic credentials: EACCES" EACCES "$(errno_of cc --user bob --pass nope "$F" ping)"
+refs=$(for i in $(seq 1 12); do printf 'par:r%d ' "$i"; done)
+check_eq "batch against a slow registry: 12 manifests, all fetched" 12 \
+  "$(cc --parallel 3 --user bob --pass pw "$F" manifests $refs | grep -c ' 0 sha256:')"
+check_eq "... with exactly --parallel 3 requests in flight at most" "max=3" \
+  "$(grep -o 'max=[0-9]*' "$FLOG" | sort -t= -k2 -n | tail -n1)"
 fake_digest=sha256:$(printf x | hex)
 blob=$(python3 -c 'import sys; sys.stdout.write(("0123456789abcdefghijklmnopqrstuvwxyz" * 100)[10:30])')
 check_eq "Range read through a redirect, from a server that ignores Range" "$blob" \

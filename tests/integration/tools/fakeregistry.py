@@ -9,6 +9,8 @@ how the client copes:
   GET /v2/slow/tags/list   answers after 30 s (timeouts)
   GET /v2/redir/blobs/D    307 to http://localhost:PORT/blob (another host name:
                            the client must not send its Authorization there)
+  GET /v2/par/manifests/R  a small manifest after 0.3 s; logs "inflight=N max=M"
+                           (how many such requests run at once)
   GET /blob                200 with BLOB bytes, ignoring Range (registries that
                            ignore Range); logs whether Authorization came along
 With --basic U:P every /v2/ path wants that Basic credential (401 + Basic challenge).
@@ -16,6 +18,7 @@ One line per request on stdout: "METHOD PATH status auth=yes|no".
 """
 import argparse
 import base64
+import hashlib
 import sys
 import threading
 import time
@@ -28,6 +31,8 @@ class H(BaseHTTPRequestHandler):
     args = None
     lock = threading.Lock()
     v2_count = 0
+    inflight = 0
+    max_inflight = 0
     protocol_version = "HTTP/1.1"
 
     def log_message(self, fmt, *a):
@@ -64,6 +69,22 @@ class H(BaseHTTPRequestHandler):
         if self.path == "/v2/slow/tags/list":
             time.sleep(30)
             return self.send(200, b'{"name":"slow","tags":[]}', api)
+        if self.path.startswith("/v2/par/manifests/"):
+            # Slow manifests that count how many requests are in flight at once.
+            with H.lock:
+                H.inflight += 1
+                H.max_inflight = max(H.max_inflight, H.inflight)
+                now = H.inflight
+            print(f"inflight={now} max={H.max_inflight}", flush=True)
+            time.sleep(0.3)
+            with H.lock:
+                H.inflight -= 1
+            ref = self.path.rsplit("/", 1)[1]
+            body = ('{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",'
+                    '"ref":"%s"}' % ref).encode()
+            dg = "sha256:" + hashlib.sha256(body).hexdigest()
+            return self.send(200, body, {**api, "Docker-Content-Digest": dg,
+                                         "Content-Type": "application/vnd.oci.image.manifest.v1+json"})
         if self.path.startswith("/v2/redir/blobs/"):
             port = self.server.server_address[1]
             return self.send(307, b"", {**api, "Location": f"http://localhost:{port}/blob"})
