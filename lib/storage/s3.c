@@ -10,6 +10,7 @@
 #include "s3_internal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,6 +259,44 @@ static int s3_list(struct regfs_storage *s, const char *path, regfs_list_cb cb, 
 
 /* ---- move: server-side copy, then delete the source ---- */
 
+#define COPY_THREADS 8
+
+struct copy_job {
+	struct s3_client *c;
+	const char *src, *dst, *id;
+	uint64_t size;
+	int n, next, ret;
+	struct s3_part *parts;
+	struct regfs_err err;
+	pthread_mutex_t lock;
+};
+
+static void *copy_worker(void *ud)
+{
+	struct copy_job *j = ud;
+	for (;;) {
+		pthread_mutex_lock(&j->lock);
+		int i = j->ret == 0 && j->next < j->n ? j->next++ : -1;
+		pthread_mutex_unlock(&j->lock);
+		if (i < 0)
+			return NULL;
+		uint64_t chunk = j->c->copy_chunk, from = (uint64_t)i * chunk;
+		uint64_t to = from + chunk - 1 < j->size - 1 ? from + chunk - 1 : j->size - 1;
+		struct regfs_err e = {0};
+		int ret = s3_mpu_copy_part(j->c, j->dst, j->id, i + 1, j->src, (int64_t)from,
+					   (int64_t)to, &j->parts[i], &e);
+		j->parts[i].size = to - from + 1;
+		if (ret < 0) {
+			pthread_mutex_lock(&j->lock);
+			if (j->ret == 0) {
+				j->ret = ret;
+				j->err = e;
+			}
+			pthread_mutex_unlock(&j->lock);
+		}
+	}
+}
+
 static int copy_object(struct s3_client *c, const char *src, const char *dst, uint64_t size,
 		       struct regfs_err *err)
 {
@@ -282,20 +321,32 @@ static int copy_object(struct s3_client *c, const char *src, const char *dst, ui
 	if (ret < 0)
 		return ret;
 	int n = (int)((size + c->copy_chunk - 1) / c->copy_chunk);
-	struct s3_part *parts = calloc((size_t)n, sizeof *parts);
-	if (!parts)
+	struct copy_job j = {.c = c, .src = src, .dst = dst, .id = id, .size = size, .n = n,
+			     .parts = calloc((size_t)n, sizeof(struct s3_part))};
+	pthread_mutex_init(&j.lock, NULL);
+	if (!j.parts) {
 		ret = -ENOMEM;
-	for (int i = 0; i < n && ret == 0; i++) {
-		uint64_t from = (uint64_t)i * c->copy_chunk;
-		uint64_t to = from + c->copy_chunk - 1 < size - 1 ? from + c->copy_chunk - 1 : size - 1;
-		ret = s3_mpu_copy_part(c, dst, id, i + 1, src, (int64_t)from, (int64_t)to, &parts[i], err);
-		parts[i].size = to - from + 1;
+	} else {
+		/* Parts are copied in parallel, as distribution does: S3 does the
+		 * work, we only wait, so a few requests in flight shorten commits. */
+		int nt = n < COPY_THREADS ? n : COPY_THREADS, started = 0;
+		pthread_t th[COPY_THREADS];
+		for (int i = 1; i < nt; i++)
+			if (pthread_create(&th[started], NULL, copy_worker, &j) == 0)
+				started++;
+		copy_worker(&j);
+		for (int i = 0; i < started; i++)
+			pthread_join(th[i], NULL);
+		ret = j.ret;
+		if (ret < 0)
+			regfs_errf(err, ret, "%s", regfs_err_str(&j.err));
 	}
 	if (ret == 0)
-		ret = s3_mpu_complete(c, dst, id, parts, n, err);
+		ret = s3_mpu_complete(c, dst, id, j.parts, n, err);
 	if (ret < 0)
 		s3_mpu_abort(c, dst, id, NULL);
-	free(parts);
+	pthread_mutex_destroy(&j.lock);
+	free(j.parts);
 	free(id);
 	return ret;
 }
@@ -460,70 +511,128 @@ static int s3_del(struct regfs_storage *s, const char *path, struct regfs_err *e
 	return ret;
 }
 
-/* ---- reader: ranged GETs of READ_WINDOW bytes ---- */
+/* ---- reader: ranged GETs of READ_WINDOW bytes, one window ahead ---- */
+
+struct window {
+	char *buf;
+	size_t len;
+	bool eof;
+	int ret;
+	struct regfs_err err;
+};
 
 struct s3_reader {
 	struct regfs_reader r;
 	struct s3_client *c;
 	char *key;
-	uint64_t offset; /* of the next byte to fetch */
-	char *buf;
-	size_t blen, bpos;
-	bool eof;
+	uint64_t offset;      /* of the next byte to fetch */
+	struct window cur;    /* being read from */
+	size_t pos;
+	/* The next window is fetched by a thread while the current one is
+	 * read, so S3 transfer and the client's transfer overlap. */
+	pthread_t th;
+	bool ahead;
+	uint64_t ahead_offset;
+	struct window next;
 };
 
-static int fetch(struct s3_reader *rd, struct regfs_err *err)
+static int fetch(struct s3_client *c, const char *key, uint64_t offset, struct window *w,
+		 struct regfs_err *err)
 {
 	char range[96];
-	snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)rd->offset,
-		 (unsigned long long)(rd->offset + READ_WINDOW - 1));
+	snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)offset,
+		 (unsigned long long)(offset + READ_WINDOW - 1));
 	struct s3_hdr h = {"Range", range};
-	struct s3_req rq = {.method = "GET", .key = rd->key, .hdrs = &h, .n_hdrs = 1};
+	struct s3_req rq = {.method = "GET", .key = key, .hdrs = &h, .n_hdrs = 1};
 	struct s3_resp rs;
-	int ret = s3_request(rd->c, &rq, &rs, err);
+	w->buf = NULL;
+	w->len = 0;
+	w->eof = false;
+	int ret = s3_request(c, &rq, &rs, err);
 	if (ret < 0)
 		return ret;
-	free(rd->buf);
-	rd->buf = NULL;
-	rd->blen = rd->bpos = 0;
 	if (rs.status == 416) { /* offset at or past the end */
-		rd->eof = true;
-	} else if (rs.status == 206 || (rs.status == 200 && rd->offset == 0)) {
-		rd->buf = rs.body;
-		rd->blen = rs.len;
+		w->eof = true;
+	} else if (rs.status == 206 || (rs.status == 200 && offset == 0)) {
+		w->buf = rs.body;
+		w->len = rs.len;
 		rs.body = NULL;
-		rd->offset += rd->blen;
-		if (rs.status == 200 || rd->blen < READ_WINDOW)
-			rd->eof = true;
+		w->eof = rs.status == 200 || w->len < READ_WINDOW;
 	} else {
-		ret = s3_fail(rd->c, &rs, "reading", rd->key, err);
+		ret = s3_fail(c, &rs, "reading", key, err);
 	}
 	s3_resp_free(&rs);
 	return ret;
 }
 
+static void *fetch_ahead(void *ud)
+{
+	struct s3_reader *rd = ud;
+	rd->next.ret = fetch(rd->c, rd->key, rd->ahead_offset, &rd->next, &rd->next.err);
+	return NULL;
+}
+
+static void start_ahead(struct s3_reader *rd)
+{
+	if (rd->cur.eof)
+		return;
+	memset(&rd->next, 0, sizeof rd->next);
+	rd->ahead_offset = rd->offset;
+	rd->ahead = pthread_create(&rd->th, NULL, fetch_ahead, rd) == 0;
+}
+
+/* Makes the next window current. */
+static int advance(struct s3_reader *rd, struct regfs_err *err)
+{
+	free(rd->cur.buf);
+	memset(&rd->cur, 0, sizeof rd->cur);
+	rd->pos = 0;
+	int ret;
+	if (rd->ahead) {
+		pthread_join(rd->th, NULL);
+		rd->ahead = false;
+		ret = rd->next.ret;
+		if (ret < 0) {
+			free(rd->next.buf);
+			return regfs_errf(err, ret, "%s", regfs_err_str(&rd->next.err));
+		}
+		rd->cur = rd->next;
+	} else {
+		ret = fetch(rd->c, rd->key, rd->offset, &rd->cur, err);
+		if (ret < 0)
+			return ret;
+	}
+	rd->offset += rd->cur.len;
+	start_ahead(rd);
+	return 0;
+}
+
 static ssize_t r_read(struct regfs_reader *r, void *buf, size_t len, struct regfs_err *err)
 {
 	struct s3_reader *rd = (struct s3_reader *)r;
-	if (rd->bpos == rd->blen) {
-		if (rd->eof)
+	if (rd->pos == rd->cur.len) {
+		if (rd->cur.eof)
 			return 0;
-		int ret = fetch(rd, err);
+		int ret = advance(rd, err);
 		if (ret < 0)
 			return ret;
-		if (rd->blen == 0)
+		if (rd->cur.len == 0)
 			return 0;
 	}
-	size_t n = rd->blen - rd->bpos < len ? rd->blen - rd->bpos : len;
-	memcpy(buf, rd->buf + rd->bpos, n);
-	rd->bpos += n;
+	size_t n = rd->cur.len - rd->pos < len ? rd->cur.len - rd->pos : len;
+	memcpy(buf, rd->cur.buf + rd->pos, n);
+	rd->pos += n;
 	return (ssize_t)n;
 }
 
 static void r_close(struct regfs_reader *r)
 {
 	struct s3_reader *rd = (struct s3_reader *)r;
-	free(rd->buf);
+	if (rd->ahead) {
+		pthread_join(rd->th, NULL);
+		free(rd->next.buf);
+	}
+	free(rd->cur.buf);
 	free(rd->key);
 	free(rd);
 }
@@ -543,7 +652,7 @@ static int s3_reader_open(struct regfs_storage *s, const char *path, uint64_t of
 	rd->key = s3_key(rd->c, path);
 	rd->offset = offset;
 	/* Fetch the first window now, so a missing object is -ENOENT here. */
-	ret = rd->key ? fetch(rd, err) : -ENOMEM;
+	ret = rd->key ? advance(rd, err) : -ENOMEM;
 	if (ret < 0) {
 		r_close(&rd->r);
 		return ret;

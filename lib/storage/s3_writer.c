@@ -2,7 +2,9 @@
  * instances), built on S3 multipart uploads. All state is in the bucket.
  *
  * - Data is buffered up to `chunksize` and sent as parts of exactly that
- *   size (S3 wants >= 5 MiB for every part but the last).
+ *   size (S3 wants >= 5 MiB for every part but the last). A full part is
+ *   uploaded by a background thread while the next one fills (two buffers),
+ *   so receiving from the client and sending to S3 overlap.
  * - close() without commit makes what was written an ordinary object at the
  *   key: the buffered tail goes up as the last part and the multipart upload
  *   is completed (or, when everything still fits in the buffer, one PUT).
@@ -25,6 +27,7 @@
 #include "s3_internal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,8 +42,20 @@ struct s3_writer {
 	struct s3_part *parts;
 	int n_parts, cap_parts;
 	uint64_t uploaded;     /* sum of the parts' sizes */
-	char *buf;             /* chunksize bytes */
+	char *buf;             /* chunksize bytes being filled */
 	size_t blen;
+	char *spare;           /* the other buffer, while a part uploads from it */
+	struct part_job {      /* at most one part uploads in the background */
+		pthread_t th;
+		bool active;
+		struct s3_client *c;
+		const char *key, *upload_id;
+		char *buf;
+		size_t len;
+		int num, ret;
+		struct s3_part part;
+		struct regfs_err err;
+	} job;
 	uint64_t base;         /* bytes of the object at the key not yet seeded */
 	bool complete_first;   /* resumed an upload whose last part is small */
 	bool dirty;            /* something to write out at close/commit */
@@ -62,30 +77,98 @@ static int add_part(struct s3_writer *w, const struct s3_part *p)
 	return 0;
 }
 
-/* Sends the buffer as the next part (any size; only the last may be small). */
-static int flush_part(struct s3_writer *w, struct regfs_err *err)
+static int upload_part(struct s3_client *c, const char *key, const char *upload_id, int num,
+		       const char *buf, size_t len, struct s3_part *out, struct regfs_err *err)
 {
-	int ret = w->upload_id ? 0 : s3_mpu_create(w->c, w->key, &w->upload_id, err);
-	if (ret < 0)
-		return ret;
-	struct s3_part p = {.num = w->n_parts ? w->parts[w->n_parts - 1].num + 1 : 1, .size = w->blen};
-	char *id = s3_qenc(w->upload_id);
+	char *id = s3_qenc(upload_id);
 	char q[512];
-	snprintf(q, sizeof q, "partNumber=%d&uploadId=%s", p.num, id ? id : "");
+	snprintf(q, sizeof q, "partNumber=%d&uploadId=%s", num, id ? id : "");
 	free(id);
-	struct s3_req rq = {.method = "PUT", .key = w->key, .query = q, .body = w->buf,
-			    .body_len = w->blen, .has_body = true};
+	struct s3_req rq = {.method = "PUT", .key = key, .query = q, .body = buf, .body_len = len,
+			    .has_body = true};
 	struct s3_resp rs;
-	ret = s3_request(w->c, &rq, &rs, err);
+	int ret = s3_request(c, &rq, &rs, err);
 	if (ret == 0 && (rs.status != 200 || !rs.etag[0]))
-		ret = s3_fail(w->c, &rs, "uploading a part", w->key, err);
+		ret = s3_fail(c, &rs, "uploading a part", key, err);
 	if (ret == 0) {
-		snprintf(p.etag, sizeof p.etag, "%s", rs.etag);
-		ret = add_part(w, &p);
-		w->blen = 0;
+		*out = (struct s3_part){.num = num, .size = len};
+		snprintf(out->etag, sizeof out->etag, "%s", rs.etag);
 	}
 	s3_resp_free(&rs);
 	return ret;
+}
+
+static void *job_run(void *ud)
+{
+	struct part_job *j = ud;
+	j->ret = upload_part(j->c, j->key, j->upload_id, j->num, j->buf, j->len, &j->part, &j->err);
+	return NULL;
+}
+
+/* Waits for the background part, if any, and records it. */
+static int job_wait(struct s3_writer *w, struct regfs_err *err)
+{
+	if (!w->job.active)
+		return 0;
+	pthread_join(w->job.th, NULL);
+	w->job.active = false;
+	if (w->job.ret < 0)
+		return regfs_errf(err, w->job.ret, "%s", regfs_err_str(&w->job.err));
+	return add_part(w, &w->job.part);
+}
+
+static int next_num(struct s3_writer *w)
+{
+	if (w->job.active)
+		return w->job.num + 1;
+	return w->n_parts ? w->parts[w->n_parts - 1].num + 1 : 1;
+}
+
+/* Sends the buffer as the next part (any size; only the last may be small),
+ * synchronously. */
+static int flush_part(struct s3_writer *w, struct regfs_err *err)
+{
+	int ret = job_wait(w, err);
+	if (ret == 0 && !w->upload_id)
+		ret = s3_mpu_create(w->c, w->key, &w->upload_id, err);
+	if (ret < 0)
+		return ret;
+	struct s3_part p;
+	ret = upload_part(w->c, w->key, w->upload_id, next_num(w), w->buf, w->blen, &p, err);
+	if (ret == 0)
+		ret = add_part(w, &p);
+	if (ret == 0)
+		w->blen = 0;
+	return ret;
+}
+
+/* Hands the full buffer to the background thread and switches buffers. */
+static int flush_part_async(struct s3_writer *w, struct regfs_err *err)
+{
+	int ret = job_wait(w, err);
+	if (ret == 0 && !w->upload_id)
+		ret = s3_mpu_create(w->c, w->key, &w->upload_id, err);
+	if (ret < 0)
+		return ret;
+	if (!w->spare)
+		w->spare = malloc((size_t)w->c->chunksize);
+	if (!w->spare)
+		return flush_part(w, err);
+	struct part_job *j = &w->job;
+	memset(&j->err, 0, sizeof j->err);
+	j->c = w->c;
+	j->key = w->key;
+	j->upload_id = w->upload_id;
+	j->buf = w->buf;
+	j->len = w->blen;
+	j->num = next_num(w);
+	if (pthread_create(&j->th, NULL, job_run, j) != 0)
+		return flush_part(w, err);
+	j->active = true;
+	w->buf = w->spare;
+	w->spare = j->buf;
+	w->blen = 0;
+	return 0;
 }
 
 static void reset_upload(struct s3_writer *w)
@@ -176,7 +259,7 @@ static ssize_t w_write(struct regfs_writer *rw, const void *buf, size_t len, str
 		p += n;
 		left -= n;
 		if (w->blen == w->c->chunksize) {
-			int ret = flush_part(w, err);
+			int ret = flush_part_async(w, err);
 			if (ret < 0)
 				return ret;
 		}
@@ -187,13 +270,16 @@ static ssize_t w_write(struct regfs_writer *rw, const void *buf, size_t len, str
 static uint64_t w_size(struct regfs_writer *rw)
 {
 	struct s3_writer *w = (struct s3_writer *)rw;
-	return w->base + w->uploaded + w->blen;
+	return w->base + w->uploaded + (w->job.active ? w->job.len : 0) + w->blen;
 }
 
 /* Makes everything written an object at the key. final: for commit (a
  * resumed in-progress upload nobody wrote to is completed too). */
 static int finish(struct s3_writer *w, bool final, struct regfs_err *err)
 {
+	int jr = job_wait(w, err);
+	if (jr < 0)
+		return jr;
 	if (!w->dirty) {
 		/* Resumed and untouched: the object (case b) is already right; an
 		 * in-progress upload (case a) stays resumable unless committing. */
@@ -239,6 +325,7 @@ static int w_commit(struct regfs_writer *rw, struct regfs_err *err)
 static int w_cancel(struct regfs_writer *rw, struct regfs_err *err)
 {
 	struct s3_writer *w = (struct s3_writer *)rw;
+	job_wait(w, NULL);
 	w->blen = 0;
 	w->done = true;
 	int ret = w->upload_id ? s3_mpu_abort(w->c, w->key, w->upload_id, err) : 0;
@@ -253,6 +340,8 @@ static int w_cancel(struct regfs_writer *rw, struct regfs_err *err)
 
 static void w_free(struct s3_writer *w)
 {
+	job_wait(w, NULL);
+	free(w->spare);
 	free(w->key);
 	free(w->upload_id);
 	free(w->parts);
