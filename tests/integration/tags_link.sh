@@ -1,0 +1,70 @@
+#!/bin/bash
+# Issue 5, check 4 (second half), against regfs-registry and Debian's docker-registry 2.8.2:
+#   - `-o ro`: rm, ln -s and mv on _tags/ fail with EROFS and change nothing;
+#   - `ln -s ../_manifests/<digest> _tags/new` creates the tag, and `mv _tags/a _tags/b`
+#     renames one: visible through skopeo list-tags / skopeo inspect and readlink on the
+#     mount. On docker-registry mv's delete of the old name goes through the fallback
+#     (the renamed tag shares its digest), so the new name must survive it.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/cleanup_lib.sh"
+need_regfs_mount
+need_bin skopeo jq
+
+OCI=$WORK/oci
+while read -r t d; do printf -v "${t#img}" %s "$d"; done < <(oci_build "$OCI" <<'SPEC'
+layer base 5000
+layer a 3000
+image imgA base a
+layer b 3000
+image imgB base b
+SPEC
+)
+[ -n "${B:-}" ] || bail "oci_build"
+R=team/app
+
+run_kind() {
+  local k=$1 H T mnt
+  log "=== $k ==="
+  start_registry "$k" "$WORK/data-$k" || { fail "$k: registry starts"; return; }
+  H=$REGISTRY_HOST
+  push2() { skopeo_copy "oci:$OCI:imgA" "docker://$H/$R:a" && skopeo_copy "oci:$OCI:imgB" "docker://$H/$R:b"; }
+  check "$k: push A as a, B as b" push2 || return
+  check_eq "$k: tags before" "a b" "$(list_tags "$H" "$R" | xargs)"
+
+  # --- -o ro: every write is EROFS ---------------------------------------------------------------
+  mnt=$WORK/ro-$k; T=$mnt/$R/_tags
+  start_regfs_mount "$REGISTRY_URL" "$mnt" -o ro --ttl 1 --cache-dir "$WORK/cache-ro-$k" ||
+    { fail "$k: regfs -o ro mounts"; return; }
+  check_eq "$k: -o ro: rm _tags/a: EROFS" "Read-only file system" "$(errno_of rm "$T/a")"
+  check_eq "$k: -o ro: ln -s ../_manifests/B _tags/new: EROFS" "Read-only file system" \
+    "$(errno_of ln -s "../_manifests/$B" "$T/new")"
+  check_eq "$k: -o ro: mv _tags/a _tags/c: EROFS" "Read-only file system" "$(errno_of mv -T "$T/a" "$T/c")"
+  check_eq "$k: -o ro: rmdir _manifests/A: EROFS" "Read-only file system" \
+    "$(errno_of rmdir "$mnt/$R/_manifests/$A")"
+  check_eq "$k: -o ro: nothing changed (skopeo list-tags)" "a b" "$(list_tags "$H" "$R" | xargs)"
+  unmount "$mnt"; stop_pid "$MOUNT_PID"
+
+  # --- ln -s creates a tag ------------------------------------------------------------------------
+  mnt=$WORK/rw-$k; T=$mnt/$R/_tags
+  start_regfs_mount "$REGISTRY_URL" "$mnt" --ttl 1 --cache-dir "$WORK/cache-rw-$k" ||
+    { fail "$k: regfs mounts"; return; }
+  check "$k: ln -s ../_manifests/<B> _tags/new" ln -s "../_manifests/$B" "$T/new"
+  check_eq "$k: skopeo list-tags shows new" "a b new" "$(list_tags "$H" "$R" | xargs)"
+  check_eq "$k: new -> B (skopeo inspect --raw)" "$B" "$(raw_digest "$H" "$R:new")"
+  check_eq "$k: readlink _tags/new on the mount" "../_manifests/$B" "$(readlink "$T/new")"
+  check_eq "$k: ls _tags shows it at once" "a b new" "$(ls "$T" | xargs)"
+
+  # --- mv renames a tag ----------------------------------------------------------------------------
+  check "$k: mv _tags/a _tags/renamed" mv -T "$T/a" "$T/renamed"
+  check_eq "$k: skopeo list-tags: a renamed to renamed" "b new renamed" "$(list_tags "$H" "$R" | xargs)"
+  check_eq "$k: renamed -> A (skopeo inspect --raw)" "$A" "$(raw_digest "$H" "$R:renamed")"
+  check_eq "$k: manifest A intact (inspect by digest)" "$A" "$(raw_digest "$H" "$R@$A")"
+  check_eq "$k: readlink _tags/renamed on the mount" "../_manifests/$A" "$(readlink "$T/renamed")"
+  check_eq "$k: ls _tags shows it at once" "b new renamed" "$(ls "$T" | xargs)"
+  check_eq "$k: b and new untouched" "$B $B" "$(raw_digest "$H" "$R:b") $(raw_digest "$H" "$R:new")"
+  unmount "$mnt"; stop_pid "$MOUNT_PID"
+  stop_pid "$REGISTRY_PID"
+}
+
+for k in $(registry_kinds); do run_kind "$k"; done
+done_testing
