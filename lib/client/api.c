@@ -90,6 +90,14 @@ static int paged_list(struct regfs_client *c, const char *first_url, const char 
 		if (!rc)
 			rc = page_strings(c, url, &r, key, out, err);
 		char *next = !rc && r.link ? link_next(c, r.link) : NULL;
+		if (next && strcmp(next, url) == 0) {
+			/* A Link back to the same page would never end. */
+			ST_INC(c, st_errors);
+			rc = regfs_errf(err, -EPROTO, "%s: GET %s links to itself as the next page: "
+					"the registry's pagination is broken", what, url);
+			free(next);
+			next = NULL;
+		}
 		resp_free(&r);
 		free(url);
 		url = next;
