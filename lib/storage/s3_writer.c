@@ -12,10 +12,10 @@
  *   rebuild the digest state when another instance continues the upload —
  *   and nothing stays in this process's memory.
  * - Writer(append=true) continues:
- *     a) an in-progress multipart upload for the key, if there is one (what
+ *     b) the object at the key (what close() above leaves), if there is one;
+ *     a) else an in-progress multipart upload for the key (what
  *        distribution's S3 driver leaves between requests): its parts are
- *        learnt with ListParts;
- *     b) else the object at the key (what close() above leaves).
+ *        learnt with ListParts.
  *   S3 cannot append to an object and no part may follow a part under 5 MiB,
  *   so on the first write of a resumed session the existing bytes are seeded
  *   into a fresh upload: server-side copied as its first part(s)
@@ -414,31 +414,34 @@ static int list_parts(struct s3_writer *w, struct regfs_err *err)
 
 static int resume(struct s3_writer *w, struct regfs_err *err)
 {
+	/* b) first: the object a previous session's close() left. Our sessions
+	 * always end with an object, so an in-progress upload next to one is
+	 * what a crashed session left (parts the client never got an answer
+	 * for); it is ignored here and aborted when the upload is deleted. */
+	struct s3_req rq = {.method = "HEAD", .key = w->key};
+	struct s3_resp rs;
+	int ret = s3_request(w->c, &rq, &rs, err);
+	long status = rs.status;
+	if (ret == 0 && status == 200)
+		w->base = rs.content_length;
+	else if (ret == 0 && status != 404)
+		ret = s3_fail(w->c, &rs, "resuming an upload", w->key, err);
+	s3_resp_free(&rs);
+	if (ret < 0 || status == 200)
+		return ret;
+	/* a) an upload distribution's driver left in progress */
 	char *id = NULL;
-	int ret = s3_mpu_list(w->c, w->key, true, find_cb, &id, err);
+	ret = s3_mpu_list(w->c, w->key, true, find_cb, &id, err);
 	if (ret < 0) {
 		free(id);
 		return ret;
 	}
-	if (id) { /* a) an in-progress multipart upload */
-		w->upload_id = id;
-		ret = list_parts(w, err);
-		w->complete_first = ret == 0 && w->n_parts > 0 &&
-				    w->parts[w->n_parts - 1].size < S3_MIN_PART;
-		return ret;
-	}
-	/* b) the object a previous session's close() left */
-	struct s3_req rq = {.method = "HEAD", .key = w->key};
-	struct s3_resp rs;
-	ret = s3_request(w->c, &rq, &rs, err);
-	if (ret == 0 && rs.status == 200)
-		w->base = rs.content_length;
-	else if (ret == 0 && rs.status == 404)
-		ret = regfs_errf(err, -ENOENT, "no upload in progress at \"%s\" in S3 bucket \"%s\"",
-				 w->key, w->c->bucket);
-	else if (ret == 0)
-		ret = s3_fail(w->c, &rs, "resuming an upload", w->key, err);
-	s3_resp_free(&rs);
+	if (!id)
+		return regfs_errf(err, -ENOENT, "no upload in progress at \"%s\" in S3 bucket \"%s\"",
+				  w->key, w->c->bucket);
+	w->upload_id = id;
+	ret = list_parts(w, err);
+	w->complete_first = ret == 0 && w->n_parts > 0 && w->parts[w->n_parts - 1].size < S3_MIN_PART;
 	return ret;
 }
 

@@ -8,6 +8,10 @@ own driver and signer (boto3/botocore). Reads S3_ENDPOINT, S3_AK, S3_SK.
   s3tool.py uploads BUCKET [PREFIX]   in-progress multipart uploads: "key uploadid"
   s3tool.py get BUCKET KEY            object bytes to stdout
   s3tool.py rmrf BUCKET [PREFIX]      delete every key under PREFIX, abort uploads
+  s3tool.py mpu BUCKET KEY FILE...    start a multipart upload of KEY with FILEs as
+                                      parts 1..n and leave it in progress (what
+                                      distribution's driver leaves between requests)
+  s3tool.py put BUCKET KEY FILE       upload FILE as KEY
 """
 import os
 import sys
@@ -71,6 +75,15 @@ def main(argv):
             c.delete_objects(Bucket=bucket, Delete={"Objects": batch})
         for u in uploads(c, bucket, prefix):
             c.abort_multipart_upload(Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"])
+    elif cmd == "mpu":
+        uid = c.create_multipart_upload(Bucket=bucket, Key=prefix)["UploadId"]
+        for i, f in enumerate(argv[4:], 1):
+            with open(f, "rb") as fh:
+                c.upload_part(Bucket=bucket, Key=prefix, UploadId=uid, PartNumber=i, Body=fh.read())
+        print(uid)
+    elif cmd == "put":
+        with open(argv[4], "rb") as fh:
+            c.put_object(Bucket=bucket, Key=prefix, Body=fh.read())
     else:
         print(__doc__, file=sys.stderr)
         return 2

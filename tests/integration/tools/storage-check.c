@@ -5,6 +5,9 @@
  *   storage-check fs DIR
  *   storage-check s3            (S3_ENDPOINT, S3_AK, S3_SK, S3_BUCKET;
  *                                S3_ROOT optional rootdirectory)
+ *   storage-check s3-append PATH FILE
+ *                               resumes the writer at PATH (append=true),
+ *                               prints its size, appends FILE, commits
  *
  * Output is TAP-ish ("ok N - name" / "not ok N - name" + "# detail");
  * exit 0 when everything passed, 1 otherwise. The S3 run also checks what
@@ -543,6 +546,34 @@ static void run_s3_only(void)
 	ok(r == -EINVAL && strstr(err.msg, "chunksize"), "chunksize under 5 MiB is refused naming the key");
 }
 
+static int s3_append(const char *path, const char *file)
+{
+	struct regfs_s3_config c = s3cfg("");
+	struct regfs_storage *s;
+	struct regfs_err err = {0};
+	struct regfs_writer *w = NULL;
+	FILE *f = fopen(file, "rb");
+	if (!f)
+		return 2;
+	int r = regfs_storage_s3_new(&c, &s, &err);
+	r = r ? r : s->ops->writer(s, path, true, &w, &err);
+	if (r == 0)
+		printf("%llu\n", (unsigned long long)w->size(w));
+	char buf[65536];
+	size_t n;
+	while (r == 0 && (n = fread(buf, 1, sizeof buf, f)) > 0)
+		if (w->write(w, buf, n, &err) != (ssize_t)n)
+			r = -EIO;
+	r = r ? r : w->commit(w, &err);
+	if (w)
+		w->close(w, r ? NULL : &err);
+	fclose(f);
+	if (r)
+		fprintf(stderr, "s3-append: %s\n", regfs_err_str(&err));
+	regfs_storage_free(s);
+	return r ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -553,6 +584,8 @@ int main(int argc, char **argv)
 	struct regfs_storage *s = NULL, *s2 = NULL;
 	struct regfs_err err;
 	int r;
+	if (strcmp(argv[1], "s3-append") == 0 && argc == 4)
+		return s3_append(argv[2], argv[3]);
 	bool is_s3 = strcmp(argv[1], "s3") == 0;
 	if (is_s3) {
 		if (!getenv("S3_ENDPOINT") || !getenv("S3_BUCKET")) {
