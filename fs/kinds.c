@@ -374,8 +374,33 @@ static int manifests_lookup(struct node *dir, const char *name, struct child *ou
 	memset(out, 0, sizeof *out);
 	if (!regfs_digest_valid(name))
 		return -ENOENT;
+	/* Content never changes, existence does (rmdir, deletes elsewhere):
+	 * a digest the listing shows exists; any other is asked of the
+	 * registry, not of the content cache. */
+	struct child *v;
+	size_t n;
+	int rc = manifests_list(dir, &v, &n);
+	if (rc)
+		return rc;
+	bool listed = false;
+	for (size_t i = 0; i < n; i++) {
+		listed |= strcmp(v[i].digest, name) == 0;
+		child_clear(&v[i]);
+	}
+	free(v);
 	const struct mentry *e;
-	int rc = mcache_get(dir->repo, name, &e);
+	if (listed) {
+		rc = mcache_get(dir->repo, name, &e);
+	} else {
+		struct regfs_manifest_resp r = {0};
+		struct regfs_err err = {0};
+		rc = regfs_client_manifest(M->client, dir->repo, name, &r, &err);
+		if (rc == 0)
+			rc = mcache_put(name, r.data, r.len, r.content_type, &e);
+		else
+			rc = fs_client_errno(rc, &err, "looking up a manifest");
+		regfs_manifest_resp_free(&r);
+	}
 	if (rc)
 		return rc;
 	out->name = strdup(name);
@@ -563,6 +588,8 @@ int node_attr(struct node *n, struct stat *st, double *timeout)
 		/* fallthrough */
 	case K_ROOT: case K_DIR: case K_TAGS: case K_MANIFESTS: case K_META:
 		st->st_mode = S_IFDIR | 0555;
+		if ((n->kind == K_TAGS || n->kind == K_MANIFESTS) && !M->o.ro)
+			st->st_mode = S_IFDIR | 0755; /* rm/ln/mv, rmdir work here */
 		st->st_nlink = 2;
 		if (n->kind == K_ROOT)
 			st->st_ino = FUSE_ROOT_ID;

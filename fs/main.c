@@ -323,6 +323,7 @@ int main(int argc, char **argv)
 	bool has_bulk = regfs_client_has_ext(c, "bulk-tags");
 	bool has_rm = regfs_client_has_ext(c, "repo-manifests");
 	regfs_client_free(c);
+	srand((unsigned)time(NULL) ^ (unsigned)getpid());
 	if (asprintf(&m.registry_version, "registry/2.0 API%s%s%s",
 		     has_bulk || has_rm ? " + regfs extensions:" : "",
 		     has_bulk ? " bulk-tags" : "", has_rm ? " repo-manifests" : "") < 0)
@@ -382,6 +383,7 @@ int main(int argc, char **argv)
 	}
 	/* 4. Daemonize, then make the client that serves requests (after the
 	 * fork, so no thread or connection of the parent is inherited). */
+	m.se = se;
 	fuse_daemonize(m.o.foreground);
 	rc = client_make(&m.client, &e);
 	if (rc) {

@@ -9,6 +9,7 @@
  *   mcache.c    content-addressed manifest cache (memory, backed by bcache)
  *   bcache.c    content-addressed on-disk blob cache with LRU size cap
  *   walk.c      parallel full walk: prefetch for du / ls -R, statfs total
+ *   write.c     rm / rmdir / ln -s / mv: tag and manifest deletion, tagging
  *   stats.c     .regfs/status and .regfs/stats
  *
  * Error convention: functions return 0 or a negative errno and log the
@@ -72,6 +73,7 @@ struct mnt {
 	struct fs_stats st;
 	time_t mounted_since;
 	char *registry_version;  /* Docker-Distribution-API-Version or "unknown" */
+	struct fuse_session *se; /* for kernel cache invalidation after writes */
 };
 extern struct mnt *M;
 
@@ -185,6 +187,7 @@ struct node {
 	uint64_t size;
 	char *mediatype;
 	struct node *next_id, *next_path;
+	struct graveyard *old;   /* strings replaced by nodes_rename */
 };
 struct nodes *nodes_new(void);
 void nodes_free(struct nodes *t);
@@ -196,6 +199,9 @@ struct node *nodes_by_id(struct nodes *t, fuse_ino_t id);
 void nodes_forget(struct nodes *t, fuse_ino_t id, uint64_t n);
 /* Path-based lookup of an existing node (for invalidation), NULL if none. */
 struct node *nodes_by_path(struct nodes *t, const char *path);
+/* The kernel moved a dentry (rename): the node at old_path now is new_path
+ * (and, for a tag, names new_arg). */
+int nodes_rename(struct nodes *t, const char *old_path, const char *new_path, const char *new_arg);
 
 /* ---- kinds.c ---- */
 struct kind_ops {
@@ -219,6 +225,15 @@ int walk_total(uint64_t *bytes, uint64_t *blocks512);
 void walk_start_background(void);
 /* Waits for a running walk and prevents new ones (before teardown). */
 void walk_shutdown(void);
+
+/* ---- write.c: rm / rmdir / ln -s / mv (FUSE entry points) ---- */
+void write_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void write_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void write_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
+void write_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		  const char *newname, unsigned int flags);
+/* Any other write: EROFS, with a log line saying what is supported. */
+void write_other(fuse_req_t req, const char *what);
 
 /* ---- stats.c ---- */
 int stats_status_text(char **buf, size_t *len);

@@ -16,6 +16,7 @@
  * without the lock while the kernel holds a lookup on it. */
 #include "mount.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,11 @@ struct nodes {
 	size_t nbuckets, count;
 	fuse_ino_t next_id;
 	struct node *root;
+};
+
+struct graveyard {
+	char *s;
+	struct graveyard *next;
 };
 
 static uint64_t fnv(const char *s)
@@ -47,6 +53,11 @@ void child_clear(struct child *c)
 
 static void node_free(struct node *n)
 {
+	for (struct graveyard *g = n->old, *nx; g; g = nx) {
+		nx = g->next;
+		free(g->s);
+		free(g);
+	}
 	free(n->path);
 	free(n->repo);
 	free(n->arg);
@@ -275,4 +286,60 @@ uint64_t path_hash_ino(const char *path)
 	 * digest-derived inode numbers are as unlikely as any 64-bit collision. */
 	uint64_t h = fnv(path) | (1ULL << 63);
 	return h;
+}
+
+/* Keeps `s` alive until the node is freed: readers use n->path / n->arg
+ * without the table lock, so a renamed node's old strings must not go away
+ * under them. */
+static void bury(struct node *n, char *s)
+{
+	struct graveyard *g = malloc(sizeof *g);
+	if (!g)
+		return; /* leak rather than free under a reader */
+	g->s = s;
+	g->next = n->old;
+	n->old = g;
+}
+
+static void unhash_path(struct nodes *t, struct node *n)
+{
+	size_t bp = fnv(n->path) % t->nbuckets;
+	for (struct node **pp = &t->by_path[bp]; *pp; pp = &(*pp)->next_path)
+		if (*pp == n) {
+			*pp = n->next_path;
+			n->next_path = NULL;
+			return;
+		}
+}
+
+int nodes_rename(struct nodes *t, const char *old_path, const char *new_path, const char *new_arg)
+{
+	char *np = strdup(new_path), *na = new_arg ? strdup(new_arg) : NULL;
+	if (!np || (new_arg && !na)) {
+		free(np);
+		free(na);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&t->mu);
+	struct node *n = find_path(t, old_path), *victim = find_path(t, new_path);
+	if (victim && victim != n)
+		unhash_path(t, victim); /* replaced: the kernel drops it */
+	if (!n) {
+		pthread_mutex_unlock(&t->mu);
+		free(np);
+		free(na);
+		return -ENOENT;
+	}
+	unhash_path(t, n);
+	bury(n, n->path);
+	n->path = np;
+	if (na) {
+		bury(n, n->arg);
+		n->arg = na;
+	}
+	size_t bp = fnv(n->path) % t->nbuckets;
+	n->next_path = t->by_path[bp];
+	t->by_path[bp] = n;
+	pthread_mutex_unlock(&t->mu);
+	return 0;
 }

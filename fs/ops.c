@@ -5,7 +5,7 @@
  * (a directory is listed once at opendir so offsets stay stable while the
  * registry changes underneath), readdirplus, file handles (manifest bytes
  * from memory, blobs from the disk cache or by Range requests), xattrs and
- * statfs. Every write operation answers EROFS (writes are a later issue). */
+ * statfs. Tag/manifest writes are in write.c; every other write is EROFS. */
 #include "mount.h"
 
 #include <errno.h>
@@ -33,7 +33,7 @@ static void reply_err(fuse_req_t req, int rc)
 	fuse_reply_err(req, rc < 0 ? -rc : (rc ? rc : EIO));
 }
 
-static int entry_for(struct node *n, struct fuse_entry_param *e)
+int ops_entry(struct node *n, struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof *e);
 	double t;
@@ -42,7 +42,9 @@ static int entry_for(struct node *n, struct fuse_entry_param *e)
 		return rc;
 	e->ino = n->id;
 	e->attr_timeout = t;
-	e->entry_timeout = t;
+	/* A manifest's content never changes but whether the repository still
+	 * has it does: its name in _manifests/ expires with the ttl. */
+	e->entry_timeout = n->kind == K_MANIFEST ? M->o.ttl : t;
 	return 0;
 }
 
@@ -81,7 +83,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (!n)
 		return reply_err(req, -ENOMEM);
 	struct fuse_entry_param e;
-	rc = entry_for(n, &e);
+	rc = ops_entry(n, &e);
 	if (rc) {
 		nodes_forget(M->nodes, n->id, 1);
 		return reply_err(req, rc);
@@ -232,7 +234,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 		struct node *n = nodes_get(M->nodes, dn, &d->v[i - 2], 1);
 		struct fuse_entry_param e;
-		if (!n || entry_for(n, &e) != 0) {
+		if (!n || ops_entry(n, &e) != 0) {
 			/* No attributes for this one (e.g. a tag deleted meanwhile):
 			 * ino 0 tells the kernel to look it up when it needs it. */
 			if (n)
@@ -290,7 +292,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!n)
 		return reply_err(req, -ESTALE);
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
-		return reply_err(req, -EROFS);
+		return write_other(req, "writing a file");
 	if (kind_is_dir(n->kind))
 		return reply_err(req, -EISDIR);
 	struct fh *h = calloc(1, sizeof *h);
@@ -498,61 +500,45 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
-/* ---- writes: not in this version ---- */
+/* ---- writes: write.c; everything else is EROFS with a log line ---- */
 
-static void op_erofs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *a, int to_set,
-			     struct fuse_file_info *fi)
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *a, int to_set,
+		       struct fuse_file_info *fi)
 {
 	(void)ino; (void)a; (void)to_set; (void)fi;
-	fuse_reply_err(req, EROFS);
+	write_other(req, "chmod/chown/truncate/touch");
 }
-static void op_erofs_mknod(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m, dev_t r)
+static void op_mknod(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m, dev_t r)
 {
 	(void)p; (void)n; (void)m; (void)r;
-	fuse_reply_err(req, EROFS);
+	write_other(req, "mknod");
 }
-static void op_erofs_mkdir(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m)
+static void op_mkdir(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m)
 {
 	(void)p; (void)n; (void)m;
-	fuse_reply_err(req, EROFS);
+	write_other(req, "mkdir");
 }
-static void op_erofs_unlink(fuse_req_t req, fuse_ino_t p, const char *n)
-{
-	(void)p; (void)n;
-	fuse_reply_err(req, EROFS);
-}
-static void op_erofs_symlink(fuse_req_t req, const char *l, fuse_ino_t p, const char *n)
-{
-	(void)l; (void)p; (void)n;
-	fuse_reply_err(req, EROFS);
-}
-static void op_erofs_rename(fuse_req_t req, fuse_ino_t p, const char *n, fuse_ino_t np,
-			    const char *nn, unsigned int f)
-{
-	(void)p; (void)n; (void)np; (void)nn; (void)f;
-	fuse_reply_err(req, EROFS);
-}
-static void op_erofs_link(fuse_req_t req, fuse_ino_t i, fuse_ino_t np, const char *nn)
+static void op_link(fuse_req_t req, fuse_ino_t i, fuse_ino_t np, const char *nn)
 {
 	(void)i; (void)np; (void)nn;
-	fuse_reply_err(req, EROFS);
+	write_other(req, "ln (hard link)");
 }
-static void op_erofs_create(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m,
-			    struct fuse_file_info *fi)
+static void op_create(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m,
+		      struct fuse_file_info *fi)
 {
 	(void)p; (void)n; (void)m; (void)fi;
-	fuse_reply_err(req, EROFS);
+	write_other(req, "creating a file");
 }
-static void op_erofs_setxattr(fuse_req_t req, fuse_ino_t i, const char *n, const char *v,
-			      size_t s, int f)
+static void op_setxattr(fuse_req_t req, fuse_ino_t i, const char *n, const char *v,
+			size_t s, int f)
 {
 	(void)i; (void)n; (void)v; (void)s; (void)f;
-	fuse_reply_err(req, EROFS);
+	write_other(req, "setxattr");
 }
-static void op_erofs_removexattr(fuse_req_t req, fuse_ino_t i, const char *n)
+static void op_removexattr(fuse_req_t req, fuse_ino_t i, const char *n)
 {
 	(void)i; (void)n;
-	fuse_reply_err(req, EROFS);
+	write_other(req, "removexattr");
 }
 
 const struct fuse_lowlevel_ops regfs_ops = {
@@ -572,15 +558,15 @@ const struct fuse_lowlevel_ops regfs_ops = {
 	.getxattr = op_getxattr,
 	.listxattr = op_listxattr,
 	.statfs = op_statfs,
-	.setattr = op_erofs_setattr,
-	.mknod = op_erofs_mknod,
-	.mkdir = op_erofs_mkdir,
-	.unlink = op_erofs_unlink,
-	.rmdir = op_erofs_unlink,
-	.symlink = op_erofs_symlink,
-	.rename = op_erofs_rename,
-	.link = op_erofs_link,
-	.create = op_erofs_create,
-	.setxattr = op_erofs_setxattr,
-	.removexattr = op_erofs_removexattr,
+	.setattr = op_setattr,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.unlink = write_unlink,
+	.rmdir = write_rmdir,
+	.symlink = write_symlink,
+	.rename = write_rename,
+	.link = op_link,
+	.create = op_create,
+	.setxattr = op_setxattr,
+	.removexattr = op_removexattr,
 };

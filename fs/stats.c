@@ -27,10 +27,13 @@ int stats_status_text(char **buf, size_t *len)
 			 "ttl: %g s\n"
 			 "timeout: %d s\n"
 			 "cache dir: %s\n"
-			 "read-only: %s\n",
+			 "read-only: %s\n"
+			 "protected tags: %s\n",
 			 M->o.url, M->registry_version ? M->registry_version : "unknown",
 			 REGFS_VERSION, since, M->o.ttl, M->o.timeout_s,
-			 M->bc ? M->o.cache_dir : "(disabled)", "yes (writes are not implemented yet)");
+			 M->bc ? M->o.cache_dir : "(disabled)",
+			 M->o.ro ? "yes (-o ro)" : "no (rm/ln -s/mv in _tags, rmdir in _manifests)",
+			 M->o.protect ? M->o.protect : "(none)");
 	if (n < 0)
 		return -ENOMEM;
 	*len = (size_t)n;

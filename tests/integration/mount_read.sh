@@ -149,8 +149,8 @@ run_kind() {
     jq -e '.requests.total > 0 and .requests.manifest > 0 and (.cache.manifests.hits >= 0)' "$mnt/.regfs/stats"
   out=$(touch "$mnt/team/app/_tags/new" 2>&1)
   check_eq "$kind: creating a file: EROFS" 1 "$(grep -c 'Read-only file system' <<<"$out")"
-  out=$(rm "$mnt/team/app/_tags/v1" 2>&1)
-  check_eq "$kind: rm of a tag (writes are a later issue): EROFS" 1 "$(grep -c 'Read-only file system' <<<"$out")"
+  out=$(mkdir "$mnt/team/app/_manifests/x" 2>&1)
+  check_eq "$kind: mkdir: EROFS (tag writes: mount_write.sh)" 1 "$(grep -c 'Read-only file system' <<<"$out")"
 
   # --- a new tag shows within the ttl ---------------------------------------------
   ls "$mnt/team/app/_tags" >/dev/null
