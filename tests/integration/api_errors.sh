@@ -105,6 +105,8 @@ for k in $kinds; do
   fi
 
   # --- 2,500 tags, n=100 paging --------------------------------------------------------------
+  # (regfs only: registry:2.8 ignores n=, and 2,500 PUTs to it only cost time)
+  if ! regfs_only "2,500 tags with n=100 paging, delete by tag"; then stop_pid "$REGISTRY_PID"; continue; fi
   jq -cn --arg c "$cfgd" --argjson s "$cfgs" --arg mt "$OCI_MT" \
     '{schemaVersion:2, mediaType:$mt, config:{mediaType:"application/vnd.oci.image.config.v1+json", digest:$c, size:$s}, layers:[]}' >"$WORK/m0"
   # The blob must be in this repository: cross-mount it (or upload again).
@@ -123,12 +125,6 @@ for k in $kinds; do
   codes=$(curl -s -K "$WORK/put.cfg" | sort | uniq -c | awk '{print $2 "x" $1}' | tr '\n' ' ')
   check_eq "$k: 2,500 tag PUTs answered 201" "201x2500 " "$codes"
   check_eq "$k: 2,500 tag directories on disk" 2500 "$(ls "$D/repositories/many/_manifests/tags" | wc -l)"
-  if [ "$k" = docker ]; then   # registry:2.8 ignores n= and answers everything, unsorted
-    req GET "$URL/v2/many/tags/list" >/dev/null; jq -r '.tags[]' "$B" | sort >"$WORK/tags.walked"
-    check_files "$k: tags/list lists the 2,500 tags" "$WORK/tags.expected" "$WORK/tags.walked"
-    log "docker-registry: not checked (registry:2 differs): n=100 paging"
-  fi
-  [ "$k" = regfs ] || { stop_pid "$REGISTRY_PID"; continue; }
   next="/v2/many/tags/list?n=100"; pages=0; maxpage=0; : >"$WORK/tags.walked"
   while [ -n "$next" ] && [ $pages -lt 100 ]; do
     st=$(req GET "$(abs "$next")")
