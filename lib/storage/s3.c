@@ -22,9 +22,8 @@
 #include <regfs/log.h>
 #include <regfs/sigv4.h>
 
-/* Readers fetch the object in ranged GETs of this size: large enough that
- * the round trip per window is noise, small enough to bound memory. */
-#define READ_WINDOW ((size_t)8 << 20)
+/* Each reader buffers up to this much between S3 and its caller. */
+#define READ_WINDOW ((size_t)4 << 20)
 #define DELETE_BATCH 1000 /* S3's limit per DeleteObjects request */
 
 struct s3_storage {
@@ -511,128 +510,153 @@ static int s3_del(struct regfs_storage *s, const char *path, struct regfs_err *e
 	return ret;
 }
 
-/* ---- reader: ranged GETs of READ_WINDOW bytes, one window ahead ---- */
+/* ---- reader: one streaming GET per reader, resumed after failures ----
+ *
+ * A thread runs GetObject with "Range: bytes=<offset>-" and feeds a ring
+ * buffer the caller's read() drains, so bytes flow from S3 to the client
+ * continuously, as one request. When the connection fails mid-object the
+ * thread resumes with a new range from the first byte not yet received
+ * (bounded attempts), so a retry never repeats or loses bytes. */
 
-struct window {
-	char *buf;
-	size_t len;
-	bool eof;
-	int ret;
-	struct regfs_err err;
-};
+#define READ_ATTEMPTS 5
 
 struct s3_reader {
 	struct regfs_reader r;
 	struct s3_client *c;
 	char *key;
-	uint64_t offset;      /* of the next byte to fetch */
-	struct window cur;    /* being read from */
-	size_t pos;
-	/* The next window is fetched by a thread while the current one is
-	 * read, so S3 transfer and the client's transfer overlap. */
+	uint64_t offset;          /* of the next byte the thread receives */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	char *ring;
+	size_t cap, head, count;  /* ring: read position, bytes held */
+	bool known;               /* the first answer arrived (open() waits for it) */
+	bool eof, closing;
+	int ret;                  /* thread's failure */
+	struct regfs_err err;
 	pthread_t th;
-	bool ahead;
-	uint64_t ahead_offset;
-	struct window next;
 };
 
-static int fetch(struct s3_client *c, const char *key, uint64_t offset, struct window *w,
-		 struct regfs_err *err)
-{
-	char range[96];
-	snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)offset,
-		 (unsigned long long)(offset + READ_WINDOW - 1));
-	struct s3_hdr h = {"Range", range};
-	struct s3_req rq = {.method = "GET", .key = key, .hdrs = &h, .n_hdrs = 1};
-	struct s3_resp rs;
-	w->buf = NULL;
-	w->len = 0;
-	w->eof = false;
-	int ret = s3_request(c, &rq, &rs, err);
-	if (ret < 0)
-		return ret;
-	if (rs.status == 416) { /* offset at or past the end */
-		w->eof = true;
-	} else if (rs.status == 206 || (rs.status == 200 && offset == 0)) {
-		w->buf = rs.body;
-		w->len = rs.len;
-		rs.body = NULL;
-		w->eof = rs.status == 200 || w->len < READ_WINDOW;
-	} else {
-		ret = s3_fail(c, &rs, "reading", key, err);
-	}
-	s3_resp_free(&rs);
-	return ret;
-}
-
-static void *fetch_ahead(void *ud)
+static size_t ring_sink(const char *data, size_t len, void *ud)
 {
 	struct s3_reader *rd = ud;
-	rd->next.ret = fetch(rd->c, rd->key, rd->ahead_offset, &rd->next, &rd->next.err);
-	return NULL;
-}
-
-static void start_ahead(struct s3_reader *rd)
-{
-	if (rd->cur.eof)
-		return;
-	memset(&rd->next, 0, sizeof rd->next);
-	rd->ahead_offset = rd->offset;
-	rd->ahead = pthread_create(&rd->th, NULL, fetch_ahead, rd) == 0;
-}
-
-/* Makes the next window current. */
-static int advance(struct s3_reader *rd, struct regfs_err *err)
-{
-	free(rd->cur.buf);
-	memset(&rd->cur, 0, sizeof rd->cur);
-	rd->pos = 0;
-	int ret;
-	if (rd->ahead) {
-		pthread_join(rd->th, NULL);
-		rd->ahead = false;
-		ret = rd->next.ret;
-		if (ret < 0) {
-			free(rd->next.buf);
-			return regfs_errf(err, ret, "%s", regfs_err_str(&rd->next.err));
-		}
-		rd->cur = rd->next;
-	} else {
-		ret = fetch(rd->c, rd->key, rd->offset, &rd->cur, err);
-		if (ret < 0)
-			return ret;
+	size_t done = 0;
+	pthread_mutex_lock(&rd->mu);
+	rd->known = true;
+	while (done < len) {
+		while (rd->count == rd->cap && !rd->closing)
+			pthread_cond_wait(&rd->cv, &rd->mu);
+		if (rd->closing)
+			break;
+		size_t tail = (rd->head + rd->count) % rd->cap;
+		size_t room = rd->cap - rd->count;
+		size_t n = len - done < room ? len - done : room;
+		if (n > rd->cap - tail)
+			n = rd->cap - tail;
+		memcpy(rd->ring + tail, data + done, n);
+		rd->count += n;
+		rd->offset += n;
+		done += n;
+		pthread_cond_broadcast(&rd->cv);
 	}
-	rd->offset += rd->cur.len;
-	start_ahead(rd);
-	return 0;
+	pthread_mutex_unlock(&rd->mu);
+	return done;
+}
+
+static void *stream(void *ud)
+{
+	struct s3_reader *rd = ud;
+	int ret = 0, failures = 0;
+	bool eof = false;
+	struct regfs_err err = {0};
+	while (!eof && ret == 0) {
+		pthread_mutex_lock(&rd->mu);
+		uint64_t from = rd->offset;
+		bool closing = rd->closing;
+		pthread_mutex_unlock(&rd->mu);
+		if (closing)
+			break;
+		char range[64];
+		snprintf(range, sizeof range, "bytes=%llu-", (unsigned long long)from);
+		struct s3_hdr h = {"Range", range};
+		struct s3_req rq = {.method = "GET", .key = rd->key, .hdrs = &h, .n_hdrs = 1,
+				    .sink = ring_sink, .sink_ud = rd, .no_retry = true};
+		struct s3_resp rs;
+		regfs_err_clear(&err);
+		int r = s3_request(rd->c, &rq, &rs, &err);
+		pthread_mutex_lock(&rd->mu);
+		closing = rd->closing;
+		uint64_t got = rd->offset - from;
+		pthread_mutex_unlock(&rd->mu);
+		if (closing) {
+			s3_resp_free(&rs);
+			break;
+		}
+		if (r == 0 && (rs.status == 206 || (rs.status == 200 && from == 0))) {
+			eof = true;
+		} else if (r == 0 && rs.status == 416) {
+			eof = true; /* the offset is at (or past) the end */
+		} else if (r == 0 && rs.status < 500 && rs.status != 429) {
+			ret = s3_fail(rd->c, &rs, "reading", rd->key, &err);
+		} else {
+			/* Transport failure or 5xx: resume where the bytes stopped. */
+			failures = got > 0 ? 1 : failures + 1;
+			if (failures >= READ_ATTEMPTS) {
+				ret = r < 0 ? r : s3_fail(rd->c, &rs, "reading", rd->key, &err);
+			} else {
+				struct timespec ts = {0, 100000000L << (failures - 1)};
+				nanosleep(&ts, NULL);
+			}
+		}
+		s3_resp_free(&rs);
+	}
+	pthread_mutex_lock(&rd->mu);
+	rd->known = true;
+	rd->eof = eof;
+	if (ret < 0 && !rd->ret) {
+		rd->ret = ret;
+		rd->err = err;
+	}
+	pthread_cond_broadcast(&rd->cv);
+	pthread_mutex_unlock(&rd->mu);
+	return NULL;
 }
 
 static ssize_t r_read(struct regfs_reader *r, void *buf, size_t len, struct regfs_err *err)
 {
 	struct s3_reader *rd = (struct s3_reader *)r;
-	if (rd->pos == rd->cur.len) {
-		if (rd->cur.eof)
-			return 0;
-		int ret = advance(rd, err);
-		if (ret < 0)
-			return ret;
-		if (rd->cur.len == 0)
-			return 0;
+	pthread_mutex_lock(&rd->mu);
+	while (rd->count == 0 && !rd->eof && !rd->ret)
+		pthread_cond_wait(&rd->cv, &rd->mu);
+	ssize_t out;
+	if (rd->count > 0) {
+		size_t n = len < rd->count ? len : rd->count;
+		if (n > rd->cap - rd->head)
+			n = rd->cap - rd->head;
+		memcpy(buf, rd->ring + rd->head, n);
+		rd->head = (rd->head + n) % rd->cap;
+		rd->count -= n;
+		out = (ssize_t)n;
+		pthread_cond_broadcast(&rd->cv);
+	} else if (rd->ret) {
+		out = regfs_errf(err, rd->ret, "%s", regfs_err_str(&rd->err));
+	} else {
+		out = 0;
 	}
-	size_t n = rd->cur.len - rd->pos < len ? rd->cur.len - rd->pos : len;
-	memcpy(buf, rd->cur.buf + rd->pos, n);
-	rd->pos += n;
-	return (ssize_t)n;
+	pthread_mutex_unlock(&rd->mu);
+	return out;
 }
 
 static void r_close(struct regfs_reader *r)
 {
 	struct s3_reader *rd = (struct s3_reader *)r;
-	if (rd->ahead) {
-		pthread_join(rd->th, NULL);
-		free(rd->next.buf);
-	}
-	free(rd->cur.buf);
+	pthread_mutex_lock(&rd->mu);
+	rd->closing = true;
+	pthread_cond_broadcast(&rd->cv);
+	pthread_mutex_unlock(&rd->mu);
+	pthread_join(rd->th, NULL);
+	pthread_mutex_destroy(&rd->mu);
+	pthread_cond_destroy(&rd->cv);
+	free(rd->ring);
 	free(rd->key);
 	free(rd);
 }
@@ -651,8 +675,30 @@ static int s3_reader_open(struct regfs_storage *s, const char *path, uint64_t of
 	rd->c = cl(s);
 	rd->key = s3_key(rd->c, path);
 	rd->offset = offset;
-	/* Fetch the first window now, so a missing object is -ENOENT here. */
-	ret = rd->key ? advance(rd, err) : -ENOMEM;
+	rd->cap = READ_WINDOW;
+	rd->ring = malloc(rd->cap);
+	if (!rd->key || !rd->ring) {
+		free(rd->key);
+		free(rd->ring);
+		free(rd);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&rd->mu, NULL);
+	pthread_cond_init(&rd->cv, NULL);
+	if (pthread_create(&rd->th, NULL, stream, rd) != 0) {
+		pthread_mutex_destroy(&rd->mu);
+		pthread_cond_destroy(&rd->cv);
+		free(rd->key);
+		free(rd->ring);
+		free(rd);
+		return regfs_errf(err, -EAGAIN, "cannot start a reader thread for \"%s\"", path);
+	}
+	/* Wait for the first answer, so a missing object is -ENOENT here. */
+	pthread_mutex_lock(&rd->mu);
+	while (!rd->known)
+		pthread_cond_wait(&rd->cv, &rd->mu);
+	ret = rd->count == 0 && rd->ret ? regfs_errf(err, rd->ret, "%s", regfs_err_str(&rd->err)) : 0;
+	pthread_mutex_unlock(&rd->mu);
 	if (ret < 0) {
 		r_close(&rd->r);
 		return ret;

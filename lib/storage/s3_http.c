@@ -277,6 +277,23 @@ static size_t on_write(char *data, size_t sz, size_t n, void *ud)
 	return len;
 }
 
+/* Successful response bodies go to the request's sink when it has one. */
+struct sink_ctx {
+	CURL *h;
+	const struct s3_req *rq;
+	struct s3_resp *rs;
+};
+
+static size_t on_write_sink(char *data, size_t sz, size_t n, void *ud)
+{
+	struct sink_ctx *sc = ud;
+	long st = 0;
+	curl_easy_getinfo(sc->h, CURLINFO_RESPONSE_CODE, &st);
+	if (st >= 200 && st < 300)
+		return sc->rq->sink(data, sz * n, sc->rq->sink_ud);
+	return on_write(data, sz, n, sc->rs);
+}
+
 static size_t on_header(char *data, size_t sz, size_t n, void *ud)
 {
 	struct s3_resp *rs = ud;
@@ -397,8 +414,14 @@ static int one_attempt(struct s3_client *c, CURL *h, const struct s3_req *rq, co
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 60L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, rs);
+	struct sink_ctx sc = {h, rq, rs};
+	if (rq->sink) {
+		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write_sink);
+		curl_easy_setopt(h, CURLOPT_WRITEDATA, &sc);
+	} else {
+		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+		curl_easy_setopt(h, CURLOPT_WRITEDATA, rs);
+	}
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, rs);
 	if (c->https) {
@@ -464,7 +487,7 @@ int s3_request(struct s3_client *c, const struct s3_req *rq, struct s3_resp *rs,
 		if (ret < 0)
 			break;
 		bool retry = rc != CURLE_OK ? retryable_curl(rc) : retryable_status(rs->status);
-		if (!retry || attempt == MAX_ATTEMPTS - 1)
+		if (!retry || attempt == MAX_ATTEMPTS - 1 || rq->no_retry)
 			break;
 		log_debug("s3: %s %s: %s, retrying", rq->method, url,
 			  rc != CURLE_OK ? (errbuf[0] ? errbuf : curl_easy_strerror(rc)) : "server error");

@@ -54,6 +54,11 @@ struct s3_req {
 	const void *body;           /* request body (copied by nobody; must outlive the call) */
 	size_t body_len;
 	bool has_body;              /* send body (even empty) with Content-Length */
+	/* When set, a 2xx response body is passed here as it arrives instead of
+	 * being collected (return len to go on, anything else aborts). */
+	size_t (*sink)(const char *data, size_t len, void *ud);
+	void *sink_ud;
+	bool no_retry;              /* one attempt (the caller resumes itself) */
 };
 
 struct s3_resp {
