@@ -357,6 +357,16 @@ static int manifests_list(struct node *dir, struct child **out, size_t *n)
 		if (ts->t[i].resolved_at > 0)
 			dset_add(&s, ts->t[i].digest);
 	tagset_put(ts);
+	/* With regfs-registry, untagged manifests too (so du and rmdir reach them). */
+	char **mf;
+	size_t nmf;
+	if (ncache_repo_manifests(dir->repo, &mf, &nmf) == 0) {
+		for (size_t i = 0; i < nmf; i++) {
+			dset_add(&s, mf[i]);
+			free(mf[i]);
+		}
+		free(mf);
+	}
 	add_index_children(dir->repo, &s, 0);
 	dset_uniq(&s);
 	struct clist l = {0};

@@ -30,6 +30,11 @@ struct repo_ent {
 	struct tagset *ts;   /* NULL until fetched */
 	double fetched;
 	bool busy;
+	/* repo-manifests extension: every manifest digest, tagged or not */
+	char **mf;
+	size_t nmf;
+	double mf_at;
+	bool mf_busy;
 	struct repo_ent *next;
 };
 
@@ -102,6 +107,9 @@ void ncache_free(struct ncache *nc)
 		for (struct repo_ent *r = nc->b[i], *nx; r; r = nx) {
 			nx = r->next;
 			tagset_put(r->ts);
+			for (size_t k = 0; k < r->nmf; k++)
+				free(r->mf[k]);
+			free(r->mf);
 			free(r->repo);
 			free(r);
 		}
@@ -262,6 +270,7 @@ static struct repo_ent *repo_ent(struct ncache *nc, const char *repo)
 		return NULL;
 	}
 	r->fetched = -1e18;
+	r->mf_at = -1e18;
 	r->next = nc->b[b];
 	nc->b[b] = r;
 	return r;
@@ -447,9 +456,69 @@ void ncache_invalidate(const char *repo)
 	if (repo) {
 		struct repo_ent *r = repo_ent(nc, repo);
 		if (r)
-			r->fetched = -1e18;
+			r->fetched = r->mf_at = -1e18;
 	}
 	pthread_mutex_unlock(&nc->mu);
+}
+
+int ncache_repo_manifests(const char *repo, char ***out, size_t *n)
+{
+	if (!regfs_client_has_ext(M->client, "repo-manifests"))
+		return -ENOTSUP;
+	struct ncache *nc = M->nc;
+	pthread_mutex_lock(&nc->mu);
+	struct repo_ent *r = repo_ent(nc, repo);
+	if (!r) {
+		pthread_mutex_unlock(&nc->mu);
+		return -ENOMEM;
+	}
+	while (r->mf_busy)
+		pthread_cond_wait(&nc->cv, &nc->mu);
+	int rc = 0;
+	if (now_mono() - r->mf_at >= M->o.ttl) {
+		r->mf_busy = true;
+		pthread_mutex_unlock(&nc->mu);
+		struct regfs_tag_info *ti = NULL;
+		size_t nt = 0;
+		struct regfs_err e = {0};
+		rc = regfs_client_repo_manifests(M->client, repo, &ti, &nt, &e);
+		char **v = NULL;
+		if (rc == 0 && (v = calloc(nt ? nt : 1, sizeof *v))) {
+			for (size_t i = 0; i < nt; i++)
+				v[i] = strdup(ti[i].digest);
+		} else if (rc == 0) {
+			rc = -ENOMEM;
+		} else {
+			char what[300];
+			snprintf(what, sizeof what, "listing the manifests of %s (repo-manifests)", repo);
+			rc = fs_client_errno(rc, &e, what);
+		}
+		for (size_t i = 0; i < nt; i++)
+			free(ti[i].tag);
+		free(ti);
+		pthread_mutex_lock(&nc->mu);
+		r->mf_busy = false;
+		if (rc == 0) {
+			for (size_t k = 0; k < r->nmf; k++)
+				free(r->mf[k]);
+			free(r->mf);
+			r->mf = v;
+			r->nmf = nt;
+			r->mf_at = now_mono();
+		}
+		pthread_cond_broadcast(&nc->cv);
+	}
+	if (rc == 0) {
+		*out = calloc(r->nmf ? r->nmf : 1, sizeof **out);
+		*n = 0;
+		for (size_t i = 0; *out && i < r->nmf; i++)
+			if (r->mf[i] && ((*out)[*n] = strdup(r->mf[i])))
+				(*n)++;
+		if (!*out)
+			rc = -ENOMEM;
+	}
+	pthread_mutex_unlock(&nc->mu);
+	return rc;
 }
 
 /* ---- tag -> digest ---- */

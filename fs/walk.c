@@ -102,6 +102,21 @@ static void count(struct uset *seen, const char *digest, uint64_t size, uint64_t
 	}
 }
 
+struct rm_job {
+	char **repos;
+	char ***v;
+	size_t *n;
+};
+
+static void rm_one(size_t i, void *arg)
+{
+	struct rm_job *j = arg;
+	if (ncache_repo_manifests(j->repos[i], &j->v[i], &j->n[i]) != 0) {
+		j->v[i] = NULL;
+		j->n[i] = 0;
+	}
+}
+
 static int do_walk(uint64_t *bytes, uint64_t *blocks)
 {
 	atomic_fetch_add(&M->st.walks, 1);
@@ -147,6 +162,17 @@ static int do_walk(uint64_t *bytes, uint64_t *blocks)
 			if (sets[i]->t[j].resolved_at > 0 && (tmp[k] = strdup(sets[i]->t[j].digest)))
 				pairs_add(&p, cat->names[i], tmp[k++]);
 
+	/* regfs-registry: untagged manifests count too (as _manifests/ shows them). */
+	struct rm_job rj = {cat->names, NULL, NULL};
+	if (regfs_client_has_ext(M->client, "repo-manifests") &&
+	    (rj.v = calloc(cat->n ? cat->n : 1, sizeof *rj.v)) &&
+	    (rj.n = calloc(cat->n ? cat->n : 1, sizeof *rj.n))) {
+		par_for(cat->n, M->o.max_parallel, rm_one, &rj);
+		for (size_t i = 0; i < cat->n; i++)
+			for (size_t j = 0; j < rj.n[i]; j++)
+				pairs_add(&p, cat->names[i], rj.v[i][j]);
+	}
+
 	struct uset seen = {0};
 	uint64_t by = 0, bl = 0;
 	size_t from = 0;
@@ -182,6 +208,13 @@ static int do_walk(uint64_t *bytes, uint64_t *blocks)
 	for (size_t i = 0; i < k; i++)
 		free(tmp[i]);
 	free(tmp);
+	for (size_t i = 0; rj.v && rj.n && i < cat->n; i++) {
+		for (size_t j = 0; j < rj.n[i]; j++)
+			free(rj.v[i][j]);
+		free(rj.v[i]);
+	}
+	free(rj.v);
+	free(rj.n);
 out:
 	for (size_t i = 0; i < cat->n; i++)
 		tagset_put(sets[i]);

@@ -54,6 +54,13 @@ run_kind() {
   check_eq "$kind: v2 is gone (mount)" "latest production v3" "$(ls1 "$T")"
   check_eq "$kind: v2 is gone (registry)" "latest production v3" "$(tags_of team/app)"
   check_fails "$kind: rm of a missing tag fails" rm "$T/nope"
+  if [ "$kind" = regfs ]; then
+    # DELETE by tag leaves the manifest, untagged: the repo-manifests extension shows it.
+    check "$kind: the untagged manifest is still listed in _manifests (repo-manifests)" \
+      bash -c "ls '$M' | grep -qx '$d2'"
+    check "$kind: rmdir reaches the untagged manifest" rmdir "$M/$d2"
+    check_fails "$kind: ... and it is gone" bash -c "ls '$M' | grep -qx '$d2'"
+  fi
 
   # ln -s: tag a manifest; across repositories.
   check "$kind: ln -s ../_manifests/<digest> _tags/v1again" ln -s "../_manifests/$d1" "$T/v1again"
