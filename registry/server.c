@@ -20,7 +20,11 @@
 #include <unistd.h>
 
 #define THREADS 16
-#define CONN_MEMORY (256 * 1024)   /* per-connection buffer: also the upload chunk size */
+/* Per-connection memory pool; the read buffer (and so the upload chunk size)
+ * is carved from it. libmicrohttpd zeroes the used part of the pool between
+ * keep-alive requests, so a big pool costs every small request a big memset:
+ * REGFS_REGISTRY_CONN_MEMORY overrides for tuning. */
+#define CONN_MEMORY (64 * 1024)
 #define MANIFEST_CACHE_BYTES (6u * 1024 * 1024)
 
 /* ---- GET /v2/ ---- */
@@ -265,6 +269,13 @@ static unsigned pool_size(void)
 	return n > 0 && n <= 256 ? (unsigned)n : THREADS;
 }
 
+static size_t conn_memory(void)
+{
+	const char *e = getenv("REGFS_REGISTRY_CONN_MEMORY");
+	long n = e ? strtol(e, NULL, 10) : 0;
+	return n >= 8192 && n <= (16 << 20) ? (size_t)n : CONN_MEMORY;
+}
+
 static struct MHD_Daemon *start_daemon(struct registry *r, const struct sockaddr *sa,
 				       bool dual, const char *cert, const char *key)
 {
@@ -285,7 +296,7 @@ static struct MHD_Daemon *start_daemon(struct registry *r, const struct sockaddr
 				MHD_OPTION_THREAD_POOL_SIZE, pool_size(),
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
-				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
+				MHD_OPTION_CONNECTION_MEMORY_LIMIT, conn_memory(),
 				MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, r,
 				MHD_OPTION_ARRAY, cert ? tls_opts : tls_opts + 2,
