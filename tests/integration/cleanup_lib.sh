@@ -12,7 +12,8 @@
 #   layer NAME BYTES        a gzip'd tar layer holding one file NAME of BYTES random bytes
 #   image TAG LAYER…        an image (config with a unique label, so never two alike) over
 #                           those layers, added to index.json as TAG
-# Prints "TAG sha256:HEX" for every image (the manifest digest).
+# Prints "TAG sha256:HEX" for every image (the manifest digest), and with OCI_BUILD_LAYERS=1
+# also "layer:NAME sha256:HEX" for every layer.
 oci_build() {
   local prog   # the program comes from a heredoc, so stdin stays the SPEC
   IFS= read -r -d '' prog <<'PY'
@@ -38,6 +39,7 @@ for line in sys.stdin:
         raw = t.getvalue()
         dig, size = put(gzip.compress(raw, compresslevel=1, mtime=0))
         layers[name] = (dig, size, "sha256:" + hashlib.sha256(raw).hexdigest())
+        if os.environ.get("OCI_BUILD_LAYERS"): print("layer:" + name, dig)
     elif w[0] == "image":
         tag, ls = w[1], [layers[x] for x in w[2:]]
         cfg = {"architecture": "amd64", "os": "linux",
@@ -92,6 +94,37 @@ while queue:
     for l in m.get("layers") or []: out.add(l["digest"])
     for c in m.get("manifests") or []: queue.append(c["digest"])
 print("\n".join(sorted(out)))
+PY
+}
+
+# freed_by DATA "REPO TAG"-FILE — what deleting those tags makes unreferenced, from the
+# storage root: the blobs (manifests, configs, layers, index children) that the listed
+# tags reach and no other tag of any repository reaches. Prints "BYTES BLOBS" (exact
+# stored sizes, not rounded).
+freed_by() {
+  python3 - "$1" "$2" <<'PY'
+import glob, json, os, sys
+data = sys.argv[1]; v2 = data + "/docker/registry/v2"; rp = v2 + "/repositories/"
+doomed = {tuple(l.split()) for l in open(sys.argv[2]) if l.strip()}
+def blob(d): h = d.split(":", 1)[1]; return f"{v2}/blobs/sha256/{h[:2]}/{h}/data"
+def reach(roots):
+    out, queue = set(), list(roots)
+    while queue:
+        d = queue.pop()
+        if d in out: continue
+        out.add(d)
+        try: m = json.load(open(blob(d)))
+        except Exception: continue
+        if isinstance(m.get("config"), dict): out.add(m["config"]["digest"])
+        out.update(l["digest"] for l in m.get("layers") or [])
+        queue += [c["digest"] for c in m.get("manifests") or []]
+    return out
+gone, kept = [], []
+for f in glob.glob(rp + "**/_manifests/tags/*/current/link", recursive=True):
+    repo = f[len(rp):f.index("/_manifests/")]; tag = f.split("/")[-3]
+    (gone if (repo, tag) in doomed else kept).append(open(f).read().strip())
+freed = reach(gone) - reach(kept)
+print(sum(os.stat(blob(d)).st_size for d in freed), len(freed))
 PY
 }
 
