@@ -216,16 +216,25 @@ static int gc_repo(const char *repo, void *ud)
 				rc = mark_manifest(g, repo, d, 0, &e);
 				continue;
 			}
-			say(g, "%s: manifest eligible for deletion: %s", repo, d);
-			g->s->manifests_deleted++;
-			if (!g->o->dry_run) {
+			/* online: an index PUT that just noted this manifest as its
+			 * child keeps it (same protocol as blobs, see above) */
+			if (g->o->online)
+				pthread_mutex_lock(&g->r->gc_lock);
+			bool noted = g->o->online && digestset_has(g->r->recent, d);
+			if (!noted) {
+				say(g, "%s: manifest eligible for deletion: %s", repo, d);
+				g->s->manifests_deleted++;
 				char *s = link ? strrchr(link, '/') : NULL;
-				if (s) {
+				if (!g->o->dry_run && s) {
 					*s = '\0';
 					regfs_storage_del(g->r->st, link, NULL);
 				}
 			}
+			if (g->o->online)
+				pthread_mutex_unlock(&g->r->gc_lock);
 			free(link);
+			if (noted)
+				rc = mark_manifest(g, repo, d, 0, &e);
 			continue;
 		}
 		rc = mark_manifest(g, repo, d, 0, &e);
