@@ -14,9 +14,10 @@ DATA=$WORK/data; V2=$DATA/docker/registry/v2
 N=10
 log "building $N images"
 for ((i = 0; i < N; i++)); do make_image "$WORK/oci" "img$i" 2 200K 50K >/dev/null || bail "make_image"; done
+make_index "$WORK/oci" idx >/dev/null || bail "make_index"
 
-gc_yaml() {  # gc_yaml DELAY — top-level regfs.gc section, GC every second
-  printf 'regfs:\n  gc:\n    enabled: true\n    interval: 1s\n    delay: %s\n' "$1"
+gc_yaml() {  # gc_yaml DELAY — top-level regfs.gc section, GC every second, untagged too
+  printf 'regfs:\n  gc:\n    enabled: true\n    interval: 1s\n    delay: %s\n    deleteuntagged: true\n' "$1"
 }
 # referenced — blobs reachable from every manifest revision (configs, layers, index
 # children, the manifests themselves), from the files on disk.
@@ -49,8 +50,10 @@ pids=()
 for ((i = 0; i < N; i++)); do
   skopeo_copy "oci:$WORK/oci:img$i" "docker://$h/r$i/app:v1" 2>"$WORK/push$i.err" & pids+=($!)
 done
+# an index: its child manifests are untagged until the index arrives
+skopeo_copy --all "oci:$WORK/oci:idx" "docker://$h/multi:v1" 2>"$WORK/pushidx.err" & pids+=($!)
 failed=0; for p in "${pids[@]}"; do wait "$p" || failed=$((failed + 1)); done
-check_eq "10 concurrent pushes with GC every second: none failed" 0 "$failed"
+check_eq "10 concurrent pushes and an index with GC every second (deleteuntagged): none failed" 0 "$failed"
 check "the server runs GC (config accepted)" grep -q "listening" "$REGISTRY_LOG"
 for ((i = 0; i < N; i++)); do
   skopeo_copy "oci:$WORK/oci:img$i" "dir:$WORK/ref$i" || fail "reference copy img$i"
@@ -62,18 +65,31 @@ for ((i = 0; i < N; i++)); do
 done
 check_eq "every pushed image pulls byte-identical" "$N" "$ok_pulls"
 check "every stored blob matches its digest" verify_store_blobs "$DATA"
+skopeo_copy --all "oci:$WORK/oci:idx" "dir:$WORK/refidx" || fail "reference copy idx"
+sleep 2   # a few more GC runs: the index's children are untagged but reached
+check "the index pulls byte-identical with both children (--all)" \
+  bash -c "skopeo --insecure-policy copy -q --all --src-tls-verify=false docker://$h/multi:v1 dir:$WORK/pullidx && diff -r $WORK/refidx $WORK/pullidx"
 
 # --- 2. delete half, backdate, GC frees exactly the unreferenced blobs -----------------
 for ((i = 0; i < N; i += 2)); do skopeo_x delete "docker://$h/r$i/app:v1" >/dev/null || fail "delete r$i"; done
-expected=$(referenced)
+# an untagged manifest (r1's with an annotation added, pushed by digest): deleteuntagged drops it
+mt=application/vnd.oci.image.manifest.v1+json
+curl -s -H "Accept: $mt" "http://$h/v2/r1/app/manifests/v1" | jq -c '.annotations = {"x": "untagged"}' | tr -d '\n' >"$WORK/untagged.json"
+du=sha256:$(sha256sum "$WORK/untagged.json" | cut -d' ' -f1)
+check_eq "push an untagged manifest by digest" 201 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H "Content-Type: $mt" --data-binary @"$WORK/untagged.json" "http://$h/v2/r1/app/manifests/$du")"
+expected=$(referenced | grep -vx "$du")
 stored_before=$(stored_blobs "$DATA")
 check "some blobs became unreferenced" test "$(comm -23 <(echo "$stored_before") <(echo "$expected") | wc -l)" -gt 0
 check_eq "  but GC keeps them while younger than the delay" "$stored_before" "$(sleep 2; stored_blobs "$DATA")"
 find "$V2/blobs" -name data -exec touch -d '2 hours ago' {} +
+# revision links too: deleteuntagged now judges the index children (untagged, reached)
+find "$V2/repositories" -path '*/_manifests/revisions/*/link' -exec touch -d '2 hours ago' {} +
 settled() { [ "$(stored_blobs "$DATA")" = "$expected" ]; }
 check "online GC frees exactly the unreferenced blobs" wait_for 30 settled
 check_eq "  stored blobs = referenced blobs" "$expected" "$(stored_blobs "$DATA")"
 check "  and logged what it freed" grep -q "bytes freed" "$REGISTRY_LOG"
+check "  the untagged manifest's revision is gone" test ! -e "$V2/repositories/r1/app/_manifests/revisions/sha256/${du#sha256:}"
 links_ok() {
   local l
   for l in $(find "$V2/repositories" -path '*/_layers/sha256/*/link' -exec awk 1 {} +); do
@@ -88,6 +104,9 @@ for ((i = 1; i < N; i += 2)); do
     ok_pulls=$((ok_pulls + 1))
 done
 check_eq "kept images still pull byte-identical" $((N / 2)) "$ok_pulls"
+rm -rf "$WORK/pullidx"
+check "the index still pulls byte-identical (children untagged, reached through it)" \
+  bash -c "skopeo --insecure-policy copy -q --all --src-tls-verify=false docker://$h/multi:v1 dir:$WORK/pullidx && diff -r $WORK/refidx $WORK/pullidx"
 stop_pid "$REGISTRY_PID"
 
 # --- 3. delay 0: pushes race the sweeper; failures must be clean -----------------------
