@@ -48,7 +48,9 @@ REPO=bench/big
 say "manifest $MDIG, big layer $BDIG ($BSIZE bytes)"
 
 # --- the servers -------------------------------------------------------------------------------
-export REGISTRY_LOG_LEVEL=error REGISTRY_LOG_ACCESSLOG_DISABLED=true   # logging every request would measure the logger
+# Same settings for both (env overrides of the config): logging every request would
+# measure the logger; the in-memory blob descriptor cache is what our users configure.
+export REGISTRY_LOG_LEVEL=error REGISTRY_LOG_ACCESSLOG_DISABLED=true REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR=inmemory
 start_regfs_registry "$WORK/data-regfs" || exit 1
 R_URL=$REGISTRY_URL; R_PID=$REGISTRY_PID
 start_docker_registry "$WORK/data-docker" || exit 1
