@@ -182,6 +182,11 @@ for r in $REPOS; do
   check_eq "A: ls $r/_tags shows the result at once" "$(echo ${EXPECT_KEEP[$r]})" "$(ls "$MNT/$r/_tags" 2>&1 | sort | xargs)"
 done
 digests_still_resolve "A"
+# Deleting tags frees nothing by itself: the manifests stay (untagged) until GC, and with
+# regfs-registry's repo-manifests extension the mount still lists (and du counts) them.
+reachable "$DATA_A" all >"$WORK/A.mid"
+check_eq "A: du -s -B1 after the deletes, before gc = what every manifest still references" \
+  "$(du_total "$DATA_A" "$WORK/A.mid")" "$(du_of_mount "$MNT")"
 gc_and_du A "$DATA_A" "$MNT"
 stop_pid "$REGISTRY_PID"
 
