@@ -144,8 +144,9 @@ static enum MHD_Result head_cached(HANDLER_ARGS, const char *digest, uint64_t to
 		sl->size = total;
 		snprintf(sl->digest, sizeof sl->digest, "%.135s", digest);
 	}
-	enum MHD_Result ret = respond_shared(r, c, method, url, q->t0_us, 200, sl->resp, 0);
+	enum MHD_Result ret = MHD_queue_response(c, 200, sl->resp);
 	pthread_mutex_unlock(&hc->lock);
+	access_log(method, url, q->t0_us, 200, 0); /* outside the lock */
 	return ret;
 }
 

@@ -162,8 +162,9 @@ enum MHD_Result mcache_respond(struct registry *r, struct MHD_Connection *c, con
 		e->resp[h] = resp;
 		e->resp_mtime[h] = mtime;
 	}
-	ret = respond_shared(r, c, method, url, t0_us, 200, e->resp[h], head ? 0 : e->len);
+	ret = MHD_queue_response(c, 200, e->resp[h]);
 	pthread_mutex_unlock(&mc->lock);
+	access_log(method, url, t0_us, 200, head ? 0 : e->len); /* outside the lock */
 	return ret;
 }
 

@@ -122,6 +122,10 @@ enum MHD_Result respond_shared(struct registry *r, struct MHD_Connection *c, con
 			       const char *url, uint64_t t0_us, unsigned status,
 			       struct MHD_Response *resp, uint64_t bytes);
 
+/* The access line (info level): method, path, status, body bytes, time. */
+void access_log(const char *method, const char *url, uint64_t t0_us, unsigned status,
+		uint64_t bytes);
+
 /* A JSON error body per the distribution spec:
  * {"errors":[{"code":code,"message":msg,"detail":…}]} (detail omitted if NULL). */
 enum MHD_Result respond_error(struct registry *r, struct MHD_Connection *c, const char *method,

@@ -65,13 +65,19 @@ enum MHD_Result respond_shared(struct registry *r, struct MHD_Connection *c, con
 {
 	(void)r;
 	enum MHD_Result ret = MHD_queue_response(c, status, resp);
+	access_log(method, url, t0_us, status, bytes);
+	return ret;
+}
+
+void access_log(const char *method, const char *url, uint64_t t0_us, unsigned status,
+		uint64_t bytes)
+{
 	if (regfs_log_get_level() >= REGFS_LOG_INFO) {
 		uint64_t us = now_us() - t0_us;
 		log_info("%s %s %u %llu %llu.%03llums", method, url, status,
 			 (unsigned long long)bytes, (unsigned long long)(us / 1000),
 			 (unsigned long long)(us % 1000));
 	}
-	return ret;
 }
 
 ssize_t no_body_cb(void *cls, uint64_t pos, char *buf, size_t max)
