@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,8 @@ static void usage(FILE *f)
 "      --cache-size SIZE  cap of the disk cache, LRU (1G; K/M/G/T suffixes; 0 = off)\n"
 "      --max-parallel N   concurrent requests in a batch (16)\n"
 "      --log-file FILE    log here (default when daemonized: CACHE_DIR/regfs.log)\n"
+"      --protect GLOBS    tags rm/mv/rmdir must not touch: EPERM (e.g. 'latest,prod*';\n"
+"                         in -o form separate them with ':')\n"
 "      --version          print the version\n"
 "  -h, --help             this help\n"
 "\n"
@@ -305,6 +308,9 @@ int main(int argc, char **argv)
 {
 	static struct mnt m;
 	M = &m;
+	/* Many short-lived worker threads (FUSE, batches) would each get a
+	 * malloc arena; a few shared ones keep the RSS down. */
+	mallopt(M_ARENA_MAX, 2);
 	if (parse_args(argc, argv, &m.o))
 		return 1;
 	regfs_log_set_level(m.o.debug ? REGFS_LOG_DEBUG : REGFS_LOG_INFO);

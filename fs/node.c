@@ -61,8 +61,7 @@ static void node_free(struct node *n)
 	free(n->path);
 	free(n->repo);
 	free(n->arg);
-	free(n->mediatype);
-	free(n);
+	free(n);   /* mediatype is interned, never freed */
 }
 
 static void insert(struct nodes *t, struct node *n)
@@ -190,6 +189,23 @@ static char *dup0(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
+/* Media types repeat (a handful of distinct strings over 100k nodes):
+ * keep one copy of each for the life of the process. Caller holds t->mu. */
+static char *intern(const char *s)
+{
+	static char *tab[64];
+	static size_t n;
+	if (!s)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(tab[i], s) == 0)
+			return tab[i];
+	char *c = strdup(s);
+	if (c && n < sizeof tab / sizeof *tab)
+		tab[n++] = c;
+	return c; /* past 64 distinct types: leaked once per node, still correct */
+}
+
 struct node *nodes_get(struct nodes *t, struct node *parent, const struct child *c,
 		       uint64_t nlookup)
 {
@@ -227,7 +243,7 @@ struct node *nodes_get(struct nodes *t, struct node *parent, const struct child 
 	n->path = path;
 	n->repo = dup0(c->repo);
 	n->arg = dup0(c->arg);
-	n->mediatype = dup0(c->mediatype);
+	n->mediatype = intern(c->mediatype);
 	memcpy(n->digest, c->digest, sizeof n->digest);
 	n->size = c->size;
 	n->id = t->next_id++;

@@ -44,7 +44,8 @@ static const char *protected_by(const char *tag, char *buf, size_t size)
 		return NULL;
 	snprintf(buf, size, "%s", M->o.protect);
 	char *save = NULL;
-	for (char *p = strtok_r(buf, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+	/* ',' on the command line; ':' in -o form, where ',' separates options. */
+	for (char *p = strtok_r(buf, ",:", &save); p; p = strtok_r(NULL, ",:", &save)) {
 		while (*p == ' ')
 			p++;
 		if (*p && fnmatch(p, tag, 0) == 0)
@@ -299,6 +300,10 @@ void write_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (rc == 0) {
 		log_info("deleted tag %s:%s (was %s)", p->repo, name, d);
 		changed(p->repo);
+		/* The fallback may have deleted the manifest itself. */
+		char mdir[600];
+		snprintf(mdir, sizeof mdir, "%s/_manifests", p->repo);
+		inval_entry(mdir, d);
 	}
 	fuse_reply_err(req, -rc);
 }
