@@ -8,6 +8,9 @@
 #   s3tool ls|lsl|uploads|get|rmrf BUCKET [PREFIX]   # boto3, independent of our driver
 #
 # One cluster per script (a few seconds with memstore); the scripts run one at a time.
+# tests/integration/s3_suite.sh runs them all on one shared cluster instead
+# (S3_CLUSTER_DIR set: s3_start reuses that cluster and only (re)creates the
+# buckets, emptied first; the cluster is the suite's to stop).
 
 S3_CEPH=$REGFS_SRC/tests/integration/ceph.sh
 S3_SEED_CONFIG=$REGFS_SRC/tests/integration/data/seed-config.yml
@@ -22,6 +25,18 @@ s3_start() {
     command -v "$b" >/dev/null 2>&1 || skip_all "$b not installed (tools/setup installs ceph)"
   done
   python3 -c 'import boto3' 2>/dev/null || skip_all "python3 boto3 missing (tools/setup installs python3-boto3)"
+  if [ -n "${S3_CLUSTER_DIR:-}" ] && [ -f "$S3_CLUSTER_DIR/env" ]; then
+    S3_CEPH_DIR=$S3_CLUSTER_DIR
+    # shellcheck disable=SC1091
+    . "$S3_CEPH_DIR/env"
+    export S3_ENDPOINT S3_AK S3_SK S3_REGION RGW_PORT
+    for b in "$@"; do
+      s3tool mb "$b" >/dev/null 2>&1 || true
+      s3tool rmrf "$b" || bail "cannot empty bucket $b on the shared cluster"
+    done
+    log "shared Ceph RGW at $S3_ENDPOINT (buckets: $*)"
+    return 0
+  fi
   S3_CEPH_DIR=$WORK/ceph
   add_cleanup "'$S3_CEPH' stop '$S3_CEPH_DIR' --wipe"
   if ! with_timeout 180 "$S3_CEPH" start "$S3_CEPH_DIR" "$@" >"$WORK/ceph-start.log" 2>&1; then

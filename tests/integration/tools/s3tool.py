@@ -52,7 +52,10 @@ def main(argv):
     prefix = argv[3] if len(argv) > 3 else ""
     c = client()
     if cmd == "mb":
-        c.create_bucket(Bucket=bucket)
+        try:
+            c.create_bucket(Bucket=bucket)
+        except c.exceptions.BucketAlreadyOwnedByYou:
+            pass
     elif cmd == "ls":
         for o in keys(c, bucket, prefix):
             print(o["Key"])
