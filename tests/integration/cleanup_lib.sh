@@ -202,3 +202,16 @@ errno_of() {
     *) echo "other error: $(printf '%s' "$out" | head -c 300)" ;;
   esac
 }
+
+# check_daemon_logs — stop every mount and process this script started (as stop_all will),
+# then check their logs for sanitizer reports. Leaks are reported only when a daemon exits,
+# after the last check, so without this an ASan build's leak in regfs or regfs-registry
+# would go unnoticed. Call it right before done_testing.
+check_daemon_logs() {
+  local i hits
+  for ((i = ${#_MOUNTS[@]} - 1; i >= 0; i--)); do unmount "${_MOUNTS[$i]}"; done
+  for ((i = ${#_PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${_PIDS[$i]}"; done
+  hits=$(grep -lE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$WORK"/*.log 2>/dev/null)
+  check_eq "no sanitizer reports in the daemons' logs" "" "$hits" ||
+    for i in $hits; do diag "$(grep -A 15 -E 'ERROR: |runtime error:' "$i" | head -n 30)"; done
+}

@@ -228,4 +228,5 @@ check_eq "B: regfs-cleanup --older-than 7 --keep latest,production,staging --app
 tags_are_expected "B"
 digests_still_resolve "B"
 gc_and_du B "$DATA_B" "$MNT"
+check_daemon_logs
 done_testing

@@ -105,4 +105,5 @@ for ((i = 0; i < N; i++)); do
 done
 check_eq "all $N pushed images pull byte-identical (sha256 of every blob = its digest = the source's)" "" "$bad"
 check "regfs-registry is still running" kill -0 "$REGISTRY_PID"
+check_daemon_logs
 done_testing

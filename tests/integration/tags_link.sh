@@ -67,4 +67,5 @@ run_kind() {
 }
 
 for k in $(registry_kinds); do run_kind "$k"; done
+check_daemon_logs
 done_testing

@@ -59,4 +59,5 @@ check "the log names the rule that refused (production)" grep -qiE 'protect.*pro
 check "rm _tags/v1 (unprotected, same manifest as latest) succeeds" rm "$T/v1"
 check_eq "skopeo list-tags: only v1 is gone" "dev latest production" "$(list_tags "$H" "$R" | xargs)"
 check_eq "latest still -> A" "$A" "$(raw_digest "$H" "$R:latest")"
+check_daemon_logs
 done_testing

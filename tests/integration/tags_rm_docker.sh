@@ -72,4 +72,5 @@ check_eq "ls _tags shows it at once" "keep shared2" "$(ls "$MNT/$R/_tags" | xarg
 # manifest the shared-digest fallback may have pushed.
 check_eq "revisions on disk = A and C (no placeholder left)" "$(printf '%s\n' "$A" "$C" | sort | xargs)" \
   "$(revisions | xargs)"
+check_daemon_logs
 done_testing
