@@ -4,6 +4,7 @@
  *   s3_xml.c     the few XML shapes S3 answers with
  *   s3_multipart.c  multipart-upload calls (create, copy part, complete,
  *                abort, list)
+ *   s3_reader.c  the streaming reader
  *   s3_writer.c  the writer (append/resume) built on them
  *   s3.c         the storage-driver operations */
 #ifndef REGFS_S3_INTERNAL_H
@@ -110,6 +111,10 @@ char *s3_xml_text(const char *s, size_t len, const char *tag);
 char *s3_xml_escape(const char *s);
 /* "2009-10-12T17:50:30.000Z" -> epoch seconds (0 when unparsable). */
 int64_t s3_iso8601(const char *s);
+
+/* ---- s3_reader.c ---- */
+int s3_reader_open(struct s3_client *c, const char *path, uint64_t offset,
+		   struct regfs_reader **out, struct regfs_err *err);
 
 /* ---- s3_writer.c ---- */
 int s3_writer_open(struct s3_client *c, const char *path, bool append, struct regfs_writer **out,
