@@ -22,7 +22,7 @@ REGISTRY_LOG_LEVEL=error
 REPOS=${1:-1000} TAGS=${2:-10} BASELINE_REPOS=${BASELINE_REPOS:-50}
 [ "$BASELINE_REPOS" -gt "$REPOS" ] && BASELINE_REPOS=$REPOS
 
-DATA=/var/tmp/regfs-bench-mount-${REPOS}x${TAGS}
+DATA=/var/tmp/regfs-bench-mount-v2-${REPOS}x${TAGS}   # v2: a config per image
 if [ ! -s "$DATA/expected" ]; then
   log "generating $REPOS x $TAGS into $DATA (once) ..."
   rm -rf "$DATA"; mkdir -p "$DATA"

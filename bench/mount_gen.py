@@ -3,8 +3,8 @@
 bench/mount.sh: REPOS repositories x TAGS tags, every tag its own image.
 
 Each image: one base layer shared by every repository, one layer shared by
-the tags of a repository, one layer of its own, a config with its own
-"created" time, and an OCI manifest. Blob contents are small (the benchmark
+the tags of a repository, one layer of its own, a config of its own (with a
+"created" time), and an OCI manifest. Blob contents are small (the benchmark
 measures metadata operations: du, ls), deterministic from the names, so a
 re-run produces the same digests.
 
@@ -57,8 +57,11 @@ def main():
         for t in range(ntags):
             own = blob(fill(f"repo{r}/tag{t}", 1024 + t))
             created = f"2026-11-{1 + t:02d}T{r % 24:02d}:00:00Z"
+            # Unique per image (as real configs are: diff_ids differ), so a
+            # registry:2 mount really fetches one config per tag for its mtime.
             cfg = blob(json.dumps({"created": created, "architecture": "amd64", "os": "linux",
-                                   "config": {}, "rootfs": {"type": "layers", "diff_ids": []}},
+                                   "config": {"Labels": {"bench.image": f"{name}:{t}"}},
+                                   "rootfs": {"type": "layers", "diff_ids": []}},
                                   separators=(",", ":")).encode())
             layers = [base, shared, own]
             m = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
