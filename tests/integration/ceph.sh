@@ -46,11 +46,11 @@ waitfor() {
 	return 1
 }
 
-stop_daemon() {
+stop_daemon() {  # stop_daemon NAME [SIGNAL]
 	local f=$D/$1.pid p i
 	[ -f "$f" ] || return 0
 	p=$(cat "$f")
-	kill "$p" 2>/dev/null || true
+	kill -s "${2:-TERM}" "$p" 2>/dev/null || true
 	for ((i = 0; i < 100; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
 	kill -9 "$p" 2>/dev/null || true
 	rm -f "$f"
@@ -69,7 +69,7 @@ s3curl() {
 
 start() {
 	[ -n "$D" ] || die "usage: ceph.sh start DIR [BUCKET...]"
-	[ -d "$D" ] && { stop; rm -rf "$D"; }
+	[ -d "$D" ] && { stop --wipe; rm -rf "$D"; }
 	mkdir -p "$D"/{mon.a,osd.0,rgw.a,run,log}
 	D=$(cd "$D" && pwd)
 	local fsid mon2 mon1 rgw conf
@@ -181,11 +181,15 @@ ENV
 	cat "$D/env"
 }
 
-stop() {
+stop() {  # stop [--wipe]: with --wipe the daemons are killed outright, since
+	  # their graceful shutdown (a memstore OSD saves its data) takes seconds
+	  # for state about to be deleted
 	[ -d "$D" ] || return 0
-	stop_daemon client.rgw.a
-	stop_daemon osd.0
-	stop_daemon mon.a
+	local sig=TERM
+	[ "${1:-}" = "--wipe" ] && sig=KILL
+	stop_daemon client.rgw.a $sig
+	stop_daemon osd.0 $sig
+	stop_daemon mon.a $sig
 }
 
 rgw_start() {
@@ -200,7 +204,7 @@ cmd=${1:-}; D=${2:-}
 shift 2
 case $cmd in
 start) start "$@" ;;
-stop) stop; [ "${1:-}" = "--wipe" ] && rm -rf "$D"; true ;;
+stop) stop "${1:-}"; [ "${1:-}" = "--wipe" ] && rm -rf "$D"; true ;;
 rgw-stop) stop_daemon client.rgw.a ;;
 rgw-start) rgw_start ;;
 *) die "unknown command $cmd (start|stop|rgw-stop|rgw-start)" ;;
