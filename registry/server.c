@@ -279,8 +279,12 @@ static size_t conn_memory(void)
 static struct MHD_Daemon *start_daemon(struct registry *r, const struct sockaddr *sa,
 				       bool dual, const char *cert, const char *key)
 {
-	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_TURBO |
-			 MHD_USE_ITC;
+	const char *pc = getenv("REGFS_REGISTRY_PER_CONNECTION");
+	bool per_conn = pc && *pc == '1';
+	unsigned flags = MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_USE_ITC |
+			 (per_conn ? MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+					     MHD_USE_POLL
+				   : MHD_USE_EPOLL_INTERNAL_THREAD);
 	if (dual)
 		flags |= MHD_USE_DUAL_STACK;
 	if (cert)
@@ -293,7 +297,8 @@ static struct MHD_Daemon *start_daemon(struct registry *r, const struct sockaddr
 	return MHD_start_daemon(flags, 0, NULL, NULL, on_request, r,
 				MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, r,
 				MHD_OPTION_SOCK_ADDR, sa,
-				MHD_OPTION_THREAD_POOL_SIZE, pool_size(),
+				MHD_OPTION_THREAD_POOL_SIZE, per_conn ? 0u : pool_size(),
+				MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, conn_memory(),
