@@ -9,7 +9,7 @@
 # plus the S3 requests each registry made per push and pull (from RGW's request
 # log), which is where the time goes besides moving bytes.
 # Every pull is checked byte-identical to the source.
-# Env: REPS (2), SIZES ("250M 60M 1M": one layer per size), CHUNKSIZE (registry
+# Env: REPS (2), MEMSTORE_BYTES (OSD size, 8 GiB), SIZES ("250M 60M 1M": one layer per size), CHUNKSIZE (registry
 # storage.s3.chunksize, default unset = 10 MiB), REGFS_BUILD.
 set -u -o pipefail
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -20,6 +20,8 @@ need_bin skopeo umoci "$DOCKER_REGISTRY"
 REGISTRY_LOG_LEVEL=error
 REPS=${REPS:-2}
 read -r -a SIZES <<<"${SIZES:-250M 60M 1M}"
+# Room for the runs' data on the RAM-backed OSD (each run is deleted after it).
+export MEMSTORE_BYTES=${MEMSTORE_BYTES:-8589934592}
 s3_start benchbucket
 RGWLOG=$S3_CEPH_DIR/log/rgw.a.log
 
@@ -59,6 +61,7 @@ for mode in on off; do
       N[$kind-$mode-push]=$((r1 - r0)); N[$kind-$mode-pull]=$((r2 - r1))
       log "$kind redirect-$mode run $i: push $(secs "$t0" "$t1") s ($((r1 - r0)) S3 requests), pull $(secs "$t1" "$t2") s ($((r2 - r1)))"
       stop_pid "$REGISTRY_PID"
+      s3tool rmrf benchbucket "bench-$run/" || log "could not empty bench-$run/"
     done
   done
 done

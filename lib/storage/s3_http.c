@@ -409,9 +409,11 @@ static int one_attempt(struct s3_client *c, CURL *h, const struct s3_req *rq, co
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
-	/* A stalled transfer (under 1 KiB/s for 60 s) is abandoned and retried. */
+	/* A stalled transfer (under 1 KiB/s for 30 s) is abandoned and retried
+	 * once: a server that stalls (a full cluster) fails the request within
+	 * about a minute instead of holding it for minutes. */
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 60L);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 30L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
 	struct sink_ctx sc = {h, rq, rs};
@@ -487,6 +489,8 @@ int s3_request(struct s3_client *c, const struct s3_req *rq, struct s3_resp *rs,
 		if (ret < 0)
 			break;
 		bool retry = rc != CURLE_OK ? retryable_curl(rc) : retryable_status(rs->status);
+		if (rc == CURLE_OPERATION_TIMEDOUT && attempt >= 1)
+			retry = false;
 		if (!retry || attempt == MAX_ATTEMPTS - 1 || rq->no_retry)
 			break;
 		log_debug("s3: %s %s: %s, retrying", rq->method, url,

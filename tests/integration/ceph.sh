@@ -129,6 +129,11 @@ rgw frontends = beast endpoint=127.0.0.1:$rgw
 rgw data = $D/rgw.a
 log file = $D/log/rgw.a.log
 rgw dns name = 127.0.0.1
+# reclaim deleted objects' data within seconds, not hours: tests and the
+# benchmark write and delete GBs on a RAM-sized memstore
+rgw gc obj min wait = 5
+rgw gc processor period = 5
+rgw gc processor max time = 5
 CONF
 	export CEPH_CONF=$conf
 	local C="ceph -c $conf --connect-timeout 20"
