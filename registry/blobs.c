@@ -226,6 +226,10 @@ static enum MHD_Result get_blob(HANDLER_ARGS)
 			return respond(r, c, method, url, q->t0_us, 307, resp, 0);
 		}
 	}
+	/* A pushing client skips uploading blobs a HEAD finds: note before the
+	 * stat, so online GC keeps the blob for `delay` (see gc.c). */
+	if (head)
+		gc_note_referenced(r, digest);
 	int rc;
 	if (!head && r->st->ops->open_fd) {
 		rc = r->st->ops->open_fd(r->st, path, &fd, &total, &e);

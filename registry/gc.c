@@ -15,10 +15,12 @@
  *     that references them;
  *   - a writer that references a blob (manifest PUT, upload finish, mount)
  *     holds gc_rw for reading and notes the digest in `recent` before it
- *     checks the blob exists; the run starts by taking gc_rw for writing and
- *     clearing `recent`, so every writer that noted before has written its
- *     links (the mark phase sees them) and every later writer's note stays
- *     until the run ends; the sweeper checks `recent` and deletes under
+ *     checks the blob exists (a HEAD that finds a blob notes it too: clients
+ *     skip uploading blobs that exist); the run starts by taking gc_rw for
+ *     writing and dropping notes older than `delay`, so every writer that
+ *     noted before has written its links (the mark phase sees them) and every
+ *     note younger than `delay` stays until the run ends; mtimes are whole
+ *     seconds, so "younger" is compared inclusively; the sweeper checks `recent` and deletes under
  *     gc_lock. So a manifest PUT either sees the blob deleted (and fails
  *     with MANIFEST_BLOB_UNKNOWN) or the blob is kept.
  *   - several instances: notes are per process, so only `delay` protects a
@@ -55,7 +57,7 @@ void gc_note_referenced(struct registry *r, const char *digest)
 	if (!r->gc_online || !r->recent)
 		return;
 	pthread_mutex_lock(&r->gc_lock);
-	digestset_add(r->recent, digest);
+	digestset_add_at(r->recent, digest, (int64_t)time(NULL));
 	pthread_mutex_unlock(&r->gc_lock);
 }
 
@@ -210,7 +212,7 @@ static int gc_repo(const char *repo, void *ud)
 			char *link = regfs_layout_revision_link(repo, d);
 			struct regfs_stat_info st = {0};
 			bool young = g->o->delay_s > 0 && repo_exists(g->r, link, &st) &&
-				     st.mtime > g->now - g->o->delay_s;
+				     st.mtime >= g->now - g->o->delay_s;
 			if (young) {
 				free(link);
 				rc = mark_manifest(g, repo, d, 0, &e);
@@ -319,7 +321,7 @@ static int sweep(struct gc *g, struct regfs_err *err)
 		char *dir = regfs_layout_blob_dir(d);
 		struct regfs_stat_info st = {0};
 		bool exists = repo_exists(g->r, data, &st);
-		if (g->o->delay_s > 0 && exists && st.mtime > g->now - g->o->delay_s) {
+		if (g->o->delay_s > 0 && exists && st.mtime >= g->now - g->o->delay_s) {
 			free(data);
 			free(dir);
 			continue; /* too young: a push may be about to reference it */
@@ -386,8 +388,11 @@ int gc_run(struct registry *r, const struct gc_opts *o, struct gc_stats *out,
 	if (rc == 0 && o->online) {
 		/* barrier: writers half-way through "note, check, link" finish first */
 		pthread_rwlock_wrlock(&r->gc_rw);
+		/* Notes live for `delay`, not one run: a client that checked a blob
+		 * (HEAD, mount, upload) may take that long to send the manifest. */
 		pthread_mutex_lock(&r->gc_lock);
-		digestset_clear(r->recent);
+		if (digestset_prune_before(r->recent, g.now - o->delay_s) < 0)
+			digestset_clear(r->recent);
 		pthread_mutex_unlock(&r->gc_lock);
 		pthread_rwlock_unlock(&r->gc_rw);
 	}

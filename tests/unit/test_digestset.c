@@ -1,5 +1,6 @@
 /* test_digestset.c — the digest set of regfs-registry's garbage collection
- * (registry/digestset.c): add/has/count across growth, clear. */
+ * (registry/digestset.c): add/has/count across growth, clear, and pruning
+ * by note time (online GC keeps notes for `delay`). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -41,10 +42,35 @@ static void test_add_has_grow(void **state)
 	digestset_free(s);
 }
 
+static void test_prune_by_time(void **state)
+{
+	(void)state;
+	struct digestset *s = digestset_new();
+	assert_non_null(s);
+	char d[80];
+	for (int i = 0; i < 1000; i++) {
+		digest_n(i, d);
+		assert_int_equal(digestset_add_at(s, d, 100 + (i % 10)), 1);
+	}
+	digest_n(3, d);
+	assert_int_equal(digestset_add_at(s, d, 200), 0); /* a later note refreshes */
+	assert_int_equal(digestset_prune_before(s, 105), 0);
+	/* kept: times 105..109 (500 entries) plus the refreshed one */
+	assert_int_equal(digestset_count(s), 501);
+	for (int i = 0; i < 1000; i++) {
+		digest_n(i, d);
+		assert_true(digestset_has(s, d) == (i % 10 >= 5 || i == 3));
+	}
+	assert_int_equal(digestset_prune_before(s, 201), 0);
+	assert_int_equal(digestset_count(s), 0);
+	digestset_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_add_has_grow),
+		cmocka_unit_test(test_prune_by_time),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
