@@ -191,7 +191,6 @@ struct node {
 	char *mediatype;
 	struct node *next_id, *next_path;
 	struct graveyard *old;   /* strings replaced by nodes_rename */
-	atomic_uint_fast64_t list_hash; /* of the last listing (opendir) */
 };
 struct nodes *nodes_new(void);
 void nodes_free(struct nodes *t);

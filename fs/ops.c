@@ -157,21 +157,15 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return reply_err(req, rc);
 	}
 	fi->fh = (uintptr_t)d;
-	/* Let the kernel cache the listing; keep its cached copy when the
-	 * listing is what it was last time (always, for directories fixed by a
-	 * digest). A warm `du -s` then costs an opendir per directory, not a
-	 * readdirplus per entry. Our own writes bump the directory's version in
-	 * the kernel, which drops its cache. */
-	uint64_t h = 1469598103934665603ULL;
-	for (size_t i = 0; i < d->n; i++) {
-		for (const char *c = d->v[i].name; *c; c++)
-			h = (h ^ (unsigned char)*c) * 1099511628211ULL;
-		h = (h ^ (uint64_t)d->v[i].kind) * 1099511628211ULL;
+	/* Directories fixed by a digest: the kernel may cache their listing.
+	 * Others not: the kernel keeps a cached listing while the directory's
+	 * mtime is unchanged, whatever keep_cache says on some kernels, which
+	 * would hide new tags and registry failures (tried; mount_read.sh
+	 * caught it). */
+	if (n->kind == K_MANIFEST || n->kind == K_LAYERS || n->kind == K_PLATFORMS) {
+		fi->cache_readdir = 1;
+		fi->keep_cache = 1;
 	}
-	uint64_t prev = atomic_exchange(&n->list_hash, h);
-	fi->cache_readdir = 1;
-	fi->keep_cache = prev == h ||
-		n->kind == K_MANIFEST || n->kind == K_LAYERS || n->kind == K_PLATFORMS;
 	fuse_reply_open(req, fi);
 }
 
