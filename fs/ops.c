@@ -277,6 +277,8 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 enum fh_kind { FH_MEM, FH_OWNED, FH_FD, FH_RANGE };
 
 struct fh {
+	atomic_int ref;     /* open + reads in flight: the kernel may send
+	                     * release while an async read is being served */
 	enum fh_kind kind;
 	const char *data;   /* FH_MEM: manifest bytes owned by mcache */
 	char *owned;        /* FH_OWNED: generated content */
@@ -304,6 +306,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!h)
 		return reply_err(req, -ENOMEM);
 	h->fd = -1;
+	atomic_store(&h->ref, 1);
 	int rc = 0;
 	if (n->kind == K_MJSON) {
 		const struct mentry *e;
@@ -353,11 +356,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
-static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+static void do_read(fuse_req_t req, struct fh *h, size_t size, off_t off)
 {
-	(void)ino;
-	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
 	if (h->kind == FH_MEM || h->kind == FH_OWNED) {
 		const char *d = h->kind == FH_MEM ? h->data : h->owned;
 		if ((size_t)off >= h->len)
@@ -412,20 +412,36 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	pthread_mutex_unlock(&h->mu);
 }
 
+static void fh_put(struct fh *h)
+{
+	if (atomic_fetch_sub(&h->ref, 1) != 1)
+		return;
+	if (h->fd >= 0)
+		close(h->fd);
+	if (h->kind == FH_RANGE)
+		pthread_mutex_destroy(&h->mu);
+	free(h->owned);
+	free(h->repo);
+	free(h->buf);
+	free(h);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+	atomic_fetch_add(&h->ref, 1);
+	do_read(req, h, size, off);
+	fh_put(h);
+}
+
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
-	if (h) {
-		if (h->fd >= 0)
-			close(h->fd);
-		if (h->kind == FH_RANGE)
-			pthread_mutex_destroy(&h->mu);
-		free(h->owned);
-		free(h->repo);
-		free(h->buf);
-		free(h);
-	}
+	if (h)
+		fh_put(h);
 	fuse_reply_err(req, 0);
 }
 
