@@ -15,23 +15,6 @@ for t in img1 img2 img3 img4 img5; do make_image "$WORK/oci" "$t" 2 64K 16K >/de
 make_index "$WORK/oci" idx >/dev/null || bail "make_index"
 DATA=$WORK/data; V2=$DATA/docker/registry/v2
 
-# referenced DATA all|tagged — every blob reachable from the repositories' manifests:
-# roots are all manifest revisions (all) or only tagged manifests (tagged); an index's
-# children are followed; each manifest's config and layers count. Computed from the
-# files on disk, independently of the registry's own code.
-referenced() {
-  local pat d m seen=" " queue=()
-  if [ "$2" = all ]; then pat='*/_manifests/revisions/sha256/*/link'; else pat='*/_manifests/tags/*/current/link'; fi
-  mapfile -t queue < <(find "$V2/repositories" -path "$pat" -exec awk 1 {} + 2>/dev/null)  # links lack a final newline
-  while [ ${#queue[@]} -gt 0 ]; do
-    d=${queue[0]}; queue=("${queue[@]:1}")
-    case $seen in *" $d "*) continue ;; esac
-    seen+="$d "; echo "$d"
-    m=$(blob_path "$DATA" "$d"); [ -f "$m" ] || continue
-    jq -r '(.config.digest // empty), (.layers[]?.digest)' "$m"
-    mapfile -t -O ${#queue[@]} queue < <(jq -r '.manifests[]?.digest' "$m")
-  done | sort -u
-}
 # pull_same [--all] REF NEWDIR OLDDIR — pull REF from $h to NEWDIR, byte-identical to OLDDIR.
 pull_same() {
   local o=(); [ "$1" = --all ] && { o=(--all); shift; }
@@ -59,7 +42,7 @@ skopeo_copy "docker://$h/d@sha256:$img4" "dir:$WORK/before-img4" || fail "baseli
 stop_pid "$REGISTRY_PID"
 
 stored_blobs "$DATA" >"$WORK/blobs.before"
-referenced "$DATA" all >"$WORK/expected.kept"
+reachable "$DATA" all >"$WORK/expected.kept"
 comm -23 "$WORK/blobs.before" "$WORK/expected.kept" >"$WORK/expected.freed"
 log "$(wc -l <"$WORK/blobs.before") blobs stored, $(wc -l <"$WORK/expected.kept") referenced, $(wc -l <"$WORK/expected.freed") to free"
 check "the scenario leaves blobs to free (test sanity)" test -s "$WORK/expected.freed"
@@ -95,7 +78,7 @@ check "untagged img4 still pulls by digest (no --delete-untagged)" pull_same "d@
 stop_pid "$REGISTRY_PID"
 
 # --- --delete-untagged ----------------------------------------------------------------------------
-referenced "$DATA" tagged >"$WORK/expected.kept2"
+reachable "$DATA" tagged >"$WORK/expected.kept2"
 stored_blobs "$DATA" >"$WORK/blobs.before2"
 comm -23 "$WORK/blobs.before2" "$WORK/expected.kept2" >"$WORK/expected.freed2"
 check "img4's manifest is among what --delete-untagged must free (test sanity)" grep -qx "sha256:$img4" "$WORK/expected.freed2"

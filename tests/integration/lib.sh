@@ -425,5 +425,34 @@ stored_blobs() {
   find "$1/docker/registry/v2/blobs" -type f -name data 2>/dev/null |
     sed -n 's|.*/blobs/sha256/../\([0-9a-f]\{64\}\)/data$|sha256:\1|p' | sort
 }
+# reachable DATA all|tagged — every blob reachable from the repositories' manifests on
+# disk: roots are all manifest revisions (all) or the tagged manifests (tagged); index
+# children are followed; each manifest's config and layers count. Computed from the
+# files in the storage root, independently of regfs's code. Sorted sha256:HEX lines.
+reachable() {
+  python3 - "$1" "$2" <<'PY'
+import glob, json, os, sys
+data, mode = sys.argv[1], sys.argv[2]
+v2 = data + "/docker/registry/v2"
+pat = "/**/_manifests/revisions/sha256/*/link" if mode == "all" else "/**/_manifests/tags/*/current/link"
+queue = [open(f).read().strip() for f in glob.glob(v2 + "/repositories" + pat, recursive=True)]
+seen = set(); out = set()
+while queue:
+    dg = queue.pop()
+    if dg in seen: continue
+    seen.add(dg); out.add(dg)
+    h = dg.split(":", 1)[1]
+    p = f"{v2}/blobs/sha256/{h[:2]}/{h}/data"
+    if not os.path.exists(p): continue
+    try: m = json.load(open(p))
+    except Exception: continue
+    if not isinstance(m, dict): continue
+    if isinstance(m.get("config"), dict) and "digest" in m["config"]: out.add(m["config"]["digest"])
+    for l in m.get("layers") or []: out.add(l["digest"])
+    for c in m.get("manifests") or []: queue.append(c["digest"])
+if out: print("\n".join(sorted(out)))
+PY
+}
+
 # same_dirs A B — two "dir:" copies hold the same files with the same bytes.
 same_dirs() { diff -r "$1" "$2" >/dev/null; }

@@ -19,24 +19,10 @@ make_index "$WORK/oci" idx >/dev/null || bail "make_index"
 gc_yaml() {  # gc_yaml DELAY — top-level regfs.gc section, GC every second, untagged too
   printf 'regfs:\n  gc:\n    enabled: true\n    interval: 1s\n    delay: %s\n    deleteuntagged: true\n' "$1"
 }
-# referenced — blobs reachable from every manifest revision (configs, layers, index
-# children, the manifests themselves), from the files on disk.
-referenced() {
-  local d m seen=" " queue=()
-  mapfile -t queue < <(find "$V2/repositories" -path '*/_manifests/revisions/sha256/*/link' -exec awk 1 {} + 2>/dev/null)
-  while [ ${#queue[@]} -gt 0 ]; do
-    d=${queue[0]}; queue=("${queue[@]:1}")
-    case $seen in *" $d "*) continue ;; esac
-    seen+="$d "; echo "$d"
-    m=$(blob_path "$DATA" "$d"); [ -f "$m" ] || continue
-    jq -r '(.config.digest // empty), (.layers[]?.digest)' "$m"
-    mapfile -t -O ${#queue[@]} queue < <(jq -r '.manifests[]?.digest' "$m")
-  done | sort -u
-}
 # dangling — references of stored manifests whose blob is missing (prints them)
 dangling() {
   local d
-  for d in $(referenced); do [ -f "$(blob_path "$DATA" "$d")" ] || echo "missing $d"; done
+  for d in $(reachable "$DATA" all); do [ -f "$(blob_path "$DATA" "$d")" ] || echo "missing $d"; done
 }
 
 # --- 1. pushes while GC runs every second ---------------------------------------------
@@ -78,7 +64,7 @@ curl -s -H "Accept: $mt" "http://$h/v2/r1/app/manifests/v1" | jq -c '.annotation
 du=sha256:$(sha256sum "$WORK/untagged.json" | cut -d' ' -f1)
 check_eq "push an untagged manifest by digest" 201 \
   "$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H "Content-Type: $mt" --data-binary @"$WORK/untagged.json" "http://$h/v2/r1/app/manifests/$du")"
-expected=$(referenced | grep -vx "$du")
+expected=$(reachable "$DATA" all | grep -vx "$du")
 stored_before=$(stored_blobs "$DATA")
 check "some blobs became unreferenced" test "$(comm -23 <(echo "$stored_before") <(echo "$expected") | wc -l)" -gt 0
 check_eq "  but GC keeps them while younger than the delay" "$stored_before" "$(sleep 2; stored_blobs "$DATA")"
