@@ -335,6 +335,10 @@ static bool retryable_curl(CURLcode rc)
 	case CURLE_GOT_NOTHING:
 	case CURLE_PARTIAL_FILE:
 	case CURLE_SSL_CONNECT_ERROR:
+	/* a reused connection the server had closed (e.g. S3 restarted) fails
+	 * after part of the body went out; curl cannot rewind our callback, but
+	 * every attempt starts a fresh body from the start, so retry it */
+	case CURLE_SEND_FAIL_REWIND:
 		return true;
 	default:
 		return false;
