@@ -90,6 +90,7 @@ struct catalog {               /* immutable snapshot; refcounted */
 	atomic_int ref;
 	char **names;              /* sorted */
 	size_t n;
+	double at;                 /* now_mono() when fetched: valid until at + ttl */
 };
 struct tag_ent {
 	char *tag;
@@ -103,6 +104,7 @@ struct tagset {                /* one repository's tags; refcounted snapshot */
 	atomic_int ref;
 	struct tag_ent *t;         /* sorted by tag */
 	size_t n;
+	double at;                 /* now_mono() when fetched: valid until at + ttl */
 };
 struct ncache *ncache_new(void);
 void ncache_free(struct ncache *nc);

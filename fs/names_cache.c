@@ -163,7 +163,7 @@ int ncache_catalog(struct catalog **out)
 	if (c) {
 		catalog_put(nc->cat);
 		nc->cat = c;
-		nc->cat_at = now_mono();
+		nc->cat_at = c->at = now_mono();
 		*out = c;
 	}
 	pthread_cond_broadcast(&nc->cv);
@@ -302,7 +302,7 @@ static void install(struct repo_ent *r, struct tagset *ts)
 {
 	tagset_put(r->ts);
 	r->ts = ts;
-	r->fetched = now_mono();
+	r->fetched = ts->at = now_mono();
 }
 
 int ncache_tags(const char *repo, struct tagset **out)
