@@ -68,6 +68,7 @@ enum route_kind {
 	R_UPLOAD,          /* /v2/<name>/blobs/uploads/<uuid> */
 	R_REFERRERS,       /* /v2/<name>/referrers/<digest> */
 	R_REPO_MANIFESTS,  /* /v2/<name>/_regfs/manifests */
+	R_BULK_MANIFESTS,  /* /v2/_regfs/manifests (bulk.c) */
 };
 
 #define ROUTE_NAME_MAX 256
@@ -262,6 +263,7 @@ enum MHD_Result h_tags(HANDLER_ARGS);
 enum MHD_Result h_catalog(HANDLER_ARGS);
 enum MHD_Result h_bulk_tags(HANDLER_ARGS);
 enum MHD_Result h_repo_manifests(HANDLER_ARGS);
+enum MHD_Result h_bulk_manifests(HANDLER_ARGS);
 enum MHD_Result h_referrers(HANDLER_ARGS);
 ssize_t no_body_cb(void *cls, uint64_t pos, char *buf, size_t max);
 /* Shortcuts inside handlers (r, c, method, url, q in scope). */

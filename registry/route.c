@@ -65,6 +65,11 @@ void route_parse(const char *path, struct route *rt)
 		rt->kind = R_BULK_TAGS;
 		return;
 	}
+	/* Before the "<name>/_regfs/manifests" rule: this one has no name. */
+	if (strcmp(p, "_regfs/manifests") == 0 || strcmp(p, "_regfs/manifests/") == 0) {
+		rt->kind = R_BULK_MANIFESTS;
+		return;
+	}
 	if (ends_with(p, n, "/tags/list") || ends_with(p, n, "/tags/list/")) {
 		size_t k = n - (p[n - 1] == '/' ? 11 : 10);
 		rt->kind = R_TAGS;

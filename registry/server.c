@@ -47,7 +47,7 @@ enum MHD_Result h_base(HANDLER_ARGS)
 		     : MHD_create_response_from_buffer(2, (void *)"{}", MHD_RESPMEM_PERSISTENT);
 	if (resp) {
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
-		MHD_add_response_header(resp, "X-Regfs-Extensions", "bulk-tags,repo-manifests");
+		MHD_add_response_header(resp, "X-Regfs-Extensions", "bulk-tags,repo-manifests,bulk-manifests");
 	}
 	return respond(r, c, method, url, q->t0_us, 200, resp, head ? 0 : 2);
 }
@@ -65,6 +65,7 @@ static enum MHD_Result dispatch(HANDLER_ARGS)
 	case R_UPLOAD: return h_upload(r, c, method, url, q, data, size);
 	case R_REFERRERS: return h_referrers(r, c, method, url, q, data, size);
 	case R_REPO_MANIFESTS: return h_repo_manifests(r, c, method, url, q, data, size);
+	case R_BULK_MANIFESTS: return h_bulk_manifests(r, c, method, url, q, data, size);
 	case R_NOT_FOUND: break;
 	}
 	return ERR(404, "NOT_FOUND", "no such endpoint: %s %s (the API lives under /v2/)", method, url);

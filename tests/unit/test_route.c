@@ -30,6 +30,15 @@ static void test_base_and_lists(void **state)
 	rt = R("/v2/team/app/_regfs/manifests");
 	assert_int_equal(rt.kind, R_REPO_MANIFESTS);
 	assert_string_equal(rt.name, "team/app");
+	/* bulk-manifests is not the repo-manifests route of a repository "" */
+	assert_int_equal(R("/v2/_regfs/manifests").kind, R_BULK_MANIFESTS);
+	assert_int_equal(R("/v2/_regfs/manifests/").kind, R_BULK_MANIFESTS);
+	rt = R("/v2//_regfs/manifests");
+	assert_int_equal(rt.kind, R_REPO_MANIFESTS);
+	assert_false(rt.name_ok);
+	rt = R("/v2/x/_regfs/manifests");
+	assert_int_equal(rt.kind, R_REPO_MANIFESTS);
+	assert_string_equal(rt.name, "x");
 	assert_int_equal(R("/v3/x").kind, R_NOT_FOUND);
 	assert_int_equal(R("/v2/x").kind, R_NOT_FOUND);
 	assert_int_equal(R("/v2/manifests/latest").kind, R_NOT_FOUND); /* no name */
