@@ -145,6 +145,37 @@ int regfs_client_repo_manifests(struct regfs_client *c, const char *repo,
 void regfs_tag_info_free(struct regfs_tag_info *t, size_t n);
 bool regfs_client_has_ext(struct regfs_client *c, const char *ext);
 
+/* GET /v2/_regfs/manifests (bulk-manifests, every page): each repository
+ * with its tags and every manifest it holds (tagged or not, index children
+ * included) with the manifest's bytes. Streaming: cb runs once per
+ * repository as each page arrives; the struct and everything it points to
+ * are the client's, valid only during that call (copy what you keep), so
+ * memory stays at one page (a few MB) whatever the registry's size.
+ * Every `content` has been verified against its digest before cb sees it: a
+ * mismatch fails the whole call with -EBADMSG (nothing of that repository
+ * is passed on). content is NULL when the registry sent none (bytes that
+ * are not UTF-8, or unreadable there): fetch that one by digest.
+ * cb returns 0 to go on, or a negative errno that stops the walk and is
+ * returned. -ENOTSUP (no request sent) when the registry does not
+ * advertise bulk-manifests. */
+struct regfs_manifest_info {
+	char digest[REGFS_DIGEST_MAX];
+	const char *media_type;   /* NULL when not given */
+	int64_t pushed;           /* unix time the revision was written, 0 unknown */
+	const char *content;      /* exact, verified bytes (NUL-terminated too), or NULL */
+	size_t len;
+};
+struct regfs_repo_bulk {
+	const char *name;
+	const struct regfs_tag_info *tags;   /* tag, digest, pushed */
+	size_t n_tags;
+	const struct regfs_manifest_info *manifests;
+	size_t n_manifests;
+};
+typedef int (*regfs_repo_bulk_cb)(const struct regfs_repo_bulk *repo, void *arg);
+int regfs_client_bulk_manifests(struct regfs_client *c, regfs_repo_bulk_cb cb, void *arg,
+				struct regfs_err *err);
+
 struct regfs_client_stats {
 	uint64_t requests, manifest_gets, tag_lists, catalog_pages, blob_reads, writes;
 	uint64_t bytes_fetched, retries, errors, token_fetches;

@@ -248,3 +248,162 @@ void regfs_tag_info_free(struct regfs_tag_info *t, size_t n)
 		free(t[i].tag);
 	free(t);
 }
+
+/* ---- bulk-manifests ---- */
+
+/* Parses one repository object into the caller's scratch arrays (pointers
+ * into j, valid while the page's JSON lives). */
+static int bulk_repo(json_t *jr, struct regfs_repo_bulk *rb, struct regfs_tag_info *tv,
+		     struct regfs_manifest_info *mv)
+{
+	json_t *tags = json_object_get(jr, "tags"), *ms = json_object_get(jr, "manifests");
+	rb->name = json_string_value(json_object_get(jr, "name"));
+	if (!rb->name || !regfs_name_valid(rb->name) || (tags && !json_is_array(tags)) ||
+	    (ms && !json_is_array(ms)))
+		return -EPROTO;
+	size_t i;
+	json_t *t;
+	json_array_foreach(tags, i, t) {
+		const char *tag = json_string_value(json_object_get(t, "tag"));
+		const char *dg = json_string_value(json_object_get(t, "digest"));
+		if (!tag || !dg || !regfs_digest_valid(dg))
+			return -EPROTO;
+		struct regfs_tag_info *ti = &tv[rb->n_tags++];
+		ti->tag = (char *)tag; /* the client's, read-only for cb (see client.h) */
+		snprintf(ti->digest, sizeof ti->digest, "%s", dg);
+		ti->pushed = rfc3339(json_string_value(json_object_get(t, "pushed")));
+	}
+	json_array_foreach(ms, i, t) {
+		const char *dg = json_string_value(json_object_get(t, "digest"));
+		json_t *content = json_object_get(t, "content");
+		if (!dg || !regfs_digest_valid(dg) || (content && !json_is_string(content)))
+			return -EPROTO;
+		struct regfs_manifest_info *mi = &mv[rb->n_manifests++];
+		snprintf(mi->digest, sizeof mi->digest, "%s", dg);
+		mi->media_type = json_string_value(json_object_get(t, "mediaType"));
+		mi->pushed = rfc3339(json_string_value(json_object_get(t, "pushed")));
+		mi->content = json_string_value(content);
+		mi->len = content ? json_string_length(content) : 0;
+	}
+	rb->tags = tv;
+	rb->manifests = mv;
+	return 0;
+}
+
+/* Verifies every content of rb against its digest: the bytes become visible
+ * (to cb, and through it to the mount) only after this. */
+static int bulk_verify(const char *url, const struct regfs_repo_bulk *rb, struct regfs_err *err)
+{
+	for (size_t i = 0; i < rb->n_manifests; i++) {
+		const struct regfs_manifest_info *mi = &rb->manifests[i];
+		if (!mi->content)
+			continue;
+		enum regfs_digest_alg alg;
+		if (regfs_digest_parse(mi->digest, &alg, NULL, NULL))
+			return regfs_errf(err, -EPROTO, "GET %s: %s is not a digest", url, mi->digest);
+		char got[REGFS_DIGEST_MAX];
+		regfs_digest_buf(alg, mi->content, mi->len, got);
+		if (strcmp(got, mi->digest) != 0)
+			return regfs_errf(err, -EBADMSG,
+					  "GET %s: manifest %s of %s arrived with content that hashes "
+					  "to %s; refusing it (the registry's stored manifest or a proxy "
+					  "between us altered it: check `regfs-registry garbage-collect "
+					  "--dry-run` / the proxy)", url, mi->digest, rb->name, got);
+	}
+	return 0;
+}
+
+int bulk_manifests_page(const char *url, const char *body, size_t len, regfs_repo_bulk_cb cb,
+			void *arg, struct regfs_err *err)
+{
+	/* JSON_ALLOW_NUL: the bytes of a manifest may in principle hold \u0000;
+	 * json_string_length then gives the true length. */
+	json_t *j = json_loadb(body ? body : "", len, JSON_ALLOW_NUL, NULL);
+	json_t *repos = json_object_get(j, "repositories");
+	int rc = 0;
+	struct regfs_tag_info *tv = NULL;
+	struct regfs_manifest_info *mv = NULL;
+	if (!json_is_array(repos)) {
+		rc = -EPROTO;
+		goto out;
+	}
+	size_t i;
+	json_t *jr;
+	json_array_foreach(repos, i, jr) {
+		size_t nt = json_array_size(json_object_get(jr, "tags"));
+		size_t nm = json_array_size(json_object_get(jr, "manifests"));
+		free(tv);
+		free(mv);
+		tv = calloc(nt ? nt : 1, sizeof *tv);
+		mv = calloc(nm ? nm : 1, sizeof *mv);
+		if (!tv || !mv) {
+			rc = regfs_errf(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+		struct regfs_repo_bulk rb = {0};
+		rc = bulk_repo(jr, &rb, tv, mv);
+		if (rc)
+			goto out;
+		rc = bulk_verify(url, &rb, err);
+		if (rc)
+			goto out;
+		rc = cb(&rb, arg);
+		if (rc) {
+			if (!err || !err->msg[0])
+				regfs_errf(err, rc, "bulk-manifests: stopped at repository %s", rb.name);
+			goto out;
+		}
+	}
+out:
+	if (rc == -EPROTO && (!err || !err->msg[0]))
+		regfs_errf(err, rc, "GET %s: the answer does not match docs/api-extensions.md "
+			   "(bulk-manifests)", url);
+	free(tv);
+	free(mv);
+	json_decref(j);
+	return rc;
+}
+
+int regfs_client_bulk_manifests(struct regfs_client *c, regfs_repo_bulk_cb cb, void *arg,
+				struct regfs_err *err)
+{
+	if (!regfs_client_has_ext(c, "bulk-manifests"))
+		return regfs_errf(err, -ENOTSUP,
+				  "registry %s does not offer the bulk-manifests extension: list "
+				  "tags and fetch manifests per repository instead", c->url);
+	/* n=1000: the server's maximum; it also ends a page at a few MB, so
+	 * this asks for "as much as one page may hold". */
+	char *url = xasprintf("%s/v2/_regfs/manifests?n=1000", c->url);
+	int rc = url ? 0 : regfs_errf(err, -ENOMEM, "out of memory");
+	for (int page = 0; url && !rc; page++) {
+		if (page >= MAX_PAGES) {
+			rc = regfs_errf(err, -EPROTO, "GET %s: the Link pages loop", url);
+			break;
+		}
+		struct rq q = {.method = "GET", .url = url, .scope = "registry:catalog:*",
+			       .idempotent = true};
+		struct resp r = {.sink = SINK_MEM, .content_length = -1};
+		ST_INC(c, st_tag_lists);
+		rc = client_do(c, &q, &r, err);
+		if (!rc && r.status != 200)
+			rc = status_err(c, &r, "GET", url, "bulk manifest list", err);
+		if (!rc) {
+			rc = bulk_manifests_page(url, r.body.data, r.body.len, cb, arg, err);
+			if (rc == -EPROTO || rc == -EBADMSG)
+				ST_INC(c, st_errors);
+		}
+		char *next = !rc && r.link ? link_next(c, r.link) : NULL;
+		if (next && strcmp(next, url) == 0) {
+			ST_INC(c, st_errors);
+			rc = regfs_errf(err, -EPROTO, "GET %s links to itself as the next page: "
+					"the registry's pagination is broken", url);
+			free(next);
+			next = NULL;
+		}
+		resp_free(&r);
+		free(url);
+		url = next;
+	}
+	free(url);
+	return rc;
+}

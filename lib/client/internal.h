@@ -167,6 +167,12 @@ int tags_parse(struct regfs_client *c, const char *repo, const char *url, struct
 	       struct regfs_strv *out, struct regfs_err *err);
 
 extern const char *const manifest_accept_hdr;
+/* ext.c: one bulk-manifests page (body of `url`) → cb per repository, each
+ * content verified against its digest (-EBADMSG on a mismatch, -EPROTO on
+ * a body that is not the documented shape; err says which). Split out of
+ * regfs_client_bulk_manifests so unit tests can feed it canned pages. */
+int bulk_manifests_page(const char *url, const char *body, size_t len, regfs_repo_bulk_cb cb,
+			void *arg, struct regfs_err *err);
 
 #define ST_INC(c, f) atomic_fetch_add_explicit(&(c)->f, 1, memory_order_relaxed)
 #define ST_ADD(c, f, n) atomic_fetch_add_explicit(&(c)->f, (n), memory_order_relaxed)

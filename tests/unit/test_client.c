@@ -127,6 +127,125 @@ static void test_basic_and_docker_config(void **state)
 	unlink(path);
 }
 
+/* bulk-manifests pages (bulk_manifests_page): canned bodies, digests computed
+ * with sha256sum outside this program. */
+#define D_A1 "sha256:e346432021b04179518d9614f3560ccd71354a4ee101ddcb893d6959a9d6301c" /* {"a":1}\n */
+#define D_A2 "sha256:0f117a2ab60ad469a0ac81c31e1a5a9bc833e7792983400278ea770db93d0aae" /* {"a":2}\n */
+#define D_E  "sha256:cda516738eb07e9a1701275e8ba725b8604fc9d27185454a98f81478abb790cf" /* {"n":"é"} */
+
+struct seen {
+	int repos, stop_at;
+	char names[4][64];
+	size_t n_tags[4], n_manifests[4];
+	char tag0[64], tag0_digest[REGFS_DIGEST_MAX];
+	int64_t tag0_pushed;
+	char content[4][64];
+	size_t len[4];
+	bool has_content[4];
+	char media0[80];
+};
+
+static int seen_cb(const struct regfs_repo_bulk *rb, void *arg)
+{
+	struct seen *s = arg;
+	int k = s->repos++;
+	if (k >= 4)
+		return -E2BIG;
+	snprintf(s->names[k], sizeof s->names[k], "%s", rb->name);
+	s->n_tags[k] = rb->n_tags;
+	s->n_manifests[k] = rb->n_manifests;
+	if (k == 0 && rb->n_tags) {
+		snprintf(s->tag0, sizeof s->tag0, "%s", rb->tags[0].tag);
+		snprintf(s->tag0_digest, sizeof s->tag0_digest, "%s", rb->tags[0].digest);
+		s->tag0_pushed = rb->tags[0].pushed;
+	}
+	for (size_t i = 0; i < rb->n_manifests && k == 0 && i < 4; i++) {
+		s->has_content[i] = rb->manifests[i].content != NULL;
+		s->len[i] = rb->manifests[i].len;
+		if (rb->manifests[i].content)
+			memcpy(s->content[i], rb->manifests[i].content, rb->manifests[i].len);
+	}
+	if (k == 0 && rb->n_manifests && rb->manifests[0].media_type)
+		snprintf(s->media0, sizeof s->media0, "%s", rb->manifests[0].media_type);
+	return s->stop_at && s->repos == s->stop_at ? -ECANCELED : 0;
+}
+
+static const char page_ok[] =
+	"{\"repositories\":["
+	"{\"name\":\"team/app\",\"tags\":[{\"tag\":\"latest\",\"digest\":\"" D_A1 "\","
+	"\"pushed\":\"2026-11-28T08:00:00Z\"}],\"manifests\":["
+	"{\"digest\":\"" D_A1 "\",\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+	"\"pushed\":\"2026-11-28T08:00:00Z\",\"content\":\"{\\\"a\\\":1}\\n\"},"
+	"{\"digest\":\"" D_E "\",\"pushed\":\"2026-11-28T08:00:00Z\","
+	"\"content\":\"{\\\"n\\\":\\\"\xc3\xa9\\\"}\"},"
+	"{\"digest\":\"" D_A2 "\",\"pushed\":\"2026-11-28T08:00:00Z\"}]},"
+	"{\"name\":\"empty\",\"tags\":[],\"manifests\":[]}]}";
+
+static void test_bulk_manifests_page(void **state)
+{
+	(void)state;
+	struct seen s = {0};
+	struct regfs_err e = {0};
+	assert_int_equal(bulk_manifests_page("u", page_ok, strlen(page_ok), seen_cb, &s, &e), 0);
+	assert_int_equal(s.repos, 2);
+	assert_string_equal(s.names[0], "team/app");
+	assert_string_equal(s.names[1], "empty");
+	assert_int_equal(s.n_tags[0], 1);
+	assert_string_equal(s.tag0, "latest");
+	assert_string_equal(s.tag0_digest, D_A1);
+	assert_int_equal(s.tag0_pushed, 1795852800); /* date -d 2026-11-28T08:00:00Z +%s */
+	assert_int_equal(s.n_manifests[0], 3);
+	assert_string_equal(s.media0, "application/vnd.oci.image.manifest.v1+json");
+	assert_true(s.has_content[0]);
+	assert_int_equal(s.len[0], 8);
+	assert_memory_equal(s.content[0], "{\"a\":1}\n", 8);
+	assert_true(s.has_content[1]);
+	assert_memory_equal(s.content[1], "{\"n\":\"\xc3\xa9\"}", s.len[1]);
+	assert_false(s.has_content[2]); /* no content: the caller fetches it by digest */
+	assert_int_equal(s.n_tags[1], 0);
+	assert_int_equal(s.n_manifests[1], 0);
+
+	/* cb stops the walk: its errno comes back, no later repository is seen */
+	s = (struct seen){.stop_at = 1};
+	e = (struct regfs_err){0};
+	assert_int_equal(bulk_manifests_page("u", page_ok, strlen(page_ok), seen_cb, &s, &e),
+			 -ECANCELED);
+	assert_int_equal(s.repos, 1);
+}
+
+static void test_bulk_manifests_tampered(void **state)
+{
+	(void)state;
+	/* content of {"a":2} under the digest of {"a":1}: refused, cb never runs */
+	static const char bad[] =
+		"{\"repositories\":[{\"name\":\"r\",\"tags\":[],\"manifests\":["
+		"{\"digest\":\"" D_A1 "\",\"content\":\"{\\\"a\\\":2}\\n\"}]}]}";
+	struct seen s = {0};
+	struct regfs_err e = {0};
+	assert_int_equal(bulk_manifests_page("u", bad, strlen(bad), seen_cb, &s, &e), -EBADMSG);
+	assert_int_equal(s.repos, 0);
+	assert_non_null(strstr(e.msg, D_A1));
+	assert_non_null(strstr(e.msg, D_A2)); /* says what it hashed to */
+
+	/* not the documented shape */
+	static const char *const proto[] = {
+		"not json",
+		"{\"repos\":[]}",
+		"{\"repositories\":[{\"tags\":[]}]}",
+		"{\"repositories\":[{\"name\":\"r\",\"manifests\":[{\"digest\":\"md5:x\"}]}]}",
+		"{\"repositories\":[{\"name\":\"r\",\"manifests\":[{\"digest\":\"" D_A1 "\",\"content\":7}]}]}",
+		"{\"repositories\":[{\"name\":\"r\",\"tags\":[{\"tag\":\"t\"}]}]}",
+	};
+	for (size_t i = 0; i < sizeof proto / sizeof *proto; i++) {
+		s = (struct seen){0};
+		e = (struct regfs_err){0};
+		assert_int_equal(bulk_manifests_page("u", proto[i], strlen(proto[i]), seen_cb, &s, &e),
+				 -EPROTO);
+		assert_int_equal(s.repos, 0);
+		assert_non_null(strstr(e.msg, "bulk-manifests"));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -134,6 +253,8 @@ int main(void)
 		cmocka_unit_test(test_link),
 		cmocka_unit_test(test_url),
 		cmocka_unit_test(test_basic_and_docker_config),
+		cmocka_unit_test(test_bulk_manifests_page),
+		cmocka_unit_test(test_bulk_manifests_tampered),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
