@@ -124,6 +124,7 @@ int ncache_resolve_all(const char *repo, struct tagset *ts);
 void ncache_resolve_many(char **repos, struct tagset **sets, size_t n);
 /* Warm many repositories' tag lists in one go (bulk extension or tags_many). */
 int ncache_prefetch_tags(char **repos, size_t n);
+int ncache_prefetch_bulk(char **repos, size_t n); /* bulk-manifests: tags, manifest lists, manifests */
 /* repo-manifests extension (regfs-registry): every manifest digest of the
  * repository, tagged or not; cached for the ttl. -ENOTSUP elsewhere. */
 int ncache_repo_manifests(const char *repo, char ***digests, size_t *n);

@@ -669,3 +669,159 @@ int ncache_resolve_all(const char *repo, struct tagset *ts)
 	ncache_resolve_many(&r, &ts, 1);
 	return 0;
 }
+
+/* ---- bulk-manifests (regfs-registry): the whole registry in a few pages ---- */
+
+/* A repository this walk has claimed (busy, mf_busy): readers of its tag
+ * list or manifest list wait for its page instead of sending their own
+ * request (the same single flight as above), and the claim is released
+ * when the page arrives or the walk ends. */
+struct bulk_claim {
+	struct repo_ent *r;
+	bool open;
+};
+
+struct bulk_ctx {
+	struct bulk_claim *cl;    /* sorted by r */
+	size_t ncl;
+	size_t repos, manifests, without_content; /* for the log line */
+};
+
+static int cmpclaim(const void *a, const void *b)
+{
+	const struct repo_ent *x = ((const struct bulk_claim *)a)->r;
+	const struct repo_ent *y = ((const struct bulk_claim *)b)->r;
+	return x < y ? -1 : x > y;
+}
+
+/* Caller holds mu. */
+static struct bulk_claim *claim_of(struct bulk_ctx *bx, struct repo_ent *r)
+{
+	struct bulk_claim key = {.r = r};
+	struct bulk_claim *c = bsearch(&key, bx->cl, bx->ncl, sizeof *bx->cl, cmpclaim);
+	return c && c->open ? c : NULL;
+}
+
+/* Installs one repository: every manifest's bytes first (mcache_put; the
+ * client verified them), so that once its listings are visible a reader
+ * finds the manifests cached; then its tagset (every tag resolved: digest
+ * and push time, as the bulk-tags branch of ncache_prefetch_tags does) and
+ * its repo-manifests list (as ncache_repo_manifests stores it). A manifest
+ * without content is left for the walk's mcache_prefetch (GET by digest). */
+static int bulk_one(const struct regfs_repo_bulk *rb, void *arg)
+{
+	struct bulk_ctx *bx = arg;
+	struct ncache *nc = M->nc;
+	for (size_t i = 0; i < rb->n_manifests; i++) {
+		const struct regfs_manifest_info *mi = &rb->manifests[i];
+		if (!mi->content) {
+			bx->without_content++;
+			continue;
+		}
+		const struct mentry *e = NULL;
+		/* One that does not parse is logged by mcache and fetched again by
+		 * digest in the walk, which reports it where du needs it. */
+		if (mcache_put(mi->digest, mi->content, mi->len, mi->media_type, &e) == -ENOMEM)
+			return -ENOMEM;
+		bx->manifests++;
+	}
+
+	struct tagset *ts = calloc(1, sizeof *ts);
+	char **mf = calloc(rb->n_manifests ? rb->n_manifests : 1, sizeof *mf);
+	if (!ts || !mf || !(ts->t = calloc(rb->n_tags + 1, sizeof *ts->t))) {
+		free(ts);
+		free(mf);
+		return -ENOMEM;
+	}
+	double now = now_mono();
+	for (size_t j = 0; j < rb->n_tags; j++) {
+		struct tag_ent *te = &ts->t[ts->n];
+		if (!(te->tag = strdup(rb->tags[j].tag)))
+			continue;
+		snprintf(te->digest, sizeof te->digest, "%s", rb->tags[j].digest);
+		/* Unknown stays mount time, never 1970 (see resolve_entries). */
+		te->mtime = rb->tags[j].pushed > 0 ? rb->tags[j].pushed : (int64_t)M->mounted_since;
+		te->resolved_at = now;
+		ts->n++;
+	}
+	qsort(ts->t, ts->n, sizeof *ts->t, cmptag);
+	atomic_store(&ts->ref, 1);
+	size_t nmf = 0;
+	for (size_t i = 0; i < rb->n_manifests; i++)
+		if ((mf[nmf] = strdup(rb->manifests[i].digest)))
+			nmf++;
+
+	pthread_mutex_lock(&nc->mu);
+	struct repo_ent *r = repo_ent(nc, rb->name);
+	struct bulk_claim *cl = r ? claim_of(bx, r) : NULL;
+	if (cl) {
+		r->busy = r->mf_busy = false;
+		cl->open = false;
+	}
+	/* Busy without our claim: another thread is fetching it; theirs wins. */
+	if (r && !r->busy) {
+		install(r, ts);
+		ts = NULL;
+	}
+	if (r && !r->mf_busy) {
+		for (size_t k = 0; k < r->nmf; k++)
+			free(r->mf[k]);
+		free(r->mf);
+		r->mf = mf;
+		r->nmf = nmf;
+		r->mf_at = now_mono();
+		mf = NULL;
+		nmf = 0;
+	}
+	pthread_cond_broadcast(&nc->cv);
+	pthread_mutex_unlock(&nc->mu);
+	tagset_put(ts);
+	for (size_t k = 0; k < nmf; k++)
+		free(mf[k]);
+	free(mf);
+	bx->repos++;
+	return 0;
+}
+
+int ncache_prefetch_bulk(char **repos, size_t n)
+{
+	if (!regfs_client_has_ext(M->client, "bulk-manifests"))
+		return -ENOTSUP;
+	struct ncache *nc = M->nc;
+	struct bulk_ctx bx = {0};
+	bx.cl = calloc(n ? n : 1, sizeof *bx.cl);
+	if (!bx.cl)
+		return -ENOMEM;
+	/* Claim the repositories whose tag list is not fresh and that no one
+	 * is fetching (a fresh one is simply replaced when its page comes). */
+	pthread_mutex_lock(&nc->mu);
+	for (size_t i = 0; i < n; i++) {
+		struct repo_ent *r = repo_ent(nc, repos[i]);
+		if (!r || r->busy || r->mf_busy || (r->ts && now_mono() - r->fetched < M->o.ttl))
+			continue;
+		r->busy = r->mf_busy = true;
+		bx.cl[bx.ncl++] = (struct bulk_claim){r, true};
+	}
+	pthread_mutex_unlock(&nc->mu);
+	qsort(bx.cl, bx.ncl, sizeof *bx.cl, cmpclaim);
+
+	struct regfs_err e = {0};
+	double t0 = now_mono();
+	atomic_fetch_add(&M->st.nc_misses, 1);
+	int rc = regfs_client_bulk_manifests(M->client, bulk_one, &bx, &e);
+	log_debug("bulk-manifests: %zu repositories, %zu manifests (%zu to fetch by digest), "
+		  "%.2f s, rc %d", bx.repos, bx.manifests, bx.without_content, now_mono() - t0, rc);
+
+	/* Claims no page answered (deleted since the catalog, or the walk
+	 * failed): release them, their readers fetch for themselves. */
+	pthread_mutex_lock(&nc->mu);
+	for (size_t i = 0; i < bx.ncl; i++)
+		if (bx.cl[i].open)
+			bx.cl[i].r->busy = bx.cl[i].r->mf_busy = false;
+	pthread_cond_broadcast(&nc->cv);
+	pthread_mutex_unlock(&nc->mu);
+	free(bx.cl);
+	if (rc)
+		return fs_client_errno(rc, &e, "listing all manifests (bulk-manifests)");
+	return 0;
+}

@@ -5,7 +5,9 @@
  * round trips. The walk fetches the same things in a few large parallel
  * batches (catalog; every tag list — one paginated bulk-tags walk on
  * regfs-registry, else tags_many; every tag's manifest; index children) so
- * that du's own lookups hit the caches. It starts in the background when the
+ * that du's own lookups hit the caches. With regfs-registry's bulk-manifests
+ * extension the tag lists, manifest lists and manifests all come in one
+ * paginated series of requests and the batches find everything cached. It starts in the background when the
  * root directory is opened, and statfs uses its result: the deduplicated
  * total of stored blobs, the same number `du -s` of the root computes.
  *
@@ -124,7 +126,13 @@ static int do_walk(uint64_t *bytes, uint64_t *blocks)
 	int rc = ncache_catalog(&cat);
 	if (rc)
 		return rc;
-	rc = ncache_prefetch_tags(cat->names, cat->n);
+	/* regfs-registry's bulk-manifests: every tag list, every repository's
+	 * manifest list and every manifest's bytes in a few pages, so that
+	 * everything below runs on cache hits. Any failure (a digest mismatch
+	 * included) falls back to the per-request walk, which names the culprit. */
+	rc = ncache_prefetch_bulk(cat->names, cat->n);
+	if (rc && rc != -ENOMEM)
+		rc = ncache_prefetch_tags(cat->names, cat->n);
 	if (rc) {
 		catalog_put(cat);
 		return rc;
