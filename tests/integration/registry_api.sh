@@ -117,12 +117,102 @@ check_eq "invalid JSON → 400 MANIFEST_INVALID" "400 MANIFEST_INVALID" \
   "$(req PUT "$URL/v2/r/one/manifests/bad" -H "Content-Type: $OCI_MT" --data-binary '{"schemaVersion":2') $(code)"
 
 # --- extensions -------------------------------------------------------------------------
-check_eq "GET /v2/ advertises the extensions" "bulk-tags,repo-manifests" "$(req GET "$URL/v2/" >/dev/null; hdr X-Regfs-Extensions)"
+check_eq "GET /v2/ advertises the extensions" "bulk-tags,repo-manifests,bulk-manifests" "$(req GET "$URL/v2/" >/dev/null; hdr X-Regfs-Extensions)"
 check_eq "repo-manifests lists tagged and untagged manifests" "$(printf '%s\n' "$dm" "$ds1" "$ds2" | sort | tr '\n' ' ')" \
   "$(req GET "$URL/v2/r/one/_regfs/manifests" >/dev/null; jq -r '.manifests[].digest' "$B" | sort | tr '\n' ' ')"
 check_eq "  with the tags of each" "v1" "$(jq -r --arg d "$dm" '.manifests[] | select(.digest == $d) | .tags | join(",")' "$B")"
 check_eq "bulk-tags: r/one:v1 → its digest" "$dm" \
   "$(req GET "$URL/v2/_regfs/tags" >/dev/null; jq -r '.repositories[] | select(.name == "r/one") | .tags[] | select(.tag == "v1") | .digest' "$B")"
+
+# --- bulk-manifests (GET /v2/_regfs/manifests) ---------------------------------------------
+# More to list: a second tag on dm, an index over dm, a manifest with non-ASCII text and
+# escapes; written straight into storage (as a broken or foreign writer could): a manifest
+# whose bytes are not UTF-8 and one whose stored bytes do not hash to its digest.
+req PUT "$URL/v2/r/one/manifests/v1b" -H "Content-Type: $OCI_MT" --data-binary @"$WORK/m" >/dev/null
+IDX_MT=application/vnd.oci.image.index.v1+json
+printf '{"schemaVersion":2,"mediaType":"%s","manifests":[{"mediaType":"%s","digest":"%s","size":%s,"platform":{"architecture":"amd64","os":"linux"}}]}' \
+  "$IDX_MT" "$OCI_MT" "$dm" "$sm" >"$WORK/idx"
+check_eq "PUT an index over dm → 201" 201 \
+  "$(req PUT "$URL/v2/r/one/manifests/multi" -H "Content-Type: $IDX_MT" --data-binary @"$WORK/idx")"
+printf '{"schemaVersion":2,"mediaType":"%s","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":3},"layers":[],"annotations":{"t\\"\\\\x":"caf\xc3\xa9 \xe2\x9c\x93\\n\\ttab"}}\n' \
+  "$OCI_MT" "$dc" >"$WORK/utf"
+check_eq "PUT a manifest with UTF-8 text and escapes → 201" 201 \
+  "$(req PUT "$URL/v2/r/one/manifests/utf" -H "Content-Type: $OCI_MT" --data-binary @"$WORK/utf")"
+V2=$DATA/docker/registry/v2
+put_raw() {  # put_raw REPO FILE DIGEST — stores FILE as blob DIGEST and links it as a revision
+  local h=${3#sha256:}
+  mkdir -p "$(dirname "$(blob_path "$DATA" "$3")")" "$V2/repositories/$1/_manifests/revisions/sha256/$h"
+  cp "$2" "$(blob_path "$DATA" "$3")"
+  printf '%s' "$3" >"$V2/repositories/$1/_manifests/revisions/sha256/$h/link"
+}
+printf '{"schemaVersion":2,"annotations":{"x":"\xff\xfe"}}' >"$WORK/latin"; dl=sha256:$(sha "$WORK/latin")
+put_raw r/four "$WORK/latin" "$dl"
+printf '{"schemaVersion":2,"mediaType":"%s","manifests":[]}' "$IDX_MT" >"$WORK/claimed"
+dt=sha256:$(sha "$WORK/claimed")
+printf '{"schemaVersion":2,"mediaType":"%s","manifests":[ ]}' "$IDX_MT" >"$WORK/tampered"
+put_raw r/four "$WORK/tampered" "$dt"   # stored bytes ≠ the digest they are stored under
+
+# Page through with n=1, following Link; keep each page.
+next="/v2/_regfs/manifests?n=1"; pages=0; : >"$WORK/bulk.jsonl"; links=""
+while [ -n "$next" ] && [ $pages -lt 20 ]; do
+  st=$(req GET "$URL$next"); [ "$st" = 200 ] || break
+  jq -c '.repositories[]' "$B" >>"$WORK/bulk.jsonl"
+  next=$(hdr Link | sed -n 's/^<\([^>]*\)>.*rel="next".*/\1/p'); links+="$next "; pages=$((pages + 1))
+done
+check_eq "bulk-manifests n=1: every repository once, in order, one per page" \
+  "$(curl -s "$URL/v2/_catalog" | jq -r '.repositories[]' | tr '\n' ' ') $pages" \
+  "$(jq -r .name "$WORK/bulk.jsonl" | tr '\n' ' ') $(wc -l <"$WORK/bulk.jsonl")"
+check "  each Link keeps n=1" bash -c "echo '$links' | tr ' ' '\n' | grep . | grep -v 'n=1\$' | grep -q . && exit 1 || exit 0"
+
+bulk_check() {  # every tag, manifest list and content against the registry's own answers
+  local name tags want got dg bad=0
+  while IFS= read -r name; do
+    jq -c --arg n "$name" 'select(.name == $n)' "$WORK/bulk.jsonl" >"$WORK/one.json"
+    # tags: the names tags/list gives, each with the digest GET by tag answers
+    want=""; for t in $(curl -s "$URL/v2/$name/tags/list" | jq -r '.tags // [] | .[]' | sort); do
+      want+="$t=$(curl -s -o /dev/null -D - -H "Accept: $OCI_MT, $IDX_MT" "$URL/v2/$name/manifests/$t" |
+        tr -d '\r' | sed -n 's/^Docker-Content-Digest: //Ip') "
+    done
+    got=$(jq -r '.tags[] | "\(.tag)=\(.digest)"' "$WORK/one.json" | sort | tr '\n' ' ')
+    [ "$want" = "$got" ] || { echo "$name tags: want '$want' got '$got'"; bad=1; }
+    want=$(curl -s "$URL/v2/$name/_regfs/manifests" | jq -r '.manifests[].digest' | sort | tr '\n' ' ')
+    got=$(jq -r '.manifests[].digest' "$WORK/one.json" | sort | tr '\n' ' ')
+    [ "$want" = "$got" ] || { echo "$name manifests: want '$want' got '$got'"; bad=1; }
+    for dg in $(jq -r '.manifests[] | select(has("content")) | .digest' "$WORK/one.json"); do
+      jq -j --arg d "$dg" '.manifests[] | select(.digest == $d) | .content' "$WORK/one.json" >"$WORK/content"
+      [ "sha256:$(sha "$WORK/content")" = "$dg" ] || { echo "$name $dg: content hashes to $(sha "$WORK/content")"; bad=1; }
+      curl -s -H "Accept: $OCI_MT, $IDX_MT" "$URL/v2/$name/manifests/$dg" >"$WORK/byget"
+      cmp -s "$WORK/content" "$WORK/byget" || { echo "$name $dg: content differs from GET by digest"; bad=1; }
+      [ "$(jq -r --arg d "$dg" '.manifests[] | select(.digest == $d) | .mediaType' "$WORK/one.json")" = \
+        "$(curl -s -o /dev/null -D - "$URL/v2/$name/manifests/$dg" | tr -d '\r' | sed -n 's/^Content-Type: //Ip')" ] ||
+        { echo "$name $dg: mediaType differs from GET's Content-Type"; bad=1; }
+    done
+  done < <(jq -r .name "$WORK/bulk.jsonl")
+  return $bad
+}
+check "  tags, manifest lists, contents (sha256sum, cmp with GET by digest, media types)" bulk_check
+check_eq "  with contents for r/one: v1's manifest, the referrers, the index, the UTF-8 one" \
+  "$(printf '%s\n' "$dm" "$ds1" "$ds2" "$(sha256sum <"$WORK/idx" | sed 's/ .*//;s/^/sha256:/')" \
+      "sha256:$(sha "$WORK/utf")" | sort | tr '\n' ' ')" \
+  "$(jq -r 'select(.name == "r/one") | .manifests[] | select(has("content")) | .digest' "$WORK/bulk.jsonl" | sort | tr '\n' ' ')"
+check_eq "  the non-UTF-8 and the corrupt manifest: listed, without content" "$(printf '%s\n' "$dl" "$dt" | sort | tr '\n' ' ')" \
+  "$(jq -r 'select(.name == "r/four") | .manifests[] | select(has("content") | not) | .digest' "$WORK/bulk.jsonl" | sort | tr '\n' ' ')"
+check_eq "  the non-UTF-8 one is still served by digest, byte for byte" "$(sha "$WORK/latin")" \
+  "$(curl -s "$URL/v2/r/four/manifests/$dl" | sha256sum | cut -d' ' -f1)"
+check_eq "  the corrupt one is refused by digest too (never served)" "no" \
+  "$(curl -s "$URL/v2/r/four/manifests/$dt" | sha256sum | grep -q "${dt#sha256:}" && echo yes || echo no)"
+check_eq "bulk-manifests without n: one page (default n ≥ 4), no Link" "4 " \
+  "$(req GET "$URL/v2/_regfs/manifests" >/dev/null; jq '.repositories | length' "$B") $(hdr Link)"
+check_eq "  ?last= past every name: empty" "0" \
+  "$(req GET "$URL/v2/_regfs/manifests?last=zzz" >/dev/null; jq '.repositories | length' "$B")"
+check_eq "  ?n=x → 400 PAGINATION_NUMBER_INVALID" "400 PAGINATION_NUMBER_INVALID" \
+  "$(req GET "$URL/v2/_regfs/manifests?n=x") $(code)"
+check_eq "  POST → 405 UNSUPPORTED" "405 UNSUPPORTED" "$(req POST "$URL/v2/_regfs/manifests") $(code)"
+check_eq "  HEAD: 200 with the GET's Content-Length" "200 $(curl -s "$URL/v2/_regfs/manifests" | wc -c)" \
+  "$(req HEAD "$URL/v2/_regfs/manifests" -I) $(hdr Content-Length)"
+# the hand-written revisions go: later checks (gc, delete) see the registry as pushed
+rm -rf "$V2/repositories/r/four/_manifests/revisions" "$(dirname "$(blob_path "$DATA" "$dl")")" \
+  "$(dirname "$(blob_path "$DATA" "$dt")")"
 
 # --- catalog paging ----------------------------------------------------------------------
 want=$(for r in r/four r/one r/three r/two; do echo "$r"; done | sort | tr '\n' ' ')
