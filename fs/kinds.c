@@ -38,6 +38,111 @@ bool kind_is_dir(enum node_kind k)
 	}
 }
 
+bool kind_is_ttl_dir(enum node_kind k)
+{
+	return k == K_ROOT || k == K_DIR || k == K_TAGS || k == K_MANIFESTS;
+}
+
+/* ---- listing versions (the kernel's readdir cache) ----
+ *
+ * The mount answers opendir with ENOSYS, so the kernel opens directories
+ * without a round trip and caches every listing (FOPEN_CACHE_DIR). It reuses
+ * a cached listing while the directory's mtime is unchanged: at the start of
+ * each listing it refreshes the attributes (getattr once their timeout
+ * passed) and compares. So for a ttl directory mtime is the version of its
+ * listing: dir_version_refresh lists it and moves mtime only when the names
+ * differ from the last listing; the attr timeout ends when the catalog or
+ * tag list the names came from expires. Directories fixed by a digest never
+ * change and keep the mount time. */
+static pthread_mutex_t vmu = PTHREAD_MUTEX_INITIALIZER;
+static struct timespec last_issued;
+
+static uint64_t names_hash(const struct child *v, size_t n)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (size_t i = 0; i < n; i++) {
+		for (const char *s = v[i].name; *s; s++)
+			h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+		h = (h ^ (0x100u + (unsigned)v[i].kind)) * 1099511628211ULL;
+	}
+	return h | 1; /* never 0 */
+}
+
+/* When the data behind n's listing was fetched (mono); now if unknown. */
+static double listing_at(struct node *n)
+{
+	double at = now_mono();
+	if (n->kind == K_ROOT || n->kind == K_DIR) {
+		struct catalog *c;
+		if (ncache_catalog(&c) == 0) {
+			at = c->at;
+			catalog_put(c);
+		}
+	} else {
+		struct tagset *t;
+		if (ncache_tags(n->repo, &t) == 0) {
+			at = t->at;
+			tagset_put(t);
+		}
+	}
+	return at;
+}
+
+/* A realtime stamp later than every one issued before: two versions of one
+ * directory must never share an mtime. Caller holds vmu. */
+static struct timespec next_stamp(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (ts.tv_sec < last_issued.tv_sec ||
+	    (ts.tv_sec == last_issued.tv_sec && ts.tv_nsec <= last_issued.tv_nsec)) {
+		ts = last_issued;
+		if (++ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec = 0;
+		}
+	}
+	last_issued = ts;
+	return ts;
+}
+
+int dir_version_refresh(struct node *n)
+{
+	if (!kind_is_ttl_dir(n->kind))
+		return 0;
+	pthread_mutex_lock(&vmu);
+	bool fresh = n->lver_known && now_mono() < n->lvalid;
+	pthread_mutex_unlock(&vmu);
+	if (fresh)
+		return 0;
+	struct child *v;
+	size_t cnt;
+	int rc = kind_ops[n->kind]->list(n, &v, &cnt);
+	if (rc)
+		return rc;
+	uint64_t h = names_hash(v, cnt);
+	for (size_t i = 0; i < cnt; i++)
+		child_clear(&v[i]);
+	free(v);
+	double at = listing_at(n);
+	pthread_mutex_lock(&vmu);
+	if (!n->lver_known || n->lhash != h) {
+		n->lmtime = next_stamp();
+		n->lhash = h;
+		n->lver_known = true;
+	}
+	n->lvalid = at + M->o.ttl;
+	pthread_mutex_unlock(&vmu);
+	return 0;
+}
+
+void dir_version_expire(struct node *n)
+{
+	pthread_mutex_lock(&vmu);
+	n->lvalid = 0;
+	pthread_mutex_unlock(&vmu);
+}
+
 /* ---- child list helpers ---- */
 
 struct clist {
@@ -597,6 +702,17 @@ int node_attr(struct node *n, struct stat *st, double *timeout)
 		*timeout = IMMUTABLE_TIMEOUT;
 		/* fallthrough */
 	case K_ROOT: case K_DIR: case K_TAGS: case K_MANIFESTS: case K_META:
+		if (kind_is_ttl_dir(n->kind)) {
+			pthread_mutex_lock(&vmu);
+			if (n->lver_known) {
+				st->st_mtim = st->st_ctim = n->lmtime;
+				double left = n->lvalid - now_mono();
+				*timeout = left > 0 ? left : 0;
+			} else {
+				*timeout = 0;
+			}
+			pthread_mutex_unlock(&vmu);
+		}
 		st->st_mode = S_IFDIR | 0555;
 		if ((n->kind == K_TAGS || n->kind == K_MANIFESTS) && !M->o.ro)
 			st->st_mode = S_IFDIR | 0755; /* rm/ln/mv, rmdir work here */

@@ -60,6 +60,8 @@ struct fs_stats {
 	atomic_uint_fast64_t bc_hits, bc_misses;   /* blob reads served from disk cache */
 	atomic_uint_fast64_t nc_hits, nc_misses;   /* catalog / tag lists within ttl */
 	atomic_uint_fast64_t range_reads, walks;
+	/* requests from the kernel (a warm du should send none) */
+	atomic_uint_fast64_t k_lookup, k_getattr, k_readdir, k_opendir;
 };
 
 /* The one mount (there is exactly one per process). */
@@ -194,6 +196,13 @@ struct node {
 	char *mediatype;
 	struct node *next_id, *next_path;
 	struct graveyard *old;   /* strings replaced by nodes_rename */
+	/* ttl directories (ROOT, DIR, TAGS, MANIFESTS): the version of the
+	 * listing, reported as mtime (see dir_version_refresh); guarded by a
+	 * mutex in kinds.c. */
+	bool lver_known;
+	uint64_t lhash;          /* hash of the names last listed */
+	struct timespec lmtime;  /* changes exactly when the names do */
+	double lvalid;           /* now_mono() until which lmtime holds */
 };
 struct nodes *nodes_new(void);
 void nodes_free(struct nodes *t);
@@ -219,7 +228,19 @@ struct kind_ops {
 	int (*content)(struct node *n, char **buf, size_t *len);
 };
 extern const struct kind_ops *const kind_ops[K__COUNT];
+/* Attributes as last known, without a registry round trip (lookup,
+ * readdirplus): a ttl directory whose listing version is stale or unknown
+ * gets attr timeout 0, so the kernel asks getattr before trusting it. */
 int node_attr(struct node *n, struct stat *st, double *timeout);
+/* For getattr of a ttl directory: lists it (through the name caches, which
+ * refetch what the ttl expired) unless its version is still valid, and moves
+ * its mtime when the names changed. The kernel keeps a directory's cached
+ * listing exactly while its mtime is unchanged. Errors: the listing's
+ * (-EIO registry down, -ENOENT gone). */
+int dir_version_refresh(struct node *n);
+/* Forgets the listing version of a directory we changed (rm, ln, mv). */
+void dir_version_expire(struct node *n);
+bool kind_is_ttl_dir(enum node_kind k);
 bool kind_is_dir(enum node_kind k);
 uint64_t path_hash_ino(const char *path);
 

@@ -1,9 +1,9 @@
 /* ops.c — the one FUSE low-level operations table.
  *
  * Every request is dispatched by the node's kind to kinds.c; this file only
- * speaks FUSE: entry/attr replies with the right timeouts, directory handles
- * (a directory is listed once at opendir so offsets stay stable while the
- * registry changes underneath), readdirplus, file handles (manifest bytes
+ * speaks FUSE: entry/attr replies with the right timeouts, directories
+ * (opened without a round trip and cached by the kernel, versioned by mtime:
+ * see kinds.c), readdirplus, file handles (manifest bytes
  * from memory, blobs from the disk cache or by Range requests), xattrs and
  * statfs. Tag/manifest writes are in write.c; every other write is EROFS. */
 #include "mount.h"
@@ -43,10 +43,15 @@ int ops_entry(struct node *n, struct fuse_entry_param *e)
 	e->ino = n->id;
 	e->attr_timeout = t;
 	/* A manifest's content never changes but whether the repository still
-	 * has it does: its name in _manifests/ expires with the ttl. */
-	e->entry_timeout = n->kind == K_MANIFEST ? M->o.ttl : t;
+	 * has it does: its name in _manifests/ expires with the ttl. So do the
+	 * names of ttl directories, whatever their attributes' timeout (0 while
+	 * their listing version is unknown, which must not cost a lookup at
+	 * every path walk through them). */
+	e->entry_timeout = n->kind == K_MANIFEST || kind_is_ttl_dir(n->kind) ? M->o.ttl : t;
 	return 0;
 }
+
+static bool no_opendir; /* the kernel opens directories without asking us */
 
 static void op_init(void *ud, struct fuse_conn_info *conn)
 {
@@ -56,11 +61,17 @@ static void op_init(void *ud, struct fuse_conn_info *conn)
 	/* Adaptive readdirplus would fall back to plain readdir + one lookup
 	 * per entry for `ls`; always send attributes with the listing. */
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	/* The kernel checks a directory's mtime before reusing its cached
+	 * listing only with this on (libfuse's default; said explicitly). */
+	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
+		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+	no_opendir = (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0;
 	conn->max_readahead = RANGE_CHUNK;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	atomic_fetch_add(&M->st.k_lookup, 1);
 	struct node *p = N(parent);
 	if (!p)
 		return reply_err(req, -ESTALE);
@@ -106,13 +117,16 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	atomic_fetch_add(&M->st.k_getattr, 1);
 	(void)fi;
 	struct node *n = N(ino);
 	if (!n)
 		return reply_err(req, -ESTALE);
 	struct stat st;
 	double t;
-	int rc = node_attr(n, &st, &t);
+	int rc = dir_version_refresh(n);
+	if (rc == 0)
+		rc = node_attr(n, &st, &t);
 	if (rc)
 		return reply_err(req, rc);
 	fuse_reply_attr(req, &st, t);
@@ -134,52 +148,40 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 
 /* ---- directories ---- */
 
-struct dirh {
-	struct child *v;
-	size_t n;
-};
-
+/* With kernel support, ENOSYS here makes the kernel open every directory
+ * itself from now on, with its listing cache on (FOPEN_CACHE_DIR |
+ * FOPEN_KEEP_CACHE): a warm `du -s` of the whole mount then runs without a
+ * single request to us. Without it, directories fixed by a digest are cached
+ * and ttl ones are listed afresh at every open. Either way there is no
+ * handle: readdir lists from the name caches at each call. */
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	atomic_fetch_add(&M->st.k_opendir, 1);
 	struct node *n = N(ino);
 	if (!n)
 		return reply_err(req, -ESTALE);
 	if (!kind_is_dir(n->kind))
 		return reply_err(req, -ENOTDIR);
-	if (n->kind == K_ROOT)
-		walk_start_background();
-	struct dirh *d = calloc(1, sizeof *d);
-	if (!d)
-		return reply_err(req, -ENOMEM);
-	int rc = kind_ops[n->kind]->list(n, &d->v, &d->n);
-	if (rc) {
-		free(d);
-		return reply_err(req, rc);
-	}
-	fi->fh = (uintptr_t)d;
-	/* Directories fixed by a digest: the kernel may cache their listing.
-	 * Others not: the kernel keeps a cached listing while the directory's
-	 * mtime is unchanged, whatever keep_cache says on some kernels, which
-	 * would hide new tags and registry failures (tried; mount_read.sh
-	 * caught it). */
-	if (n->kind == K_MANIFEST || n->kind == K_LAYERS || n->kind == K_PLATFORMS) {
+	if (no_opendir)
+		return reply_err(req, -ENOSYS);
+	fi->fh = 0;
+	if (!kind_is_ttl_dir(n->kind)) {
 		fi->cache_readdir = 1;
 		fi->keep_cache = 1;
 	}
 	fuse_reply_open(req, fi);
 }
 
-static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+struct dirh {
+	struct child *v;
+	size_t n;
+};
+
+static void dirh_clear(struct dirh *d)
 {
-	(void)ino;
-	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
-	if (d) {
-		for (size_t i = 0; i < d->n; i++)
-			child_clear(&d->v[i]);
-		free(d->v);
-		free(d);
-	}
-	fuse_reply_err(req, 0);
+	for (size_t i = 0; i < d->n; i++)
+		child_clear(&d->v[i]);
+	free(d->v);
 }
 
 static mode_t kind_mode(enum node_kind k)
@@ -194,13 +196,27 @@ static mode_t kind_mode(enum node_kind k)
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi, bool plus)
 {
+	(void)fi;
+	atomic_fetch_add(&M->st.k_readdir, 1);
 	struct node *dn = N(ino);
-	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
-	if (!dn || !d)
-		return reply_err(req, -EBADF);
+	if (!dn)
+		return reply_err(req, -ESTALE);
+	if (!kind_is_dir(dn->kind))
+		return reply_err(req, -ENOTDIR);
+	if (dn->kind == K_ROOT && off == 0)
+		walk_start_background();
+	/* Offsets are indexes into the sorted listing; a listing that changes
+	 * between two calls (ttl expiry) may repeat or skip an entry, as on
+	 * any network file system. */
+	struct dirh dh, *d = &dh;
+	int lrc = kind_ops[dn->kind]->list(dn, &d->v, &d->n);
+	if (lrc)
+		return reply_err(req, lrc);
 	char *buf = malloc(size);
-	if (!buf)
+	if (!buf) {
+		dirh_clear(d);
 		return reply_err(req, -ENOMEM);
+	}
 	size_t pos = 0;
 	/* Offsets: 0 ".", 1 "..", 2+i child i; an entry's off is the next one. */
 	for (off_t i = off; i < (off_t)d->n + 2; i++) {
@@ -258,6 +274,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	fuse_reply_buf(req, buf, pos);
 	free(buf);
+	dirh_clear(d);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -572,7 +589,6 @@ const struct fuse_lowlevel_ops regfs_ops = {
 	.opendir = op_opendir,
 	.readdir = op_readdir,
 	.readdirplus = op_readdirplus,
-	.releasedir = op_releasedir,
 	.open = op_open,
 	.read = op_read,
 	.release = op_release,

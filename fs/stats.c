@@ -49,7 +49,7 @@ int stats_json_text(char **buf, size_t *len)
 		regfs_client_get_stats(M->client, &cs);
 	json_t *j = json_pack(
 		"{s:{s:o,s:o,s:o,s:o,s:o,s:o},s:o,s:o,s:o,s:o,s:o,"
-		"s:{s:{s:o,s:o},s:{s:o,s:o},s:{s:o,s:o,s:o}},s:o,s:o}",
+		"s:{s:{s:o,s:o},s:{s:o,s:o},s:{s:o,s:o,s:o}},s:{s:o,s:o,s:o,s:o},s:o,s:o}",
 		"requests",
 		"total", U(cs.requests), "manifest", U(cs.manifest_gets), "tags", U(cs.tag_lists),
 		"catalog", U(cs.catalog_pages), "blob", U(cs.blob_reads), "write", U(cs.writes),
@@ -61,6 +61,9 @@ int stats_json_text(char **buf, size_t *len)
 		"manifests", "hits", U(atomic_load(&M->st.mc_hits)), "misses", U(atomic_load(&M->st.mc_misses)),
 		"blobs", "hits", U(atomic_load(&M->st.bc_hits)), "misses", U(atomic_load(&M->st.bc_misses)),
 		"disk_bytes", U(bcache_used(M->bc)),
+		"kernel",
+		"lookup", U(atomic_load(&M->st.k_lookup)), "getattr", U(atomic_load(&M->st.k_getattr)),
+		"opendir", U(atomic_load(&M->st.k_opendir)), "readdir", U(atomic_load(&M->st.k_readdir)),
 		"walks", U(atomic_load(&M->st.walks)),
 		"mounted_since", U(M->mounted_since));
 	if (!j)

@@ -82,9 +82,24 @@ static void inval_entry(const char *dirpath, const char *name)
 		fuse_lowlevel_notify_inval_entry(M->se, d->id, name, strlen(name));
 }
 
+/* After a write to `repo`: its tag list and manifests are refetched, and the
+ * kernel drops its cached listings of <repo>/_tags and <repo>/_manifests (a
+ * tag deletion can change both; the kernel itself only knows about the one
+ * directory the operation was in). */
 static void changed(const char *repo)
 {
 	ncache_invalidate(repo);
+	static const char *const dirs[] = {"_tags", "_manifests"};
+	for (size_t i = 0; i < 2; i++) {
+		char p[600];
+		snprintf(p, sizeof p, "%s/%s", repo, dirs[i]);
+		struct node *d = nodes_by_path(M->nodes, p);
+		if (!d)
+			continue;
+		dir_version_expire(d);
+		if (M->se)
+			fuse_lowlevel_notify_inval_inode(M->se, d->id, 0, 0);
+	}
 }
 
 static int client_rc(int rc, struct regfs_err *e, const char *what)
