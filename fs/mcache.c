@@ -295,8 +295,19 @@ int mcache_get(const char *repo, const char *digest, const struct mentry **out)
 	return rc;
 }
 
+/* Batches bigger than this go in several rounds: every response of a round
+ * is held until the round ends, so unbounded rounds (a whole registry's
+ * manifests) would set the daemon's peak memory. */
+#define PREFETCH_CHUNK 512
+
 void mcache_prefetch(const char **repos, const char **digests, size_t n)
 {
+	if (n > PREFETCH_CHUNK) {
+		for (size_t i = 0; i < n; i += PREFETCH_CHUNK)
+			mcache_prefetch(repos + i, digests + i,
+					n - i < PREFETCH_CHUNK ? n - i : PREFETCH_CHUNK);
+		return;
+	}
 	struct mcache *mc = M->mc;
 	struct slot **mine = calloc(n ? n : 1, sizeof *mine);
 	struct regfs_manifest_req *reqs = calloc(n ? n : 1, sizeof *reqs);

@@ -189,8 +189,8 @@ struct node {
 	uint64_t nlookup;
 	enum node_kind kind;
 	char *path;              /* "" for root, "team/app/_tags/latest" */
-	char *repo;              /* repository the node belongs to, NULL at top */
-	char digest[REGFS_DIGEST_MAX];
+	const char *repo;        /* repository the node belongs to, NULL at top (shared copy, node.c) */
+	const char *digest;      /* "" if none; never NULL (shared copy, node.c) */
 	char *arg;
 	uint64_t size;
 	char *mediatype;

@@ -535,8 +535,13 @@ static void created_one(size_t i, void *arg)
 		mcache_created(j->repos[i], j->ents[i]);
 }
 
-/* Resolves the entries (each of repos[i]) that no one resolved yet, in one
- * parallel batch, then waits for those others are resolving. */
+#define RESOLVE_CHUNK 512
+
+static void resolve_chunk(struct regfs_manifest_req *reqs, struct tag_ent **mine,
+			  const struct mentry **me, const char **mrepo, size_t c0, size_t c1);
+
+/* Resolves the entries (each of repos[i]) that no one resolved yet, in
+ * parallel batches, then waits for those others are resolving. */
 static void resolve_entries(const char **repos, struct tag_ent **ents, size_t n)
 {
 	struct ncache *nc = M->nc;
@@ -559,10 +564,36 @@ static void resolve_entries(const char **repos, struct tag_ent **ents, size_t n)
 	}
 	pthread_mutex_unlock(&nc->mu);
 
-	if (k)
-		regfs_client_manifests(M->client, reqs, k);
+	/* In chunks: a whole registry's tags (10,000 and more) would otherwise
+	 * hold every response body at once, and the fragmentation they leave
+	 * behind is most of the daemon's peak memory. */
+	for (size_t c0 = 0; c0 < k; c0 += RESOLVE_CHUNK) {
+		size_t c1 = k - c0 < RESOLVE_CHUNK ? k : c0 + RESOLVE_CHUNK;
+		resolve_chunk(reqs, mine, me, mrepo, c0, c1);
+	}
+	/* Entries another thread is resolving: wait for them. */
+	pthread_mutex_lock(&nc->mu);
+	for (size_t i = 0; i < n; i++)
+		while (ents[i]->state == T_RESOLVING)
+			pthread_cond_wait(&nc->cv, &nc->mu);
+	pthread_mutex_unlock(&nc->mu);
+out:
+	free(reqs);
+	free(mine);
+	free(me);
+	free(mrepo);
+}
+
+/* Resolves reqs[c0..c1) (their entries claimed by the caller): one parallel
+ * batch of manifest GETs, then the image created times where the registry
+ * sent no Last-Modified, then publishes the results. */
+static void resolve_chunk(struct regfs_manifest_req *reqs, struct tag_ent **mine,
+			  const struct mentry **me, const char **mrepo, size_t c0, size_t c1)
+{
+	struct ncache *nc = M->nc;
+	regfs_client_manifests(M->client, reqs + c0, c1 - c0);
 	size_t nneed = 0;
-	for (size_t i = 0; i < k; i++) {
+	for (size_t i = c0; i < c1; i++) {
 		if (reqs[i].rc != 0) {
 			char what[400];
 			snprintf(what, sizeof what, "resolving %s:%s", reqs[i].repo, reqs[i].ref);
@@ -585,7 +616,7 @@ static void resolve_entries(const char **repos, struct tag_ent **ents, size_t n)
 		par_for(nneed, M->o.max_parallel, created_one, &j);
 	}
 	pthread_mutex_lock(&nc->mu);
-	for (size_t i = 0; i < k; i++) {
+	for (size_t i = c0; i < c1; i++) {
 		if (mine[i]->rc == 0) {
 			snprintf(mine[i]->digest, sizeof mine[i]->digest, "%s", reqs[i].resp.digest);
 			int64_t mt = reqs[i].resp.last_modified;
@@ -601,18 +632,9 @@ static void resolve_entries(const char **repos, struct tag_ent **ents, size_t n)
 		mine[i]->state = T_IDLE;
 	}
 	pthread_cond_broadcast(&nc->cv);
-	/* Entries another thread is resolving: wait for them. */
-	for (size_t i = 0; i < n; i++)
-		while (ents[i]->state == T_RESOLVING)
-			pthread_cond_wait(&nc->cv, &nc->mu);
 	pthread_mutex_unlock(&nc->mu);
-out:
-	for (size_t i = 0; i < k; i++)
+	for (size_t i = c0; i < c1; i++)
 		regfs_manifest_resp_free(&reqs[i].resp);
-	free(reqs);
-	free(mine);
-	free(me);
-	free(mrepo);
 }
 
 int ncache_resolve(const char *repo, const char *tag, char digest[REGFS_DIGEST_MAX],

@@ -17,6 +17,7 @@
 #include "mount.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,6 +52,90 @@ void child_clear(struct child *c)
 	memset(c, 0, sizeof *c);
 }
 
+/* ---- shared strings ----
+ * Repository names and digests repeat across nodes (every node of a
+ * repository names it; a base layer's digest shows in every repository that
+ * uses it): one refcounted copy each instead of a copy per node — after a du
+ * of 1,000 x 10 that is ~20 MB less. A process-wide pool with its own lock
+ * (one mount per process). */
+struct pstr {
+	struct pstr *next;
+	uint64_t hash;
+	size_t ref;
+	char s[];
+};
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct pstr **pool;
+static size_t pool_nb, pool_n;
+
+static void pool_grow(void)
+{
+	size_t nb = pool_nb ? pool_nb * 2 : 4096;
+	struct pstr **v = calloc(nb, sizeof *v);
+	if (!v)
+		return; /* keep the old, slower table */
+	for (size_t i = 0; i < pool_nb; i++)
+		for (struct pstr *p = pool[i], *nx; p; p = nx) {
+			nx = p->next;
+			p->next = v[p->hash % nb];
+			v[p->hash % nb] = p;
+		}
+	free(pool);
+	pool = v;
+	pool_nb = nb;
+}
+
+/* Returns the shared copy of s (NULL for NULL, or on ENOMEM). */
+static const char *pool_get(const char *s)
+{
+	if (!s)
+		return NULL;
+	uint64_t h = fnv(s);
+	pthread_mutex_lock(&pool_mu);
+	if (pool_n >= pool_nb)
+		pool_grow();
+	struct pstr *p = NULL;
+	if (pool_nb) {
+		for (p = pool[h % pool_nb]; p; p = p->next)
+			if (p->hash == h && strcmp(p->s, s) == 0)
+				break;
+	}
+	if (!p && pool_nb) {
+		size_t l = strlen(s);
+		p = malloc(sizeof *p + l + 1);
+		if (p) {
+			memcpy(p->s, s, l + 1);
+			p->hash = h;
+			p->ref = 0;
+			p->next = pool[h % pool_nb];
+			pool[h % pool_nb] = p;
+			pool_n++;
+		}
+	}
+	if (p)
+		p->ref++;
+	pthread_mutex_unlock(&pool_mu);
+	return p ? p->s : NULL;
+}
+
+static void pool_put(const char *s)
+{
+	if (!s || !*s)
+		return; /* NULL, or the root's static "" */
+	struct pstr *p = (struct pstr *)(void *)(s - offsetof(struct pstr, s));
+	pthread_mutex_lock(&pool_mu);
+	if (--p->ref == 0) {
+		for (struct pstr **pp = &pool[p->hash % pool_nb]; *pp; pp = &(*pp)->next)
+			if (*pp == p) {
+				*pp = p->next;
+				break;
+			}
+		pool_n--;
+		free(p);
+	}
+	pthread_mutex_unlock(&pool_mu);
+}
+
 static void node_free(struct node *n)
 {
 	for (struct graveyard *g = n->old, *nx; g; g = nx) {
@@ -59,7 +144,8 @@ static void node_free(struct node *n)
 		free(g);
 	}
 	free(n->path);
-	free(n->repo);
+	pool_put(n->repo);
+	pool_put(n->digest);
 	free(n->arg);
 	free(n);   /* mediatype is interned, never freed */
 }
@@ -122,6 +208,7 @@ struct nodes *nodes_new(void)
 		nodes_free(t);
 		return NULL;
 	}
+	t->root->digest = "";
 	t->root->id = FUSE_ROOT_ID;
 	t->root->kind = K_ROOT;
 	t->root->nlookup = 1;
@@ -241,10 +328,18 @@ struct node *nodes_get(struct nodes *t, struct node *parent, const struct child 
 	}
 	n->kind = c->kind;
 	n->path = path;
-	n->repo = dup0(c->repo);
+	n->repo = pool_get(c->repo);
 	n->arg = dup0(c->arg);
 	n->mediatype = intern(c->mediatype);
-	memcpy(n->digest, c->digest, sizeof n->digest);
+	n->digest = c->digest[0] ? pool_get(c->digest) : "";
+	if ((c->repo && !n->repo) || !n->digest) {
+		pool_put(n->repo);
+		pthread_mutex_unlock(&t->mu);
+		free(path);
+		free(n->arg);
+		free(n);
+		return NULL;
+	}
 	n->size = c->size;
 	n->id = t->next_id++;
 	n->nlookup = nlookup;
