@@ -9,7 +9,8 @@
  *
  * Paging is by repository name, like /v2/_catalog and /v2/_regfs/tags; the
  * page also stops early (with a Link to the rest) once its body passes
- * BULK_PAGE_BYTES, so one page stays a few MB whatever n asks for. Manifest
+ * BULK_PAGE_BYTES or took BULK_PAGE_US to build, so one page stays a few MB
+ * and a couple of seconds whatever n asks for. Manifest
  * bytes come through manifest_load (the manifest cache, verified against the
  * digest on load), never read here directly. */
 #include "registry.h"
@@ -24,6 +25,10 @@
 #define BULK_DEFAULT_N 100
 #define BULK_MAX_N 1000
 #define BULK_PAGE_BYTES (4u * 1024 * 1024) /* soft: a page ends after the repo that passes it */
+/* Also soft: a page ends after the repository that takes it past this much
+ * work. Manifests are read one at a time; on slow storage (S3: a request
+ * each) a 4 MB page could otherwise outlast the client's request timeout. */
+#define BULK_PAGE_US (2u * 1000 * 1000)
 
 /* Is [s, s+n) well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF)?
  * Hand-written: a few lines, and jansson offers no validator for raw bytes. */
@@ -183,7 +188,7 @@ enum MHD_Result h_bulk_manifests(HANDLER_ARGS)
 		if (i > from)
 			sb_add(&b, ",", 1);
 		put_repo(r, &b, repos.v[i]);
-		if (b.len >= BULK_PAGE_BYTES)
+		if (b.len >= BULK_PAGE_BYTES || now_us() - q->t0_us >= BULK_PAGE_US)
 			to = i + 1; /* the rest through the Link */
 	}
 	sb_puts(&b, "]}\n");
