@@ -605,6 +605,11 @@ static int platforms_list(struct node *dir, struct child **out, size_t *n)
 				 d->variant ? "-" : "", d->variant ? d->variant : "");
 		else
 			snprintf(base, sizeof base, "unknown");
+		/* Platform fields are free text; a directory entry cannot hold
+		 * '/' (the kernel fails the whole listing on one). */
+		for (char *q = base; *q; q++)
+			if (*q == '/')
+				*q = '_';
 		/* Two children with one platform (attestations, duplicates): keep
 		 * names unique and stable by manifest order. */
 		snprintf(name, sizeof name, "%s", base);
