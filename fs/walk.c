@@ -131,6 +131,8 @@ static int do_walk(uint64_t *bytes, uint64_t *blocks)
 	 * everything below runs on cache hits. Any failure (a digest mismatch
 	 * included) falls back to the per-request walk, which names the culprit. */
 	rc = ncache_prefetch_bulk(cat->names, cat->n);
+	if (rc && rc != -ENOTSUP && rc != -ENOMEM)
+		log_warn("walk: bulk-manifests failed (see above); listing per repository instead");
 	if (rc && rc != -ENOMEM)
 		rc = ncache_prefetch_tags(cat->names, cat->n);
 	if (rc) {

@@ -306,9 +306,10 @@ static int bulk_verify(const char *url, const struct regfs_repo_bulk *rb, struct
 		if (strcmp(got, mi->digest) != 0)
 			return regfs_errf(err, -EBADMSG,
 					  "GET %s: manifest %s of %s arrived with content that hashes "
-					  "to %s; refusing it (the registry's stored manifest or a proxy "
-					  "between us altered it: check `regfs-registry garbage-collect "
-					  "--dry-run` / the proxy)", url, mi->digest, rb->name, got);
+					  "to %s: refused (altered between the registry and here, e.g. "
+					  "by a proxy, or a registry bug); fetch it by digest to see "
+					  "what the registry itself serves", url, mi->digest, rb->name,
+					  got);
 	}
 	return 0;
 }
