@@ -340,6 +340,10 @@ static int tags_list(struct node *dir, struct child **out, size_t *n)
 	ncache_resolve_all(dir->repo, ts);
 	struct clist l = {0};
 	for (size_t i = 0; i < ts->n; i++) {
+		/* A non-conforming registry's tag with '/' would fail the whole
+		 * listing in the kernel; it could not be looked up anyway. */
+		if (!regfs_tag_valid(ts->t[i].tag))
+			continue;
 		struct child *c = cl_add(&l, ts->t[i].tag, K_TAG, dir->repo);
 		if (c && !(c->arg = strdup(ts->t[i].tag)))
 			l.err = -ENOMEM;
@@ -407,7 +411,8 @@ static int cmpstr(const void *a, const void *b)
 
 static void dset_uniq(struct dset *s)
 {
-	qsort(s->v, s->n, sizeof *s->v, cmpstr);
+	if (s->n > 1) /* qsort(NULL, 0) is undefined */
+		qsort(s->v, s->n, sizeof *s->v, cmpstr);
 	size_t u = 0;
 	for (size_t i = 0; i < s->n; i++) {
 		if (u && strcmp(s->v[u - 1], s->v[i]) == 0) {

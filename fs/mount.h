@@ -212,8 +212,12 @@ struct node *nodes_get(struct nodes *t, struct node *parent, const struct child 
 		       uint64_t nlookup);
 struct node *nodes_by_id(struct nodes *t, fuse_ino_t id);
 void nodes_forget(struct nodes *t, fuse_ino_t id, uint64_t n);
-/* Path-based lookup of an existing node (for invalidation), NULL if none. */
+/* Path-based lookup of an existing node, NULL if none. The node may be
+ * freed by a concurrent forget unless the caller holds a lookup on it: use
+ * nodes_ref_by_path (one lookup added; drop it with nodes_forget(t, id, 1))
+ * to use it after the call. */
 struct node *nodes_by_path(struct nodes *t, const char *path);
+struct node *nodes_ref_by_path(struct nodes *t, const char *path);
 /* The kernel moved a dentry (rename): the node at old_path now is new_path
  * (and, for a tag, names new_arg). */
 int nodes_rename(struct nodes *t, const char *old_path, const char *new_path, const char *new_arg);

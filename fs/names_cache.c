@@ -150,7 +150,8 @@ int ncache_catalog(struct catalog **out)
 			regfs_strv_free(&v);
 			rc = -ENOMEM;
 		} else {
-			qsort(v.v, v.n, sizeof *v.v, cmpstr);
+			if (v.n > 1) /* qsort(NULL, 0) is undefined */
+				qsort(v.v, v.n, sizeof *v.v, cmpstr);
 			c->names = v.v;
 			c->n = v.n;
 			atomic_store(&c->ref, 2); /* the cache's and the caller's */
@@ -242,7 +243,8 @@ int catalog_children(const struct catalog *c, const char *path, char ***names, s
 	}
 	free(prefix);
 	/* "a/b", "a/b-c", "a/b/c": the same component need not be adjacent. */
-	qsort(v, k, sizeof *v, cmpstr);
+	if (k > 1) /* qsort(NULL, 0) is undefined */
+		qsort(v, k, sizeof *v, cmpstr);
 	size_t u = 0;
 	for (size_t i = 0; i < k; i++) {
 		if (u && strcmp(v[u - 1], v[i]) == 0) {
@@ -292,7 +294,8 @@ static struct tagset *tagset_from(struct regfs_strv *v)
 		v->v[i] = NULL;
 	}
 	t->n = v->n;
-	qsort(t->t, t->n, sizeof *t->t, cmptag);
+	if (t->n > 1) /* qsort(NULL, 0) is undefined */
+		qsort(t->t, t->n, sizeof *t->t, cmptag);
 	atomic_store(&t->ref, 1);
 	return t;
 }
@@ -388,7 +391,8 @@ int ncache_prefetch_tags(char **repos, size_t n)
 					te->resolved_at = te->digest[0] ? now_mono() : 0;
 					ts->n++;
 				}
-				qsort(ts->t, ts->n, sizeof *ts->t, cmptag);
+				if (ts->n > 1) /* qsort(NULL, 0) is undefined */
+					qsort(ts->t, ts->n, sizeof *ts->t, cmptag);
 				atomic_store(&ts->ref, 1);
 				install(r, ts);
 			}
@@ -772,7 +776,8 @@ static int bulk_one(const struct regfs_repo_bulk *rb, void *arg)
 		te->resolved_at = now;
 		ts->n++;
 	}
-	qsort(ts->t, ts->n, sizeof *ts->t, cmptag);
+	if (ts->n > 1) /* qsort(NULL, 0) is undefined */
+		qsort(ts->t, ts->n, sizeof *ts->t, cmptag);
 	atomic_store(&ts->ref, 1);
 	size_t nmf = 0;
 	for (size_t i = 0; i < rb->n_manifests; i++)
@@ -831,7 +836,8 @@ int ncache_prefetch_bulk(char **repos, size_t n)
 		bx.cl[bx.ncl++] = (struct bulk_claim){r, true};
 	}
 	pthread_mutex_unlock(&nc->mu);
-	qsort(bx.cl, bx.ncl, sizeof *bx.cl, cmpclaim);
+	if (bx.ncl > 1) /* qsort(NULL, 0) is undefined */
+		qsort(bx.cl, bx.ncl, sizeof *bx.cl, cmpclaim);
 
 	struct regfs_err e = {0};
 	double t0 = now_mono();

@@ -257,6 +257,16 @@ struct node *nodes_by_path(struct nodes *t, const char *path)
 	return n;
 }
 
+struct node *nodes_ref_by_path(struct nodes *t, const char *path)
+{
+	pthread_mutex_lock(&t->mu);
+	struct node *n = find_path(t, path);
+	if (n)
+		n->nlookup++;
+	pthread_mutex_unlock(&t->mu);
+	return n;
+}
+
 static char *join(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b);
@@ -293,6 +303,8 @@ static char *intern(const char *s)
 	return c; /* past 64 distinct types: leaked once per node, still correct */
 }
 
+static void bury(struct node *n, char *s);
+
 struct node *nodes_get(struct nodes *t, struct node *parent, const struct child *c,
 		       uint64_t nlookup)
 {
@@ -317,8 +329,15 @@ struct node *nodes_get(struct nodes *t, struct node *parent, const struct child 
 				break;
 			}
 		n->next_path = NULL;
-		/* Renamed so find_path never matches it again. */
-		n->path[0] = n->path[0] ? '\x01' : n->path[0];
+		/* Renamed so find_path never matches it again; readers may hold
+		 * the old string, so it is kept, not overwritten. */
+		char *gone = malloc(strlen(n->path) + 2);
+		if (gone) {
+			gone[0] = '\x01';
+			strcpy(gone + 1, n->path);
+			bury(n, n->path);
+			n->path = gone;
+		}
 	}
 	n = calloc(1, sizeof *n);
 	if (!n) {
@@ -334,6 +353,7 @@ struct node *nodes_get(struct nodes *t, struct node *parent, const struct child 
 	n->digest = c->digest[0] ? pool_get(c->digest) : "";
 	if ((c->repo && !n->repo) || !n->digest) {
 		pool_put(n->repo);
+		pool_put(n->digest);
 		pthread_mutex_unlock(&t->mu);
 		free(path);
 		free(n->arg);

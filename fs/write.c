@@ -77,9 +77,12 @@ static int unsupported(const char *what)
  * kernel has that directory at all. */
 static void inval_entry(const char *dirpath, const char *name)
 {
-	struct node *d = nodes_by_path(M->nodes, dirpath);
-	if (d && M->se)
+	struct node *d = nodes_ref_by_path(M->nodes, dirpath);
+	if (!d)
+		return;
+	if (M->se)
 		fuse_lowlevel_notify_inval_entry(M->se, d->id, name, strlen(name));
+	nodes_forget(M->nodes, d->id, 1);
 }
 
 /* After a write to `repo`: its tag list and manifests are refetched, and the
@@ -93,12 +96,13 @@ static void changed(const char *repo)
 	for (size_t i = 0; i < 2; i++) {
 		char p[600];
 		snprintf(p, sizeof p, "%s/%s", repo, dirs[i]);
-		struct node *d = nodes_by_path(M->nodes, p);
+		struct node *d = nodes_ref_by_path(M->nodes, p);
 		if (!d)
 			continue;
 		dir_version_expire(d);
 		if (M->se)
 			fuse_lowlevel_notify_inval_inode(M->se, d->id, 0, 0);
+		nodes_forget(M->nodes, d->id, 1);
 	}
 }
 

@@ -424,14 +424,11 @@ static void test_index_platforms(void **state)
 /* Directory entries must be valid names: the kernel fails a whole readdir
  * (EIO, fs/fuse/readdir.c parse_dirfile) on an entry containing '/'. An
  * index's platform fields are free text, and platforms_list (kinds.c) uses
- * them verbatim: one child with os "linux/x" makes platforms/ unreadable.
- * Known bug, skipped unless REGFS_TEST_KNOWN_BUGS is set; the fix is in
- * kinds.c (map '/' in the platform name to another character). */
+ * them: one child with os "linux/x" must not make platforms/ unreadable
+ * (kinds.c maps '/' to '_'). */
 static void test_platform_name_with_slash(void **state)
 {
 	(void)state;
-	if (!getenv("REGFS_TEST_KNOWN_BUGS"))
-		skip();
 	char *idx;
 	assert_true(asprintf(&idx,
 		"{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\","
