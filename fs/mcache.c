@@ -178,8 +178,23 @@ static char *from_disk(const char *digest, size_t *len)
 	return NULL;
 }
 
+static int put(const char *digest, const char *data, size_t len, const char *ctype,
+	       bool persist, const struct mentry **out);
+
 int mcache_put(const char *digest, const char *data, size_t len, const char *ctype,
 	       const struct mentry **out)
+{
+	return put(digest, data, len, ctype, true, out);
+}
+
+int mcache_put_mem(const char *digest, const char *data, size_t len, const char *ctype,
+		   const struct mentry **out)
+{
+	return put(digest, data, len, ctype, false, out);
+}
+
+static int put(const char *digest, const char *data, size_t len, const char *ctype,
+	       bool persist, const struct mentry **out)
 {
 	struct mcache *mc = M->mc;
 	pthread_mutex_lock(&mc->mu);
@@ -205,7 +220,8 @@ int mcache_put(const char *digest, const char *data, size_t len, const char *cty
 		free(ns);
 		return rc;
 	}
-	bcache_put(M->bc, digest, data, len);
+	if (persist)
+		bcache_put(M->bc, digest, data, len);
 	pthread_mutex_lock(&mc->mu);
 	s = find(mc, digest);
 	if (s && s->state == S_OK) {

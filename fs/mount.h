@@ -150,6 +150,11 @@ int mcache_get(const char *repo, const char *digest, const struct mentry **out);
 /* Store a response we already have (e.g. from GET by tag). */
 int mcache_put(const char *digest, const char *data, size_t len, const char *ctype,
 	       const struct mentry **out);
+/* The same, kept in memory only: for manifests that came in a bulk page
+ * (regfs-registry), which a remount gets again in a few requests — writing
+ * 10,000 of them to the disk cache cost more than the whole walk otherwise. */
+int mcache_put_mem(const char *digest, const char *data, size_t len, const char *ctype,
+		   const struct mentry **out);
 const struct mentry *mcache_peek(const char *digest);
 /* Fetch many (repo, digest) pairs in parallel; those cached are skipped. */
 void mcache_prefetch(const char **repos, const char **digests, size_t n);

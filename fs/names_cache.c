@@ -711,7 +711,7 @@ struct bulk_ctx {
 	struct bulk_claim *cl;    /* sorted by r */
 	size_t ncl;
 	size_t repos, manifests, without_content; /* for the log line */
-	double put_s;             /* time in mcache_put (parse + disk cache write) */
+	double put_s;             /* time in mcache_put_mem (parsing) */
 };
 
 static int cmpclaim(const void *a, const void *b)
@@ -729,8 +729,9 @@ static struct bulk_claim *claim_of(struct bulk_ctx *bx, struct repo_ent *r)
 	return c && c->open ? c : NULL;
 }
 
-/* Installs one repository: every manifest's bytes first (mcache_put; the
- * client verified them), so that once its listings are visible a reader
+/* Installs one repository: every manifest's bytes first (verified by the
+ * client; kept in memory only, a remount gets them again in a few
+ * requests), so that once its listings are visible a reader
  * finds the manifests cached; then its tagset (every tag resolved: digest
  * and push time, as the bulk-tags branch of ncache_prefetch_tags does) and
  * its repo-manifests list (as ncache_repo_manifests stores it). A manifest
@@ -752,7 +753,7 @@ static int bulk_one(const struct regfs_repo_bulk *rb, void *arg)
 		 * the time here is the disk cache's file writes, not parsing
 		 * (1,000 x 10: 1.2-1.7 s with them, 0.3 s with --cache-size 0);
 		 * four threads did not make it faster on this machine. */
-		if (mcache_put(mi->digest, mi->content, mi->len, mi->media_type, &e) == -ENOMEM)
+		if (mcache_put_mem(mi->digest, mi->content, mi->len, mi->media_type, &e) == -ENOMEM)
 			return -ENOMEM;
 		bx->manifests++;
 	}
