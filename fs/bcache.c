@@ -330,7 +330,7 @@ int bcache_fill(struct bcache *bc, const char *repo, const char *digest, uint64_
 	pthread_mutex_lock(&bc->mu);
 	struct bent *e;
 	while ((e = find(bc, digest)) && e->filling)
-		pthread_cond_wait(&bc->cv, &bc->mu);
+		fs_wait(&bc->cv, &bc->mu);
 	if (e) {
 		pthread_mutex_unlock(&bc->mu);
 		return bcache_open(bc, digest);
@@ -352,6 +352,7 @@ int bcache_fill(struct bcache *bc, const char *repo, const char *digest, uint64_
 		log_warn("cache: cannot create a file in %s/tmp: %s", bc->dir, strerror(-rc));
 	} else {
 		atomic_fetch_add(&M->st.bc_misses, 1);
+		loop_may_block();
 		rc = regfs_client_blob_fetch(M->client, repo, digest, fd, &err);
 		close(fd);
 		if (rc) {

@@ -514,6 +514,7 @@ static int manifests_lookup(struct node *dir, const char *name, struct child *ou
 	} else {
 		struct regfs_manifest_resp r = {0};
 		struct regfs_err err = {0};
+		loop_may_block();
 		rc = regfs_client_manifest(M->client, dir->repo, name, &r, &err);
 		if (rc == 0)
 			rc = mcache_put(name, r.data, r.len, r.content_type, &e);

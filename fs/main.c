@@ -402,11 +402,9 @@ int main(int argc, char **argv)
 	log_info("mounted %s on %s (ttl %g s, timeout %d s, cache %s)", m.o.url, m.o.mountpoint,
 		 m.o.ttl, m.o.timeout_s, m.bc ? m.o.cache_dir : "off");
 
-	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
-	fuse_loop_cfg_set_clone_fd(cfg, 0);
-	fuse_loop_cfg_set_max_threads(cfg, (unsigned)(m.o.max_parallel > 16 ? m.o.max_parallel : 16));
-	rc = fuse_session_loop_mt(se, cfg);
-	fuse_loop_cfg_destroy(cfg);
+	rc = loop_run(se, (unsigned)(m.o.max_parallel > 16 ? m.o.max_parallel : 16));
+	if (rc)
+		log_error("the FUSE request loop stopped: %s", strerror(-rc));
 
 	walk_shutdown();
 	fuse_session_unmount(se);

@@ -266,7 +266,7 @@ int mcache_get(const char *repo, const char *digest, const struct mentry **out)
 		}
 		if (!s)
 			break;
-		pthread_cond_wait(&mc->cv, &mc->mu);
+		fs_wait(&mc->cv, &mc->mu);
 	}
 	s = add(mc, digest);
 	if (!s) {
@@ -286,6 +286,7 @@ int mcache_get(const char *repo, const char *digest, const struct mentry **out)
 		atomic_fetch_add(&M->st.mc_misses, 1);
 		struct regfs_manifest_resp r = {0};
 		struct regfs_err e = {0};
+		loop_may_block();
 		rc = regfs_client_manifest(M->client, repo, digest, &r, &e);
 		if (rc == 0) {
 			bcache_put(M->bc, digest, r.data, r.len);
@@ -365,6 +366,7 @@ void mcache_prefetch(const char **repos, const char **digests, size_t n)
 	}
 	if (nr) {
 		atomic_fetch_add(&M->st.mc_misses, nr);
+		loop_may_block();
 		regfs_client_manifests(M->client, net, nr);
 	}
 	for (size_t i = 0; i < nr; i++) {
@@ -453,6 +455,7 @@ static char *small_blob(const char *repo, const char *digest, uint64_t size, siz
 	atomic_fetch_add(&M->st.bc_misses, 1);
 	size_t got = 0;
 	struct regfs_err e = {0};
+	loop_may_block();
 	int rc = regfs_client_blob_read(M->client, repo, digest, 0, size, buf, &got, &e);
 	if (rc || got != size) {
 		if (rc)

@@ -1,7 +1,8 @@
 /* mount.h — internals of the regfs FUSE daemon shared by the files of fs/.
  *
  * Layering (each file one concept):
- *   main.c      command line, pre-mount checks, FUSE session and loop
+ *   main.c      command line, pre-mount checks, FUSE session
+ *   loop.c      the request loop (one reader thread at a time)
  *   ops.c       the one struct fuse_lowlevel_ops table; dispatches by node kind
  *   kinds.c     per-kind tables: what a node lists, looks up, reports as attrs
  *   node.c      the inode table (nodeid <-> node, path -> node, lookup counts)
@@ -270,6 +271,22 @@ void write_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_
 		  const char *newname, unsigned int flags);
 /* Any other write: EROFS, with a log line saying what is supported. */
 void write_other(fuse_req_t req, const char *what);
+
+/* ---- loop.c: the FUSE request loop (see there why not libfuse's) ---- */
+/* Serves se until unmount or signal with up to max_threads threads; 0 or a
+ * negative errno from reading /dev/fuse. */
+int loop_run(struct fuse_session *se, unsigned max_threads);
+/* Called by a request's handler before anything that may wait (a registry
+ * request, another thread's fetch, a walk): another thread takes over
+ * reading requests. A no-op outside loop threads. */
+void loop_may_block(void);
+/* pthread_cond_wait for the caches' single-flight waits: a loop thread about
+ * to wait for another's fetch first hands over reading requests. */
+static inline int fs_wait(pthread_cond_t *cv, pthread_mutex_t *mu)
+{
+	loop_may_block();
+	return pthread_cond_wait(cv, mu);
+}
 
 /* ---- stats.c ---- */
 int stats_status_text(char **buf, size_t *len);

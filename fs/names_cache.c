@@ -134,7 +134,7 @@ int ncache_catalog(struct catalog **out)
 		}
 		if (!nc->cat_busy)
 			break;
-		pthread_cond_wait(&nc->cv, &nc->mu);
+		fs_wait(&nc->cv, &nc->mu);
 	}
 	nc->cat_busy = true;
 	pthread_mutex_unlock(&nc->mu);
@@ -142,6 +142,7 @@ int ncache_catalog(struct catalog **out)
 
 	struct regfs_strv v = {0};
 	struct regfs_err e = {0};
+	loop_may_block();
 	int rc = regfs_client_catalog(M->client, &v, &e);
 	struct catalog *c = NULL;
 	if (rc == 0) {
@@ -327,7 +328,7 @@ int ncache_tags(const char *repo, struct tagset **out)
 		}
 		if (!r->busy)
 			break;
-		pthread_cond_wait(&nc->cv, &nc->mu);
+		fs_wait(&nc->cv, &nc->mu);
 	}
 	r->busy = true;
 	pthread_mutex_unlock(&nc->mu);
@@ -335,6 +336,7 @@ int ncache_tags(const char *repo, struct tagset **out)
 
 	struct regfs_strv v = {0};
 	struct regfs_err e = {0};
+	loop_may_block();
 	int rc = regfs_client_tags(M->client, repo, &v, &e);
 	struct tagset *ts = NULL;
 	if (rc == 0) {
@@ -367,6 +369,7 @@ int ncache_prefetch_tags(char **repos, size_t n)
 		/* One paginated walk gives every tag with its digest and push time. */
 		struct regfs_repo_tags *rt = NULL;
 		size_t nr = 0;
+		loop_may_block();
 		int rc = regfs_client_bulk_tags(M->client, &rt, &nr, &e);
 		if (rc == 0) {
 			atomic_fetch_add(&M->st.nc_misses, 1);
@@ -428,6 +431,7 @@ int ncache_prefetch_tags(char **repos, size_t n)
 	int rc = 0;
 	if (k) {
 		atomic_fetch_add(&M->st.nc_misses, k);
+		loop_may_block();
 		regfs_client_tags_many(M->client, reqs, k);
 	}
 	pthread_mutex_lock(&nc->mu);
@@ -477,7 +481,7 @@ int ncache_repo_manifests(const char *repo, char ***out, size_t *n)
 		return -ENOMEM;
 	}
 	while (r->mf_busy)
-		pthread_cond_wait(&nc->cv, &nc->mu);
+		fs_wait(&nc->cv, &nc->mu);
 	int rc = 0;
 	if (now_mono() - r->mf_at >= M->o.ttl) {
 		r->mf_busy = true;
@@ -485,6 +489,7 @@ int ncache_repo_manifests(const char *repo, char ***out, size_t *n)
 		struct regfs_tag_info *ti = NULL;
 		size_t nt = 0;
 		struct regfs_err e = {0};
+		loop_may_block();
 		rc = regfs_client_repo_manifests(M->client, repo, &ti, &nt, &e);
 		char **v = NULL;
 		if (rc == 0 && (v = calloc(nt ? nt : 1, sizeof *v))) {
@@ -579,7 +584,7 @@ static void resolve_entries(const char **repos, struct tag_ent **ents, size_t n)
 	pthread_mutex_lock(&nc->mu);
 	for (size_t i = 0; i < n; i++)
 		while (ents[i]->state == T_RESOLVING)
-			pthread_cond_wait(&nc->cv, &nc->mu);
+			fs_wait(&nc->cv, &nc->mu);
 	pthread_mutex_unlock(&nc->mu);
 out:
 	free(reqs);
@@ -595,6 +600,7 @@ static void resolve_chunk(struct regfs_manifest_req *reqs, struct tag_ent **mine
 			  const struct mentry **me, const char **mrepo, size_t c0, size_t c1)
 {
 	struct ncache *nc = M->nc;
+	loop_may_block();
 	regfs_client_manifests(M->client, reqs + c0, c1 - c0);
 	size_t nneed = 0;
 	for (size_t i = c0; i < c1; i++) {
@@ -843,6 +849,7 @@ int ncache_prefetch_bulk(char **repos, size_t n)
 	struct regfs_err e = {0};
 	double t0 = now_mono();
 	atomic_fetch_add(&M->st.nc_misses, 1);
+	loop_may_block();
 	int rc = regfs_client_bulk_manifests(M->client, bulk_one, &bx, &e);
 	log_debug("bulk-manifests: %zu repositories, %zu manifests (%zu to fetch by digest), "
 		  "%.2f s (%.2f s storing manifests), rc %d", bx.repos, bx.manifests,

@@ -411,6 +411,7 @@ static void do_read(fuse_req_t req, struct fh *h, size_t size, off_t off)
 		size_t got = 0;
 		struct regfs_err e = {0};
 		atomic_fetch_add(&M->st.range_reads, 1);
+		loop_may_block();
 		int rc = regfs_client_blob_read(M->client, h->repo, h->digest, (uint64_t)off, want,
 						h->buf, &got, &e);
 		if (rc) {
@@ -527,6 +528,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	(void)ino;
 	struct statvfs sv = {0};
 	uint64_t bytes = 0, blocks = 0;
+	loop_may_block();
 	int rc = walk_total(&bytes, &blocks);
 	if (rc)
 		log_warn("statfs: registry total unknown; reporting 0 used");

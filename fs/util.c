@@ -52,6 +52,7 @@ void par_for(size_t n, int maxpar, void (*fn)(size_t i, void *arg), void *arg)
 {
 	if (n == 0)
 		return;
+	loop_may_block(); /* waits for its threads */
 	if (maxpar < 1)
 		maxpar = 1;
 	size_t nt = n < (size_t)maxpar ? n : (size_t)maxpar;

@@ -237,7 +237,7 @@ int walk_total(uint64_t *bytes, uint64_t *blocks)
 {
 	pthread_mutex_lock(&wmu);
 	while (running)
-		pthread_cond_wait(&wcv, &wmu);
+		fs_wait(&wcv, &wmu);
 	if (have && now_mono() - last_at < M->o.ttl) {
 		*bytes = last_bytes;
 		*blocks = last_blocks;
@@ -296,7 +296,7 @@ void walk_shutdown(void)
 {
 	pthread_mutex_lock(&wmu);
 	while (running)
-		pthread_cond_wait(&wcv, &wmu);
+		fs_wait(&wcv, &wmu);
 	running = true; /* no new walks */
 	pthread_mutex_unlock(&wmu);
 }

@@ -303,6 +303,7 @@ static bool tag_exists(const char *repo, const char *tag, char digest[REGFS_DIGE
 
 void write_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	loop_may_block(); /* writes go to the registry */
 	struct node *p = nodes_by_id(M->nodes, parent);
 	if (!p)
 		return (void)fuse_reply_err(req, ESTALE);
@@ -329,6 +330,7 @@ void write_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 void write_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	loop_may_block(); /* writes go to the registry */
 	struct node *p = nodes_by_id(M->nodes, parent);
 	if (!p)
 		return (void)fuse_reply_err(req, ESTALE);
@@ -404,6 +406,7 @@ static void reply_tag_entry(fuse_req_t req, struct node *p, const char *name)
 
 void write_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
+	loop_may_block(); /* writes go to the registry */
 	struct node *p = nodes_by_id(M->nodes, parent);
 	if (!p)
 		return (void)fuse_reply_err(req, ESTALE);
@@ -434,6 +437,7 @@ void write_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const ch
 void write_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		  const char *newname, unsigned int flags)
 {
+	loop_may_block(); /* writes go to the registry */
 	struct node *p = nodes_by_id(M->nodes, parent), *np = nodes_by_id(M->nodes, newparent);
 	if (!p || !np)
 		return (void)fuse_reply_err(req, ESTALE);
