@@ -81,21 +81,19 @@ static int parse_repo(json_t *jr, struct regfs_repo_tags *out)
 	return 0;
 }
 
-int regfs_client_bulk_tags(struct regfs_client *c, struct regfs_repo_tags **out, size_t *n,
-			   struct regfs_err *err)
+/* GETs `first` and every page its Link headers lead to (registry:catalog:*
+ * scope, counted as tag lists), handing each 200 body to page(). Stops at
+ * the first error, at a Link to the same page or after MAX_PAGES. Takes
+ * ownership of `first`. */
+static int get_pages(struct regfs_client *c, char *first, const char *what,
+		     int (*page)(const char *url, const char *body, size_t len, void *arg,
+				 struct regfs_err *err),
+		     void *arg, struct regfs_err *err)
 {
-	*out = NULL;
-	*n = 0;
-	if (!regfs_client_has_ext(c, "bulk-tags"))
-		return regfs_errf(err, -ENOTSUP,
-				  "registry %s does not offer the bulk-tags extension: list tags "
-				  "per repository instead", c->url);
-	char *url = xasprintf("%s/v2/_regfs/tags?n=1000", c->url);
+	char *url = first;
 	int rc = url ? 0 : regfs_errf(err, -ENOMEM, "out of memory");
-	struct regfs_repo_tags *v = NULL;
-	size_t nv = 0;
-	for (int page = 0; url && !rc; page++) {
-		if (page >= MAX_PAGES) {
+	for (int n = 0; url && !rc; n++) {
+		if (n >= MAX_PAGES) {
 			rc = regfs_errf(err, -EPROTO, "GET %s: the Link pages loop", url);
 			break;
 		}
@@ -105,43 +103,80 @@ int regfs_client_bulk_tags(struct regfs_client *c, struct regfs_repo_tags **out,
 		ST_INC(c, st_tag_lists);
 		rc = client_do(c, &q, &r, err);
 		if (!rc && r.status != 200)
-			rc = status_err(c, &r, "GET", url, "bulk tag list", err);
-		json_t *j = rc ? NULL : json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, NULL);
-		json_t *repos = json_object_get(j, "repositories");
-		if (!rc && !json_is_array(repos))
-			rc = -EPROTO;
-		size_t add = json_array_size(repos);
-		if (!rc && add) {
-			struct regfs_repo_tags *nvp = realloc(v, (nv + add) * sizeof *v);
-			if (!nvp)
-				rc = -ENOMEM;
-			else
-				v = nvp;
-		}
-		for (size_t i = 0; !rc && i < add; i++) {
-			rc = parse_repo(json_array_get(repos, i), &v[nv]);
-			nv++; /* counted even on failure so the free below sees it */
-		}
-		json_decref(j);
-		if (rc == -EPROTO) {
-			ST_INC(c, st_errors);
-			regfs_errf(err, rc, "GET %s: the answer does not match docs/api-extensions.md "
-				   "(bulk-tags)", url);
-		} else if (rc == -ENOMEM) {
-			regfs_errf(err, rc, "out of memory");
+			rc = status_err(c, &r, "GET", url, what, err);
+		if (!rc) {
+			rc = page(url, r.body.data, r.body.len, arg, err);
+			if (rc == -EPROTO || rc == -EBADMSG)
+				ST_INC(c, st_errors);
 		}
 		char *next = !rc && r.link ? link_next(c, r.link) : NULL;
+		if (next && strcmp(next, url) == 0) {
+			ST_INC(c, st_errors);
+			rc = regfs_errf(err, -EPROTO, "GET %s links to itself as the next page: "
+					"the registry's pagination is broken", url);
+			free(next);
+			next = NULL;
+		}
 		resp_free(&r);
 		free(url);
 		url = next;
 	}
 	free(url);
+	return rc;
+}
+
+struct tags_acc {
+	struct regfs_repo_tags *v;
+	size_t n;
+};
+
+/* One bulk-tags page: appends its repositories to the accumulator. */
+static int bulk_tags_page(const char *url, const char *body, size_t len, void *arg,
+			  struct regfs_err *err)
+{
+	struct tags_acc *a = arg;
+	json_t *j = json_loadb(body ? body : "", len, 0, NULL);
+	json_t *repos = json_object_get(j, "repositories");
+	int rc = json_is_array(repos) ? 0 : -EPROTO;
+	size_t add = json_array_size(repos);
+	if (!rc && add) {
+		struct regfs_repo_tags *nv = realloc(a->v, (a->n + add) * sizeof *nv);
+		if (!nv)
+			rc = -ENOMEM;
+		else
+			a->v = nv;
+	}
+	for (size_t i = 0; !rc && i < add; i++) {
+		rc = parse_repo(json_array_get(repos, i), &a->v[a->n]);
+		a->n++; /* counted even on failure so the caller's free sees it */
+	}
+	json_decref(j);
+	if (rc == -EPROTO)
+		regfs_errf(err, rc, "GET %s: the answer does not match docs/api-extensions.md "
+			   "(bulk-tags)", url);
+	else if (rc == -ENOMEM)
+		regfs_errf(err, rc, "out of memory");
+	return rc;
+}
+
+int regfs_client_bulk_tags(struct regfs_client *c, struct regfs_repo_tags **out, size_t *n,
+			   struct regfs_err *err)
+{
+	*out = NULL;
+	*n = 0;
+	if (!regfs_client_has_ext(c, "bulk-tags"))
+		return regfs_errf(err, -ENOTSUP,
+				  "registry %s does not offer the bulk-tags extension: list tags "
+				  "per repository instead", c->url);
+	struct tags_acc a = {0};
+	int rc = get_pages(c, xasprintf("%s/v2/_regfs/tags?n=1000", c->url), "bulk tag list",
+			   bulk_tags_page, &a, err);
 	if (rc) {
-		regfs_repo_tags_free(v, nv);
+		regfs_repo_tags_free(a.v, a.n);
 		return rc;
 	}
-	*out = v;
-	*n = nv;
+	*out = a.v;
+	*n = a.n;
 	return 0;
 }
 
@@ -365,6 +400,18 @@ out:
 	return rc;
 }
 
+struct bulk_cb {
+	regfs_repo_bulk_cb cb;
+	void *arg;
+};
+
+static int bulk_manifests_page_cb(const char *url, const char *body, size_t len, void *arg,
+				  struct regfs_err *err)
+{
+	struct bulk_cb *b = arg;
+	return bulk_manifests_page(url, body, len, b->cb, b->arg, err);
+}
+
 int regfs_client_bulk_manifests(struct regfs_client *c, regfs_repo_bulk_cb cb, void *arg,
 				struct regfs_err *err)
 {
@@ -374,37 +421,7 @@ int regfs_client_bulk_manifests(struct regfs_client *c, regfs_repo_bulk_cb cb, v
 				  "tags and fetch manifests per repository instead", c->url);
 	/* n=1000: the server's maximum; it also ends a page at a few MB, so
 	 * this asks for "as much as one page may hold". */
-	char *url = xasprintf("%s/v2/_regfs/manifests?n=1000", c->url);
-	int rc = url ? 0 : regfs_errf(err, -ENOMEM, "out of memory");
-	for (int page = 0; url && !rc; page++) {
-		if (page >= MAX_PAGES) {
-			rc = regfs_errf(err, -EPROTO, "GET %s: the Link pages loop", url);
-			break;
-		}
-		struct rq q = {.method = "GET", .url = url, .scope = "registry:catalog:*",
-			       .idempotent = true};
-		struct resp r = {.sink = SINK_MEM, .content_length = -1};
-		ST_INC(c, st_tag_lists);
-		rc = client_do(c, &q, &r, err);
-		if (!rc && r.status != 200)
-			rc = status_err(c, &r, "GET", url, "bulk manifest list", err);
-		if (!rc) {
-			rc = bulk_manifests_page(url, r.body.data, r.body.len, cb, arg, err);
-			if (rc == -EPROTO || rc == -EBADMSG)
-				ST_INC(c, st_errors);
-		}
-		char *next = !rc && r.link ? link_next(c, r.link) : NULL;
-		if (next && strcmp(next, url) == 0) {
-			ST_INC(c, st_errors);
-			rc = regfs_errf(err, -EPROTO, "GET %s links to itself as the next page: "
-					"the registry's pagination is broken", url);
-			free(next);
-			next = NULL;
-		}
-		resp_free(&r);
-		free(url);
-		url = next;
-	}
-	free(url);
-	return rc;
+	struct bulk_cb b = {cb, arg};
+	return get_pages(c, xasprintf("%s/v2/_regfs/manifests?n=1000", c->url),
+			 "bulk manifest list", bulk_manifests_page_cb, &b, err);
 }
