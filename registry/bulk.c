@@ -174,14 +174,11 @@ enum MHD_Result h_bulk_manifests(HANDLER_ARGS)
 		n = BULK_DEFAULT_N;
 	if (n > BULK_MAX_N)
 		n = BULK_MAX_N;
-	struct strlist repos = {0};
+	struct strlist repos;
 	struct regfs_err e = {0};
-	if (repo_list_all(r, &repos, &e)) {
-		strlist_free(&repos);
-		return STORAGE_ERR(&e);
-	}
 	size_t from, to;
-	page_slice(&repos, n, last, &from, &to);
+	if (repos_page(r, n, last, &repos, &from, &to, &e))
+		return STORAGE_ERR(&e);
 	struct sbuf b = {0};
 	sb_puts(&b, "{\"repositories\":[");
 	for (size_t i = from; i < to && !b.oom; i++) {

@@ -51,6 +51,18 @@ void page_slice(const struct strlist *l, int n, const char *last, size_t *from, 
 	*to = (n < 0 || i + (size_t)n > l->n) ? l->n : i + (size_t)n;
 }
 
+int repos_page(struct registry *r, int n, const char *last, struct strlist *repos,
+	       size_t *from, size_t *to, struct regfs_err *err)
+{
+	memset(repos, 0, sizeof *repos);
+	if (repo_list_all(r, repos, err)) {
+		strlist_free(repos);
+		return -EIO;
+	}
+	page_slice(repos, n, last, from, to);
+	return 0;
+}
+
 /* Adds Link: <base?last=…&n=…>; rel="next" when entries remain after `to`. */
 static void add_link(struct MHD_Response *resp, const char *base, const struct strlist *l,
 		     size_t to, int n)
@@ -149,14 +161,11 @@ enum MHD_Result h_catalog(HANDLER_ARGS)
 	PAGE_OR_400(n, last);
 	if (n < 0)
 		n = CATALOG_DEFAULT_N;
-	struct strlist repos = {0};
+	struct strlist repos;
 	struct regfs_err e = {0};
-	if (repo_list_all(r, &repos, &e)) {
-		strlist_free(&repos);
-		return STORAGE_ERR(&e);
-	}
 	size_t from, to;
-	page_slice(&repos, n, last, &from, &to);
+	if (repos_page(r, n, last, &repos, &from, &to, &e))
+		return STORAGE_ERR(&e);
 	struct sbuf b = {0};
 	sb_puts(&b, "{\"repositories\":[");
 	for (size_t i = from; i < to; i++) {
@@ -177,14 +186,11 @@ enum MHD_Result h_bulk_tags(HANDLER_ARGS)
 	int n;
 	const char *last;
 	PAGE_OR_400(n, last);
-	struct strlist repos = {0};
+	struct strlist repos;
 	struct regfs_err e = {0};
-	if (repo_list_all(r, &repos, &e)) {
-		strlist_free(&repos);
-		return STORAGE_ERR(&e);
-	}
 	size_t from, to;
-	page_slice(&repos, n, last, &from, &to);
+	if (repos_page(r, n, last, &repos, &from, &to, &e))
+		return STORAGE_ERR(&e);
 	struct sbuf b = {0};
 	sb_puts(&b, "{\"repositories\":[");
 	for (size_t i = from; i < to; i++) {

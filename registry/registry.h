@@ -284,6 +284,11 @@ void upcache_free(struct upcache *uc);
  * n/last to a sorted list; returns [*from, *to) and whether more remain. */
 int page_params(struct MHD_Connection *c, int *n, const char **last);
 void page_slice(const struct strlist *l, int n, const char *last, size_t *from, size_t *to);
+/* Every repository (sorted) and the page [*from, *to) of it that n/last ask
+ * for: the catalog and the bulk extensions. On error (storage) *repos is
+ * empty and err says why. */
+int repos_page(struct registry *r, int n, const char *last, struct strlist *repos,
+	       size_t *from, size_t *to, struct regfs_err *err);
 
 /* ---- server and background jobs ---- */
 int server_run(struct regfs_config *cfg, struct regfs_err *err);
