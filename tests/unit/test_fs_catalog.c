@@ -14,20 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mount.h"
+#include "fs_test.h"
 
 struct mnt *M;
 
-#if defined(__SANITIZE_ADDRESS__)
-#define HAVE_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define HAVE_ASAN 1
-#endif
-#endif
-#ifdef HAVE_ASAN
-#include <sanitizer/asan_interface.h>
-#endif
 
 static int cmpstr(const void *a, const void *b)
 {

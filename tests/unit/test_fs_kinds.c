@@ -28,7 +28,7 @@
 
 #include <jansson.h>
 
-#include "mount.h"
+#include "fs_test.h"
 
 struct mnt *M;
 static struct mnt mnt;
@@ -116,14 +116,7 @@ static int teardown(void **state)
 static struct node *mknode(struct node *parent, const char *name, enum node_kind kind,
 			   const char *repo, const char *digest, const char *arg)
 {
-	struct child c;
-	memset(&c, 0, sizeof c);
-	c.name = (char *)name;
-	c.kind = kind;
-	c.repo = repo;
-	if (digest)
-		snprintf(c.digest, sizeof c.digest, "%s", digest);
-	c.arg = (char *)arg;
+	struct child c = fs_test_child(name, kind, repo, digest, arg);
 	struct node *n = nodes_get(mnt.nodes, parent, &c, 1);
 	assert_non_null(n);
 	return n;

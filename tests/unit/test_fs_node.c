@@ -16,17 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mount.h"
+#include "fs_test.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define HAVE_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define HAVE_ASAN 1
-#endif
-#endif
 #ifdef HAVE_ASAN
-#include <sanitizer/asan_interface.h>
 /* true when the bytes at p have been freed (ASan keeps freed memory
  * poisoned in its quarantine for a long while, far longer than a test). */
 static bool freed(const void *p)
@@ -35,27 +27,12 @@ static bool freed(const void *p)
 }
 #endif
 
-/* A child as a directory's list/lookup would produce it. The strings are
- * only read by nodes_get, which copies what it keeps. */
-static struct child mk(const char *name, enum node_kind kind, const char *repo,
-		       const char *digest, const char *arg)
-{
-	struct child c;
-	memset(&c, 0, sizeof c);
-	c.name = (char *)name;
-	c.kind = kind;
-	c.repo = repo;
-	if (digest)
-		snprintf(c.digest, sizeof c.digest, "%s", digest);
-	c.arg = (char *)arg;
-	return c;
-}
 
 static struct node *get(struct nodes *t, struct node *parent, const char *name,
 			enum node_kind kind, const char *repo, const char *digest,
 			const char *arg, uint64_t nlookup)
 {
-	struct child c = mk(name, kind, repo, digest, arg);
+	struct child c = fs_test_child(name, kind, repo, digest, arg);
 	struct node *n = nodes_get(t, parent, &c, nlookup);
 	assert_non_null(n);
 	return n;
@@ -348,7 +325,7 @@ static void test_mediatype(void **state)
 	(void)state;
 	struct nodes *t = nodes_new();
 	struct node *r = nodes_root(t);
-	struct child c = mk("x", K_BLOB, "r", D1, NULL);
+	struct child c = fs_test_child("x", K_BLOB, "r", D1, NULL);
 	char mt[] = "application/vnd.oci.image.layer.v1.tar+gzip";
 	c.mediatype = mt;
 	struct node *x = nodes_get(t, r, &c, 1);
