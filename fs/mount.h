@@ -133,6 +133,11 @@ int ncache_prefetch_bulk(char **repos, size_t n); /* bulk-manifests: tags, manif
 int ncache_repo_manifests(const char *repo, char ***digests, size_t *n);
 /* Forget a repo's tag list / a tag resolution (after a write). */
 void ncache_invalidate(const char *repo);
+/* After a write to `repo` that changed `tags`: the tag list is fetched again
+ * (its other tags keep the resolutions younger than the ttl, so a write
+ * costs one tag-list request, not one per tag), and those tags are
+ * resolved again. The catalog is kept. */
+void ncache_invalidate_tags(const char *repo, const char *const *tags, size_t n);
 
 /* ---- mcache.c: manifests by digest. Entries live until unmount. ---- */
 struct mentry {

@@ -301,9 +301,47 @@ static struct tagset *tagset_from(struct regfs_strv *v)
 	return t;
 }
 
+/* A resolution younger than the ttl is still an answer: a tag list fetched
+ * again (the ttl passed for the list, or a write refetched it) keeps the
+ * digests of the tags it still holds, so one rm does not cost a GET per
+ * tag of the repository. Caller holds mu. */
+static bool resolution_fresh(const struct tag_ent *te)
+{
+	return te->resolved_at > 0 && te->rc == 0 && now_mono() - te->resolved_at < M->o.ttl;
+}
+
+/* Caller holds mu. Copies the fresh resolutions of `old` into the
+ * unresolved entries of `ts` with the same tag (both sorted by tag). */
+static void carry_resolutions(const struct tagset *old, struct tagset *ts)
+{
+	if (!old)
+		return;
+	size_t i = 0, j = 0;
+	while (i < old->n && j < ts->n) {
+		int c = strcmp(old->t[i].tag, ts->t[j].tag);
+		if (c < 0) {
+			i++;
+			continue;
+		}
+		if (c > 0) {
+			j++;
+			continue;
+		}
+		const struct tag_ent *o = &old->t[i++];
+		struct tag_ent *n = &ts->t[j++];
+		if (n->resolved_at > 0 || o->state != T_IDLE || !resolution_fresh(o))
+			continue;
+		memcpy(n->digest, o->digest, sizeof n->digest);
+		n->mtime = o->mtime;
+		n->resolved_at = o->resolved_at;
+		n->rc = 0;
+	}
+}
+
 /* Caller holds mu. Installs a fresh tagset (takes the caller's reference). */
 static void install(struct repo_ent *r, struct tagset *ts)
 {
+	carry_resolutions(r->ts, ts);
 	tagset_put(r->ts);
 	r->ts = ts;
 	r->fetched = ts->at = now_mono();
@@ -469,6 +507,27 @@ void ncache_invalidate(const char *repo)
 	pthread_mutex_unlock(&nc->mu);
 }
 
+void ncache_invalidate_tags(const char *repo, const char *const *tags, size_t n)
+{
+	struct ncache *nc = M->nc;
+	pthread_mutex_lock(&nc->mu);
+	struct repo_ent *r = repo_ent(nc, repo);
+	if (r) {
+		r->fetched = r->mf_at = -1e18;
+		for (size_t k = 0; r->ts && k < n; k++) {
+			struct tag_ent key = {.tag = (char *)tags[k]};
+			struct tag_ent *te = bsearch(&key, r->ts->t, r->ts->n, sizeof *r->ts->t, cmptag);
+			/* One being resolved right now keeps its answer until the
+			 * next list: its resolver publishes after our change. */
+			if (te && te->state == T_IDLE) {
+				te->resolved_at = 0;
+				te->digest[0] = 0;
+			}
+		}
+	}
+	pthread_mutex_unlock(&nc->mu);
+}
+
 int ncache_repo_manifests(const char *repo, char ***out, size_t *n)
 {
 	if (!regfs_client_has_ext(M->client, "repo-manifests"))
@@ -563,7 +622,7 @@ static void resolve_entries(const char **repos, struct tag_ent **ents, size_t n)
 		goto out;
 	pthread_mutex_lock(&nc->mu);
 	for (size_t i = 0; i < n; i++) {
-		if (ents[i]->resolved_at > 0 || ents[i]->state != T_IDLE)
+		if (resolution_fresh(ents[i]) || ents[i]->state != T_IDLE)
 			continue;
 		ents[i]->state = T_RESOLVING;
 		mine[k] = ents[i];
@@ -608,6 +667,12 @@ static void resolve_chunk(struct regfs_manifest_req *reqs, struct tag_ent **mine
 			char what[400];
 			snprintf(what, sizeof what, "resolving %s:%s", reqs[i].repo, reqs[i].ref);
 			mine[i]->rc = fs_client_errno(reqs[i].rc, &reqs[i].err, what);
+			/* A failed re-validation is no answer: an old digest must not
+			 * count as resolved (the delete fallback relies on it). */
+			pthread_mutex_lock(&nc->mu);
+			mine[i]->resolved_at = 0;
+			mine[i]->digest[0] = 0;
+			pthread_mutex_unlock(&nc->mu);
 			continue;
 		}
 		const struct mentry *e = NULL;

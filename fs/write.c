@@ -28,9 +28,11 @@
 
 #include <errno.h>
 #include <fnmatch.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <regfs/log.h>
@@ -85,13 +87,14 @@ static void inval_entry(const char *dirpath, const char *name)
 	nodes_forget(M->nodes, d->id, 1);
 }
 
-/* After a write to `repo`: its tag list and manifests are refetched, and the
- * kernel drops its cached listings of <repo>/_tags and <repo>/_manifests (a
- * tag deletion can change both; the kernel itself only knows about the one
- * directory the operation was in). */
-static void changed(const char *repo)
+/* After a write to `repo` that changed `tags`: its tag list is refetched
+ * (keeping the other tags' fresh resolutions: one request, not one per tag)
+ * and the kernel drops its cached listings of <repo>/_tags and
+ * <repo>/_manifests (a tag deletion can change both; the kernel itself only
+ * knows about the one directory the operation was in). */
+static void changed(const char *repo, const char *const *tags, size_t n)
 {
-	ncache_invalidate(repo);
+	ncache_invalidate_tags(repo, tags, n);
 	static const char *const dirs[] = {"_tags", "_manifests"};
 	for (size_t i = 0; i < 2; i++) {
 		char p[600];
@@ -106,6 +109,11 @@ static void changed(const char *repo)
 	}
 }
 
+static void changed1(const char *repo, const char *tag)
+{
+	changed(repo, &tag, 1);
+}
+
 static int client_rc(int rc, struct regfs_err *e, const char *what)
 {
 	if (rc == -ENOENT)
@@ -116,6 +124,107 @@ static int client_rc(int rc, struct regfs_err *e, const char *what)
 	if (rc == -ENOTSUP)
 		return -EPERM;
 	return -EIO;
+}
+
+/* ---- what the mount remembers about a repository between writes ----
+ * A small fixed table (no heap: nothing to free at unmount), guarded by wmu.
+ * Entries are reused least-recently-used; a repository whose name does not
+ * fit is simply not remembered (every write probes again). */
+#define WSTATE_N 64
+#define RMR_HOLD 10.0      /* seconds tag deletes stay refused after rm -r */
+#define PENDING_HOLD 60.0  /* seconds a pending ln -sfn link waits for its rename */
+
+struct wstate {
+	char repo[256];
+	double used;
+	double probed_at;  /* when deletes_allowed asked the registry */
+	int probe_rc;
+	double notag_at;   /* when DELETE by tag answered "cannot delete tags" */
+	double rmr_at;     /* when an rm -r reached the repository's manifests */
+};
+static struct wstate wst[WSTATE_N];
+static pthread_mutex_t wmu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Caller holds wmu. NULL when the name does not fit. */
+static struct wstate *wstate_of(const char *repo)
+{
+	if (strlen(repo) >= sizeof wst[0].repo)
+		return NULL;
+	struct wstate *lru = &wst[0];
+	for (size_t i = 0; i < WSTATE_N; i++) {
+		if (strcmp(wst[i].repo, repo) == 0) {
+			wst[i].used = now_mono();
+			return &wst[i];
+		}
+		if (wst[i].used < lru->used)
+			lru = &wst[i];
+	}
+	memset(lru, 0, sizeof *lru);
+	snprintf(lru->repo, sizeof lru->repo, "%s", repo);
+	lru->probed_at = lru->notag_at = lru->rmr_at = -1e18;
+	lru->used = now_mono();
+	return lru;
+}
+
+/* Reads (when `set` is NULL) or sets one of the times of `repo`. */
+static double wstate_time(const char *repo, size_t field, const double *set)
+{
+	pthread_mutex_lock(&wmu);
+	struct wstate *w = wstate_of(repo);
+	double t = -1e18;
+	if (w) {
+		double *f = (double *)((char *)w + field);
+		if (set)
+			*f = *set;
+		t = *f;
+	}
+	pthread_mutex_unlock(&wmu);
+	return t;
+}
+
+/* Does the registry let us delete manifests of `repo` at all? Asked before
+ * anything is changed, so that a refused rm or mv changes nothing: DELETE
+ * of a manifest digest that cannot exist answers 404 MANIFEST_UNKNOWN when
+ * deletes are enabled and 405 UNSUPPORTED when they are not
+ * (registry:2 with storage.delete.enabled false, its default; regfs-registry
+ * the same). The answer is kept for the ttl; a failed probe is not kept.
+ * 0, -EPERM (disabled), -EACCES (credentials), -EIO (no clear answer). */
+static int deletes_allowed(const char *repo)
+{
+	static const char zero[] =
+		"sha256:0000000000000000000000000000000000000000000000000000000000000000";
+	int rc = 0;
+	pthread_mutex_lock(&wmu);
+	struct wstate *w = wstate_of(repo);
+	bool known = w && now_mono() - w->probed_at < M->o.ttl;
+	if (known)
+		rc = w->probe_rc;
+	pthread_mutex_unlock(&wmu);
+	if (known)
+		return rc;
+	struct regfs_err e = {0};
+	rc = regfs_client_delete_manifest(M->client, repo, zero, &e);
+	if (rc == 0 || rc == -ENOENT) {
+		rc = 0;
+	} else if (rc == -ENOTSUP) {
+		log_warn("%s: the registry does not allow deletes (%s); nothing was changed — enable "
+			 "them (registry:2: storage.delete.enabled: true)", repo, regfs_err_str(&e));
+		rc = -EPERM;
+	} else if (rc == -EACCES) {
+		log_warn("%s: the credentials may not delete here (%s); nothing was changed", repo,
+			 regfs_err_str(&e));
+	} else {
+		log_warn("%s: cannot tell whether the registry allows deletes (%s); nothing was "
+			 "changed", repo, regfs_err_str(&e));
+		return -EIO;
+	}
+	pthread_mutex_lock(&wmu);
+	if ((w = wstate_of(repo))) {
+		w->probed_at = now_mono();
+		w->probe_rc = rc;
+	}
+	pthread_mutex_unlock(&wmu);
+	return rc;
 }
 
 /* A placeholder: `data` with a unique annotation (same blobs). */
@@ -141,62 +250,121 @@ static char *placeholder(const char *data, size_t len, size_t *out_len)
 	return s;
 }
 
-/* Deletes one tag (see the header comment for the fallback). */
+/* The always-safe fallback: move `tag` to a unique placeholder and delete
+ * the placeholder by digest (no other tag can point at it). If that delete
+ * fails, the tag is put back on `digest`, so a failed rm changes nothing. */
+static int delete_via_placeholder(const char *repo, const char *tag, const char *digest,
+				  const char *what)
+{
+	const struct mentry *me;
+	int rc = mcache_get(repo, digest, &me);
+	if (rc)
+		return rc == -ENOENT ? -EIO : rc;
+	size_t plen = 0;
+	char *p = placeholder(me->data, me->len, &plen);
+	if (!p)
+		return -ENOMEM;
+	struct regfs_err e = {0};
+	char pd[REGFS_DIGEST_MAX] = "";
+	rc = regfs_client_put_manifest(M->client, repo, tag, p, plen, me->m->media_type, pd, &e);
+	free(p);
+	if (rc)
+		return client_rc(rc, &e, what);
+	rc = regfs_client_delete_manifest(M->client, repo, pd, &e);
+	if (rc == 0)
+		return 0;
+	int ret = client_rc(rc, &e, what);
+	struct regfs_err e2 = {0};
+	char back[REGFS_DIGEST_MAX];
+	int urc = regfs_client_put_manifest(M->client, repo, tag, me->data, me->len,
+					    me->m->media_type, back, &e2);
+	if (urc == 0)
+		log_warn("%s: deleting the placeholder failed; %s:%s points at %s again, as before",
+			 what, repo, tag, digest);
+	else
+		log_error("%s: deleting the placeholder %s failed and putting %s:%s back on %s failed "
+			  "too (%s): the tag now points at the placeholder; re-tag it by hand "
+			  "(ln -s ../_manifests/%s)", what, pd, repo, tag, digest, regfs_err_str(&e2),
+			  digest);
+	return ret;
+}
+
+/* The registry cannot delete tags: delete `tag` (pointing at digest `d`)
+ * by digest only when the repository's current tag list was resolved
+ * completely and no other tag points at `d`; otherwise (shared, or any tag
+ * that could not be resolved) through the placeholder. The tag list is
+ * fetched again here, right before the delete, so that the window in which
+ * a new tag on `d` goes unseen is one list request and the resolution of
+ * the tags the list did not have before. */
+static int delete_fallback(const char *repo, const char *tag, const char *what)
+{
+	changed1(repo, tag);
+	struct tagset *ts;
+	int rc = ncache_tags(repo, &ts);
+	if (rc)
+		return rc;
+	ncache_resolve_all(repo, ts);
+	char d[REGFS_DIGEST_MAX] = "", why[400] = "";
+	bool found = false, safe = true;
+	for (size_t i = 0; i < ts->n; i++) {
+		const struct tag_ent *te = &ts->t[i];
+		if (strcmp(te->tag, tag) == 0) {
+			found = true;
+			if (te->resolved_at > 0)
+				snprintf(d, sizeof d, "%s", te->digest);
+		}
+	}
+	for (size_t i = 0; d[0] && safe && i < ts->n; i++) {
+		const struct tag_ent *te = &ts->t[i];
+		if (strcmp(te->tag, tag) == 0)
+			continue;
+		if (te->resolved_at <= 0 || !te->digest[0]) {
+			safe = false;
+			snprintf(why, sizeof why, "tag %s could not be resolved", te->tag);
+		} else if (strcmp(te->digest, d) == 0) {
+			safe = false;
+			snprintf(why, sizeof why, "tag %s points at it too", te->tag);
+		}
+	}
+	tagset_put(ts);
+	if (!found)
+		return -ENOENT;
+	if (!d[0]) {
+		log_warn("%s: refused: the tag itself could not be resolved, so what it points at is "
+			 "unknown; nothing was changed", what);
+		return -EIO;
+	}
+	struct regfs_err e = {0};
+	if (safe) {
+		log_info("%s: the registry cannot delete tags; no other tag points at %s, deleting it "
+			 "by digest", what, d);
+		rc = regfs_client_delete_manifest(M->client, repo, d, &e);
+		return rc ? client_rc(rc, &e, what) : 0;
+	}
+	log_info("%s: the registry cannot delete tags and %s cannot be deleted by digest (%s); "
+		 "moving the tag to a placeholder and deleting that", what, d, why);
+	return delete_via_placeholder(repo, tag, d, what);
+}
+
+/* Deletes one tag and only that tag; a refused delete changes nothing. */
 static int delete_tag(const char *repo, const char *tag)
 {
 	char what[400];
 	snprintf(what, sizeof what, "deleting tag %s:%s", repo, tag);
 	struct regfs_err e = {0};
-	int rc = regfs_client_delete_manifest(M->client, repo, tag, &e);
-	if (rc != -ENOTSUP)
-		return rc ? client_rc(rc, &e, what) : 0;
-
-	/* Fallback. Fresh tag list: who else points at this digest? */
-	changed(repo);
-	struct tagset *ts;
-	rc = ncache_tags(repo, &ts);
-	if (rc)
-		return rc;
-	ncache_resolve_all(repo, ts);
-	const char *digest = NULL;
-	bool shared = false;
-	for (size_t i = 0; i < ts->n; i++)
-		if (strcmp(ts->t[i].tag, tag) == 0 && ts->t[i].resolved_at > 0)
-			digest = ts->t[i].digest;
-	if (!digest) {
-		tagset_put(ts);
-		return -ENOENT;
+	const size_t notag = offsetof(struct wstate, notag_at);
+	int rc = -ENOTSUP;
+	if (now_mono() - wstate_time(repo, notag, NULL) >= M->o.ttl) {
+		rc = regfs_client_delete_manifest(M->client, repo, tag, &e);
+		if (rc != -ENOTSUP)
+			return rc ? client_rc(rc, &e, what) : 0;
 	}
-	for (size_t i = 0; i < ts->n; i++)
-		if (strcmp(ts->t[i].tag, tag) != 0 && ts->t[i].resolved_at > 0 &&
-		    strcmp(ts->t[i].digest, digest) == 0)
-			shared = true;
-	char d[REGFS_DIGEST_MAX];
-	snprintf(d, sizeof d, "%s", digest);
-	tagset_put(ts);
-	regfs_err_clear(&e);
-	if (!shared) {
-		log_info("%s: the registry cannot delete tags; no other tag points at %s, deleting it by digest",
-			 what, d);
-		rc = regfs_client_delete_manifest(M->client, repo, d, &e);
-		return rc ? client_rc(rc, &e, what) : 0;
-	}
-	const struct mentry *me;
-	rc = mcache_get(repo, d, &me);
-	if (rc)
+	/* Refused: tags cannot be deleted (registry:2), or nothing can. */
+	if ((rc = deletes_allowed(repo)))
 		return rc;
-	size_t plen = 0;
-	char *p = placeholder(me->data, me->len, &plen);
-	if (!p)
-		return -ENOMEM;
-	char pd[REGFS_DIGEST_MAX] = "";
-	log_info("%s: the registry cannot delete tags and %s has other tags; moving the tag to a "
-		 "placeholder and deleting that", what, d);
-	rc = regfs_client_put_manifest(M->client, repo, tag, p, plen, me->m->media_type, pd, &e);
-	free(p);
-	if (rc == 0)
-		rc = regfs_client_delete_manifest(M->client, repo, pd, &e);
-	return rc ? client_rc(rc, &e, what) : 0;
+	double now = now_mono();
+	wstate_time(repo, notag, &now);
+	return delete_fallback(repo, tag, what);
 }
 
 /* Copies manifest `digest` (and for an index its children) from `from` into
@@ -299,6 +467,153 @@ static bool tag_exists(const char *repo, const char *tag, char digest[REGFS_DIGE
 	return ncache_resolve(repo, tag, digest, NULL) == 0;
 }
 
+/* ---- ln -sfn: pending links ----
+ * GNU ln -sfn LINK makes a symlink under a temporary name in the same
+ * directory (coreutils' template "CuXXXXXX") and renames it over LINK. Were
+ * that symlink a tag, the temporary tag would be pushed first, and a rename
+ * onto a protected tag refused only after that push. So a symlink whose
+ * name has that shape is kept here, in the mount only, until it is renamed
+ * (then the final name is tagged, once) or removed, or PENDING_HOLD passes. */
+#define PENDING_N 32
+struct pending {
+	char repo[256], name[16], src[256];
+	char digest[REGFS_DIGEST_MAX];
+	double at;  /* 0: free */
+};
+static struct pending pend[PENDING_N];
+
+static bool temp_name(const char *name)
+{
+	if (strlen(name) != 8 || name[0] != 'C' || name[1] != 'u')
+		return false;
+	for (size_t i = 2; i < 8; i++)
+		if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
+		      (name[i] >= '0' && name[i] <= '9')))
+			return false;
+	return true;
+}
+
+/* Caller holds wmu. The live pending link repo/name, or NULL. */
+static struct pending *pending_find(const char *repo, const char *name)
+{
+	for (size_t i = 0; i < PENDING_N; i++) {
+		struct pending *q = &pend[i];
+		if (q->at > 0 && now_mono() - q->at > PENDING_HOLD) {
+			log_warn("ln -s %s/_tags/%s: no rename followed within %.0f s; the pending link is "
+				 "dropped (nothing was pushed)", q->repo, q->name, PENDING_HOLD);
+			q->at = 0;
+		}
+		if (q->at > 0 && strcmp(q->repo, repo) == 0 && strcmp(q->name, name) == 0)
+			return q;
+	}
+	return NULL;
+}
+
+/* Takes (removes) the pending link repo/name into *out; false when none. */
+static bool pending_take(const char *repo, const char *name, struct pending *out)
+{
+	pthread_mutex_lock(&wmu);
+	struct pending *q = pending_find(repo, name);
+	if (q) {
+		*out = *q;
+		q->at = 0;
+	}
+	pthread_mutex_unlock(&wmu);
+	return q != NULL;
+}
+
+static int pending_add(const char *repo, const char *name, const char *src, const char *digest)
+{
+	if (strlen(repo) >= sizeof pend[0].repo || strlen(src) >= sizeof pend[0].src)
+		return -ENAMETOOLONG;
+	int rc = -ENOSPC;
+	pthread_mutex_lock(&wmu);
+	struct pending *q = pending_find(repo, name);
+	for (size_t i = 0; !q && i < PENDING_N; i++)
+		if (pend[i].at == 0)
+			q = &pend[i];
+	if (q) {
+		snprintf(q->repo, sizeof q->repo, "%s", repo);
+		snprintf(q->name, sizeof q->name, "%s", name);
+		snprintf(q->src, sizeof q->src, "%s", src);
+		snprintf(q->digest, sizeof q->digest, "%s", digest);
+		q->at = now_mono();
+		rc = 0;
+	}
+	pthread_mutex_unlock(&wmu);
+	return rc;
+}
+
+/* ---- mv across repositories ----
+ * rename answers EXDEV; GNU mv then copies: it reads the link
+ * (../_manifests/<digest>), makes the same symlink in the other
+ * repository's _tags and removes the old tag. The link text names no
+ * repository, so the source of the last EXDEV renames is remembered for
+ * a while: a symlink to a digest that the target repository does not have
+ * is copied from there. */
+#define XHINT_N 8
+struct xhint {
+	char src[256], digest[REGFS_DIGEST_MAX];
+	double at;
+};
+static struct xhint xh[XHINT_N];
+static size_t xh_next;
+
+static void xhint_add(const char *src, const char *digest)
+{
+	if (strlen(src) >= sizeof xh[0].src)
+		return;
+	pthread_mutex_lock(&wmu);
+	struct xhint *h = &xh[xh_next++ % XHINT_N];
+	snprintf(h->src, sizeof h->src, "%s", src);
+	snprintf(h->digest, sizeof h->digest, "%s", digest);
+	h->at = now_mono();
+	pthread_mutex_unlock(&wmu);
+}
+
+/* The repository an EXDEV rename of `digest` came from, into src; or false. */
+static bool xhint_src(const char *digest, char src[256])
+{
+	bool found = false;
+	pthread_mutex_lock(&wmu);
+	for (size_t i = 0; i < XHINT_N && !found; i++)
+		if (xh[i].at > 0 && now_mono() - xh[i].at < PENDING_HOLD &&
+		    strcmp(xh[i].digest, digest) == 0) {
+			memcpy(src, xh[i].src, sizeof xh[i].src);
+			found = true;
+		}
+	pthread_mutex_unlock(&wmu);
+	return found;
+}
+
+/* ---- rm -r of a repository ----
+ * rm -r removes depth first in listing order: <repo>/_manifests/<digest>/…
+ * (files it cannot remove) comes before <repo>/_tags. Unlinking a file
+ * inside a manifest directory is something only a recursive removal does,
+ * so it marks the repository, and its tags then refuse deletion for
+ * RMR_HOLD seconds: rm -r of a repository is refused as a whole rather than
+ * deleting tags and then failing. */
+static int refuse_recursive(const char *repo, const char *what)
+{
+	const size_t f = offsetof(struct wstate, rmr_at);
+	double now = now_mono();
+	wstate_time(repo, f, &now);
+	log_warn("%s in %s: refused; rm -r of a repository (or of its _manifests) is not "
+		 "supported and deletes nothing: delete tags with rm %s/_tags/<tag> (or find -delete), "
+		 "manifests with rmdir %s/_manifests/<digest>", what, repo, repo, repo);
+	return -EROFS;
+}
+
+static bool recursive_removal(const char *repo)
+{
+	return now_mono() - wstate_time(repo, offsetof(struct wstate, rmr_at), NULL) < RMR_HOLD;
+}
+
+static bool inside_manifest(enum node_kind k)
+{
+	return k == K_MANIFEST || k == K_LAYERS || k == K_PLATFORMS;
+}
+
 /* ---- FUSE entry points ---- */
 
 void write_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -309,8 +624,18 @@ void write_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return (void)fuse_reply_err(req, ESTALE);
 	if (M->o.ro)
 		return (void)fuse_reply_err(req, EROFS);
+	if (p->repo && inside_manifest(p->kind))
+		return (void)fuse_reply_err(req, -refuse_recursive(p->repo, "rm of a manifest's file"));
 	if (p->kind != K_TAGS)
 		return (void)fuse_reply_err(req, -unsupported("rm outside _tags"));
+	struct pending pl;
+	if (pending_take(p->repo, name, &pl))
+		return (void)fuse_reply_err(req, 0); /* never pushed: nothing to delete */
+	if (recursive_removal(p->repo)) {
+		log_warn("rm %s:%s refused: an rm -r of the repository is under way (see above)",
+			 p->repo, name);
+		return (void)fuse_reply_err(req, EROFS);
+	}
 	int rc = refuse_protected("rm", p->repo, name);
 	char d[REGFS_DIGEST_MAX];
 	if (rc == 0 && !tag_exists(p->repo, name, d))
@@ -319,13 +644,66 @@ void write_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		rc = delete_tag(p->repo, name);
 	if (rc == 0) {
 		log_info("deleted tag %s:%s (was %s)", p->repo, name, d);
-		changed(p->repo);
+		changed1(p->repo, name);
 		/* The fallback may have deleted the manifest itself. */
 		char mdir[600];
 		snprintf(mdir, sizeof mdir, "%s/_manifests", p->repo);
 		inval_entry(mdir, d);
 	}
 	fuse_reply_err(req, -rc);
+}
+
+/* Does manifest `root` (an index, maybe nested) reference `digest`? */
+static bool index_references(const char *repo, const char *root, const char *digest, int depth)
+{
+	const struct mentry *e;
+	if (depth > 4 || mcache_get(repo, root, &e) != 0 || e->m->kind != REGFS_MANIFEST_INDEX)
+		return false;
+	for (size_t i = 0; i < e->m->n_manifests; i++)
+		if (strcmp(e->m->manifests[i].digest, digest) == 0 ||
+		    index_references(repo, e->m->manifests[i].digest, digest, depth + 1))
+			return true;
+	return false;
+}
+
+/* rmdir's checks: a tag on `name` that is protected (EPERM); an index that
+ * references it — reachable from a protected tag (EPERM), tagged or, where
+ * the registry lists them, untagged (EBUSY): deleting it would break the
+ * index (skopeo copy --all: manifest unknown). */
+static int rmdir_allowed(const char *repo, const char *name, struct tagset *ts)
+{
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < ts->n; i++) {
+		const struct tag_ent *te = &ts->t[i];
+		if (te->resolved_at <= 0) {
+			log_warn("rmdir %s/_manifests/%s refused: tag %s could not be resolved, so whether "
+				 "it references the manifest is unknown", repo, name, te->tag);
+			rc = -EIO;
+		} else if (strcmp(te->digest, name) == 0) {
+			rc = refuse_protected("rmdir (deletes tag)", repo, te->tag);
+		} else if (index_references(repo, te->digest, name, 0)) {
+			rc = refuse_protected("rmdir (a child of the index it points at)", repo, te->tag);
+			if (rc == 0) {
+				log_warn("rmdir %s/_manifests/%s refused: index %s (tag %s) references it; "
+					 "delete the index first", repo, name, te->digest, te->tag);
+				rc = -EBUSY;
+			}
+		}
+	}
+	char **mf;
+	size_t nmf;
+	if (rc == 0 && ncache_repo_manifests(repo, &mf, &nmf) == 0) {
+		for (size_t i = 0; i < nmf; i++) {
+			if (rc == 0 && strcmp(mf[i], name) != 0 && index_references(repo, mf[i], name, 0)) {
+				log_warn("rmdir %s/_manifests/%s refused: index %s references it; delete "
+					 "the index first", repo, name, mf[i]);
+				rc = -EBUSY;
+			}
+			free(mf[i]);
+		}
+		free(mf);
+	}
+	return rc;
 }
 
 void write_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -336,6 +714,8 @@ void write_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return (void)fuse_reply_err(req, ESTALE);
 	if (M->o.ro)
 		return (void)fuse_reply_err(req, EROFS);
+	if (p->repo && inside_manifest(p->kind))
+		return (void)fuse_reply_err(req, -refuse_recursive(p->repo, "rmdir inside a manifest"));
 	if (p->kind != K_MANIFESTS || !regfs_digest_valid(name))
 		return (void)fuse_reply_err(req, -unsupported("rmdir outside _manifests"));
 	/* The tags that go with it: refuse if one is protected, invalidate after. */
@@ -344,9 +724,7 @@ void write_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (rc)
 		return (void)fuse_reply_err(req, -rc);
 	ncache_resolve_all(p->repo, ts);
-	for (size_t i = 0; rc == 0 && i < ts->n; i++)
-		if (ts->t[i].resolved_at > 0 && strcmp(ts->t[i].digest, name) == 0)
-			rc = refuse_protected("rmdir (deletes tag)", p->repo, ts->t[i].tag);
+	rc = rmdir_allowed(p->repo, name, ts);
 	struct regfs_err e = {0};
 	if (rc == 0) {
 		rc = regfs_client_delete_manifest(M->client, p->repo, name, &e);
@@ -358,12 +736,14 @@ void write_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	if (rc == 0) {
 		log_info("deleted manifest %s@%s", p->repo, name);
-		changed(p->repo);
 		char tdir[600];
 		snprintf(tdir, sizeof tdir, "%s/_tags", p->repo);
 		for (size_t i = 0; i < ts->n; i++)
-			if (ts->t[i].resolved_at > 0 && strcmp(ts->t[i].digest, name) == 0)
+			if (ts->t[i].resolved_at > 0 && strcmp(ts->t[i].digest, name) == 0) {
+				changed1(p->repo, ts->t[i].tag);
 				inval_entry(tdir, ts->t[i].tag);
+			}
+		changed(p->repo, NULL, 0);
 	}
 	tagset_put(ts);
 	fuse_reply_err(req, -rc);
@@ -376,7 +756,7 @@ static int make_tag(const char *repo, const char *tag, const char *src, const ch
 	if (rc == 0) {
 		log_info("tagged %s:%s -> %s%s%s", repo, tag, digest, strcmp(src, repo) ? " from " : "",
 			 strcmp(src, repo) ? src : "");
-		changed(repo);
+		changed1(repo, tag);
 		char mdir[600];
 		snprintf(mdir, sizeof mdir, "%s/_manifests", repo);
 		inval_entry(mdir, digest);
@@ -384,7 +764,7 @@ static int make_tag(const char *repo, const char *tag, const char *src, const ch
 	return rc;
 }
 
-static void reply_tag_entry(fuse_req_t req, struct node *p, const char *name)
+static struct node *tag_node(struct node *p, const char *name)
 {
 	struct child c = {0};
 	c.name = strdup(name);
@@ -393,6 +773,12 @@ static void reply_tag_entry(fuse_req_t req, struct node *p, const char *name)
 	c.repo = p->repo;
 	struct node *n = c.name && c.arg ? nodes_get(M->nodes, p, &c, 1) : NULL;
 	child_clear(&c);
+	return n;
+}
+
+static void reply_tag_entry(fuse_req_t req, struct node *p, const char *name)
+{
+	struct node *n = tag_node(p, name);
 	struct fuse_entry_param e;
 	if (!n)
 		return (void)fuse_reply_err(req, ENOMEM);
@@ -401,6 +787,27 @@ static void reply_tag_entry(fuse_req_t req, struct node *p, const char *name)
 		nodes_forget(M->nodes, n->id, 1);
 		return (void)fuse_reply_err(req, -rc);
 	}
+	fuse_reply_entry(req, &e);
+}
+
+/* The entry of a pending link: the registry does not know it, so its
+ * attributes are made here; the kernel keeps the name for PENDING_HOLD. */
+static void reply_pending_entry(fuse_req_t req, struct node *p, const char *name, const char *digest)
+{
+	struct node *n = tag_node(p, name);
+	if (!n)
+		return (void)fuse_reply_err(req, ENOMEM);
+	struct fuse_entry_param e;
+	memset(&e, 0, sizeof e);
+	e.ino = n->id;
+	e.attr.st_ino = path_hash_ino(n->path);
+	e.attr.st_mode = S_IFLNK | 0777;
+	e.attr.st_nlink = 1;
+	e.attr.st_uid = getuid();
+	e.attr.st_gid = getgid();
+	e.attr.st_size = (off_t)(strlen("../_manifests/") + strlen(digest));
+	e.attr.st_mtim.tv_sec = e.attr.st_ctim.tv_sec = e.attr.st_atim.tv_sec = time(NULL);
+	e.attr_timeout = e.entry_timeout = PENDING_HOLD;
 	fuse_reply_entry(req, &e);
 }
 
@@ -424,14 +831,93 @@ void write_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const ch
 	if (rc == -EINVAL)
 		log_warn("ln -s %s %s/_tags/%s: the target must be ../_manifests/<digest> (or a "
 			 "manifest or tag of another repository in this mount)", link, p->repo, name);
+	/* A digest this repository does not have, just renamed away from another
+	 * repository (mv across repositories): copy it from there. */
+	char hint[256];
+	const struct mentry *me;
+	if (rc == 0 && strcmp(src, p->repo) == 0 && mcache_get(src, d, &me) != 0 &&
+	    xhint_src(d, hint)) {
+		free(src);
+		src = strdup(hint);
+		rc = src ? 0 : -ENOMEM;
+	}
 	if (rc == 0 && tag_exists(p->repo, name, old))
 		rc = -EEXIST;
+	if (rc == 0 && temp_name(name)) {
+		rc = pending_add(p->repo, name, src, d);
+		if (rc == 0) {
+			log_info("ln -s %s/_tags/%s: a temporary name (ln -sf): kept pending until it is "
+				 "renamed; nothing pushed", p->repo, name);
+			free(src);
+			return reply_pending_entry(req, p, name, d);
+		}
+	}
 	if (rc == 0)
 		rc = make_tag(p->repo, name, src, d);
 	free(src);
 	if (rc)
 		return (void)fuse_reply_err(req, -rc);
 	reply_tag_entry(req, p, name);
+}
+
+/* mv's checks before anything is written: the source exists and is not
+ * protected, the target is not protected (or refused by NOREPLACE), and
+ * the registry will let us delete the source afterwards. */
+static int rename_allowed(const char *repo, const char *name, const char *newname,
+			  unsigned int flags, char d[REGFS_DIGEST_MAX], bool *target_exists,
+			  char old[REGFS_DIGEST_MAX])
+{
+	int rc = refuse_protected("mv", repo, name);
+	if (rc == 0 && !tag_exists(repo, name, d))
+		rc = -ENOENT;
+	*target_exists = rc == 0 && tag_exists(repo, newname, old);
+	if (rc == 0 && *target_exists && (flags & RENAME_NOREPLACE))
+		rc = -EEXIST;
+	if (rc == 0 && *target_exists)
+		rc = refuse_protected("mv onto", repo, newname);
+	if (rc == 0 && strcmp(name, newname) != 0)
+		rc = deletes_allowed(repo);
+	return rc;
+}
+
+/* mv failed after tagging `newname`: put it back as it was (absent, or on
+ * `old`), so that a failed mv changes nothing. */
+static void undo_tag(const char *repo, const char *newname, bool existed, const char *old)
+{
+	int rc;
+	if (existed)
+		rc = make_tag(repo, newname, repo, old);
+	else
+		rc = delete_tag(repo, newname);
+	if (rc == 0)
+		log_warn("mv to %s:%s failed; %s undone", repo, newname,
+			 existed ? "the target tag points where it did" : "the new tag was removed");
+	else
+		log_error("mv to %s:%s failed, and undoing it failed too: %s:%s %s; fix it by hand",
+			  repo, newname, repo, newname, existed ? "was not put back" : "still exists");
+	changed1(repo, newname);
+}
+
+/* ln -sfn's rename of its pending temporary link onto `newname`. */
+static int rename_pending(struct node *p, const struct pending *pl, const char *newname,
+			  unsigned int flags)
+{
+	char old[REGFS_DIGEST_MAX];
+	bool exists = tag_exists(p->repo, newname, old);
+	int rc = 0;
+	if (exists && (flags & RENAME_NOREPLACE))
+		rc = -EEXIST;
+	if (rc == 0 && exists)
+		rc = refuse_protected("ln -sf onto", p->repo, newname);
+	if (rc == 0)
+		rc = make_tag(p->repo, newname, pl->src, pl->digest);
+	if (rc == 0) {
+		char op[700], npth[700];
+		snprintf(op, sizeof op, "%s/%s", p->path, pl->name);
+		snprintf(npth, sizeof npth, "%s/%s", p->path, newname);
+		nodes_rename(M->nodes, op, npth, newname);
+	}
+	return rc;
 }
 
 void write_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
@@ -447,27 +933,31 @@ void write_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_
 		return (void)fuse_reply_err(req, -unsupported("mv outside _tags"));
 	if (flags & RENAME_EXCHANGE)
 		return (void)fuse_reply_err(req, EINVAL);
-	/* Across repositories use ln -s (a copy) and rm: a node keeps its repository. */
-	if (strcmp(p->repo, np->repo) != 0)
+	char d[REGFS_DIGEST_MAX], old[REGFS_DIGEST_MAX];
+	/* Across repositories: EXDEV, and mv copies (ln -s there, rm here). */
+	if (strcmp(p->repo, np->repo) != 0) {
+		if (tag_exists(p->repo, name, d))
+			xhint_add(p->repo, d);
+		log_info("mv %s:%s to %s: another repository; answering EXDEV (mv then copies "
+			 "the tag and removes the old one)", p->repo, name, np->repo);
 		return (void)fuse_reply_err(req, EXDEV);
+	}
 	if (!regfs_tag_valid(newname))
 		return (void)fuse_reply_err(req, EINVAL);
-	char d[REGFS_DIGEST_MAX], old[REGFS_DIGEST_MAX];
-	int rc = refuse_protected("mv", p->repo, name);
-	if (rc == 0 && !tag_exists(p->repo, name, d))
-		rc = -ENOENT;
-	bool target_exists = rc == 0 && tag_exists(np->repo, newname, old);
-	if (rc == 0 && target_exists && (flags & RENAME_NOREPLACE))
-		rc = -EEXIST;
-	if (rc == 0 && target_exists)
-		rc = refuse_protected("mv onto", np->repo, newname);
-	if (rc == 0 && strcmp(p->repo, np->repo) == 0 && strcmp(name, newname) == 0)
+	struct pending pl;
+	if (pending_take(p->repo, name, &pl))
+		return (void)fuse_reply_err(req, -rename_pending(p, &pl, newname, flags));
+	bool target_exists = false;
+	int rc = rename_allowed(p->repo, name, newname, flags, d, &target_exists, old);
+	if (rc == 0 && strcmp(name, newname) == 0)
 		return (void)fuse_reply_err(req, 0);
 	if (rc == 0)
 		rc = make_tag(np->repo, newname, p->repo, d);
 	if (rc == 0) {
 		rc = delete_tag(p->repo, name);
-		changed(p->repo);
+		changed1(p->repo, name);
+		if (rc)
+			undo_tag(p->repo, newname, target_exists, old);
 	}
 	if (rc == 0) {
 		/* The kernel keeps the inode under its new name: make the node
