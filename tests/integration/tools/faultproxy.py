@@ -15,7 +15,8 @@ expression on the path (query string included) and make them fail:
 Control URL (on the same port; no registry path starts with /_faultproxy):
 
     PUT  /_faultproxy/rules   body: JSON list of {"method": "GET"|"*",
-                              "path": "<regex>", "action": "500"|"hang"|"close"}
+                              "path": "<regex>", "action": "500"|"hang"|"close",
+                              "times": N (optional: only the next N matches)}
                               (replaces every rule; [] clears them)
     GET  /_faultproxy/counts  JSON {"METHOD /path": n, ...} (path without query)
     POST /_faultproxy/reset   zero the counts
@@ -34,7 +35,7 @@ import threading
 import urllib.parse
 
 LOCK = threading.Lock()
-RULES = []          # list of (method, compiled regex, action)
+RULES = []          # list of [method, compiled regex, action, times left or None]
 COUNTS = {}
 STOP = threading.Event()
 HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "upgrade"}
@@ -46,15 +47,20 @@ def set_rules(spec):
         action = str(r["action"])
         if action not in ("500", "hang", "close"):
             raise ValueError("unknown action " + action)
-        rules.append((r.get("method", "*").upper(), re.compile(r["path"]), action))
+        times = r.get("times")
+        rules.append([r.get("method", "*").upper(), re.compile(r["path"]), action,
+                      None if times is None else int(times)])
     with LOCK:
         RULES[:] = rules
 
 
 def rule_for(method, path):
     with LOCK:
-        for m, rx, action in RULES:
-            if (m == "*" or m == method) and rx.search(path):
+        for rule in RULES:
+            m, rx, action, times = rule
+            if (m == "*" or m == method) and rx.search(path) and times != 0:
+                if times is not None:
+                    rule[3] = times - 1
                 return action
     return None
 
