@@ -673,6 +673,8 @@ static bool index_references(const char *repo, const char *root, const char *dig
 static int rmdir_allowed(const char *repo, const char *name, struct tagset *ts)
 {
 	int rc = 0;
+	const char *busy = NULL, *busy_tag = NULL;
+	/* Protection first, over every tag: EPERM wins over EBUSY. */
 	for (size_t i = 0; rc == 0 && i < ts->n; i++) {
 		const struct tag_ent *te = &ts->t[i];
 		if (te->resolved_at <= 0) {
@@ -683,12 +685,16 @@ static int rmdir_allowed(const char *repo, const char *name, struct tagset *ts)
 			rc = refuse_protected("rmdir (deletes tag)", repo, te->tag);
 		} else if (index_references(repo, te->digest, name, 0)) {
 			rc = refuse_protected("rmdir (a child of the index it points at)", repo, te->tag);
-			if (rc == 0) {
-				log_warn("rmdir %s/_manifests/%s refused: index %s (tag %s) references it; "
-					 "delete the index first", repo, name, te->digest, te->tag);
-				rc = -EBUSY;
+			if (!busy) {
+				busy = te->digest;
+				busy_tag = te->tag;
 			}
 		}
+	}
+	if (rc == 0 && busy) {
+		log_warn("rmdir %s/_manifests/%s refused: index %s (tag %s) references it; delete the "
+			 "index first", repo, name, busy, busy_tag);
+		rc = -EBUSY;
 	}
 	char **mf;
 	size_t nmf;
@@ -831,12 +837,11 @@ void write_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const ch
 	if (rc == -EINVAL)
 		log_warn("ln -s %s %s/_tags/%s: the target must be ../_manifests/<digest> (or a "
 			 "manifest or tag of another repository in this mount)", link, p->repo, name);
-	/* A digest this repository does not have, just renamed away from another
-	 * repository (mv across repositories): copy it from there. */
+	/* A digest just renamed away from another repository (mv across
+	 * repositories): copy it from there (its blobs may not be here; the
+	 * manifest cache is by digest, so it cannot tell). */
 	char hint[256];
-	const struct mentry *me;
-	if (rc == 0 && strcmp(src, p->repo) == 0 && mcache_get(src, d, &me) != 0 &&
-	    xhint_src(d, hint)) {
+	if (rc == 0 && strcmp(src, p->repo) == 0 && xhint_src(d, hint) && strcmp(hint, src) != 0) {
 		free(src);
 		src = strdup(hint);
 		rc = src ? 0 : -ENOMEM;
