@@ -10,7 +10,8 @@
  *   mcache.c    content-addressed manifest cache (memory, backed by bcache)
  *   bcache.c    content-addressed on-disk blob cache with LRU size cap
  *   walk.c      parallel full walk: prefetch for du / ls -R, statfs total
- *   write.c     rm / rmdir / ln -s / mv: tag and manifest deletion, tagging
+ *   write.c     rm / rmdir / ln -s / mv: checks, tagging, undo on failure
+ *   tagdel.c    deleting one tag (the registry:2 fallback), delete probe
  *   stats.c     .regfs/status and .regfs/stats
  *
  * Error convention: functions return 0 or a negative errno and log the
@@ -138,6 +139,9 @@ void ncache_invalidate(const char *repo);
  * costs one tag-list request, not one per tag), and those tags are
  * resolved again. The catalog is kept. */
 void ncache_invalidate_tags(const char *repo, const char *const *tags, size_t n);
+/* After `tag` of `repo` was deleted: the cached tag list (as old as it was)
+ * no longer has it; the other tags keep their resolutions. No request. */
+void ncache_tag_removed(const char *repo, const char *tag);
 
 /* ---- mcache.c: manifests by digest. Entries live until unmount. ---- */
 struct mentry {
@@ -267,6 +271,40 @@ int walk_total(uint64_t *bytes, uint64_t *blocks512);
 void walk_start_background(void);
 /* Waits for a running walk and prevents new ones (before teardown). */
 void walk_shutdown(void);
+
+/* ---- tagdel.c: deleting one tag; what writes remember per repository ---- */
+/* Deletes `tag` of `repo` and only it (DELETE by tag, or the fallback
+ * described in tagdel.c). A refused or failed delete changes nothing:
+ * -EPERM (the registry does not allow deletes), -EACCES, -ENOENT, -EIO. */
+int tag_delete(const char *repo, const char *tag);
+/* Does the registry allow deletes in `repo`? Probed with a DELETE of a
+ * digest that cannot exist, kept for the ttl: 0, -EPERM, -EACCES, -EIO.
+ * Called before a write that will need a delete, so a refusal changes
+ * nothing. */
+int tag_deletes_allowed(const char *repo);
+/* After a write that changed `tags` of `repo`: name caches and the kernel's
+ * listings of <repo>/_tags and <repo>/_manifests are refreshed. */
+void write_changed(const char *repo, const char *const *tags, size_t n);
+void write_changed1(const char *repo, const char *tag);
+/* After `tag` of `repo` was deleted (the tag list was fetched just before,
+ * so it is kept, minus that tag: no request until the ttl). */
+void write_tag_removed(const char *repo, const char *tag);
+/* Drops the kernel's entry `name` in the directory `dirpath` (if known). */
+void write_inval_entry(const char *dirpath, const char *name);
+/* Maps a client error of a write to its errno and logs why (ENOENT quietly). */
+int write_client_rc(int rc, struct regfs_err *e, const char *what);
+/* Per-repository times the writes remember (a small table; a repository
+ * whose name is too long is not remembered). wstate_time reads one field
+ * (offsetof(struct wstate, …)), or sets it when `set` is not NULL. */
+struct wstate {
+	char repo[256];
+	double used;
+	double probed_at;  /* when deletes_allowed asked the registry */
+	int probe_rc;
+	double notag_at;   /* when DELETE by tag answered "cannot delete tags" */
+	double rmr_at;     /* when an rm -r reached the repository's manifests */
+};
+double wstate_time(const char *repo, size_t field, const double *set);
 
 /* ---- write.c: rm / rmdir / ln -s / mv (FUSE entry points) ---- */
 void write_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);

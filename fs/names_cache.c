@@ -310,8 +310,8 @@ static bool resolution_fresh(const struct tag_ent *te)
 	return te->resolved_at > 0 && te->rc == 0 && now_mono() - te->resolved_at < M->o.ttl;
 }
 
-/* Caller holds mu. Copies the fresh resolutions of `old` into the
- * unresolved entries of `ts` with the same tag (both sorted by tag). */
+/* Caller holds mu. Copies the resolutions of `old` into the unresolved
+ * entries of `ts` with the same tag (both sorted by tag). */
 static void carry_resolutions(const struct tagset *old, struct tagset *ts)
 {
 	if (!old)
@@ -329,7 +329,10 @@ static void carry_resolutions(const struct tagset *old, struct tagset *ts)
 		}
 		const struct tag_ent *o = &old->t[i++];
 		struct tag_ent *n = &ts->t[j++];
-		if (n->resolved_at > 0 || o->state != T_IDLE || !resolution_fresh(o))
+		/* An expired one is carried too: it is re-validated (cheaply, see
+		 * revalidate) before anyone uses it. */
+		if (n->resolved_at > 0 || o->state != T_IDLE || o->resolved_at <= 0 || o->rc ||
+		    !o->digest[0])
 			continue;
 		memcpy(n->digest, o->digest, sizeof n->digest);
 		n->mtime = o->mtime;
@@ -528,6 +531,53 @@ void ncache_invalidate_tags(const char *repo, const char *const *tags, size_t n)
 	pthread_mutex_unlock(&nc->mu);
 }
 
+void ncache_tag_removed(const char *repo, const char *tag)
+{
+	struct ncache *nc = M->nc;
+	pthread_mutex_lock(&nc->mu);
+	struct repo_ent *r = repo_ent(nc, repo);
+	struct tagset *old = r ? r->ts : NULL;
+	struct tagset *ts = old ? calloc(1, sizeof *ts) : NULL;
+	if (r)
+		r->mf_at = -1e18; /* an untagged manifest may now be listed */
+	if (ts && !(ts->t = calloc(old->n ? old->n : 1, sizeof *ts->t))) {
+		free(ts);
+		ts = NULL;
+	}
+	bool ok = ts != NULL;
+	for (size_t i = 0; ok && i < old->n; i++) {
+		if (strcmp(old->t[i].tag, tag) == 0)
+			continue;
+		struct tag_ent *te = &ts->t[ts->n];
+		if (!(te->tag = strdup(old->t[i].tag))) {
+			ok = false;
+			break;
+		}
+		ts->n++;
+		if (old->t[i].state != T_IDLE)
+			continue; /* its resolver publishes into the old set */
+		memcpy(te->digest, old->t[i].digest, sizeof te->digest);
+		te->mtime = old->t[i].mtime;
+		te->resolved_at = old->t[i].resolved_at;
+		te->rc = old->t[i].rc;
+	}
+	if (ok) {
+		/* Same age as the list it comes from: the ttl still counts from
+		 * when the registry answered. */
+		atomic_store(&ts->ref, 1);
+		ts->at = old->at;
+		tagset_put(r->ts);
+		r->ts = ts;
+	} else if (r) {
+		if (ts) {
+			atomic_store(&ts->ref, 1);
+			tagset_put(ts);
+		}
+		r->fetched = -1e18; /* out of memory: fetch the list again instead */
+	}
+	pthread_mutex_unlock(&nc->mu);
+}
+
 int ncache_repo_manifests(const char *repo, char ***out, size_t *n)
 {
 	if (!regfs_client_has_ext(M->client, "repo-manifests"))
@@ -605,6 +655,150 @@ static void created_one(size_t i, void *arg)
 
 #define RESOLVE_CHUNK 512
 
+struct tagdig {
+	const char *tag;
+	const char *digest;
+};
+
+static int cmptagdig(const void *a, const void *b)
+{
+	return strcmp(((const struct tagdig *)a)->tag, ((const struct tagdig *)b)->tag);
+}
+
+/* repo-manifests (regfs-registry): is each of reqs[idx[0..n)] (all of
+ * `repo`) still on the digest its entry has? One request for all of them.
+ * Sets ok[i] for the confirmed ones; on failure confirms none. */
+static void confirm_by_ext(const char *repo, struct regfs_manifest_req *reqs,
+			   struct tag_ent **mine, const size_t *idx, size_t n, bool *ok)
+{
+	struct regfs_tag_info *ti = NULL;
+	size_t nt = 0, np = 0, cap = 0;
+	struct regfs_err e = {0};
+	if (regfs_client_repo_manifests(M->client, repo, &ti, &nt, &e) != 0)
+		return;
+	for (size_t i = 0; i < nt; i++)
+		for (const char *t = ti[i].tag; t && *t; t = strchr(t, ',') ? strchr(t, ',') + 1 : "")
+			cap++;
+	struct tagdig *pairs = calloc(cap ? cap : 1, sizeof *pairs);
+	char **split = calloc(nt ? nt : 1, sizeof *split);
+	for (size_t i = 0; pairs && split && i < nt; i++) {
+		if (!ti[i].tag || !(split[i] = strdup(ti[i].tag)))
+			continue;
+		char *save = NULL;
+		for (char *t = strtok_r(split[i], ",", &save); t && np < cap; t = strtok_r(NULL, ",", &save))
+			pairs[np++] = (struct tagdig){t, ti[i].digest};
+	}
+	if (np > 1) /* qsort(NULL, 0) is undefined */
+		qsort(pairs, np, sizeof *pairs, cmptagdig);
+	for (size_t k = 0; pairs && k < n; k++) {
+		struct tagdig key = {reqs[idx[k]].ref, NULL};
+		const struct tagdig *f = np ? bsearch(&key, pairs, np, sizeof *pairs, cmptagdig) : NULL;
+		ok[idx[k]] = f && strcmp(f->digest, mine[idx[k]]->digest) == 0;
+	}
+	for (size_t i = 0; split && i < nt; i++)
+		free(split[i]);
+	free(split);
+	free(pairs);
+	regfs_tag_info_free(ti, nt);
+}
+
+/* HEAD per tag: confirmed when the Docker-Content-Digest is the digest the
+ * entry has (that digest was verified against the bytes when resolved). A
+ * definite failure (404, 5xx, timeout) is published as the entry's error
+ * here, without a GET; no digest header at all leaves it for a GET. */
+static void confirm_by_head(struct regfs_manifest_req *reqs, struct tag_ent **mine, size_t k,
+			    bool *ok, bool *failed, int64_t *lm)
+{
+	struct regfs_manifest_req *h = calloc(k ? k : 1, sizeof *h);
+	if (!h)
+		return;
+	for (size_t i = 0; i < k; i++)
+		h[i] = (struct regfs_manifest_req){.repo = reqs[i].repo, .ref = reqs[i].ref};
+	loop_may_block();
+	regfs_client_manifest_heads(M->client, h, k);
+	for (size_t i = 0; i < k; i++) {
+		if (!mine[i]->digest[0])
+			continue;
+		if (h[i].rc == 0) {
+			ok[i] = strcmp(h[i].resp.digest, mine[i]->digest) == 0;
+			lm[i] = h[i].resp.last_modified;
+		} else if (h[i].rc != -EPROTO) {
+			char what[400];
+			snprintf(what, sizeof what, "re-validating %s:%s", reqs[i].repo, reqs[i].ref);
+			mine[i]->rc = fs_client_errno(h[i].rc, &h[i].err, what);
+			failed[i] = true;
+		}
+		regfs_manifest_resp_free(&h[i].resp);
+	}
+	free(h);
+}
+
+/* Entries claimed by resolve_entries that were resolved before (their
+ * resolution expired, or came along with a refetched tag list): confirm
+ * them without fetching manifests — with regfs-registry's repo-manifests
+ * extension one request per repository, elsewhere a HEAD per tag — and
+ * publish those confirmed or failed. Returns how many are left for a GET,
+ * moved to the front of reqs/mine. */
+static size_t revalidate(struct regfs_manifest_req *reqs, struct tag_ent **mine, size_t k)
+{
+	struct ncache *nc = M->nc;
+	size_t nknown = 0;
+	for (size_t i = 0; i < k; i++)
+		nknown += mine[i]->digest[0] != 0;
+	if (!nknown)
+		return k;
+	bool *ok = calloc(k, sizeof *ok), *failed = calloc(k, sizeof *failed);
+	size_t *idx = calloc(k, sizeof *idx);
+	int64_t *lm = calloc(k, sizeof *lm);
+	if (!ok || !failed || !idx || !lm)
+		goto out;
+	if (regfs_client_has_ext(M->client, "repo-manifests")) {
+		/* Runs of one repository (the common case: one listing). */
+		for (size_t i = 0; i < k;) {
+			size_t n = 0, j = i;
+			for (; j < k && strcmp(reqs[j].repo, reqs[i].repo) == 0; j++)
+				if (mine[j]->digest[0])
+					idx[n++] = j;
+			if (n) {
+				loop_may_block();
+				confirm_by_ext(reqs[i].repo, reqs, mine, idx, n, ok);
+			}
+			i = j;
+		}
+	} else {
+		confirm_by_head(reqs, mine, k, ok, failed, lm);
+	}
+	size_t left = 0;
+	pthread_mutex_lock(&nc->mu);
+	for (size_t i = 0; i < k; i++) {
+		if (ok[i]) {
+			/* The same digest: its mtime stands, unless the registry
+			 * says when the tag was pushed (Last-Modified). */
+			if (lm[i] > 0)
+				mine[i]->mtime = lm[i];
+			mine[i]->rc = 0;
+			mine[i]->resolved_at = now_mono();
+			mine[i]->state = T_IDLE;
+		} else if (failed[i]) {
+			mine[i]->resolved_at = 0;
+			mine[i]->digest[0] = 0;
+			mine[i]->state = T_IDLE;
+		} else {
+			reqs[left] = reqs[i];
+			mine[left++] = mine[i];
+		}
+	}
+	pthread_cond_broadcast(&nc->cv);
+	pthread_mutex_unlock(&nc->mu);
+	k = left;
+out:
+	free(ok);
+	free(failed);
+	free(idx);
+	free(lm);
+	return k;
+}
+
 static void resolve_chunk(struct regfs_manifest_req *reqs, struct tag_ent **mine,
 			  const struct mentry **me, const char **mrepo, size_t c0, size_t c1);
 
@@ -632,6 +826,7 @@ static void resolve_entries(const char **repos, struct tag_ent **ents, size_t n)
 	}
 	pthread_mutex_unlock(&nc->mu);
 
+	k = revalidate(reqs, mine, k);
 	/* In chunks: a whole registry's tags (10,000 and more) would otherwise
 	 * hold every response body at once, and the fragmentation they leave
 	 * behind is most of the daemon's peak memory. */

@@ -1,40 +1,41 @@
-/* write.c — the writes the mount supports (issue 5):
+/* write.c — the writes the mount supports (FUSE entry points):
  *
  *   rm    <repo>/_tags/<tag>                 delete that tag, and only that tag
- *   rmdir <repo>/_manifests/<digest>         delete the manifest (and its tags)
+ *                                            (tagdel.c)
+ *   rmdir <repo>/_manifests/<digest>         delete the manifest (and its tags);
+ *                                            refused while an index references it
  *   ln -s ../_manifests/<digest> <repo>/_tags/<new>           tag a manifest
  *   ln -s ../../../other/_manifests/<digest> <repo>/_tags/<new>  copy across
  *                                            repositories (blob mount + put)
- *   mv <repo>/_tags/<a> <repo>/_tags/<b>     tag b, then delete a (one repository;
- *                                            across repositories EXDEV)
+ *   ln -sfn …                                retarget: the temporary symlink GNU
+ *                                            ln makes is kept pending, not pushed
+ *   mv <repo>/_tags/<a> <repo>/_tags/<b>     tag b, then delete a; across
+ *                                            repositories EXDEV (mv then copies)
  *
- * Tags matching --protect globs refuse removal/retargeting with EPERM and a
- * log line naming the rule; with -o ro every write is EROFS; anything else
- * is EROFS with a log line saying what is supported.
+ * Everything a write needs to know is checked before anything is written
+ * (protection, existence, whether the registry allows deletes), and a write
+ * that fails half way is undone, so a refused or failed write changes
+ * nothing. Tags matching --protect globs refuse removal/retargeting with
+ * EPERM and a log line naming the rule; with -o ro every write is EROFS;
+ * anything else is EROFS with a log line saying what is supported, and
+ * rm -r of a repository is refused as a whole (see refuse_recursive).
  *
- * Tag deletion: OCI 1.1 DELETE by tag. Registries that refuse it
- * (registry:2.8 answers UNSUPPORTED -> -ENOTSUP) get a fallback that still
- * removes only that tag: if no other tag of the repository points at the
- * digest, delete by digest; otherwise push a unique placeholder (the same
- * manifest with one extra annotation, so it references only blobs the
- * repository already has) to the tag, and delete the placeholder by digest.
- *
- * After a change our caches for the repository are dropped and the kernel's
- * cached entries for what changed are invalidated, so the change shows at
- * once. (The entry an unlink/rmdir/rename itself touches is updated by the
- * kernel; we invalidate only entries of other directories, which is safe to
- * do from inside the operation.) */
+ * After a change the names cache and the kernel's cached entries for what
+ * changed are refreshed, so the change shows at once. (The entry an
+ * unlink/rmdir/rename itself touches is updated by the kernel; we
+ * invalidate only entries of other directories, which is safe to do from
+ * inside the operation.) */
 #include "mount.h"
 
 #include <errno.h>
 #include <fnmatch.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <jansson.h>
 #include <regfs/log.h>
 
 int ops_entry(struct node *n, struct fuse_entry_param *e);
@@ -75,298 +76,6 @@ static int unsupported(const char *what)
 	return -EROFS;
 }
 
-/* Invalidate the kernel's entry `name` in the directory at `dirpath`, if the
- * kernel has that directory at all. */
-static void inval_entry(const char *dirpath, const char *name)
-{
-	struct node *d = nodes_ref_by_path(M->nodes, dirpath);
-	if (!d)
-		return;
-	if (M->se)
-		fuse_lowlevel_notify_inval_entry(M->se, d->id, name, strlen(name));
-	nodes_forget(M->nodes, d->id, 1);
-}
-
-/* After a write to `repo` that changed `tags`: its tag list is refetched
- * (keeping the other tags' fresh resolutions: one request, not one per tag)
- * and the kernel drops its cached listings of <repo>/_tags and
- * <repo>/_manifests (a tag deletion can change both; the kernel itself only
- * knows about the one directory the operation was in). */
-static void changed(const char *repo, const char *const *tags, size_t n)
-{
-	ncache_invalidate_tags(repo, tags, n);
-	static const char *const dirs[] = {"_tags", "_manifests"};
-	for (size_t i = 0; i < 2; i++) {
-		char p[600];
-		snprintf(p, sizeof p, "%s/%s", repo, dirs[i]);
-		struct node *d = nodes_ref_by_path(M->nodes, p);
-		if (!d)
-			continue;
-		dir_version_expire(d);
-		if (M->se)
-			fuse_lowlevel_notify_inval_inode(M->se, d->id, 0, 0);
-		nodes_forget(M->nodes, d->id, 1);
-	}
-}
-
-static void changed1(const char *repo, const char *tag)
-{
-	changed(repo, &tag, 1);
-}
-
-static int client_rc(int rc, struct regfs_err *e, const char *what)
-{
-	if (rc == -ENOENT)
-		return -ENOENT;
-	log_warn("%s failed: %s", what, regfs_err_str(e));
-	if (rc == -EACCES)
-		return -EACCES;
-	if (rc == -ENOTSUP)
-		return -EPERM;
-	return -EIO;
-}
-
-/* ---- what the mount remembers about a repository between writes ----
- * A small fixed table (no heap: nothing to free at unmount), guarded by wmu.
- * Entries are reused least-recently-used; a repository whose name does not
- * fit is simply not remembered (every write probes again). */
-#define WSTATE_N 64
-#define RMR_HOLD 10.0      /* seconds tag deletes stay refused after rm -r */
-#define PENDING_HOLD 60.0  /* seconds a pending ln -sfn link waits for its rename */
-
-struct wstate {
-	char repo[256];
-	double used;
-	double probed_at;  /* when deletes_allowed asked the registry */
-	int probe_rc;
-	double notag_at;   /* when DELETE by tag answered "cannot delete tags" */
-	double rmr_at;     /* when an rm -r reached the repository's manifests */
-};
-static struct wstate wst[WSTATE_N];
-static pthread_mutex_t wmu = PTHREAD_MUTEX_INITIALIZER;
-
-/* Caller holds wmu. NULL when the name does not fit. */
-static struct wstate *wstate_of(const char *repo)
-{
-	if (strlen(repo) >= sizeof wst[0].repo)
-		return NULL;
-	struct wstate *lru = &wst[0];
-	for (size_t i = 0; i < WSTATE_N; i++) {
-		if (strcmp(wst[i].repo, repo) == 0) {
-			wst[i].used = now_mono();
-			return &wst[i];
-		}
-		if (wst[i].used < lru->used)
-			lru = &wst[i];
-	}
-	memset(lru, 0, sizeof *lru);
-	snprintf(lru->repo, sizeof lru->repo, "%s", repo);
-	lru->probed_at = lru->notag_at = lru->rmr_at = -1e18;
-	lru->used = now_mono();
-	return lru;
-}
-
-/* Reads (when `set` is NULL) or sets one of the times of `repo`. */
-static double wstate_time(const char *repo, size_t field, const double *set)
-{
-	pthread_mutex_lock(&wmu);
-	struct wstate *w = wstate_of(repo);
-	double t = -1e18;
-	if (w) {
-		double *f = (double *)((char *)w + field);
-		if (set)
-			*f = *set;
-		t = *f;
-	}
-	pthread_mutex_unlock(&wmu);
-	return t;
-}
-
-/* Does the registry let us delete manifests of `repo` at all? Asked before
- * anything is changed, so that a refused rm or mv changes nothing: DELETE
- * of a manifest digest that cannot exist answers 404 MANIFEST_UNKNOWN when
- * deletes are enabled and 405 UNSUPPORTED when they are not
- * (registry:2 with storage.delete.enabled false, its default; regfs-registry
- * the same). The answer is kept for the ttl; a failed probe is not kept.
- * 0, -EPERM (disabled), -EACCES (credentials), -EIO (no clear answer). */
-static int deletes_allowed(const char *repo)
-{
-	static const char zero[] =
-		"sha256:0000000000000000000000000000000000000000000000000000000000000000";
-	int rc = 0;
-	pthread_mutex_lock(&wmu);
-	struct wstate *w = wstate_of(repo);
-	bool known = w && now_mono() - w->probed_at < M->o.ttl;
-	if (known)
-		rc = w->probe_rc;
-	pthread_mutex_unlock(&wmu);
-	if (known)
-		return rc;
-	struct regfs_err e = {0};
-	rc = regfs_client_delete_manifest(M->client, repo, zero, &e);
-	if (rc == 0 || rc == -ENOENT) {
-		rc = 0;
-	} else if (rc == -ENOTSUP) {
-		log_warn("%s: the registry does not allow deletes (%s); nothing was changed — enable "
-			 "them (registry:2: storage.delete.enabled: true)", repo, regfs_err_str(&e));
-		rc = -EPERM;
-	} else if (rc == -EACCES) {
-		log_warn("%s: the credentials may not delete here (%s); nothing was changed", repo,
-			 regfs_err_str(&e));
-	} else {
-		log_warn("%s: cannot tell whether the registry allows deletes (%s); nothing was "
-			 "changed", repo, regfs_err_str(&e));
-		return -EIO;
-	}
-	pthread_mutex_lock(&wmu);
-	if ((w = wstate_of(repo))) {
-		w->probed_at = now_mono();
-		w->probe_rc = rc;
-	}
-	pthread_mutex_unlock(&wmu);
-	return rc;
-}
-
-/* A placeholder: `data` with a unique annotation (same blobs). */
-static char *placeholder(const char *data, size_t len, size_t *out_len)
-{
-	json_t *j = json_loadb(data, len, 0, NULL);
-	if (!j)
-		return NULL;
-	json_t *ann = json_object_get(j, "annotations");
-	if (!json_is_object(ann)) {
-		ann = json_object();
-		json_object_set_new(j, "annotations", ann);
-	}
-	char v[64];
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	snprintf(v, sizeof v, "%lld.%09ld.%d", (long long)ts.tv_sec, ts.tv_nsec, rand());
-	json_object_set_new(ann, "org.regfs.placeholder", json_string(v));
-	char *s = json_dumps(j, JSON_COMPACT);
-	json_decref(j);
-	if (s)
-		*out_len = strlen(s);
-	return s;
-}
-
-/* The always-safe fallback: move `tag` to a unique placeholder and delete
- * the placeholder by digest (no other tag can point at it). If that delete
- * fails, the tag is put back on `digest`, so a failed rm changes nothing. */
-static int delete_via_placeholder(const char *repo, const char *tag, const char *digest,
-				  const char *what)
-{
-	const struct mentry *me;
-	int rc = mcache_get(repo, digest, &me);
-	if (rc)
-		return rc == -ENOENT ? -EIO : rc;
-	size_t plen = 0;
-	char *p = placeholder(me->data, me->len, &plen);
-	if (!p)
-		return -ENOMEM;
-	struct regfs_err e = {0};
-	char pd[REGFS_DIGEST_MAX] = "";
-	rc = regfs_client_put_manifest(M->client, repo, tag, p, plen, me->m->media_type, pd, &e);
-	free(p);
-	if (rc)
-		return client_rc(rc, &e, what);
-	rc = regfs_client_delete_manifest(M->client, repo, pd, &e);
-	if (rc == 0)
-		return 0;
-	int ret = client_rc(rc, &e, what);
-	struct regfs_err e2 = {0};
-	char back[REGFS_DIGEST_MAX];
-	int urc = regfs_client_put_manifest(M->client, repo, tag, me->data, me->len,
-					    me->m->media_type, back, &e2);
-	if (urc == 0)
-		log_warn("%s: deleting the placeholder failed; %s:%s points at %s again, as before",
-			 what, repo, tag, digest);
-	else
-		log_error("%s: deleting the placeholder %s failed and putting %s:%s back on %s failed "
-			  "too (%s): the tag now points at the placeholder; re-tag it by hand "
-			  "(ln -s ../_manifests/%s)", what, pd, repo, tag, digest, regfs_err_str(&e2),
-			  digest);
-	return ret;
-}
-
-/* The registry cannot delete tags: delete `tag` (pointing at digest `d`)
- * by digest only when the repository's current tag list was resolved
- * completely and no other tag points at `d`; otherwise (shared, or any tag
- * that could not be resolved) through the placeholder. The tag list is
- * fetched again here, right before the delete, so that the window in which
- * a new tag on `d` goes unseen is one list request and the resolution of
- * the tags the list did not have before. */
-static int delete_fallback(const char *repo, const char *tag, const char *what)
-{
-	changed1(repo, tag);
-	struct tagset *ts;
-	int rc = ncache_tags(repo, &ts);
-	if (rc)
-		return rc;
-	ncache_resolve_all(repo, ts);
-	char d[REGFS_DIGEST_MAX] = "", why[400] = "";
-	bool found = false, safe = true;
-	for (size_t i = 0; i < ts->n; i++) {
-		const struct tag_ent *te = &ts->t[i];
-		if (strcmp(te->tag, tag) == 0) {
-			found = true;
-			if (te->resolved_at > 0)
-				snprintf(d, sizeof d, "%s", te->digest);
-		}
-	}
-	for (size_t i = 0; d[0] && safe && i < ts->n; i++) {
-		const struct tag_ent *te = &ts->t[i];
-		if (strcmp(te->tag, tag) == 0)
-			continue;
-		if (te->resolved_at <= 0 || !te->digest[0]) {
-			safe = false;
-			snprintf(why, sizeof why, "tag %s could not be resolved", te->tag);
-		} else if (strcmp(te->digest, d) == 0) {
-			safe = false;
-			snprintf(why, sizeof why, "tag %s points at it too", te->tag);
-		}
-	}
-	tagset_put(ts);
-	if (!found)
-		return -ENOENT;
-	if (!d[0]) {
-		log_warn("%s: refused: the tag itself could not be resolved, so what it points at is "
-			 "unknown; nothing was changed", what);
-		return -EIO;
-	}
-	struct regfs_err e = {0};
-	if (safe) {
-		log_info("%s: the registry cannot delete tags; no other tag points at %s, deleting it "
-			 "by digest", what, d);
-		rc = regfs_client_delete_manifest(M->client, repo, d, &e);
-		return rc ? client_rc(rc, &e, what) : 0;
-	}
-	log_info("%s: the registry cannot delete tags and %s cannot be deleted by digest (%s); "
-		 "moving the tag to a placeholder and deleting that", what, d, why);
-	return delete_via_placeholder(repo, tag, d, what);
-}
-
-/* Deletes one tag and only that tag; a refused delete changes nothing. */
-static int delete_tag(const char *repo, const char *tag)
-{
-	char what[400];
-	snprintf(what, sizeof what, "deleting tag %s:%s", repo, tag);
-	struct regfs_err e = {0};
-	const size_t notag = offsetof(struct wstate, notag_at);
-	int rc = -ENOTSUP;
-	if (now_mono() - wstate_time(repo, notag, NULL) >= M->o.ttl) {
-		rc = regfs_client_delete_manifest(M->client, repo, tag, &e);
-		if (rc != -ENOTSUP)
-			return rc ? client_rc(rc, &e, what) : 0;
-	}
-	/* Refused: tags cannot be deleted (registry:2), or nothing can. */
-	if ((rc = deletes_allowed(repo)))
-		return rc;
-	double now = now_mono();
-	wstate_time(repo, notag, &now);
-	return delete_fallback(repo, tag, what);
-}
-
 /* Copies manifest `digest` (and for an index its children) from `from` into
  * `repo` by cross-repository blob mounts, then puts it under `ref`. */
 static int copy_manifest(const char *repo, const char *from, const char *digest, const char *ref,
@@ -383,10 +92,10 @@ static int copy_manifest(const char *repo, const char *from, const char *digest,
 	if (strcmp(repo, from) != 0) {
 		if (m->has_config && (rc = regfs_client_mount_blob(M->client, repo, from,
 								   m->config.digest, &err)))
-			return client_rc(rc, &err, what);
+			return write_client_rc(rc, &err, what);
 		for (size_t i = 0; i < m->n_layers; i++)
 			if ((rc = regfs_client_mount_blob(M->client, repo, from, m->layers[i].digest, &err)))
-				return client_rc(rc, &err, what);
+				return write_client_rc(rc, &err, what);
 		for (size_t i = 0; depth < 4 && i < m->n_manifests; i++)
 			if ((rc = copy_manifest(repo, from, m->manifests[i].digest,
 						m->manifests[i].digest, depth + 1)))
@@ -394,7 +103,7 @@ static int copy_manifest(const char *repo, const char *from, const char *digest,
 	}
 	char out[REGFS_DIGEST_MAX];
 	rc = regfs_client_put_manifest(M->client, repo, ref, e->data, e->len, m->media_type, out, &err);
-	return rc ? client_rc(rc, &err, what) : 0;
+	return rc ? write_client_rc(rc, &err, what) : 0;
 }
 
 /* Resolves a symlink target written into <repo>/_tags to (source repo,
@@ -466,6 +175,10 @@ static bool tag_exists(const char *repo, const char *tag, char digest[REGFS_DIGE
 {
 	return ncache_resolve(repo, tag, digest, NULL) == 0;
 }
+
+#define RMR_HOLD 10.0      /* seconds tag deletes stay refused after rm -r */
+#define PENDING_HOLD 60.0  /* seconds a pending ln -sfn link waits for its rename */
+static pthread_mutex_t wmu = PTHREAD_MUTEX_INITIALIZER; /* pend, xh */
 
 /* ---- ln -sfn: pending links ----
  * GNU ln -sfn LINK makes a symlink under a temporary name in the same
@@ -641,14 +354,14 @@ void write_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (rc == 0 && !tag_exists(p->repo, name, d))
 		rc = -ENOENT;
 	if (rc == 0)
-		rc = delete_tag(p->repo, name);
+		rc = tag_delete(p->repo, name);
 	if (rc == 0) {
 		log_info("deleted tag %s:%s (was %s)", p->repo, name, d);
-		changed1(p->repo, name);
+		write_tag_removed(p->repo, name);
 		/* The fallback may have deleted the manifest itself. */
 		char mdir[600];
 		snprintf(mdir, sizeof mdir, "%s/_manifests", p->repo);
-		inval_entry(mdir, d);
+		write_inval_entry(mdir, d);
 	}
 	fuse_reply_err(req, -rc);
 }
@@ -737,7 +450,7 @@ void write_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		if (rc) {
 			char what[400];
 			snprintf(what, sizeof what, "deleting manifest %s@%s", p->repo, name);
-			rc = client_rc(rc, &e, what);
+			rc = write_client_rc(rc, &e, what);
 		}
 	}
 	if (rc == 0) {
@@ -746,10 +459,10 @@ void write_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		snprintf(tdir, sizeof tdir, "%s/_tags", p->repo);
 		for (size_t i = 0; i < ts->n; i++)
 			if (ts->t[i].resolved_at > 0 && strcmp(ts->t[i].digest, name) == 0) {
-				changed1(p->repo, ts->t[i].tag);
-				inval_entry(tdir, ts->t[i].tag);
+				write_changed1(p->repo, ts->t[i].tag);
+				write_inval_entry(tdir, ts->t[i].tag);
 			}
-		changed(p->repo, NULL, 0);
+		write_changed(p->repo, NULL, 0);
 	}
 	tagset_put(ts);
 	fuse_reply_err(req, -rc);
@@ -762,10 +475,10 @@ static int make_tag(const char *repo, const char *tag, const char *src, const ch
 	if (rc == 0) {
 		log_info("tagged %s:%s -> %s%s%s", repo, tag, digest, strcmp(src, repo) ? " from " : "",
 			 strcmp(src, repo) ? src : "");
-		changed1(repo, tag);
+		write_changed1(repo, tag);
 		char mdir[600];
 		snprintf(mdir, sizeof mdir, "%s/_manifests", repo);
-		inval_entry(mdir, digest);
+		write_inval_entry(mdir, digest);
 	}
 	return rc;
 }
@@ -881,7 +594,7 @@ static int rename_allowed(const char *repo, const char *name, const char *newnam
 	if (rc == 0 && *target_exists)
 		rc = refuse_protected("mv onto", repo, newname);
 	if (rc == 0 && strcmp(name, newname) != 0)
-		rc = deletes_allowed(repo);
+		rc = tag_deletes_allowed(repo);
 	return rc;
 }
 
@@ -893,14 +606,14 @@ static void undo_tag(const char *repo, const char *newname, bool existed, const 
 	if (existed)
 		rc = make_tag(repo, newname, repo, old);
 	else
-		rc = delete_tag(repo, newname);
+		rc = tag_delete(repo, newname);
 	if (rc == 0)
 		log_warn("mv to %s:%s failed; %s undone", repo, newname,
 			 existed ? "the target tag points where it did" : "the new tag was removed");
 	else
 		log_error("mv to %s:%s failed, and undoing it failed too: %s:%s %s; fix it by hand",
 			  repo, newname, repo, newname, existed ? "was not put back" : "still exists");
-	changed1(repo, newname);
+	write_changed1(repo, newname);
 }
 
 /* ln -sfn's rename of its pending temporary link onto `newname`. */
@@ -959,8 +672,8 @@ void write_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_
 	if (rc == 0)
 		rc = make_tag(np->repo, newname, p->repo, d);
 	if (rc == 0) {
-		rc = delete_tag(p->repo, name);
-		changed1(p->repo, name);
+		rc = tag_delete(p->repo, name);
+		write_changed1(p->repo, name);
 		if (rc)
 			undo_tag(p->repo, newname, target_exists, old);
 	}

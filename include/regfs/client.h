@@ -86,6 +86,13 @@ struct regfs_manifest_req {
 };
 int regfs_client_manifests(struct regfs_client *c, struct regfs_manifest_req *reqs, size_t n);
 
+/* HEAD of many manifests (by tag), in parallel as regfs_client_manifests:
+ * for re-validating tags resolved before, without their bodies. Each
+ * item's resp has only `digest` (the registry's Docker-Content-Digest:
+ * compare it with a digest verified before, never trust it for bytes) and
+ * `last_modified`; -EPROTO when the answer has no Docker-Content-Digest. */
+int regfs_client_manifest_heads(struct regfs_client *c, struct regfs_manifest_req *reqs, size_t n);
+
 /* Tags of many repositories in parallel. */
 struct regfs_tags_req {
 	const char *repo;       /* in */

@@ -276,3 +276,97 @@ int regfs_client_tags_many(struct regfs_client *c, struct regfs_tags_req *reqs, 
 	free(it);
 	return 0;
 }
+
+/* Fills resp from a HEAD answer: the registry's Docker-Content-Digest (it
+ * cannot be checked without the bytes) and Last-Modified. */
+static int head_fill(struct regfs_client *c, const struct resp *r, const char *url,
+		     const char *repo, const char *ref, struct regfs_manifest_resp *out,
+		     struct regfs_err *err)
+{
+	if (r->status != 200) {
+		char what[400];
+		snprintf(what, sizeof what, "manifest %s:%s", repo, ref);
+		return status_err(c, r, "HEAD", url, what, err);
+	}
+	if (!r->dcd || !regfs_digest_valid(r->dcd)) {
+		ST_INC(c, st_errors);
+		return regfs_errf(err, -EPROTO, "HEAD %s answered without a valid Docker-Content-Digest",
+				  url);
+	}
+	snprintf(out->digest, sizeof out->digest, "%s", r->dcd);
+	if (r->last_modified) {
+		time_t t = curl_getdate(r->last_modified, NULL);
+		out->last_modified = t > 0 ? (int64_t)t : 0;
+	}
+	return 0;
+}
+
+/* One HEAD through the single-request path (auth flow, retries). */
+static int head_one(struct regfs_client *c, const char *url, const char *scope,
+		    const char *repo, const char *ref, struct regfs_manifest_resp *out,
+		    struct regfs_err *err)
+{
+	const char *hdrs[] = {manifest_accept_hdr, NULL};
+	struct rq q = {.method = "HEAD", .url = url, .scope = scope, .headers = hdrs,
+		       .idempotent = true};
+	struct resp r = {.sink = SINK_NONE, .content_length = -1};
+	int rc = client_do(c, &q, &r, err);
+	if (!rc)
+		rc = head_fill(c, &r, url, repo, ref, out, err);
+	resp_free(&r);
+	return rc;
+}
+
+int regfs_client_manifest_heads(struct regfs_client *c, struct regfs_manifest_req *reqs, size_t n)
+{
+	struct bitem *it = calloc(n ? n : 1, sizeof *it);
+	if (!it)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct regfs_manifest_req *q = &reqs[i];
+		struct bitem *x = &it[i];
+		q->rc = 0;
+		q->resp = (struct regfs_manifest_resp){0};
+		regfs_err_clear(&q->err);
+		*x = (struct bitem){.repo = q->repo, .ref = q->ref, .rc = &q->rc, .err = &q->err};
+		if (!q->repo || !regfs_name_valid(q->repo) || !q->ref ||
+		    (!regfs_tag_valid(q->ref) && !regfs_digest_valid(q->ref))) {
+			q->rc = regfs_errf(&q->err, -EINVAL, "\"%s:%s\" is not a repository:reference",
+					   q->repo ? q->repo : "(null)", q->ref ? q->ref : "(null)");
+			x->skip = true;
+			continue;
+		}
+		x->url = xasprintf("%s/v2/%s/manifests/%s", c->url, q->repo, q->ref);
+		x->scope = scope_pull(q->repo);
+		if (!x->url || !x->scope) {
+			q->rc = regfs_errf(&q->err, -ENOMEM, "out of memory");
+			x->skip = true;
+			continue;
+		}
+		x->hdrs[0] = manifest_accept_hdr;
+		x->q = (struct rq){.method = "HEAD", .url = x->url, .scope = x->scope,
+				   .headers = x->hdrs, .idempotent = true};
+		x->r = (struct resp){.sink = SINK_NONE, .content_length = -1};
+	}
+	int rc = run_batch(c, it, n);
+	for (size_t i = 0; i < n; i++) {
+		struct bitem *x = &it[i];
+		struct regfs_manifest_req *q = &reqs[i];
+		if (x->skip) {
+			item_free(x);
+			continue;
+		}
+		if (rc || x->redo) {
+			resp_free(&x->r);
+			x->r = (struct resp){0};
+			q->rc = head_one(c, x->url, x->scope, q->repo, q->ref, &q->resp, &q->err);
+		} else if (x->cc != CURLE_OK) {
+			q->rc = curl_to_err(c, x->cc, x->errbuf, "HEAD", x->url, &q->err);
+		} else {
+			q->rc = head_fill(c, &x->r, x->url, q->repo, q->ref, &q->resp, &q->err);
+		}
+		item_free(x);
+	}
+	free(it);
+	return 0;
+}

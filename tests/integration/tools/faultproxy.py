@@ -38,6 +38,7 @@ LOCK = threading.Lock()
 RULES = []          # list of [method, compiled regex, action, times left or None]
 COUNTS = {}
 STOP = threading.Event()
+LOCAL = threading.local()
 HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "upgrade"}
 
 
@@ -143,15 +144,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self._forward(method, body)
 
     def _forward(self, method, body):
-        conn = http.client.HTTPConnection(*self.backend, timeout=60)
+        # One kept-alive backend connection per client connection (thread).
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
-        try:
-            conn.request(method, self.path, body=body, headers=headers)
-            resp = conn.getresponse()
-            data = resp.read()
-        except OSError as e:
-            conn.close()
-            return self._reply(502, json.dumps({"error": "backend: " + str(e)}).encode())
+        for attempt in (0, 1):
+            conn = getattr(LOCAL, "conn", None)
+            if conn is None:
+                conn = LOCAL.conn = http.client.HTTPConnection(*self.backend, timeout=60)
+            try:
+                conn.request(method, self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                break
+            except (OSError, http.client.HTTPException) as e:
+                conn.close()
+                LOCAL.conn = None
+                if attempt:  # a fresh connection failed too
+                    return self._reply(502, json.dumps({"error": "backend: " + str(e)}).encode())
         self.send_response(resp.status, resp.reason)
         for k, v in resp.getheaders():
             if k.lower() not in HOP and k.lower() != "content-length":
@@ -163,7 +171,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if method != "HEAD":
             self.wfile.write(data)
-        conn.close()
+        if resp.will_close:
+            conn.close()
+            LOCAL.conn = None
 
     do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _handle
 
