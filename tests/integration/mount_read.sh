@@ -145,8 +145,10 @@ run_kind() {
 
   # --- .regfs, read-only ---------------------------------------------------------
   check "$kind: .regfs/status names the registry" grep -qF "$REGISTRY_URL" "$mnt/.regfs/status"
+  # (manifest GETs may be 0: on regfs-registry bulk-manifests brings every manifest and
+  # repo-manifests re-validates tags after the ttl)
   check "$kind: .regfs/stats is JSON with request counts" \
-    jq -e '.requests.total > 0 and .requests.manifest > 0 and (.cache.manifests.hits >= 0)' "$mnt/.regfs/stats"
+    jq -e '.requests.total > 0 and (.requests.manifest | type == "number") and (.cache.manifests.hits >= 0)' "$mnt/.regfs/stats"
   out=$(touch "$mnt/team/app/_tags/new" 2>&1)
   check_eq "$kind: creating a file: EROFS" 1 "$(grep -c 'Read-only file system' <<<"$out")"
   out=$(mkdir "$mnt/team/app/_manifests/x" 2>&1)
