@@ -262,8 +262,8 @@ static int pending_add(const char *repo, const char *name, const char *src, cons
  * (../_manifests/<digest>), makes the same symlink in the other
  * repository's _tags and removes the old tag. The link text names no
  * repository, so the source of the last EXDEV renames is remembered for
- * a while: a symlink to a digest that the target repository does not have
- * is copied from there. */
+ * PENDING_HOLD: a symlink to a digest renamed away from another repository
+ * that recently is copied from there (blob mounts from the source). */
 #define XHINT_N 8
 struct xhint {
 	char src[256], digest[REGFS_DIGEST_MAX];
@@ -306,11 +306,18 @@ static bool xhint_src(const char *digest, char src[256])
  * so it marks the repository, and its tags then refuse deletion for
  * RMR_HOLD seconds: rm -r of a repository is refused as a whole rather than
  * deleting tags and then failing. */
+static bool recursive_removal(const char *repo);
+
 static int refuse_recursive(const char *repo, const char *what)
 {
 	const size_t f = offsetof(struct wstate, rmr_at);
 	double now = now_mono();
+	bool already = recursive_removal(repo); /* one warning per rm -r, not per file */
 	wstate_time(repo, f, &now);
+	if (already) {
+		log_debug("%s in %s: refused (rm -r, see above)", what, repo);
+		return -EROFS;
+	}
 	log_warn("%s in %s: refused; rm -r of a repository (or of its _manifests) is not "
 		 "supported and deletes nothing: delete tags with rm %s/_tags/<tag> (or find -delete), "
 		 "manifests with rmdir %s/_manifests/<digest>", what, repo, repo, repo);
