@@ -188,8 +188,17 @@ static int do_walk(uint64_t *bytes, uint64_t *blocks)
 	size_t from = 0;
 	for (int depth = 0; depth < 5 && from < p.n; depth++) {
 		size_t end = p.n;
-		mcache_prefetch(p.repo + from, p.digest + from, end - from);
+		/* Tags were resolved within the ttl; index children are checked
+		 * for existence (at most once per ttl): a garbage collection may
+		 * have removed them, and a missing one is not a failed walk. */
+		int *present = depth ? calloc(end - from, sizeof *present) : NULL;
+		if (present)
+			mcache_check_exist(p.repo + from, p.digest + from, end - from, present);
+		else
+			mcache_prefetch(p.repo + from, p.digest + from, end - from);
 		for (size_t i = from; i < end; i++) {
+			if (present && present[i - from] == 0)
+				continue; /* gone: logged once by mcache */
 			const struct mentry *e = mcache_peek(p.digest[i]);
 			if (!e) {
 				if (!rc)
@@ -208,6 +217,7 @@ static int do_walk(uint64_t *bytes, uint64_t *blocks)
 			for (size_t c = 0; c < m->n_manifests; c++)
 				pairs_add(&p, p.repo[i], m->manifests[c].digest);
 		}
+		free(present);
 		from = end;
 	}
 	*bytes = by;
