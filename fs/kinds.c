@@ -532,6 +532,11 @@ static int manifests_list(struct node *dir, struct child **out, size_t *n)
 	dset_uniq(&s);
 	struct clist l = {0};
 	for (size_t i = 0; i < s.n; i++) {
+		/* A manifest list may name one the registry answers 404 for (an
+		 * index child found missing above): listing it would make a
+		 * directory that cannot be opened. */
+		if (mcache_missing(dir->repo, s.v[i]))
+			continue;
 		struct child *c = cl_add(&l, s.v[i], K_MANIFEST, dir->repo);
 		if (c)
 			snprintf(c->digest, sizeof c->digest, "%s", s.v[i]);

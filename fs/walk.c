@@ -172,6 +172,7 @@ static int do_walk(uint64_t *bytes, uint64_t *blocks)
 			if (sets[i]->t[j].resolved_at > 0 && (tmp[k] = strdup(sets[i]->t[j].digest)))
 				pairs_add(&p, cat->names[i], tmp[k++]);
 
+	size_t ntagged = p.n;
 	/* regfs-registry: untagged manifests count too (as _manifests/ shows them). */
 	struct rm_job rj = {cat->names, NULL, NULL};
 	if (regfs_client_has_ext(M->client, "repo-manifests") &&
@@ -188,16 +189,20 @@ static int do_walk(uint64_t *bytes, uint64_t *blocks)
 	size_t from = 0;
 	for (int depth = 0; depth < 5 && from < p.n; depth++) {
 		size_t end = p.n;
-		/* Tags were resolved within the ttl; index children are checked
-		 * for existence (at most once per ttl): a garbage collection may
-		 * have removed them, and a missing one is not a failed walk. */
-		int *present = depth ? calloc(end - from, sizeof *present) : NULL;
+		/* Tags were resolved within the ttl; untagged manifests and index
+		 * children are checked for existence (at most once per ttl): a
+		 * garbage collection may have removed them, and a missing one is
+		 * not a failed walk. */
+		size_t chk = depth ? from : (ntagged > from ? ntagged : from);
+		if (chk > from)
+			mcache_prefetch(p.repo + from, p.digest + from, chk - from);
+		int *present = end > chk ? calloc(end - chk, sizeof *present) : NULL;
 		if (present)
-			mcache_check_exist(p.repo + from, p.digest + from, end - from, present);
-		else
-			mcache_prefetch(p.repo + from, p.digest + from, end - from);
+			mcache_check_exist(p.repo + chk, p.digest + chk, end - chk, present);
+		else if (end > chk)
+			mcache_prefetch(p.repo + chk, p.digest + chk, end - chk);
 		for (size_t i = from; i < end; i++) {
-			if (present && present[i - from] == 0)
+			if (present && i >= chk && present[i - chk] == 0)
 				continue; /* gone: logged once by mcache */
 			const struct mentry *e = mcache_peek(p.digest[i]);
 			if (!e) {
