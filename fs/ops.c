@@ -515,7 +515,8 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		return reply_err(req, -ESTALE);
 	char buf[512];
 	size_t len;
-	loop_may_block(); /* mtime-source may resolve tags */
+	if (strcmp(name, MTIME_SOURCE) == 0)
+		loop_may_block(); /* may resolve the repository's tags */
 	int rc = xattr_value(n, name, buf, size ? (size < sizeof buf ? size : sizeof buf) : 0, &len);
 	if (rc)
 		return reply_err(req, rc);
@@ -538,7 +539,8 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		len = sizeof names - 1;
 	}
 	int src;
-	loop_may_block();
+	if (n->kind == K_MANIFEST || n->kind == K_TAGS)
+		loop_may_block(); /* node_mtime_source may resolve tags */
 	if ((n->kind == K_MANIFEST || n->kind == K_TAGS) && node_mtime_source(n, &src) == 0) {
 		memcpy(buf + len, MTIME_SOURCE, sizeof MTIME_SOURCE);
 		len += sizeof MTIME_SOURCE;
