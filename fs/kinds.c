@@ -143,6 +143,34 @@ void dir_version_expire(struct node *n)
 	pthread_mutex_unlock(&vmu);
 }
 
+/* ---- tag time sources (xattr user.regfs.mtime-source) ---- */
+
+int node_mtime_source(struct node *n, int *src)
+{
+	if (n->kind != K_TAGS && n->kind != K_MANIFEST)
+		return -ENODATA;
+	struct tagset *ts;
+	int rc = ncache_tags(n->repo, &ts);
+	if (rc)
+		return rc == -ENOENT ? -ENODATA : rc;
+	ncache_resolve_all(n->repo, ts);
+	int worst = -1;
+	for (size_t i = 0; i < ts->n; i++) {
+		const struct tag_ent *te = &ts->t[i];
+		if (te->resolved_at <= 0)
+			continue;
+		if (n->kind == K_MANIFEST && strcmp(te->digest, n->digest) != 0)
+			continue;
+		if (worst < 0 || te->mtime_src < worst)
+			worst = te->mtime_src;
+	}
+	tagset_put(ts);
+	if (worst < 0)
+		return -ENODATA;
+	*src = worst;
+	return 0;
+}
+
 /* ---- child list helpers ---- */
 
 struct clist {
@@ -431,8 +459,37 @@ static void dset_free(struct dset *s)
 	free(s->v);
 }
 
-/* Adds the children of the index manifests among s->v[from..] (fetched in
- * one batch first), repeating for nested indexes. */
+/* The children of the index manifests among s->v[from..end) that still
+ * exist (fetched and checked in one batch; a child a garbage collection
+ * removed is left out and logged once, so listing and lookup agree). */
+static void add_existing_children(const char *repo, struct dset *s, size_t from, size_t end)
+{
+	struct dset kids = {0};
+	for (size_t i = from; i < end; i++) {
+		const struct mentry *e = mcache_peek(s->v[i]);
+		if (!e || e->m->kind != REGFS_MANIFEST_INDEX)
+			continue;
+		for (size_t j = 0; j < e->m->n_manifests; j++)
+			dset_add(&kids, e->m->manifests[j].digest);
+	}
+	const char **repos = calloc(kids.n ? kids.n : 1, sizeof *repos);
+	int *present = calloc(kids.n ? kids.n : 1, sizeof *present);
+	if (repos && present) {
+		for (size_t i = 0; i < kids.n; i++)
+			repos[i] = repo;
+		mcache_check_exist(repos, (const char **)kids.v, kids.n, present);
+		/* -1 (registry failed): listed, its lookup reports the error. */
+		for (size_t i = 0; i < kids.n; i++)
+			if (present[i] != 0)
+				dset_add(s, kids.v[i]);
+	}
+	free(repos);
+	free(present);
+	dset_free(&kids);
+}
+
+/* Adds the existing children of the index manifests among s->v[from..]
+ * (fetched in one batch first), repeating for nested indexes. */
 static void add_index_children(const char *repo, struct dset *s, size_t from)
 {
 	for (int depth = 0; depth < 4 && from < s->n; depth++) {
@@ -444,13 +501,7 @@ static void add_index_children(const char *repo, struct dset *s, size_t from)
 			repos[i - from] = repo;
 		mcache_prefetch(repos, (const char **)s->v + from, end - from);
 		free(repos);
-		for (size_t i = from; i < end; i++) {
-			const struct mentry *e = mcache_peek(s->v[i]);
-			if (!e || e->m->kind != REGFS_MANIFEST_INDEX)
-				continue;
-			for (size_t j = 0; j < e->m->n_manifests; j++)
-				dset_add(s, e->m->manifests[j].digest);
-		}
+		add_existing_children(repo, s, from, end);
 		from = end;
 	}
 }
@@ -481,6 +532,11 @@ static int manifests_list(struct node *dir, struct child **out, size_t *n)
 	dset_uniq(&s);
 	struct clist l = {0};
 	for (size_t i = 0; i < s.n; i++) {
+		/* A manifest list may name one the registry answers 404 for (an
+		 * index child found missing above): listing it would make a
+		 * directory that cannot be opened. */
+		if (mcache_missing(dir->repo, s.v[i]))
+			continue;
 		struct child *c = cl_add(&l, s.v[i], K_MANIFEST, dir->repo);
 		if (c)
 			snprintf(c->digest, sizeof c->digest, "%s", s.v[i]);

@@ -27,11 +27,24 @@ struct slot {
 	struct slot *next;
 };
 
+/* Whether a manifest still exists in a repository, as last checked (content
+ * never changes, existence does: a garbage collection removes index
+ * children that nothing tags). Keyed by "repo@digest". */
+struct exist {
+	char *key;
+	int present;     /* 1 exists, 0 gone (404) */
+	double at;       /* now_mono() of the check: trusted for the ttl */
+	bool logged;     /* a 404 is logged once per pair for the mount's life */
+	struct exist *next;
+};
+#define EXIST_BUCKETS 4096
+
 struct mcache {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct slot **b;
 	size_t nb;
+	struct exist *eb[EXIST_BUCKETS];
 };
 
 static uint64_t fnv(const char *s)
@@ -69,6 +82,12 @@ void mcache_free(struct mcache *mc)
 {
 	if (!mc)
 		return;
+	for (size_t i = 0; i < EXIST_BUCKETS; i++)
+		for (struct exist *x = mc->eb[i], *nx; x; x = nx) {
+			nx = x->next;
+			free(x->key);
+			free(x);
+		}
 	for (size_t i = 0; i < mc->nb; i++)
 		for (struct slot *s = mc->b[i], *nx; s; s = nx) {
 			nx = s->next;
@@ -498,11 +517,202 @@ int64_t mcache_created(const char *repo, const struct mentry *e)
 		json_t *j = json_loadb(buf, len, 0, NULL);
 		const char *s = json_string_value(json_object_get(j, "created"));
 		int64_t t = s ? parse_rfc3339(s) : 0;
-		if (t > 0)
+		if (tag_time_plausible(t))
 			c = t;
 		json_decref(j);
 		free(buf);
 	}
 	__atomic_store_n((int64_t *)&e->created, c, __ATOMIC_RELEASE);
 	return c;
+}
+
+/* ---- tag times: which source, and whether it can be believed ---- */
+
+/* 2013-01-01T00:00:00Z: Docker's first release; no OCI image is older. */
+#define OLDEST_PLAUSIBLE 1356998400LL
+#define CLOCK_SKEW_S 86400
+
+static atomic_uint_fast64_t src_count[3];
+
+int64_t tag_time_plausible(int64_t t)
+{
+	if (t < OLDEST_PLAUSIBLE || t > (int64_t)time(NULL) + CLOCK_SKEW_S)
+		return 0;
+	return t;
+}
+
+void tag_time_set(struct tag_ent *te, int64_t pushed, int64_t created)
+{
+	if (tag_time_plausible(pushed)) {
+		te->mtime = pushed;
+		te->mtime_src = MTIME_PUSHED;
+	} else if (tag_time_plausible(created)) {
+		te->mtime = created;
+		te->mtime_src = MTIME_CREATED;
+	} else {
+		/* Neither: the time of this resolution, which the ttl renews, so
+		 * `find -mtime +N` never takes a tag of unknown age for old (the
+		 * mount time would, once the mount is N days old). */
+		te->mtime = (int64_t)time(NULL);
+		te->mtime_src = MTIME_UNKNOWN;
+	}
+	atomic_fetch_add(&src_count[te->mtime_src], 1);
+}
+
+void tag_time_counts(uint64_t out[3])
+{
+	for (int i = 0; i < 3; i++)
+		out[i] = atomic_load(&src_count[i]);
+}
+
+const char *mtime_src_name(int src)
+{
+	return src == MTIME_PUSHED ? "pushed" : src == MTIME_CREATED ? "created" : "unknown";
+}
+
+/* ---- existence of index children ---- */
+
+/* Caller holds mu. NULL when absent and !make (or out of memory). */
+static struct exist *exist_of(struct mcache *mc, const char *repo, const char *digest, bool make)
+{
+	char key[1024];
+	snprintf(key, sizeof key, "%s@%s", repo, digest);
+	size_t b = fnv(key) % EXIST_BUCKETS;
+	for (struct exist *x = mc->eb[b]; x; x = x->next)
+		if (strcmp(x->key, key) == 0)
+			return x;
+	if (!make)
+		return NULL;
+	struct exist *x = calloc(1, sizeof *x);
+	if (!x || !(x->key = strdup(key))) {
+		free(x);
+		return NULL;
+	}
+	x->at = -1e18;
+	x->next = mc->eb[b];
+	mc->eb[b] = x;
+	return x;
+}
+
+bool mcache_missing(const char *repo, const char *digest)
+{
+	struct mcache *mc = M->mc;
+	pthread_mutex_lock(&mc->mu);
+	struct exist *x = exist_of(mc, repo, digest, false);
+	bool gone = x && x->present == 0 && now_mono() - x->at < M->o.ttl;
+	pthread_mutex_unlock(&mc->mu);
+	return gone;
+}
+
+/* Records one answer; logs a 404 the first time the pair has one. */
+static void exist_record(const char *repo, const char *digest, int present)
+{
+	struct mcache *mc = M->mc;
+	pthread_mutex_lock(&mc->mu);
+	struct exist *x = exist_of(mc, repo, digest, true);
+	bool log_it = false;
+	if (x) {
+		x->present = present;
+		x->at = now_mono();
+		log_it = present == 0 && !x->logged;
+		if (log_it)
+			x->logged = true;
+	}
+	pthread_mutex_unlock(&mc->mu);
+	if (log_it)
+		log_warn("%s: an index references manifest %s, which the registry no longer has "
+			 "(404; removed by a garbage collection?): it is left out of _manifests/, "
+			 "du and df, and the index's platforms/ link to it dangles", repo, digest);
+}
+
+/* regfs-registry: existence from the repo-manifests list (one request per
+ * repository and ttl instead of one per manifest). 1/0, or -1 unavailable. */
+static int listed_in_repo(const char *repo, const char *digest, char ***cache_v, size_t *cache_n,
+			  const char **cache_repo)
+{
+	if (!*cache_repo || strcmp(*cache_repo, repo) != 0) {
+		for (size_t k = 0; k < *cache_n; k++)
+			free((*cache_v)[k]);
+		free(*cache_v);
+		*cache_v = NULL;
+		*cache_n = 0;
+		*cache_repo = NULL;
+		if (ncache_repo_manifests(repo, cache_v, cache_n) != 0)
+			return -1;
+		*cache_repo = repo;
+	}
+	for (size_t k = 0; k < *cache_n; k++)
+		if (strcmp((*cache_v)[k], digest) == 0)
+			return 1;
+	return 0;
+}
+
+/* GETs by digest the pairs in idx[0..k) (present[] -1 so far). */
+static void exist_fetch(const char **repos, const char **digests, const size_t *idx, size_t k,
+			int *present)
+{
+	struct regfs_manifest_req *reqs = calloc(k ? k : 1, sizeof *reqs);
+	if (!reqs)
+		return;
+	for (size_t j = 0; j < k; j++) {
+		reqs[j].repo = repos[idx[j]];
+		reqs[j].ref = digests[idx[j]];
+	}
+	atomic_fetch_add(&M->st.mc_misses, k);
+	loop_may_block();
+	regfs_client_manifests(M->client, reqs, k);
+	for (size_t j = 0; j < k; j++) {
+		size_t i = idx[j];
+		if (reqs[j].rc == 0 && strcmp(reqs[j].resp.digest, digests[i]) == 0) {
+			const struct mentry *e;
+			if (mcache_put(digests[i], reqs[j].resp.data, reqs[j].resp.len,
+				       reqs[j].resp.content_type, &e) == 0)
+				present[i] = 1;
+		} else if (reqs[j].rc == -ENOENT) {
+			present[i] = 0;
+		} else {
+			char what[400];
+			snprintf(what, sizeof what, "checking manifest %s@%s", repos[i], digests[i]);
+			fs_client_errno(reqs[j].rc ? reqs[j].rc : -EIO, &reqs[j].err, what);
+		}
+		if (present[i] >= 0)
+			exist_record(repos[i], digests[i], present[i]);
+		regfs_manifest_resp_free(&reqs[j].resp);
+	}
+	free(reqs);
+}
+
+void mcache_check_exist(const char **repos, const char **digests, size_t n, int *present)
+{
+	struct mcache *mc = M->mc;
+	size_t *todo = calloc(n ? n : 1, sizeof *todo), k = 0;
+	char **lv = NULL;
+	size_t ln = 0;
+	const char *lrepo = NULL;
+	bool has_list = regfs_client_has_ext(M->client, "repo-manifests");
+	for (size_t i = 0; i < n; i++) {
+		present[i] = -1;
+		pthread_mutex_lock(&mc->mu);
+		struct exist *x = exist_of(mc, repos[i], digests[i], false);
+		if (x && now_mono() - x->at < M->o.ttl)
+			present[i] = x->present;
+		pthread_mutex_unlock(&mc->mu);
+		if (present[i] < 0 && has_list) {
+			int l = listed_in_repo(repos[i], digests[i], &lv, &ln, &lrepo);
+			if (l == 0)
+				exist_record(repos[i], digests[i], 0);
+			if (l == 0 || (l == 1 && mcache_peek(digests[i])))
+				present[i] = l;
+		}
+		if (present[i] < 0 && todo)
+			todo[k++] = i;
+	}
+	for (size_t j = 0; j < ln; j++)
+		free(lv[j]);
+	free(lv);
+	/* In rounds, like mcache_prefetch: each round's bodies are held at once. */
+	for (size_t c0 = 0; c0 < k; c0 += PREFETCH_CHUNK)
+		exist_fetch(repos, digests, todo + c0, k - c0 < PREFETCH_CHUNK ? k - c0 : PREFETCH_CHUNK,
+			    present);
+	free(todo);
 }

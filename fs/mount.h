@@ -96,10 +96,16 @@ struct catalog {               /* immutable snapshot; refcounted */
 	size_t n;
 	double at;                 /* now_mono() when fetched: valid until at + ttl */
 };
+/* Where a tag's mtime comes from (xattr user.regfs.mtime-source, .regfs/status):
+ * the registry's push time (Last-Modified, bulk-tags), the image config's
+ * build time (registry:2 sends no push time), or neither (mtime = when the
+ * mount resolved the tag, so an age policy never takes it for old). */
+enum mtime_src { MTIME_UNKNOWN = 0, MTIME_CREATED = 1, MTIME_PUSHED = 2 };
 struct tag_ent {
 	char *tag;
 	char digest[REGFS_DIGEST_MAX]; /* "" until resolved */
 	int64_t mtime;                 /* 0 until known */
+	int mtime_src;                 /* enum mtime_src, set with mtime (tag_time_set) */
 	double resolved_at;
 	int state;                     /* internal */
 	int rc;
@@ -168,8 +174,28 @@ int mcache_put_mem(const char *digest, const char *data, size_t len, const char 
 const struct mentry *mcache_peek(const char *digest);
 /* Fetch many (repo, digest) pairs in parallel; those cached are skipped. */
 void mcache_prefetch(const char **repos, const char **digests, size_t n);
-/* Image config created time (fetches the config blob; cached). */
+/* Image config created time (fetches the config blob; cached); -1 when the
+ * config has none or an implausible one (see tag_time_plausible). */
 int64_t mcache_created(const char *repo, const struct mentry *e);
+/* `t` when it can be a real push or build time (2013-01-01, before any OCI
+ * image, up to now + 1 day of clock skew), else 0 (unknown): reproducible
+ * builds carry 1970-01-01T00:00:01Z, which must not read as "ancient". */
+int64_t tag_time_plausible(int64_t t);
+/* Fills te->mtime and te->mtime_src from a push time and a created time
+ * (0 or -1 when unknown; implausible ones count as unknown), preferring the
+ * push time; counts the source for .regfs/status. */
+void tag_time_set(struct tag_ent *te, int64_t pushed, int64_t created);
+/* How many tag resolutions had each source (index: enum mtime_src). */
+void tag_time_counts(uint64_t out[3]);
+const char *mtime_src_name(int src);
+/* A manifest known not to exist in `repo` (the registry answered 404 within
+ * the ttl): index children removed by a garbage collection. */
+bool mcache_missing(const char *repo, const char *digest);
+/* Checks that each (repos[i], digests[i]) still exists, at most once per ttl
+ * per pair (GET by digest for those not checked; fills the cache too):
+ * present[i] = 1 exists, 0 gone (404; logged once per digest), -1 unknown
+ * (the registry failed; logged). */
+void mcache_check_exist(const char **repos, const char **digests, size_t n, int *present);
 
 /* ---- bcache.c: blobs on disk by digest, LRU-capped, verified on fill. ---- */
 struct bcache *bcache_new(const char *dir, uint64_t cap);   /* NULL: disabled */
@@ -260,6 +286,11 @@ int dir_version_refresh(struct node *n);
 /* Forgets the listing version of a directory we changed (rm, ln, mv). */
 void dir_version_expire(struct node *n);
 bool kind_is_ttl_dir(enum node_kind k);
+/* The least trustworthy mtime source of the tags behind n: every tag of a
+ * TAGS directory, the tags of n's repository that point at a MANIFEST
+ * (what `getfattr _tags/<tag>` reaches: the kernel serves no user.* xattr
+ * on a symlink itself). -ENODATA when no resolved tag is behind n. */
+int node_mtime_source(struct node *n, int *src);
 bool kind_is_dir(enum node_kind k);
 uint64_t path_hash_ino(const char *path);
 

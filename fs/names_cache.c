@@ -431,7 +431,7 @@ int ncache_prefetch_tags(char **repos, size_t n)
 					if (!te->tag)
 						continue;
 					snprintf(te->digest, sizeof te->digest, "%s", rt[i].tags[j].digest);
-					te->mtime = rt[i].tags[j].pushed;
+					tag_time_set(te, rt[i].tags[j].pushed, 0);
 					te->resolved_at = te->digest[0] ? now_mono() : 0;
 					ts->n++;
 				}
@@ -874,7 +874,7 @@ static void resolve_chunk(struct regfs_manifest_req *reqs, struct tag_ent **mine
 		int rc = mcache_put(reqs[i].resp.digest, reqs[i].resp.data, reqs[i].resp.len,
 				    reqs[i].resp.content_type, &e);
 		mine[i]->rc = rc;
-		if (rc == 0 && reqs[i].resp.last_modified <= 0) {
+		if (rc == 0 && !tag_time_plausible(reqs[i].resp.last_modified)) {
 			/* No Last-Modified (registry:2): the image's created time. */
 			me[nneed] = e;
 			mrepo[nneed] = reqs[i].repo;
@@ -889,14 +889,12 @@ static void resolve_chunk(struct regfs_manifest_req *reqs, struct tag_ent **mine
 	for (size_t i = c0; i < c1; i++) {
 		if (mine[i]->rc == 0) {
 			snprintf(mine[i]->digest, sizeof mine[i]->digest, "%s", reqs[i].resp.digest);
-			int64_t mt = reqs[i].resp.last_modified;
-			if (mt <= 0) {
+			int64_t lm = reqs[i].resp.last_modified, cr = 0;
+			if (!tag_time_plausible(lm)) {
 				const struct mentry *e = mcache_peek(reqs[i].resp.digest);
-				mt = e ? __atomic_load_n(&e->created, __ATOMIC_ACQUIRE) : 0;
+				cr = e ? __atomic_load_n(&e->created, __ATOMIC_ACQUIRE) : 0;
 			}
-			/* Unknown stays "now-ish" (mount time), never 1970: a
-			 * `find -mtime +7 -delete` must not take it for old. */
-			mine[i]->mtime = mt > 0 ? mt : (int64_t)M->mounted_since;
+			tag_time_set(mine[i], lm, cr);
 			mine[i]->resolved_at = now_mono();
 		}
 		mine[i]->state = T_IDLE;
@@ -1038,8 +1036,7 @@ static int bulk_one(const struct regfs_repo_bulk *rb, void *arg)
 		if (!(te->tag = strdup(rb->tags[j].tag)))
 			continue;
 		snprintf(te->digest, sizeof te->digest, "%s", rb->tags[j].digest);
-		/* Unknown stays mount time, never 1970 (see resolve_entries). */
-		te->mtime = rb->tags[j].pushed > 0 ? rb->tags[j].pushed : (int64_t)M->mounted_since;
+		tag_time_set(te, rb->tags[j].pushed, 0);
 		te->resolved_at = now;
 		ts->n++;
 	}

@@ -463,14 +463,30 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_err(req, 0);
 }
 
-/* ---- xattrs: user.regfs.digest / user.regfs.mediatype ---- */
+/* ---- xattrs: user.regfs.digest / user.regfs.mediatype / user.regfs.mtime-source ----
+ *
+ * mtime-source (pushed / created / unknown, see enum mtime_src) is on
+ * _tags/ and on the manifest directories tags point at: Linux serves no
+ * user.* xattr on a symlink, so `getfattr -n user.regfs.mtime-source
+ * _tags/<tag>` follows the link to the manifest, which answers for the tags
+ * of its repository that point at it (the least trustworthy of them). */
+
+static const char MTIME_SOURCE[] = "user.regfs.mtime-source";
 
 static int xattr_value(struct node *n, const char *name, char *buf, size_t size, size_t *len)
 {
 	const char *v = NULL;
-	if (n->kind != K_MJSON && n->kind != K_BLOB && n->kind != K_MANIFEST)
+	if (n->kind != K_MJSON && n->kind != K_BLOB && n->kind != K_MANIFEST && n->kind != K_TAGS)
 		return -ENODATA;
-	if (strcmp(name, "user.regfs.digest") == 0) {
+	if (strcmp(name, MTIME_SOURCE) == 0) {
+		int src;
+		int rc = node_mtime_source(n, &src);
+		if (rc)
+			return rc;
+		v = mtime_src_name(src);
+	} else if (n->kind == K_TAGS) {
+		return -ENODATA;
+	} else if (strcmp(name, "user.regfs.digest") == 0) {
 		v = n->digest;
 	} else if (strcmp(name, "user.regfs.mediatype") == 0) {
 		v = n->mediatype;
@@ -499,6 +515,8 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		return reply_err(req, -ESTALE);
 	char buf[512];
 	size_t len;
+	if (strcmp(name, MTIME_SOURCE) == 0)
+		loop_may_block(); /* may resolve the repository's tags */
 	int rc = xattr_value(n, name, buf, size ? (size < sizeof buf ? size : sizeof buf) : 0, &len);
 	if (rc)
 		return reply_err(req, rc);
@@ -514,13 +532,24 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	if (!n)
 		return reply_err(req, -ESTALE);
 	static const char names[] = "user.regfs.digest\0user.regfs.mediatype\0";
-	size_t len = (n->kind == K_MJSON || n->kind == K_BLOB || n->kind == K_MANIFEST)
-		? sizeof names - 1 : 0;
+	char buf[sizeof names + sizeof MTIME_SOURCE];
+	size_t len = 0;
+	if (n->kind == K_MJSON || n->kind == K_BLOB || n->kind == K_MANIFEST) {
+		memcpy(buf, names, sizeof names - 1);
+		len = sizeof names - 1;
+	}
+	int src;
+	if (n->kind == K_MANIFEST || n->kind == K_TAGS)
+		loop_may_block(); /* node_mtime_source may resolve tags */
+	if ((n->kind == K_MANIFEST || n->kind == K_TAGS) && node_mtime_source(n, &src) == 0) {
+		memcpy(buf + len, MTIME_SOURCE, sizeof MTIME_SOURCE);
+		len += sizeof MTIME_SOURCE;
+	}
 	if (size == 0)
 		return (void)fuse_reply_xattr(req, len);
 	if (size < len)
 		return reply_err(req, -ERANGE);
-	fuse_reply_buf(req, names, len);
+	fuse_reply_buf(req, buf, len);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)

@@ -13,8 +13,27 @@
 
 #include <jansson.h>
 
+/* What tag mtimes mean on this registry, from the tags resolved so far. */
+static const char *tag_times_text(void)
+{
+	uint64_t c[3];
+	tag_time_counts(c);
+	if (c[MTIME_PUSHED] && !c[MTIME_CREATED] && !c[MTIME_UNKNOWN])
+		return "pushed (the registry gives push times: a tag's mtime is when it was pushed)";
+	if (!c[MTIME_PUSHED] && (c[MTIME_CREATED] || c[MTIME_UNKNOWN]))
+		return "created (the registry gives no push times: a tag's mtime is its image's "
+		       "build time, or when the mount resolved it where that is unknown; "
+		       "find -mtime is NOT the age since the push)";
+	if (c[MTIME_PUSHED])
+		return "mixed (push times for some tags, image build times or unknown for others: "
+		       "see the xattr user.regfs.mtime-source of each)";
+	return "not known yet (no tag resolved)";
+}
+
 int stats_status_text(char **buf, size_t *len)
 {
+	uint64_t c[3];
+	tag_time_counts(c);
 	char since[64];
 	struct tm tm;
 	gmtime_r(&M->mounted_since, &tm);
@@ -28,12 +47,16 @@ int stats_status_text(char **buf, size_t *len)
 			 "timeout: %d s\n"
 			 "cache dir: %s\n"
 			 "read-only: %s\n"
-			 "protected tags: %s\n",
+			 "protected tags: %s\n"
+			 "tag times: %s\n"
+			 "tag time sources: %llu pushed, %llu created, %llu unknown\n",
 			 M->o.url, M->registry_version ? M->registry_version : "unknown",
 			 REGFS_VERSION, since, M->o.ttl, M->o.timeout_s,
 			 M->bc ? M->o.cache_dir : "(disabled)",
 			 M->o.ro ? "yes (-o ro)" : "no (rm/ln -s/mv in _tags, rmdir in _manifests)",
-			 M->o.protect ? M->o.protect : "(none)");
+			 M->o.protect ? M->o.protect : "(none)", tag_times_text(),
+			 (unsigned long long)c[MTIME_PUSHED], (unsigned long long)c[MTIME_CREATED],
+			 (unsigned long long)c[MTIME_UNKNOWN]);
 	if (n < 0)
 		return -ENOMEM;
 	*len = (size_t)n;

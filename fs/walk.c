@@ -119,6 +119,57 @@ static void rm_one(size_t i, void *arg)
 	}
 }
 
+/* Counts every stored blob of the manifests in p (each once), adding index
+ * children to p as it goes: pairs [0, ntagged) are tags' targets resolved
+ * within the ttl; the others (untagged manifests, index children) are
+ * checked for existence at most once per ttl — a garbage collection may
+ * have removed them, and a missing one is not a failed walk. 0, or -EIO
+ * when a manifest could not be fetched (logged by mcache). */
+static int count_all(struct pairs *p, size_t ntagged, uint64_t *bytes, uint64_t *blocks)
+{
+	struct uset seen = {0};
+	uint64_t by = 0, bl = 0;
+	int rc = 0;
+	size_t from = 0;
+	for (int depth = 0; depth < 5 && from < p->n; depth++) {
+		size_t end = p->n;
+		size_t chk = depth ? from : (ntagged > from ? ntagged : from);
+		if (chk > from)
+			mcache_prefetch(p->repo + from, p->digest + from, chk - from);
+		int *present = end > chk ? calloc(end - chk, sizeof *present) : NULL;
+		if (present)
+			mcache_check_exist(p->repo + chk, p->digest + chk, end - chk, present);
+		else if (end > chk)
+			mcache_prefetch(p->repo + chk, p->digest + chk, end - chk);
+		for (size_t i = from; i < end; i++) {
+			if (present && i >= chk && present[i - chk] == 0)
+				continue; /* gone: logged once by mcache */
+			const struct mentry *e = mcache_peek(p->digest[i]);
+			if (!e) {
+				rc = -EIO;
+				continue;
+			}
+			if (uset_add(&seen, e->digest) != 1)
+				continue;
+			by += e->len;
+			bl += (e->len + 511) / 512;
+			const struct regfs_manifest *m = e->m;
+			if (m->has_config)
+				count(&seen, m->config.digest, (uint64_t)m->config.size, &by, &bl);
+			for (size_t l = 0; l < m->n_layers; l++)
+				count(&seen, m->layers[l].digest, (uint64_t)m->layers[l].size, &by, &bl);
+			for (size_t c = 0; c < m->n_manifests; c++)
+				pairs_add(p, p->repo[i], m->manifests[c].digest);
+		}
+		free(present);
+		from = end;
+	}
+	free(seen.k);
+	*bytes = by;
+	*blocks = bl;
+	return rc;
+}
+
 static int do_walk(uint64_t *bytes, uint64_t *blocks)
 {
 	atomic_fetch_add(&M->st.walks, 1);
@@ -172,6 +223,7 @@ static int do_walk(uint64_t *bytes, uint64_t *blocks)
 			if (sets[i]->t[j].resolved_at > 0 && (tmp[k] = strdup(sets[i]->t[j].digest)))
 				pairs_add(&p, cat->names[i], tmp[k++]);
 
+	size_t ntagged = p.n;
 	/* regfs-registry: untagged manifests count too (as _manifests/ shows them). */
 	struct rm_job rj = {cat->names, NULL, NULL};
 	if (regfs_client_has_ext(M->client, "repo-manifests") &&
@@ -183,36 +235,12 @@ static int do_walk(uint64_t *bytes, uint64_t *blocks)
 				pairs_add(&p, cat->names[i], rj.v[i][j]);
 	}
 
-	struct uset seen = {0};
 	uint64_t by = 0, bl = 0;
-	size_t from = 0;
-	for (int depth = 0; depth < 5 && from < p.n; depth++) {
-		size_t end = p.n;
-		mcache_prefetch(p.repo + from, p.digest + from, end - from);
-		for (size_t i = from; i < end; i++) {
-			const struct mentry *e = mcache_peek(p.digest[i]);
-			if (!e) {
-				if (!rc)
-					rc = -EIO; /* logged by mcache */
-				continue;
-			}
-			if (uset_add(&seen, e->digest) != 1)
-				continue;
-			by += e->len;
-			bl += (e->len + 511) / 512;
-			const struct regfs_manifest *m = e->m;
-			if (m->has_config)
-				count(&seen, m->config.digest, (uint64_t)m->config.size, &by, &bl);
-			for (size_t l = 0; l < m->n_layers; l++)
-				count(&seen, m->layers[l].digest, (uint64_t)m->layers[l].size, &by, &bl);
-			for (size_t c = 0; c < m->n_manifests; c++)
-				pairs_add(&p, p.repo[i], m->manifests[c].digest);
-		}
-		from = end;
-	}
+	int crc = count_all(&p, ntagged, &by, &bl);
+	if (!rc)
+		rc = crc;
 	*bytes = by;
 	*blocks = bl;
-	free(seen.k);
 	free(p.repo);
 	free(p.digest);
 	for (size_t i = 0; i < k; i++)

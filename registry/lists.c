@@ -257,15 +257,21 @@ enum MHD_Result h_repo_manifests(HANDLER_ARGS)
 	sb_puts(&b, "{\"name\":");
 	sb_json_str(&b, q->rt.name);
 	sb_puts(&b, ",\"manifests\":[");
+	bool any = false;
 	for (size_t i = 0; i < revs.n; i++) {
 		char ts[32];
 		struct regfs_stat_info st = {0};
 		char *link = regfs_layout_revision_link(q->rt.name, revs.v[i]);
-		repo_exists(r, link, &st);
+		/* A revision directory without its link is a deleted manifest
+		 * (GET by digest answers 404; bulk-manifests leaves it out too). */
+		bool linked = link && repo_exists(r, link, &st);
 		free(link);
+		if (!linked)
+			continue;
 		rfc3339(st.mtime, ts);
-		sb_printf(&b, "%s{\"digest\":\"%s\",\"pushed\":\"%s\",\"tags\":[", i ? "," : "",
+		sb_printf(&b, "%s{\"digest\":\"%s\",\"pushed\":\"%s\",\"tags\":[", any ? "," : "",
 			  revs.v[i], ts);
+		any = true;
 		bool first = true;
 		for (size_t j = 0; j < tags.n; j++) {
 			if (strcmp(tagd[j], revs.v[i]) != 0)

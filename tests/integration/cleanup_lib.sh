@@ -12,6 +12,8 @@
 #   layer NAME BYTES        a gzip'd tar layer holding one file NAME of BYTES random bytes
 #   image TAG LAYER…        an image (config with a unique label, so never two alike) over
 #                           those layers, added to index.json as TAG
+#   index TAG IMAGE…        an OCI image index over those images (platforms linux/amd64,
+#                           linux/arm64, … in order), added to index.json as TAG
 # Prints "TAG sha256:HEX" for every image (the manifest digest), and with OCI_BUILD_LAYERS=1
 # also "layer:NAME sha256:HEX" for every layer.
 oci_build() {
@@ -26,7 +28,7 @@ def put(b):
 open(d + "/oci-layout", "w").write('{"imageLayoutVersion":"1.0.0"}')
 ip = d + "/index.json"
 index = json.load(open(ip)) if os.path.exists(ip) else {"schemaVersion": 2, "manifests": []}
-layers = {}
+layers, images = {}, {}
 for line in sys.stdin:
     w = line.split()
     if not w: continue
@@ -54,7 +56,20 @@ for line in sys.stdin:
                               if m.get("annotations", {}).get("org.opencontainers.image.ref.name") != tag]
         index["manifests"].append({"mediaType": man["mediaType"], "digest": md, "size": ms,
                                    "annotations": {"org.opencontainers.image.ref.name": tag}})
+        images[tag] = (man["mediaType"], md, ms)
         print(tag, md)
+    elif w[0] == "index":
+        archs = ["amd64", "arm64", "ppc64le", "s390x", "riscv64", "386"]
+        idx = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+               "manifests": [{"mediaType": images[x][0], "digest": images[x][1], "size": images[x][2],
+                              "platform": {"architecture": archs[i], "os": "linux"}}
+                             for i, x in enumerate(w[2:])]}
+        xd, xs = put(json.dumps(idx, separators=(",", ":")).encode())
+        index["manifests"] = [m for m in index["manifests"]
+                              if m.get("annotations", {}).get("org.opencontainers.image.ref.name") != w[1]]
+        index["manifests"].append({"mediaType": idx["mediaType"], "digest": xd, "size": xs,
+                                   "annotations": {"org.opencontainers.image.ref.name": w[1]}})
+        print(w[1], xd)
     else:
         sys.exit("oci_build: bad spec line: " + line)
 json.dump(index, open(ip, "w"))

@@ -214,6 +214,23 @@ check_eq "  HEAD: 200 with the GET's Content-Length" "200 $(curl -s "$URL/v2/_re
 rm -rf "$V2/repositories/r/four/_manifests/revisions" "$(dirname "$(blob_path "$DATA" "$dl")")" \
   "$(dirname "$(blob_path "$DATA" "$dt")")"
 
+# A revision whose link is gone (a delete by digest removes the link file; the directory may
+# stay, as registry:2 leaves it): GET by digest answers 404, and both listings leave it out.
+for n in 1 2; do
+  printf '{"schemaVersion":2,"mediaType":"%s","manifests":[],"annotations":{"n":"%s"}}' "$IDX_MT" "$n" >"$WORK/rev$n"
+  put_raw r/four "$WORK/rev$n" "sha256:$(sha "$WORK/rev$n")"
+done
+dr1=sha256:$(sha "$WORK/rev1"); dr2=sha256:$(sha "$WORK/rev2")
+rm "$V2/repositories/r/four/_manifests/revisions/sha256/${dr2#sha256:}/link"
+check_eq "a revision without its link: GET by digest → 404 MANIFEST_UNKNOWN" "404 MANIFEST_UNKNOWN" \
+  "$(req GET "$URL/v2/r/four/manifests/$dr2" -H "Accept: $IDX_MT") $(code)"
+check_eq "  repo-manifests lists only the linked one" "$dr1" \
+  "$(req GET "$URL/v2/r/four/_regfs/manifests" >/dev/null; jq -r '.manifests[].digest' "$B" | xargs)"
+check_eq "  bulk-manifests lists only the linked one" "$dr1" \
+  "$(req GET "$URL/v2/_regfs/manifests" >/dev/null; jq -r '.repositories[] | select(.name == "r/four") | .manifests[].digest' "$B" | xargs)"
+rm -rf "$V2/repositories/r/four/_manifests/revisions" "$(dirname "$(blob_path "$DATA" "$dr1")")" \
+  "$(dirname "$(blob_path "$DATA" "$dr2")")"
+
 # --- catalog paging ----------------------------------------------------------------------
 want=$(for r in r/four r/one r/three r/two; do echo "$r"; done | sort | tr '\n' ' ')
 got=""; next="/v2/_catalog?n=1"; pages=0
