@@ -193,6 +193,32 @@ static mode_t kind_mode(enum node_kind k)
 	return S_IFREG;
 }
 
+/* The st_ino that stat reports (kinds.c), for d_ino in listings: a
+ * listing's "." and ".." included, which readdir(3) hides when it is 0. */
+static ino_t dir_ino(const struct node *dn)
+{
+	return dn->kind == K_ROOT ? FUSE_ROOT_ID : path_hash_ino(dn->path);
+}
+
+static ino_t parent_ino(const struct node *dn)
+{
+	const char *slash = strrchr(dn->path, '/');
+	if (dn->kind == K_ROOT || !slash)
+		return FUSE_ROOT_ID; /* the root's parent is outside the mount */
+	char p[4096];
+	snprintf(p, sizeof p, "%.*s", (int)(slash - dn->path), dn->path);
+	return path_hash_ino(p);
+}
+
+static ino_t child_ino(const struct node *dn, const struct child *c)
+{
+	if (c->kind == K_BLOB || c->kind == K_MJSON)
+		return regfs_digest_ino(c->digest);
+	char p[4096];
+	snprintf(p, sizeof p, "%s%s%s", dn->path, *dn->path ? "/" : "", c->name);
+	return path_hash_ino(p);
+}
+
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi, bool plus)
 {
@@ -224,26 +250,13 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		const char *name = i == 0 ? "." : i == 1 ? ".." : d->v[i - 2].name;
 		if (i < 2 || !plus) {
 			struct stat st = {0};
-			if (i < 2) {
-				st.st_mode = S_IFDIR;
-				st.st_ino = i == 0 ? (dn->kind == K_ROOT ? FUSE_ROOT_ID
-						      : path_hash_ino(dn->path)) : 0;
-			} else {
-				const struct child *c = &d->v[i - 2];
-				st.st_mode = kind_mode(c->kind);
-				if (c->kind == K_BLOB || c->kind == K_MJSON) {
-					st.st_ino = regfs_digest_ino(c->digest);
-				} else {
-					/* Same number stat will report (kinds.c). */
-					char p[4096];
-					snprintf(p, sizeof p, "%s%s%s", dn->path,
-						 *dn->path ? "/" : "", c->name);
-					st.st_ino = path_hash_ino(p);
-				}
-			}
+			st.st_mode = i < 2 ? S_IFDIR : kind_mode(d->v[i - 2].kind);
+			st.st_ino = i == 0 ? dir_ino(dn) : i == 1 ? parent_ino(dn)
+					      : child_ino(dn, &d->v[i - 2]);
 			if (plus) {
+				/* ino 0: no attributes, the kernel looks it up when needed;
+				 * d_ino must not be 0 (readdir(3) skips such entries). */
 				struct fuse_entry_param e = {.attr = st};
-				e.attr.st_ino = 0;
 				sz = fuse_add_direntry_plus(req, buf + pos, size - pos, name, &e, i + 1);
 			} else {
 				sz = fuse_add_direntry(req, buf + pos, size - pos, name, &st, i + 1);
@@ -262,6 +275,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 				nodes_forget(M->nodes, n->id, 1);
 			memset(&e, 0, sizeof e);
 			e.attr.st_mode = kind_mode(d->v[i - 2].kind);
+			e.attr.st_ino = child_ino(dn, &d->v[i - 2]);
 			n = NULL;
 		}
 		sz = fuse_add_direntry_plus(req, buf + pos, size - pos, name, &e, i + 1);
