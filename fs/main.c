@@ -470,14 +470,14 @@ int main(int argc, char **argv)
 		regfs_client_free(c);
 		return 1;
 	}
-	bool has_bulk = regfs_client_has_ext(c, "bulk-tags");
-	bool has_rm = regfs_client_has_ext(c, "repo-manifests");
+	/* Whatever the registry advertises, named as it names them. */
+	char *exts = regfs_client_extensions(c);
 	regfs_client_free(c);
 	srand((unsigned)time(NULL) ^ (unsigned)getpid());
-	if (asprintf(&m.registry_version, "registry/2.0 API%s%s%s",
-		     has_bulk || has_rm ? " + regfs extensions:" : "",
-		     has_bulk ? " bulk-tags" : "", has_rm ? " repo-manifests" : "") < 0)
+	if (asprintf(&m.registry_version, "registry/2.0 API%s%s", exts && *exts ?
+		     " + regfs extensions: " : "", exts ? exts : "") < 0)
 		m.registry_version = NULL;
+	free(exts);
 
 	/* 2. Caches. The disk cache is optional: without it everything works,
 	 * only slower and with more requests. */
@@ -551,6 +551,8 @@ int main(int argc, char **argv)
 		log_error("the FUSE request loop stopped: %s", strerror(-rc));
 
 	walk_shutdown();
+	root_probe_shutdown();
+	ra_shutdown();
 	fuse_session_unmount(se);
 	fuse_remove_signal_handlers(se);
 	fuse_session_destroy(se);

@@ -219,6 +219,33 @@ bool regfs_client_has_ext(struct regfs_client *c, const char *ext)
 	return has;
 }
 
+char *regfs_client_extensions(struct regfs_client *c)
+{
+	pthread_mutex_lock(&c->lock);
+	bool known = c->ext_known;
+	pthread_mutex_unlock(&c->lock);
+	if (!known && regfs_client_ping(c, NULL) != 0)
+		return NULL;
+	pthread_mutex_lock(&c->lock);
+	const char *p = c->extensions ? c->extensions : "";
+	char *out = malloc(strlen(p) + 1), *o = out;
+	while (out && *p) {
+		p += strspn(p, " \t,");
+		size_t n = strcspn(p, " \t,");
+		if (n) {
+			if (o != out)
+				*o++ = ' ';
+			memcpy(o, p, n);
+			o += n;
+		}
+		p += n;
+	}
+	if (out)
+		*o = 0;
+	pthread_mutex_unlock(&c->lock);
+	return out;
+}
+
 void regfs_client_get_stats(struct regfs_client *c, struct regfs_client_stats *o)
 {
 #define LD(f) atomic_load_explicit(&c->f, memory_order_relaxed)
