@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -320,7 +321,8 @@ static char *abs_mountpoint(const char *arg)
 /* The mountpoint must be a directory we can mount on: refused here, before
  * daemonizing, so the user sees why (a regular file would mount and then
  * answer EIO to everything). A dead FUSE mount left by a killed regfs
- * (ENOTCONN) is named as such, and cleared with --force-remount. */
+ * (ENOTCONN) is named as such, and cleared with --force-remount; a live one
+ * is refused (mounting over it would hide it). */
 static int mountpoint_check(const char *arg, struct mount_opts *o)
 {
 	o->mountpoint = abs_mountpoint(arg);
@@ -330,37 +332,38 @@ static int mountpoint_check(const char *arg, struct mount_opts *o)
 		return -1;
 	}
 	const char *mp = o->mountpoint;
-	struct stat st;
 	char ft[256] = "", src[1024] = "";
-	if (stat(mp, &st) != 0 && errno == ENOTCONN) {
-		mount_lookup(mp, ft, sizeof ft, src, sizeof src);
-		if (!force_remount) {
-			char what[1400] = "";
-			if (*ft)
-				snprintf(what, sizeof what, " (%s %s)", ft, src);
-			fprintf(stderr, "regfs: %s is a stale FUSE mount%s: Transport endpoint is not "
-				"connected (the process that served it is gone). Unmount it with "
-				"`fusermount3 -u %s`, or run regfs with --force-remount\n", mp, what, mp);
+	struct statfs sfs;
+	/* statfs always reaches the FUSE daemon (stat may be answered from
+	 * the kernel's cache even when the daemon is dead). */
+	if (mount_lookup(mp, ft, sizeof ft, src, sizeof src) == 0 && strncmp(ft, "fuse", 4) == 0) {
+		if (statfs(mp, &sfs) == 0 || errno != ENOTCONN) {
+			fprintf(stderr, "regfs: %s is already mounted (%s %s): unmount it first with "
+				"`fusermount3 -u %s`\n", mp, ft, src, mp);
 			return -1;
 		}
-		if (run_fusermount_u(mp) != 0 || stat(mp, &st) != 0) {
+		if (!force_remount) {
+			fprintf(stderr, "regfs: %s is a stale FUSE mount (%s %s): Transport endpoint "
+				"is not connected (the process that served it is gone). Unmount it "
+				"with `fusermount3 -u %s`, or run regfs with --force-remount\n",
+				mp, ft, src, mp);
+			return -1;
+		}
+		if (run_fusermount_u(mp) != 0) {
 			fprintf(stderr, "regfs: --force-remount: cannot unmount the stale mount %s "
 				"(fusermount3 -u failed, see above): try `umount -l %s` as root\n", mp, mp);
 			return -1;
 		}
 		fprintf(stderr, "regfs: unmounted the stale mount on %s (--force-remount)\n", mp);
-	} else if (stat(mp, &st) != 0) {
+	}
+	struct stat st;
+	if (stat(mp, &st) != 0) {
 		fprintf(stderr, "regfs: mountpoint %s: %s\n", mp, strerror(errno));
 		return -1;
 	}
 	if (!S_ISDIR(st.st_mode)) {
 		fprintf(stderr, "regfs: mountpoint %s is not a directory: regfs mounts a directory "
 			"tree, so mount it on an (empty) directory (mkdir -p DIR)\n", mp);
-		return -1;
-	}
-	if (mount_lookup(mp, ft, sizeof ft, src, sizeof src) == 0 && strncmp(ft, "fuse", 4) == 0) {
-		fprintf(stderr, "regfs: %s is already mounted (%s %s): unmount it first with "
-			"`fusermount3 -u %s`\n", mp, ft, src, mp);
 		return -1;
 	}
 	return 0;
