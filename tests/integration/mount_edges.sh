@@ -45,9 +45,11 @@ mount_side_checks() {   # URL — checks that do not depend on the registry's ki
   check_eq "a new regfs on the stale mount exits non-zero" 1 "$([ $rc -ne 0 ] && echo 1 || echo 0)"
   check "... names the stale mount" grep -q "stale FUSE mount" "$WORK/daemon.out"
   check "... and says to run fusermount3 -u MOUNTPOINT" grep -qF "fusermount3 -u $mnt" "$WORK/daemon.out"
+  # (mountpoint -q holds for the stale mount already: wait for the new one to answer)
   start_regfs_mount "$url" "$mnt" --force-remount --ttl $TTL --timeout $TIMEOUT ||
     fail "--force-remount mounts over the stale mount"
-  check "... and the new mount answers" test -r "$mnt/.regfs/status"
+  check "... and the new mount answers" wait_for 20 test -r "$mnt/.regfs/status"
+  check "... and said it unmounted the stale one" wait_for 5 grep -q "unmounted the stale mount" "$MOUNT_LOG"
   unmount "$mnt"; stop_pid "$MOUNT_PID"
 
   # --- URLs --------------------------------------------------------------------------------
@@ -125,7 +127,7 @@ run_kind() {
   fi
   out=$(with_timeout $((TIMEOUT + 10)) ls "$mnt" 2>&1)
   check_eq "$kind: ... the root lists again" "team" "$out"
-  unmount "$mnt"
+  unmount "$mnt"; stop_pid "$MOUNT_PID"
   stop_pid "$REGISTRY_PID"
 }
 
@@ -165,9 +167,12 @@ errors_ring() {
   check_eq ".regfs/errors keeps the last 100 failures" 100 "$n"
   check ".regfs/errors: time, operation, path and the registry's message" \
     grep -qE "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z [a-z]+ /locked/_tags: .*DENIED: tag lists are closed today" "$mnt/.regfs/errors"
-  unmount "$mnt"
+  unmount "$mnt"; stop_pid "$MOUNT_PID"
 }
 
 for k in $(registry_kinds); do run_kind "$k"; done
 errors_ring
+# Leaks are reported when a daemon exits: every mount above has been stopped.
+check_eq "no sanitizer report in any log" "" \
+  "$(grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$WORK"/*.log 2>/dev/null)"
 done_testing

@@ -109,4 +109,7 @@ run_kind() {
 }
 
 for k in $(registry_kinds); do run_kind "$k"; done
+# Leaks are reported when a daemon exits: every mount above has been stopped.
+check_eq "no sanitizer report in any log" "" \
+  "$(grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$WORK"/*.log 2>/dev/null)"
 done_testing
