@@ -52,8 +52,8 @@ push_blob() {
   [ -n "$loc" ] || return 1
   case $loc in http*) ;; *) loc=$1$loc ;; esac
   case $loc in *\?*) loc="$loc&digest=$3" ;; *) loc="$loc?digest=$3" ;; esac
-  [ "$(curl -sS -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/octet-stream' \
-    --data-binary @"$2" "$loc")" = 201 ]
+  [ "$(curl -sS -o /dev/null -w '%{http_code}' -H 'Content-Type: application/octet-stream' \
+    -T "$2" "$loc")" = 201 ]   # -T streams the file (--data-binary @ loads it into memory)
 }
 push_all() {
   push_blob "$1" "$WORK/blob" "$BDIG" && push_blob "$1" "$WORK/config" "$CDIG" &&

@@ -104,8 +104,8 @@ run_kind() {
   sleep $((TTL + 1))
   out=$(with_timeout $((TIMEOUT + 10)) stat -c %F "$mnt" 2>&1); rc=$?
   check_eq "$kind: registry hanging: stat of the mount root answers" "0 directory" "$rc $out"
-  out=$(with_timeout $((TIMEOUT + 10)) ls "$WORK" 2>&1); rc=$?
-  check_eq "$kind: ... ls of the mount's parent works" "0 1" "$rc $(grep -cx "mnt-$kind" <<<"$out")"
+  out=$(with_timeout $((TIMEOUT + 10)) ls -l "$WORK" 2>&1); rc=$?
+  check_eq "$kind: ... ls -l of the mount's parent works" "0 1" "$rc $(grep -c " mnt-$kind\$" <<<"$out")"
   out=$(with_timeout $((TIMEOUT + 10)) stat -c %F "$mnt" 2>&1); rc=$?
   check_eq "$kind: ... stat of the root again" "0 directory" "$rc $out"
   out=$(with_timeout $((TIMEOUT + 10)) df -B1 --output=used "$mnt" 2>&1); rc=$?
