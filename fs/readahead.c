@@ -184,6 +184,13 @@ static int enqueue(struct ra *ra, int i)
 		pthread_cond_signal(&qcv);
 	else if (nworkers < RA_WORKERS && pthread_create(&workers[nworkers], NULL, worker, NULL) == 0)
 		nworkers++;
+	if (nworkers == 0) { /* nobody would ever run it (the only job queued) */
+		qhead = qtail = NULL;
+		pthread_mutex_unlock(&qmu);
+		atomic_fetch_sub(&ra->ref, 1);
+		free(j);
+		return -EAGAIN;
+	}
 	pthread_mutex_unlock(&qmu);
 	return 0;
 }
