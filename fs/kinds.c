@@ -11,7 +11,7 @@
  *   MJSON       the manifest's own bytes; BLOB a config or layer blob
  *   LAYERS      N.<ext> blob files in manifest order
  *   PLATFORMS   <os>-<arch>[-<variant>] -> ../../<child digest> (PLATLINK)
- *   META        .regfs/ with status and stats (METAFILE)
+ *   META        .regfs/ with status, stats and errors (METAFILE)
  *
  * du semantics live in node_attr: stored blobs (MJSON, BLOB) report
  * st_blocks = ceil(size/512), st_ino = regfs_digest_ino(digest), nlink 2,
@@ -106,6 +106,17 @@ static struct timespec next_stamp(void)
 	return ts;
 }
 
+/* A new mtime for n, kept until its next successful listing (whose names
+ * then always differ from hash 0): the kernel forgets what it listed before
+ * the outage. Caller holds vmu. */
+static void n_outage_stamp(struct node *n)
+{
+	n->lmtime = next_stamp();
+	n->lhash = 0;
+	n->lver_known = true;
+	n->lvalid = 0;
+}
+
 int dir_version_refresh(struct node *n)
 {
 	if (!kind_is_ttl_dir(n->kind))
@@ -134,6 +145,90 @@ int dir_version_refresh(struct node *n)
 	n->lvalid = at + M->o.ttl;
 	pthread_mutex_unlock(&vmu);
 	return 0;
+}
+
+/* ---- the root while the registry is unreachable ----
+ *
+ * `ls /mnt` and a system-wide `df` stat every mount root: those must not
+ * fail or wait because one registry is down. So once refreshing the root's
+ * listing failed, stat of the root answers from memory at once and a
+ * background probe (one at a time) asks the registry; the first answer ends
+ * it, and the next stat lists the root again as usual. The
+ * root's mtime moves once per outage, so the kernel drops its cached listing
+ * and listing the root itself still fails with EIO, as everything that
+ * needs the registry does. */
+static bool root_down, probe_running, probes_stopped;
+static pthread_cond_t probe_cv = PTHREAD_COND_INITIALIZER;
+
+/* GET /v2/ straight through the client: not the catalog, whose single
+ * flight would make a user's `ls` wait for the probe's timeout first. */
+static void *root_probe(void *arg)
+{
+	(void)arg;
+	int rc = regfs_client_ping(M->client, NULL);
+	pthread_mutex_lock(&vmu);
+	if (rc == 0)
+		root_down = false;
+	probe_running = false;
+	pthread_cond_broadcast(&probe_cv);
+	pthread_mutex_unlock(&vmu);
+	if (rc == 0)
+		log_info("the registry answers again");
+	return NULL;
+}
+
+/* Caller holds vmu. */
+static void root_probe_start(void)
+{
+	if (probe_running || probes_stopped)
+		return;
+	pthread_t t;
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &at, root_probe, NULL) == 0)
+		probe_running = true;
+	pthread_attr_destroy(&at);
+}
+
+int root_version_refresh(struct node *root)
+{
+	pthread_mutex_lock(&vmu);
+	bool down = root_down;
+	if (down)
+		root_probe_start();
+	pthread_mutex_unlock(&vmu);
+	if (down)
+		return 0;
+	int rc = dir_version_refresh(root);
+	if (rc == 0 || rc == -ENOMEM)
+		return rc;
+	pthread_mutex_lock(&vmu);
+	if (!root_down) {
+		log_warn("the registry cannot be reached: stat of the mount root answers from "
+			 "memory until it can (everything that needs the registry fails with EIO)");
+		n_outage_stamp(root);
+		root_down = true;
+	}
+	pthread_mutex_unlock(&vmu);
+	return 0;
+}
+
+bool root_is_down(void)
+{
+	pthread_mutex_lock(&vmu);
+	bool d = root_down;
+	pthread_mutex_unlock(&vmu);
+	return d;
+}
+
+void root_probe_shutdown(void)
+{
+	pthread_mutex_lock(&vmu);
+	probes_stopped = true;
+	while (probe_running)
+		pthread_cond_wait(&probe_cv, &vmu);
+	pthread_mutex_unlock(&vmu);
 }
 
 void dir_version_expire(struct node *n)
@@ -707,12 +802,12 @@ static int meta_list(struct node *dir, struct child **out, size_t *n)
 {
 	(void)dir;
 	struct clist l = {0};
-	struct child *c = cl_add(&l, "stats", K_METAFILE, NULL);
-	if (c && !(c->arg = strdup("stats")))
-		l.err = -ENOMEM;
-	c = cl_add(&l, "status", K_METAFILE, NULL);
-	if (c && !(c->arg = strdup("status")))
-		l.err = -ENOMEM;
+	static const char *const files[] = {"errors", "stats", "status"}; /* sorted */
+	for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+		struct child *c = cl_add(&l, files[i], K_METAFILE, NULL);
+		if (c && !(c->arg = strdup(files[i])))
+			l.err = -ENOMEM;
+	}
 	return cl_done(&l, out, n);
 }
 
@@ -725,6 +820,8 @@ static int metafile_content(struct node *n, char **buf, size_t *len)
 {
 	if (strcmp(n->arg, "status") == 0)
 		return stats_status_text(buf, len);
+	if (strcmp(n->arg, "errors") == 0)
+		return fs_errors_text(buf, len);
 	return stats_json_text(buf, len);
 }
 

@@ -128,8 +128,10 @@ static void *worker_main(void *arg)
 		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
 		int res = fuse_session_receive_buf(S, &buf);
 		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
-		if (res > 0 && !fuse_session_exited(S))
+		if (res > 0 && !fuse_session_exited(S)) {
+			fs_op_begin(NULL, NULL, NULL); /* handlers name what they serve */
 			fuse_session_process_buf(S, &buf);
+		}
 
 		pthread_mutex_lock(&lmu);
 		if (is_reader) {

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/statfs.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <regfs/log.h>
@@ -49,6 +51,8 @@ static void usage(FILE *f)
 "      --log-file FILE    log here (default when daemonized: CACHE_DIR/regfs.log)\n"
 "      --protect GLOBS    tags rm/mv/rmdir must not touch: EPERM (e.g. 'latest,prod*';\n"
 "                         in -o form separate them with ':')\n"
+"      --force-remount    if MOUNTPOINT is a stale FUSE mount (its regfs was killed:\n"
+"                         \"Transport endpoint is not connected\"), unmount it first\n"
 "      --version          print the version\n"
 "  -h, --help             this help\n"
 "\n"
@@ -113,6 +117,7 @@ static void set_user(struct mount_opts *o, const char *v)
 }
 
 static char *log_file;
+static bool force_remount; /* --force-remount: clear a stale FUSE mount first */
 
 /* One of our long options by name (from --name or -o name=value).
  * Returns 1 when it was ours, 0 when not, -1 on a bad value (message printed). */
@@ -169,6 +174,8 @@ static int our_opt(struct mount_opts *o, const char *name, const char *val)
 		NEEDV;
 		free(log_file);
 		log_file = strdup(val);
+	} else if (!strcmp(name, "force-remount") || !strcmp(name, "force_remount")) {
+		force_remount = true;
 	} else if (!strcmp(name, "debug")) {
 		o->debug = true;
 	} else if (!strcmp(name, "foreground")) {
@@ -229,10 +236,163 @@ static char *default_cache_dir(void)
 	return d;
 }
 
+/* Mount table line of `path` (fields 5 and 9, 10 of /proc/self/mountinfo,
+ * octal escapes undone): 0 when found, -ENOENT when path is no mount point. */
+static int mount_lookup(const char *path, char *fstype, size_t ftn, char *source, size_t sn)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return -errno;
+	char *line = NULL;
+	size_t cap = 0;
+	int rc = -ENOENT;
+	while (rc && getline(&line, &cap, f) > 0) {
+		char mp[4096], ft[256], src[1024];
+		/* id parent maj:min root MOUNTPOINT opts [optional...] - FSTYPE SOURCE superopts */
+		char *dash = strstr(line, " - ");
+		if (!dash || sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1 ||
+		    sscanf(dash + 3, "%255s %1023s", ft, src) != 2)
+			continue;
+		char un[4096];
+		size_t j = 0;
+		for (size_t i = 0; mp[i] && j + 1 < sizeof un; i++) {
+			if (mp[i] == '\\' && mp[i + 1] >= '0' && mp[i + 1] <= '3' && mp[i + 2] && mp[i + 3]) {
+				un[j++] = (char)(((mp[i + 1] - '0') << 6) | ((mp[i + 2] - '0') << 3) | (mp[i + 3] - '0'));
+				i += 3;
+			} else {
+				un[j++] = mp[i];
+			}
+		}
+		un[j] = 0;
+		if (strcmp(un, path) == 0) {
+			snprintf(fstype, ftn, "%s", ft);
+			snprintf(source, sn, "%s", src);
+			rc = 0; /* the last match wins (mounts stack): keep reading */
+			continue;
+		}
+	}
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+/* Runs `fusermount3 -u path`; 0 when it unmounted. */
+static int run_fusermount_u(const char *path)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		execlp("fusermount3", "fusermount3", "-u", "--", path, (char *)NULL);
+		fprintf(stderr, "regfs: cannot run fusermount3: %s\n", strerror(errno));
+		_exit(127);
+	}
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -EBUSY;
+}
+
+/* The absolute path of `arg`, also when it is a dead FUSE mount (whose own
+ * stat fails with ENOTCONN, so realpath of it fails too). */
+static char *abs_mountpoint(const char *arg)
+{
+	char *p = realpath(arg, NULL);
+	if (p || errno != ENOTCONN)
+		return p;
+	char *dup = strdup(arg), *slash = dup ? strrchr(dup, '/') : NULL;
+	while (slash && slash > dup && slash[1] == 0) { /* "mnt/" */
+		*slash = 0;
+		slash = strrchr(dup, '/');
+	}
+	const char *base = slash ? slash + 1 : dup;
+	char *dir = slash ? (slash == dup ? strdup("/") : strndup(dup, (size_t)(slash - dup))) : strdup(".");
+	char *rdir = dir ? realpath(dir, NULL) : NULL;
+	if (rdir && asprintf(&p, "%s%s%s", rdir, strcmp(rdir, "/") ? "/" : "", base) < 0)
+		p = NULL;
+	free(rdir);
+	free(dir);
+	free(dup);
+	errno = ENOTCONN;
+	return p;
+}
+
+/* The mountpoint must be a directory we can mount on: refused here, before
+ * daemonizing, so the user sees why (a regular file would mount and then
+ * answer EIO to everything). A dead FUSE mount left by a killed regfs
+ * (ENOTCONN) is named as such, and cleared with --force-remount; a live one
+ * is refused (mounting over it would hide it). */
+static int mountpoint_check(const char *arg, struct mount_opts *o)
+{
+	o->mountpoint = abs_mountpoint(arg);
+	if (!o->mountpoint) {
+		fprintf(stderr, "regfs: mountpoint %s: %s (create it with mkdir -p)\n", arg,
+			strerror(errno));
+		return -1;
+	}
+	const char *mp = o->mountpoint;
+	char ft[256] = "", src[1024] = "";
+	struct statfs sfs;
+	/* statfs always reaches the FUSE daemon (stat may be answered from
+	 * the kernel's cache even when the daemon is dead). */
+	if (mount_lookup(mp, ft, sizeof ft, src, sizeof src) == 0 && strncmp(ft, "fuse", 4) == 0) {
+		if (statfs(mp, &sfs) == 0 || errno != ENOTCONN) {
+			fprintf(stderr, "regfs: %s is already mounted (%s %s): unmount it first with "
+				"`fusermount3 -u %s`\n", mp, ft, src, mp);
+			return -1;
+		}
+		if (!force_remount) {
+			fprintf(stderr, "regfs: %s is a stale FUSE mount (%s %s): Transport endpoint "
+				"is not connected (the process that served it is gone). Unmount it "
+				"with `fusermount3 -u %s`, or run regfs with --force-remount\n",
+				mp, ft, src, mp);
+			return -1;
+		}
+		if (run_fusermount_u(mp) != 0) {
+			fprintf(stderr, "regfs: --force-remount: cannot unmount the stale mount %s "
+				"(fusermount3 -u failed, see above): try `umount -l %s` as root\n", mp, mp);
+			return -1;
+		}
+		fprintf(stderr, "regfs: unmounted the stale mount on %s (--force-remount)\n", mp);
+	}
+	struct stat st;
+	if (stat(mp, &st) != 0) {
+		fprintf(stderr, "regfs: mountpoint %s: %s\n", mp, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "regfs: mountpoint %s is not a directory: regfs mounts a directory "
+			"tree, so mount it on an (empty) directory (mkdir -p DIR)\n", mp);
+		return -1;
+	}
+	return 0;
+}
+
+/* mount.fuse3 passes "regfs#URL"-style sources already split; a bare
+ * host:port means https. Any other scheme is refused here: prefixing it with
+ * https:// would send the user after a "cannot resolve host ftp" error. */
+static int url_normalize(const char *url, char **out)
+{
+	const char *sep = strstr(url, "://");
+	if (sep && strncasecmp(url, "http://", 7) && strncasecmp(url, "https://", 8)) {
+		fprintf(stderr, "regfs: %s: unsupported URL scheme %.*s:// (a registry speaks "
+			"http:// or https://, e.g. https://%s)\n", url, (int)(sep - url), url, sep + 3);
+		return -1;
+	}
+	int n = sep ? asprintf(out, "%s", url) : asprintf(out, "https://%s", url);
+	if (n < 0)
+		return -1;
+	size_t ul = strlen(*out);
+	while (ul > 8 && (*out)[ul - 1] == '/')
+		(*out)[--ul] = 0;
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, struct mount_opts *o)
 {
 	enum { O_USER = 1000, O_CA, O_INSECURE, O_TTL, O_TIMEOUT, O_CDIR, O_CSIZE, O_MAXPAR,
-	       O_PROTECT, O_LOG, O_VERSION };
+	       O_PROTECT, O_LOG, O_VERSION, O_FORCE };
 	static const struct option lo[] = {
 		{"foreground", no_argument, 0, 'f'}, {"debug", no_argument, 0, 'd'},
 		{"help", no_argument, 0, 'h'},       {"version", no_argument, 0, O_VERSION},
@@ -243,7 +403,8 @@ static int parse_args(int argc, char **argv, struct mount_opts *o)
 		{"cache-size", required_argument, 0, O_CSIZE},
 		{"max-parallel", required_argument, 0, O_MAXPAR},
 		{"protect", required_argument, 0, O_PROTECT},
-		{"log-file", required_argument, 0, O_LOG}, {0, 0, 0, 0},
+		{"log-file", required_argument, 0, O_LOG},
+		{"force-remount", no_argument, 0, O_FORCE}, {0, 0, 0, 0},
 	};
 	o->ttl = 10;
 	o->timeout_s = 10;
@@ -271,24 +432,10 @@ static int parse_args(int argc, char **argv, struct mount_opts *o)
 		fprintf(stderr, "regfs: expected URL and MOUNTPOINT (see regfs --help)\n");
 		return -1;
 	}
-	/* mount.fuse3 passes "regfs#URL"-style sources already split; accept
-	 * a bare host:port too, meaning https. */
-	const char *url = argv[optind];
-	if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)) {
-		if (asprintf(&o->url, "https://%s", url) < 0)
-			return -1;
-	} else {
-		o->url = strdup(url);
-	}
-	size_t ul = strlen(o->url);
-	while (ul > 8 && o->url[ul - 1] == '/')
-		o->url[--ul] = 0;
-	o->mountpoint = realpath(argv[optind + 1], NULL);
-	if (!o->mountpoint) {
-		fprintf(stderr, "regfs: mountpoint %s: %s (create it with mkdir -p)\n",
-			argv[optind + 1], strerror(errno));
+	if (url_normalize(argv[optind], &o->url))
 		return -1;
-	}
+	if (mountpoint_check(argv[optind + 1], o))
+		return -1;
 	if (!o->cache_dir)
 		o->cache_dir = default_cache_dir();
 	return 0;
@@ -326,14 +473,14 @@ int main(int argc, char **argv)
 		regfs_client_free(c);
 		return 1;
 	}
-	bool has_bulk = regfs_client_has_ext(c, "bulk-tags");
-	bool has_rm = regfs_client_has_ext(c, "repo-manifests");
+	/* Whatever the registry advertises, named as it names them. */
+	char *exts = regfs_client_extensions(c);
 	regfs_client_free(c);
 	srand((unsigned)time(NULL) ^ (unsigned)getpid());
-	if (asprintf(&m.registry_version, "registry/2.0 API%s%s%s",
-		     has_bulk || has_rm ? " + regfs extensions:" : "",
-		     has_bulk ? " bulk-tags" : "", has_rm ? " repo-manifests" : "") < 0)
+	if (asprintf(&m.registry_version, "registry/2.0 API%s%s", exts && *exts ?
+		     " + regfs extensions: " : "", exts ? exts : "") < 0)
 		m.registry_version = NULL;
+	free(exts);
 
 	/* 2. Caches. The disk cache is optional: without it everything works,
 	 * only slower and with more requests. */
@@ -407,6 +554,8 @@ int main(int argc, char **argv)
 		log_error("the FUSE request loop stopped: %s", strerror(-rc));
 
 	walk_shutdown();
+	root_probe_shutdown();
+	ra_shutdown();
 	fuse_session_unmount(se);
 	fuse_remove_signal_handlers(se);
 	fuse_session_destroy(se);

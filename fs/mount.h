@@ -9,6 +9,7 @@
  *   names_cache.c  named cache with ttl: catalog, tag lists, tag -> digest
  *   mcache.c    content-addressed manifest cache (memory, backed by bcache)
  *   bcache.c    content-addressed on-disk blob cache with LRU size cap
+ *   readahead.c blobs read by Range requests; parallel read-ahead
  *   walk.c      parallel full walk: prefetch for du / ls -R, statfs total
  *   write.c     rm / rmdir / ln -s / mv: checks, tagging, undo on failure
  *   tagdel.c    deleting one tag (the registry:2 fallback), delete probe
@@ -208,6 +209,19 @@ int bcache_put(struct bcache *bc, const char *digest, const void *data, size_t l
 int bcache_fill(struct bcache *bc, const char *repo, const char *digest, uint64_t size);
 uint64_t bcache_used(struct bcache *bc);
 
+/* ---- readahead.c: blobs read by Range requests, read ahead in parallel ---- */
+struct ra;
+/* State of one open blob file (ino: its nodeid, for FUSE_NOTIFY_STORE;
+ * path: for messages). NULL when out of memory. */
+struct ra *ra_new(const char *repo, const char *digest, uint64_t size, fuse_ino_t ino,
+		  const char *path);
+/* Answers one FUSE read of the file (reply or error sent here). */
+void ra_read(struct ra *ra, fuse_req_t req, size_t size, off_t off);
+/* The file was released; prefetches in flight finish and free it. */
+void ra_close(struct ra *ra);
+/* Stops the prefetch threads (after the request loop ended). */
+void ra_shutdown(void);
+
 /* ---- node.c ---- */
 enum node_kind {
 	K_ROOT = 0, K_DIR, K_TAGS, K_TAG, K_MANIFESTS, K_MANIFEST, K_MJSON, K_BLOB,
@@ -283,6 +297,12 @@ int node_attr(struct node *n, struct stat *st, double *timeout);
  * listing exactly while its mtime is unchanged. Errors: the listing's
  * (-EIO registry down, -ENOENT gone). */
 int dir_version_refresh(struct node *n);
+/* getattr of the root: dir_version_refresh, except that while the registry
+ * cannot be reached it answers from memory at once (0) and retries in the
+ * background (see kinds.c). root_probe_shutdown waits for a retry in flight. */
+int root_version_refresh(struct node *root);
+bool root_is_down(void);
+void root_probe_shutdown(void);
 /* Forgets the listing version of a directory we changed (rm, ln, mv). */
 void dir_version_expire(struct node *n);
 bool kind_is_ttl_dir(enum node_kind k);
@@ -365,5 +385,19 @@ static inline int fs_wait(pthread_cond_t *cv, pthread_mutex_t *mu)
 /* ---- stats.c ---- */
 int stats_status_text(char **buf, size_t *len);
 int stats_json_text(char **buf, size_t *len);
+/* util.c — .regfs/errors: the last FS_ERRORS_MAX failures, oldest first, one line
+ * each: "TIME OP /PATH: MESSAGE". */
+#define FS_ERRORS_MAX 100
+int fs_errors_text(char **buf, size_t *len);
+/* Records one failure for .regfs/errors: op ("read", "rm", ...; NULL: the
+ * request being served, see fs_op_begin), path inside the mount (NULL: the
+ * request's), msg what failed and the registry's answer. Thread-safe, never
+ * fails (truncates). fs_client_errno calls it for every failure it logs. */
+void fs_error_note(const char *op, const char *path, const char *msg);
+/* What the calling thread is serving, named in the failures it notes:
+ * op and the node's path `dir` (+ "/" + name when name is non-NULL). The
+ * strings are borrowed until the request is answered; loop.c clears it
+ * before each request. */
+void fs_op_begin(const char *op, const char *dir, const char *name);
 
 #endif

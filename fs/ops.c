@@ -19,7 +19,7 @@
 #include <regfs/log.h>
 
 /* Blobs up to this size are fetched whole into the disk cache on open (one
- * verified request); bigger ones are read by Range requests. */
+ * verified request); bigger ones are read by Range requests (readahead.c). */
 #define FILL_MAX (64ull << 20)
 #define RANGE_CHUNK (1u << 20)
 
@@ -75,6 +75,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct node *p = N(parent);
 	if (!p)
 		return reply_err(req, -ESTALE);
+	fs_op_begin("lookup", p->path, name);
 	const struct kind_ops *ops = kind_ops[p->kind];
 	if (!ops->lookup)
 		return reply_err(req, -ENOTDIR);
@@ -122,9 +123,10 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct node *n = N(ino);
 	if (!n)
 		return reply_err(req, -ESTALE);
+	fs_op_begin("stat", n->path, NULL);
 	struct stat st;
 	double t;
-	int rc = dir_version_refresh(n);
+	int rc = n->kind == K_ROOT ? root_version_refresh(n) : dir_version_refresh(n);
 	if (rc == 0)
 		rc = node_attr(n, &st, &t);
 	if (rc)
@@ -139,6 +141,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 		return reply_err(req, -ESTALE);
 	if (!kind_ops[n->kind]->readlink)
 		return reply_err(req, -EINVAL);
+	fs_op_begin("readlink", n->path, NULL);
 	char buf[512];
 	int rc = kind_ops[n->kind]->readlink(n, buf, sizeof buf);
 	if (rc)
@@ -193,6 +196,32 @@ static mode_t kind_mode(enum node_kind k)
 	return S_IFREG;
 }
 
+/* The st_ino that stat reports (kinds.c), for d_ino in listings: a
+ * listing's "." and ".." included, which readdir(3) hides when it is 0. */
+static ino_t dir_ino(const struct node *dn)
+{
+	return dn->kind == K_ROOT ? FUSE_ROOT_ID : path_hash_ino(dn->path);
+}
+
+static ino_t parent_ino(const struct node *dn)
+{
+	const char *slash = strrchr(dn->path, '/');
+	if (dn->kind == K_ROOT || !slash)
+		return FUSE_ROOT_ID; /* the root's parent is outside the mount */
+	char p[4096];
+	snprintf(p, sizeof p, "%.*s", (int)(slash - dn->path), dn->path);
+	return path_hash_ino(p);
+}
+
+static ino_t child_ino(const struct node *dn, const struct child *c)
+{
+	if (c->kind == K_BLOB || c->kind == K_MJSON)
+		return regfs_digest_ino(c->digest);
+	char p[4096];
+	snprintf(p, sizeof p, "%s%s%s", dn->path, *dn->path ? "/" : "", c->name);
+	return path_hash_ino(p);
+}
+
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi, bool plus)
 {
@@ -203,8 +232,9 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return reply_err(req, -ESTALE);
 	if (!kind_is_dir(dn->kind))
 		return reply_err(req, -ENOTDIR);
-	if (dn->kind == K_ROOT && off == 0)
-		walk_start_background();
+	fs_op_begin("readdir", dn->path, NULL);
+	if (dn->kind == K_ROOT && off == 0 && !root_is_down())
+		walk_start_background(); /* (down: it would only queue before this listing) */
 	/* Offsets are indexes into the sorted listing; a listing that changes
 	 * between two calls (ttl expiry) may repeat or skip an entry, as on
 	 * any network file system. */
@@ -224,26 +254,13 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		const char *name = i == 0 ? "." : i == 1 ? ".." : d->v[i - 2].name;
 		if (i < 2 || !plus) {
 			struct stat st = {0};
-			if (i < 2) {
-				st.st_mode = S_IFDIR;
-				st.st_ino = i == 0 ? (dn->kind == K_ROOT ? FUSE_ROOT_ID
-						      : path_hash_ino(dn->path)) : 0;
-			} else {
-				const struct child *c = &d->v[i - 2];
-				st.st_mode = kind_mode(c->kind);
-				if (c->kind == K_BLOB || c->kind == K_MJSON) {
-					st.st_ino = regfs_digest_ino(c->digest);
-				} else {
-					/* Same number stat will report (kinds.c). */
-					char p[4096];
-					snprintf(p, sizeof p, "%s%s%s", dn->path,
-						 *dn->path ? "/" : "", c->name);
-					st.st_ino = path_hash_ino(p);
-				}
-			}
+			st.st_mode = i < 2 ? S_IFDIR : kind_mode(d->v[i - 2].kind);
+			st.st_ino = i == 0 ? dir_ino(dn) : i == 1 ? parent_ino(dn)
+					      : child_ino(dn, &d->v[i - 2]);
 			if (plus) {
+				/* ino 0: no attributes, the kernel looks it up when needed;
+				 * d_ino must not be 0 (readdir(3) skips such entries). */
 				struct fuse_entry_param e = {.attr = st};
-				e.attr.st_ino = 0;
 				sz = fuse_add_direntry_plus(req, buf + pos, size - pos, name, &e, i + 1);
 			} else {
 				sz = fuse_add_direntry(req, buf + pos, size - pos, name, &st, i + 1);
@@ -262,6 +279,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 				nodes_forget(M->nodes, n->id, 1);
 			memset(&e, 0, sizeof e);
 			e.attr.st_mode = kind_mode(d->v[i - 2].kind);
+			e.attr.st_ino = child_ino(dn, &d->v[i - 2]);
 			n = NULL;
 		}
 		sz = fuse_add_direntry_plus(req, buf + pos, size - pos, name, &e, i + 1);
@@ -301,13 +319,7 @@ struct fh {
 	char *owned;        /* FH_OWNED: generated content */
 	size_t len;
 	int fd;             /* FH_FD */
-	char *repo;         /* FH_RANGE */
-	char digest[REGFS_DIGEST_MAX];
-	uint64_t size;
-	pthread_mutex_t mu; /* FH_RANGE read-ahead buffer */
-	char *buf;
-	uint64_t boff;
-	size_t blen;
+	struct ra *ra;      /* FH_RANGE (readahead.c) */
 };
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -319,6 +331,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return write_other(req, "writing a file");
 	if (kind_is_dir(n->kind))
 		return reply_err(req, -EISDIR);
+	fs_op_begin("open", n->path, NULL);
 	struct fh *h = calloc(1, sizeof *h);
 	if (!h)
 		return reply_err(req, -ENOMEM);
@@ -353,11 +366,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			h->fd = fd;
 		} else if (rc == 0) {
 			h->kind = FH_RANGE;
-			h->repo = strdup(n->repo);
-			snprintf(h->digest, sizeof h->digest, "%s", n->digest);
-			h->size = n->size;
-			pthread_mutex_init(&h->mu, NULL);
-			if (!h->repo)
+			h->ra = ra_new(n->repo, n->digest, n->size, ino, n->path);
+			if (!h->ra)
 				rc = -ENOMEM;
 		}
 	} else {
@@ -365,7 +375,6 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	if (rc) {
 		free(h->owned);
-		free(h->repo);
 		free(h);
 		return reply_err(req, rc);
 	}
@@ -391,43 +400,7 @@ static void do_read(fuse_req_t req, struct fh *h, size_t size, off_t off)
 		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
 		return;
 	}
-	/* FH_RANGE: one Range request fills a 1 MiB read-ahead buffer, so a
-	 * sequential reader costs one request per MiB, not per kernel page run. */
-	if ((uint64_t)off >= h->size)
-		return (void)fuse_reply_buf(req, NULL, 0);
-	if (size > h->size - (uint64_t)off)
-		size = (size_t)(h->size - (uint64_t)off);
-	pthread_mutex_lock(&h->mu);
-	if (!(h->buf && (uint64_t)off >= h->boff && (uint64_t)off + size <= h->boff + h->blen)) {
-		size_t want = size > RANGE_CHUNK ? size : RANGE_CHUNK;
-		if (want > h->size - (uint64_t)off)
-			want = (size_t)(h->size - (uint64_t)off);
-		char *nb = realloc(h->buf, want ? want : 1);
-		if (!nb) {
-			pthread_mutex_unlock(&h->mu);
-			return reply_err(req, -ENOMEM);
-		}
-		h->buf = nb;
-		size_t got = 0;
-		struct regfs_err e = {0};
-		atomic_fetch_add(&M->st.range_reads, 1);
-		loop_may_block();
-		int rc = regfs_client_blob_read(M->client, h->repo, h->digest, (uint64_t)off, want,
-						h->buf, &got, &e);
-		if (rc) {
-			h->blen = 0;
-			pthread_mutex_unlock(&h->mu);
-			char what[400];
-			snprintf(what, sizeof what, "reading blob %s@%s", h->repo, h->digest);
-			return reply_err(req, fs_client_errno(rc, &e, what));
-		}
-		h->boff = (uint64_t)off;
-		h->blen = got;
-	}
-	size_t from = (size_t)((uint64_t)off - h->boff);
-	size_t n = h->blen - from < size ? h->blen - from : size;
-	fuse_reply_buf(req, h->buf + from, n);
-	pthread_mutex_unlock(&h->mu);
+	ra_read(h->ra, req, size, off);
 }
 
 static void fh_put(struct fh *h)
@@ -436,11 +409,8 @@ static void fh_put(struct fh *h)
 		return;
 	if (h->fd >= 0)
 		close(h->fd);
-	if (h->kind == FH_RANGE)
-		pthread_mutex_destroy(&h->mu);
+	ra_close(h->ra);
 	free(h->owned);
-	free(h->repo);
-	free(h->buf);
 	free(h);
 }
 
@@ -552,17 +522,95 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	fuse_reply_buf(req, buf, len);
 }
 
+/* ---- statfs: the walk's total, never waiting on a registry that hangs ----
+ *
+ * A system-wide `df` asks every mount. The total comes from the walk
+ * (walk.c), which can take many requests; statfs runs it in a thread and
+ * waits while the registry makes progress (bytes arrive), giving up after
+ * --timeout without any: then it answers the last total
+ * known, and so does every statfs until that walk ends. */
+static pthread_mutex_t sfmu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sfcv = PTHREAD_COND_INITIALIZER;
+static bool sf_running, sf_gave_up;
+static uint64_t sf_gen, sf_blocks;
+
+static void *statfs_walk(void *arg)
+{
+	(void)arg;
+	uint64_t bytes = 0, blocks = 0;
+	int rc = walk_total(&bytes, &blocks); /* on failure: the last total known */
+	if (rc)
+		log_warn("statfs: the registry's total could not be computed; df reports the "
+			 "last one known (%llu bytes)", (unsigned long long)bytes);
+	pthread_mutex_lock(&sfmu);
+	sf_blocks = blocks;
+	sf_running = false;
+	sf_gen++;
+	pthread_cond_broadcast(&sfcv);
+	pthread_mutex_unlock(&sfmu);
+	return NULL;
+}
+
+static uint64_t registry_progress(void)
+{
+	struct regfs_client_stats cs = {0};
+	if (M->client)
+		regfs_client_get_stats(M->client, &cs);
+	return cs.bytes_fetched; /* a request that times out brings none */
+}
+
+/* Caller holds sfmu; returns with it held. */
+static void statfs_wait(uint64_t gen)
+{
+	loop_may_block();
+	uint64_t seen = registry_progress();
+	double quiet_since = now_mono();
+	while (sf_gen == gen) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 200 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&sfcv, &sfmu, &ts);
+		uint64_t p = registry_progress();
+		if (p != seen) {
+			seen = p;
+			quiet_since = now_mono();
+		} else if (now_mono() - quiet_since >= M->o.timeout_s) {
+			sf_gave_up = true;
+			log_warn("statfs: no answer from the registry for %d s; df reports the last "
+				 "total known", M->o.timeout_s);
+			return;
+		}
+	}
+}
+
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	(void)ino;
+	fs_op_begin("statfs", "", NULL);
+	pthread_mutex_lock(&sfmu);
+	if (!sf_running) {
+		pthread_t t;
+		pthread_attr_t at;
+		pthread_attr_init(&at);
+		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&t, &at, statfs_walk, NULL) == 0) {
+			sf_running = true;
+			sf_gave_up = false;
+		} else {
+			log_warn("statfs: cannot start a thread; df reports the last total known");
+		}
+		pthread_attr_destroy(&at);
+	}
+	if (sf_running && !sf_gave_up)
+		statfs_wait(sf_gen);
 	struct statvfs sv = {0};
-	uint64_t bytes = 0, blocks = 0;
-	loop_may_block();
-	int rc = walk_total(&bytes, &blocks);
-	if (rc)
-		log_warn("statfs: registry total unknown; reporting 0 used");
 	sv.f_bsize = sv.f_frsize = 512;
-	sv.f_blocks = blocks;
+	sv.f_blocks = sf_blocks;
+	pthread_mutex_unlock(&sfmu);
 	sv.f_bfree = sv.f_bavail = 0;
 	sv.f_files = sv.f_ffree = 0;
 	sv.f_namemax = 255;

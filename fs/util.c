@@ -1,9 +1,12 @@
 /* util.c — small helpers shared by the files of fs/: monotonic clock, error
- * mapping for FUSE replies, and a bounded parallel-for on pthreads. */
+ * mapping for FUSE replies (and the ring of recent failures behind
+ * .regfs/errors), and a bounded parallel-for on pthreads. */
 #include "mount.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <regfs/log.h>
 
@@ -25,6 +28,9 @@ int fs_client_errno(int rc, const struct regfs_err *e, const char *what)
 	/* Everything else (registry down, timeout, auth, protocol) is EIO to
 	 * the application; the log line says what actually happened. */
 	log_warn("%s failed: %s", what, regfs_err_str(e));
+	char msg[700];
+	snprintf(msg, sizeof msg, "%s failed: %s", what, regfs_err_str(e));
+	fs_error_note(NULL, NULL, msg);
 	return -EIO;
 }
 
@@ -70,4 +76,74 @@ void par_for(size_t n, int maxpar, void (*fn)(size_t i, void *arg), void *arg)
 		pthread_join(t[i], NULL);
 	free(t);
 	pthread_mutex_destroy(&p.mu);
+}
+
+/* ---- .regfs/errors: a ring of the last failures ---- */
+
+struct err_ent {
+	time_t at;
+	char op[24];
+	char path[512];
+	char msg[640];
+};
+
+static pthread_mutex_t emu = PTHREAD_MUTEX_INITIALIZER;
+static struct err_ent ering[FS_ERRORS_MAX];
+static size_t enext, ecount; /* next slot to write; entries held */
+
+struct op_ctx {
+	const char *op, *dir, *name;
+};
+static _Thread_local struct op_ctx cur;
+
+void fs_op_begin(const char *op, const char *dir, const char *name)
+{
+	cur = (struct op_ctx){op, dir, name};
+}
+
+void fs_error_note(const char *op, const char *path, const char *msg)
+{
+	struct err_ent e = {.at = time(NULL)};
+	snprintf(e.op, sizeof e.op, "%s", op ? op : cur.op ? cur.op : "background");
+	if (path)
+		snprintf(e.path, sizeof e.path, "/%s", path);
+	else if (cur.op)
+		snprintf(e.path, sizeof e.path, "/%s%s%s", cur.dir ? cur.dir : "",
+			 cur.name && cur.dir && *cur.dir ? "/" : "", cur.name ? cur.name : "");
+	else
+		snprintf(e.path, sizeof e.path, "-"); /* prefetch, walk: no request */
+	snprintf(e.msg, sizeof e.msg, "%s", msg ? msg : "");
+	for (char *p = e.msg; *p; p++) /* one line per failure */
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	pthread_mutex_lock(&emu);
+	ering[enext] = e;
+	enext = (enext + 1) % FS_ERRORS_MAX;
+	if (ecount < FS_ERRORS_MAX)
+		ecount++;
+	pthread_mutex_unlock(&emu);
+}
+
+int fs_errors_text(char **buf, size_t *len)
+{
+	size_t cap = sizeof(struct err_ent) * FS_ERRORS_MAX + 64, l = 0;
+	char *b = malloc(cap);
+	if (!b)
+		return -ENOMEM;
+	pthread_mutex_lock(&emu);
+	for (size_t i = 0; i < ecount; i++) {
+		const struct err_ent *e = &ering[(enext + FS_ERRORS_MAX - ecount + i) % FS_ERRORS_MAX];
+		char t[32];
+		struct tm tm;
+		gmtime_r(&e->at, &tm);
+		strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%SZ", &tm);
+		int n = snprintf(b + l, cap - l, "%s %s %s: %s\n", t, e->op, e->path, e->msg);
+		if (n > 0)
+			l += (size_t)n < cap - l ? (size_t)n : cap - l - 1;
+	}
+	pthread_mutex_unlock(&emu);
+	b[l] = 0;
+	*buf = b;
+	*len = l;
+	return 0;
 }

@@ -151,6 +151,10 @@ int regfs_client_repo_manifests(struct regfs_client *c, const char *repo,
 				struct regfs_tag_info **out, size_t *n, struct regfs_err *err);
 void regfs_tag_info_free(struct regfs_tag_info *t, size_t n);
 bool regfs_client_has_ext(struct regfs_client *c, const char *ext);
+/* Every extension the registry advertises (X-Regfs-Extensions of GET /v2/),
+ * as one malloc'd string of names separated by single spaces ("" when none);
+ * NULL when the registry could not be asked or out of memory. */
+char *regfs_client_extensions(struct regfs_client *c);
 
 /* GET /v2/_regfs/manifests (bulk-manifests, every page): each repository
  * with its tags and every manifest it holds (tagged or not, index children

@@ -121,6 +121,30 @@ void regfs_client_free(struct regfs_client *c)
 	free(c);
 }
 
+/* Does the server at c's (http://) origin complete a TLS handshake? Asked
+ * only after a plain-HTTP request failed at the transport level, so that
+ * http:// to a TLS port says "use https://" instead of "empty reply". */
+static bool speaks_tls(struct regfs_client *c)
+{
+	if (strncasecmp(c->origin, "http://", 7) != 0)
+		return false;
+	char *url = xasprintf("https://%s/", c->origin + 7);
+	CURL *h = url ? curl_easy_init() : NULL;
+	bool tls = false;
+	if (h) {
+		curl_easy_setopt(h, CURLOPT_URL, url);
+		curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L); /* TCP + TLS handshake only */
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L); /* any certificate will do */
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+		curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout_s * 1000);
+		tls = curl_easy_perform(h) == CURLE_OK;
+		curl_easy_cleanup(h);
+	}
+	free(url);
+	return tls;
+}
+
 int regfs_client_ping(struct regfs_client *c, struct regfs_err *err)
 {
 	char *url = xasprintf("%s/v2/", c->url);
@@ -129,6 +153,16 @@ int regfs_client_ping(struct regfs_client *c, struct regfs_err *err)
 	struct rq q = {.method = "GET", .url = url, .idempotent = true};
 	struct resp r = {.sink = SINK_MEM, .content_length = -1};
 	int rc = client_do(c, &q, &r, err);
+	if (rc && rc != -ECONNREFUSED && rc != -EHOSTUNREACH && rc != -ETIMEDOUT &&
+	    speaks_tls(c)) {
+		char was[sizeof err->msg];
+		snprintf(was, sizeof was, "%s", regfs_err_str(err));
+		regfs_err_clear(err); /* replaces the transport error: this is the cause */
+		rc = regfs_errf(err, -EPROTO,
+				"registry %s: the server speaks TLS: use https://%s (plain HTTP "
+				"failed: %s)", c->url, c->url + 7, was);
+		goto out;
+	}
 	if (rc)
 		goto out;
 	if (r.status == 401 || r.status == 403) {
@@ -183,6 +217,33 @@ bool regfs_client_has_ext(struct regfs_client *c, const char *ext)
 	}
 	pthread_mutex_unlock(&c->lock);
 	return has;
+}
+
+char *regfs_client_extensions(struct regfs_client *c)
+{
+	pthread_mutex_lock(&c->lock);
+	bool known = c->ext_known;
+	pthread_mutex_unlock(&c->lock);
+	if (!known && regfs_client_ping(c, NULL) != 0)
+		return NULL;
+	pthread_mutex_lock(&c->lock);
+	const char *p = c->extensions ? c->extensions : "";
+	char *out = malloc(strlen(p) + 1), *o = out;
+	while (out && *p) {
+		p += strspn(p, " \t,");
+		size_t n = strcspn(p, " \t,");
+		if (n) {
+			if (o != out)
+				*o++ = ' ';
+			memcpy(o, p, n);
+			o += n;
+		}
+		p += n;
+	}
+	if (out)
+		*o = 0;
+	pthread_mutex_unlock(&c->lock);
+	return out;
 }
 
 void regfs_client_get_stats(struct regfs_client *c, struct regfs_client_stats *o)

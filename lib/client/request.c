@@ -286,6 +286,10 @@ int xfer_setup(struct regfs_client *c, struct xfer *x, const struct rq *q, struc
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+	if (r->sink == SINK_BUF || r->sink == SINK_FD)
+		/* Blob bodies: fewer, larger reads from the socket than the
+		 * default 16 KiB (measured: less CPU per byte on big ranges). */
+		curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	if (c->ca_cert)

@@ -510,13 +510,15 @@ static void test_meta(void **state)
 	assert_true(t == TTL);
 
 	struct listing l = list(meta);
-	assert_int_equal(l.n, 2);
-	assert_string_equal(l.v[0].name, "stats");
-	assert_string_equal(l.v[0].arg, "stats");
-	assert_string_equal(l.v[1].name, "status");
-	assert_int_equal(l.v[1].kind, K_METAFILE);
-	struct node *stats = child_node(meta, &l, 0);
-	struct node *status = child_node(meta, &l, 1);
+	assert_int_equal(l.n, 3);
+	assert_string_equal(l.v[0].name, "errors");
+	assert_string_equal(l.v[1].name, "stats");
+	assert_string_equal(l.v[1].arg, "stats");
+	assert_string_equal(l.v[2].name, "status");
+	assert_int_equal(l.v[2].kind, K_METAFILE);
+	struct node *errors = child_node(meta, &l, 0);
+	struct node *stats = child_node(meta, &l, 1);
+	struct node *status = child_node(meta, &l, 2);
 	listing_free(&l);
 	assert_int_equal(kind_ops[K_META]->lookup(meta, "nope", &c), -ENOENT);
 
@@ -534,6 +536,28 @@ static void test_meta(void **state)
 	assert_true(S_ISREG(st.st_mode));
 	assert_int_equal(st.st_blocks, 0);
 	assert_true(t == 0);
+	free(buf);
+
+	/* errors: one line per failure noted, with the request being served */
+	fs_op_begin("read", "team/app", "x.tar");
+	fs_error_note(NULL, NULL, "GET …: answered HTTP 500\nsecond line");
+	fs_op_begin(NULL, NULL, NULL);
+	fs_error_note("rm", "lib/_tags/v1", "refused");
+	assert_int_equal(kind_ops[K_METAFILE]->content(errors, &buf, &len), 0);
+	assert_int_equal(len, strlen(buf));
+	char *second = strchr(buf, '\n');
+	assert_non_null(second);
+	assert_non_null(strstr(buf, "Z read /team/app/x.tar: GET …: answered HTTP 500 second line\n"));
+	assert_non_null(strstr(second + 1, "Z rm /lib/_tags/v1: refused\n"));
+	free(buf);
+	for (int i = 0; i < FS_ERRORS_MAX + 5; i++)
+		fs_error_note("stat", "a", "x");
+	assert_int_equal(kind_ops[K_METAFILE]->content(errors, &buf, &len), 0);
+	size_t lines = 0;
+	for (char *p = buf; *p; p++)
+		lines += *p == '\n';
+	assert_int_equal(lines, FS_ERRORS_MAX);
+	assert_null(strstr(buf, "refused")); /* the oldest went first */
 	free(buf);
 
 	atomic_store(&mnt.st.mc_hits, 7);

@@ -1,0 +1,108 @@
+#!/bin/bash
+# bench/mount_read.sh — reading one large blob through the regfs mount against
+# `curl` of the same blob from the same registry, in one run (regfs-registry and
+# docker-registry 2.8.2). Not a test: prints MB/s and the ratio mount/curl.
+#
+# Usage: bench/mount_read.sh [--size MB] [--reps N]
+#   --size MB   size of the blob (default 1024; above 64 MiB the mount reads it by
+#               Range requests instead of filling its disk cache first)
+#   --reps N    best of N for each figure (default 3)
+# Env: REGFS_BUILD (default ./build, use a release build), KINDS="regfs docker",
+#      MOUNT_OPTS (extra regfs options, e.g. "--cache-size 0").
+# Each mount read is a fresh mount (the kernel keeps a blob's pages once read),
+# `cat FILE >/dev/null`, as a user copying a layer out would; the blob's file in
+# the registry's storage is read into the page cache first, so both sides read
+# the same warm bytes. One read per registry is checked against the blob's sha256.
+set -u -o pipefail
+BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
+SIZE_MB=1024 REPS=3
+while [ $# -gt 0 ]; do
+  case $1 in
+    --size) SIZE_MB=$2; shift 2 ;;
+    --reps) REPS=$2; shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "bench/mount_read.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+. "$BENCH_DIR/../tests/integration/lib.sh"
+need_regfs_mount
+need_bin curl jq sha256sum
+export REGISTRY_LOG_LEVEL=error REGISTRY_LOG_ACCESSLOG_DISABLED=true
+KINDS=${KINDS:-$(registry_kinds)}
+say() { echo "bench: $*" >&2; }
+REPO=bench/read
+
+# --- the blob, a config and a manifest -------------------------------------------------
+say "making a ${SIZE_MB} MiB blob of random bytes…"
+head -c "${SIZE_MB}M" /dev/urandom >"$WORK/blob"
+BDIG=sha256:$(sha256sum "$WORK/blob" | cut -d' ' -f1)
+BSIZE=$(stat -c %s "$WORK/blob")
+printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["%s"]}}' "$BDIG" >"$WORK/config"
+CDIG=sha256:$(sha256sum "$WORK/config" | cut -d' ' -f1)
+cat >"$WORK/manifest" <<EOF
+{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"$CDIG","size":$(stat -c %s "$WORK/config")},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"$BDIG","size":$BSIZE}]}
+EOF
+
+MDIG=sha256:$(sha256sum "$WORK/manifest" | cut -d' ' -f1)
+
+# push_blob URL FILE DIGEST — monolithic upload (POST, then PUT with the body).
+push_blob() {
+  local loc
+  loc=$(curl -sS -o /dev/null -D - -X POST "$1/v2/$REPO/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
+  [ -n "$loc" ] || return 1
+  case $loc in http*) ;; *) loc=$1$loc ;; esac
+  case $loc in *\?*) loc="$loc&digest=$3" ;; *) loc="$loc?digest=$3" ;; esac
+  [ "$(curl -sS -o /dev/null -w '%{http_code}' -H 'Content-Type: application/octet-stream' \
+    -T "$2" "$loc")" = 201 ]   # -T streams the file (--data-binary @ loads it into memory)
+}
+push_all() {
+  push_blob "$1" "$WORK/blob" "$BDIG" && push_blob "$1" "$WORK/config" "$CDIG" &&
+    [ "$(curl -sS -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+      --data-binary @"$WORK/manifest" "$1/v2/$REPO/manifests/v1")" = 201 ]
+}
+
+now() { date +%s.%N; }
+mbps() { awk -v b="$BSIZE" -v a="$1" -v c="$2" 'BEGIN { if (c > a) printf "%.0f", b / (c - a) / 1048576; else print 0 }'; }
+best() { local b=0 v; for v in "$@"; do [ "$v" -gt "$b" ] && b=$v; done; echo "$b"; }
+
+declare -A CURL MNT OKSUM
+for kind in $KINDS; do
+  start_registry "$kind" "$WORK/data-$kind" || { say "$kind did not start"; exit 1; }
+  url=$REGISTRY_URL
+  push_all "$url" || { say "push to $kind failed"; exit 1; }
+  find "$WORK/data-$kind" -type f -print0 | xargs -0 cat >/dev/null   # storage in the page cache
+  say "$kind: curl, $REPS reads…"
+  vals=()
+  for ((i = 0; i < REPS; i++)); do
+    r=$(curl -sS -o /dev/null -w '%{size_download} %{time_total}' "$url/v2/$REPO/blobs/$BDIG" |
+      awk -v s="$BSIZE" '$1 == s && $2 > 0 { printf "%.0f", $1 / $2 / 1048576 }')
+    vals+=("${r:-0}")
+  done
+  CURL[$kind]=$(best "${vals[@]}")
+  say "$kind: mount, $REPS reads (a fresh mount each)…"
+  vals=()
+  for ((i = 0; i <= REPS; i++)); do
+    mnt=$WORK/mnt-$kind-$i
+    # shellcheck disable=SC2086
+    start_regfs_mount "$url" "$mnt" --cache-dir "$WORK/cache-$kind-$i" ${MOUNT_OPTS:-} || exit 1
+    f=$mnt/$REPO/_manifests/$MDIG/layers/0.tar
+    if [ "$i" -eq "$REPS" ]; then   # the last, untimed: the bytes are the blob's
+      OKSUM[$kind]=$([ "sha256:$(sha256sum "$f" | cut -d' ' -f1)" = "$BDIG" ] && echo yes || echo NO)
+    else
+      stat "$f" >/dev/null || exit 1
+      t0=$(now); cat "$f" >/dev/null || exit 1; t1=$(now)
+      vals+=("$(mbps "$t0" "$t1")")
+    fi
+    unmount "$mnt"; stop_pid "$MOUNT_PID"; rm -rf "$WORK/cache-$kind-$i"
+  done
+  MNT[$kind]=$(best "${vals[@]}")
+  stop_pid "$REGISTRY_PID"
+done
+
+echo
+echo "reading a $((BSIZE / 1048576)) MiB blob: regfs mount (cat) vs curl -o /dev/null, $(date -u +%F), $(nproc) cores, loopback, best of $REPS"
+printf '%-16s %12s %12s %12s %10s\n' registry "curl MiB/s" "mount MiB/s" mount/curl "sha256 ok"
+for kind in $KINDS; do
+  printf '%-16s %12s %12s %12s %10s\n' "$kind" "${CURL[$kind]}" "${MNT[$kind]}" \
+    "$(awk -v a="${MNT[$kind]}" -v b="${CURL[$kind]}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')" "${OKSUM[$kind]}"
+done
