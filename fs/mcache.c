@@ -145,7 +145,7 @@ static int fill(struct slot *s, char *data, size_t len, const char *ctype)
 	struct regfs_err e = {0};
 	int rc = regfs_manifest_parse(data, len, ctype, &s->e.m, &e);
 	if (rc) {
-		log_warn("manifest %s: %s", s->e.digest, regfs_err_str(&e));
+		fs_warn("manifest %s: %s", s->e.digest, regfs_err_str(&e));
 		free(data);
 		return -EIO;
 	}
@@ -486,7 +486,7 @@ static char *small_blob(const char *repo, const char *digest, uint64_t size, siz
 	regfs_digest_buf(strncmp(digest, "sha512:", 7) == 0 ? REGFS_SHA512 : REGFS_SHA256,
 			 buf, size, d);
 	if (strcmp(d, digest) != 0) {
-		log_warn("blob %s@%s: the registry sent bytes that hash to %s", repo, digest, d);
+		fs_warn("blob %s@%s: the registry sent bytes that hash to %s", repo, digest, d);
 		free(buf);
 		return NULL;
 	}
@@ -620,7 +620,7 @@ static void exist_record(const char *repo, const char *digest, int present)
 	}
 	pthread_mutex_unlock(&mc->mu);
 	if (log_it)
-		log_warn("%s: an index references manifest %s, which the registry no longer has "
+		fs_warn("%s: an index references manifest %s, which the registry no longer has "
 			 "(404; removed by a garbage collection?): it is left out of _manifests/, "
 			 "du and df, and the index's platforms/ link to it dangles", repo, digest);
 }

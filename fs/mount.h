@@ -394,6 +394,9 @@ int fs_errors_text(char **buf, size_t *len);
  * request's), msg what failed and the registry's answer. Thread-safe, never
  * fails (truncates). fs_client_errno calls it for every failure it logs. */
 void fs_error_note(const char *op, const char *path, const char *msg);
+/* A failure or refusal the user sees as an errno: logged at warn and noted
+ * for .regfs/errors (of the request being served) in one call. */
+void fs_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* What the calling thread is serving, named in the failures it notes:
  * op and the node's path `dir` (+ "/" + name when name is non-NULL). The
  * strings are borrowed until the request is answered; loop.c clears it

@@ -80,7 +80,7 @@ int write_client_rc(int rc, struct regfs_err *e, const char *what)
 {
 	if (rc == -ENOENT)
 		return -ENOENT;
-	log_warn("%s failed: %s", what, regfs_err_str(e));
+	fs_warn("%s failed: %s", what, regfs_err_str(e));
 	if (rc == -EACCES)
 		return -EACCES;
 	if (rc == -ENOTSUP)
@@ -159,14 +159,14 @@ int tag_deletes_allowed(const char *repo)
 	if (rc == 0 || rc == -ENOENT) {
 		rc = 0;
 	} else if (rc == -ENOTSUP) {
-		log_warn("%s: the registry does not allow deletes (%s); nothing was changed — enable "
+		fs_warn("%s: the registry does not allow deletes (%s); nothing was changed — enable "
 			 "them (registry:2: storage.delete.enabled: true)", repo, regfs_err_str(&e));
 		rc = -EPERM;
 	} else if (rc == -EACCES) {
-		log_warn("%s: the credentials may not delete here (%s); nothing was changed", repo,
+		fs_warn("%s: the credentials may not delete here (%s); nothing was changed", repo,
 			 regfs_err_str(&e));
 	} else {
-		log_warn("%s: cannot tell whether the registry allows deletes (%s); nothing was "
+		fs_warn("%s: cannot tell whether the registry allows deletes (%s); nothing was "
 			 "changed", repo, regfs_err_str(&e));
 		return -EIO;
 	}
@@ -231,7 +231,7 @@ static int delete_via_placeholder(const char *repo, const char *tag, const char 
 	int urc = regfs_client_put_manifest(M->client, repo, tag, me->data, me->len,
 					    me->m->media_type, back, &e2);
 	if (urc == 0)
-		log_warn("%s: deleting the placeholder failed; %s:%s points at %s again, as before",
+		fs_warn("%s: deleting the placeholder failed; %s:%s points at %s again, as before",
 			 what, repo, tag, digest);
 	else
 		log_error("%s: deleting the placeholder %s failed and putting %s:%s back on %s failed "
@@ -282,7 +282,7 @@ static int delete_fallback(const char *repo, const char *tag, const char *what)
 	if (!found)
 		return -ENOENT;
 	if (!d[0]) {
-		log_warn("%s: refused: the tag itself could not be resolved, so what it points at is "
+		fs_warn("%s: refused: the tag itself could not be resolved, so what it points at is "
 			 "unknown; nothing was changed", what);
 		return -EIO;
 	}

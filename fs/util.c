@@ -4,6 +4,7 @@
 #include "mount.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,11 +28,19 @@ int fs_client_errno(int rc, const struct regfs_err *e, const char *what)
 		return rc;
 	/* Everything else (registry down, timeout, auth, protocol) is EIO to
 	 * the application; the log line says what actually happened. */
-	log_warn("%s failed: %s", what, regfs_err_str(e));
-	char msg[700];
-	snprintf(msg, sizeof msg, "%s failed: %s", what, regfs_err_str(e));
-	fs_error_note(NULL, NULL, msg);
+	fs_warn("%s failed: %s", what, regfs_err_str(e));
 	return -EIO;
+}
+
+void fs_warn(const char *fmt, ...)
+{
+	char msg[700];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	log_warn("%s", msg);
+	fs_error_note(NULL, NULL, msg);
 }
 
 struct par {

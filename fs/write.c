@@ -63,7 +63,7 @@ static int refuse_protected(const char *what, const char *repo, const char *tag)
 	const char *rule = protected_by(tag, buf, sizeof buf);
 	if (!rule)
 		return 0;
-	log_warn("%s %s:%s refused: the tag is protected (--protect rule '%s')", what, repo, tag, rule);
+	fs_warn("%s %s:%s refused: the tag is protected (--protect rule '%s')", what, repo, tag, rule);
 	return -EPERM;
 }
 
@@ -212,7 +212,7 @@ static struct pending *pending_find(const char *repo, const char *name)
 	for (size_t i = 0; i < PENDING_N; i++) {
 		struct pending *q = &pend[i];
 		if (q->at > 0 && now_mono() - q->at > PENDING_HOLD) {
-			log_warn("ln -s %s/_tags/%s: no rename followed within %.0f s; the pending link is "
+			fs_warn("ln -s %s/_tags/%s: no rename followed within %.0f s; the pending link is "
 				 "dropped (nothing was pushed)", q->repo, q->name, PENDING_HOLD);
 			q->at = 0;
 		}
@@ -318,7 +318,7 @@ static int refuse_recursive(const char *repo, const char *what)
 		log_debug("%s in %s: refused (rm -r, see above)", what, repo);
 		return -EROFS;
 	}
-	log_warn("%s in %s: refused; rm -r of a repository (or of its _manifests) is not "
+	fs_warn("%s in %s: refused; rm -r of a repository (or of its _manifests) is not "
 		 "supported and deletes nothing: delete tags with rm %s/_tags/<tag> (or find -delete), "
 		 "manifests with rmdir %s/_manifests/<digest>", what, repo, repo, repo);
 	return -EROFS;
@@ -342,6 +342,7 @@ void write_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct node *p = nodes_by_id(M->nodes, parent);
 	if (!p)
 		return (void)fuse_reply_err(req, ESTALE);
+	fs_op_begin("rm", p->path, name);
 	if (M->o.ro)
 		return (void)fuse_reply_err(req, EROFS);
 	if (p->repo && inside_manifest(p->kind))
@@ -352,7 +353,7 @@ void write_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (pending_take(p->repo, name, &pl))
 		return (void)fuse_reply_err(req, 0); /* never pushed: nothing to delete */
 	if (recursive_removal(p->repo)) {
-		log_warn("rm %s:%s refused: an rm -r of the repository is under way (see above)",
+		fs_warn("rm %s:%s refused: an rm -r of the repository is under way (see above)",
 			 p->repo, name);
 		return (void)fuse_reply_err(req, EROFS);
 	}
@@ -398,7 +399,7 @@ static int rmdir_allowed(const char *repo, const char *name, struct tagset *ts)
 	for (size_t i = 0; rc == 0 && i < ts->n; i++) {
 		const struct tag_ent *te = &ts->t[i];
 		if (te->resolved_at <= 0) {
-			log_warn("rmdir %s/_manifests/%s refused: tag %s could not be resolved, so whether "
+			fs_warn("rmdir %s/_manifests/%s refused: tag %s could not be resolved, so whether "
 				 "it references the manifest is unknown", repo, name, te->tag);
 			rc = -EIO;
 		} else if (strcmp(te->digest, name) == 0) {
@@ -412,7 +413,7 @@ static int rmdir_allowed(const char *repo, const char *name, struct tagset *ts)
 		}
 	}
 	if (rc == 0 && busy) {
-		log_warn("rmdir %s/_manifests/%s refused: index %s (tag %s) references it; delete the "
+		fs_warn("rmdir %s/_manifests/%s refused: index %s (tag %s) references it; delete the "
 			 "index first", repo, name, busy, busy_tag);
 		rc = -EBUSY;
 	}
@@ -421,7 +422,7 @@ static int rmdir_allowed(const char *repo, const char *name, struct tagset *ts)
 	if (rc == 0 && ncache_repo_manifests(repo, &mf, &nmf) == 0) {
 		for (size_t i = 0; i < nmf; i++) {
 			if (rc == 0 && strcmp(mf[i], name) != 0 && index_references(repo, mf[i], name, 0)) {
-				log_warn("rmdir %s/_manifests/%s refused: index %s references it; delete "
+				fs_warn("rmdir %s/_manifests/%s refused: index %s references it; delete "
 					 "the index first", repo, name, mf[i]);
 				rc = -EBUSY;
 			}
@@ -438,6 +439,7 @@ void write_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct node *p = nodes_by_id(M->nodes, parent);
 	if (!p)
 		return (void)fuse_reply_err(req, ESTALE);
+	fs_op_begin("rmdir", p->path, name);
 	if (M->o.ro)
 		return (void)fuse_reply_err(req, EROFS);
 	if (p->repo && inside_manifest(p->kind))
@@ -543,19 +545,20 @@ void write_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const ch
 	struct node *p = nodes_by_id(M->nodes, parent);
 	if (!p)
 		return (void)fuse_reply_err(req, ESTALE);
+	fs_op_begin("ln -s", p->path, name);
 	if (M->o.ro)
 		return (void)fuse_reply_err(req, EROFS);
 	if (p->kind != K_TAGS)
 		return (void)fuse_reply_err(req, -unsupported("ln -s outside _tags"));
 	if (!regfs_tag_valid(name)) {
-		log_warn("ln -s %s: not a valid tag name", name);
+		fs_warn("ln -s %s: not a valid tag name", name);
 		return (void)fuse_reply_err(req, EINVAL);
 	}
 	char d[REGFS_DIGEST_MAX], old[REGFS_DIGEST_MAX];
 	char *src = NULL;
 	int rc = parse_target(p->repo, link, &src, d);
 	if (rc == -EINVAL)
-		log_warn("ln -s %s %s/_tags/%s: the target must be ../_manifests/<digest> (or a "
+		fs_warn("ln -s %s %s/_tags/%s: the target must be ../_manifests/<digest> (or a "
 			 "manifest or tag of another repository in this mount)", link, p->repo, name);
 	/* A digest just renamed away from another repository (mv across
 	 * repositories): copy it from there (its blobs may not be here; the
@@ -615,7 +618,7 @@ static void undo_tag(const char *repo, const char *newname, bool existed, const 
 	else
 		rc = tag_delete(repo, newname);
 	if (rc == 0)
-		log_warn("mv to %s:%s failed; %s undone", repo, newname,
+		fs_warn("mv to %s:%s failed; %s undone", repo, newname,
 			 existed ? "the target tag points where it did" : "the new tag was removed");
 	else
 		log_error("mv to %s:%s failed, and undoing it failed too: %s:%s %s; fix it by hand",
@@ -652,6 +655,7 @@ void write_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_
 	struct node *p = nodes_by_id(M->nodes, parent), *np = nodes_by_id(M->nodes, newparent);
 	if (!p || !np)
 		return (void)fuse_reply_err(req, ESTALE);
+	fs_op_begin("mv", p->path, name);
 	if (M->o.ro)
 		return (void)fuse_reply_err(req, EROFS);
 	if (p->kind != K_TAGS || np->kind != K_TAGS)
