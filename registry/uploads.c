@@ -345,7 +345,8 @@ static void op_fail(struct upload_op *op, int rc)
 
 static void op_consume(struct upload_op *op, const char *data, size_t n)
 {
-	if (op->failed || op->mode == OP_SESSION || op->mode == OP_MOUNTED)
+	/* !op->w: the request was refused and its writer released */
+	if (op->failed || !op->w || op->mode == OP_SESSION || op->mode == OP_MOUNTED)
 		return;
 	ssize_t w = op->w->write(op->w, data, n, &op->err);
 	if (w < 0 || (size_t)w != n) {
@@ -598,6 +599,12 @@ static enum MHD_Result patch_or_put(HANDLER_ARGS, bool put)
 		return STORAGE_ERR(&e);
 	const char *cr = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_RANGE);
 	uint64_t a, b;
+	if (cr && *cr && (!parse_content_range(cr, &a, &b) || a != op->size)) {
+		/* refused: release the session before answering, so the client's
+		 * next request does not find it still held by this one */
+		op->w->close(op->w, NULL);
+		op->w = NULL;
+	}
 	if (cr && *cr) {
 		if (!parse_content_range(cr, &a, &b))
 			return ERR(400, "BLOB_UPLOAD_INVALID", "invalid Content-Range \"%.100s\": "
