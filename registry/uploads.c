@@ -236,6 +236,16 @@ static bool session_exists(struct registry *r, const char *name, const char *uui
 	return ok;
 }
 
+/* The writer lost its session while writing (S3: its lease was taken over
+ * or deleted; filesystem: its file was deleted): 404 when the upload is
+ * gone (cancelled), else 416 (another request has it). */
+static enum MHD_Result session_lost(HANDLER_ARGS)
+{
+	if (!session_exists(r, q->rt.name, q->up->uuid))
+		return upload_unknown(r, c, method, url, q, data, size);
+	return upload_busy(r, c, method, url, q, data, size);
+}
+
 /* Creates _uploads/<uuid>/startedat (RFC 3339, as registry:2 writes it). */
 static int session_create(struct registry *r, const char *name, char uuid[40],
 			  struct regfs_err *err)
@@ -386,6 +396,10 @@ static int publish_and_link(struct registry *r, const char *name, struct upload_
 	if (rc == 0)
 		rc = op->w->publish(op->w, dst, e);
 	bool existed = rc == -EEXIST;
+	/* discarded: remove the data while the lock is still held, so a request
+	 * waiting for the session finds it gone rather than resumable */
+	if (existed)
+		op->w->cancel(op->w, NULL);
 	int crc = op->w->close(op->w, NULL);
 	op->w = NULL;
 	if (existed) {
@@ -414,6 +428,8 @@ static enum MHD_Result op_finish(HANDLER_ARGS)
 		op->w->close(op->w, NULL);
 		op->w = NULL;
 		free(updir);
+		if (rc == -ENOENT || rc == -EBUSY)
+			return session_lost(r, c, method, url, q, data, size);
 		return STORAGE_ERR(&e);
 	}
 	regfs_hasher_final(op->h, got);
@@ -477,10 +493,19 @@ static enum MHD_Result op_body(HANDLER_ARGS)
 		struct regfs_err e = {0};
 		int rc = op->w->close(op->w, &e);
 		op->w = NULL;
-		if (rc == -ENOENT)
-			return upload_unknown(r, c, method, url, q, data, size);
+		if (rc == -ENOENT || rc == -EBUSY)
+			return session_lost(r, c, method, url, q, data, size);
 		if (rc)
 			return STORAGE_ERR(&e);
+		if (!session_exists(r, q->rt.name, op->uuid)) {
+			/* cancelled while this PATCH ran (on S3 a DELETE can miss the
+			 * lease created at the same moment): drop what it left */
+			char *d = regfs_layout_upload_dir(q->rt.name, op->uuid);
+			if (d)
+				regfs_storage_del(r->st, d, NULL);
+			free(d);
+			return upload_unknown(r, c, method, url, q, data, size);
+		}
 		uc_give(r->uc, op->uuid, op->alg, op->h, op->size);
 		op->h = NULL;
 		return upload_progress(r, c, method, url, q, data, size, 202, op->uuid, op->size);

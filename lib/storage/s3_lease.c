@@ -6,8 +6,8 @@
  * only if it is unchanged: a compare-and-swap. So
  *   - take: create the lease if absent; if present and expired, replace it
  *     on its ETag (of two instances taking over, one wins);
- *   - renew: replace our lease on our ETag (412: it was taken over, we must
- *     stop writing);
+ *   - renew: read the lease (gone or not ours: the upload was cancelled or
+ *     taken over, we must stop writing), then replace it on its ETag;
  *   - drop: delete it if it still holds our token (S3 has no conditional
  *     DELETE everywhere; the window is one GET-to-DELETE round trip, and
  *     only an expired lease can be taken over in it).
@@ -147,9 +147,18 @@ int s3_lease_renew(struct s3_client *c, struct s3_lease *l, bool force, struct r
 {
 	if (!force && (int64_t)time(NULL) - l->renewed < LEASE_S / 4)
 		return 0;
-	char etag[128];
-	snprintf(etag, sizeof etag, "%s", l->etag);
-	int ret = lease_cas(c, l, etag, err);
+	/* Read it first: Ceph RGW 16 lets If-Match create a missing object, and a
+	 * deleted lease means the upload was cancelled under us. */
+	char holder[40], etag[128];
+	int64_t expires;
+	int ret = lease_get(c, l->key, holder, &expires, etag, err);
+	if (ret == -ENOENT || (ret == 0 && strcmp(holder, l->token) != 0))
+		return regfs_errf(err, -EBUSY, "lost the lock %s (the upload was cancelled, or the lock "
+				  "expired and another request took it over): this request stops writing",
+				  l->key);
+	if (ret < 0)
+		return ret;
+	ret = lease_cas(c, l, etag, err);
 	if (ret == 0)
 		return regfs_errf(err, -EBUSY, "lost the lock %s (it expired and another request took "
 				  "it over): this request stops writing", l->key);

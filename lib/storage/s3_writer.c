@@ -407,6 +407,9 @@ static int w_close(struct regfs_writer *rw, struct regfs_err *err)
 {
 	struct s3_writer *w = (struct s3_writer *)rw;
 	int ret = w->done ? 0 : finish(w, false, err);
+	/* another request owns the upload now: our parts are nobody's */
+	if (ret == -EBUSY && w->upload_id)
+		s3_mpu_abort(w->c, w->key, w->upload_id, NULL);
 	w_free(w);
 	return ret;
 }

@@ -10,14 +10,15 @@
         4. send the 1000 bytes of the held PATCH and read its answer.
       Prints "put=<status> patch=<status>".
 
-  uploadrace.py race HOST SECONDS CLIENTS OUTFILE
+  uploadrace.py race HOST[,HOST…] SECONDS CLIENTS OUTFILE
       CLIENTS threads for SECONDS seconds, each looping over random actions on
       a few shared contents (so many sessions upload the same digests):
       whole uploads (POST, PATCH, PUT), two PATCHes racing on one session,
       a PATCH racing the PUT that finishes its session, and a DELETE of a
       session while a PATCH of it is in flight. Every 201 answer is written
       to OUTFILE as "REPO DIGEST" (one line each) for the caller to verify
-      through GET; prints counts of the status codes seen.
+      through GET; prints counts of the status codes seen. With several
+      HOSTs (instances sharing one storage) each request picks one at random.
 
 Only the standard library: http.client for ordinary requests, sockets for the
 held PATCH (http.client sends headers and body together)."""
@@ -123,10 +124,14 @@ REPOS = ["race/a", "race/b", "race/c"]
 
 class Race:
     def __init__(self, host, seconds, out):
-        self.host, self.end, self.out = host, time.time() + seconds, out
+        self.hosts, self.end, self.out = host.split(","), time.time() + seconds, out
         self.lock = threading.Lock()
         self.counts = {}
         self.created = []
+
+    @property
+    def host(self):
+        return random.choice(self.hosts)
 
     def note(self, what, st, repo=None, digest=None):
         with self.lock:
