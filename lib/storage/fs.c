@@ -11,7 +11,8 @@
  *
  * Thread safety: the driver holds only immutable state (the root path);
  * every call works on its own file descriptors, so no lock is needed. The
- * temp-name counter is atomic. */
+ * temp-name counter is atomic. Writers lock their file (see the writer
+ * section) so that one upload has one writer across processes. */
 #include <regfs/storage.h>
 #include <regfs/log.h>
 
@@ -416,17 +417,35 @@ static bool same_inode(const struct fs_writer *fw)
 }
 
 /* Create-if-absent rename: renameat2(RENAME_NOREPLACE) where the file system
- * has it, else link() (which never replaces) and unlink of the source. */
+ * has it. Else link(), which never replaces, from a private name: the file
+ * first leaves `src` (a rename inside its directory), so even when the last
+ * unlink fails no request can open the published inode through `src`. */
 static int rename_noreplace(const char *src, const char *dst)
 {
 	if (renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_NOREPLACE) == 0)
 		return 0;
 	if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
 		return -1;
-	if (link(src, dst) != 0)
+	char priv[PATH_MAX];
+	const char *slash = strrchr(src, '/');
+	int n = snprintf(priv, sizeof priv, "%.*s/" TMP_PREFIX "publish-%ld-%llu", (int)(slash - src),
+			 src, (long)getpid(), (unsigned long long)atomic_fetch_add(&tmp_counter, 1));
+	if (n < 0 || n >= (int)sizeof priv) {
+		errno = ENAMETOOLONG;
 		return -1;
-	if (unlink(src) != 0)
-		log_warn("filesystem storage: published %s but could not remove %s: %s", dst, src,
+	}
+	if (rename(src, priv) != 0)
+		return -1;
+	if (link(priv, dst) != 0) {
+		int e = errno;
+		if (rename(priv, src) != 0) /* put it back: the caller still owns it */
+			log_error("filesystem storage: could not restore %s from %s: %s", src, priv,
+				  strerror(errno));
+		errno = e;
+		return -1;
+	}
+	if (unlink(priv) != 0)
+		log_warn("filesystem storage: published %s but could not remove %s: %s", dst, priv,
 			 strerror(errno));
 	return 0;
 }
