@@ -9,8 +9,10 @@
 # The PUT must be refused while the PATCH is in flight (416/409), and afterwards
 # every stored blob file hashes to its name and every repository's blobs, fetched
 # through the API, hash to their digests (sha256sum). Also: a finished upload of a
-# digest already stored leaves the stored file alone (same inode, same bytes), and
-# the same sequence on a digest not stored yet publishes nothing unverified.
+# digest already stored leaves the stored file alone (same inode, same bytes), the
+# same sequence on a digest not stored yet publishes nothing unverified, the PUT
+# is refused too when sent to a second instance on the same directory, and a
+# lock held by another process refuses a PATCH until that process is killed.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/upload_lib.sh"
 need_regfs_registry
@@ -56,6 +58,38 @@ if [ -f "$(blob_path "$DATA" "$N")" ]; then
 else
   ok "blob N, if stored, hashes to N (not stored)"
 fi
+
+# The session lock holds across processes sharing the directory: the PATCH
+# held on one instance, the PUT sent to a second one on the same root.
+H1=$H
+start_regfs_registry "$WORK/data" || bail "second regfs-registry did not start"
+H2=$REGISTRY_HOST
+out=$(uploadrace held-patch "$H1" evil/w "$WORK/x" "$D" "$H2")
+log "held PATCH on instance 1, PUT on instance 2: $out"
+case $out in
+  *put=416*|*put=409*) ok "a PUT on another instance is refused while the PATCH is held (416/409)" ;;
+  *) fail "a PUT on another instance is refused while the PATCH is held (416/409)" "$out" ;;
+esac
+check_eq "blob D is still the same file, 200000 bytes" "$ino0 200000" "$(stat -c '%i %s' "$BLOB")"
+
+# A lock holder that dies releases the upload: a process holding the lock
+# makes a PATCH answer 416; once it is killed the same PATCH is taken (202).
+loc=$(curl -s -D - -o /dev/null -X POST "http://$H/v2/evil/v/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: *//p')
+uuid=${loc##*/}; uuid=${uuid%%\?*}
+python3 -c '
+import fcntl, os, struct, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY)
+fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack("hhqqi", fcntl.F_WRLCK, 0, 0, 0, 0))
+print("locked", flush=True)
+time.sleep(60)
+' "$DATA/docker/registry/v2/repositories/evil/v/_uploads/$uuid/data" >"$WORK/holder.out" 2>&1 &
+holder=$!; add_cleanup "kill -9 $holder 2>/dev/null"
+wait_for 10 grep -q locked "$WORK/holder.out" || diag "$(cat "$WORK/holder.out")"
+check_eq "a PATCH while another process holds the upload's lock gets 416" 416 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -X PATCH -H 'Content-Type: application/octet-stream' --data-binary @"$WORK/n" "http://$H$loc")"
+kill -9 "$holder"; wait "$holder" 2>/dev/null
+check_eq "after the holder is killed the PATCH is taken" 202 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -X PATCH -H 'Content-Type: application/octet-stream' --data-binary @"$WORK/n" "http://$H$loc")"
 
 layer_links_fs "$DATA" >"$WORK/links"
 check "every stored blob file hashes to its name" verify_store_blobs "$DATA"

@@ -7,7 +7,9 @@
 #  4. the PATCH's 1000 bytes are sent.
 # Then every blob object in the bucket (read with boto3, not our driver) hashes
 # to its key's digest, every repository's blobs fetched through the API hash to
-# their digests, and no session lock is left behind.
+# their digests, and no session lock is left behind. Also: the PUT is refused when
+# sent to a second instance on the bucket, a live lease object of another holder
+# refuses a PATCH (416) and an expired one is taken over (202).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/s3_lib.sh"
 . "$(dirname "$0")/upload_lib.sh"
@@ -45,6 +47,34 @@ head -c 150000 /dev/urandom >"$WORK/n"
 N=sha256:$(sha "$WORK/n")
 out=$(uploadrace held-patch "$H" evil/z "$WORK/n" "$N")
 log "held PATCH on a new digest: $out"
+
+# Across instances on one bucket: the PATCH held on instance 1, the PUT sent
+# to instance 2.
+H1=$H
+cfg2=$WORK/r2.yml
+s3_config "$cfg2" held "$(free_port)"
+start_regfs_registry "$cfg2" || bail "second regfs-registry did not start"
+H2=$REGISTRY_HOST
+out=$(uploadrace held-patch "$H1" evil/w "$WORK/x" "$D" "$H2")
+log "held PATCH on instance 1, PUT on instance 2: $out"
+case $out in
+  *put=416*|*put=409*) ok "a PUT on another instance is refused while the PATCH is held (416/409)" ;;
+  *) fail "a PUT on another instance is refused while the PATCH is held (416/409)" "$out" ;;
+esac
+
+# The lease object: one that another holder keeps alive refuses the upload;
+# one whose holder stopped renewing it (expired) is taken over.
+loc=$(curl -s -D - -o /dev/null -X POST "http://$H/v2/evil/v/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: *//p')
+uuid=${loc##*/}; uuid=${uuid%%\?*}
+lock=docker/registry/v2/repositories/evil/v/_uploads/$uuid/data.lock
+echo "someoneelse $(( $(date +%s) + 600 ))" >"$WORK/lease"
+s3tool put held "$lock" "$WORK/lease"
+check_eq "a PATCH while another holder's lease is alive gets 416" 416 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -X PATCH -H 'Content-Type: application/octet-stream' --data-binary @"$WORK/n" "http://$H$loc")"
+echo "someoneelse $(( $(date +%s) - 1 ))" >"$WORK/lease"
+s3tool put held "$lock" "$WORK/lease"
+check_eq "a PATCH after that lease expired takes it over" 202 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -X PATCH -H 'Content-Type: application/octet-stream' --data-binary @"$WORK/n" "http://$H$loc")"
 
 layer_links_s3 held >"$WORK/links"
 check "every blob object hashes to its key's digest" check_s3_blobs held

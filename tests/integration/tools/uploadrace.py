@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """uploadrace.py — raw-HTTP upload clients for the upload_*.sh tests.
 
-  uploadrace.py held-patch HOST REPO FILE DIGEST
-      The "held PATCH" sequence on one upload session of REPO:
+  uploadrace.py held-patch HOST REPO FILE DIGEST [PUT_HOST]
+      The "held PATCH" sequence on one upload session of REPO (the PUT goes
+      to PUT_HOST when given: another instance on the same storage):
         1. POST a session, PATCH the bytes of FILE (whose digest is DIGEST);
         2. open a second connection and send only the headers of a PATCH
            declaring Content-Length: 1000 (the body is held back);
@@ -101,7 +102,7 @@ class HeldPatch:
             return 0
 
 
-def held_patch(host, repo, path, digest):
+def held_patch(host, repo, path, digest, put_host=None):
     data = open(path, "rb").read()
     loc = new_session(host, repo)
     st, h = patch(host, loc, data)
@@ -110,7 +111,7 @@ def held_patch(host, repo, path, digest):
     loc = h.get("location", loc)
     hp = HeldPatch(host, loc, 1000)
     time.sleep(0.5)  # let the server see the headers (bounded, not asserted on)
-    put_st = put(host, loc, digest)
+    put_st = put(put_host or host, loc, digest)
     patch_st = hp.finish(os.urandom(1000))
     print(f"put={put_st} patch={patch_st}")
 
@@ -199,8 +200,8 @@ class Race:
 
 
 def main():
-    if len(sys.argv) == 6 and sys.argv[1] == "held-patch":
-        held_patch(*sys.argv[2:6])
+    if len(sys.argv) in (6, 7) and sys.argv[1] == "held-patch":
+        held_patch(*sys.argv[2:])
     elif len(sys.argv) == 6 and sys.argv[1] == "race":
         Race(sys.argv[2], float(sys.argv[3]), sys.argv[5]).run(int(sys.argv[4]))
     else:
