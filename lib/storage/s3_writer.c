@@ -343,6 +343,18 @@ static int w_commit(struct regfs_writer *rw, struct regfs_err *err)
 	return ret;
 }
 
+/* 1 when an object exists at key kd, 0 when not, <0 on errors. */
+static int key_exists(struct s3_client *c, const char *kd, struct regfs_err *err)
+{
+	struct s3_req rq = {.method = "HEAD", .key = kd};
+	struct s3_resp rs;
+	int ret = s3_request(c, &rq, &rs, err);
+	if (ret == 0)
+		ret = rs.status == 200 ? 1 : rs.status == 404 ? 0 : s3_fail(c, &rs, "checking", kd, err);
+	s3_resp_free(&rs);
+	return ret;
+}
+
 static int w_publish(struct regfs_writer *rw, const char *dst, struct regfs_err *err)
 {
 	struct s3_writer *w = (struct s3_writer *)rw;
@@ -355,18 +367,17 @@ static int w_publish(struct regfs_writer *rw, const char *dst, struct regfs_err 
 	 * window between this HEAD and the copy; a publish in it copies the same
 	 * verified bytes (the source is pinned to its ETag), so the object keeps
 	 * its content either way. */
-	struct s3_req rq = {.method = "HEAD", .key = kd};
-	struct s3_resp rs;
-	int ret = s3_request(w->c, &rq, &rs, err);
-	if (ret == 0 && rs.status == 200)
+	int ret = key_exists(w->c, kd, err);
+	if (ret == 0) {
+		struct s3_cond cond = {.if_none_match = true, .src_etag = w->etag};
+		ret = s3_copy_object(w->c, w->key, kd, w_size(rw), &cond, err);
+		/* 412 on a server that honours If-None-Match: the blob appeared */
+		if (ret == -ESTALE && key_exists(w->c, kd, NULL) == 1)
+			ret = 1;
+	}
+	if (ret == 1)
 		ret = regfs_errf(err, -EEXIST, "\"%s\" already exists in S3 bucket \"%s\"", kd,
 				 w->c->bucket);
-	else if (ret == 0 && rs.status != 404)
-		ret = s3_fail(w->c, &rs, "checking", kd, err);
-	s3_resp_free(&rs);
-	struct s3_cond cond = {.if_none_match = true, .src_etag = w->etag};
-	if (ret == 0)
-		ret = s3_copy_object(w->c, w->key, kd, w_size(rw), &cond, err);
 	if (ret == 0) {
 		w->published = true;
 		s3_delete_key(w->c, w->key, NULL);
