@@ -452,6 +452,8 @@ static enum MHD_Result op_finish(HANDLER_ARGS)
 	if (updir)
 		regfs_storage_del(r->st, updir, NULL);
 	free(updir);
+	if (rc == -ENOENT) /* cancelled while it was being finished */
+		return upload_unknown(r, c, method, url, q, data, size);
 	if (rc)
 		return STORAGE_ERR(&e);
 	log_debug("blob %s (%" PRIu64 " bytes) stored in %s", got, op->size, q->rt.name);

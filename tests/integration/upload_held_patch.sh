@@ -94,4 +94,5 @@ check_eq "after the holder is killed the PATCH is taken" 202 \
 layer_links_fs "$DATA" >"$WORK/links"
 check "every stored blob file hashes to its name" verify_store_blobs "$DATA"
 check "every repository's blobs, through the API, hash to their digests" check_api_blobs "$H" "$WORK/links"
+check_daemon_logs
 done_testing

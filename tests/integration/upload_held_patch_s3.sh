@@ -80,4 +80,5 @@ layer_links_s3 held >"$WORK/links"
 check "every blob object hashes to its key's digest" check_s3_blobs held
 check "every repository's blobs, through the API, hash to their digests" check_api_blobs "$H" "$WORK/links"
 check_eq "no session lock left in the bucket" "" "$(s3tool ls held | grep '\.lock$')"
+check_daemon_logs
 done_testing

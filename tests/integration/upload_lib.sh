@@ -9,6 +9,9 @@
 #   check_s3_blobs BUCKET                every stored blob object hashes to its key's digest
 #
 # Digests are computed here with sha256sum, never taken from the registry.
+# check_daemon_logs (sanitizer reports in the registries' logs) comes from cleanup_lib.sh.
+
+. "$(dirname "${BASH_SOURCE[0]}")/cleanup_lib.sh"
 
 UPLOADRACE=$REGFS_SRC/tests/integration/tools/uploadrace.py
 uploadrace() { with_timeout 120 python3 "$UPLOADRACE" "$@"; }

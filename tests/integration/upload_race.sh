@@ -23,4 +23,5 @@ check "every blob answered 201 is served by its repository and hashes to its dig
   check_api_blobs "$H" "$WORK/created.u"
 layer_links_fs "$DATA" >"$WORK/links"
 check "every repository's blobs, through the API, hash to their digests" check_api_blobs "$H" "$WORK/links"
+check_daemon_logs
 done_testing

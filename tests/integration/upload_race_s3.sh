@@ -28,4 +28,5 @@ check "instance 2 serves every blob answered 201, intact" check_api_blobs "$R2" 
 layer_links_s3 race >"$WORK/links"
 check "every repository's blobs, through the API, hash to their digests" check_api_blobs "$R1" "$WORK/links"
 check_eq "no session lock left in the bucket" "" "$(s3tool ls race | grep '\.lock$')"
+check_daemon_logs
 done_testing
