@@ -52,6 +52,8 @@ struct regfs_reader {
  * the file, released by the kernel when its holder dies; S3: a lease object
  * "<key>.lock" created with If-None-Match, renewed while writing and taken
  * over only once expired). A second writer on the same path gets -EBUSY.
+ * On S3 only append=true takes the lease: append=false (a new object) is
+ * for a fresh path nobody else knows yet, such as a new upload's.
  * Opening with append=true never creates the object (-ENOENT when it is
  * gone): a session deleted or published while a request waited is never
  * brought back by that request. */

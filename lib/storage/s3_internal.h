@@ -157,9 +157,10 @@ struct s3_lease {
 };
 /* Takes the lease on `key` (-EBUSY when another writer holds an unexpired one). */
 int s3_lease_take(struct s3_client *c, const char *key, struct s3_lease *l, struct regfs_err *err);
-/* Renews it when older than a quarter of its life (force: always). -EBUSY when
- * it was taken over (expired, another writer has it now). */
-int s3_lease_renew(struct s3_client *c, struct s3_lease *l, bool force, struct regfs_err *err);
+/* Renews it when older than a quarter of its life (0 at once otherwise, and
+ * for a writer without a lease). -EBUSY when it was taken over (expired,
+ * another writer has it now). */
+int s3_lease_renew(struct s3_client *c, struct s3_lease *l, struct regfs_err *err);
 /* Deletes it if still ours; frees l->key. */
 void s3_lease_drop(struct s3_client *c, struct s3_lease *l);
 /* Calls cb(key, upload_id) for each in-progress upload whose key starts with

@@ -6,11 +6,15 @@
  * only if it is unchanged: a compare-and-swap. So
  *   - take: create the lease if absent; if present and expired, replace it
  *     on its ETag (of two instances taking over, one wins);
- *   - renew: read the lease (gone or not ours: the upload was cancelled or
- *     taken over, we must stop writing), then replace it on its ETag;
- *   - drop: delete it if it still holds our token (S3 has no conditional
- *     DELETE everywhere; the window is one GET-to-DELETE round trip, and
- *     only an expired lease can be taken over in it).
+ *   - renew, once a quarter of its life has passed (while writing, and
+ *     before completing the upload's object): replace it on our ETag (412:
+ *     it was taken over, we must stop writing). A lease younger than that
+ *     cannot have been taken over, unless the instances' clocks differ by
+ *     more than three quarters of its life;
+ *   - drop: delete it; if it is older than half its life, only after a GET
+ *     shows it still holds our token (S3 has no conditional DELETE
+ *     everywhere).
+ * So an uncontended request costs two requests: the create and the delete.
  * A holder that dies leaves its lease until it expires (LEASE_S); a live
  * holder renews it while writing and before every completion, so it never
  * writes once another holder could have taken it, unless one request of its
@@ -143,22 +147,13 @@ int s3_lease_take(struct s3_client *c, const char *key, struct s3_lease *l, stru
 	return 0;
 }
 
-int s3_lease_renew(struct s3_client *c, struct s3_lease *l, bool force, struct regfs_err *err)
+int s3_lease_renew(struct s3_client *c, struct s3_lease *l, struct regfs_err *err)
 {
-	if (!force && (int64_t)time(NULL) - l->renewed < LEASE_S / 4)
+	if (!l->key || (int64_t)time(NULL) - l->renewed < LEASE_S / 4)
 		return 0;
-	/* Read it first: Ceph RGW 16 lets If-Match create a missing object, and a
-	 * deleted lease means the upload was cancelled under us. */
-	char holder[40], etag[128];
-	int64_t expires;
-	int ret = lease_get(c, l->key, holder, &expires, etag, err);
-	if (ret == -ENOENT || (ret == 0 && strcmp(holder, l->token) != 0))
-		return regfs_errf(err, -EBUSY, "lost the lock %s (the upload was cancelled, or the lock "
-				  "expired and another request took it over): this request stops writing",
-				  l->key);
-	if (ret < 0)
-		return ret;
-	ret = lease_cas(c, l, etag, err);
+	char etag[128];
+	snprintf(etag, sizeof etag, "%s", l->etag);
+	int ret = lease_cas(c, l, etag, err);
 	if (ret == 0)
 		return regfs_errf(err, -EBUSY, "lost the lock %s (it expired and another request took "
 				  "it over): this request stops writing", l->key);
@@ -169,9 +164,14 @@ void s3_lease_drop(struct s3_client *c, struct s3_lease *l)
 {
 	if (!l->key)
 		return;
+	/* A lease renewed less than half its life ago cannot have been taken
+	 * over: delete it at once. An older one may be someone else's now. */
+	bool mine = (int64_t)time(NULL) - l->renewed < LEASE_S / 2;
 	char holder[40], etag[128];
 	int64_t expires;
-	if (lease_get(c, l->key, holder, &expires, etag, NULL) == 0 && strcmp(holder, l->token) == 0)
+	if (!mine && lease_get(c, l->key, holder, &expires, etag, NULL) == 0)
+		mine = strcmp(holder, l->token) == 0;
+	if (mine)
 		s3_delete_key(c, l->key, NULL);
 	free(l->key);
 	l->key = NULL;

@@ -26,8 +26,9 @@
  *   and deletes the object; publish() copies the committed object to its
  *   destination only if nothing is there (HEAD, then a copy pinned to the
  *   committed ETag with If-None-Match: *) and deletes it.
- * - The writer holds the key's lease (s3_lease.c) from open to close and
- *   renews it before every completion, so no two requests write one upload. */
+ * - A resumed writer holds the key's lease (s3_lease.c) from open to close
+ *   and renews it while writing and before completing, so no two requests
+ *   write one upload. */
 #include "s3_internal.h"
 
 #include <errno.h>
@@ -231,7 +232,7 @@ static int prepare_append(struct s3_writer *w, struct regfs_err *err)
 {
 	int ret = 0;
 	if (w->complete_first) {
-		ret = s3_lease_renew(w->c, &w->lease, true, err);
+		ret = s3_lease_renew(w->c, &w->lease, err);
 		if (ret == 0)
 			ret = s3_mpu_complete(w->c, w->key, w->upload_id, w->parts, w->n_parts,
 					      &(struct s3_cond){.etag_out = w->etag}, err);
@@ -253,7 +254,7 @@ static ssize_t w_write(struct regfs_writer *rw, const void *buf, size_t len, str
 		return regfs_errf(err, -EINVAL, "write to a committed or cancelled S3 upload \"%s\"", w->key);
 	if (len == 0)
 		return 0;
-	int lr = s3_lease_renew(w->c, &w->lease, false, err);
+	int lr = s3_lease_renew(w->c, &w->lease, err);
 	if (lr < 0)
 		return lr;
 	if (!w->dirty) {
@@ -298,12 +299,12 @@ static int finish(struct s3_writer *w, bool final, struct regfs_err *err)
 		 * in-progress upload (case a) stays resumable unless committing. */
 		if (!final || !w->upload_id)
 			return 0;
-		int r = s3_lease_renew(w->c, &w->lease, true, err);
+		int r = s3_lease_renew(w->c, &w->lease, err);
 		return r ? r : s3_mpu_complete(w->c, w->key, w->upload_id, w->parts, w->n_parts,
 					       &(struct s3_cond){.etag_out = w->etag}, err);
 	}
 	/* last check that no other request took the upload over */
-	int ret = s3_lease_renew(w->c, &w->lease, true, err);
+	int ret = s3_lease_renew(w->c, &w->lease, err);
 	if (ret < 0)
 		return ret;
 	if (!w->upload_id) {
@@ -533,7 +534,9 @@ int s3_writer_open(struct s3_client *c, const char *path, bool append, struct re
 	/* A new writer truncates: even with nothing written, close() leaves an
 	 * empty object, so that the upload can be resumed. */
 	w->dirty = !append;
-	int ret = s3_lease_take(c, w->key, &w->lease, err);
+	/* A new object (append=false) is made under a fresh name nobody else
+	 * knows yet (storage.h): only a resumed one needs the lease. */
+	int ret = append ? s3_lease_take(c, w->key, &w->lease, err) : 0;
 	if (ret == 0 && append)
 		ret = resume(w, err);
 	if (ret < 0) {
