@@ -12,10 +12,16 @@
  * Bodies are streamed: every chunk MHD hands us goes to the storage writer
  * and the hasher at once; nothing holds a whole blob in memory.
  *
- * A blob becomes visible only after its digest is verified, by an atomic
- * move of the upload data into blobs/…/data; then the repository's _layers
- * link is written; then the upload directory is removed. A wrong digest
- * removes the upload and stores nothing. */
+ * One request at a time per upload: PATCH and PUT hold the storage writer,
+ * whose lock spans every instance sharing the storage (storage.h); a second
+ * request gets 416 until the first is over.
+ *
+ * A blob becomes visible only after its digest is verified, by publishing
+ * the upload data into blobs/…/data (create-if-absent, still under the
+ * lock, so nothing can write it any more); a blob already stored is never
+ * touched: that upload is discarded. Then the repository's _layers link is
+ * written; then the upload directory is removed. A wrong digest removes the
+ * upload and stores nothing. */
 #include "registry.h"
 
 #include <regfs/layout.h>
@@ -209,12 +215,35 @@ static enum MHD_Result upload_unknown(HANDLER_ARGS)
 		   "(it finished, was cancelled or purged; start a new upload)", q->rt.ref, q->rt.name);
 }
 
+/* Another request holds the session (its lock): 416, as for a chunk that
+ * does not start where the upload is; the client asks GET for the progress
+ * once that request is over. */
+static enum MHD_Result upload_busy(HANDLER_ARGS)
+{
+	(void)data; (void)size;
+	log_info("upload %s in %s: refused %s, another request is writing this upload",
+		 q->rt.ref, q->rt.name, method);
+	return ERR(416, "BLOB_UPLOAD_INVALID", "upload %s is in use by another request: one request "
+		   "at a time per upload; retry after it finishes (GET the upload for its progress)",
+		   q->rt.ref);
+}
+
 static bool session_exists(struct registry *r, const char *name, const char *uuid)
 {
 	char *p = regfs_layout_upload_startedat(name, uuid);
 	bool ok = repo_exists(r, p, NULL);
 	free(p);
 	return ok;
+}
+
+/* The writer lost its session while writing (S3: its lease was taken over
+ * or deleted; filesystem: its file was deleted): 404 when the upload is
+ * gone (cancelled), else 416 (another request has it). */
+static enum MHD_Result session_lost(HANDLER_ARGS)
+{
+	if (!session_exists(r, q->rt.name, q->up->uuid))
+		return upload_unknown(r, c, method, url, q, data, size);
+	return upload_busy(r, c, method, url, q, data, size);
 }
 
 /* Creates _uploads/<uuid>/startedat (RFC 3339, as registry:2 writes it). */
@@ -326,7 +355,8 @@ static void op_fail(struct upload_op *op, int rc)
 
 static void op_consume(struct upload_op *op, const char *data, size_t n)
 {
-	if (op->failed || op->mode == OP_SESSION || op->mode == OP_MOUNTED)
+	/* !op->w: the request was refused and its writer released */
+	if (op->failed || !op->w || op->mode == OP_SESSION || op->mode == OP_MOUNTED)
 		return;
 	ssize_t w = op->w->write(op->w, data, n, &op->err);
 	if (w < 0 || (size_t)w != n) {
@@ -337,24 +367,75 @@ static void op_consume(struct upload_op *op, const char *data, size_t n)
 	op->size += n;
 }
 
-/* Finishes PUT / monolithic POST: verify, move into place, link. */
+/* The upload's digest is already stored: the verified upload is discarded
+ * and the stored blob left as it is (blobs are immutable). A size that
+ * differs means the stored copy is damaged: say so, but never replace it. */
+static void note_existing(struct registry *r, const char *digest, uint64_t size)
+{
+	char *dst = regfs_layout_blob_data(digest);
+	struct regfs_stat_info st;
+	if (dst && repo_exists(r, dst, &st) && st.size != size)
+		log_error("blob %s: stored copy has %" PRIu64 " bytes but a verified upload of it has %"
+			  PRIu64 "; the stored copy is damaged: restore it from a backup (it was not "
+			  "replaced)", digest, st.size, size);
+	else
+		log_debug("blob %s already stored: upload discarded", digest);
+	free(dst);
+}
+
+/* Publishes the committed upload as blob `digest` (create-if-absent, with
+ * the session lock still held) and links it into the repository. */
+static int publish_and_link(struct registry *r, const char *name, struct upload_op *op,
+			    const char *digest, struct regfs_err *e)
+{
+	char *dst = regfs_layout_blob_data(digest);
+	char *link = regfs_layout_layer_link(name, digest);
+	int rc = (!dst || !link) ? -ENOMEM : 0;
+	gc_writer_begin(r);
+	gc_note_referenced(r, digest);
+	if (rc == 0)
+		rc = op->w->publish(op->w, dst, e);
+	bool existed = rc == -EEXIST;
+	/* discarded: remove the data while the lock is still held, so a request
+	 * waiting for the session finds it gone rather than resumable */
+	if (existed)
+		op->w->cancel(op->w, NULL);
+	op->w->close(op->w, NULL); /* releases the lock; nothing left to lose */
+	op->w = NULL;
+	if (existed) {
+		note_existing(r, digest, op->size);
+		rc = 0;
+	}
+	if (rc == 0)
+		rc = repo_write_link(r, link, digest, e);
+	gc_writer_end(r);
+	free(dst);
+	free(link);
+	return rc;
+}
+
+/* Finishes PUT / monolithic POST: verify, publish, link, drop the session. */
 static enum MHD_Result op_finish(HANDLER_ARGS)
 {
 	struct upload_op *op = q->up;
 	struct regfs_err e = {0};
 	char got[REGFS_DIGEST_MAX];
 	int rc = op->w->commit(op->w, &e);
-	op->w->close(op->w, NULL);
-	op->w = NULL;
 	char *updir = regfs_layout_upload_dir(q->rt.name, op->uuid);
 	if (rc) {
+		op->w->close(op->w, NULL);
+		op->w = NULL;
 		free(updir);
+		if (rc == -ENOENT || rc == -EBUSY)
+			return session_lost(r, c, method, url, q, data, size);
 		return STORAGE_ERR(&e);
 	}
 	regfs_hasher_final(op->h, got);
 	regfs_hasher_free(op->h);
 	op->h = NULL;
 	if (strcmp(got, op->digest) != 0) {
+		op->w->close(op->w, NULL);
+		op->w = NULL;
 		if (updir)
 			regfs_storage_del(r->st, updir, NULL);
 		free(updir);
@@ -365,26 +446,14 @@ static enum MHD_Result op_finish(HANDLER_ARGS)
 			 "the upload was discarded", op->digest, got);
 		return respond_error(r, c, method, url, q->t0_us, 400, "DIGEST_INVALID", msg, detail);
 	}
-	char *src = regfs_layout_upload_data(q->rt.name, op->uuid);
-	char *dst = regfs_layout_blob_data(got);
-	char *link = regfs_layout_layer_link(q->rt.name, got);
-	rc = (!src || !dst || !link || !updir) ? -ENOMEM : 0;
-	/* Always move, even over an existing copy of the blob: same bytes, and
-	 * a fresh mtime keeps online GC's `delay` protecting it until the
-	 * manifest that references it is pushed. */
-	gc_writer_begin(r);
-	gc_note_referenced(r, got);
-	if (rc == 0)
-		rc = regfs_storage_move(r->st, src, dst, &e);
-	if (rc == 0)
-		rc = repo_write_link(r, link, got, &e);
-	gc_writer_end(r);
+	/* The writer (and its lock) stays open through the publish, so no other
+	 * request can write the data between verification and publication. */
+	rc = publish_and_link(r, q->rt.name, op, got, &e);
 	if (updir)
 		regfs_storage_del(r->st, updir, NULL);
-	free(src);
-	free(dst);
-	free(link);
 	free(updir);
+	if (rc == -ENOENT) /* cancelled while it was being finished */
+		return upload_unknown(r, c, method, url, q, data, size);
 	if (rc)
 		return STORAGE_ERR(&e);
 	log_debug("blob %s (%" PRIu64 " bytes) stored in %s", got, op->size, q->rt.name);
@@ -424,8 +493,19 @@ static enum MHD_Result op_body(HANDLER_ARGS)
 		struct regfs_err e = {0};
 		int rc = op->w->close(op->w, &e);
 		op->w = NULL;
+		if (rc == -ENOENT || rc == -EBUSY)
+			return session_lost(r, c, method, url, q, data, size);
 		if (rc)
 			return STORAGE_ERR(&e);
+		if (!session_exists(r, q->rt.name, op->uuid)) {
+			/* cancelled while this PATCH ran (on S3 a DELETE can miss the
+			 * lease created at the same moment): drop what it left */
+			char *d = regfs_layout_upload_dir(q->rt.name, op->uuid);
+			if (d)
+				regfs_storage_del(r->st, d, NULL);
+			free(d);
+			return upload_unknown(r, c, method, url, q, data, size);
+		}
 		uc_give(r->uc, op->uuid, op->alg, op->h, op->size);
 		op->h = NULL;
 		return upload_progress(r, c, method, url, q, data, size, 202, op->uuid, op->size);
@@ -538,10 +618,18 @@ static enum MHD_Result patch_or_put(HANDLER_ARGS, bool put)
 	int rc = op_open(r, q->rt.name, op, true, &e);
 	if (rc == -ENOENT)
 		return upload_unknown(r, c, method, url, q, data, size);
+	if (rc == -EBUSY)
+		return upload_busy(r, c, method, url, q, data, size);
 	if (rc)
 		return STORAGE_ERR(&e);
 	const char *cr = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_RANGE);
 	uint64_t a, b;
+	if (cr && *cr && (!parse_content_range(cr, &a, &b) || a != op->size)) {
+		/* refused: release the session before answering, so the client's
+		 * next request does not find it still held by this one */
+		op->w->close(op->w, NULL);
+		op->w = NULL;
+	}
 	if (cr && *cr) {
 		if (!parse_content_range(cr, &a, &b))
 			return ERR(400, "BLOB_UPLOAD_INVALID", "invalid Content-Range \"%.100s\": "
@@ -585,17 +673,27 @@ static enum MHD_Result status_or_cancel(HANDLER_ARGS, bool cancel)
 			return STORAGE_ERR(&e);
 		return respond_body(r, c, method, url, q->t0_us, 204, NULL, "", 0, false);
 	}
-	/* the writer knows the stored size on every driver (S3 multipart too) */
+	/* The stored object's size, without taking the session's lock; an
+	 * upload distribution's S3 driver left in progress has no object yet:
+	 * only a writer knows its size. */
 	char *p = regfs_layout_upload_data(q->rt.name, uuid);
+	struct regfs_stat_info st = {0};
+	int rc = p ? regfs_storage_stat(r->st, p, &st, &e) : -ENOMEM;
+	uint64_t stored = st.size;
 	struct regfs_writer *w = NULL;
-	int rc = p ? r->st->ops->writer(r->st, p, true, &w, &e) : -ENOMEM;
+	if (rc == -ENOENT)
+		rc = r->st->ops->writer(r->st, p, true, &w, &e);
 	free(p);
 	if (rc == -ENOENT)
 		return upload_unknown(r, c, method, url, q, data, size);
+	if (rc == -EBUSY)
+		return upload_busy(r, c, method, url, q, data, size);
 	if (rc)
 		return STORAGE_ERR(&e);
-	uint64_t stored = w->size(w);
-	w->close(w, NULL);
+	if (w) {
+		stored = w->size(w);
+		w->close(w, NULL);
+	}
 	return upload_progress(r, c, method, url, q, data, size, 204, uuid, stored);
 }
 

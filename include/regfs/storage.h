@@ -12,7 +12,8 @@
  * All functions are thread-safe for concurrent calls on different paths and
  * for concurrent readers of the same path. Errors: -ENOENT (path missing),
  * -EIO (backend failed; message names the backend and what to do),
- * -EACCES (backend refused credentials), -EINVAL (bad path), -ENOMEM. */
+ * -EACCES (backend refused credentials), -EINVAL (bad path), -ENOMEM,
+ * -EBUSY (a writer's path is locked by another writer). */
 #ifndef REGFS_STORAGE_H
 #define REGFS_STORAGE_H
 
@@ -44,13 +45,37 @@ struct regfs_reader {
 /* An append-only writer (distribution's FileWriter). Data written becomes
  * visible at `path` only after commit(); a writer can be reopened with
  * append=true to continue after a process restart, on any instance sharing
- * the storage. */
+ * the storage.
+ *
+ * Session lock: a writer holds its path exclusively from open to close, for
+ * every process and instance sharing the storage (filesystem: an OFD lock on
+ * the file, released by the kernel when its holder dies; S3: a lease object
+ * "<key>.lock" created with If-None-Match, renewed while writing and taken
+ * over only once expired). A second writer on the same path gets -EBUSY.
+ * On S3 only append=true takes the lease: append=false (a new object) is
+ * for a fresh path nobody else knows yet, such as a new upload's.
+ * Opening with append=true never creates the object (-ENOENT when it is
+ * gone): a session deleted or published while a request waited is never
+ * brought back by that request. */
 struct regfs_writer {
 	ssize_t (*write)(struct regfs_writer *w, const void *buf, size_t len, struct regfs_err *err);
 	uint64_t (*size)(struct regfs_writer *w);  /* total bytes including earlier sessions */
 	int (*commit)(struct regfs_writer *w, struct regfs_err *err); /* durable, visible */
 	int (*cancel)(struct regfs_writer *w, struct regfs_err *err); /* drop all data */
-	/* Close without commit: what was written so far stays resumable (append). Frees w. */
+	/* After commit(), still holding the lock: makes exactly the committed
+	 * bytes visible at `dst` if, and only if, nothing is there yet.
+	 * 0: published (the writer's path is gone). -EEXIST: `dst` exists and
+	 * was not touched; the data stays at the writer's path for the caller to
+	 * delete. Nothing else ever writes the published object: on the
+	 * filesystem it is a rename (renameat2 RENAME_NOREPLACE, or link+unlink)
+	 * of a file only this writer could write; on S3 a server-side copy pinned
+	 * to the committed object's ETag, after a HEAD of `dst` (S3 servers
+	 * without If-None-Match on copies leave a window in which a concurrent
+	 * publish of the same bytes replaces the object with an identical copy). */
+	int (*publish)(struct regfs_writer *w, const char *dst, struct regfs_err *err);
+	/* Close without commit: what was written so far stays resumable (append).
+	 * Releases the lock. Frees w. -ENOENT when the object was deleted while
+	 * the writer was open (its data went nowhere). */
 	int (*close)(struct regfs_writer *w, struct regfs_err *err);
 };
 
@@ -74,7 +99,8 @@ struct regfs_storage_ops {
 	/* Immediate children of a directory (order unspecified). -ENOENT if missing. */
 	int (*list)(struct regfs_storage *s, const char *path, regfs_list_cb cb, void *ud,
 		    struct regfs_err *err);
-	/* Atomic rename of an object; overwrites dst. */
+	/* Atomic rename of an object; overwrites dst (never use it for blobs:
+	 * uploads publish through their writer, see publish above). */
 	int (*move)(struct regfs_storage *s, const char *src, const char *dst,
 		    struct regfs_err *err);
 	/* Deletes an object or a whole subtree. -ENOENT if nothing was there. */

@@ -11,7 +11,8 @@
  *
  * Thread safety: the driver holds only immutable state (the root path);
  * every call works on its own file descriptors, so no lock is needed. The
- * temp-name counter is atomic. */
+ * temp-name counter is atomic. Writers lock their file (see the writer
+ * section) so that one upload has one writer across processes. */
 #include <regfs/storage.h>
 #include <regfs/log.h>
 
@@ -343,13 +344,24 @@ static int fs_reader(struct regfs_storage *s, const char *path, uint64_t offset,
 	return 0;
 }
 
-/* ---- writer --------------------------------------------------------------- */
+/* ---- writer ---------------------------------------------------------------
+ *
+ * The session lock is an open-file-description lock (F_OFD_SETLK) on the
+ * file itself: it conflicts between threads of this process and between
+ * processes sharing the directory (NFS forwards it to the server), and the
+ * kernel drops it when the holder closes or dies, so no lease can go stale.
+ * After taking it, the writer checks that the path still names the inode it
+ * opened: a file published (renamed to a blob) or deleted in between is
+ * never written. */
 
 struct fs_writer {
 	struct regfs_writer base;
+	const struct fs_storage *fs;
 	int fd;              /* -1 after cancel */
+	dev_t dev;
+	ino_t ino;
 	uint64_t size;
-	bool committed, cancelled;
+	bool committed, cancelled, published;
 	char full[PATH_MAX];
 };
 
@@ -388,10 +400,81 @@ static int fs_writer_cancel(struct regfs_writer *w, struct regfs_err *err)
 	if (fw->cancelled)
 		return 0;
 	fw->cancelled = true;
+	/* unlink before close: the lock keeps everyone else out meanwhile */
+	int r = 0;
+	if (unlink(fw->full) != 0 && errno != ENOENT)
+		r = fs_fail(err, errno, "remove", fw->full);
 	close(fw->fd);
 	fw->fd = -1;
-	if (unlink(fw->full) != 0 && errno != ENOENT)
-		return fs_fail(err, errno, "remove", fw->full);
+	return r;
+}
+
+/* true when `full` still names the inode the writer holds. */
+static bool same_inode(const struct fs_writer *fw)
+{
+	struct stat st;
+	return stat(fw->full, &st) == 0 && st.st_dev == fw->dev && st.st_ino == fw->ino;
+}
+
+/* Create-if-absent rename: renameat2(RENAME_NOREPLACE) where the file system
+ * has it. Else link(), which never replaces, from a private name: the file
+ * first leaves `src` (a rename inside its directory), so even when the last
+ * unlink fails no request can open the published inode through `src`. */
+static int rename_noreplace(const char *src, const char *dst)
+{
+	if (renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+		return -1;
+	char priv[PATH_MAX];
+	const char *slash = strrchr(src, '/');
+	int n = snprintf(priv, sizeof priv, "%.*s/" TMP_PREFIX "publish-%ld-%llu", (int)(slash - src),
+			 src, (long)getpid(), (unsigned long long)atomic_fetch_add(&tmp_counter, 1));
+	if (n < 0 || n >= (int)sizeof priv) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (rename(src, priv) != 0)
+		return -1;
+	if (link(priv, dst) != 0) {
+		int e = errno;
+		if (rename(priv, src) != 0) /* put it back: the caller still owns it */
+			log_error("filesystem storage: could not restore %s from %s: %s", src, priv,
+				  strerror(errno));
+		errno = e;
+		return -1;
+	}
+	if (unlink(priv) != 0)
+		log_warn("filesystem storage: published %s but could not remove %s: %s", dst, priv,
+			 strerror(errno));
+	return 0;
+}
+
+static int fs_writer_publish(struct regfs_writer *w, const char *dst, struct regfs_err *err)
+{
+	struct fs_writer *fw = (struct fs_writer *)w;
+	char fdst[PATH_MAX];
+	int r;
+	if (!fw->committed || fw->cancelled || fw->published)
+		return regfs_errf(err, -EINVAL, "filesystem storage: publish of %s before commit or twice",
+				  fw->full);
+	if ((r = check_path(dst, false, err)) || (r = full_path(fw->fs, dst, fdst, err)))
+		return r;
+	if (!same_inode(fw))
+		return regfs_errf(err, -ENOENT, "filesystem storage: %s was removed while it was being "
+				  "written; nothing was published", fw->full);
+	r = rename_noreplace(fw->full, fdst);
+	if (r != 0 && errno == ENOENT && access(fw->full, F_OK) == 0) {
+		if ((r = make_parents(fw->fs, fdst, err)))
+			return r;
+		r = rename_noreplace(fw->full, fdst);
+	}
+	if (r != 0) {
+		if (errno == EEXIST)
+			return regfs_errf(err, -EEXIST, "filesystem storage: %s already exists; left untouched", fdst);
+		return fs_fail(err, errno, "publish", fdst);
+	}
+	fw->published = true;
 	return 0;
 }
 
@@ -401,10 +484,54 @@ static int fs_writer_close(struct regfs_writer *w, struct regfs_err *err)
 	if (!fw)
 		return 0;
 	int r = 0;
-	if (fw->fd >= 0 && close(fw->fd) != 0)
+	if (fw->fd >= 0 && !fw->committed && !same_inode(fw))
+		r = regfs_errf(err, -ENOENT, "filesystem storage: %s was removed while it was being "
+			       "written; what was written is gone", fw->full);
+	if (fw->fd >= 0 && close(fw->fd) != 0 && r == 0)
 		r = fs_fail(err, errno, "close", fw->full);
 	free(fw);
 	return r;
+}
+
+/* Opens (append: an existing file only) and locks fw->full; fills dev/ino/size. */
+static int writer_open_locked(struct fs_writer *fw, bool append, struct regfs_err *err)
+{
+	int flags = O_WRONLY | O_APPEND | O_CLOEXEC | (append ? 0 : O_CREAT);
+	fw->fd = open(fw->full, flags, 0644);
+	if (fw->fd < 0 && errno == ENOENT && !append) {
+		int r = make_parents(fw->fs, fw->full, err);
+		if (r)
+			return r;
+		fw->fd = open(fw->full, flags, 0644);
+	}
+	if (fw->fd < 0)
+		return fs_fail(err, errno, "open for writing", fw->full);
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	struct stat st;
+	int r = 0;
+	if (fcntl(fw->fd, F_OFD_SETLK, &fl) != 0)
+		r = (errno == EAGAIN || errno == EACCES)
+			? regfs_errf(err, -EBUSY, "filesystem storage: %s is being written by another "
+				     "request", fw->full)
+			: fs_fail(err, errno, "lock", fw->full);
+	else if (fstat(fw->fd, &st) != 0)
+		r = fs_fail(err, errno, "stat", fw->full);
+	if (r == 0) {
+		fw->dev = st.st_dev;
+		fw->ino = st.st_ino;
+		/* published or deleted between our open and our lock */
+		if (!same_inode(fw))
+			r = regfs_errf(err, -ENOENT, "filesystem storage: %s no longer exists", fw->full);
+	}
+	/* truncate only once we hold the lock (O_TRUNC would cut a locked file) */
+	if (r == 0 && !append && ftruncate(fw->fd, 0) != 0)
+		r = fs_fail(err, errno, "truncate", fw->full);
+	if (r) {
+		close(fw->fd);
+		return r;
+	}
+	fw->size = append ? (uint64_t)st.st_size : 0;
+	return 0;
 }
 
 static int fs_writer(struct regfs_storage *s, const char *path, bool append,
@@ -415,36 +542,20 @@ static int fs_writer(struct regfs_storage *s, const char *path, bool append,
 	int r;
 	if (!fw)
 		return regfs_errf(err, -ENOMEM, "filesystem storage: out of memory");
-	if ((r = check_path(path, false, err)) || (r = full_path(fs, path, fw->full, err)))
-		goto fail;
-	int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (append ? 0 : O_TRUNC);
-	fw->fd = open(fw->full, flags, 0644);
-	if (fw->fd < 0 && errno == ENOENT) {
-		if ((r = make_parents(fs, fw->full, err)))
-			goto fail;
-		fw->fd = open(fw->full, flags, 0644);
+	fw->fs = fs;
+	if ((r = check_path(path, false, err)) || (r = full_path(fs, path, fw->full, err)) ||
+	    (r = writer_open_locked(fw, append, err))) {
+		free(fw);
+		return r;
 	}
-	if (fw->fd < 0) {
-		r = fs_fail(err, errno, "open for writing", fw->full);
-		goto fail;
-	}
-	struct stat st;
-	if (fstat(fw->fd, &st) != 0) {
-		r = fs_fail(err, errno, "stat", fw->full);
-		close(fw->fd);
-		goto fail;
-	}
-	fw->size = (uint64_t)st.st_size;
 	fw->base.write = fs_writer_write;
 	fw->base.size = fs_writer_size;
 	fw->base.commit = fs_writer_commit;
 	fw->base.cancel = fs_writer_cancel;
+	fw->base.publish = fs_writer_publish;
 	fw->base.close = fs_writer_close;
 	*out = &fw->base;
 	return 0;
-fail:
-	free(fw);
-	return r;
 }
 
 /* ---- metadata ------------------------------------------------------------- */

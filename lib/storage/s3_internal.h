@@ -127,12 +127,42 @@ struct s3_part {
 	char etag[128];
 	uint64_t size;
 };
+/* Conditions and results of a completion or copy (all optional). */
+struct s3_cond {
+	bool if_none_match;      /* send If-None-Match: * (create only); 412 -> -EEXIST */
+	const char *src_etag;    /* copies: the source must still have this ETag (-ESTALE) */
+	char *etag_out;          /* [128]: the ETag of the object written */
+};
 int s3_mpu_complete(struct s3_client *c, const char *key, const char *upload_id,
-		    const struct s3_part *parts, int n, struct regfs_err *err);
-/* UploadPartCopy of bytes [from, to] (inclusive) of src_key; to < 0 = whole. */
+		    const struct s3_part *parts, int n, const struct s3_cond *cond,
+		    struct regfs_err *err);
+/* UploadPartCopy of bytes [from, to] (inclusive) of src_key; to < 0 = whole.
+ * src_etag (may be NULL): only from that version of the source (-ESTALE). */
 int s3_mpu_copy_part(struct s3_client *c, const char *key, const char *upload_id, int num,
-		     const char *src_key, int64_t from, int64_t to, struct s3_part *out,
-		     struct regfs_err *err);
+		     const char *src_key, int64_t from, int64_t to, const char *src_etag,
+		     struct s3_part *out, struct regfs_err *err);
+/* Server-side copy of src_key (size bytes) to dst_key: one CopyObject up to
+ * copythreshold, else a parallel multipart copy (s3.c). */
+int s3_copy_object(struct s3_client *c, const char *src, const char *dst, uint64_t size,
+		   const struct s3_cond *cond, struct regfs_err *err);
+/* DELETE of one key; a missing key is not an error. */
+int s3_delete_key(struct s3_client *c, const char *key, struct regfs_err *err);
+
+/* ---- s3_lease.c: the session lock of a writer ---- */
+struct s3_lease {
+	char *key;               /* "<key>.lock" */
+	char token[40];          /* ours, in the lease body */
+	char etag[128];          /* of our lease object, for conditional renewals */
+	int64_t renewed;         /* when we last wrote it */
+};
+/* Takes the lease on `key` (-EBUSY when another writer holds an unexpired one). */
+int s3_lease_take(struct s3_client *c, const char *key, struct s3_lease *l, struct regfs_err *err);
+/* Renews it when older than a quarter of its life (0 at once otherwise, and
+ * for a writer without a lease). -EBUSY when it was taken over (expired,
+ * another writer has it now). */
+int s3_lease_renew(struct s3_client *c, struct s3_lease *l, struct regfs_err *err);
+/* Deletes it if still ours; frees l->key. */
+void s3_lease_drop(struct s3_client *c, struct s3_lease *l);
 /* Calls cb(key, upload_id) for each in-progress upload whose key starts with
  * prefix (is exactly prefix when `exact`), oldest first; a negative return
  * from cb stops and is returned. */

@@ -46,7 +46,8 @@ int s3_mpu_abort(struct s3_client *c, const char *key, const char *upload_id, st
 }
 
 int s3_mpu_complete(struct s3_client *c, const char *key, const char *upload_id,
-		    const struct s3_part *parts, int n, struct regfs_err *err)
+		    const struct s3_part *parts, int n, const struct s3_cond *cond,
+		    struct regfs_err *err)
 {
 	size_t cap = 128 + (size_t)n * 200;
 	char *body = malloc(cap);
@@ -62,22 +63,30 @@ int s3_mpu_complete(struct s3_client *c, const char *key, const char *upload_id,
 	char q[512];
 	snprintf(q, sizeof q, "uploadId=%s", id ? id : "");
 	free(id);
-	struct s3_hdr ct = {"Content-Type", "application/xml"};
-	struct s3_req rq = {.method = "POST", .key = key, .query = q, .hdrs = &ct, .n_hdrs = 1,
+	struct s3_hdr h[2] = {{"Content-Type", "application/xml"}, {"If-None-Match", "*"}};
+	struct s3_req rq = {.method = "POST", .key = key, .query = q, .hdrs = h,
+			    .n_hdrs = cond && cond->if_none_match ? 2 : 1,
 			    .body = body, .body_len = len, .has_body = true};
 	struct s3_resp rs;
 	int ret = s3_request(c, &rq, &rs, err);
+	if (ret == 0 && rs.status == 412)
+		ret = regfs_errf(err, -EEXIST, "\"%s\" already exists in S3 bucket \"%s\"", key, c->bucket);
 	/* S3 may answer 200 and report the failure in the body. */
-	if (ret == 0 && (rs.status != 200 || (rs.body && strstr(rs.body, "<Error>"))))
+	else if (ret == 0 && (rs.status != 200 || (rs.body && strstr(rs.body, "<Error>"))))
 		ret = s3_fail(c, &rs, "completing a multipart upload", key, err);
+	if (ret == 0 && cond && cond->etag_out) {
+		char *et = s3_xml_text(rs.body, rs.len, "ETag");
+		snprintf(cond->etag_out, 128, "%s", et ? et : "");
+		free(et);
+	}
 	s3_resp_free(&rs);
 	free(body);
 	return ret;
 }
 
 int s3_mpu_copy_part(struct s3_client *c, const char *key, const char *upload_id, int num,
-		     const char *src_key, int64_t from, int64_t to, struct s3_part *out,
-		     struct regfs_err *err)
+		     const char *src_key, int64_t from, int64_t to, const char *src_etag,
+		     struct s3_part *out, struct regfs_err *err)
 {
 	char *src = s3_copy_source(c, src_key);
 	char *id = s3_qenc(upload_id);
@@ -85,8 +94,16 @@ int s3_mpu_copy_part(struct s3_client *c, const char *key, const char *upload_id
 	snprintf(q, sizeof q, "partNumber=%d&uploadId=%s", num, id ? id : "");
 	free(id);
 	snprintf(range, sizeof range, "bytes=%lld-%lld", (long long)from, (long long)to);
-	struct s3_hdr h[2] = {{"x-amz-copy-source", src ? src : ""}, {"x-amz-copy-source-range", range}};
-	struct s3_req rq = {.method = "PUT", .key = key, .query = q, .hdrs = h, .n_hdrs = to >= 0 ? 2 : 1,
+	struct s3_hdr h[4] = {{"x-amz-copy-source", src ? src : ""}};
+	size_t nh = 1;
+	if (to >= 0)
+		h[nh++] = (struct s3_hdr){"x-amz-copy-source-range", range};
+	if (src_etag && *src_etag) {
+		/* AWS's name, and the one Ceph RGW reads */
+		h[nh++] = (struct s3_hdr){"x-amz-copy-source-if-match", src_etag};
+		h[nh++] = (struct s3_hdr){"x-amz-copy-if-match", src_etag};
+	}
+	struct s3_req rq = {.method = "PUT", .key = key, .query = q, .hdrs = h, .n_hdrs = nh,
 			    .has_body = true};
 	struct s3_resp rs;
 	int ret = src ? s3_request(c, &rq, &rs, err) : -ENOMEM;
@@ -94,7 +111,10 @@ int s3_mpu_copy_part(struct s3_client *c, const char *key, const char *upload_id
 	if (ret < 0)
 		return ret;
 	char *etag = NULL;
-	if (rs.status != 200 || !rs.body || strstr(rs.body, "<Error>") ||
+	if (rs.status == 412)
+		ret = regfs_errf(err, -ESTALE, "\"%s\" in S3 bucket \"%s\" changed during a copy",
+				 src_key, c->bucket);
+	else if (rs.status != 200 || !rs.body || strstr(rs.body, "<Error>") ||
 	    !(etag = s3_xml_text(rs.body, rs.len, "ETag")))
 		ret = s3_fail(c, &rs, "copying a part", src_key, err);
 	if (ret == 0) {

@@ -23,7 +23,12 @@
  *   In case a) with a small last part, the upload is completed first, as
  *   distribution does. A resumed session that writes nothing costs nothing.
  * - commit() is the same as close() but final; cancel() aborts the upload
- *   and deletes the object. */
+ *   and deletes the object; publish() copies the committed object to its
+ *   destination only if nothing is there (HEAD, then a copy pinned to the
+ *   committed ETag with If-None-Match: *) and deletes it.
+ * - A resumed writer holds the key's lease (s3_lease.c) from open to close
+ *   and renews it while writing and before completing, so no two requests
+ *   write one upload. */
 #include "s3_internal.h"
 
 #include <errno.h>
@@ -60,6 +65,9 @@ struct s3_writer {
 	bool complete_first;   /* resumed an upload whose last part is small */
 	bool dirty;            /* something to write out at close/commit */
 	bool done;             /* committed or cancelled */
+	bool committed, published;
+	char etag[128];        /* of the object at the key (as resumed or as written) */
+	struct s3_lease lease;
 };
 
 static int add_part(struct s3_writer *w, const struct s3_part *p)
@@ -208,7 +216,7 @@ static int seed(struct s3_writer *w, struct regfs_err *err)
 			uint64_t n = total - from <= chunk + chunk / 2 ? total - from : chunk;
 			struct s3_part p = {.size = n};
 			ret = s3_mpu_copy_part(w->c, w->key, w->upload_id, num, w->key, (int64_t)from,
-					       (int64_t)(from + n - 1), &p, err);
+					       (int64_t)(from + n - 1), w->etag, &p, err);
 			if (ret == 0)
 				ret = add_part(w, &p);
 			from += n;
@@ -224,7 +232,10 @@ static int prepare_append(struct s3_writer *w, struct regfs_err *err)
 {
 	int ret = 0;
 	if (w->complete_first) {
-		ret = s3_mpu_complete(w->c, w->key, w->upload_id, w->parts, w->n_parts, err);
+		ret = s3_lease_renew(w->c, &w->lease, err);
+		if (ret == 0)
+			ret = s3_mpu_complete(w->c, w->key, w->upload_id, w->parts, w->n_parts,
+					      &(struct s3_cond){.etag_out = w->etag}, err);
 		if (ret < 0)
 			return ret;
 		w->base = w->uploaded;
@@ -243,6 +254,9 @@ static ssize_t w_write(struct regfs_writer *rw, const void *buf, size_t len, str
 		return regfs_errf(err, -EINVAL, "write to a committed or cancelled S3 upload \"%s\"", w->key);
 	if (len == 0)
 		return 0;
+	int lr = s3_lease_renew(w->c, &w->lease, err);
+	if (lr < 0)
+		return lr;
 	if (!w->dirty) {
 		int ret = prepare_append(w, err);
 		if (ret < 0)
@@ -285,9 +299,14 @@ static int finish(struct s3_writer *w, bool final, struct regfs_err *err)
 		 * in-progress upload (case a) stays resumable unless committing. */
 		if (!final || !w->upload_id)
 			return 0;
-		return s3_mpu_complete(w->c, w->key, w->upload_id, w->parts, w->n_parts, err);
+		int r = s3_lease_renew(w->c, &w->lease, err);
+		return r ? r : s3_mpu_complete(w->c, w->key, w->upload_id, w->parts, w->n_parts,
+					       &(struct s3_cond){.etag_out = w->etag}, err);
 	}
-	int ret;
+	/* last check that no other request took the upload over */
+	int ret = s3_lease_renew(w->c, &w->lease, err);
+	if (ret < 0)
+		return ret;
 	if (!w->upload_id) {
 		/* Everything is in the buffer: one plain PUT. */
 		struct s3_hdr enc = {"x-amz-server-side-encryption", "AES256"};
@@ -297,6 +316,8 @@ static int finish(struct s3_writer *w, bool final, struct regfs_err *err)
 		ret = s3_request(w->c, &rq, &rs, err);
 		if (ret == 0 && rs.status != 200)
 			ret = s3_fail(w->c, &rs, "writing", w->key, err);
+		if (ret == 0)
+			snprintf(w->etag, sizeof w->etag, "%s", rs.etag);
 		s3_resp_free(&rs);
 	} else {
 		ret = 0;
@@ -304,7 +325,8 @@ static int finish(struct s3_writer *w, bool final, struct regfs_err *err)
 		if (w->blen > 0 || w->n_parts == 0)
 			ret = flush_part(w, err);
 		if (ret == 0)
-			ret = s3_mpu_complete(w->c, w->key, w->upload_id, w->parts, w->n_parts, err);
+			ret = s3_mpu_complete(w->c, w->key, w->upload_id, w->parts, w->n_parts,
+					      &(struct s3_cond){.etag_out = w->etag}, err);
 	}
 	if (ret == 0)
 		w->dirty = false;
@@ -318,7 +340,50 @@ static int w_commit(struct regfs_writer *rw, struct regfs_err *err)
 		return regfs_errf(err, -EINVAL, "S3 upload \"%s\" was already committed or cancelled", w->key);
 	int ret = finish(w, true, err);
 	if (ret == 0)
-		w->done = true;
+		w->done = w->committed = true;
+	return ret;
+}
+
+/* 1 when an object exists at key kd, 0 when not, <0 on errors. */
+static int key_exists(struct s3_client *c, const char *kd, struct regfs_err *err)
+{
+	struct s3_req rq = {.method = "HEAD", .key = kd};
+	struct s3_resp rs;
+	int ret = s3_request(c, &rq, &rs, err);
+	if (ret == 0)
+		ret = rs.status == 200 ? 1 : rs.status == 404 ? 0 : s3_fail(c, &rs, "checking", kd, err);
+	s3_resp_free(&rs);
+	return ret;
+}
+
+static int w_publish(struct regfs_writer *rw, const char *dst, struct regfs_err *err)
+{
+	struct s3_writer *w = (struct s3_writer *)rw;
+	if (!w->committed || w->published)
+		return regfs_errf(err, -EINVAL, "S3 upload \"%s\": publish before commit or twice", w->key);
+	char *kd = s3_key(w->c, dst);
+	if (!kd)
+		return -ENOMEM;
+	/* S3 servers that ignore If-None-Match on copies (Ceph RGW 16) leave a
+	 * window between this HEAD and the copy; a publish in it copies the same
+	 * verified bytes (the source is pinned to its ETag), so the object keeps
+	 * its content either way. */
+	int ret = key_exists(w->c, kd, err);
+	if (ret == 0) {
+		struct s3_cond cond = {.if_none_match = true, .src_etag = w->etag};
+		ret = s3_copy_object(w->c, w->key, kd, w_size(rw), &cond, err);
+		/* 412 on a server that honours If-None-Match: the blob appeared */
+		if (ret == -ESTALE && key_exists(w->c, kd, NULL) == 1)
+			ret = 1;
+	}
+	if (ret == 1)
+		ret = regfs_errf(err, -EEXIST, "\"%s\" already exists in S3 bucket \"%s\"", kd,
+				 w->c->bucket);
+	if (ret == 0) {
+		w->published = true;
+		s3_delete_key(w->c, w->key, NULL);
+	}
+	free(kd);
 	return ret;
 }
 
@@ -341,6 +406,7 @@ static int w_cancel(struct regfs_writer *rw, struct regfs_err *err)
 static void w_free(struct s3_writer *w)
 {
 	job_wait(w, NULL);
+	s3_lease_drop(w->c, &w->lease);
 	free(w->spare);
 	free(w->key);
 	free(w->upload_id);
@@ -353,6 +419,9 @@ static int w_close(struct regfs_writer *rw, struct regfs_err *err)
 {
 	struct s3_writer *w = (struct s3_writer *)rw;
 	int ret = w->done ? 0 : finish(w, false, err);
+	/* another request owns the upload now: our parts are nobody's */
+	if (ret == -EBUSY && w->upload_id)
+		s3_mpu_abort(w->c, w->key, w->upload_id, NULL);
 	w_free(w);
 	return ret;
 }
@@ -422,8 +491,10 @@ static int resume(struct s3_writer *w, struct regfs_err *err)
 	struct s3_resp rs;
 	int ret = s3_request(w->c, &rq, &rs, err);
 	long status = rs.status;
-	if (ret == 0 && status == 200)
+	if (ret == 0 && status == 200) {
 		w->base = rs.content_length;
+		snprintf(w->etag, sizeof w->etag, "%s", rs.etag);
+	}
 	else if (ret == 0 && status != 404)
 		ret = s3_fail(w->c, &rs, "resuming an upload", w->key, err);
 	s3_resp_free(&rs);
@@ -459,16 +530,18 @@ int s3_writer_open(struct s3_client *c, const char *path, bool append, struct re
 		w_free(w);
 		return -ENOMEM;
 	}
-	w->w = (struct regfs_writer){w_write, w_size, w_commit, w_cancel, w_close};
+	w->w = (struct regfs_writer){w_write, w_size, w_commit, w_cancel, w_publish, w_close};
 	/* A new writer truncates: even with nothing written, close() leaves an
 	 * empty object, so that the upload can be resumed. */
 	w->dirty = !append;
-	if (append) {
-		int ret = resume(w, err);
-		if (ret < 0) {
-			w_free(w);
-			return ret;
-		}
+	/* A new object (append=false) is made under a fresh name nobody else
+	 * knows yet (storage.h): only a resumed one needs the lease. */
+	int ret = append ? s3_lease_take(c, w->key, &w->lease, err) : 0;
+	if (ret == 0 && append)
+		ret = resume(w, err);
+	if (ret < 0) {
+		w_free(w);
+		return ret;
 	}
 	*out = &w->w;
 	return 0;

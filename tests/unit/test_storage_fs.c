@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include <regfs/storage.h>
@@ -209,6 +210,94 @@ static void test_writer_append(void **state)
 	assert_int_equal(w->close(w, &err), 0);
 	struct regfs_stat_info si;
 	assert_int_equal(regfs_storage_stat(c->s, p, &si, NULL), -ENOENT);
+}
+
+/* One writer per path; publish never replaces; a gone path is not re-created. */
+static void test_writer_lock_publish(void **state)
+{
+	struct ctx *c = *state;
+	struct regfs_err err = {0};
+	struct regfs_writer *w = NULL, *w2 = NULL;
+	const char *p = "/repo/_uploads/u2/data";
+	assert_int_equal(c->s->ops->writer(c->s, p, false, &w, &err), 0);
+	assert_int_equal(w->write(w, "abc", 3, &err), 3);
+	assert_int_equal(c->s->ops->writer(c->s, p, true, &w2, &err), -EBUSY);
+	assert_int_equal(w->commit(w, &err), 0);
+	/* an existing destination is left alone and the data stays */
+	assert_int_equal(regfs_storage_put(c->s, "/blobs/b1", "old", 3, &err), 0);
+	assert_int_equal(w->publish(w, "/blobs/b1", &err), -EEXIST);
+	char *disk = slurp(c, "/blobs/b1");
+	assert_string_equal(disk, "old");
+	free(disk);
+	assert_int_equal(w->publish(w, "/blobs/new/b2", &err), 0);
+	assert_int_equal(w->close(w, &err), 0);
+	disk = slurp(c, "/blobs/new/b2");
+	assert_string_equal(disk, "abc");
+	free(disk);
+	/* the published upload is gone and append never brings it back */
+	assert_int_equal(c->s->ops->writer(c->s, p, true, &w2, &err), -ENOENT);
+	struct regfs_stat_info si;
+	assert_int_equal(regfs_storage_stat(c->s, p, &si, NULL), -ENOENT);
+	/* a writer whose file is deleted under it says so at close */
+	assert_int_equal(c->s->ops->writer(c->s, p, false, &w, &err), 0);
+	assert_int_equal(regfs_storage_del(c->s, "/repo/_uploads/u2", &err), 0);
+	assert_int_equal(w->write(w, "x", 1, &err), 1);
+	assert_int_equal(w->close(w, &err), -ENOENT);
+}
+
+/* publish's link() fallback runs where the file system has no
+ * RENAME_NOREPLACE; this definition, found before libc's, simulates one. */
+static bool no_renameat2;
+static int renameat2_refused;
+int renameat2(int ofd, const char *o, int nfd, const char *n, unsigned int flags)
+{
+	if (no_renameat2) {
+		renameat2_refused++;
+		errno = EINVAL;
+		return -1;
+	}
+	return (int)syscall(SYS_renameat2, ofd, o, nfd, n, flags);
+}
+
+static void test_publish_link_fallback(void **state)
+{
+	struct ctx *c = *state;
+	struct regfs_err err = {0};
+	struct regfs_writer *w = NULL;
+	const char *p = "/repo/_uploads/u3/data";
+	no_renameat2 = true;
+	assert_int_equal(c->s->ops->writer(c->s, p, false, &w, &err), 0);
+	assert_int_equal(w->write(w, "abc", 3, &err), 3);
+	assert_int_equal(w->commit(w, &err), 0);
+	assert_int_equal(regfs_storage_put(c->s, "/blobs/b1", "old", 3, &err), 0);
+	assert_int_equal(w->publish(w, "/blobs/b1", &err), -EEXIST);
+	char *disk = slurp(c, "/blobs/b1");
+	assert_string_equal(disk, "old");
+	free(disk);
+	disk = slurp(c, p); /* the refused publish put the upload back */
+	assert_string_equal(disk, "abc");
+	free(disk);
+	assert_int_equal(w->publish(w, "/blobs/new/b2", &err), 0);
+	assert_int_equal(w->close(w, &err), 0);
+	no_renameat2 = false;
+	/* every publish took the fallback (the second twice: its directory was missing) */
+	assert_int_equal(renameat2_refused, 3);
+	disk = slurp(c, "/blobs/new/b2");
+	assert_string_equal(disk, "abc");
+	free(disk);
+	struct regfs_stat_info si;
+	assert_int_equal(regfs_storage_stat(c->s, p, &si, NULL), -ENOENT);
+	/* nothing left under a private name either */
+	char dir[512];
+	snprintf(dir, sizeof dir, "%s/repo/_uploads/u3", c->root);
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	struct dirent *de;
+	int files = 0;
+	while ((de = readdir(d)))
+		files += strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+	closedir(d);
+	assert_int_equal(files, 0);
 }
 
 static void test_reader(void **state)
@@ -474,6 +563,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_get_too_big, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_append, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_lock_publish, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_publish_link_fallback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stat, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
