@@ -336,6 +336,7 @@ static void carry_resolutions(const struct tagset *old, struct tagset *ts)
 			continue;
 		memcpy(n->digest, o->digest, sizeof n->digest);
 		n->mtime = o->mtime;
+		n->mtime_src = o->mtime_src;
 		n->resolved_at = o->resolved_at;
 		n->rc = 0;
 	}
@@ -558,6 +559,7 @@ void ncache_tag_removed(const char *repo, const char *tag)
 			continue; /* its resolver publishes into the old set */
 		memcpy(te->digest, old->t[i].digest, sizeof te->digest);
 		te->mtime = old->t[i].mtime;
+		te->mtime_src = old->t[i].mtime_src;
 		te->resolved_at = old->t[i].resolved_at;
 		te->rc = old->t[i].rc;
 	}
@@ -772,10 +774,12 @@ static size_t revalidate(struct regfs_manifest_req *reqs, struct tag_ent **mine,
 	pthread_mutex_lock(&nc->mu);
 	for (size_t i = 0; i < k; i++) {
 		if (ok[i]) {
-			/* The same digest: its mtime stands, unless the registry
-			 * says when the tag was pushed (Last-Modified). */
-			if (lm[i] > 0)
-				mine[i]->mtime = lm[i];
+			/* The same digest: its time and source stand, unless the
+			 * registry says when the tag was pushed (Last-Modified); an
+			 * unknown time is renewed as a fresh resolution's is. */
+			struct tag_ent *te = mine[i];
+			if (lm[i] > 0 || te->mtime_src == MTIME_UNKNOWN)
+				tag_time_set(te, lm[i], te->mtime_src == MTIME_CREATED ? te->mtime : 0);
 			mine[i]->rc = 0;
 			mine[i]->resolved_at = now_mono();
 			mine[i]->state = T_IDLE;
