@@ -156,65 +156,14 @@ static int run_batch(struct regfs_client *c, struct bitem *it, size_t n)
 	return 0;
 }
 
+/* What a manifest batch asks for: the whole manifest, or only its digest. */
+enum manifest_batch_kind { MANIFEST_BATCH_GET, MANIFEST_BATCH_HEAD };
+
 static void item_free(struct bitem *it)
 {
 	free(it->url);
 	free(it->scope);
 	resp_free(&it->r);
-}
-
-int regfs_client_manifests(struct regfs_client *c, struct regfs_manifest_req *reqs, size_t n)
-{
-	struct bitem *it = calloc(n ? n : 1, sizeof *it);
-	if (!it)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		struct regfs_manifest_req *q = &reqs[i];
-		struct bitem *x = &it[i];
-		q->rc = 0;
-		q->resp = (struct regfs_manifest_resp){0};
-		regfs_err_clear(&q->err);
-		*x = (struct bitem){.repo = q->repo, .ref = q->ref, .rc = &q->rc, .err = &q->err};
-		if (!q->repo || !regfs_name_valid(q->repo) || !q->ref ||
-		    (!regfs_tag_valid(q->ref) && !regfs_digest_valid(q->ref))) {
-			q->rc = regfs_errf(&q->err, -EINVAL, "\"%s:%s\" is not a repository:reference",
-					   q->repo ? q->repo : "(null)", q->ref ? q->ref : "(null)");
-			x->skip = true;
-			continue;
-		}
-		x->url = xasprintf("%s/v2/%s/manifests/%s", c->url, q->repo, q->ref);
-		x->scope = scope_pull(q->repo);
-		if (!x->url || !x->scope) {
-			q->rc = regfs_errf(&q->err, -ENOMEM, "out of memory");
-			x->skip = true;
-			continue;
-		}
-		x->hdrs[0] = manifest_accept_hdr;
-		x->q = (struct rq){.method = "GET", .url = x->url, .scope = x->scope,
-				   .headers = x->hdrs, .idempotent = true};
-		x->r = (struct resp){.sink = SINK_MEM, .content_length = -1};
-		ST_INC(c, st_manifest_gets);
-	}
-	int rc = run_batch(c, it, n);
-	for (size_t i = 0; i < n; i++) {
-		struct bitem *x = &it[i];
-		struct regfs_manifest_req *q = &reqs[i];
-		if (x->skip) {
-			item_free(x);
-			continue;
-		}
-		if (rc || x->redo) {
-			resp_free(&x->r);
-			q->rc = regfs_client_manifest(c, q->repo, q->ref, &q->resp, &q->err);
-		} else if (x->cc != CURLE_OK) {
-			q->rc = curl_to_err(c, x->cc, x->errbuf, "GET", x->url, &q->err);
-		} else {
-			q->rc = manifest_fill(c, q->repo, q->ref, &x->r, &q->resp, &q->err);
-		}
-		item_free(x);
-	}
-	free(it);
-	return 0;
 }
 
 int regfs_client_tags_many(struct regfs_client *c, struct regfs_tags_req *reqs, size_t n)
@@ -317,56 +266,83 @@ static int head_one(struct regfs_client *c, const char *url, const char *scope,
 	return rc;
 }
 
-int regfs_client_manifest_heads(struct regfs_client *c, struct regfs_manifest_req *reqs, size_t n)
+/* Checks and prepares one manifest request of a batch; false when it failed
+ * already (its rc and err are set). */
+static bool manifest_item_setup(struct regfs_client *c, struct regfs_manifest_req *q,
+				struct bitem *x, enum manifest_batch_kind kind)
+{
+	q->rc = 0;
+	q->resp = (struct regfs_manifest_resp){0};
+	regfs_err_clear(&q->err);
+	*x = (struct bitem){.repo = q->repo, .ref = q->ref, .rc = &q->rc, .err = &q->err};
+	if (!q->repo || !regfs_name_valid(q->repo) || !q->ref ||
+	    (!regfs_tag_valid(q->ref) && !regfs_digest_valid(q->ref))) {
+		q->rc = regfs_errf(&q->err, -EINVAL, "\"%s:%s\" is not a repository:reference",
+				   q->repo ? q->repo : "(null)", q->ref ? q->ref : "(null)");
+		return false;
+	}
+	x->url = xasprintf("%s/v2/%s/manifests/%s", c->url, q->repo, q->ref);
+	x->scope = scope_pull(q->repo);
+	if (!x->url || !x->scope) {
+		q->rc = regfs_errf(&q->err, -ENOMEM, "out of memory");
+		return false;
+	}
+	bool get = kind == MANIFEST_BATCH_GET;
+	x->hdrs[0] = manifest_accept_hdr;
+	x->q = (struct rq){.method = get ? "GET" : "HEAD", .url = x->url, .scope = x->scope,
+			   .headers = x->hdrs, .idempotent = true};
+	x->r = (struct resp){.sink = get ? SINK_MEM : SINK_NONE, .content_length = -1};
+	if (get)
+		ST_INC(c, st_manifest_gets);
+	return true;
+}
+
+/* Turns one batch answer into q's result; an item to redo goes through the
+ * single-request path. */
+static void manifest_item_finish(struct regfs_client *c, struct regfs_manifest_req *q,
+				 struct bitem *x, enum manifest_batch_kind kind, bool redo)
+{
+	bool get = kind == MANIFEST_BATCH_GET;
+	if (redo) {
+		resp_free(&x->r);
+		x->r = (struct resp){0};
+		q->rc = get ? regfs_client_manifest(c, q->repo, q->ref, &q->resp, &q->err)
+			    : head_one(c, x->url, x->scope, q->repo, q->ref, &q->resp, &q->err);
+	} else if (x->cc != CURLE_OK) {
+		q->rc = curl_to_err(c, x->cc, x->errbuf, x->q.method, x->url, &q->err);
+	} else {
+		q->rc = get ? manifest_fill(c, q->repo, q->ref, &x->r, &q->resp, &q->err)
+			    : head_fill(c, &x->r, x->url, q->repo, q->ref, &q->resp, &q->err);
+	}
+}
+
+/* The GET and the HEAD batch of manifests: they differ only in the request
+ * and in how an answer is read (manifest_item_setup / _finish). */
+static int manifest_batch(struct regfs_client *c, struct regfs_manifest_req *reqs, size_t n,
+			  enum manifest_batch_kind kind)
 {
 	struct bitem *it = calloc(n ? n : 1, sizeof *it);
 	if (!it)
 		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		struct regfs_manifest_req *q = &reqs[i];
-		struct bitem *x = &it[i];
-		q->rc = 0;
-		q->resp = (struct regfs_manifest_resp){0};
-		regfs_err_clear(&q->err);
-		*x = (struct bitem){.repo = q->repo, .ref = q->ref, .rc = &q->rc, .err = &q->err};
-		if (!q->repo || !regfs_name_valid(q->repo) || !q->ref ||
-		    (!regfs_tag_valid(q->ref) && !regfs_digest_valid(q->ref))) {
-			q->rc = regfs_errf(&q->err, -EINVAL, "\"%s:%s\" is not a repository:reference",
-					   q->repo ? q->repo : "(null)", q->ref ? q->ref : "(null)");
-			x->skip = true;
-			continue;
-		}
-		x->url = xasprintf("%s/v2/%s/manifests/%s", c->url, q->repo, q->ref);
-		x->scope = scope_pull(q->repo);
-		if (!x->url || !x->scope) {
-			q->rc = regfs_errf(&q->err, -ENOMEM, "out of memory");
-			x->skip = true;
-			continue;
-		}
-		x->hdrs[0] = manifest_accept_hdr;
-		x->q = (struct rq){.method = "HEAD", .url = x->url, .scope = x->scope,
-				   .headers = x->hdrs, .idempotent = true};
-		x->r = (struct resp){.sink = SINK_NONE, .content_length = -1};
-	}
+	for (size_t i = 0; i < n; i++)
+		if (!manifest_item_setup(c, &reqs[i], &it[i], kind))
+			it[i].skip = true;
 	int rc = run_batch(c, it, n);
 	for (size_t i = 0; i < n; i++) {
-		struct bitem *x = &it[i];
-		struct regfs_manifest_req *q = &reqs[i];
-		if (x->skip) {
-			item_free(x);
-			continue;
-		}
-		if (rc || x->redo) {
-			resp_free(&x->r);
-			x->r = (struct resp){0};
-			q->rc = head_one(c, x->url, x->scope, q->repo, q->ref, &q->resp, &q->err);
-		} else if (x->cc != CURLE_OK) {
-			q->rc = curl_to_err(c, x->cc, x->errbuf, "HEAD", x->url, &q->err);
-		} else {
-			q->rc = head_fill(c, &x->r, x->url, q->repo, q->ref, &q->resp, &q->err);
-		}
-		item_free(x);
+		if (!it[i].skip)
+			manifest_item_finish(c, &reqs[i], &it[i], kind, rc || it[i].redo);
+		item_free(&it[i]);
 	}
 	free(it);
 	return 0;
+}
+
+int regfs_client_manifests(struct regfs_client *c, struct regfs_manifest_req *reqs, size_t n)
+{
+	return manifest_batch(c, reqs, n, MANIFEST_BATCH_GET);
+}
+
+int regfs_client_manifest_heads(struct regfs_client *c, struct regfs_manifest_req *reqs, size_t n)
+{
+	return manifest_batch(c, reqs, n, MANIFEST_BATCH_HEAD);
 }

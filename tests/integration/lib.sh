@@ -151,9 +151,27 @@ stop_pid() {
 }
 add_mount()   { _MOUNTS+=("$1"); }           # add_mount DIR — unmount DIR in stop_all
 add_cleanup() { _CLEANUPS+=("$*"); }         # add_cleanup 'shell code' — run in stop_all
-unmount() {   # unmount DIR — fusermount3 -u, falling back to a lazy umount
-  mountpoint -q "$1" 2>/dev/null || return 0
-  fusermount3 -u "$1" 2>/dev/null || fusermount3 -uz "$1" 2>/dev/null || umount -l "$1" 2>/dev/null
+# is_mounted PATH — PATH is a mount point in /proc/self/mountinfo. Unlike `mountpoint -q`
+# this needs no stat of PATH, so it also holds for a stale FUSE mount (stat: ENOTCONN) and
+# for a mount on a regular file.
+is_mounted() {
+  local d p
+  d=$(cd "$(dirname "$1")" 2>/dev/null && pwd -P) || return 1
+  p=${d%/}/$(basename "$1"); [ "$p" = // ] && p=/
+  # mountinfo escapes these four characters as octal
+  p=${p//\\/\\134}; p=${p// /\\040}; p=${p//$'\t'/\\011}; p=${p//$'\n'/\\012}
+  MP=$p awk '$5 == ENVIRON["MP"] { f = 1 } END { exit !f }' /proc/self/mountinfo
+}
+# unmount PATH — fusermount3 -u, falling back to a lazy unmount, until nothing is mounted
+# on PATH any more (a mount may sit on a stale one); nothing if nothing is mounted there
+unmount() {
+  local i
+  for ((i = 0; i < 4; i++)); do
+    is_mounted "$1" || return 0
+    fusermount3 -u "$1" 2>/dev/null || fusermount3 -uz "$1" 2>/dev/null || umount -l "$1" 2>/dev/null
+  done
+  is_mounted "$1" && diag "could not unmount $1"
+  return 0
 }
 
 stop_all() {
@@ -172,7 +190,7 @@ stop_all() {
     done
   fi
   if [ "${REGFS_KEEP:-0}" = 1 ]; then log "work dir kept: $WORK"; else
-    for ((i = ${#_MOUNTS[@]} - 1; i >= 0; i--)); do mountpoint -q "${_MOUNTS[$i]}" 2>/dev/null && umount -l "${_MOUNTS[$i]}"; done
+    for ((i = ${#_MOUNTS[@]} - 1; i >= 0; i--)); do is_mounted "${_MOUNTS[$i]}" && umount -l "${_MOUNTS[$i]}"; done
     rm -rf "$WORK"
   fi
   exit $rc

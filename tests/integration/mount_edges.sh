@@ -29,10 +29,7 @@ regfs_daemon() { with_timeout 30 "$REGFS_MOUNT" --log-file "$WORK/daemon.log" "$
 mount_side_checks() {   # URL — checks that do not depend on the registry's kind
   local url=$1 out rc f=$WORK/afile mnt=$WORK/mnt-stale
   # --- a regular file as mountpoint -----------------------------------------------------
-  : >"$f"
-  # (lib.sh's unmount checks `mountpoint -q`, which is false for a file: if regfs
-  # wrongly mounts on it, unmount and stop it here)
-  add_cleanup "fusermount3 -u '$f'; sleep 0.5"
+  : >"$f"; add_mount "$f"   # (unmounted by stop_all if regfs wrongly mounts on it)
   regfs_daemon "$url" "$f"; rc=$?
   check_eq "mountpoint is a regular file: regfs exits non-zero" 1 "$([ $rc -ne 0 ] && echo 1 || echo 0)"
   check "... and says it is not a directory" grep -q "is not a directory" "$WORK/daemon.out"
@@ -42,9 +39,6 @@ mount_side_checks() {   # URL — checks that do not depend on the registry's ki
   # --- a stale mount (kill -9) -------------------------------------------------------------
   start_regfs_mount "$url" "$mnt" --ttl $TTL --timeout $TIMEOUT || { fail "regfs mounts"; return; }
   stop_pid "$MOUNT_PID" KILL
-  # lib.sh's unmount skips a stale mount (`mountpoint -q` fails on it): clear it
-  # here whatever happens below
-  add_cleanup "fusermount3 -uz '$mnt'"
   out=$(stat "$mnt" 2>&1)
   check "kill -9 leaves a stale mount (stat: not connected)" grep -q "not connected" <<<"$out"
   regfs_daemon "$url" "$mnt"; rc=$?

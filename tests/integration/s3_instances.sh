@@ -12,11 +12,8 @@ need_regfs_registry
 need_bin skopeo umoci jq nginx
 s3_start multi
 
-cfg1=$WORK/r1.yml; cfg2=$WORK/r2.yml
-s3_config "$cfg1" multi "$(free_port)"
-s3_config "$cfg2" multi "$(free_port)"
-start_regfs_registry "$cfg1" || bail "instance 1 did not start"; R1=$REGISTRY_HOST
-start_regfs_registry "$cfg2" || bail "instance 2 did not start"; R2=$REGISTRY_HOST
+s3_registry multi || bail "instance 1 did not start"; R1=$REGISTRY_HOST
+s3_registry multi || bail "instance 2 did not start"; R2=$REGISTRY_HOST
 
 # --- a chunked upload across instances ------------------------------------------
 H=$WORK/h

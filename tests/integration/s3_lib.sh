@@ -5,6 +5,7 @@
 #   s3_start BUCKET…            # Ceph + RGW on free loopback ports, buckets created;
 #                               # exports S3_ENDPOINT S3_AK S3_SK S3_REGION; stopped by stop_all
 #   s3_config FILE BUCKET PORT [EXTRA_YAML]   # the seed's config, 4 keys changed
+#   s3_registry BUCKET          # start_regfs_registry on BUCKET (s3_config on a free port)
 #   s3tool ls|lsl|uploads|get|rmrf BUCKET [PREFIX]   # boto3, independent of our driver
 #
 # One cluster per script (a few seconds with memstore); the scripts run one at a time.
@@ -67,6 +68,16 @@ s3_config() {
       "$S3_SEED_CONFIG" >"$file"
   [ -n "$extra" ] && printf '%s\n' "$extra" >>"$file"
   return 0
+}
+
+# s3_registry BUCKET — a regfs-registry on BUCKET with the seed's config (s3_config, a free
+# port, the file in $WORK); sets what start_regfs_registry sets (REGISTRY_HOST …) and
+# fails as it does. Instances on one bucket share its contents.
+s3_registry() {
+  local port cfg
+  port=$(free_port) || return 1
+  cfg=$WORK/r-$1-$port.yml
+  s3_config "$cfg" "$1" "$port" && start_regfs_registry "$cfg"
 }
 
 # s3_blob_keys BUCKET — the blob digests stored in BUCKET (rootdirectory "/").

@@ -10,19 +10,11 @@
 #     no manifest GET at all, one repo-manifests request on regfs-registry, at most one
 #     HEAD per tag elsewhere — and a tag moved behind the mount's back (same tag list)
 #     shows its new digest.
-. "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/cleanup_lib.sh"
 . "$(dirname "$0")/tags_lib.sh"
-need_regfs_mount
-need_bin skopeo jq python3
-
-OCI=$WORK/oci
-while read -r t d; do printf -v "${t#img}" %s "$d"; done < <(oci_build "$OCI" <<'SPEC'
+tags_prelude A <<'SPEC'
 layer base 2000
 image imgA base
 SPEC
-)
-[ -n "${A:-}" ] || bail "oci_build"
 N=200
 
 # seed HOST REPO MODE — tags t000…t199 on variants of A (the same blobs, one annotation
@@ -49,15 +41,13 @@ PY
 run_kind() {
   local k=$1 H mnt=$WORK/mnt-$1 total gets heads moved
   log "=== $k ==="
-  start_registry "$k" "$WORK/data-$k" || { fail "$k: registry starts"; return; }
-  H=$REGISTRY_HOST
+  tags_registry "$k" "$WORK/data-$k" || return
   check "$k: push A as app:keep and big:keep" bash -c "$(declare -f skopeo_copy with_timeout);
     skopeo_copy oci:$OCI:imgA docker://$H/app:keep && skopeo_copy oci:$OCI:imgA docker://$H/big:keep" || return
   check "$k: $N tags in app (pairs), $N in big (each its own)" bash -c "$(declare -f seed); N=$N; seed $H app pairs && seed $H big unique" || return
-  start_faultproxy "$REGISTRY_URL" || { fail "$k: faultproxy starts"; return; }
 
   # --- find -delete of N tags ---------------------------------------------------------------------
-  start_regfs_mount "$PROXY_URL" "$mnt" --ttl 30 --cache-dir "$WORK/cache-$k" || { fail "$k: regfs mounts"; return; }
+  tags_proxy_mount "$k" "$mnt" --ttl 30 --cache-dir "$WORK/cache-$k" || return
   proxy_reset
   check "$k: find app/_tags -name 't*' -delete" find "$mnt/app/_tags" -name 't*' -delete
   # the requests about app (the mount's background walk of the whole registry, which
@@ -74,7 +64,7 @@ print(", ".join("%s %d" % kv for kv in c.most_common()))')"
   unmount "$mnt"; stop_pid "$MOUNT_PID"
 
   # --- re-listing after the ttl ---------------------------------------------------------------------
-  start_regfs_mount "$PROXY_URL" "$mnt" --ttl 2 --cache-dir "$WORK/cache2-$k" || { fail "$k: regfs mounts"; return; }
+  tags_mount "$k" "$PROXY_URL" "$mnt" --ttl 2 --cache-dir "$WORK/cache2-$k" || return
   check_eq "$k: ls -l big/_tags lists $((N + 1)) tags" $((N + 1)) "$(ls -l "$mnt/big/_tags" | grep -c -- ' -> ')"
   # move t007 behind the mount's back: the tag list stays the same
   moved=$(python3 - "$H" <<'PY'

@@ -1,6 +1,17 @@
 # tests/integration/tags_lib.sh — helpers of the tags_*.sh scripts that drive the mount's
-# writes through failures. Source it after lib.sh and cleanup_lib.sh. Not a test itself.
+# writes (and their failures). Source it instead of lib.sh: it sources lib.sh and
+# cleanup_lib.sh itself. Not a test itself.
 #
+#   tags_prelude VAR [PROGRAM…]    what each of them needs first: the mount, skopeo, jq,
+#                                  python3 and PROGRAMs; builds the images of the oci_build
+#                                  spec on stdin into $OCI and sets one variable per image to
+#                                  its digest (imgA → A); bails unless VAR got one.
+#                                  $TAGS_SPEC_AB: A and B on a shared base layer
+#   tags_registry KIND DIR [nodelete]  start_registry (start_registry_nodelete) of KIND on DIR,
+#                                  sets H; on failure a failed check "KIND: registry starts"
+#   tags_mount LABEL URL MNT [OPT…]    start_regfs_mount; on failure "LABEL: regfs mounts"
+#   tags_proxy_mount LABEL MNT [OPT…]  start_faultproxy in front of $REGISTRY_URL, then
+#                                  tags_mount through it ($PROXY_URL)
 #   start_faultproxy BACKEND_URL   tools/faultproxy.py in front of a registry; sets PROXY_URL,
 #                                  PROXY_HOST
 #   proxy_rules 'JSON'             replace its rules: [{"method":"GET","path":"regex","action":"500"}]
@@ -11,7 +22,16 @@
 #                                  before and after a refused write
 #   start_registry_nodelete KIND DIR  a registry with storage.delete.enabled false
 
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/cleanup_lib.sh"
+
 FAULTPROXY=$REGFS_SRC/tests/integration/tools/faultproxy.py
+# the oci_build spec of two images, A and B, on one shared base layer
+TAGS_SPEC_AB='layer base 3000
+layer a 2000
+image imgA base a
+layer b 2000
+image imgB base b'
 
 start_faultproxy() {
   local port; port=$(free_port) || return 1
@@ -20,6 +40,36 @@ start_faultproxy() {
   PROXY_URL=http://$PROXY_HOST
   wait_for 15 curl -sf "$PROXY_URL/_faultproxy/counts"
 }
+
+tags_prelude() {
+  local var=$1 spec t d; shift
+  need_regfs_mount
+  need_bin skopeo jq python3 "$@"
+  OCI=$WORK/oci
+  spec=$(cat)
+  # (printf -v assigns the caller's globals A, B, …: they are not local here)
+  while read -r t d; do printf -v "${t#img}" %s "$d"; done < <(oci_build "$OCI" <<<"$spec")
+  [ -n "${!var:-}" ] || bail "oci_build"
+}
+
+tags_registry() {
+  local kind=$1 dir=$2
+  if [ "${3:-}" = nodelete ]; then start_registry_nodelete "$kind" "$dir"; else start_registry "$kind" "$dir"; fi ||
+    { fail "$kind: registry starts"; return 1; }
+  H=$REGISTRY_HOST
+}
+
+tags_mount() {
+  local label=$1 url=$2 mnt=$3; shift 3
+  start_regfs_mount "$url" "$mnt" "$@" || { fail "$label: regfs mounts"; return 1; }
+}
+
+tags_proxy_mount() {
+  local label=$1; shift
+  start_faultproxy "$REGISTRY_URL" || { fail "$label: faultproxy starts"; return 1; }
+  tags_mount "$label" "$PROXY_URL" "$@"
+}
+
 proxy_rules() { curl -sf -X PUT --data-binary "$1" "$PROXY_URL/_faultproxy/rules" >/dev/null; }
 proxy_reset() { curl -sf -X POST "$PROXY_URL/_faultproxy/reset" >/dev/null; }
 proxy_count() {

@@ -5,36 +5,27 @@
 #     renames one: visible through skopeo list-tags / skopeo inspect and readlink on the
 #     mount. On docker-registry mv's delete of the old name goes through the fallback
 #     (the renamed tag shares its digest), so the new name must survive it.
-. "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/cleanup_lib.sh"
-need_regfs_mount
-need_bin skopeo jq
-
-OCI=$WORK/oci
-while read -r t d; do printf -v "${t#img}" %s "$d"; done < <(oci_build "$OCI" <<'SPEC'
+. "$(dirname "$0")/tags_lib.sh"
+tags_prelude B <<'SPEC'
 layer base 5000
 layer a 3000
 image imgA base a
 layer b 3000
 image imgB base b
 SPEC
-)
-[ -n "${B:-}" ] || bail "oci_build"
 R=team/app
 
 run_kind() {
   local k=$1 H T mnt
   log "=== $k ==="
-  start_registry "$k" "$WORK/data-$k" || { fail "$k: registry starts"; return; }
-  H=$REGISTRY_HOST
+  tags_registry "$k" "$WORK/data-$k" || return
   push2() { skopeo_copy "oci:$OCI:imgA" "docker://$H/$R:a" && skopeo_copy "oci:$OCI:imgB" "docker://$H/$R:b"; }
   check "$k: push A as a, B as b" push2 || return
   check_eq "$k: tags before" "a b" "$(list_tags "$H" "$R" | xargs)"
 
   # --- -o ro: every write is EROFS ---------------------------------------------------------------
   mnt=$WORK/ro-$k; T=$mnt/$R/_tags
-  start_regfs_mount "$REGISTRY_URL" "$mnt" -o ro --ttl 1 --cache-dir "$WORK/cache-ro-$k" ||
-    { fail "$k: regfs -o ro mounts"; return; }
+  tags_mount "$k: -o ro" "$REGISTRY_URL" "$mnt" -o ro --ttl 1 --cache-dir "$WORK/cache-ro-$k" || return
   check_eq "$k: -o ro: rm _tags/a: EROFS" "Read-only file system" "$(errno_of rm "$T/a")"
   check_eq "$k: -o ro: ln -s ../_manifests/B _tags/new: EROFS" "Read-only file system" \
     "$(errno_of ln -s "../_manifests/$B" "$T/new")"
@@ -46,8 +37,7 @@ run_kind() {
 
   # --- ln -s creates a tag ------------------------------------------------------------------------
   mnt=$WORK/rw-$k; T=$mnt/$R/_tags
-  start_regfs_mount "$REGISTRY_URL" "$mnt" --ttl 1 --cache-dir "$WORK/cache-rw-$k" ||
-    { fail "$k: regfs mounts"; return; }
+  tags_mount "$k" "$REGISTRY_URL" "$mnt" --ttl 1 --cache-dir "$WORK/cache-rw-$k" || return
   check "$k: ln -s ../_manifests/<B> _tags/new" ln -s "../_manifests/$B" "$T/new"
   check_eq "$k: skopeo list-tags shows new" "a b new" "$(list_tags "$H" "$R" | xargs)"
   check_eq "$k: new -> B (skopeo inspect --raw)" "$B" "$(raw_digest "$H" "$R:new")"

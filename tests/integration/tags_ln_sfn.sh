@@ -4,36 +4,19 @@
 # no temporary tag is ever pushed, and onto a protected tag it is refused before anything
 # is written. Request counts come from a proxy in front of the registry; the tags from
 # curl straight at the registry. Against regfs-registry and Debian's docker-registry.
-. "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/cleanup_lib.sh"
 . "$(dirname "$0")/tags_lib.sh"
-need_regfs_mount
-need_bin skopeo jq python3
-
-OCI=$WORK/oci
-while read -r t d; do printf -v "${t#img}" %s "$d"; done < <(oci_build "$OCI" <<'SPEC'
-layer base 3000
-layer a 2000
-image imgA base a
-layer b 2000
-image imgB base b
-SPEC
-)
-[ -n "${B:-}" ] || bail "oci_build"
+tags_prelude B <<<"$TAGS_SPEC_AB"
 R=team/app
 
 run_kind() {
   local k=$1 H mnt=$WORK/mnt-$1 T before
   log "=== $k ==="
-  start_registry "$k" "$WORK/data-$k" || { fail "$k: registry starts"; return; }
-  H=$REGISTRY_HOST
+  tags_registry "$k" "$WORK/data-$k" || return
   push() { skopeo_copy "oci:$OCI:imgA" "docker://$H/$R:app" && skopeo_copy "oci:$OCI:imgA" "docker://$H/$R:production" &&
     skopeo_copy "oci:$OCI:imgB" "docker://$H/$R:next"; }
   check "$k: push A as app and production, B as next" push || return
-  start_faultproxy "$REGISTRY_URL" || { fail "$k: faultproxy starts"; return; }
   T=$mnt/$R/_tags
-  start_regfs_mount "$PROXY_URL" "$mnt" --ttl 1 --cache-dir "$WORK/cache-$k" --protect production ||
-    { fail "$k: regfs mounts"; return; }
+  tags_proxy_mount "$k" "$mnt" --ttl 1 --cache-dir "$WORK/cache-$k" --protect production || return
   check_eq "$k: the mount lists the tags" "app next production" "$(ls "$T" | xargs)"
 
   proxy_reset

@@ -7,14 +7,8 @@
 # the digest of the tag being removed, survives that removal. Against Debian's
 # docker-registry (which cannot delete tags: the mount's fallback decides) and regfs-registry.
 # Verified with curl straight at the registry (not through the proxy or the mount).
-. "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/cleanup_lib.sh"
 . "$(dirname "$0")/tags_lib.sh"
-need_regfs_mount
-need_bin skopeo jq python3
-
-OCI=$WORK/oci
-while read -r t d; do printf -v "${t#img}" %s "$d"; done < <(oci_build "$OCI" <<'SPEC'
+tags_prelude C <<'SPEC'
 layer base 3000
 layer a 2000
 image imgA base a
@@ -23,8 +17,6 @@ image imgB base b
 layer c 2000
 image imgC base c
 SPEC
-)
-[ -n "${C:-}" ] || bail "oci_build"
 R=repro
 
 # digest KIND-HOST TAG — what TAG points at, asked straight from the registry
@@ -33,8 +25,7 @@ digest() { registry_state "$1" "$R" | awk -v t="$2" '$1 == t { print $2 }'; }
 run_kind() {
   local k=$1 H act mnt T out
   log "=== $k ==="
-  start_registry "$k" "$WORK/data-$k" || { fail "$k: registry starts"; return; }
-  H=$REGISTRY_HOST
+  tags_registry "$k" "$WORK/data-$k" || return
   push() {
     local p
     for p in imgA:victim imgA:garbage-copy imgB:other imgC:solo; do
@@ -51,8 +42,8 @@ run_kind() {
       { fail "$k/$act: re-push victim"; continue; }
     proxy_rules '[{"method":"*","path":"^/v2/repro/manifests/garbage-copy$","action":"'"$act"'"}]'
     mnt=$WORK/mnt-$k-$act; T=$mnt/$R/_tags
-    start_regfs_mount "$PROXY_URL" "$mnt" --ttl 1 --timeout 2 --cache-dir "$WORK/cache-$k-$act" \
-      --protect garbage-copy || { fail "$k/$act: regfs mounts"; continue; }
+    tags_mount "$k/$act" "$PROXY_URL" "$mnt" --ttl 1 --timeout 2 --cache-dir "$WORK/cache-$k-$act" \
+      --protect garbage-copy || continue
     out=$(rm "$T/victim" 2>&1)
     log "rm _tags/victim: ${out:-exit 0}"
     check_eq "$k/$act: garbage-copy still points at A (curl at the registry)" "$A" "$(digest "$H" garbage-copy)"
@@ -74,8 +65,7 @@ run_kind() {
   # A tag pushed after the mount listed the repository, on solo's digest: removing solo
   # must not delete C by digest (the mount checks the registry's current tag list).
   mnt=$WORK/mnt-$k-late; T=$mnt/$R/_tags
-  start_regfs_mount "$REGISTRY_URL" "$mnt" --ttl 60 --cache-dir "$WORK/cache-$k-late" ||
-    { fail "$k: regfs mounts (late)"; return; }
+  tags_mount "$k (late)" "$REGISTRY_URL" "$mnt" --ttl 60 --cache-dir "$WORK/cache-$k-late" || return
   check_eq "$k: the mount lists the tags" "garbage-copy other solo" "$(ls "$T" | grep -v '^victim$' | xargs)"
   check "$k: push C as late, behind the mount's back" skopeo_copy "oci:$OCI:imgC" "docker://$H/$R:late"
   check "$k: rm _tags/solo" rm "$T/solo"

@@ -4,25 +4,20 @@
 # a log line naming the rule; nothing changes in the registry (skopeo list-tags / inspect);
 # an unprotected tag on the same manifest is still removable.
 # Skips (77) only while regfs does not accept the --protect option at all.
-. "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/cleanup_lib.sh"
+. "$(dirname "$0")/tags_lib.sh"
 need_regfs_registry
 need_regfs_mount
-need_bin skopeo jq
 # the option parser is the test of "the binary has the feature" (--help may lag behind)
 "$REGFS_MOUNT" --protect latest --version >/dev/null 2>&1 ||
   { echo "SKIP: regfs --protect not implemented yet"; skip_all "regfs does not accept --protect"; }
 
-OCI=$WORK/oci
-while read -r t d; do printf -v "${t#img}" %s "$d"; done < <(oci_build "$OCI" <<'SPEC'
+tags_prelude B <<'SPEC'
 layer base 5000
 layer a 3000
 image imgA base a
 layer b 3000
 image imgB base b
 SPEC
-)
-[ -n "${B:-}" ] || bail "oci_build"
 
 start_regfs_registry "$WORK/data" || bail "regfs-registry did not start"
 H=$REGISTRY_HOST; R=team/app

@@ -8,22 +8,8 @@
 #   - the registry fails every manifest PUT: ln -s fails and nothing changed.
 # After each failure every tag's digest is read with curl straight from the registry and
 # compared with the state before. Against regfs-registry and Debian's docker-registry.
-. "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/cleanup_lib.sh"
 . "$(dirname "$0")/tags_lib.sh"
-need_regfs_mount
-need_bin skopeo jq python3
-
-OCI=$WORK/oci
-while read -r t d; do printf -v "${t#img}" %s "$d"; done < <(oci_build "$OCI" <<'SPEC'
-layer base 3000
-layer a 2000
-image imgA base a
-layer b 2000
-image imgB base b
-SPEC
-)
-[ -n "${B:-}" ] || bail "oci_build"
+tags_prelude B <<<"$TAGS_SPEC_AB"
 R=app
 
 push() {
@@ -39,13 +25,11 @@ unchanged() { check_eq "$1" "$BEFORE" "$(registry_state "$H" "$R")"; }
 run_nodelete() {
   local k=$1 mnt=$WORK/mnt-nd-$1 T
   log "=== $k, deletes disabled ==="
-  start_registry_nodelete "$k" "$WORK/data-nd-$k" || { fail "$k: registry starts"; return; }
-  H=$REGISTRY_HOST
+  tags_registry "$k" "$WORK/data-nd-$k" nodelete || return
   check "$k: push A as garbage and keep, B as future" push "$H" || return
   BEFORE=$(registry_state "$H" "$R")
   T=$mnt/$R/_tags
-  start_regfs_mount "$REGISTRY_URL" "$mnt" --ttl 1 --cache-dir "$WORK/cache-nd-$k" ||
-    { fail "$k: regfs mounts"; return; }
+  tags_mount "$k" "$REGISTRY_URL" "$mnt" --ttl 1 --cache-dir "$WORK/cache-nd-$k" || return
   check_eq "$k: rm _tags/garbage: EPERM" "Operation not permitted" "$(errno_of rm "$T/garbage")"
   unchanged "$k: ... and the registry is exactly as before"
   check_eq "$k: mv _tags/future _tags/future2: EPERM" "Operation not permitted" \
@@ -62,14 +46,11 @@ run_nodelete() {
 run_faults() {
   local k=$1 mnt=$WORK/mnt-f-$1 T del
   log "=== $k, deletes enabled, the registry fails once ==="
-  start_registry "$k" "$WORK/data-f-$k" || { fail "$k: registry starts"; return; }
-  H=$REGISTRY_HOST
+  tags_registry "$k" "$WORK/data-f-$k" || return
   check "$k: push A as garbage and keep, B as future" push "$H" || return
-  start_faultproxy "$REGISTRY_URL" || { fail "$k: faultproxy starts"; return; }
   BEFORE=$(registry_state "$H" "$R")
   T=$mnt/$R/_tags
-  start_regfs_mount "$PROXY_URL" "$mnt" --ttl 1 --cache-dir "$WORK/cache-f-$k" ||
-    { fail "$k: regfs mounts"; return; }
+  tags_proxy_mount "$k" "$mnt" --ttl 1 --cache-dir "$WORK/cache-f-$k" || return
   # the delete that removes the tag: by tag on regfs-registry; by digest (of a placeholder
   # or of the manifest) on docker-registry — not the mount's probe of a digest that
   # cannot exist (sha256:000…)

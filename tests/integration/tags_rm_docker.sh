@@ -6,13 +6,8 @@
 #   - rm of a tag with its own digest removes it (fallback: delete by digest);
 #   - no other tag moves, and no placeholder is left behind (revisions on disk).
 # Checked with skopeo list-tags / skopeo inspect by digest and the storage root.
-. "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/cleanup_lib.sh"
-need_regfs_mount
-need_bin skopeo jq "$DOCKER_REGISTRY"
-
-OCI=$WORK/oci
-while read -r t d; do printf -v "${t#img}" %s "$d"; done < <(oci_build "$OCI" <<'SPEC'
+. "$(dirname "$0")/tags_lib.sh"
+tags_prelude C "$DOCKER_REGISTRY" <<'SPEC'
 layer base 5000
 layer a 3000
 image imgA base a
@@ -21,8 +16,6 @@ image imgB base b
 layer c 3000
 image imgC base c
 SPEC
-)
-[ -n "${C:-}" ] || bail "oci_build"
 
 start_docker_registry "$WORK/data" || bail "docker-registry did not start"
 H=$REGISTRY_HOST; R=team/app

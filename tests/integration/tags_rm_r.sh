@@ -4,29 +4,14 @@
 # a tag answers EXDEV, so GNU mv copies it (ln -s in the other repository) and removes the
 # old one: the tag moves, nothing else changes. Verified with curl straight at the
 # registry. Against regfs-registry and Debian's docker-registry.
-. "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/cleanup_lib.sh"
 . "$(dirname "$0")/tags_lib.sh"
-need_regfs_mount
-need_bin skopeo jq python3
-
-OCI=$WORK/oci
-while read -r t d; do printf -v "${t#img}" %s "$d"; done < <(oci_build "$OCI" <<'SPEC'
-layer base 3000
-layer a 2000
-image imgA base a
-layer b 2000
-image imgB base b
-SPEC
-)
-[ -n "${B:-}" ] || bail "oci_build"
+tags_prelude B <<<"$TAGS_SPEC_AB"
 R=team/app
 
 run_kind() {
   local k=$1 H mnt=$WORK/mnt-$1 before out rc
   log "=== $k ==="
-  start_registry "$k" "$WORK/data-$k" || { fail "$k: registry starts"; return; }
-  H=$REGISTRY_HOST
+  tags_registry "$k" "$WORK/data-$k" || return
   push() {
     local p
     for p in imgA:v1 imgA:v2 imgB:v3 imgB:production; do
@@ -36,8 +21,7 @@ run_kind() {
   }
   check "$k: push team/app (v1 v2 on A, v3 production on B) and other:base" push || return
   before=$(registry_state "$H" "$R")
-  start_regfs_mount "$REGISTRY_URL" "$mnt" --ttl 1 --cache-dir "$WORK/cache-$k" --protect production ||
-    { fail "$k: regfs mounts"; return; }
+  tags_mount "$k" "$REGISTRY_URL" "$mnt" --ttl 1 --cache-dir "$WORK/cache-$k" --protect production || return
 
   out=$(rm -r "$mnt/$R" 2>&1); rc=$?
   check "$k: rm -r <repo> fails" test "$rc" -ne 0

@@ -4,8 +4,6 @@
 # stays complete: skopeo copy --all of it still works and the child is still there (skopeo
 # inspect by digest). rmdir of the index itself still works. Against regfs-registry and
 # Debian's docker-registry.
-. "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/cleanup_lib.sh"
 . "$(dirname "$0")/tags_lib.sh"
 need_regfs_mount
 need_bin skopeo jq umoci
@@ -20,15 +18,14 @@ R=team/multi
 run_kind() {
   local k=$1 H mnt M out before
   log "=== $k ==="
-  start_registry "$k" "$WORK/data-$k" || { fail "$k: registry starts"; return; }
-  H=$REGISTRY_HOST
+  tags_registry "$k" "$WORK/data-$k" || return
   check "$k: push the index as multi and as keep (skopeo copy --all)" \
     bash -c "$(declare -f skopeo_copy with_timeout); skopeo_copy --all oci:$WORK/oci:multi docker://$H/$R:multi &&
              skopeo_copy --all oci:$WORK/oci:multi docker://$H/$R:keep" || return
   before=$(registry_state "$H" "$R")
 
   mnt=$WORK/mnt-$k; M=$mnt/$R/_manifests
-  start_regfs_mount "$REGISTRY_URL" "$mnt" --ttl 1 --cache-dir "$WORK/cache-$k" || { fail "$k: regfs mounts"; return; }
+  tags_mount "$k" "$REGISTRY_URL" "$mnt" --ttl 1 --cache-dir "$WORK/cache-$k" || return
   out=$(rmdir "$M/$CH1" 2>&1)
   check "$k: rmdir _manifests/<amd64 child of the tagged index>: EBUSY" grep -q "Device or resource busy" <<<"$out"
   check "$k: ... the log names the index" grep -q "index $IDX .*references it" "$MOUNT_LOG"
@@ -38,15 +35,14 @@ run_kind() {
   unmount "$mnt"; stop_pid "$MOUNT_PID"
 
   mnt=$WORK/mnt-p-$k; M=$mnt/$R/_manifests
-  start_regfs_mount "$REGISTRY_URL" "$mnt" --ttl 1 --cache-dir "$WORK/cache-p-$k" --protect multi ||
-    { fail "$k: regfs --protect multi mounts"; return; }
+  tags_mount "$k: --protect multi" "$REGISTRY_URL" "$mnt" --ttl 1 --cache-dir "$WORK/cache-p-$k" --protect multi || return
   check_eq "$k: --protect multi: rmdir of its child: EPERM" "Operation not permitted" "$(errno_of rmdir "$M/$CH2")"
   check_eq "$k: ... the child is still there" "$CH2" "$(raw_digest "$H" "$R@$CH2")"
   check_eq "$k: --protect multi: rmdir of the index itself: EPERM" "Operation not permitted" "$(errno_of rmdir "$M/$IDX")"
   unmount "$mnt"; stop_pid "$MOUNT_PID"
 
   mnt=$WORK/mnt-d-$k; M=$mnt/$R/_manifests
-  start_regfs_mount "$REGISTRY_URL" "$mnt" --ttl 1 --cache-dir "$WORK/cache-d-$k" || { fail "$k: regfs mounts"; return; }
+  tags_mount "$k" "$REGISTRY_URL" "$mnt" --ttl 1 --cache-dir "$WORK/cache-d-$k" || return
   check "$k: rmdir of the index itself works" rmdir "$M/$IDX"
   check_eq "$k: ... and its tags are gone (curl)" "" "$(registry_state "$H" "$R")"
   unmount "$mnt"; stop_pid "$MOUNT_PID"

@@ -19,38 +19,29 @@ need_regfs_registry
 start_regfs_registry "$WORK/data" || bail "regfs-registry did not start"
 H=$REGISTRY_HOST; DATA=$REGISTRY_DATA
 
-head -c 200000 /dev/urandom >"$WORK/x"
-D=sha256:$(sha "$WORK/x")
+D=$(random_blob "$WORK/x" 200000)
 check_eq "victim/app gets blob D" 201 "$(push_blob "$H" victim/app "$WORK/x")"
 BLOB=$(blob_path "$DATA" "$D")
 ino0=$(stat -c %i "$BLOB")
 
 out=$(uploadrace held-patch "$H" evil/x "$WORK/x" "$D")
 log "held PATCH on an existing digest: $out"
-case $out in
-  *put=416*|*put=409*) ok "PUT while a PATCH of the session is in flight is refused (416/409)" ;;
-  *) fail "PUT while a PATCH of the session is in flight is refused (416/409)" "$out" ;;
-esac
+check_put_refused "PUT while a PATCH of the session is in flight is refused (416/409)" "$out"
 check_eq "victim/app's blob D still has 200000 bytes" 200000 "$(stat -c %s "$BLOB")"
 check_eq "the file of blob D hashes to D" "$D" "sha256:$(sha "$BLOB")"
-check_eq "GET victim/app blob D hashes to D" "${D#sha256:}" \
-  "$(curl -sfL "http://$H/v2/victim/app/blobs/$D" | sha256sum | cut -d' ' -f1)"
+check_eq "GET victim/app blob D hashes to D" "${D#sha256:}" "$(api_blob_sha "$H" victim/app "$D")"
 
 # An ordinary chunked upload of D's bytes into another repository: 201, and the
 # stored file is left as it was (the upload is discarded, not moved over it).
-loc=$(curl -s -D - -o /dev/null -X POST "http://$H/v2/evil/y/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: *//p')
-curl -s -o /dev/null -X PATCH -H 'Content-Type: application/octet-stream' --data-binary @"$WORK/x" "http://$H$loc"
-sep='?'; case $loc in *\?*) sep='&' ;; esac
-check_eq "a second upload of D's bytes finishes with 201" 201 \
-  "$(curl -s -o /dev/null -w '%{http_code}' -X PUT "http://$H$loc${sep}digest=$D")"
+loc=$(upload_start "$H" evil/y)
+upload_patch "$H" "$loc" "$WORK/x" >/dev/null
+check_eq "a second upload of D's bytes finishes with 201" 201 "$(upload_put "$H" "$loc" "$D")"
 check_eq "the stored file of D is the same file (not replaced)" "$ino0" "$(stat -c %i "$BLOB")"
-check_eq "evil/y is linked to D and serves it" "${D#sha256:}" \
-  "$(curl -sfL "http://$H/v2/evil/y/blobs/$D" | sha256sum | cut -d' ' -f1)"
+check_eq "evil/y is linked to D and serves it" "${D#sha256:}" "$(api_blob_sha "$H" evil/y "$D")"
 
 # The held PATCH on a digest nobody stored yet: whatever the PUT answers, a blob
 # stored under that digest must hash to it.
-head -c 150000 /dev/urandom >"$WORK/n"
-N=sha256:$(sha "$WORK/n")
+N=$(random_blob "$WORK/n" 150000)
 out=$(uploadrace held-patch "$H" evil/z "$WORK/n" "$N")
 log "held PATCH on a new digest: $out"
 if [ -f "$(blob_path "$DATA" "$N")" ]; then
@@ -66,15 +57,12 @@ start_regfs_registry "$WORK/data" || bail "second regfs-registry did not start"
 H2=$REGISTRY_HOST
 out=$(uploadrace held-patch "$H1" evil/w "$WORK/x" "$D" "$H2")
 log "held PATCH on instance 1, PUT on instance 2: $out"
-case $out in
-  *put=416*|*put=409*) ok "a PUT on another instance is refused while the PATCH is held (416/409)" ;;
-  *) fail "a PUT on another instance is refused while the PATCH is held (416/409)" "$out" ;;
-esac
+check_put_refused "a PUT on another instance is refused while the PATCH is held (416/409)" "$out"
 check_eq "blob D is still the same file, 200000 bytes" "$ino0 200000" "$(stat -c '%i %s' "$BLOB")"
 
 # A lock holder that dies releases the upload: a process holding the lock
 # makes a PATCH answer 416; once it is killed the same PATCH is taken (202).
-loc=$(curl -s -D - -o /dev/null -X POST "http://$H/v2/evil/v/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: *//p')
+loc=$(upload_start "$H" evil/v)
 uuid=${loc##*/}; uuid=${uuid%%\?*}
 python3 -c '
 import fcntl, os, struct, sys, time
@@ -86,10 +74,10 @@ time.sleep(60)
 holder=$!; add_cleanup "kill -9 $holder 2>/dev/null"
 wait_for 10 grep -q locked "$WORK/holder.out" || diag "$(cat "$WORK/holder.out")"
 check_eq "a PATCH while another process holds the upload's lock gets 416" 416 \
-  "$(curl -s -o /dev/null -w '%{http_code}' -X PATCH -H 'Content-Type: application/octet-stream' --data-binary @"$WORK/n" "http://$H$loc")"
+  "$(upload_patch "$H" "$loc" "$WORK/n")"
 kill -9 "$holder"; wait "$holder" 2>/dev/null
 check_eq "after the holder is killed the PATCH is taken" 202 \
-  "$(curl -s -o /dev/null -w '%{http_code}' -X PATCH -H 'Content-Type: application/octet-stream' --data-binary @"$WORK/n" "http://$H$loc")"
+  "$(upload_patch "$H" "$loc" "$WORK/n")"
 
 layer_links_fs "$DATA" >"$WORK/links"
 check "every stored blob file hashes to its name" verify_store_blobs "$DATA"

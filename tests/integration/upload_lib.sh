@@ -7,6 +7,12 @@
 #   layer_links_s3 BUCKET                the same from the bucket (boto3, not our driver)
 #   check_api_blobs HOST LINKS_FILE      every "REPO DIGEST" line: GET through the API hashes to DIGEST
 #   check_s3_blobs BUCKET                every stored blob object hashes to its key's digest
+#   upload_start HOST REPO               POST a new upload session; prints its Location
+#   upload_patch HOST LOCATION FILE      PATCH FILE's bytes into the session; prints the status
+#   upload_put HOST LOCATION DIGEST      finish the session (PUT ?digest=); prints the status
+#   api_blob_sha HOST REPO DIGEST        sha256 (hex) of the blob fetched through the API
+#   check_put_refused NAME OUT           a check: uploadrace held-patch's OUT has put=416 or 409
+#   random_blob FILE BYTES               FILE of random bytes; prints its digest (sha256:…)
 #
 # Digests are computed here with sha256sum, never taken from the registry.
 # check_daemon_logs (sanitizer reports in the registries' logs) comes from cleanup_lib.sh.
@@ -22,6 +28,26 @@ push_blob() {
   curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/octet-stream' \
     --data-binary @"$3" "http://$1/v2/$2/blobs/uploads/?digest=sha256:$(sha "$3")"
 }
+
+upload_start() {
+  curl -s -D - -o /dev/null -X POST "http://$1/v2/$2/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: *//p'
+}
+upload_patch() {
+  curl -s -o /dev/null -w '%{http_code}' -X PATCH -H 'Content-Type: application/octet-stream' \
+    --data-binary @"$3" "http://$1$2"
+}
+upload_put() {
+  local sep='?'; case $2 in *\?*) sep='&' ;; esac
+  curl -s -o /dev/null -w '%{http_code}' -X PUT "http://$1$2${sep}digest=$3"
+}
+api_blob_sha() { curl -sfL "http://$1/v2/$2/blobs/$3" | sha256sum | cut -d' ' -f1; }
+check_put_refused() {
+  case $2 in
+    *put=416*|*put=409*) ok "$1" ;;
+    *) fail "$1" "$2" ;;
+  esac
+}
+random_blob() { head -c "$2" /dev/urandom >"$1" && echo "sha256:$(sha "$1")"; }
 
 layer_links_fs() {
   find "$1/docker/registry/v2/repositories" -path '*/_layers/sha256/*/link' 2>/dev/null |

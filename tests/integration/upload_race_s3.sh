@@ -11,11 +11,8 @@
 . "$(dirname "$0")/upload_lib.sh"
 need_regfs_registry
 s3_start race
-cfg1=$WORK/r1.yml; cfg2=$WORK/r2.yml
-s3_config "$cfg1" race "$(free_port)"
-s3_config "$cfg2" race "$(free_port)"
-start_regfs_registry "$cfg1" || bail "instance 1 did not start"; R1=$REGISTRY_HOST
-start_regfs_registry "$cfg2" || bail "instance 2 did not start"; R2=$REGISTRY_HOST
+s3_registry race || bail "instance 1 did not start"; R1=$REGISTRY_HOST
+s3_registry race || bail "instance 2 did not start"; R2=$REGISTRY_HOST
 
 out=$(uploadrace race "$R1,$R2" 15 20 "$WORK/created")
 log "status counts: $out"

@@ -74,6 +74,23 @@ static char *slurp(struct ctx *c, const char *path)
 	return buf;
 }
 
+/* The file at path (under the storage root) holds exactly want. */
+static void assert_disk(struct ctx *c, const char *path, const char *want)
+{
+	char *disk = slurp(c, path);
+	assert_string_equal(disk, want);
+	free(disk);
+}
+
+/* /blobs/b1 exists with "old": w's publish onto it is refused and the old data stays. */
+static void check_publish_refused(struct ctx *c, struct regfs_writer *w)
+{
+	struct regfs_err err = {0};
+	assert_int_equal(regfs_storage_put(c->s, "/blobs/b1", "old", 3, &err), 0);
+	assert_int_equal(w->publish(w, "/blobs/b1", &err), -EEXIST);
+	assert_disk(c, "/blobs/b1", "old");
+}
+
 static void test_put_get(void **state)
 {
 	struct ctx *c = *state;
@@ -224,16 +241,10 @@ static void test_writer_lock_publish(void **state)
 	assert_int_equal(c->s->ops->writer(c->s, p, true, &w2, &err), -EBUSY);
 	assert_int_equal(w->commit(w, &err), 0);
 	/* an existing destination is left alone and the data stays */
-	assert_int_equal(regfs_storage_put(c->s, "/blobs/b1", "old", 3, &err), 0);
-	assert_int_equal(w->publish(w, "/blobs/b1", &err), -EEXIST);
-	char *disk = slurp(c, "/blobs/b1");
-	assert_string_equal(disk, "old");
-	free(disk);
+	check_publish_refused(c, w);
 	assert_int_equal(w->publish(w, "/blobs/new/b2", &err), 0);
 	assert_int_equal(w->close(w, &err), 0);
-	disk = slurp(c, "/blobs/new/b2");
-	assert_string_equal(disk, "abc");
-	free(disk);
+	assert_disk(c, "/blobs/new/b2", "abc");
 	/* the published upload is gone and append never brings it back */
 	assert_int_equal(c->s->ops->writer(c->s, p, true, &w2, &err), -ENOENT);
 	struct regfs_stat_info si;
@@ -269,22 +280,14 @@ static void test_publish_link_fallback(void **state)
 	assert_int_equal(c->s->ops->writer(c->s, p, false, &w, &err), 0);
 	assert_int_equal(w->write(w, "abc", 3, &err), 3);
 	assert_int_equal(w->commit(w, &err), 0);
-	assert_int_equal(regfs_storage_put(c->s, "/blobs/b1", "old", 3, &err), 0);
-	assert_int_equal(w->publish(w, "/blobs/b1", &err), -EEXIST);
-	char *disk = slurp(c, "/blobs/b1");
-	assert_string_equal(disk, "old");
-	free(disk);
-	disk = slurp(c, p); /* the refused publish put the upload back */
-	assert_string_equal(disk, "abc");
-	free(disk);
+	check_publish_refused(c, w);
+	assert_disk(c, p, "abc"); /* the refused publish put the upload back */
 	assert_int_equal(w->publish(w, "/blobs/new/b2", &err), 0);
 	assert_int_equal(w->close(w, &err), 0);
 	no_renameat2 = false;
 	/* every publish took the fallback (the second twice: its directory was missing) */
 	assert_int_equal(renameat2_refused, 3);
-	disk = slurp(c, "/blobs/new/b2");
-	assert_string_equal(disk, "abc");
-	free(disk);
+	assert_disk(c, "/blobs/new/b2", "abc");
 	struct regfs_stat_info si;
 	assert_int_equal(regfs_storage_stat(c->s, p, &si, NULL), -ENOENT);
 	/* nothing left under a private name either */
