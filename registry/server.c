@@ -76,7 +76,7 @@ static struct req no_state;
 /* con_cls set by on_uri: the raw request target carries a control character */
 static struct req bad_target;
 
-/* 1 for a control character (0x00-0x1f, 0x7f) */
+/* true for a control character (0x00-0x1f, 0x7f) */
 static bool is_ctl(unsigned char ch)
 {
 	return ch < 0x20 || ch == 0x7f;

@@ -6,6 +6,7 @@
 # request target. Afterwards the blob and manifest stored before are unchanged (sha256sum
 # of what the API serves, computed here) and the registry still serves.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/cleanup_lib.sh"  # check_daemon_logs
 need_regfs_registry
 RAW=$REGFS_SRC/tests/integration/tools/rawhttp.py
 raw() { with_timeout 30 python3 "$RAW" "$REGISTRY_HOST" "$1"; }
@@ -85,4 +86,5 @@ check_eq "blob unchanged" "${BD#sha256:}" "$(curl -sf "http://$H/v2/$R/blobs/$BD
 check_eq "manifest v1 unchanged" "${MD#sha256:}" "$(curl -sf -H "Accept: $MT" "http://$H/v2/$R/manifests/v1" | sha256sum | cut -d' ' -f1)"
 check_eq "tags are only v1" '["v1"]' "$(curl -sf "http://$H/v2/$R/tags/list" | jq -c .tags)"
 check_eq "GET /v2/ still 200" 200 "$(curl -s -o /dev/null -w '%{http_code}' "http://$H/v2/")"
+check_daemon_logs
 done_testing
