@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -72,6 +73,156 @@ static enum MHD_Result dispatch(HANDLER_ARGS)
 }
 
 static struct req no_state;
+/* con_cls set by on_uri: the raw request target carries a control character */
+static struct req bad_target;
+
+/* true for a control character (0x00-0x1f, 0x7f) */
+static bool is_ctl(unsigned char ch)
+{
+	return ch < 0x20 || ch == 0x7f;
+}
+
+static int hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* Called by libmicrohttpd with the raw request target, before it decodes
+ * %XX. The decoded path is a C string: "%00" would silently cut it (".../a%00b"
+ * naming tag "a"), so a path whose decoded form holds any control character
+ * is marked here and refused on the first access-handler call. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	(void)cls; (void)c;
+	for (const char *p = uri; *p && *p != '?'; p++) {
+		if (is_ctl((unsigned char)*p))
+			return &bad_target;
+		if (*p == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0 &&
+		    is_ctl((unsigned char)(hexval(p[1]) * 16 + hexval(p[2]))))
+			return &bad_target;
+	}
+	return NULL;
+}
+
+/* Framing facts gathered over the request's headers (RFC 9112 section 6). */
+struct framing {
+	unsigned n_cl, n_te;
+	bool bad_cl, bad_te, bad_name;
+	char what[160];
+};
+
+static bool is_tchar(unsigned char ch)
+{
+	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+static bool all_digits(const char *v)
+{
+	if (!*v)
+		return false;
+	for (; *v; v++)
+		if (*v < '0' || *v > '9')
+			return false;
+	return true;
+}
+
+static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
+				      size_t key_size, const char *value, size_t value_size)
+{
+	(void)kind; (void)value_size;
+	struct framing *f = cls;
+	bool tok = key_size > 0;
+	for (size_t i = 0; i < key_size; i++)
+		tok = tok && is_tchar((unsigned char)key[i]);
+	if (!tok) {
+		f->bad_name = true;
+		snprintf(f->what, sizeof f->what, "header name \"%.60s\" is not a token "
+			 "(empty, or space before the colon)", key);
+		return MHD_YES;
+	}
+	if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
+		f->n_cl++;
+		f->bad_cl = f->bad_cl || !value || !all_digits(value);
+	} else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+		f->n_te++;
+		f->bad_te = f->bad_te || !value || strcasecmp(value, "chunked");
+	}
+	return MHD_YES;
+}
+
+/* Checks the request's framing headers before any body byte is read; 0 when
+ * sound, else the status to refuse with (400, or 501 for a transfer coding
+ * other than plain chunked) and a message in f->what. A request whose
+ * framing is ambiguous must be refused, not guessed: a proxy in front could
+ * read its body differently and the rest become a second, smuggled request. */
+static unsigned framing_check(struct MHD_Connection *c, struct framing *f)
+{
+	memset(f, 0, sizeof *f);
+	MHD_get_connection_values_n(c, MHD_HEADER_KIND, framing_header, f);
+	if (f->bad_name)
+		return 400;
+	if (f->n_cl > 1 || f->bad_cl) {
+		snprintf(f->what, sizeof f->what, "%s Content-Length",
+			 f->n_cl > 1 ? "repeated" : "invalid");
+		return 400;
+	}
+	if (f->n_cl && f->n_te) {
+		snprintf(f->what, sizeof f->what, "both Content-Length and Transfer-Encoding");
+		return 400;
+	}
+	if (f->n_te > 1 || f->bad_te) {
+		snprintf(f->what, sizeof f->what, "Transfer-Encoding other than a single \"chunked\"");
+		return 501;
+	}
+	return 0;
+}
+
+/* The first access-handler call comes after the headers, before the body:
+ * a refusal queued there is answered at once and libmicrohttpd closes the
+ * connection without reading a body it has not handed over. True when the
+ * request was refused (*res: the result to return). */
+static bool refuse_early(struct registry *r, struct MHD_Connection *c, const char *method,
+			 const char *url, bool bad_uri, enum MHD_Result *res)
+{
+	uint64_t t0 = now_us();
+	if (bad_uri) {
+		log_warn("http: %s %.200s refused (400): control character in the path", method, url);
+		*res = respond_errorf(r, c, method, url, t0, 400, "NAME_INVALID",
+				      "the request path holds a control character (raw or "
+				      "%%-encoded): refused");
+		return true;
+	}
+	struct framing f;
+	unsigned st = framing_check(c, &f);
+	if (!st)
+		return false;
+	log_warn("http: %s %.200s refused (%u): %s", method, url, st, f.what);
+	*res = respond_errorf(r, c, method, url, t0, st, st == 501 ? "UNSUPPORTED" : "UNKNOWN",
+			      "malformed request framing: %s", f.what);
+	return true;
+}
+
+/* An absolute-form target ("http://host:port/v2/", RFC 9112 section 3.2.2)
+ * names the same resource as its path: servers must accept it. */
+static const char *origin_path(const char *url)
+{
+	const char *p = NULL;
+	if (!strncasecmp(url, "http://", 7))
+		p = url + 7;
+	else if (!strncasecmp(url, "https://", 8))
+		p = url + 8;
+	if (!p)
+		return url;
+	const char *slash = strchr(p, '/');
+	return slash ? slash : "/";
+}
 
 static bool has_body(const char *m)
 {
@@ -85,7 +236,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	(void)version;
 	struct registry *r = cls;
 	struct req *q = *con_cls;
-	if (!q) {
+	url = origin_path(url);
+	if (!q || q == &bad_target) {
+		enum MHD_Result res;
+		if (refuse_early(r, c, method, url, q == &bad_target, &res)) {
+			*con_cls = &no_state;
+			return res;
+		}
 		/* libmicrohttpd 0.9.75 closes the connection after a response
 		 * queued on the first (headers-only) callback; answering on the
 		 * second keeps it alive. Body-less requests need no state: a
@@ -125,7 +282,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
 	(void)cls; (void)c;
 	struct req *q = *con_cls;
-	if (!q || q == &no_state) {
+	if (!q || q == &no_state || q == &bad_target) {
 		*con_cls = NULL;
 		return;
 	}
@@ -305,6 +462,7 @@ static struct MHD_Daemon *start_daemon(struct registry *r, const struct sockaddr
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, conn_memory(),
 				MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, r,
+				MHD_OPTION_URI_LOG_CALLBACK, on_uri, r,
 				MHD_OPTION_ARRAY, cert ? tls_opts : tls_opts + 2,
 				MHD_OPTION_END);
 }

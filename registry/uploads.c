@@ -327,8 +327,9 @@ static int op_open(struct registry *r, const char *name, struct upload_op *op, b
 	return rc;
 }
 
-/* Content-Range of a PATCH: "<start>-<end>", optionally "bytes[= ]" prefixed. */
-static bool parse_content_range(const char *h, uint64_t *start, uint64_t *end)
+/* Content-Range of a PATCH: "<start>-<end>", optionally "bytes[= ]" prefixed.
+ * 0, or -EINVAL when malformed, -ERANGE when a bound does not fit 64 bits. */
+static int parse_content_range(const char *h, uint64_t *start, uint64_t *end)
 {
 	if (!strncmp(h, "bytes", 5)) {
 		h += 5;
@@ -336,12 +337,49 @@ static bool parse_content_range(const char *h, uint64_t *start, uint64_t *end)
 			h++;
 	}
 	char *e;
+	if (*h < '0' || *h > '9')
+		return -EINVAL;
+	errno = 0;
 	*start = strtoull(h, &e, 10);
-	if (e == h || *e != '-')
-		return false;
+	bool big = errno == ERANGE;
+	if (*e != '-')
+		return -EINVAL;
 	const char *b = e + 1;
+	if (*b < '0' || *b > '9')
+		return -EINVAL;
+	errno = 0;
 	*end = strtoull(b, &e, 10);
-	return e != b && (*e == '\0' || *e == '/') && *end >= *start;
+	big = big || errno == ERANGE;
+	if (*e != '\0' && *e != '/')
+		return -EINVAL;
+	if (big)
+		return -ERANGE;
+	return *end >= *start ? 0 : -EINVAL;
+}
+
+/* A Content-Range must describe the body exactly: refused (416) before the
+ * session is opened when its length is not the Content-Length, or a bound
+ * overflows. Without Content-Length (chunked) the length is not known here.
+ * MHD_YES when the request may go on. */
+static enum MHD_Result range_matches_body(HANDLER_ARGS, bool *refused)
+{
+	(void)data; (void)size;
+	*refused = false;
+	const char *cr = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_RANGE);
+	if (!cr || !*cr)
+		return MHD_YES;
+	uint64_t a, b;
+	int rc = parse_content_range(cr, &a, &b);
+	if (rc == -EINVAL)
+		return MHD_YES; /* answered 400 below, with the session's state */
+	const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
+	if (rc == 0 && (!cl || (n > 0 && b - a == n - 1)))
+		return MHD_YES;
+	*refused = true;
+	return ERR(416, "BLOB_UPLOAD_INVALID", "Content-Range \"%.100s\" does not match the "
+		   "body (%s bytes): nothing stored; send <start>-<start+length-1>", cr,
+		   cl ? cl : "?");
 }
 
 static void op_fail(struct upload_op *op, int rc)
@@ -602,6 +640,10 @@ static enum MHD_Result patch_or_put(HANDLER_ARGS, bool put)
 	if (q->rt.ref_truncated || !regfs_layout_uuid_valid(uuid) ||
 	    !session_exists(r, q->rt.name, uuid))
 		return upload_unknown(r, c, method, url, q, data, size);
+	bool refused;
+	enum MHD_Result res = range_matches_body(r, c, method, url, q, data, size, &refused);
+	if (refused)
+		return res;
 	struct upload_op *op = op_new(r, put ? OP_PUT : OP_PATCH);
 	if (!op)
 		return MHD_NO;
@@ -624,14 +666,14 @@ static enum MHD_Result patch_or_put(HANDLER_ARGS, bool put)
 		return STORAGE_ERR(&e);
 	const char *cr = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_RANGE);
 	uint64_t a, b;
-	if (cr && *cr && (!parse_content_range(cr, &a, &b) || a != op->size)) {
+	if (cr && *cr && (parse_content_range(cr, &a, &b) || a != op->size)) {
 		/* refused: release the session before answering, so the client's
 		 * next request does not find it still held by this one */
 		op->w->close(op->w, NULL);
 		op->w = NULL;
 	}
 	if (cr && *cr) {
-		if (!parse_content_range(cr, &a, &b))
+		if (parse_content_range(cr, &a, &b))
 			return ERR(400, "BLOB_UPLOAD_INVALID", "invalid Content-Range \"%.100s\": "
 				   "expected <start>-<end>", cr);
 		if (a != op->size) {
