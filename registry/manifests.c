@@ -45,6 +45,12 @@ static bool check_ref(HANDLER_ARGS, int *kind, enum MHD_Result *ret)
 		if (strchr(q->rt.ref, ':'))
 			*ret = ERR(400, "DIGEST_INVALID", "invalid digest \"%.140s\": expected "
 				   "sha256:<64 lowercase hex> or sha512:<128 lowercase hex>", q->rt.ref);
+		else if (strcmp(method, "PUT") != 0)
+			/* a name no tag can have names no manifest: registry:2's
+			 * router answers 404, and conformance tools probe with such
+			 * names expecting MANIFEST_UNKNOWN */
+			*ret = ERR(404, "MANIFEST_UNKNOWN", "manifest unknown: %s:%.140s "
+				   "(not a valid tag)", q->rt.name, q->rt.ref);
 		else
 			*ret = ERR(400, "TAG_INVALID", "invalid tag \"%.140s\": expected "
 				   "[A-Za-z0-9_][A-Za-z0-9._-]{0,127}", q->rt.ref);
