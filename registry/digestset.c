@@ -1,7 +1,7 @@
 /* digestset.c — a set of digest strings (open addressing, linear probing).
  * Used by garbage collection (the mark set) and by online GC's "referenced
  * recently" set. Digests are random, so their hex is already a good hash. */
-#include "registry.h"
+#include "digestset.h"
 
 #include <errno.h>
 #include <stdint.h>

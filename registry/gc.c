@@ -26,7 +26,12 @@
  *   - several instances: notes are per process, so only `delay` protects a
  *     push served by another instance; run online GC on one instance, with a
  *     delay longer than any push takes (docs/registry.md). */
+#include "gc.h"
+
+#include "digestset.h"
+#include "manifest_bytes.h"
 #include "registry.h"
+#include "repo.h"
 
 #include <regfs/layout.h>
 #include <regfs/log.h>
@@ -106,7 +111,7 @@ static int mark_manifest(struct gc *g, const char *repo, const char *digest, int
 		return 0;
 	if (digestset_add(g->visited, digest) < 0)
 		return -ENOMEM;
-	struct mc_entry *e = NULL;
+	struct manifest_entry *e = NULL;
 	struct regfs_err le = {0};
 	rc = manifest_load(g->r, digest, &e, &le);
 	if (rc == -ENOENT || rc == -EINVAL) {
@@ -123,11 +128,11 @@ static int mark_manifest(struct gc *g, const char *repo, const char *digest, int
 				  regfs_err_str(&le));
 	struct regfs_manifest *m = NULL;
 	if (regfs_manifest_parse(e->data, e->len, e->media_type, &m, NULL) != 0) {
-		mcache_put(g->r->mc, e);
+		manifest_bytes_release(g->r->mb, e);
 		log_debug("gc: %s: manifest %s has no references we understand", repo, digest);
 		return 0;
 	}
-	mcache_put(g->r->mc, e);
+	manifest_bytes_release(g->r->mb, e);
 	if (m->has_config)
 		rc = mark(g, m->config.digest);
 	for (size_t i = 0; rc == 0 && i < m->n_layers; i++)
@@ -161,7 +166,7 @@ static int reached_set(struct gc *g, const char *repo, const struct strlist *rev
 	for (bool changed = true; rc == 0 && changed;) {
 		changed = false;
 		for (size_t i = 0; i < revs->n; i++) {
-			struct mc_entry *e = NULL;
+			struct manifest_entry *e = NULL;
 			if (manifest_load(g->r, revs->v[i], &e, NULL) != 0)
 				continue;
 			bool in = digestset_has(reached, revs->v[i]);
@@ -179,7 +184,7 @@ static int reached_set(struct gc *g, const char *repo, const struct strlist *rev
 					regfs_manifest_free(m);
 				}
 			}
-			mcache_put(g->r->mc, e);
+			manifest_bytes_release(g->r->mb, e);
 		}
 	}
 	return rc;

@@ -3,7 +3,12 @@
  * (health.storagedriver) and online garbage collection (regfs.gc).
  * Each runs in its own thread and sleeps on a condition variable, so a stop
  * request ends it at once. */
+#include "maint.h"
+
+#include "gc.h"
 #include "registry.h"
+#include "repo.h"
+#include "respond.h"
 
 #include <regfs/layout.h>
 #include <regfs/log.h>

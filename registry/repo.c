@@ -1,6 +1,8 @@
 /* repo.c — repository-level reads and writes over the storage driver:
  * link files, existence checks, and the listings (repositories, tags,
  * revisions, layers) that tags/list, _catalog, referrers and GC share. */
+#include "repo.h"
+
 #include "registry.h"
 
 #include <regfs/layout.h>

@@ -2,7 +2,18 @@
  * thread pool (each thread its own epoll loop; storage calls may block, so
  * several threads keep other connections moving), keep-alive, optional TLS,
  * request routing, per-request state, and a graceful stop on SIGTERM/SIGINT. */
+#include "server.h"
+
+#include "blobs.h"
+#include "digestset.h"
+#include "handlers.h"
+#include "jsonbuf.h"
+#include "maint.h"
+#include "manifest_bytes.h"
 #include "registry.h"
+#include "request.h"
+#include "respond.h"
+#include "uploads.h"
 
 #include <regfs/log.h>
 
@@ -28,53 +39,53 @@
 #define CONN_MEMORY (64 * 1024)
 #define MANIFEST_CACHE_BYTES (6u * 1024 * 1024)
 
-/* ---- GET /v2/ ---- */
+/* ---- GET /v2/ and unknown paths ---- */
 
-enum MHD_Result h_base(HANDLER_ARGS)
+enum MHD_Result h_base(struct registry *r, struct request *q)
 {
-	(void)data; (void)size;
-	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
-		return ERR(405, "UNSUPPORTED", "method %s not allowed on /v2/", method);
 	if (atomic_load(&r->storage_down)) {
 		char msg[600];
 		pthread_mutex_lock(&r->health_lock);
 		snprintf(msg, sizeof msg, "storage is unreachable: %s", r->health_msg);
 		pthread_mutex_unlock(&r->health_lock);
-		return respond_error(r, c, method, url, q->t0_us, 503, "UNAVAILABLE", msg, NULL);
+		return respond_error(r, q, 503, "UNAVAILABLE", msg, NULL);
 	}
-	bool head = !strcmp(method, "HEAD");
+	bool head = request_is_head(q);
 	struct MHD_Response *resp =
-		head ? MHD_create_response_from_callback(2, 16, no_body_cb, NULL, NULL)
+		head ? response_head(2)
 		     : MHD_create_response_from_buffer(2, (void *)"{}", MHD_RESPMEM_PERSISTENT);
 	if (resp) {
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
 		MHD_add_response_header(resp, "X-Regfs-Extensions", "bulk-tags,repo-manifests,bulk-manifests");
 	}
-	return respond(r, c, method, url, q->t0_us, 200, resp, head ? 0 : 2);
+	return respond(r, q, 200, resp, head ? 0 : 2);
 }
 
-static enum MHD_Result dispatch(HANDLER_ARGS)
+enum MHD_Result h_not_found(struct registry *r, struct request *q)
 {
-	switch ((enum route_kind)q->kind) {
-	case R_BASE: return h_base(r, c, method, url, q, data, size);
-	case R_CATALOG: return h_catalog(r, c, method, url, q, data, size);
-	case R_BULK_TAGS: return h_bulk_tags(r, c, method, url, q, data, size);
-	case R_TAGS: return h_tags(r, c, method, url, q, data, size);
-	case R_MANIFEST: return h_manifest(r, c, method, url, q, data, size);
-	case R_BLOB: return h_blob(r, c, method, url, q, data, size);
-	case R_UPLOAD_START:
-	case R_UPLOAD: return h_upload(r, c, method, url, q, data, size);
-	case R_REFERRERS: return h_referrers(r, c, method, url, q, data, size);
-	case R_REPO_MANIFESTS: return h_repo_manifests(r, c, method, url, q, data, size);
-	case R_BULK_MANIFESTS: return h_bulk_manifests(r, c, method, url, q, data, size);
-	case R_NOT_FOUND: break;
-	}
-	return ERR(404, "NOT_FOUND", "no such endpoint: %s %s (the API lives under /v2/)", method, url);
+	return respond_errorf(r, q, 404, "NOT_FOUND", "no such endpoint: %s %s (the API lives "
+			      "under /v2/)", q->method, q->url);
 }
 
-static struct req no_state;
+/* The checks every route shares, on the first callback of a request: the
+ * method (405), then the repository name (400); then the route's handler. */
+static enum MHD_Result dispatch(struct registry *r, struct request *q)
+{
+	const struct route_entry *e = q->route;
+	if (!q->started) {
+		if (!route_allows(e, q->m))
+			return respond_errorf(r, q, 405, "UNSUPPORTED", "method %s not allowed on %s",
+					      q->method, e->noun ? e->noun : q->url);
+		if (e->named && !q->rt.name_ok)
+			return respond_errorf(r, q, 400, "NAME_INVALID",
+					      "invalid repository name: %s", q->rt.name);
+	}
+	return e->handler(r, q);
+}
+
+static struct request no_state;
 /* con_cls set by on_uri: the raw request target carries a control character */
-static struct req bad_target;
+static struct request bad_target;
 
 /* true for a control character (0x00-0x1f, 0x7f) */
 static bool is_ctl(unsigned char ch)
@@ -191,10 +202,11 @@ static unsigned framing_check(struct MHD_Connection *c, struct framing *f)
 static bool refuse_early(struct registry *r, struct MHD_Connection *c, const char *method,
 			 const char *url, bool bad_uri, enum MHD_Result *res)
 {
-	uint64_t t0 = now_us();
+	struct request q;
 	if (bad_uri) {
+		request_init(&q, c, method, url);
 		log_warn("http: %s %.200s refused (400): control character in the path", method, url);
-		*res = respond_errorf(r, c, method, url, t0, 400, "NAME_INVALID",
+		*res = respond_errorf(r, &q, 400, "NAME_INVALID",
 				      "the request path holds a control character (raw or "
 				      "%%-encoded): refused");
 		return true;
@@ -203,8 +215,9 @@ static bool refuse_early(struct registry *r, struct MHD_Connection *c, const cha
 	unsigned st = framing_check(c, &f);
 	if (!st)
 		return false;
+	request_init(&q, c, method, url);
 	log_warn("http: %s %.200s refused (%u): %s", method, url, st, f.what);
-	*res = respond_errorf(r, c, method, url, t0, st, st == 501 ? "UNSUPPORTED" : "UNKNOWN",
+	*res = respond_errorf(r, &q, st, st == 501 ? "UNSUPPORTED" : "UNKNOWN",
 			      "malformed request framing: %s", f.what);
 	return true;
 }
@@ -235,7 +248,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 {
 	(void)version;
 	struct registry *r = cls;
-	struct req *q = *con_cls;
+	struct request *q = *con_cls;
 	url = origin_path(url);
 	if (!q || q == &bad_target) {
 		enum MHD_Result res;
@@ -251,45 +264,40 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			*con_cls = &no_state;
 			return MHD_YES;
 		}
-		q = calloc(1, sizeof *q);
+		q = malloc(sizeof *q);
 		if (!q)
 			return MHD_NO;
-		q->t0_us = now_us();
-		route_parse(url, &q->rt);
-		q->kind = q->rt.kind;
+		request_init(q, c, method, url);
 		*con_cls = q;
 	} else if (q == &no_state) {
-		/* the hot path: one stack request, no allocation */
-		struct req sq;
-		sq.t0_us = now_us();
-		sq.started = false;
-		sq.fail_status = 0;
-		sq.buf = NULL;
-		sq.up = NULL;
-		route_parse(url, &sq.rt);
-		sq.kind = sq.rt.kind;
 		if (*size) {
 			*size = 0; /* a body on GET/DELETE: ignored */
 			return MHD_YES;
 		}
-		return dispatch(r, c, method, url, &sq, data, size);
+		/* the hot path: one stack request, no allocation */
+		struct request sq;
+		request_init(&sq, c, method, url);
+		sq.data = data;
+		sq.size = size;
+		return dispatch(r, &sq);
 	}
-	return dispatch(r, c, method, url, q, data, size);
+	q->data = data;
+	q->size = size;
+	return dispatch(r, q);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
 	(void)cls; (void)c;
-	struct req *q = *con_cls;
+	struct request *q = *con_cls;
 	if (!q || q == &no_state || q == &bad_target) {
 		*con_cls = NULL;
 		return;
 	}
 	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
 		log_debug("request ended early (code %d)", (int)toe);
-	upload_op_free(q->up);
-	free(q->buf);
+	request_free_body(q);
 	free(q);
 	*con_cls = NULL;
 }
@@ -344,6 +352,7 @@ static int parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *
 	return 0;
 }
 
+/* A whole (small) file: the TLS certificate and key. */
 static char *read_file(const char *path, struct regfs_err *err)
 {
 	FILE *f = fopen(path, "rb");
@@ -351,28 +360,18 @@ static char *read_file(const char *path, struct regfs_err *err)
 		regfs_errf(err, -errno, "cannot read %s: %s", path, strerror(errno));
 		return NULL;
 	}
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-	for (;;) {
-		if (len + 4096 + 1 > cap) {
-			cap = cap ? cap * 2 : 8192;
-			char *b = realloc(buf, cap);
-			if (!b) {
-				free(buf);
-				fclose(f);
-				regfs_errf(err, -ENOMEM, "out of memory reading %s", path);
-				return NULL;
-			}
-			buf = b;
-		}
-		size_t n = fread(buf + len, 1, 4096, f);
-		len += n;
-		if (n < 4096)
-			break;
-	}
+	struct jbuf b;
+	jb_init(&b, JB_NO_CAP);
+	char chunk[4096];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		jb_add(&b, chunk, n);
 	fclose(f);
-	buf[len] = '\0';
-	return buf;
+	char *s = jb_error(&b) ? NULL : jb_take(&b, NULL);
+	jb_free(&b);
+	if (!s)
+		regfs_errf(err, -ENOMEM, "out of memory reading %s", path);
+	return s;
 }
 
 /* ---- lifecycle ---- */
@@ -395,18 +394,18 @@ int registry_open(struct registry *r, struct regfs_config *cfg, struct regfs_err
 	int rc = regfs_storage_open(cfg, &r->st, err);
 	if (rc)
 		return rc;
-	r->mc = mcache_new(MANIFEST_CACHE_BYTES);
+	r->mb = manifest_bytes_new(MANIFEST_CACHE_BYTES);
 	r->uc = upcache_new();
 	r->recent = digestset_new();
 	r->hc = headcache_new();
-	if (!r->mc || !r->uc || !r->recent || !r->hc)
+	if (!r->mb || !r->uc || !r->recent || !r->hc)
 		return regfs_errf(err, -ENOMEM, "out of memory");
 	return 0;
 }
 
 void registry_close(struct registry *r)
 {
-	mcache_free(r->mc);
+	manifest_bytes_free(r->mb);
 	upcache_free(r->uc);
 	headcache_free(r->hc);
 	digestset_free(r->recent);

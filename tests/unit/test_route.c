@@ -7,7 +7,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "registry.h"
+#include "route.h"
 
 static struct route R(const char *path)
 {
