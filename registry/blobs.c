@@ -345,12 +345,9 @@ static enum MHD_Result delete_blob(struct registry *r, struct request *q)
 	struct regfs_err e = {0};
 	int rc = link ? regfs_storage_del(r->st, link, &e) : -ENOMEM;
 	free(link);
-	if (rc == -ENOENT)
-		return blob_unknown(r, q);
-	if (rc)
-		return respond_storage_error(r, q, &e);
-	log_info("blob %s unlinked from %s", q->rt.ref, q->rt.name);
-	return respond_body(r, q, 202, NULL, "", 0);
+	if (rc == 0)
+		log_info("blob %s unlinked from %s", q->rt.ref, q->rt.name);
+	return respond_removed(r, q, rc, &e, 202, blob_unknown);
 }
 
 enum MHD_Result h_blob(struct registry *r, struct request *q)

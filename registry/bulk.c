@@ -119,38 +119,11 @@ static void put_repo(struct registry *r, struct jbuf *b, const char *name)
 
 enum MHD_Result h_bulk_manifests(struct registry *r, struct request *q)
 {
-	int n;
-	const char *last;
-	enum MHD_Result ret;
-	if (!page_or_400(r, q, &n, &last, &ret))
-		return ret;
-	if (n < 0)
-		n = BULK_DEFAULT_N;
-	if (n > BULK_MAX_N)
-		n = BULK_MAX_N;
-	struct strlist repos;
-	struct regfs_err e = {0};
-	size_t from, to;
-	if (repos_page(r, n, last, &repos, &from, &to, &e))
-		return respond_storage_error(r, q, &e);
-	struct jbuf b;
-	jb_init(&b, JB_NO_CAP);
-	jb_puts(&b, "{\"repositories\":[");
-	for (size_t i = from; i < to && !jb_error(&b); i++) {
-		if (i > from)
-			jb_add(&b, ",", 1);
-		put_repo(r, &b, repos.v[i]);
-		if (jb_len(&b) >= BULK_PAGE_BYTES || now_us() - q->t0_us >= BULK_PAGE_US)
-			to = i + 1; /* the rest through the Link */
-	}
-	jb_puts(&b, "]}\n");
-	if (jb_error(&b)) {
-		jb_free(&b);
-		strlist_free(&repos);
-		return respond_errorf(r, q, 503, "UNAVAILABLE", "out of memory building the "
-				      "bulk-manifests page; ask for a smaller n");
-	}
-	ret = json_answer(r, q, &b, "/v2/_regfs/manifests", &repos, to, n, NULL, NULL, NULL);
-	strlist_free(&repos);
-	return ret;
+	static const struct repos_listing bulk_manifests = {
+		.default_n = BULK_DEFAULT_N, .max_n = BULK_MAX_N,
+		.link_base = "/v2/_regfs/manifests", .put = put_repo,
+		.page_bytes = BULK_PAGE_BYTES, .page_us = BULK_PAGE_US,
+		.oom_msg = "out of memory building the bulk-manifests page; ask for a smaller n",
+	};
+	return answer_repos(r, q, &bulk_manifests);
 }

@@ -6,22 +6,9 @@
 #ifndef REGFS_HANDLERS_H
 #define REGFS_HANDLERS_H
 
-#include <microhttpd.h>
+#include "route.h"
 
-struct registry;
-struct request;
-
-enum MHD_Result h_not_found(struct registry *r, struct request *q);
-enum MHD_Result h_base(struct registry *r, struct request *q);
-enum MHD_Result h_manifest(struct registry *r, struct request *q);
-enum MHD_Result h_blob(struct registry *r, struct request *q);
-enum MHD_Result h_upload_start(struct registry *r, struct request *q);
-enum MHD_Result h_upload(struct registry *r, struct request *q);
-enum MHD_Result h_tags(struct registry *r, struct request *q);
-enum MHD_Result h_catalog(struct registry *r, struct request *q);
-enum MHD_Result h_bulk_tags(struct registry *r, struct request *q);
-enum MHD_Result h_repo_manifests(struct registry *r, struct request *q);
-enum MHD_Result h_bulk_manifests(struct registry *r, struct request *q);
-enum MHD_Result h_referrers(struct registry *r, struct request *q);
+route_handler_fn h_not_found, h_base, h_manifest, h_blob, h_upload_start, h_upload, h_tags,
+	h_catalog, h_bulk_tags, h_repo_manifests, h_bulk_manifests, h_referrers;
 
 #endif

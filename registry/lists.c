@@ -191,7 +191,8 @@ enum MHD_Result h_tags(struct registry *r, struct request *q)
 	return ret;
 }
 
-enum MHD_Result h_catalog(struct registry *r, struct request *q)
+enum MHD_Result answer_repos(struct registry *r, struct request *q,
+			     const struct repos_listing *l)
 {
 	int n;
 	const char *last;
@@ -199,7 +200,9 @@ enum MHD_Result h_catalog(struct registry *r, struct request *q)
 	if (!page_or_400(r, q, &n, &last, &ret))
 		return ret;
 	if (n < 0)
-		n = CATALOG_DEFAULT_N;
+		n = l->default_n;
+	if (l->max_n && n > l->max_n)
+		n = l->max_n;
 	struct strlist repos;
 	struct regfs_err e = {0};
 	size_t from, to;
@@ -208,42 +211,51 @@ enum MHD_Result h_catalog(struct registry *r, struct request *q)
 	struct jbuf b;
 	jb_init(&b, JB_NO_CAP);
 	jb_puts(&b, "{\"repositories\":[");
-	for (size_t i = from; i < to; i++) {
+	for (size_t i = from; i < to && !jb_error(&b); i++) {
 		if (i > from)
 			jb_add(&b, ",", 1);
-		jb_json_str(&b, repos.v[i]);
+		l->put(r, &b, repos.v[i]);
+		if ((l->page_bytes && jb_len(&b) >= l->page_bytes) ||
+		    (l->page_us && now_us() - q->t0_us >= l->page_us))
+			to = i + 1; /* the rest through the Link */
 	}
 	jb_puts(&b, "]}\n");
-	ret = json_answer(r, q, &b, "/v2/_catalog", &repos, to, n, NULL, NULL, NULL);
+	if (jb_error(&b) && l->oom_msg) {
+		jb_free(&b);
+		strlist_free(&repos);
+		return respond_error(r, q, 503, "UNAVAILABLE", l->oom_msg, NULL);
+	}
+	ret = json_answer(r, q, &b, l->link_base, &repos, to, n, NULL, NULL, NULL);
 	strlist_free(&repos);
 	return ret;
 }
 
+static void put_name(struct registry *r, struct jbuf *b, const char *name)
+{
+	(void)r;
+	jb_json_str(b, name);
+}
+
+enum MHD_Result h_catalog(struct registry *r, struct request *q)
+{
+	static const struct repos_listing catalog = {
+		.default_n = CATALOG_DEFAULT_N, .link_base = "/v2/_catalog", .put = put_name,
+	};
+	return answer_repos(r, q, &catalog);
+}
+
+static void put_tags(struct registry *r, struct jbuf *b, const char *name)
+{
+	json_repo_tags(r, b, name);
+	jb_puts(b, "}");
+}
+
 enum MHD_Result h_bulk_tags(struct registry *r, struct request *q)
 {
-	int n;
-	const char *last;
-	enum MHD_Result ret;
-	if (!page_or_400(r, q, &n, &last, &ret))
-		return ret;
-	struct strlist repos;
-	struct regfs_err e = {0};
-	size_t from, to;
-	if (repos_page(r, n, last, &repos, &from, &to, &e))
-		return respond_storage_error(r, q, &e);
-	struct jbuf b;
-	jb_init(&b, JB_NO_CAP);
-	jb_puts(&b, "{\"repositories\":[");
-	for (size_t i = from; i < to; i++) {
-		if (i > from)
-			jb_add(&b, ",", 1);
-		json_repo_tags(r, &b, repos.v[i]);
-		jb_puts(&b, "}");
-	}
-	jb_puts(&b, "]}\n");
-	ret = json_answer(r, q, &b, "/v2/_regfs/tags", &repos, to, n, NULL, NULL, NULL);
-	strlist_free(&repos);
-	return ret;
+	static const struct repos_listing bulk_tags = {
+		.default_n = -1, .link_base = "/v2/_regfs/tags", .put = put_tags,
+	};
+	return answer_repos(r, q, &bulk_tags);
 }
 
 enum MHD_Result h_repo_manifests(struct registry *r, struct request *q)

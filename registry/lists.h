@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <microhttpd.h>
 
 #include <regfs/err.h>
@@ -42,5 +43,19 @@ enum MHD_Result json_answer(struct registry *r, struct request *q, struct jbuf *
 			    const char *link_base, const struct strlist *l, size_t to,
 			    int n, const char *ctype, const char *extra_name,
 			    const char *extra_value);
+
+/* A paged list of repositories, {"repositories":[…]}: the catalog and the
+ * bulk extensions. `put` appends one repository's entry. */
+struct repos_listing {
+	int default_n;                /* page size when n is absent (-1: all) */
+	int max_n;                    /* largest n honoured (0: PAGE_MAX) */
+	const char *link_base;        /* the endpoint's path, for Link */
+	void (*put)(struct registry *r, struct jbuf *b, const char *name);
+	size_t page_bytes;            /* a page ends after the repository that passes it (0: no) */
+	uint64_t page_us;             /* … or that takes it past this time (0: no) */
+	const char *oom_msg;          /* out of memory: 503 with this message (NULL: close) */
+};
+enum MHD_Result answer_repos(struct registry *r, struct request *q,
+			     const struct repos_listing *l);
 
 #endif

@@ -140,13 +140,12 @@ static bool is_foreign_layer(const char *mt)
 	return mt && (strstr(mt, ".foreign.") || strstr(mt, ".nondistributable."));
 }
 
-/* Checks a blob is present for this repository: its _layers link and its
- * data. Marks it first for online GC (see gc.c: a blob noted here is not
- * swept by a GC pass running now). */
-static bool blob_present(struct registry *r, const char *name, const char *digest)
+/* Is `digest` in this repository: linked (`link`, a _layers or revision
+ * link, consumed) and its data present? Marks it first for online GC (gc.c:
+ * a blob noted here is not swept by a GC pass running now). */
+static bool linked_and_stored(struct registry *r, const char *digest, char *link)
 {
 	gc_note_referenced(r, digest);
-	char *link = regfs_layout_layer_link(name, digest);
 	char *data = regfs_layout_blob_data(digest);
 	bool ok = repo_exists(r, link, NULL) && repo_exists(r, data, NULL);
 	free(link);
@@ -154,15 +153,14 @@ static bool blob_present(struct registry *r, const char *name, const char *diges
 	return ok;
 }
 
+static bool blob_present(struct registry *r, const char *name, const char *digest)
+{
+	return linked_and_stored(r, digest, regfs_layout_layer_link(name, digest));
+}
+
 static bool revision_present(struct registry *r, const char *name, const char *digest)
 {
-	gc_note_referenced(r, digest);
-	char *link = regfs_layout_revision_link(name, digest);
-	char *data = regfs_layout_blob_data(digest);
-	bool ok = repo_exists(r, link, NULL) && repo_exists(r, data, NULL);
-	free(link);
-	free(data);
-	return ok;
+	return linked_and_stored(r, digest, regfs_layout_revision_link(name, digest));
 }
 
 static enum MHD_Result blob_unknown(struct registry *r, struct request *q, const char *code, const char *what,
@@ -325,12 +323,9 @@ static enum MHD_Result delete_manifest(struct registry *r, struct request *q, en
 		int rc = exists ? regfs_storage_del(r->st, tagdir, &e) : -ENOENT;
 		free(tagdir);
 		free(cur);
-		if (rc == -ENOENT)
-			return unknown_manifest(r, q);
-		if (rc)
-			return respond_storage_error(r, q, &e);
-		log_info("tag %s:%s deleted", q->rt.name, q->rt.ref);
-		return respond_body(r, q, 202, NULL, "", 0);
+		if (rc == 0)
+			log_info("tag %s:%s deleted", q->rt.name, q->rt.ref);
+		return respond_removed(r, q, rc, &e, 202, unknown_manifest);
 	}
 	char *rev = dir_of(regfs_layout_revision_link(q->rt.name, q->rt.ref));
 	int rc = rev ? regfs_storage_del(r->st, rev, &e) : -ENOMEM;

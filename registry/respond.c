@@ -155,3 +155,14 @@ enum MHD_Result respond_storage_error(struct registry *r, struct request *q,
 	unsigned status = (code == -EIO || code == -EACCES) ? 503 : 500;
 	return respond_errorf(r, q, status, "UNKNOWN", "storage failed: %s", regfs_err_str(err));
 }
+
+enum MHD_Result respond_removed(struct registry *r, struct request *q, int rc,
+				const struct regfs_err *e, unsigned status,
+				route_handler unknown)
+{
+	if (rc == -ENOENT)
+		return unknown(r, q);
+	if (rc)
+		return respond_storage_error(r, q, e);
+	return respond_body(r, q, status, NULL, "", 0);
+}

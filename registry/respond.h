@@ -16,6 +16,8 @@
 
 #include <regfs/err.h>
 
+#include "route.h"
+
 struct registry;
 struct request;
 
@@ -54,6 +56,12 @@ enum MHD_Result respond_storage_error(struct registry *r, struct request *q,
  * same headers and no body. */
 enum MHD_Result respond_body(struct registry *r, struct request *q, unsigned status,
 			     const char *content_type, const char *body, size_t len);
+/* The answer to a storage operation that removed something: `status` with
+ * an empty body when rc is 0, `unknown(r, q)` when it was not there
+ * (-ENOENT), a storage error (e) otherwise. */
+enum MHD_Result respond_removed(struct registry *r, struct request *q, int rc,
+				const struct regfs_err *e, unsigned status,
+				route_handler unknown);
 /* An empty response; the caller adds its headers before respond(). */
 struct MHD_Response *response_empty(void);
 /* A response of `len` bytes whose body is never read: HEAD answers. */

@@ -51,7 +51,8 @@ enum access {
  * sets started), then once per body chunk (*q->size > 0, which it must
  * consume), then with *q->size == 0 to answer. Requests without a body get
  * one call (started false, *q->size 0) and must answer at once. */
-typedef enum MHD_Result (*route_handler)(struct registry *r, struct request *q);
+typedef enum MHD_Result route_handler_fn(struct registry *r, struct request *q);
+typedef route_handler_fn *route_handler;
 
 struct route_entry {
 	enum route_kind kind;

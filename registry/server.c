@@ -466,26 +466,56 @@ static struct MHD_Daemon *start_daemon(struct registry *r, const struct sockaddr
 				MHD_OPTION_END);
 }
 
+/* http.tls: the certificate and key files, read whole (both NULL when TLS
+ * is not configured). */
+static int load_tls(struct regfs_config *cfg, char **cert, char **key, struct regfs_err *err)
+{
+	*cert = *key = NULL;
+	if (!cfg->tls_certificate && !cfg->tls_key)
+		return 0;
+	if (!cfg->tls_certificate || !cfg->tls_key)
+		return regfs_errf(err, -EINVAL, "http.tls needs both certificate and key");
+	if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+		return regfs_errf(err, -ENOTSUP, "http.tls is set but this libmicrohttpd was "
+				  "built without TLS (gnutls); install a TLS-enabled "
+				  "libmicrohttpd or terminate TLS in a proxy");
+	*cert = read_file(cfg->tls_certificate, err);
+	*key = *cert ? read_file(cfg->tls_key, err) : NULL;
+	if (!*cert || !*key) {
+		free(*cert);
+		*cert = NULL;
+		regfs_err_prefix(err, "http.tls: ");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Stops accepting and gives requests in flight up to 5 s to finish (idle
+ * keep-alive connections also count, hence the short bound), then stops the
+ * background jobs and the daemon. */
+static void drain_and_stop(struct registry *reg, struct MHD_Daemon *d)
+{
+	MHD_socket ls = MHD_quiesce_daemon(d);
+	for (int i = 0; i < 50; i++) {
+		const union MHD_DaemonInfo *ci = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+		if (!ci || ci->num_connections == 0)
+			break;
+		struct timespec ts = {0, 100 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	maint_stop(reg);
+	MHD_stop_daemon(d);
+	if (ls != MHD_INVALID_SOCKET)
+		close(ls);
+}
+
 int server_run(struct regfs_config *cfg, struct regfs_err *err)
 {
 	struct registry reg;
 	char *cert = NULL, *key = NULL;
-	int rc;
-	if (cfg->tls_certificate || cfg->tls_key) {
-		if (!cfg->tls_certificate || !cfg->tls_key)
-			return regfs_errf(err, -EINVAL, "http.tls needs both certificate and key");
-		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
-			return regfs_errf(err, -ENOTSUP, "http.tls is set but this libmicrohttpd was "
-					  "built without TLS (gnutls); install a TLS-enabled "
-					  "libmicrohttpd or terminate TLS in a proxy");
-		cert = read_file(cfg->tls_certificate, err);
-		key = cert ? read_file(cfg->tls_key, err) : NULL;
-		if (!cert || !key) {
-			free(cert);
-			regfs_err_prefix(err, "http.tls: ");
-			return -EINVAL;
-		}
-	}
+	int rc = load_tls(cfg, &cert, &key, err);
+	if (rc)
+		return rc;
 	struct sockaddr_storage ss;
 	socklen_t sl;
 	bool any = false;
@@ -532,20 +562,7 @@ int server_run(struct regfs_config *cfg, struct regfs_err *err)
 	while (sigwait(&set, &sig) != 0)
 		;
 	log_info("signal %d: stopping (finishing requests in flight)", sig);
-	/* stop accepting, give requests in flight up to 5 s to finish
-	 * (idle keep-alive connections also count, hence the short bound) */
-	MHD_socket ls = MHD_quiesce_daemon(d);
-	for (int i = 0; i < 50; i++) {
-		const union MHD_DaemonInfo *ci = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-		if (!ci || ci->num_connections == 0)
-			break;
-		struct timespec ts = {0, 100 * 1000 * 1000};
-		nanosleep(&ts, NULL);
-	}
-	maint_stop(&reg);
-	MHD_stop_daemon(d);
-	if (ls != MHD_INVALID_SOCKET)
-		close(ls);
+	drain_and_stop(&reg, d);
 	registry_close(&reg);
 	log_info("stopped");
 	rc = 0;

@@ -243,6 +243,18 @@ static bool session_exists(struct registry *r, const char *name, const char *uui
 	return ok;
 }
 
+/* Answers a failed operation on a session: gone (404), held by another
+ * request (416), storage (5xx). */
+static enum MHD_Result session_failed(struct registry *r, struct request *q, int rc,
+				      const struct regfs_err *e)
+{
+	if (rc == -ENOENT)
+		return upload_unknown(r, q);
+	if (rc == -EBUSY)
+		return upload_busy(r, q);
+	return respond_storage_error(r, q, e);
+}
+
 /* The route's uuid is valid and its session exists. */
 static bool known_session(struct registry *r, const struct request *q)
 {
@@ -671,12 +683,8 @@ static enum MHD_Result patch_or_put(struct registry *r, struct request *q, enum 
 	}
 	struct regfs_err e = {0};
 	int rc = op_open(r, q->rt.name, op, true, &e);
-	if (rc == -ENOENT)
-		return upload_unknown(r, q);
-	if (rc == -EBUSY)
-		return upload_busy(r, q);
 	if (rc)
-		return respond_storage_error(r, q, &e);
+		return session_failed(r, q, rc, &e);
 	const char *cr = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_RANGE);
 	uint64_t a, b;
 	if (cr && *cr && (parse_content_range(cr, &a, &b) || a != op->size)) {
@@ -708,11 +716,7 @@ static enum MHD_Result upload_cancel(struct registry *r, struct request *q)
 	char *d = regfs_layout_upload_dir(q->rt.name, q->rt.ref);
 	int rc = d ? regfs_storage_del(r->st, d, &e) : -ENOMEM;
 	free(d);
-	if (rc == -ENOENT)
-		return upload_unknown(r, q);
-	if (rc)
-		return respond_storage_error(r, q, &e);
-	return respond_body(r, q, 204, NULL, "", 0);
+	return respond_removed(r, q, rc, &e, 204, upload_unknown);
 }
 
 /* GET/HEAD: the upload's progress. */
@@ -733,12 +737,8 @@ static enum MHD_Result upload_status(struct registry *r, struct request *q)
 	if (rc == -ENOENT)
 		rc = r->st->ops->writer(r->st, p, true, &w, &e);
 	free(p);
-	if (rc == -ENOENT)
-		return upload_unknown(r, q);
-	if (rc == -EBUSY)
-		return upload_busy(r, q);
 	if (rc)
-		return respond_storage_error(r, q, &e);
+		return session_failed(r, q, rc, &e);
 	if (w) {
 		stored = w->size(w);
 		w->close(w, NULL);
