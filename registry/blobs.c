@@ -289,7 +289,7 @@ static enum MHD_Result serve_blob(struct registry *r, struct request *q, const c
 	if (rc)
 		return rc == -ENOENT ? blob_unknown(r, q) : respond_storage_error(r, q, &e);
 	uint64_t start = 0, end = total ? total - 1 : 0;
-	const char *rh = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
+	const char *rh = request_header(q, MHD_HTTP_HEADER_RANGE);
 	int ranged = parse_range(rh, total, &start, &end);
 	if (ranged < 0) {
 		if (fd >= 0)

@@ -163,8 +163,7 @@ enum MHD_Result h_tags(struct registry *r, struct request *q)
 	if (rc == -ENOENT) {
 		strlist_free(&tags);
 		if (!repo_known(r, q->rt.name))
-			return respond_errorf(r, q, 404, "NAME_UNKNOWN", "repository name not known to registry: %s",
-				   q->rt.name);
+			return respond_name_unknown(r, q);
 		rc = 0;
 	}
 	if (rc) {
@@ -261,7 +260,7 @@ enum MHD_Result h_bulk_tags(struct registry *r, struct request *q)
 enum MHD_Result h_repo_manifests(struct registry *r, struct request *q)
 {
 	if (!repo_known(r, q->rt.name))
-		return respond_errorf(r, q, 404, "NAME_UNKNOWN", "repository name not known to registry: %s", q->rt.name);
+		return respond_name_unknown(r, q);
 	struct strlist revs = {0}, tags = {0};
 	struct regfs_err e = {0};
 	if (repo_list_revisions(r, q->rt.name, &revs, &e)) {
@@ -327,7 +326,7 @@ enum MHD_Result h_referrers(struct registry *r, struct request *q)
 {
 	if (q->rt.ref_truncated || !regfs_digest_valid(q->rt.ref))
 		return respond_errorf(r, q, 400, "DIGEST_INVALID", "invalid digest \"%.140s\"", q->rt.ref);
-	const char *filter = MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, "artifactType");
+	const char *filter = request_query(q, "artifactType");
 	if (filter && !*filter)
 		filter = NULL;
 	struct strlist revs = {0};

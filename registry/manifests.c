@@ -35,8 +35,9 @@ enum ref_kind { REF_TAG, REF_DIGEST };
 static enum MHD_Result unknown_manifest(struct registry *r, struct request *q)
 {
 	if (!repo_known(r, q->rt.name))
-		return respond_errorf(r, q, 404, "NAME_UNKNOWN", "repository name not known to registry: %s", q->rt.name);
-	return respond_errorf(r, q, 404, "MANIFEST_UNKNOWN", "manifest unknown: %s:%s", q->rt.name, q->rt.ref);
+		return respond_name_unknown(r, q);
+	return respond_errorf(r, q, 404, "MANIFEST_UNKNOWN", "manifest unknown: %s:%s", q->rt.name,
+			      q->rt.ref);
 }
 
 /* Validates name and reference; answers the error itself and returns false. */
@@ -109,8 +110,8 @@ static enum MHD_Result get_manifest(struct registry *r, struct request *q, enum 
 	struct manifest_entry *m = NULL;
 	rc = manifest_load(r, digest, &m, &e);
 	if (rc == -ENOENT)
-		return respond_errorf(r, q, 404, "MANIFEST_UNKNOWN", "manifest %s is linked in %s but its blob is "
-			   "missing from storage", digest, q->rt.name);
+		return respond_errorf(r, q, 404, "MANIFEST_UNKNOWN", "manifest %s is linked in %s "
+				      "but its blob is missing from storage", digest, q->rt.name);
 	if (rc)
 		return respond_storage_error(r, q, &e);
 
@@ -163,7 +164,8 @@ static bool revision_present(struct registry *r, const char *name, const char *d
 	return linked_and_stored(r, digest, regfs_layout_revision_link(name, digest));
 }
 
-static enum MHD_Result blob_unknown(struct registry *r, struct request *q, const char *code, const char *what,
+static enum MHD_Result blob_unknown(struct registry *r, struct request *q, const char *code,
+				    const char *what,
 				    const char *digest)
 {
 	char detail[REGFS_DIGEST_MAX + 32];
@@ -216,8 +218,8 @@ static enum MHD_Result put_manifest_done(struct registry *r, struct request *q, 
 	regfs_digest_buf(alg, jb_ptr(&q->body), jb_len(&q->body), digest);
 	if (kind == REF_DIGEST && strcmp(digest, q->rt.ref) != 0)
 		return respond_errorf(r, q, 400, "DIGEST_INVALID", "manifest content hashes to %s, not %s as the "
-			   "URL says", digest, q->rt.ref);
-	const char *ct = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+				      "URL says", digest, q->rt.ref);
+	const char *ct = request_header(q, MHD_HTTP_HEADER_CONTENT_TYPE);
 	struct regfs_manifest *m = NULL;
 	struct regfs_err e = {0};
 	if (regfs_manifest_parse(jb_ptr(&q->body), jb_len(&q->body), ct, &m, &e) != 0)

@@ -60,4 +60,16 @@ static inline bool request_is_head(const struct request *q)
 	return q->m == HTTP_HEAD;
 }
 
+/* A request header's value (NULL when absent). */
+static inline const char *request_header(const struct request *q, const char *name)
+{
+	return MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, name);
+}
+
+/* A query parameter's value (NULL when absent). */
+static inline const char *request_query(const struct request *q, const char *name)
+{
+	return MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
 #endif

@@ -166,3 +166,9 @@ enum MHD_Result respond_removed(struct registry *r, struct request *q, int rc,
 		return respond_storage_error(r, q, e);
 	return respond_body(r, q, status, NULL, "", 0);
 }
+
+enum MHD_Result respond_name_unknown(struct registry *r, struct request *q)
+{
+	return respond_errorf(r, q, 404, "NAME_UNKNOWN", "repository name not known to registry: %s",
+			      q->rt.name);
+}

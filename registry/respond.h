@@ -49,6 +49,8 @@ enum MHD_Result respond_error(struct registry *r, struct request *q, unsigned st
 enum MHD_Result respond_errorf(struct registry *r, struct request *q, unsigned status,
 			       const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
+/* 404 NAME_UNKNOWN for the route's repository (registry:2's wording). */
+enum MHD_Result respond_name_unknown(struct registry *r, struct request *q);
 /* Maps a storage error to 503 (I/O, access) or 500 with a JSON error naming it. */
 enum MHD_Result respond_storage_error(struct registry *r, struct request *q,
 				      const struct regfs_err *err);

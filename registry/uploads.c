@@ -219,8 +219,9 @@ static enum MHD_Result blob_created(struct registry *r, struct request *q, const
 
 static enum MHD_Result upload_unknown(struct registry *r, struct request *q)
 {
-	return respond_errorf(r, q, 404, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry: %s in %s "
-		   "(it finished, was cancelled or purged; start a new upload)", q->rt.ref, q->rt.name);
+	return respond_errorf(r, q, 404, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry: "
+			      "%s in %s (it finished, was cancelled or purged; start a new "
+			      "upload)", q->rt.ref, q->rt.name);
 }
 
 /* Another request holds the session (its lock): 416, as for a chunk that
@@ -230,9 +231,9 @@ static enum MHD_Result upload_busy(struct registry *r, struct request *q)
 {
 	log_info("upload %s in %s: refused %s, another request is writing this upload",
 		 q->rt.ref, q->rt.name, q->method);
-	return respond_errorf(r, q, 416, "BLOB_UPLOAD_INVALID", "upload %s is in use by another request: one request "
-		   "at a time per upload; retry after it finishes (GET the upload for its progress)",
-		   q->rt.ref);
+	return respond_errorf(r, q, 416, "BLOB_UPLOAD_INVALID", "upload %s is in use by another "
+			      "request: one request at a time per upload; retry after it "
+			      "finishes (GET the upload for its progress)", q->rt.ref);
 }
 
 static bool session_exists(struct registry *r, const char *name, const char *uuid)
@@ -390,21 +391,21 @@ static int parse_content_range(const char *h, uint64_t *start, uint64_t *end)
 static enum MHD_Result range_matches_body(struct registry *r, struct request *q, bool *refused)
 {
 	*refused = false;
-	const char *cr = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_RANGE);
+	const char *cr = request_header(q, MHD_HTTP_HEADER_CONTENT_RANGE);
 	if (!cr || !*cr)
 		return MHD_YES;
 	uint64_t a, b;
 	int rc = parse_content_range(cr, &a, &b);
 	if (rc == -EINVAL)
 		return MHD_YES; /* answered 400 below, with the session's state */
-	const char *cl = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *cl = request_header(q, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
 	if (rc == 0 && (!cl || (n > 0 && b - a == n - 1)))
 		return MHD_YES;
 	*refused = true;
-	return respond_errorf(r, q, 416, "BLOB_UPLOAD_INVALID", "Content-Range \"%.100s\" does not match the "
-		   "body (%s bytes): nothing stored; send <start>-<start+length-1>", cr,
-		   cl ? cl : "?");
+	return respond_errorf(r, q, 416, "BLOB_UPLOAD_INVALID", "Content-Range \"%.100s\" does not "
+			      "match the body (%s bytes): nothing stored; send "
+			      "<start>-<start+length-1>", cr, cl ? cl : "?");
 }
 
 static void op_fail(struct upload_op *op, int rc)
@@ -595,9 +596,9 @@ static enum MHD_Result post_upload(struct registry *r, struct request *q)
 		return q->up ? op_body(r, q) : MHD_NO;
 	q->started = true;
 	struct regfs_err e = {0};
-	const char *mount = MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, "mount");
-	const char *from = MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, "from");
-	const char *dg = MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, "digest");
+	const char *mount = request_query(q, "mount");
+	const char *from = request_query(q, "from");
+	const char *dg = request_query(q, "digest");
 	if (mount && regfs_digest_valid(mount) && from && regfs_name_valid(from)) {
 		char *src = regfs_layout_layer_link(from, mount);
 		char *blob = regfs_layout_blob_data(mount);
@@ -675,17 +676,17 @@ static enum MHD_Result patch_or_put(struct registry *r, struct request *q, enum 
 	q->up = op;
 	snprintf(op->uuid, sizeof op->uuid, "%.36s", uuid);
 	if (mode == OP_PUT) {
-		const char *dg = MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, "digest");
+		const char *dg = request_query(q, "digest");
 		if (!dg || regfs_digest_parse(dg, &op->alg, NULL, NULL) != 0)
 			return respond_errorf(r, q, 400, "DIGEST_INVALID", "PUT to finish an upload needs a valid "
-				   "?digest= parameter (got \"%.140s\")", dg ? dg : "");
+					      "?digest= parameter (got \"%.140s\")", dg ? dg : "");
 		snprintf(op->digest, sizeof op->digest, "%s", dg);
 	}
 	struct regfs_err e = {0};
 	int rc = op_open(r, q->rt.name, op, true, &e);
 	if (rc)
 		return session_failed(r, q, rc, &e);
-	const char *cr = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_RANGE);
+	const char *cr = request_header(q, MHD_HTTP_HEADER_CONTENT_RANGE);
 	uint64_t a, b;
 	if (cr && *cr && (parse_content_range(cr, &a, &b) || a != op->size)) {
 		/* refused: release the session before answering, so the client's
@@ -696,7 +697,7 @@ static enum MHD_Result patch_or_put(struct registry *r, struct request *q, enum 
 	if (cr && *cr) {
 		if (parse_content_range(cr, &a, &b))
 			return respond_errorf(r, q, 400, "BLOB_UPLOAD_INVALID", "invalid Content-Range \"%.100s\": "
-				   "expected <start>-<end>", cr);
+					      "expected <start>-<end>", cr);
 		if (a != op->size) {
 			/* out of order: tell the client where we are */
 			log_debug("upload %s: chunk starts at %" PRIu64 ", stored size is %" PRIu64,
