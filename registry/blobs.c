@@ -17,6 +17,7 @@
 #include "request.h"
 #include "respond.h"
 
+#include <regfs/hash.h>
 #include <regfs/layout.h>
 #include <regfs/log.h>
 
@@ -109,13 +110,12 @@ void headcache_free(struct headcache *hc)
 	free(hc);
 }
 
+/* The slot of a digest: a hash of the first 16 hex digits. */
 static size_t hc_slot_of(const char *digest)
 {
 	const char *hex = strchr(digest, ':');
-	uint64_t h = 1469598103934665603ull;
-	for (const char *p = hex ? hex + 1 : digest; *p && p < (hex ? hex + 17 : digest + 16); p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ull;
-	return (size_t)(h % HC_SLOTS);
+	hex = hex ? hex + 1 : digest;
+	return (size_t)(regfs_fnv1a64(hex, strnlen(hex, 16)) % HC_SLOTS);
 }
 
 static void blob_headers(struct MHD_Response *resp, const char *digest)

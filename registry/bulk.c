@@ -80,7 +80,7 @@ static void put_repo(struct registry *r, struct jbuf *b, const char *name)
 	json_repo_tags(r, b, name);
 	jb_puts(b, ",\"manifests\":[");
 	bool first = true;
-	struct strlist revs = {0};
+	struct strvec revs = {0};
 	repo_list_revisions(r, name, &revs, NULL); /* a repo without revisions: [] */
 	for (size_t i = 0; i < revs.n; i++) {
 		char ts[32];
@@ -113,7 +113,7 @@ static void put_repo(struct registry *r, struct jbuf *b, const char *name)
 			manifest_bytes_release(r->mb, m);
 		jb_puts(b, "}");
 	}
-	strlist_free(&revs);
+	strvec_clear(&revs);
 	jb_puts(b, "]}");
 }
 

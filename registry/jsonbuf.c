@@ -1,51 +1,22 @@
-/* jsonbuf.c — the capped text buffer with a sticky error (jsonbuf.h) and
- * the one JSON string escaper of the registry. */
+/* jsonbuf.c — the capped text buffer with a sticky error (jsonbuf.h) over
+ * struct dynbuf, and the one JSON string escaper of the registry. */
 #include "jsonbuf.h"
 
-#include <errno.h>
 #include <stdarg.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 void jb_init(struct jbuf *b, size_t cap)
 {
-	memset(b, 0, sizeof *b);
-	b->cap = cap;
-}
-
-/* Room for `extra` more bytes and the NUL; false (and b->err set) if not. */
-static bool jb_grow(struct jbuf *b, size_t extra)
-{
-	if (b->err)
-		return false;
-	if (extra > b->cap - b->len) {
-		b->err = -E2BIG;
-		return false;
-	}
-	if (b->len + extra + 1 <= b->alloc)
-		return true;
-	size_t alloc = b->alloc ? b->alloc : 256;
-	while (alloc < b->len + extra + 1)
-		alloc *= 2;
-	char *s = realloc(b->s, alloc);
-	if (!s) {
-		b->err = -ENOMEM;
-		return false;
-	}
-	b->s = s;
-	b->alloc = alloc;
-	return true;
+	dynbuf_init(&b->d, cap);
+	b->err = 0;
 }
 
 void jb_add(struct jbuf *b, const char *s, size_t n)
 {
-	if (!jb_grow(b, n))
-		return;
-	memcpy(b->s + b->len, s, n);
-	b->len += n;
-	b->s[b->len] = '\0';
+	if (!b->err)
+		b->err = dynbuf_add(&b->d, s, n);
 }
 
 void jb_puts(struct jbuf *b, const char *s)
@@ -55,16 +26,12 @@ void jb_puts(struct jbuf *b, const char *s)
 
 void jb_printf(struct jbuf *b, const char *fmt, ...)
 {
+	if (b->err)
+		return;
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(NULL, 0, fmt, ap);
+	b->err = dynbuf_vprintf(&b->d, fmt, ap);
 	va_end(ap);
-	if (n < 0 || !jb_grow(b, (size_t)n))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
 }
 
 void jb_json_bytes(struct jbuf *b, const char *s, size_t n)
@@ -105,26 +72,20 @@ int jb_error(const struct jbuf *b)
 
 const char *jb_ptr(const struct jbuf *b)
 {
-	return b->s ? b->s : "";
+	return dynbuf_ptr(&b->d);
 }
 
 size_t jb_len(const struct jbuf *b)
 {
-	return b->len;
+	return dynbuf_len(&b->d);
 }
 
 char *jb_take(struct jbuf *b, size_t *len)
 {
-	char *s = b->s ? b->s : strdup("");
-	if (len)
-		*len = s ? b->len : 0;
-	size_t cap = b->cap;
-	jb_init(b, cap);
-	return s;
+	return dynbuf_take(&b->d, len);
 }
 
 void jb_free(struct jbuf *b)
 {
-	free(b->s);
-	jb_init(b, b->cap);
+	dynbuf_free(&b->d);
 }

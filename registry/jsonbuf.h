@@ -1,4 +1,4 @@
-/* jsonbuf.h — a growable text buffer with a size cap and a sticky error, for
+/* jsonbuf.h — a struct dynbuf (regfs/dynbuf.h) with a sticky error, for
  * the JSON bodies the registry builds by hand (lists, errors, bulk pages) and
  * the manifest bodies it receives.
  *
@@ -13,11 +13,12 @@
 
 #include <stddef.h>
 
-#define JB_NO_CAP ((size_t)-1)
+#include <regfs/dynbuf.h>
+
+#define JB_NO_CAP DYNBUF_NO_CAP
 
 struct jbuf {
-	char *s;                      /* NULL until the first byte */
-	size_t len, alloc, cap;
+	struct dynbuf d;
 	int err;                      /* first failure: -ENOMEM or -E2BIG; 0 */
 };
 

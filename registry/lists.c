@@ -39,7 +39,7 @@ int page_params(struct MHD_Connection *c, int *n, const char **last)
 	return 0;
 }
 
-void page_slice(const struct strlist *l, int n, const char *last, size_t *from, size_t *to)
+void page_slice(const struct strvec *l, int n, const char *last, size_t *from, size_t *to)
 {
 	size_t i = 0;
 	if (last && *last) {
@@ -58,12 +58,12 @@ void page_slice(const struct strlist *l, int n, const char *last, size_t *from, 
 	*to = (n < 0 || i + (size_t)n > l->n) ? l->n : i + (size_t)n;
 }
 
-int repos_page(struct registry *r, int n, const char *last, struct strlist *repos,
+int repos_page(struct registry *r, int n, const char *last, struct strvec *repos,
 	       size_t *from, size_t *to, struct regfs_err *err)
 {
 	memset(repos, 0, sizeof *repos);
 	if (repo_list_all(r, repos, err)) {
-		strlist_free(repos);
+		strvec_clear(repos);
 		return -EIO;
 	}
 	page_slice(repos, n, last, from, to);
@@ -71,7 +71,7 @@ int repos_page(struct registry *r, int n, const char *last, struct strlist *repo
 }
 
 /* Adds Link: <base?last=…&n=…>; rel="next" when entries remain after `to`. */
-static void add_link(struct MHD_Response *resp, const char *base, const struct strlist *l,
+static void add_link(struct MHD_Response *resp, const char *base, const struct strvec *l,
 		     size_t to, int n)
 {
 	if (!resp || n <= 0 || to >= l->n || to == 0)
@@ -82,7 +82,7 @@ static void add_link(struct MHD_Response *resp, const char *base, const struct s
 }
 
 enum MHD_Result json_answer(struct registry *r, struct request *q, struct jbuf *b,
-				   const char *link_base, const struct strlist *l, size_t to,
+				   const char *link_base, const struct strvec *l, size_t to,
 				   int n, const char *ctype, const char *extra_name,
 				   const char *extra_value)
 {
@@ -129,7 +129,7 @@ void json_repo_tags(struct registry *r, struct jbuf *b, const char *name)
 	jb_puts(b, "{\"name\":");
 	jb_json_str(b, name);
 	jb_puts(b, ",\"tags\":[");
-	struct strlist tags = {0};
+	struct strvec tags = {0};
 	repo_list_tags(r, name, &tags, NULL);
 	bool first = true;
 	for (size_t j = 0; j < tags.n; j++) {
@@ -146,7 +146,7 @@ void json_repo_tags(struct registry *r, struct jbuf *b, const char *name)
 		jb_json_str(b, tags.v[j]);
 		jb_printf(b, ",\"digest\":\"%s\",\"pushed\":\"%s\"}", d, ts);
 	}
-	strlist_free(&tags);
+	strvec_clear(&tags);
 	jb_puts(b, "]");
 }
 
@@ -157,17 +157,17 @@ enum MHD_Result h_tags(struct registry *r, struct request *q)
 	enum MHD_Result ret;
 	if (!page_or_400(r, q, &n, &last, &ret))
 		return ret;
-	struct strlist tags = {0};
+	struct strvec tags = {0};
 	struct regfs_err e = {0};
 	int rc = repo_list_tags(r, q->rt.name, &tags, &e);
 	if (rc == -ENOENT) {
-		strlist_free(&tags);
+		strvec_clear(&tags);
 		if (!repo_known(r, q->rt.name))
 			return respond_name_unknown(r, q);
 		rc = 0;
 	}
 	if (rc) {
-		strlist_free(&tags);
+		strvec_clear(&tags);
 		return respond_storage_error(r, q, &e);
 	}
 	size_t from, to;
@@ -186,7 +186,7 @@ enum MHD_Result h_tags(struct registry *r, struct request *q)
 	char base[ROUTE_NAME_MAX + 32];
 	snprintf(base, sizeof base, "/v2/%s/tags/list", q->rt.name);
 	ret = json_answer(r, q, &b, base, &tags, to, n, NULL, NULL, NULL);
-	strlist_free(&tags);
+	strvec_clear(&tags);
 	return ret;
 }
 
@@ -202,7 +202,7 @@ enum MHD_Result answer_repos(struct registry *r, struct request *q,
 		n = l->default_n;
 	if (l->max_n && n > l->max_n)
 		n = l->max_n;
-	struct strlist repos;
+	struct strvec repos;
 	struct regfs_err e = {0};
 	size_t from, to;
 	if (repos_page(r, n, last, &repos, &from, &to, &e))
@@ -221,11 +221,11 @@ enum MHD_Result answer_repos(struct registry *r, struct request *q,
 	jb_puts(&b, "]}\n");
 	if (jb_error(&b) && l->oom_msg) {
 		jb_free(&b);
-		strlist_free(&repos);
+		strvec_clear(&repos);
 		return respond_error(r, q, 503, "UNAVAILABLE", l->oom_msg, NULL);
 	}
 	ret = json_answer(r, q, &b, l->link_base, &repos, to, n, NULL, NULL, NULL);
-	strlist_free(&repos);
+	strvec_clear(&repos);
 	return ret;
 }
 
@@ -261,18 +261,18 @@ enum MHD_Result h_repo_manifests(struct registry *r, struct request *q)
 {
 	if (!repo_known(r, q->rt.name))
 		return respond_name_unknown(r, q);
-	struct strlist revs = {0}, tags = {0};
+	struct strvec revs = {0}, tags = {0};
 	struct regfs_err e = {0};
 	if (repo_list_revisions(r, q->rt.name, &revs, &e)) {
-		strlist_free(&revs);
+		strvec_clear(&revs);
 		return respond_storage_error(r, q, &e);
 	}
 	repo_list_tags(r, q->rt.name, &tags, NULL);
 	/* tag -> digest, read once */
 	char (*tagd)[REGFS_DIGEST_MAX] = calloc(tags.n ? tags.n : 1, REGFS_DIGEST_MAX);
 	if (!tagd) {
-		strlist_free(&revs);
-		strlist_free(&tags);
+		strvec_clear(&revs);
+		strvec_clear(&tags);
 		return MHD_NO;
 	}
 	for (size_t j = 0; j < tags.n; j++) {
@@ -314,8 +314,8 @@ enum MHD_Result h_repo_manifests(struct registry *r, struct request *q)
 	}
 	jb_puts(&b, "]}\n");
 	free(tagd);
-	strlist_free(&revs);
-	strlist_free(&tags);
+	strvec_clear(&revs);
+	strvec_clear(&tags);
 	return json_answer(r, q, &b, NULL, NULL, 0, 0, NULL, NULL, NULL);
 }
 
@@ -329,10 +329,10 @@ enum MHD_Result h_referrers(struct registry *r, struct request *q)
 	const char *filter = request_query(q, "artifactType");
 	if (filter && !*filter)
 		filter = NULL;
-	struct strlist revs = {0};
+	struct strvec revs = {0};
 	struct regfs_err e = {0};
 	if (repo_list_revisions(r, q->rt.name, &revs, &e)) {
-		strlist_free(&revs);
+		strvec_clear(&revs);
 		return respond_storage_error(r, q, &e);
 	}
 	struct jbuf b;
@@ -363,7 +363,7 @@ enum MHD_Result h_referrers(struct registry *r, struct request *q)
 		manifest_bytes_release(r->mb, m);
 	}
 	jb_puts(&b, "]}\n");
-	strlist_free(&revs);
+	strvec_clear(&revs);
 	return json_answer(r, q, &b, NULL, NULL, 0, 0, REGFS_MT_OCI_INDEX,
 			   filter ? "OCI-Filters-Applied" : NULL, filter ? "artifactType" : NULL);
 }

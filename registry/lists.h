@@ -12,7 +12,7 @@
 #include <regfs/err.h>
 
 struct registry;
-struct strlist;
+struct strvec;
 struct request;
 struct jbuf;
 
@@ -20,10 +20,10 @@ struct jbuf;
  * for a malformed n. */
 int page_params(struct MHD_Connection *c, int *n, const char **last);
 /* The entries of sorted `l` after `last`, at most n (n < 0: all): [*from, *to). */
-void page_slice(const struct strlist *l, int n, const char *last, size_t *from, size_t *to);
+void page_slice(const struct strvec *l, int n, const char *last, size_t *from, size_t *to);
 /* Every repository (sorted) and the page [*from, *to) of it that n/last ask
  * for. On error (storage) *repos is empty and err says why. */
-int repos_page(struct registry *r, int n, const char *last, struct strlist *repos,
+int repos_page(struct registry *r, int n, const char *last, struct strvec *repos,
 	       size_t *from, size_t *to, struct regfs_err *err);
 
 /* n and last from q's query; false after answering 400 for a bad n. */
@@ -40,7 +40,7 @@ void json_repo_tags(struct registry *r, struct jbuf *b, const char *name);
  * `l` under `link_base` when `l` is given, and a header `extra_name` when
  * given. */
 enum MHD_Result json_answer(struct registry *r, struct request *q, struct jbuf *b,
-			    const char *link_base, const struct strlist *l, size_t to,
+			    const char *link_base, const struct strvec *l, size_t to,
 			    int n, const char *ctype, const char *extra_name,
 			    const char *extra_value);
 

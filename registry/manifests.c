@@ -337,7 +337,7 @@ static enum MHD_Result delete_manifest(struct registry *r, struct request *q, en
 	if (rc)
 		return respond_storage_error(r, q, &e);
 	/* every tag that points at it goes too (registry:2 does the same) */
-	struct strlist tags = {0};
+	struct strvec tags = {0};
 	repo_list_tags(r, q->rt.name, &tags, NULL);
 	for (size_t i = 0; i < tags.n; i++) {
 		char d[REGFS_DIGEST_MAX];
@@ -351,7 +351,7 @@ static enum MHD_Result delete_manifest(struct registry *r, struct request *q, en
 		}
 		free(cur);
 	}
-	strlist_free(&tags);
+	strvec_clear(&tags);
 	log_info("manifest %s deleted from %s", q->rt.ref, q->rt.name);
 	return respond_body(r, q, 202, NULL, "", 0);
 }

@@ -12,6 +12,7 @@
 #include <regfs/digest.h>
 #include <regfs/err.h>
 #include <regfs/storage.h>
+#include <regfs/strvec.h>
 
 struct registry;
 
@@ -32,26 +33,19 @@ bool repo_known(struct registry *r, const char *name);
 typedef int (*repo_name_cb)(const char *name, void *ud);
 int repo_walk(struct registry *r, repo_name_cb cb, void *ud, struct regfs_err *err);
 
-/* A malloc'd array of malloc'd strings; a zeroed struct is empty. Owned by
- * whoever declared it: strlist_free releases it. */
-struct strlist {
-	char **v;
-	size_t n, cap;
-};
-int strlist_add(struct strlist *l, const char *s);   /* 0 or -ENOMEM */
-void strlist_sort(struct strlist *l);
-void strlist_free(struct strlist *l);
+
+/* The lists below fill `out` (a struct strvec the caller owns and clears). */
 
 /* All repository names, sorted. */
-int repo_list_all(struct registry *r, struct strlist *out, struct regfs_err *err);
+int repo_list_all(struct registry *r, struct strvec *out, struct regfs_err *err);
 /* Tag names of a repository, sorted. -ENOENT when the repo has no tags dir. */
-int repo_list_tags(struct registry *r, const char *name, struct strlist *out,
+int repo_list_tags(struct registry *r, const char *name, struct strvec *out,
 		   struct regfs_err *err);
 /* Manifest digests of a repository (revision links), sorted. */
-int repo_list_revisions(struct registry *r, const char *name, struct strlist *out,
+int repo_list_revisions(struct registry *r, const char *name, struct strvec *out,
 			struct regfs_err *err);
 /* Layer-link digests of a repository. */
-int repo_list_layers(struct registry *r, const char *name, struct strlist *out,
+int repo_list_layers(struct registry *r, const char *name, struct strvec *out,
 		     struct regfs_err *err);
 
 #endif

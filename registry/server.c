@@ -7,7 +7,6 @@
 #include "blobs.h"
 #include "digestset.h"
 #include "handlers.h"
-#include "jsonbuf.h"
 #include "maint.h"
 #include "manifest_bytes.h"
 #include "registry.h"
@@ -15,6 +14,7 @@
 #include "respond.h"
 #include "uploads.h"
 
+#include <regfs/dynbuf.h>
 #include <regfs/log.h>
 
 #include <arpa/inet.h>
@@ -360,15 +360,16 @@ static char *read_file(const char *path, struct regfs_err *err)
 		regfs_errf(err, -errno, "cannot read %s: %s", path, strerror(errno));
 		return NULL;
 	}
-	struct jbuf b;
-	jb_init(&b, JB_NO_CAP);
+	struct dynbuf b;
+	dynbuf_init(&b, DYNBUF_NO_CAP);
 	char chunk[4096];
 	size_t n;
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		jb_add(&b, chunk, n);
+	int rc = 0;
+	while (!rc && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		rc = dynbuf_add(&b, chunk, n);
 	fclose(f);
-	char *s = jb_error(&b) ? NULL : jb_take(&b, NULL);
-	jb_free(&b);
+	char *s = rc ? NULL : dynbuf_take(&b, NULL);
+	dynbuf_free(&b);
 	if (!s)
 		regfs_errf(err, -ENOMEM, "out of memory reading %s", path);
 	return s;
