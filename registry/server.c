@@ -195,26 +195,31 @@ static unsigned framing_check(struct MHD_Connection *c, struct framing *f)
 	return 0;
 }
 
-/* The first access-handler call comes after the headers, before the body:
- * a refusal queued there is answered at once and libmicrohttpd closes the
- * connection without reading a body it has not handed over. True when the
- * request was refused (*res: the result to return). */
-static bool refuse_early(struct registry *r, struct MHD_Connection *c, const char *method,
-			 const char *url, bool bad_uri, enum MHD_Result *res)
+/* Refusals on the first access-handler call, which comes after the
+ * headers, before the body: a refusal queued there is answered at once and
+ * libmicrohttpd closes the connection without reading a body it has not
+ * handed over. */
+
+/* A path whose decoded form holds a control character (on_uri). */
+static enum MHD_Result refuse_bad_target(struct registry *r, struct MHD_Connection *c,
+					 const char *method, const char *url)
 {
 	struct request q;
-	if (bad_uri) {
-		request_init(&q, c, method, url);
-		log_warn("http: %s %.200s refused (400): control character in the path", method, url);
-		*res = respond_errorf(r, &q, 400, "NAME_INVALID",
-				      "the request path holds a control character (raw or "
-				      "%%-encoded): refused");
-		return true;
-	}
+	request_init(&q, c, method, url);
+	log_warn("http: %s %.200s refused (400): control character in the path", method, url);
+	return respond_errorf(r, &q, 400, "NAME_INVALID", "the request path holds a control "
+			      "character (raw or %%-encoded): refused");
+}
+
+/* true when the framing is refused (*res: the result to return). */
+static bool refuse_bad_framing(struct registry *r, struct MHD_Connection *c, const char *method,
+			       const char *url, enum MHD_Result *res)
+{
 	struct framing f;
 	unsigned st = framing_check(c, &f);
 	if (!st)
 		return false;
+	struct request q;
 	request_init(&q, c, method, url);
 	log_warn("http: %s %.200s refused (%u): %s", method, url, st, f.what);
 	*res = respond_errorf(r, &q, st, st == 501 ? "UNSUPPORTED" : "UNKNOWN",
@@ -252,7 +257,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	url = origin_path(url);
 	if (!q || q == &bad_target) {
 		enum MHD_Result res;
-		if (refuse_early(r, c, method, url, q == &bad_target, &res)) {
+		if (q == &bad_target) {
+			*con_cls = &no_state;
+			return refuse_bad_target(r, c, method, url);
+		}
+		if (refuse_bad_framing(r, c, method, url, &res)) {
 			*con_cls = &no_state;
 			return res;
 		}
@@ -434,8 +443,12 @@ static size_t conn_memory(void)
 	return n >= 8192 && n <= (16 << 20) ? (size_t)n : CONN_MEMORY;
 }
 
+/* IPv6 wildcard listeners also take IPv4 (DUAL_STACK), or only the
+ * address's own family. */
+enum stack { ADDRESS_FAMILY, DUAL_STACK };
+
 static struct MHD_Daemon *start_daemon(struct registry *r, const struct sockaddr *sa,
-				       bool dual, const char *cert, const char *key)
+				       enum stack stack, const char *cert, const char *key)
 {
 	const char *pc = getenv("REGFS_REGISTRY_PER_CONNECTION");
 	bool per_conn = pc && *pc == '1';
@@ -443,7 +456,7 @@ static struct MHD_Daemon *start_daemon(struct registry *r, const struct sockaddr
 			 (per_conn ? MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 					     MHD_USE_POLL
 				   : MHD_USE_EPOLL_INTERNAL_THREAD);
-	if (dual)
+	if (stack == DUAL_STACK)
 		flags |= MHD_USE_DUAL_STACK;
 	if (cert)
 		flags |= MHD_USE_TLS;
@@ -543,10 +556,10 @@ int server_run(struct regfs_config *cfg, struct regfs_err *err)
 		/* ":5000" binds every address, IPv6 too when the host has it */
 		struct sockaddr_in6 s6 = {.sin6_family = AF_INET6, .sin6_addr = in6addr_any,
 					  .sin6_port = ((struct sockaddr_in *)&ss)->sin_port};
-		d = start_daemon(&reg, (struct sockaddr *)&s6, true, cert, key);
+		d = start_daemon(&reg, (struct sockaddr *)&s6, DUAL_STACK, cert, key);
 	}
 	if (!d)
-		d = start_daemon(&reg, (struct sockaddr *)&ss, false, cert, key);
+		d = start_daemon(&reg, (struct sockaddr *)&ss, ADDRESS_FAMILY, cert, key);
 	if (!d) {
 		rc = regfs_errf(err, -EADDRINUSE, "cannot listen on %s (in use, or not an address "
 				"of this host); set http.addr to a free host:port", cfg->http_addr);
