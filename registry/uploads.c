@@ -524,14 +524,6 @@ static enum MHD_Result op_finish(struct registry *r, struct request *q)
 	return blob_created(r, q, got);
 }
 
-static enum MHD_Result fail_answer(struct registry *r, struct request *q)
-{
-	if (q->fail.status)
-		return respond_error(r, q, (unsigned)q->fail.status,
-				     q->fail.code, q->fail.msg, NULL);
-	return respond_storage_error(r, q, &q->up->err);
-}
-
 /* Drives the body of PATCH / PUT / monolithic POST once `q->up` is open. */
 static enum MHD_Result op_body(struct registry *r, struct request *q)
 {
@@ -541,13 +533,13 @@ static enum MHD_Result op_body(struct registry *r, struct request *q)
 		*q->size = 0;
 		return MHD_YES;
 	}
-	if (op->failed || q->fail.status) {
+	if (op->failed) {
 		/* the writer state is uncertain: drop the hash state */
 		if (op->w) {
 			op->w->close(op->w, NULL);
 			op->w = NULL;
 		}
-		return fail_answer(r, q);
+		return respond_storage_error(r, q, &op->err);
 	}
 	if (op->mode == OP_SESSION)
 		return upload_progress(r, q, 202, op->uuid, 0);
