@@ -582,7 +582,8 @@ static struct upload_op *op_new(struct registry *r, enum op_mode mode)
 
 /* ---- endpoints ---- */
 
-static enum MHD_Result post_upload(struct registry *r, struct request *q)
+/* POST: a new session, a monolithic upload, or a cross-repository mount. */
+enum MHD_Result h_upload_start(struct registry *r, struct request *q)
 {
 	if (q->started)
 		return q->up ? op_body(r, q) : MHD_NO;
@@ -619,7 +620,8 @@ static enum MHD_Result post_upload(struct registry *r, struct request *q)
 	}
 	enum regfs_digest_alg alg = REGFS_SHA256;
 	if (dg && regfs_digest_parse(dg, &alg, NULL, NULL) != 0)
-		return respond_errorf(r, q, 400, "DIGEST_INVALID", "invalid digest parameter \"%.140s\"", dg);
+		return respond_errorf(r, q, 400, "DIGEST_INVALID", "invalid digest parameter "
+				      "\"%.140s\"", dg);
 	struct upload_op *op = op_new(r, dg ? OP_POST_MONO : OP_SESSION);
 	if (!op)
 		return MHD_NO;
@@ -737,11 +739,6 @@ static enum MHD_Result upload_status(struct registry *r, struct request *q)
 		w->close(w, NULL);
 	}
 	return upload_progress(r, q, 204, uuid, stored);
-}
-
-enum MHD_Result h_upload_start(struct registry *r, struct request *q)
-{
-	return post_upload(r, q);
 }
 
 enum MHD_Result h_upload(struct registry *r, struct request *q)
