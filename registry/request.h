@@ -5,8 +5,9 @@
  * manifest body, the upload in progress).
  *
  * Body-less requests live on the stack of the server's callback (no
- * allocation); requests with a body are allocated once and freed with
- * request_free when libmicrohttpd reports them complete. */
+ * allocation); requests with a body are allocated once by the server, which
+ * calls request_free_body and frees them when libmicrohttpd reports them
+ * complete. */
 #ifndef REGFS_REQUEST_H
 #define REGFS_REQUEST_H
 
@@ -40,7 +41,7 @@ struct request {
 	const char *data;
 	size_t *size;
 	bool started;                 /* false on the first (headers-only) callback */
-	struct request_failure fail;
+	struct request_failure fail;  /* manifest PUT: over the size cap */
 	struct jbuf body;             /* manifest PUT body (capped at REGFS_MANIFEST_MAX) */
 	struct upload_op *up;         /* upload PATCH/PUT/POST */
 };
