@@ -73,12 +73,14 @@ static enum MHD_Result dispatch(struct registry *r, struct request *q)
 {
 	const struct route_entry *e = q->route;
 	if (!q->started) {
-		if (!route_allows(e, q->m))
-			return respond_errorf(r, q, 405, "UNSUPPORTED", "method %s not allowed on %s",
-					      q->method, e->noun ? e->noun : q->url);
+		/* The path first: a name outside the grammar names nothing, whatever
+		 * the method (400 before 405, on every route). */
 		if (e->named && !q->rt.name_ok)
 			return respond_errorf(r, q, 400, "NAME_INVALID",
 					      "invalid repository name: %s", q->rt.name);
+		if (!route_allows(e, q->m))
+			return respond_errorf(r, q, 405, "UNSUPPORTED", "method %s not allowed on %s",
+					      q->method, e->noun ? e->noun : q->url);
 	}
 	return e->handler(r, q);
 }
