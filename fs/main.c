@@ -26,7 +26,6 @@
 
 extern const struct fuse_lowlevel_ops regfs_ops;
 
-struct mnt *M;
 
 static void usage(FILE *f)
 {
@@ -441,12 +440,13 @@ static int parse_args(int argc, char **argv, struct mount_opts *o)
 	return 0;
 }
 
-static int client_make(struct regfs_client **out, struct regfs_err *e)
+static int client_make(const struct mount_opts *o, struct regfs_client **out,
+		       struct regfs_err *e)
 {
 	struct regfs_client_opts co = {
-		.url = M->o.url, .user = M->o.user, .pass = M->o.pass,
-		.ca_cert = M->o.ca_cert, .insecure = M->o.insecure,
-		.timeout_s = M->o.timeout_s, .max_parallel = M->o.max_parallel,
+		.url = o->url, .user = o->user, .pass = o->pass,
+		.ca_cert = o->ca_cert, .insecure = o->insecure,
+		.timeout_s = o->timeout_s, .max_parallel = o->max_parallel,
 	};
 	return regfs_client_new(&co, out, e);
 }
@@ -454,7 +454,6 @@ static int client_make(struct regfs_client **out, struct regfs_err *e)
 int main(int argc, char **argv)
 {
 	static struct mnt m;
-	M = &m;
 	/* Many short-lived worker threads (FUSE, batches) would each get a
 	 * malloc arena; a few shared ones keep the RSS down. */
 	mallopt(M_ARENA_MAX, 2);
@@ -465,7 +464,7 @@ int main(int argc, char **argv)
 	/* 1. The registry answers, is a registry, and takes our credentials. */
 	struct regfs_err e = {0};
 	struct regfs_client *c = NULL;
-	int rc = client_make(&c, &e);
+	int rc = client_make(&m.o, &c, &e);
 	if (rc == 0)
 		rc = regfs_client_ping(c, &e);
 	if (rc) {
@@ -482,17 +481,16 @@ int main(int argc, char **argv)
 		m.registry_version = NULL;
 	free(exts);
 
-	/* 2. Caches. The disk cache is optional: without it everything works,
-	 * only slower and with more requests. */
+	/* 2. The disk cache (the memory caches need the client: step 4). It is
+	 * optional: without it everything works, only slower and with more
+	 * requests. */
 	m.mounted_since = time(NULL);
 	m.nodes = nodes_new();
-	m.nc = ncache_new();
-	m.mc = mcache_new();
-	if (!m.nodes || !m.nc || !m.mc) {
+	if (!m.nodes) {
 		fprintf(stderr, "regfs: out of memory\n");
 		return 1;
 	}
-	m.bc = bcache_new(m.o.cache_dir, m.o.cache_size);
+	m.bc = bcache_new(m.o.cache_dir, m.o.cache_size, &m.st);
 	if (log_file || !m.o.foreground) {
 		char *lf = log_file;
 		if (!lf && m.bc && asprintf(&lf, "%s/regfs.log", m.o.cache_dir) < 0)
@@ -521,7 +519,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	free(fsopts);
-	struct fuse_session *se = fuse_session_new(&args, &regfs_ops, sizeof regfs_ops, NULL);
+	struct fuse_session *se = fuse_session_new(&args, &regfs_ops, sizeof regfs_ops, &m);
 	if (!se) {
 		fprintf(stderr, "regfs: bad mount options: %s\n", m.o.fuse_opts ? m.o.fuse_opts : "");
 		fuse_opt_free_args(&args);
@@ -535,11 +533,18 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	/* 4. Daemonize, then make the client that serves requests (after the
-	 * fork, so no thread or connection of the parent is inherited). */
+	 * fork, so no thread or connection of the parent is inherited) and the
+	 * memory caches that use it. */
 	m.se = se;
 	fuse_daemonize(m.o.foreground);
-	rc = client_make(&m.client, &e);
-	if (rc) {
+	rc = client_make(&m.o, &m.client, &e);
+	if (rc == 0) {
+		m.mc = mcache_new(m.client, &m.o, &m.st, m.bc);
+		m.nc = m.mc ? ncache_new(m.client, &m.o, &m.st, m.mc) : NULL;
+		if (!m.nc)
+			regfs_errf(&e, -ENOMEM, "out of memory");
+	}
+	if (rc || !m.nc) {
 		log_error("cannot create the registry client: %s", regfs_err_str(&e));
 		fuse_session_unmount(se);
 		fuse_remove_signal_handlers(se);
