@@ -34,6 +34,7 @@ struct bent {
 };
 
 struct bcache {
+	struct fs_stats *st;          /* bc_misses (bcache_fill) */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	char *dir;
@@ -160,13 +161,14 @@ static void scan(struct bcache *bc, const char *alg)
 	closedir(dir);
 }
 
-struct bcache *bcache_new(const char *dir, uint64_t cap)
+struct bcache *bcache_new(const char *dir, uint64_t cap, struct fs_stats *st)
 {
 	if (!dir || !*dir || cap == 0)
 		return NULL;
 	struct bcache *bc = calloc(1, sizeof *bc);
 	if (!bc)
 		return NULL;
+	bc->st = st;
 	bc->dir = strdup(dir);
 	bc->cap = cap;
 	bc->nb = 16384;
@@ -321,7 +323,8 @@ int bcache_put(struct bcache *bc, const char *digest, const void *data, size_t l
 	return publish(bc, tmp, digest, len);
 }
 
-int bcache_fill(struct bcache *bc, const char *repo, const char *digest, uint64_t size)
+int bcache_fill(struct bcache *bc, struct regfs_client *cl, const char *repo, const char *digest,
+		uint64_t size)
 {
 	if (!bc)
 		return -ENOSYS;
@@ -351,9 +354,9 @@ int bcache_fill(struct bcache *bc, const char *repo, const char *digest, uint64_
 		rc = fd;
 		log_warn("cache: cannot create a file in %s/tmp: %s", bc->dir, strerror(-rc));
 	} else {
-		atomic_fetch_add(&M->st.bc_misses, 1);
+		atomic_fetch_add(&bc->st->bc_misses, 1);
 		loop_may_block();
-		rc = regfs_client_blob_fetch(M->client, repo, digest, fd, &err);
+		rc = regfs_client_blob_fetch(cl, repo, digest, fd, &err);
 		close(fd);
 		if (rc) {
 			char what[400];

@@ -25,8 +25,6 @@
 
 extern const struct fuse_lowlevel_ops regfs_ops;
 
-struct mnt *M;
-
 static char *default_cache_dir(void)
 {
 	char *d = NULL;
@@ -268,19 +266,18 @@ static int log_open(const struct mnt *m, const char *log_file)
 	return 0;
 }
 
-/* The caches, then the log. The disk cache is optional: without it
+/* The inode table and the disk cache (the memory caches need the client:
+ * see serve), then the log. The disk cache is optional: without it
  * everything works, only slower and with more requests. */
 static int caches_make(struct mnt *m, const char *log_file)
 {
 	m->mounted_since = time(NULL);
 	m->nodes = nodes_new();
-	m->nc = ncache_new();
-	m->mc = mcache_new();
-	if (!m->nodes || !m->nc || !m->mc) {
+	if (!m->nodes) {
 		fprintf(stderr, "regfs: out of memory\n");
 		return -1;
 	}
-	m->bc = bcache_new(m->o.cache_dir, m->o.cache_size);
+	m->bc = bcache_new(m->o.cache_dir, m->o.cache_size, &m->st);
 	return log_open(m, log_file);
 }
 
@@ -300,7 +297,7 @@ static int session_make(struct mnt *m, const char *argv0, struct fuse_args *args
 		return -1;
 	}
 	free(fsopts);
-	struct fuse_session *se = fuse_session_new(args, &regfs_ops, sizeof regfs_ops, NULL);
+	struct fuse_session *se = fuse_session_new(args, &regfs_ops, sizeof regfs_ops, m);
 	if (!se) {
 		fprintf(stderr, "regfs: bad mount options: %s\n", m->o.fuse_opts ? m->o.fuse_opts : "");
 		return -1;
@@ -323,20 +320,27 @@ static void session_end(struct fuse_session *se)
 }
 
 /* Daemonizes, then makes the client that serves requests (after the fork,
- * so no thread or connection of the parent is inherited) and serves until
- * unmount. 0, or -1 (logged). */
+ * so no thread or connection of the parent is inherited) and the memory
+ * caches that use it, and serves until unmount. 0, or -1 (logged). */
 static int serve(struct mnt *m)
 {
 	fuse_daemonize(m->o.foreground);
 	struct regfs_err e = {0};
-	if (client_make(&m->o, &m->client, &e)) {
+	int rc = client_make(&m->o, &m->client, &e);
+	if (rc == 0) {
+		m->mc = mcache_new(m->client, &m->o, &m->st, m->bc);
+		m->nc = m->mc ? ncache_new(m->client, &m->o, &m->st, m->mc) : NULL;
+		if (!m->nc)
+			regfs_errf(&e, -ENOMEM, "out of memory");
+	}
+	if (rc || !m->nc) {
 		log_error("cannot create the registry client: %s", regfs_err_str(&e));
 		session_end(m->se);
 		return -1;
 	}
 	log_info("mounted %s on %s (ttl %g s, timeout %d s, cache %s)", m->o.url, m->o.mountpoint,
 		 m->o.ttl, m->o.timeout_s, m->bc ? m->o.cache_dir : "off");
-	int rc = loop_run(m->se, (unsigned)(m->o.max_parallel > 16 ? m->o.max_parallel : 16));
+	rc = loop_run(m->se, (unsigned)(m->o.max_parallel > 16 ? m->o.max_parallel : 16));
 	if (rc)
 		log_error("the FUSE request loop stopped: %s", strerror(-rc));
 	walk_shutdown();
@@ -363,7 +367,6 @@ int main(int argc, char **argv)
 {
 	static struct mnt m;
 	static struct cli c;
-	M = &m;
 	/* Many short-lived worker threads (FUSE, batches) would each get a
 	 * malloc arena; a few shared ones keep the RSS down. */
 	mallopt(M_ARENA_MAX, 2);
@@ -380,7 +383,7 @@ int main(int argc, char **argv)
 	}
 	int rc = serve(&m);
 	fuse_opt_free_args(&args);
-	if (m.client) /* else serve has left at once (logged) */
+	if (m.nc) /* else serve has left at once (logged) */
 		teardown(&m, &c);
 	return rc ? 1 : 0;
 }

@@ -40,6 +40,10 @@ struct exist {
 #define EXIST_BUCKETS 4096
 
 struct mcache {
+	struct regfs_client *client;
+	const struct mount_opts *o;  /* ttl */
+	struct fs_stats *st;
+	struct bcache *bc;           /* NULL: no disk cache */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct slot **b;
@@ -55,11 +59,16 @@ static uint64_t fnv(const char *s)
 	return h;
 }
 
-struct mcache *mcache_new(void)
+struct mcache *mcache_new(struct regfs_client *cl, const struct mount_opts *o,
+			  struct fs_stats *st, struct bcache *bc)
 {
 	struct mcache *mc = calloc(1, sizeof *mc);
 	if (!mc)
 		return NULL;
+	mc->client = cl;
+	mc->o = o;
+	mc->st = st;
+	mc->bc = bc;
 	mc->nb = 65536;
 	mc->b = calloc(mc->nb, sizeof *mc->b);
 	if (!mc->b) {
@@ -129,9 +138,8 @@ static void unlink_slot(struct mcache *mc, struct slot *s)
 		}
 }
 
-const struct mentry *mcache_peek(const char *digest)
+const struct mentry *mcache_peek(struct mcache *mc, const char *digest)
 {
-	struct mcache *mc = M->mc;
 	pthread_mutex_lock(&mc->mu);
 	struct slot *s = find(mc, digest);
 	const struct mentry *e = s && s->state == S_OK ? &s->e : NULL;
@@ -155,9 +163,9 @@ static int fill(struct slot *s, char *data, size_t len, const char *ctype)
 }
 
 /* Reads a manifest from the disk cache, verified; NULL if absent/bad. */
-static char *from_disk(const char *digest, size_t *len)
+static char *from_disk(struct mcache *mc, const char *digest, size_t *len)
 {
-	int fd = bcache_open(M->bc, digest);
+	int fd = bcache_open(mc->bc, digest);
 	if (fd < 0)
 		return NULL;
 	char *buf = NULL;
@@ -197,25 +205,24 @@ static char *from_disk(const char *digest, size_t *len)
 	return NULL;
 }
 
-static int put(const char *digest, const char *data, size_t len, const char *ctype,
-	       bool persist, const struct mentry **out);
+static int put(struct mcache *mc, const char *digest, const char *data, size_t len,
+	       const char *ctype, bool persist, const struct mentry **out);
 
-int mcache_put(const char *digest, const char *data, size_t len, const char *ctype,
-	       const struct mentry **out)
+int mcache_put(struct mcache *mc, const char *digest, const char *data, size_t len,
+	       const char *ctype, const struct mentry **out)
 {
-	return put(digest, data, len, ctype, true, out);
+	return put(mc, digest, data, len, ctype, true, out);
 }
 
-int mcache_put_mem(const char *digest, const char *data, size_t len, const char *ctype,
-		   const struct mentry **out)
+int mcache_put_mem(struct mcache *mc, const char *digest, const char *data, size_t len,
+		   const char *ctype, const struct mentry **out)
 {
-	return put(digest, data, len, ctype, false, out);
+	return put(mc, digest, data, len, ctype, false, out);
 }
 
-static int put(const char *digest, const char *data, size_t len, const char *ctype,
-	       bool persist, const struct mentry **out)
+static int put(struct mcache *mc, const char *digest, const char *data, size_t len,
+	       const char *ctype, bool persist, const struct mentry **out)
 {
-	struct mcache *mc = M->mc;
 	pthread_mutex_lock(&mc->mu);
 	struct slot *s = find(mc, digest);
 	if (s && s->state == S_OK) {
@@ -240,7 +247,7 @@ static int put(const char *digest, const char *data, size_t len, const char *cty
 		return rc;
 	}
 	if (persist)
-		bcache_put(M->bc, digest, data, len);
+		bcache_put(mc->bc, digest, data, len);
 	pthread_mutex_lock(&mc->mu);
 	s = find(mc, digest);
 	if (s && s->state == S_OK) {
@@ -270,16 +277,15 @@ static int put(const char *digest, const char *data, size_t len, const char *cty
 	return 0;
 }
 
-int mcache_get(const char *repo, const char *digest, const struct mentry **out)
+int mcache_get(struct mcache *mc, const char *repo, const char *digest, const struct mentry **out)
 {
-	struct mcache *mc = M->mc;
 	pthread_mutex_lock(&mc->mu);
 	struct slot *s;
 	for (;;) {
 		s = find(mc, digest);
 		if (s && s->state == S_OK) {
 			pthread_mutex_unlock(&mc->mu);
-			atomic_fetch_add(&M->st.mc_hits, 1);
+			atomic_fetch_add(&mc->st->mc_hits, 1);
 			*out = &s->e;
 			return 0;
 		}
@@ -297,18 +303,18 @@ int mcache_get(const char *repo, const char *digest, const struct mentry **out)
 
 	int rc;
 	size_t len = 0;
-	char *data = from_disk(digest, &len);
+	char *data = from_disk(mc, digest, &len);
 	if (data) {
-		atomic_fetch_add(&M->st.mc_hits, 1);
+		atomic_fetch_add(&mc->st->mc_hits, 1);
 		rc = fill(s, data, len, NULL);
 	} else {
-		atomic_fetch_add(&M->st.mc_misses, 1);
+		atomic_fetch_add(&mc->st->mc_misses, 1);
 		struct regfs_manifest_resp r = {0};
 		struct regfs_err e = {0};
 		loop_may_block();
-		rc = regfs_client_manifest(M->client, repo, digest, &r, &e);
+		rc = regfs_client_manifest(mc->client, repo, digest, &r, &e);
 		if (rc == 0) {
-			bcache_put(M->bc, digest, r.data, r.len);
+			bcache_put(mc->bc, digest, r.data, r.len);
 			rc = fill(s, r.data, r.len, r.content_type);
 			r.data = NULL;
 		} else {
@@ -336,15 +342,14 @@ int mcache_get(const char *repo, const char *digest, const struct mentry **out)
  * manifests) would set the daemon's peak memory. */
 #define PREFETCH_CHUNK 512
 
-void mcache_prefetch(const char **repos, const char **digests, size_t n)
+void mcache_prefetch(struct mcache *mc, const char **repos, const char **digests, size_t n)
 {
 	if (n > PREFETCH_CHUNK) {
 		for (size_t i = 0; i < n; i += PREFETCH_CHUNK)
-			mcache_prefetch(repos + i, digests + i,
+			mcache_prefetch(mc, repos + i, digests + i,
 					n - i < PREFETCH_CHUNK ? n - i : PREFETCH_CHUNK);
 		return;
 	}
-	struct mcache *mc = M->mc;
 	struct slot **mine = calloc(n ? n : 1, sizeof *mine);
 	struct regfs_manifest_req *reqs = calloc(n ? n : 1, sizeof *reqs);
 	struct slot **rs = calloc(n ? n : 1, sizeof *rs);
@@ -372,9 +377,9 @@ void mcache_prefetch(const char **repos, const char **digests, size_t n)
 	struct regfs_manifest_req *net = reqs;
 	for (size_t i = 0; i < k; i++) {
 		size_t len;
-		char *data = from_disk(mine[i]->e.digest, &len);
+		char *data = from_disk(mc, mine[i]->e.digest, &len);
 		if (data) {
-			atomic_fetch_add(&M->st.mc_hits, 1);
+			atomic_fetch_add(&mc->st->mc_hits, 1);
 			rc[i] = fill(mine[i], data, len, NULL);
 			continue;
 		}
@@ -384,9 +389,9 @@ void mcache_prefetch(const char **repos, const char **digests, size_t n)
 		nr++;
 	}
 	if (nr) {
-		atomic_fetch_add(&M->st.mc_misses, nr);
+		atomic_fetch_add(&mc->st->mc_misses, nr);
 		loop_may_block();
-		regfs_client_manifests(M->client, net, nr);
+		regfs_client_manifests(mc->client, net, nr);
 	}
 	for (size_t i = 0; i < nr; i++) {
 		struct slot *s = rs[i];
@@ -394,7 +399,7 @@ void mcache_prefetch(const char **repos, const char **digests, size_t n)
 		while (mine[mi] != s)
 			mi++;
 		if (net[i].rc == 0) {
-			bcache_put(M->bc, s->e.digest, net[i].resp.data, net[i].resp.len);
+			bcache_put(mc->bc, s->e.digest, net[i].resp.data, net[i].resp.len);
 			rc[mi] = fill(s, net[i].resp.data, net[i].resp.len, net[i].resp.content_type);
 			net[i].resp.data = NULL;
 		} else {
@@ -453,29 +458,30 @@ static int64_t parse_rfc3339(const char *s)
 }
 
 /* Reads a small blob whole: disk cache, else registry (verified, then cached). */
-static char *small_blob(const char *repo, const char *digest, uint64_t size, size_t *len)
+static char *small_blob(struct mcache *mc, const char *repo, const char *digest, uint64_t size,
+			size_t *len)
 {
 	if (size > REGFS_MANIFEST_MAX)
 		return NULL;
 	char *buf = malloc(size + 1);
 	if (!buf)
 		return NULL;
-	int fd = bcache_open(M->bc, digest);
+	int fd = bcache_open(mc->bc, digest);
 	if (fd >= 0) {
 		ssize_t r = pread(fd, buf, size, 0);
 		close(fd);
 		if (r == (ssize_t)size) {
 			buf[size] = 0;
 			*len = size;
-			atomic_fetch_add(&M->st.bc_hits, 1);
+			atomic_fetch_add(&mc->st->bc_hits, 1);
 			return buf;
 		}
 	}
-	atomic_fetch_add(&M->st.bc_misses, 1);
+	atomic_fetch_add(&mc->st->bc_misses, 1);
 	size_t got = 0;
 	struct regfs_err e = {0};
 	loop_may_block();
-	int rc = regfs_client_blob_read(M->client, repo, digest, 0, size, buf, &got, &e);
+	int rc = regfs_client_blob_read(mc->client, repo, digest, 0, size, buf, &got, &e);
 	if (rc || got != size) {
 		if (rc)
 			fs_client_errno(rc, &e, "fetching a config blob");
@@ -490,13 +496,13 @@ static char *small_blob(const char *repo, const char *digest, uint64_t size, siz
 		free(buf);
 		return NULL;
 	}
-	bcache_put(M->bc, digest, buf, size);
+	bcache_put(mc->bc, digest, buf, size);
 	buf[size] = 0;
 	*len = size;
 	return buf;
 }
 
-int64_t mcache_created(const char *repo, const struct mentry *e)
+int64_t mcache_created(struct mcache *mc, const char *repo, const struct mentry *e)
 {
 	int64_t c = __atomic_load_n(&e->created, __ATOMIC_ACQUIRE);
 	if (c)
@@ -506,12 +512,12 @@ int64_t mcache_created(const char *repo, const struct mentry *e)
 	if (m->kind == REGFS_MANIFEST_INDEX) {
 		/* An index has no config: its first child's image time. */
 		const struct mentry *ch;
-		if (m->n_manifests && mcache_get(repo, m->manifests[0].digest, &ch) == 0 &&
+		if (m->n_manifests && mcache_get(mc, repo, m->manifests[0].digest, &ch) == 0 &&
 		    ch->m->kind == REGFS_MANIFEST_IMAGE)
-			c = mcache_created(repo, ch);
+			c = mcache_created(mc, repo, ch);
 	} else if (m->has_config) {
 		size_t len;
-		char *buf = small_blob(repo, m->config.digest, (uint64_t)m->config.size, &len);
+		char *buf = small_blob(mc, repo, m->config.digest, (uint64_t)m->config.size, &len);
 		if (!buf)
 			return 0; /* not cached: try again next time */
 		json_t *j = json_loadb(buf, len, 0, NULL);
@@ -594,20 +600,18 @@ static struct exist *exist_of(struct mcache *mc, const char *repo, const char *d
 	return x;
 }
 
-bool mcache_missing(const char *repo, const char *digest)
+bool mcache_missing(struct mcache *mc, const char *repo, const char *digest)
 {
-	struct mcache *mc = M->mc;
 	pthread_mutex_lock(&mc->mu);
 	struct exist *x = exist_of(mc, repo, digest, false);
-	bool gone = x && x->present == 0 && now_mono() - x->at < M->o.ttl;
+	bool gone = x && x->present == 0 && now_mono() - x->at < mc->o->ttl;
 	pthread_mutex_unlock(&mc->mu);
 	return gone;
 }
 
 /* Records one answer; logs a 404 the first time the pair has one. */
-static void exist_record(const char *repo, const char *digest, int present)
+static void exist_record(struct mcache *mc, const char *repo, const char *digest, int present)
 {
-	struct mcache *mc = M->mc;
 	pthread_mutex_lock(&mc->mu);
 	struct exist *x = exist_of(mc, repo, digest, true);
 	bool log_it = false;
@@ -627,8 +631,8 @@ static void exist_record(const char *repo, const char *digest, int present)
 
 /* regfs-registry: existence from the repo-manifests list (one request per
  * repository and ttl instead of one per manifest). 1/0, or -1 unavailable. */
-static int listed_in_repo(const char *repo, const char *digest, char ***cache_v, size_t *cache_n,
-			  const char **cache_repo)
+static int listed_in_repo(struct ncache *nc, const char *repo, const char *digest, char ***cache_v,
+			  size_t *cache_n, const char **cache_repo)
 {
 	if (!*cache_repo || strcmp(*cache_repo, repo) != 0) {
 		for (size_t k = 0; k < *cache_n; k++)
@@ -637,7 +641,7 @@ static int listed_in_repo(const char *repo, const char *digest, char ***cache_v,
 		*cache_v = NULL;
 		*cache_n = 0;
 		*cache_repo = NULL;
-		if (ncache_repo_manifests(repo, cache_v, cache_n) != 0)
+		if (ncache_repo_manifests(nc, repo, cache_v, cache_n) != 0)
 			return -1;
 		*cache_repo = repo;
 	}
@@ -648,7 +652,8 @@ static int listed_in_repo(const char *repo, const char *digest, char ***cache_v,
 }
 
 /* GETs by digest the pairs in idx[0..k) (present[] -1 so far). */
-static void exist_fetch(const char **repos, const char **digests, const size_t *idx, size_t k,
+static void exist_fetch(struct mcache *mc, const char **repos, const char **digests,
+			const size_t *idx, size_t k,
 			int *present)
 {
 	struct regfs_manifest_req *reqs = calloc(k ? k : 1, sizeof *reqs);
@@ -658,14 +663,14 @@ static void exist_fetch(const char **repos, const char **digests, const size_t *
 		reqs[j].repo = repos[idx[j]];
 		reqs[j].ref = digests[idx[j]];
 	}
-	atomic_fetch_add(&M->st.mc_misses, k);
+	atomic_fetch_add(&mc->st->mc_misses, k);
 	loop_may_block();
-	regfs_client_manifests(M->client, reqs, k);
+	regfs_client_manifests(mc->client, reqs, k);
 	for (size_t j = 0; j < k; j++) {
 		size_t i = idx[j];
 		if (reqs[j].rc == 0 && strcmp(reqs[j].resp.digest, digests[i]) == 0) {
 			const struct mentry *e;
-			if (mcache_put(digests[i], reqs[j].resp.data, reqs[j].resp.len,
+			if (mcache_put(mc, digests[i], reqs[j].resp.data, reqs[j].resp.len,
 				       reqs[j].resp.content_type, &e) == 0)
 				present[i] = 1;
 		} else if (reqs[j].rc == -ENOENT) {
@@ -676,32 +681,32 @@ static void exist_fetch(const char **repos, const char **digests, const size_t *
 			fs_client_errno(reqs[j].rc ? reqs[j].rc : -EIO, &reqs[j].err, what);
 		}
 		if (present[i] >= 0)
-			exist_record(repos[i], digests[i], present[i]);
+			exist_record(mc, repos[i], digests[i], present[i]);
 		regfs_manifest_resp_free(&reqs[j].resp);
 	}
 	free(reqs);
 }
 
-void mcache_check_exist(const char **repos, const char **digests, size_t n, int *present)
+void mcache_check_exist(struct mcache *mc, struct ncache *nc, const char **repos,
+			const char **digests, size_t n, int *present)
 {
-	struct mcache *mc = M->mc;
 	size_t *todo = calloc(n ? n : 1, sizeof *todo), k = 0;
 	char **lv = NULL;
 	size_t ln = 0;
 	const char *lrepo = NULL;
-	bool has_list = regfs_client_has_ext(M->client, "repo-manifests");
+	bool has_list = regfs_client_has_ext(mc->client, "repo-manifests");
 	for (size_t i = 0; i < n; i++) {
 		present[i] = -1;
 		pthread_mutex_lock(&mc->mu);
 		struct exist *x = exist_of(mc, repos[i], digests[i], false);
-		if (x && now_mono() - x->at < M->o.ttl)
+		if (x && now_mono() - x->at < mc->o->ttl)
 			present[i] = x->present;
 		pthread_mutex_unlock(&mc->mu);
 		if (present[i] < 0 && has_list) {
-			int l = listed_in_repo(repos[i], digests[i], &lv, &ln, &lrepo);
+			int l = listed_in_repo(nc, repos[i], digests[i], &lv, &ln, &lrepo);
 			if (l == 0)
-				exist_record(repos[i], digests[i], 0);
-			if (l == 0 || (l == 1 && mcache_peek(digests[i])))
+				exist_record(mc, repos[i], digests[i], 0);
+			if (l == 0 || (l == 1 && mcache_peek(mc, digests[i])))
 				present[i] = l;
 		}
 		if (present[i] < 0 && todo)
@@ -712,7 +717,8 @@ void mcache_check_exist(const char **repos, const char **digests, size_t n, int 
 	free(lv);
 	/* In rounds, like mcache_prefetch: each round's bodies are held at once. */
 	for (size_t c0 = 0; c0 < k; c0 += PREFETCH_CHUNK)
-		exist_fetch(repos, digests, todo + c0, k - c0 < PREFETCH_CHUNK ? k - c0 : PREFETCH_CHUNK,
+		exist_fetch(mc, repos, digests, todo + c0,
+			    k - c0 < PREFETCH_CHUNK ? k - c0 : PREFETCH_CHUNK,
 			    present);
 	free(todo);
 }

@@ -39,6 +39,10 @@ struct repo_ent {
 };
 
 struct ncache {
+	struct regfs_client *client;
+	const struct mount_opts *o;  /* ttl, max_parallel */
+	struct fs_stats *st;
+	struct mcache *mc;           /* where resolved manifests go */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct catalog *cat;
@@ -67,11 +71,16 @@ static int cmptag(const void *a, const void *b)
 	return strcmp(((const struct tag_ent *)a)->tag, ((const struct tag_ent *)b)->tag);
 }
 
-struct ncache *ncache_new(void)
+struct ncache *ncache_new(struct regfs_client *cl, const struct mount_opts *o,
+			  struct fs_stats *st, struct mcache *mc)
 {
 	struct ncache *nc = calloc(1, sizeof *nc);
 	if (!nc)
 		return NULL;
+	nc->client = cl;
+	nc->o = o;
+	nc->st = st;
+	nc->mc = mc;
 	pthread_mutex_init(&nc->mu, NULL);
 	pthread_cond_init(&nc->cv, NULL);
 	nc->cat_at = -1e18;
@@ -120,16 +129,15 @@ void ncache_free(struct ncache *nc)
 
 /* ---- catalog ---- */
 
-int ncache_catalog(struct catalog **out)
+int ncache_catalog(struct ncache *nc, struct catalog **out)
 {
-	struct ncache *nc = M->nc;
 	pthread_mutex_lock(&nc->mu);
 	for (;;) {
-		if (nc->cat && now_mono() - nc->cat_at < M->o.ttl) {
+		if (nc->cat && now_mono() - nc->cat_at < nc->o->ttl) {
 			atomic_fetch_add(&nc->cat->ref, 1);
 			*out = nc->cat;
 			pthread_mutex_unlock(&nc->mu);
-			atomic_fetch_add(&M->st.nc_hits, 1);
+			atomic_fetch_add(&nc->st->nc_hits, 1);
 			return 0;
 		}
 		if (!nc->cat_busy)
@@ -138,12 +146,12 @@ int ncache_catalog(struct catalog **out)
 	}
 	nc->cat_busy = true;
 	pthread_mutex_unlock(&nc->mu);
-	atomic_fetch_add(&M->st.nc_misses, 1);
+	atomic_fetch_add(&nc->st->nc_misses, 1);
 
 	struct regfs_strv v = {0};
 	struct regfs_err e = {0};
 	loop_may_block();
-	int rc = regfs_client_catalog(M->client, &v, &e);
+	int rc = regfs_client_catalog(nc->client, &v, &e);
 	struct catalog *c = NULL;
 	if (rc == 0) {
 		c = calloc(1, sizeof *c);
@@ -305,9 +313,9 @@ static struct tagset *tagset_from(struct regfs_strv *v)
  * again (the ttl passed for the list, or a write refetched it) keeps the
  * digests of the tags it still holds, so one rm does not cost a GET per
  * tag of the repository. Caller holds mu. */
-static bool resolution_fresh(const struct tag_ent *te)
+static bool resolution_fresh(struct ncache *nc, const struct tag_ent *te)
 {
-	return te->resolved_at > 0 && te->rc == 0 && now_mono() - te->resolved_at < M->o.ttl;
+	return te->resolved_at > 0 && te->rc == 0 && now_mono() - te->resolved_at < nc->o->ttl;
 }
 
 /* Caller holds mu. Copies the resolutions of `old` into the unresolved
@@ -351,9 +359,8 @@ static void install(struct repo_ent *r, struct tagset *ts)
 	r->fetched = ts->at = now_mono();
 }
 
-int ncache_tags(const char *repo, struct tagset **out)
+int ncache_tags(struct ncache *nc, const char *repo, struct tagset **out)
 {
-	struct ncache *nc = M->nc;
 	pthread_mutex_lock(&nc->mu);
 	struct repo_ent *r = repo_ent(nc, repo);
 	if (!r) {
@@ -361,11 +368,11 @@ int ncache_tags(const char *repo, struct tagset **out)
 		return -ENOMEM;
 	}
 	for (;;) {
-		if (r->ts && now_mono() - r->fetched < M->o.ttl) {
+		if (r->ts && now_mono() - r->fetched < nc->o->ttl) {
 			atomic_fetch_add(&r->ts->ref, 1);
 			*out = r->ts;
 			pthread_mutex_unlock(&nc->mu);
-			atomic_fetch_add(&M->st.nc_hits, 1);
+			atomic_fetch_add(&nc->st->nc_hits, 1);
 			return 0;
 		}
 		if (!r->busy)
@@ -374,12 +381,12 @@ int ncache_tags(const char *repo, struct tagset **out)
 	}
 	r->busy = true;
 	pthread_mutex_unlock(&nc->mu);
-	atomic_fetch_add(&M->st.nc_misses, 1);
+	atomic_fetch_add(&nc->st->nc_misses, 1);
 
 	struct regfs_strv v = {0};
 	struct regfs_err e = {0};
 	loop_may_block();
-	int rc = regfs_client_tags(M->client, repo, &v, &e);
+	int rc = regfs_client_tags(nc->client, repo, &v, &e);
 	struct tagset *ts = NULL;
 	if (rc == 0) {
 		ts = tagset_from(&v);
@@ -403,18 +410,17 @@ int ncache_tags(const char *repo, struct tagset **out)
 	return rc;
 }
 
-int ncache_prefetch_tags(char **repos, size_t n)
+int ncache_prefetch_tags(struct ncache *nc, char **repos, size_t n)
 {
-	struct ncache *nc = M->nc;
 	struct regfs_err e = {0};
-	if (regfs_client_has_ext(M->client, "bulk-tags")) {
+	if (regfs_client_has_ext(nc->client, "bulk-tags")) {
 		/* One paginated walk gives every tag with its digest and push time. */
 		struct regfs_repo_tags *rt = NULL;
 		size_t nr = 0;
 		loop_may_block();
-		int rc = regfs_client_bulk_tags(M->client, &rt, &nr, &e);
+		int rc = regfs_client_bulk_tags(nc->client, &rt, &nr, &e);
 		if (rc == 0) {
-			atomic_fetch_add(&M->st.nc_misses, 1);
+			atomic_fetch_add(&nc->st->nc_misses, 1);
 			pthread_mutex_lock(&nc->mu);
 			for (size_t i = 0; i < nr; i++) {
 				struct repo_ent *r = repo_ent(nc, rt[i].name);
@@ -462,7 +468,7 @@ int ncache_prefetch_tags(char **repos, size_t n)
 	pthread_mutex_lock(&nc->mu);
 	for (size_t i = 0; i < n; i++) {
 		struct repo_ent *r = repo_ent(nc, repos[i]);
-		if (!r || r->busy || (r->ts && now_mono() - r->fetched < M->o.ttl))
+		if (!r || r->busy || (r->ts && now_mono() - r->fetched < nc->o->ttl))
 			continue;
 		r->busy = true;
 		ents[k] = r;
@@ -472,9 +478,9 @@ int ncache_prefetch_tags(char **repos, size_t n)
 	pthread_mutex_unlock(&nc->mu);
 	int rc = 0;
 	if (k) {
-		atomic_fetch_add(&M->st.nc_misses, k);
+		atomic_fetch_add(&nc->st->nc_misses, k);
 		loop_may_block();
-		regfs_client_tags_many(M->client, reqs, k);
+		regfs_client_tags_many(nc->client, reqs, k);
 	}
 	pthread_mutex_lock(&nc->mu);
 	for (size_t i = 0; i < k; i++) {
@@ -498,9 +504,8 @@ int ncache_prefetch_tags(char **repos, size_t n)
 	return 0;
 }
 
-void ncache_invalidate(const char *repo)
+void ncache_invalidate(struct ncache *nc, const char *repo)
 {
-	struct ncache *nc = M->nc;
 	pthread_mutex_lock(&nc->mu);
 	nc->cat_at = -1e18;
 	if (repo) {
@@ -511,9 +516,8 @@ void ncache_invalidate(const char *repo)
 	pthread_mutex_unlock(&nc->mu);
 }
 
-void ncache_invalidate_tags(const char *repo, const char *const *tags, size_t n)
+void ncache_invalidate_tags(struct ncache *nc, const char *repo, const char *const *tags, size_t n)
 {
-	struct ncache *nc = M->nc;
 	pthread_mutex_lock(&nc->mu);
 	struct repo_ent *r = repo_ent(nc, repo);
 	if (r) {
@@ -532,9 +536,8 @@ void ncache_invalidate_tags(const char *repo, const char *const *tags, size_t n)
 	pthread_mutex_unlock(&nc->mu);
 }
 
-void ncache_tag_removed(const char *repo, const char *tag)
+void ncache_tag_removed(struct ncache *nc, const char *repo, const char *tag)
 {
-	struct ncache *nc = M->nc;
 	pthread_mutex_lock(&nc->mu);
 	struct repo_ent *r = repo_ent(nc, repo);
 	struct tagset *old = r ? r->ts : NULL;
@@ -580,11 +583,10 @@ void ncache_tag_removed(const char *repo, const char *tag)
 	pthread_mutex_unlock(&nc->mu);
 }
 
-int ncache_repo_manifests(const char *repo, char ***out, size_t *n)
+int ncache_repo_manifests(struct ncache *nc, const char *repo, char ***out, size_t *n)
 {
-	if (!regfs_client_has_ext(M->client, "repo-manifests"))
+	if (!regfs_client_has_ext(nc->client, "repo-manifests"))
 		return -ENOTSUP;
-	struct ncache *nc = M->nc;
 	pthread_mutex_lock(&nc->mu);
 	struct repo_ent *r = repo_ent(nc, repo);
 	if (!r) {
@@ -594,14 +596,14 @@ int ncache_repo_manifests(const char *repo, char ***out, size_t *n)
 	while (r->mf_busy)
 		fs_wait(&nc->cv, &nc->mu);
 	int rc = 0;
-	if (now_mono() - r->mf_at >= M->o.ttl) {
+	if (now_mono() - r->mf_at >= nc->o->ttl) {
 		r->mf_busy = true;
 		pthread_mutex_unlock(&nc->mu);
 		struct regfs_tag_info *ti = NULL;
 		size_t nt = 0;
 		struct regfs_err e = {0};
 		loop_may_block();
-		rc = regfs_client_repo_manifests(M->client, repo, &ti, &nt, &e);
+		rc = regfs_client_repo_manifests(nc->client, repo, &ti, &nt, &e);
 		char **v = NULL;
 		if (rc == 0 && (v = calloc(nt ? nt : 1, sizeof *v))) {
 			for (size_t i = 0; i < nt; i++)
@@ -644,6 +646,7 @@ int ncache_repo_manifests(const char *repo, char ***out, size_t *n)
 /* ---- tag -> digest ---- */
 
 struct created_job {
+	struct mcache *mc;
 	const char **repos;
 	const struct mentry **ents;
 };
@@ -652,7 +655,7 @@ static void created_one(size_t i, void *arg)
 {
 	struct created_job *j = arg;
 	if (j->ents[i])
-		mcache_created(j->repos[i], j->ents[i]);
+		mcache_created(j->mc, j->repos[i], j->ents[i]);
 }
 
 #define RESOLVE_CHUNK 512
@@ -670,13 +673,13 @@ static int cmptagdig(const void *a, const void *b)
 /* repo-manifests (regfs-registry): is each of reqs[idx[0..n)] (all of
  * `repo`) still on the digest its entry has? One request for all of them.
  * Sets ok[i] for the confirmed ones; on failure confirms none. */
-static void confirm_by_ext(const char *repo, struct regfs_manifest_req *reqs,
+static void confirm_by_ext(struct ncache *nc, const char *repo, struct regfs_manifest_req *reqs,
 			   struct tag_ent **mine, const size_t *idx, size_t n, bool *ok)
 {
 	struct regfs_tag_info *ti = NULL;
 	size_t nt = 0, np = 0, cap = 0;
 	struct regfs_err e = {0};
-	if (regfs_client_repo_manifests(M->client, repo, &ti, &nt, &e) != 0)
+	if (regfs_client_repo_manifests(nc->client, repo, &ti, &nt, &e) != 0)
 		return;
 	for (size_t i = 0; i < nt; i++)
 		for (const char *t = ti[i].tag; t && *t; t = strchr(t, ',') ? strchr(t, ',') + 1 : "")
@@ -708,7 +711,8 @@ static void confirm_by_ext(const char *repo, struct regfs_manifest_req *reqs,
  * entry has (that digest was verified against the bytes when resolved). A
  * definite failure (404, 5xx, timeout) is published as the entry's error
  * here, without a GET; no digest header at all leaves it for a GET. */
-static void confirm_by_head(struct regfs_manifest_req *reqs, struct tag_ent **mine, size_t k,
+static void confirm_by_head(struct ncache *nc, struct regfs_manifest_req *reqs,
+			    struct tag_ent **mine, size_t k,
 			    bool *ok, bool *failed, int64_t *lm)
 {
 	struct regfs_manifest_req *h = calloc(k ? k : 1, sizeof *h);
@@ -717,7 +721,7 @@ static void confirm_by_head(struct regfs_manifest_req *reqs, struct tag_ent **mi
 	for (size_t i = 0; i < k; i++)
 		h[i] = (struct regfs_manifest_req){.repo = reqs[i].repo, .ref = reqs[i].ref};
 	loop_may_block();
-	regfs_client_manifest_heads(M->client, h, k);
+	regfs_client_manifest_heads(nc->client, h, k);
 	for (size_t i = 0; i < k; i++) {
 		if (!mine[i]->digest[0])
 			continue;
@@ -741,9 +745,9 @@ static void confirm_by_head(struct regfs_manifest_req *reqs, struct tag_ent **mi
  * extension one request per repository, elsewhere a HEAD per tag — and
  * publish those confirmed or failed. Returns how many are left for a GET,
  * moved to the front of reqs/mine. */
-static size_t revalidate(struct regfs_manifest_req *reqs, struct tag_ent **mine, size_t k)
+static size_t revalidate(struct ncache *nc, struct regfs_manifest_req *reqs, struct tag_ent **mine,
+			 size_t k)
 {
-	struct ncache *nc = M->nc;
 	size_t nknown = 0;
 	for (size_t i = 0; i < k; i++)
 		nknown += mine[i]->digest[0] != 0;
@@ -754,7 +758,7 @@ static size_t revalidate(struct regfs_manifest_req *reqs, struct tag_ent **mine,
 	int64_t *lm = calloc(k, sizeof *lm);
 	if (!ok || !failed || !idx || !lm)
 		goto out;
-	if (regfs_client_has_ext(M->client, "repo-manifests")) {
+	if (regfs_client_has_ext(nc->client, "repo-manifests")) {
 		/* Runs of one repository (the common case: one listing). */
 		for (size_t i = 0; i < k;) {
 			size_t n = 0, j = i;
@@ -763,12 +767,12 @@ static size_t revalidate(struct regfs_manifest_req *reqs, struct tag_ent **mine,
 					idx[n++] = j;
 			if (n) {
 				loop_may_block();
-				confirm_by_ext(reqs[i].repo, reqs, mine, idx, n, ok);
+				confirm_by_ext(nc, reqs[i].repo, reqs, mine, idx, n, ok);
 			}
 			i = j;
 		}
 	} else {
-		confirm_by_head(reqs, mine, k, ok, failed, lm);
+		confirm_by_head(nc, reqs, mine, k, ok, failed, lm);
 	}
 	size_t left = 0;
 	pthread_mutex_lock(&nc->mu);
@@ -803,14 +807,13 @@ out:
 	return k;
 }
 
-static void resolve_chunk(struct regfs_manifest_req *reqs, struct tag_ent **mine,
+static void resolve_chunk(struct ncache *nc, struct regfs_manifest_req *reqs, struct tag_ent **mine,
 			  const struct mentry **me, const char **mrepo, size_t c0, size_t c1);
 
 /* Resolves the entries (each of repos[i]) that no one resolved yet, in
  * parallel batches, then waits for those others are resolving. */
-static void resolve_entries(const char **repos, struct tag_ent **ents, size_t n)
+static void resolve_entries(struct ncache *nc, const char **repos, struct tag_ent **ents, size_t n)
 {
-	struct ncache *nc = M->nc;
 	struct regfs_manifest_req *reqs = calloc(n ? n : 1, sizeof *reqs);
 	struct tag_ent **mine = calloc(n ? n : 1, sizeof *mine);
 	const struct mentry **me = calloc(n ? n : 1, sizeof *me);
@@ -820,7 +823,7 @@ static void resolve_entries(const char **repos, struct tag_ent **ents, size_t n)
 		goto out;
 	pthread_mutex_lock(&nc->mu);
 	for (size_t i = 0; i < n; i++) {
-		if (resolution_fresh(ents[i]) || ents[i]->state != T_IDLE)
+		if (resolution_fresh(nc, ents[i]) || ents[i]->state != T_IDLE)
 			continue;
 		ents[i]->state = T_RESOLVING;
 		mine[k] = ents[i];
@@ -830,13 +833,13 @@ static void resolve_entries(const char **repos, struct tag_ent **ents, size_t n)
 	}
 	pthread_mutex_unlock(&nc->mu);
 
-	k = revalidate(reqs, mine, k);
+	k = revalidate(nc, reqs, mine, k);
 	/* In chunks: a whole registry's tags (10,000 and more) would otherwise
 	 * hold every response body at once, and the fragmentation they leave
 	 * behind is most of the daemon's peak memory. */
 	for (size_t c0 = 0; c0 < k; c0 += RESOLVE_CHUNK) {
 		size_t c1 = k - c0 < RESOLVE_CHUNK ? k : c0 + RESOLVE_CHUNK;
-		resolve_chunk(reqs, mine, me, mrepo, c0, c1);
+		resolve_chunk(nc, reqs, mine, me, mrepo, c0, c1);
 	}
 	/* Entries another thread is resolving: wait for them. */
 	pthread_mutex_lock(&nc->mu);
@@ -854,12 +857,11 @@ out:
 /* Resolves reqs[c0..c1) (their entries claimed by the caller): one parallel
  * batch of manifest GETs, then the image created times where the registry
  * sent no Last-Modified, then publishes the results. */
-static void resolve_chunk(struct regfs_manifest_req *reqs, struct tag_ent **mine,
+static void resolve_chunk(struct ncache *nc, struct regfs_manifest_req *reqs, struct tag_ent **mine,
 			  const struct mentry **me, const char **mrepo, size_t c0, size_t c1)
 {
-	struct ncache *nc = M->nc;
 	loop_may_block();
-	regfs_client_manifests(M->client, reqs + c0, c1 - c0);
+	regfs_client_manifests(nc->client, reqs + c0, c1 - c0);
 	size_t nneed = 0;
 	for (size_t i = c0; i < c1; i++) {
 		if (reqs[i].rc != 0) {
@@ -875,8 +877,8 @@ static void resolve_chunk(struct regfs_manifest_req *reqs, struct tag_ent **mine
 			continue;
 		}
 		const struct mentry *e = NULL;
-		int rc = mcache_put(reqs[i].resp.digest, reqs[i].resp.data, reqs[i].resp.len,
-				    reqs[i].resp.content_type, &e);
+		int rc = mcache_put(nc->mc, reqs[i].resp.digest, reqs[i].resp.data,
+				    reqs[i].resp.len, reqs[i].resp.content_type, &e);
 		mine[i]->rc = rc;
 		if (rc == 0 && !tag_time_plausible(reqs[i].resp.last_modified)) {
 			/* No Last-Modified (registry:2): the image's created time. */
@@ -886,8 +888,8 @@ static void resolve_chunk(struct regfs_manifest_req *reqs, struct tag_ent **mine
 		}
 	}
 	if (nneed) {
-		struct created_job j = {mrepo, me};
-		par_for(nneed, M->o.max_parallel, created_one, &j);
+		struct created_job j = {nc->mc, mrepo, me};
+		par_for(nneed, nc->o->max_parallel, created_one, &j);
 	}
 	pthread_mutex_lock(&nc->mu);
 	for (size_t i = c0; i < c1; i++) {
@@ -895,7 +897,7 @@ static void resolve_chunk(struct regfs_manifest_req *reqs, struct tag_ent **mine
 			snprintf(mine[i]->digest, sizeof mine[i]->digest, "%s", reqs[i].resp.digest);
 			int64_t lm = reqs[i].resp.last_modified, cr = 0;
 			if (!tag_time_plausible(lm)) {
-				const struct mentry *e = mcache_peek(reqs[i].resp.digest);
+				const struct mentry *e = mcache_peek(nc->mc, reqs[i].resp.digest);
 				cr = e ? __atomic_load_n(&e->created, __ATOMIC_ACQUIRE) : 0;
 			}
 			tag_time_set(mine[i], lm, cr);
@@ -909,11 +911,12 @@ static void resolve_chunk(struct regfs_manifest_req *reqs, struct tag_ent **mine
 		regfs_manifest_resp_free(&reqs[i].resp);
 }
 
-int ncache_resolve(const char *repo, const char *tag, char digest[REGFS_DIGEST_MAX],
+int ncache_resolve(struct ncache *nc, const char *repo, const char *tag,
+		   char digest[REGFS_DIGEST_MAX],
 		   int64_t *mtime)
 {
 	struct tagset *ts;
-	int rc = ncache_tags(repo, &ts);
+	int rc = ncache_tags(nc, repo, &ts);
 	if (rc)
 		return rc;
 	struct tag_ent key = {.tag = (char *)tag};
@@ -922,8 +925,8 @@ int ncache_resolve(const char *repo, const char *tag, char digest[REGFS_DIGEST_M
 		tagset_put(ts);
 		return -ENOENT;
 	}
-	resolve_entries(&repo, &te, 1);
-	pthread_mutex_lock(&M->nc->mu);
+	resolve_entries(nc, &repo, &te, 1);
+	pthread_mutex_lock(&nc->mu);
 	if (te->resolved_at > 0) {
 		memcpy(digest, te->digest, REGFS_DIGEST_MAX);
 		if (mtime)
@@ -932,12 +935,12 @@ int ncache_resolve(const char *repo, const char *tag, char digest[REGFS_DIGEST_M
 	} else {
 		rc = te->rc ? te->rc : -EIO;
 	}
-	pthread_mutex_unlock(&M->nc->mu);
+	pthread_mutex_unlock(&nc->mu);
 	tagset_put(ts);
 	return rc;
 }
 
-void ncache_resolve_many(char **repos, struct tagset **sets, size_t n)
+void ncache_resolve_many(struct ncache *nc, char **repos, struct tagset **sets, size_t n)
 {
 	size_t total = 0;
 	for (size_t i = 0; i < n; i++)
@@ -951,16 +954,16 @@ void ncache_resolve_many(char **repos, struct tagset **sets, size_t n)
 				ents[k] = &sets[i]->t[j];
 				rp[k++] = repos[i];
 			}
-		resolve_entries(rp, ents, k);
+		resolve_entries(nc, rp, ents, k);
 	}
 	free(ents);
 	free(rp);
 }
 
-int ncache_resolve_all(const char *repo, struct tagset *ts)
+int ncache_resolve_all(struct ncache *nc, const char *repo, struct tagset *ts)
 {
 	char *r = (char *)repo;
-	ncache_resolve_many(&r, &ts, 1);
+	ncache_resolve_many(nc, &r, &ts, 1);
 	return 0;
 }
 
@@ -976,6 +979,7 @@ struct bulk_claim {
 };
 
 struct bulk_ctx {
+	struct ncache *nc;
 	struct bulk_claim *cl;    /* sorted by r */
 	size_t ncl;
 	size_t repos, manifests, without_content; /* for the log line */
@@ -1007,7 +1011,7 @@ static struct bulk_claim *claim_of(struct bulk_ctx *bx, struct repo_ent *r)
 static int bulk_one(const struct regfs_repo_bulk *rb, void *arg)
 {
 	struct bulk_ctx *bx = arg;
-	struct ncache *nc = M->nc;
+	struct ncache *nc = bx->nc;
 	double t0 = now_mono();
 	for (size_t i = 0; i < rb->n_manifests; i++) {
 		const struct regfs_manifest_info *mi = &rb->manifests[i];
@@ -1021,7 +1025,8 @@ static int bulk_one(const struct regfs_repo_bulk *rb, void *arg)
 		 * the time here is the disk cache's file writes, not parsing
 		 * (1,000 x 10: 1.2-1.7 s with them, 0.3 s with --cache-size 0);
 		 * four threads did not make it faster on this machine. */
-		if (mcache_put_mem(mi->digest, mi->content, mi->len, mi->media_type, &e) == -ENOMEM)
+		if (mcache_put_mem(nc->mc, mi->digest, mi->content, mi->len, mi->media_type,
+		    &e) == -ENOMEM)
 			return -ENOMEM;
 		bx->manifests++;
 	}
@@ -1084,12 +1089,11 @@ static int bulk_one(const struct regfs_repo_bulk *rb, void *arg)
 	return 0;
 }
 
-int ncache_prefetch_bulk(char **repos, size_t n)
+int ncache_prefetch_bulk(struct ncache *nc, char **repos, size_t n)
 {
-	if (!regfs_client_has_ext(M->client, "bulk-manifests"))
+	if (!regfs_client_has_ext(nc->client, "bulk-manifests"))
 		return -ENOTSUP;
-	struct ncache *nc = M->nc;
-	struct bulk_ctx bx = {0};
+	struct bulk_ctx bx = {.nc = nc};
 	bx.cl = calloc(n ? n : 1, sizeof *bx.cl);
 	if (!bx.cl)
 		return -ENOMEM;
@@ -1098,7 +1102,7 @@ int ncache_prefetch_bulk(char **repos, size_t n)
 	pthread_mutex_lock(&nc->mu);
 	for (size_t i = 0; i < n; i++) {
 		struct repo_ent *r = repo_ent(nc, repos[i]);
-		if (!r || r->busy || r->mf_busy || (r->ts && now_mono() - r->fetched < M->o.ttl))
+		if (!r || r->busy || r->mf_busy || (r->ts && now_mono() - r->fetched < nc->o->ttl))
 			continue;
 		r->busy = r->mf_busy = true;
 		bx.cl[bx.ncl++] = (struct bulk_claim){r, true};
@@ -1109,9 +1113,9 @@ int ncache_prefetch_bulk(char **repos, size_t n)
 
 	struct regfs_err e = {0};
 	double t0 = now_mono();
-	atomic_fetch_add(&M->st.nc_misses, 1);
+	atomic_fetch_add(&nc->st->nc_misses, 1);
 	loop_may_block();
-	int rc = regfs_client_bulk_manifests(M->client, bulk_one, &bx, &e);
+	int rc = regfs_client_bulk_manifests(nc->client, bulk_one, &bx, &e);
 	log_debug("bulk-manifests: %zu repositories, %zu manifests (%zu to fetch by digest), "
 		  "%.2f s (%.2f s storing manifests), rc %d", bx.repos, bx.manifests,
 		  bx.without_content, now_mono() - t0, bx.put_s, rc);

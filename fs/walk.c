@@ -105,6 +105,7 @@ static void count(struct uset *seen, const char *digest, uint64_t size, uint64_t
 }
 
 struct rm_job {
+	struct ncache *nc;
 	char **repos;
 	char ***v;
 	size_t *n;
@@ -113,7 +114,7 @@ struct rm_job {
 static void rm_one(size_t i, void *arg)
 {
 	struct rm_job *j = arg;
-	if (ncache_repo_manifests(j->repos[i], &j->v[i], &j->n[i]) != 0) {
+	if (ncache_repo_manifests(j->nc, j->repos[i], &j->v[i], &j->n[i]) != 0) {
 		j->v[i] = NULL;
 		j->n[i] = 0;
 	}
@@ -125,7 +126,8 @@ static void rm_one(size_t i, void *arg)
  * checked for existence at most once per ttl — a garbage collection may
  * have removed them, and a missing one is not a failed walk. 0, or -EIO
  * when a manifest could not be fetched (logged by mcache). */
-static int count_all(struct pairs *p, size_t ntagged, uint64_t *bytes, uint64_t *blocks)
+static int count_all(struct mnt *m, struct pairs *p, size_t ntagged, uint64_t *bytes,
+		     uint64_t *blocks)
 {
 	struct uset seen = {0};
 	uint64_t by = 0, bl = 0;
@@ -135,16 +137,17 @@ static int count_all(struct pairs *p, size_t ntagged, uint64_t *bytes, uint64_t 
 		size_t end = p->n;
 		size_t chk = depth ? from : (ntagged > from ? ntagged : from);
 		if (chk > from)
-			mcache_prefetch(p->repo + from, p->digest + from, chk - from);
+			mcache_prefetch(m->mc, p->repo + from, p->digest + from, chk - from);
 		int *present = end > chk ? calloc(end - chk, sizeof *present) : NULL;
 		if (present)
-			mcache_check_exist(p->repo + chk, p->digest + chk, end - chk, present);
+			mcache_check_exist(m->mc, m->nc, p->repo + chk, p->digest + chk, end - chk,
+					   present);
 		else if (end > chk)
-			mcache_prefetch(p->repo + chk, p->digest + chk, end - chk);
+			mcache_prefetch(m->mc, p->repo + chk, p->digest + chk, end - chk);
 		for (size_t i = from; i < end; i++) {
 			if (present && i >= chk && present[i - chk] == 0)
 				continue; /* gone: logged once by mcache */
-			const struct mentry *e = mcache_peek(p->digest[i]);
+			const struct mentry *e = mcache_peek(m->mc, p->digest[i]);
 			if (!e) {
 				rc = -EIO;
 				continue;
@@ -153,13 +156,15 @@ static int count_all(struct pairs *p, size_t ntagged, uint64_t *bytes, uint64_t 
 				continue;
 			by += e->len;
 			bl += (e->len + 511) / 512;
-			const struct regfs_manifest *m = e->m;
-			if (m->has_config)
-				count(&seen, m->config.digest, (uint64_t)m->config.size, &by, &bl);
-			for (size_t l = 0; l < m->n_layers; l++)
-				count(&seen, m->layers[l].digest, (uint64_t)m->layers[l].size, &by, &bl);
-			for (size_t c = 0; c < m->n_manifests; c++)
-				pairs_add(p, p->repo[i], m->manifests[c].digest);
+			const struct regfs_manifest *man = e->m;
+			if (man->has_config)
+				count(&seen, man->config.digest, (uint64_t)man->config.size, &by,
+				      &bl);
+			for (size_t l = 0; l < man->n_layers; l++)
+				count(&seen, man->layers[l].digest, (uint64_t)man->layers[l].size,
+				      &by, &bl);
+			for (size_t c = 0; c < man->n_manifests; c++)
+				pairs_add(p, p->repo[i], man->manifests[c].digest);
 		}
 		free(present);
 		from = end;
@@ -170,22 +175,22 @@ static int count_all(struct pairs *p, size_t ntagged, uint64_t *bytes, uint64_t 
 	return rc;
 }
 
-static int do_walk(uint64_t *bytes, uint64_t *blocks)
+static int do_walk(struct mnt *m, uint64_t *bytes, uint64_t *blocks)
 {
-	atomic_fetch_add(&M->st.walks, 1);
+	atomic_fetch_add(&m->st.walks, 1);
 	struct catalog *cat;
-	int rc = ncache_catalog(&cat);
+	int rc = ncache_catalog(m->nc, &cat);
 	if (rc)
 		return rc;
 	/* regfs-registry's bulk-manifests: every tag list, every repository's
 	 * manifest list and every manifest's bytes in a few pages, so that
 	 * everything below runs on cache hits. Any failure (a digest mismatch
 	 * included) falls back to the per-request walk, which names the culprit. */
-	rc = ncache_prefetch_bulk(cat->names, cat->n);
+	rc = ncache_prefetch_bulk(m->nc, cat->names, cat->n);
 	if (rc && rc != -ENOTSUP && rc != -ENOMEM)
 		log_warn("walk: bulk-manifests failed (see above); listing per repository instead");
 	if (rc && rc != -ENOMEM)
-		rc = ncache_prefetch_tags(cat->names, cat->n);
+		rc = ncache_prefetch_tags(m->nc, cat->names, cat->n);
 	if (rc) {
 		catalog_put(cat);
 		return rc;
@@ -196,7 +201,7 @@ static int do_walk(uint64_t *bytes, uint64_t *blocks)
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < cat->n; i++) {
-		int r = ncache_tags(cat->names[i], &sets[i]);
+		int r = ncache_tags(m->nc, cat->names[i], &sets[i]);
 		if (r) {
 			sets[i] = NULL;
 			if (r != -ENOENT && !rc)
@@ -205,7 +210,7 @@ static int do_walk(uint64_t *bytes, uint64_t *blocks)
 	}
 	if (rc)
 		goto out;
-	ncache_resolve_many(cat->names, sets, cat->n);
+	ncache_resolve_many(m->nc, cat->names, sets, cat->n);
 
 	/* Digest strings must outlive the tagsets' possible replacement: copy
 	 * them through the manifest cache (its entries live until unmount). */
@@ -225,18 +230,18 @@ static int do_walk(uint64_t *bytes, uint64_t *blocks)
 
 	size_t ntagged = p.n;
 	/* regfs-registry: untagged manifests count too (as _manifests/ shows them). */
-	struct rm_job rj = {cat->names, NULL, NULL};
-	if (regfs_client_has_ext(M->client, "repo-manifests") &&
+	struct rm_job rj = {m->nc, cat->names, NULL, NULL};
+	if (regfs_client_has_ext(m->client, "repo-manifests") &&
 	    (rj.v = calloc(cat->n ? cat->n : 1, sizeof *rj.v)) &&
 	    (rj.n = calloc(cat->n ? cat->n : 1, sizeof *rj.n))) {
-		par_for(cat->n, M->o.max_parallel, rm_one, &rj);
+		par_for(cat->n, m->o.max_parallel, rm_one, &rj);
 		for (size_t i = 0; i < cat->n; i++)
 			for (size_t j = 0; j < rj.n[i]; j++)
 				pairs_add(&p, cat->names[i], rj.v[i][j]);
 	}
 
 	uint64_t by = 0, bl = 0;
-	int crc = count_all(&p, ntagged, &by, &bl);
+	int crc = count_all(m, &p, ntagged, &by, &bl);
 	if (!rc)
 		rc = crc;
 	*bytes = by;
@@ -261,12 +266,12 @@ out:
 	return rc;
 }
 
-int walk_total(uint64_t *bytes, uint64_t *blocks)
+int walk_total(struct mnt *m, uint64_t *bytes, uint64_t *blocks)
 {
 	pthread_mutex_lock(&wmu);
 	while (running)
 		fs_wait(&wcv, &wmu);
-	if (have && now_mono() - last_at < M->o.ttl) {
+	if (have && now_mono() - last_at < m->o.ttl) {
 		*bytes = last_bytes;
 		*blocks = last_blocks;
 		pthread_mutex_unlock(&wmu);
@@ -276,7 +281,7 @@ int walk_total(uint64_t *bytes, uint64_t *blocks)
 	pthread_mutex_unlock(&wmu);
 	uint64_t by = 0, bl = 0;
 	double t0 = now_mono();
-	int rc = do_walk(&by, &bl);
+	int rc = do_walk(m, &by, &bl);
 	log_debug("walk: %llu bytes in %llu blocks, %.2f s, rc %d", (unsigned long long)by,
 		  (unsigned long long)bl, now_mono() - t0, rc);
 	pthread_mutex_lock(&wmu);
@@ -298,16 +303,15 @@ int walk_total(uint64_t *bytes, uint64_t *blocks)
 
 static void *bg(void *arg)
 {
-	(void)arg;
 	uint64_t a, b;
-	walk_total(&a, &b);
+	walk_total(arg, &a, &b);
 	return NULL;
 }
 
-void walk_start_background(void)
+void walk_start_background(struct mnt *m)
 {
 	pthread_mutex_lock(&wmu);
-	bool skip = running || (have && now_mono() - last_at < M->o.ttl);
+	bool skip = running || (have && now_mono() - last_at < m->o.ttl);
 	pthread_mutex_unlock(&wmu);
 	if (skip)
 		return;
@@ -315,7 +319,7 @@ void walk_start_background(void)
 	pthread_attr_t at;
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &at, bg, NULL) != 0)
+	if (pthread_create(&t, &at, bg, m) != 0)
 		log_warn("cannot start the prefetch walk; continuing without it");
 	pthread_attr_destroy(&at);
 }

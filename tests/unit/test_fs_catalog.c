@@ -3,8 +3,7 @@
  * on hand-built snapshots, no registry.
  *
  * names_cache.c is compiled in with what it links against (util.c, mcache.c,
- * bcache.c, libregfs); none of them is called here. `M` is fs/main.c's
- * global, defined here because main.c (with its main()) is not compiled in. */
+ * bcache.c, libregfs); none of them is called here. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,9 +14,6 @@
 #include <string.h>
 
 #include "fs_test.h"
-
-struct mnt *M;
-
 
 static int cmpstr(const void *a, const void *b)
 {

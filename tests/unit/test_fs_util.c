@@ -14,8 +14,6 @@
 
 #include "mount.h"
 
-struct mnt *M; /* fs/main.c's; util.c does not use it */
-
 struct counts {
 	atomic_int *seen;
 	atomic_int running, peak;
