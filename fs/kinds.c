@@ -74,13 +74,13 @@ static double listing_at(struct mnt *m, struct node *n)
 	double at = now_mono();
 	if (n->kind == K_ROOT || n->kind == K_DIR) {
 		struct catalog *c;
-		if (ncache_catalog(m->nc, &c) == 0) {
+		if (names_catalog(m->nc, &c) == 0) {
 			at = c->at;
 			catalog_put(c);
 		}
 	} else {
 		struct tagset *t;
-		if (ncache_tags(m->nc, n->repo, &t) == 0) {
+		if (names_tags(m->nc, n->repo, &t) == 0) {
 			at = t->at;
 			tagset_put(t);
 		}
@@ -245,10 +245,10 @@ int node_mtime_source(struct mnt *m, struct node *n, int *src)
 	if (n->kind != K_TAGS && n->kind != K_MANIFEST)
 		return -ENODATA;
 	struct tagset *ts;
-	int rc = ncache_tags(m->nc, n->repo, &ts);
+	int rc = names_tags(m->nc, n->repo, &ts);
 	if (rc)
 		return rc == -ENOENT ? -ENODATA : rc;
-	ncache_resolve_all(m->nc, n->repo, ts);
+	names_resolve_all(m->nc, n->repo, ts);
 	int worst = -1;
 	for (size_t i = 0; i < ts->n; i++) {
 		const struct tag_ent *te = &ts->t[i];
@@ -359,7 +359,7 @@ static char *path_join(const char *a, const char *b)
 static int list_components(struct mnt *m, struct node *dir, struct clist *l)
 {
 	struct catalog *cat;
-	int rc = ncache_catalog(m->nc, &cat);
+	int rc = names_catalog(m->nc, &cat);
 	if (rc)
 		return rc;
 	int cls = dir->kind == K_ROOT ? 2 : catalog_classify(cat, dir->path);
@@ -424,7 +424,7 @@ static int dir_lookup(struct mnt *m, struct node *dir, const char *name, struct 
 		return out->name ? 0 : -ENOMEM;
 	}
 	struct catalog *cat;
-	int rc = ncache_catalog(m->nc, &cat);
+	int rc = names_catalog(m->nc, &cat);
 	if (rc)
 		return rc;
 	int self = dir->kind == K_ROOT ? 2 : catalog_classify(cat, dir->path);
@@ -456,12 +456,12 @@ static int dir_lookup(struct mnt *m, struct node *dir, const char *name, struct 
 static int tags_list(struct mnt *m, struct node *dir, struct child **out, size_t *n)
 {
 	struct tagset *ts;
-	int rc = ncache_tags(m->nc, dir->repo, &ts);
+	int rc = names_tags(m->nc, dir->repo, &ts);
 	if (rc)
 		return rc;
 	/* `ls -l` (and readdirplus) need every tag's digest and time: get them
 	 * in one parallel batch now rather than one request per getattr. */
-	ncache_resolve_all(m->nc, dir->repo, ts);
+	names_resolve_all(m->nc, dir->repo, ts);
 	struct clist l = {0};
 	for (size_t i = 0; i < ts->n; i++) {
 		/* A non-conforming registry's tag with '/' would fail the whole
@@ -482,7 +482,7 @@ static int tags_lookup(struct mnt *m, struct node *dir, const char *name, struct
 	if (!regfs_tag_valid(name))
 		return -ENOENT;
 	char digest[REGFS_DIGEST_MAX];
-	int rc = ncache_resolve(m->nc, dir->repo, name, digest, NULL);
+	int rc = names_resolve(m->nc, dir->repo, name, digest, NULL);
 	if (rc)
 		return rc;
 	out->name = strdup(name);
@@ -499,7 +499,7 @@ static int tags_lookup(struct mnt *m, struct node *dir, const char *name, struct
 static int tag_readlink(struct mnt *m, struct node *n, char *buf, size_t size)
 {
 	char digest[REGFS_DIGEST_MAX];
-	int rc = ncache_resolve(m->nc, n->repo, n->arg, digest, NULL);
+	int rc = names_resolve(m->nc, n->repo, n->arg, digest, NULL);
 	if (rc)
 		return rc;
 	snprintf(buf, size, "../_manifests/%s", digest);
@@ -563,7 +563,7 @@ static void add_existing_children(struct mnt *m, const char *repo, struct dset *
 {
 	struct dset kids = {0};
 	for (size_t i = from; i < end; i++) {
-		const struct mentry *e = mcache_peek(m->mc, s->v[i]);
+		const struct mentry *e = manifest_cache_peek(m->mc, s->v[i]);
 		if (!e || e->m->kind != REGFS_MANIFEST_INDEX)
 			continue;
 		for (size_t j = 0; j < e->m->n_manifests; j++)
@@ -574,7 +574,7 @@ static void add_existing_children(struct mnt *m, const char *repo, struct dset *
 	if (repos && present) {
 		for (size_t i = 0; i < kids.n; i++)
 			repos[i] = repo;
-		mcache_check_exist(m->mc, m->nc, repos, (const char **)kids.v, kids.n, present);
+		manifest_cache_check_exist(m->mc, m->nc, repos, (const char **)kids.v, kids.n, present);
 		/* -1 (registry failed): listed, its lookup reports the error. */
 		for (size_t i = 0; i < kids.n; i++)
 			if (present[i] != 0)
@@ -596,7 +596,7 @@ static void add_index_children(struct mnt *m, const char *repo, struct dset *s, 
 			return;
 		for (size_t i = from; i < end; i++)
 			repos[i - from] = repo;
-		mcache_prefetch(m->mc, repos, (const char **)s->v + from, end - from);
+		manifest_cache_prefetch(m->mc, repos, (const char **)s->v + from, end - from);
 		free(repos);
 		add_existing_children(m, repo, s, from, end);
 		from = end;
@@ -606,10 +606,10 @@ static void add_index_children(struct mnt *m, const char *repo, struct dset *s, 
 static int manifests_list(struct mnt *m, struct node *dir, struct child **out, size_t *n)
 {
 	struct tagset *ts;
-	int rc = ncache_tags(m->nc, dir->repo, &ts);
+	int rc = names_tags(m->nc, dir->repo, &ts);
 	if (rc)
 		return rc;
-	ncache_resolve_all(m->nc, dir->repo, ts);
+	names_resolve_all(m->nc, dir->repo, ts);
 	struct dset s = {0};
 	for (size_t i = 0; i < ts->n; i++)
 		if (ts->t[i].resolved_at > 0)
@@ -618,7 +618,7 @@ static int manifests_list(struct mnt *m, struct node *dir, struct child **out, s
 	/* With regfs-registry, untagged manifests too (so du and rmdir reach them). */
 	char **mf;
 	size_t nmf;
-	if (ncache_repo_manifests(m->nc, dir->repo, &mf, &nmf) == 0) {
+	if (names_repo_manifests(m->nc, dir->repo, &mf, &nmf) == 0) {
 		for (size_t i = 0; i < nmf; i++) {
 			dset_add(&s, mf[i]);
 			free(mf[i]);
@@ -632,7 +632,7 @@ static int manifests_list(struct mnt *m, struct node *dir, struct child **out, s
 		/* A manifest list may name one the registry answers 404 for (an
 		 * index child found missing above): listing it would make a
 		 * directory that cannot be opened. */
-		if (mcache_missing(m->mc, dir->repo, s.v[i]))
+		if (manifest_cache_missing(m->mc, dir->repo, s.v[i]))
 			continue;
 		struct child *c = cl_add(&l, s.v[i], K_MANIFEST, dir->repo);
 		if (c)
@@ -663,14 +663,14 @@ static int manifests_lookup(struct mnt *m, struct node *dir, const char *name, s
 	free(v);
 	const struct mentry *e;
 	if (listed) {
-		rc = mcache_get(m->mc, dir->repo, name, &e);
+		rc = manifest_cache_get(m->mc, dir->repo, name, &e);
 	} else {
 		struct regfs_manifest_resp r = {0};
 		struct regfs_err err = {0};
 		loop_may_block();
 		rc = regfs_client_manifest(m->client, dir->repo, name, &r, &err);
 		if (rc == 0)
-			rc = mcache_put(m->mc, name, r.data, r.len, r.content_type, &e);
+			rc = manifest_cache_store(m->mc, name, r.data, r.len, r.content_type, &e);
 		else
 			rc = fs_client_errno(rc, &err, "looking up a manifest");
 		regfs_manifest_resp_free(&r);
@@ -701,7 +701,7 @@ static struct child *add_blob(struct clist *l, const char *name, enum node_kind 
 static int manifest_list(struct mnt *m, struct node *dir, struct child **out, size_t *n)
 {
 	const struct mentry *e;
-	int rc = mcache_get(m->mc, dir->repo, dir->digest, &e);
+	int rc = manifest_cache_get(m->mc, dir->repo, dir->digest, &e);
 	if (rc)
 		return rc;
 	const struct regfs_manifest *man = e->m;
@@ -732,7 +732,7 @@ static int manifest_lookup(struct mnt *m, struct node *dir, const char *name, st
 static int layers_list(struct mnt *m, struct node *dir, struct child **out, size_t *n)
 {
 	const struct mentry *e;
-	int rc = mcache_get(m->mc, dir->repo, dir->digest, &e);
+	int rc = manifest_cache_get(m->mc, dir->repo, dir->digest, &e);
 	if (rc)
 		return rc;
 	struct clist l = {0};
@@ -753,7 +753,7 @@ static int layers_lookup(struct mnt *m, struct node *dir, const char *name, stru
 static int platforms_list(struct mnt *m, struct node *dir, struct child **out, size_t *n)
 {
 	const struct mentry *e;
-	int rc = mcache_get(m->mc, dir->repo, dir->digest, &e);
+	int rc = manifest_cache_get(m->mc, dir->repo, dir->digest, &e);
 	if (rc)
 		return rc;
 	struct clist l = {0};
@@ -900,7 +900,7 @@ int node_attr(struct mnt *m, struct node *n, struct stat *st, double *timeout)
 	case K_TAG: {
 		char digest[REGFS_DIGEST_MAX];
 		int64_t mtime = 0;
-		int rc = ncache_resolve(m->nc, n->repo, n->arg, digest, &mtime);
+		int rc = names_resolve(m->nc, n->repo, n->arg, digest, &mtime);
 		if (rc)
 			return rc;
 		st->st_mode = S_IFLNK | 0777;

@@ -277,7 +277,7 @@ static int caches_make(struct mnt *m, const char *log_file)
 		fprintf(stderr, "regfs: out of memory\n");
 		return -1;
 	}
-	m->bc = bcache_new(m->o.cache_dir, m->o.cache_size, &m->st);
+	m->bc = blob_cache_new(m->o.cache_dir, m->o.cache_size, &m->st);
 	return log_open(m, log_file);
 }
 
@@ -328,8 +328,8 @@ static int serve(struct mnt *m)
 	struct regfs_err e = {0};
 	int rc = client_make(&m->o, &m->client, &e);
 	if (rc == 0) {
-		m->mc = mcache_new(m->client, &m->o, &m->st, m->bc);
-		m->nc = m->mc ? ncache_new(m->client, &m->o, &m->st, m->mc) : NULL;
+		m->mc = manifest_cache_new(m->client, &m->o, &m->st, m->bc);
+		m->nc = m->mc ? names_cache_new(m->client, &m->o, &m->st, m->mc) : NULL;
 		if (!m->nc)
 			regfs_errf(&e, -ENOMEM, "out of memory");
 	}
@@ -355,9 +355,9 @@ static void teardown(struct mnt *m, struct cli *c)
 {
 	regfs_client_free(m->client);
 	nodes_free(m->nodes);
-	mcache_free(m->mc);
-	ncache_free(m->nc);
-	bcache_free(m->bc);
+	manifest_cache_free(m->mc);
+	names_cache_free(m->nc);
+	blob_cache_free(m->bc);
 	free(m->registry_version);
 	c->o = m->o; /* the strings main moved into the mount */
 	cli_free(c);

@@ -1,14 +1,15 @@
 /* mount.h — internals of the regfs FUSE daemon shared by the files of fs/.
  *
  * Layering (each file one concept):
- *   main.c      command line, pre-mount checks, FUSE session
+ *   main.c      pre-mount checks, FUSE session, teardown
  *   loop.c      the request loop (one reader thread at a time)
  *   ops.c       the one struct fuse_lowlevel_ops table; dispatches by node kind
  *   kinds.c     per-kind tables: what a node lists, looks up, reports as attrs
  *   node.c      the inode table (nodeid <-> node, path -> node, lookup counts)
- *   names_cache.c  named cache with ttl: catalog, tag lists, tag -> digest
- *   mcache.c    content-addressed manifest cache (memory, backed by bcache)
- *   bcache.c    content-addressed on-disk blob cache with LRU size cap
+ *   options.c   the command line: one table of options
+ *   cache/      names.h: catalog, tag lists, tag -> digest with ttl;
+ *               manifests.h: manifests by digest (memory, backed by blobs);
+ *               blobs.h: the on-disk blob cache with LRU size cap
  *   readahead.c blobs read by Range requests; parallel read-ahead
  *   walk.c      parallel full walk: prefetch for du / ls -R, statfs total
  *   write.c     rm / rmdir / ln -s / mv: checks, tagging, undo on failure
@@ -54,9 +55,9 @@ struct mount_opts {
 };
 
 struct mnt;
-struct ncache;
-struct mcache;
-struct bcache;
+struct names_cache;
+struct manifest_cache;
+struct blob_cache;
 struct nodes;
 
 struct fs_stats {
@@ -73,9 +74,9 @@ struct fs_stats {
 struct mnt {
 	struct mount_opts o;
 	struct regfs_client *client;
-	struct ncache *nc;
-	struct mcache *mc;
-	struct bcache *bc;
+	struct names_cache *nc;
+	struct manifest_cache *mc;
+	struct blob_cache *bc;
 	struct nodes *nodes;
 	struct fs_stats st;
 	time_t mounted_since;
@@ -97,138 +98,10 @@ void par_for(size_t n, int maxpar, void (*fn)(size_t i, void *arg), void *arg);
  * EIO) and logs why at warn level. */
 int fs_client_errno(int rc, const struct regfs_err *e, const char *what);
 
-/* ---- names_cache.c: catalog, tags, tag -> digest; all expire after ttl. ---- */
-struct catalog {               /* immutable snapshot; refcounted */
-	atomic_int ref;
-	char **names;              /* sorted */
-	size_t n;
-	double at;                 /* now_mono() when fetched: valid until at + ttl */
-};
-/* Where a tag's mtime comes from (xattr user.regfs.mtime-source, .regfs/status):
- * the registry's push time (Last-Modified, bulk-tags), the image config's
- * build time (registry:2 sends no push time), or neither (mtime = when the
- * mount resolved the tag, so an age policy never takes it for old). */
-enum mtime_src { MTIME_UNKNOWN = 0, MTIME_CREATED = 1, MTIME_PUSHED = 2 };
-struct tag_ent {
-	char *tag;
-	char digest[REGFS_DIGEST_MAX]; /* "" until resolved */
-	int64_t mtime;                 /* 0 until known */
-	int mtime_src;                 /* enum mtime_src, set with mtime (tag_time_set) */
-	double resolved_at;
-	int state;                     /* internal */
-	int rc;
-};
-struct tagset {                /* one repository's tags; refcounted snapshot */
-	atomic_int ref;
-	struct tag_ent *t;         /* sorted by tag */
-	size_t n;
-	double at;                 /* now_mono() when fetched: valid until at + ttl */
-};
-/* The caches keep the pointers they are given (they must outlive the cache):
- * cl asks the registry, o gives ttl and max_parallel (read at each use), st
- * counts hits and misses; mc (names) and bc (manifests) are where they store
- * what they fetch (bc NULL: no disk cache). NULL when out of memory. */
-struct ncache *ncache_new(struct regfs_client *cl, const struct mount_opts *o,
-			  struct fs_stats *st, struct mcache *mc);
-void ncache_free(struct ncache *nc);
-int ncache_catalog(struct ncache *nc, struct catalog **out);      /* ref'd; catalog_put */
-void catalog_put(struct catalog *c);
-/* Is `path` a repository (1), a proper prefix of one (namespace, 2), both (3), or none (0)? */
-int catalog_classify(const struct catalog *c, const char *path);
-/* Children names of dir `path` ("" root): next components, sorted, unique. */
-int catalog_children(const struct catalog *c, const char *path, char ***names, size_t *n);
-int ncache_tags(struct ncache *nc, const char *repo, struct tagset **out);   /* ref'd; tagset_put */
-void tagset_put(struct tagset *t);
-/* Resolve tag -> digest (+ mtime) for one tag / every tag of a set, in parallel. */
-int ncache_resolve(struct ncache *nc, const char *repo, const char *tag,
-		   char digest[REGFS_DIGEST_MAX], int64_t *mtime);
-int ncache_resolve_all(struct ncache *nc, const char *repo, struct tagset *ts);
-/* The same over many repositories at once (one parallel batch). */
-void ncache_resolve_many(struct ncache *nc, char **repos, struct tagset **sets, size_t n);
-/* Warm many repositories' tag lists in one go (bulk extension or tags_many). */
-int ncache_prefetch_tags(struct ncache *nc, char **repos, size_t n);
-/* bulk-manifests: tags, manifest lists, manifests */
-int ncache_prefetch_bulk(struct ncache *nc, char **repos, size_t n);
-/* repo-manifests extension (regfs-registry): every manifest digest of the
- * repository, tagged or not; cached for the ttl. -ENOTSUP elsewhere. */
-int ncache_repo_manifests(struct ncache *nc, const char *repo, char ***digests, size_t *n);
-/* Forget a repo's tag list / a tag resolution (after a write). */
-void ncache_invalidate(struct ncache *nc, const char *repo);
-/* After a write to `repo` that changed `tags`: the tag list is fetched again
- * (its other tags keep the resolutions younger than the ttl, so a write
- * costs one tag-list request, not one per tag), and those tags are
- * resolved again. The catalog is kept. */
-void ncache_invalidate_tags(struct ncache *nc, const char *repo, const char *const *tags,
-			    size_t n);
-/* After `tag` of `repo` was deleted: the cached tag list (as old as it was)
- * no longer has it; the other tags keep their resolutions. No request. */
-void ncache_tag_removed(struct ncache *nc, const char *repo, const char *tag);
-
-/* ---- mcache.c: manifests by digest. Entries live until unmount. ---- */
-struct mentry {
-	char digest[REGFS_DIGEST_MAX];
-	char *data;
-	size_t len;
-	struct regfs_manifest *m;  /* parsed */
-	int64_t created;           /* image config "created" (unix), 0 unknown, -1 none;
-	                            * written once with __atomic (see mcache_created) */
-};
-struct mcache *mcache_new(struct regfs_client *cl, const struct mount_opts *o,
-			  struct fs_stats *st, struct bcache *bc);
-void mcache_free(struct mcache *mc);
-/* The manifest `digest` of `repo`: memory, then disk cache, then registry.
- * The entry is owned by the cache and never freed while mounted. */
-int mcache_get(struct mcache *mc, const char *repo, const char *digest, const struct mentry **out);
-/* Store a response we already have (e.g. from GET by tag). */
-int mcache_put(struct mcache *mc, const char *digest, const char *data, size_t len,
-	       const char *ctype, const struct mentry **out);
-/* The same, kept in memory only: for manifests that came in a bulk page
- * (regfs-registry), which a remount gets again in a few requests — writing
- * 10,000 of them to the disk cache cost more than the whole walk otherwise. */
-int mcache_put_mem(struct mcache *mc, const char *digest, const char *data, size_t len,
-		   const char *ctype, const struct mentry **out);
-const struct mentry *mcache_peek(struct mcache *mc, const char *digest);
-/* Fetch many (repo, digest) pairs in parallel; those cached are skipped. */
-void mcache_prefetch(struct mcache *mc, const char **repos, const char **digests, size_t n);
-/* Image config created time (fetches the config blob; cached); -1 when the
- * config has none or an implausible one (see tag_time_plausible). */
-int64_t mcache_created(struct mcache *mc, const char *repo, const struct mentry *e);
-/* `t` when it can be a real push or build time (2013-01-01, before any OCI
- * image, up to now + 1 day of clock skew), else 0 (unknown): reproducible
- * builds carry 1970-01-01T00:00:01Z, which must not read as "ancient". */
-int64_t tag_time_plausible(int64_t t);
-/* Fills te->mtime and te->mtime_src from a push time and a created time
- * (0 or -1 when unknown; implausible ones count as unknown), preferring the
- * push time; counts the source for .regfs/status. */
-void tag_time_set(struct tag_ent *te, int64_t pushed, int64_t created);
-/* How many tag resolutions had each source (index: enum mtime_src). */
-void tag_time_counts(uint64_t out[3]);
-const char *mtime_src_name(int src);
-/* A manifest known not to exist in `repo` (the registry answered 404 within
- * the ttl): index children removed by a garbage collection. */
-bool mcache_missing(struct mcache *mc, const char *repo, const char *digest);
-/* Checks that each (repos[i], digests[i]) still exists, at most once per ttl
- * per pair (GET by digest for those not checked; fills the cache too):
- * present[i] = 1 exists, 0 gone (404; logged once per digest), -1 unknown
- * (the registry failed; logged). nc: for the repo-manifests extension. */
-void mcache_check_exist(struct mcache *mc, struct ncache *nc, const char **repos,
-			const char **digests, size_t n, int *present);
-
-/* ---- bcache.c: blobs on disk by digest, LRU-capped, verified on fill. ---- */
-/* NULL: disabled (or out of memory). st (kept) counts the misses of
- * bcache_fill. */
-struct bcache *bcache_new(const char *dir, uint64_t cap, struct fs_stats *st);
-void bcache_free(struct bcache *bc);
-/* Opens the cached blob (O_RDONLY fd) or -ENOENT. Marks it used. */
-int bcache_open(struct bcache *bc, const char *digest);
-/* Stores bytes already verified by the caller. */
-int bcache_put(struct bcache *bc, const char *digest, const void *data, size_t len);
-/* Fetches the whole blob with cl (digest-verified) and opens it. The client
- * is a parameter: the disk cache is made before the mount daemonizes, the
- * client after. */
-int bcache_fill(struct bcache *bc, struct regfs_client *cl, const char *repo, const char *digest,
-		uint64_t size);
-uint64_t bcache_used(struct bcache *bc);
+/* ---- the caches (fs/cache/) ---- */
+#include "cache/blobs.h"
+#include "cache/manifests.h"
+#include "cache/names.h"
 
 /* ---- readahead.c: blobs read by Range requests, read ahead in parallel ---- */
 struct ra;

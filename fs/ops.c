@@ -348,7 +348,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int rc = 0;
 	if (n->kind == K_MJSON) {
 		const struct mentry *e;
-		rc = mcache_get(m->mc, n->repo, n->digest, &e);
+		rc = manifest_cache_get(m->mc, n->repo, n->digest, &e);
 		if (rc == 0) {
 			h->kind = FH_MEM;
 			h->data = e->data;
@@ -361,11 +361,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->direct_io = 1; /* changes on every read */
 	} else if (n->kind == K_BLOB) {
 		fi->keep_cache = 1;
-		int fd = bcache_open(m->bc, n->digest);
+		int fd = blob_cache_open(m->bc, n->digest);
 		if (fd >= 0) {
 			atomic_fetch_add(&m->st.bc_hits, 1);
 		} else if (n->size <= FILL_MAX) {
-			fd = bcache_fill(m->bc, m->client, n->repo, n->digest, n->size);
+			fd = blob_cache_fill(m->bc, m->client, n->repo, n->digest, n->size);
 			if (fd < 0 && fd != -ENOSYS && fd != -EFBIG)
 				rc = fd;
 		}
@@ -472,7 +472,7 @@ static int xattr_value(struct mnt *m, struct node *n, const char *name, char *bu
 		v = n->mediatype;
 		if (n->kind == K_MANIFEST) {
 			const struct mentry *e;
-			int rc = mcache_get(m->mc, n->repo, n->digest, &e);
+			int rc = manifest_cache_get(m->mc, n->repo, n->digest, &e);
 			if (rc)
 				return rc;
 			v = e->m->media_type;

@@ -86,7 +86,7 @@ int stats_json_text(struct mnt *m, char **buf, size_t *len)
 				       U(atomic_load(&m->st.mc_misses)),
 		"blobs", "hits", U(atomic_load(&m->st.bc_hits)), "misses",
 				   U(atomic_load(&m->st.bc_misses)),
-		"disk_bytes", U(bcache_used(m->bc)),
+		"disk_bytes", U(blob_cache_used(m->bc)),
 		"kernel",
 		"lookup", U(atomic_load(&m->st.k_lookup)), "getattr",
 			    U(atomic_load(&m->st.k_getattr)),

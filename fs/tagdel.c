@@ -61,13 +61,13 @@ static void kernel_dirs_changed(struct mnt *m, const char *repo)
  * request, not one per tag), `tags` are resolved again. */
 void write_changed(struct mnt *m, const char *repo, const char *const *tags, size_t n)
 {
-	ncache_invalidate_tags(m->nc, repo, tags, n);
+	names_invalidate_tags(m->nc, repo, tags, n);
 	kernel_dirs_changed(m, repo);
 }
 
 void write_tag_removed(struct mnt *m, const char *repo, const char *tag)
 {
-	ncache_tag_removed(m->nc, repo, tag);
+	names_tag_removed(m->nc, repo, tag);
 	kernel_dirs_changed(m, repo);
 }
 
@@ -209,7 +209,7 @@ static int delete_via_placeholder(struct mnt *m, const char *repo, const char *t
 				  const char *digest, const char *what)
 {
 	const struct mentry *me;
-	int rc = mcache_get(m->mc, repo, digest, &me);
+	int rc = manifest_cache_get(m->mc, repo, digest, &me);
 	if (rc)
 		return rc == -ENOENT ? -EIO : rc;
 	size_t plen = 0;
@@ -252,10 +252,10 @@ static int delete_fallback(struct mnt *m, const char *repo, const char *tag, con
 {
 	write_changed1(m, repo, tag);
 	struct tagset *ts;
-	int rc = ncache_tags(m->nc, repo, &ts);
+	int rc = names_tags(m->nc, repo, &ts);
 	if (rc)
 		return rc;
-	ncache_resolve_all(m->nc, repo, ts);
+	names_resolve_all(m->nc, repo, ts);
 	char d[REGFS_DIGEST_MAX] = "", why[400] = "";
 	bool found = false, safe = true;
 	for (size_t i = 0; i < ts->n; i++) {

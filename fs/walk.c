@@ -105,7 +105,7 @@ static void count(struct uset *seen, const char *digest, uint64_t size, uint64_t
 }
 
 struct rm_job {
-	struct ncache *nc;
+	struct names_cache *nc;
 	char **repos;
 	char ***v;
 	size_t *n;
@@ -114,7 +114,7 @@ struct rm_job {
 static void rm_one(size_t i, void *arg)
 {
 	struct rm_job *j = arg;
-	if (ncache_repo_manifests(j->nc, j->repos[i], &j->v[i], &j->n[i]) != 0) {
+	if (names_repo_manifests(j->nc, j->repos[i], &j->v[i], &j->n[i]) != 0) {
 		j->v[i] = NULL;
 		j->n[i] = 0;
 	}
@@ -137,17 +137,17 @@ static int count_all(struct mnt *m, struct pairs *p, size_t ntagged, uint64_t *b
 		size_t end = p->n;
 		size_t chk = depth ? from : (ntagged > from ? ntagged : from);
 		if (chk > from)
-			mcache_prefetch(m->mc, p->repo + from, p->digest + from, chk - from);
+			manifest_cache_prefetch(m->mc, p->repo + from, p->digest + from, chk - from);
 		int *present = end > chk ? calloc(end - chk, sizeof *present) : NULL;
 		if (present)
-			mcache_check_exist(m->mc, m->nc, p->repo + chk, p->digest + chk, end - chk,
+			manifest_cache_check_exist(m->mc, m->nc, p->repo + chk, p->digest + chk, end - chk,
 					   present);
 		else if (end > chk)
-			mcache_prefetch(m->mc, p->repo + chk, p->digest + chk, end - chk);
+			manifest_cache_prefetch(m->mc, p->repo + chk, p->digest + chk, end - chk);
 		for (size_t i = from; i < end; i++) {
 			if (present && i >= chk && present[i - chk] == 0)
 				continue; /* gone: logged once by mcache */
-			const struct mentry *e = mcache_peek(m->mc, p->digest[i]);
+			const struct mentry *e = manifest_cache_peek(m->mc, p->digest[i]);
 			if (!e) {
 				rc = -EIO;
 				continue;
@@ -179,18 +179,18 @@ static int do_walk(struct mnt *m, uint64_t *bytes, uint64_t *blocks)
 {
 	atomic_fetch_add(&m->st.walks, 1);
 	struct catalog *cat;
-	int rc = ncache_catalog(m->nc, &cat);
+	int rc = names_catalog(m->nc, &cat);
 	if (rc)
 		return rc;
 	/* regfs-registry's bulk-manifests: every tag list, every repository's
 	 * manifest list and every manifest's bytes in a few pages, so that
 	 * everything below runs on cache hits. Any failure (a digest mismatch
 	 * included) falls back to the per-request walk, which names the culprit. */
-	rc = ncache_prefetch_bulk(m->nc, cat->names, cat->n);
+	rc = names_prefetch_bulk(m->nc, cat->names, cat->n);
 	if (rc && rc != -ENOTSUP && rc != -ENOMEM)
 		log_warn("walk: bulk-manifests failed (see above); listing per repository instead");
 	if (rc && rc != -ENOMEM)
-		rc = ncache_prefetch_tags(m->nc, cat->names, cat->n);
+		rc = names_prefetch_tags(m->nc, cat->names, cat->n);
 	if (rc) {
 		catalog_put(cat);
 		return rc;
@@ -201,7 +201,7 @@ static int do_walk(struct mnt *m, uint64_t *bytes, uint64_t *blocks)
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < cat->n; i++) {
-		int r = ncache_tags(m->nc, cat->names[i], &sets[i]);
+		int r = names_tags(m->nc, cat->names[i], &sets[i]);
 		if (r) {
 			sets[i] = NULL;
 			if (r != -ENOENT && !rc)
@@ -210,7 +210,7 @@ static int do_walk(struct mnt *m, uint64_t *bytes, uint64_t *blocks)
 	}
 	if (rc)
 		goto out;
-	ncache_resolve_many(m->nc, cat->names, sets, cat->n);
+	names_resolve_many(m->nc, cat->names, sets, cat->n);
 
 	/* Digest strings must outlive the tagsets' possible replacement: copy
 	 * them through the manifest cache (its entries live until unmount). */

@@ -82,7 +82,7 @@ static int copy_manifest(struct mnt *m, const char *repo, const char *from, cons
 			 const char *ref, int depth)
 {
 	const struct mentry *e;
-	int rc = mcache_get(m->mc, from, digest, &e);
+	int rc = manifest_cache_get(m->mc, from, digest, &e);
 	if (rc)
 		return rc;
 	const struct regfs_manifest *man = e->m;
@@ -163,7 +163,7 @@ static int parse_target(struct mnt *m, const char *repo, const char *target, cha
 			snprintf(digest, REGFS_DIGEST_MAX, "%s", comp[n - 1]);
 			rc = 0;
 		} else if (comp[n - 2][1] == 't') {
-			rc = ncache_resolve(m->nc, r, comp[n - 1], digest, NULL);
+			rc = names_resolve(m->nc, r, comp[n - 1], digest, NULL);
 		}
 		if (rc == 0)
 			*src = r;
@@ -177,7 +177,7 @@ static int parse_target(struct mnt *m, const char *repo, const char *target, cha
 static bool tag_exists(struct mnt *m, const char *repo, const char *tag,
 		       char digest[REGFS_DIGEST_MAX])
 {
-	return ncache_resolve(m->nc, repo, tag, digest, NULL) == 0;
+	return names_resolve(m->nc, repo, tag, digest, NULL) == 0;
 }
 
 #define RMR_HOLD 10.0      /* seconds tag deletes stay refused after rm -r */
@@ -384,7 +384,7 @@ static bool index_references(struct mnt *m, const char *repo, const char *root, 
 			     int depth)
 {
 	const struct mentry *e;
-	if (depth > 4 || mcache_get(m->mc, repo, root,
+	if (depth > 4 || manifest_cache_get(m->mc, repo, root,
 	    &e) != 0 || e->m->kind != REGFS_MANIFEST_INDEX)
 		return false;
 	for (size_t i = 0; i < e->m->n_manifests; i++)
@@ -427,7 +427,7 @@ static int rmdir_allowed(struct mnt *m, const char *repo, const char *name, stru
 	}
 	char **mf;
 	size_t nmf;
-	if (rc == 0 && ncache_repo_manifests(m->nc, repo, &mf, &nmf) == 0) {
+	if (rc == 0 && names_repo_manifests(m->nc, repo, &mf, &nmf) == 0) {
 		for (size_t i = 0; i < nmf; i++) {
 			if (rc == 0 && strcmp(mf[i], name) != 0 && index_references(m, repo, mf[i],
 			    name, 0)) {
@@ -458,10 +458,10 @@ void write_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return (void)fuse_reply_err(req, -unsupported(m, "rmdir outside _manifests"));
 	/* The tags that go with it: refuse if one is protected, invalidate after. */
 	struct tagset *ts;
-	int rc = ncache_tags(m->nc, p->repo, &ts);
+	int rc = names_tags(m->nc, p->repo, &ts);
 	if (rc)
 		return (void)fuse_reply_err(req, -rc);
-	ncache_resolve_all(m->nc, p->repo, ts);
+	names_resolve_all(m->nc, p->repo, ts);
 	rc = rmdir_allowed(m, p->repo, name, ts);
 	struct regfs_err e = {0};
 	if (rc == 0) {

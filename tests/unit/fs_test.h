@@ -28,17 +28,17 @@
 static inline int fs_test_mount_open(struct mnt *m)
 {
 	m->nodes = nodes_new();
-	m->mc = mcache_new(m->client, &m->o, &m->st, NULL);
+	m->mc = manifest_cache_new(m->client, &m->o, &m->st, NULL);
 	if (m->client && m->mc)
-		m->nc = ncache_new(m->client, &m->o, &m->st, m->mc);
+		m->nc = names_cache_new(m->client, &m->o, &m->st, m->mc);
 	return m->nodes && m->mc && (!m->client || m->nc) ? 0 : -1;
 }
 
 static inline void fs_test_mount_close(struct mnt *m)
 {
 	nodes_free(m->nodes);
-	ncache_free(m->nc);
-	mcache_free(m->mc);
+	names_cache_free(m->nc);
+	manifest_cache_free(m->mc);
 	m->nodes = NULL;
 	m->nc = NULL;
 	m->mc = NULL;
@@ -49,17 +49,17 @@ static inline void fs_test_mount_close(struct mnt *m)
 static inline int fs_test_mount_open(struct mnt *m)
 {
 	m->nodes = nodes_new();
-	m->mc = mcache_new(m->client, &m->o, &m->st, NULL);
+	m->mc = manifest_cache_new(m->client, &m->o, &m->st, NULL);
 	if (m->client && m->mc)
-		m->nc = ncache_new(m->client, &m->o, &m->st, m->mc);
+		m->nc = names_cache_new(m->client, &m->o, &m->st, m->mc);
 	return m->nodes && m->mc && (!m->client || m->nc) ? 0 : -1;
 }
 
 static inline void fs_test_mount_close(struct mnt *m)
 {
 	nodes_free(m->nodes);
-	ncache_free(m->nc);
-	mcache_free(m->mc);
+	names_cache_free(m->nc);
+	manifest_cache_free(m->mc);
 	m->nodes = NULL;
 	m->nc = NULL;
 	m->mc = NULL;
@@ -72,17 +72,17 @@ static inline void fs_test_mount_close(struct mnt *m)
 static inline int fs_test_mount_open(struct mnt *m)
 {
 	m->nodes = nodes_new();
-	m->mc = mcache_new(m->client, &m->o, &m->st, NULL);
+	m->mc = manifest_cache_new(m->client, &m->o, &m->st, NULL);
 	if (m->client && m->mc)
-		m->nc = ncache_new(m->client, &m->o, &m->st, m->mc);
+		m->nc = names_cache_new(m->client, &m->o, &m->st, m->mc);
 	return m->nodes && m->mc && (!m->client || m->nc) ? 0 : -1;
 }
 
 static inline void fs_test_mount_close(struct mnt *m)
 {
 	nodes_free(m->nodes);
-	ncache_free(m->nc);
-	mcache_free(m->mc);
+	names_cache_free(m->nc);
+	manifest_cache_free(m->mc);
 	m->nodes = NULL;
 	m->nc = NULL;
 	m->mc = NULL;
@@ -108,17 +108,17 @@ static inline struct child fs_test_child(const char *name, enum node_kind kind, 
 static inline int fs_test_mount_open(struct mnt *m)
 {
 	m->nodes = nodes_new();
-	m->mc = mcache_new(m->client, &m->o, &m->st, NULL);
+	m->mc = manifest_cache_new(m->client, &m->o, &m->st, NULL);
 	if (m->client && m->mc)
-		m->nc = ncache_new(m->client, &m->o, &m->st, m->mc);
+		m->nc = names_cache_new(m->client, &m->o, &m->st, m->mc);
 	return m->nodes && m->mc && (!m->client || m->nc) ? 0 : -1;
 }
 
 static inline void fs_test_mount_close(struct mnt *m)
 {
 	nodes_free(m->nodes);
-	ncache_free(m->nc);
-	mcache_free(m->mc);
+	names_cache_free(m->nc);
+	manifest_cache_free(m->mc);
 	m->nodes = NULL;
 	m->nc = NULL;
 	m->mc = NULL;

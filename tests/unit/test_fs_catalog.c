@@ -20,7 +20,7 @@ static int cmpstr(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* A snapshot as ncache_catalog makes it: strcmp-sorted names, one ref. */
+/* A snapshot as names_catalog makes it: strcmp-sorted names, one ref. */
 static struct catalog *cat_new(const char *const *names, size_t n)
 {
 	struct catalog *c = calloc(1, sizeof *c);
@@ -31,7 +31,7 @@ static struct catalog *cat_new(const char *const *names, size_t n)
 		assert_non_null(c->names[i] = strdup(names[i]));
 	qsort(c->names, n, sizeof *c->names, cmpstr);
 	c->n = n;
-	atomic_store(&c->ref, 1);
+	sflight_ref_init(&c->ref, 1);
 	return c;
 }
 
@@ -180,10 +180,10 @@ static void test_catalog_refs(void **state)
 {
 	(void)state;
 	struct catalog *c = cat_new(NAMES, NN);
-	atomic_fetch_add(&c->ref, 1); /* a reader */
+	sflight_ref_get(&c->ref);      /* a reader */
 	char *first = c->names[0];
 	catalog_put(c);               /* the cache lets go: the reader still has it */
-	assert_int_equal(atomic_load(&c->ref), 1);
+	assert_int_equal(atomic_load(&c->ref.n), 1);
 	assert_string_equal(c->names[0], first);
 	assert_int_equal(catalog_classify(c, "team/app"), 3);
 #ifdef HAVE_ASAN

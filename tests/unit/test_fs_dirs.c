@@ -386,7 +386,7 @@ static void test_ttl_caching(void **state)
 {
 	(void)state;
 	struct catalog *cat;
-	assert_int_equal(ncache_catalog(mnt.nc, &cat), 0); /* ttl 0: the standard catalog, now */
+	assert_int_equal(names_catalog(mnt.nc, &cat), 0); /* ttl 0: the standard catalog, now */
 	catalog_put(cat);
 	mnt.o.ttl = 600;
 	struct node *r = nodes_root(mnt.nodes), *team = dir_node("team");
@@ -424,7 +424,7 @@ static void test_ttl_caching(void **state)
 	 * for a whole ttl from the moment it was computed */
 	set_catalog(CATALOG);
 	mnt.o.ttl = 0;
-	assert_int_equal(ncache_catalog(mnt.nc, &cat), 0);  /* fetched now: T0 */
+	assert_int_equal(names_catalog(mnt.nc, &cat), 0);  /* fetched now: T0 */
 	catalog_put(cat);
 	mnt.o.ttl = 2;
 	usleep(1200 * 1000);                        /* >= 1.2 s later */

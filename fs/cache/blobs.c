@@ -1,4 +1,4 @@
-/* bcache.c — content-addressed blob cache on disk (--cache-dir, --cache-size).
+/* blobs.c — the blob cache: content-addressed on disk (--cache-dir, --cache-size).
  *
  *   <dir>/blobs/<alg>/<hex>   one file per blob, written only after its
  *                             digest was verified (temp file + rename)
@@ -12,7 +12,7 @@
  *
  * Several regfs processes sharing a cache dir is safe (rename is atomic),
  * but each counts only what it saw for the cap. */
-#include "mount.h"
+#include "../mount.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -33,8 +33,8 @@ struct bent {
 	struct bent *next;
 };
 
-struct bcache {
-	struct fs_stats *st;          /* bc_misses (bcache_fill) */
+struct blob_cache {
+	struct fs_stats *st;          /* bc_misses (blob_cache_fill) */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	char *dir;
@@ -72,14 +72,14 @@ static int mkdir_p(const char *path)
 }
 
 /* "<dir>/blobs/sha256/<hex>"; digest already validated by the caller's source. */
-static void blob_path(struct bcache *bc, const char *digest, char *out, size_t n)
+static void blob_path(struct blob_cache *bc, const char *digest, char *out, size_t n)
 {
 	const char *colon = strchr(digest, ':');
 	snprintf(out, n, "%s/blobs/%.*s/%s", bc->dir, colon ? (int)(colon - digest) : 0, digest,
 		 colon ? colon + 1 : digest);
 }
 
-static struct bent *find(struct bcache *bc, const char *digest)
+static struct bent *find(struct blob_cache *bc, const char *digest)
 {
 	for (struct bent *e = bc->b[fnv(digest) % bc->nb]; e; e = e->next)
 		if (strcmp(e->digest, digest) == 0)
@@ -87,7 +87,7 @@ static struct bent *find(struct bcache *bc, const char *digest)
 	return NULL;
 }
 
-static struct bent *add(struct bcache *bc, const char *digest, uint64_t size, double used)
+static struct bent *add(struct blob_cache *bc, const char *digest, uint64_t size, double used)
 {
 	struct bent *e = calloc(1, sizeof *e);
 	if (!e)
@@ -103,7 +103,7 @@ static struct bent *add(struct bcache *bc, const char *digest, uint64_t size, do
 	return e;
 }
 
-static void del(struct bcache *bc, struct bent *e)
+static void del(struct blob_cache *bc, struct bent *e)
 {
 	for (struct bent **p = &bc->b[fnv(e->digest) % bc->nb]; *p; p = &(*p)->next)
 		if (*p == e) {
@@ -117,7 +117,7 @@ static void del(struct bcache *bc, struct bent *e)
 
 /* Caller holds mu. Deletes least recently used blobs until under the cap.
  * Linear scan: evictions are rare next to reads, and n is thousands. */
-static void evict(struct bcache *bc, const struct bent *keep)
+static void evict(struct blob_cache *bc, const struct bent *keep)
 {
 	while (bc->total > bc->cap) {
 		struct bent *lru = NULL;
@@ -136,7 +136,7 @@ static void evict(struct bcache *bc, const struct bent *keep)
 	}
 }
 
-static void scan(struct bcache *bc, const char *alg)
+static void scan(struct blob_cache *bc, const char *alg)
 {
 	char d[4400];
 	snprintf(d, sizeof d, "%s/blobs/%s", bc->dir, alg);
@@ -161,11 +161,11 @@ static void scan(struct bcache *bc, const char *alg)
 	closedir(dir);
 }
 
-struct bcache *bcache_new(const char *dir, uint64_t cap, struct fs_stats *st)
+struct blob_cache *blob_cache_new(const char *dir, uint64_t cap, struct fs_stats *st)
 {
 	if (!dir || !*dir || cap == 0)
 		return NULL;
-	struct bcache *bc = calloc(1, sizeof *bc);
+	struct blob_cache *bc = calloc(1, sizeof *bc);
 	if (!bc)
 		return NULL;
 	bc->st = st;
@@ -206,7 +206,7 @@ struct bcache *bcache_new(const char *dir, uint64_t cap, struct fs_stats *st)
 	return bc;
 }
 
-void bcache_free(struct bcache *bc)
+void blob_cache_free(struct blob_cache *bc)
 {
 	if (!bc)
 		return;
@@ -222,7 +222,7 @@ void bcache_free(struct bcache *bc)
 	free(bc);
 }
 
-uint64_t bcache_used(struct bcache *bc)
+uint64_t blob_cache_used(struct blob_cache *bc)
 {
 	if (!bc)
 		return 0;
@@ -232,7 +232,7 @@ uint64_t bcache_used(struct bcache *bc)
 	return t;
 }
 
-int bcache_open(struct bcache *bc, const char *digest)
+int blob_cache_open(struct blob_cache *bc, const char *digest)
 {
 	if (!bc)
 		return -ENOENT;
@@ -261,7 +261,7 @@ int bcache_open(struct bcache *bc, const char *digest)
 }
 
 /* Writes a temp file and returns its fd and path (caller renames or unlinks). */
-static int tmpfile_new(struct bcache *bc, char *path, size_t n)
+static int tmpfile_new(struct blob_cache *bc, char *path, size_t n)
 {
 	pthread_mutex_lock(&bc->mu);
 	unsigned seq = bc->tmpseq++;
@@ -272,7 +272,7 @@ static int tmpfile_new(struct bcache *bc, char *path, size_t n)
 }
 
 /* Publishes a verified temp file as `digest`. */
-static int publish(struct bcache *bc, const char *tmp, const char *digest, uint64_t size)
+static int publish(struct blob_cache *bc, const char *tmp, const char *digest, uint64_t size)
 {
 	char p[4400];
 	blob_path(bc, digest, p, sizeof p);
@@ -292,7 +292,7 @@ static int publish(struct bcache *bc, const char *tmp, const char *digest, uint6
 	return 0;
 }
 
-int bcache_put(struct bcache *bc, const char *digest, const void *data, size_t len)
+int blob_cache_put(struct blob_cache *bc, const char *digest, const void *data, size_t len)
 {
 	if (!bc || len > bc->cap)
 		return 0;
@@ -323,7 +323,7 @@ int bcache_put(struct bcache *bc, const char *digest, const void *data, size_t l
 	return publish(bc, tmp, digest, len);
 }
 
-int bcache_fill(struct bcache *bc, struct regfs_client *cl, const char *repo, const char *digest,
+int blob_cache_fill(struct blob_cache *bc, struct regfs_client *cl, const char *repo, const char *digest,
 		uint64_t size)
 {
 	if (!bc)
@@ -336,7 +336,7 @@ int bcache_fill(struct bcache *bc, struct regfs_client *cl, const char *repo, co
 		fs_wait(&bc->cv, &bc->mu);
 	if (e) {
 		pthread_mutex_unlock(&bc->mu);
-		return bcache_open(bc, digest);
+		return blob_cache_open(bc, digest);
 	}
 	/* A placeholder marks the fill in flight (size 0 until published). */
 	e = add(bc, digest, 0, now_mono());
@@ -374,5 +374,5 @@ int bcache_fill(struct bcache *bc, struct regfs_client *cl, const char *repo, co
 	rc = publish(bc, tmp, digest, size);
 	if (rc)
 		return rc;
-	return bcache_open(bc, digest);
+	return blob_cache_open(bc, digest);
 }

@@ -1,14 +1,14 @@
-/* mcache.c — manifests by digest (content-addressed: never stale).
+/* manifests.c — the manifest cache: manifests by digest (content-addressed: never stale).
  *
  * Parsed manifests stay in memory for the life of the mount (they are small:
  * ~1 KB each, 10 MB for 10,000) because du, ls and every manifest directory
- * need them; their bytes are also written to the disk blob cache (bcache) so
+ * need them; their bytes are also written to the disk blob cache (blobs.c) so
  * a remount does not fetch them again. Bytes are always verified against the
  * digest before they are believed, whether they come from the registry (the
  * client verifies) or from disk (verified here).
  *
  * Single flight per digest (state FETCHING + a shared condition variable). */
-#include "mount.h"
+#include "../mount.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -39,11 +39,11 @@ struct exist {
 };
 #define EXIST_BUCKETS 4096
 
-struct mcache {
+struct manifest_cache {
 	struct regfs_client *client;
 	const struct mount_opts *o;  /* ttl */
 	struct fs_stats *st;
-	struct bcache *bc;           /* NULL: no disk cache */
+	struct blob_cache *bc;           /* NULL: no disk cache */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct slot **b;
@@ -59,10 +59,10 @@ static uint64_t fnv(const char *s)
 	return h;
 }
 
-struct mcache *mcache_new(struct regfs_client *cl, const struct mount_opts *o,
-			  struct fs_stats *st, struct bcache *bc)
+struct manifest_cache *manifest_cache_new(struct regfs_client *cl, const struct mount_opts *o,
+			  struct fs_stats *st, struct blob_cache *bc)
 {
-	struct mcache *mc = calloc(1, sizeof *mc);
+	struct manifest_cache *mc = calloc(1, sizeof *mc);
 	if (!mc)
 		return NULL;
 	mc->client = cl;
@@ -87,7 +87,7 @@ static void slot_free(struct slot *s)
 	free(s);
 }
 
-void mcache_free(struct mcache *mc)
+void manifest_cache_free(struct manifest_cache *mc)
 {
 	if (!mc)
 		return;
@@ -109,7 +109,7 @@ void mcache_free(struct mcache *mc)
 }
 
 /* Caller holds mu. */
-static struct slot *find(struct mcache *mc, const char *digest)
+static struct slot *find(struct manifest_cache *mc, const char *digest)
 {
 	for (struct slot *s = mc->b[fnv(digest) % mc->nb]; s; s = s->next)
 		if (strcmp(s->e.digest, digest) == 0)
@@ -117,7 +117,7 @@ static struct slot *find(struct mcache *mc, const char *digest)
 	return NULL;
 }
 
-static struct slot *add(struct mcache *mc, const char *digest)
+static struct slot *add(struct manifest_cache *mc, const char *digest)
 {
 	struct slot *s = calloc(1, sizeof *s);
 	if (!s)
@@ -129,7 +129,7 @@ static struct slot *add(struct mcache *mc, const char *digest)
 	return s;
 }
 
-static void unlink_slot(struct mcache *mc, struct slot *s)
+static void unlink_slot(struct manifest_cache *mc, struct slot *s)
 {
 	for (struct slot **p = &mc->b[fnv(s->e.digest) % mc->nb]; *p; p = &(*p)->next)
 		if (*p == s) {
@@ -138,7 +138,7 @@ static void unlink_slot(struct mcache *mc, struct slot *s)
 		}
 }
 
-const struct mentry *mcache_peek(struct mcache *mc, const char *digest)
+const struct mentry *manifest_cache_peek(struct manifest_cache *mc, const char *digest)
 {
 	pthread_mutex_lock(&mc->mu);
 	struct slot *s = find(mc, digest);
@@ -163,9 +163,9 @@ static int fill(struct slot *s, char *data, size_t len, const char *ctype)
 }
 
 /* Reads a manifest from the disk cache, verified; NULL if absent/bad. */
-static char *from_disk(struct mcache *mc, const char *digest, size_t *len)
+static char *from_disk(struct manifest_cache *mc, const char *digest, size_t *len)
 {
-	int fd = bcache_open(mc->bc, digest);
+	int fd = blob_cache_open(mc->bc, digest);
 	if (fd < 0)
 		return NULL;
 	char *buf = NULL;
@@ -205,22 +205,22 @@ static char *from_disk(struct mcache *mc, const char *digest, size_t *len)
 	return NULL;
 }
 
-static int put(struct mcache *mc, const char *digest, const char *data, size_t len,
+static int put(struct manifest_cache *mc, const char *digest, const char *data, size_t len,
 	       const char *ctype, bool persist, const struct mentry **out);
 
-int mcache_put(struct mcache *mc, const char *digest, const char *data, size_t len,
+int manifest_cache_store(struct manifest_cache *mc, const char *digest, const char *data, size_t len,
 	       const char *ctype, const struct mentry **out)
 {
 	return put(mc, digest, data, len, ctype, true, out);
 }
 
-int mcache_put_mem(struct mcache *mc, const char *digest, const char *data, size_t len,
+int manifest_cache_store_mem(struct manifest_cache *mc, const char *digest, const char *data, size_t len,
 		   const char *ctype, const struct mentry **out)
 {
 	return put(mc, digest, data, len, ctype, false, out);
 }
 
-static int put(struct mcache *mc, const char *digest, const char *data, size_t len,
+static int put(struct manifest_cache *mc, const char *digest, const char *data, size_t len,
 	       const char *ctype, bool persist, const struct mentry **out)
 {
 	pthread_mutex_lock(&mc->mu);
@@ -247,7 +247,7 @@ static int put(struct mcache *mc, const char *digest, const char *data, size_t l
 		return rc;
 	}
 	if (persist)
-		bcache_put(mc->bc, digest, data, len);
+		blob_cache_put(mc->bc, digest, data, len);
 	pthread_mutex_lock(&mc->mu);
 	s = find(mc, digest);
 	if (s && s->state == S_OK) {
@@ -277,7 +277,7 @@ static int put(struct mcache *mc, const char *digest, const char *data, size_t l
 	return 0;
 }
 
-int mcache_get(struct mcache *mc, const char *repo, const char *digest, const struct mentry **out)
+int manifest_cache_get(struct manifest_cache *mc, const char *repo, const char *digest, const struct mentry **out)
 {
 	pthread_mutex_lock(&mc->mu);
 	struct slot *s;
@@ -314,7 +314,7 @@ int mcache_get(struct mcache *mc, const char *repo, const char *digest, const st
 		loop_may_block();
 		rc = regfs_client_manifest(mc->client, repo, digest, &r, &e);
 		if (rc == 0) {
-			bcache_put(mc->bc, digest, r.data, r.len);
+			blob_cache_put(mc->bc, digest, r.data, r.len);
 			rc = fill(s, r.data, r.len, r.content_type);
 			r.data = NULL;
 		} else {
@@ -342,11 +342,11 @@ int mcache_get(struct mcache *mc, const char *repo, const char *digest, const st
  * manifests) would set the daemon's peak memory. */
 #define PREFETCH_CHUNK 512
 
-void mcache_prefetch(struct mcache *mc, const char **repos, const char **digests, size_t n)
+void manifest_cache_prefetch(struct manifest_cache *mc, const char **repos, const char **digests, size_t n)
 {
 	if (n > PREFETCH_CHUNK) {
 		for (size_t i = 0; i < n; i += PREFETCH_CHUNK)
-			mcache_prefetch(mc, repos + i, digests + i,
+			manifest_cache_prefetch(mc, repos + i, digests + i,
 					n - i < PREFETCH_CHUNK ? n - i : PREFETCH_CHUNK);
 		return;
 	}
@@ -399,7 +399,7 @@ void mcache_prefetch(struct mcache *mc, const char **repos, const char **digests
 		while (mine[mi] != s)
 			mi++;
 		if (net[i].rc == 0) {
-			bcache_put(mc->bc, s->e.digest, net[i].resp.data, net[i].resp.len);
+			blob_cache_put(mc->bc, s->e.digest, net[i].resp.data, net[i].resp.len);
 			rc[mi] = fill(s, net[i].resp.data, net[i].resp.len, net[i].resp.content_type);
 			net[i].resp.data = NULL;
 		} else {
@@ -458,7 +458,7 @@ static int64_t parse_rfc3339(const char *s)
 }
 
 /* Reads a small blob whole: disk cache, else registry (verified, then cached). */
-static char *small_blob(struct mcache *mc, const char *repo, const char *digest, uint64_t size,
+static char *small_blob(struct manifest_cache *mc, const char *repo, const char *digest, uint64_t size,
 			size_t *len)
 {
 	if (size > REGFS_MANIFEST_MAX)
@@ -466,7 +466,7 @@ static char *small_blob(struct mcache *mc, const char *repo, const char *digest,
 	char *buf = malloc(size + 1);
 	if (!buf)
 		return NULL;
-	int fd = bcache_open(mc->bc, digest);
+	int fd = blob_cache_open(mc->bc, digest);
 	if (fd >= 0) {
 		ssize_t r = pread(fd, buf, size, 0);
 		close(fd);
@@ -496,13 +496,13 @@ static char *small_blob(struct mcache *mc, const char *repo, const char *digest,
 		free(buf);
 		return NULL;
 	}
-	bcache_put(mc->bc, digest, buf, size);
+	blob_cache_put(mc->bc, digest, buf, size);
 	buf[size] = 0;
 	*len = size;
 	return buf;
 }
 
-int64_t mcache_created(struct mcache *mc, const char *repo, const struct mentry *e)
+int64_t manifest_cache_created(struct manifest_cache *mc, const char *repo, const struct mentry *e)
 {
 	int64_t c = __atomic_load_n(&e->created, __ATOMIC_ACQUIRE);
 	if (c)
@@ -512,9 +512,9 @@ int64_t mcache_created(struct mcache *mc, const char *repo, const struct mentry 
 	if (m->kind == REGFS_MANIFEST_INDEX) {
 		/* An index has no config: its first child's image time. */
 		const struct mentry *ch;
-		if (m->n_manifests && mcache_get(mc, repo, m->manifests[0].digest, &ch) == 0 &&
+		if (m->n_manifests && manifest_cache_get(mc, repo, m->manifests[0].digest, &ch) == 0 &&
 		    ch->m->kind == REGFS_MANIFEST_IMAGE)
-			c = mcache_created(mc, repo, ch);
+			c = manifest_cache_created(mc, repo, ch);
 	} else if (m->has_config) {
 		size_t len;
 		char *buf = small_blob(mc, repo, m->config.digest, (uint64_t)m->config.size, &len);
@@ -579,7 +579,7 @@ const char *mtime_src_name(int src)
 /* ---- existence of index children ---- */
 
 /* Caller holds mu. NULL when absent and !make (or out of memory). */
-static struct exist *exist_of(struct mcache *mc, const char *repo, const char *digest, bool make)
+static struct exist *exist_of(struct manifest_cache *mc, const char *repo, const char *digest, bool make)
 {
 	char key[1024];
 	snprintf(key, sizeof key, "%s@%s", repo, digest);
@@ -600,7 +600,7 @@ static struct exist *exist_of(struct mcache *mc, const char *repo, const char *d
 	return x;
 }
 
-bool mcache_missing(struct mcache *mc, const char *repo, const char *digest)
+bool manifest_cache_missing(struct manifest_cache *mc, const char *repo, const char *digest)
 {
 	pthread_mutex_lock(&mc->mu);
 	struct exist *x = exist_of(mc, repo, digest, false);
@@ -610,7 +610,7 @@ bool mcache_missing(struct mcache *mc, const char *repo, const char *digest)
 }
 
 /* Records one answer; logs a 404 the first time the pair has one. */
-static void exist_record(struct mcache *mc, const char *repo, const char *digest, int present)
+static void exist_record(struct manifest_cache *mc, const char *repo, const char *digest, int present)
 {
 	pthread_mutex_lock(&mc->mu);
 	struct exist *x = exist_of(mc, repo, digest, true);
@@ -631,7 +631,7 @@ static void exist_record(struct mcache *mc, const char *repo, const char *digest
 
 /* regfs-registry: existence from the repo-manifests list (one request per
  * repository and ttl instead of one per manifest). 1/0, or -1 unavailable. */
-static int listed_in_repo(struct ncache *nc, const char *repo, const char *digest, char ***cache_v,
+static int listed_in_repo(struct names_cache *nc, const char *repo, const char *digest, char ***cache_v,
 			  size_t *cache_n, const char **cache_repo)
 {
 	if (!*cache_repo || strcmp(*cache_repo, repo) != 0) {
@@ -641,7 +641,7 @@ static int listed_in_repo(struct ncache *nc, const char *repo, const char *diges
 		*cache_v = NULL;
 		*cache_n = 0;
 		*cache_repo = NULL;
-		if (ncache_repo_manifests(nc, repo, cache_v, cache_n) != 0)
+		if (names_repo_manifests(nc, repo, cache_v, cache_n) != 0)
 			return -1;
 		*cache_repo = repo;
 	}
@@ -652,7 +652,7 @@ static int listed_in_repo(struct ncache *nc, const char *repo, const char *diges
 }
 
 /* GETs by digest the pairs in idx[0..k) (present[] -1 so far). */
-static void exist_fetch(struct mcache *mc, const char **repos, const char **digests,
+static void exist_fetch(struct manifest_cache *mc, const char **repos, const char **digests,
 			const size_t *idx, size_t k,
 			int *present)
 {
@@ -670,7 +670,7 @@ static void exist_fetch(struct mcache *mc, const char **repos, const char **dige
 		size_t i = idx[j];
 		if (reqs[j].rc == 0 && strcmp(reqs[j].resp.digest, digests[i]) == 0) {
 			const struct mentry *e;
-			if (mcache_put(mc, digests[i], reqs[j].resp.data, reqs[j].resp.len,
+			if (manifest_cache_store(mc, digests[i], reqs[j].resp.data, reqs[j].resp.len,
 				       reqs[j].resp.content_type, &e) == 0)
 				present[i] = 1;
 		} else if (reqs[j].rc == -ENOENT) {
@@ -687,7 +687,7 @@ static void exist_fetch(struct mcache *mc, const char **repos, const char **dige
 	free(reqs);
 }
 
-void mcache_check_exist(struct mcache *mc, struct ncache *nc, const char **repos,
+void manifest_cache_check_exist(struct manifest_cache *mc, struct names_cache *nc, const char **repos,
 			const char **digests, size_t n, int *present)
 {
 	size_t *todo = calloc(n ? n : 1, sizeof *todo), k = 0;
@@ -706,7 +706,7 @@ void mcache_check_exist(struct mcache *mc, struct ncache *nc, const char **repos
 			int l = listed_in_repo(nc, repos[i], digests[i], &lv, &ln, &lrepo);
 			if (l == 0)
 				exist_record(mc, repos[i], digests[i], 0);
-			if (l == 0 || (l == 1 && mcache_peek(mc, digests[i])))
+			if (l == 0 || (l == 1 && manifest_cache_peek(mc, digests[i])))
 				present[i] = l;
 		}
 		if (present[i] < 0 && todo)
@@ -715,7 +715,7 @@ void mcache_check_exist(struct mcache *mc, struct ncache *nc, const char **repos
 	for (size_t j = 0; j < ln; j++)
 		free(lv[j]);
 	free(lv);
-	/* In rounds, like mcache_prefetch: each round's bodies are held at once. */
+	/* In rounds, like manifest_cache_prefetch: each round's bodies are held at once. */
 	for (size_t c0 = 0; c0 < k; c0 += PREFETCH_CHUNK)
 		exist_fetch(mc, repos, digests, todo + c0,
 			    k - c0 < PREFETCH_CHUNK ? k - c0 : PREFETCH_CHUNK,

@@ -1,0 +1,157 @@
+/* catalog.c — the catalog in the names cache: every repository name,
+ * fetched once per ttl, and what a directory of the mount sees of it
+ * (classify a path, list the next components). */
+#include "names_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <regfs/log.h>
+
+static int cmpstr(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+
+/* ---- catalog ---- */
+
+int names_catalog(struct names_cache *nc, struct catalog **out)
+{
+	pthread_mutex_lock(&nc->mu);
+	for (;;) {
+		if (nc->cat && now_mono() - nc->cat_at < nc->o->ttl) {
+			sflight_ref_get(&nc->cat->ref);
+			*out = nc->cat;
+			pthread_mutex_unlock(&nc->mu);
+			atomic_fetch_add(&nc->st->nc_hits, 1);
+			return 0;
+		}
+		if (!nc->cat_busy)
+			break;
+		fs_wait(&nc->cv, &nc->mu);
+	}
+	nc->cat_busy = true;
+	pthread_mutex_unlock(&nc->mu);
+	atomic_fetch_add(&nc->st->nc_misses, 1);
+
+	struct regfs_strv v = {0};
+	struct regfs_err e = {0};
+	loop_may_block();
+	int rc = regfs_client_catalog(nc->client, &v, &e);
+	struct catalog *c = NULL;
+	if (rc == 0) {
+		c = calloc(1, sizeof *c);
+		if (!c) {
+			regfs_strv_free(&v);
+			rc = -ENOMEM;
+		} else {
+			if (v.n > 1) /* qsort(NULL, 0) is undefined */
+				qsort(v.v, v.n, sizeof *v.v, cmpstr);
+			c->names = v.v;
+			c->n = v.n;
+			sflight_ref_init(&c->ref, 2); /* the cache's and the caller's */
+		}
+	} else {
+		rc = fs_client_errno(rc, &e, "listing the catalog");
+	}
+	pthread_mutex_lock(&nc->mu);
+	nc->cat_busy = false;
+	if (c) {
+		catalog_put(nc->cat);
+		nc->cat = c;
+		nc->cat_at = c->at = now_mono();
+		*out = c;
+	}
+	pthread_cond_broadcast(&nc->cv);
+	pthread_mutex_unlock(&nc->mu);
+	return rc;
+}
+
+/* First index i with names[i] >= key. */
+static size_t lower_bound(const struct catalog *c, const char *key)
+{
+	size_t lo = 0, hi = c->n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (strcmp(c->names[mid], key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+int catalog_classify(const struct catalog *c, const char *path)
+{
+	int r = 0;
+	size_t i = lower_bound(c, path);
+	if (i < c->n && strcmp(c->names[i], path) == 0)
+		r |= 1;
+	size_t pl = strlen(path);
+	char *prefix = malloc(pl + 2);
+	if (!prefix)
+		return r;
+	memcpy(prefix, path, pl);
+	prefix[pl] = '/';
+	prefix[pl + 1] = 0;
+	/* Names sharing a prefix are contiguous in sorted order. */
+	i = lower_bound(c, prefix);
+	if (i < c->n && strncmp(c->names[i], prefix, pl + 1) == 0)
+		r |= 2;
+	free(prefix);
+	return r;
+}
+
+int catalog_children(const struct catalog *c, const char *path, char ***names, size_t *n)
+{
+	size_t pl = strlen(path);
+	char *prefix = malloc(pl + 2);
+	if (!prefix)
+		return -ENOMEM;
+	memcpy(prefix, path, pl);
+	if (pl)
+		prefix[pl++] = '/';
+	prefix[pl] = 0;
+	size_t cap = 16, k = 0;
+	char **v = malloc(cap * sizeof *v);
+	if (!v) {
+		free(prefix);
+		return -ENOMEM;
+	}
+	for (size_t i = lower_bound(c, prefix); i < c->n; i++) {
+		const char *s = c->names[i];
+		if (strncmp(s, prefix, pl) != 0)
+			break;
+		const char *comp = s + pl, *slash = strchr(comp, '/');
+		size_t cl = slash ? (size_t)(slash - comp) : strlen(comp);
+		if (cl == 0)
+			continue;
+		if (k == cap) {
+			char **nv = realloc(v, (cap *= 2) * sizeof *v);
+			if (!nv)
+				break;
+			v = nv;
+		}
+		v[k] = strndup(comp, cl);
+		if (v[k])
+			k++;
+	}
+	free(prefix);
+	/* "a/b", "a/b-c", "a/b/c": the same component need not be adjacent. */
+	if (k > 1) /* qsort(NULL, 0) is undefined */
+		qsort(v, k, sizeof *v, cmpstr);
+	size_t u = 0;
+	for (size_t i = 0; i < k; i++) {
+		if (u && strcmp(v[u - 1], v[i]) == 0) {
+			free(v[i]);
+			continue;
+		}
+		v[u++] = v[i];
+	}
+	*names = v;
+	*n = u;
+	return 0;
+}
