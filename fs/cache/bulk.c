@@ -12,7 +12,7 @@
 
 /* ---- bulk-manifests (regfs-registry): the whole registry in a few pages ---- */
 
-/* A repository this walk has claimed (busy, mf_busy): readers of its tag
+/* A repository this walk has claimed (sf and mf_sf busy): readers of its tag
  * list or manifest list wait for its page instead of sending their own
  * request (the same single flight as above), and the claim is released
  * when the page arrives or the walk ends. */
@@ -36,7 +36,7 @@ static int cmpclaim(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Caller holds mu. */
+/* Caller holds g.mu. */
 static struct bulk_claim *claim_of(struct bulk_ctx *bx, struct repo_ent *r)
 {
 	struct bulk_claim key = {.r = r};
@@ -44,17 +44,11 @@ static struct bulk_claim *claim_of(struct bulk_ctx *bx, struct repo_ent *r)
 	return c && c->open ? c : NULL;
 }
 
-/* Installs one repository: every manifest's bytes first (verified by the
+/* Stores every manifest of rb that came with its bytes (verified by the
  * client; kept in memory only, a remount gets them again in a few
- * requests), so that once its listings are visible a reader
- * finds the manifests cached; then its tagset (every tag resolved: digest
- * and push time, as the bulk-tags branch of names_prefetch_tags does) and
- * its repo-manifests list (as names_repo_manifests stores it). A manifest
- * without content is left for the walk's manifest_cache_prefetch (GET by digest). */
-static int bulk_one(const struct regfs_repo_bulk *rb, void *arg)
+ * requests). -ENOMEM, else 0. */
+static int bulk_store_manifests(struct bulk_ctx *bx, const struct regfs_repo_bulk *rb)
 {
-	struct bulk_ctx *bx = arg;
-	struct names_cache *nc = bx->nc;
 	double t0 = now_mono();
 	for (size_t i = 0; i < rb->n_manifests; i++) {
 		const struct regfs_manifest_info *mi = &rb->manifests[i];
@@ -63,67 +57,65 @@ static int bulk_one(const struct regfs_repo_bulk *rb, void *arg)
 			continue;
 		}
 		const struct mentry *e = NULL;
-		/* One that does not parse is logged by mcache and fetched again by
-		 * digest in the walk, which reports it where du needs it. Most of
-		 * the time here is the disk cache's file writes, not parsing
-		 * (1,000 x 10: 1.2-1.7 s with them, 0.3 s with --cache-size 0);
-		 * four threads did not make it faster on this machine. */
-		if (manifest_cache_store_mem(nc->mc, mi->digest, mi->content, mi->len, mi->media_type,
-		    &e) == -ENOMEM)
+		/* One that does not parse is logged by the manifest cache and
+		 * fetched again by digest in the walk, which reports it where du
+		 * needs it. Most of the time here is the disk cache's file
+		 * writes, not parsing (1,000 x 10: 1.2-1.7 s with them, 0.3 s with
+		 * --cache-size 0); four threads did not make it faster on this
+		 * machine. */
+		if (manifest_cache_store_mem(bx->nc->mc, mi->digest, mi->content, mi->len,
+					     mi->media_type, &e) == -ENOMEM)
 			return -ENOMEM;
 		bx->manifests++;
 	}
 	bx->put_s += now_mono() - t0;
+	return 0;
+}
 
-	struct tagset *ts = calloc(1, sizeof *ts);
+/* Installs one repository: every manifest's bytes first, so that once its
+ * listings are visible a reader finds the manifests cached; then its
+ * tagset (every tag resolved: digest and push time, as the bulk-tags branch
+ * of names_prefetch_tags does) and its repo-manifests list (as
+ * names_repo_manifests stores it). A manifest without content is left for
+ * the walk's manifest_cache_prefetch (GET by digest). */
+static int bulk_one(const struct regfs_repo_bulk *rb, void *arg)
+{
+	struct bulk_ctx *bx = arg;
+	struct names_cache *nc = bx->nc;
+	if (bulk_store_manifests(bx, rb))
+		return -ENOMEM;
+	struct tagset *ts = names_tagset_of(rb->tags, rb->n_tags, true);
 	char **mf = calloc(rb->n_manifests ? rb->n_manifests : 1, sizeof *mf);
-	if (!ts || !mf || !(ts->t = calloc(rb->n_tags + 1, sizeof *ts->t))) {
-		free(ts);
+	if (!ts || !mf) {
+		tagset_put(ts);
 		free(mf);
 		return -ENOMEM;
 	}
-	double now = now_mono();
-	for (size_t j = 0; j < rb->n_tags; j++) {
-		struct tag_ent *te = &ts->t[ts->n];
-		if (!(te->tag = strdup(rb->tags[j].tag)))
-			continue;
-		snprintf(te->digest, sizeof te->digest, "%s", rb->tags[j].digest);
-		tag_time_set(te, rb->tags[j].pushed, 0);
-		te->resolved_at = now;
-		ts->n++;
-	}
-	if (ts->n > 1) /* qsort(NULL, 0) is undefined */
-		qsort(ts->t, ts->n, sizeof *ts->t, names_cmptag);
-	sflight_ref_init(&ts->ref, 1);
 	size_t nmf = 0;
 	for (size_t i = 0; i < rb->n_manifests; i++)
 		if ((mf[nmf] = strdup(rb->manifests[i].digest)))
 			nmf++;
 
-	pthread_mutex_lock(&nc->mu);
+	pthread_mutex_lock(&nc->g.mu);
 	struct repo_ent *r = names_repo_ent(nc, rb->name);
 	struct bulk_claim *cl = r ? claim_of(bx, r) : NULL;
 	if (cl) {
-		r->busy = r->mf_busy = false;
+		r->sf.busy = r->mf_sf.busy = false;
 		cl->open = false;
 	}
 	/* Busy without our claim: another thread is fetching it; theirs wins. */
-	if (r && !r->busy) {
+	if (r && !r->sf.busy) {
 		names_install(r, ts);
 		ts = NULL;
 	}
-	if (r && !r->mf_busy) {
-		for (size_t k = 0; k < r->nmf; k++)
-			free(r->mf[k]);
-		free(r->mf);
-		r->mf = mf;
-		r->nmf = nmf;
-		r->mf_at = now_mono();
+	if (r && !r->mf_sf.busy) {
+		names_set_manifests(r, mf, nmf);
+		sflight_set(&r->mf_sf);
 		mf = NULL;
 		nmf = 0;
 	}
-	pthread_cond_broadcast(&nc->cv);
-	pthread_mutex_unlock(&nc->mu);
+	pthread_cond_broadcast(&nc->g.cv);
+	pthread_mutex_unlock(&nc->g.mu);
 	tagset_put(ts);
 	for (size_t k = 0; k < nmf; k++)
 		free(mf[k]);
@@ -142,15 +134,15 @@ int names_prefetch_bulk(struct names_cache *nc, char **repos, size_t n)
 		return -ENOMEM;
 	/* Claim the repositories whose tag list is not fresh and that no one
 	 * is fetching (a fresh one is simply replaced when its page comes). */
-	pthread_mutex_lock(&nc->mu);
+	pthread_mutex_lock(&nc->g.mu);
 	for (size_t i = 0; i < n; i++) {
 		struct repo_ent *r = names_repo_ent(nc, repos[i]);
-		if (!r || r->busy || r->mf_busy || (r->ts && now_mono() - r->fetched < nc->o->ttl))
+		if (!r || r->mf_sf.busy || !sflight_claim(&r->sf, nc->o->ttl))
 			continue;
-		r->busy = r->mf_busy = true;
+		r->mf_sf.busy = true;
 		bx.cl[bx.ncl++] = (struct bulk_claim){r, true};
 	}
-	pthread_mutex_unlock(&nc->mu);
+	pthread_mutex_unlock(&nc->g.mu);
 	if (bx.ncl > 1) /* qsort(NULL, 0) is undefined */
 		qsort(bx.cl, bx.ncl, sizeof *bx.cl, cmpclaim);
 
@@ -165,12 +157,12 @@ int names_prefetch_bulk(struct names_cache *nc, char **repos, size_t n)
 
 	/* Claims no page answered (deleted since the catalog, or the walk
 	 * failed): release them, their readers fetch for themselves. */
-	pthread_mutex_lock(&nc->mu);
+	pthread_mutex_lock(&nc->g.mu);
 	for (size_t i = 0; i < bx.ncl; i++)
 		if (bx.cl[i].open)
-			bx.cl[i].r->busy = bx.cl[i].r->mf_busy = false;
-	pthread_cond_broadcast(&nc->cv);
-	pthread_mutex_unlock(&nc->mu);
+			bx.cl[i].r->sf.busy = bx.cl[i].r->mf_sf.busy = false;
+	pthread_cond_broadcast(&nc->g.cv);
+	pthread_mutex_unlock(&nc->g.mu);
 	free(bx.cl);
 	if (rc)
 		return fs_client_errno(rc, &e, "listing all manifests (bulk-manifests)");

@@ -16,57 +16,55 @@ static int cmpstr(const void *a, const void *b)
 }
 
 
-/* ---- catalog ---- */
-
-int names_catalog(struct names_cache *nc, struct catalog **out)
+/* One GET of the catalog: *out a new snapshot holding two references (the
+ * cache's and the caller's), or a negative errno (logged). */
+static int catalog_fetch(struct names_cache *nc, struct catalog **out)
 {
-	pthread_mutex_lock(&nc->mu);
-	for (;;) {
-		if (nc->cat && now_mono() - nc->cat_at < nc->o->ttl) {
-			sflight_ref_get(&nc->cat->ref);
-			*out = nc->cat;
-			pthread_mutex_unlock(&nc->mu);
-			atomic_fetch_add(&nc->st->nc_hits, 1);
-			return 0;
-		}
-		if (!nc->cat_busy)
-			break;
-		fs_wait(&nc->cv, &nc->mu);
-	}
-	nc->cat_busy = true;
-	pthread_mutex_unlock(&nc->mu);
-	atomic_fetch_add(&nc->st->nc_misses, 1);
-
 	struct regfs_strv v = {0};
 	struct regfs_err e = {0};
 	loop_may_block();
 	int rc = regfs_client_catalog(nc->client, &v, &e);
-	struct catalog *c = NULL;
-	if (rc == 0) {
-		c = calloc(1, sizeof *c);
-		if (!c) {
-			regfs_strv_free(&v);
-			rc = -ENOMEM;
-		} else {
-			if (v.n > 1) /* qsort(NULL, 0) is undefined */
-				qsort(v.v, v.n, sizeof *v.v, cmpstr);
-			c->names = v.v;
-			c->n = v.n;
-			sflight_ref_init(&c->ref, 2); /* the cache's and the caller's */
-		}
-	} else {
-		rc = fs_client_errno(rc, &e, "listing the catalog");
+	if (rc)
+		return fs_client_errno(rc, &e, "listing the catalog");
+	struct catalog *c = calloc(1, sizeof *c);
+	if (!c) {
+		regfs_strv_free(&v);
+		return -ENOMEM;
 	}
-	pthread_mutex_lock(&nc->mu);
-	nc->cat_busy = false;
+	if (v.n > 1) /* qsort(NULL, 0) is undefined */
+		qsort(v.v, v.n, sizeof *v.v, cmpstr);
+	c->names = v.v;
+	c->n = v.n;
+	sflight_ref_init(&c->ref, 2);
+	*out = c;
+	return 0;
+}
+
+int names_catalog(struct names_cache *nc, struct catalog **out)
+{
+	pthread_mutex_lock(&nc->g.mu);
+	if (sflight_begin(&nc->g, &nc->cat_sf, nc->o->ttl) == SFLIGHT_HIT) {
+		sflight_ref_get(&nc->cat->ref);
+		*out = nc->cat;
+		pthread_mutex_unlock(&nc->g.mu);
+		atomic_fetch_add(&nc->st->nc_hits, 1);
+		return 0;
+	}
+	pthread_mutex_unlock(&nc->g.mu);
+	atomic_fetch_add(&nc->st->nc_misses, 1);
+	struct catalog *c = NULL;
+	int rc = catalog_fetch(nc, &c);
+	pthread_mutex_lock(&nc->g.mu);
 	if (c) {
 		catalog_put(nc->cat);
 		nc->cat = c;
-		nc->cat_at = c->at = now_mono();
+	}
+	sflight_end(&nc->g, &nc->cat_sf, c != NULL);
+	if (c) {
+		c->at = nc->cat_sf.at;
 		*out = c;
 	}
-	pthread_cond_broadcast(&nc->cv);
-	pthread_mutex_unlock(&nc->mu);
+	pthread_mutex_unlock(&nc->g.mu);
 	return rc;
 }
 

@@ -8,10 +8,10 @@
  * refresh installs a new one. A tag's resolution (digest, mtime) lives in
  * its tagset entry and is filled lazily, in parallel batches.
  *
- * Single flight: while one thread fetches something, others that need the
- * same thing wait for its result instead of sending the same request (one
- * mutex + one condition variable for the whole cache; waits are short and
- * rare, so broadcast-to-all is fine). A failed fetch is not cached: the next
+ * Single flight (regfs/sflight.h): while one thread fetches something,
+ * others that need the same thing wait for its result instead of sending
+ * the same request (one lock and one wake-up for the whole cache; waits are
+ * short and rare, so broadcast-to-all is fine). A failed fetch is not cached: the next
  * operation tries again, which is how the mount recovers when the registry
  * comes back.
  *
@@ -50,9 +50,7 @@ struct names_cache *names_cache_new(struct regfs_client *cl, const struct mount_
 	nc->o = o;
 	nc->st = st;
 	nc->mc = mc;
-	pthread_mutex_init(&nc->mu, NULL);
-	pthread_cond_init(&nc->cv, NULL);
-	nc->cat_at = -1e18;
+	sflight_group_init(&nc->g, loop_may_block);
 	return nc;
 }
 
@@ -91,8 +89,7 @@ void names_cache_free(struct names_cache *nc)
 			free(r->repo);
 			free(r);
 		}
-	pthread_mutex_destroy(&nc->mu);
-	pthread_cond_destroy(&nc->cv);
+	sflight_group_destroy(&nc->g);
 	free(nc);
 }
 
@@ -108,8 +105,6 @@ struct repo_ent *names_repo_ent(struct names_cache *nc, const char *repo)
 		free(r);
 		return NULL;
 	}
-	r->fetched = -1e18;
-	r->mf_at = -1e18;
 	r->next = nc->b[b];
 	nc->b[b] = r;
 	return r;
@@ -118,7 +113,7 @@ struct repo_ent *names_repo_ent(struct names_cache *nc, const char *repo)
 /* Takes ownership of the strings in v. */
 
 
-/* Caller holds mu. Copies the resolutions of `old` into the unresolved
+/* Caller holds g.mu. Copies the resolutions of `old` into the unresolved
  * entries of `ts` with the same tag (both sorted by tag). */
 static void carry_resolutions(const struct tagset *old, struct tagset *ts)
 {
@@ -150,11 +145,44 @@ static void carry_resolutions(const struct tagset *old, struct tagset *ts)
 	}
 }
 
-/* Caller holds mu. Installs a fresh tagset (takes the caller's reference). */
+/* Caller holds g.mu. Installs a fresh tagset (takes the caller's reference). */
 void names_install(struct repo_ent *r, struct tagset *ts)
 {
 	carry_resolutions(r->ts, ts);
 	tagset_put(r->ts);
 	r->ts = ts;
-	r->fetched = ts->at = now_mono();
+	sflight_set(&r->sf);
+	ts->at = r->sf.at;
+}
+
+void names_set_manifests(struct repo_ent *r, char **v, size_t n)
+{
+	for (size_t k = 0; k < r->nmf; k++)
+		free(r->mf[k]);
+	free(r->mf);
+	r->mf = v;
+	r->nmf = n;
+}
+
+struct tagset *names_tagset_of(const struct regfs_tag_info *tags, size_t n, bool all_resolved)
+{
+	struct tagset *ts = calloc(1, sizeof *ts);
+	if (!ts || !(ts->t = calloc(n + 1, sizeof *ts->t))) {
+		free(ts);
+		return NULL;
+	}
+	double now = now_mono();
+	for (size_t j = 0; j < n; j++) {
+		struct tag_ent *te = &ts->t[ts->n];
+		if (!tags[j].tag || !(te->tag = strdup(tags[j].tag)))
+			continue;
+		snprintf(te->digest, sizeof te->digest, "%s", tags[j].digest);
+		tag_time_set(te, tags[j].pushed, 0);
+		te->resolved_at = all_resolved || te->digest[0] ? now : 0;
+		ts->n++;
+	}
+	if (ts->n > 1) /* qsort(NULL, 0) is undefined */
+		qsort(ts->t, ts->n, sizeof *ts->t, names_cmptag);
+	sflight_ref_init(&ts->ref, 1);
+	return ts;
 }

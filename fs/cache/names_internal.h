@@ -11,13 +11,11 @@
 struct repo_ent {
 	char *repo;
 	struct tagset *ts;   /* NULL until fetched */
-	double fetched;
-	bool busy;
+	struct sflight sf;   /* of ts */
 	/* repo-manifests extension: every manifest digest, tagged or not */
 	char **mf;
 	size_t nmf;
-	double mf_at;
-	bool mf_busy;
+	struct sflight mf_sf;
 	struct repo_ent *next;
 };
 
@@ -26,11 +24,9 @@ struct names_cache {
 	const struct mount_opts *o;  /* ttl, max_parallel */
 	struct fs_stats *st;
 	struct manifest_cache *mc;           /* where resolved manifests go */
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	struct sflight_group g;      /* every entry's lock and wake-up */
 	struct catalog *cat;
-	double cat_at;
-	bool cat_busy;
+	struct sflight cat_sf;
 	struct repo_ent *b[NBUCKETS];
 };
 
@@ -39,10 +35,17 @@ enum { T_IDLE = 0, T_RESOLVING = 1 };
 
 /* qsort/bsearch comparator of struct tag_ent by tag. */
 int names_cmptag(const void *a, const void *b);
-/* Caller holds mu. The entry of `repo` (made when new); NULL out of memory. */
+/* Caller holds g.mu. The entry of `repo` (made when new); NULL out of memory. */
 struct repo_ent *names_repo_ent(struct names_cache *nc, const char *repo);
-/* Caller holds mu. Installs a fresh tagset (takes the caller's reference),
- * carrying over the resolutions of the one it replaces. */
+/* Caller holds g.mu. Installs a fresh tagset (takes the caller's reference),
+ * carrying over the resolutions of the one it replaces; r->sf says it is
+ * fresh (a claim on it is still the caller's to end). */
 void names_install(struct repo_ent *r, struct tagset *ts);
+/* Caller holds g.mu. Replaces r's manifest list with v (n digests, taken). */
+void names_set_manifests(struct repo_ent *r, char **v, size_t n);
+/* A new tagset (one reference) of the tags a bulk answer gave with their
+ * digests and push times; an entry without a digest counts as resolved
+ * only when all_resolved. NULL when out of memory. */
+struct tagset *names_tagset_of(const struct regfs_tag_info *tags, size_t n, bool all_resolved);
 
 #endif

@@ -9,6 +9,10 @@
 
 #include <regfs/log.h>
 
+/* A resolution younger than the ttl is still an answer: a tag list fetched
+ * again (the ttl passed for the list, or a write refetched it) keeps the
+ * digests of the tags it still holds, so one rm does not cost a GET per
+ * tag of the repository. Caller holds g.mu. */
 static bool resolution_fresh(struct names_cache *nc, const struct tag_ent *te)
 {
 	return te->resolved_at > 0 && te->rc == 0 && now_mono() - te->resolved_at < nc->o->ttl;
@@ -146,7 +150,7 @@ static size_t revalidate(struct names_cache *nc, struct regfs_manifest_req *reqs
 		confirm_by_head(nc, reqs, mine, k, ok, failed, lm);
 	}
 	size_t left = 0;
-	pthread_mutex_lock(&nc->mu);
+	pthread_mutex_lock(&nc->g.mu);
 	for (size_t i = 0; i < k; i++) {
 		if (ok[i]) {
 			/* The same digest: its time and source stand, unless the
@@ -167,8 +171,8 @@ static size_t revalidate(struct names_cache *nc, struct regfs_manifest_req *reqs
 			mine[left++] = mine[i];
 		}
 	}
-	pthread_cond_broadcast(&nc->cv);
-	pthread_mutex_unlock(&nc->mu);
+	pthread_cond_broadcast(&nc->g.cv);
+	pthread_mutex_unlock(&nc->g.mu);
 	k = left;
 out:
 	free(ok);
@@ -192,7 +196,7 @@ static void resolve_entries(struct names_cache *nc, const char **repos, struct t
 	size_t k = 0;
 	if (!reqs || !mine || !me || !mrepo)
 		goto out;
-	pthread_mutex_lock(&nc->mu);
+	pthread_mutex_lock(&nc->g.mu);
 	for (size_t i = 0; i < n; i++) {
 		if (resolution_fresh(nc, ents[i]) || ents[i]->state != T_IDLE)
 			continue;
@@ -202,7 +206,7 @@ static void resolve_entries(struct names_cache *nc, const char **repos, struct t
 		reqs[k].ref = ents[i]->tag;
 		k++;
 	}
-	pthread_mutex_unlock(&nc->mu);
+	pthread_mutex_unlock(&nc->g.mu);
 
 	k = revalidate(nc, reqs, mine, k);
 	/* In chunks: a whole registry's tags (10,000 and more) would otherwise
@@ -213,11 +217,11 @@ static void resolve_entries(struct names_cache *nc, const char **repos, struct t
 		resolve_chunk(nc, reqs, mine, me, mrepo, c0, c1);
 	}
 	/* Entries another thread is resolving: wait for them. */
-	pthread_mutex_lock(&nc->mu);
+	pthread_mutex_lock(&nc->g.mu);
 	for (size_t i = 0; i < n; i++)
 		while (ents[i]->state == T_RESOLVING)
-			fs_wait(&nc->cv, &nc->mu);
-	pthread_mutex_unlock(&nc->mu);
+			fs_wait(&nc->g.cv, &nc->g.mu);
+	pthread_mutex_unlock(&nc->g.mu);
 out:
 	free(reqs);
 	free(mine);
@@ -241,10 +245,10 @@ static void resolve_chunk(struct names_cache *nc, struct regfs_manifest_req *req
 			mine[i]->rc = fs_client_errno(reqs[i].rc, &reqs[i].err, what);
 			/* A failed re-validation is no answer: an old digest must not
 			 * count as resolved (the delete fallback relies on it). */
-			pthread_mutex_lock(&nc->mu);
+			pthread_mutex_lock(&nc->g.mu);
 			mine[i]->resolved_at = 0;
 			mine[i]->digest[0] = 0;
-			pthread_mutex_unlock(&nc->mu);
+			pthread_mutex_unlock(&nc->g.mu);
 			continue;
 		}
 		const struct mentry *e = NULL;
@@ -262,7 +266,7 @@ static void resolve_chunk(struct names_cache *nc, struct regfs_manifest_req *req
 		struct created_job j = {nc->mc, mrepo, me};
 		par_for(nneed, nc->o->max_parallel, created_one, &j);
 	}
-	pthread_mutex_lock(&nc->mu);
+	pthread_mutex_lock(&nc->g.mu);
 	for (size_t i = c0; i < c1; i++) {
 		if (mine[i]->rc == 0) {
 			snprintf(mine[i]->digest, sizeof mine[i]->digest, "%s", reqs[i].resp.digest);
@@ -276,8 +280,8 @@ static void resolve_chunk(struct names_cache *nc, struct regfs_manifest_req *req
 		}
 		mine[i]->state = T_IDLE;
 	}
-	pthread_cond_broadcast(&nc->cv);
-	pthread_mutex_unlock(&nc->mu);
+	pthread_cond_broadcast(&nc->g.cv);
+	pthread_mutex_unlock(&nc->g.mu);
 	for (size_t i = c0; i < c1; i++)
 		regfs_manifest_resp_free(&reqs[i].resp);
 }
@@ -297,7 +301,7 @@ int names_resolve(struct names_cache *nc, const char *repo, const char *tag,
 		return -ENOENT;
 	}
 	resolve_entries(nc, &repo, &te, 1);
-	pthread_mutex_lock(&nc->mu);
+	pthread_mutex_lock(&nc->g.mu);
 	if (te->resolved_at > 0) {
 		memcpy(digest, te->digest, REGFS_DIGEST_MAX);
 		if (mtime)
@@ -306,7 +310,7 @@ int names_resolve(struct names_cache *nc, const char *repo, const char *tag,
 	} else {
 		rc = te->rc ? te->rc : -EIO;
 	}
-	pthread_mutex_unlock(&nc->mu);
+	pthread_mutex_unlock(&nc->g.mu);
 	tagset_put(ts);
 	return rc;
 }
