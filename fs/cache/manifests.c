@@ -7,10 +7,12 @@
  * digest before they are believed, whether they come from the registry (the
  * client verifies) or from disk (verified here).
  *
- * Single flight per digest (state FETCHING + a shared condition variable). */
+ * Single flight per digest (regfs/sflight.h). A failed fetch leaves its
+ * slot empty: the next reader fetches again. */
 #include "../mount.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,11 +21,9 @@
 #include <jansson.h>
 #include <regfs/log.h>
 
-enum { S_FETCHING = 1, S_OK = 2 };
-
 struct slot {
 	struct mentry e;
-	int state;
+	struct sflight sf;     /* valid: e is filled (never stale) */
 	struct slot *next;
 };
 
@@ -44,8 +44,7 @@ struct manifest_cache {
 	const struct mount_opts *o;  /* ttl */
 	struct fs_stats *st;
 	struct blob_cache *bc;           /* NULL: no disk cache */
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	struct sflight_group g;          /* slots and existence records */
 	struct slot **b;
 	size_t nb;
 	struct exist *eb[EXIST_BUCKETS];
@@ -75,8 +74,7 @@ struct manifest_cache *manifest_cache_new(struct regfs_client *cl, const struct 
 		free(mc);
 		return NULL;
 	}
-	pthread_mutex_init(&mc->mu, NULL);
-	pthread_cond_init(&mc->cv, NULL);
+	sflight_group_init(&mc->g, loop_may_block);
 	return mc;
 }
 
@@ -103,12 +101,11 @@ void manifest_cache_free(struct manifest_cache *mc)
 			slot_free(s);
 		}
 	free(mc->b);
-	pthread_mutex_destroy(&mc->mu);
-	pthread_cond_destroy(&mc->cv);
+	sflight_group_destroy(&mc->g);
 	free(mc);
 }
 
-/* Caller holds mu. */
+/* Caller holds g.mu. */
 static struct slot *find(struct manifest_cache *mc, const char *digest)
 {
 	for (struct slot *s = mc->b[fnv(digest) % mc->nb]; s; s = s->next)
@@ -117,10 +114,14 @@ static struct slot *find(struct manifest_cache *mc, const char *digest)
 	return NULL;
 }
 
-static struct slot *add(struct manifest_cache *mc, const char *digest)
+/* Caller holds g.mu. The slot of digest, made (empty) when new; NULL when
+ * out of memory. */
+static struct slot *slot_of(struct manifest_cache *mc, const char *digest)
 {
-	struct slot *s = calloc(1, sizeof *s);
-	if (!s)
+	struct slot *s = find(mc, digest);
+	if (s)
+		return s;
+	if (!(s = calloc(1, sizeof *s)))
 		return NULL;
 	snprintf(s->e.digest, sizeof s->e.digest, "%s", digest);
 	size_t b = fnv(digest) % mc->nb;
@@ -129,21 +130,12 @@ static struct slot *add(struct manifest_cache *mc, const char *digest)
 	return s;
 }
 
-static void unlink_slot(struct manifest_cache *mc, struct slot *s)
-{
-	for (struct slot **p = &mc->b[fnv(s->e.digest) % mc->nb]; *p; p = &(*p)->next)
-		if (*p == s) {
-			*p = s->next;
-			return;
-		}
-}
-
 const struct mentry *manifest_cache_peek(struct manifest_cache *mc, const char *digest)
 {
-	pthread_mutex_lock(&mc->mu);
+	pthread_mutex_lock(&mc->g.mu);
 	struct slot *s = find(mc, digest);
-	const struct mentry *e = s && s->state == S_OK ? &s->e : NULL;
-	pthread_mutex_unlock(&mc->mu);
+	const struct mentry *e = s && s->sf.valid ? &s->e : NULL;
+	pthread_mutex_unlock(&mc->g.mu);
 	return e;
 }
 
@@ -223,14 +215,14 @@ int manifest_cache_store_mem(struct manifest_cache *mc, const char *digest, cons
 static int put(struct manifest_cache *mc, const char *digest, const char *data, size_t len,
 	       const char *ctype, bool persist, const struct mentry **out)
 {
-	pthread_mutex_lock(&mc->mu);
+	pthread_mutex_lock(&mc->g.mu);
 	struct slot *s = find(mc, digest);
-	if (s && s->state == S_OK) {
-		pthread_mutex_unlock(&mc->mu);
+	if (s && s->sf.valid) {
+		pthread_mutex_unlock(&mc->g.mu);
 		*out = &s->e;
 		return 0;
 	}
-	pthread_mutex_unlock(&mc->mu);
+	pthread_mutex_unlock(&mc->g.mu);
 	struct slot *ns = calloc(1, sizeof *ns);
 	char *copy = malloc(len + 1);
 	if (!ns || !copy) {
@@ -248,59 +240,69 @@ static int put(struct manifest_cache *mc, const char *digest, const char *data, 
 	}
 	if (persist)
 		blob_cache_put(mc->bc, digest, data, len);
-	pthread_mutex_lock(&mc->mu);
+	pthread_mutex_lock(&mc->g.mu);
 	s = find(mc, digest);
-	if (s && s->state == S_OK) {
+	if (s && s->sf.valid) {
 		/* Someone else won the race; keep theirs. */
-		pthread_mutex_unlock(&mc->mu);
+		pthread_mutex_unlock(&mc->g.mu);
 		slot_free(ns);
 		*out = &s->e;
 		return 0;
 	}
 	if (s) {
-		/* In flight elsewhere: publish ours into their slot. */
+		/* In flight elsewhere (or failed there): publish ours into
+		 * their slot; its waiters find it filled. */
 		s->e.data = ns->e.data;
 		s->e.len = ns->e.len;
 		s->e.m = ns->e.m;
-		s->state = S_OK;
 		free(ns);
 		ns = s;
 	} else {
 		size_t b = fnv(digest) % mc->nb;
 		ns->next = mc->b[b];
 		mc->b[b] = ns;
-		ns->state = S_OK;
 	}
-	pthread_cond_broadcast(&mc->cv);
-	pthread_mutex_unlock(&mc->mu);
+	sflight_set(&ns->sf);
+	pthread_cond_broadcast(&mc->g.cv);
+	pthread_mutex_unlock(&mc->g.mu);
 	*out = &ns->e;
 	return 0;
 }
 
-int manifest_cache_get(struct manifest_cache *mc, const char *repo, const char *digest, const struct mentry **out)
+/* The registry's answer to a GET of s's digest (rc, r, e) parsed into s,
+ * its bytes stored on disk; or why not, logged. Frees r. */
+static int fill_from_resp(struct manifest_cache *mc, struct slot *s, const char *repo, int rc,
+			  struct regfs_manifest_resp *r, struct regfs_err *e)
 {
-	pthread_mutex_lock(&mc->mu);
-	struct slot *s;
-	for (;;) {
-		s = find(mc, digest);
-		if (s && s->state == S_OK) {
-			pthread_mutex_unlock(&mc->mu);
-			atomic_fetch_add(&mc->st->mc_hits, 1);
-			*out = &s->e;
-			return 0;
-		}
-		if (!s)
-			break;
-		fs_wait(&mc->cv, &mc->mu);
+	if (rc == 0) {
+		blob_cache_put(mc->bc, s->e.digest, r->data, r->len);
+		rc = fill(s, r->data, r->len, r->content_type);
+		r->data = NULL;
+	} else {
+		char what[400];
+		snprintf(what, sizeof what, "fetching manifest %s@%s", repo, s->e.digest);
+		rc = fs_client_errno(rc, e, what);
 	}
-	s = add(mc, digest);
+	regfs_manifest_resp_free(r);
+	return rc;
+}
+
+int manifest_cache_get(struct manifest_cache *mc, const char *repo, const char *digest,
+		       const struct mentry **out)
+{
+	pthread_mutex_lock(&mc->g.mu);
+	struct slot *s = slot_of(mc, digest);
 	if (!s) {
-		pthread_mutex_unlock(&mc->mu);
+		pthread_mutex_unlock(&mc->g.mu);
 		return -ENOMEM;
 	}
-	s->state = S_FETCHING;
-	pthread_mutex_unlock(&mc->mu);
-
+	if (sflight_begin(&mc->g, &s->sf, INFINITY) == SFLIGHT_HIT) {
+		pthread_mutex_unlock(&mc->g.mu);
+		atomic_fetch_add(&mc->st->mc_hits, 1);
+		*out = &s->e;
+		return 0;
+	}
+	pthread_mutex_unlock(&mc->g.mu);
 	int rc;
 	size_t len = 0;
 	char *data = from_disk(mc, digest, &len);
@@ -313,27 +315,13 @@ int manifest_cache_get(struct manifest_cache *mc, const char *repo, const char *
 		struct regfs_err e = {0};
 		loop_may_block();
 		rc = regfs_client_manifest(mc->client, repo, digest, &r, &e);
-		if (rc == 0) {
-			blob_cache_put(mc->bc, digest, r.data, r.len);
-			rc = fill(s, r.data, r.len, r.content_type);
-			r.data = NULL;
-		} else {
-			char what[400];
-			snprintf(what, sizeof what, "fetching manifest %s@%s", repo, digest);
-			rc = fs_client_errno(rc, &e, what);
-		}
-		regfs_manifest_resp_free(&r);
+		rc = fill_from_resp(mc, s, repo, rc, &r, &e);
 	}
-	pthread_mutex_lock(&mc->mu);
-	if (rc == 0) {
-		s->state = S_OK;
+	pthread_mutex_lock(&mc->g.mu);
+	sflight_end(&mc->g, &s->sf, rc == 0);
+	if (rc == 0)
 		*out = &s->e;
-	} else {
-		unlink_slot(mc, s);
-		free(s);
-	}
-	pthread_cond_broadcast(&mc->cv);
-	pthread_mutex_unlock(&mc->mu);
+	pthread_mutex_unlock(&mc->g.mu);
 	return rc;
 }
 
@@ -342,98 +330,82 @@ int manifest_cache_get(struct manifest_cache *mc, const char *repo, const char *
  * manifests) would set the daemon's peak memory. */
 #define PREFETCH_CHUNK 512
 
-void manifest_cache_prefetch(struct manifest_cache *mc, const char **repos, const char **digests, size_t n)
+/* Claims the slots of digests[0..n) that are neither filled nor being
+ * filled: mine[0..k), their repositories in reqs[0..k).repo. Returns k. */
+static size_t prefetch_claim(struct manifest_cache *mc, const char **repos, const char **digests,
+			     size_t n, struct slot **mine, struct regfs_manifest_req *reqs)
 {
-	if (n > PREFETCH_CHUNK) {
-		for (size_t i = 0; i < n; i += PREFETCH_CHUNK)
-			manifest_cache_prefetch(mc, repos + i, digests + i,
-					n - i < PREFETCH_CHUNK ? n - i : PREFETCH_CHUNK);
-		return;
-	}
-	struct slot **mine = calloc(n ? n : 1, sizeof *mine);
-	struct regfs_manifest_req *reqs = calloc(n ? n : 1, sizeof *reqs);
-	struct slot **rs = calloc(n ? n : 1, sizeof *rs);
-	if (!mine || !reqs || !rs)
-		goto out;
-	size_t k = 0, nr = 0;
-	pthread_mutex_lock(&mc->mu);
+	size_t k = 0;
+	pthread_mutex_lock(&mc->g.mu);
 	for (size_t i = 0; i < n; i++) {
-		if (find(mc, digests[i]))
-			continue; /* cached, or someone is fetching it */
-		struct slot *s = add(mc, digests[i]);
+		struct slot *s = slot_of(mc, digests[i]);
 		if (!s)
 			break;
-		s->state = S_FETCHING;
+		if (!sflight_claim(&s->sf, INFINITY))
+			continue; /* cached, or someone is fetching it */
 		mine[k] = s;
-		rs[k] = NULL;
 		reqs[k].repo = repos[i];
 		k++;
 	}
-	pthread_mutex_unlock(&mc->mu);
-	int *rc = calloc(k ? k : 1, sizeof *rc);
-	if (!rc)
-		goto publish_fail;
-	/* Disk first, then one parallel batch for the rest. */
-	struct regfs_manifest_req *net = reqs;
+	pthread_mutex_unlock(&mc->g.mu);
+	return k;
+}
+
+/* Fills the claimed mine[0..k): from disk, the rest with one parallel batch
+ * of GETs (reqs reused for it). rc[i]: how mine[i] went. */
+static void prefetch_fill(struct manifest_cache *mc, struct slot **mine,
+			  struct regfs_manifest_req *reqs, size_t k, int *rc)
+{
+	size_t *idx = calloc(k ? k : 1, sizeof *idx), nr = 0;
 	for (size_t i = 0; i < k; i++) {
 		size_t len;
-		char *data = from_disk(mc, mine[i]->e.digest, &len);
-		if (data) {
+		char *data = idx ? from_disk(mc, mine[i]->e.digest, &len) : NULL;
+		if (!idx) {
+			rc[i] = -ENOMEM;
+		} else if (data) {
 			atomic_fetch_add(&mc->st->mc_hits, 1);
 			rc[i] = fill(mine[i], data, len, NULL);
-			continue;
+		} else {
+			idx[nr] = i;
+			reqs[nr].repo = reqs[i].repo; /* nr <= i: read before written */
+			reqs[nr].ref = mine[i]->e.digest;
+			nr++;
 		}
-		rs[nr] = mine[i];
-		net[nr].repo = reqs[i].repo;
-		net[nr].ref = mine[i]->e.digest;
-		nr++;
 	}
 	if (nr) {
 		atomic_fetch_add(&mc->st->mc_misses, nr);
 		loop_may_block();
-		regfs_client_manifests(mc->client, net, nr);
+		regfs_client_manifests(mc->client, reqs, nr);
 	}
-	for (size_t i = 0; i < nr; i++) {
-		struct slot *s = rs[i];
-		size_t mi = 0;
-		while (mine[mi] != s)
-			mi++;
-		if (net[i].rc == 0) {
-			blob_cache_put(mc->bc, s->e.digest, net[i].resp.data, net[i].resp.len);
-			rc[mi] = fill(s, net[i].resp.data, net[i].resp.len, net[i].resp.content_type);
-			net[i].resp.data = NULL;
-		} else {
-			char what[400];
-			snprintf(what, sizeof what, "fetching manifest %s@%s", net[i].repo, s->e.digest);
-			rc[mi] = fs_client_errno(net[i].rc, &net[i].err, what);
-		}
-		regfs_manifest_resp_free(&net[i].resp);
+	for (size_t j = 0; j < nr; j++)
+		rc[idx[j]] = fill_from_resp(mc, mine[idx[j]], reqs[j].repo, reqs[j].rc, &reqs[j].resp,
+					    &reqs[j].err);
+	free(idx);
+}
+
+void manifest_cache_prefetch(struct manifest_cache *mc, const char **repos, const char **digests,
+			     size_t n)
+{
+	if (n > PREFETCH_CHUNK) {
+		for (size_t i = 0; i < n; i += PREFETCH_CHUNK)
+			manifest_cache_prefetch(mc, repos + i, digests + i,
+						n - i < PREFETCH_CHUNK ? n - i : PREFETCH_CHUNK);
+		return;
 	}
-	pthread_mutex_lock(&mc->mu);
-	for (size_t i = 0; i < k; i++) {
-		if (rc[i] == 0) {
-			mine[i]->state = S_OK;
-		} else {
-			unlink_slot(mc, mine[i]);
-			free(mine[i]);
-		}
+	struct slot **mine = calloc(n ? n : 1, sizeof *mine);
+	struct regfs_manifest_req *reqs = calloc(n ? n : 1, sizeof *reqs);
+	int *rc = calloc(n ? n : 1, sizeof *rc);
+	if (mine && reqs && rc) {
+		size_t k = prefetch_claim(mc, repos, digests, n, mine, reqs);
+		prefetch_fill(mc, mine, reqs, k, rc);
+		pthread_mutex_lock(&mc->g.mu);
+		for (size_t i = 0; i < k; i++)
+			sflight_end(&mc->g, &mine[i]->sf, rc[i] == 0);
+		pthread_mutex_unlock(&mc->g.mu);
 	}
-	pthread_cond_broadcast(&mc->cv);
-	pthread_mutex_unlock(&mc->mu);
-	free(rc);
-	goto out;
-publish_fail:
-	pthread_mutex_lock(&mc->mu);
-	for (size_t i = 0; i < k; i++) {
-		unlink_slot(mc, mine[i]);
-		free(mine[i]);
-	}
-	pthread_cond_broadcast(&mc->cv);
-	pthread_mutex_unlock(&mc->mu);
-out:
 	free(mine);
 	free(reqs);
-	free(rs);
+	free(rc);
 }
 
 /* "2026-11-28T08:00:00.123Z" / "...+02:00" -> unix time; 0 when unparsable. */
@@ -578,7 +550,7 @@ const char *mtime_src_name(int src)
 
 /* ---- existence of index children ---- */
 
-/* Caller holds mu. NULL when absent and !make (or out of memory). */
+/* Caller holds g.mu. NULL when absent and !make (or out of memory). */
 static struct exist *exist_of(struct manifest_cache *mc, const char *repo, const char *digest, bool make)
 {
 	char key[1024];
@@ -602,17 +574,17 @@ static struct exist *exist_of(struct manifest_cache *mc, const char *repo, const
 
 bool manifest_cache_missing(struct manifest_cache *mc, const char *repo, const char *digest)
 {
-	pthread_mutex_lock(&mc->mu);
+	pthread_mutex_lock(&mc->g.mu);
 	struct exist *x = exist_of(mc, repo, digest, false);
 	bool gone = x && x->present == 0 && now_mono() - x->at < mc->o->ttl;
-	pthread_mutex_unlock(&mc->mu);
+	pthread_mutex_unlock(&mc->g.mu);
 	return gone;
 }
 
 /* Records one answer; logs a 404 the first time the pair has one. */
 static void exist_record(struct manifest_cache *mc, const char *repo, const char *digest, int present)
 {
-	pthread_mutex_lock(&mc->mu);
+	pthread_mutex_lock(&mc->g.mu);
 	struct exist *x = exist_of(mc, repo, digest, true);
 	bool log_it = false;
 	if (x) {
@@ -622,7 +594,7 @@ static void exist_record(struct manifest_cache *mc, const char *repo, const char
 		if (log_it)
 			x->logged = true;
 	}
-	pthread_mutex_unlock(&mc->mu);
+	pthread_mutex_unlock(&mc->g.mu);
 	if (log_it)
 		fs_warn("%s: an index references manifest %s, which the registry no longer has "
 			 "(404; removed by a garbage collection?): it is left out of _manifests/, "
@@ -697,11 +669,11 @@ void manifest_cache_check_exist(struct manifest_cache *mc, struct names_cache *n
 	bool has_list = regfs_client_has_ext(mc->client, "repo-manifests");
 	for (size_t i = 0; i < n; i++) {
 		present[i] = -1;
-		pthread_mutex_lock(&mc->mu);
+		pthread_mutex_lock(&mc->g.mu);
 		struct exist *x = exist_of(mc, repos[i], digests[i], false);
 		if (x && now_mono() - x->at < mc->o->ttl)
 			present[i] = x->present;
-		pthread_mutex_unlock(&mc->mu);
+		pthread_mutex_unlock(&mc->g.mu);
 		if (present[i] < 0 && has_list) {
 			int l = listed_in_repo(nc, repos[i], digests[i], &lv, &ln, &lrepo);
 			if (l == 0)
