@@ -11,7 +11,7 @@
  * root directory is opened, and statfs uses its result: the deduplicated
  * total of stored blobs, the same number `du -s` of the root computes.
  *
- * Single flight; a result younger than the ttl is reused. */
+ * Single flight (regfs/sflight.h); a result younger than the ttl is reused. */
 #include "mount.h"
 
 #include <errno.h>
@@ -20,11 +20,6 @@
 
 #include <regfs/log.h>
 
-static pthread_mutex_t wmu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wcv = PTHREAD_COND_INITIALIZER;
-static bool running, have;
-static double last_at;
-static uint64_t last_bytes, last_blocks;
 
 /* Open-addressing set of digests (pointers into mcache entries, stable). */
 struct uset {
@@ -175,13 +170,23 @@ static int count_all(struct mnt *m, struct pairs *p, size_t ntagged, uint64_t *b
 	return rc;
 }
 
-static int do_walk(struct mnt *m, uint64_t *bytes, uint64_t *blocks)
-{
-	atomic_fetch_add(&m->st.walks, 1);
+/* What one walk holds until it ends. */
+struct walk {
 	struct catalog *cat;
-	int rc = names_catalog(m->nc, &cat);
+	struct tagset **sets;  /* per catalog name; NULL: none */
+	struct pairs p;        /* (repository, manifest digest) to count */
+	char **tmp;            /* copies of the tags' digests that p points at */
+	size_t ntmp;
+	struct rm_job rj;      /* repo-manifests lists that p points at */
+};
+
+/* Catalog, every tag list, every tag resolved: into w->cat and w->sets. */
+static int walk_names(struct mnt *m, struct walk *w)
+{
+	int rc = names_catalog(m->nc, &w->cat);
 	if (rc)
 		return rc;
+	struct catalog *cat = w->cat;
 	/* regfs-registry's bulk-manifests: every tag list, every repository's
 	 * manifest list and every manifest's bytes in a few pages, so that
 	 * everything below runs on cache hits. Any failure (a digest mismatch
@@ -191,113 +196,123 @@ static int do_walk(struct mnt *m, uint64_t *bytes, uint64_t *blocks)
 		log_warn("walk: bulk-manifests failed (see above); listing per repository instead");
 	if (rc && rc != -ENOMEM)
 		rc = names_prefetch_tags(m->nc, cat->names, cat->n);
-	if (rc) {
-		catalog_put(cat);
+	if (rc)
 		return rc;
-	}
-	struct tagset **sets = calloc(cat->n ? cat->n : 1, sizeof *sets);
-	if (!sets) {
-		catalog_put(cat);
+	if (!(w->sets = calloc(cat->n ? cat->n : 1, sizeof *w->sets)))
 		return -ENOMEM;
-	}
 	for (size_t i = 0; i < cat->n; i++) {
-		int r = names_tags(m->nc, cat->names[i], &sets[i]);
+		int r = names_tags(m->nc, cat->names[i], &w->sets[i]);
 		if (r) {
-			sets[i] = NULL;
+			w->sets[i] = NULL;
 			if (r != -ENOENT && !rc)
 				rc = r; /* a repository without tags is fine, a dead registry is not */
 		}
 	}
-	if (rc)
-		goto out;
-	names_resolve_many(m->nc, cat->names, sets, cat->n);
-
-	/* Digest strings must outlive the tagsets' possible replacement: copy
-	 * them through the manifest cache (its entries live until unmount). */
-	struct pairs p = {0};
-	char **tmp = NULL;
-	size_t ntmp = 0;
-	for (size_t i = 0; i < cat->n; i++)
-		for (size_t j = 0; sets[i] && j < sets[i]->n; j++)
-			if (sets[i]->t[j].resolved_at > 0)
-				ntmp++;
-	tmp = calloc(ntmp ? ntmp : 1, sizeof *tmp);
-	size_t k = 0;
-	for (size_t i = 0; tmp && i < cat->n; i++)
-		for (size_t j = 0; sets[i] && j < sets[i]->n; j++)
-			if (sets[i]->t[j].resolved_at > 0 && (tmp[k] = strdup(sets[i]->t[j].digest)))
-				pairs_add(&p, cat->names[i], tmp[k++]);
-
-	size_t ntagged = p.n;
-	/* regfs-registry: untagged manifests count too (as _manifests/ shows them). */
-	struct rm_job rj = {m->nc, cat->names, NULL, NULL};
-	if (regfs_client_has_ext(m->client, "repo-manifests") &&
-	    (rj.v = calloc(cat->n ? cat->n : 1, sizeof *rj.v)) &&
-	    (rj.n = calloc(cat->n ? cat->n : 1, sizeof *rj.n))) {
-		par_for(cat->n, m->o.max_parallel, rm_one, &rj);
-		for (size_t i = 0; i < cat->n; i++)
-			for (size_t j = 0; j < rj.n[i]; j++)
-				pairs_add(&p, cat->names[i], rj.v[i][j]);
-	}
-
-	uint64_t by = 0, bl = 0;
-	int crc = count_all(m, &p, ntagged, &by, &bl);
-	if (!rc)
-		rc = crc;
-	*bytes = by;
-	*blocks = bl;
-	free(p.repo);
-	free(p.digest);
-	for (size_t i = 0; i < k; i++)
-		free(tmp[i]);
-	free(tmp);
-	for (size_t i = 0; rj.v && rj.n && i < cat->n; i++) {
-		for (size_t j = 0; j < rj.n[i]; j++)
-			free(rj.v[i][j]);
-		free(rj.v[i]);
-	}
-	free(rj.v);
-	free(rj.n);
-out:
-	for (size_t i = 0; i < cat->n; i++)
-		tagset_put(sets[i]);
-	free(sets);
-	catalog_put(cat);
+	if (rc == 0)
+		names_resolve_many(m->nc, cat->names, w->sets, cat->n);
 	return rc;
 }
 
+/* The pairs to count: every resolved tag's target, then (regfs-registry)
+ * every untagged manifest, as _manifests/ shows them. Returns how many of
+ * them are tags' targets. */
+static size_t walk_pairs(struct mnt *m, struct walk *w)
+{
+	const struct catalog *cat = w->cat;
+	/* Digest strings must outlive the tagsets' possible replacement: copy
+	 * them through the manifest cache (its entries live until unmount). */
+	size_t n = 0;
+	for (size_t i = 0; i < cat->n; i++)
+		for (size_t j = 0; w->sets[i] && j < w->sets[i]->n; j++)
+			n += w->sets[i]->t[j].resolved_at > 0;
+	w->tmp = calloc(n ? n : 1, sizeof *w->tmp);
+	for (size_t i = 0; w->tmp && i < cat->n; i++)
+		for (size_t j = 0; w->sets[i] && j < w->sets[i]->n; j++) {
+			const struct tag_ent *te = &w->sets[i]->t[j];
+			if (te->resolved_at > 0 && (w->tmp[w->ntmp] = strdup(te->digest)))
+				pairs_add(&w->p, cat->names[i], w->tmp[w->ntmp++]);
+		}
+	size_t ntagged = w->p.n;
+	struct rm_job *rj = &w->rj;
+	*rj = (struct rm_job){m->nc, cat->names, NULL, NULL};
+	if (regfs_client_has_ext(m->client, "repo-manifests") &&
+	    (rj->v = calloc(cat->n ? cat->n : 1, sizeof *rj->v)) &&
+	    (rj->n = calloc(cat->n ? cat->n : 1, sizeof *rj->n))) {
+		par_for(cat->n, m->o.max_parallel, rm_one, rj);
+		for (size_t i = 0; i < cat->n; i++)
+			for (size_t j = 0; j < rj->n[i]; j++)
+				pairs_add(&w->p, cat->names[i], rj->v[i][j]);
+	}
+	return ntagged;
+}
+
+static void walk_free(struct walk *w)
+{
+	free(w->p.repo);
+	free(w->p.digest);
+	for (size_t i = 0; i < w->ntmp; i++)
+		free(w->tmp[i]);
+	free(w->tmp);
+	for (size_t i = 0; w->rj.v && w->rj.n && i < w->cat->n; i++) {
+		for (size_t j = 0; j < w->rj.n[i]; j++)
+			free(w->rj.v[i][j]);
+		free(w->rj.v[i]);
+	}
+	free(w->rj.v);
+	free(w->rj.n);
+	for (size_t i = 0; w->sets && i < w->cat->n; i++)
+		tagset_put(w->sets[i]);
+	free(w->sets);
+	catalog_put(w->cat);
+}
+
+static int do_walk(struct mnt *m, uint64_t *bytes, uint64_t *blocks)
+{
+	atomic_fetch_add(&m->st.walks, 1);
+	struct walk w = {0};
+	int rc = walk_names(m, &w);
+	if (rc == 0) {
+		size_t ntagged = walk_pairs(m, &w);
+		rc = count_all(m, &w.p, ntagged, bytes, blocks);
+	}
+	if (w.cat)
+		walk_free(&w);
+	return rc;
+}
+
+/* The last total, single flight: one walk at a time, its result reused for
+ * the ttl; walk_shutdown closes it for good. */
+static struct sflight_group wg = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+				  loop_may_block};
+static struct sflight wsf;
+static uint64_t last_bytes, last_blocks;
+
 int walk_total(struct mnt *m, uint64_t *bytes, uint64_t *blocks)
 {
-	pthread_mutex_lock(&wmu);
-	while (running)
-		fs_wait(&wcv, &wmu);
-	if (have && now_mono() - last_at < m->o.ttl) {
+	pthread_mutex_lock(&wg.mu);
+	if (sflight_begin(&wg, &wsf, m->o.ttl) == SFLIGHT_HIT) {
 		*bytes = last_bytes;
 		*blocks = last_blocks;
-		pthread_mutex_unlock(&wmu);
+		pthread_mutex_unlock(&wg.mu);
 		return 0;
 	}
-	running = true;
-	pthread_mutex_unlock(&wmu);
+	pthread_mutex_unlock(&wg.mu);
 	uint64_t by = 0, bl = 0;
 	double t0 = now_mono();
 	int rc = do_walk(m, &by, &bl);
 	log_debug("walk: %llu bytes in %llu blocks, %.2f s, rc %d", (unsigned long long)by,
 		  (unsigned long long)bl, now_mono() - t0, rc);
-	pthread_mutex_lock(&wmu);
-	running = false;
+	pthread_mutex_lock(&wg.mu);
 	if (rc == 0) {
-		have = true;
-		last_at = now_mono();
 		last_bytes = by;
 		last_blocks = bl;
 	}
+	sflight_end(&wg, &wsf, rc == 0);
 	/* On failure, report the last total we knew (statfs must not hang or
 	 * fail the whole df); the log says why it is stale. */
 	*bytes = last_bytes;
 	*blocks = last_blocks;
-	pthread_cond_broadcast(&wcv);
-	pthread_mutex_unlock(&wmu);
+	pthread_mutex_unlock(&wg.mu);
 	return rc;
 }
 
@@ -310,9 +325,9 @@ static void *bg(void *arg)
 
 void walk_start_background(struct mnt *m)
 {
-	pthread_mutex_lock(&wmu);
-	bool skip = running || (have && now_mono() - last_at < m->o.ttl);
-	pthread_mutex_unlock(&wmu);
+	pthread_mutex_lock(&wg.mu);
+	bool skip = wsf.busy || sflight_fresh(&wsf, m->o.ttl);
+	pthread_mutex_unlock(&wg.mu);
 	if (skip)
 		return;
 	pthread_t t;
@@ -326,9 +341,8 @@ void walk_start_background(struct mnt *m)
 
 void walk_shutdown(void)
 {
-	pthread_mutex_lock(&wmu);
-	while (running)
-		fs_wait(&wcv, &wmu);
-	running = true; /* no new walks */
-	pthread_mutex_unlock(&wmu);
+	pthread_mutex_lock(&wg.mu);
+	sflight_wait_idle(&wg, &wsf);
+	wsf.busy = true; /* claimed for good: no new walks */
+	pthread_mutex_unlock(&wg.mu);
 }
