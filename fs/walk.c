@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <regfs/hash.h>
 #include <regfs/log.h>
 
 
@@ -26,14 +27,6 @@ struct uset {
 	const char **k;
 	size_t cap, n;
 };
-
-static uint64_t fnv(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
 
 /* 1 if added, 0 if present, -ENOMEM. */
 static int uset_add(struct uset *s, const char *d)
@@ -46,7 +39,7 @@ static int uset_add(struct uset *s, const char *d)
 		for (size_t i = 0; i < s->cap; i++) {
 			if (!s->k[i])
 				continue;
-			size_t j = fnv(s->k[i]) & (nc - 1);
+			size_t j = regfs_fnv1a64_str(s->k[i]) & (nc - 1);
 			while (nk[j])
 				j = (j + 1) & (nc - 1);
 			nk[j] = s->k[i];
@@ -55,7 +48,7 @@ static int uset_add(struct uset *s, const char *d)
 		s->k = nk;
 		s->cap = nc;
 	}
-	size_t j = fnv(d) & (s->cap - 1);
+	size_t j = regfs_fnv1a64_str(d) & (s->cap - 1);
 	while (s->k[j]) {
 		if (strcmp(s->k[j], d) == 0)
 			return 0;

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <regfs/hash.h>
 #include <regfs/log.h>
 
 struct bent {
@@ -43,14 +44,6 @@ struct blob_cache {
 	size_t nb, n;
 	unsigned tmpseq;
 };
-
-static uint64_t fnv(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
 
 static int mkdir_p(const char *path)
 {
@@ -81,7 +74,7 @@ static void blob_path(struct blob_cache *bc, const char *digest, char *out, size
 
 static struct bent *find(struct blob_cache *bc, const char *digest)
 {
-	for (struct bent *e = bc->b[fnv(digest) % bc->nb]; e; e = e->next)
+	for (struct bent *e = bc->b[regfs_fnv1a64_str(digest) % bc->nb]; e; e = e->next)
 		if (strcmp(e->digest, digest) == 0)
 			return e;
 	return NULL;
@@ -95,7 +88,7 @@ static struct bent *add(struct blob_cache *bc, const char *digest, uint64_t size
 	snprintf(e->digest, sizeof e->digest, "%s", digest);
 	e->size = size;
 	e->used = used;
-	size_t k = fnv(digest) % bc->nb;
+	size_t k = regfs_fnv1a64_str(digest) % bc->nb;
 	e->next = bc->b[k];
 	bc->b[k] = e;
 	bc->total += size;
@@ -105,7 +98,7 @@ static struct bent *add(struct blob_cache *bc, const char *digest, uint64_t size
 
 static void del(struct blob_cache *bc, struct bent *e)
 {
-	for (struct bent **p = &bc->b[fnv(e->digest) % bc->nb]; *p; p = &(*p)->next)
+	for (struct bent **p = &bc->b[regfs_fnv1a64_str(e->digest) % bc->nb]; *p; p = &(*p)->next)
 		if (*p == e) {
 			*p = e->next;
 			break;

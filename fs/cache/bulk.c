@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <regfs/cmp.h>
 #include <regfs/log.h>
 
 /* ---- bulk-manifests (regfs-registry): the whole registry in a few pages ---- */
@@ -143,8 +144,7 @@ int names_prefetch_bulk(struct names_cache *nc, char **repos, size_t n)
 		bx.cl[bx.ncl++] = (struct bulk_claim){r, true};
 	}
 	pthread_mutex_unlock(&nc->g.mu);
-	if (bx.ncl > 1) /* qsort(NULL, 0) is undefined */
-		qsort(bx.cl, bx.ncl, sizeof *bx.cl, cmpclaim);
+	regfs_qsort(bx.cl, bx.ncl, sizeof *bx.cl, cmpclaim);
 
 	struct regfs_err e = {0};
 	double t0 = now_mono();

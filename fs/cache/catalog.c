@@ -8,12 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <regfs/cmp.h>
 #include <regfs/log.h>
-
-static int cmpstr(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
 
 
 /* One GET of the catalog: *out a new snapshot holding two references (the
@@ -31,8 +27,7 @@ static int catalog_fetch(struct names_cache *nc, struct catalog **out)
 		regfs_strv_free(&v);
 		return -ENOMEM;
 	}
-	if (v.n > 1) /* qsort(NULL, 0) is undefined */
-		qsort(v.v, v.n, sizeof *v.v, cmpstr);
+	regfs_qsort(v.v, v.n, sizeof *v.v, regfs_cmp_str);
 	c->names = v.v;
 	c->n = v.n;
 	sflight_ref_init(&c->ref, 2);
@@ -139,8 +134,7 @@ int catalog_children(const struct catalog *c, const char *path, char ***names, s
 	}
 	free(prefix);
 	/* "a/b", "a/b-c", "a/b/c": the same component need not be adjacent. */
-	if (k > 1) /* qsort(NULL, 0) is undefined */
-		qsort(v, k, sizeof *v, cmpstr);
+	regfs_qsort(v, k, sizeof *v, regfs_cmp_str);
 	size_t u = 0;
 	for (size_t i = 0; i < k; i++) {
 		if (u && strcmp(v[u - 1], v[i]) == 0) {

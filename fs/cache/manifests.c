@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <regfs/hash.h>
 #include <regfs/log.h>
 
 struct slot {
@@ -49,14 +50,6 @@ struct manifest_cache {
 	size_t nb;
 	struct exist *eb[EXIST_BUCKETS];
 };
-
-static uint64_t fnv(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
 
 struct manifest_cache *manifest_cache_new(struct regfs_client *cl, const struct mount_opts *o,
 			  struct fs_stats *st, struct blob_cache *bc)
@@ -108,7 +101,7 @@ void manifest_cache_free(struct manifest_cache *mc)
 /* Caller holds g.mu. */
 static struct slot *find(struct manifest_cache *mc, const char *digest)
 {
-	for (struct slot *s = mc->b[fnv(digest) % mc->nb]; s; s = s->next)
+	for (struct slot *s = mc->b[regfs_fnv1a64_str(digest) % mc->nb]; s; s = s->next)
 		if (strcmp(s->e.digest, digest) == 0)
 			return s;
 	return NULL;
@@ -124,7 +117,7 @@ static struct slot *slot_of(struct manifest_cache *mc, const char *digest)
 	if (!(s = calloc(1, sizeof *s)))
 		return NULL;
 	snprintf(s->e.digest, sizeof s->e.digest, "%s", digest);
-	size_t b = fnv(digest) % mc->nb;
+	size_t b = regfs_fnv1a64_str(digest) % mc->nb;
 	s->next = mc->b[b];
 	mc->b[b] = s;
 	return s;
@@ -258,7 +251,7 @@ static int put(struct manifest_cache *mc, const char *digest, const char *data, 
 		free(ns);
 		ns = s;
 	} else {
-		size_t b = fnv(digest) % mc->nb;
+		size_t b = regfs_fnv1a64_str(digest) % mc->nb;
 		ns->next = mc->b[b];
 		mc->b[b] = ns;
 	}
@@ -555,7 +548,7 @@ static struct exist *exist_of(struct manifest_cache *mc, const char *repo, const
 {
 	char key[1024];
 	snprintf(key, sizeof key, "%s@%s", repo, digest);
-	size_t b = fnv(key) % EXIST_BUCKETS;
+	size_t b = regfs_fnv1a64_str(key) % EXIST_BUCKETS;
 	for (struct exist *x = mc->eb[b]; x; x = x->next)
 		if (strcmp(x->key, key) == 0)
 			return x;

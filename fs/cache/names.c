@@ -25,15 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <regfs/hash.h>
+#include <regfs/cmp.h>
 #include <regfs/log.h>
-
-static uint64_t fnv(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
 
 int names_cmptag(const void *a, const void *b)
 {
@@ -96,7 +90,7 @@ void names_cache_free(struct names_cache *nc)
 
 struct repo_ent *names_repo_ent(struct names_cache *nc, const char *repo)
 {
-	size_t b = fnv(repo) % NBUCKETS;
+	size_t b = regfs_fnv1a64_str(repo) % NBUCKETS;
 	for (struct repo_ent *r = nc->b[b]; r; r = r->next)
 		if (strcmp(r->repo, repo) == 0)
 			return r;
@@ -181,8 +175,7 @@ struct tagset *names_tagset_of(const struct regfs_tag_info *tags, size_t n, bool
 		te->resolved_at = all_resolved || te->digest[0] ? now : 0;
 		ts->n++;
 	}
-	if (ts->n > 1) /* qsort(NULL, 0) is undefined */
-		qsort(ts->t, ts->n, sizeof *ts->t, names_cmptag);
+	regfs_qsort(ts->t, ts->n, sizeof *ts->t, names_cmptag);
 	sflight_ref_init(&ts->ref, 1);
 	return ts;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <regfs/cmp.h>
 #include <regfs/log.h>
 
 /* A resolution younger than the ttl is still an answer: a tag list fetched
@@ -68,8 +69,7 @@ static void confirm_by_ext(struct names_cache *nc, const char *repo, struct regf
 		for (char *t = strtok_r(split[i], ",", &save); t && np < cap; t = strtok_r(NULL, ",", &save))
 			pairs[np++] = (struct tagdig){t, ti[i].digest};
 	}
-	if (np > 1) /* qsort(NULL, 0) is undefined */
-		qsort(pairs, np, sizeof *pairs, cmptagdig);
+	regfs_qsort(pairs, np, sizeof *pairs, cmptagdig);
 	for (size_t k = 0; pairs && k < n; k++) {
 		struct tagdig key = {reqs[idx[k]].ref, NULL};
 		const struct tagdig *f = np ? bsearch(&key, pairs, np, sizeof *pairs, cmptagdig) : NULL;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <regfs/cmp.h>
 #include <regfs/log.h>
 
 static struct tagset *tagset_from(struct regfs_strv *v)
@@ -25,8 +26,7 @@ static struct tagset *tagset_from(struct regfs_strv *v)
 		v->v[i] = NULL;
 	}
 	t->n = v->n;
-	if (t->n > 1) /* qsort(NULL, 0) is undefined */
-		qsort(t->t, t->n, sizeof *t->t, names_cmptag);
+	regfs_qsort(t->t, t->n, sizeof *t->t, names_cmptag);
 	sflight_ref_init(&t->ref, 1);
 	return t;
 }
