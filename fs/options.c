@@ -303,15 +303,12 @@ int cli_parse(int argc, char **argv, struct cli *c, const char **url_arg, const 
 
 void cli_free(struct cli *c)
 {
-	struct mount_opts *o = &c->o;
-	free(o->url);
-	free(o->mountpoint);
-	free(o->user);
-	free(o->pass);
-	free(o->ca_cert);
-	free(o->cache_dir);
-	free(o->protect);
-	free(o->fuse_opts);
-	free(c->log_file);
+	for (size_t i = 0; i < NOPTS; i++)
+		if (opts[i].type == OT_STR)
+			free(*(char **)((char *)c + opts[i].off));
+	/* The fields no option sets by itself. */
+	char **rest[] = {&c->o.url, &c->o.mountpoint, &c->o.user, &c->o.pass, &c->o.fuse_opts};
+	for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++)
+		free(*rest[i]);
 	*c = (struct cli){0};
 }

@@ -39,10 +39,8 @@ int names_catalog(struct names_cache *nc, struct catalog **out)
 {
 	pthread_mutex_lock(&nc->g.mu);
 	if (sflight_begin(&nc->g, &nc->cat_sf, nc->o->ttl) == SFLIGHT_HIT) {
-		sflight_ref_get(&nc->cat->ref);
 		*out = nc->cat;
-		pthread_mutex_unlock(&nc->g.mu);
-		atomic_fetch_add(&nc->st->nc_hits, 1);
+		names_hit(nc, &nc->cat->ref);
 		return 0;
 	}
 	pthread_mutex_unlock(&nc->g.mu);

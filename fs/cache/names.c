@@ -35,15 +35,12 @@ int names_cmptag(const void *a, const void *b)
 }
 
 struct names_cache *names_cache_new(struct regfs_client *cl, const struct mount_opts *o,
-			  struct fs_stats *st, struct manifest_cache *mc)
+				    struct fs_stats *st, struct manifest_cache *mc)
 {
 	struct names_cache *nc = calloc(1, sizeof *nc);
 	if (!nc)
 		return NULL;
-	nc->client = cl;
-	nc->o = o;
-	nc->st = st;
-	nc->mc = mc;
+	*nc = (struct names_cache){.client = cl, .o = o, .st = st, .mc = mc};
 	sflight_group_init(&nc->g, loop_may_block);
 	return nc;
 }
@@ -178,4 +175,11 @@ struct tagset *names_tagset_of(const struct regfs_tag_info *tags, size_t n, bool
 	regfs_qsort(ts->t, ts->n, sizeof *ts->t, names_cmptag);
 	sflight_ref_init(&ts->ref, 1);
 	return ts;
+}
+
+void names_hit(struct names_cache *nc, struct sflight_ref *ref)
+{
+	sflight_ref_get(ref);
+	pthread_mutex_unlock(&nc->g.mu);
+	atomic_fetch_add(&nc->st->nc_hits, 1);
 }

@@ -47,5 +47,8 @@ void names_set_manifests(struct repo_ent *r, char **v, size_t n);
  * digests and push times; an entry without a digest counts as resolved
  * only when all_resolved. NULL when out of memory. */
 struct tagset *names_tagset_of(const struct regfs_tag_info *tags, size_t n, bool all_resolved);
+/* After SFLIGHT_HIT on a snapshot whose count is ref (caller holds g.mu):
+ * takes a reference for the caller, unlocks, counts a hit. */
+void names_hit(struct names_cache *nc, struct sflight_ref *ref);
 
 #endif

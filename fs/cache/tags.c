@@ -58,10 +58,8 @@ int names_tags(struct names_cache *nc, const char *repo, struct tagset **out)
 		return -ENOMEM;
 	}
 	if (sflight_begin(&nc->g, &r->sf, nc->o->ttl) == SFLIGHT_HIT) {
-		sflight_ref_get(&r->ts->ref);
 		*out = r->ts;
-		pthread_mutex_unlock(&nc->g.mu);
-		atomic_fetch_add(&nc->st->nc_hits, 1);
+		names_hit(nc, &r->ts->ref);
 		return 0;
 	}
 	pthread_mutex_unlock(&nc->g.mu);

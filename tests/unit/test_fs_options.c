@@ -49,6 +49,32 @@ static void test_defaults(void **state)
 	cli_free(&c);
 }
 
+/* What a command line setting every option is expected to give. */
+struct want {
+	const char *user, *pass, *ca_cert, *cache_dir, *protect, *log_file;
+	double ttl;
+	int timeout_s, max_parallel;
+	uint64_t cache_size;
+};
+
+static void check_all_set(const struct cli *c, const struct want *w)
+{
+	assert_true(c->o.foreground && c->o.debug && c->o.insecure && c->force_remount);
+	assert_string_equal(c->o.user, w->user);
+	if (w->pass)
+		assert_string_equal(c->o.pass, w->pass);
+	else
+		assert_null(c->o.pass);
+	assert_string_equal(c->o.ca_cert, w->ca_cert);
+	assert_true(c->o.ttl == w->ttl);
+	assert_int_equal(c->o.timeout_s, w->timeout_s);
+	assert_string_equal(c->o.cache_dir, w->cache_dir);
+	assert_true(c->o.cache_size == w->cache_size);
+	assert_int_equal(c->o.max_parallel, w->max_parallel);
+	assert_string_equal(c->o.protect, w->protect);
+	assert_string_equal(c->log_file, w->log_file);
+}
+
 static void test_long_forms(void **state)
 {
 	(void)state;
@@ -58,17 +84,8 @@ static void test_long_forms(void **state)
 		"--cache-dir", "/c", "--cache-size", "512M", "--max-parallel", "256",
 		"--protect", "latest,v*", "--log-file", "/l", "--force-remount", "-s",
 		"URL", "MNT", NULL}), 0);
-	assert_true(c.o.foreground && c.o.debug && c.o.insecure && c.force_remount);
-	assert_string_equal(c.o.user, "bob");
-	assert_string_equal(c.o.pass, "s3:cret");
-	assert_string_equal(c.o.ca_cert, "/ca.pem");
-	assert_true(c.o.ttl == 2.5);
-	assert_int_equal(c.o.timeout_s, 7);
-	assert_string_equal(c.o.cache_dir, "/c");
-	assert_true(c.o.cache_size == 512ull << 20);
-	assert_int_equal(c.o.max_parallel, 256);
-	assert_string_equal(c.o.protect, "latest,v*");
-	assert_string_equal(c.log_file, "/l");
+	check_all_set(&c, &(struct want){"bob", "s3:cret", "/ca.pem", "/c", "latest,v*", "/l",
+					  2.5, 7, 256, 512ull << 20});
 	cli_free(&c);
 }
 
@@ -81,17 +98,7 @@ static void test_o_forms(void **state)
 		"insecure,ttl=0,timeout=1,cache_dir=/d,cache_size=2GiB,max_parallel=1,"
 		"protect=a:b,log_file=/f,force_remount,debug,foreground,allow_other,ro",
 		NULL}), 0);
-	assert_string_equal(c.o.user, "al");
-	assert_null(c.o.pass);
-	assert_string_equal(c.o.ca_cert, "/a");
-	assert_true(c.o.insecure && c.o.debug && c.o.foreground && c.force_remount);
-	assert_true(c.o.ttl == 0);
-	assert_int_equal(c.o.timeout_s, 1);
-	assert_string_equal(c.o.cache_dir, "/d");
-	assert_true(c.o.cache_size == 2ull << 30);
-	assert_int_equal(c.o.max_parallel, 1);
-	assert_string_equal(c.o.protect, "a:b");
-	assert_string_equal(c.log_file, "/f");
+	check_all_set(&c, &(struct want){"al", NULL, "/a", "/d", "a:b", "/f", 0, 1, 1, 2ull << 30});
 	/* Only FUSE's own options are passed on; fstab's words are dropped. */
 	assert_string_equal(c.o.fuse_opts, "allow_other,ro");
 	assert_true(c.o.ro);
