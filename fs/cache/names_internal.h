@@ -1,6 +1,6 @@
 /* names_internal.h — what the files of the names cache share (catalog.c,
  * tags.c, resolve.c, bulk.c, names.c): the cache's structure and the
- * helpers that install a tag list. Not for use outside fs/cache/. */
+ * functions that install a tag list. Not for use outside fs/cache/. */
 #ifndef REGFS_FS_CACHE_NAMES_INTERNAL_H
 #define REGFS_FS_CACHE_NAMES_INTERNAL_H
 
