@@ -1,9 +1,9 @@
 /* test_fs_catalog.c — how the mount turns the flat catalog into directories
- * (fs/names_cache.c: catalog_classify, catalog_children, catalog_put),
- * on hand-built snapshots, no registry.
+ * (fs/cache/catalog.c: catalog_classify, catalog_children; catalog_put), on
+ * hand-built snapshots, no registry.
  *
- * names_cache.c is compiled in with what it links against (util.c, mcache.c,
- * bcache.c, libregfs); none of them is called here. */
+ * The caches are compiled in with what they link against (util.c, loop.c,
+ * libregfs); nothing else of them is called here. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -13,12 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fs_test.h"
+#include <regfs/cmp.h>
 
-static int cmpstr(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
+#include "fs_test.h"
 
 /* A snapshot as names_catalog makes it: strcmp-sorted names, one ref. */
 static struct catalog *cat_new(const char *const *names, size_t n)
@@ -29,7 +26,7 @@ static struct catalog *cat_new(const char *const *names, size_t n)
 	assert_non_null(c->names);
 	for (size_t i = 0; i < n; i++)
 		assert_non_null(c->names[i] = strdup(names[i]));
-	qsort(c->names, n, sizeof *c->names, cmpstr);
+	qsort(c->names, n, sizeof *c->names, regfs_cmp_str);
 	c->n = n;
 	sflight_ref_init(&c->ref, 1);
 	return c;
