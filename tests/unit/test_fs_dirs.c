@@ -116,17 +116,8 @@ static int setup(void **state)
 	mnt.o.ttl = 0; /* every listing asks the registry (set per test) */
 	mnt.o.timeout_s = 10;
 	mnt.mounted_since = 1700000000;
-	struct regfs_client_opts co = {
-		.url = url, .timeout_s = 10, .max_parallel = 4,
-		.docker_config = "/nonexistent/regfs-test-docker-config.json",
-	};
-	unsetenv("REGFS_USERNAME");
-	unsetenv("REGFS_PASSWORD");
-	struct regfs_err e = {0};
-	if (regfs_client_new(&co, &mnt.client, &e) != 0) {
-		print_error("client: %s\n", regfs_err_str(&e));
+	if (fs_test_client_new(url, &mnt.client))
 		return -1;
-	}
 	if (fs_test_mount_open(&mnt) != 0)
 		return -1;
 	return 0;

@@ -111,17 +111,8 @@ static int setup(void **state)
 	mnt.o.ttl = 3600;
 	mnt.o.timeout_s = 10;
 	mnt.o.max_parallel = 4;
-	struct regfs_client_opts co = {
-		.url = url, .timeout_s = 10, .max_parallel = 16,
-		.docker_config = "/nonexistent/regfs-test-docker-config.json",
-	};
-	unsetenv("REGFS_USERNAME");
-	unsetenv("REGFS_PASSWORD");
-	struct regfs_err e = {0};
-	if (regfs_client_new(&co, &mnt.client, &e) != 0) {
-		print_error("client: %s\n", regfs_err_str(&e));
+	if (fs_test_client_new(url, &mnt.client))
 		return -1;
-	}
 	return fs_test_mount_open(&mnt);
 }
 
