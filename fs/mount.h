@@ -270,6 +270,9 @@ int loop_run(struct fuse_session *se, unsigned max_threads);
  * request, another thread's fetch, a walk): another thread takes over
  * reading requests. A no-op outside loop threads. */
 void loop_may_block(void);
+/* CLOCK_REALTIME `ms` milliseconds from now: the deadline of a
+ * pthread_cond_timedwait that wakes up to look around. */
+struct timespec fs_deadline_ms(long ms);
 /* pthread_cond_wait for the caches' single-flight waits: a loop thread about
  * to wait for another's fetch first hands over reading requests. */
 static inline int fs_wait(pthread_cond_t *cv, pthread_mutex_t *mu)
