@@ -30,23 +30,17 @@ struct slot {
 	struct slot *next;
 };
 
-
 struct manifest_cache *manifest_cache_new(struct regfs_client *cl, const struct mount_opts *o,
-			  struct fs_stats *st, struct blob_cache *bc)
+					  struct fs_stats *st, struct blob_cache *bc)
 {
 	struct manifest_cache *mc = calloc(1, sizeof *mc);
-	if (!mc)
-		return NULL;
-	mc->client = cl;
-	mc->o = o;
-	mc->st = st;
-	mc->bc = bc;
-	mc->nb = 65536;
-	mc->b = calloc(mc->nb, sizeof *mc->b);
-	if (!mc->b) {
+	struct slot **b = calloc(65536, sizeof *b);
+	if (!mc || !b) {
 		free(mc);
+		free(b);
 		return NULL;
 	}
+	*mc = (struct manifest_cache){.client = cl, .o = o, .st = st, .bc = bc, .b = b, .nb = 65536};
 	sflight_group_init(&mc->g, loop_may_block);
 	return mc;
 }
