@@ -22,7 +22,7 @@
 #include <regfs/log.h>
 
 
-/* Open-addressing set of digests (pointers into mcache entries, stable). */
+/* Open-addressing set of digests (pointers into the manifest cache's entries, stable). */
 struct uset {
 	const char **k;
 	size_t cap, n;
@@ -113,7 +113,7 @@ static void rm_one(size_t i, void *arg)
  * within the ttl; the others (untagged manifests, index children) are
  * checked for existence at most once per ttl — a garbage collection may
  * have removed them, and a missing one is not a failed walk. 0, or -EIO
- * when a manifest could not be fetched (logged by mcache). */
+ * when a manifest could not be fetched (logged by the manifest cache). */
 static int count_all(struct mnt *m, struct pairs *p, size_t ntagged, uint64_t *bytes,
 		     uint64_t *blocks)
 {
@@ -134,7 +134,7 @@ static int count_all(struct mnt *m, struct pairs *p, size_t ntagged, uint64_t *b
 			manifest_cache_prefetch(m->mc, p->repo + chk, p->digest + chk, end - chk);
 		for (size_t i = from; i < end; i++) {
 			if (present && i >= chk && present[i - chk] == 0)
-				continue; /* gone: logged once by mcache */
+				continue; /* gone: logged once by the manifest cache */
 			const struct mentry *e = manifest_cache_peek(m->mc, p->digest[i]);
 			if (!e) {
 				rc = -EIO;

@@ -1,5 +1,5 @@
 /* test_fs_dirs.c — the top of the mount: the root and namespace/repository
- * directories (fs/kinds.c ROOT and DIR, over fs/names_cache.c's catalog),
+ * directories (fs/kinds.c ROOT and DIR, over fs/cache/catalog.c),
  * and their listing versions (dir_version_refresh: the mtime that tells the
  * kernel when its cached listing is stale).
  *
