@@ -69,18 +69,18 @@ static uint64_t names_hash(const struct child *v, size_t n)
 }
 
 /* When the data behind n's listing was fetched (mono); now if unknown. */
-static double listing_at(struct node *n)
+static double listing_at(struct mnt *m, struct node *n)
 {
 	double at = now_mono();
 	if (n->kind == K_ROOT || n->kind == K_DIR) {
 		struct catalog *c;
-		if (ncache_catalog(&c) == 0) {
+		if (names_catalog(m->nc, &c) == 0) {
 			at = c->at;
 			catalog_put(c);
 		}
 	} else {
 		struct tagset *t;
-		if (ncache_tags(n->repo, &t) == 0) {
+		if (names_tags(m->nc, n->repo, &t) == 0) {
 			at = t->at;
 			tagset_put(t);
 		}
@@ -117,7 +117,7 @@ static void n_outage_stamp(struct node *n)
 	n->lvalid = 0;
 }
 
-int dir_version_refresh(struct node *n)
+int dir_version_refresh(struct mnt *m, struct node *n)
 {
 	if (!kind_is_ttl_dir(n->kind))
 		return 0;
@@ -128,21 +128,21 @@ int dir_version_refresh(struct node *n)
 		return 0;
 	struct child *v;
 	size_t cnt;
-	int rc = kind_ops[n->kind]->list(n, &v, &cnt);
+	int rc = kind_ops[n->kind]->list(m, n, &v, &cnt);
 	if (rc)
 		return rc;
 	uint64_t h = names_hash(v, cnt);
 	for (size_t i = 0; i < cnt; i++)
 		child_clear(&v[i]);
 	free(v);
-	double at = listing_at(n);
+	double at = listing_at(m, n);
 	pthread_mutex_lock(&vmu);
 	if (!n->lver_known || n->lhash != h) {
 		n->lmtime = next_stamp();
 		n->lhash = h;
 		n->lver_known = true;
 	}
-	n->lvalid = at + M->o.ttl;
+	n->lvalid = at + m->o.ttl;
 	pthread_mutex_unlock(&vmu);
 	return 0;
 }
@@ -164,8 +164,8 @@ static pthread_cond_t probe_cv = PTHREAD_COND_INITIALIZER;
  * flight would make a user's `ls` wait for the probe's timeout first. */
 static void *root_probe(void *arg)
 {
-	(void)arg;
-	int rc = regfs_client_ping(M->client, NULL);
+	struct mnt *m = arg;
+	int rc = regfs_client_ping(m->client, NULL);
 	pthread_mutex_lock(&vmu);
 	if (rc == 0)
 		root_down = false;
@@ -178,7 +178,7 @@ static void *root_probe(void *arg)
 }
 
 /* Caller holds vmu. */
-static void root_probe_start(void)
+static void root_probe_start(struct mnt *m)
 {
 	if (probe_running || probes_stopped)
 		return;
@@ -186,21 +186,21 @@ static void root_probe_start(void)
 	pthread_attr_t at;
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &at, root_probe, NULL) == 0)
+	if (pthread_create(&t, &at, root_probe, m) == 0)
 		probe_running = true;
 	pthread_attr_destroy(&at);
 }
 
-int root_version_refresh(struct node *root)
+int root_version_refresh(struct mnt *m, struct node *root)
 {
 	pthread_mutex_lock(&vmu);
 	bool down = root_down;
 	if (down)
-		root_probe_start();
+		root_probe_start(m);
 	pthread_mutex_unlock(&vmu);
 	if (down)
 		return 0;
-	int rc = dir_version_refresh(root);
+	int rc = dir_version_refresh(m, root);
 	if (rc == 0 || rc == -ENOMEM)
 		return rc;
 	pthread_mutex_lock(&vmu);
@@ -240,15 +240,15 @@ void dir_version_expire(struct node *n)
 
 /* ---- tag time sources (xattr user.regfs.mtime-source) ---- */
 
-int node_mtime_source(struct node *n, int *src)
+int node_mtime_source(struct mnt *m, struct node *n, int *src)
 {
 	if (n->kind != K_TAGS && n->kind != K_MANIFEST)
 		return -ENODATA;
 	struct tagset *ts;
-	int rc = ncache_tags(n->repo, &ts);
+	int rc = names_tags(m->nc, n->repo, &ts);
 	if (rc)
 		return rc == -ENOENT ? -ENODATA : rc;
-	ncache_resolve_all(n->repo, ts);
+	names_resolve_all(m->nc, n->repo, ts);
 	int worst = -1;
 	for (size_t i = 0; i < ts->n; i++) {
 		const struct tag_ent *te = &ts->t[i];
@@ -324,12 +324,13 @@ static int cl_done(struct clist *l, struct child **out, size_t *n)
 }
 
 /* Generic lookup for small directories: list, then pick the name. */
-static int lookup_by_list(int (*list)(struct node *, struct child **, size_t *),
+static int lookup_by_list(struct mnt *m,
+			  int (*list)(struct mnt *, struct node *, struct child **, size_t *),
 			  struct node *dir, const char *name, struct child *out)
 {
 	struct child *v;
 	size_t n;
-	int rc = list(dir, &v, &n);
+	int rc = list(m, dir, &v, &n);
 	if (rc)
 		return rc;
 	rc = -ENOENT;
@@ -355,10 +356,10 @@ static char *path_join(const char *a, const char *b)
 
 /* ---- ROOT and DIR ---- */
 
-static int list_components(struct node *dir, struct clist *l)
+static int list_components(struct mnt *m, struct node *dir, struct clist *l)
 {
 	struct catalog *cat;
-	int rc = ncache_catalog(&cat);
+	int rc = names_catalog(m->nc, &cat);
 	if (rc)
 		return rc;
 	int cls = dir->kind == K_ROOT ? 2 : catalog_classify(cat, dir->path);
@@ -391,11 +392,11 @@ static int list_components(struct node *dir, struct clist *l)
 	return 0;
 }
 
-static int root_list(struct node *dir, struct child **out, size_t *n)
+static int root_list(struct mnt *m, struct node *dir, struct child **out, size_t *n)
 {
 	struct clist l = {0};
 	cl_add(&l, ".regfs", K_META, NULL);
-	int rc = list_components(dir, &l);
+	int rc = list_components(m, dir, &l);
 	if (rc) {
 		cl_free(&l);
 		return rc;
@@ -403,10 +404,10 @@ static int root_list(struct node *dir, struct child **out, size_t *n)
 	return cl_done(&l, out, n);
 }
 
-static int dir_list(struct node *dir, struct child **out, size_t *n)
+static int dir_list(struct mnt *m, struct node *dir, struct child **out, size_t *n)
 {
 	struct clist l = {0};
-	int rc = list_components(dir, &l);
+	int rc = list_components(m, dir, &l);
 	if (rc) {
 		cl_free(&l);
 		return rc;
@@ -414,7 +415,7 @@ static int dir_list(struct node *dir, struct child **out, size_t *n)
 	return cl_done(&l, out, n);
 }
 
-static int dir_lookup(struct node *dir, const char *name, struct child *out)
+static int dir_lookup(struct mnt *m, struct node *dir, const char *name, struct child *out)
 {
 	memset(out, 0, sizeof *out);
 	if (dir->kind == K_ROOT && strcmp(name, ".regfs") == 0) {
@@ -423,7 +424,7 @@ static int dir_lookup(struct node *dir, const char *name, struct child *out)
 		return out->name ? 0 : -ENOMEM;
 	}
 	struct catalog *cat;
-	int rc = ncache_catalog(&cat);
+	int rc = names_catalog(m->nc, &cat);
 	if (rc)
 		return rc;
 	int self = dir->kind == K_ROOT ? 2 : catalog_classify(cat, dir->path);
@@ -452,15 +453,15 @@ static int dir_lookup(struct node *dir, const char *name, struct child *out)
 
 /* ---- TAGS / TAG ---- */
 
-static int tags_list(struct node *dir, struct child **out, size_t *n)
+static int tags_list(struct mnt *m, struct node *dir, struct child **out, size_t *n)
 {
 	struct tagset *ts;
-	int rc = ncache_tags(dir->repo, &ts);
+	int rc = names_tags(m->nc, dir->repo, &ts);
 	if (rc)
 		return rc;
 	/* `ls -l` (and readdirplus) need every tag's digest and time: get them
 	 * in one parallel batch now rather than one request per getattr. */
-	ncache_resolve_all(dir->repo, ts);
+	names_resolve_all(m->nc, dir->repo, ts);
 	struct clist l = {0};
 	for (size_t i = 0; i < ts->n; i++) {
 		/* A non-conforming registry's tag with '/' would fail the whole
@@ -475,13 +476,13 @@ static int tags_list(struct node *dir, struct child **out, size_t *n)
 	return cl_done(&l, out, n);
 }
 
-static int tags_lookup(struct node *dir, const char *name, struct child *out)
+static int tags_lookup(struct mnt *m, struct node *dir, const char *name, struct child *out)
 {
 	memset(out, 0, sizeof *out);
 	if (!regfs_tag_valid(name))
 		return -ENOENT;
 	char digest[REGFS_DIGEST_MAX];
-	int rc = ncache_resolve(dir->repo, name, digest, NULL);
+	int rc = names_resolve(m->nc, dir->repo, name, digest, NULL);
 	if (rc)
 		return rc;
 	out->name = strdup(name);
@@ -495,10 +496,10 @@ static int tags_lookup(struct node *dir, const char *name, struct child *out)
 	return 0;
 }
 
-static int tag_readlink(struct node *n, char *buf, size_t size)
+static int tag_readlink(struct mnt *m, struct node *n, char *buf, size_t size)
 {
 	char digest[REGFS_DIGEST_MAX];
-	int rc = ncache_resolve(n->repo, n->arg, digest, NULL);
+	int rc = names_resolve(m->nc, n->repo, n->arg, digest, NULL);
 	if (rc)
 		return rc;
 	snprintf(buf, size, "../_manifests/%s", digest);
@@ -557,11 +558,12 @@ static void dset_free(struct dset *s)
 /* The children of the index manifests among s->v[from..end) that still
  * exist (fetched and checked in one batch; a child a garbage collection
  * removed is left out and logged once, so listing and lookup agree). */
-static void add_existing_children(const char *repo, struct dset *s, size_t from, size_t end)
+static void add_existing_children(struct mnt *m, const char *repo, struct dset *s, size_t from,
+				  size_t end)
 {
 	struct dset kids = {0};
 	for (size_t i = from; i < end; i++) {
-		const struct mentry *e = mcache_peek(s->v[i]);
+		const struct mentry *e = manifest_cache_peek(m->mc, s->v[i]);
 		if (!e || e->m->kind != REGFS_MANIFEST_INDEX)
 			continue;
 		for (size_t j = 0; j < e->m->n_manifests; j++)
@@ -572,7 +574,7 @@ static void add_existing_children(const char *repo, struct dset *s, size_t from,
 	if (repos && present) {
 		for (size_t i = 0; i < kids.n; i++)
 			repos[i] = repo;
-		mcache_check_exist(repos, (const char **)kids.v, kids.n, present);
+		manifest_cache_check_exist(m->mc, m->nc, repos, (const char **)kids.v, kids.n, present);
 		/* -1 (registry failed): listed, its lookup reports the error. */
 		for (size_t i = 0; i < kids.n; i++)
 			if (present[i] != 0)
@@ -585,7 +587,7 @@ static void add_existing_children(const char *repo, struct dset *s, size_t from,
 
 /* Adds the existing children of the index manifests among s->v[from..]
  * (fetched in one batch first), repeating for nested indexes. */
-static void add_index_children(const char *repo, struct dset *s, size_t from)
+static void add_index_children(struct mnt *m, const char *repo, struct dset *s, size_t from)
 {
 	for (int depth = 0; depth < 4 && from < s->n; depth++) {
 		size_t end = s->n;
@@ -594,20 +596,20 @@ static void add_index_children(const char *repo, struct dset *s, size_t from)
 			return;
 		for (size_t i = from; i < end; i++)
 			repos[i - from] = repo;
-		mcache_prefetch(repos, (const char **)s->v + from, end - from);
+		manifest_cache_prefetch(m->mc, repos, (const char **)s->v + from, end - from);
 		free(repos);
-		add_existing_children(repo, s, from, end);
+		add_existing_children(m, repo, s, from, end);
 		from = end;
 	}
 }
 
-static int manifests_list(struct node *dir, struct child **out, size_t *n)
+static int manifests_list(struct mnt *m, struct node *dir, struct child **out, size_t *n)
 {
 	struct tagset *ts;
-	int rc = ncache_tags(dir->repo, &ts);
+	int rc = names_tags(m->nc, dir->repo, &ts);
 	if (rc)
 		return rc;
-	ncache_resolve_all(dir->repo, ts);
+	names_resolve_all(m->nc, dir->repo, ts);
 	struct dset s = {0};
 	for (size_t i = 0; i < ts->n; i++)
 		if (ts->t[i].resolved_at > 0)
@@ -616,21 +618,21 @@ static int manifests_list(struct node *dir, struct child **out, size_t *n)
 	/* With regfs-registry, untagged manifests too (so du and rmdir reach them). */
 	char **mf;
 	size_t nmf;
-	if (ncache_repo_manifests(dir->repo, &mf, &nmf) == 0) {
+	if (names_repo_manifests(m->nc, dir->repo, &mf, &nmf) == 0) {
 		for (size_t i = 0; i < nmf; i++) {
 			dset_add(&s, mf[i]);
 			free(mf[i]);
 		}
 		free(mf);
 	}
-	add_index_children(dir->repo, &s, 0);
+	add_index_children(m, dir->repo, &s, 0);
 	dset_uniq(&s);
 	struct clist l = {0};
 	for (size_t i = 0; i < s.n; i++) {
 		/* A manifest list may name one the registry answers 404 for (an
 		 * index child found missing above): listing it would make a
 		 * directory that cannot be opened. */
-		if (mcache_missing(dir->repo, s.v[i]))
+		if (manifest_cache_missing(m->mc, dir->repo, s.v[i]))
 			continue;
 		struct child *c = cl_add(&l, s.v[i], K_MANIFEST, dir->repo);
 		if (c)
@@ -640,7 +642,7 @@ static int manifests_list(struct node *dir, struct child **out, size_t *n)
 	return cl_done(&l, out, n);
 }
 
-static int manifests_lookup(struct node *dir, const char *name, struct child *out)
+static int manifests_lookup(struct mnt *m, struct node *dir, const char *name, struct child *out)
 {
 	memset(out, 0, sizeof *out);
 	if (!regfs_digest_valid(name))
@@ -650,7 +652,7 @@ static int manifests_lookup(struct node *dir, const char *name, struct child *ou
 	 * registry, not of the content cache. */
 	struct child *v;
 	size_t n;
-	int rc = manifests_list(dir, &v, &n);
+	int rc = manifests_list(m, dir, &v, &n);
 	if (rc)
 		return rc;
 	bool listed = false;
@@ -661,14 +663,14 @@ static int manifests_lookup(struct node *dir, const char *name, struct child *ou
 	free(v);
 	const struct mentry *e;
 	if (listed) {
-		rc = mcache_get(dir->repo, name, &e);
+		rc = manifest_cache_get(m->mc, dir->repo, name, &e);
 	} else {
 		struct regfs_manifest_resp r = {0};
 		struct regfs_err err = {0};
 		loop_may_block();
-		rc = regfs_client_manifest(M->client, dir->repo, name, &r, &err);
+		rc = regfs_client_manifest(m->client, dir->repo, name, &r, &err);
 		if (rc == 0)
-			rc = mcache_put(name, r.data, r.len, r.content_type, &e);
+			rc = manifest_cache_store(m->mc, name, r.data, r.len, r.content_type, &e);
 		else
 			rc = fs_client_errno(rc, &err, "looking up a manifest");
 		regfs_manifest_resp_free(&r);
@@ -696,40 +698,41 @@ static struct child *add_blob(struct clist *l, const char *name, enum node_kind 
 	return c;
 }
 
-static int manifest_list(struct node *dir, struct child **out, size_t *n)
+static int manifest_list(struct mnt *m, struct node *dir, struct child **out, size_t *n)
 {
 	const struct mentry *e;
-	int rc = mcache_get(dir->repo, dir->digest, &e);
+	int rc = manifest_cache_get(m->mc, dir->repo, dir->digest, &e);
 	if (rc)
 		return rc;
-	const struct regfs_manifest *m = e->m;
+	const struct regfs_manifest *man = e->m;
 	struct clist l = {0};
-	if (m->kind == REGFS_MANIFEST_INDEX) {
-		add_blob(&l, "index.json", K_MJSON, dir->repo, e->digest, e->len, m->media_type);
+	if (man->kind == REGFS_MANIFEST_INDEX) {
+		add_blob(&l, "index.json", K_MJSON, dir->repo, e->digest, e->len, man->media_type);
 		struct child *c = cl_add(&l, "platforms", K_PLATFORMS, dir->repo);
 		if (c)
 			snprintf(c->digest, sizeof c->digest, "%s", e->digest);
 	} else {
-		if (m->has_config)
-			add_blob(&l, "config.json", K_BLOB, dir->repo, m->config.digest,
-				 (uint64_t)m->config.size, m->config.media_type);
+		if (man->has_config)
+			add_blob(&l, "config.json", K_BLOB, dir->repo, man->config.digest,
+				 (uint64_t)man->config.size, man->config.media_type);
 		struct child *c = cl_add(&l, "layers", K_LAYERS, dir->repo);
 		if (c)
 			snprintf(c->digest, sizeof c->digest, "%s", e->digest);
-		add_blob(&l, "manifest.json", K_MJSON, dir->repo, e->digest, e->len, m->media_type);
+		add_blob(&l, "manifest.json", K_MJSON, dir->repo, e->digest, e->len,
+			 man->media_type);
 	}
 	return cl_done(&l, out, n);
 }
 
-static int manifest_lookup(struct node *dir, const char *name, struct child *out)
+static int manifest_lookup(struct mnt *m, struct node *dir, const char *name, struct child *out)
 {
-	return lookup_by_list(manifest_list, dir, name, out);
+	return lookup_by_list(m, manifest_list, dir, name, out);
 }
 
-static int layers_list(struct node *dir, struct child **out, size_t *n)
+static int layers_list(struct mnt *m, struct node *dir, struct child **out, size_t *n)
 {
 	const struct mentry *e;
-	int rc = mcache_get(dir->repo, dir->digest, &e);
+	int rc = manifest_cache_get(m->mc, dir->repo, dir->digest, &e);
 	if (rc)
 		return rc;
 	struct clist l = {0};
@@ -742,15 +745,15 @@ static int layers_list(struct node *dir, struct child **out, size_t *n)
 	return cl_done(&l, out, n);
 }
 
-static int layers_lookup(struct node *dir, const char *name, struct child *out)
+static int layers_lookup(struct mnt *m, struct node *dir, const char *name, struct child *out)
 {
-	return lookup_by_list(layers_list, dir, name, out);
+	return lookup_by_list(m, layers_list, dir, name, out);
 }
 
-static int platforms_list(struct node *dir, struct child **out, size_t *n)
+static int platforms_list(struct mnt *m, struct node *dir, struct child **out, size_t *n)
 {
 	const struct mentry *e;
-	int rc = mcache_get(dir->repo, dir->digest, &e);
+	int rc = manifest_cache_get(m->mc, dir->repo, dir->digest, &e);
 	if (rc)
 		return rc;
 	struct clist l = {0};
@@ -785,21 +788,23 @@ static int platforms_list(struct node *dir, struct child **out, size_t *n)
 	return cl_done(&l, out, n);
 }
 
-static int platforms_lookup(struct node *dir, const char *name, struct child *out)
+static int platforms_lookup(struct mnt *m, struct node *dir, const char *name, struct child *out)
 {
-	return lookup_by_list(platforms_list, dir, name, out);
+	return lookup_by_list(m, platforms_list, dir, name, out);
 }
 
-static int platlink_readlink(struct node *n, char *buf, size_t size)
+static int platlink_readlink(struct mnt *m, struct node *n, char *buf, size_t size)
 {
+	(void)m;
 	snprintf(buf, size, "../../%s", n->digest);
 	return 0;
 }
 
 /* ---- .regfs ---- */
 
-static int meta_list(struct node *dir, struct child **out, size_t *n)
+static int meta_list(struct mnt *m, struct node *dir, struct child **out, size_t *n)
 {
+	(void)m;
 	(void)dir;
 	struct clist l = {0};
 	static const char *const files[] = {"errors", "stats", "status"}; /* sorted */
@@ -811,18 +816,18 @@ static int meta_list(struct node *dir, struct child **out, size_t *n)
 	return cl_done(&l, out, n);
 }
 
-static int meta_lookup(struct node *dir, const char *name, struct child *out)
+static int meta_lookup(struct mnt *m, struct node *dir, const char *name, struct child *out)
 {
-	return lookup_by_list(meta_list, dir, name, out);
+	return lookup_by_list(m, meta_list, dir, name, out);
 }
 
-static int metafile_content(struct node *n, char **buf, size_t *len)
+static int metafile_content(struct mnt *m, struct node *n, char **buf, size_t *len)
 {
 	if (strcmp(n->arg, "status") == 0)
-		return stats_status_text(buf, len);
+		return stats_status_text(m, buf, len);
 	if (strcmp(n->arg, "errors") == 0)
 		return fs_errors_text(buf, len);
-	return stats_json_text(buf, len);
+	return stats_json_text(m, buf, len);
 }
 
 /* ---- tables ---- */
@@ -852,15 +857,15 @@ const struct kind_ops *const kind_ops[K__COUNT] = {
 
 /* ---- attributes ---- */
 
-int node_attr(struct node *n, struct stat *st, double *timeout)
+int node_attr(struct mnt *m, struct node *n, struct stat *st, double *timeout)
 {
 	memset(st, 0, sizeof *st);
 	st->st_uid = getuid();
 	st->st_gid = getgid();
 	st->st_blksize = 4096;
-	st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = M->mounted_since;
+	st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = m->mounted_since;
 	st->st_ino = path_hash_ino(n->path);
-	*timeout = M->o.ttl;
+	*timeout = m->o.ttl;
 	switch (n->kind) {
 	case K_MANIFEST: case K_LAYERS: case K_PLATFORMS:
 		*timeout = IMMUTABLE_TIMEOUT;
@@ -878,7 +883,7 @@ int node_attr(struct node *n, struct stat *st, double *timeout)
 			pthread_mutex_unlock(&vmu);
 		}
 		st->st_mode = S_IFDIR | 0555;
-		if ((n->kind == K_TAGS || n->kind == K_MANIFESTS) && !M->o.ro)
+		if ((n->kind == K_TAGS || n->kind == K_MANIFESTS) && !m->o.ro)
 			st->st_mode = S_IFDIR | 0755; /* rm/ln/mv, rmdir work here */
 		st->st_nlink = 2;
 		if (n->kind == K_ROOT)
@@ -895,7 +900,7 @@ int node_attr(struct node *n, struct stat *st, double *timeout)
 	case K_TAG: {
 		char digest[REGFS_DIGEST_MAX];
 		int64_t mtime = 0;
-		int rc = ncache_resolve(n->repo, n->arg, digest, &mtime);
+		int rc = names_resolve(m->nc, n->repo, n->arg, digest, &mtime);
 		if (rc)
 			return rc;
 		st->st_mode = S_IFLNK | 0777;
@@ -913,7 +918,7 @@ int node_attr(struct node *n, struct stat *st, double *timeout)
 	case K_METAFILE: {
 		char *buf;
 		size_t len;
-		int rc = metafile_content(n, &buf, &len);
+		int rc = metafile_content(m, n, &buf, &len);
 		if (rc)
 			return rc;
 		free(buf);

@@ -1,14 +1,15 @@
 /* mount.h — internals of the regfs FUSE daemon shared by the files of fs/.
  *
  * Layering (each file one concept):
- *   main.c      command line, pre-mount checks, FUSE session
+ *   main.c      pre-mount checks, FUSE session, teardown
  *   loop.c      the request loop (one reader thread at a time)
  *   ops.c       the one struct fuse_lowlevel_ops table; dispatches by node kind
  *   kinds.c     per-kind tables: what a node lists, looks up, reports as attrs
  *   node.c      the inode table (nodeid <-> node, path -> node, lookup counts)
- *   names_cache.c  named cache with ttl: catalog, tag lists, tag -> digest
- *   mcache.c    content-addressed manifest cache (memory, backed by bcache)
- *   bcache.c    content-addressed on-disk blob cache with LRU size cap
+ *   options.c   the command line: one table of options
+ *   cache/      names.h: catalog, tag lists, tag -> digest with ttl;
+ *               manifests.h: manifests by digest (memory, backed by blobs);
+ *               blobs.h: the on-disk blob cache with LRU size cap
  *   readahead.c blobs read by Range requests; parallel read-ahead
  *   walk.c      parallel full walk: prefetch for du / ls -R, statfs total
  *   write.c     rm / rmdir / ln -s / mv: checks, tagging, undo on failure
@@ -53,9 +54,10 @@ struct mount_opts {
 	char *fuse_opts;     /* -o options passed to FUSE, comma-joined */
 };
 
-struct ncache;
-struct mcache;
-struct bcache;
+struct mnt;
+struct names_cache;
+struct manifest_cache;
+struct blob_cache;
 struct nodes;
 
 struct fs_stats {
@@ -67,20 +69,26 @@ struct fs_stats {
 	atomic_uint_fast64_t k_lookup, k_getattr, k_readdir, k_opendir;
 };
 
-/* The one mount (there is exactly one per process). */
+/* The state of one mount: what main.c sets up and every part of fs/ reaches
+ * through its arguments (FUSE handlers: fuse_req_userdata(req)). */
 struct mnt {
 	struct mount_opts o;
 	struct regfs_client *client;
-	struct ncache *nc;
-	struct mcache *mc;
-	struct bcache *bc;
+	struct names_cache *nc;
+	struct manifest_cache *mc;
+	struct blob_cache *bc;
 	struct nodes *nodes;
 	struct fs_stats st;
 	time_t mounted_since;
 	char *registry_version;  /* Docker-Distribution-API-Version or "unknown" */
 	struct fuse_session *se; /* for kernel cache invalidation after writes */
 };
-extern struct mnt *M;
+
+/* The mount a FUSE request is for (the userdata given to fuse_session_new). */
+static inline struct mnt *req_mnt(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
 
 double now_mono(void);
 /* Runs fn(i, arg) for i in [0, n) on up to `maxpar` threads (for blob GETs,
@@ -90,130 +98,18 @@ void par_for(size_t n, int maxpar, void (*fn)(size_t i, void *arg), void *arg);
  * EIO) and logs why at warn level. */
 int fs_client_errno(int rc, const struct regfs_err *e, const char *what);
 
-/* ---- names_cache.c: catalog, tags, tag -> digest; all expire after ttl. ---- */
-struct catalog {               /* immutable snapshot; refcounted */
-	atomic_int ref;
-	char **names;              /* sorted */
-	size_t n;
-	double at;                 /* now_mono() when fetched: valid until at + ttl */
-};
-/* Where a tag's mtime comes from (xattr user.regfs.mtime-source, .regfs/status):
- * the registry's push time (Last-Modified, bulk-tags), the image config's
- * build time (registry:2 sends no push time), or neither (mtime = when the
- * mount resolved the tag, so an age policy never takes it for old). */
-enum mtime_src { MTIME_UNKNOWN = 0, MTIME_CREATED = 1, MTIME_PUSHED = 2 };
-struct tag_ent {
-	char *tag;
-	char digest[REGFS_DIGEST_MAX]; /* "" until resolved */
-	int64_t mtime;                 /* 0 until known */
-	int mtime_src;                 /* enum mtime_src, set with mtime (tag_time_set) */
-	double resolved_at;
-	int state;                     /* internal */
-	int rc;
-};
-struct tagset {                /* one repository's tags; refcounted snapshot */
-	atomic_int ref;
-	struct tag_ent *t;         /* sorted by tag */
-	size_t n;
-	double at;                 /* now_mono() when fetched: valid until at + ttl */
-};
-struct ncache *ncache_new(void);
-void ncache_free(struct ncache *nc);
-int ncache_catalog(struct catalog **out);      /* ref'd; catalog_put */
-void catalog_put(struct catalog *c);
-/* Is `path` a repository (1), a proper prefix of one (namespace, 2), both (3), or none (0)? */
-int catalog_classify(const struct catalog *c, const char *path);
-/* Children names of dir `path` ("" root): next components, sorted, unique. */
-int catalog_children(const struct catalog *c, const char *path, char ***names, size_t *n);
-int ncache_tags(const char *repo, struct tagset **out);   /* ref'd; tagset_put */
-void tagset_put(struct tagset *t);
-/* Resolve tag -> digest (+ mtime) for one tag / every tag of a set, in parallel. */
-int ncache_resolve(const char *repo, const char *tag, char digest[REGFS_DIGEST_MAX],
-		   int64_t *mtime);
-int ncache_resolve_all(const char *repo, struct tagset *ts);
-/* The same over many repositories at once (one parallel batch). */
-void ncache_resolve_many(char **repos, struct tagset **sets, size_t n);
-/* Warm many repositories' tag lists in one go (bulk extension or tags_many). */
-int ncache_prefetch_tags(char **repos, size_t n);
-int ncache_prefetch_bulk(char **repos, size_t n); /* bulk-manifests: tags, manifest lists, manifests */
-/* repo-manifests extension (regfs-registry): every manifest digest of the
- * repository, tagged or not; cached for the ttl. -ENOTSUP elsewhere. */
-int ncache_repo_manifests(const char *repo, char ***digests, size_t *n);
-/* Forget a repo's tag list / a tag resolution (after a write). */
-void ncache_invalidate(const char *repo);
-/* After a write to `repo` that changed `tags`: the tag list is fetched again
- * (its other tags keep the resolutions younger than the ttl, so a write
- * costs one tag-list request, not one per tag), and those tags are
- * resolved again. The catalog is kept. */
-void ncache_invalidate_tags(const char *repo, const char *const *tags, size_t n);
-/* After `tag` of `repo` was deleted: the cached tag list (as old as it was)
- * no longer has it; the other tags keep their resolutions. No request. */
-void ncache_tag_removed(const char *repo, const char *tag);
-
-/* ---- mcache.c: manifests by digest. Entries live until unmount. ---- */
-struct mentry {
-	char digest[REGFS_DIGEST_MAX];
-	char *data;
-	size_t len;
-	struct regfs_manifest *m;  /* parsed */
-	int64_t created;           /* image config "created" (unix), 0 unknown, -1 none;
-	                            * written once with __atomic (see mcache_created) */
-};
-struct mcache *mcache_new(void);
-void mcache_free(struct mcache *mc);
-/* The manifest `digest` of `repo`: memory, then disk cache, then registry.
- * The entry is owned by the cache and never freed while mounted. */
-int mcache_get(const char *repo, const char *digest, const struct mentry **out);
-/* Store a response we already have (e.g. from GET by tag). */
-int mcache_put(const char *digest, const char *data, size_t len, const char *ctype,
-	       const struct mentry **out);
-/* The same, kept in memory only: for manifests that came in a bulk page
- * (regfs-registry), which a remount gets again in a few requests — writing
- * 10,000 of them to the disk cache cost more than the whole walk otherwise. */
-int mcache_put_mem(const char *digest, const char *data, size_t len, const char *ctype,
-		   const struct mentry **out);
-const struct mentry *mcache_peek(const char *digest);
-/* Fetch many (repo, digest) pairs in parallel; those cached are skipped. */
-void mcache_prefetch(const char **repos, const char **digests, size_t n);
-/* Image config created time (fetches the config blob; cached); -1 when the
- * config has none or an implausible one (see tag_time_plausible). */
-int64_t mcache_created(const char *repo, const struct mentry *e);
-/* `t` when it can be a real push or build time (2013-01-01, before any OCI
- * image, up to now + 1 day of clock skew), else 0 (unknown): reproducible
- * builds carry 1970-01-01T00:00:01Z, which must not read as "ancient". */
-int64_t tag_time_plausible(int64_t t);
-/* Fills te->mtime and te->mtime_src from a push time and a created time
- * (0 or -1 when unknown; implausible ones count as unknown), preferring the
- * push time; counts the source for .regfs/status. */
-void tag_time_set(struct tag_ent *te, int64_t pushed, int64_t created);
-/* How many tag resolutions had each source (index: enum mtime_src). */
-void tag_time_counts(uint64_t out[3]);
-const char *mtime_src_name(int src);
-/* A manifest known not to exist in `repo` (the registry answered 404 within
- * the ttl): index children removed by a garbage collection. */
-bool mcache_missing(const char *repo, const char *digest);
-/* Checks that each (repos[i], digests[i]) still exists, at most once per ttl
- * per pair (GET by digest for those not checked; fills the cache too):
- * present[i] = 1 exists, 0 gone (404; logged once per digest), -1 unknown
- * (the registry failed; logged). */
-void mcache_check_exist(const char **repos, const char **digests, size_t n, int *present);
-
-/* ---- bcache.c: blobs on disk by digest, LRU-capped, verified on fill. ---- */
-struct bcache *bcache_new(const char *dir, uint64_t cap);   /* NULL: disabled */
-void bcache_free(struct bcache *bc);
-/* Opens the cached blob (O_RDONLY fd) or -ENOENT. Marks it used. */
-int bcache_open(struct bcache *bc, const char *digest);
-/* Stores bytes already verified by the caller. */
-int bcache_put(struct bcache *bc, const char *digest, const void *data, size_t len);
-/* Fetches the whole blob from the registry (digest-verified) and opens it. */
-int bcache_fill(struct bcache *bc, const char *repo, const char *digest, uint64_t size);
-uint64_t bcache_used(struct bcache *bc);
+/* ---- the caches (fs/cache/) ---- */
+#include "cache/blobs.h"
+#include "cache/manifests.h"
+#include "cache/names.h"
 
 /* ---- readahead.c: blobs read by Range requests, read ahead in parallel ---- */
 struct ra;
 /* State of one open blob file (ino: its nodeid, for FUSE_NOTIFY_STORE;
- * path: for messages). NULL when out of memory. */
-struct ra *ra_new(const char *repo, const char *digest, uint64_t size, fuse_ino_t ino,
+ * path: for messages). cl reads the blob, st counts range reads, se (may be
+ * NULL) receives what is read ahead; all kept. NULL when out of memory. */
+struct ra *ra_new(struct regfs_client *cl, struct fs_stats *st, struct fuse_session *se,
+		  const char *repo, const char *digest, uint64_t size, fuse_ino_t ino,
 		  const char *path);
 /* Answers one FUSE read of the file (reply or error sent here). */
 void ra_read(struct ra *ra, fuse_req_t req, size_t size, off_t off);
@@ -280,27 +176,27 @@ int nodes_rename(struct nodes *t, const char *old_path, const char *new_path, co
 /* ---- kinds.c ---- */
 struct kind_ops {
 	/* Lists children into a malloc'd array (sorted for stable offsets). */
-	int (*list)(struct node *dir, struct child **out, size_t *n);
-	int (*lookup)(struct node *dir, const char *name, struct child *out);
-	int (*readlink)(struct node *n, char *buf, size_t size);
+	int (*list)(struct mnt *m, struct node *dir, struct child **out, size_t *n);
+	int (*lookup)(struct mnt *m, struct node *dir, const char *name, struct child *out);
+	int (*readlink)(struct mnt *m, struct node *n, char *buf, size_t size);
 	/* Whole content of small generated files. */
-	int (*content)(struct node *n, char **buf, size_t *len);
+	int (*content)(struct mnt *m, struct node *n, char **buf, size_t *len);
 };
 extern const struct kind_ops *const kind_ops[K__COUNT];
 /* Attributes as last known, without a registry round trip (lookup,
  * readdirplus): a ttl directory whose listing version is stale or unknown
  * gets attr timeout 0, so the kernel asks getattr before trusting it. */
-int node_attr(struct node *n, struct stat *st, double *timeout);
+int node_attr(struct mnt *m, struct node *n, struct stat *st, double *timeout);
 /* For getattr of a ttl directory: lists it (through the name caches, which
  * refetch what the ttl expired) unless its version is still valid, and moves
  * its mtime when the names changed. The kernel keeps a directory's cached
  * listing exactly while its mtime is unchanged. Errors: the listing's
  * (-EIO registry down, -ENOENT gone). */
-int dir_version_refresh(struct node *n);
+int dir_version_refresh(struct mnt *m, struct node *n);
 /* getattr of the root: dir_version_refresh, except that while the registry
  * cannot be reached it answers from memory at once (0) and retries in the
  * background (see kinds.c). root_probe_shutdown waits for a retry in flight. */
-int root_version_refresh(struct node *root);
+int root_version_refresh(struct mnt *m, struct node *root);
 bool root_is_down(void);
 void root_probe_shutdown(void);
 /* Forgets the listing version of a directory we changed (rm, ln, mv). */
@@ -310,7 +206,7 @@ bool kind_is_ttl_dir(enum node_kind k);
  * TAGS directory, the tags of n's repository that point at a MANIFEST
  * (what `getfattr _tags/<tag>` reaches: the kernel serves no user.* xattr
  * on a symlink itself). -ENODATA when no resolved tag is behind n. */
-int node_mtime_source(struct node *n, int *src);
+int node_mtime_source(struct mnt *m, struct node *n, int *src);
 bool kind_is_dir(enum node_kind k);
 uint64_t path_hash_ino(const char *path);
 
@@ -318,8 +214,8 @@ uint64_t path_hash_ino(const char *path);
 /* Fetches everything the mount shows (catalog, every tag, every manifest)
  * in parallel; computes the deduplicated stored total. Single flight; a
  * result younger than ttl is reused. */
-int walk_total(uint64_t *bytes, uint64_t *blocks512);
-void walk_start_background(void);
+int walk_total(struct mnt *m, uint64_t *bytes, uint64_t *blocks512);
+void walk_start_background(struct mnt *m);
 /* Waits for a running walk and prevents new ones (before teardown). */
 void walk_shutdown(void);
 
@@ -327,21 +223,21 @@ void walk_shutdown(void);
 /* Deletes `tag` of `repo` and only it (DELETE by tag, or the fallback
  * described in tagdel.c). A refused or failed delete changes nothing:
  * -EPERM (the registry does not allow deletes), -EACCES, -ENOENT, -EIO. */
-int tag_delete(const char *repo, const char *tag);
+int tag_delete(struct mnt *m, const char *repo, const char *tag);
 /* Does the registry allow deletes in `repo`? Probed with a DELETE of a
  * digest that cannot exist, kept for the ttl: 0, -EPERM, -EACCES, -EIO.
  * Called before a write that will need a delete, so a refusal changes
  * nothing. */
-int tag_deletes_allowed(const char *repo);
+int tag_deletes_allowed(struct mnt *m, const char *repo);
 /* After a write that changed `tags` of `repo`: name caches and the kernel's
  * listings of <repo>/_tags and <repo>/_manifests are refreshed. */
-void write_changed(const char *repo, const char *const *tags, size_t n);
-void write_changed1(const char *repo, const char *tag);
+void write_changed(struct mnt *m, const char *repo, const char *const *tags, size_t n);
+void write_changed1(struct mnt *m, const char *repo, const char *tag);
 /* After `tag` of `repo` was deleted (the tag list was fetched just before,
  * so it is kept, minus that tag: no request until the ttl). */
-void write_tag_removed(const char *repo, const char *tag);
+void write_tag_removed(struct mnt *m, const char *repo, const char *tag);
 /* Drops the kernel's entry `name` in the directory `dirpath` (if known). */
-void write_inval_entry(const char *dirpath, const char *name);
+void write_inval_entry(struct mnt *m, const char *dirpath, const char *name);
 /* Maps a client error of a write to its errno and logs why (ENOENT quietly). */
 int write_client_rc(int rc, struct regfs_err *e, const char *what);
 /* Per-repository times the writes remember (a small table; a repository
@@ -374,6 +270,9 @@ int loop_run(struct fuse_session *se, unsigned max_threads);
  * request, another thread's fetch, a walk): another thread takes over
  * reading requests. A no-op outside loop threads. */
 void loop_may_block(void);
+/* CLOCK_REALTIME `ms` milliseconds from now: the deadline of a
+ * pthread_cond_timedwait that wakes up to look around. */
+struct timespec fs_deadline_ms(long ms);
 /* pthread_cond_wait for the caches' single-flight waits: a loop thread about
  * to wait for another's fetch first hands over reading requests. */
 static inline int fs_wait(pthread_cond_t *cv, pthread_mutex_t *mu)
@@ -383,8 +282,8 @@ static inline int fs_wait(pthread_cond_t *cv, pthread_mutex_t *mu)
 }
 
 /* ---- stats.c ---- */
-int stats_status_text(char **buf, size_t *len);
-int stats_json_text(char **buf, size_t *len);
+int stats_status_text(struct mnt *m, char **buf, size_t *len);
+int stats_json_text(struct mnt *m, char **buf, size_t *len);
 /* util.c — .regfs/errors: the last FS_ERRORS_MAX failures, oldest first, one line
  * each: "TIME OP /PATH: MESSAGE". */
 #define FS_ERRORS_MAX 100

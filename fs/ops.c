@@ -23,9 +23,9 @@
 #define FILL_MAX (64ull << 20)
 #define RANGE_CHUNK (1u << 20)
 
-static struct node *N(fuse_ino_t ino)
+static struct node *N(struct mnt *m, fuse_ino_t ino)
 {
-	return nodes_by_id(M->nodes, ino);
+	return nodes_by_id(m->nodes, ino);
 }
 
 static void reply_err(fuse_req_t req, int rc)
@@ -33,11 +33,11 @@ static void reply_err(fuse_req_t req, int rc)
 	fuse_reply_err(req, rc < 0 ? -rc : (rc ? rc : EIO));
 }
 
-int ops_entry(struct node *n, struct fuse_entry_param *e)
+int ops_entry(struct mnt *m, struct node *n, struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof *e);
 	double t;
-	int rc = node_attr(n, &e->attr, &t);
+	int rc = node_attr(m, n, &e->attr, &t);
 	if (rc)
 		return rc;
 	e->ino = n->id;
@@ -47,7 +47,7 @@ int ops_entry(struct node *n, struct fuse_entry_param *e)
 	 * names of ttl directories, whatever their attributes' timeout (0 while
 	 * their listing version is unknown, which must not cost a lookup at
 	 * every path walk through them). */
-	e->entry_timeout = n->kind == K_MANIFEST || kind_is_ttl_dir(n->kind) ? M->o.ttl : t;
+	e->entry_timeout = n->kind == K_MANIFEST || kind_is_ttl_dir(n->kind) ? m->o.ttl : t;
 	return 0;
 }
 
@@ -71,8 +71,9 @@ static void op_init(void *ud, struct fuse_conn_info *conn)
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	atomic_fetch_add(&M->st.k_lookup, 1);
-	struct node *p = N(parent);
+	struct mnt *m = req_mnt(req);
+	atomic_fetch_add(&m->st.k_lookup, 1);
+	struct node *p = N(m, parent);
 	if (!p)
 		return reply_err(req, -ESTALE);
 	fs_op_begin("lookup", p->path, name);
@@ -80,24 +81,24 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (!ops->lookup)
 		return reply_err(req, -ENOTDIR);
 	struct child c;
-	int rc = ops->lookup(p, name, &c);
+	int rc = ops->lookup(m, p, name, &c);
 	if (rc == -ENOENT) {
 		/* Negative entry, cached for the ttl: a tag or repository pushed
 		 * later shows up once it expires. */
-		struct fuse_entry_param e = {.ino = 0, .entry_timeout = M->o.ttl};
+		struct fuse_entry_param e = {.ino = 0, .entry_timeout = m->o.ttl};
 		fuse_reply_entry(req, &e);
 		return;
 	}
 	if (rc)
 		return reply_err(req, rc);
-	struct node *n = nodes_get(M->nodes, p, &c, 1);
+	struct node *n = nodes_get(m->nodes, p, &c, 1);
 	child_clear(&c);
 	if (!n)
 		return reply_err(req, -ENOMEM);
 	struct fuse_entry_param e;
-	rc = ops_entry(n, &e);
+	rc = ops_entry(m, n, &e);
 	if (rc) {
-		nodes_forget(M->nodes, n->id, 1);
+		nodes_forget(m->nodes, n->id, 1);
 		return reply_err(req, rc);
 	}
 	fuse_reply_entry(req, &e);
@@ -105,30 +106,33 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	nodes_forget(M->nodes, ino, nlookup);
+	struct mnt *m = req_mnt(req);
+	nodes_forget(m->nodes, ino, nlookup);
 	fuse_reply_none(req);
 }
 
 static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *f)
 {
+	struct mnt *m = req_mnt(req);
 	for (size_t i = 0; i < count; i++)
-		nodes_forget(M->nodes, f[i].ino, f[i].nlookup);
+		nodes_forget(m->nodes, f[i].ino, f[i].nlookup);
 	fuse_reply_none(req);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	atomic_fetch_add(&M->st.k_getattr, 1);
+	struct mnt *m = req_mnt(req);
+	atomic_fetch_add(&m->st.k_getattr, 1);
 	(void)fi;
-	struct node *n = N(ino);
+	struct node *n = N(m, ino);
 	if (!n)
 		return reply_err(req, -ESTALE);
 	fs_op_begin("stat", n->path, NULL);
 	struct stat st;
 	double t;
-	int rc = n->kind == K_ROOT ? root_version_refresh(n) : dir_version_refresh(n);
+	int rc = n->kind == K_ROOT ? root_version_refresh(m, n) : dir_version_refresh(m, n);
 	if (rc == 0)
-		rc = node_attr(n, &st, &t);
+		rc = node_attr(m, n, &st, &t);
 	if (rc)
 		return reply_err(req, rc);
 	fuse_reply_attr(req, &st, t);
@@ -136,14 +140,15 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-	struct node *n = N(ino);
+	struct mnt *m = req_mnt(req);
+	struct node *n = N(m, ino);
 	if (!n)
 		return reply_err(req, -ESTALE);
 	if (!kind_ops[n->kind]->readlink)
 		return reply_err(req, -EINVAL);
 	fs_op_begin("readlink", n->path, NULL);
 	char buf[512];
-	int rc = kind_ops[n->kind]->readlink(n, buf, sizeof buf);
+	int rc = kind_ops[n->kind]->readlink(m, n, buf, sizeof buf);
 	if (rc)
 		return reply_err(req, rc);
 	fuse_reply_readlink(req, buf);
@@ -159,8 +164,9 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
  * handle: readdir lists from the name caches at each call. */
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	atomic_fetch_add(&M->st.k_opendir, 1);
-	struct node *n = N(ino);
+	struct mnt *m = req_mnt(req);
+	atomic_fetch_add(&m->st.k_opendir, 1);
+	struct node *n = N(m, ino);
 	if (!n)
 		return reply_err(req, -ESTALE);
 	if (!kind_is_dir(n->kind))
@@ -225,21 +231,22 @@ static ino_t child_ino(const struct node *dn, const struct child *c)
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi, bool plus)
 {
+	struct mnt *m = req_mnt(req);
 	(void)fi;
-	atomic_fetch_add(&M->st.k_readdir, 1);
-	struct node *dn = N(ino);
+	atomic_fetch_add(&m->st.k_readdir, 1);
+	struct node *dn = N(m, ino);
 	if (!dn)
 		return reply_err(req, -ESTALE);
 	if (!kind_is_dir(dn->kind))
 		return reply_err(req, -ENOTDIR);
 	fs_op_begin("readdir", dn->path, NULL);
 	if (dn->kind == K_ROOT && off == 0 && !root_is_down())
-		walk_start_background(); /* (down: it would only queue before this listing) */
+		walk_start_background(m); /* (down: it would only queue before this listing) */
 	/* Offsets are indexes into the sorted listing; a listing that changes
 	 * between two calls (ttl expiry) may repeat or skip an entry, as on
 	 * any network file system. */
 	struct dirh dh, *d = &dh;
-	int lrc = kind_ops[dn->kind]->list(dn, &d->v, &d->n);
+	int lrc = kind_ops[dn->kind]->list(m, dn, &d->v, &d->n);
 	if (lrc)
 		return reply_err(req, lrc);
 	char *buf = malloc(size);
@@ -270,13 +277,13 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			pos += sz;
 			continue;
 		}
-		struct node *n = nodes_get(M->nodes, dn, &d->v[i - 2], 1);
+		struct node *n = nodes_get(m->nodes, dn, &d->v[i - 2], 1);
 		struct fuse_entry_param e;
-		if (!n || ops_entry(n, &e) != 0) {
+		if (!n || ops_entry(m, n, &e) != 0) {
 			/* No attributes for this one (e.g. a tag deleted meanwhile):
 			 * ino 0 tells the kernel to look it up when it needs it. */
 			if (n)
-				nodes_forget(M->nodes, n->id, 1);
+				nodes_forget(m->nodes, n->id, 1);
 			memset(&e, 0, sizeof e);
 			e.attr.st_mode = kind_mode(d->v[i - 2].kind);
 			e.attr.st_ino = child_ino(dn, &d->v[i - 2]);
@@ -285,7 +292,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		sz = fuse_add_direntry_plus(req, buf + pos, size - pos, name, &e, i + 1);
 		if (sz > size - pos) {
 			if (n)
-				nodes_forget(M->nodes, n->id, 1); /* not handed over */
+				nodes_forget(m->nodes, n->id, 1); /* not handed over */
 			break;
 		}
 		pos += sz;
@@ -324,7 +331,8 @@ struct fh {
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct node *n = N(ino);
+	struct mnt *m = req_mnt(req);
+	struct node *n = N(m, ino);
 	if (!n)
 		return reply_err(req, -ESTALE);
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
@@ -340,7 +348,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int rc = 0;
 	if (n->kind == K_MJSON) {
 		const struct mentry *e;
-		rc = mcache_get(n->repo, n->digest, &e);
+		rc = manifest_cache_get(m->mc, n->repo, n->digest, &e);
 		if (rc == 0) {
 			h->kind = FH_MEM;
 			h->data = e->data;
@@ -348,16 +356,16 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			fi->keep_cache = 1;
 		}
 	} else if (n->kind == K_METAFILE) {
-		rc = kind_ops[n->kind]->content(n, &h->owned, &h->len);
+		rc = kind_ops[n->kind]->content(m, n, &h->owned, &h->len);
 		h->kind = FH_OWNED;
 		fi->direct_io = 1; /* changes on every read */
 	} else if (n->kind == K_BLOB) {
 		fi->keep_cache = 1;
-		int fd = bcache_open(M->bc, n->digest);
+		int fd = blob_cache_open(m->bc, n->digest);
 		if (fd >= 0) {
-			atomic_fetch_add(&M->st.bc_hits, 1);
+			atomic_fetch_add(&m->st.bc_hits, 1);
 		} else if (n->size <= FILL_MAX) {
-			fd = bcache_fill(M->bc, n->repo, n->digest, n->size);
+			fd = blob_cache_fill(m->bc, m->client, n->repo, n->digest, n->size);
 			if (fd < 0 && fd != -ENOSYS && fd != -EFBIG)
 				rc = fd;
 		}
@@ -366,7 +374,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			h->fd = fd;
 		} else if (rc == 0) {
 			h->kind = FH_RANGE;
-			h->ra = ra_new(n->repo, n->digest, n->size, ino, n->path);
+			h->ra = ra_new(m->client, &m->st, m->se, n->repo, n->digest, n->size, ino,
+				       n->path);
 			if (!h->ra)
 				rc = -ENOMEM;
 		}
@@ -443,14 +452,15 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static const char MTIME_SOURCE[] = "user.regfs.mtime-source";
 
-static int xattr_value(struct node *n, const char *name, char *buf, size_t size, size_t *len)
+static int xattr_value(struct mnt *m, struct node *n, const char *name, char *buf, size_t size,
+		       size_t *len)
 {
 	const char *v = NULL;
 	if (n->kind != K_MJSON && n->kind != K_BLOB && n->kind != K_MANIFEST && n->kind != K_TAGS)
 		return -ENODATA;
 	if (strcmp(name, MTIME_SOURCE) == 0) {
 		int src;
-		int rc = node_mtime_source(n, &src);
+		int rc = node_mtime_source(m, n, &src);
 		if (rc)
 			return rc;
 		v = mtime_src_name(src);
@@ -462,7 +472,7 @@ static int xattr_value(struct node *n, const char *name, char *buf, size_t size,
 		v = n->mediatype;
 		if (n->kind == K_MANIFEST) {
 			const struct mentry *e;
-			int rc = mcache_get(n->repo, n->digest, &e);
+			int rc = manifest_cache_get(m->mc, n->repo, n->digest, &e);
 			if (rc)
 				return rc;
 			v = e->m->media_type;
@@ -480,14 +490,16 @@ static int xattr_value(struct node *n, const char *name, char *buf, size_t size,
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	struct node *n = N(ino);
+	struct mnt *m = req_mnt(req);
+	struct node *n = N(m, ino);
 	if (!n)
 		return reply_err(req, -ESTALE);
 	char buf[512];
 	size_t len;
 	if (strcmp(name, MTIME_SOURCE) == 0)
 		loop_may_block(); /* may resolve the repository's tags */
-	int rc = xattr_value(n, name, buf, size ? (size < sizeof buf ? size : sizeof buf) : 0, &len);
+	int rc = xattr_value(m, n, name, buf, size ? (size < sizeof buf ? size : sizeof buf) : 0,
+			     &len);
 	if (rc)
 		return reply_err(req, rc);
 	if (size == 0)
@@ -498,7 +510,8 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	struct node *n = N(ino);
+	struct mnt *m = req_mnt(req);
+	struct node *n = N(m, ino);
 	if (!n)
 		return reply_err(req, -ESTALE);
 	static const char names[] = "user.regfs.digest\0user.regfs.mediatype\0";
@@ -511,7 +524,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	int src;
 	if (n->kind == K_MANIFEST || n->kind == K_TAGS)
 		loop_may_block(); /* node_mtime_source may resolve tags */
-	if ((n->kind == K_MANIFEST || n->kind == K_TAGS) && node_mtime_source(n, &src) == 0) {
+	if ((n->kind == K_MANIFEST || n->kind == K_TAGS) && node_mtime_source(m, n, &src) == 0) {
 		memcpy(buf + len, MTIME_SOURCE, sizeof MTIME_SOURCE);
 		len += sizeof MTIME_SOURCE;
 	}
@@ -536,9 +549,9 @@ static uint64_t sf_gen, sf_blocks;
 
 static void *statfs_walk(void *arg)
 {
-	(void)arg;
+	struct mnt *m = arg;
 	uint64_t bytes = 0, blocks = 0;
-	int rc = walk_total(&bytes, &blocks); /* on failure: the last total known */
+	int rc = walk_total(m, &bytes, &blocks); /* on failure: the last total known */
 	if (rc)
 		log_warn("statfs: the registry's total could not be computed; df reports the "
 			 "last one known (%llu bytes)", (unsigned long long)bytes);
@@ -551,19 +564,19 @@ static void *statfs_walk(void *arg)
 	return NULL;
 }
 
-static uint64_t registry_progress(void)
+static uint64_t registry_progress(struct mnt *m)
 {
 	struct regfs_client_stats cs = {0};
-	if (M->client)
-		regfs_client_get_stats(M->client, &cs);
+	if (m->client)
+		regfs_client_get_stats(m->client, &cs);
 	return cs.bytes_fetched; /* a request that times out brings none */
 }
 
 /* Caller holds sfmu; returns with it held. */
-static void statfs_wait(uint64_t gen)
+static void statfs_wait(struct mnt *m, uint64_t gen)
 {
 	loop_may_block();
-	uint64_t seen = registry_progress();
+	uint64_t seen = registry_progress(m);
 	double quiet_since = now_mono();
 	while (sf_gen == gen) {
 		struct timespec ts;
@@ -574,14 +587,14 @@ static void statfs_wait(uint64_t gen)
 			ts.tv_nsec -= 1000000000L;
 		}
 		pthread_cond_timedwait(&sfcv, &sfmu, &ts);
-		uint64_t p = registry_progress();
+		uint64_t p = registry_progress(m);
 		if (p != seen) {
 			seen = p;
 			quiet_since = now_mono();
-		} else if (now_mono() - quiet_since >= M->o.timeout_s) {
+		} else if (now_mono() - quiet_since >= m->o.timeout_s) {
 			sf_gave_up = true;
 			log_warn("statfs: no answer from the registry for %d s; df reports the last "
-				 "total known", M->o.timeout_s);
+				 "total known", m->o.timeout_s);
 			return;
 		}
 	}
@@ -589,6 +602,7 @@ static void statfs_wait(uint64_t gen)
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
+	struct mnt *m = req_mnt(req);
 	(void)ino;
 	fs_op_begin("statfs", "", NULL);
 	pthread_mutex_lock(&sfmu);
@@ -597,7 +611,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 		pthread_attr_t at;
 		pthread_attr_init(&at);
 		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-		if (pthread_create(&t, &at, statfs_walk, NULL) == 0) {
+		if (pthread_create(&t, &at, statfs_walk, m) == 0) {
 			sf_running = true;
 			sf_gave_up = false;
 		} else {
@@ -606,7 +620,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 		pthread_attr_destroy(&at);
 	}
 	if (sf_running && !sf_gave_up)
-		statfs_wait(sf_gen);
+		statfs_wait(m, sf_gen);
 	struct statvfs sv = {0};
 	sv.f_bsize = sv.f_frsize = 512;
 	sv.f_blocks = sf_blocks;
