@@ -24,70 +24,10 @@
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
 #define HAVE_ASAN 1
-
-static inline int fs_test_mount_open(struct mnt *m)
-{
-	m->nodes = nodes_new();
-	m->mc = mcache_new(m->client, &m->o, &m->st, NULL);
-	if (m->client && m->mc)
-		m->nc = ncache_new(m->client, &m->o, &m->st, m->mc);
-	return m->nodes && m->mc && (!m->client || m->nc) ? 0 : -1;
-}
-
-static inline void fs_test_mount_close(struct mnt *m)
-{
-	nodes_free(m->nodes);
-	ncache_free(m->nc);
-	mcache_free(m->mc);
-	m->nodes = NULL;
-	m->nc = NULL;
-	m->mc = NULL;
-}
-
 #endif
-
-static inline int fs_test_mount_open(struct mnt *m)
-{
-	m->nodes = nodes_new();
-	m->mc = mcache_new(m->client, &m->o, &m->st, NULL);
-	if (m->client && m->mc)
-		m->nc = ncache_new(m->client, &m->o, &m->st, m->mc);
-	return m->nodes && m->mc && (!m->client || m->nc) ? 0 : -1;
-}
-
-static inline void fs_test_mount_close(struct mnt *m)
-{
-	nodes_free(m->nodes);
-	ncache_free(m->nc);
-	mcache_free(m->mc);
-	m->nodes = NULL;
-	m->nc = NULL;
-	m->mc = NULL;
-}
-
 #endif
 #ifdef HAVE_ASAN
 #include <sanitizer/asan_interface.h>
-
-static inline int fs_test_mount_open(struct mnt *m)
-{
-	m->nodes = nodes_new();
-	m->mc = mcache_new(m->client, &m->o, &m->st, NULL);
-	if (m->client && m->mc)
-		m->nc = ncache_new(m->client, &m->o, &m->st, m->mc);
-	return m->nodes && m->mc && (!m->client || m->nc) ? 0 : -1;
-}
-
-static inline void fs_test_mount_close(struct mnt *m)
-{
-	nodes_free(m->nodes);
-	ncache_free(m->nc);
-	mcache_free(m->mc);
-	m->nodes = NULL;
-	m->nc = NULL;
-	m->mc = NULL;
-}
-
 #endif
 
 static inline struct child fs_test_child(const char *name, enum node_kind kind, const char *repo,
@@ -103,7 +43,6 @@ static inline struct child fs_test_child(const char *name, enum node_kind kind, 
 	c.arg = (char *)arg;
 	return c;
 }
-
 
 static inline int fs_test_mount_open(struct mnt *m)
 {
