@@ -10,7 +10,8 @@
  * manifest cache (no disk cache) and, with a client, the name cache. A test
  * without a client has no name cache, so a code path that would ask the
  * registry crashes the test instead of passing silently.
- * fs_test_mount_close() frees what fs_test_mount_open made. */
+ * fs_test_mount_close() frees what fs_test_mount_open made.
+ * DV(n): the listing version of ttl directory n. */
 #ifndef REGFS_TESTS_FS_TEST_H
 #define REGFS_TESTS_FS_TEST_H
 
@@ -43,6 +44,10 @@ static inline struct child fs_test_child(const char *name, enum node_kind kind, 
 	c.arg = (char *)arg;
 	return c;
 }
+
+/* The listing version of a ttl directory (its payload, fs/tree/version.c),
+ * made when absent; the tests read and set it while alone with the node. */
+#define DV(n) (*dir_version_of(n))
 
 static inline int fs_test_mount_open(struct mnt *m)
 {
