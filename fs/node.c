@@ -34,6 +34,9 @@ struct graveyard {
 	struct graveyard *next;
 };
 
+/* FNV-1a with this file's own offset basis, not regfs_fnv1a64: st_ino is
+ * a hash of the path (path_hash_ino) and must stay the number every earlier
+ * version of the mount reported for the same path. */
 static uint64_t fnv(const char *s)
 {
 	uint64_t h = 1469598103934665603ULL;

@@ -22,6 +22,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <regfs/fmt.h>
+
 const struct kind_ops *const kind_ops[K__COUNT] = {
 	[K_ROOT] = &root_kind,         [K_DIR] = &dir_kind,
 	[K_TAGS] = &tags_kind,         [K_TAG] = &tag_kind,
@@ -201,10 +203,7 @@ int lookup_by_list(struct mnt *m, struct node *dir, const char *name, struct chi
 
 char *path_join(const char *a, const char *b)
 {
-	char *s;
-	if (asprintf(&s, "%s%s%s", a, *a ? "/" : "", b) < 0)
-		return NULL;
-	return s;
+	return xasprintf("%s%s%s", a, *a ? "/" : "", b);
 }
 
 int xattr_reply(const char *v, char *buf, size_t size, size_t *len)

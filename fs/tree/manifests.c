@@ -11,67 +11,21 @@
 #include <string.h>
 
 #include <regfs/log.h>
-
-struct dset {
-	char **v;
-	size_t n, cap;
-};
-
-static void dset_add(struct dset *s, const char *d)
-{
-	if (s->n == s->cap) {
-		size_t nc = s->cap ? s->cap * 2 : 32;
-		char **nv = realloc(s->v, nc * sizeof *nv);
-		if (!nv)
-			return;
-		s->v = nv;
-		s->cap = nc;
-	}
-	char *c = strdup(d);
-	if (c)
-		s->v[s->n++] = c;
-}
-
-static int cmpstr(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void dset_uniq(struct dset *s)
-{
-	if (s->n > 1) /* qsort(NULL, 0) is undefined */
-		qsort(s->v, s->n, sizeof *s->v, cmpstr);
-	size_t u = 0;
-	for (size_t i = 0; i < s->n; i++) {
-		if (u && strcmp(s->v[u - 1], s->v[i]) == 0) {
-			free(s->v[i]);
-			continue;
-		}
-		s->v[u++] = s->v[i];
-	}
-	s->n = u;
-}
-
-static void dset_free(struct dset *s)
-{
-	for (size_t i = 0; i < s->n; i++)
-		free(s->v[i]);
-	free(s->v);
-}
+#include <regfs/strvec.h>
 
 /* The children of the index manifests among s->v[from..end) that still
  * exist (fetched and checked in one batch; a child a garbage collection
  * removed is left out and logged once, so listing and lookup agree). */
-static void add_existing_children(struct mnt *m, const char *repo, struct dset *s, size_t from,
+static void add_existing_children(struct mnt *m, const char *repo, struct strvec *s, size_t from,
 				  size_t end)
 {
-	struct dset kids = {0};
+	struct strvec kids = STRVEC_INIT;
 	for (size_t i = from; i < end; i++) {
 		const struct mentry *e = mcache_peek(m->mc, s->v[i]);
 		if (!e || e->m->kind != REGFS_MANIFEST_INDEX)
 			continue;
 		for (size_t j = 0; j < e->m->n_manifests; j++)
-			dset_add(&kids, e->m->manifests[j].digest);
+			(void)strvec_push(&kids, e->m->manifests[j].digest);
 	}
 	const char **repos = calloc(kids.n ? kids.n : 1, sizeof *repos);
 	int *present = calloc(kids.n ? kids.n : 1, sizeof *present);
@@ -82,16 +36,16 @@ static void add_existing_children(struct mnt *m, const char *repo, struct dset *
 		/* -1 (registry failed): listed, its lookup reports the error. */
 		for (size_t i = 0; i < kids.n; i++)
 			if (present[i] != 0)
-				dset_add(s, kids.v[i]);
+				(void)strvec_push(s, kids.v[i]);
 	}
 	free(repos);
 	free(present);
-	dset_free(&kids);
+	strvec_clear(&kids);
 }
 
 /* Adds the existing children of the index manifests among s->v[from..]
  * (fetched in one batch first), repeating for nested indexes. */
-static void add_index_children(struct mnt *m, const char *repo, struct dset *s, size_t from)
+static void add_index_children(struct mnt *m, const char *repo, struct strvec *s, size_t from)
 {
 	for (int depth = 0; depth < 4 && from < s->n; depth++) {
 		size_t end = s->n;
@@ -114,23 +68,24 @@ static int manifests_list(struct mnt *m, struct node *dir, struct child **out, s
 	if (rc)
 		return rc;
 	ncache_resolve_all(m->nc, dir->repo, ts);
-	struct dset s = {0};
+	struct strvec s = STRVEC_INIT;
 	for (size_t i = 0; i < ts->n; i++)
 		if (ts->t[i].resolved_at > 0)
-			dset_add(&s, ts->t[i].digest);
+			(void)strvec_push(&s, ts->t[i].digest);
 	tagset_put(ts);
 	/* With regfs-registry, untagged manifests too (so du and rmdir reach them). */
 	char **mf;
 	size_t nmf;
 	if (ncache_repo_manifests(m->nc, dir->repo, &mf, &nmf) == 0) {
 		for (size_t i = 0; i < nmf; i++) {
-			dset_add(&s, mf[i]);
+			(void)strvec_push(&s, mf[i]);
 			free(mf[i]);
 		}
 		free(mf);
 	}
 	add_index_children(m, dir->repo, &s, 0);
-	dset_uniq(&s);
+	strvec_sort(&s);
+	strvec_uniq(&s);
 	struct clist l = {0};
 	for (size_t i = 0; i < s.n; i++) {
 		/* A manifest list may name one the registry answers 404 for (an
@@ -142,7 +97,7 @@ static int manifests_list(struct mnt *m, struct node *dir, struct child **out, s
 		if (c)
 			snprintf(c->digest, sizeof c->digest, "%s", s.v[i]);
 	}
-	dset_free(&s);
+	strvec_clear(&s);
 	return cl_done(&l, out, n);
 }
 

@@ -15,17 +15,21 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include <regfs/hash.h>
 
 static pthread_mutex_t vmu = PTHREAD_MUTEX_INITIALIZER;
 static struct timespec last_issued;
 
+/* The names and kinds of a listing; only ever compared within this
+ * process. */
 static uint64_t names_hash(const struct child *v, size_t n)
 {
-	uint64_t h = 1469598103934665603ULL;
+	uint64_t h = REGFS_FNV1A64_INIT;
 	for (size_t i = 0; i < n; i++) {
-		for (const char *s = v[i].name; *s; s++)
-			h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-		h = (h ^ (0x100u + (unsigned)v[i].kind)) * 1099511628211ULL;
+		h = regfs_fnv1a64_add(h, v[i].name, strlen(v[i].name));
+		h = (h ^ (0x100u + (unsigned)v[i].kind)) * REGFS_FNV1A64_PRIME;
 	}
 	return h | 1; /* never 0 */
 }
