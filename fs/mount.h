@@ -3,8 +3,13 @@
  * Layering (each file one concept):
  *   main.c      pre-mount checks, FUSE session, teardown
  *   loop.c      the request loop (one reader thread at a time)
- *   ops.c       the one struct fuse_lowlevel_ops table; dispatches by node kind
- *   kinds.c     per-kind tables: what a node lists, looks up, reports as attrs
+ *   ops.c       the one struct fuse_lowlevel_ops table: finds the node, calls
+ *               its kind's slot, replies
+ *   tree/       the node kinds, one complete table each (tree/kind.h is the
+ *               manual): root.c, tags.c, manifests.c, manifest.c,
+ *               platforms.c, meta.c; listing versions (version.c); the tag
+ *               writes (tagwrite.c: rm / ln -s / mv checks, tagging, undo;
+ *               tagdel.c: deleting one tag, the registry:2 fallback)
  *   node.c      the inode table (nodeid <-> node, path -> node, lookup counts)
  *   options.c   the command line: one table of options
  *   cache/      names.h: catalog, tag lists, tag -> digest with ttl;
@@ -12,13 +17,16 @@
  *               blobs.h: the on-disk blob cache with LRU size cap
  *   readahead.c blobs read by Range requests; parallel read-ahead
  *   walk.c      parallel full walk: prefetch for du / ls -R, statfs total
- *   write.c     rm / rmdir / ln -s / mv: checks, tagging, undo on failure
- *   tagdel.c    deleting one tag (the registry:2 fallback), delete probe
  *   stats.c     .regfs/status and .regfs/stats
+ *
+ * The mount's state is one struct mnt, passed to whatever needs it (FUSE
+ * handlers get it from fuse_req_userdata); each cache is an object created
+ * with what it uses, its handle the first parameter of its functions.
  *
  * Error convention: functions return 0 or a negative errno and log the
  * registry's message once (at warn) where it first shows, so that a FUSE
- * operation that fails with EIO always has a log line that says why. */
+ * operation that fails with EIO always has a log line that says why
+ * (client errors: fs_errno_of_client's one policy). */
 #ifndef REGFS_FS_MOUNT_H
 #define REGFS_FS_MOUNT_H
 
@@ -50,7 +58,7 @@ struct mount_opts {
 	int max_parallel;
 	char *cache_dir;
 	uint64_t cache_size;
-	char *protect;       /* comma-separated globs (writes; later issue) */
+	char *protect;       /* comma-separated globs: tags rm/mv/ln -sf refuse (EPERM) */
 	char *fuse_opts;     /* -o options passed to FUSE, comma-joined */
 };
 
@@ -91,12 +99,41 @@ static inline struct mnt *req_mnt(fuse_req_t req)
 }
 
 double now_mono(void);
+/* The realtime clock `seconds` from now: a deadline for
+ * pthread_cond_timedwait (default condition variables). */
+struct timespec fs_abstime(double seconds);
 /* Runs fn(i, arg) for i in [0, n) on up to `maxpar` threads (for blob GETs,
  * which the client has no batch call for); returns when all are done. */
 void par_for(size_t n, int maxpar, void (*fn)(size_t i, void *arg), void *arg);
-/* Maps a client error to what the FUSE op returns (ENOENT stays, the rest is
- * EIO) and logs why at warn level. */
-int fs_client_errno(int rc, const struct regfs_err *e, const char *what);
+/* Starts fn(arg) on a detached thread: 0 or a negative errno. */
+int fs_thread_detached(void *(*fn)(void *), void *arg);
+/* Registry client errors as errno values: ONE policy, one table (util.c,
+ * where each row says why). A read (lookup, stat, listing, open, read) and
+ * a write (rm, rmdir, ln -s, mv) differ only where the user can act on the
+ * difference:
+ *
+ *   client error   read     write    logged
+ *   -ENOENT        ENOENT   ENOENT   debug
+ *   -ENOMEM        ENOMEM   ENOMEM   no
+ *   -EACCES        EIO      EACCES   warn
+ *   -ENOTSUP       EIO      EPERM    warn
+ *   anything else  EIO      EIO      warn
+ *
+ * "warn" lines go to .regfs/errors too (fs_warn), with `what` and the
+ * registry's message. */
+enum fs_use { FS_READ, FS_WRITE };
+int fs_errno_of_client(int rc, const struct regfs_err *e, const char *what, enum fs_use use);
+static inline int fs_client_errno(int rc, const struct regfs_err *e, const char *what)
+{
+	return fs_errno_of_client(rc, e, what, FS_READ);
+}
+static inline int fs_write_errno(int rc, const struct regfs_err *e, const char *what)
+{
+	return fs_errno_of_client(rc, e, what, FS_WRITE);
+}
+/* A write the mount does not support: EROFS, with a log line saying what
+ * is supported (none under -o ro, where every write is EROFS). */
+int fs_unsupported(struct mnt *m, const char *what);
 
 /* ---- the caches (fs/cache/) ---- */
 #include "cache/blobs.h"
@@ -118,22 +155,8 @@ void ra_close(struct ra *ra);
 /* Stops the prefetch threads (after the request loop ended). */
 void ra_shutdown(void);
 
-/* ---- node.c ---- */
-enum node_kind {
-	K_ROOT = 0, K_DIR, K_TAGS, K_TAG, K_MANIFESTS, K_MANIFEST, K_MJSON, K_BLOB,
-	K_LAYERS, K_PLATFORMS, K_PLATLINK, K_META, K_METAFILE, K__COUNT
-};
-/* What a directory says about one child: enough to make its node. */
-struct child {
-	char *name;
-	enum node_kind kind;
-	const char *repo;        /* borrowed from parent (copied into the node) */
-	char digest[REGFS_DIGEST_MAX];
-	char *arg;               /* tag / platform target / meta file name */
-	uint64_t size;
-	char *mediatype;
-};
-void child_clear(struct child *c);
+/* ---- node.c: the inode table ---- */
+#include "tree/kind.h"
 
 struct node {
 	fuse_ino_t id;
@@ -147,19 +170,18 @@ struct node {
 	char *mediatype;
 	struct node *next_id, *next_path;
 	struct graveyard *old;   /* strings replaced by nodes_rename */
-	/* ttl directories (ROOT, DIR, TAGS, MANIFESTS): the version of the
-	 * listing, reported as mtime (see dir_version_refresh); guarded by a
-	 * mutex in kinds.c. */
-	bool lver_known;
-	uint64_t lhash;          /* hash of the names last listed */
-	struct timespec lmtime;  /* changes exactly when the names do */
-	double lvalid;           /* now_mono() until which lmtime holds */
+	/* The kind's own payload (struct child's priv, handed over), freed
+	 * with the node by kind_ops[kind]->priv_free. What guards it is the
+	 * kind's business (ttl directories: their listing version, under a
+	 * mutex of fs/tree/version.c). */
+	void *priv;
 };
 struct nodes *nodes_new(void);
 void nodes_free(struct nodes *t);
 struct node *nodes_root(struct nodes *t);
-/* Finds or makes the node for `parent/c->name`, adding `nlookup` lookups. */
-struct node *nodes_get(struct nodes *t, struct node *parent, const struct child *c,
+/* Finds or makes the node for `parent/c->name`, adding `nlookup` lookups.
+ * A node it makes takes c->priv (set NULL in c). */
+struct node *nodes_get(struct nodes *t, struct node *parent, struct child *c,
 		       uint64_t nlookup);
 struct node *nodes_by_id(struct nodes *t, fuse_ino_t id);
 void nodes_forget(struct nodes *t, fuse_ino_t id, uint64_t n);
@@ -173,41 +195,8 @@ struct node *nodes_ref_by_path(struct nodes *t, const char *path);
  * (and, for a tag, names new_arg). */
 int nodes_rename(struct nodes *t, const char *old_path, const char *new_path, const char *new_arg);
 
-/* ---- kinds.c ---- */
-struct kind_ops {
-	/* Lists children into a malloc'd array (sorted for stable offsets). */
-	int (*list)(struct mnt *m, struct node *dir, struct child **out, size_t *n);
-	int (*lookup)(struct mnt *m, struct node *dir, const char *name, struct child *out);
-	int (*readlink)(struct mnt *m, struct node *n, char *buf, size_t size);
-	/* Whole content of small generated files. */
-	int (*content)(struct mnt *m, struct node *n, char **buf, size_t *len);
-};
-extern const struct kind_ops *const kind_ops[K__COUNT];
-/* Attributes as last known, without a registry round trip (lookup,
- * readdirplus): a ttl directory whose listing version is stale or unknown
- * gets attr timeout 0, so the kernel asks getattr before trusting it. */
-int node_attr(struct mnt *m, struct node *n, struct stat *st, double *timeout);
-/* For getattr of a ttl directory: lists it (through the name caches, which
- * refetch what the ttl expired) unless its version is still valid, and moves
- * its mtime when the names changed. The kernel keeps a directory's cached
- * listing exactly while its mtime is unchanged. Errors: the listing's
- * (-EIO registry down, -ENOENT gone). */
-int dir_version_refresh(struct mnt *m, struct node *n);
-/* getattr of the root: dir_version_refresh, except that while the registry
- * cannot be reached it answers from memory at once (0) and retries in the
- * background (see kinds.c). root_probe_shutdown waits for a retry in flight. */
-int root_version_refresh(struct mnt *m, struct node *root);
-bool root_is_down(void);
-void root_probe_shutdown(void);
-/* Forgets the listing version of a directory we changed (rm, ln, mv). */
-void dir_version_expire(struct node *n);
-bool kind_is_ttl_dir(enum node_kind k);
-/* The least trustworthy mtime source of the tags behind n: every tag of a
- * TAGS directory, the tags of n's repository that point at a MANIFEST
- * (what `getfattr _tags/<tag>` reaches: the kernel serves no user.* xattr
- * on a symlink itself). -ENODATA when no resolved tag is behind n. */
-int node_mtime_source(struct mnt *m, struct node *n, int *src);
-bool kind_is_dir(enum node_kind k);
+/* st_ino of everything but stored blobs: a hash of the path (stable
+ * across remounts, clear of the root's and of small numbers). */
 uint64_t path_hash_ino(const char *path);
 
 /* ---- walk.c ---- */
@@ -218,49 +207,6 @@ int walk_total(struct mnt *m, uint64_t *bytes, uint64_t *blocks512);
 void walk_start_background(struct mnt *m);
 /* Waits for a running walk and prevents new ones (before teardown). */
 void walk_shutdown(void);
-
-/* ---- tagdel.c: deleting one tag; what writes remember per repository ---- */
-/* Deletes `tag` of `repo` and only it (DELETE by tag, or the fallback
- * described in tagdel.c). A refused or failed delete changes nothing:
- * -EPERM (the registry does not allow deletes), -EACCES, -ENOENT, -EIO. */
-int tag_delete(struct mnt *m, const char *repo, const char *tag);
-/* Does the registry allow deletes in `repo`? Probed with a DELETE of a
- * digest that cannot exist, kept for the ttl: 0, -EPERM, -EACCES, -EIO.
- * Called before a write that will need a delete, so a refusal changes
- * nothing. */
-int tag_deletes_allowed(struct mnt *m, const char *repo);
-/* After a write that changed `tags` of `repo`: name caches and the kernel's
- * listings of <repo>/_tags and <repo>/_manifests are refreshed. */
-void write_changed(struct mnt *m, const char *repo, const char *const *tags, size_t n);
-void write_changed1(struct mnt *m, const char *repo, const char *tag);
-/* After `tag` of `repo` was deleted (the tag list was fetched just before,
- * so it is kept, minus that tag: no request until the ttl). */
-void write_tag_removed(struct mnt *m, const char *repo, const char *tag);
-/* Drops the kernel's entry `name` in the directory `dirpath` (if known). */
-void write_inval_entry(struct mnt *m, const char *dirpath, const char *name);
-/* Maps a client error of a write to its errno and logs why (ENOENT quietly). */
-int write_client_rc(int rc, struct regfs_err *e, const char *what);
-/* Per-repository times the writes remember (a small table; a repository
- * whose name is too long is not remembered). wstate_time reads one field
- * (offsetof(struct wstate, …)), or sets it when `set` is not NULL. */
-struct wstate {
-	char repo[256];
-	double used;
-	double probed_at;  /* when deletes_allowed asked the registry */
-	int probe_rc;
-	double notag_at;   /* when DELETE by tag answered "cannot delete tags" */
-	double rmr_at;     /* when an rm -r reached the repository's manifests */
-};
-double wstate_time(const char *repo, size_t field, const double *set);
-
-/* ---- write.c: rm / rmdir / ln -s / mv (FUSE entry points) ---- */
-void write_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
-void write_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
-void write_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
-void write_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-		  const char *newname, unsigned int flags);
-/* Any other write: EROFS, with a log line saying what is supported. */
-void write_other(fuse_req_t req, const char *what);
 
 /* ---- loop.c: the FUSE request loop (see there why not libfuse's) ---- */
 /* Serves se until unmount or signal with up to max_threads threads; 0 or a

@@ -11,7 +11,8 @@
  * manifest cache (no disk cache) and, with a client, the name cache. A test
  * without a client has no name cache, so a code path that would ask the
  * registry crashes the test instead of passing silently.
- * fs_test_mount_close() frees what fs_test_mount_open made. */
+ * fs_test_mount_close() frees what fs_test_mount_open made.
+ * DV(n): the listing version of ttl directory n. */
 #ifndef REGFS_TESTS_FS_TEST_H
 #define REGFS_TESTS_FS_TEST_H
 
@@ -63,6 +64,10 @@ static inline int fs_test_client_new(const char *url, struct regfs_client **out)
 	fprintf(stderr, "client: %s\n", regfs_err_str(&e));
 	return -1;
 }
+
+/* The listing version of a ttl directory (its payload, fs/tree/version.c),
+ * made when absent; the tests read and set it while alone with the node. */
+#define DV(n) (*dir_version_of(n))
 
 static inline int fs_test_mount_open(struct mnt *m)
 {

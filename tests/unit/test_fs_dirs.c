@@ -1,5 +1,5 @@
 /* test_fs_dirs.c — the top of the mount: the root and namespace/repository
- * directories (fs/kinds.c ROOT and DIR, over fs/cache/catalog.c),
+ * directories (fs/tree/root.c ROOT and DIR, over fs/cache/catalog.c),
  * and their listing versions (dir_version_refresh: the mtime that tells the
  * kernel when its cached listing is stale).
  *
@@ -7,8 +7,8 @@
  * on 127.0.0.1, a free port) through the real registry client, so the test
  * can change the catalog between listings and count the requests.
  *
- * Compiled in: kinds.c and everything it links against in fs/ except
- * main.c, ops.c and write.c; the mount is set up here (fs_test.h) and passed. */
+ * Linked with the fs library; the FUSE side (ops.c, the loop) is not
+ * called. The mount is set up here (fs_test.h) and passed. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -335,8 +335,8 @@ static void test_listing_versions(void **state)
 	double t;
 	assert_int_equal(dir_version_refresh(&mnt, r), 0);
 	assert_int_equal(dir_version_refresh(&mnt, team), 0);
-	assert_true(r->lver_known && team->lver_known);
-	struct timespec r1 = r->lmtime, t1 = team->lmtime;
+	assert_true(DV(r).known && DV(team).known);
+	struct timespec r1 = DV(r).mtime, t1 = DV(team).mtime;
 	assert_int_equal(node_attr(&mnt, r, &st, &t), 0);
 	assert_int_equal(st.st_mtim.tv_sec, r1.tv_sec);
 	assert_int_equal(st.st_mtim.tv_nsec, r1.tv_nsec);
@@ -344,31 +344,31 @@ static void test_listing_versions(void **state)
 
 	/* the same names again: same version */
 	assert_int_equal(dir_version_refresh(&mnt, r), 0);
-	assert_true(r->lmtime.tv_sec == r1.tv_sec && r->lmtime.tv_nsec == r1.tv_nsec);
+	assert_true(DV(r).mtime.tv_sec == r1.tv_sec && DV(r).mtime.tv_nsec == r1.tv_nsec);
 
 	/* a repository deeper down: the root's names stay, team's change */
 	set_catalog((const char *const[]){"team/app", "team/app/worker", "team/app-x", "solo",
 					  "a/b/c", "team/new", NULL});
 	assert_int_equal(dir_version_refresh(&mnt, r), 0);
 	assert_int_equal(dir_version_refresh(&mnt, team), 0);
-	assert_true(r->lmtime.tv_sec == r1.tv_sec && r->lmtime.tv_nsec == r1.tv_nsec);
-	assert_false(team->lmtime.tv_sec == t1.tv_sec && team->lmtime.tv_nsec == t1.tv_nsec);
+	assert_true(DV(r).mtime.tv_sec == r1.tv_sec && DV(r).mtime.tv_nsec == r1.tv_nsec);
+	assert_false(DV(team).mtime.tv_sec == t1.tv_sec && DV(team).mtime.tv_nsec == t1.tv_nsec);
 	/* versions of one directory never repeat and only go forward */
-	assert_true(team->lmtime.tv_sec > t1.tv_sec ||
-		    (team->lmtime.tv_sec == t1.tv_sec && team->lmtime.tv_nsec > t1.tv_nsec));
+	assert_true(DV(team).mtime.tv_sec > t1.tv_sec ||
+		    (DV(team).mtime.tv_sec == t1.tv_sec && DV(team).mtime.tv_nsec > t1.tv_nsec));
 
 	/* a new top-level name moves the root's */
 	set_catalog((const char *const[]){"team/app", "zeta", NULL});
 	assert_int_equal(dir_version_refresh(&mnt, r), 0);
-	assert_false(r->lmtime.tv_sec == r1.tv_sec && r->lmtime.tv_nsec == r1.tv_nsec);
+	assert_false(DV(r).mtime.tv_sec == r1.tv_sec && DV(r).mtime.tv_nsec == r1.tv_nsec);
 	/* a repository that becomes a namespace too (zeta/sub pushed): its
 	 * listing gains sub */
 	struct node *zeta = dir_node("zeta");
 	assert_int_equal(dir_version_refresh(&mnt, zeta), 0);
-	struct timespec z1 = zeta->lmtime;
+	struct timespec z1 = DV(zeta).mtime;
 	set_catalog((const char *const[]){"team/app", "zeta", "zeta/sub", NULL});
 	assert_int_equal(dir_version_refresh(&mnt, zeta), 0);
-	assert_false(zeta->lmtime.tv_sec == z1.tv_sec && zeta->lmtime.tv_nsec == z1.tv_nsec);
+	assert_false(DV(zeta).mtime.tv_sec == z1.tv_sec && DV(zeta).mtime.tv_nsec == z1.tv_nsec);
 }
 
 /* With a ttl, the catalog is fetched once and the version stays valid for

@@ -1,5 +1,5 @@
 /* test_fs_kinds.c — what the mount shows below a manifest and what stat
- * reports (fs/kinds.c), without a registry: manifests are put into the
+ * reports (the kinds of fs/tree/), without a registry: manifests are put into the
  * manifest cache (manifest_cache_store, as a GET by tag does), so listing a manifest,
  * its layers and an index's platforms is served from memory.
  *
@@ -11,10 +11,10 @@
  * unknown or expired), .regfs/ and its files, and the name checks that
  * answer ENOENT before any registry request.
  *
- * Compiled in: kinds.c and everything it links against in fs/ except
- * main.c (the FUSE loop), ops.c and write.c. The mount is set up here with
- * no client and no name cache: a code path that would ask the registry
- * crashes the test instead of passing silently. */
+ * Linked with the fs library; the FUSE side (ops.c, the loop) is not
+ * called. The mount is set up here with no client and no name cache: a
+ * code path that would ask the registry crashes the test instead of
+ * passing silently. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -214,6 +214,23 @@ static void test_kind_tables(void **state)
 	}
 	assert_false(kind_is_dir(K__COUNT));
 	assert_false(kind_is_ttl_dir(K__COUNT));
+	/* every kind reports attributes; regular files open, symlinks have a
+	 * target; only stored blobs take st_ino from the digest */
+	for (size_t i = 0; i < K__COUNT; i++) {
+		const struct kind_ops *o = kind_ops[i];
+		assert_non_null(o->name);
+		assert_non_null(o->attr);
+		assert_int_equal(o->open != NULL, S_ISREG(o->type));
+		assert_int_equal(o->readlink != NULL, S_ISLNK(o->type));
+		assert_int_equal((o->flags & KIND_DIGEST_INO) != 0, i == K_MJSON || i == K_BLOB);
+		/* writes: rm/ln -s/mv in _tags, rmdir in _manifests, and the rm -r
+		 * refusal inside a manifest; nothing else */
+		bool tags = i == K_TAGS, inside = i == K_MANIFEST || i == K_LAYERS || i == K_PLATFORMS;
+		assert_int_equal(o->unlink != NULL, tags || inside);
+		assert_int_equal(o->symlink != NULL, tags);
+		assert_int_equal(o->rename != NULL, tags);
+		assert_int_equal(o->rmdir != NULL, i == K_MANIFESTS || inside);
+	}
 }
 
 static void test_manifest_dir(void **state)
@@ -435,13 +452,20 @@ static void test_platform_name_with_slash(void **state)
 	listing_free(&p);
 }
 
+/* The repository "app" below the root, with its _tags and _manifests. */
+static void repo_nodes(struct node **app, struct node **tags, struct node **mfs)
+{
+	struct node *r = nodes_root(mnt.nodes);
+	*app = mknode(r, "app", K_DIR, NULL, NULL, "app");
+	*tags = mknode(*app, "_tags", K_TAGS, "app", NULL, NULL);
+	*mfs = mknode(*app, "_manifests", K_MANIFESTS, "app", NULL, NULL);
+}
+
 static void test_ttl_dirs(void **state)
 {
 	(void)state;
-	struct node *r = nodes_root(mnt.nodes);
-	struct node *app = mknode(r, "app", K_DIR, NULL, NULL, "app");
-	struct node *tags = mknode(app, "_tags", K_TAGS, "app", NULL, NULL);
-	struct node *mfs = mknode(app, "_manifests", K_MANIFESTS, "app", NULL, NULL);
+	struct node *r = nodes_root(mnt.nodes), *app, *tags, *mfs;
+	repo_nodes(&app, &tags, &mfs);
 	double t;
 
 	/* the root: inode 1 whatever its path hash */
@@ -464,10 +488,10 @@ static void test_ttl_dirs(void **state)
 	mnt.o.ro = false;
 
 	/* a known version: its mtime, valid for what is left of its ttl */
-	tags->lver_known = true;
-	tags->lmtime.tv_sec = 1800000000;
-	tags->lmtime.tv_nsec = 42;
-	tags->lvalid = now_mono() + 3.0;
+	DV(tags).known = true;
+	DV(tags).mtime.tv_sec = 1800000000;
+	DV(tags).mtime.tv_nsec = 42;
+	DV(tags).valid = now_mono() + 3.0;
 	st = attr(tags, &t);
 	assert_int_equal(st.st_mtim.tv_sec, 1800000000);
 	assert_int_equal(st.st_mtim.tv_nsec, 42);
@@ -483,7 +507,55 @@ static void test_ttl_dirs(void **state)
 	 * dir_version_refresh returns at once (no registry, no listing) */
 	struct node *m = manifest_node("app", img_digest);
 	assert_int_equal(dir_version_refresh(&mnt, m), 0);
-	assert_false(m->lver_known);
+	assert_null(m->priv); /* no listing version */
+}
+
+/* .regfs/errors: one line per failure noted, with the request being
+ * served; the last FS_ERRORS_MAX only. */
+static void check_errors_file(struct node *errors)
+{
+	char *buf;
+	size_t len;
+	fs_op_begin("read", "team/app", "x.tar");
+	fs_error_note(NULL, NULL, "GET …: answered HTTP 500\nsecond line");
+	fs_op_begin(NULL, NULL, NULL);
+	fs_error_note("rm", "lib/_tags/v1", "refused");
+	assert_int_equal(kind_ops[K_METAFILE]->content(&mnt, errors, &buf, &len), 0);
+	assert_int_equal(len, strlen(buf));
+	char *second = strchr(buf, '\n');
+	assert_non_null(second);
+	assert_non_null(strstr(buf, "Z read /team/app/x.tar: GET …: answered HTTP 500 second line\n"));
+	assert_non_null(strstr(second + 1, "Z rm /lib/_tags/v1: refused\n"));
+	free(buf);
+	for (int i = 0; i < FS_ERRORS_MAX + 5; i++)
+		fs_error_note("stat", "a", "x");
+	assert_int_equal(kind_ops[K_METAFILE]->content(&mnt, errors, &buf, &len), 0);
+	size_t lines = 0;
+	for (char *p = buf; *p; p++)
+		lines += *p == '\n';
+	assert_int_equal(lines, FS_ERRORS_MAX);
+	assert_null(strstr(buf, "refused")); /* the oldest went first */
+	free(buf);
+}
+
+/* .regfs/stats: one JSON object with the cache counters. */
+static void check_stats_file(struct node *stats)
+{
+	char *buf;
+	size_t len;
+	atomic_store(&mnt.st.mc_hits, 7);
+	assert_int_equal(kind_ops[K_METAFILE]->content(&mnt, stats, &buf, &len), 0);
+	assert_int_equal(len, strlen(buf));
+	assert_int_equal(buf[len - 1], '\n');
+	json_error_t je;
+	json_t *j = json_loads(buf, 0, &je);
+	assert_non_null(j);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(
+		json_object_get(j, "cache"), "manifests"), "hits")), 7);
+	assert_int_equal(json_integer_value(json_object_get(j, "mounted_since")), MOUNTED_SINCE);
+	assert_non_null(json_object_get(json_object_get(j, "requests"), "total"));
+	json_decref(j);
+	free(buf);
 }
 
 static void test_meta(void **state)
@@ -532,41 +604,8 @@ static void test_meta(void **state)
 	assert_true(t == 0);
 	free(buf);
 
-	/* errors: one line per failure noted, with the request being served */
-	fs_op_begin("read", "team/app", "x.tar");
-	fs_error_note(NULL, NULL, "GET …: answered HTTP 500\nsecond line");
-	fs_op_begin(NULL, NULL, NULL);
-	fs_error_note("rm", "lib/_tags/v1", "refused");
-	assert_int_equal(kind_ops[K_METAFILE]->content(&mnt, errors, &buf, &len), 0);
-	assert_int_equal(len, strlen(buf));
-	char *second = strchr(buf, '\n');
-	assert_non_null(second);
-	assert_non_null(strstr(buf, "Z read /team/app/x.tar: GET …: answered HTTP 500 second line\n"));
-	assert_non_null(strstr(second + 1, "Z rm /lib/_tags/v1: refused\n"));
-	free(buf);
-	for (int i = 0; i < FS_ERRORS_MAX + 5; i++)
-		fs_error_note("stat", "a", "x");
-	assert_int_equal(kind_ops[K_METAFILE]->content(&mnt, errors, &buf, &len), 0);
-	size_t lines = 0;
-	for (char *p = buf; *p; p++)
-		lines += *p == '\n';
-	assert_int_equal(lines, FS_ERRORS_MAX);
-	assert_null(strstr(buf, "refused")); /* the oldest went first */
-	free(buf);
-
-	atomic_store(&mnt.st.mc_hits, 7);
-	assert_int_equal(kind_ops[K_METAFILE]->content(&mnt, stats, &buf, &len), 0);
-	assert_int_equal(len, strlen(buf));
-	assert_int_equal(buf[len - 1], '\n');
-	json_error_t je;
-	json_t *j = json_loads(buf, 0, &je);
-	assert_non_null(j);
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(
-		json_object_get(j, "cache"), "manifests"), "hits")), 7);
-	assert_int_equal(json_integer_value(json_object_get(j, "mounted_since")), MOUNTED_SINCE);
-	assert_non_null(json_object_get(json_object_get(j, "requests"), "total"));
-	json_decref(j);
-	free(buf);
+	check_errors_file(errors);
+	check_stats_file(stats);
 }
 
 /* Names that cannot exist are answered without asking the registry (with
@@ -574,10 +613,8 @@ static void test_meta(void **state)
 static void test_invalid_names_enoent(void **state)
 {
 	(void)state;
-	struct node *r = nodes_root(mnt.nodes);
-	struct node *app = mknode(r, "app", K_DIR, NULL, NULL, "app");
-	struct node *tags = mknode(app, "_tags", K_TAGS, "app", NULL, NULL);
-	struct node *mfs = mknode(app, "_manifests", K_MANIFESTS, "app", NULL, NULL);
+	struct node *app, *tags, *mfs;
+	repo_nodes(&app, &tags, &mfs);
 	struct child c;
 	static const char *const bad_tags[] = {".hidden", "-x", "a:b", "a/b", ""};
 	for (size_t i = 0; i < sizeof bad_tags / sizeof *bad_tags; i++)

@@ -15,7 +15,7 @@
  * What remains possible: a tag pushed onto the same digest by someone else
  * between our tag-list request and the delete by digest, or a tag moved onto
  * it within the ttl before (its resolution is reused for up to --ttl). */
-#include "mount.h"
+#include "tree.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -74,18 +74,6 @@ void write_tag_removed(struct mnt *m, const char *repo, const char *tag)
 void write_changed1(struct mnt *m, const char *repo, const char *tag)
 {
 	write_changed(m, repo, &tag, 1);
-}
-
-int write_client_rc(int rc, struct regfs_err *e, const char *what)
-{
-	if (rc == -ENOENT)
-		return -ENOENT;
-	fs_warn("%s failed: %s", what, regfs_err_str(e));
-	if (rc == -EACCES)
-		return -EACCES;
-	if (rc == -ENOTSUP)
-		return -EPERM;
-	return -EIO;
 }
 
 /* ---- what the mount remembers about a repository between writes ----
@@ -221,11 +209,11 @@ static int delete_via_placeholder(struct mnt *m, const char *repo, const char *t
 	rc = regfs_client_put_manifest(m->client, repo, tag, p, plen, me->m->media_type, pd, &e);
 	free(p);
 	if (rc)
-		return write_client_rc(rc, &e, what);
+		return fs_write_errno(rc, &e, what);
 	rc = regfs_client_delete_manifest(m->client, repo, pd, &e);
 	if (rc == 0)
 		return 0;
-	int ret = write_client_rc(rc, &e, what);
+	int ret = fs_write_errno(rc, &e, what);
 	struct regfs_err e2 = {0};
 	char back[REGFS_DIGEST_MAX];
 	int urc = regfs_client_put_manifest(m->client, repo, tag, me->data, me->len,
@@ -291,7 +279,7 @@ static int delete_fallback(struct mnt *m, const char *repo, const char *tag, con
 		log_info("%s: the registry cannot delete tags; no other tag points at %s, deleting it "
 			 "by digest", what, d);
 		rc = regfs_client_delete_manifest(m->client, repo, d, &e);
-		return rc ? write_client_rc(rc, &e, what) : 0;
+		return rc ? fs_write_errno(rc, &e, what) : 0;
 	}
 	log_info("%s: the registry cannot delete tags and %s cannot be deleted by digest (%s); "
 		 "moving the tag to a placeholder and deleting that", what, d, why);
@@ -309,7 +297,7 @@ int tag_delete(struct mnt *m, const char *repo, const char *tag)
 	if (now_mono() - wstate_time(repo, notag, NULL) >= m->o.ttl) {
 		rc = regfs_client_delete_manifest(m->client, repo, tag, &e);
 		if (rc != -ENOTSUP)
-			return rc ? write_client_rc(rc, &e, what) : 0;
+			return rc ? fs_write_errno(rc, &e, what) : 0;
 	}
 	/* Refused: tags cannot be deleted (registry:2), or nothing can. */
 	if ((rc = tag_deletes_allowed(m, repo)))
