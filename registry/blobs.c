@@ -213,9 +213,9 @@ static enum MHD_Result get_blob(HANDLER_ARGS)
 	int fd = -1;
 	uint64_t total = 0;
 
-	if (!head && !r->cfg->redirect_disable && r->st->ops->url_for) {
-		char *u = NULL;
-		if (r->st->ops->url_for(r->st, path, 1200, &u, NULL) == 0 && u) {
+	if (!head && !r->cfg->redirect_disable) {
+		char *u = NULL; /* -ENOTSUP without direct URLs */
+		if (regfs_storage_url_for(r->st, path, 1200, &u, NULL) == 0 && u) {
 			resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
 			if (resp) {
 				MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, u);
@@ -231,8 +231,8 @@ static enum MHD_Result get_blob(HANDLER_ARGS)
 	if (head)
 		gc_note_referenced(r, digest);
 	int rc;
-	if (!head && r->st->ops->open_fd) {
-		rc = r->st->ops->open_fd(r->st, path, &fd, &total, &e);
+	if (!head && regfs_storage_supports(r->st, REGFS_STORAGE_OPEN_FD)) {
+		rc = regfs_storage_open_fd(r->st, path, &fd, &total, &e);
 	} else {
 		struct regfs_stat_info st;
 		rc = regfs_storage_stat(r->st, path, &st, &e);
@@ -273,7 +273,7 @@ static enum MHD_Result get_blob(HANDLER_ARGS)
 			close(fd);
 	} else {
 		struct rd_ctx *x = calloc(1, sizeof *x);
-		rc = x ? r->st->ops->reader(r->st, path, start, &x->rd, &e) : -ENOMEM;
+		rc = x ? regfs_storage_reader(r->st, path, start, &x->rd, &e) : -ENOMEM;
 		if (rc) {
 			free(x);
 			free(path);

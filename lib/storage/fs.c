@@ -1,9 +1,10 @@
 /* fs.c — the filesystem storage driver (registry:2's "filesystem").
  *
  * Objects are plain files under the root directory, with the same layout as
- * registry:2, so either program can serve the other's directory. Every path
- * is validated (absolute, no "."/".."/empty components) before it is joined
- * to the root, so no request can name a file outside it.
+ * registry:2, so either program can serve the other's directory. The base
+ * (storage.c) has validated every path (absolute, no "."/".."/empty
+ * components) before it reaches this file, so joining it to the root never
+ * names a file outside the root. No direct URLs (url_for is left NULL).
  *
  * Whole-object writes (put) go to a temporary file ".tmp-*" in the target
  * directory that is fdatasync'ed and renamed over the target: readers see
@@ -40,34 +41,7 @@ static atomic_uint_fast64_t tmp_counter;
 
 /* ---- paths ---------------------------------------------------------------- */
 
-/* A driver path: starts with '/', then non-empty components that are not
- * "." or "..". "/" alone names the root (allowed for stat/list). */
-static int check_path(const char *path, bool allow_root, struct regfs_err *err)
-{
-	if (!path || path[0] != '/')
-		return regfs_errf(err, -EINVAL, "filesystem storage: invalid path \"%s\": must start with /",
-				  path ? path : "(null)");
-	if (path[1] == '\0') {
-		if (allow_root)
-			return 0;
-		return regfs_errf(err, -EINVAL, "filesystem storage: refusing to operate on the root \"/\"");
-	}
-	const char *p = path + 1;
-	for (;;) {
-		const char *slash = strchr(p, '/');
-		size_t n = slash ? (size_t)(slash - p) : strlen(p);
-		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
-			return regfs_errf(err, -EINVAL,
-					  "filesystem storage: invalid path \"%s\": empty, \".\" or \"..\" component",
-					  path);
-		if (!slash)
-			break;
-		p = slash + 1;
-	}
-	return 0;
-}
-
-/* Joins root and a validated path into buf (PATH_MAX). */
+/* Joins root and a path the base validated into buf (PATH_MAX). */
 static int full_path(const struct fs_storage *fs, const char *path, char *buf,
 		     struct regfs_err *err)
 {
@@ -150,7 +124,7 @@ static int fs_get(struct regfs_storage *s, const char *path, char **data, size_t
 	struct fs_storage *fs = (struct fs_storage *)s;
 	char full[PATH_MAX];
 	int r;
-	if ((r = check_path(path, false, err)) || (r = full_path(fs, path, full, err)))
+	if ((r = full_path(fs, path, full, err)))
 		return r;
 	int fd = open(full, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -241,7 +215,7 @@ static int fs_put(struct regfs_storage *s, const char *path, const void *data, s
 	struct fs_storage *fs = (struct fs_storage *)s;
 	char full[PATH_MAX], tmp[PATH_MAX];
 	int r;
-	if ((r = check_path(path, false, err)) || (r = full_path(fs, path, full, err)))
+	if ((r = full_path(fs, path, full, err)))
 		return r;
 	int fd = open_temp(full, tmp);
 	if (fd < 0 && errno == ENOENT) {
@@ -326,7 +300,7 @@ static int fs_reader(struct regfs_storage *s, const char *path, uint64_t offset,
 	char full[PATH_MAX];
 	struct stat st;
 	int r;
-	if ((r = check_path(path, false, err)) || (r = full_path(fs, path, full, err)))
+	if ((r = full_path(fs, path, full, err)))
 		return r;
 	int fd = open_file_ro(full, &st, err);
 	if (fd < 0)
@@ -458,7 +432,7 @@ static int fs_writer_publish(struct regfs_writer *w, const char *dst, struct reg
 	if (!fw->committed || fw->cancelled || fw->published)
 		return regfs_errf(err, -EINVAL, "filesystem storage: publish of %s before commit or twice",
 				  fw->full);
-	if ((r = check_path(dst, false, err)) || (r = full_path(fw->fs, dst, fdst, err)))
+	if ((r = full_path(fw->fs, dst, fdst, err)))
 		return r;
 	if (!same_inode(fw))
 		return regfs_errf(err, -ENOENT, "filesystem storage: %s was removed while it was being "
@@ -543,8 +517,7 @@ static int fs_writer(struct regfs_storage *s, const char *path, bool append,
 	if (!fw)
 		return regfs_errf(err, -ENOMEM, "filesystem storage: out of memory");
 	fw->fs = fs;
-	if ((r = check_path(path, false, err)) || (r = full_path(fs, path, fw->full, err)) ||
-	    (r = writer_open_locked(fw, append, err))) {
+	if ((r = full_path(fs, path, fw->full, err)) || (r = writer_open_locked(fw, append, err))) {
 		free(fw);
 		return r;
 	}
@@ -567,7 +540,7 @@ static int fs_stat(struct regfs_storage *s, const char *path, struct regfs_stat_
 	char full[PATH_MAX];
 	struct stat st;
 	int r;
-	if ((r = check_path(path, true, err)) || (r = full_path(fs, path, full, err)))
+	if ((r = full_path(fs, path, full, err)))
 		return r;
 	if (stat(full, &st) != 0)
 		return fs_fail(err, errno, "stat", full);
@@ -583,7 +556,7 @@ static int fs_list(struct regfs_storage *s, const char *path, regfs_list_cb cb, 
 	struct fs_storage *fs = (struct fs_storage *)s;
 	char full[PATH_MAX];
 	int r;
-	if ((r = check_path(path, true, err)) || (r = full_path(fs, path, full, err)))
+	if ((r = full_path(fs, path, full, err)))
 		return r;
 	DIR *d = opendir(full);
 	if (!d) {
@@ -623,8 +596,7 @@ static int fs_move(struct regfs_storage *s, const char *src, const char *dst,
 	struct fs_storage *fs = (struct fs_storage *)s;
 	char fsrc[PATH_MAX], fdst[PATH_MAX];
 	int r;
-	if ((r = check_path(src, false, err)) || (r = check_path(dst, false, err)) ||
-	    (r = full_path(fs, src, fsrc, err)) || (r = full_path(fs, dst, fdst, err)))
+	if ((r = full_path(fs, src, fsrc, err)) || (r = full_path(fs, dst, fdst, err)))
 		return r;
 	if (rename(fsrc, fdst) == 0)
 		return 0;
@@ -676,7 +648,7 @@ static int fs_del(struct regfs_storage *s, const char *path, struct regfs_err *e
 	char full[PATH_MAX];
 	struct stat st;
 	int r;
-	if ((r = check_path(path, false, err)) || (r = full_path(fs, path, full, err)))
+	if ((r = full_path(fs, path, full, err)))
 		return r;
 	if (lstat(full, &st) != 0)
 		return fs_fail(err, errno, "delete", full);
@@ -686,13 +658,6 @@ static int fs_del(struct regfs_storage *s, const char *path, struct regfs_err *e
 	return 0;
 }
 
-static int fs_url_for(struct regfs_storage *s, const char *path, int expires_s, char **url,
-		      struct regfs_err *err)
-{
-	(void)s; (void)path; (void)expires_s; (void)url;
-	return regfs_errf(err, -ENOTSUP, "filesystem storage has no direct URLs");
-}
-
 static int fs_open_fd(struct regfs_storage *s, const char *path, int *fd, uint64_t *size,
 		      struct regfs_err *err)
 {
@@ -700,7 +665,7 @@ static int fs_open_fd(struct regfs_storage *s, const char *path, int *fd, uint64
 	char full[PATH_MAX];
 	struct stat st;
 	int r;
-	if ((r = check_path(path, false, err)) || (r = full_path(fs, path, full, err)))
+	if ((r = full_path(fs, path, full, err)))
 		return r;
 	r = open_file_ro(full, &st, err);
 	if (r < 0)
@@ -741,7 +706,6 @@ static const struct regfs_storage_ops fs_ops = {
 	.list = fs_list,
 	.move = fs_move,
 	.del = fs_del,
-	.url_for = fs_url_for,
 	.open_fd = fs_open_fd,
 	.health = fs_health,
 	.free = fs_free,

@@ -121,7 +121,7 @@ int s3_lease_take(struct s3_client *c, const char *key, struct s3_lease *l, stru
 	memset(l, 0, sizeof *l);
 	if (asprintf(&l->key, "%s.lock", key) < 0) {
 		l->key = NULL;
-		return -ENOMEM;
+		return s3_nomem(err);
 	}
 	new_token(l->token);
 	int ret = lease_put(c, l, "If-None-Match", "*", err);

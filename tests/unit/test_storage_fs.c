@@ -87,7 +87,7 @@ static void check_publish_refused(struct ctx *c, struct regfs_writer *w)
 {
 	struct regfs_err err = {0};
 	assert_int_equal(regfs_storage_put(c->s, "/blobs/b1", "old", 3, &err), 0);
-	assert_int_equal(w->publish(w, "/blobs/b1", &err), -EEXIST);
+	assert_int_equal(regfs_writer_publish(w, "/blobs/b1", &err), -EEXIST);
 	assert_disk(c, "/blobs/b1", "old");
 }
 
@@ -176,9 +176,9 @@ static void test_bad_paths(void **state)
 		assert_int_equal(regfs_storage_del(c->s, bad[i], NULL), -EINVAL);
 		assert_int_equal(regfs_storage_move(c->s, "/x", bad[i], NULL), -EINVAL);
 		struct regfs_writer *w = NULL;
-		assert_int_equal(c->s->ops->writer(c->s, bad[i], false, &w, NULL), -EINVAL);
+		assert_int_equal(regfs_storage_writer(c->s, bad[i], false, &w, NULL), -EINVAL);
 		struct regfs_reader *r = NULL;
-		assert_int_equal(c->s->ops->reader(c->s, bad[i], 0, &r, NULL), -EINVAL);
+		assert_int_equal(regfs_storage_reader(c->s, bad[i], 0, &r, NULL), -EINVAL);
 	}
 	assert_int_equal(regfs_storage_stat(c->s, "/../x", &(struct regfs_stat_info){0}, NULL), -EINVAL);
 	/* nothing was created outside the root */
@@ -193,38 +193,38 @@ static void test_writer_append(void **state)
 	struct regfs_err err = {0};
 	struct regfs_writer *w = NULL;
 	const char *p = "/repo/_uploads/u1/data";
-	assert_int_equal(c->s->ops->writer(c->s, p, false, &w, &err), 0);
-	assert_int_equal(w->size(w), 0);
-	assert_int_equal(w->write(w, "hello ", 6, &err), 6);
-	assert_int_equal(w->size(w), 6);
-	assert_int_equal(w->close(w, &err), 0); /* resumable */
+	assert_int_equal(regfs_storage_writer(c->s, p, false, &w, &err), 0);
+	assert_int_equal(regfs_writer_size(w), 0);
+	assert_int_equal(regfs_writer_write(w, "hello ", 6, &err), 6);
+	assert_int_equal(regfs_writer_size(w), 6);
+	assert_int_equal(regfs_writer_close(w, &err), 0); /* resumable */
 
-	assert_int_equal(c->s->ops->writer(c->s, p, true, &w, &err), 0);
-	assert_int_equal(w->size(w), 6);
-	assert_int_equal(w->write(w, "world", 5, &err), 5);
-	assert_int_equal(w->size(w), 11);
-	assert_int_equal(w->commit(w, &err), 0);
-	assert_int_equal(w->close(w, &err), 0);
+	assert_int_equal(regfs_storage_writer(c->s, p, true, &w, &err), 0);
+	assert_int_equal(regfs_writer_size(w), 6);
+	assert_int_equal(regfs_writer_write(w, "world", 5, &err), 5);
+	assert_int_equal(regfs_writer_size(w), 11);
+	assert_int_equal(regfs_writer_commit(w, &err), 0);
+	assert_int_equal(regfs_writer_close(w, &err), 0);
 	char *disk = slurp(c, p);
 	assert_string_equal(disk, "hello world");
 	free(disk);
 
 	/* append=false truncates */
-	assert_int_equal(c->s->ops->writer(c->s, p, false, &w, &err), 0);
-	assert_int_equal(w->size(w), 0);
-	assert_int_equal(w->write(w, "x", 1, &err), 1);
-	assert_int_equal(w->commit(w, &err), 0);
-	assert_int_equal(w->write(w, "y", 1, NULL), -EINVAL); /* after commit */
-	assert_int_equal(w->close(w, &err), 0);
+	assert_int_equal(regfs_storage_writer(c->s, p, false, &w, &err), 0);
+	assert_int_equal(regfs_writer_size(w), 0);
+	assert_int_equal(regfs_writer_write(w, "x", 1, &err), 1);
+	assert_int_equal(regfs_writer_commit(w, &err), 0);
+	assert_int_equal(regfs_writer_write(w, "y", 1, NULL), -EINVAL); /* after commit */
+	assert_int_equal(regfs_writer_close(w, &err), 0);
 	disk = slurp(c, p);
 	assert_string_equal(disk, "x");
 	free(disk);
 
 	/* cancel drops the data */
-	assert_int_equal(c->s->ops->writer(c->s, p, true, &w, &err), 0);
-	assert_int_equal(w->write(w, "zz", 2, &err), 2);
-	assert_int_equal(w->cancel(w, &err), 0);
-	assert_int_equal(w->close(w, &err), 0);
+	assert_int_equal(regfs_storage_writer(c->s, p, true, &w, &err), 0);
+	assert_int_equal(regfs_writer_write(w, "zz", 2, &err), 2);
+	assert_int_equal(regfs_writer_cancel(w, &err), 0);
+	assert_int_equal(regfs_writer_close(w, &err), 0);
 	struct regfs_stat_info si;
 	assert_int_equal(regfs_storage_stat(c->s, p, &si, NULL), -ENOENT);
 }
@@ -236,24 +236,24 @@ static void test_writer_lock_publish(void **state)
 	struct regfs_err err = {0};
 	struct regfs_writer *w = NULL, *w2 = NULL;
 	const char *p = "/repo/_uploads/u2/data";
-	assert_int_equal(c->s->ops->writer(c->s, p, false, &w, &err), 0);
-	assert_int_equal(w->write(w, "abc", 3, &err), 3);
-	assert_int_equal(c->s->ops->writer(c->s, p, true, &w2, &err), -EBUSY);
-	assert_int_equal(w->commit(w, &err), 0);
+	assert_int_equal(regfs_storage_writer(c->s, p, false, &w, &err), 0);
+	assert_int_equal(regfs_writer_write(w, "abc", 3, &err), 3);
+	assert_int_equal(regfs_storage_writer(c->s, p, true, &w2, &err), -EBUSY);
+	assert_int_equal(regfs_writer_commit(w, &err), 0);
 	/* an existing destination is left alone and the data stays */
 	check_publish_refused(c, w);
-	assert_int_equal(w->publish(w, "/blobs/new/b2", &err), 0);
-	assert_int_equal(w->close(w, &err), 0);
+	assert_int_equal(regfs_writer_publish(w, "/blobs/new/b2", &err), 0);
+	assert_int_equal(regfs_writer_close(w, &err), 0);
 	assert_disk(c, "/blobs/new/b2", "abc");
 	/* the published upload is gone and append never brings it back */
-	assert_int_equal(c->s->ops->writer(c->s, p, true, &w2, &err), -ENOENT);
+	assert_int_equal(regfs_storage_writer(c->s, p, true, &w2, &err), -ENOENT);
 	struct regfs_stat_info si;
 	assert_int_equal(regfs_storage_stat(c->s, p, &si, NULL), -ENOENT);
 	/* a writer whose file is deleted under it says so at close */
-	assert_int_equal(c->s->ops->writer(c->s, p, false, &w, &err), 0);
+	assert_int_equal(regfs_storage_writer(c->s, p, false, &w, &err), 0);
 	assert_int_equal(regfs_storage_del(c->s, "/repo/_uploads/u2", &err), 0);
-	assert_int_equal(w->write(w, "x", 1, &err), 1);
-	assert_int_equal(w->close(w, &err), -ENOENT);
+	assert_int_equal(regfs_writer_write(w, "x", 1, &err), 1);
+	assert_int_equal(regfs_writer_close(w, &err), -ENOENT);
 }
 
 /* publish's link() fallback runs where the file system has no
@@ -277,13 +277,13 @@ static void test_publish_link_fallback(void **state)
 	struct regfs_writer *w = NULL;
 	const char *p = "/repo/_uploads/u3/data";
 	no_renameat2 = true;
-	assert_int_equal(c->s->ops->writer(c->s, p, false, &w, &err), 0);
-	assert_int_equal(w->write(w, "abc", 3, &err), 3);
-	assert_int_equal(w->commit(w, &err), 0);
+	assert_int_equal(regfs_storage_writer(c->s, p, false, &w, &err), 0);
+	assert_int_equal(regfs_writer_write(w, "abc", 3, &err), 3);
+	assert_int_equal(regfs_writer_commit(w, &err), 0);
 	check_publish_refused(c, w);
 	assert_disk(c, p, "abc"); /* the refused publish put the upload back */
-	assert_int_equal(w->publish(w, "/blobs/new/b2", &err), 0);
-	assert_int_equal(w->close(w, &err), 0);
+	assert_int_equal(regfs_writer_publish(w, "/blobs/new/b2", &err), 0);
+	assert_int_equal(regfs_writer_close(w, &err), 0);
 	no_renameat2 = false;
 	/* every publish took the fallback (the second twice: its directory was missing) */
 	assert_int_equal(renameat2_refused, 3);
@@ -313,32 +313,32 @@ static void test_reader(void **state)
 	assert_int_equal(regfs_storage_put(c->s, "/blob", blob, sizeof blob, &err), 0);
 
 	struct regfs_reader *r = NULL;
-	assert_int_equal(c->s->ops->reader(c->s, "/blob", 1234, &r, &err), 0);
+	assert_int_equal(regfs_storage_reader(c->s, "/blob", 1234, &r, &err), 0);
 	char got[sizeof blob];
 	size_t n = 0;
 	ssize_t k;
-	while ((k = r->read(r, got + n, 1000, &err)) > 0)
+	while ((k = regfs_reader_read(r, got + n, 1000, &err)) > 0)
 		n += (size_t)k;
 	assert_int_equal(k, 0);
 	assert_int_equal(n, sizeof blob - 1234);
 	assert_memory_equal(got, blob + 1234, n);
-	r->close(r);
+	regfs_reader_close(r);
 
 	/* offset at / past the end reads nothing */
-	assert_int_equal(c->s->ops->reader(c->s, "/blob", sizeof blob + 5, &r, &err), 0);
-	assert_int_equal(r->read(r, got, 10, &err), 0);
-	r->close(r);
+	assert_int_equal(regfs_storage_reader(c->s, "/blob", sizeof blob + 5, &r, &err), 0);
+	assert_int_equal(regfs_reader_read(r, got, 10, &err), 0);
+	regfs_reader_close(r);
 
-	assert_int_equal(c->s->ops->reader(c->s, "/missing", 0, &r, NULL), -ENOENT);
+	assert_int_equal(regfs_storage_reader(c->s, "/missing", 0, &r, NULL), -ENOENT);
 
 	int fd = -1;
 	uint64_t size = 0;
-	assert_int_equal(c->s->ops->open_fd(c->s, "/blob", &fd, &size, &err), 0);
+	assert_int_equal(regfs_storage_open_fd(c->s, "/blob", &fd, &size, &err), 0);
 	assert_int_equal(size, sizeof blob);
 	assert_int_equal(pread(fd, got, 5, 100), 5);
 	assert_memory_equal(got, blob + 100, 5);
 	close(fd);
-	assert_int_equal(c->s->ops->open_fd(c->s, "/nope", &fd, &size, NULL), -ENOENT);
+	assert_int_equal(regfs_storage_open_fd(c->s, "/nope", &fd, &size, NULL), -ENOENT);
 }
 
 static void test_stat(void **state)
@@ -466,10 +466,10 @@ static void test_misc(void **state)
 {
 	struct ctx *c = *state;
 	char *url = NULL;
-	assert_int_equal(c->s->ops->url_for(c->s, "/x", 60, &url, NULL), -ENOTSUP);
-	assert_string_equal(c->s->ops->name, "filesystem");
+	assert_int_equal(regfs_storage_url_for(c->s, "/x", 60, &url, NULL), -ENOTSUP);
+	assert_string_equal(regfs_storage_name(c->s), "filesystem");
 	struct regfs_err err = {0};
-	assert_int_equal(c->s->ops->health(c->s, &err), 0);
+	assert_int_equal(regfs_storage_health(c->s, &err), 0);
 
 	/* a root that is a file is refused with a message naming it */
 	char file[512];
