@@ -41,6 +41,11 @@ static atomic_uint_fast64_t tmp_counter;
 
 /* ---- paths ---------------------------------------------------------------- */
 
+static const struct fs_storage *fss(const struct regfs_storage *s)
+{
+	return (const struct fs_storage *)s;
+}
+
 /* Joins root and a path the base validated into buf (PATH_MAX). */
 static int full_path(const struct fs_storage *fs, const char *path, char *buf,
 		     struct regfs_err *err)
@@ -121,10 +126,9 @@ static int write_all(int fd, const void *data, size_t len)
 static int fs_get(struct regfs_storage *s, const char *path, char **data, size_t *len,
 		  struct regfs_err *err)
 {
-	struct fs_storage *fs = (struct fs_storage *)s;
 	char full[PATH_MAX];
-	int r;
-	if ((r = full_path(fs, path, full, err)))
+	int r = full_path(fss(s), path, full, err);
+	if (r)
 		return r;
 	int fd = open(full, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -296,12 +300,11 @@ static int open_file_ro(const char *full, struct stat *st, struct regfs_err *err
 static int fs_reader(struct regfs_storage *s, const char *path, uint64_t offset,
 		     struct regfs_reader **out, struct regfs_err *err)
 {
-	struct fs_storage *fs = (struct fs_storage *)s;
 	char full[PATH_MAX];
-	struct stat st;
-	int r;
-	if ((r = full_path(fs, path, full, err)))
+	int r = full_path(fss(s), path, full, err);
+	if (r)
 		return r;
+	struct stat st;
 	int fd = open_file_ro(full, &st, err);
 	if (fd < 0)
 		return fd;
@@ -536,12 +539,11 @@ static int fs_writer(struct regfs_storage *s, const char *path, bool append,
 static int fs_stat(struct regfs_storage *s, const char *path, struct regfs_stat_info *si,
 		   struct regfs_err *err)
 {
-	struct fs_storage *fs = (struct fs_storage *)s;
 	char full[PATH_MAX];
-	struct stat st;
-	int r;
-	if ((r = full_path(fs, path, full, err)))
+	int r = full_path(fss(s), path, full, err);
+	if (r)
 		return r;
+	struct stat st;
 	if (stat(full, &st) != 0)
 		return fs_fail(err, errno, "stat", full);
 	si->is_dir = S_ISDIR(st.st_mode);
@@ -553,10 +555,9 @@ static int fs_stat(struct regfs_storage *s, const char *path, struct regfs_stat_
 static int fs_list(struct regfs_storage *s, const char *path, regfs_list_cb cb, void *ud,
 		   struct regfs_err *err)
 {
-	struct fs_storage *fs = (struct fs_storage *)s;
 	char full[PATH_MAX];
-	int r;
-	if ((r = full_path(fs, path, full, err)))
+	int r = full_path(fss(s), path, full, err);
+	if (r)
 		return r;
 	DIR *d = opendir(full);
 	if (!d) {
@@ -644,12 +645,11 @@ static int remove_tree(int pfd, const char *name, int depth)
 
 static int fs_del(struct regfs_storage *s, const char *path, struct regfs_err *err)
 {
-	struct fs_storage *fs = (struct fs_storage *)s;
 	char full[PATH_MAX];
-	struct stat st;
-	int r;
-	if ((r = full_path(fs, path, full, err)))
+	int r = full_path(fss(s), path, full, err);
+	if (r)
 		return r;
+	struct stat st;
 	if (lstat(full, &st) != 0)
 		return fs_fail(err, errno, "delete", full);
 	r = remove_tree(AT_FDCWD, full, 0);
@@ -661,12 +661,11 @@ static int fs_del(struct regfs_storage *s, const char *path, struct regfs_err *e
 static int fs_open_fd(struct regfs_storage *s, const char *path, int *fd, uint64_t *size,
 		      struct regfs_err *err)
 {
-	struct fs_storage *fs = (struct fs_storage *)s;
 	char full[PATH_MAX];
-	struct stat st;
-	int r;
-	if ((r = full_path(fs, path, full, err)))
+	int r = full_path(fss(s), path, full, err);
+	if (r)
 		return r;
+	struct stat st;
 	r = open_file_ro(full, &st, err);
 	if (r < 0)
 		return r;

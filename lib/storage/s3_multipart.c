@@ -1,15 +1,28 @@
 /* s3_multipart.c — the S3 multipart-upload calls the driver uses:
  * CreateMultipartUpload, UploadPartCopy, CompleteMultipartUpload,
- * AbortMultipartUpload and ListMultipartUploads (with paging). The writer
- * (s3_writer.c) and move() (s3.c, multipart copy) build on them. */
+ * AbortMultipartUpload and ListMultipartUploads (with paging), and the
+ * server-side copy built on them (one CopyObject, or parts copied in
+ * parallel above copythreshold). The writer (s3_writer.c) and move() (s3.c)
+ * build on these. */
 #include "s3_internal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <regfs/log.h>
+
+void s3_upload_query(char *q, size_t n, int part, const char *upload_id)
+{
+	char *id = s3_qenc(upload_id);
+	if (part > 0)
+		snprintf(q, n, "partNumber=%d&uploadId=%s", part, id ? id : "");
+	else
+		snprintf(q, n, "uploadId=%s", id ? id : "");
+	free(id);
+}
 
 int s3_mpu_create(struct s3_client *c, const char *key, char **upload_id, struct regfs_err *err)
 {
@@ -32,17 +45,9 @@ int s3_mpu_create(struct s3_client *c, const char *key, char **upload_id, struct
 
 int s3_mpu_abort(struct s3_client *c, const char *key, const char *upload_id, struct regfs_err *err)
 {
-	char *id = s3_qenc(upload_id);
 	char q[512];
-	snprintf(q, sizeof q, "uploadId=%s", id ? id : "");
-	free(id);
-	struct s3_req rq = {.method = "DELETE", .key = key, .query = q};
-	struct s3_resp rs;
-	int ret = s3_request(c, &rq, &rs, err);
-	if (ret == 0 && rs.status != 204 && rs.status != 200 && rs.status != 404)
-		ret = s3_fail(c, &rs, "aborting a multipart upload", key, err);
-	s3_resp_free(&rs);
-	return ret;
+	s3_upload_query(q, sizeof q, 0, upload_id);
+	return s3_delete_req(c, key, q, "aborting a multipart upload", err);
 }
 
 int s3_mpu_complete(struct s3_client *c, const char *key, const char *upload_id,
@@ -59,10 +64,8 @@ int s3_mpu_complete(struct s3_client *c, const char *key, const char *upload_id,
 					"<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>",
 					parts[i].num, parts[i].etag);
 	len += (size_t)snprintf(body + len, cap - len, "</CompleteMultipartUpload>");
-	char *id = s3_qenc(upload_id);
 	char q[512];
-	snprintf(q, sizeof q, "uploadId=%s", id ? id : "");
-	free(id);
+	s3_upload_query(q, sizeof q, 0, upload_id);
 	struct s3_hdr h[2] = {{"Content-Type", "application/xml"}, {"If-None-Match", "*"}};
 	struct s3_req rq = {.method = "POST", .key = key, .query = q, .hdrs = h,
 			    .n_hdrs = cond && cond->if_none_match ? 2 : 1,
@@ -84,25 +87,30 @@ int s3_mpu_complete(struct s3_client *c, const char *key, const char *upload_id,
 	return ret;
 }
 
+/* Copies only from the source version with ETag `etag` (none: any): adds
+ * AWS's header and the one Ceph RGW reads to h[nh..]; the new count. */
+static size_t pin_source(struct s3_hdr *h, size_t nh, const char *etag)
+{
+	if (etag && *etag) {
+		h[nh++] = (struct s3_hdr){"x-amz-copy-source-if-match", etag};
+		h[nh++] = (struct s3_hdr){"x-amz-copy-if-match", etag};
+	}
+	return nh;
+}
+
 int s3_mpu_copy_part(struct s3_client *c, const char *key, const char *upload_id, int num,
 		     const char *src_key, int64_t from, int64_t to, const char *src_etag,
 		     struct s3_part *out, struct regfs_err *err)
 {
 	char *src = s3_copy_source(c, src_key);
-	char *id = s3_qenc(upload_id);
 	char q[512], range[96];
-	snprintf(q, sizeof q, "partNumber=%d&uploadId=%s", num, id ? id : "");
-	free(id);
+	s3_upload_query(q, sizeof q, num, upload_id);
 	snprintf(range, sizeof range, "bytes=%lld-%lld", (long long)from, (long long)to);
 	struct s3_hdr h[4] = {{"x-amz-copy-source", src ? src : ""}};
 	size_t nh = 1;
 	if (to >= 0)
 		h[nh++] = (struct s3_hdr){"x-amz-copy-source-range", range};
-	if (src_etag && *src_etag) {
-		/* AWS's name, and the one Ceph RGW reads */
-		h[nh++] = (struct s3_hdr){"x-amz-copy-source-if-match", src_etag};
-		h[nh++] = (struct s3_hdr){"x-amz-copy-if-match", src_etag};
-	}
+	nh = pin_source(h, nh, src_etag);
 	struct s3_req rq = {.method = "PUT", .key = key, .query = q, .hdrs = h, .n_hdrs = nh,
 			    .has_body = true};
 	struct s3_resp rs;
@@ -203,7 +211,7 @@ int s3_mpu_abort_prefix(struct s3_client *c, const char *prefix, struct regfs_er
 	return ret < 0 ? ret : a.aborted;
 }
 
-/* ---- move: server-side copy, then delete the source ---- */
+/* ---- server-side copy (move, publish) ---- */
 
 #define COPY_THREADS 8
 
@@ -256,10 +264,7 @@ static int copy_single(struct s3_client *c, const char *src, const char *dst,
 	size_t nh = 1;
 	if (c->encrypt)
 		h[nh++] = (struct s3_hdr){"x-amz-server-side-encryption", "AES256"};
-	if (cond && cond->src_etag && *cond->src_etag) {
-		h[nh++] = (struct s3_hdr){"x-amz-copy-source-if-match", cond->src_etag};
-		h[nh++] = (struct s3_hdr){"x-amz-copy-if-match", cond->src_etag};
-	}
+	nh = pin_source(h, nh, cond ? cond->src_etag : NULL);
 	if (cond && cond->if_none_match)
 		h[nh++] = (struct s3_hdr){"If-None-Match", "*"};
 	struct s3_req rq = {.method = "PUT", .key = dst, .hdrs = h, .n_hdrs = nh, .has_body = true};

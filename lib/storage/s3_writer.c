@@ -88,10 +88,8 @@ static int add_part(struct s3_writer *w, const struct s3_part *p, struct regfs_e
 static int upload_part(struct s3_client *c, const char *key, const char *upload_id, int num,
 		       const char *buf, size_t len, struct s3_part *out, struct regfs_err *err)
 {
-	char *id = s3_qenc(upload_id);
 	char q[512];
-	snprintf(q, sizeof q, "partNumber=%d&uploadId=%s", num, id ? id : "");
-	free(id);
+	s3_upload_query(q, sizeof q, num, upload_id);
 	struct s3_req rq = {.method = "PUT", .key = key, .query = q, .body = buf, .body_len = len,
 			    .has_body = true};
 	struct s3_resp rs;
@@ -134,11 +132,19 @@ static int next_num(struct s3_writer *w)
 
 /* Sends the buffer as the next part (any size; only the last may be small),
  * synchronously. */
-static int flush_part(struct s3_writer *w, struct regfs_err *err)
+/* Before a part goes up: the previous one is recorded and the session has
+ * its multipart upload. */
+static int ready_for_part(struct s3_writer *w, struct regfs_err *err)
 {
 	int ret = job_wait(w, err);
 	if (ret == 0 && !w->upload_id)
 		ret = s3_mpu_create(w->c, w->key, &w->upload_id, err);
+	return ret;
+}
+
+static int flush_part(struct s3_writer *w, struct regfs_err *err)
+{
+	int ret = ready_for_part(w, err);
 	if (ret < 0)
 		return ret;
 	struct s3_part p;
@@ -153,9 +159,7 @@ static int flush_part(struct s3_writer *w, struct regfs_err *err)
 /* Hands the full buffer to the background thread and switches buffers. */
 static int flush_part_async(struct s3_writer *w, struct regfs_err *err)
 {
-	int ret = job_wait(w, err);
-	if (ret == 0 && !w->upload_id)
-		ret = s3_mpu_create(w->c, w->key, &w->upload_id, err);
+	int ret = ready_for_part(w, err);
 	if (ret < 0)
 		return ret;
 	if (!w->spare)
@@ -394,12 +398,8 @@ static int w_cancel(struct regfs_writer *rw, struct regfs_err *err)
 	w->blen = 0;
 	w->done = true;
 	int ret = w->upload_id ? s3_mpu_abort(w->c, w->key, w->upload_id, err) : 0;
-	struct s3_req rq = {.method = "DELETE", .key = w->key};
-	struct s3_resp rs;
-	int r2 = s3_request(w->c, &rq, &rs, ret < 0 ? NULL : err);
-	if (r2 == 0 && rs.status != 204 && rs.status != 200 && rs.status != 404)
-		r2 = s3_fail(w->c, &rs, "deleting a cancelled upload", w->key, ret < 0 ? NULL : err);
-	s3_resp_free(&rs);
+	int r2 = s3_delete_req(w->c, w->key, NULL, "deleting a cancelled upload",
+			       ret < 0 ? NULL : err);
 	return ret < 0 ? ret : r2;
 }
 

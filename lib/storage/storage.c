@@ -128,10 +128,8 @@ int regfs_storage_reader(struct regfs_storage *s, const char *path, uint64_t off
 	struct call c = begin(s->ops->name, err);
 	*out = NULL;
 	int r = check_path(&c, path, ROOT_REFUSED);
-	if (r == 0)
-		r = done(&c, s->ops->reader(s, path, offset, out, err), "open", path);
-	if (r == 0)
-		(*out)->driver = c.driver;
+	if (r == 0 && (r = done(&c, s->ops->reader(s, path, offset, out, err), "open", path)) == 0)
+		(*out)->driver = c.driver; /* for regfs_reader_* errors */
 	return r;
 }
 
@@ -141,10 +139,8 @@ int regfs_storage_writer(struct regfs_storage *s, const char *path, bool append,
 	struct call c = begin(s->ops->name, err);
 	*out = NULL;
 	int r = check_path(&c, path, ROOT_REFUSED);
-	if (r == 0)
-		r = done(&c, s->ops->writer(s, path, append, out, err), "open for writing", path);
-	if (r == 0)
-		(*out)->driver = c.driver;
+	if (r == 0 && (r = done(&c, s->ops->writer(s, path, append, out, err), "open for writing", path)) == 0)
+		(*out)->driver = c.driver; /* for regfs_writer_* errors */
 	return r;
 }
 

@@ -559,21 +559,50 @@ static void test_atomic_put_concurrent(void **state)
 	assert_int_equal(files, 1);
 }
 
+/* The base layer's part: every failure names the driver, a caller's earlier
+ * error is kept, and the optional operations answer for themselves. */
+static void test_base_errors(void **state)
+{
+	struct ctx *c = *state;
+	struct regfs_err err = {0};
+	char *d = NULL;
+	size_t l;
+	assert_int_equal(regfs_storage_get(c->s, "/none", &d, &l, &err), -ENOENT);
+	assert_true(strncmp(err.msg, "filesystem storage: ", 20) == 0);
+	/* an error already set stays as it was */
+	assert_int_equal(regfs_storage_get(c->s, "/a//b", &d, &l, &err), -EINVAL);
+	assert_int_equal(err.code, -ENOENT);
+	assert_non_null(strstr(err.msg, "/none"));
+	regfs_err_clear(&err);
+	assert_int_equal(regfs_storage_list(c->s, "/a//b", collect, NULL, &err), -EINVAL);
+	assert_string_equal(err.msg, "filesystem storage: invalid path \"/a//b\": empty, \".\" or \"..\" component");
+	assert_true(regfs_storage_supports(c->s, REGFS_STORAGE_OPEN_FD));
+	assert_true(regfs_storage_supports(c->s, REGFS_STORAGE_HEALTH));
+	assert_false(regfs_storage_supports(c->s, REGFS_STORAGE_URL_FOR));
+	char *url = (char *)"unset";
+	regfs_err_clear(&err);
+	assert_int_equal(regfs_storage_url_for(c->s, "/x", 60, &url, &err), -ENOTSUP);
+	assert_null(url);
+	assert_string_equal(err.msg, "filesystem storage has no direct URLs");
+	/* publish checks its destination with the same rule */
+	struct regfs_writer *w = NULL;
+	assert_int_equal(regfs_storage_writer(c->s, "/up/w", false, &w, &err), 0);
+	assert_int_equal(regfs_writer_commit(w, &err), 0);
+	regfs_err_clear(&err);
+	assert_int_equal(regfs_writer_publish(w, "/blobs/../x", &err), -EINVAL);
+	assert_true(strncmp(err.msg, "filesystem storage: invalid path", 32) == 0);
+	assert_int_equal(regfs_writer_close(w, &err), 0);
+}
+
 int main(void)
 {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_put_get, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_get_too_big, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_paths, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_writer_append, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_writer_lock_publish, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_publish_link_fallback, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reader, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stat, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_move_del, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_misc, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_atomic_put_concurrent, setup, teardown),
+		T(test_put_get), T(test_get_too_big), T(test_bad_paths), T(test_writer_append),
+		T(test_writer_lock_publish), T(test_publish_link_fallback), T(test_reader),
+		T(test_stat), T(test_list), T(test_move_del), T(test_misc),
+		T(test_atomic_put_concurrent), T(test_base_errors),
 	};
+#undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
