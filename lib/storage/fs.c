@@ -121,28 +121,39 @@ static int write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
+/* Opens the object at `path` read-only, refusing directories: the fd, with
+ * *st filled and the full path in `full` (PATH_MAX), or an error naming
+ * `op`. */
+static int open_ro(const struct regfs_storage *s, const char *path, const char *op, char *full,
+		   struct stat *st, struct regfs_err *err)
+{
+	int r = full_path(fss(s), path, full, err);
+	if (r)
+		return r;
+	int fd = open(full, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fs_fail(err, errno, op, full);
+	if (fstat(fd, st) != 0)
+		r = fs_fail(err, errno, "stat", full);
+	else if (S_ISDIR(st->st_mode))
+		r = regfs_errf(err, -EISDIR, "filesystem storage: %s %s: is a directory", op, full);
+	if (r) {
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
 /* ---- get / put ------------------------------------------------------------ */
 
 static int fs_get(struct regfs_storage *s, const char *path, char **data, size_t *len,
 		  struct regfs_err *err)
 {
 	char full[PATH_MAX];
-	int r = full_path(fss(s), path, full, err);
-	if (r)
-		return r;
-	int fd = open(full, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return fs_fail(err, errno, "read", full);
 	struct stat st;
-	if (fstat(fd, &st) != 0) {
-		r = fs_fail(err, errno, "stat", full);
-		close(fd);
-		return r;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		close(fd);
-		return regfs_errf(err, -EISDIR, "filesystem storage: read %s: is a directory", full);
-	}
+	int r, fd = open_ro(s, path, "read", full, &st, err);
+	if (fd < 0)
+		return fd;
 	if ((uint64_t)st.st_size > FS_GET_MAX) {
 		close(fd);
 		return regfs_errf(err, -EFBIG, "filesystem storage: read %s: %lld bytes is more than the %u-byte limit for whole-object reads",
@@ -272,40 +283,16 @@ static ssize_t fs_reader_read(struct regfs_reader *r, void *buf, size_t len, str
 
 static void fs_reader_close(struct regfs_reader *r)
 {
-	struct fs_reader *fr = (struct fs_reader *)r;
-	if (!fr)
-		return;
-	close(fr->fd);
-	free(fr);
-}
-
-/* Opens `full` read-only and refuses directories; fills *st. */
-static int open_file_ro(const char *full, struct stat *st, struct regfs_err *err)
-{
-	int fd = open(full, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return fs_fail(err, errno, "open", full);
-	if (fstat(fd, st) != 0) {
-		int r = fs_fail(err, errno, "stat", full);
-		close(fd);
-		return r;
-	}
-	if (S_ISDIR(st->st_mode)) {
-		close(fd);
-		return regfs_errf(err, -EISDIR, "filesystem storage: open %s: is a directory", full);
-	}
-	return fd;
+	close(((struct fs_reader *)r)->fd);
+	free(r);
 }
 
 static int fs_reader(struct regfs_storage *s, const char *path, uint64_t offset,
 		     struct regfs_reader **out, struct regfs_err *err)
 {
 	char full[PATH_MAX];
-	int r = full_path(fss(s), path, full, err);
-	if (r)
-		return r;
 	struct stat st;
-	int fd = open_file_ro(full, &st, err);
+	int fd = open_ro(s, path, "open", full, &st, err);
 	if (fd < 0)
 		return fd;
 	struct fs_reader *fr = calloc(1, sizeof *fr);
@@ -662,11 +649,8 @@ static int fs_open_fd(struct regfs_storage *s, const char *path, int *fd, uint64
 		      struct regfs_err *err)
 {
 	char full[PATH_MAX];
-	int r = full_path(fss(s), path, full, err);
-	if (r)
-		return r;
 	struct stat st;
-	r = open_file_ro(full, &st, err);
+	int r = open_ro(s, path, "open", full, &st, err);
 	if (r < 0)
 		return r;
 	*fd = r;
@@ -688,11 +672,8 @@ static int fs_health(struct regfs_storage *s, struct regfs_err *err)
 
 static void fs_free(struct regfs_storage *s)
 {
-	struct fs_storage *fs = (struct fs_storage *)s;
-	if (!fs)
-		return;
-	free(fs->root);
-	free(fs);
+	free(((struct fs_storage *)s)->root);
+	free(s);
 }
 
 static const struct regfs_storage_ops fs_ops = {

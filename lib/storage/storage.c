@@ -97,6 +97,14 @@ static int done(const struct call *c, int r, const char *op, const char *path)
 	return r;
 }
 
+/* A reader or writer just opened keeps the driver's label for the errors
+ * of its methods (regfs_reader_*, regfs_writer_*). */
+static int labelled(const struct call *c, const char **label)
+{
+	*label = c->driver;
+	return 0;
+}
+
 static int unsupported(const struct call *c, const char *what)
 {
 	return regfs_errf(c->err, -ENOTSUP, "%s storage has no %s", c->driver, what);
@@ -128,9 +136,8 @@ int regfs_storage_reader(struct regfs_storage *s, const char *path, uint64_t off
 	struct call c = begin(s->ops->name, err);
 	*out = NULL;
 	int r = check_path(&c, path, ROOT_REFUSED);
-	if (r == 0 && (r = done(&c, s->ops->reader(s, path, offset, out, err), "open", path)) == 0)
-		(*out)->driver = c.driver; /* for regfs_reader_* errors */
-	return r;
+	r = r ? r : done(&c, s->ops->reader(s, path, offset, out, err), "open", path);
+	return r ? r : labelled(&c, &(*out)->driver);
 }
 
 int regfs_storage_writer(struct regfs_storage *s, const char *path, bool append,
@@ -139,9 +146,8 @@ int regfs_storage_writer(struct regfs_storage *s, const char *path, bool append,
 	struct call c = begin(s->ops->name, err);
 	*out = NULL;
 	int r = check_path(&c, path, ROOT_REFUSED);
-	if (r == 0 && (r = done(&c, s->ops->writer(s, path, append, out, err), "open for writing", path)) == 0)
-		(*out)->driver = c.driver; /* for regfs_writer_* errors */
-	return r;
+	r = r ? r : done(&c, s->ops->writer(s, path, append, out, err), "open for writing", path);
+	return r ? r : labelled(&c, &(*out)->driver);
 }
 
 int regfs_storage_stat(struct regfs_storage *s, const char *path, struct regfs_stat_info *st,
