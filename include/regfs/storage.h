@@ -40,7 +40,9 @@ struct regfs_stat_info {
  * Return non-zero to stop the listing early (list() then returns 0). */
 typedef int (*regfs_list_cb)(const char *path, void *ud);
 
-/* A sequential reader from an offset. */
+/* A sequential reader from an offset, from regfs_storage_reader(). The
+ * methods are the driver's; callers use regfs_reader_read() and
+ * regfs_reader_close() (end of this file). */
 struct regfs_reader {
 	/* Reads up to len bytes; returns bytes read (0 at end) or negative errno. */
 	ssize_t (*read)(struct regfs_reader *r, void *buf, size_t len, struct regfs_err *err);
@@ -62,7 +64,10 @@ struct regfs_reader {
  * for a fresh path nobody else knows yet, such as a new upload's.
  * Opening with append=true never creates the object (-ENOENT when it is
  * gone): a session deleted or published while a request waited is never
- * brought back by that request. */
+ * brought back by that request.
+ *
+ * From regfs_storage_writer(). The methods are the driver's; callers use the
+ * regfs_writer_* functions (end of this file). */
 struct regfs_writer {
 	ssize_t (*write)(struct regfs_writer *w, const void *buf, size_t len, struct regfs_err *err);
 	uint64_t (*size)(struct regfs_writer *w);  /* total bytes including earlier sessions */
@@ -89,7 +94,7 @@ struct regfs_writer {
 struct regfs_storage;
 
 /* What a driver implements. The base layer (storage.c) has already checked
- * every path it passes (see "Paths" above), so a driver handles only its
+ * every path it passes (see "Paths" below), so a driver handles only its
  * backend. Every operation fills err on failure; the base makes sure the
  * message names the driver. Optional operations may be NULL: the base then
  * answers -ENOTSUP with a message. Callers never use this table: they call
