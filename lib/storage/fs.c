@@ -14,8 +14,9 @@
  * every call works on its own file descriptors, so no lock is needed. The
  * temp-name counter is atomic. Writers lock their file (see the writer
  * section) so that one upload has one writer across processes. */
-#include <regfs/storage.h>
+#include <regfs/dynbuf.h>
 #include <regfs/log.h>
+#include <regfs/storage.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -29,7 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define FS_GET_MAX (64u * 1024 * 1024) /* get() is for links and manifests */
+#define FS_GET_MAX (64u * 1024 * 1024) /* get() is for links and manifests: its cap */
 #define TMP_PREFIX ".tmp-"
 
 struct fs_storage {
@@ -121,6 +122,23 @@ static int write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
+/* Appends everything fd holds until EOF to b: 0, -E2BIG past b's cap,
+ * -ENOMEM, or the read's -errno. */
+static int read_into(int fd, struct dynbuf *b)
+{
+	char chunk[64 * 1024];
+	for (;;) {
+		ssize_t k = read(fd, chunk, sizeof chunk);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return k < 0 ? -errno : 0;
+		int r = dynbuf_add(b, chunk, (size_t)k);
+		if (r)
+			return r;
+	}
+}
+
 /* Opens the object at `path` read-only, refusing directories: the fd, with
  * *st filled and the full path in `full` (PATH_MAX), or an error naming
  * `op`. */
@@ -159,48 +177,23 @@ static int fs_get(struct regfs_storage *s, const char *path, char **data, size_t
 		return regfs_errf(err, -EFBIG, "filesystem storage: read %s: %lld bytes is more than the %u-byte limit for whole-object reads",
 				  full, (long long)st.st_size, FS_GET_MAX);
 	}
-	/* Read until EOF rather than trusting st_size: the file may be replaced. */
-	size_t cap = (size_t)st.st_size + 1, n = 0;
-	char *buf = malloc(cap);
-	if (!buf) {
-		close(fd);
-		return regfs_errf(err, -ENOMEM, "filesystem storage: out of memory reading %s", full);
-	}
-	for (;;) {
-		if (n + 1 >= cap) {
-			if (cap > FS_GET_MAX) {
-				free(buf);
-				close(fd);
-				return regfs_errf(err, -EFBIG, "filesystem storage: read %s: larger than the %u-byte limit",
-						  full, FS_GET_MAX);
-			}
-			char *nb = realloc(buf, cap * 2);
-			if (!nb) {
-				free(buf);
-				close(fd);
-				return regfs_errf(err, -ENOMEM, "filesystem storage: out of memory reading %s", full);
-			}
-			buf = nb;
-			cap *= 2;
-		}
-		ssize_t k = read(fd, buf + n, cap - 1 - n);
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			r = fs_fail(err, errno, "read", full);
-			free(buf);
-			close(fd);
-			return r;
-		}
-		if (k == 0)
-			break;
-		n += (size_t)k;
-	}
+	/* Read until EOF rather than trusting st_size: the file may be replaced.
+	 * The buffer's cap is the limit for whole-object reads. */
+	struct dynbuf b;
+	dynbuf_init(&b, FS_GET_MAX);
+	r = read_into(fd, &b);
 	close(fd);
-	buf[n] = '\0';
-	*data = buf;
-	*len = n;
-	return 0;
+	if (r == -E2BIG)
+		r = regfs_errf(err, -EFBIG, "filesystem storage: read %s: larger than the %u-byte limit",
+			       full, FS_GET_MAX);
+	else if (r == -ENOMEM)
+		r = regfs_errf(err, -ENOMEM, "filesystem storage: out of memory reading %s", full);
+	else if (r < 0)
+		r = fs_fail(err, -r, "read", full);
+	if (r == 0 && !(*data = dynbuf_take(&b, len)))
+		r = regfs_errf(err, -ENOMEM, "filesystem storage: out of memory reading %s", full);
+	dynbuf_free(&b);
+	return r;
 }
 
 /* Opens a fresh temp file next to `full` ("<dir>/.tmp-<base>-<pid>-<n>"). */

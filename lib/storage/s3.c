@@ -22,6 +22,7 @@
 #include <openssl/evp.h>
 
 #include <regfs/config.h>
+#include <regfs/dynbuf.h>
 #include <regfs/log.h>
 #include <regfs/sigv4.h>
 
@@ -312,21 +313,27 @@ static int s3_move(struct regfs_storage *s, const char *src, const char *dst, st
 
 /* ---- delete: an object, or everything under a prefix ---- */
 
-static int delete_batch(struct s3_client *c, char **keys, int n, struct regfs_err *err)
+/* The DeleteObjects document for keys[0..n). */
+static int delete_body(struct dynbuf *b, char **keys, int n)
 {
-	size_t cap = 64, len = 0;
-	for (int i = 0; i < n; i++)
-		cap += strlen(keys[i]) * 6 + 32;
-	char *body = malloc(cap);
-	if (!body)
-		return s3_nomem(err);
-	len += (size_t)snprintf(body, cap, "<Delete><Quiet>true</Quiet>");
-	for (int i = 0; i < n; i++) {
+	int ret = dynbuf_addstr(b, "<Delete><Quiet>true</Quiet>");
+	for (int i = 0; i < n && ret == 0; i++) {
 		char *e = s3_xml_escape(keys[i]);
-		len += (size_t)snprintf(body + len, cap - len, "<Object><Key>%s</Key></Object>", e ? e : "");
+		ret = e ? dynbuf_printf(b, "<Object><Key>%s</Key></Object>", e) : -ENOMEM;
 		free(e);
 	}
-	len += (size_t)snprintf(body + len, cap - len, "</Delete>");
+	return ret ? ret : dynbuf_addstr(b, "</Delete>");
+}
+
+static int delete_batch(struct s3_client *c, char **keys, int n, struct regfs_err *err)
+{
+	struct dynbuf b = DYNBUF_INIT(DYNBUF_NO_CAP); /* bounded by DELETE_BATCH keys */
+	if (delete_body(&b, keys, n) < 0) {
+		dynbuf_free(&b);
+		return s3_nomem(err);
+	}
+	const char *body = dynbuf_ptr(&b);
+	size_t len = dynbuf_len(&b);
 	/* DeleteObjects requires Content-MD5 (base64). */
 	unsigned char md5[16];
 	unsigned int mlen = 16;
@@ -352,7 +359,7 @@ static int delete_batch(struct s3_client *c, char **keys, int n, struct regfs_er
 		}
 	}
 	s3_resp_free(&rs);
-	free(body);
+	dynbuf_free(&b);
 	return ret;
 }
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <regfs/dynbuf.h>
 #include <regfs/log.h>
 
 void s3_upload_query(char *q, size_t n, int part, const char *upload_id)
@@ -54,24 +55,25 @@ int s3_mpu_complete(struct s3_client *c, const char *key, const char *upload_id,
 		    const struct s3_part *parts, int n, const struct s3_cond *cond,
 		    struct regfs_err *err)
 {
-	size_t cap = 128 + (size_t)n * 200;
-	char *body = malloc(cap);
-	if (!body)
+	struct dynbuf b = DYNBUF_INIT(DYNBUF_NO_CAP); /* n parts of bounded size */
+	int ret = dynbuf_addstr(&b, "<CompleteMultipartUpload>");
+	for (int i = 0; i < n && ret == 0; i++)
+		ret = dynbuf_printf(&b, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>",
+				    parts[i].num, parts[i].etag);
+	if (ret == 0)
+		ret = dynbuf_addstr(&b, "</CompleteMultipartUpload>");
+	if (ret < 0) {
+		dynbuf_free(&b);
 		return s3_nomem(err);
-	size_t len = (size_t)snprintf(body, cap, "<CompleteMultipartUpload>");
-	for (int i = 0; i < n; i++)
-		len += (size_t)snprintf(body + len, cap - len,
-					"<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>",
-					parts[i].num, parts[i].etag);
-	len += (size_t)snprintf(body + len, cap - len, "</CompleteMultipartUpload>");
+	}
 	char q[512];
 	s3_upload_query(q, sizeof q, 0, upload_id);
 	struct s3_hdr h[2] = {{"Content-Type", "application/xml"}, {"If-None-Match", "*"}};
 	struct s3_req rq = {.method = "POST", .key = key, .query = q, .hdrs = h,
 			    .n_hdrs = cond && cond->if_none_match ? 2 : 1,
-			    .body = body, .body_len = len, .has_body = true};
+			    .body = dynbuf_ptr(&b), .body_len = dynbuf_len(&b), .has_body = true};
 	struct s3_resp rs;
-	int ret = s3_request(c, &rq, &rs, err);
+	ret = s3_request(c, &rq, &rs, err);
 	if (ret == 0 && rs.status == 412)
 		ret = regfs_errf(err, -EEXIST, "\"%s\" already exists in S3 bucket \"%s\"", key, c->bucket);
 	/* S3 may answer 200 and report the failure in the body. */
@@ -83,7 +85,7 @@ int s3_mpu_complete(struct s3_client *c, const char *key, const char *upload_id,
 		free(et);
 	}
 	s3_resp_free(&rs);
-	free(body);
+	dynbuf_free(&b);
 	return ret;
 }
 
