@@ -23,6 +23,7 @@
 
 #include <regfs/config.h>
 #include <regfs/dynbuf.h>
+#include <regfs/fmt.h>
 #include <regfs/log.h>
 #include <regfs/sigv4.h>
 
@@ -92,13 +93,12 @@ static int list_page(struct s3_client *c, const char *prefix, const char *delimi
 		     const char *token, struct s3_resp *rs, struct regfs_err *err)
 {
 	char *p = s3_qenc(prefix), *t = token ? s3_qenc(token) : NULL;
-	char *q = NULL;
-	int n = asprintf(&q, "list-type=2&prefix=%s%s%s&max-keys=%d%s%s", p ? p : "",
-			 delimiter ? "&delimiter=" : "", delimiter ? "%2F" : "", max_keys,
-			 t ? "&continuation-token=" : "", t ? t : "");
+	char *q = xasprintf("list-type=2&prefix=%s%s%s&max-keys=%d%s%s", p ? p : "",
+			    delimiter ? "&delimiter=" : "", delimiter ? "%2F" : "", max_keys,
+			    t ? "&continuation-token=" : "", t ? t : "");
 	free(p);
 	free(t);
-	if (n < 0)
+	if (!q)
 		return s3_nomem(err);
 	struct s3_req rq = {.method = "GET", .query = q};
 	int ret = s3_request(c, &rq, rs, err);
@@ -186,8 +186,8 @@ static int stat_object(struct s3_client *c, const char *key, struct regfs_stat_i
 static int stat_dir(struct s3_client *c, const char *key, struct regfs_stat_info *st,
 		    struct regfs_err *err)
 {
-	char *prefix = NULL;
-	if (asprintf(&prefix, "%s%s", key, *key ? "/" : "") < 0)
+	char *prefix = xasprintf("%s%s", key, *key ? "/" : "");
+	if (!prefix)
 		return s3_nomem(err);
 	struct s3_resp rs;
 	int ret = list_page(c, prefix, NULL, 1, NULL, &rs, err);
@@ -241,8 +241,8 @@ static int list_key(const char *k, void *ud)
 	struct list_ctx *x = ud;
 	if (strlen(k) <= x->plen || strncmp(k, x->prefix, x->plen) != 0)
 		return 0;
-	char *child = NULL;
-	if (asprintf(&child, "%s%s%s", x->path, x->sep, k + x->plen) < 0)
+	char *child = xasprintf("%s%s%s", x->path, x->sep, k + x->plen);
+	if (!child)
 		return 0;
 	x->any = true;
 	int stop = x->cb(child, x->ud);
@@ -255,8 +255,8 @@ static int s3_list(struct regfs_storage *s, const char *path, regfs_list_cb cb, 
 {
 	struct s3_client *c = cl(s);
 	char *key = s3_key(c, path);
-	char *prefix = NULL;
-	if (!key || asprintf(&prefix, "%s%s", key, *key ? "/" : "") < 0) {
+	char *prefix = key ? xasprintf("%s%s", key, *key ? "/" : "") : NULL;
+	if (!prefix) {
 		free(key);
 		return s3_nomem(err);
 	}
@@ -401,8 +401,8 @@ static int del_key(const char *k, void *ud)
 static int abort_uploads_under(struct s3_client *c, const char *key, struct regfs_err *err)
 {
 	size_t kl = strlen(key);
-	char *pfx = NULL;
-	if (asprintf(&pfx, "%s%s", key, kl ? "/" : "") < 0)
+	char *pfx = xasprintf("%s%s", key, kl ? "/" : "");
+	if (!pfx)
 		return s3_nomem(err);
 	int aborted = s3_mpu_abort_prefix(c, pfx, err);
 	if (aborted >= 0 && kl) /* the key itself may be an upload */
@@ -455,27 +455,21 @@ static int s3_writer(struct regfs_storage *s, const char *path, bool append,
 static int s3_url_for(struct regfs_storage *s, const char *path, int expires_s, char **url,
 		      struct regfs_err *err)
 {
-	int ret = 0;
 	struct s3_client *c = cl(s);
 	char *key = s3_key(c, path);
 	char *kenc = key ? regfs_sigv4_uri_encode(key, strlen(key), true) : NULL;
-	char *p = NULL;
-	if (!kenc || asprintf(&p, "%s/%s", c->path_prefix, kenc) < 0)
-		p = NULL;
+	char *p = kenc ? xasprintf("%s/%s", c->path_prefix, kenc) : NULL;
 	char amz_date[17];
 	regfs_sigv4_amz_date(time(NULL), amz_date);
 	struct regfs_sigv4_key k = {c->access_key, c->secret_key, c->region, "s3"};
 	char *q = p ? regfs_sigv4_presign_query(&k, amz_date, "GET", c->host, p, NULL,
 						expires_s > 0 ? expires_s : 1200) : NULL;
-	if (!q || asprintf(url, "%s/%s?%s", c->base_url, kenc, q) < 0) {
-		*url = NULL;
-		ret = s3_nomem(err);
-	}
+	*url = q ? xasprintf("%s/%s?%s", c->base_url, kenc, q) : NULL;
 	free(q);
 	free(p);
 	free(kenc);
 	free(key);
-	return ret;
+	return *url ? 0 : s3_nomem(err);
 }
 
 /* ---- health: HEAD the bucket ---- */

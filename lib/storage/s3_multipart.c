@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <regfs/dynbuf.h>
+#include <regfs/fmt.h>
 #include <regfs/log.h>
 
 void s3_upload_query(char *q, size_t n, int part, const char *upload_id)
@@ -146,10 +147,9 @@ int s3_mpu_list(struct s3_client *c, const char *prefix, bool exact,
 	for (int page = 0; page < 10000 && ret == 0; page++) {
 		char *km = key_marker ? s3_qenc(key_marker) : NULL;
 		char *im = id_marker ? s3_qenc(id_marker) : NULL;
-		char *q = NULL;
-		if (asprintf(&q, "uploads&prefix=%s%s%s%s%s", pfx ? pfx : "", km ? "&key-marker=" : "",
-			     km ? km : "", im ? "&upload-id-marker=" : "", im ? im : "") < 0)
-			q = NULL;
+		char *q = xasprintf("uploads&prefix=%s%s%s%s%s", pfx ? pfx : "",
+				    km ? "&key-marker=" : "", km ? km : "",
+				    im ? "&upload-id-marker=" : "", im ? im : "");
 		free(km);
 		free(im);
 		struct s3_req rq = {.method = "GET", .query = q};
