@@ -19,6 +19,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include <regfs/cmp.h>
 #include <regfs/storage.h>
 
 struct ctx {
@@ -82,6 +83,29 @@ static void assert_disk(struct ctx *c, const char *path, const char *want)
 	free(disk);
 }
 
+enum which_files { EVERY_FILE, VISIBLE_AND_TEMP };
+
+/* How many entries the directory at path (under the root) holds: every one
+ * but "." and "..", or the visible ones and the put's ".tmp-" files. */
+static int files_in(struct ctx *c, const char *path, enum which_files which)
+{
+	char dir[512];
+	snprintf(dir, sizeof dir, "%s%s", c->root, path);
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		const char *f = de->d_name;
+		if (which == EVERY_FILE)
+			n += strcmp(f, ".") && strcmp(f, "..");
+		else
+			n += f[0] != '.' || strncmp(f, ".tmp-", 5) == 0;
+	}
+	closedir(d);
+	return n;
+}
+
 /* /blobs/b1 exists with "old": w's publish onto it is refused and the old data stays. */
 static void check_publish_refused(struct ctx *c, struct regfs_writer *w)
 {
@@ -116,17 +140,7 @@ static void test_put_get(void **state)
 	assert_int_equal(len, 3);
 	assert_memory_equal(data, "new", 3);
 	free(data);
-	char dir[512];
-	snprintf(dir, sizeof dir, "%s/a/b/c", c->root);
-	int entries = 0;
-	DIR *d = opendir(dir);
-	assert_non_null(d);
-	struct dirent *de;
-	while ((de = readdir(d)))
-		if (de->d_name[0] != '.' || strncmp(de->d_name, ".tmp-", 5) == 0)
-			entries++;
-	closedir(d);
-	assert_int_equal(entries, 1);
+	assert_int_equal(files_in(c, "/a/b/c", VISIBLE_AND_TEMP), 1);
 
 	/* empty object */
 	assert_int_equal(regfs_storage_put(c->s, "/empty", "", 0, &err), 0);
@@ -291,16 +305,7 @@ static void test_publish_link_fallback(void **state)
 	struct regfs_stat_info si;
 	assert_int_equal(regfs_storage_stat(c->s, p, &si, NULL), -ENOENT);
 	/* nothing left under a private name either */
-	char dir[512];
-	snprintf(dir, sizeof dir, "%s/repo/_uploads/u3", c->root);
-	DIR *d = opendir(dir);
-	assert_non_null(d);
-	struct dirent *de;
-	int files = 0;
-	while ((de = readdir(d)))
-		files += strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
-	closedir(d);
-	assert_int_equal(files, 0);
+	assert_int_equal(files_in(c, "/repo/_uploads/u3", EVERY_FILE), 0);
 }
 
 static void test_reader(void **state)
@@ -379,11 +384,6 @@ static int collect(const char *path, void *ud)
 	return 0;
 }
 
-static int cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int stop_first(const char *path, void *ud)
 {
 	(void)path;
@@ -408,7 +408,7 @@ static void test_list(void **state)
 	struct names ns = {0};
 	assert_int_equal(regfs_storage_list(c->s, "/l", collect, &ns, &err), 0);
 	assert_int_equal(ns.n, 3);
-	qsort(ns.v, (size_t)ns.n, sizeof ns.v[0], cmp);
+	qsort(ns.v, (size_t)ns.n, sizeof ns.v[0], regfs_cmp_str);
 	assert_string_equal(ns.v[0], "/l/a");
 	assert_string_equal(ns.v[1], "/l/b");
 	assert_string_equal(ns.v[2], "/l/c");
@@ -548,15 +548,7 @@ static void test_atomic_put_concurrent(void **state)
 	assert_int_equal(regfs_storage_list(c->s, "/race", collect, &ns, NULL), 0);
 	assert_int_equal(ns.n, 1);
 	free(ns.v[0]);
-	char dir[512];
-	snprintf(dir, sizeof dir, "%s/race", c->root);
-	DIR *d = opendir(dir);
-	int files = 0;
-	struct dirent *de;
-	while ((de = readdir(d)))
-		files += de->d_name[0] != '.' || strncmp(de->d_name, ".tmp-", 5) == 0;
-	closedir(d);
-	assert_int_equal(files, 1);
+	assert_int_equal(files_in(c, "/race", VISIBLE_AND_TEMP), 1);
 }
 
 /* The base layer's part: every failure names the driver, a caller's earlier
