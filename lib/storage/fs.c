@@ -591,12 +591,15 @@ static int fs_move(struct regfs_storage *s, const char *src, const char *dst,
 	return fs_fail(err, errno, "move", errno == ENOENT ? fsrc : fdst);
 }
 
-/* rm -rf of `name` inside directory fd `dirfd`. Entries that vanish
- * concurrently are not errors. Does not follow symlinks. */
+/* rm -rf of `name` inside directory fd `pfd`: 0 or -errno, -ENOENT when
+ * `name` itself is missing. Entries below it that vanish concurrently are
+ * not errors. Does not follow symlinks. */
 static int remove_tree(int pfd, const char *name, int depth)
 {
-	if (unlinkat(pfd, name, 0) == 0 || errno == ENOENT)
+	if (unlinkat(pfd, name, 0) == 0)
 		return 0;
+	if (errno == ENOENT) /* the top is the caller's question; below, a race */
+		return depth ? 0 : -ENOENT;
 	if (errno != EISDIR && errno != EPERM)
 		return -errno;
 	if (depth > 64)
@@ -627,15 +630,9 @@ static int fs_del(struct regfs_storage *s, const char *path, struct regfs_err *e
 {
 	char full[PATH_MAX];
 	int r = full_path(fss(s), path, full, err);
-	if (r)
-		return r;
-	struct stat st;
-	if (lstat(full, &st) != 0)
-		return fs_fail(err, errno, "delete", full);
-	r = remove_tree(AT_FDCWD, full, 0);
-	if (r < 0)
-		return fs_fail(err, -r, "delete", full);
-	return 0;
+	if (r == 0 && (r = remove_tree(AT_FDCWD, full, 0)) < 0)
+		r = fs_fail(err, -r, "delete", full);
+	return r;
 }
 
 static int fs_open_fd(struct regfs_storage *s, const char *path, int *fd, uint64_t *size,

@@ -131,7 +131,7 @@ int s3_writer_open(struct s3_client *c, const char *path, bool append, struct re
 /* The query naming a multipart upload: "uploadId=<id>", with part > 0
  * "partNumber=<part>&uploadId=<id>" (URI-encoded, truncated to n). */
 void s3_upload_query(char *q, size_t n, int part, const char *upload_id);
-/* Multipart helpers also used by move(). */
+/* Multipart calls also used by move(). */
 int s3_mpu_create(struct s3_client *c, const char *key, char **upload_id, struct regfs_err *err);
 int s3_mpu_abort(struct s3_client *c, const char *key, const char *upload_id, struct regfs_err *err);
 struct s3_part {

@@ -531,7 +531,7 @@ static void check_url_health(const struct drv *t)
 	}
 }
 
-/* In order: later checks use what earlier ones wrote. */
+/* In order: a check may use what the ones before it wrote. */
 static void (*const common_checks[])(const struct drv *) = {
 	check_put_get, check_stat, check_list, check_writer_resume, check_writer_sessions,
 	check_writer_cancel_empty, check_reader, check_move, check_delete, check_many,
