@@ -128,10 +128,11 @@ int s3_reader_open(struct s3_client *c, const char *path, uint64_t offset,
 /* ---- s3_writer.c ---- */
 int s3_writer_open(struct s3_client *c, const char *path, bool append, struct regfs_writer **out,
 		   struct regfs_err *err);
+/* ---- s3_multipart.c ---- */
 /* The query naming a multipart upload: "uploadId=<id>", with part > 0
  * "partNumber=<part>&uploadId=<id>" (URI-encoded, truncated to n). */
 void s3_upload_query(char *q, size_t n, int part, const char *upload_id);
-/* Multipart calls also used by move(). */
+/* Multipart calls the writer and move() build on. */
 int s3_mpu_create(struct s3_client *c, const char *key, char **upload_id, struct regfs_err *err);
 int s3_mpu_abort(struct s3_client *c, const char *key, const char *upload_id, struct regfs_err *err);
 struct s3_part {

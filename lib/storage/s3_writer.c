@@ -130,8 +130,6 @@ static int next_num(struct s3_writer *w)
 	return w->n_parts ? w->parts[w->n_parts - 1].num + 1 : 1;
 }
 
-/* Sends the buffer as the next part (any size; only the last may be small),
- * synchronously. */
 /* Before a part goes up: the previous one is recorded and the session has
  * its multipart upload. */
 static int ready_for_part(struct s3_writer *w, struct regfs_err *err)
@@ -142,6 +140,8 @@ static int ready_for_part(struct s3_writer *w, struct regfs_err *err)
 	return ret;
 }
 
+/* Sends the buffer as the next part (any size; only the last may be small),
+ * synchronously. */
 static int flush_part(struct s3_writer *w, struct regfs_err *err)
 {
 	int ret = ready_for_part(w, err);
