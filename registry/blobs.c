@@ -210,10 +210,10 @@ static bool redirected(struct registry *r, struct request *q, const char *path,
 		       enum MHD_Result *ret)
 {
 	const char *digest = q->rt.ref;
-	if (request_is_head(q) || r->cfg->redirect_disable || !r->st->ops->url_for)
+	if (request_is_head(q) || r->cfg->redirect_disable)
 		return false;
-	char *u = NULL;
-	if (r->st->ops->url_for(r->st, path, 1200, &u, NULL) != 0 || !u)
+	char *u = NULL; /* -ENOTSUP without direct URLs */
+	if (regfs_storage_url_for(r->st, path, 1200, &u, NULL) != 0 || !u)
 		return false;
 	struct MHD_Response *resp = response_empty();
 	if (resp) {
@@ -232,8 +232,8 @@ static int blob_open(struct registry *r, struct request *q, const char *path, in
 {
 	bool head = request_is_head(q);
 	int rc;
-	if (!head && r->st->ops->open_fd) {
-		rc = r->st->ops->open_fd(r->st, path, fd, total, e);
+	if (!head && regfs_storage_supports(r->st, REGFS_STORAGE_OPEN_FD)) {
+		rc = regfs_storage_open_fd(r->st, path, fd, total, e);
 	} else {
 		struct regfs_stat_info st;
 		rc = regfs_storage_stat(r->st, path, &st, e);
@@ -256,7 +256,7 @@ static struct MHD_Response *blob_body(struct registry *r, const char *path, int 
 		return resp;
 	}
 	struct rd_ctx *x = calloc(1, sizeof *x);
-	*rc = x ? r->st->ops->reader(r->st, path, start, &x->rd, e) : -ENOMEM;
+	*rc = x ? regfs_storage_reader(r->st, path, start, &x->rd, e) : -ENOMEM;
 	if (*rc) {
 		free(x);
 		return NULL;

@@ -147,8 +147,8 @@ static void *health_thread(void *arg)
 	do {
 		struct regfs_err e = {0};
 		int rc;
-		if (r->st->ops->health) {
-			rc = r->st->ops->health(r->st, &e);
+		if (regfs_storage_supports(r->st, REGFS_STORAGE_HEALTH)) {
+			rc = regfs_storage_health(r->st, &e);
 		} else {
 			struct regfs_stat_info st;
 			rc = regfs_storage_stat(r->st, REGFS_LAYOUT_ROOT, &st, &e);
@@ -157,7 +157,7 @@ static void *health_thread(void *arg)
 		}
 		if (rc == 0) {
 			if (atomic_load(&r->storage_down))
-				log_info("storage health: %s storage answers again", r->st->ops->name);
+				log_info("storage health: %s storage answers again", regfs_storage_name(r->st));
 			fails = 0;
 			atomic_store(&r->storage_down, 0);
 		} else {

@@ -23,7 +23,7 @@ static int read_link_fd(struct registry *r, const char *path, char out[REGFS_DIG
 {
 	int fd;
 	uint64_t size;
-	int rc = r->st->ops->open_fd(r->st, path, &fd, &size, err);
+	int rc = regfs_storage_open_fd(r->st, path, &fd, &size, err);
 	if (rc)
 		return rc;
 	struct stat st;
@@ -45,7 +45,7 @@ static int read_link_fd(struct registry *r, const char *path, char out[REGFS_DIG
 int repo_read_link(struct registry *r, const char *path, char out[REGFS_DIGEST_MAX],
 		   int64_t *mtime, struct regfs_err *err)
 {
-	if (r->st->ops->open_fd)
+	if (regfs_storage_supports(r->st, REGFS_STORAGE_OPEN_FD))
 		return read_link_fd(r, path, out, mtime, err);
 	char *data = NULL;
 	size_t len = 0;

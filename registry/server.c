@@ -570,7 +570,7 @@ int server_run(struct regfs_config *cfg, struct regfs_err *err)
 	}
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
 	log_info("regfs-registry %s listening on %s (port %u, %s storage%s)", REGFS_VERSION,
-		 cfg->http_addr, info ? (unsigned)info->port : 0u, reg.st->ops->name,
+		 cfg->http_addr, info ? (unsigned)info->port : 0u, regfs_storage_name(reg.st),
 		 cert ? ", TLS" : "");
 	maint_start(&reg);
 

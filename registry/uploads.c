@@ -302,7 +302,7 @@ static int rehash(struct registry *r, const char *name, const char *uuid,
 	}
 	char *p = regfs_layout_upload_data(name, uuid);
 	struct regfs_reader *rd = NULL;
-	int rc = p ? r->st->ops->reader(r->st, p, 0, &rd, err) : -ENOMEM;
+	int rc = p ? regfs_storage_reader(r->st, p, 0, &rd, err) : -ENOMEM;
 	free(p);
 	char *buf = rc ? NULL : malloc(256 * 1024);
 	if (!rc && !buf)
@@ -338,7 +338,7 @@ static int op_open(struct registry *r, const char *name, struct upload_op *op, b
 		   struct regfs_err *err)
 {
 	char *p = regfs_layout_upload_data(name, op->uuid);
-	int rc = p ? r->st->ops->writer(r->st, p, append, &op->w, err) : -ENOMEM;
+	int rc = p ? regfs_storage_writer(r->st, p, append, &op->w, err) : -ENOMEM;
 	free(p);
 	if (rc)
 		return rc;
@@ -458,7 +458,7 @@ static int publish_and_link(struct registry *r, const char *name, struct upload_
 	gc_writer_begin(r);
 	gc_note_referenced(r, digest);
 	if (rc == 0)
-		rc = op->w->publish(op->w, dst, e);
+		rc = regfs_writer_publish(op->w, dst, e);
 	bool existed = rc == -EEXIST;
 	/* discarded: remove the data while the lock is still held, so a request
 	 * waiting for the session finds it gone rather than resumable */
@@ -633,7 +633,7 @@ enum MHD_Result h_upload_start(struct registry *r, struct request *q)
 	if (rc)
 		return respond_storage_error(r, q, &e);
 	char *p = regfs_layout_upload_data(q->rt.name, op->uuid);
-	rc = p ? r->st->ops->writer(r->st, p, false, &op->w, &e) : -ENOMEM;
+	rc = p ? regfs_storage_writer(r->st, p, false, &op->w, &e) : -ENOMEM;
 	free(p);
 	if (rc)
 		return respond_storage_error(r, q, &e);
@@ -730,7 +730,7 @@ static enum MHD_Result upload_status(struct registry *r, struct request *q)
 	uint64_t stored = st.size;
 	struct regfs_writer *w = NULL;
 	if (rc == -ENOENT)
-		rc = r->st->ops->writer(r->st, p, true, &w, &e);
+		rc = regfs_storage_writer(r->st, p, true, &w, &e);
 	free(p);
 	if (rc)
 		return session_failed(r, q, rc, &e);
