@@ -47,7 +47,7 @@ static int page_strings(struct regfs_client *c, const char *url, const struct re
 			const char *key, struct regfs_strv *out, struct regfs_err *err)
 {
 	json_error_t je;
-	json_t *j = json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, &je);
+	json_t *j = json_loadb(dynbuf_ptr(&r->body), dynbuf_len(&r->body), 0, &je);
 	json_t *a = json_object_get(j, key);
 	int rc = 0;
 	if (!j || (!json_is_array(a) && !json_is_null(a) && a)) {
@@ -181,7 +181,7 @@ int manifest_fill(struct regfs_client *c, const char *repo, const char *ref, str
 	snprintf(url, sizeof url, "%s/v2/%s/manifests/%s", c->url, repo, ref);
 	if (r->status != 200)
 		return status_err(c, r, "GET", url, what, err);
-	if (!r->body.len) {
+	if (!dynbuf_len(&r->body)) {
 		ST_INC(c, st_errors);
 		return regfs_errf(err, -EPROTO, "GET %s answered an empty manifest", url);
 	}
@@ -194,7 +194,7 @@ int manifest_fill(struct regfs_client *c, const char *repo, const char *ref, str
 	if (want)
 		regfs_digest_parse(want, &alg, NULL, NULL);
 	char got[REGFS_DIGEST_MAX];
-	regfs_digest_buf(alg, r->body.data, r->body.len, got);
+	regfs_digest_buf(alg, dynbuf_ptr(&r->body), dynbuf_len(&r->body), got);
 	if (want && strcmp(got, want) != 0) {
 		ST_INC(c, st_errors);
 		return regfs_errf(err, -EPROTO,
@@ -205,7 +205,7 @@ int manifest_fill(struct regfs_client *c, const char *repo, const char *ref, str
 		enum regfs_digest_alg a2 = REGFS_SHA256;
 		char d2[REGFS_DIGEST_MAX];
 		regfs_digest_parse(r->dcd, &a2, NULL, NULL);
-		regfs_digest_buf(a2, r->body.data, r->body.len, d2);
+		regfs_digest_buf(a2, dynbuf_ptr(&r->body), dynbuf_len(&r->body), d2);
 		if (strcmp(d2, r->dcd) != 0) {
 			ST_INC(c, st_errors);
 			return regfs_errf(err, -EPROTO,
@@ -220,16 +220,14 @@ int manifest_fill(struct regfs_client *c, const char *repo, const char *ref, str
 		if (out->content_type)
 			out->content_type[strcspn(out->content_type, ";")] = '\0';
 	} else {
-		json_t *j = json_loadb(r->body.data, r->body.len, 0, NULL);
+		json_t *j = json_loadb(dynbuf_ptr(&r->body), dynbuf_len(&r->body), 0, NULL);
 		const char *mt = json_string_value(json_object_get(j, "mediaType"));
 		out->content_type = strdup(mt ? mt : "application/vnd.oci.image.manifest.v1+json");
 		json_decref(j);
 	}
 	if (!out->content_type)
 		return regfs_errf(err, -ENOMEM, "out of memory");
-	out->data = r->body.data;
-	out->len = r->body.len;
-	r->body = (struct membuf){0};
+	out->data = dynbuf_take(&r->body, &out->len);
 	if (r->last_modified) {
 		time_t t = curl_getdate(r->last_modified, NULL);
 		out->last_modified = t > 0 ? (int64_t)t : 0;
@@ -414,8 +412,8 @@ int regfs_client_delete_manifest(struct regfs_client *c, const char *repo, const
 	struct rq q = {.method = "DELETE", .url = url, .scope = scope, .idempotent = false};
 	ST_INC(c, st_writes);
 	rc = client_do(c, &q, &r, err);
-	if (!rc && r.status == 400 && !regfs_digest_valid(ref) && r.body.data &&
-	    strstr(r.body.data, "DIGEST_INVALID")) {
+	if (!rc && r.status == 400 && !regfs_digest_valid(ref) && 
+	    strstr(dynbuf_ptr(&r.body), "DIGEST_INVALID")) {
 		/* registry:2 (2.8) cannot delete a tag: it parses the tag as a
 		 * digest and answers 400 DIGEST_INVALID. Say so as -ENOTSUP so the
 		 * caller can take its fallback. */

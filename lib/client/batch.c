@@ -84,20 +84,13 @@ static int start_item(struct regfs_client *c, CURLM *m, struct bitem *it)
 
 static void finish_item(struct regfs_client *c, CURLM *m, struct bitem *it, CURLcode cc)
 {
-	curl_off_t got = 0;
-	if (curl_easy_getinfo(it->x.h, CURLINFO_SIZE_DOWNLOAD_T, &got) == CURLE_OK && got > 0)
-		ST_ADD(c, st_bytes, (uint64_t)got);
-	if (cc == CURLE_OK && it->r.status == 0) {
-		long st = 0;
-		curl_easy_getinfo(it->x.h, CURLINFO_RESPONSE_CODE, &st);
-		it->r.status = st;
-	}
+	xfer_done(c, &it->x, cc);
 	it->cc = cc;
 	memcpy(it->errbuf, it->x.errbuf, sizeof it->errbuf);
 	curl_multi_remove_handle(m, it->x.h);
 	xfer_cleanup(&it->x);
 	long s = it->r.status;
-	if ((cc != CURLE_OK && curl_retryable(cc)) ||
+	if ((cc != CURLE_OK && regfs_http_transient(cc, CLIENT_TRANSIENT)) ||
 	    (cc == CURLE_OK && (s == 401 || s == 429 || s >= 500)))
 		it->redo = true;
 }

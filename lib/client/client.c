@@ -9,30 +9,6 @@
 #include <string.h>
 #include <strings.h>
 
-static pthread_once_t global_once = PTHREAD_ONCE_INIT;
-static CURLcode global_rc;
-
-static void global_init(void)
-{
-	/* curl_global_init is not thread-safe before 7.84; run it once. */
-	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *ud)
-{
-	(void)h;
-	(void)a;
-	struct regfs_client *c = ud;
-	pthread_mutex_lock(&c->share_locks[d]);
-}
-
-static void share_unlock(CURL *h, curl_lock_data d, void *ud)
-{
-	(void)h;
-	struct regfs_client *c = ud;
-	pthread_mutex_unlock(&c->share_locks[d]);
-}
-
 int regfs_client_new(const struct regfs_client_opts *opts, struct regfs_client **out,
 		     struct regfs_err *err)
 {
@@ -43,10 +19,6 @@ int regfs_client_new(const struct regfs_client_opts *opts, struct regfs_client *
 	if (strncasecmp(u, "http://", 7) != 0 && strncasecmp(u, "https://", 8) != 0)
 		return regfs_errf(err, -EINVAL,
 				  "registry URL %s has no scheme: use http://%s or https://%s", u, u, u);
-	pthread_once(&global_once, global_init);
-	if (global_rc != CURLE_OK)
-		return regfs_errf(err, -EIO, "cannot initialise libcurl: %s",
-				  curl_easy_strerror(global_rc));
 	struct regfs_client *c = calloc(1, sizeof *c);
 	if (!c)
 		return regfs_errf(err, -ENOMEM, "out of memory");
@@ -68,8 +40,6 @@ int regfs_client_new(const struct regfs_client_opts *opts, struct regfs_client *
 	c->timeout_s = opts->timeout_s > 0 ? opts->timeout_s : 10;
 	c->max_parallel = opts->max_parallel > 0 ? opts->max_parallel : 16;
 	pthread_mutex_init(&c->lock, NULL);
-	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-		pthread_mutex_init(&c->share_locks[i], NULL);
 	if (!c->url || !c->host || !c->origin || (opts->ca_cert && !c->ca_cert)) {
 		regfs_client_free(c);
 		return regfs_errf(err, -ENOMEM, "out of memory");
@@ -79,17 +49,11 @@ int regfs_client_new(const struct regfs_client_opts *opts, struct regfs_client *
 		regfs_client_free(c);
 		return rc;
 	}
-	c->share = curl_share_init();
-	if (!c->share) {
+	rc = regfs_http_init(&c->http, err);
+	if (rc) {
 		regfs_client_free(c);
-		return regfs_errf(err, -ENOMEM, "cannot create the HTTP connection cache");
+		return rc;
 	}
-	curl_share_setopt(c->share, CURLSHOPT_LOCKFUNC, share_lock);
-	curl_share_setopt(c->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
-	curl_share_setopt(c->share, CURLSHOPT_USERDATA, c);
-	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
 	log_debug("client: registry %s%s%s", c->url, c->user ? ", credentials from " : "",
 		  c->user ? c->cred_source : "");
 	*out = c;
@@ -100,8 +64,7 @@ void regfs_client_free(struct regfs_client *c)
 {
 	if (!c)
 		return;
-	if (c->share)
-		curl_share_cleanup(c->share);
+	regfs_http_cleanup(&c->http);
 	free(c->url);
 	free(c->origin);
 	free(c->host);
@@ -116,8 +79,6 @@ void regfs_client_free(struct regfs_client *c)
 	free(c->extensions);
 	tokens_free(c->tokens);
 	pthread_mutex_destroy(&c->lock);
-	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-		pthread_mutex_destroy(&c->share_locks[i]);
 	free(c);
 }
 

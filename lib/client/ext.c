@@ -105,7 +105,7 @@ static int get_pages(struct regfs_client *c, char *first, const char *what,
 		if (!rc && r.status != 200)
 			rc = status_err(c, &r, "GET", url, what, err);
 		if (!rc) {
-			rc = page(url, r.body.data, r.body.len, arg, err);
+			rc = page(url, dynbuf_ptr(&r.body), dynbuf_len(&r.body), arg, err);
 			if (rc == -EPROTO || rc == -EBADMSG)
 				ST_INC(c, st_errors);
 		}
@@ -215,7 +215,7 @@ int regfs_client_repo_manifests(struct regfs_client *c, const char *repo,
 	}
 	if (rc)
 		goto out;
-	j = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, NULL);
+	j = json_loadb(dynbuf_ptr(&r.body), dynbuf_len(&r.body), 0, NULL);
 	json_t *ms = json_object_get(j, "manifests");
 	size_t nm = json_array_size(ms);
 	if (!json_is_array(ms))
@@ -230,23 +230,25 @@ int regfs_client_repo_manifests(struct regfs_client *c, const char *repo,
 		const char *dg = json_string_value(json_object_get(m, "digest"));
 		if (!dg || !regfs_digest_valid(dg))
 			goto bad;
-		struct membuf tags = {0};
+		struct dynbuf tags = DYNBUF_INIT(DYNBUF_NO_CAP);
+		bool any = false; /* no tags at all: NULL, not "" */
 		size_t k;
 		json_t *t;
 		json_array_foreach(json_object_get(m, "tags"), k, t) {
 			const char *s = json_string_value(t);
 			if (!s)
 				continue;
-			if ((tags.len && membuf_append(&tags, ",", 1)) ||
-			    membuf_append(&tags, s, strlen(s))) {
-				membuf_free(&tags);
+			if ((dynbuf_len(&tags) && dynbuf_addstr(&tags, ",")) ||
+			    dynbuf_addstr(&tags, s)) {
+				dynbuf_free(&tags);
 				rc = regfs_errf(err, -ENOMEM, "out of memory");
 				goto out;
 			}
+			any = true;
 		}
-		rc = tag_info_set(&v[nv], tags.data, dg,
+		rc = tag_info_set(&v[nv], any ? dynbuf_ptr(&tags) : NULL, dg,
 				  json_string_value(json_object_get(m, "pushed")));
-		membuf_free(&tags);
+		dynbuf_free(&tags);
 		nv++;
 		if (rc) {
 			regfs_errf(err, rc, "out of memory");

@@ -12,7 +12,9 @@
 #define REGFS_CLIENT_INTERNAL_H
 
 #include <regfs/client.h>
+#include <regfs/dynbuf.h>
 #include <regfs/fmt.h>
+#include <regfs/http.h>
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -39,8 +41,7 @@ struct regfs_client {
 	bool insecure;
 	int timeout_s, max_parallel;
 
-	CURLSH *share;
-	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+	struct regfs_http http; /* connection cache and handle pool of every request */
 
 	pthread_mutex_t lock; /* guards everything below */
 	enum auth_mode mode;
@@ -53,14 +54,6 @@ struct regfs_client {
 		st_blob_reads, st_writes, st_bytes, st_retries, st_errors, st_token_fetches;
 };
 
-/* ---- a growable byte buffer ---- */
-struct membuf {
-	char *data;
-	size_t len, cap;
-};
-int membuf_append(struct membuf *b, const void *p, size_t n);
-void membuf_free(struct membuf *b);
-
 /* ---- one response ---- */
 enum sink_kind { SINK_MEM = 0, SINK_BUF, SINK_FD, SINK_NONE };
 
@@ -71,7 +64,9 @@ struct resp {
 	int64_t content_length; /* -1 when absent */
 
 	enum sink_kind sink;
-	struct membuf body; /* SINK_MEM body; the error body of any non-2xx answer */
+	/* SINK_MEM body; the error body of any non-2xx answer. Capped by what
+	 * the status allows (request.c: MEM_BODY_MAX, ERR_BODY_MAX). */
+	struct dynbuf body;
 	/* SINK_BUF: a Range read into the caller's buffer */
 	char *buf;
 	size_t buf_cap, buf_got;
@@ -105,7 +100,8 @@ struct rq {
 
 /* An easy handle set up for one attempt (used directly and by batch.c). */
 struct xfer {
-	CURL *h;
+	CURL *h;             /* from c->http's pool, given back by xfer_cleanup */
+	struct regfs_http *http;
 	struct curl_slist *hdrs;
 	char errbuf[CURL_ERROR_SIZE];
 	const struct rq *q;
@@ -115,6 +111,8 @@ struct xfer {
 /* auth_header: full "Authorization: …" line or NULL. */
 int xfer_setup(struct regfs_client *c, struct xfer *x, const struct rq *q, struct resp *r,
 	       const char *auth_header, long timeout_ms, struct regfs_err *err);
+/* After the transfer ended with cc: count its bytes, take its status. */
+void xfer_done(struct regfs_client *c, struct xfer *x, CURLcode cc);
 void xfer_cleanup(struct xfer *x);
 
 /* Runs q until there is an HTTP answer (any status; 401 after the auth flow
@@ -127,9 +125,8 @@ int curl_to_err(struct regfs_client *c, CURLcode cc, const char *errbuf, const c
 /* Maps a non-success HTTP answer to an errno with a message naming `what`. */
 int status_err(struct regfs_client *c, const struct resp *r, const char *method,
 	       const char *url, const char *what, struct regfs_err *err);
-bool curl_retryable(CURLcode cc);
-void sleep_ms(long ms);
-int64_t now_ms(void);
+/* The curl failures worth another attempt (http.h), for the registry client. */
+#define CLIENT_TRANSIENT REGFS_HTTP_TRANSIENT_HTTP2
 
 /* ---- auth (auth.c) ---- */
 int creds_resolve(struct regfs_client *c, const struct regfs_client_opts *o,
