@@ -180,6 +180,33 @@ int regfs_client_bulk_tags(struct regfs_client *c, struct regfs_repo_tags **out,
 	return 0;
 }
 
+/* One entry of a repo-manifests answer into *t (zeroed): 0, -EPROTO when it
+ * is not the documented shape, -ENOMEM. */
+static int manifest_entry(json_t *m, struct regfs_tag_info *t)
+{
+	const char *dg = json_string_value(json_object_get(m, "digest"));
+	if (!dg || !regfs_digest_valid(dg))
+		return -EPROTO;
+	struct dynbuf tags = DYNBUF_INIT(DYNBUF_NO_CAP);
+	bool any = false; /* no tags at all: NULL, not "" */
+	size_t k;
+	json_t *tj;
+	json_array_foreach(json_object_get(m, "tags"), k, tj) {
+		const char *s = json_string_value(tj);
+		if (!s)
+			continue;
+		if ((dynbuf_len(&tags) && dynbuf_addstr(&tags, ",")) || dynbuf_addstr(&tags, s)) {
+			dynbuf_free(&tags);
+			return -ENOMEM;
+		}
+		any = true;
+	}
+	int rc = tag_info_set(t, any ? dynbuf_ptr(&tags) : NULL, dg,
+			      json_string_value(json_object_get(m, "pushed")));
+	dynbuf_free(&tags);
+	return rc;
+}
+
 /* One entry per manifest; `tag` is its tags joined with "," (tags cannot
  * contain commas), or NULL when the manifest is untagged. */
 int regfs_client_repo_manifests(struct regfs_client *c, const char *repo,
@@ -225,36 +252,12 @@ int regfs_client_repo_manifests(struct regfs_client *c, const char *repo,
 		rc = regfs_errf(err, -ENOMEM, "out of memory");
 		goto out;
 	}
-	for (size_t i = 0; i < nm; i++) {
-		json_t *m = json_array_get(ms, i);
-		const char *dg = json_string_value(json_object_get(m, "digest"));
-		if (!dg || !regfs_digest_valid(dg))
-			goto bad;
-		struct dynbuf tags = DYNBUF_INIT(DYNBUF_NO_CAP);
-		bool any = false; /* no tags at all: NULL, not "" */
-		size_t k;
-		json_t *t;
-		json_array_foreach(json_object_get(m, "tags"), k, t) {
-			const char *s = json_string_value(t);
-			if (!s)
-				continue;
-			if ((dynbuf_len(&tags) && dynbuf_addstr(&tags, ",")) ||
-			    dynbuf_addstr(&tags, s)) {
-				dynbuf_free(&tags);
-				rc = regfs_errf(err, -ENOMEM, "out of memory");
-				goto out;
-			}
-			any = true;
-		}
-		rc = tag_info_set(&v[nv], any ? dynbuf_ptr(&tags) : NULL, dg,
-				  json_string_value(json_object_get(m, "pushed")));
-		dynbuf_free(&tags);
-		nv++;
-		if (rc) {
-			regfs_errf(err, rc, "out of memory");
-			goto out;
-		}
-	}
+	for (size_t i = 0; i < nm && !rc; i++)
+		rc = manifest_entry(json_array_get(ms, i), &v[nv++]);
+	if (rc == -EPROTO)
+		goto bad;
+	if (rc)
+		regfs_errf(err, rc, "out of memory");
 	goto out;
 bad:
 	ST_INC(c, st_errors);
