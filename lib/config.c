@@ -12,6 +12,7 @@
  * driver. Our own extension lives under the top-level `regfs:` key, which
  * registry:2 ignores (it would refuse an unknown key under storage:). */
 #include <regfs/config.h>
+#include <regfs/mem.h>
 
 #include <errno.h>
 #include <stddef.h>
@@ -666,17 +667,10 @@ void regfs_config_free(struct regfs_config *cfg)
 {
 	if (!cfg)
 		return;
-	free(cfg->version);
-	free(cfg->fs_rootdirectory);
 	struct regfs_s3_config *s3 = &cfg->s3;
-	free(s3->accesskey);
-	free(s3->secretkey);
-	free(s3->region);
-	free(s3->regionendpoint);
-	free(s3->bucket);
-	free(s3->rootdirectory);
-	free(cfg->http_addr);
-	free(cfg->http_host);
+	REGFS_FREE_STRS(&cfg->version, &cfg->fs_rootdirectory, &s3->accesskey, &s3->secretkey,
+			&s3->region, &s3->regionendpoint, &s3->bucket, &s3->rootdirectory,
+			&cfg->http_addr, &cfg->http_host);
 	for (int i = 0; i < cfg->n_headers; i++) {
 		free(cfg->headers[i].name);
 		for (int j = 0; j < cfg->headers[i].n_values; j++)

@@ -310,9 +310,7 @@ int regfs_client_blob_read(struct regfs_client *c, const char *repo, const char 
 		} else if (r.status == 416) {
 			*got = 0; /* at or past the end */
 		} else {
-			char what[400];
-			snprintf(what, sizeof what, "blob %s in %s", digest, repo);
-			rc = status_err(c, &r, "GET", url, what, err);
+			rc = status_errf(c, &r, "GET", url, err, "blob %s in %s", digest, repo);
 		}
 	}
 	resp_free(&r);
@@ -342,9 +340,7 @@ int regfs_client_blob_fetch(struct regfs_client *c, const char *repo, const char
 	ST_INC(c, st_blob_reads);
 	rc = client_do(c, &q, &r, err);
 	if (!rc && r.status != 200) {
-		char what[400];
-		snprintf(what, sizeof what, "blob %s in %s", digest, repo);
-		rc = status_err(c, &r, "GET", url, what, err);
+		rc = status_errf(c, &r, "GET", url, err, "blob %s in %s", digest, repo);
 	}
 	if (!rc) {
 		char got[REGFS_DIGEST_MAX];
@@ -376,9 +372,7 @@ int regfs_client_blob_size(struct regfs_client *c, const char *repo, const char 
 	struct resp r = {.sink = SINK_NONE, .content_length = -1};
 	rc = client_do(c, &q, &r, err);
 	if (!rc && r.status != 200) {
-		char what[400];
-		snprintf(what, sizeof what, "blob %s in %s", digest, repo);
-		rc = status_err(c, &r, "HEAD", url, what, err);
+		rc = status_errf(c, &r, "HEAD", url, err, "blob %s in %s", digest, repo);
 	}
 	if (!rc && r.content_length < 0) {
 		ST_INC(c, st_errors);
@@ -423,9 +417,7 @@ int regfs_client_delete_manifest(struct regfs_client *c, const char *repo, const
 				"answered 400 DIGEST_INVALID); delete the manifest by digest instead",
 				repo, ref, c->url);
 	} else if (!rc && r.status != 202 && r.status != 200 && r.status != 204) {
-		char what[400];
-		snprintf(what, sizeof what, "deleting manifest %s:%s", repo, ref);
-		rc = status_err(c, &r, "DELETE", url, what, err);
+		rc = status_errf(c, &r, "DELETE", url, err, "deleting manifest %s:%s", repo, ref);
 	}
 	if (!rc)
 		log_info("client: deleted %s:%s", repo, ref);
@@ -463,9 +455,7 @@ int regfs_client_put_manifest(struct regfs_client *c, const char *repo, const ch
 	ST_INC(c, st_writes);
 	rc = client_do(c, &q, &r, err);
 	if (!rc && r.status != 201 && r.status != 200) {
-		char what[400];
-		snprintf(what, sizeof what, "putting manifest %s:%s", repo, ref);
-		rc = status_err(c, &r, "PUT", url, what, err);
+		rc = status_errf(c, &r, "PUT", url, err, "putting manifest %s:%s", repo, ref);
 	}
 	if (!rc && digest_out)
 		snprintf(digest_out, REGFS_DIGEST_MAX, "%s",
@@ -516,9 +506,7 @@ static int copy_through_upload(struct regfs_client *c, const char *repo, const c
 	ST_INC(c, st_writes);
 	rc = client_do(c, &q, &r, err);
 	if (!rc && r.status != 201) {
-		char what[400];
-		snprintf(what, sizeof what, "uploading blob %s to %s", digest, repo);
-		rc = status_err(c, &r, "PUT", url, what, err);
+		rc = status_errf(c, &r, "PUT", url, err, "uploading blob %s to %s", digest, repo);
 	}
 out:
 	resp_free(&r);
@@ -556,9 +544,8 @@ int regfs_client_mount_blob(struct regfs_client *c, const char *repo, const char
 		rc = copy_through_upload(c, repo, from, digest, r.location, scope, err);
 		goto out;
 	}
-	char what[400];
-	snprintf(what, sizeof what, "mounting blob %s from %s into %s", digest, from, repo);
-	rc = status_err(c, &r, "POST", url, what, err);
+	rc = status_errf(c, &r, "POST", url, err, "mounting blob %s from %s into %s", digest, from,
+			 repo);
 out:
 	resp_free(&r);
 	free(url);

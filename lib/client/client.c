@@ -3,6 +3,7 @@
 #include "internal.h"
 
 #include <regfs/log.h>
+#include <regfs/mem.h>
 
 #include <errno.h>
 #include <stdlib.h>
@@ -65,18 +66,9 @@ void regfs_client_free(struct regfs_client *c)
 	if (!c)
 		return;
 	regfs_http_cleanup(&c->http);
-	free(c->url);
-	free(c->origin);
-	free(c->host);
-	free(c->user);
-	if (c->pass) {
-		explicit_bzero(c->pass, strlen(c->pass));
-		free(c->pass);
-	}
-	free(c->ca_cert);
-	free(c->realm);
-	free(c->service);
-	free(c->extensions);
+	REGFS_FREE_STRS(&c->url, &c->origin, &c->host, &c->user, &c->ca_cert, &c->realm,
+			&c->service, &c->extensions);
+	regfs_free_secret(c->pass);
 	tokens_free(c->tokens);
 	pthread_mutex_destroy(&c->lock);
 	free(c);

@@ -236,9 +236,7 @@ int regfs_client_repo_manifests(struct regfs_client *c, const char *repo,
 	ST_INC(c, st_tag_lists);
 	rc = client_do(c, &q, &r, err);
 	if (!rc && r.status != 200) {
-		char what[300];
-		snprintf(what, sizeof what, "manifests of repository %s", repo);
-		rc = status_err(c, &r, "GET", url, what, err);
+		rc = status_errf(c, &r, "GET", url, err, "manifests of repository %s", repo);
 	}
 	if (rc)
 		goto out;

@@ -125,6 +125,10 @@ int curl_to_err(struct regfs_client *c, CURLcode cc, const char *errbuf, const c
 /* Maps a non-success HTTP answer to an errno with a message naming `what`. */
 int status_err(struct regfs_client *c, const struct resp *r, const char *method,
 	       const char *url, const char *what, struct regfs_err *err);
+/* status_err with `what` formatted. */
+int status_errf(struct regfs_client *c, const struct resp *r, const char *method,
+		const char *url, struct regfs_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
 /* The curl failures worth another attempt (http.h), for the registry client. */
 #define CLIENT_TRANSIENT REGFS_HTTP_TRANSIENT_HTTP2
 

@@ -6,6 +6,7 @@
 #include "internal.h"
 
 #include <regfs/log.h>
+#include <regfs/mem.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -32,12 +33,8 @@ const char *const manifest_accept_hdr =
 
 static void resp_headers_free(struct resp *r)
 {
-	char **f[] = {&r->ctype, &r->dcd, &r->location, &r->link, &r->www_auth,
-		      &r->api_version, &r->extensions, &r->last_modified};
-	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-		free(*f[i]);
-		*f[i] = NULL;
-	}
+	REGFS_FREE_STRS(&r->ctype, &r->dcd, &r->location, &r->link, &r->www_auth,
+			&r->api_version, &r->extensions, &r->last_modified);
 	r->content_length = -1;
 }
 
@@ -463,6 +460,17 @@ static int attempt_once(struct regfs_client *c, const struct rq *q, struct resp 
 	    r->buf_got == r->buf_cap)
 		*cc = CURLE_OK;
 	return 0;
+}
+
+int status_errf(struct regfs_client *c, const struct resp *r, const char *method,
+		const char *url, struct regfs_err *err, const char *fmt, ...)
+{
+	char what[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	return status_err(c, r, method, url, what, err);
 }
 
 int client_do(struct regfs_client *c, const struct rq *q, struct resp *r, struct regfs_err *err)

@@ -15,6 +15,7 @@
 #include <regfs/dynbuf.h>
 #include <regfs/fmt.h>
 #include <regfs/log.h>
+#include <regfs/mem.h>
 #include <regfs/sigv4.h>
 
 #define MAX_ATTEMPTS 5
@@ -153,19 +154,9 @@ int s3_client_init(struct s3_client *c, const struct regfs_s3_config *cfg, struc
 void s3_client_cleanup(struct s3_client *c)
 {
 	regfs_http_cleanup(&c->http);
-	free(c->endpoint);
-	free(c->base_url);
-	free(c->host);
-	free(c->path_prefix);
-	free(c->bucket);
-	free(c->root);
-	free(c->access_key);
-	if (c->secret_key) {
-		memset(c->secret_key, 0, strlen(c->secret_key));
-		free(c->secret_key);
-	}
-	free(c->region);
-	free(c->ca_bundle);
+	REGFS_FREE_STRS(&c->endpoint, &c->base_url, &c->host, &c->path_prefix, &c->bucket,
+			&c->root, &c->access_key, &c->region, &c->ca_bundle);
+	regfs_free_secret(c->secret_key);
 }
 
 /* ---- keys ---- */
