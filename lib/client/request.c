@@ -7,6 +7,7 @@
 
 #include <regfs/log.h>
 #include <regfs/mem.h>
+#include <regfs/sigv4.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -56,25 +57,11 @@ void resp_reset(struct resp *r)
 	/* SINK_FD is only retried when nothing was written, so the hasher is fresh. */
 }
 
+/* Everything but RFC 3986's unreserved characters is %-escaped: the same rule
+ * SigV4 signs with, so one encoder serves both. */
 char *url_escape(const char *s)
 {
-	static const char hex[] = "0123456789ABCDEF";
-	size_t n = strlen(s);
-	char *o = malloc(3 * n + 1), *p = o;
-	if (!o)
-		return NULL;
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if (isalnum(ch) || ch == '-' || ch == '.' || ch == '_' || ch == '~') {
-			*p++ = (char)ch;
-		} else {
-			*p++ = '%';
-			*p++ = hex[ch >> 4];
-			*p++ = hex[ch & 15];
-		}
-	}
-	*p = '\0';
-	return o;
+	return regfs_sigv4_uri_encode(s, strlen(s), false);
 }
 
 /* ---- capture ---- */
