@@ -48,14 +48,10 @@ static const struct key keys[] = {
 	{"log", K_MAP, 0, NULL},
 	{"log.level", K_LEVEL, F(log_level), NULL},
 	{"log.formatter", K_FORMATTER, F(log_json), NULL},
-	{"log.fields", K_ACCEPT, 0, NULL},
-	{"log.hooks", K_ACCEPT, 0, NULL},
-	{"log.accesslog", K_ACCEPT, 0, NULL},
 
 	{"storage", K_MAP, 0, NULL},
 	{"storage.filesystem", K_MAP, 0, NULL},
 	{"storage.filesystem.rootdirectory", K_STR, F(fs_rootdirectory), NULL},
-	{"storage.filesystem.maxthreads", K_ACCEPT, 0, NULL},
 	{"storage.s3", K_MAP, 0, NULL},
 	{"storage.s3.accesskey", K_STR, F(s3.accesskey), NULL},
 	{"storage.s3.secretkey", K_STR, F(s3.secretkey), NULL},
@@ -71,15 +67,6 @@ static const struct key keys[] = {
 	{"storage.s3.chunksize", K_SIZE, F(s3.chunksize), NULL},
 	{"storage.s3.multipartcopythresholdsize", K_SIZE, F(s3.multipartcopythresholdsize), NULL},
 	{"storage.s3.multipartcopychunksize", K_SIZE, F(s3.multipartcopychunksize), NULL},
-	{"storage.s3.multipartcopymaxconcurrency", K_ACCEPT, 0, NULL},
-	{"storage.s3.keyid", K_ACCEPT, 0, NULL},
-	{"storage.s3.storageclass", K_ACCEPT, 0, NULL},
-	{"storage.s3.objectacl", K_ACCEPT, 0, NULL},
-	{"storage.s3.useragent", K_ACCEPT, 0, NULL},
-	{"storage.s3.usedualstack", K_ACCEPT, 0, NULL},
-	{"storage.s3.accelerate", K_ACCEPT, 0, NULL},
-	{"storage.s3.loglevel", K_ACCEPT, 0, NULL},
-	{"storage.s3.sessiontoken", K_ACCEPT, 0, NULL},
 	{"storage.inmemory", K_REFUSE, 0,
 	 "the inmemory driver is not supported (it loses every image on restart); use filesystem"},
 	{"storage.azure", K_REFUSE, 0, UNSUPPORTED_DRIVER},
@@ -88,14 +75,12 @@ static const struct key keys[] = {
 	{"storage.oss", K_REFUSE, 0, UNSUPPORTED_DRIVER},
 	{"storage.delete", K_MAP, 0, NULL},
 	{"storage.delete.enabled", K_BOOL, F(delete_enabled), NULL},
-	{"storage.cache", K_ACCEPT, 0, NULL},
 	{"storage.maintenance", K_MAP, 0, NULL},
 	{"storage.maintenance.uploadpurging", K_MAP, 0, NULL},
 	{"storage.maintenance.uploadpurging.enabled", K_BOOL, F(uploadpurging.enabled), NULL},
 	{"storage.maintenance.uploadpurging.age", K_DUR, F(uploadpurging.age_s), NULL},
 	{"storage.maintenance.uploadpurging.interval", K_DUR, F(uploadpurging.interval_s), NULL},
 	{"storage.maintenance.uploadpurging.dryrun", K_BOOL, F(uploadpurging.dryrun), NULL},
-	{"storage.maintenance.readonly", K_ACCEPT, 0, NULL},
 	{"storage.redirect", K_MAP, 0, NULL},
 	{"storage.redirect.disable", K_BOOL, F(redirect_disable), NULL},
 
@@ -113,17 +98,8 @@ static const struct key keys[] = {
 	{"http.tls", K_MAP, 0, NULL},
 	{"http.tls.certificate", K_STR, F(tls_certificate), NULL},
 	{"http.tls.key", K_STR, F(tls_key), NULL},
-	{"http.tls.minimumtls", K_ACCEPT, 0, NULL},
-	{"http.tls.ciphersuites", K_ACCEPT, 0, NULL},
 	{"http.tls.clientcas", K_WARN, 0, "client certificate authentication is not supported; ignored"},
 	{"http.tls.letsencrypt", K_WARN, 0, "Let's Encrypt is not supported; set certificate and key"},
-	{"http.secret", K_ACCEPT, 0, NULL},
-	{"http.net", K_ACCEPT, 0, NULL},
-	{"http.relativeurls", K_ACCEPT, 0, NULL},
-	{"http.draintimeout", K_ACCEPT, 0, NULL},
-	{"http.debug", K_ACCEPT, 0, NULL},
-	{"http.http2", K_ACCEPT, 0, NULL},
-	{"http.h2c", K_ACCEPT, 0, NULL},
 	{"http.prefix", K_WARN, 0, "a URL prefix is not supported; serve the registry at / behind your proxy"},
 
 	{"health", K_MAP, 0, NULL},
@@ -146,6 +122,19 @@ static const struct key keys[] = {
 };
 #undef F
 
+/* Keys registry:2 knows that have no effect here: read and ignored silently
+ * (they are not scalars we apply, so the environment does not name them). */
+static const char *const accepted[] = {
+	"log.fields", "log.hooks", "log.accesslog", "storage.filesystem.maxthreads",
+	"storage.s3.multipartcopymaxconcurrency", "storage.s3.keyid",
+	"storage.s3.storageclass", "storage.s3.objectacl", "storage.s3.useragent",
+	"storage.s3.usedualstack", "storage.s3.accelerate", "storage.s3.loglevel",
+	"storage.s3.sessiontoken", "storage.cache", "storage.maintenance.readonly",
+	"http.tls.minimumtls", "http.tls.ciphersuites", "http.secret", "http.net",
+	"http.relativeurls", "http.draintimeout", "http.debug", "http.http2", "http.h2c",
+};
+static const struct key accepted_key = {"", K_ACCEPT, 0, NULL};
+
 struct ctx {
 	yaml_document_t *doc;
 	struct regfs_config *cfg;
@@ -161,6 +150,9 @@ static const struct key *find_key(const char *path)
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
 		if (strcmp(keys[i].path, path) == 0)
 			return &keys[i];
+	for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++)
+		if (strcmp(accepted[i], path) == 0)
+			return &accepted_key;
 	return NULL;
 }
 
