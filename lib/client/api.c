@@ -406,7 +406,7 @@ int regfs_client_delete_manifest(struct regfs_client *c, const char *repo, const
 	struct rq q = {.method = "DELETE", .url = url, .scope = scope, .idempotent = false};
 	ST_INC(c, st_writes);
 	rc = client_do(c, &q, &r, err);
-	if (!rc && r.status == 400 && !regfs_digest_valid(ref) && 
+	if (!rc && r.status == 400 && !regfs_digest_valid(ref) &&
 	    strstr(dynbuf_ptr(&r.body), "DIGEST_INVALID")) {
 		/* registry:2 (2.8) cannot delete a tag: it parses the tag as a
 		 * digest and answers 400 DIGEST_INVALID. Say so as -ENOTSUP so the

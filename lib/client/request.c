@@ -309,6 +309,7 @@ void xfer_cleanup(struct xfer *x)
 	x->hdrs = NULL;
 }
 
+/* The transport half of client.h's errno table. */
 int curl_to_err(struct regfs_client *c, CURLcode cc, const char *errbuf, const char *method,
 		const char *url, struct regfs_err *err)
 {
@@ -374,6 +375,7 @@ static void registry_error(const struct resp *r, char *code, size_t codesz, char
 	json_decref(j);
 }
 
+/* The HTTP-answer half of client.h's errno table. */
 int status_err(struct regfs_client *c, const struct resp *r, const char *method,
 	       const char *url, const char *what, struct regfs_err *err)
 {
