@@ -1,4 +1,6 @@
-/* digest.c — see include/regfs/digest.h */
+/* digest.c — digest parsing and validation, one-shot and streaming hashing
+ * (OpenSSL EVP), and the lowercase hex they are spelled in. See
+ * include/regfs/digest.h. */
 #include <regfs/digest.h>
 
 #include <errno.h>

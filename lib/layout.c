@@ -1,4 +1,6 @@
-/* layout.c — see include/regfs/layout.h */
+/* layout.c — the storage paths of the reference registry's layout (blob data,
+ * repositories, layer and revision links), built from validated names and
+ * digests. See include/regfs/layout.h. */
 #include <regfs/layout.h>
 #include <regfs/digest.h>
 #include <regfs/fmt.h>

@@ -1,4 +1,5 @@
-/* log.c — see include/regfs/log.h */
+/* log.c — the process-wide logger: level, text or JSON lines, one write per
+ * message to stderr or the chosen fd. See include/regfs/log.h. */
 #include <regfs/log.h>
 
 #include <errno.h>
