@@ -53,6 +53,15 @@ static int tag_info_set(struct regfs_tag_info *t, const char *tag, const char *d
 	return (tag && !t->tag) ? -ENOMEM : 0;
 }
 
+/* The tag and digest of one {"tag", "digest", "pushed"} entry (pointers into
+ * t): -EPROTO when either is missing or the digest is not valid. */
+static int tag_entry(json_t *t, const char **tag, const char **dg)
+{
+	*tag = json_string_value(json_object_get(t, "tag"));
+	*dg = json_string_value(json_object_get(t, "digest"));
+	return *tag && *dg && regfs_digest_valid(*dg) ? 0 : -EPROTO;
+}
+
 static int parse_repo(json_t *jr, struct regfs_repo_tags *out)
 {
 	*out = (struct regfs_repo_tags){0};
@@ -68,12 +77,11 @@ static int parse_repo(json_t *jr, struct regfs_repo_tags *out)
 	size_t i;
 	json_t *t;
 	json_array_foreach(tags, i, t) {
-		const char *tag = json_string_value(json_object_get(t, "tag"));
-		const char *dg = json_string_value(json_object_get(t, "digest"));
-		if (!tag || !dg || !regfs_digest_valid(dg))
-			return -EPROTO;
-		int rc = tag_info_set(&out->tags[out->n_tags], tag, dg,
-				      json_string_value(json_object_get(t, "pushed")));
+		const char *tag, *dg;
+		int rc = tag_entry(t, &tag, &dg);
+		if (!rc)
+			rc = tag_info_set(&out->tags[out->n_tags], tag, dg,
+					  json_string_value(json_object_get(t, "pushed")));
 		if (rc)
 			return rc;
 		out->n_tags++;
@@ -221,26 +229,22 @@ int regfs_client_repo_manifests(struct regfs_client *c, const char *repo,
 		return regfs_errf(err, -ENOTSUP,
 				  "registry %s does not offer the repo-manifests extension: list "
 				  "tags and fetch their manifests instead", c->url);
-	char *url = xasprintf("%s/v2/%s/_regfs/manifests", c->url, repo);
-	char *scope = scope_pull(repo);
-	struct resp r = {.sink = SINK_MEM, .content_length = -1};
+	struct call k;
 	struct regfs_tag_info *v = NULL;
 	size_t nv = 0;
 	json_t *j = NULL;
-	int rc = 0;
-	if (!url || !scope) {
-		rc = regfs_errf(err, -ENOMEM, "out of memory");
-		goto out;
+	int rc = call_init(&k, xasprintf("%s/v2/%s/_regfs/manifests", c->url, repo),
+			   scope_pull(repo), SINK_MEM, err);
+	if (!rc) {
+		struct rq q = {.method = "GET", .url = k.url, .scope = k.scope, .idempotent = true};
+		ST_INC(c, st_tag_lists);
+		rc = client_do(c, &q, &k.r, err);
 	}
-	struct rq q = {.method = "GET", .url = url, .scope = scope, .idempotent = true};
-	ST_INC(c, st_tag_lists);
-	rc = client_do(c, &q, &r, err);
-	if (!rc && r.status != 200) {
-		rc = status_errf(c, &r, "GET", url, err, "manifests of repository %s", repo);
-	}
+	if (!rc && k.r.status != 200)
+		rc = status_errf(c, &k.r, "GET", k.url, err, "manifests of repository %s", repo);
 	if (rc)
 		goto out;
-	j = json_loadb(dynbuf_ptr(&r.body), dynbuf_len(&r.body), 0, NULL);
+	j = json_loadb(dynbuf_ptr(&k.r.body), dynbuf_len(&k.r.body), 0, NULL);
 	json_t *ms = json_object_get(j, "manifests");
 	size_t nm = json_array_size(ms);
 	if (!json_is_array(ms))
@@ -261,12 +265,10 @@ bad:
 	ST_INC(c, st_errors);
 	rc = regfs_errf(err, -EPROTO,
 			"GET %s: the answer does not match docs/api-extensions.md (repo-manifests)",
-			url);
+			k.url);
 out:
 	json_decref(j);
-	resp_free(&r);
-	free(url);
-	free(scope);
+	call_free(&k);
 	if (rc) {
 		for (size_t i = 0; i < nv; i++)
 			free(v[i].tag);
@@ -302,9 +304,8 @@ static int bulk_repo(json_t *jr, struct regfs_repo_bulk *rb, struct regfs_tag_in
 	size_t i;
 	json_t *t;
 	json_array_foreach(tags, i, t) {
-		const char *tag = json_string_value(json_object_get(t, "tag"));
-		const char *dg = json_string_value(json_object_get(t, "digest"));
-		if (!tag || !dg || !regfs_digest_valid(dg))
+		const char *tag, *dg;
+		if (tag_entry(t, &tag, &dg))
 			return -EPROTO;
 		struct regfs_tag_info *ti = &tv[rb->n_tags++];
 		ti->tag = (char *)tag; /* the client's, read-only for cb (see client.h) */

@@ -82,6 +82,17 @@ void resp_free(struct resp *r);
 /* Drops what an attempt captured so the request can be sent again. */
 void resp_reset(struct resp *r);
 
+/* What one API call owns: its URL, its Bearer scope and the answer. */
+struct call {
+	char *url, *scope;
+	struct resp r;
+};
+/* Takes over url and scope, either of which may be NULL after a failed
+ * allocation: then -ENOMEM with err set (call_free is still right). */
+int call_init(struct call *k, char *url, char *scope, enum sink_kind sink,
+	      struct regfs_err *err);
+void call_free(struct call *k);
+
 /* ---- one request ---- */
 struct rq {
 	const char *method; /* "GET", "HEAD", "PUT", "POST", "DELETE" */

@@ -47,6 +47,22 @@ void resp_free(struct resp *r)
 	r->hasher = NULL;
 }
 
+int call_init(struct call *k, char *url, char *scope, enum sink_kind sink,
+	      struct regfs_err *err)
+{
+	*k = (struct call){.url = url, .scope = scope,
+			   .r = {.sink = sink, .content_length = -1}};
+	return url && scope ? 0 : regfs_errf(err, -ENOMEM, "out of memory");
+}
+
+void call_free(struct call *k)
+{
+	resp_free(&k->r);
+	free(k->url);
+	free(k->scope);
+	k->url = k->scope = NULL;
+}
+
 void resp_reset(struct resp *r)
 {
 	resp_headers_free(r);

@@ -92,6 +92,15 @@ static void check_example(const struct regfs_config *c)
 	assert_int_equal(c->warnings, 0);
 }
 
+/* Defaults, then y parsed on top; a parse error fails the test. */
+static void parse_ok(const char *y, struct regfs_config *c)
+{
+	struct regfs_err err = {0};
+	regfs_config_defaults(c, NULL);
+	if (regfs_config_parse(y, strlen(y), c, &err) != 0)
+		fail_msg("%s", err.msg);
+}
+
 static void test_example(void **state)
 {
 	(void)state;
@@ -188,10 +197,7 @@ static void test_full(void **state)
 		"notifications:\n  endpoints: []\n"
 		"auth:\n  htpasswd:\n    realm: x\n    path: /p\n";
 	struct regfs_config c;
-	struct regfs_err err = {0};
-	regfs_config_defaults(&c, NULL);
-	if (regfs_config_parse(y, strlen(y), &c, &err) != 0)
-		fail_msg("%s", err.msg);
+	parse_ok(y, &c);
 	assert_int_equal(c.log_level, REGFS_LOG_DEBUG);
 	assert_true(c.log_json);
 	assert_int_equal(c.storage_type, REGFS_STORAGE_FILESYSTEM);
@@ -314,10 +320,7 @@ static void test_unknown_keys(void **state)
 		"storage:\n  filesystem:\n    rootdir: /x\n"
 		"health:\n  storagedriver:\n    enabled: true\n    intervall: 5s\n";
 	struct regfs_config c;
-	struct regfs_err err = {0};
-	regfs_config_defaults(&c, NULL);
-	if (regfs_config_parse(y, strlen(y), &c, &err) != 0)
-		fail_msg("%s", err.msg);
+	parse_ok(y, &c);
 	assert_int_equal(c.warnings, 4);
 	assert_true(c.health_storage.enabled);
 	assert_int_equal(c.health_storage.interval_s, 10);
