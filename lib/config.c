@@ -12,6 +12,7 @@
  * driver. Our own extension lives under the top-level `regfs:` key, which
  * registry:2 ignores (it would refuse an unknown key under storage:). */
 #include <regfs/config.h>
+#include <regfs/dynbuf.h>
 #include <regfs/mem.h>
 
 #include <errno.h>
@@ -23,6 +24,7 @@
 #include <yaml.h>
 
 #define MiB (1024ull * 1024)
+#define CONFIG_MAX (16 * MiB) /* a config.yml larger than this is refused */
 
 enum kind {
 	K_MAP,       /* a section: descend */
@@ -621,38 +623,24 @@ int regfs_config_load(const char *path, struct regfs_config *cfg, struct regfs_e
 		return regfs_errf(err, e == ENOENT ? -ENOENT : e == EACCES ? -EACCES : -e,
 				  "cannot read configuration %s: %s", path, strerror(e));
 	}
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-	for (;;) {
-		if (len + 4096 > cap) {
-			if (cap > 16 * MiB) {
-				free(buf);
-				fclose(f);
-				return regfs_errf(err, -EINVAL, "configuration %s is larger than 16 MiB", path);
-			}
-			cap = cap ? cap * 2 : 8192;
-			char *nb = realloc(buf, cap);
-			if (!nb) {
-				free(buf);
-				fclose(f);
-				return regfs_errf(err, -ENOMEM, "out of memory reading %s", path);
-			}
-			buf = nb;
-		}
-		size_t n = fread(buf + len, 1, cap - len, f);
-		len += n;
-		if (n == 0)
-			break;
-	}
+	struct dynbuf b = DYNBUF_INIT(CONFIG_MAX);
+	char chunk[8192];
+	size_t n;
+	int rc = 0;
+	while (!rc && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		rc = dynbuf_add(&b, chunk, n);
 	int rerr = ferror(f);
 	fclose(f);
-	if (rerr) {
-		free(buf);
-		return regfs_errf(err, -EIO, "cannot read configuration %s", path);
-	}
-	int r = parse_named(buf, len, path, cfg, err);
-	free(buf);
-	return r;
+	if (rc == -E2BIG)
+		rc = regfs_errf(err, -EINVAL, "configuration %s is larger than 16 MiB", path);
+	else if (rc)
+		rc = regfs_errf(err, -ENOMEM, "out of memory reading %s", path);
+	else if (rerr)
+		rc = regfs_errf(err, -EIO, "cannot read configuration %s", path);
+	else
+		rc = parse_named(dynbuf_ptr(&b), dynbuf_len(&b), path, cfg, err);
+	dynbuf_free(&b);
+	return rc;
 }
 
 void regfs_config_free(struct regfs_config *cfg)

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 #include <regfs/config.h>
@@ -385,6 +386,27 @@ static void test_load_errors(void **state)
 	assert_int_equal(regfs_config_load(path, &c, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, path));
 	assert_non_null(strstr(err.msg, "line 3: storage.delete.enabled"));
+	regfs_config_free(&c);
+
+	/* a file over 16 MiB is refused before it is parsed; one of exactly
+	 * 16 MiB (comments) is read */
+	char line[1024];
+	memset(line, ' ', sizeof line);
+	line[0] = '#';
+	line[sizeof line - 1] = '\n';
+	fd = open(path, O_WRONLY | O_TRUNC);
+	assert_true(fd >= 0);
+	for (int i = 0; i < 16 * 1024; i++)
+		assert_int_equal(write(fd, line, sizeof line), (ssize_t)sizeof line);
+	regfs_config_defaults(&c, NULL);
+	regfs_err_clear(&err);
+	assert_int_equal(regfs_config_load(path, &c, &err), 0);
+	regfs_config_free(&c);
+	assert_int_equal(write(fd, "\n", 1), 1);
+	close(fd);
+	regfs_config_defaults(&c, NULL);
+	assert_int_equal(regfs_config_load(path, &c, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "larger than 16 MiB"));
 	regfs_config_free(&c);
 	unlink(path);
 }
