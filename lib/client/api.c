@@ -15,7 +15,6 @@
 #include <jansson.h>
 
 /* Bound on pages followed, so a registry looping its Link never hangs us. */
-#define MAX_PAGES 100000
 
 static int check_repo(const char *repo, struct regfs_err *err)
 {
@@ -42,19 +41,18 @@ static int check_digest(const char *d, struct regfs_err *err)
 	return 0;
 }
 
-/* Parses one JSON page holding {"<key>": [strings] | null} into out. */
-static int page_strings(struct regfs_client *c, const char *url, const struct resp *r,
-			const char *key, struct regfs_strv *out, struct regfs_err *err)
+/* Parses one JSON page holding {"<key>": [strings] | null} into out.
+ * -EPROTO when it is not that shape, -ENOMEM. */
+static int page_strings(const char *url, const char *body, size_t len, const char *key,
+			struct regfs_strv *out, struct regfs_err *err)
 {
 	json_error_t je;
-	json_t *j = json_loadb(dynbuf_ptr(&r->body), dynbuf_len(&r->body), 0, &je);
+	json_t *j = json_loadb(body, len, 0, &je);
 	json_t *a = json_object_get(j, key);
 	int rc = 0;
-	if (!j || (!json_is_array(a) && !json_is_null(a) && a)) {
-		ST_INC(c, st_errors);
+	if (!j || (!json_is_array(a) && !json_is_null(a) && a))
 		rc = regfs_errf(err, -EPROTO, "GET %s: answer is not {\"%s\": [...]} (%s): not a registry?",
 				url, key, j ? "wrong shape" : je.text);
-	}
 	size_t i;
 	json_t *v;
 	json_array_foreach(a, i, v) {
@@ -67,34 +65,34 @@ static int page_strings(struct regfs_client *c, const char *url, const struct re
 	return rc;
 }
 
-/* Follows pages from first_url, collecting `key` strings. */
-static int paged_list(struct regfs_client *c, const char *first_url, const char *scope,
-		      const char *key, const char *what, _Atomic uint64_t *counter,
-		      struct regfs_strv *out, struct regfs_err *err)
+int walk_pages(struct regfs_client *c, char *first, const struct pages *pg,
+	       struct regfs_err *err)
 {
-	*out = (struct regfs_strv){0};
-	char *url = strdup(first_url);
-	int rc = url ? 0 : -ENOMEM;
-	for (int page = 0; url && !rc; page++) {
-		if (page >= MAX_PAGES) {
+	char *url = first;
+	int rc = url ? 0 : regfs_errf(err, -ENOMEM, "out of memory");
+	for (int n = 0; url && !rc; n++) {
+		if (n >= MAX_PAGES) {
 			rc = regfs_errf(err, -EPROTO, "%s: more than %d pages: the registry's Link loops",
-					what, MAX_PAGES);
+					pg->what, MAX_PAGES);
 			break;
 		}
-		struct rq q = {.method = "GET", .url = url, .scope = scope, .idempotent = true};
+		struct rq q = {.method = "GET", .url = url, .scope = pg->scope, .idempotent = true};
 		struct resp r = {.sink = SINK_MEM, .content_length = -1};
-		atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(pg->counter, 1, memory_order_relaxed);
 		rc = client_do(c, &q, &r, err);
 		if (!rc && r.status != 200)
-			rc = status_err(c, &r, "GET", url, what, err);
-		if (!rc)
-			rc = page_strings(c, url, &r, key, out, err);
+			rc = status_err(c, &r, "GET", url, pg->what, err);
+		if (!rc) {
+			rc = pg->page(url, dynbuf_ptr(&r.body), dynbuf_len(&r.body), pg->arg, err);
+			if (rc == -EPROTO || rc == -EBADMSG)
+				ST_INC(c, st_errors);
+		}
 		char *next = !rc && r.link ? link_next(c, r.link) : NULL;
 		if (next && strcmp(next, url) == 0) {
 			/* A Link back to the same page would never end. */
 			ST_INC(c, st_errors);
 			rc = regfs_errf(err, -EPROTO, "%s: GET %s links to itself as the next page: "
-					"the registry's pagination is broken", what, url);
+					"the registry's pagination is broken", pg->what, url);
 			free(next);
 			next = NULL;
 		}
@@ -103,6 +101,31 @@ static int paged_list(struct regfs_client *c, const char *first_url, const char 
 		url = next;
 	}
 	free(url);
+	return rc;
+}
+
+struct strings_acc {
+	const char *key;
+	struct regfs_strv *out;
+};
+
+static int strings_page(const char *url, const char *body, size_t len, void *arg,
+			struct regfs_err *err)
+{
+	struct strings_acc *a = arg;
+	return page_strings(url, body, len, a->key, a->out, err);
+}
+
+/* Follows pages from first_url, collecting `key` strings. */
+static int paged_list(struct regfs_client *c, const char *first_url, const char *scope,
+		      const char *key, const char *what, _Atomic uint64_t *counter,
+		      struct regfs_strv *out, struct regfs_err *err)
+{
+	*out = (struct regfs_strv){0};
+	struct strings_acc a = {key, out};
+	struct pages pg = {.scope = scope, .what = what, .counter = counter,
+			   .page = strings_page, .arg = &a};
+	int rc = walk_pages(c, strdup(first_url), &pg, err);
 	if (rc)
 		regfs_strv_free(out);
 	return rc;
@@ -139,7 +162,10 @@ int tags_parse(struct regfs_client *c, const char *repo, const char *url, struct
 	       struct regfs_strv *out, struct regfs_err *err)
 {
 	(void)repo;
-	return page_strings(c, url, r, "tags", out, err);
+	int rc = page_strings(url, dynbuf_ptr(&r->body), dynbuf_len(&r->body), "tags", out, err);
+	if (rc == -EPROTO)
+		ST_INC(c, st_errors);
+	return rc;
 }
 
 int regfs_client_tags(struct regfs_client *c, const char *repo, struct regfs_strv *out,

@@ -10,7 +10,6 @@
 #include <jansson.h>
 #include <regfs/names.h>
 
-#define MAX_PAGES 100000
 
 /* RFC 3339 UTC ("2026-11-28T08:00:00Z", fractions ignored) → unix time; 0 if bad. */
 static int64_t rfc3339(const char *s)
@@ -89,48 +88,14 @@ static int parse_repo(json_t *jr, struct regfs_repo_tags *out)
 	return 0;
 }
 
-/* GETs `first` and every page its Link headers lead to (registry:catalog:*
- * scope, counted as tag lists), handing each 200 body to page(). Stops at
- * the first error, at a Link to the same page or after MAX_PAGES. Takes
- * ownership of `first`. */
-static int get_pages(struct regfs_client *c, char *first, const char *what,
-		     int (*page)(const char *url, const char *body, size_t len, void *arg,
-				 struct regfs_err *err),
+/* The regfs-registry listings span all repositories: the catalog scope,
+ * counted as tag lists. Takes ownership of `first`. */
+static int get_pages(struct regfs_client *c, char *first, const char *what, page_fn *page,
 		     void *arg, struct regfs_err *err)
 {
-	char *url = first;
-	int rc = url ? 0 : regfs_errf(err, -ENOMEM, "out of memory");
-	for (int n = 0; url && !rc; n++) {
-		if (n >= MAX_PAGES) {
-			rc = regfs_errf(err, -EPROTO, "GET %s: the Link pages loop", url);
-			break;
-		}
-		struct rq q = {.method = "GET", .url = url, .scope = "registry:catalog:*",
-			       .idempotent = true};
-		struct resp r = {.sink = SINK_MEM, .content_length = -1};
-		ST_INC(c, st_tag_lists);
-		rc = client_do(c, &q, &r, err);
-		if (!rc && r.status != 200)
-			rc = status_err(c, &r, "GET", url, what, err);
-		if (!rc) {
-			rc = page(url, dynbuf_ptr(&r.body), dynbuf_len(&r.body), arg, err);
-			if (rc == -EPROTO || rc == -EBADMSG)
-				ST_INC(c, st_errors);
-		}
-		char *next = !rc && r.link ? link_next(c, r.link) : NULL;
-		if (next && strcmp(next, url) == 0) {
-			ST_INC(c, st_errors);
-			rc = regfs_errf(err, -EPROTO, "GET %s links to itself as the next page: "
-					"the registry's pagination is broken", url);
-			free(next);
-			next = NULL;
-		}
-		resp_free(&r);
-		free(url);
-		url = next;
-	}
-	free(url);
-	return rc;
+	struct pages pg = {.scope = "registry:catalog:*", .what = what,
+			   .counter = &c->st_tag_lists, .page = page, .arg = arg};
+	return walk_pages(c, first, &pg, err);
 }
 
 struct tags_acc {

@@ -178,6 +178,24 @@ int manifest_fill(struct regfs_client *c, const char *repo, const char *ref, str
 int tags_parse(struct regfs_client *c, const char *repo, const char *url, struct resp *r,
 	       struct regfs_strv *out, struct regfs_err *err);
 
+/* One 200 page of a Link-paginated listing; 0 to go on, or a negative errno
+ * (-EPROTO / -EBADMSG count as the registry's errors). */
+typedef int page_fn(const char *url, const char *body, size_t len, void *arg,
+		    struct regfs_err *err);
+struct pages {
+	const char *scope;         /* Bearer scope of every page */
+	const char *what;          /* "repository catalog", for messages */
+	_Atomic uint64_t *counter; /* the statistic each page counts in */
+	page_fn *page;
+	void *arg;
+};
+/* GETs `first` (taken over; NULL = ENOMEM) and every page its Link headers
+ * lead to, handing each body to pg->page. Stops at the first error, at a Link
+ * to the same page, or after MAX_PAGES (-EPROTO). */
+int walk_pages(struct regfs_client *c, char *first, const struct pages *pg,
+	       struct regfs_err *err);
+#define MAX_PAGES 100000
+
 extern const char *const manifest_accept_hdr;
 /* ext.c: one bulk-manifests page (body of `url`) → cb per repository, each
  * content verified against its digest (-EBADMSG on a mismatch, -EPROTO on
