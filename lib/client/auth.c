@@ -307,7 +307,7 @@ static int token_fetch(struct regfs_client *c, const char *realm, const char *se
 		ST_INC(c, st_errors);
 		rc = regfs_errf(err, -EACCES,
 				"the token server %s refused %s (HTTP %ld) for scope \"%s\": "
-				"use --user USER[:PASS], REGFS_USERNAME/REGFS_PASSWORD or docker login",
+				CREDS_HINT,
 				realm, c->user ? "the credentials" : "anonymous access", r.status,
 				want_scopes ? want_scopes : "");
 		goto out;

@@ -122,7 +122,7 @@ int regfs_client_ping(struct regfs_client *c, struct regfs_err *err)
 		ST_INC(c, st_errors);
 		rc = regfs_errf(err, -EACCES,
 				"registry %s: credentials refused (GET /v2/ answered %ld%s%s): "
-				"use --user USER[:PASS], REGFS_USERNAME/REGFS_PASSWORD or docker login",
+				CREDS_HINT,
 				c->url, r.status, c->user ? "; tried credentials from " : "",
 				c->user ? c->cred_source : "");
 		goto out;

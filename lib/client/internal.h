@@ -54,6 +54,9 @@ struct regfs_client {
 		st_blob_reads, st_writes, st_bytes, st_retries, st_errors, st_token_fetches;
 };
 
+/* The end of every "credentials refused" message: where credentials come from. */
+#define CREDS_HINT "use --user USER[:PASS], REGFS_USERNAME/REGFS_PASSWORD or docker login"
+
 /* ---- one response ---- */
 enum sink_kind { SINK_MEM = 0, SINK_BUF, SINK_FD, SINK_NONE };
 

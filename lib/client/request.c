@@ -407,7 +407,7 @@ int status_err(struct regfs_client *c, const struct resp *r, const char *method,
 		const char *hint = c->user ? "" : " (no credentials given)";
 		return regfs_errf(err, -EACCES,
 				  "%s: access denied (%s %s answered %ld%s%s): credentials refused%s%s%s: "
-				  "use --user USER[:PASS], REGFS_USERNAME/REGFS_PASSWORD or docker login",
+				  CREDS_HINT,
 				  what, method, url, s, sep, msg, c->user ? " from " : "",
 				  c->user ? c->cred_source : "", hint);
 	}
