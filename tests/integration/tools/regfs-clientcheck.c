@@ -162,17 +162,29 @@ static int cmd_manifest(struct regfs_client *c, int argc, char **argv, struct re
 	return rc;
 }
 
+/* "0", or the errno's name, for a batch item's result. */
+static const char *rc_name(int rc)
+{
+	return rc ? strerrorname_np(-rc) : "0";
+}
+
+/* REPO:REF… arguments as manifest requests (calloc'd, at least one slot). */
+static struct regfs_manifest_req *manifest_reqs(char **args, size_t n)
+{
+	struct regfs_manifest_req *q = calloc(n ? n : 1, sizeof *q);
+	for (size_t i = 0; q && i < n; i++)
+		split_ref(args[i], &q[i].repo, &q[i].ref);
+	return q;
+}
+
 static int cmd_manifests(struct regfs_client *c, int argc, char **argv, struct regfs_err *e)
 {
 	(void)e;
 	size_t n = (size_t)argc - 1;
-	struct regfs_manifest_req *q = calloc(n ? n : 1, sizeof *q);
-	for (size_t i = 0; i < n; i++)
-		split_ref(argv[i + 1], &q[i].repo, &q[i].ref);
+	struct regfs_manifest_req *q = manifest_reqs(argv + 1, n);
 	int rc = regfs_client_manifests(c, q, n);
 	for (size_t i = 0; i < n; i++) {
-		printf("%s:%s %s %s\n", q[i].repo, q[i].ref,
-		       q[i].rc ? strerrorname_np(-q[i].rc) : "0",
+		printf("%s:%s %s %s\n", q[i].repo, q[i].ref, rc_name(q[i].rc),
 		       q[i].rc ? regfs_err_str(&q[i].err) : q[i].resp.digest);
 		regfs_manifest_resp_free(&q[i].resp);
 	}
@@ -189,7 +201,7 @@ static int cmd_tags_many(struct regfs_client *c, int argc, char **argv, struct r
 		q[i].repo = argv[i + 1];
 	int rc = regfs_client_tags_many(c, q, n);
 	for (size_t i = 0; i < n; i++) {
-		printf("%s %s ", q[i].repo, q[i].rc ? strerrorname_np(-q[i].rc) : "0");
+		printf("%s %s ", q[i].repo, rc_name(q[i].rc));
 		for (size_t k = 0; !q[i].rc && k < q[i].tags.n; k++)
 			printf("%s%s", k ? "," : "", q[i].tags.v[k]);
 		printf("\n");
@@ -199,34 +211,34 @@ static int cmd_tags_many(struct regfs_client *c, int argc, char **argv, struct r
 	return rc;
 }
 
-static int cmd_blob_read(struct regfs_client *c, int argc, char **argv, struct regfs_err *e)
+/* The blob argv[2] of argv[1] to stdout from `off`: one read of `chunk` bytes
+ * (once), or reads of `chunk` bytes until a short one. */
+static int read_out(struct regfs_client *c, char **argv, uint64_t off, size_t chunk, bool once,
+		    struct regfs_err *e)
 {
-	(void)argc;
-	size_t len = strtoull(argv[4], NULL, 10), got = 0;
-	char *buf = malloc(len ? len : 1);
-	int rc = regfs_client_blob_read(c, argv[1], argv[2], strtoull(argv[3], NULL, 10), len,
-					buf, &got, e);
-	if (!rc)
-		rc = write_all(1, buf, got);
-	free(buf);
-	return rc;
-}
-
-static int cmd_blob_chunks(struct regfs_client *c, int argc, char **argv, struct regfs_err *e)
-{
-	(void)argc;
-	size_t chunk = strtoull(argv[3], NULL, 10), got = 0;
 	char *buf = malloc(chunk ? chunk : 1);
-	uint64_t off = 0;
+	size_t got = 0;
 	int rc;
 	do {
 		rc = regfs_client_blob_read(c, argv[1], argv[2], off, chunk, buf, &got, e);
 		if (!rc)
 			rc = write_all(1, buf, got);
 		off += got;
-	} while (!rc && got == chunk && chunk);
+	} while (!once && !rc && got == chunk && chunk);
 	free(buf);
 	return rc;
+}
+
+static int cmd_blob_read(struct regfs_client *c, int argc, char **argv, struct regfs_err *e)
+{
+	(void)argc;
+	return read_out(c, argv, strtoull(argv[3], NULL, 10), strtoull(argv[4], NULL, 10), true, e);
+}
+
+static int cmd_blob_chunks(struct regfs_client *c, int argc, char **argv, struct regfs_err *e)
+{
+	(void)argc;
+	return read_out(c, argv, 0, strtoull(argv[3], NULL, 10), false, e);
 }
 
 static int cmd_blob_fetch(struct regfs_client *c, int argc, char **argv, struct regfs_err *e)
@@ -344,9 +356,7 @@ static int cmd_threads(struct regfs_client *c, int argc, char **argv, struct reg
 {
 	int nt = atoi(argv[1]);
 	size_t n = (size_t)argc - 2;
-	struct regfs_manifest_req *q = calloc(n, sizeof *q);
-	for (size_t i = 0; i < n; i++)
-		split_ref(argv[i + 2], &q[i].repo, &q[i].ref);
+	struct regfs_manifest_req *q = manifest_reqs(argv + 2, n);
 	int rc = 0;
 	/* Reference answers, fetched one by one. */
 	for (size_t i = 0; !rc && i < n; i++)
