@@ -304,12 +304,9 @@ static int token_fetch(struct regfs_client *c, const char *realm, const char *se
 		goto out;
 	}
 	if (r.status == 401 || r.status == 403) {
-		ST_INC(c, st_errors);
-		rc = regfs_errf(err, -EACCES,
-				"the token server %s refused %s (HTTP %ld) for scope \"%s\": "
-				CREDS_HINT,
-				realm, c->user ? "the credentials" : "anonymous access", r.status,
-				want_scopes ? want_scopes : "");
+		rc = access_denied(c, err, "the token server %s refused %s (HTTP %ld) for scope \"%s\"",
+				   realm, c->user ? "the credentials" : "anonymous access", r.status,
+				   want_scopes ? want_scopes : "");
 		goto out;
 	}
 	if (r.status != 200) {

@@ -119,12 +119,9 @@ int regfs_client_ping(struct regfs_client *c, struct regfs_err *err)
 	if (rc)
 		goto out;
 	if (r.status == 401 || r.status == 403) {
-		ST_INC(c, st_errors);
-		rc = regfs_errf(err, -EACCES,
-				"registry %s: credentials refused (GET /v2/ answered %ld%s%s): "
-				CREDS_HINT,
-				c->url, r.status, c->user ? "; tried credentials from " : "",
-				c->user ? c->cred_source : "");
+		rc = access_denied(c, err, "registry %s: credentials refused (GET /v2/ answered %ld%s%s)",
+				   c->url, r.status, c->user ? "; tried credentials from " : "",
+				   c->user ? c->cred_source : "");
 		goto out;
 	}
 	if (r.status == 404 || (r.status == 200 && !r.api_version)) {

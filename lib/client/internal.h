@@ -56,6 +56,10 @@ struct regfs_client {
 
 /* The end of every "credentials refused" message: where credentials come from. */
 #define CREDS_HINT "use --user USER[:PASS], REGFS_USERNAME/REGFS_PASSWORD or docker login"
+/* -EACCES with "<fmt ...>: " CREDS_HINT as the message; counts an error in
+ * c's statistics (c may be NULL when the caller counted it already). */
+int access_denied(struct regfs_client *c, struct regfs_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* ---- one response ---- */
 enum sink_kind { SINK_MEM = 0, SINK_BUF, SINK_FD, SINK_NONE };

@@ -391,6 +391,18 @@ static void registry_error(const struct resp *r, char *code, size_t codesz, char
 	json_decref(j);
 }
 
+int access_denied(struct regfs_client *c, struct regfs_err *err, const char *fmt, ...)
+{
+	if (c)
+		ST_INC(c, st_errors);
+	char what[sizeof err->msg];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	return regfs_errf(err, -EACCES, "%s: " CREDS_HINT, what);
+}
+
 /* The HTTP-answer half of client.h's errno table. */
 int status_err(struct regfs_client *c, const struct resp *r, const char *method,
 	       const char *url, const char *what, struct regfs_err *err)
@@ -405,11 +417,10 @@ int status_err(struct regfs_client *c, const struct resp *r, const char *method,
 				  method, url, sep, msg);
 	if (s == 401 || s == 403) {
 		const char *hint = c->user ? "" : " (no credentials given)";
-		return regfs_errf(err, -EACCES,
-				  "%s: access denied (%s %s answered %ld%s%s): credentials refused%s%s%s: "
-				  CREDS_HINT,
-				  what, method, url, s, sep, msg, c->user ? " from " : "",
-				  c->user ? c->cred_source : "", hint);
+		return access_denied(NULL, err,
+				     "%s: access denied (%s %s answered %ld%s%s): credentials refused%s%s%s",
+				     what, method, url, s, sep, msg, c->user ? " from " : "",
+				     c->user ? c->cred_source : "", hint);
 	}
 	if (s == 405 || strcmp(code, "UNSUPPORTED") == 0)
 		return regfs_errf(err, -ENOTSUP,
