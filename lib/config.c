@@ -1,9 +1,11 @@
 /* config.c — see include/regfs/config.h
  *
  * registry:2's config.yml, read with libyaml's document API. One table
- * (`keys`) lists every dotted key we know, its kind and where it lands in
+ * (`keys`) lists every dotted key we act on, its kind and where it lands in
  * struct regfs_config; the same table drives the YAML walk and the
- * REGISTRY_<KEY> environment overrides, so the two can never disagree.
+ * REGISTRY_<KEY> environment overrides, so the two can never disagree. The
+ * keys registry:2 knows that change nothing here are a plain list
+ * (`accepted`), and a section is whatever has a known key under it.
  *
  * Behaviour follows registry:2 (go-yaml v2) where a user could notice:
  * booleans are YAML 1.1 (yes/no/on/off too), durations are Go's
@@ -47,14 +49,10 @@ struct key {
 static const struct key keys[] = {
 	{"version", K_STR, F(version), NULL},
 	{"loglevel", K_LEVEL, F(log_level), NULL}, /* registry:2's deprecated top-level form */
-	{"log", K_MAP, 0, NULL},
 	{"log.level", K_LEVEL, F(log_level), NULL},
 	{"log.formatter", K_FORMATTER, F(log_json), NULL},
 
-	{"storage", K_MAP, 0, NULL},
-	{"storage.filesystem", K_MAP, 0, NULL},
 	{"storage.filesystem.rootdirectory", K_STR, F(fs_rootdirectory), NULL},
-	{"storage.s3", K_MAP, 0, NULL},
 	{"storage.s3.accesskey", K_STR, F(s3.accesskey), NULL},
 	{"storage.s3.secretkey", K_STR, F(s3.secretkey), NULL},
 	{"storage.s3.region", K_STR, F(s3.region), NULL},
@@ -75,37 +73,27 @@ static const struct key keys[] = {
 	{"storage.gcs", K_REFUSE, 0, UNSUPPORTED_DRIVER},
 	{"storage.swift", K_REFUSE, 0, UNSUPPORTED_DRIVER},
 	{"storage.oss", K_REFUSE, 0, UNSUPPORTED_DRIVER},
-	{"storage.delete", K_MAP, 0, NULL},
 	{"storage.delete.enabled", K_BOOL, F(delete_enabled), NULL},
-	{"storage.maintenance", K_MAP, 0, NULL},
-	{"storage.maintenance.uploadpurging", K_MAP, 0, NULL},
 	{"storage.maintenance.uploadpurging.enabled", K_BOOL, F(uploadpurging.enabled), NULL},
 	{"storage.maintenance.uploadpurging.age", K_DUR, F(uploadpurging.age_s), NULL},
 	{"storage.maintenance.uploadpurging.interval", K_DUR, F(uploadpurging.interval_s), NULL},
 	{"storage.maintenance.uploadpurging.dryrun", K_BOOL, F(uploadpurging.dryrun), NULL},
-	{"storage.redirect", K_MAP, 0, NULL},
 	{"storage.redirect.disable", K_BOOL, F(redirect_disable), NULL},
 
-	{"regfs", K_MAP, 0, NULL},
-	{"regfs.gc", K_MAP, 0, NULL},
 	{"regfs.gc.enabled", K_BOOL, F(gc.enabled), NULL},
 	{"regfs.gc.interval", K_DUR, F(gc.interval_s), NULL},
 	{"regfs.gc.delay", K_DUR, F(gc.delay_s), NULL},
 	{"regfs.gc.deleteuntagged", K_BOOL, F(gc.deleteuntagged), NULL},
 
-	{"http", K_MAP, 0, NULL},
 	{"http.addr", K_STR, F(http_addr), NULL},
 	{"http.host", K_STR, F(http_host), NULL},
 	{"http.headers", K_HEADERS, 0, NULL},
-	{"http.tls", K_MAP, 0, NULL},
 	{"http.tls.certificate", K_STR, F(tls_certificate), NULL},
 	{"http.tls.key", K_STR, F(tls_key), NULL},
 	{"http.tls.clientcas", K_WARN, 0, "client certificate authentication is not supported; ignored"},
 	{"http.tls.letsencrypt", K_WARN, 0, "Let's Encrypt is not supported; set certificate and key"},
 	{"http.prefix", K_WARN, 0, "a URL prefix is not supported; serve the registry at / behind your proxy"},
 
-	{"health", K_MAP, 0, NULL},
-	{"health.storagedriver", K_MAP, 0, NULL},
 	{"health.storagedriver.enabled", K_BOOL, F(health_storage.enabled), NULL},
 	{"health.storagedriver.interval", K_DUR, F(health_storage.interval_s), NULL},
 	{"health.storagedriver.threshold", K_INT, F(health_storage.threshold), NULL},
@@ -136,6 +124,14 @@ static const char *const accepted[] = {
 	"http.relativeurls", "http.draintimeout", "http.debug", "http.http2", "http.h2c",
 };
 static const struct key accepted_key = {"", K_ACCEPT, 0, NULL};
+/* A section ("storage.s3") is not listed: it is any prefix of a known key. */
+static const struct key section_key = {"", K_MAP, 0, NULL};
+
+/* Does `key` lie under the section `path` ("storage.s3.bucket" under "storage.s3")? */
+static bool under(const char *key, const char *path, size_t pl)
+{
+	return strncmp(key, path, pl) == 0 && key[pl] == '.';
+}
 
 struct ctx {
 	yaml_document_t *doc;
@@ -155,6 +151,13 @@ static const struct key *find_key(const char *path)
 	for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++)
 		if (strcmp(accepted[i], path) == 0)
 			return &accepted_key;
+	size_t pl = strlen(path);
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+		if (under(keys[i].path, path, pl))
+			return &section_key;
+	for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++)
+		if (under(accepted[i], path, pl))
+			return &section_key;
 	return NULL;
 }
 
