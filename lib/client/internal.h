@@ -12,6 +12,7 @@
 #define REGFS_CLIENT_INTERNAL_H
 
 #include <regfs/client.h>
+#include <regfs/fmt.h>
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -156,7 +157,6 @@ char *challenge_param(const char *hdr, const char *key);
 
 /* ---- helpers ---- */
 char *url_escape(const char *s);
-char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *scope_pull(const char *repo);
 /* Next-page URL from a Link header (absolute, malloc'd) or NULL. */
 char *link_next(struct regfs_client *c, const char *link);

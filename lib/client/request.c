@@ -98,16 +98,6 @@ void sleep_ms(long ms)
 		;
 }
 
-char *xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s = NULL;
-	va_start(ap, fmt);
-	int n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	return n < 0 ? NULL : s;
-}
-
 char *url_escape(const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";

@@ -1,0 +1,86 @@
+/* Unit tests for lib/base/fmt.c and lib/base/cmp.c: formatted allocation and
+ * the shared qsort comparators. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <regfs/cmp.h>
+#include <regfs/fmt.h>
+
+static void test_xasprintf(void **state)
+{
+	(void)state;
+	char *s = xasprintf("%s/%d", "dir", 7);
+	assert_string_equal(s, "dir/7");
+	free(s);
+	s = xasprintf("%s", "");
+	assert_string_equal(s, "");
+	free(s);
+	char big[5000];
+	memset(big, 'b', sizeof big - 1);
+	big[sizeof big - 1] = 0;
+	s = xasprintf("<%s>", big);
+	assert_int_equal(strlen(s), 5000 + 1);
+	free(s);
+}
+
+static void test_cmp_str(void **state)
+{
+	(void)state;
+	char *v[] = {"b", "a", "c", "a"};
+	regfs_qsort(v, 4, sizeof *v, regfs_cmp_str);
+	assert_string_equal(v[0], "a");
+	assert_string_equal(v[1], "a");
+	assert_string_equal(v[2], "b");
+	assert_string_equal(v[3], "c");
+	/* structs whose first member is the key */
+	struct tag { char *name; int n; } t[] = {{"z", 1}, {"m", 2}, {"a", 3}};
+	regfs_qsort(t, 3, sizeof *t, regfs_cmp_str);
+	assert_string_equal(t[0].name, "a");
+	assert_int_equal(t[0].n, 3);
+	assert_int_equal(t[2].n, 1);
+}
+
+static void test_cmp_numbers(void **state)
+{
+	(void)state;
+	uint64_t u[] = {UINT64_MAX, 0, 5, 1ULL << 63};
+	regfs_qsort(u, 4, sizeof *u, regfs_cmp_u64);
+	assert_true(u[0] == 0 && u[1] == 5 && u[2] == 1ULL << 63 && u[3] == UINT64_MAX);
+	int64_t i[] = {INT64_MAX, INT64_MIN, 0, -1};
+	regfs_qsort(i, 4, sizeof *i, regfs_cmp_i64);
+	assert_true(i[0] == INT64_MIN && i[1] == -1 && i[2] == 0 && i[3] == INT64_MAX);
+	size_t z[] = {3, SIZE_MAX, 1};
+	regfs_qsort(z, 3, sizeof *z, regfs_cmp_size);
+	assert_true(z[0] == 1 && z[1] == 3 && z[2] == SIZE_MAX);
+	int x, y;
+	void *p[] = {&y, &x, &y, &x};
+	regfs_qsort(p, 4, sizeof *p, regfs_cmp_ptr);
+	assert_ptr_equal(p[0], p[1]);
+	assert_ptr_equal(p[2], p[3]);
+	assert_int_equal(regfs_cmp_ptr(&p[0], &p[2]) < 0, 1);
+}
+
+static void test_qsort_empty(void **state)
+{
+	(void)state;
+	regfs_qsort(NULL, 0, sizeof(char *), regfs_cmp_str);
+	char *one[] = {"x"};
+	regfs_qsort(one, 1, sizeof *one, regfs_cmp_str);
+	assert_string_equal(one[0], "x");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_xasprintf),
+		cmocka_unit_test(test_cmp_str),
+		cmocka_unit_test(test_cmp_numbers),
+		cmocka_unit_test(test_qsort_empty),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
