@@ -148,6 +148,19 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+struct timespec fs_deadline_ms(long ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
 int loop_run(struct fuse_session *se, unsigned maxthreads)
 {
 	S = se;
@@ -159,13 +172,7 @@ int loop_run(struct fuse_session *se, unsigned maxthreads)
 		return rc;
 	}
 	while (!exiting) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 100 * 1000 * 1000;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		struct timespec ts = fs_deadline_ms(100);
 		pthread_cond_timedwait(&done_cv, &lmu, &ts);
 		if (fuse_session_exited(se))
 			finish(0); /* a signal: nobody may be reading to notice */

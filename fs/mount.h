@@ -1,23 +1,32 @@
 /* mount.h — internals of the regfs FUSE daemon shared by the files of fs/.
  *
  * Layering (each file one concept):
- *   main.c      command line, pre-mount checks, FUSE session
+ *   main.c      pre-mount checks, FUSE session, teardown
  *   loop.c      the request loop (one reader thread at a time)
- *   ops.c       the one struct fuse_lowlevel_ops table; dispatches by node kind
- *   kinds.c     per-kind tables: what a node lists, looks up, reports as attrs
+ *   ops.c       the one struct fuse_lowlevel_ops table: finds the node, calls
+ *               its kind's slot, replies
+ *   tree/       the node kinds, one complete table each (tree/kind.h is the
+ *               manual): root.c, tags.c, manifests.c, manifest.c,
+ *               platforms.c, meta.c; listing versions (version.c); the tag
+ *               writes (tagwrite.c: rm / ln -s / mv checks, tagging, undo;
+ *               tagdel.c: deleting one tag, the registry:2 fallback)
  *   node.c      the inode table (nodeid <-> node, path -> node, lookup counts)
- *   names_cache.c  named cache with ttl: catalog, tag lists, tag -> digest
- *   mcache.c    content-addressed manifest cache (memory, backed by bcache)
- *   bcache.c    content-addressed on-disk blob cache with LRU size cap
+ *   options.c   the command line: one table of options
+ *   cache/      names.h: catalog, tag lists, tag -> digest with ttl;
+ *               manifests.h: manifests by digest (memory, backed by blobs);
+ *               blobs.h: the on-disk blob cache with LRU size cap
  *   readahead.c blobs read by Range requests; parallel read-ahead
  *   walk.c      parallel full walk: prefetch for du / ls -R, statfs total
- *   write.c     rm / rmdir / ln -s / mv: checks, tagging, undo on failure
- *   tagdel.c    deleting one tag (the registry:2 fallback), delete probe
  *   stats.c     .regfs/status and .regfs/stats
+ *
+ * The mount's state is one struct mnt, passed to whatever needs it (FUSE
+ * handlers get it from fuse_req_userdata); each cache is an object created
+ * with what it uses, its handle the first parameter of its functions.
  *
  * Error convention: functions return 0 or a negative errno and log the
  * registry's message once (at warn) where it first shows, so that a FUSE
- * operation that fails with EIO always has a log line that says why. */
+ * operation that fails with EIO always has a log line that says why
+ * (client errors: fs_errno_of_client's one policy). */
 #ifndef REGFS_FS_MOUNT_H
 #define REGFS_FS_MOUNT_H
 
@@ -49,13 +58,14 @@ struct mount_opts {
 	int max_parallel;
 	char *cache_dir;
 	uint64_t cache_size;
-	char *protect;       /* comma-separated globs (writes; later issue) */
+	char *protect;       /* comma-separated globs: tags rm/mv/ln -sf refuse (EPERM) */
 	char *fuse_opts;     /* -o options passed to FUSE, comma-joined */
 };
 
-struct ncache;
-struct mcache;
-struct bcache;
+struct mnt;
+struct names_cache;
+struct manifest_cache;
+struct blob_cache;
 struct nodes;
 
 struct fs_stats {
@@ -67,153 +77,76 @@ struct fs_stats {
 	atomic_uint_fast64_t k_lookup, k_getattr, k_readdir, k_opendir;
 };
 
-/* The one mount (there is exactly one per process). */
+/* The state of one mount: what main.c sets up and every part of fs/ reaches
+ * through its arguments (FUSE handlers: fuse_req_userdata(req)). */
 struct mnt {
 	struct mount_opts o;
 	struct regfs_client *client;
-	struct ncache *nc;
-	struct mcache *mc;
-	struct bcache *bc;
+	struct names_cache *nc;
+	struct manifest_cache *mc;
+	struct blob_cache *bc;
 	struct nodes *nodes;
 	struct fs_stats st;
 	time_t mounted_since;
 	char *registry_version;  /* Docker-Distribution-API-Version or "unknown" */
 	struct fuse_session *se; /* for kernel cache invalidation after writes */
 };
-extern struct mnt *M;
+
+/* The mount a FUSE request is for (the userdata given to fuse_session_new). */
+static inline struct mnt *req_mnt(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
 
 double now_mono(void);
+/* The realtime clock `seconds` from now: a deadline for
+ * pthread_cond_timedwait (default condition variables). */
+struct timespec fs_abstime(double seconds);
 /* Runs fn(i, arg) for i in [0, n) on up to `maxpar` threads (for blob GETs,
  * which the client has no batch call for); returns when all are done. */
 void par_for(size_t n, int maxpar, void (*fn)(size_t i, void *arg), void *arg);
-/* Maps a client error to what the FUSE op returns (ENOENT stays, the rest is
- * EIO) and logs why at warn level. */
-int fs_client_errno(int rc, const struct regfs_err *e, const char *what);
+/* Starts fn(arg) on a detached thread: 0 or a negative errno. */
+int fs_thread_detached(void *(*fn)(void *), void *arg);
+/* Registry client errors as errno values: ONE policy, one table (util.c,
+ * where each row says why). A read (lookup, stat, listing, open, read) and
+ * a write (rm, rmdir, ln -s, mv) differ only where the user can act on the
+ * difference:
+ *
+ *   client error   read     write    logged
+ *   -ENOENT        ENOENT   ENOENT   debug
+ *   -ENOMEM        ENOMEM   ENOMEM   no
+ *   -EACCES        EIO      EACCES   warn
+ *   -ENOTSUP       EIO      EPERM    warn
+ *   anything else  EIO      EIO      warn
+ *
+ * "warn" lines go to .regfs/errors too (fs_warn), with `what` and the
+ * registry's message. */
+enum fs_use { FS_READ, FS_WRITE };
+int fs_errno_of_client(int rc, const struct regfs_err *e, const char *what, enum fs_use use);
+static inline int fs_client_errno(int rc, const struct regfs_err *e, const char *what)
+{
+	return fs_errno_of_client(rc, e, what, FS_READ);
+}
+static inline int fs_write_errno(int rc, const struct regfs_err *e, const char *what)
+{
+	return fs_errno_of_client(rc, e, what, FS_WRITE);
+}
+/* A write the mount does not support: EROFS, with a log line saying what
+ * is supported (none under -o ro, where every write is EROFS). */
+int fs_unsupported(struct mnt *m, const char *what);
 
-/* ---- names_cache.c: catalog, tags, tag -> digest; all expire after ttl. ---- */
-struct catalog {               /* immutable snapshot; refcounted */
-	atomic_int ref;
-	char **names;              /* sorted */
-	size_t n;
-	double at;                 /* now_mono() when fetched: valid until at + ttl */
-};
-/* Where a tag's mtime comes from (xattr user.regfs.mtime-source, .regfs/status):
- * the registry's push time (Last-Modified, bulk-tags), the image config's
- * build time (registry:2 sends no push time), or neither (mtime = when the
- * mount resolved the tag, so an age policy never takes it for old). */
-enum mtime_src { MTIME_UNKNOWN = 0, MTIME_CREATED = 1, MTIME_PUSHED = 2 };
-struct tag_ent {
-	char *tag;
-	char digest[REGFS_DIGEST_MAX]; /* "" until resolved */
-	int64_t mtime;                 /* 0 until known */
-	int mtime_src;                 /* enum mtime_src, set with mtime (tag_time_set) */
-	double resolved_at;
-	int state;                     /* internal */
-	int rc;
-};
-struct tagset {                /* one repository's tags; refcounted snapshot */
-	atomic_int ref;
-	struct tag_ent *t;         /* sorted by tag */
-	size_t n;
-	double at;                 /* now_mono() when fetched: valid until at + ttl */
-};
-struct ncache *ncache_new(void);
-void ncache_free(struct ncache *nc);
-int ncache_catalog(struct catalog **out);      /* ref'd; catalog_put */
-void catalog_put(struct catalog *c);
-/* Is `path` a repository (1), a proper prefix of one (namespace, 2), both (3), or none (0)? */
-int catalog_classify(const struct catalog *c, const char *path);
-/* Children names of dir `path` ("" root): next components, sorted, unique. */
-int catalog_children(const struct catalog *c, const char *path, char ***names, size_t *n);
-int ncache_tags(const char *repo, struct tagset **out);   /* ref'd; tagset_put */
-void tagset_put(struct tagset *t);
-/* Resolve tag -> digest (+ mtime) for one tag / every tag of a set, in parallel. */
-int ncache_resolve(const char *repo, const char *tag, char digest[REGFS_DIGEST_MAX],
-		   int64_t *mtime);
-int ncache_resolve_all(const char *repo, struct tagset *ts);
-/* The same over many repositories at once (one parallel batch). */
-void ncache_resolve_many(char **repos, struct tagset **sets, size_t n);
-/* Warm many repositories' tag lists in one go (bulk extension or tags_many). */
-int ncache_prefetch_tags(char **repos, size_t n);
-int ncache_prefetch_bulk(char **repos, size_t n); /* bulk-manifests: tags, manifest lists, manifests */
-/* repo-manifests extension (regfs-registry): every manifest digest of the
- * repository, tagged or not; cached for the ttl. -ENOTSUP elsewhere. */
-int ncache_repo_manifests(const char *repo, char ***digests, size_t *n);
-/* Forget a repo's tag list / a tag resolution (after a write). */
-void ncache_invalidate(const char *repo);
-/* After a write to `repo` that changed `tags`: the tag list is fetched again
- * (its other tags keep the resolutions younger than the ttl, so a write
- * costs one tag-list request, not one per tag), and those tags are
- * resolved again. The catalog is kept. */
-void ncache_invalidate_tags(const char *repo, const char *const *tags, size_t n);
-/* After `tag` of `repo` was deleted: the cached tag list (as old as it was)
- * no longer has it; the other tags keep their resolutions. No request. */
-void ncache_tag_removed(const char *repo, const char *tag);
-
-/* ---- mcache.c: manifests by digest. Entries live until unmount. ---- */
-struct mentry {
-	char digest[REGFS_DIGEST_MAX];
-	char *data;
-	size_t len;
-	struct regfs_manifest *m;  /* parsed */
-	int64_t created;           /* image config "created" (unix), 0 unknown, -1 none;
-	                            * written once with __atomic (see mcache_created) */
-};
-struct mcache *mcache_new(void);
-void mcache_free(struct mcache *mc);
-/* The manifest `digest` of `repo`: memory, then disk cache, then registry.
- * The entry is owned by the cache and never freed while mounted. */
-int mcache_get(const char *repo, const char *digest, const struct mentry **out);
-/* Store a response we already have (e.g. from GET by tag). */
-int mcache_put(const char *digest, const char *data, size_t len, const char *ctype,
-	       const struct mentry **out);
-/* The same, kept in memory only: for manifests that came in a bulk page
- * (regfs-registry), which a remount gets again in a few requests — writing
- * 10,000 of them to the disk cache cost more than the whole walk otherwise. */
-int mcache_put_mem(const char *digest, const char *data, size_t len, const char *ctype,
-		   const struct mentry **out);
-const struct mentry *mcache_peek(const char *digest);
-/* Fetch many (repo, digest) pairs in parallel; those cached are skipped. */
-void mcache_prefetch(const char **repos, const char **digests, size_t n);
-/* Image config created time (fetches the config blob; cached); -1 when the
- * config has none or an implausible one (see tag_time_plausible). */
-int64_t mcache_created(const char *repo, const struct mentry *e);
-/* `t` when it can be a real push or build time (2013-01-01, before any OCI
- * image, up to now + 1 day of clock skew), else 0 (unknown): reproducible
- * builds carry 1970-01-01T00:00:01Z, which must not read as "ancient". */
-int64_t tag_time_plausible(int64_t t);
-/* Fills te->mtime and te->mtime_src from a push time and a created time
- * (0 or -1 when unknown; implausible ones count as unknown), preferring the
- * push time; counts the source for .regfs/status. */
-void tag_time_set(struct tag_ent *te, int64_t pushed, int64_t created);
-/* How many tag resolutions had each source (index: enum mtime_src). */
-void tag_time_counts(uint64_t out[3]);
-const char *mtime_src_name(int src);
-/* A manifest known not to exist in `repo` (the registry answered 404 within
- * the ttl): index children removed by a garbage collection. */
-bool mcache_missing(const char *repo, const char *digest);
-/* Checks that each (repos[i], digests[i]) still exists, at most once per ttl
- * per pair (GET by digest for those not checked; fills the cache too):
- * present[i] = 1 exists, 0 gone (404; logged once per digest), -1 unknown
- * (the registry failed; logged). */
-void mcache_check_exist(const char **repos, const char **digests, size_t n, int *present);
-
-/* ---- bcache.c: blobs on disk by digest, LRU-capped, verified on fill. ---- */
-struct bcache *bcache_new(const char *dir, uint64_t cap);   /* NULL: disabled */
-void bcache_free(struct bcache *bc);
-/* Opens the cached blob (O_RDONLY fd) or -ENOENT. Marks it used. */
-int bcache_open(struct bcache *bc, const char *digest);
-/* Stores bytes already verified by the caller. */
-int bcache_put(struct bcache *bc, const char *digest, const void *data, size_t len);
-/* Fetches the whole blob from the registry (digest-verified) and opens it. */
-int bcache_fill(struct bcache *bc, const char *repo, const char *digest, uint64_t size);
-uint64_t bcache_used(struct bcache *bc);
+/* ---- the caches (fs/cache/) ---- */
+#include "cache/blobs.h"
+#include "cache/manifests.h"
+#include "cache/names.h"
 
 /* ---- readahead.c: blobs read by Range requests, read ahead in parallel ---- */
 struct ra;
 /* State of one open blob file (ino: its nodeid, for FUSE_NOTIFY_STORE;
- * path: for messages). NULL when out of memory. */
-struct ra *ra_new(const char *repo, const char *digest, uint64_t size, fuse_ino_t ino,
+ * path: for messages). cl reads the blob, st counts range reads, se (may be
+ * NULL) receives what is read ahead; all kept. NULL when out of memory. */
+struct ra *ra_new(struct regfs_client *cl, struct fs_stats *st, struct fuse_session *se,
+		  const char *repo, const char *digest, uint64_t size, fuse_ino_t ino,
 		  const char *path);
 /* Answers one FUSE read of the file (reply or error sent here). */
 void ra_read(struct ra *ra, fuse_req_t req, size_t size, off_t off);
@@ -222,22 +155,8 @@ void ra_close(struct ra *ra);
 /* Stops the prefetch threads (after the request loop ended). */
 void ra_shutdown(void);
 
-/* ---- node.c ---- */
-enum node_kind {
-	K_ROOT = 0, K_DIR, K_TAGS, K_TAG, K_MANIFESTS, K_MANIFEST, K_MJSON, K_BLOB,
-	K_LAYERS, K_PLATFORMS, K_PLATLINK, K_META, K_METAFILE, K__COUNT
-};
-/* What a directory says about one child: enough to make its node. */
-struct child {
-	char *name;
-	enum node_kind kind;
-	const char *repo;        /* borrowed from parent (copied into the node) */
-	char digest[REGFS_DIGEST_MAX];
-	char *arg;               /* tag / platform target / meta file name */
-	uint64_t size;
-	char *mediatype;
-};
-void child_clear(struct child *c);
+/* ---- node.c: the inode table ---- */
+#include "tree/kind.h"
 
 struct node {
 	fuse_ino_t id;
@@ -251,19 +170,18 @@ struct node {
 	char *mediatype;
 	struct node *next_id, *next_path;
 	struct graveyard *old;   /* strings replaced by nodes_rename */
-	/* ttl directories (ROOT, DIR, TAGS, MANIFESTS): the version of the
-	 * listing, reported as mtime (see dir_version_refresh); guarded by a
-	 * mutex in kinds.c. */
-	bool lver_known;
-	uint64_t lhash;          /* hash of the names last listed */
-	struct timespec lmtime;  /* changes exactly when the names do */
-	double lvalid;           /* now_mono() until which lmtime holds */
+	/* The kind's own payload (struct child's priv, handed over), freed
+	 * with the node by kind_ops[kind]->priv_free. What guards it is the
+	 * kind's business (ttl directories: their listing version, under a
+	 * mutex of fs/tree/version.c). */
+	void *priv;
 };
 struct nodes *nodes_new(void);
 void nodes_free(struct nodes *t);
 struct node *nodes_root(struct nodes *t);
-/* Finds or makes the node for `parent/c->name`, adding `nlookup` lookups. */
-struct node *nodes_get(struct nodes *t, struct node *parent, const struct child *c,
+/* Finds or makes the node for `parent/c->name`, adding `nlookup` lookups.
+ * A node it makes takes c->priv (set NULL in c). */
+struct node *nodes_get(struct nodes *t, struct node *parent, struct child *c,
 		       uint64_t nlookup);
 struct node *nodes_by_id(struct nodes *t, fuse_ino_t id);
 void nodes_forget(struct nodes *t, fuse_ino_t id, uint64_t n);
@@ -277,94 +195,18 @@ struct node *nodes_ref_by_path(struct nodes *t, const char *path);
  * (and, for a tag, names new_arg). */
 int nodes_rename(struct nodes *t, const char *old_path, const char *new_path, const char *new_arg);
 
-/* ---- kinds.c ---- */
-struct kind_ops {
-	/* Lists children into a malloc'd array (sorted for stable offsets). */
-	int (*list)(struct node *dir, struct child **out, size_t *n);
-	int (*lookup)(struct node *dir, const char *name, struct child *out);
-	int (*readlink)(struct node *n, char *buf, size_t size);
-	/* Whole content of small generated files. */
-	int (*content)(struct node *n, char **buf, size_t *len);
-};
-extern const struct kind_ops *const kind_ops[K__COUNT];
-/* Attributes as last known, without a registry round trip (lookup,
- * readdirplus): a ttl directory whose listing version is stale or unknown
- * gets attr timeout 0, so the kernel asks getattr before trusting it. */
-int node_attr(struct node *n, struct stat *st, double *timeout);
-/* For getattr of a ttl directory: lists it (through the name caches, which
- * refetch what the ttl expired) unless its version is still valid, and moves
- * its mtime when the names changed. The kernel keeps a directory's cached
- * listing exactly while its mtime is unchanged. Errors: the listing's
- * (-EIO registry down, -ENOENT gone). */
-int dir_version_refresh(struct node *n);
-/* getattr of the root: dir_version_refresh, except that while the registry
- * cannot be reached it answers from memory at once (0) and retries in the
- * background (see kinds.c). root_probe_shutdown waits for a retry in flight. */
-int root_version_refresh(struct node *root);
-bool root_is_down(void);
-void root_probe_shutdown(void);
-/* Forgets the listing version of a directory we changed (rm, ln, mv). */
-void dir_version_expire(struct node *n);
-bool kind_is_ttl_dir(enum node_kind k);
-/* The least trustworthy mtime source of the tags behind n: every tag of a
- * TAGS directory, the tags of n's repository that point at a MANIFEST
- * (what `getfattr _tags/<tag>` reaches: the kernel serves no user.* xattr
- * on a symlink itself). -ENODATA when no resolved tag is behind n. */
-int node_mtime_source(struct node *n, int *src);
-bool kind_is_dir(enum node_kind k);
+/* st_ino of everything but stored blobs: a hash of the path (stable
+ * across remounts, clear of the root's and of small numbers). */
 uint64_t path_hash_ino(const char *path);
 
 /* ---- walk.c ---- */
 /* Fetches everything the mount shows (catalog, every tag, every manifest)
  * in parallel; computes the deduplicated stored total. Single flight; a
  * result younger than ttl is reused. */
-int walk_total(uint64_t *bytes, uint64_t *blocks512);
-void walk_start_background(void);
+int walk_total(struct mnt *m, uint64_t *bytes, uint64_t *blocks512);
+void walk_start_background(struct mnt *m);
 /* Waits for a running walk and prevents new ones (before teardown). */
 void walk_shutdown(void);
-
-/* ---- tagdel.c: deleting one tag; what writes remember per repository ---- */
-/* Deletes `tag` of `repo` and only it (DELETE by tag, or the fallback
- * described in tagdel.c). A refused or failed delete changes nothing:
- * -EPERM (the registry does not allow deletes), -EACCES, -ENOENT, -EIO. */
-int tag_delete(const char *repo, const char *tag);
-/* Does the registry allow deletes in `repo`? Probed with a DELETE of a
- * digest that cannot exist, kept for the ttl: 0, -EPERM, -EACCES, -EIO.
- * Called before a write that will need a delete, so a refusal changes
- * nothing. */
-int tag_deletes_allowed(const char *repo);
-/* After a write that changed `tags` of `repo`: name caches and the kernel's
- * listings of <repo>/_tags and <repo>/_manifests are refreshed. */
-void write_changed(const char *repo, const char *const *tags, size_t n);
-void write_changed1(const char *repo, const char *tag);
-/* After `tag` of `repo` was deleted (the tag list was fetched just before,
- * so it is kept, minus that tag: no request until the ttl). */
-void write_tag_removed(const char *repo, const char *tag);
-/* Drops the kernel's entry `name` in the directory `dirpath` (if known). */
-void write_inval_entry(const char *dirpath, const char *name);
-/* Maps a client error of a write to its errno and logs why (ENOENT quietly). */
-int write_client_rc(int rc, struct regfs_err *e, const char *what);
-/* Per-repository times the writes remember (a small table; a repository
- * whose name is too long is not remembered). wstate_time reads one field
- * (offsetof(struct wstate, …)), or sets it when `set` is not NULL. */
-struct wstate {
-	char repo[256];
-	double used;
-	double probed_at;  /* when deletes_allowed asked the registry */
-	int probe_rc;
-	double notag_at;   /* when DELETE by tag answered "cannot delete tags" */
-	double rmr_at;     /* when an rm -r reached the repository's manifests */
-};
-double wstate_time(const char *repo, size_t field, const double *set);
-
-/* ---- write.c: rm / rmdir / ln -s / mv (FUSE entry points) ---- */
-void write_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
-void write_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
-void write_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
-void write_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-		  const char *newname, unsigned int flags);
-/* Any other write: EROFS, with a log line saying what is supported. */
-void write_other(fuse_req_t req, const char *what);
 
 /* ---- loop.c: the FUSE request loop (see there why not libfuse's) ---- */
 /* Serves se until unmount or signal with up to max_threads threads; 0 or a
@@ -374,6 +216,9 @@ int loop_run(struct fuse_session *se, unsigned max_threads);
  * request, another thread's fetch, a walk): another thread takes over
  * reading requests. A no-op outside loop threads. */
 void loop_may_block(void);
+/* CLOCK_REALTIME `ms` milliseconds from now: the deadline of a
+ * pthread_cond_timedwait that wakes up to look around. */
+struct timespec fs_deadline_ms(long ms);
 /* pthread_cond_wait for the caches' single-flight waits: a loop thread about
  * to wait for another's fetch first hands over reading requests. */
 static inline int fs_wait(pthread_cond_t *cv, pthread_mutex_t *mu)
@@ -383,8 +228,8 @@ static inline int fs_wait(pthread_cond_t *cv, pthread_mutex_t *mu)
 }
 
 /* ---- stats.c ---- */
-int stats_status_text(char **buf, size_t *len);
-int stats_json_text(char **buf, size_t *len);
+int stats_status_text(struct mnt *m, char **buf, size_t *len);
+int stats_json_text(struct mnt *m, char **buf, size_t *len);
 /* util.c — .regfs/errors: the last FS_ERRORS_MAX failures, oldest first, one line
  * each: "TIME OP /PATH: MESSAGE". */
 #define FS_ERRORS_MAX 100

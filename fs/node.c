@@ -7,7 +7,7 @@
  * like any new inode. What `stat` reports as st_ino is not the nodeid: blobs
  * report regfs_digest_ino(digest) (so du counts each blob once across
  * repositories) and everything else a hash of its path (stable across
- * remounts); see kinds.c.
+ * remounts); see fs/tree/kind.c.
  *
  * Lifetime follows the kernel's lookup count: every reply that hands a node to
  * the kernel (lookup, readdirplus entry) adds one, forget subtracts; at zero
@@ -34,6 +34,9 @@ struct graveyard {
 	struct graveyard *next;
 };
 
+/* FNV-1a with this file's own offset basis, not regfs_fnv1a64: st_ino is
+ * a hash of the path (path_hash_ino) and must stay the number every earlier
+ * version of the mount reported for the same path. */
 static uint64_t fnv(const char *s)
 {
 	uint64_t h = 1469598103934665603ULL;
@@ -49,6 +52,8 @@ void child_clear(struct child *c)
 	free(c->name);
 	free(c->arg);
 	free(c->mediatype);
+	if (c->priv && (unsigned)c->kind < K__COUNT && kind_ops[c->kind]->priv_free)
+		kind_ops[c->kind]->priv_free(c->priv);
 	memset(c, 0, sizeof *c);
 }
 
@@ -147,6 +152,8 @@ static void node_free(struct node *n)
 	pool_put(n->repo);
 	pool_put(n->digest);
 	free(n->arg);
+	if (n->priv && kind_ops[n->kind]->priv_free)
+		kind_ops[n->kind]->priv_free(n->priv);
 	free(n);   /* mediatype is interned, never freed */
 }
 
@@ -305,7 +312,7 @@ static char *intern(const char *s)
 
 static void bury(struct node *n, char *s);
 
-struct node *nodes_get(struct nodes *t, struct node *parent, const struct child *c,
+struct node *nodes_get(struct nodes *t, struct node *parent, struct child *c,
 		       uint64_t nlookup)
 {
 	char *path = join(parent->path, c->name);
@@ -361,6 +368,8 @@ struct node *nodes_get(struct nodes *t, struct node *parent, const struct child 
 		return NULL;
 	}
 	n->size = c->size;
+	n->priv = c->priv; /* handed over */
+	c->priv = NULL;
 	n->id = t->next_id++;
 	n->nlookup = nlookup;
 	maybe_grow(t);

@@ -1,11 +1,12 @@
-/* ops.c — the one FUSE low-level operations table.
- *
- * Every request is dispatched by the node's kind to kinds.c; this file only
- * speaks FUSE: entry/attr replies with the right timeouts, directories
- * (opened without a round trip and cached by the kernel, versioned by mtime:
- * see kinds.c), readdirplus, file handles (manifest bytes
- * from memory, blobs from the disk cache or by Range requests), xattrs and
- * statfs. Tag/manifest writes are in write.c; every other write is EROFS. */
+/* ops.c — the one FUSE low-level operations table, a dispatcher in the
+ * manner of libfuse's lib/fuse_lowlevel.c: each operation unpacks the
+ * request, finds the node, calls the slot of the node's kind
+ * (fs/tree/kind.h) and replies. What a node is and does is decided there;
+ * this file only speaks FUSE: entry/attr replies with the right timeouts,
+ * directories (opened without a round trip and cached by the kernel,
+ * versioned by mtime: see fs/tree/version.c), readdirplus, file handles,
+ * xattrs and statfs. Writes a kind has no slot for, and every other write,
+ * are EROFS with a log line saying what is supported. */
 #include "mount.h"
 
 #include <errno.h>
@@ -18,14 +19,11 @@
 
 #include <regfs/log.h>
 
-/* Blobs up to this size are fetched whole into the disk cache on open (one
- * verified request); bigger ones are read by Range requests (readahead.c). */
-#define FILL_MAX (64ull << 20)
 #define RANGE_CHUNK (1u << 20)
 
-static struct node *N(fuse_ino_t ino)
+static struct node *N(struct mnt *m, fuse_ino_t ino)
 {
-	return nodes_by_id(M->nodes, ino);
+	return nodes_by_id(m->nodes, ino);
 }
 
 static void reply_err(fuse_req_t req, int rc)
@@ -33,23 +31,7 @@ static void reply_err(fuse_req_t req, int rc)
 	fuse_reply_err(req, rc < 0 ? -rc : (rc ? rc : EIO));
 }
 
-int ops_entry(struct node *n, struct fuse_entry_param *e)
-{
-	memset(e, 0, sizeof *e);
-	double t;
-	int rc = node_attr(n, &e->attr, &t);
-	if (rc)
-		return rc;
-	e->ino = n->id;
-	e->attr_timeout = t;
-	/* A manifest's content never changes but whether the repository still
-	 * has it does: its name in _manifests/ expires with the ttl. So do the
-	 * names of ttl directories, whatever their attributes' timeout (0 while
-	 * their listing version is unknown, which must not cost a lookup at
-	 * every path walk through them). */
-	e->entry_timeout = n->kind == K_MANIFEST || kind_is_ttl_dir(n->kind) ? M->o.ttl : t;
-	return 0;
-}
+static void reply_unsupported(fuse_req_t req, const char *what);
 
 static bool no_opendir; /* the kernel opens directories without asking us */
 
@@ -71,33 +53,34 @@ static void op_init(void *ud, struct fuse_conn_info *conn)
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	atomic_fetch_add(&M->st.k_lookup, 1);
-	struct node *p = N(parent);
+	struct mnt *m = req_mnt(req);
+	atomic_fetch_add(&m->st.k_lookup, 1);
+	struct node *p = N(m, parent);
 	if (!p)
 		return reply_err(req, -ESTALE);
 	fs_op_begin("lookup", p->path, name);
-	const struct kind_ops *ops = kind_ops[p->kind];
-	if (!ops->lookup)
+	const struct kind_ops *k = kind_ops[p->kind];
+	if (!k->lookup)
 		return reply_err(req, -ENOTDIR);
 	struct child c;
-	int rc = ops->lookup(p, name, &c);
+	int rc = k->lookup(m, p, name, &c);
 	if (rc == -ENOENT) {
 		/* Negative entry, cached for the ttl: a tag or repository pushed
 		 * later shows up once it expires. */
-		struct fuse_entry_param e = {.ino = 0, .entry_timeout = M->o.ttl};
+		struct fuse_entry_param e = {.ino = 0, .entry_timeout = m->o.ttl};
 		fuse_reply_entry(req, &e);
 		return;
 	}
 	if (rc)
 		return reply_err(req, rc);
-	struct node *n = nodes_get(M->nodes, p, &c, 1);
+	struct node *n = nodes_get(m->nodes, p, &c, 1);
 	child_clear(&c);
 	if (!n)
 		return reply_err(req, -ENOMEM);
 	struct fuse_entry_param e;
-	rc = ops_entry(n, &e);
+	rc = node_entry(m, n, &e);
 	if (rc) {
-		nodes_forget(M->nodes, n->id, 1);
+		nodes_forget(m->nodes, n->id, 1);
 		return reply_err(req, rc);
 	}
 	fuse_reply_entry(req, &e);
@@ -105,30 +88,34 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	nodes_forget(M->nodes, ino, nlookup);
+	struct mnt *m = req_mnt(req);
+	nodes_forget(m->nodes, ino, nlookup);
 	fuse_reply_none(req);
 }
 
 static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *f)
 {
+	struct mnt *m = req_mnt(req);
 	for (size_t i = 0; i < count; i++)
-		nodes_forget(M->nodes, f[i].ino, f[i].nlookup);
+		nodes_forget(m->nodes, f[i].ino, f[i].nlookup);
 	fuse_reply_none(req);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	atomic_fetch_add(&M->st.k_getattr, 1);
+	struct mnt *m = req_mnt(req);
+	atomic_fetch_add(&m->st.k_getattr, 1);
 	(void)fi;
-	struct node *n = N(ino);
+	struct node *n = N(m, ino);
 	if (!n)
 		return reply_err(req, -ESTALE);
 	fs_op_begin("stat", n->path, NULL);
 	struct stat st;
 	double t;
-	int rc = n->kind == K_ROOT ? root_version_refresh(n) : dir_version_refresh(n);
+	const struct kind_ops *k = kind_ops[n->kind];
+	int rc = k->refresh ? k->refresh(m, n) : 0;
 	if (rc == 0)
-		rc = node_attr(n, &st, &t);
+		rc = node_attr(m, n, &st, &t);
 	if (rc)
 		return reply_err(req, rc);
 	fuse_reply_attr(req, &st, t);
@@ -136,14 +123,16 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-	struct node *n = N(ino);
+	struct mnt *m = req_mnt(req);
+	struct node *n = N(m, ino);
 	if (!n)
 		return reply_err(req, -ESTALE);
-	if (!kind_ops[n->kind]->readlink)
+	const struct kind_ops *k = kind_ops[n->kind];
+	if (!k->readlink)
 		return reply_err(req, -EINVAL);
 	fs_op_begin("readlink", n->path, NULL);
 	char buf[512];
-	int rc = kind_ops[n->kind]->readlink(n, buf, sizeof buf);
+	int rc = k->readlink(m, n, buf, sizeof buf);
 	if (rc)
 		return reply_err(req, rc);
 	fuse_reply_readlink(req, buf);
@@ -159,16 +148,18 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
  * handle: readdir lists from the name caches at each call. */
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	atomic_fetch_add(&M->st.k_opendir, 1);
-	struct node *n = N(ino);
+	struct mnt *m = req_mnt(req);
+	atomic_fetch_add(&m->st.k_opendir, 1);
+	struct node *n = N(m, ino);
 	if (!n)
 		return reply_err(req, -ESTALE);
-	if (!kind_is_dir(n->kind))
+	const struct kind_ops *k = kind_ops[n->kind];
+	if (!S_ISDIR(k->type))
 		return reply_err(req, -ENOTDIR);
 	if (no_opendir)
 		return reply_err(req, -ENOSYS);
 	fi->fh = 0;
-	if (!kind_is_ttl_dir(n->kind)) {
+	if (!(k->flags & KIND_TTL_DIR)) {
 		fi->cache_readdir = 1;
 		fi->keep_cache = 1;
 	}
@@ -187,26 +178,17 @@ static void dirh_clear(struct dirh *d)
 	free(d->v);
 }
 
-static mode_t kind_mode(enum node_kind k)
-{
-	if (kind_is_dir(k))
-		return S_IFDIR;
-	if (k == K_TAG || k == K_PLATLINK)
-		return S_IFLNK;
-	return S_IFREG;
-}
-
-/* The st_ino that stat reports (kinds.c), for d_ino in listings: a
+/* The st_ino that stat reports (node_attr), for d_ino in listings: a
  * listing's "." and ".." included, which readdir(3) hides when it is 0. */
 static ino_t dir_ino(const struct node *dn)
 {
-	return dn->kind == K_ROOT ? FUSE_ROOT_ID : path_hash_ino(dn->path);
+	return dn->id == FUSE_ROOT_ID ? FUSE_ROOT_ID : path_hash_ino(dn->path);
 }
 
 static ino_t parent_ino(const struct node *dn)
 {
 	const char *slash = strrchr(dn->path, '/');
-	if (dn->kind == K_ROOT || !slash)
+	if (dn->id == FUSE_ROOT_ID || !slash)
 		return FUSE_ROOT_ID; /* the root's parent is outside the mount */
 	char p[4096];
 	snprintf(p, sizeof p, "%.*s", (int)(slash - dn->path), dn->path);
@@ -215,7 +197,7 @@ static ino_t parent_ino(const struct node *dn)
 
 static ino_t child_ino(const struct node *dn, const struct child *c)
 {
-	if (c->kind == K_BLOB || c->kind == K_MJSON)
+	if (kind_ops[c->kind]->flags & KIND_DIGEST_INO)
 		return regfs_digest_ino(c->digest);
 	char p[4096];
 	snprintf(p, sizeof p, "%s%s%s", dn->path, *dn->path ? "/" : "", c->name);
@@ -225,21 +207,23 @@ static ino_t child_ino(const struct node *dn, const struct child *c)
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi, bool plus)
 {
+	struct mnt *m = req_mnt(req);
 	(void)fi;
-	atomic_fetch_add(&M->st.k_readdir, 1);
-	struct node *dn = N(ino);
+	atomic_fetch_add(&m->st.k_readdir, 1);
+	struct node *dn = N(m, ino);
 	if (!dn)
 		return reply_err(req, -ESTALE);
-	if (!kind_is_dir(dn->kind))
+	const struct kind_ops *k = kind_ops[dn->kind];
+	if (!k->list)
 		return reply_err(req, -ENOTDIR);
 	fs_op_begin("readdir", dn->path, NULL);
-	if (dn->kind == K_ROOT && off == 0 && !root_is_down())
-		walk_start_background(); /* (down: it would only queue before this listing) */
+	if (off == 0 && k->listing_start)
+		k->listing_start(m, dn);
 	/* Offsets are indexes into the sorted listing; a listing that changes
 	 * between two calls (ttl expiry) may repeat or skip an entry, as on
 	 * any network file system. */
 	struct dirh dh, *d = &dh;
-	int lrc = kind_ops[dn->kind]->list(dn, &d->v, &d->n);
+	int lrc = k->list(m, dn, &d->v, &d->n);
 	if (lrc)
 		return reply_err(req, lrc);
 	char *buf = malloc(size);
@@ -254,7 +238,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		const char *name = i == 0 ? "." : i == 1 ? ".." : d->v[i - 2].name;
 		if (i < 2 || !plus) {
 			struct stat st = {0};
-			st.st_mode = i < 2 ? S_IFDIR : kind_mode(d->v[i - 2].kind);
+			st.st_mode = i < 2 ? S_IFDIR : kind_ops[d->v[i - 2].kind]->type;
 			st.st_ino = i == 0 ? dir_ino(dn) : i == 1 ? parent_ino(dn)
 					      : child_ino(dn, &d->v[i - 2]);
 			if (plus) {
@@ -270,22 +254,22 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			pos += sz;
 			continue;
 		}
-		struct node *n = nodes_get(M->nodes, dn, &d->v[i - 2], 1);
+		struct node *n = nodes_get(m->nodes, dn, &d->v[i - 2], 1);
 		struct fuse_entry_param e;
-		if (!n || ops_entry(n, &e) != 0) {
+		if (!n || node_entry(m, n, &e) != 0) {
 			/* No attributes for this one (e.g. a tag deleted meanwhile):
 			 * ino 0 tells the kernel to look it up when it needs it. */
 			if (n)
-				nodes_forget(M->nodes, n->id, 1);
+				nodes_forget(m->nodes, n->id, 1);
 			memset(&e, 0, sizeof e);
-			e.attr.st_mode = kind_mode(d->v[i - 2].kind);
+			e.attr.st_mode = kind_ops[d->v[i - 2].kind]->type;
 			e.attr.st_ino = child_ino(dn, &d->v[i - 2]);
 			n = NULL;
 		}
 		sz = fuse_add_direntry_plus(req, buf + pos, size - pos, name, &e, i + 1);
 		if (sz > size - pos) {
 			if (n)
-				nodes_forget(M->nodes, n->id, 1); /* not handed over */
+				nodes_forget(m->nodes, n->id, 1); /* not handed over */
 			break;
 		}
 		pos += sz;
@@ -309,109 +293,31 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 
 /* ---- files ---- */
 
-enum fh_kind { FH_MEM, FH_OWNED, FH_FD, FH_RANGE };
-
-struct fh {
-	atomic_int ref;     /* open + reads in flight: the kernel may send
-	                     * release while an async read is being served */
-	enum fh_kind kind;
-	const char *data;   /* FH_MEM: manifest bytes owned by mcache */
-	char *owned;        /* FH_OWNED: generated content */
-	size_t len;
-	int fd;             /* FH_FD */
-	struct ra *ra;      /* FH_RANGE (readahead.c) */
-};
-
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct node *n = N(ino);
+	struct mnt *m = req_mnt(req);
+	struct node *n = N(m, ino);
 	if (!n)
 		return reply_err(req, -ESTALE);
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
-		return write_other(req, "writing a file");
-	if (kind_is_dir(n->kind))
+		return reply_unsupported(req, "writing a file");
+	const struct kind_ops *k = kind_ops[n->kind];
+	if (S_ISDIR(k->type))
 		return reply_err(req, -EISDIR);
 	fs_op_begin("open", n->path, NULL);
 	struct fh *h = calloc(1, sizeof *h);
 	if (!h)
 		return reply_err(req, -ENOMEM);
 	h->fd = -1;
+	h->ops = k;
 	atomic_store(&h->ref, 1);
-	int rc = 0;
-	if (n->kind == K_MJSON) {
-		const struct mentry *e;
-		rc = mcache_get(n->repo, n->digest, &e);
-		if (rc == 0) {
-			h->kind = FH_MEM;
-			h->data = e->data;
-			h->len = e->len;
-			fi->keep_cache = 1;
-		}
-	} else if (n->kind == K_METAFILE) {
-		rc = kind_ops[n->kind]->content(n, &h->owned, &h->len);
-		h->kind = FH_OWNED;
-		fi->direct_io = 1; /* changes on every read */
-	} else if (n->kind == K_BLOB) {
-		fi->keep_cache = 1;
-		int fd = bcache_open(M->bc, n->digest);
-		if (fd >= 0) {
-			atomic_fetch_add(&M->st.bc_hits, 1);
-		} else if (n->size <= FILL_MAX) {
-			fd = bcache_fill(M->bc, n->repo, n->digest, n->size);
-			if (fd < 0 && fd != -ENOSYS && fd != -EFBIG)
-				rc = fd;
-		}
-		if (fd >= 0) {
-			h->kind = FH_FD;
-			h->fd = fd;
-		} else if (rc == 0) {
-			h->kind = FH_RANGE;
-			h->ra = ra_new(n->repo, n->digest, n->size, ino, n->path);
-			if (!h->ra)
-				rc = -ENOMEM;
-		}
-	} else {
-		rc = -EINVAL;
-	}
+	int rc = k->open ? k->open(m, n, fi, h) : -EINVAL;
 	if (rc) {
-		free(h->owned);
-		free(h);
+		fh_put(h);
 		return reply_err(req, rc);
 	}
 	fi->fh = (uintptr_t)h;
 	fuse_reply_open(req, fi);
-}
-
-static void do_read(fuse_req_t req, struct fh *h, size_t size, off_t off)
-{
-	if (h->kind == FH_MEM || h->kind == FH_OWNED) {
-		const char *d = h->kind == FH_MEM ? h->data : h->owned;
-		if ((size_t)off >= h->len)
-			return (void)fuse_reply_buf(req, NULL, 0);
-		size_t n = h->len - (size_t)off < size ? h->len - (size_t)off : size;
-		fuse_reply_buf(req, d + off, n);
-		return;
-	}
-	if (h->kind == FH_FD) {
-		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
-		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-		bv.buf[0].fd = h->fd;
-		bv.buf[0].pos = off;
-		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
-		return;
-	}
-	ra_read(h->ra, req, size, off);
-}
-
-static void fh_put(struct fh *h)
-{
-	if (atomic_fetch_sub(&h->ref, 1) != 1)
-		return;
-	if (h->fd >= 0)
-		close(h->fd);
-	ra_close(h->ra);
-	free(h->owned);
-	free(h);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -420,7 +326,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	(void)ino;
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
 	atomic_fetch_add(&h->ref, 1);
-	do_read(req, h, size, off);
+	if (h->ops->read)
+		h->ops->read(h, req, size, off);
+	else
+		fh_read(h, req, size, off);
 	fh_put(h);
 }
 
@@ -433,61 +342,19 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_err(req, 0);
 }
 
-/* ---- xattrs: user.regfs.digest / user.regfs.mediatype / user.regfs.mtime-source ----
- *
- * mtime-source (pushed / created / unknown, see enum mtime_src) is on
- * _tags/ and on the manifest directories tags point at: Linux serves no
- * user.* xattr on a symlink, so `getfattr -n user.regfs.mtime-source
- * _tags/<tag>` follows the link to the manifest, which answers for the tags
- * of its repository that point at it (the least trustworthy of them). */
-
-static const char MTIME_SOURCE[] = "user.regfs.mtime-source";
-
-static int xattr_value(struct node *n, const char *name, char *buf, size_t size, size_t *len)
-{
-	const char *v = NULL;
-	if (n->kind != K_MJSON && n->kind != K_BLOB && n->kind != K_MANIFEST && n->kind != K_TAGS)
-		return -ENODATA;
-	if (strcmp(name, MTIME_SOURCE) == 0) {
-		int src;
-		int rc = node_mtime_source(n, &src);
-		if (rc)
-			return rc;
-		v = mtime_src_name(src);
-	} else if (n->kind == K_TAGS) {
-		return -ENODATA;
-	} else if (strcmp(name, "user.regfs.digest") == 0) {
-		v = n->digest;
-	} else if (strcmp(name, "user.regfs.mediatype") == 0) {
-		v = n->mediatype;
-		if (n->kind == K_MANIFEST) {
-			const struct mentry *e;
-			int rc = mcache_get(n->repo, n->digest, &e);
-			if (rc)
-				return rc;
-			v = e->m->media_type;
-		}
-	}
-	if (!v)
-		return -ENODATA;
-	*len = strlen(v);
-	if (size && size < *len)
-		return -ERANGE;
-	if (size)
-		memcpy(buf, v, *len);
-	return 0;
-}
+/* ---- xattrs: user.regfs.* (which a node has: its kind's slots) ---- */
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	struct node *n = N(ino);
+	struct mnt *m = req_mnt(req);
+	struct node *n = N(m, ino);
 	if (!n)
 		return reply_err(req, -ESTALE);
+	const struct kind_ops *k = kind_ops[n->kind];
 	char buf[512];
 	size_t len;
-	if (strcmp(name, MTIME_SOURCE) == 0)
-		loop_may_block(); /* may resolve the repository's tags */
-	int rc = xattr_value(n, name, buf, size ? (size < sizeof buf ? size : sizeof buf) : 0, &len);
+	size_t cap = size ? (size < sizeof buf ? size : sizeof buf) : 0;
+	int rc = k->getxattr ? k->getxattr(m, n, name, buf, cap, &len) : -ENODATA;
 	if (rc)
 		return reply_err(req, rc);
 	if (size == 0)
@@ -498,23 +365,16 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	struct node *n = N(ino);
+	struct mnt *m = req_mnt(req);
+	struct node *n = N(m, ino);
 	if (!n)
 		return reply_err(req, -ESTALE);
-	static const char names[] = "user.regfs.digest\0user.regfs.mediatype\0";
-	char buf[sizeof names + sizeof MTIME_SOURCE];
+	const struct kind_ops *k = kind_ops[n->kind];
+	char buf[256];
 	size_t len = 0;
-	if (n->kind == K_MJSON || n->kind == K_BLOB || n->kind == K_MANIFEST) {
-		memcpy(buf, names, sizeof names - 1);
-		len = sizeof names - 1;
-	}
-	int src;
-	if (n->kind == K_MANIFEST || n->kind == K_TAGS)
-		loop_may_block(); /* node_mtime_source may resolve tags */
-	if ((n->kind == K_MANIFEST || n->kind == K_TAGS) && node_mtime_source(n, &src) == 0) {
-		memcpy(buf + len, MTIME_SOURCE, sizeof MTIME_SOURCE);
-		len += sizeof MTIME_SOURCE;
-	}
+	int rc = k->listxattr ? k->listxattr(m, n, buf, sizeof buf, &len) : 0;
+	if (rc)
+		return reply_err(req, rc);
 	if (size == 0)
 		return (void)fuse_reply_xattr(req, len);
 	if (size < len)
@@ -536,9 +396,9 @@ static uint64_t sf_gen, sf_blocks;
 
 static void *statfs_walk(void *arg)
 {
-	(void)arg;
+	struct mnt *m = arg;
 	uint64_t bytes = 0, blocks = 0;
-	int rc = walk_total(&bytes, &blocks); /* on failure: the last total known */
+	int rc = walk_total(m, &bytes, &blocks); /* on failure: the last total known */
 	if (rc)
 		log_warn("statfs: the registry's total could not be computed; df reports the "
 			 "last one known (%llu bytes)", (unsigned long long)bytes);
@@ -551,37 +411,31 @@ static void *statfs_walk(void *arg)
 	return NULL;
 }
 
-static uint64_t registry_progress(void)
+static uint64_t registry_progress(struct mnt *m)
 {
 	struct regfs_client_stats cs = {0};
-	if (M->client)
-		regfs_client_get_stats(M->client, &cs);
+	if (m->client)
+		regfs_client_get_stats(m->client, &cs);
 	return cs.bytes_fetched; /* a request that times out brings none */
 }
 
 /* Caller holds sfmu; returns with it held. */
-static void statfs_wait(uint64_t gen)
+static void statfs_wait(struct mnt *m, uint64_t gen)
 {
 	loop_may_block();
-	uint64_t seen = registry_progress();
+	uint64_t seen = registry_progress(m);
 	double quiet_since = now_mono();
 	while (sf_gen == gen) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 200 * 1000 * 1000;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		struct timespec ts = fs_abstime(0.2);
 		pthread_cond_timedwait(&sfcv, &sfmu, &ts);
-		uint64_t p = registry_progress();
+		uint64_t p = registry_progress(m);
 		if (p != seen) {
 			seen = p;
 			quiet_since = now_mono();
-		} else if (now_mono() - quiet_since >= M->o.timeout_s) {
+		} else if (now_mono() - quiet_since >= m->o.timeout_s) {
 			sf_gave_up = true;
 			log_warn("statfs: no answer from the registry for %d s; df reports the last "
-				 "total known", M->o.timeout_s);
+				 "total known", m->o.timeout_s);
 			return;
 		}
 	}
@@ -589,24 +443,20 @@ static void statfs_wait(uint64_t gen)
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
+	struct mnt *m = req_mnt(req);
 	(void)ino;
 	fs_op_begin("statfs", "", NULL);
 	pthread_mutex_lock(&sfmu);
 	if (!sf_running) {
-		pthread_t t;
-		pthread_attr_t at;
-		pthread_attr_init(&at);
-		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-		if (pthread_create(&t, &at, statfs_walk, NULL) == 0) {
+		if (fs_thread_detached(statfs_walk, m) == 0) {
 			sf_running = true;
 			sf_gave_up = false;
 		} else {
 			log_warn("statfs: cannot start a thread; df reports the last total known");
 		}
-		pthread_attr_destroy(&at);
 	}
 	if (sf_running && !sf_gave_up)
-		statfs_wait(sf_gen);
+		statfs_wait(m, sf_gen);
 	struct statvfs sv = {0};
 	sv.f_bsize = sv.f_frsize = 512;
 	sv.f_blocks = sf_blocks;
@@ -617,45 +467,123 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
-/* ---- writes: write.c; everything else is EROFS with a log line ---- */
+/* ---- writes: the kinds' write slots; everything else is EROFS ---- */
+
+/* EROFS, with a log line saying what the mount supports. */
+static void reply_unsupported(fuse_req_t req, const char *what)
+{
+	fuse_reply_err(req, -fs_unsupported(req_mnt(req), what));
+}
+
+/* The directory a write happens in, after the checks every write has;
+ * NULL when the reply was sent. */
+static struct node *write_dir(fuse_req_t req, fuse_ino_t parent, const char *op,
+			      const char *name)
+{
+	struct mnt *m = req_mnt(req);
+	loop_may_block(); /* writes go to the registry */
+	struct node *p = N(m, parent);
+	if (!p)
+		return reply_err(req, -ESTALE), NULL;
+	fs_op_begin(op, p->path, name);
+	if (m->o.ro)
+		return reply_err(req, -EROFS), NULL;
+	return p;
+}
+
+/* rm and rmdir: the directory's unlink or rmdir slot. */
+static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool dir)
+{
+	struct mnt *m = req_mnt(req);
+	struct node *p = write_dir(req, parent, dir ? "rmdir" : "rm", name);
+	if (!p)
+		return;
+	const struct kind_ops *k = kind_ops[p->kind];
+	int (*slot)(struct mnt *, struct node *, const char *) = dir ? k->rmdir : k->unlink;
+	int rc = slot ? slot(m, p, name)
+		      : fs_unsupported(m, dir ? "rmdir outside _manifests" : "rm outside _tags");
+	fuse_reply_err(req, -rc);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	do_remove(req, parent, name, false);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	do_remove(req, parent, name, true);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	struct mnt *m = req_mnt(req);
+	struct node *p = write_dir(req, parent, "ln -s", name);
+	if (!p)
+		return;
+	const struct kind_ops *k = kind_ops[p->kind];
+	struct fuse_entry_param e;
+	int rc = k->symlink ? k->symlink(m, p, link, name, &e)
+			    : fs_unsupported(m, "ln -s outside _tags");
+	if (rc)
+		return (void)fuse_reply_err(req, -rc);
+	fuse_reply_entry(req, &e);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	struct mnt *m = req_mnt(req);
+	loop_may_block(); /* writes go to the registry */
+	struct node *p = N(m, parent), *np = N(m, newparent);
+	if (!p || !np)
+		return reply_err(req, -ESTALE);
+	fs_op_begin("mv", p->path, name);
+	if (m->o.ro)
+		return reply_err(req, -EROFS);
+	const struct kind_ops *k = kind_ops[p->kind];
+	int rc = k->rename ? k->rename(m, p, name, np, newname, flags)
+			   : fs_unsupported(m, "mv outside _tags");
+	fuse_reply_err(req, -rc);
+}
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *a, int to_set,
 		       struct fuse_file_info *fi)
 {
 	(void)ino; (void)a; (void)to_set; (void)fi;
-	write_other(req, "chmod/chown/truncate/touch");
+	reply_unsupported(req, "chmod/chown/truncate/touch");
 }
 static void op_mknod(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m, dev_t r)
 {
 	(void)p; (void)n; (void)m; (void)r;
-	write_other(req, "mknod");
+	reply_unsupported(req, "mknod");
 }
 static void op_mkdir(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m)
 {
 	(void)p; (void)n; (void)m;
-	write_other(req, "mkdir");
+	reply_unsupported(req, "mkdir");
 }
 static void op_link(fuse_req_t req, fuse_ino_t i, fuse_ino_t np, const char *nn)
 {
 	(void)i; (void)np; (void)nn;
-	write_other(req, "ln (hard link)");
+	reply_unsupported(req, "ln (hard link)");
 }
 static void op_create(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m,
 		      struct fuse_file_info *fi)
 {
 	(void)p; (void)n; (void)m; (void)fi;
-	write_other(req, "creating a file");
+	reply_unsupported(req, "creating a file");
 }
 static void op_setxattr(fuse_req_t req, fuse_ino_t i, const char *n, const char *v,
 			size_t s, int f)
 {
 	(void)i; (void)n; (void)v; (void)s; (void)f;
-	write_other(req, "setxattr");
+	reply_unsupported(req, "setxattr");
 }
 static void op_removexattr(fuse_req_t req, fuse_ino_t i, const char *n)
 {
 	(void)i; (void)n;
-	write_other(req, "removexattr");
+	reply_unsupported(req, "removexattr");
 }
 
 const struct fuse_lowlevel_ops regfs_ops = {
@@ -677,10 +605,10 @@ const struct fuse_lowlevel_ops regfs_ops = {
 	.setattr = op_setattr,
 	.mknod = op_mknod,
 	.mkdir = op_mkdir,
-	.unlink = write_unlink,
-	.rmdir = write_rmdir,
-	.symlink = write_symlink,
-	.rename = write_rename,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.symlink = op_symlink,
+	.rename = op_rename,
 	.link = op_link,
 	.create = op_create,
 	.setxattr = op_setxattr,

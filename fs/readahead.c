@@ -60,6 +60,9 @@ struct slot {
 };
 
 struct ra {
+	struct regfs_client *client;
+	struct fs_stats *st;
+	struct fuse_session *se;   /* NULL: nothing is stored in the page cache */
 	atomic_int ref;     /* the open file + queued or running prefetches */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;  /* a slot changed state */
@@ -354,8 +357,8 @@ static void advance(struct ra *ra, uint64_t off)
 static int fetch(struct ra *ra, uint64_t off, size_t len, char *buf, size_t *got,
 		 struct regfs_err *e)
 {
-	atomic_fetch_add(&M->st.range_reads, 1);
-	int rc = regfs_client_blob_read(M->client, ra->repo, ra->digest, off, len, buf, got, e);
+	atomic_fetch_add(&ra->st->range_reads, 1);
+	int rc = regfs_client_blob_read(ra->client, ra->repo, ra->digest, off, len, buf, got, e);
 	if (rc == 0 && *got == 0 && len)
 		rc = regfs_errf(e, -EIO, "GET blob %s in %s: no bytes at offset %llu of %llu "
 				"(the registry's blob is shorter than its manifest says)", ra->digest,
@@ -369,7 +372,7 @@ static void store(struct ra *ra, struct slot *w)
 	/* buf, off and len do not change while busy. */
 	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(w->len - RA_HEAD);
 	bv.buf[0].mem = w->buf + RA_HEAD;
-	int rc = fuse_lowlevel_notify_store(M->se, ra->ino, (off_t)(w->off + RA_HEAD), &bv, 0);
+	int rc = fuse_lowlevel_notify_store(ra->se, ra->ino, (off_t)(w->off + RA_HEAD), &bv, 0);
 	if (rc == 0)
 		atomic_fetch_add(&ra->stored, w->len - RA_HEAD);
 	if (rc)
@@ -409,7 +412,7 @@ static void run_job(struct ra *ra, int i)
 	s->state = rc ? S_FAILED : S_READY;
 	if (!rc)
 		s->len = got;
-	bool st = !rc && !ra->closed && M->se && s->len > RA_HEAD;
+	bool st = !rc && !ra->closed && ra->se && s->len > RA_HEAD;
 	s->busy = st;
 	pthread_cond_broadcast(&ra->cv);
 	pthread_mutex_unlock(&ra->mu);
@@ -420,12 +423,16 @@ static void run_job(struct ra *ra, int i)
 
 /* ---- the open file ---- */
 
-struct ra *ra_new(const char *repo, const char *digest, uint64_t size, fuse_ino_t ino,
+struct ra *ra_new(struct regfs_client *cl, struct fs_stats *st, struct fuse_session *se,
+		  const char *repo, const char *digest, uint64_t size, fuse_ino_t ino,
 		  const char *path)
 {
 	struct ra *ra = calloc(1, sizeof *ra);
 	if (!ra)
 		return NULL;
+	ra->client = cl;
+	ra->st = st;
+	ra->se = se;
 	ra->repo = strdup(repo);
 	ra->path = strdup(path);
 	if (!ra->repo || !ra->path) {

@@ -30,13 +30,13 @@ static const char *tag_times_text(void)
 	return "not known yet (no tag resolved)";
 }
 
-int stats_status_text(char **buf, size_t *len)
+int stats_status_text(struct mnt *m, char **buf, size_t *len)
 {
 	uint64_t c[3];
 	tag_time_counts(c);
 	char since[64];
 	struct tm tm;
-	gmtime_r(&M->mounted_since, &tm);
+	gmtime_r(&m->mounted_since, &tm);
 	strftime(since, sizeof since, "%Y-%m-%dT%H:%M:%SZ", &tm);
 	int n = asprintf(buf,
 			 "registry: %s\n"
@@ -50,11 +50,11 @@ int stats_status_text(char **buf, size_t *len)
 			 "protected tags: %s\n"
 			 "tag times: %s\n"
 			 "tag time sources: %llu pushed, %llu created, %llu unknown\n",
-			 M->o.url, M->registry_version ? M->registry_version : "unknown",
-			 REGFS_VERSION, since, M->o.ttl, M->o.timeout_s,
-			 M->bc ? M->o.cache_dir : "(disabled)",
-			 M->o.ro ? "yes (-o ro)" : "no (rm/ln -s/mv in _tags, rmdir in _manifests)",
-			 M->o.protect ? M->o.protect : "(none)", tag_times_text(),
+			 m->o.url, m->registry_version ? m->registry_version : "unknown",
+			 REGFS_VERSION, since, m->o.ttl, m->o.timeout_s,
+			 m->bc ? m->o.cache_dir : "(disabled)",
+			 m->o.ro ? "yes (-o ro)" : "no (rm/ln -s/mv in _tags, rmdir in _manifests)",
+			 m->o.protect ? m->o.protect : "(none)", tag_times_text(),
 			 (unsigned long long)c[MTIME_PUSHED], (unsigned long long)c[MTIME_CREATED],
 			 (unsigned long long)c[MTIME_UNKNOWN]);
 	if (n < 0)
@@ -65,11 +65,11 @@ int stats_status_text(char **buf, size_t *len)
 
 #define U(x) json_integer((json_int_t)(x))
 
-int stats_json_text(char **buf, size_t *len)
+int stats_json_text(struct mnt *m, char **buf, size_t *len)
 {
 	struct regfs_client_stats cs = {0};
-	if (M->client)
-		regfs_client_get_stats(M->client, &cs);
+	if (m->client)
+		regfs_client_get_stats(m->client, &cs);
 	json_t *j = json_pack(
 		"{s:{s:o,s:o,s:o,s:o,s:o,s:o},s:o,s:o,s:o,s:o,s:o,"
 		"s:{s:{s:o,s:o},s:{s:o,s:o},s:{s:o,s:o,s:o}},s:{s:o,s:o,s:o,s:o},s:o,s:o}",
@@ -78,17 +78,22 @@ int stats_json_text(char **buf, size_t *len)
 		"catalog", U(cs.catalog_pages), "blob", U(cs.blob_reads), "write", U(cs.writes),
 		"bytes_fetched", U(cs.bytes_fetched), "retries", U(cs.retries),
 		"errors", U(cs.errors), "token_fetches", U(cs.token_fetches),
-		"range_reads", U(atomic_load(&M->st.range_reads)),
+		"range_reads", U(atomic_load(&m->st.range_reads)),
 		"cache",
-		"names", "hits", U(atomic_load(&M->st.nc_hits)), "misses", U(atomic_load(&M->st.nc_misses)),
-		"manifests", "hits", U(atomic_load(&M->st.mc_hits)), "misses", U(atomic_load(&M->st.mc_misses)),
-		"blobs", "hits", U(atomic_load(&M->st.bc_hits)), "misses", U(atomic_load(&M->st.bc_misses)),
-		"disk_bytes", U(bcache_used(M->bc)),
+		"names", "hits", U(atomic_load(&m->st.nc_hits)), "misses",
+				   U(atomic_load(&m->st.nc_misses)),
+		"manifests", "hits", U(atomic_load(&m->st.mc_hits)), "misses",
+				       U(atomic_load(&m->st.mc_misses)),
+		"blobs", "hits", U(atomic_load(&m->st.bc_hits)), "misses",
+				   U(atomic_load(&m->st.bc_misses)),
+		"disk_bytes", U(blob_cache_used(m->bc)),
 		"kernel",
-		"lookup", U(atomic_load(&M->st.k_lookup)), "getattr", U(atomic_load(&M->st.k_getattr)),
-		"opendir", U(atomic_load(&M->st.k_opendir)), "readdir", U(atomic_load(&M->st.k_readdir)),
-		"walks", U(atomic_load(&M->st.walks)),
-		"mounted_since", U(M->mounted_since));
+		"lookup", U(atomic_load(&m->st.k_lookup)), "getattr",
+			    U(atomic_load(&m->st.k_getattr)),
+		"opendir", U(atomic_load(&m->st.k_opendir)), "readdir",
+			     U(atomic_load(&m->st.k_readdir)),
+		"walks", U(atomic_load(&m->st.walks)),
+		"mounted_since", U(m->mounted_since));
 	if (!j)
 		return -ENOMEM;
 	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);

@@ -1,6 +1,7 @@
-/* util.c — small helpers shared by the files of fs/: monotonic clock, error
- * mapping for FUSE replies (and the ring of recent failures behind
- * .regfs/errors), and a bounded parallel-for on pthreads. */
+/* util.c — small helpers shared by the files of fs/: monotonic clock, the
+ * policy that turns registry client errors into errno values (and the ring
+ * of recent failures behind .regfs/errors), the answer to unsupported
+ * writes, and a bounded parallel-for on pthreads. */
 #include "mount.h"
 
 #include <errno.h>
@@ -18,18 +19,69 @@ double now_mono(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-int fs_client_errno(int rc, const struct regfs_err *e, const char *what)
+struct timespec fs_abstime(double seconds)
 {
-	if (rc == -ENOENT) {
-		log_debug("%s: not found (%s)", what, regfs_err_str(e));
-		return -ENOENT;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	long ns = (long)(seconds * 1e9);
+	ts.tv_sec += ns / 1000000000L;
+	ts.tv_nsec += ns % 1000000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
 	}
-	if (rc == -ENOMEM)
-		return rc;
-	/* Everything else (registry down, timeout, auth, protocol) is EIO to
-	 * the application; the log line says what actually happened. */
-	fs_warn("%s failed: %s", what, regfs_err_str(e));
-	return -EIO;
+	return ts;
+}
+
+/* The one policy for registry client errors (see mount.h). Per error: what
+ * a read and what a write answer, and whether the failure is logged. */
+static const struct {
+	int rc;
+	int read, write;
+	bool quiet;        /* logged at debug only: an answer, not a failure */
+} client_errno[] = {
+	/* The name is not there: what stat, ls and rm must say. */
+	{-ENOENT, -ENOENT, -ENOENT, true},
+	/* Our own memory: said as it is, and not logged (nothing to add). */
+	{-ENOMEM, -ENOMEM, -ENOMEM, true},
+	/* The registry refused our credentials. A write asked for a change the
+	 * credentials may not make: "Permission denied" is true and tells the
+	 * user what to fix. A read of a mounted 0444 file cannot be cured by
+	 * permissions on this side (the credentials were checked at mount),
+	 * and EACCES there makes find and cp report local permission problems:
+	 * EIO, the log line says what the registry answered. */
+	{-EACCES, -EIO, -EACCES, false},
+	/* The registry does not do this at all (deletes disabled: 405, or a
+	 * DELETE by tag refused): a write is "Operation not permitted" by the
+	 * registry; for a read it is a registry failure like any other. */
+	{-ENOTSUP, -EIO, -EPERM, false},
+};
+
+int fs_errno_of_client(int rc, const struct regfs_err *e, const char *what, enum fs_use use)
+{
+	/* Anything else (registry down, timeout, protocol): EIO, and the log
+	 * says what actually happened. */
+	int to = -EIO;
+	bool quiet = false;
+	for (size_t i = 0; i < sizeof client_errno / sizeof *client_errno; i++)
+		if (client_errno[i].rc == rc) {
+			to = use == FS_WRITE ? client_errno[i].write : client_errno[i].read;
+			quiet = client_errno[i].quiet;
+		}
+	if (quiet && rc == -ENOENT)
+		log_debug("%s: not found (%s)", what, regfs_err_str(e));
+	else if (!quiet)
+		fs_warn("%s failed: %s", what, regfs_err_str(e));
+	return to;
+}
+
+int fs_unsupported(struct mnt *m, const char *what)
+{
+	if (m->o.ro)
+		return -EROFS;
+	log_info("%s: not supported; the mount supports rm, ln -s and mv in <repo>/_tags/ "
+		 "and rmdir in <repo>/_manifests/", what);
+	return -EROFS;
 }
 
 void fs_warn(const char *fmt, ...)
@@ -41,6 +93,18 @@ void fs_warn(const char *fmt, ...)
 	va_end(ap);
 	log_warn("%s", msg);
 	fs_error_note(NULL, NULL, msg);
+}
+
+int fs_thread_detached(void *(*fn)(void *), void *arg)
+{
+	pthread_t t;
+	pthread_attr_t at;
+	if (pthread_attr_init(&at) != 0)
+		return -ENOMEM;
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	int rc = pthread_create(&t, &at, fn, arg);
+	pthread_attr_destroy(&at);
+	return -rc;
 }
 
 struct par {

@@ -11,34 +11,22 @@
  * root directory is opened, and statfs uses its result: the deduplicated
  * total of stored blobs, the same number `du -s` of the root computes.
  *
- * Single flight; a result younger than the ttl is reused. */
+ * Single flight (regfs/sflight.h); a result younger than the ttl is reused. */
 #include "mount.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <regfs/hash.h>
 #include <regfs/log.h>
 
-static pthread_mutex_t wmu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wcv = PTHREAD_COND_INITIALIZER;
-static bool running, have;
-static double last_at;
-static uint64_t last_bytes, last_blocks;
 
-/* Open-addressing set of digests (pointers into mcache entries, stable). */
+/* Open-addressing set of digests (pointers into the manifest cache's entries, stable). */
 struct uset {
 	const char **k;
 	size_t cap, n;
 };
-
-static uint64_t fnv(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
 
 /* 1 if added, 0 if present, -ENOMEM. */
 static int uset_add(struct uset *s, const char *d)
@@ -51,7 +39,7 @@ static int uset_add(struct uset *s, const char *d)
 		for (size_t i = 0; i < s->cap; i++) {
 			if (!s->k[i])
 				continue;
-			size_t j = fnv(s->k[i]) & (nc - 1);
+			size_t j = regfs_fnv1a64_str(s->k[i]) & (nc - 1);
 			while (nk[j])
 				j = (j + 1) & (nc - 1);
 			nk[j] = s->k[i];
@@ -60,7 +48,7 @@ static int uset_add(struct uset *s, const char *d)
 		s->k = nk;
 		s->cap = nc;
 	}
-	size_t j = fnv(d) & (s->cap - 1);
+	size_t j = regfs_fnv1a64_str(d) & (s->cap - 1);
 	while (s->k[j]) {
 		if (strcmp(s->k[j], d) == 0)
 			return 0;
@@ -105,6 +93,7 @@ static void count(struct uset *seen, const char *digest, uint64_t size, uint64_t
 }
 
 struct rm_job {
+	struct names_cache *nc;
 	char **repos;
 	char ***v;
 	size_t *n;
@@ -113,7 +102,7 @@ struct rm_job {
 static void rm_one(size_t i, void *arg)
 {
 	struct rm_job *j = arg;
-	if (ncache_repo_manifests(j->repos[i], &j->v[i], &j->n[i]) != 0) {
+	if (names_repo_manifests(j->nc, j->repos[i], &j->v[i], &j->n[i]) != 0) {
 		j->v[i] = NULL;
 		j->n[i] = 0;
 	}
@@ -124,8 +113,9 @@ static void rm_one(size_t i, void *arg)
  * within the ttl; the others (untagged manifests, index children) are
  * checked for existence at most once per ttl — a garbage collection may
  * have removed them, and a missing one is not a failed walk. 0, or -EIO
- * when a manifest could not be fetched (logged by mcache). */
-static int count_all(struct pairs *p, size_t ntagged, uint64_t *bytes, uint64_t *blocks)
+ * when a manifest could not be fetched (logged by the manifest cache). */
+static int count_all(struct mnt *m, struct pairs *p, size_t ntagged, uint64_t *bytes,
+		     uint64_t *blocks)
 {
 	struct uset seen = {0};
 	uint64_t by = 0, bl = 0;
@@ -135,16 +125,17 @@ static int count_all(struct pairs *p, size_t ntagged, uint64_t *bytes, uint64_t 
 		size_t end = p->n;
 		size_t chk = depth ? from : (ntagged > from ? ntagged : from);
 		if (chk > from)
-			mcache_prefetch(p->repo + from, p->digest + from, chk - from);
+			manifest_cache_prefetch(m->mc, p->repo + from, p->digest + from, chk - from);
 		int *present = end > chk ? calloc(end - chk, sizeof *present) : NULL;
 		if (present)
-			mcache_check_exist(p->repo + chk, p->digest + chk, end - chk, present);
+			manifest_cache_check_exist(m->mc, m->nc, p->repo + chk, p->digest + chk, end - chk,
+					   present);
 		else if (end > chk)
-			mcache_prefetch(p->repo + chk, p->digest + chk, end - chk);
+			manifest_cache_prefetch(m->mc, p->repo + chk, p->digest + chk, end - chk);
 		for (size_t i = from; i < end; i++) {
 			if (present && i >= chk && present[i - chk] == 0)
-				continue; /* gone: logged once by mcache */
-			const struct mentry *e = mcache_peek(p->digest[i]);
+				continue; /* gone: logged once by the manifest cache */
+			const struct mentry *e = manifest_cache_peek(m->mc, p->digest[i]);
 			if (!e) {
 				rc = -EIO;
 				continue;
@@ -153,13 +144,15 @@ static int count_all(struct pairs *p, size_t ntagged, uint64_t *bytes, uint64_t 
 				continue;
 			by += e->len;
 			bl += (e->len + 511) / 512;
-			const struct regfs_manifest *m = e->m;
-			if (m->has_config)
-				count(&seen, m->config.digest, (uint64_t)m->config.size, &by, &bl);
-			for (size_t l = 0; l < m->n_layers; l++)
-				count(&seen, m->layers[l].digest, (uint64_t)m->layers[l].size, &by, &bl);
-			for (size_t c = 0; c < m->n_manifests; c++)
-				pairs_add(p, p->repo[i], m->manifests[c].digest);
+			const struct regfs_manifest *man = e->m;
+			if (man->has_config)
+				count(&seen, man->config.digest, (uint64_t)man->config.size, &by,
+				      &bl);
+			for (size_t l = 0; l < man->n_layers; l++)
+				count(&seen, man->layers[l].digest, (uint64_t)man->layers[l].size,
+				      &by, &bl);
+			for (size_t c = 0; c < man->n_manifests; c++)
+				pairs_add(p, p->repo[i], man->manifests[c].digest);
 		}
 		free(present);
 		from = end;
@@ -170,161 +163,179 @@ static int count_all(struct pairs *p, size_t ntagged, uint64_t *bytes, uint64_t 
 	return rc;
 }
 
-static int do_walk(uint64_t *bytes, uint64_t *blocks)
-{
-	atomic_fetch_add(&M->st.walks, 1);
+/* What one walk holds until it ends. */
+struct walk {
 	struct catalog *cat;
-	int rc = ncache_catalog(&cat);
+	struct tagset **sets;  /* per catalog name; NULL: none */
+	struct pairs p;        /* (repository, manifest digest) to count */
+	char **tmp;            /* copies of the tags' digests that p points at */
+	size_t ntmp;
+	struct rm_job rj;      /* repo-manifests lists that p points at */
+};
+
+/* Catalog, every tag list, every tag resolved: into w->cat and w->sets. */
+static int walk_names(struct mnt *m, struct walk *w)
+{
+	int rc = names_catalog(m->nc, &w->cat);
 	if (rc)
 		return rc;
+	struct catalog *cat = w->cat;
 	/* regfs-registry's bulk-manifests: every tag list, every repository's
 	 * manifest list and every manifest's bytes in a few pages, so that
 	 * everything below runs on cache hits. Any failure (a digest mismatch
 	 * included) falls back to the per-request walk, which names the culprit. */
-	rc = ncache_prefetch_bulk(cat->names, cat->n);
+	rc = names_prefetch_bulk(m->nc, cat->names, cat->n);
 	if (rc && rc != -ENOTSUP && rc != -ENOMEM)
 		log_warn("walk: bulk-manifests failed (see above); listing per repository instead");
 	if (rc && rc != -ENOMEM)
-		rc = ncache_prefetch_tags(cat->names, cat->n);
-	if (rc) {
-		catalog_put(cat);
+		rc = names_prefetch_tags(m->nc, cat->names, cat->n);
+	if (rc)
 		return rc;
-	}
-	struct tagset **sets = calloc(cat->n ? cat->n : 1, sizeof *sets);
-	if (!sets) {
-		catalog_put(cat);
+	if (!(w->sets = calloc(cat->n ? cat->n : 1, sizeof *w->sets)))
 		return -ENOMEM;
-	}
 	for (size_t i = 0; i < cat->n; i++) {
-		int r = ncache_tags(cat->names[i], &sets[i]);
+		int r = names_tags(m->nc, cat->names[i], &w->sets[i]);
 		if (r) {
-			sets[i] = NULL;
+			w->sets[i] = NULL;
 			if (r != -ENOENT && !rc)
 				rc = r; /* a repository without tags is fine, a dead registry is not */
 		}
 	}
-	if (rc)
-		goto out;
-	ncache_resolve_many(cat->names, sets, cat->n);
-
-	/* Digest strings must outlive the tagsets' possible replacement: copy
-	 * them through the manifest cache (its entries live until unmount). */
-	struct pairs p = {0};
-	char **tmp = NULL;
-	size_t ntmp = 0;
-	for (size_t i = 0; i < cat->n; i++)
-		for (size_t j = 0; sets[i] && j < sets[i]->n; j++)
-			if (sets[i]->t[j].resolved_at > 0)
-				ntmp++;
-	tmp = calloc(ntmp ? ntmp : 1, sizeof *tmp);
-	size_t k = 0;
-	for (size_t i = 0; tmp && i < cat->n; i++)
-		for (size_t j = 0; sets[i] && j < sets[i]->n; j++)
-			if (sets[i]->t[j].resolved_at > 0 && (tmp[k] = strdup(sets[i]->t[j].digest)))
-				pairs_add(&p, cat->names[i], tmp[k++]);
-
-	size_t ntagged = p.n;
-	/* regfs-registry: untagged manifests count too (as _manifests/ shows them). */
-	struct rm_job rj = {cat->names, NULL, NULL};
-	if (regfs_client_has_ext(M->client, "repo-manifests") &&
-	    (rj.v = calloc(cat->n ? cat->n : 1, sizeof *rj.v)) &&
-	    (rj.n = calloc(cat->n ? cat->n : 1, sizeof *rj.n))) {
-		par_for(cat->n, M->o.max_parallel, rm_one, &rj);
-		for (size_t i = 0; i < cat->n; i++)
-			for (size_t j = 0; j < rj.n[i]; j++)
-				pairs_add(&p, cat->names[i], rj.v[i][j]);
-	}
-
-	uint64_t by = 0, bl = 0;
-	int crc = count_all(&p, ntagged, &by, &bl);
-	if (!rc)
-		rc = crc;
-	*bytes = by;
-	*blocks = bl;
-	free(p.repo);
-	free(p.digest);
-	for (size_t i = 0; i < k; i++)
-		free(tmp[i]);
-	free(tmp);
-	for (size_t i = 0; rj.v && rj.n && i < cat->n; i++) {
-		for (size_t j = 0; j < rj.n[i]; j++)
-			free(rj.v[i][j]);
-		free(rj.v[i]);
-	}
-	free(rj.v);
-	free(rj.n);
-out:
-	for (size_t i = 0; i < cat->n; i++)
-		tagset_put(sets[i]);
-	free(sets);
-	catalog_put(cat);
+	if (rc == 0)
+		names_resolve_many(m->nc, cat->names, w->sets, cat->n);
 	return rc;
 }
 
-int walk_total(uint64_t *bytes, uint64_t *blocks)
+/* The pairs to count: every resolved tag's target, then (regfs-registry)
+ * every untagged manifest, as _manifests/ shows them. Returns how many of
+ * them are tags' targets. */
+static size_t walk_pairs(struct mnt *m, struct walk *w)
 {
-	pthread_mutex_lock(&wmu);
-	while (running)
-		fs_wait(&wcv, &wmu);
-	if (have && now_mono() - last_at < M->o.ttl) {
+	const struct catalog *cat = w->cat;
+	/* Digest strings must outlive the tagsets' possible replacement: copy
+	 * them through the manifest cache (its entries live until unmount). */
+	size_t n = 0;
+	for (size_t i = 0; i < cat->n; i++)
+		for (size_t j = 0; w->sets[i] && j < w->sets[i]->n; j++)
+			n += w->sets[i]->t[j].resolved_at > 0;
+	w->tmp = calloc(n ? n : 1, sizeof *w->tmp);
+	for (size_t i = 0; w->tmp && i < cat->n; i++)
+		for (size_t j = 0; w->sets[i] && j < w->sets[i]->n; j++) {
+			const struct tag_ent *te = &w->sets[i]->t[j];
+			if (te->resolved_at > 0 && (w->tmp[w->ntmp] = strdup(te->digest)))
+				pairs_add(&w->p, cat->names[i], w->tmp[w->ntmp++]);
+		}
+	size_t ntagged = w->p.n;
+	struct rm_job *rj = &w->rj;
+	*rj = (struct rm_job){m->nc, cat->names, NULL, NULL};
+	if (regfs_client_has_ext(m->client, "repo-manifests") &&
+	    (rj->v = calloc(cat->n ? cat->n : 1, sizeof *rj->v)) &&
+	    (rj->n = calloc(cat->n ? cat->n : 1, sizeof *rj->n))) {
+		par_for(cat->n, m->o.max_parallel, rm_one, rj);
+		for (size_t i = 0; i < cat->n; i++)
+			for (size_t j = 0; j < rj->n[i]; j++)
+				pairs_add(&w->p, cat->names[i], rj->v[i][j]);
+	}
+	return ntagged;
+}
+
+static void walk_free(struct walk *w)
+{
+	free(w->p.repo);
+	free(w->p.digest);
+	for (size_t i = 0; i < w->ntmp; i++)
+		free(w->tmp[i]);
+	free(w->tmp);
+	for (size_t i = 0; w->rj.v && w->rj.n && i < w->cat->n; i++) {
+		for (size_t j = 0; j < w->rj.n[i]; j++)
+			free(w->rj.v[i][j]);
+		free(w->rj.v[i]);
+	}
+	free(w->rj.v);
+	free(w->rj.n);
+	for (size_t i = 0; w->sets && i < w->cat->n; i++)
+		tagset_put(w->sets[i]);
+	free(w->sets);
+	catalog_put(w->cat);
+}
+
+static int do_walk(struct mnt *m, uint64_t *bytes, uint64_t *blocks)
+{
+	atomic_fetch_add(&m->st.walks, 1);
+	struct walk w = {0};
+	int rc = walk_names(m, &w);
+	if (rc == 0) {
+		size_t ntagged = walk_pairs(m, &w);
+		rc = count_all(m, &w.p, ntagged, bytes, blocks);
+	}
+	if (w.cat)
+		walk_free(&w);
+	return rc;
+}
+
+/* The last total, single flight: one walk at a time, its result reused for
+ * the ttl; walk_shutdown closes it for good. */
+static struct sflight_group wg = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+				  loop_may_block};
+static struct sflight wsf;
+static uint64_t last_bytes, last_blocks;
+
+int walk_total(struct mnt *m, uint64_t *bytes, uint64_t *blocks)
+{
+	pthread_mutex_lock(&wg.mu);
+	if (sflight_begin(&wg, &wsf, m->o.ttl) == SFLIGHT_HIT) {
 		*bytes = last_bytes;
 		*blocks = last_blocks;
-		pthread_mutex_unlock(&wmu);
+		pthread_mutex_unlock(&wg.mu);
 		return 0;
 	}
-	running = true;
-	pthread_mutex_unlock(&wmu);
+	pthread_mutex_unlock(&wg.mu);
 	uint64_t by = 0, bl = 0;
 	double t0 = now_mono();
-	int rc = do_walk(&by, &bl);
+	int rc = do_walk(m, &by, &bl);
 	log_debug("walk: %llu bytes in %llu blocks, %.2f s, rc %d", (unsigned long long)by,
 		  (unsigned long long)bl, now_mono() - t0, rc);
-	pthread_mutex_lock(&wmu);
-	running = false;
+	pthread_mutex_lock(&wg.mu);
 	if (rc == 0) {
-		have = true;
-		last_at = now_mono();
 		last_bytes = by;
 		last_blocks = bl;
 	}
+	sflight_end(&wg, &wsf, rc == 0);
 	/* On failure, report the last total we knew (statfs must not hang or
 	 * fail the whole df); the log says why it is stale. */
 	*bytes = last_bytes;
 	*blocks = last_blocks;
-	pthread_cond_broadcast(&wcv);
-	pthread_mutex_unlock(&wmu);
+	pthread_mutex_unlock(&wg.mu);
 	return rc;
 }
 
 static void *bg(void *arg)
 {
-	(void)arg;
 	uint64_t a, b;
-	walk_total(&a, &b);
+	walk_total(arg, &a, &b);
 	return NULL;
 }
 
-void walk_start_background(void)
+void walk_start_background(struct mnt *m)
 {
-	pthread_mutex_lock(&wmu);
-	bool skip = running || (have && now_mono() - last_at < M->o.ttl);
-	pthread_mutex_unlock(&wmu);
+	pthread_mutex_lock(&wg.mu);
+	bool skip = wsf.busy || sflight_fresh(&wsf, m->o.ttl);
+	pthread_mutex_unlock(&wg.mu);
 	if (skip)
 		return;
 	pthread_t t;
 	pthread_attr_t at;
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &at, bg, NULL) != 0)
+	if (pthread_create(&t, &at, bg, m) != 0)
 		log_warn("cannot start the prefetch walk; continuing without it");
 	pthread_attr_destroy(&at);
 }
 
 void walk_shutdown(void)
 {
-	pthread_mutex_lock(&wmu);
-	while (running)
-		fs_wait(&wcv, &wmu);
-	running = true; /* no new walks */
-	pthread_mutex_unlock(&wmu);
+	pthread_mutex_lock(&wg.mu);
+	sflight_wait_idle(&wg, &wsf);
+	wsf.busy = true; /* claimed for good: no new walks */
+	pthread_mutex_unlock(&wg.mu);
 }

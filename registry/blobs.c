@@ -8,8 +8,16 @@
  * (filesystem), a streaming callback over the driver's reader otherwise, and
  * a 307 redirect when the driver has URLs (S3) and storage.redirect is on.
  * HEAD touches two stats and nothing else. */
-#include "registry.h"
+#include "blobs.h"
 
+#include "gc.h"
+#include "handlers.h"
+#include "registry.h"
+#include "repo.h"
+#include "request.h"
+#include "respond.h"
+
+#include <regfs/hash.h>
 #include <regfs/layout.h>
 #include <regfs/log.h>
 
@@ -102,13 +110,12 @@ void headcache_free(struct headcache *hc)
 	free(hc);
 }
 
+/* The slot of a digest: a hash of the first 16 hex digits. */
 static size_t hc_slot_of(const char *digest)
 {
 	const char *hex = strchr(digest, ':');
-	uint64_t h = 1469598103934665603ull;
-	for (const char *p = hex ? hex + 1 : digest; *p && p < (hex ? hex + 17 : digest + 16); p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ull;
-	return (size_t)(h % HC_SLOTS);
+	hex = hex ? hex + 1 : digest;
+	return (size_t)(regfs_fnv1a64(hex, strnlen(hex, 16)) % HC_SLOTS);
 }
 
 static void blob_headers(struct MHD_Response *resp, const char *digest)
@@ -124,14 +131,14 @@ static void blob_headers(struct MHD_Response *resp, const char *digest)
 
 /* HEAD without Range: a shared response per digest (lock held across
  * queueing, so a replaced response outlives our use of it). */
-static enum MHD_Result head_cached(HANDLER_ARGS, const char *digest, uint64_t total)
+static enum MHD_Result head_cached(struct registry *r, struct request *q, const char *digest,
+				   uint64_t total)
 {
 	struct headcache *hc = r->hc;
 	struct hc_slot *sl = &hc->s[hc_slot_of(digest)];
 	pthread_mutex_lock(&hc->lock);
 	if (!sl->resp || sl->size != total || strcmp(sl->digest, digest) != 0) {
-		struct MHD_Response *resp = MHD_create_response_from_callback(total, 4096, no_body_cb,
-									      NULL, NULL);
+		struct MHD_Response *resp = response_head(total);
 		if (!resp) {
 			pthread_mutex_unlock(&hc->lock);
 			return MHD_NO;
@@ -144,9 +151,9 @@ static enum MHD_Result head_cached(HANDLER_ARGS, const char *digest, uint64_t to
 		sl->size = total;
 		snprintf(sl->digest, sizeof sl->digest, "%.135s", digest);
 	}
-	enum MHD_Result ret = MHD_queue_response(c, 200, sl->resp);
+	enum MHD_Result ret = MHD_queue_response(q->conn, 200, sl->resp);
 	pthread_mutex_unlock(&hc->lock);
-	access_log(method, url, q->t0_us, 200, 0); /* outside the lock */
+	access_log(q, 200, 0); /* outside the lock */
 	return ret;
 }
 
@@ -188,119 +195,149 @@ static bool linked(struct registry *r, const char *name, const char *digest)
 	return ok;
 }
 
-static enum MHD_Result blob_unknown(HANDLER_ARGS)
+static enum MHD_Result blob_unknown(struct registry *r, struct request *q)
 {
-	(void)data; (void)size;
 	char detail[ROUTE_REF_MAX + 32];
 	snprintf(detail, sizeof detail, "{\"digest\":\"%s\"}", q->rt.ref);
 	char msg[ROUTE_REF_MAX + ROUTE_NAME_MAX + 64];
 	snprintf(msg, sizeof msg, "blob unknown to registry: %s in %s", q->rt.ref, q->rt.name);
-	return respond_error(r, c, method, url, q->t0_us, 404, "BLOB_UNKNOWN", msg, detail);
+	return respond_error(r, q, 404, "BLOB_UNKNOWN", msg, detail);
 }
 
-static enum MHD_Result get_blob(HANDLER_ARGS)
+/* A 307 to the driver's URL for the blob (S3 with redirects on); false when
+ * there is none and the registry serves the bytes itself. */
+static bool redirected(struct registry *r, struct request *q, const char *path,
+		       enum MHD_Result *ret)
 {
 	const char *digest = q->rt.ref;
-	bool head = strcmp(method, "HEAD") == 0;
-	if (!linked(r, q->rt.name, digest))
-		return blob_unknown(r, c, method, url, q, data, size);
-	char *path = regfs_layout_blob_data(digest);
-	if (!path)
-		return MHD_NO;
-	struct regfs_err e = {0};
-	enum MHD_Result ret;
-	struct MHD_Response *resp = NULL;
-	int fd = -1;
-	uint64_t total = 0;
-
-	if (!head && !r->cfg->redirect_disable && r->st->ops->url_for) {
-		char *u = NULL;
-		if (r->st->ops->url_for(r->st, path, 1200, &u, NULL) == 0 && u) {
-			resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-			if (resp) {
-				MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, u);
-				MHD_add_response_header(resp, "Docker-Content-Digest", digest);
-			}
-			free(u);
-			free(path);
-			return respond(r, c, method, url, q->t0_us, 307, resp, 0);
-		}
+	if (request_is_head(q) || r->cfg->redirect_disable)
+		return false;
+	char *u = NULL; /* -ENOTSUP without direct URLs */
+	if (regfs_storage_url_for(r->st, path, 1200, &u, NULL) != 0 || !u)
+		return false;
+	struct MHD_Response *resp = response_empty();
+	if (resp) {
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, u);
+		MHD_add_response_header(resp, "Docker-Content-Digest", digest);
 	}
-	/* A pushing client skips uploading blobs a HEAD finds: note before the
-	 * stat, so online GC keeps the blob for `delay` (see gc.c). */
-	if (head)
-		gc_note_referenced(r, digest);
+	free(u);
+	*ret = respond(r, q, 307, resp, 0);
+	return true;
+}
+
+/* The blob's size, and for a GET a file descriptor when the driver has one
+ * (*fd stays -1 otherwise). */
+static int blob_open(struct registry *r, struct request *q, const char *path, int *fd,
+		     uint64_t *total, struct regfs_err *e)
+{
+	bool head = request_is_head(q);
 	int rc;
-	if (!head && r->st->ops->open_fd) {
-		rc = r->st->ops->open_fd(r->st, path, &fd, &total, &e);
+	if (!head && regfs_storage_supports(r->st, REGFS_STORAGE_OPEN_FD)) {
+		rc = regfs_storage_open_fd(r->st, path, fd, total, e);
 	} else {
 		struct regfs_stat_info st;
-		rc = regfs_storage_stat(r->st, path, &st, &e);
-		total = st.size;
+		rc = regfs_storage_stat(r->st, path, &st, e);
+		*total = st.size;
 	}
-	if (rc == -ENOENT) {
-		free(path);
-		return blob_unknown(r, c, method, url, q, data, size);
-	}
-	if (rc) {
-		free(path);
-		return STORAGE_ERR(&e);
-	}
-	uint64_t start = 0, end = total ? total - 1 : 0;
-	const char *rh = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
-	int ranged = parse_range(rh, total, &start, &end);
-	char cr[96];
-	if (ranged < 0) {
-		if (fd >= 0)
-			close(fd);
-		free(path);
-		resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-		snprintf(cr, sizeof cr, "bytes */%" PRIu64, total);
-		if (resp)
-			MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
-		return respond(r, c, method, url, q->t0_us, 416, resp, 0);
-	}
-	uint64_t len = total ? end - start + 1 : 0;
-	if (head && ranged == 0) {
-		free(path);
-		return head_cached(r, c, method, url, q, data, size, digest, total);
-	}
-	if (head) {
-		resp = MHD_create_response_from_callback(len, 4096, no_body_cb, NULL, NULL);
-	} else if (fd >= 0) {
+	return rc;
+}
+
+/* The body of a GET of [start, start+len): sendfile from fd when there is
+ * one, else a streaming reader. NULL with *rc set when the reader fails. */
+static struct MHD_Response *blob_body(struct registry *r, const char *path, int fd,
+				      uint64_t start, uint64_t len, int *rc, struct regfs_err *e)
+{
+	struct MHD_Response *resp;
+	*rc = 0;
+	if (fd >= 0) {
 		resp = MHD_create_response_from_fd_at_offset64(len, fd, start);
 		if (!resp)
 			close(fd);
-	} else {
-		struct rd_ctx *x = calloc(1, sizeof *x);
-		rc = x ? r->st->ops->reader(r->st, path, start, &x->rd, &e) : -ENOMEM;
-		if (rc) {
-			free(x);
-			free(path);
-			return rc == -ENOENT ? blob_unknown(r, c, method, url, q, data, size)
-					     : STORAGE_ERR(&e);
-		}
-		resp = MHD_create_response_from_callback(len, 256 * 1024, reader_cb, x, reader_free);
-		if (!resp)
-			reader_free(x);
+		return resp;
 	}
-	free(path);
+	struct rd_ctx *x = calloc(1, sizeof *x);
+	*rc = x ? regfs_storage_reader(r->st, path, start, &x->rd, e) : -ENOMEM;
+	if (*rc) {
+		free(x);
+		return NULL;
+	}
+	resp = MHD_create_response_from_callback(len, 256 * 1024, reader_cb, x, reader_free);
+	if (!resp)
+		reader_free(x);
+	return resp;
+}
+
+static enum MHD_Result range_unsatisfiable(struct registry *r, struct request *q, uint64_t total)
+{
+	char cr[64];
+	struct MHD_Response *resp = response_empty();
+	snprintf(cr, sizeof cr, "bytes */%" PRIu64, total);
+	if (resp)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+	return respond(r, q, 416, resp, 0);
+}
+
+/* GET or HEAD of a blob the repository links, from `path` in storage. */
+static enum MHD_Result serve_blob(struct registry *r, struct request *q, const char *path)
+{
+	const char *digest = q->rt.ref;
+	bool head = request_is_head(q);
+	struct regfs_err e = {0};
+	int fd = -1;
+	uint64_t total = 0;
+	int rc = blob_open(r, q, path, &fd, &total, &e);
+	if (rc)
+		return rc == -ENOENT ? blob_unknown(r, q) : respond_storage_error(r, q, &e);
+	uint64_t start = 0, end = total ? total - 1 : 0;
+	const char *rh = request_header(q, MHD_HTTP_HEADER_RANGE);
+	int ranged = parse_range(rh, total, &start, &end);
+	if (ranged < 0) {
+		if (fd >= 0)
+			close(fd);
+		return range_unsatisfiable(r, q, total);
+	}
+	if (head && ranged == 0)
+		return head_cached(r, q, digest, total);
+	uint64_t len = total ? end - start + 1 : 0;
+	struct MHD_Response *resp = head ? response_head(len)
+					 : blob_body(r, path, fd, start, len, &rc, &e);
+	if (rc)
+		return rc == -ENOENT ? blob_unknown(r, q) : respond_storage_error(r, q, &e);
 	if (resp) {
 		blob_headers(resp, digest);
 		if (ranged > 0) {
+			char cr[96];
 			snprintf(cr, sizeof cr, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, start, end, total);
 			MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
 		}
 	}
-	ret = respond(r, c, method, url, q->t0_us, ranged > 0 ? 206 : 200, resp, head ? 0 : len);
+	return respond(r, q, ranged > 0 ? 206 : 200, resp, head ? 0 : len);
+}
+
+static enum MHD_Result get_blob(struct registry *r, struct request *q)
+{
+	if (!linked(r, q->rt.name, q->rt.ref))
+		return blob_unknown(r, q);
+	char *path = regfs_layout_blob_data(q->rt.ref);
+	if (!path)
+		return MHD_NO;
+	enum MHD_Result ret;
+	if (!redirected(r, q, path, &ret)) {
+		/* A pushing client skips uploading blobs a HEAD finds: note
+		 * before the stat, so online GC keeps the blob for `delay`. */
+		if (request_is_head(q))
+			gc_note_referenced(r, q->rt.ref);
+		ret = serve_blob(r, q, path);
+	}
+	free(path);
 	return ret;
 }
 
-static enum MHD_Result delete_blob(HANDLER_ARGS)
+static enum MHD_Result delete_blob(struct registry *r, struct request *q)
 {
 	if (!r->cfg->delete_enabled)
-		return ERR(405, "UNSUPPORTED", "deletes are disabled on this registry "
-			   "(storage.delete.enabled: false)");
+		return respond_errorf(r, q, 405, "UNSUPPORTED", "deletes are disabled on this "
+				      "registry (storage.delete.enabled: false)");
 	char *link = regfs_layout_layer_link(q->rt.name, q->rt.ref);
 	char *s = link ? strrchr(link, '/') : NULL;
 	if (s)
@@ -308,24 +345,17 @@ static enum MHD_Result delete_blob(HANDLER_ARGS)
 	struct regfs_err e = {0};
 	int rc = link ? regfs_storage_del(r->st, link, &e) : -ENOMEM;
 	free(link);
-	if (rc == -ENOENT)
-		return blob_unknown(r, c, method, url, q, data, size);
-	if (rc)
-		return STORAGE_ERR(&e);
-	log_info("blob %s unlinked from %s", q->rt.ref, q->rt.name);
-	return respond_body(r, c, method, url, q->t0_us, 202, NULL, "", 0, false);
+	if (rc == 0)
+		log_info("blob %s unlinked from %s", q->rt.ref, q->rt.name);
+	return respond_removed(r, q, rc, &e, 202, blob_unknown);
 }
 
-enum MHD_Result h_blob(HANDLER_ARGS)
+enum MHD_Result h_blob(struct registry *r, struct request *q)
 {
-	if (!q->rt.name_ok)
-		return ERR(400, "NAME_INVALID", "invalid repository name: %s", q->rt.name);
 	if (q->rt.ref_truncated || !regfs_digest_valid(q->rt.ref))
-		return ERR(400, "DIGEST_INVALID", "invalid digest \"%.140s\": expected "
-			   "sha256:<64 lowercase hex>", q->rt.ref);
-	if (!strcmp(method, "GET") || !strcmp(method, "HEAD"))
-		return get_blob(r, c, method, url, q, data, size);
-	if (!strcmp(method, "DELETE"))
-		return delete_blob(r, c, method, url, q, data, size);
-	return ERR(405, "UNSUPPORTED", "method %s not allowed on blobs", method);
+		return respond_errorf(r, q, 400, "DIGEST_INVALID", "invalid digest \"%.140s\": "
+				      "expected sha256:<64 lowercase hex>", q->rt.ref);
+	if (q->m == HTTP_DELETE)
+		return delete_blob(r, q);
+	return get_blob(r, q);
 }

@@ -1,7 +1,9 @@
 /* digestset.c — a set of digest strings (open addressing, linear probing).
  * Used by garbage collection (the mark set) and by online GC's "referenced
  * recently" set. Digests are random, so their hex is already a good hash. */
-#include "registry.h"
+#include "digestset.h"
+
+#include <regfs/hash.h>
 
 #include <errno.h>
 #include <stdint.h>
@@ -14,15 +16,6 @@ struct digestset {
 	size_t cap;    /* power of two */
 	size_t n;
 };
-
-static uint64_t hash(const char *d)
-{
-	/* FNV-1a: cheap, and fine also for malformed input */
-	uint64_t h = 1469598103934665603ull;
-	for (const unsigned char *p = (const unsigned char *)d; *p; p++)
-		h = (h ^ *p) * 1099511628211ull;
-	return h;
-}
 
 struct digestset *digestset_new(void)
 {
@@ -62,7 +55,7 @@ void digestset_free(struct digestset *s)
 
 static size_t find(char **slots, size_t cap, const char *d)
 {
-	size_t i = hash(d) & (cap - 1);
+	size_t i = regfs_fnv1a64_str(d) & (cap - 1);
 	while (slots[i] && strcmp(slots[i], d) != 0)
 		i = (i + 1) & (cap - 1);
 	return i;

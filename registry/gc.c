@@ -26,7 +26,12 @@
  *   - several instances: notes are per process, so only `delay` protects a
  *     push served by another instance; run online GC on one instance, with a
  *     delay longer than any push takes (docs/registry.md). */
+#include "gc.h"
+
+#include "digestset.h"
+#include "manifest_bytes.h"
 #include "registry.h"
+#include "repo.h"
 
 #include <regfs/layout.h>
 #include <regfs/log.h>
@@ -106,7 +111,7 @@ static int mark_manifest(struct gc *g, const char *repo, const char *digest, int
 		return 0;
 	if (digestset_add(g->visited, digest) < 0)
 		return -ENOMEM;
-	struct mc_entry *e = NULL;
+	struct manifest_entry *e = NULL;
 	struct regfs_err le = {0};
 	rc = manifest_load(g->r, digest, &e, &le);
 	if (rc == -ENOENT || rc == -EINVAL) {
@@ -123,11 +128,11 @@ static int mark_manifest(struct gc *g, const char *repo, const char *digest, int
 				  regfs_err_str(&le));
 	struct regfs_manifest *m = NULL;
 	if (regfs_manifest_parse(e->data, e->len, e->media_type, &m, NULL) != 0) {
-		mcache_put(g->r->mc, e);
+		manifest_bytes_release(g->r->mb, e);
 		log_debug("gc: %s: manifest %s has no references we understand", repo, digest);
 		return 0;
 	}
-	mcache_put(g->r->mc, e);
+	manifest_bytes_release(g->r->mb, e);
 	if (m->has_config)
 		rc = mark(g, m->config.digest);
 	for (size_t i = 0; rc == 0 && i < m->n_layers; i++)
@@ -139,10 +144,10 @@ static int mark_manifest(struct gc *g, const char *repo, const char *digest, int
 }
 
 /* With delete-untagged: which revisions are reached from tags. */
-static int reached_set(struct gc *g, const char *repo, const struct strlist *revs,
+static int reached_set(struct gc *g, const char *repo, const struct strvec *revs,
 		       struct digestset *reached, struct regfs_err *err)
 {
-	struct strlist tags = {0};
+	struct strvec tags = {0};
 	int rc = repo_list_tags(g->r, repo, &tags, err);
 	if (rc == -ENOENT) {
 		rc = 0;
@@ -155,13 +160,13 @@ static int reached_set(struct gc *g, const char *repo, const struct strlist *rev
 			rc = digestset_add(reached, d) < 0 ? -ENOMEM : 0;
 		free(cur);
 	}
-	strlist_free(&tags);
+	strvec_clear(&tags);
 	/* closure: index children of reached manifests, and referrers whose
 	 * subject is reached (a signature of a kept image stays) */
 	for (bool changed = true; rc == 0 && changed;) {
 		changed = false;
 		for (size_t i = 0; i < revs->n; i++) {
-			struct mc_entry *e = NULL;
+			struct manifest_entry *e = NULL;
 			if (manifest_load(g->r, revs->v[i], &e, NULL) != 0)
 				continue;
 			bool in = digestset_has(reached, revs->v[i]);
@@ -179,7 +184,7 @@ static int reached_set(struct gc *g, const char *repo, const struct strlist *rev
 					regfs_manifest_free(m);
 				}
 			}
-			mcache_put(g->r->mc, e);
+			manifest_bytes_release(g->r->mb, e);
 		}
 	}
 	return rc;
@@ -189,12 +194,12 @@ static int gc_repo(const char *repo, void *ud)
 {
 	struct gc *g = ud;
 	struct regfs_err *err = NULL;
-	struct strlist revs = {0};
+	struct strvec revs = {0};
 	struct regfs_err e = {0};
 	int rc = repo_list_revisions(g->r, repo, &revs, &e);
 	if (rc) {
 		log_error("gc: listing manifests of %s failed: %s", repo, regfs_err_str(&e));
-		strlist_free(&revs);
+		strvec_clear(&revs);
 		return rc;
 	}
 	struct digestset *reached = NULL;
@@ -202,7 +207,7 @@ static int gc_repo(const char *repo, void *ud)
 		reached = digestset_new();
 		if (!reached || reached_set(g, repo, &revs, reached, &e) != 0) {
 			digestset_free(reached);
-			strlist_free(&revs);
+			strvec_clear(&revs);
 			return -ENOMEM;
 		}
 	}
@@ -245,14 +250,14 @@ static int gc_repo(const char *repo, void *ud)
 		log_error("gc: %s: %s", repo, regfs_err_str(&e));
 	(void)err;
 	digestset_free(reached);
-	strlist_free(&revs);
+	strvec_clear(&revs);
 	return rc;
 }
 
 /* ---- sweep ---- */
 
 struct blob_list {
-	struct strlist digests;
+	struct strvec digests;
 	const char *alg;
 	int rc;
 };
@@ -263,21 +268,21 @@ static int blob_hex_cb(const char *path, void *ud)
 	char d[REGFS_DIGEST_MAX + 8];
 	snprintf(d, sizeof d, "%s:%s", b->alg, regfs_path_base(path));
 	if (regfs_digest_valid(d))
-		b->rc = strlist_add(&b->digests, d);
+		b->rc = strvec_push(&b->digests, d);
 	return b->rc != 0;
 }
 
 struct prefix_list {
-	struct strlist dirs;
+	struct strvec dirs;
 };
 
 static int prefix_cb(const char *path, void *ud)
 {
 	struct prefix_list *p = ud;
-	return strlist_add(&p->dirs, path) != 0;
+	return strvec_push(&p->dirs, path) != 0;
 }
 
-static int list_blobs(struct registry *r, struct strlist *out, struct regfs_err *err)
+static int list_blobs(struct registry *r, struct strvec *out, struct regfs_err *err)
 {
 	static const char *const algs[] = {"sha256", "sha512"};
 	int rc = 0;
@@ -301,17 +306,17 @@ static int list_blobs(struct registry *r, struct strlist *out, struct regfs_err 
 				rc = b.rc;
 		}
 		for (size_t i = 0; i < b.digests.n && rc == 0; i++)
-			rc = strlist_add(out, b.digests.v[i]);
-		strlist_free(&b.digests);
-		strlist_free(&p.dirs);
+			rc = strvec_push(out, b.digests.v[i]);
+		strvec_clear(&b.digests);
+		strvec_clear(&p.dirs);
 	}
-	strlist_sort(out);
+	strvec_sort(out);
 	return rc;
 }
 
 static int sweep(struct gc *g, struct regfs_err *err)
 {
-	struct strlist blobs = {0};
+	struct strvec blobs = {0};
 	int rc = list_blobs(g->r, &blobs, err);
 	for (size_t i = 0; i < blobs.n && rc == 0; i++) {
 		const char *d = blobs.v[i];
@@ -348,7 +353,7 @@ static int sweep(struct gc *g, struct regfs_err *err)
 		free(data);
 		free(dir);
 	}
-	strlist_free(&blobs);
+	strvec_clear(&blobs);
 	return rc;
 }
 
@@ -356,7 +361,7 @@ static int sweep(struct gc *g, struct regfs_err *err)
 static int unlink_repo(const char *repo, void *ud)
 {
 	struct gc *g = ud;
-	struct strlist layers = {0};
+	struct strvec layers = {0};
 	repo_list_layers(g->r, repo, &layers, NULL);
 	for (size_t i = 0; i < layers.n; i++) {
 		if (!digestset_has(g->swept, layers.v[i]))
@@ -372,7 +377,7 @@ static int unlink_repo(const char *repo, void *ud)
 		}
 		free(link);
 	}
-	strlist_free(&layers);
+	strvec_clear(&layers);
 	return 0;
 }
 

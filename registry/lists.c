@@ -2,7 +2,14 @@
  * regfs extensions (bulk tags, repository manifests; docs/api-extensions.md).
  * All lists are sorted lexically (strcmp) and paginated with n/last and a
  * `Link: <…>; rel="next"` header while more entries remain. */
+#include "lists.h"
+
+#include "handlers.h"
+#include "manifest_bytes.h"
 #include "registry.h"
+#include "repo.h"
+#include "request.h"
+#include "respond.h"
 
 #include <regfs/layout.h>
 #include <regfs/names.h>
@@ -32,7 +39,7 @@ int page_params(struct MHD_Connection *c, int *n, const char **last)
 	return 0;
 }
 
-void page_slice(const struct strlist *l, int n, const char *last, size_t *from, size_t *to)
+void page_slice(const struct strvec *l, int n, const char *last, size_t *from, size_t *to)
 {
 	size_t i = 0;
 	if (last && *last) {
@@ -51,12 +58,12 @@ void page_slice(const struct strlist *l, int n, const char *last, size_t *from, 
 	*to = (n < 0 || i + (size_t)n > l->n) ? l->n : i + (size_t)n;
 }
 
-int repos_page(struct registry *r, int n, const char *last, struct strlist *repos,
+int repos_page(struct registry *r, int n, const char *last, struct strvec *repos,
 	       size_t *from, size_t *to, struct regfs_err *err)
 {
 	memset(repos, 0, sizeof *repos);
 	if (repo_list_all(r, repos, err)) {
-		strlist_free(repos);
+		strvec_clear(repos);
 		return -EIO;
 	}
 	page_slice(repos, n, last, from, to);
@@ -64,7 +71,7 @@ int repos_page(struct registry *r, int n, const char *last, struct strlist *repo
 }
 
 /* Adds Link: <base?last=…&n=…>; rel="next" when entries remain after `to`. */
-static void add_link(struct MHD_Response *resp, const char *base, const struct strlist *l,
+static void add_link(struct MHD_Response *resp, const char *base, const struct strvec *l,
 		     size_t to, int n)
 {
 	if (!resp || n <= 0 || to >= l->n || to == 0)
@@ -74,19 +81,28 @@ static void add_link(struct MHD_Response *resp, const char *base, const struct s
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_LINK, link);
 }
 
-static enum MHD_Result json_answer(HANDLER_ARGS, struct sbuf *b, const char *link_base,
-				   const struct strlist *l, size_t to, int n, const char *ctype,
-				   const char *extra_name, const char *extra_value)
+enum MHD_Result json_answer(struct registry *r, struct request *q, struct jbuf *b,
+				   const char *link_base, const struct strvec *l, size_t to,
+				   int n, const char *ctype, const char *extra_name,
+				   const char *extra_value)
 {
-	(void)data; (void)size;
-	if (b->oom) {
-		sb_free(b);
+	if (jb_error(b)) {
+		jb_free(b);
 		return MHD_NO;
 	}
-	bool head = strcmp(method, "HEAD") == 0;
-	struct MHD_Response *resp =
-		head ? MHD_create_response_from_callback(b->len, 4096, no_body_cb, NULL, NULL)
-		     : MHD_create_response_from_buffer(b->len, b->s, MHD_RESPMEM_MUST_COPY);
+	bool head = request_is_head(q);
+	size_t len = jb_len(b);
+	struct MHD_Response *resp;
+	if (head) {
+		resp = response_head(len);
+	} else {
+		/* the response owns the bytes (a page can be MBs: no copy) */
+		char *body = jb_take(b, NULL);
+		resp = body ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE) : NULL;
+		if (!resp)
+			free(body);
+	}
+	jb_free(b);
 	if (resp) {
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 					ctype ? ctype : "application/json; charset=utf-8");
@@ -95,156 +111,168 @@ static enum MHD_Result json_answer(HANDLER_ARGS, struct sbuf *b, const char *lin
 		if (extra_name)
 			MHD_add_response_header(resp, extra_name, extra_value);
 	}
-	size_t len = b->len;
-	sb_free(b);
-	return respond(r, c, method, url, q->t0_us, 200, resp, head ? 0 : len);
+	return respond(r, q, 200, resp, head ? 0 : len);
 }
 
-static bool get_only(const char *method)
+bool page_or_400(struct registry *r, struct request *q, int *n, const char **last,
+			enum MHD_Result *ret)
 {
-	return !strcmp(method, "GET") || !strcmp(method, "HEAD");
+	if (page_params(q->conn, n, last) == 0)
+		return true;
+	*ret = respond_errorf(r, q, 400, "PAGINATION_NUMBER_INVALID",
+			      "invalid n: expected a non-negative integer");
+	return false;
 }
 
-#define REQUIRE_GET() do { if (!get_only(method)) \
-	return ERR(405, "UNSUPPORTED", "method %s not allowed on %s", method, url); } while (0)
-#define PAGE_OR_400(n, last) do { if (page_params(c, &(n), &(last))) \
-	return ERR(400, "PAGINATION_NUMBER_INVALID", "invalid n: expected a non-negative integer"); \
-	} while (0)
-
-enum MHD_Result h_tags(HANDLER_ARGS)
+void json_repo_tags(struct registry *r, struct jbuf *b, const char *name)
 {
-	REQUIRE_GET();
-	if (!q->rt.name_ok)
-		return ERR(400, "NAME_INVALID", "invalid repository name: %s", q->rt.name);
+	jb_puts(b, "{\"name\":");
+	jb_json_str(b, name);
+	jb_puts(b, ",\"tags\":[");
+	struct strvec tags = {0};
+	repo_list_tags(r, name, &tags, NULL);
+	bool first = true;
+	for (size_t j = 0; j < tags.n; j++) {
+		char d[REGFS_DIGEST_MAX], ts[32];
+		int64_t mt = 0;
+		char *cur = regfs_layout_tag_current(name, tags.v[j]);
+		int rc = cur ? repo_read_link(r, cur, d, &mt, NULL) : -ENOMEM;
+		free(cur);
+		if (rc)
+			continue; /* a tag being deleted right now */
+		rfc3339(mt, ts);
+		jb_puts(b, first ? "{\"tag\":" : ",{\"tag\":");
+		first = false;
+		jb_json_str(b, tags.v[j]);
+		jb_printf(b, ",\"digest\":\"%s\",\"pushed\":\"%s\"}", d, ts);
+	}
+	strvec_clear(&tags);
+	jb_puts(b, "]");
+}
+
+enum MHD_Result h_tags(struct registry *r, struct request *q)
+{
 	int n;
 	const char *last;
-	PAGE_OR_400(n, last);
-	struct strlist tags = {0};
+	enum MHD_Result ret;
+	if (!page_or_400(r, q, &n, &last, &ret))
+		return ret;
+	struct strvec tags = {0};
 	struct regfs_err e = {0};
 	int rc = repo_list_tags(r, q->rt.name, &tags, &e);
 	if (rc == -ENOENT) {
-		strlist_free(&tags);
+		strvec_clear(&tags);
 		if (!repo_known(r, q->rt.name))
-			return ERR(404, "NAME_UNKNOWN", "repository name not known to registry: %s",
-				   q->rt.name);
+			return respond_name_unknown(r, q);
 		rc = 0;
 	}
 	if (rc) {
-		strlist_free(&tags);
-		return STORAGE_ERR(&e);
+		strvec_clear(&tags);
+		return respond_storage_error(r, q, &e);
 	}
 	size_t from, to;
 	page_slice(&tags, n, last, &from, &to);
-	struct sbuf b = {0};
-	sb_puts(&b, "{\"name\":");
-	sb_json_str(&b, q->rt.name);
-	sb_puts(&b, ",\"tags\":[");
+	struct jbuf b;
+	jb_init(&b, JB_NO_CAP);
+	jb_puts(&b, "{\"name\":");
+	jb_json_str(&b, q->rt.name);
+	jb_puts(&b, ",\"tags\":[");
 	for (size_t i = from; i < to; i++) {
 		if (i > from)
-			sb_add(&b, ",", 1);
-		sb_json_str(&b, tags.v[i]);
+			jb_add(&b, ",", 1);
+		jb_json_str(&b, tags.v[i]);
 	}
-	sb_puts(&b, "]}\n");
+	jb_puts(&b, "]}\n");
 	char base[ROUTE_NAME_MAX + 32];
 	snprintf(base, sizeof base, "/v2/%s/tags/list", q->rt.name);
-	enum MHD_Result ret = json_answer(r, c, method, url, q, data, size, &b, base, &tags, to, n,
-					  NULL, NULL, NULL);
-	strlist_free(&tags);
+	ret = json_answer(r, q, &b, base, &tags, to, n, NULL, NULL, NULL);
+	strvec_clear(&tags);
 	return ret;
 }
 
-enum MHD_Result h_catalog(HANDLER_ARGS)
+enum MHD_Result answer_repos(struct registry *r, struct request *q,
+			     const struct repos_listing *l)
 {
-	REQUIRE_GET();
 	int n;
 	const char *last;
-	PAGE_OR_400(n, last);
+	enum MHD_Result ret;
+	if (!page_or_400(r, q, &n, &last, &ret))
+		return ret;
 	if (n < 0)
-		n = CATALOG_DEFAULT_N;
-	struct strlist repos;
+		n = l->default_n;
+	if (l->max_n && n > l->max_n)
+		n = l->max_n;
+	struct strvec repos;
 	struct regfs_err e = {0};
 	size_t from, to;
 	if (repos_page(r, n, last, &repos, &from, &to, &e))
-		return STORAGE_ERR(&e);
-	struct sbuf b = {0};
-	sb_puts(&b, "{\"repositories\":[");
-	for (size_t i = from; i < to; i++) {
+		return respond_storage_error(r, q, &e);
+	struct jbuf b;
+	jb_init(&b, JB_NO_CAP);
+	jb_puts(&b, "{\"repositories\":[");
+	for (size_t i = from; i < to && !jb_error(&b); i++) {
 		if (i > from)
-			sb_add(&b, ",", 1);
-		sb_json_str(&b, repos.v[i]);
+			jb_add(&b, ",", 1);
+		l->put(r, &b, repos.v[i]);
+		if ((l->page_bytes && jb_len(&b) >= l->page_bytes) ||
+		    (l->page_us && now_us() - q->t0_us >= l->page_us))
+			to = i + 1; /* the rest through the Link */
 	}
-	sb_puts(&b, "]}\n");
-	enum MHD_Result ret = json_answer(r, c, method, url, q, data, size, &b, "/v2/_catalog",
-					  &repos, to, n, NULL, NULL, NULL);
-	strlist_free(&repos);
+	jb_puts(&b, "]}\n");
+	if (jb_error(&b) && l->oom_msg) {
+		jb_free(&b);
+		strvec_clear(&repos);
+		return respond_error(r, q, 503, "UNAVAILABLE", l->oom_msg, NULL);
+	}
+	ret = json_answer(r, q, &b, l->link_base, &repos, to, n, NULL, NULL, NULL);
+	strvec_clear(&repos);
 	return ret;
 }
 
-enum MHD_Result h_bulk_tags(HANDLER_ARGS)
+static void put_name(struct registry *r, struct jbuf *b, const char *name)
 {
-	REQUIRE_GET();
-	int n;
-	const char *last;
-	PAGE_OR_400(n, last);
-	struct strlist repos;
-	struct regfs_err e = {0};
-	size_t from, to;
-	if (repos_page(r, n, last, &repos, &from, &to, &e))
-		return STORAGE_ERR(&e);
-	struct sbuf b = {0};
-	sb_puts(&b, "{\"repositories\":[");
-	for (size_t i = from; i < to; i++) {
-		if (i > from)
-			sb_add(&b, ",", 1);
-		sb_puts(&b, "{\"name\":");
-		sb_json_str(&b, repos.v[i]);
-		sb_puts(&b, ",\"tags\":[");
-		struct strlist tags = {0};
-		repo_list_tags(r, repos.v[i], &tags, NULL);
-		bool first = true;
-		for (size_t j = 0; j < tags.n; j++) {
-			char d[REGFS_DIGEST_MAX], ts[32];
-			int64_t mt = 0;
-			char *cur = regfs_layout_tag_current(repos.v[i], tags.v[j]);
-			int rc = cur ? repo_read_link(r, cur, d, &mt, NULL) : -ENOMEM;
-			free(cur);
-			if (rc)
-				continue; /* a tag being deleted right now */
-			rfc3339(mt, ts);
-			sb_puts(&b, first ? "{\"tag\":" : ",{\"tag\":");
-			first = false;
-			sb_json_str(&b, tags.v[j]);
-			sb_printf(&b, ",\"digest\":\"%s\",\"pushed\":\"%s\"}", d, ts);
-		}
-		strlist_free(&tags);
-		sb_puts(&b, "]}");
-	}
-	sb_puts(&b, "]}\n");
-	enum MHD_Result ret = json_answer(r, c, method, url, q, data, size, &b, "/v2/_regfs/tags",
-					  &repos, to, n, NULL, NULL, NULL);
-	strlist_free(&repos);
-	return ret;
+	(void)r;
+	jb_json_str(b, name);
 }
 
-enum MHD_Result h_repo_manifests(HANDLER_ARGS)
+enum MHD_Result h_catalog(struct registry *r, struct request *q)
 {
-	REQUIRE_GET();
-	if (!q->rt.name_ok)
-		return ERR(400, "NAME_INVALID", "invalid repository name: %s", q->rt.name);
+	static const struct repos_listing catalog = {
+		.default_n = CATALOG_DEFAULT_N, .link_base = "/v2/_catalog", .put = put_name,
+	};
+	return answer_repos(r, q, &catalog);
+}
+
+static void put_tags(struct registry *r, struct jbuf *b, const char *name)
+{
+	json_repo_tags(r, b, name);
+	jb_puts(b, "}");
+}
+
+enum MHD_Result h_bulk_tags(struct registry *r, struct request *q)
+{
+	static const struct repos_listing bulk_tags = {
+		.default_n = -1, .link_base = "/v2/_regfs/tags", .put = put_tags,
+	};
+	return answer_repos(r, q, &bulk_tags);
+}
+
+enum MHD_Result h_repo_manifests(struct registry *r, struct request *q)
+{
 	if (!repo_known(r, q->rt.name))
-		return ERR(404, "NAME_UNKNOWN", "repository name not known to registry: %s", q->rt.name);
-	struct strlist revs = {0}, tags = {0};
+		return respond_name_unknown(r, q);
+	struct strvec revs = {0}, tags = {0};
 	struct regfs_err e = {0};
 	if (repo_list_revisions(r, q->rt.name, &revs, &e)) {
-		strlist_free(&revs);
-		return STORAGE_ERR(&e);
+		strvec_clear(&revs);
+		return respond_storage_error(r, q, &e);
 	}
 	repo_list_tags(r, q->rt.name, &tags, NULL);
 	/* tag -> digest, read once */
 	char (*tagd)[REGFS_DIGEST_MAX] = calloc(tags.n ? tags.n : 1, REGFS_DIGEST_MAX);
 	if (!tagd) {
-		strlist_free(&revs);
-		strlist_free(&tags);
+		strvec_clear(&revs);
+		strvec_clear(&tags);
 		return MHD_NO;
 	}
 	for (size_t j = 0; j < tags.n; j++) {
@@ -253,10 +281,11 @@ enum MHD_Result h_repo_manifests(HANDLER_ARGS)
 			tagd[j][0] = '\0';
 		free(cur);
 	}
-	struct sbuf b = {0};
-	sb_puts(&b, "{\"name\":");
-	sb_json_str(&b, q->rt.name);
-	sb_puts(&b, ",\"manifests\":[");
+	struct jbuf b;
+	jb_init(&b, JB_NO_CAP);
+	jb_puts(&b, "{\"name\":");
+	jb_json_str(&b, q->rt.name);
+	jb_puts(&b, ",\"manifests\":[");
 	bool any = false;
 	for (size_t i = 0; i < revs.n; i++) {
 		char ts[32];
@@ -269,7 +298,7 @@ enum MHD_Result h_repo_manifests(HANDLER_ARGS)
 		if (!linked)
 			continue;
 		rfc3339(st.mtime, ts);
-		sb_printf(&b, "%s{\"digest\":\"%s\",\"pushed\":\"%s\",\"tags\":[", any ? "," : "",
+		jb_printf(&b, "%s{\"digest\":\"%s\",\"pushed\":\"%s\",\"tags\":[", any ? "," : "",
 			  revs.v[i], ts);
 		any = true;
 		bool first = true;
@@ -277,66 +306,64 @@ enum MHD_Result h_repo_manifests(HANDLER_ARGS)
 			if (strcmp(tagd[j], revs.v[i]) != 0)
 				continue;
 			if (!first)
-				sb_add(&b, ",", 1);
+				jb_add(&b, ",", 1);
 			first = false;
-			sb_json_str(&b, tags.v[j]);
+			jb_json_str(&b, tags.v[j]);
 		}
-		sb_puts(&b, "]}");
+		jb_puts(&b, "]}");
 	}
-	sb_puts(&b, "]}\n");
+	jb_puts(&b, "]}\n");
 	free(tagd);
-	strlist_free(&revs);
-	strlist_free(&tags);
-	return json_answer(r, c, method, url, q, data, size, &b, NULL, NULL, 0, 0, NULL, NULL, NULL);
+	strvec_clear(&revs);
+	strvec_clear(&tags);
+	return json_answer(r, q, &b, NULL, NULL, 0, 0, NULL, NULL, NULL);
 }
 
 /* GET /v2/<name>/referrers/<digest>: an OCI index of the repository's
  * manifests whose subject is <digest>, computed by scanning its revisions
  * (manifest bytes come from the cache, so repeated calls are cheap). */
-enum MHD_Result h_referrers(HANDLER_ARGS)
+enum MHD_Result h_referrers(struct registry *r, struct request *q)
 {
-	REQUIRE_GET();
-	if (!q->rt.name_ok)
-		return ERR(400, "NAME_INVALID", "invalid repository name: %s", q->rt.name);
 	if (q->rt.ref_truncated || !regfs_digest_valid(q->rt.ref))
-		return ERR(400, "DIGEST_INVALID", "invalid digest \"%.140s\"", q->rt.ref);
-	const char *filter = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "artifactType");
+		return respond_errorf(r, q, 400, "DIGEST_INVALID", "invalid digest \"%.140s\"", q->rt.ref);
+	const char *filter = request_query(q, "artifactType");
 	if (filter && !*filter)
 		filter = NULL;
-	struct strlist revs = {0};
+	struct strvec revs = {0};
 	struct regfs_err e = {0};
 	if (repo_list_revisions(r, q->rt.name, &revs, &e)) {
-		strlist_free(&revs);
-		return STORAGE_ERR(&e);
+		strvec_clear(&revs);
+		return respond_storage_error(r, q, &e);
 	}
-	struct sbuf b = {0};
-	sb_puts(&b, "{\"schemaVersion\":2,\"mediaType\":\"" REGFS_MT_OCI_INDEX "\",\"manifests\":[");
+	struct jbuf b;
+	jb_init(&b, JB_NO_CAP);
+	jb_puts(&b, "{\"schemaVersion\":2,\"mediaType\":\"" REGFS_MT_OCI_INDEX "\",\"manifests\":[");
 	bool first = true;
 	for (size_t i = 0; i < revs.n; i++) {
-		struct mc_entry *m = NULL;
+		struct manifest_entry *m = NULL;
 		if (manifest_load(r, revs.v[i], &m, NULL) != 0)
 			continue;
 		if (strcmp(m->subject, q->rt.ref) == 0 &&
 		    (!filter || (m->artifact_type && !strcmp(filter, m->artifact_type)))) {
-			sb_puts(&b, first ? "{" : ",{");
+			jb_puts(&b, first ? "{" : ",{");
 			first = false;
-			sb_puts(&b, "\"mediaType\":");
-			sb_json_str(&b, m->media_type);
-			sb_printf(&b, ",\"digest\":\"%s\",\"size\":%zu", revs.v[i], m->len);
+			jb_puts(&b, "\"mediaType\":");
+			jb_json_str(&b, m->media_type);
+			jb_printf(&b, ",\"digest\":\"%s\",\"size\":%zu", revs.v[i], m->len);
 			if (m->artifact_type) {
-				sb_puts(&b, ",\"artifactType\":");
-				sb_json_str(&b, m->artifact_type);
+				jb_puts(&b, ",\"artifactType\":");
+				jb_json_str(&b, m->artifact_type);
 			}
 			if (m->annotations) {
-				sb_puts(&b, ",\"annotations\":");
-				sb_puts(&b, m->annotations);
+				jb_puts(&b, ",\"annotations\":");
+				jb_puts(&b, m->annotations);
 			}
-			sb_puts(&b, "}");
+			jb_puts(&b, "}");
 		}
-		mcache_put(r->mc, m);
+		manifest_bytes_release(r->mb, m);
 	}
-	sb_puts(&b, "]}\n");
-	strlist_free(&revs);
-	return json_answer(r, c, method, url, q, data, size, &b, NULL, NULL, 0, 0, REGFS_MT_OCI_INDEX,
+	jb_puts(&b, "]}\n");
+	strvec_clear(&revs);
+	return json_answer(r, q, &b, NULL, NULL, 0, 0, REGFS_MT_OCI_INDEX,
 			   filter ? "OCI-Filters-Applied" : NULL, filter ? "artifactType" : NULL);
 }

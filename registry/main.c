@@ -2,7 +2,9 @@
  *   regfs-registry serve [CONFIG]
  *   regfs-registry garbage-collect [--dry-run] [--delete-untagged] CONFIG
  *   regfs-registry --version | --help */
+#include "gc.h"
 #include "registry.h"
+#include "server.h"
 
 #include <regfs/log.h>
 

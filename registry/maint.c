@@ -3,7 +3,12 @@
  * (health.storagedriver) and online garbage collection (regfs.gc).
  * Each runs in its own thread and sleeps on a condition variable, so a stop
  * request ends it at once. */
+#include "maint.h"
+
+#include "gc.h"
 #include "registry.h"
+#include "repo.h"
+#include "respond.h"
 
 #include <regfs/layout.h>
 #include <regfs/log.h>
@@ -66,7 +71,7 @@ struct purge_ctx {
 	int64_t cutoff;
 	bool dryrun;
 	int n;
-	struct strlist uuids;
+	struct strvec uuids;
 };
 
 static int uuid_cb(const char *path, void *ud)
@@ -74,7 +79,7 @@ static int uuid_cb(const char *path, void *ud)
 	struct purge_ctx *x = ud;
 	const char *b = regfs_path_base(path);
 	if (regfs_layout_uuid_valid(b))
-		strlist_add(&x->uuids, b);
+		strvec_push(&x->uuids, b);
 	return 0;
 }
 
@@ -101,7 +106,7 @@ static int purge_repo(const char *name, void *ud)
 		}
 		x->n++;
 	}
-	strlist_free(&x->uuids);
+	strvec_clear(&x->uuids);
 	return 0;
 }
 
@@ -109,7 +114,7 @@ int purge_uploads(struct registry *r, int64_t age_s, bool dryrun, struct regfs_e
 {
 	struct purge_ctx x = {.r = r, .cutoff = (int64_t)time(NULL) - age_s, .dryrun = dryrun};
 	int rc = repo_walk(r, purge_repo, &x, err);
-	strlist_free(&x.uuids);
+	strvec_clear(&x.uuids);
 	return rc ? rc : x.n;
 }
 
@@ -142,8 +147,8 @@ static void *health_thread(void *arg)
 	do {
 		struct regfs_err e = {0};
 		int rc;
-		if (r->st->ops->health) {
-			rc = r->st->ops->health(r->st, &e);
+		if (regfs_storage_supports(r->st, REGFS_STORAGE_HEALTH)) {
+			rc = regfs_storage_health(r->st, &e);
 		} else {
 			struct regfs_stat_info st;
 			rc = regfs_storage_stat(r->st, REGFS_LAYOUT_ROOT, &st, &e);
@@ -152,7 +157,7 @@ static void *health_thread(void *arg)
 		}
 		if (rc == 0) {
 			if (atomic_load(&r->storage_down))
-				log_info("storage health: %s storage answers again", r->st->ops->name);
+				log_info("storage health: %s storage answers again", regfs_storage_name(r->st));
 			fails = 0;
 			atomic_store(&r->storage_down, 0);
 		} else {

@@ -9,7 +9,13 @@
  * then revision link, then the tag's index link, then its current link.
  * A crash in between leaves at most an unreferenced blob or an untagged
  * revision, never a link to missing content. */
+#include "gc.h"
+#include "handlers.h"
+#include "manifest_bytes.h"
 #include "registry.h"
+#include "repo.h"
+#include "request.h"
+#include "respond.h"
 
 #include <regfs/layout.h>
 #include <regfs/log.h>
@@ -21,44 +27,56 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* What a valid reference names. */
+enum ref_kind { REF_TAG, REF_DIGEST };
+
 /* 404 for a reference that did not resolve: NAME_UNKNOWN when the repository
  * itself does not exist (registry:2 answers so), else MANIFEST_UNKNOWN. */
-static enum MHD_Result unknown_manifest(HANDLER_ARGS)
+static enum MHD_Result unknown_manifest(struct registry *r, struct request *q)
 {
-	(void)data; (void)size;
 	if (!repo_known(r, q->rt.name))
-		return ERR(404, "NAME_UNKNOWN", "repository name not known to registry: %s", q->rt.name);
-	return ERR(404, "MANIFEST_UNKNOWN", "manifest unknown: %s:%s", q->rt.name, q->rt.ref);
+		return respond_name_unknown(r, q);
+	return respond_errorf(r, q, 404, "MANIFEST_UNKNOWN", "manifest unknown: %s:%s", q->rt.name,
+			      q->rt.ref);
 }
 
 /* Validates name and reference; answers the error itself and returns false. */
-static bool check_ref(HANDLER_ARGS, int *kind, enum MHD_Result *ret)
+static bool check_ref(struct registry *r, struct request *q, enum ref_kind *kind,
+		      enum MHD_Result *ret)
 {
-	(void)data; (void)size;
 	if (!q->rt.name_ok) {
-		*ret = ERR(400, "NAME_INVALID", "invalid repository name: %s", q->rt.name);
+		*ret = respond_errorf(r, q, 400, "NAME_INVALID", "invalid repository name: %s",
+				      q->rt.name);
 		return false;
 	}
 	struct regfs_err e = {0};
-	*kind = q->rt.ref_truncated ? -EINVAL : regfs_reference_kind(q->rt.ref, &e);
-	if (*kind < 0) {
-		if (strchr(q->rt.ref, ':'))
-			*ret = ERR(400, "DIGEST_INVALID", "invalid digest \"%.140s\": expected "
-				   "sha256:<64 lowercase hex> or sha512:<128 lowercase hex>", q->rt.ref);
-		else
-			*ret = ERR(400, "TAG_INVALID", "invalid tag \"%.140s\": expected "
-				   "[A-Za-z0-9_][A-Za-z0-9._-]{0,127}", q->rt.ref);
-		return false;
+	int rk = q->rt.ref_truncated ? -EINVAL : regfs_reference_kind(q->rt.ref, &e);
+	if (rk >= 0) {
+		*kind = rk == 1 ? REF_DIGEST : REF_TAG;
+		return true;
 	}
-	return true;
+	if (strchr(q->rt.ref, ':'))
+		*ret = respond_errorf(r, q, 400, "DIGEST_INVALID", "invalid digest \"%.140s\": "
+				      "expected sha256:<64 lowercase hex> or sha512:<128 lowercase "
+				      "hex>", q->rt.ref);
+	else if (q->m != HTTP_PUT)
+		/* a name no tag can have names no manifest: registry:2's router
+		 * answers 404, and conformance tools probe with such names
+		 * expecting MANIFEST_UNKNOWN */
+		*ret = respond_errorf(r, q, 404, "MANIFEST_UNKNOWN", "manifest unknown: %s:%.140s "
+				      "(not a valid tag)", q->rt.name, q->rt.ref);
+	else
+		*ret = respond_errorf(r, q, 400, "TAG_INVALID", "invalid tag \"%.140s\": expected "
+				      "[A-Za-z0-9_][A-Za-z0-9._-]{0,127}", q->rt.ref);
+	return false;
 }
 
 /* Resolves the reference to a digest and the mtime of the link that names
  * it in this repository. -ENOENT when not there. */
-static int resolve(struct registry *r, const struct route *rt, int kind,
+static int resolve(struct registry *r, const struct route *rt, enum ref_kind kind,
 		   char digest[REGFS_DIGEST_MAX], int64_t *mtime, struct regfs_err *err)
 {
-	if (kind == 0) {
+	if (kind == REF_TAG) {
 		char *p = regfs_layout_tag_current(rt->name, rt->ref);
 		if (!p)
 			return -ENOMEM;
@@ -79,41 +97,40 @@ static int resolve(struct registry *r, const struct route *rt, int kind,
 	return 0;
 }
 
-static enum MHD_Result get_manifest(HANDLER_ARGS, int kind)
+static enum MHD_Result get_manifest(struct registry *r, struct request *q, enum ref_kind kind)
 {
-	bool head = strcmp(method, "HEAD") == 0;
 	char digest[REGFS_DIGEST_MAX];
 	int64_t mtime = 0;
 	struct regfs_err e = {0};
 	int rc = resolve(r, &q->rt, kind, digest, &mtime, &e);
 	if (rc == -ENOENT)
-		return unknown_manifest(r, c, method, url, q, data, size);
+		return unknown_manifest(r, q);
 	if (rc)
-		return STORAGE_ERR(&e);
-	struct mc_entry *m = NULL;
+		return respond_storage_error(r, q, &e);
+	struct manifest_entry *m = NULL;
 	rc = manifest_load(r, digest, &m, &e);
 	if (rc == -ENOENT)
-		return ERR(404, "MANIFEST_UNKNOWN", "manifest %s is linked in %s but its blob is "
-			   "missing from storage", digest, q->rt.name);
+		return respond_errorf(r, q, 404, "MANIFEST_UNKNOWN", "manifest %s is linked in %s "
+				      "but its blob is missing from storage", digest, q->rt.name);
 	if (rc)
-		return STORAGE_ERR(&e);
+		return respond_storage_error(r, q, &e);
 
-	const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+	const char *inm = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND,
+						      MHD_HTTP_HEADER_IF_NONE_MATCH);
 	enum MHD_Result ret;
 	if (inm && strstr(inm, digest)) {
 		char etag[REGFS_DIGEST_MAX + 2];
 		snprintf(etag, sizeof etag, "\"%s\"", digest);
-		struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"",
-									    MHD_RESPMEM_PERSISTENT);
+		struct MHD_Response *resp = response_empty();
 		if (resp) {
 			MHD_add_response_header(resp, "Docker-Content-Digest", digest);
 			MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
 		}
-		ret = respond(r, c, method, url, q->t0_us, 304, resp, 0);
+		ret = respond(r, q, 304, resp, 0);
 	} else {
-		ret = mcache_respond(r, c, method, url, q->t0_us, m, digest, mtime, head);
+		ret = manifest_bytes_respond(r, q, m, digest, mtime);
 	}
-	mcache_put(r->mc, m);
+	manifest_bytes_release(r->mb, m);
 	return ret;
 }
 
@@ -124,41 +141,39 @@ static bool is_foreign_layer(const char *mt)
 	return mt && (strstr(mt, ".foreign.") || strstr(mt, ".nondistributable."));
 }
 
-/* Checks a blob is present for this repository: its _layers link and its
- * data. Marks it first for online GC (see gc.c: a blob noted here is not
- * swept by a GC pass running now). */
-static bool blob_present(struct registry *r, const char *name, const char *digest)
+/* Is `digest` in this repository: linked (`link`, a _layers or revision
+ * link, consumed) and its data present? Marks it first for online GC (gc.c:
+ * a blob noted here is not swept by a GC pass running now). */
+static bool linked_and_stored(struct registry *r, const char *digest, char *link)
 {
 	gc_note_referenced(r, digest);
-	char *link = regfs_layout_layer_link(name, digest);
 	char *data = regfs_layout_blob_data(digest);
 	bool ok = repo_exists(r, link, NULL) && repo_exists(r, data, NULL);
 	free(link);
 	free(data);
 	return ok;
+}
+
+static bool blob_present(struct registry *r, const char *name, const char *digest)
+{
+	return linked_and_stored(r, digest, regfs_layout_layer_link(name, digest));
 }
 
 static bool revision_present(struct registry *r, const char *name, const char *digest)
 {
-	gc_note_referenced(r, digest);
-	char *link = regfs_layout_revision_link(name, digest);
-	char *data = regfs_layout_blob_data(digest);
-	bool ok = repo_exists(r, link, NULL) && repo_exists(r, data, NULL);
-	free(link);
-	free(data);
-	return ok;
+	return linked_and_stored(r, digest, regfs_layout_revision_link(name, digest));
 }
 
-static enum MHD_Result blob_unknown(HANDLER_ARGS, const char *code, const char *what,
+static enum MHD_Result blob_unknown(struct registry *r, struct request *q, const char *code,
+				    const char *what,
 				    const char *digest)
 {
-	(void)data; (void)size;
 	char detail[REGFS_DIGEST_MAX + 32];
 	snprintf(detail, sizeof detail, "{\"digest\":\"%s\"}", digest);
 	char msg[REGFS_DIGEST_MAX + ROUTE_NAME_MAX + 128];
 	snprintf(msg, sizeof msg, "%s %s is not in repository %s: push it first", what, digest,
 		 q->rt.name);
-	return respond_error(r, c, method, url, q->t0_us, 400, code, msg, detail);
+	return respond_error(r, q, 400, code, msg, detail);
 }
 
 /* Writes the manifest blob, the revision link and (for a tag) the tag links. */
@@ -191,30 +206,30 @@ out:
 	return rc;
 }
 
-static enum MHD_Result put_manifest_done(HANDLER_ARGS, int kind)
+static enum MHD_Result put_manifest_done(struct registry *r, struct request *q, enum ref_kind kind)
 {
-	if (q->fail_status)
-		return respond_error(r, c, method, url, q->t0_us, (unsigned)q->fail_status,
-				     q->fail_code, q->fail_msg, NULL);
+	if (q->fail.status)
+		return respond_error(r, q, (unsigned)q->fail.status,
+				     q->fail.code, q->fail.msg, NULL);
 	enum regfs_digest_alg alg = REGFS_SHA256;
-	if (kind == 1)
+	if (kind == REF_DIGEST)
 		regfs_digest_parse(q->rt.ref, &alg, NULL, NULL);
 	char digest[REGFS_DIGEST_MAX];
-	regfs_digest_buf(alg, q->buf ? q->buf : "", q->len, digest);
-	if (kind == 1 && strcmp(digest, q->rt.ref) != 0)
-		return ERR(400, "DIGEST_INVALID", "manifest content hashes to %s, not %s as the "
-			   "URL says", digest, q->rt.ref);
-	const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	regfs_digest_buf(alg, jb_ptr(&q->body), jb_len(&q->body), digest);
+	if (kind == REF_DIGEST && strcmp(digest, q->rt.ref) != 0)
+		return respond_errorf(r, q, 400, "DIGEST_INVALID", "manifest content hashes to %s, not %s as the "
+				      "URL says", digest, q->rt.ref);
+	const char *ct = request_header(q, MHD_HTTP_HEADER_CONTENT_TYPE);
 	struct regfs_manifest *m = NULL;
 	struct regfs_err e = {0};
-	if (regfs_manifest_parse(q->buf ? q->buf : "", q->len, ct, &m, &e) != 0)
-		return ERR(400, "MANIFEST_INVALID", "manifest invalid: %s", regfs_err_str(&e));
+	if (regfs_manifest_parse(jb_ptr(&q->body), jb_len(&q->body), ct, &m, &e) != 0)
+		return respond_errorf(r, q, 400, "MANIFEST_INVALID", "manifest invalid: %s", regfs_err_str(&e));
 	enum MHD_Result ret;
 	/* online GC: from the first check to the last link written (gc.c) */
 	gc_writer_begin(r);
 	bool writer = true;
 	if (m->has_config && !blob_present(r, q->rt.name, m->config.digest)) {
-		ret = blob_unknown(r, c, method, url, q, data, size, "MANIFEST_BLOB_UNKNOWN",
+		ret = blob_unknown(r, q, "MANIFEST_BLOB_UNKNOWN",
 				   "config blob", m->config.digest);
 		goto out;
 	}
@@ -222,26 +237,26 @@ static enum MHD_Result put_manifest_done(HANDLER_ARGS, int kind)
 		if (is_foreign_layer(m->layers[i].media_type))
 			continue;
 		if (!blob_present(r, q->rt.name, m->layers[i].digest)) {
-			ret = blob_unknown(r, c, method, url, q, data, size, "MANIFEST_BLOB_UNKNOWN",
+			ret = blob_unknown(r, q, "MANIFEST_BLOB_UNKNOWN",
 					   "layer blob", m->layers[i].digest);
 			goto out;
 		}
 	}
 	for (size_t i = 0; i < m->n_manifests; i++) {
 		if (!revision_present(r, q->rt.name, m->manifests[i].digest)) {
-			ret = blob_unknown(r, c, method, url, q, data, size, "MANIFEST_BLOB_UNKNOWN",
+			ret = blob_unknown(r, q, "MANIFEST_BLOB_UNKNOWN",
 					   "child manifest", m->manifests[i].digest);
 			goto out;
 		}
 	}
-	if (store_manifest(r, q->rt.name, kind == 0 ? q->rt.ref : NULL, digest, q->buf ? q->buf : "",
-			   q->len, &e) != 0) {
-		ret = STORAGE_ERR(&e);
+	if (store_manifest(r, q->rt.name, kind == REF_TAG ? q->rt.ref : NULL, digest, jb_ptr(&q->body),
+			   jb_len(&q->body), &e) != 0) {
+		ret = respond_storage_error(r, q, &e);
 		goto out;
 	}
 	gc_writer_end(r);
 	writer = false;
-	struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	struct MHD_Response *resp = response_empty();
 	if (resp) {
 		char loc[ROUTE_NAME_MAX + REGFS_DIGEST_MAX + 32];
 		snprintf(loc, sizeof loc, "/v2/%s/manifests/%s", q->rt.name, digest);
@@ -250,9 +265,9 @@ static enum MHD_Result put_manifest_done(HANDLER_ARGS, int kind)
 		if (m->has_subject)
 			MHD_add_response_header(resp, "OCI-Subject", m->subject.digest);
 	}
-	log_debug("manifest %s pushed to %s%s%s", digest, q->rt.name, kind == 0 ? ":" : "",
-		  kind == 0 ? q->rt.ref : "");
-	ret = respond(r, c, method, url, q->t0_us, 201, resp, 0);
+	log_debug("manifest %s pushed to %s%s%s", digest, q->rt.name, kind == REF_TAG ? ":" : "",
+		  kind == REF_TAG ? q->rt.ref : "");
+	ret = respond(r, q, 201, resp, 0);
 out:
 	if (writer)
 		gc_writer_end(r);
@@ -260,44 +275,34 @@ out:
 	return ret;
 }
 
-static enum MHD_Result put_manifest(HANDLER_ARGS, int kind)
+static enum MHD_Result put_manifest(struct registry *r, struct request *q, enum ref_kind kind)
 {
 	if (!q->started) {
 		q->started = true;
-		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+		const char *cl = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND,
 							     MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl && strtoull(cl, NULL, 10) > REGFS_MANIFEST_MAX)
-			return ERR(413, "SIZE_INVALID", "manifest of %s bytes exceeds the %d-byte limit",
-				   cl, REGFS_MANIFEST_MAX);
+			return respond_errorf(r, q, 413, "SIZE_INVALID", "manifest of %s bytes exceeds "
+					      "the %d-byte limit", cl, REGFS_MANIFEST_MAX);
+		jb_init(&q->body, REGFS_MANIFEST_MAX);
 		return MHD_YES;
 	}
-	if (*size) {
-		if (!q->fail_status) {
-			if (q->len + *size > REGFS_MANIFEST_MAX) {
-				q->fail_status = 413;
-				q->fail_code = "SIZE_INVALID";
-				snprintf(q->fail_msg, sizeof q->fail_msg,
+	if (*q->size) {
+		if (!q->fail.status) {
+			jb_add(&q->body, q->data, *q->size);
+			if (jb_error(&q->body) == -ENOMEM)
+				return MHD_NO;
+			if (jb_error(&q->body)) {
+				q->fail.status = 413;
+				q->fail.code = "SIZE_INVALID";
+				snprintf(q->fail.msg, sizeof q->fail.msg,
 					 "manifest exceeds the %d-byte limit", REGFS_MANIFEST_MAX);
-			} else {
-				if (q->len + *size + 1 > q->cap) {
-					size_t cap = q->cap ? q->cap : 16384;
-					while (cap < q->len + *size + 1)
-						cap *= 2;
-					char *b = realloc(q->buf, cap);
-					if (!b)
-						return MHD_NO;
-					q->buf = b;
-					q->cap = cap;
-				}
-				memcpy(q->buf + q->len, data, *size);
-				q->len += *size;
-				q->buf[q->len] = '\0';
 			}
 		}
-		*size = 0;
+		*q->size = 0;
 		return MHD_YES;
 	}
-	return put_manifest_done(r, c, method, url, q, data, size, kind);
+	return put_manifest_done(r, q, kind);
 }
 
 /* ---- DELETE ---- */
@@ -310,32 +315,29 @@ static char *dir_of(char *path)
 	return path;
 }
 
-static enum MHD_Result delete_manifest(HANDLER_ARGS, int kind)
+static enum MHD_Result delete_manifest(struct registry *r, struct request *q, enum ref_kind kind)
 {
 	struct regfs_err e = {0};
-	if (kind == 0) {
+	if (kind == REF_TAG) {
 		char *tagdir = regfs_layout_tag_dir(q->rt.name, q->rt.ref);
 		char *cur = regfs_layout_tag_current(q->rt.name, q->rt.ref);
 		bool exists = repo_exists(r, cur, NULL);
 		int rc = exists ? regfs_storage_del(r->st, tagdir, &e) : -ENOENT;
 		free(tagdir);
 		free(cur);
-		if (rc == -ENOENT)
-			return unknown_manifest(r, c, method, url, q, data, size);
-		if (rc)
-			return STORAGE_ERR(&e);
-		log_info("tag %s:%s deleted", q->rt.name, q->rt.ref);
-		return respond_body(r, c, method, url, q->t0_us, 202, NULL, "", 0, false);
+		if (rc == 0)
+			log_info("tag %s:%s deleted", q->rt.name, q->rt.ref);
+		return respond_removed(r, q, rc, &e, 202, unknown_manifest);
 	}
 	char *rev = dir_of(regfs_layout_revision_link(q->rt.name, q->rt.ref));
 	int rc = rev ? regfs_storage_del(r->st, rev, &e) : -ENOMEM;
 	free(rev);
 	if (rc == -ENOENT)
-		return unknown_manifest(r, c, method, url, q, data, size);
+		return unknown_manifest(r, q);
 	if (rc)
-		return STORAGE_ERR(&e);
+		return respond_storage_error(r, q, &e);
 	/* every tag that points at it goes too (registry:2 does the same) */
-	struct strlist tags = {0};
+	struct strvec tags = {0};
 	repo_list_tags(r, q->rt.name, &tags, NULL);
 	for (size_t i = 0; i < tags.n; i++) {
 		char d[REGFS_DIGEST_MAX];
@@ -349,30 +351,27 @@ static enum MHD_Result delete_manifest(HANDLER_ARGS, int kind)
 		}
 		free(cur);
 	}
-	strlist_free(&tags);
+	strvec_clear(&tags);
 	log_info("manifest %s deleted from %s", q->rt.ref, q->rt.name);
-	return respond_body(r, c, method, url, q->t0_us, 202, NULL, "", 0, false);
+	return respond_body(r, q, 202, NULL, "", 0);
 }
 
-enum MHD_Result h_manifest(HANDLER_ARGS)
+enum MHD_Result h_manifest(struct registry *r, struct request *q)
 {
-	int kind;
+	enum ref_kind kind;
 	enum MHD_Result ret;
-	if (!q->started || strcmp(method, "PUT") != 0) {
-		if (!check_ref(r, c, method, url, q, data, size, &kind, &ret))
+	if (!q->started || q->m != HTTP_PUT) {
+		if (!check_ref(r, q, &kind, &ret))
 			return ret;
 	} else {
-		kind = strchr(q->rt.ref, ':') ? 1 : 0;
+		kind = strchr(q->rt.ref, ':') ? REF_DIGEST : REF_TAG;
 	}
-	if (!strcmp(method, "GET") || !strcmp(method, "HEAD"))
-		return get_manifest(r, c, method, url, q, data, size, kind);
-	if (!strcmp(method, "PUT"))
-		return put_manifest(r, c, method, url, q, data, size, kind);
-	if (!strcmp(method, "DELETE")) {
-		if (!r->cfg->delete_enabled)
-			return ERR(405, "UNSUPPORTED", "deletes are disabled on this registry "
-				   "(storage.delete.enabled: false)");
-		return delete_manifest(r, c, method, url, q, data, size, kind);
-	}
-	return ERR(405, "UNSUPPORTED", "method %s not allowed on manifests", method);
+	if (q->m == HTTP_PUT)
+		return put_manifest(r, q, kind);
+	if (q->m != HTTP_DELETE)
+		return get_manifest(r, q, kind);
+	if (!r->cfg->delete_enabled)
+		return respond_errorf(r, q, 405, "UNSUPPORTED", "deletes are disabled on this "
+				      "registry (storage.delete.enabled: false)");
+	return delete_manifest(r, q, kind);
 }

@@ -1,6 +1,8 @@
 /* repo.c — repository-level reads and writes over the storage driver:
  * link files, existence checks, and the listings (repositories, tags,
  * revisions, layers) that tags/list, _catalog, referrers and GC share. */
+#include "repo.h"
+
 #include "registry.h"
 
 #include <regfs/layout.h>
@@ -21,7 +23,7 @@ static int read_link_fd(struct registry *r, const char *path, char out[REGFS_DIG
 {
 	int fd;
 	uint64_t size;
-	int rc = r->st->ops->open_fd(r->st, path, &fd, &size, err);
+	int rc = regfs_storage_open_fd(r->st, path, &fd, &size, err);
 	if (rc)
 		return rc;
 	struct stat st;
@@ -43,7 +45,7 @@ static int read_link_fd(struct registry *r, const char *path, char out[REGFS_DIG
 int repo_read_link(struct registry *r, const char *path, char out[REGFS_DIGEST_MAX],
 		   int64_t *mtime, struct regfs_err *err)
 {
-	if (r->st->ops->open_fd)
+	if (regfs_storage_supports(r->st, REGFS_STORAGE_OPEN_FD))
 		return read_link_fd(r, path, out, mtime, err);
 	char *data = NULL;
 	size_t len = 0;
@@ -91,46 +93,10 @@ bool repo_known(struct registry *r, const char *name)
 
 /* ---- string lists ---- */
 
-int strlist_add(struct strlist *l, const char *s)
-{
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		char **v = realloc(l->v, cap * sizeof *v);
-		if (!v)
-			return -ENOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
-	char *d = strdup(s);
-	if (!d)
-		return -ENOMEM;
-	l->v[l->n++] = d;
-	return 0;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-void strlist_sort(struct strlist *l)
-{
-	if (l->n > 1)
-		qsort(l->v, l->n, sizeof *l->v, cmp_str);
-}
-
-void strlist_free(struct strlist *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->v[i]);
-	free(l->v);
-	memset(l, 0, sizeof *l);
-}
-
 /* ---- listings ---- */
 
 struct collect {
-	struct strlist *out;
+	struct strvec *out;
 	int rc;
 	int mode; /* 0: base names; 1: "alg:hex" under an alg dir */
 	const char *alg;
@@ -145,20 +111,20 @@ static int collect_cb(const char *path, void *ud)
 		snprintf(d, sizeof d, "%s:%s", c->alg, base);
 		if (!regfs_digest_valid(d))
 			return 0; /* stray entry: ignore */
-		c->rc = strlist_add(c->out, d);
+		c->rc = strvec_push(c->out, d);
 	} else {
-		c->rc = strlist_add(c->out, base);
+		c->rc = strvec_push(c->out, base);
 	}
 	return c->rc != 0;
 }
 
-int repo_list_tags(struct registry *r, const char *name, struct strlist *out,
+int repo_list_tags(struct registry *r, const char *name, struct strvec *out,
 		   struct regfs_err *err)
 {
 	char *dir = regfs_layout_tags_dir(name);
 	if (!dir)
 		return regfs_errf(err, -EINVAL, "invalid repository name");
-	struct strlist all = {0};
+	struct strvec all = {0};
 	struct collect c = {.out = &all};
 	int rc = regfs_storage_list(r->st, dir, collect_cb, &c, err);
 	free(dir);
@@ -167,15 +133,15 @@ int repo_list_tags(struct registry *r, const char *name, struct strlist *out,
 	if (rc == 0) {
 		for (size_t i = 0; i < all.n && rc == 0; i++)
 			if (regfs_tag_valid(all.v[i]))
-				rc = strlist_add(out, all.v[i]);
-		strlist_sort(out);
+				rc = strvec_push(out, all.v[i]);
+		strvec_sort(out);
 	}
-	strlist_free(&all);
+	strvec_clear(&all);
 	return rc;
 }
 
 static int list_digests(struct registry *r, const char *name, const char *mid,
-			struct strlist *out, struct regfs_err *err)
+			struct strvec *out, struct regfs_err *err)
 {
 	static const char *const algs[] = {"sha256", "sha512"};
 	char *repo = regfs_layout_repo(name);
@@ -200,17 +166,17 @@ static int list_digests(struct registry *r, const char *name, const char *mid,
 			rc = c.rc;
 	}
 	free(repo);
-	strlist_sort(out);
+	strvec_sort(out);
 	return rc;
 }
 
-int repo_list_revisions(struct registry *r, const char *name, struct strlist *out,
+int repo_list_revisions(struct registry *r, const char *name, struct strvec *out,
 			struct regfs_err *err)
 {
 	return list_digests(r, name, "_manifests/revisions", out, err);
 }
 
-int repo_list_layers(struct registry *r, const char *name, struct strlist *out,
+int repo_list_layers(struct registry *r, const char *name, struct strvec *out,
 		     struct regfs_err *err)
 {
 	return list_digests(r, name, "_layers", out, err);
@@ -227,7 +193,7 @@ struct walk {
 	int rc;
 	size_t prefix_len; /* length of REGFS_LAYOUT_REPOS "/" */
 	bool is_repo;
-	struct strlist subdirs;
+	struct strvec subdirs;
 };
 
 static int walk_child_cb(const char *path, void *ud)
@@ -239,7 +205,7 @@ static int walk_child_cb(const char *path, void *ud)
 			w->is_repo = true;
 		return 0;
 	}
-	w->rc = strlist_add(&w->subdirs, path);
+	w->rc = strvec_push(&w->subdirs, path);
 	return w->rc != 0;
 }
 
@@ -264,7 +230,7 @@ static int walk_dir(struct registry *r, const char *dir, size_t prefix_len, repo
 	}
 	for (size_t i = 0; i < w.subdirs.n && rc == 0; i++)
 		rc = walk_dir(r, w.subdirs.v[i], prefix_len, cb, ud, depth + 1, err);
-	strlist_free(&w.subdirs);
+	strvec_clear(&w.subdirs);
 	return rc;
 }
 
@@ -275,12 +241,12 @@ int repo_walk(struct registry *r, repo_name_cb cb, void *ud, struct regfs_err *e
 
 static int add_name_cb(const char *name, void *ud)
 {
-	return strlist_add(ud, name);
+	return strvec_push(ud, name);
 }
 
-int repo_list_all(struct registry *r, struct strlist *out, struct regfs_err *err)
+int repo_list_all(struct registry *r, struct strvec *out, struct regfs_err *err)
 {
 	int rc = repo_walk(r, add_name_cb, out, err);
-	strlist_sort(out);
+	strvec_sort(out);
 	return rc;
 }

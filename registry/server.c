@@ -2,8 +2,19 @@
  * thread pool (each thread its own epoll loop; storage calls may block, so
  * several threads keep other connections moving), keep-alive, optional TLS,
  * request routing, per-request state, and a graceful stop on SIGTERM/SIGINT. */
-#include "registry.h"
+#include "server.h"
 
+#include "blobs.h"
+#include "digestset.h"
+#include "handlers.h"
+#include "maint.h"
+#include "manifest_bytes.h"
+#include "registry.h"
+#include "request.h"
+#include "respond.h"
+#include "uploads.h"
+
+#include <regfs/dynbuf.h>
 #include <regfs/log.h>
 
 #include <arpa/inet.h>
@@ -28,53 +39,55 @@
 #define CONN_MEMORY (64 * 1024)
 #define MANIFEST_CACHE_BYTES (6u * 1024 * 1024)
 
-/* ---- GET /v2/ ---- */
+/* ---- GET /v2/ and unknown paths ---- */
 
-enum MHD_Result h_base(HANDLER_ARGS)
+enum MHD_Result h_base(struct registry *r, struct request *q)
 {
-	(void)data; (void)size;
-	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
-		return ERR(405, "UNSUPPORTED", "method %s not allowed on /v2/", method);
 	if (atomic_load(&r->storage_down)) {
 		char msg[600];
 		pthread_mutex_lock(&r->health_lock);
 		snprintf(msg, sizeof msg, "storage is unreachable: %s", r->health_msg);
 		pthread_mutex_unlock(&r->health_lock);
-		return respond_error(r, c, method, url, q->t0_us, 503, "UNAVAILABLE", msg, NULL);
+		return respond_error(r, q, 503, "UNAVAILABLE", msg, NULL);
 	}
-	bool head = !strcmp(method, "HEAD");
+	bool head = request_is_head(q);
 	struct MHD_Response *resp =
-		head ? MHD_create_response_from_callback(2, 16, no_body_cb, NULL, NULL)
+		head ? response_head(2)
 		     : MHD_create_response_from_buffer(2, (void *)"{}", MHD_RESPMEM_PERSISTENT);
 	if (resp) {
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
 		MHD_add_response_header(resp, "X-Regfs-Extensions", "bulk-tags,repo-manifests,bulk-manifests");
 	}
-	return respond(r, c, method, url, q->t0_us, 200, resp, head ? 0 : 2);
+	return respond(r, q, 200, resp, head ? 0 : 2);
 }
 
-static enum MHD_Result dispatch(HANDLER_ARGS)
+enum MHD_Result h_not_found(struct registry *r, struct request *q)
 {
-	switch ((enum route_kind)q->kind) {
-	case R_BASE: return h_base(r, c, method, url, q, data, size);
-	case R_CATALOG: return h_catalog(r, c, method, url, q, data, size);
-	case R_BULK_TAGS: return h_bulk_tags(r, c, method, url, q, data, size);
-	case R_TAGS: return h_tags(r, c, method, url, q, data, size);
-	case R_MANIFEST: return h_manifest(r, c, method, url, q, data, size);
-	case R_BLOB: return h_blob(r, c, method, url, q, data, size);
-	case R_UPLOAD_START:
-	case R_UPLOAD: return h_upload(r, c, method, url, q, data, size);
-	case R_REFERRERS: return h_referrers(r, c, method, url, q, data, size);
-	case R_REPO_MANIFESTS: return h_repo_manifests(r, c, method, url, q, data, size);
-	case R_BULK_MANIFESTS: return h_bulk_manifests(r, c, method, url, q, data, size);
-	case R_NOT_FOUND: break;
-	}
-	return ERR(404, "NOT_FOUND", "no such endpoint: %s %s (the API lives under /v2/)", method, url);
+	return respond_errorf(r, q, 404, "NOT_FOUND", "no such endpoint: %s %s (the API lives "
+			      "under /v2/)", q->method, q->url);
 }
 
-static struct req no_state;
+/* The checks every route shares, on the first callback of a request: the
+ * method (405), then the repository name (400); then the route's handler. */
+static enum MHD_Result dispatch(struct registry *r, struct request *q)
+{
+	const struct route_entry *e = q->route;
+	if (!q->started) {
+		/* The path first: a name outside the grammar names nothing, whatever
+		 * the method (400 before 405, on every route). */
+		if (e->named && !q->rt.name_ok)
+			return respond_errorf(r, q, 400, "NAME_INVALID",
+					      "invalid repository name: %s", q->rt.name);
+		if (!route_allows(e, q->m))
+			return respond_errorf(r, q, 405, "UNSUPPORTED", "method %s not allowed on %s",
+					      q->method, e->noun ? e->noun : q->url);
+	}
+	return e->handler(r, q);
+}
+
+static struct request no_state;
 /* con_cls set by on_uri: the raw request target carries a control character */
-static struct req bad_target;
+static struct request bad_target;
 
 /* true for a control character (0x00-0x1f, 0x7f) */
 static bool is_ctl(unsigned char ch)
@@ -184,27 +197,34 @@ static unsigned framing_check(struct MHD_Connection *c, struct framing *f)
 	return 0;
 }
 
-/* The first access-handler call comes after the headers, before the body:
- * a refusal queued there is answered at once and libmicrohttpd closes the
- * connection without reading a body it has not handed over. True when the
- * request was refused (*res: the result to return). */
-static bool refuse_early(struct registry *r, struct MHD_Connection *c, const char *method,
-			 const char *url, bool bad_uri, enum MHD_Result *res)
+/* Refusals on the first access-handler call, which comes after the
+ * headers, before the body: a refusal queued there is answered at once and
+ * libmicrohttpd closes the connection without reading a body it has not
+ * handed over. */
+
+/* A path whose decoded form holds a control character (on_uri). */
+static enum MHD_Result refuse_bad_target(struct registry *r, struct MHD_Connection *c,
+					 const char *method, const char *url)
 {
-	uint64_t t0 = now_us();
-	if (bad_uri) {
-		log_warn("http: %s %.200s refused (400): control character in the path", method, url);
-		*res = respond_errorf(r, c, method, url, t0, 400, "NAME_INVALID",
-				      "the request path holds a control character (raw or "
-				      "%%-encoded): refused");
-		return true;
-	}
+	struct request q;
+	request_init(&q, c, method, url);
+	log_warn("http: %s %.200s refused (400): control character in the path", method, url);
+	return respond_errorf(r, &q, 400, "NAME_INVALID", "the request path holds a control "
+			      "character (raw or %%-encoded): refused");
+}
+
+/* true when the framing is refused (*res: the result to return). */
+static bool refuse_bad_framing(struct registry *r, struct MHD_Connection *c, const char *method,
+			       const char *url, enum MHD_Result *res)
+{
 	struct framing f;
 	unsigned st = framing_check(c, &f);
 	if (!st)
 		return false;
+	struct request q;
+	request_init(&q, c, method, url);
 	log_warn("http: %s %.200s refused (%u): %s", method, url, st, f.what);
-	*res = respond_errorf(r, c, method, url, t0, st, st == 501 ? "UNSUPPORTED" : "UNKNOWN",
+	*res = respond_errorf(r, &q, st, st == 501 ? "UNSUPPORTED" : "UNKNOWN",
 			      "malformed request framing: %s", f.what);
 	return true;
 }
@@ -235,11 +255,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 {
 	(void)version;
 	struct registry *r = cls;
-	struct req *q = *con_cls;
+	struct request *q = *con_cls;
 	url = origin_path(url);
 	if (!q || q == &bad_target) {
 		enum MHD_Result res;
-		if (refuse_early(r, c, method, url, q == &bad_target, &res)) {
+		if (q == &bad_target) {
+			*con_cls = &no_state;
+			return refuse_bad_target(r, c, method, url);
+		}
+		if (refuse_bad_framing(r, c, method, url, &res)) {
 			*con_cls = &no_state;
 			return res;
 		}
@@ -251,45 +275,40 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			*con_cls = &no_state;
 			return MHD_YES;
 		}
-		q = calloc(1, sizeof *q);
+		q = malloc(sizeof *q);
 		if (!q)
 			return MHD_NO;
-		q->t0_us = now_us();
-		route_parse(url, &q->rt);
-		q->kind = q->rt.kind;
+		request_init(q, c, method, url);
 		*con_cls = q;
 	} else if (q == &no_state) {
-		/* the hot path: one stack request, no allocation */
-		struct req sq;
-		sq.t0_us = now_us();
-		sq.started = false;
-		sq.fail_status = 0;
-		sq.buf = NULL;
-		sq.up = NULL;
-		route_parse(url, &sq.rt);
-		sq.kind = sq.rt.kind;
 		if (*size) {
 			*size = 0; /* a body on GET/DELETE: ignored */
 			return MHD_YES;
 		}
-		return dispatch(r, c, method, url, &sq, data, size);
+		/* the hot path: one stack request, no allocation */
+		struct request sq;
+		request_init(&sq, c, method, url);
+		sq.data = data;
+		sq.size = size;
+		return dispatch(r, &sq);
 	}
-	return dispatch(r, c, method, url, q, data, size);
+	q->data = data;
+	q->size = size;
+	return dispatch(r, q);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
 	(void)cls; (void)c;
-	struct req *q = *con_cls;
+	struct request *q = *con_cls;
 	if (!q || q == &no_state || q == &bad_target) {
 		*con_cls = NULL;
 		return;
 	}
 	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
 		log_debug("request ended early (code %d)", (int)toe);
-	upload_op_free(q->up);
-	free(q->buf);
+	request_free_body(q);
 	free(q);
 	*con_cls = NULL;
 }
@@ -344,6 +363,7 @@ static int parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *
 	return 0;
 }
 
+/* A whole (small) file: the TLS certificate and key. */
 static char *read_file(const char *path, struct regfs_err *err)
 {
 	FILE *f = fopen(path, "rb");
@@ -351,28 +371,19 @@ static char *read_file(const char *path, struct regfs_err *err)
 		regfs_errf(err, -errno, "cannot read %s: %s", path, strerror(errno));
 		return NULL;
 	}
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-	for (;;) {
-		if (len + 4096 + 1 > cap) {
-			cap = cap ? cap * 2 : 8192;
-			char *b = realloc(buf, cap);
-			if (!b) {
-				free(buf);
-				fclose(f);
-				regfs_errf(err, -ENOMEM, "out of memory reading %s", path);
-				return NULL;
-			}
-			buf = b;
-		}
-		size_t n = fread(buf + len, 1, 4096, f);
-		len += n;
-		if (n < 4096)
-			break;
-	}
+	struct dynbuf b;
+	dynbuf_init(&b, DYNBUF_NO_CAP);
+	char chunk[4096];
+	size_t n;
+	int rc = 0;
+	while (!rc && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		rc = dynbuf_add(&b, chunk, n);
 	fclose(f);
-	buf[len] = '\0';
-	return buf;
+	char *s = rc ? NULL : dynbuf_take(&b, NULL);
+	dynbuf_free(&b);
+	if (!s)
+		regfs_errf(err, -ENOMEM, "out of memory reading %s", path);
+	return s;
 }
 
 /* ---- lifecycle ---- */
@@ -395,18 +406,18 @@ int registry_open(struct registry *r, struct regfs_config *cfg, struct regfs_err
 	int rc = regfs_storage_open(cfg, &r->st, err);
 	if (rc)
 		return rc;
-	r->mc = mcache_new(MANIFEST_CACHE_BYTES);
+	r->mb = manifest_bytes_new(MANIFEST_CACHE_BYTES);
 	r->uc = upcache_new();
 	r->recent = digestset_new();
 	r->hc = headcache_new();
-	if (!r->mc || !r->uc || !r->recent || !r->hc)
+	if (!r->mb || !r->uc || !r->recent || !r->hc)
 		return regfs_errf(err, -ENOMEM, "out of memory");
 	return 0;
 }
 
 void registry_close(struct registry *r)
 {
-	mcache_free(r->mc);
+	manifest_bytes_free(r->mb);
 	upcache_free(r->uc);
 	headcache_free(r->hc);
 	digestset_free(r->recent);
@@ -434,8 +445,12 @@ static size_t conn_memory(void)
 	return n >= 8192 && n <= (16 << 20) ? (size_t)n : CONN_MEMORY;
 }
 
+/* IPv6 wildcard listeners also take IPv4 (DUAL_STACK), or only the
+ * address's own family. */
+enum stack { ADDRESS_FAMILY, DUAL_STACK };
+
 static struct MHD_Daemon *start_daemon(struct registry *r, const struct sockaddr *sa,
-				       bool dual, const char *cert, const char *key)
+				       enum stack stack, const char *cert, const char *key)
 {
 	const char *pc = getenv("REGFS_REGISTRY_PER_CONNECTION");
 	bool per_conn = pc && *pc == '1';
@@ -443,7 +458,7 @@ static struct MHD_Daemon *start_daemon(struct registry *r, const struct sockaddr
 			 (per_conn ? MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 					     MHD_USE_POLL
 				   : MHD_USE_EPOLL_INTERNAL_THREAD);
-	if (dual)
+	if (stack == DUAL_STACK)
 		flags |= MHD_USE_DUAL_STACK;
 	if (cert)
 		flags |= MHD_USE_TLS;
@@ -467,26 +482,56 @@ static struct MHD_Daemon *start_daemon(struct registry *r, const struct sockaddr
 				MHD_OPTION_END);
 }
 
+/* http.tls: the certificate and key files, read whole (both NULL when TLS
+ * is not configured). */
+static int load_tls(struct regfs_config *cfg, char **cert, char **key, struct regfs_err *err)
+{
+	*cert = *key = NULL;
+	if (!cfg->tls_certificate && !cfg->tls_key)
+		return 0;
+	if (!cfg->tls_certificate || !cfg->tls_key)
+		return regfs_errf(err, -EINVAL, "http.tls needs both certificate and key");
+	if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+		return regfs_errf(err, -ENOTSUP, "http.tls is set but this libmicrohttpd was "
+				  "built without TLS (gnutls); install a TLS-enabled "
+				  "libmicrohttpd or terminate TLS in a proxy");
+	*cert = read_file(cfg->tls_certificate, err);
+	*key = *cert ? read_file(cfg->tls_key, err) : NULL;
+	if (!*cert || !*key) {
+		free(*cert);
+		*cert = NULL;
+		regfs_err_prefix(err, "http.tls: ");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Stops accepting and gives requests in flight up to 5 s to finish (idle
+ * keep-alive connections also count, hence the short bound), then stops the
+ * background jobs and the daemon. */
+static void drain_and_stop(struct registry *reg, struct MHD_Daemon *d)
+{
+	MHD_socket ls = MHD_quiesce_daemon(d);
+	for (int i = 0; i < 50; i++) {
+		const union MHD_DaemonInfo *ci = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+		if (!ci || ci->num_connections == 0)
+			break;
+		struct timespec ts = {0, 100 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	maint_stop(reg);
+	MHD_stop_daemon(d);
+	if (ls != MHD_INVALID_SOCKET)
+		close(ls);
+}
+
 int server_run(struct regfs_config *cfg, struct regfs_err *err)
 {
 	struct registry reg;
 	char *cert = NULL, *key = NULL;
-	int rc;
-	if (cfg->tls_certificate || cfg->tls_key) {
-		if (!cfg->tls_certificate || !cfg->tls_key)
-			return regfs_errf(err, -EINVAL, "http.tls needs both certificate and key");
-		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
-			return regfs_errf(err, -ENOTSUP, "http.tls is set but this libmicrohttpd was "
-					  "built without TLS (gnutls); install a TLS-enabled "
-					  "libmicrohttpd or terminate TLS in a proxy");
-		cert = read_file(cfg->tls_certificate, err);
-		key = cert ? read_file(cfg->tls_key, err) : NULL;
-		if (!cert || !key) {
-			free(cert);
-			regfs_err_prefix(err, "http.tls: ");
-			return -EINVAL;
-		}
-	}
+	int rc = load_tls(cfg, &cert, &key, err);
+	if (rc)
+		return rc;
 	struct sockaddr_storage ss;
 	socklen_t sl;
 	bool any = false;
@@ -513,10 +558,10 @@ int server_run(struct regfs_config *cfg, struct regfs_err *err)
 		/* ":5000" binds every address, IPv6 too when the host has it */
 		struct sockaddr_in6 s6 = {.sin6_family = AF_INET6, .sin6_addr = in6addr_any,
 					  .sin6_port = ((struct sockaddr_in *)&ss)->sin_port};
-		d = start_daemon(&reg, (struct sockaddr *)&s6, true, cert, key);
+		d = start_daemon(&reg, (struct sockaddr *)&s6, DUAL_STACK, cert, key);
 	}
 	if (!d)
-		d = start_daemon(&reg, (struct sockaddr *)&ss, false, cert, key);
+		d = start_daemon(&reg, (struct sockaddr *)&ss, ADDRESS_FAMILY, cert, key);
 	if (!d) {
 		rc = regfs_errf(err, -EADDRINUSE, "cannot listen on %s (in use, or not an address "
 				"of this host); set http.addr to a free host:port", cfg->http_addr);
@@ -525,7 +570,7 @@ int server_run(struct regfs_config *cfg, struct regfs_err *err)
 	}
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
 	log_info("regfs-registry %s listening on %s (port %u, %s storage%s)", REGFS_VERSION,
-		 cfg->http_addr, info ? (unsigned)info->port : 0u, reg.st->ops->name,
+		 cfg->http_addr, info ? (unsigned)info->port : 0u, regfs_storage_name(reg.st),
 		 cert ? ", TLS" : "");
 	maint_start(&reg);
 
@@ -533,20 +578,7 @@ int server_run(struct regfs_config *cfg, struct regfs_err *err)
 	while (sigwait(&set, &sig) != 0)
 		;
 	log_info("signal %d: stopping (finishing requests in flight)", sig);
-	/* stop accepting, give requests in flight up to 5 s to finish
-	 * (idle keep-alive connections also count, hence the short bound) */
-	MHD_socket ls = MHD_quiesce_daemon(d);
-	for (int i = 0; i < 50; i++) {
-		const union MHD_DaemonInfo *ci = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-		if (!ci || ci->num_connections == 0)
-			break;
-		struct timespec ts = {0, 100 * 1000 * 1000};
-		nanosleep(&ts, NULL);
-	}
-	maint_stop(&reg);
-	MHD_stop_daemon(d);
-	if (ls != MHD_INVALID_SOCKET)
-		close(ls);
+	drain_and_stop(&reg, d);
 	registry_close(&reg);
 	log_info("stopped");
 	rc = 0;

@@ -22,7 +22,14 @@
  * touched: that upload is discarded. Then the repository's _layers link is
  * written; then the upload directory is removed. A wrong digest removes the
  * upload and stores nothing. */
+#include "uploads.h"
+
+#include "gc.h"
+#include "handlers.h"
 #include "registry.h"
+#include "repo.h"
+#include "request.h"
+#include "respond.h"
 
 #include <regfs/layout.h>
 #include <regfs/names.h>
@@ -178,12 +185,12 @@ static void location(struct registry *r, char *out, size_t cap, const char *name
 	snprintf(out, cap, "%.*s/v2/%s/%s/%s", (int)hl, host, name, what, id);
 }
 
-/* 202/204 answer describing an upload's progress. */
-static enum MHD_Result upload_progress(HANDLER_ARGS, unsigned status, const char *uuid,
-				       uint64_t stored)
+/* An answer describing an upload's progress: 202/204, and 416 (with a JSON
+ * Content-Type, as registry:2) for a chunk that does not start there. */
+static enum MHD_Result upload_progress(struct registry *r, struct request *q, unsigned status,
+				       const char *uuid, uint64_t stored)
 {
-	(void)data; (void)size;
-	struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	struct MHD_Response *resp = response_empty();
 	if (resp) {
 		char loc[ROUTE_NAME_MAX + 160], range[48];
 		location(r, loc, sizeof loc, q->rt.name, "blobs/uploads", uuid);
@@ -191,41 +198,42 @@ static enum MHD_Result upload_progress(HANDLER_ARGS, unsigned status, const char
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, loc);
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RANGE, range);
 		MHD_add_response_header(resp, "Docker-Upload-UUID", uuid);
+		if (status == 416)
+			MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+						"application/json; charset=utf-8");
 	}
-	return respond(r, c, method, url, q->t0_us, status, resp, 0);
+	return respond(r, q, status, resp, 0);
 }
 
-static enum MHD_Result blob_created(HANDLER_ARGS, const char *digest)
+static enum MHD_Result blob_created(struct registry *r, struct request *q, const char *digest)
 {
-	(void)data; (void)size;
-	struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	struct MHD_Response *resp = response_empty();
 	if (resp) {
 		char loc[ROUTE_NAME_MAX + 160];
 		location(r, loc, sizeof loc, q->rt.name, "blobs", digest);
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, loc);
 		MHD_add_response_header(resp, "Docker-Content-Digest", digest);
 	}
-	return respond(r, c, method, url, q->t0_us, 201, resp, 0);
+	return respond(r, q, 201, resp, 0);
 }
 
-static enum MHD_Result upload_unknown(HANDLER_ARGS)
+static enum MHD_Result upload_unknown(struct registry *r, struct request *q)
 {
-	(void)data; (void)size;
-	return ERR(404, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry: %s in %s "
-		   "(it finished, was cancelled or purged; start a new upload)", q->rt.ref, q->rt.name);
+	return respond_errorf(r, q, 404, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry: "
+			      "%s in %s (it finished, was cancelled or purged; start a new "
+			      "upload)", q->rt.ref, q->rt.name);
 }
 
 /* Another request holds the session (its lock): 416, as for a chunk that
  * does not start where the upload is; the client asks GET for the progress
  * once that request is over. */
-static enum MHD_Result upload_busy(HANDLER_ARGS)
+static enum MHD_Result upload_busy(struct registry *r, struct request *q)
 {
-	(void)data; (void)size;
 	log_info("upload %s in %s: refused %s, another request is writing this upload",
-		 q->rt.ref, q->rt.name, method);
-	return ERR(416, "BLOB_UPLOAD_INVALID", "upload %s is in use by another request: one request "
-		   "at a time per upload; retry after it finishes (GET the upload for its progress)",
-		   q->rt.ref);
+		 q->rt.ref, q->rt.name, q->method);
+	return respond_errorf(r, q, 416, "BLOB_UPLOAD_INVALID", "upload %s is in use by another "
+			      "request: one request at a time per upload; retry after it "
+			      "finishes (GET the upload for its progress)", q->rt.ref);
 }
 
 static bool session_exists(struct registry *r, const char *name, const char *uuid)
@@ -236,14 +244,33 @@ static bool session_exists(struct registry *r, const char *name, const char *uui
 	return ok;
 }
 
+/* Answers a failed operation on a session: gone (404), held by another
+ * request (416), storage (5xx). */
+static enum MHD_Result session_failed(struct registry *r, struct request *q, int rc,
+				      const struct regfs_err *e)
+{
+	if (rc == -ENOENT)
+		return upload_unknown(r, q);
+	if (rc == -EBUSY)
+		return upload_busy(r, q);
+	return respond_storage_error(r, q, e);
+}
+
+/* The route's uuid is valid and its session exists. */
+static bool known_session(struct registry *r, const struct request *q)
+{
+	return !q->rt.ref_truncated && regfs_layout_uuid_valid(q->rt.ref) &&
+	       session_exists(r, q->rt.name, q->rt.ref);
+}
+
 /* The writer lost its session while writing (S3: its lease was taken over
  * or deleted; filesystem: its file was deleted): 404 when the upload is
  * gone (cancelled), else 416 (another request has it). */
-static enum MHD_Result session_lost(HANDLER_ARGS)
+static enum MHD_Result session_lost(struct registry *r, struct request *q)
 {
 	if (!session_exists(r, q->rt.name, q->up->uuid))
-		return upload_unknown(r, c, method, url, q, data, size);
-	return upload_busy(r, c, method, url, q, data, size);
+		return upload_unknown(r, q);
+	return upload_busy(r, q);
 }
 
 /* Creates _uploads/<uuid>/startedat (RFC 3339, as registry:2 writes it). */
@@ -275,7 +302,7 @@ static int rehash(struct registry *r, const char *name, const char *uuid,
 	}
 	char *p = regfs_layout_upload_data(name, uuid);
 	struct regfs_reader *rd = NULL;
-	int rc = p ? r->st->ops->reader(r->st, p, 0, &rd, err) : -ENOMEM;
+	int rc = p ? regfs_storage_reader(r->st, p, 0, &rd, err) : -ENOMEM;
 	free(p);
 	char *buf = rc ? NULL : malloc(256 * 1024);
 	if (!rc && !buf)
@@ -311,7 +338,7 @@ static int op_open(struct registry *r, const char *name, struct upload_op *op, b
 		   struct regfs_err *err)
 {
 	char *p = regfs_layout_upload_data(name, op->uuid);
-	int rc = p ? r->st->ops->writer(r->st, p, append, &op->w, err) : -ENOMEM;
+	int rc = p ? regfs_storage_writer(r->st, p, append, &op->w, err) : -ENOMEM;
 	free(p);
 	if (rc)
 		return rc;
@@ -361,25 +388,24 @@ static int parse_content_range(const char *h, uint64_t *start, uint64_t *end)
  * session is opened when its length is not the Content-Length, or a bound
  * overflows. Without Content-Length (chunked) the length is not known here.
  * MHD_YES when the request may go on. */
-static enum MHD_Result range_matches_body(HANDLER_ARGS, bool *refused)
+static enum MHD_Result range_matches_body(struct registry *r, struct request *q, bool *refused)
 {
-	(void)data; (void)size;
 	*refused = false;
-	const char *cr = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_RANGE);
+	const char *cr = request_header(q, MHD_HTTP_HEADER_CONTENT_RANGE);
 	if (!cr || !*cr)
 		return MHD_YES;
 	uint64_t a, b;
 	int rc = parse_content_range(cr, &a, &b);
 	if (rc == -EINVAL)
 		return MHD_YES; /* answered 400 below, with the session's state */
-	const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *cl = request_header(q, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
 	if (rc == 0 && (!cl || (n > 0 && b - a == n - 1)))
 		return MHD_YES;
 	*refused = true;
-	return ERR(416, "BLOB_UPLOAD_INVALID", "Content-Range \"%.100s\" does not match the "
-		   "body (%s bytes): nothing stored; send <start>-<start+length-1>", cr,
-		   cl ? cl : "?");
+	return respond_errorf(r, q, 416, "BLOB_UPLOAD_INVALID", "Content-Range \"%.100s\" does not "
+			      "match the body (%s bytes): nothing stored; send "
+			      "<start>-<start+length-1>", cr, cl ? cl : "?");
 }
 
 static void op_fail(struct upload_op *op, int rc)
@@ -432,7 +458,7 @@ static int publish_and_link(struct registry *r, const char *name, struct upload_
 	gc_writer_begin(r);
 	gc_note_referenced(r, digest);
 	if (rc == 0)
-		rc = op->w->publish(op->w, dst, e);
+		rc = regfs_writer_publish(op->w, dst, e);
 	bool existed = rc == -EEXIST;
 	/* discarded: remove the data while the lock is still held, so a request
 	 * waiting for the session finds it gone rather than resumable */
@@ -453,7 +479,7 @@ static int publish_and_link(struct registry *r, const char *name, struct upload_
 }
 
 /* Finishes PUT / monolithic POST: verify, publish, link, drop the session. */
-static enum MHD_Result op_finish(HANDLER_ARGS)
+static enum MHD_Result op_finish(struct registry *r, struct request *q)
 {
 	struct upload_op *op = q->up;
 	struct regfs_err e = {0};
@@ -465,8 +491,8 @@ static enum MHD_Result op_finish(HANDLER_ARGS)
 		op->w = NULL;
 		free(updir);
 		if (rc == -ENOENT || rc == -EBUSY)
-			return session_lost(r, c, method, url, q, data, size);
-		return STORAGE_ERR(&e);
+			return session_lost(r, q);
+		return respond_storage_error(r, q, &e);
 	}
 	regfs_hasher_final(op->h, got);
 	regfs_hasher_free(op->h);
@@ -482,7 +508,7 @@ static enum MHD_Result op_finish(HANDLER_ARGS)
 		char msg[3 * REGFS_DIGEST_MAX];
 		snprintf(msg, sizeof msg, "provided digest %s does not match uploaded content (%s); "
 			 "the upload was discarded", op->digest, got);
-		return respond_error(r, c, method, url, q->t0_us, 400, "DIGEST_INVALID", msg, detail);
+		return respond_error(r, q, 400, "DIGEST_INVALID", msg, detail);
 	}
 	/* The writer (and its lock) stays open through the publish, so no other
 	 * request can write the data between verification and publication. */
@@ -491,50 +517,42 @@ static enum MHD_Result op_finish(HANDLER_ARGS)
 		regfs_storage_del(r->st, updir, NULL);
 	free(updir);
 	if (rc == -ENOENT) /* cancelled while it was being finished */
-		return upload_unknown(r, c, method, url, q, data, size);
+		return upload_unknown(r, q);
 	if (rc)
-		return STORAGE_ERR(&e);
+		return respond_storage_error(r, q, &e);
 	log_debug("blob %s (%" PRIu64 " bytes) stored in %s", got, op->size, q->rt.name);
-	return blob_created(r, c, method, url, q, data, size, got);
-}
-
-static enum MHD_Result fail_answer(HANDLER_ARGS)
-{
-	if (q->fail_status)
-		return respond_error(r, c, method, url, q->t0_us, (unsigned)q->fail_status,
-				     q->fail_code, q->fail_msg, NULL);
-	return STORAGE_ERR(&q->up->err);
+	return blob_created(r, q, got);
 }
 
 /* Drives the body of PATCH / PUT / monolithic POST once `q->up` is open. */
-static enum MHD_Result op_body(HANDLER_ARGS)
+static enum MHD_Result op_body(struct registry *r, struct request *q)
 {
 	struct upload_op *op = q->up;
-	if (*size) {
-		op_consume(op, data, *size);
-		*size = 0;
+	if (*q->size) {
+		op_consume(op, q->data, *q->size);
+		*q->size = 0;
 		return MHD_YES;
 	}
-	if (op->failed || q->fail_status) {
+	if (op->failed) {
 		/* the writer state is uncertain: drop the hash state */
 		if (op->w) {
 			op->w->close(op->w, NULL);
 			op->w = NULL;
 		}
-		return fail_answer(r, c, method, url, q, data, size);
+		return respond_storage_error(r, q, &op->err);
 	}
 	if (op->mode == OP_SESSION)
-		return upload_progress(r, c, method, url, q, data, size, 202, op->uuid, 0);
+		return upload_progress(r, q, 202, op->uuid, 0);
 	if (op->mode == OP_MOUNTED)
-		return blob_created(r, c, method, url, q, data, size, op->digest);
+		return blob_created(r, q, op->digest);
 	if (op->mode == OP_PATCH) {
 		struct regfs_err e = {0};
 		int rc = op->w->close(op->w, &e);
 		op->w = NULL;
 		if (rc == -ENOENT || rc == -EBUSY)
-			return session_lost(r, c, method, url, q, data, size);
+			return session_lost(r, q);
 		if (rc)
-			return STORAGE_ERR(&e);
+			return respond_storage_error(r, q, &e);
 		if (!session_exists(r, q->rt.name, op->uuid)) {
 			/* cancelled while this PATCH ran (on S3 a DELETE can miss the
 			 * lease created at the same moment): drop what it left */
@@ -542,13 +560,13 @@ static enum MHD_Result op_body(HANDLER_ARGS)
 			if (d)
 				regfs_storage_del(r->st, d, NULL);
 			free(d);
-			return upload_unknown(r, c, method, url, q, data, size);
+			return upload_unknown(r, q);
 		}
 		uc_give(r->uc, op->uuid, op->alg, op->h, op->size);
 		op->h = NULL;
-		return upload_progress(r, c, method, url, q, data, size, 202, op->uuid, op->size);
+		return upload_progress(r, q, 202, op->uuid, op->size);
 	}
-	return op_finish(r, c, method, url, q, data, size);
+	return op_finish(r, q);
 }
 
 static struct upload_op *op_new(struct registry *r, enum op_mode mode)
@@ -564,15 +582,16 @@ static struct upload_op *op_new(struct registry *r, enum op_mode mode)
 
 /* ---- endpoints ---- */
 
-static enum MHD_Result post_upload(HANDLER_ARGS)
+/* POST: a new session, a monolithic upload, or a cross-repository mount. */
+enum MHD_Result h_upload_start(struct registry *r, struct request *q)
 {
 	if (q->started)
-		return q->up ? op_body(r, c, method, url, q, data, size) : MHD_NO;
+		return q->up ? op_body(r, q) : MHD_NO;
 	q->started = true;
 	struct regfs_err e = {0};
-	const char *mount = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "mount");
-	const char *from = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "from");
-	const char *dg = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "digest");
+	const char *mount = request_query(q, "mount");
+	const char *from = request_query(q, "from");
+	const char *dg = request_query(q, "digest");
 	if (mount && regfs_digest_valid(mount) && from && regfs_name_valid(from)) {
 		char *src = regfs_layout_layer_link(from, mount);
 		char *blob = regfs_layout_blob_data(mount);
@@ -586,7 +605,7 @@ static enum MHD_Result post_upload(HANDLER_ARGS)
 			free(src);
 			free(blob);
 			if (rc)
-				return STORAGE_ERR(&e);
+				return respond_storage_error(r, q, &e);
 			log_debug("blob %s mounted from %s into %s", mount, from, q->rt.name);
 			q->up = op_new(r, OP_MOUNTED);
 			if (!q->up)
@@ -601,7 +620,8 @@ static enum MHD_Result post_upload(HANDLER_ARGS)
 	}
 	enum regfs_digest_alg alg = REGFS_SHA256;
 	if (dg && regfs_digest_parse(dg, &alg, NULL, NULL) != 0)
-		return ERR(400, "DIGEST_INVALID", "invalid digest parameter \"%.140s\"", dg);
+		return respond_errorf(r, q, 400, "DIGEST_INVALID", "invalid digest parameter "
+				      "\"%.140s\"", dg);
 	struct upload_op *op = op_new(r, dg ? OP_POST_MONO : OP_SESSION);
 	if (!op)
 		return MHD_NO;
@@ -611,18 +631,18 @@ static enum MHD_Result post_upload(HANDLER_ARGS)
 		snprintf(op->digest, sizeof op->digest, "%s", dg);
 	int rc = session_create(r, q->rt.name, op->uuid, &e);
 	if (rc)
-		return STORAGE_ERR(&e);
+		return respond_storage_error(r, q, &e);
 	char *p = regfs_layout_upload_data(q->rt.name, op->uuid);
-	rc = p ? r->st->ops->writer(r->st, p, false, &op->w, &e) : -ENOMEM;
+	rc = p ? regfs_storage_writer(r->st, p, false, &op->w, &e) : -ENOMEM;
 	free(p);
 	if (rc)
-		return STORAGE_ERR(&e);
+		return respond_storage_error(r, q, &e);
 	if (!dg) {
 		/* a plain session: the empty data object makes it resumable */
 		rc = op->w->close(op->w, &e);
 		op->w = NULL;
 		if (rc)
-			return STORAGE_ERR(&e);
+			return respond_storage_error(r, q, &e);
 		return MHD_YES;
 	}
 	op->h = regfs_hasher_new(alg);
@@ -631,40 +651,36 @@ static enum MHD_Result post_upload(HANDLER_ARGS)
 	return MHD_YES;
 }
 
-static enum MHD_Result patch_or_put(HANDLER_ARGS, bool put)
+/* PATCH (mode OP_PATCH) or PUT (OP_PUT) of an upload session. */
+static enum MHD_Result patch_or_put(struct registry *r, struct request *q, enum op_mode mode)
 {
 	if (q->started)
-		return op_body(r, c, method, url, q, data, size);
+		return op_body(r, q);
 	q->started = true;
 	const char *uuid = q->rt.ref;
-	if (q->rt.ref_truncated || !regfs_layout_uuid_valid(uuid) ||
-	    !session_exists(r, q->rt.name, uuid))
-		return upload_unknown(r, c, method, url, q, data, size);
+	if (!known_session(r, q))
+		return upload_unknown(r, q);
 	bool refused;
-	enum MHD_Result res = range_matches_body(r, c, method, url, q, data, size, &refused);
+	enum MHD_Result res = range_matches_body(r, q, &refused);
 	if (refused)
 		return res;
-	struct upload_op *op = op_new(r, put ? OP_PUT : OP_PATCH);
+	struct upload_op *op = op_new(r, mode);
 	if (!op)
 		return MHD_NO;
 	q->up = op;
 	snprintf(op->uuid, sizeof op->uuid, "%.36s", uuid);
-	if (put) {
-		const char *dg = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "digest");
+	if (mode == OP_PUT) {
+		const char *dg = request_query(q, "digest");
 		if (!dg || regfs_digest_parse(dg, &op->alg, NULL, NULL) != 0)
-			return ERR(400, "DIGEST_INVALID", "PUT to finish an upload needs a valid "
-				   "?digest= parameter (got \"%.140s\")", dg ? dg : "");
+			return respond_errorf(r, q, 400, "DIGEST_INVALID", "PUT to finish an upload needs a valid "
+					      "?digest= parameter (got \"%.140s\")", dg ? dg : "");
 		snprintf(op->digest, sizeof op->digest, "%s", dg);
 	}
 	struct regfs_err e = {0};
 	int rc = op_open(r, q->rt.name, op, true, &e);
-	if (rc == -ENOENT)
-		return upload_unknown(r, c, method, url, q, data, size);
-	if (rc == -EBUSY)
-		return upload_busy(r, c, method, url, q, data, size);
 	if (rc)
-		return STORAGE_ERR(&e);
-	const char *cr = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_RANGE);
+		return session_failed(r, q, rc, &e);
+	const char *cr = request_header(q, MHD_HTTP_HEADER_CONTENT_RANGE);
 	uint64_t a, b;
 	if (cr && *cr && (parse_content_range(cr, &a, &b) || a != op->size)) {
 		/* refused: release the session before answering, so the client's
@@ -674,47 +690,37 @@ static enum MHD_Result patch_or_put(HANDLER_ARGS, bool put)
 	}
 	if (cr && *cr) {
 		if (parse_content_range(cr, &a, &b))
-			return ERR(400, "BLOB_UPLOAD_INVALID", "invalid Content-Range \"%.100s\": "
-				   "expected <start>-<end>", cr);
+			return respond_errorf(r, q, 400, "BLOB_UPLOAD_INVALID", "invalid Content-Range \"%.100s\": "
+					      "expected <start>-<end>", cr);
 		if (a != op->size) {
 			/* out of order: tell the client where we are */
-			struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"",
-										    MHD_RESPMEM_PERSISTENT);
-			if (resp) {
-				char loc[ROUTE_NAME_MAX + 160], range[48];
-				location(r, loc, sizeof loc, q->rt.name, "blobs/uploads", op->uuid);
-				snprintf(range, sizeof range, "0-%" PRIu64, op->size ? op->size - 1 : 0);
-				MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, loc);
-				MHD_add_response_header(resp, MHD_HTTP_HEADER_RANGE, range);
-				MHD_add_response_header(resp, "Docker-Upload-UUID", op->uuid);
-				MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-							"application/json; charset=utf-8");
-			}
 			log_debug("upload %s: chunk starts at %" PRIu64 ", stored size is %" PRIu64,
 				  op->uuid, a, op->size);
-			return respond(r, c, method, url, q->t0_us, 416, resp, 0);
+			return upload_progress(r, q, 416, op->uuid, op->size);
 		}
 	}
 	return MHD_YES;
 }
 
-static enum MHD_Result status_or_cancel(HANDLER_ARGS, bool cancel)
+/* DELETE: cancels the upload. */
+static enum MHD_Result upload_cancel(struct registry *r, struct request *q)
+{
+	if (!known_session(r, q))
+		return upload_unknown(r, q);
+	struct regfs_err e = {0};
+	char *d = regfs_layout_upload_dir(q->rt.name, q->rt.ref);
+	int rc = d ? regfs_storage_del(r->st, d, &e) : -ENOMEM;
+	free(d);
+	return respond_removed(r, q, rc, &e, 204, upload_unknown);
+}
+
+/* GET/HEAD: the upload's progress. */
+static enum MHD_Result upload_status(struct registry *r, struct request *q)
 {
 	const char *uuid = q->rt.ref;
-	if (q->rt.ref_truncated || !regfs_layout_uuid_valid(uuid) ||
-	    !session_exists(r, q->rt.name, uuid))
-		return upload_unknown(r, c, method, url, q, data, size);
+	if (!known_session(r, q))
+		return upload_unknown(r, q);
 	struct regfs_err e = {0};
-	if (cancel) {
-		char *d = regfs_layout_upload_dir(q->rt.name, uuid);
-		int rc = d ? regfs_storage_del(r->st, d, &e) : -ENOMEM;
-		free(d);
-		if (rc == -ENOENT)
-			return upload_unknown(r, c, method, url, q, data, size);
-		if (rc)
-			return STORAGE_ERR(&e);
-		return respond_body(r, c, method, url, q->t0_us, 204, NULL, "", 0, false);
-	}
 	/* The stored object's size, without taking the session's lock; an
 	 * upload distribution's S3 driver left in progress has no object yet:
 	 * only a writer knows its size. */
@@ -724,37 +730,23 @@ static enum MHD_Result status_or_cancel(HANDLER_ARGS, bool cancel)
 	uint64_t stored = st.size;
 	struct regfs_writer *w = NULL;
 	if (rc == -ENOENT)
-		rc = r->st->ops->writer(r->st, p, true, &w, &e);
+		rc = regfs_storage_writer(r->st, p, true, &w, &e);
 	free(p);
-	if (rc == -ENOENT)
-		return upload_unknown(r, c, method, url, q, data, size);
-	if (rc == -EBUSY)
-		return upload_busy(r, c, method, url, q, data, size);
 	if (rc)
-		return STORAGE_ERR(&e);
+		return session_failed(r, q, rc, &e);
 	if (w) {
 		stored = w->size(w);
 		w->close(w, NULL);
 	}
-	return upload_progress(r, c, method, url, q, data, size, 204, uuid, stored);
+	return upload_progress(r, q, 204, uuid, stored);
 }
 
-enum MHD_Result h_upload(HANDLER_ARGS)
+enum MHD_Result h_upload(struct registry *r, struct request *q)
 {
-	if (!q->started && !q->rt.name_ok)
-		return ERR(400, "NAME_INVALID", "invalid repository name: %s", q->rt.name);
-	if (q->kind == R_UPLOAD_START) {
-		if (!strcmp(method, "POST"))
-			return post_upload(r, c, method, url, q, data, size);
-		return ERR(405, "UNSUPPORTED", "method %s not allowed on %s", method, url);
+	switch (q->m) {
+	case HTTP_PATCH: return patch_or_put(r, q, OP_PATCH);
+	case HTTP_PUT: return patch_or_put(r, q, OP_PUT);
+	case HTTP_DELETE: return upload_cancel(r, q);
+	default: return upload_status(r, q);
 	}
-	if (!strcmp(method, "PATCH"))
-		return patch_or_put(r, c, method, url, q, data, size, false);
-	if (!strcmp(method, "PUT"))
-		return patch_or_put(r, c, method, url, q, data, size, true);
-	if (!strcmp(method, "GET") || !strcmp(method, "HEAD"))
-		return status_or_cancel(r, c, method, url, q, data, size, false);
-	if (!strcmp(method, "DELETE"))
-		return status_or_cancel(r, c, method, url, q, data, size, true);
-	return ERR(405, "UNSUPPORTED", "method %s not allowed on uploads", method);
 }

@@ -3,11 +3,16 @@
  * A driver stores opaque objects under "/"-separated paths relative to its
  * root (e.g. "/docker/registry/v2/blobs/sha256/ab/ab…/data"); the driver adds
  * its own root (a directory, or a bucket + prefix). Paths always start with
- * "/" and never contain "." or ".." components (callers build them through
- * layout.h; drivers still reject anything else with -EINVAL).
+ * "/" and never contain empty, "." or ".." components (callers build them
+ * through layout.h; the base still rejects anything else with -EINVAL).
  *
- * The registry, garbage collection and tests speak only to this interface and
- * to layout.h. Drivers: filesystem (storage_fs.c) and S3 (storage_s3.c).
+ * The registry, garbage collection and tests speak only to the
+ * regfs_storage_* functions and to layout.h. Layers:
+ *   storage.c   the base: checks paths once, names the driver in every
+ *               error, answers -ENOTSUP for optional operations a driver
+ *               lacks, then calls the driver's table
+ *   fs.c        the filesystem driver
+ *   s3*.c       the S3 driver (s3_internal.h lists its files)
  *
  * All functions are thread-safe for concurrent calls on different paths and
  * for concurrent readers of the same path. Errors: -ENOENT (path missing),
@@ -35,11 +40,14 @@ struct regfs_stat_info {
  * Return non-zero to stop the listing early (list() then returns 0). */
 typedef int (*regfs_list_cb)(const char *path, void *ud);
 
-/* A sequential reader from an offset. */
+/* A sequential reader from an offset, from regfs_storage_reader(). The
+ * methods are the driver's; callers use regfs_reader_read() and
+ * regfs_reader_close() (end of this file). */
 struct regfs_reader {
 	/* Reads up to len bytes; returns bytes read (0 at end) or negative errno. */
 	ssize_t (*read)(struct regfs_reader *r, void *buf, size_t len, struct regfs_err *err);
 	void (*close)(struct regfs_reader *r);
+	const char *driver; /* set by regfs_storage_reader(): the driver's name */
 };
 
 /* An append-only writer (distribution's FileWriter). Data written becomes
@@ -56,7 +64,10 @@ struct regfs_reader {
  * for a fresh path nobody else knows yet, such as a new upload's.
  * Opening with append=true never creates the object (-ENOENT when it is
  * gone): a session deleted or published while a request waited is never
- * brought back by that request. */
+ * brought back by that request.
+ *
+ * From regfs_storage_writer(). The methods are the driver's; callers use the
+ * regfs_writer_* functions (end of this file). */
 struct regfs_writer {
 	ssize_t (*write)(struct regfs_writer *w, const void *buf, size_t len, struct regfs_err *err);
 	uint64_t (*size)(struct regfs_writer *w);  /* total bytes including earlier sessions */
@@ -77,17 +88,21 @@ struct regfs_writer {
 	 * Releases the lock. Frees w. -ENOENT when the object was deleted while
 	 * the writer was open (its data went nowhere). */
 	int (*close)(struct regfs_writer *w, struct regfs_err *err);
+	const char *driver; /* set by regfs_storage_writer(): the driver's name */
 };
 
 struct regfs_storage;
 
+/* What a driver implements. The base layer (storage.c) has already checked
+ * every path it passes (see "Paths" below), so a driver handles only its
+ * backend. Every operation fills err on failure; the base makes sure the
+ * message names the driver. Optional operations may be NULL: the base then
+ * answers -ENOTSUP with a message. Callers never use this table: they call
+ * the regfs_storage_* functions below. */
 struct regfs_storage_ops {
 	const char *name; /* "filesystem", "s3" */
-	/* Whole-object read (small objects: links, manifests). *data is malloc'd
-	 * (NUL-terminated for convenience, *len excludes the NUL); caller frees. */
 	int (*get)(struct regfs_storage *s, const char *path, char **data, size_t *len,
 		   struct regfs_err *err);
-	/* Whole-object atomic write: readers see the old or the new content. */
 	int (*put)(struct regfs_storage *s, const char *path, const void *data, size_t len,
 		   struct regfs_err *err);
 	int (*reader)(struct regfs_storage *s, const char *path, uint64_t offset,
@@ -96,23 +111,16 @@ struct regfs_storage_ops {
 		      struct regfs_writer **out, struct regfs_err *err);
 	int (*stat)(struct regfs_storage *s, const char *path, struct regfs_stat_info *st,
 		    struct regfs_err *err);
-	/* Immediate children of a directory (order unspecified). -ENOENT if missing. */
 	int (*list)(struct regfs_storage *s, const char *path, regfs_list_cb cb, void *ud,
 		    struct regfs_err *err);
-	/* Atomic rename of an object; overwrites dst (never use it for blobs:
-	 * uploads publish through their writer, see publish above). */
 	int (*move)(struct regfs_storage *s, const char *src, const char *dst,
 		    struct regfs_err *err);
-	/* Deletes an object or a whole subtree. -ENOENT if nothing was there. */
 	int (*del)(struct regfs_storage *s, const char *path, struct regfs_err *err);
-	/* A URL a client can GET the object from directly (S3 presigned), valid for
-	 * `expires_s`. -ENOTSUP when the driver has none. *url malloc'd. */
+	/* Optional. */
 	int (*url_for)(struct regfs_storage *s, const char *path, int expires_s, char **url,
 		       struct regfs_err *err);
-	/* Optional (may be NULL): an open read-only fd for sendfile. */
 	int (*open_fd)(struct regfs_storage *s, const char *path, int *fd, uint64_t *size,
 		       struct regfs_err *err);
-	/* Optional: a cheap check that the backend answers (health). */
 	int (*health)(struct regfs_storage *s, struct regfs_err *err);
 	void (*free)(struct regfs_storage *s);
 };
@@ -132,20 +140,83 @@ struct regfs_s3_config;
 int regfs_storage_s3_new(const struct regfs_s3_config *cfg, struct regfs_storage **out,
 			 struct regfs_err *err);
 
-/* Convenience wrappers (NULL-safe err). */
-static inline int regfs_storage_get(struct regfs_storage *s, const char *p, char **d, size_t *l,
-				    struct regfs_err *e) { return s->ops->get(s, p, d, l, e); }
-static inline int regfs_storage_put(struct regfs_storage *s, const char *p, const void *d,
-				    size_t l, struct regfs_err *e) { return s->ops->put(s, p, d, l, e); }
-static inline int regfs_storage_stat(struct regfs_storage *s, const char *p,
-				     struct regfs_stat_info *st, struct regfs_err *e)
-{ return s->ops->stat(s, p, st, e); }
-static inline int regfs_storage_list(struct regfs_storage *s, const char *p, regfs_list_cb cb,
-				     void *ud, struct regfs_err *e) { return s->ops->list(s, p, cb, ud, e); }
-static inline int regfs_storage_move(struct regfs_storage *s, const char *a, const char *b,
-				     struct regfs_err *e) { return s->ops->move(s, a, b, e); }
-static inline int regfs_storage_del(struct regfs_storage *s, const char *p, struct regfs_err *e)
-{ return s->ops->del(s, p, e); }
-static inline void regfs_storage_free(struct regfs_storage *s) { if (s) s->ops->free(s); }
+/* ---- the operations (storage.c) ---------------------------------------------
+ *
+ * Paths: every path must start with "/" and consist of non-empty components
+ * other than "." and ".." ("/a//b", "/a/" and "/a/./b" are refused). "/"
+ * alone names the root and is accepted only by stat() and list(). A path that
+ * breaks the rule is refused with -EINVAL before the driver sees it.
+ *
+ * Errors: besides the codes in the heading, every failure fills err (when
+ * non-NULL and still empty) with a message that starts with the driver's
+ * label ("filesystem storage: ", "s3 storage: "). */
+
+/* "filesystem" or "s3": for logs. */
+const char *regfs_storage_name(const struct regfs_storage *s);
+
+/* Whole-object read (small objects: links, manifests). *data is malloc'd
+ * (NUL-terminated for convenience, *len excludes the NUL); caller frees.
+ * -EISDIR for a directory; -EFBIG for an object over the driver's limit for
+ * whole-object reads (filesystem: 64 MiB). */
+int regfs_storage_get(struct regfs_storage *s, const char *path, char **data, size_t *len,
+		      struct regfs_err *err);
+/* Whole-object atomic write: readers see the old or the new content. */
+int regfs_storage_put(struct regfs_storage *s, const char *path, const void *data, size_t len,
+		      struct regfs_err *err);
+/* A sequential reader from `offset` (past the end reads 0 bytes). The caller
+ * closes it with regfs_reader_close(). */
+int regfs_storage_reader(struct regfs_storage *s, const char *path, uint64_t offset,
+			 struct regfs_reader **out, struct regfs_err *err);
+/* A writer (see struct regfs_writer); -EBUSY when another writer holds the
+ * path, -ENOENT with append when nothing is there to continue. */
+int regfs_storage_writer(struct regfs_storage *s, const char *path, bool append,
+			 struct regfs_writer **out, struct regfs_err *err);
+int regfs_storage_stat(struct regfs_storage *s, const char *path, struct regfs_stat_info *st,
+		       struct regfs_err *err);
+/* Immediate children of a directory (order unspecified). -ENOENT if missing,
+ * -ENOTDIR when `path` is an object. */
+int regfs_storage_list(struct regfs_storage *s, const char *path, regfs_list_cb cb, void *ud,
+		       struct regfs_err *err);
+/* Atomic rename of an object; overwrites dst (never use it for blobs:
+ * uploads publish through their writer, see publish above). */
+int regfs_storage_move(struct regfs_storage *s, const char *src, const char *dst,
+		       struct regfs_err *err);
+/* Deletes an object or a whole subtree. -ENOENT if nothing was there. */
+int regfs_storage_del(struct regfs_storage *s, const char *path, struct regfs_err *err);
+
+/* The optional operations: -ENOTSUP when the driver has none.
+ * regfs_storage_supports() tells beforehand, for callers that choose a path
+ * (sendfile or a reader) without filling an error. */
+enum regfs_storage_optional {
+	REGFS_STORAGE_URL_FOR,
+	REGFS_STORAGE_OPEN_FD,
+	REGFS_STORAGE_HEALTH,
+};
+bool regfs_storage_supports(const struct regfs_storage *s, enum regfs_storage_optional op);
+/* A URL a client can GET the object from directly (S3 presigned), valid for
+ * `expires_s`. *url malloc'd. */
+int regfs_storage_url_for(struct regfs_storage *s, const char *path, int expires_s, char **url,
+			  struct regfs_err *err);
+/* An open read-only fd for sendfile (filesystem); the caller closes it. */
+int regfs_storage_open_fd(struct regfs_storage *s, const char *path, int *fd, uint64_t *size,
+			  struct regfs_err *err);
+/* A cheap check that the backend answers. */
+int regfs_storage_health(struct regfs_storage *s, struct regfs_err *err);
+
+/* Frees the driver (NULL-safe). Readers and writers must be closed first. */
+void regfs_storage_free(struct regfs_storage *s);
+
+/* ---- readers and writers ----------------------------------------------------
+ * Their methods, for callers: the same as calling through the struct, and
+ * publish() checks `dst` with the path rule above. */
+ssize_t regfs_reader_read(struct regfs_reader *r, void *buf, size_t len, struct regfs_err *err);
+void regfs_reader_close(struct regfs_reader *r); /* NULL-safe */
+ssize_t regfs_writer_write(struct regfs_writer *w, const void *buf, size_t len,
+			   struct regfs_err *err);
+uint64_t regfs_writer_size(struct regfs_writer *w);
+int regfs_writer_commit(struct regfs_writer *w, struct regfs_err *err);
+int regfs_writer_cancel(struct regfs_writer *w, struct regfs_err *err);
+int regfs_writer_publish(struct regfs_writer *w, const char *dst, struct regfs_err *err);
+int regfs_writer_close(struct regfs_writer *w, struct regfs_err *err); /* NULL-safe */
 
 #endif

@@ -1,9 +1,10 @@
 /* fs.c — the filesystem storage driver (registry:2's "filesystem").
  *
  * Objects are plain files under the root directory, with the same layout as
- * registry:2, so either program can serve the other's directory. Every path
- * is validated (absolute, no "."/".."/empty components) before it is joined
- * to the root, so no request can name a file outside it.
+ * registry:2, so either program can serve the other's directory. The base
+ * (storage.c) has validated every path (absolute, no "."/".."/empty
+ * components) before it reaches this file, so joining it to the root never
+ * names a file outside the root. No direct URLs (url_for is left NULL).
  *
  * Whole-object writes (put) go to a temporary file ".tmp-*" in the target
  * directory that is fdatasync'ed and renamed over the target: readers see
@@ -13,8 +14,9 @@
  * every call works on its own file descriptors, so no lock is needed. The
  * temp-name counter is atomic. Writers lock their file (see the writer
  * section) so that one upload has one writer across processes. */
-#include <regfs/storage.h>
+#include <regfs/dynbuf.h>
 #include <regfs/log.h>
+#include <regfs/storage.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -28,7 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define FS_GET_MAX (64u * 1024 * 1024) /* get() is for links and manifests */
+#define FS_GET_MAX (64u * 1024 * 1024) /* get() is for links and manifests: its cap */
 #define TMP_PREFIX ".tmp-"
 
 struct fs_storage {
@@ -40,34 +42,12 @@ static atomic_uint_fast64_t tmp_counter;
 
 /* ---- paths ---------------------------------------------------------------- */
 
-/* A driver path: starts with '/', then non-empty components that are not
- * "." or "..". "/" alone names the root (allowed for stat/list). */
-static int check_path(const char *path, bool allow_root, struct regfs_err *err)
+static const struct fs_storage *fss(const struct regfs_storage *s)
 {
-	if (!path || path[0] != '/')
-		return regfs_errf(err, -EINVAL, "filesystem storage: invalid path \"%s\": must start with /",
-				  path ? path : "(null)");
-	if (path[1] == '\0') {
-		if (allow_root)
-			return 0;
-		return regfs_errf(err, -EINVAL, "filesystem storage: refusing to operate on the root \"/\"");
-	}
-	const char *p = path + 1;
-	for (;;) {
-		const char *slash = strchr(p, '/');
-		size_t n = slash ? (size_t)(slash - p) : strlen(p);
-		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
-			return regfs_errf(err, -EINVAL,
-					  "filesystem storage: invalid path \"%s\": empty, \".\" or \"..\" component",
-					  path);
-		if (!slash)
-			break;
-		p = slash + 1;
-	}
-	return 0;
+	return (const struct fs_storage *)s;
 }
 
-/* Joins root and a validated path into buf (PATH_MAX). */
+/* Joins root and a path the base validated into buf (PATH_MAX). */
 static int full_path(const struct fs_storage *fs, const char *path, char *buf,
 		     struct regfs_err *err)
 {
@@ -142,76 +122,78 @@ static int write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
+/* Appends everything fd holds until EOF to b: 0, -E2BIG past b's cap,
+ * -ENOMEM, or the read's -errno. */
+static int read_into(int fd, struct dynbuf *b)
+{
+	char chunk[64 * 1024];
+	for (;;) {
+		ssize_t k = read(fd, chunk, sizeof chunk);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return k < 0 ? -errno : 0;
+		int r = dynbuf_add(b, chunk, (size_t)k);
+		if (r)
+			return r;
+	}
+}
+
+/* Opens the object at `path` read-only, refusing directories: the fd, with
+ * *st filled and the full path in `full` (PATH_MAX), or an error naming
+ * `op`. */
+static int open_ro(const struct regfs_storage *s, const char *path, const char *op, char *full,
+		   struct stat *st, struct regfs_err *err)
+{
+	int r = full_path(fss(s), path, full, err);
+	if (r)
+		return r;
+	int fd = open(full, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fs_fail(err, errno, op, full);
+	if (fstat(fd, st) != 0)
+		r = fs_fail(err, errno, "stat", full);
+	else if (S_ISDIR(st->st_mode))
+		r = regfs_errf(err, -EISDIR, "filesystem storage: %s %s: is a directory", op, full);
+	if (r) {
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
 /* ---- get / put ------------------------------------------------------------ */
 
 static int fs_get(struct regfs_storage *s, const char *path, char **data, size_t *len,
 		  struct regfs_err *err)
 {
-	struct fs_storage *fs = (struct fs_storage *)s;
 	char full[PATH_MAX];
-	int r;
-	if ((r = check_path(path, false, err)) || (r = full_path(fs, path, full, err)))
-		return r;
-	int fd = open(full, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return fs_fail(err, errno, "read", full);
 	struct stat st;
-	if (fstat(fd, &st) != 0) {
-		r = fs_fail(err, errno, "stat", full);
-		close(fd);
-		return r;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		close(fd);
-		return regfs_errf(err, -EISDIR, "filesystem storage: read %s: is a directory", full);
-	}
+	int r, fd = open_ro(s, path, "read", full, &st, err);
+	if (fd < 0)
+		return fd;
 	if ((uint64_t)st.st_size > FS_GET_MAX) {
 		close(fd);
 		return regfs_errf(err, -EFBIG, "filesystem storage: read %s: %lld bytes is more than the %u-byte limit for whole-object reads",
 				  full, (long long)st.st_size, FS_GET_MAX);
 	}
-	/* Read until EOF rather than trusting st_size: the file may be replaced. */
-	size_t cap = (size_t)st.st_size + 1, n = 0;
-	char *buf = malloc(cap);
-	if (!buf) {
-		close(fd);
-		return regfs_errf(err, -ENOMEM, "filesystem storage: out of memory reading %s", full);
-	}
-	for (;;) {
-		if (n + 1 >= cap) {
-			if (cap > FS_GET_MAX) {
-				free(buf);
-				close(fd);
-				return regfs_errf(err, -EFBIG, "filesystem storage: read %s: larger than the %u-byte limit",
-						  full, FS_GET_MAX);
-			}
-			char *nb = realloc(buf, cap * 2);
-			if (!nb) {
-				free(buf);
-				close(fd);
-				return regfs_errf(err, -ENOMEM, "filesystem storage: out of memory reading %s", full);
-			}
-			buf = nb;
-			cap *= 2;
-		}
-		ssize_t k = read(fd, buf + n, cap - 1 - n);
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			r = fs_fail(err, errno, "read", full);
-			free(buf);
-			close(fd);
-			return r;
-		}
-		if (k == 0)
-			break;
-		n += (size_t)k;
-	}
+	/* Read until EOF rather than trusting st_size: the file may be replaced.
+	 * The buffer's cap is the limit for whole-object reads. */
+	struct dynbuf b;
+	dynbuf_init(&b, FS_GET_MAX);
+	r = read_into(fd, &b);
 	close(fd);
-	buf[n] = '\0';
-	*data = buf;
-	*len = n;
-	return 0;
+	if (r == -E2BIG)
+		r = regfs_errf(err, -EFBIG, "filesystem storage: read %s: larger than the %u-byte limit",
+			       full, FS_GET_MAX);
+	else if (r == -ENOMEM)
+		r = regfs_errf(err, -ENOMEM, "filesystem storage: out of memory reading %s", full);
+	else if (r < 0)
+		r = fs_fail(err, -r, "read", full);
+	if (r == 0 && !(*data = dynbuf_take(&b, len)))
+		r = regfs_errf(err, -ENOMEM, "filesystem storage: out of memory reading %s", full);
+	dynbuf_free(&b);
+	return r;
 }
 
 /* Opens a fresh temp file next to `full` ("<dir>/.tmp-<base>-<pid>-<n>"). */
@@ -241,7 +223,7 @@ static int fs_put(struct regfs_storage *s, const char *path, const void *data, s
 	struct fs_storage *fs = (struct fs_storage *)s;
 	char full[PATH_MAX], tmp[PATH_MAX];
 	int r;
-	if ((r = check_path(path, false, err)) || (r = full_path(fs, path, full, err)))
+	if ((r = full_path(fs, path, full, err)))
 		return r;
 	int fd = open_temp(full, tmp);
 	if (fd < 0 && errno == ENOENT) {
@@ -294,41 +276,16 @@ static ssize_t fs_reader_read(struct regfs_reader *r, void *buf, size_t len, str
 
 static void fs_reader_close(struct regfs_reader *r)
 {
-	struct fs_reader *fr = (struct fs_reader *)r;
-	if (!fr)
-		return;
-	close(fr->fd);
-	free(fr);
-}
-
-/* Opens `full` read-only and refuses directories; fills *st. */
-static int open_file_ro(const char *full, struct stat *st, struct regfs_err *err)
-{
-	int fd = open(full, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return fs_fail(err, errno, "open", full);
-	if (fstat(fd, st) != 0) {
-		int r = fs_fail(err, errno, "stat", full);
-		close(fd);
-		return r;
-	}
-	if (S_ISDIR(st->st_mode)) {
-		close(fd);
-		return regfs_errf(err, -EISDIR, "filesystem storage: open %s: is a directory", full);
-	}
-	return fd;
+	close(((struct fs_reader *)r)->fd);
+	free(r);
 }
 
 static int fs_reader(struct regfs_storage *s, const char *path, uint64_t offset,
 		     struct regfs_reader **out, struct regfs_err *err)
 {
-	struct fs_storage *fs = (struct fs_storage *)s;
 	char full[PATH_MAX];
 	struct stat st;
-	int r;
-	if ((r = check_path(path, false, err)) || (r = full_path(fs, path, full, err)))
-		return r;
-	int fd = open_file_ro(full, &st, err);
+	int fd = open_ro(s, path, "open", full, &st, err);
 	if (fd < 0)
 		return fd;
 	struct fs_reader *fr = calloc(1, sizeof *fr);
@@ -458,7 +415,7 @@ static int fs_writer_publish(struct regfs_writer *w, const char *dst, struct reg
 	if (!fw->committed || fw->cancelled || fw->published)
 		return regfs_errf(err, -EINVAL, "filesystem storage: publish of %s before commit or twice",
 				  fw->full);
-	if ((r = check_path(dst, false, err)) || (r = full_path(fw->fs, dst, fdst, err)))
+	if ((r = full_path(fw->fs, dst, fdst, err)))
 		return r;
 	if (!same_inode(fw))
 		return regfs_errf(err, -ENOENT, "filesystem storage: %s was removed while it was being "
@@ -543,8 +500,7 @@ static int fs_writer(struct regfs_storage *s, const char *path, bool append,
 	if (!fw)
 		return regfs_errf(err, -ENOMEM, "filesystem storage: out of memory");
 	fw->fs = fs;
-	if ((r = check_path(path, false, err)) || (r = full_path(fs, path, fw->full, err)) ||
-	    (r = writer_open_locked(fw, append, err))) {
+	if ((r = full_path(fs, path, fw->full, err)) || (r = writer_open_locked(fw, append, err))) {
 		free(fw);
 		return r;
 	}
@@ -563,12 +519,11 @@ static int fs_writer(struct regfs_storage *s, const char *path, bool append,
 static int fs_stat(struct regfs_storage *s, const char *path, struct regfs_stat_info *si,
 		   struct regfs_err *err)
 {
-	struct fs_storage *fs = (struct fs_storage *)s;
 	char full[PATH_MAX];
-	struct stat st;
-	int r;
-	if ((r = check_path(path, true, err)) || (r = full_path(fs, path, full, err)))
+	int r = full_path(fss(s), path, full, err);
+	if (r)
 		return r;
+	struct stat st;
 	if (stat(full, &st) != 0)
 		return fs_fail(err, errno, "stat", full);
 	si->is_dir = S_ISDIR(st.st_mode);
@@ -580,10 +535,9 @@ static int fs_stat(struct regfs_storage *s, const char *path, struct regfs_stat_
 static int fs_list(struct regfs_storage *s, const char *path, regfs_list_cb cb, void *ud,
 		   struct regfs_err *err)
 {
-	struct fs_storage *fs = (struct fs_storage *)s;
 	char full[PATH_MAX];
-	int r;
-	if ((r = check_path(path, true, err)) || (r = full_path(fs, path, full, err)))
+	int r = full_path(fss(s), path, full, err);
+	if (r)
 		return r;
 	DIR *d = opendir(full);
 	if (!d) {
@@ -623,8 +577,7 @@ static int fs_move(struct regfs_storage *s, const char *src, const char *dst,
 	struct fs_storage *fs = (struct fs_storage *)s;
 	char fsrc[PATH_MAX], fdst[PATH_MAX];
 	int r;
-	if ((r = check_path(src, false, err)) || (r = check_path(dst, false, err)) ||
-	    (r = full_path(fs, src, fsrc, err)) || (r = full_path(fs, dst, fdst, err)))
+	if ((r = full_path(fs, src, fsrc, err)) || (r = full_path(fs, dst, fdst, err)))
 		return r;
 	if (rename(fsrc, fdst) == 0)
 		return 0;
@@ -638,12 +591,15 @@ static int fs_move(struct regfs_storage *s, const char *src, const char *dst,
 	return fs_fail(err, errno, "move", errno == ENOENT ? fsrc : fdst);
 }
 
-/* rm -rf of `name` inside directory fd `dirfd`. Entries that vanish
- * concurrently are not errors. Does not follow symlinks. */
+/* rm -rf of `name` inside directory fd `pfd`: 0 or -errno, -ENOENT when
+ * `name` itself is missing. Entries below it that vanish concurrently are
+ * not errors. Does not follow symlinks. */
 static int remove_tree(int pfd, const char *name, int depth)
 {
-	if (unlinkat(pfd, name, 0) == 0 || errno == ENOENT)
+	if (unlinkat(pfd, name, 0) == 0)
 		return 0;
+	if (errno == ENOENT) /* the top is the caller's question; below, a race */
+		return depth ? 0 : -ENOENT;
 	if (errno != EISDIR && errno != EPERM)
 		return -errno;
 	if (depth > 64)
@@ -672,37 +628,19 @@ static int remove_tree(int pfd, const char *name, int depth)
 
 static int fs_del(struct regfs_storage *s, const char *path, struct regfs_err *err)
 {
-	struct fs_storage *fs = (struct fs_storage *)s;
 	char full[PATH_MAX];
-	struct stat st;
-	int r;
-	if ((r = check_path(path, false, err)) || (r = full_path(fs, path, full, err)))
-		return r;
-	if (lstat(full, &st) != 0)
-		return fs_fail(err, errno, "delete", full);
-	r = remove_tree(AT_FDCWD, full, 0);
-	if (r < 0)
-		return fs_fail(err, -r, "delete", full);
-	return 0;
-}
-
-static int fs_url_for(struct regfs_storage *s, const char *path, int expires_s, char **url,
-		      struct regfs_err *err)
-{
-	(void)s; (void)path; (void)expires_s; (void)url;
-	return regfs_errf(err, -ENOTSUP, "filesystem storage has no direct URLs");
+	int r = full_path(fss(s), path, full, err);
+	if (r == 0 && (r = remove_tree(AT_FDCWD, full, 0)) < 0)
+		r = fs_fail(err, -r, "delete", full);
+	return r;
 }
 
 static int fs_open_fd(struct regfs_storage *s, const char *path, int *fd, uint64_t *size,
 		      struct regfs_err *err)
 {
-	struct fs_storage *fs = (struct fs_storage *)s;
 	char full[PATH_MAX];
 	struct stat st;
-	int r;
-	if ((r = check_path(path, false, err)) || (r = full_path(fs, path, full, err)))
-		return r;
-	r = open_file_ro(full, &st, err);
+	int r = open_ro(s, path, "open", full, &st, err);
 	if (r < 0)
 		return r;
 	*fd = r;
@@ -724,11 +662,8 @@ static int fs_health(struct regfs_storage *s, struct regfs_err *err)
 
 static void fs_free(struct regfs_storage *s)
 {
-	struct fs_storage *fs = (struct fs_storage *)s;
-	if (!fs)
-		return;
-	free(fs->root);
-	free(fs);
+	free(((struct fs_storage *)s)->root);
+	free(s);
 }
 
 static const struct regfs_storage_ops fs_ops = {
@@ -741,7 +676,6 @@ static const struct regfs_storage_ops fs_ops = {
 	.list = fs_list,
 	.move = fs_move,
 	.del = fs_del,
-	.url_for = fs_url_for,
 	.open_fd = fs_open_fd,
 	.health = fs_health,
 	.free = fs_free,

@@ -5,9 +5,11 @@
  * written by registry:2 is served unchanged and the other way round.
  * Directories are implicit: a "directory" is a prefix with objects below it.
  *
+ * The base (storage.c) has checked every path before it reaches this file.
  * Request layer, retries and error messages: s3_http.c. Reader (streaming
  * GET): s3_reader.c. Writer (multipart upload, append/resume): s3_writer.c,
- * on the calls in s3_multipart.c. */
+ * on the calls in s3_multipart.c, which also holds the server-side copies
+ * move() uses. No open_fd: S3 objects have no file descriptors. */
 #include "s3_internal.h"
 
 #include <errno.h>
@@ -20,6 +22,8 @@
 #include <openssl/evp.h>
 
 #include <regfs/config.h>
+#include <regfs/dynbuf.h>
+#include <regfs/fmt.h>
 #include <regfs/log.h>
 #include <regfs/sigv4.h>
 
@@ -32,92 +36,70 @@ struct s3_storage {
 
 static struct s3_client *cl(struct regfs_storage *s) { return &((struct s3_storage *)s)->c; }
 
-static int check_path(const char *path, struct regfs_err *err)
-{
-	if (!path || path[0] != '/')
-		return regfs_errf(err, -EINVAL, "invalid storage path \"%s\": must start with /", path ? path : "");
-	for (const char *p = path; *p;) {
-		const char *e = strchr(p + 1, '/');
-		size_t n = e ? (size_t)(e - p - 1) : strlen(p + 1);
-		if ((n == 1 && p[1] == '.') || (n == 2 && p[1] == '.' && p[2] == '.'))
-			return regfs_errf(err, -EINVAL, "invalid storage path \"%s\": no . or .. components", path);
-		if (!e)
-			break;
-		p = e;
-	}
-	return 0;
-}
-
 /* ---- get / put / stat ---- */
+
+/* Sends rq to the object at `path` (sets rq->key for the call). An answer
+ * other than `ok` becomes an error naming `op` (ok 0: any answer is the
+ * caller's). rs is always the caller's to free. */
+static int send_path(struct s3_client *c, const char *path, struct s3_req *rq, long ok,
+		     const char *op, struct s3_resp *rs, struct regfs_err *err)
+{
+	memset(rs, 0, sizeof *rs);
+	char *key = s3_key(c, path);
+	if (!key)
+		return s3_nomem(err);
+	rq->key = key;
+	int ret = s3_request(c, rq, rs, err);
+	if (ret == 0 && ok && rs->status != ok)
+		ret = s3_fail(c, rs, op, key, err);
+	rq->key = NULL;
+	free(key);
+	return ret;
+}
 
 static int s3_get(struct regfs_storage *s, const char *path, char **data, size_t *len,
 		  struct regfs_err *err)
 {
-	*data = NULL;
-	*len = 0;
-	int ret = check_path(path, err);
-	if (ret < 0)
-		return ret;
-	struct s3_client *c = cl(s);
-	char *key = s3_key(c, path);
-	if (!key)
-		return -ENOMEM;
-	struct s3_req rq = {.method = "GET", .key = key};
+	struct s3_req rq = {.method = "GET"};
 	struct s3_resp rs;
-	ret = s3_request(c, &rq, &rs, err);
-	if (ret == 0 && rs.status != 200)
-		ret = s3_fail(c, &rs, "reading", key, err);
+	int ret = send_path(cl(s), path, &rq, 200, "reading", &rs, err);
+	if (ret == 0 && !rs.body && !(rs.body = strdup("")))
+		ret = s3_nomem(err);
 	if (ret == 0) {
-		if (!rs.body) {
-			rs.body = strdup("");
-			if (!rs.body)
-				ret = -ENOMEM;
-		}
 		*data = rs.body;
 		*len = rs.len;
 		rs.body = NULL;
 	}
 	s3_resp_free(&rs);
-	free(key);
 	return ret;
 }
 
 static int s3_put(struct regfs_storage *s, const char *path, const void *data, size_t len,
 		  struct regfs_err *err)
 {
-	int ret = check_path(path, err);
-	if (ret < 0)
-		return ret;
 	struct s3_client *c = cl(s);
-	char *key = s3_key(c, path);
-	if (!key)
-		return -ENOMEM;
 	struct s3_hdr h[2] = {{"Content-Type", "application/octet-stream"},
 			      {"x-amz-server-side-encryption", "AES256"}};
-	struct s3_req rq = {.method = "PUT", .key = key, .body = data, .body_len = len, .has_body = true,
+	struct s3_req rq = {.method = "PUT", .body = data, .body_len = len, .has_body = true,
 			    .hdrs = h, .n_hdrs = c->encrypt ? 2 : 1};
 	struct s3_resp rs;
-	ret = s3_request(c, &rq, &rs, err);
-	if (ret == 0 && rs.status != 200)
-		ret = s3_fail(c, &rs, "writing", key, err);
+	int ret = send_path(c, path, &rq, 200, "writing", &rs, err);
 	s3_resp_free(&rs);
-	free(key);
 	return ret;
 }
 
-/* One page of ListObjectsV2. The caller frees *body. */
+/* One page of ListObjectsV2 (rs->status 200) or an error. */
 static int list_page(struct s3_client *c, const char *prefix, const char *delimiter, int max_keys,
 		     const char *token, struct s3_resp *rs, struct regfs_err *err)
 {
 	char *p = s3_qenc(prefix), *t = token ? s3_qenc(token) : NULL;
-	char *q = NULL;
-	int n = asprintf(&q, "list-type=2&prefix=%s%s%s&max-keys=%d%s%s", p ? p : "",
-			 delimiter ? "&delimiter=" : "", delimiter ? "%2F" : "", max_keys,
-			 t ? "&continuation-token=" : "", t ? t : "");
+	char *q = xasprintf("list-type=2&prefix=%s%s%s&max-keys=%d%s%s", p ? p : "",
+			    delimiter ? "&delimiter=" : "", delimiter ? "%2F" : "", max_keys,
+			    t ? "&continuation-token=" : "", t ? t : "");
 	free(p);
 	free(t);
-	if (n < 0)
-		return -ENOMEM;
+	if (!q)
+		return s3_nomem(err);
 	struct s3_req rq = {.method = "GET", .query = q};
 	int ret = s3_request(c, &rq, rs, err);
 	free(q);
@@ -128,119 +110,49 @@ static int list_page(struct s3_client *c, const char *prefix, const char *delimi
 	return ret;
 }
 
-static int s3_stat(struct regfs_storage *s, const char *path, struct regfs_stat_info *st,
-		   struct regfs_err *err)
+/* Called with each key under a prefix (and, when listing with the "/"
+ * delimiter, each common prefix, without its trailing "/"). 0 goes on, > 0
+ * stops the listing (each_key returns 0), < 0 stops it with that error. */
+typedef int (*key_cb)(const char *key, void *ud);
+
+/* The keys of one page: objects first, then common prefixes. */
+static int page_keys(const struct s3_resp *rs, key_cb cb, void *ud)
 {
-	memset(st, 0, sizeof *st);
-	int ret = check_path(path, err);
-	if (ret < 0)
-		return ret;
-	struct s3_client *c = cl(s);
-	char *key = s3_key(c, path);
-	if (!key)
-		return -ENOMEM;
-	struct s3_resp rs;
-	if (*key) {
-		struct s3_req rq = {.method = "HEAD", .key = key};
-		ret = s3_request(c, &rq, &rs, err);
-		if (ret == 0 && rs.status == 200) {
-			st->size = rs.content_length;
-			st->mtime = rs.last_modified;
-			st->is_dir = false;
-			s3_resp_free(&rs);
-			free(key);
-			return 0;
-		}
-		if (ret == 0 && rs.status != 404)
-			ret = s3_fail(c, &rs, "checking", key, err);
-		s3_resp_free(&rs);
-		if (ret < 0) {
-			free(key);
-			return ret;
-		}
-	}
-	/* Not an object: a directory when some key lies below it. */
-	char *prefix = NULL;
-	if (asprintf(&prefix, "%s%s", key, *key ? "/" : "") < 0) {
-		free(key);
-		return -ENOMEM;
-	}
-	ret = list_page(c, prefix, NULL, 1, NULL, &rs, err);
-	if (ret == 0) {
+	static const char *const elems[2][2] = {{"Contents", "Key"}, {"CommonPrefixes", "Prefix"}};
+	int ret = 0;
+	for (int pass = 0; pass < 2 && ret == 0; pass++) {
 		size_t pos = 0, n;
 		const char *in;
-		if (s3_xml_elem(rs.body, rs.len, "Contents", &pos, &in, &n)) {
-			st->is_dir = true;
-			char *lm = s3_xml_text(in, n, "LastModified");
-			st->mtime = s3_iso8601(lm);
-			free(lm);
-		} else if (*key) {
-			ret = regfs_errf(err, -ENOENT, "\"%s\" not found in S3 bucket \"%s\"", key, c->bucket);
-		} else {
-			st->is_dir = true; /* the (empty) root */
+		while (ret == 0 && s3_xml_elem(rs->body, rs->len, elems[pass][0], &pos, &in, &n)) {
+			char *k = s3_xml_text(in, n, elems[pass][1]);
+			if (!k)
+				continue;
+			size_t kl = strlen(k);
+			if (kl > 0 && k[kl - 1] == '/')
+				k[kl - 1] = '\0';
+			ret = cb(k, ud);
+			free(k);
 		}
-		s3_resp_free(&rs);
 	}
-	free(prefix);
-	free(key);
 	return ret;
 }
 
-/* ---- list ---- */
-
-static int s3_list(struct regfs_storage *s, const char *path, regfs_list_cb cb, void *ud,
-		   struct regfs_err *err)
+/* Every key starting with `prefix`, page by page (ListObjectsV2). */
+static int each_key(struct s3_client *c, const char *prefix, bool delimited, key_cb cb, void *ud,
+		    struct regfs_err *err)
 {
-	int ret = check_path(path, err);
-	if (ret < 0)
-		return ret;
-	struct s3_client *c = cl(s);
-	char *key = s3_key(c, path);
-	char *prefix = NULL;
-	if (!key || asprintf(&prefix, "%s%s", key, *key ? "/" : "") < 0) {
-		free(key);
-		return -ENOMEM;
-	}
-	/* Child paths are "<path>/<name>" in storage terms. */
-	const char *sep = strcmp(path, "/") == 0 ? "" : "/";
-	size_t plen = strlen(prefix);
 	char *token = NULL;
-	bool any = false, stop = false;
-	for (int page = 0; page < 1000000 && ret == 0 && !stop; page++) {
+	int ret = 0;
+	for (int page = 0; page < 1000000 && ret == 0; page++) {
 		struct s3_resp rs;
-		ret = list_page(c, prefix, "/", 1000, token, &rs, err);
+		ret = list_page(c, prefix, delimited ? "/" : NULL, 1000, token, &rs, err);
 		if (ret < 0)
 			break;
 		free(token);
 		token = NULL;
-		size_t pos = 0, n;
-		const char *in;
-		/* Objects first, then common prefixes (sub-"directories"). */
-		for (int pass = 0; pass < 2 && !stop; pass++) {
-			pos = 0;
-			const char *elem = pass == 0 ? "Contents" : "CommonPrefixes";
-			const char *field = pass == 0 ? "Key" : "Prefix";
-			while (!stop && s3_xml_elem(rs.body, rs.len, elem, &pos, &in, &n)) {
-				char *k = s3_xml_text(in, n, field);
-				if (!k)
-					continue;
-				size_t kl = strlen(k);
-				if (kl > 0 && k[kl - 1] == '/')
-					k[--kl] = '\0';
-				if (kl > plen && strncmp(k, prefix, plen) == 0) {
-					char *child = NULL;
-					if (asprintf(&child, "%s%s%s", path, sep, k + plen) >= 0) {
-						any = true;
-						if (cb(child, ud) != 0)
-							stop = true;
-						free(child);
-					}
-				}
-				free(k);
-			}
-		}
+		ret = page_keys(&rs, cb, ud);
 		char *trunc = s3_xml_text(rs.body, rs.len, "IsTruncated");
-		if (trunc && strcmp(trunc, "true") == 0)
+		if (ret == 0 && trunc && strcmp(trunc, "true") == 0)
 			token = s3_xml_text(rs.body, rs.len, "NextContinuationToken");
 		free(trunc);
 		s3_resp_free(&rs);
@@ -248,156 +160,148 @@ static int s3_list(struct regfs_storage *s, const char *path, regfs_list_cb cb, 
 			break;
 	}
 	free(token);
-	if (ret == 0 && !any && strcmp(path, "/") != 0)
+	return ret > 0 ? 0 : ret;
+}
+
+/* The object at `key`: 1 and *st filled, 0 when there is none, or an error. */
+static int stat_object(struct s3_client *c, const char *key, struct regfs_stat_info *st,
+		       struct regfs_err *err)
+{
+	struct s3_req rq = {.method = "HEAD", .key = key};
+	struct s3_resp rs;
+	int ret = s3_request(c, &rq, &rs, err);
+	if (ret == 0 && rs.status == 200) {
+		st->size = rs.content_length;
+		st->mtime = rs.last_modified;
+		st->is_dir = false;
+		ret = 1;
+	} else if (ret == 0 && rs.status != 404) {
+		ret = s3_fail(c, &rs, "checking", key, err);
+	}
+	s3_resp_free(&rs);
+	return ret;
+}
+
+/* Not an object: a directory when some key lies below it ("" is the root). */
+static int stat_dir(struct s3_client *c, const char *key, struct regfs_stat_info *st,
+		    struct regfs_err *err)
+{
+	char *prefix = xasprintf("%s%s", key, *key ? "/" : "");
+	if (!prefix)
+		return s3_nomem(err);
+	struct s3_resp rs;
+	int ret = list_page(c, prefix, NULL, 1, NULL, &rs, err);
+	free(prefix);
+	if (ret < 0)
+		return ret;
+	size_t pos = 0, n;
+	const char *in;
+	if (s3_xml_elem(rs.body, rs.len, "Contents", &pos, &in, &n)) {
+		st->is_dir = true;
+		char *lm = s3_xml_text(in, n, "LastModified");
+		st->mtime = s3_iso8601(lm);
+		free(lm);
+	} else if (*key) {
+		ret = regfs_errf(err, -ENOENT, "\"%s\" not found in S3 bucket \"%s\"", key, c->bucket);
+	} else {
+		st->is_dir = true; /* the (empty) root */
+	}
+	s3_resp_free(&rs);
+	return ret;
+}
+
+static int s3_stat(struct regfs_storage *s, const char *path, struct regfs_stat_info *st,
+		   struct regfs_err *err)
+{
+	memset(st, 0, sizeof *st);
+	struct s3_client *c = cl(s);
+	char *key = s3_key(c, path);
+	if (!key)
+		return s3_nomem(err);
+	int ret = *key ? stat_object(c, key, st, err) : 0;
+	if (ret == 0)
+		ret = stat_dir(c, key, st, err);
+	free(key);
+	return ret < 0 ? ret : 0;
+}
+
+/* ---- list ---- */
+
+struct list_ctx {
+	const char *path, *sep, *prefix;
+	size_t plen;
+	regfs_list_cb cb;
+	void *ud;
+	bool any;
+};
+
+/* Child paths are "<path>/<name>" in storage terms. */
+static int list_key(const char *k, void *ud)
+{
+	struct list_ctx *x = ud;
+	if (strlen(k) <= x->plen || strncmp(k, x->prefix, x->plen) != 0)
+		return 0;
+	char *child = xasprintf("%s%s%s", x->path, x->sep, k + x->plen);
+	if (!child)
+		return 0;
+	x->any = true;
+	int stop = x->cb(child, x->ud);
+	free(child);
+	return stop ? 1 : 0;
+}
+
+static int s3_list(struct regfs_storage *s, const char *path, regfs_list_cb cb, void *ud,
+		   struct regfs_err *err)
+{
+	struct s3_client *c = cl(s);
+	char *key = s3_key(c, path);
+	char *prefix = key ? xasprintf("%s%s", key, *key ? "/" : "") : NULL;
+	if (!prefix) {
+		free(key);
+		return s3_nomem(err);
+	}
+	bool root = strcmp(path, "/") == 0;
+	struct list_ctx x = {.path = path, .sep = root ? "" : "/", .prefix = prefix,
+			     .plen = strlen(prefix), .cb = cb, .ud = ud};
+	int ret = each_key(c, prefix, true, list_key, &x, err);
+	if (ret == 0 && !x.any && !root)
 		ret = regfs_errf(err, -ENOENT, "directory \"%s\" not found in S3 bucket \"%s\"", key, c->bucket);
 	free(prefix);
 	free(key);
 	return ret;
 }
 
-/* ---- move: server-side copy, then delete the source ---- */
-
-#define COPY_THREADS 8
-
-struct copy_job {
-	struct s3_client *c;
-	const char *src, *dst, *id, *src_etag;
-	uint64_t size;
-	int n, next, ret;
-	struct s3_part *parts;
-	struct regfs_err err;
-	pthread_mutex_t lock;
-};
-
-static void *copy_worker(void *ud)
+int s3_delete_req(struct s3_client *c, const char *key, const char *query, const char *op,
+		  struct regfs_err *err)
 {
-	struct copy_job *j = ud;
-	for (;;) {
-		pthread_mutex_lock(&j->lock);
-		int i = j->ret == 0 && j->next < j->n ? j->next++ : -1;
-		pthread_mutex_unlock(&j->lock);
-		if (i < 0)
-			return NULL;
-		uint64_t chunk = j->c->copy_chunk, from = (uint64_t)i * chunk;
-		uint64_t to = from + chunk - 1 < j->size - 1 ? from + chunk - 1 : j->size - 1;
-		struct regfs_err e = {0};
-		int ret = s3_mpu_copy_part(j->c, j->dst, j->id, i + 1, j->src, (int64_t)from,
-					   (int64_t)to, j->src_etag, &j->parts[i], &e);
-		j->parts[i].size = to - from + 1;
-		if (ret < 0) {
-			pthread_mutex_lock(&j->lock);
-			if (j->ret == 0) {
-				j->ret = ret;
-				j->err = e;
-			}
-			pthread_mutex_unlock(&j->lock);
-		}
-	}
-}
-
-/* One CopyObject. With cond: the source pinned to its ETag (AWS's header
- * and the one Ceph RGW reads) and If-None-Match: * on the destination, for
- * servers that honour it on copies (Ceph RGW 16 ignores it). */
-static int copy_single(struct s3_client *c, const char *src, const char *dst,
-		       const struct s3_cond *cond, struct regfs_err *err)
-{
-	char *source = s3_copy_source(c, src);
-	if (!source)
-		return -ENOMEM;
-	struct s3_hdr h[5] = {{"x-amz-copy-source", source}};
-	size_t nh = 1;
-	if (c->encrypt)
-		h[nh++] = (struct s3_hdr){"x-amz-server-side-encryption", "AES256"};
-	if (cond && cond->src_etag && *cond->src_etag) {
-		h[nh++] = (struct s3_hdr){"x-amz-copy-source-if-match", cond->src_etag};
-		h[nh++] = (struct s3_hdr){"x-amz-copy-if-match", cond->src_etag};
-	}
-	if (cond && cond->if_none_match)
-		h[nh++] = (struct s3_hdr){"If-None-Match", "*"};
-	struct s3_req rq = {.method = "PUT", .key = dst, .hdrs = h, .n_hdrs = nh, .has_body = true};
+	struct s3_req rq = {.method = "DELETE", .key = key, .query = query};
 	struct s3_resp rs;
 	int ret = s3_request(c, &rq, &rs, err);
-	free(source);
-	if (ret == 0 && rs.status == 412)
-		ret = regfs_errf(err, -ESTALE, "copy of \"%s\" to \"%s\" refused by its condition "
-				 "(the source changed, or the destination exists)", src, dst);
-	/* CopyObject may fail after answering 200: the error is in the body. */
-	else if (ret == 0 && (rs.status != 200 || (rs.body && strstr(rs.body, "<Error>"))))
-		ret = s3_fail(c, &rs, "copying", src, err);
+	if (ret == 0 && rs.status != 204 && rs.status != 200 && rs.status != 404)
+		ret = s3_fail(c, &rs, op, key, err);
 	s3_resp_free(&rs);
-	return ret;
-}
-
-int s3_copy_object(struct s3_client *c, const char *src, const char *dst, uint64_t size,
-		   const struct s3_cond *cond, struct regfs_err *err)
-{
-	if (size <= c->copy_threshold)
-		return copy_single(c, src, dst, cond, err);
-	char *id = NULL;
-	int ret = s3_mpu_create(c, dst, &id, err);
-	if (ret < 0)
-		return ret;
-	int n = (int)((size + c->copy_chunk - 1) / c->copy_chunk);
-	struct copy_job j = {.c = c, .src = src, .dst = dst, .id = id, .size = size, .n = n,
-			     .src_etag = cond ? cond->src_etag : NULL,
-			     .parts = calloc((size_t)n, sizeof(struct s3_part))};
-	pthread_mutex_init(&j.lock, NULL);
-	if (!j.parts) {
-		ret = -ENOMEM;
-	} else {
-		/* Parts are copied in parallel, as distribution does: S3 does the
-		 * work, we only wait, so a few requests in flight shorten commits. */
-		int nt = n < COPY_THREADS ? n : COPY_THREADS, started = 0;
-		pthread_t th[COPY_THREADS];
-		for (int i = 1; i < nt; i++)
-			if (pthread_create(&th[started], NULL, copy_worker, &j) == 0)
-				started++;
-		copy_worker(&j);
-		for (int i = 0; i < started; i++)
-			pthread_join(th[i], NULL);
-		ret = j.ret;
-		if (ret < 0)
-			regfs_errf(err, ret, "%s", regfs_err_str(&j.err));
-	}
-	if (ret == 0)
-		ret = s3_mpu_complete(c, dst, id, j.parts, n,
-				      &(struct s3_cond){.if_none_match = cond && cond->if_none_match}, err);
-	if (ret < 0)
-		s3_mpu_abort(c, dst, id, NULL);
-	pthread_mutex_destroy(&j.lock);
-	free(j.parts);
-	free(id);
 	return ret;
 }
 
 int s3_delete_key(struct s3_client *c, const char *key, struct regfs_err *err)
 {
-	struct s3_req rq = {.method = "DELETE", .key = key};
-	struct s3_resp rs;
-	int ret = s3_request(c, &rq, &rs, err);
-	if (ret == 0 && rs.status != 204 && rs.status != 200 && rs.status != 404)
-		ret = s3_fail(c, &rs, "deleting", key, err);
-	s3_resp_free(&rs);
-	return ret;
+	return s3_delete_req(c, key, NULL, "deleting", err);
 }
+
+/* ---- move: server-side copy (s3_multipart.c), then delete the source ---- */
 
 static int s3_move(struct regfs_storage *s, const char *src, const char *dst, struct regfs_err *err)
 {
-	int ret = check_path(src, err);
-	if (ret == 0)
-		ret = check_path(dst, err);
-	if (ret < 0)
-		return ret;
 	struct s3_client *c = cl(s);
 	struct regfs_stat_info st;
-	ret = s3_stat(s, src, &st, err);
+	int ret = s3_stat(s, src, &st, err);
 	if (ret == 0 && st.is_dir)
 		ret = regfs_errf(err, -EINVAL, "cannot move \"%s\": it is a directory (S3 moves objects only)", src);
 	if (ret < 0)
 		return ret;
 	char *ks = s3_key(c, src), *kd = s3_key(c, dst);
 	if (!ks || !kd)
-		ret = -ENOMEM;
+		ret = s3_nomem(err);
 	if (ret == 0)
 		ret = s3_copy_object(c, ks, kd, st.size, NULL, err);
 	if (ret == 0)
@@ -409,21 +313,27 @@ static int s3_move(struct regfs_storage *s, const char *src, const char *dst, st
 
 /* ---- delete: an object, or everything under a prefix ---- */
 
-static int delete_batch(struct s3_client *c, char **keys, int n, struct regfs_err *err)
+/* The DeleteObjects document for keys[0..n). */
+static int delete_body(struct dynbuf *b, char **keys, int n)
 {
-	size_t cap = 64, len = 0;
-	for (int i = 0; i < n; i++)
-		cap += strlen(keys[i]) * 6 + 32;
-	char *body = malloc(cap);
-	if (!body)
-		return -ENOMEM;
-	len += (size_t)snprintf(body, cap, "<Delete><Quiet>true</Quiet>");
-	for (int i = 0; i < n; i++) {
+	int ret = dynbuf_addstr(b, "<Delete><Quiet>true</Quiet>");
+	for (int i = 0; i < n && ret == 0; i++) {
 		char *e = s3_xml_escape(keys[i]);
-		len += (size_t)snprintf(body + len, cap - len, "<Object><Key>%s</Key></Object>", e ? e : "");
+		ret = e ? dynbuf_printf(b, "<Object><Key>%s</Key></Object>", e) : -ENOMEM;
 		free(e);
 	}
-	len += (size_t)snprintf(body + len, cap - len, "</Delete>");
+	return ret ? ret : dynbuf_addstr(b, "</Delete>");
+}
+
+static int delete_batch(struct s3_client *c, char **keys, int n, struct regfs_err *err)
+{
+	struct dynbuf b = DYNBUF_INIT(DYNBUF_NO_CAP); /* bounded by DELETE_BATCH keys */
+	if (delete_body(&b, keys, n) < 0) {
+		dynbuf_free(&b);
+		return s3_nomem(err);
+	}
+	const char *body = dynbuf_ptr(&b);
+	size_t len = dynbuf_len(&b);
 	/* DeleteObjects requires Content-MD5 (base64). */
 	unsigned char md5[16];
 	unsigned int mlen = 16;
@@ -449,83 +359,79 @@ static int delete_batch(struct s3_client *c, char **keys, int n, struct regfs_er
 		}
 	}
 	s3_resp_free(&rs);
-	free(body);
+	dynbuf_free(&b);
 	return ret;
+}
+
+struct del_ctx {
+	struct s3_client *c;
+	const char *key;
+	size_t kl;
+	char *batch[DELETE_BATCH];
+	int n, found;
+	struct regfs_err *err;
+};
+
+/* Deletes the batched keys (send) or only forgets them (after a failure). */
+static int flush_batch(struct del_ctx *x, bool send)
+{
+	int ret = send && x->n ? delete_batch(x->c, x->batch, x->n, x->err) : 0;
+	for (int i = 0; i < x->n; i++)
+		free(x->batch[i]);
+	x->n = 0;
+	return ret;
+}
+
+/* Keeps the key itself and key/...: "a/b" must not take "a/bc" with it. */
+static int del_key(const char *k, void *ud)
+{
+	struct del_ctx *x = ud;
+	if (x->kl && strcmp(k, x->key) != 0 && !(strncmp(k, x->key, x->kl) == 0 && k[x->kl] == '/'))
+		return 0;
+	if (!(x->batch[x->n] = strdup(k)))
+		return s3_nomem(x->err);
+	x->n++;
+	x->found++;
+	return x->n == DELETE_BATCH ? flush_batch(x, true) : 0;
+}
+
+/* Uploads in progress under a deleted directory (a purged _uploads/<id>)
+ * would otherwise hold their parts forever: abort them too. How many, or
+ * an error. */
+static int abort_uploads_under(struct s3_client *c, const char *key, struct regfs_err *err)
+{
+	size_t kl = strlen(key);
+	char *pfx = xasprintf("%s%s", key, kl ? "/" : "");
+	if (!pfx)
+		return s3_nomem(err);
+	int aborted = s3_mpu_abort_prefix(c, pfx, err);
+	if (aborted >= 0 && kl) /* the key itself may be an upload */
+		aborted += s3_mpu_abort_prefix(c, key, err) > 0;
+	free(pfx);
+	return aborted;
 }
 
 static int s3_del(struct regfs_storage *s, const char *path, struct regfs_err *err)
 {
-	int ret = check_path(path, err);
-	if (ret < 0)
-		return ret;
 	struct s3_client *c = cl(s);
+	struct del_ctx *x = calloc(1, sizeof *x);
 	char *key = s3_key(c, path);
-	if (!key)
-		return -ENOMEM;
-	size_t kl = strlen(key);
-	char **batch = calloc(DELETE_BATCH, sizeof *batch);
-	int nb = 0, found = 0;
-	char *token = NULL;
-	if (!batch)
-		ret = -ENOMEM;
-	/* List with prefix=key (no delimiter) and keep key itself and key/...:
-	 * "a/b" must not take "a/bc" with it. */
-	for (int page = 0; ret == 0 && page < 1000000; page++) {
-		struct s3_resp rs;
-		ret = list_page(c, key, NULL, 1000, token, &rs, err);
-		if (ret < 0)
-			break;
-		free(token);
-		token = NULL;
-		size_t pos = 0, n;
-		const char *in;
-		while (ret == 0 && s3_xml_elem(rs.body, rs.len, "Contents", &pos, &in, &n)) {
-			char *k = s3_xml_text(in, n, "Key");
-			if (!k)
-				continue;
-			if (kl == 0 || strcmp(k, key) == 0 || (strncmp(k, key, kl) == 0 && k[kl] == '/')) {
-				batch[nb++] = k;
-				found++;
-				if (nb == DELETE_BATCH) {
-					ret = delete_batch(c, batch, nb, err);
-					for (int i = 0; i < nb; i++)
-						free(batch[i]);
-					nb = 0;
-				}
-			} else {
-				free(k);
-			}
-		}
-		char *trunc = s3_xml_text(rs.body, rs.len, "IsTruncated");
-		if (trunc && strcmp(trunc, "true") == 0)
-			token = s3_xml_text(rs.body, rs.len, "NextContinuationToken");
-		free(trunc);
-		s3_resp_free(&rs);
-		if (!token)
-			break;
+	if (!x || !key) {
+		free(x);
+		free(key);
+		return s3_nomem(err);
 	}
-	if (ret == 0 && nb > 0)
-		ret = delete_batch(c, batch, nb, err);
-	for (int i = 0; i < nb; i++)
-		free(batch[i]);
-	free(batch);
-	free(token);
-	/* Uploads in progress under a deleted directory (a purged _uploads/<id>)
-	 * would otherwise hold their parts forever: abort them too. */
-	int aborted = 0;
-	if (ret == 0) {
-		char *pfx = NULL;
-		if (asprintf(&pfx, "%s%s", key, kl ? "/" : "") >= 0) {
-			aborted = s3_mpu_abort_prefix(c, pfx, err);
-			if (aborted >= 0 && kl) /* the key itself may be an upload */
-				aborted += s3_mpu_abort_prefix(c, key, err) > 0;
-			free(pfx);
-		}
-		if (aborted < 0)
-			ret = aborted;
-	}
-	if (ret == 0 && found == 0 && aborted == 0)
+	*x = (struct del_ctx){.c = c, .key = key, .kl = strlen(key), .err = err};
+	/* no delimiter: every key below, at any depth */
+	int ret = each_key(c, key, false, del_key, x, err);
+	int r2 = flush_batch(x, ret == 0);
+	ret = ret ? ret : r2;
+	int aborted = ret == 0 ? abort_uploads_under(c, key, err) : 0;
+	if (aborted < 0)
+		ret = aborted;
+	if (ret == 0 && x->found == 0 && aborted == 0)
 		ret = regfs_errf(err, -ENOENT, "\"%s\" not found in S3 bucket \"%s\"", key, c->bucket);
+	free(x);
 	free(key);
 	return ret;
 }
@@ -535,19 +441,12 @@ static int s3_del(struct regfs_storage *s, const char *path, struct regfs_err *e
 static int s3_reader(struct regfs_storage *s, const char *path, uint64_t offset,
 		     struct regfs_reader **out, struct regfs_err *err)
 {
-	*out = NULL;
-	int ret = check_path(path, err);
-	if (ret < 0)
-		return ret;
 	return s3_reader_open(cl(s), path, offset, out, err);
 }
 
 static int s3_writer(struct regfs_storage *s, const char *path, bool append,
 		     struct regfs_writer **out, struct regfs_err *err)
 {
-	int ret = check_path(path, err);
-	if (ret < 0)
-		return ret;
 	return s3_writer_open(cl(s), path, append, out, err);
 }
 
@@ -556,30 +455,21 @@ static int s3_writer(struct regfs_storage *s, const char *path, bool append,
 static int s3_url_for(struct regfs_storage *s, const char *path, int expires_s, char **url,
 		      struct regfs_err *err)
 {
-	*url = NULL;
-	int ret = check_path(path, err);
-	if (ret < 0)
-		return ret;
 	struct s3_client *c = cl(s);
 	char *key = s3_key(c, path);
 	char *kenc = key ? regfs_sigv4_uri_encode(key, strlen(key), true) : NULL;
-	char *p = NULL;
-	if (!kenc || asprintf(&p, "%s/%s", c->path_prefix, kenc) < 0)
-		p = NULL;
+	char *p = kenc ? xasprintf("%s/%s", c->path_prefix, kenc) : NULL;
 	char amz_date[17];
 	regfs_sigv4_amz_date(time(NULL), amz_date);
 	struct regfs_sigv4_key k = {c->access_key, c->secret_key, c->region, "s3"};
 	char *q = p ? regfs_sigv4_presign_query(&k, amz_date, "GET", c->host, p, NULL,
 						expires_s > 0 ? expires_s : 1200) : NULL;
-	if (!q || asprintf(url, "%s/%s?%s", c->base_url, kenc, q) < 0) {
-		*url = NULL;
-		ret = -ENOMEM;
-	}
+	*url = q ? xasprintf("%s/%s?%s", c->base_url, kenc, q) : NULL;
 	free(q);
 	free(p);
 	free(kenc);
 	free(key);
-	return ret;
+	return *url ? 0 : s3_nomem(err);
 }
 
 /* ---- health: HEAD the bucket ---- */
@@ -619,7 +509,6 @@ static const struct regfs_storage_ops s3_ops = {
 	.move = s3_move,
 	.del = s3_del,
 	.url_for = s3_url_for,
-	.open_fd = NULL,
 	.health = s3_health,
 	.free = s3_free,
 };
@@ -634,9 +523,11 @@ int regfs_storage_s3_new(const struct regfs_s3_config *cfg, struct regfs_storage
 	pthread_once(&once, curl_init_once);
 	struct s3_storage *st = calloc(1, sizeof *st);
 	if (!st)
-		return -ENOMEM;
+		return s3_nomem(err);
 	st->base.ops = &s3_ops;
 	int ret = s3_client_init(&st->c, cfg, err);
+	if (ret == -ENOMEM)
+		s3_nomem(err); /* when the client did not say it */
 	if (ret < 0) {
 		s3_client_cleanup(&st->c);
 		free(st);

@@ -3,13 +3,16 @@
  *                retries, error messages
  *   s3_xml.c     the few XML shapes S3 answers with
  *   s3_multipart.c  multipart-upload calls (create, copy part, complete,
- *                abort, list)
+ *                abort, list) and server-side copies (single or multipart)
  *   s3_reader.c  the streaming reader
  *   s3_writer.c  the writer (append/resume) built on them
- *   s3.c         the storage-driver operations */
+ *   s3_lease.c   the session lock of a writer
+ *   s3.c         the storage-driver operations (paths already checked by
+ *                the base, storage.c) */
 #ifndef REGFS_S3_INTERNAL_H
 #define REGFS_S3_INTERNAL_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -92,6 +95,12 @@ void s3_resp_free(struct s3_resp *rs);
 int s3_fail(struct s3_client *c, const struct s3_resp *rs, const char *op, const char *key,
 	    struct regfs_err *err);
 
+/* Fills err (when still empty) for a failed allocation; returns -ENOMEM. */
+static inline int s3_nomem(struct regfs_err *err)
+{
+	return regfs_errf(err, -ENOMEM, "out of memory");
+}
+
 /* Storage path ("/docker/...") -> object key ("root/docker/..."), malloc'd. */
 char *s3_key(struct s3_client *c, const char *path);
 /* URI-encodes a query value (everything but unreserved characters). */
@@ -119,7 +128,11 @@ int s3_reader_open(struct s3_client *c, const char *path, uint64_t offset,
 /* ---- s3_writer.c ---- */
 int s3_writer_open(struct s3_client *c, const char *path, bool append, struct regfs_writer **out,
 		   struct regfs_err *err);
-/* Multipart helpers also used by move(). */
+/* ---- s3_multipart.c ---- */
+/* The query naming a multipart upload: "uploadId=<id>", with part > 0
+ * "partNumber=<part>&uploadId=<id>" (URI-encoded, truncated to n). */
+void s3_upload_query(char *q, size_t n, int part, const char *upload_id);
+/* Multipart calls the writer and move() build on. */
 int s3_mpu_create(struct s3_client *c, const char *key, char **upload_id, struct regfs_err *err);
 int s3_mpu_abort(struct s3_client *c, const char *key, const char *upload_id, struct regfs_err *err);
 struct s3_part {
@@ -142,10 +155,14 @@ int s3_mpu_copy_part(struct s3_client *c, const char *key, const char *upload_id
 		     const char *src_key, int64_t from, int64_t to, const char *src_etag,
 		     struct s3_part *out, struct regfs_err *err);
 /* Server-side copy of src_key (size bytes) to dst_key: one CopyObject up to
- * copythreshold, else a parallel multipart copy (s3.c). */
+ * copythreshold, else a parallel multipart copy (s3_multipart.c). */
 int s3_copy_object(struct s3_client *c, const char *src, const char *dst, uint64_t size,
 		   const struct s3_cond *cond, struct regfs_err *err);
-/* DELETE of one key; a missing key is not an error. */
+/* DELETE of one key (with `query`, e.g. an uploadId, or NULL); a missing key
+ * is not an error, any other failure is one naming `op`. */
+int s3_delete_req(struct s3_client *c, const char *key, const char *query, const char *op,
+		  struct regfs_err *err);
+/* s3_delete_req for the object itself. */
 int s3_delete_key(struct s3_client *c, const char *key, struct regfs_err *err);
 
 /* ---- s3_lease.c: the session lock of a writer ---- */

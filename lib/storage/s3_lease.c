@@ -31,6 +31,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include <regfs/fmt.h>
 #include <regfs/log.h>
 
 #define LEASE_S 900 /* longer than the registry's 300 s connection timeout */
@@ -119,10 +120,8 @@ static int lease_get(struct s3_client *c, const char *key, char token[40], int64
 int s3_lease_take(struct s3_client *c, const char *key, struct s3_lease *l, struct regfs_err *err)
 {
 	memset(l, 0, sizeof *l);
-	if (asprintf(&l->key, "%s.lock", key) < 0) {
-		l->key = NULL;
-		return -ENOMEM;
-	}
+	if (!(l->key = xasprintf("%s.lock", key)))
+		return s3_nomem(err);
 	new_token(l->token);
 	int ret = lease_put(c, l, "If-None-Match", "*", err);
 	if (ret == 0) {

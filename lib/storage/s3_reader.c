@@ -168,8 +168,8 @@ int s3_reader_open(struct s3_client *c, const char *path, uint64_t offset,
 	int ret;
 	struct s3_reader *rd = calloc(1, sizeof *rd);
 	if (!rd)
-		return -ENOMEM;
-	rd->r = (struct regfs_reader){r_read, r_close};
+		return s3_nomem(err);
+	rd->r = (struct regfs_reader){.read = r_read, .close = r_close};
 	rd->c = c;
 	rd->key = s3_key(rd->c, path);
 	rd->offset = offset;
@@ -179,7 +179,7 @@ int s3_reader_open(struct s3_client *c, const char *path, uint64_t offset,
 		free(rd->key);
 		free(rd->ring);
 		free(rd);
-		return -ENOMEM;
+		return s3_nomem(err);
 	}
 	pthread_mutex_init(&rd->mu, NULL);
 	pthread_cond_init(&rd->cv, NULL);

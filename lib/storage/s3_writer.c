@@ -70,13 +70,13 @@ struct s3_writer {
 	struct s3_lease lease;
 };
 
-static int add_part(struct s3_writer *w, const struct s3_part *p)
+static int add_part(struct s3_writer *w, const struct s3_part *p, struct regfs_err *err)
 {
 	if (w->n_parts == w->cap_parts) {
 		int cap = w->cap_parts ? w->cap_parts * 2 : 16;
 		struct s3_part *np = realloc(w->parts, (size_t)cap * sizeof *np);
 		if (!np)
-			return -ENOMEM;
+			return s3_nomem(err);
 		w->parts = np;
 		w->cap_parts = cap;
 	}
@@ -88,10 +88,8 @@ static int add_part(struct s3_writer *w, const struct s3_part *p)
 static int upload_part(struct s3_client *c, const char *key, const char *upload_id, int num,
 		       const char *buf, size_t len, struct s3_part *out, struct regfs_err *err)
 {
-	char *id = s3_qenc(upload_id);
 	char q[512];
-	snprintf(q, sizeof q, "partNumber=%d&uploadId=%s", num, id ? id : "");
-	free(id);
+	s3_upload_query(q, sizeof q, num, upload_id);
 	struct s3_req rq = {.method = "PUT", .key = key, .query = q, .body = buf, .body_len = len,
 			    .has_body = true};
 	struct s3_resp rs;
@@ -122,7 +120,7 @@ static int job_wait(struct s3_writer *w, struct regfs_err *err)
 	w->job.active = false;
 	if (w->job.ret < 0)
 		return regfs_errf(err, w->job.ret, "%s", regfs_err_str(&w->job.err));
-	return add_part(w, &w->job.part);
+	return add_part(w, &w->job.part, err);
 }
 
 static int next_num(struct s3_writer *w)
@@ -132,19 +130,27 @@ static int next_num(struct s3_writer *w)
 	return w->n_parts ? w->parts[w->n_parts - 1].num + 1 : 1;
 }
 
-/* Sends the buffer as the next part (any size; only the last may be small),
- * synchronously. */
-static int flush_part(struct s3_writer *w, struct regfs_err *err)
+/* Before a part goes up: the previous one is recorded and the session has
+ * its multipart upload. */
+static int ready_for_part(struct s3_writer *w, struct regfs_err *err)
 {
 	int ret = job_wait(w, err);
 	if (ret == 0 && !w->upload_id)
 		ret = s3_mpu_create(w->c, w->key, &w->upload_id, err);
+	return ret;
+}
+
+/* Sends the buffer as the next part (any size; only the last may be small),
+ * synchronously. */
+static int flush_part(struct s3_writer *w, struct regfs_err *err)
+{
+	int ret = ready_for_part(w, err);
 	if (ret < 0)
 		return ret;
 	struct s3_part p;
 	ret = upload_part(w->c, w->key, w->upload_id, next_num(w), w->buf, w->blen, &p, err);
 	if (ret == 0)
-		ret = add_part(w, &p);
+		ret = add_part(w, &p, err);
 	if (ret == 0)
 		w->blen = 0;
 	return ret;
@@ -153,9 +159,7 @@ static int flush_part(struct s3_writer *w, struct regfs_err *err)
 /* Hands the full buffer to the background thread and switches buffers. */
 static int flush_part_async(struct s3_writer *w, struct regfs_err *err)
 {
-	int ret = job_wait(w, err);
-	if (ret == 0 && !w->upload_id)
-		ret = s3_mpu_create(w->c, w->key, &w->upload_id, err);
+	int ret = ready_for_part(w, err);
 	if (ret < 0)
 		return ret;
 	if (!w->spare)
@@ -218,7 +222,7 @@ static int seed(struct s3_writer *w, struct regfs_err *err)
 			ret = s3_mpu_copy_part(w->c, w->key, w->upload_id, num, w->key, (int64_t)from,
 					       (int64_t)(from + n - 1), w->etag, &p, err);
 			if (ret == 0)
-				ret = add_part(w, &p);
+				ret = add_part(w, &p, err);
 			from += n;
 		}
 	}
@@ -363,7 +367,7 @@ static int w_publish(struct regfs_writer *rw, const char *dst, struct regfs_err 
 		return regfs_errf(err, -EINVAL, "S3 upload \"%s\": publish before commit or twice", w->key);
 	char *kd = s3_key(w->c, dst);
 	if (!kd)
-		return -ENOMEM;
+		return s3_nomem(err);
 	/* S3 servers that ignore If-None-Match on copies (Ceph RGW 16) leave a
 	 * window between this HEAD and the copy; a publish in it copies the same
 	 * verified bytes (the source is pinned to its ETag), so the object keeps
@@ -394,12 +398,8 @@ static int w_cancel(struct regfs_writer *rw, struct regfs_err *err)
 	w->blen = 0;
 	w->done = true;
 	int ret = w->upload_id ? s3_mpu_abort(w->c, w->key, w->upload_id, err) : 0;
-	struct s3_req rq = {.method = "DELETE", .key = w->key};
-	struct s3_resp rs;
-	int r2 = s3_request(w->c, &rq, &rs, ret < 0 ? NULL : err);
-	if (r2 == 0 && rs.status != 204 && rs.status != 200 && rs.status != 404)
-		r2 = s3_fail(w->c, &rs, "deleting a cancelled upload", w->key, ret < 0 ? NULL : err);
-	s3_resp_free(&rs);
+	int r2 = s3_delete_req(w->c, w->key, NULL, "deleting a cancelled upload",
+			       ret < 0 ? NULL : err);
 	return ret < 0 ? ret : r2;
 }
 
@@ -433,7 +433,7 @@ static int find_cb(const char *key, const char *id, void *ud)
 	/* Uploads come in initiation order: the last one is the newest. */
 	free(*found);
 	*found = strdup(id);
-	return *found ? 0 : -ENOMEM;
+	return *found ? 0 : -ENOMEM; /* resume() says it */
 }
 
 static int list_parts(struct s3_writer *w, struct regfs_err *err)
@@ -461,7 +461,7 @@ static int list_parts(struct s3_writer *w, struct regfs_err *err)
 			if (num && etag && size) {
 				struct s3_part p = {.num = atoi(num), .size = strtoull(size, NULL, 10)};
 				snprintf(p.etag, sizeof p.etag, "%s", etag);
-				ret = add_part(w, &p);
+				ret = add_part(w, &p, err);
 			}
 			free(num);
 			free(etag);
@@ -503,6 +503,8 @@ static int resume(struct s3_writer *w, struct regfs_err *err)
 	/* a) an upload distribution's driver left in progress */
 	char *id = NULL;
 	ret = s3_mpu_list(w->c, w->key, true, find_cb, &id, err);
+	if (ret == -ENOMEM)
+		s3_nomem(err);
 	if (ret < 0) {
 		free(id);
 		return ret;
@@ -522,15 +524,16 @@ int s3_writer_open(struct s3_client *c, const char *path, bool append, struct re
 	*out = NULL;
 	struct s3_writer *w = calloc(1, sizeof *w);
 	if (!w)
-		return -ENOMEM;
+		return s3_nomem(err);
 	w->c = c;
 	w->key = s3_key(c, path);
 	w->buf = malloc((size_t)c->chunksize);
 	if (!w->key || !w->buf) {
 		w_free(w);
-		return -ENOMEM;
+		return s3_nomem(err);
 	}
-	w->w = (struct regfs_writer){w_write, w_size, w_commit, w_cancel, w_publish, w_close};
+	w->w = (struct regfs_writer){.write = w_write, .size = w_size, .commit = w_commit,
+				     .cancel = w_cancel, .publish = w_publish, .close = w_close};
 	/* A new writer truncates: even with nothing written, close() leaves an
 	 * empty object, so that the upload can be resumed. */
 	w->dirty = !append;

@@ -103,6 +103,23 @@ for k in $kinds; do
     check_eq "$k: blob sha256:totallywrong → 400 DIGEST_INVALID" "400 DIGEST_INVALID" "$st $(code)"
   fi
 
+  # --- a reference that is neither a digest nor a valid tag -----------------------------------
+  # GET/HEAD/DELETE: 404 (registry:2's router: no such route); PUT stays 400 TAG_INVALID.
+  long=$(printf 'a%.0s' $(seq 200))
+  for ref in .INVALID_MANIFEST_NAME -x "$long"; do
+    # registry:2's 404 is its router's plain-text page: only regfs has a code to compare
+    want="404 MANIFEST_UNKNOWN"; [ "$k" = regfs ] || want="404 "
+    check_eq "$k: GET manifests/${ref:0:24} → $want" "$want" \
+      "$(req GET "$URL/v2/mb/manifests/$ref") $(code)"
+    check_eq "$k: HEAD manifests/${ref:0:24} → 404, no body" "404 0" \
+      "$(curl -s -I -m 30 -o /dev/null -w '%{http_code} %{size_download}' "$URL/v2/mb/manifests/$ref")"
+    check_eq "$k: DELETE manifests/${ref:0:24} → 404" 404 "$(req DELETE "$URL/v2/mb/manifests/$ref")"
+    if regfs_only "PUT manifests/${ref:0:24} → 400 TAG_INVALID (registry:2: 404)"; then
+      check_eq "$k: PUT manifests/${ref:0:24} → 400 TAG_INVALID" "400 TAG_INVALID" \
+        "$(req PUT "$URL/v2/mb/manifests/$ref" -H "Content-Type: $OCI_MT" --data-binary '{}') $(code)"
+    fi
+  done
+
   # --- 2,500 tags, n=100 paging --------------------------------------------------------------
   # (regfs only: registry:2.8 ignores n=, and 2,500 PUTs to it only cost time)
   if ! regfs_only "2,500 tags with n=100 paging, delete by tag"; then stop_pid "$REGISTRY_PID"; continue; fi

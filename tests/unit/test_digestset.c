@@ -8,7 +8,7 @@
 #include <cmocka.h>
 #include <stdio.h>
 
-#include "registry.h"
+#include "digestset.h"
 
 static void digest_n(int i, char out[80])
 {

@@ -1,10 +1,9 @@
 /* test_fs_catalog.c — how the mount turns the flat catalog into directories
- * (fs/names_cache.c: catalog_classify, catalog_children, catalog_put),
- * on hand-built snapshots, no registry.
+ * (fs/cache/catalog.c: catalog_classify, catalog_children; catalog_put), on
+ * hand-built snapshots, no registry.
  *
- * names_cache.c is compiled in with what it links against (util.c, mcache.c,
- * bcache.c, libregfs); none of them is called here. `M` is fs/main.c's
- * global, defined here because main.c (with its main()) is not compiled in. */
+ * The caches are compiled in with what they link against (util.c, loop.c,
+ * libregfs); nothing else of them is called here. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,17 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <regfs/cmp.h>
+
 #include "fs_test.h"
 
-struct mnt *M;
-
-
-static int cmpstr(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* A snapshot as ncache_catalog makes it: strcmp-sorted names, one ref. */
+/* A snapshot as names_catalog makes it: strcmp-sorted names, one ref. */
 static struct catalog *cat_new(const char *const *names, size_t n)
 {
 	struct catalog *c = calloc(1, sizeof *c);
@@ -33,9 +26,9 @@ static struct catalog *cat_new(const char *const *names, size_t n)
 	assert_non_null(c->names);
 	for (size_t i = 0; i < n; i++)
 		assert_non_null(c->names[i] = strdup(names[i]));
-	qsort(c->names, n, sizeof *c->names, cmpstr);
+	qsort(c->names, n, sizeof *c->names, regfs_cmp_str);
 	c->n = n;
-	atomic_store(&c->ref, 1);
+	sflight_ref_init(&c->ref, 1);
 	return c;
 }
 
@@ -184,10 +177,10 @@ static void test_catalog_refs(void **state)
 {
 	(void)state;
 	struct catalog *c = cat_new(NAMES, NN);
-	atomic_fetch_add(&c->ref, 1); /* a reader */
+	sflight_ref_get(&c->ref);      /* a reader */
 	char *first = c->names[0];
 	catalog_put(c);               /* the cache lets go: the reader still has it */
-	assert_int_equal(atomic_load(&c->ref), 1);
+	assert_int_equal(atomic_load(&c->ref.n), 1);
 	assert_string_equal(c->names[0], first);
 	assert_int_equal(catalog_classify(c, "team/app"), 3);
 #ifdef HAVE_ASAN

@@ -1,5 +1,5 @@
 /* test_fs_dirs.c — the top of the mount: the root and namespace/repository
- * directories (fs/kinds.c ROOT and DIR, over fs/names_cache.c's catalog),
+ * directories (fs/tree/root.c ROOT and DIR, over fs/cache/catalog.c),
  * and their listing versions (dir_version_refresh: the mtime that tells the
  * kernel when its cached listing is stale).
  *
@@ -7,8 +7,8 @@
  * on 127.0.0.1, a free port) through the real registry client, so the test
  * can change the catalog between listings and count the requests.
  *
- * Compiled in: kinds.c and everything it links against in fs/ except
- * main.c, ops.c and write.c; `M` is set up here. */
+ * Linked with the fs library; the FUSE side (ops.c, the loop) is not
+ * called. The mount is set up here (fs_test.h) and passed. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,9 +24,8 @@
 
 #include <microhttpd.h>
 
-#include "mount.h"
+#include "fs_test.h"
 
-struct mnt *M;
 static struct mnt mnt;
 
 /* ---- the fake registry: GET /v2/_catalog answers `catalog_json` ---- */
@@ -117,37 +116,21 @@ static int setup(void **state)
 	mnt.o.ttl = 0; /* every listing asks the registry (set per test) */
 	mnt.o.timeout_s = 10;
 	mnt.mounted_since = 1700000000;
-	struct regfs_client_opts co = {
-		.url = url, .timeout_s = 10, .max_parallel = 4,
-		.docker_config = "/nonexistent/regfs-test-docker-config.json",
-	};
-	unsetenv("REGFS_USERNAME");
-	unsetenv("REGFS_PASSWORD");
-	struct regfs_err e = {0};
-	if (regfs_client_new(&co, &mnt.client, &e) != 0) {
-		print_error("client: %s\n", regfs_err_str(&e));
+	if (fs_test_client_new(url, &mnt.client))
 		return -1;
-	}
-	mnt.nc = ncache_new();
-	mnt.mc = mcache_new();
-	mnt.nodes = nodes_new();
-	if (!mnt.nc || !mnt.mc || !mnt.nodes)
+	if (fs_test_mount_open(&mnt) != 0)
 		return -1;
-	M = &mnt;
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	nodes_free(mnt.nodes);
-	mcache_free(mnt.mc);
-	ncache_free(mnt.nc);
+	fs_test_mount_close(&mnt);
 	regfs_client_free(mnt.client);
 	MHD_stop_daemon(daemon_);
 	free(catalog_json);
 	catalog_json = NULL;
-	M = NULL;
 	return 0;
 }
 
@@ -174,7 +157,7 @@ static void listing_is(struct node *dir, const struct want *want)
 {
 	struct child *v;
 	size_t n;
-	assert_int_equal(kind_ops[dir->kind]->list(dir, &v, &n), 0);
+	assert_int_equal(kind_ops[dir->kind]->list(&mnt, dir, &v, &n), 0);
 	size_t nw = 0;
 	while (want[nw].name)
 		nw++;
@@ -214,7 +197,7 @@ static struct node *dir_node(const char *path)
 
 static int lookup(struct node *dir, const char *name, struct child *out)
 {
-	return kind_ops[dir->kind]->lookup(dir, name, out);
+	return kind_ops[dir->kind]->lookup(&mnt, dir, name, out);
 }
 
 /* ---- tests ---- */
@@ -291,8 +274,8 @@ static void test_dir_gone(void **state)
 	set_catalog((const char *const[]){"team/app", NULL});
 	struct child *v;
 	size_t n;
-	assert_int_equal(kind_ops[K_DIR]->list(solo, &v, &n), -ENOENT);
-	assert_int_equal(dir_version_refresh(solo), -ENOENT);
+	assert_int_equal(kind_ops[K_DIR]->list(&mnt, solo, &v, &n), -ENOENT);
+	assert_int_equal(dir_version_refresh(&mnt, solo), -ENOENT);
 	struct child c;
 	assert_int_equal(lookup(nodes_root(mnt.nodes), "solo", &c), -ENOENT);
 	assert_int_equal(lookup(solo, "_tags", &c), -ENOENT);
@@ -350,42 +333,42 @@ static void test_listing_versions(void **state)
 	struct node *r = nodes_root(mnt.nodes), *team = dir_node("team");
 	struct stat st;
 	double t;
-	assert_int_equal(dir_version_refresh(r), 0);
-	assert_int_equal(dir_version_refresh(team), 0);
-	assert_true(r->lver_known && team->lver_known);
-	struct timespec r1 = r->lmtime, t1 = team->lmtime;
-	assert_int_equal(node_attr(r, &st, &t), 0);
+	assert_int_equal(dir_version_refresh(&mnt, r), 0);
+	assert_int_equal(dir_version_refresh(&mnt, team), 0);
+	assert_true(DV(r).known && DV(team).known);
+	struct timespec r1 = DV(r).mtime, t1 = DV(team).mtime;
+	assert_int_equal(node_attr(&mnt, r, &st, &t), 0);
 	assert_int_equal(st.st_mtim.tv_sec, r1.tv_sec);
 	assert_int_equal(st.st_mtim.tv_nsec, r1.tv_nsec);
 	assert_true(t == 0); /* ttl 0: always ask again */
 
 	/* the same names again: same version */
-	assert_int_equal(dir_version_refresh(r), 0);
-	assert_true(r->lmtime.tv_sec == r1.tv_sec && r->lmtime.tv_nsec == r1.tv_nsec);
+	assert_int_equal(dir_version_refresh(&mnt, r), 0);
+	assert_true(DV(r).mtime.tv_sec == r1.tv_sec && DV(r).mtime.tv_nsec == r1.tv_nsec);
 
 	/* a repository deeper down: the root's names stay, team's change */
 	set_catalog((const char *const[]){"team/app", "team/app/worker", "team/app-x", "solo",
 					  "a/b/c", "team/new", NULL});
-	assert_int_equal(dir_version_refresh(r), 0);
-	assert_int_equal(dir_version_refresh(team), 0);
-	assert_true(r->lmtime.tv_sec == r1.tv_sec && r->lmtime.tv_nsec == r1.tv_nsec);
-	assert_false(team->lmtime.tv_sec == t1.tv_sec && team->lmtime.tv_nsec == t1.tv_nsec);
+	assert_int_equal(dir_version_refresh(&mnt, r), 0);
+	assert_int_equal(dir_version_refresh(&mnt, team), 0);
+	assert_true(DV(r).mtime.tv_sec == r1.tv_sec && DV(r).mtime.tv_nsec == r1.tv_nsec);
+	assert_false(DV(team).mtime.tv_sec == t1.tv_sec && DV(team).mtime.tv_nsec == t1.tv_nsec);
 	/* versions of one directory never repeat and only go forward */
-	assert_true(team->lmtime.tv_sec > t1.tv_sec ||
-		    (team->lmtime.tv_sec == t1.tv_sec && team->lmtime.tv_nsec > t1.tv_nsec));
+	assert_true(DV(team).mtime.tv_sec > t1.tv_sec ||
+		    (DV(team).mtime.tv_sec == t1.tv_sec && DV(team).mtime.tv_nsec > t1.tv_nsec));
 
 	/* a new top-level name moves the root's */
 	set_catalog((const char *const[]){"team/app", "zeta", NULL});
-	assert_int_equal(dir_version_refresh(r), 0);
-	assert_false(r->lmtime.tv_sec == r1.tv_sec && r->lmtime.tv_nsec == r1.tv_nsec);
+	assert_int_equal(dir_version_refresh(&mnt, r), 0);
+	assert_false(DV(r).mtime.tv_sec == r1.tv_sec && DV(r).mtime.tv_nsec == r1.tv_nsec);
 	/* a repository that becomes a namespace too (zeta/sub pushed): its
 	 * listing gains sub */
 	struct node *zeta = dir_node("zeta");
-	assert_int_equal(dir_version_refresh(zeta), 0);
-	struct timespec z1 = zeta->lmtime;
+	assert_int_equal(dir_version_refresh(&mnt, zeta), 0);
+	struct timespec z1 = DV(zeta).mtime;
 	set_catalog((const char *const[]){"team/app", "zeta", "zeta/sub", NULL});
-	assert_int_equal(dir_version_refresh(zeta), 0);
-	assert_false(zeta->lmtime.tv_sec == z1.tv_sec && zeta->lmtime.tv_nsec == z1.tv_nsec);
+	assert_int_equal(dir_version_refresh(&mnt, zeta), 0);
+	assert_false(DV(zeta).mtime.tv_sec == z1.tv_sec && DV(zeta).mtime.tv_nsec == z1.tv_nsec);
 }
 
 /* With a ttl, the catalog is fetched once and the version stays valid for
@@ -394,22 +377,22 @@ static void test_ttl_caching(void **state)
 {
 	(void)state;
 	struct catalog *cat;
-	assert_int_equal(ncache_catalog(&cat), 0); /* ttl 0: the standard catalog, now */
+	assert_int_equal(names_catalog(mnt.nc, &cat), 0); /* ttl 0: the standard catalog, now */
 	catalog_put(cat);
 	mnt.o.ttl = 600;
 	struct node *r = nodes_root(mnt.nodes), *team = dir_node("team");
 	/* expire what earlier tests left */
 	dir_version_expire(r);
 	dir_version_expire(team);
-	assert_int_equal(dir_version_refresh(r), 0);
+	assert_int_equal(dir_version_refresh(&mnt, r), 0);
 	int before = atomic_load(&catalog_requests);
 	uint64_t hits = atomic_load(&mnt.st.nc_hits);
 	for (int i = 0; i < 20; i++) {
-		assert_int_equal(dir_version_refresh(r), 0);
-		assert_int_equal(dir_version_refresh(team), 0);
+		assert_int_equal(dir_version_refresh(&mnt, r), 0);
+		assert_int_equal(dir_version_refresh(&mnt, team), 0);
 		struct child *v;
 		size_t n;
-		assert_int_equal(kind_ops[K_DIR]->list(team, &v, &n), 0);
+		assert_int_equal(kind_ops[K_DIR]->list(&mnt, team, &v, &n), 0);
 		for (size_t k = 0; k < n; k++)
 			child_clear(&v[k]);
 		free(v);
@@ -418,7 +401,7 @@ static void test_ttl_caching(void **state)
 	assert_true(atomic_load(&mnt.st.nc_hits) > hits);
 	struct stat st;
 	double t;
-	assert_int_equal(node_attr(r, &st, &t), 0);
+	assert_int_equal(node_attr(&mnt, r, &st, &t), 0);
 	assert_true(t > 500 && t <= 600);
 	/* a change on the registry is not seen within the ttl */
 	set_catalog((const char *const[]){"other", NULL});
@@ -432,13 +415,13 @@ static void test_ttl_caching(void **state)
 	 * for a whole ttl from the moment it was computed */
 	set_catalog(CATALOG);
 	mnt.o.ttl = 0;
-	assert_int_equal(ncache_catalog(&cat), 0);  /* fetched now: T0 */
+	assert_int_equal(names_catalog(mnt.nc, &cat), 0);  /* fetched now: T0 */
 	catalog_put(cat);
 	mnt.o.ttl = 2;
 	usleep(1200 * 1000);                        /* >= 1.2 s later */
 	dir_version_expire(team);
-	assert_int_equal(dir_version_refresh(team), 0); /* from the cached catalog */
-	assert_int_equal(node_attr(team, &st, &t), 0);
+	assert_int_equal(dir_version_refresh(&mnt, team), 0); /* from the cached catalog */
+	assert_int_equal(node_attr(&mnt, team, &st, &t), 0);
 	assert_true(t > 0 && t <= 0.8 + 1e-6);      /* T0 + 2 - now */
 	mnt.o.ttl = 0;
 }

@@ -1,6 +1,6 @@
 /* test_fs_kinds.c — what the mount shows below a manifest and what stat
- * reports (fs/kinds.c), without a registry: manifests are put into the
- * manifest cache (mcache_put, as a GET by tag does), so listing a manifest,
+ * reports (the kinds of fs/tree/), without a registry: manifests are put into the
+ * manifest cache (manifest_cache_store, as a GET by tag does), so listing a manifest,
  * its layers and an index's platforms is served from memory.
  *
  * Covered: the kind tables (kind_is_dir, kind_is_ttl_dir, which ops each
@@ -11,10 +11,10 @@
  * unknown or expired), .regfs/ and its files, and the name checks that
  * answer ENOENT before any registry request.
  *
- * Compiled in: kinds.c and everything it links against in fs/ except
- * main.c (the FUSE loop), ops.c and write.c. `M` is set up here with no
- * client and no name cache: a code path that would ask the registry
- * crashes the test instead of passing silently. */
+ * Linked with the fs library; the FUSE side (ops.c, the loop) is not
+ * called. The mount is set up here with no client and no name cache: a
+ * code path that would ask the registry crashes the test instead of
+ * passing silently. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -30,7 +30,6 @@
 
 #include "fs_test.h"
 
-struct mnt *M;
 static struct mnt mnt;
 
 #define MOUNTED_SINCE 1700000000
@@ -69,15 +68,12 @@ static int setup(void **state)
 	mnt.o.url = (char *)"http://127.0.0.1:5000";
 	mnt.o.timeout_s = 30;
 	mnt.mounted_since = MOUNTED_SINCE;
-	mnt.mc = mcache_new();
-	mnt.nodes = nodes_new();
-	if (!mnt.mc || !mnt.nodes)
+	if (fs_test_mount_open(&mnt) != 0)
 		return -1;
-	M = &mnt;
 
 	const struct mentry *e;
 	regfs_digest_buf(REGFS_SHA256, IMAGE, strlen(IMAGE), img_digest);
-	if (mcache_put(img_digest, IMAGE, strlen(IMAGE), NULL, &e) != 0)
+	if (manifest_cache_store(mnt.mc, img_digest, IMAGE, strlen(IMAGE), NULL, &e) != 0)
 		return -1;
 	/* an index: two platforms, an attestation-like duplicate of the first,
 	 * and a child without platform */
@@ -96,7 +92,7 @@ static int setup(void **state)
 		     img_digest, strlen(IMAGE), L0, L1, L2) < 0)
 		return -1;
 	regfs_digest_buf(REGFS_SHA256, index_json, strlen(index_json), idx_digest);
-	if (mcache_put(idx_digest, index_json, strlen(index_json), NULL, &e) != 0)
+	if (manifest_cache_store(mnt.mc, idx_digest, index_json, strlen(index_json), NULL, &e) != 0)
 		return -1;
 	return 0;
 }
@@ -104,10 +100,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	nodes_free(mnt.nodes);
-	mcache_free(mnt.mc);
+	fs_test_mount_close(&mnt);
 	free(index_json);
-	M = NULL;
 	return 0;
 }
 
@@ -147,7 +141,7 @@ static struct listing list(struct node *dir)
 {
 	struct listing l = {0};
 	assert_non_null(kind_ops[dir->kind]->list);
-	assert_int_equal(kind_ops[dir->kind]->list(dir, &l.v, &l.n), 0);
+	assert_int_equal(kind_ops[dir->kind]->list(&mnt, dir, &l.v, &l.n), 0);
 	return l;
 }
 
@@ -170,7 +164,7 @@ static struct stat attr(struct node *n, double *timeout)
 {
 	struct stat st;
 	double t;
-	assert_int_equal(node_attr(n, &st, &t), 0);
+	assert_int_equal(node_attr(&mnt, n, &st, &t), 0);
 	if (timeout)
 		*timeout = t;
 	return st;
@@ -220,6 +214,23 @@ static void test_kind_tables(void **state)
 	}
 	assert_false(kind_is_dir(K__COUNT));
 	assert_false(kind_is_ttl_dir(K__COUNT));
+	/* every kind reports attributes; regular files open, symlinks have a
+	 * target; only stored blobs take st_ino from the digest */
+	for (size_t i = 0; i < K__COUNT; i++) {
+		const struct kind_ops *o = kind_ops[i];
+		assert_non_null(o->name);
+		assert_non_null(o->attr);
+		assert_int_equal(o->open != NULL, S_ISREG(o->type));
+		assert_int_equal(o->readlink != NULL, S_ISLNK(o->type));
+		assert_int_equal((o->flags & KIND_DIGEST_INO) != 0, i == K_MJSON || i == K_BLOB);
+		/* writes: rm/ln -s/mv in _tags, rmdir in _manifests, and the rm -r
+		 * refusal inside a manifest; nothing else */
+		bool tags = i == K_TAGS, inside = i == K_MANIFEST || i == K_LAYERS || i == K_PLATFORMS;
+		assert_int_equal(o->unlink != NULL, tags || inside);
+		assert_int_equal(o->symlink != NULL, tags);
+		assert_int_equal(o->rename != NULL, tags);
+		assert_int_equal(o->rmdir != NULL, i == K_MANIFESTS || inside);
+	}
 }
 
 static void test_manifest_dir(void **state)
@@ -256,16 +267,16 @@ static void test_manifest_dir(void **state)
 
 	/* lookups agree with the listing; anything else is ENOENT */
 	struct child c;
-	assert_int_equal(kind_ops[K_MANIFEST]->lookup(m, "layers", &c), 0);
+	assert_int_equal(kind_ops[K_MANIFEST]->lookup(&mnt, m, "layers", &c), 0);
 	assert_int_equal(c.kind, K_LAYERS);
 	assert_string_equal(c.name, "layers");
 	child_clear(&c);
-	assert_int_equal(kind_ops[K_MANIFEST]->lookup(m, "config.json", &c), 0);
+	assert_int_equal(kind_ops[K_MANIFEST]->lookup(&mnt, m, "config.json", &c), 0);
 	assert_int_equal(c.size, 1234);
 	child_clear(&c);
-	assert_int_equal(kind_ops[K_MANIFEST]->lookup(m, "index.json", &c), -ENOENT);
-	assert_int_equal(kind_ops[K_MANIFEST]->lookup(m, "platforms", &c), -ENOENT);
-	assert_int_equal(kind_ops[K_MANIFEST]->lookup(m, "Config.json", &c), -ENOENT);
+	assert_int_equal(kind_ops[K_MANIFEST]->lookup(&mnt, m, "index.json", &c), -ENOENT);
+	assert_int_equal(kind_ops[K_MANIFEST]->lookup(&mnt, m, "platforms", &c), -ENOENT);
+	assert_int_equal(kind_ops[K_MANIFEST]->lookup(&mnt, m, "Config.json", &c), -ENOENT);
 
 	/* du: stored blobs count their bytes, under an inode of their digest */
 	double t;
@@ -337,11 +348,11 @@ static void test_layers(void **state)
 	assert_int_equal(attr(ln[1], NULL).st_ino, 0x8000000000000b02ULL);
 	listing_free(&l);
 	struct child c;
-	assert_int_equal(kind_ops[K_LAYERS]->lookup(layers, "2.tar", &c), 0);
+	assert_int_equal(kind_ops[K_LAYERS]->lookup(&mnt, layers, "2.tar", &c), 0);
 	assert_string_equal(c.digest, L2);
 	child_clear(&c);
-	assert_int_equal(kind_ops[K_LAYERS]->lookup(layers, "2.tar.gz", &c), -ENOENT);
-	assert_int_equal(kind_ops[K_LAYERS]->lookup(layers, "5.blob", &c), -ENOENT);
+	assert_int_equal(kind_ops[K_LAYERS]->lookup(&mnt, layers, "2.tar.gz", &c), -ENOENT);
+	assert_int_equal(kind_ops[K_LAYERS]->lookup(&mnt, layers, "5.blob", &c), -ENOENT);
 
 	/* the same manifest in another repository: other nodes, other paths,
 	 * the same blob inodes (du counts each blob once) */
@@ -393,7 +404,7 @@ static void test_index_platforms(void **state)
 	struct node *amd = child_node(pl, &p, 0);
 	listing_free(&p);
 	char buf[256];
-	assert_int_equal(kind_ops[K_PLATLINK]->readlink(amd, buf, sizeof buf), 0);
+	assert_int_equal(kind_ops[K_PLATLINK]->readlink(&mnt, amd, buf, sizeof buf), 0);
 	char want[256];
 	snprintf(want, sizeof want, "../../%s", img_digest);
 	assert_string_equal(buf, want);
@@ -405,13 +416,13 @@ static void test_index_platforms(void **state)
 	assert_int_equal(st.st_blocks, 0);
 	assert_true(t == IMMUTABLE_TIMEOUT);
 	struct child c;
-	assert_int_equal(kind_ops[K_PLATFORMS]->lookup(pl, "linux-amd64.2", &c), 0);
+	assert_int_equal(kind_ops[K_PLATFORMS]->lookup(&mnt, pl, "linux-amd64.2", &c), 0);
 	assert_string_equal(c.digest, L1);
 	child_clear(&c);
-	assert_int_equal(kind_ops[K_PLATFORMS]->lookup(pl, "linux-amd64.3", &c), -ENOENT);
+	assert_int_equal(kind_ops[K_PLATFORMS]->lookup(&mnt, pl, "linux-amd64.3", &c), -ENOENT);
 	/* an index has no layers/config */
-	assert_int_equal(kind_ops[K_MANIFEST]->lookup(m, "layers", &c), -ENOENT);
-	assert_int_equal(kind_ops[K_MANIFEST]->lookup(m, "manifest.json", &c), -ENOENT);
+	assert_int_equal(kind_ops[K_MANIFEST]->lookup(&mnt, m, "layers", &c), -ENOENT);
+	assert_int_equal(kind_ops[K_MANIFEST]->lookup(&mnt, m, "manifest.json", &c), -ENOENT);
 }
 
 /* Directory entries must be valid names: the kernel fails a whole readdir
@@ -431,7 +442,7 @@ static void test_platform_name_with_slash(void **state)
 	char d[REGFS_DIGEST_MAX];
 	regfs_digest_buf(REGFS_SHA256, idx, strlen(idx), d);
 	const struct mentry *e;
-	assert_int_equal(mcache_put(d, idx, strlen(idx), NULL, &e), 0);
+	assert_int_equal(manifest_cache_store(mnt.mc, d, idx, strlen(idx), NULL, &e), 0);
 	free(idx);
 	struct node *m = manifest_node("team/slash", d);
 	struct node *pl = mknode(m, "platforms", K_PLATFORMS, "team/slash", d, NULL);
@@ -441,13 +452,20 @@ static void test_platform_name_with_slash(void **state)
 	listing_free(&p);
 }
 
+/* The repository "app" below the root, with its _tags and _manifests. */
+static void repo_nodes(struct node **app, struct node **tags, struct node **mfs)
+{
+	struct node *r = nodes_root(mnt.nodes);
+	*app = mknode(r, "app", K_DIR, NULL, NULL, "app");
+	*tags = mknode(*app, "_tags", K_TAGS, "app", NULL, NULL);
+	*mfs = mknode(*app, "_manifests", K_MANIFESTS, "app", NULL, NULL);
+}
+
 static void test_ttl_dirs(void **state)
 {
 	(void)state;
-	struct node *r = nodes_root(mnt.nodes);
-	struct node *app = mknode(r, "app", K_DIR, NULL, NULL, "app");
-	struct node *tags = mknode(app, "_tags", K_TAGS, "app", NULL, NULL);
-	struct node *mfs = mknode(app, "_manifests", K_MANIFESTS, "app", NULL, NULL);
+	struct node *r = nodes_root(mnt.nodes), *app, *tags, *mfs;
+	repo_nodes(&app, &tags, &mfs);
 	double t;
 
 	/* the root: inode 1 whatever its path hash */
@@ -470,10 +488,10 @@ static void test_ttl_dirs(void **state)
 	mnt.o.ro = false;
 
 	/* a known version: its mtime, valid for what is left of its ttl */
-	tags->lver_known = true;
-	tags->lmtime.tv_sec = 1800000000;
-	tags->lmtime.tv_nsec = 42;
-	tags->lvalid = now_mono() + 3.0;
+	DV(tags).known = true;
+	DV(tags).mtime.tv_sec = 1800000000;
+	DV(tags).mtime.tv_nsec = 42;
+	DV(tags).valid = now_mono() + 3.0;
 	st = attr(tags, &t);
 	assert_int_equal(st.st_mtim.tv_sec, 1800000000);
 	assert_int_equal(st.st_mtim.tv_nsec, 42);
@@ -488,8 +506,56 @@ static void test_ttl_dirs(void **state)
 	/* directories fixed by a digest have no listing version to refresh:
 	 * dir_version_refresh returns at once (no registry, no listing) */
 	struct node *m = manifest_node("app", img_digest);
-	assert_int_equal(dir_version_refresh(m), 0);
-	assert_false(m->lver_known);
+	assert_int_equal(dir_version_refresh(&mnt, m), 0);
+	assert_null(m->priv); /* no listing version */
+}
+
+/* .regfs/errors: one line per failure noted, with the request being
+ * served; the last FS_ERRORS_MAX only. */
+static void check_errors_file(struct node *errors)
+{
+	char *buf;
+	size_t len;
+	fs_op_begin("read", "team/app", "x.tar");
+	fs_error_note(NULL, NULL, "GET …: answered HTTP 500\nsecond line");
+	fs_op_begin(NULL, NULL, NULL);
+	fs_error_note("rm", "lib/_tags/v1", "refused");
+	assert_int_equal(kind_ops[K_METAFILE]->content(&mnt, errors, &buf, &len), 0);
+	assert_int_equal(len, strlen(buf));
+	char *second = strchr(buf, '\n');
+	assert_non_null(second);
+	assert_non_null(strstr(buf, "Z read /team/app/x.tar: GET …: answered HTTP 500 second line\n"));
+	assert_non_null(strstr(second + 1, "Z rm /lib/_tags/v1: refused\n"));
+	free(buf);
+	for (int i = 0; i < FS_ERRORS_MAX + 5; i++)
+		fs_error_note("stat", "a", "x");
+	assert_int_equal(kind_ops[K_METAFILE]->content(&mnt, errors, &buf, &len), 0);
+	size_t lines = 0;
+	for (char *p = buf; *p; p++)
+		lines += *p == '\n';
+	assert_int_equal(lines, FS_ERRORS_MAX);
+	assert_null(strstr(buf, "refused")); /* the oldest went first */
+	free(buf);
+}
+
+/* .regfs/stats: one JSON object with the cache counters. */
+static void check_stats_file(struct node *stats)
+{
+	char *buf;
+	size_t len;
+	atomic_store(&mnt.st.mc_hits, 7);
+	assert_int_equal(kind_ops[K_METAFILE]->content(&mnt, stats, &buf, &len), 0);
+	assert_int_equal(len, strlen(buf));
+	assert_int_equal(buf[len - 1], '\n');
+	json_error_t je;
+	json_t *j = json_loads(buf, 0, &je);
+	assert_non_null(j);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(
+		json_object_get(j, "cache"), "manifests"), "hits")), 7);
+	assert_int_equal(json_integer_value(json_object_get(j, "mounted_since")), MOUNTED_SINCE);
+	assert_non_null(json_object_get(json_object_get(j, "requests"), "total"));
+	json_decref(j);
+	free(buf);
 }
 
 static void test_meta(void **state)
@@ -498,7 +564,7 @@ static void test_meta(void **state)
 	struct node *r = nodes_root(mnt.nodes);
 	/* .regfs is answered without the catalog */
 	struct child c;
-	assert_int_equal(kind_ops[K_ROOT]->lookup(r, ".regfs", &c), 0);
+	assert_int_equal(kind_ops[K_ROOT]->lookup(&mnt, r, ".regfs", &c), 0);
 	assert_int_equal(c.kind, K_META);
 	assert_string_equal(c.name, ".regfs");
 	struct node *meta = nodes_get(mnt.nodes, r, &c, 1);
@@ -520,11 +586,11 @@ static void test_meta(void **state)
 	struct node *stats = child_node(meta, &l, 1);
 	struct node *status = child_node(meta, &l, 2);
 	listing_free(&l);
-	assert_int_equal(kind_ops[K_META]->lookup(meta, "nope", &c), -ENOENT);
+	assert_int_equal(kind_ops[K_META]->lookup(&mnt, meta, "nope", &c), -ENOENT);
 
 	char *buf;
 	size_t len;
-	assert_int_equal(kind_ops[K_METAFILE]->content(status, &buf, &len), 0);
+	assert_int_equal(kind_ops[K_METAFILE]->content(&mnt, status, &buf, &len), 0);
 	assert_int_equal(len, strlen(buf));
 	assert_non_null(strstr(buf, "registry: http://127.0.0.1:5000\n"));
 	assert_non_null(strstr(buf, "mounted since: 2023-11-14T22:13:20Z\n"));
@@ -538,41 +604,8 @@ static void test_meta(void **state)
 	assert_true(t == 0);
 	free(buf);
 
-	/* errors: one line per failure noted, with the request being served */
-	fs_op_begin("read", "team/app", "x.tar");
-	fs_error_note(NULL, NULL, "GET …: answered HTTP 500\nsecond line");
-	fs_op_begin(NULL, NULL, NULL);
-	fs_error_note("rm", "lib/_tags/v1", "refused");
-	assert_int_equal(kind_ops[K_METAFILE]->content(errors, &buf, &len), 0);
-	assert_int_equal(len, strlen(buf));
-	char *second = strchr(buf, '\n');
-	assert_non_null(second);
-	assert_non_null(strstr(buf, "Z read /team/app/x.tar: GET …: answered HTTP 500 second line\n"));
-	assert_non_null(strstr(second + 1, "Z rm /lib/_tags/v1: refused\n"));
-	free(buf);
-	for (int i = 0; i < FS_ERRORS_MAX + 5; i++)
-		fs_error_note("stat", "a", "x");
-	assert_int_equal(kind_ops[K_METAFILE]->content(errors, &buf, &len), 0);
-	size_t lines = 0;
-	for (char *p = buf; *p; p++)
-		lines += *p == '\n';
-	assert_int_equal(lines, FS_ERRORS_MAX);
-	assert_null(strstr(buf, "refused")); /* the oldest went first */
-	free(buf);
-
-	atomic_store(&mnt.st.mc_hits, 7);
-	assert_int_equal(kind_ops[K_METAFILE]->content(stats, &buf, &len), 0);
-	assert_int_equal(len, strlen(buf));
-	assert_int_equal(buf[len - 1], '\n');
-	json_error_t je;
-	json_t *j = json_loads(buf, 0, &je);
-	assert_non_null(j);
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(
-		json_object_get(j, "cache"), "manifests"), "hits")), 7);
-	assert_int_equal(json_integer_value(json_object_get(j, "mounted_since")), MOUNTED_SINCE);
-	assert_non_null(json_object_get(json_object_get(j, "requests"), "total"));
-	json_decref(j);
-	free(buf);
+	check_errors_file(errors);
+	check_stats_file(stats);
 }
 
 /* Names that cannot exist are answered without asking the registry (with
@@ -580,18 +613,17 @@ static void test_meta(void **state)
 static void test_invalid_names_enoent(void **state)
 {
 	(void)state;
-	struct node *r = nodes_root(mnt.nodes);
-	struct node *app = mknode(r, "app", K_DIR, NULL, NULL, "app");
-	struct node *tags = mknode(app, "_tags", K_TAGS, "app", NULL, NULL);
-	struct node *mfs = mknode(app, "_manifests", K_MANIFESTS, "app", NULL, NULL);
+	struct node *app, *tags, *mfs;
+	repo_nodes(&app, &tags, &mfs);
 	struct child c;
 	static const char *const bad_tags[] = {".hidden", "-x", "a:b", "a/b", ""};
 	for (size_t i = 0; i < sizeof bad_tags / sizeof *bad_tags; i++)
-		assert_int_equal(kind_ops[K_TAGS]->lookup(tags, bad_tags[i], &c), -ENOENT);
+		assert_int_equal(kind_ops[K_TAGS]->lookup(&mnt, tags, bad_tags[i], &c), -ENOENT);
 	static const char *const bad_digests[] = {"latest", "sha256:abc", "sha256:" H64("ZZZZZZZZZZZZZZZZ"),
 						   "md5:" H64("0000000000000000")};
 	for (size_t i = 0; i < sizeof bad_digests / sizeof *bad_digests; i++)
-		assert_int_equal(kind_ops[K_MANIFESTS]->lookup(mfs, bad_digests[i], &c), -ENOENT);
+		assert_int_equal(kind_ops[K_MANIFESTS]->lookup(&mnt, mfs, bad_digests[i], &c),
+				 -ENOENT);
 }
 
 int main(void)

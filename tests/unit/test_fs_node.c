@@ -1,4 +1,4 @@
-/* test_fs_node.c — the mount's inode table (fs/node.c, compiled in): one node
+/* test_fs_node.c — the mount's inode table (fs/node.c): one node
  * per live path, lifetime by lookup count, kind changes, rename, the shared
  * string pool for repository names and digests, and growth to 50,000 nodes.
  *
@@ -345,17 +345,42 @@ static void test_mediatype(void **state)
 
 #define NGROW 50000
 
-static void test_growth(void **state)
+/* A child's payload (priv) goes to the node nodes_get makes, and is freed
+ * with it by the kind's priv_free; a child for a node that exists keeps its
+ * own. */
+static void test_priv_handover(void **state)
 {
 	(void)state;
 	struct nodes *t = nodes_new();
-	struct node *r = nodes_root(t);
-	struct node **v = calloc(NGROW, sizeof *v);
-	assert_non_null(v);
+	struct node *app = get(t, nodes_root(t), "app", K_DIR, NULL, NULL, "app", 1);
+	assert_non_null(kind_ops[K_TAGS]->priv_free);
+	struct child c = fs_test_child("_tags", K_TAGS, "app", NULL, NULL);
+	void *p = c.priv = calloc(1, sizeof(struct dir_version));
+	assert_non_null(p);
+	struct node *tags = nodes_get(t, app, &c, 1);
+	assert_non_null(tags);
+	assert_ptr_equal(tags->priv, p);
+	assert_null(c.priv);
+	struct child c2 = fs_test_child("_tags", K_TAGS, "app", NULL, NULL);
+	void *p2 = c2.priv = calloc(1, sizeof(struct dir_version));
+	assert_ptr_equal(nodes_get(t, app, &c2, 1), tags);
+	assert_ptr_equal(c2.priv, p2);
+	assert_ptr_equal(tags->priv, p);
+	kind_ops[K_TAGS]->priv_free(c2.priv);
+	nodes_forget(t, tags->id, 2);
+	assert_null(nodes_by_path(t, "app/_tags"));
+#ifdef HAVE_ASAN
+	assert_true(freed(p));
+#endif
+	nodes_free(t);
+}
+
+/* 50,000 directories, each with one blob of its own digest and one blob
+ * of a digest shared by 100 of them: grows the id/path buckets and the
+ * string pool many times over. */
+static void grow_fill(struct nodes *t, struct node *r, struct node **v)
+{
 	char name[32], digest[80], path[64];
-	/* 50,000 directories, each with one blob of its own digest and one blob
-	 * of a digest shared by 100 of them: grows the id/path buckets and the
-	 * string pool many times over */
 	for (size_t i = 0; i < NGROW; i++) {
 		snprintf(name, sizeof name, "r%zu", i);
 		v[i] = get(t, r, name, K_DIR, NULL, NULL, name, 1);
@@ -376,7 +401,13 @@ static void test_growth(void **state)
 			assert_string_equal(sh->digest, digest);
 		}
 	}
-	/* every node still found by id and path, with the right fields */
+}
+
+/* Every node still found by id and path, with the right fields; ids are
+ * unique (a counter). */
+static void grow_check(struct nodes *t, struct node **v)
+{
+	char name[32], digest[80], path[64];
 	for (size_t i = 0; i < NGROW; i++) {
 		snprintf(path, sizeof path, "r%zu", i);
 		assert_ptr_equal(nodes_by_path(t, path), v[i]);
@@ -390,10 +421,15 @@ static void test_growth(void **state)
 		snprintf(name, sizeof name, "r%zu", i);
 		assert_string_equal(own->repo, name);
 	}
-	/* ids are unique (a counter) */
 	for (size_t i = 1; i < NGROW; i++)
 		assert_true(v[i]->id > v[i - 1]->id);
-	/* forget all: directories first, then their files */
+}
+
+/* Forgets all, directories first, then their files; checks each is gone.
+ * Returns a shared digest's string (freed by now). */
+static const char *grow_forget_all(struct nodes *t, struct node **v)
+{
+	char path[64];
 	fuse_ino_t *ids = calloc(3 * (size_t)NGROW, sizeof *ids);
 	assert_non_null(ids);
 	for (size_t i = 0; i < NGROW; i++) {
@@ -425,6 +461,19 @@ static void test_growth(void **state)
 		assert_null(nodes_by_id(t, ids[3 * i + 2]));
 	}
 	free(ids);
+	return sample_digest;
+}
+
+static void test_growth(void **state)
+{
+	(void)state;
+	struct nodes *t = nodes_new();
+	struct node *r = nodes_root(t);
+	struct node **v = calloc(NGROW, sizeof *v);
+	assert_non_null(v);
+	grow_fill(t, r, v);
+	grow_check(t, v);
+	const char *sample_digest = grow_forget_all(t, v);
 #ifdef HAVE_ASAN
 	assert_true(freed(sample_digest));
 #else
@@ -495,6 +544,7 @@ int main(void)
 		cmocka_unit_test(test_rename),
 		cmocka_unit_test(test_shared_strings),
 		cmocka_unit_test(test_mediatype),
+		cmocka_unit_test(test_priv_handover),
 		cmocka_unit_test(test_growth),
 		cmocka_unit_test(test_path_hash_ino),
 		cmocka_unit_test(test_child_clear),

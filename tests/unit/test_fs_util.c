@@ -1,6 +1,7 @@
 /* test_fs_util.c — fs/util.c (compiled in): par_for runs every index exactly
  * once on at most `maxpar` threads, fs_client_errno's mapping of client
- * errors to what a FUSE op returns, now_mono never going back. */
+ * errors to what a FUSE op returns, now_mono never going back; loop.c's
+ * fs_deadline_ms. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -9,12 +10,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <regfs/err.h>
 
 #include "mount.h"
-
-struct mnt *M; /* fs/main.c's; util.c does not use it */
 
 struct counts {
 	atomic_int *seen;
@@ -91,12 +91,25 @@ static void test_now_mono(void **state)
 	}
 }
 
+static void test_deadline(void **state)
+{
+	(void)state;
+	for (long ms = 0; ms <= 2500; ms += 250) {
+		struct timespec now, d = fs_deadline_ms(ms);
+		clock_gettime(CLOCK_REALTIME, &now);
+		double ahead = (double)(d.tv_sec - now.tv_sec) + (d.tv_nsec - now.tv_nsec) / 1e9;
+		assert_true(d.tv_nsec >= 0 && d.tv_nsec < 1000000000L);
+		assert_true(ahead <= ms / 1000.0 && ahead > ms / 1000.0 - 0.5);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_par_for),
 		cmocka_unit_test(test_client_errno),
 		cmocka_unit_test(test_now_mono),
+		cmocka_unit_test(test_deadline),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,7 @@
-/* test_route.c — regfs-registry's path router (registry/route.c): names with
- * '/' and with components that look like endpoints, references, uploads. */
+/* test_route.c — regfs-registry's route table and path router
+ * (registry/route.c): names with '/' and with components that look like
+ * endpoints, references, uploads; the methods and the access of every
+ * (route, method) pair. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -7,107 +9,146 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "registry.h"
+#include "route.h"
 
-static struct route R(const char *path)
-{
-	struct route rt;
-	route_parse(path, &rt);
-	return rt;
-}
+/* One path and what the router must make of it. name/ref NULL: not
+ * checked; name_ok: 1 valid, 0 invalid, -1 not checked. */
+struct path_case {
+	const char *path;
+	enum route_kind kind;
+	const char *name, *ref;
+	int name_ok;
+};
 
-static void test_base_and_lists(void **state)
-{
-	(void)state;
-	assert_int_equal(R("/v2/").kind, R_BASE);
-	assert_int_equal(R("/v2").kind, R_BASE);
-	assert_int_equal(R("/v2/_catalog").kind, R_CATALOG);
-	assert_int_equal(R("/v2/_regfs/tags").kind, R_BULK_TAGS);
-	struct route rt = R("/v2/team/app/tags/list");
-	assert_int_equal(rt.kind, R_TAGS);
-	assert_string_equal(rt.name, "team/app");
-	assert_true(rt.name_ok);
-	rt = R("/v2/team/app/_regfs/manifests");
-	assert_int_equal(rt.kind, R_REPO_MANIFESTS);
-	assert_string_equal(rt.name, "team/app");
+static const struct path_case paths[] = {
+	/* the base and the lists */
+	{"/v2/", R_BASE, NULL, NULL, -1},
+	{"/v2", R_BASE, NULL, NULL, -1},
+	{"/v2/_catalog", R_CATALOG, NULL, NULL, -1},
+	{"/v2/_regfs/tags", R_BULK_TAGS, NULL, NULL, -1},
+	{"/v2/team/app/tags/list", R_TAGS, "team/app", NULL, 1},
+	{"/v2/team/app/_regfs/manifests", R_REPO_MANIFESTS, "team/app", NULL, -1},
 	/* bulk-manifests is not the repo-manifests route of a repository "" */
-	assert_int_equal(R("/v2/_regfs/manifests").kind, R_BULK_MANIFESTS);
-	assert_int_equal(R("/v2/_regfs/manifests/").kind, R_BULK_MANIFESTS);
-	rt = R("/v2//_regfs/manifests");
-	assert_int_equal(rt.kind, R_REPO_MANIFESTS);
-	assert_false(rt.name_ok);
-	rt = R("/v2/x/_regfs/manifests");
-	assert_int_equal(rt.kind, R_REPO_MANIFESTS);
-	assert_string_equal(rt.name, "x");
-	assert_int_equal(R("/v3/x").kind, R_NOT_FOUND);
-	assert_int_equal(R("/v2/x").kind, R_NOT_FOUND);
-	assert_int_equal(R("/v2/manifests/latest").kind, R_NOT_FOUND); /* no name */
-}
-
-static void test_manifests_blobs(void **state)
-{
-	(void)state;
-	struct route rt = R("/v2/a/b/c/manifests/latest");
-	assert_int_equal(rt.kind, R_MANIFEST);
-	assert_string_equal(rt.name, "a/b/c");
-	assert_string_equal(rt.ref, "latest");
+	{"/v2/_regfs/manifests", R_BULK_MANIFESTS, NULL, NULL, -1},
+	{"/v2/_regfs/manifests/", R_BULK_MANIFESTS, NULL, NULL, -1},
+	{"/v2//_regfs/manifests", R_REPO_MANIFESTS, NULL, NULL, 0},
+	{"/v2/x/_regfs/manifests", R_REPO_MANIFESTS, "x", NULL, -1},
+	{"/v3/x", R_NOT_FOUND, NULL, NULL, -1},
+	{"/v2/x", R_NOT_FOUND, NULL, NULL, -1},
+	{"/v2/manifests/latest", R_NOT_FOUND, NULL, NULL, -1}, /* no name */
+	/* manifests and blobs */
+	{"/v2/a/b/c/manifests/latest", R_MANIFEST, "a/b/c", "latest", -1},
 	/* a repository whose name has a "blobs" or "manifests" component */
-	rt = R("/v2/x/blobs/manifests/v1");
-	assert_int_equal(rt.kind, R_MANIFEST);
-	assert_string_equal(rt.name, "x/blobs");
-	rt = R("/v2/x/manifests/blobs/sha256:abc");
-	assert_int_equal(rt.kind, R_BLOB);
-	assert_string_equal(rt.name, "x/manifests");
-	assert_string_equal(rt.ref, "sha256:abc");
-	rt = R("/v2/x/referrers/sha256:abc");
-	assert_int_equal(rt.kind, R_REFERRERS);
-	assert_string_equal(rt.name, "x");
-	assert_int_equal(R("/v2/x/manifests/").kind, R_NOT_FOUND);
-}
+	{"/v2/x/blobs/manifests/v1", R_MANIFEST, "x/blobs", NULL, -1},
+	{"/v2/x/manifests/blobs/sha256:abc", R_BLOB, "x/manifests", "sha256:abc", -1},
+	{"/v2/x/referrers/sha256:abc", R_REFERRERS, "x", NULL, -1},
+	{"/v2/x/manifests/", R_NOT_FOUND, NULL, NULL, -1},
+	/* uploads */
+	{"/v2/team/app/blobs/uploads/", R_UPLOAD_START, "team/app", NULL, -1},
+	{"/v2/team/app/blobs/uploads", R_UPLOAD_START, NULL, NULL, -1},
+	{"/v2/team/app/blobs/uploads/0b3c7a6e-1111-4222-8333-444455556666", R_UPLOAD, "team/app",
+	 "0b3c7a6e-1111-4222-8333-444455556666", -1},
+	{"/v2/a/blobs/blobs/uploads/", R_UPLOAD_START, "a/blobs", NULL, -1},
+	/* invalid names */
+	{"/v2/Team/manifests/v1", R_MANIFEST, NULL, NULL, 0},
+	{"/v2/a/../b/manifests/v1", R_MANIFEST, NULL, NULL, 0},
+	{"/v2/a//b/manifests/v1", R_MANIFEST, NULL, NULL, 0},
+};
 
-static void test_uploads(void **state)
+static void test_paths(void **state)
 {
 	(void)state;
-	struct route rt = R("/v2/team/app/blobs/uploads/");
-	assert_int_equal(rt.kind, R_UPLOAD_START);
-	assert_string_equal(rt.name, "team/app");
-	assert_int_equal(R("/v2/team/app/blobs/uploads").kind, R_UPLOAD_START);
-	rt = R("/v2/team/app/blobs/uploads/0b3c7a6e-1111-4222-8333-444455556666");
-	assert_int_equal(rt.kind, R_UPLOAD);
-	assert_string_equal(rt.name, "team/app");
-	assert_string_equal(rt.ref, "0b3c7a6e-1111-4222-8333-444455556666");
-	rt = R("/v2/a/blobs/blobs/uploads/");
-	assert_int_equal(rt.kind, R_UPLOAD_START);
-	assert_string_equal(rt.name, "a/blobs");
+	for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+		const struct path_case *c = &paths[i];
+		struct route rt;
+		route_parse(c->path, &rt);
+		print_message("%s\n", c->path);
+		assert_int_equal(rt.kind, c->kind);
+		if (c->name)
+			assert_string_equal(rt.name, c->name);
+		if (c->ref)
+			assert_string_equal(rt.ref, c->ref);
+		if (c->name_ok >= 0)
+			assert_int_equal(rt.name_ok, c->name_ok);
+	}
 }
 
-static void test_invalid_names(void **state)
+static void test_long_name_and_ref(void **state)
 {
 	(void)state;
-	assert_false(R("/v2/Team/manifests/v1").name_ok);
-	assert_false(R("/v2/a/../b/manifests/v1").name_ok);
-	assert_false(R("/v2/a//b/manifests/v1").name_ok);
 	char longp[600] = "/v2/";
-	for (int i = 0; i < 300; i++)
-		strcat(longp, "a");
-	strcat(longp, "/manifests/v1");
-	struct route rt = R(longp);
+	memset(longp + 4, 'a', 300);
+	strcpy(longp + 304, "/manifests/v1");
+	struct route rt;
+	route_parse(longp, &rt);
 	assert_int_equal(rt.kind, R_MANIFEST);
 	assert_false(rt.name_ok);
 	char longr[400] = "/v2/a/manifests/";
-	for (int i = 0; i < 300; i++)
-		strcat(longr, "t");
-	rt = R(longr);
+	size_t k = strlen(longr);
+	memset(longr + k, 't', 300);
+	longr[k + 300] = '\0';
+	route_parse(longr, &rt);
 	assert_true(rt.ref_truncated);
+}
+
+/* Every (route, method) pair: allowed or not, and the access it needs.
+ * '-' not allowed; N none, P pull, W push (write), D delete, C catalog. */
+static const struct {
+	enum route_kind kind;
+	const char *access;   /* GET HEAD PUT POST PATCH DELETE other */
+} access_cases[] = {
+	{R_NOT_FOUND,      "NNNNNNN"},
+	{R_BASE,           "NN-----"},
+	{R_CATALOG,        "CC-----"},
+	{R_BULK_TAGS,      "CC-----"},
+	{R_TAGS,           "PP-----"},
+	{R_MANIFEST,       "PPW--D-"},
+	{R_BLOB,           "PP---D-"},
+	{R_UPLOAD_START,   "---W---"},
+	{R_UPLOAD,         "WWW-WW-"},
+	{R_REFERRERS,      "PP-----"},
+	{R_REPO_MANIFESTS, "PP-----"},
+	{R_BULK_MANIFESTS, "CC-----"},
+};
+
+static void test_access(void **state)
+{
+	(void)state;
+	static const char letter[] = {[ACCESS_NONE] = 'N', [ACCESS_PULL] = 'P',
+				      [ACCESS_PUSH] = 'W', [ACCESS_DELETE] = 'D',
+				      [ACCESS_CATALOG] = 'C'};
+	assert_int_equal(sizeof access_cases / sizeof access_cases[0], R__COUNT);
+	for (size_t i = 0; i < R__COUNT; i++) {
+		const struct route_entry *e = route_entry_of(access_cases[i].kind);
+		assert_int_equal(e->kind, access_cases[i].kind);
+		assert_non_null(e->handler);
+		char got[HTTP__COUNT + 1] = {0};
+		for (int m = 0; m < HTTP__COUNT; m++)
+			got[m] = route_allows(e, (enum http_method)m) ? letter[e->access[m]] : '-';
+		print_message("%s\n", e->shape);
+		assert_string_equal(got, access_cases[i].access);
+	}
+}
+
+static void test_methods(void **state)
+{
+	(void)state;
+	static const char *names[HTTP__COUNT] = {"GET", "HEAD", "PUT", "POST", "PATCH", "DELETE",
+						 "OPTIONS"};
+	for (int m = 0; m < HTTP__COUNT; m++)
+		assert_int_equal(http_method_parse(names[m]), m);
+	assert_int_equal(http_method_parse("get"), HTTP_OTHER);
+	assert_int_equal(http_method_parse("PUTS"), HTTP_OTHER);
+	assert_int_equal(http_method_parse(""), HTTP_OTHER);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_base_and_lists),
-		cmocka_unit_test(test_manifests_blobs),
-		cmocka_unit_test(test_uploads),
-		cmocka_unit_test(test_invalid_names),
+		cmocka_unit_test(test_paths),
+		cmocka_unit_test(test_long_name_and_ref),
+		cmocka_unit_test(test_access),
+		cmocka_unit_test(test_methods),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

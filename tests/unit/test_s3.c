@@ -88,33 +88,46 @@ static void test_endpoints(void **state)
 	s3_client_cleanup(&c);
 }
 
+/* s3_client_init refuses cfg with -EINVAL and a message containing want. */
+static void refused(const struct regfs_s3_config *cfg, const char *want)
+{
+	struct regfs_err err = {0};
+	struct s3_client c;
+	assert_int_equal(s3_client_init(&c, cfg, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, want));
+	s3_client_cleanup(&c);
+}
+
+/* Whether a client made from cfg uses the CA bundle at path (asserting
+ * that it has no other). */
+static bool has_ca_bundle(const struct regfs_s3_config *cfg, const char *path)
+{
+	struct s3_client c;
+	assert_int_equal(s3_client_init(&c, cfg, NULL), 0);
+	bool has = c.ca_bundle != NULL;
+	if (has)
+		assert_string_equal(c.ca_bundle, path);
+	s3_client_cleanup(&c);
+	return has;
+}
+
 static void test_config_errors(void **state)
 {
 	(void)state;
-	struct regfs_err err = {0};
 	struct regfs_s3_config cfg = base();
 	struct s3_client c;
 	cfg.chunksize = 1 << 20;
-	assert_int_equal(s3_client_init(&c, &cfg, &err), -EINVAL);
-	assert_non_null(strstr(err.msg, "chunksize"));
-	s3_client_cleanup(&c);
-
-	regfs_err_clear(&err);
+	refused(&cfg, "chunksize");
 	cfg = base();
 	cfg.bucket = NULL;
-	assert_int_equal(s3_client_init(&c, &cfg, &err), -EINVAL);
-	assert_non_null(strstr(err.msg, "storage.s3.bucket"));
-	s3_client_cleanup(&c);
+	refused(&cfg, "storage.s3.bucket");
 
 	/* credentials from the environment when the config has none */
-	regfs_err_clear(&err);
 	cfg = base();
 	cfg.accesskey = cfg.secretkey = NULL;
 	unsetenv("AWS_ACCESS_KEY_ID");
 	unsetenv("AWS_SECRET_ACCESS_KEY");
-	assert_int_equal(s3_client_init(&c, &cfg, &err), -EINVAL);
-	assert_non_null(strstr(err.msg, "AWS_ACCESS_KEY_ID"));
-	s3_client_cleanup(&c);
+	refused(&cfg, "AWS_ACCESS_KEY_ID");
 	setenv("AWS_ACCESS_KEY_ID", "ENVAK", 1);
 	setenv("AWS_SECRET_ACCESS_KEY", "ENVSK", 1);
 	assert_int_equal(s3_client_init(&c, &cfg, NULL), 0);
@@ -122,13 +135,9 @@ static void test_config_errors(void **state)
 	s3_client_cleanup(&c);
 	/* AWS_CA_BUNDLE applies to https only */
 	setenv("AWS_CA_BUNDLE", "/etc/ssl/ca.pem", 1);
-	assert_int_equal(s3_client_init(&c, &cfg, NULL), 0);
-	assert_null(c.ca_bundle);
-	s3_client_cleanup(&c);
+	assert_false(has_ca_bundle(&cfg, "/etc/ssl/ca.pem"));
 	cfg.regionendpoint = "https://minio:9000";
-	assert_int_equal(s3_client_init(&c, &cfg, NULL), 0);
-	assert_string_equal(c.ca_bundle, "/etc/ssl/ca.pem");
-	s3_client_cleanup(&c);
+	assert_true(has_ca_bundle(&cfg, "/etc/ssl/ca.pem"));
 }
 
 static void test_xml(void **state)
@@ -183,6 +192,45 @@ static void test_xml(void **state)
 	free(esc);
 }
 
+/* The base layer in front of the S3 driver, offline: the path rule, the
+ * driver's label on errors, and the optional operations. */
+static void test_base(void **state)
+{
+	(void)state;
+	struct regfs_s3_config cfg = base();
+	struct regfs_storage *s = NULL;
+	struct regfs_err err = {0};
+	assert_int_equal(regfs_storage_s3_new(&cfg, &s, &err), 0);
+	assert_string_equal(regfs_storage_name(s), "s3");
+	/* the same rule as the filesystem driver: "//" is refused too */
+	const char *bad[] = {"", "a", "/a//b", "/a/", "/a/../b", "/.", "/", NULL};
+	for (int i = 0; bad[i]; i++) {
+		regfs_err_clear(&err);
+		assert_int_equal(regfs_storage_put(s, bad[i], "x", 1, &err), -EINVAL);
+		assert_true(strncmp(err.msg, "s3 storage: invalid path", 24) == 0);
+		assert_int_equal(regfs_storage_del(s, bad[i], NULL), -EINVAL);
+		struct regfs_writer *w = NULL;
+		assert_int_equal(regfs_storage_writer(s, bad[i], true, &w, NULL), -EINVAL);
+		assert_null(w);
+	}
+	assert_int_equal(regfs_storage_stat(s, "/a//b", &(struct regfs_stat_info){0}, NULL), -EINVAL);
+	assert_true(regfs_storage_supports(s, REGFS_STORAGE_URL_FOR));
+	assert_true(regfs_storage_supports(s, REGFS_STORAGE_HEALTH));
+	assert_false(regfs_storage_supports(s, REGFS_STORAGE_OPEN_FD));
+	int fd = 0;
+	uint64_t size;
+	regfs_err_clear(&err);
+	assert_int_equal(regfs_storage_open_fd(s, "/x", &fd, &size, &err), -ENOTSUP);
+	assert_int_equal(fd, -1);
+	assert_string_equal(err.msg, "s3 storage has no file descriptors");
+	/* presigning needs no network */
+	char *url = NULL;
+	assert_int_equal(regfs_storage_url_for(s, "/docker/k", 60, &url, NULL), 0);
+	assert_non_null(strstr(url, "http://videopick-minio:9000/docker-registry/docker/k?"));
+	free(url);
+	regfs_storage_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -190,6 +238,7 @@ int main(void)
 		cmocka_unit_test(test_endpoints),
 		cmocka_unit_test(test_config_errors),
 		cmocka_unit_test(test_xml),
+		cmocka_unit_test(test_base),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,6 +19,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include <regfs/cmp.h>
 #include <regfs/storage.h>
 
 struct ctx {
@@ -82,12 +83,35 @@ static void assert_disk(struct ctx *c, const char *path, const char *want)
 	free(disk);
 }
 
+enum which_files { EVERY_FILE, VISIBLE_AND_TEMP };
+
+/* How many entries the directory at path (under the root) holds: every one
+ * but "." and "..", or the visible ones and the put's ".tmp-" files. */
+static int files_in(struct ctx *c, const char *path, enum which_files which)
+{
+	char dir[512];
+	snprintf(dir, sizeof dir, "%s%s", c->root, path);
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		const char *f = de->d_name;
+		if (which == EVERY_FILE)
+			n += strcmp(f, ".") && strcmp(f, "..");
+		else
+			n += f[0] != '.' || strncmp(f, ".tmp-", 5) == 0;
+	}
+	closedir(d);
+	return n;
+}
+
 /* /blobs/b1 exists with "old": w's publish onto it is refused and the old data stays. */
 static void check_publish_refused(struct ctx *c, struct regfs_writer *w)
 {
 	struct regfs_err err = {0};
 	assert_int_equal(regfs_storage_put(c->s, "/blobs/b1", "old", 3, &err), 0);
-	assert_int_equal(w->publish(w, "/blobs/b1", &err), -EEXIST);
+	assert_int_equal(regfs_writer_publish(w, "/blobs/b1", &err), -EEXIST);
 	assert_disk(c, "/blobs/b1", "old");
 }
 
@@ -116,17 +140,7 @@ static void test_put_get(void **state)
 	assert_int_equal(len, 3);
 	assert_memory_equal(data, "new", 3);
 	free(data);
-	char dir[512];
-	snprintf(dir, sizeof dir, "%s/a/b/c", c->root);
-	int entries = 0;
-	DIR *d = opendir(dir);
-	assert_non_null(d);
-	struct dirent *de;
-	while ((de = readdir(d)))
-		if (de->d_name[0] != '.' || strncmp(de->d_name, ".tmp-", 5) == 0)
-			entries++;
-	closedir(d);
-	assert_int_equal(entries, 1);
+	assert_int_equal(files_in(c, "/a/b/c", VISIBLE_AND_TEMP), 1);
 
 	/* empty object */
 	assert_int_equal(regfs_storage_put(c->s, "/empty", "", 0, &err), 0);
@@ -176,9 +190,9 @@ static void test_bad_paths(void **state)
 		assert_int_equal(regfs_storage_del(c->s, bad[i], NULL), -EINVAL);
 		assert_int_equal(regfs_storage_move(c->s, "/x", bad[i], NULL), -EINVAL);
 		struct regfs_writer *w = NULL;
-		assert_int_equal(c->s->ops->writer(c->s, bad[i], false, &w, NULL), -EINVAL);
+		assert_int_equal(regfs_storage_writer(c->s, bad[i], false, &w, NULL), -EINVAL);
 		struct regfs_reader *r = NULL;
-		assert_int_equal(c->s->ops->reader(c->s, bad[i], 0, &r, NULL), -EINVAL);
+		assert_int_equal(regfs_storage_reader(c->s, bad[i], 0, &r, NULL), -EINVAL);
 	}
 	assert_int_equal(regfs_storage_stat(c->s, "/../x", &(struct regfs_stat_info){0}, NULL), -EINVAL);
 	/* nothing was created outside the root */
@@ -193,38 +207,38 @@ static void test_writer_append(void **state)
 	struct regfs_err err = {0};
 	struct regfs_writer *w = NULL;
 	const char *p = "/repo/_uploads/u1/data";
-	assert_int_equal(c->s->ops->writer(c->s, p, false, &w, &err), 0);
-	assert_int_equal(w->size(w), 0);
-	assert_int_equal(w->write(w, "hello ", 6, &err), 6);
-	assert_int_equal(w->size(w), 6);
-	assert_int_equal(w->close(w, &err), 0); /* resumable */
+	assert_int_equal(regfs_storage_writer(c->s, p, false, &w, &err), 0);
+	assert_int_equal(regfs_writer_size(w), 0);
+	assert_int_equal(regfs_writer_write(w, "hello ", 6, &err), 6);
+	assert_int_equal(regfs_writer_size(w), 6);
+	assert_int_equal(regfs_writer_close(w, &err), 0); /* resumable */
 
-	assert_int_equal(c->s->ops->writer(c->s, p, true, &w, &err), 0);
-	assert_int_equal(w->size(w), 6);
-	assert_int_equal(w->write(w, "world", 5, &err), 5);
-	assert_int_equal(w->size(w), 11);
-	assert_int_equal(w->commit(w, &err), 0);
-	assert_int_equal(w->close(w, &err), 0);
+	assert_int_equal(regfs_storage_writer(c->s, p, true, &w, &err), 0);
+	assert_int_equal(regfs_writer_size(w), 6);
+	assert_int_equal(regfs_writer_write(w, "world", 5, &err), 5);
+	assert_int_equal(regfs_writer_size(w), 11);
+	assert_int_equal(regfs_writer_commit(w, &err), 0);
+	assert_int_equal(regfs_writer_close(w, &err), 0);
 	char *disk = slurp(c, p);
 	assert_string_equal(disk, "hello world");
 	free(disk);
 
 	/* append=false truncates */
-	assert_int_equal(c->s->ops->writer(c->s, p, false, &w, &err), 0);
-	assert_int_equal(w->size(w), 0);
-	assert_int_equal(w->write(w, "x", 1, &err), 1);
-	assert_int_equal(w->commit(w, &err), 0);
-	assert_int_equal(w->write(w, "y", 1, NULL), -EINVAL); /* after commit */
-	assert_int_equal(w->close(w, &err), 0);
+	assert_int_equal(regfs_storage_writer(c->s, p, false, &w, &err), 0);
+	assert_int_equal(regfs_writer_size(w), 0);
+	assert_int_equal(regfs_writer_write(w, "x", 1, &err), 1);
+	assert_int_equal(regfs_writer_commit(w, &err), 0);
+	assert_int_equal(regfs_writer_write(w, "y", 1, NULL), -EINVAL); /* after commit */
+	assert_int_equal(regfs_writer_close(w, &err), 0);
 	disk = slurp(c, p);
 	assert_string_equal(disk, "x");
 	free(disk);
 
 	/* cancel drops the data */
-	assert_int_equal(c->s->ops->writer(c->s, p, true, &w, &err), 0);
-	assert_int_equal(w->write(w, "zz", 2, &err), 2);
-	assert_int_equal(w->cancel(w, &err), 0);
-	assert_int_equal(w->close(w, &err), 0);
+	assert_int_equal(regfs_storage_writer(c->s, p, true, &w, &err), 0);
+	assert_int_equal(regfs_writer_write(w, "zz", 2, &err), 2);
+	assert_int_equal(regfs_writer_cancel(w, &err), 0);
+	assert_int_equal(regfs_writer_close(w, &err), 0);
 	struct regfs_stat_info si;
 	assert_int_equal(regfs_storage_stat(c->s, p, &si, NULL), -ENOENT);
 }
@@ -236,24 +250,24 @@ static void test_writer_lock_publish(void **state)
 	struct regfs_err err = {0};
 	struct regfs_writer *w = NULL, *w2 = NULL;
 	const char *p = "/repo/_uploads/u2/data";
-	assert_int_equal(c->s->ops->writer(c->s, p, false, &w, &err), 0);
-	assert_int_equal(w->write(w, "abc", 3, &err), 3);
-	assert_int_equal(c->s->ops->writer(c->s, p, true, &w2, &err), -EBUSY);
-	assert_int_equal(w->commit(w, &err), 0);
+	assert_int_equal(regfs_storage_writer(c->s, p, false, &w, &err), 0);
+	assert_int_equal(regfs_writer_write(w, "abc", 3, &err), 3);
+	assert_int_equal(regfs_storage_writer(c->s, p, true, &w2, &err), -EBUSY);
+	assert_int_equal(regfs_writer_commit(w, &err), 0);
 	/* an existing destination is left alone and the data stays */
 	check_publish_refused(c, w);
-	assert_int_equal(w->publish(w, "/blobs/new/b2", &err), 0);
-	assert_int_equal(w->close(w, &err), 0);
+	assert_int_equal(regfs_writer_publish(w, "/blobs/new/b2", &err), 0);
+	assert_int_equal(regfs_writer_close(w, &err), 0);
 	assert_disk(c, "/blobs/new/b2", "abc");
 	/* the published upload is gone and append never brings it back */
-	assert_int_equal(c->s->ops->writer(c->s, p, true, &w2, &err), -ENOENT);
+	assert_int_equal(regfs_storage_writer(c->s, p, true, &w2, &err), -ENOENT);
 	struct regfs_stat_info si;
 	assert_int_equal(regfs_storage_stat(c->s, p, &si, NULL), -ENOENT);
 	/* a writer whose file is deleted under it says so at close */
-	assert_int_equal(c->s->ops->writer(c->s, p, false, &w, &err), 0);
+	assert_int_equal(regfs_storage_writer(c->s, p, false, &w, &err), 0);
 	assert_int_equal(regfs_storage_del(c->s, "/repo/_uploads/u2", &err), 0);
-	assert_int_equal(w->write(w, "x", 1, &err), 1);
-	assert_int_equal(w->close(w, &err), -ENOENT);
+	assert_int_equal(regfs_writer_write(w, "x", 1, &err), 1);
+	assert_int_equal(regfs_writer_close(w, &err), -ENOENT);
 }
 
 /* publish's link() fallback runs where the file system has no
@@ -277,13 +291,13 @@ static void test_publish_link_fallback(void **state)
 	struct regfs_writer *w = NULL;
 	const char *p = "/repo/_uploads/u3/data";
 	no_renameat2 = true;
-	assert_int_equal(c->s->ops->writer(c->s, p, false, &w, &err), 0);
-	assert_int_equal(w->write(w, "abc", 3, &err), 3);
-	assert_int_equal(w->commit(w, &err), 0);
+	assert_int_equal(regfs_storage_writer(c->s, p, false, &w, &err), 0);
+	assert_int_equal(regfs_writer_write(w, "abc", 3, &err), 3);
+	assert_int_equal(regfs_writer_commit(w, &err), 0);
 	check_publish_refused(c, w);
 	assert_disk(c, p, "abc"); /* the refused publish put the upload back */
-	assert_int_equal(w->publish(w, "/blobs/new/b2", &err), 0);
-	assert_int_equal(w->close(w, &err), 0);
+	assert_int_equal(regfs_writer_publish(w, "/blobs/new/b2", &err), 0);
+	assert_int_equal(regfs_writer_close(w, &err), 0);
 	no_renameat2 = false;
 	/* every publish took the fallback (the second twice: its directory was missing) */
 	assert_int_equal(renameat2_refused, 3);
@@ -291,16 +305,7 @@ static void test_publish_link_fallback(void **state)
 	struct regfs_stat_info si;
 	assert_int_equal(regfs_storage_stat(c->s, p, &si, NULL), -ENOENT);
 	/* nothing left under a private name either */
-	char dir[512];
-	snprintf(dir, sizeof dir, "%s/repo/_uploads/u3", c->root);
-	DIR *d = opendir(dir);
-	assert_non_null(d);
-	struct dirent *de;
-	int files = 0;
-	while ((de = readdir(d)))
-		files += strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
-	closedir(d);
-	assert_int_equal(files, 0);
+	assert_int_equal(files_in(c, "/repo/_uploads/u3", EVERY_FILE), 0);
 }
 
 static void test_reader(void **state)
@@ -313,32 +318,32 @@ static void test_reader(void **state)
 	assert_int_equal(regfs_storage_put(c->s, "/blob", blob, sizeof blob, &err), 0);
 
 	struct regfs_reader *r = NULL;
-	assert_int_equal(c->s->ops->reader(c->s, "/blob", 1234, &r, &err), 0);
+	assert_int_equal(regfs_storage_reader(c->s, "/blob", 1234, &r, &err), 0);
 	char got[sizeof blob];
 	size_t n = 0;
 	ssize_t k;
-	while ((k = r->read(r, got + n, 1000, &err)) > 0)
+	while ((k = regfs_reader_read(r, got + n, 1000, &err)) > 0)
 		n += (size_t)k;
 	assert_int_equal(k, 0);
 	assert_int_equal(n, sizeof blob - 1234);
 	assert_memory_equal(got, blob + 1234, n);
-	r->close(r);
+	regfs_reader_close(r);
 
 	/* offset at / past the end reads nothing */
-	assert_int_equal(c->s->ops->reader(c->s, "/blob", sizeof blob + 5, &r, &err), 0);
-	assert_int_equal(r->read(r, got, 10, &err), 0);
-	r->close(r);
+	assert_int_equal(regfs_storage_reader(c->s, "/blob", sizeof blob + 5, &r, &err), 0);
+	assert_int_equal(regfs_reader_read(r, got, 10, &err), 0);
+	regfs_reader_close(r);
 
-	assert_int_equal(c->s->ops->reader(c->s, "/missing", 0, &r, NULL), -ENOENT);
+	assert_int_equal(regfs_storage_reader(c->s, "/missing", 0, &r, NULL), -ENOENT);
 
 	int fd = -1;
 	uint64_t size = 0;
-	assert_int_equal(c->s->ops->open_fd(c->s, "/blob", &fd, &size, &err), 0);
+	assert_int_equal(regfs_storage_open_fd(c->s, "/blob", &fd, &size, &err), 0);
 	assert_int_equal(size, sizeof blob);
 	assert_int_equal(pread(fd, got, 5, 100), 5);
 	assert_memory_equal(got, blob + 100, 5);
 	close(fd);
-	assert_int_equal(c->s->ops->open_fd(c->s, "/nope", &fd, &size, NULL), -ENOENT);
+	assert_int_equal(regfs_storage_open_fd(c->s, "/nope", &fd, &size, NULL), -ENOENT);
 }
 
 static void test_stat(void **state)
@@ -379,11 +384,6 @@ static int collect(const char *path, void *ud)
 	return 0;
 }
 
-static int cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int stop_first(const char *path, void *ud)
 {
 	(void)path;
@@ -408,7 +408,7 @@ static void test_list(void **state)
 	struct names ns = {0};
 	assert_int_equal(regfs_storage_list(c->s, "/l", collect, &ns, &err), 0);
 	assert_int_equal(ns.n, 3);
-	qsort(ns.v, (size_t)ns.n, sizeof ns.v[0], cmp);
+	qsort(ns.v, (size_t)ns.n, sizeof ns.v[0], regfs_cmp_str);
 	assert_string_equal(ns.v[0], "/l/a");
 	assert_string_equal(ns.v[1], "/l/b");
 	assert_string_equal(ns.v[2], "/l/c");
@@ -466,10 +466,10 @@ static void test_misc(void **state)
 {
 	struct ctx *c = *state;
 	char *url = NULL;
-	assert_int_equal(c->s->ops->url_for(c->s, "/x", 60, &url, NULL), -ENOTSUP);
-	assert_string_equal(c->s->ops->name, "filesystem");
+	assert_int_equal(regfs_storage_url_for(c->s, "/x", 60, &url, NULL), -ENOTSUP);
+	assert_string_equal(regfs_storage_name(c->s), "filesystem");
 	struct regfs_err err = {0};
-	assert_int_equal(c->s->ops->health(c->s, &err), 0);
+	assert_int_equal(regfs_storage_health(c->s, &err), 0);
 
 	/* a root that is a file is refused with a message naming it */
 	char file[512];
@@ -548,32 +548,53 @@ static void test_atomic_put_concurrent(void **state)
 	assert_int_equal(regfs_storage_list(c->s, "/race", collect, &ns, NULL), 0);
 	assert_int_equal(ns.n, 1);
 	free(ns.v[0]);
-	char dir[512];
-	snprintf(dir, sizeof dir, "%s/race", c->root);
-	DIR *d = opendir(dir);
-	int files = 0;
-	struct dirent *de;
-	while ((de = readdir(d)))
-		files += de->d_name[0] != '.' || strncmp(de->d_name, ".tmp-", 5) == 0;
-	closedir(d);
-	assert_int_equal(files, 1);
+	assert_int_equal(files_in(c, "/race", VISIBLE_AND_TEMP), 1);
+}
+
+/* The base layer's part: every failure names the driver, a caller's earlier
+ * error is kept, and the optional operations answer for themselves. */
+static void test_base_errors(void **state)
+{
+	struct ctx *c = *state;
+	struct regfs_err err = {0};
+	char *d = NULL;
+	size_t l;
+	assert_int_equal(regfs_storage_get(c->s, "/none", &d, &l, &err), -ENOENT);
+	assert_true(strncmp(err.msg, "filesystem storage: ", 20) == 0);
+	/* an error already set stays as it was */
+	assert_int_equal(regfs_storage_get(c->s, "/a//b", &d, &l, &err), -EINVAL);
+	assert_int_equal(err.code, -ENOENT);
+	assert_non_null(strstr(err.msg, "/none"));
+	regfs_err_clear(&err);
+	assert_int_equal(regfs_storage_list(c->s, "/a//b", collect, NULL, &err), -EINVAL);
+	assert_string_equal(err.msg, "filesystem storage: invalid path \"/a//b\": empty, \".\" or \"..\" component");
+	assert_true(regfs_storage_supports(c->s, REGFS_STORAGE_OPEN_FD));
+	assert_true(regfs_storage_supports(c->s, REGFS_STORAGE_HEALTH));
+	assert_false(regfs_storage_supports(c->s, REGFS_STORAGE_URL_FOR));
+	char *url = (char *)"unset";
+	regfs_err_clear(&err);
+	assert_int_equal(regfs_storage_url_for(c->s, "/x", 60, &url, &err), -ENOTSUP);
+	assert_null(url);
+	assert_string_equal(err.msg, "filesystem storage has no direct URLs");
+	/* publish checks its destination with the same rule */
+	struct regfs_writer *w = NULL;
+	assert_int_equal(regfs_storage_writer(c->s, "/up/w", false, &w, &err), 0);
+	assert_int_equal(regfs_writer_commit(w, &err), 0);
+	regfs_err_clear(&err);
+	assert_int_equal(regfs_writer_publish(w, "/blobs/../x", &err), -EINVAL);
+	assert_true(strncmp(err.msg, "filesystem storage: invalid path", 32) == 0);
+	assert_int_equal(regfs_writer_close(w, &err), 0);
 }
 
 int main(void)
 {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_put_get, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_get_too_big, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_paths, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_writer_append, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_writer_lock_publish, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_publish_link_fallback, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reader, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stat, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_move_del, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_misc, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_atomic_put_concurrent, setup, teardown),
+		T(test_put_get), T(test_get_too_big), T(test_bad_paths), T(test_writer_append),
+		T(test_writer_lock_publish), T(test_publish_link_fallback), T(test_reader),
+		T(test_stat), T(test_list), T(test_move_del), T(test_misc),
+		T(test_atomic_put_concurrent), T(test_base_errors),
 	};
+#undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

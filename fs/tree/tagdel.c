@@ -15,7 +15,7 @@
  * What remains possible: a tag pushed onto the same digest by someone else
  * between our tag-list request and the delete by digest, or a tag moved onto
  * it within the ttl before (its resolution is reused for up to --ttl). */
-#include "mount.h"
+#include "tree.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -28,64 +28,52 @@
 
 /* Invalidate the kernel's entry `name` in the directory at `dirpath`, if the
  * kernel has that directory at all. */
-void write_inval_entry(const char *dirpath, const char *name)
+void write_inval_entry(struct mnt *m, const char *dirpath, const char *name)
 {
-	struct node *d = nodes_ref_by_path(M->nodes, dirpath);
+	struct node *d = nodes_ref_by_path(m->nodes, dirpath);
 	if (!d)
 		return;
-	if (M->se)
-		fuse_lowlevel_notify_inval_entry(M->se, d->id, name, strlen(name));
-	nodes_forget(M->nodes, d->id, 1);
+	if (m->se)
+		fuse_lowlevel_notify_inval_entry(m->se, d->id, name, strlen(name));
+	nodes_forget(m->nodes, d->id, 1);
 }
 
 /* The kernel drops its cached listings of <repo>/_tags and <repo>/_manifests
  * (a tag deletion can change both; the kernel itself only knows about the
  * one directory the operation was in). */
-static void kernel_dirs_changed(const char *repo)
+static void kernel_dirs_changed(struct mnt *m, const char *repo)
 {
 	static const char *const dirs[] = {"_tags", "_manifests"};
 	for (size_t i = 0; i < 2; i++) {
 		char p[600];
 		snprintf(p, sizeof p, "%s/%s", repo, dirs[i]);
-		struct node *d = nodes_ref_by_path(M->nodes, p);
+		struct node *d = nodes_ref_by_path(m->nodes, p);
 		if (!d)
 			continue;
 		dir_version_expire(d);
-		if (M->se)
-			fuse_lowlevel_notify_inval_inode(M->se, d->id, 0, 0);
-		nodes_forget(M->nodes, d->id, 1);
+		if (m->se)
+			fuse_lowlevel_notify_inval_inode(m->se, d->id, 0, 0);
+		nodes_forget(m->nodes, d->id, 1);
 	}
 }
 
 /* The tag list is refetched (keeping the other tags' resolutions: one
  * request, not one per tag), `tags` are resolved again. */
-void write_changed(const char *repo, const char *const *tags, size_t n)
+void write_changed(struct mnt *m, const char *repo, const char *const *tags, size_t n)
 {
-	ncache_invalidate_tags(repo, tags, n);
-	kernel_dirs_changed(repo);
+	names_invalidate_tags(m->nc, repo, tags, n);
+	kernel_dirs_changed(m, repo);
 }
 
-void write_tag_removed(const char *repo, const char *tag)
+void write_tag_removed(struct mnt *m, const char *repo, const char *tag)
 {
-	ncache_tag_removed(repo, tag);
-	kernel_dirs_changed(repo);
+	names_tag_removed(m->nc, repo, tag);
+	kernel_dirs_changed(m, repo);
 }
 
-void write_changed1(const char *repo, const char *tag)
+void write_changed1(struct mnt *m, const char *repo, const char *tag)
 {
-	write_changed(repo, &tag, 1);
-}
-
-int write_client_rc(int rc, struct regfs_err *e, const char *what)
-{
-	if (rc == -ENOENT)
-		return -ENOENT;
-	fs_warn("%s failed: %s", what, regfs_err_str(e));
-	if (rc == -EACCES)
-		return -EACCES;
-	if (rc == -ENOTSUP)
-		return -EPERM;
-	return -EIO;
+	write_changed(m, repo, &tag, 1);
 }
 
 /* ---- what the mount remembers about a repository between writes ----
@@ -141,21 +129,21 @@ double wstate_time(const char *repo, size_t field, const double *set)
  * (registry:2 with storage.delete.enabled false, its default; regfs-registry
  * the same). The answer is kept for the ttl; a failed probe is not kept.
  * 0, -EPERM (disabled), -EACCES (credentials), -EIO (no clear answer). */
-int tag_deletes_allowed(const char *repo)
+int tag_deletes_allowed(struct mnt *m, const char *repo)
 {
 	static const char zero[] =
 		"sha256:0000000000000000000000000000000000000000000000000000000000000000";
 	int rc = 0;
 	pthread_mutex_lock(&wmu);
 	struct wstate *w = wstate_of(repo);
-	bool known = w && now_mono() - w->probed_at < M->o.ttl;
+	bool known = w && now_mono() - w->probed_at < m->o.ttl;
 	if (known)
 		rc = w->probe_rc;
 	pthread_mutex_unlock(&wmu);
 	if (known)
 		return rc;
 	struct regfs_err e = {0};
-	rc = regfs_client_delete_manifest(M->client, repo, zero, &e);
+	rc = regfs_client_delete_manifest(m->client, repo, zero, &e);
 	if (rc == 0 || rc == -ENOENT) {
 		rc = 0;
 	} else if (rc == -ENOTSUP) {
@@ -205,11 +193,11 @@ static char *placeholder(const char *data, size_t len, size_t *out_len)
 /* The always-safe fallback: move `tag` to a unique placeholder and delete
  * the placeholder by digest (no other tag can point at it). If that delete
  * fails, the tag is put back on `digest`, so a failed rm changes nothing. */
-static int delete_via_placeholder(const char *repo, const char *tag, const char *digest,
-				  const char *what)
+static int delete_via_placeholder(struct mnt *m, const char *repo, const char *tag,
+				  const char *digest, const char *what)
 {
 	const struct mentry *me;
-	int rc = mcache_get(repo, digest, &me);
+	int rc = manifest_cache_get(m->mc, repo, digest, &me);
 	if (rc)
 		return rc == -ENOENT ? -EIO : rc;
 	size_t plen = 0;
@@ -218,17 +206,17 @@ static int delete_via_placeholder(const char *repo, const char *tag, const char 
 		return -ENOMEM;
 	struct regfs_err e = {0};
 	char pd[REGFS_DIGEST_MAX] = "";
-	rc = regfs_client_put_manifest(M->client, repo, tag, p, plen, me->m->media_type, pd, &e);
+	rc = regfs_client_put_manifest(m->client, repo, tag, p, plen, me->m->media_type, pd, &e);
 	free(p);
 	if (rc)
-		return write_client_rc(rc, &e, what);
-	rc = regfs_client_delete_manifest(M->client, repo, pd, &e);
+		return fs_write_errno(rc, &e, what);
+	rc = regfs_client_delete_manifest(m->client, repo, pd, &e);
 	if (rc == 0)
 		return 0;
-	int ret = write_client_rc(rc, &e, what);
+	int ret = fs_write_errno(rc, &e, what);
 	struct regfs_err e2 = {0};
 	char back[REGFS_DIGEST_MAX];
-	int urc = regfs_client_put_manifest(M->client, repo, tag, me->data, me->len,
+	int urc = regfs_client_put_manifest(m->client, repo, tag, me->data, me->len,
 					    me->m->media_type, back, &e2);
 	if (urc == 0)
 		fs_warn("%s: deleting the placeholder failed; %s:%s points at %s again, as before",
@@ -248,14 +236,14 @@ static int delete_via_placeholder(const char *repo, const char *tag, const char 
  * fetched again here, right before the delete, so that the window in which
  * a new tag on `d` goes unseen is one list request and the resolution of
  * the tags the list did not have before. */
-static int delete_fallback(const char *repo, const char *tag, const char *what)
+static int delete_fallback(struct mnt *m, const char *repo, const char *tag, const char *what)
 {
-	write_changed1(repo, tag);
+	write_changed1(m, repo, tag);
 	struct tagset *ts;
-	int rc = ncache_tags(repo, &ts);
+	int rc = names_tags(m->nc, repo, &ts);
 	if (rc)
 		return rc;
-	ncache_resolve_all(repo, ts);
+	names_resolve_all(m->nc, repo, ts);
 	char d[REGFS_DIGEST_MAX] = "", why[400] = "";
 	bool found = false, safe = true;
 	for (size_t i = 0; i < ts->n; i++) {
@@ -290,31 +278,31 @@ static int delete_fallback(const char *repo, const char *tag, const char *what)
 	if (safe) {
 		log_info("%s: the registry cannot delete tags; no other tag points at %s, deleting it "
 			 "by digest", what, d);
-		rc = regfs_client_delete_manifest(M->client, repo, d, &e);
-		return rc ? write_client_rc(rc, &e, what) : 0;
+		rc = regfs_client_delete_manifest(m->client, repo, d, &e);
+		return rc ? fs_write_errno(rc, &e, what) : 0;
 	}
 	log_info("%s: the registry cannot delete tags and %s cannot be deleted by digest (%s); "
 		 "moving the tag to a placeholder and deleting that", what, d, why);
-	return delete_via_placeholder(repo, tag, d, what);
+	return delete_via_placeholder(m, repo, tag, d, what);
 }
 
 /* Deletes one tag and only that tag; a refused delete changes nothing. */
-int tag_delete(const char *repo, const char *tag)
+int tag_delete(struct mnt *m, const char *repo, const char *tag)
 {
 	char what[400];
 	snprintf(what, sizeof what, "deleting tag %s:%s", repo, tag);
 	struct regfs_err e = {0};
 	const size_t notag = offsetof(struct wstate, notag_at);
 	int rc = -ENOTSUP;
-	if (now_mono() - wstate_time(repo, notag, NULL) >= M->o.ttl) {
-		rc = regfs_client_delete_manifest(M->client, repo, tag, &e);
+	if (now_mono() - wstate_time(repo, notag, NULL) >= m->o.ttl) {
+		rc = regfs_client_delete_manifest(m->client, repo, tag, &e);
 		if (rc != -ENOTSUP)
-			return rc ? write_client_rc(rc, &e, what) : 0;
+			return rc ? fs_write_errno(rc, &e, what) : 0;
 	}
 	/* Refused: tags cannot be deleted (registry:2), or nothing can. */
-	if ((rc = tag_deletes_allowed(repo)))
+	if ((rc = tag_deletes_allowed(m, repo)))
 		return rc;
 	double now = now_mono();
 	wstate_time(repo, notag, &now);
-	return delete_fallback(repo, tag, what);
+	return delete_fallback(m, repo, tag, what);
 }

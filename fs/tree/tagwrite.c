@@ -1,4 +1,6 @@
-/* write.c — the writes the mount supports (FUSE entry points):
+/* tagwrite.c — the writes the mount supports on tags, as the write slots
+ * of TAGS (rm, ln -s, mv) and what rmdir in _manifests (manifests.c)
+ * shares with them:
  *
  *   rm    <repo>/_tags/<tag>                 delete that tag, and only that tag
  *                                            (tagdel.c)
@@ -25,7 +27,7 @@
  * unlink/rmdir/rename itself touches is updated by the kernel; we
  * invalidate only entries of other directories, which is safe to do from
  * inside the operation.) */
-#include "mount.h"
+#include "tree.h"
 
 #include <errno.h>
 #include <fnmatch.h>
@@ -38,14 +40,12 @@
 
 #include <regfs/log.h>
 
-int ops_entry(struct node *n, struct fuse_entry_param *e);
-
 /* The rule that protects `tag`, or NULL. */
-static const char *protected_by(const char *tag, char *buf, size_t size)
+static const char *protected_by(struct mnt *m, const char *tag, char *buf, size_t size)
 {
-	if (!M->o.protect)
+	if (!m->o.protect)
 		return NULL;
-	snprintf(buf, size, "%s", M->o.protect);
+	snprintf(buf, size, "%s", m->o.protect);
 	char *save = NULL;
 	/* ',' on the command line; ':' in -o form, where ',' separates options. */
 	for (char *p = strtok_r(buf, ",:", &save); p; p = strtok_r(NULL, ",:", &save)) {
@@ -57,64 +57,58 @@ static const char *protected_by(const char *tag, char *buf, size_t size)
 	return NULL;
 }
 
-static int refuse_protected(const char *what, const char *repo, const char *tag)
+int refuse_protected(struct mnt *m, const char *what, const char *repo, const char *tag)
 {
 	char buf[1024];
-	const char *rule = protected_by(tag, buf, sizeof buf);
+	const char *rule = protected_by(m, tag, buf, sizeof buf);
 	if (!rule)
 		return 0;
 	fs_warn("%s %s:%s refused: the tag is protected (--protect rule '%s')", what, repo, tag, rule);
 	return -EPERM;
 }
 
-static int unsupported(const char *what)
-{
-	if (M->o.ro)
-		return -EROFS;
-	log_info("%s: not supported; the mount supports rm, ln -s and mv in <repo>/_tags/ "
-		 "and rmdir in <repo>/_manifests/", what);
-	return -EROFS;
-}
-
 /* Copies manifest `digest` (and for an index its children) from `from` into
  * `repo` by cross-repository blob mounts, then puts it under `ref`. */
-static int copy_manifest(const char *repo, const char *from, const char *digest, const char *ref,
-			 int depth)
+static int copy_manifest(struct mnt *m, const char *repo, const char *from, const char *digest,
+			 const char *ref, int depth)
 {
 	const struct mentry *e;
-	int rc = mcache_get(from, digest, &e);
+	int rc = manifest_cache_get(m->mc, from, digest, &e);
 	if (rc)
 		return rc;
-	const struct regfs_manifest *m = e->m;
+	const struct regfs_manifest *man = e->m;
 	struct regfs_err err = {0};
 	char what[600];
 	snprintf(what, sizeof what, "copying %s@%s to %s", from, digest, repo);
 	if (strcmp(repo, from) != 0) {
-		if (m->has_config && (rc = regfs_client_mount_blob(M->client, repo, from,
-								   m->config.digest, &err)))
-			return write_client_rc(rc, &err, what);
-		for (size_t i = 0; i < m->n_layers; i++)
-			if ((rc = regfs_client_mount_blob(M->client, repo, from, m->layers[i].digest, &err)))
-				return write_client_rc(rc, &err, what);
-		for (size_t i = 0; depth < 4 && i < m->n_manifests; i++)
-			if ((rc = copy_manifest(repo, from, m->manifests[i].digest,
-						m->manifests[i].digest, depth + 1)))
+		if (man->has_config && (rc = regfs_client_mount_blob(m->client, repo, from,
+								   man->config.digest, &err)))
+			return fs_write_errno(rc, &err, what);
+		for (size_t i = 0; i < man->n_layers; i++)
+			if ((rc = regfs_client_mount_blob(m->client, repo, from,
+			    man->layers[i].digest, &err)))
+				return fs_write_errno(rc, &err, what);
+		for (size_t i = 0; depth < 4 && i < man->n_manifests; i++)
+			if ((rc = copy_manifest(m, repo, from, man->manifests[i].digest,
+						man->manifests[i].digest, depth + 1)))
 				return rc;
 	}
 	char out[REGFS_DIGEST_MAX];
-	rc = regfs_client_put_manifest(M->client, repo, ref, e->data, e->len, m->media_type, out, &err);
-	return rc ? write_client_rc(rc, &err, what) : 0;
+	rc = regfs_client_put_manifest(m->client, repo, ref, e->data, e->len, man->media_type, out,
+				       &err);
+	return rc ? fs_write_errno(rc, &err, what) : 0;
 }
 
 /* Resolves a symlink target written into <repo>/_tags to (source repo,
  * digest). Accepts ../_manifests/<d>, ../../…/<other>/_manifests/<d>,
  * <tag> or ../_tags/<tag> style links, and absolute paths into the mount. */
-static int parse_target(const char *repo, const char *target, char **src, char digest[REGFS_DIGEST_MAX])
+static int parse_target(struct mnt *m, const char *repo, const char *target, char **src,
+			char digest[REGFS_DIGEST_MAX])
 {
 	char *path = NULL;
-	size_t ml = strlen(M->o.mountpoint);
+	size_t ml = strlen(m->o.mountpoint);
 	if (target[0] == '/') {
-		if (strncmp(target, M->o.mountpoint, ml) != 0 || target[ml] != '/')
+		if (strncmp(target, m->o.mountpoint, ml) != 0 || target[ml] != '/')
 			return -EINVAL;
 		path = strdup(target + ml + 1);
 	} else if (asprintf(&path, "%s/_tags/%s", repo, target) < 0) {
@@ -160,7 +154,7 @@ static int parse_target(const char *repo, const char *target, char **src, char d
 			snprintf(digest, REGFS_DIGEST_MAX, "%s", comp[n - 1]);
 			rc = 0;
 		} else if (comp[n - 2][1] == 't') {
-			rc = ncache_resolve(r, comp[n - 1], digest, NULL);
+			rc = names_resolve(m->nc, r, comp[n - 1], digest, NULL);
 		}
 		if (rc == 0)
 			*src = r;
@@ -171,9 +165,10 @@ static int parse_target(const char *repo, const char *target, char **src, char d
 	return rc;
 }
 
-static bool tag_exists(const char *repo, const char *tag, char digest[REGFS_DIGEST_MAX])
+bool tag_exists(struct mnt *m, const char *repo, const char *tag,
+		       char digest[REGFS_DIGEST_MAX])
 {
-	return ncache_resolve(repo, tag, digest, NULL) == 0;
+	return names_resolve(m->nc, repo, tag, digest, NULL) == 0;
 }
 
 #define RMR_HOLD 10.0      /* seconds tag deletes stay refused after rm -r */
@@ -306,9 +301,7 @@ static bool xhint_src(const char *digest, char src[256])
  * so it marks the repository, and its tags then refuse deletion for
  * RMR_HOLD seconds: rm -r of a repository is refused as a whole rather than
  * deleting tags and then failing. */
-static bool recursive_removal(const char *repo);
-
-static int refuse_recursive(const char *repo, const char *what)
+int refuse_recursive(const char *repo, const char *what)
 {
 	const size_t f = offsetof(struct wstate, rmr_at);
 	double now = now_mono();
@@ -324,239 +317,124 @@ static int refuse_recursive(const char *repo, const char *what)
 	return -EROFS;
 }
 
-static bool recursive_removal(const char *repo)
+bool recursive_removal(const char *repo)
 {
 	return now_mono() - wstate_time(repo, offsetof(struct wstate, rmr_at), NULL) < RMR_HOLD;
 }
 
-static bool inside_manifest(enum node_kind k)
+/* rm, rmdir inside a manifest directory: only a recursive removal does
+ * that (see refuse_recursive). */
+int inside_manifest_unlink(struct mnt *m, struct node *dir, const char *name)
 {
-	return k == K_MANIFEST || k == K_LAYERS || k == K_PLATFORMS;
+	(void)name;
+	return dir->repo ? refuse_recursive(dir->repo, "rm of a manifest's file")
+			 : fs_unsupported(m, "rm outside _tags");
 }
 
-/* ---- FUSE entry points ---- */
-
-void write_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+int inside_manifest_rmdir(struct mnt *m, struct node *dir, const char *name)
 {
-	loop_may_block(); /* writes go to the registry */
-	struct node *p = nodes_by_id(M->nodes, parent);
-	if (!p)
-		return (void)fuse_reply_err(req, ESTALE);
-	fs_op_begin("rm", p->path, name);
-	if (M->o.ro)
-		return (void)fuse_reply_err(req, EROFS);
-	if (p->repo && inside_manifest(p->kind))
-		return (void)fuse_reply_err(req, -refuse_recursive(p->repo, "rm of a manifest's file"));
-	if (p->kind != K_TAGS)
-		return (void)fuse_reply_err(req, -unsupported("rm outside _tags"));
+	(void)name;
+	return dir->repo ? refuse_recursive(dir->repo, "rmdir inside a manifest")
+			 : fs_unsupported(m, "rmdir outside _manifests");
+}
+
+/* ---- the write slots of TAGS ---- */
+
+/* rm <repo>/_tags/<tag>: deletes that tag and only that tag (tagdel.c). */
+int tags_unlink(struct mnt *m, struct node *p, const char *name)
+{
 	struct pending pl;
 	if (pending_take(p->repo, name, &pl))
-		return (void)fuse_reply_err(req, 0); /* never pushed: nothing to delete */
+		return 0; /* never pushed: nothing to delete */
 	if (recursive_removal(p->repo)) {
 		fs_warn("rm %s:%s refused: an rm -r of the repository is under way (see above)",
 			 p->repo, name);
-		return (void)fuse_reply_err(req, EROFS);
+		return -EROFS;
 	}
-	int rc = refuse_protected("rm", p->repo, name);
+	int rc = refuse_protected(m, "rm", p->repo, name);
 	char d[REGFS_DIGEST_MAX];
-	if (rc == 0 && !tag_exists(p->repo, name, d))
+	if (rc == 0 && !tag_exists(m, p->repo, name, d))
 		rc = -ENOENT;
 	if (rc == 0)
-		rc = tag_delete(p->repo, name);
+		rc = tag_delete(m, p->repo, name);
 	if (rc == 0) {
 		log_info("deleted tag %s:%s (was %s)", p->repo, name, d);
-		write_tag_removed(p->repo, name);
+		write_tag_removed(m, p->repo, name);
 		/* The fallback may have deleted the manifest itself. */
 		char mdir[600];
 		snprintf(mdir, sizeof mdir, "%s/_manifests", p->repo);
-		write_inval_entry(mdir, d);
-	}
-	fuse_reply_err(req, -rc);
-}
-
-/* Does manifest `root` (an index, maybe nested) reference `digest`? */
-static bool index_references(const char *repo, const char *root, const char *digest, int depth)
-{
-	const struct mentry *e;
-	if (depth > 4 || mcache_get(repo, root, &e) != 0 || e->m->kind != REGFS_MANIFEST_INDEX)
-		return false;
-	for (size_t i = 0; i < e->m->n_manifests; i++)
-		if (strcmp(e->m->manifests[i].digest, digest) == 0 ||
-		    index_references(repo, e->m->manifests[i].digest, digest, depth + 1))
-			return true;
-	return false;
-}
-
-/* rmdir's checks: a tag on `name` that is protected (EPERM); an index that
- * references it — reachable from a protected tag (EPERM), tagged or, where
- * the registry lists them, untagged (EBUSY): deleting it would break the
- * index (skopeo copy --all: manifest unknown). */
-static int rmdir_allowed(const char *repo, const char *name, struct tagset *ts)
-{
-	int rc = 0;
-	const char *busy = NULL, *busy_tag = NULL;
-	/* Protection first, over every tag: EPERM wins over EBUSY. */
-	for (size_t i = 0; rc == 0 && i < ts->n; i++) {
-		const struct tag_ent *te = &ts->t[i];
-		if (te->resolved_at <= 0) {
-			fs_warn("rmdir %s/_manifests/%s refused: tag %s could not be resolved, so whether "
-				 "it references the manifest is unknown", repo, name, te->tag);
-			rc = -EIO;
-		} else if (strcmp(te->digest, name) == 0) {
-			rc = refuse_protected("rmdir (deletes tag)", repo, te->tag);
-		} else if (index_references(repo, te->digest, name, 0)) {
-			rc = refuse_protected("rmdir (a child of the index it points at)", repo, te->tag);
-			if (!busy) {
-				busy = te->digest;
-				busy_tag = te->tag;
-			}
-		}
-	}
-	if (rc == 0 && busy) {
-		fs_warn("rmdir %s/_manifests/%s refused: index %s (tag %s) references it; delete the "
-			 "index first", repo, name, busy, busy_tag);
-		rc = -EBUSY;
-	}
-	char **mf;
-	size_t nmf;
-	if (rc == 0 && ncache_repo_manifests(repo, &mf, &nmf) == 0) {
-		for (size_t i = 0; i < nmf; i++) {
-			if (rc == 0 && strcmp(mf[i], name) != 0 && index_references(repo, mf[i], name, 0)) {
-				fs_warn("rmdir %s/_manifests/%s refused: index %s references it; delete "
-					 "the index first", repo, name, mf[i]);
-				rc = -EBUSY;
-			}
-			free(mf[i]);
-		}
-		free(mf);
+		write_inval_entry(m, mdir, d);
 	}
 	return rc;
 }
 
-void write_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+/* Puts `digest` of `src` as `repo:tag` and refreshes what shows it. */
+int make_tag(struct mnt *m, const char *repo, const char *tag, const char *src,
+	     const char *digest)
 {
-	loop_may_block(); /* writes go to the registry */
-	struct node *p = nodes_by_id(M->nodes, parent);
-	if (!p)
-		return (void)fuse_reply_err(req, ESTALE);
-	fs_op_begin("rmdir", p->path, name);
-	if (M->o.ro)
-		return (void)fuse_reply_err(req, EROFS);
-	if (p->repo && inside_manifest(p->kind))
-		return (void)fuse_reply_err(req, -refuse_recursive(p->repo, "rmdir inside a manifest"));
-	if (p->kind != K_MANIFESTS || !regfs_digest_valid(name))
-		return (void)fuse_reply_err(req, -unsupported("rmdir outside _manifests"));
-	/* The tags that go with it: refuse if one is protected, invalidate after. */
-	struct tagset *ts;
-	int rc = ncache_tags(p->repo, &ts);
-	if (rc)
-		return (void)fuse_reply_err(req, -rc);
-	ncache_resolve_all(p->repo, ts);
-	rc = rmdir_allowed(p->repo, name, ts);
-	struct regfs_err e = {0};
-	if (rc == 0) {
-		rc = regfs_client_delete_manifest(M->client, p->repo, name, &e);
-		if (rc) {
-			char what[400];
-			snprintf(what, sizeof what, "deleting manifest %s@%s", p->repo, name);
-			rc = write_client_rc(rc, &e, what);
-		}
-	}
-	if (rc == 0) {
-		log_info("deleted manifest %s@%s", p->repo, name);
-		char tdir[600];
-		snprintf(tdir, sizeof tdir, "%s/_tags", p->repo);
-		for (size_t i = 0; i < ts->n; i++)
-			if (ts->t[i].resolved_at > 0 && strcmp(ts->t[i].digest, name) == 0) {
-				write_changed1(p->repo, ts->t[i].tag);
-				write_inval_entry(tdir, ts->t[i].tag);
-			}
-		write_changed(p->repo, NULL, 0);
-	}
-	tagset_put(ts);
-	fuse_reply_err(req, -rc);
-}
-
-/* Puts `digest` of `src` as `repo:tag` and replies with the new entry. */
-static int make_tag(const char *repo, const char *tag, const char *src, const char *digest)
-{
-	int rc = copy_manifest(repo, src, digest, tag, 0);
+	int rc = copy_manifest(m, repo, src, digest, tag, 0);
 	if (rc == 0) {
 		log_info("tagged %s:%s -> %s%s%s", repo, tag, digest, strcmp(src, repo) ? " from " : "",
 			 strcmp(src, repo) ? src : "");
-		write_changed1(repo, tag);
+		write_changed1(m, repo, tag);
 		char mdir[600];
 		snprintf(mdir, sizeof mdir, "%s/_manifests", repo);
-		write_inval_entry(mdir, digest);
+		write_inval_entry(m, mdir, digest);
 	}
 	return rc;
 }
 
-static struct node *tag_node(struct node *p, const char *name)
+static struct node *tag_node(struct mnt *m, struct node *p, const char *name)
 {
 	struct child c = {0};
 	c.name = strdup(name);
 	c.arg = strdup(name);
 	c.kind = K_TAG;
 	c.repo = p->repo;
-	struct node *n = c.name && c.arg ? nodes_get(M->nodes, p, &c, 1) : NULL;
+	struct node *n = c.name && c.arg ? nodes_get(m->nodes, p, &c, 1) : NULL;
 	child_clear(&c);
 	return n;
 }
 
-static void reply_tag_entry(fuse_req_t req, struct node *p, const char *name)
+/* The entry of the tag just made (one lookup counted). */
+static int tag_entry(struct mnt *m, struct node *p, const char *name, struct fuse_entry_param *e)
 {
-	struct node *n = tag_node(p, name);
-	struct fuse_entry_param e;
+	struct node *n = tag_node(m, p, name);
 	if (!n)
-		return (void)fuse_reply_err(req, ENOMEM);
-	int rc = ops_entry(n, &e);
-	if (rc) {
-		nodes_forget(M->nodes, n->id, 1);
-		return (void)fuse_reply_err(req, -rc);
-	}
-	fuse_reply_entry(req, &e);
+		return -ENOMEM;
+	int rc = node_entry(m, n, e);
+	if (rc)
+		nodes_forget(m->nodes, n->id, 1);
+	return rc;
 }
 
 /* The entry of a pending link: the registry does not know it, so its
  * attributes are made here; the kernel keeps the name for PENDING_HOLD. */
-static void reply_pending_entry(fuse_req_t req, struct node *p, const char *name, const char *digest)
+static int pending_entry(struct mnt *m, struct node *p, const char *name, const char *digest,
+			 struct fuse_entry_param *e)
 {
-	struct node *n = tag_node(p, name);
+	struct node *n = tag_node(m, p, name);
 	if (!n)
-		return (void)fuse_reply_err(req, ENOMEM);
-	struct fuse_entry_param e;
-	memset(&e, 0, sizeof e);
-	e.ino = n->id;
-	e.attr.st_ino = path_hash_ino(n->path);
-	e.attr.st_mode = S_IFLNK | 0777;
-	e.attr.st_nlink = 1;
-	e.attr.st_uid = getuid();
-	e.attr.st_gid = getgid();
-	e.attr.st_size = (off_t)(strlen("../_manifests/") + strlen(digest));
-	e.attr.st_mtim.tv_sec = e.attr.st_ctim.tv_sec = e.attr.st_atim.tv_sec = time(NULL);
-	e.attr_timeout = e.entry_timeout = PENDING_HOLD;
-	fuse_reply_entry(req, &e);
+		return -ENOMEM;
+	memset(e, 0, sizeof *e);
+	e->ino = n->id;
+	e->attr.st_ino = path_hash_ino(n->path);
+	e->attr.st_mode = S_IFLNK | 0777;
+	e->attr.st_nlink = 1;
+	e->attr.st_uid = getuid();
+	e->attr.st_gid = getgid();
+	e->attr.st_size = (off_t)(strlen("../_manifests/") + strlen(digest));
+	e->attr.st_mtim.tv_sec = e->attr.st_ctim.tv_sec = e->attr.st_atim.tv_sec = time(NULL);
+	e->attr_timeout = e->entry_timeout = PENDING_HOLD;
+	return 0;
 }
 
-void write_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+/* The source of ln -s LINK: its repository and digest (see parse_target),
+ * or a repository an mv across repositories just came from. */
+static int symlink_source(struct mnt *m, struct node *p, const char *link, const char *name,
+			  char **src, char d[REGFS_DIGEST_MAX])
 {
-	loop_may_block(); /* writes go to the registry */
-	struct node *p = nodes_by_id(M->nodes, parent);
-	if (!p)
-		return (void)fuse_reply_err(req, ESTALE);
-	fs_op_begin("ln -s", p->path, name);
-	if (M->o.ro)
-		return (void)fuse_reply_err(req, EROFS);
-	if (p->kind != K_TAGS)
-		return (void)fuse_reply_err(req, -unsupported("ln -s outside _tags"));
-	if (!regfs_tag_valid(name)) {
-		fs_warn("ln -s %s: not a valid tag name", name);
-		return (void)fuse_reply_err(req, EINVAL);
-	}
-	char d[REGFS_DIGEST_MAX], old[REGFS_DIGEST_MAX];
-	char *src = NULL;
-	int rc = parse_target(p->repo, link, &src, d);
+	int rc = parse_target(m, p->repo, link, src, d);
 	if (rc == -EINVAL)
 		fs_warn("ln -s %s %s/_tags/%s: the target must be ../_manifests/<digest> (or a "
 			 "manifest or tag of another repository in this mount)", link, p->repo, name);
@@ -564,12 +442,27 @@ void write_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const ch
 	 * repositories): copy it from there (its blobs may not be here; the
 	 * manifest cache is by digest, so it cannot tell). */
 	char hint[256];
-	if (rc == 0 && strcmp(src, p->repo) == 0 && xhint_src(d, hint) && strcmp(hint, src) != 0) {
-		free(src);
-		src = strdup(hint);
-		rc = src ? 0 : -ENOMEM;
+	if (rc == 0 && strcmp(*src, p->repo) == 0 && xhint_src(d, hint) && strcmp(hint, *src) != 0) {
+		free(*src);
+		*src = strdup(hint);
+		rc = *src ? 0 : -ENOMEM;
 	}
-	if (rc == 0 && tag_exists(p->repo, name, old))
+	return rc;
+}
+
+/* ln -s TARGET <repo>/_tags/<name>: tags the manifest TARGET names (a
+ * temporary name of ln -sfn is kept pending instead, see above). */
+int tags_symlink(struct mnt *m, struct node *p, const char *link, const char *name,
+		 struct fuse_entry_param *e)
+{
+	if (!regfs_tag_valid(name)) {
+		fs_warn("ln -s %s: not a valid tag name", name);
+		return -EINVAL;
+	}
+	char d[REGFS_DIGEST_MAX], old[REGFS_DIGEST_MAX];
+	char *src = NULL;
+	int rc = symlink_source(m, p, link, name, &src, d);
+	if (rc == 0 && tag_exists(m, p->repo, name, old))
 		rc = -EEXIST;
 	if (rc == 0 && temp_name(name)) {
 		rc = pending_add(p->repo, name, src, d);
@@ -577,129 +470,119 @@ void write_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const ch
 			log_info("ln -s %s/_tags/%s: a temporary name (ln -sf): kept pending until it is "
 				 "renamed; nothing pushed", p->repo, name);
 			free(src);
-			return reply_pending_entry(req, p, name, d);
+			return pending_entry(m, p, name, d, e);
 		}
 	}
 	if (rc == 0)
-		rc = make_tag(p->repo, name, src, d);
+		rc = make_tag(m, p->repo, name, src, d);
 	free(src);
-	if (rc)
-		return (void)fuse_reply_err(req, -rc);
-	reply_tag_entry(req, p, name);
+	return rc ? rc : tag_entry(m, p, name, e);
+}
+
+/* The kernel keeps the inode under its new name: make the node answer
+ * for the new tag. */
+static void node_renamed(struct mnt *m, struct node *p, const char *name, struct node *np,
+			 const char *newname)
+{
+	char op[700], npth[700];
+	snprintf(op, sizeof op, "%s/%s", p->path, name);
+	snprintf(npth, sizeof npth, "%s/%s", np->path, newname);
+	nodes_rename(m->nodes, op, npth, newname);
 }
 
 /* mv's checks before anything is written: the source exists and is not
  * protected, the target is not protected (or refused by NOREPLACE), and
  * the registry will let us delete the source afterwards. */
-static int rename_allowed(const char *repo, const char *name, const char *newname,
+static int rename_allowed(struct mnt *m, const char *repo, const char *name, const char *newname,
 			  unsigned int flags, char d[REGFS_DIGEST_MAX], bool *target_exists,
 			  char old[REGFS_DIGEST_MAX])
 {
-	int rc = refuse_protected("mv", repo, name);
-	if (rc == 0 && !tag_exists(repo, name, d))
+	int rc = refuse_protected(m, "mv", repo, name);
+	if (rc == 0 && !tag_exists(m, repo, name, d))
 		rc = -ENOENT;
-	*target_exists = rc == 0 && tag_exists(repo, newname, old);
+	*target_exists = rc == 0 && tag_exists(m, repo, newname, old);
 	if (rc == 0 && *target_exists && (flags & RENAME_NOREPLACE))
 		rc = -EEXIST;
 	if (rc == 0 && *target_exists)
-		rc = refuse_protected("mv onto", repo, newname);
+		rc = refuse_protected(m, "mv onto", repo, newname);
 	if (rc == 0 && strcmp(name, newname) != 0)
-		rc = tag_deletes_allowed(repo);
+		rc = tag_deletes_allowed(m, repo);
 	return rc;
 }
 
 /* mv failed after tagging `newname`: put it back as it was (absent, or on
  * `old`), so that a failed mv changes nothing. */
-static void undo_tag(const char *repo, const char *newname, bool existed, const char *old)
+static void undo_tag(struct mnt *m, const char *repo, const char *newname, bool existed,
+		     const char *old)
 {
 	int rc;
 	if (existed)
-		rc = make_tag(repo, newname, repo, old);
+		rc = make_tag(m, repo, newname, repo, old);
 	else
-		rc = tag_delete(repo, newname);
+		rc = tag_delete(m, repo, newname);
 	if (rc == 0)
 		fs_warn("mv to %s:%s failed; %s undone", repo, newname,
 			 existed ? "the target tag points where it did" : "the new tag was removed");
 	else
 		log_error("mv to %s:%s failed, and undoing it failed too: %s:%s %s; fix it by hand",
 			  repo, newname, repo, newname, existed ? "was not put back" : "still exists");
-	write_changed1(repo, newname);
+	write_changed1(m, repo, newname);
 }
 
 /* ln -sfn's rename of its pending temporary link onto `newname`. */
-static int rename_pending(struct node *p, const struct pending *pl, const char *newname,
-			  unsigned int flags)
+static int rename_pending(struct mnt *m, struct node *p, const struct pending *pl,
+			  const char *newname, unsigned int flags)
 {
 	char old[REGFS_DIGEST_MAX];
-	bool exists = tag_exists(p->repo, newname, old);
+	bool exists = tag_exists(m, p->repo, newname, old);
 	int rc = 0;
 	if (exists && (flags & RENAME_NOREPLACE))
 		rc = -EEXIST;
 	if (rc == 0 && exists)
-		rc = refuse_protected("ln -sf onto", p->repo, newname);
+		rc = refuse_protected(m, "ln -sf onto", p->repo, newname);
 	if (rc == 0)
-		rc = make_tag(p->repo, newname, pl->src, pl->digest);
-	if (rc == 0) {
-		char op[700], npth[700];
-		snprintf(op, sizeof op, "%s/%s", p->path, pl->name);
-		snprintf(npth, sizeof npth, "%s/%s", p->path, newname);
-		nodes_rename(M->nodes, op, npth, newname);
-	}
+		rc = make_tag(m, p->repo, newname, pl->src, pl->digest);
+	if (rc == 0)
+		node_renamed(m, p, pl->name, p, newname);
 	return rc;
 }
 
-void write_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-		  const char *newname, unsigned int flags)
+/* mv <repo>/_tags/<a> <repo>/_tags/<b>: tag b, then delete a (undone if
+ * that fails); across repositories EXDEV, and mv copies. */
+int tags_rename(struct mnt *m, struct node *p, const char *name, struct node *np,
+		const char *newname, unsigned int flags)
 {
-	loop_may_block(); /* writes go to the registry */
-	struct node *p = nodes_by_id(M->nodes, parent), *np = nodes_by_id(M->nodes, newparent);
-	if (!p || !np)
-		return (void)fuse_reply_err(req, ESTALE);
-	fs_op_begin("mv", p->path, name);
-	if (M->o.ro)
-		return (void)fuse_reply_err(req, EROFS);
-	if (p->kind != K_TAGS || np->kind != K_TAGS)
-		return (void)fuse_reply_err(req, -unsupported("mv outside _tags"));
+	if (np->kind != p->kind)
+		return fs_unsupported(m, "mv outside _tags");
 	if (flags & RENAME_EXCHANGE)
-		return (void)fuse_reply_err(req, EINVAL);
+		return -EINVAL;
 	char d[REGFS_DIGEST_MAX], old[REGFS_DIGEST_MAX];
 	/* Across repositories: EXDEV, and mv copies (ln -s there, rm here). */
 	if (strcmp(p->repo, np->repo) != 0) {
-		if (tag_exists(p->repo, name, d))
+		if (tag_exists(m, p->repo, name, d))
 			xhint_add(p->repo, d);
 		log_info("mv %s:%s to %s: another repository; answering EXDEV (mv then copies "
 			 "the tag and removes the old one)", p->repo, name, np->repo);
-		return (void)fuse_reply_err(req, EXDEV);
+		return -EXDEV;
 	}
 	if (!regfs_tag_valid(newname))
-		return (void)fuse_reply_err(req, EINVAL);
+		return -EINVAL;
 	struct pending pl;
 	if (pending_take(p->repo, name, &pl))
-		return (void)fuse_reply_err(req, -rename_pending(p, &pl, newname, flags));
+		return rename_pending(m, p, &pl, newname, flags);
 	bool target_exists = false;
-	int rc = rename_allowed(p->repo, name, newname, flags, d, &target_exists, old);
+	int rc = rename_allowed(m, p->repo, name, newname, flags, d, &target_exists, old);
 	if (rc == 0 && strcmp(name, newname) == 0)
-		return (void)fuse_reply_err(req, 0);
+		return 0;
 	if (rc == 0)
-		rc = make_tag(np->repo, newname, p->repo, d);
+		rc = make_tag(m, np->repo, newname, p->repo, d);
 	if (rc == 0) {
-		rc = tag_delete(p->repo, name);
-		write_changed1(p->repo, name);
+		rc = tag_delete(m, p->repo, name);
+		write_changed1(m, p->repo, name);
 		if (rc)
-			undo_tag(p->repo, newname, target_exists, old);
+			undo_tag(m, p->repo, newname, target_exists, old);
 	}
-	if (rc == 0) {
-		/* The kernel keeps the inode under its new name: make the node
-		 * answer for the new tag. */
-		char op[700], npth[700];
-		snprintf(op, sizeof op, "%s/%s", p->path, name);
-		snprintf(npth, sizeof npth, "%s/%s", np->path, newname);
-		nodes_rename(M->nodes, op, npth, newname);
-	}
-	fuse_reply_err(req, -rc);
-}
-
-void write_other(fuse_req_t req, const char *what)
-{
-	fuse_reply_err(req, -unsupported(what));
+	if (rc == 0)
+		node_renamed(m, p, name, np, newname);
+	return rc;
 }

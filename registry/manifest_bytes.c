@@ -1,4 +1,5 @@
-/* mcache.c — an in-memory cache of manifest blobs keyed by digest.
+/* manifest_bytes.c — the bytes of manifest blobs in memory, keyed by digest,
+ * and manifest_load, the one way handlers read a manifest from storage.
  *
  * Manifests are content-addressed, so a cached entry can never be stale: the
  * bytes of sha256:X are the bytes of sha256:X on every instance. Whether the
@@ -9,7 +10,11 @@
  * Direct-mapped table with a byte budget: a new entry replaces the one in its
  * slot; entries are reference-counted so a reader holding one is never freed
  * under it. */
+#include "manifest_bytes.h"
+
 #include "registry.h"
+#include "request.h"
+#include "respond.h"
 
 #include <regfs/layout.h>
 #include <regfs/log.h>
@@ -26,18 +31,18 @@
 
 struct mc_slot {
 	char digest[REGFS_DIGEST_MAX];
-	struct mc_entry *e;
+	struct manifest_entry *e;
 };
 
-struct mcache {
+struct manifest_bytes {
 	pthread_mutex_t lock;
 	size_t budget, used;
 	struct mc_slot slots[MC_SLOTS];
 };
 
-struct mcache *mcache_new(size_t budget_bytes)
+struct manifest_bytes *manifest_bytes_new(size_t budget_bytes)
 {
-	struct mcache *mc = calloc(1, sizeof *mc);
+	struct manifest_bytes *mc = calloc(1, sizeof *mc);
 	if (!mc)
 		return NULL;
 	pthread_mutex_init(&mc->lock, NULL);
@@ -45,7 +50,7 @@ struct mcache *mcache_new(size_t budget_bytes)
 	return mc;
 }
 
-static void entry_free(struct mc_entry *e)
+static void entry_free(struct manifest_entry *e)
 {
 	if (!e)
 		return;
@@ -60,9 +65,9 @@ static void entry_free(struct mc_entry *e)
 }
 
 /* bytes + the copy a prepared response holds + bookkeeping */
-static size_t entry_cost(const struct mc_entry *e) { return 2 * e->len + 512; }
+static size_t entry_cost(const struct manifest_entry *e) { return 2 * e->len + 512; }
 
-void mcache_free(struct mcache *mc)
+void manifest_bytes_free(struct manifest_bytes *mc)
 {
 	if (!mc)
 		return;
@@ -81,10 +86,10 @@ static size_t slot_of(const char *digest)
 	return (size_t)(h % MC_SLOTS);
 }
 
-struct mc_entry *mcache_get(struct mcache *mc, const char *digest)
+static struct manifest_entry *cache_get(struct manifest_bytes *mc, const char *digest)
 {
 	struct mc_slot *s = &mc->slots[slot_of(digest)];
-	struct mc_entry *e = NULL;
+	struct manifest_entry *e = NULL;
 	pthread_mutex_lock(&mc->lock);
 	if (s->e && strcmp(s->digest, digest) == 0) {
 		e = s->e;
@@ -94,7 +99,7 @@ struct mc_entry *mcache_get(struct mcache *mc, const char *digest)
 	return e;
 }
 
-void mcache_put(struct mcache *mc, struct mc_entry *e)
+void manifest_bytes_release(struct manifest_bytes *mc, struct manifest_entry *e)
 {
 	if (!e)
 		return;
@@ -106,12 +111,12 @@ void mcache_put(struct mcache *mc, struct mc_entry *e)
 }
 
 /* Inserts e (holding one reference for the caller already). */
-static void mcache_insert(struct mcache *mc, const char *digest, struct mc_entry *e)
+static void cache_insert(struct manifest_bytes *mc, const char *digest, struct manifest_entry *e)
 {
 	if (e->len > MC_ENTRY_MAX || entry_cost(e) > mc->budget)
 		return;
 	struct mc_slot *s = &mc->slots[slot_of(digest)];
-	struct mc_entry *old = NULL;
+	struct manifest_entry *old = NULL;
 	pthread_mutex_lock(&mc->lock);
 	if (s->e) {
 		old = s->e;
@@ -130,11 +135,12 @@ static void mcache_insert(struct mcache *mc, const char *digest, struct mc_entry
 	entry_free(old);
 }
 
-enum MHD_Result mcache_respond(struct registry *r, struct MHD_Connection *c, const char *method,
-			       const char *url, uint64_t t0_us, struct mc_entry *e,
-			       const char *digest, int64_t mtime, bool head)
+enum MHD_Result manifest_bytes_respond(struct registry *r, struct request *q,
+				       struct manifest_entry *e, const char *digest,
+				       int64_t mtime)
 {
-	struct mcache *mc = r->mc;
+	struct manifest_bytes *mc = r->mb;
+	bool head = request_is_head(q);
 	int h = head ? 1 : 0;
 	enum MHD_Result ret;
 	/* The lock is held across queueing: a response replaced by another
@@ -143,7 +149,7 @@ enum MHD_Result mcache_respond(struct registry *r, struct MHD_Connection *c, con
 	pthread_mutex_lock(&mc->lock);
 	if (!e->resp[h] || e->resp_mtime[h] != mtime) {
 		struct MHD_Response *resp =
-			head ? MHD_create_response_from_callback(e->len, 4096, no_body_cb, NULL, NULL)
+			head ? response_head(e->len)
 			     : MHD_create_response_from_buffer(e->len, e->data, MHD_RESPMEM_MUST_COPY);
 		if (!resp) {
 			pthread_mutex_unlock(&mc->lock);
@@ -162,9 +168,9 @@ enum MHD_Result mcache_respond(struct registry *r, struct MHD_Connection *c, con
 		e->resp[h] = resp;
 		e->resp_mtime[h] = mtime;
 	}
-	ret = MHD_queue_response(c, 200, e->resp[h]);
+	ret = MHD_queue_response(q->conn, 200, e->resp[h]);
 	pthread_mutex_unlock(&mc->lock);
-	access_log(method, url, t0_us, 200, head ? 0 : e->len); /* outside the lock */
+	access_log(q, 200, head ? 0 : e->len); /* outside the lock */
 	return ret;
 }
 
@@ -186,10 +192,10 @@ static char *guess_media_type(const char *data, size_t len)
 	return out;
 }
 
-int manifest_load(struct registry *r, const char *digest, struct mc_entry **out,
+int manifest_load(struct registry *r, const char *digest, struct manifest_entry **out,
 		  struct regfs_err *err)
 {
-	*out = mcache_get(r->mc, digest);
+	*out = cache_get(r->mb, digest);
 	if (*out)
 		return 0;
 	enum regfs_digest_alg alg;
@@ -198,7 +204,7 @@ int manifest_load(struct registry *r, const char *digest, struct mc_entry **out,
 	char *path = regfs_layout_blob_data(digest);
 	if (!path)
 		return -ENOMEM;
-	struct mc_entry *e = calloc(1, sizeof *e);
+	struct manifest_entry *e = calloc(1, sizeof *e);
 	if (!e) {
 		free(path);
 		return -ENOMEM;
@@ -241,7 +247,7 @@ int manifest_load(struct registry *r, const char *digest, struct mc_entry **out,
 		return -ENOMEM;
 	}
 	e->refs = 1;
-	mcache_insert(r->mc, digest, e);
+	cache_insert(r->mb, digest, e);
 	*out = e;
 	return 0;
 }

@@ -1,4 +1,4 @@
-/* bcache.c — content-addressed blob cache on disk (--cache-dir, --cache-size).
+/* blobs.c — the blob cache: content-addressed on disk (--cache-dir, --cache-size).
  *
  *   <dir>/blobs/<alg>/<hex>   one file per blob, written only after its
  *                             digest was verified (temp file + rename)
@@ -12,7 +12,7 @@
  *
  * Several regfs processes sharing a cache dir is safe (rename is atomic),
  * but each counts only what it saw for the cap. */
-#include "mount.h"
+#include "../mount.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <regfs/hash.h>
 #include <regfs/log.h>
 
 struct bent {
@@ -33,7 +34,8 @@ struct bent {
 	struct bent *next;
 };
 
-struct bcache {
+struct blob_cache {
+	struct fs_stats *st;          /* bc_misses (blob_cache_fill) */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	char *dir;
@@ -42,14 +44,6 @@ struct bcache {
 	size_t nb, n;
 	unsigned tmpseq;
 };
-
-static uint64_t fnv(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
 
 static int mkdir_p(const char *path)
 {
@@ -71,22 +65,22 @@ static int mkdir_p(const char *path)
 }
 
 /* "<dir>/blobs/sha256/<hex>"; digest already validated by the caller's source. */
-static void blob_path(struct bcache *bc, const char *digest, char *out, size_t n)
+static void blob_path(struct blob_cache *bc, const char *digest, char *out, size_t n)
 {
 	const char *colon = strchr(digest, ':');
 	snprintf(out, n, "%s/blobs/%.*s/%s", bc->dir, colon ? (int)(colon - digest) : 0, digest,
 		 colon ? colon + 1 : digest);
 }
 
-static struct bent *find(struct bcache *bc, const char *digest)
+static struct bent *find(struct blob_cache *bc, const char *digest)
 {
-	for (struct bent *e = bc->b[fnv(digest) % bc->nb]; e; e = e->next)
+	for (struct bent *e = bc->b[regfs_fnv1a64_str(digest) % bc->nb]; e; e = e->next)
 		if (strcmp(e->digest, digest) == 0)
 			return e;
 	return NULL;
 }
 
-static struct bent *add(struct bcache *bc, const char *digest, uint64_t size, double used)
+static struct bent *add(struct blob_cache *bc, const char *digest, uint64_t size, double used)
 {
 	struct bent *e = calloc(1, sizeof *e);
 	if (!e)
@@ -94,7 +88,7 @@ static struct bent *add(struct bcache *bc, const char *digest, uint64_t size, do
 	snprintf(e->digest, sizeof e->digest, "%s", digest);
 	e->size = size;
 	e->used = used;
-	size_t k = fnv(digest) % bc->nb;
+	size_t k = regfs_fnv1a64_str(digest) % bc->nb;
 	e->next = bc->b[k];
 	bc->b[k] = e;
 	bc->total += size;
@@ -102,9 +96,9 @@ static struct bent *add(struct bcache *bc, const char *digest, uint64_t size, do
 	return e;
 }
 
-static void del(struct bcache *bc, struct bent *e)
+static void del(struct blob_cache *bc, struct bent *e)
 {
-	for (struct bent **p = &bc->b[fnv(e->digest) % bc->nb]; *p; p = &(*p)->next)
+	for (struct bent **p = &bc->b[regfs_fnv1a64_str(e->digest) % bc->nb]; *p; p = &(*p)->next)
 		if (*p == e) {
 			*p = e->next;
 			break;
@@ -116,7 +110,7 @@ static void del(struct bcache *bc, struct bent *e)
 
 /* Caller holds mu. Deletes least recently used blobs until under the cap.
  * Linear scan: evictions are rare next to reads, and n is thousands. */
-static void evict(struct bcache *bc, const struct bent *keep)
+static void evict(struct blob_cache *bc, const struct bent *keep)
 {
 	while (bc->total > bc->cap) {
 		struct bent *lru = NULL;
@@ -135,7 +129,7 @@ static void evict(struct bcache *bc, const struct bent *keep)
 	}
 }
 
-static void scan(struct bcache *bc, const char *alg)
+static void scan(struct blob_cache *bc, const char *alg)
 {
 	char d[4400];
 	snprintf(d, sizeof d, "%s/blobs/%s", bc->dir, alg);
@@ -160,13 +154,14 @@ static void scan(struct bcache *bc, const char *alg)
 	closedir(dir);
 }
 
-struct bcache *bcache_new(const char *dir, uint64_t cap)
+struct blob_cache *blob_cache_new(const char *dir, uint64_t cap, struct fs_stats *st)
 {
 	if (!dir || !*dir || cap == 0)
 		return NULL;
-	struct bcache *bc = calloc(1, sizeof *bc);
+	struct blob_cache *bc = calloc(1, sizeof *bc);
 	if (!bc)
 		return NULL;
+	bc->st = st;
 	bc->dir = strdup(dir);
 	bc->cap = cap;
 	bc->nb = 16384;
@@ -204,7 +199,7 @@ struct bcache *bcache_new(const char *dir, uint64_t cap)
 	return bc;
 }
 
-void bcache_free(struct bcache *bc)
+void blob_cache_free(struct blob_cache *bc)
 {
 	if (!bc)
 		return;
@@ -220,7 +215,7 @@ void bcache_free(struct bcache *bc)
 	free(bc);
 }
 
-uint64_t bcache_used(struct bcache *bc)
+uint64_t blob_cache_used(struct blob_cache *bc)
 {
 	if (!bc)
 		return 0;
@@ -230,7 +225,7 @@ uint64_t bcache_used(struct bcache *bc)
 	return t;
 }
 
-int bcache_open(struct bcache *bc, const char *digest)
+int blob_cache_open(struct blob_cache *bc, const char *digest)
 {
 	if (!bc)
 		return -ENOENT;
@@ -259,7 +254,7 @@ int bcache_open(struct bcache *bc, const char *digest)
 }
 
 /* Writes a temp file and returns its fd and path (caller renames or unlinks). */
-static int tmpfile_new(struct bcache *bc, char *path, size_t n)
+static int tmpfile_new(struct blob_cache *bc, char *path, size_t n)
 {
 	pthread_mutex_lock(&bc->mu);
 	unsigned seq = bc->tmpseq++;
@@ -270,7 +265,7 @@ static int tmpfile_new(struct bcache *bc, char *path, size_t n)
 }
 
 /* Publishes a verified temp file as `digest`. */
-static int publish(struct bcache *bc, const char *tmp, const char *digest, uint64_t size)
+static int publish(struct blob_cache *bc, const char *tmp, const char *digest, uint64_t size)
 {
 	char p[4400];
 	blob_path(bc, digest, p, sizeof p);
@@ -290,7 +285,7 @@ static int publish(struct bcache *bc, const char *tmp, const char *digest, uint6
 	return 0;
 }
 
-int bcache_put(struct bcache *bc, const char *digest, const void *data, size_t len)
+int blob_cache_put(struct blob_cache *bc, const char *digest, const void *data, size_t len)
 {
 	if (!bc || len > bc->cap)
 		return 0;
@@ -321,7 +316,8 @@ int bcache_put(struct bcache *bc, const char *digest, const void *data, size_t l
 	return publish(bc, tmp, digest, len);
 }
 
-int bcache_fill(struct bcache *bc, const char *repo, const char *digest, uint64_t size)
+int blob_cache_fill(struct blob_cache *bc, struct regfs_client *cl, const char *repo, const char *digest,
+		uint64_t size)
 {
 	if (!bc)
 		return -ENOSYS;
@@ -333,7 +329,7 @@ int bcache_fill(struct bcache *bc, const char *repo, const char *digest, uint64_
 		fs_wait(&bc->cv, &bc->mu);
 	if (e) {
 		pthread_mutex_unlock(&bc->mu);
-		return bcache_open(bc, digest);
+		return blob_cache_open(bc, digest);
 	}
 	/* A placeholder marks the fill in flight (size 0 until published). */
 	e = add(bc, digest, 0, now_mono());
@@ -351,9 +347,9 @@ int bcache_fill(struct bcache *bc, const char *repo, const char *digest, uint64_
 		rc = fd;
 		log_warn("cache: cannot create a file in %s/tmp: %s", bc->dir, strerror(-rc));
 	} else {
-		atomic_fetch_add(&M->st.bc_misses, 1);
+		atomic_fetch_add(&bc->st->bc_misses, 1);
 		loop_may_block();
-		rc = regfs_client_blob_fetch(M->client, repo, digest, fd, &err);
+		rc = regfs_client_blob_fetch(cl, repo, digest, fd, &err);
 		close(fd);
 		if (rc) {
 			char what[400];
@@ -371,5 +367,5 @@ int bcache_fill(struct bcache *bc, const char *repo, const char *digest, uint64_
 	rc = publish(bc, tmp, digest, size);
 	if (rc)
 		return rc;
-	return bcache_open(bc, digest);
+	return blob_cache_open(bc, digest);
 }

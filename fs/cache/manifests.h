@@ -1,0 +1,76 @@
+/* manifests.h — the manifest cache of the mount (fs/cache/): manifests by
+ * digest (content-addressed, so never stale), parsed, in memory for the life
+ * of the mount and on disk in the blob cache; the image times tags take
+ * from them; whether index children still exist (checked once per ttl).
+ *
+ * Ownership: entries (struct mentry) belong to the cache and are never freed
+ * while it lives; callers keep the pointers. Errors: 0 or a negative errno
+ * (-ENOENT, -EIO logged once, -ENOMEM). */
+#ifndef REGFS_FS_CACHE_MANIFESTS_H
+#define REGFS_FS_CACHE_MANIFESTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <regfs/client.h>
+#include <regfs/digest.h>
+#include <regfs/oci.h>
+
+struct mount_opts;
+struct fs_stats;
+struct names_cache;
+struct manifest_cache;
+struct blob_cache;
+struct tag_ent;
+
+struct mentry {
+	char digest[REGFS_DIGEST_MAX];
+	char *data;
+	size_t len;
+	struct regfs_manifest *m;  /* parsed */
+	int64_t created;           /* image config "created" (unix), 0 unknown, -1 none;
+	                            * written once with __atomic (see manifest_cache_created) */
+};
+struct manifest_cache *manifest_cache_new(struct regfs_client *cl, const struct mount_opts *o,
+			  struct fs_stats *st, struct blob_cache *bc);
+void manifest_cache_free(struct manifest_cache *mc);
+/* The manifest `digest` of `repo`: memory, then disk cache, then registry.
+ * The entry is owned by the cache and never freed while mounted. */
+int manifest_cache_get(struct manifest_cache *mc, const char *repo, const char *digest, const struct mentry **out);
+/* Store a response we already have (e.g. from GET by tag). */
+int manifest_cache_store(struct manifest_cache *mc, const char *digest, const char *data, size_t len,
+	       const char *ctype, const struct mentry **out);
+/* The same, kept in memory only: for manifests that came in a bulk page
+ * (regfs-registry), which a remount gets again in a few requests — writing
+ * 10,000 of them to the disk cache cost more than the whole walk otherwise. */
+int manifest_cache_store_mem(struct manifest_cache *mc, const char *digest, const char *data, size_t len,
+		   const char *ctype, const struct mentry **out);
+const struct mentry *manifest_cache_peek(struct manifest_cache *mc, const char *digest);
+/* Fetch many (repo, digest) pairs in parallel; those cached are skipped. */
+void manifest_cache_prefetch(struct manifest_cache *mc, const char **repos, const char **digests, size_t n);
+/* Image config created time (fetches the config blob; cached); -1 when the
+ * config has none or an implausible one (see tag_time_plausible). */
+int64_t manifest_cache_created(struct manifest_cache *mc, const char *repo, const struct mentry *e);
+/* `t` when it can be a real push or build time (2013-01-01, before any OCI
+ * image, up to now + 1 day of clock skew), else 0 (unknown): reproducible
+ * builds carry 1970-01-01T00:00:01Z, which must not read as "ancient". */
+int64_t tag_time_plausible(int64_t t);
+/* Fills te->mtime and te->mtime_src from a push time and a created time
+ * (0 or -1 when unknown; implausible ones count as unknown), preferring the
+ * push time; counts the source for .regfs/status. */
+void tag_time_set(struct tag_ent *te, int64_t pushed, int64_t created);
+/* How many tag resolutions had each source (index: enum mtime_src). */
+void tag_time_counts(uint64_t out[3]);
+const char *mtime_src_name(int src);
+/* A manifest known not to exist in `repo` (the registry answered 404 within
+ * the ttl): index children removed by a garbage collection. */
+bool manifest_cache_missing(struct manifest_cache *mc, const char *repo, const char *digest);
+/* Checks that each (repos[i], digests[i]) still exists, at most once per ttl
+ * per pair (GET by digest for those not checked; fills the cache too):
+ * present[i] = 1 exists, 0 gone (404; logged once per digest), -1 unknown
+ * (the registry failed; logged). nc: for the repo-manifests extension. */
+void manifest_cache_check_exist(struct manifest_cache *mc, struct names_cache *nc, const char **repos,
+			const char **digests, size_t n, int *present);
+
+#endif

@@ -1,0 +1,39 @@
+/* manifests_internal.h — what the files of the manifest cache share
+ * (manifests.c, times.c, exist.c): the cache's structure. Not for use
+ * outside fs/cache/. */
+#ifndef REGFS_FS_CACHE_MANIFESTS_INTERNAL_H
+#define REGFS_FS_CACHE_MANIFESTS_INTERNAL_H
+
+#include "../mount.h"
+
+struct slot;
+
+/* Whether a manifest still exists in a repository, as last checked (content
+ * never changes, existence does: a garbage collection removes index
+ * children that nothing tags). Keyed by "repo@digest". */
+struct exist {
+	char *key;
+	int present;     /* 1 exists, 0 gone (404) */
+	double at;       /* now_mono() of the check: trusted for the ttl */
+	bool logged;     /* a 404 is logged once per pair for the mount's life */
+	struct exist *next;
+};
+#define EXIST_BUCKETS 4096
+
+struct manifest_cache {
+	struct regfs_client *client;
+	const struct mount_opts *o;  /* ttl */
+	struct fs_stats *st;
+	struct blob_cache *bc;           /* NULL: no disk cache */
+	struct sflight_group g;          /* slots and existence records */
+	struct slot **b;
+	size_t nb;
+	struct exist *eb[EXIST_BUCKETS];
+};
+
+/* Batches bigger than this go in several rounds: every response of a round
+ * is held until the round ends, so unbounded rounds (a whole registry's
+ * manifests) would set the daemon's peak memory. */
+#define PREFETCH_CHUNK 512
+
+#endif

@@ -1,0 +1,185 @@
+/* names.c — the names cache: what a name points at right now.
+ *
+ * Catalog, each repository's tag list and each tag's digest can change at
+ * any time, so they are kept for --ttl seconds and then fetched again (the
+ * kernel's entry/attr timeouts for these nodes are the same ttl, see
+ * kinds.c). Snapshots (struct catalog, struct tagset) are immutable lists
+ * shared by reference count, so a readdir keeps a consistent view while a
+ * refresh installs a new one. A tag's resolution (digest, mtime) lives in
+ * its tagset entry and is filled lazily, in parallel batches.
+ *
+ * Single flight (regfs/sflight.h): while one thread fetches something,
+ * others that need the same thing wait for its result instead of sending
+ * the same request (one lock and one wake-up for the whole cache; waits are
+ * short and rare, so broadcast-to-all is fine). A failed fetch is not cached: the next
+ * operation tries again, which is how the mount recovers when the registry
+ * comes back.
+ *
+ * The cache's files: names.c (the cache, its entries, installing a tag
+ * list), catalog.c, tags.c (tag lists), resolve.c (tag -> digest), bulk.c
+ * (the bulk-manifests extension's prefetch). */
+#include "names_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <regfs/hash.h>
+#include <regfs/cmp.h>
+#include <regfs/log.h>
+
+int names_cmptag(const void *a, const void *b)
+{
+	return strcmp(((const struct tag_ent *)a)->tag, ((const struct tag_ent *)b)->tag);
+}
+
+struct names_cache *names_cache_new(struct regfs_client *cl, const struct mount_opts *o,
+				    struct fs_stats *st, struct manifest_cache *mc)
+{
+	struct names_cache *nc = calloc(1, sizeof *nc);
+	if (!nc)
+		return NULL;
+	*nc = (struct names_cache){.client = cl, .o = o, .st = st, .mc = mc};
+	sflight_group_init(&nc->g, loop_may_block);
+	return nc;
+}
+
+void catalog_put(struct catalog *c)
+{
+	if (!c || !sflight_ref_put(&c->ref))
+		return;
+	for (size_t i = 0; i < c->n; i++)
+		free(c->names[i]);
+	free(c->names);
+	free(c);
+}
+
+void tagset_put(struct tagset *t)
+{
+	if (!t || !sflight_ref_put(&t->ref))
+		return;
+	for (size_t i = 0; i < t->n; i++)
+		free(t->t[i].tag);
+	free(t->t);
+	free(t);
+}
+
+void names_cache_free(struct names_cache *nc)
+{
+	if (!nc)
+		return;
+	catalog_put(nc->cat);
+	for (size_t i = 0; i < NBUCKETS; i++)
+		for (struct repo_ent *r = nc->b[i], *nx; r; r = nx) {
+			nx = r->next;
+			tagset_put(r->ts);
+			for (size_t k = 0; k < r->nmf; k++)
+				free(r->mf[k]);
+			free(r->mf);
+			free(r->repo);
+			free(r);
+		}
+	sflight_group_destroy(&nc->g);
+	free(nc);
+}
+
+
+struct repo_ent *names_repo_ent(struct names_cache *nc, const char *repo)
+{
+	size_t b = regfs_fnv1a64_str(repo) % NBUCKETS;
+	for (struct repo_ent *r = nc->b[b]; r; r = r->next)
+		if (strcmp(r->repo, repo) == 0)
+			return r;
+	struct repo_ent *r = calloc(1, sizeof *r);
+	if (!r || !(r->repo = strdup(repo))) {
+		free(r);
+		return NULL;
+	}
+	r->next = nc->b[b];
+	nc->b[b] = r;
+	return r;
+}
+
+/* Takes ownership of the strings in v. */
+
+
+/* Caller holds g.mu. Copies the resolutions of `old` into the unresolved
+ * entries of `ts` with the same tag (both sorted by tag). */
+static void carry_resolutions(const struct tagset *old, struct tagset *ts)
+{
+	if (!old)
+		return;
+	size_t i = 0, j = 0;
+	while (i < old->n && j < ts->n) {
+		int c = strcmp(old->t[i].tag, ts->t[j].tag);
+		if (c < 0) {
+			i++;
+			continue;
+		}
+		if (c > 0) {
+			j++;
+			continue;
+		}
+		const struct tag_ent *o = &old->t[i++];
+		struct tag_ent *n = &ts->t[j++];
+		/* An expired one is carried too: it is re-validated (cheaply, see
+		 * revalidate) before anyone uses it. */
+		if (n->resolved_at > 0 || o->state != T_IDLE || o->resolved_at <= 0 || o->rc ||
+		    !o->digest[0])
+			continue;
+		memcpy(n->digest, o->digest, sizeof n->digest);
+		n->mtime = o->mtime;
+		n->mtime_src = o->mtime_src;
+		n->resolved_at = o->resolved_at;
+		n->rc = 0;
+	}
+}
+
+/* Caller holds g.mu. Installs a fresh tagset (takes the caller's reference). */
+void names_install(struct repo_ent *r, struct tagset *ts)
+{
+	carry_resolutions(r->ts, ts);
+	tagset_put(r->ts);
+	r->ts = ts;
+	sflight_set(&r->sf);
+	ts->at = r->sf.at;
+}
+
+void names_set_manifests(struct repo_ent *r, char **v, size_t n)
+{
+	for (size_t k = 0; k < r->nmf; k++)
+		free(r->mf[k]);
+	free(r->mf);
+	r->mf = v;
+	r->nmf = n;
+}
+
+struct tagset *names_tagset_of(const struct regfs_tag_info *tags, size_t n, bool all_resolved)
+{
+	struct tagset *ts = calloc(1, sizeof *ts);
+	if (!ts || !(ts->t = calloc(n + 1, sizeof *ts->t))) {
+		free(ts);
+		return NULL;
+	}
+	double now = now_mono();
+	for (size_t j = 0; j < n; j++) {
+		struct tag_ent *te = &ts->t[ts->n];
+		if (!tags[j].tag || !(te->tag = strdup(tags[j].tag)))
+			continue;
+		snprintf(te->digest, sizeof te->digest, "%s", tags[j].digest);
+		tag_time_set(te, tags[j].pushed, 0);
+		te->resolved_at = all_resolved || te->digest[0] ? now : 0;
+		ts->n++;
+	}
+	regfs_qsort(ts->t, ts->n, sizeof *ts->t, names_cmptag);
+	sflight_ref_init(&ts->ref, 1);
+	return ts;
+}
+
+void names_hit(struct names_cache *nc, struct sflight_ref *ref)
+{
+	sflight_ref_get(ref);
+	pthread_mutex_unlock(&nc->g.mu);
+	atomic_fetch_add(&nc->st->nc_hits, 1);
+}

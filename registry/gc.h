@@ -1,0 +1,35 @@
+/* gc.h — garbage collection of blobs (offline command and online runs) and
+ * the hooks writers call so that an online run never sweeps a blob they are
+ * about to reference (gc.c explains the protocol). */
+#ifndef REGFS_GC_H
+#define REGFS_GC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <regfs/err.h>
+
+struct registry;
+
+struct gc_opts {
+	bool dry_run;
+	bool delete_untagged;
+	int64_t delay_s;      /* online GC: keep blobs younger than this (0 offline) */
+	bool online;          /* consult r->recent before each delete */
+	bool quiet;           /* no stdout (online: log instead) */
+};
+struct gc_stats {
+	uint64_t marked, swept, bytes, manifests_deleted, links_removed;
+};
+/* One run: mark, delete untagged (if asked), sweep. 0 or a negative errno
+ * with err filled; `out` may be NULL. */
+int gc_run(struct registry *r, const struct gc_opts *o, struct gc_stats *out,
+	   struct regfs_err *err);
+
+/* A writer brackets "note, check, link" with gc_writer_begin/end, and notes
+ * every digest it is about to reference. */
+void gc_writer_begin(struct registry *r);
+void gc_writer_end(struct registry *r);
+void gc_note_referenced(struct registry *r, const char *digest);
+
+#endif

@@ -1,0 +1,21 @@
+/* maint.h — the background jobs of `serve`: upload purging, the storage
+ * health check and online GC, started and stopped with the server. */
+#ifndef REGFS_MAINT_H
+#define REGFS_MAINT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <regfs/err.h>
+
+struct registry;
+
+/* Starts the configured jobs; 0 (a job that cannot start is logged). */
+int maint_start(struct registry *r);
+/* Asks the jobs to stop and joins them. */
+void maint_stop(struct registry *r);
+/* One pass of upload purging: removes uploads older than age_s (only lists
+ * them when dryrun). 0 or a negative errno with err filled. */
+int purge_uploads(struct registry *r, int64_t age_s, bool dryrun, struct regfs_err *err);
+
+#endif
