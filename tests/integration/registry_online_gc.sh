@@ -83,7 +83,8 @@ start_regfs_registry "$cfg" || bail "restart failed"
 settled() { [ "$(stored_blobs "$DATA")" = "$expected" ]; }
 check "online GC frees exactly the unreferenced blobs" wait_for 30 settled
 check_eq "  stored blobs = referenced blobs" "$expected" "$(stored_blobs "$DATA")"
-check "  and logged what it freed" grep -q "bytes freed" "$REGISTRY_LOG"
+logged_freed() { grep -q "bytes freed" "$REGISTRY_LOG"; }
+check "  and logged what it freed" wait_for 10 logged_freed
 check "  the untagged manifest's revision is gone" test ! -e "$V2/repositories/r1/app/_manifests/revisions/sha256/${du#sha256:}"
 links_ok() {
   local l
