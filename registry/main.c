@@ -58,7 +58,7 @@ static int cmd_serve(int argc, char **argv)
 	if (load_config(argc == 3 ? argv[2] : NULL, &cfg))
 		return 1;
 	struct regfs_err e = {0};
-	int rc = server_run(&cfg, &e);
+	int rc = server_run(&cfg, argc == 3 ? argv[2] : NULL, &e);
 	if (rc)
 		fprintf(stderr, "regfs-registry: %s\n", regfs_err_str(&e));
 	regfs_config_free(&cfg);
