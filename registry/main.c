@@ -24,10 +24,15 @@ static void usage(FILE *f)
 		"  regfs-registry garbage-collect [--dry-run] [--delete-untagged] CONFIG\n"
 		"      Delete blobs no manifest references. -d/--dry-run lists them and deletes\n"
 		"      nothing; -m/--delete-untagged first deletes manifests no tag reaches.\n"
-		"  regfs-registry --version\n"
-		"  regfs-registry --help\n"
+		"  regfs-registry -v, --version\n"
+		"  regfs-registry -h, --help\n"
 		"\n"
-		"Docs: docs/registry.md (endpoints, layout, GC), docs/api-extensions.md.\n",
+		"Signals (serve): SIGHUP reloads CONFIG (log level and formatter, http.draintimeout;\n"
+		"the log names what needs a restart); SIGTERM refuses new clients and lets requests\n"
+		"in flight finish for up to http.draintimeout. Under systemd (Type=notify) it sends\n"
+		"READY=1 once listening.\n"
+		"\n"
+		"Docs: regfs-registry(8), docs/registry.md (endpoints, layout, GC), docs/deploy.md.\n",
 		REGFS_VERSION);
 }
 
