@@ -6,6 +6,7 @@
 # within http.draintimeout (its bytes checked by sha256 through the API after a restart)
 # and exits 0; with a short draintimeout a stalled upload is cut and counted in the log.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/cleanup_lib.sh"  # check_daemon_logs
 need_regfs_registry
 need_bin python3 curl
 
@@ -146,4 +147,5 @@ exit_code "$PID" 20
 check_eq "exit 0 after cutting the stalled upload" 0 "$CODE"
 check "the log counts the request cut off" grep -q 'stopped: 1 request(s) in flight cut off' "$LOG"
 check_fails "the cut upload left no blob" test -e "$(blob_path "$WORK/data" "$D2")"
+check_daemon_logs
 done_testing
