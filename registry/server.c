@@ -94,10 +94,12 @@ static struct request no_state;
 /* con_cls set by on_uri for a sound request line: the access handler has not
  * run yet */
 static struct request fresh;
-/* Requests between their request line (on_uri) and their completion: what a
- * drain waits for. Idle keep-alive connections are not counted, so they do
- * not hold a stop back. libmicrohttpd reports the completion of every
- * request whose request line it handed to on_uri. One server per process. */
+/* Requests between the first access-handler call (all headers received) and
+ * their completion: what a drain waits for. Idle keep-alive connections and
+ * requests still sending their headers are not counted: they do not hold a
+ * stop back. A counted request's con_cls is no_state or its own state, and
+ * libmicrohttpd reports the completion of every request it handed to the
+ * access handler, however it ends. One server per process. */
 static atomic_uint in_flight;
 /* con_cls set by on_uri: the raw request target carries a control character */
 static struct request bad_target;
@@ -126,7 +128,6 @@ static int hexval(char ch)
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
 	(void)cls; (void)c;
-	atomic_fetch_add(&in_flight, 1);
 	for (const char *p = uri; *p && *p != '?'; p++) {
 		if (is_ctl((unsigned char)*p))
 			return &bad_target;
@@ -273,6 +274,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	url = origin_path(url);
 	if (!q || q == &fresh || q == &bad_target) {
 		enum MHD_Result res;
+		atomic_fetch_add(&in_flight, 1);
 		if (q == &bad_target) {
 			*con_cls = &no_state;
 			return refuse_bad_target(r, c, method, url);
@@ -290,8 +292,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			return MHD_YES;
 		}
 		q = malloc(sizeof *q);
-		if (!q)
-			return MHD_NO; /* con_cls stays `fresh`: completed (and uncounted) */
+		if (!q) {
+			/* con_cls stays `fresh`: completed, and so not counted */
+			atomic_fetch_sub(&in_flight, 1);
+			return MHD_NO;
+		}
 		request_init(q, c, method, url);
 		*con_cls = q;
 	} else if (q == &no_state) {
@@ -316,8 +321,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
 	(void)cls; (void)c;
 	struct request *q = *con_cls;
-	if (q) /* set by on_uri at the latest: counted there */
-		atomic_fetch_sub(&in_flight, 1);
+	if (q && q != &fresh && q != &bad_target)
+		atomic_fetch_sub(&in_flight, 1); /* reached the access handler */
 	if (!q || q == &no_state || q == &fresh || q == &bad_target) {
 		*con_cls = NULL;
 		return;
