@@ -571,7 +571,13 @@ static int wait_for_stop(const sigset_t *set, const char *config_path, struct re
 			continue;
 		if (sig != SIGHUP)
 			return sig;
-		notify_systemd("RELOADING=1");
+		/* systemd >= 253 (Type=notify-reload) wants the clock with it */
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		char msg[64];
+		snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%llu",
+			 (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
+		notify_systemd(msg);
 		lifecycle_reload(config_path, cfg, drain_s);
 		notify_systemd("READY=1");
 	}

@@ -61,7 +61,7 @@ write_cfg debug "$OTHER" 30s
 kill -HUP "$PID"
 check "SIGHUP logs what it reloaded" wait_for 10 grep -q 'SIGHUP: reloaded .*log.level info -> debug.*http.draintimeout 0s -> 30s' "$LOG"
 check "SIGHUP names what needs a restart" grep -q 'applied only by a restart: http.addr' "$LOG"
-check "RELOADING=1 then READY=1 on reload" wait_for 10 bash -c "grep -x 'RELOADING=1' -A1 '$WORK/notify.log' | grep -qx 'READY=1'"
+check "RELOADING=1 (with MONOTONIC_USEC) then READY=1 on reload" wait_for 10 bash -c "grep -E '^RELOADING=1 MONOTONIC_USEC=[0-9]+\$' -A1 '$WORK/notify.log' | grep -qx 'READY=1'"
 curl -s -o /dev/null "$REGISTRY_URL/v2/ops/none/manifests/after-reload"
 check "debug level after SIGHUP: a debug line for a 404" wait_for 5 grep -q 'after-reload: 404' "$LOG"
 check_eq "still serving on the old address" 200 "$(curl -s -o /dev/null -w '%{http_code}' "$REGISTRY_URL/v2/")"
