@@ -65,6 +65,12 @@ if command -v systemd-analyze >/dev/null; then
     "$UNITDIR/regfs-registry.service" "$UNITDIR/regfs@.service" \
     "$UNITDIR/regfs-cleanup.service" "$UNITDIR/regfs-cleanup.timer" 2>&1); rc=$?
   check_eq "systemd-analyze verify accepts the units (exit status and no message)" "0:" "$rc:$out"
+  # the sandbox as systemd rates it (0 = fully confined, 10 = none; "OK" is below 2.1)
+  level=$(cd / && with_timeout 60 systemd-analyze security --offline=yes --root="$ROOT" \
+    "$UNITDIR/regfs-registry.service" 2>&1 | sed -n 's/.*Overall exposure level for regfs-registry.service: \([0-9.]*\).*/\1/p')
+  log "systemd-analyze security: regfs-registry.service exposure ${level:-?}"
+  check "regfs-registry.service's sandbox rates OK (exposure <= 2.0)" \
+    python3 -c "import sys; sys.exit(0 if float('${level:-99}') <= 2.0 else 1)"
 else
   log "systemd-analyze is not installed: unit verification skipped"
 fi
