@@ -8,77 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yaml.h>
 
-/* ---- http.draintimeout ---- */
-
-static yaml_node_t *map_get(yaml_document_t *doc, yaml_node_t *map, const char *key)
-{
-	if (!map || map->type != YAML_MAPPING_NODE)
-		return NULL;
-	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
-	     p++) {
-		yaml_node_t *k = yaml_document_get_node(doc, p->key);
-		if (k && k->type == YAML_SCALAR_NODE && !strcmp((char *)k->data.scalar.value, key))
-			return yaml_document_get_node(doc, p->value);
-	}
-	return NULL;
-}
-
-static int parse_drain(const char *v, const char *where, int64_t *seconds, struct regfs_err *err)
-{
-	if (regfs_duration_parse(v, seconds) != 0 || *seconds < 0)
-		return regfs_errf(err, -EINVAL, "%s: http.draintimeout \"%s\": expected a duration "
-				  "such as 30s, 1m30s or 2m", where, v);
-	return 0;
-}
-
-/* The file's http.draintimeout, when it has one (else *seconds untouched). */
-static int drain_from_file(const char *path, int64_t *seconds, struct regfs_err *err)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return regfs_errf(err, -errno, "%s: %s", path, strerror(errno));
-	yaml_parser_t p;
-	yaml_document_t doc;
-	int rc = 0;
-	yaml_parser_initialize(&p);
-	yaml_parser_set_input_file(&p, f);
-	if (!yaml_parser_load(&p, &doc)) {
-		rc = regfs_errf(err, -EINVAL, "%s line %zu: %s", path, p.problem_mark.line + 1,
-				p.problem ? p.problem : "YAML syntax error");
-		goto out;
-	}
-	yaml_node_t *v = map_get(&doc, map_get(&doc, yaml_document_get_root_node(&doc), "http"),
-				 "draintimeout");
-	if (v && v->type != YAML_SCALAR_NODE)
-		rc = regfs_errf(err, -EINVAL, "%s line %zu: http.draintimeout: expected a duration "
-				"such as 30s, not a list or map", path, v->start_mark.line + 1);
-	else if (v && v->data.scalar.length) {
-		char where[300];
-		snprintf(where, sizeof where, "%s line %zu", path, v->start_mark.line + 1);
-		rc = parse_drain((char *)v->data.scalar.value, where, seconds, err);
-	}
-	yaml_document_delete(&doc);
-out:
-	yaml_parser_delete(&p);
-	fclose(f);
-	return rc;
-}
-
-int lifecycle_drain_timeout(const char *path, int64_t *seconds, struct regfs_err *err)
-{
-	*seconds = 0;
-	if (path) {
-		int rc = drain_from_file(path, seconds, err);
-		if (rc)
-			return rc;
-	}
-	const char *env = getenv("REGISTRY_HTTP_DRAINTIMEOUT");
-	if (env && *env)
-		return parse_drain(env, "environment REGISTRY_HTTP_DRAINTIMEOUT", seconds, err);
-	return 0;
-}
 
 /* ---- SIGHUP ---- */
 
@@ -136,8 +66,8 @@ static void restart_only(const struct regfs_config *o, const struct regfs_config
 }
 
 /* Applies the keys that are safe to change while serving; names them. */
-static void apply_safe(struct regfs_config *run, const struct regfs_config *n, int64_t *drain_s,
-		       int64_t new_drain, char *done, size_t cap)
+static void apply_safe(struct regfs_config *run, const struct regfs_config *n, char *done,
+		       size_t cap)
 {
 	done[0] = '\0';
 	if (run->log_level != n->log_level) {
@@ -154,15 +84,15 @@ static void apply_safe(struct regfs_config *run, const struct regfs_config *n, i
 		run->log_json = n->log_json;
 		regfs_log_set_json(n->log_json);
 	}
-	if (*drain_s != new_drain) {
+	if (run->http_drain_s != n->http_drain_s) {
 		size_t k = strlen(done);
 		snprintf(done + k, cap - k, "%shttp.draintimeout %" PRId64 "s -> %" PRId64 "s",
-			 k ? ", " : "", *drain_s, new_drain);
-		*drain_s = new_drain;
+			 k ? ", " : "", run->http_drain_s, n->http_drain_s);
+		run->http_drain_s = n->http_drain_s;
 	}
 }
 
-void lifecycle_reload(const char *path, struct regfs_config *running, int64_t *drain_s)
+void lifecycle_reload(const char *path, struct regfs_config *running)
 {
 	if (!path) {
 		log_warn("SIGHUP: serving without a configuration file: nothing to reload");
@@ -170,17 +100,15 @@ void lifecycle_reload(const char *path, struct regfs_config *running, int64_t *d
 	}
 	struct regfs_config n;
 	struct regfs_err e = {0};
-	int64_t new_drain = 0;
 	regfs_config_defaults(&n, NULL);
-	if (regfs_config_load(path, &n, &e) != 0 ||
-	    lifecycle_drain_timeout(path, &new_drain, &e) != 0) {
+	if (regfs_config_load(path, &n, &e) != 0) {
 		log_error("SIGHUP: %s does not load, nothing changed: %s", path, regfs_err_str(&e));
 		regfs_config_free(&n);
 		return;
 	}
 	char done[400], later[600];
 	restart_only(running, &n, later, sizeof later);
-	apply_safe(running, &n, drain_s, new_drain, done, sizeof done);
+	apply_safe(running, &n, done, sizeof done);
 	log_info("SIGHUP: reloaded %s: %s", path, done[0] ? done : "no change to log.level, "
 		 "log.formatter, http.draintimeout");
 	if (later[0])

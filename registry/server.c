@@ -562,8 +562,7 @@ static void notify_systemd(const char *msg)
 }
 
 /* Takes signals until SIGTERM/SIGINT (returned); SIGHUP reloads. */
-static int wait_for_stop(const sigset_t *set, const char *config_path, struct regfs_config *cfg,
-			 int64_t *drain_s)
+static int wait_for_stop(const sigset_t *set, const char *config_path, struct regfs_config *cfg)
 {
 	for (;;) {
 		int sig = 0;
@@ -578,7 +577,7 @@ static int wait_for_stop(const sigset_t *set, const char *config_path, struct re
 		snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%llu",
 			 (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
 		notify_systemd(msg);
-		lifecycle_reload(config_path, cfg, drain_s);
+		lifecycle_reload(config_path, cfg);
 		notify_systemd("READY=1");
 	}
 }
@@ -587,11 +586,7 @@ int server_run(struct regfs_config *cfg, const char *config_path, struct regfs_e
 {
 	struct registry reg;
 	char *cert = NULL, *key = NULL;
-	int64_t drain_s = 0;
-	int rc = lifecycle_drain_timeout(config_path, &drain_s, err);
-	if (rc)
-		return rc;
-	rc = load_tls(cfg, &cert, &key, err);
+	int rc = load_tls(cfg, &cert, &key, err);
 	if (rc)
 		return rc;
 	struct sockaddr_storage ss;
@@ -638,7 +633,8 @@ int server_run(struct regfs_config *cfg, const char *config_path, struct regfs_e
 	maint_start(&reg);
 	notify_systemd("READY=1");
 
-	int sig = wait_for_stop(&set, config_path, cfg, &drain_s);
+	int sig = wait_for_stop(&set, config_path, cfg);
+	int64_t drain_s = cfg->http_drain_s;
 	notify_systemd("STOPPING=1");
 	log_info("signal %d (%s): stopping; new connections refused, requests in flight get "
 		 "up to %" PRId64 "s (http.draintimeout)", sig, strsignal(sig), drain_s);

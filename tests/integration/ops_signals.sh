@@ -59,7 +59,7 @@ check_fails "info level: no debug line for a 404" grep -q 'before-reload: 404' "
 OTHER=$(free_port)
 write_cfg debug "$OTHER" 30s
 kill -HUP "$PID"
-check "SIGHUP logs what it reloaded" wait_for 10 grep -q 'SIGHUP: reloaded .*log.level info -> debug.*http.draintimeout 0s -> 30s' "$LOG"
+check "SIGHUP logs what it reloaded" wait_for 10 grep -q 'SIGHUP: reloaded .*log.level info -> debug.*http.draintimeout 5s -> 30s' "$LOG"
 check "SIGHUP names what needs a restart" grep -q 'applied only by a restart: http.addr' "$LOG"
 check "RELOADING=1 (with MONOTONIC_USEC) then READY=1 on reload" wait_for 10 bash -c "grep -E '^RELOADING=1 MONOTONIC_USEC=[0-9]+\$' -A1 '$WORK/notify.log' | grep -qx 'READY=1'"
 curl -s -o /dev/null "$REGISTRY_URL/v2/ops/none/manifests/after-reload"
