@@ -683,6 +683,8 @@ static int tar_entry(struct tar *t, const unsigned char *h, char tf, uint64_t hs
 	int r = type == LAYER_REG ? entry_sparse(t, h, tf, &e, &data) : 1;
 	if (r < 0)
 		goto out;
+	if (r == 1)
+		t->p.nsp = 0;   /* a map without a sparse size: the entry is not sparse */
 	if (r == 2 && !why)
 		why = "its sparse map is inconsistent";
 	if (!why)
