@@ -219,6 +219,8 @@ static void test_broken_archives(void **state)
 	end(&t);
 	expect_fail(&t, -E2BIG, "more than 10 entries",
 	            &(struct layer_build_opts){ .max_entries = 10 });
+	expect_fail(&t, -E2BIG, "exceed the limit",
+	            &(struct layer_build_opts){ .max_meta = 64 });
 	struct layer_index *ix;
 	assert_int_equal(build_tw(&t, &ix, NULL, NULL), 0);
 	assert_int_equal(layer_index_count(ix), 51);
