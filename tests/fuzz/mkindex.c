@@ -1,5 +1,6 @@
-/* mkindex IN OUT — write the encoded layer index of blob IN to OUT (the seed
- * corpus of fuzz_index_decode; also handy to look at an index's size). */
+/* mkindex IN OUT [SPAN] — write the encoded layer index of blob IN to OUT
+ * (the seed corpus of fuzz_index_decode, with 64 KiB spans; with SPAN = 0,
+ * the default spans, to measure a real layer's index). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/types.h>
@@ -15,8 +16,8 @@ static ssize_t file_read(void *arg, void *buf, size_t len)
 
 int main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: mkindex IN OUT\n");
+	if (argc != 3 && argc != 4) {
+		fprintf(stderr, "usage: mkindex IN OUT [SPAN]\n");
 		return 2;
 	}
 	FILE *in = fopen(argv[1], "rb");
@@ -26,7 +27,8 @@ int main(int argc, char **argv)
 	}
 	struct layer_index *ix;
 	struct regfs_err e = { 0 };
-	struct layer_build_opts o = { .name = argv[1], .span_size = 64 * 1024 };
+	struct layer_build_opts o = { .name = argv[1],
+	                              .span_size = argc == 4 ? strtoull(argv[3], NULL, 0) : 65536 };
 	int r = layer_index_build(file_read, in, &o, &ix, &e);
 	fclose(in);
 	if (r < 0) {
