@@ -92,10 +92,19 @@ static void timestamp(char out[48])
 	snprintf(out, 48, "%s.%09ldZ", d, (long)ts.tv_nsec);
 }
 
+/* A request header, NULL when absent or when `q` has no connection (an
+ * event made outside an HTTP request: unit tests, background jobs). */
+static const char *header(const struct request *q, const char *name)
+{
+	return q->conn ? request_header(q, name) : NULL;
+}
+
 /* The client's "ip:port" ("[ip6]:port"), "" when unknown. */
 static void client_addr(const struct request *q, char *out, size_t cap)
 {
 	out[0] = '\0';
+	if (!q->conn)
+		return;
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(q->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	if (!ci || !ci->client_addr)
@@ -126,7 +135,7 @@ static void target_json(struct registry *r, const struct request *q,
 		jb_printf(b, ",\"size\":%" PRIu64 ",\"length\":%" PRIu64, t->size, t->size);
 		json_field(b, "digest", t->digest, true);
 		/* http.host when set (the name clients use), else the Host header */
-		const char *host = request_header(q, MHD_HTTP_HEADER_HOST);
+		const char *host = header(q, MHD_HTTP_HEADER_HOST);
 		char *url = r->cfg->http_host
 			? xasprintf("%s/v2/%s/%s/%s", r->cfg->http_host, q->rt.name,
 				    t->blob ? "blobs" : "manifests", t->digest)
@@ -160,9 +169,9 @@ static char *event_json(struct registry *r, struct notifier *nt, const struct re
 	jb_puts(&b, ",\"request\":{");
 	json_field(&b, "id", rid, false);
 	json_field(&b, "addr", addr, true);
-	json_field(&b, "host", request_header(q, MHD_HTTP_HEADER_HOST), true);
+	json_field(&b, "host", header(q, MHD_HTTP_HEADER_HOST), true);
 	json_field(&b, "method", q->method, true);
-	json_field(&b, "useragent", request_header(q, MHD_HTTP_HEADER_USER_AGENT), true);
+	json_field(&b, "useragent", header(q, MHD_HTTP_HEADER_USER_AGENT), true);
 	jb_puts(&b, "},\"actor\":{},\"source\":{");
 	json_field(&b, "addr", nt->source_addr, false);
 	json_field(&b, "instanceID", nt->instance_id, true);
@@ -516,7 +525,12 @@ static struct notifier *notifier_new(const struct regfs_config *cfg, struct regf
 		free(nt);
 		return NULL;
 	}
-	pthread_rwlock_init(&nt->lock, NULL);
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	/* a reload waiting to swap the set must not starve behind requests */
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&nt->lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
 	uuid4(nt->instance_id);
 	source_addr(nt, cfg->http_addr);
 	nt->set = set_new(nt, cfg);
