@@ -1,7 +1,8 @@
 #!/bin/bash
 # regfs-registry's notifications (notifications.endpoints): a python listener on loopback
 # records the POSTs. A skopeo push, pulls and deletes by curl must arrive there as
-# registry:2 event envelopes with the right action, repository, tag, digest, media type
+# registry:2 event envelopes (a cross-repository mount too) with the right action,
+# repository, tag, digest, media type
 # and size — digests and sizes computed here from the OCI layout skopeo pushed, with
 # sha256sum. A second endpoint with ignore.actions and ignoredmediatypes must get only what
 # it does not ignore. Then an endpoint that accepts connections and never answers: pushes to
@@ -86,6 +87,7 @@ L0=$(jq -r '.layers[0].digest' "$MFILE"); L0SIZE=$(stat -c %s "$WORK/oci/blobs/s
 check_eq "GET manifest by tag" 200 "$(curl -s -o /dev/null -w '%{http_code}' -H "Accept: $MT" "http://$H/v2/app/web/manifests/v1")"
 check_eq "HEAD manifest (sends no event)" 200 "$(curl -s -o /dev/null -w '%{http_code}' -I -H "Accept: $MT" "http://$H/v2/app/web/manifests/v1")"
 check_eq "GET layer blob" "$L0" "sha256:$(curl -s "http://$H/v2/app/web/blobs/$L0" | sha256sum | cut -d' ' -f1)"
+check_eq "mount the layer blob into other/app" 201 "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://$H/v2/other/app/blobs/uploads/?mount=$L0&from=app/web")"
 check_eq "DELETE tag v2" 202 "$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "http://$H/v2/app/web/manifests/v2")"
 check_eq "DELETE manifest by digest" 202 "$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "http://$H/v2/app/web/manifests/$MD")"
 
@@ -110,6 +112,8 @@ check "pull of the manifest by tag v1" has_event pull \
 check_eq "one manifest pull (HEAD sends none)" 1 "$(all_events | jq -s "[.[] | select(.action == \"pull\" and .target.mediaType == \"$MT\")] | length")"
 check "pull of the layer blob with its size" has_event pull \
   "$Q and .target.digest == \"$L0\" and .target.size == $L0SIZE and .target.mediaType == \"$OCT\""
+check "mount of the layer blob into other/app with its size" has_event mount \
+  ".target.repository == \"other/app\" and .target.digest == \"$L0\" and .target.size == $L0SIZE"
 check "delete of tag v2" has_event delete "$Q and .target.tag == \"v2\" and .request.method == \"DELETE\""
 check "delete of the manifest" has_event delete "$Q and .target.digest == \"$MD\""
 fields_ok() {
