@@ -2,8 +2,7 @@
 # regfs-registry's notifications (notifications.endpoints): a python listener on loopback
 # records the POSTs. A skopeo push, pulls and deletes by curl must arrive there as
 # registry:2 event envelopes (a cross-repository mount too) with the right action,
-# repository, tag, digest, media type
-# and size — digests and sizes computed here from the OCI layout skopeo pushed, with
+# repository, tag, digest, media type and size — digests and sizes computed here from the OCI layout skopeo pushed, with
 # sha256sum. A second endpoint with ignore.actions and ignoredmediatypes must get only what
 # it does not ignore. Then an endpoint that accepts connections and never answers: pushes to
 # that registry still succeed, its failures and its full queue are logged, and the time of 5
