@@ -44,6 +44,7 @@ struct nt_ep {
 	size_t head, n;
 	bool stop, started;
 	uint64_t dropped;              /* since start */
+	uint64_t sent, failed_posts;   /* since start */
 	uint64_t burst;                /* drops in the current burst (0: none) */
 	pthread_t th;
 };
@@ -236,6 +237,25 @@ void notify_emit(struct registry *r, const struct request *q, const struct notif
 	free(ev);
 }
 
+void notify_get_stats(struct registry *r, struct notify_stats *out)
+{
+	memset(out, 0, sizeof *out);
+	struct notifier *nt = __atomic_load_n(&r->nt, __ATOMIC_ACQUIRE);
+	if (!nt)
+		return;
+	pthread_rwlock_rdlock(&nt->lock);
+	for (int i = 0; nt->set && i < nt->set->n; i++) {
+		struct nt_ep *e = nt->set->ep[i];
+		pthread_mutex_lock(&e->lock);
+		out->sent += e->sent;
+		out->dropped += e->dropped;
+		out->queued += e->n;
+		out->failed_posts += e->failed_posts;
+		pthread_mutex_unlock(&e->lock);
+	}
+	pthread_rwlock_unlock(&nt->lock);
+}
+
 /* ---- sending ---- */
 
 static size_t discard(char *p, size_t sz, size_t n, void *u)
@@ -316,6 +336,7 @@ static void after_post(struct nt_ep *e, size_t k, int rc, int *fails, const char
 			e->head = (e->head + 1) % NOTIFY_QUEUE_MAX;
 		}
 		e->n -= k;
+		e->sent += k;
 		if (*fails >= e->threshold)
 			log_info("notifications: endpoint %s is up again after %d failed attempts",
 				 e->name, *fails);
@@ -323,6 +344,7 @@ static void after_post(struct nt_ep *e, size_t k, int rc, int *fails, const char
 		return;
 	}
 	++*fails;
+	e->failed_posts++;
 	if (*fails < e->threshold)
 		log_warn("notifications: endpoint %s (%s): POST of %zu events failed (%s); "
 			 "retrying in %ld ms", e->name, e->url, k, why, e->backoff_ms);

@@ -67,6 +67,14 @@ int notify_reload(struct registry *r, const struct regfs_config *cfg, struct reg
  * `timeout`) and frees r->nt. NULL r->nt is fine. */
 void notify_close(struct registry *r);
 
+/* Counters summed over the current endpoints, for metrics: events sent
+ * (acknowledged by the endpoint), dropped (queue full or out of memory),
+ * waiting in the queues, and failed POSTs. All 0 without endpoints. */
+struct notify_stats {
+	uint64_t sent, dropped, queued, failed_posts;
+};
+void notify_get_stats(struct registry *r, struct notify_stats *out);
+
 /* Queues the event `t` about request `q` (repository q->rt.name) for every
  * endpoint that wants it. Never blocks on the network; cannot fail (a lack
  * of memory drops the event, counted like an overflow). */

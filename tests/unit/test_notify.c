@@ -197,6 +197,13 @@ static void test_delivery(void **state)
 	assert_true(count(&l, "/a", "Content-Type: application/vnd.docker.distribution.events.v2+json") >= 1);
 	assert_true(count(&l, "/a", "X-Token: s3cr3t") >= 1);
 	assert_int_equal(count(&l, "/b", "X-Token"), 0);
+	/* a is acknowledged after the listener recorded it: wait for the count */
+	struct notify_stats st = {0};
+	for (int i = 0; i < 400 && (notify_get_stats(&r, &st), st.sent < 5); i++)
+		usleep(50 * 1000);
+	assert_int_equal(st.sent, 5); /* 3 to a, 2 to b (the pull ignored) */
+	assert_int_equal(st.dropped, 0);
+	assert_int_equal(st.queued, 0);
 	notify_close(&r);
 	assert_null(r.nt);
 	regfs_config_free(&cfg);
@@ -265,6 +272,9 @@ static void test_no_endpoints(void **state)
 	struct regfs_err e = {0};
 	assert_int_equal(notify_open(&r, &e), 0);
 	assert_null(r.nt); /* no thread, no curl */
+	struct notify_stats st;
+	notify_get_stats(&r, &st);
+	assert_int_equal(st.sent + st.dropped + st.queued + st.failed_posts, 0);
 	emit(&r, "push", NULL); /* a no-op */
 	notify_close(&r);
 	regfs_config_free(&cfg);
