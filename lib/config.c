@@ -13,6 +13,8 @@
  * error, every key under `storage:` that is not a known section is a storage
  * driver. Our own extension lives under the top-level `regfs:` key, which
  * registry:2 ignores (it would refuse an unknown key under storage:). */
+#include "config_internal.h"
+
 #include <regfs/config.h>
 #include <regfs/dynbuf.h>
 #include <regfs/mem.h>
@@ -32,6 +34,7 @@ enum kind {
 	K_MAP,       /* a section: descend */
 	K_STR, K_BOOL, K_DUR, K_INT, K_SIZE, K_LEVEL, K_FORMATTER, /* scalars */
 	K_HEADERS,   /* http.headers: name -> [values] */
+	K_ENDPOINTS, /* notifications.endpoints: a list of sections (config_notify.c) */
 	K_ACCEPT,    /* known, no effect for us: ignored silently */
 	K_WARN,      /* known, not supported: ignored with a warning */
 	K_REFUSE,    /* known, cannot work: error */
@@ -103,7 +106,7 @@ static const struct key keys[] = {
 	{"health.tcp", K_WARN, 0, "only health.storagedriver checks are supported; ignored"},
 
 	{"auth", K_WARN, 0, "authentication is not supported yet; the registry accepts every client that can reach it"},
-	{"notifications", K_WARN, 0, "notifications are not supported; ignored"},
+	{"notifications.endpoints", K_ENDPOINTS, 0, NULL},
 	{"redis", K_WARN, 0, "redis is not used by regfs; ignored"},
 	{"proxy", K_WARN, 0, "pull-through cache (proxy) is not supported; ignored"},
 	{"validation", K_WARN, 0, "manifest validation settings are not supported; ignored"},
@@ -123,6 +126,7 @@ static const char *const accepted[] = {
 	"storage.s3.sessiontoken", "storage.cache", "storage.maintenance.readonly",
 	"http.tls.minimumtls", "http.tls.ciphersuites", "http.secret", "http.net",
 	"http.relativeurls", "http.debug", "http.http2", "http.h2c",
+	"notifications.events",
 };
 static const struct key accepted_key = {"", K_ACCEPT, 0, NULL};
 /* A section ("storage.s3") is not listed: it is any prefix of a known key. */
@@ -175,7 +179,8 @@ static int parse_bool(const char *s, bool *out)
 	return -EINVAL;
 }
 
-int regfs_duration_parse(const char *s, int64_t *seconds)
+/* A duration in nanoseconds (see regfs_duration_parse). */
+static int duration_ns(const char *s, long double *out)
 {
 	if (!s || !*s)
 		return -EINVAL;
@@ -186,7 +191,7 @@ int regfs_duration_parse(const char *s, int64_t *seconds)
 	if (*end == '\0' && (s[0] >= '0' && s[0] <= '9')) {
 		if (errno || ns < 0)
 			return -EINVAL;
-		*seconds = ns / 1000000000 + (ns % 1000000000 ? 1 : 0);
+		*out = (long double)ns;
 		return 0;
 	}
 	/* Go's time.ParseDuration: one or more <decimal><unit>, unit required. */
@@ -198,7 +203,7 @@ int regfs_duration_parse(const char *s, int64_t *seconds)
 	if (*p == '+')
 		p++;
 	if (strcmp(p, "0") == 0) {
-		*seconds = 0;
+		*out = 0;
 		return 0;
 	}
 	long double total = 0;
@@ -235,10 +240,34 @@ int regfs_duration_parse(const char *s, int64_t *seconds)
 		if (total > 9.2e18L)
 			return -EINVAL;
 	}
-	int64_t sec = (int64_t)(total / 1e9L); /* round up: 300ms is 1s, not 0 */
-	if ((long double)sec * 1e9L < total)
-		sec++;
-	*seconds = sec;
+	*out = total;
+	return 0;
+}
+
+/* ns in whole units of `unit` ns, rounded up: 300ms is 1s, not 0. */
+static int64_t round_up(long double ns, long double unit)
+{
+	int64_t v = (int64_t)(ns / unit);
+	if ((long double)v * unit < ns)
+		v++;
+	return v;
+}
+
+int regfs_duration_parse(const char *s, int64_t *seconds)
+{
+	long double ns;
+	if (duration_ns(s, &ns))
+		return -EINVAL;
+	*seconds = round_up(ns, 1e9L);
+	return 0;
+}
+
+int regfs_duration_parse_ms(const char *s, int64_t *ms)
+{
+	long double ns;
+	if (duration_ns(s, &ns))
+		return -EINVAL;
+	*ms = round_up(ns, 1e6L);
 	return 0;
 }
 
@@ -435,6 +464,8 @@ static int walk_pair(struct ctx *c, const char *path, const char *prefix, yaml_n
 		return walk_map(c, v, path);
 	case K_HEADERS:
 		return walk_headers(c, v);
+	case K_ENDPOINTS:
+		return config_endpoints_parse(c->doc, v, c->source, c->cfg, c->err);
 	case K_ACCEPT:
 		return 0;
 	case K_WARN:
@@ -663,6 +694,9 @@ void regfs_config_free(struct regfs_config *cfg)
 		free(cfg->headers[i].values);
 	}
 	free(cfg->headers);
+	for (int i = 0; i < cfg->n_endpoints; i++)
+		regfs_notify_endpoint_free(&cfg->endpoints[i]);
+	free(cfg->endpoints);
 	free(cfg->tls_certificate);
 	free(cfg->tls_key);
 	memset(cfg, 0, sizeof *cfg);

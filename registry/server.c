@@ -11,6 +11,7 @@
 #include "lifecycle.h"
 #include "maint.h"
 #include "manifest_bytes.h"
+#include "notify.h"
 #include "registry.h"
 #include "request.h"
 #include "respond.h"
@@ -438,6 +439,7 @@ int registry_open(struct registry *r, struct regfs_config *cfg, struct regfs_err
 
 void registry_close(struct registry *r)
 {
+	notify_close(r);
 	manifest_bytes_free(r->mb);
 	upcache_free(r->uc);
 	headcache_free(r->hc);
@@ -607,6 +609,11 @@ int server_run(struct regfs_config *cfg, const char *config_path, struct regfs_e
 	signal(SIGPIPE, SIG_IGN);
 
 	rc = registry_open(&reg, cfg, err);
+	if (rc) {
+		registry_close(&reg);
+		goto out_tls;
+	}
+	rc = notify_open(&reg, err);
 	if (rc) {
 		registry_close(&reg);
 		goto out_tls;

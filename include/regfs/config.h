@@ -34,6 +34,21 @@ struct regfs_header {           /* http.headers: name -> values */
 	int n_values;
 };
 
+/* notifications.endpoints[]: where push/pull/delete events are POSTed
+ * (registry/notify.h). Defaults as registry:2: timeout 1 s, threshold 10,
+ * backoff 1 s. */
+struct regfs_notify_endpoint {
+	char *name;                    /* required */
+	char *url;                     /* required: http:// or https:// */
+	struct regfs_header *headers;  int n_headers;
+	int64_t timeout_ms;            /* per POST */
+	int threshold;                 /* failures in a row before "down" */
+	int64_t backoff_ms;            /* wait after a failure */
+	char **ignored_mediatypes;     int n_ignored_mediatypes; /* + ignore.mediatypes */
+	char **ignored_actions;        int n_ignored_actions;    /* ignore.actions */
+	bool disabled;
+};
+
 struct regfs_config {
 	char *version;                 /* "0.1" */
 	enum regfs_log_level log_level;
@@ -73,6 +88,8 @@ struct regfs_config {
 		int threshold;         /* default 1 */
 	} health_storage;
 
+	struct regfs_notify_endpoint *endpoints; int n_endpoints; /* notifications.endpoints */
+
 	int warnings;                  /* number of unknown keys seen */
 };
 
@@ -94,6 +111,10 @@ int regfs_config_parse(const char *yaml, size_t len, struct regfs_config *cfg,
 
 /* "10s", "1m30s", "2h", "168h", "500ms" (rounded up to seconds), or a bare integer of ns. */
 int regfs_duration_parse(const char *s, int64_t *seconds);
+/* The same forms, in milliseconds (rounded up): "500ms" is 500. */
+int regfs_duration_parse_ms(const char *s, int64_t *ms);
+/* Frees what an endpoint holds (not `ep` itself); `ep` is zeroed. */
+void regfs_notify_endpoint_free(struct regfs_notify_endpoint *ep);
 /* "10485760", "10MiB"?—registry:2 takes plain integers; we accept both. */
 int regfs_size_parse(const char *s, uint64_t *bytes);
 

@@ -300,6 +300,64 @@ static void test_bad_values(void **state)
 	bad("storage:\n  filesystem:\n    rootdirectory: ''\n", "rootdirectory", "empty");
 }
 
+static void test_notifications(void **state)
+{
+	(void)state;
+	const char *y =
+		"notifications:\n  events:\n    includereferences: true\n  endpoints:\n"
+		"    - name: alistener\n      disabled: false\n"
+		"      url: https://my.listener.com/event\n"
+		"      headers:\n        Authorization: [Bearer abc]\n        X-Two: [a, b]\n"
+		"      timeout: 500ms\n      threshold: 5\n      backoff: 1m30s\n"
+		"      ignoredmediatypes:\n        - application/octet-stream\n"
+		"      ignore:\n        mediatypes:\n          - application/x\n"
+		"        actions:\n          - pull\n"
+		"    - name: second\n      url: http://127.0.0.1:1/\n      disabled: true\n";
+	struct regfs_config c;
+	parse_ok(y, &c);
+	assert_int_equal(c.n_endpoints, 2);
+	int64_t ms = 0;
+	assert_int_equal(regfs_duration_parse_ms("1.5s", &ms), 0);
+	assert_int_equal(ms, 1500);
+	assert_int_equal(regfs_duration_parse_ms("1", &ms), 0); /* 1 ns, rounded up */
+	assert_int_equal(ms, 1);
+	struct regfs_notify_endpoint *e = &c.endpoints[0];
+	assert_string_equal(e->name, "alistener");
+	assert_string_equal(e->url, "https://my.listener.com/event");
+	assert_false(e->disabled);
+	assert_int_equal(e->n_headers, 2);
+	assert_string_equal(e->headers[0].name, "Authorization");
+	assert_string_equal(e->headers[0].values[0], "Bearer abc");
+	assert_int_equal(e->headers[1].n_values, 2);
+	assert_int_equal(e->timeout_ms, 500);
+	assert_int_equal(e->threshold, 5);
+	assert_int_equal(e->backoff_ms, 90000);
+	assert_int_equal(e->n_ignored_mediatypes, 2); /* ignoredmediatypes + ignore.mediatypes */
+	assert_string_equal(e->ignored_mediatypes[0], "application/octet-stream");
+	assert_string_equal(e->ignored_mediatypes[1], "application/x");
+	assert_int_equal(e->n_ignored_actions, 1);
+	assert_string_equal(e->ignored_actions[0], "pull");
+	/* the reference's defaults */
+	e = &c.endpoints[1];
+	assert_true(e->disabled);
+	assert_int_equal(e->timeout_ms, 1000);
+	assert_int_equal(e->threshold, 10);
+	assert_int_equal(e->backoff_ms, 1000);
+	assert_int_equal(c.warnings, 0);
+	regfs_config_free(&c);
+
+	bad("notifications:\n  endpoints:\n    - url: http://x/\n", "endpoints[0].name", "required");
+	bad("notifications:\n  endpoints:\n    - name: a\n      url: ftp://x/\n",
+	    "endpoints[0].url", "http://");
+	bad("notifications:\n  endpoints:\n    - name: a\n      url: http://x/\n"
+	    "      timeout: soon\n", "line 5: notifications.endpoints[0].timeout", "duration");
+	bad("notifications:\n  endpoints:\n    - name: a\n      url: http://x/\n"
+	    "    - name: a\n      url: http://y/\n", "two endpoints are named a", NULL);
+	bad("notifications:\n  endpoints:\n    name: a\n", "notifications.endpoints", "list");
+	bad("notifications:\n  endpoints:\n    - name: a\n      url: http://x/\n"
+	    "      headers: [a]\n", "endpoints[0].headers", "map");
+}
+
 static void test_two_drivers(void **state)
 {
 	(void)state;
@@ -419,6 +477,7 @@ int main(void)
 		cmocka_unit_test_setup(test_full, clear_env),
 		cmocka_unit_test_setup(test_durations, clear_env),
 		cmocka_unit_test_setup(test_bad_values, clear_env),
+		cmocka_unit_test_setup(test_notifications, clear_env),
 		cmocka_unit_test_setup(test_two_drivers, clear_env),
 		cmocka_unit_test_setup(test_unknown_keys, clear_env),
 		cmocka_unit_test_setup(test_env, clear_env),
