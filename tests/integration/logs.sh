@@ -27,7 +27,8 @@ http:
 EOF
   start_regfs_registry "$WORK/$1.yml"
 }
-# traffic — the same requests every time: a Basic header, a query with a secret, a 404.
+# traffic — the same requests every time: a Basic header, a query with a secret, a 404,
+# a path with a control character (400, and a warning line).
 # Then stops the registry; $AFTER holds the log lines written from the first of them on
 # (the start-up probe of /v2/ has its own access line before).
 traffic() {
@@ -35,6 +36,7 @@ traffic() {
   curl -s -o /dev/null -u "alice:$PW" "$REGISTRY_URL/v2/"
   curl -s -o "$WORK/cat.json" "$REGISTRY_URL/v2/_catalog?n=5&access_token=$QS"
   curl -s -o /dev/null "$REGISTRY_URL/v2/no/such/manifests/latest"
+  curl -s -o /dev/null "$REGISTRY_URL/v2/a%00b/tags/list"   # refused with a warning
   stop_pid "$REGISTRY_PID"
   AFTER=$WORK/after.log; tail -n +$((before + 1)) "$REGISTRY_LOG" >"$AFTER"
 }
@@ -64,7 +66,8 @@ check_eq "json: the access line of GET /v2/" '["GET",200,2,"number"]' "$(acc /v2
 check_eq "json: the access line of the catalog (bytes as curl got them)" \
   "[\"GET\",200,$(stat -c %s "$WORK/cat.json"),\"number\"]" "$(acc /v2/_catalog)"
 check_eq "json: the access line of a 404" "GET 404" "$(jq -r 'select(.path == "/v2/no/such/manifests/latest") | "\(.method) \(.status)"' "$AFTER")"
-check_eq "json: one access line per request" 3 "$(jq -r 'select(.path) | .path' "$AFTER" | wc -l)"
+check_eq "json: the access line of the refused path" "GET 400" "$(jq -r 'select(.status == 400) | "\(.method) \(.status)"' "$AFTER")"
+check_eq "json: one access line per request" 4 "$(jq -r 'select(.path) | .path' "$AFTER" | wc -l)"
 no_secret json
 
 # --- access log disabled -----------------------------------------------------------------
@@ -78,7 +81,7 @@ no_secret noaccess
 registry warn "$(printf '  level: warn\n  formatter: json\n')" || bail "registry (warn) starts"
 traffic
 check_eq "level warn: no info or debug line" 0 "$(jq -r 'select(.level == "info" or .level == "debug") | .msg' "$REGISTRY_LOG" | wc -l)"
-jq -e 'select(.level == "warn")' "$REGISTRY_LOG" >/dev/null && ok "level warn: warnings remain (the 404)" || fail "level warn: warnings remain (the 404)" "$(cat "$REGISTRY_LOG")"
+jq -e 'select(.level == "warn" and (.msg | test("control character")))' "$REGISTRY_LOG" >/dev/null && ok "level warn: warnings remain (the refused path)" || fail "level warn: warnings remain (the refused path)" "$(cat "$REGISTRY_LOG")"
 
 # --- text with fields ----------------------------------------------------------------------
 registry text "$(printf '  formatter: text\n  fields:\n    service: regfs-test\n')" || bail "registry (text) starts"
