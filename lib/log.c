@@ -142,7 +142,7 @@ static void log_line(enum regfs_log_level lvl, const char *msg,
 	if (w < 0)
 		return;
 	size_t n = (size_t)w < cap ? (size_t)w : cap - 1;
-	for (int i = 0; i < nf; i++)
+	for (int i = 0; g_json && i < nf; i++) /* text: the message says them */
 		add_pair(line, cap, &n, f[i].key, f[i].str ? f[i].str : "", f[i].num, !f[i].str);
 	for (int i = 0; i < g_n_fields; i++)
 		add_pair(line, cap, &n, g_fields[i][0], g_fields[i][1], 0, false);

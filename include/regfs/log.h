@@ -3,9 +3,10 @@
  * Thread-safe; writes one line per message to stderr (or a file set with
  * regfs_log_set_fd). Text format:  "2026-11-28T08:00:00Z info  message"
  * JSON format: {"time":"…","level":"info","msg":"…"} (log.formatter: json).
- * Fields (regfs_log_fields, then the process-wide log.fields) follow the
- * message: ` key=value` in text (quoted when the value holds a space, a
- * quote or "="), `,"key":value` in JSON (numbers unquoted). A line longer
+ * Fields follow the message: in JSON a line's own fields (regfs_log_fields)
+ * then the process-wide log.fields, as `,"key":value` (numbers unquoted); in
+ * text only log.fields, as ` key=value` (quoted when the value holds a space,
+ * a quote or "="), since a text message already says its own fields. A line longer
  * than 8 KiB is cut, still one line (and in JSON still one object).
  * Never log credentials: callers redact before formatting. */
 #ifndef REGFS_LOG_H
@@ -37,7 +38,8 @@ struct regfs_log_field {
 	long long num;
 };
 
-/* A line with its own fields (access lines: method, path, status, …). */
+/* A line with its own fields (access lines: method, path, status, …),
+ * written as members of the JSON object; text lines show the message only. */
 void regfs_log_fields(enum regfs_log_level lvl, const struct regfs_log_field *f, int nf,
 		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 

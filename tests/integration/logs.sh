@@ -87,8 +87,8 @@ jq -e 'select(.level == "warn" and (.msg | test("control character")))' "$REGIST
 registry text "$(printf '  formatter: text\n  fields:\n    service: regfs-test\n')" || bail "registry (text) starts"
 traffic
 line=$(grep ' GET /v2/ 200 ' "$AFTER" | head -n 1)
-case $line in *"method=GET path=/v2/ status=200 bytes=2 "*"service=regfs-test"*) ok "text: the access line carries its fields and log.fields" ;;
-  *) fail "text: the access line carries its fields and log.fields" "$line" ;; esac
+case $line in *" info  GET /v2/ 200 2 "*"ms service=regfs-test") ok "text: the access line says method, path, status, bytes, time, then log.fields" ;;
+  *) fail "text: the access line says method, path, status, bytes, time, then log.fields" "$line" ;; esac
 check_eq "text: every line carries log.fields" 0 "$(grep -vc 'service=regfs-test' "$REGISTRY_LOG")"
 no_secret text
 done_testing
