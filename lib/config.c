@@ -526,7 +526,8 @@ static int walk_check(struct ctx *c, yaml_node_t *item, enum regfs_check_kind ki
 static int walk_checks(struct ctx *c, yaml_node_t *node, const struct key *k)
 {
 	const char *sec = k->path + strlen("health.");
-	if (node->type == YAML_SCALAR_NODE)
+	if (node->type == YAML_SCALAR_NODE && is_null((const char *)node->data.scalar.value,
+						      node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE))
 		return 0; /* "file:" with nothing under it */
 	if (node->type != YAML_SEQUENCE_NODE)
 		return regfs_errf(c->err, -EINVAL, "%s line %d: %s: expected a list of checks",
