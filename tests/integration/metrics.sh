@@ -3,7 +3,8 @@
 # parser, tools/promtext.py), and after a known push and pull made with curl (n blob
 # uploads, one manifest, k manifest GETs, n blob GETs, one HEAD of a missing blob) the
 # counters moved by exactly the requests made and the body bytes curl counted itself.
-# The debug listener's own requests are not API requests and must not count.
+# The debug listener's own requests are not API requests and must not count. Then a mount
+# with --metrics: its Prometheus text parses and agrees with its .regfs/stats.
 . "$(dirname "$0")/lib.sh"
 need_regfs_registry
 
@@ -89,4 +90,25 @@ scrape "$WORK/m2"
 check_eq "scrapes are not API requests" "$(grep -c '^registry_http_requests_total' "$WORK/m1")" \
   "$(grep -c '^registry_http_requests_total' "$WORK/m2")"
 check_eq "the debug listener answers 404 elsewhere" 404 "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$DPORT/nothing")"
+
+# --- the mount: --metrics ADDR serves the counters of .regfs/stats as Prometheus text ------
+if [ ! -e /dev/fuse ] || [ ! -x "$REGFS_MOUNT" ]; then log "no FUSE or no regfs: the mount's metrics are not checked"; done_testing; fi
+MPORT=$(free_port); MNT=$WORK/mnt
+start_regfs_mount "$URL" "$MNT" --metrics "127.0.0.1:$MPORT" --cache-size 0 || bail "regfs mounts"
+MM=http://127.0.0.1:$MPORT/metrics
+wait_http "$MM" || bail "the mount's metrics listener answers"
+curl -s -m 10 -o "$WORK/f0" "$MM"
+check "the mount's scrape parses as Prometheus text" python3 "$PROM" check "$WORK/f0"
+d=sha256:$(sha256sum "$WORK/manifest" | cut -d' ' -f1)
+check "the manifest reads back through the mount" cmp "$WORK/manifest" "$MNT/m/app/_manifests/$d/manifest.json"
+curl -s -m 10 -o "$WORK/f1" "$MM"
+check "the second mount scrape parses" python3 "$PROM" check "$WORK/f1"
+jq . "$MNT/.regfs/stats" >"$WORK/stats.json" || fail "the mount's .regfs/stats is JSON"
+check_eq "Prometheus and .regfs/stats agree on requests" "$(jq .requests.total "$WORK/stats.json")" \
+  "$(get "$WORK/f1" regfs_mount_requests_total)"
+check_eq "Prometheus and .regfs/stats agree on manifest requests" "$(jq .requests.manifest "$WORK/stats.json")" \
+  "$(get "$WORK/f1" 'regfs_mount_requests_by_kind_total{kind="manifest"}')"
+mf=$(( $(get "$WORK/f1" 'regfs_mount_requests_by_kind_total{kind="manifest"}') - $(get "$WORK/f0" 'regfs_mount_requests_by_kind_total{kind="manifest"}') ))
+[ "$mf" -ge 1 ] && ok "reading the manifest moved the mount's manifest requests ($mf)" || fail "reading the manifest moved the mount's manifest requests" "delta $mf"
+check_eq "the mount's listener answers 404 elsewhere" 404 "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MPORT/x")"
 done_testing
