@@ -30,7 +30,7 @@ struct histo_size { counter b[NSIZE + 1]; counter sum; };
 static counter g_requests[R__COUNT][HTTP__COUNT][CODES];
 static struct histo_dur g_dur[R__COUNT];
 static struct histo_size g_size[R__COUNT];
-static counter g_received, g_sent;
+static counter g_received;
 static _Atomic int64_t g_uploads;
 static counter g_counters[METRICS__COUNT];
 
@@ -95,8 +95,7 @@ void metrics_request(enum route_kind k, enum http_method m, unsigned status, uin
 	while (i < NSIZE && bytes > size_le[i])
 		i++;
 	add(&g_size[k].b[i], 1);
-	add(&g_size[k].sum, bytes);
-	add(&g_sent, bytes);
+	add(&g_size[k].sum, bytes); /* also the sent total: summed at render, one add less here */
 }
 
 void metrics_received(uint64_t n)
@@ -243,8 +242,11 @@ static int render_ours(struct dynbuf *b)
 				     (unsigned long long)get(&g_received));
 	rc = rc ? rc : head(b, "regfs_http_sent_bytes_total", "counter",
 			    "Response body bytes sent.");
+	uint64_t sent = 0;
+	for (int k = 0; k < R__COUNT; k++)
+		sent += get(&g_size[k].sum);
 	rc = rc ? rc : dynbuf_printf(b, "regfs_http_sent_bytes_total %llu\n",
-				     (unsigned long long)get(&g_sent));
+				     (unsigned long long)sent);
 	for (int i = 0; i < METRICS__COUNT && !rc; i++) {
 		rc = head(b, counter_info[i].name, "counter", counter_info[i].help);
 		rc = rc ? rc : dynbuf_printf(b, "%s %llu\n", counter_info[i].name,
