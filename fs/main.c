@@ -338,11 +338,17 @@ static int serve(struct mnt *m)
 		session_end(m->se);
 		return -1;
 	}
+	if (stats_metrics_start(m, &e)) {
+		log_error("%s", regfs_err_str(&e));
+		session_end(m->se);
+		return -1;
+	}
 	log_info("mounted %s on %s (ttl %g s, timeout %d s, cache %s)", m->o.url, m->o.mountpoint,
 		 m->o.ttl, m->o.timeout_s, m->bc ? m->o.cache_dir : "off");
 	rc = loop_run(m->se, (unsigned)(m->o.max_parallel > 16 ? m->o.max_parallel : 16));
 	if (rc)
 		log_error("the FUSE request loop stopped: %s", strerror(-rc));
+	stats_metrics_stop(m);
 	walk_shutdown();
 	root_probe_shutdown();
 	ra_shutdown();

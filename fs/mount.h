@@ -17,7 +17,7 @@
  *               blobs.h: the on-disk blob cache with LRU size cap
  *   readahead.c blobs read by Range requests; parallel read-ahead
  *   walk.c      parallel full walk: prefetch for du / ls -R, statfs total
- *   stats.c     .regfs/status and .regfs/stats
+ *   stats.c     .regfs/status and .regfs/stats, and --metrics (Prometheus text)
  *
  * The mount's state is one struct mnt, passed to whatever needs it (FUSE
  * handlers get it from fuse_req_userdata); each cache is an object created
@@ -60,9 +60,11 @@ struct mount_opts {
 	uint64_t cache_size;
 	char *protect;       /* comma-separated globs: tags rm/mv/ln -sf refuse (EPERM) */
 	char *fuse_opts;     /* -o options passed to FUSE, comma-joined */
+	char *metrics_addr;  /* --metrics host:port: Prometheus text listener, or NULL */
 };
 
 struct mnt;
+struct MHD_Daemon;
 struct names_cache;
 struct manifest_cache;
 struct blob_cache;
@@ -90,6 +92,7 @@ struct mnt {
 	time_t mounted_since;
 	char *registry_version;  /* Docker-Distribution-API-Version or "unknown" */
 	struct fuse_session *se; /* for kernel cache invalidation after writes */
+	struct MHD_Daemon *metrics; /* --metrics listener (stats.c), or NULL */
 };
 
 /* The mount a FUSE request is for (the userdata given to fuse_session_new). */
@@ -230,6 +233,14 @@ static inline int fs_wait(pthread_cond_t *cv, pthread_mutex_t *mu)
 /* ---- stats.c ---- */
 int stats_status_text(struct mnt *m, char **buf, size_t *len);
 int stats_json_text(struct mnt *m, char **buf, size_t *len);
+/* The same counters as Prometheus text (regfs_mount_*); *buf malloc'd. */
+int stats_prometheus_text(struct mnt *m, char **buf, size_t *len);
+/* --metrics: starts the listener on m->o.metrics_addr (none when unset: 0),
+ * serving GET /metrics. After daemonizing (it runs a thread). 0, or -EINVAL
+ * (bad address) / -EADDRINUSE with err naming the address. */
+int stats_metrics_start(struct mnt *m, struct regfs_err *err);
+/* Stops it (nothing when not started). */
+void stats_metrics_stop(struct mnt *m);
 /* util.c — .regfs/errors: the last FS_ERRORS_MAX failures, oldest first, one line
  * each: "TIME OP /PATH: MESSAGE". */
 #define FS_ERRORS_MAX 100

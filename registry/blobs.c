@@ -17,6 +17,7 @@
 #include "repo.h"
 #include "request.h"
 #include "respond.h"
+#include "server.h"
 
 #include <regfs/hash.h>
 #include <regfs/layout.h>
@@ -154,7 +155,7 @@ static enum MHD_Result head_cached(struct registry *r, struct request *q, const 
 	}
 	enum MHD_Result ret = MHD_queue_response(q->conn, 200, sl->resp);
 	pthread_mutex_unlock(&hc->lock);
-	access_log(q, 200, 0); /* outside the lock */
+	request_done(r, q, 200, 0); /* outside the lock */
 	return ret;
 }
 

@@ -22,6 +22,7 @@ struct upcache;
 struct headcache;
 struct digestset;
 struct notifier;
+struct check_state;
 
 struct registry {
 	struct regfs_config *cfg;       /* borrowed */
@@ -35,6 +36,7 @@ struct registry {
 	atomic_int storage_down;        /* 1 after `threshold` consecutive failures */
 	pthread_mutex_t health_lock;
 	char health_msg[512];
+	struct check_state *checks;     /* health.file/http/tcp: cfg->n_checks, maint.c */
 
 	/* Online GC (regfs.gc), see gc.c: writers that make a blob referenced
 	 * (manifest PUT, upload finish, mount) hold gc_rw for reading while they
@@ -52,7 +54,7 @@ struct registry {
 	pthread_cond_t bg_cond;
 	bool stopping;
 	int n_bg;
-	pthread_t bg[4];
+	pthread_t bg[5];
 };
 
 /* Fills `r` for `cfg` (borrowed; must outlive r): opens the storage and

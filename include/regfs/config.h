@@ -49,10 +49,25 @@ struct regfs_notify_endpoint {
 	bool disabled;
 };
 
+enum regfs_check_kind { REGFS_CHECK_FILE, REGFS_CHECK_HTTP, REGFS_CHECK_TCP };
+
+/* health.file / health.http / health.tcp: one check, as registry:2. */
+struct regfs_health_check {
+	enum regfs_check_kind kind;
+	char *target;                  /* file: path; http: uri; tcp: host:port */
+	unsigned statuscode;           /* http: the expected status; default 200 */
+	int64_t timeout_s;             /* http, tcp; default 5s */
+	int64_t interval_s;            /* default 10s */
+	int threshold;                 /* http, tcp: failures in a row; default 1 (file: 1) */
+};
+
 struct regfs_config {
 	char *version;                 /* "0.1" */
 	enum regfs_log_level log_level;
 	bool log_json;                 /* log.formatter: json (text otherwise; logstash = json) */
+	char **log_fields;             /* log.fields: 2*n_log_fields strings, name then value */
+	int n_log_fields;
+	bool accesslog_disabled;       /* log.accesslog.disabled */
 
 	enum regfs_storage_type storage_type;
 	char *fs_rootdirectory;        /* storage.filesystem.rootdirectory; default /var/lib/registry */
@@ -81,12 +96,16 @@ struct regfs_config {
 	int64_t http_drain_s;
 	struct regfs_header *headers;  int n_headers;
 	char *tls_certificate, *tls_key;
+	char *debug_addr;              /* http.debug.addr; NULL: no debug listener */
+	bool prometheus_enabled;       /* http.debug.prometheus.enabled */
+	char *prometheus_path;         /* http.debug.prometheus.path; default /metrics */
 
 	struct {
 		bool enabled;
 		int64_t interval_s;    /* default 10s */
 		int threshold;         /* default 1 */
 	} health_storage;
+	struct regfs_health_check *checks; int n_checks; /* health.file/http/tcp */
 
 	struct regfs_notify_endpoint *endpoints; int n_endpoints; /* notifications.endpoints */
 

@@ -144,7 +144,7 @@ push_five() {
   echo $(((t1 - t0) / 1000000))
 }
 start_regfs_registry "$WORK/plain" || bail "regfs-registry without notifications starts"
-PLAIN_HOST=$REGISTRY_HOST
+PLAIN_HOST=$REGISTRY_HOST PLAIN_PID=$REGISTRY_PID PLAIN_CFG=$REGISTRY_CONFIG PLAIN_LOG=$REGISTRY_LOG
 start_regfs_registry "$WORK/deaf" "notifications:
   endpoints:
     - name: deaf
@@ -159,6 +159,19 @@ if [ -n "$T_PLAIN" ] && [ -n "$T_DEAF" ] && [ "$T_PLAIN" -gt 0 ]; then
   log "5 pushes: ${T_PLAIN} ms without notifications, ${T_DEAF} ms with a dead endpoint," \
     "ratio $(awk -v a="$T_DEAF" -v b="$T_PLAIN" 'BEGIN { printf "%.2f", a / b }')"
 fi
+# SIGHUP: an endpoint added to the file of a registry that had none is used at once
+cat >>"$PLAIN_CFG" <<EOF2
+notifications:
+  endpoints:
+    - name: added
+      url: http://127.0.0.1:$LPORT/reloaded
+EOF2
+kill -HUP "$PLAIN_PID"
+check "SIGHUP names the notification endpoints it took over" \
+  wait_for 10 grep -q "SIGHUP: reloaded .*notifications.endpoints (1)" "$PLAIN_LOG"
+curl -s -o /dev/null -H "Accept: $MT" "http://$PLAIN_HOST/v2/r/p1/manifests/t"
+reloaded_pull() { jq -s -e 'any(.[]; .path == "/reloaded" and any(.body.events[]; .action == "pull" and .target.repository == "r/p1"))' "$EV" >/dev/null; }
+check "after SIGHUP a pull is sent to the added endpoint" wait_for 20 reloaded_pull
 check "the dead endpoint's failures are logged" wait_for 20 grep -q "notifications: endpoint deaf .*failed" "$DEAF_LOG"
 check "the dead endpoint is logged as down after threshold failures" wait_for 20 grep -q "notifications: endpoint deaf .* is down" "$DEAF_LOG"
 # 1100 manifest GETs (one curl, keep-alive) overflow its 1024-event queue

@@ -469,6 +469,43 @@ static void test_load_errors(void **state)
 	unlink(path);
 }
 
+/* log.fields, log.accesslog, http.debug and the health check lists land in the struct. */
+static void test_observability(void **state)
+{
+	(void)state;
+	struct regfs_config c;
+	parse_ok("log:\n  fields:\n    service: registry\n    zone: eu\n  accesslog:\n    disabled: true\n"
+		 "http:\n  debug:\n    addr: 127.0.0.1:5001\n    prometheus:\n      enabled: true\n"
+		 "health:\n  file:\n    - file: /srv/down\n      interval: 3s\n"
+		 "  http:\n    - uri: http://x/\n      statuscode: 204\n      timeout: 2s\n      threshold: 4\n"
+		 "  tcp:\n    - addr: 127.0.0.1:6379\n", &c);
+	assert_int_equal(c.n_log_fields, 2);
+	assert_string_equal(c.log_fields[0], "service");
+	assert_string_equal(c.log_fields[3], "eu");
+	assert_true(c.accesslog_disabled);
+	assert_string_equal(c.debug_addr, "127.0.0.1:5001");
+	assert_true(c.prometheus_enabled);
+	assert_string_equal(c.prometheus_path, "/metrics");
+	assert_int_equal(c.n_checks, 3);
+	assert_int_equal(c.checks[0].kind, REGFS_CHECK_FILE);
+	assert_string_equal(c.checks[0].target, "/srv/down");
+	assert_int_equal(c.checks[0].interval_s, 3);
+	assert_int_equal(c.checks[1].kind, REGFS_CHECK_HTTP);
+	assert_int_equal(c.checks[1].statuscode, 204);
+	assert_int_equal(c.checks[1].timeout_s, 2);
+	assert_int_equal(c.checks[1].threshold, 4);
+	assert_int_equal(c.checks[2].kind, REGFS_CHECK_TCP);
+	assert_int_equal(c.checks[2].interval_s, 10);  /* defaults */
+	assert_int_equal(c.checks[2].timeout_s, 5);
+	assert_int_equal(c.checks[2].threshold, 1);
+	assert_int_equal(c.warnings, 0);
+	regfs_config_free(&c);
+	bad("health:\n  http:\n    - uri: http://x/\n      statuscode: 99\n", "health.http.statuscode", "100-599");
+	bad("health:\n  tcp:\n    - timeout: 1s\n", "health.tcp", "addr");
+	bad("health:\n  file: /srv/down\n", "health.file", "list");
+	bad("log:\n  fields: [a]\n", "log.fields", "map");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -482,6 +519,7 @@ int main(void)
 		cmocka_unit_test_setup(test_unknown_keys, clear_env),
 		cmocka_unit_test_setup(test_env, clear_env),
 		cmocka_unit_test_setup(test_load_errors, clear_env),
+		cmocka_unit_test_setup(test_observability, clear_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
