@@ -8,6 +8,7 @@
 
 #include "gc.h"
 #include "jsonbuf.h"
+#include "layerindex.h"
 #include "registry.h"
 #include "repo.h"
 #include "metrics.h"
@@ -445,6 +446,7 @@ int maint_start(struct registry *r)
 				 "it will still sweep unreferenced blobs");
 		bg_spawn(r, gc_thread, "online gc");
 	}
+	layerindex_start(r);
 	return 0;
 }
 
@@ -459,4 +461,5 @@ void maint_stop(struct registry *r)
 	r->n_bg = 0;
 	free(r->checks);
 	r->checks = NULL;
+	layerindex_stop(r);
 }

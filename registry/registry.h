@@ -23,6 +23,7 @@ struct headcache;
 struct digestset;
 struct notifier;
 struct check_state;
+struct layerindex;
 
 struct registry {
 	struct regfs_config *cfg;       /* borrowed */
@@ -31,6 +32,7 @@ struct registry {
 	struct upcache *uc;             /* upload hash state by uuid */
 	struct headcache *hc;           /* prepared HEAD blob responses by digest */
 	struct notifier *nt;            /* notifications (notify.h); NULL: none */
+	struct layerindex *li;          /* push-time layer indexes; NULL when off (layerindex.h) */
 
 	/* health.storagedriver: written by the health thread, read by GET /v2/. */
 	atomic_int storage_down;        /* 1 after `threshold` consecutive failures */

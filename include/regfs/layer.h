@@ -95,6 +95,12 @@ enum layer_type {
 };
 
 /* entry flags */
+/* The builder's version: raised whenever layer_index_build starts to accept
+ * input it refused before (or refuses what it accepted), so that a refusal
+ * recorded by an older builder (regfs-registry's push-time indexes) is tried
+ * again rather than kept forever. Not the index format's version. */
+#define LAYER_BUILDER_VERSION 2
+
 #define LAYER_F_WHITEOUT   0x01u /* name is ".wh.<x>": deletes <x> in lower layers */
 #define LAYER_F_OPAQUE     0x02u /* name is ".wh..wh..opq": its directory is opaque */
 #define LAYER_F_SYNTHETIC  0x04u /* directory absent from the tar, implied by a

@@ -126,6 +126,11 @@ void lx_src_compact(struct lx_src *s);
  * ("truncated"). */
 int lx_src_read(struct lx_src *s, void *buf, size_t n);
 int lx_src_skip(struct lx_src *s, uint64_t n);
+/* The padding after a member's data, up to `n` bytes: the stream may end
+ * inside it (0). Some writers (umoci) end the archive right after the last
+ * file's data, without padding or end-of-archive blocks; GNU tar reads such
+ * archives, and so do we (lx_tar_read warns at the end). */
+int lx_src_skip_padding(struct lx_src *s, uint64_t n);
 /* Position of the next byte lx_src_read would return. */
 uint64_t lx_src_pos(const struct lx_src *s);
 /* 1 when the decoded stream has no more bytes, 0 when it has, or -errno. */

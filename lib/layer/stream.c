@@ -272,6 +272,21 @@ int lx_src_skip(struct lx_src *s, uint64_t n)
 	return 0;
 }
 
+int lx_src_skip_padding(struct lx_src *s, uint64_t n)
+{
+	while (n) {
+		int r = src_more(s);
+		if (r)
+			return r < 0 ? r : 0;
+		size_t k = s->olen - s->opos;
+		if (k > n)
+			k = (size_t)n;
+		s->opos += k;
+		n -= k;
+	}
+	return 0;
+}
+
 int lx_src_at_end(struct lx_src *s)
 {
 	return src_more(s);

@@ -346,7 +346,7 @@ static int read_meta(struct tar *t, uint64_t size, char **out)
 		return -ENOMEM;
 	int r = lx_src_read(t->s, b, (size_t)size);
 	if (r == 0)
-		r = lx_src_skip(t->s, (BLK - size % BLK) % BLK);
+		r = lx_src_skip_padding(t->s, (BLK - size % BLK) % BLK);
 	if (r < 0) {
 		free(b);
 		return r;
@@ -713,7 +713,9 @@ static int tar_entry(struct tar *t, const unsigned char *h, char tf, uint64_t hs
 		r = regfs_errf(t->s->e, -E2BIG, "%s: names, links and xattrs exceed the limit of "
 		               "%llu bytes", t->o->name, (unsigned long long)t->o->max_meta);
 	if (r == 0)
-		r = lx_src_skip(t->s, data + (BLK - data % BLK) % BLK);
+		r = lx_src_skip(t->s, data);
+	if (r == 0)
+		r = lx_src_skip_padding(t->s, (BLK - data % BLK) % BLK);
 out:
 	free(name);
 	pend_clear(&t->p);

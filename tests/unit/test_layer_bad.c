@@ -393,12 +393,40 @@ static void test_reader_error_passed_through(void **state)
 	assert_int_equal(layer_index_build(read_fails, &calls, NULL, &ix, &e), -ECONNRESET);
 }
 
+/* umoci ends a layer right after the last file's data: no padding to the
+ * next block, no end-of-archive blocks. GNU tar lists such a layer, and so
+ * must the index; data cut short is still a truncated archive. */
+static void test_archive_without_final_padding(void **state)
+{
+	(void)state;
+	struct tw t = { 0 };
+	file(&t, "a", "hello");
+	hdr(&t, "last", '0', 5, NULL);
+	tw_grow(&t, 5);
+	memcpy(t.p + t.n, "world", 5);
+	t.n += 5;                       /* the archive ends here */
+	struct layer_index *ix = NULL;
+	struct regfs_err e = { 0 };
+	assert_int_equal(build_tw(&t, &ix, &e, NULL), 0);
+	long last = layer_index_find(ix, "last");
+	assert_true(last >= 0 && layer_index_find(ix, "a") >= 0);
+	char buf[16] = { 0 };
+	assert_int_equal(layer_read(ix, (size_t)last, 0, buf, sizeof buf, blob_fetch,
+	                            &(struct blob){ t.p, t.n, 0, 0, 0 }, NULL, &e), 5);
+	assert_string_equal(buf, "world");
+	layer_index_free(ix);
+	t.n -= 2;                       /* now the data itself is cut */
+	expect_fail(&t, -EINVAL, "truncated", NULL);
+	free(t.p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_unsafe_entries_left_out),
 		cmocka_unit_test(test_base256_numbers),
 		cmocka_unit_test(test_broken_archives),
+		cmocka_unit_test(test_archive_without_final_padding),
 		cmocka_unit_test(test_bad_sparse_map_left_out),
 		cmocka_unit_test(test_sparse_map_without_size),
 		cmocka_unit_test(test_bad_compressed),
