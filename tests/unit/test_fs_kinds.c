@@ -197,6 +197,9 @@ static void test_kind_tables(void **state)
 		{K_LAYERS, true, false, false, false},   {K_PLATFORMS, true, false, false, false},
 		{K_PLATLINK, false, false, true, false}, {K_META, true, false, false, false},
 		{K_METAFILE, false, false, false, true},
+		{K_VTOP, true, false, false, false},     {K_VDIR, true, false, false, false},
+		{K_VFILE, false, false, false, false},   {K_VLINK, false, false, true, false},
+		{K_VSPECIAL, false, false, false, false}, {K_VIEWLINK, false, false, true, false},
 	};
 	assert_int_equal(sizeof want / sizeof *want, K__COUNT);
 	for (size_t i = 0; i < K__COUNT; i++) {
