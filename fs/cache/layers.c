@@ -727,6 +727,7 @@ static void merge_item(void *arg, size_t i, struct layer_merge_item *out)
 	const struct layer_entry *e = layer_index_entry(arg, i);
 	out->path = e->path;
 	out->is_dir = e->type == LAYER_DIR;
+	out->implied = e->flags & LAYER_F_SYNTHETIC;
 	out->link = e->type == LAYER_HARDLINK && e->link_index != LAYER_NONE
 			    ? (int64_t)e->link_index : -1;
 }

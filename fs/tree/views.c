@@ -357,6 +357,7 @@ static int vfile_open(struct mnt *m, struct node *n, struct fuse_file_info *fi, 
 static void vfile_read(struct fh *h, fuse_req_t req, size_t size, off_t off)
 {
 	struct vfh *v = h->priv;
+	loop_may_block(); /* a span may be fetched and inflated */
 	char *buf = malloc(size ? size : 1);
 	if (!buf)
 		return (void)fuse_reply_err(req, ENOMEM);

@@ -10,7 +10,9 @@
  *    `.wh..wh.*` names (aufs metadata) are dropped too.
  *  - an entry replaces the lower entry of the same path; a directory over a
  *    directory keeps the lower directory's children (the upper one's
- *    metadata wins); anything else over a directory removes its subtree.
+ *    metadata wins, unless the upper one is only implied by deeper entries:
+ *    then the lower one stays, as when a runtime extracts the layer);
+ *    anything else over a directory removes its subtree.
  *  - a hard link is a name for its target's data: the merged tree keeps an
  *    inode identity per (layer, target entry), so every name that still
  *    shows the same data shares it and st_nlink counts them.
@@ -39,6 +41,8 @@
 struct layer_merge_item {
 	const char *path;
 	bool is_dir;
+	bool implied;       /* a directory absent from the tar, implied by a
+	                     * deeper entry (the layer index made it up) */
 	int64_t link;       /* a hard link: index of its target entry in the same
 	                     * layer; -1 otherwise */
 };

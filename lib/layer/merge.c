@@ -130,11 +130,13 @@ static int cur_push(struct lstate *s, const struct went *w)
 	return 0;
 }
 
-/* What a layer does to the lower ones: its own paths (value: is a
- * directory), the paths it deletes, the directories it makes opaque. The
+/* What a layer does to the lower ones: its own paths (value: MINE_*), the
+ * paths it deletes, the directories it makes opaque; `keep`: implied
+ * directories of the layer under which a lower directory stays. The
  * deleted/opaque paths are built strings kept in `owned`. */
+enum { MINE_FILE = 0, MINE_DIR = 1, MINE_IMPLIED = 2 }; /* sset_get: value + 1 */
 struct ldesc {
-	struct sset mine, dels, opq;
+	struct sset mine, dels, opq, keep;
 	struct went *adds;
 	size_t n_adds;
 	char **owned;
@@ -146,6 +148,7 @@ static void ldesc_free(struct ldesc *d)
 	sset_free(&d->mine);
 	sset_free(&d->dels);
 	sset_free(&d->opq);
+	sset_free(&d->keep);
 	for (size_t i = 0; i < d->n_adds; i++)
 		free(d->adds[i].path);
 	free(d->adds);
@@ -217,7 +220,8 @@ static int ldesc_fill_one(struct ldesc *d, const struct layer_merge_layer *L, ui
 	} else {
 		d->adds[d->n_adds++] = w;
 	}
-	sset_put(&d->mine, p, len, it.is_dir);
+	sset_put(&d->mine, p, len,
+		 !it.is_dir ? MINE_FILE : it.implied ? MINE_IMPLIED : MINE_DIR);
 	return 0;
 }
 
@@ -226,8 +230,8 @@ static int ldesc_fill(struct ldesc *d, const struct layer_merge_layer *L, uint32
 {
 	memset(d, 0, sizeof *d);
 	size_t n = L->n;
-	int rc = sset_init(&d->mine, n) ? -ENOMEM : sset_init(&d->dels, n) ? -ENOMEM
-		 : sset_init(&d->opq, n);
+	int rc = sset_init(&d->mine, n) || sset_init(&d->dels, n) || sset_init(&d->opq, n) ||
+			 sset_init(&d->keep, n) ? -ENOMEM : 0;
 	if (rc)
 		return rc;
 	d->adds = calloc(n ? n : 1, sizeof *d->adds);
@@ -239,22 +243,27 @@ static int ldesc_fill(struct ldesc *d, const struct layer_merge_layer *L, uint32
 	return rc;
 }
 
-/* Does the layer described by d hide the lower entry at `p`? */
-static bool hidden_by(const struct ldesc *d, const char *p)
+/* Does the layer described by d hide the lower entry w? A lower directory
+ * under an implied one of the layer stays (noted in d->keep). */
+static bool hidden_by(struct ldesc *d, const struct went *w)
 {
+	const char *p = w->path;
 	size_t len = strlen(p);
-	if (sset_get(&d->mine, p, len) || sset_get(&d->dels, p, len))
-		return true;
-	if (len && sset_get(&d->opq, "", 0))
+	if (sset_get(&d->dels, p, len) || (len && sset_get(&d->opq, "", 0)))
 		return true;
 	for (size_t k = 0; k < len; k++) {
 		if (p[k] != '/')
 			continue;
-		int mine = sset_get(&d->mine, p, k);
-		if (sset_get(&d->dels, p, k) || sset_get(&d->opq, p, k) || mine == 1)
-			return true; /* mine == 1: a non-directory replaces it */
+		int anc = sset_get(&d->mine, p, k);
+		if (sset_get(&d->dels, p, k) || sset_get(&d->opq, p, k) || anc == MINE_FILE + 1)
+			return true; /* a non-directory of the layer replaces it */
 	}
-	return false;
+	int mine = sset_get(&d->mine, p, len);
+	if (mine == MINE_IMPLIED + 1 && w->is_dir) {
+		sset_put(&d->keep, p, len, 1);
+		return false;
+	}
+	return mine != 0;
 }
 
 static int merge_one(struct lstate *s, const struct layer_merge_layer *L, uint32_t li)
@@ -267,13 +276,15 @@ static int merge_one(struct lstate *s, const struct layer_merge_layer *L, uint32
 	}
 	size_t k = 0;
 	for (size_t i = 0; i < s->n; i++) {
-		if (hidden_by(&d, s->cur[i].path))
+		if (hidden_by(&d, &s->cur[i]))
 			free(s->cur[i].path);
 		else
 			s->cur[k++] = s->cur[i];
 	}
 	s->n = k;
 	for (size_t i = 0; i < d.n_adds && rc == 0; i++) {
+		if (sset_get(&d.keep, d.adds[i].path, strlen(d.adds[i].path)))
+			continue; /* the lower directory stays */
 		rc = cur_push(s, &d.adds[i]);
 		if (rc == 0)
 			d.adds[i].path = NULL; /* moved */

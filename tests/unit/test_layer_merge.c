@@ -13,8 +13,9 @@
 
 #include <regfs/layer_merge.h>
 
-/* A layer written as "path" strings: a trailing '/' means a directory,
- * "name=>N" a hard link to entry N of the same layer. */
+/* A layer written as "path" strings: a trailing '/' means a directory (a
+ * trailing "/" then "*": one the layer index made up, implied by deeper
+ * entries), "name=>N" a hard link to entry N of the same layer. */
 struct tlayer {
 	const char *const *e;
 	size_t n;
@@ -27,6 +28,9 @@ static void titem(void *arg, size_t i, struct layer_merge_item *out)
 	const char *s = t->e[i];
 	const char *arrow = strstr(s, "=>");
 	size_t len = arrow ? (size_t)(arrow - s) : strlen(s);
+	out->implied = len > 1 && s[len - 1] == '*' && s[len - 2] == '/';
+	if (out->implied)
+		len--;
 	out->is_dir = len && s[len - 1] == '/';
 	if (out->is_dir)
 		len--;
@@ -129,6 +133,24 @@ static void test_file_dir_file(void **st)
 	layer_merged_free(m);
 }
 
+/* A directory only implied in the upper layer leaves the lower one (and
+ * its metadata) in place; over a file, the implied directory shows. */
+static void test_implied_dirs(void **st)
+{
+	(void)st;
+	struct tlayer t[] = {L("/", "usr/", "usr/a", "f"), L("/*", "usr/*", "usr/b", "f/*", "f/x")};
+	struct layer_merged *m = merge(t, 2);
+	expect(m, "f/@1 f/x@1 usr/@0 usr/a@0 usr/b@1");
+	assert_int_equal(layer_merged_get(m, 0)->layer, 0);
+	layer_merged_free(m);
+	/* but an implied directory under an opaque or deleted one does not save
+	 * the lower one */
+	struct tlayer t2[] = {L("d/", "d/e/", "d/e/x"), L("d/", "d/.wh..wh..opq", "d/e/*", "d/e/y")};
+	m = merge(t2, 2);
+	expect(m, "d/@1 d/e/@1 d/e/y@1");
+	layer_merged_free(m);
+}
+
 static void test_whiteout_same_layer(void **st)
 {
 	(void)st;
@@ -221,6 +243,7 @@ int main(void)
 		cmocka_unit_test(test_opaque_dir),
 		cmocka_unit_test(test_file_dir_file),
 		cmocka_unit_test(test_whiteout_same_layer),
+		cmocka_unit_test(test_implied_dirs),
 		cmocka_unit_test(test_hard_links_across_layers),
 		cmocka_unit_test(test_bad_entries_left_out),
 		cmocka_unit_test(test_order_and_lookup),
