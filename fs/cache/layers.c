@@ -461,8 +461,40 @@ static int build(struct layer_cache *lc, struct regfs_client *cl, const char *re
 	return 0;
 }
 
-/* The index of a layer not in memory: disk cache, else built (and
- * stored). */
+/* The registry's push-time index (regfs-registry's layer-index extension),
+ * verified twice: the bytes against the digest the registry sent (client),
+ * the index by layer_index_decode. -ENOENT when there is none to use: the
+ * caller builds it. */
+static int fetch_index(struct layer_cache *lc, struct regfs_client *cl, const char *repo,
+		       const char *digest, struct layer_index **ix)
+{
+	if (!cl || !repo)
+		return -ENOENT;
+	char *buf = NULL;
+	size_t len = 0;
+	struct regfs_err e = {0};
+	loop_may_block();
+	int rc = regfs_client_layer_index(cl, repo, digest, &buf, &len, &e);
+	if (rc) {
+		if (rc != -ENOTSUP && rc != -ENOENT)
+			log_warn("layer %s: the registry's index could not be fetched (%s): "
+				 "building it here", digest, regfs_err_str(&e));
+		return -ENOENT;
+	}
+	atomic_fetch_add(&lc->st->lv_bytes, len);
+	regfs_err_clear(&e);
+	rc = layer_index_decode(buf, len, &(struct layer_build_opts){.name = digest}, ix, &e);
+	free(buf);
+	if (rc) {
+		log_warn("layer %s: the registry's index is bad (%s): building it here", digest,
+			 regfs_err_str(&e));
+		return -ENOENT;
+	}
+	return 0;
+}
+
+/* The index of a layer not in memory: disk cache, else the registry's,
+ * else built (and stored). */
 static int fill(struct layer_cache *lc, struct regfs_client *cl, const char *repo,
 		const char *digest, uint64_t size, struct layer_index **ix)
 {
@@ -476,10 +508,14 @@ static int fill(struct layer_cache *lc, struct regfs_client *cl, const char *rep
 		atomic_fetch_add(&lc->st->lv_loaded, 1);
 		return 0;
 	}
-	int rc = build(lc, cl, repo, digest, size, true, ix);
-	if (rc)
-		return rc;
-	atomic_fetch_add(&lc->st->lv_built, 1);
+	if (fetch_index(lc, cl, repo, digest, ix) == 0) {
+		atomic_fetch_add(&lc->st->lv_fetched, 1);
+	} else {
+		int rc = build(lc, cl, repo, digest, size, true, ix);
+		if (rc)
+			return rc;
+		atomic_fetch_add(&lc->st->lv_built, 1);
+	}
 	save_disk(lc, digest, *ix);
 	return 0;
 }

@@ -3,7 +3,8 @@
  *
  * A layer's index (include/regfs/layer.h) comes, first found wins, from
  * memory; from <cache-dir>/layers/<alg>/<hex>.lix (our encoded format,
- * verified by layer_index_decode, immutable); or is built in one pass over
+ * verified by layer_index_decode, immutable); from the registry when it
+ * built one at push time (regfs_client_layer_index); or is built in one pass over
  * the blob: the cached blob file when the blob cache has it, else the blob is
  * fetched whole into the blob cache first (so later reads fetch nothing
  * more), else (no disk cache, or a blob bigger than it) into an unlinked
