@@ -429,9 +429,12 @@ static int build(struct layer_cache *lc, struct regfs_client *cl, const char *re
 	int fd = blob_fd(lc, cl, repo, digest, size);
 	if (fd < 0)
 		return fd;
-	char tarp[4400];
+	/* a name of its own: two readers may remake the same stream at once */
+	static atomic_uint seq;
+	char tarp[4400], ext[64];
+	snprintf(ext, sizeof ext, ".tar.%d-%u.tmp", (int)getpid(), atomic_fetch_add(&seq, 1));
 	int tfd = -1;
-	if (is_zstd(fd) && lpath(lc, digest, ".tar.tmp", tarp, sizeof tarp) == 0)
+	if (is_zstd(fd) && lpath(lc, digest, ext, tarp, sizeof tarp) == 0)
 		tfd = open(tarp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	struct layer_build_opts o = {.name = digest};
 	if (tfd >= 0) {
