@@ -502,6 +502,14 @@ static void test_single_flight(void **state)
 	layer_cache_free(lc);
 }
 
+static size_t count_of(const char *s, const char *w)
+{
+	size_t n = 0;
+	for (const char *p = s; (p = strstr(p, w)); p += strlen(w))
+		n++;
+	return n;
+}
+
 /* A blob that is not a tar: EIO, with a line in .regfs/errors naming it. */
 static void test_bad_layer(void **state)
 {
@@ -519,6 +527,14 @@ static void test_bad_layer(void **state)
 	size_t len;
 	assert_int_equal(fs_errors_text(&txt, &len), 0);
 	assert_non_null(strstr(txt, d));
+	size_t lines = count_of(txt, d);
+	free(txt);
+	/* a bad layer stays bad for a while: not read and indexed again (and
+	 * logged again) at each lookup */
+	assert_null(walk(p, &err));
+	assert_int_equal(err, -EIO);
+	assert_int_equal(fs_errors_text(&txt, &len), 0);
+	assert_int_equal(count_of(txt, d), lines);
 	free(txt);
 }
 
