@@ -22,6 +22,10 @@ ln "$r0/usr/bin/tool" "$r0/usr/bin/tool2"
 ln -s tool "$r0/usr/bin/tool-link"
 printf 'ID=one\n' >"$r1/etc/os-release"
 printf 'b\n' >"$r1/opt/b"
+# umoci insert ends its tar without padding the last file's data (and without
+# the end-of-archive blocks), which the layer index refuses as truncated: an
+# empty directory sorting last keeps every layer here well-formed.
+mkdir -p "$r1/etc/zz" "$r1/opt/zz"
 umoci insert --image "$oci:v1" "$r0" / >&2 || bail "layer 0"
 umoci insert --image "$oci:v1" "$r1/etc" /etc >&2 || bail "layer 1"
 umoci insert --image "$oci:v1" --opaque "$r1/opt" /opt >&2 || bail "layer 2"
@@ -39,18 +43,20 @@ check_eq "rootfs/etc/os-release is the upper layer's" "$(cat "$ref/etc/os-releas
   "$(cat "$m/rootfs/etc/os-release")"
 check "rootfs/usr/bin/tool is byte-identical" cmp "$ref/usr/bin/tool" "$m/rootfs/usr/bin/tool"
 check "the whiteout deleted etc/gone" test ! -e "$m/rootfs/etc/gone"
-check_eq "the opaque /opt hides the lower opt/a" "b" "$(ls "$m/rootfs/opt" | tr '\n' ' ' | xargs)"
+check_eq "the opaque /opt hides the lower opt/a" "b zz" "$(ls "$m/rootfs/opt" | xargs)"
 check "diff -r --no-dereference of rootfs and umoci unpack finds nothing" \
-  diff -r --no-dereference "$ref" "$m/rootfs"
+  diff -r --no-dereference "$ref/" "$m/rootfs/"
 check_eq "a hard link shares the inode" "$(stat -c %i "$m/rootfs/usr/bin/tool")" \
   "$(stat -c %i "$m/rootfs/usr/bin/tool2")"
 check_eq "readlink in rootfs" "tool" "$(readlink "$m/rootfs/usr/bin/tool-link")"
 
-# layer by layer: what the blob's tar lists; whiteouts shown as they are
+# layer by layer: what the blob's tar lists (and the directories its names
+# imply, which a layer need not hold); whiteouts shown as they are
+with_parents() { awk -F/ '{ p = ""; for (i = 1; i <= NF; i++) { p = p (i > 1 ? "/" : "") $i; print p } }' | sort -u; }
 man=$(readlink -f "$m")
 i=0
 for d in $(jq -r '.layers[].digest' "$man/manifest.json"); do
-  want=$(tar -tzf "$man/layers/$i.tar.gz" | sed 's|^\./||; s|/$||' | grep -v '^\.\?$' | sort)
+  want=$(tar -tzf "$man/layers/$i.tar.gz" 2>/dev/null | sed 's|^/||; s|^\./||; s|/$||' | grep -v '^\.\?$' | with_parents)
   got=$(cd "$man/layers/$i/" && find . -mindepth 1 | sed 's|^\./||' | sort)
   check_eq "layers/$i lists what tar -t of its blob lists" "$want" "$got"
   check_eq "layers/$i is a relative link to .layers/$d" "../../../../../.layers/$d" \
