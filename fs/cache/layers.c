@@ -25,13 +25,15 @@
 #include <regfs/hash.h>
 #include <regfs/log.h>
 
-#define NOTES 8192                 /* remembered digest -> repository */
+#define NOTE_BUCKETS 4096          /* remembered digest -> repository */
+#define NOTES_MAX 200000           /* then forgotten all at once (see below) */
 #define LIX_MAX (512ull << 20)     /* largest encoded index file read */
 
 struct note {
-	char digest[REGFS_DIGEST_MAX];
+	struct note *next;
 	char *repo;
 	uint64_t size;
+	char digest[];
 };
 
 struct layer_cache {
@@ -42,7 +44,8 @@ struct layer_cache {
 	uint64_t budget, mem;
 	struct lview *lhead;       /* most recently used first */
 	struct rview *rhead;
-	struct note *notes;        /* direct-mapped by hash of the digest */
+	struct note **notes;       /* NOTE_BUCKETS chains, by hash of the digest */
+	size_t nnotes;
 };
 
 static int mkdirs(const char *path)
@@ -63,13 +66,28 @@ static int mkdirs(const char *path)
 	}
 }
 
+/* Forgets every digest -> repository note (caller holds g.mu, or is the
+ * only user). */
+static void notes_clear(struct layer_cache *lc)
+{
+	for (size_t i = 0; i < NOTE_BUCKETS; i++) {
+		while (lc->notes[i]) {
+			struct note *n = lc->notes[i];
+			lc->notes[i] = n->next;
+			free(n->repo);
+			free(n);
+		}
+	}
+	lc->nnotes = 0;
+}
+
 struct layer_cache *layer_cache_new(const char *dir, uint64_t budget, struct blob_cache *bc,
 				    struct fs_stats *st)
 {
 	struct layer_cache *lc = calloc(1, sizeof *lc);
 	if (!lc)
 		return NULL;
-	lc->notes = calloc(NOTES, sizeof *lc->notes);
+	lc->notes = calloc(NOTE_BUCKETS, sizeof *lc->notes);
 	if (!lc->notes) {
 		free(lc);
 		return NULL;
@@ -111,8 +129,7 @@ void layer_cache_free(struct layer_cache *lc)
 		lc->lhead = v->next;
 		lview_free(v);
 	}
-	for (size_t i = 0; i < NOTES; i++)
-		free(lc->notes[i].repo);
+	notes_clear(lc);
 	free(lc->notes);
 	free(lc->dir);
 	sflight_group_destroy(&lc->g);
@@ -132,19 +149,35 @@ uint64_t layer_cache_memory(struct layer_cache *lc)
 void layer_cache_note_repo(struct layer_cache *lc, const char *digest, const char *repo,
 			   uint64_t size)
 {
-	if (!lc || !repo || strlen(digest) >= REGFS_DIGEST_MAX)
+	if (!lc || !repo)
 		return;
-	struct note *n = &lc->notes[regfs_fnv1a64_str(digest) % NOTES];
+	struct note **b = &lc->notes[regfs_fnv1a64_str(digest) % NOTE_BUCKETS];
 	pthread_mutex_lock(&lc->g.mu);
-	if (!(strcmp(n->digest, digest) == 0 && n->repo && strcmp(n->repo, repo) == 0)) {
+	struct note *n = *b;
+	while (n && strcmp(n->digest, digest) != 0)
+		n = n->next;
+	if (!n) {
+		/* a mount that has shown this many digests forgets them all: a
+		 * view whose digest is forgotten answers ENOENT until its
+		 * manifest directory is listed again */
+		if (lc->nnotes >= NOTES_MAX)
+			notes_clear(lc);
+		size_t dl = strlen(digest) + 1;
+		if ((n = calloc(1, sizeof *n + dl))) {
+			memcpy(n->digest, digest, dl);
+			n->next = *b;
+			*b = n;
+			lc->nnotes++;
+		}
+	}
+	if (n && (!n->repo || strcmp(n->repo, repo) != 0)) {
 		char *r = strdup(repo);
 		if (r) {
 			free(n->repo);
 			n->repo = r;
-			snprintf(n->digest, sizeof n->digest, "%s", digest);
 		}
 	}
-	if (size && strcmp(n->digest, digest) == 0)
+	if (n && size)
 		n->size = size;
 	pthread_mutex_unlock(&lc->g.mu);
 }
@@ -152,10 +185,12 @@ void layer_cache_note_repo(struct layer_cache *lc, const char *digest, const cha
 int layer_cache_repo(struct layer_cache *lc, const char *digest, char *repo, size_t size,
 		     uint64_t *blob_size)
 {
-	struct note *n = &lc->notes[regfs_fnv1a64_str(digest) % NOTES];
 	int rc = -ENOENT;
 	pthread_mutex_lock(&lc->g.mu);
-	if (n->repo && strcmp(n->digest, digest) == 0 && strlen(n->repo) < size) {
+	struct note *n = lc->notes[regfs_fnv1a64_str(digest) % NOTE_BUCKETS];
+	while (n && strcmp(n->digest, digest) != 0)
+		n = n->next;
+	if (n && n->repo && strlen(n->repo) < size) {
 		memcpy(repo, n->repo, strlen(n->repo) + 1);
 		if (blob_size)
 			*blob_size = n->size;
