@@ -712,8 +712,9 @@ static int tar_entry(struct tar *t, const unsigned char *h, char tf, uint64_t hs
 	else if ((r = entry_commit(t, &e, link, ll)) == -E2BIG)
 		r = regfs_errf(t->s->e, -E2BIG, "%s: names, links and xattrs exceed the limit of "
 		               "%llu bytes", t->o->name, (unsigned long long)t->o->max_meta);
-	if (r == 0)
-		r = lx_src_skip(t->s, data);
+	if (r == 0 && (r = lx_src_skip(t->s, data)) == -EINVAL)
+		regfs_err_prefix(t->s->e, "tar entry \"%.*s\" (%llu bytes of data): ",
+		                 (int)(nl > 300 ? 300 : nl), name, (unsigned long long)data);
 	if (r == 0)
 		r = lx_src_skip_padding(t->s, (BLK - data % BLK) % BLK);
 out:
