@@ -418,6 +418,7 @@ int gc_run(struct registry *r, const struct gc_opts *o, struct gc_stats *out,
 	}
 	if (!o->quiet)
 		regfs_progress_begin(&g.progress, stderr, "mark", "repositories", 0);
+	g.progress.no_bytes = true;
 	if (rc == 0)
 		rc = repo_walk(r, gc_repo, &g, err);
 	regfs_progress_end(&g.progress);

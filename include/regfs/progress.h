@@ -33,6 +33,8 @@ struct regfs_progress {
 	char unit[16];        /* items: "blobs" */
 	uint64_t total;       /* items expected; 0: unknown (no percentage, no ETA) */
 	uint64_t items, bytes;
+	bool no_bytes;        /* set after begin when the phase counts no bytes:
+			       * the line then shows items and their rate only */
 	double start, last;   /* monotonic seconds: start, last draw */
 	int width;            /* length of the line drawn, to blank a shorter one */
 };

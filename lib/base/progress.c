@@ -76,13 +76,17 @@ int regfs_progress_format(const struct regfs_progress *p, double elapsed, char *
 	} else {
 		snprintf(count, sizeof count, "%llu %s", (unsigned long long)p->items, p->unit);
 	}
-	regfs_progress_human(p->bytes, size, sizeof size);
+	if (p->no_bytes)
+		size[0] = '\0';
+	else
+		regfs_progress_human(p->bytes, size, sizeof size);
 	/* Rates need some elapsed time to mean anything. */
 	if (elapsed >= 0.05) {
 		char bps[24];
 		regfs_progress_human((uint64_t)((double)p->bytes / elapsed), bps, sizeof bps);
-		snprintf(rate, sizeof rate, ", %.0f %s/s, %s/s", (double)p->items / elapsed,
-			 p->unit, bps);
+		snprintf(rate, sizeof rate, ", %.0f %s/s%s%s%s", (double)p->items / elapsed,
+			 p->unit, p->no_bytes ? "" : ", ", p->no_bytes ? "" : bps,
+			 p->no_bytes ? "" : "/s");
 		if (p->total && p->items && p->items < p->total) {
 			char t[24];
 			eta_str((double)(p->total - p->items) * elapsed / (double)p->items, t,
@@ -90,7 +94,8 @@ int regfs_progress_format(const struct regfs_progress *p, double elapsed, char *
 			snprintf(eta, sizeof eta, ", ETA %s", t);
 		}
 	}
-	return snprintf(buf, n, "%s: %s, %s%s%s", p->what, count, size, rate, eta);
+	return snprintf(buf, n, "%s: %s%s%s%s%s", p->what, count, size[0] ? ", " : "", size, rate,
+			eta);
 }
 
 static void draw(struct regfs_progress *p, double t)

@@ -57,6 +57,13 @@ static void test_format_no_total(void **state)
 	char b[256];
 	regfs_progress_format(&p, 7200.0, b, sizeof b);
 	assert_string_equal(b, "mark: 7 repositories, 0 B, 0 repositories/s, 0 B/s");
+	/* a phase without bytes: items and their rate only */
+	p.no_bytes = true;
+	p.items = 7200;
+	regfs_progress_format(&p, 3600.0, b, sizeof b);
+	assert_string_equal(b, "mark: 7200 repositories, 2 repositories/s");
+	regfs_progress_format(&p, 0.0, b, sizeof b);
+	assert_string_equal(b, "mark: 7200 repositories");
 }
 
 /* Drawn on a forced stream: "\r" lines, a clear blanks the line, end leaves
