@@ -9,7 +9,8 @@
 #     (skopeo list-tags), which are the ones computed here from the ages chosen.
 #  2. Options override the file key by key (--older-than, --dry-run over "apply: true"); a bad
 #     policy line is refused naming FILE:LINE, and nothing is deleted.
-#  3. Progress: under a pty (script -qec) regfs-cleanup --apply and garbage-collect draw their
+#  3. Progress: under a pty (script -qec) regfs-cleanup --apply, garbage-collect and the
+#     benchmarks' bench/progress.sh draw their
 #     "\r…" progress line on stderr; with stderr a file they do not.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/cleanup_lib.sh"
@@ -188,5 +189,13 @@ gc_bytes() { sed -n 's/.* \([0-9][0-9]*\) bytes.*/\1/p' "$1" | tail -n1; }
 check_eq "both collections report the same freed bytes with and without the pty" \
   "$(gc_bytes "$WORK/gca.out")" "$(gc_bytes "$WORK/gcb.out")"
 check_files "A and B keep the same blobs" <(stored_blobs "$DATA_A") <(stored_blobs "$DATA_B")
+
+# --- 3. the benchmarks' progress line (bench/progress.sh), same rule ----------------------------
+bench_prog='. "$1/bench/progress.sh"; progress_begin bench reads 3; for i in 1 2 3; do progress_step 1048576; done; progress_end'
+with_timeout 30 script -qec "bash -c '$bench_prog' _ '$REGFS_SRC'" /dev/null >"$WORK/bench.tty" 2>&1
+check "bench/progress.sh draws its line on a terminal (bench: 3/3 reads (100%), 3.0 MiB)" \
+  grep -qF $'\r'"bench: 3/3 reads (100%), 3.0 MiB" "$WORK/bench.tty"
+bash -c "$bench_prog" _ "$REGFS_SRC" >"$WORK/bench.out" 2>&1
+check_eq "... and nothing when stderr is not a terminal" 0 "$(wc -c <"$WORK/bench.out")"
 check_daemon_logs
 done_testing
