@@ -1,5 +1,5 @@
 #!/bin/bash
-# bench/mount.sh [REPOS] [TAGS] — the regfs mount on a large registry (issue 3).
+# bench/mount.sh [REPOS] [TAGS] — the regfs mount on a large registry.
 #
 # Generates REPOS x TAGS (default 1000 x 10) as a registry:2 storage layout
 # directly (bench/mount_gen.py; cached under /var/tmp between runs), serves it

@@ -15,16 +15,9 @@
 # the same warm bytes. One read per registry is checked against the blob's sha256.
 set -u -o pipefail
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
-SIZE_MB=1024 REPS=3
-while [ $# -gt 0 ]; do
-  case $1 in
-    --size) SIZE_MB=$2; shift 2 ;;
-    --reps) REPS=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
-    *) echo "bench/mount_read.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
-  esac
-done
 . "$BENCH_DIR/../tests/integration/lib.sh"
+SIZE_MB=1024 REPS=3
+bench_options 2,16 size:SIZE_MB reps:REPS -- "$@"
 . "$BENCH_DIR/progress.sh"
 need_regfs_mount
 need_bin curl jq sha256sum
@@ -40,26 +33,12 @@ BDIG=sha256:$(sha256sum "$WORK/blob" | cut -d' ' -f1)
 BSIZE=$(stat -c %s "$WORK/blob")
 printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["%s"]}}' "$BDIG" >"$WORK/config"
 CDIG=sha256:$(sha256sum "$WORK/config" | cut -d' ' -f1)
-cat >"$WORK/manifest" <<EOF
-{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"$CDIG","size":$(stat -c %s "$WORK/config")},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"$BDIG","size":$BSIZE}]}
-EOF
-
+oci_manifest "$WORK/config" "$WORK/blob" >"$WORK/manifest"
 MDIG=sha256:$(sha256sum "$WORK/manifest" | cut -d' ' -f1)
 
-# push_blob URL FILE DIGEST — monolithic upload (POST, then PUT with the body).
-push_blob() {
-  local loc
-  loc=$(curl -sS -o /dev/null -D - -X POST "$1/v2/$REPO/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
-  [ -n "$loc" ] || return 1
-  case $loc in http*) ;; *) loc=$1$loc ;; esac
-  case $loc in *\?*) loc="$loc&digest=$3" ;; *) loc="$loc?digest=$3" ;; esac
-  [ "$(curl -sS -o /dev/null -w '%{http_code}' -H 'Content-Type: application/octet-stream' \
-    -T "$2" "$loc")" = 201 ]   # -T streams the file (--data-binary @ loads it into memory)
-}
 push_all() {
-  push_blob "$1" "$WORK/blob" "$BDIG" && push_blob "$1" "$WORK/config" "$CDIG" &&
-    [ "$(curl -sS -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
-      --data-binary @"$WORK/manifest" "$1/v2/$REPO/manifests/v1")" = 201 ]
+  put_blob "$1" "$REPO" "$WORK/blob" "$BDIG" && put_blob "$1" "$REPO" "$WORK/config" "$CDIG" &&
+    put_manifest "$1" "$REPO" v1 "$WORK/manifest"
 }
 
 now() { date +%s.%N; }

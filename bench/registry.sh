@@ -4,30 +4,22 @@
 # as the ceiling. Loopback only. Not a test: it prints numbers and ratios, asserts nothing.
 #
 # Usage: bench/registry.sh [--size MB] [--duration S]
-#   --size MB      size of the big layer (default 320: the issue asks for a 300 MB+ layer)
+#   --size MB      size of the big layer (default 320: a layer over 300 MB)
 #   --duration S   wrk duration per measurement (default 5)
 # Environment: REGFS_BUILD (default ./build; use a release build: tools/run makes one).
 # See bench/README.md for what is measured and how to read it.
 set -u
 cd "$(dirname "$0")/.."
-SIZE_MB=320; DUR=5
-while [ $# -gt 0 ]; do
-  case $1 in
-    --size) SIZE_MB=$2; shift 2 ;;
-    --duration) DUR=$2; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
-    *) echo "bench/registry.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
-  esac
-done
-
 # The integration-test harness gives us process management, free ports and cleanup.
 # shellcheck source=../tests/integration/lib.sh
 . tests/integration/lib.sh
+SIZE_MB=320; DUR=5
+bench_options 2,12 size:SIZE_MB duration:DUR -- "$@"
 . bench/progress.sh
 for b in "$REGFS_REGISTRY" "$DOCKER_REGISTRY" wrk ab nginx skopeo umoci curl jq bc; do
   [ -x "$b" ] || command -v "$b" >/dev/null || { echo "bench: $b missing (build first; tools/setup installs the rest)" >&2; exit 1; }
 done
-"$REGFS_REGISTRY" --version >/dev/null 2>&1 || { echo "bench: $REGFS_REGISTRY --version fails (not built yet?)" >&2; exit 1; }
+"$REGFS_REGISTRY" --version >/dev/null 2>&1 || { echo "bench: $REGFS_REGISTRY --version fails" >&2; exit 1; }
 bt=$(meson introspect --buildoptions "$REGFS_BUILD" 2>/dev/null | jq -r '.[] | select(.name == "buildtype") | .value' 2>/dev/null)
 [ "$bt" = release ] || echo "bench: note: $REGFS_BUILD is buildtype '${bt:-?}', not release" >&2
 say() { progress_clear; echo "bench: $*" >&2; }

@@ -1,9 +1,11 @@
 /* config.c — see include/regfs/config.h
  *
  * registry:2's config.yml, read with libyaml's document API. One table
- * (`keys`) lists every dotted key we know, its kind and where it lands in
+ * (`keys`) lists every dotted key we act on, its kind and where it lands in
  * struct regfs_config; the same table drives the YAML walk and the
- * REGISTRY_<KEY> environment overrides, so the two can never disagree.
+ * REGISTRY_<KEY> environment overrides, so the two can never disagree. The
+ * keys registry:2 knows that change nothing here are a plain list
+ * (`accepted`), and a section is whatever has a known key under it.
  *
  * Behaviour follows registry:2 (go-yaml v2) where a user could notice:
  * booleans are YAML 1.1 (yes/no/on/off too), durations are Go's
@@ -12,6 +14,8 @@
  * driver. Our own extension lives under the top-level `regfs:` key, which
  * registry:2 ignores (it would refuse an unknown key under storage:). */
 #include <regfs/config.h>
+#include <regfs/dynbuf.h>
+#include <regfs/mem.h>
 
 #include <errno.h>
 #include <stddef.h>
@@ -22,6 +26,7 @@
 #include <yaml.h>
 
 #define MiB (1024ull * 1024)
+#define CONFIG_MAX (16 * MiB) /* a config.yml larger than this is refused */
 
 enum kind {
 	K_MAP,       /* a section: descend */
@@ -44,18 +49,10 @@ struct key {
 static const struct key keys[] = {
 	{"version", K_STR, F(version), NULL},
 	{"loglevel", K_LEVEL, F(log_level), NULL}, /* registry:2's deprecated top-level form */
-	{"log", K_MAP, 0, NULL},
 	{"log.level", K_LEVEL, F(log_level), NULL},
 	{"log.formatter", K_FORMATTER, F(log_json), NULL},
-	{"log.fields", K_ACCEPT, 0, NULL},
-	{"log.hooks", K_ACCEPT, 0, NULL},
-	{"log.accesslog", K_ACCEPT, 0, NULL},
 
-	{"storage", K_MAP, 0, NULL},
-	{"storage.filesystem", K_MAP, 0, NULL},
 	{"storage.filesystem.rootdirectory", K_STR, F(fs_rootdirectory), NULL},
-	{"storage.filesystem.maxthreads", K_ACCEPT, 0, NULL},
-	{"storage.s3", K_MAP, 0, NULL},
 	{"storage.s3.accesskey", K_STR, F(s3.accesskey), NULL},
 	{"storage.s3.secretkey", K_STR, F(s3.secretkey), NULL},
 	{"storage.s3.region", K_STR, F(s3.region), NULL},
@@ -70,63 +67,33 @@ static const struct key keys[] = {
 	{"storage.s3.chunksize", K_SIZE, F(s3.chunksize), NULL},
 	{"storage.s3.multipartcopythresholdsize", K_SIZE, F(s3.multipartcopythresholdsize), NULL},
 	{"storage.s3.multipartcopychunksize", K_SIZE, F(s3.multipartcopychunksize), NULL},
-	{"storage.s3.multipartcopymaxconcurrency", K_ACCEPT, 0, NULL},
-	{"storage.s3.keyid", K_ACCEPT, 0, NULL},
-	{"storage.s3.storageclass", K_ACCEPT, 0, NULL},
-	{"storage.s3.objectacl", K_ACCEPT, 0, NULL},
-	{"storage.s3.useragent", K_ACCEPT, 0, NULL},
-	{"storage.s3.usedualstack", K_ACCEPT, 0, NULL},
-	{"storage.s3.accelerate", K_ACCEPT, 0, NULL},
-	{"storage.s3.loglevel", K_ACCEPT, 0, NULL},
-	{"storage.s3.sessiontoken", K_ACCEPT, 0, NULL},
 	{"storage.inmemory", K_REFUSE, 0,
 	 "the inmemory driver is not supported (it loses every image on restart); use filesystem"},
 	{"storage.azure", K_REFUSE, 0, UNSUPPORTED_DRIVER},
 	{"storage.gcs", K_REFUSE, 0, UNSUPPORTED_DRIVER},
 	{"storage.swift", K_REFUSE, 0, UNSUPPORTED_DRIVER},
 	{"storage.oss", K_REFUSE, 0, UNSUPPORTED_DRIVER},
-	{"storage.delete", K_MAP, 0, NULL},
 	{"storage.delete.enabled", K_BOOL, F(delete_enabled), NULL},
-	{"storage.cache", K_ACCEPT, 0, NULL},
-	{"storage.maintenance", K_MAP, 0, NULL},
-	{"storage.maintenance.uploadpurging", K_MAP, 0, NULL},
 	{"storage.maintenance.uploadpurging.enabled", K_BOOL, F(uploadpurging.enabled), NULL},
 	{"storage.maintenance.uploadpurging.age", K_DUR, F(uploadpurging.age_s), NULL},
 	{"storage.maintenance.uploadpurging.interval", K_DUR, F(uploadpurging.interval_s), NULL},
 	{"storage.maintenance.uploadpurging.dryrun", K_BOOL, F(uploadpurging.dryrun), NULL},
-	{"storage.maintenance.readonly", K_ACCEPT, 0, NULL},
-	{"storage.redirect", K_MAP, 0, NULL},
 	{"storage.redirect.disable", K_BOOL, F(redirect_disable), NULL},
 
-	{"regfs", K_MAP, 0, NULL},
-	{"regfs.gc", K_MAP, 0, NULL},
 	{"regfs.gc.enabled", K_BOOL, F(gc.enabled), NULL},
 	{"regfs.gc.interval", K_DUR, F(gc.interval_s), NULL},
 	{"regfs.gc.delay", K_DUR, F(gc.delay_s), NULL},
 	{"regfs.gc.deleteuntagged", K_BOOL, F(gc.deleteuntagged), NULL},
 
-	{"http", K_MAP, 0, NULL},
 	{"http.addr", K_STR, F(http_addr), NULL},
 	{"http.host", K_STR, F(http_host), NULL},
 	{"http.headers", K_HEADERS, 0, NULL},
-	{"http.tls", K_MAP, 0, NULL},
 	{"http.tls.certificate", K_STR, F(tls_certificate), NULL},
 	{"http.tls.key", K_STR, F(tls_key), NULL},
-	{"http.tls.minimumtls", K_ACCEPT, 0, NULL},
-	{"http.tls.ciphersuites", K_ACCEPT, 0, NULL},
 	{"http.tls.clientcas", K_WARN, 0, "client certificate authentication is not supported; ignored"},
 	{"http.tls.letsencrypt", K_WARN, 0, "Let's Encrypt is not supported; set certificate and key"},
-	{"http.secret", K_ACCEPT, 0, NULL},
-	{"http.net", K_ACCEPT, 0, NULL},
-	{"http.relativeurls", K_ACCEPT, 0, NULL},
-	{"http.draintimeout", K_ACCEPT, 0, NULL},
-	{"http.debug", K_ACCEPT, 0, NULL},
-	{"http.http2", K_ACCEPT, 0, NULL},
-	{"http.h2c", K_ACCEPT, 0, NULL},
 	{"http.prefix", K_WARN, 0, "a URL prefix is not supported; serve the registry at / behind your proxy"},
 
-	{"health", K_MAP, 0, NULL},
-	{"health.storagedriver", K_MAP, 0, NULL},
 	{"health.storagedriver.enabled", K_BOOL, F(health_storage.enabled), NULL},
 	{"health.storagedriver.interval", K_DUR, F(health_storage.interval_s), NULL},
 	{"health.storagedriver.threshold", K_INT, F(health_storage.threshold), NULL},
@@ -145,6 +112,27 @@ static const struct key keys[] = {
 };
 #undef F
 
+/* Keys registry:2 knows that have no effect here: read and ignored silently
+ * (they are not scalars we apply, so the environment does not name them). */
+static const char *const accepted[] = {
+	"log.fields", "log.hooks", "log.accesslog", "storage.filesystem.maxthreads",
+	"storage.s3.multipartcopymaxconcurrency", "storage.s3.keyid",
+	"storage.s3.storageclass", "storage.s3.objectacl", "storage.s3.useragent",
+	"storage.s3.usedualstack", "storage.s3.accelerate", "storage.s3.loglevel",
+	"storage.s3.sessiontoken", "storage.cache", "storage.maintenance.readonly",
+	"http.tls.minimumtls", "http.tls.ciphersuites", "http.secret", "http.net",
+	"http.relativeurls", "http.draintimeout", "http.debug", "http.http2", "http.h2c",
+};
+static const struct key accepted_key = {"", K_ACCEPT, 0, NULL};
+/* A section ("storage.s3") is not listed: it is any prefix of a known key. */
+static const struct key section_key = {"", K_MAP, 0, NULL};
+
+/* Does `key` lie under the section `path` ("storage.s3.bucket" under "storage.s3")? */
+static bool under(const char *key, const char *path, size_t pl)
+{
+	return strncmp(key, path, pl) == 0 && key[pl] == '.';
+}
+
 struct ctx {
 	yaml_document_t *doc;
 	struct regfs_config *cfg;
@@ -160,6 +148,16 @@ static const struct key *find_key(const char *path)
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
 		if (strcmp(keys[i].path, path) == 0)
 			return &keys[i];
+	for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++)
+		if (strcmp(accepted[i], path) == 0)
+			return &accepted_key;
+	size_t pl = strlen(path);
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+		if (under(keys[i].path, path, pl))
+			return &section_key;
+	for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++)
+		if (under(accepted[i], path, pl))
+			return &section_key;
 	return NULL;
 }
 
@@ -628,55 +626,34 @@ int regfs_config_load(const char *path, struct regfs_config *cfg, struct regfs_e
 		return regfs_errf(err, e == ENOENT ? -ENOENT : e == EACCES ? -EACCES : -e,
 				  "cannot read configuration %s: %s", path, strerror(e));
 	}
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-	for (;;) {
-		if (len + 4096 > cap) {
-			if (cap > 16 * MiB) {
-				free(buf);
-				fclose(f);
-				return regfs_errf(err, -EINVAL, "configuration %s is larger than 16 MiB", path);
-			}
-			cap = cap ? cap * 2 : 8192;
-			char *nb = realloc(buf, cap);
-			if (!nb) {
-				free(buf);
-				fclose(f);
-				return regfs_errf(err, -ENOMEM, "out of memory reading %s", path);
-			}
-			buf = nb;
-		}
-		size_t n = fread(buf + len, 1, cap - len, f);
-		len += n;
-		if (n == 0)
-			break;
-	}
+	struct dynbuf b = DYNBUF_INIT(CONFIG_MAX);
+	char chunk[8192];
+	size_t n;
+	int rc = 0;
+	while (!rc && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		rc = dynbuf_add(&b, chunk, n);
 	int rerr = ferror(f);
 	fclose(f);
-	if (rerr) {
-		free(buf);
-		return regfs_errf(err, -EIO, "cannot read configuration %s", path);
-	}
-	int r = parse_named(buf, len, path, cfg, err);
-	free(buf);
-	return r;
+	if (rc == -E2BIG)
+		rc = regfs_errf(err, -EINVAL, "configuration %s is larger than 16 MiB", path);
+	else if (rc)
+		rc = regfs_errf(err, -ENOMEM, "out of memory reading %s", path);
+	else if (rerr)
+		rc = regfs_errf(err, -EIO, "cannot read configuration %s", path);
+	else
+		rc = parse_named(dynbuf_ptr(&b), dynbuf_len(&b), path, cfg, err);
+	dynbuf_free(&b);
+	return rc;
 }
 
 void regfs_config_free(struct regfs_config *cfg)
 {
 	if (!cfg)
 		return;
-	free(cfg->version);
-	free(cfg->fs_rootdirectory);
 	struct regfs_s3_config *s3 = &cfg->s3;
-	free(s3->accesskey);
-	free(s3->secretkey);
-	free(s3->region);
-	free(s3->regionendpoint);
-	free(s3->bucket);
-	free(s3->rootdirectory);
-	free(cfg->http_addr);
-	free(cfg->http_host);
+	REGFS_FREE_STRS(&cfg->version, &cfg->fs_rootdirectory, &s3->accesskey, &s3->secretkey,
+			&s3->region, &s3->regionendpoint, &s3->bucket, &s3->rootdirectory,
+			&cfg->http_addr, &cfg->http_host);
 	for (int i = 0; i < cfg->n_headers; i++) {
 		free(cfg->headers[i].name);
 		for (int j = 0; j < cfg->headers[i].n_values; j++)

@@ -1,4 +1,6 @@
-/* digest.c — see include/regfs/digest.h */
+/* digest.c — digest parsing and validation, one-shot and streaming hashing
+ * (OpenSSL EVP), and the lowercase hex they are spelled in. See
+ * include/regfs/digest.h. */
 #include <regfs/digest.h>
 
 #include <errno.h>
@@ -80,12 +82,12 @@ void regfs_hasher_update(struct regfs_hasher *h, const void *buf, size_t len)
 		EVP_DigestUpdate(h->ctx, buf, len);
 }
 
-static void to_hex(const unsigned char *md, unsigned n, char *out)
+void regfs_hex_lower(const unsigned char *in, size_t n, char *out)
 {
 	static const char hx[] = "0123456789abcdef";
-	for (unsigned i = 0; i < n; i++) {
-		out[2 * i] = hx[md[i] >> 4];
-		out[2 * i + 1] = hx[md[i] & 15];
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hx[in[i] >> 4];
+		out[2 * i + 1] = hx[in[i] & 15];
 	}
 	out[2 * n] = '\0';
 }
@@ -98,7 +100,7 @@ void regfs_hasher_final(struct regfs_hasher *h, char out[REGFS_DIGEST_MAX])
 	size_t pl = strlen(algs[h->alg].name);
 	memcpy(out, algs[h->alg].name, pl);
 	out[pl] = ':';
-	to_hex(md, n, out + pl + 1);
+	regfs_hex_lower(md, n, out + pl + 1);
 }
 
 struct regfs_hasher *regfs_hasher_dup(const struct regfs_hasher *src)
@@ -132,7 +134,7 @@ void regfs_digest_buf(enum regfs_digest_alg alg, const void *buf, size_t len,
 	size_t pl = strlen(algs[alg].name);
 	memcpy(out, algs[alg].name, pl);
 	out[pl] = ':';
-	to_hex(md, n, out + pl + 1);
+	regfs_hex_lower(md, n, out + pl + 1);
 }
 
 unsigned long long regfs_digest_ino(const char *digest)

@@ -1,4 +1,5 @@
-/* err.c — see include/regfs/err.h */
+/* err.c — struct regfs_err: setting the first error, adding context in front
+ * of it, clearing and printing it. See include/regfs/err.h. */
 #include <regfs/err.h>
 
 #include <stdarg.h>

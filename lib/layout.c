@@ -1,9 +1,11 @@
-/* layout.c — see include/regfs/layout.h */
+/* layout.c — the storage paths of the reference registry's layout (blob data,
+ * repositories, layer and revision links), built from validated names and
+ * digests. See include/regfs/layout.h. */
 #include <regfs/layout.h>
 #include <regfs/digest.h>
+#include <regfs/fmt.h>
 #include <regfs/names.h>
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,23 +20,12 @@ static int split(const char *digest, const char **alg, const char **hex)
 	return 0;
 }
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-	va_list ap;
-	char *s = NULL;
-	va_start(ap, f);
-	int n = vasprintf(&s, f, ap);
-	va_end(ap);
-	return n < 0 ? NULL : s;
-}
-
 char *regfs_layout_blob_dir(const char *digest)
 {
 	const char *alg, *hex;
 	if (split(digest, &alg, &hex))
 		return NULL;
-	return fmt(REGFS_LAYOUT_BLOBS "/%s/%.2s/%s", alg, hex, hex);
+	return xasprintf(REGFS_LAYOUT_BLOBS "/%s/%.2s/%s", alg, hex, hex);
 }
 
 char *regfs_layout_blob_data(const char *digest)
@@ -42,14 +33,14 @@ char *regfs_layout_blob_data(const char *digest)
 	const char *alg, *hex;
 	if (split(digest, &alg, &hex))
 		return NULL;
-	return fmt(REGFS_LAYOUT_BLOBS "/%s/%.2s/%s/data", alg, hex, hex);
+	return xasprintf(REGFS_LAYOUT_BLOBS "/%s/%.2s/%s/data", alg, hex, hex);
 }
 
 char *regfs_layout_repo(const char *name)
 {
 	if (!regfs_name_valid(name))
 		return NULL;
-	return fmt(REGFS_LAYOUT_REPOS "/%s", name);
+	return xasprintf(REGFS_LAYOUT_REPOS "/%s", name);
 }
 
 static char *repo_digest_path(const char *name, const char *digest, const char *mid)
@@ -57,7 +48,7 @@ static char *repo_digest_path(const char *name, const char *digest, const char *
 	const char *alg, *hex;
 	if (!regfs_name_valid(name) || split(digest, &alg, &hex))
 		return NULL;
-	return fmt(REGFS_LAYOUT_REPOS "/%s/%s/%s/%s/link", name, mid, alg, hex);
+	return xasprintf(REGFS_LAYOUT_REPOS "/%s/%s/%s/%s/link", name, mid, alg, hex);
 }
 
 char *regfs_layout_layer_link(const char *name, const char *digest)
@@ -74,28 +65,28 @@ char *regfs_layout_revisions_dir(const char *name, const char *alg)
 {
 	if (!regfs_name_valid(name) || (strcmp(alg, "sha256") && strcmp(alg, "sha512")))
 		return NULL;
-	return fmt(REGFS_LAYOUT_REPOS "/%s/_manifests/revisions/%s", name, alg);
+	return xasprintf(REGFS_LAYOUT_REPOS "/%s/_manifests/revisions/%s", name, alg);
 }
 
 char *regfs_layout_tags_dir(const char *name)
 {
 	if (!regfs_name_valid(name))
 		return NULL;
-	return fmt(REGFS_LAYOUT_REPOS "/%s/_manifests/tags", name);
+	return xasprintf(REGFS_LAYOUT_REPOS "/%s/_manifests/tags", name);
 }
 
 char *regfs_layout_tag_dir(const char *name, const char *tag)
 {
 	if (!regfs_name_valid(name) || !regfs_tag_valid(tag))
 		return NULL;
-	return fmt(REGFS_LAYOUT_REPOS "/%s/_manifests/tags/%s", name, tag);
+	return xasprintf(REGFS_LAYOUT_REPOS "/%s/_manifests/tags/%s", name, tag);
 }
 
 char *regfs_layout_tag_current(const char *name, const char *tag)
 {
 	if (!regfs_name_valid(name) || !regfs_tag_valid(tag))
 		return NULL;
-	return fmt(REGFS_LAYOUT_REPOS "/%s/_manifests/tags/%s/current/link", name, tag);
+	return xasprintf(REGFS_LAYOUT_REPOS "/%s/_manifests/tags/%s/current/link", name, tag);
 }
 
 char *regfs_layout_tag_index_link(const char *name, const char *tag, const char *digest)
@@ -103,14 +94,14 @@ char *regfs_layout_tag_index_link(const char *name, const char *tag, const char 
 	const char *alg, *hex;
 	if (!regfs_name_valid(name) || !regfs_tag_valid(tag) || split(digest, &alg, &hex))
 		return NULL;
-	return fmt(REGFS_LAYOUT_REPOS "/%s/_manifests/tags/%s/index/%s/%s/link", name, tag, alg, hex);
+	return xasprintf(REGFS_LAYOUT_REPOS "/%s/_manifests/tags/%s/index/%s/%s/link", name, tag, alg, hex);
 }
 
 char *regfs_layout_uploads_dir(const char *name)
 {
 	if (!regfs_name_valid(name))
 		return NULL;
-	return fmt(REGFS_LAYOUT_REPOS "/%s/_uploads", name);
+	return xasprintf(REGFS_LAYOUT_REPOS "/%s/_uploads", name);
 }
 
 int regfs_layout_uuid_valid(const char *u)
@@ -133,7 +124,7 @@ static char *upload_path(const char *name, const char *uuid, const char *leaf)
 {
 	if (!regfs_name_valid(name) || !regfs_layout_uuid_valid(uuid))
 		return NULL;
-	return fmt(REGFS_LAYOUT_REPOS "/%s/_uploads/%s%s%s", name, uuid, *leaf ? "/" : "", leaf);
+	return xasprintf(REGFS_LAYOUT_REPOS "/%s/_uploads/%s%s%s", name, uuid, *leaf ? "/" : "", leaf);
 }
 
 char *regfs_layout_upload_dir(const char *name, const char *uuid) { return upload_path(name, uuid, ""); }

@@ -1,4 +1,5 @@
-/* log.c — see include/regfs/log.h */
+/* log.c — the process-wide logger: level, text or JSON lines, one write per
+ * message to stderr or the chosen fd. See include/regfs/log.h. */
 #include <regfs/log.h>
 
 #include <errno.h>
@@ -57,16 +58,10 @@ static size_t json_escape(char *dst, size_t cap, const char *s)
 	return n;
 }
 
-void regfs_log(enum regfs_log_level lvl, const char *fmt, ...)
+/* One line for an already formatted message, written with one write(2) so
+ * that lines from different threads never interleave. */
+static void log_line(enum regfs_log_level lvl, const char *msg)
 {
-	if (lvl > g_level)
-		return;
-	char msg[2048];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-
 	char ts[32];
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
@@ -92,4 +87,17 @@ void regfs_log(enum regfs_log_level lvl, const char *fmt, ...)
 	ssize_t w = write(g_fd, line, (size_t)n);
 	(void)w;
 	pthread_mutex_unlock(&g_lock);
+}
+
+void regfs_log(enum regfs_log_level lvl, const char *fmt, ...)
+{
+	if (lvl > g_level)
+		return;
+	char msg[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	if (vsnprintf(msg, sizeof msg, fmt, ap) < 0)
+		msg[0] = '\0'; /* an encoding error: the line goes out without text */
+	va_end(ap);
+	log_line(lvl, msg);
 }

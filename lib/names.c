@@ -1,4 +1,5 @@
-/* names.c — see include/regfs/names.h */
+/* names.c — the Distribution spec's grammar of repository names, tags and
+ * references. See include/regfs/names.h. */
 #include <regfs/names.h>
 #include <regfs/digest.h>
 

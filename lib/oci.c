@@ -12,6 +12,7 @@
  * Docker schema1 is refused outright: it carries no content-addressable
  * config and registry:2 deprecated it. */
 #include <regfs/oci.h>
+#include <regfs/mem.h>
 
 #include <errno.h>
 #include <jansson.h>
@@ -88,12 +89,8 @@ const char *regfs_layer_ext(const char *media_type)
 
 static void descriptor_clear(struct regfs_descriptor *d)
 {
-	free(d->media_type);
-	free(d->artifact_type);
-	free(d->os);
-	free(d->arch);
-	free(d->variant);
-	free(d->annotations);
+	REGFS_FREE_STRS(&d->media_type, &d->artifact_type, &d->os, &d->arch, &d->variant,
+			&d->annotations);
 	memset(d, 0, sizeof *d);
 }
 

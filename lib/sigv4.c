@@ -3,7 +3,13 @@
  * tests/unit/test_sigv4.c. */
 #include <regfs/sigv4.h>
 
+#include <regfs/cmp.h>
+#include <regfs/digest.h>
+#include <regfs/dynbuf.h>
+#include <regfs/fmt.h>
+
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,57 +18,6 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
-
-/* A growable string; on allocation failure `oom` is set and appends stop. */
-struct sb {
-	char *s;
-	size_t len, cap;
-	bool oom;
-};
-
-static void sb_addn(struct sb *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 256;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *p = realloc(b->s, cap);
-		if (!p) {
-			b->oom = true;
-			return;
-		}
-		b->s = p;
-		b->cap = cap;
-	}
-	memcpy(b->s + b->len, s, n);
-	b->len += n;
-	b->s[b->len] = '\0';
-}
-
-static void sb_add(struct sb *b, const char *s) { sb_addn(b, s, strlen(s)); }
-
-static char *sb_take(struct sb *b)
-{
-	if (b->oom) {
-		free(b->s);
-		return NULL;
-	}
-	if (!b->s)
-		return strdup("");
-	return b->s;
-}
-
-static void hex(const unsigned char *in, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[in[i] >> 4];
-		out[2 * i + 1] = digits[in[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
 
 void regfs_sigv4_amz_date(time_t t, char out[17])
 {
@@ -75,7 +30,7 @@ void regfs_sigv4_sha256_hex(const void *data, size_t len, char out[65])
 {
 	unsigned char md[SHA256_DIGEST_LENGTH];
 	SHA256(data, len, md);
-	hex(md, sizeof md, out);
+	regfs_hex_lower(md, sizeof md, out);
 }
 
 char *regfs_sigv4_uri_encode(const char *s, size_t len, bool keep_slash)
@@ -106,32 +61,31 @@ struct param {
 	size_t nlen, vlen;
 };
 
+/* memcmp order, a prefix first. */
+static int cmp_span(const char *a, size_t an, const char *b, size_t bn)
+{
+	int c = memcmp(a, b, an < bn ? an : bn);
+	return c ? c : (an > bn) - (an < bn);
+}
+
 static int param_cmp(const void *a, const void *b)
 {
 	const struct param *x = a, *y = b;
-	size_t n = x->nlen < y->nlen ? x->nlen : y->nlen;
-	int c = memcmp(x->name, y->name, n);
-	if (c || x->nlen != y->nlen)
-		return c ? c : (x->nlen < y->nlen ? -1 : 1);
-	n = x->vlen < y->vlen ? x->vlen : y->vlen;
-	c = memcmp(x->value, y->value, n);
-	if (c || x->vlen != y->vlen)
-		return c ? c : (x->vlen < y->vlen ? -1 : 1);
-	return 0;
+	int c = cmp_span(x->name, x->nlen, y->name, y->nlen);
+	return c ? c : cmp_span(x->value, x->vlen, y->value, y->vlen);
 }
 
-static void canonical_query(struct sb *b, const char *q)
+/* Appends the sorted "name=value&..." of the query q. 0 or -ENOMEM. */
+static int canonical_query(struct dynbuf *b, const char *q)
 {
 	if (!q || !*q)
-		return;
+		return 0;
 	size_t n = 1;
 	for (const char *p = q; *p; p++)
 		n += *p == '&';
 	struct param *ps = calloc(n, sizeof *ps);
-	if (!ps) {
-		b->oom = true;
-		return;
-	}
+	if (!ps)
+		return -ENOMEM;
 	size_t k = 0;
 	const char *p = q;
 	while (*p) {
@@ -148,27 +102,20 @@ static void canonical_query(struct sb *b, const char *q)
 		}
 		p = *end ? end + 1 : end;
 	}
-	qsort(ps, k, sizeof *ps, param_cmp);
-	for (size_t i = 0; i < k; i++) {
-		if (i)
-			sb_add(b, "&");
-		sb_addn(b, ps[i].name, ps[i].nlen);
-		sb_add(b, "=");
-		sb_addn(b, ps[i].value, ps[i].vlen);
-	}
+	regfs_qsort(ps, k, sizeof *ps, param_cmp);
+	int rc = 0;
+	for (size_t i = 0; i < k && !rc; i++)
+		rc = dynbuf_printf(b, "%s%.*s=%.*s", i ? "&" : "", (int)ps[i].nlen, ps[i].name,
+				   (int)ps[i].vlen, ps[i].value);
 	free(ps);
+	return rc;
 }
 
 /* ---- canonical headers: lowercase names, trimmed values, sorted ---- */
 
 struct chdr {
-	char *name, *value;
+	char *name, *value; /* name first: sorted with regfs_cmp_str */
 };
-
-static int chdr_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct chdr *)a)->name, ((const struct chdr *)b)->name);
-}
 
 static char *trim_collapse(const char *v)
 {
@@ -192,69 +139,65 @@ static char *trim_collapse(const char *v)
 	return out;
 }
 
-/* Appends "name:value\n"... to `canon` and "a;b" to `signed_names`. */
-static void canonical_headers(struct sb *canon, struct sb *signed_names,
-			      const struct regfs_sigv4_header *h, size_t n)
+/* Appends "name:value\n"... to `canon` and "a;b" to `signed_names`.
+ * 0 or -ENOMEM. */
+static int canonical_headers(struct dynbuf *canon, struct dynbuf *signed_names,
+			     const struct regfs_sigv4_header *h, size_t n)
 {
 	struct chdr *hs = calloc(n ? n : 1, sizeof *hs);
-	if (!hs) {
-		canon->oom = true;
-		return;
-	}
+	if (!hs)
+		return -ENOMEM;
+	int rc = 0;
 	for (size_t i = 0; i < n; i++) {
 		hs[i].name = strdup(h[i].name);
 		hs[i].value = trim_collapse(h[i].value ? h[i].value : "");
 		if (!hs[i].name || !hs[i].value) {
-			canon->oom = true;
+			rc = -ENOMEM;
 			continue;
 		}
 		for (char *c = hs[i].name; *c; c++)
 			*c = (char)tolower((unsigned char)*c);
 	}
-	if (!canon->oom) {
-		qsort(hs, n, sizeof *hs, chdr_cmp);
-		for (size_t i = 0; i < n; i++) {
-			/* Repeated names join their values with "," (SigV4 rule). */
-			bool repeat = i > 0 && strcmp(hs[i].name, hs[i - 1].name) == 0;
-			if (repeat) {
-				canon->len--; /* drop the previous "\n" */
-				sb_add(canon, ",");
-			} else {
-				sb_add(canon, hs[i].name);
-				sb_add(canon, ":");
-				if (signed_names->len)
-					sb_add(signed_names, ";");
-				sb_add(signed_names, hs[i].name);
-			}
-			sb_add(canon, hs[i].value);
-			sb_add(canon, "\n");
+	if (!rc)
+		regfs_qsort(hs, n, sizeof *hs, regfs_cmp_str);
+	for (size_t i = 0; i < n && !rc; i++) {
+		/* Repeated names join their values with "," (SigV4 rule). */
+		if (i > 0 && strcmp(hs[i].name, hs[i - 1].name) == 0) {
+			rc = dynbuf_printf(canon, ",%s", hs[i].value);
+			continue;
 		}
+		rc = dynbuf_printf(canon, "%s%s:%s", i ? "\n" : "", hs[i].name, hs[i].value);
+		if (!rc)
+			rc = dynbuf_printf(signed_names, "%s%s", dynbuf_len(signed_names) ? ";" : "",
+					   hs[i].name);
 	}
+	if (!rc && n)
+		rc = dynbuf_addstr(canon, "\n");
 	for (size_t i = 0; i < n; i++) {
 		free(hs[i].name);
 		free(hs[i].value);
 	}
 	free(hs);
-	if (signed_names->oom)
-		canon->oom = true;
+	return rc;
 }
 
 static char *canonical(const struct regfs_sigv4_request *r, char **signed_out)
 {
-	struct sb b = {0}, sn = {0};
-	sb_add(&b, r->method);
-	sb_add(&b, "\n");
-	sb_add(&b, r->path && *r->path ? r->path : "/");
-	sb_add(&b, "\n");
-	canonical_query(&b, r->query);
-	sb_add(&b, "\n");
-	canonical_headers(&b, &sn, r->headers, r->n_headers);
-	sb_add(&b, "\n");
-	sb_add(&b, sn.s ? sn.s : "");
-	sb_add(&b, "\n");
-	sb_add(&b, r->payload_hash ? r->payload_hash : REGFS_SIGV4_UNSIGNED);
-	char *signed_names = sb_take(&sn);
-	char *c = sb_take(&b);
+	struct dynbuf b = DYNBUF_INIT(DYNBUF_NO_CAP), sn = DYNBUF_INIT(DYNBUF_NO_CAP);
+	int rc = dynbuf_printf(&b, "%s\n%s\n", r->method, r->path && *r->path ? r->path : "/");
+	if (!rc)
+		rc = canonical_query(&b, r->query);
+	if (!rc)
+		rc = dynbuf_addstr(&b, "\n");
+	if (!rc)
+		rc = canonical_headers(&b, &sn, r->headers, r->n_headers);
+	if (!rc)
+		rc = dynbuf_printf(&b, "\n%s\n%s", dynbuf_ptr(&sn),
+				   r->payload_hash ? r->payload_hash : REGFS_SIGV4_UNSIGNED);
+	char *signed_names = rc ? NULL : dynbuf_take(&sn, NULL);
+	char *c = rc ? NULL : dynbuf_take(&b, NULL);
+	dynbuf_free(&sn);
+	dynbuf_free(&b);
 	if (!c || !signed_names) {
 		free(c);
 		free(signed_names);
@@ -288,32 +231,23 @@ static int sign(const struct regfs_sigv4_key *k, const char *amz_date, const cha
 
 	char creq_hash[65];
 	regfs_sigv4_sha256_hex(canon, strlen(canon), creq_hash);
-	struct sb sts = {0};
-	sb_add(&sts, "AWS4-HMAC-SHA256\n");
-	sb_add(&sts, amz_date);
-	sb_add(&sts, "\n");
-	sb_add(&sts, scope);
-	sb_add(&sts, "\n");
-	sb_add(&sts, creq_hash);
-	char *to_sign = sb_take(&sts);
+	char *to_sign = xasprintf("AWS4-HMAC-SHA256\n%s\n%s\n%s", amz_date, scope, creq_hash);
 	if (!to_sign)
 		return -1;
 
 	size_t sl = strlen(k->secret_key);
-	char *kinit = malloc(sl + 5);
+	char *kinit = xasprintf("AWS4%s", k->secret_key);
 	if (!kinit) {
 		free(to_sign);
 		return -1;
 	}
-	memcpy(kinit, "AWS4", 4);
-	memcpy(kinit + 4, k->secret_key, sl + 1);
 	unsigned char kd[32], kr[32], ks[32], kk[32], out[32];
 	hmac(kinit, sl + 4, date8, kd);
 	hmac(kd, 32, k->region, kr);
 	hmac(kr, 32, k->service, ks);
 	hmac(ks, 32, "aws4_request", kk);
 	hmac(kk, 32, to_sign, out);
-	hex(out, 32, sig);
+	regfs_hex_lower(out, 32, sig);
 	OPENSSL_cleanse(kinit, sl + 4);
 	OPENSSL_cleanse(kk, sizeof kk);
 	free(kinit);
@@ -330,13 +264,9 @@ char *regfs_sigv4_authorization(const struct regfs_sigv4_key *k, const char *amz
 		return NULL;
 	char sig[65], scope[128];
 	char *out = NULL;
-	if (sign(k, amz_date, canon, sig, scope) == 0) {
-		size_t n = strlen(k->access_key) + strlen(scope) + strlen(signed_names) + 128;
-		out = malloc(n);
-		if (out)
-			snprintf(out, n, "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s",
-				 k->access_key, scope, signed_names, sig);
-	}
+	if (sign(k, amz_date, canon, sig, scope) == 0)
+		out = xasprintf("AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s",
+				k->access_key, scope, signed_names, sig);
 	free(canon);
 	free(signed_names);
 	return out;
@@ -351,48 +281,34 @@ char *regfs_sigv4_presign_query(const struct regfs_sigv4_key *k, const char *amz
 	snprintf(scope, sizeof scope, "%s/%s/%s/aws4_request", date8, k->region, k->service);
 	snprintf(expires, sizeof expires, "%d", expires_s);
 
-	struct sb cred = {0};
-	sb_add(&cred, k->access_key);
-	sb_add(&cred, "/");
-	sb_add(&cred, scope);
-	char *cred_raw = sb_take(&cred);
+	char *cred_raw = xasprintf("%s/%s", k->access_key, scope);
 	char *cred_enc = cred_raw ? regfs_sigv4_uri_encode(cred_raw, strlen(cred_raw), false) : NULL;
 	free(cred_raw);
 	if (!cred_enc)
 		return NULL;
 
-	struct sb q = {0};
-	if (query && *query) {
-		sb_add(&q, query);
-		sb_add(&q, "&");
-	}
-	sb_add(&q, "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=");
-	sb_add(&q, cred_enc);
-	sb_add(&q, "&X-Amz-Date=");
-	sb_add(&q, amz_date);
-	sb_add(&q, "&X-Amz-Expires=");
-	sb_add(&q, expires);
-	sb_add(&q, "&X-Amz-SignedHeaders=host");
+	bool q_in = query && *query;
+	struct dynbuf q = DYNBUF_INIT(DYNBUF_NO_CAP);
+	int rc = dynbuf_printf(&q, "%s%sX-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=%s"
+			       "&X-Amz-Date=%s&X-Amz-Expires=%s&X-Amz-SignedHeaders=host",
+			       q_in ? query : "", q_in ? "&" : "", cred_enc, amz_date, expires);
 	free(cred_enc);
-	if (q.oom) {
-		free(q.s);
+	if (rc)
 		return NULL;
-	}
 
 	struct regfs_sigv4_header h = {"host", host};
 	struct regfs_sigv4_request r = {
-		.method = method, .path = path, .query = q.s,
+		.method = method, .path = path, .query = dynbuf_ptr(&q),
 		.headers = &h, .n_headers = 1, .payload_hash = REGFS_SIGV4_UNSIGNED,
 	};
 	char *canon = canonical(&r, NULL);
 	char sig[65];
-	if (!canon || sign(k, amz_date, canon, sig, scope) != 0) {
+	if (!canon || sign(k, amz_date, canon, sig, scope) != 0 ||
+	    dynbuf_printf(&q, "&X-Amz-Signature=%s", sig)) {
 		free(canon);
-		free(q.s);
+		dynbuf_free(&q);
 		return NULL;
 	}
 	free(canon);
-	sb_add(&q, "&X-Amz-Signature=");
-	sb_add(&q, sig);
-	return sb_take(&q);
+	return dynbuf_take(&q, NULL);
 }

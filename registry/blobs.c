@@ -165,7 +165,7 @@ static ssize_t reader_cb(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	(void)pos;
 	struct rd_ctx *x = cls;
-	ssize_t n = x->rd->read(x->rd, buf, max, NULL);
+	ssize_t n = regfs_reader_read(x->rd, buf, max, NULL);
 	if (n == 0)
 		return MHD_CONTENT_READER_END_OF_STREAM;
 	if (n < 0)
@@ -177,7 +177,7 @@ static void reader_free(void *cls)
 {
 	struct rd_ctx *x = cls;
 	if (x->rd)
-		x->rd->close(x->rd);
+		regfs_reader_close(x->rd);
 	free(x);
 }
 

@@ -153,7 +153,7 @@ void upload_op_free(struct upload_op *op)
 	/* an aborted request: keep what was written resumable, drop the hash
 	 * state (it is rebuilt from storage if the client continues) */
 	if (op->w)
-		op->w->close(op->w, NULL);
+		regfs_writer_close(op->w, NULL);
 	regfs_hasher_free(op->h);
 	free(op);
 }
@@ -342,7 +342,7 @@ static int op_open(struct registry *r, const char *name, struct upload_op *op, b
 	free(p);
 	if (rc)
 		return rc;
-	op->size = op->w->size(op->w);
+	op->size = regfs_writer_size(op->w);
 	uint64_t off = 0;
 	op->h = uc_take(r->uc, op->uuid, op->alg, &off);
 	if (op->h && off != op->size) {
@@ -422,7 +422,7 @@ static void op_consume(struct upload_op *op, const char *data, size_t n)
 	/* !op->w: the request was refused and its writer released */
 	if (op->failed || !op->w || op->mode == OP_SESSION || op->mode == OP_MOUNTED)
 		return;
-	ssize_t w = op->w->write(op->w, data, n, &op->err);
+	ssize_t w = regfs_writer_write(op->w, data, n, &op->err);
 	if (w < 0 || (size_t)w != n) {
 		op_fail(op, w < 0 ? (int)w : -EIO);
 		return;
@@ -463,8 +463,8 @@ static int publish_and_link(struct registry *r, const char *name, struct upload_
 	/* discarded: remove the data while the lock is still held, so a request
 	 * waiting for the session finds it gone rather than resumable */
 	if (existed)
-		op->w->cancel(op->w, NULL);
-	op->w->close(op->w, NULL); /* releases the lock; nothing left to lose */
+		regfs_writer_cancel(op->w, NULL);
+	regfs_writer_close(op->w, NULL); /* releases the lock; nothing left to lose */
 	op->w = NULL;
 	if (existed) {
 		note_existing(r, digest, op->size);
@@ -484,10 +484,10 @@ static enum MHD_Result op_finish(struct registry *r, struct request *q)
 	struct upload_op *op = q->up;
 	struct regfs_err e = {0};
 	char got[REGFS_DIGEST_MAX];
-	int rc = op->w->commit(op->w, &e);
+	int rc = regfs_writer_commit(op->w, &e);
 	char *updir = regfs_layout_upload_dir(q->rt.name, op->uuid);
 	if (rc) {
-		op->w->close(op->w, NULL);
+		regfs_writer_close(op->w, NULL);
 		op->w = NULL;
 		free(updir);
 		if (rc == -ENOENT || rc == -EBUSY)
@@ -498,7 +498,7 @@ static enum MHD_Result op_finish(struct registry *r, struct request *q)
 	regfs_hasher_free(op->h);
 	op->h = NULL;
 	if (strcmp(got, op->digest) != 0) {
-		op->w->close(op->w, NULL);
+		regfs_writer_close(op->w, NULL);
 		op->w = NULL;
 		if (updir)
 			regfs_storage_del(r->st, updir, NULL);
@@ -536,7 +536,7 @@ static enum MHD_Result op_body(struct registry *r, struct request *q)
 	if (op->failed) {
 		/* the writer state is uncertain: drop the hash state */
 		if (op->w) {
-			op->w->close(op->w, NULL);
+			regfs_writer_close(op->w, NULL);
 			op->w = NULL;
 		}
 		return respond_storage_error(r, q, &op->err);
@@ -547,7 +547,7 @@ static enum MHD_Result op_body(struct registry *r, struct request *q)
 		return blob_created(r, q, op->digest);
 	if (op->mode == OP_PATCH) {
 		struct regfs_err e = {0};
-		int rc = op->w->close(op->w, &e);
+		int rc = regfs_writer_close(op->w, &e);
 		op->w = NULL;
 		if (rc == -ENOENT || rc == -EBUSY)
 			return session_lost(r, q);
@@ -639,7 +639,7 @@ enum MHD_Result h_upload_start(struct registry *r, struct request *q)
 		return respond_storage_error(r, q, &e);
 	if (!dg) {
 		/* a plain session: the empty data object makes it resumable */
-		rc = op->w->close(op->w, &e);
+		rc = regfs_writer_close(op->w, &e);
 		op->w = NULL;
 		if (rc)
 			return respond_storage_error(r, q, &e);
@@ -685,7 +685,7 @@ static enum MHD_Result patch_or_put(struct registry *r, struct request *q, enum 
 	if (cr && *cr && (parse_content_range(cr, &a, &b) || a != op->size)) {
 		/* refused: release the session before answering, so the client's
 		 * next request does not find it still held by this one */
-		op->w->close(op->w, NULL);
+		regfs_writer_close(op->w, NULL);
 		op->w = NULL;
 	}
 	if (cr && *cr) {

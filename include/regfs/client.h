@@ -4,18 +4,41 @@
  * One request layer under a thin API: auth challenges (Basic; Bearer token
  * flow with a per-scope token cache until expiry), bounded retries with
  * backoff on connection errors and 5xx for idempotent requests, a total
- * per-request timeout, connection reuse (a shared connection cache), and
- * parallel batches on the curl multi interface with bounded concurrency.
+ * per-request timeout, connection reuse (lib/http: a shared connection cache
+ * and a pool of handles), and parallel batches on the curl multi interface
+ * with bounded concurrency.
  *
  * Thread-safe: one client may be used from every FUSE worker thread at once.
- * Errors: 0 or negative errno, with struct regfs_err filled:
- *   -ENOENT   the registry answered 404 (unknown repo/tag/manifest/blob)
- *   -EACCES   401/403 after auth was tried (message says which credentials)
- *   -ETIMEDOUT the request took longer than opts.timeout_s
- *   -EHOSTUNREACH / -ECONNREFUSED  the registry cannot be reached
- *   -EPROTO   not a registry, or an answer that breaks the spec
- *   -ENOTSUP  the registry refuses the operation (UNSUPPORTED, 405)
- *   -EIO      anything else (message has status and the registry's error). */
+ *
+ * Errors: 0 or a negative errno, with struct regfs_err filled (its code is
+ * the same errno, its message says what failed and what to do). This table
+ * is the client's whole policy; two functions of lib/client/request.c apply
+ * it, status_err (HTTP answers) and curl_to_err (transport failures), and
+ * callers such as the mount map these errnos on to their own (fs/ does, for
+ * FUSE replies) rather than looking at statuses themselves.
+ *
+ *   HTTP answers, after retries (5xx, 429) and the auth flow (401) ran:
+ *   -ENOENT        404 (unknown repository, tag, manifest or blob)
+ *   -EACCES        401 or 403 (the message names the credentials' source)
+ *   -ENOTSUP       405, or a registry error code UNSUPPORTED; deleting a tag
+ *                  on a registry that cannot (400 DIGEST_INVALID)
+ *   -EIO           any other status (the message has it and the registry's
+ *                  own error code and text)
+ *   Transport failures, after retries:
+ *   -ECONNREFUSED  cannot connect
+ *   -EHOSTUNREACH  cannot resolve the host
+ *   -ETIMEDOUT     no complete answer within opts.timeout_s (streamed blob
+ *                  bodies: no byte for timeout_s)
+ *   -EIO           TLS failed (the message points to --ca-cert/--insecure),
+ *                  or any other transport error
+ *   -EINVAL        a URL curl cannot use
+ *   Answers that are not what the spec promises:
+ *   -EPROTO        not a registry, a plain-HTTP URL on a TLS port, a body of
+ *                  the wrong shape, a pagination loop, a manifest or blob whose
+ *                  bytes do not hash to its digest
+ *   -EBADMSG       the same mismatch inside a bulk-manifests answer
+ *   Before any request: -EINVAL for an invalid name, reference or digest;
+ *   -ENOMEM. Writing a fetched blob to the caller's fd: that write's errno. */
 #ifndef REGFS_CLIENT_H
 #define REGFS_CLIENT_H
 

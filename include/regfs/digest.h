@@ -32,6 +32,10 @@ void regfs_hasher_final(struct regfs_hasher *h, char out[REGFS_DIGEST_MAX]);
 struct regfs_hasher *regfs_hasher_dup(const struct regfs_hasher *h);
 void regfs_hasher_free(struct regfs_hasher *h);
 
+/* Lowercase hex of in[0..n) into out (2n + 1 bytes, NUL-terminated), as
+ * digests and SigV4 spell their hashes. */
+void regfs_hex_lower(const unsigned char *in, size_t n, char *out);
+
 /* One-shot: digest of a buffer. */
 void regfs_digest_buf(enum regfs_digest_alg alg, const void *buf, size_t len,
 		      char out[REGFS_DIGEST_MAX]);

@@ -1,5 +1,5 @@
-/* oci.h — OCI / Docker media types, repository-name, tag and reference
- * grammar (OCI Distribution Spec v1.1), and manifest/index parsing.
+/* oci.h — OCI / Docker media types and manifest/index parsing (OCI Image and
+ * Distribution Spec v1.1); the name, tag and reference grammar is names.h.
  *
  * Parsing keeps no reference to the input buffer; the result is owned by the
  * caller and released with regfs_manifest_free(). */

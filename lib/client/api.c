@@ -15,7 +15,6 @@
 #include <jansson.h>
 
 /* Bound on pages followed, so a registry looping its Link never hangs us. */
-#define MAX_PAGES 100000
 
 static int check_repo(const char *repo, struct regfs_err *err)
 {
@@ -42,19 +41,18 @@ static int check_digest(const char *d, struct regfs_err *err)
 	return 0;
 }
 
-/* Parses one JSON page holding {"<key>": [strings] | null} into out. */
-static int page_strings(struct regfs_client *c, const char *url, const struct resp *r,
-			const char *key, struct regfs_strv *out, struct regfs_err *err)
+/* Parses one JSON page holding {"<key>": [strings] | null} into out.
+ * -EPROTO when it is not that shape, -ENOMEM. */
+static int page_strings(const char *url, const char *body, size_t len, const char *key,
+			struct regfs_strv *out, struct regfs_err *err)
 {
 	json_error_t je;
-	json_t *j = json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, &je);
+	json_t *j = json_loadb(body, len, 0, &je);
 	json_t *a = json_object_get(j, key);
 	int rc = 0;
-	if (!j || (!json_is_array(a) && !json_is_null(a) && a)) {
-		ST_INC(c, st_errors);
+	if (!j || (!json_is_array(a) && !json_is_null(a) && a))
 		rc = regfs_errf(err, -EPROTO, "GET %s: answer is not {\"%s\": [...]} (%s): not a registry?",
 				url, key, j ? "wrong shape" : je.text);
-	}
 	size_t i;
 	json_t *v;
 	json_array_foreach(a, i, v) {
@@ -67,34 +65,34 @@ static int page_strings(struct regfs_client *c, const char *url, const struct re
 	return rc;
 }
 
-/* Follows pages from first_url, collecting `key` strings. */
-static int paged_list(struct regfs_client *c, const char *first_url, const char *scope,
-		      const char *key, const char *what, _Atomic uint64_t *counter,
-		      struct regfs_strv *out, struct regfs_err *err)
+int walk_pages(struct regfs_client *c, char *first, const struct pages *pg,
+	       struct regfs_err *err)
 {
-	*out = (struct regfs_strv){0};
-	char *url = strdup(first_url);
-	int rc = url ? 0 : -ENOMEM;
-	for (int page = 0; url && !rc; page++) {
-		if (page >= MAX_PAGES) {
+	char *url = first;
+	int rc = url ? 0 : regfs_errf(err, -ENOMEM, "out of memory");
+	for (int n = 0; url && !rc; n++) {
+		if (n >= MAX_PAGES) {
 			rc = regfs_errf(err, -EPROTO, "%s: more than %d pages: the registry's Link loops",
-					what, MAX_PAGES);
+					pg->what, MAX_PAGES);
 			break;
 		}
-		struct rq q = {.method = "GET", .url = url, .scope = scope, .idempotent = true};
+		struct rq q = {.method = "GET", .url = url, .scope = pg->scope, .idempotent = true};
 		struct resp r = {.sink = SINK_MEM, .content_length = -1};
-		atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(pg->counter, 1, memory_order_relaxed);
 		rc = client_do(c, &q, &r, err);
 		if (!rc && r.status != 200)
-			rc = status_err(c, &r, "GET", url, what, err);
-		if (!rc)
-			rc = page_strings(c, url, &r, key, out, err);
+			rc = status_err(c, &r, "GET", url, pg->what, err);
+		if (!rc) {
+			rc = pg->page(url, dynbuf_ptr(&r.body), dynbuf_len(&r.body), pg->arg, err);
+			if (rc == -EPROTO || rc == -EBADMSG)
+				ST_INC(c, st_errors);
+		}
 		char *next = !rc && r.link ? link_next(c, r.link) : NULL;
 		if (next && strcmp(next, url) == 0) {
 			/* A Link back to the same page would never end. */
 			ST_INC(c, st_errors);
 			rc = regfs_errf(err, -EPROTO, "%s: GET %s links to itself as the next page: "
-					"the registry's pagination is broken", what, url);
+					"the registry's pagination is broken", pg->what, url);
 			free(next);
 			next = NULL;
 		}
@@ -103,6 +101,31 @@ static int paged_list(struct regfs_client *c, const char *first_url, const char 
 		url = next;
 	}
 	free(url);
+	return rc;
+}
+
+struct strings_acc {
+	const char *key;
+	struct regfs_strv *out;
+};
+
+static int strings_page(const char *url, const char *body, size_t len, void *arg,
+			struct regfs_err *err)
+{
+	struct strings_acc *a = arg;
+	return page_strings(url, body, len, a->key, a->out, err);
+}
+
+/* Follows pages from first_url, collecting `key` strings. */
+static int paged_list(struct regfs_client *c, const char *first_url, const char *scope,
+		      const char *key, const char *what, _Atomic uint64_t *counter,
+		      struct regfs_strv *out, struct regfs_err *err)
+{
+	*out = (struct regfs_strv){0};
+	struct strings_acc a = {key, out};
+	struct pages pg = {.scope = scope, .what = what, .counter = counter,
+			   .page = strings_page, .arg = &a};
+	int rc = walk_pages(c, strdup(first_url), &pg, err);
 	if (rc)
 		regfs_strv_free(out);
 	return rc;
@@ -139,7 +162,10 @@ int tags_parse(struct regfs_client *c, const char *repo, const char *url, struct
 	       struct regfs_strv *out, struct regfs_err *err)
 {
 	(void)repo;
-	return page_strings(c, url, r, "tags", out, err);
+	int rc = page_strings(url, dynbuf_ptr(&r->body), dynbuf_len(&r->body), "tags", out, err);
+	if (rc == -EPROTO)
+		ST_INC(c, st_errors);
+	return rc;
 }
 
 int regfs_client_tags(struct regfs_client *c, const char *repo, struct regfs_strv *out,
@@ -181,7 +207,7 @@ int manifest_fill(struct regfs_client *c, const char *repo, const char *ref, str
 	snprintf(url, sizeof url, "%s/v2/%s/manifests/%s", c->url, repo, ref);
 	if (r->status != 200)
 		return status_err(c, r, "GET", url, what, err);
-	if (!r->body.len) {
+	if (!dynbuf_len(&r->body)) {
 		ST_INC(c, st_errors);
 		return regfs_errf(err, -EPROTO, "GET %s answered an empty manifest", url);
 	}
@@ -194,7 +220,7 @@ int manifest_fill(struct regfs_client *c, const char *repo, const char *ref, str
 	if (want)
 		regfs_digest_parse(want, &alg, NULL, NULL);
 	char got[REGFS_DIGEST_MAX];
-	regfs_digest_buf(alg, r->body.data, r->body.len, got);
+	regfs_digest_buf(alg, dynbuf_ptr(&r->body), dynbuf_len(&r->body), got);
 	if (want && strcmp(got, want) != 0) {
 		ST_INC(c, st_errors);
 		return regfs_errf(err, -EPROTO,
@@ -205,7 +231,7 @@ int manifest_fill(struct regfs_client *c, const char *repo, const char *ref, str
 		enum regfs_digest_alg a2 = REGFS_SHA256;
 		char d2[REGFS_DIGEST_MAX];
 		regfs_digest_parse(r->dcd, &a2, NULL, NULL);
-		regfs_digest_buf(a2, r->body.data, r->body.len, d2);
+		regfs_digest_buf(a2, dynbuf_ptr(&r->body), dynbuf_len(&r->body), d2);
 		if (strcmp(d2, r->dcd) != 0) {
 			ST_INC(c, st_errors);
 			return regfs_errf(err, -EPROTO,
@@ -220,16 +246,14 @@ int manifest_fill(struct regfs_client *c, const char *repo, const char *ref, str
 		if (out->content_type)
 			out->content_type[strcspn(out->content_type, ";")] = '\0';
 	} else {
-		json_t *j = json_loadb(r->body.data, r->body.len, 0, NULL);
+		json_t *j = json_loadb(dynbuf_ptr(&r->body), dynbuf_len(&r->body), 0, NULL);
 		const char *mt = json_string_value(json_object_get(j, "mediaType"));
 		out->content_type = strdup(mt ? mt : "application/vnd.oci.image.manifest.v1+json");
 		json_decref(j);
 	}
 	if (!out->content_type)
 		return regfs_errf(err, -ENOMEM, "out of memory");
-	out->data = r->body.data;
-	out->len = r->body.len;
-	r->body = (struct membuf){0};
+	out->data = dynbuf_take(&r->body, &out->len);
 	if (r->last_modified) {
 		time_t t = curl_getdate(r->last_modified, NULL);
 		out->last_modified = t > 0 ? (int64_t)t : 0;
@@ -237,132 +261,122 @@ int manifest_fill(struct regfs_client *c, const char *repo, const char *ref, str
 	return 0;
 }
 
+/* A manifest request's checks and call: the repository and reference must be
+ * valid before anything is allocated. */
+static int manifest_call(struct regfs_client *c, struct call *k, const char *repo,
+			 const char *ref, const char *action, struct regfs_err *err)
+{
+	*k = (struct call){0};
+	int rc = check_repo(repo, err);
+	if (!rc)
+		rc = check_ref(ref, err);
+	if (!rc)
+		rc = call_init(k, xasprintf("%s/v2/%s/manifests/%s", c->url, repo, ref),
+			       xasprintf("repository:%s:%s", repo, action), SINK_MEM, err);
+	return rc;
+}
+
 int regfs_client_manifest(struct regfs_client *c, const char *repo, const char *ref,
 			  struct regfs_manifest_resp *out, struct regfs_err *err)
 {
 	*out = (struct regfs_manifest_resp){0};
-	int rc = check_repo(repo, err);
-	if (!rc)
-		rc = check_ref(ref, err);
-	if (rc)
-		return rc;
-	char *url = xasprintf("%s/v2/%s/manifests/%s", c->url, repo, ref);
-	char *scope = scope_pull(repo);
-	const char *hdrs[] = {manifest_accept_hdr, NULL};
-	struct resp r = {.sink = SINK_MEM, .content_length = -1};
-	if (!url || !scope) {
-		rc = regfs_errf(err, -ENOMEM, "out of memory");
-		goto out;
+	struct call k;
+	int rc = manifest_call(c, &k, repo, ref, "pull", err);
+	if (!rc) {
+		const char *hdrs[] = {manifest_accept_hdr, NULL};
+		struct rq q = {.method = "GET", .url = k.url, .scope = k.scope, .headers = hdrs,
+			       .idempotent = true};
+		ST_INC(c, st_manifest_gets);
+		rc = client_do(c, &q, &k.r, err);
 	}
-	struct rq q = {.method = "GET", .url = url, .scope = scope, .headers = hdrs,
-		       .idempotent = true};
-	ST_INC(c, st_manifest_gets);
-	rc = client_do(c, &q, &r, err);
 	if (!rc)
-		rc = manifest_fill(c, repo, ref, &r, out, err);
-out:
-	resp_free(&r);
-	free(url);
-	free(scope);
+		rc = manifest_fill(c, repo, ref, &k.r, out, err);
+	call_free(&k);
 	return rc;
 }
 
 /* Shared set-up of blob requests. */
-static int blob_req(struct regfs_client *c, const char *repo, const char *digest, char **url,
-		    char **scope, struct regfs_err *err)
+static int blob_call(struct regfs_client *c, struct call *k, const char *repo,
+		     const char *digest, enum sink_kind sink, struct regfs_err *err)
 {
+	*k = (struct call){0};
 	int rc = check_repo(repo, err);
 	if (!rc)
 		rc = check_digest(digest, err);
-	if (rc)
-		return rc;
-	*url = xasprintf("%s/v2/%s/blobs/%s", c->url, repo, digest);
-	*scope = scope_pull(repo);
-	if (!*url || !*scope) {
-		free(*url);
-		free(*scope);
-		return regfs_errf(err, -ENOMEM, "out of memory");
-	}
-	return 0;
+	if (!rc)
+		rc = call_init(k, xasprintf("%s/v2/%s/blobs/%s", c->url, repo, digest),
+			       scope_pull(repo), sink, err);
+	return rc;
 }
 
 int regfs_client_blob_read(struct regfs_client *c, const char *repo, const char *digest,
 			   uint64_t off, size_t len, void *buf, size_t *got, struct regfs_err *err)
 {
 	*got = 0;
-	char *url = NULL, *scope = NULL;
-	int rc = blob_req(c, repo, digest, &url, &scope, err);
-	if (rc)
+	struct call k;
+	int rc = blob_call(c, &k, repo, digest, SINK_BUF, err);
+	if (rc || len == 0) {
+		call_free(&k);
 		return rc;
-	if (len == 0)
-		goto out;
+	}
 	char range[80];
 	snprintf(range, sizeof range, "Range: bytes=%llu-%llu", (unsigned long long)off,
 		 (unsigned long long)(off + len - 1));
 	const char *hdrs[] = {range, NULL};
-	struct rq q = {.method = "GET", .url = url, .scope = scope, .headers = hdrs,
+	struct rq q = {.method = "GET", .url = k.url, .scope = k.scope, .headers = hdrs,
 		       .idempotent = true};
-	struct resp r = {.sink = SINK_BUF, .buf = buf, .buf_cap = len, .skip = off,
-			 .content_length = -1};
+	k.r.buf = buf;
+	k.r.buf_cap = len;
+	k.r.skip = off;
 	ST_INC(c, st_blob_reads);
-	rc = client_do(c, &q, &r, err);
+	rc = client_do(c, &q, &k.r, err);
 	if (!rc) {
-		if (r.status == 206 || r.status == 200) {
-			*got = r.buf_got;
-		} else if (r.status == 416) {
+		if (k.r.status == 206 || k.r.status == 200)
+			*got = k.r.buf_got;
+		else if (k.r.status == 416)
 			*got = 0; /* at or past the end */
-		} else {
-			char what[400];
-			snprintf(what, sizeof what, "blob %s in %s", digest, repo);
-			rc = status_err(c, &r, "GET", url, what, err);
-		}
+		else
+			rc = status_errf(c, &k.r, "GET", k.url, err, "blob %s in %s", digest, repo);
 	}
-	resp_free(&r);
-out:
-	free(url);
-	free(scope);
+	call_free(&k);
 	return rc;
 }
 
 int regfs_client_blob_fetch(struct regfs_client *c, const char *repo, const char *digest,
 			    int fd, struct regfs_err *err)
 {
-	char *url = NULL, *scope = NULL;
-	int rc = blob_req(c, repo, digest, &url, &scope, err);
-	if (rc)
+	struct call k;
+	int rc = blob_call(c, &k, repo, digest, SINK_FD, err);
+	if (rc) {
+		call_free(&k);
 		return rc;
+	}
 	enum regfs_digest_alg alg = REGFS_SHA256;
 	regfs_digest_parse(digest, &alg, NULL, NULL);
-	struct rq q = {.method = "GET", .url = url, .scope = scope, .idempotent = true,
+	struct rq q = {.method = "GET", .url = k.url, .scope = k.scope, .idempotent = true,
 		       .stream = true};
-	struct resp r = {.sink = SINK_FD, .fd = fd, .hasher = regfs_hasher_new(alg),
-			 .content_length = -1};
-	if (!r.hasher) {
+	k.r.fd = fd;
+	k.r.hasher = regfs_hasher_new(alg);
+	if (!k.r.hasher) {
 		rc = regfs_errf(err, -ENOMEM, "out of memory");
-		goto out;
+	} else {
+		ST_INC(c, st_blob_reads);
+		rc = client_do(c, &q, &k.r, err);
 	}
-	ST_INC(c, st_blob_reads);
-	rc = client_do(c, &q, &r, err);
-	if (!rc && r.status != 200) {
-		char what[400];
-		snprintf(what, sizeof what, "blob %s in %s", digest, repo);
-		rc = status_err(c, &r, "GET", url, what, err);
-	}
+	if (!rc && k.r.status != 200)
+		rc = status_errf(c, &k.r, "GET", k.url, err, "blob %s in %s", digest, repo);
 	if (!rc) {
 		char got[REGFS_DIGEST_MAX];
-		regfs_hasher_final(r.hasher, got);
+		regfs_hasher_final(k.r.hasher, got);
 		if (strcmp(got, digest) != 0) {
 			ST_INC(c, st_errors);
 			rc = regfs_errf(err, -EPROTO,
 					"GET %s: the %llu bytes received hash to %s: the blob is "
 					"corrupt in the registry or was altered in transit",
-					url, (unsigned long long)r.written, got);
+					k.url, (unsigned long long)k.r.written, got);
 		}
 	}
-out:
-	resp_free(&r);
-	free(url);
-	free(scope);
+	call_free(&k);
 	return rc;
 }
 
@@ -370,52 +384,40 @@ int regfs_client_blob_size(struct regfs_client *c, const char *repo, const char 
 			   uint64_t *size, struct regfs_err *err)
 {
 	*size = 0;
-	char *url = NULL, *scope = NULL;
-	int rc = blob_req(c, repo, digest, &url, &scope, err);
-	if (rc)
-		return rc;
-	struct rq q = {.method = "HEAD", .url = url, .scope = scope, .idempotent = true};
-	struct resp r = {.sink = SINK_NONE, .content_length = -1};
-	rc = client_do(c, &q, &r, err);
-	if (!rc && r.status != 200) {
-		char what[400];
-		snprintf(what, sizeof what, "blob %s in %s", digest, repo);
-		rc = status_err(c, &r, "HEAD", url, what, err);
+	struct call k;
+	int rc = blob_call(c, &k, repo, digest, SINK_NONE, err);
+	if (!rc) {
+		struct rq q = {.method = "HEAD", .url = k.url, .scope = k.scope, .idempotent = true};
+		rc = client_do(c, &q, &k.r, err);
 	}
-	if (!rc && r.content_length < 0) {
+	if (!rc && k.r.status != 200)
+		rc = status_errf(c, &k.r, "HEAD", k.url, err, "blob %s in %s", digest, repo);
+	if (!rc && k.r.content_length < 0) {
 		ST_INC(c, st_errors);
-		rc = regfs_errf(err, -EPROTO, "HEAD %s answered without Content-Length", url);
+		rc = regfs_errf(err, -EPROTO, "HEAD %s answered without Content-Length", k.url);
 	}
 	if (!rc)
-		*size = (uint64_t)r.content_length;
-	resp_free(&r);
-	free(url);
-	free(scope);
+		*size = (uint64_t)k.r.content_length;
+	call_free(&k);
 	return rc;
 }
 
 int regfs_client_delete_manifest(struct regfs_client *c, const char *repo, const char *ref,
 				 struct regfs_err *err)
 {
-	int rc = check_repo(repo, err);
-	if (!rc)
-		rc = check_ref(ref, err);
-	if (rc)
-		return rc;
-	char *url = xasprintf("%s/v2/%s/manifests/%s", c->url, repo, ref);
-	char *scope = xasprintf("repository:%s:delete", repo);
-	struct resp r = {.sink = SINK_MEM, .content_length = -1};
-	if (!url || !scope) {
-		rc = regfs_errf(err, -ENOMEM, "out of memory");
-		goto out;
+	struct call k;
+	int rc = manifest_call(c, &k, repo, ref, "delete", err);
+	if (!rc) {
+		/* DELETE is idempotent in the spec's sense; a retried delete that
+		 * already happened answers 404, which is reported. */
+		struct rq q = {.method = "DELETE", .url = k.url, .scope = k.scope,
+			       .idempotent = false};
+		ST_INC(c, st_writes);
+		rc = client_do(c, &q, &k.r, err);
 	}
-	/* DELETE is idempotent in the spec's sense; a retried delete that
-	 * already happened answers 404, which is reported. */
-	struct rq q = {.method = "DELETE", .url = url, .scope = scope, .idempotent = false};
-	ST_INC(c, st_writes);
-	rc = client_do(c, &q, &r, err);
-	if (!rc && r.status == 400 && !regfs_digest_valid(ref) && r.body.data &&
-	    strstr(r.body.data, "DIGEST_INVALID")) {
+	long st = k.r.status;
+	if (!rc && st == 400 && !regfs_digest_valid(ref) &&
+	    strstr(dynbuf_ptr(&k.r.body), "DIGEST_INVALID")) {
 		/* registry:2 (2.8) cannot delete a tag: it parses the tag as a
 		 * digest and answers 400 DIGEST_INVALID. Say so as -ENOTSUP so the
 		 * caller can take its fallback. */
@@ -424,17 +426,13 @@ int regfs_client_delete_manifest(struct regfs_client *c, const char *repo, const
 				"deleting tag %s:%s: registry %s cannot delete tags (DELETE by tag "
 				"answered 400 DIGEST_INVALID); delete the manifest by digest instead",
 				repo, ref, c->url);
-	} else if (!rc && r.status != 202 && r.status != 200 && r.status != 204) {
-		char what[400];
-		snprintf(what, sizeof what, "deleting manifest %s:%s", repo, ref);
-		rc = status_err(c, &r, "DELETE", url, what, err);
+	} else if (!rc && st != 202 && st != 200 && st != 204) {
+		rc = status_errf(c, &k.r, "DELETE", k.url, err, "deleting manifest %s:%s", repo,
+				 ref);
 	}
 	if (!rc)
 		log_info("client: deleted %s:%s", repo, ref);
-out:
-	resp_free(&r);
-	free(url);
-	free(scope);
+	call_free(&k);
 	return rc;
 }
 
@@ -449,33 +447,26 @@ int regfs_client_put_manifest(struct regfs_client *c, const char *repo, const ch
 		return rc;
 	if (!content_type || !*content_type)
 		return regfs_errf(err, -EINVAL, "putting manifest %s:%s: no content type", repo, ref);
-	char *url = xasprintf("%s/v2/%s/manifests/%s", c->url, repo, ref);
-	char *scope = xasprintf("repository:%s:pull,push", repo);
+	struct call k;
 	char *ct = xasprintf("Content-Type: %s", content_type);
-	const char *hdrs[] = {ct, NULL};
-	struct resp r = {.sink = SINK_MEM, .content_length = -1};
-	if (!url || !scope || !ct) {
+	rc = manifest_call(c, &k, repo, ref, "pull,push", err);
+	if (!rc && !ct)
 		rc = regfs_errf(err, -ENOMEM, "out of memory");
-		goto out;
-	}
 	char local[REGFS_DIGEST_MAX];
-	regfs_digest_buf(REGFS_SHA256, data, len, local);
-	struct rq q = {.method = "PUT", .url = url, .scope = scope, .headers = hdrs,
-		       .body = data, .body_len = len, .idempotent = true};
-	ST_INC(c, st_writes);
-	rc = client_do(c, &q, &r, err);
-	if (!rc && r.status != 201 && r.status != 200) {
-		char what[400];
-		snprintf(what, sizeof what, "putting manifest %s:%s", repo, ref);
-		rc = status_err(c, &r, "PUT", url, what, err);
+	if (!rc) {
+		regfs_digest_buf(REGFS_SHA256, data, len, local);
+		const char *hdrs[] = {ct, NULL};
+		struct rq q = {.method = "PUT", .url = k.url, .scope = k.scope, .headers = hdrs,
+			       .body = data, .body_len = len, .idempotent = true};
+		ST_INC(c, st_writes);
+		rc = client_do(c, &q, &k.r, err);
 	}
+	if (!rc && k.r.status != 201 && k.r.status != 200)
+		rc = status_errf(c, &k.r, "PUT", k.url, err, "putting manifest %s:%s", repo, ref);
 	if (!rc && digest_out)
 		snprintf(digest_out, REGFS_DIGEST_MAX, "%s",
-			 r.dcd && regfs_digest_valid(r.dcd) ? r.dcd : local);
-out:
-	resp_free(&r);
-	free(url);
-	free(scope);
+			 k.r.dcd && regfs_digest_valid(k.r.dcd) ? k.r.dcd : local);
+	call_free(&k);
 	free(ct);
 	return rc;
 }
@@ -518,9 +509,7 @@ static int copy_through_upload(struct regfs_client *c, const char *repo, const c
 	ST_INC(c, st_writes);
 	rc = client_do(c, &q, &r, err);
 	if (!rc && r.status != 201) {
-		char what[400];
-		snprintf(what, sizeof what, "uploading blob %s to %s", digest, repo);
-		rc = status_err(c, &r, "PUT", url, what, err);
+		rc = status_errf(c, &r, "PUT", url, err, "uploading blob %s to %s", digest, repo);
 	}
 out:
 	resp_free(&r);
@@ -539,31 +528,23 @@ int regfs_client_mount_blob(struct regfs_client *c, const char *repo, const char
 		rc = check_digest(digest, err);
 	if (rc)
 		return rc;
-	char *url = xasprintf("%s/v2/%s/blobs/uploads/?mount=%s&from=%s", c->url, repo, digest,
-			      from);
-	char *scope = xasprintf("repository:%s:pull,push repository:%s:pull", repo, from);
-	struct resp r = {.sink = SINK_MEM, .content_length = -1};
-	if (!url || !scope) {
-		rc = regfs_errf(err, -ENOMEM, "out of memory");
-		goto out;
+	struct call k;
+	rc = call_init(&k,
+		       xasprintf("%s/v2/%s/blobs/uploads/?mount=%s&from=%s", c->url, repo, digest,
+				 from),
+		       xasprintf("repository:%s:pull,push repository:%s:pull", repo, from),
+		       SINK_MEM, err);
+	if (!rc) {
+		struct rq q = {.method = "POST", .url = k.url, .scope = k.scope, .body = "",
+			       .body_len = 0};
+		ST_INC(c, st_writes);
+		rc = client_do(c, &q, &k.r, err);
 	}
-	struct rq q = {.method = "POST", .url = url, .scope = scope, .body = "", .body_len = 0};
-	ST_INC(c, st_writes);
-	rc = client_do(c, &q, &r, err);
-	if (rc)
-		goto out;
-	if (r.status == 201)
-		goto out;
-	if (r.status == 202 && r.location) {
-		rc = copy_through_upload(c, repo, from, digest, r.location, scope, err);
-		goto out;
-	}
-	char what[400];
-	snprintf(what, sizeof what, "mounting blob %s from %s into %s", digest, from, repo);
-	rc = status_err(c, &r, "POST", url, what, err);
-out:
-	resp_free(&r);
-	free(url);
-	free(scope);
+	if (!rc && k.r.status == 202 && k.r.location)
+		rc = copy_through_upload(c, repo, from, digest, k.r.location, k.scope, err);
+	else if (!rc && k.r.status != 201)
+		rc = status_errf(c, &k.r, "POST", k.url, err, "mounting blob %s from %s into %s",
+				 digest, from, repo);
+	call_free(&k);
 	return rc;
 }

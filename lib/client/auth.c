@@ -262,41 +262,39 @@ char *challenge_param(const char *hdr, const char *key)
 	return NULL;
 }
 
+/* Append "?name=value" (or "&name=value" after the first) to a URL. */
+static int add_param(struct dynbuf *u, char *sep, const char *name, const char *value)
+{
+	char *e = url_escape(value);
+	int rc = e ? dynbuf_printf(u, "%c%s=%s", *sep, name, e) : -ENOMEM;
+	*sep = '&';
+	free(e);
+	return rc;
+}
+
 /* GET the token endpoint for want_scopes (space-separated); stores the token
  * under each of the nkeys cache keys. */
 static int token_fetch(struct regfs_client *c, const char *realm, const char *service,
 		       const char *want_scopes, const char *const *keys, size_t nkeys,
 		       struct regfs_err *err)
 {
-	struct membuf u = {0};
-	int rc = membuf_append(&u, realm, strlen(realm));
+	struct dynbuf u = DYNBUF_INIT(DYNBUF_NO_CAP);
+	int rc = dynbuf_addstr(&u, realm);
 	char sep = strchr(realm, '?') ? '&' : '?';
-	if (!rc && service && *service) {
-		char *e = url_escape(service);
-		char *s = e ? xasprintf("%cservice=%s", sep, e) : NULL;
-		rc = s ? membuf_append(&u, s, strlen(s)) : -ENOMEM;
-		sep = '&';
-		free(e);
-		free(s);
-	}
+	if (!rc && service && *service)
+		rc = add_param(&u, &sep, "service", service);
 	/* Several scopes come space-separated in one challenge; the token
 	 * endpoint takes one scope parameter each. */
 	char *scopes = strdup(want_scopes ? want_scopes : ""), *save = NULL;
 	for (char *s = scopes ? strtok_r(scopes, " ", &save) : NULL; s && !rc;
-	     s = strtok_r(NULL, " ", &save)) {
-		char *e = url_escape(s);
-		char *q = e ? xasprintf("%cscope=%s", sep, e) : NULL;
-		rc = q ? membuf_append(&u, q, strlen(q)) : -ENOMEM;
-		sep = '&';
-		free(e);
-		free(q);
-	}
+	     s = strtok_r(NULL, " ", &save))
+		rc = add_param(&u, &sep, "scope", s);
 	free(scopes);
-	if (rc || !u.data) {
-		membuf_free(&u);
+	if (rc) {
+		dynbuf_free(&u);
 		return regfs_errf(err, -ENOMEM, "out of memory building the token request");
 	}
-	struct rq q = {.method = "GET", .url = u.data, .idempotent = true, .no_auth = true,
+	struct rq q = {.method = "GET", .url = dynbuf_ptr(&u), .idempotent = true, .no_auth = true,
 		       .basic_user = c->user, .basic_pass = c->pass};
 	struct resp r = {.sink = SINK_MEM, .content_length = -1};
 	ST_INC(c, st_token_fetches);
@@ -306,19 +304,16 @@ static int token_fetch(struct regfs_client *c, const char *realm, const char *se
 		goto out;
 	}
 	if (r.status == 401 || r.status == 403) {
-		ST_INC(c, st_errors);
-		rc = regfs_errf(err, -EACCES,
-				"the token server %s refused %s (HTTP %ld) for scope \"%s\": "
-				"use --user USER[:PASS], REGFS_USERNAME/REGFS_PASSWORD or docker login",
-				realm, c->user ? "the credentials" : "anonymous access", r.status,
-				want_scopes ? want_scopes : "");
+		rc = access_denied(c, err, "the token server %s refused %s (HTTP %ld) for scope \"%s\"",
+				   realm, c->user ? "the credentials" : "anonymous access", r.status,
+				   want_scopes ? want_scopes : "");
 		goto out;
 	}
 	if (r.status != 200) {
 		rc = status_err(c, &r, "GET", realm, "registry token", err);
 		goto out;
 	}
-	json_t *j = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, NULL);
+	json_t *j = json_loadb(dynbuf_ptr(&r.body), dynbuf_len(&r.body), 0, NULL);
 	const char *tok = json_string_value(json_object_get(j, "token"));
 	if (!tok || !*tok)
 		tok = json_string_value(json_object_get(j, "access_token"));
@@ -338,11 +333,14 @@ static int token_fetch(struct regfs_client *c, const char *realm, const char *se
 		log_debug("client: got a token for %zu scope(s) valid %ld s", nkeys, ttl);
 	}
 	json_decref(j);
-	if (r.body.data)
-		explicit_bzero(r.body.data, r.body.len);
+	size_t blen;
+	char *body = dynbuf_take(&r.body, &blen); /* it held the token */
+	if (body)
+		explicit_bzero(body, blen);
+	free(body);
 out:
 	resp_free(&r);
-	membuf_free(&u);
+	dynbuf_free(&u);
 	return rc;
 }
 
@@ -421,17 +419,16 @@ int auth_prepare_many(struct regfs_client *c, const char *const *scopes, size_t 
 	 * per item. */
 	for (size_t i = 0; i < nn; i += SCOPES_PER_TOKEN) {
 		size_t k = nn - i < SCOPES_PER_TOKEN ? nn - i : SCOPES_PER_TOKEN;
-		struct membuf joined = {0};
+		struct dynbuf joined = DYNBUF_INIT(DYNBUF_NO_CAP);
 		int rc = 0;
 		for (size_t j = 0; j < k && !rc; j++)
-			rc = (j && membuf_append(&joined, " ", 1)) ||
-			     membuf_append(&joined, need[i + j], strlen(need[i + j]));
+			rc = (j && dynbuf_addstr(&joined, " ")) || dynbuf_addstr(&joined, need[i + j]);
 		struct regfs_err e = {0};
 		if (!rc)
-			rc = token_fetch(c, realm, service, joined.data, need + i, k, &e);
+			rc = token_fetch(c, realm, service, dynbuf_ptr(&joined), need + i, k, &e);
 		if (rc)
 			log_debug("client: token for %zu scopes failed: %s", k, regfs_err_str(&e));
-		membuf_free(&joined);
+		dynbuf_free(&joined);
 	}
 	free(need);
 	free(realm);

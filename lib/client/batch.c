@@ -84,20 +84,13 @@ static int start_item(struct regfs_client *c, CURLM *m, struct bitem *it)
 
 static void finish_item(struct regfs_client *c, CURLM *m, struct bitem *it, CURLcode cc)
 {
-	curl_off_t got = 0;
-	if (curl_easy_getinfo(it->x.h, CURLINFO_SIZE_DOWNLOAD_T, &got) == CURLE_OK && got > 0)
-		ST_ADD(c, st_bytes, (uint64_t)got);
-	if (cc == CURLE_OK && it->r.status == 0) {
-		long st = 0;
-		curl_easy_getinfo(it->x.h, CURLINFO_RESPONSE_CODE, &st);
-		it->r.status = st;
-	}
+	xfer_done(c, &it->x, cc);
 	it->cc = cc;
 	memcpy(it->errbuf, it->x.errbuf, sizeof it->errbuf);
 	curl_multi_remove_handle(m, it->x.h);
 	xfer_cleanup(&it->x);
 	long s = it->r.status;
-	if ((cc != CURLE_OK && curl_retryable(cc)) ||
+	if ((cc != CURLE_OK && regfs_http_transient(cc, CLIENT_TRANSIENT)) ||
 	    (cc == CURLE_OK && (s == 401 || s == 429 || s >= 500)))
 		it->redo = true;
 }
@@ -212,9 +205,8 @@ int regfs_client_tags_many(struct regfs_client *c, struct regfs_tags_req *reqs, 
 		} else if (x->cc != CURLE_OK) {
 			q->rc = curl_to_err(c, x->cc, x->errbuf, "GET", x->url, &q->err);
 		} else if (x->r.status != 200) {
-			char what[300];
-			snprintf(what, sizeof what, "tags of repository %s", q->repo);
-			q->rc = status_err(c, &x->r, "GET", x->url, what, &q->err);
+			q->rc = status_errf(c, &x->r, "GET", x->url, &q->err,
+					    "tags of repository %s", q->repo);
 		} else {
 			q->rc = tags_parse(c, q->repo, x->url, &x->r, &q->tags, &q->err);
 			if (q->rc)
@@ -233,9 +225,7 @@ static int head_fill(struct regfs_client *c, const struct resp *r, const char *u
 		     struct regfs_err *err)
 {
 	if (r->status != 200) {
-		char what[400];
-		snprintf(what, sizeof what, "manifest %s:%s", repo, ref);
-		return status_err(c, r, "HEAD", url, what, err);
+		return status_errf(c, r, "HEAD", url, err, "manifest %s:%s", repo, ref);
 	}
 	if (!r->dcd || !regfs_digest_valid(r->dcd)) {
 		ST_INC(c, st_errors);

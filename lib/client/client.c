@@ -3,35 +3,12 @@
 #include "internal.h"
 
 #include <regfs/log.h>
+#include <regfs/mem.h>
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-static pthread_once_t global_once = PTHREAD_ONCE_INIT;
-static CURLcode global_rc;
-
-static void global_init(void)
-{
-	/* curl_global_init is not thread-safe before 7.84; run it once. */
-	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *ud)
-{
-	(void)h;
-	(void)a;
-	struct regfs_client *c = ud;
-	pthread_mutex_lock(&c->share_locks[d]);
-}
-
-static void share_unlock(CURL *h, curl_lock_data d, void *ud)
-{
-	(void)h;
-	struct regfs_client *c = ud;
-	pthread_mutex_unlock(&c->share_locks[d]);
-}
 
 int regfs_client_new(const struct regfs_client_opts *opts, struct regfs_client **out,
 		     struct regfs_err *err)
@@ -43,10 +20,6 @@ int regfs_client_new(const struct regfs_client_opts *opts, struct regfs_client *
 	if (strncasecmp(u, "http://", 7) != 0 && strncasecmp(u, "https://", 8) != 0)
 		return regfs_errf(err, -EINVAL,
 				  "registry URL %s has no scheme: use http://%s or https://%s", u, u, u);
-	pthread_once(&global_once, global_init);
-	if (global_rc != CURLE_OK)
-		return regfs_errf(err, -EIO, "cannot initialise libcurl: %s",
-				  curl_easy_strerror(global_rc));
 	struct regfs_client *c = calloc(1, sizeof *c);
 	if (!c)
 		return regfs_errf(err, -ENOMEM, "out of memory");
@@ -68,8 +41,6 @@ int regfs_client_new(const struct regfs_client_opts *opts, struct regfs_client *
 	c->timeout_s = opts->timeout_s > 0 ? opts->timeout_s : 10;
 	c->max_parallel = opts->max_parallel > 0 ? opts->max_parallel : 16;
 	pthread_mutex_init(&c->lock, NULL);
-	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-		pthread_mutex_init(&c->share_locks[i], NULL);
 	if (!c->url || !c->host || !c->origin || (opts->ca_cert && !c->ca_cert)) {
 		regfs_client_free(c);
 		return regfs_errf(err, -ENOMEM, "out of memory");
@@ -79,17 +50,11 @@ int regfs_client_new(const struct regfs_client_opts *opts, struct regfs_client *
 		regfs_client_free(c);
 		return rc;
 	}
-	c->share = curl_share_init();
-	if (!c->share) {
+	rc = regfs_http_init(&c->http, err);
+	if (rc) {
 		regfs_client_free(c);
-		return regfs_errf(err, -ENOMEM, "cannot create the HTTP connection cache");
+		return rc;
 	}
-	curl_share_setopt(c->share, CURLSHOPT_LOCKFUNC, share_lock);
-	curl_share_setopt(c->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
-	curl_share_setopt(c->share, CURLSHOPT_USERDATA, c);
-	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
 	log_debug("client: registry %s%s%s", c->url, c->user ? ", credentials from " : "",
 		  c->user ? c->cred_source : "");
 	*out = c;
@@ -100,24 +65,12 @@ void regfs_client_free(struct regfs_client *c)
 {
 	if (!c)
 		return;
-	if (c->share)
-		curl_share_cleanup(c->share);
-	free(c->url);
-	free(c->origin);
-	free(c->host);
-	free(c->user);
-	if (c->pass) {
-		explicit_bzero(c->pass, strlen(c->pass));
-		free(c->pass);
-	}
-	free(c->ca_cert);
-	free(c->realm);
-	free(c->service);
-	free(c->extensions);
+	regfs_http_cleanup(&c->http);
+	REGFS_FREE_STRS(&c->url, &c->origin, &c->host, &c->user, &c->ca_cert, &c->realm,
+			&c->service, &c->extensions);
+	regfs_free_secret(c->pass);
 	tokens_free(c->tokens);
 	pthread_mutex_destroy(&c->lock);
-	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-		pthread_mutex_destroy(&c->share_locks[i]);
 	free(c);
 }
 
@@ -166,12 +119,9 @@ int regfs_client_ping(struct regfs_client *c, struct regfs_err *err)
 	if (rc)
 		goto out;
 	if (r.status == 401 || r.status == 403) {
-		ST_INC(c, st_errors);
-		rc = regfs_errf(err, -EACCES,
-				"registry %s: credentials refused (GET /v2/ answered %ld%s%s): "
-				"use --user USER[:PASS], REGFS_USERNAME/REGFS_PASSWORD or docker login",
-				c->url, r.status, c->user ? "; tried credentials from " : "",
-				c->user ? c->cred_source : "");
+		rc = access_denied(c, err, "registry %s: credentials refused (GET /v2/ answered %ld%s%s)",
+				   c->url, r.status, c->user ? "; tried credentials from " : "",
+				   c->user ? c->cred_source : "");
 		goto out;
 	}
 	if (r.status == 404 || (r.status == 200 && !r.api_version)) {

@@ -10,7 +10,6 @@
 #include <jansson.h>
 #include <regfs/names.h>
 
-#define MAX_PAGES 100000
 
 /* RFC 3339 UTC ("2026-11-28T08:00:00Z", fractions ignored) → unix time; 0 if bad. */
 static int64_t rfc3339(const char *s)
@@ -53,6 +52,15 @@ static int tag_info_set(struct regfs_tag_info *t, const char *tag, const char *d
 	return (tag && !t->tag) ? -ENOMEM : 0;
 }
 
+/* The tag and digest of one {"tag", "digest", "pushed"} entry (pointers into
+ * t): -EPROTO when either is missing or the digest is not valid. */
+static int tag_entry(json_t *t, const char **tag, const char **dg)
+{
+	*tag = json_string_value(json_object_get(t, "tag"));
+	*dg = json_string_value(json_object_get(t, "digest"));
+	return *tag && *dg && regfs_digest_valid(*dg) ? 0 : -EPROTO;
+}
+
 static int parse_repo(json_t *jr, struct regfs_repo_tags *out)
 {
 	*out = (struct regfs_repo_tags){0};
@@ -68,12 +76,11 @@ static int parse_repo(json_t *jr, struct regfs_repo_tags *out)
 	size_t i;
 	json_t *t;
 	json_array_foreach(tags, i, t) {
-		const char *tag = json_string_value(json_object_get(t, "tag"));
-		const char *dg = json_string_value(json_object_get(t, "digest"));
-		if (!tag || !dg || !regfs_digest_valid(dg))
-			return -EPROTO;
-		int rc = tag_info_set(&out->tags[out->n_tags], tag, dg,
-				      json_string_value(json_object_get(t, "pushed")));
+		const char *tag, *dg;
+		int rc = tag_entry(t, &tag, &dg);
+		if (!rc)
+			rc = tag_info_set(&out->tags[out->n_tags], tag, dg,
+					  json_string_value(json_object_get(t, "pushed")));
 		if (rc)
 			return rc;
 		out->n_tags++;
@@ -81,48 +88,14 @@ static int parse_repo(json_t *jr, struct regfs_repo_tags *out)
 	return 0;
 }
 
-/* GETs `first` and every page its Link headers lead to (registry:catalog:*
- * scope, counted as tag lists), handing each 200 body to page(). Stops at
- * the first error, at a Link to the same page or after MAX_PAGES. Takes
- * ownership of `first`. */
-static int get_pages(struct regfs_client *c, char *first, const char *what,
-		     int (*page)(const char *url, const char *body, size_t len, void *arg,
-				 struct regfs_err *err),
+/* The regfs-registry listings span all repositories: the catalog scope,
+ * counted as tag lists. Takes ownership of `first`. */
+static int get_pages(struct regfs_client *c, char *first, const char *what, page_fn *page,
 		     void *arg, struct regfs_err *err)
 {
-	char *url = first;
-	int rc = url ? 0 : regfs_errf(err, -ENOMEM, "out of memory");
-	for (int n = 0; url && !rc; n++) {
-		if (n >= MAX_PAGES) {
-			rc = regfs_errf(err, -EPROTO, "GET %s: the Link pages loop", url);
-			break;
-		}
-		struct rq q = {.method = "GET", .url = url, .scope = "registry:catalog:*",
-			       .idempotent = true};
-		struct resp r = {.sink = SINK_MEM, .content_length = -1};
-		ST_INC(c, st_tag_lists);
-		rc = client_do(c, &q, &r, err);
-		if (!rc && r.status != 200)
-			rc = status_err(c, &r, "GET", url, what, err);
-		if (!rc) {
-			rc = page(url, r.body.data, r.body.len, arg, err);
-			if (rc == -EPROTO || rc == -EBADMSG)
-				ST_INC(c, st_errors);
-		}
-		char *next = !rc && r.link ? link_next(c, r.link) : NULL;
-		if (next && strcmp(next, url) == 0) {
-			ST_INC(c, st_errors);
-			rc = regfs_errf(err, -EPROTO, "GET %s links to itself as the next page: "
-					"the registry's pagination is broken", url);
-			free(next);
-			next = NULL;
-		}
-		resp_free(&r);
-		free(url);
-		url = next;
-	}
-	free(url);
-	return rc;
+	struct pages pg = {.scope = "registry:catalog:*", .what = what,
+			   .counter = &c->st_tag_lists, .page = page, .arg = arg};
+	return walk_pages(c, first, &pg, err);
 }
 
 struct tags_acc {
@@ -180,6 +153,33 @@ int regfs_client_bulk_tags(struct regfs_client *c, struct regfs_repo_tags **out,
 	return 0;
 }
 
+/* One entry of a repo-manifests answer into *t (zeroed): 0, -EPROTO when it
+ * is not the documented shape, -ENOMEM. */
+static int manifest_entry(json_t *m, struct regfs_tag_info *t)
+{
+	const char *dg = json_string_value(json_object_get(m, "digest"));
+	if (!dg || !regfs_digest_valid(dg))
+		return -EPROTO;
+	struct dynbuf tags = DYNBUF_INIT(DYNBUF_NO_CAP);
+	bool any = false; /* no tags at all: NULL, not "" */
+	size_t k;
+	json_t *tj;
+	json_array_foreach(json_object_get(m, "tags"), k, tj) {
+		const char *s = json_string_value(tj);
+		if (!s)
+			continue;
+		if ((dynbuf_len(&tags) && dynbuf_addstr(&tags, ",")) || dynbuf_addstr(&tags, s)) {
+			dynbuf_free(&tags);
+			return -ENOMEM;
+		}
+		any = true;
+	}
+	int rc = tag_info_set(t, any ? dynbuf_ptr(&tags) : NULL, dg,
+			      json_string_value(json_object_get(m, "pushed")));
+	dynbuf_free(&tags);
+	return rc;
+}
+
 /* One entry per manifest; `tag` is its tags joined with "," (tags cannot
  * contain commas), or NULL when the manifest is untagged. */
 int regfs_client_repo_manifests(struct regfs_client *c, const char *repo,
@@ -194,28 +194,22 @@ int regfs_client_repo_manifests(struct regfs_client *c, const char *repo,
 		return regfs_errf(err, -ENOTSUP,
 				  "registry %s does not offer the repo-manifests extension: list "
 				  "tags and fetch their manifests instead", c->url);
-	char *url = xasprintf("%s/v2/%s/_regfs/manifests", c->url, repo);
-	char *scope = scope_pull(repo);
-	struct resp r = {.sink = SINK_MEM, .content_length = -1};
+	struct call k;
 	struct regfs_tag_info *v = NULL;
 	size_t nv = 0;
 	json_t *j = NULL;
-	int rc = 0;
-	if (!url || !scope) {
-		rc = regfs_errf(err, -ENOMEM, "out of memory");
-		goto out;
+	int rc = call_init(&k, xasprintf("%s/v2/%s/_regfs/manifests", c->url, repo),
+			   scope_pull(repo), SINK_MEM, err);
+	if (!rc) {
+		struct rq q = {.method = "GET", .url = k.url, .scope = k.scope, .idempotent = true};
+		ST_INC(c, st_tag_lists);
+		rc = client_do(c, &q, &k.r, err);
 	}
-	struct rq q = {.method = "GET", .url = url, .scope = scope, .idempotent = true};
-	ST_INC(c, st_tag_lists);
-	rc = client_do(c, &q, &r, err);
-	if (!rc && r.status != 200) {
-		char what[300];
-		snprintf(what, sizeof what, "manifests of repository %s", repo);
-		rc = status_err(c, &r, "GET", url, what, err);
-	}
+	if (!rc && k.r.status != 200)
+		rc = status_errf(c, &k.r, "GET", k.url, err, "manifests of repository %s", repo);
 	if (rc)
 		goto out;
-	j = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, NULL);
+	j = json_loadb(dynbuf_ptr(&k.r.body), dynbuf_len(&k.r.body), 0, NULL);
 	json_t *ms = json_object_get(j, "manifests");
 	size_t nm = json_array_size(ms);
 	if (!json_is_array(ms))
@@ -225,45 +219,21 @@ int regfs_client_repo_manifests(struct regfs_client *c, const char *repo,
 		rc = regfs_errf(err, -ENOMEM, "out of memory");
 		goto out;
 	}
-	for (size_t i = 0; i < nm; i++) {
-		json_t *m = json_array_get(ms, i);
-		const char *dg = json_string_value(json_object_get(m, "digest"));
-		if (!dg || !regfs_digest_valid(dg))
-			goto bad;
-		struct membuf tags = {0};
-		size_t k;
-		json_t *t;
-		json_array_foreach(json_object_get(m, "tags"), k, t) {
-			const char *s = json_string_value(t);
-			if (!s)
-				continue;
-			if ((tags.len && membuf_append(&tags, ",", 1)) ||
-			    membuf_append(&tags, s, strlen(s))) {
-				membuf_free(&tags);
-				rc = regfs_errf(err, -ENOMEM, "out of memory");
-				goto out;
-			}
-		}
-		rc = tag_info_set(&v[nv], tags.data, dg,
-				  json_string_value(json_object_get(m, "pushed")));
-		membuf_free(&tags);
-		nv++;
-		if (rc) {
-			regfs_errf(err, rc, "out of memory");
-			goto out;
-		}
-	}
+	for (size_t i = 0; i < nm && !rc; i++)
+		rc = manifest_entry(json_array_get(ms, i), &v[nv++]);
+	if (rc == -EPROTO)
+		goto bad;
+	if (rc)
+		regfs_errf(err, rc, "out of memory");
 	goto out;
 bad:
 	ST_INC(c, st_errors);
 	rc = regfs_errf(err, -EPROTO,
 			"GET %s: the answer does not match docs/api-extensions.md (repo-manifests)",
-			url);
+			k.url);
 out:
 	json_decref(j);
-	resp_free(&r);
-	free(url);
-	free(scope);
+	call_free(&k);
 	if (rc) {
 		for (size_t i = 0; i < nv; i++)
 			free(v[i].tag);
@@ -299,9 +269,8 @@ static int bulk_repo(json_t *jr, struct regfs_repo_bulk *rb, struct regfs_tag_in
 	size_t i;
 	json_t *t;
 	json_array_foreach(tags, i, t) {
-		const char *tag = json_string_value(json_object_get(t, "tag"));
-		const char *dg = json_string_value(json_object_get(t, "digest"));
-		if (!tag || !dg || !regfs_digest_valid(dg))
+		const char *tag, *dg;
+		if (tag_entry(t, &tag, &dg))
 			return -EPROTO;
 		struct regfs_tag_info *ti = &tv[rb->n_tags++];
 		ti->tag = (char *)tag; /* the client's, read-only for cb (see client.h) */

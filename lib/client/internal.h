@@ -12,7 +12,9 @@
 #define REGFS_CLIENT_INTERNAL_H
 
 #include <regfs/client.h>
+#include <regfs/dynbuf.h>
 #include <regfs/fmt.h>
+#include <regfs/http.h>
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -39,8 +41,7 @@ struct regfs_client {
 	bool insecure;
 	int timeout_s, max_parallel;
 
-	CURLSH *share;
-	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+	struct regfs_http http; /* connection cache and handle pool of every request */
 
 	pthread_mutex_t lock; /* guards everything below */
 	enum auth_mode mode;
@@ -53,13 +54,12 @@ struct regfs_client {
 		st_blob_reads, st_writes, st_bytes, st_retries, st_errors, st_token_fetches;
 };
 
-/* ---- a growable byte buffer ---- */
-struct membuf {
-	char *data;
-	size_t len, cap;
-};
-int membuf_append(struct membuf *b, const void *p, size_t n);
-void membuf_free(struct membuf *b);
+/* The end of every "credentials refused" message: where credentials come from. */
+#define CREDS_HINT "use --user USER[:PASS], REGFS_USERNAME/REGFS_PASSWORD or docker login"
+/* -EACCES with "<fmt ...>: " CREDS_HINT as the message; counts an error in
+ * c's statistics (c may be NULL when the caller counted it already). */
+int access_denied(struct regfs_client *c, struct regfs_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* ---- one response ---- */
 enum sink_kind { SINK_MEM = 0, SINK_BUF, SINK_FD, SINK_NONE };
@@ -71,7 +71,9 @@ struct resp {
 	int64_t content_length; /* -1 when absent */
 
 	enum sink_kind sink;
-	struct membuf body; /* SINK_MEM body; the error body of any non-2xx answer */
+	/* SINK_MEM body; the error body of any non-2xx answer. Capped by what
+	 * the status allows (request.c: MEM_BODY_MAX, ERR_BODY_MAX). */
+	struct dynbuf body;
 	/* SINK_BUF: a Range read into the caller's buffer */
 	char *buf;
 	size_t buf_cap, buf_got;
@@ -86,6 +88,17 @@ struct resp {
 void resp_free(struct resp *r);
 /* Drops what an attempt captured so the request can be sent again. */
 void resp_reset(struct resp *r);
+
+/* What one API call owns: its URL, its Bearer scope and the answer. */
+struct call {
+	char *url, *scope;
+	struct resp r;
+};
+/* Takes over url and scope, either of which may be NULL after a failed
+ * allocation: then -ENOMEM with err set (call_free is still right). */
+int call_init(struct call *k, char *url, char *scope, enum sink_kind sink,
+	      struct regfs_err *err);
+void call_free(struct call *k);
 
 /* ---- one request ---- */
 struct rq {
@@ -105,7 +118,8 @@ struct rq {
 
 /* An easy handle set up for one attempt (used directly and by batch.c). */
 struct xfer {
-	CURL *h;
+	CURL *h;             /* from c->http's pool, given back by xfer_cleanup */
+	struct regfs_http *http;
 	struct curl_slist *hdrs;
 	char errbuf[CURL_ERROR_SIZE];
 	const struct rq *q;
@@ -115,6 +129,8 @@ struct xfer {
 /* auth_header: full "Authorization: …" line or NULL. */
 int xfer_setup(struct regfs_client *c, struct xfer *x, const struct rq *q, struct resp *r,
 	       const char *auth_header, long timeout_ms, struct regfs_err *err);
+/* After the transfer ended with cc: count its bytes, take its status. */
+void xfer_done(struct regfs_client *c, struct xfer *x, CURLcode cc);
 void xfer_cleanup(struct xfer *x);
 
 /* Runs q until there is an HTTP answer (any status; 401 after the auth flow
@@ -127,9 +143,12 @@ int curl_to_err(struct regfs_client *c, CURLcode cc, const char *errbuf, const c
 /* Maps a non-success HTTP answer to an errno with a message naming `what`. */
 int status_err(struct regfs_client *c, const struct resp *r, const char *method,
 	       const char *url, const char *what, struct regfs_err *err);
-bool curl_retryable(CURLcode cc);
-void sleep_ms(long ms);
-int64_t now_ms(void);
+/* status_err with `what` formatted. */
+int status_errf(struct regfs_client *c, const struct resp *r, const char *method,
+		const char *url, struct regfs_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+/* The curl failures worth another attempt (http.h), for the registry client. */
+#define CLIENT_TRANSIENT REGFS_HTTP_TRANSIENT_HTTP2
 
 /* ---- auth (auth.c) ---- */
 int creds_resolve(struct regfs_client *c, const struct regfs_client_opts *o,
@@ -165,6 +184,24 @@ int manifest_fill(struct regfs_client *c, const char *repo, const char *ref, str
 		  struct regfs_manifest_resp *out, struct regfs_err *err);
 int tags_parse(struct regfs_client *c, const char *repo, const char *url, struct resp *r,
 	       struct regfs_strv *out, struct regfs_err *err);
+
+/* One 200 page of a Link-paginated listing; 0 to go on, or a negative errno
+ * (-EPROTO / -EBADMSG count as the registry's errors). */
+typedef int page_fn(const char *url, const char *body, size_t len, void *arg,
+		    struct regfs_err *err);
+struct pages {
+	const char *scope;         /* Bearer scope of every page */
+	const char *what;          /* "repository catalog", for messages */
+	_Atomic uint64_t *counter; /* the statistic each page counts in */
+	page_fn *page;
+	void *arg;
+};
+/* GETs `first` (taken over; NULL = ENOMEM) and every page its Link headers
+ * lead to, handing each body to pg->page. Stops at the first error, at a Link
+ * to the same page, or after MAX_PAGES (-EPROTO). */
+int walk_pages(struct regfs_client *c, char *first, const struct pages *pg,
+	       struct regfs_err *err);
+#define MAX_PAGES 100000
 
 extern const char *const manifest_accept_hdr;
 /* ext.c: one bulk-manifests page (body of `url`) → cb per repository, each

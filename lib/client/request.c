@@ -6,6 +6,8 @@
 #include "internal.h"
 
 #include <regfs/log.h>
+#include <regfs/mem.h>
+#include <regfs/sigv4.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -22,6 +24,7 @@
 /* Manifests are <= 4 MiB by spec; catalog pages can be larger. */
 #define MEM_BODY_MAX (256u * 1024 * 1024)
 #define MAX_ATTEMPTS 4
+#define BACKOFF_FIRST_MS 100 /* then doubling, while the deadline allows */
 
 const char *const manifest_accept_hdr =
 	"Accept: application/vnd.oci.image.manifest.v1+json, "
@@ -29,97 +32,60 @@ const char *const manifest_accept_hdr =
 	"application/vnd.docker.distribution.manifest.v2+json, "
 	"application/vnd.docker.distribution.manifest.list.v2+json";
 
-int membuf_append(struct membuf *b, const void *p, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *d = realloc(b->data, cap);
-		if (!d)
-			return -ENOMEM;
-		b->data = d;
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-	return 0;
-}
-
-void membuf_free(struct membuf *b)
-{
-	free(b->data);
-	*b = (struct membuf){0};
-}
-
 static void resp_headers_free(struct resp *r)
 {
-	char **f[] = {&r->ctype, &r->dcd, &r->location, &r->link, &r->www_auth,
-		      &r->api_version, &r->extensions, &r->last_modified};
-	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-		free(*f[i]);
-		*f[i] = NULL;
-	}
+	REGFS_FREE_STRS(&r->ctype, &r->dcd, &r->location, &r->link, &r->www_auth,
+			&r->api_version, &r->extensions, &r->last_modified);
 	r->content_length = -1;
 }
 
 void resp_free(struct resp *r)
 {
 	resp_headers_free(r);
-	membuf_free(&r->body);
+	dynbuf_free(&r->body);
 	regfs_hasher_free(r->hasher);
 	r->hasher = NULL;
+}
+
+int call_init(struct call *k, char *url, char *scope, enum sink_kind sink,
+	      struct regfs_err *err)
+{
+	*k = (struct call){.url = url, .scope = scope,
+			   .r = {.sink = sink, .content_length = -1}};
+	return url && scope ? 0 : regfs_errf(err, -ENOMEM, "out of memory");
+}
+
+void call_free(struct call *k)
+{
+	resp_free(&k->r);
+	free(k->url);
+	free(k->scope);
+	k->url = k->scope = NULL;
 }
 
 void resp_reset(struct resp *r)
 {
 	resp_headers_free(r);
 	r->status = 0;
-	r->body.len = 0;
-	if (r->body.data)
-		r->body.data[0] = '\0';
+	dynbuf_reset(&r->body);
 	r->buf_got = 0;
 	r->seen = 0;
 	/* SINK_FD is only retried when nothing was written, so the hasher is fresh. */
 }
 
-int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
+/* Everything but RFC 3986's unreserved characters is %-escaped: the same rule
+ * SigV4 signs with, so one encoder serves both. */
 char *url_escape(const char *s)
 {
-	static const char hex[] = "0123456789ABCDEF";
-	size_t n = strlen(s);
-	char *o = malloc(3 * n + 1), *p = o;
-	if (!o)
-		return NULL;
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if (isalnum(ch) || ch == '-' || ch == '.' || ch == '_' || ch == '~') {
-			*p++ = (char)ch;
-		} else {
-			*p++ = '%';
-			*p++ = hex[ch >> 4];
-			*p++ = hex[ch & 15];
-		}
-	}
-	*p = '\0';
-	return o;
+	return regfs_sigv4_uri_encode(s, strlen(s), false);
 }
 
 /* ---- capture ---- */
+
+static bool status_ok(long s)
+{
+	return s >= 200 && s < 300;
+}
 
 static char *trimdup(const char *v, size_t n)
 {
@@ -141,10 +107,10 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *ud)
 		resp_headers_free(r);
 		const char *sp = memchr(line, ' ', n);
 		r->status = sp ? strtol(sp + 1, NULL, 10) : 0;
-		/* The body of a redirect is not the body we want. */
-		r->body.len = 0;
-		if (r->body.data)
-			r->body.data[0] = '\0';
+		/* The body of a redirect is not the body we want; what this one
+		 * may hold depends on its status. */
+		dynbuf_free(&r->body);
+		dynbuf_init(&r->body, status_ok(r->status) ? MEM_BODY_MAX : ERR_BODY_MAX);
 		return n;
 	}
 	const char *colon = memchr(line, ':', n);
@@ -184,20 +150,15 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *ud)
 	return n;
 }
 
-static bool status_ok(long s)
-{
-	return s >= 200 && s < 300;
-}
-
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
 	struct resp *r = ud;
 	size_t n = size * nmemb;
 	if (!status_ok(r->status) || r->sink == SINK_MEM) {
-		size_t max = status_ok(r->status) ? MEM_BODY_MAX : ERR_BODY_MAX;
-		if (r->body.len + n > max)
-			return status_ok(r->status) ? 0 : n; /* abort / drop excess */
-		return membuf_append(&r->body, data, n) == 0 ? n : 0;
+		int rc = dynbuf_add(&r->body, data, n);
+		if (rc == -E2BIG) /* over the cap: abort a body, drop an error's excess */
+			return status_ok(r->status) ? 0 : n;
+		return rc == 0 ? n : 0;
 	}
 	switch (r->sink) {
 	case SINK_BUF: {
@@ -250,18 +211,9 @@ static size_t on_read(char *dst, size_t size, size_t nitems, void *ud)
 	return n;
 }
 
-int xfer_setup(struct regfs_client *c, struct xfer *x, const struct rq *q, struct resp *r,
-	       const char *auth_header, long timeout_ms, struct regfs_err *err)
+/* Timeouts, TLS and redirects: what every request of this client shares. */
+static void set_transport(struct regfs_client *c, CURL *h, const struct rq *q, long timeout_ms)
 {
-	*x = (struct xfer){.q = q, .r = r};
-	x->h = curl_easy_init();
-	if (!x->h)
-		return regfs_errf(err, -ENOMEM, "cannot create an HTTP handle for %s", q->url);
-	CURL *h = x->h;
-	curl_easy_setopt(h, CURLOPT_URL, q->url);
-	curl_easy_setopt(h, CURLOPT_SHARE, c->share);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->errbuf);
 	if (q->stream) {
 		/* A multi-GB layer may take minutes: bound stalls, not the total. */
 		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->timeout_s * 1000);
@@ -272,14 +224,6 @@ int xfer_setup(struct regfs_client *c, struct xfer *x, const struct rq *q, struc
 		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 1L);
 	}
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "regfs/" REGFS_VERSION);
-	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-	if (r->sink == SINK_BUF || r->sink == SINK_FD)
-		/* Blob bodies: fewer, larger reads from the socket than the
-		 * default 16 KiB (measured: less CPU per byte on big ranges). */
-		curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	if (c->ca_cert)
@@ -288,8 +232,7 @@ int xfer_setup(struct regfs_client *c, struct xfer *x, const struct rq *q, struc
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
 	}
-	bool get_like = strcmp(q->method, "GET") == 0 || strcmp(q->method, "HEAD") == 0;
-	if (get_like) {
+	if (strcmp(q->method, "GET") == 0 || strcmp(q->method, "HEAD") == 0) {
 		/* Blob reads redirect to storage (S3 presigned URLs). curl drops our
 		 * Authorization header when the redirect goes to another host/port
 		 * (CURLOPT_UNRESTRICTED_AUTH stays off), which is what a presigned
@@ -297,31 +240,55 @@ int xfer_setup(struct regfs_client *c, struct xfer *x, const struct rq *q, struc
 		curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
 		curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
 	}
+}
+
+/* The method, and for PUT/POST where the body comes from (a file or memory). */
+static void set_method(CURL *h, struct xfer *x, const struct rq *q)
+{
+	bool put = strcmp(q->method, "PUT") == 0;
 	if (strcmp(q->method, "HEAD") == 0) {
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-	} else if (strcmp(q->method, "PUT") == 0 || strcmp(q->method, "POST") == 0) {
-		if (strcmp(q->method, "PUT") == 0)
-			curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-		else
-			curl_easy_setopt(h, CURLOPT_POST, 1L);
-		if (q->upload_fp) {
-			curl_easy_setopt(h, CURLOPT_READDATA, q->upload_fp);
-			curl_easy_setopt(h, CURLOPT_READFUNCTION, NULL); /* fread */
-			if (strcmp(q->method, "PUT") == 0)
-				curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)q->upload_size);
-			else
-				curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->upload_size);
-		} else {
-			curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
-			curl_easy_setopt(h, CURLOPT_READDATA, x);
-			if (strcmp(q->method, "PUT") == 0)
-				curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)q->body_len);
-			else
-				curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->body_len);
-		}
-	} else if (strcmp(q->method, "GET") != 0) {
-		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, q->method);
+		return;
 	}
+	if (!put && strcmp(q->method, "POST") != 0) {
+		if (strcmp(q->method, "GET") != 0)
+			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, q->method);
+		return;
+	}
+	curl_easy_setopt(h, put ? CURLOPT_UPLOAD : CURLOPT_POST, 1L);
+	curl_off_t size;
+	if (q->upload_fp) {
+		curl_easy_setopt(h, CURLOPT_READDATA, q->upload_fp);
+		curl_easy_setopt(h, CURLOPT_READFUNCTION, NULL); /* fread */
+		size = (curl_off_t)q->upload_size;
+	} else {
+		curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+		curl_easy_setopt(h, CURLOPT_READDATA, x);
+		size = (curl_off_t)q->body_len;
+	}
+	curl_easy_setopt(h, put ? CURLOPT_INFILESIZE_LARGE : CURLOPT_POSTFIELDSIZE_LARGE, size);
+}
+
+int xfer_setup(struct regfs_client *c, struct xfer *x, const struct rq *q, struct resp *r,
+	       const char *auth_header, long timeout_ms, struct regfs_err *err)
+{
+	*x = (struct xfer){.q = q, .r = r, .http = &c->http};
+	x->h = regfs_http_handle(&c->http);
+	if (!x->h)
+		return regfs_errf(err, -ENOMEM, "cannot create an HTTP handle for %s", q->url);
+	CURL *h = x->h;
+	curl_easy_setopt(h, CURLOPT_URL, q->url);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->errbuf);
+	set_transport(c, h, q, timeout_ms);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+	if (r->sink == SINK_BUF || r->sink == SINK_FD)
+		/* Blob bodies: fewer, larger reads from the socket than the
+		 * default 16 KiB (measured: less CPU per byte on big ranges). */
+		curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
+	set_method(h, x, q);
 	/* No "Expect: 100-continue" round trip on uploads. */
 	struct curl_slist *l = curl_slist_append(NULL, "Expect:");
 	for (const char *const *hp = q->headers; l && hp && *hp; hp++)
@@ -337,31 +304,28 @@ int xfer_setup(struct regfs_client *c, struct xfer *x, const struct rq *q, struc
 	return 0;
 }
 
+void xfer_done(struct regfs_client *c, struct xfer *x, CURLcode cc)
+{
+	curl_off_t got = 0;
+	if (curl_easy_getinfo(x->h, CURLINFO_SIZE_DOWNLOAD_T, &got) == CURLE_OK && got > 0)
+		ST_ADD(c, st_bytes, (uint64_t)got);
+	if (cc == CURLE_OK && x->r->status == 0) {
+		long st = 0;
+		curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &st);
+		x->r->status = st;
+	}
+}
+
 void xfer_cleanup(struct xfer *x)
 {
 	if (x->h)
-		curl_easy_cleanup(x->h);
+		regfs_http_release(x->http, x->h);
 	curl_slist_free_all(x->hdrs);
 	x->h = NULL;
 	x->hdrs = NULL;
 }
 
-bool curl_retryable(CURLcode cc)
-{
-	switch (cc) {
-	case CURLE_COULDNT_CONNECT:
-	case CURLE_RECV_ERROR:
-	case CURLE_SEND_ERROR:
-	case CURLE_GOT_NOTHING:
-	case CURLE_PARTIAL_FILE:
-	case CURLE_HTTP2:
-	case CURLE_HTTP2_STREAM:
-		return true;
-	default:
-		return false;
-	}
-}
-
+/* The transport half of client.h's errno table. */
 int curl_to_err(struct regfs_client *c, CURLcode cc, const char *errbuf, const char *method,
 		const char *url, struct regfs_err *err)
 {
@@ -404,9 +368,11 @@ static void registry_error(const struct resp *r, char *code, size_t codesz, char
 			   size_t outsz)
 {
 	code[0] = out[0] = '\0';
-	if (!r->body.len)
+	size_t blen = dynbuf_len(&r->body);
+	const char *body = dynbuf_ptr(&r->body);
+	if (!blen)
 		return;
-	json_t *j = json_loadb(r->body.data, r->body.len, 0, NULL);
+	json_t *j = json_loadb(body, blen, 0, NULL);
 	json_t *e0 = json_array_get(json_object_get(j, "errors"), 0);
 	const char *ec = json_string_value(json_object_get(e0, "code"));
 	const char *em = json_string_value(json_object_get(e0, "message"));
@@ -416,8 +382,8 @@ static void registry_error(const struct resp *r, char *code, size_t codesz, char
 	} else if (!j) {
 		/* Not JSON: keep the start of the text, on one line. */
 		size_t i = 0;
-		for (; i + 1 < outsz && i < r->body.len && i < 120; i++) {
-			char ch = r->body.data[i];
+		for (; i + 1 < outsz && i < blen && i < 120; i++) {
+			char ch = body[i];
 			out[i] = (ch == '\n' || ch == '\r') ? ' ' : ch;
 		}
 		out[i] = '\0';
@@ -425,6 +391,19 @@ static void registry_error(const struct resp *r, char *code, size_t codesz, char
 	json_decref(j);
 }
 
+int access_denied(struct regfs_client *c, struct regfs_err *err, const char *fmt, ...)
+{
+	if (c)
+		ST_INC(c, st_errors);
+	char what[sizeof err->msg];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	return regfs_errf(err, -EACCES, "%s: " CREDS_HINT, what);
+}
+
+/* The HTTP-answer half of client.h's errno table. */
 int status_err(struct regfs_client *c, const struct resp *r, const char *method,
 	       const char *url, const char *what, struct regfs_err *err)
 {
@@ -438,11 +417,10 @@ int status_err(struct regfs_client *c, const struct resp *r, const char *method,
 				  method, url, sep, msg);
 	if (s == 401 || s == 403) {
 		const char *hint = c->user ? "" : " (no credentials given)";
-		return regfs_errf(err, -EACCES,
-				  "%s: access denied (%s %s answered %ld%s%s): credentials refused%s%s%s: "
-				  "use --user USER[:PASS], REGFS_USERNAME/REGFS_PASSWORD or docker login",
-				  what, method, url, s, sep, msg, c->user ? " from " : "",
-				  c->user ? c->cred_source : "", hint);
+		return access_denied(NULL, err,
+				     "%s: access denied (%s %s answered %ld%s%s): credentials refused%s%s%s",
+				     what, method, url, s, sep, msg, c->user ? " from " : "",
+				     c->user ? c->cred_source : "", hint);
 	}
 	if (s == 405 || strcmp(code, "UNSUPPORTED") == 0)
 		return regfs_errf(err, -ENOTSUP,
@@ -453,76 +431,91 @@ int status_err(struct regfs_client *c, const struct resp *r, const char *method,
 			  msg);
 }
 
+/* The Authorization line for one attempt of q, or NULL. */
+static char *attempt_auth(struct regfs_client *c, const struct rq *q, const char *scope)
+{
+	if (q->no_auth)
+		return q->basic_user ? basic_header(q->basic_user, q->basic_pass) : NULL;
+	auth_prefetch(c, scope);
+	return auth_header_for(c, scope);
+}
+
+/* One attempt: 0 with *cc (and errbuf) the transfer's outcome, where the
+ * outcomes that are answers, not failures, count as CURLE_OK; or a negative
+ * errno when the request could not even be set up. */
+static int attempt_once(struct regfs_client *c, const struct rq *q, struct resp *r,
+			int64_t deadline, bool *sent_auth, CURLcode *cc, char *errbuf,
+			struct regfs_err *err)
+{
+	char *auth = attempt_auth(c, q, q->scope ? q->scope : "");
+	int64_t left = deadline - regfs_http_now_ms();
+	struct xfer x;
+	int rc = xfer_setup(c, &x, q, r, auth, (long)(left > 0 ? left : 1), err);
+	*sent_auth = !q->no_auth && auth != NULL;
+	if (auth) {
+		explicit_bzero(auth, strlen(auth));
+		free(auth);
+	}
+	if (rc)
+		return rc;
+	ST_INC(c, st_requests);
+	*cc = curl_easy_perform(x.h);
+	xfer_done(c, &x, *cc);
+	if (q->upload_fp && *cc != CURLE_OK)
+		rewind(q->upload_fp);
+	memcpy(errbuf, x.errbuf, CURL_ERROR_SIZE);
+	xfer_cleanup(&x);
+	log_debug("client: %s %s -> %ld (curl %d)", q->method, q->url, r->status, (int)*cc);
+
+	/* registry:2 answers 416 with the blob's Content-Length and no body:
+	 * the status is the answer, the "missing" bytes are not. */
+	if (*cc == CURLE_PARTIAL_FILE && r->status == 416)
+		*cc = CURLE_OK;
+	/* A Range read that filled the caller's buffer aborts on purpose. */
+	if (*cc == CURLE_WRITE_ERROR && r->sink == SINK_BUF && status_ok(r->status) &&
+	    r->buf_got == r->buf_cap)
+		*cc = CURLE_OK;
+	return 0;
+}
+
+int status_errf(struct regfs_client *c, const struct resp *r, const char *method,
+		const char *url, struct regfs_err *err, const char *fmt, ...)
+{
+	char what[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	return status_err(c, r, method, url, what, err);
+}
+
 int client_do(struct regfs_client *c, const struct rq *q, struct resp *r, struct regfs_err *err)
 {
-	int64_t deadline = now_ms() + (int64_t)c->timeout_s * 1000;
-	long backoff = 100;
+	int64_t deadline = regfs_http_now_ms() + (int64_t)c->timeout_s * 1000;
+	struct regfs_http_backoff bo;
+	regfs_http_backoff_init(&bo, BACKOFF_FIRST_MS, false);
 	bool auth_tried = false;
-	const char *scope = q->scope ? q->scope : "";
 	for (int attempt = 1;; attempt++) {
-		char *auth = NULL;
-		if (q->no_auth) {
-			if (q->basic_user)
-				auth = basic_header(q->basic_user, q->basic_pass);
-		} else {
-			auth_prefetch(c, scope);
-			auth = auth_header_for(c, scope);
-		}
-		int64_t left = deadline - now_ms();
-		struct xfer x;
-		int rc = xfer_setup(c, &x, q, r, auth, (long)(left > 0 ? left : 1), err);
-		bool sent_auth = !q->no_auth && auth != NULL;
-		if (auth) {
-			explicit_bzero(auth, strlen(auth));
-			free(auth);
-		}
+		bool sent_auth = false;
+		CURLcode cc = CURLE_OK;
+		char errbuf[CURL_ERROR_SIZE];
+		int rc = attempt_once(c, q, r, deadline, &sent_auth, &cc, errbuf, err);
 		if (rc)
 			return rc;
-		ST_INC(c, st_requests);
-		CURLcode cc = curl_easy_perform(x.h);
-		curl_off_t got = 0;
-		if (curl_easy_getinfo(x.h, CURLINFO_SIZE_DOWNLOAD_T, &got) == CURLE_OK && got > 0)
-			ST_ADD(c, st_bytes, (uint64_t)got);
-		if (cc == CURLE_OK && r->status == 0) {
-			long st = 0;
-			curl_easy_getinfo(x.h, CURLINFO_RESPONSE_CODE, &st);
-			r->status = st;
-		}
-		if (q->upload_fp && cc != CURLE_OK)
-			rewind(q->upload_fp);
-		char errbuf[CURL_ERROR_SIZE];
-		memcpy(errbuf, x.errbuf, sizeof errbuf);
-		xfer_cleanup(&x);
-		log_debug("client: %s %s -> %ld (curl %d)", q->method, q->url, r->status, (int)cc);
-
-		/* registry:2 answers 416 with the blob's Content-Length and no body:
-		 * the status is the answer, the "missing" bytes are not. */
-		if (cc == CURLE_PARTIAL_FILE && r->status == 416)
-			cc = CURLE_OK;
-		/* A Range read that filled the caller's buffer aborts on purpose. */
-		if (cc == CURLE_WRITE_ERROR && r->sink == SINK_BUF && status_ok(r->status) &&
-		    r->buf_got == r->buf_cap)
-			cc = CURLE_OK;
 		if (cc == CURLE_WRITE_ERROR && r->write_errno)
 			return regfs_errf(err, -r->write_errno, "%s %s: writing the body failed: %s",
 					  q->method, q->url, strerror(r->write_errno));
 		bool can_retry = q->idempotent && attempt < MAX_ATTEMPTS &&
-				 (q->stream || now_ms() + backoff < deadline) && r->written == 0;
+				 (q->stream || regfs_http_now_ms() + bo.next_ms < deadline) &&
+				 r->written == 0;
 		if (cc != CURLE_OK) {
-			if (can_retry && curl_retryable(cc)) {
-				ST_INC(c, st_retries);
-				log_debug("client: retrying %s %s after: %s", q->method, q->url,
-					  errbuf[0] ? errbuf : curl_easy_strerror(cc));
-				resp_reset(r);
-				sleep_ms(backoff);
-				backoff *= 2;
-				continue;
-			}
-			return curl_to_err(c, cc, errbuf, q->method, q->url, err);
-		}
-		if (r->status == 401 && !q->no_auth && !auth_tried) {
+			if (!can_retry || !regfs_http_transient(cc, CLIENT_TRANSIENT))
+				return curl_to_err(c, cc, errbuf, q->method, q->url, err);
+			log_debug("client: retrying %s %s after: %s", q->method, q->url,
+				  errbuf[0] ? errbuf : curl_easy_strerror(cc));
+		} else if (r->status == 401 && !q->no_auth && !auth_tried) {
 			auth_tried = true;
-			rc = auth_on_401(c, r, scope, sent_auth, err);
+			rc = auth_on_401(c, r, q->scope ? q->scope : "", sent_auth, err);
 			if (rc == -EACCES)
 				return 0; /* the caller maps the 401 with its own context */
 			if (rc)
@@ -532,16 +525,14 @@ int client_do(struct regfs_client *c, const struct rq *q, struct resp *r, struct
 				rewind(q->upload_fp);
 			attempt--; /* the auth round trip is not a retry */
 			continue;
-		}
-		if ((r->status >= 500 || r->status == 429) && can_retry) {
-			ST_INC(c, st_retries);
+		} else if ((r->status >= 500 || r->status == 429) && can_retry) {
 			log_debug("client: retrying %s %s after HTTP %ld", q->method, q->url,
 				  r->status);
-			resp_reset(r);
-			sleep_ms(backoff);
-			backoff *= 2;
-			continue;
+		} else {
+			return 0;
 		}
-		return 0;
+		ST_INC(c, st_retries);
+		resp_reset(r);
+		regfs_http_backoff_sleep(&bo);
 	}
 }

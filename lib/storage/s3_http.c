@@ -1,11 +1,10 @@
 /* s3_http.c — the S3 client under the driver: endpoint and addressing style,
- * a pool of curl easy handles sharing one connection cache (CURLSH), SigV4
- * signing of every request (lib/sigv4.c), bounded retries with backoff, and
- * error messages a user can act on. See s3_internal.h. */
+ * SigV4 signing of every request (lib/sigv4.c), the S3 retry rules on top of
+ * lib/http (handle pool, shared connection cache, backoff), and error
+ * messages a user can act on. See s3_internal.h. */
 #include "s3_internal.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +12,10 @@
 #include <time.h>
 
 #include <regfs/config.h>
+#include <regfs/dynbuf.h>
+#include <regfs/fmt.h>
 #include <regfs/log.h>
+#include <regfs/mem.h>
 #include <regfs/sigv4.h>
 
 #define MAX_ATTEMPTS 5
@@ -22,21 +24,6 @@
 #define HASH_BODY_MAX (64 * 1024)
 
 /* ---- client setup ---- */
-
-static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *ud)
-{
-	(void)h;
-	(void)a;
-	struct s3_client *c = ud;
-	pthread_mutex_lock(&c->share_locks[d]);
-}
-
-static void share_unlock(CURL *h, curl_lock_data d, void *ud)
-{
-	(void)h;
-	struct s3_client *c = ud;
-	pthread_mutex_unlock(&c->share_locks[d]);
-}
 
 static char *dup_nonempty(const char *a, const char *b)
 {
@@ -47,25 +34,10 @@ static char *dup_nonempty(const char *a, const char *b)
 	return NULL;
 }
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
+/* Bucket, credentials, region, key prefix and part sizes. */
+static int client_settings(struct s3_client *c, const struct regfs_s3_config *cfg,
+			   struct regfs_err *err)
 {
-	va_list ap;
-	va_start(ap, f);
-	char *s = NULL;
-	if (vasprintf(&s, f, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	return s;
-}
-
-int s3_client_init(struct s3_client *c, const struct regfs_s3_config *cfg, struct regfs_err *err)
-{
-	memset(c, 0, sizeof *c);
-	pthread_mutex_init(&c->pool_lock, NULL);
-	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-		pthread_mutex_init(&c->share_locks[i], NULL);
-
 	if (!cfg->bucket || !*cfg->bucket)
 		return regfs_errf(err, -EINVAL, "storage.s3.bucket is not set: name the bucket to store images in");
 	c->bucket = strdup(cfg->bucket);
@@ -97,24 +69,38 @@ int s3_client_init(struct s3_client *c, const struct regfs_s3_config *cfg, struc
 				  (unsigned long long)c->copy_chunk);
 	c->skipverify = cfg->skipverify;
 	c->encrypt = cfg->encrypt;
+	return 0;
+}
 
-	/* Endpoint: regionendpoint as given (scheme optional), else AWS's. */
+/* The endpoint URL: regionendpoint as given (scheme optional), else AWS's;
+ * no trailing "/". NULL on ENOMEM. */
+static char *endpoint_url(const struct s3_client *c, const struct regfs_s3_config *cfg)
+{
 	char *ep;
+	const char *scheme = cfg->secure ? "https" : "http";
 	if (cfg->regionendpoint && *cfg->regionendpoint) {
 		if (strstr(cfg->regionendpoint, "://"))
 			ep = strdup(cfg->regionendpoint);
 		else
-			ep = fmt("%s://%s", cfg->secure ? "https" : "http", cfg->regionendpoint);
+			ep = xasprintf("%s://%s", scheme, cfg->regionendpoint);
 	} else if (strcmp(c->region, "us-east-1") == 0) {
-		ep = fmt("%s://s3.amazonaws.com", cfg->secure ? "https" : "http");
+		ep = xasprintf("%s://s3.amazonaws.com", scheme);
 	} else {
-		ep = fmt("%s://s3.%s.amazonaws.com", cfg->secure ? "https" : "http", c->region);
+		ep = xasprintf("%s://s3.%s.amazonaws.com", scheme, c->region);
 	}
-	if (!ep)
-		return -ENOMEM;
-	size_t el = strlen(ep);
+	size_t el = ep ? strlen(ep) : 0;
 	while (el > 0 && ep[el - 1] == '/')
 		ep[--el] = '\0';
+	return ep;
+}
+
+/* Endpoint, addressing style, Host header and request base URL. */
+static int client_endpoint(struct s3_client *c, const struct regfs_s3_config *cfg,
+			   bool *path_style, struct regfs_err *err)
+{
+	char *ep = endpoint_url(c, cfg);
+	if (!ep)
+		return regfs_errf(err, -ENOMEM, "out of memory setting up the S3 client");
 	c->endpoint = ep;
 	c->https = strncasecmp(ep, "https://", 8) == 0;
 	const char *hostpart = strstr(ep, "://") + 3;
@@ -122,15 +108,15 @@ int s3_client_init(struct s3_client *c, const struct regfs_s3_config *cfg, struc
 		return regfs_errf(err, -EINVAL, "storage.s3.regionendpoint \"%s\" has a path: give scheme://host[:port] only", ep);
 	/* Path-style whenever an endpoint is configured (MinIO, Ceph RGW need
 	 * it) or asked for; virtual-hosted style on AWS otherwise. */
-	bool path_style = cfg->forcepathstyle || (cfg->regionendpoint && *cfg->regionendpoint);
-	if (path_style) {
+	*path_style = cfg->forcepathstyle || (cfg->regionendpoint && *cfg->regionendpoint);
+	if (*path_style) {
 		c->host = strdup(hostpart);
-		c->path_prefix = fmt("/%s", c->bucket);
-		c->base_url = fmt("%s/%s", ep, c->bucket);
+		c->path_prefix = xasprintf("/%s", c->bucket);
+		c->base_url = xasprintf("%s/%s", ep, c->bucket);
 	} else {
-		c->host = fmt("%s.%s", c->bucket, hostpart);
+		c->host = xasprintf("%s.%s", c->bucket, hostpart);
 		c->path_prefix = strdup("");
-		c->base_url = fmt("%.*s%s.%s", (int)(hostpart - ep), ep, c->bucket, hostpart);
+		c->base_url = xasprintf("%.*s%s.%s", (int)(hostpart - ep), ep, c->bucket, hostpart);
 	}
 	/* The Host header omits a default port, as curl sends it. */
 	if (c->host) {
@@ -139,21 +125,26 @@ int s3_client_init(struct s3_client *c, const struct regfs_s3_config *cfg, struc
 		    (!c->https && hl > 3 && strcmp(c->host + hl - 3, ":80") == 0))
 			*strrchr(c->host, ':') = '\0';
 	}
+	return 0;
+}
+
+int s3_client_init(struct s3_client *c, const struct regfs_s3_config *cfg, struct regfs_err *err)
+{
+	memset(c, 0, sizeof *c);
+	bool path_style = false;
+	int rc = client_settings(c, cfg, err);
+	if (!rc)
+		rc = client_endpoint(c, cfg, &path_style, err);
+	if (rc)
+		return rc;
 	const char *ca = getenv("AWS_CA_BUNDLE");
 	if (c->https && ca && *ca)
 		c->ca_bundle = strdup(ca);
 	if (!c->bucket || !c->region || !c->root || !c->host || !c->path_prefix || !c->base_url)
-		return -ENOMEM;
-
-	c->share = curl_share_init();
-	if (!c->share)
-		return -ENOMEM;
-	curl_share_setopt(c->share, CURLSHOPT_LOCKFUNC, share_lock);
-	curl_share_setopt(c->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
-	curl_share_setopt(c->share, CURLSHOPT_USERDATA, c);
-	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+		return regfs_errf(err, -ENOMEM, "out of memory setting up the S3 client");
+	rc = regfs_http_init(&c->http, err);
+	if (rc)
+		return rc;
 	log_debug("s3: endpoint %s bucket %s root \"%s\" %s-style, chunksize %llu", c->endpoint,
 		  c->bucket, c->root, path_style ? "path" : "virtual-hosted",
 		  (unsigned long long)c->chunksize);
@@ -162,27 +153,10 @@ int s3_client_init(struct s3_client *c, const struct regfs_s3_config *cfg, struc
 
 void s3_client_cleanup(struct s3_client *c)
 {
-	for (int i = 0; i < c->n_pool; i++)
-		curl_easy_cleanup(c->pool[i]);
-	c->n_pool = 0;
-	if (c->share)
-		curl_share_cleanup(c->share);
-	free(c->endpoint);
-	free(c->base_url);
-	free(c->host);
-	free(c->path_prefix);
-	free(c->bucket);
-	free(c->root);
-	free(c->access_key);
-	if (c->secret_key) {
-		memset(c->secret_key, 0, strlen(c->secret_key));
-		free(c->secret_key);
-	}
-	free(c->region);
-	free(c->ca_bundle);
-	pthread_mutex_destroy(&c->pool_lock);
-	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-		pthread_mutex_destroy(&c->share_locks[i]);
+	regfs_http_cleanup(&c->http);
+	REGFS_FREE_STRS(&c->endpoint, &c->base_url, &c->host, &c->path_prefix, &c->bucket,
+			&c->root, &c->access_key, &c->region, &c->ca_bundle);
+	regfs_free_secret(c->secret_key);
 }
 
 /* ---- keys ---- */
@@ -195,7 +169,7 @@ char *s3_key(struct s3_client *c, const char *path)
 		return strdup(path);
 	if (!*path)
 		return strdup(c->root);
-	return fmt("%s/%s", c->root, path);
+	return xasprintf("%s/%s", c->root, path);
 }
 
 char *s3_qenc(const char *s) { return regfs_sigv4_uri_encode(s, strlen(s), false); }
@@ -204,39 +178,13 @@ char *s3_copy_source(struct s3_client *c, const char *key)
 {
 	char *k = regfs_sigv4_uri_encode(key, strlen(key), true);
 	char *b = regfs_sigv4_uri_encode(c->bucket, strlen(c->bucket), false);
-	char *out = k && b ? fmt("/%s/%s", b, k) : NULL;
+	char *out = k && b ? xasprintf("/%s/%s", b, k) : NULL;
 	free(k);
 	free(b);
 	return out;
 }
 
 /* ---- the request ---- */
-
-static CURL *pool_get(struct s3_client *c)
-{
-	CURL *h = NULL;
-	pthread_mutex_lock(&c->pool_lock);
-	if (c->n_pool > 0)
-		h = c->pool[--c->n_pool];
-	pthread_mutex_unlock(&c->pool_lock);
-	if (h)
-		curl_easy_reset(h);
-	else
-		h = curl_easy_init();
-	return h;
-}
-
-static void pool_put(struct s3_client *c, CURL *h)
-{
-	pthread_mutex_lock(&c->pool_lock);
-	if (c->n_pool < S3_POOL_MAX) {
-		c->pool[c->n_pool++] = h;
-		h = NULL;
-	}
-	pthread_mutex_unlock(&c->pool_lock);
-	if (h)
-		curl_easy_cleanup(h);
-}
 
 struct upload {
 	const char *p;
@@ -255,43 +203,24 @@ static size_t on_read(char *buf, size_t sz, size_t n, void *ud)
 	return want;
 }
 
-static size_t on_write(char *data, size_t sz, size_t n, void *ud)
-{
-	struct s3_resp *rs = ud;
-	size_t len = sz * n;
-	if (rs->len + len + 1 > rs->cap) {
-		size_t cap = rs->cap ? rs->cap : 4096;
-		if (rs->content_length + 1 > cap && rs->content_length < ((uint64_t)1 << 32))
-			cap = (size_t)rs->content_length + 1;
-		while (cap < rs->len + len + 1)
-			cap *= 2;
-		char *p = realloc(rs->body, cap);
-		if (!p)
-			return 0;
-		rs->body = p;
-		rs->cap = cap;
-	}
-	memcpy(rs->body + rs->len, data, len);
-	rs->len += len;
-	rs->body[rs->len] = '\0';
-	return len;
-}
-
-/* Successful response bodies go to the request's sink when it has one. */
-struct sink_ctx {
+/* What one attempt writes to: the request's sink takes a 2xx body when it has
+ * one; everything else (error bodies, bodies without a sink) is collected. */
+struct attempt_ctx {
 	CURL *h;
 	const struct s3_req *rq;
-	struct s3_resp *rs;
+	struct dynbuf body;
 };
 
-static size_t on_write_sink(char *data, size_t sz, size_t n, void *ud)
+static size_t on_write(char *data, size_t sz, size_t n, void *ud)
 {
-	struct sink_ctx *sc = ud;
-	long st = 0;
-	curl_easy_getinfo(sc->h, CURLINFO_RESPONSE_CODE, &st);
-	if (st >= 200 && st < 300)
-		return sc->rq->sink(data, sz * n, sc->rq->sink_ud);
-	return on_write(data, sz, n, sc->rs);
+	struct attempt_ctx *ac = ud;
+	if (ac->rq->sink) {
+		long st = 0;
+		curl_easy_getinfo(ac->h, CURLINFO_RESPONSE_CODE, &st);
+		if (st >= 200 && st < 300)
+			return ac->rq->sink(data, sz * n, ac->rq->sink_ud);
+	}
+	return dynbuf_add(&ac->body, data, sz * n) == 0 ? sz * n : 0;
 }
 
 static size_t on_header(char *data, size_t sz, size_t n, void *ud)
@@ -325,58 +254,37 @@ static size_t on_header(char *data, size_t sz, size_t n, void *ud)
 	return len;
 }
 
-static bool retryable_curl(CURLcode rc)
-{
-	switch (rc) {
-	case CURLE_COULDNT_CONNECT:
-	case CURLE_OPERATION_TIMEDOUT:
-	case CURLE_SEND_ERROR:
-	case CURLE_RECV_ERROR:
-	case CURLE_GOT_NOTHING:
-	case CURLE_PARTIAL_FILE:
-	case CURLE_SSL_CONNECT_ERROR:
-	/* a reused connection the server had closed (e.g. S3 restarted) fails
-	 * after part of the body went out; curl cannot rewind our callback, but
-	 * every attempt starts a fresh body from the start, so retry it */
-	case CURLE_SEND_FAIL_REWIND:
-		return true;
-	default:
-		return false;
-	}
-}
+/* Transport failures worth another attempt (lib/http's, plus what S3 makes
+ * safe). A reused connection the server had closed (e.g. S3 restarted) fails
+ * after part of the body went out; curl cannot rewind our callback, but every
+ * attempt starts a fresh body from the start, so it is retried too. */
+#define S3_TRANSIENT (REGFS_HTTP_TRANSIENT_TIMEOUT | REGFS_HTTP_TRANSIENT_TLS_CONNECT | \
+		      REGFS_HTTP_TRANSIENT_REWIND)
 
 static bool retryable_status(long st)
 {
 	return st == 500 || st == 502 || st == 503 || st == 504 || st == 429;
 }
 
-static void backoff(int attempt)
+/* The x-amz-content-sha256 value of rq's body. */
+static void payload_hash(const struct s3_req *rq, char payload[65])
 {
-	/* 100 ms, 200, 400, 800 (+ up to 50% jitter): under 2.5 s in all, so a
-	 * dead endpoint fails a request quickly instead of hanging it. */
-	long ms = 100L << attempt;
-	ms += rand() % (ms / 2 + 1);
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
-static int one_attempt(struct s3_client *c, CURL *h, const struct s3_req *rq, const char *url,
-		       const char *path_enc, struct s3_resp *rs, CURLcode *rc, char *errbuf)
-{
-	char amz_date[17];
-	regfs_sigv4_amz_date(time(NULL), amz_date);
-	char payload[65];
 	if (!rq->has_body || rq->body_len == 0)
-		snprintf(payload, sizeof payload, "%s", REGFS_SIGV4_EMPTY_SHA256);
+		snprintf(payload, 65, "%s", REGFS_SIGV4_EMPTY_SHA256);
 	else if (rq->body_len <= HASH_BODY_MAX)
 		regfs_sigv4_sha256_hex(rq->body, rq->body_len, payload);
 	else
-		snprintf(payload, sizeof payload, "%s", REGFS_SIGV4_UNSIGNED);
+		snprintf(payload, 65, "%s", REGFS_SIGV4_UNSIGNED);
+}
 
+/* "Authorization: AWS4-HMAC-SHA256 …" for rq, malloc'd; NULL on ENOMEM. */
+static char *sign(struct s3_client *c, const struct s3_req *rq, const char *path_enc,
+		  const char *amz_date, const char *payload)
+{
 	size_t nh = rq->n_hdrs + 3;
 	struct regfs_sigv4_header *sh = calloc(nh, sizeof *sh);
 	if (!sh)
-		return -ENOMEM;
+		return NULL;
 	sh[0] = (struct regfs_sigv4_header){"host", c->host};
 	sh[1] = (struct regfs_sigv4_header){"x-amz-date", amz_date};
 	sh[2] = (struct regfs_sigv4_header){"x-amz-content-sha256", payload};
@@ -386,17 +294,28 @@ static int one_attempt(struct s3_client *c, CURL *h, const struct s3_req *rq, co
 	struct regfs_sigv4_request sr = {rq->method, path_enc, rq->query, sh, nh, payload};
 	char *auth = regfs_sigv4_authorization(&k, amz_date, &sr);
 	free(sh);
-	if (!auth)
-		return -ENOMEM;
+	char *line = auth ? xasprintf("Authorization: %s", auth) : NULL;
+	free(auth);
+	return line;
+}
 
+/* The signed header list of one attempt; NULL on ENOMEM. */
+static struct curl_slist *signed_headers(struct s3_client *c, const struct s3_req *rq,
+					 const char *path_enc)
+{
+	char amz_date[17];
+	regfs_sigv4_amz_date(time(NULL), amz_date);
+	char payload[65];
+	payload_hash(rq, payload);
+	char *authline = sign(c, rq, path_enc, amz_date, payload);
+	if (!authline)
+		return NULL;
 	struct curl_slist *hl = NULL;
 	char line[1024];
 	snprintf(line, sizeof line, "x-amz-date: %s", amz_date);
 	hl = curl_slist_append(hl, line);
 	snprintf(line, sizeof line, "x-amz-content-sha256: %s", payload);
 	hl = curl_slist_append(hl, line);
-	char *authline = fmt("Authorization: %s", auth);
-	free(auth);
 	hl = curl_slist_append(hl, authline);
 	free(authline);
 	for (size_t i = 0; i < rq->n_hdrs; i++) {
@@ -406,12 +325,13 @@ static int one_attempt(struct s3_client *c, CURL *h, const struct s3_req *rq, co
 	hl = curl_slist_append(hl, "Expect:"); /* no 100-continue round trip */
 	if (!rq->has_body)
 		hl = curl_slist_append(hl, "Content-Type:");
+	return hl;
+}
 
-	curl_easy_reset(h);
-	curl_easy_setopt(h, CURLOPT_SHARE, c->share);
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+/* Timeouts, TLS, method and body of one attempt on the handle. */
+static void set_options(struct s3_client *c, CURL *h, const struct s3_req *rq,
+			struct upload *up)
+{
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
 	/* A stalled transfer (under 1 KiB/s for 30 s) is abandoned and retried
 	 * once: a server that stalls (a full cluster) fails the request within
@@ -419,17 +339,6 @@ static int one_attempt(struct s3_client *c, CURL *h, const struct s3_req *rq, co
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 30L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-	struct sink_ctx sc = {h, rq, rs};
-	if (rq->sink) {
-		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write_sink);
-		curl_easy_setopt(h, CURLOPT_WRITEDATA, &sc);
-	} else {
-		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
-		curl_easy_setopt(h, CURLOPT_WRITEDATA, rs);
-	}
-	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(h, CURLOPT_HEADERDATA, rs);
 	if (c->https) {
 		if (c->ca_bundle)
 			curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_bundle);
@@ -438,74 +347,115 @@ static int one_attempt(struct s3_client *c, CURL *h, const struct s3_req *rq, co
 			curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
 		}
 	}
-	struct upload up = {rq->body, rq->body_len};
 	if (strcmp(rq->method, "HEAD") == 0) {
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
 	} else if (rq->has_body) {
 		curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
-		curl_easy_setopt(h, CURLOPT_READDATA, &up);
+		curl_easy_setopt(h, CURLOPT_READDATA, up);
 		curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)rq->body_len);
 		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, rq->method);
 	} else if (strcmp(rq->method, "GET") != 0) {
 		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, rq->method);
 	}
+}
+
+/* One signed attempt on a fresh handle from the pool: 0 with *rc the curl
+ * outcome (rs->status on an answer, the collected body in ac->body), or
+ * -ENOMEM. */
+static int one_attempt(struct s3_client *c, struct attempt_ctx *ac, const char *url,
+		       const char *path_enc, struct s3_resp *rs, CURLcode *rc, char *errbuf)
+{
+	const struct s3_req *rq = ac->rq;
+	struct curl_slist *hl = signed_headers(c, rq, path_enc);
+	CURL *h = hl ? regfs_http_handle(&c->http) : NULL;
+	if (!h) {
+		curl_slist_free_all(hl);
+		return -ENOMEM;
+	}
+	ac->h = h;
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, ac);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, rs);
+	struct upload up = {rq->body, rq->body_len};
+	set_options(c, h, rq, &up);
 	errbuf[0] = '\0';
 	*rc = curl_easy_perform(h);
 	curl_slist_free_all(hl);
 	if (*rc == CURLE_OK)
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &rs->status);
+	regfs_http_release(&c->http, h);
+	ac->h = NULL;
 	return 0;
+}
+
+/* The request's signed path and its URL; -ENOMEM. */
+static int request_target(struct s3_client *c, const struct s3_req *rq, char **path_enc,
+			  char **url)
+{
+	const char *key = rq->key ? rq->key : "";
+	char *kenc = regfs_sigv4_uri_encode(key, strlen(key), true);
+	if (!kenc)
+		return -ENOMEM;
+	/* The bucket itself is "/bucket" path-style and "/" virtual-hosted. */
+	*path_enc = *key || !*c->path_prefix ? xasprintf("%s/%s", c->path_prefix, kenc)
+					     : strdup(c->path_prefix);
+	*url = xasprintf("%s%s%s%s%s", c->base_url, *key ? "/" : (*c->path_prefix ? "" : "/"), kenc,
+			 rq->query && *rq->query ? "?" : "", rq->query ? rq->query : "");
+	free(kenc);
+	if (*path_enc && *url)
+		return 0;
+	free(*path_enc);
+	free(*url);
+	return -ENOMEM;
 }
 
 int s3_request(struct s3_client *c, const struct s3_req *rq, struct s3_resp *rs,
 	       struct regfs_err *err)
 {
 	memset(rs, 0, sizeof *rs);
-	const char *key = rq->key ? rq->key : "";
-	char *kenc = regfs_sigv4_uri_encode(key, strlen(key), true);
-	if (!kenc)
-		return -ENOMEM;
-	/* The bucket itself is "/bucket" path-style and "/" virtual-hosted. */
-	char *path_enc = *key || !*c->path_prefix ? fmt("%s/%s", c->path_prefix, kenc)
-						  : strdup(c->path_prefix);
-	char *url = fmt("%s%s%s%s%s", c->base_url, *key ? "/" : (*c->path_prefix ? "" : "/"), kenc,
-			rq->query && *rq->query ? "?" : "", rq->query ? rq->query : "");
-	free(kenc);
-	CURL *h = pool_get(c);
-	if (!path_enc || !url || !h) {
-		free(path_enc);
-		free(url);
-		if (h)
-			curl_easy_cleanup(h);
-		return -ENOMEM;
-	}
-	int ret = 0;
+	char *path_enc, *url;
+	int ret = request_target(c, rq, &path_enc, &url);
+	if (ret)
+		return regfs_errf(err, ret, "out of memory building an S3 %s request", rq->method);
 	CURLcode rc = CURLE_OK;
 	char errbuf[CURL_ERROR_SIZE];
+	struct attempt_ctx ac = {.rq = rq, .body = DYNBUF_INIT(DYNBUF_NO_CAP)};
+	struct regfs_http_backoff bo;
+	/* 100 ms, 200, 400, 800 (+ up to 50% jitter): under 2.5 s in all, so a
+	 * dead endpoint fails a request quickly instead of hanging it. */
+	regfs_http_backoff_init(&bo, 100, true);
 	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-		rs->len = 0;
-		if (rs->body)
-			rs->body[0] = '\0';
+		dynbuf_reset(&ac.body);
 		rs->status = 0;
 		rs->attempts = attempt + 1;
-		ret = one_attempt(c, h, rq, url, path_enc, rs, &rc, errbuf);
+		ret = one_attempt(c, &ac, url, path_enc, rs, &rc, errbuf);
 		if (ret < 0)
 			break;
-		bool retry = rc != CURLE_OK ? retryable_curl(rc) : retryable_status(rs->status);
+		bool retry = rc != CURLE_OK ? regfs_http_transient(rc, S3_TRANSIENT)
+					    : retryable_status(rs->status);
 		if (rc == CURLE_OPERATION_TIMEDOUT && attempt >= 1)
 			retry = false;
 		if (!retry || attempt == MAX_ATTEMPTS - 1 || rq->no_retry)
 			break;
 		log_debug("s3: %s %s: %s, retrying", rq->method, url,
 			  rc != CURLE_OK ? (errbuf[0] ? errbuf : curl_easy_strerror(rc)) : "server error");
-		backoff(attempt);
+		regfs_http_backoff_sleep(&bo);
 	}
-	if (ret == 0 && rc != CURLE_OK)
+	if (ret < 0)
+		regfs_errf(err, ret, "out of memory sending S3 %s %s", rq->method, url);
+	else if (rc != CURLE_OK)
 		ret = regfs_errf(err, -EIO, "S3 endpoint %s is unreachable (%s, %d attempts): check "
 				 "storage.s3.regionendpoint and that the S3 server is running",
 				 c->endpoint, errbuf[0] ? errbuf : curl_easy_strerror(rc), rs->attempts);
-	pool_put(c, h);
+	/* the body is the caller's now; none at all reads as NULL */
+	if (dynbuf_len(&ac.body))
+		rs->body = dynbuf_take(&ac.body, &rs->len);
+	dynbuf_free(&ac.body);
 	free(path_enc);
 	free(url);
 	return ret;
@@ -515,7 +465,7 @@ void s3_resp_free(struct s3_resp *rs)
 {
 	free(rs->body);
 	rs->body = NULL;
-	rs->len = rs->cap = 0;
+	rs->len = 0;
 }
 
 int s3_fail(struct s3_client *c, const struct s3_resp *rs, const char *op, const char *key,

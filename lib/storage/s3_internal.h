@@ -21,10 +21,10 @@
 #include <curl/curl.h>
 
 #include <regfs/err.h>
+#include <regfs/http.h>
 #include <regfs/storage.h>
 
 #define S3_MIN_PART ((uint64_t)5 << 20) /* S3's minimum size of a non-last part */
-#define S3_POOL_MAX 32
 
 struct s3_client {
 	char *endpoint;     /* "http://127.0.0.1:7480": for messages and URLs */
@@ -38,11 +38,7 @@ struct s3_client {
 	bool https, skipverify, encrypt;
 	uint64_t chunksize, copy_threshold, copy_chunk;
 
-	CURLSH *share;
-	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
-	pthread_mutex_t pool_lock;
-	CURL *pool[S3_POOL_MAX];
-	int n_pool;
+	struct regfs_http http;     /* connection cache and handle pool (lib/http) */
 };
 
 struct s3_hdr {
@@ -68,7 +64,7 @@ struct s3_req {
 struct s3_resp {
 	long status;
 	char *body;                 /* malloc'd, NUL-terminated; NULL when empty */
-	size_t len, cap;
+	size_t len;
 	char etag[128];             /* ETag header, quotes kept */
 	uint64_t content_length;
 	int64_t last_modified;      /* Last-Modified header, epoch seconds */

@@ -1,4 +1,4 @@
-# tests/integration/cleanup_lib.sh — helpers shared by issue 5's scripts (cleanup_*.sh,
+# tests/integration/cleanup_lib.sh — helpers shared by the cleanup and tag-write scripts (cleanup_*.sh,
 # tags_*.sh, gc_online.sh). Source it after lib.sh. Not a test itself (not listed in
 # meson.build).
 #

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 5, check 1 — the seed's daily job through the mount: 3 repositories × 20 `sha-…`
+# The seed's daily job through the mount: 3 repositories × 20 `sha-…`
 # tags pushed (skopeo) to regfs-registry, push times spread over 30 days (the tag link files
 # in the storage root backdated with touch -d), plus latest/production/staging.
 #   A: the documented one-liner
@@ -196,7 +196,7 @@ for c in "$REGFS_BUILD/tools/regfs-cleanup" "$REGFS_SRC/tools/regfs-cleanup"; do
   [ -x "$c" ] && { CLEANUP=$c; break; }
 done
 if [ -z "$CLEANUP" ]; then
-  fail "B: tools/regfs-cleanup exists (not implemented yet: scenario B not run)"
+  fail "B: tools/regfs-cleanup exists" "scenario B not run"
   done_testing
 fi
 port=$(free_port)

@@ -1,5 +1,5 @@
 #!/bin/bash
-# cleanup_tool.sh — tools/regfs-cleanup (issue 5 "Cleanup").
+# cleanup_tool.sh — tools/regfs-cleanup (docs/cleanup.md).
 #  1. On a tree shaped like the regfs mount (built here: _tags symlinks with
 #     backdated mtimes, _manifests/<digest>/manifest.json), so every policy can be
 #     checked against values computed independently by construction: which tags,
@@ -103,8 +103,8 @@ check_eq "exactly those tags are gone" \
   "$(find "$T" -path '*/_tags/*' -type l | sed "s|^$T/||; s|/_tags/|:|" | sort)"
 
 # --- 2. a real mount ---------------------------------------------------------------
-if [ -x "$REGFS_MOUNT" ] && "$REGFS_MOUNT" --version >/dev/null 2>&1 && [ -e /dev/fuse ] &&
-   command -v fusermount3 >/dev/null; then
+need_ours "$REGFS_MOUNT"
+if [ -e /dev/fuse ] && command -v fusermount3 >/dev/null; then
   OCI=$WORK/oci
   IMG1=$(make_image "$OCI" one 2 20K 30K) && IMG2=$(make_image "$OCI" two 1 40K) ||
     bail "umoci could not build images"
@@ -122,7 +122,7 @@ if [ -x "$REGFS_MOUNT" ] && "$REGFS_MOUNT" --version >/dev/null 2>&1 && [ -e /de
     fail "regfs mounts docker-registry"
   fi
 else
-  log "regfs mount not built: the real-mount part is skipped"
+  log "no FUSE on this machine (/dev/fuse, fusermount3): the real-mount part is skipped"
 fi
 
 done_testing

@@ -13,7 +13,9 @@
 
 CC=${REGFS_CLIENTCHECK:-$REGFS_BUILD/tests/integration/regfs-clientcheck}
 TOOLS=$REGFS_SRC/tests/integration/tools
-need_bin "$CC" "$DOCKER_REGISTRY" skopeo umoci jq openssl python3 curl
+need_ours "$CC"
+need_regfs_registry
+need_bin "$DOCKER_REGISTRY" skopeo umoci jq openssl python3 curl
 cc() { with_timeout 90 "$CC" "$@"; }
 hex() { sha256sum "$@" | cut -d' ' -f1; }
 # errno_of CMD… — the E-name the client reported (first word of stderr), "0" on success.
@@ -174,23 +176,8 @@ check_eq "blob fetch verifies the digest (the redirected bytes do not match)" EP
   "$(errno_of cc --user bob --pass pw "$F" blob-fetch redir "$fake_digest" "$WORK/fakeblob")"
 
 # --- (b) token-protected docker-registry (Bearer flow) --------------------------
-mkdir -p "$WORK/tok"
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=regfs-test-token \
-  -keyout "$WORK/tok/key.pem" -out "$WORK/tok/cert.pem" 2>/dev/null || bail "openssl req failed"
-TPORT=$(free_port)
-start_tokenserver() {
-  start_bg "tokenserver-$1" python3 "$TOOLS/tokenserver.py" --port "$TPORT" \
-    --key "$WORK/tok/key.pem" --cert "$WORK/tok/cert.pem" --user alice:s3cret "${@:2}"
-  TOKPID=$BG_PID; TOKLOG=$WORK/tokenserver-$1.log
-  wait_http "http://127.0.0.1:$TPORT/token" || bail "tokenserver did not start"
-}
-start_tokenserver 1
-start_docker_registry "$DATA" "auth:
-  token:
-    realm: http://127.0.0.1:$TPORT/token
-    service: regfs-test
-    issuer: regfs-test-issuer
-    rootcertbundle: $WORK/tok/cert.pem" || bail "token-protected docker-registry did not start"
+start_tokenserver tokenserver-1
+start_token_registry "$DATA" || bail "token-protected docker-registry did not start"
 T=$REGISTRY_URL; TH=$REGISTRY_HOST
 AUTH=(--user alice --pass s3cret)
 
@@ -245,36 +232,32 @@ check_eq "token registry: deleted manifest is gone" ENOENT "$(errno_of cc "${AUT
 
 # Token servers that answer "access_token" and no expires_in (default 60 s).
 stop_pid "$TOKPID"
-start_tokenserver 2 --access-token-only --no-expires
+start_tokenserver tokenserver-2 --access-token-only --no-expires
 check_eq "access_token without expires_in works" "${DIGEST[lib:stable]}" \
   "$(cc "${AUTH[@]}" "$T" manifest lib stable | cut -d' ' -f1)"
 
 # --- (d) regfs-registry: its extensions, Last-Modified, OCI 1.1 tag delete -------------
-if [ -x "$REGFS_REGISTRY" ] && "$REGFS_REGISTRY" --version >/dev/null 2>&1; then
-  start_regfs_registry "$WORK/rdata" || bail "regfs-registry did not start"
-  G=$REGISTRY_URL
-  skopeo_copy "$IMG1" "docker://$REGISTRY_HOST/team/app:v1" &&
-    skopeo_copy "$IMG1" "docker://$REGISTRY_HOST/team/app:also" &&
-    skopeo_copy "$IMG2" "docker://$REGISTRY_HOST/lib:stable" || bail "skopeo could not push to regfs-registry"
-  check_eq "regfs-registry advertises bulk-tags and repo-manifests" "yes yes" \
-    "$(cc "$G" has-ext bulk-tags) $(cc "$G" has-ext repo-manifests)"
-  check_eq "docker-registry advertises neither" "no no" "$(cc "$R" has-ext bulk-tags) $(cc "$R" has-ext repo-manifests)"
-  check_eq "bulk-tags = every repository's tags with their digests" \
-    "$(printf '%s\n' "lib stable ${DIGEST[team/app:v2]}" "team/app also ${DIGEST[team/app:v1]}" "team/app v1 ${DIGEST[team/app:v1]}")" \
-    "$(cc "$G" bulk-tags | awk '{print $1, $2, $3}' | sort)"
-  now=$(date +%s)
-  check_eq "bulk-tags push times are within the last hour" ok \
-    "$(cc "$G" bulk-tags | awk -v n="$now" '$4 < n - 3600 || $4 > n + 60 { bad = 1 } END { print bad ? "bad" : "ok" }')"
-  check_eq "bulk-tags on docker-registry: ENOTSUP" ENOTSUP "$(errno_of cc "$R" bulk-tags | sed 's/EOPNOTSUPP/ENOTSUP/')"
-  lm=$(cc "$G" manifest team/app v1 | cut -d' ' -f3)
-  [ "${lm:-0}" -gt $((now - 3600)) ] && ok "manifest Last-Modified is the push time ($lm)" || fail "manifest Last-Modified is the push time" "got '$lm'"
-  check "OCI 1.1 tag delete" cc "$G" delete team/app also
-  check_eq "repo-manifests: one manifest, its remaining tag" "${DIGEST[team/app:v1]} v1" \
-    "$(cc "$G" repo-manifests team/app | awk '{print $1, $3}')"
-  check "delete the manifest by digest" cc "$G" delete team/app "${DIGEST[team/app:v1]}"
-  check_eq "repo-manifests after deleting: nothing" "" "$(cc "$G" repo-manifests team/app)"
-else
-  log "regfs-registry not built: part (d) skipped"
-fi
+start_regfs_registry "$WORK/rdata" || bail "regfs-registry did not start"
+G=$REGISTRY_URL
+skopeo_copy "$IMG1" "docker://$REGISTRY_HOST/team/app:v1" &&
+  skopeo_copy "$IMG1" "docker://$REGISTRY_HOST/team/app:also" &&
+  skopeo_copy "$IMG2" "docker://$REGISTRY_HOST/lib:stable" || bail "skopeo could not push to regfs-registry"
+check_eq "regfs-registry advertises bulk-tags and repo-manifests" "yes yes" \
+  "$(cc "$G" has-ext bulk-tags) $(cc "$G" has-ext repo-manifests)"
+check_eq "docker-registry advertises neither" "no no" "$(cc "$R" has-ext bulk-tags) $(cc "$R" has-ext repo-manifests)"
+check_eq "bulk-tags = every repository's tags with their digests" \
+  "$(printf '%s\n' "lib stable ${DIGEST[team/app:v2]}" "team/app also ${DIGEST[team/app:v1]}" "team/app v1 ${DIGEST[team/app:v1]}")" \
+  "$(cc "$G" bulk-tags | awk '{print $1, $2, $3}' | sort)"
+now=$(date +%s)
+check_eq "bulk-tags push times are within the last hour" ok \
+  "$(cc "$G" bulk-tags | awk -v n="$now" '$4 < n - 3600 || $4 > n + 60 { bad = 1 } END { print bad ? "bad" : "ok" }')"
+check_eq "bulk-tags on docker-registry: ENOTSUP" ENOTSUP "$(errno_of cc "$R" bulk-tags | sed 's/EOPNOTSUPP/ENOTSUP/')"
+lm=$(cc "$G" manifest team/app v1 | cut -d' ' -f3)
+[ "${lm:-0}" -gt $((now - 3600)) ] && ok "manifest Last-Modified is the push time ($lm)" || fail "manifest Last-Modified is the push time" "got '$lm'"
+check "OCI 1.1 tag delete" cc "$G" delete team/app also
+check_eq "repo-manifests: one manifest, its remaining tag" "${DIGEST[team/app:v1]} v1" \
+  "$(cc "$G" repo-manifests team/app | awk '{print $1, $3}')"
+check "delete the manifest by digest" cc "$G" delete team/app "${DIGEST[team/app:v1]}"
+check_eq "repo-manifests after deleting: nothing" "" "$(cc "$G" repo-manifests team/app)"
 
 done_testing

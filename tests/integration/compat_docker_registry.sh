@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 2, check 2: a data directory written by Debian's docker-registry 2.8.2 is served by
+# A data directory written by Debian's docker-registry 2.8.2 is served by
 # regfs-registry unchanged, and one written by regfs-registry is served by docker-registry.
 # For each direction WRITER→READER: the writer gets images (several tags, nested names, a
 # 2-platform index) pushed by skopeo and pulled back as the baseline; then the reader,

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 2, check 4: kill -9 of the registry during 20 parallel skopeo pushes, restart:
+# kill -9 of the registry during 20 parallel skopeo pushes, restart:
 # every push that completed pulls byte-identical, no stored blob's content differs from
 # its digest (sha256sum of every blobs/…/data), no tag points at a manifest or blob that
 # is not there, and the interrupted pushes succeed when retried.

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 2, check 5: `regfs-registry garbage-collect` after deleting tags frees exactly the
+# `regfs-registry garbage-collect` after deleting tags frees exactly the
 # unreferenced blobs — the expected set is computed here from the manifests on disk —
 # and `--dry-run` deletes nothing; `--delete-untagged` also frees what only untagged
 # manifests reference, keeping the children of tagged indexes. Every image still

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 5, check 3 — online GC in `regfs-registry serve` (regfs.gc: enabled, interval 1s,
+# Online GC in `regfs-registry serve` (regfs.gc: enabled, interval 1s,
 # delay 2s, deleteuntagged) running during 20 concurrent skopeo pushes: afterwards every
 # pushed image pulls byte-identical (skopeo copy to dir:, every blob hashes to its digest,
 # and the copy equals a dir: copy of the source layout).
@@ -68,7 +68,7 @@ failed=()
 for ((i = 0; i < N; i++)); do wait "${pids[$i]}" || failed+=("$(printf 'p%02d' $i)"); done
 log "gc runs during the pushes: $(($(gc_runs) - runs0)); pushes that failed: ${#failed[@]} ${failed[*]:-}"
 # A push whose manifest PUT was refused (MANIFEST_BLOB_UNKNOWN: a blob it relied on was swept)
-# failed cleanly, which the issue allows; a client retries, and so do we (at most 3 times).
+# failed cleanly, which is allowed (docs/registry.md); a client retries, and so do we (at most 3 times).
 retry_push() {
   local k
   for k in 1 2 3; do skopeo_copy "$@" && return 0; echo "attempt $k failed"; done

@@ -2,12 +2,15 @@
 #
 #   #!/bin/bash
 #   . "$(dirname "$0")/lib.sh"          # sets traps, a work dir, the binaries' paths
-#   need_bin "$REGFS_REGISTRY"         # skip (exit 77) when the binary is not built yet
+#   need_regfs_registry                # fail when the binary is not built
+#   need_bin skopeo                    # skip (exit 77) when the machine lacks a program
 #   start_regfs_registry "$WORK/data"  # sets REGISTRY_HOST/URL/PID/LOG/CONFIG
 #   check "skopeo pushes" skopeo_copy "$(make_image "$WORK/oci" v1 3 1M)" "docker://$REGISTRY_HOST/a/b:v1"
 #   done_testing                       # exits 0 when every check passed, 1 otherwise
 #
 # Exit codes of a script: 0 pass, 77 skip (meson's convention), anything else fail.
+# A skip is only for what the machine lacks (FUSE, an installed program); a program or
+# option of regfs that is missing is a failure.
 # Everything a script starts (processes, FUSE mounts, temp dirs) is registered here and
 # torn down by stop_all, run from the EXIT trap — also when the script fails half way.
 # Output is TAP-ish ("ok 1 - name" / "not ok 2 - name" / "# diagnostics") so a failure
@@ -43,6 +46,7 @@ _PIDNAMES=()    # their log names, for diagnostics
 _MOUNTS=()      # FUSE mount points (unmounted by stop_all)
 _CLEANUPS=()    # extra commands (eval'd by stop_all, last first)
 _USED_PORTS=" "
+TPORT=""       # the token server's port (start_tokenserver)
 TESTS_RUN=0
 TESTS_FAILED=0
 
@@ -100,20 +104,29 @@ done_testing() {
   exit 0
 }
 
-need_bin() {  # need_bin PATH… — skip the script when a binary is missing or still a stub
+# need_bin PROGRAM… — skip the script when a program from elsewhere (skopeo, umoci,
+# docker-registry…) is not installed: a capability of the machine, not of regfs.
+need_bin() {
   local b
   for b in "$@"; do
-    if [ ! -x "$b" ] && ! command -v "$b" >/dev/null 2>&1; then skip_all "$b not built/installed"; fi
+    if [ ! -x "$b" ] && ! command -v "$b" >/dev/null 2>&1; then skip_all "$b not installed"; fi
   done
 }
-# need_regfs_registry — skip unless build/registry/regfs-registry is the real thing.
-need_regfs_registry() {
-  need_bin "$REGFS_REGISTRY"
-  "$REGFS_REGISTRY" --version >/dev/null 2>&1 || skip_all "$REGFS_REGISTRY --version fails (not implemented yet)"
+# need_ours PROGRAM… — a program this build makes (the two binaries, the test tools) must
+# be there; when it is not, the script fails (a build problem is never a skip).
+need_ours() {
+  local b
+  for b in "$@"; do [ -x "$b" ] || bail "$b is missing: build first (ninja -C $REGFS_BUILD)"; done
 }
+need_regfs_registry() {
+  need_ours "$REGFS_REGISTRY"
+  "$REGFS_REGISTRY" --version >/dev/null 2>&1 || bail "$REGFS_REGISTRY --version fails"
+}
+# need_regfs_mount — the regfs binary (or fail), and FUSE on this machine (or skip).
 need_regfs_mount() {
-  need_bin "$REGFS_MOUNT" fusermount3
-  "$REGFS_MOUNT" --version >/dev/null 2>&1 || skip_all "$REGFS_MOUNT --version fails (not implemented yet)"
+  need_ours "$REGFS_MOUNT"
+  "$REGFS_MOUNT" --version >/dev/null 2>&1 || bail "$REGFS_MOUNT --version fails"
+  need_bin fusermount3
   [ -e /dev/fuse ] || skip_all "/dev/fuse missing"
 }
 
@@ -265,6 +278,26 @@ _registry_up() {
   return 1
 }
 
+# _registry_config KIND DIR_OR_CONFIG [EXTRA_YAML] — the config a registry of KIND
+# (regfs-registry, docker-registry) starts with.
+#   DIR: writes one (filesystem root DIR, deletes on, a free port, EXTRA_YAML appended).
+#   CONFIG (an existing file): used as is; its http.addr must be 127.0.0.1:PORT.
+# Sets REGISTRY_CONFIG, REGISTRY_DATA and _CFG_PORT; 1 (logged) when CONFIG names no port.
+_registry_config() {
+  local kind=$1 arg=$2
+  if [ -f "$arg" ]; then
+    REGISTRY_CONFIG=$arg
+    _CFG_PORT=$(sed -n 's/^[[:space:]]*addr:[[:space:]]*[^:]*:\([0-9][0-9]*\).*/\1/p' "$arg" | head -n1)
+    [ -n "$_CFG_PORT" ] || { log "$kind: no http.addr port in $arg"; return 1; }
+    REGISTRY_DATA=$(sed -n 's/^[[:space:]]*rootdirectory:[[:space:]]*//p' "$arg" | head -n1)
+  else
+    mkdir -p "$arg"; _CFG_PORT=$(free_port)
+    REGISTRY_CONFIG=$WORK/$kind-$_CFG_PORT.yml
+    write_registry_config "$REGISTRY_CONFIG" "$arg" "$_CFG_PORT" "${3:-}"
+    REGISTRY_DATA=$arg
+  fi
+}
+
 # start_regfs_registry DIR_OR_CONFIG [EXTRA_YAML]
 #   DIR: writes a config (filesystem root DIR, deletes on, a free port) and serves it.
 #   CONFIG (an existing file): served as is; its http.addr must be 127.0.0.1:PORT.
@@ -272,43 +305,51 @@ _registry_up() {
 # REGISTRY_LOG REGISTRY_CONFIG REGISTRY_DATA. Returns 1 (with the log) when it does not come up.
 # Start several: copy the variables after each call.
 start_regfs_registry() {
-  local arg=$1 port cfg
-  if [ -f "$arg" ]; then
-    cfg=$arg
-    port=$(sed -n 's/^[[:space:]]*addr:[[:space:]]*[^:]*:\([0-9][0-9]*\).*/\1/p' "$cfg" | head -n1)
-    [ -n "$port" ] || { log "start_regfs_registry: no http.addr port in $cfg"; return 1; }
-    REGISTRY_DATA=$(sed -n 's/^[[:space:]]*rootdirectory:[[:space:]]*//p' "$cfg" | head -n1)
-  else
-    mkdir -p "$arg"; port=$(free_port)
-    cfg=$WORK/regfs-registry-$port.yml
-    write_registry_config "$cfg" "$arg" "$port" "${2:-}"
-    REGISTRY_DATA=$arg
-  fi
-  REGISTRY_CONFIG=$cfg
-  start_bg "regfs-registry-$port" "$REGFS_REGISTRY" serve "$cfg"
-  _registry_up regfs-registry "regfs-registry-$port" "$port"
+  _registry_config regfs-registry "$@" || return 1
+  start_bg "regfs-registry-$_CFG_PORT" "$REGFS_REGISTRY" serve "$REGISTRY_CONFIG"
+  _registry_up regfs-registry "regfs-registry-$_CFG_PORT" "$_CFG_PORT"
 }
 
 # start_docker_registry DIR_OR_CONFIG [EXTRA_YAML] — Debian's docker-registry (registry:2
 # 2.8.2) on filesystem root DIR; same variables as start_regfs_registry.
 # AWS_CA_BUNDLE is unset for it: with it set, docker-registry crashes at start.
+# DOCKER_REGISTRY_ENV (words, default REGISTRY_STORAGE_DELETE_ENABLED=true) is its environment.
 start_docker_registry() {
-  local arg=$1 port cfg
   need_bin "$DOCKER_REGISTRY"
-  if [ -f "$arg" ]; then
-    cfg=$arg
-    port=$(sed -n 's/^[[:space:]]*addr:[[:space:]]*[^:]*:\([0-9][0-9]*\).*/\1/p' "$cfg" | head -n1)
-    REGISTRY_DATA=$(sed -n 's/^[[:space:]]*rootdirectory:[[:space:]]*//p' "$cfg" | head -n1)
-  else
-    mkdir -p "$arg"; port=$(free_port)
-    cfg=$WORK/docker-registry-$port.yml
-    write_registry_config "$cfg" "$arg" "$port" "${2:-}"
-    REGISTRY_DATA=$arg
+  _registry_config docker-registry "$@" || return 1
+  # shellcheck disable=SC2086 # DOCKER_REGISTRY_ENV is a list of words
+  start_bg "docker-registry-$_CFG_PORT" env -u AWS_CA_BUNDLE ${DOCKER_REGISTRY_ENV-REGISTRY_STORAGE_DELETE_ENABLED=true} \
+    OTEL_SDK_DISABLED=true "$DOCKER_REGISTRY" serve "$REGISTRY_CONFIG"
+  _registry_up docker-registry "docker-registry-$_CFG_PORT" "$_CFG_PORT"
+}
+
+# start_tokenserver NAME [OPTION…] — tools/tokenserver.py (a Docker token issuer that knows
+# the user alice:s3cret; OPTIONs go to it) logging to $WORK/NAME.log. Its key and
+# certificate are made once per script under $WORK/tok; its port (TPORT) is picked once, so
+# a restarted token server serves the registry start_token_registry configured.
+# Sets TPORT TOKPID TOKLOG; bails when it does not answer.
+start_tokenserver() {
+  local name=$1; shift
+  if [ ! -f "$WORK/tok/cert.pem" ]; then
+    mkdir -p "$WORK/tok"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=regfs-test-token \
+      -keyout "$WORK/tok/key.pem" -out "$WORK/tok/cert.pem" 2>/dev/null || bail "openssl req failed"
   fi
-  REGISTRY_CONFIG=$cfg
-  start_bg "docker-registry-$port" env -u AWS_CA_BUNDLE REGISTRY_STORAGE_DELETE_ENABLED=true \
-    OTEL_SDK_DISABLED=true "$DOCKER_REGISTRY" serve "$cfg"
-  _registry_up docker-registry "docker-registry-$port" "$port"
+  [ -n "$TPORT" ] || TPORT=$(free_port)
+  start_bg "$name" python3 "$REGFS_SRC/tests/integration/tools/tokenserver.py" --port "$TPORT" \
+    --key "$WORK/tok/key.pem" --cert "$WORK/tok/cert.pem" --user alice:s3cret "$@"
+  TOKPID=$BG_PID; TOKLOG=$WORK/$name.log
+  wait_http "http://127.0.0.1:$TPORT/token" || bail "tokenserver did not start"
+}
+# start_token_registry DIR — docker-registry on DIR that takes the Bearer tokens of
+# start_tokenserver's issuer; the variables of start_docker_registry.
+start_token_registry() {
+  start_docker_registry "$1" "auth:
+  token:
+    realm: http://127.0.0.1:$TPORT/token
+    service: regfs-test
+    issuer: regfs-test-issuer
+    rootcertbundle: $WORK/tok/cert.pem"
 }
 
 # start_registry KIND DIR — KIND is regfs or docker (for scripts that run against both).
@@ -319,12 +360,11 @@ start_registry() {
     *) log "start_registry: unknown kind $1"; return 1 ;;
   esac
 }
-# registry_kinds — the kinds available now: "regfs docker", or "docker" while
-# regfs-registry is not built yet. Scripts loop over it.
+# registry_kinds — the kinds to run against: "regfs docker", or "regfs" on a machine
+# without Debian's docker-registry. Scripts loop over it.
 registry_kinds() {
-  local k=""
-  if [ -x "$REGFS_REGISTRY" ] && "$REGFS_REGISTRY" --version >/dev/null 2>&1; then k="regfs "; fi
-  [ -x "$DOCKER_REGISTRY" ] && k+="docker"
+  local k=regfs
+  [ -x "$DOCKER_REGISTRY" ] && k+=" docker"
   echo $k
 }
 # reference_kinds — like registry_kinds, for scripts whose docker-registry run only
@@ -410,6 +450,58 @@ skopeo_copy() {
 skopeo_x() {
   local sub=$1; shift
   with_timeout "${REGFS_TEST_TIMEOUT:-300}" skopeo --insecure-policy "$sub" --tls-verify=false "$@"
+}
+
+# --- pushing by hand (curl, no skopeo) ----------------------------------------------------
+
+# put_blob URL REPO FILE DIGEST — a monolithic upload: POST, then PUT ?digest= with FILE
+# streamed (curl -T; --data-binary @ would load it into memory). 0 when it answers 201.
+put_blob() {
+  local loc
+  loc=$(curl -sS -o /dev/null -D - -X POST "$1/v2/$2/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
+  [ -n "$loc" ] || return 1
+  case $loc in http*) ;; *) loc=$1$loc ;; esac
+  case $loc in *\?*) loc="$loc&digest=$4" ;; *) loc="$loc?digest=$4" ;; esac
+  [ "$(curl -sS -o /dev/null -w '%{http_code}' -H 'Content-Type: application/octet-stream' -T "$3" "$loc")" = 201 ]
+}
+# put_manifest URL REPO REF FILE — PUT an OCI image manifest; 0 when it answers 201.
+put_manifest() {
+  [ "$(curl -sS -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+    --data-binary @"$4" "$1/v2/$2/manifests/$3")" = 201 ]
+}
+# oci_manifest CONFIG LAYER… — print an OCI image manifest (one line) of the files CONFIG
+# (an image config) and LAYERs (uncompressed tar media type), digests and sizes computed here.
+oci_manifest() {
+  local cfg=$1 f sep="" layers=""
+  shift
+  for f in "$@"; do
+    layers+=$(printf '%s{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}' \
+      "$sep" "$(sha256sum "$f" | cut -d' ' -f1)" "$(stat -c %s "$f")")
+    sep=,
+  done
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[%s]}\n' \
+    "$(sha256sum "$cfg" | cut -d' ' -f1)" "$(stat -c %s "$cfg")" "$layers"
+}
+
+# --- benchmarks ---------------------------------------------------------------------------
+
+# bench_options HELP_LINES NAME:VAR… -- ARGS… — parse a benchmark's command line: --NAME V
+# sets VAR to V; -h/--help prints the lines HELP_LINES (sed range, e.g. 2,16) of the
+# script; anything else, or an option without its value, exits 2.
+bench_options() {
+  local help=$1 o opts=()
+  shift
+  while [ "$1" != -- ]; do opts+=("$1"); shift; done
+  shift
+  while [ $# -gt 0 ]; do
+    case $1 in -h|--help) sed -n "${help}p" "$0"; exit 0 ;; esac
+    for o in "${opts[@]}"; do
+      [ "$1" = "--${o%%:*}" ] || continue
+      [ $# -ge 2 ] || { echo "bench/$TEST_NAME.sh: $1 needs a value" >&2; exit 2; }
+      printf -v "${o#*:}" %s "$2"; shift 2; continue 2
+    done
+    echo "bench/$TEST_NAME.sh: unknown option $1 (see --help)" >&2; exit 2
+  done
 }
 
 # --- verifying content against independent values -------------------------------

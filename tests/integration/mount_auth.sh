@@ -7,7 +7,6 @@
 . "$(dirname "$0")/lib.sh"
 need_regfs_mount
 need_bin skopeo umoci jq python3 openssl "$DOCKER_REGISTRY"
-TOOLS=$(dirname "$0")/tools
 
 one_line_exit1() {  # one_line_exit1 NAME PATTERN CMD… — exit 1, one line matching PATTERN
   local name=$1 pat=$2 out rc; shift 2
@@ -34,20 +33,8 @@ one_line_exit1 "missing mountpoint: one line, exit 1" "mountpoint" \
   "$REGFS_MOUNT" -f "http://127.0.0.1:$WP" "$WORK/does-not-exist"
 
 # --- token-protected docker-registry ---------------------------------------------
-mkdir -p "$WORK/tok"
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=regfs-test-token \
-  -keyout "$WORK/tok/key.pem" -out "$WORK/tok/cert.pem" 2>/dev/null || bail "openssl req failed"
-TPORT=$(free_port)
-start_bg tokenserver python3 "$TOOLS/tokenserver.py" --port "$TPORT" \
-  --key "$WORK/tok/key.pem" --cert "$WORK/tok/cert.pem" --user alice:s3cret
-TOKLOG=$WORK/tokenserver.log
-wait_http "http://127.0.0.1:$TPORT/token" || bail "tokenserver did not start"
-start_docker_registry "$WORK/data" "auth:
-  token:
-    realm: http://127.0.0.1:$TPORT/token
-    service: regfs-test
-    issuer: regfs-test-issuer
-    rootcertbundle: $WORK/tok/cert.pem" || bail "token-protected docker-registry did not start"
+start_tokenserver tokenserver
+start_token_registry "$WORK/data" || bail "token-protected docker-registry did not start"
 
 make_image "$WORK/oci" v1 2 30K 5K >/dev/null || bail make_image
 check "skopeo pushes with credentials" skopeo_copy --dest-creds alice:s3cret \

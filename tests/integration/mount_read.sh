@@ -1,5 +1,5 @@
 #!/bin/bash
-# mount_read.sh — issue 3's checks for the regfs mount (read side), run against
+# mount_read.sh — the regfs mount's read side (docs/mount.md), run against
 # regfs-registry and Debian's docker-registry 2.8.2 (whichever are available):
 #   - images pushed with skopeo under nested names (team/app, team/app/worker),
 #     several tags sharing a digest, the same image in two repositories, and

@@ -19,25 +19,12 @@ dig() { echo "sha256:$(sha256sum "$1" | cut -d' ' -f1)"; }
 BDIG=$(dig "$WORK/blob"); SDIG=$(dig "$WORK/small")
 printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}' >"$WORK/config"
 CDIG=$(dig "$WORK/config")
-cat >"$WORK/manifest" <<EOF
-{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"$CDIG","size":$(stat -c %s "$WORK/config")},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"$BDIG","size":$(stat -c %s "$WORK/blob")},{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"$SDIG","size":$(stat -c %s "$WORK/small")}]}
-EOF
+oci_manifest "$WORK/config" "$WORK/blob" "$WORK/small" >"$WORK/manifest"
 MDIG=$(dig "$WORK/manifest")
 
-push_blob() {   # URL FILE DIGEST — monolithic upload
-  local loc
-  loc=$(curl -sS -o /dev/null -D - -X POST "$1/v2/$REPO/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
-  [ -n "$loc" ] || return 1
-  case $loc in http*) ;; *) loc=$1$loc ;; esac
-  case $loc in *\?*) loc="$loc&digest=$3" ;; *) loc="$loc?digest=$3" ;; esac
-  [ "$(curl -sS -o /dev/null -w '%{http_code}' -H 'Content-Type: application/octet-stream' \
-    -T "$2" "$loc")" = 201 ]   # -T streams the file (--data-binary @ loads it into memory)
-}
 push_all() {
-  push_blob "$1" "$WORK/blob" "$BDIG" && push_blob "$1" "$WORK/small" "$SDIG" &&
-    push_blob "$1" "$WORK/config" "$CDIG" &&
-    [ "$(curl -sS -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
-      --data-binary @"$WORK/manifest" "$1/v2/$REPO/manifests/v1")" = 201 ]
+  put_blob "$1" "$REPO" "$WORK/blob" "$BDIG" && put_blob "$1" "$REPO" "$WORK/small" "$SDIG" &&
+    put_blob "$1" "$REPO" "$WORK/config" "$CDIG" && put_manifest "$1" "$REPO" v1 "$WORK/manifest"
 }
 
 # random_reads MOUNTED LOCAL N — N preads at random offsets and lengths (and the edge

@@ -12,6 +12,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/cleanup_lib.sh"
 need_regfs_mount
+need_regfs_registry
 need_bin skopeo jq python3
 
 CLEANUP=$REGFS_SRC/tools/regfs-cleanup
@@ -109,29 +110,27 @@ check_eq "docker: it deleted the tags with an old build time, kept those of unkn
 unmount "$M"; stop_pid "$MOUNT_PID"; stop_pid "$REGISTRY_PID"
 
 # --- regfs-registry: push times ----------------------------------------------------------------
-if [ -x "$REGFS_REGISTRY" ] && "$REGFS_REGISTRY" --version >/dev/null 2>&1; then
-  start_regfs_registry "$WORK/r-data" || bail "regfs-registry did not start"
-  CFG=$REGISTRY_CONFIG
-  for t in repro old; do
-    skopeo_copy "oci:$OCI:$t" "docker://$REGISTRY_HOST/team/app:$t" || bail "push $t"
-  done
-  stop_pid "$REGISTRY_PID"
-  AGO=$(( $(date +%s) - 10 * 86400 ))
-  touch -m -d "@$AGO" "$(tag_link "$WORK/r-data" team/app repro)" || bail "backdate"
-  start_regfs_registry "$CFG" || bail "regfs-registry did not restart"
-  M=$WORK/mnt-r
-  start_regfs_mount "$REGISTRY_URL" "$M" --ttl 1 || bail "regfs did not mount regfs-registry"
-  check_eq "regfs: a tag pushed 10 days ago (link file mtime) has that mtime, whatever its build time" \
-    "$AGO" "$(stat -c %Y "$M/team/app/_tags/repro")"
-  check_eq "regfs: the other tag's mtime is its link file's" \
-    "$(stat -c %Y "$(tag_link "$WORK/r-data" team/app old)")" "$(stat -c %Y "$M/team/app/_tags/old")"
-  check_eq "regfs: both say their time is the push time" "pushed pushed pushed" \
-    "$(src "$M/team/app/_tags/repro") $(src "$M/team/app/_tags/old") $(src "$M/team/app/_tags")"
-  check "regfs: .regfs/status says the registry gives push times" grep -q '^tag times: pushed' "$M/.regfs/status"
-  out=$("$CLEANUP" --older-than 7 "$M" 2>&1); rc=$?
-  check_eq "regfs: regfs-cleanup --older-than 7 needs no flag on push times" 0 "$rc" || diag "$out"
-  check_eq "regfs: ... and would delete the tag pushed 10 days ago only" "team/app:repro" \
-    "$(sed -n 's/^would delete \([^ ]*\) .*/\1/p' <<<"$out" | xargs)"
-fi
+start_regfs_registry "$WORK/r-data" || bail "regfs-registry did not start"
+CFG=$REGISTRY_CONFIG
+for t in repro old; do
+  skopeo_copy "oci:$OCI:$t" "docker://$REGISTRY_HOST/team/app:$t" || bail "push $t"
+done
+stop_pid "$REGISTRY_PID"
+AGO=$(( $(date +%s) - 10 * 86400 ))
+touch -m -d "@$AGO" "$(tag_link "$WORK/r-data" team/app repro)" || bail "backdate"
+start_regfs_registry "$CFG" || bail "regfs-registry did not restart"
+M=$WORK/mnt-r
+start_regfs_mount "$REGISTRY_URL" "$M" --ttl 1 || bail "regfs did not mount regfs-registry"
+check_eq "regfs: a tag pushed 10 days ago (link file mtime) has that mtime, whatever its build time" \
+  "$AGO" "$(stat -c %Y "$M/team/app/_tags/repro")"
+check_eq "regfs: the other tag's mtime is its link file's" \
+  "$(stat -c %Y "$(tag_link "$WORK/r-data" team/app old)")" "$(stat -c %Y "$M/team/app/_tags/old")"
+check_eq "regfs: both say their time is the push time" "pushed pushed pushed" \
+  "$(src "$M/team/app/_tags/repro") $(src "$M/team/app/_tags/old") $(src "$M/team/app/_tags")"
+check "regfs: .regfs/status says the registry gives push times" grep -q '^tag times: pushed' "$M/.regfs/status"
+out=$("$CLEANUP" --older-than 7 "$M" 2>&1); rc=$?
+check_eq "regfs: regfs-cleanup --older-than 7 needs no flag on push times" 0 "$rc" || diag "$out"
+check_eq "regfs: ... and would delete the tag pushed 10 days ago only" "team/app:repro" \
+  "$(sed -n 's/^would delete \([^ ]*\) .*/\1/p' <<<"$out" | xargs)"
 check_daemon_logs
 done_testing

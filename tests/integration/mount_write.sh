@@ -1,5 +1,5 @@
 #!/bin/bash
-# mount_write.sh — writes through the mount (issue 5, "Writes through the mount"),
+# mount_write.sh — writes through the mount (docs/mount.md, "Writes"),
 # against regfs-registry and Debian's docker-registry 2.8.2 (which refuses tag
 # DELETE, so the fallback is exercised there):
 #   - rm of a tag whose digest another tag shares leaves the other tag and its

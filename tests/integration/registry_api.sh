@@ -1,5 +1,5 @@
 #!/bin/bash
-# regfs-registry API details beyond the check list, at curl level: blob Range
+# regfs-registry API details at curl level: blob Range
 # (206, 416), HEAD headers, monolithic and streamed uploads, upload status and cancel,
 # an upload continued by a restarted registry (hash state rebuilt from storage),
 # cross-repository mount (and its fallback to a session), the 4 MiB manifest limit,

@@ -1,5 +1,5 @@
 #!/bin/bash
-# regfs-registry online garbage collection (regfs.gc, issue 5 "Garbage collection"):
+# regfs-registry online garbage collection (regfs.gc, docs/config.md):
 #  1. GC every second with a long delay during 10 concurrent skopeo pushes: every push
 #     succeeds and pulls back byte-identical.
 #  2. After deleting manifests and backdating the blobs past the delay, GC frees exactly
@@ -24,6 +24,17 @@ dangling() {
   local d
   for d in $(reachable "$DATA" all); do [ -f "$(blob_path "$DATA" "$d")" ] || echo "missing $d"; done
 }
+# push_images PREFIX — start the pushes of img0… to $h/PREFIX0/app:v1…, all at once, in the
+# background; PUSH_PIDS are their pids
+push_images() {
+  local i
+  PUSH_PIDS=()
+  for ((i = 0; i < N; i++)); do
+    skopeo_copy "oci:$WORK/oci:img$i" "docker://$h/$1$i/app:v1" 2>"$WORK/$1$i.err" & PUSH_PIDS+=($!)
+  done
+}
+# pulls_same REF DIR REFDIR — REF from $h pulls (skopeo, to DIR) the same files as REFDIR
+pulls_same() { rm -rf "$2"; skopeo_copy "docker://$h/$1" "dir:$2" && diff -r "$3" "$2" >/dev/null; }
 
 # --- 1. pushes while GC runs every second ---------------------------------------------
 mkdir -p "$DATA"
@@ -32,23 +43,17 @@ write_registry_config "$cfg" "$DATA" "$port"
 gc_yaml 60s >>"$cfg"
 start_regfs_registry "$cfg" || bail "regfs-registry does not start"
 h=$REGISTRY_HOST
-pids=()
-for ((i = 0; i < N; i++)); do
-  skopeo_copy "oci:$WORK/oci:img$i" "docker://$h/r$i/app:v1" 2>"$WORK/push$i.err" & pids+=($!)
-done
+push_images r
 # an index: its child manifests are untagged until the index arrives
-skopeo_copy --all "oci:$WORK/oci:idx" "docker://$h/multi:v1" 2>"$WORK/pushidx.err" & pids+=($!)
-failed=0; for p in "${pids[@]}"; do wait "$p" || failed=$((failed + 1)); done
+skopeo_copy --all "oci:$WORK/oci:idx" "docker://$h/multi:v1" 2>"$WORK/pushidx.err" & PUSH_PIDS+=($!)
+failed=0; for p in "${PUSH_PIDS[@]}"; do wait "$p" || failed=$((failed + 1)); done
 check_eq "10 concurrent pushes and an index with GC every second (deleteuntagged): none failed" 0 "$failed"
 check "the server runs GC (config accepted)" grep -q "listening" "$REGISTRY_LOG"
 for ((i = 0; i < N; i++)); do
   skopeo_copy "oci:$WORK/oci:img$i" "dir:$WORK/ref$i" || fail "reference copy img$i"
 done
 ok_pulls=0
-for ((i = 0; i < N; i++)); do
-  skopeo_copy "docker://$h/r$i/app:v1" "dir:$WORK/pull$i" && diff -r "$WORK/ref$i" "$WORK/pull$i" >/dev/null &&
-    ok_pulls=$((ok_pulls + 1))
-done
+for ((i = 0; i < N; i++)); do pulls_same "r$i/app:v1" "$WORK/pull$i" "$WORK/ref$i" && ok_pulls=$((ok_pulls + 1)); done
 check_eq "every pushed image pulls byte-identical" "$N" "$ok_pulls"
 check "every stored blob matches its digest" verify_store_blobs "$DATA"
 skopeo_copy --all "oci:$WORK/oci:idx" "dir:$WORK/refidx" || fail "reference copy idx"
@@ -78,7 +83,8 @@ start_regfs_registry "$cfg" || bail "restart failed"
 settled() { [ "$(stored_blobs "$DATA")" = "$expected" ]; }
 check "online GC frees exactly the unreferenced blobs" wait_for 30 settled
 check_eq "  stored blobs = referenced blobs" "$expected" "$(stored_blobs "$DATA")"
-check "  and logged what it freed" grep -q "bytes freed" "$REGISTRY_LOG"
+logged_freed() { grep -q "bytes freed" "$REGISTRY_LOG"; }
+check "  and logged what it freed" wait_for 10 logged_freed
 check "  the untagged manifest's revision is gone" test ! -e "$V2/repositories/r1/app/_manifests/revisions/sha256/${du#sha256:}"
 links_ok() {
   local l
@@ -88,11 +94,7 @@ links_ok() {
 }
 check "no _layers link points at a swept blob" wait_for 10 links_ok
 ok_pulls=0
-for ((i = 1; i < N; i += 2)); do
-  rm -rf "$WORK/pull$i"
-  skopeo_copy "docker://$h/r$i/app:v1" "dir:$WORK/pull$i" && diff -r "$WORK/ref$i" "$WORK/pull$i" >/dev/null &&
-    ok_pulls=$((ok_pulls + 1))
-done
+for ((i = 1; i < N; i += 2)); do pulls_same "r$i/app:v1" "$WORK/pull$i" "$WORK/ref$i" && ok_pulls=$((ok_pulls + 1)); done
 check_eq "kept images still pull byte-identical" $((N / 2)) "$ok_pulls"
 rm -rf "$WORK/pullidx"
 check "the index still pulls byte-identical (children untagged, reached through it)" \
@@ -103,11 +105,8 @@ stop_pid "$REGISTRY_PID"
 sed -i 's/delay: 60s/delay: 0s/' "$cfg"
 start_regfs_registry "$cfg" || bail "restart failed"
 h=$REGISTRY_HOST
-pids=()
-for ((i = 0; i < N; i++)); do
-  skopeo_copy "oci:$WORK/oci:img$i" "docker://$h/race$i/app:v1" 2>"$WORK/race$i.err" & pids+=($!)
-done
-done_n=0; for p in "${pids[@]}"; do wait "$p" && done_n=$((done_n + 1)); done
+push_images race
+done_n=0; for p in "${PUSH_PIDS[@]}"; do wait "$p" && done_n=$((done_n + 1)); done
 log "delay 0: $done_n of $N pushes completed (the rest failed cleanly or not)"
 sleep 2
 check_eq "no stored manifest references a missing blob" "" "$(dangling)"
@@ -115,9 +114,8 @@ check "every stored blob matches its digest" verify_store_blobs "$DATA"
 ok_pulls=0; want=0
 for ((i = 0; i < N; i++)); do
   skopeo_x inspect --raw "docker://$h/race$i/app:v1" >/dev/null 2>&1 || continue
-  want=$((want + 1)); rm -rf "$WORK/rp$i"
-  skopeo_copy "docker://$h/race$i/app:v1" "dir:$WORK/rp$i" && diff -r "$WORK/ref$i" "$WORK/rp$i" >/dev/null &&
-    ok_pulls=$((ok_pulls + 1))
+  want=$((want + 1))
+  pulls_same "race$i/app:v1" "$WORK/rp$i" "$WORK/ref$i" && ok_pulls=$((ok_pulls + 1))
 done
 check_eq "every tag that exists pulls byte-identical" "$want" "$ok_pulls"
 

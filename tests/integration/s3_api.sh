@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 4, check 8: the OCI Distribution API behaves on S3 as on the
+# The OCI Distribution API behaves on S3 as on the
 # filesystem. The same curl-level sequence (monolithic, POST+PUT, chunked,
 # streamed and cross-repo-mount uploads, out-of-order chunk 416, wrong digest
 # DIGEST_INVALID, upload status and cancel, manifests by tag and digest,

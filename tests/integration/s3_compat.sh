@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 4, check 2: cross-compatibility with Debian's docker-registry 2.8.2 on
+# Cross-compatibility with Debian's docker-registry 2.8.2 on
 # the same S3 bucket, both directions. Both registries read the same config
 # file (the seed's, S3 keys pointed at the test RGW). An image pushed through
 # one is pulled byte-identical through the other, tags and catalog agree, and

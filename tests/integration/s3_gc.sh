@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 4, check 7: `regfs-registry garbage-collect CONFIG` on S3 frees exactly
+# `regfs-registry garbage-collect CONFIG` on S3 frees exactly
 # the unreferenced blobs. Image A is pushed to two repositories, image B to one;
 # B's manifest is deleted; after GC the bucket holds exactly A's blobs (config,
 # layers, manifest) — the expected sets come from the manifests skopeo wrote,

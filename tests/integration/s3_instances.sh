@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 4, check 3: regfs-registry keeps no state of its own, so instances on
+# regfs-registry keeps no state of its own, so instances on
 # one bucket are interchangeable.
 #  - A chunked upload started on instance 1 continues and finishes on
 #    instance 2 (curl, chunk by chunk, switching instance between requests).

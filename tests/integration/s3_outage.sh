@@ -1,10 +1,10 @@
 #!/bin/bash
-# Issue 4, checks 4 and 5.
-#  4. RGW stopped during a push: the push fails with a 5xx and a clear error,
+# regfs-registry on S3 when the storage fails:
+#  1. RGW stopped during a push: the push fails with a 5xx and a clear error,
 #     nothing partial becomes visible (no tag, no blob); /v2/ goes 503 saying the
 #     storage is unreachable (health.storagedriver, here interval 1s threshold 2);
 #     with RGW back, /v2/ returns to 200 by itself and the same push succeeds.
-#  5. A wrong secret key: `serve` reports the S3 rejection clearly (at start or
+#  2. A wrong secret key: `serve` reports the S3 rejection clearly (at start or
 #     through health), and requests fail promptly instead of hanging.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/s3_lib.sh"
@@ -61,7 +61,7 @@ check "… and pulls back byte-identical" skopeo_copy "docker://$R/out/app:v1" "
 check "… (diff)" diff -r "$WORK/src" "$WORK/got"
 stop_pid "$REGISTRY_PID"
 
-# --- check 5: a wrong secret key ------------------------------------------------------------
+# --- 2. a wrong secret key ------------------------------------------------------------
 bad=$WORK/bad.yml
 s3_config "$bad" outage "$(free_port)"
 sed -i 's/^\(\s*secretkey:\).*/\1 not-the-secret-key-0000000000000000000000/' "$bad"

@@ -1,11 +1,11 @@
 #!/bin/bash
-# Issue 4, checks 1 and 6: regfs-registry on S3 (a real Ceph RGW).
+# regfs-registry on S3 (a real Ceph RGW).
 #  1. The seed's config file, with only accesskey, secretkey, regionendpoint and
 #     bucket changed (and http.addr, to own a free port), runs unchanged: skopeo
 #     push and pull of a multi-layer image with a 110 MB layer (several parts of
 #     the default 10 MiB chunksize) come back byte-identical; the blobs sit at
 #     distribution's keys; no upload state or multipart upload is left behind.
-#  6. Redirect on (the seed's default): blob GETs answer 307 to a presigned RGW
+#  2. Redirect on (the seed's default): blob GETs answer 307 to a presigned RGW
 #     URL, which RGW serves (bytes hash to the digest) and skopeo pulls through;
 #     a tampered presigned URL is refused by RGW. Redirect off
 #     (storage.redirect.disable: true): blobs stream through the registry.
@@ -41,7 +41,7 @@ check_eq "the tag link is at distribution's key" \
 check_eq "no upload state left under _uploads" "" "$(s3tool ls registry | grep /_uploads/)"
 check_eq "no multipart upload left in the bucket" "" "$(s3tool uploads registry)"
 
-# --- check 6: redirect ------------------------------------------------------------
+# --- 2. redirect ------------------------------------------------------------
 hdrs=$(curl -s -o /dev/null -D - "http://$R/v2/team/app/blobs/$big")
 status=$(printf '%s' "$hdrs" | head -n1 | awk '{print $2}')
 loc=$(printf '%s' "$hdrs" | sed -n 's/^[Ll]ocation: *//p' | tr -d '\r')

@@ -8,7 +8,7 @@
 # as seen by an independent client (boto3).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/s3_lib.sh"
-need_bin "$STORAGE_CHECK"
+need_ours "$STORAGE_CHECK"
 
 check "storage-check on the filesystem driver" with_timeout 120 "$STORAGE_CHECK" fs "$WORK/fs"
 

@@ -7,6 +7,9 @@
 #                                  spec on stdin into $OCI and sets one variable per image to
 #                                  its digest (imgA → A); bails unless VAR got one.
 #                                  $TAGS_SPEC_AB: A and B on a shared base layer
+#   tags_spec BASE SIZE X…          the oci_build spec of images imgX… each on a layer base of
+#                                  BASE bytes plus a layer x of SIZE bytes of its own
+#   push_tags HOST REPO IMG:TAG…    skopeo copy of each image of $OCI to HOST/REPO:TAG
 #   tags_registry KIND DIR [nodelete]  start_registry (start_registry_nodelete) of KIND on DIR,
 #                                  sets H; on failure a failed check "KIND: registry starts"
 #   tags_mount LABEL URL MNT [OPT…]    start_regfs_mount; on failure "LABEL: regfs mounts"
@@ -26,12 +29,18 @@
 . "$(dirname "$0")/cleanup_lib.sh"
 
 FAULTPROXY=$REGFS_SRC/tests/integration/tools/faultproxy.py
+tags_spec() {
+  local base=$1 size=$2 x; shift 2
+  echo "layer base $base"
+  for x in "$@"; do printf 'layer %s %s\nimage img%s base %s\n' "${x,,}" "$size" "$x" "${x,,}"; done
+}
 # the oci_build spec of two images, A and B, on one shared base layer
-TAGS_SPEC_AB='layer base 3000
-layer a 2000
-image imgA base a
-layer b 2000
-image imgB base b'
+TAGS_SPEC_AB=$(tags_spec 3000 2000 A B)
+
+push_tags() {
+  local h=$1 r=$2 p; shift 2
+  for p in "$@"; do skopeo_copy "oci:$OCI:${p%%:*}" "docker://$h/$r:${p#*:}" || return 1; done
+}
 
 start_faultproxy() {
   local port; port=$(free_port) || return 1
@@ -97,12 +106,6 @@ start_registry_nodelete() {
   cfg=$WORK/nodelete-$kind-$port.yml
   write_registry_config "$cfg" "$dir" "$port"
   sed -i 's/enabled: true/enabled: false/' "$cfg"
-  REGISTRY_DATA=$dir; REGISTRY_CONFIG=$cfg
-  if [ "$kind" = docker ]; then
-    start_bg "docker-registry-$port" env -u AWS_CA_BUNDLE OTEL_SDK_DISABLED=true "$DOCKER_REGISTRY" serve "$cfg"
-    _registry_up docker-registry "docker-registry-$port" "$port"
-  else
-    start_bg "regfs-registry-$port" "$REGFS_REGISTRY" serve "$cfg"
-    _registry_up regfs-registry "regfs-registry-$port" "$port"
-  fi
+  # the config decides: docker-registry gets no REGISTRY_STORAGE_DELETE_ENABLED
+  DOCKER_REGISTRY_ENV='' start_registry "$kind" "$cfg"
 }

@@ -1,26 +1,19 @@
 #!/bin/bash
-# Issue 5, check 4 (second half), against regfs-registry and Debian's docker-registry 2.8.2:
+# Tag writes through the mount, against regfs-registry and Debian's docker-registry 2.8.2:
 #   - `-o ro`: rm, ln -s and mv on _tags/ fail with EROFS and change nothing;
 #   - `ln -s ../_manifests/<digest> _tags/new` creates the tag, and `mv _tags/a _tags/b`
 #     renames one: visible through skopeo list-tags / skopeo inspect and readlink on the
 #     mount. On docker-registry mv's delete of the old name goes through the fallback
 #     (the renamed tag shares its digest), so the new name must survive it.
 . "$(dirname "$0")/tags_lib.sh"
-tags_prelude B <<'SPEC'
-layer base 5000
-layer a 3000
-image imgA base a
-layer b 3000
-image imgB base b
-SPEC
+tags_prelude B < <(tags_spec 5000 3000 A B)
 R=team/app
 
 run_kind() {
   local k=$1 H T mnt
   log "=== $k ==="
   tags_registry "$k" "$WORK/data-$k" || return
-  push2() { skopeo_copy "oci:$OCI:imgA" "docker://$H/$R:a" && skopeo_copy "oci:$OCI:imgB" "docker://$H/$R:b"; }
-  check "$k: push A as a, B as b" push2 || return
+  check "$k: push A as a, B as b" push_tags "$H" "$R" imgA:a imgB:b || return
   check_eq "$k: tags before" "a b" "$(list_tags "$H" "$R" | xargs)"
 
   # --- -o ro: every write is EROFS ---------------------------------------------------------------

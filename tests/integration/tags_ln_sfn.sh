@@ -12,9 +12,7 @@ run_kind() {
   local k=$1 H mnt=$WORK/mnt-$1 T before
   log "=== $k ==="
   tags_registry "$k" "$WORK/data-$k" || return
-  push() { skopeo_copy "oci:$OCI:imgA" "docker://$H/$R:app" && skopeo_copy "oci:$OCI:imgA" "docker://$H/$R:production" &&
-    skopeo_copy "oci:$OCI:imgB" "docker://$H/$R:next"; }
-  check "$k: push A as app and production, B as next" push || return
+  check "$k: push A as app and production, B as next" push_tags "$H" "$R" imgA:app imgA:production imgB:next || return
   T=$mnt/$R/_tags
   tags_proxy_mount "$k" "$mnt" --ttl 1 --cache-dir "$WORK/cache-$k" --protect production || return
   check_eq "$k: the mount lists the tags" "app next production" "$(ls "$T" | xargs)"

@@ -8,15 +8,7 @@
 # docker-registry (which cannot delete tags: the mount's fallback decides) and regfs-registry.
 # Verified with curl straight at the registry (not through the proxy or the mount).
 . "$(dirname "$0")/tags_lib.sh"
-tags_prelude C <<'SPEC'
-layer base 3000
-layer a 2000
-image imgA base a
-layer b 2000
-image imgB base b
-layer c 2000
-image imgC base c
-SPEC
+tags_prelude C < <(tags_spec 3000 2000 A B C)
 R=repro
 
 # digest KIND-HOST TAG — what TAG points at, asked straight from the registry
@@ -26,13 +18,8 @@ run_kind() {
   local k=$1 H act mnt T out
   log "=== $k ==="
   tags_registry "$k" "$WORK/data-$k" || return
-  push() {
-    local p
-    for p in imgA:victim imgA:garbage-copy imgB:other imgC:solo; do
-      skopeo_copy "oci:$OCI:${p%%:*}" "docker://$H/$R:${p#*:}" || return 1
-    done
-  }
-  check "$k: push A as victim and garbage-copy, B as other, C as solo" push || return
+  check "$k: push A as victim and garbage-copy, B as other, C as solo" \
+    push_tags "$H" "$R" imgA:victim imgA:garbage-copy imgB:other imgC:solo || return
   start_faultproxy "$REGISTRY_URL" || { fail "$k: faultproxy starts"; return; }
 
   for act in 500 close hang; do

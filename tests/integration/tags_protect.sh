@@ -1,33 +1,21 @@
 #!/bin/bash
-# Issue 5, check 4 (first half) — `regfs --protect latest,production`: rm of a protected tag,
+# `regfs --protect latest,production`: rm of a protected tag,
 # mv of a protected tag away, and mv of another tag onto a protected one fail with EPERM and
 # a log line naming the rule; nothing changes in the registry (skopeo list-tags / inspect);
 # an unprotected tag on the same manifest is still removable.
-# Skips (77) only while regfs does not accept the --protect option at all.
+# When regfs does not accept --protect the script fails (the option parser is the probe:
+# --help may lag behind).
 . "$(dirname "$0")/tags_lib.sh"
 need_regfs_registry
 need_regfs_mount
-# the option parser is the test of "the binary has the feature" (--help may lag behind)
-"$REGFS_MOUNT" --protect latest --version >/dev/null 2>&1 ||
-  { echo "SKIP: regfs --protect not implemented yet"; skip_all "regfs does not accept --protect"; }
+check "regfs accepts --protect" "$REGFS_MOUNT" --protect latest --version || bail "regfs refuses --protect"
 
-tags_prelude B <<'SPEC'
-layer base 5000
-layer a 3000
-image imgA base a
-layer b 3000
-image imgB base b
-SPEC
+tags_prelude B < <(tags_spec 5000 3000 A B)
 
 start_regfs_registry "$WORK/data" || bail "regfs-registry did not start"
 H=$REGISTRY_HOST; R=team/app
-push() {
-  local p
-  for p in imgA:latest imgA:production imgA:v1 imgB:dev; do
-    skopeo_copy "oci:$OCI:${p%%:*}" "docker://$H/$R:${p#*:}" || return 1
-  done
-}
-check "push A as latest, production, v1 and B as dev" push || bail "pushes failed"
+check "push A as latest, production, v1 and B as dev" push_tags "$H" "$R" imgA:latest imgA:production imgA:v1 imgB:dev ||
+  bail "pushes failed"
 BEFORE="dev latest production v1"
 check_eq "tags before" "$BEFORE" "$(list_tags "$H" "$R" | xargs)"
 

@@ -12,12 +12,7 @@
 tags_prelude B <<<"$TAGS_SPEC_AB"
 R=app
 
-push() {
-  local p
-  for p in imgA:garbage imgA:keep imgB:future; do
-    skopeo_copy "oci:$OCI:${p%%:*}" "docker://$1/$R:${p#*:}" || return 1
-  done
-}
+push() { push_tags "$1" "$R" imgA:garbage imgA:keep imgB:future; }
 
 # unchanged NAME — the registry's tags and digests equal $BEFORE
 unchanged() { check_eq "$1" "$BEFORE" "$(registry_state "$H" "$R")"; }

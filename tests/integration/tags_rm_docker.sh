@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 5, check 2 — rm of a tag through the mount against Debian's docker-registry 2.8.2,
+# rm of a tag through the mount against Debian's docker-registry 2.8.2,
 # which refuses a tag DELETE (400 DIGEST_INVALID) so regfs must use its fallback:
 #   - rm of a tag whose digest another tag shares leaves the other tag and the manifest
 #     intact (fallback: placeholder manifest pushed to the tag, placeholder deleted);
@@ -7,28 +7,15 @@
 #   - no other tag moves, and no placeholder is left behind (revisions on disk).
 # Checked with skopeo list-tags / skopeo inspect by digest and the storage root.
 . "$(dirname "$0")/tags_lib.sh"
-tags_prelude C "$DOCKER_REGISTRY" <<'SPEC'
-layer base 5000
-layer a 3000
-image imgA base a
-layer b 3000
-image imgB base b
-layer c 3000
-image imgC base c
-SPEC
+tags_prelude C "$DOCKER_REGISTRY" < <(tags_spec 5000 3000 A B C)
 
 start_docker_registry "$WORK/data" || bail "docker-registry did not start"
 H=$REGISTRY_HOST; R=team/app
-push4() {
-  local p
-  for p in imgA:shared1 imgA:shared2 imgB:own imgC:keep; do
-    skopeo_copy "oci:$OCI:${p%%:*}" "docker://$H/$R:${p#*:}" || return 1
-  done
-}
-check "push A as shared1 and shared2, B as own, C as keep" push4 || bail "pushes failed"
+check "push A as shared1 and shared2, B as own, C as keep" \
+  push_tags "$H" "$R" imgA:shared1 imgA:shared2 imgB:own imgC:keep || bail "pushes failed"
 check_eq "tags before" "keep own shared1 shared2" "$(list_tags "$H" "$R" | xargs)"
 # test sanity: docker-registry 2.8.2 really refuses a DELETE by tag (it answers 400
-# DIGEST_INVALID; the issue calls it UNSUPPORTED), so the fallback is what gets exercised.
+# DIGEST_INVALID; the spec would call it UNSUPPORTED), so the fallback is what gets exercised.
 code=$(curl -s -o "$WORK/del.json" -w '%{http_code}' -X DELETE "$REGISTRY_URL/v2/$R/manifests/own")
 case $code in 4??) ok "docker-registry refuses DELETE by tag (HTTP $code) — the fallback is needed" ;;
   *) fail "docker-registry refuses DELETE by tag" "HTTP $code: $(cat "$WORK/del.json")" ;; esac

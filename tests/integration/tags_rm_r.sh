@@ -12,13 +12,7 @@ run_kind() {
   local k=$1 H mnt=$WORK/mnt-$1 before out rc
   log "=== $k ==="
   tags_registry "$k" "$WORK/data-$k" || return
-  push() {
-    local p
-    for p in imgA:v1 imgA:v2 imgB:v3 imgB:production; do
-      skopeo_copy "oci:$OCI:${p%%:*}" "docker://$H/$R:${p#*:}" || return 1
-    done
-    skopeo_copy "oci:$OCI:imgB" "docker://$H/other:base"
-  }
+  push() { push_tags "$H" "$R" imgA:v1 imgA:v2 imgB:v3 imgB:production && push_tags "$H" other imgB:base; }
   check "$k: push team/app (v1 v2 on A, v3 production on B) and other:base" push || return
   before=$(registry_state "$H" "$R")
   tags_mount "$k" "$REGISTRY_URL" "$mnt" --ttl 1 --cache-dir "$WORK/cache-$k" --protect production || return

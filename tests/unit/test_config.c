@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 #include <regfs/config.h>
@@ -90,6 +91,15 @@ static void check_example(const struct regfs_config *c)
 	assert_int_equal(c->health_storage.interval_s, 10);
 	assert_int_equal(c->health_storage.threshold, 3);
 	assert_int_equal(c->warnings, 0);
+}
+
+/* Defaults, then y parsed on top; a parse error fails the test. */
+static void parse_ok(const char *y, struct regfs_config *c)
+{
+	struct regfs_err err = {0};
+	regfs_config_defaults(c, NULL);
+	if (regfs_config_parse(y, strlen(y), c, &err) != 0)
+		fail_msg("%s", err.msg);
 }
 
 static void test_example(void **state)
@@ -188,10 +198,7 @@ static void test_full(void **state)
 		"notifications:\n  endpoints: []\n"
 		"auth:\n  htpasswd:\n    realm: x\n    path: /p\n";
 	struct regfs_config c;
-	struct regfs_err err = {0};
-	regfs_config_defaults(&c, NULL);
-	if (regfs_config_parse(y, strlen(y), &c, &err) != 0)
-		fail_msg("%s", err.msg);
+	parse_ok(y, &c);
 	assert_int_equal(c.log_level, REGFS_LOG_DEBUG);
 	assert_true(c.log_json);
 	assert_int_equal(c.storage_type, REGFS_STORAGE_FILESYSTEM);
@@ -314,10 +321,7 @@ static void test_unknown_keys(void **state)
 		"storage:\n  filesystem:\n    rootdir: /x\n"
 		"health:\n  storagedriver:\n    enabled: true\n    intervall: 5s\n";
 	struct regfs_config c;
-	struct regfs_err err = {0};
-	regfs_config_defaults(&c, NULL);
-	if (regfs_config_parse(y, strlen(y), &c, &err) != 0)
-		fail_msg("%s", err.msg);
+	parse_ok(y, &c);
 	assert_int_equal(c.warnings, 4);
 	assert_true(c.health_storage.enabled);
 	assert_int_equal(c.health_storage.interval_s, 10);
@@ -382,6 +386,27 @@ static void test_load_errors(void **state)
 	assert_int_equal(regfs_config_load(path, &c, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, path));
 	assert_non_null(strstr(err.msg, "line 3: storage.delete.enabled"));
+	regfs_config_free(&c);
+
+	/* a file over 16 MiB is refused before it is parsed; one of exactly
+	 * 16 MiB (comments) is read */
+	char line[1024];
+	memset(line, ' ', sizeof line);
+	line[0] = '#';
+	line[sizeof line - 1] = '\n';
+	fd = open(path, O_WRONLY | O_TRUNC);
+	assert_true(fd >= 0);
+	for (int i = 0; i < 16 * 1024; i++)
+		assert_int_equal(write(fd, line, sizeof line), (ssize_t)sizeof line);
+	regfs_config_defaults(&c, NULL);
+	regfs_err_clear(&err);
+	assert_int_equal(regfs_config_load(path, &c, &err), 0);
+	regfs_config_free(&c);
+	assert_int_equal(write(fd, "\n", 1), 1);
+	close(fd);
+	regfs_config_defaults(&c, NULL);
+	assert_int_equal(regfs_config_load(path, &c, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "larger than 16 MiB"));
 	regfs_config_free(&c);
 	unlink(path);
 }

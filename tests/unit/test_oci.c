@@ -304,18 +304,22 @@ static void test_media_types(void **state)
 	assert_true(regfs_media_type_is_index(REGFS_MT_DOCKER_LIST "; charset=utf-8"));
 	assert_false(regfs_media_type_is_index(REGFS_MT_OCI_MANIFEST));
 
-	assert_string_equal(regfs_layer_ext("application/vnd.oci.image.layer.v1.tar+gzip"), "tar.gz");
-	assert_string_equal(regfs_layer_ext("application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"), "tar.gz");
-	assert_string_equal(regfs_layer_ext("application/vnd.docker.image.rootfs.diff.tar.gzip"), "tar.gz");
-	assert_string_equal(regfs_layer_ext("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"), "tar.gz");
-	assert_string_equal(regfs_layer_ext("application/vnd.oci.image.layer.v1.tar+zstd"), "tar.zst");
-	assert_string_equal(regfs_layer_ext("application/vnd.docker.image.rootfs.diff.tar.zstd"), "tar.zst");
-	assert_string_equal(regfs_layer_ext("application/vnd.oci.image.layer.v1.tar"), "tar");
-	assert_string_equal(regfs_layer_ext("application/vnd.docker.image.rootfs.diff.tar"), "tar");
-	assert_string_equal(regfs_layer_ext("application/x-tar"), "tar");
-	assert_string_equal(regfs_layer_ext("application/vnd.oci.image.layer.v1.tar+gzip+encrypted"), "blob");
-	assert_string_equal(regfs_layer_ext("application/vnd.example.sig"), "blob");
-	assert_string_equal(regfs_layer_ext("application/gzip"), "blob");
+	static const char *const ext[][2] = {
+		{"application/vnd.oci.image.layer.v1.tar+gzip", "tar.gz"},
+		{"application/vnd.oci.image.layer.nondistributable.v1.tar+gzip", "tar.gz"},
+		{"application/vnd.docker.image.rootfs.diff.tar.gzip", "tar.gz"},
+		{"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", "tar.gz"},
+		{"application/vnd.oci.image.layer.v1.tar+zstd", "tar.zst"},
+		{"application/vnd.docker.image.rootfs.diff.tar.zstd", "tar.zst"},
+		{"application/vnd.oci.image.layer.v1.tar", "tar"},
+		{"application/vnd.docker.image.rootfs.diff.tar", "tar"},
+		{"application/x-tar", "tar"},
+		{"application/vnd.oci.image.layer.v1.tar+gzip+encrypted", "blob"},
+		{"application/vnd.example.sig", "blob"},
+		{"application/gzip", "blob"},
+	};
+	for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
+		assert_string_equal(regfs_layer_ext(ext[i][0]), ext[i][1]);
 	assert_string_equal(regfs_layer_ext(NULL), "blob");
 }
 

@@ -160,6 +160,17 @@ static void test_uri_encode_and_date(void **state)
 	char *c = regfs_sigv4_canonical_request(&r);
 	assert_string_equal(c, "GET\n/\n\nhost:h\nmy-header1:a b c\n\nhost;my-header1\nx");
 	free(c);
+	/* A repeated name is one line, its values joined with ","; no headers at
+	 * all leave the headers block empty. */
+	struct regfs_sigv4_header rep[] = {{"X-A", "v"}, {"Host", "h"}, {"x-a", " v "}};
+	struct regfs_sigv4_request rr = {"PUT", "/k", "b=2&a=1", rep, 3, "x"};
+	c = regfs_sigv4_canonical_request(&rr);
+	assert_string_equal(c, "PUT\n/k\na=1&b=2\nhost:h\nx-a:v,v\n\nhost;x-a\nx");
+	free(c);
+	struct regfs_sigv4_request none = {"GET", "", NULL, NULL, 0, NULL};
+	c = regfs_sigv4_canonical_request(&none);
+	assert_string_equal(c, "GET\n/\n\n\n\nUNSIGNED-PAYLOAD");
+	free(c);
 }
 
 int main(void)

@@ -1,5 +1,5 @@
-/* Unit tests for lib/base/fmt.c and lib/base/cmp.c: formatted allocation and
- * the shared qsort comparators. */
+/* Unit tests for the small parts of lib/base: formatted allocation (fmt.c),
+ * the shared qsort comparators (cmp.c) and the freeing helpers (mem.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -10,6 +10,7 @@
 #include <string.h>
 #include <regfs/cmp.h>
 #include <regfs/fmt.h>
+#include <regfs/mem.h>
 
 static void test_xasprintf(void **state)
 {
@@ -74,13 +75,25 @@ static void test_qsort_empty(void **state)
 	assert_string_equal(one[0], "x");
 }
 
+static void test_free_helpers(void **state)
+{
+	(void)state;
+	struct { char *a, *b, *c; } s = {strdup("a"), NULL, strdup("c")};
+	REGFS_FREE_STRS(&s.a, &s.b, &s.c);
+	assert_null(s.a);
+	assert_null(s.b);
+	assert_null(s.c);
+	REGFS_FREE_STRS(&s.a); /* again: all NULL now */
+	regfs_free_secret(strdup("hunter2"));
+	regfs_free_secret(NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_xasprintf),
-		cmocka_unit_test(test_cmp_str),
-		cmocka_unit_test(test_cmp_numbers),
-		cmocka_unit_test(test_qsort_empty),
+		cmocka_unit_test(test_xasprintf),   cmocka_unit_test(test_cmp_str),
+		cmocka_unit_test(test_cmp_numbers), cmocka_unit_test(test_qsort_empty),
+		cmocka_unit_test(test_free_helpers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
