@@ -42,10 +42,11 @@ done
 while read -r t d; do DIGEST[$t]=$d; done < <(oci_build "$OCI" <<<"$spec")
 [ ${#DIGEST[@]} -eq 16 ] || bail "oci_build made ${#DIGEST[@]} images, not 16"
 
-# The policy under test: keep latest/production, older than 7 days, but always keep the 2
-# newest of each repository. Expected deletions, computed from the ages chosen above:
-# the unprotected tags of age > 7 days that are not among the 2 newest unprotected tags.
-POLICY_OPTS=(--keep latest,production --older-than 7 --keep-last 2)
+# The policy under test: keep latest/production, older than 7 days, but always keep the 3
+# newest of each repository (the third newest is 11 days old: only keep-last keeps it).
+# Expected deletions, computed from the ages chosen above: the unprotected tags of age
+# > 7 days that are not among the 3 newest unprotected tags.
+POLICY_OPTS=(--keep latest,production --older-than 7 --keep-last 3)
 expected_doomed() {
   local r k
   for r in $REPOS; do
@@ -53,12 +54,13 @@ expected_doomed() {
       [ "${k%%:*}" = "$r" ] || continue
       case ${k#*:} in latest|production) continue ;; esac
       echo "${AGE_H[$k]} ${k#*:}"
-    done | sort -n | tail -n +3 | while read -r a t; do [ "$a" -gt $((8 * 24)) ] && echo "$r:$t"; done
+    done | sort -n | tail -n +4 | while read -r a t; do [ "$a" -gt $((8 * 24)) ] && echo "$r:$t"; done
   done | sort
 }
 expected_doomed >"$WORK/doomed"
 log "$(wc -l <"$WORK/doomed") of ${#AGE_H[@]} tags are expected to go"
 [ "$(wc -l <"$WORK/doomed")" -ge 8 ] || bail "test setup: too few tags to delete"
+grep -q ':sha-02$' "$WORK/doomed" && bail "test setup: keep-last must be what keeps sha-02 (11 days old)"
 
 # --- seed A, backdate, copy to B ----------------------------------------------------------------
 DATA_A=$WORK/data-a; DATA_B=$WORK/data-b
@@ -113,7 +115,7 @@ keep:
   - latest
   - "production"
 older-than: 7        # days
-keep_last: 2
+keep_last: 3
 repos: [shop/*, tools]
 apply: true
 mountpoint: $MNT_A
@@ -128,7 +130,7 @@ check_eq "--dry-run overrides 'apply: true': exit 0" 0 "$rc" || diag "$out"
 check_files "--policy dry run names exactly the expected tags" "$WORK/doomed" <(would <<<"$out")
 check "--policy dry run says it is a dry run" grep -q '^dry run: would delete' <<<"$out"
 check "the policy line names the file and its settings" \
-  grep -qF "policy $POL: keep=latest,production repos=shop/*,tools older-than=7 keep-last=2" <<<"$out"
+  grep -qF "policy $POL: keep=latest,production repos=shop/*,tools older-than=7 keep-last=3" <<<"$out"
 opt_out=$(with_timeout 60 "$CLEANUP" "${POLICY_OPTS[@]}" "$MNT_B" 2>&1)
 check_eq "the equivalent options' dry run on the copy: the same freed-bytes figure" \
   "$(summary_bytes <<<"$opt_out")" "$(summary_bytes <<<"$out")"
@@ -136,7 +138,7 @@ out=$(with_timeout 60 "$CLEANUP" --policy "$POL" --older-than 28 --dry-run 2>&1)
 want=$(while read -r p; do
   a=${AGE_H[$p]}; [ "$a" -gt $((29 * 24)) ] && echo "$p"; done <"$WORK/doomed" | sort)
 check "--older-than 28 selects fewer tags (test sanity)" test -n "$want" -a "$want" != "$(cat "$WORK/doomed")"
-check_eq "--older-than 28 overrides the file's 7 (keep-last 2 still from the file)" "$want" "$(would <<<"$out")"
+check_eq "--older-than 28 overrides the file's 7 (keep-last 3 still from the file)" "$want" "$(would <<<"$out")"
 printf 'keep: latest\nolder-than: seven\n' >"$WORK/bad.policy"
 out=$(with_timeout 60 "$CLEANUP" --policy "$WORK/bad.policy" "$MNT_A" 2>&1); rc=$?
 check_eq "a bad value is refused (exit 2)" 2 "$rc"
