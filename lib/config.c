@@ -87,6 +87,7 @@ static const struct key keys[] = {
 
 	{"http.addr", K_STR, F(http_addr), NULL},
 	{"http.host", K_STR, F(http_host), NULL},
+	{"http.draintimeout", K_DUR, F(http_drain_s), NULL},
 	{"http.headers", K_HEADERS, 0, NULL},
 	{"http.tls.certificate", K_STR, F(tls_certificate), NULL},
 	{"http.tls.key", K_STR, F(tls_key), NULL},
@@ -121,7 +122,7 @@ static const char *const accepted[] = {
 	"storage.s3.usedualstack", "storage.s3.accelerate", "storage.s3.loglevel",
 	"storage.s3.sessiontoken", "storage.cache", "storage.maintenance.readonly",
 	"http.tls.minimumtls", "http.tls.ciphersuites", "http.secret", "http.net",
-	"http.relativeurls", "http.draintimeout", "http.debug", "http.http2", "http.h2c",
+	"http.relativeurls", "http.debug", "http.http2", "http.h2c",
 };
 static const struct key accepted_key = {"", K_ACCEPT, 0, NULL};
 /* A section ("storage.s3") is not listed: it is any prefix of a known key. */
@@ -581,6 +582,7 @@ void regfs_config_defaults(struct regfs_config *cfg, const char *default_rootdir
 	cfg->http_addr = strdup(default_rootdir ? "127.0.0.1:5000" : ":5000");
 	cfg->health_storage.interval_s = 10;
 	cfg->health_storage.threshold = 1;
+	cfg->http_drain_s = 5;
 }
 
 static int parse_named(const char *yaml, size_t len, const char *source,

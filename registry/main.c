@@ -24,10 +24,15 @@ static void usage(FILE *f)
 		"  regfs-registry garbage-collect [--dry-run] [--delete-untagged] CONFIG\n"
 		"      Delete blobs no manifest references. -d/--dry-run lists them and deletes\n"
 		"      nothing; -m/--delete-untagged first deletes manifests no tag reaches.\n"
-		"  regfs-registry --version\n"
-		"  regfs-registry --help\n"
+		"  regfs-registry -v, --version\n"
+		"  regfs-registry -h, --help\n"
 		"\n"
-		"Docs: docs/registry.md (endpoints, layout, GC), docs/api-extensions.md.\n",
+		"Signals (serve): SIGHUP reloads CONFIG (log level and formatter, http.draintimeout;\n"
+		"the log names what needs a restart); SIGTERM refuses new clients and lets requests\n"
+		"in flight finish for up to http.draintimeout. Under systemd (Type=notify) it sends\n"
+		"READY=1 once listening.\n"
+		"\n"
+		"Docs: regfs-registry(8), docs/registry.md (endpoints, layout, GC), docs/deploy.md.\n",
 		REGFS_VERSION);
 }
 
@@ -58,7 +63,7 @@ static int cmd_serve(int argc, char **argv)
 	if (load_config(argc == 3 ? argv[2] : NULL, &cfg))
 		return 1;
 	struct regfs_err e = {0};
-	int rc = server_run(&cfg, &e);
+	int rc = server_run(&cfg, argc == 3 ? argv[2] : NULL, &e);
 	if (rc)
 		fprintf(stderr, "regfs-registry: %s\n", regfs_err_str(&e));
 	regfs_config_free(&cfg);

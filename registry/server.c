@@ -1,17 +1,20 @@
 /* server.c — the HTTP server of `regfs-registry serve`: libmicrohttpd with a
  * thread pool (each thread its own epoll loop; storage calls may block, so
  * several threads keep other connections moving), keep-alive, optional TLS,
- * request routing, per-request state, and a graceful stop on SIGTERM/SIGINT. */
+ * request routing, per-request state, signals: SIGHUP reloads (lifecycle.c),
+ * SIGTERM/SIGINT drain within http.draintimeout, systemd is told (sdnotify.c). */
 #include "server.h"
 
 #include "blobs.h"
 #include "digestset.h"
 #include "handlers.h"
+#include "lifecycle.h"
 #include "maint.h"
 #include "manifest_bytes.h"
 #include "registry.h"
 #include "request.h"
 #include "respond.h"
+#include "sdnotify.h"
 #include "uploads.h"
 
 #include <regfs/dynbuf.h>
@@ -21,7 +24,9 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <inttypes.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +91,16 @@ static enum MHD_Result dispatch(struct registry *r, struct request *q)
 }
 
 static struct request no_state;
+/* con_cls set by on_uri for a sound request line: the access handler has not
+ * run yet */
+static struct request fresh;
+/* Requests between the first access-handler call (all headers received) and
+ * their completion: what a drain waits for. Idle keep-alive connections and
+ * requests still sending their headers are not counted: they do not hold a
+ * stop back. A counted request's con_cls is no_state or its own state, and
+ * libmicrohttpd reports the completion of every request it handed to the
+ * access handler, however it ends. One server per process. */
+static atomic_uint in_flight;
 /* con_cls set by on_uri: the raw request target carries a control character */
 static struct request bad_target;
 
@@ -120,7 +135,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 		    is_ctl((unsigned char)(hexval(p[1]) * 16 + hexval(p[2]))))
 			return &bad_target;
 	}
-	return NULL;
+	return &fresh;
 }
 
 /* Framing facts gathered over the request's headers (RFC 9112 section 6). */
@@ -257,8 +272,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	struct registry *r = cls;
 	struct request *q = *con_cls;
 	url = origin_path(url);
-	if (!q || q == &bad_target) {
+	if (!q || q == &fresh || q == &bad_target) {
 		enum MHD_Result res;
+		atomic_fetch_add(&in_flight, 1);
 		if (q == &bad_target) {
 			*con_cls = &no_state;
 			return refuse_bad_target(r, c, method, url);
@@ -276,8 +292,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			return MHD_YES;
 		}
 		q = malloc(sizeof *q);
-		if (!q)
+		if (!q) {
+			/* con_cls stays `fresh`: completed, and so not counted */
+			atomic_fetch_sub(&in_flight, 1);
 			return MHD_NO;
+		}
 		request_init(q, c, method, url);
 		*con_cls = q;
 	} else if (q == &no_state) {
@@ -302,7 +321,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
 	(void)cls; (void)c;
 	struct request *q = *con_cls;
-	if (!q || q == &no_state || q == &bad_target) {
+	if (q && q != &fresh && q != &bad_target)
+		atomic_fetch_sub(&in_flight, 1); /* reached the access handler */
+	if (!q || q == &no_state || q == &fresh || q == &bad_target) {
 		*con_cls = NULL;
 		return;
 	}
@@ -506,26 +527,62 @@ static int load_tls(struct regfs_config *cfg, char **cert, char **key, struct re
 	return 0;
 }
 
-/* Stops accepting and gives requests in flight up to 5 s to finish (idle
- * keep-alive connections also count, hence the short bound), then stops the
- * background jobs and the daemon. */
-static void drain_and_stop(struct registry *reg, struct MHD_Daemon *d)
+/* Stops accepting at once (the listening socket is closed: a new client is
+ * refused, not queued), lets the requests in flight finish for up to
+ * `timeout_s`, then stops the background jobs and the daemon, which cuts the
+ * rest. Returns how many requests were cut. */
+static unsigned drain_and_stop(struct registry *reg, struct MHD_Daemon *d, int64_t timeout_s)
 {
 	MHD_socket ls = MHD_quiesce_daemon(d);
-	for (int i = 0; i < 50; i++) {
-		const union MHD_DaemonInfo *ci = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-		if (!ci || ci->num_connections == 0)
-			break;
-		struct timespec ts = {0, 100 * 1000 * 1000};
-		nanosleep(&ts, NULL);
-	}
-	maint_stop(reg);
-	MHD_stop_daemon(d);
 	if (ls != MHD_INVALID_SOCKET)
 		close(ls);
+	struct timespec now, end;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += (time_t)timeout_s;
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (atomic_load(&in_flight) == 0 || now.tv_sec > end.tv_sec ||
+		    (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec))
+			break;
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	unsigned cut = atomic_load(&in_flight);
+	maint_stop(reg);
+	MHD_stop_daemon(d);
+	return cut;
 }
 
-int server_run(struct regfs_config *cfg, struct regfs_err *err)
+static void notify_systemd(const char *msg)
+{
+	int rc = sd_notify_send(msg);
+	if (rc)
+		log_warn("systemd notification \"%s\" to NOTIFY_SOCKET %s failed: %s", msg,
+			 getenv("NOTIFY_SOCKET"), strerror(-rc));
+}
+
+/* Takes signals until SIGTERM/SIGINT (returned); SIGHUP reloads. */
+static int wait_for_stop(const sigset_t *set, const char *config_path, struct regfs_config *cfg)
+{
+	for (;;) {
+		int sig = 0;
+		if (sigwait(set, &sig) != 0)
+			continue;
+		if (sig != SIGHUP)
+			return sig;
+		/* systemd >= 253 (Type=notify-reload) wants the clock with it */
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		char msg[64];
+		snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%llu",
+			 (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
+		notify_systemd(msg);
+		lifecycle_reload(config_path, cfg);
+		notify_systemd("READY=1");
+	}
+}
+
+int server_run(struct regfs_config *cfg, const char *config_path, struct regfs_err *err)
 {
 	struct registry reg;
 	char *cert = NULL, *key = NULL;
@@ -545,6 +602,7 @@ int server_run(struct regfs_config *cfg, struct regfs_err *err)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -573,14 +631,20 @@ int server_run(struct regfs_config *cfg, struct regfs_err *err)
 		 cfg->http_addr, info ? (unsigned)info->port : 0u, regfs_storage_name(reg.st),
 		 cert ? ", TLS" : "");
 	maint_start(&reg);
+	notify_systemd("READY=1");
 
-	int sig = 0;
-	while (sigwait(&set, &sig) != 0)
-		;
-	log_info("signal %d: stopping (finishing requests in flight)", sig);
-	drain_and_stop(&reg, d);
+	int sig = wait_for_stop(&set, config_path, cfg);
+	int64_t drain_s = cfg->http_drain_s;
+	notify_systemd("STOPPING=1");
+	log_info("signal %d (%s): stopping; new connections refused, requests in flight get "
+		 "up to %" PRId64 "s (http.draintimeout)", sig, strsignal(sig), drain_s);
+	unsigned cut = drain_and_stop(&reg, d, drain_s);
 	registry_close(&reg);
-	log_info("stopped");
+	if (cut)
+		log_warn("stopped: %u request(s) in flight cut off at the end of "
+			 "http.draintimeout (%" PRId64 "s)", cut, drain_s);
+	else
+		log_info("stopped: no request cut off");
 	rc = 0;
 out_tls:
 	free(cert);

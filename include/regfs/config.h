@@ -60,6 +60,10 @@ struct regfs_config {
 
 	char *http_addr;               /* "host:port" or ":port"; default ":5000" */
 	char *http_host;               /* external base URL for Location headers, may be NULL */
+	/* http.draintimeout: on SIGTERM, how long requests in flight may take to
+	 * finish. Default 5s (registry:2's default 0 cuts them at once; an
+	 * upload cut at a restart is a failed deploy push). */
+	int64_t http_drain_s;
 	struct regfs_header *headers;  int n_headers;
 	char *tls_certificate, *tls_key;
 

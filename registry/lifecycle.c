@@ -1,0 +1,117 @@
+/* lifecycle.c — see lifecycle.h. */
+#include "lifecycle.h"
+
+#include <regfs/log.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+/* ---- SIGHUP ---- */
+
+static const char *level_name(enum regfs_log_level l)
+{
+	static const char *const n[] = {"error", "warn", "info", "debug"};
+	return (unsigned)l < 4 ? n[l] : "?";
+}
+
+static bool str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b));
+}
+
+/* Appends `name` to the list of changed keys that need a restart. */
+static void note(char *list, size_t cap, bool changed, const char *name)
+{
+	if (!changed)
+		return;
+	size_t n = strlen(list);
+	snprintf(list + n, cap - n, "%s%s", n ? ", " : "", name);
+}
+
+/* The keys a running server cannot take over: each changed one is named. */
+static void restart_only(const struct regfs_config *o, const struct regfs_config *n,
+			 char *list, size_t cap)
+{
+	list[0] = '\0';
+	note(list, cap, str_differs(o->http_addr, n->http_addr), "http.addr");
+	note(list, cap, str_differs(o->http_host, n->http_host), "http.host");
+	note(list, cap, str_differs(o->tls_certificate, n->tls_certificate) ||
+			       str_differs(o->tls_key, n->tls_key), "http.tls");
+	note(list, cap, o->n_headers != n->n_headers, "http.headers");
+	note(list, cap, o->storage_type != n->storage_type, "storage driver");
+	note(list, cap, str_differs(o->fs_rootdirectory, n->fs_rootdirectory),
+	     "storage.filesystem.rootdirectory");
+	note(list, cap, str_differs(o->s3.bucket, n->s3.bucket) ||
+			       str_differs(o->s3.regionendpoint, n->s3.regionendpoint) ||
+			       str_differs(o->s3.rootdirectory, n->s3.rootdirectory) ||
+			       str_differs(o->s3.region, n->s3.region), "storage.s3");
+	note(list, cap, o->delete_enabled != n->delete_enabled, "storage.delete.enabled");
+	note(list, cap, o->redirect_disable != n->redirect_disable, "storage.redirect");
+	note(list, cap, o->uploadpurging.enabled != n->uploadpurging.enabled ||
+			       o->uploadpurging.age_s != n->uploadpurging.age_s ||
+			       o->uploadpurging.interval_s != n->uploadpurging.interval_s ||
+			       o->uploadpurging.dryrun != n->uploadpurging.dryrun,
+	     "storage.maintenance.uploadpurging");
+	note(list, cap, o->gc.enabled != n->gc.enabled || o->gc.interval_s != n->gc.interval_s ||
+			       o->gc.delay_s != n->gc.delay_s ||
+			       o->gc.deleteuntagged != n->gc.deleteuntagged, "gc");
+	note(list, cap, o->health_storage.enabled != n->health_storage.enabled ||
+			       o->health_storage.interval_s != n->health_storage.interval_s ||
+			       o->health_storage.threshold != n->health_storage.threshold,
+	     "health.storagedriver");
+}
+
+/* Applies the keys that are safe to change while serving; names them. */
+static void apply_safe(struct regfs_config *run, const struct regfs_config *n, char *done,
+		       size_t cap)
+{
+	done[0] = '\0';
+	if (run->log_level != n->log_level) {
+		size_t k = strlen(done);
+		snprintf(done + k, cap - k, "%slog.level %s -> %s", k ? ", " : "",
+			 level_name(run->log_level), level_name(n->log_level));
+		run->log_level = n->log_level;
+		regfs_log_set_level(n->log_level);
+	}
+	if (run->log_json != n->log_json) {
+		size_t k = strlen(done);
+		snprintf(done + k, cap - k, "%slog.formatter %s", k ? ", " : "",
+			 n->log_json ? "json" : "text");
+		run->log_json = n->log_json;
+		regfs_log_set_json(n->log_json);
+	}
+	if (run->http_drain_s != n->http_drain_s) {
+		size_t k = strlen(done);
+		snprintf(done + k, cap - k, "%shttp.draintimeout %" PRId64 "s -> %" PRId64 "s",
+			 k ? ", " : "", run->http_drain_s, n->http_drain_s);
+		run->http_drain_s = n->http_drain_s;
+	}
+}
+
+void lifecycle_reload(const char *path, struct regfs_config *running)
+{
+	if (!path) {
+		log_warn("SIGHUP: serving without a configuration file: nothing to reload");
+		return;
+	}
+	struct regfs_config n;
+	struct regfs_err e = {0};
+	regfs_config_defaults(&n, NULL);
+	if (regfs_config_load(path, &n, &e) != 0) {
+		log_error("SIGHUP: %s does not load, nothing changed: %s", path, regfs_err_str(&e));
+		regfs_config_free(&n);
+		return;
+	}
+	char done[400], later[600];
+	restart_only(running, &n, later, sizeof later);
+	apply_safe(running, &n, done, sizeof done);
+	log_info("SIGHUP: reloaded %s: %s", path, done[0] ? done : "no change to log.level, "
+		 "log.formatter, http.draintimeout");
+	if (later[0])
+		log_warn("SIGHUP: changed in %s but applied only by a restart: %s", path, later);
+	regfs_config_free(&n);
+}
