@@ -330,6 +330,8 @@ static int serve(struct mnt *m)
 	if (rc == 0) {
 		m->mc = manifest_cache_new(m->client, &m->o, &m->st, m->bc);
 		m->nc = m->mc ? names_cache_new(m->client, &m->o, &m->st, m->mc) : NULL;
+		/* the layer views (NULL when out of memory: they answer ENOENT) */
+		m->lc = layer_cache_new(m->bc ? m->o.cache_dir : NULL, 0, m->bc, &m->st);
 		if (!m->nc)
 			regfs_errf(&e, -ENOMEM, "out of memory");
 	}
@@ -338,11 +340,17 @@ static int serve(struct mnt *m)
 		session_end(m->se);
 		return -1;
 	}
+	if (stats_metrics_start(m, &e)) {
+		log_error("%s", regfs_err_str(&e));
+		session_end(m->se);
+		return -1;
+	}
 	log_info("mounted %s on %s (ttl %g s, timeout %d s, cache %s)", m->o.url, m->o.mountpoint,
 		 m->o.ttl, m->o.timeout_s, m->bc ? m->o.cache_dir : "off");
 	rc = loop_run(m->se, (unsigned)(m->o.max_parallel > 16 ? m->o.max_parallel : 16));
 	if (rc)
 		log_error("the FUSE request loop stopped: %s", strerror(-rc));
+	stats_metrics_stop(m);
 	walk_shutdown();
 	root_probe_shutdown();
 	ra_shutdown();
@@ -357,6 +365,7 @@ static void teardown(struct mnt *m, struct cli *c)
 	nodes_free(m->nodes);
 	manifest_cache_free(m->mc);
 	names_cache_free(m->nc);
+	layer_cache_free(m->lc);
 	blob_cache_free(m->bc);
 	free(m->registry_version);
 	c->o = m->o; /* the strings main moved into the mount */

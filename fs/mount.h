@@ -14,10 +14,11 @@
  *   options.c   the command line: one table of options
  *   cache/      names.h: catalog, tag lists, tag -> digest with ttl;
  *               manifests.h: manifests by digest (memory, backed by blobs);
- *               blobs.h: the on-disk blob cache with LRU size cap
+ *               blobs.h: the on-disk blob cache with LRU size cap;
+ *               layers.h: layer indexes and merged images for the views
  *   readahead.c blobs read by Range requests; parallel read-ahead
  *   walk.c      parallel full walk: prefetch for du / ls -R, statfs total
- *   stats.c     .regfs/status and .regfs/stats
+ *   stats.c     .regfs/status and .regfs/stats, and --metrics (Prometheus text)
  *
  * The mount's state is one struct mnt, passed to whatever needs it (FUSE
  * handlers get it from fuse_req_userdata); each cache is an object created
@@ -60,12 +61,15 @@ struct mount_opts {
 	uint64_t cache_size;
 	char *protect;       /* comma-separated globs: tags rm/mv/ln -sf refuse (EPERM) */
 	char *fuse_opts;     /* -o options passed to FUSE, comma-joined */
+	char *metrics_addr;  /* --metrics host:port: Prometheus text listener, or NULL */
 };
 
 struct mnt;
+struct MHD_Daemon;
 struct names_cache;
 struct manifest_cache;
 struct blob_cache;
+struct layer_cache;
 struct nodes;
 
 struct fs_stats {
@@ -73,6 +77,11 @@ struct fs_stats {
 	atomic_uint_fast64_t bc_hits, bc_misses;   /* blob reads served from disk cache */
 	atomic_uint_fast64_t nc_hits, nc_misses;   /* catalog / tag lists within ttl */
 	atomic_uint_fast64_t range_reads, walks;
+	/* layer views (.layers/, .rootfs/): bytes fetched from the registry
+	 * for them (whole blobs to build an index, Range reads of spans), and
+	 * indexes built here, loaded from the disk cache, fetched from the
+	 * registry */
+	atomic_uint_fast64_t lv_bytes, lv_built, lv_loaded, lv_fetched;
 	/* requests from the kernel (a warm du should send none) */
 	atomic_uint_fast64_t k_lookup, k_getattr, k_readdir, k_opendir;
 };
@@ -85,11 +94,13 @@ struct mnt {
 	struct names_cache *nc;
 	struct manifest_cache *mc;
 	struct blob_cache *bc;
+	struct layer_cache *lc;  /* the layer views' indexes (cache/layers.h) */
 	struct nodes *nodes;
 	struct fs_stats st;
 	time_t mounted_since;
 	char *registry_version;  /* Docker-Distribution-API-Version or "unknown" */
 	struct fuse_session *se; /* for kernel cache invalidation after writes */
+	struct MHD_Daemon *metrics; /* --metrics listener (stats.c), or NULL */
 };
 
 /* The mount a FUSE request is for (the userdata given to fuse_session_new). */
@@ -137,6 +148,7 @@ int fs_unsupported(struct mnt *m, const char *what);
 
 /* ---- the caches (fs/cache/) ---- */
 #include "cache/blobs.h"
+#include "cache/layers.h"
 #include "cache/manifests.h"
 #include "cache/names.h"
 
@@ -230,6 +242,14 @@ static inline int fs_wait(pthread_cond_t *cv, pthread_mutex_t *mu)
 /* ---- stats.c ---- */
 int stats_status_text(struct mnt *m, char **buf, size_t *len);
 int stats_json_text(struct mnt *m, char **buf, size_t *len);
+/* The same counters as Prometheus text (regfs_mount_*); *buf malloc'd. */
+int stats_prometheus_text(struct mnt *m, char **buf, size_t *len);
+/* --metrics: starts the listener on m->o.metrics_addr (none when unset: 0),
+ * serving GET /metrics. After daemonizing (it runs a thread). 0, or -EINVAL
+ * (bad address) / -EADDRINUSE with err naming the address. */
+int stats_metrics_start(struct mnt *m, struct regfs_err *err);
+/* Stops it (nothing when not started). */
+void stats_metrics_stop(struct mnt *m);
 /* util.c — .regfs/errors: the last FS_ERRORS_MAX failures, oldest first, one line
  * each: "TIME OP /PATH: MESSAGE". */
 #define FS_ERRORS_MAX 100

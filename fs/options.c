@@ -44,6 +44,8 @@ static void usage(FILE *f)
 "                         in -o form separate them with ':')\n"
 "      --force-remount    if MOUNTPOINT is a stale FUSE mount (its regfs was killed:\n"
 "                         \"Transport endpoint is not connected\"), unmount it first\n"
+"      --metrics ADDR     serve the mount's counters as Prometheus text on\n"
+"                         http://ADDR/metrics (host:port; keep it on loopback)\n"
 "      --version          print the version\n"
 "  -h, --help             this help\n"
 "\n"
@@ -89,6 +91,7 @@ static const struct opt opts[] = {
 	{"protect", NULL, K_FIRST + 8, OT_STR, F(o.protect), 0, 0, NULL},
 	{"log-file", "log_file", K_FIRST + 9, OT_STR, F(log_file), 0, 0, NULL},
 	{"force-remount", "force_remount", K_FIRST + 10, OT_FLAG, F(force_remount), 0, 0, NULL},
+	{"metrics", NULL, K_FIRST + 11, OT_STR, F(o.metrics_addr), 0, 0, NULL},
 };
 #undef F
 #define NOPTS (sizeof opts / sizeof opts[0])

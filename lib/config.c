@@ -13,6 +13,8 @@
  * error, every key under `storage:` that is not a known section is a storage
  * driver. Our own extension lives under the top-level `regfs:` key, which
  * registry:2 ignores (it would refuse an unknown key under storage:). */
+#include "config_internal.h"
+
 #include <regfs/config.h>
 #include <regfs/dynbuf.h>
 #include <regfs/mem.h>
@@ -32,6 +34,9 @@ enum kind {
 	K_MAP,       /* a section: descend */
 	K_STR, K_BOOL, K_DUR, K_INT, K_SIZE, K_LEVEL, K_FORMATTER, /* scalars */
 	K_HEADERS,   /* http.headers: name -> [values] */
+	K_ENDPOINTS, /* notifications.endpoints: a list of sections (config_notify.c) */
+	K_FIELDS,    /* log.fields: name -> value */
+	K_CHECKS,    /* health.file/http/tcp: a list of checks */
 	K_ACCEPT,    /* known, no effect for us: ignored silently */
 	K_WARN,      /* known, not supported: ignored with a warning */
 	K_REFUSE,    /* known, cannot work: error */
@@ -51,6 +56,8 @@ static const struct key keys[] = {
 	{"loglevel", K_LEVEL, F(log_level), NULL}, /* registry:2's deprecated top-level form */
 	{"log.level", K_LEVEL, F(log_level), NULL},
 	{"log.formatter", K_FORMATTER, F(log_json), NULL},
+	{"log.fields", K_FIELDS, 0, NULL},
+	{"log.accesslog.disabled", K_BOOL, F(accesslog_disabled), NULL},
 
 	{"storage.filesystem.rootdirectory", K_STR, F(fs_rootdirectory), NULL},
 	{"storage.s3.accesskey", K_STR, F(s3.accesskey), NULL},
@@ -84,6 +91,12 @@ static const struct key keys[] = {
 	{"regfs.gc.interval", K_DUR, F(gc.interval_s), NULL},
 	{"regfs.gc.delay", K_DUR, F(gc.delay_s), NULL},
 	{"regfs.gc.deleteuntagged", K_BOOL, F(gc.deleteuntagged), NULL},
+	{"regfs.layerindex", K_MAP, 0, NULL},
+	{"regfs.layerindex.enabled", K_BOOL, F(layerindex.enabled), NULL},
+	{"regfs.layerindex.workers", K_INT, F(layerindex.workers), NULL},
+	{"regfs.layerindex.maxsize", K_SIZE, F(layerindex.maxsize), NULL},
+	{"regfs.layerindex.maxqueue", K_INT, F(layerindex.maxqueue), NULL},
+	{"regfs.layerindex.rescan", K_DUR, F(layerindex.rescan_s), NULL},
 
 	{"http.addr", K_STR, F(http_addr), NULL},
 	{"http.host", K_STR, F(http_host), NULL},
@@ -93,17 +106,20 @@ static const struct key keys[] = {
 	{"http.tls.key", K_STR, F(tls_key), NULL},
 	{"http.tls.clientcas", K_WARN, 0, "client certificate authentication is not supported; ignored"},
 	{"http.tls.letsencrypt", K_WARN, 0, "Let's Encrypt is not supported; set certificate and key"},
+	{"http.debug.addr", K_STR, F(debug_addr), NULL},
+	{"http.debug.prometheus.enabled", K_BOOL, F(prometheus_enabled), NULL},
+	{"http.debug.prometheus.path", K_STR, F(prometheus_path), NULL},
 	{"http.prefix", K_WARN, 0, "a URL prefix is not supported; serve the registry at / behind your proxy"},
 
 	{"health.storagedriver.enabled", K_BOOL, F(health_storage.enabled), NULL},
 	{"health.storagedriver.interval", K_DUR, F(health_storage.interval_s), NULL},
 	{"health.storagedriver.threshold", K_INT, F(health_storage.threshold), NULL},
-	{"health.file", K_WARN, 0, "only health.storagedriver checks are supported; ignored"},
-	{"health.http", K_WARN, 0, "only health.storagedriver checks are supported; ignored"},
-	{"health.tcp", K_WARN, 0, "only health.storagedriver checks are supported; ignored"},
+	{"health.file", K_CHECKS, REGFS_CHECK_FILE, NULL},
+	{"health.http", K_CHECKS, REGFS_CHECK_HTTP, NULL},
+	{"health.tcp", K_CHECKS, REGFS_CHECK_TCP, NULL},
 
 	{"auth", K_WARN, 0, "authentication is not supported yet; the registry accepts every client that can reach it"},
-	{"notifications", K_WARN, 0, "notifications are not supported; ignored"},
+	{"notifications.endpoints", K_ENDPOINTS, 0, NULL},
 	{"redis", K_WARN, 0, "redis is not used by regfs; ignored"},
 	{"proxy", K_WARN, 0, "pull-through cache (proxy) is not supported; ignored"},
 	{"validation", K_WARN, 0, "manifest validation settings are not supported; ignored"},
@@ -116,13 +132,14 @@ static const struct key keys[] = {
 /* Keys registry:2 knows that have no effect here: read and ignored silently
  * (they are not scalars we apply, so the environment does not name them). */
 static const char *const accepted[] = {
-	"log.fields", "log.hooks", "log.accesslog", "storage.filesystem.maxthreads",
+	"log.hooks", "storage.filesystem.maxthreads",
 	"storage.s3.multipartcopymaxconcurrency", "storage.s3.keyid",
 	"storage.s3.storageclass", "storage.s3.objectacl", "storage.s3.useragent",
 	"storage.s3.usedualstack", "storage.s3.accelerate", "storage.s3.loglevel",
 	"storage.s3.sessiontoken", "storage.cache", "storage.maintenance.readonly",
 	"http.tls.minimumtls", "http.tls.ciphersuites", "http.secret", "http.net",
-	"http.relativeurls", "http.debug", "http.http2", "http.h2c",
+	"http.relativeurls", "http.http2", "http.h2c",
+	"notifications.events",
 };
 static const struct key accepted_key = {"", K_ACCEPT, 0, NULL};
 /* A section ("storage.s3") is not listed: it is any prefix of a known key. */
@@ -175,7 +192,8 @@ static int parse_bool(const char *s, bool *out)
 	return -EINVAL;
 }
 
-int regfs_duration_parse(const char *s, int64_t *seconds)
+/* A duration in nanoseconds (see regfs_duration_parse). */
+static int duration_ns(const char *s, long double *out)
 {
 	if (!s || !*s)
 		return -EINVAL;
@@ -186,7 +204,7 @@ int regfs_duration_parse(const char *s, int64_t *seconds)
 	if (*end == '\0' && (s[0] >= '0' && s[0] <= '9')) {
 		if (errno || ns < 0)
 			return -EINVAL;
-		*seconds = ns / 1000000000 + (ns % 1000000000 ? 1 : 0);
+		*out = (long double)ns;
 		return 0;
 	}
 	/* Go's time.ParseDuration: one or more <decimal><unit>, unit required. */
@@ -198,7 +216,7 @@ int regfs_duration_parse(const char *s, int64_t *seconds)
 	if (*p == '+')
 		p++;
 	if (strcmp(p, "0") == 0) {
-		*seconds = 0;
+		*out = 0;
 		return 0;
 	}
 	long double total = 0;
@@ -235,10 +253,34 @@ int regfs_duration_parse(const char *s, int64_t *seconds)
 		if (total > 9.2e18L)
 			return -EINVAL;
 	}
-	int64_t sec = (int64_t)(total / 1e9L); /* round up: 300ms is 1s, not 0 */
-	if ((long double)sec * 1e9L < total)
-		sec++;
-	*seconds = sec;
+	*out = total;
+	return 0;
+}
+
+/* ns in whole units of `unit` ns, rounded up: 300ms is 1s, not 0. */
+static int64_t round_up(long double ns, long double unit)
+{
+	int64_t v = (int64_t)(ns / unit);
+	if ((long double)v * unit < ns)
+		v++;
+	return v;
+}
+
+int regfs_duration_parse(const char *s, int64_t *seconds)
+{
+	long double ns;
+	if (duration_ns(s, &ns))
+		return -EINVAL;
+	*seconds = round_up(ns, 1e9L);
+	return 0;
+}
+
+int regfs_duration_parse_ms(const char *s, int64_t *ms)
+{
+	long double ns;
+	if (duration_ns(s, &ns))
+		return -EINVAL;
+	*ms = round_up(ns, 1e6L);
 	return 0;
 }
 
@@ -404,6 +446,137 @@ static int walk_headers(struct ctx *c, yaml_node_t *node)
 	return 0;
 }
 
+static int oom(struct ctx *c)
+{
+	return regfs_errf(c->err, -ENOMEM, "out of memory reading configuration");
+}
+
+/* log.fields: a map of names to scalar values, kept as pairs. */
+static int walk_fields(struct ctx *c, yaml_node_t *node)
+{
+	struct regfs_config *cfg = c->cfg;
+	if (node->type != YAML_MAPPING_NODE)
+		return regfs_errf(c->err, -EINVAL, "%s line %d: log.fields: expected a map of "
+				  "names to values (service: registry)", c->source, line_of(node));
+	for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+		yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+		if (!k || !v || k->type != YAML_SCALAR_NODE || v->type != YAML_SCALAR_NODE)
+			return regfs_errf(c->err, -EINVAL, "%s line %d: log.fields: each field is "
+					  "name: value (a single value)", c->source,
+					  line_of(k ? k : node));
+		char **nf = realloc(cfg->log_fields, (size_t)(cfg->n_log_fields + 1) * 2 * sizeof *nf);
+		if (!nf)
+			return oom(c);
+		cfg->log_fields = nf;
+		nf += 2 * cfg->n_log_fields;
+		nf[0] = strdup((const char *)k->data.scalar.value);
+		nf[1] = strdup((const char *)v->data.scalar.value);
+		cfg->n_log_fields++;
+		if (!nf[0] || !nf[1])
+			return oom(c);
+	}
+	return 0;
+}
+
+/* One key of one health check ("interval: 10s"). */
+static int check_key(struct ctx *c, struct regfs_health_check *h, const char *sec,
+		     const char *key, const char *v, int line)
+{
+	static const char *const target[] = {"file", "uri", "addr"};
+	char loc[320];
+	snprintf(loc, sizeof loc, "%s line %d: health.%s.%s", c->source, line, sec, key);
+	if (!strcmp(key, target[h->kind])) {
+		free(h->target);
+		return (h->target = strdup(v)) ? 0 : oom(c);
+	}
+	if (!strcmp(key, "interval") || (h->kind != REGFS_CHECK_FILE && !strcmp(key, "timeout"))) {
+		int64_t *d = key[0] == 'i' ? &h->interval_s : &h->timeout_s;
+		if (regfs_duration_parse(v, d) == 0 && *d > 0)
+			return 0;
+		return regfs_errf(c->err, -EINVAL, "%s: expected a duration like 10s, got \"%s\"", loc, v);
+	}
+	long n = 0;
+	char *end = NULL;
+	bool is_int = (n = strtol(v, &end, 10), *v && !*end);
+	if (h->kind != REGFS_CHECK_FILE && !strcmp(key, "threshold")) {
+		if (is_int && n >= 0 && n <= 1000000) {
+			h->threshold = (int)n;
+			return 0;
+		}
+		return regfs_errf(c->err, -EINVAL, "%s: expected a non-negative integer, got \"%s\"", loc, v);
+	}
+	if (h->kind == REGFS_CHECK_HTTP && !strcmp(key, "statuscode")) {
+		if (is_int && n >= 100 && n <= 599) {
+			h->statuscode = (unsigned)n;
+			return 0;
+		}
+		return regfs_errf(c->err, -EINVAL, "%s: expected an HTTP status (100-599), got \"%s\"", loc, v);
+	}
+	log_warn("%s: unknown key (ignored)", loc);
+	c->cfg->warnings++;
+	return 0;
+}
+
+/* One item of health.file/http/tcp: a map of its keys. */
+static int walk_check(struct ctx *c, yaml_node_t *item, enum regfs_check_kind kind,
+		      const char *sec)
+{
+	if (item->type != YAML_MAPPING_NODE)
+		return regfs_errf(c->err, -EINVAL, "%s line %d: health.%s: each check is a map "
+				  "(- %s: …)", c->source, line_of(item), sec,
+				  kind == REGFS_CHECK_FILE ? "file" : kind == REGFS_CHECK_HTTP ? "uri" : "addr");
+	struct regfs_config *cfg = c->cfg;
+	struct regfs_health_check *nc = realloc(cfg->checks, (size_t)(cfg->n_checks + 1) * sizeof *nc);
+	if (!nc)
+		return oom(c);
+	cfg->checks = nc;
+	struct regfs_health_check *h = &nc[cfg->n_checks++];
+	*h = (struct regfs_health_check){.kind = kind, .statuscode = 200, .timeout_s = 5,
+					 .interval_s = 10, .threshold = 1};
+	for (yaml_node_pair_t *p = item->data.mapping.pairs.start; p < item->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+		yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+		if (!k || !v || k->type != YAML_SCALAR_NODE)
+			return regfs_errf(c->err, -EINVAL, "%s line %d: health.%s: keys must be words",
+					  c->source, line_of(item), sec);
+		const char *key = (const char *)k->data.scalar.value;
+		if (v->type != YAML_SCALAR_NODE) { /* http headers: not sent */
+			log_warn("%s line %d: health.%s.%s: not supported (ignored)", c->source,
+				 line_of(k), sec, key);
+			c->cfg->warnings++;
+			continue;
+		}
+		int r = check_key(c, h, sec, key, (const char *)v->data.scalar.value, line_of(v));
+		if (r)
+			return r;
+	}
+	if (!h->target)
+		return regfs_errf(c->err, -EINVAL, "%s line %d: health.%s: a check needs its %s",
+				  c->source, line_of(item), sec,
+				  kind == REGFS_CHECK_FILE ? "file" : kind == REGFS_CHECK_HTTP ? "uri" : "addr");
+	return 0;
+}
+
+/* health.file / health.http / health.tcp: a list of checks. */
+static int walk_checks(struct ctx *c, yaml_node_t *node, const struct key *k)
+{
+	const char *sec = k->path + strlen("health.");
+	if (node->type == YAML_SCALAR_NODE && is_null((const char *)node->data.scalar.value,
+						      node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE))
+		return 0; /* "file:" with nothing under it */
+	if (node->type != YAML_SEQUENCE_NODE)
+		return regfs_errf(c->err, -EINVAL, "%s line %d: %s: expected a list of checks",
+				  c->source, line_of(node), k->path);
+	for (yaml_node_item_t *i = node->data.sequence.items.start; i < node->data.sequence.items.top; i++) {
+		yaml_node_t *it = yaml_document_get_node(c->doc, *i);
+		int r = it ? walk_check(c, it, (enum regfs_check_kind)k->off, sec) : 0;
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
 static int walk_map(struct ctx *c, yaml_node_t *node, const char *prefix);
 
 /* One "key: value" pair at dotted `path`. */
@@ -435,6 +608,12 @@ static int walk_pair(struct ctx *c, const char *path, const char *prefix, yaml_n
 		return walk_map(c, v, path);
 	case K_HEADERS:
 		return walk_headers(c, v);
+	case K_ENDPOINTS:
+		return config_endpoints_parse(c->doc, v, c->source, c->cfg, c->err);
+	case K_FIELDS:
+		return walk_fields(c, v);
+	case K_CHECKS:
+		return walk_checks(c, v, k);
 	case K_ACCEPT:
 		return 0;
 	case K_WARN:
@@ -524,9 +703,28 @@ static int apply_env(struct ctx *c)
 	return 0;
 }
 
+/* regfs.layerindex: values that cannot work are refused, naming the key. */
+static int check_layerindex(struct ctx *c)
+{
+	const struct regfs_config *cfg = c->cfg;
+	if (cfg->layerindex.workers < 1 || cfg->layerindex.workers > 64)
+		return regfs_errf(c->err, -EINVAL, "%s: regfs.layerindex.workers: %d is not "
+				  "between 1 and 64", c->source, cfg->layerindex.workers);
+	if (cfg->layerindex.maxqueue < 1)
+		return regfs_errf(c->err, -EINVAL, "%s: regfs.layerindex.maxqueue: must be at "
+				  "least 1", c->source);
+	if (cfg->layerindex.rescan_s < 1)
+		return regfs_errf(c->err, -EINVAL, "%s: regfs.layerindex.rescan: must be at "
+				  "least 1s", c->source);
+	return 0;
+}
+
 /* Cross-key rules, after file and environment. */
 static int finish(struct ctx *c)
 {
+	int lr = check_layerindex(c);
+	if (lr)
+		return lr;
 	struct regfs_config *cfg = c->cfg;
 	if (c->seen_fs && c->seen_s3)
 		return regfs_errf(c->err, -EINVAL,
@@ -579,10 +777,15 @@ void regfs_config_defaults(struct regfs_config *cfg, const char *default_rootdir
 	cfg->uploadpurging.interval_s = 24 * 3600;
 	cfg->gc.interval_s = 3600;
 	cfg->gc.delay_s = 3600;
+	cfg->layerindex.workers = 1;
+	cfg->layerindex.maxsize = 8192 * MiB;
+	cfg->layerindex.maxqueue = 1000;
+	cfg->layerindex.rescan_s = 60;
 	cfg->http_addr = strdup(default_rootdir ? "127.0.0.1:5000" : ":5000");
 	cfg->health_storage.interval_s = 10;
 	cfg->health_storage.threshold = 1;
 	cfg->http_drain_s = 5;
+	cfg->prometheus_path = strdup("/metrics");
 }
 
 static int parse_named(const char *yaml, size_t len, const char *source,
@@ -663,6 +866,17 @@ void regfs_config_free(struct regfs_config *cfg)
 		free(cfg->headers[i].values);
 	}
 	free(cfg->headers);
+	for (int i = 0; i < cfg->n_endpoints; i++)
+		regfs_notify_endpoint_free(&cfg->endpoints[i]);
+	free(cfg->endpoints);
+	for (int i = 0; i < 2 * cfg->n_log_fields; i++)
+		free(cfg->log_fields[i]);
+	free(cfg->log_fields);
+	for (int i = 0; i < cfg->n_checks; i++)
+		free(cfg->checks[i].target);
+	free(cfg->checks);
+	free(cfg->debug_addr);
+	free(cfg->prometheus_path);
 	free(cfg->tls_certificate);
 	free(cfg->tls_key);
 	memset(cfg, 0, sizeof *cfg);

@@ -12,10 +12,12 @@
 
 #include "gc.h"
 #include "handlers.h"
+#include "notify.h"
 #include "registry.h"
 #include "repo.h"
 #include "request.h"
 #include "respond.h"
+#include "server.h"
 
 #include <regfs/hash.h>
 #include <regfs/layout.h>
@@ -153,7 +155,7 @@ static enum MHD_Result head_cached(struct registry *r, struct request *q, const 
 	}
 	enum MHD_Result ret = MHD_queue_response(q->conn, 200, sl->resp);
 	pthread_mutex_unlock(&hc->lock);
-	access_log(q, 200, 0); /* outside the lock */
+	request_done(r, q, 200, 0); /* outside the lock */
 	return ret;
 }
 
@@ -311,6 +313,9 @@ static enum MHD_Result serve_blob(struct registry *r, struct request *q, const c
 			MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
 		}
 	}
+	if (resp && !head)
+		notify_emit(r, q, &(struct notify_target){"pull", "application/octet-stream", digest,
+			    total, NULL, true});
 	return respond(r, q, ranged > 0 ? 206 : 200, resp, head ? 0 : len);
 }
 
@@ -345,8 +350,10 @@ static enum MHD_Result delete_blob(struct registry *r, struct request *q)
 	struct regfs_err e = {0};
 	int rc = link ? regfs_storage_del(r->st, link, &e) : -ENOMEM;
 	free(link);
-	if (rc == 0)
+	if (rc == 0) {
 		log_info("blob %s unlinked from %s", q->rt.ref, q->rt.name);
+		notify_emit(r, q, &(struct notify_target){"delete", .digest = q->rt.ref, .blob = true});
+	}
 	return respond_removed(r, q, rc, &e, 202, blob_unknown);
 }
 

@@ -1,6 +1,8 @@
 /* lifecycle.c — see lifecycle.h. */
 #include "lifecycle.h"
 
+#include "notify.h"
+
 #include <regfs/log.h>
 
 #include <errno.h>
@@ -92,7 +94,31 @@ static void apply_safe(struct regfs_config *run, const struct regfs_config *n, c
 	}
 }
 
-void lifecycle_reload(const char *path, struct regfs_config *running)
+/* notifications.endpoints: the notifier takes the new list (events queued
+ * for an endpoint that keeps its name move over); the running config then
+ * owns the new list, so it keeps describing what is served. */
+static void reload_notifications(struct registry *reg, struct regfs_config *run,
+				 struct regfs_config *n, char *done, size_t cap)
+{
+	if (!reg || (run->n_endpoints == 0 && n->n_endpoints == 0))
+		return;
+	struct regfs_err e = {0};
+	if (notify_reload(reg, n, &e) != 0) {
+		log_error("SIGHUP: notifications unchanged: %s", regfs_err_str(&e));
+		return;
+	}
+	struct regfs_notify_endpoint *ep = run->endpoints;
+	int k = run->n_endpoints;
+	run->endpoints = n->endpoints;
+	run->n_endpoints = n->n_endpoints;
+	n->endpoints = ep; /* freed with n */
+	n->n_endpoints = k;
+	size_t len = strlen(done);
+	snprintf(done + len, cap - len, "%snotifications.endpoints (%d)", len ? ", " : "",
+		 run->n_endpoints);
+}
+
+void lifecycle_reload(const char *path, struct regfs_config *running, struct registry *reg)
 {
 	if (!path) {
 		log_warn("SIGHUP: serving without a configuration file: nothing to reload");
@@ -109,8 +135,9 @@ void lifecycle_reload(const char *path, struct regfs_config *running)
 	char done[400], later[600];
 	restart_only(running, &n, later, sizeof later);
 	apply_safe(running, &n, done, sizeof done);
+	reload_notifications(reg, running, &n, done, sizeof done);
 	log_info("SIGHUP: reloaded %s: %s", path, done[0] ? done : "no change to log.level, "
-		 "log.formatter, http.draintimeout");
+		 "log.formatter, http.draintimeout, notifications");
 	if (later[0])
 		log_warn("SIGHUP: changed in %s but applied only by a restart: %s", path, later);
 	regfs_config_free(&n);

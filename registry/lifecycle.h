@@ -11,11 +11,13 @@
 #include <stdint.h>
 
 /* SIGHUP: reads `path` again. Applies what is safe to change while serving
- * (log.level, log.formatter, http.draintimeout) and logs each
+ * (log.level, log.formatter, http.draintimeout; notifications.endpoints
+ * through `reg`'s notifier when reg is not NULL) and logs each
  * change; logs every other change that only a restart applies (http.addr,
  * TLS, storage, ...). A file that no longer loads changes nothing (logged).
  * `running` keeps describing the running server (its applied fields are
  * updated). No-op with a log line when `path` is NULL (no config file). */
-void lifecycle_reload(const char *path, struct regfs_config *running);
+struct registry;
+void lifecycle_reload(const char *path, struct regfs_config *running, struct registry *reg);
 
 #endif

@@ -50,6 +50,8 @@ static int load_config(const char *path, struct regfs_config *cfg)
 	}
 	regfs_log_set_level(cfg->log_level);
 	regfs_log_set_json(cfg->log_json);
+	if (regfs_log_set_fields((const char *const *)cfg->log_fields, cfg->n_log_fields))
+		fprintf(stderr, "regfs-registry: log.fields: at most 32 fields (none added)\n");
 	return 0;
 }
 

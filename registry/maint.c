@@ -1,19 +1,29 @@
 /* maint.c — background jobs of `serve`: upload purging
  * (storage.maintenance.uploadpurging), the storage health check
- * (health.storagedriver) and online garbage collection (regfs.gc).
+ * (health.storagedriver), the health.file/http/tcp checks and online garbage
+ * collection (regfs.gc).
  * Each runs in its own thread and sleeps on a condition variable, so a stop
  * request ends it at once. */
 #include "maint.h"
 
 #include "gc.h"
+#include "jsonbuf.h"
+#include "layerindex.h"
 #include "registry.h"
 #include "repo.h"
+#include "metrics.h"
 #include "respond.h"
+#include "server.h"
 
 #include <regfs/layout.h>
 #include <regfs/log.h>
 
+#include <curl/curl.h>
 #include <errno.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,6 +149,12 @@ static void *purge_thread(void *arg)
 
 /* ---- storage health ---- */
 
+static size_t discard(char *p, size_t sz, size_t n, void *ud)
+{
+	(void)p; (void)ud;
+	return sz * n;
+}
+
 static void *health_thread(void *arg)
 {
 	struct registry *r = arg;
@@ -175,6 +191,202 @@ static void *health_thread(void *arg)
 	return NULL;
 }
 
+/* ---- health.file, health.http, health.tcp ---- */
+
+/* The state of one configured check (r->checks[i]), written by the checks
+ * thread, read by /v2/ and /debug/health. */
+struct check_state {
+	atomic_int down;
+	int fails;                      /* checks thread only */
+	int64_t next;                   /* checks thread only: monotonic s of the next run */
+	char msg[300];                  /* under r->health_lock */
+};
+
+static int64_t mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+/* A file that exists means unhealthy (registry:2: take an instance out of
+ * a load balancer by touching a file). */
+static int check_file(const struct regfs_health_check *h, char *msg, size_t cap)
+{
+	struct stat st;
+	if (stat(h->target, &st) == 0) {
+		snprintf(msg, cap, "file %s exists", h->target);
+		return -1;
+	}
+	return 0;
+}
+
+/* Connects to host:port within the timeout. */
+static int check_tcp(const struct regfs_health_check *h, char *msg, size_t cap)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	bool any;
+	struct regfs_err e = {0};
+	if (server_parse_addr(h->target, &ss, &sl, &any, &e)) {
+		snprintf(msg, cap, "tcp %s: %s", h->target, regfs_err_str(&e));
+		return -1;
+	}
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(msg, cap, "tcp %s: socket: %s", h->target, strerror(errno));
+		return -1;
+	}
+	int rc = connect(fd, (struct sockaddr *)&ss, sl) == 0 ? 0 : -errno;
+	if (rc == -EINPROGRESS) {
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+		int n = poll(&p, 1, (int)(h->timeout_s * 1000));
+		int soerr = 0;
+		socklen_t len = sizeof soerr;
+		if (n == 0)
+			rc = -ETIMEDOUT;
+		else if (n < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+			rc = -errno;
+		else
+			rc = -soerr;
+	}
+	close(fd);
+	if (rc)
+		snprintf(msg, cap, "tcp %s: cannot connect: %s", h->target, strerror(-rc));
+	return rc ? -1 : 0;
+}
+
+/* GET uri within the timeout; healthy when the status is statuscode. */
+static int check_http(const struct regfs_health_check *h, char *msg, size_t cap)
+{
+	CURL *c = curl_easy_init();
+	if (!c) {
+		snprintf(msg, cap, "http %s: out of memory", h->target);
+		return -1;
+	}
+	curl_easy_setopt(c, CURLOPT_URL, h->target);
+	curl_easy_setopt(c, CURLOPT_NOBODY, 0L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)h->timeout_s);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+	CURLcode cc = curl_easy_perform(c);
+	long code = 0;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_cleanup(c);
+	if (cc != CURLE_OK) {
+		snprintf(msg, cap, "http %s: %s", h->target, curl_easy_strerror(cc));
+		return -1;
+	}
+	if ((unsigned)code != h->statuscode) {
+		snprintf(msg, cap, "http %s: status %ld, expected %u", h->target, code, h->statuscode);
+		return -1;
+	}
+	return 0;
+}
+
+/* Runs check i, and flips its state after `threshold` failures in a row
+ * (a file check at once). */
+static void run_check(struct registry *r, int i)
+{
+	const struct regfs_health_check *h = &r->cfg->checks[i];
+	struct check_state *cs = &r->checks[i];
+	char msg[sizeof cs->msg] = "";
+	int rc = h->kind == REGFS_CHECK_FILE ? check_file(h, msg, sizeof msg)
+		 : h->kind == REGFS_CHECK_TCP ? check_tcp(h, msg, sizeof msg)
+					      : check_http(h, msg, sizeof msg);
+	int threshold = h->kind == REGFS_CHECK_FILE || h->threshold < 1 ? 1 : h->threshold;
+	if (rc == 0) {
+		if (atomic_load(&cs->down))
+			log_info("health check %s passes again", h->target);
+		cs->fails = 0;
+		atomic_store(&cs->down, 0);
+		return;
+	}
+	cs->fails++;
+	pthread_mutex_lock(&r->health_lock);
+	snprintf(cs->msg, sizeof cs->msg, "%s", msg);
+	pthread_mutex_unlock(&r->health_lock);
+	if (!atomic_load(&cs->down))
+		log_warn("health check failed (%d/%d): %s", cs->fails, threshold, msg);
+	if (cs->fails >= threshold)
+		atomic_store(&cs->down, 1);
+}
+
+/* One thread runs every check when its interval is due: a slow http or tcp
+ * check (bounded by its timeout) delays the others, never a request. */
+static void *checks_thread(void *arg)
+{
+	struct registry *r = arg;
+	do {
+		int64_t now = mono_s();
+		for (int i = 0; i < r->cfg->n_checks; i++) {
+			if (r->checks[i].next > now)
+				continue;
+			run_check(r, i);
+			r->checks[i].next = mono_s() + r->cfg->checks[i].interval_s;
+		}
+	} while (bg_sleep(r, 1));
+	return NULL;
+}
+
+bool maint_unhealthy(struct registry *r, char *msg, size_t cap)
+{
+	if (atomic_load(&r->storage_down)) {
+		pthread_mutex_lock(&r->health_lock);
+		snprintf(msg, cap, "storage is unreachable: %s", r->health_msg);
+		pthread_mutex_unlock(&r->health_lock);
+		return true;
+	}
+	for (int i = 0; r->checks && i < r->cfg->n_checks; i++) {
+		if (atomic_load(&r->checks[i].down)) {
+			pthread_mutex_lock(&r->health_lock);
+			snprintf(msg, cap, "health check failed: %s", r->checks[i].msg);
+			pthread_mutex_unlock(&r->health_lock);
+			return true;
+		}
+	}
+	return false;
+}
+
+static void health_entry(struct jbuf *b, const char *name, bool down, const char *msg,
+			 bool *first)
+{
+	jb_puts(b, *first ? "" : ",");
+	*first = false;
+	jb_json_str(b, name);
+	jb_puts(b, down ? ":{\"status\":\"failing\",\"error\":" : ":{\"status\":\"ok\"");
+	if (down)
+		jb_json_str(b, msg);
+	jb_puts(b, "}");
+}
+
+int maint_health_json(struct registry *r, struct jbuf *b)
+{
+	int failing = 0;
+	bool first = true;
+	jb_puts(b, "{");
+	pthread_mutex_lock(&r->health_lock);
+	if (r->cfg->health_storage.enabled) {
+		char name[64];
+		snprintf(name, sizeof name, "storagedriver_%s", regfs_storage_name(r->st));
+		bool down = atomic_load(&r->storage_down);
+		failing += down;
+		health_entry(b, name, down, r->health_msg, &first);
+	}
+	static const char *const kinds[] = {"file", "http", "tcp"};
+	for (int i = 0; r->checks && i < r->cfg->n_checks; i++) {
+		char name[320];
+		snprintf(name, sizeof name, "%s:%s", kinds[r->cfg->checks[i].kind],
+			 r->cfg->checks[i].target);
+		bool down = atomic_load(&r->checks[i].down);
+		failing += down;
+		health_entry(b, name, down, r->checks[i].msg, &first);
+	}
+	pthread_mutex_unlock(&r->health_lock);
+	jb_puts(b, "}\n");
+	return failing;
+}
+
 /* ---- online GC ---- */
 
 static void *gc_thread(void *arg)
@@ -186,9 +398,15 @@ static void *gc_thread(void *arg)
 		struct gc_stats s = {0};
 		struct regfs_err e = {0};
 		uint64_t t0 = now_us();
-		if (gc_run(r, &o, &s, &e) != 0)
+		if (gc_run(r, &o, &s, &e) != 0) {
+			metrics_count(METRICS_GC_FAILED, 1);
 			log_warn("online gc failed: %s", regfs_err_str(&e));
-		else if (s.swept || s.manifests_deleted)
+			continue;
+		}
+		metrics_count(METRICS_GC_RUNS, 1);
+		metrics_count(METRICS_GC_BLOBS_SWEPT, s.swept);
+		metrics_count(METRICS_GC_BYTES_FREED, s.bytes);
+		if (s.swept || s.manifests_deleted)
 			log_info("online gc: %" PRIu64 " blobs marked, %" PRIu64 " swept, %" PRIu64
 				 " bytes freed, %" PRIu64 " untagged manifests deleted (%" PRIu64 " ms)",
 				 s.marked, s.swept, s.bytes, s.manifests_deleted,
@@ -215,12 +433,20 @@ int maint_start(struct registry *r)
 		bg_spawn(r, purge_thread, "upload purging");
 	if (r->cfg->health_storage.enabled)
 		bg_spawn(r, health_thread, "storage health");
+	if (r->cfg->n_checks) {
+		r->checks = calloc((size_t)r->cfg->n_checks, sizeof *r->checks);
+		if (r->checks)
+			bg_spawn(r, checks_thread, "health checks");
+		else
+			log_error("out of memory: health.file/http/tcp checks not started");
+	}
 	if (r->cfg->gc.enabled) {
 		if (!r->cfg->delete_enabled)
 			log_warn("online gc is enabled while storage.delete.enabled is false: "
 				 "it will still sweep unreferenced blobs");
 		bg_spawn(r, gc_thread, "online gc");
 	}
+	layerindex_start(r);
 	return 0;
 }
 
@@ -233,4 +459,7 @@ void maint_stop(struct registry *r)
 	for (int i = 0; i < r->n_bg; i++)
 		pthread_join(r->bg[i], NULL);
 	r->n_bg = 0;
+	free(r->checks);
+	r->checks = NULL;
+	layerindex_stop(r);
 }

@@ -15,6 +15,7 @@
 #include "registry.h"
 #include "request.h"
 #include "respond.h"
+#include "server.h"
 
 #include <regfs/layout.h>
 #include <regfs/log.h>
@@ -170,7 +171,7 @@ enum MHD_Result manifest_bytes_respond(struct registry *r, struct request *q,
 	}
 	ret = MHD_queue_response(q->conn, 200, e->resp[h]);
 	pthread_mutex_unlock(&mc->lock);
-	access_log(q, 200, head ? 0 : e->len); /* outside the lock */
+	request_done(r, q, 200, head ? 0 : e->len); /* outside the lock */
 	return ret;
 }
 

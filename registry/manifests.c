@@ -11,7 +11,9 @@
  * revision, never a link to missing content. */
 #include "gc.h"
 #include "handlers.h"
+#include "layerindex.h"
 #include "manifest_bytes.h"
+#include "notify.h"
 #include "registry.h"
 #include "repo.h"
 #include "request.h"
@@ -129,6 +131,9 @@ static enum MHD_Result get_manifest(struct registry *r, struct request *q, enum 
 		ret = respond(r, q, 304, resp, 0);
 	} else {
 		ret = manifest_bytes_respond(r, q, m, digest, mtime);
+		if (!request_is_head(q))
+			notify_emit(r, q, &(struct notify_target){"pull", m->media_type, digest, m->len,
+				    kind == REF_TAG ? q->rt.ref : NULL, false});
 	}
 	manifest_bytes_release(r->mb, m);
 	return ret;
@@ -256,6 +261,7 @@ static enum MHD_Result put_manifest_done(struct registry *r, struct request *q, 
 	}
 	gc_writer_end(r);
 	writer = false;
+	layerindex_enqueue(r, m, digest);
 	struct MHD_Response *resp = response_empty();
 	if (resp) {
 		char loc[ROUTE_NAME_MAX + REGFS_DIGEST_MAX + 32];
@@ -267,6 +273,8 @@ static enum MHD_Result put_manifest_done(struct registry *r, struct request *q, 
 	}
 	log_debug("manifest %s pushed to %s%s%s", digest, q->rt.name, kind == REF_TAG ? ":" : "",
 		  kind == REF_TAG ? q->rt.ref : "");
+	notify_emit(r, q, &(struct notify_target){"push", m->media_type, digest, jb_len(&q->body),
+		    kind == REF_TAG ? q->rt.ref : NULL, false});
 	ret = respond(r, q, 201, resp, 0);
 out:
 	if (writer)
@@ -325,8 +333,10 @@ static enum MHD_Result delete_manifest(struct registry *r, struct request *q, en
 		int rc = exists ? regfs_storage_del(r->st, tagdir, &e) : -ENOENT;
 		free(tagdir);
 		free(cur);
-		if (rc == 0)
+		if (rc == 0) {
 			log_info("tag %s:%s deleted", q->rt.name, q->rt.ref);
+			notify_emit(r, q, &(struct notify_target){"delete", .tag = q->rt.ref});
+		}
 		return respond_removed(r, q, rc, &e, 202, unknown_manifest);
 	}
 	char *rev = dir_of(regfs_layout_revision_link(q->rt.name, q->rt.ref));
@@ -353,6 +363,7 @@ static enum MHD_Result delete_manifest(struct registry *r, struct request *q, en
 	}
 	strvec_clear(&tags);
 	log_info("manifest %s deleted from %s", q->rt.ref, q->rt.name);
+	notify_emit(r, q, &(struct notify_target){"delete", .digest = q->rt.ref});
 	return respond_body(r, q, 202, NULL, "", 0);
 }
 

@@ -21,6 +21,9 @@ struct manifest_bytes;
 struct upcache;
 struct headcache;
 struct digestset;
+struct notifier;
+struct check_state;
+struct layerindex;
 
 struct registry {
 	struct regfs_config *cfg;       /* borrowed */
@@ -28,11 +31,14 @@ struct registry {
 	struct manifest_bytes *mb;      /* manifest bytes by digest (immutable content) */
 	struct upcache *uc;             /* upload hash state by uuid */
 	struct headcache *hc;           /* prepared HEAD blob responses by digest */
+	struct notifier *nt;            /* notifications (notify.h); NULL: none */
+	struct layerindex *li;          /* push-time layer indexes; NULL when off (layerindex.h) */
 
 	/* health.storagedriver: written by the health thread, read by GET /v2/. */
 	atomic_int storage_down;        /* 1 after `threshold` consecutive failures */
 	pthread_mutex_t health_lock;
 	char health_msg[512];
+	struct check_state *checks;     /* health.file/http/tcp: cfg->n_checks, maint.c */
 
 	/* Online GC (regfs.gc), see gc.c: writers that make a blob referenced
 	 * (manifest PUT, upload finish, mount) hold gc_rw for reading while they
@@ -50,7 +56,7 @@ struct registry {
 	pthread_cond_t bg_cond;
 	bool stopping;
 	int n_bg;
-	pthread_t bg[4];
+	pthread_t bg[5];
 };
 
 /* Fills `r` for `cfg` (borrowed; must outlive r): opens the storage and

@@ -5,6 +5,7 @@
 #include "jsonbuf.h"
 #include "registry.h"
 #include "request.h"
+#include "server.h"
 
 #include <regfs/log.h>
 
@@ -46,7 +47,7 @@ enum MHD_Result respond(struct registry *r, struct request *q, unsigned status,
 		return MHD_NO;
 	}
 	add_common_headers(r, resp);
-	enum MHD_Result ret = respond_shared(q, status, resp, bytes);
+	enum MHD_Result ret = respond_shared(r, q, status, resp, bytes);
 	MHD_destroy_response(resp);
 	return ret;
 }
@@ -61,22 +62,12 @@ void add_common_headers(struct registry *r, struct MHD_Response *resp)
 	}
 }
 
-enum MHD_Result respond_shared(struct request *q, unsigned status, struct MHD_Response *resp,
-			       uint64_t bytes)
+enum MHD_Result respond_shared(struct registry *r, struct request *q, unsigned status,
+			       struct MHD_Response *resp, uint64_t bytes)
 {
 	enum MHD_Result ret = MHD_queue_response(q->conn, status, resp);
-	access_log(q, status, bytes);
+	request_done(r, q, status, bytes);
 	return ret;
-}
-
-void access_log(const struct request *q, unsigned status, uint64_t bytes)
-{
-	if (regfs_log_get_level() >= REGFS_LOG_INFO) {
-		uint64_t us = now_us() - q->t0_us;
-		log_info("%s %s %u %llu %llu.%03llums", q->method, q->url, status,
-			 (unsigned long long)bytes, (unsigned long long)(us / 1000),
-			 (unsigned long long)(us % 1000));
-	}
 }
 
 static ssize_t no_body_cb(void *cls, uint64_t pos, char *buf, size_t max)

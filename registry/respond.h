@@ -24,7 +24,7 @@ struct request;
 /* CLOCK_MONOTONIC in microseconds: request timing. */
 uint64_t now_us(void);
 
-/* Adds the common headers, logs the access line, queues and releases
+/* Adds the common headers, ends the request (request_done), queues and releases
  * `resp` (NULL: out of memory, MHD_NO). */
 enum MHD_Result respond(struct registry *r, struct request *q, unsigned status,
 			struct MHD_Response *resp, uint64_t bytes);
@@ -33,12 +33,10 @@ enum MHD_Result respond(struct registry *r, struct request *q, unsigned status,
 void add_common_headers(struct registry *r, struct MHD_Response *resp);
 
 /* Queues a response that already has its common headers and that the
- * caller keeps (shared, cached responses); logs the access line. */
-enum MHD_Result respond_shared(struct request *q, unsigned status, struct MHD_Response *resp,
-			       uint64_t bytes);
-
-/* The access line (info level): method, path, status, body bytes, time. */
-void access_log(const struct request *q, unsigned status, uint64_t bytes);
+ * caller keeps (shared, cached responses); ends the request (request_done:
+ * access line, metrics). */
+enum MHD_Result respond_shared(struct registry *r, struct request *q, unsigned status,
+			       struct MHD_Response *resp, uint64_t bytes);
 
 /* A JSON error body per the distribution spec:
  * {"errors":[{"code":code,"message":msg,"detail":…}]} (detail omitted if NULL).

@@ -8,9 +8,13 @@
 #include "blobs.h"
 #include "digestset.h"
 #include "handlers.h"
+#include "debug.h"
 #include "lifecycle.h"
+#include "layerindex.h"
 #include "maint.h"
+#include "metrics.h"
 #include "manifest_bytes.h"
+#include "notify.h"
 #include "registry.h"
 #include "request.h"
 #include "respond.h"
@@ -48,20 +52,19 @@
 
 enum MHD_Result h_base(struct registry *r, struct request *q)
 {
-	if (atomic_load(&r->storage_down)) {
-		char msg[600];
-		pthread_mutex_lock(&r->health_lock);
-		snprintf(msg, sizeof msg, "storage is unreachable: %s", r->health_msg);
-		pthread_mutex_unlock(&r->health_lock);
+	char msg[600];
+	if (maint_unhealthy(r, msg, sizeof msg))
 		return respond_error(r, q, 503, "UNAVAILABLE", msg, NULL);
-	}
 	bool head = request_is_head(q);
 	struct MHD_Response *resp =
 		head ? response_head(2)
 		     : MHD_create_response_from_buffer(2, (void *)"{}", MHD_RESPMEM_PERSISTENT);
 	if (resp) {
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
-		MHD_add_response_header(resp, "X-Regfs-Extensions", "bulk-tags,repo-manifests,bulk-manifests");
+		MHD_add_response_header(resp, "X-Regfs-Extensions",
+					layerindex_enabled(r)
+						? "bulk-tags,repo-manifests,bulk-manifests,layer-index"
+						: "bulk-tags,repo-manifests,bulk-manifests");
 	}
 	return respond(r, q, 200, resp, head ? 0 : 2);
 }
@@ -264,6 +267,40 @@ static bool has_body(const char *m)
 	return !strcmp(m, "PUT") || !strcmp(m, "POST") || !strcmp(m, "PATCH");
 }
 
+void request_done(struct registry *r, const struct request *q, unsigned status,
+		  uint64_t bytes)
+{
+	uint64_t us = now_us() - q->t0_us;
+	metrics_request(q->rt.kind, q->m, status, bytes, us);
+	if (r->cfg->accesslog_disabled || regfs_log_get_level() < REGFS_LOG_INFO)
+		return;
+	/* q->url is the path alone (libmicrohttpd keeps the query apart), and
+	 * no header is logged: no credential can reach the line */
+	struct regfs_log_field f[] = {
+		{"method", q->method, 0}, {"path", q->url, 0}, {"status", NULL, status},
+		{"bytes", NULL, (long long)bytes}, {"duration_us", NULL, (long long)us},
+	};
+	regfs_log_fields(REGFS_LOG_INFO, f, (int)(sizeof f / sizeof f[0]), "%s %s %u %llu %llu.%03llums",
+			 q->method, q->url, status, (unsigned long long)bytes,
+			 (unsigned long long)(us / 1000), (unsigned long long)(us % 1000));
+}
+
+/* An upload request with a body: counted in flight while it lasts. */
+static bool is_upload(const struct request *q)
+{
+	return q->route && (q->route->kind == R_UPLOAD || q->route->kind == R_UPLOAD_START);
+}
+
+/* Runs the handler on a request with a body and counts the bytes it took. */
+static enum MHD_Result dispatch_body(struct registry *r, struct request *q)
+{
+	size_t before = *q->size;
+	enum MHD_Result res = dispatch(r, q);
+	if (before > *q->size)
+		metrics_received(before - *q->size);
+	return res;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version, const char *data,
 				  size_t *size, void **con_cls)
@@ -299,6 +336,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		}
 		request_init(q, c, method, url);
 		*con_cls = q;
+		if (is_upload(q))
+			metrics_uploads_in_flight(1);
 	} else if (q == &no_state) {
 		if (*size) {
 			*size = 0; /* a body on GET/DELETE: ignored */
@@ -313,7 +352,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	}
 	q->data = data;
 	q->size = size;
-	return dispatch(r, q);
+	return dispatch_body(r, q);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -329,6 +368,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	}
 	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
 		log_debug("request ended early (code %d)", (int)toe);
+	if (is_upload(q))
+		metrics_uploads_in_flight(-1);
 	request_free_body(q);
 	free(q);
 	*con_cls = NULL;
@@ -353,7 +394,7 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
 /* ---- listen address ---- */
 
 /* "host:port", ":port", "[v6]:port" -> sockaddr. */
-static int parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *len,
+int server_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *len,
 		      bool *any, struct regfs_err *err)
 {
 	char host[256] = "", port[16] = "";
@@ -427,6 +468,7 @@ int registry_open(struct registry *r, struct regfs_config *cfg, struct regfs_err
 	int rc = regfs_storage_open(cfg, &r->st, err);
 	if (rc)
 		return rc;
+	regfs_storage_set_timing(metrics_storage_action);
 	r->mb = manifest_bytes_new(MANIFEST_CACHE_BYTES);
 	r->uc = upcache_new();
 	r->recent = digestset_new();
@@ -438,6 +480,7 @@ int registry_open(struct registry *r, struct regfs_config *cfg, struct regfs_err
 
 void registry_close(struct registry *r)
 {
+	notify_close(r);
 	manifest_bytes_free(r->mb);
 	upcache_free(r->uc);
 	headcache_free(r->hc);
@@ -562,7 +605,8 @@ static void notify_systemd(const char *msg)
 }
 
 /* Takes signals until SIGTERM/SIGINT (returned); SIGHUP reloads. */
-static int wait_for_stop(const sigset_t *set, const char *config_path, struct regfs_config *cfg)
+static int wait_for_stop(const sigset_t *set, const char *config_path, struct regfs_config *cfg,
+			 struct registry *reg)
 {
 	for (;;) {
 		int sig = 0;
@@ -577,7 +621,7 @@ static int wait_for_stop(const sigset_t *set, const char *config_path, struct re
 		snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%llu",
 			 (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
 		notify_systemd(msg);
-		lifecycle_reload(config_path, cfg);
+		lifecycle_reload(config_path, cfg, reg);
 		notify_systemd("READY=1");
 	}
 }
@@ -592,7 +636,7 @@ int server_run(struct regfs_config *cfg, const char *config_path, struct regfs_e
 	struct sockaddr_storage ss;
 	socklen_t sl;
 	bool any = false;
-	rc = parse_addr(cfg->http_addr ? cfg->http_addr : ":5000", &ss, &sl, &any, err);
+	rc = server_parse_addr(cfg->http_addr ? cfg->http_addr : ":5000", &ss, &sl, &any, err);
 	if (rc)
 		goto out_tls;
 
@@ -607,6 +651,11 @@ int server_run(struct regfs_config *cfg, const char *config_path, struct regfs_e
 	signal(SIGPIPE, SIG_IGN);
 
 	rc = registry_open(&reg, cfg, err);
+	if (rc) {
+		registry_close(&reg);
+		goto out_tls;
+	}
+	rc = notify_open(&reg, err);
 	if (rc) {
 		registry_close(&reg);
 		goto out_tls;
@@ -631,13 +680,21 @@ int server_run(struct regfs_config *cfg, const char *config_path, struct regfs_e
 		 cfg->http_addr, info ? (unsigned)info->port : 0u, regfs_storage_name(reg.st),
 		 cert ? ", TLS" : "");
 	maint_start(&reg);
+	struct MHD_Daemon *dbg = NULL;
+	rc = debug_start(&reg, &dbg, err);
+	if (rc) {
+		drain_and_stop(&reg, d, 0);
+		registry_close(&reg);
+		goto out_tls;
+	}
 	notify_systemd("READY=1");
 
-	int sig = wait_for_stop(&set, config_path, cfg);
+	int sig = wait_for_stop(&set, config_path, cfg, &reg);
 	int64_t drain_s = cfg->http_drain_s;
 	notify_systemd("STOPPING=1");
 	log_info("signal %d (%s): stopping; new connections refused, requests in flight get "
 		 "up to %" PRId64 "s (http.draintimeout)", sig, strsignal(sig), drain_s);
+	debug_stop(dbg);
 	unsigned cut = drain_and_stop(&reg, d, drain_s);
 	registry_close(&reg);
 	if (cut)

@@ -26,6 +26,7 @@
 
 #include "gc.h"
 #include "handlers.h"
+#include "notify.h"
 #include "registry.h"
 #include "repo.h"
 #include "request.h"
@@ -521,6 +522,8 @@ static enum MHD_Result op_finish(struct registry *r, struct request *q)
 	if (rc)
 		return respond_storage_error(r, q, &e);
 	log_debug("blob %s (%" PRIu64 " bytes) stored in %s", got, op->size, q->rt.name);
+	notify_emit(r, q, &(struct notify_target){"push", "application/octet-stream", got, op->size,
+		    NULL, true});
 	return blob_created(r, q, got);
 }
 
@@ -597,7 +600,8 @@ enum MHD_Result h_upload_start(struct registry *r, struct request *q)
 		char *blob = regfs_layout_blob_data(mount);
 		gc_writer_begin(r);
 		gc_note_referenced(r, mount);
-		if (repo_exists(r, src, NULL) && repo_exists(r, blob, NULL)) {
+		struct regfs_stat_info st = {0};
+		if (repo_exists(r, src, NULL) && repo_exists(r, blob, &st)) {
 			char *dst = regfs_layout_layer_link(q->rt.name, mount);
 			int rc = dst ? repo_write_link(r, dst, mount, &e) : -ENOMEM;
 			gc_writer_end(r);
@@ -607,6 +611,8 @@ enum MHD_Result h_upload_start(struct registry *r, struct request *q)
 			if (rc)
 				return respond_storage_error(r, q, &e);
 			log_debug("blob %s mounted from %s into %s", mount, from, q->rt.name);
+			notify_emit(r, q, &(struct notify_target){"mount", "application/octet-stream",
+				    mount, st.size, NULL, true});
 			q->up = op_new(r, OP_MOUNTED);
 			if (!q->up)
 				return MHD_NO;

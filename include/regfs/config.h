@@ -34,10 +34,40 @@ struct regfs_header {           /* http.headers: name -> values */
 	int n_values;
 };
 
+/* notifications.endpoints[]: where push/pull/delete events are POSTed
+ * (registry/notify.h). Defaults as registry:2: timeout 1 s, threshold 10,
+ * backoff 1 s. */
+struct regfs_notify_endpoint {
+	char *name;                    /* required */
+	char *url;                     /* required: http:// or https:// */
+	struct regfs_header *headers;  int n_headers;
+	int64_t timeout_ms;            /* per POST */
+	int threshold;                 /* failures in a row before "down" */
+	int64_t backoff_ms;            /* wait after a failure */
+	char **ignored_mediatypes;     int n_ignored_mediatypes; /* + ignore.mediatypes */
+	char **ignored_actions;        int n_ignored_actions;    /* ignore.actions */
+	bool disabled;
+};
+
+enum regfs_check_kind { REGFS_CHECK_FILE, REGFS_CHECK_HTTP, REGFS_CHECK_TCP };
+
+/* health.file / health.http / health.tcp: one check, as registry:2. */
+struct regfs_health_check {
+	enum regfs_check_kind kind;
+	char *target;                  /* file: path; http: uri; tcp: host:port */
+	unsigned statuscode;           /* http: the expected status; default 200 */
+	int64_t timeout_s;             /* http, tcp; default 5s */
+	int64_t interval_s;            /* default 10s */
+	int threshold;                 /* http, tcp: failures in a row; default 1 (file: 1) */
+};
+
 struct regfs_config {
 	char *version;                 /* "0.1" */
 	enum regfs_log_level log_level;
 	bool log_json;                 /* log.formatter: json (text otherwise; logstash = json) */
+	char **log_fields;             /* log.fields: 2*n_log_fields strings, name then value */
+	int n_log_fields;
+	bool accesslog_disabled;       /* log.accesslog.disabled */
 
 	enum regfs_storage_type storage_type;
 	char *fs_rootdirectory;        /* storage.filesystem.rootdirectory; default /var/lib/registry */
@@ -57,6 +87,14 @@ struct regfs_config {
 		int64_t delay_s;       /* keep blobs/uploads younger than this; default 1h */
 		bool deleteuntagged;
 	} gc;
+	/* regfs extension: push-time layer indexes (see docs/config.md) */
+	struct {
+		bool enabled;          /* default false */
+		int workers;           /* background builders; default 1 */
+		uint64_t maxsize;      /* larger layer blobs are not indexed; default 8 GiB */
+		int maxqueue;          /* manifests queued in memory; default 1000 */
+		int64_t rescan_s;      /* scan of the stored queue; default 60s */
+	} layerindex;
 
 	char *http_addr;               /* "host:port" or ":port"; default ":5000" */
 	char *http_host;               /* external base URL for Location headers, may be NULL */
@@ -66,12 +104,18 @@ struct regfs_config {
 	int64_t http_drain_s;
 	struct regfs_header *headers;  int n_headers;
 	char *tls_certificate, *tls_key;
+	char *debug_addr;              /* http.debug.addr; NULL: no debug listener */
+	bool prometheus_enabled;       /* http.debug.prometheus.enabled */
+	char *prometheus_path;         /* http.debug.prometheus.path; default /metrics */
 
 	struct {
 		bool enabled;
 		int64_t interval_s;    /* default 10s */
 		int threshold;         /* default 1 */
 	} health_storage;
+	struct regfs_health_check *checks; int n_checks; /* health.file/http/tcp */
+
+	struct regfs_notify_endpoint *endpoints; int n_endpoints; /* notifications.endpoints */
 
 	int warnings;                  /* number of unknown keys seen */
 };
@@ -94,6 +138,10 @@ int regfs_config_parse(const char *yaml, size_t len, struct regfs_config *cfg,
 
 /* "10s", "1m30s", "2h", "168h", "500ms" (rounded up to seconds), or a bare integer of ns. */
 int regfs_duration_parse(const char *s, int64_t *seconds);
+/* The same forms, in milliseconds (rounded up): "500ms" is 500. */
+int regfs_duration_parse_ms(const char *s, int64_t *ms);
+/* Frees what an endpoint holds (not `ep` itself); `ep` is zeroed. */
+void regfs_notify_endpoint_free(struct regfs_notify_endpoint *ep);
 /* "10485760", "10MiB"?—registry:2 takes plain integers; we accept both. */
 int regfs_size_parse(const char *s, uint64_t *bytes);
 

@@ -154,6 +154,18 @@ int regfs_storage_s3_new(const struct regfs_s3_config *cfg, struct regfs_storage
 /* "filesystem" or "s3": for logs. */
 const char *regfs_storage_name(const struct regfs_storage *s);
 
+/* Timing of storage operations (regfs-registry's
+ * registry_storage_action_seconds): when a hook is set, every regfs_storage_*
+ * operation that reaches its driver calls it once, on the calling thread,
+ * with the driver's name, distribution's action name (GetContent,
+ * PutContent, Reader, Writer, Stat, List, Move, Delete, RedirectURL, OpenFd,
+ * Health) and the microseconds it took, failures included. Reads and writes
+ * through a reader or writer are not timed (they are per chunk). The hook
+ * must be cheap and thread-safe; NULL (the default) turns timing off. The
+ * setting is process-wide. */
+typedef void (*regfs_storage_timing_fn)(const char *driver, const char *action, uint64_t us);
+void regfs_storage_set_timing(regfs_storage_timing_fn fn);
+
 /* Whole-object read (small objects: links, manifests). *data is malloc'd
  * (NUL-terminated for convenience, *len excludes the NUL); caller frees.
  * -EISDIR for a directory; -EFBIG for an object over the driver's limit for

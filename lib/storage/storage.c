@@ -15,6 +15,8 @@
 #include <regfs/storage.h>
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -65,11 +67,31 @@ struct call {
 	const char *driver;
 	struct regfs_err *err;
 	bool fresh;
+	const char *action;   /* timed (distribution's action name), NULL: not timed */
+	uint64_t t0_us;
 };
 
-static struct call begin(const char *driver, struct regfs_err *err)
+/* The timing hook (regfs_storage_set_timing): read once per call, so the
+ * cost without a hook is one atomic load. */
+static _Atomic(regfs_storage_timing_fn) g_timing;
+
+void regfs_storage_set_timing(regfs_storage_timing_fn fn)
 {
-	return (struct call){driver, err, err && err->code == 0};
+	atomic_store(&g_timing, fn);
+}
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static struct call begin(const char *driver, struct regfs_err *err, const char *action)
+{
+	bool timed = action && atomic_load_explicit(&g_timing, memory_order_relaxed);
+	return (struct call){driver, err, err && err->code == 0, timed ? action : NULL,
+			     timed ? mono_us() : 0};
 }
 
 static int check_path(const struct call *c, const char *path, enum root_rule root)
@@ -85,6 +107,9 @@ static int check_path(const struct call *c, const char *path, enum root_rule roo
  * failure the driver did not describe says what failed on what. */
 static int done(const struct call *c, int r, const char *op, const char *path)
 {
+	regfs_storage_timing_fn fn;
+	if (c->action && (fn = atomic_load_explicit(&g_timing, memory_order_relaxed)))
+		fn(c->driver, c->action, mono_us() - c->t0_us);
 	if (r >= 0 || !c->fresh)
 		return r;
 	struct regfs_err *err = c->err;
@@ -115,7 +140,7 @@ static int unsupported(const struct call *c, const char *what)
 int regfs_storage_get(struct regfs_storage *s, const char *path, char **data, size_t *len,
 		      struct regfs_err *err)
 {
-	struct call c = begin(s->ops->name, err);
+	struct call c = begin(s->ops->name, err, "GetContent");
 	*data = NULL;
 	*len = 0;
 	int r = check_path(&c, path, ROOT_REFUSED);
@@ -125,7 +150,7 @@ int regfs_storage_get(struct regfs_storage *s, const char *path, char **data, si
 int regfs_storage_put(struct regfs_storage *s, const char *path, const void *data, size_t len,
 		      struct regfs_err *err)
 {
-	struct call c = begin(s->ops->name, err);
+	struct call c = begin(s->ops->name, err, "PutContent");
 	int r = check_path(&c, path, ROOT_REFUSED);
 	return r ? r : done(&c, s->ops->put(s, path, data, len, err), "write", path);
 }
@@ -133,7 +158,7 @@ int regfs_storage_put(struct regfs_storage *s, const char *path, const void *dat
 int regfs_storage_reader(struct regfs_storage *s, const char *path, uint64_t offset,
 			 struct regfs_reader **out, struct regfs_err *err)
 {
-	struct call c = begin(s->ops->name, err);
+	struct call c = begin(s->ops->name, err, "Reader");
 	*out = NULL;
 	int r = check_path(&c, path, ROOT_REFUSED);
 	r = r ? r : done(&c, s->ops->reader(s, path, offset, out, err), "open", path);
@@ -143,7 +168,7 @@ int regfs_storage_reader(struct regfs_storage *s, const char *path, uint64_t off
 int regfs_storage_writer(struct regfs_storage *s, const char *path, bool append,
 			 struct regfs_writer **out, struct regfs_err *err)
 {
-	struct call c = begin(s->ops->name, err);
+	struct call c = begin(s->ops->name, err, "Writer");
 	*out = NULL;
 	int r = check_path(&c, path, ROOT_REFUSED);
 	r = r ? r : done(&c, s->ops->writer(s, path, append, out, err), "open for writing", path);
@@ -153,7 +178,7 @@ int regfs_storage_writer(struct regfs_storage *s, const char *path, bool append,
 int regfs_storage_stat(struct regfs_storage *s, const char *path, struct regfs_stat_info *st,
 		       struct regfs_err *err)
 {
-	struct call c = begin(s->ops->name, err);
+	struct call c = begin(s->ops->name, err, "Stat");
 	memset(st, 0, sizeof *st);
 	int r = check_path(&c, path, ROOT_ALLOWED);
 	return r ? r : done(&c, s->ops->stat(s, path, st, err), "stat", path);
@@ -162,7 +187,7 @@ int regfs_storage_stat(struct regfs_storage *s, const char *path, struct regfs_s
 int regfs_storage_list(struct regfs_storage *s, const char *path, regfs_list_cb cb, void *ud,
 		       struct regfs_err *err)
 {
-	struct call c = begin(s->ops->name, err);
+	struct call c = begin(s->ops->name, err, "List");
 	int r = check_path(&c, path, ROOT_ALLOWED);
 	return r ? r : done(&c, s->ops->list(s, path, cb, ud, err), "list", path);
 }
@@ -170,7 +195,7 @@ int regfs_storage_list(struct regfs_storage *s, const char *path, regfs_list_cb 
 int regfs_storage_move(struct regfs_storage *s, const char *src, const char *dst,
 		       struct regfs_err *err)
 {
-	struct call c = begin(s->ops->name, err);
+	struct call c = begin(s->ops->name, err, "Move");
 	int r = check_path(&c, src, ROOT_REFUSED);
 	if (r == 0)
 		r = check_path(&c, dst, ROOT_REFUSED);
@@ -179,7 +204,7 @@ int regfs_storage_move(struct regfs_storage *s, const char *src, const char *dst
 
 int regfs_storage_del(struct regfs_storage *s, const char *path, struct regfs_err *err)
 {
-	struct call c = begin(s->ops->name, err);
+	struct call c = begin(s->ops->name, err, "Delete");
 	int r = check_path(&c, path, ROOT_REFUSED);
 	return r ? r : done(&c, s->ops->del(s, path, err), "delete", path);
 }
@@ -200,7 +225,7 @@ bool regfs_storage_supports(const struct regfs_storage *s, enum regfs_storage_op
 int regfs_storage_url_for(struct regfs_storage *s, const char *path, int expires_s, char **url,
 			  struct regfs_err *err)
 {
-	struct call c = begin(s->ops->name, err);
+	struct call c = begin(s->ops->name, err, "RedirectURL");
 	*url = NULL;
 	if (!s->ops->url_for)
 		return unsupported(&c, "direct URLs");
@@ -212,7 +237,7 @@ int regfs_storage_url_for(struct regfs_storage *s, const char *path, int expires
 int regfs_storage_open_fd(struct regfs_storage *s, const char *path, int *fd, uint64_t *size,
 			  struct regfs_err *err)
 {
-	struct call c = begin(s->ops->name, err);
+	struct call c = begin(s->ops->name, err, "OpenFd");
 	*fd = -1;
 	if (!s->ops->open_fd)
 		return unsupported(&c, "file descriptors");
@@ -222,7 +247,7 @@ int regfs_storage_open_fd(struct regfs_storage *s, const char *path, int *fd, ui
 
 int regfs_storage_health(struct regfs_storage *s, struct regfs_err *err)
 {
-	struct call c = begin(s->ops->name, err);
+	struct call c = begin(s->ops->name, err, "Health");
 	if (!s->ops->health)
 		return unsupported(&c, "health check");
 	return done(&c, s->ops->health(s, err), "check", "the backend");
@@ -238,7 +263,7 @@ void regfs_storage_free(struct regfs_storage *s)
 
 ssize_t regfs_reader_read(struct regfs_reader *r, void *buf, size_t len, struct regfs_err *err)
 {
-	struct call c = begin(r->driver, err);
+	struct call c = begin(r->driver, err, NULL);
 	ssize_t n = r->read(r, buf, len, err);
 	return n < 0 ? done(&c, (int)n, "read", "") : n;
 }
@@ -252,7 +277,7 @@ void regfs_reader_close(struct regfs_reader *r)
 ssize_t regfs_writer_write(struct regfs_writer *w, const void *buf, size_t len,
 			   struct regfs_err *err)
 {
-	struct call c = begin(w->driver, err);
+	struct call c = begin(w->driver, err, NULL);
 	ssize_t n = w->write(w, buf, len, err);
 	return n < 0 ? done(&c, (int)n, "write", "") : n;
 }
@@ -264,19 +289,19 @@ uint64_t regfs_writer_size(struct regfs_writer *w)
 
 int regfs_writer_commit(struct regfs_writer *w, struct regfs_err *err)
 {
-	struct call c = begin(w->driver, err);
+	struct call c = begin(w->driver, err, NULL);
 	return done(&c, w->commit(w, err), "commit", "");
 }
 
 int regfs_writer_cancel(struct regfs_writer *w, struct regfs_err *err)
 {
-	struct call c = begin(w->driver, err);
+	struct call c = begin(w->driver, err, NULL);
 	return done(&c, w->cancel(w, err), "cancel", "");
 }
 
 int regfs_writer_publish(struct regfs_writer *w, const char *dst, struct regfs_err *err)
 {
-	struct call c = begin(w->driver, err);
+	struct call c = begin(w->driver, err, NULL);
 	int r = check_path(&c, dst, ROOT_REFUSED);
 	return r ? r : done(&c, w->publish(w, dst, err), "publish to", dst);
 }
@@ -286,6 +311,6 @@ int regfs_writer_close(struct regfs_writer *w, struct regfs_err *err)
 	if (!w)
 		return 0;
 	/* w is freed by its close: keep the label */
-	struct call c = begin(w->driver, err);
+	struct call c = begin(w->driver, err, NULL);
 	return done(&c, w->close(w, err), "close", "");
 }

@@ -298,6 +298,95 @@ static void test_bad_values(void **state)
 	bad("storage:\n  delete:\n    enabled: true\n  delete:\n    enabled: false\n", "defined twice", "line 2");
 	bad("log: [unclosed\n", "invalid YAML", NULL);
 	bad("storage:\n  filesystem:\n    rootdirectory: ''\n", "rootdirectory", "empty");
+	bad("regfs:\n  layerindex:\n    workers: 0\n", "regfs.layerindex.workers", "between 1 and 64");
+	bad("regfs:\n  layerindex:\n    maxqueue: 0\n", "regfs.layerindex.maxqueue", "at least 1");
+	bad("regfs:\n  layerindex:\n    maxsize: huge\n", "regfs.layerindex.maxsize", "size");
+}
+
+/* regfs.layerindex: defaults (off) and every key. */
+static void test_layerindex(void **state)
+{
+	(void)state;
+	struct regfs_config c;
+	struct regfs_err err = {0};
+	regfs_config_defaults(&c, NULL);
+	assert_int_equal(regfs_config_parse("", 0, &c, &err), 0);
+	assert_false(c.layerindex.enabled);
+	assert_int_equal(c.layerindex.workers, 1);
+	assert_int_equal(c.layerindex.maxqueue, 1000);
+	assert_int_equal(c.layerindex.rescan_s, 60);
+	assert_true(c.layerindex.maxsize == 8192ull << 20);
+	regfs_config_free(&c);
+	static const char y[] = "regfs:\n  layerindex:\n    enabled: true\n    workers: 3\n"
+				"    maxsize: 1GiB\n    maxqueue: 50\n    rescan: 5m\n";
+	regfs_config_defaults(&c, NULL);
+	if (regfs_config_parse(y, strlen(y), &c, &err) != 0)
+		fail_msg("%s", err.msg);
+	assert_true(c.layerindex.enabled);
+	assert_int_equal(c.layerindex.workers, 3);
+	assert_true(c.layerindex.maxsize == 1ull << 30);
+	assert_int_equal(c.layerindex.maxqueue, 50);
+	assert_int_equal(c.layerindex.rescan_s, 300);
+	assert_int_equal(c.warnings, 0);
+	regfs_config_free(&c);
+}
+
+static void test_notifications(void **state)
+{
+	(void)state;
+	const char *y =
+		"notifications:\n  events:\n    includereferences: true\n  endpoints:\n"
+		"    - name: alistener\n      disabled: false\n"
+		"      url: https://my.listener.com/event\n"
+		"      headers:\n        Authorization: [Bearer abc]\n        X-Two: [a, b]\n"
+		"      timeout: 500ms\n      threshold: 5\n      backoff: 1m30s\n"
+		"      ignoredmediatypes:\n        - application/octet-stream\n"
+		"      ignore:\n        mediatypes:\n          - application/x\n"
+		"        actions:\n          - pull\n"
+		"    - name: second\n      url: http://127.0.0.1:1/\n      disabled: true\n";
+	struct regfs_config c;
+	parse_ok(y, &c);
+	assert_int_equal(c.n_endpoints, 2);
+	int64_t ms = 0;
+	assert_int_equal(regfs_duration_parse_ms("1.5s", &ms), 0);
+	assert_int_equal(ms, 1500);
+	assert_int_equal(regfs_duration_parse_ms("1", &ms), 0); /* 1 ns, rounded up */
+	assert_int_equal(ms, 1);
+	struct regfs_notify_endpoint *e = &c.endpoints[0];
+	assert_string_equal(e->name, "alistener");
+	assert_string_equal(e->url, "https://my.listener.com/event");
+	assert_false(e->disabled);
+	assert_int_equal(e->n_headers, 2);
+	assert_string_equal(e->headers[0].name, "Authorization");
+	assert_string_equal(e->headers[0].values[0], "Bearer abc");
+	assert_int_equal(e->headers[1].n_values, 2);
+	assert_int_equal(e->timeout_ms, 500);
+	assert_int_equal(e->threshold, 5);
+	assert_int_equal(e->backoff_ms, 90000);
+	assert_int_equal(e->n_ignored_mediatypes, 2); /* ignoredmediatypes + ignore.mediatypes */
+	assert_string_equal(e->ignored_mediatypes[0], "application/octet-stream");
+	assert_string_equal(e->ignored_mediatypes[1], "application/x");
+	assert_int_equal(e->n_ignored_actions, 1);
+	assert_string_equal(e->ignored_actions[0], "pull");
+	/* the reference's defaults */
+	e = &c.endpoints[1];
+	assert_true(e->disabled);
+	assert_int_equal(e->timeout_ms, 1000);
+	assert_int_equal(e->threshold, 10);
+	assert_int_equal(e->backoff_ms, 1000);
+	assert_int_equal(c.warnings, 0);
+	regfs_config_free(&c);
+
+	bad("notifications:\n  endpoints:\n    - url: http://x/\n", "endpoints[0].name", "required");
+	bad("notifications:\n  endpoints:\n    - name: a\n      url: ftp://x/\n",
+	    "endpoints[0].url", "http://");
+	bad("notifications:\n  endpoints:\n    - name: a\n      url: http://x/\n"
+	    "      timeout: soon\n", "line 5: notifications.endpoints[0].timeout", "duration");
+	bad("notifications:\n  endpoints:\n    - name: a\n      url: http://x/\n"
+	    "    - name: a\n      url: http://y/\n", "two endpoints are named a", NULL);
+	bad("notifications:\n  endpoints:\n    name: a\n", "notifications.endpoints", "list");
+	bad("notifications:\n  endpoints:\n    - name: a\n      url: http://x/\n"
+	    "      headers: [a]\n", "endpoints[0].headers", "map");
 }
 
 static void test_two_drivers(void **state)
@@ -411,6 +500,43 @@ static void test_load_errors(void **state)
 	unlink(path);
 }
 
+/* log.fields, log.accesslog, http.debug and the health check lists land in the struct. */
+static void test_observability(void **state)
+{
+	(void)state;
+	struct regfs_config c;
+	parse_ok("log:\n  fields:\n    service: registry\n    zone: eu\n  accesslog:\n    disabled: true\n"
+		 "http:\n  debug:\n    addr: 127.0.0.1:5001\n    prometheus:\n      enabled: true\n"
+		 "health:\n  file:\n    - file: /srv/down\n      interval: 3s\n"
+		 "  http:\n    - uri: http://x/\n      statuscode: 204\n      timeout: 2s\n      threshold: 4\n"
+		 "  tcp:\n    - addr: 127.0.0.1:6379\n", &c);
+	assert_int_equal(c.n_log_fields, 2);
+	assert_string_equal(c.log_fields[0], "service");
+	assert_string_equal(c.log_fields[3], "eu");
+	assert_true(c.accesslog_disabled);
+	assert_string_equal(c.debug_addr, "127.0.0.1:5001");
+	assert_true(c.prometheus_enabled);
+	assert_string_equal(c.prometheus_path, "/metrics");
+	assert_int_equal(c.n_checks, 3);
+	assert_int_equal(c.checks[0].kind, REGFS_CHECK_FILE);
+	assert_string_equal(c.checks[0].target, "/srv/down");
+	assert_int_equal(c.checks[0].interval_s, 3);
+	assert_int_equal(c.checks[1].kind, REGFS_CHECK_HTTP);
+	assert_int_equal(c.checks[1].statuscode, 204);
+	assert_int_equal(c.checks[1].timeout_s, 2);
+	assert_int_equal(c.checks[1].threshold, 4);
+	assert_int_equal(c.checks[2].kind, REGFS_CHECK_TCP);
+	assert_int_equal(c.checks[2].interval_s, 10);  /* defaults */
+	assert_int_equal(c.checks[2].timeout_s, 5);
+	assert_int_equal(c.checks[2].threshold, 1);
+	assert_int_equal(c.warnings, 0);
+	regfs_config_free(&c);
+	bad("health:\n  http:\n    - uri: http://x/\n      statuscode: 99\n", "health.http.statuscode", "100-599");
+	bad("health:\n  tcp:\n    - timeout: 1s\n", "health.tcp", "addr");
+	bad("health:\n  file: /srv/down\n", "health.file", "list");
+	bad("log:\n  fields: [a]\n", "log.fields", "map");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -419,10 +545,13 @@ int main(void)
 		cmocka_unit_test_setup(test_full, clear_env),
 		cmocka_unit_test_setup(test_durations, clear_env),
 		cmocka_unit_test_setup(test_bad_values, clear_env),
+		cmocka_unit_test_setup(test_notifications, clear_env),
+		cmocka_unit_test_setup(test_layerindex, clear_env),
 		cmocka_unit_test_setup(test_two_drivers, clear_env),
 		cmocka_unit_test_setup(test_unknown_keys, clear_env),
 		cmocka_unit_test_setup(test_env, clear_env),
 		cmocka_unit_test_setup(test_load_errors, clear_env),
+		cmocka_unit_test_setup(test_observability, clear_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

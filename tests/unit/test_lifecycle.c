@@ -100,7 +100,7 @@ static void reload_applies_safe_keys(void **state)
 	assert_int_equal(regfs_config_load(path, &run, &e), 0);
 	write_cfg("log:\n  level: debug\nstorage:\n  filesystem:\n    rootdirectory: /tmp/b\n"
 		  "http:\n  addr: :6000\n  draintimeout: 20s\n");
-	lifecycle_reload(path, &run);
+	lifecycle_reload(path, &run, NULL);
 	assert_int_equal(run.log_level, REGFS_LOG_DEBUG);
 	assert_int_equal(regfs_log_get_level(), REGFS_LOG_DEBUG);
 	assert_int_equal(run.http_drain_s, 20);
@@ -109,10 +109,10 @@ static void reload_applies_safe_keys(void **state)
 	assert_string_equal(run.fs_rootdirectory, "/tmp/a");
 
 	write_cfg("log: [unclosed\n");
-	lifecycle_reload(path, &run);
+	lifecycle_reload(path, &run, NULL);
 	assert_int_equal(run.log_level, REGFS_LOG_DEBUG);
 	assert_int_equal(run.http_drain_s, 20);
-	lifecycle_reload(NULL, &run); /* no file: nothing to do */
+	lifecycle_reload(NULL, &run, NULL); /* no file: nothing to do */
 	assert_int_equal(run.http_drain_s, 20);
 	regfs_config_free(&run);
 	regfs_log_set_level(REGFS_LOG_WARN);
