@@ -18,11 +18,12 @@ BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 . "$BENCH_DIR/../tests/integration/lib.sh"
 SIZE_MB=1024 REPS=3
 bench_options 2,16 size:SIZE_MB reps:REPS -- "$@"
+. "$BENCH_DIR/progress.sh"
 need_regfs_mount
 need_bin curl jq sha256sum
 export REGISTRY_LOG_LEVEL=error REGISTRY_LOG_ACCESSLOG_DISABLED=true
 KINDS=${KINDS:-$(registry_kinds)}
-say() { echo "bench: $*" >&2; }
+say() { progress_clear; echo "bench: $*" >&2; }
 REPO=bench/read
 
 # --- the blob, a config and a manifest -------------------------------------------------
@@ -51,11 +52,13 @@ for kind in $KINDS; do
   push_all "$url" || { say "push to $kind failed"; exit 1; }
   find "$WORK/data-$kind" -type f -print0 | xargs -0 cat >/dev/null   # storage in the page cache
   say "$kind: curl, $REPS reads…"
+  progress_begin "$kind" reads $((2 * REPS + 1))
   vals=()
   for ((i = 0; i < REPS; i++)); do
     r=$(curl -sS -o /dev/null -w '%{size_download} %{time_total}' "$url/v2/$REPO/blobs/$BDIG" |
       awk -v s="$BSIZE" '$1 == s && $2 > 0 { printf "%.0f", $1 / $2 / 1048576 }')
     vals+=("${r:-0}")
+    progress_step "$BSIZE"
   done
   CURL[$kind]=$(best "${vals[@]}")
   say "$kind: mount, $REPS reads (a fresh mount each)…"
@@ -73,7 +76,9 @@ for kind in $KINDS; do
       vals+=("$(mbps "$t0" "$t1")")
     fi
     unmount "$mnt"; stop_pid "$MOUNT_PID"; rm -rf "$WORK/cache-$kind-$i"
+    progress_step "$BSIZE"
   done
+  progress_end
   MNT[$kind]=$(best "${vals[@]}")
   stop_pid "$REGISTRY_PID"
 done

@@ -15,13 +15,14 @@ cd "$(dirname "$0")/.."
 . tests/integration/lib.sh
 SIZE_MB=320; DUR=5
 bench_options 2,12 size:SIZE_MB duration:DUR -- "$@"
+. bench/progress.sh
 for b in "$REGFS_REGISTRY" "$DOCKER_REGISTRY" wrk ab nginx skopeo umoci curl jq bc; do
   [ -x "$b" ] || command -v "$b" >/dev/null || { echo "bench: $b missing (build first; tools/setup installs the rest)" >&2; exit 1; }
 done
 "$REGFS_REGISTRY" --version >/dev/null 2>&1 || { echo "bench: $REGFS_REGISTRY --version fails" >&2; exit 1; }
 bt=$(meson introspect --buildoptions "$REGFS_BUILD" 2>/dev/null | jq -r '.[] | select(.name == "buildtype") | .value' 2>/dev/null)
 [ "$bt" = release ] || echo "bench: note: $REGFS_BUILD is buildtype '${bt:-?}', not release" >&2
-say() { echo "bench: $*" >&2; }
+say() { progress_clear; echo "bench: $*" >&2; }
 
 # --- the image: one big layer (SIZE_MB of random bytes) + one small ---------------------------
 say "building a ${SIZE_MB} MB image with umoci…"
@@ -117,14 +118,16 @@ wrk_rps() {
   awk '/^Requests\/sec/ { printf "%.0f", $2 }' <<<"$out"
 }
 declare -A V
+progress_begin bench measurements 12
 for s in regfs docker nginx; do
   case $s in regfs) u=$R_URL ;; docker) u=$D_URL ;; nginx) u=$N_URL ;; esac
   say "measuring $s…"
-  V[$s,blob]=$(blob_get "$u")
-  V[$s,mtag]=$(wrk_rps "$u/v2/$REPO/manifests/v1")
-  V[$s,mdig]=$(wrk_rps "$u/v2/$REPO/manifests/$MDIG")
-  V[$s,head]=$(ab_head_rps "$u/v2/$REPO/blobs/$BDIG")
+  V[$s,blob]=$(blob_get "$u"); progress_step $((BSIZE * 4))   # 3 timed GETs + 1 check
+  V[$s,mtag]=$(wrk_rps "$u/v2/$REPO/manifests/v1"); progress_step
+  V[$s,mdig]=$(wrk_rps "$u/v2/$REPO/manifests/$MDIG"); progress_step
+  V[$s,head]=$(ab_head_rps "$u/v2/$REPO/blobs/$BDIG"); progress_step
 done
+progress_end
 say "skopeo pull from both…"
 R_PULL=$(timed skopeo --insecure-policy copy --src-tls-verify=false "docker://${R_URL#http://}/$REPO:v1" "dir:$WORK/pull-regfs")
 D_PULL=$(timed skopeo --insecure-policy copy --src-tls-verify=false "docker://${D_URL#http://}/$REPO:v1" "dir:$WORK/pull-docker")

@@ -15,6 +15,8 @@ set -u -o pipefail
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 . "$BENCH_DIR/../tests/integration/lib.sh"
 . "$BENCH_DIR/../tests/integration/s3_lib.sh"
+. "$BENCH_DIR/progress.sh"
+log() { progress_clear; printf '# %s\n' "$*"; }   # lib.sh's, erasing the progress line first
 need_regfs_registry
 need_bin skopeo umoci "$DOCKER_REGISTRY"
 REGISTRY_LOG_LEVEL=error
@@ -38,6 +40,7 @@ best() { printf '%s\n' "$@" | sort -g | head -n1; }
 
 declare -A T N
 run=0
+progress_begin bench "push+pull runs" $((2 * 2 * REPS))
 for mode in on off; do
   for kind in docker regfs; do
     for ((i = 1; i <= REPS; i++)); do
@@ -62,9 +65,11 @@ for mode in on off; do
       log "$kind redirect-$mode run $i: push $(secs "$t0" "$t1") s ($((r1 - r0)) S3 requests), pull $(secs "$t1" "$t2") s ($((r2 - r1)))"
       stop_pid "$REGISTRY_PID"
       s3tool rmrf benchbucket "bench-$run/" || log "could not empty bench-$run/"
+      progress_step $((2 * total))
     done
   done
 done
+progress_end
 
 echo
 printf '%-22s %10s %10s %8s   %s\n' "$(( total / 1000000 )) MB image" docker-reg regfs ratio "S3 requests (docker / regfs)"

@@ -37,6 +37,7 @@
 #include <regfs/layout.h>
 #include <regfs/log.h>
 #include <regfs/oci.h>
+#include <regfs/progress.h>
 
 #include <errno.h>
 #include <stdarg.h>
@@ -75,20 +76,27 @@ struct gc {
 	struct digestset *visited;   /* manifests whose references are marked */
 	struct digestset *swept;
 	int64_t now;
+	/* offline on a terminal: stderr shows how far the run is (inactive
+	 * otherwise: regfs_progress_* are then no-ops) */
+	struct regfs_progress progress;
 };
 
-static void say(const struct gc *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(const struct gc *g, const char *fmt, ...)
+static void say(struct gc *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(struct gc *g, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	if (g->o->quiet)
+	if (g->o->quiet) {
 		log_info("gc: %s", msg);
-	else
+	} else {
+		regfs_progress_clear(&g->progress);
 		printf("%s\n", msg);
+		if (g->progress.on)
+			fflush(stdout); /* before the progress line is drawn again */
+	}
 }
 
 static int mark(struct gc *g, const char *digest)
@@ -249,6 +257,7 @@ static int gc_repo(const char *repo, void *ud)
 	}
 	if (rc)
 		log_error("gc: %s: %s", repo, regfs_err_str(&e));
+	regfs_progress_update(&g->progress, g->progress.items + 1, 0);
 	(void)err;
 	digestset_free(reached);
 	strvec_clear(&revs);
@@ -319,8 +328,12 @@ static int sweep(struct gc *g, struct regfs_err *err)
 {
 	struct strvec blobs = {0};
 	int rc = list_blobs(g->r, &blobs, err);
+	if (!g->o->quiet)
+		regfs_progress_begin(&g->progress, stderr, "sweep", "blobs", blobs.n);
 	for (size_t i = 0; i < blobs.n && rc == 0; i++) {
 		const char *d = blobs.v[i];
+		/* items: blobs checked; bytes: bytes freed so far */
+		regfs_progress_update(&g->progress, i + 1, g->s->bytes);
 		if (digestset_has(g->marked, d))
 			continue;
 		char *data = regfs_layout_blob_data(d);
@@ -354,6 +367,8 @@ static int sweep(struct gc *g, struct regfs_err *err)
 		free(data);
 		free(dir);
 	}
+	regfs_progress_update(&g->progress, g->progress.items, g->s->bytes);
+	regfs_progress_end(&g->progress);
 	strvec_clear(&blobs);
 	return rc;
 }
@@ -402,8 +417,12 @@ int gc_run(struct registry *r, const struct gc_opts *o, struct gc_stats *out,
 		pthread_mutex_unlock(&r->gc_lock);
 		pthread_rwlock_unlock(&r->gc_rw);
 	}
+	if (!o->quiet)
+		regfs_progress_begin(&g.progress, stderr, "mark", "repositories", 0);
+	g.progress.no_bytes = true;
 	if (rc == 0)
 		rc = repo_walk(r, gc_repo, &g, err);
+	regfs_progress_end(&g.progress);
 	if (rc == 0)
 		rc = sweep(&g, err);
 	if (rc == 0 && digestset_count(g.swept))
