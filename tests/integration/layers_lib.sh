@@ -2,8 +2,9 @@
 #
 #   layers_need                       skip unless the binaries and tools are there
 #   layer_image ARGS…                 tools/layer_image.py (rich | big | bad | push)
-#   layers_push_rich KIND TAG         build the 4-layer image into $OCI, push it with skopeo
-#                                     to $REGISTRY_HOST/team/app:TAG; sets RICH_DIGEST
+#   layers_build_rich [BIG_MIB]       build the 4-layer image into $OCI (tag "rich"); sets
+#                                     RICH_DIGEST and RICH_LAYER[0..3] (layer digests); call it
+#                                     outside $( ) and check (they run in subshells)
 #   umoci_rootfs TAG DIR              umoci unpack of $OCI's TAG; the rootfs is DIR/rootfs
 #   compare_trees EXPECTED ACTUAL     diff -r --no-dereference, then a walk over both trees
 #                                     comparing type, mode, owner, size, link target, device
@@ -13,7 +14,11 @@
 #                                     the mount's view DIR of that layer
 #   wait_layer_index URL REPO DIGEST  wait (bounded) until the registry serves the push-time
 #                                     index of layer DIGEST
-#   mount_bytes MNT                   requests.bytes_fetched of MNT/.regfs/stats
+#   mount_bytes MNT                   bytes_fetched of MNT/.regfs/stats (fails unless a number)
+#   fetched_during MNT CMD…           run CMD; FETCHED = the bytes the mount fetched meanwhile,
+#                                     or ERR (CMD failed, or the stats could not be read)
+#   check_fetched NAME MNT CMD…       check NAME on fetched_during MNT CMD…, FETCHED kept (check
+#                                     itself runs CMD in a subshell)
 #   mount_errors_name TEXT…           the mount's log or .regfs/errors has a line with every TEXT
 LAYER_IMAGE=$(dirname "${BASH_SOURCE[0]}")/tools/layer_image.py
 # The push-time index endpoint (docs/api-extensions.md), one place to change it.
@@ -27,16 +32,15 @@ layers_need() {
 
 layer_image() { python3 "$LAYER_IMAGE" "$@"; }
 
-# layers_push_rich TAG [SKOPEO_OPTS…] — the rich image into $OCI (built once) and pushed
-# to $REGISTRY_HOST/team/app:TAG. Sets RICH_DIGEST (the manifest digest in $OCI).
-layers_push_rich() {
-  local tag=$1; shift
-  if [ ! -f "$OCI/index.json" ] || ! grep -q '"rich"' "$OCI/index.json"; then
-    layer_image rich "$OCI" rich >"$WORK/rich.txt" || return 1
-  fi
+RICH_LAYER=()
+layers_build_rich() {
+  layer_image rich "$OCI" rich --big-mb "${1:-50}" >"$WORK/rich.txt" || return 1
   RICH_DIGEST=$(awk '$1 == "manifest" { print $2 }' "$WORK/rich.txt")
-  skopeo_copy "$@" "oci:$OCI:rich" "docker://$REGISTRY_HOST/team/app:$tag"
+  mapfile -t RICH_LAYER < <(awk '$1 == "layer" { print $3 }' "$WORK/rich.txt")
+  [ ${#RICH_LAYER[@]} = 4 ]
 }
+# rich_blob N — the file of the rich image's layer N in $OCI
+rich_blob() { echo "$OCI/blobs/sha256/${RICH_LAYER[$1]#sha256:}"; }
 
 umoci_rootfs() {
   rm -rf "$2"
@@ -187,7 +191,26 @@ wait_layer_index() {
   return 1
 }
 
-mount_bytes() { jq -r '.requests.bytes_fetched' "$1/.regfs/stats"; }
+mount_bytes() {
+  local v; v=$(jq -r '.bytes_fetched' "$1/.regfs/stats" 2>/dev/null)
+  [[ $v =~ ^[0-9]+$ ]] || return 1
+  echo "$v"
+}
+FETCHED=ERR
+fetched_during() {
+  local mnt=$1 b0 b1; shift
+  FETCHED=ERR
+  b0=$(mount_bytes "$mnt") || { log "no bytes_fetched in $mnt/.regfs/stats"; return 1; }
+  "$@" || return 1
+  b1=$(mount_bytes "$mnt") || return 1
+  FETCHED=$((b1 - b0))
+}
+check_fetched() {
+  local name=$1 mnt=$2; shift 2
+  if fetched_during "$mnt" "$@" >"$WORK/fetched.out" 2>&1; then ok "$name"; else
+    fail "$name" "command failed: $*"; diag "$(tail -n 20 "$WORK/fetched.out")"
+  fi
+}
 
 # mount_errors_name TEXT… — some line of the mount's log or of .regfs/errors holds every TEXT
 mount_errors_name() {

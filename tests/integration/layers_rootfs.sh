@@ -12,7 +12,9 @@ layers_need
 OCI=$WORK/oci
 MNT=$WORK/mnt
 start_regfs_registry "$WORK/data" || bail "regfs-registry did not start"
-check "skopeo pushes the 4-layer image" layers_push_rich v1 || bail "push failed"
+layers_build_rich || bail "layer_image rich failed"
+check "skopeo pushes the 4-layer image" skopeo_copy "oci:$OCI:rich" "docker://$REGISTRY_HOST/team/app:v1" ||
+  bail "push failed"
 check "and to a repository three levels deep" skopeo_copy "oci:$OCI:rich" "docker://$REGISTRY_HOST/a/b/deep:v1"
 check "umoci unpacks it (the reference)" umoci_rootfs rich "$WORK/ref" || bail "umoci unpack failed"
 start_regfs_mount "$REGISTRY_URL" "$MNT" --cache-dir "$WORK/cache" || bail "mount failed"
@@ -22,18 +24,17 @@ check_eq "the root's .rootfs lists nothing" "" "$(ls -A "$MNT/.rootfs" 2>&1)"
 m=$MNT/team/app/_manifests/$RICH_DIGEST
 check_eq "rootfs is a relative link into .rootfs" "../../../.rootfs/$RICH_DIGEST" "$(readlink "$m/rootfs")"
 check_eq "layers/0 is a relative link into .layers" \
-  "../../../../.layers/$(awk '$1 == "layer" && $2 == 0 { print $3 }' "$WORK/rich.txt")" "$(readlink "$m/layers/0")"
+  "../../../../.layers/${RICH_LAYER[0]}" "$(readlink "$m/layers/0")"
 check_eq "the deep repository's rootfs link climbs one level more" "../../../../.rootfs/$RICH_DIGEST" \
   "$(readlink "$MNT/a/b/deep/_manifests/$RICH_DIGEST/rootfs")"
 
 check "rootfs equals umoci's rootfs" compare_trees "$WORK/ref/rootfs" "$MNT/team/app/_tags/v1/rootfs/"
-check_files "the 50 MiB file reads back whole (sha256)" \
-  <(sha256sum <"$WORK/ref/rootfs/big/file.bin") <(sha256sum <"$MNT/team/app/_tags/v1/rootfs/big/file.bin")
-check_files "the deep repository's rootfs resolves to the same files" \
-  <(cat "$WORK/ref/rootfs/etc/os-release") <(cat "$MNT/a/b/deep/_tags/v1/rootfs/etc/os-release")
+check_eq "the 50 MiB file reads back whole (sha256)" "$(sha256sum <"$WORK/ref/rootfs/big/file.bin")" \
+  "$(sha256sum <"$MNT/team/app/_tags/v1/rootfs/big/file.bin" 2>&1)"
+check_eq "the deep repository's rootfs resolves to the same files" "$(cat "$WORK/ref/rootfs/etc/os-release")" \
+  "$(cat "$MNT/a/b/deep/_tags/v1/rootfs/etc/os-release" 2>&1)"
 for i in 0 1 2 3; do
-  dg=$(awk -v i=$i '$1 == "layer" && $2 == i { print $3 }' "$WORK/rich.txt")
-  check "layers/$i lists what tar -tvf lists" compare_layer_listing "$OCI/blobs/sha256/${dg#sha256:}" \
+  check "layers/$i lists what tar -tvf lists" compare_layer_listing "$(rich_blob $i)" \
     "$MNT/team/app/_tags/v1/layers/$i/"
 done
 # A single layer shows whiteouts as they are; the rootfs never does.

@@ -10,7 +10,7 @@ need_bin zstd jq
 
 OCI=$WORK/oci
 MNT=$WORK/mnt
-layer_image rich "$OCI" rich --big-mb "${LAYERS_ZSTD_BIG_MB:-16}" >"$WORK/rich.txt" || bail "layer_image failed"
+layers_build_rich "${LAYERS_ZSTD_BIG_MB:-16}" || bail "layer_image rich failed"
 check "umoci unpacks the gzip original (the reference)" umoci_rootfs rich "$WORK/ref" || bail "umoci unpack failed"
 start_regfs_registry "$WORK/data" || bail "regfs-registry did not start"
 check "skopeo copies it as zstd" skopeo_copy --dest-compress-format zstd "oci:$OCI:rich" \
