@@ -12,7 +12,7 @@ layers_need
 OCI=$WORK/oci
 MNT=$WORK/mnt
 layer_image bad "$OCI" >"$WORK/bad.txt" || bail "layer_image bad failed"
-start_regfs_registry "$WORK/data" || bail "regfs-registry did not start"
+start_indexing_registry "$WORK/data" || bail "regfs-registry did not start"
 CASES=$(jq -r '.manifests[].annotations["org.opencontainers.image.ref.name"]' "$OCI/index.json")
 for c in $CASES; do
   layer_image push "$OCI" "$c" "$REGISTRY_URL" "bad/$c" >/dev/null || fail "push of the $c image"

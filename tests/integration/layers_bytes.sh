@@ -28,7 +28,7 @@ read_small() {
   [ "$got" = "${2#* }" ] || { echo "$f hashes to $got, expected ${2#* }"; return 1; }
 }
 # --- with the push-time index (regfs-registry) -------------------------------------------
-start_regfs_registry "$WORK/data-regfs" || bail "regfs-registry did not start"
+start_indexing_registry "$WORK/data-regfs" || bail "regfs-registry did not start"
 check "skopeo pushes the ${MB} MB layer to regfs-registry" \
   skopeo_copy "oci:$OCI:big" "docker://$REGISTRY_HOST/team/big:v1" || bail "push failed"
 check "regfs-registry builds and serves the layer's index" wait_layer_index "$REGISTRY_URL" team/big "$BLOB"

@@ -14,6 +14,7 @@
 #                                     the mount's view DIR of that layer
 #   wait_layer_index URL REPO DIGEST  wait (bounded) until the registry serves the push-time
 #                                     index of layer DIGEST
+#   start_indexing_registry DIR       regfs-registry with push-time indexing on
 #   mount_bytes MNT                   bytes_fetched of MNT/.regfs/stats (fails unless a number)
 #   fetched_during MNT CMD…           run CMD; FETCHED = the bytes the mount fetched meanwhile,
 #                                     or ERR (CMD failed, or the stats could not be read)
@@ -21,8 +22,10 @@
 #                                     itself runs CMD in a subshell)
 #   mount_errors_name TEXT…           the mount's log or .regfs/errors has a line with every TEXT
 LAYER_IMAGE=$(dirname "${BASH_SOURCE[0]}")/tools/layer_image.py
-# The push-time index endpoint (docs/api-extensions.md), one place to change it.
+# The push-time index endpoint (docs/api-extensions.md), one place to change it, and the
+# regfs-registry config that turns push-time indexing on (docs/config.md; default off).
 LAYER_INDEX_PATH=_regfs/layerindex
+LAYER_INDEX_YAML=$'regfs:\n  layerindex:\n    enabled: true'
 
 layers_need() {
   need_regfs_mount
@@ -182,14 +185,16 @@ PY
 
 wait_layer_index() {
   local url=$1 repo=$2 dg=$3 i code
-  for ((i = 0; i < 600; i++)); do
+  for ((i = 0; i < 300; i++)); do
     code=$(curl -s -o /dev/null -m 5 -w '%{http_code}' "$url/v2/$repo/$LAYER_INDEX_PATH/$dg")
     [ "$code" = 200 ] && return 0
     sleep 0.1
   done
-  echo "no index for $dg at $url/v2/$repo/$LAYER_INDEX_PATH/$dg after 60 s (last status $code)"
+  echo "no index for $dg at $url/v2/$repo/$LAYER_INDEX_PATH/$dg after 30 s (last status $code)"
   return 1
 }
+
+start_indexing_registry() { start_regfs_registry "$1" "$LAYER_INDEX_YAML"; }
 
 mount_bytes() {
   local v; v=$(jq -r '.bytes_fetched' "$1/.regfs/stats" 2>/dev/null)

@@ -2,7 +2,8 @@
 # The layer and rootfs views of the mount against independent unpackers: a 4-layer image
 # (tools/layer_image.py: GNU and pax headers, long and UTF-8 names, hard links, symlinks,
 # a device, a fifo, an xattr, a 50 MiB file, whiteouts, an opaque directory) pushed with
-# skopeo to regfs-registry. The mount's _tags/<t>/rootfs must equal `umoci unpack`'s rootfs
+# skopeo to regfs-registry with push-time indexing on (so the mount fetches the indexes).
+# The mount's _tags/<t>/rootfs must equal `umoci unpack`'s rootfs
 # (diff -r --no-dereference plus type/mode/owner/link/device/xattr/mtime/hard links),
 # each _tags/<t>/layers/N must list what `tar -tvf` lists for that blob.
 . "$(dirname "$0")/lib.sh"
@@ -11,12 +12,15 @@ layers_need
 
 OCI=$WORK/oci
 MNT=$WORK/mnt
-start_regfs_registry "$WORK/data" || bail "regfs-registry did not start"
+start_indexing_registry "$WORK/data" || bail "regfs-registry did not start"
 layers_build_rich || bail "layer_image rich failed"
 check "skopeo pushes the 4-layer image" skopeo_copy "oci:$OCI:rich" "docker://$REGISTRY_HOST/team/app:v1" ||
   bail "push failed"
 check "and to a repository three levels deep" skopeo_copy "oci:$OCI:rich" "docker://$REGISTRY_HOST/a/b/deep:v1"
 check "umoci unpacks it (the reference)" umoci_rootfs rich "$WORK/ref" || bail "umoci unpack failed"
+for i in 0 1 2 3; do
+  check "regfs-registry serves the push-time index of layer $i" wait_layer_index "$REGISTRY_URL" team/app "${RICH_LAYER[$i]}"
+done
 start_regfs_mount "$REGISTRY_URL" "$MNT" --cache-dir "$WORK/cache" || bail "mount failed"
 
 check_eq "the root's .layers lists nothing" "" "$(ls -A "$MNT/.layers" 2>&1)"

@@ -12,13 +12,16 @@ OCI=$WORK/oci
 MNT=$WORK/mnt
 layers_build_rich "${LAYERS_ZSTD_BIG_MB:-16}" || bail "layer_image rich failed"
 check "umoci unpacks the gzip original (the reference)" umoci_rootfs rich "$WORK/ref" || bail "umoci unpack failed"
-start_regfs_registry "$WORK/data" || bail "regfs-registry did not start"
+start_indexing_registry "$WORK/data" || bail "regfs-registry did not start"
 check "skopeo copies it as zstd" skopeo_copy --dest-compress-format zstd "oci:$OCI:rich" \
   "docker://$REGISTRY_HOST/team/zst:v1" || bail "push failed"
 raw=$(skopeo_x inspect --raw "docker://$REGISTRY_HOST/team/zst:v1")
 dg=$(printf '%s' "$raw" | sha256sum | sed 's/^/sha256:/; s/ .*//')
 check_eq "every layer of the pushed manifest is zstd" "zstd zstd zstd zstd" \
   "$(printf '%s' "$raw" | jq -r '[.layers[].mediaType | sub(".*\\+"; "")] | join(" ")')"
+for l in $(printf '%s' "$raw" | jq -r '.layers[].digest'); do
+  check "regfs-registry indexes the zstd layer ${l:7:12}" wait_layer_index "$REGISTRY_URL" team/zst "$l"
+done
 start_regfs_mount "$REGISTRY_URL" "$MNT" --cache-dir "$WORK/cache" || bail "mount failed"
 
 check "the zstd rootfs equals umoci's rootfs of the gzip image" compare_trees "$WORK/ref/rootfs" \
