@@ -18,6 +18,8 @@ blobs/sha256/) is what umoci and skopeo read.
   layer_image.py bad DIR
       one image per bad layer (tags: the case names below), each with a good first
       layer holding good/ok.txt; prints the case names, one a line.
+  layer_image.py wrap DIR TAG LAYER.tar.gz…
+      an image of the given gzip layers, blobs kept byte for byte.
   layer_image.py push DIR TAG URL REPO
       pushes DIR's TAG to a registry with the distribution API (monolithic
       uploads), blobs as they are — for layers that skopeo would refuse to copy.
@@ -346,6 +348,19 @@ def cmd_bad(root):
         add_image(root, name, [good, (blob, mt, "sha256:" + hashlib.sha256(blob).hexdigest())])
 
 
+def cmd_wrap(root, tag, files):
+    layers = []
+    for fn in files:
+        d, u = zlib.decompressobj(31), hashlib.sha256()
+        with open(fn, "rb") as f:
+            blob = f.read()
+        for i in range(0, len(blob), 1 << 20):
+            u.update(d.decompress(blob[i:i + (1 << 20)]))
+        u.update(d.flush())
+        layers.append((blob, MT_GZIP, "sha256:" + u.hexdigest()))
+    add_image(root, tag, layers)
+
+
 # --- push ----------------------------------------------------------------------------
 
 def http(method, url, data=None, headers=None):
@@ -381,6 +396,8 @@ def main(a):
         cmd_big(a[1], a[2], int(a[4]))
     elif len(a) == 2 and a[0] == "bad":
         cmd_bad(a[1])
+    elif len(a) >= 4 and a[0] == "wrap":
+        cmd_wrap(a[1], a[2], a[3:])
     elif len(a) == 5 and a[0] == "push":
         cmd_push(*a[1:])
     else:
