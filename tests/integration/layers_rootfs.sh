@@ -26,11 +26,13 @@ start_regfs_mount "$REGISTRY_URL" "$MNT" --cache-dir "$WORK/cache" || bail "moun
 check_eq "the root's .layers lists nothing" "" "$(ls -A "$MNT/.layers" 2>&1)"
 check_eq "the root's .rootfs lists nothing" "" "$(ls -A "$MNT/.rootfs" 2>&1)"
 m=$MNT/team/app/_manifests/$RICH_DIGEST
-check_eq "rootfs is a relative link into .rootfs" "../../../.rootfs/$RICH_DIGEST" "$(readlink "$m/rootfs")"
-check_eq "layers/0 is a relative link into .layers" \
-  "../../../../.layers/${RICH_LAYER[0]}" "$(readlink "$m/layers/0")"
-check_eq "the deep repository's rootfs link climbs one level more" "../../../../.rootfs/$RICH_DIGEST" \
+# team/app/_manifests/<d>/rootfs climbs 4 levels to the mount's root, layers/N one more
+check_eq "rootfs is a relative link into .rootfs" "../../../../.rootfs/$RICH_DIGEST" "$(readlink "$m/rootfs")"
+check_eq "layers/0 is a relative link into .layers" "../../../../../.layers/${RICH_LAYER[0]}" "$(readlink "$m/layers/0")"
+check_eq "the deep repository's rootfs link climbs one level more" "../../../../../.rootfs/$RICH_DIGEST" \
   "$(readlink "$MNT/a/b/deep/_manifests/$RICH_DIGEST/rootfs")"
+check_eq "the links resolve inside the mount" "$MNT/.rootfs/$RICH_DIGEST $MNT/.layers/${RICH_LAYER[3]}" \
+  "$(readlink -f "$m/rootfs") $(readlink -f "$m/layers/3")"
 
 check "rootfs equals umoci's rootfs" compare_trees "$WORK/ref/rootfs" "$MNT/team/app/_tags/v1/rootfs/"
 check_eq "the 50 MiB file reads back whole (sha256)" "$(sha256sum <"$WORK/ref/rootfs/big/file.bin")" \
