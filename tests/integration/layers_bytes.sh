@@ -61,4 +61,5 @@ check "without an index: and fetches no layer bytes again ($FETCHED bytes)" test
 check_fetched "without an index: a file in the middle reads right" \
   "$WORK/mnt-noidx" read_small "$WORK/mnt-noidx" "$MID"
 check "without an index: nor does that one ($FETCHED bytes)" test "$FETCHED" -lt 65536
+check_daemon_logs
 done_testing

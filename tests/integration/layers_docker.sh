@@ -41,4 +41,5 @@ start_regfs_mount "$REGISTRY_URL" "$MNT" --cache-dir "$WORK/cache" || bail "seco
 check_fetched "after a remount on the same cache dir, the rootfs is still umoci's" "$MNT" \
   compare_trees "$WORK/ref/rootfs" "$MNT/team/app/_tags/v1/rootfs/"
 check "and browsing it fetched no layer again ($FETCHED bytes, under 1 MB)" test "$FETCHED" -lt 1000000
+check_daemon_logs
 done_testing

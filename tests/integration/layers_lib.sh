@@ -21,6 +21,9 @@
 #   check_fetched NAME MNT CMD…       check NAME on fetched_during MNT CMD…, FETCHED kept (check
 #                                     itself runs CMD in a subshell)
 #   mount_errors_name TEXT…           the mount's log or .regfs/errors has a line with every TEXT
+#   check_daemon_logs                 (cleanup_lib.sh) stop the daemons, fail on sanitizer reports
+# shellcheck source=cleanup_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/cleanup_lib.sh"
 LAYER_IMAGE=$(dirname "${BASH_SOURCE[0]}")/tools/layer_image.py
 # The push-time index endpoint (docs/api-extensions.md), one place to change it, and the
 # regfs-registry config that turns push-time indexing on (docs/config.md; default off).
@@ -34,6 +37,10 @@ layers_need() {
 }
 
 layer_image() { python3 "$LAYER_IMAGE" "$@"; }
+
+# rss_limit_mb — the resident-memory bound a check applies to the mount: 300 MB, or 1000 MB
+# for a sanitizer build (ASan's shadow memory and quarantine are not the mount's own)
+rss_limit_mb() { if ldd "$REGFS_MOUNT" 2>/dev/null | grep -q libasan; then echo 1000; else echo 300; fi; }
 
 RICH_LAYER=()
 layers_build_rich() {

@@ -49,4 +49,5 @@ check "layers/2 shows the opaque marker" test -e "$MNT/team/app/_tags/v1/layers/
 check_eq "no whiteout file in the rootfs" "" "$(find "$MNT/team/app/_tags/v1/rootfs/" -name '.wh.*' 2>&1)"
 check_eq "views count no blocks: du of the rootfs" "0" "$(du -s --block-size=1 "$MNT/team/app/_tags/v1/rootfs/" | cut -f1)"
 check "the mount still serves its storage view" test -s "$m/manifest.json"
+check_daemon_logs
 done_testing

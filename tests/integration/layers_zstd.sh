@@ -33,4 +33,5 @@ for l in $(printf '%s' "$raw" | jq -r '.layers[].digest'); do
   i=$((i + 1))
 done
 check_eq "the manifest directory is the pushed digest's" "$dg" "$(basename "$(readlink "$MNT/team/zst/_tags/v1")")"
+check_daemon_logs
 done_testing
