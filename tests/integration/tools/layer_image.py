@@ -12,8 +12,9 @@ blobs/sha256/) is what umoci and skopeo read.
       an opaque directory, a file replaced by a directory and back, a directory
       whose metadata an upper layer changes.
   layer_image.py big DIR TAG --mb N
-      one gzip layer of about N MB of incompressible files with small text files
-      between them (deep/a/.../small-K.txt), plus a small second layer.
+      one gzip layer of about N MB (uncompressed) of 1 MiB files of random hex text
+      (gzip halves them, about as it does binaries) with small text files between
+      them (deep/a/.../small-K.txt), plus a small second layer.
       Prints "small PATH SHA256" lines: the small files and their digests.
   layer_image.py bad DIR
       one image per bad layer (tags: the case names below), each with a good first
@@ -241,8 +242,8 @@ def cmd_rich(root, tag, big_mib):
 
 
 def cmd_big(root, tag, mb):
-    """~mb MB of incompressible data in 1 MiB files, a small text file every 16 MiB
-    at a depth of 6, the last small file near the end of the layer."""
+    """~mb MB of random hex text in 1 MiB files, a small text file every 16 MiB at a
+    depth of 6, the last small file near the end of the layer."""
     t = Tar(tarfile.PAX_FORMAT)
     smalls = []
     path = "deep/a/b/c/d/e"
@@ -251,7 +252,7 @@ def cmd_big(root, tag, mb):
         acc = acc + "/" + p if acc else p
         t.dir(acc)
     for i in range(mb):
-        t.file("blobs/%04d.bin" % i, os.urandom(1 << 20)) if i else t.dir("blobs")
+        t.file("blobs/%04d.hex" % i, os.urandom(1 << 19).hex().encode()) if i else t.dir("blobs")
         if i % 16 == 15 or i == mb - 1:
             data = (("small file %d\n" % i) * 400).encode()[:4096]
             name = "%s/small-%04d.txt" % (path, i)
