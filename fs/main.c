@@ -330,6 +330,8 @@ static int serve(struct mnt *m)
 	if (rc == 0) {
 		m->mc = manifest_cache_new(m->client, &m->o, &m->st, m->bc);
 		m->nc = m->mc ? names_cache_new(m->client, &m->o, &m->st, m->mc) : NULL;
+		/* the layer views (NULL when out of memory: they answer ENOENT) */
+		m->lc = layer_cache_new(m->bc ? m->o.cache_dir : NULL, 0, m->bc, &m->st);
 		if (!m->nc)
 			regfs_errf(&e, -ENOMEM, "out of memory");
 	}
@@ -357,6 +359,7 @@ static void teardown(struct mnt *m, struct cli *c)
 	nodes_free(m->nodes);
 	manifest_cache_free(m->mc);
 	names_cache_free(m->nc);
+	layer_cache_free(m->lc);
 	blob_cache_free(m->bc);
 	free(m->registry_version);
 	c->o = m->o; /* the strings main moved into the mount */

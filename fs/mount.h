@@ -66,6 +66,7 @@ struct mnt;
 struct names_cache;
 struct manifest_cache;
 struct blob_cache;
+struct layer_cache;
 struct nodes;
 
 struct fs_stats {
@@ -73,6 +74,11 @@ struct fs_stats {
 	atomic_uint_fast64_t bc_hits, bc_misses;   /* blob reads served from disk cache */
 	atomic_uint_fast64_t nc_hits, nc_misses;   /* catalog / tag lists within ttl */
 	atomic_uint_fast64_t range_reads, walks;
+	/* layer views (.layers/, .rootfs/): bytes fetched from the registry
+	 * for them (whole blobs to build an index, Range reads of spans), and
+	 * indexes built here, loaded from the disk cache, fetched from the
+	 * registry */
+	atomic_uint_fast64_t lv_bytes, lv_built, lv_loaded, lv_fetched;
 	/* requests from the kernel (a warm du should send none) */
 	atomic_uint_fast64_t k_lookup, k_getattr, k_readdir, k_opendir;
 };
@@ -85,6 +91,7 @@ struct mnt {
 	struct names_cache *nc;
 	struct manifest_cache *mc;
 	struct blob_cache *bc;
+	struct layer_cache *lc;  /* the layer views' indexes (cache/layers.h) */
 	struct nodes *nodes;
 	struct fs_stats st;
 	time_t mounted_since;
@@ -137,6 +144,7 @@ int fs_unsupported(struct mnt *m, const char *what);
 
 /* ---- the caches (fs/cache/) ---- */
 #include "cache/blobs.h"
+#include "cache/layers.h"
 #include "cache/manifests.h"
 #include "cache/names.h"
 

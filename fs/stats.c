@@ -96,6 +96,17 @@ int stats_json_text(struct mnt *m, char **buf, size_t *len)
 		"mounted_since", U(m->mounted_since));
 	if (!j)
 		return -ENOMEM;
+	/* the layer views: bytes fetched for them, indexes by origin, memory */
+	json_t *lv = json_pack("{s:o,s:o,s:o,s:o,s:o}",
+		"bytes_fetched", U(atomic_load(&m->st.lv_bytes)),
+		"indexes_built", U(atomic_load(&m->st.lv_built)),
+		"indexes_loaded", U(atomic_load(&m->st.lv_loaded)),
+		"indexes_fetched", U(atomic_load(&m->st.lv_fetched)),
+		"memory_bytes", U(m->lc ? layer_cache_memory(m->lc) : 0));
+	if (!lv || json_object_set_new(j, "layer_views", lv)) {
+		json_decref(j);
+		return -ENOMEM;
+	}
 	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(j);
 	if (!s)

@@ -104,6 +104,12 @@ static const struct key keys[] = {
 	{"regfs.gc.interval", K_DUR, F(gc.interval_s), NULL},
 	{"regfs.gc.delay", K_DUR, F(gc.delay_s), NULL},
 	{"regfs.gc.deleteuntagged", K_BOOL, F(gc.deleteuntagged), NULL},
+	{"regfs.layerindex", K_MAP, 0, NULL},
+	{"regfs.layerindex.enabled", K_BOOL, F(layerindex.enabled), NULL},
+	{"regfs.layerindex.workers", K_INT, F(layerindex.workers), NULL},
+	{"regfs.layerindex.maxsize", K_SIZE, F(layerindex.maxsize), NULL},
+	{"regfs.layerindex.maxqueue", K_INT, F(layerindex.maxqueue), NULL},
+	{"regfs.layerindex.rescan", K_DUR, F(layerindex.rescan_s), NULL},
 
 	{"http", K_MAP, 0, NULL},
 	{"http.addr", K_STR, F(http_addr), NULL},
@@ -525,9 +531,28 @@ static int apply_env(struct ctx *c)
 	return 0;
 }
 
+/* regfs.layerindex: values that cannot work are refused, naming the key. */
+static int check_layerindex(struct ctx *c)
+{
+	const struct regfs_config *cfg = c->cfg;
+	if (cfg->layerindex.workers < 1 || cfg->layerindex.workers > 64)
+		return regfs_errf(c->err, -EINVAL, "%s: regfs.layerindex.workers: %d is not "
+				  "between 1 and 64", c->source, cfg->layerindex.workers);
+	if (cfg->layerindex.maxqueue < 1)
+		return regfs_errf(c->err, -EINVAL, "%s: regfs.layerindex.maxqueue: must be at "
+				  "least 1", c->source);
+	if (cfg->layerindex.rescan_s < 1)
+		return regfs_errf(c->err, -EINVAL, "%s: regfs.layerindex.rescan: must be at "
+				  "least 1s", c->source);
+	return 0;
+}
+
 /* Cross-key rules, after file and environment. */
 static int finish(struct ctx *c)
 {
+	int lr = check_layerindex(c);
+	if (lr)
+		return lr;
 	struct regfs_config *cfg = c->cfg;
 	if (c->seen_fs && c->seen_s3)
 		return regfs_errf(c->err, -EINVAL,
@@ -580,6 +605,10 @@ void regfs_config_defaults(struct regfs_config *cfg, const char *default_rootdir
 	cfg->uploadpurging.interval_s = 24 * 3600;
 	cfg->gc.interval_s = 3600;
 	cfg->gc.delay_s = 3600;
+	cfg->layerindex.workers = 1;
+	cfg->layerindex.maxsize = 8192 * MiB;
+	cfg->layerindex.maxqueue = 1000;
+	cfg->layerindex.rescan_s = 60;
 	cfg->http_addr = strdup(default_rootdir ? "127.0.0.1:5000" : ":5000");
 	cfg->health_storage.interval_s = 10;
 	cfg->health_storage.threshold = 1;

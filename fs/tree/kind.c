@@ -9,6 +9,9 @@
  *                BLOB (config or layer), LAYERS (N.<ext> in manifest order)
  *   platforms.c  PLATFORMS (<os>-<arch>[-<variant>]), PLATLINK (-> ../../<child>)
  *   meta.c       META (.regfs/), METAFILE (status, stats, errors)
+ *   views.c      VTOP (.layers/, .rootfs/: lookup only), VDIR, VFILE, VLINK,
+ *                VSPECIAL (inside a layer or a merged image), VIEWLINK
+ *                (_manifests/<digest>/layers/N and rootfs -> the views)
  *
  * du semantics: stored blobs (KIND_DIGEST_INO) report st_blocks =
  * ceil(size/512), st_ino = regfs_digest_ino(digest), nlink 2, so GNU du
@@ -32,6 +35,9 @@ const struct kind_ops *const kind_ops[K__COUNT] = {
 	[K_LAYERS] = &layers_kind,     [K_PLATFORMS] = &platforms_kind,
 	[K_PLATLINK] = &platlink_kind, [K_META] = &meta_kind,
 	[K_METAFILE] = &metafile_kind,
+	[K_VTOP] = &vtop_kind,         [K_VDIR] = &vdir_kind,
+	[K_VFILE] = &vfile_kind,       [K_VLINK] = &vlink_kind,
+	[K_VSPECIAL] = &vspecial_kind, [K_VIEWLINK] = &viewlink_kind,
 };
 
 bool kind_is_dir(enum node_kind k)

@@ -33,7 +33,8 @@ struct ra;
 
 enum node_kind {
 	K_ROOT = 0, K_DIR, K_TAGS, K_TAG, K_MANIFESTS, K_MANIFEST, K_MJSON, K_BLOB,
-	K_LAYERS, K_PLATFORMS, K_PLATLINK, K_META, K_METAFILE, K__COUNT
+	K_LAYERS, K_PLATFORMS, K_PLATLINK, K_META, K_METAFILE,
+	K_VTOP, K_VDIR, K_VFILE, K_VLINK, K_VSPECIAL, K_VIEWLINK, K__COUNT
 };
 
 /* What a directory says about one child: enough to make its node

@@ -1,10 +1,12 @@
 /* manifest.c — one manifest's directory and what it holds:
  *
  *   MANIFEST  _manifests/<digest>/: manifest.json + config.json + layers/
- *             (an image) or index.json + platforms/ (an index)
+ *             + rootfs (a link into .rootfs/, views.c) (an image) or
+ *             index.json + platforms/ (an index)
  *   MJSON     the manifest's own bytes (from memory)
  *   BLOB      a config or layer blob (disk cache, or Range requests)
- *   LAYERS    layers/: N.<ext> blob files in manifest order
+ *   LAYERS    layers/: N.<ext> blob files in manifest order, and N: a link
+ *             to the layer's contents in .layers/ (views.c)
  *
  * All fixed by the digest: listings and attributes never change. The
  * stored blobs (MJSON, BLOB) carry the du semantics (kind.c) and the xattrs
@@ -26,6 +28,16 @@
 int node_manifest(struct mnt *m, struct node *n, const struct mentry **e)
 {
 	return manifest_cache_get(m->mc, n->repo, n->digest, e);
+}
+
+/* The views (.layers/, .rootfs/) find a digest's repository by what the
+ * mount has shown: the image and each of its layers. */
+static void note_layers(struct mnt *m, const char *repo, const struct mentry *e)
+{
+	layer_cache_note_repo(m->lc, e->digest, repo, e->len);
+	for (size_t i = 0; i < e->m->n_layers; i++)
+		layer_cache_note_repo(m->lc, e->m->layers[i].digest, repo,
+				      (uint64_t)e->m->layers[i].size);
 }
 
 static int manifest_list(struct mnt *m, struct node *dir, struct child **out, size_t *n)
@@ -50,6 +62,8 @@ static int manifest_list(struct mnt *m, struct node *dir, struct child **out, si
 			snprintf(c->digest, sizeof c->digest, "%s", e->digest);
 		cl_add_blob(&l, "manifest.json", K_MJSON, dir->repo, e->digest, e->len,
 			    man->media_type);
+		cl_add_viewlink(&l, "rootfs", dir->repo, e->digest, ".rootfs");
+		note_layers(m, dir->repo, e);
 	}
 	return cl_done(&l, out, n);
 }
@@ -60,10 +74,13 @@ static int layers_list(struct mnt *m, struct node *dir, struct child **out, size
 	int rc = node_manifest(m, dir, &e);
 	if (rc)
 		return rc;
+	note_layers(m, dir->repo, e);
 	struct clist l = {0};
 	for (size_t i = 0; i < e->m->n_layers; i++) {
 		const struct regfs_descriptor *d = &e->m->layers[i];
 		char name[64];
+		snprintf(name, sizeof name, "%zu", i);
+		cl_add_viewlink(&l, name, dir->repo, d->digest, ".layers");
 		snprintf(name, sizeof name, "%zu.%s", i, regfs_layer_ext(d->media_type));
 		cl_add_blob(&l, name, K_BLOB, dir->repo, d->digest, (uint64_t)d->size, d->media_type);
 	}

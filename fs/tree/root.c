@@ -2,7 +2,8 @@
  * catalog's names, and .regfs) and DIR (a namespace and/or repository:
  * the next components, and for a repository _tags/ and _manifests/), both
  * listed from the catalog (ttl); and the root while the registry cannot be
- * reached. */
+ * reached. The root also has .layers and .rootfs (views.c), which only a
+ * lookup finds. */
 #include "tree.h"
 
 #include <errno.h>
@@ -67,6 +68,13 @@ static int dir_lookup(struct mnt *m, struct node *dir, const char *name, struct 
 	if (dir->kind == K_ROOT && strcmp(name, ".regfs") == 0) {
 		out->name = strdup(name);
 		out->kind = K_META;
+		return out->name ? 0 : -ENOMEM;
+	}
+	/* the layer views: found by lookup, never listed (so du, find and
+	 * ls -R of the mount never walk into them) */
+	if (dir->kind == K_ROOT && (strcmp(name, ".layers") == 0 || strcmp(name, ".rootfs") == 0)) {
+		out->name = strdup(name);
+		out->kind = K_VTOP;
 		return out->name ? 0 : -ENOMEM;
 	}
 	struct catalog *cat;

@@ -13,6 +13,8 @@ extern const struct kind_ops manifests_kind;                      /* manifests.c
 extern const struct kind_ops manifest_kind, mjson_kind, blob_kind, layers_kind; /* manifest.c */
 extern const struct kind_ops platforms_kind, platlink_kind;       /* platforms.c */
 extern const struct kind_ops meta_kind, metafile_kind;            /* meta.c */
+extern const struct kind_ops vtop_kind, vdir_kind, vfile_kind, vlink_kind, vspecial_kind,
+	viewlink_kind;                                            /* views.c */
 
 /* ---- kind.c: building listings ---- */
 /* A growing child list: the first failure is kept in err and makes every
@@ -43,6 +45,12 @@ int attr_ttl_dir(struct mnt *m, struct node *n, struct stat *st, double *timeout
 int attr_writable_dir(struct mnt *m, struct node *n, struct stat *st, double *timeout);
 /* An xattr value (NUL-terminated string) answered as getxattr does. */
 int xattr_reply(const char *v, char *buf, size_t size, size_t *len);
+
+/* ---- views.c ---- */
+/* Adds a VIEWLINK child: a relative symlink to <view>/<digest> (view
+ * ".layers" or ".rootfs"). */
+struct child *cl_add_viewlink(struct clist *l, const char *name, const char *repo,
+			      const char *digest, const char *view);
 
 /* ---- manifest.c ---- */
 /* The manifest n is or belongs to (n->repo, n->digest): manifest_cache_get. */

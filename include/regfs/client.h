@@ -150,6 +150,17 @@ void regfs_repo_tags_free(struct regfs_repo_tags *r, size_t n);
 int regfs_client_repo_manifests(struct regfs_client *c, const char *repo,
 				struct regfs_tag_info **out, size_t *n, struct regfs_err *err);
 void regfs_tag_info_free(struct regfs_tag_info *t, size_t n);
+/* GET /v2/<repo>/_regfs/layerindex/<digest> (layer-index extension): the
+ * index regfs-registry built when the layer was pushed (format: layer.h,
+ * layer_index_decode). On success *buf (malloc'd, the caller frees) holds
+ * *len bytes whose sha256 matched the Docker-Content-Digest the registry
+ * sent. Errors: -ENOTSUP the registry does not advertise the extension (no
+ * request is made); -ENOENT the index is not built (yet), the layer cannot
+ * be indexed, or the repository does not hold the blob (message says which);
+ * -EBADMSG the bytes do not match their digest; -EPROTO no digest header;
+ * -EINVAL bad repo or digest; -EACCES, -EIO as other requests. */
+int regfs_client_layer_index(struct regfs_client *c, const char *repo, const char *digest,
+			     char **buf, size_t *len, struct regfs_err *err);
 bool regfs_client_has_ext(struct regfs_client *c, const char *ext);
 /* Every extension the registry advertises (X-Regfs-Extensions of GET /v2/),
  * as one malloc'd string of names separated by single spaces ("" when none);

@@ -57,6 +57,14 @@ struct regfs_config {
 		int64_t delay_s;       /* keep blobs/uploads younger than this; default 1h */
 		bool deleteuntagged;
 	} gc;
+	/* regfs extension: push-time layer indexes (see docs/config.md) */
+	struct {
+		bool enabled;          /* default false */
+		int workers;           /* background builders; default 1 */
+		uint64_t maxsize;      /* larger layer blobs are not indexed; default 8 GiB */
+		int maxqueue;          /* manifests queued in memory; default 1000 */
+		int64_t rescan_s;      /* scan of the stored queue; default 60s */
+	} layerindex;
 
 	char *http_addr;               /* "host:port" or ":port"; default ":5000" */
 	char *http_host;               /* external base URL for Location headers, may be NULL */

@@ -7,6 +7,7 @@
  * client.c   regfs_client_new/free, ping, extensions, stats
  * api.c      catalog, tags, manifests, blobs, writes
  * ext.c      regfs-registry extensions (bulk tags, repo manifests)
+ * layerindex.c  the layer-index extension
  * batch.c    parallel manifests / tags on the curl multi interface */
 #ifndef REGFS_CLIENT_INTERNAL_H
 #define REGFS_CLIENT_INTERNAL_H

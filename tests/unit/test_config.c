@@ -291,6 +291,37 @@ static void test_bad_values(void **state)
 	bad("storage:\n  delete:\n    enabled: true\n  delete:\n    enabled: false\n", "defined twice", "line 2");
 	bad("log: [unclosed\n", "invalid YAML", NULL);
 	bad("storage:\n  filesystem:\n    rootdirectory: ''\n", "rootdirectory", "empty");
+	bad("regfs:\n  layerindex:\n    workers: 0\n", "regfs.layerindex.workers", "between 1 and 64");
+	bad("regfs:\n  layerindex:\n    maxqueue: 0\n", "regfs.layerindex.maxqueue", "at least 1");
+	bad("regfs:\n  layerindex:\n    maxsize: huge\n", "regfs.layerindex.maxsize", "size");
+}
+
+/* regfs.layerindex: defaults (off) and every key. */
+static void test_layerindex(void **state)
+{
+	(void)state;
+	struct regfs_config c;
+	struct regfs_err err = {0};
+	regfs_config_defaults(&c, NULL);
+	assert_int_equal(regfs_config_parse("", 0, &c, &err), 0);
+	assert_false(c.layerindex.enabled);
+	assert_int_equal(c.layerindex.workers, 1);
+	assert_int_equal(c.layerindex.maxqueue, 1000);
+	assert_int_equal(c.layerindex.rescan_s, 60);
+	assert_true(c.layerindex.maxsize == 8192ull << 20);
+	regfs_config_free(&c);
+	static const char y[] = "regfs:\n  layerindex:\n    enabled: true\n    workers: 3\n"
+				"    maxsize: 1GiB\n    maxqueue: 50\n    rescan: 5m\n";
+	regfs_config_defaults(&c, NULL);
+	if (regfs_config_parse(y, strlen(y), &c, &err) != 0)
+		fail_msg("%s", err.msg);
+	assert_true(c.layerindex.enabled);
+	assert_int_equal(c.layerindex.workers, 3);
+	assert_true(c.layerindex.maxsize == 1ull << 30);
+	assert_int_equal(c.layerindex.maxqueue, 50);
+	assert_int_equal(c.layerindex.rescan_s, 300);
+	assert_int_equal(c.warnings, 0);
+	regfs_config_free(&c);
 }
 
 static void test_two_drivers(void **state)
@@ -394,6 +425,7 @@ int main(void)
 		cmocka_unit_test_setup(test_full, clear_env),
 		cmocka_unit_test_setup(test_durations, clear_env),
 		cmocka_unit_test_setup(test_bad_values, clear_env),
+		cmocka_unit_test_setup(test_layerindex, clear_env),
 		cmocka_unit_test_setup(test_two_drivers, clear_env),
 		cmocka_unit_test_setup(test_unknown_keys, clear_env),
 		cmocka_unit_test_setup(test_env, clear_env),

@@ -197,6 +197,9 @@ static void test_kind_tables(void **state)
 		{K_LAYERS, true, false, false, false},   {K_PLATFORMS, true, false, false, false},
 		{K_PLATLINK, false, false, true, false}, {K_META, true, false, false, false},
 		{K_METAFILE, false, false, false, true},
+		{K_VTOP, true, false, false, false},     {K_VDIR, true, false, false, false},
+		{K_VFILE, false, false, false, false},   {K_VLINK, false, false, true, false},
+		{K_VSPECIAL, false, false, false, false}, {K_VIEWLINK, false, false, true, false},
 	};
 	assert_int_equal(sizeof want / sizeof *want, K__COUNT);
 	for (size_t i = 0; i < K__COUNT; i++) {
@@ -241,9 +244,9 @@ static void test_manifest_dir(void **state)
 	snprintf(want_path, sizeof want_path, "team/app/_manifests/%s", img_digest);
 	assert_string_equal(m->path, want_path);
 
-	/* image manifest: config.json, layers/, manifest.json (sorted) */
+	/* image manifest: config.json, layers/, manifest.json, rootfs (sorted) */
 	struct listing l = list(m);
-	assert_int_equal(l.n, 3);
+	assert_int_equal(l.n, 4);
 	assert_string_equal(l.v[0].name, "config.json");
 	assert_int_equal(l.v[0].kind, K_BLOB);
 	assert_string_equal(l.v[0].digest, CFG);
@@ -257,13 +260,27 @@ static void test_manifest_dir(void **state)
 	assert_int_equal(l.v[2].kind, K_MJSON);
 	assert_string_equal(l.v[2].digest, img_digest);
 	assert_int_equal(l.v[2].size, strlen(IMAGE));
+	assert_string_equal(l.v[3].name, "rootfs");
+	assert_int_equal(l.v[3].kind, K_VIEWLINK);
+	assert_string_equal(l.v[3].digest, img_digest);
 	for (size_t i = 1; i < l.n; i++)
 		assert_true(strcmp(l.v[i - 1].name, l.v[i].name) < 0);
 
 	struct node *cfg = child_node(m, &l, 0);
 	struct node *layers = child_node(m, &l, 1);
 	struct node *mj = child_node(m, &l, 2);
+	struct node *rootfs = child_node(m, &l, 3);
 	listing_free(&l);
+
+	/* rootfs: a relative link up to the mount's root (team/app is two
+	 * components deep), then into .rootfs/ */
+	char target[512], want_target[512];
+	snprintf(want_target, sizeof want_target, "../../../../.rootfs/%s", img_digest);
+	assert_int_equal(kind_ops[K_VIEWLINK]->readlink(&mnt, rootfs, target, sizeof target), 0);
+	assert_string_equal(target, want_target);
+	assert_true(S_ISLNK(attr(rootfs, NULL).st_mode));
+	assert_int_equal(attr(rootfs, NULL).st_size, strlen(want_target));
+	assert_int_equal(attr(rootfs, NULL).st_blocks, 0);
 
 	/* lookups agree with the listing; anything else is ENOENT */
 	struct child c;
@@ -331,18 +348,32 @@ static void test_layers(void **state)
 		{"3.blob", L3, 0, 0},
 		{"4.tar.gz", L4, 5000000000ULL, 9765625},
 	};
-	assert_int_equal(l.n, sizeof want / sizeof *want);
+	/* each layer twice: N (a link to its contents in .layers/), N.<ext>
+	 * (the blob) */
+	assert_int_equal(l.n, 2 * (sizeof want / sizeof *want));
 	struct node *ln[sizeof want / sizeof *want] = {0};
-	for (size_t i = 0; i < l.n; i++) {
-		assert_string_equal(l.v[i].name, want[i].name);
+	for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+		char name[16], target[512], want_target[512];
+		snprintf(name, sizeof name, "%zu", i);
+		assert_string_equal(l.v[2 * i].name, name);
+		assert_int_equal(l.v[2 * i].kind, K_VIEWLINK);
+		struct node *lk = child_node(layers, &l, 2 * i);
+		assert_int_equal(kind_ops[K_VIEWLINK]->readlink(&mnt, lk, target, sizeof target), 0);
+		snprintf(want_target, sizeof want_target, "../../../../../.layers/%s",
+			 want[i].digest);
+		assert_string_equal(target, want_target);
+	}
+	for (size_t k = 0; k < sizeof want / sizeof *want; k++) {
+		size_t i = 2 * k + 1;
+		assert_string_equal(l.v[i].name, want[k].name);
 		assert_int_equal(l.v[i].kind, K_BLOB);
-		assert_string_equal(l.v[i].digest, want[i].digest);
-		assert_int_equal(l.v[i].size, want[i].size);
-		ln[i] = child_node(layers, &l, i);
-		struct stat st = attr(ln[i], NULL);
-		assert_int_equal(st.st_size, (off_t)want[i].size);
-		assert_int_equal(st.st_blocks, (blkcnt_t)want[i].blocks);
-		assert_int_equal(st.st_ino, ino_of(want[i].digest));
+		assert_string_equal(l.v[i].digest, want[k].digest);
+		assert_int_equal(l.v[i].size, want[k].size);
+		ln[k] = child_node(layers, &l, i);
+		struct stat st = attr(ln[k], NULL);
+		assert_int_equal(st.st_size, (off_t)want[k].size);
+		assert_int_equal(st.st_blocks, (blkcnt_t)want[k].blocks);
+		assert_int_equal(st.st_ino, ino_of(want[k].digest));
 		assert_int_equal(st.st_nlink, 2);
 	}
 	assert_int_equal(attr(ln[1], NULL).st_ino, 0x8000000000000b02ULL);
@@ -360,8 +391,8 @@ static void test_layers(void **state)
 	assert_ptr_not_equal(m2, m);
 	struct node *layers2 = mknode(m2, "layers", K_LAYERS, "other/deep/repo", img_digest, NULL);
 	struct listing l2 = list(layers2);
-	assert_int_equal(l2.n, 5);
-	struct node *x = child_node(layers2, &l2, 0);
+	assert_int_equal(l2.n, 10);
+	struct node *x = child_node(layers2, &l2, 1);
 	assert_ptr_not_equal(x, ln[0]);
 	assert_string_equal(x->repo, "other/deep/repo");
 	assert_int_equal(attr(x, NULL).st_ino, attr(ln[0], NULL).st_ino);
