@@ -12,8 +12,8 @@
 #                                     hard-link groups; every view file has st_blocks 0
 #   compare_layer_listing BLOB DIR    `tar -tvf BLOB` (GNU tar, independent of regfs) against
 #                                     the mount's view DIR of that layer
-#   wait_layer_index URL REPO DIGEST  wait (bounded) until the registry serves the push-time
-#                                     index of layer DIGEST
+#   wait_layer_index URL REPO DIGEST… wait (30 s in all) until the registry serves the
+#                                     push-time index of every layer DIGEST
 #   start_indexing_registry DIR       regfs-registry with push-time indexing on
 #   mount_bytes MNT                   bytes_fetched of MNT/.regfs/stats (fails unless a number)
 #   fetched_during MNT CMD…           run CMD; FETCHED = the bytes the mount fetched meanwhile,
@@ -190,15 +190,19 @@ sys.exit(1 if bad or not ent else 0)
 PY
 }
 
+# wait_layer_index URL REPO DIGEST… — LAYER_INDEX_WAIT s (30) in all for every DIGEST's
+# index to be served
 wait_layer_index() {
-  local url=$1 repo=$2 dg=$3 i code
-  for ((i = 0; i < 300; i++)); do
-    code=$(curl -s -o /dev/null -m 5 -w '%{http_code}' "$url/v2/$repo/$LAYER_INDEX_PATH/$dg")
-    [ "$code" = 200 ] && return 0
-    sleep 0.1
+  local url=$1 repo=$2 dg code i=0 n=$((${LAYER_INDEX_WAIT:-30} * 10)); shift 2
+  for dg in "$@"; do
+    while :; do
+      code=$(curl -s -o /dev/null -m 5 -w '%{http_code}' "$url/v2/$repo/$LAYER_INDEX_PATH/$dg")
+      [ "$code" = 200 ] && break
+      i=$((i + 1))
+      [ $i -lt $n ] || { echo "no index for $dg at $url/v2/$repo/$LAYER_INDEX_PATH/$dg after $((n / 10)) s (last status $code)"; return 1; }
+      sleep 0.1
+    done
   done
-  echo "no index for $dg at $url/v2/$repo/$LAYER_INDEX_PATH/$dg after 30 s (last status $code)"
-  return 1
 }
 
 start_indexing_registry() { start_regfs_registry "$1" "$LAYER_INDEX_YAML"; }

@@ -18,9 +18,8 @@ check "skopeo pushes the 4-layer image" skopeo_copy "oci:$OCI:rich" "docker://$R
   bail "push failed"
 check "and to a repository three levels deep" skopeo_copy "oci:$OCI:rich" "docker://$REGISTRY_HOST/a/b/deep:v1"
 check "umoci unpacks it (the reference)" umoci_rootfs rich "$WORK/ref" || bail "umoci unpack failed"
-for i in 0 1 2 3; do
-  check "regfs-registry serves the push-time index of layer $i" wait_layer_index "$REGISTRY_URL" team/app "${RICH_LAYER[$i]}"
-done
+check "regfs-registry serves the push-time index of every layer" \
+  wait_layer_index "$REGISTRY_URL" team/app "${RICH_LAYER[@]}"
 start_regfs_mount "$REGISTRY_URL" "$MNT" --cache-dir "$WORK/cache" || bail "mount failed"
 
 check_eq "the root's .layers lists nothing" "" "$(ls -A "$MNT/.layers" 2>&1)"

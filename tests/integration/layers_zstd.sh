@@ -19,9 +19,9 @@ raw=$(skopeo_x inspect --raw "docker://$REGISTRY_HOST/team/zst:v1")
 dg=$(printf '%s' "$raw" | sha256sum | sed 's/^/sha256:/; s/ .*//')
 check_eq "every layer of the pushed manifest is zstd" "zstd zstd zstd zstd" \
   "$(printf '%s' "$raw" | jq -r '[.layers[].mediaType | sub(".*\\+"; "")] | join(" ")')"
-for l in $(printf '%s' "$raw" | jq -r '.layers[].digest'); do
-  check "regfs-registry indexes the zstd layer ${l:7:12}" wait_layer_index "$REGISTRY_URL" team/zst "$l"
-done
+# shellcheck disable=SC2046
+check "regfs-registry serves the push-time index of every zstd layer" \
+  wait_layer_index "$REGISTRY_URL" team/zst $(printf '%s' "$raw" | jq -r '.layers[].digest')
 start_regfs_mount "$REGISTRY_URL" "$MNT" --cache-dir "$WORK/cache" || bail "mount failed"
 
 check "the zstd rootfs equals umoci's rootfs of the gzip image" compare_trees "$WORK/ref/rootfs" \
