@@ -29,6 +29,7 @@
 #include "gc.h"
 
 #include "digestset.h"
+#include "layerindex.h"
 #include "manifest_bytes.h"
 #include "registry.h"
 #include "repo.h"
@@ -407,6 +408,11 @@ int gc_run(struct registry *r, const struct gc_opts *o, struct gc_stats *out,
 		rc = sweep(&g, err);
 	if (rc == 0 && digestset_count(g.swept))
 		rc = repo_walk(r, unlink_repo, &g, err);
+	/* indexes of layers swept now or by earlier runs, markers of gone manifests;
+	 * a failure there leaves only orphaned indexes: logged, the run stands */
+	struct regfs_err lie = {0};
+	if (rc == 0 && layerindex_gc(r, o->dry_run, NULL, &lie) != 0)
+		log_warn("gc: layer indexes of swept blobs not removed: %s", regfs_err_str(&lie));
 	if (rc == 0 && !o->quiet)
 		printf("\n%" PRIu64 " blobs marked, %" PRIu64 " blobs eligible for deletion, %" PRIu64
 		       " bytes%s\n", out->marked, out->swept, out->bytes,

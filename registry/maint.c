@@ -6,6 +6,7 @@
 #include "maint.h"
 
 #include "gc.h"
+#include "layerindex.h"
 #include "registry.h"
 #include "repo.h"
 #include "respond.h"
@@ -221,6 +222,7 @@ int maint_start(struct registry *r)
 				 "it will still sweep unreferenced blobs");
 		bg_spawn(r, gc_thread, "online gc");
 	}
+	layerindex_start(r);
 	return 0;
 }
 
@@ -233,4 +235,5 @@ void maint_stop(struct registry *r)
 	for (int i = 0; i < r->n_bg; i++)
 		pthread_join(r->bg[i], NULL);
 	r->n_bg = 0;
+	layerindex_stop(r);
 }

@@ -11,6 +11,7 @@
  * revision, never a link to missing content. */
 #include "gc.h"
 #include "handlers.h"
+#include "layerindex.h"
 #include "manifest_bytes.h"
 #include "registry.h"
 #include "repo.h"
@@ -256,6 +257,7 @@ static enum MHD_Result put_manifest_done(struct registry *r, struct request *q, 
 	}
 	gc_writer_end(r);
 	writer = false;
+	layerindex_enqueue(r, m, digest);
 	struct MHD_Response *resp = response_empty();
 	if (resp) {
 		char loc[ROUTE_NAME_MAX + REGFS_DIGEST_MAX + 32];

@@ -21,6 +21,7 @@ struct manifest_bytes;
 struct upcache;
 struct headcache;
 struct digestset;
+struct layerindex;
 
 struct registry {
 	struct regfs_config *cfg;       /* borrowed */
@@ -28,6 +29,7 @@ struct registry {
 	struct manifest_bytes *mb;      /* manifest bytes by digest (immutable content) */
 	struct upcache *uc;             /* upload hash state by uuid */
 	struct headcache *hc;           /* prepared HEAD blob responses by digest */
+	struct layerindex *li;          /* push-time layer indexes; NULL when off (layerindex.h) */
 
 	/* health.storagedriver: written by the health thread, read by GET /v2/. */
 	atomic_int storage_down;        /* 1 after `threshold` consecutive failures */

@@ -10,6 +10,7 @@
 #include "route.h"
 
 #include "handlers.h"
+#include "layerindex.h"
 
 #include <regfs/names.h>
 
@@ -55,6 +56,8 @@ static const struct route_entry routes[R__COUNT] = {
 	[R_BULK_MANIFESTS] = {R_BULK_MANIFESTS, "/v2/_regfs/manifests", NULL, false, READ_METHODS,
 			      {[HTTP_GET] = ACCESS_CATALOG, [HTTP_HEAD] = ACCESS_CATALOG},
 			      h_bulk_manifests},
+	[R_LAYER_INDEX] = {R_LAYER_INDEX, "/v2/<name>/_regfs/layerindex/<digest>", NULL, true,
+			   READ_METHODS, PULL_ACCESS, h_layer_index},
 };
 
 const struct route_entry *route_entry_of(enum route_kind kind)
@@ -178,6 +181,13 @@ void route_parse(const char *path, struct route *rt)
 		/* <name>/blobs/uploads/<uuid or empty> */
 		rt->kind = llen ? R_UPLOAD : R_UPLOAD_START;
 		set_name(rt, p, p0 - 7);
+		set_ref(rt, L, llen);
+		return;
+	}
+	if (IS(P, plen, "layerindex") && p0 >= 8 && memcmp(p + p0 - 8, "/_regfs/", 8) == 0) {
+		/* <name>/_regfs/layerindex/<digest> */
+		rt->kind = llen ? R_LAYER_INDEX : R_NOT_FOUND;
+		set_name(rt, p, p0 - 8);
 		set_ref(rt, L, llen);
 		return;
 	}

@@ -28,6 +28,7 @@ enum route_kind {
 	R_REFERRERS,       /* /v2/<name>/referrers/<digest> */
 	R_REPO_MANIFESTS,  /* /v2/<name>/_regfs/manifests */
 	R_BULK_MANIFESTS,  /* /v2/_regfs/manifests */
+	R_LAYER_INDEX,     /* /v2/<name>/_regfs/layerindex/<digest> */
 	R__COUNT
 };
 

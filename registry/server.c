@@ -7,6 +7,7 @@
 #include "blobs.h"
 #include "digestset.h"
 #include "handlers.h"
+#include "layerindex.h"
 #include "maint.h"
 #include "manifest_bytes.h"
 #include "registry.h"
@@ -56,7 +57,10 @@ enum MHD_Result h_base(struct registry *r, struct request *q)
 		     : MHD_create_response_from_buffer(2, (void *)"{}", MHD_RESPMEM_PERSISTENT);
 	if (resp) {
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
-		MHD_add_response_header(resp, "X-Regfs-Extensions", "bulk-tags,repo-manifests,bulk-manifests");
+		MHD_add_response_header(resp, "X-Regfs-Extensions",
+					layerindex_enabled(r)
+						? "bulk-tags,repo-manifests,bulk-manifests,layer-index"
+						: "bulk-tags,repo-manifests,bulk-manifests");
 	}
 	return respond(r, q, 200, resp, head ? 0 : 2);
 }

@@ -455,7 +455,7 @@ static int build(struct layer_cache *lc, struct regfs_client *cl, const char *re
 	}
 	if (rc) {
 		fs_warn("layer %s: cannot index it: %s", digest, regfs_err_str(&e));
-		return rc == -ENOMEM ? rc : -EIO;
+		return rc == -ENOMEM ? rc : -EBADMSG; /* the layer itself is bad */
 	}
 	if (keep_ix)
 		*ix = got;
@@ -592,7 +592,7 @@ static struct lview *lview_pin_locked(struct layer_cache *lc, const char *digest
 static void lview_unpin_locked(struct layer_cache *lc, struct lview *v)
 {
 	v->ref--;
-	if (v->ref == 0 && !v->sf.valid && !v->sf.busy)
+	if (v->ref == 0 && !v->sf.valid && !v->sf.busy && !v->bad)
 		lview_drop_locked(lc, v);
 }
 
@@ -613,12 +613,26 @@ int layer_cache_get(struct layer_cache *lc, struct regfs_client *cl, const char 
 		*out = v;
 		return 0;
 	}
+	if (v->bad && now_mono() - v->bad_at < LAYER_CACHE_BAD_TTL) {
+		int bad = v->bad; /* already logged */
+		sflight_end(&lc->g, &v->sf, false);
+		lview_unpin_locked(lc, v);
+		pthread_mutex_unlock(&lc->g.mu);
+		return bad;
+	}
 	pthread_mutex_unlock(&lc->g.mu);
 	struct layer_index *ix = NULL;
 	int rc = fill(lc, cl, repo, digest, size, &ix);
 	pthread_mutex_lock(&lc->g.mu);
 	if (rc == 0 && !lview_set_locked(lc, v, ix))
 		rc = -ENOMEM;
+	/* a bad layer stays bad: not fetched and read again at every lookup
+	 * (a registry failure is tried again at once) */
+	bool bad = rc == -EBADMSG;
+	if (bad)
+		rc = -EIO;
+	v->bad = bad ? -EIO : 0;
+	v->bad_at = now_mono();
 	sflight_end(&lc->g, &v->sf, rc == 0);
 	if (rc)
 		lview_unpin_locked(lc, v);
@@ -730,7 +744,7 @@ static int read_fd(struct layer_cache *lc, struct regfs_client *cl, const char *
 		return 0;
 	int rc = build(lc, cl, repo, v->digest, 0, false, NULL);
 	if (rc)
-		return rc;
+		return rc == -EBADMSG ? -EIO : rc;
 	*fd = open(p, O_RDONLY | O_CLOEXEC);
 	return *fd >= 0 ? 0 : -EIO;
 }

@@ -42,6 +42,10 @@ struct fs_stats;
 struct blob_cache;
 struct layer_cache;
 
+/* A layer that could not be indexed answers EIO without trying again for
+ * this long (seconds): every lookup would fetch and read it again. */
+#define LAYER_CACHE_BAD_TTL 60.0
+
 /* Default byte budget of the indexes and merged trees kept in memory. */
 #define LAYER_CACHE_BUDGET (64ull << 20)
 
@@ -72,6 +76,8 @@ struct lview {
 	struct sflight sf;
 	uint64_t mem;
 	int ref;
+	int bad;          /* -EIO: the layer could not be indexed (bad_at) */
+	double bad_at;
 };
 /* The index of layer `digest` (size: from the manifest, 0 when unknown),
  * fetched from `repo` when it must be (NULL: the noted repository). On

@@ -501,5 +501,4 @@ const struct kind_ops vspecial_kind = {
 const struct kind_ops viewlink_kind = {
 	.name = "view link", .type = S_IFLNK,
 	.attr = viewlink_attr, .readlink = viewlink_readlink,
-	.unlink = inside_manifest_unlink,
 };

@@ -24,9 +24,9 @@
 
 static struct mnt mnt;
 static char tmp[256];
-static char dig[2][REGFS_DIGEST_MAX], img[REGFS_DIGEST_MAX];
-static char *blob[2];
-static size_t blen[2];
+static char dig[3][REGFS_DIGEST_MAX], img[REGFS_DIGEST_MAX];
+static char *blob[3];
+static size_t blen[3];
 static char *image_json;
 
 /* Layer 0 (plain tar) and layer 1 (gzip) written by tarfile. The file
@@ -69,7 +69,8 @@ static const char PY[] =
 	"    add(t, 'usr', tarfile.DIRTYPE, mode=0o755)\n"
 	"    add(t, 'usr/bin', tarfile.DIRTYPE, mode=0o755)\n"
 	"    add(t, 'usr/bin/tool', data=pat(1, 5000000), mode=0o755)\n"
-	"open(d + '/l1.tar.gz', 'wb').write(gzip.compress(b.getvalue(), 6))\n";
+	"open(d + '/l1.tar.gz', 'wb').write(gzip.compress(b.getvalue(), 6))\n"
+	"open(d + '/l1.tar', 'wb').write(b.getvalue())\n";
 
 static unsigned char pattern(int seed, uint64_t i)
 {
@@ -99,13 +100,18 @@ static int setup(void **state)
 	snprintf(tmp, sizeof tmp, "/tmp/regfs-test-layers-XXXXXX");
 	if (!mkdtemp(tmp))
 		return -1;
-	char cmd[512];
+	char cmd[1200];
 	FILE *py = popen(
 		(snprintf(cmd, sizeof cmd, "python3 - '%s'", tmp), cmd), "w");
 	if (!py || fwrite(PY, 1, sizeof PY - 1, py) != sizeof PY - 1 || pclose(py) != 0)
 		return -1;
-	const char *names[2] = {"l0.tar", "l1.tar.gz"};
-	for (int k = 0; k < 2; k++) {
+	/* layer 1 again, as one zstd frame (no random access: read from the
+	 * decoded stream the cache keeps) */
+	snprintf(cmd, sizeof cmd, "zstd -q -3 '%s/l1.tar' -o '%s/l1.tar.zst'", tmp, tmp);
+	if (system(cmd) != 0)
+		return -1;
+	const char *names[3] = {"l0.tar", "l1.tar.gz", "l1.tar.zst"};
+	for (int k = 0; k < 3; k++) {
 		char p[300];
 		snprintf(p, sizeof p, "%s/%s", tmp, names[k]);
 		if (!(blob[k] = slurp(p, &blen[k])))
@@ -136,7 +142,7 @@ static int setup(void **state)
 	mnt.lc = layer_cache_new(cdir, 0, mnt.bc, &mnt.st);
 	if (!mnt.bc || !mnt.lc)
 		return -1;
-	for (int k = 0; k < 2; k++)
+	for (int k = 0; k < 3; k++)
 		if (blob_cache_put(mnt.bc, dig[k], blob[k], blen[k]))
 			return -1;
 	return 0;
@@ -148,7 +154,7 @@ static int teardown(void **state)
 	layer_cache_free(mnt.lc);
 	blob_cache_free(mnt.bc);
 	fs_test_mount_close(&mnt);
-	for (int k = 0; k < 2; k++)
+	for (int k = 0; k < 3; k++)
 		free(blob[k]);
 	free(image_json);
 	char cmd[300];
@@ -185,7 +191,7 @@ static struct node *walk(const char *path, int *err)
 static struct node *at(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static struct node *at(const char *fmt, ...)
 {
-	char p[600];
+	char p[1200];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(p, sizeof p, fmt, ap);
@@ -370,6 +376,23 @@ static void test_layer_view(void **state)
 	check_pattern(at(".layers/%s/usr/bin/tool", dig[1]), 1, "usr/bin/tool", 1, 5000000);
 }
 
+/* A single-frame zstd layer browses and reads the same as gzip (its reads
+ * come from the decoded stream kept in the cache dir, made again when it is
+ * gone). */
+static void test_zstd_layer(void **state)
+{
+	(void)state;
+	expect_names(at(".layers/%s/etc", dig[2]), ".wh.gone os-release");
+	struct node *tool = at(".layers/%s/usr/bin/tool", dig[2]);
+	assert_int_equal(attr(tool).st_size, 5000000);
+	check_pattern(tool, 2, "usr/bin/tool", 1, 5000000);
+	char p[1200];
+	snprintf(p, sizeof p, "%s/cache/layers/sha256/%s.tar", tmp, dig[2] + 7);
+	assert_int_equal(unlink(p), 0);
+	check_pattern(tool, 2, "usr/bin/tool", 1, 5000000);
+	assert_int_equal(access(p, F_OK), 0);
+}
+
 static void test_rootfs_through_manifest(void **state)
 {
 	(void)state;
@@ -451,7 +474,7 @@ static void test_budget_and_disk(void **state)
 	assert_int_equal(atomic_load(&st.lv_loaded), 2);
 	layer_cache_put(lc, v);
 
-	char p[600];
+	char p[1200];
 	snprintf(p, sizeof p, "%s/layers/sha256/%s.lix", cdir, dig[0] + 7);
 	int fd = open(p, O_WRONLY);
 	assert_true(fd >= 0);
@@ -502,6 +525,14 @@ static void test_single_flight(void **state)
 	layer_cache_free(lc);
 }
 
+static size_t count_of(const char *s, const char *w)
+{
+	size_t n = 0;
+	for (const char *p = s; (p = strstr(p, w)); p += strlen(w))
+		n++;
+	return n;
+}
+
 /* A blob that is not a tar: EIO, with a line in .regfs/errors naming it. */
 static void test_bad_layer(void **state)
 {
@@ -519,6 +550,14 @@ static void test_bad_layer(void **state)
 	size_t len;
 	assert_int_equal(fs_errors_text(&txt, &len), 0);
 	assert_non_null(strstr(txt, d));
+	size_t lines = count_of(txt, d);
+	free(txt);
+	/* a bad layer stays bad for a while: not read and indexed again (and
+	 * logged again) at each lookup */
+	assert_null(walk(p, &err));
+	assert_int_equal(err, -EIO);
+	assert_int_equal(fs_errors_text(&txt, &len), 0);
+	assert_int_equal(count_of(txt, d), lines);
 	free(txt);
 }
 
@@ -527,6 +566,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tops_list_nothing),
 		cmocka_unit_test(test_layer_view),
+		cmocka_unit_test(test_zstd_layer),
 		cmocka_unit_test(test_rootfs_through_manifest),
 		cmocka_unit_test(test_budget_and_disk),
 		cmocka_unit_test(test_single_flight),

@@ -329,13 +329,14 @@ static void test_corrupt_span_refused(void **state)
 static void walk(struct layer_index *ix, struct blob *fb)
 {
 	unsigned char buf[512];
+	int reads = 0;
 	for (size_t i = 0; i < layer_index_count(ix); i++) {
 		const struct layer_entry *en = layer_index_entry(ix, i);
 		(void)layer_index_find(ix, en->path);
 		size_t first, n;
 		if (layer_index_children(ix, i, &first, &n) == 0)
 			assert_true(first + n <= layer_index_count(ix));
-		if (en->type == LAYER_REG || en->type == LAYER_HARDLINK)
+		if ((en->type == LAYER_REG || en->type == LAYER_HARDLINK) && reads++ < 3)
 			(void)layer_read(ix, i, en->size / 2, buf, sizeof buf, blob_fetch, fb, NULL, NULL);
 	}
 }
@@ -360,7 +361,7 @@ static void test_decode_hostile(void **state)
 		assert_null(d);
 	}
 	srand(11);
-	for (int t = 0; t < 3000; t++) {
+	for (int t = 0; t < 1500; t++) {
 		memcpy(m, dynbuf_ptr(&enc), n);
 		for (int k = 0; k < 1 + t % 4; k++)
 			m[(size_t)rand() % (n - 32)] ^= (unsigned char)(1 + rand() % 255);

@@ -34,7 +34,8 @@ TLU ssize_t blob_read(void *arg, void *buf, size_t len)
 		k = len;
 	if (b->short_read && k > b->short_read)
 		k = b->short_read;
-	memcpy(buf, b->p + b->pos, k);
+	if (k)
+		memcpy(buf, b->p + b->pos, k);
 	b->pos += k;
 	return (ssize_t)k;
 }

@@ -33,6 +33,14 @@ static const struct path_case paths[] = {
 	{"/v2/_regfs/manifests/", R_BULK_MANIFESTS, NULL, NULL, -1},
 	{"/v2//_regfs/manifests", R_REPO_MANIFESTS, NULL, NULL, 0},
 	{"/v2/x/_regfs/manifests", R_REPO_MANIFESTS, "x", NULL, -1},
+	/* layer indexes: the name is what precedes "/_regfs/layerindex/" */
+	{"/v2/team/app/_regfs/layerindex/sha256:abc", R_LAYER_INDEX, "team/app", "sha256:abc", 1},
+	{"/v2/x/_regfs/layerindex/sha256:abc", R_LAYER_INDEX, "x", "sha256:abc", 1},
+	{"/v2/x/_regfs/layerindex/", R_NOT_FOUND, NULL, NULL, -1},
+	{"/v2/_regfs/layerindex/sha256:abc", R_NOT_FOUND, NULL, NULL, -1}, /* no name */
+	{"/v2/x/layerindex/sha256:abc", R_NOT_FOUND, NULL, NULL, -1},
+	/* a repository named ".../_regfs" cannot exist ("_" starts no component) */
+	{"/v2/a/_regfs/layerindex/manifests/v1", R_MANIFEST, "a/_regfs/layerindex", NULL, 0},
 	{"/v3/x", R_NOT_FOUND, NULL, NULL, -1},
 	{"/v2/x", R_NOT_FOUND, NULL, NULL, -1},
 	{"/v2/manifests/latest", R_NOT_FOUND, NULL, NULL, -1}, /* no name */
@@ -109,6 +117,7 @@ static const struct {
 	{R_REFERRERS,      "PP-----"},
 	{R_REPO_MANIFESTS, "PP-----"},
 	{R_BULK_MANIFESTS, "CC-----"},
+	{R_LAYER_INDEX,    "PP-----"},
 };
 
 static void test_access(void **state)
