@@ -235,7 +235,9 @@ ssize_t layer_read(const struct layer_index *ix, size_t i, uint64_t off,
                    struct layer_cursor *cur, struct regfs_err *e);
 
 /* Where a read of entry `i` at `off` will fetch from: the span's range in the
- * fetch space, so a caller can prefetch or account bytes. 0 or -errno. */
+ * fetch space, so a caller can prefetch or account bytes. 0; -ENOENT (no such
+ * entry), -EINVAL (not a regular file), -ENODATA (off is at or past the end,
+ * or in a hole of a sparse file: nothing is fetched). */
 int layer_index_span_range(const struct layer_index *ix, size_t i, uint64_t off,
                            uint64_t *fetch_off, uint64_t *fetch_len);
 

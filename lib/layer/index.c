@@ -11,23 +11,22 @@
 #include "internal.h"
 #include "regfs/log.h"
 
-char *lx_path_normalize(struct lx_arena *a, const char *p, size_t n, uint32_t max)
+int lx_path_normalize(struct lx_arena *a, const char *p, size_t n, uint32_t max, char **out)
 {
 	n = strnlen(p, n);
 	char *b = malloc(n + 1);
 	if (!b)
-		return NULL;
+		return -ENOMEM;
 	size_t o = 0, i = 0;
-	while (i < n) {
+	int r = 0;
+	while (i < n && r == 0) {
 		size_t j = i;
 		while (j < n && p[j] != '/')
 			j++;
 		size_t cl = j - i;
-		if (cl == 2 && p[i] == '.' && p[i + 1] == '.') {
-			free(b);
-			return NULL;
-		}
-		if (cl && !(cl == 1 && p[i] == '.')) {
+		if (cl == 2 && p[i] == '.' && p[i + 1] == '.')
+			r = -EINVAL;
+		if (r == 0 && cl && !(cl == 1 && p[i] == '.')) {
 			if (o)
 				b[o++] = '/';
 			memcpy(b + o, p + i, cl);
@@ -35,7 +34,10 @@ char *lx_path_normalize(struct lx_arena *a, const char *p, size_t n, uint32_t ma
 		}
 		i = j + 1;
 	}
-	char *r = o <= max ? lx_arena_strndup(a, b, o) : NULL;
+	if (r == 0 && o > max)
+		r = -EINVAL;
+	if (r == 0 && !(*out = lx_arena_strndup(a, b, o)))
+		r = -E2BIG;
 	free(b);
 	return r;
 }

@@ -161,9 +161,10 @@ struct lx_raws {
 
 /* tar.c: read every entry of the decoded stream into `out`. */
 int lx_tar_read(struct lx_src *s, struct lx_arena *a, struct lx_raws *out);
-/* Normalize a tar name into the arena: NULL when it climbs or is empty
- * (the caller logs). */
-char *lx_path_normalize(struct lx_arena *a, const char *p, size_t n, uint32_t max);
+/* Normalize a tar name into the arena (*out; "" for the root). -EINVAL when
+ * it climbs ("..") or is longer than max, -E2BIG when the arena's limit is
+ * reached, -ENOMEM. */
+int lx_path_normalize(struct lx_arena *a, const char *p, size_t n, uint32_t max, char **out);
 
 /* index.c: order the raw entries into ix (takes their arena memory). */
 int lx_index_finish(struct layer_index *ix, struct lx_raws *raws, const struct lx_opts *o,

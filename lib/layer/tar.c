@@ -618,23 +618,26 @@ static int entry_commit(struct tar *t, struct layer_entry *e, const char *link, 
 	return 0;
 }
 
-/* Why an entry is left out, or NULL: the checks on its names. */
-static const char *entry_names(struct tar *t, struct layer_entry *e, const char *name,
-                               size_t nl, const char **link, size_t *ll,
-                               const unsigned char *h)
+/* The checks on an entry's names: *why says why it is left out (or stays
+ * NULL); -E2BIG (the memory limit) and -ENOMEM fail the whole layer. */
+static int entry_names(struct tar *t, struct layer_entry *e, const char *name, size_t nl,
+                       const char **link, size_t *ll, const unsigned char *h,
+                       const char **why)
 {
-	if (nl > t->o->max_path)
-		return "its name is longer than the limit";
-	char *path = lx_path_normalize(t->a, name, nl, t->o->max_path);
-	if (!path)
-		return "its name climbs out of the layer (\"..\")";
+	char *path;
+	int r = lx_path_normalize(t->a, name, nl, t->o->max_path, &path);
+	if (r == -EINVAL)
+		return *why = nl > t->o->max_path ? "its name is longer than the limit" :
+		              "its name climbs out of the layer (\"..\")", 0;
+	if (r < 0)
+		return r;
 	e->path = path;
 	if (!*path && e->type != LAYER_DIR)
-		return "its name is empty";
+		return *why = "its name is empty", 0;
 	const char *slash = strrchr(path, '/');
 	e->name = slash ? slash + 1 : path;
 	if (strcmp(e->name, ".wh.") == 0)
-		return "it is a whiteout with an empty name";
+		return *why = "it is a whiteout with an empty name", 0;
 	if (strcmp(e->name, ".wh..wh..opq") == 0)
 		e->flags |= LAYER_F_OPAQUE;
 	else if (strncmp(e->name, ".wh.", 4) == 0)
@@ -645,18 +648,21 @@ static const char *entry_names(struct tar *t, struct layer_entry *e, const char 
 		*link = t->p.link ? t->p.link : (const char *)h + 157;
 		*ll = t->p.link ? t->p.link_len : strnlen((const char *)h + 157, 100);
 		if (*ll == 0)
-			return "its link target is empty";
+			return *why = "its link target is empty", 0;
 		if (*ll > t->o->max_path)
-			return "its link target is longer than the limit";
+			return *why = "its link target is longer than the limit", 0;
 	}
 	if (e->type == LAYER_HARDLINK) {
-		char *tgt = lx_path_normalize(t->a, *link, *ll, t->o->max_path);
-		if (!tgt || !*tgt)
-			return "it is a hard link to a name outside the layer";
+		char *tgt;
+		r = lx_path_normalize(t->a, *link, *ll, t->o->max_path, &tgt);
+		if (r == -EINVAL || (r == 0 && !*tgt))
+			return *why = "it is a hard link to a name outside the layer", 0;
+		if (r < 0)
+			return r;
 		*link = tgt;
 		*ll = strlen(tgt);
 	}
-	return NULL;
+	return 0;
 }
 
 static int tar_entry(struct tar *t, const unsigned char *h, char tf, uint64_t hsize)
@@ -683,10 +689,17 @@ static int tar_entry(struct tar *t, const unsigned char *h, char tf, uint64_t hs
 	int r = type == LAYER_REG ? entry_sparse(t, h, tf, &e, &data) : 1;
 	if (r < 0)
 		goto out;
+	if (r == 1)
+		t->p.nsp = 0;   /* a map without a sparse size: the entry is not sparse */
 	if (r == 2 && !why)
 		why = "its sparse map is inconsistent";
-	if (!why)
-		why = entry_names(t, &e, name, nl, &link, &ll, h);
+	if (!why && (r = entry_names(t, &e, name, nl, &link, &ll, h, &why)) < 0) {
+		if (r == -E2BIG)
+			r = regfs_errf(t->s->e, -E2BIG, "%s: names, links and xattrs exceed the "
+			               "limit of %llu bytes", t->o->name,
+			               (unsigned long long)t->o->max_meta);
+		goto out;
+	}
 	if (!why && t->out->n >= t->o->max_entries) {
 		r = regfs_errf(t->s->e, -E2BIG, "%s: more than %u entries (the limit)",
 		               t->o->name, t->o->max_entries);

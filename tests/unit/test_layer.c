@@ -325,6 +325,35 @@ static void test_corrupt_span_refused(void **state)
 	free(tar);
 }
 
+static int sink_add(void *arg, const void *p, size_t n)
+{
+	return dynbuf_add(arg, p, n);
+}
+
+/* The sink gets the decoded tar stream, byte for byte, in the build's one
+ * pass; a single-frame zstd layer is then read from that copy. */
+static void test_sink_gives_decoded_stream(void **state)
+{
+	(void)state;
+	size_t tn;
+	unsigned char *tar = sample_tar("gnu", &tn);
+	struct blob z = zst(tar, tn, 0);
+	struct dynbuf copy = DYNBUF_INIT(DYNBUF_NO_CAP);
+	struct layer_build_opts o = { .sink = sink_add, .sink_arg = &copy };
+	struct layer_index *ix;
+	struct regfs_err e = { 0 };
+	assert_int_equal(layer_index_build(blob_read, &z, &o, &ix, &e), 0);
+	assert_int_equal(dynbuf_len(&copy), tn);
+	assert_memory_equal(dynbuf_ptr(&copy), tar, tn);
+	assert_int_equal(layer_index_fetch_space(ix), LAYER_SPACE_DECODED);
+	struct blob c = { (unsigned char *)dynbuf_ptr(&copy), dynbuf_len(&copy), 0, 0, 0 };
+	check_manifest(ix, &c, "gnu");
+	layer_index_free(ix);
+	dynbuf_free(&copy);
+	free(z.p);
+	free(tar);
+}
+
 /* Use everything a decoded index offers (must not crash, reads may fail). */
 static void walk(struct layer_index *ix, struct blob *fb)
 {
@@ -386,6 +415,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_samples_every_compression),
 		cmocka_unit_test(test_span_kinds),
+		cmocka_unit_test(test_sink_gives_decoded_stream),
 		cmocka_unit_test(test_small_read_fetches_one_span),
 		cmocka_unit_test(test_corrupt_span_refused),
 		cmocka_unit_test(test_decode_hostile),

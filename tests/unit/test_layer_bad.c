@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "regfs/dynbuf.h"
 #include "test_layer_util.h"
 
 struct tw {
@@ -218,6 +219,8 @@ static void test_broken_archives(void **state)
 	end(&t);
 	expect_fail(&t, -E2BIG, "more than 10 entries",
 	            &(struct layer_build_opts){ .max_entries = 10 });
+	expect_fail(&t, -E2BIG, "exceed the limit",
+	            &(struct layer_build_opts){ .max_meta = 64 });
 	struct layer_index *ix;
 	assert_int_equal(build_tw(&t, &ix, NULL, NULL), 0);
 	assert_int_equal(layer_index_count(ix), 51);
@@ -268,6 +271,32 @@ static void test_bad_sparse_map_left_out(void **state)
 	assert_int_equal(build_tw(&t, &ix, &e, NULL), 0);
 	assert_int_equal(layer_index_find(ix, "sp"), -ENOENT);
 	assert_true(layer_index_find(ix, "after") > 0);
+	layer_index_free(ix);
+	free(t.p);
+}
+
+/* A sparse map without a sparse size does not make the file sparse, and the
+ * index still encodes and decodes (found by fuzz_tar). */
+static void test_sparse_map_without_size(void **state)
+{
+	(void)state;
+	struct tw t = { 0 };
+	const char *rec = "33 GNU.sparse.map=4096,0,16384,9\n";
+	hdr(&t, "p", 'x', strlen(rec), NULL);
+	data(&t, rec, strlen(rec));
+	file(&t, "plain", "0123456789");
+	end(&t);
+	struct layer_index *ix, *d;
+	struct regfs_err e = { 0 };
+	assert_int_equal(build_tw(&t, &ix, &e, NULL), 0);
+	const struct layer_entry *en = layer_index_entry(ix, (size_t)layer_index_find(ix, "plain"));
+	assert_null(en->sparse);
+	assert_int_equal(en->size, 10);
+	struct dynbuf b = DYNBUF_INIT(DYNBUF_NO_CAP);
+	assert_int_equal(layer_index_encode(ix, &b, &e), 0);
+	assert_int_equal(layer_index_decode(dynbuf_ptr(&b), dynbuf_len(&b), NULL, &d, &e), 0);
+	dynbuf_free(&b);
+	layer_index_free(d);
 	layer_index_free(ix);
 	free(t.p);
 }
@@ -341,6 +370,7 @@ int main(void)
 		cmocka_unit_test(test_base256_numbers),
 		cmocka_unit_test(test_broken_archives),
 		cmocka_unit_test(test_bad_sparse_map_left_out),
+		cmocka_unit_test(test_sparse_map_without_size),
 		cmocka_unit_test(test_bad_compressed),
 		cmocka_unit_test(test_reader_error_passed_through),
 	};

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Sample layers for test_layer*.c and the fuzz corpus (tests/fuzz/run.sh).
 
-usage: test_layer_samples.py OUTDIR
+usage: test_layer_samples.py OUTDIR [--small]
+(--small: files of a few KiB, for the fuzz corpus of tests/fuzz/run.sh)
 
 Writes OUTDIR/<name>.tar and, for each, OUTDIR/<name>.tsv: what Python's
 tarfile (an implementation independent of ours) reads from that archive,
@@ -13,6 +14,8 @@ samples are written with GNU tar (--sparse), which Python reads back."""
 import hashlib, io, os, random, subprocess, sys, tarfile
 
 out = sys.argv[1]
+small = len(sys.argv) > 2 and sys.argv[2] == "--small"
+MB = 16 * 1024 if small else 1 << 20
 os.makedirs(out, exist_ok=True)
 rnd = random.Random(1234)
 
@@ -51,9 +54,9 @@ def formats(fmt, name):
         add(tf, "etc/os-release", data=b"ID=test\nVERSION=1\n")
         add(tf, "etc/hosts", data=b"old\n")
         add(tf, "etc/hosts", data=b"127.0.0.1 localhost\n")   # last wins
-        add(tf, "usr/lib/implied/deep.so", data=text(300000), mode=0o755, uid=1000,
+        add(tf, "usr/lib/implied/deep.so", data=text(300000 * MB >> 20), mode=0o755, uid=1000,
             gid=1000)
-        add(tf, "usr/lib/big.bin", data=text(3 << 20))
+        add(tf, "usr/lib/big.bin", data=text(3 * MB))
         add(tf, "usr/lib/empty", data=b"")
         add(tf, "d" * 60 + "/" + "e" * 90 + "/long-name-over-100-bytes.txt",
             data=b"long\n")
@@ -80,8 +83,8 @@ def sparse(name, args):
     src = os.path.join(out, name + ".src")
     os.makedirs(src, exist_ok=True)
     with open(os.path.join(src, "holes"), "wb") as f:
-        f.truncate(3 << 20)
-        for off in (4096, 1 << 20, (3 << 20) - 5000):
+        f.truncate(3 * MB)
+        for off in (4096, MB, 3 * MB - 5000):
             f.seek(off)
             f.write(text(3000))
     with open(os.path.join(src, "plain"), "wb") as f:
