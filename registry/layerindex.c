@@ -237,17 +237,39 @@ out:
 	return rc;
 }
 
-/* One layer: skipped when its index or error record exists. */
-static int index_layer(struct layerindex *li, const char *layer, uint64_t size)
+/* The stored size of a layer blob: 0 with *size, -ENOENT when it is gone
+ * (nothing to index), another <0 when storage failed (retried later). */
+static int blob_size(struct registry *r, const char *layer, uint64_t *size)
+{
+	char *p = regfs_layout_blob_data(layer);
+	struct regfs_stat_info st;
+	struct regfs_err e = {0};
+	int rc = p ? regfs_storage_stat(r->st, p, &st, &e) : -ENOMEM;
+	free(p);
+	if (rc == 0)
+		*size = st.size;
+	else if (rc != -ENOENT)
+		log_warn("layer index: cannot stat layer %s, will retry: %s", layer,
+			 regfs_err_str(&e));
+	return rc;
+}
+
+/* One layer: skipped when its index or error record exists, or its blob is
+ * gone. The size checked against maxsize is the stored one (a manifest's
+ * descriptor could say anything). */
+static int index_layer(struct layerindex *li, const char *layer)
 {
 	struct registry *r = li->r;
 	char *dst = digest_dir(layer, "data");
 	char *errp = digest_dir(layer, "error");
+	uint64_t size = 0;
 	int rc = 0;
 	if (!dst || !errp) {
 		rc = -ENOMEM;
 	} else if (repo_exists(r, dst, NULL) || repo_exists(r, errp, NULL)) {
 		rc = 0;
+	} else if ((rc = blob_size(r, layer, &size)) != 0) {
+		rc = rc == -ENOENT ? 0 : rc;
 	} else if (size > r->cfg->layerindex.maxsize) {
 		char why[160];
 		snprintf(why, sizeof why, "%" PRIu64 " bytes is over regfs.layerindex.maxsize "
@@ -284,7 +306,7 @@ static void do_manifest(struct layerindex *li, const char *digest)
 	int failed = rc != 0 && rc != -ENOENT;
 	for (size_t i = 0; m && i < m->n_layers; i++) {
 		if (is_tar_layer(m->layers[i].media_type) &&
-		    index_layer(li, m->layers[i].digest, (uint64_t)m->layers[i].size) != 0)
+		    index_layer(li, m->layers[i].digest) != 0)
 			failed = 1;
 	}
 	if (!failed && marker)

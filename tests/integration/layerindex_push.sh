@@ -98,6 +98,16 @@ check_eq "a held blob that is no layer (the config): LAYER_INDEX_UNKNOWN" LAYER_
   "$(code team/app "$config")"
 check_eq "a bad digest: 400 DIGEST_INVALID" 400 \
   "$(curl -s -o /dev/null -w '%{http_code}' "$REGISTRY_URL/v2/team/app/_regfs/layerindex/sha256:xyz")"
+# A stored index altered on disk: served with the digest of what is stored, so the
+# client's layer_index_decode must catch it (the index's own trailing sha256).
+l1=$(sed -n 2p <<<"$layers"); h1=${l1#sha256:}
+ixf=$REGISTRY_DATA/docker/registry/v2/_regfs/layerindex/sha256/${h1:0:2}/$h1/data
+cp "$ixf" "$WORK/ix1.orig"
+printf '\xff' | dd of="$ixf" bs=1 seek=40 conv=notrunc status=none
+out=$("$LI" "$REGISTRY_URL" team/app "$l1" 2>&1)
+check_eq "an altered stored index is refused by the client: EINVAL" "1 EINVAL" \
+  "$? $(cut -d: -f1 <<<"$out")"
+cp "$WORK/ix1.orig" "$ixf"
 check_eq "the queue is empty once everything is built" "" \
   "$(ls "$REGISTRY_DATA/docker/registry/v2/_regfs/layerindex-queue" 2>/dev/null)"
 
@@ -146,6 +156,9 @@ push_ms() {
 }
 start_regfs_registry "$WORK/data-off" || bail "registry (indexing off)"
 h_off=$REGISTRY_HOST
+out=$("$LI" "$REGISTRY_URL" team/app "$l0" 2>&1)
+check_eq "the client says ENOTSUP (EOPNOTSUPP) when the extension is not advertised" \
+  "1 EOPNOTSUPP" "$? $(cut -d: -f1 <<<"$out")"
 start_regfs_registry "$WORK/data-on" "$LI_YAML" || bail "registry (indexing on)"
 h_on=$REGISTRY_HOST
 offs=() ons=()
