@@ -20,7 +20,8 @@
 #                                     or ERR (CMD failed, or the stats could not be read)
 #   check_fetched NAME MNT CMD…       check NAME on fetched_during MNT CMD…, FETCHED kept (check
 #                                     itself runs CMD in a subshell)
-#   mount_errors_name TEXT…           the mount's log or .regfs/errors has a line with every TEXT
+#   mount_errors_name TEXT…           the mount's log, .regfs/errors or the registry's log (the
+#                                     push-time index builder) has a line with every TEXT
 #   check_daemon_logs                 (cleanup_lib.sh) stop the daemons, fail on sanitizer reports
 # shellcheck source=cleanup_lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/cleanup_lib.sh"
@@ -228,10 +229,12 @@ check_fetched() {
   fi
 }
 
-# mount_errors_name TEXT… — some line of the mount's log or of .regfs/errors holds every TEXT
+# mount_errors_name TEXT… — some line of the mount's log, of .regfs/errors, or of the log of
+# the regfs-registry that built the layer's index at push time (then the mount only reads
+# the index, where the bad entry is already left out) holds every TEXT
 mount_errors_name() {
   local f=$WORK/errlines.txt t
-  { cat "$MOUNT_LOG"; cat "$MNT/.regfs/errors" 2>/dev/null; } >"$f"
+  { cat "$MOUNT_LOG"; cat "$MNT/.regfs/errors" 2>/dev/null; cat "${REGISTRY_LOG:-/dev/null}"; } >"$f"
   for t in "$@"; do grep -F -- "$t" "$f" >"$f.n"; mv "$f.n" "$f"; done
   [ -s "$f" ] || { echo "no log line naming all of: $*"; tail -n 5 "$MOUNT_LOG"; return 1; }
 }
