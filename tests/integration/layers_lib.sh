@@ -234,7 +234,9 @@ check_fetched() {
 # the index, where the bad entry is already left out) holds every TEXT
 mount_errors_name() {
   local f=$WORK/errlines.txt t
-  { cat "$MOUNT_LOG"; cat "$MNT/.regfs/errors" 2>/dev/null; cat "${REGISTRY_LOG:-/dev/null}"; } >"$f"
+  # warnings and errors only: the registry's access log names digests on every request
+  { grep -hE '^[^ ]+ +(warn|error) ' "$MOUNT_LOG" "${REGISTRY_LOG:-/dev/null}"
+    cat "$MNT/.regfs/errors" 2>/dev/null; } >"$f"
   for t in "$@"; do grep -F -- "$t" "$f" >"$f.n"; mv "$f.n" "$f"; done
   [ -s "$f" ] || { echo "no log line naming all of: $*"; tail -n 5 "$MOUNT_LOG"; return 1; }
 }
