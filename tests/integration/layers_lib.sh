@@ -41,7 +41,8 @@ layer_image() { python3 "$LAYER_IMAGE" "$@"; }
 
 # rss_limit_mb — the resident-memory bound a check applies to the mount: 300 MB, or 1000 MB
 # for a sanitizer build (ASan's shadow memory and quarantine are not the mount's own)
-rss_limit_mb() { if ldd "$REGFS_MOUNT" 2>/dev/null | grep -q libasan; then echo 1000; else echo 300; fi; }
+# (ldd's output taken whole: with pipefail, grep -q's early exit would fail the pipe)
+rss_limit_mb() { case $(ldd "$REGFS_MOUNT" 2>/dev/null) in *libasan*) echo 1000 ;; *) echo 300 ;; esac; }
 
 RICH_LAYER=()
 layers_build_rich() {
