@@ -73,7 +73,6 @@ with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as t:
 # the last two small files at depth >= 4 components: deep and near the end of the layer
 with open(pick, "w") as f:
     f.write("\n".join(smalls[-2:]) + "\n")
-print(total)
 PY
 ULEN=$(stat -c %s "$WORK/layer.tar")
 gzip -6 -n "$WORK/layer.tar" || exit 1
@@ -98,10 +97,22 @@ start_regfs_registry "$WORK/data-off" || exit 1
 OFF=$REGISTRY_URL
 start_indexing_registry "$WORK/data-on" || exit 1
 ON=$REGISTRY_URL
-push() { local s e; s=$(now); skopeo_copy "oci:$WORK/oci:big" "docker://${1#http://}/bench/layer:v1" || return 1; e=$(now); secs "$s" "$e"; }
-say "pushing (indexing off, then on)…"
-PUSH_OFF=$(push "$OFF") || exit 1
-PUSH_ON=$(push "$ON") || exit 1
+# push URL REPO — seconds of a skopeo copy of the image to URL/REPO:v1
+push() { local s e; s=$(now); skopeo_copy "oci:$WORK/oci:big" "docker://${1#http://}/$2:v1" || return 1; e=$(now); secs "$s" "$e"; }
+# min A B — the smaller of two times
+min() { if [ "$(echo "$1 < $2" | bc -l)" = 1 ]; then echo "$1"; else echo "$2"; fi; }
+# Three rounds in alternating order (off on, on off, off on), each to a new repository, the
+# best of each kept: one push after the other on a busy machine favours neither side.
+say "pushing (indexing off and on, 3 rounds alternating)…"
+PUSH_OFF=999999; PUSH_ON=999999
+for r in 1 2 3; do
+  if [ $r = 2 ]; then order="ON OFF"; else order="OFF ON"; fi
+  for k in $order; do
+    repo=bench/layer; [ $r = 1 ] || repo=bench/push$r
+    if [ $k = OFF ]; then t=$(push "$OFF" "$repo") || exit 1; PUSH_OFF=$(min "$PUSH_OFF" "$t")
+    else t=$(push "$ON" "$repo") || exit 1; PUSH_ON=$(min "$PUSH_ON" "$t"); fi
+  done
+done
 t0=$(now)
 if LAYER_INDEX_WAIT=600 wait_layer_index "$ON" bench/layer "$LDIG" >&2; then INDEX_WAIT=$(secs "$t0" "$(now)")
 else INDEX_WAIT="(never)"; say "no push-time index: (c) measures what the mount does without one"; fi
@@ -170,5 +181,5 @@ echo
 [ -n "$ISIZE" ] || ISIZE=0
 echo "index: $ISIZE bytes = $(echo "100 * $ISIZE / $ULEN" | bc -l | xargs printf '%.3f')% of the uncompressed layer," \
   "$(echo "100 * $ISIZE / $BLEN" | bc -l | xargs printf '%.3f')% of the blob; served $INDEX_WAIT s after the push"
-echo "push to regfs-registry: $PUSH_OFF s indexing off, $PUSH_ON s indexing on" \
+echo "push to regfs-registry (best of 3): $PUSH_OFF s indexing off, $PUSH_ON s indexing on" \
   "(on/off $(echo "$PUSH_ON / $PUSH_OFF" | bc -l | xargs printf '%.2f'): above 1 means the push was slower with indexing)"
