@@ -113,14 +113,17 @@ for r in 1 2 3; do
     if [ $k = OFF ]; then t=$(push "$off") || exit 1; PUSH_OFF=$(min "$PUSH_OFF" "$t")
     else t=$(push "$on") || exit 1; PUSH_ON=$(min "$PUSH_ON" "$t"); fi
   done
-  if [ $r = 1 ]; then OFF=$off; ON=$on; else
+  if [ $r = 1 ]; then
+    OFF=$off; ON=$on
+    # the index's build time: from the end of the push (the last of this round) to served
+    t0=$(now)
+    if LAYER_INDEX_WAIT=600 wait_layer_index "$ON" bench/layer "$LDIG" >&2; then INDEX_WAIT=$(secs "$t0" "$(now)")
+    else INDEX_WAIT="(never)"; say "no push-time index: (c) measures what the mount does without one"; fi
+  else
     LAYER_INDEX_WAIT=600 wait_layer_index "$on" bench/layer "$LDIG" >/dev/null   # its worker done
     stop_pid "$offpid"; stop_pid "$onpid"; rm -rf "$WORK/data-off$r" "$WORK/data-on$r"
   fi
 done
-t0=$(now)
-if LAYER_INDEX_WAIT=600 wait_layer_index "$ON" bench/layer "$LDIG" >&2; then INDEX_WAIT=$(secs "$t0" "$(now)")
-else INDEX_WAIT="(never)"; say "no push-time index: (c) measures what the mount does without one"; fi
 ISIZE=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' "$ON/v2/bench/layer/$LAYER_INDEX_PATH/$LDIG" |
   awk '$1 == 200 { print $2 }')
 
