@@ -14,7 +14,8 @@
  *   options.c   the command line: one table of options
  *   cache/      names.h: catalog, tag lists, tag -> digest with ttl;
  *               manifests.h: manifests by digest (memory, backed by blobs);
- *               blobs.h: the on-disk blob cache with LRU size cap
+ *               blobs.h: the on-disk blob cache with LRU size cap;
+ *               layers.h: layer indexes and merged images for the views
  *   readahead.c blobs read by Range requests; parallel read-ahead
  *   walk.c      parallel full walk: prefetch for du / ls -R, statfs total
  *   stats.c     .regfs/status and .regfs/stats

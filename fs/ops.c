@@ -204,6 +204,52 @@ static ino_t child_ino(const struct node *dn, const struct child *c)
 	return path_hash_ino(p);
 }
 
+/* The listings of directories fixed by a digest (no KIND_TTL_DIR) between
+ * two readdir calls of one listing: each call would otherwise list the whole
+ * directory again, which makes a directory of n entries (a layer's, say)
+ * cost n^2 / entries-per-reply. A reader takes the listing out and puts it
+ * back after its reply, so no two threads share one. */
+#define KEPT_LISTINGS 8
+static pthread_mutex_t kept_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct kept {
+	char *path;
+	struct dirh d;
+} kept[KEPT_LISTINGS];
+static unsigned kept_next;
+
+static bool listing_take(const struct node *dn, struct dirh *d)
+{
+	bool found = false;
+	pthread_mutex_lock(&kept_mu);
+	for (size_t i = 0; i < KEPT_LISTINGS && !found; i++) {
+		if (kept[i].path && strcmp(kept[i].path, dn->path) == 0) {
+			*d = kept[i].d;
+			free(kept[i].path);
+			kept[i] = (struct kept){0};
+			found = true;
+		}
+	}
+	pthread_mutex_unlock(&kept_mu);
+	return found;
+}
+
+/* Keeps d (taken over) for dn's next readdir; the oldest kept one goes. */
+static void listing_keep(const struct node *dn, struct dirh *d)
+{
+	char *p = strdup(dn->path);
+	if (!p) {
+		dirh_clear(d);
+		return;
+	}
+	pthread_mutex_lock(&kept_mu);
+	struct kept old = kept[kept_next];
+	kept[kept_next] = (struct kept){p, *d};
+	kept_next = (kept_next + 1) % KEPT_LISTINGS;
+	pthread_mutex_unlock(&kept_mu);
+	free(old.path);
+	dirh_clear(&old.d);
+}
+
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi, bool plus)
 {
@@ -223,9 +269,12 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	 * between two calls (ttl expiry) may repeat or skip an entry, as on
 	 * any network file system. */
 	struct dirh dh, *d = &dh;
-	int lrc = k->list(m, dn, &d->v, &d->n);
-	if (lrc)
-		return reply_err(req, lrc);
+	bool fixed = !(k->flags & KIND_TTL_DIR);
+	if (!(fixed && off > 0 && listing_take(dn, d))) {
+		int lrc = k->list(m, dn, &d->v, &d->n);
+		if (lrc)
+			return reply_err(req, lrc);
+	}
 	char *buf = malloc(size);
 	if (!buf) {
 		dirh_clear(d);
@@ -233,7 +282,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	size_t pos = 0;
 	/* Offsets: 0 ".", 1 "..", 2+i child i; an entry's off is the next one. */
-	for (off_t i = off; i < (off_t)d->n + 2; i++) {
+	off_t i;
+	for (i = off; i < (off_t)d->n + 2; i++) {
 		size_t sz;
 		const char *name = i == 0 ? "." : i == 1 ? ".." : d->v[i - 2].name;
 		if (i < 2 || !plus) {
@@ -276,7 +326,10 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	fuse_reply_buf(req, buf, pos);
 	free(buf);
-	dirh_clear(d);
+	if (fixed && i < (off_t)d->n + 2)
+		listing_keep(dn, d); /* more to come */
+	else
+		dirh_clear(d);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

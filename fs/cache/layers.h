@@ -57,8 +57,8 @@ struct layer_cache *layer_cache_new(const char *dir, uint64_t budget, struct blo
 void layer_cache_free(struct layer_cache *lc);
 
 /* `digest` (a layer or a manifest) can be fetched from `repo`: remembered
- * (the last repository wins) for the views' lookups. Never fails (a full
- * table forgets the oldest). */
+ * (the last repository wins) for the views' lookups. Never fails (out of
+ * memory: not remembered; after 200000 digests all are forgotten). */
 void layer_cache_note_repo(struct layer_cache *lc, const char *digest, const char *repo,
 			   uint64_t size);
 /* The repository (into repo, size bytes) and blob size noted for digest,

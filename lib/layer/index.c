@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "regfs/hash.h"
 #include "regfs/log.h"
 
 int lx_path_normalize(struct lx_arena *a, const char *p, size_t n, uint32_t max, char **out)
@@ -104,10 +105,50 @@ static void raws_dedupe(struct lx_raws *r)
 	r->n = o;
 }
 
+/* The synthesized directories so far, by path: an open-addressing set of
+ * indexes into `syn`, so that each implied directory is added once however
+ * many entries lie under it (tars without directory entries are common). */
+struct pset {
+	uint32_t *slot;   /* syn index + 1; 0 = empty */
+	size_t cap, n;
+};
+
+static uint32_t *pset_slot(struct pset *s, const struct lx_raws *syn, const char *p, size_t len)
+{
+	size_t i = (size_t)regfs_fnv1a64(p, len) & (s->cap - 1);
+	for (;; i = (i + 1) & (s->cap - 1)) {
+		uint32_t v = s->slot[i];
+		if (!v)
+			return &s->slot[i];
+		const char *q = syn->v[v - 1].e.path;
+		if (strncmp(q, p, len) == 0 && !q[len])
+			return &s->slot[i];
+	}
+}
+
+static int pset_grow(struct pset *s, const struct lx_raws *syn)
+{
+	if ((s->n + 1) * 2 <= s->cap)
+		return 0;
+	size_t ncap = s->cap ? s->cap * 2 : 1024;
+	struct pset ns = { calloc(ncap, sizeof *ns.slot), ncap, s->n };
+	if (!ns.slot)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->cap; i++)
+		if (s->slot[i]) {
+			const char *q = syn->v[s->slot[i] - 1].e.path;
+			*pset_slot(&ns, syn, q, strlen(q)) = s->slot[i];
+		}
+	free(s->slot);
+	*s = ns;
+	return 0;
+}
+
 /* Add a synthetic directory for every missing ancestor (and the root). */
 static int add_implied(struct lx_raws *r, struct lx_arena *a)
 {
 	struct lx_raws syn = { 0 };
+	struct pset set = { 0 };
 	struct lx_raw root = { .e = { .path = "", .name = "", .type = LAYER_DIR, .mode = 0755,
 	                              .flags = LAYER_F_SYNTHETIC, .link_index = LAYER_NONE } };
 	int ret = raws_push(&syn, &root);
@@ -116,14 +157,23 @@ static int add_implied(struct lx_raws *r, struct lx_arena *a)
 		const char *p = r->v[i].e.path;
 		const char *s = strrchr(p, '/');
 		while (s && ret == 0 && raw_find(r->v, n, p, (size_t)(s - p)) < 0) {
+			size_t len = (size_t)(s - p);
+			if ((ret = pset_grow(&set, &syn)) < 0)
+				break;
+			uint32_t *slot = pset_slot(&set, &syn, p, len);
+			if (*slot)
+				break;   /* added before, with its own ancestors */
 			struct lx_raw d = root;
-			if (!(d.e.path = lx_arena_strndup(a, p, (size_t)(s - p)))) {
+			if (!(d.e.path = lx_arena_strndup(a, p, len))) {
 				ret = -E2BIG;
 				break;
 			}
 			const char *sl = strrchr(d.e.path, '/');
 			d.e.name = sl ? sl + 1 : d.e.path;
-			ret = raws_push(&syn, &d);
+			if ((ret = raws_push(&syn, &d)) < 0)
+				break;
+			*slot = (uint32_t)syn.n;
+			set.n++;
 			while (s > p && *--s != '/')
 				;
 			if (s == p)
@@ -133,6 +183,7 @@ static int add_implied(struct lx_raws *r, struct lx_arena *a)
 	for (size_t i = 0; i < syn.n && ret == 0; i++)
 		ret = raws_push(r, &syn.v[i]);
 	free(syn.v);
+	free(set.slot);
 	if (ret == 0)
 		raws_dedupe(r);
 	return ret;

@@ -68,7 +68,7 @@ check_eq "Bearer: ls /" "team" "$(ls "$MNT")"
 check_eq "Bearer: readlink of the tag" "../_manifests/$D" "$(readlink "$MNT/team/app/_tags/v1")"
 check "Bearer: manifest.json = skopeo inspect --raw" cmp "$WORK/raw.json" "$MNT/team/app/_manifests/$D/manifest.json"
 bad=""
-for f in "$MNT/team/app/_manifests/$D/layers/"*; do
+for f in "$MNT/team/app/_manifests/$D/layers/"*.*; do  # the blobs (N.<ext>), not the N links
   i=${f##*/}; i=${i%%.*}
   [ "sha256:$(sha256sum "$f" | cut -d' ' -f1)" = "$(jq -r ".layers[$i].digest" "$WORK/raw.json")" ] || bad+=" $f"
 done

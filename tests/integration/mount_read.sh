@@ -108,11 +108,12 @@ run_kind() {
     n=$((n + 1))
     d=$(python3 -c 'import os,sys; print(os.getxattr(sys.argv[1], "user.regfs.digest").decode())' "$f")
     [ "$(sha "$f")" = "$d" ] || bad+=" $f"
-  done < <(find "$mnt/team" "$mnt/lib" "$mnt/multi" -path '*/layers/*' -o -name config.json)
+  done < <(find "$mnt/team" "$mnt/lib" "$mnt/multi" -path '*/layers/*' -type f -o -name config.json)
   check_eq "$kind: sha256sum of all $n layer/config files = their digest (xattr)" "" "$bad"
   r=$mnt/team/app/_manifests/$(readlink "$mnt/team/app/_tags/v2" | sed 's|.*/||')
+  # (each layer N.<ext> follows N, the link to its contents in .layers/)
   check_eq "$kind: layers in manifest order, named by media type" \
-    "$(jq -r '.layers | to_entries[] | "\(.key).\(if (.value.mediaType|test("gzip")) then "tar.gz" elif (.value.mediaType|test("zstd")) then "tar.zst" else "tar" end)"' "$r/manifest.json" | tr '\n' ' ' | sed 's/ $//')" \
+    "$(jq -r '.layers | to_entries[] | "\(.key) \(.key).\(if (.value.mediaType|test("gzip")) then "tar.gz" elif (.value.mediaType|test("zstd")) then "tar.zst" else "tar" end)"' "$r/manifest.json" | tr '\n' ' ' | sed 's/ $//')" \
     "$(ls1 "$r/layers")"
   check_eq "$kind: layer N is the manifest's layers[N]" "$(jq -r '.layers[1].digest' "$r/manifest.json")" \
     "$(sha "$(ls -d "$r"/layers/1.*)")"

@@ -487,6 +487,35 @@ static void test_budget_and_disk(void **state)
 	layer_cache_free(lc);
 }
 
+/* Every digest the mount has shown keeps its repository (many digests: no
+ * two may push each other out). */
+static void test_repo_notes(void **state)
+{
+	(void)state;
+	struct fs_stats st = {0};
+	struct layer_cache *lc = layer_cache_new(NULL, 0, NULL, &st);
+	assert_non_null(lc);
+	char d[REGFS_DIGEST_MAX], repo[64], got[64];
+	for (int i = 0; i < 5000; i++) {
+		snprintf(d, sizeof d, "sha256:%064x", i);
+		snprintf(repo, sizeof repo, "team/r%d", i);
+		layer_cache_note_repo(lc, d, repo, (uint64_t)i + 1);
+	}
+	layer_cache_note_repo(lc, "sha256:" "0000000000000000000000000000000000000000000000000000000000000007",
+			      "moved", 0);
+	for (int i = 0; i < 5000; i++) {
+		snprintf(d, sizeof d, "sha256:%064x", i);
+		snprintf(repo, sizeof repo, i == 7 ? "moved" : "team/r%d", i);
+		uint64_t size = 0;
+		assert_int_equal(layer_cache_repo(lc, d, got, sizeof got, &size), 0);
+		assert_string_equal(got, repo);
+		assert_int_equal(size, (uint64_t)i + 1); /* a size of 0 keeps the known one */
+	}
+	assert_int_equal(layer_cache_repo(lc, "sha256:" "1111111111111111111111111111111111111111111111111111111111111111",
+					  got, sizeof got, NULL), -ENOENT);
+	layer_cache_free(lc);
+}
+
 struct sf_arg {
 	struct layer_cache *lc;
 	struct lview *got;
@@ -570,6 +599,7 @@ int main(void)
 		cmocka_unit_test(test_rootfs_through_manifest),
 		cmocka_unit_test(test_budget_and_disk),
 		cmocka_unit_test(test_single_flight),
+		cmocka_unit_test(test_repo_notes),
 		cmocka_unit_test(test_bad_layer),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

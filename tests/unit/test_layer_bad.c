@@ -344,6 +344,36 @@ static void test_bad_compressed(void **state)
 	free(t.p);
 }
 
+/* 20,000 files and no directory entries: every implied directory once, the
+ * children of each in one run, every file found by path. */
+static void test_many_entries_without_directories(void **state)
+{
+	(void)state;
+	struct tw t = { 0 };
+	char n[64];
+	for (int i = 0; i < 20000; i++) {
+		snprintf(n, sizeof n, "a/b%02d/f%05d", i % 100, i);
+		hdr(&t, n, '0', 0, NULL);
+	}
+	end(&t);
+	struct layer_index *ix;
+	struct regfs_err e = { 0 };
+	assert_int_equal(build_tw(&t, &ix, &e, NULL), 0);
+	assert_int_equal(layer_index_count(ix), 20000 + 100 + 1 + 1);
+	size_t first, k;
+	long a = layer_index_find(ix, "a");
+	assert_int_equal(layer_index_children(ix, (size_t)a, &first, &k), 0);
+	assert_int_equal(k, 100);
+	for (int i = 0; i < 20000; i += 7) {
+		snprintf(n, sizeof n, "a/b%02d/f%05d", i % 100, i);
+		long f = layer_index_find(ix, n);
+		assert_true(f > 0);
+		assert_string_equal(layer_index_entry(ix, (size_t)f)->path, n);
+	}
+	layer_index_free(ix);
+	free(t.p);
+}
+
 /* A failing blob reader's error comes back as it is. */
 static ssize_t read_fails(void *arg, void *buf, size_t len)
 {
@@ -372,6 +402,7 @@ int main(void)
 		cmocka_unit_test(test_bad_sparse_map_left_out),
 		cmocka_unit_test(test_sparse_map_without_size),
 		cmocka_unit_test(test_bad_compressed),
+		cmocka_unit_test(test_many_entries_without_directories),
 		cmocka_unit_test(test_reader_error_passed_through),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
