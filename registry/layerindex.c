@@ -394,6 +394,7 @@ static void busy_drop_locked(struct layerindex *li, const char *digest)
 		if (!strcmp(li->busy.v[i], digest)) {
 			free(li->busy.v[i]);
 			li->busy.v[i] = li->busy.v[--li->busy.n];
+			li->busy.v[li->busy.n] = NULL; /* strvec stays NULL-terminated */
 			return;
 		}
 	}
@@ -405,8 +406,9 @@ static void *worker(void *arg)
 	char digest[REGFS_DIGEST_MAX];
 	pthread_mutex_lock(&li->lock);
 	for (int k; (k = next_job_locked(li, digest)) >= 0;) {
-		bool all = li->first_scan;
-		li->first_scan = false;
+		bool all = k == 1 && li->first_scan;
+		if (k == 1)
+			li->first_scan = false;
 		pthread_mutex_unlock(&li->lock);
 		if (k == 1)
 			scan_queue(li, all);

@@ -3,7 +3,8 @@
 # bucket, both with regfs.layerindex on: a push to one gets its indexes, served by
 # both, equal to `tar -tvf` of the blob read straight from the bucket; an instance
 # killed right after a push leaves nothing undone: the other instance (or the killed
-# one's restart) finishes the queue; the queue is empty at the end.
+# one's restart) finishes the queue; the queue is empty at the end; GC on the bucket
+# removes the indexes of swept blobs and keeps the others.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/s3_lib.sh"
 
@@ -61,11 +62,25 @@ log "markers left by the killed instance: $queued"
 for l in $(curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
     "$B_URL/v2/team/app/manifests/v2" | jq -r '.layers[].digest'); do
   check "$l: index served by instance b after a was killed" wait_for 60 built "$B_URL" "$l"
+  v2_layer=$l
 done
 queue_empty() { [ -z "$(s3tool ls lidx docker/registry/v2/_regfs/layerindex-queue/)" ]; }
 check "the stored queue is empty" wait_for 30 queue_empty
 grep -q 'queued manifest(s) found in storage' "$B_LOG" && log "instance b took over a's marker"
 start_regfs_registry "$A_CFG" || fail "instance a restarts"
-check "the restarted instance serves the indexes too" built "$REGISTRY_URL" "$l"
+check "the restarted instance serves the indexes too" built "$REGISTRY_URL" "$v2_layer"
+
+# GC on the bucket: the indexes of v1's layers go with their blobs, v2's stay.
+v1_layers=$(layers_of v1)
+m1=$(curl -sf -o /dev/null -D - -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+  "$A_URL/v2/team/app/manifests/v1" | tr -d '\r' | sed -n 's/^[Dd]ocker-[Cc]ontent-[Dd]igest: //p')
+check "DELETE of manifest v1" curl -sf -X DELETE "$A_URL/v2/team/app/manifests/$m1"
+check "garbage-collect on the bucket" with_timeout 120 "$REGFS_REGISTRY" garbage-collect "$A_CFG"
+ix_keys() { s3tool ls lidx docker/registry/v2/_regfs/layerindex/ | sed -n 's|.*/\([0-9a-f]\{64\}\)/data$|sha256:\1|p' | sort; }
+left=$(ix_keys)
+for l in $v1_layers; do
+  check "GC removed the index of v1's layer $l" bash -c "! grep -qx '$l' <<<'$left'"
+done
+check "GC kept the index of v2's layer $v2_layer" bash -c "grep -qx '$v2_layer' <<<'$left'"
 
 done_testing
