@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <linux/limits.h> /* XATTR_SIZE_MAX, XATTR_LIST_MAX */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/xattr.h>
@@ -397,6 +398,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 /* ---- xattrs: user.regfs.* (which a node has: its kind's slots) ---- */
 
+/* xattr values and name lists: a small reply from the stack, a larger one
+ * (a layer entry's xattrs can be up to the kernel's 64 KiB) from the heap. */
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct mnt *m = req_mnt(req);
@@ -404,16 +407,19 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	if (!n)
 		return reply_err(req, -ESTALE);
 	const struct kind_ops *k = kind_ops[n->kind];
-	char buf[512];
-	size_t len;
-	size_t cap = size ? (size < sizeof buf ? size : sizeof buf) : 0;
+	char small[512], *buf = small;
+	size_t len = 0, cap = size > XATTR_SIZE_MAX ? XATTR_SIZE_MAX : size;
+	if (cap > sizeof small && !(buf = malloc(cap)))
+		return reply_err(req, -ENOMEM);
 	int rc = k->getxattr ? k->getxattr(m, n, name, buf, cap, &len) : -ENODATA;
 	if (rc)
-		return reply_err(req, rc);
-	if (size == 0)
+		reply_err(req, rc);
+	else if (size == 0)
 		fuse_reply_xattr(req, len);
 	else
 		fuse_reply_buf(req, buf, len);
+	if (buf != small)
+		free(buf);
 }
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
@@ -423,16 +429,18 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	if (!n)
 		return reply_err(req, -ESTALE);
 	const struct kind_ops *k = kind_ops[n->kind];
-	char buf[256];
+	char *buf = k->listxattr ? malloc(XATTR_LIST_MAX) : NULL;
 	size_t len = 0;
-	int rc = k->listxattr ? k->listxattr(m, n, buf, sizeof buf, &len) : 0;
+	int rc = !k->listxattr ? 0 : buf ? k->listxattr(m, n, buf, XATTR_LIST_MAX, &len) : -ENOMEM;
 	if (rc)
-		return reply_err(req, rc);
-	if (size == 0)
-		return (void)fuse_reply_xattr(req, len);
-	if (size < len)
-		return reply_err(req, -ERANGE);
-	fuse_reply_buf(req, buf, len);
+		reply_err(req, rc);
+	else if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		reply_err(req, -ERANGE);
+	else
+		fuse_reply_buf(req, buf, len);
+	free(buf);
 }
 
 /* ---- statfs: the walk's total, never waiting on a registry that hangs ----

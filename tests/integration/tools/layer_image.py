@@ -202,7 +202,9 @@ def rich_layers(big_mib):
     t.dir("etc")
     t.file("etc/os-release", b'NAME="regfs test"\nVERSION_ID=2\n')
     t.file("etc/xattr-file", b"has an xattr\n",
-           pax={"SCHILY.xattr.user.regfs-test": "hello xattr"})
+           pax={"SCHILY.xattr.user.regfs-test": "hello xattr",
+                # over the 512 bytes a small xattr reply takes
+                "SCHILY.xattr.user.regfs-long": "x" * 3000})
     t.file("etc/big-ids", b"uid and gid over ustar's 7 octal digits\n", uid=3000000, gid=3000001)
     t.file("etc/nanotime", b"pax mtime with a fraction\n", pax={"mtime": "1600000000.123456789"})
     t.file("utf8/ünïcödé-" + "ß" * 60 + ".txt", b"utf-8 name over 100 bytes in a pax header\n")
