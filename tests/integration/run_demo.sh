@@ -91,6 +91,10 @@ check "v1's blobs hash to their digests through the API" blobs_verify v1
 UPPER=$(curl -sf -H "Accept: $ACCEPT" "$URL/v2/demo/hello/manifests/latest" | jq -r '.layers[-1].digest')
 check "the upper layer deletes a file with an OCI whiteout" \
   bash -c "curl -sf '$URL/v2/demo/hello/blobs/$UPPER' | tar tzf - | grep -q '/\.wh\.index\.html$'"
+check_eq "cat latest/rootfs/etc/os-release reads a file inside the image" "regfs demo" \
+  "$(sed -n 's/^NAME="\(.*\)"$/\1/p' "$M/demo/hello/_tags/latest/rootfs/etc/os-release")"
+indexed() { ls "$WORK"/data/docker/registry/v2/_regfs/layerindex/sha256/*/*/data >/dev/null 2>&1; }
+check "the registry indexed the demo's layers at push time" wait_for 30 indexed
 check "the first run pushed (PUT lines in its log)" test "$(puts 1)" -gt 0
 check "tools/run --stop leaves no mount, process or listener" stopped 1
 
