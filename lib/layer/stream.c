@@ -233,28 +233,9 @@ static int src_more(struct lx_src *s)
 	return 0;
 }
 
-int lx_src_read(struct lx_src *s, void *buf, size_t n)
-{
-	unsigned char *d = buf;
-	while (n) {
-		int r = src_more(s);
-		if (r < 0)
-			return r;
-		if (r > 0)
-			return regfs_errf(s->e, -EINVAL, "%s: the tar archive is truncated at byte %llu",
-			                  s->o->name, (unsigned long long)s->out_total);
-		size_t k = s->olen - s->opos;
-		if (k > n)
-			k = n;
-		memcpy(d, s->obuf + s->opos, k);
-		s->opos += k;
-		d += k;
-		n -= k;
-	}
-	return 0;
-}
-
-int lx_src_skip(struct lx_src *s, uint64_t n)
+/* Takes n bytes of the tar stream: copied to `d`, or dropped when d is NULL.
+ * Reading and skipping share it so a truncation is reported one way. */
+static int src_take(struct lx_src *s, unsigned char *d, uint64_t n)
 {
 	while (n) {
 		int r = src_more(s);
@@ -266,10 +247,24 @@ int lx_src_skip(struct lx_src *s, uint64_t n)
 		size_t k = s->olen - s->opos;
 		if (k > n)
 			k = (size_t)n;
+		if (d) {
+			memcpy(d, s->obuf + s->opos, k);
+			d += k;
+		}
 		s->opos += k;
 		n -= k;
 	}
 	return 0;
+}
+
+int lx_src_read(struct lx_src *s, void *buf, size_t n)
+{
+	return src_take(s, buf, n);
+}
+
+int lx_src_skip(struct lx_src *s, uint64_t n)
+{
+	return src_take(s, NULL, n);
 }
 
 int lx_src_skip_padding(struct lx_src *s, uint64_t n)
