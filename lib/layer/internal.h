@@ -115,6 +115,12 @@ struct lx_src {
 	size_t head_len, head_pos;
 };
 
+/* Makes `s` decode with a codec: `codec` (owned by s from here on, freed by
+ * `done`, also on a later failure of the opener), `fill`, and the blob's
+ * compression. Every codec reads its input from the blob. */
+void lx_src_set_codec(struct lx_src *s, void *codec, int (*fill)(struct lx_src *),
+		      void (*done)(struct lx_src *), enum layer_compression comp);
+
 /* Read from the blob: the detection bytes first, then read_fn. Bytes read or
  * -errno; 0 at the end. Counts in_total. */
 ssize_t lx_src_read_blob(struct lx_src *s, void *buf, size_t len);

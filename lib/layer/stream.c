@@ -318,11 +318,19 @@ static int plain_fill(struct lx_src *s)
 	return lx_src_produced(s, (size_t)r);
 }
 
+void lx_src_set_codec(struct lx_src *s, void *codec, int (*fill)(struct lx_src *),
+		      void (*done)(struct lx_src *), enum layer_compression comp)
+{
+	s->codec = codec;
+	s->fill = fill;
+	s->done = done;
+	s->comp = comp;
+	s->space = LAYER_SPACE_BLOB;
+}
+
 int lx_plain_open(struct lx_src *s)
 {
-	s->comp = LAYER_PLAIN;
-	s->space = LAYER_SPACE_BLOB;
-	s->fill = plain_fill;
+	lx_src_set_codec(s, NULL, plain_fill, NULL, LAYER_PLAIN);
 	s->fix_on = true;
 	return lx_sha_start(&s->fix_sha);
 }
