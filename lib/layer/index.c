@@ -92,14 +92,10 @@ static long raw_find(const struct lx_raw *v, size_t n, const char *path, size_t 
 
 static int raws_push(struct lx_raws *r, const struct lx_raw *x)
 {
-	if (r->n == r->alloc) {
-		size_t na = r->alloc ? r->alloc * 2 : 64;
-		void *v = realloc(r->v, na * sizeof *r->v);
-		if (!v)
-			return -ENOMEM;
-		r->v = v;
-		r->alloc = na;
-	}
+	void *v = r->v;
+	if (lx_grow(&v, &r->alloc, r->n, sizeof *r->v, 64))
+		return -ENOMEM;
+	r->v = v;
 	r->v[r->n++] = *x;
 	return 0;
 }

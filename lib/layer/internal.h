@@ -39,6 +39,10 @@ struct lx_spans {
 	size_t n, alloc;
 };
 int lx_spans_push(struct lx_spans *s, const struct lx_span *sp);
+/* Makes room for one more element in the array *v of *alloc elements of
+ * `size` bytes holding n: doubles it (first size `first`) when full. The
+ * one grow path of lib/layer's arrays. 0 or -ENOMEM (*v unchanged). */
+int lx_grow(void **v, size_t *alloc, size_t n, size_t size, size_t first);
 void lx_spans_free(struct lx_spans *s);
 
 /* Bump allocator for strings and small arrays; every byte counts against

@@ -59,16 +59,25 @@ void lx_arena_free(struct lx_arena *a)
 	a->used = 0;
 }
 
+int lx_grow(void **v, size_t *alloc, size_t n, size_t size, size_t first)
+{
+	if (n < *alloc)
+		return 0;
+	size_t na = *alloc ? *alloc * 2 : first;
+	void *nv = realloc(*v, na * size);
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	*alloc = na;
+	return 0;
+}
+
 int lx_spans_push(struct lx_spans *s, const struct lx_span *sp)
 {
-	if (s->n == s->alloc) {
-		size_t na = s->alloc ? s->alloc * 2 : 16;
-		struct lx_span *v = realloc(s->v, na * sizeof *v);
-		if (!v)
-			return -ENOMEM;
-		s->v = v;
-		s->alloc = na;
-	}
+	void *v = s->v;
+	if (lx_grow(&v, &s->alloc, s->n, sizeof *s->v, 16))
+		return -ENOMEM;
+	s->v = v;
 	s->v[s->n++] = *sp;
 	return 0;
 }

@@ -161,14 +161,10 @@ static bool is_ustar(const unsigned char *h)
  * room for (0 before the first push). 0 or -ENOMEM. */
 static int sparse_push(struct pend *p, size_t *cap, uint64_t off, uint64_t len)
 {
-	if (p->nsp == *cap) {
-		size_t nc = *cap ? *cap * 2 : 16;
-		void *n = realloc(p->sp, nc * sizeof *p->sp);
-		if (!n)
-			return -ENOMEM;
-		p->sp = n;
-		*cap = nc;
-	}
+	void *v = p->sp;
+	if (lx_grow(&v, cap, p->nsp, sizeof *p->sp, 16))
+		return -ENOMEM;
+	p->sp = v;
 	p->sp[p->nsp++] = (struct layer_sparse){ off, len };
 	return 0;
 }
