@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <regfs/clock.h>
 #include <regfs/log.h>
 
 struct worker {
@@ -150,15 +151,7 @@ static void *worker_main(void *arg)
 
 struct timespec fs_deadline_ms(long ms)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return ts;
+	return regfs_deadline_ms(ms);
 }
 
 int loop_run(struct fuse_session *se, unsigned maxthreads)

@@ -157,29 +157,32 @@ static void log_line(enum regfs_log_level lvl, const char *msg,
 	pthread_mutex_unlock(&g_lock);
 }
 
+static void log_v(enum regfs_log_level lvl, const struct regfs_log_field *f, int nf,
+		  const char *fmt, va_list ap)
+{
+	char msg[2048];
+	if (vsnprintf(msg, sizeof msg, fmt, ap) < 0)
+		msg[0] = '\0'; /* an encoding error: the line goes out without text */
+	log_line(lvl, msg, f, nf);
+}
+
 void regfs_log_fields(enum regfs_log_level lvl, const struct regfs_log_field *f, int nf,
 		      const char *fmt, ...)
 {
 	if (lvl > g_level)
 		return;
-	char msg[2048];
 	va_list ap;
 	va_start(ap, fmt);
-	if (vsnprintf(msg, sizeof msg, fmt, ap) < 0)
-		msg[0] = '\0';
+	log_v(lvl, f, nf, fmt, ap);
 	va_end(ap);
-	log_line(lvl, msg, f, nf);
 }
 
 void regfs_log(enum regfs_log_level lvl, const char *fmt, ...)
 {
 	if (lvl > g_level)
 		return;
-	char msg[2048];
 	va_list ap;
 	va_start(ap, fmt);
-	if (vsnprintf(msg, sizeof msg, fmt, ap) < 0)
-		msg[0] = '\0'; /* an encoding error: the line goes out without text */
+	log_v(lvl, NULL, 0, fmt, ap);
 	va_end(ap);
-	log_line(lvl, msg, NULL, 0);
 }

@@ -12,6 +12,7 @@
  * `rescan` (their writer died, or its queue was full) and, at start, all. */
 #include "layerindex.h"
 
+#include "maint.h"
 #include "registry.h"
 #include "repo.h"
 #include "request.h"
@@ -478,12 +479,7 @@ void layerindex_stop(struct registry *r)
 	struct layerindex *li = r->li;
 	if (!li)
 		return;
-	pthread_mutex_lock(&li->lock);
-	li->stopping = true;
-	pthread_cond_broadcast(&li->cond);
-	pthread_mutex_unlock(&li->lock);
-	for (int i = 0; i < li->n_workers; i++)
-		pthread_join(li->workers[i], NULL);
+	maint_join_threads(&li->lock, &li->cond, &li->stopping, li->workers, li->n_workers);
 	r->li = NULL;
 	li_free(li);
 }

@@ -450,14 +450,20 @@ int maint_start(struct registry *r)
 	return 0;
 }
 
+void maint_join_threads(pthread_mutex_t *lock, pthread_cond_t *cond, bool *stopping,
+			const pthread_t *threads, int n)
+{
+	pthread_mutex_lock(lock);
+	*stopping = true;
+	pthread_cond_broadcast(cond);
+	pthread_mutex_unlock(lock);
+	for (int i = 0; i < n; i++)
+		pthread_join(threads[i], NULL);
+}
+
 void maint_stop(struct registry *r)
 {
-	pthread_mutex_lock(&r->bg_lock);
-	r->stopping = true;
-	pthread_cond_broadcast(&r->bg_cond);
-	pthread_mutex_unlock(&r->bg_lock);
-	for (int i = 0; i < r->n_bg; i++)
-		pthread_join(r->bg[i], NULL);
+	maint_join_threads(&r->bg_lock, &r->bg_cond, &r->stopping, r->bg, r->n_bg);
 	r->n_bg = 0;
 	free(r->checks);
 	r->checks = NULL;

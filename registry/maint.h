@@ -3,6 +3,7 @@
 #ifndef REGFS_MAINT_H
 #define REGFS_MAINT_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,6 +17,10 @@ struct jbuf;
 int maint_start(struct registry *r);
 /* Asks the jobs to stop and joins them. */
 void maint_stop(struct registry *r);
+/* Sets *stopping under `lock`, wakes every waiter on `cond`, and joins the
+ * n threads: the one way a pool of background threads is told to end. */
+void maint_join_threads(pthread_mutex_t *lock, pthread_cond_t *cond, bool *stopping,
+			const pthread_t *threads, int n);
 /* true when a health check is failing (health.storagedriver after its
  * threshold, or a health.file/http/tcp check): msg says which and why.
  * Lock-free when all is well (atomic loads). */

@@ -12,6 +12,7 @@
 #include "registry.h"
 #include "request.h"
 
+#include <regfs/clock.h>
 #include <regfs/fmt.h>
 #include <regfs/http.h>
 #include <regfs/log.h>
@@ -314,14 +315,7 @@ static int post(struct nt_ep *e, size_t k, char *why, size_t cap)
 /* Waits `ms` or until stopped. Caller holds e->lock. */
 static void backoff_wait(struct nt_ep *e, long ms)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	struct timespec ts = regfs_deadline_ms(ms);
 	while (!e->stop && pthread_cond_timedwait(&e->cond, &e->lock, &ts) != ETIMEDOUT)
 		;
 }

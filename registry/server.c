@@ -626,6 +626,34 @@ static int wait_for_stop(const sigset_t *set, const char *config_path, struct re
 	}
 }
 
+/* Signals are taken synchronously by this thread; every thread started from
+ * here on (MHD's pool, background jobs) inherits the blocked mask. */
+static void block_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* Starts the daemon on `ss`; NULL when the address cannot be bound. */
+static struct MHD_Daemon *listen_on(struct registry *reg, struct sockaddr_storage *ss, bool any,
+				    const char *cert, const char *key)
+{
+	struct MHD_Daemon *d = NULL;
+	if (any && ss->ss_family == AF_INET) {
+		/* ":5000" binds every address, IPv6 too when the host has it */
+		struct sockaddr_in6 s6 = {.sin6_family = AF_INET6, .sin6_addr = in6addr_any,
+					  .sin6_port = ((struct sockaddr_in *)ss)->sin_port};
+		d = start_daemon(reg, (struct sockaddr *)&s6, DUAL_STACK, cert, key);
+	}
+	if (!d)
+		d = start_daemon(reg, (struct sockaddr *)ss, ADDRESS_FAMILY, cert, key);
+	return d;
+}
+
 int server_run(struct regfs_config *cfg, const char *config_path, struct regfs_err *err)
 {
 	struct registry reg;
@@ -640,15 +668,8 @@ int server_run(struct regfs_config *cfg, const char *config_path, struct regfs_e
 	if (rc)
 		goto out_tls;
 
-	/* signals are taken synchronously by this thread; every thread started
-	 * from here (MHD's pool, background jobs) inherits the blocked mask */
 	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	block_signals(&set);
 
 	rc = registry_open(&reg, cfg, err);
 	if (rc) {
@@ -660,15 +681,7 @@ int server_run(struct regfs_config *cfg, const char *config_path, struct regfs_e
 		registry_close(&reg);
 		goto out_tls;
 	}
-	struct MHD_Daemon *d = NULL;
-	if (any && ss.ss_family == AF_INET) {
-		/* ":5000" binds every address, IPv6 too when the host has it */
-		struct sockaddr_in6 s6 = {.sin6_family = AF_INET6, .sin6_addr = in6addr_any,
-					  .sin6_port = ((struct sockaddr_in *)&ss)->sin_port};
-		d = start_daemon(&reg, (struct sockaddr *)&s6, DUAL_STACK, cert, key);
-	}
-	if (!d)
-		d = start_daemon(&reg, (struct sockaddr *)&ss, ADDRESS_FAMILY, cert, key);
+	struct MHD_Daemon *d = listen_on(&reg, &ss, any, cert, key);
 	if (!d) {
 		rc = regfs_errf(err, -EADDRINUSE, "cannot listen on %s (in use, or not an address "
 				"of this host); set http.addr to a free host:port", cfg->http_addr);

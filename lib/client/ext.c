@@ -198,13 +198,8 @@ int regfs_client_repo_manifests(struct regfs_client *c, const char *repo,
 	struct regfs_tag_info *v = NULL;
 	size_t nv = 0;
 	json_t *j = NULL;
-	int rc = call_init(&k, xasprintf("%s/v2/%s/_regfs/manifests", c->url, repo),
-			   scope_pull(repo), SINK_MEM, err);
-	if (!rc) {
-		struct rq q = {.method = "GET", .url = k.url, .scope = k.scope, .idempotent = true};
-		ST_INC(c, st_tag_lists);
-		rc = client_do(c, &q, &k.r, err);
-	}
+	int rc = call_get(c, &k, xasprintf("%s/v2/%s/_regfs/manifests", c->url, repo), repo,
+			  &c->st_tag_lists, err);
 	if (!rc && k.r.status != 200)
 		rc = status_errf(c, &k.r, "GET", k.url, err, "manifests of repository %s", repo);
 	if (rc)

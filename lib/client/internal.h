@@ -100,6 +100,12 @@ struct call {
 int call_init(struct call *k, char *url, char *scope, enum sink_kind sink,
 	      struct regfs_err *err);
 void call_free(struct call *k);
+/* GET `url` (taken over, as call_init) with pull access to `repo` into
+ * memory, counting it in *stat: the shape of every read of a registry
+ * extension. 0 with k->r filled (any status) or -errno with err set; the
+ * caller always call_frees k. */
+int call_get(struct regfs_client *c, struct call *k, char *url, const char *repo,
+	     _Atomic uint64_t *stat, struct regfs_err *err);
 
 /* ---- one request ---- */
 struct rq {

@@ -73,13 +73,8 @@ int regfs_client_layer_index(struct regfs_client *c, const char *repo, const cha
 		return regfs_errf(err, -ENOTSUP, "registry %s does not offer the layer-index "
 				  "extension: build the index from the blob", c->url);
 	struct call k;
-	int rc = call_init(&k, xasprintf("%s/v2/%s/_regfs/layerindex/%s", c->url, repo, digest),
-			   scope_pull(repo), SINK_MEM, err);
-	if (!rc) {
-		struct rq q = {.method = "GET", .url = k.url, .scope = k.scope, .idempotent = true};
-		ST_INC(c, st_blob_reads);
-		rc = client_do(c, &q, &k.r, err);
-	}
+	int rc = call_get(c, &k, xasprintf("%s/v2/%s/_regfs/layerindex/%s", c->url, repo, digest),
+			  repo, &c->st_blob_reads, err);
 	if (!rc && k.r.status != 200)
 		rc = answer_err(c, &k.r, k.url, repo, digest, err);
 	if (!rc)

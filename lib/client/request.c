@@ -63,6 +63,17 @@ void call_free(struct call *k)
 	k->url = k->scope = NULL;
 }
 
+int call_get(struct regfs_client *c, struct call *k, char *url, const char *repo,
+	     _Atomic uint64_t *stat, struct regfs_err *err)
+{
+	int rc = call_init(k, url, scope_pull(repo), SINK_MEM, err);
+	if (rc)
+		return rc;
+	struct rq q = {.method = "GET", .url = k->url, .scope = k->scope, .idempotent = true};
+	atomic_fetch_add_explicit(stat, 1, memory_order_relaxed);
+	return client_do(c, &q, &k->r, err);
+}
+
 void resp_reset(struct resp *r)
 {
 	resp_headers_free(r);

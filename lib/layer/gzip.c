@@ -163,11 +163,7 @@ int lx_gzip_open(struct lx_src *s)
 	struct gz_build *g = calloc(1, sizeof *g);
 	if (!g)
 		return -ENOMEM;
-	s->codec = g;
-	s->done = gz_done;
-	s->fill = gz_fill;
-	s->comp = LAYER_GZIP;
-	s->space = LAYER_SPACE_BLOB;
+	lx_src_set_codec(s, g, gz_fill, gz_done, LAYER_GZIP);
 	if (inflateInit2(&g->zs, 15 + 16) != Z_OK)
 		return -ENOMEM;
 	g->open = (struct lx_span){ .kind = LX_SPAN_GZ_HEADER };

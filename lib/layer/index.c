@@ -57,14 +57,16 @@ static int raw_cmp(const void *x, const void *y)
 	return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
-/* Index of `path` (len bytes) in the sorted unique array, or -1. */
-static long raw_find(const struct lx_raw *v, size_t n, const char *path, size_t len)
+/* Index in [lo, hi) of the name equal to `name` (len bytes, not terminated)
+ * in an array sorted by strcmp, or -1; `name_at` reads the i-th name. One
+ * search serves the raw entries (by full path) and a directory's children. */
+static long sorted_find(const void *arr, size_t lo, size_t hi,
+			const char *(*name_at)(const void *arr, size_t i), const char *name, size_t len)
 {
-	size_t lo = 0, hi = n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		const char *q = v[mid].e.path;
-		int c = strncmp(q, path, len);
+		const char *q = name_at(arr, mid);
+		int c = strncmp(q, name, len);
 		if (c == 0 && q[len])
 			c = 1;
 		if (c == 0)
@@ -77,16 +79,23 @@ static long raw_find(const struct lx_raw *v, size_t n, const char *path, size_t 
 	return -1;
 }
 
+static const char *raw_path_at(const void *arr, size_t i)
+{
+	return ((const struct lx_raw *)arr)[i].e.path;
+}
+
+/* Index of `path` (len bytes) in the sorted unique array, or -1. */
+static long raw_find(const struct lx_raw *v, size_t n, const char *path, size_t len)
+{
+	return sorted_find(v, 0, n, raw_path_at, path, len);
+}
+
 static int raws_push(struct lx_raws *r, const struct lx_raw *x)
 {
-	if (r->n == r->alloc) {
-		size_t na = r->alloc ? r->alloc * 2 : 64;
-		void *v = realloc(r->v, na * sizeof *r->v);
-		if (!v)
-			return -ENOMEM;
-		r->v = v;
-		r->alloc = na;
-	}
+	void *v = r->v;
+	if (lx_grow(&v, &r->alloc, r->n, sizeof *r->v, 64))
+		return -ENOMEM;
+	r->v = v;
 	r->v[r->n++] = *x;
 	return 0;
 }
@@ -359,25 +368,18 @@ int layer_index_children(const struct layer_index *ix, size_t dir, size_t *first
 	return 0;
 }
 
+static const char *ent_name_at(const void *arr, size_t i)
+{
+	return ((const struct layer_index *)arr)->ent[i].name;
+}
+
 static long child_n(const struct layer_index *ix, size_t dir, const char *name, size_t len)
 {
 	if (dir >= ix->n || ix->ent[dir].type != LAYER_DIR)
 		return -ENOENT;
 	size_t lo = ix->child_first[dir], hi = lo + ix->child_n[dir];
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		const char *q = ix->ent[mid].name;
-		int c = strncmp(q, name, len);
-		if (c == 0 && q[len])
-			c = 1;
-		if (c == 0)
-			return (long)mid;
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return -ENOENT;
+	long i = sorted_find(ix, lo, hi, ent_name_at, name, len);
+	return i < 0 ? -ENOENT : i;
 }
 
 long layer_index_child(const struct layer_index *ix, size_t dir, const char *name)

@@ -39,6 +39,10 @@ struct lx_spans {
 	size_t n, alloc;
 };
 int lx_spans_push(struct lx_spans *s, const struct lx_span *sp);
+/* Makes room for one more element in the array *v of *alloc elements of
+ * `size` bytes holding n: doubles it (first size `first`) when full. The
+ * one grow path of lib/layer's arrays. 0 or -ENOMEM (*v unchanged). */
+int lx_grow(void **v, size_t *alloc, size_t n, size_t size, size_t first);
 void lx_spans_free(struct lx_spans *s);
 
 /* Bump allocator for strings and small arrays; every byte counts against
@@ -114,6 +118,12 @@ struct lx_src {
 	unsigned char head[512];
 	size_t head_len, head_pos;
 };
+
+/* Makes `s` decode with a codec: `codec` (owned by s from here on, freed by
+ * `done`, also on a later failure of the opener), `fill`, and the blob's
+ * compression. Every codec reads its input from the blob. */
+void lx_src_set_codec(struct lx_src *s, void *codec, int (*fill)(struct lx_src *),
+		      void (*done)(struct lx_src *), enum layer_compression comp);
 
 /* Read from the blob: the detection bytes first, then read_fn. Bytes read or
  * -errno; 0 at the end. Counts in_total. */

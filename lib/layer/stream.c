@@ -59,16 +59,25 @@ void lx_arena_free(struct lx_arena *a)
 	a->used = 0;
 }
 
+int lx_grow(void **v, size_t *alloc, size_t n, size_t size, size_t first)
+{
+	if (n < *alloc)
+		return 0;
+	size_t na = *alloc ? *alloc * 2 : first;
+	void *nv = realloc(*v, na * size);
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	*alloc = na;
+	return 0;
+}
+
 int lx_spans_push(struct lx_spans *s, const struct lx_span *sp)
 {
-	if (s->n == s->alloc) {
-		size_t na = s->alloc ? s->alloc * 2 : 16;
-		struct lx_span *v = realloc(s->v, na * sizeof *v);
-		if (!v)
-			return -ENOMEM;
-		s->v = v;
-		s->alloc = na;
-	}
+	void *v = s->v;
+	if (lx_grow(&v, &s->alloc, s->n, sizeof *s->v, 16))
+		return -ENOMEM;
+	s->v = v;
 	s->v[s->n++] = *sp;
 	return 0;
 }
@@ -233,28 +242,9 @@ static int src_more(struct lx_src *s)
 	return 0;
 }
 
-int lx_src_read(struct lx_src *s, void *buf, size_t n)
-{
-	unsigned char *d = buf;
-	while (n) {
-		int r = src_more(s);
-		if (r < 0)
-			return r;
-		if (r > 0)
-			return regfs_errf(s->e, -EINVAL, "%s: the tar archive is truncated at byte %llu",
-			                  s->o->name, (unsigned long long)s->out_total);
-		size_t k = s->olen - s->opos;
-		if (k > n)
-			k = n;
-		memcpy(d, s->obuf + s->opos, k);
-		s->opos += k;
-		d += k;
-		n -= k;
-	}
-	return 0;
-}
-
-int lx_src_skip(struct lx_src *s, uint64_t n)
+/* Takes n bytes of the tar stream: copied to `d`, or dropped when d is NULL.
+ * Reading and skipping share it so a truncation is reported one way. */
+static int src_take(struct lx_src *s, unsigned char *d, uint64_t n)
 {
 	while (n) {
 		int r = src_more(s);
@@ -266,10 +256,24 @@ int lx_src_skip(struct lx_src *s, uint64_t n)
 		size_t k = s->olen - s->opos;
 		if (k > n)
 			k = (size_t)n;
+		if (d) {
+			memcpy(d, s->obuf + s->opos, k);
+			d += k;
+		}
 		s->opos += k;
 		n -= k;
 	}
 	return 0;
+}
+
+int lx_src_read(struct lx_src *s, void *buf, size_t n)
+{
+	return src_take(s, buf, n);
+}
+
+int lx_src_skip(struct lx_src *s, uint64_t n)
+{
+	return src_take(s, NULL, n);
 }
 
 int lx_src_skip_padding(struct lx_src *s, uint64_t n)
@@ -323,11 +327,19 @@ static int plain_fill(struct lx_src *s)
 	return lx_src_produced(s, (size_t)r);
 }
 
+void lx_src_set_codec(struct lx_src *s, void *codec, int (*fill)(struct lx_src *),
+		      void (*done)(struct lx_src *), enum layer_compression comp)
+{
+	s->codec = codec;
+	s->fill = fill;
+	s->done = done;
+	s->comp = comp;
+	s->space = LAYER_SPACE_BLOB;
+}
+
 int lx_plain_open(struct lx_src *s)
 {
-	s->comp = LAYER_PLAIN;
-	s->space = LAYER_SPACE_BLOB;
-	s->fill = plain_fill;
+	lx_src_set_codec(s, NULL, plain_fill, NULL, LAYER_PLAIN);
 	s->fix_on = true;
 	return lx_sha_start(&s->fix_sha);
 }

@@ -157,6 +157,18 @@ static bool is_ustar(const unsigned char *h)
 
 /* ---- pax ---- */
 
+/* Appends one (offset, length) to the sparse map; `cap` is what p->sp holds
+ * room for (0 before the first push). 0 or -ENOMEM. */
+static int sparse_push(struct pend *p, size_t *cap, uint64_t off, uint64_t len)
+{
+	void *v = p->sp;
+	if (lx_grow(&v, cap, p->nsp, sizeof *p->sp, 16))
+		return -ENOMEM;
+	p->sp = v;
+	p->sp[p->nsp++] = (struct layer_sparse){ off, len };
+	return 0;
+}
+
 static int pax_sparse_map(struct pend *p, const char *v, const char *lim)
 {
 	/* "off,len,off,len,..." */
@@ -169,14 +181,8 @@ static int pax_sparse_map(struct pend *p, const char *v, const char *lim)
 			return -EINVAL;
 		v = end < lim ? end + 1 : end;
 		if (++k == 2) {
-			if (p->nsp == cap) {
-				cap = cap ? cap * 2 : 16;
-				void *n = realloc(p->sp, cap * sizeof *p->sp);
-				if (!n)
-					return -ENOMEM;
-				p->sp = n;
-			}
-			p->sp[p->nsp++] = (struct layer_sparse){ pair[0], pair[1] };
+			if (sparse_push(p, &cap, pair[0], pair[1]))
+				return -ENOMEM;
 			k = 0;
 		}
 	}
@@ -373,14 +379,8 @@ static int gnu_sparse_map(struct tar *t, const unsigned char *h, struct pend *p)
 				return -EINVAL;
 			if ((p->nsp + 1) * sizeof *p->sp > t->o->max_pax)
 				return -E2BIG;
-			if (p->nsp == cap) {
-				cap = cap ? cap * 2 : 8;
-				void *n = realloc(p->sp, cap * sizeof *p->sp);
-				if (!n)
-					return -ENOMEM;
-				p->sp = n;
-			}
-			p->sp[p->nsp++] = (struct layer_sparse){ off, len };
+			if (sparse_push(p, &cap, off, len))
+				return -ENOMEM;
 		}
 		if (!ext)
 			return 0;

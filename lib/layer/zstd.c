@@ -100,11 +100,7 @@ int lx_zstd_open(struct lx_src *s)
 	struct zs_build *z = calloc(1, sizeof *z);
 	if (!z)
 		return -ENOMEM;
-	s->codec = z;
-	s->done = zs_done;
-	s->fill = zs_fill;
-	s->comp = LAYER_ZSTD;
-	s->space = LAYER_SPACE_BLOB;
+	lx_src_set_codec(s, z, zs_fill, zs_done, LAYER_ZSTD);
 	s->fix_on = true;
 	int r = lx_sha_start(&s->fix_sha);
 	if (r < 0)

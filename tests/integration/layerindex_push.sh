@@ -9,9 +9,7 @@
 # ratio, never asserted).
 . "$(dirname "$0")/lib.sh"
 
-need_regfs_registry
-need_bin umoci skopeo jq "$REGFS_BUILD/tests/integration/regfs-layerindex"
-LI=$REGFS_BUILD/tests/integration/regfs-layerindex
+need_layerindex_tools
 LI_YAML='regfs:
   layerindex:
     enabled: true

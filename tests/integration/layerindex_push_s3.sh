@@ -8,9 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/s3_lib.sh"
 
-need_regfs_registry
-need_bin umoci skopeo jq "$REGFS_BUILD/tests/integration/regfs-layerindex"
-LI=$REGFS_BUILD/tests/integration/regfs-layerindex
+need_layerindex_tools
 # a short rescan: the surviving instance takes over the killed one's markers soon
 LI_YAML='regfs:
   layerindex:

@@ -122,6 +122,13 @@ need_regfs_registry() {
   need_ours "$REGFS_REGISTRY"
   "$REGFS_REGISTRY" --version >/dev/null 2>&1 || bail "$REGFS_REGISTRY --version fails"
 }
+# need_layerindex_tools — the registry (or fail), the tools a layer-index test pushes
+# and checks with and the index decoder (or skip); sets $LI to the decoder.
+need_layerindex_tools() {
+  need_regfs_registry
+  need_bin umoci skopeo jq "$REGFS_BUILD/tests/integration/regfs-layerindex"
+  LI=$REGFS_BUILD/tests/integration/regfs-layerindex
+}
 # need_regfs_mount — the regfs binary (or fail), and FUSE on this machine (or skip).
 need_regfs_mount() {
   need_ours "$REGFS_MOUNT"
