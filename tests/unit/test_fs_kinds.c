@@ -236,6 +236,74 @@ static void test_kind_tables(void **state)
 	}
 }
 
+/* The rootfs link of manifest m and its lookups. */
+static void manifest_rootfs_and_lookups(struct node *m, struct node *rootfs)
+{
+	/* rootfs: a relative link up to the mount's root (team/app is two
+	 * components deep), then into .rootfs/ */
+	char target[512], want_target[512];
+	snprintf(want_target, sizeof want_target, "../../../../.rootfs/%s", img_digest);
+	assert_int_equal(kind_ops[K_VIEWLINK]->readlink(&mnt, rootfs, target, sizeof target), 0);
+	assert_string_equal(target, want_target);
+	assert_true(S_ISLNK(attr(rootfs, NULL).st_mode));
+	assert_int_equal(attr(rootfs, NULL).st_size, strlen(want_target));
+	assert_int_equal(attr(rootfs, NULL).st_blocks, 0);
+
+	/* lookups agree with the listing; anything else is ENOENT */
+	struct child c;
+	assert_int_equal(kind_ops[K_MANIFEST]->lookup(&mnt, m, "layers", &c), 0);
+	assert_int_equal(c.kind, K_LAYERS);
+	assert_string_equal(c.name, "layers");
+	child_clear(&c);
+	assert_int_equal(kind_ops[K_MANIFEST]->lookup(&mnt, m, "config.json", &c), 0);
+	assert_int_equal(c.size, 1234);
+	child_clear(&c);
+	assert_int_equal(kind_ops[K_MANIFEST]->lookup(&mnt, m, "index.json", &c), -ENOENT);
+	assert_int_equal(kind_ops[K_MANIFEST]->lookup(&mnt, m, "platforms", &c), -ENOENT);
+	assert_int_equal(kind_ops[K_MANIFEST]->lookup(&mnt, m, "Config.json", &c), -ENOENT);
+}
+
+/* What stat says of manifest m and its children (du is storage accounting). */
+static void manifest_attrs(struct node *m, struct node *cfg, struct node *mj, struct node *layers)
+{
+	char want_path[300];
+	/* du: stored blobs count their bytes, under an inode of their digest */
+	double t;
+	struct stat st = attr(mj, &t);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0444);
+	assert_int_equal(st.st_size, strlen(IMAGE));
+	assert_int_equal(st.st_blocks, (strlen(IMAGE) + 511) / 512);
+	assert_int_equal(st.st_ino, ino_of(img_digest));
+	assert_int_equal(st.st_nlink, 2);
+	assert_true(t == IMMUTABLE_TIMEOUT);
+	st = attr(cfg, NULL);
+	assert_int_equal(st.st_size, 1234);
+	assert_int_equal(st.st_blocks, 3);
+	assert_int_equal(st.st_ino, 0x8123456789abcdefULL);
+	assert_int_equal(st.st_nlink, 2);
+	assert_int_equal(st.st_mtim.tv_sec, MOUNTED_SINCE);
+	assert_int_equal(st.st_uid, getuid());
+
+	/* the manifest dir and layers/ are views: no blocks, path inode,
+	 * cached for long (a digest's content never changes) */
+	st = attr(m, &t);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0555);
+	assert_int_equal(st.st_blocks, 0);
+	assert_int_equal(st.st_nlink, 2);
+	assert_int_equal(st.st_ino, path_hash_ino(m->path));
+	assert_int_equal(st.st_mtim.tv_sec, MOUNTED_SINCE);
+	assert_true(t == IMMUTABLE_TIMEOUT);
+	st = attr(layers, &t);
+	assert_true(S_ISDIR(st.st_mode));
+	snprintf(want_path, sizeof want_path, "team/app/_manifests/%s/layers", img_digest);
+	assert_string_equal(layers->path, want_path);
+	assert_int_equal(st.st_ino, path_hash_ino(want_path));
+	assert_int_equal(st.st_blocks, 0);
+	assert_true(t == IMMUTABLE_TIMEOUT);
+}
+
 static void test_manifest_dir(void **state)
 {
 	(void)state;
@@ -272,64 +340,8 @@ static void test_manifest_dir(void **state)
 	struct node *rootfs = child_node(m, &l, 3);
 	listing_free(&l);
 
-	/* rootfs: a relative link up to the mount's root (team/app is two
-	 * components deep), then into .rootfs/ */
-	char target[512], want_target[512];
-	snprintf(want_target, sizeof want_target, "../../../../.rootfs/%s", img_digest);
-	assert_int_equal(kind_ops[K_VIEWLINK]->readlink(&mnt, rootfs, target, sizeof target), 0);
-	assert_string_equal(target, want_target);
-	assert_true(S_ISLNK(attr(rootfs, NULL).st_mode));
-	assert_int_equal(attr(rootfs, NULL).st_size, strlen(want_target));
-	assert_int_equal(attr(rootfs, NULL).st_blocks, 0);
-
-	/* lookups agree with the listing; anything else is ENOENT */
-	struct child c;
-	assert_int_equal(kind_ops[K_MANIFEST]->lookup(&mnt, m, "layers", &c), 0);
-	assert_int_equal(c.kind, K_LAYERS);
-	assert_string_equal(c.name, "layers");
-	child_clear(&c);
-	assert_int_equal(kind_ops[K_MANIFEST]->lookup(&mnt, m, "config.json", &c), 0);
-	assert_int_equal(c.size, 1234);
-	child_clear(&c);
-	assert_int_equal(kind_ops[K_MANIFEST]->lookup(&mnt, m, "index.json", &c), -ENOENT);
-	assert_int_equal(kind_ops[K_MANIFEST]->lookup(&mnt, m, "platforms", &c), -ENOENT);
-	assert_int_equal(kind_ops[K_MANIFEST]->lookup(&mnt, m, "Config.json", &c), -ENOENT);
-
-	/* du: stored blobs count their bytes, under an inode of their digest */
-	double t;
-	struct stat st = attr(mj, &t);
-	assert_true(S_ISREG(st.st_mode));
-	assert_int_equal(st.st_mode & 07777, 0444);
-	assert_int_equal(st.st_size, strlen(IMAGE));
-	assert_int_equal(st.st_blocks, (strlen(IMAGE) + 511) / 512);
-	assert_int_equal(st.st_ino, ino_of(img_digest));
-	assert_int_equal(st.st_nlink, 2);
-	assert_true(t == IMMUTABLE_TIMEOUT);
-	st = attr(cfg, NULL);
-	assert_int_equal(st.st_size, 1234);
-	assert_int_equal(st.st_blocks, 3);
-	assert_int_equal(st.st_ino, 0x8123456789abcdefULL);
-	assert_int_equal(st.st_nlink, 2);
-	assert_int_equal(st.st_mtim.tv_sec, MOUNTED_SINCE);
-	assert_int_equal(st.st_uid, getuid());
-
-	/* the manifest dir and layers/ are views: no blocks, path inode,
-	 * cached for long (a digest's content never changes) */
-	st = attr(m, &t);
-	assert_true(S_ISDIR(st.st_mode));
-	assert_int_equal(st.st_mode & 07777, 0555);
-	assert_int_equal(st.st_blocks, 0);
-	assert_int_equal(st.st_nlink, 2);
-	assert_int_equal(st.st_ino, path_hash_ino(m->path));
-	assert_int_equal(st.st_mtim.tv_sec, MOUNTED_SINCE);
-	assert_true(t == IMMUTABLE_TIMEOUT);
-	st = attr(layers, &t);
-	assert_true(S_ISDIR(st.st_mode));
-	snprintf(want_path, sizeof want_path, "team/app/_manifests/%s/layers", img_digest);
-	assert_string_equal(layers->path, want_path);
-	assert_int_equal(st.st_ino, path_hash_ino(want_path));
-	assert_int_equal(st.st_blocks, 0);
-	assert_true(t == IMMUTABLE_TIMEOUT);
+	manifest_rootfs_and_lookups(m, rootfs);
+	manifest_attrs(m, cfg, mj, layers);
 }
 
 static void test_layers(void **state)
