@@ -13,6 +13,7 @@
 #include "layerindex.h"
 
 #include "maint.h"
+#include "metrics.h"
 #include "registry.h"
 #include "repo.h"
 #include "request.h"
@@ -236,6 +237,7 @@ static int build_one(struct layerindex *li, const char *layer, const char *dst)
 	log_info("layer index built: %s (%" PRIu64 " bytes, %" PRIu64 " uncompressed, %zu "
 		 "entries, %zu spans; index %zu bytes; %" PRIu64 " ms)", layer, ls.blob_size,
 		 ls.tar_size, ls.entries, ls.spans, dynbuf_len(&out), (now_us() - t0) / 1000);
+	metrics_count(METRICS_LAYER_INDEXES_BUILT, 1);
 out:
 	if (src.rd)
 		regfs_reader_close(src.rd);

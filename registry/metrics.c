@@ -57,6 +57,9 @@ static const struct { const char *name, *help; } counter_info[METRICS__COUNT] = 
 	[METRICS_GC_BYTES_FREED] = {"regfs_gc_freed_bytes_total", "Bytes freed by online garbage collection."},
 	[METRICS_LAYER_INDEXES_BUILT] = {"regfs_layer_indexes_built_total", "Layer indexes built."},
 	[METRICS_AUTH_FAILURES] = {"regfs_auth_failures_total", "Requests refused for bad or missing credentials."},
+	[METRICS_NOTIFY_SENT] = {"regfs_notifications_sent_total", "Notification events delivered to an endpoint."},
+	[METRICS_NOTIFY_DROPPED] = {"regfs_notifications_dropped_total", "Notification events dropped (an endpoint's queue was full)."},
+	[METRICS_NOTIFY_FAILED] = {"regfs_notifications_failed_posts_total", "Notification POSTs that failed (retried after backoff)."},
 };
 
 static inline void add(counter *c, uint64_t n)

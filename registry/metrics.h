@@ -32,6 +32,9 @@ enum metrics_counter {
 	METRICS_GC_BYTES_FREED,       /* regfs_gc_freed_bytes_total */
 	METRICS_LAYER_INDEXES_BUILT,  /* regfs_layer_indexes_built_total */
 	METRICS_AUTH_FAILURES,        /* regfs_auth_failures_total */
+	METRICS_NOTIFY_SENT,          /* regfs_notifications_sent_total: events delivered */
+	METRICS_NOTIFY_DROPPED,       /* regfs_notifications_dropped_total: queue full */
+	METRICS_NOTIFY_FAILED,        /* regfs_notifications_failed_posts_total */
 	METRICS__COUNT
 };
 

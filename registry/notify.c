@@ -9,6 +9,7 @@
 #include "notify.h"
 
 #include "jsonbuf.h"
+#include "metrics.h"
 #include "registry.h"
 #include "request.h"
 
@@ -201,6 +202,7 @@ static void enqueue_locked(struct nt_ep *e, char *ev)
 	if (!ev || e->n == NOTIFY_QUEUE_MAX) {
 		free(ev);
 		e->dropped++;
+		metrics_count(METRICS_NOTIFY_DROPPED, 1);
 		if (e->burst++ == 0)
 			log_warn("notifications: endpoint %s: queue full (%d events waiting) or out of "
 				 "memory: dropping events until it drains", e->name, NOTIFY_QUEUE_MAX);
@@ -331,6 +333,7 @@ static void after_post(struct nt_ep *e, size_t k, int rc, int *fails, const char
 		}
 		e->n -= k;
 		e->sent += k;
+		metrics_count(METRICS_NOTIFY_SENT, k);
 		if (*fails >= e->threshold)
 			log_info("notifications: endpoint %s is up again after %d failed attempts",
 				 e->name, *fails);
@@ -339,6 +342,7 @@ static void after_post(struct nt_ep *e, size_t k, int rc, int *fails, const char
 	}
 	++*fails;
 	e->failed_posts++;
+	metrics_count(METRICS_NOTIFY_FAILED, 1);
 	if (*fails < e->threshold)
 		log_warn("notifications: endpoint %s (%s): POST of %zu events failed (%s); "
 			 "retrying in %ld ms", e->name, e->url, k, why, e->backoff_ms);

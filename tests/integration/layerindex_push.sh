@@ -10,10 +10,16 @@
 . "$(dirname "$0")/lib.sh"
 
 need_layerindex_tools
-LI_YAML='regfs:
+DPORT=$(free_port)
+# the debug listener's metrics count the indexes built
+LI_YAML="  debug:
+    addr: 127.0.0.1:$DPORT
+    prometheus:
+      enabled: true
+regfs:
   layerindex:
     enabled: true
-    workers: 2'
+    workers: 2"
 
 # --- the image: a tree with the usual entry types, a deletion, a bigger file --------
 t=$WORK/tree1
@@ -78,6 +84,8 @@ for l in $layers; do
 done
 check "the log has one 'layer index built' line per layer" \
   test "$(grep -c 'layer index built: sha256:' "$REGISTRY_LOG")" -eq 4
+check_eq "/metrics counts the 4 indexes built" "regfs_layer_indexes_built_total 4" \
+  "$(curl -s "http://127.0.0.1:$DPORT/metrics" | grep '^regfs_layer_indexes_built_total ')"
 
 # The endpoint: Docker-Content-Digest is the index's sha256; errors have distinct codes.
 l0=$(head -n1 <<<"$layers")

@@ -145,7 +145,12 @@ push_five() {
 }
 start_regfs_registry "$WORK/plain" || bail "regfs-registry without notifications starts"
 PLAIN_HOST=$REGISTRY_HOST PLAIN_PID=$REGISTRY_PID PLAIN_CFG=$REGISTRY_CONFIG PLAIN_LOG=$REGISTRY_LOG
-start_regfs_registry "$WORK/deaf" "notifications:
+MPORT=$(free_port)
+start_regfs_registry "$WORK/deaf" "  debug:
+    addr: 127.0.0.1:$MPORT
+    prometheus:
+      enabled: true
+notifications:
   endpoints:
     - name: deaf
       url: http://127.0.0.1:$DPORT/events
@@ -179,6 +184,10 @@ URLS=(); for ((i = 0; i < 1100; i++)); do URLS+=("http://$DEAF_HOST/v2/r/p1/mani
 curl -s -H "Accept: $MT" "${URLS[@]}" >/dev/null
 check "a full queue drops events and says so once" wait_for 10 grep -q "notifications: endpoint deaf: queue full" "$DEAF_LOG"
 check_eq "  … once per burst" 1 "$(grep -c "endpoint deaf: queue full" "$DEAF_LOG")"
+metric() { curl -s "http://127.0.0.1:$MPORT/metrics" | awk -v n="$1" '$1 == n { print $2 }'; }
+check "/metrics counts the dropped events" test "$(metric regfs_notifications_dropped_total)" -gt 0
+check "/metrics counts the failed POSTs" test "$(metric regfs_notifications_failed_posts_total)" -gt 0
+check_eq "/metrics: nothing was delivered to the dead endpoint" 0 "$(metric regfs_notifications_sent_total)"
 check_eq "the registry still serves while its endpoint is dead" 200 \
   "$(curl -s -o /dev/null -w '%{http_code}' -H "Accept: $MT" "http://$DEAF_HOST/v2/r/p1/manifests/t")"
 stop_pid "$REGISTRY_PID"
