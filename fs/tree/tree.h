@@ -46,6 +46,15 @@ int attr_writable_dir(struct mnt *m, struct node *n, struct stat *st, double *ti
 /* An xattr value (NUL-terminated string) answered as getxattr does. */
 int xattr_reply(const char *v, char *buf, size_t size, size_t *len);
 
+/* ---- root.c: the storage accounting xattrs ---- */
+/* user.regfs.bytes / exclusive / shared of the root, a namespace or
+ * repository directory (n->arg), or a manifest directory (its tag group):
+ * decimal bytes. -ENODATA for other names; -EIO when the walk failed. */
+int usage_getxattr(struct mnt *m, struct node *n, const char *name, char *buf, size_t size,
+		   size_t *len);
+/* Appends those three names to buf[0..*len); -ERANGE when size is short. */
+int usage_listxattr(struct mnt *m, struct node *n, char *buf, size_t size, size_t *len);
+
 /* ---- views.c ---- */
 /* Adds a VIEWLINK child: a relative symlink to <view>/<digest> (view
  * ".layers" or ".rootfs"). */

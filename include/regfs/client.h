@@ -184,6 +184,17 @@ void regfs_tag_info_free(struct regfs_tag_info *t, size_t n);
  * -EINVAL bad repo or digest; -EACCES, -EIO as other requests. */
 int regfs_client_layer_index(struct regfs_client *c, const char *repo, const char *digest,
 			     char **buf, size_t *len, struct regfs_err *err);
+/* GET /v2/_regfs/usage (usage extension): the registry's own storage
+ * figures, in bytes (docs/api-extensions.md): what it stores, what tags and
+ * manifests reference, and the garbage a collection would free now.
+ * Errors: -ENOTSUP not advertised (no request made); -EPROTO the answer is
+ * not the documented shape; -EACCES, -EIO as other requests. */
+struct regfs_usage {
+	uint64_t stored, referenced;
+	uint64_t garbage_blobs, garbage_manifests, garbage_uploads, garbage_total;
+	size_t n_repos;  /* entries of its "repositories" array */
+};
+int regfs_client_usage(struct regfs_client *c, struct regfs_usage *out, struct regfs_err *err);
 bool regfs_client_has_ext(struct regfs_client *c, const char *ext);
 /* Every extension the registry advertises (X-Regfs-Extensions of GET /v2/),
  * as one malloc'd string of names separated by single spaces ("" when none);
