@@ -225,6 +225,12 @@ void walk_shutdown(void);
 struct usage;
 int walk_usage(struct mnt *m, struct usage **out);
 
+/* ---- usage_out.c: .regfs/usage (JSON) and .regfs/usage.txt ---- */
+/* The file's whole content into *buf (malloc'd, the caller frees): 0,
+ * -EIO (the walk failed, logged), -ENOMEM. */
+int usage_json_text(struct mnt *m, char **buf, size_t *len);
+int usage_table_text(struct mnt *m, char **buf, size_t *len);
+
 /* ---- usage_walk.c: the accounting's input from the walk ---- */
 /* What the walk counted: n (repository, manifest digest) pairs, te[i] the
  * tag for a tag's target (NULL: an untagged manifest or an index child);
