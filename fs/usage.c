@@ -313,6 +313,27 @@ static void sort_idx(uint32_t *idx, uint32_t *tmp, size_t n, char **names)
 	memcpy(idx, tmp, n * sizeof *idx);
 }
 
+/* The references' indexes grouped by repository (a counting sort); NULL
+ * when out of memory. */
+static uint32_t *by_repo(const struct usage_builder *d)
+{
+	uint32_t *order = malloc((d->nref ? d->nref : 1) * sizeof *order);
+	size_t *start = calloc(d->nr + 1, sizeof *start);
+	if (!order || !start) {
+		free(order);
+		free(start);
+		return NULL;
+	}
+	for (size_t k = 0; k < d->nref; k++)
+		start[d->ref[k].repo + 1]++;
+	for (size_t i = 0; i < d->nr; i++)
+		start[i + 1] += start[i];
+	for (size_t k = 0; k < d->nref; k++)
+		order[start[d->ref[k].repo]++] = (uint32_t)k;
+	free(start);
+	return order;
+}
+
 /* Per repository: tags, manifests, figures, largest layers. stamp[blob]
  * holds the last repository (+1) that counted it. */
 static int per_repo(struct usage *u)
@@ -330,8 +351,16 @@ static int per_repo(struct usage *u)
 		pos[u->rorder[i]] = (uint32_t)i;
 	for (size_t i = 0; i < d->nr; i++)
 		u->repos[i].name = d->repo[u->rorder[i]];
-	for (size_t k = 0; k < d->nref; k++) {
-		const struct uref *r = &d->ref[k];
+	/* one repository after another: the stamp only tells "this
+	 * repository counted it" while its references come together */
+	uint32_t *order = by_repo(d);
+	if (!order) {
+		free(stamp);
+		free(pos);
+		return -ENOMEM;
+	}
+	for (size_t o = 0; o < d->nref; o++) {
+		const struct uref *r = &d->ref[order[o]];
 		struct usage_repo *ur = &u->repos[pos[r->repo]];
 		ur->tags += r->tag != NULL;
 		for (size_t q = r->from; q < r->to; q++) {
@@ -347,6 +376,7 @@ static int per_repo(struct usage *u)
 				top_add(ur, d->bd[bi], x->size);
 		}
 	}
+	free(order);
 	free(stamp);
 	free(pos);
 	return 0;

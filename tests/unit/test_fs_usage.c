@@ -48,9 +48,9 @@ static const struct b IMG_L[] = {{"mL", mL, M}, {"cL", cL, C}, {"base", base, L}
 static const struct b IDX[] = {{"mI", mI, M}, {"mC1", mC1, M}, {"cC1", cC1, C}, {"o1", o1, L},
 			       {"mC2", mC2, M}, {"cC2", cC2, C}, {"a2", a2, L}, {0}};
 static const struct b CHILD1[] = {{"mC1", mC1, M}, {"cC1", cC1, C}, {"o1", o1, L}, {0}};
-/* untagged, shares a1 with team/app:v1 */
+/* untagged, shares a1 with team/app:v1 and base with every image */
 static const struct b UNTAGGED[] = {{"mU", mU, M}, {"cU", cU, C}, {"u1", u1, L},
-				    {"a1", a1, L}, {0}};
+				    {"a1", a1, L}, {"base", base, L}, {0}};
 
 static struct usage *build(void)
 {
@@ -61,8 +61,8 @@ static struct usage *build(void)
 	ref(ub, "team/app", "v2", "mA2", NOW - 10 * DAY, IMG_A2);
 	ref(ub, "team/lib", "keep", "mL", NOW - 40 * DAY, IMG_L);
 	ref(ub, "other", "x", "mI", 0, IDX);
-	ref(ub, "team/app", NULL, "mU", 0, UNTAGGED);
 	ref(ub, "other", NULL, "mC1", 0, CHILD1);
+	ref(ub, "team/app", NULL, "mU", 0, UNTAGGED); /* after another repository's */
 	struct usage *u = NULL;
 	assert_int_equal(usage_build(ub, &u), 0);
 	return u;
@@ -121,7 +121,7 @@ static void test_tag_groups(void **state)
 	fig_is(&f, mC1 + cC1 + o1, 0, 3);
 	/* the untagged manifest: what no tag reaches */
 	assert_int_equal(usage_manifest(u, "team/app", "mU", &f), 0);
-	fig_is(&f, mU + cU + u1 + a1, mU + cU + u1, 4);
+	fig_is(&f, mU + cU + u1 + a1 + base, mU + cU + u1, 5);
 	assert_int_equal(usage_manifest(u, "team/lib", "mA1", &f), -ENOENT);
 	assert_int_equal(usage_manifest(u, "team/lib", "nope", &f), -ENOENT);
 	usage_put(u);
@@ -144,6 +144,8 @@ static void test_repos(void **state)
 	assert_string_equal(r->name, "team/app");
 	assert_int_equal(r->tags, 3);
 	assert_int_equal(r->manifests, 3);
+	fig_is(&r->fig, mA1 + cA1 + base + a1 + mA2 + cA2 + a2 + mU + cU + u1,
+	       mA1 + cA1 + a1 + mA2 + cA2 + mU + cU + u1, 10);
 	assert_int_equal(r->n_top, 4);
 	assert_int_equal(r->top[0].size, base);
 	assert_int_equal(r->top[1].size, u1);
