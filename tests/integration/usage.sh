@@ -26,6 +26,8 @@ check_fig() {
   check_eq "$1: bytes exclusive shared" "$want" "$got"
 }
 
+# the tags the cleanup keeps (it deletes the others)
+KEEP=team/app:latest,team/lib:1.0,solo:only
 for k in $(registry_kinds); do
   D=$WORK/data-$k
   start_registry "$k" "$D" || bail "$k registry did not start"
@@ -39,7 +41,7 @@ for k in $(registry_kinds); do
   for r in team/app team/lib other/multi solo; do
     for t in "$M/$r/_tags/"*; do echo "$r ${t##*/} $(stat -c %Y "$t")"; done >>"$WORK/$k.times"
   done
-  python3 "$TOOLS/usage_expect.py" "$REGISTRY_URL" "$k" "$now" "$WORK/$k.times" >"$WORK/$k.want.json" ||
+  python3 "$TOOLS/usage_expect.py" "$REGISTRY_URL" "$k" "$now" "$WORK/$k.times" "$KEEP" >"$WORK/$k.want.json" ||
     bail "$k: the independent computation failed"
   W=$WORK/$k.want.json
   check "$k: the test registry has shared bytes in team/app (test sanity)" \
@@ -70,7 +72,37 @@ for k in $(registry_kinds); do
   check "$k: .regfs/usage.txt lists the largest repository first" \
     grep -q "^$(jq -r '.repos | to_entries | max_by(.value.bytes) | .key' "$W") " \
     <(sed -n '/^REPOSITORY/{n;p;q}' "$M/.regfs/usage.txt")
+
+  # regfs-cleanup: its prediction, per repository and in total; --apply; a collection;
+  # du -s -B1 of the mount dropped by exactly the prediction
+  out=$("$CLEANUP" --keep-last 0 --keep 'latest,1.0,only' "$M" 2>&1); rc=$?
+  check_eq "$k: cleanup dry run succeeds" 0 "$rc" || diag "$out"
+  check_eq "$k: it would delete the tags not kept" "other/multi:2024 team/app:v1 team/app:v2 team/lib:tmp" \
+    "$(sed -n 's/^would delete \([^ ]*\) .*/\1/p' <<<"$out" | sort | xargs)"
+  got=$(sed -n 's/^dry run: [^;]*; \([0-9]*\) bytes ([^,]*, \([0-9]*\) blobs).*drops by \([0-9]*\) .*/\1 \2 \3/p' <<<"$out")
+  check_eq "$k: predicted bytes, blobs, du drop = the independent figure" \
+    "$(jq -r '.cleanup | "\(.bytes) \(.blobs) \(.du)"' "$W")" "$got" || diag "$out"
+  check_eq "$k: predicted per repository = the independent figure" \
+    "$(jq -r '.cleanup.per_repo | to_entries | map("\(.key) \(.value)") | sort | .[]' "$W")" \
+    "$(sed -n 's/^would free in \([^:]*\): \([0-9]*\) bytes.*/\1 \2/p; s/^would free across repositories: \([0-9]*\) bytes.*/*shared* \1/p' <<<"$out" | sort)" || diag "$out"
+  before=$(du_of "$M")
+  out=$("$CLEANUP" --keep-last 0 --keep 'latest,1.0,only' --apply "$M" 2>&1); rc=$?
+  check_eq "$k: cleanup --apply succeeds" 0 "$rc" || diag "$out"
+  check_eq "$k: --apply measures what it frees in all = the prediction" "$(jq .cleanup.du "$W")" \
+    "$(sed -n 's/^measured after the deletions: .*: \([0-9]*\) in all$/\1/p' <<<"$out")" || diag "$out"
   unmount "$M"; stop_pid "$MOUNT_PID"; stop_pid "$REGISTRY_PID"
+  if [ "$k" = docker ]; then gc=("$DOCKER_REGISTRY" garbage-collect --delete-untagged "$CFG")
+  else gc=("$REGFS_REGISTRY" garbage-collect --delete-untagged "$CFG"); fi
+  gcout=$(env -u AWS_CA_BUNDLE "${gc[@]}" 2>&1) || { fail "$k: garbage-collect --delete-untagged"; diag "$(tail -n 5 <<<"$gcout")"; }
+  start_registry "$k" "$CFG" || bail "$k registry did not restart"
+  start_regfs_mount "$REGISTRY_URL" "$M-2" --ttl 60 --cache-dir "$WORK/cache-$k-2" || bail "regfs did not remount ($k)"
+  after=$(du_of "$M-2")
+  check_eq "$k: du -s -B1 dropped by the predicted figure ($before -> $after)" "$(jq .cleanup.du "$W")" "$((before - after))"
+  if curl -sI "$REGISTRY_URL/v2/" | grep -qi '^x-regfs-extensions:.*\busage\b'; then
+    check_eq "$k: the registry's garbage figure is 0 after the collection" 0 \
+      "$(jq .registry.garbage.total "$M-2/.regfs/usage")"
+  fi
+  unmount "$M-2"; stop_pid "$MOUNT_PID"; stop_pid "$REGISTRY_PID"
 done
 check_daemon_logs
 done_testing

@@ -6,11 +6,12 @@ untagged manifests), by the definitions of docs/mount.md, as set arithmetic
 over blob digests: independent of the mount's code. TAGTIMES: lines
 "REPO TAG UNIXTIME" (the tags' times, for the retention view at NOW).
 Prints JSON: {"dirs": {path: fig}, "groups": {"repo tag": fig},
-"repos": {name: {...}}, "older_than": {N: bytes}, "total": fig} where
+"repos": {name: {...}}, "older_than": {N: bytes}, "cleanup": {...}} where
 fig = {"bytes", "exclusive", "shared", "du"} (du: each blob rounded up to 512)."""
 import hashlib, json, sys, urllib.request
 
 URL, KIND, NOW, TIMES = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+KEEP = set(sys.argv[5].split(",")) if len(sys.argv) > 5 else set()
 ACC = ", ".join(["application/vnd.oci.image.manifest.v1+json",
                  "application/vnd.oci.image.index.v1+json",
                  "application/vnd.docker.distribution.manifest.v2+json",
@@ -118,4 +119,31 @@ for n in (1, 7, 30):
     old = [c for r, t, _, c in tagged if (NOW - times[(r, t)]) // 86400 > n]
     new = [c for r, t, _, c in tagged if (NOW - times[(r, t)]) // 86400 <= n]
     out["older_than"][str(n)] = sum(size[x] for x in union(old) - union(new))
+# KEEP ("repo:tag,..."): deleting every other tag, then a collection that
+# removes untagged manifests, frees what no kept tag reaches; per repository
+# the part only that repository's deleted tags and untagged manifests reach.
+def pairs(repo, d, acc):
+    got = manifest(repo, d)
+    if got and (repo, d) not in acc:
+        acc.add((repo, d))
+        for c in got[1].get("manifests") or []:
+            pairs(repo, c["digest"], acc)
+    return acc
+kept_tags = [x for x in tagged if f"{x[0]}:{x[1]}" in KEEP]
+kept_pairs = set()
+for r, t, d, c in kept_tags:
+    pairs(r, d, kept_pairs)
+freed = out["dirs"][""] and (union([c for *_, c in tagged] + [c for *_, c in untagged])
+                              - union([c for *_, c in kept_tags]))
+owners = {}
+for r, d, c in [(r, d, c) for r, t, d, c in tagged if f"{r}:{t}" not in KEEP] + \
+               [x for x in untagged if (x[0], x[1]) not in kept_pairs]:
+    for b in c & freed:
+        owners.setdefault(b, set()).add(r)
+per = {}
+for b, rs in owners.items():
+    k = next(iter(rs)) if len(rs) == 1 else "*shared*"
+    per[k] = per.get(k, 0) + size[b]
+out["cleanup"] = {"bytes": sum(size[x] for x in freed), "blobs": len(freed),
+                  "du": sum((size[x] + 511) // 512 * 512 for x in freed), "per_repo": per}
 print(json.dumps(out, sort_keys=True))
