@@ -260,7 +260,7 @@ static int u64_of(json_t *v, uint64_t *out)
 	return 0;
 }
 
-static int usage_parse(json_t *j, struct regfs_usage *u)
+static int usage_fields(json_t *j, struct regfs_usage *u)
 {
 	json_t *g = json_object_get(j, "garbage");
 	json_t *repos = json_object_get(j, "repositories");
@@ -281,6 +281,15 @@ static int usage_parse(json_t *j, struct regfs_usage *u)
 	return rc;
 }
 
+int usage_parse(const char *body, size_t len, struct regfs_usage *u)
+{
+	memset(u, 0, sizeof *u);
+	json_t *j = json_loadb(body ? body : "", len, 0, NULL);
+	int rc = json_is_object(j) ? usage_fields(j, u) : -EPROTO;
+	json_decref(j);
+	return rc;
+}
+
 int regfs_client_usage(struct regfs_client *c, struct regfs_usage *out, struct regfs_err *err)
 {
 	memset(out, 0, sizeof *out);
@@ -298,9 +307,7 @@ int regfs_client_usage(struct regfs_client *c, struct regfs_usage *out, struct r
 	if (!rc && k.r.status != 200)
 		rc = status_errf(c, &k.r, "GET", k.url, err, "storage usage");
 	if (!rc) {
-		json_t *j = json_loadb(dynbuf_ptr(&k.r.body), dynbuf_len(&k.r.body), 0, NULL);
-		rc = j ? usage_parse(j, out) : -EPROTO;
-		json_decref(j);
+		rc = usage_parse(dynbuf_ptr(&k.r.body), dynbuf_len(&k.r.body), out);
 		if (rc) {
 			ST_INC(c, st_errors);
 			regfs_errf(err, rc, "GET %s: the answer does not match "

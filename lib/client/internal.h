@@ -215,6 +215,11 @@ extern const char *const manifest_accept_hdr;
  * content verified against its digest (-EBADMSG on a mismatch, -EPROTO on
  * a body that is not the documented shape; err says which). Split out of
  * regfs_client_bulk_manifests so unit tests can feed it canned pages. */
+/* One usage-extension answer into *u (zeroed first): 0, or -EPROTO when it
+ * is not the documented shape (a figure missing, negative or not an
+ * integer). Exposed for the unit tests. */
+struct regfs_usage;
+int usage_parse(const char *body, size_t len, struct regfs_usage *u);
 int bulk_manifests_page(const char *url, const char *body, size_t len, regfs_repo_bulk_cb cb,
 			void *arg, struct regfs_err *err);
 

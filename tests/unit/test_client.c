@@ -246,6 +246,42 @@ static void test_bulk_manifests_tampered(void **state)
 	}
 }
 
+/* The usage extension's answer (docs/api-extensions.md): every figure read,
+ * a wrong shape refused. */
+static void test_usage_parse(void **state)
+{
+	(void)state;
+	static const char ok[] =
+		"{\"stored\": 9000000000, \"referenced\": 700, \"garbage\": {\"blobs\": 10, "
+		"\"manifests\": 20, \"uploads\": 30, \"total\": 60}, \"repositories\": "
+		"[{\"name\": \"a\", \"tags\": 1, \"manifests\": 1, \"bytes\": 5, "
+		"\"exclusive\": 5, \"shared\": 0}, {\"name\": \"b\"}]}";
+	struct regfs_usage u;
+	assert_int_equal(usage_parse(ok, strlen(ok), &u), 0);
+	assert_int_equal(u.stored, 9000000000ull);
+	assert_int_equal(u.referenced, 700);
+	assert_int_equal(u.garbage_blobs, 10);
+	assert_int_equal(u.garbage_manifests, 20);
+	assert_int_equal(u.garbage_uploads, 30);
+	assert_int_equal(u.garbage_total, 60);
+	assert_int_equal(u.n_repos, 2);
+	static const char *const bad[] = {
+		"",
+		"[]",
+		"{\"stored\": 1, \"referenced\": 1}",
+		"{\"stored\": -1, \"referenced\": 1, \"garbage\": {\"blobs\": 0, \"manifests\": 0, "
+		"\"uploads\": 0, \"total\": 0}}",
+		"{\"stored\": 1.5, \"referenced\": 1, \"garbage\": {\"blobs\": 0, \"manifests\": 0, "
+		"\"uploads\": 0, \"total\": 0}}",
+		"{\"stored\": 1, \"referenced\": 1, \"garbage\": {\"blobs\": 0, \"manifests\": 0, "
+		"\"uploads\": 0}}",
+		"{\"stored\": 1, \"referenced\": 1, \"garbage\": {\"blobs\": 0, \"manifests\": 0, "
+		"\"uploads\": 0, \"total\": 0}, \"repositories\": {}}",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+		assert_int_equal(usage_parse(bad[i], strlen(bad[i]), &u), -EPROTO);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -255,6 +291,7 @@ int main(void)
 		cmocka_unit_test(test_basic_and_docker_config),
 		cmocka_unit_test(test_bulk_manifests_page),
 		cmocka_unit_test(test_bulk_manifests_tampered),
+		cmocka_unit_test(test_usage_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
