@@ -1,6 +1,6 @@
 #!/bin/bash
 # The mount's storage accounting equals an independent computation from the registry's HTTP
-# API (tools/usage_expect.py: manifests -> blob sizes, set arithmetic), on regfs-registry and
+# API (tools/mount_usage_expect.py: manifests -> blob sizes, set arithmetic), on regfs-registry and
 # docker-registry, over a registry with base layers shared across repositories, an image
 # index of two platforms, untagged manifests (pushed by digest; a re-pointed tag) and an
 # abandoned upload: user.regfs.bytes / exclusive / shared of the root, every namespace and
@@ -17,6 +17,7 @@ TOOLS=$REGFS_SRC/tests/integration/tools
 CLEANUP=$REGFS_SRC/tools/regfs-cleanup
 xattr() { getfattr --only-values -n "user.regfs.$2" "$1" 2>/dev/null; }
 du_of() { du -s -B1 "$1" | cut -f1; }
+usage_ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "$REGISTRY_URL/v2/_regfs/usage")" = 200 ]; }
 
 # check_fig NAME PATH JSON — the three xattrs of PATH equal JSON's figures.
 check_fig() {
@@ -32,7 +33,7 @@ for k in $(registry_kinds); do
   D=$WORK/data-$k
   start_registry "$k" "$D" || bail "$k registry did not start"
   CFG=$REGISTRY_CONFIG
-  python3 "$TOOLS/usage_push.py" "$REGISTRY_URL" || bail "$k: pushing the test registry"
+  python3 "$TOOLS/mount_usage_push.py" "$REGISTRY_URL" || bail "$k: pushing the test registry"
   M=$WORK/mnt-$k
   start_regfs_mount "$REGISTRY_URL" "$M" --ttl 60 --cache-dir "$WORK/cache-$k" || bail "regfs did not mount ($k)"
   check "$k: .regfs/usage reads" cp "$M/.regfs/usage" "$WORK/$k.usage.json"
@@ -41,7 +42,7 @@ for k in $(registry_kinds); do
   for r in team/app team/lib other/multi solo; do
     for t in "$M/$r/_tags/"*; do echo "$r ${t##*/} $(stat -c %Y "$t")"; done >>"$WORK/$k.times"
   done
-  python3 "$TOOLS/usage_expect.py" "$REGISTRY_URL" "$k" "$now" "$WORK/$k.times" "$KEEP" >"$WORK/$k.want.json" ||
+  python3 "$TOOLS/mount_usage_expect.py" "$REGISTRY_URL" "$k" "$now" "$WORK/$k.times" "$KEEP" >"$WORK/$k.want.json" ||
     bail "$k: the independent computation failed"
   W=$WORK/$k.want.json
   check "$k: the test registry has shared bytes in team/app (test sanity)" \
@@ -99,6 +100,8 @@ for k in $(registry_kinds); do
   after=$(du_of "$M-2")
   check_eq "$k: du -s -B1 dropped by the predicted figure ($before -> $after)" "$(jq .cleanup.du "$W")" "$((before - after))"
   if curl -sI "$REGISTRY_URL/v2/" | grep -qi '^x-regfs-extensions:.*\busage\b'; then
+    # its accounting is built by a walk after the start (503 until then)
+    check "$k: the usage extension answers after the restart" wait_for 30 usage_ready
     check_eq "$k: the registry's garbage figure is 0 after the collection" 0 \
       "$(jq .registry.garbage.total "$M-2/.regfs/usage")"
   fi

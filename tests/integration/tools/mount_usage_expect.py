@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""usage_expect.py URL KIND NOW TAGTIMES — the storage accounting of the
+"""mount_usage_expect.py URL KIND NOW TAGTIMES — the storage accounting of the
 registry at URL computed from its HTTP API alone (catalog, tag lists,
 manifests; on regfs-registry (KIND regfs) also its repo-manifests listing of
 untagged manifests), by the definitions of docs/mount.md, as set arithmetic

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""usage_push.py URL — pushes, over the registry's HTTP API, the registry the
+"""mount_usage_push.py URL — pushes, over the registry's HTTP API, the registry the
 storage accounting test (usage.sh) reads: base layers shared across
 repositories, an image index of two platforms whose children share a base,
 a manifest pushed by digest only (untagged), a tag re-pointed away from its
