@@ -291,7 +291,9 @@ static int do_walk(struct mnt *m, uint64_t *bytes, uint64_t *blocks, struct usag
 		 * from the same pairs, every manifest now in the cache */
 		struct usage_walk_in in = {w.p.repo, w.p.digest, w.p.te, w.p.n,
 					   w.gone.repo, w.gone.digest, w.gone.n};
+		double t0 = now_mono();
 		rc = usage_from_walk(m->mc, &in, u);
+		log_debug("walk: accounting of %zu references in %.3f s", w.p.n, now_mono() - t0);
 	}
 	if (w.cat)
 		walk_free(&w);
