@@ -244,9 +244,9 @@ int usage_getxattr(struct mnt *m, struct node *n, const char *name, char *buf, s
 		return rc == -ENOMEM ? rc : -EIO;
 	struct usage_fig f;
 	if (n->kind == K_MANIFEST)
-		rc = usage_manifest(u, n->repo, n->digest, &f);
+		rc = n->repo ? usage_manifest(u, n->repo, n->digest, &f) : -ENOENT;
 	else
-		rc = usage_subtree(u, n->kind == K_ROOT ? "" : n->arg, &f);
+		rc = usage_subtree(u, n->kind == K_ROOT || !n->arg ? "" : n->arg, &f);
 	usage_put(u);
 	if (rc == -ENOENT && n->kind == K_ROOT) {
 		memset(&f, 0, sizeof f); /* an empty registry */
