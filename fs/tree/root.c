@@ -246,7 +246,9 @@ int usage_getxattr(struct mnt *m, struct node *n, const char *name, char *buf, s
 	if (n->kind == K_MANIFEST)
 		rc = n->repo ? usage_manifest(u, n->repo, n->digest, &f) : -ENOENT;
 	else
-		rc = usage_subtree(u, n->kind == K_ROOT || !n->arg ? "" : n->arg, &f);
+		rc = n->kind == K_ROOT ? usage_subtree(u, "", &f)
+		     : n->arg         ? usage_subtree(u, n->arg, &f)
+				      : -ENOENT;
 	usage_put(u);
 	if (rc == -ENOENT && n->kind == K_ROOT) {
 		memset(&f, 0, sizeof f); /* an empty registry */
