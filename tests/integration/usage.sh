@@ -1,13 +1,15 @@
 #!/bin/bash
-# The mount's storage accounting equals an independent computation from the registry's HTTP
-# API (tools/mount_usage_expect.py: manifests -> blob sizes, set arithmetic), on regfs-registry and
-# docker-registry, over a registry with base layers shared across repositories, an image
-# index of two platforms, untagged manifests (pushed by digest; a re-pointed tag) and an
-# abandoned upload: user.regfs.bytes / exclusive / shared of the root, every namespace and
-# repository directory and every tag; `du -s -B1` of each directory; .regfs/usage's total,
+# The mount's storage accounting equals an independent computation from the registry's
+# HTTP API (tools/mount_usage_expect.py: manifests -> blob sizes, set arithmetic), on
+# regfs-registry and docker-registry, over a registry with base layers shared across
+# repositories, an image index of two platforms, untagged manifests (pushed by digest; a
+# re-pointed tag), a blob no manifest references and an abandoned upload:
+# user.regfs.bytes / exclusive / shared of the root, every namespace and repository
+# directory and every tag; `du -s -B1` of each directory; .regfs/usage's total,
 # per-repository table (tags, manifests, bytes, exclusive, shared, largest layers) and its
 # retention view; regfs-cleanup's prediction, per repository and in total; and after --apply
-# and a garbage collection, `du -s -B1` of the mount dropped by exactly the prediction.
+# and a garbage collection, `du -s -B1` of the mount dropped by exactly the prediction and,
+# where the registry offers the usage extension, its garbage figure (in .regfs/usage) is 0.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/cleanup_lib.sh"
 need_regfs_mount
@@ -73,6 +75,12 @@ for k in $(registry_kinds); do
   check "$k: .regfs/usage.txt lists the largest repository first" \
     grep -q "^$(jq -r '.repos | to_entries | max_by(.value.bytes) | .key' "$W") " \
     <(sed -n '/^REPOSITORY/{n;p;q}' "$M/.regfs/usage.txt")
+
+  if curl -sI "$REGISTRY_URL/v2/" | grep -qi '^x-regfs-extensions:.*\busage\b'; then
+    check "$k: the usage extension answers" wait_for 30 usage_ready
+    check "$k: .regfs/usage has the registry's garbage figure, not 0 before the collection" \
+      test "$(jq '.registry.garbage.total' "$M/.regfs/usage")" -gt 0
+  fi
 
   # regfs-cleanup: its prediction, per repository and in total; --apply; a collection;
   # du -s -B1 of the mount dropped by exactly the prediction

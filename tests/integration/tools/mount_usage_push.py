@@ -3,7 +3,7 @@
 storage accounting test (usage.sh) reads: base layers shared across
 repositories, an image index of two platforms whose children share a base,
 a manifest pushed by digest only (untagged), a tag re-pointed away from its
-image, and an abandoned upload. Layers are random bytes (their content is
+image, a blob no manifest references and an abandoned upload. Layers are random bytes (their content is
 never read); configs carry a "created" time, days ago as named, which
 registry:2 reports as the tag's time. Prints nothing; fails loudly."""
 import hashlib, json, os, sys, time, urllib.request
@@ -73,6 +73,8 @@ c2["platform"] = {"architecture": "arm64", "os": "linux"}
 put_manifest("other/multi", "2024", {"schemaVersion": 2, "mediaType": OCI_I,
                                      "manifests": [c1, c2]})
 image("solo", "only", ["n1", "base2"], 0)
+# a blob no manifest references (garbage to any collection)
+put_blob("team/app", os.urandom(3001))
 # an upload started and abandoned (some bytes sent, never committed)
 loc = req("POST", "/v2/team/app/blobs/uploads/", b"").headers["Location"]
 req("PATCH", loc if loc.startswith("http") else URL + loc, os.urandom(4096),
