@@ -262,14 +262,14 @@ bool auth_request(struct registry *r, struct request *q, enum MHD_Result *res)
 		return false;
 	}
 	const char *authz = request_header(q, MHD_HTTP_HEADER_AUTHORIZATION);
-	struct auth_who who = {.user = "", .from_ok = false};
+	struct auth_who who = {.user = "", .from_ok = false, .failed_login = false};
 	char why[256] = "";
 	enum auth_verdict v = a->ops->check(a->st, authz, peer, &w, &who, why, sizeof why);
 	snprintf(q->user, sizeof q->user, "%s", who.user);
 	q->from_ok = w.from_repo ? who.from_ok : true;
 	if (v == AUTH_ALLOW)
 		return true;
-	if (v == AUTH_CHALLENGE && authz) {
+	if (v == AUTH_CHALLENGE && who.failed_login) {
 		log_warn("auth: failed login for user \"%s\" from %s: %s", who.user, peer,
 			 why[0] ? why : "wrong credentials");
 		if (fail_note(a, peer))
@@ -351,7 +351,7 @@ int auth_basic_parse(const char *authorization, char *user, size_t usercap, char
 		bool ctl = false;
 		for (long i = 0; i < n; i++)
 			ctl = ctl || (unsigned char)buf[i] < 0x20 || buf[i] == 0x7f;
-		if (!ctl && ul > 0 && ul < usercap && pl < passcap) {
+		if (!ctl && ul < usercap && pl < passcap) {
 			memcpy(user, buf, ul);
 			user[ul] = '\0';
 			memcpy(pass, colon + 1, pl);
