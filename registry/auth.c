@@ -4,6 +4,7 @@
 #include "auth.h"
 
 #include "jsonbuf.h"
+#include "metrics.h"
 #include "registry.h"
 #include "request.h"
 #include "respond.h"
@@ -272,6 +273,7 @@ bool auth_request(struct registry *r, struct request *q, enum MHD_Result *res)
 	if (v == AUTH_CHALLENGE && who.failed_login) {
 		log_warn("auth: failed login for user \"%s\" from %s: %s", who.user, peer,
 			 why[0] ? why : "wrong credentials");
+		metrics_count(METRICS_AUTH_FAILURES, 1);
 		if (fail_note(a, peer))
 			log_warn("auth: %s made more than %d failed logins in a minute: refused "
 				 "(429) until the minute is over", peer, a->maxfailures);
@@ -289,79 +291,6 @@ bool auth_request(struct registry *r, struct request *q, enum MHD_Result *res)
 }
 
 /* ---- helpers for the backends ---- */
-
-static int b64val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* Standard base64 (padding optional) into out[cap-1] + NUL; length or -EINVAL. */
-static long b64_decode(const char *in, char *out, size_t cap)
-{
-	size_t n = 0, len = strlen(in);
-	while (len && in[len - 1] == '=')
-		len--;
-	if (len % 4 == 1)
-		return -EINVAL;
-	uint32_t acc = 0;
-	int bits = 0;
-	for (size_t i = 0; i < len; i++) {
-		int v = b64val((unsigned char)in[i]);
-		if (v < 0)
-			return -EINVAL;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (n + 1 >= cap)
-				return -EINVAL;
-			out[n++] = (char)((acc >> bits) & 0xff);
-		}
-	}
-	out[n] = '\0';
-	return (long)n;
-}
-
-int auth_basic_parse(const char *authorization, char *user, size_t usercap, char *pass,
-		     size_t passcap)
-{
-	if (!authorization || strncasecmp(authorization, "Basic ", 6))
-		return -EINVAL;
-	const char *p = authorization + 6;
-	while (*p == ' ')
-		p++;
-	char buf[1024];
-	if (strlen(p) > 4 * (sizeof buf / 3))
-		return -EINVAL;
-	long n = b64_decode(p, buf, sizeof buf);
-	int rc = -EINVAL;
-	char *colon = n > 0 ? memchr(buf, ':', (size_t)n) : NULL;
-	if (colon && (size_t)n == strlen(buf)) { /* no NUL inside */
-		size_t ul = (size_t)(colon - buf), pl = (size_t)n - ul - 1;
-		bool ctl = false;
-		for (long i = 0; i < n; i++)
-			ctl = ctl || (unsigned char)buf[i] < 0x20 || buf[i] == 0x7f;
-		if (!ctl && ul < usercap && pl < passcap) {
-			memcpy(user, buf, ul);
-			user[ul] = '\0';
-			memcpy(pass, colon + 1, pl);
-			pass[pl] = '\0';
-			rc = 0;
-		}
-	}
-	explicit_bzero(buf, sizeof buf);
-	return rc;
-}
 
 void auth_peer(struct MHD_Connection *c, char *out, size_t cap)
 {

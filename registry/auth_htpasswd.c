@@ -88,30 +88,6 @@ static int64_t mono_s(void)
 
 /* ---- the file ---- */
 
-enum htpasswd_line htpasswd_parse_line(char *line, char **user, char **hash)
-{
-	size_t len = strlen(line);
-	if (len && line[len - 1] == '\r')
-		line[--len] = '\0';
-	const char *p = line;
-	while (*p == ' ' || *p == '\t')
-		p++;
-	if (!*p || *p == '#')
-		return HTPASSWD_SKIP;
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
-			return HTPASSWD_BAD;
-	char *colon = strchr(line, ':');
-	if (!colon || colon == line || !colon[1])
-		return HTPASSWD_BAD;
-	*colon = '\0';
-	*user = line;
-	*hash = colon + 1;
-	if (!strncmp(*hash, "$2y$", 4) || !strncmp(*hash, "$2a$", 4) || !strncmp(*hash, "$2b$", 4))
-		return HTPASSWD_BCRYPT;
-	return HTPASSWD_OTHER;
-}
-
 bool htpasswd_verify(const char *hash, const char *pass)
 {
 	struct crypt_data *cd = calloc(1, sizeof *cd);
