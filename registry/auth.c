@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,9 +34,12 @@ static const struct {
 };
 
 /* Failed logins per client address: a fixed table (no growth whatever the
- * number of addresses an attacker uses); a full table recycles the entry
- * whose window is oldest, so the newest attackers are always counted. */
+ * number of addresses an attacker uses), set-associative: an address lives
+ * in one set of FAIL_WAYS slots chosen by its hash, and a full set recycles
+ * the entry whose window is oldest, so the newest attackers are always
+ * counted. A lookup scans FAIL_WAYS slots, not the table. */
 #define FAIL_SLOTS 1024
+#define FAIL_WAYS 8
 #define FAIL_WINDOW_S 60
 #define PEER_MAX 64
 
@@ -49,6 +53,9 @@ struct auth {
 	const struct auth_backend_ops *ops;
 	void *st;
 	int maxfailures;              /* 0: no limit */
+	/* mono seconds of the last failed login: none in the last window means
+	 * no address is limited, and the table is not looked at (no lock) */
+	_Atomic int64_t last_fail;
 	pthread_mutex_t lock;         /* fails */
 	struct fail_slot fails[FAIL_SLOTS];
 };
@@ -82,6 +89,7 @@ int auth_open(struct auth **out, const struct regfs_config *cfg, struct regfs_er
 		return regfs_errf(err, -ENOMEM, "out of memory");
 	a->ops = ops;
 	a->maxfailures = cfg->auth_maxfailures;
+	atomic_store(&a->last_fail, mono_s() - 2 * FAIL_WINDOW_S);
 	pthread_mutex_init(&a->lock, NULL);
 	int rc = ops->open(&a->st, cfg, err);
 	if (rc) {
@@ -131,9 +139,13 @@ void auth_close(struct auth *a)
 
 static struct fail_slot *fail_find(struct auth *a, const char *peer, int64_t now, bool make)
 {
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (const char *p = peer; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	struct fail_slot *set = &a->fails[(h % (FAIL_SLOTS / FAIL_WAYS)) * FAIL_WAYS];
 	struct fail_slot *oldest = NULL;
-	for (int i = 0; i < FAIL_SLOTS; i++) {
-		struct fail_slot *s = &a->fails[i];
+	for (int i = 0; i < FAIL_WAYS; i++) {
+		struct fail_slot *s = &set[i];
 		if (s->peer[0] && now - s->start >= FAIL_WINDOW_S)
 			s->peer[0] = '\0'; /* window over: forgotten */
 		if (s->peer[0] && !strcmp(s->peer, peer))
@@ -153,6 +165,8 @@ static struct fail_slot *fail_find(struct auth *a, const char *peer, int64_t now
 static int64_t fail_blocked(struct auth *a, const char *peer)
 {
 	int64_t now = mono_s(), wait = 0;
+	if (now - atomic_load(&a->last_fail) >= FAIL_WINDOW_S)
+		return 0;
 	pthread_mutex_lock(&a->lock);
 	if (a->maxfailures > 0) {
 		struct fail_slot *s = fail_find(a, peer, now, false);
@@ -167,6 +181,7 @@ static int64_t fail_blocked(struct auth *a, const char *peer)
 static bool fail_note(struct auth *a, const char *peer)
 {
 	bool crossed = false;
+	atomic_store(&a->last_fail, mono_s());
 	pthread_mutex_lock(&a->lock);
 	if (a->maxfailures > 0) {
 		struct fail_slot *s = fail_find(a, peer, mono_s(), true);

@@ -25,6 +25,7 @@
 #include <crypt.h>
 #include <errno.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <pthread.h>
@@ -39,6 +40,7 @@
 #define LINE_MAX_LEN 4096
 #define FILE_MAX_USERS 100000
 #define CACHE_SLOTS 1024
+#define CACHE_LOCKS 64          /* striped: slot i under lock i % CACHE_LOCKS */
 #define CACHE_TTL_S 60
 #define PASS_MAX 512
 
@@ -74,9 +76,12 @@ struct ht {
 	atomic_uint gen;              /* bumped at every change of users */
 	_Atomic int64_t last_look;    /* mono seconds of the last stat */
 	pthread_mutex_t reread;       /* one re-reader at a time */
-	pthread_mutex_t cache_lock;
+	pthread_mutex_t cache_lock[CACHE_LOCKS];
 	struct cache_slot cache[CACHE_SLOTS];
 	unsigned char salt[32];
+	/* fetched once: OpenSSL 3 looks an algorithm up (under a global lock)
+	 * on every one-shot SHA256() call */
+	EVP_MD *sha256;
 };
 
 static int64_t mono_s(void)
@@ -230,7 +235,8 @@ static bool same_file(const struct ht *h, const struct stat *st)
 static void maybe_reread(struct ht *h)
 {
 	int64_t now = mono_s();
-	if (atomic_exchange(&h->last_look, now) == now)
+	/* the plain load first: most requests stop here without writing */
+	if (atomic_load(&h->last_look) == now || atomic_exchange(&h->last_look, now) == now)
 		return;
 	if (pthread_mutex_trylock(&h->reread))
 		return; /* another thread is at it */
@@ -269,34 +275,41 @@ static void cache_key(const struct ht *h, const char *user, const char *pass,
 	n += ul + 1;
 	memcpy(buf + n, pass, pl);
 	n += pl;
-	SHA256(buf, n, key);
+	if (EVP_Digest(buf, n, key, NULL, h->sha256, NULL) != 1)
+		memset(key, 0, SHA256_DIGEST_LENGTH); /* all-zero: never stored (cache_put) */
 	explicit_bzero(buf, sizeof buf);
 }
 
-static struct cache_slot *cache_slot_of(struct ht *h, const unsigned char *key)
+static unsigned cache_index(const unsigned char *key)
 {
-	unsigned i = ((unsigned)key[0] | (unsigned)key[1] << 8) % CACHE_SLOTS;
-	return &h->cache[i];
+	return ((unsigned)key[0] | (unsigned)key[1] << 8) % CACHE_SLOTS;
 }
 
 static bool cache_hit(struct ht *h, const unsigned char *key)
 {
-	pthread_mutex_lock(&h->cache_lock);
-	struct cache_slot *s = cache_slot_of(h, key);
+	unsigned i = cache_index(key);
+	pthread_mutex_t *l = &h->cache_lock[i % CACHE_LOCKS];
+	pthread_mutex_lock(l);
+	struct cache_slot *s = &h->cache[i];
 	bool hit = s->expires > mono_s() && s->gen == atomic_load(&h->gen) &&
 		   CRYPTO_memcmp(s->key, key, SHA256_DIGEST_LENGTH) == 0;
-	pthread_mutex_unlock(&h->cache_lock);
+	pthread_mutex_unlock(l);
 	return hit;
 }
 
 static void cache_put(struct ht *h, const unsigned char *key, unsigned gen)
 {
-	pthread_mutex_lock(&h->cache_lock);
-	struct cache_slot *s = cache_slot_of(h, key);
+	static const unsigned char zero[SHA256_DIGEST_LENGTH];
+	if (!memcmp(key, zero, sizeof zero))
+		return; /* the digest failed: nothing to remember */
+	unsigned i = cache_index(key);
+	pthread_mutex_t *l = &h->cache_lock[i % CACHE_LOCKS];
+	pthread_mutex_lock(l);
+	struct cache_slot *s = &h->cache[i];
 	memcpy(s->key, key, SHA256_DIGEST_LENGTH);
 	s->expires = mono_s() + CACHE_TTL_S;
 	s->gen = gen;
-	pthread_mutex_unlock(&h->cache_lock);
+	pthread_mutex_unlock(l);
 }
 
 /* true when user:pass is a valid login. */
@@ -360,7 +373,9 @@ static void ht_close(void *st)
 	free(h->path);
 	pthread_rwlock_destroy(&h->rw);
 	pthread_mutex_destroy(&h->reread);
-	pthread_mutex_destroy(&h->cache_lock);
+	for (int i = 0; i < CACHE_LOCKS; i++)
+		pthread_mutex_destroy(&h->cache_lock[i]);
+	EVP_MD_free(h->sha256);
 	explicit_bzero(h, sizeof *h);
 	free(h);
 }
@@ -373,8 +388,11 @@ static int ht_open(void **st, const struct regfs_config *cfg, struct regfs_err *
 		return regfs_errf(err, -ENOMEM, "out of memory");
 	pthread_rwlock_init(&h->rw, NULL);
 	pthread_mutex_init(&h->reread, NULL);
-	pthread_mutex_init(&h->cache_lock, NULL);
+	for (int i = 0; i < CACHE_LOCKS; i++)
+		pthread_mutex_init(&h->cache_lock[i], NULL);
 	int rc = settings(cfg, &h->realm, &h->path, err);
+	if (!rc && !(h->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)))
+		rc = regfs_errf(err, -EIO, "OpenSSL has no SHA-256");
 	struct stat fs;
 	struct ht_users us = {0};
 	if (!rc && RAND_bytes(h->salt, sizeof h->salt) != 1)
