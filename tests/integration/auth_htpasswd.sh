@@ -138,7 +138,14 @@ newbie_in() {
 }
 check "the file changed on disk: the new user logs in without a restart" newbie_in
 check "... and the re-read is logged" grep -q "auth.htpasswd: $HT changed: re-read" "$REGISTRY_LOG"
-check_eq "SIGHUP: the registry keeps serving logins" 200 "$(kill -HUP "$REGISTRY_PID"; sleep 0.5; code -u "ci:$PW_CI" "$R/v2/")"
+# SIGHUP takes over changed rules: bob may now push to team/*
+sed -i '0,/users: {bob: \[pull\]}/s//users: {bob: [pull, push]}/' "$CFG"
+kill -HUP "$REGISTRY_PID"
+bob_pushes() { [ "$(code -X POST -u "bob:$PW_BOB" "$R/v2/team/app/blobs/uploads/")" = 202 ]; }
+check "SIGHUP: a changed rule applies (bob pushes to team/app: 202)" wait_for 10 bob_pushes
+check_eq "... and team/secret/* still keeps bob to pull" 403 \
+  "$(code -X POST -u "bob:$PW_BOB" "$R/v2/team/secret/x/blobs/uploads/")"
+check_eq "... and logins still work" 200 "$(code -u "ci:$PW_CI" "$R/v2/")"
 
 # --- access lines name the user ---------------------------------------------------------
 check "access lines carry the user" grep -q "GET /v2/_catalog 200 .* user=alice" "$REGISTRY_LOG"
