@@ -3,6 +3,7 @@
  * share. */
 #include "auth.h"
 
+#include "auth_limit.h"
 #include "jsonbuf.h"
 #include "metrics.h"
 #include "registry.h"
@@ -14,7 +15,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,31 +33,13 @@ static const struct {
 	{"token", NULL},
 };
 
-/* Failed logins per client address: a fixed table (no growth whatever the
- * number of addresses an attacker uses), set-associative: an address lives
- * in one set of FAIL_WAYS slots chosen by its hash, and a full set recycles
- * the entry whose window is oldest, so the newest attackers are always
- * counted. A lookup scans FAIL_WAYS slots, not the table. */
-#define FAIL_SLOTS 1024
-#define FAIL_WAYS 8
-#define FAIL_WINDOW_S 60
-#define PEER_MAX 64
-
-struct fail_slot {
-	char peer[PEER_MAX];          /* "" = free */
-	int64_t start;                /* CLOCK_MONOTONIC seconds: window start */
-	unsigned count;               /* failures in the window */
-};
+#define PEER_MAX AUTH_LIMIT_PEER_MAX
 
 struct auth {
 	const struct auth_backend_ops *ops;
 	void *st;
-	int maxfailures;              /* 0: no limit */
-	/* mono seconds of the last failed login: none in the last window means
-	 * no address is limited, and the table is not looked at (no lock) */
-	_Atomic int64_t last_fail;
-	pthread_mutex_t lock;         /* fails */
-	struct fail_slot fails[FAIL_SLOTS];
+	atomic_int maxfailures;       /* for log lines; the limit has its own copy */
+	struct auth_limit *limit;     /* failed logins per address */
 };
 
 static int64_t mono_s(void)
@@ -88,17 +70,19 @@ int auth_open(struct auth **out, const struct regfs_config *cfg, struct regfs_er
 	if (!a)
 		return regfs_errf(err, -ENOMEM, "out of memory");
 	a->ops = ops;
-	a->maxfailures = cfg->auth_maxfailures;
-	atomic_store(&a->last_fail, mono_s() - 2 * FAIL_WINDOW_S);
-	pthread_mutex_init(&a->lock, NULL);
+	atomic_init(&a->maxfailures, cfg->auth_maxfailures);
+	if (!(a->limit = auth_limit_new(cfg->auth_maxfailures))) {
+		free(a);
+		return regfs_errf(err, -ENOMEM, "out of memory");
+	}
 	int rc = ops->open(&a->st, cfg, err);
 	if (rc) {
 		regfs_err_prefix(err, "auth.%s: ", ops->name);
-		pthread_mutex_destroy(&a->lock);
+		auth_limit_free(a->limit);
 		free(a);
 		return rc;
 	}
-	log_info("auth: %s%s", ops->name, a->maxfailures
+	log_info("auth: %s%s", ops->name, cfg->auth_maxfailures
 		 ? "" : " (failed-login limit off: regfs.auth.maxfailures is 0)");
 	*out = a;
 	return 0;
@@ -121,9 +105,8 @@ void auth_reload(struct auth *a, const struct regfs_config *cfg)
 	struct regfs_err e = {0};
 	if (a->ops->reload && a->ops->reload(a->st, cfg, &e))
 		log_error("SIGHUP: auth.%s unchanged: %s", a->ops->name, regfs_err_str(&e));
-	pthread_mutex_lock(&a->lock);
-	a->maxfailures = cfg->auth_maxfailures;
-	pthread_mutex_unlock(&a->lock);
+	atomic_store(&a->maxfailures, cfg->auth_maxfailures);
+	auth_limit_set_max(a->limit, cfg->auth_maxfailures);
 }
 
 void auth_close(struct auth *a)
@@ -131,65 +114,8 @@ void auth_close(struct auth *a)
 	if (!a)
 		return;
 	a->ops->close(a->st);
-	pthread_mutex_destroy(&a->lock);
+	auth_limit_free(a->limit);
 	free(a);
-}
-
-/* ---- failed-login limit ---- */
-
-static struct fail_slot *fail_find(struct auth *a, const char *peer, int64_t now, bool make)
-{
-	uint32_t h = 2166136261u; /* FNV-1a */
-	for (const char *p = peer; *p; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
-	struct fail_slot *set = &a->fails[(h % (FAIL_SLOTS / FAIL_WAYS)) * FAIL_WAYS];
-	struct fail_slot *oldest = NULL;
-	for (int i = 0; i < FAIL_WAYS; i++) {
-		struct fail_slot *s = &set[i];
-		if (s->peer[0] && now - s->start >= FAIL_WINDOW_S)
-			s->peer[0] = '\0'; /* window over: forgotten */
-		if (s->peer[0] && !strcmp(s->peer, peer))
-			return s;
-		if (!oldest || !s->peer[0] || (oldest->peer[0] && s->start < oldest->start))
-			oldest = s;
-	}
-	if (!make)
-		return NULL;
-	snprintf(oldest->peer, sizeof oldest->peer, "%s", peer);
-	oldest->start = now;
-	oldest->count = 0;
-	return oldest;
-}
-
-/* Seconds `peer` must still wait (0: not limited). */
-static int64_t fail_blocked(struct auth *a, const char *peer)
-{
-	int64_t now = mono_s(), wait = 0;
-	if (now - atomic_load(&a->last_fail) >= FAIL_WINDOW_S)
-		return 0;
-	pthread_mutex_lock(&a->lock);
-	if (a->maxfailures > 0) {
-		struct fail_slot *s = fail_find(a, peer, now, false);
-		if (s && s->count > (unsigned)a->maxfailures)
-			wait = s->start + FAIL_WINDOW_S - now;
-	}
-	pthread_mutex_unlock(&a->lock);
-	return wait > 0 ? wait : 0;
-}
-
-/* Counts a failed login; true when it crossed the limit. */
-static bool fail_note(struct auth *a, const char *peer)
-{
-	bool crossed = false;
-	atomic_store(&a->last_fail, mono_s());
-	pthread_mutex_lock(&a->lock);
-	if (a->maxfailures > 0) {
-		struct fail_slot *s = fail_find(a, peer, mono_s(), true);
-		s->count++;
-		crossed = s->count == (unsigned)a->maxfailures + 1;
-	}
-	pthread_mutex_unlock(&a->lock);
-	return crossed;
 }
 
 /* ---- answers ---- */
@@ -268,7 +194,7 @@ bool auth_request(struct registry *r, struct request *q, enum MHD_Result *res)
 	want_of(q, &w);
 	char peer[PEER_MAX];
 	auth_peer(q->conn, peer, sizeof peer);
-	int64_t wait = fail_blocked(a, peer);
+	int64_t wait = auth_limit_blocked(a->limit, peer, mono_s());
 	if (wait > 0) {
 		char ra[24], msg[160];
 		snprintf(ra, sizeof ra, "%lld", (long long)wait);
@@ -289,9 +215,9 @@ bool auth_request(struct registry *r, struct request *q, enum MHD_Result *res)
 		log_warn("auth: failed login for user \"%s\" from %s: %s", who.user, peer,
 			 why[0] ? why : "wrong credentials");
 		metrics_count(METRICS_AUTH_FAILURES, 1);
-		if (fail_note(a, peer))
+		if (auth_limit_note(a->limit, peer, mono_s()))
 			log_warn("auth: %s made more than %d failed logins in a minute: refused "
-				 "(429) until the minute is over", peer, a->maxfailures);
+				 "(429) until the minute is over", peer, atomic_load(&a->maxfailures));
 	} else if (v == AUTH_DENY) {
 		log_info("auth: user \"%s\" from %s may not %s %s", who.user, peer,
 			 access_name(w.access), w.repo ? w.repo : "the catalog");
