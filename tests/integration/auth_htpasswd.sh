@@ -170,6 +170,26 @@ for pw in "$PW_ALICE" "$PW_CI" "$PW_APP" "$PW_BOB" "$PW_OLD" "$PW_NEW" "$PW_WRON
 done
 check_eq "no password appears in the registry's log" "" "$leaked"
 
+# --- JSON access lines carry the user; debug level still shows no password --------------
+P2=$(free_port) CFG2=$WORK/config-json.yml
+sed -e "s/^  level: .*/  level: debug/" -e "s/^  formatter: .*/  formatter: json/" \
+  -e "s|^    rootdirectory: .*|    rootdirectory: $WORK/data2|" -e "s/^  addr: .*/  addr: 127.0.0.1:$P2/" \
+  "$CFG" >"$CFG2"
+R1_PID=$REGISTRY_PID R1_LOG=$REGISTRY_LOG
+if start_regfs_registry "$CFG2"; then
+  code -u "ci:$PW_CI" "$REGISTRY_URL/v2/" >/dev/null
+  code -u "ci:$PW_WRONG" "$REGISTRY_URL/v2/" >/dev/null
+  code -H "Authorization: Basic $(printf 'ci:%s' "$PW_WRONG" | base64)x" "$REGISTRY_URL/v2/" >/dev/null
+  check_eq "JSON access line: member user" ci \
+    "$(grep '"path":"/v2/"' "$REGISTRY_LOG" | jq -r 'select(.status == 200) | .user' | head -n1)"
+  check_eq "log.level debug, JSON: no password anywhere in the log (good and bad logins)" "" \
+    "$(grep -F -e "$PW_CI" -e "$PW_WRONG" "$REGISTRY_LOG")"
+  stop_pid "$REGISTRY_PID"
+else
+  fail "regfs-registry starts with log.formatter json"
+fi
+REGISTRY_PID=$R1_PID REGISTRY_LOG=$R1_LOG
+
 # --- the same config file starts Debian's docker-registry -------------------------------
 if [ -x "$DOCKER_REGISTRY" ]; then
   stop_pid "$REGISTRY_PID"
