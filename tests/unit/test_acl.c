@@ -121,6 +121,9 @@ static void test_no_rules(void **state)
 	(void)state;
 	struct regfs_config c;
 	load("auth:\n  htpasswd:\n    path: /p\n", &c);
+	assert_string_equal(c.htpasswd.path, "/p");
+	assert_null(c.htpasswd.realm); /* the backend's default applies */
+	assert_int_equal(c.auth_maxfailures, 10);
 	assert_false(c.access.set);
 	assert_int_equal(acl_actions(&c.access, "anyone", "a/b"), PULL | PUSH | DEL);
 	assert_int_equal(acl_actions(&c.access, "", "a/b"), 0);
