@@ -207,7 +207,10 @@ bool auth_request(struct registry *r, struct request *q, enum MHD_Result *res)
 	struct auth_who who = {.user = "", .from_ok = false, .failed_login = false};
 	char why[256] = "";
 	enum auth_verdict v = a->ops->check(a->st, authz, peer, &w, &who, why, sizeof why);
-	snprintf(q->user, sizeof q->user, "%s", who.user);
+	/* the access line names a user only once the login succeeded (allowed or
+	 * denied); a failed login's name is in its own log line */
+	if (v == AUTH_ALLOW || v == AUTH_DENY)
+		snprintf(q->user, sizeof q->user, "%s", who.user);
 	q->from_ok = w.from_repo ? who.from_ok : true;
 	if (v == AUTH_ALLOW)
 		return true;

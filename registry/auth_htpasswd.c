@@ -75,6 +75,7 @@ struct ht {
 	struct timespec mtime;
 	atomic_uint gen;              /* bumped at every change of users */
 	_Atomic int64_t last_look;    /* mono seconds of the last stat */
+	bool gone_logged;             /* the file vanished: said once (under reread) */
 	pthread_mutex_t reread;       /* one re-reader at a time */
 	pthread_mutex_t cache_lock[CACHE_LOCKS];
 	struct cache_slot cache[CACHE_SLOTS];
@@ -243,8 +244,13 @@ static void maybe_reread(struct ht *h)
 	pthread_rwlock_rdlock(&h->rw);
 	char *path = strdup(h->path);
 	struct stat st;
-	bool changed = path && stat(path, &st) == 0 && !same_file(h, &st);
+	int src = path ? stat(path, &st) : -1, serr = src ? errno : 0;
+	bool changed = src == 0 && !same_file(h, &st);
 	pthread_rwlock_unlock(&h->rw);
+	if (src != 0 && path && !h->gone_logged)
+		log_error("auth.htpasswd: %s cannot be read (%s); the users stay as they were",
+			  path, strerror(serr));
+	h->gone_logged = src != 0;
 	if (changed) {
 		struct ht_users us = {0};
 		struct regfs_err e = {0};

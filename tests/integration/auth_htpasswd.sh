@@ -147,8 +147,16 @@ check_eq "... and team/secret/* still keeps bob to pull" 403 \
   "$(code -X POST -u "bob:$PW_BOB" "$R/v2/team/secret/x/blobs/uploads/")"
 check_eq "... and logins still work" 200 "$(code -u "ci:$PW_CI" "$R/v2/")"
 
+# --- the file vanishes: the users stay, and it is said ----------------------------------
+mv "$HT" "$HT.away"
+gone_logged() { code -u "ci:$PW_CI" "$R/v2/" >/dev/null; grep -q "auth.htpasswd: $HT cannot be read" "$REGISTRY_LOG"; }
+check "the htpasswd file vanished: logged" wait_for 5 gone_logged
+check_eq "... and the users stay" 200 "$(code -u "ci:$PW_CI" "$R/v2/")"
+mv "$HT.away" "$HT"
+
 # --- access lines name the user ---------------------------------------------------------
 check "access lines carry the user" grep -q "GET /v2/_catalog 200 .* user=alice" "$REGISTRY_LOG"
+check_fails "... not the name of a failed login" grep -q " 401 .* user=" "$REGISTRY_LOG"
 
 # --- failed logins: 429 for that address (127.0.0.2), others unaffected -----------------
 for i in 1 2 3 4 5 6; do code --interface 127.0.0.2 -u "ci:$PW_WRONG" "$R/v2/" >/dev/null; done
