@@ -214,6 +214,7 @@ static int client_make(const struct mount_opts *o, struct regfs_client **out,
 	struct regfs_client_opts co = {
 		.url = o->url, .user = o->user, .pass = o->pass,
 		.ca_cert = o->ca_cert, .insecure = o->insecure,
+		.client_cert = o->client_cert, .client_key = o->client_key,
 		.timeout_s = o->timeout_s, .max_parallel = o->max_parallel,
 	};
 	return regfs_client_new(&co, out, e);

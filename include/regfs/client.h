@@ -29,8 +29,10 @@
  *   -EHOSTUNREACH  cannot resolve the host
  *   -ETIMEDOUT     no complete answer within opts.timeout_s (streamed blob
  *                  bodies: no byte for timeout_s)
- *   -EIO           TLS failed (the message points to --ca-cert/--insecure),
- *                  or any other transport error
+ *   -EIO           TLS failed (the message names the server's certificate,
+ *                  the verify error and the option that fixes it: --ca-cert,
+ *                  --insecure, --client-cert), or any other transport error
+ *   -EACCES        the server wanted a TLS client certificate, or refused ours
  *   -EINVAL        a URL curl cannot use
  *   Answers that are not what the spec promises:
  *   -EPROTO        not a registry, a plain-HTTP URL on a TLS port, a body of
@@ -54,6 +56,8 @@ struct regfs_client_opts {
 	                            * REGFS_USERNAME/REGFS_PASSWORD, or docker config */
 	const char *docker_config; /* path of config.json; NULL: ~/.docker/config.json */
 	const char *ca_cert;       /* PEM bundle; NULL: system CAs */
+	const char *client_cert;   /* PEM client certificate for mTLS, or NULL */
+	const char *client_key;    /* its PEM key; NULL: in client_cert's file */
 	bool insecure;             /* skip TLS verification */
 	int timeout_s;             /* whole-request timeout; default 10 */
 	int max_parallel;          /* concurrent requests in a batch; default 16 */

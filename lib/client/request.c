@@ -237,12 +237,7 @@ static void set_transport(struct regfs_client *c, CURL *h, const struct rq *q, l
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "regfs/" REGFS_VERSION);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	if (c->ca_cert)
-		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_cert);
-	if (c->insecure) {
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-	}
+	tls_setopts(c, h);
 	if (strcmp(q->method, "GET") == 0 || strcmp(q->method, "HEAD") == 0) {
 		/* Blob reads redirect to storage (S3 presigned URLs). curl drops our
 		 * Authorization header when the redirect goes to another host/port
@@ -342,6 +337,8 @@ int curl_to_err(struct regfs_client *c, CURLcode cc, const char *errbuf, const c
 {
 	const char *detail = errbuf && errbuf[0] ? errbuf : curl_easy_strerror(cc);
 	ST_INC(c, st_errors);
+	if (tls_client_cert_refused(detail))
+		return tls_err(c, cc, detail, method, url, err);
 	switch (cc) {
 	case CURLE_COULDNT_CONNECT:
 		return regfs_errf(err, -ECONNREFUSED,
@@ -361,10 +358,7 @@ int curl_to_err(struct regfs_client *c, CURLcode cc, const char *errbuf, const c
 	case CURLE_SSL_CACERT_BADFILE:
 	case CURLE_SSL_CONNECT_ERROR:
 	case CURLE_SSL_CERTPROBLEM:
-		return regfs_errf(err, -EIO,
-				  "%s %s: TLS failed (%s): pass the registry's CA with --ca-cert "
-				  "FILE, or --insecure to skip verification",
-				  method, url, detail);
+		return tls_err(c, cc, detail, method, url, err);
 	case CURLE_UNSUPPORTED_PROTOCOL:
 	case CURLE_URL_MALFORMAT:
 		return regfs_errf(err, -EINVAL, "%s %s: bad URL (%s): use http://HOST:PORT or https://HOST",
