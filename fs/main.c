@@ -382,6 +382,10 @@ int main(int argc, char **argv)
 	mallopt(M_ARENA_MAX, 2);
 	if (args_check(argc, argv, &c))
 		return 1;
+	/* before anything can fail or wait: out of ps at once */
+	argv_hide_password(argc, argv, c.o.pass);
+	if (cli_password(&c))
+		return 1;
 	m.o = c.o;
 	regfs_log_set_level(m.o.debug ? REGFS_LOG_DEBUG : REGFS_LOG_INFO);
 	if (registry_check(&m) || caches_make(&m, c.log_file))

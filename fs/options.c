@@ -146,6 +146,8 @@ static int parse_num(const char *s, double min, double max, double *out)
 static void set_user(struct mount_opts *o, const char *v)
 {
 	free(o->user);
+	if (o->pass)
+		explicit_bzero(o->pass, strlen(o->pass));
 	free(o->pass);
 	o->pass = NULL;
 	o->user = strdup(v);
@@ -238,6 +240,13 @@ static int parse_o(struct cli *c, const char *arg)
 		char *eq = strchr(t, '=');
 		if (eq)
 			*eq = 0;
+		if (!strcmp(t, "password") || !strcmp(t, "pass")) {
+			fprintf(stderr, "regfs: -o %s= is refused: /etc/fstab is readable by every "
+				"user; put the password in a file only root reads and give "
+				"password_file=FILE\n", t);
+			free(s);
+			return -1;
+		}
 		int r = opt_by_name(c, t, eq ? eq + 1 : NULL);
 		if (r < 0) {
 			free(s);
@@ -318,8 +327,11 @@ void cli_free(struct cli *c)
 		if (opts[i].type == OT_STR)
 			free(*(char **)((char *)c + opts[i].off));
 	/* The fields no option sets by itself. */
-	char **rest[] = {&c->o.url, &c->o.mountpoint, &c->o.user, &c->o.pass, &c->o.fuse_opts};
+	char **rest[] = {&c->o.url, &c->o.mountpoint, &c->o.user, &c->o.fuse_opts};
 	for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++)
 		free(*rest[i]);
+	if (c->o.pass)
+		explicit_bzero(c->o.pass, strlen(c->o.pass));
+	free(c->o.pass);
 	*c = (struct cli){0};
 }

@@ -39,7 +39,8 @@ struct regfs_client {
 	char *origin; /* scheme://host[:port] of url, for relative Links */
 	char *host;   /* host[:port], for docker config and messages */
 	char *user, *pass;
-	const char *cred_source; /* "--user", "REGFS_USERNAME", "docker config" */
+	bool identity; /* pass is a docker identity token (user "<token>"): auth.c */
+	const char *cred_source; /* "--user", "REGFS_USERNAME", "docker config …" */
 	char *ca_cert, *client_cert, *client_key; /* paths (tls.c) */
 	bool insecure;
 	int timeout_s, max_parallel;
@@ -173,7 +174,12 @@ bool tls_client_cert_refused(const char *errbuf);
 int tls_err(struct regfs_client *c, CURLcode cc, const char *detail, const char *method,
 	    const char *url, struct regfs_err *err);
 
-/* ---- auth (auth.c) ---- */
+/* ---- auth (auth.c, creds.c) ---- */
+/* Credentials for c->host from the docker config at path (creds.c's order:
+ * credHelpers, credsStore, auths). 0 with c->user/pass/cred_source set or
+ * left NULL (nothing for this host, no file), or -errno with err naming the
+ * file, the helper and what it said. */
+int docker_config_creds(struct regfs_client *c, const char *path, struct regfs_err *err);
 int creds_resolve(struct regfs_client *c, const struct regfs_client_opts *o,
 		  struct regfs_err *err);
 /* malloc'd "Authorization: …" header for scope, or NULL when none applies. */

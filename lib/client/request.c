@@ -421,11 +421,16 @@ int status_err(struct regfs_client *c, const struct resp *r, const char *method,
 		return regfs_errf(err, -ENOENT, "%s not found (%s %s answered 404%s%s)", what,
 				  method, url, sep, msg);
 	if (s == 401 || s == 403) {
-		const char *hint = c->user ? "" : " (no credentials given)";
-		return access_denied(NULL, err,
-				     "%s: access denied (%s %s answered %ld%s%s): credentials refused%s%s%s",
-				     what, method, url, s, sep, msg, c->user ? " from " : "",
-				     c->user ? c->cred_source : "", hint);
+		/* Who was refused, so a refused write says which account lacks
+		 * the right (never the secret; an identity token has no name). */
+		if (!c->user)
+			return access_denied(NULL, err, "%s: access denied to anonymous access (no "
+					     "credentials given): %s %s answered %ld%s%s",
+					     what, method, url, s, sep, msg);
+		return access_denied(NULL, err, "%s: access denied to user %s (credentials from "
+				     "%s): %s %s answered %ld%s%s", what,
+				     c->identity ? "(docker identity token)" : c->user,
+				     c->cred_source, method, url, s, sep, msg);
 	}
 	if (s == 405 || strcmp(code, "UNSUPPORTED") == 0)
 		return regfs_errf(err, -ENOTSUP,
