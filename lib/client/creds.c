@@ -190,12 +190,12 @@ static void first_line(const struct dynbuf *b, char *out, size_t n)
 /* Runs docker-credential-<name> get for c->host: 0 with c's credentials set,
  * 1 when the helper has none for this host, or -errno with err naming the
  * helper and what it said on stderr. */
-static int helper_get(struct regfs_client *c, const char *name, const char *source,
+static int helper_get(struct regfs_client *c, const char *name, const char *which,
 		      struct regfs_err *err)
 {
 	if (!helper_name_ok(name))
-		return regfs_errf(err, -EINVAL, "docker config: credential helper name \"%s\" is "
-				  "not a docker-credential-* name", name);
+		return regfs_errf(err, -EINVAL, "credential helper name \"%s\" is not a "
+				  "docker-credential-* name", name);
 	char prog[96];
 	snprintf(prog, sizeof prog, "docker-credential-%s", name);
 	struct helper_io io = {.stdout_b = DYNBUF_INIT(HELPER_OUT_MAX),
@@ -203,8 +203,8 @@ static int helper_get(struct regfs_client *c, const char *name, const char *sour
 	pid_t pid;
 	int rc = helper_spawn(prog, &io, &pid);
 	if (rc)
-		return regfs_errf(err, rc, "credential helper %s (docker config %s) cannot be "
-				  "run: %s: is it installed and in PATH?", prog, source,
+		return regfs_errf(err, rc, "credential helper %s (from %s) cannot be run: %s: "
+				  "is it installed and in PATH?", prog, which,
 				  strerror(-rc));
 	helper_feed(io.in, c->host);
 	rc = helper_drain(&io, c->timeout_s);
@@ -314,7 +314,7 @@ static int helpers_lookup(struct regfs_client *c, json_t *root, struct regfs_err
 		c->cred_source = NULL;
 		return 1;
 	}
-	int rc = helper_get(c, name, c->cred_source, err);
+	int rc = helper_get(c, name, c->cred_source + strlen("docker config "), err);
 	if (rc)
 		c->cred_source = NULL;
 	return rc;

@@ -1,0 +1,165 @@
+#!/bin/bash
+# mount_creds.sh — where the mount's credentials come from, against docker-registry with
+# htpasswd (a bcrypt file made here with htpasswd -nbB): --user USER:PASS, --password-file
+# (a file and stdin), REGFS_USERNAME/REGFS_PASSWORD, docker config auths, credHelpers and
+# credsStore (a fake docker-credential-regfstest on PATH that logs its calls). Each time
+# `ls _tags` is compared with the registry's API (curl -u). A helper that fails, is
+# missing or hangs: one line naming it, exit 1, nothing mounted. The password appears
+# nowhere: ps / /proc/PID/cmdline (--user is rewritten to USER:***), the debug log and
+# --log-file, .regfs/stats.
+. "$(dirname "$0")/lib.sh"
+need_regfs_mount
+need_bin htpasswd skopeo umoci jq base64 "$DOCKER_REGISTRY"
+
+U=alice
+PW="Pw-$RANDOM-x7Kq$RANDOM"   # distinctive: grepped for everywhere below
+htpasswd -nbB "$U" "$PW" >"$WORK/htpasswd" || bail "htpasswd -nbB failed"
+start_docker_registry "$WORK/data" "auth:
+  htpasswd:
+    realm: regfs-test
+    path: $WORK/htpasswd" || bail "docker-registry with htpasswd did not start"
+
+make_image "$WORK/oci" v1 1 20K >/dev/null || bail make_image
+check "skopeo pushes with the htpasswd user" skopeo_copy --dest-creds "$U:$PW" \
+  oci:"$WORK/oci":v1 "docker://$REGISTRY_HOST/team/app:v1"
+check "skopeo pushes a second tag" skopeo_copy --dest-creds "$U:$PW" \
+  oci:"$WORK/oci":v1 "docker://$REGISTRY_HOST/team/app:prod"
+API_TAGS=$(curl -s -u "$U:$PW" "$REGISTRY_URL/v2/team/app/tags/list" | jq -r '.tags[]' | sort | paste -sd' ')
+[ -n "$API_TAGS" ] || bail "the registry's API lists no tags"
+check_eq "the registry refuses anonymous access" 401 \
+  "$(curl -s -o /dev/null -w '%{http_code}' "$REGISTRY_URL/v2/team/app/tags/list")"
+
+# No credentials from this machine's own files: an empty HOME and DOCKER_CONFIG.
+export HOME=$WORK/home DOCKER_CONFIG=$WORK/dc-none
+mkdir -p "$HOME" "$DOCKER_CONFIG" "$WORK/m0"
+unset REGFS_USERNAME REGFS_PASSWORD
+
+one_line_exit1() {  # one_line_exit1 NAME PATTERN CMD… — exit 1, one line matching PATTERN
+  local name=$1 pat=$2 out rc; shift 2
+  out=$(with_timeout 60 "$@" 2>&1 </dev/null); rc=$?
+  if [ $rc -eq 1 ] && [ "$(wc -l <<<"$out")" -eq 1 ] && grep -qE -e "$pat" <<<"$out"; then
+    ok "$name"; log "$out"
+  else fail "$name" "exit $rc, output:"; diag "$out"; fi
+  if grep -qF -e "$PW" <<<"$out"; then fail "$name: the password is in the message"; fi
+}
+# mount_ls NAME OPTIONS… — mount with OPTIONS, check ls _tags = the API's tags, the
+# password in neither the log nor .regfs/stats; leaves it mounted at $MNT ($MOUNT_PID)
+N=0
+mount_ls() {
+  local name=$1; shift
+  N=$((N + 1)); MNT=$WORK/m$N
+  if ! start_regfs_mount "$REGISTRY_URL" "$MNT" -d --cache-dir "$WORK/cache$N" \
+      --log-file "$WORK/file$N.log" "$@" </dev/null; then
+    fail "$name: mounts"; return 1
+  fi
+  check_eq "$name: ls _tags = the registry's tags/list" "$API_TAGS" "$(ls "$MNT/team/app/_tags" | paste -sd' ')"
+  check "$name: the debug log has requests" grep -q "client: GET" "$WORK/file$N.log"
+  check_eq "$name: the password is not in the log nor in --log-file" 0 \
+    "$(cat "$MOUNT_LOG" "$WORK/file$N.log" | grep -cF -e "$PW")"
+  check_eq "$name: nor in .regfs/stats" 0 "$(grep -cF -e "$PW" "$MNT/.regfs/stats")"
+}
+umount_it() { unmount "$MNT"; stop_pid "$MOUNT_PID"; }
+
+one_line_exit1 "no credentials: one line that says --user, exit 1" "--user" \
+  "$REGFS_MOUNT" -f "$REGISTRY_URL" "$WORK/m0"
+check_fails "... and nothing is mounted" mountpoint -q "$WORK/m0"
+
+# --- --user USER:PASS, hidden from ps ------------------------------------------------
+mount_ls "--user" --user "$U:$PW"
+CMDLINE=$(tr '\0' ' ' <"/proc/$MOUNT_PID/cmdline")
+check_eq "--user: /proc/PID/cmdline does not hold the password" 0 "$(grep -cF -e "$PW" <<<"$CMDLINE")"
+check "--user: /proc/PID/cmdline shows $U:***" grep -qF -e "--user $U:*** " <<<"$CMDLINE"
+check_eq "--user: ps -o args does not show the password" 0 \
+  "$(ps -o args= -p "$MOUNT_PID" | grep -cF -e "$PW")"
+umount_it
+mount_ls "-o user=USER:PASS" -o "ro,user=$U:$PW,ttl=5"
+check_eq "-o user=: /proc/PID/cmdline does not hold the password" 0 \
+  "$(tr '\0' ' ' <"/proc/$MOUNT_PID/cmdline" | grep -cF -e "$PW")"
+check "-o user=: /proc/PID/cmdline shows user=$U:***," grep -qF -e "user=$U:***,ttl=5" \
+  <<<"$(tr '\0' ' ' <"/proc/$MOUNT_PID/cmdline")"
+umount_it
+one_line_exit1 "-o password= is refused, pointing to password_file" "password_file=FILE" \
+  "$REGFS_MOUNT" -f -o "user=$U,password=$PW" "$REGISTRY_URL" "$WORK/m0"
+
+# --- --password-file ---------------------------------------------------------------------
+printf '%s\n' "$PW" >"$WORK/pw"; chmod 600 "$WORK/pw"
+mount_ls "--password-file FILE" --user "$U" --password-file "$WORK/pw"
+umount_it
+N=$((N + 1)); MNT=$WORK/m$N; mkdir -p "$MNT"; add_mount "$MNT"
+printf '%s\n' "$PW" | start_bg "regfs-stdin" "$REGFS_MOUNT" -f --user "$U" --password-file - \
+  --cache-dir "$WORK/cache$N" "$REGISTRY_URL" "$MNT"
+MOUNT_PID=$BG_PID
+if wait_for 15 mountpoint -q "$MNT"; then
+  check_eq "--password-file - (stdin): ls _tags" "$API_TAGS" "$(ls "$MNT/team/app/_tags" | paste -sd' ')"
+else fail "--password-file - (stdin): mounts"; diag "$(tail -5 "$WORK/regfs-stdin.log")"; fi
+umount_it
+
+# --- the environment -------------------------------------------------------------------
+export REGFS_USERNAME=$U REGFS_PASSWORD=$PW
+mount_ls "REGFS_USERNAME/REGFS_PASSWORD"
+umount_it
+unset REGFS_USERNAME REGFS_PASSWORD
+
+# --- docker config: auths (a key with scheme and path matches host:port) -----------------
+B64=$(printf '%s:%s' "$U" "$PW" | base64 -w0)
+export DOCKER_CONFIG=$WORK/dc-auths; mkdir -p "$DOCKER_CONFIG"
+printf '{"auths":{"other:5000":{"auth":"%s"},"http://%s/v1/":{"auth":"%s"}}}\n' \
+  "$(printf 'x:y' | base64 -w0)" "$REGISTRY_HOST" "$B64" >"$DOCKER_CONFIG/config.json"
+mount_ls "docker config auths"
+umount_it
+
+# --- credential helpers ----------------------------------------------------------------
+BIN=$WORK/bin; mkdir -p "$BIN"; HLOG=$WORK/helper-calls.log
+cat >"$BIN/docker-credential-regfstest" <<EOF
+#!/bin/sh
+# a docker credential helper: "get" reads the server on stdin, answers JSON
+[ "\$1" = get ] || exit 2
+read -r host || true
+echo "get \$host" >>"$HLOG"
+if [ "\$host" = "$REGISTRY_HOST" ]; then
+  printf '{"ServerURL":"%s","Username":"%s","Secret":"%s"}\n' "\$host" "$U" "$PW"
+else
+  echo "credentials not found in native keychain"; exit 1
+fi
+EOF
+printf '#!/bin/sh\ncat >/dev/null\necho "regfsfail: the keychain is locked" >&2\nexit 3\n' \
+  >"$BIN/docker-credential-regfsfail"
+printf '#!/bin/sh\nexec sleep 60\n' >"$BIN/docker-credential-regfshang"
+chmod +x "$BIN"/docker-credential-*
+export PATH=$BIN:$PATH
+
+export DOCKER_CONFIG=$WORK/dc-helpers; mkdir -p "$DOCKER_CONFIG"
+# credHelpers wins over a wrong auths entry for the same host
+printf '{"credHelpers":{"%s":"regfstest"},"auths":{"%s":{"auth":"%s"}}}\n' "$REGISTRY_HOST" \
+  "$REGISTRY_HOST" "$(printf '%s:wrong' "$U" | base64 -w0)" >"$DOCKER_CONFIG/config.json"
+: >"$HLOG"
+mount_ls "docker config credHelpers"
+check "credHelpers: the helper was asked for $REGISTRY_HOST" grep -qx "get $REGISTRY_HOST" "$HLOG"
+umount_it
+
+export DOCKER_CONFIG=$WORK/dc-store; mkdir -p "$DOCKER_CONFIG"
+printf '{"credsStore":"regfstest","auths":{"%s":{}}}\n' "$REGISTRY_HOST" >"$DOCKER_CONFIG/config.json"
+: >"$HLOG"
+mount_ls "docker config credsStore"
+check "credsStore: the helper was asked for $REGISTRY_HOST" grep -qx "get $REGISTRY_HOST" "$HLOG"
+umount_it
+
+export DOCKER_CONFIG=$WORK/dc-fail; mkdir -p "$DOCKER_CONFIG"
+printf '{"credHelpers":{"%s":"regfsfail"}}\n' "$REGISTRY_HOST" >"$DOCKER_CONFIG/config.json"
+one_line_exit1 "a failing helper: one line naming it and its stderr, exit 1" \
+  "docker-credential-regfsfail get $REGISTRY_HOST failed \(exit 3\): regfsfail: the keychain is locked" \
+  "$REGFS_MOUNT" -f "$REGISTRY_URL" "$WORK/m0"
+check_fails "... and nothing is mounted" mountpoint -q "$WORK/m0"
+printf '{"credHelpers":{"%s":"regfsmissing"}}\n' "$REGISTRY_HOST" >"$DOCKER_CONFIG/config.json"
+one_line_exit1 "a helper that is not installed: one line naming it, exit 1" \
+  "docker-credential-regfsmissing .*cannot be run.*in PATH" \
+  "$REGFS_MOUNT" -f "$REGISTRY_URL" "$WORK/m0"
+printf '{"credHelpers":{"%s":"regfshang"}}\n' "$REGISTRY_HOST" >"$DOCKER_CONFIG/config.json"
+one_line_exit1 "a helper that hangs is killed after --timeout: one line, exit 1" \
+  "docker-credential-regfshang get .*no answer within 2 s" \
+  "$REGFS_MOUNT" -f --timeout 2 "$REGISTRY_URL" "$WORK/m0"
+printf '{"credsStore":"../../bin/sh"}\n' >"$DOCKER_CONFIG/config.json"
+one_line_exit1 "a helper name that is a path is refused: one line, exit 1" \
+  "not a docker-credential-\* name" "$REGFS_MOUNT" -f "$REGISTRY_URL" "$WORK/m0"
+
+done_testing
