@@ -427,10 +427,12 @@ int status_err(struct regfs_client *c, const struct resp *r, const char *method,
 			return access_denied(NULL, err, "%s: access denied to anonymous access (no "
 					     "credentials given): %s %s answered %ld%s%s",
 					     what, method, url, s, sep, msg);
-		return access_denied(NULL, err, "%s: access denied to user %s (credentials from "
-				     "%s): %s %s answered %ld%s%s", what,
-				     c->identity ? "(docker identity token)" : c->user,
-				     c->cred_source, method, url, s, sep, msg);
+		return regfs_errf(err, -EACCES, "%s: access denied to user %s (credentials from "
+				  "%s): %s %s answered %ld%s%s: the user lacks this right here, or "
+				  "its credentials changed; other credentials: --user, "
+				  "REGFS_USERNAME/REGFS_PASSWORD or docker login", what,
+				  c->identity ? "(docker identity token)" : c->user,
+				  c->cred_source, method, url, s, sep, msg);
 	}
 	if (s == 405 || strcmp(code, "UNSUPPORTED") == 0)
 		return regfs_errf(err, -ENOTSUP,

@@ -165,42 +165,16 @@ one_line_exit1 "a helper name that is a path is refused: one line, exit 1" \
 stop_pid "$REGISTRY_PID"
 
 # --- identity tokens (docker's OAuth2 refresh token) -------------------------------------
-# A token-auth docker-registry whose realm is a small OAuth2 front (written here) on
-# tokenserver.py: POST grant_type=refresh_token with the right refresh_token gets the
-# token tokenserver.py issues to alice; a GET goes straight through (skopeo's pushes).
+# A token-auth docker-registry whose realm is tools/grantfront.py on tokenserver.py: a
+# POST grant_type=refresh_token with the right refresh_token gets the token
+# tokenserver.py issues to alice; skopeo's GET with alice's password goes through.
 need_bin openssl python3
 IDT="idt-$RANDOM-$RANDOM"
 start_tokenserver tokenserver
 OPORT=$(free_port)
-cat >"$WORK/oauthfront.py" <<'PYEOF'
-import base64, sys, urllib.error, urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlencode
-port, tport, idt = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-class H(BaseHTTPRequestHandler):
-    def log_message(self, *a): pass
-    def relay(self, query, auth):
-        req = urllib.request.Request(f"http://127.0.0.1:{tport}/token?{query}")
-        if auth: req.add_header("Authorization", auth)
-        try:
-            with urllib.request.urlopen(req) as r: code, body = r.status, r.read()
-        except urllib.error.HTTPError as e: code, body = e.code, e.read()
-        self.send_response(code); self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
-    def do_GET(self):
-        self.relay(self.path.partition("?")[2], self.headers.get("Authorization"))
-    def do_POST(self):
-        f = parse_qs(self.rfile.read(int(self.headers.get("Content-Length", 0))).decode())
-        ok = f.get("grant_type") == ["refresh_token"] and f.get("refresh_token") == [idt]
-        print(f"oauth grant={f.get('grant_type')} refresh_token_ok={ok} scope={f.get('scope')}", flush=True)
-        if not ok:
-            self.send_response(401); self.send_header("Content-Length", "0"); self.end_headers(); return
-        q = [("service", f.get("service", [""])[0])] + [("scope", s) for s in f.get("scope", [""])[0].split()]
-        self.relay(urlencode(q), "Basic " + base64.b64encode(b"alice:s3cret").decode())
-ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
-PYEOF
-start_bg oauthfront python3 "$WORK/oauthfront.py" "$OPORT" "$TPORT" "$IDT"
-wait_http "http://127.0.0.1:$OPORT/" || bail "the OAuth2 front did not start"
+start_bg grantfront python3 "$REGFS_SRC/tests/integration/tools/grantfront.py" --port "$OPORT" \
+  --upstream "$TPORT" --as alice:s3cret --identity-token "$IDT"
+wait_http "http://127.0.0.1:$OPORT/" || bail "grantfront.py did not start"
 start_docker_registry "$WORK/data-tok" "auth:
   token:
     realm: http://127.0.0.1:$OPORT/token
@@ -217,13 +191,13 @@ printf '{"auths":{"%s":{"auth":"","identitytoken":"%s"}}}\n' "$REGISTRY_HOST" "$
 mount_ls "docker config identitytoken"
 umount_it
 check "identitytoken: sent as an OAuth2 refresh token" \
-  grep -q "refresh_token_ok=True scope=\['repository:team/app:pull'\]" "$WORK/oauthfront.log"
+  grep -q "^post refresh_token_ok=True scope=repository:team/app:pull" "$WORK/grantfront.log"
 printf '#!/bin/sh\ncat >/dev/null\nprintf %s\n' \
   "'{\"ServerURL\":\"x\",\"Username\":\"<token>\",\"Secret\":\"$IDT\"}\\n'" >"$BIN/docker-credential-regfsidt"
 chmod +x "$BIN/docker-credential-regfsidt"
 printf '{"credHelpers":{"%s":"regfsidt"}}\n' "$REGISTRY_HOST" >"$DOCKER_CONFIG/config.json"
 mount_ls "a helper's Username <token>"
 umount_it
-check_eq "no refresh token was refused" 0 "$(grep -c 'refresh_token_ok=False' "$WORK/oauthfront.log")"
+check_eq "no refresh token was refused" 0 "$(grep -c 'refresh_token_ok=False' "$WORK/grantfront.log")"
 
 done_testing
