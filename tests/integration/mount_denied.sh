@@ -3,7 +3,7 @@
 # "Permission denied" (EACCES, not EIO), with one log line naming the user, the tag and
 # the registry's own error message, and change nothing (the tags and digests, read with
 # skopeo as a user who may read everything, are the same before and after):
-#   rm _tags/T, mv _tags/T _tags/U, ln -s ../_manifests/D _tags/U.
+#   rm _tags/T, mv _tags/T _tags/U, ln -s ../_manifests/D _tags/U, rmdir _manifests/D.
 # The registry: docker-registry with token auth; its realm is tools/grantfront.py on
 # tokenserver.py, which grants bob only pull (carol: pull and push, not delete).
 . "$(dirname "$0")/lib.sh"
@@ -70,6 +70,11 @@ check_eq "bob: ln -s ../_manifests/D _tags/new is Permission denied" "Permission
   "$(errno_of ln -s "../_manifests/$D" "$T/new")"
 check_eq "... and the registry is as before" "$BEFORE" "$(state)"
 check "... the log line names the user and the tag" grep -E "team/app:new.*user bob " "$MOUNT_LOG"
+check_eq "bob: rmdir _manifests/D is Permission denied" "Permission denied" \
+  "$(errno_of rmdir "$MNT/team/app/_manifests/$D")"
+check_eq "... and the registry is as before" "$BEFORE" "$(state)"
+check "... the log line names the manifest and the user" \
+  grep -E "deleting manifest team/app@$D.*user bob " "$MOUNT_LOG"
 check_eq "bob's password is not in the log" 0 "$(grep -cF -e "$BPW" "$MOUNT_LOG")"
 check_eq "no write answered EIO" 0 "$(grep -c "Input/output" "$MOUNT_LOG")"
 unmount "$MNT"; stop_pid "$MOUNT_PID"
