@@ -64,12 +64,13 @@ static int from_terminal(struct mount_opts *o)
 	struct termios old, quiet;
 	if (tcgetattr(STDIN_FILENO, &old) != 0)
 		return 0;
-	fprintf(stderr, "Password for %s at %s: ", o->user, o->url ? o->url : "the registry");
-	fflush(stderr);
 	quiet = old;
 	quiet.c_lflag &= ~(tcflag_t)ECHO;
 	quiet.c_lflag |= ECHONL;
+	/* echo off before the prompt: what is typed after it is never shown */
 	tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	fprintf(stderr, "Password for %s at %s: ", o->user, o->url ? o->url : "the registry");
+	fflush(stderr);
 	o->pass = read_line(stdin);
 	tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
 	if (!o->pass) {

@@ -94,6 +94,37 @@ if wait_for 15 mountpoint -q "$MNT"; then
 else fail "--password-file - (stdin): mounts"; diag "$(tail -5 "$WORK/regfs-stdin.log")"; fi
 umount_it
 
+# --- --user USER on a terminal: asked for, echo off (a pty; regfs daemonizes after) ----------
+N=$((N + 1)); MNT=$WORK/m$N; mkdir -p "$MNT"; add_mount "$MNT"
+PTYOUT=$(PW="$PW" with_timeout 30 python3 - "$REGFS_MOUNT" --user "$U" --cache-dir "$WORK/cache$N" \
+  --log-file "$WORK/file$N.log" "$REGISTRY_URL" "$MNT" <<'PYEOF'
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+out = b""
+while b"Password for" not in out:
+    out += os.read(fd, 1024)
+os.write(fd, os.environ["PW"].encode() + b"\n")
+while True:
+    try:
+        b = os.read(fd, 1024)
+    except OSError:
+        break
+    if not b:
+        break
+    out += b
+_, st = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace") + f"\nexit={os.waitstatus_to_exitcode(st)}\n")
+PYEOF
+)
+check "terminal: regfs asked 'Password for $U at …' and exited 0 after mounting" \
+  grep -qz "Password for $U at $REGISTRY_URL: .*exit=0" <<<"$PTYOUT"
+check_eq "terminal: the password was not echoed" 0 "$(grep -cF -e "$PW" <<<"$PTYOUT")"
+check_eq "terminal: ls _tags" "$API_TAGS" "$(ls "$MNT/team/app/_tags" 2>&1 | paste -sd' ')"
+check_eq "terminal: the password is not in --log-file" 0 "$(grep -cF -e "$PW" "$WORK/file$N.log")"
+unmount "$MNT"
+
 # --- the environment -------------------------------------------------------------------
 export REGFS_USERNAME=$U REGFS_PASSWORD=$PW
 mount_ls "REGFS_USERNAME/REGFS_PASSWORD"
