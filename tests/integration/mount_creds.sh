@@ -1,7 +1,7 @@
 #!/bin/bash
 # mount_creds.sh — where the mount's credentials come from, against docker-registry with
 # htpasswd (a bcrypt file made here with htpasswd -nbB): --user USER:PASS, --password-file
-# (a file and stdin), REGFS_USERNAME/REGFS_PASSWORD, docker config auths, credHelpers and
+# (a file and stdin), the terminal prompt (a pty), REGFS_USERNAME/REGFS_PASSWORD, docker config auths, credHelpers and
 # credsStore (a fake docker-credential-regfstest on PATH that logs its calls). Each time
 # `ls _tags` is compared with the registry's API (curl -u). A helper that fails, is
 # missing or hangs: one line naming it, exit 1, nothing mounted. The password appears
