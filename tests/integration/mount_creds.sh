@@ -1,12 +1,12 @@
 #!/bin/bash
 # mount_creds.sh — where the mount's credentials come from, against docker-registry with
 # htpasswd (a bcrypt file made here with htpasswd -nbB): --user USER:PASS, --password-file
-# (a file and stdin), the terminal prompt (a pty), REGFS_USERNAME/REGFS_PASSWORD, docker config auths, credHelpers and
-# credsStore (a fake docker-credential-regfstest on PATH that logs its calls). Each time
-# `ls _tags` is compared with the registry's API (curl -u). A helper that fails, is
-# missing or hangs: one line naming it, exit 1, nothing mounted. The password appears
-# nowhere: ps / /proc/PID/cmdline (--user is rewritten to USER:***), the debug log and
-# --log-file, .regfs/stats.
+# (a file and stdin), the terminal prompt (a pty), REGFS_USERNAME/REGFS_PASSWORD, docker
+# config auths, credHelpers and credsStore (a fake docker-credential-regfstest on PATH
+# that logs its calls). Each time `ls _tags` is compared with the registry's API (curl
+# -u). A helper that fails, is missing or hangs: one line naming it, exit 1, nothing
+# mounted. The password appears nowhere: ps / /proc/PID/cmdline (--user is rewritten to
+# USER:***), the debug log and --log-file, .regfs/stats.
 . "$(dirname "$0")/lib.sh"
 need_regfs_mount
 need_bin htpasswd skopeo umoci jq base64 "$DOCKER_REGISTRY"
