@@ -208,11 +208,18 @@ static int args_check(int argc, char **argv, struct cli *c)
 	return 0;
 }
 
+/* The credentials the pre-mount check resolved: the serving client (made
+ * after the fork) takes them as they are, so a docker credential helper runs
+ * once and cannot answer differently the second time. */
+static struct regfs_creds resolved;
+static bool resolved_set;
+
 static int client_make(const struct mount_opts *o, struct regfs_client **out,
 		       struct regfs_err *e)
 {
 	struct regfs_client_opts co = {
 		.url = o->url, .user = o->user, .pass = o->pass,
+		.creds = resolved_set ? &resolved : NULL,
 		.ca_cert = o->ca_cert, .insecure = o->insecure,
 		.client_cert = o->client_cert, .client_key = o->client_key,
 		.timeout_s = o->timeout_s, .max_parallel = o->max_parallel,
@@ -234,6 +241,7 @@ static int registry_check(struct mnt *m)
 		regfs_client_free(c);
 		return -1;
 	}
+	resolved_set = regfs_client_creds(c, &resolved) == 0;
 	/* Whatever the registry advertises, named as it names them. */
 	char *exts = regfs_client_extensions(c);
 	regfs_client_free(c);
@@ -371,6 +379,7 @@ static void teardown(struct mnt *m, struct cli *c)
 	free(m->registry_version);
 	c->o = m->o; /* the strings main moved into the mount */
 	cli_free(c);
+	regfs_creds_free(&resolved);
 }
 
 int main(int argc, char **argv)

@@ -57,7 +57,14 @@ char *basic_header(const char *user, const char *pass)
 int creds_resolve(struct regfs_client *c, const struct regfs_client_opts *o,
 		  struct regfs_err *err)
 {
-	if (o->user) {
+	if (o->creds) {
+		c->cred_source = o->creds->source;
+		c->identity = o->creds->identity;
+		if (o->creds->user) {
+			c->user = strdup(o->creds->user);
+			c->pass = strdup(o->creds->pass ? o->creds->pass : "");
+		}
+	} else if (o->user) {
 		c->user = strdup(o->user);
 		c->pass = strdup(o->pass ? o->pass : "");
 		c->cred_source = "--user";
@@ -83,6 +90,26 @@ int creds_resolve(struct regfs_client *c, const struct regfs_client_opts *o,
 	if (c->user && !c->pass)
 		return regfs_errf(err, -ENOMEM, "out of memory");
 	return 0;
+}
+
+int regfs_client_creds(const struct regfs_client *c, struct regfs_creds *out)
+{
+	*out = (struct regfs_creds){.identity = c->identity, .source = c->cred_source};
+	if (!c->user)
+		return 0;
+	out->user = strdup(c->user);
+	out->pass = strdup(c->pass ? c->pass : "");
+	if (out->user && out->pass)
+		return 0;
+	regfs_creds_free(out);
+	return -ENOMEM;
+}
+
+void regfs_creds_free(struct regfs_creds *cr)
+{
+	free(cr->user);
+	wipe_free(cr->pass);
+	*cr = (struct regfs_creds){0};
 }
 
 void tokens_free(struct token *t)

@@ -165,14 +165,14 @@ printf '{"credHelpers":{"%s":"regfstest"},"auths":{"%s":{"auth":"%s"}}}\n' "$REG
   "$REGISTRY_HOST" "$(printf '%s:wrong' "$U" | base64 -w0)" >"$DOCKER_CONFIG/config.json"
 : >"$HLOG"
 mount_ls "docker config credHelpers"
-check "credHelpers: the helper was asked for $REGISTRY_HOST" grep -qx "get $REGISTRY_HOST" "$HLOG"
+check_eq "credHelpers: the helper was asked once, for $REGISTRY_HOST" "get $REGISTRY_HOST" "$(cat "$HLOG")"
 umount_it
 
 export DOCKER_CONFIG=$WORK/dc-store; mkdir -p "$DOCKER_CONFIG"
 printf '{"credsStore":"regfstest","auths":{"%s":{}}}\n' "$REGISTRY_HOST" >"$DOCKER_CONFIG/config.json"
 : >"$HLOG"
 mount_ls "docker config credsStore"
-check "credsStore: the helper was asked for $REGISTRY_HOST" grep -qx "get $REGISTRY_HOST" "$HLOG"
+check_eq "credsStore: the helper was asked once, for $REGISTRY_HOST" "get $REGISTRY_HOST" "$(cat "$HLOG")"
 umount_it
 
 export DOCKER_CONFIG=$WORK/dc-fail; mkdir -p "$DOCKER_CONFIG"

@@ -147,7 +147,20 @@ static void test_docker_config_identity_token(void **state)
 	assert_true(c->identity);
 	assert_string_equal(c->user, "<token>");
 	assert_string_equal(c->pass, "idt-123");
+	/* handed to a second client as resolved: the same, no file read */
+	struct regfs_creds cr;
+	assert_int_equal(regfs_client_creds(c, &cr), 0);
 	regfs_client_free(c);
+	struct regfs_client_opts o2 = {.url = "https://reg.example", .creds = &cr,
+				       .docker_config = "/nonexistent/config.json"};
+	assert_int_equal(regfs_client_new(&o2, &c, &e), 0);
+	assert_true(c->identity);
+	assert_string_equal(c->user, "<token>");
+	assert_string_equal(c->pass, "idt-123");
+	assert_string_equal(c->cred_source, "docker config identitytoken");
+	regfs_client_free(c);
+	regfs_creds_free(&cr);
+	assert_null(cr.pass);
 	/* a name that is a path is never run */
 	fd = open(path, O_WRONLY | O_TRUNC);
 	json = "{\"credsStore\":\"../x\"}";
