@@ -184,6 +184,15 @@ static int url_normalize(const char *url, char **out)
 			"http:// or https://, e.g. https://%s)\n", url, (int)(sep - url), url, sep + 3);
 		return -1;
 	}
+	const char *auth = sep ? sep + 3 : url;
+	const char *at = strchr(auth, '@');
+	if (at && at < auth + strcspn(auth, "/")) {
+		/* user:pass@host would be in the mount table (fsname), ps and logs */
+		fprintf(stderr, "regfs: the registry URL has credentials in it (%.*s@…): give "
+			"them with --user USER and --password-file, not in the URL\n",
+			(int)strcspn(auth, ":@"), auth);
+		return -1;
+	}
 	int n = sep ? asprintf(out, "%s", url) : asprintf(out, "https://%s", url);
 	if (n < 0)
 		return -1;

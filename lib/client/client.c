@@ -20,6 +20,11 @@ int regfs_client_new(const struct regfs_client_opts *opts, struct regfs_client *
 	if (strncasecmp(u, "http://", 7) != 0 && strncasecmp(u, "https://", 8) != 0)
 		return regfs_errf(err, -EINVAL,
 				  "registry URL %s has no scheme: use http://%s or https://%s", u, u, u);
+	const char *auth = strstr(u, "://") + 3, *at = strchr(auth, '@');
+	if (at && at < auth + strcspn(auth, "/"))
+		/* not echoed: it may hold a password */
+		return regfs_errf(err, -EINVAL, "the registry URL has credentials in it (user@host): "
+				  "give them as user and password, not in the URL");
 	struct regfs_client *c = calloc(1, sizeof *c);
 	if (!c)
 		return regfs_errf(err, -ENOMEM, "out of memory");

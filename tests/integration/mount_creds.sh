@@ -81,6 +81,10 @@ umount_it
 one_line_exit1 "-o password= is refused, pointing to password_file" "password_file=FILE" \
   "$REGFS_MOUNT" -f -o "user=$U,password=$PW" "$REGISTRY_URL" "$WORK/m0"
 
+one_line_exit1 "credentials in the URL are refused, without echoing the password" \
+  "credentials in it \($U@…\).*--user USER and --password-file" \
+  "$REGFS_MOUNT" -f "http://$U:$PW@$REGISTRY_HOST" "$WORK/m0"
+
 # --- --password-file ---------------------------------------------------------------------
 printf '%s\n' "$PW" >"$WORK/pw"; chmod 600 "$WORK/pw"
 mount_ls "--password-file FILE" --user "$U" --password-file "$WORK/pw"

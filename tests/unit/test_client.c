@@ -83,6 +83,15 @@ static void test_url(void **state)
 	struct regfs_err e = {0};
 	assert_int_equal(regfs_client_new(&o, &c, &e), -EINVAL);
 	assert_non_null(strstr(e.msg, "http://reg.example:5000"));
+	/* credentials in the URL: refused, and the message does not repeat them */
+	o.url = "https://bob:hunter2@reg.example/x";
+	assert_int_equal(regfs_client_new(&o, &c, &e), -EINVAL);
+	assert_null(strstr(e.msg, "hunter2"));
+	/* an '@' after the host is part of the path, not credentials */
+	o.url = "https://reg.example/a@b";
+	o.docker_config = "/nonexistent/config.json";
+	assert_int_equal(regfs_client_new(&o, &c, &e), 0);
+	regfs_client_free(c);
 
 	char *s = url_escape("repository:a/b:pull,push");
 	assert_string_equal(s, "repository%3Aa%2Fb%3Apull%2Cpush");
