@@ -166,6 +166,11 @@ void tls_setopts(struct regfs_client *c, CURL *h);
 /* Does curl's error text say the server refused (or wanted) our client
  * certificate (a TLS alert)? */
 bool tls_client_cert_refused(const char *errbuf);
+/* After a transport failure of an https request made without a client
+ * certificate: does the server want one? Asked with one more handshake
+ * (TLS 1.2, which sends nothing else); its alert text into alert. */
+bool tls_wants_client_cert(struct regfs_client *c, CURLcode cc, const char *url, char *alert,
+			   size_t n);
 /* One line for a TLS failure (counted by the caller): which certificate
  * (the server's subject and issuer, read by one more handshake that
  * sends nothing), why (detail: curl's text with the X509 verify error), and

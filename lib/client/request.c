@@ -337,8 +337,11 @@ int curl_to_err(struct regfs_client *c, CURLcode cc, const char *errbuf, const c
 {
 	const char *detail = errbuf && errbuf[0] ? errbuf : curl_easy_strerror(cc);
 	ST_INC(c, st_errors);
+	char alert[CURL_ERROR_SIZE];
 	if (tls_client_cert_refused(detail))
 		return tls_err(c, cc, detail, method, url, err);
+	if (tls_wants_client_cert(c, cc, url, alert, sizeof alert))
+		return tls_err(c, cc, alert, method, url, err);
 	switch (cc) {
 	case CURLE_COULDNT_CONNECT:
 		return regfs_errf(err, -ECONNREFUSED,

@@ -46,6 +46,37 @@ bool tls_client_cert_refused(const char *errbuf)
 	return false;
 }
 
+bool tls_wants_client_cert(struct regfs_client *c, CURLcode cc, const char *url, char *alert,
+			   size_t n)
+{
+	if (c->client_cert || strncasecmp(url, "https://", 8) != 0)
+		return false;
+	if (cc != CURLE_RECV_ERROR && cc != CURLE_SEND_ERROR && cc != CURLE_GOT_NOTHING &&
+	    cc != CURLE_SSL_CONNECT_ERROR)
+		return false;
+	/* A TLS 1.2 handshake without a certificate: there the server's refusal
+	 * comes inside the handshake (in TLS 1.3 only after it, racing with
+	 * our first read, which then fails with whatever the socket says). */
+	CURL *h = curl_easy_init();
+	if (!h)
+		return false;
+	char errbuf[CURL_ERROR_SIZE] = "";
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+	curl_easy_setopt(h, CURLOPT_SSLVERSION,
+			 (long)(CURL_SSLVERSION_TLSv1_2 | CURL_SSLVERSION_MAX_TLSv1_2));
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout_s * 1000);
+	bool wants = curl_easy_perform(h) != CURLE_OK && tls_client_cert_refused(errbuf);
+	curl_easy_cleanup(h);
+	if (wants)
+		snprintf(alert, n, "%s", errbuf);
+	return wants;
+}
+
 /* Copies the value of "Subject:" / "Issuer:" of the leaf certificate from
  * CURLINFO_CERTINFO into out ("" when absent). */
 static void certinfo_field(struct curl_certinfo *ci, const char *key, char *out, size_t n)

@@ -87,6 +87,9 @@ one_line_exit1 "the wrong CA: one line saying the CA in --ca-cert did not sign i
   'regfs-test-registry.*--ca-cert did not sign it' \
   env HOME="$WORK" "$REGFS_MOUNT" -f --ca-cert "$C/other.pem" "$REGISTRY_URL" "$WORK/m0"
 check_fails "... and nothing is mounted" mountpoint -q "$WORK/m0"
+one_line_exit1 "a host name the certificate is not for: one line saying so; exit 1" \
+  "regfs-test-registry.*(subject name|host name).*use the host name the certificate was issued for" \
+  env HOME="$WORK" "$REGFS_MOUNT" -f --ca-cert "$C/ca.pem" "https://localhost:${REGISTRY_HOST#*:}" "$WORK/m0"
 one_line_exit1 "an unreadable --ca-cert file: one line naming it; exit 1" \
   "ca-cert $WORK/nope.pem cannot be used" \
   env HOME="$WORK" "$REGFS_MOUNT" -f --ca-cert "$WORK/nope.pem" "$REGISTRY_URL" "$WORK/m0"
