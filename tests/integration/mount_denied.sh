@@ -4,40 +4,39 @@
 # the registry's own error message, and change nothing (the tags and digests, read with
 # skopeo as a user who may read everything, are the same before and after):
 #   rm _tags/T, mv _tags/T _tags/U, ln -s ../_manifests/D _tags/U, rmdir _manifests/D.
-# The registry: docker-registry with token auth; its realm is tools/grantfront.py on
-# tokenserver.py, which grants bob only pull (carol: pull and push, not delete).
+# Registries: docker-registry with token auth, its realm tools/grantfront.py on
+# tokenserver.py granting bob only pull and carol pull and push (401 on the rest).
 . "$(dirname "$0")/lib.sh"
 need_regfs_mount
 need_bin skopeo umoci jq python3 openssl "$DOCKER_REGISTRY"
 
 BPW="bob-$RANDOM-pw$RANDOM"; CPW="carol-$RANDOM-pw$RANDOM"
-start_tokenserver tokenserver
-GPORT=$(free_port)
-start_bg grantfront python3 "$REGFS_SRC/tests/integration/tools/grantfront.py" --port "$GPORT" \
-  --upstream "$TPORT" --as alice:s3cret --user "bob:$BPW:pull" --user "carol:$CPW:pull,push"
-wait_http "http://127.0.0.1:$GPORT/" || bail "grantfront.py did not start"
-start_docker_registry "$WORK/data" "auth:
+make_image "$WORK/oci" v1 1 20K >/dev/null || bail make_image
+HOME=$WORK DOCKER_CONFIG=$WORK/nodc; export HOME DOCKER_CONFIG
+
+# docker-registry, token auth; the admin is alice:s3cret (tokenserver.py's user)
+start_token_docker() {
+  start_tokenserver tokenserver
+  local gport; gport=$(free_port)
+  start_bg grantfront python3 "$REGFS_SRC/tests/integration/tools/grantfront.py" --port "$gport" \
+    --upstream "$TPORT" --as alice:s3cret --user "bob:$BPW:pull" --user "carol:$CPW:pull,push"
+  wait_http "http://127.0.0.1:$gport/" || bail "grantfront.py did not start"
+  ADMIN=alice:s3cret
+  start_docker_registry "$WORK/data-docker" "auth:
   token:
-    realm: http://127.0.0.1:$GPORT/token
+    realm: http://127.0.0.1:$gport/token
     service: regfs-test
     issuer: regfs-test-issuer
-    rootcertbundle: $WORK/tok/cert.pem" || bail "token docker-registry did not start"
+    rootcertbundle: $WORK/tok/cert.pem"
+}
 
-make_image "$WORK/oci" v1 1 20K >/dev/null || bail make_image
-for t in keep old; do
-  check "alice pushes team/app:$t" skopeo_copy --dest-creds alice:s3cret \
-    oci:"$WORK/oci":v1 "docker://$REGISTRY_HOST/team/app:$t"
-done
-# state — "tag digest" lines of team/app, read by alice through the registry's API
+# state — "tag digest" lines of team/app, read by the admin through the registry's API
 state() {
   local t
-  for t in $(skopeo_x list-tags --creds alice:s3cret "docker://$REGISTRY_HOST/team/app" | jq -r '.Tags[]' | sort); do
-    echo "$t $(skopeo_x inspect --creds alice:s3cret --raw "docker://$REGISTRY_HOST/team/app:$t" | sha256sum | cut -c1-16)"
+  for t in $(skopeo_x list-tags --creds "$ADMIN" "docker://$REGISTRY_HOST/team/app" | jq -r '.Tags[]' | sort); do
+    echo "$t $(skopeo_x inspect --creds "$ADMIN" --raw "docker://$REGISTRY_HOST/team/app:$t" | sha256sum | cut -c1-16)"
   done
 }
-BEFORE=$(state)
-[ "$(wc -l <<<"$BEFORE")" = 2 ] || bail "expected two tags, got: $BEFORE"
-
 errno_of() {  # errno_of CMD… — the strerror text CMD reported, or "succeeded"
   local out
   if out=$("$@" 2>&1); then echo succeeded; return; fi
@@ -48,52 +47,66 @@ errno_of() {  # errno_of CMD… — the strerror text CMD reported, or "succeede
     *) echo "$out" ;;
   esac
 }
-HOME=$WORK DOCKER_CONFIG=$WORK/nodc; export HOME DOCKER_CONFIG
 
-# --- bob may only pull --------------------------------------------------------------
-MNT=$WORK/bob
-start_regfs_mount "$REGISTRY_URL" "$MNT" --user "bob:$BPW" --ttl 1 --cache-dir "$WORK/cb" ||
-  bail "bob's mount did not come up"
-T=$MNT/team/app/_tags
-check_eq "bob: ls _tags" "keep old" "$(ls "$T" | paste -sd' ')"
-D=$(readlink "$T/keep"); D=${D##*/}
-check_eq "bob: rm _tags/old is Permission denied" "Permission denied" "$(errno_of rm "$T/old")"
-check_eq "... and the registry is as before" "$BEFORE" "$(state)"
-check "... one log line names the user, the tag and the registry's error" \
-  grep -E "team/app:old.*user bob .*(UNAUTHORIZED|DENIED)" "$MOUNT_LOG"
-check_eq "bob: mv _tags/old _tags/new is Permission denied" "Permission denied" \
-  "$(errno_of mv -T "$T/old" "$T/new")"
-check_eq "... and the registry is as before" "$BEFORE" "$(state)"
-check "... one log line names the mv, the user and the registry's error" \
-  grep -E "mv team/app:old to new refused: .*user bob .*(UNAUTHORIZED|DENIED)" "$MOUNT_LOG"
-check_eq "bob: ln -s ../_manifests/D _tags/new is Permission denied" "Permission denied" \
-  "$(errno_of ln -s "../_manifests/$D" "$T/new")"
-check_eq "... and the registry is as before" "$BEFORE" "$(state)"
-check "... the log line names the user and the tag" grep -E "team/app:new.*user bob " "$MOUNT_LOG"
-check_eq "bob: rmdir _manifests/D is Permission denied" "Permission denied" \
-  "$(errno_of rmdir "$MNT/team/app/_manifests/$D")"
-check_eq "... and the registry is as before" "$BEFORE" "$(state)"
-check "... the log line names the manifest and the user" \
-  grep -E "deleting manifest team/app@$D.*user bob " "$MOUNT_LOG"
-check_eq "bob's password is not in the log" 0 "$(grep -cF -e "$BPW" "$MOUNT_LOG")"
-check_eq "no write answered EIO" 0 "$(grep -c "Input/output" "$MOUNT_LOG")"
-unmount "$MNT"; stop_pid "$MOUNT_PID"
+# run_denied KIND — the checks against the registry just started (REGISTRY_*, ADMIN)
+run_denied() {
+  local k=$1 t MNT T D BEFORE
+  for t in keep old; do
+    check "$k: the admin pushes team/app:$t" skopeo_copy --dest-creds "$ADMIN" \
+      oci:"$WORK/oci":v1 "docker://$REGISTRY_HOST/team/app:$t" || return
+  done
+  BEFORE=$(state)
+  [ "$(wc -l <<<"$BEFORE")" = 2 ] || { fail "$k: expected two tags, got: $BEFORE"; return; }
 
-# --- carol may push, not delete --------------------------------------------------------
-MNT=$WORK/carol
-start_regfs_mount "$REGISTRY_URL" "$MNT" --user "carol:$CPW" --ttl 1 --cache-dir "$WORK/cc" ||
-  bail "carol's mount did not come up"
-T=$MNT/team/app/_tags
-check_eq "carol: rm _tags/old is Permission denied" "Permission denied" "$(errno_of rm "$T/old")"
-check_eq "... and the registry is as before" "$BEFORE" "$(state)"
-check "... one log line names the user, the tag and the registry's error" \
-  grep -E "team/app:old.*user carol .*(UNAUTHORIZED|DENIED)" "$MOUNT_LOG"
-check_eq "carol: mv _tags/old _tags/new is Permission denied (she could not delete old)" \
-  "Permission denied" "$(errno_of mv -T "$T/old" "$T/new")"
-check_eq "... and the registry is as before (no new)" "$BEFORE" "$(state)"
-check "carol: ln -s ../_manifests/D _tags/new works (push is hers)" ln -s "../_manifests/$D" "$T/new"
-check_eq "... and new is on the registry, the rest as before" \
-  "$(printf '%s\n' "$BEFORE" "new $(grep '^keep ' <<<"$BEFORE" | cut -d' ' -f2)" | sort)" "$(state)"
-unmount "$MNT"; stop_pid "$MOUNT_PID"
+  # --- bob may only pull
+  MNT=$WORK/$k-bob
+  start_regfs_mount "$REGISTRY_URL" "$MNT" --user "bob:$BPW" --ttl 1 --cache-dir "$WORK/$k-cb" ||
+    { fail "$k: bob's mount did not come up"; return; }
+  T=$MNT/team/app/_tags
+  check_eq "$k: bob: ls _tags" "keep old" "$(ls "$T" | paste -sd' ')"
+  D=$(readlink "$T/keep"); D=${D##*/}
+  check_eq "$k: bob: rm _tags/old is Permission denied" "Permission denied" "$(errno_of rm "$T/old")"
+  check_eq "$k: ... and the registry is as before" "$BEFORE" "$(state)"
+  check "$k: ... one log line names the user, the tag and the registry's error" \
+    grep -E "team/app:old.*user bob .*(UNAUTHORIZED|DENIED)" "$MOUNT_LOG"
+  check_eq "$k: bob: mv _tags/old _tags/new is Permission denied" "Permission denied" \
+    "$(errno_of mv -T "$T/old" "$T/new")"
+  check_eq "$k: ... and the registry is as before" "$BEFORE" "$(state)"
+  check "$k: ... one log line names the mv, the user and the registry's error" \
+    grep -E "mv team/app:old to new refused: .*user bob .*(UNAUTHORIZED|DENIED)" "$MOUNT_LOG"
+  check_eq "$k: bob: ln -s ../_manifests/D _tags/new is Permission denied" "Permission denied" \
+    "$(errno_of ln -s "../_manifests/$D" "$T/new")"
+  check_eq "$k: ... and the registry is as before" "$BEFORE" "$(state)"
+  check "$k: ... the log line names the user and the tag" grep -E "team/app:new.*user bob " "$MOUNT_LOG"
+  check_eq "$k: bob: rmdir _manifests/D is Permission denied" "Permission denied" \
+    "$(errno_of rmdir "$MNT/team/app/_manifests/$D")"
+  check_eq "$k: ... and the registry is as before" "$BEFORE" "$(state)"
+  check "$k: ... the log line names the manifest and the user" \
+    grep -E "deleting manifest team/app@$D.*user bob " "$MOUNT_LOG"
+  check_eq "$k: bob's password is not in the log" 0 "$(grep -cF -e "$BPW" "$MOUNT_LOG")"
+  check_eq "$k: no write answered EIO" 0 "$(grep -c "Input/output" "$MOUNT_LOG")"
+  unmount "$MNT"; stop_pid "$MOUNT_PID"
+
+  # --- carol may push, not delete
+  MNT=$WORK/$k-carol
+  start_regfs_mount "$REGISTRY_URL" "$MNT" --user "carol:$CPW" --ttl 1 --cache-dir "$WORK/$k-cc" ||
+    { fail "$k: carol's mount did not come up"; return; }
+  T=$MNT/team/app/_tags
+  check_eq "$k: carol: rm _tags/old is Permission denied" "Permission denied" "$(errno_of rm "$T/old")"
+  check_eq "$k: ... and the registry is as before" "$BEFORE" "$(state)"
+  check "$k: ... one log line names the user, the tag and the registry's error" \
+    grep -E "team/app:old.*user carol .*(UNAUTHORIZED|DENIED)" "$MOUNT_LOG"
+  check_eq "$k: carol: mv _tags/old _tags/new is Permission denied (she could not delete old)" \
+    "Permission denied" "$(errno_of mv -T "$T/old" "$T/new")"
+  check_eq "$k: ... and the registry is as before (no new)" "$BEFORE" "$(state)"
+  check "$k: carol: ln -s ../_manifests/D _tags/new works (push is hers)" ln -s "../_manifests/$D" "$T/new"
+  check_eq "$k: ... and new is on the registry, the rest as before" \
+    "$(printf '%s\n' "$BEFORE" "new $(grep '^keep ' <<<"$BEFORE" | cut -d' ' -f2)" | sort)" "$(state)"
+  unmount "$MNT"; stop_pid "$MOUNT_PID"
+}
+
+start_token_docker || bail "token docker-registry did not start"
+run_denied docker
+stop_pid "$REGISTRY_PID"
 
 done_testing
