@@ -4,11 +4,13 @@
 # the registry's own error message, and change nothing (the tags and digests, read with
 # skopeo as a user who may read everything, are the same before and after):
 #   rm _tags/T, mv _tags/T _tags/U, ln -s ../_manifests/D _tags/U, rmdir _manifests/D.
-# Registries: docker-registry with token auth, its realm tools/grantfront.py on
-# tokenserver.py granting bob only pull and carol pull and push (401 on the rest).
+# Registries: regfs-registry with htpasswd and regfs.access rules (bob may pull team/*,
+# carol pull and push; 403 DENIED on the rest), and docker-registry with token auth, its
+# realm tools/grantfront.py on tokenserver.py granting the same (401 on the rest).
 . "$(dirname "$0")/lib.sh"
 need_regfs_mount
-need_bin skopeo umoci jq python3 openssl "$DOCKER_REGISTRY"
+need_regfs_registry
+need_bin skopeo umoci jq python3 openssl htpasswd "$DOCKER_REGISTRY"
 
 BPW="bob-$RANDOM-pw$RANDOM"; CPW="carol-$RANDOM-pw$RANDOM"
 make_image "$WORK/oci" v1 1 20K >/dev/null || bail make_image
@@ -28,6 +30,26 @@ start_token_docker() {
     service: regfs-test
     issuer: regfs-test-issuer
     rootcertbundle: $WORK/tok/cert.pem"
+}
+
+# regfs-registry, htpasswd and regfs.access: alice is an admin; in team/* bob may pull,
+# carol pull and push (403 DENIED on the rest)
+start_regfs_access() {
+  local apw="alice-$RANDOM-pw"
+  htpasswd -nbB alice "$apw" >"$WORK/htpasswd" && htpasswd -nbB bob "$BPW" >>"$WORK/htpasswd" &&
+    htpasswd -nbB carol "$CPW" >>"$WORK/htpasswd" || bail "htpasswd -nbB failed"
+  ADMIN=alice:$apw
+  start_regfs_registry "$WORK/data-regfs" "auth:
+  htpasswd:
+    realm: regfs-test
+    path: $WORK/htpasswd
+regfs:
+  admins: [alice]
+  access:
+    catalog: [bob, carol]
+    rules:
+      - repository: \"team/*\"
+        users: {bob: [pull], carol: [pull, push]}"
 }
 
 # state — "tag digest" lines of team/app, read by the admin through the registry's API
@@ -105,6 +127,9 @@ run_denied() {
   unmount "$MNT"; stop_pid "$MOUNT_PID"
 }
 
+start_regfs_access || bail "regfs-registry with htpasswd and regfs.access did not start"
+run_denied regfs
+stop_pid "$REGISTRY_PID"
 start_token_docker || bail "token docker-registry did not start"
 run_denied docker
 stop_pid "$REGISTRY_PID"
