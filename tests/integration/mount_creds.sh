@@ -89,6 +89,8 @@ one_line_exit1 "credentials in the URL are refused, without echoing the password
 printf '%s\n' "$PW" >"$WORK/pw"; chmod 600 "$WORK/pw"
 mount_ls "--password-file FILE" --user "$U" --password-file "$WORK/pw"
 umount_it
+mount_ls "-o user=USER,password_file=FILE (the fstab form)" -o "user=$U,password_file=$WORK/pw"
+umount_it
 N=$((N + 1)); MNT=$WORK/m$N; mkdir -p "$MNT"; add_mount "$MNT"
 printf '%s\n' "$PW" | start_bg "regfs-stdin" "$REGFS_MOUNT" -f --user "$U" --password-file - \
   --cache-dir "$WORK/cache$N" "$REGISTRY_URL" "$MNT"

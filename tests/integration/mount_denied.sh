@@ -105,7 +105,9 @@ run_denied() {
   check_eq "$k: ... and the registry is as before" "$BEFORE" "$(state)"
   check "$k: ... the log line names the manifest and the user" \
     grep -E "deleting manifest team/app@$D.*user bob " "$MOUNT_LOG"
-  check_eq "$k: bob's password is not in the log" 0 "$(grep -cF -e "$BPW" "$MOUNT_LOG")"
+  check "$k: .regfs/errors lists the refusals with the user" grep -q "user bob" "$MNT/.regfs/errors"
+  check_eq "$k: bob's password is not in the log nor in .regfs/errors" 0 \
+    "$(cat "$MOUNT_LOG" "$MNT/.regfs/errors" | grep -cF -e "$BPW")"
   check_eq "$k: no write answered EIO" 0 "$(grep -c "Input/output" "$MOUNT_LOG")"
   unmount "$MNT"; stop_pid "$MOUNT_PID"
 
