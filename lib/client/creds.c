@@ -3,9 +3,8 @@
  *
  *   credHelpers[host]  → run `docker-credential-<name> get` with the host on
  *                        stdin; it answers {"ServerURL","Username","Secret"}
- *   credsStore         → the same with that helper, for every host; when it
- *                        has nothing for us ("credentials not found"), the
- *                        auths entry below is still tried
+ *   credsStore         → the same with that helper, for every host
+ *   (a helper that has nothing for us, "credentials not found": on to auths)
  *   auths[host]        → "auth": base64(user:password), or "identitytoken"
  *
  * Keys match with or without a scheme and path ("https://reg:5000/v1/" and
