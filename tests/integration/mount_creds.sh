@@ -181,6 +181,16 @@ mount_ls "docker config credsStore"
 check_eq "credsStore: the helper was asked once, for $REGISTRY_HOST" "get $REGISTRY_HOST" "$(cat "$HLOG")"
 umount_it
 
+# a store that has nothing for this host: the auths entry is used
+printf '#!/bin/sh\ncat >/dev/null\necho "credentials not found in native keychain"\nexit 1\n' \
+  >"$BIN/docker-credential-regfsnone"
+chmod +x "$BIN/docker-credential-regfsnone"
+export DOCKER_CONFIG=$WORK/dc-none-store; mkdir -p "$DOCKER_CONFIG"
+printf '{"credsStore":"regfsnone","auths":{"%s":{"auth":"%s"}}}\n' "$REGISTRY_HOST" "$B64" \
+  >"$DOCKER_CONFIG/config.json"
+mount_ls "credsStore without credentials for the host, then auths"
+umount_it
+
 export DOCKER_CONFIG=$WORK/dc-fail; mkdir -p "$DOCKER_CONFIG"
 printf '{"credHelpers":{"%s":"regfsfail"}}\n' "$REGISTRY_HOST" >"$DOCKER_CONFIG/config.json"
 one_line_exit1 "a failing helper: one line naming it and its stderr, exit 1" \
