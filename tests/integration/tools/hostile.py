@@ -121,12 +121,17 @@ ROWS = []  # (name, request bytes or callable -> bytes, expected set, half_close
 FRAMING = "todo: HTTP framing/limits, before any route or parser"
 
 
-def row(name, request, expect="4xx", half_close=False, todo=None):
-    ROWS.append((name, request, set(expect.split()), half_close, todo))
+# what a row of the current section may get unless it says otherwise
+DEFAULT = ["4xx"]
+
+
+def row(name, request, expect=None, half_close=False, todo=None):
+    ROWS.append((name, request, set((expect or DEFAULT[0]).split()), half_close, todo))
 
 
 # --- the table ---------------------------------------------------------------------
 def names():
+    DEFAULT[0] = "400/NAME_INVALID 404/NAME_UNKNOWN"
     R = REPO
     row("name climbs: /v2/../../etc/passwd/manifests/v1", req("GET", "/v2/../../etc/passwd/manifests/v1"))
     row("name climbs: hostile/../t", req("GET", "/v2/hostile/../t/manifests/v1"))
@@ -149,6 +154,7 @@ def names():
 
 
 def digests():
+    DEFAULT[0] = "400/DIGEST_INVALID 404/BLOB_UNKNOWN 404/MANIFEST_UNKNOWN"
     R = REPO
     b = f"/v2/{R}/blobs/"
     row("digest too short", req("GET", b + "sha256:abc"))
@@ -162,31 +168,34 @@ def digests():
     row("digest with non-hex digits", req("GET", b + "sha256:" + "g" * 64))
     row("sha512 with 64 digits", req("GET", b + "sha512:" + HEX))
     row("DELETE blob by uppercase digest", req("DELETE", b + "sha256:" + HEX.upper()))
-    row("HEAD manifest by a 63-digit digest", req("HEAD", f"/v2/{R}/manifests/sha256:{HEX[:63]}"))
+    row("HEAD manifest by a 63-digit digest", req("HEAD", f"/v2/{R}/manifests/sha256:{HEX[:63]}"), "400 404")
     row("referrers of an invalid digest", req("GET", f"/v2/{R}/referrers/sha256:abc"))
     row("monolithic upload, ?digest= invalid",
-        req("POST", f"/v2/{R}/blobs/uploads/?digest=sha256:zz", [f"Content-Type: {U}"], b"hello"))
+        req("POST", f"/v2/{R}/blobs/uploads/?digest=sha256:zz", [f"Content-Type: {U}"], b"hello"), "400/DIGEST_INVALID")
     row("monolithic upload, wrong digest",
-        req("POST", f"/v2/{R}/blobs/uploads/?digest=sha256:{Z64}", [f"Content-Type: {U}"], b"hello"))
+        req("POST", f"/v2/{R}/blobs/uploads/?digest=sha256:{Z64}", [f"Content-Type: {U}"], b"hello"),
+        "400/DIGEST_INVALID")
     row("finish upload with an invalid digest",
-        lambda: req("PUT", addq(new_session(R), "digest=sha256:ZZ"), [f"Content-Type: {U}"], b"x"))
+        lambda: req("PUT", addq(new_session(R), "digest=sha256:ZZ"), [f"Content-Type: {U}"], b"x"), "400/DIGEST_INVALID")
 
 
 def references():
+    DEFAULT[0] = "4xx"
     m = f"/v2/{REPO}/manifests/"
     row("tag starting with '-'", req("GET", m + "-v1"))
     row("tag starting with '.'", req("GET", m + ".hidden"))
     row("tag of 129 characters", req("GET", m + "t" * 129))
-    row("PUT tag of 200 characters", put_man("t" * 200, manifest()))
-    row("PUT reference with a colon, not a digest", put_man("a:b", manifest()))
-    row("PUT tag with a space (%20)", put_man("v1%20x", manifest()))
-    row("PUT tag of non-ASCII bytes (%c3%a9)", put_man("%c3%a9", manifest()))
+    row("PUT tag of 200 characters", put_man("t" * 200, manifest()), "400/TAG_INVALID")
+    row("PUT reference with a colon, not a digest", put_man("a:b", manifest()), "400/DIGEST_INVALID 400/TAG_INVALID")
+    row("PUT tag with a space (%20)", put_man("v1%20x", manifest()), "400/TAG_INVALID")
+    row("PUT tag of non-ASCII bytes (%c3%a9)", put_man("%c3%a9", manifest()), "400/TAG_INVALID")
     row("CR/LF in the tag (header injection)", req("GET", m + "v1%0d%0aX-Injected:%201"))
     row("PUT LF in the tag", put_man("a%0ab", manifest()))
     row("DELETE tag with '*'", req("DELETE", m + "v*"))
 
 
 def headers():
+    DEFAULT[0] = "4xx"
     g = f"GET /v2/ HTTP/1.1\r\nHost: {host}:{port}\r\n"
     row("header line without a colon", (g + "Garbage\r\nConnection: close\r\n\r\n").encode())
     row("obs-fold continuation line", (g + "X-A: 1\r\n  folded\r\nConnection: close\r\n\r\n").encode(), todo=FRAMING)
@@ -202,6 +211,7 @@ def headers():
 
 
 def methods():
+    DEFAULT[0] = "4xx 501"
     row("TRACE", req("TRACE", "/v2/"), "4xx 501")
     row("CONNECT", b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nConnection: close\r\n\r\n",
         "4xx 501")
@@ -215,28 +225,31 @@ def methods():
 
 
 def manifests():
+    DEFAULT[0] = "400/MANIFEST_INVALID"
     row("manifest: truncated JSON", put_man("bad", b'{"schemaVersion":2,'))
     row("manifest: a JSON array", put_man("bad", b"[]"))
-    row("manifest: 100000 nested arrays", put_man("bad", b"[" * 100000 + b"]" * 100000), "400")
+    row("manifest: 100000 nested arrays", put_man("bad", b"[" * 100000 + b"]" * 100000))
     row("manifest: 20000 nested objects in annotations",
-        put_man("bad", manifest()[:-1] + b', "x":' + b'{"a":' * 20000 + b"1" + b"}" * 20000 + b"}"),
-        "400")
+        put_man("bad", manifest()[:-1] + b', "x":' + b'{"a":' * 20000 + b"1" + b"}" * 20000 + b"}"))
     row("manifest: 20000 layers none of which exists",
-        put_man("bad", manifest(layers=[layer("sha256:%064x" % i) for i in range(20000)])), "400")
-    row("manifest of 5 MiB", put_man("big", manifest(annotations={"x": "a" * (5 << 20)})), "400 413")
+        put_man("bad", manifest(layers=[layer("sha256:%064x" % i) for i in range(20000)])),
+        "400/MANIFEST_BLOB_UNKNOWN 400/MANIFEST_INVALID")
+    row("manifest of 5 MiB", put_man("big", manifest(annotations={"x": "a" * (5 << 20)})), "413 400/MANIFEST_INVALID")
     row("manifest: schemaVersion 1", put_man("bad", json.dumps({"schemaVersion": 1, "name": "x"}).encode()))
     row("manifest: layer with an invalid digest", put_man("bad", manifest(layers=[layer("sha256:xyz")])))
     row("manifest: layer with a negative size", put_man("bad", manifest(layers=[layer(BLOB, -1)])))
     row("manifest: size 1e400", put_man("bad", manifest().replace(b'"size": 4096', b'"size": 1e400')))
     row("manifest: media type differs from Content-Type",
         put_man("bad", manifest(), ctype="application/vnd.oci.image.index.v1+json"))
-    row("manifest: a layer that is not stored", put_man("bad", manifest(layers=[layer("sha256:" + Z64)])))
-    row("manifest PUT by a digest it does not hash to", put_man("sha256:" + Z64, manifest()))
+    row("manifest: a layer that is not stored", put_man("bad", manifest(layers=[layer("sha256:" + Z64)])),
+        "400/MANIFEST_BLOB_UNKNOWN")
+    row("manifest PUT by a digest it does not hash to", put_man("sha256:" + Z64, manifest()), "400/DIGEST_INVALID")
     row("manifest: invalid UTF-8", put_man("bad", manifest()[:-1] + b', "x": "\xff\xfe"}'))
     row("manifest: \\u0000 in a string", put_man("bad", manifest(annotations={"a": "b\u0000c"})))
 
 
 def bodies():
+    DEFAULT[0] = "4xx"
     R = REPO
     row("body shorter than Content-Length (client half-closes)",
         put_man("trunc", manifest(), length=1000), "4xx closed", half_close=True, todo=FRAMING)
@@ -254,6 +267,7 @@ def bodies():
 
 
 def chunks():
+    DEFAULT[0] = "4xx"
     R = REPO
     row("chunked: size 'zz'", lambda: chunked("PATCH", new_session(R), b"zz\r\nAAAA\r\n0\r\n\r\n"))
     row("chunked: size larger than sent (client half-closes)",
@@ -268,6 +282,7 @@ def chunks():
 
 
 def ranges():
+    DEFAULT[0] = "4xx"
     R = REPO
     cr = lambda v, body=b"0123456789": lambda: patch(new_session(R), body, [f"Content-Range: {v}"])
     row("Content-Range 0-99 for 10 bytes", cr("0-99"), "416")
@@ -282,20 +297,22 @@ def ranges():
 
 
 def sessions():
+    DEFAULT[0] = "4xx"
     sid = SESS_A.rsplit("/", 1)[-1]
     other = f"/v2/{REPO_B}/blobs/uploads/{sid}"
-    row("PATCH another repository's session", patch(other, b"evil"), "404")
-    row("GET another repository's session", req("GET", other), "404")
+    row("PATCH another repository's session", patch(other, b"evil"), "404/BLOB_UPLOAD_UNKNOWN")
+    row("GET another repository's session", req("GET", other), "404/BLOB_UPLOAD_UNKNOWN")
     row("PUT another repository's session",
-        req("PUT", addq(other, f"digest={BLOB}"), [f"Content-Type: {U}"], b"x"), "404")
-    row("DELETE another repository's session", req("DELETE", other), "404")
+        req("PUT", addq(other, f"digest={BLOB}"), [f"Content-Type: {U}"], b"x"), "404/BLOB_UPLOAD_UNKNOWN")
+    row("DELETE another repository's session", req("DELETE", other), "404/BLOB_UPLOAD_UNKNOWN")
     row("PATCH a session id that climbs", patch(f"/v2/{REPO}/blobs/uploads/..%2f..%2f_layers", b"x"))
     row("PATCH an unknown session id", patch(f"/v2/{REPO}/blobs/uploads/00000000-0000-0000-0000-000000000000", b"x"),
-        "404")
+        "404/BLOB_UPLOAD_UNKNOWN")
     row("PATCH a session id of 500 characters", patch(f"/v2/{REPO}/blobs/uploads/{'a' * 500}", b"x"))
 
 
 def mounts():
+    DEFAULT[0] = "202 4xx"
     # the spec lets a registry answer a mount it cannot do with a new session (202);
     # 201 (mounted) would hand out a blob the source repository does not hold
     m = "/v2/hostile/c/blobs/uploads/?mount="
@@ -308,6 +325,7 @@ def mounts():
 
 
 def garbage():
+    DEFAULT[0] = "4xx"
     rnd = random.Random(12)
     row("2 KB of random bytes", bytes(rnd.getrandbits(8) for _ in range(2048)), todo=FRAMING)
     hello = bytes.fromhex("16030100a5010000a10303") + bytes(32) + bytes.fromhex("000020c02bc02f") + bytes(120)
@@ -323,12 +341,15 @@ for part in (names, digests, references, headers, methods, manifests, bodies, ch
 
 # --- running it -------------------------------------------------------------------
 def send(data, half_close):
-    """Sends data on a new connection; the first status code, "closed", "reset" or "hang"."""
+    """Sends data on a new connection and reads one response. (status, code):
+    status is the status code, or "closed", "reset", "hang" when none came;
+    code the first error code of a JSON error body ("" if none)."""
     try:
         s = socket.create_connection((host, port), timeout=ROW_TIMEOUT)
     except OSError as e:
-        return f"connect-failed({e.errno})"
+        return f"connect-failed({e.errno})", ""
     buf, closed, end = b"", False, time.monotonic() + ROW_TIMEOUT
+    head_req = data.startswith(b"HEAD ")
     try:
         try:
             s.sendall(data)
@@ -336,31 +357,55 @@ def send(data, half_close):
                 s.shutdown(socket.SHUT_WR)
         except (BrokenPipeError, ConnectionResetError):
             pass  # refused early: read what it said
-        while time.monotonic() < end and b"\r\n" not in buf:
+        while time.monotonic() < end and not complete(buf, head_req):
             s.settimeout(max(0.05, end - time.monotonic()))
             try:
                 d = s.recv(65536)
             except socket.timeout:
                 break
             except ConnectionResetError:
-                return buf_status(buf) or "reset"
+                break
             if not d:
                 closed = True
                 break
             buf += d
     finally:
         s.close()
-    return buf_status(buf) or ("closed" if closed else "hang")
-
-
-def buf_status(buf):
     if buf.startswith(b"HTTP/1.") and len(buf) >= 12 and buf[9:12].isdigit():
-        return buf[9:12].decode()
-    return None
+        return buf[9:12].decode(), error_code(buf)
+    return ("closed" if closed else "hang" if not buf else "garbage"), ""
 
 
-def allowed(got, expect):
-    return got in expect or ("4xx" in expect and len(got) == 3 and got.startswith("4"))
+def complete(buf, head_req):
+    """true once buf holds a status line, headers and the Content-Length body."""
+    if b"\r\n\r\n" not in buf:
+        return False
+    head, body = buf.split(b"\r\n\r\n", 1)
+    if head_req:
+        return True
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"content-length" and v.strip().isdigit():
+            return len(body) >= int(v.strip())
+    return False  # no length: until the server closes
+
+
+def error_code(buf):
+    try:
+        return json.loads(buf.split(b"\r\n\r\n", 1)[1])["errors"][0]["code"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return ""
+
+
+def allowed(status, code, expect):
+    """expect: tokens "404" (status), "404/CODE" (status and error code), "4xx" (any 4xx)."""
+    for tok in expect:
+        st, _, want = tok.partition("/")
+        if st == "4xx" and len(status) == 3 and status.startswith("4"):
+            return True
+        if st == status and (not want or want == code):
+            return True
+    return False
 
 
 class Background(threading.Thread):
@@ -410,11 +455,12 @@ def main():
     served_fail = []
     for i, (name, request, expect, half, todo) in enumerate(ROWS, 1):
         data = request() if callable(request) else request
-        got = send(data, half)
-        n5xx += got.startswith("5")
-        n500 += got == "500"
-        nnone += not got.isdigit()
-        ok = allowed(got, expect)
+        status, code = send(data, half)
+        got = f"{status} {code}".strip()
+        n5xx += status.startswith("5")
+        n500 += status == "500"
+        nnone += not status.isdigit()
+        ok = allowed(status, code, expect)
         verdict = "ok" if ok else "todo" if todo else "FAIL"
         failed += verdict == "FAIL"
         todo_n += verdict == "todo"
