@@ -2,11 +2,13 @@
 """hostile.py HOST:PORT — the hostile-request table, run against a registry.
 
 Each row is a raw HTTP request (bytes, or a small generator of them) sent on
-its own TCP connection, and the set of answers it may get: status codes,
+its own TCP connection, and the set of answers it may get: a status ("416"),
+a status with the error code of its JSON body ("404/BLOB_UPLOAD_UNKNOWN"),
 "4xx" (any 400-499) and, for bodies the client cuts short, "closed" (the
 server closed the connection without an answer once the client half-closed).
 Anything else fails the row: a 5xx, "hang" (no answer and no close within
-ROW_TIMEOUT seconds), "reset" with no answer, or a status outside the set.
+ROW_TIMEOUT seconds), "garbage" (bytes that are not a status line), or a
+status outside the set.
 
 While the table runs, a well-behaved client GETs the stored manifest in a
 loop on its own connections (each answer must be 200 with the stored
@@ -15,8 +17,8 @@ digest), and after every CHECK_EVERY rows GET /v2/ must answer 200.
 Environment (written by registry_hostile_table.sh, which stored them first):
   REPO    repository holding the blob BLOB, the config CFG and manifest MAN (tag v1)
   BLOB, CFG, MAN   their digests; MAN_TYPE the manifest's media type
-  SESS_A  path of an upload session started in repository SESS_REPO_A
-  SESS_REPO_B  another repository (its path must not reach SESS_A's session)
+  SESS_A  path of an upload session started in another repository than
+  SESS_REPO_B  (whose path must not reach SESS_A's session)
 Options: --report (no background client, no checks between rows, exit 0: the
 comparison run against another registry, where nothing is asserted).
 
@@ -234,6 +236,14 @@ def manifests():
     row("manifest: 20000 layers none of which exists",
         put_man("bad", manifest(layers=[layer("sha256:%064x" % i) for i in range(20000)])),
         "400/MANIFEST_BLOB_UNKNOWN 400/MANIFEST_INVALID")
+    # under 4 MiB but costly to parse; the unknown layer refuses them after the parse
+    nowhere = [layer("sha256:" + Z64)]
+    row("manifest: 250000 annotation keys (JSON bomb)",
+        put_man("bad", manifest(layers=nowhere, annotations={f"k{i}": "" for i in range(250000)})),
+        "400/MANIFEST_BLOB_UNKNOWN 400/MANIFEST_INVALID 413")
+    row("manifest: 3.5 MB of \\uXXXX escapes",
+        put_man("bad", manifest(layers=nowhere)[:-1] + b', "x": "' + b"\\u00e9" * 600000 + b'"}'),
+        "400/MANIFEST_BLOB_UNKNOWN 400/MANIFEST_INVALID 413")
     row("manifest of 5 MiB", put_man("big", manifest(annotations={"x": "a" * (5 << 20)})), "413 400/MANIFEST_INVALID")
     row("manifest: schemaVersion 1", put_man("bad", json.dumps({"schemaVersion": 1, "name": "x"}).encode()))
     row("manifest: layer with an invalid digest", put_man("bad", manifest(layers=[layer("sha256:xyz")])))
