@@ -9,6 +9,7 @@
 #include "digestset.h"
 #include "handlers.h"
 #include "debug.h"
+#include "framing.h"
 #include "lifecycle.h"
 #include "layerindex.h"
 #include "maint.h"
@@ -107,159 +108,31 @@ static atomic_uint in_flight;
 /* con_cls set by on_uri: the raw request target carries a control character */
 static struct request bad_target;
 
-/* true for a control character (0x00-0x1f, 0x7f) */
-static bool is_ctl(unsigned char ch)
-{
-	return ch < 0x20 || ch == 0x7f;
-}
-
-static int hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
+/* con_cls set by on_uri: the raw request target is longer than
+ * regfs.limits.requestline */
+static struct request long_target;
 
 /* Called by libmicrohttpd with the raw request target, before it decodes
- * %XX. The decoded path is a C string: "%00" would silently cut it (".../a%00b"
- * naming tag "a"), so a path whose decoded form holds any control character
- * is marked here and refused on the first access-handler call. */
+ * %XX: a target framing.h refuses is marked here and answered on the first
+ * access-handler call. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
-	(void)cls; (void)c;
-	for (const char *p = uri; *p && *p != '?'; p++) {
-		if (is_ctl((unsigned char)*p))
-			return &bad_target;
-		if (*p == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0 &&
-		    is_ctl((unsigned char)(hexval(p[1]) * 16 + hexval(p[2]))))
-			return &bad_target;
+	(void)c;
+	struct registry *r = cls;
+	switch (framing_target_check(uri, r->cfg->limits.requestline)) {
+	case TARGET_CTL:
+		return &bad_target;
+	case TARGET_LONG:
+		return &long_target;
+	default:
+		return &fresh;
 	}
-	return &fresh;
 }
 
-/* Framing facts gathered over the request's headers (RFC 9112 section 6). */
-struct framing {
-	unsigned n_cl, n_te;
-	bool bad_cl, bad_te, bad_name;
-	char what[160];
-};
-
-static bool is_tchar(unsigned char ch)
+/* A sentinel that on_uri set: the request has no state of its own yet. */
+static bool is_sentinel(const struct request *q)
 {
-	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-	       (ch && strchr("!#$%&'*+-.^_`|~", ch));
-}
-
-static bool all_digits(const char *v)
-{
-	if (!*v)
-		return false;
-	for (; *v; v++)
-		if (*v < '0' || *v > '9')
-			return false;
-	return true;
-}
-
-static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
-				      size_t key_size, const char *value, size_t value_size)
-{
-	(void)kind; (void)value_size;
-	struct framing *f = cls;
-	bool tok = key_size > 0;
-	for (size_t i = 0; i < key_size; i++)
-		tok = tok && is_tchar((unsigned char)key[i]);
-	if (!tok) {
-		f->bad_name = true;
-		snprintf(f->what, sizeof f->what, "header name \"%.60s\" is not a token "
-			 "(empty, or space before the colon)", key);
-		return MHD_YES;
-	}
-	if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
-		f->n_cl++;
-		f->bad_cl = f->bad_cl || !value || !all_digits(value);
-	} else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
-		f->n_te++;
-		f->bad_te = f->bad_te || !value || strcasecmp(value, "chunked");
-	}
-	return MHD_YES;
-}
-
-/* Checks the request's framing headers before any body byte is read; 0 when
- * sound, else the status to refuse with (400, or 501 for a transfer coding
- * other than plain chunked) and a message in f->what. A request whose
- * framing is ambiguous must be refused, not guessed: a proxy in front could
- * read its body differently and the rest become a second, smuggled request. */
-static unsigned framing_check(struct MHD_Connection *c, struct framing *f)
-{
-	memset(f, 0, sizeof *f);
-	MHD_get_connection_values_n(c, MHD_HEADER_KIND, framing_header, f);
-	if (f->bad_name)
-		return 400;
-	if (f->n_cl > 1 || f->bad_cl) {
-		snprintf(f->what, sizeof f->what, "%s Content-Length",
-			 f->n_cl > 1 ? "repeated" : "invalid");
-		return 400;
-	}
-	if (f->n_cl && f->n_te) {
-		snprintf(f->what, sizeof f->what, "both Content-Length and Transfer-Encoding");
-		return 400;
-	}
-	if (f->n_te > 1 || f->bad_te) {
-		snprintf(f->what, sizeof f->what, "Transfer-Encoding other than a single \"chunked\"");
-		return 501;
-	}
-	return 0;
-}
-
-/* Refusals on the first access-handler call, which comes after the
- * headers, before the body: a refusal queued there is answered at once and
- * libmicrohttpd closes the connection without reading a body it has not
- * handed over. */
-
-/* A path whose decoded form holds a control character (on_uri). */
-static enum MHD_Result refuse_bad_target(struct registry *r, struct MHD_Connection *c,
-					 const char *method, const char *url)
-{
-	struct request q;
-	request_init(&q, c, method, url);
-	log_warn("http: %s %.200s refused (400): control character in the path", method, url);
-	return respond_errorf(r, &q, 400, "NAME_INVALID", "the request path holds a control "
-			      "character (raw or %%-encoded): refused");
-}
-
-/* true when the framing is refused (*res: the result to return). */
-static bool refuse_bad_framing(struct registry *r, struct MHD_Connection *c, const char *method,
-			       const char *url, enum MHD_Result *res)
-{
-	struct framing f;
-	unsigned st = framing_check(c, &f);
-	if (!st)
-		return false;
-	struct request q;
-	request_init(&q, c, method, url);
-	log_warn("http: %s %.200s refused (%u): %s", method, url, st, f.what);
-	*res = respond_errorf(r, &q, st, st == 501 ? "UNSUPPORTED" : "UNKNOWN",
-			      "malformed request framing: %s", f.what);
-	return true;
-}
-
-/* An absolute-form target ("http://host:port/v2/", RFC 9112 section 3.2.2)
- * names the same resource as its path: servers must accept it. */
-static const char *origin_path(const char *url)
-{
-	const char *p = NULL;
-	if (!strncasecmp(url, "http://", 7))
-		p = url + 7;
-	else if (!strncasecmp(url, "https://", 8))
-		p = url + 8;
-	if (!p)
-		return url;
-	const char *slash = strchr(p, '/');
-	return slash ? slash : "/";
+	return q == &fresh || q == &bad_target || q == &long_target;
 }
 
 static bool has_body(const char *m)
@@ -308,15 +181,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	(void)version;
 	struct registry *r = cls;
 	struct request *q = *con_cls;
-	url = origin_path(url);
-	if (!q || q == &fresh || q == &bad_target) {
+	url = framing_origin_path(url);
+	if (!q || is_sentinel(q)) {
 		enum MHD_Result res;
 		atomic_fetch_add(&in_flight, 1);
-		if (q == &bad_target) {
+		if (q == &bad_target || q == &long_target) {
 			*con_cls = &no_state;
-			return refuse_bad_target(r, c, method, url);
+			return framing_refuse_target(r, c, method, url,
+						     q == &bad_target ? TARGET_CTL : TARGET_LONG);
 		}
-		if (refuse_bad_framing(r, c, method, url, &res)) {
+		if (framing_refuse_headers(r, c, method, url, &res)) {
 			*con_cls = &no_state;
 			return res;
 		}
@@ -360,9 +234,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
 	(void)cls; (void)c;
 	struct request *q = *con_cls;
-	if (q && q != &fresh && q != &bad_target)
+	if (q && !is_sentinel(q))
 		atomic_fetch_sub(&in_flight, 1); /* reached the access handler */
-	if (!q || q == &no_state || q == &fresh || q == &bad_target) {
+	if (!q || q == &no_state || is_sentinel(q)) {
 		*con_cls = NULL;
 		return;
 	}
