@@ -10,6 +10,7 @@
 #include "handlers.h"
 #include "debug.h"
 #include "framing.h"
+#include "front.h"
 #include "lifecycle.h"
 #include "layerindex.h"
 #include "maint.h"
@@ -105,6 +106,8 @@ static struct request fresh;
  * libmicrohttpd reports the completion of every request it handed to the
  * access handler, however it ends. One server per process. */
 static atomic_uint in_flight;
+/* The listener's front (front.h); one server per process. */
+static struct front *the_front;
 /* con_cls set by on_uri: the raw request target carries a control character */
 static struct request bad_target;
 
@@ -383,21 +386,16 @@ static size_t conn_memory(void)
 	return n >= 8192 && n <= (16 << 20) ? (size_t)n : CONN_MEMORY;
 }
 
-/* IPv6 wildcard listeners also take IPv4 (DUAL_STACK), or only the
- * address's own family. */
-enum stack { ADDRESS_FAMILY, DUAL_STACK };
-
-static struct MHD_Daemon *start_daemon(struct registry *r, const struct sockaddr *sa,
-				       enum stack stack, const char *cert, const char *key)
+/* The daemon takes its connections from the front (front.h), which owns
+ * the listening socket: no listening socket of its own. */
+static struct MHD_Daemon *start_daemon(struct registry *r, const char *cert, const char *key)
 {
 	const char *pc = getenv("REGFS_REGISTRY_PER_CONNECTION");
 	bool per_conn = pc && *pc == '1';
-	unsigned flags = MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_USE_ITC |
+	unsigned flags = MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_USE_ITC | MHD_USE_NO_LISTEN_SOCKET |
 			 (per_conn ? MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 					     MHD_USE_POLL
 				   : MHD_USE_EPOLL_INTERNAL_THREAD);
-	if (stack == DUAL_STACK)
-		flags |= MHD_USE_DUAL_STACK;
 	if (cert)
 		flags |= MHD_USE_TLS;
 	struct MHD_OptionItem tls_opts[] = {
@@ -405,15 +403,16 @@ static struct MHD_Daemon *start_daemon(struct registry *r, const struct sockaddr
 		{MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)key},
 		{MHD_OPTION_END, 0, NULL},
 	};
+	const struct regfs_config *cfg = r->cfg;
 	return MHD_start_daemon(flags, 0, NULL, NULL, on_request, r,
 				MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, r,
-				MHD_OPTION_SOCK_ADDR, sa,
 				MHD_OPTION_THREAD_POOL_SIZE, per_conn ? 0u : pool_size(),
 				MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
-				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
+				/* regfs.limits: 0 is "no limit" for both */
+				MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->limits.connsperclient,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->limits.idletimeout_s,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, conn_memory(),
-				MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, r,
 				MHD_OPTION_URI_LOG_CALLBACK, on_uri, r,
 				MHD_OPTION_ARRAY, cert ? tls_opts : tls_opts + 2,
@@ -450,9 +449,8 @@ static int load_tls(struct regfs_config *cfg, char **cert, char **key, struct re
  * rest. Returns how many requests were cut. */
 static unsigned drain_and_stop(struct registry *reg, struct MHD_Daemon *d, int64_t timeout_s)
 {
-	MHD_socket ls = MHD_quiesce_daemon(d);
-	if (ls != MHD_INVALID_SOCKET)
-		close(ls);
+	front_stop(the_front);
+	the_front = NULL;
 	struct timespec now, end;
 	clock_gettime(CLOCK_MONOTONIC, &end);
 	end.tv_sec += (time_t)timeout_s;
@@ -512,19 +510,41 @@ static void block_signals(sigset_t *set)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-/* Starts the daemon on `ss`; NULL when the address cannot be bound. */
+/* Listens on `ss` (":5000" binds every address, IPv6 too when the host has
+ * it) and starts the daemon behind the front; NULL on failure (err says
+ * why). *port: the port bound. */
 static struct MHD_Daemon *listen_on(struct registry *reg, struct sockaddr_storage *ss, bool any,
-				    const char *cert, const char *key)
+				    const char *cert, const char *key, unsigned *port,
+				    struct regfs_err *err)
 {
-	struct MHD_Daemon *d = NULL;
+	int lfd = -1;
 	if (any && ss->ss_family == AF_INET) {
-		/* ":5000" binds every address, IPv6 too when the host has it */
 		struct sockaddr_in6 s6 = {.sin6_family = AF_INET6, .sin6_addr = in6addr_any,
 					  .sin6_port = ((struct sockaddr_in *)ss)->sin_port};
-		d = start_daemon(reg, (struct sockaddr *)&s6, DUAL_STACK, cert, key);
+		lfd = front_listen((struct sockaddr *)&s6, true, NULL);
 	}
-	if (!d)
-		d = start_daemon(reg, (struct sockaddr *)ss, ADDRESS_FAMILY, cert, key);
+	if (lfd < 0)
+		lfd = front_listen((struct sockaddr *)ss, false, err);
+	if (lfd < 0)
+		return NULL;
+	struct sockaddr_storage bound;
+	socklen_t bl = sizeof bound;
+	*port = 0;
+	if (getsockname(lfd, (struct sockaddr *)&bound, &bl) == 0)
+		*port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+							  : ((struct sockaddr_in *)&bound)->sin_port);
+	struct MHD_Daemon *d = start_daemon(reg, cert, key);
+	if (!d) {
+		close(lfd);
+		regfs_errf(err, -EINVAL, "libmicrohttpd did not start (see the log above)");
+		return NULL;
+	}
+	the_front = front_start(reg, d, lfd, cert != NULL);
+	if (!the_front) {
+		MHD_stop_daemon(d);
+		regfs_errf(err, -ENOMEM, "cannot start the connection front");
+		return NULL;
+	}
 	return d;
 }
 
@@ -555,16 +575,18 @@ int server_run(struct regfs_config *cfg, const char *config_path, struct regfs_e
 		registry_close(&reg);
 		goto out_tls;
 	}
-	struct MHD_Daemon *d = listen_on(&reg, &ss, any, cert, key);
+	unsigned port = 0;
+	struct regfs_err le = {0};
+	struct MHD_Daemon *d = listen_on(&reg, &ss, any, cert, key, &port, &le);
 	if (!d) {
-		rc = regfs_errf(err, -EADDRINUSE, "cannot listen on %s (in use, or not an address "
-				"of this host); set http.addr to a free host:port", cfg->http_addr);
+		rc = regfs_errf(err, -EADDRINUSE, "cannot listen on %s (%s: in use, or not an "
+				"address of this host); set http.addr to a free host:port",
+				cfg->http_addr, le.msg);
 		registry_close(&reg);
 		goto out_tls;
 	}
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
 	log_info("regfs-registry %s listening on %s (port %u, %s storage%s)", REGFS_VERSION,
-		 cfg->http_addr, info ? (unsigned)info->port : 0u, regfs_storage_name(reg.st),
+		 cfg->http_addr, port, regfs_storage_name(reg.st),
 		 cert ? ", TLS" : "");
 	maint_start(&reg);
 	struct MHD_Daemon *dbg = NULL;

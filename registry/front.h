@@ -1,0 +1,60 @@
+/* front.h — the connection front of the plain-HTTP listener: it accepts the
+ * connections itself and hands each one to libmicrohttpd
+ * (MHD_add_connection) only once its first request's line and headers have
+ * arrived and look like HTTP. libmicrohttpd 0.9.75 cannot refuse these by
+ * itself:
+ *   - bytes that are not HTTP and hold no line feed (a TLS ClientHello, most
+ *     binary garbage): it waits for a line until the client gives up;
+ *   - a header line with an empty name (": value"): it drops the line
+ *     without telling the server;
+ *   - a client sending its headers a byte at a time: its inactivity timeout
+ *     restarts on every byte.
+ * Here they are answered 400 (408 for the slow client, 431 for a header
+ * block over the limits) and closed at once, with a log line naming the
+ * client address and the limit. The check only peeks (MSG_PEEK): the bytes
+ * stay in the socket for libmicrohttpd, and requests after the first on a
+ * keep-alive connection cost nothing here.
+ *
+ * One thread, one epoll set; connections waiting for their headers are
+ * bounded in number (4096, and regfs.limits.connsperclient per address). On
+ * a TLS listener connections are handed over at once (libmicrohttpd runs the
+ * handshake). */
+#ifndef REGFS_FRONT_H
+#define REGFS_FRONT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include <regfs/err.h>
+
+struct registry;
+struct MHD_Daemon;
+struct front;
+
+/* A listening socket on `sa` (IPv6 wildcard with `dual_stack`: IPv4 too);
+ * the fd or -errno with err naming the address. */
+int front_listen(const struct sockaddr *sa, bool dual_stack, struct regfs_err *err);
+
+/* Starts accepting on `lfd` (taken over: closed by front_stop) for `d`.
+ * NULL on failure (out of memory, no thread); `lfd` is then closed. */
+struct front *front_start(struct registry *r, struct MHD_Daemon *d, int lfd, bool tls);
+
+/* Stops accepting: the listening socket is closed (new clients are refused,
+ * not queued) and connections still waiting for their headers are closed.
+ * Connections already handed over are left to the daemon. NULL: nothing. */
+void front_stop(struct front *f);
+
+/* The verdict on the first bytes of a connection (pure; unit-tested). */
+enum front_verdict {
+	FRONT_WAIT,        /* not enough bytes yet */
+	FRONT_PASS,        /* the request line and headers are complete and sound */
+	FRONT_TLS,         /* a TLS handshake record */
+	FRONT_NOT_HTTP,    /* not an HTTP request line */
+	FRONT_EMPTY_NAME,  /* a header line with an empty name */
+	FRONT_TOO_LARGE,   /* no end of headers within the buffer */
+};
+/* `full`: `n` is all the buffer can hold (no more bytes will be looked at). */
+enum front_verdict front_judge(const unsigned char *buf, size_t n, bool full);
+
+#endif
