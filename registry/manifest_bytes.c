@@ -179,7 +179,10 @@ enum MHD_Result manifest_bytes_respond(struct registry *r, struct request *q,
  * old registry:2): what its JSON says, else by schemaVersion. */
 static char *guess_media_type(const char *data, size_t len)
 {
-	json_t *j = json_loadb(data, len, 0, NULL);
+	/* bytes our parser refused may be nested arbitrarily deep */
+	json_t *j = regfs_json_depth(data, len, REGFS_JSON_DEPTH_MAX) <= REGFS_JSON_DEPTH_MAX
+			    ? json_loadb(data, len, 0, NULL)
+			    : NULL;
 	const char *mt = NULL;
 	char *out;
 	if (j) {

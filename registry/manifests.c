@@ -9,6 +9,7 @@
  * then revision link, then the tag's index link, then its current link.
  * A crash in between leaves at most an unreferenced blob or an untagged
  * revision, never a link to missing content. */
+#include "framing.h"
 #include "gc.h"
 #include "handlers.h"
 #include "layerindex.h"
@@ -283,16 +284,29 @@ out:
 	return ret;
 }
 
+/* A manifest body over regfs.limits.manifestsize: refused (413), nothing
+ * stored; logged with the client address. */
+static enum MHD_Result manifest_too_large(struct registry *r, struct request *q, const char *size)
+{
+	char peer[64];
+	framing_peer(q->conn, peer, sizeof peer);
+	unsigned long long max = (unsigned long long)r->cfg->limits.manifestsize;
+	log_warn("manifest PUT %s:%s from %s refused (413): %s bytes, over "
+		 "regfs.limits.manifestsize (%llu)", q->rt.name, q->rt.ref, peer, size, max);
+	return respond_errorf(r, q, 413, "SIZE_INVALID", "manifest of %s bytes exceeds the "
+			      "%llu-byte limit (regfs.limits.manifestsize)", size, max);
+}
+
 static enum MHD_Result put_manifest(struct registry *r, struct request *q, enum ref_kind kind)
 {
+	size_t max = (size_t)r->cfg->limits.manifestsize;
 	if (!q->started) {
 		q->started = true;
 		const char *cl = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND,
 							     MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl && strtoull(cl, NULL, 10) > REGFS_MANIFEST_MAX)
-			return respond_errorf(r, q, 413, "SIZE_INVALID", "manifest of %s bytes exceeds "
-					      "the %d-byte limit", cl, REGFS_MANIFEST_MAX);
-		jb_init(&q->body, REGFS_MANIFEST_MAX);
+		if (cl && strtoull(cl, NULL, 10) > max)
+			return manifest_too_large(r, q, cl);
+		jb_init(&q->body, max);
 		return MHD_YES;
 	}
 	if (*q->size) {
@@ -303,8 +317,8 @@ static enum MHD_Result put_manifest(struct registry *r, struct request *q, enum 
 			if (jb_error(&q->body)) {
 				q->fail.status = 413;
 				q->fail.code = "SIZE_INVALID";
-				snprintf(q->fail.msg, sizeof q->fail.msg,
-					 "manifest exceeds the %d-byte limit", REGFS_MANIFEST_MAX);
+				snprintf(q->fail.msg, sizeof q->fail.msg, "manifest exceeds the "
+					 "%zu-byte limit (regfs.limits.manifestsize)", max);
 			}
 		}
 		*q->size = 0;

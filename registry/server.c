@@ -13,6 +13,7 @@
 #include "front.h"
 #include "lifecycle.h"
 #include "layerindex.h"
+#include "limits.h"
 #include "maint.h"
 #include "metrics.h"
 #include "manifest_bytes.h"
@@ -212,6 +213,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			return MHD_NO;
 		}
 		request_init(q, c, method, url);
+		if (is_upload(q) && limits_upload_refused(r, q, &res)) {
+			free(q);
+			*con_cls = &no_state;
+			return res;
+		}
 		*con_cls = q;
 		if (is_upload(q))
 			metrics_uploads_in_flight(1);
@@ -235,7 +241,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
-	(void)cls; (void)c;
+	(void)cls;
 	struct request *q = *con_cls;
 	if (q && !is_sentinel(q))
 		atomic_fetch_sub(&in_flight, 1); /* reached the access handler */
@@ -245,8 +251,15 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	}
 	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
 		log_debug("request ended early (code %d)", (int)toe);
-	if (is_upload(q))
+	if (is_upload(q)) {
+		if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && q->up) {
+			char peer[64];
+			framing_peer(c, peer, sizeof peer);
+			upload_op_cut(q->up, q->rt.name, peer);
+		}
 		metrics_uploads_in_flight(-1);
+		limits_upload_done(c);
+	}
 	request_free_body(q);
 	free(q);
 	*con_cls = NULL;
@@ -564,6 +577,7 @@ int server_run(struct regfs_config *cfg, const char *config_path, struct regfs_e
 
 	sigset_t set;
 	block_signals(&set);
+	limits_apply(cfg);
 
 	rc = registry_open(&reg, cfg, err);
 	if (rc) {
