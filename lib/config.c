@@ -827,7 +827,7 @@ void regfs_config_defaults(struct regfs_config *cfg, const char *default_rootdir
 	cfg->limits.connsperclient = 256;
 	cfg->limits.requesttimeout_s = 30;
 	cfg->limits.idletimeout_s = 120;
-	cfg->limits.largereads = 8;
+	cfg->limits.largereads = 64;
 	cfg->http_addr = strdup(default_rootdir ? "127.0.0.1:5000" : ":5000");
 	cfg->health_storage.interval_s = 10;
 	cfg->health_storage.threshold = 1;

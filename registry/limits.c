@@ -102,18 +102,29 @@ bool limits_upload_refused(struct registry *r, struct request *q, enum MHD_Resul
 	const struct regfs_config *cfg = r->cfg;
 	log_warn("upload %s %s from %s refused (429): over %s (%d in flight, %d per client)",
 		 q->method, q->url, addr, over, cfg->limits.uploads, cfg->limits.uploadsperclient);
-	struct MHD_Response *resp = NULL;
+	char msg[200];
+	snprintf(msg, sizeof msg, "too many uploads in flight (%s): retry later", over);
+	*res = limits_respond_busy(r, q, 429, "TOOMANYREQUESTS", msg);
+	return true;
+}
+
+enum MHD_Result limits_respond_busy(struct registry *r, struct request *q, unsigned status,
+				    const char *code, const char *msg)
+{
 	char body[400];
-	int n = snprintf(body, sizeof body, "{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":"
-			 "\"too many uploads in flight (%s): retry later\"}]}", over);
-	resp = MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
+	int n = snprintf(body, sizeof body, "{\"errors\":[{\"code\":\"%s\",\"message\":\"%s\"}]}",
+			 code, msg);
+	if (n < 0 || (size_t)n >= sizeof body)
+		n = 0;
+	struct MHD_Response *resp = request_is_head(q)
+		? response_head((uint64_t)n)
+		: MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
 	if (resp) {
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 					"application/json; charset=utf-8");
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
 	}
-	*res = respond(r, q, 429, resp, (uint64_t)n);
-	return true;
+	return respond(r, q, status, resp, request_is_head(q) ? 0 : (uint64_t)n);
 }
 
 /* ---- large manifest reads ---- */

@@ -35,6 +35,11 @@ int limits_arena_max(void);
 bool limits_upload_refused(struct registry *r, struct request *q, enum MHD_Result *res);
 void limits_upload_done(struct MHD_Connection *c);
 
+/* A JSON error answer (status, code, msg: no quotes or backslashes in it)
+ * with Retry-After: 1, for refusals a client should simply retry. */
+enum MHD_Result limits_respond_busy(struct registry *r, struct request *q, unsigned status,
+				    const char *code, const char *msg);
+
 /* A slot for reading a manifest over the cache bound (regfs.limits.largereads);
  * false when all are taken (answer 503). Each true is given back once with
  * limits_large_read_done. */

@@ -13,6 +13,7 @@
 #include "gc.h"
 #include "handlers.h"
 #include "layerindex.h"
+#include "limits.h"
 #include "manifest_bytes.h"
 #include "notify.h"
 #include "registry.h"
@@ -111,7 +112,10 @@ static enum MHD_Result get_manifest(struct registry *r, struct request *q, enum 
 	if (rc)
 		return respond_storage_error(r, q, &e);
 	struct manifest_entry *m = NULL;
-	rc = manifest_load(r, digest, &m, &e);
+	rc = manifest_load_meta(r, digest, &m, &e);
+	if (rc == -EAGAIN)
+		return limits_respond_busy(r, q, 503, "UNAVAILABLE", "too many large manifests "
+					   "being read at once (regfs.limits.largereads): retry");
 	if (rc == -ENOENT)
 		return respond_errorf(r, q, 404, "MANIFEST_UNKNOWN", "manifest %s is linked in %s "
 				      "but its blob is missing from storage", digest, q->rt.name);
@@ -131,7 +135,8 @@ static enum MHD_Result get_manifest(struct registry *r, struct request *q, enum 
 		}
 		ret = respond(r, q, 304, resp, 0);
 	} else {
-		ret = manifest_bytes_respond(r, q, m, digest, mtime);
+		ret = m->data ? manifest_bytes_respond(r, q, m, digest, mtime)
+			      : manifest_bytes_stream(r, q, m, digest, mtime);
 		if (!request_is_head(q))
 			notify_emit(r, q, &(struct notify_target){"pull", m->media_type, digest, m->len,
 				    kind == REF_TAG ? q->rt.ref : NULL, false});

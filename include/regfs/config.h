@@ -109,7 +109,7 @@ struct regfs_config {
 		int connsperclient;    /* open connections per address; default 256; 0: none */
 		int64_t requesttimeout_s; /* to send a request's headers; default 30s */
 		int64_t idletimeout_s; /* a connection with no traffic; default 120s */
-		int largereads;        /* concurrent GETs of manifests over 512 KiB; default 8 (503) */
+		int largereads;        /* concurrent GETs of manifests over 512 KiB; default 64 (503) */
 	} limits;
 
 	char *http_addr;               /* "host:port" or ":port"; default ":5000" */
