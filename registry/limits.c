@@ -30,6 +30,11 @@ int limits_arena_max(void)
 void limits_apply(const struct regfs_config *cfg)
 {
 	mallopt(M_ARENA_MAX, limits_arena_max());
+	/* A fixed threshold: blocks of 256 KiB and more are mmap'd and given
+	 * back to the system when freed. glibc otherwise raises the threshold
+	 * after the first large free, and from then on keeps such blocks (a
+	 * manifest body, its parse) in the arenas for good. */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	regfs_manifest_set_limits((size_t)cfg->limits.manifestsize, cfg->limits.jsondepth);
 }
 

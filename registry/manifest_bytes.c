@@ -21,6 +21,7 @@
 #include <regfs/layout.h>
 #include <regfs/log.h>
 #include <regfs/oci.h>
+#include <regfs/sflight.h>
 
 #include <errno.h>
 #include <jansson.h>
@@ -36,10 +37,18 @@ struct mc_slot {
 	struct manifest_entry *e;
 };
 
+/* First loads of large manifests run one at a time per lane (lane = slot %
+ * MC_LANES): a burst of GETs of one uncached large manifest loads it once,
+ * the others wait and then find its entry, instead of each holding a copy
+ * and a parse tree of it at once. */
+#define MC_LANES 16
+
 struct manifest_bytes {
 	pthread_mutex_t lock;
 	size_t budget, used;
 	struct mc_slot slots[MC_SLOTS];
+	struct sflight_group lanes_g;
+	struct sflight lanes[MC_LANES];
 };
 
 struct manifest_bytes *manifest_bytes_new(size_t budget_bytes)
@@ -48,6 +57,7 @@ struct manifest_bytes *manifest_bytes_new(size_t budget_bytes)
 	if (!mc)
 		return NULL;
 	pthread_mutex_init(&mc->lock, NULL);
+	sflight_group_init(&mc->lanes_g, NULL);
 	mc->budget = budget_bytes;
 	return mc;
 }
@@ -78,6 +88,7 @@ void manifest_bytes_free(struct manifest_bytes *mc)
 		return;
 	for (size_t i = 0; i < MC_SLOTS; i++)
 		entry_free(mc->slots[i].e);
+	sflight_group_destroy(&mc->lanes_g);
 	pthread_mutex_destroy(&mc->lock);
 	free(mc);
 }
@@ -280,6 +291,36 @@ int manifest_load(struct registry *r, const char *digest, struct manifest_entry 
 	return rc;
 }
 
+/* A large manifest's first load: verified and parsed once (in its lane,
+ * holding a large-read slot), then only its metadata is kept. */
+static int load_large(struct registry *r, const char *digest, struct manifest_entry **out,
+		      struct regfs_err *err)
+{
+	struct manifest_bytes *mc = r->mb;
+	struct sflight *lane = &mc->lanes[slot_of(digest) % MC_LANES];
+	pthread_mutex_lock(&mc->lanes_g.mu);
+	while (!sflight_claim(lane, 0))
+		sflight_wait_idle(&mc->lanes_g, lane);
+	pthread_mutex_unlock(&mc->lanes_g.mu);
+	int rc = 0;
+	*out = cache_get(mc, digest); /* loaded while this thread waited */
+	if (!*out && !limits_large_read_begin(r->cfg))
+		rc = -EAGAIN;
+	else if (!*out) {
+		rc = load_verified(r, digest, out, err);
+		limits_large_read_done();
+		if (!rc) {
+			free((*out)->data);
+			(*out)->data = NULL;
+			cache_insert(mc, digest, *out);
+		}
+	}
+	pthread_mutex_lock(&mc->lanes_g.mu);
+	sflight_end(&mc->lanes_g, lane, false); /* the value lives in the cache */
+	pthread_mutex_unlock(&mc->lanes_g.mu);
+	return rc;
+}
+
 int manifest_load_meta(struct registry *r, const char *digest, struct manifest_entry **out,
 		       struct regfs_err *err)
 {
@@ -294,17 +335,7 @@ int manifest_load_meta(struct registry *r, const char *digest, struct manifest_e
 		return rc;
 	if (st.size <= MC_ENTRY_MAX)
 		return manifest_load(r, digest, out, err);
-	/* large: verified and parsed once, then only its metadata is kept */
-	if (!limits_large_read_begin(r->cfg))
-		return -EAGAIN;
-	rc = load_verified(r, digest, out, err);
-	limits_large_read_done();
-	if (rc)
-		return rc;
-	free((*out)->data);
-	(*out)->data = NULL;
-	cache_insert(r->mb, digest, *out);
-	return 0;
+	return load_large(r, digest, out, err);
 }
 
 /* ---- streamed answers ---- */
