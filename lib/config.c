@@ -740,10 +740,6 @@ static int check_limits(struct ctx *c)
 		bad = "manifestsize: must be between 1KiB and 64MiB";
 	else if (cfg->limits.jsondepth < 2 || cfg->limits.jsondepth > 1000)
 		bad = "jsondepth: must be between 2 and 1000";
-	else if (cfg->limits.headers < 0 || cfg->limits.uploads < 0 ||
-		 cfg->limits.uploadsperclient < 0 || cfg->limits.connsperclient < 0)
-		bad = "headers, uploads, uploadsperclient, connsperclient: must not be negative "
-		      "(0 turns the limit off)";
 	else if (cfg->limits.largereads < 1)
 		bad = "largereads: must be at least 1";
 	else if (cfg->limits.requesttimeout_s < 1 || cfg->limits.idletimeout_s < 1)
