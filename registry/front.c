@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -295,6 +296,97 @@ static void sweep(struct front *f)
 			 cut, first, (long long)f->r->cfg->limits.requesttimeout_s);
 }
 
+/* ---- keep-alive connections waiting for their next request ---- */
+
+struct tracked {
+	struct tracked *prev, *next;
+	int fd;
+	atomic_bool active;          /* a request is being handled */
+	_Atomic uint64_t since_ms;   /* when it began to wait for a request */
+};
+
+/* Every connection the daemon holds; one server per process. The lock is
+ * taken at a connection's start and close and by the sweep, never per
+ * request. */
+static pthread_mutex_t tr_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tracked tr_head = {&tr_head, &tr_head, -1, false, 0};
+
+void front_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+		  enum MHD_ConnectionNotificationCode code)
+{
+	(void)cls;
+	struct tracked *t = *socket_context;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		t = ci ? calloc(1, sizeof *t) : NULL;
+		if (!t)
+			return; /* not tracked: only the inactivity timeout applies */
+		t->fd = ci->connect_fd;
+		atomic_store(&t->since_ms, mono_ms());
+		pthread_mutex_lock(&tr_lock);
+		t->next = tr_head.next;
+		t->prev = &tr_head;
+		tr_head.next->prev = t;
+		tr_head.next = t;
+		pthread_mutex_unlock(&tr_lock);
+		*socket_context = t;
+	} else if (t) {
+		/* before libmicrohttpd closes the fd: the sweep, which shuts
+		 * fds down under the same lock, can never touch a reused one */
+		pthread_mutex_lock(&tr_lock);
+		t->prev->next = t->next;
+		t->next->prev = t->prev;
+		pthread_mutex_unlock(&tr_lock);
+		free(t);
+		*socket_context = NULL;
+	}
+}
+
+static struct tracked *tracked_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci ? ci->socket_context : NULL;
+}
+
+void front_request_started(struct MHD_Connection *c)
+{
+	struct tracked *t = tracked_of(c);
+	if (t)
+		atomic_store(&t->active, true);
+}
+
+void front_request_done(struct MHD_Connection *c)
+{
+	struct tracked *t = tracked_of(c);
+	if (t) {
+		atomic_store(&t->since_ms, mono_ms());
+		atomic_store(&t->active, false);
+	}
+}
+
+/* Shuts down the daemon's connections that waited longer than
+ * regfs.limits.requesttimeout for a request; one log line per sweep. */
+static void sweep_kept(struct front *f)
+{
+	uint64_t now = mono_ms(), lim = (uint64_t)f->r->cfg->limits.requesttimeout_s * 1000;
+	unsigned cut = 0;
+	pthread_mutex_lock(&tr_lock);
+	for (struct tracked *t = tr_head.next; t != &tr_head; t = t->next) {
+		if (atomic_load(&t->active) || now - atomic_load(&t->since_ms) < lim)
+			continue;
+		shutdown(t->fd, SHUT_RDWR);
+		atomic_store(&t->since_ms, now); /* once per period, until it closes */
+		cut++;
+	}
+	pthread_mutex_unlock(&tr_lock);
+	if (cut)
+		log_info("http: closed %u keep-alive connection(s) that sent no complete request "
+			 "within regfs.limits.requesttimeout (%llds)", cut,
+			 (long long)f->r->cfg->limits.requesttimeout_s);
+}
+
 static size_t find(const struct front *f, int fd)
 {
 	for (size_t i = 0; i < f->n; i++)
@@ -324,6 +416,7 @@ static void *front_main(void *arg)
 		}
 		if (mono_ms() - last_sweep >= TICK_MS) {
 			sweep(f);
+			sweep_kept(f);
 			last_sweep = mono_ms();
 		}
 	}

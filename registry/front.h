@@ -28,8 +28,9 @@
 
 #include <regfs/err.h>
 
+#include <microhttpd.h>
+
 struct registry;
-struct MHD_Daemon;
 struct front;
 
 /* A listening socket on `sa` (IPv6 wildcard with `dual_stack`: IPv4 too);
@@ -44,6 +45,22 @@ struct front *front_start(struct registry *r, struct MHD_Daemon *d, int lfd, boo
  * not queued) and connections still waiting for their headers are closed.
  * Connections already handed over are left to the daemon. NULL: nothing. */
 void front_stop(struct front *f);
+
+/* Requests after the first on a keep-alive connection: libmicrohttpd's
+ * inactivity timeout restarts on every byte, so a client could send the
+ * next request a byte at a time for ever. Each connection is tracked from
+ * the daemon's MHD_OPTION_NOTIFY_CONNECTION callback (front_notify, cls: the
+ * registry); the access handler marks the start of each request's handling
+ * (front_request_started: its headers are in) and the completion callback
+ * its end (front_request_done). The front's thread shuts down (and the
+ * daemon then closes) a connection that has waited for its next request's
+ * headers longer than regfs.limits.requesttimeout, counted from the end of
+ * the previous response (or from the hand-over): an idle keep-alive
+ * connection is closed after that time too. */
+void front_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+		  enum MHD_ConnectionNotificationCode code);
+void front_request_started(struct MHD_Connection *c);
+void front_request_done(struct MHD_Connection *c);
 
 /* The verdict on the first bytes of a connection (pure; unit-tested). */
 enum front_verdict {

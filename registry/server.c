@@ -189,6 +189,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (!q || is_sentinel(q)) {
 		enum MHD_Result res;
 		atomic_fetch_add(&in_flight, 1);
+		front_request_started(c);
 		if (q == &bad_target || q == &long_target) {
 			*con_cls = &no_state;
 			return framing_refuse_target(r, c, method, url,
@@ -243,6 +244,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
 	(void)cls;
 	struct request *q = *con_cls;
+	front_request_done(c);
 	if (q && !is_sentinel(q))
 		atomic_fetch_sub(&in_flight, 1); /* reached the access handler */
 	if (!q || q == &no_state || is_sentinel(q)) {
@@ -427,6 +429,7 @@ static struct MHD_Daemon *start_daemon(struct registry *r, const char *cert, con
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->limits.idletimeout_s,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, conn_memory(),
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, r,
+				MHD_OPTION_NOTIFY_CONNECTION, front_notify, r,
 				MHD_OPTION_URI_LOG_CALLBACK, on_uri, r,
 				MHD_OPTION_ARRAY, cert ? tls_opts : tls_opts + 2,
 				MHD_OPTION_END);

@@ -166,6 +166,11 @@ check_eq "meanwhile every GET /v2/ from another address got 200" "0" "$FAILED"
 check_eq "the cut is logged with its limit key" 1 \
   "$(grep -m1 -c 'did not arrive within regfs.limits.requesttimeout' "$REGISTRY_LOG")"
 
+check_eq "a keep-alive connection sending its next request a byte a second is closed" closed \
+  "$(lim slowkeep 12)"
+check_eq "that cut is logged with its limit key" 1 \
+  "$(grep -m1 -c 'keep-alive connection(s) that sent no complete request within regfs.limits.requesttimeout' "$REGISTRY_LOG")"
+
 # --- 13. a client half-closing mid-body -------------------------------------------------------
 LOC4=$(new_upload)
 check_eq "PATCH half-closed after 10000 of 100000 bytes: the connection closes at once" closed \

@@ -16,6 +16,9 @@ registry_hostile.sh. Every mode is bounded in time and prints one line of facts.
   hold PATH N                N PATCH requests to PATH (a list of upload paths, comma
                              separated) that send their headers and 1 byte and then wait;
                              then POST a new upload. Prints the POST's status.
+  slowkeep SECONDS           one keep-alive connection served one GET /v2/, then sending its
+                             next request a byte a second. Prints "closed" when the server
+                             closed it within SECONDS, else "open".
   gets PATH N PAR            N GETs of PATH (manifest, OCI Accept) with PAR in parallel.
                              Prints "ok O busy U bad B" (U: 503 answers).
 """
@@ -158,6 +161,31 @@ def hold(paths, n):
         h.close()
 
 
+def slowkeep(seconds):
+    s = connect()
+    s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+    r = read_response(s)
+    if not r or r[0] != 200:
+        print("first-request-failed")
+        return
+    req = b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 64
+    s.settimeout(1)
+    end, k = time.monotonic() + seconds, 0
+    while time.monotonic() < end:
+        try:
+            s.send(req[k % len(req):k % len(req) + 1])
+            k += 1
+            if s.recv(4096) == b"":
+                print("closed")
+                return
+        except socket.timeout:
+            pass
+        except OSError:
+            print("closed")
+            return
+    print("open")
+
+
 def gets(path, n, par):
     with concurrent.futures.ThreadPoolExecutor(par) as ex:
         rs = list(ex.map(lambda _: get(path, accept=MT), range(n)))
@@ -175,5 +203,7 @@ elif mode == "halfclose":
     halfclose(a[0], int(a[1]), int(a[2]))
 elif mode == "hold":
     hold(a[0], int(a[1]))
+elif mode == "slowkeep":
+    slowkeep(float(a[0]))
 elif mode == "gets":
     gets(a[0], int(a[1]), int(a[2]))
