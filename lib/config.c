@@ -818,8 +818,8 @@ void regfs_config_defaults(struct regfs_config *cfg, const char *default_rootdir
 	cfg->limits.headers = 100;
 	cfg->limits.headersize = 16 * 1024;
 	cfg->limits.requestline = 8 * 1024;
-	cfg->limits.uploads = 256;
-	cfg->limits.uploadsperclient = 32;
+	cfg->limits.uploads = 512;
+	cfg->limits.uploadsperclient = 128;
 	cfg->limits.connsperclient = 256;
 	cfg->limits.requesttimeout_s = 30;
 	cfg->limits.idletimeout_s = 120;

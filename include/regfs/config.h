@@ -104,8 +104,8 @@ struct regfs_config {
 		uint64_t headersize;   /* bytes of header fields; default 16 KiB (431) */
 		uint64_t requestline;  /* request target bytes; default 8 KiB (414) */
 		uint64_t uploadsize;   /* bytes per blob upload; default 0: none (413) */
-		int uploads;           /* upload requests in flight; default 256; 0: none (429) */
-		int uploadsperclient;  /* the same per client address; default 32; 0: none (429) */
+		int uploads;           /* upload requests in flight; default 512; 0: none (429) */
+		int uploadsperclient;  /* the same per client address; default 128; 0: none (429) */
 		int connsperclient;    /* open connections per address; default 256; 0: none */
 		int64_t requesttimeout_s; /* to send a request's headers; default 30s */
 		int64_t idletimeout_s; /* a connection with no traffic; default 120s */

@@ -346,8 +346,8 @@ static void test_limits(void **state)
 	assert_true(c.limits.headersize == 16 << 10);
 	assert_true(c.limits.requestline == 8 << 10);
 	assert_true(c.limits.uploadsize == 0);
-	assert_int_equal(c.limits.uploads, 256);
-	assert_int_equal(c.limits.uploadsperclient, 32);
+	assert_int_equal(c.limits.uploads, 512);
+	assert_int_equal(c.limits.uploadsperclient, 128);
 	assert_int_equal(c.limits.connsperclient, 256);
 	assert_int_equal(c.limits.requesttimeout_s, 30);
 	assert_int_equal(c.limits.idletimeout_s, 120);
