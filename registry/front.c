@@ -99,7 +99,7 @@ enum front_verdict front_judge(const unsigned char *buf, size_t n, bool full)
 		return FRONT_NOT_HTTP;
 	const unsigned char *nl = memchr(buf + i, '\n', n - i);
 	if (!nl)
-		return full ? FRONT_TOO_LARGE : FRONT_WAIT;
+		return full ? FRONT_LINE_TOO_LONG : FRONT_WAIT;
 	return judge_headers(nl + 1, buf + n, full);
 }
 
@@ -126,7 +126,7 @@ static void answer_close(int fd, unsigned status, const char *reason, const char
 	for (int i = 0; i < 16 && recv(fd, junk, sizeof junk, MSG_DONTWAIT) > 0; i++)
 		;
 	int bl = snprintf(body, sizeof body, "{\"errors\":[{\"code\":\"%s\",\"message\":\"%s\"}]}\n",
-			  status == 431 || status == 408 ? "UNKNOWN" : "UNSUPPORTED", msg);
+			  status == 400 ? "UNSUPPORTED" : "UNKNOWN", msg);
 	int hl = snprintf(head, sizeof head, "HTTP/1.1 %u %s\r\nContent-Type: application/json; "
 			  "charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n",
 			  status, reason, bl);
@@ -158,6 +158,11 @@ static void refuse(struct front *f, size_t i, enum front_verdict v)
 	case FRONT_EMPTY_NAME:
 		log_warn("http: request from %s refused (400): a header line with an empty name", peer);
 		answer_close(pc.fd, 400, "Bad Request", "a header line has an empty name");
+		break;
+	case FRONT_LINE_TOO_LONG:
+		log_warn("http: request from %s refused (414): request line longer than %zu bytes "
+			 "(regfs.limits.requestline + regfs.limits.headersize)", peer, f->peek_cap);
+		answer_close(pc.fd, 414, "URI Too Long", "request line too long");
 		break;
 	case FRONT_TOO_LARGE:
 		log_warn("http: request from %s refused (431): request line and headers larger than "

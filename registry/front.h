@@ -9,8 +9,8 @@
  *     without telling the server;
  *   - a client sending its headers a byte at a time: its inactivity timeout
  *     restarts on every byte.
- * Here they are answered 400 (408 for the slow client, 431 for a header
- * block over the limits) and closed at once, with a log line naming the
+ * Here they are answered 400 (408 for the slow client, 414/431 for a
+ * request line / header block over the limits) and closed at once, with a log line naming the
  * client address and the limit. The check only peeks (MSG_PEEK): the bytes
  * stay in the socket for libmicrohttpd, and requests after the first on a
  * keep-alive connection cost nothing here.
@@ -69,6 +69,7 @@ enum front_verdict {
 	FRONT_TLS,         /* a TLS handshake record */
 	FRONT_NOT_HTTP,    /* not an HTTP request line */
 	FRONT_EMPTY_NAME,  /* a header line with an empty name */
+	FRONT_LINE_TOO_LONG, /* no end of the request line within the buffer */
 	FRONT_TOO_LARGE,   /* no end of headers within the buffer */
 };
 /* `full`: `n` is all the buffer can hold (no more bytes will be looked at). */

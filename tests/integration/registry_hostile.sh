@@ -114,7 +114,10 @@ check_eq "20 KB of header fields (regfs.limits.headersize 16KiB) → 431" 431 \
 long=$(head -c 9000 /dev/zero | tr '\0' a)
 check_eq "9000-byte request target (regfs.limits.requestline 8KiB) → 414" 414 \
   "$(raw "GET /v2/$long HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" | cut -d' ' -f1)"
-check_eq "the refusals name their limit keys" 3 \
+huge=$(head -c 40000 /dev/zero | tr '\0' a)
+check_eq "40000-byte request target (beyond the whole header buffer) → 414, closed" "414 1 closed" \
+  "$(raw "GET /v2/$huge HTTP/1.1\r\nHost: x\r\n\r\n")"
+check_eq "the refusals name their limit keys" 4 \
   "$(grep -c 'regfs.limits.headers \|regfs.limits.headersize\|regfs.limits.requestline' "$REGISTRY_LOG")"
 
 # --- 8. manifest size and JSON depth --------------------------------------------------------

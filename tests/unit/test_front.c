@@ -45,7 +45,7 @@ static void test_refused(void **state)
 			 FRONT_EMPTY_NAME);
 	/* a full buffer with no end of headers, or no end of the method */
 	assert_int_equal(judge("GET / HTTP/1.1\r\nX: aaaa", true), FRONT_TOO_LARGE);
-	assert_int_equal(judge("GET /aaaaaaaaaa", true), FRONT_TOO_LARGE);
+	assert_int_equal(judge("GET /aaaaaaaaaa", true), FRONT_LINE_TOO_LONG);
 	assert_int_equal(judge("GETGET", true), FRONT_NOT_HTTP);
 }
 
