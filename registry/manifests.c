@@ -222,6 +222,15 @@ static enum MHD_Result put_manifest_done(struct registry *r, struct request *q, 
 	if (q->fail.status)
 		return respond_error(r, q, (unsigned)q->fail.status,
 				     q->fail.code, q->fail.msg, NULL);
+	int maxd = r->cfg->limits.jsondepth;
+	if (regfs_json_depth(jb_ptr(&q->body), jb_len(&q->body), maxd) > maxd) {
+		char peer[64];
+		framing_peer(q->conn, peer, sizeof peer);
+		log_warn("manifest PUT %s:%s from %s refused (400): JSON nested deeper than "
+			 "regfs.limits.jsondepth (%d)", q->rt.name, q->rt.ref, peer, maxd);
+		return respond_errorf(r, q, 400, "MANIFEST_INVALID", "manifest invalid: JSON nested "
+				      "deeper than %d levels (regfs.limits.jsondepth)", maxd);
+	}
 	enum regfs_digest_alg alg = REGFS_SHA256;
 	if (kind == REF_DIGEST)
 		regfs_digest_parse(q->rt.ref, &alg, NULL, NULL);
@@ -324,6 +333,11 @@ static enum MHD_Result put_manifest(struct registry *r, struct request *q, enum 
 				q->fail.code = "SIZE_INVALID";
 				snprintf(q->fail.msg, sizeof q->fail.msg, "manifest exceeds the "
 					 "%zu-byte limit (regfs.limits.manifestsize)", max);
+				char peer[64];
+				framing_peer(q->conn, peer, sizeof peer);
+				log_warn("manifest PUT %s:%s from %s refused (413): over "
+					 "regfs.limits.manifestsize (%zu)", q->rt.name, q->rt.ref,
+					 peer, max);
 			}
 		}
 		*q->size = 0;

@@ -131,6 +131,8 @@ check_eq "JSON bomb of 100k '[' → 400 MANIFEST_INVALID" "400 MANIFEST_INVALID"
 deep=$(python3 -c 'print("{\"schemaVersion\":2,\"annotations\":{\"a\":\"b\"},\"x\":" + "[" * 65 + "]" * 65 + "}")')
 check_eq "manifest nested 66 deep (regfs.limits.jsondepth 64) → 400 MANIFEST_INVALID" "400 MANIFEST_INVALID" \
   "$(curl -s -o "$WORK/deep.out" -w '%{http_code}' -X PUT -H "Content-Type: $MT" --data-binary "$deep" "http://$H/v2/$R/manifests/deep") $(jq -r '.errors[0].code' "$WORK/deep.out")"
+check_eq "the manifest refusals are logged with their limit keys" 3 \
+  "$(grep -c 'manifest PUT .* from 127.0.0.1 refused (4[01][03]): .*regfs.limits.\(manifestsize\|jsondepth\)' "$REGISTRY_LOG")"
 
 # --- 9. upload size: refused, nothing stored ----------------------------------------------
 uploads_stored() { find "$WORK/data" -path '*/_uploads/*' -name data | wc -l; }
