@@ -217,20 +217,26 @@ out:
 	return rc;
 }
 
+/* A manifest body nested deeper than regfs.limits.jsondepth: 400, logged
+ * with the client address (checked on the raw bytes, before any parser). */
+static enum MHD_Result too_deep(struct registry *r, struct request *q, int maxd)
+{
+	char peer[64];
+	framing_peer(q->conn, peer, sizeof peer);
+	log_warn("manifest PUT %s:%s from %s refused (400): JSON nested deeper than "
+		 "regfs.limits.jsondepth (%d)", q->rt.name, q->rt.ref, peer, maxd);
+	return respond_errorf(r, q, 400, "MANIFEST_INVALID", "manifest invalid: JSON nested "
+			      "deeper than %d levels (regfs.limits.jsondepth)", maxd);
+}
+
 static enum MHD_Result put_manifest_done(struct registry *r, struct request *q, enum ref_kind kind)
 {
 	if (q->fail.status)
 		return respond_error(r, q, (unsigned)q->fail.status,
 				     q->fail.code, q->fail.msg, NULL);
 	int maxd = r->cfg->limits.jsondepth;
-	if (regfs_json_depth(jb_ptr(&q->body), jb_len(&q->body), maxd) > maxd) {
-		char peer[64];
-		framing_peer(q->conn, peer, sizeof peer);
-		log_warn("manifest PUT %s:%s from %s refused (400): JSON nested deeper than "
-			 "regfs.limits.jsondepth (%d)", q->rt.name, q->rt.ref, peer, maxd);
-		return respond_errorf(r, q, 400, "MANIFEST_INVALID", "manifest invalid: JSON nested "
-				      "deeper than %d levels (regfs.limits.jsondepth)", maxd);
-	}
+	if (regfs_json_depth(jb_ptr(&q->body), jb_len(&q->body), maxd) > maxd)
+		return too_deep(r, q, maxd);
 	enum regfs_digest_alg alg = REGFS_SHA256;
 	if (kind == REF_DIGEST)
 		regfs_digest_parse(q->rt.ref, &alg, NULL, NULL);
