@@ -29,7 +29,8 @@ start_regfs_registry "$WORK/data" "regfs:
     uploadsize: 1MiB
     uploadsperclient: 2
     connsperclient: 64
-    requesttimeout: 3s" || bail "regfs-registry starts"
+    requesttimeout: 3s
+    idletimeout: 3s" || bail "regfs-registry starts"
 rss() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$REGISTRY_PID/status"; }
 RSS0=$(rss)
 H=$REGISTRY_HOST; R=t/hostile
@@ -190,6 +191,10 @@ tail -c +$((KEPT + 1)) "$WORK/hc" >"$WORK/hc.rest"
 check_eq "the upload resumes at the offset it reports and finishes with the right digest" 201 \
   "$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/octet-stream' --data-binary @"$WORK/hc.rest" "http://$H$LOC4?digest=$HCD")"
 check_eq "the finished blob has the content sent" "${HCD#sha256:}" "$(curl -sf "http://$H/v2/t/hold/blobs/$HCD" | sha256sum | cut -d' ' -f1)"
+LOC5=$(new_upload)
+check_eq "PATCH that stops sending mid-body is closed after regfs.limits.idletimeout" closed \
+  "$(lim stall "$LOC5" 100000 1000 12)"
+check_eq "that cut is logged" 1 "$(grep -c "upload ${LOC5##*/} in t/hold: the request from 127.0.0.1 ended before its body did" "$REGISTRY_LOG")"
 
 # --- 14. memory: 200 GETs of a 1.5 MB manifest -----------------------------------------------
 python3 -c 'import json,sys; print(json.dumps({"schemaVersion":2,"mediaType":sys.argv[1],"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":sys.argv[2],"size":2},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":sys.argv[3],"size":4096}],"annotations":{"big":"b"*1500000}}, separators=(",",":")), end="")' "$MT" "$CD" "$BD" >"$WORK/bigman"

@@ -13,6 +13,9 @@ registry_hostile.sh. Every mode is bounded in time and prints one line of facts.
   halfclose PATH TOTAL SENT  PATCH PATH announcing TOTAL bytes, sends SENT, then
                              shutdown(SHUT_WR). Prints "closed" or "open" (server's reaction
                              within 2 s).
+  stall PATH TOTAL SENT SECONDS
+                             the same without the shutdown: the client just stops sending.
+                             Prints "closed" when the server closed it within SECONDS.
   hold PATH N                N PATCH requests to PATH (a list of upload paths, comma
                              separated) that send their headers and 1 byte and then wait;
                              then POST a new upload. Prints the POST's status.
@@ -128,13 +131,14 @@ def connlimit(addr, n):
     print("kept", len(kept), "extra", extra)
 
 
-def halfclose(path, total, sent):
+def halfclose(path, total, sent, stall=0):
     s = connect()
     s.sendall(("PATCH %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
                "Content-Length: %d\r\n\r\n" % (path, total)).encode() + b"h" * sent)
     time.sleep(0.3)
-    s.shutdown(socket.SHUT_WR)
-    s.settimeout(2)
+    if not stall:
+        s.shutdown(socket.SHUT_WR)
+    s.settimeout(stall or 2)
     try:
         while s.recv(65536):
             pass
@@ -201,6 +205,8 @@ elif mode == "connlimit":
     connlimit(a[0], int(a[1]))
 elif mode == "halfclose":
     halfclose(a[0], int(a[1]), int(a[2]))
+elif mode == "stall":
+    halfclose(a[0], int(a[1]), int(a[2]), float(a[3]))
 elif mode == "hold":
     hold(a[0], int(a[1]))
 elif mode == "slowkeep":
