@@ -116,6 +116,30 @@ static void peer_str(const struct pending *pc, char *out, size_t size)
 			  (socklen_t)size);
 }
 
+/* At most one refusal line a second per kind (a verdict, or LOG_CONN for
+ * connection limits), plus a count of those left out: a flood of bad
+ * connections must not become a flood of log lines. Called by the front's
+ * thread only. */
+#define LOG_CONN (FRONT_TOO_LARGE + 1)
+
+static bool log_allowed(int kind)
+{
+	static uint64_t last_ms[LOG_CONN + 1];
+	static unsigned long dropped[LOG_CONN + 1];
+	uint64_t now = mono_ms();
+	if (last_ms[kind] && now - last_ms[kind] < 1000) {
+		dropped[kind]++;
+		return false;
+	}
+	if (dropped[kind])
+		log_warn("http: %lu more refusal(s) like the next line in the last %llu ms (not "
+			 "logged one by one)", dropped[kind],
+			 (unsigned long long)(now - last_ms[kind]));
+	last_ms[kind] = now;
+	dropped[kind] = 0;
+	return true;
+}
+
 /* Writes a short error response and closes: the unread request bytes are
  * drained first, so that the close does not reset the connection before
  * the client has read the answer. Best effort: the socket is non-blocking. */
@@ -143,40 +167,48 @@ static void drop(struct front *f, size_t i)
 	f->p[i] = f->p[--f->n];
 }
 
+/* What each refusal answers, and why (the log line's tail). */
+struct refusal {
+	unsigned status;
+	const char *reason, *msg, *why;
+};
+
+static struct refusal refusal_of(enum front_verdict v)
+{
+	switch (v) {
+	case FRONT_TLS:
+		return (struct refusal){400, "Bad Request", "this port speaks plain HTTP, not TLS",
+			"a client speaks TLS to the plain-HTTP port (use http://, or configure "
+			"http.tls)"};
+	case FRONT_EMPTY_NAME:
+		return (struct refusal){400, "Bad Request", "a header line has an empty name",
+			"a header line with an empty name"};
+	case FRONT_LINE_TOO_LONG:
+		return (struct refusal){414, "URI Too Long", "request line too long",
+			"request line longer than regfs.limits.requestline + "
+			"regfs.limits.headersize"};
+	case FRONT_TOO_LARGE:
+		return (struct refusal){431, "Request Header Fields Too Large",
+			"request line and headers too large", "request line and headers larger "
+			"than regfs.limits.requestline + regfs.limits.headersize"};
+	default:
+		return (struct refusal){400, "Bad Request", "not an HTTP request",
+			"bytes that are not an HTTP request"};
+	}
+}
+
 static void refuse(struct front *f, size_t i, enum front_verdict v)
 {
 	struct pending pc = f->p[i];
-	char peer[64];
-	peer_str(&pc, peer, sizeof peer);
 	drop(f, i);
-	switch (v) {
-	case FRONT_TLS:
-		log_warn("http: a client speaks TLS to the plain-HTTP port (%s): answered 400 and "
-			 "closed; use http:// or configure http.tls", peer);
-		answer_close(pc.fd, 400, "Bad Request", "this port speaks plain HTTP, not TLS");
-		break;
-	case FRONT_EMPTY_NAME:
-		log_warn("http: request from %s refused (400): a header line with an empty name", peer);
-		answer_close(pc.fd, 400, "Bad Request", "a header line has an empty name");
-		break;
-	case FRONT_LINE_TOO_LONG:
-		log_warn("http: request from %s refused (414): request line longer than %zu bytes "
-			 "(regfs.limits.requestline + regfs.limits.headersize)", peer, f->peek_cap);
-		answer_close(pc.fd, 414, "URI Too Long", "request line too long");
-		break;
-	case FRONT_TOO_LARGE:
-		log_warn("http: request from %s refused (431): request line and headers larger than "
-			 "%zu bytes (regfs.limits.headersize + regfs.limits.requestline)", peer,
-			 f->peek_cap);
-		answer_close(pc.fd, 431, "Request Header Fields Too Large",
-			     "request line and headers too large");
-		break;
-	default:
-		log_warn("http: %s sent bytes that are not an HTTP request: answered 400 and closed",
-			 peer);
-		answer_close(pc.fd, 400, "Bad Request", "not an HTTP request");
-		break;
+	struct refusal rf = refusal_of(v);
+	if (log_allowed((int)v)) {
+		char peer[64];
+		peer_str(&pc, peer, sizeof peer);
+		log_warn("http: connection from %s answered %u and closed: %s", peer, rf.status,
+			 rf.why);
 	}
+	answer_close(pc.fd, rf.status, rf.reason, rf.msg);
 }
 
 /* Hands pending[i] to libmicrohttpd (which closes it if it cannot take it:
@@ -185,7 +217,8 @@ static void pass(struct front *f, size_t i)
 {
 	struct pending pc = f->p[i];
 	drop(f, i);
-	if (MHD_add_connection(f->d, pc.fd, (const struct sockaddr *)&pc.sa, pc.sl) != MHD_YES) {
+	if (MHD_add_connection(f->d, pc.fd, (const struct sockaddr *)&pc.sa, pc.sl) != MHD_YES &&
+	    log_allowed(LOG_CONN)) {
 		char peer[64];
 		peer_str(&pc, peer, sizeof peer);
 		log_warn("http: connection from %s refused: %s (regfs.limits.connsperclient %d, "
@@ -245,6 +278,10 @@ static void take(struct front *f, int fd, const struct sockaddr_storage *ss, soc
 	int per = f->r->cfg->limits.connsperclient;
 	struct pending pc = {.fd = fd, .sa = *ss, .sl = sl, .t0_ms = mono_ms()};
 	if (f->n >= PENDING_MAX || (per > 0 && pending_from(f, ss) >= per)) {
+		if (!log_allowed(LOG_CONN)) {
+			close(fd);
+			return;
+		}
 		char peer[64];
 		peer_str(&pc, peer, sizeof peer);
 		log_warn("http: connection from %s refused: %s connections are waiting for their "
