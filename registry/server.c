@@ -616,6 +616,9 @@ int server_run(struct regfs_config *cfg, const char *config_path, struct regfs_e
 	notify_systemd("READY=1");
 
 	int sig = wait_for_stop(&set, config_path, cfg, &reg);
+	/* new clients are refused from here on, before the log line says so */
+	front_stop(the_front);
+	the_front = NULL;
 	int64_t drain_s = cfg->http_drain_s;
 	notify_systemd("STOPPING=1");
 	log_info("signal %d (%s): stopping; new connections refused, requests in flight get "
