@@ -305,8 +305,13 @@ static void accept_all(struct front *f)
 		socklen_t sl = sizeof ss;
 		int fd = accept4(f->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE)
+			if (errno != EMFILE && errno != ENFILE)
+				return;
+			/* out of descriptors: the listening socket stays readable,
+			 * so pause instead of spinning on it */
+			if (log_allowed(LOG_CONN))
 				log_warn("http: cannot accept a connection: %s", strerror(errno));
+			nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
 			return;
 		}
 		take(f, fd, &ss, sl);
