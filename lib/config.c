@@ -98,6 +98,18 @@ static const struct key keys[] = {
 	{"regfs.layerindex.maxsize", K_SIZE, F(layerindex.maxsize), NULL},
 	{"regfs.layerindex.maxqueue", K_INT, F(layerindex.maxqueue), NULL},
 	{"regfs.layerindex.rescan", K_DUR, F(layerindex.rescan_s), NULL},
+	{"regfs.limits.manifestsize", K_SIZE, F(limits.manifestsize), NULL},
+	{"regfs.limits.jsondepth", K_INT, F(limits.jsondepth), NULL},
+	{"regfs.limits.headers", K_INT, F(limits.headers), NULL},
+	{"regfs.limits.headersize", K_SIZE, F(limits.headersize), NULL},
+	{"regfs.limits.requestline", K_SIZE, F(limits.requestline), NULL},
+	{"regfs.limits.uploadsize", K_SIZE, F(limits.uploadsize), NULL},
+	{"regfs.limits.uploads", K_INT, F(limits.uploads), NULL},
+	{"regfs.limits.uploadsperclient", K_INT, F(limits.uploadsperclient), NULL},
+	{"regfs.limits.connsperclient", K_INT, F(limits.connsperclient), NULL},
+	{"regfs.limits.requesttimeout", K_DUR, F(limits.requesttimeout_s), NULL},
+	{"regfs.limits.idletimeout", K_DUR, F(limits.idletimeout_s), NULL},
+	{"regfs.limits.largereads", K_INT, F(limits.largereads), NULL},
 
 	{"http.addr", K_STR, F(http_addr), NULL},
 	{"http.host", K_STR, F(http_host), NULL},
@@ -728,10 +740,30 @@ static int check_layerindex(struct ctx *c)
 	return 0;
 }
 
+/* regfs.limits: values that cannot work are refused, naming the key. */
+static int check_limits(struct ctx *c)
+{
+	const struct regfs_config *cfg = c->cfg;
+	const char *bad = NULL;
+	if (cfg->limits.manifestsize < 1024 || cfg->limits.manifestsize > 64 * MiB)
+		bad = "manifestsize: must be between 1KiB and 64MiB";
+	else if (cfg->limits.jsondepth < 2 || cfg->limits.jsondepth > 1000)
+		bad = "jsondepth: must be between 2 and 1000";
+	else if (cfg->limits.largereads < 1)
+		bad = "largereads: must be at least 1";
+	else if (cfg->limits.requesttimeout_s < 1 || cfg->limits.idletimeout_s < 1)
+		bad = "requesttimeout, idletimeout: must be at least 1s";
+	if (bad)
+		return regfs_errf(c->err, -EINVAL, "%s: regfs.limits.%s", c->source, bad);
+	return 0;
+}
+
 /* Cross-key rules, after file and environment. */
 static int finish(struct ctx *c)
 {
 	int lr = check_layerindex(c);
+	if (!lr)
+		lr = check_limits(c);
 	if (lr)
 		return lr;
 	struct regfs_config *cfg = c->cfg;
@@ -790,6 +822,17 @@ void regfs_config_defaults(struct regfs_config *cfg, const char *default_rootdir
 	cfg->layerindex.maxsize = 8192 * MiB;
 	cfg->layerindex.maxqueue = 1000;
 	cfg->layerindex.rescan_s = 60;
+	cfg->limits.manifestsize = 4 * MiB;
+	cfg->limits.jsondepth = 64;
+	cfg->limits.headers = 100;
+	cfg->limits.headersize = 16 * 1024;
+	cfg->limits.requestline = 8 * 1024;
+	cfg->limits.uploads = 512;
+	cfg->limits.uploadsperclient = 128;
+	cfg->limits.connsperclient = 256;
+	cfg->limits.requesttimeout_s = 30;
+	cfg->limits.idletimeout_s = 120;
+	cfg->limits.largereads = 64;
 	cfg->http_addr = strdup(default_rootdir ? "127.0.0.1:5000" : ":5000");
 	cfg->health_storage.interval_s = 10;
 	cfg->health_storage.threshold = 1;

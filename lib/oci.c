@@ -322,13 +322,55 @@ static int parse_root(json_t *root, const char *content_type, struct regfs_manif
 	return 0;
 }
 
+/* Set once at start (regfs_manifest_set_limits), read by every parse. */
+static _Atomic size_t max_bytes = REGFS_MANIFEST_MAX;
+static _Atomic int max_depth = REGFS_JSON_DEPTH_MAX;
+
+void regfs_manifest_set_limits(size_t bytes, int depth)
+{
+	if (bytes)
+		max_bytes = bytes;
+	if (depth > 0)
+		max_depth = depth;
+}
+
+int regfs_json_depth(const char *data, size_t len, int max)
+{
+	int depth = 0, deepest = 0;
+	bool in_str = false;
+	for (size_t i = 0; i < len; i++) {
+		char ch = data[i];
+		if (in_str) {
+			if (ch == '\\')
+				i++; /* the escaped character cannot end the string */
+			else if (ch == '"')
+				in_str = false;
+			continue;
+		}
+		if (ch == '"') {
+			in_str = true;
+		} else if (ch == '[' || ch == '{') {
+			if (++depth > deepest && (deepest = depth) > max)
+				return max + 1;
+		} else if ((ch == ']' || ch == '}') && depth > 0) {
+			depth--;
+		}
+	}
+	return deepest;
+}
+
 int regfs_manifest_parse(const char *data, size_t len, const char *content_type,
 			 struct regfs_manifest **out, struct regfs_err *err)
 {
 	*out = NULL;
-	if (len > REGFS_MANIFEST_MAX)
-		return regfs_errf(err, -EFBIG, "manifest is %zu bytes, more than the %d-byte limit", len,
-				  REGFS_MANIFEST_MAX);
+	size_t mb = max_bytes;
+	int md = max_depth;
+	if (len > mb)
+		return regfs_errf(err, -EFBIG, "manifest is %zu bytes, more than the %zu-byte limit",
+				  len, mb);
+	if (regfs_json_depth(data, len, md) > md)
+		return regfs_errf(err, -EINVAL, "invalid manifest: JSON nested deeper than %d "
+				  "levels (regfs.limits.jsondepth)", md);
 	json_error_t je;
 	/* Duplicate keys are refused: two readers could otherwise see different
 	 * layers in the same bytes. */

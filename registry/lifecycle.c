@@ -63,6 +63,8 @@ static void restart_only(const struct regfs_config *o, const struct regfs_config
 	note(list, cap, o->gc.enabled != n->gc.enabled || o->gc.interval_s != n->gc.interval_s ||
 			       o->gc.delay_s != n->gc.delay_s ||
 			       o->gc.deleteuntagged != n->gc.deleteuntagged, "gc");
+	/* both zeroed by regfs_config_defaults first: padding compares equal */
+	note(list, cap, memcmp(&o->limits, &n->limits, sizeof o->limits) != 0, "regfs.limits");
 	note(list, cap, o->health_storage.enabled != n->health_storage.enabled ||
 			       o->health_storage.interval_s != n->health_storage.interval_s ||
 			       o->health_storage.threshold != n->health_storage.threshold,

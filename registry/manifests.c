@@ -9,9 +9,11 @@
  * then revision link, then the tag's index link, then its current link.
  * A crash in between leaves at most an unreferenced blob or an untagged
  * revision, never a link to missing content. */
+#include "framing.h"
 #include "gc.h"
 #include "handlers.h"
 #include "layerindex.h"
+#include "limits.h"
 #include "manifest_bytes.h"
 #include "notify.h"
 #include "registry.h"
@@ -110,7 +112,10 @@ static enum MHD_Result get_manifest(struct registry *r, struct request *q, enum 
 	if (rc)
 		return respond_storage_error(r, q, &e);
 	struct manifest_entry *m = NULL;
-	rc = manifest_load(r, digest, &m, &e);
+	rc = manifest_load_meta(r, digest, &m, &e);
+	if (rc == -EAGAIN)
+		return limits_respond_busy(r, q, 503, "UNAVAILABLE", "too many large manifests "
+					   "being read at once (regfs.limits.largereads): retry");
 	if (rc == -ENOENT)
 		return respond_errorf(r, q, 404, "MANIFEST_UNKNOWN", "manifest %s is linked in %s "
 				      "but its blob is missing from storage", digest, q->rt.name);
@@ -130,7 +135,8 @@ static enum MHD_Result get_manifest(struct registry *r, struct request *q, enum 
 		}
 		ret = respond(r, q, 304, resp, 0);
 	} else {
-		ret = manifest_bytes_respond(r, q, m, digest, mtime);
+		ret = m->data ? manifest_bytes_respond(r, q, m, digest, mtime)
+			      : manifest_bytes_stream(r, q, m, digest, mtime);
 		if (!request_is_head(q))
 			notify_emit(r, q, &(struct notify_target){"pull", m->media_type, digest, m->len,
 				    kind == REF_TAG ? q->rt.ref : NULL, false});
@@ -211,11 +217,26 @@ out:
 	return rc;
 }
 
+/* A manifest body nested deeper than regfs.limits.jsondepth: 400, logged
+ * with the client address (checked on the raw bytes, before any parser). */
+static enum MHD_Result too_deep(struct registry *r, struct request *q, int maxd)
+{
+	char peer[64];
+	framing_peer(q->conn, peer, sizeof peer);
+	log_warn("manifest PUT %s:%s from %s refused (400): JSON nested deeper than "
+		 "regfs.limits.jsondepth (%d)", q->rt.name, q->rt.ref, peer, maxd);
+	return respond_errorf(r, q, 400, "MANIFEST_INVALID", "manifest invalid: JSON nested "
+			      "deeper than %d levels (regfs.limits.jsondepth)", maxd);
+}
+
 static enum MHD_Result put_manifest_done(struct registry *r, struct request *q, enum ref_kind kind)
 {
 	if (q->fail.status)
 		return respond_error(r, q, (unsigned)q->fail.status,
 				     q->fail.code, q->fail.msg, NULL);
+	int maxd = r->cfg->limits.jsondepth;
+	if (regfs_json_depth(jb_ptr(&q->body), jb_len(&q->body), maxd) > maxd)
+		return too_deep(r, q, maxd);
 	enum regfs_digest_alg alg = REGFS_SHA256;
 	if (kind == REF_DIGEST)
 		regfs_digest_parse(q->rt.ref, &alg, NULL, NULL);
@@ -283,16 +304,29 @@ out:
 	return ret;
 }
 
+/* A manifest body over regfs.limits.manifestsize: refused (413), nothing
+ * stored; logged with the client address. */
+static enum MHD_Result manifest_too_large(struct registry *r, struct request *q, const char *size)
+{
+	char peer[64];
+	framing_peer(q->conn, peer, sizeof peer);
+	unsigned long long max = (unsigned long long)r->cfg->limits.manifestsize;
+	log_warn("manifest PUT %s:%s from %s refused (413): %s bytes, over "
+		 "regfs.limits.manifestsize (%llu)", q->rt.name, q->rt.ref, peer, size, max);
+	return respond_errorf(r, q, 413, "SIZE_INVALID", "manifest of %s bytes exceeds the "
+			      "%llu-byte limit (regfs.limits.manifestsize)", size, max);
+}
+
 static enum MHD_Result put_manifest(struct registry *r, struct request *q, enum ref_kind kind)
 {
+	size_t max = (size_t)r->cfg->limits.manifestsize;
 	if (!q->started) {
 		q->started = true;
 		const char *cl = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND,
 							     MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl && strtoull(cl, NULL, 10) > REGFS_MANIFEST_MAX)
-			return respond_errorf(r, q, 413, "SIZE_INVALID", "manifest of %s bytes exceeds "
-					      "the %d-byte limit", cl, REGFS_MANIFEST_MAX);
-		jb_init(&q->body, REGFS_MANIFEST_MAX);
+		if (cl && strtoull(cl, NULL, 10) > max)
+			return manifest_too_large(r, q, cl);
+		jb_init(&q->body, max);
 		return MHD_YES;
 	}
 	if (*q->size) {
@@ -303,8 +337,13 @@ static enum MHD_Result put_manifest(struct registry *r, struct request *q, enum 
 			if (jb_error(&q->body)) {
 				q->fail.status = 413;
 				q->fail.code = "SIZE_INVALID";
-				snprintf(q->fail.msg, sizeof q->fail.msg,
-					 "manifest exceeds the %d-byte limit", REGFS_MANIFEST_MAX);
+				snprintf(q->fail.msg, sizeof q->fail.msg, "manifest exceeds the "
+					 "%zu-byte limit (regfs.limits.manifestsize)", max);
+				char peer[64];
+				framing_peer(q->conn, peer, sizeof peer);
+				log_warn("manifest PUT %s:%s from %s refused (413): over "
+					 "regfs.limits.manifestsize (%zu)", q->rt.name, q->rt.ref,
+					 peer, max);
 			}
 		}
 		*q->size = 0;

@@ -25,7 +25,7 @@
 #include "uploads.h"
 
 #include "content_range.h"
-
+#include "framing.h"
 #include "gc.h"
 #include "handlers.h"
 #include "notify.h"
@@ -145,6 +145,7 @@ struct upload_op {
 	struct regfs_hasher *h;
 	uint64_t size;                     /* bytes stored so far */
 	bool failed;
+	bool too_large;                    /* over regfs.limits.uploadsize */
 	struct regfs_err err;
 	struct registry *r;
 };
@@ -159,6 +160,16 @@ void upload_op_free(struct upload_op *op)
 		regfs_writer_close(op->w, NULL);
 	regfs_hasher_free(op->h);
 	free(op);
+}
+
+void upload_op_cut(const struct upload_op *op, const char *name, const char *peer)
+{
+	if (op->mode == OP_SESSION || op->mode == OP_MOUNTED || op->too_large)
+		return; /* done on the first callback, or removed and logged */
+	log_warn("upload %s in %s: the request from %s ended before its body did (the client "
+		 "closed the connection); the %" PRIu64 " bytes stored stay resumable at that "
+		 "offset, the unfinished request wrote nothing else", op->uuid, name, peer,
+		 op->size);
 }
 
 static void new_uuid(char out[40])
@@ -390,11 +401,59 @@ static void op_fail(struct upload_op *op, int rc)
 	}
 }
 
+/* Would `more` bytes take an upload of `stored` past regfs.limits.uploadsize? */
+static bool over_size(const struct registry *r, uint64_t stored, uint64_t more)
+{
+	uint64_t max = r->cfg->limits.uploadsize;
+	return max && (more > max || stored > max - more);
+}
+
+/* The Content-Length of the request takes the upload past the limit. */
+static bool body_over_size(const struct registry *r, const struct request *q, uint64_t stored)
+{
+	const char *cl = request_header(q, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	return cl && over_size(r, stored, strtoull(cl, NULL, 10));
+}
+
+/* An upload past regfs.limits.uploadsize: the whole session is removed
+ * (nothing of it stays or becomes a blob) and logged. */
+static void remove_too_large(struct registry *r, struct request *q)
+{
+	struct upload_op *op = q->up;
+	if (op->w) {
+		regfs_writer_cancel(op->w, NULL);
+		regfs_writer_close(op->w, NULL);
+		op->w = NULL;
+	}
+	char *d = regfs_layout_upload_dir(q->rt.name, op->uuid);
+	if (d)
+		regfs_storage_del(r->st, d, NULL);
+	free(d);
+	char peer[64];
+	framing_peer(q->conn, peer, sizeof peer);
+	unsigned long long max = (unsigned long long)r->cfg->limits.uploadsize;
+	log_warn("upload %s in %s from %s refused (413): over regfs.limits.uploadsize (%llu "
+		 "bytes); the upload was removed", op->uuid, q->rt.name, peer, max);
+}
+
+/* The same, answered 413 (the size was known before the body). */
+static enum MHD_Result upload_too_large(struct registry *r, struct request *q)
+{
+	remove_too_large(r, q);
+	unsigned long long max = (unsigned long long)r->cfg->limits.uploadsize;
+	return respond_errorf(r, q, 413, "SIZE_INVALID", "the upload exceeds the %llu-byte limit "
+			      "(regfs.limits.uploadsize): it was removed, nothing is stored", max);
+}
+
 static void op_consume(struct upload_op *op, const char *data, size_t n)
 {
 	/* !op->w: the request was refused and its writer released */
 	if (op->failed || !op->w || op->mode == OP_SESSION || op->mode == OP_MOUNTED)
 		return;
+	if (over_size(op->r, op->size, n)) {
+		op->too_large = op->failed = true;
+		return;
+	}
 	ssize_t w = regfs_writer_write(op->w, data, n, &op->err);
 	if (w < 0 || (size_t)w != n) {
 		op_fail(op, w < 0 ? (int)w : -EIO);
@@ -506,8 +565,17 @@ static enum MHD_Result op_body(struct registry *r, struct request *q)
 	if (*q->size) {
 		op_consume(op, q->data, *q->size);
 		*q->size = 0;
+		if (op->too_large && op->w) {
+			/* a chunked body past the limit: libmicrohttpd 0.9.75 cannot
+			 * answer before the body ends, and the rest would only be
+			 * drained: the connection is closed now */
+			remove_too_large(r, q);
+			return MHD_NO;
+		}
 		return MHD_YES;
 	}
+	if (op->too_large)
+		return upload_too_large(r, q);
 	if (op->failed) {
 		/* the writer state is uncertain: drop the hash state */
 		if (op->w) {
@@ -625,6 +693,8 @@ enum MHD_Result h_upload_start(struct registry *r, struct request *q)
 			return respond_storage_error(r, q, &e);
 		return MHD_YES;
 	}
+	if (body_over_size(r, q, 0))
+		return upload_too_large(r, q);
 	op->h = regfs_hasher_new(alg);
 	if (!op->h)
 		return MHD_NO;
@@ -679,6 +749,8 @@ static enum MHD_Result patch_or_put(struct registry *r, struct request *q, enum 
 			return upload_progress(r, q, 416, op->uuid, op->size);
 		}
 	}
+	if (body_over_size(r, q, op->size))
+		return upload_too_large(r, q);
 	return MHD_YES;
 }
 

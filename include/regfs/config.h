@@ -125,6 +125,22 @@ struct regfs_config {
 		int maxqueue;          /* manifests queued in memory; default 1000 */
 		int64_t rescan_s;      /* scan of the stored queue; default 60s */
 	} layerindex;
+	/* regfs extension: limits on every input (docs/config.md "regfs.limits").
+	 * 0 turns a limit off where the comment says so. */
+	struct {
+		uint64_t manifestsize; /* manifest PUT body; default 4 MiB (413 over it) */
+		int jsondepth;         /* nesting of manifest JSON; default 64 (400) */
+		int headers;           /* header fields per request; default 100 (431) */
+		uint64_t headersize;   /* bytes of header fields; default 16 KiB (431) */
+		uint64_t requestline;  /* request target bytes; default 8 KiB (414) */
+		uint64_t uploadsize;   /* bytes per blob upload; default 0: none (413) */
+		int uploads;           /* upload requests in flight; default 512; 0: none (429) */
+		int uploadsperclient;  /* the same per client address; default 128; 0: none (429) */
+		int connsperclient;    /* open connections per address; default 256; 0: none */
+		int64_t requesttimeout_s; /* to send a request's headers; default 30s */
+		int64_t idletimeout_s; /* a connection with no traffic; default 120s */
+		int largereads;        /* concurrent GETs of manifests over 512 KiB; default 64 (503) */
+	} limits;
 
 	char *http_addr;               /* "host:port" or ":port"; default ":5000" */
 	char *http_host;               /* external base URL for Location headers, may be NULL */

@@ -331,6 +331,58 @@ static void test_layerindex(void **state)
 	regfs_config_free(&c);
 }
 
+/* regfs.limits: the defaults docs/config.md gives, every key, and the
+ * values that cannot work. */
+static void test_limits(void **state)
+{
+	(void)state;
+	struct regfs_config c;
+	struct regfs_err err = {0};
+	regfs_config_defaults(&c, NULL);
+	assert_int_equal(regfs_config_parse("", 0, &c, &err), 0);
+	assert_true(c.limits.manifestsize == 4ull << 20);
+	assert_int_equal(c.limits.jsondepth, 64);
+	assert_int_equal(c.limits.headers, 100);
+	assert_true(c.limits.headersize == 16 << 10);
+	assert_true(c.limits.requestline == 8 << 10);
+	assert_true(c.limits.uploadsize == 0);
+	assert_int_equal(c.limits.uploads, 512);
+	assert_int_equal(c.limits.uploadsperclient, 128);
+	assert_int_equal(c.limits.connsperclient, 256);
+	assert_int_equal(c.limits.requesttimeout_s, 30);
+	assert_int_equal(c.limits.idletimeout_s, 120);
+	assert_int_equal(c.limits.largereads, 64);
+	regfs_config_free(&c);
+	static const char y[] = "regfs:\n  limits:\n    manifestsize: 1MiB\n    jsondepth: 10\n"
+				"    headers: 20\n    headersize: 4KiB\n    requestline: 2KiB\n"
+				"    uploadsize: 1GiB\n    uploads: 0\n    uploadsperclient: 3\n"
+				"    connsperclient: 0\n    requesttimeout: 5s\n    idletimeout: 1m\n"
+				"    largereads: 2\n";
+	regfs_config_defaults(&c, NULL);
+	if (regfs_config_parse(y, strlen(y), &c, &err) != 0)
+		fail_msg("%s", err.msg);
+	assert_true(c.limits.manifestsize == 1ull << 20);
+	assert_int_equal(c.limits.jsondepth, 10);
+	assert_int_equal(c.limits.headers, 20);
+	assert_true(c.limits.headersize == 4 << 10);
+	assert_true(c.limits.requestline == 2 << 10);
+	assert_true(c.limits.uploadsize == 1ull << 30);
+	assert_int_equal(c.limits.uploads, 0);
+	assert_int_equal(c.limits.uploadsperclient, 3);
+	assert_int_equal(c.limits.connsperclient, 0);
+	assert_int_equal(c.limits.requesttimeout_s, 5);
+	assert_int_equal(c.limits.idletimeout_s, 60);
+	assert_int_equal(c.limits.largereads, 2);
+	assert_int_equal(c.warnings, 0);
+	regfs_config_free(&c);
+	bad("regfs:\n  limits:\n    manifestsize: 100MiB\n", "regfs.limits.manifestsize",
+	    "between 1KiB and 64MiB");
+	bad("regfs:\n  limits:\n    jsondepth: 1\n", "regfs.limits.jsondepth", "between 2 and 1000");
+	bad("regfs:\n  limits:\n    uploads: -1\n", "regfs.limits.uploads", "non-negative");
+	bad("regfs:\n  limits:\n    largereads: 0\n", "regfs.limits.largereads", "at least 1");
+	bad("regfs:\n  limits:\n    requesttimeout: 0s\n", "regfs.limits.requesttimeout", "at least 1s");
+}
+
 static void test_notifications(void **state)
 {
 	(void)state;
@@ -547,6 +599,7 @@ int main(void)
 		cmocka_unit_test_setup(test_bad_values, clear_env),
 		cmocka_unit_test_setup(test_notifications, clear_env),
 		cmocka_unit_test_setup(test_layerindex, clear_env),
+		cmocka_unit_test_setup(test_limits, clear_env),
 		cmocka_unit_test_setup(test_two_drivers, clear_env),
 		cmocka_unit_test_setup(test_unknown_keys, clear_env),
 		cmocka_unit_test_setup(test_env, clear_env),
