@@ -22,8 +22,25 @@ for t in "$work"/s/*.tar; do
   "$build/tests/fuzz/mkindex" "$work/gzip/$n.gz" "$work/index/$n.gz" || exit 1
 done
 
+# bearer tokens: byte 0 odd = "header.claims" that fuzz_jwt signs itself
+mkdir -p "$work/jwt" "$work/wwwauth"
+python3 - "$work/jwt" <<'PY' || exit 1
+import base64, json, sys
+b = lambda d: base64.urlsafe_b64encode(json.dumps(d, separators=(",", ":")).encode()).rstrip(b"=")
+h = b({"alg": "EdDSA", "kid": "fuzz"})
+c = b({"iss": "fuzz-issuer", "aud": ["fuzz-service"], "exp": 1700000300, "nbf": 1699999990,
+       "sub": "u", "access": [{"type": "repository", "name": "a/b", "actions": ["pull", "push"]},
+                              {"type": "registry", "name": "catalog", "actions": ["*"]}]})
+open(sys.argv[1] + "/signed", "wb").write(b"\x01" + h + b"." + c)
+open(sys.argv[1] + "/raw", "wb").write(b"\x00" + h + b"." + c + b".AAAA")
+PY
+printf 'Bearer realm="https://auth.example/token",service="registry",scope="repository:a/b:pull,push"' \
+  >"$work/wwwauth/bearer"
+printf 'Basic realm="x\\"y", error=invalid_token' >"$work/wwwauth/basic"
+
 status=0
-for pair in fuzz_tar:tar fuzz_gzip:gzip fuzz_index_decode:index; do
+for pair in fuzz_tar:tar fuzz_gzip:gzip fuzz_index_decode:index fuzz_jwt:jwt \
+    fuzz_www_authenticate:wwwauth; do
   target=${pair%%:*} corpus=$work/${pair##*:}
   crashes=$build/fuzz-crashes/$target
   mkdir -p "$crashes"
