@@ -118,7 +118,6 @@ static const struct key keys[] = {
 	{"health.http", K_CHECKS, REGFS_CHECK_HTTP, NULL},
 	{"health.tcp", K_CHECKS, REGFS_CHECK_TCP, NULL},
 
-	{"auth.htpasswd", K_WARN, 0, "htpasswd authentication is not supported yet; the registry accepts every client that can reach it"},
 	{"auth.token.realm", K_STR, F(token.realm), NULL},
 	{"auth.token.service", K_STR, F(token.service), NULL},
 	{"auth.token.issuer", K_STR, F(token.issuer), NULL},
@@ -127,6 +126,10 @@ static const struct key keys[] = {
 	{"auth.token.signingalgorithms", K_LIST, F(token.signingalgorithms), NULL},
 	{"auth.token.autoredirect", K_WARN, 0, "not supported; the challenge names auth.token.realm as set"},
 	{"auth.token.autoredirectpath", K_WARN, 0, "not supported; the challenge names auth.token.realm as set"},
+	{"auth.htpasswd.realm", K_STR, F(htpasswd.realm), NULL},
+	{"auth.htpasswd.path", K_STR, F(htpasswd.path), NULL},
+	{"auth.silly", K_REFUSE, 0, "the silly scheme lets anyone in; use auth.htpasswd"},
+	{"regfs.auth.maxfailures", K_INT, F(auth_maxfailures), NULL},
 	{"notifications.endpoints", K_ENDPOINTS, 0, NULL},
 	{"redis", K_WARN, 0, "redis is not used by regfs; ignored"},
 	{"proxy", K_WARN, 0, "pull-through cache (proxy) is not supported; ignored"},
@@ -818,6 +821,7 @@ void regfs_config_defaults(struct regfs_config *cfg, const char *default_rootdir
 	cfg->health_storage.threshold = 1;
 	cfg->http_drain_s = 5;
 	cfg->prometheus_path = strdup("/metrics");
+	cfg->auth_maxfailures = 10;
 }
 
 static int parse_named(const char *yaml, size_t len, const char *source,
@@ -917,5 +921,7 @@ void regfs_config_free(struct regfs_config *cfg)
 	free(cfg->token.rootcertbundle);
 	free(cfg->token.jwks);
 	free(cfg->token.signingalgorithms);
+	free(cfg->htpasswd.realm);
+	free(cfg->htpasswd.path);
 	memset(cfg, 0, sizeof *cfg);
 }

@@ -1,7 +1,9 @@
 /* lifecycle.c — see lifecycle.h. */
 #include "lifecycle.h"
 
+#include "auth.h"
 #include "notify.h"
+#include "registry.h"
 
 #include <regfs/log.h>
 
@@ -136,6 +138,8 @@ void lifecycle_reload(const char *path, struct regfs_config *running, struct reg
 	restart_only(running, &n, later, sizeof later);
 	apply_safe(running, &n, done, sizeof done);
 	reload_notifications(reg, running, &n, done, sizeof done);
+	if (reg)
+		auth_reload(reg->auth, &n);
 	log_info("SIGHUP: reloaded %s: %s", path, done[0] ? done : "no change to log.level, "
 		 "log.formatter, http.draintimeout, notifications");
 	if (later[0])
