@@ -28,7 +28,7 @@ static const struct {
 	const struct auth_backend_ops *ops;
 } backends[] = {
 	{"htpasswd", &auth_htpasswd_ops},
-	{"token", NULL},
+	{"token", &auth_token_ops},
 };
 
 /* Failed logins per client address: a fixed table (no growth whatever the
