@@ -224,6 +224,16 @@ static enum auth_verdict decide(const struct jwt_token *t, const struct auth_wan
 	return AUTH_DENY;
 }
 
+/* The token's subject as the user of access lines: control characters and
+ * quotes (which a log line would carry) become '?'. */
+static void who_set(struct auth_who *who, const char *sub)
+{
+	snprintf(who->user, sizeof who->user, "%s", sub);
+	for (char *p = who->user; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '"' || *p == '\\')
+			*p = '?';
+}
+
 /* The cached token of hash h, copied into a decision under the lock.
  * true when found (and *v set). */
 static bool cache_decide(struct tstate *s, const unsigned char *h, const struct auth_want *w,
@@ -234,7 +244,7 @@ static bool cache_decide(struct tstate *s, const unsigned char *h, const struct 
 	bool hit = false;
 	pthread_mutex_lock(&s->clock);
 	if (e->tok && e->until > now && memcmp(e->h, h, sizeof e->h) == 0) {
-		snprintf(who->user, sizeof who->user, "%s", e->tok->sub);
+		who_set(who, e->tok->sub);
 		*v = decide(e->tok, w, who, why, wl);
 		hit = true;
 	}
@@ -290,8 +300,7 @@ static enum auth_verdict tok_check(void *st, const char *authz, const char *peer
 	if (!tok) {
 		snprintf(why, wl, authz ? "a Bearer token is required (got another scheme)"
 					: "authentication required");
-		last_fail = authz ? TF_INVALID : TF_NONE;
-		return AUTH_CHALLENGE;
+		return AUTH_CHALLENGE; /* no Bearer token: no error code (RFC 6750 §3.1) */
 	}
 	unsigned char h[SHA256_DIGEST_LENGTH];
 	SHA256((const unsigned char *)tok, n, h);
@@ -309,7 +318,7 @@ static enum auth_verdict tok_check(void *st, const char *authz, const char *peer
 		snprintf(why, wl, "invalid token: %s", reason);
 		return AUTH_CHALLENGE;
 	}
-	snprintf(who->user, sizeof who->user, "%s", t->sub);
+	who_set(who, t->sub);
 	v = decide(t, w, who, why, wl);
 	cache_put(s, h, t);
 	return v;
