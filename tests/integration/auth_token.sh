@@ -165,6 +165,54 @@ check_eq "after SIGHUP an RS256 token (its cert removed) is refused" 401 "$(req 
 check_eq "... an ES256 token still works" 200 "$(req GET $M "$(mint ES256 --scope repository:team/app:pull)")"
 stop_pid "$REGISTRY_PID"
 
+# --- keys from a JSON Web Key Set, algorithms restricted ----------------------------------
+# The JWKs are written from the certificates' public keys (DER SubjectPublicKeyInfo:
+# Ed25519's 32 bytes and P-256's 04||x||y end it; RSA's modulus from openssl).
+python3 - "$WORK/keys" >"$WORK/keys/jwks.json" <<'PY' || bail "jwks"
+import base64, json, subprocess, sys
+d = sys.argv[1]
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+def spki(a):
+    pub = subprocess.run(["openssl", "x509", "-in", f"{d}/{a}.crt", "-noout", "-pubkey"], check=True, capture_output=True).stdout
+    return pub, subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub, check=True, capture_output=True).stdout
+_, ed = spki("EdDSA")
+_, ec = spki("ES256")
+pub, _ = spki("RS256")
+mod = subprocess.run(["openssl", "rsa", "-pubin", "-noout", "-modulus"], input=pub, check=True, capture_output=True).stdout
+n = bytes.fromhex(mod.decode().strip().split("=", 1)[1])
+print(json.dumps({"keys": [
+    {"kty": "OKP", "crv": "Ed25519", "kid": "ed-1", "x": b64(ed[-32:])},
+    {"kty": "EC", "crv": "P-256", "kid": "ec-1", "x": b64(ec[-64:-32]), "y": b64(ec[-32:])},
+    {"kty": "RSA", "kid": "rsa-1", "n": b64(n), "e": "AQAB"}]}))
+PY
+JPORT=$(free_port)
+write_registry_config "$WORK/jwks.yml" "$WORK/data" "$JPORT" "auth:
+  token:
+    realm: http://127.0.0.1:$TPORT/token
+    service: regfs-test
+    issuer: regfs-test-issuer
+    jwks: $WORK/keys/jwks.json
+    signingalgorithms:
+      - EdDSA
+      - ES256"
+if start_regfs_registry "$WORK/jwks.yml"; then
+  check_eq "jwks: an EdDSA token naming its kid: 200" 200 "$(req GET $M "$(mint EdDSA --kid ed-1 --scope repository:team/app:pull)")"
+  check_eq "jwks: an ES256 token naming its kid: 200" 200 "$(req GET $M "$(mint ES256 --kid ec-1 --scope repository:team/app:pull)")"
+  check_eq "jwks: an unknown kid: 401" 401 "$(req GET $M "$(mint ES256 --kid ec-2 --scope repository:team/app:pull)")"
+  check_eq "jwks: a kid of another key type: 401" 401 "$(req GET $M "$(mint ES256 --kid ed-1 --scope repository:team/app:pull)")"
+  check_eq "jwks: RS256 (a key in the set, not in signingalgorithms): 401" 401 \
+    "$(req GET $M "$(mint RS256 --kid rsa-1 --scope repository:team/app:pull)")"
+  check "... the message names signingalgorithms" grep -q signingalgorithms "$WORK/b"
+  stop_pid "$REGISTRY_PID"
+else
+  fail "regfs-registry starts with auth.token.jwks"
+fi
+printf '{"keys":[{"kty":"EC","crv":"P-256","kid":"x","x":"AAAA","y":"AAAA"}]}' >"$WORK/keys/bad.json"
+sed "s#$WORK/keys/jwks.json#$WORK/keys/bad.json#" "$WORK/jwks.yml" >"$WORK/bad.yml"
+OUT=$(with_timeout 10 "$REGFS_REGISTRY" serve "$WORK/bad.yml" 2>&1); RC=$?
+check_eq "a broken jwks file: the registry does not start (exit 1)" 1 "$RC"
+check "... and says which file and why" grep -q "bad.json: key 0: a malformed EC JWK" <<<"$OUT"
+
 # --- the same config file starts docker-registry; skopeo works with the same issuer ------
 # (registry:2 2.8 verifies RS256 and ES256 only: an Ed25519 root certificate stops
 # its start, so its bundle holds the other two)

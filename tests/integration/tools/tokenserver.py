@@ -18,7 +18,7 @@ ES256 (`openssl dgst -sha256 -sign`; the DER ECDSA signature converted to the
 JWS r||s form here) or EdDSA (`openssl pkeyutl -sign -rawin`, an Ed25519
 key). The header carries the signing certificate in "x5c", which
 docker-registry verifies against rootcertbundle; --kid-libtrust names the
-key by its libtrust key ID ("kid") instead.
+key by its libtrust key ID ("kid") instead, --kid KID by KID (a jwks entry).
 
 Policy (enough for tests): with --user U:P (repeatable) every request must
 carry one of those Basic credentials (else 401). Without --grant the caller
@@ -97,7 +97,7 @@ class Issuer:
     def __init__(self, args):
         self.args = args
         self.x5c = cert_der_b64(args.cert)
-        self.kid = libtrust_kid(args.cert) if args.kid_libtrust else None
+        self.kid = args.kid or (libtrust_kid(args.cert) if args.kid_libtrust else None)
         self.grants = [parse_grant(g) for g in args.grant or []]
 
     def sign(self, payload: bytes) -> bytes:
@@ -208,6 +208,7 @@ def main():
     p.add_argument("--alg", choices=["RS256", "ES256", "EdDSA"], default="RS256")
     p.add_argument("--kid-libtrust", action="store_true",
                    help="name the key by its libtrust key ID instead of an x5c chain")
+    p.add_argument("--kid", help="name the key by this kid (a jwks entry) instead of x5c")
     p.add_argument("--grant", action="append", help="USER:GLOB:ACTIONS (repeatable)")
     p.add_argument("--mint", action="store_true", help="print one token and exit")
     p.add_argument("--sub", default="")
