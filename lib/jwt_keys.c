@@ -87,16 +87,98 @@ int jwt_libtrust_kid(EVP_PKEY *pkey, char *out, size_t outlen)
 	return 0;
 }
 
+static void b64url(const unsigned char *in, size_t n, char *out)
+{
+	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	size_t o = 0;
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)in[i] << 16 | (i + 1 < n ? (unsigned)in[i + 1] << 8 : 0) |
+			     (i + 2 < n ? in[i + 2] : 0);
+		out[o++] = a[v >> 18 & 63];
+		out[o++] = a[v >> 12 & 63];
+		if (i + 1 < n)
+			out[o++] = a[v >> 6 & 63];
+		if (i + 2 < n)
+			out[o++] = a[v & 63];
+	}
+	out[o] = '\0';
+}
+
+/* A BIGNUM parameter of pk as base64url of its big-endian bytes, padded to
+ * pad bytes (0: minimal). */
+static int bn_b64url(EVP_PKEY *pk, const char *name, int pad, char *out)
+{
+	BIGNUM *bn = NULL;
+	unsigned char b[1040];
+	if (EVP_PKEY_get_bn_param(pk, name, &bn) != 1)
+		return -EINVAL;
+	int n = BN_num_bytes(bn) <= (int)sizeof b ? (pad ? BN_bn2binpad(bn, b, pad) : BN_bn2bin(bn, b)) : -1;
+	BN_free(bn);
+	if (n < 0)
+		return -EINVAL;
+	b64url(b, (size_t)n, out);
+	return 0;
+}
+
+/* The required members of pk's JWK in RFC 7638's canonical form. */
+static int jwk_canonical(EVP_PKEY *pk, char *out, size_t cap)
+{
+	char a[1400], b[1400];
+	unsigned char raw[32];
+	size_t rl = sizeof raw;
+	switch (EVP_PKEY_get_base_id(pk)) {
+	case EVP_PKEY_RSA:
+		if (bn_b64url(pk, OSSL_PKEY_PARAM_RSA_E, 0, a) || bn_b64url(pk, OSSL_PKEY_PARAM_RSA_N, 0, b))
+			return -EINVAL;
+		snprintf(out, cap, "{\"e\":\"%s\",\"kty\":\"RSA\",\"n\":\"%s\"}", a, b);
+		return 0;
+	case EVP_PKEY_EC:
+		if (EVP_PKEY_get_group_name(pk, a, sizeof a, NULL) != 1 || strcmp(a, "prime256v1") != 0)
+			return -EINVAL; /* only P-256 is an ES256 key */
+		if (bn_b64url(pk, OSSL_PKEY_PARAM_EC_PUB_X, 32, a) || bn_b64url(pk, OSSL_PKEY_PARAM_EC_PUB_Y, 32, b))
+			return -EINVAL;
+		snprintf(out, cap, "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}", a, b);
+		return 0;
+	case EVP_PKEY_ED25519:
+		if (EVP_PKEY_get_raw_public_key(pk, raw, &rl) != 1 || rl != 32)
+			return -EINVAL;
+		b64url(raw, rl, a);
+		snprintf(out, cap, "{\"crv\":\"Ed25519\",\"kty\":\"OKP\",\"x\":\"%s\"}", a);
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+int jwt_jwk_thumbprint(EVP_PKEY *pkey, char *out, size_t outlen)
+{
+	char canon[3000];
+	unsigned char h[SHA256_DIGEST_LENGTH];
+	if (outlen < 44 || jwk_canonical(pkey, canon, sizeof canon) != 0) {
+		ERR_clear_error();
+		return -EINVAL;
+	}
+	SHA256((const unsigned char *)canon, strlen(canon), h);
+	b64url(h, sizeof h, out);
+	return 0;
+}
+
+/* A root certificate: trusted for x5c chains, and its key by two kids, the
+ * libtrust key ID (distribution 2.x token servers) and the RFC 7638
+ * thumbprint (newer ones). */
 static int add_cert(struct jwt_keys *k, X509 *x)
 {
 	EVP_PKEY *pk = X509_get0_pubkey(x);
-	char kid[64];
+	char kid[64], tp[64];
 	if (!pk || jwt_libtrust_kid(pk, kid, sizeof kid) != 0)
 		return -EINVAL;
 	if (X509_STORE_add_cert(k->store, x) != 1)
 		return -ENOMEM;
 	k->nroots++;
-	return jwt_keys_add(k, kid, pk);
+	int rc = jwt_keys_add(k, kid, pk);
+	if (!rc && jwt_jwk_thumbprint(pk, tp, sizeof tp) == 0)
+		rc = jwt_keys_add(k, tp, pk);
+	return rc;
 }
 
 int jwt_keys_add_cert_pem(struct jwt_keys *k, const char *pem, size_t len)

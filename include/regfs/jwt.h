@@ -11,7 +11,8 @@
  *   - "jwk": a public key in the header, used only when it equals a
  *     trusted key (a root certificate's or a jwks entry's);
  *   - "kid": a jwks entry with that "kid", or a root certificate whose
- *     libtrust key ID (what distribution's token servers put in kid) is it.
+ *     libtrust key ID (what distribution 2.x token servers put in kid) or
+ *     RFC 7638 JWK thumbprint (newer ones) is it.
  *
  * Claims: "exp" is required, "nbf" optional, both with JWT_LEEWAY seconds of
  * clock skew; "iss" must equal the policy's issuer and "aud" (a string or an
@@ -68,6 +69,11 @@ void jwt_keys_free(struct jwt_keys *k);
 /* The libtrust key ID of a public key ("ABCD:EFGH:…", 12 groups of 4),
  * written into out (at least 60 bytes). 0 or -EINVAL. */
 int jwt_libtrust_kid(EVP_PKEY *pkey, char *out, size_t outlen);
+
+/* The RFC 7638 JWK thumbprint of a public key (SHA-256, base64url, 43
+ * characters) into out (at least 44 bytes). 0 or -EINVAL (not RSA, P-256
+ * or Ed25519). */
+int jwt_jwk_thumbprint(EVP_PKEY *pkey, char *out, size_t outlen);
 
 /* What a token must satisfy. NULL/0 members are not checked (issuer,
  * service) or take the default (algs: all three; now: time(NULL)). */

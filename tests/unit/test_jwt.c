@@ -20,6 +20,7 @@
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
@@ -373,6 +374,14 @@ static void test_x5c_and_rootcertbundle(void **state)
 		t = mint_raw(i, hk, claims(300, 0, "test-issuer", "\"test-service\"", ACCESS_APP));
 		assert_int_equal(jwt_verify(t, strlen(t), k, &POL, &tok, why, sizeof why), 0);
 		jwt_token_free(tok);
+		/* and by its RFC 7638 thumbprint as kid */
+		assert_int_equal(jwt_jwk_thumbprint(keys[i], kid, sizeof kid), 0);
+		assert_int_equal(strlen(kid), 43);
+		snprintf(hk, sizeof hk, "{\"alg\":\"%s\",\"kid\":\"%s\"}", ALGS[i], kid);
+		free(t);
+		t = mint_raw(i, hk, claims(300, 0, "test-issuer", "\"test-service\"", ACCESS_APP));
+		assert_int_equal(jwt_verify(t, strlen(t), k, &POL, &tok, why, sizeof why), 0);
+		jwt_token_free(tok);
 		jwt_keys_free(k);
 		unlink(path);
 		free(t);
@@ -475,6 +484,42 @@ static void test_jwks_file_and_jwk_header(void **state)
 	unlink(path);
 }
 
+/* RFC 7638 §3.1: the thumbprint of the RFC's RSA key is the RFC's value. */
+static void test_thumbprint_rfc7638(void **state)
+{
+	(void)state;
+	static const char n64[] =
+		"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_"
+		"BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_"
+		"FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4"
+		"vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+	char std[400], tp[64];
+	snprintf(std, sizeof std, "%s==", n64); /* 342 characters: two of padding */
+	for (char *p = std; *p; p++)
+		*p = *p == '-' ? '+' : *p == '_' ? '/' : *p;
+	unsigned char n[300];
+	int nl = EVP_DecodeBlock(n, (const unsigned char *)std, (int)strlen(std)) - 2; /* the padding decodes as zeros */
+	assert_int_equal(nl, 256);
+	BIGNUM *bn = BN_bin2bn(n, nl, NULL), *be = BN_new();
+	BN_set_word(be, 65537);
+	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+	OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn);
+	OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be);
+	OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+	EVP_PKEY *pk = NULL;
+	assert_int_equal(EVP_PKEY_fromdata_init(ctx), 1);
+	assert_int_equal(EVP_PKEY_fromdata(ctx, &pk, EVP_PKEY_PUBLIC_KEY, params), 1);
+	assert_int_equal(jwt_jwk_thumbprint(pk, tp, sizeof tp), 0);
+	assert_string_equal(tp, "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+	EVP_PKEY_free(pk);
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	BN_free(bn);
+	BN_free(be);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -489,6 +534,7 @@ int main(void)
 		cmocka_unit_test(test_access_checks),
 		cmocka_unit_test(test_x5c_and_rootcertbundle),
 		cmocka_unit_test(test_jwks_file_and_jwk_header),
+		cmocka_unit_test(test_thumbprint_rfc7638),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
