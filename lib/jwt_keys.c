@@ -181,17 +181,6 @@ static int add_cert(struct jwt_keys *k, X509 *x)
 	return rc;
 }
 
-int jwt_keys_add_cert_pem(struct jwt_keys *k, const char *pem, size_t len)
-{
-	BIO *b = BIO_new_mem_buf(pem, (int)len);
-	X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
-	int rc = x ? add_cert(k, x) : -EINVAL;
-	X509_free(x);
-	BIO_free(b);
-	ERR_clear_error();
-	return rc;
-}
-
 static int load_bundle(struct jwt_keys *k, const char *path, struct regfs_err *err)
 {
 	BIO *b = BIO_new_file(path, "r");

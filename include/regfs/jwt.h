@@ -62,8 +62,6 @@ int jwt_keys_load(struct jwt_keys **out, const char *rootcertbundle, const char 
 struct jwt_keys *jwt_keys_new(void);
 /* Trusts `pkey` under `kid` (may be NULL); takes a reference of its own. */
 int jwt_keys_add(struct jwt_keys *k, const char *kid, EVP_PKEY *pkey);
-/* Trusts the root certificate `pem` (its key ID is its libtrust key ID). */
-int jwt_keys_add_cert_pem(struct jwt_keys *k, const char *pem, size_t len);
 void jwt_keys_free(struct jwt_keys *k);
 
 /* The libtrust key ID of a public key ("ABCD:EFGH:…", 12 groups of 4),

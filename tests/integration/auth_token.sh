@@ -73,6 +73,9 @@ REALM="realm=\"http://127.0.0.1:$TPORT/token\",service=\"regfs-test\""
 
 check_eq "GET /v2/ without a token: 401" 401 "$(req GET /v2/ "")"
 check_eq "... Bearer challenge with realm and service, no scope" "Bearer $REALM" "$(challenge)"
+check_eq "Basic credentials instead of a token: 401" 401 \
+  "$(curl -s -o /dev/null -D "$WORK/h" -u alice:s3cret -w '%{http_code}' "$REGISTRY_URL/v2/")"
+check_eq "... the same challenge (no error code: no token was sent)" "Bearer $REALM" "$(challenge)"
 
 # --- skopeo through the Bearer flow ------------------------------------------------
 make_image "$WORK/oci" v1 2 40K 8K >/dev/null || bail make_image
