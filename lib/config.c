@@ -37,6 +37,7 @@ enum kind {
 	K_ENDPOINTS, /* notifications.endpoints: a list of sections (config_notify.c) */
 	K_FIELDS,    /* log.fields: name -> value */
 	K_CHECKS,    /* health.file/http/tcp: a list of checks */
+	K_ACCESS,    /* regfs.access (off 0), regfs.admins (off 1): config_access.c */
 	K_ACCEPT,    /* known, no effect for us: ignored silently */
 	K_WARN,      /* known, not supported: ignored with a warning */
 	K_REFUSE,    /* known, cannot work: error */
@@ -130,6 +131,8 @@ static const struct key keys[] = {
 	{"auth.htpasswd.path", K_STR, F(htpasswd.path), NULL},
 	{"auth.silly", K_REFUSE, 0, "the silly scheme lets anyone in; use auth.htpasswd"},
 	{"regfs.auth.maxfailures", K_INT, F(auth_maxfailures), NULL},
+	{"regfs.access", K_ACCESS, 0, NULL},
+	{"regfs.admins", K_ACCESS, 1, NULL},
 	{"notifications.endpoints", K_ENDPOINTS, 0, NULL},
 	{"redis", K_WARN, 0, "redis is not used by regfs; ignored"},
 	{"proxy", K_WARN, 0, "pull-through cache (proxy) is not supported; ignored"},
@@ -649,6 +652,8 @@ static int walk_pair(struct ctx *c, const char *path, const char *prefix, yaml_n
 		if (v->type == YAML_SEQUENCE_NODE)
 			return walk_list(c, v, k, loc);
 		break;
+	case K_ACCESS:
+		return config_access_parse(c->doc, v, c->source, k->off == 1, c->cfg, c->err);
 	case K_ACCEPT:
 		return 0;
 	case K_WARN:
@@ -923,5 +928,6 @@ void regfs_config_free(struct regfs_config *cfg)
 	free(cfg->token.signingalgorithms);
 	free(cfg->htpasswd.realm);
 	free(cfg->htpasswd.path);
+	regfs_access_free(&cfg->access);
 	memset(cfg, 0, sizeof *cfg);
 }

@@ -300,7 +300,10 @@ static enum auth_verdict tok_check(void *st, const char *authz, const char *peer
 	if (!tok) {
 		snprintf(why, wl, authz ? "a Bearer token is required (got another scheme)"
 					: "authentication required");
-		return AUTH_CHALLENGE; /* no Bearer token: no error code (RFC 6750 §3.1) */
+		/* no Bearer token (none, or Basic credentials: clients follow the
+		 * challenge to the token server): not a failed login, and no error
+		 * code in the challenge (RFC 6750 §3.1) */
+		return AUTH_CHALLENGE;
 	}
 	unsigned char h[SHA256_DIGEST_LENGTH];
 	SHA256((const unsigned char *)tok, n, h);
@@ -315,6 +318,7 @@ static enum auth_verdict tok_check(void *st, const char *authz, const char *peer
 	pthread_rwlock_unlock(&s->lock);
 	if (rc) {
 		last_fail = TF_INVALID;
+		who->failed_login = true; /* logged and counted against the peer */
 		snprintf(why, wl, "invalid token: %s", reason);
 		return AUTH_CHALLENGE;
 	}

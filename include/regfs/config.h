@@ -196,4 +196,10 @@ int regfs_size_parse(const char *s, uint64_t *bytes);
 
 void regfs_config_free(struct regfs_config *cfg);
 
+/* A deep copy of `src` into `dst` (a running server keeps its rules apart
+ * from the configuration a reload frees). 0 or -ENOMEM (dst then empty). */
+int regfs_access_copy(struct regfs_access *dst, const struct regfs_access *src);
+/* Frees what `ac` holds; `ac` is zeroed. */
+void regfs_access_free(struct regfs_access *ac);
+
 #endif

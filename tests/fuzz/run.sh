@@ -38,8 +38,16 @@ printf 'Bearer realm="https://auth.example/token",service="registry",scope="repo
   >"$work/wwwauth/bearer"
 printf 'Basic realm="x\\"y", error=invalid_token' >"$work/wwwauth/basic"
 
+# Authorization headers and htpasswd lines
+mkdir -p "$work/auth"
+printf 'Basic YWxpY2U6Y29ycmVjdCBob3JzZQ==' >"$work/auth/basic"
+printf 'Basic Og==' >"$work/auth/empty"
+printf 'Bearer eyJhbGciOiJFUzI1NiJ9.e30.sig' >"$work/auth/bearer"
+printf 'alice:$2y$04$go3h0eNji58wIen2/S7fa.ZRFYkXYFUrwTFjbZsUi11eC5CpLzNou' >"$work/auth/line"
+printf 'carol:$apr1$g.FQ1uqD$awXwboPVkGssScRtRMAXN/\r' >"$work/auth/md5"
+
 status=0
-for pair in fuzz_tar:tar fuzz_gzip:gzip fuzz_index_decode:index fuzz_jwt:jwt \
+for pair in fuzz_tar:tar fuzz_gzip:gzip fuzz_index_decode:index fuzz_authorization:auth fuzz_jwt:jwt \
     fuzz_www_authenticate:wwwauth; do
   target=${pair%%:*} corpus=$work/${pair##*:}
   crashes=$build/fuzz-crashes/$target
