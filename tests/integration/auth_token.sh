@@ -41,13 +41,14 @@ regfs:
     maxfailures: 100"
 
 # tokserver ALG [OPTION…] — (re)start the issuer on TPORT signing with ALG's key.
-# alice may do anything; bob may only pull team/*.
+# alice may do anything; bob may only pull team/* (and list the catalog).
 tokserver() {
   local a=$1; shift
   [ -n "${TOKPID:-}" ] && stop_pid "$TOKPID"
   start_bg "tokenserver-$a" python3 "$TOKSRV" --port "$TPORT" --alg "$a" \
     --key "$WORK/keys/$a.key" --cert "$WORK/keys/$a.crt" --user alice:s3cret --user bob:pw \
-    --grant 'alice:*:*' --grant 'alice:registry:catalog:*' --grant 'bob:team/*:pull' "$@"
+    --grant 'alice:*:*' --grant 'alice:registry:catalog:*' --grant 'bob:team/*:pull' \
+    --grant 'bob:registry:catalog:*' "$@"
   TOKPID=$BG_PID
   wait_http "http://127.0.0.1:$TPORT/token" || bail "tokenserver ($a) did not start"
 }
@@ -70,6 +71,7 @@ tokserver ES256
 start_regfs_registry "$CFG" || bail "regfs-registry with auth.token did not start"
 RL=$REGISTRY_LOG
 REALM="realm=\"http://127.0.0.1:$TPORT/token\",service=\"regfs-test\""
+M=/v2/team/app/manifests/v1
 
 check_eq "GET /v2/ without a token: 401" 401 "$(req GET /v2/ "")"
 check_eq "... Bearer challenge with realm and service, no scope" "Bearer $REALM" "$(challenge)"
@@ -106,13 +108,21 @@ if [ -x "${REGFS_MOUNT:-}" ] && [ -e /dev/fuse ]; then
   else
     fail "regfs mounts the token registry"
   fi
+  if start_regfs_mount "$REGISTRY_URL" "$WORK/mnt-bob" --user bob:pw --cache-dir "$WORK/cache-bob"; then
+    OUT=$(rm "$WORK/mnt-bob/team/app/_tags/v1" 2>&1)
+    check_eq "mount as bob (pull-only): rm of a tag is refused with EACCES" \
+      "rm: cannot remove '$WORK/mnt-bob/team/app/_tags/v1': Permission denied" "$OUT"
+    check_eq "... and the tag is still there" 200 "$(req GET $M "$(mint RS256 --scope repository:team/app:pull)")"
+    unmount "$WORK/mnt-bob"
+  else
+    fail "regfs mounts the token registry as bob"
+  fi
 else
   log "mount checks skipped (no regfs or /dev/fuse)"
 fi
 
 # --- bad tokens: 401 invalid_token, with the scope the request needs -----------------
 SC='scope="repository:team/app:pull"'
-M=/v2/team/app/manifests/v1
 for a in RS256 ES256 EdDSA; do
   check_eq "$a: a good pull token reads the manifest" 200 "$(req GET $M "$(mint $a --sub t --scope repository:team/app:pull)")"
   check_eq "$a: expired: 401" 401 "$(req GET $M "$(mint $a --scope repository:team/app:pull --exp-offset -600)")"
