@@ -2,7 +2,9 @@
 # auth_token.sh — regfs-registry with auth.token (the Docker token spec): the
 # issuer is tools/tokenserver.py with keys made here by openssl, one per alg
 # (RS256, ES256, EdDSA: all three certificates in one rootcertbundle). skopeo
-# push and pull and a regfs mount go through the Bearer flow; curl with bad
+# push and pull and a regfs mount go through the Bearer flow (a pull-only user's
+# rm of a tag through the mount is EACCES); cross-repository mounts need pull on
+# the source; keys from a jwks file with signingalgorithms restricted; curl with bad
 # tokens (expired, wrong audience, wrong issuer, another repository, alg none,
 # a pull-only token pushing) gets 401/403 with the challenge naming the scope;
 # the catalog needs registry:catalog:*; SIGHUP re-reads the bundle; and the
