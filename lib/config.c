@@ -32,7 +32,7 @@
 
 enum kind {
 	K_MAP,       /* a section: descend */
-	K_STR, K_BOOL, K_DUR, K_INT, K_SIZE, K_LEVEL, K_FORMATTER, /* scalars */
+	K_STR, K_LIST, K_BOOL, K_DUR, K_INT, K_SIZE, K_LEVEL, K_FORMATTER, /* scalars */
 	K_HEADERS,   /* http.headers: name -> [values] */
 	K_ENDPOINTS, /* notifications.endpoints: a list of sections (config_notify.c) */
 	K_FIELDS,    /* log.fields: name -> value */
@@ -131,9 +131,16 @@ static const struct key keys[] = {
 	{"health.http", K_CHECKS, REGFS_CHECK_HTTP, NULL},
 	{"health.tcp", K_CHECKS, REGFS_CHECK_TCP, NULL},
 
+	{"auth.token.realm", K_STR, F(token.realm), NULL},
+	{"auth.token.service", K_STR, F(token.service), NULL},
+	{"auth.token.issuer", K_STR, F(token.issuer), NULL},
+	{"auth.token.rootcertbundle", K_STR, F(token.rootcertbundle), NULL},
+	{"auth.token.jwks", K_STR, F(token.jwks), NULL},
+	{"auth.token.signingalgorithms", K_LIST, F(token.signingalgorithms), NULL},
+	{"auth.token.autoredirect", K_WARN, 0, "not supported; the challenge names auth.token.realm as set"},
+	{"auth.token.autoredirectpath", K_WARN, 0, "not supported; the challenge names auth.token.realm as set"},
 	{"auth.htpasswd.realm", K_STR, F(htpasswd.realm), NULL},
 	{"auth.htpasswd.path", K_STR, F(htpasswd.path), NULL},
-	{"auth.token", K_REFUSE, 0, "token authentication is not supported by this build; use auth.htpasswd"},
 	{"auth.silly", K_REFUSE, 0, "the silly scheme lets anyone in; use auth.htpasswd"},
 	{"regfs.auth.maxfailures", K_INT, F(auth_maxfailures), NULL},
 	{"regfs.access", K_ACCESS, 0, NULL},
@@ -346,7 +353,8 @@ static int apply_scalar(struct ctx *c, const struct key *k, const char *v, bool 
 	char *base = (char *)c->cfg;
 	const char *want = NULL;
 	switch (k->kind) {
-	case K_STR: {
+	case K_STR:
+	case K_LIST: {
 		char **dst = (char **)(base + k->off);
 		char *nv = NULL;
 		if (!is_null(v, plain) && !(nv = strdup(v)))
@@ -598,6 +606,25 @@ static int walk_checks(struct ctx *c, yaml_node_t *node, const struct key *k)
 
 static int walk_map(struct ctx *c, yaml_node_t *node, const char *prefix);
 
+/* A K_LIST key given as a YAML list of words: stored comma-joined, as the
+ * same key given as one scalar ("a,b") or in the environment is. */
+static int walk_list(struct ctx *c, yaml_node_t *node, const struct key *k, const char *loc)
+{
+	char joined[512] = "";
+	size_t n = 0;
+	for (yaml_node_item_t *i = node->data.sequence.items.start; i < node->data.sequence.items.top; i++) {
+		yaml_node_t *it = yaml_document_get_node(c->doc, *i);
+		if (!it || it->type != YAML_SCALAR_NODE)
+			return regfs_errf(c->err, -EINVAL, "%s: %s: expected a list of words", loc, k->path);
+		const char *w = (const char *)it->data.scalar.value;
+		int m = snprintf(joined + n, sizeof joined - n, "%s%s", n ? "," : "", w);
+		if (m < 0 || (size_t)m >= sizeof joined - n)
+			return regfs_errf(c->err, -EINVAL, "%s: %s: list too long", loc, k->path);
+		n += (size_t)m;
+	}
+	return apply_scalar(c, k, joined, false, loc);
+}
+
 /* One "key: value" pair at dotted `path`. */
 static int walk_pair(struct ctx *c, const char *path, const char *prefix, yaml_node_t *kn,
 		     yaml_node_t *v)
@@ -633,6 +660,10 @@ static int walk_pair(struct ctx *c, const char *path, const char *prefix, yaml_n
 		return walk_fields(c, v);
 	case K_CHECKS:
 		return walk_checks(c, v, k);
+	case K_LIST:
+		if (v->type == YAML_SEQUENCE_NODE)
+			return walk_list(c, v, k, loc);
+		break;
 	case K_ACCESS:
 		return config_access_parse(c->doc, v, c->source, k->off == 1, c->cfg, c->err);
 	case K_ACCEPT:
@@ -932,6 +963,12 @@ void regfs_config_free(struct regfs_config *cfg)
 	free(cfg->prometheus_path);
 	free(cfg->tls_certificate);
 	free(cfg->tls_key);
+	free(cfg->token.realm);
+	free(cfg->token.service);
+	free(cfg->token.issuer);
+	free(cfg->token.rootcertbundle);
+	free(cfg->token.jwks);
+	free(cfg->token.signingalgorithms);
 	free(cfg->htpasswd.realm);
 	free(cfg->htpasswd.path);
 	regfs_access_free(&cfg->access);

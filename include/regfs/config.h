@@ -163,6 +163,15 @@ struct regfs_config {
 
 	struct regfs_notify_endpoint *endpoints; int n_endpoints; /* notifications.endpoints */
 
+	/* auth.token (registry/auth_token.c): realm NULL when not configured */
+	struct {
+		char *realm;           /* the token server URL named in the challenge */
+		char *service;         /* the audience tokens must carry */
+		char *issuer;          /* the iss tokens must carry */
+		char *rootcertbundle;  /* PEM: the issuer's certificate(s) */
+		char *jwks;            /* a JSON Web Key Set file */
+		char *signingalgorithms; /* comma-joined list; NULL: RS256,ES256,EdDSA */
+	} token;
 	/* auth.htpasswd (registry/auth_htpasswd.c): both NULL when not configured */
 	struct {
 		char *realm;           /* default "regfs" when only path is set */

@@ -589,12 +589,42 @@ static void test_observability(void **state)
 	bad("log:\n  fields: [a]\n", "log.fields", "map");
 }
 
+/* auth.token: distribution's keys; signingalgorithms as a YAML list, a
+ * scalar or the environment, all stored comma-joined. */
+static void test_auth_token(void **state)
+{
+	(void)state;
+	struct regfs_config c;
+	parse_ok("auth:\n  token:\n    realm: https://auth.example/token\n    service: reg\n"
+		 "    issuer: iss\n    rootcertbundle: /etc/ca.pem\n    jwks: /etc/keys.json\n"
+		 "    signingalgorithms:\n      - RS256\n      - EdDSA\n", &c);
+	assert_string_equal(c.token.realm, "https://auth.example/token");
+	assert_string_equal(c.token.service, "reg");
+	assert_string_equal(c.token.issuer, "iss");
+	assert_string_equal(c.token.rootcertbundle, "/etc/ca.pem");
+	assert_string_equal(c.token.jwks, "/etc/keys.json");
+	assert_string_equal(c.token.signingalgorithms, "RS256,EdDSA");
+	regfs_config_free(&c);
+	setenv("REGISTRY_AUTH_TOKEN_SIGNINGALGORITHMS", "ES256", 1);
+	parse_ok("auth:\n  token:\n    realm: r\n    signingalgorithms: RS256\n", &c);
+	assert_string_equal(c.token.signingalgorithms, "ES256");
+	regfs_config_free(&c);
+	unsetenv("REGISTRY_AUTH_TOKEN_SIGNINGALGORITHMS");
+	struct regfs_err err = {0};
+	regfs_config_defaults(&c, NULL);
+	const char *bad = "auth:\n  token:\n    signingalgorithms:\n      - {a: b}\n";
+	assert_int_equal(regfs_config_parse(bad, strlen(bad), &c, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "signingalgorithms"));
+	regfs_config_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_example, clear_env),
 		cmocka_unit_test_setup(test_defaults, clear_env),
 		cmocka_unit_test_setup(test_full, clear_env),
+		cmocka_unit_test_setup(test_auth_token, clear_env),
 		cmocka_unit_test_setup(test_durations, clear_env),
 		cmocka_unit_test_setup(test_bad_values, clear_env),
 		cmocka_unit_test_setup(test_notifications, clear_env),
