@@ -18,6 +18,7 @@
 #include <regfs/config.h>
 #include <regfs/dynbuf.h>
 #include <regfs/mem.h>
+#include <regfs/strvec.h>
 
 #include <errno.h>
 #include <stddef.h>
@@ -37,6 +38,7 @@ enum kind {
 	K_ENDPOINTS, /* notifications.endpoints: a list of sections (config_notify.c) */
 	K_FIELDS,    /* log.fields: name -> value */
 	K_CHECKS,    /* health.file/http/tcp: a list of checks */
+	K_CLIENTCAS, /* http.tls.clientcas: a list of files (config_tls.c) */
 	K_ACCEPT,    /* known, no effect for us: ignored silently */
 	K_WARN,      /* known, not supported: ignored with a warning */
 	K_REFUSE,    /* known, cannot work: error */
@@ -104,7 +106,11 @@ static const struct key keys[] = {
 	{"http.headers", K_HEADERS, 0, NULL},
 	{"http.tls.certificate", K_STR, F(tls_certificate), NULL},
 	{"http.tls.key", K_STR, F(tls_key), NULL},
-	{"http.tls.clientcas", K_WARN, 0, "client certificate authentication is not supported; ignored"},
+	{"http.tls.minimumtls", K_STR, F(tls_minimumtls), NULL},
+	{"http.tls.clientauth", K_STR, F(tls_clientauth_name), NULL},
+	{"http.tls.clientcas", K_CLIENTCAS, 0, NULL},
+	{"http.tls.ciphersuites", K_WARN, 0, "ignored: GnuTLS's default cipher suites for the "
+	 "allowed TLS versions are used"},
 	{"http.tls.letsencrypt", K_WARN, 0, "Let's Encrypt is not supported; set certificate and key"},
 	{"http.debug.addr", K_STR, F(debug_addr), NULL},
 	{"http.debug.prometheus.enabled", K_BOOL, F(prometheus_enabled), NULL},
@@ -137,7 +143,7 @@ static const char *const accepted[] = {
 	"storage.s3.storageclass", "storage.s3.objectacl", "storage.s3.useragent",
 	"storage.s3.usedualstack", "storage.s3.accelerate", "storage.s3.loglevel",
 	"storage.s3.sessiontoken", "storage.cache", "storage.maintenance.readonly",
-	"http.tls.minimumtls", "http.tls.ciphersuites", "http.secret", "http.net",
+	"http.secret", "http.net",
 	"http.relativeurls", "http.http2", "http.h2c",
 	"notifications.events",
 };
@@ -614,6 +620,8 @@ static int walk_pair(struct ctx *c, const char *path, const char *prefix, yaml_n
 		return walk_fields(c, v);
 	case K_CHECKS:
 		return walk_checks(c, v, k);
+	case K_CLIENTCAS:
+		return config_tls_clientcas_parse(c->doc, v, c->source, c->cfg, c->err);
 	case K_ACCEPT:
 		return 0;
 	case K_WARN:
@@ -723,6 +731,8 @@ static int check_layerindex(struct ctx *c)
 static int finish(struct ctx *c)
 {
 	int lr = check_layerindex(c);
+	if (!lr)
+		lr = config_tls_check(c->source, c->cfg, c->err);
 	if (lr)
 		return lr;
 	struct regfs_config *cfg = c->cfg;
@@ -879,5 +889,8 @@ void regfs_config_free(struct regfs_config *cfg)
 	free(cfg->prometheus_path);
 	free(cfg->tls_certificate);
 	free(cfg->tls_key);
+	free(cfg->tls_minimumtls);
+	free(cfg->tls_clientauth_name);
+	strvec_clear(&cfg->tls_clientcas);
 	memset(cfg, 0, sizeof *cfg);
 }

@@ -19,6 +19,7 @@
 #include "request.h"
 #include "respond.h"
 #include "sdnotify.h"
+#include "tls.h"
 #include "uploads.h"
 
 #include <regfs/dynbuf.h>
@@ -310,6 +311,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	struct request *q = *con_cls;
 	url = origin_path(url);
 	if (!q || q == &fresh || q == &bad_target) {
+		if (r->tls && !tls_conn_allowed(c))
+			return MHD_NO; /* not counted in flight yet */
 		enum MHD_Result res;
 		atomic_fetch_add(&in_flight, 1);
 		if (q == &bad_target) {
@@ -425,29 +428,6 @@ int server_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *
 	return 0;
 }
 
-/* A whole (small) file: the TLS certificate and key. */
-static char *read_file(const char *path, struct regfs_err *err)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		regfs_errf(err, -errno, "cannot read %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	struct dynbuf b;
-	dynbuf_init(&b, DYNBUF_NO_CAP);
-	char chunk[4096];
-	size_t n;
-	int rc = 0;
-	while (!rc && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		rc = dynbuf_add(&b, chunk, n);
-	fclose(f);
-	char *s = rc ? NULL : dynbuf_take(&b, NULL);
-	dynbuf_free(&b);
-	if (!s)
-		regfs_errf(err, -ENOMEM, "out of memory reading %s", path);
-	return s;
-}
-
 /* ---- lifecycle ---- */
 
 int registry_open(struct registry *r, struct regfs_config *cfg, struct regfs_err *err)
@@ -514,7 +494,7 @@ static size_t conn_memory(void)
 enum stack { ADDRESS_FAMILY, DUAL_STACK };
 
 static struct MHD_Daemon *start_daemon(struct registry *r, const struct sockaddr *sa,
-				       enum stack stack, const char *cert, const char *key)
+				       enum stack stack, struct tls *tls)
 {
 	const char *pc = getenv("REGFS_REGISTRY_PER_CONNECTION");
 	bool per_conn = pc && *pc == '1';
@@ -524,13 +504,11 @@ static struct MHD_Daemon *start_daemon(struct registry *r, const struct sockaddr
 				   : MHD_USE_EPOLL_INTERNAL_THREAD);
 	if (stack == DUAL_STACK)
 		flags |= MHD_USE_DUAL_STACK;
-	if (cert)
+	struct MHD_OptionItem tls_opts[TLS_MHD_OPTIONS] = {{MHD_OPTION_END, 0, NULL}};
+	if (tls) {
 		flags |= MHD_USE_TLS;
-	struct MHD_OptionItem tls_opts[] = {
-		{MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cert},
-		{MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)key},
-		{MHD_OPTION_END, 0, NULL},
-	};
+		tls_mhd_options(tls, tls_opts);
+	}
 	return MHD_start_daemon(flags, 0, NULL, NULL, on_request, r,
 				MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, r,
 				MHD_OPTION_SOCK_ADDR, sa,
@@ -542,32 +520,9 @@ static struct MHD_Daemon *start_daemon(struct registry *r, const struct sockaddr
 				MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, r,
 				MHD_OPTION_URI_LOG_CALLBACK, on_uri, r,
-				MHD_OPTION_ARRAY, cert ? tls_opts : tls_opts + 2,
+				MHD_OPTION_NOTIFY_CONNECTION, tls ? tls_on_connection : NULL, tls,
+				MHD_OPTION_ARRAY, tls_opts,
 				MHD_OPTION_END);
-}
-
-/* http.tls: the certificate and key files, read whole (both NULL when TLS
- * is not configured). */
-static int load_tls(struct regfs_config *cfg, char **cert, char **key, struct regfs_err *err)
-{
-	*cert = *key = NULL;
-	if (!cfg->tls_certificate && !cfg->tls_key)
-		return 0;
-	if (!cfg->tls_certificate || !cfg->tls_key)
-		return regfs_errf(err, -EINVAL, "http.tls needs both certificate and key");
-	if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
-		return regfs_errf(err, -ENOTSUP, "http.tls is set but this libmicrohttpd was "
-				  "built without TLS (gnutls); install a TLS-enabled "
-				  "libmicrohttpd or terminate TLS in a proxy");
-	*cert = read_file(cfg->tls_certificate, err);
-	*key = *cert ? read_file(cfg->tls_key, err) : NULL;
-	if (!*cert || !*key) {
-		free(*cert);
-		*cert = NULL;
-		regfs_err_prefix(err, "http.tls: ");
-		return -EINVAL;
-	}
-	return 0;
 }
 
 /* Stops accepting at once (the listening socket is closed: a new client is
@@ -640,25 +595,25 @@ static void block_signals(sigset_t *set)
 
 /* Starts the daemon on `ss`; NULL when the address cannot be bound. */
 static struct MHD_Daemon *listen_on(struct registry *reg, struct sockaddr_storage *ss, bool any,
-				    const char *cert, const char *key)
+				    struct tls *tls)
 {
 	struct MHD_Daemon *d = NULL;
 	if (any && ss->ss_family == AF_INET) {
 		/* ":5000" binds every address, IPv6 too when the host has it */
 		struct sockaddr_in6 s6 = {.sin6_family = AF_INET6, .sin6_addr = in6addr_any,
 					  .sin6_port = ((struct sockaddr_in *)ss)->sin_port};
-		d = start_daemon(reg, (struct sockaddr *)&s6, DUAL_STACK, cert, key);
+		d = start_daemon(reg, (struct sockaddr *)&s6, DUAL_STACK, tls);
 	}
 	if (!d)
-		d = start_daemon(reg, (struct sockaddr *)ss, ADDRESS_FAMILY, cert, key);
+		d = start_daemon(reg, (struct sockaddr *)ss, ADDRESS_FAMILY, tls);
 	return d;
 }
 
 int server_run(struct regfs_config *cfg, const char *config_path, struct regfs_err *err)
 {
 	struct registry reg;
-	char *cert = NULL, *key = NULL;
-	int rc = load_tls(cfg, &cert, &key, err);
+	struct tls *tls = NULL;
+	int rc = tls_open(cfg, &tls, err);
 	if (rc)
 		return rc;
 	struct sockaddr_storage ss;
@@ -681,7 +636,8 @@ int server_run(struct regfs_config *cfg, const char *config_path, struct regfs_e
 		registry_close(&reg);
 		goto out_tls;
 	}
-	struct MHD_Daemon *d = listen_on(&reg, &ss, any, cert, key);
+	reg.tls = tls;
+	struct MHD_Daemon *d = listen_on(&reg, &ss, any, tls);
 	if (!d) {
 		rc = regfs_errf(err, -EADDRINUSE, "cannot listen on %s (in use, or not an address "
 				"of this host); set http.addr to a free host:port", cfg->http_addr);
@@ -691,7 +647,7 @@ int server_run(struct regfs_config *cfg, const char *config_path, struct regfs_e
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
 	log_info("regfs-registry %s listening on %s (port %u, %s storage%s)", REGFS_VERSION,
 		 cfg->http_addr, info ? (unsigned)info->port : 0u, regfs_storage_name(reg.st),
-		 cert ? ", TLS" : "");
+		 tls ? ", TLS" : "");
 	maint_start(&reg);
 	struct MHD_Daemon *dbg = NULL;
 	rc = debug_start(&reg, &dbg, err);
@@ -717,7 +673,6 @@ int server_run(struct regfs_config *cfg, const char *config_path, struct regfs_e
 		log_info("stopped: no request cut off");
 	rc = 0;
 out_tls:
-	free(cert);
-	free(key);
+	tls_close(tls);
 	return rc;
 }
