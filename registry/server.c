@@ -390,6 +390,11 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
 	 * does) is routine: keep it out of warnings */
 	if (strstr(msg, "Request malformed") || strstr(msg, "syntactically incorrect"))
 		log_debug("http: %s", msg);
+	else if (strstr(msg, "handshake message out of context"))
+		/* libmicrohttpd's words for any failed TLS handshake; the refusals
+		 * of ours (client certificates, plain HTTP) are logged by tls.c */
+		log_info("http: a TLS handshake failed (the client left, refused our "
+			 "certificate, or offered no TLS version or cipher we allow)");
 	else
 		log_warn("http: %s", msg);
 }
