@@ -203,6 +203,12 @@ static void peer_subject(const gnutls_datum_t *der, char *out, size_t cap)
 	gnutls_x509_crt_deinit(crt);
 }
 
+/* clientauth for the log: "none" rather than Go's NoClientCert. */
+static const char *auth_word(enum regfs_tls_clientauth m)
+{
+	return m == REGFS_TLS_NOCLIENTCERT ? "none" : regfs_tls_clientauth_name(m);
+}
+
 static int accept_client(struct tls_conn *tc)
 {
 	atomic_store(&tc->cert_ok, true);
@@ -430,7 +436,7 @@ int tls_open(const struct regfs_config *cfg, struct tls **out, struct regfs_err 
 	describe_cert(t->cur->cred, what, sizeof what);
 	log_info("TLS: serving certificate %s; TLS %s and later; client certificates: %s",
 		 what, cfg->tls_minimumtls ? cfg->tls_minimumtls + 3 : "1.2",
-		 regfs_tls_clientauth_name(cfg->tls_clientauth));
+		 auth_word(cfg->tls_clientauth));
 	*out = t;
 	return 0;
 }
@@ -463,7 +469,7 @@ int tls_reload(struct tls *t, const struct regfs_config *cfg, struct regfs_err *
 	char what[512];
 	describe_cert(cr->cred, what, sizeof what);
 	log_info("SIGHUP: TLS: new connections get certificate %s; client certificates: %s",
-		 what, regfs_tls_clientauth_name(cr->mode));
+		 what, auth_word(cr->mode));
 	return 0;
 }
 
