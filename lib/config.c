@@ -124,7 +124,11 @@ static const struct key keys[] = {
 	{"health.http", K_CHECKS, REGFS_CHECK_HTTP, NULL},
 	{"health.tcp", K_CHECKS, REGFS_CHECK_TCP, NULL},
 
-	{"auth", K_WARN, 0, "authentication is not supported yet; the registry accepts every client that can reach it"},
+	{"auth.htpasswd.realm", K_STR, F(htpasswd.realm), NULL},
+	{"auth.htpasswd.path", K_STR, F(htpasswd.path), NULL},
+	{"auth.token", K_REFUSE, 0, "token authentication is not supported by this build; use auth.htpasswd"},
+	{"auth.silly", K_REFUSE, 0, "the silly scheme lets anyone in; use auth.htpasswd"},
+	{"regfs.auth.maxfailures", K_INT, F(auth_maxfailures), NULL},
 	{"notifications.endpoints", K_ENDPOINTS, 0, NULL},
 	{"redis", K_WARN, 0, "redis is not used by regfs; ignored"},
 	{"proxy", K_WARN, 0, "pull-through cache (proxy) is not supported; ignored"},
@@ -796,6 +800,7 @@ void regfs_config_defaults(struct regfs_config *cfg, const char *default_rootdir
 	cfg->health_storage.threshold = 1;
 	cfg->http_drain_s = 5;
 	cfg->prometheus_path = strdup("/metrics");
+	cfg->auth_maxfailures = 10;
 }
 
 static int parse_named(const char *yaml, size_t len, const char *source,
@@ -892,5 +897,7 @@ void regfs_config_free(struct regfs_config *cfg)
 	free(cfg->tls_minimumtls);
 	free(cfg->tls_clientauth_name);
 	strvec_clear(&cfg->tls_clientcas);
+	free(cfg->htpasswd.realm);
+	free(cfg->htpasswd.path);
 	memset(cfg, 0, sizeof *cfg);
 }

@@ -1,6 +1,7 @@
 /* lifecycle.c — see lifecycle.h. */
 #include "lifecycle.h"
 
+#include "auth.h"
 #include "notify.h"
 #include "registry.h"
 #include "tls.h"
@@ -157,6 +158,8 @@ void lifecycle_reload(const char *path, struct regfs_config *running, struct reg
 	apply_safe(running, &n, done, sizeof done);
 	reload_notifications(reg, running, &n, done, sizeof done);
 	reload_tls(reg, n.tls_certificate ? &n : NULL, done, sizeof done);
+	if (reg)
+		auth_reload(reg->auth, &n);
 	log_info("SIGHUP: reloaded %s: %s", path, done[0] ? done : "no change to log.level, "
 		 "log.formatter, http.draintimeout, notifications, http.tls");
 	if (later[0])

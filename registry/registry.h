@@ -25,6 +25,7 @@ struct notifier;
 struct check_state;
 struct layerindex;
 struct tls;
+struct auth;
 
 struct registry {
 	struct regfs_config *cfg;       /* borrowed */
@@ -35,6 +36,7 @@ struct registry {
 	struct notifier *nt;            /* notifications (notify.h); NULL: none */
 	struct layerindex *li;          /* push-time layer indexes; NULL when off (layerindex.h) */
 	struct tls *tls;                /* http.tls, borrowed; NULL: plain HTTP (tls.h) */
+	struct auth *auth;              /* auth.<scheme>; NULL: everyone allowed (auth.h) */
 
 	/* health.storagedriver: written by the health thread, read by GET /v2/. */
 	atomic_int storage_down;        /* 1 after `threshold` consecutive failures */

@@ -23,6 +23,9 @@ void request_init(struct request *q, struct MHD_Connection *c, const char *metho
 	q->fail.code = NULL;
 	jb_init(&q->body, JB_NO_CAP);
 	q->up = NULL;
+	q->authed = false;
+	q->from_ok = true;
+	q->user[0] = '\0';
 }
 
 void request_free_body(struct request *q)

@@ -44,6 +44,10 @@ struct request {
 	struct request_failure fail;  /* manifest PUT: over the size cap */
 	struct jbuf body;             /* manifest PUT body (capped at REGFS_MANIFEST_MAX) */
 	struct upload_op *up;         /* upload PATCH/PUT/POST */
+	/* auth_request (auth.h), once per request */
+	bool authed;                  /* the check ran */
+	bool from_ok;                 /* a cross-repository mount may read its source */
+	char user[128];               /* who (AUTH_USER_MAX); "" anonymous: access lines */
 };
 
 /* Starts `q` for (c, method, url): time, method, route and its row. Sets

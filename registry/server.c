@@ -5,6 +5,7 @@
  * SIGTERM/SIGINT drain within http.draintimeout, systemd is told (sdnotify.c). */
 #include "server.h"
 
+#include "auth.h"
 #include "blobs.h"
 #include "digestset.h"
 #include "handlers.h"
@@ -90,6 +91,12 @@ static enum MHD_Result dispatch(struct registry *r, struct request *q)
 		if (!route_allows(e, q->m))
 			return respond_errorf(r, q, 405, "UNSUPPORTED", "method %s not allowed on %s",
 					      q->method, e->noun ? e->noun : q->url);
+	}
+	if (!q->authed) {
+		enum MHD_Result res;
+		q->authed = true;
+		if (!auth_request(r, q, &res))
+			return res;
 	}
 	return e->handler(r, q);
 }
@@ -280,10 +287,14 @@ void request_done(struct registry *r, const struct request *q, unsigned status,
 	struct regfs_log_field f[] = {
 		{"method", q->method, 0}, {"path", q->url, 0}, {"status", NULL, status},
 		{"bytes", NULL, (long long)bytes}, {"duration_us", NULL, (long long)us},
+		{"user", q->user, 0},
 	};
-	regfs_log_fields(REGFS_LOG_INFO, f, (int)(sizeof f / sizeof f[0]), "%s %s %u %llu %llu.%03llums",
+	/* the user only once authenticated ("" is anonymous: no field) */
+	int nf = (int)(sizeof f / sizeof f[0]) - (q->user[0] ? 0 : 1);
+	regfs_log_fields(REGFS_LOG_INFO, f, nf, "%s %s %u %llu %llu.%03llums%s%s",
 			 q->method, q->url, status, (unsigned long long)bytes,
-			 (unsigned long long)(us / 1000), (unsigned long long)(us % 1000));
+			 (unsigned long long)(us / 1000), (unsigned long long)(us % 1000),
+			 q->user[0] ? " user=" : "", q->user);
 }
 
 /* An upload request with a body: counted in flight while it lasts. */
@@ -460,12 +471,13 @@ int registry_open(struct registry *r, struct regfs_config *cfg, struct regfs_err
 	r->hc = headcache_new();
 	if (!r->mb || !r->uc || !r->recent || !r->hc)
 		return regfs_errf(err, -ENOMEM, "out of memory");
-	return 0;
+	return auth_open(&r->auth, cfg, err);
 }
 
 void registry_close(struct registry *r)
 {
 	notify_close(r);
+	auth_close(r->auth);
 	manifest_bytes_free(r->mb);
 	upcache_free(r->uc);
 	headcache_free(r->hc);

@@ -595,7 +595,9 @@ enum MHD_Result h_upload_start(struct registry *r, struct request *q)
 	const char *mount = request_query(q, "mount");
 	const char *from = request_query(q, "from");
 	const char *dg = request_query(q, "digest");
-	if (mount && regfs_digest_valid(mount) && from && regfs_name_valid(from)) {
+	/* q->from_ok: the client may read `from` (auth.h); if not, a new
+	 * session as for an unknown blob, so nothing of `from` shows */
+	if (mount && regfs_digest_valid(mount) && from && regfs_name_valid(from) && q->from_ok) {
 		char *src = regfs_layout_layer_link(from, mount);
 		char *blob = regfs_layout_blob_data(mount);
 		gc_writer_begin(r);

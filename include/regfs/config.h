@@ -71,6 +71,36 @@ enum regfs_tls_clientauth {
 	REGFS_TLS_REQUIRE_AND_VERIFY,  /* required and verified (default with clientcas) */
 };
 
+/* regfs.access (lib/config_access.c, registry/acl.h): per-repository rules
+ * for authenticated users. Actions are bits. */
+enum { REGFS_ACT_PULL = 1u, REGFS_ACT_PUSH = 2u, REGFS_ACT_DELETE = 4u,
+       REGFS_ACT_ALL = 7u };
+
+struct regfs_access_grant {     /* a user or group and its actions */
+	char *name;
+	unsigned actions;
+};
+
+struct regfs_access_rule {      /* regfs.access.rules[] */
+	char *repository;              /* a glob: "team/<any>", "<any>", "app" */
+	struct regfs_access_grant *users;  int n_users;
+	struct regfs_access_grant *groups; int n_groups;
+	unsigned anonymous;            /* actions anyone may take, logged in or not */
+};
+
+struct regfs_access_group {     /* regfs.access.groups: name -> members */
+	char *name;
+	char **members; int n_members;
+};
+
+struct regfs_access {
+	bool set;                      /* regfs.access present: rules apply */
+	char **admins; int n_admins;   /* regfs.admins: every action everywhere, the catalog */
+	char **catalog; int n_catalog; /* regfs.access.catalog: users/groups that may list it */
+	struct regfs_access_group *groups; int n_groups;
+	struct regfs_access_rule *rules;   int n_rules;
+};
+
 struct regfs_config {
 	char *version;                 /* "0.1" */
 	enum regfs_log_level log_level;
@@ -130,6 +160,16 @@ struct regfs_config {
 	struct regfs_health_check *checks; int n_checks; /* health.file/http/tcp */
 
 	struct regfs_notify_endpoint *endpoints; int n_endpoints; /* notifications.endpoints */
+
+	/* auth.htpasswd (registry/auth_htpasswd.c): both NULL when not configured */
+	struct {
+		char *realm;           /* default "regfs" when only path is set */
+		char *path;
+	} htpasswd;
+	/* regfs.auth: failed logins per client address per minute before 429;
+	 * default 10, 0 turns the limit off */
+	int auth_maxfailures;
+	struct regfs_access access;    /* regfs.access, regfs.admins */
 
 	int warnings;                  /* number of unknown keys seen */
 };

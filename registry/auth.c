@@ -1,0 +1,385 @@
+/* auth.c — see auth.h: the table of backends, the per-address failed-login
+ * limit, the refusals (401/403/429) and the Basic header parser the backends
+ * share. */
+#include "auth.h"
+
+#include "jsonbuf.h"
+#include "registry.h"
+#include "request.h"
+#include "respond.h"
+
+#include <regfs/log.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+/* One row per auth.<scheme>; NULL ops: the scheme is not built in. */
+static const struct {
+	const char *name;
+	const struct auth_backend_ops *ops;
+} backends[] = {
+	{"htpasswd", &auth_htpasswd_ops},
+	{"token", NULL},
+};
+
+/* Failed logins per client address: a fixed table (no growth whatever the
+ * number of addresses an attacker uses); a full table recycles the entry
+ * whose window is oldest, so the newest attackers are always counted. */
+#define FAIL_SLOTS 1024
+#define FAIL_WINDOW_S 60
+#define PEER_MAX 64
+
+struct fail_slot {
+	char peer[PEER_MAX];          /* "" = free */
+	int64_t start;                /* CLOCK_MONOTONIC seconds: window start */
+	unsigned count;               /* failures in the window */
+};
+
+struct auth {
+	const struct auth_backend_ops *ops;
+	void *st;
+	int maxfailures;              /* 0: no limit */
+	pthread_mutex_t lock;         /* fails */
+	struct fail_slot fails[FAIL_SLOTS];
+};
+
+static int64_t mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+/* ---- lifecycle ---- */
+
+int auth_open(struct auth **out, const struct regfs_config *cfg, struct regfs_err *err)
+{
+	*out = NULL;
+	const struct auth_backend_ops *ops = NULL;
+	for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++) {
+		const struct auth_backend_ops *o = backends[i].ops;
+		if (!o || !o->configured(cfg))
+			continue;
+		if (ops)
+			return regfs_errf(err, -EINVAL, "auth: both %s and %s are configured; "
+					  "configure one scheme", ops->name, o->name);
+		ops = o;
+	}
+	if (!ops)
+		return 0;
+	struct auth *a = calloc(1, sizeof *a);
+	if (!a)
+		return regfs_errf(err, -ENOMEM, "out of memory");
+	a->ops = ops;
+	a->maxfailures = cfg->auth_maxfailures;
+	pthread_mutex_init(&a->lock, NULL);
+	int rc = ops->open(&a->st, cfg, err);
+	if (rc) {
+		regfs_err_prefix(err, "auth.%s: ", ops->name);
+		pthread_mutex_destroy(&a->lock);
+		free(a);
+		return rc;
+	}
+	log_info("auth: %s%s", ops->name, a->maxfailures
+		 ? "" : " (failed-login limit off: regfs.auth.maxfailures is 0)");
+	*out = a;
+	return 0;
+}
+
+void auth_reload(struct auth *a, const struct regfs_config *cfg)
+{
+	if (!a) {
+		for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++)
+			if (backends[i].ops && backends[i].ops->configured(cfg))
+				log_warn("SIGHUP: auth.%s is now configured but applied only by a "
+					 "restart", backends[i].name);
+		return;
+	}
+	if (!a->ops->configured(cfg)) {
+		log_warn("SIGHUP: auth.%s is no longer configured; the running server keeps "
+			 "it until a restart", a->ops->name);
+		return;
+	}
+	struct regfs_err e = {0};
+	if (a->ops->reload && a->ops->reload(a->st, cfg, &e))
+		log_error("SIGHUP: auth.%s unchanged: %s", a->ops->name, regfs_err_str(&e));
+	pthread_mutex_lock(&a->lock);
+	a->maxfailures = cfg->auth_maxfailures;
+	pthread_mutex_unlock(&a->lock);
+}
+
+void auth_close(struct auth *a)
+{
+	if (!a)
+		return;
+	a->ops->close(a->st);
+	pthread_mutex_destroy(&a->lock);
+	free(a);
+}
+
+/* ---- failed-login limit ---- */
+
+static struct fail_slot *fail_find(struct auth *a, const char *peer, int64_t now, bool make)
+{
+	struct fail_slot *oldest = NULL;
+	for (int i = 0; i < FAIL_SLOTS; i++) {
+		struct fail_slot *s = &a->fails[i];
+		if (s->peer[0] && now - s->start >= FAIL_WINDOW_S)
+			s->peer[0] = '\0'; /* window over: forgotten */
+		if (s->peer[0] && !strcmp(s->peer, peer))
+			return s;
+		if (!oldest || !s->peer[0] || (oldest->peer[0] && s->start < oldest->start))
+			oldest = s;
+	}
+	if (!make)
+		return NULL;
+	snprintf(oldest->peer, sizeof oldest->peer, "%s", peer);
+	oldest->start = now;
+	oldest->count = 0;
+	return oldest;
+}
+
+/* Seconds `peer` must still wait (0: not limited). */
+static int64_t fail_blocked(struct auth *a, const char *peer)
+{
+	int64_t now = mono_s(), wait = 0;
+	pthread_mutex_lock(&a->lock);
+	if (a->maxfailures > 0) {
+		struct fail_slot *s = fail_find(a, peer, now, false);
+		if (s && s->count > (unsigned)a->maxfailures)
+			wait = s->start + FAIL_WINDOW_S - now;
+	}
+	pthread_mutex_unlock(&a->lock);
+	return wait > 0 ? wait : 0;
+}
+
+/* Counts a failed login; true when it crossed the limit. */
+static bool fail_note(struct auth *a, const char *peer)
+{
+	bool crossed = false;
+	pthread_mutex_lock(&a->lock);
+	if (a->maxfailures > 0) {
+		struct fail_slot *s = fail_find(a, peer, mono_s(), true);
+		s->count++;
+		crossed = s->count == (unsigned)a->maxfailures + 1;
+	}
+	pthread_mutex_unlock(&a->lock);
+	return crossed;
+}
+
+/* ---- answers ---- */
+
+static enum MHD_Result answer(struct registry *r, struct request *q, unsigned status,
+			      const char *code, const char *msg, const char *hname,
+			      const char *hvalue)
+{
+	struct jbuf b;
+	jb_init(&b, JB_NO_CAP);
+	jb_puts(&b, "{\"errors\":[{\"code\":");
+	jb_json_str(&b, code);
+	jb_puts(&b, ",\"message\":");
+	jb_json_str(&b, msg);
+	jb_puts(&b, ",\"detail\":null}]}\n");
+	if (jb_error(&b)) {
+		jb_free(&b);
+		return MHD_NO;
+	}
+	bool head = request_is_head(q);
+	struct MHD_Response *resp =
+		head ? response_head(jb_len(&b))
+		     : MHD_create_response_from_buffer(jb_len(&b), (void *)jb_ptr(&b),
+						       MHD_RESPMEM_MUST_COPY);
+	if (resp) {
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+					"application/json; charset=utf-8");
+		if (hname && hvalue)
+			MHD_add_response_header(resp, hname, hvalue);
+	}
+	size_t len = head ? 0 : jb_len(&b);
+	jb_free(&b);
+	return respond(r, q, status, resp, len);
+}
+
+static enum MHD_Result refuse(struct registry *r, struct request *q, struct auth *a,
+			      const struct auth_want *w, enum auth_verdict v, const char *why)
+{
+	char *ch = a->ops->challenge ? a->ops->challenge(a->st, w, v) : NULL;
+	enum MHD_Result res;
+	if (v == AUTH_DENY)
+		res = answer(r, q, 403, "DENIED", why[0] ? why :
+			     "requested access to the resource is denied", ch ? "WWW-Authenticate" : NULL, ch);
+	else
+		res = answer(r, q, 401, "UNAUTHORIZED", why[0] ? why : "authentication required",
+			     "WWW-Authenticate", ch);
+	free(ch);
+	return res;
+}
+
+static const char *access_name(enum access a)
+{
+	static const char *const n[] = {"none", "pull", "push", "delete", "catalog"};
+	return (unsigned)a < sizeof n / sizeof n[0] ? n[a] : "?";
+}
+
+/* What `q` needs: its route's access for the method, its repository, and
+ * the source of a cross-repository mount. */
+static void want_of(const struct request *q, struct auth_want *w)
+{
+	w->access = q->route->access[q->m];
+	w->repo = q->route->named ? q->rt.name : NULL;
+	w->from_repo = NULL;
+	if (q->rt.kind == R_UPLOAD_START && q->m == HTTP_POST && request_query(q, "mount"))
+		w->from_repo = request_query(q, "from");
+}
+
+bool auth_request(struct registry *r, struct request *q, enum MHD_Result *res)
+{
+	struct auth *a = r->auth;
+	q->user[0] = '\0';
+	q->from_ok = true;
+	if (!a)
+		return true;
+	struct auth_want w;
+	want_of(q, &w);
+	char peer[PEER_MAX];
+	auth_peer(q->conn, peer, sizeof peer);
+	int64_t wait = fail_blocked(a, peer);
+	if (wait > 0) {
+		char ra[24], msg[160];
+		snprintf(ra, sizeof ra, "%lld", (long long)wait);
+		snprintf(msg, sizeof msg, "too many failed logins from %s: retry in %llds", peer,
+			 (long long)wait);
+		*res = answer(r, q, 429, "TOOMANYREQUESTS", msg, "Retry-After", ra);
+		return false;
+	}
+	const char *authz = request_header(q, MHD_HTTP_HEADER_AUTHORIZATION);
+	struct auth_who who = {.user = "", .from_ok = false};
+	char why[256] = "";
+	enum auth_verdict v = a->ops->check(a->st, authz, peer, &w, &who, why, sizeof why);
+	snprintf(q->user, sizeof q->user, "%s", who.user);
+	q->from_ok = w.from_repo ? who.from_ok : true;
+	if (v == AUTH_ALLOW)
+		return true;
+	if (v == AUTH_CHALLENGE && authz) {
+		log_warn("auth: failed login for user \"%s\" from %s: %s", who.user, peer,
+			 why[0] ? why : "wrong credentials");
+		if (fail_note(a, peer))
+			log_warn("auth: %s made more than %d failed logins in a minute: refused "
+				 "(429) until the minute is over", peer, a->maxfailures);
+	} else if (v == AUTH_DENY) {
+		log_info("auth: user \"%s\" from %s may not %s %s", who.user, peer,
+			 access_name(w.access), w.repo ? w.repo : "the catalog");
+	}
+	if (v == AUTH_LIMIT) {
+		*res = answer(r, q, 429, "TOOMANYREQUESTS", why[0] ? why : "too many requests",
+			      "Retry-After", "60");
+		return false;
+	}
+	*res = refuse(r, q, a, &w, v, why);
+	return false;
+}
+
+/* ---- helpers for the backends ---- */
+
+static int b64val(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/* Standard base64 (padding optional) into out[cap-1] + NUL; length or -EINVAL. */
+static long b64_decode(const char *in, char *out, size_t cap)
+{
+	size_t n = 0, len = strlen(in);
+	while (len && in[len - 1] == '=')
+		len--;
+	if (len % 4 == 1)
+		return -EINVAL;
+	uint32_t acc = 0;
+	int bits = 0;
+	for (size_t i = 0; i < len; i++) {
+		int v = b64val((unsigned char)in[i]);
+		if (v < 0)
+			return -EINVAL;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (n + 1 >= cap)
+				return -EINVAL;
+			out[n++] = (char)((acc >> bits) & 0xff);
+		}
+	}
+	out[n] = '\0';
+	return (long)n;
+}
+
+int auth_basic_parse(const char *authorization, char *user, size_t usercap, char *pass,
+		     size_t passcap)
+{
+	if (!authorization || strncasecmp(authorization, "Basic ", 6))
+		return -EINVAL;
+	const char *p = authorization + 6;
+	while (*p == ' ')
+		p++;
+	char buf[1024];
+	if (strlen(p) > 4 * (sizeof buf / 3))
+		return -EINVAL;
+	long n = b64_decode(p, buf, sizeof buf);
+	int rc = -EINVAL;
+	char *colon = n > 0 ? memchr(buf, ':', (size_t)n) : NULL;
+	if (colon && (size_t)n == strlen(buf)) { /* no NUL inside */
+		size_t ul = (size_t)(colon - buf), pl = (size_t)n - ul - 1;
+		bool ctl = false;
+		for (long i = 0; i < n; i++)
+			ctl = ctl || (unsigned char)buf[i] < 0x20 || buf[i] == 0x7f;
+		if (!ctl && ul > 0 && ul < usercap && pl < passcap) {
+			memcpy(user, buf, ul);
+			user[ul] = '\0';
+			memcpy(pass, colon + 1, pl);
+			pass[pl] = '\0';
+			rc = 0;
+		}
+	}
+	explicit_bzero(buf, sizeof buf);
+	return rc;
+}
+
+void auth_peer(struct MHD_Connection *c, char *out, size_t cap)
+{
+	const union MHD_ConnectionInfo *ci =
+		c ? MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS) : NULL;
+	snprintf(out, cap, "?");
+	if (!ci || !ci->client_addr)
+		return;
+	const struct sockaddr *sa = ci->client_addr;
+	if (sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)cap);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		/* an IPv4 client of a dual-stack socket: its IPv4 form, so one
+		 * client is one address whichever socket it reached */
+		if (IN6_IS_ADDR_V4MAPPED(a6))
+			inet_ntop(AF_INET, &a6->s6_addr[12], out, (socklen_t)cap);
+		else
+			inet_ntop(AF_INET6, a6, out, (socklen_t)cap);
+	}
+}
