@@ -215,6 +215,15 @@ static int accept_client(struct tls_conn *tc)
 	return 0;
 }
 
+/* Fails the handshake with a fatal alert, so the client's error names the
+ * reason (libmicrohttpd sends none when a handshake fails; the socket is
+ * non-blocking, and an alert that does not fit is simply not sent). */
+static int refuse(gnutls_session_t s, gnutls_alert_description_t why)
+{
+	gnutls_alert_send(s, GNUTLS_AL_FATAL, why);
+	return -1;
+}
+
 /* Called by GnuTLS in the handshake once the client's Certificate message is
  * in: nonzero fails the handshake. */
 static int verify_client(gnutls_session_t s)
@@ -228,7 +237,8 @@ static int verify_client(gnutls_session_t s)
 			return accept_client(tc);
 		log_warn("TLS: refused %s: no client certificate (http.tls.clientauth: %s)",
 			 tc->addr, regfs_tls_clientauth_name(mode));
-		return -1;
+		return refuse(s, gnutls_protocol_get_version(s) == GNUTLS_TLS1_3
+					 ? GNUTLS_A_CERTIFICATE_REQUIRED : GNUTLS_A_HANDSHAKE_FAILURE);
 	}
 	if (mode != REGFS_TLS_VERIFY_IF_GIVEN && mode != REGFS_TLS_REQUIRE_AND_VERIFY)
 		return accept_client(tc);
@@ -246,7 +256,8 @@ static int verify_client(gnutls_session_t s)
 	log_warn("TLS: refused the client certificate of %s (%s): %s", tc->addr, subject,
 		 rc < 0 ? gnutls_strerror(rc) : why.data ? (const char *)why.data : "not trusted");
 	gnutls_free(why.data);
-	return -1;
+	return refuse(s, (status & GNUTLS_CERT_SIGNER_NOT_FOUND) ? GNUTLS_A_UNKNOWN_CA
+								: GNUTLS_A_BAD_CERTIFICATE);
 }
 
 /* A plain HTTP request where a TLS ClientHello belongs: answered in clear

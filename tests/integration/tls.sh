@@ -174,9 +174,13 @@ MTLS="    clientcas:
       - $C/ca.pem"
 write_config "$MTLS" || bail "cannot write the config"
 start_tls regfs-registry || bail "regfs-registry did not start with clientcas"
-check_fails "mTLS: no client certificate is refused" curl -sS -m 10 -o /dev/null --cacert "$C/ca.pem" "$URL/v2/"
-check_fails "mTLS: a certificate from another CA is refused" curl -sS -m 10 -o /dev/null \
-  --cacert "$C/ca.pem" --cert "$C/rogue.pem" --key "$C/rogue.key" "$URL/v2/"
+out=$(curl -sS -m 10 -o /dev/null --cacert "$C/ca.pem" "$URL/v2/" 2>&1); rc=$?
+check "mTLS: no client certificate is refused" test $rc -ne 0
+check "... with the TLS alert 'certificate required'" grep -qi "certificate required" <<<"$out"
+out=$(curl -sS -m 10 -o /dev/null --cacert "$C/ca.pem" --cert "$C/rogue.pem" --key "$C/rogue.key" \
+  "$URL/v2/" 2>&1); rc=$?
+check "mTLS: a certificate from another CA is refused" test $rc -ne 0
+check "... with the TLS alert 'unknown ca'" grep -qi "unknown ca" <<<"$out"
 check_eq "mTLS: our client certificate is served" 200 "$(curl_ca "${CLIENT_ARGS[@]}" "$URL/v2/")"
 check "mTLS: refusals are logged with the reason" \
   grep -q "no client certificate" "$REG_LOG"
