@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sets variables bench/registry.sh reads
 # bench/registry_secure.sh — the --secure setup of bench/registry.sh (sourced, not run):
 # a CA and a server certificate for 127.0.0.1 made with openssl, an htpasswd file (bcrypt,
 # `htpasswd -B`), both registries started from the same http.tls + auth.htpasswd
@@ -68,7 +69,9 @@ $AUTH_YAML"; then
     secure_start regfs-registry "$WORK/data-regfs" "$TLS_YAML" || return 1
   fi
   R_URL=$REGISTRY_URL; R_PID=$REGISTRY_PID
-  secure_start docker-registry "$WORK/data-docker" "$TLS_YAML${auth:+}$( [ $auth = 1 ] && printf '\n%s' "$AUTH_YAML")" || return 1
+  local extra=$TLS_YAML
+  [ $auth = 1 ] && extra+=$'\n'$AUTH_YAML
+  secure_start docker-registry "$WORK/data-docker" "$extra" || return 1
   D_URL=$REGISTRY_URL; D_PID=$REGISTRY_PID
   local cd=$WORK/tls/certs.d
   CURL_SEC=(--cacert "$WORK/tls/ca.pem"); WRK_SEC=()
