@@ -253,8 +253,11 @@ static int verify_client(gnutls_session_t s)
 	gnutls_datum_t why = {0};
 	if (rc < 0 || gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &why, 0) < 0)
 		why.data = NULL;
-	log_warn("TLS: refused the client certificate of %s (%s): %s", tc->addr, subject,
-		 rc < 0 ? gnutls_strerror(rc) : why.data ? (const char *)why.data : "not trusted");
+	const char *reason = rc < 0 ? gnutls_strerror(rc) : why.data ? (const char *)why.data : "not trusted";
+	int rl = (int)strlen(reason);
+	while (rl > 0 && reason[rl - 1] == ' ')
+		rl--; /* GnuTLS ends its sentences with a space */
+	log_warn("TLS: refused the client certificate of %s (%s): %.*s", tc->addr, subject, rl, reason);
 	gnutls_free(why.data);
 	return refuse(s, (status & GNUTLS_CERT_SIGNER_NOT_FOUND) ? GNUTLS_A_UNKNOWN_CA
 								: GNUTLS_A_BAD_CERTIFICATE);

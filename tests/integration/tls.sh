@@ -181,6 +181,8 @@ out=$(curl -sS -m 10 -o /dev/null --cacert "$C/ca.pem" --cert "$C/rogue.pem" --k
   "$URL/v2/" 2>&1); rc=$?
 check "mTLS: a certificate from another CA is refused" test $rc -ne 0
 check "... with the TLS alert 'unknown ca'" grep -qi "unknown ca" <<<"$out"
+check_fails "mTLS: our CA's certificate for servers only (extendedKeyUsage serverAuth) is refused" \
+  curl -sS -m 10 -o /dev/null --cacert "$C/ca.pem" --cert "$C/server.pem" --key "$C/server.key" "$URL/v2/"
 check_eq "mTLS: our client certificate is served" 200 "$(curl_ca "${CLIENT_ARGS[@]}" "$URL/v2/")"
 check "mTLS: refusals are logged with the reason" \
   grep -q "no client certificate" "$REG_LOG"
