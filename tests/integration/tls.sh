@@ -169,6 +169,13 @@ out=$(with_timeout 20 "$REGFS_REGISTRY" serve "$CFG" 2>&1); rc=$?
 check "an unknown minimumtls is refused naming the key" \
   test $rc -ne 0 -a -n "$(grep 'http.tls.minimumtls' <<<"$out")"
 
+cp "$C/rogue.key" "$WORK/mismatch.key"
+write_config || bail "cannot write the config"
+sed -i "s|key: $C/server.key|key: $WORK/mismatch.key|" "$CFG"
+out=$(with_timeout 20 "$REGFS_REGISTRY" serve "$CFG" 2>&1); rc=$?
+check "a key that does not match the certificate stops the start, naming both files" \
+  test $rc -ne 0 -a -n "$(grep "http.tls: certificate $C/server.pem with key $WORK/mismatch.key" <<<"$out")"
+
 # --- client certificates (clientcas; clientauth defaults to require-and-verify) ------
 MTLS="    clientcas:
       - $C/ca.pem"
