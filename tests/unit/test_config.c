@@ -343,6 +343,15 @@ static void test_tls(void **state)
 	snprintf(y, sizeof y, "%s    clientcas: /a.pem\n", tls);
 	bad(y, "line 5: http.tls.clientcas", "list");
 	bad("http:\n  tls:\n    clientcas: [/a.pem]\n", "clientcas", "http.tls.certificate");
+
+	/* the scalar keys have their environment overrides, checked the same way */
+	setenv("REGISTRY_HTTP_TLS_MINIMUMTLS", "tls1.3", 1);
+	parse_ok(tls, &c);
+	assert_int_equal(regfs_tls_min_version(&c), 3);
+	regfs_config_free(&c);
+	setenv("REGISTRY_HTTP_TLS_MINIMUMTLS", "ssl3", 1);
+	bad(tls, "http.tls.minimumtls", "\"ssl3\"");
+	unsetenv("REGISTRY_HTTP_TLS_MINIMUMTLS");
 }
 
 /* regfs.layerindex: defaults (off) and every key. */
