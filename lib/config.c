@@ -39,6 +39,7 @@ enum kind {
 	K_FIELDS,    /* log.fields: name -> value */
 	K_CHECKS,    /* health.file/http/tcp: a list of checks */
 	K_CLIENTCAS, /* http.tls.clientcas: a list of files (config_tls.c) */
+	K_ACCESS,    /* regfs.access (off 0), regfs.admins (off 1): config_access.c */
 	K_ACCEPT,    /* known, no effect for us: ignored silently */
 	K_WARN,      /* known, not supported: ignored with a warning */
 	K_REFUSE,    /* known, cannot work: error */
@@ -129,6 +130,8 @@ static const struct key keys[] = {
 	{"auth.token", K_REFUSE, 0, "token authentication is not supported by this build; use auth.htpasswd"},
 	{"auth.silly", K_REFUSE, 0, "the silly scheme lets anyone in; use auth.htpasswd"},
 	{"regfs.auth.maxfailures", K_INT, F(auth_maxfailures), NULL},
+	{"regfs.access", K_ACCESS, 0, NULL},
+	{"regfs.admins", K_ACCESS, 1, NULL},
 	{"notifications.endpoints", K_ENDPOINTS, 0, NULL},
 	{"redis", K_WARN, 0, "redis is not used by regfs; ignored"},
 	{"proxy", K_WARN, 0, "pull-through cache (proxy) is not supported; ignored"},
@@ -626,6 +629,8 @@ static int walk_pair(struct ctx *c, const char *path, const char *prefix, yaml_n
 		return walk_checks(c, v, k);
 	case K_CLIENTCAS:
 		return config_tls_clientcas_parse(c->doc, v, c->source, c->cfg, c->err);
+	case K_ACCESS:
+		return config_access_parse(c->doc, v, c->source, k->off == 1, c->cfg, c->err);
 	case K_ACCEPT:
 		return 0;
 	case K_WARN:
@@ -899,5 +904,6 @@ void regfs_config_free(struct regfs_config *cfg)
 	strvec_clear(&cfg->tls_clientcas);
 	free(cfg->htpasswd.realm);
 	free(cfg->htpasswd.path);
+	regfs_access_free(&cfg->access);
 	memset(cfg, 0, sizeof *cfg);
 }

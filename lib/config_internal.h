@@ -22,4 +22,10 @@ int config_tls_clientcas_parse(yaml_document_t *doc, yaml_node_t *node, const ch
  * certificates without TLS; resolves cfg->tls_clientauth. */
 int config_tls_check(const char *source, struct regfs_config *cfg, struct regfs_err *err);
 
+/* regfs.access (admins false) or regfs.admins (admins true) into
+ * cfg->access. -EINVAL (err names the key and line) or -ENOMEM; what was
+ * stored stays for regfs_config_free. */
+int config_access_parse(yaml_document_t *doc, yaml_node_t *node, const char *source,
+			bool admins, struct regfs_config *cfg, struct regfs_err *err);
+
 #endif

@@ -3,7 +3,9 @@
  * share. */
 #include "auth.h"
 
+#include "auth_limit.h"
 #include "jsonbuf.h"
+#include "metrics.h"
 #include "registry.h"
 #include "request.h"
 #include "respond.h"
@@ -13,7 +15,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,25 +33,13 @@ static const struct {
 	{"token", NULL},
 };
 
-/* Failed logins per client address: a fixed table (no growth whatever the
- * number of addresses an attacker uses); a full table recycles the entry
- * whose window is oldest, so the newest attackers are always counted. */
-#define FAIL_SLOTS 1024
-#define FAIL_WINDOW_S 60
-#define PEER_MAX 64
-
-struct fail_slot {
-	char peer[PEER_MAX];          /* "" = free */
-	int64_t start;                /* CLOCK_MONOTONIC seconds: window start */
-	unsigned count;               /* failures in the window */
-};
+#define PEER_MAX AUTH_LIMIT_PEER_MAX
 
 struct auth {
 	const struct auth_backend_ops *ops;
 	void *st;
-	int maxfailures;              /* 0: no limit */
-	pthread_mutex_t lock;         /* fails */
-	struct fail_slot fails[FAIL_SLOTS];
+	atomic_int maxfailures;       /* for log lines; the limit has its own copy */
+	struct auth_limit *limit;     /* failed logins per address */
 };
 
 static int64_t mono_s(void)
@@ -80,16 +70,19 @@ int auth_open(struct auth **out, const struct regfs_config *cfg, struct regfs_er
 	if (!a)
 		return regfs_errf(err, -ENOMEM, "out of memory");
 	a->ops = ops;
-	a->maxfailures = cfg->auth_maxfailures;
-	pthread_mutex_init(&a->lock, NULL);
+	atomic_init(&a->maxfailures, cfg->auth_maxfailures);
+	if (!(a->limit = auth_limit_new(cfg->auth_maxfailures))) {
+		free(a);
+		return regfs_errf(err, -ENOMEM, "out of memory");
+	}
 	int rc = ops->open(&a->st, cfg, err);
 	if (rc) {
 		regfs_err_prefix(err, "auth.%s: ", ops->name);
-		pthread_mutex_destroy(&a->lock);
+		auth_limit_free(a->limit);
 		free(a);
 		return rc;
 	}
-	log_info("auth: %s%s", ops->name, a->maxfailures
+	log_info("auth: %s%s", ops->name, cfg->auth_maxfailures
 		 ? "" : " (failed-login limit off: regfs.auth.maxfailures is 0)");
 	*out = a;
 	return 0;
@@ -112,9 +105,8 @@ void auth_reload(struct auth *a, const struct regfs_config *cfg)
 	struct regfs_err e = {0};
 	if (a->ops->reload && a->ops->reload(a->st, cfg, &e))
 		log_error("SIGHUP: auth.%s unchanged: %s", a->ops->name, regfs_err_str(&e));
-	pthread_mutex_lock(&a->lock);
-	a->maxfailures = cfg->auth_maxfailures;
-	pthread_mutex_unlock(&a->lock);
+	atomic_store(&a->maxfailures, cfg->auth_maxfailures);
+	auth_limit_set_max(a->limit, cfg->auth_maxfailures);
 }
 
 void auth_close(struct auth *a)
@@ -122,58 +114,8 @@ void auth_close(struct auth *a)
 	if (!a)
 		return;
 	a->ops->close(a->st);
-	pthread_mutex_destroy(&a->lock);
+	auth_limit_free(a->limit);
 	free(a);
-}
-
-/* ---- failed-login limit ---- */
-
-static struct fail_slot *fail_find(struct auth *a, const char *peer, int64_t now, bool make)
-{
-	struct fail_slot *oldest = NULL;
-	for (int i = 0; i < FAIL_SLOTS; i++) {
-		struct fail_slot *s = &a->fails[i];
-		if (s->peer[0] && now - s->start >= FAIL_WINDOW_S)
-			s->peer[0] = '\0'; /* window over: forgotten */
-		if (s->peer[0] && !strcmp(s->peer, peer))
-			return s;
-		if (!oldest || !s->peer[0] || (oldest->peer[0] && s->start < oldest->start))
-			oldest = s;
-	}
-	if (!make)
-		return NULL;
-	snprintf(oldest->peer, sizeof oldest->peer, "%s", peer);
-	oldest->start = now;
-	oldest->count = 0;
-	return oldest;
-}
-
-/* Seconds `peer` must still wait (0: not limited). */
-static int64_t fail_blocked(struct auth *a, const char *peer)
-{
-	int64_t now = mono_s(), wait = 0;
-	pthread_mutex_lock(&a->lock);
-	if (a->maxfailures > 0) {
-		struct fail_slot *s = fail_find(a, peer, now, false);
-		if (s && s->count > (unsigned)a->maxfailures)
-			wait = s->start + FAIL_WINDOW_S - now;
-	}
-	pthread_mutex_unlock(&a->lock);
-	return wait > 0 ? wait : 0;
-}
-
-/* Counts a failed login; true when it crossed the limit. */
-static bool fail_note(struct auth *a, const char *peer)
-{
-	bool crossed = false;
-	pthread_mutex_lock(&a->lock);
-	if (a->maxfailures > 0) {
-		struct fail_slot *s = fail_find(a, peer, mono_s(), true);
-		s->count++;
-		crossed = s->count == (unsigned)a->maxfailures + 1;
-	}
-	pthread_mutex_unlock(&a->lock);
-	return crossed;
 }
 
 /* ---- answers ---- */
@@ -252,7 +194,7 @@ bool auth_request(struct registry *r, struct request *q, enum MHD_Result *res)
 	want_of(q, &w);
 	char peer[PEER_MAX];
 	auth_peer(q->conn, peer, sizeof peer);
-	int64_t wait = fail_blocked(a, peer);
+	int64_t wait = auth_limit_blocked(a->limit, peer, mono_s());
 	if (wait > 0) {
 		char ra[24], msg[160];
 		snprintf(ra, sizeof ra, "%lld", (long long)wait);
@@ -262,19 +204,23 @@ bool auth_request(struct registry *r, struct request *q, enum MHD_Result *res)
 		return false;
 	}
 	const char *authz = request_header(q, MHD_HTTP_HEADER_AUTHORIZATION);
-	struct auth_who who = {.user = "", .from_ok = false};
+	struct auth_who who = {.user = "", .from_ok = false, .failed_login = false};
 	char why[256] = "";
 	enum auth_verdict v = a->ops->check(a->st, authz, peer, &w, &who, why, sizeof why);
-	snprintf(q->user, sizeof q->user, "%s", who.user);
+	/* the access line names a user only once the login succeeded (allowed or
+	 * denied); a failed login's name is in its own log line */
+	if (v == AUTH_ALLOW || v == AUTH_DENY)
+		snprintf(q->user, sizeof q->user, "%s", who.user);
 	q->from_ok = w.from_repo ? who.from_ok : true;
 	if (v == AUTH_ALLOW)
 		return true;
-	if (v == AUTH_CHALLENGE && authz) {
+	if (v == AUTH_CHALLENGE && who.failed_login) {
 		log_warn("auth: failed login for user \"%s\" from %s: %s", who.user, peer,
 			 why[0] ? why : "wrong credentials");
-		if (fail_note(a, peer))
+		metrics_count(METRICS_AUTH_FAILURES, 1);
+		if (auth_limit_note(a->limit, peer, mono_s()))
 			log_warn("auth: %s made more than %d failed logins in a minute: refused "
-				 "(429) until the minute is over", peer, a->maxfailures);
+				 "(429) until the minute is over", peer, atomic_load(&a->maxfailures));
 	} else if (v == AUTH_DENY) {
 		log_info("auth: user \"%s\" from %s may not %s %s", who.user, peer,
 			 access_name(w.access), w.repo ? w.repo : "the catalog");
@@ -289,79 +235,6 @@ bool auth_request(struct registry *r, struct request *q, enum MHD_Result *res)
 }
 
 /* ---- helpers for the backends ---- */
-
-static int b64val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* Standard base64 (padding optional) into out[cap-1] + NUL; length or -EINVAL. */
-static long b64_decode(const char *in, char *out, size_t cap)
-{
-	size_t n = 0, len = strlen(in);
-	while (len && in[len - 1] == '=')
-		len--;
-	if (len % 4 == 1)
-		return -EINVAL;
-	uint32_t acc = 0;
-	int bits = 0;
-	for (size_t i = 0; i < len; i++) {
-		int v = b64val((unsigned char)in[i]);
-		if (v < 0)
-			return -EINVAL;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (n + 1 >= cap)
-				return -EINVAL;
-			out[n++] = (char)((acc >> bits) & 0xff);
-		}
-	}
-	out[n] = '\0';
-	return (long)n;
-}
-
-int auth_basic_parse(const char *authorization, char *user, size_t usercap, char *pass,
-		     size_t passcap)
-{
-	if (!authorization || strncasecmp(authorization, "Basic ", 6))
-		return -EINVAL;
-	const char *p = authorization + 6;
-	while (*p == ' ')
-		p++;
-	char buf[1024];
-	if (strlen(p) > 4 * (sizeof buf / 3))
-		return -EINVAL;
-	long n = b64_decode(p, buf, sizeof buf);
-	int rc = -EINVAL;
-	char *colon = n > 0 ? memchr(buf, ':', (size_t)n) : NULL;
-	if (colon && (size_t)n == strlen(buf)) { /* no NUL inside */
-		size_t ul = (size_t)(colon - buf), pl = (size_t)n - ul - 1;
-		bool ctl = false;
-		for (long i = 0; i < n; i++)
-			ctl = ctl || (unsigned char)buf[i] < 0x20 || buf[i] == 0x7f;
-		if (!ctl && ul > 0 && ul < usercap && pl < passcap) {
-			memcpy(user, buf, ul);
-			user[ul] = '\0';
-			memcpy(pass, colon + 1, pl);
-			pass[pl] = '\0';
-			rc = 0;
-		}
-	}
-	explicit_bzero(buf, sizeof buf);
-	return rc;
-}
 
 void auth_peer(struct MHD_Connection *c, char *out, size_t cap)
 {

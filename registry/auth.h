@@ -40,6 +40,8 @@ struct auth_want {
 struct auth_who {
 	char user[AUTH_USER_MAX];   /* "" = anonymous; shown in access lines */
 	bool from_ok;               /* may read want->from_repo (mount allowed) */
+	bool failed_login;          /* credentials were sent and are wrong (or
+				     * unreadable): counted against the peer */
 };
 
 enum auth_verdict {
@@ -63,8 +65,9 @@ struct auth_backend_ops {
 	 * (NULL: none), `peer` the client's address as text. Fills `who` (user
 	 * "" when anonymous) and, for a refusal, `why` (a sentence for the log
 	 * and the error message; never a secret). A failed login (credentials
-	 * given and wrong) returns AUTH_CHALLENGE with who->user set to the name
-	 * tried (auth.c counts it against the peer). */
+	 * given and wrong) returns AUTH_CHALLENGE with who->failed_login set and
+	 * who->user the name tried (auth.c logs it and counts it against the
+	 * peer). */
 	enum auth_verdict (*check)(void *st, const char *authorization, const char *peer,
 				   const struct auth_want *w, struct auth_who *who, char *why,
 				   size_t whylen);
@@ -102,9 +105,10 @@ bool auth_request(struct registry *r, struct request *q, enum MHD_Result *res);
 /* ---- shared by the backends (auth.c) ---- */
 
 /* Decodes a "Basic <base64(user:password)>" Authorization value into
- * user[usercap] and pass[passcap] (NUL-terminated). 0, or -EINVAL (not
- * Basic, bad base64, no colon, a control character, too long). The caller
- * wipes `pass` (explicit_bzero) when done. */
+ * user[usercap] and pass[passcap] (NUL-terminated; both may be empty:
+ * clients send "Basic Og==", base64 of ":", when they have no credentials).
+ * 0, or -EINVAL (not Basic, bad base64, no colon, a control character, too
+ * long). The caller wipes `pass` (explicit_bzero) when done. */
 int auth_basic_parse(const char *authorization, char *user, size_t usercap, char *pass,
 		     size_t passcap);
 

@@ -112,7 +112,8 @@ static struct request fresh;
  * libmicrohttpd reports the completion of every request it handed to the
  * access handler, however it ends. One server per process. */
 static atomic_uint in_flight;
-/* con_cls set by on_uri: the raw request target carries a control character */
+/* con_cls set by on_uri: the raw request target carries a control character
+ * or an encoded '/' */
 static struct request bad_target;
 
 /* true for a control character (0x00-0x1f, 0x7f) */
@@ -142,9 +143,13 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 	for (const char *p = uri; *p && *p != '?'; p++) {
 		if (is_ctl((unsigned char)*p))
 			return &bad_target;
-		if (*p == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0 &&
-		    is_ctl((unsigned char)(hexval(p[1]) * 16 + hexval(p[2]))))
-			return &bad_target;
+		/* an encoded '/' would move the route's separators (hostile%2ft
+		 * is not a name; registry:2 answers 404) */
+		if (*p == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
+			unsigned char d = (unsigned char)(hexval(p[1]) * 16 + hexval(p[2]));
+			if (is_ctl(d) || d == '/')
+				return &bad_target;
+		}
 	}
 	return &fresh;
 }
@@ -234,9 +239,10 @@ static enum MHD_Result refuse_bad_target(struct registry *r, struct MHD_Connecti
 {
 	struct request q;
 	request_init(&q, c, method, url);
-	log_warn("http: %s %.200s refused (400): control character in the path", method, url);
+	log_warn("http: %s %.200s refused (400): control character or encoded '/' in the path",
+		 method, url);
 	return respond_errorf(r, &q, 400, "NAME_INVALID", "the request path holds a control "
-			      "character (raw or %%-encoded): refused");
+			      "character (raw or %%-encoded) or an encoded '/' (%%2F): refused");
 }
 
 /* true when the framing is refused (*res: the result to return). */

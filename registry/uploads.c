@@ -24,6 +24,8 @@
  * upload and stores nothing. */
 #include "uploads.h"
 
+#include "content_range.h"
+
 #include "gc.h"
 #include "handlers.h"
 #include "notify.h"
@@ -355,36 +357,6 @@ static int op_open(struct registry *r, const char *name, struct upload_op *op, b
 	return rc;
 }
 
-/* Content-Range of a PATCH: "<start>-<end>", optionally "bytes[= ]" prefixed.
- * 0, or -EINVAL when malformed, -ERANGE when a bound does not fit 64 bits. */
-static int parse_content_range(const char *h, uint64_t *start, uint64_t *end)
-{
-	if (!strncmp(h, "bytes", 5)) {
-		h += 5;
-		if (*h == '=' || *h == ' ')
-			h++;
-	}
-	char *e;
-	if (*h < '0' || *h > '9')
-		return -EINVAL;
-	errno = 0;
-	*start = strtoull(h, &e, 10);
-	bool big = errno == ERANGE;
-	if (*e != '-')
-		return -EINVAL;
-	const char *b = e + 1;
-	if (*b < '0' || *b > '9')
-		return -EINVAL;
-	errno = 0;
-	*end = strtoull(b, &e, 10);
-	big = big || errno == ERANGE;
-	if (*e != '\0' && *e != '/')
-		return -EINVAL;
-	if (big)
-		return -ERANGE;
-	return *end >= *start ? 0 : -EINVAL;
-}
-
 /* A Content-Range must describe the body exactly: refused (416) before the
  * session is opened when its length is not the Content-Length, or a bound
  * overflows. Without Content-Length (chunked) the length is not known here.
@@ -396,12 +368,12 @@ static enum MHD_Result range_matches_body(struct registry *r, struct request *q,
 	if (!cr || !*cr)
 		return MHD_YES;
 	uint64_t a, b;
-	int rc = parse_content_range(cr, &a, &b);
+	int rc = regfs_content_range_parse(cr, &a, &b);
 	if (rc == -EINVAL)
 		return MHD_YES; /* answered 400 below, with the session's state */
 	const char *cl = request_header(q, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
-	if (rc == 0 && (!cl || (n > 0 && b - a == n - 1)))
+	if (rc == 0 && (!cl || regfs_content_range_fits(a, b, n)))
 		return MHD_YES;
 	*refused = true;
 	return respond_errorf(r, q, 416, "BLOB_UPLOAD_INVALID", "Content-Range \"%.100s\" does not "
@@ -690,14 +662,14 @@ static enum MHD_Result patch_or_put(struct registry *r, struct request *q, enum 
 		return session_failed(r, q, rc, &e);
 	const char *cr = request_header(q, MHD_HTTP_HEADER_CONTENT_RANGE);
 	uint64_t a, b;
-	if (cr && *cr && (parse_content_range(cr, &a, &b) || a != op->size)) {
+	if (cr && *cr && (regfs_content_range_parse(cr, &a, &b) || a != op->size)) {
 		/* refused: release the session before answering, so the client's
 		 * next request does not find it still held by this one */
 		regfs_writer_close(op->w, NULL);
 		op->w = NULL;
 	}
 	if (cr && *cr) {
-		if (parse_content_range(cr, &a, &b))
+		if (regfs_content_range_parse(cr, &a, &b))
 			return respond_errorf(r, q, 400, "BLOB_UPLOAD_INVALID", "invalid Content-Range \"%.100s\": "
 					      "expected <start>-<end>", cr);
 		if (a != op->size) {

@@ -205,5 +205,10 @@ void regfs_config_free(struct regfs_config *cfg);
 int regfs_tls_min_version(const struct regfs_config *cfg);
 /* The configuration word for a clientauth mode ("require-and-verify-client-cert"). */
 const char *regfs_tls_clientauth_name(enum regfs_tls_clientauth a);
+/* A deep copy of `src` into `dst` (a running server keeps its rules apart
+ * from the configuration a reload frees). 0 or -ENOMEM (dst then empty). */
+int regfs_access_copy(struct regfs_access *dst, const struct regfs_access *src);
+/* Frees what `ac` holds; `ac` is zeroed. */
+void regfs_access_free(struct regfs_access *ac);
 
 #endif
