@@ -18,6 +18,7 @@
 #include <regfs/config.h>
 #include <regfs/dynbuf.h>
 #include <regfs/mem.h>
+#include <regfs/strvec.h>
 
 #include <errno.h>
 #include <stddef.h>
@@ -37,6 +38,7 @@ enum kind {
 	K_ENDPOINTS, /* notifications.endpoints: a list of sections (config_notify.c) */
 	K_FIELDS,    /* log.fields: name -> value */
 	K_CHECKS,    /* health.file/http/tcp: a list of checks */
+	K_CLIENTCAS, /* http.tls.clientcas: a list of files (config_tls.c) */
 	K_ACCESS,    /* regfs.access (off 0), regfs.admins (off 1): config_access.c */
 	K_ACCEPT,    /* known, no effect for us: ignored silently */
 	K_WARN,      /* known, not supported: ignored with a warning */
@@ -117,7 +119,11 @@ static const struct key keys[] = {
 	{"http.headers", K_HEADERS, 0, NULL},
 	{"http.tls.certificate", K_STR, F(tls_certificate), NULL},
 	{"http.tls.key", K_STR, F(tls_key), NULL},
-	{"http.tls.clientcas", K_WARN, 0, "client certificate authentication is not supported; ignored"},
+	{"http.tls.minimumtls", K_STR, F(tls_minimumtls), NULL},
+	{"http.tls.clientauth", K_STR, F(tls_clientauth_name), NULL},
+	{"http.tls.clientcas", K_CLIENTCAS, 0, NULL},
+	{"http.tls.ciphersuites", K_WARN, 0, "ignored: GnuTLS's default cipher suites for the "
+	 "allowed TLS versions are used"},
 	{"http.tls.letsencrypt", K_WARN, 0, "Let's Encrypt is not supported; set certificate and key"},
 	{"http.debug.addr", K_STR, F(debug_addr), NULL},
 	{"http.debug.prometheus.enabled", K_BOOL, F(prometheus_enabled), NULL},
@@ -163,7 +169,7 @@ static const char *const accepted[] = {
 	"storage.s3.storageclass", "storage.s3.objectacl", "storage.s3.useragent",
 	"storage.s3.usedualstack", "storage.s3.accelerate", "storage.s3.loglevel",
 	"storage.s3.sessiontoken", "storage.cache", "storage.maintenance.readonly",
-	"http.tls.minimumtls", "http.tls.ciphersuites", "http.secret", "http.net",
+	"http.secret", "http.net",
 	"http.relativeurls", "http.http2", "http.h2c",
 	"notifications.events",
 };
@@ -664,6 +670,8 @@ static int walk_pair(struct ctx *c, const char *path, const char *prefix, yaml_n
 		if (v->type == YAML_SEQUENCE_NODE)
 			return walk_list(c, v, k, loc);
 		break;
+	case K_CLIENTCAS:
+		return config_tls_clientcas_parse(c->doc, v, c->source, c->cfg, c->err);
 	case K_ACCESS:
 		return config_access_parse(c->doc, v, c->source, k->off == 1, c->cfg, c->err);
 	case K_ACCEPT:
@@ -795,6 +803,8 @@ static int finish(struct ctx *c)
 	int lr = check_layerindex(c);
 	if (!lr)
 		lr = check_limits(c);
+	if (!lr)
+		lr = config_tls_check(c->source, c->cfg, c->err);
 	if (lr)
 		return lr;
 	struct regfs_config *cfg = c->cfg;
@@ -969,6 +979,9 @@ void regfs_config_free(struct regfs_config *cfg)
 	free(cfg->token.rootcertbundle);
 	free(cfg->token.jwks);
 	free(cfg->token.signingalgorithms);
+	free(cfg->tls_minimumtls);
+	free(cfg->tls_clientauth_name);
+	strvec_clear(&cfg->tls_clientcas);
 	free(cfg->htpasswd.realm);
 	free(cfg->htpasswd.path);
 	regfs_access_free(&cfg->access);

@@ -1,6 +1,7 @@
 /* front.c — see front.h. */
 #include "front.h"
 
+#include "conn.h"
 #include "framing.h"
 #include "registry.h"
 
@@ -392,9 +393,8 @@ void front_notify(void *cls, struct MHD_Connection *c, void **socket_context,
 
 static struct tracked *tracked_of(struct MHD_Connection *c)
 {
-	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-	return ci ? ci->socket_context : NULL;
+	struct conn_ctx *cx = conn_ctx_of(c);
+	return cx ? cx->front : NULL;
 }
 
 void front_request_started(struct MHD_Connection *c)

@@ -49,8 +49,8 @@ void front_stop(struct front *f);
 /* Requests after the first on a keep-alive connection: libmicrohttpd's
  * inactivity timeout restarts on every byte, so a client could send the
  * next request a byte at a time for ever. Each connection is tracked from
- * the daemon's MHD_OPTION_NOTIFY_CONNECTION callback (front_notify, cls: the
- * registry); the access handler marks the start of each request's handling
+ * the server's connection callback (front_notify, cls: the registry, with
+ * its slot of the connection's context, conn.h); the access handler marks the start of each request's handling
  * (front_request_started: its headers are in) and the completion callback
  * its end (front_request_done). The front's thread shuts down (and the
  * daemon then closes) a connection that has waited for its next request's

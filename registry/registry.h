@@ -24,6 +24,7 @@ struct digestset;
 struct notifier;
 struct check_state;
 struct layerindex;
+struct tls;
 struct auth;
 
 struct registry {
@@ -34,6 +35,7 @@ struct registry {
 	struct headcache *hc;           /* prepared HEAD blob responses by digest */
 	struct notifier *nt;            /* notifications (notify.h); NULL: none */
 	struct layerindex *li;          /* push-time layer indexes; NULL when off (layerindex.h) */
+	struct tls *tls;                /* http.tls, borrowed; NULL: plain HTTP (tls.h) */
 	struct auth *auth;              /* auth.<scheme>; NULL: everyone allowed (auth.h) */
 
 	/* health.storagedriver: written by the health thread, read by GET /v2/. */

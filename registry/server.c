@@ -10,6 +10,7 @@
 #include "digestset.h"
 #include "handlers.h"
 #include "debug.h"
+#include "conn.h"
 #include "framing.h"
 #include "front.h"
 #include "lifecycle.h"
@@ -23,6 +24,7 @@
 #include "request.h"
 #include "respond.h"
 #include "sdnotify.h"
+#include "tls.h"
 #include "uploads.h"
 
 #include <regfs/dynbuf.h>
@@ -198,6 +200,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	struct request *q = *con_cls;
 	url = framing_origin_path(url);
 	if (!q || is_sentinel(q)) {
+		if (r->tls && !tls_conn_allowed(c))
+			return MHD_NO; /* not counted in flight yet */
 		enum MHD_Result res;
 		atomic_fetch_add(&in_flight, 1);
 		front_request_started(c);
@@ -278,6 +282,38 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	*con_cls = NULL;
 }
 
+/* MHD_OPTION_NOTIFY_CONNECTION: the connection's context (conn.h), with a
+ * slot for the front's tracking and one for TLS. Without a context (out of
+ * memory) the connection is shut down: a TLS connection must never
+ * handshake without its credentials and client-certificate check. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	struct registry *r = cls;
+	struct conn_ctx *cx = *socket_context;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		cx = calloc(1, sizeof *cx);
+		*socket_context = cx;
+		if (!cx) {
+			const union MHD_ConnectionInfo *fi =
+				MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+			log_error("http: out of memory for a new connection; closing it");
+			if (fi)
+				shutdown(fi->connect_fd, SHUT_RDWR);
+			return;
+		}
+	}
+	if (!cx)
+		return;
+	front_notify(r, c, &cx->front, code);
+	if (r->tls)
+		tls_on_connection(r->tls, c, &cx->tls, code);
+	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		free(cx);
+		*socket_context = NULL;
+	}
+}
+
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
 {
 	(void)cls;
@@ -290,6 +326,11 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
 	 * does) is routine: keep it out of warnings */
 	if (strstr(msg, "Request malformed") || strstr(msg, "syntactically incorrect"))
 		log_debug("http: %s", msg);
+	else if (strstr(msg, "handshake message out of context"))
+		/* libmicrohttpd's words for any failed TLS handshake; the refusals
+		 * of ours (client certificates, plain HTTP) are logged by tls.c */
+		log_info("http: a TLS handshake failed (the client left, refused our "
+			 "certificate, or offered no TLS version or cipher we allow)");
 	else
 		log_warn("http: %s", msg);
 }
@@ -326,29 +367,6 @@ int server_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *
 	*len = ai->ai_addrlen;
 	freeaddrinfo(ai);
 	return 0;
-}
-
-/* A whole (small) file: the TLS certificate and key. */
-static char *read_file(const char *path, struct regfs_err *err)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		regfs_errf(err, -errno, "cannot read %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	struct dynbuf b;
-	dynbuf_init(&b, DYNBUF_NO_CAP);
-	char chunk[4096];
-	size_t n;
-	int rc = 0;
-	while (!rc && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		rc = dynbuf_add(&b, chunk, n);
-	fclose(f);
-	char *s = rc ? NULL : dynbuf_take(&b, NULL);
-	dynbuf_free(&b);
-	if (!s)
-		regfs_errf(err, -ENOMEM, "out of memory reading %s", path);
-	return s;
 }
 
 /* ---- lifecycle ---- */
@@ -415,7 +433,7 @@ static size_t conn_memory(void)
 
 /* The daemon takes its connections from the front (front.h), which owns
  * the listening socket: no listening socket of its own. */
-static struct MHD_Daemon *start_daemon(struct registry *r, const char *cert, const char *key)
+static struct MHD_Daemon *start_daemon(struct registry *r, struct tls *tls)
 {
 	const char *pc = getenv("REGFS_REGISTRY_PER_CONNECTION");
 	bool per_conn = pc && *pc == '1';
@@ -423,13 +441,11 @@ static struct MHD_Daemon *start_daemon(struct registry *r, const char *cert, con
 			 (per_conn ? MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 					     MHD_USE_POLL
 				   : MHD_USE_EPOLL_INTERNAL_THREAD);
-	if (cert)
+	struct MHD_OptionItem tls_opts[TLS_MHD_OPTIONS] = {{MHD_OPTION_END, 0, NULL}};
+	if (tls) {
 		flags |= MHD_USE_TLS;
-	struct MHD_OptionItem tls_opts[] = {
-		{MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cert},
-		{MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)key},
-		{MHD_OPTION_END, 0, NULL},
-	};
+		tls_mhd_options(tls, tls_opts);
+	}
 	const struct regfs_config *cfg = r->cfg;
 	return MHD_start_daemon(flags, 0, NULL, NULL, on_request, r,
 				MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, r,
@@ -441,34 +457,10 @@ static struct MHD_Daemon *start_daemon(struct registry *r, const char *cert, con
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->limits.idletimeout_s,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, conn_memory(),
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, r,
-				MHD_OPTION_NOTIFY_CONNECTION, front_notify, r,
+				MHD_OPTION_NOTIFY_CONNECTION, on_connection, r,
 				MHD_OPTION_URI_LOG_CALLBACK, on_uri, r,
-				MHD_OPTION_ARRAY, cert ? tls_opts : tls_opts + 2,
+				MHD_OPTION_ARRAY, tls_opts,
 				MHD_OPTION_END);
-}
-
-/* http.tls: the certificate and key files, read whole (both NULL when TLS
- * is not configured). */
-static int load_tls(struct regfs_config *cfg, char **cert, char **key, struct regfs_err *err)
-{
-	*cert = *key = NULL;
-	if (!cfg->tls_certificate && !cfg->tls_key)
-		return 0;
-	if (!cfg->tls_certificate || !cfg->tls_key)
-		return regfs_errf(err, -EINVAL, "http.tls needs both certificate and key");
-	if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
-		return regfs_errf(err, -ENOTSUP, "http.tls is set but this libmicrohttpd was "
-				  "built without TLS (gnutls); install a TLS-enabled "
-				  "libmicrohttpd or terminate TLS in a proxy");
-	*cert = read_file(cfg->tls_certificate, err);
-	*key = *cert ? read_file(cfg->tls_key, err) : NULL;
-	if (!*cert || !*key) {
-		free(*cert);
-		*cert = NULL;
-		regfs_err_prefix(err, "http.tls: ");
-		return -EINVAL;
-	}
-	return 0;
 }
 
 /* Stops accepting at once (the listening socket is closed: a new client is
@@ -542,8 +534,7 @@ static void block_signals(sigset_t *set)
  * it) and starts the daemon behind the front; NULL on failure (err says
  * why). *port: the port bound. */
 static struct MHD_Daemon *listen_on(struct registry *reg, struct sockaddr_storage *ss, bool any,
-				    const char *cert, const char *key, unsigned *port,
-				    struct regfs_err *err)
+				    struct tls *tls, unsigned *port, struct regfs_err *err)
 {
 	int lfd = -1;
 	if (any && ss->ss_family == AF_INET) {
@@ -561,13 +552,13 @@ static struct MHD_Daemon *listen_on(struct registry *reg, struct sockaddr_storag
 	if (getsockname(lfd, (struct sockaddr *)&bound, &bl) == 0)
 		*port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
 							  : ((struct sockaddr_in *)&bound)->sin_port);
-	struct MHD_Daemon *d = start_daemon(reg, cert, key);
+	struct MHD_Daemon *d = start_daemon(reg, tls);
 	if (!d) {
 		close(lfd);
 		regfs_errf(err, -EINVAL, "libmicrohttpd did not start (see the log above)");
 		return NULL;
 	}
-	the_front = front_start(reg, d, lfd, cert != NULL);
+	the_front = front_start(reg, d, lfd, tls != NULL);
 	if (!the_front) {
 		MHD_stop_daemon(d);
 		regfs_errf(err, -ENOMEM, "cannot start the connection front");
@@ -579,8 +570,8 @@ static struct MHD_Daemon *listen_on(struct registry *reg, struct sockaddr_storag
 int server_run(struct regfs_config *cfg, const char *config_path, struct regfs_err *err)
 {
 	struct registry reg;
-	char *cert = NULL, *key = NULL;
-	int rc = load_tls(cfg, &cert, &key, err);
+	struct tls *tls = NULL;
+	int rc = tls_open(cfg, &tls, err);
 	if (rc)
 		return rc;
 	struct sockaddr_storage ss;
@@ -604,9 +595,10 @@ int server_run(struct regfs_config *cfg, const char *config_path, struct regfs_e
 		registry_close(&reg);
 		goto out_tls;
 	}
+	reg.tls = tls;
 	unsigned port = 0;
 	struct regfs_err le = {0};
-	struct MHD_Daemon *d = listen_on(&reg, &ss, any, cert, key, &port, &le);
+	struct MHD_Daemon *d = listen_on(&reg, &ss, any, tls, &port, &le);
 	if (!d) {
 		rc = regfs_errf(err, -EADDRINUSE, "cannot listen on %s (%s: in use, or not an "
 				"address of this host); set http.addr to a free host:port",
@@ -616,7 +608,7 @@ int server_run(struct regfs_config *cfg, const char *config_path, struct regfs_e
 	}
 	log_info("regfs-registry %s listening on %s (port %u, %s storage%s)", REGFS_VERSION,
 		 cfg->http_addr, port, regfs_storage_name(reg.st),
-		 cert ? ", TLS" : "");
+		 tls ? ", TLS" : "");
 	maint_start(&reg);
 	struct MHD_Daemon *dbg = NULL;
 	rc = debug_start(&reg, &dbg, err);
@@ -645,7 +637,6 @@ int server_run(struct regfs_config *cfg, const char *config_path, struct regfs_e
 		log_info("stopped: no request cut off");
 	rc = 0;
 out_tls:
-	free(cert);
-	free(key);
+	tls_close(tls);
 	return rc;
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <regfs/err.h>
 #include <regfs/log.h>
+#include <regfs/strvec.h>
 
 enum regfs_storage_type { REGFS_STORAGE_FILESYSTEM = 0, REGFS_STORAGE_S3 = 1 };
 
@@ -59,6 +60,15 @@ struct regfs_health_check {
 	int64_t timeout_s;             /* http, tcp; default 5s */
 	int64_t interval_s;            /* default 10s */
 	int threshold;                 /* http, tcp: failures in a row; default 1 (file: 1) */
+};
+
+/* http.tls.clientauth, as distribution v3 names Go's tls.ClientAuthType. */
+enum regfs_tls_clientauth {
+	REGFS_TLS_NOCLIENTCERT,        /* no client certificate asked for */
+	REGFS_TLS_REQUEST,             /* asked for, not required, not verified */
+	REGFS_TLS_REQUIRE_ANY,         /* required, not verified */
+	REGFS_TLS_VERIFY_IF_GIVEN,     /* verified against clientcas when sent */
+	REGFS_TLS_REQUIRE_AND_VERIFY,  /* required and verified (default with clientcas) */
 };
 
 /* regfs.access (lib/config_access.c, registry/acl.h): per-repository rules
@@ -150,6 +160,10 @@ struct regfs_config {
 	int64_t http_drain_s;
 	struct regfs_header *headers;  int n_headers;
 	char *tls_certificate, *tls_key;
+	char *tls_minimumtls;          /* tls1.0 ... tls1.3; NULL: tls1.2 */
+	struct strvec tls_clientcas;   /* http.tls.clientcas: CA files for client certificates */
+	char *tls_clientauth_name;     /* http.tls.clientauth as written; NULL: the default */
+	enum regfs_tls_clientauth tls_clientauth; /* resolved after loading */
 	char *debug_addr;              /* http.debug.addr; NULL: no debug listener */
 	bool prometheus_enabled;       /* http.debug.prometheus.enabled */
 	char *prometheus_path;         /* http.debug.prometheus.path; default /metrics */
@@ -212,6 +226,10 @@ int regfs_size_parse(const char *s, uint64_t *bytes);
 
 void regfs_config_free(struct regfs_config *cfg);
 
+/* http.tls.minimumtls of a loaded config: 0 (tls1.0) ... 3 (tls1.3); 2 when unset. */
+int regfs_tls_min_version(const struct regfs_config *cfg);
+/* The configuration word for a clientauth mode ("require-and-verify-client-cert"). */
+const char *regfs_tls_clientauth_name(enum regfs_tls_clientauth a);
 /* A deep copy of `src` into `dst` (a running server keeps its rules apart
  * from the configuration a reload frees). 0 or -ENOMEM (dst then empty). */
 int regfs_access_copy(struct regfs_access *dst, const struct regfs_access *src);

@@ -303,6 +303,57 @@ static void test_bad_values(void **state)
 	bad("regfs:\n  layerindex:\n    maxsize: huge\n", "regfs.layerindex.maxsize", "size");
 }
 
+/* http.tls: minimumtls, clientcas (a list), clientauth and its default,
+ * which depends on clientcas as in distribution; mistakes name the key. */
+static void test_tls(void **state)
+{
+	(void)state;
+	struct regfs_config c;
+	const char *tls = "http:\n  tls:\n    certificate: /c.pem\n    key: /k.pem\n";
+	parse_ok(tls, &c);
+	assert_int_equal(regfs_tls_min_version(&c), 2);
+	assert_int_equal(c.tls_clientauth, REGFS_TLS_NOCLIENTCERT);
+	assert_int_equal(c.tls_clientcas.n, 0);
+	regfs_config_free(&c);
+
+	char y[512];
+	snprintf(y, sizeof y, "%s    minimumtls: TLS1.3\n    clientcas:\n      - /a.pem\n      - /b.pem\n", tls);
+	parse_ok(y, &c);
+	assert_int_equal(regfs_tls_min_version(&c), 3);
+	assert_int_equal(c.tls_clientcas.n, 2);
+	assert_string_equal(c.tls_clientcas.v[1], "/b.pem");
+	assert_int_equal(c.tls_clientauth, REGFS_TLS_REQUIRE_AND_VERIFY);
+	regfs_config_free(&c);
+
+	snprintf(y, sizeof y, "%s    clientcas: [/a.pem]\n    clientauth: verify-client-cert-if-given\n", tls);
+	parse_ok(y, &c);
+	assert_int_equal(c.tls_clientauth, REGFS_TLS_VERIFY_IF_GIVEN);
+	regfs_config_free(&c);
+	snprintf(y, sizeof y, "%s    clientauth: require-any-client-cert\n", tls);
+	parse_ok(y, &c);
+	assert_int_equal(c.tls_clientauth, REGFS_TLS_REQUIRE_ANY);
+	regfs_config_free(&c);
+
+	snprintf(y, sizeof y, "%s    minimumtls: tls1.4\n", tls);
+	bad(y, "http.tls.minimumtls", "\"tls1.4\"");
+	snprintf(y, sizeof y, "%s    clientauth: always\n", tls);
+	bad(y, "http.tls.clientauth", "\"always\"");
+	snprintf(y, sizeof y, "%s    clientauth: require-and-verify-client-cert\n", tls);
+	bad(y, "http.tls.clientauth", "needs http.tls.clientcas");
+	snprintf(y, sizeof y, "%s    clientcas: /a.pem\n", tls);
+	bad(y, "line 5: http.tls.clientcas", "list");
+	bad("http:\n  tls:\n    clientcas: [/a.pem]\n", "clientcas", "http.tls.certificate");
+
+	/* the scalar keys have their environment overrides, checked the same way */
+	setenv("REGISTRY_HTTP_TLS_MINIMUMTLS", "tls1.3", 1);
+	parse_ok(tls, &c);
+	assert_int_equal(regfs_tls_min_version(&c), 3);
+	regfs_config_free(&c);
+	setenv("REGISTRY_HTTP_TLS_MINIMUMTLS", "ssl3", 1);
+	bad(tls, "http.tls.minimumtls", "\"ssl3\"");
+	unsetenv("REGISTRY_HTTP_TLS_MINIMUMTLS");
+}
+
 /* regfs.layerindex: defaults (off) and every key. */
 static void test_layerindex(void **state)
 {
@@ -627,6 +678,7 @@ int main(void)
 		cmocka_unit_test_setup(test_auth_token, clear_env),
 		cmocka_unit_test_setup(test_durations, clear_env),
 		cmocka_unit_test_setup(test_bad_values, clear_env),
+		cmocka_unit_test_setup(test_tls, clear_env),
 		cmocka_unit_test_setup(test_notifications, clear_env),
 		cmocka_unit_test_setup(test_layerindex, clear_env),
 		cmocka_unit_test_setup(test_limits, clear_env),
