@@ -35,6 +35,7 @@ enum kind {
 	K_STR, K_BOOL, K_DUR, K_INT, K_SIZE, K_LEVEL, K_FORMATTER, /* scalars */
 	K_HEADERS,   /* http.headers: name -> [values] */
 	K_ENDPOINTS, /* notifications.endpoints: a list of sections (config_notify.c) */
+	K_QUOTAS,    /* regfs.quota: a list of sections (config_quota.c) */
 	K_FIELDS,    /* log.fields: name -> value */
 	K_CHECKS,    /* health.file/http/tcp: a list of checks */
 	K_ACCEPT,    /* known, no effect for us: ignored silently */
@@ -97,6 +98,9 @@ static const struct key keys[] = {
 	{"regfs.layerindex.maxsize", K_SIZE, F(layerindex.maxsize), NULL},
 	{"regfs.layerindex.maxqueue", K_INT, F(layerindex.maxqueue), NULL},
 	{"regfs.layerindex.rescan", K_DUR, F(layerindex.rescan_s), NULL},
+	{"regfs.usage", K_MAP, 0, NULL},
+	{"regfs.usage.maxseries", K_INT, F(usage.maxseries), NULL},
+	{"regfs.quota", K_QUOTAS, 0, NULL},
 
 	{"http.addr", K_STR, F(http_addr), NULL},
 	{"http.host", K_STR, F(http_host), NULL},
@@ -610,6 +614,8 @@ static int walk_pair(struct ctx *c, const char *path, const char *prefix, yaml_n
 		return walk_headers(c, v);
 	case K_ENDPOINTS:
 		return config_endpoints_parse(c->doc, v, c->source, c->cfg, c->err);
+	case K_QUOTAS:
+		return config_quotas_parse(c->doc, v, c->source, c->cfg, c->err);
 	case K_FIELDS:
 		return walk_fields(c, v);
 	case K_CHECKS:
@@ -781,6 +787,7 @@ void regfs_config_defaults(struct regfs_config *cfg, const char *default_rootdir
 	cfg->layerindex.maxsize = 8192 * MiB;
 	cfg->layerindex.maxqueue = 1000;
 	cfg->layerindex.rescan_s = 60;
+	cfg->usage.maxseries = 500;
 	cfg->http_addr = strdup(default_rootdir ? "127.0.0.1:5000" : ":5000");
 	cfg->health_storage.interval_s = 10;
 	cfg->health_storage.threshold = 1;
@@ -869,6 +876,9 @@ void regfs_config_free(struct regfs_config *cfg)
 	for (int i = 0; i < cfg->n_endpoints; i++)
 		regfs_notify_endpoint_free(&cfg->endpoints[i]);
 	free(cfg->endpoints);
+	for (int i = 0; i < cfg->n_quotas; i++)
+		free(cfg->quotas[i].repository);
+	free(cfg->quotas);
 	for (int i = 0; i < 2 * cfg->n_log_fields; i++)
 		free(cfg->log_fields[i]);
 	free(cfg->log_fields);

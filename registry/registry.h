@@ -24,6 +24,7 @@ struct digestset;
 struct notifier;
 struct check_state;
 struct layerindex;
+struct usage;
 
 struct registry {
 	struct regfs_config *cfg;       /* borrowed */
@@ -33,6 +34,7 @@ struct registry {
 	struct headcache *hc;           /* prepared HEAD blob responses by digest */
 	struct notifier *nt;            /* notifications (notify.h); NULL: none */
 	struct layerindex *li;          /* push-time layer indexes; NULL when off (layerindex.h) */
+	struct usage *usage;            /* storage accounting (usage.h); NULL: off (offline commands) */
 
 	/* health.storagedriver: written by the health thread, read by GET /v2/. */
 	atomic_int storage_down;        /* 1 after `threshold` consecutive failures */

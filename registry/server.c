@@ -20,6 +20,7 @@
 #include "respond.h"
 #include "sdnotify.h"
 #include "uploads.h"
+#include "usage.h"
 
 #include <regfs/dynbuf.h>
 #include <regfs/log.h>
@@ -63,8 +64,8 @@ enum MHD_Result h_base(struct registry *r, struct request *q)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
 		MHD_add_response_header(resp, "X-Regfs-Extensions",
 					layerindex_enabled(r)
-						? "bulk-tags,repo-manifests,bulk-manifests,layer-index"
-						: "bulk-tags,repo-manifests,bulk-manifests");
+						? "bulk-tags,repo-manifests,bulk-manifests,usage,layer-index"
+						: "bulk-tags,repo-manifests,bulk-manifests,usage");
 	}
 	return respond(r, q, 200, resp, head ? 0 : 2);
 }
@@ -481,6 +482,7 @@ int registry_open(struct registry *r, struct regfs_config *cfg, struct regfs_err
 void registry_close(struct registry *r)
 {
 	notify_close(r);
+	usage_free(r);
 	manifest_bytes_free(r->mb);
 	upcache_free(r->uc);
 	headcache_free(r->hc);

@@ -31,6 +31,7 @@
 #include "repo.h"
 #include "request.h"
 #include "respond.h"
+#include "usage.h"
 
 #include <regfs/layout.h>
 #include <regfs/names.h>
@@ -504,6 +505,7 @@ static enum MHD_Result op_finish(struct registry *r, struct request *q)
 		if (updir)
 			regfs_storage_del(r->st, updir, NULL);
 		free(updir);
+		usage_upload_ended(r, op->uuid, NULL, 0);
 		char detail[2 * REGFS_DIGEST_MAX + 48];
 		snprintf(detail, sizeof detail, "{\"expected\":\"%s\",\"actual\":\"%s\"}", op->digest, got);
 		char msg[3 * REGFS_DIGEST_MAX];
@@ -516,6 +518,7 @@ static enum MHD_Result op_finish(struct registry *r, struct request *q)
 	rc = publish_and_link(r, q->rt.name, op, got, &e);
 	if (updir)
 		regfs_storage_del(r->st, updir, NULL);
+	usage_upload_ended(r, op->uuid, rc == 0 ? got : NULL, op->size);
 	free(updir);
 	if (rc == -ENOENT) /* cancelled while it was being finished */
 		return upload_unknown(r, q);
@@ -567,6 +570,7 @@ static enum MHD_Result op_body(struct registry *r, struct request *q)
 		}
 		uc_give(r->uc, op->uuid, op->alg, op->h, op->size);
 		op->h = NULL;
+		usage_upload_progress(r, q->rt.name, op->uuid, op->size);
 		return upload_progress(r, q, 202, op->uuid, op->size);
 	}
 	return op_finish(r, q);
@@ -717,6 +721,8 @@ static enum MHD_Result upload_cancel(struct registry *r, struct request *q)
 	char *d = regfs_layout_upload_dir(q->rt.name, q->rt.ref);
 	int rc = d ? regfs_storage_del(r->st, d, &e) : -ENOMEM;
 	free(d);
+	if (rc == 0)
+		usage_upload_ended(r, q->rt.ref, NULL, 0);
 	return respond_removed(r, q, rc, &e, 204, upload_unknown);
 }
 
