@@ -113,7 +113,7 @@ static int purge_repo(const char *name, void *ud)
 			char *d = regfs_layout_upload_dir(name, x->uuids.v[i]);
 			if (d && regfs_storage_del(x->r->st, d, NULL) == 0) {
 				log_info("upload purging: removed %s upload %s", name, x->uuids.v[i]);
-				usage_upload_ended(x->r, x->uuids.v[i], NULL, 0);
+				usage_upload_ended(x->r, name, x->uuids.v[i], NULL, 0);
 			}
 			free(d);
 		}

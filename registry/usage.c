@@ -144,8 +144,8 @@ void usage_upload_progress(struct registry *r, const char *repo, const char *uui
 	oom(rc, "an upload", repo);
 }
 
-void usage_upload_ended(struct registry *r, const char *uuid, const char *digest,
-			uint64_t size)
+void usage_upload_ended(struct registry *r, const char *repo, const char *uuid,
+			const char *digest, uint64_t size)
 {
 	struct usage *u = r->usage;
 	if (!u)
@@ -153,13 +153,25 @@ void usage_upload_ended(struct registry *r, const char *uuid, const char *digest
 	pthread_mutex_lock(&u->lock);
 	usage_touch(u, uuid);
 	usage_model_upload_remove(u->model, uuid);
-	int rc = 0;
-	if (digest) {
+	/* the repository exists (its _uploads or _layers): listed, as the walk lists it */
+	int rc = usage_model_repo_touch(u->model, repo);
+	if (rc == 0 && digest) {
 		usage_touch(u, digest);
 		rc = usage_model_blob_stored(u->model, digest, size);
 	}
 	pthread_mutex_unlock(&u->lock);
 	oom(rc, "a blob upload", digest ? digest : uuid);
+}
+
+void usage_repo_seen(struct registry *r, const char *repo)
+{
+	struct usage *u = r->usage;
+	if (!u)
+		return;
+	pthread_mutex_lock(&u->lock);
+	int rc = usage_model_repo_touch(u->model, repo);
+	pthread_mutex_unlock(&u->lock);
+	oom(rc, "a new repository", repo);
 }
 
 void usage_blob_deleted(struct registry *r, const char *digest)

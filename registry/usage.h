@@ -52,8 +52,10 @@ void usage_upload_progress(struct registry *r, const char *repo, const char *uui
 			   uint64_t size);
 /* An upload ended: committed as blob `digest` of `size` bytes (digest NULL:
  * cancelled, purged or discarded). */
-void usage_upload_ended(struct registry *r, const char *uuid, const char *digest,
-			uint64_t size);
+void usage_upload_ended(struct registry *r, const char *repo, const char *uuid,
+			const char *digest, uint64_t size);
+/* A repository came to exist without a manifest (a blob mounted into it). */
+void usage_repo_seen(struct registry *r, const char *repo);
 /* A blob's data was deleted (GC sweep). */
 void usage_blob_deleted(struct registry *r, const char *digest);
 
