@@ -51,9 +51,9 @@ static bool over(const struct regfs_quota *q, const char *repo, const struct usa
 		size_text(q->bytes, lim, sizeof lim);
 		size_text(now->exclusive, use, sizeof use);
 		size_text(added, add, sizeof add);
-		snprintf(msg, cap, "quota exceeded for %s: the push adds %s to its %s of exclusive "
-			 "bytes, past its quota of %s (regfs.quota \"%s\")", repo, add, use, lim,
-			 q->repository);
+		snprintf(msg, cap, "quota exceeded for %s: the push adds %s to its exclusive "
+			 "usage of %s, past its quota of %s (regfs.quota \"%s\")", repo, add, use,
+			 lim, q->repository);
 		return true;
 	}
 	if (q->tags && then->tags > q->tags && then->tags > now->tags) {
