@@ -16,6 +16,8 @@
  * (rare: a shared blob losing its last-but-one referrer). */
 #include "usage_model.h"
 
+#include "idset.h"
+
 #include <regfs/hash.h>
 #include <regfs/oci.h>
 
@@ -24,89 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NONE UINT32_MAX
-#define TOMB (UINT32_MAX - 1)
+#define NONE IDSET_NONE
+#define TOMB IDSET_TOMB
 #define MAX_DEPTH 16 /* as gc.c's mark_manifest */
-
-/* ---- a set of ids (open addressing; NONE empty, TOMB deleted) ---- */
-
-struct idset {
-	uint32_t *slot;
-	uint32_t cap, n, used; /* used: n + tombstones */
-};
-
-static void ids_free(struct idset *s)
-{
-	free(s->slot);
-	memset(s, 0, sizeof *s);
-}
-
-static uint32_t ids_hash(uint32_t id)
-{
-	return id * 2654435761u;
-}
-
-static bool ids_has(const struct idset *s, uint32_t id)
-{
-	if (!s->cap)
-		return false;
-	for (uint32_t i = ids_hash(id) & (s->cap - 1);; i = (i + 1) & (s->cap - 1)) {
-		if (s->slot[i] == id)
-			return true;
-		if (s->slot[i] == NONE)
-			return false;
-	}
-}
-
-static int ids_add(struct idset *s, uint32_t id);
-
-static int ids_grow(struct idset *s)
-{
-	struct idset g = {0};
-	g.cap = s->cap ? (s->n * 4 > s->cap ? s->cap * 2 : s->cap) : 8;
-	g.slot = malloc((size_t)g.cap * sizeof *g.slot);
-	if (!g.slot)
-		return -ENOMEM;
-	memset(g.slot, 0xff, (size_t)g.cap * sizeof *g.slot);
-	for (uint32_t i = 0; i < s->cap; i++)
-		if (s->slot[i] < TOMB)
-			ids_add(&g, s->slot[i]);
-	free(s->slot);
-	*s = g;
-	return 0;
-}
-
-/* 1 added, 0 present, -ENOMEM */
-static int ids_add(struct idset *s, uint32_t id)
-{
-	if (ids_has(s, id))
-		return 0;
-	if ((s->used + 1) * 4 > s->cap * 3 && ids_grow(s))
-		return -ENOMEM;
-	uint32_t i = ids_hash(id) & (s->cap - 1);
-	while (s->slot[i] < TOMB)
-		i = (i + 1) & (s->cap - 1);
-	if (s->slot[i] == NONE)
-		s->used++;
-	s->slot[i] = id;
-	s->n++;
-	return 1;
-}
-
-static void ids_del(struct idset *s, uint32_t id)
-{
-	if (!s->cap)
-		return;
-	for (uint32_t i = ids_hash(id) & (s->cap - 1);; i = (i + 1) & (s->cap - 1)) {
-		if (s->slot[i] == NONE)
-			return;
-		if (s->slot[i] == id) {
-			s->slot[i] = TOMB;
-			s->n--;
-			return;
-		}
-	}
-}
 
 /* ---- the model ---- */
 
