@@ -10,6 +10,7 @@
 
 #include <regfs/oci.h>
 
+#include "quota.h"
 #include "usage_model.h"
 
 #include <errno.h>
@@ -244,6 +245,22 @@ static void test_would_be(void **state)
 	usage_model_free(m);
 }
 
+/* The quota of a repository: the longest matching glob; '*' crosses '/'. */
+static void test_quota_for(void **state)
+{
+	(void)state;
+	struct regfs_quota q[] = {{"team/*", 1, 0}, {"team/big*", 2, 0}, {"*", 3, 0},
+				  {"other", 4, 0}};
+	struct regfs_config cfg = {.quotas = q, .n_quotas = 4};
+	assert_ptr_equal(quota_for(&cfg, "team/app"), &q[0]);
+	assert_ptr_equal(quota_for(&cfg, "team/a/b"), &q[0]);
+	assert_ptr_equal(quota_for(&cfg, "team/bigger"), &q[1]);
+	assert_ptr_equal(quota_for(&cfg, "other"), &q[3]);
+	assert_ptr_equal(quota_for(&cfg, "others"), &q[2]);
+	cfg.n_quotas = 2;
+	assert_null(quota_for(&cfg, "solo"));
+}
+
 /* ---- randomized, against a computation done here ---- */
 
 #define NB 40      /* layer/config blobs 1..NB */
@@ -344,6 +361,7 @@ int main(void)
 		cmocka_unit_test(test_index_and_referrers),
 		cmocka_unit_test(test_size_change_and_unknown),
 		cmocka_unit_test(test_would_be),
+		cmocka_unit_test(test_quota_for),
 		cmocka_unit_test(test_random),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
