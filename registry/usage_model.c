@@ -80,6 +80,8 @@ struct usage_model {
 	uint32_t nmfs, mcap;
 	struct repo *repos;
 	uint32_t nrepos, rcap;
+	uint32_t *rslot;          /* name -> index table; NONE empty */
+	uint32_t rslots;
 	struct upload *ups;
 	size_t nups, ucap;
 	struct usage_totals t;    /* uploads and garbage_uploads computed on read */
@@ -116,6 +118,7 @@ void usage_model_free(struct usage_model *m)
 	free(m->bslot);
 	free(m->mfs);
 	free(m->repos);
+	free(m->rslot);
 	free(m->ups);
 	free(m);
 }
@@ -306,14 +309,42 @@ int usage_model_manifest(struct usage_model *m, const char *digest,
 
 /* ---- repositories ---- */
 
+/* name -> index table (open addressing, NONE empty), as for digests */
 static int32_t repo_find(const struct usage_model *m, const char *name)
 {
-	/* linear: repositories are few next to blobs, and lookups come per
-	 * request, not per blob */
-	for (uint32_t i = 0; i < m->nrepos; i++)
-		if (!strcmp(m->repos[i].name, name))
-			return (int32_t)i;
-	return -1;
+	if (!m->rslots)
+		return -1;
+	for (uint32_t i = (uint32_t)regfs_fnv1a64_str(name) & (m->rslots - 1);;
+	     i = (i + 1) & (m->rslots - 1)) {
+		uint32_t ri = m->rslot[i];
+		if (ri == NONE)
+			return -1;
+		if (!strcmp(m->repos[ri].name, name))
+			return (int32_t)ri;
+	}
+}
+
+static void repo_slot_put(uint32_t *slots, uint32_t cap, const char *name, uint32_t ri)
+{
+	uint32_t i = (uint32_t)regfs_fnv1a64_str(name) & (cap - 1);
+	while (slots[i] != NONE)
+		i = (i + 1) & (cap - 1);
+	slots[i] = ri;
+}
+
+static int repo_table_grow(struct usage_model *m)
+{
+	uint32_t cap = m->rslots ? m->rslots * 2 : 32;
+	uint32_t *s = malloc((size_t)cap * sizeof *s);
+	if (!s)
+		return -ENOMEM;
+	memset(s, 0xff, (size_t)cap * sizeof *s);
+	for (uint32_t ri = 0; ri < m->nrepos; ri++)
+		repo_slot_put(s, cap, m->repos[ri].name, ri);
+	free(m->rslot);
+	m->rslot = s;
+	m->rslots = cap;
+	return 0;
 }
 
 static int32_t repo_get(struct usage_model *m, const char *name)
@@ -321,6 +352,8 @@ static int32_t repo_get(struct usage_model *m, const char *name)
 	int32_t i = repo_find(m, name);
 	if (i >= 0)
 		return i;
+	if ((m->nrepos + 1) * 4 > m->rslots * 3 && repo_table_grow(m))
+		return -1;
 	if (m->nrepos == m->rcap) {
 		uint32_t cap = m->rcap ? m->rcap * 2 : 16;
 		struct repo *v = realloc(m->repos, (size_t)cap * sizeof *v);
@@ -333,6 +366,7 @@ static int32_t repo_get(struct usage_model *m, const char *name)
 	memset(r, 0, sizeof *r);
 	if (!(r->name = strdup(name)))
 		return -1;
+	repo_slot_put(m->rslot, m->rslots, name, m->nrepos);
 	return (int32_t)m->nrepos++;
 }
 
