@@ -4,7 +4,10 @@
  * storage is read without the lock, and each result is applied under it
  * only if no hook spoke about that blob, upload or repository meanwhile
  * (usage.h explains why nothing is lost). A failed walk is retried every
- * 10 s until it succeeds or the registry stops. */
+ * 10 s until it succeeds or the registry stops.
+ *
+ * REGFS_USAGE_WALK_PAUSE_MS (tests): a pause after each repository, so a
+ * test can change the registry while the walk is certainly still running. */
 #include "gc.h"
 #include "maint.h"
 #include "manifest_bytes.h"
@@ -30,6 +33,7 @@ struct walk {
 	struct registry *r;
 	struct usage *u;
 	uint64_t blobs, repos;
+	long pause_ms;
 };
 
 static bool stopping(struct walk *w)
@@ -180,6 +184,9 @@ static int walk_repo(const char *name, void *ud)
 	if (rc == 0)
 		walk_uploads(w, name);
 	w->repos++;
+	if (w->pause_ms > 0)
+		nanosleep(&(struct timespec){w->pause_ms / 1000, (w->pause_ms % 1000) * 1000000},
+			  NULL);
 	return rc;
 }
 
@@ -195,7 +202,10 @@ void *usage_walk_thread(void *arg)
 	struct registry *r = arg;
 	struct usage *u = r->usage;
 	for (;;) {
-		struct walk w = {.r = r, .u = u};
+		const char *pause = getenv("REGFS_USAGE_WALK_PAUSE_MS");
+		struct walk w = {.r = r, .u = u, .pause_ms = pause ? strtol(pause, NULL, 10) : 0};
+		if (w.pause_ms > 10000)
+			w.pause_ms = 10000;
 		struct regfs_err e = {0};
 		uint64_t t0 = now_us();
 		int rc = walk_blobs(&w, &e);

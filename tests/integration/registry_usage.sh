@@ -156,4 +156,29 @@ check "online gc brings the garbage to 0" wait_for 30 gc_done
 check_eq "stored blob bytes dropped by the predicted garbage ($PRED)" "$PRED" "$((BEFORE - $(blob_bytes)))"
 check_eq "after online gc, usage equals the independent computation" "$(expected)" "$(usage)"
 
+# changes made while the startup walk runs are not lost: a registry written
+# directly (30 x 10), the walk paused 200 ms after each repository, and pushes,
+# deletions and uploads sent meanwhile
+stop_pid "$REGISTRY_PID"
+GEN=$WORK/gen
+python3 "$REGFS_SRC/bench/mount_gen.py" "$GEN" 30 10 >/dev/null || bail "mount_gen.py"
+REGFS_USAGE_WALK_PAUSE_MS=200 start_regfs_registry "$GEN" || bail "regfs-registry on the generated registry"
+building() { [ "$(curl -s -o /dev/null -w '%{http_code}' "$REGISTRY_URL/v2/_regfs/usage")" = 503 ]; }
+check "503 while the walk runs" building
+check "503 names it" bash -c "curl -s '$REGISTRY_URL/v2/_regfs/usage' | jq -e '.errors[0].detail.building == true'"
+push_image team00/app0000 fresh cfg1 base l1 >/dev/null; P1=$?
+push_image team00/app0029 fresh cfg2 base l2 >/dev/null; P2=$?
+DEL=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$REGISTRY_URL/v2/team00/app0001/manifests/latest")
+DIG=$(curl -sI -H 'Accept: application/vnd.oci.image.manifest.v1+json' "$REGISTRY_URL/v2/team00/app0028/manifests/sha-001" |
+  tr -d '\r' | sed -n 's/^[Dd]ocker-[Cc]ontent-[Dd]igest: //p')
+DELM=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$REGISTRY_URL/v2/team00/app0028/manifests/$DIG")
+LOC=$(curl -sS -o /dev/null -D - -X POST "$REGISTRY_URL/v2/team00/app0015/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
+case $LOC in http*) ;; *) LOC=$REGISTRY_URL$LOC ;; esac
+UP=$(curl -s -o /dev/null -w '%{http_code}' -X PATCH -H 'Content-Type: application/octet-stream' --data-binary @chunk "$LOC")
+building && log "the changes were made while the walk ran" || log "the walk ended before the changes were done"
+check_eq "two pushes, two deletions and an upload during the walk succeed" "0 0 202 202 202" "$P1 $P2 $DEL $DELM $UP"
+check "ready" wait_for 60 ready
+check_eq "after the walk, usage equals the independent computation" \
+  "$(python3 "$EXPECT" "$GEN" "$REGISTRY_URL" --upload-age 604800 | jq -S -c .)" "$(usage)"
+
 done_testing
