@@ -349,6 +349,29 @@ static void test_random(void **state)
 		}
 		check_world(m, &w);
 	}
+	/* the same state built at once, as the startup walk builds it */
+	struct usage_model *f = usage_model_new(false);
+	for (int b = 1; b <= NB; b++)
+		store(f, b, w.size[b]);
+	for (int k = 0; k < NM; k++) {
+		struct regfs_manifest *p = image(w.layers[k][0], w.layers[k] + 1, w.nl[k] - 1);
+		store(f, 100 + k, w.size[100 + k]);
+		assert_int_equal(usage_model_manifest(f, dg(100 + k), p), 0);
+		regfs_manifest_free(p);
+	}
+	for (int r = 0; r < NR; r++) {
+		struct strvec revs = {0}, tags = {0};
+		for (int k = 0; k < NM; k++)
+			if (w.rev[r][k])
+				assert_int_equal(strvec_push(&revs, dg(100 + k)), 0);
+		assert_int_equal(usage_model_repo_replace(f, names[r], &revs, &tags), 0);
+		/* and over what the incremental model holds: the same */
+		assert_int_equal(usage_model_repo_replace(m, names[r], &revs, &tags), 0);
+		strvec_clear(&revs);
+	}
+	check_world(f, &w);
+	check_world(m, &w);
+	usage_model_free(f);
 	usage_model_free(m);
 }
 
