@@ -434,12 +434,17 @@ static void release(struct usage_model *m, uint32_t ri, uint32_t id)
 	account(m, b, 1);
 }
 
-/* gc.c's mark_manifest: the manifest, what it references, its children. */
-static int mark(const struct usage_model *m, struct idset *into, uint32_t id, int depth)
+/* gc.c's mark_manifest: the manifest, what it references, its children.
+ * `visited`: the manifests already expanded (a digest marked first as a
+ * layer is still expanded when reached as a manifest, as in gc.c). */
+static int mark(const struct usage_model *m, struct idset *into, struct idset *visited,
+		uint32_t id, int depth)
 {
 	int rc = ids_add(into, id);
-	if (rc <= 0 || depth > MAX_DEPTH)
+	if (rc < 0 || ids_has(visited, id) || depth > MAX_DEPTH)
 		return rc < 0 ? rc : 0;
+	if (ids_add(visited, id) < 0)
+		return -ENOMEM;
 	const struct blob *b = &m->blobs[id];
 	if (b->mf < 0)
 		return 0; /* not parsed: gc skips what it cannot read */
@@ -447,7 +452,7 @@ static int mark(const struct usage_model *m, struct idset *into, uint32_t id, in
 	for (uint32_t i = 0; i < f->nrefs && rc >= 0; i++)
 		rc = ids_add(into, f->refs[i]);
 	for (uint32_t i = 0; i < f->nkids && rc >= 0; i++)
-		rc = mark(m, into, f->kids[i], depth + 1);
+		rc = mark(m, into, visited, f->kids[i], depth + 1);
 	return rc < 0 ? rc : 0;
 }
 
@@ -481,14 +486,15 @@ static int reached(const struct usage_model *m, const struct repo *r, struct ids
 /* The set of ids repository `r` references now. */
 static int compute_refs(const struct usage_model *m, const struct repo *r, struct idset *out)
 {
-	struct idset reach = {0};
+	struct idset reach = {0}, visited = {0};
 	int rc = m->delete_untagged ? reached(m, r, &reach) : 0;
 	for (uint32_t s = 0; s < r->revs.cap && rc == 0; s++) {
 		uint32_t id = r->revs.slot[s];
 		if (id < TOMB && (!m->delete_untagged || ids_has(&reach, id)))
-			rc = mark(m, out, id, 0);
+			rc = mark(m, out, &visited, id, 0);
 	}
 	ids_free(&reach);
+	ids_free(&visited);
 	return rc;
 }
 
@@ -759,11 +765,13 @@ int usage_model_would_be(const struct usage_model *m, const char *repo, const ch
 		rc = add_known(m, &set, p->config.digest);
 	for (size_t i = 0; rc == 0 && i < p->n_layers; i++)
 		rc = add_known(m, &set, p->layers[i].digest);
+	struct idset visited = {0};
 	for (size_t i = 0; rc == 0 && i < p->n_manifests; i++) {
 		uint32_t id = blob_find(m, p->manifests[i].digest);
 		if (id != NONE)
-			rc = mark(m, &set, id, 1);
+			rc = mark(m, &set, &visited, id, 1);
 	}
+	ids_free(&visited);
 	if (rc == 0) {
 		uint64_t bytes = add;
 		new_bytes(m, r, &set, &bytes, &add);

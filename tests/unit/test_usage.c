@@ -218,6 +218,19 @@ static void test_size_change_and_unknown(void **state)
 	usage_model_free(m);
 }
 
+/* A manifest that is also another manifest's layer (an artifact pointing at
+ * an image) is still expanded as a revision: gc.c keeps what it references. */
+static void test_manifest_as_layer(void **state)
+{
+	(void)state;
+	struct usage_model *m = two_repos(false);
+	push(m, "c", "art", 14, 30, image(4, (int[]){10}, 1));
+	assert_int_equal(usage_model_revision_add(m, "c", dg(10)), 0);
+	/* 14, 4, and 10 with 1, 2, 3 */
+	expect_repo(m, "c", 1, 2, 30 + 5 + 360, 5 + 30);
+	usage_model_free(m);
+}
+
 /* The quota projection: shared blobs do not count, new ones do. */
 static void test_would_be(void **state)
 {
@@ -384,6 +397,7 @@ int main(void)
 		cmocka_unit_test(test_index_and_referrers),
 		cmocka_unit_test(test_size_change_and_unknown),
 		cmocka_unit_test(test_would_be),
+		cmocka_unit_test(test_manifest_as_layer),
 		cmocka_unit_test(test_quota_for),
 		cmocka_unit_test(test_random),
 	};

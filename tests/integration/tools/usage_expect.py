@@ -56,19 +56,21 @@ def main():
             ("application/vnd.oci.image.manifest.v1+json",) + INDEX_TYPES)})
         return urllib.request.urlopen(req, timeout=30)
 
-    def mark(d, out, depth):
-        if d in out:
-            return
+    def mark(d, out, depth, expanded):
+        # a digest marked as a layer is still expanded when reached as a manifest
         out.add(d)
+        if d in expanded or depth > 16:
+            return
+        expanded.add(d)
         m = manifest(d)
-        if m is None or depth > 16:
+        if m is None:
             return
         if isinstance(m.get("config"), dict):
             out.add(m["config"]["digest"])
         for layer in m.get("layers") or []:
             out.add(layer["digest"])
         for child in m.get("manifests") or []:
-            mark(child["digest"], out, depth + 1)
+            mark(child["digest"], out, depth + 1, expanded)
 
     def reached(revs, tag_targets):
         out = set(tag_targets)
@@ -101,9 +103,9 @@ def main():
         targets = [api(f"/v2/{name}/manifests/{t}", "HEAD").headers["Docker-Content-Digest"]
                    for t in tags]
         roots = [d for d in revs if d in reached(revs, targets)] if delete_untagged else revs
-        out = set()
+        out, expanded = set(), set()
         for d in roots:
-            mark(d, out, 0)
+            mark(d, out, 0, expanded)
         refs[name], ntags[name], nrevs[name] = out, len(tags), len(revs)
 
     holders = {}
