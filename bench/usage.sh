@@ -9,7 +9,7 @@
 # Usage: bench/usage.sh [--repos N] [--tags N] [--reqs N]   (defaults 1000, 10, 200)
 # Environment: REGFS_BUILD (default ./build; use a release build).
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 # shellcheck source=../tests/integration/lib.sh
 . tests/integration/lib.sh
 REPOS=1000; TAGS=10; REQS=200

@@ -175,7 +175,7 @@ DELM=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$REGISTRY_URL/v2/team00
 LOC=$(curl -sS -o /dev/null -D - -X POST "$REGISTRY_URL/v2/team00/app0015/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
 case $LOC in http*) ;; *) LOC=$REGISTRY_URL$LOC ;; esac
 UP=$(curl -s -o /dev/null -w '%{http_code}' -X PATCH -H 'Content-Type: application/octet-stream' --data-binary @chunk "$LOC")
-building && log "the changes were made while the walk ran" || log "the walk ended before the changes were done"
+if building; then log "the changes were made while the walk ran"; else log "the walk ended before the changes were done"; fi
 check_eq "two pushes, two deletions and an upload during the walk succeed" "0 0 202 202 202" "$P1 $P2 $DEL $DELM $UP"
 check "ready" wait_for 60 ready
 check_eq "after the walk, usage equals the independent computation" \
