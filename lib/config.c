@@ -36,6 +36,7 @@ enum kind {
 	K_STR, K_LIST, K_BOOL, K_DUR, K_INT, K_SIZE, K_LEVEL, K_FORMATTER, /* scalars */
 	K_HEADERS,   /* http.headers: name -> [values] */
 	K_ENDPOINTS, /* notifications.endpoints: a list of sections (config_notify.c) */
+	K_QUOTAS,    /* regfs.quota: a list of sections (config_quota.c) */
 	K_FIELDS,    /* log.fields: name -> value */
 	K_CHECKS,    /* health.file/http/tcp: a list of checks */
 	K_CLIENTCAS, /* http.tls.clientcas: a list of files (config_tls.c) */
@@ -112,6 +113,9 @@ static const struct key keys[] = {
 	{"regfs.limits.requesttimeout", K_DUR, F(limits.requesttimeout_s), NULL},
 	{"regfs.limits.idletimeout", K_DUR, F(limits.idletimeout_s), NULL},
 	{"regfs.limits.largereads", K_INT, F(limits.largereads), NULL},
+	{"regfs.usage", K_MAP, 0, NULL},
+	{"regfs.usage.maxseries", K_INT, F(usage.maxseries), NULL},
+	{"regfs.quota", K_QUOTAS, 0, NULL},
 
 	{"http.addr", K_STR, F(http_addr), NULL},
 	{"http.host", K_STR, F(http_host), NULL},
@@ -662,6 +666,8 @@ static int walk_pair(struct ctx *c, const char *path, const char *prefix, yaml_n
 		return walk_headers(c, v);
 	case K_ENDPOINTS:
 		return config_endpoints_parse(c->doc, v, c->source, c->cfg, c->err);
+	case K_QUOTAS:
+		return config_quotas_parse(c->doc, v, c->source, c->cfg, c->err);
 	case K_FIELDS:
 		return walk_fields(c, v);
 	case K_CHECKS:
@@ -874,6 +880,7 @@ void regfs_config_defaults(struct regfs_config *cfg, const char *default_rootdir
 	cfg->limits.requesttimeout_s = 30;
 	cfg->limits.idletimeout_s = 120;
 	cfg->limits.largereads = 64;
+	cfg->usage.maxseries = 500;
 	cfg->http_addr = strdup(default_rootdir ? "127.0.0.1:5000" : ":5000");
 	cfg->health_storage.interval_s = 10;
 	cfg->health_storage.threshold = 1;
@@ -963,6 +970,9 @@ void regfs_config_free(struct regfs_config *cfg)
 	for (int i = 0; i < cfg->n_endpoints; i++)
 		regfs_notify_endpoint_free(&cfg->endpoints[i]);
 	free(cfg->endpoints);
+	for (int i = 0; i < cfg->n_quotas; i++)
+		free(cfg->quotas[i].repository);
+	free(cfg->quotas);
 	for (int i = 0; i < 2 * cfg->n_log_fields; i++)
 		free(cfg->log_fields[i]);
 	free(cfg->log_fields);

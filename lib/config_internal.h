@@ -28,4 +28,10 @@ int config_tls_check(const char *source, struct regfs_config *cfg, struct regfs_
 int config_access_parse(yaml_document_t *doc, yaml_node_t *node, const char *source,
 			bool admins, struct regfs_config *cfg, struct regfs_err *err);
 
+/* regfs.quota: appends one struct regfs_quota per list item to cfg->quotas.
+ * -EINVAL (err names the item, key and line) or -ENOMEM; what was appended
+ * stays for regfs_config_free. */
+int config_quotas_parse(yaml_document_t *doc, yaml_node_t *node, const char *source,
+			struct regfs_config *cfg, struct regfs_err *err);
+
 #endif

@@ -37,6 +37,17 @@ static void note(char *list, size_t cap, bool changed, const char *name)
 	snprintf(list + n, cap - n, "%s%s", n ? ", " : "", name);
 }
 
+static bool quotas_differ(const struct regfs_config *o, const struct regfs_config *n)
+{
+	if (o->n_quotas != n->n_quotas || o->usage.maxseries != n->usage.maxseries)
+		return true;
+	for (int i = 0; i < o->n_quotas; i++)
+		if (str_differs(o->quotas[i].repository, n->quotas[i].repository) ||
+		    o->quotas[i].bytes != n->quotas[i].bytes || o->quotas[i].tags != n->quotas[i].tags)
+			return true;
+	return false;
+}
+
 /* The keys a running server cannot take over: each changed one is named. */
 static void restart_only(const struct regfs_config *o, const struct regfs_config *n,
 			 char *list, size_t cap)
@@ -71,6 +82,7 @@ static void restart_only(const struct regfs_config *o, const struct regfs_config
 			       o->health_storage.interval_s != n->health_storage.interval_s ||
 			       o->health_storage.threshold != n->health_storage.threshold,
 	     "health.storagedriver");
+	note(list, cap, quotas_differ(o, n), "regfs.quota/regfs.usage");
 }
 
 /* Applies the keys that are safe to change while serving; names them. */

@@ -16,10 +16,12 @@
 #include "limits.h"
 #include "manifest_bytes.h"
 #include "notify.h"
+#include "quota.h"
 #include "registry.h"
 #include "repo.h"
 #include "request.h"
 #include "respond.h"
+#include "usage.h"
 
 #include <regfs/layout.h>
 #include <regfs/log.h>
@@ -251,6 +253,20 @@ static enum MHD_Result put_manifest_done(struct registry *r, struct request *q, 
 	if (regfs_manifest_parse(jb_ptr(&q->body), jb_len(&q->body), ct, &m, &e) != 0)
 		return respond_errorf(r, q, 400, "MANIFEST_INVALID", "manifest invalid: %s", regfs_err_str(&e));
 	enum MHD_Result ret;
+	const char *tag = kind == REF_TAG ? q->rt.ref : NULL;
+	/* quota: from the check to the push recorded in the accounting (quota.h) */
+	struct quota_hold hold;
+	char qmsg[512];
+	int qrc = quota_admit(r, q->rt.name, tag, digest, jb_len(&q->body), m, &hold, qmsg,
+			      sizeof qmsg);
+	if (qrc) {
+		regfs_manifest_free(m);
+		if (qrc == -EDQUOT)
+			return respond_error(r, q, 403, "DENIED", qmsg, NULL);
+		return respond_errorf(r, q, 503, "UNAVAILABLE", "%s has a quota and the storage "
+				      "accounting that checks it is %s; retry shortly", q->rt.name,
+				      qrc == -EAGAIN ? "still being built" : "out of memory");
+	}
 	/* online GC: from the first check to the last link written (gc.c) */
 	gc_writer_begin(r);
 	bool writer = true;
@@ -275,13 +291,15 @@ static enum MHD_Result put_manifest_done(struct registry *r, struct request *q, 
 			goto out;
 		}
 	}
-	if (store_manifest(r, q->rt.name, kind == REF_TAG ? q->rt.ref : NULL, digest, jb_ptr(&q->body),
-			   jb_len(&q->body), &e) != 0) {
+	if (store_manifest(r, q->rt.name, tag, digest, jb_ptr(&q->body), jb_len(&q->body),
+			   &e) != 0) {
 		ret = respond_storage_error(r, q, &e);
 		goto out;
 	}
 	gc_writer_end(r);
 	writer = false;
+	usage_manifest_pushed(r, q->rt.name, tag, digest, jb_len(&q->body), m);
+	quota_release(&hold);
 	layerindex_enqueue(r, m, digest);
 	struct MHD_Response *resp = response_empty();
 	if (resp) {
@@ -300,6 +318,7 @@ static enum MHD_Result put_manifest_done(struct registry *r, struct request *q, 
 out:
 	if (writer)
 		gc_writer_end(r);
+	quota_release(&hold);
 	regfs_manifest_free(m);
 	return ret;
 }
@@ -373,6 +392,7 @@ static enum MHD_Result delete_manifest(struct registry *r, struct request *q, en
 		free(tagdir);
 		free(cur);
 		if (rc == 0) {
+			usage_tag_deleted(r, q->rt.name, q->rt.ref);
 			log_info("tag %s:%s deleted", q->rt.name, q->rt.ref);
 			notify_emit(r, q, &(struct notify_target){"delete", .tag = q->rt.ref});
 		}
@@ -401,6 +421,7 @@ static enum MHD_Result delete_manifest(struct registry *r, struct request *q, en
 		free(cur);
 	}
 	strvec_clear(&tags);
+	usage_manifest_deleted(r, q->rt.name, q->rt.ref);
 	log_info("manifest %s deleted from %s", q->rt.ref, q->rt.name);
 	notify_emit(r, q, &(struct notify_target){"delete", .digest = q->rt.ref});
 	return respond_body(r, q, 202, NULL, "", 0);

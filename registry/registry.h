@@ -26,6 +26,7 @@ struct check_state;
 struct layerindex;
 struct tls;
 struct auth;
+struct usage;
 
 struct registry {
 	struct regfs_config *cfg;       /* borrowed */
@@ -37,6 +38,7 @@ struct registry {
 	struct layerindex *li;          /* push-time layer indexes; NULL when off (layerindex.h) */
 	struct tls *tls;                /* http.tls, borrowed; NULL: plain HTTP (tls.h) */
 	struct auth *auth;              /* auth.<scheme>; NULL: everyone allowed (auth.h) */
+	struct usage *usage;            /* storage accounting (usage.h); NULL: off (offline commands) */
 
 	/* health.storagedriver: written by the health thread, read by GET /v2/. */
 	atomic_int storage_down;        /* 1 after `threshold` consecutive failures */

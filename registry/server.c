@@ -26,6 +26,7 @@
 #include "sdnotify.h"
 #include "tls.h"
 #include "uploads.h"
+#include "usage.h"
 
 #include <regfs/dynbuf.h>
 #include <regfs/log.h>
@@ -69,8 +70,8 @@ enum MHD_Result h_base(struct registry *r, struct request *q)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
 		MHD_add_response_header(resp, "X-Regfs-Extensions",
 					layerindex_enabled(r)
-						? "bulk-tags,repo-manifests,bulk-manifests,layer-index"
-						: "bulk-tags,repo-manifests,bulk-manifests");
+						? "bulk-tags,repo-manifests,bulk-manifests,usage,layer-index"
+						: "bulk-tags,repo-manifests,bulk-manifests,usage");
 	}
 	return respond(r, q, 200, resp, head ? 0 : 2);
 }
@@ -403,6 +404,7 @@ void registry_close(struct registry *r)
 {
 	notify_close(r);
 	auth_close(r->auth);
+	usage_free(r);
 	manifest_bytes_free(r->mb);
 	upcache_free(r->uc);
 	headcache_free(r->hc);

@@ -33,6 +33,7 @@
 #include "repo.h"
 #include "request.h"
 #include "respond.h"
+#include "usage.h"
 
 #include <regfs/layout.h>
 #include <regfs/names.h>
@@ -299,6 +300,8 @@ static int session_create(struct registry *r, const char *name, char uuid[40],
 	rfc3339((int64_t)time(NULL), ts);
 	int rc = regfs_storage_put(r->st, p, ts, strlen(ts), err);
 	free(p);
+	if (rc == 0)
+		usage_upload_progress(r, name, uuid, 0);
 	return rc;
 }
 
@@ -535,6 +538,7 @@ static enum MHD_Result op_finish(struct registry *r, struct request *q)
 		if (updir)
 			regfs_storage_del(r->st, updir, NULL);
 		free(updir);
+		usage_upload_ended(r, q->rt.name, op->uuid, NULL, 0);
 		char detail[2 * REGFS_DIGEST_MAX + 48];
 		snprintf(detail, sizeof detail, "{\"expected\":\"%s\",\"actual\":\"%s\"}", op->digest, got);
 		char msg[3 * REGFS_DIGEST_MAX];
@@ -547,6 +551,7 @@ static enum MHD_Result op_finish(struct registry *r, struct request *q)
 	rc = publish_and_link(r, q->rt.name, op, got, &e);
 	if (updir)
 		regfs_storage_del(r->st, updir, NULL);
+	usage_upload_ended(r, q->rt.name, op->uuid, rc == 0 ? got : NULL, op->size);
 	free(updir);
 	if (rc == -ENOENT) /* cancelled while it was being finished */
 		return upload_unknown(r, q);
@@ -607,6 +612,7 @@ static enum MHD_Result op_body(struct registry *r, struct request *q)
 		}
 		uc_give(r->uc, op->uuid, op->alg, op->h, op->size);
 		op->h = NULL;
+		usage_upload_progress(r, q->rt.name, op->uuid, op->size);
 		return upload_progress(r, q, 202, op->uuid, op->size);
 	}
 	return op_finish(r, q);
@@ -653,6 +659,7 @@ enum MHD_Result h_upload_start(struct registry *r, struct request *q)
 			if (rc)
 				return respond_storage_error(r, q, &e);
 			log_debug("blob %s mounted from %s into %s", mount, from, q->rt.name);
+			usage_repo_seen(r, q->rt.name);
 			notify_emit(r, q, &(struct notify_target){"mount", "application/octet-stream",
 				    mount, st.size, NULL, true});
 			q->up = op_new(r, OP_MOUNTED);
@@ -763,6 +770,8 @@ static enum MHD_Result upload_cancel(struct registry *r, struct request *q)
 	char *d = regfs_layout_upload_dir(q->rt.name, q->rt.ref);
 	int rc = d ? regfs_storage_del(r->st, d, &e) : -ENOMEM;
 	free(d);
+	if (rc == 0)
+		usage_upload_ended(r, q->rt.name, q->rt.ref, NULL, 0);
 	return respond_removed(r, q, rc, &e, 204, upload_unknown);
 }
 

@@ -50,6 +50,15 @@ struct regfs_notify_endpoint {
 	bool disabled;
 };
 
+/* regfs.quota[]: a limit on the repositories whose name matches `repository`
+ * (an fnmatch glob where '*' also crosses '/'; the longest matching glob
+ * wins). 0: no limit of that kind. registry/quota.c enforces them. */
+struct regfs_quota {
+	char *repository;
+	uint64_t bytes;                /* exclusive bytes (docs/config.md) */
+	uint64_t tags;
+};
+
 enum regfs_check_kind { REGFS_CHECK_FILE, REGFS_CHECK_HTTP, REGFS_CHECK_TCP };
 
 /* health.file / health.http / health.tcp: one check, as registry:2. */
@@ -176,6 +185,11 @@ struct regfs_config {
 	struct regfs_health_check *checks; int n_checks; /* health.file/http/tcp */
 
 	struct regfs_notify_endpoint *endpoints; int n_endpoints; /* notifications.endpoints */
+	/* regfs extension: storage accounting and quotas (docs/config.md) */
+	struct {
+		int maxseries;         /* regfs_storage_bytes repositories; default 500 */
+	} usage;
+	struct regfs_quota *quotas; int n_quotas;                  /* regfs.quota */
 
 	/* auth.token (registry/auth_token.c): realm NULL when not configured */
 	struct {

@@ -492,6 +492,38 @@ static void test_notifications(void **state)
 	    "      headers: [a]\n", "endpoints[0].headers", "map");
 }
 
+/* regfs.usage and regfs.quota (config_quota.c) */
+static void test_usage_quota(void **state)
+{
+	(void)state;
+	struct regfs_config c;
+	parse_ok("", &c);
+	assert_int_equal(c.usage.maxseries, 500);
+	assert_int_equal(c.n_quotas, 0);
+	regfs_config_free(&c);
+	parse_ok("regfs:\n  usage:\n    maxseries: 7\n  quota:\n"
+		 "    - repository: \"team/*\"\n      bytes: 10GiB\n      tags: 100\n"
+		 "    - repository: solo\n      bytes: 1000\n      color: red\n", &c);
+	assert_int_equal(c.usage.maxseries, 7);
+	assert_int_equal(c.n_quotas, 2);
+	assert_string_equal(c.quotas[0].repository, "team/*");
+	assert_true(c.quotas[0].bytes == 10ull << 30);
+	assert_int_equal(c.quotas[0].tags, 100);
+	assert_string_equal(c.quotas[1].repository, "solo");
+	assert_int_equal(c.quotas[1].bytes, 1000);
+	assert_int_equal(c.quotas[1].tags, 0);
+	assert_int_equal(c.warnings, 1); /* color */
+	regfs_config_free(&c);
+	bad("regfs:\n  quota:\n    - bytes: 5\n", "regfs.quota[0].repository", "required");
+	bad("regfs:\n  quota:\n    - repository: a\n", "regfs.quota[0]", "bytes, tags");
+	bad("regfs:\n  quota:\n    - repository: a\n      bytes: lots\n",
+	    "line 4: regfs.quota[0].bytes", "size");
+	bad("regfs:\n  quota:\n    - repository: a\n      tags: -1\n", "regfs.quota[0].tags",
+	    "integer");
+	bad("regfs:\n  quota:\n    repository: a\n", "regfs.quota", "list");
+	bad("regfs:\n  usage:\n    maxseries: many\n", "regfs.usage.maxseries", NULL);
+}
+
 static void test_two_drivers(void **state)
 {
 	(void)state;
@@ -682,6 +714,7 @@ int main(void)
 		cmocka_unit_test_setup(test_notifications, clear_env),
 		cmocka_unit_test_setup(test_layerindex, clear_env),
 		cmocka_unit_test_setup(test_limits, clear_env),
+		cmocka_unit_test_setup(test_usage_quota, clear_env),
 		cmocka_unit_test_setup(test_two_drivers, clear_env),
 		cmocka_unit_test_setup(test_unknown_keys, clear_env),
 		cmocka_unit_test_setup(test_env, clear_env),

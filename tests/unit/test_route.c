@@ -31,6 +31,7 @@ static const struct path_case paths[] = {
 	/* bulk-manifests is not the repo-manifests route of a repository "" */
 	{"/v2/_regfs/manifests", R_BULK_MANIFESTS, NULL, NULL, -1},
 	{"/v2/_regfs/manifests/", R_BULK_MANIFESTS, NULL, NULL, -1},
+	{"/v2/_regfs/usage", R_USAGE, NULL, NULL, -1},
 	{"/v2//_regfs/manifests", R_REPO_MANIFESTS, NULL, NULL, 0},
 	{"/v2/x/_regfs/manifests", R_REPO_MANIFESTS, "x", NULL, -1},
 	/* layer indexes: the name is what precedes "/_regfs/layerindex/" */
@@ -140,6 +141,7 @@ static const struct {
 	{R_REPO_MANIFESTS, "PP-----"},
 	{R_BULK_MANIFESTS, "CC-----"},
 	{R_LAYER_INDEX,    "PP-----"},
+	{R_USAGE,          "CC-----"},
 };
 
 static void test_access(void **state)
