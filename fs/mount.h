@@ -51,7 +51,8 @@
 struct mount_opts {
 	char *url, *mountpoint;
 	char *user, *pass;
-	char *ca_cert;
+	char *ca_cert, *client_cert, *client_key; /* TLS: --ca-cert, mTLS */
+	char *password_file; /* --password-file: the password's first line; "-" = stdin */
 	bool insecure;
 	bool foreground, debug, ro;
 	double ttl;
