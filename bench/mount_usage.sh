@@ -16,6 +16,7 @@ BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 . "$BENCH_DIR/../tests/integration/lib.sh"
 need_regfs_mount
 need_bin jq curl
+# shellcheck disable=SC2034 # read by lib.sh (write_registry_config)
 REGISTRY_LOG_LEVEL=error
 REPOS=${1:-1000} TAGS=${2:-10} KINDS=${KINDS:-regfs}
 
