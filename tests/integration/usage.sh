@@ -11,6 +11,7 @@
 # and a garbage collection, `du -s -B1` of the mount dropped by exactly the prediction and,
 # where the registry offers the usage extension, its garbage figure (in .regfs/usage) is 0.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/cleanup_lib.sh"   # check_daemon_logs
 need_regfs_mount
 need_bin getfattr jq python3
 
