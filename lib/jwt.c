@@ -2,6 +2,8 @@
  * and the claims of a registry bearer token (jwt.h is the manual). */
 #include "jwt_internal.h"
 
+#include <regfs/base64.h>
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,45 +28,6 @@ static int refuse(char *why, size_t wl, int code, const char *fmt, ...)
 	}
 	ERR_clear_error();
 	return code;
-}
-
-static int b64_val(unsigned char c, bool url)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == (url ? '-' : '+'))
-		return 62;
-	if (c == (url ? '_' : '/'))
-		return 63;
-	return -1;
-}
-
-ssize_t jwt_b64dec(const char *s, size_t n, unsigned char *out, bool url)
-{
-	if (!url)
-		while (n && s[n - 1] == '=')
-			n--;
-	if (n % 4 == 1)
-		return -1;
-	size_t o = 0;
-	unsigned acc = 0;
-	int bits = 0;
-	for (size_t i = 0; i < n; i++) {
-		int v = b64_val((unsigned char)s[i], url);
-		if (v < 0)
-			return -1;
-		acc = (acc << 6 | (unsigned)v) & 0xffffff;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (unsigned char)(acc >> bits);
-		}
-	}
-	return (ssize_t)o;
 }
 
 /* JSON nesting depth of s, counting only brackets outside strings; jansson
@@ -94,12 +57,12 @@ static int json_depth_ok(const unsigned char *s, size_t n)
 /* One base64url part of the token → a JSON object. */
 static json_t *part_json(const char *s, size_t n, const char *what, char *why, size_t wl)
 {
-	unsigned char *buf = malloc(n / 4 * 3 + 3);
+	unsigned char *buf = malloc(regfs_base64_max(n));
 	if (!buf) {
 		refuse(why, wl, -ENOMEM, "out of memory");
 		return NULL;
 	}
-	ssize_t d = jwt_b64dec(s, n, buf, true);
+	ssize_t d = regfs_base64_decode(s, n, true, buf, regfs_base64_max(n));
 	json_t *j = NULL;
 	if (d < 0) {
 		refuse(why, wl, -EINVAL, "the token %s is not base64url", what);
@@ -156,8 +119,8 @@ static EVP_PKEY *x5c_key(const struct jwt_keys *k, const json_t *x5c, time_t now
 	for (size_t i = 0; chain && i < n; i++) {
 		const char *s = json_string_value(json_array_get(x5c, i));
 		size_t sl = s ? strlen(s) : 0;
-		unsigned char *der = sl ? malloc(sl / 4 * 3 + 3) : NULL;
-		ssize_t dl = der ? jwt_b64dec(s, sl, der, false) : -1;
+		unsigned char *der = sl ? malloc(regfs_base64_max(sl)) : NULL;
+		ssize_t dl = der ? regfs_base64_decode(s, sl, false, der, regfs_base64_max(sl)) : -1;
 		const unsigned char *p = der;
 		X509 *x = dl > 0 ? d2i_X509(NULL, &p, (long)dl) : NULL;
 		free(der);
@@ -391,8 +354,9 @@ static int verify_parts(const char *tok, size_t len, const size_t dot[2], const 
 	if (!pk)
 		return -EACCES;
 	size_t sl = len - dot[1] - 1;
-	unsigned char *sig = malloc(sl / 4 * 3 + 3);
-	ssize_t dl = sig ? jwt_b64dec(tok + dot[1] + 1, sl, sig, true) : -1;
+	unsigned char *sig = malloc(regfs_base64_max(sl));
+	ssize_t dl = sig ? regfs_base64_decode(tok + dot[1] + 1, sl, true, sig, regfs_base64_max(sl))
+		   : -1;
 	if (dl <= 0)
 		rc = refuse(why, wl, sig ? -EINVAL : -ENOMEM, "the token signature is %s",
 			    sig ? "not base64url" : "too big for memory");

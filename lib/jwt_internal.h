@@ -21,11 +21,6 @@ struct jwt_keys {
 	size_t n, cap;
 };
 
-/* Decodes base64 (url: the base64url alphabet without padding, else the
- * standard one with optional padding) into out (at least 3*n/4+3 bytes).
- * Returns the decoded length or -1 on a character outside the alphabet. */
-ssize_t jwt_b64dec(const char *s, size_t n, unsigned char *out, bool url);
-
 /* A public key from a JWK object (RSA n/e, EC P-256 x/y, OKP Ed25519 x).
  * NULL with `why` filled when it is not one of those or malformed. */
 EVP_PKEY *jwt_jwk_pkey(const json_t *jwk, char *why, size_t whylen);

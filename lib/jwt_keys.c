@@ -2,6 +2,8 @@
  * PEM bundle, also the trust anchors of x5c chains) and JSON Web Keys. */
 #include "jwt_internal.h"
 
+#include <regfs/base64.h>
+
 #include <regfs/log.h>
 
 #include <errno.h>
@@ -224,9 +226,9 @@ static int jwk_bytes(const json_t *jwk, const char *name, unsigned char *out, si
 {
 	const char *s = json_string_value(json_object_get(jwk, name));
 	size_t n = s ? strlen(s) : 0;
-	if (!n || n / 4 * 3 + 3 > cap)
+	if (!n)
 		return -1;
-	ssize_t d = jwt_b64dec(s, n, out, true);
+	ssize_t d = regfs_base64_decode(s, n, true, out, cap);
 	return d > 0 ? (int)d : -1;
 }
 

@@ -5,49 +5,19 @@
 #include "auth.h"
 #include "htpasswd.h"
 
+#include <regfs/base64.h>
+
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
-static int b64val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 /* Standard base64 (padding optional) into out[cap-1] + NUL; length or -EINVAL. */
 static long b64_decode(const char *in, char *out, size_t cap)
 {
-	size_t n = 0, len = strlen(in);
-	while (len && in[len - 1] == '=')
-		len--;
-	if (len % 4 == 1)
+	ssize_t n = regfs_base64_decode(in, strlen(in), false, (unsigned char *)out, cap - 1);
+	if (n < 0)
 		return -EINVAL;
-	uint32_t acc = 0;
-	int bits = 0;
-	for (size_t i = 0; i < len; i++) {
-		int v = b64val((unsigned char)in[i]);
-		if (v < 0)
-			return -EINVAL;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (n + 1 >= cap)
-				return -EINVAL;
-			out[n++] = (char)((acc >> bits) & 0xff);
-		}
-	}
 	out[n] = '\0';
 	return (long)n;
 }

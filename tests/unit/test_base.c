@@ -8,6 +8,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <regfs/base64.h>
 #include <regfs/cmp.h>
 #include <regfs/fmt.h>
 #include <regfs/mem.h>
@@ -88,12 +90,40 @@ static void test_free_helpers(void **state)
 	regfs_free_secret(NULL);
 }
 
+/* RFC 4648 section 10's vectors, both alphabets, and what must be refused. */
+static void test_base64(void **state)
+{
+	(void)state;
+	static const char *const vec[][2] = {
+		{"", ""}, {"Zg==", "f"}, {"Zm8=", "fo"}, {"Zm9v", "foo"}, {"Zm9vYg==", "foob"},
+		{"Zm9vYmE=", "fooba"}, {"Zm9vYmFy", "foobar"},
+	};
+	unsigned char out[16];
+	for (size_t i = 0; i < sizeof vec / sizeof vec[0]; i++) {
+		ssize_t n = regfs_base64_decode(vec[i][0], strlen(vec[i][0]), false, out, sizeof out);
+		assert_int_equal(n, strlen(vec[i][1]));
+		assert_memory_equal(out, vec[i][1], (size_t)n);
+	}
+	/* 0xfb 0xff: "+/8" in the standard alphabet, "-_8" in base64url */
+	assert_int_equal(regfs_base64_decode("+/8", 3, false, out, sizeof out), 2);
+	assert_int_equal(out[0], 0xfb);
+	assert_int_equal(out[1], 0xff);
+	assert_int_equal(regfs_base64_decode("-_8", 3, true, out, sizeof out), 2);
+	assert_int_equal(out[0], 0xfb);
+	assert_int_equal(regfs_base64_decode("-_8", 3, false, out, sizeof out), -EINVAL);
+	assert_int_equal(regfs_base64_decode("+/8", 3, true, out, sizeof out), -EINVAL);
+	assert_int_equal(regfs_base64_decode("Zg==", 4, true, out, sizeof out), -EINVAL);
+	assert_int_equal(regfs_base64_decode("Zm9vY", 5, false, out, sizeof out), -EINVAL);
+	assert_int_equal(regfs_base64_decode("Zm9v", 4, false, out, 2), -ENOSPC);
+	assert_true(regfs_base64_max(8) >= 6);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_xasprintf),   cmocka_unit_test(test_cmp_str),
 		cmocka_unit_test(test_cmp_numbers), cmocka_unit_test(test_qsort_empty),
-		cmocka_unit_test(test_free_helpers),
+		cmocka_unit_test(test_free_helpers), cmocka_unit_test(test_base64),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
