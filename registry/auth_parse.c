@@ -1,7 +1,7 @@
 /* auth_parse.c — the parsers of what clients and files hand to
  * authentication: the Basic Authorization header (auth.h) and the htpasswd
  * line (htpasswd.h). Pure (no I/O, no allocation): the fuzz target
- * tests/fuzz/fuzz_authorization.c compiles this file alone. */
+ * tests/fuzz/fuzz_authorization.c compiles this file with lib/base/base64.c. */
 #include "auth.h"
 #include "htpasswd.h"
 
