@@ -215,145 +215,8 @@ static const struct key *find_key(const char *path)
 	return NULL;
 }
 
-/* ---- value parsers -------------------------------------------------------- */
-
-static int parse_bool(const char *s, bool *out)
-{
-	static const char *const yes[] = {"true", "yes", "on", "y"};
-	static const char *const no[] = {"false", "no", "off", "n"};
-	for (size_t i = 0; i < 4; i++) {
-		if (strcasecmp(s, yes[i]) == 0) { *out = true; return 0; }
-		if (strcasecmp(s, no[i]) == 0) { *out = false; return 0; }
-	}
-	return -EINVAL;
-}
-
-/* A duration in nanoseconds (see regfs_duration_parse). */
-static int duration_ns(const char *s, long double *out)
-{
-	if (!s || !*s)
-		return -EINVAL;
-	char *end;
-	/* bare integer: nanoseconds (a YAML int decoded into time.Duration) */
-	errno = 0;
-	long long ns = strtoll(s, &end, 10);
-	if (*end == '\0' && (s[0] >= '0' && s[0] <= '9')) {
-		if (errno || ns < 0)
-			return -EINVAL;
-		*out = (long double)ns;
-		return 0;
-	}
-	/* Go's time.ParseDuration: one or more <decimal><unit>, unit required. */
-	static const struct { const char *u; double ns; } units[] = {
-		{"ns", 1}, {"us", 1e3}, {"\xc2\xb5s", 1e3}, {"\xce\xbcs", 1e3}, {"ms", 1e6},
-		{"s", 1e9}, {"m", 60e9}, {"h", 3600e9},
-	};
-	const char *p = s;
-	if (*p == '+')
-		p++;
-	if (strcmp(p, "0") == 0) {
-		*out = 0;
-		return 0;
-	}
-	long double total = 0;
-	if (!*p)
-		return -EINVAL;
-	while (*p) {
-		const char *num = p;
-		while ((*p >= '0' && *p <= '9') || *p == '.')
-			p++;
-		if (p == num || (p - num == 1 && *num == '.'))
-			return -EINVAL;
-		char nbuf[64];
-		if ((size_t)(p - num) >= sizeof nbuf)
-			return -EINVAL;
-		memcpy(nbuf, num, (size_t)(p - num));
-		nbuf[p - num] = '\0';
-		if (strchr(nbuf, '.') != strrchr(nbuf, '.'))
-			return -EINVAL;
-		long double v = strtold(nbuf, NULL);
-		size_t best = 0;
-		double mult = 0;
-		for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-			size_t ul = strlen(units[i].u);
-			/* longest unit that matches ("ms" before "m") */
-			if (strncmp(p, units[i].u, ul) == 0 && ul > best) {
-				best = ul;
-				mult = units[i].ns;
-			}
-		}
-		if (!best)
-			return -EINVAL;
-		p += best;
-		total += v * mult;
-		if (total > 9.2e18L)
-			return -EINVAL;
-	}
-	*out = total;
-	return 0;
-}
-
-/* ns in whole units of `unit` ns, rounded up: 300ms is 1s, not 0. */
-static int64_t round_up(long double ns, long double unit)
-{
-	int64_t v = (int64_t)(ns / unit);
-	if ((long double)v * unit < ns)
-		v++;
-	return v;
-}
-
-int regfs_duration_parse(const char *s, int64_t *seconds)
-{
-	long double ns;
-	if (duration_ns(s, &ns))
-		return -EINVAL;
-	*seconds = round_up(ns, 1e9L);
-	return 0;
-}
-
-int regfs_duration_parse_ms(const char *s, int64_t *ms)
-{
-	long double ns;
-	if (duration_ns(s, &ns))
-		return -EINVAL;
-	*ms = round_up(ns, 1e6L);
-	return 0;
-}
-
-int regfs_size_parse(const char *s, uint64_t *bytes)
-{
-	if (!s || !(*s >= '0' && *s <= '9'))
-		return -EINVAL;
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno)
-		return -EINVAL;
-	while (*end == ' ')
-		end++;
-	static const struct { const char *u; uint64_t m; } units[] = {
-		{"", 1}, {"b", 1},
-		{"k", 1000}, {"kb", 1000}, {"kib", 1024},
-		{"m", 1000000}, {"mb", 1000000}, {"mib", MiB},
-		{"g", 1000000000}, {"gb", 1000000000}, {"gib", 1024 * MiB},
-	};
-	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-		if (strcasecmp(end, units[i].u) == 0) {
-			if (v > UINT64_MAX / units[i].m)
-				return -EINVAL;
-			*bytes = v * units[i].m;
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
-
 /* ---- applying one value --------------------------------------------------- */
 
-static bool is_null(const char *v, bool plain)
-{
-	return plain && (!*v || !strcmp(v, "~") || !strcasecmp(v, "null"));
-}
 
 /* Stores scalar `v` for key `k`. `loc` says where it came from
  * ("config.yml line 12" or "environment REGISTRY_HTTP_ADDR"). */
@@ -367,14 +230,14 @@ static int apply_scalar(struct ctx *c, const struct key *k, const char *v, bool 
 	case K_LIST: {
 		char **dst = (char **)(base + k->off);
 		char *nv = NULL;
-		if (!is_null(v, plain) && !(nv = strdup(v)))
+		if (!config_is_null(v, plain) && !(nv = strdup(v)))
 			return regfs_errf(c->err, -ENOMEM, "out of memory reading configuration");
 		free(*dst);
 		*dst = nv;
 		return 0;
 	}
 	case K_BOOL:
-		if (parse_bool(v, (bool *)(base + k->off)) == 0)
+		if (config_parse_bool(v, (bool *)(base + k->off)) == 0)
 			return 0;
 		want = "true or false";
 		break;
@@ -464,7 +327,7 @@ static int walk_headers(struct ctx *c, yaml_node_t *node)
 {
 	char loc[320];
 	snprintf(loc, sizeof loc, "%s line %d", c->source, line_of(node));
-	if (node->type == YAML_SCALAR_NODE && is_null((const char *)node->data.scalar.value,
+	if (node->type == YAML_SCALAR_NODE && config_is_null((const char *)node->data.scalar.value,
 						      node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE))
 		return 0;
 	if (node->type != YAML_MAPPING_NODE)
@@ -512,104 +375,6 @@ static int walk_fields(struct ctx *c, yaml_node_t *node)
 		cfg->n_log_fields++;
 		if (!nf[0] || !nf[1])
 			return oom(c);
-	}
-	return 0;
-}
-
-/* One key of one health check ("interval: 10s"). */
-static int check_key(struct ctx *c, struct regfs_health_check *h, const char *sec,
-		     const char *key, const char *v, int line)
-{
-	static const char *const target[] = {"file", "uri", "addr"};
-	char loc[320];
-	snprintf(loc, sizeof loc, "%s line %d: health.%s.%s", c->source, line, sec, key);
-	if (!strcmp(key, target[h->kind])) {
-		free(h->target);
-		return (h->target = strdup(v)) ? 0 : oom(c);
-	}
-	if (!strcmp(key, "interval") || (h->kind != REGFS_CHECK_FILE && !strcmp(key, "timeout"))) {
-		int64_t *d = key[0] == 'i' ? &h->interval_s : &h->timeout_s;
-		if (regfs_duration_parse(v, d) == 0 && *d > 0)
-			return 0;
-		return regfs_errf(c->err, -EINVAL, "%s: expected a duration like 10s, got \"%s\"", loc, v);
-	}
-	long n = 0;
-	char *end = NULL;
-	bool is_int = (n = strtol(v, &end, 10), *v && !*end);
-	if (h->kind != REGFS_CHECK_FILE && !strcmp(key, "threshold")) {
-		if (is_int && n >= 0 && n <= 1000000) {
-			h->threshold = (int)n;
-			return 0;
-		}
-		return regfs_errf(c->err, -EINVAL, "%s: expected a non-negative integer, got \"%s\"", loc, v);
-	}
-	if (h->kind == REGFS_CHECK_HTTP && !strcmp(key, "statuscode")) {
-		if (is_int && n >= 100 && n <= 599) {
-			h->statuscode = (unsigned)n;
-			return 0;
-		}
-		return regfs_errf(c->err, -EINVAL, "%s: expected an HTTP status (100-599), got \"%s\"", loc, v);
-	}
-	log_warn("%s: unknown key (ignored)", loc);
-	c->cfg->warnings++;
-	return 0;
-}
-
-/* One item of health.file/http/tcp: a map of its keys. */
-static int walk_check(struct ctx *c, yaml_node_t *item, enum regfs_check_kind kind,
-		      const char *sec)
-{
-	if (item->type != YAML_MAPPING_NODE)
-		return regfs_errf(c->err, -EINVAL, "%s line %d: health.%s: each check is a map "
-				  "(- %s: …)", c->source, line_of(item), sec,
-				  kind == REGFS_CHECK_FILE ? "file" : kind == REGFS_CHECK_HTTP ? "uri" : "addr");
-	struct regfs_config *cfg = c->cfg;
-	struct regfs_health_check *nc = realloc(cfg->checks, (size_t)(cfg->n_checks + 1) * sizeof *nc);
-	if (!nc)
-		return oom(c);
-	cfg->checks = nc;
-	struct regfs_health_check *h = &nc[cfg->n_checks++];
-	*h = (struct regfs_health_check){.kind = kind, .statuscode = 200, .timeout_s = 5,
-					 .interval_s = 10, .threshold = 1};
-	for (yaml_node_pair_t *p = item->data.mapping.pairs.start; p < item->data.mapping.pairs.top; p++) {
-		yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
-		yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
-		if (!k || !v || k->type != YAML_SCALAR_NODE)
-			return regfs_errf(c->err, -EINVAL, "%s line %d: health.%s: keys must be words",
-					  c->source, line_of(item), sec);
-		const char *key = (const char *)k->data.scalar.value;
-		if (v->type != YAML_SCALAR_NODE) { /* http headers: not sent */
-			log_warn("%s line %d: health.%s.%s: not supported (ignored)", c->source,
-				 line_of(k), sec, key);
-			c->cfg->warnings++;
-			continue;
-		}
-		int r = check_key(c, h, sec, key, (const char *)v->data.scalar.value, line_of(v));
-		if (r)
-			return r;
-	}
-	if (!h->target)
-		return regfs_errf(c->err, -EINVAL, "%s line %d: health.%s: a check needs its %s",
-				  c->source, line_of(item), sec,
-				  kind == REGFS_CHECK_FILE ? "file" : kind == REGFS_CHECK_HTTP ? "uri" : "addr");
-	return 0;
-}
-
-/* health.file / health.http / health.tcp: a list of checks. */
-static int walk_checks(struct ctx *c, yaml_node_t *node, const struct key *k)
-{
-	const char *sec = k->path + strlen("health.");
-	if (node->type == YAML_SCALAR_NODE && is_null((const char *)node->data.scalar.value,
-						      node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE))
-		return 0; /* "file:" with nothing under it */
-	if (node->type != YAML_SEQUENCE_NODE)
-		return regfs_errf(c->err, -EINVAL, "%s line %d: %s: expected a list of checks",
-				  c->source, line_of(node), k->path);
-	for (yaml_node_item_t *i = node->data.sequence.items.start; i < node->data.sequence.items.top; i++) {
-		yaml_node_t *it = yaml_document_get_node(c->doc, *i);
-		int r = it ? walk_check(c, it, (enum regfs_check_kind)k->off, sec) : 0;
-		if (r)
-			return r;
 	}
 	return 0;
 }
@@ -671,7 +436,8 @@ static int walk_pair(struct ctx *c, const char *path, const char *prefix, yaml_n
 	case K_FIELDS:
 		return walk_fields(c, v);
 	case K_CHECKS:
-		return walk_checks(c, v, k);
+		return config_checks_parse(c->doc, c->source, c->cfg, c->err, v,
+					   (enum regfs_check_kind)k->off, k->path);
 	case K_LIST:
 		if (v->type == YAML_SEQUENCE_NODE)
 			return walk_list(c, v, k, loc);
@@ -701,7 +467,7 @@ static int walk_pair(struct ctx *c, const char *path, const char *prefix, yaml_n
 static int walk_map(struct ctx *c, yaml_node_t *node, const char *prefix)
 {
 	if (node->type == YAML_SCALAR_NODE &&
-	    is_null((const char *)node->data.scalar.value, node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE))
+	    config_is_null((const char *)node->data.scalar.value, node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE))
 		return 0; /* "filesystem:" with nothing under it */
 	if (node->type != YAML_MAPPING_NODE)
 		return regfs_errf(c->err, -EINVAL, "%s line %d: %s: expected a section (key: value lines)",

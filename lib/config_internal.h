@@ -1,10 +1,26 @@
-/* config_internal.h — what config.c hands to the parsers of its list-valued
- * sections (config_notify.c). Not installed. */
+/* config_internal.h — what config.c shares with the parsers of its
+ * list-valued sections (config_notify.c, config_tls.c, config_access.c,
+ * config_quota.c) and the scalar forms (config_values.c). Not installed. */
 #ifndef REGFS_CONFIG_INTERNAL_H
 #define REGFS_CONFIG_INTERNAL_H
 
 #include <regfs/config.h>
 #include <yaml.h>
+
+/* A YAML null: an empty, "~" or "null" plain scalar (`plain`: its style is
+ * plain; a quoted "" is a string). */
+bool config_is_null(const char *v, bool plain);
+
+/* A YAML 1.1 boolean as go-yaml v2 reads it: true/yes/on/y, false/no/off/n
+ * (any case). 0 or -EINVAL. */
+int config_parse_bool(const char *s, bool *out);
+
+/* health.file / health.http / health.tcp (`path`, of `kind`): appends one
+ * struct regfs_health_check per list item to cfg->checks; an empty section
+ * is none. -EINVAL (err names the check, key and line) or -ENOMEM. */
+int config_checks_parse(yaml_document_t *doc, const char *source, struct regfs_config *cfg,
+			struct regfs_err *err, yaml_node_t *node, enum regfs_check_kind kind,
+			const char *path);
 
 /* notifications.endpoints: appends one struct regfs_notify_endpoint per list
  * item to cfg->endpoints. -EINVAL (err names the item, key and line) or

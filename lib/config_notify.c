@@ -160,11 +160,7 @@ static int scalar_key(struct ectx *c, const char *k, yaml_node_t *v,
 		return 0;
 	}
 	if (!strcmp(k, "disabled")) {
-		if (!strcasecmp(s, "true") || !strcasecmp(s, "yes") || !strcasecmp(s, "on"))
-			ep->disabled = true;
-		else if (!strcasecmp(s, "false") || !strcasecmp(s, "no") || !strcasecmp(s, "off"))
-			ep->disabled = false;
-		else
+		if (config_parse_bool(s, &ep->disabled))
 			return bad(c, v, k, "true or false");
 		return 0;
 	}
