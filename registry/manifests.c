@@ -231,6 +231,50 @@ static enum MHD_Result too_deep(struct registry *r, struct request *q, int maxd)
 			      "deeper than %d levels (regfs.limits.jsondepth)", maxd);
 }
 
+/* The first blob or child manifest `m` references that the repository does
+ * not hold: answered 400 MANIFEST_BLOB_UNKNOWN into *ret, true. False when
+ * every reference is there (foreign layers are not ours to hold). */
+static bool refuse_missing_refs(struct registry *r, struct request *q,
+				const struct regfs_manifest *m, enum MHD_Result *ret)
+{
+	const char *what = NULL, *missing = NULL;
+	if (m->has_config && !blob_present(r, q->rt.name, m->config.digest))
+		what = "config blob", missing = m->config.digest;
+	for (size_t i = 0; !what && i < m->n_layers; i++)
+		if (!is_foreign_layer(m->layers[i].media_type) &&
+		    !blob_present(r, q->rt.name, m->layers[i].digest))
+			what = "layer blob", missing = m->layers[i].digest;
+	for (size_t i = 0; !what && i < m->n_manifests; i++)
+		if (!revision_present(r, q->rt.name, m->manifests[i].digest))
+			what = "child manifest", missing = m->manifests[i].digest;
+	if (!what)
+		return false;
+	*ret = blob_unknown(r, q, "MANIFEST_BLOB_UNKNOWN", what, missing);
+	return true;
+}
+
+/* 201 for a stored manifest (Location, Docker-Content-Digest, OCI-Subject),
+ * and its push event. `tag` NULL: pushed by digest. */
+static enum MHD_Result respond_pushed(struct registry *r, struct request *q,
+				      const struct regfs_manifest *m, const char *digest,
+				      const char *tag)
+{
+	struct MHD_Response *resp = response_empty();
+	if (resp) {
+		char loc[ROUTE_NAME_MAX + REGFS_DIGEST_MAX + 32];
+		snprintf(loc, sizeof loc, "/v2/%s/manifests/%s", q->rt.name, digest);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, loc);
+		MHD_add_response_header(resp, "Docker-Content-Digest", digest);
+		if (m->has_subject)
+			MHD_add_response_header(resp, "OCI-Subject", m->subject.digest);
+	}
+	log_debug("manifest %s pushed to %s%s%s", digest, q->rt.name, tag ? ":" : "",
+		  tag ? tag : "");
+	notify_emit(r, q, &(struct notify_target){"push", m->media_type, digest, jb_len(&q->body),
+		    tag, false});
+	return respond(r, q, 201, resp, 0);
+}
+
 static enum MHD_Result put_manifest_done(struct registry *r, struct request *q, enum ref_kind kind)
 {
 	if (q->fail.status)
@@ -270,27 +314,8 @@ static enum MHD_Result put_manifest_done(struct registry *r, struct request *q, 
 	/* online GC: from the first check to the last link written (gc.c) */
 	gc_writer_begin(r);
 	bool writer = true;
-	if (m->has_config && !blob_present(r, q->rt.name, m->config.digest)) {
-		ret = blob_unknown(r, q, "MANIFEST_BLOB_UNKNOWN",
-				   "config blob", m->config.digest);
+	if (refuse_missing_refs(r, q, m, &ret))
 		goto out;
-	}
-	for (size_t i = 0; i < m->n_layers; i++) {
-		if (is_foreign_layer(m->layers[i].media_type))
-			continue;
-		if (!blob_present(r, q->rt.name, m->layers[i].digest)) {
-			ret = blob_unknown(r, q, "MANIFEST_BLOB_UNKNOWN",
-					   "layer blob", m->layers[i].digest);
-			goto out;
-		}
-	}
-	for (size_t i = 0; i < m->n_manifests; i++) {
-		if (!revision_present(r, q->rt.name, m->manifests[i].digest)) {
-			ret = blob_unknown(r, q, "MANIFEST_BLOB_UNKNOWN",
-					   "child manifest", m->manifests[i].digest);
-			goto out;
-		}
-	}
 	if (store_manifest(r, q->rt.name, tag, digest, jb_ptr(&q->body), jb_len(&q->body),
 			   &e) != 0) {
 		ret = respond_storage_error(r, q, &e);
@@ -301,20 +326,7 @@ static enum MHD_Result put_manifest_done(struct registry *r, struct request *q, 
 	usage_manifest_pushed(r, q->rt.name, tag, digest, jb_len(&q->body), m);
 	quota_release(&hold);
 	layerindex_enqueue(r, m, digest);
-	struct MHD_Response *resp = response_empty();
-	if (resp) {
-		char loc[ROUTE_NAME_MAX + REGFS_DIGEST_MAX + 32];
-		snprintf(loc, sizeof loc, "/v2/%s/manifests/%s", q->rt.name, digest);
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, loc);
-		MHD_add_response_header(resp, "Docker-Content-Digest", digest);
-		if (m->has_subject)
-			MHD_add_response_header(resp, "OCI-Subject", m->subject.digest);
-	}
-	log_debug("manifest %s pushed to %s%s%s", digest, q->rt.name, kind == REF_TAG ? ":" : "",
-		  kind == REF_TAG ? q->rt.ref : "");
-	notify_emit(r, q, &(struct notify_target){"push", m->media_type, digest, jb_len(&q->body),
-		    kind == REF_TAG ? q->rt.ref : NULL, false});
-	ret = respond(r, q, 201, resp, 0);
+	ret = respond_pushed(r, q, m, digest, tag);
 out:
 	if (writer)
 		gc_writer_end(r);
