@@ -1,9 +1,10 @@
 /* meta.c — .regfs/ (META) and its files (METAFILE): status, stats,
- * errors, usage and usage.txt, generated at every open and stat (stats.c,
- * util.c, usage_out.c). */
+ * errors, usage and usage.txt, generated at every open (stats.c, util.c,
+ * usage_out.c) and, but for the usage files, at every stat. */
 #include "tree.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -35,15 +36,26 @@ static int metafile_content(struct mnt *m, struct node *n, char **buf, size_t *l
 	return stats_json_text(m, buf, len);
 }
 
-/* Size of what a read would get now; read fresh every time (timeout 0). */
+/* usage and usage.txt come from the whole walk and the registry's usage
+ * extension: a stat (ls -l .regfs, du of the root) must not cost that. */
+static bool costly(const struct node *n)
+{
+	return strncmp(n->arg, "usage", 5) == 0;
+}
+
+/* Size of what a read would get now (0 for the costly files, as /proc
+ * does: reads are direct, so they get the whole content whatever the
+ * size); read fresh every time (timeout 0). */
 static int metafile_attr(struct mnt *m, struct node *n, struct stat *st, double *timeout)
 {
-	char *buf;
-	size_t len;
-	int rc = metafile_content(m, n, &buf, &len);
-	if (rc)
-		return rc;
-	free(buf);
+	size_t len = 0;
+	if (!costly(n)) {
+		char *buf;
+		int rc = metafile_content(m, n, &buf, &len);
+		if (rc)
+			return rc;
+		free(buf);
+	}
 	st->st_mode = S_IFREG | 0444;
 	st->st_nlink = 1;
 	st->st_size = (off_t)len;
