@@ -1,8 +1,8 @@
 /* manifests.c — the manifest cache: manifests by digest (content-addressed: never stale).
  *
  * Parsed manifests stay in memory for the life of the mount (they are small:
- * ~1 KB each, 10 MB for 10,000) because du, ls and every manifest directory
- * need them; their bytes are also written to the disk blob cache (blobs.c) so
+ * ~1 KB each packed by mpack.c, 10 MB for 10,000) because du, ls and every
+ * manifest directory need them; their bytes are also written to the disk blob cache (blobs.c) so
  * a remount does not fetch them again. Bytes are always verified against the
  * digest before they are believed, whether they come from the registry (the
  * client verifies) or from disk (verified here).
@@ -11,7 +11,7 @@
  * slot empty: the next reader fetches again.
  *
  * The cache's other files: times.c (image and tag times), exist.c (whether
- * index children still exist). */
+ * index children still exist), mpack.c (how a parsed manifest is kept). */
 #include "manifests_internal.h"
 
 #include <errno.h>
@@ -48,7 +48,7 @@ struct manifest_cache *manifest_cache_new(struct regfs_client *cl, const struct 
 static void slot_free(struct slot *s)
 {
 	free(s->e.data);
-	regfs_manifest_free(s->e.m);
+	free(s->e.m); /* packed: one block (mpack.c) */
 	free(s);
 }
 
@@ -106,15 +106,23 @@ const struct mentry *manifest_cache_peek(struct manifest_cache *mc, const char *
 	return e;
 }
 
-/* Parses bytes into slot fields (not yet published). Takes ownership of data. */
+/* Parses bytes into slot fields (not yet published), packed (mpack.c).
+ * Takes ownership of data. */
 static int fill(struct slot *s, char *data, size_t len, const char *ctype)
 {
 	struct regfs_err e = {0};
-	int rc = regfs_manifest_parse(data, len, ctype, &s->e.m, &e);
+	struct regfs_manifest *m = NULL;
+	int rc = regfs_manifest_parse(data, len, ctype, &m, &e);
 	if (rc) {
 		fs_warn("manifest %s: %s", s->e.digest, regfs_err_str(&e));
 		free(data);
 		return -EIO;
+	}
+	s->e.m = manifest_pack(m);
+	regfs_manifest_free(m);
+	if (!s->e.m) {
+		free(data);
+		return -ENOMEM;
 	}
 	s->e.data = data;
 	s->e.len = len;
