@@ -25,10 +25,23 @@
 #include <regfs/log.h>
 
 struct slot {
-	struct mentry e;
+	struct mentry e;       /* e.digest points at dig */
 	struct sflight sf;     /* valid: e is filled (never stale) */
 	struct slot *next;
+	char dig[];            /* exactly as long as the digest: a slot per manifest of the registry */
 };
+
+/* An empty slot for digest (not in any chain); NULL when out of memory. */
+static struct slot *slot_new(const char *digest)
+{
+	size_t n = strlen(digest) + 1;
+	struct slot *s = calloc(1, sizeof *s + n);
+	if (!s)
+		return NULL;
+	memcpy(s->dig, digest, n);
+	s->e.digest = s->dig;
+	return s;
+}
 
 struct manifest_cache *manifest_cache_new(struct regfs_client *cl, const struct mount_opts *o,
 					  struct fs_stats *st, struct blob_cache *bc)
@@ -88,9 +101,8 @@ static struct slot *slot_of(struct manifest_cache *mc, const char *digest)
 	struct slot *s = find(mc, digest);
 	if (s)
 		return s;
-	if (!(s = calloc(1, sizeof *s)))
+	if (!(s = slot_new(digest)))
 		return NULL;
-	snprintf(s->e.digest, sizeof s->e.digest, "%s", digest);
 	size_t b = regfs_fnv1a64_str(digest) % mc->nb;
 	s->next = mc->b[b];
 	mc->b[b] = s;
@@ -198,7 +210,7 @@ static int put(struct manifest_cache *mc, const char *digest, const char *data, 
 		return 0;
 	}
 	pthread_mutex_unlock(&mc->g.mu);
-	struct slot *ns = calloc(1, sizeof *ns);
+	struct slot *ns = slot_new(digest);
 	char *copy = malloc(len + 1);
 	if (!ns || !copy) {
 		free(ns);
@@ -207,7 +219,6 @@ static int put(struct manifest_cache *mc, const char *digest, const char *data, 
 	}
 	memcpy(copy, data, len);
 	copy[len] = 0;
-	snprintf(ns->e.digest, sizeof ns->e.digest, "%s", digest);
 	int rc = fill(ns, copy, len, ctype);
 	if (rc) {
 		free(ns);
