@@ -11,9 +11,11 @@
  * platform strings point into a process-wide intern table.
  *
  * The intern table only grows (its strings must outlive every packed
- * manifest that points at them) and is bounded by MPACK_INTERN_MAX: past it,
- * strings are copied into the block like annotations, so a registry with
- * unbounded distinct media types costs memory per manifest, not a crash. */
+ * manifest that points at them) and is bounded by MPACK_INTERN_MAX strings
+ * of at most MPACK_INTERN_LEN bytes (a media type is at most 127 by RFC
+ * 6838): past either, strings are copied into the block like annotations,
+ * so a registry with unbounded or huge distinct media types costs memory
+ * per manifest, which goes with the manifest, not for the process's life. */
 #include "manifests_internal.h"
 
 #include <pthread.h>
@@ -56,7 +58,7 @@ static size_t pack_str(const char *s, bool shared, char **dst, char **tail)
 			*dst = NULL;
 		return 0;
 	}
-	const char *in = shared ? intern(s) : NULL;
+	const char *in = shared && strlen(s) <= MPACK_INTERN_LEN ? intern(s) : NULL;
 	if (in) {
 		if (dst)
 			*dst = (char *)in; /* read-only for every user of a cached manifest */

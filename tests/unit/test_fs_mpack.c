@@ -1,7 +1,8 @@
 /* test_fs_mpack.c — how the mount's manifest cache keeps a parsed manifest
  * (fs/cache/mpack.c): packed into one block, every field equal to what
  * regfs_manifest_parse gave; media types shared between manifests; past the
- * intern table's bound, strings copied instead, still equal. Run under ASan
+ * intern table's bound, or longer than any media type, strings copied
+ * instead, still equal. Run under ASan
  * (CI) the single free() of a packed manifest also checks that nothing
  * points outside its block or leaks. */
 #include <stdarg.h>
@@ -144,12 +145,39 @@ static void test_past_intern_bound(void **state)
 	}
 }
 
+/* A media type longer than any real one is not kept for the process's
+ * life: each manifest has its own copy, freed with it. */
+static void test_long_not_interned(void **state)
+{
+	(void)state;
+	static char doc[2048], at[MPACK_INTERN_LEN + 40];
+	memset(at, 'x', sizeof at - 1);
+	at[sizeof at - 1] = 0;
+	memcpy(at, "application/", 12);
+	snprintf(doc, sizeof doc,
+		 "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+		 "\"artifactType\":\"%s\",\"config\":{\"mediaType\":\"application/vnd.oci.empty.v1+json\","
+		 "\"digest\":\"" D("a") "\",\"size\":2},\"layers\":[]}", at);
+	struct regfs_manifest *m = parse(doc);
+	struct regfs_manifest *a = manifest_pack(m), *b = manifest_pack(m);
+	regfs_manifest_free(m);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_string_equal(a->artifact_type, at);
+	assert_string_equal(b->artifact_type, at);
+	assert_ptr_not_equal(a->artifact_type, b->artifact_type);
+	assert_ptr_equal(a->media_type, b->media_type);
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fields_equal),
 		cmocka_unit_test(test_media_types_shared),
 		cmocka_unit_test(test_past_intern_bound),
+		cmocka_unit_test(test_long_not_interned),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
