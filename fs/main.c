@@ -184,6 +184,15 @@ static int url_normalize(const char *url, char **out)
 			"http:// or https://, e.g. https://%s)\n", url, (int)(sep - url), url, sep + 3);
 		return -1;
 	}
+	const char *auth = sep ? sep + 3 : url;
+	const char *at = strchr(auth, '@');
+	if (at && at < auth + strcspn(auth, "/")) {
+		/* user:pass@host would be in the mount table (fsname), ps and logs */
+		fprintf(stderr, "regfs: the registry URL has credentials in it (%.*s@…): give "
+			"them with --user USER and --password-file, not in the URL\n",
+			(int)strcspn(auth, ":@"), auth);
+		return -1;
+	}
 	int n = sep ? asprintf(out, "%s", url) : asprintf(out, "https://%s", url);
 	if (n < 0)
 		return -1;
@@ -208,12 +217,20 @@ static int args_check(int argc, char **argv, struct cli *c)
 	return 0;
 }
 
+/* The credentials the pre-mount check resolved: the serving client (made
+ * after the fork) takes them as they are, so a docker credential helper runs
+ * once and cannot answer differently the second time. */
+static struct regfs_creds resolved;
+static bool resolved_set;
+
 static int client_make(const struct mount_opts *o, struct regfs_client **out,
 		       struct regfs_err *e)
 {
 	struct regfs_client_opts co = {
 		.url = o->url, .user = o->user, .pass = o->pass,
+		.creds = resolved_set ? &resolved : NULL,
 		.ca_cert = o->ca_cert, .insecure = o->insecure,
+		.client_cert = o->client_cert, .client_key = o->client_key,
 		.timeout_s = o->timeout_s, .max_parallel = o->max_parallel,
 	};
 	return regfs_client_new(&co, out, e);
@@ -233,6 +250,7 @@ static int registry_check(struct mnt *m)
 		regfs_client_free(c);
 		return -1;
 	}
+	resolved_set = regfs_client_creds(c, &resolved) == 0;
 	/* Whatever the registry advertises, named as it names them. */
 	char *exts = regfs_client_extensions(c);
 	regfs_client_free(c);
@@ -370,6 +388,7 @@ static void teardown(struct mnt *m, struct cli *c)
 	free(m->registry_version);
 	c->o = m->o; /* the strings main moved into the mount */
 	cli_free(c);
+	regfs_creds_free(&resolved);
 }
 
 int main(int argc, char **argv)
@@ -380,6 +399,10 @@ int main(int argc, char **argv)
 	 * malloc arena; a few shared ones keep the RSS down. */
 	mallopt(M_ARENA_MAX, 2);
 	if (args_check(argc, argv, &c))
+		return 1;
+	/* before anything can fail or wait: out of ps at once */
+	argv_hide_password(argc, argv, c.o.pass);
+	if (cli_password(&c))
 		return 1;
 	m.o = c.o;
 	regfs_log_set_level(m.o.debug ? REGFS_LOG_DEBUG : REGFS_LOG_INFO);

@@ -51,7 +51,8 @@
 struct mount_opts {
 	char *url, *mountpoint;
 	char *user, *pass;
-	char *ca_cert;
+	char *ca_cert, *client_cert, *client_key; /* TLS: --ca-cert, mTLS */
+	char *password_file; /* --password-file: the password's first line; "-" = stdin */
 	bool insecure;
 	bool foreground, debug, ro;
 	double ttl;
@@ -219,6 +220,35 @@ int walk_total(struct mnt *m, uint64_t *bytes, uint64_t *blocks512);
 void walk_start_background(struct mnt *m);
 /* Waits for a running walk and prevents new ones (before teardown). */
 void walk_shutdown(void);
+/* The storage accounting (usage.h) of the last walk younger than the ttl
+ * (walking now when there is none): *out holds one reference (usage_put).
+ * The walk's error (-EIO: logged) when it failed; -ENOMEM. */
+struct usage;
+int walk_usage(struct mnt *m, struct usage **out);
+
+/* ---- usage_out.c: .regfs/usage (JSON) and .regfs/usage.txt ---- */
+/* The file's whole content into *buf (malloc'd, the caller frees): 0,
+ * -EIO (the walk failed, logged), -ENOMEM. */
+int usage_json_text(struct mnt *m, char **buf, size_t *len);
+int usage_table_text(struct mnt *m, char **buf, size_t *len);
+
+/* ---- usage_walk.c: the accounting's input from the walk ---- */
+/* What the walk counted: n (repository, manifest digest) pairs, te[i] the
+ * tag for a tag's target (NULL: an untagged manifest or an index child);
+ * the pairs found missing. Repository names are compared by pointer
+ * (the walk's catalog names). */
+struct tag_ent;
+struct usage_walk_in {
+	const char *const *repo, *const *digest;
+	const struct tag_ent *const *te;
+	size_t n;
+	const char *const *gone_repo, *const *gone_digest;
+	size_t n_gone;
+};
+/* Builds the accounting from manifests in mc (the walk fetched them all):
+ * 0 and *out (usage_put), or -ENOMEM. */
+int usage_from_walk(struct manifest_cache *mc, const struct usage_walk_in *in,
+		    struct usage **out);
 
 /* ---- loop.c: the FUSE request loop (see there why not libfuse's) ---- */
 /* Serves se until unmount or signal with up to max_threads threads; 0 or a

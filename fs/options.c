@@ -30,8 +30,13 @@ static void usage(FILE *f)
 "  -o OPT[,OPT...]        mount options: FUSE ones (allow_other, ro, ...) and\n"
 "                         any long option below as name=value (for fstab)\n"
 "      --user USER[:PASS] credentials (else REGFS_USERNAME/REGFS_PASSWORD, else\n"
-"                         ~/.docker/config.json auths, else anonymous)\n"
+"                         ~/.docker/config.json credHelpers, credsStore, auths, else\n"
+"                         anonymous); without :PASS the password comes from\n"
+"                         --password-file, else it is asked on the terminal\n"
+"      --password-file FILE  the password is FILE's first line (- = stdin)\n"
 "      --ca-cert FILE     trust this CA bundle for https\n"
+"      --client-cert FILE TLS client certificate (PEM) for registries that ask one\n"
+"      --client-key FILE  its key (PEM; default: in the --client-cert file)\n"
 "      --insecure         do not verify TLS certificates\n"
 "      --ttl SECONDS      how long catalog and tag lists are cached (10)\n"
 "      --timeout SECONDS  per-request timeout; an op fails with EIO after it (10)\n"
@@ -92,6 +97,9 @@ static const struct opt opts[] = {
 	{"log-file", "log_file", K_FIRST + 9, OT_STR, F(log_file), 0, 0, NULL},
 	{"force-remount", "force_remount", K_FIRST + 10, OT_FLAG, F(force_remount), 0, 0, NULL},
 	{"metrics", NULL, K_FIRST + 11, OT_STR, F(o.metrics_addr), 0, 0, NULL},
+	{"client-cert", "client_cert", K_FIRST + 12, OT_STR, F(o.client_cert), 0, 0, NULL},
+	{"client-key", "client_key", K_FIRST + 13, OT_STR, F(o.client_key), 0, 0, NULL},
+	{"password-file", "password_file", K_FIRST + 14, OT_STR, F(o.password_file), 0, 0, NULL},
 };
 #undef F
 #define NOPTS (sizeof opts / sizeof opts[0])
@@ -138,6 +146,8 @@ static int parse_num(const char *s, double min, double max, double *out)
 static void set_user(struct mount_opts *o, const char *v)
 {
 	free(o->user);
+	if (o->pass)
+		explicit_bzero(o->pass, strlen(o->pass));
 	free(o->pass);
 	o->pass = NULL;
 	o->user = strdup(v);
@@ -230,6 +240,13 @@ static int parse_o(struct cli *c, const char *arg)
 		char *eq = strchr(t, '=');
 		if (eq)
 			*eq = 0;
+		if (!strcmp(t, "password") || !strcmp(t, "pass")) {
+			fprintf(stderr, "regfs: -o %s= is refused: /etc/fstab is readable by every "
+				"user; put the password in a file only root reads and give "
+				"password_file=FILE\n", t);
+			free(s);
+			return -1;
+		}
 		int r = opt_by_name(c, t, eq ? eq + 1 : NULL);
 		if (r < 0) {
 			free(s);
@@ -310,8 +327,11 @@ void cli_free(struct cli *c)
 		if (opts[i].type == OT_STR)
 			free(*(char **)((char *)c + opts[i].off));
 	/* The fields no option sets by itself. */
-	char **rest[] = {&c->o.url, &c->o.mountpoint, &c->o.user, &c->o.pass, &c->o.fuse_opts};
+	char **rest[] = {&c->o.url, &c->o.mountpoint, &c->o.user, &c->o.fuse_opts};
 	for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++)
 		free(*rest[i]);
+	if (c->o.pass)
+		explicit_bzero(c->o.pass, strlen(c->o.pass));
+	free(c->o.pass);
 	*c = (struct cli){0};
 }

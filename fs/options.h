@@ -20,4 +20,11 @@ struct cli {
 int cli_parse(int argc, char **argv, struct cli *c, const char **url_arg, const char **mnt_arg);
 void cli_free(struct cli *c);
 
+/* password.c: the password when --user gave none (--password-file, else the
+ * terminal, else empty) into c->o.pass. 0, or -1 after printing one line. */
+int cli_password(struct cli *c);
+/* Overwrites every ":pass" in argv[1..] in place with ":***" so that ps and
+ * /proc/PID/cmdline do not show it (call after cli_parse copied it). */
+void argv_hide_password(int argc, char **argv, const char *pass);
+
 #endif

@@ -13,6 +13,7 @@
  *
  * Single flight (regfs/sflight.h); a result younger than the ttl is reused. */
 #include "mount.h"
+#include "usage.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -61,10 +62,13 @@ static int uset_add(struct uset *s, const char *d)
 
 struct pairs {
 	const char **repo, **digest;
+	const struct tag_ent **te;  /* the tag of a tag's target; NULL: untagged */
 	size_t n, cap;
+	struct pairs *gone;         /* those found missing (the accounting leaves them out) */
 };
 
-static void pairs_add(struct pairs *p, const char *repo, const char *digest)
+static void pairs_add(struct pairs *p, const char *repo, const char *digest,
+		      const struct tag_ent *te)
 {
 	if (p->n == p->cap) {
 		size_t nc = p->cap ? p->cap * 2 : 1024;
@@ -76,10 +80,15 @@ static void pairs_add(struct pairs *p, const char *repo, const char *digest)
 		if (!b)
 			return;
 		p->digest = b;
+		const struct tag_ent **t = realloc(p->te, nc * sizeof *t);
+		if (!t)
+			return;
+		p->te = t;
 		p->cap = nc;
 	}
 	p->repo[p->n] = repo;
 	p->digest[p->n] = digest;
+	p->te[p->n] = te;
 	p->n++;
 }
 
@@ -133,8 +142,11 @@ static int count_all(struct mnt *m, struct pairs *p, size_t ntagged, uint64_t *b
 		else if (end > chk)
 			manifest_cache_prefetch(m->mc, p->repo + chk, p->digest + chk, end - chk);
 		for (size_t i = from; i < end; i++) {
-			if (present && i >= chk && present[i - chk] == 0)
+			if (present && i >= chk && present[i - chk] == 0) {
+				if (p->gone)
+					pairs_add(p->gone, p->repo[i], p->digest[i], NULL);
 				continue; /* gone: logged once by the manifest cache */
+			}
 			const struct mentry *e = manifest_cache_peek(m->mc, p->digest[i]);
 			if (!e) {
 				rc = -EIO;
@@ -152,7 +164,7 @@ static int count_all(struct mnt *m, struct pairs *p, size_t ntagged, uint64_t *b
 				count(&seen, man->layers[l].digest, (uint64_t)man->layers[l].size,
 				      &by, &bl);
 			for (size_t c = 0; c < man->n_manifests; c++)
-				pairs_add(p, p->repo[i], man->manifests[c].digest);
+				pairs_add(p, p->repo[i], man->manifests[c].digest, NULL);
 		}
 		free(present);
 		from = end;
@@ -168,6 +180,7 @@ struct walk {
 	struct catalog *cat;
 	struct tagset **sets;  /* per catalog name; NULL: none */
 	struct pairs p;        /* (repository, manifest digest) to count */
+	struct pairs gone;     /* those of p found missing */
 	char **tmp;            /* copies of the tags' digests that p points at */
 	size_t ntmp;
 	struct rm_job rj;      /* repo-manifests lists that p points at */
@@ -223,7 +236,7 @@ static size_t walk_pairs(struct mnt *m, struct walk *w)
 		for (size_t j = 0; w->sets[i] && j < w->sets[i]->n; j++) {
 			const struct tag_ent *te = &w->sets[i]->t[j];
 			if (te->resolved_at > 0 && (w->tmp[w->ntmp] = strdup(te->digest)))
-				pairs_add(&w->p, cat->names[i], w->tmp[w->ntmp++]);
+				pairs_add(&w->p, cat->names[i], w->tmp[w->ntmp++], te);
 		}
 	size_t ntagged = w->p.n;
 	struct rm_job *rj = &w->rj;
@@ -234,7 +247,7 @@ static size_t walk_pairs(struct mnt *m, struct walk *w)
 		par_for(cat->n, m->o.max_parallel, rm_one, rj);
 		for (size_t i = 0; i < cat->n; i++)
 			for (size_t j = 0; j < rj->n[i]; j++)
-				pairs_add(&w->p, cat->names[i], rj->v[i][j]);
+				pairs_add(&w->p, cat->names[i], rj->v[i][j], NULL);
 	}
 	return ntagged;
 }
@@ -243,6 +256,10 @@ static void walk_free(struct walk *w)
 {
 	free(w->p.repo);
 	free(w->p.digest);
+	free(w->p.te);
+	free(w->gone.repo);
+	free(w->gone.digest);
+	free(w->gone.te);
 	for (size_t i = 0; i < w->ntmp; i++)
 		free(w->tmp[i]);
 	free(w->tmp);
@@ -259,14 +276,24 @@ static void walk_free(struct walk *w)
 	catalog_put(w->cat);
 }
 
-static int do_walk(struct mnt *m, uint64_t *bytes, uint64_t *blocks)
+static int do_walk(struct mnt *m, uint64_t *bytes, uint64_t *blocks, struct usage **u)
 {
 	atomic_fetch_add(&m->st.walks, 1);
 	struct walk w = {0};
 	int rc = walk_names(m, &w);
 	if (rc == 0) {
 		size_t ntagged = walk_pairs(m, &w);
+		w.p.gone = &w.gone;
 		rc = count_all(m, &w.p, ntagged, bytes, blocks);
+	}
+	if (rc == 0) {
+		/* the accounting of .regfs/usage and the user.regfs.* sizes:
+		 * from the same pairs, every manifest now in the cache */
+		struct usage_walk_in in = {w.p.repo, w.p.digest, w.p.te, w.p.n,
+					   w.gone.repo, w.gone.digest, w.gone.n};
+		double t0 = now_mono();
+		rc = usage_from_walk(m->mc, &in, u);
+		log_debug("walk: accounting of %zu references in %.3f s", w.p.n, now_mono() - t0);
 	}
 	if (w.cat)
 		walk_free(&w);
@@ -279,6 +306,7 @@ static struct sflight_group wg = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIA
 				  loop_may_block};
 static struct sflight wsf;
 static uint64_t last_bytes, last_blocks;
+static struct usage *last_usage; /* of the last successful walk; NULL before */
 
 int walk_total(struct mnt *m, uint64_t *bytes, uint64_t *blocks)
 {
@@ -291,20 +319,38 @@ int walk_total(struct mnt *m, uint64_t *bytes, uint64_t *blocks)
 	}
 	pthread_mutex_unlock(&wg.mu);
 	uint64_t by = 0, bl = 0;
+	struct usage *u = NULL;
 	double t0 = now_mono();
-	int rc = do_walk(m, &by, &bl);
+	int rc = do_walk(m, &by, &bl, &u);
 	log_debug("walk: %llu bytes in %llu blocks, %.2f s, rc %d", (unsigned long long)by,
 		  (unsigned long long)bl, now_mono() - t0, rc);
 	pthread_mutex_lock(&wg.mu);
 	if (rc == 0) {
 		last_bytes = by;
 		last_blocks = bl;
+		usage_put(last_usage);
+		last_usage = u;
 	}
 	sflight_end(&wg, &wsf, rc == 0);
 	/* On failure, report the last total we knew (statfs must not hang or
 	 * fail the whole df); the log says why it is stale. */
 	*bytes = last_bytes;
 	*blocks = last_blocks;
+	pthread_mutex_unlock(&wg.mu);
+	return rc;
+}
+
+int walk_usage(struct mnt *m, struct usage **out)
+{
+	uint64_t by, bl;
+	int rc = walk_total(m, &by, &bl);
+	pthread_mutex_lock(&wg.mu);
+	if (rc == 0 && !last_usage)
+		rc = -EIO; /* cannot happen: a successful walk installs one */
+	if (rc == 0) {
+		usage_get(last_usage);
+		*out = last_usage;
+	}
 	pthread_mutex_unlock(&wg.mu);
 	return rc;
 }
@@ -337,5 +383,7 @@ void walk_shutdown(void)
 	pthread_mutex_lock(&wg.mu);
 	sflight_wait_idle(&wg, &wsf);
 	wsf.busy = true; /* claimed for good: no new walks */
+	usage_put(last_usage);
+	last_usage = NULL;
 	pthread_mutex_unlock(&wg.mu);
 }

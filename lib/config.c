@@ -18,6 +18,7 @@
 #include <regfs/config.h>
 #include <regfs/dynbuf.h>
 #include <regfs/mem.h>
+#include <regfs/strvec.h>
 
 #include <errno.h>
 #include <stddef.h>
@@ -32,11 +33,13 @@
 
 enum kind {
 	K_MAP,       /* a section: descend */
-	K_STR, K_BOOL, K_DUR, K_INT, K_SIZE, K_LEVEL, K_FORMATTER, /* scalars */
+	K_STR, K_LIST, K_BOOL, K_DUR, K_INT, K_SIZE, K_LEVEL, K_FORMATTER, /* scalars */
 	K_HEADERS,   /* http.headers: name -> [values] */
 	K_ENDPOINTS, /* notifications.endpoints: a list of sections (config_notify.c) */
+	K_QUOTAS,    /* regfs.quota: a list of sections (config_quota.c) */
 	K_FIELDS,    /* log.fields: name -> value */
 	K_CHECKS,    /* health.file/http/tcp: a list of checks */
+	K_CLIENTCAS, /* http.tls.clientcas: a list of files (config_tls.c) */
 	K_ACCESS,    /* regfs.access (off 0), regfs.admins (off 1): config_access.c */
 	K_ACCEPT,    /* known, no effect for us: ignored silently */
 	K_WARN,      /* known, not supported: ignored with a warning */
@@ -98,6 +101,21 @@ static const struct key keys[] = {
 	{"regfs.layerindex.maxsize", K_SIZE, F(layerindex.maxsize), NULL},
 	{"regfs.layerindex.maxqueue", K_INT, F(layerindex.maxqueue), NULL},
 	{"regfs.layerindex.rescan", K_DUR, F(layerindex.rescan_s), NULL},
+	{"regfs.limits.manifestsize", K_SIZE, F(limits.manifestsize), NULL},
+	{"regfs.limits.jsondepth", K_INT, F(limits.jsondepth), NULL},
+	{"regfs.limits.headers", K_INT, F(limits.headers), NULL},
+	{"regfs.limits.headersize", K_SIZE, F(limits.headersize), NULL},
+	{"regfs.limits.requestline", K_SIZE, F(limits.requestline), NULL},
+	{"regfs.limits.uploadsize", K_SIZE, F(limits.uploadsize), NULL},
+	{"regfs.limits.uploads", K_INT, F(limits.uploads), NULL},
+	{"regfs.limits.uploadsperclient", K_INT, F(limits.uploadsperclient), NULL},
+	{"regfs.limits.connsperclient", K_INT, F(limits.connsperclient), NULL},
+	{"regfs.limits.requesttimeout", K_DUR, F(limits.requesttimeout_s), NULL},
+	{"regfs.limits.idletimeout", K_DUR, F(limits.idletimeout_s), NULL},
+	{"regfs.limits.largereads", K_INT, F(limits.largereads), NULL},
+	{"regfs.usage", K_MAP, 0, NULL},
+	{"regfs.usage.maxseries", K_INT, F(usage.maxseries), NULL},
+	{"regfs.quota", K_QUOTAS, 0, NULL},
 
 	{"http.addr", K_STR, F(http_addr), NULL},
 	{"http.host", K_STR, F(http_host), NULL},
@@ -105,7 +123,11 @@ static const struct key keys[] = {
 	{"http.headers", K_HEADERS, 0, NULL},
 	{"http.tls.certificate", K_STR, F(tls_certificate), NULL},
 	{"http.tls.key", K_STR, F(tls_key), NULL},
-	{"http.tls.clientcas", K_WARN, 0, "client certificate authentication is not supported; ignored"},
+	{"http.tls.minimumtls", K_STR, F(tls_minimumtls), NULL},
+	{"http.tls.clientauth", K_STR, F(tls_clientauth_name), NULL},
+	{"http.tls.clientcas", K_CLIENTCAS, 0, NULL},
+	{"http.tls.ciphersuites", K_WARN, 0, "ignored: GnuTLS's default cipher suites for the "
+	 "allowed TLS versions are used"},
 	{"http.tls.letsencrypt", K_WARN, 0, "Let's Encrypt is not supported; set certificate and key"},
 	{"http.debug.addr", K_STR, F(debug_addr), NULL},
 	{"http.debug.prometheus.enabled", K_BOOL, F(prometheus_enabled), NULL},
@@ -119,9 +141,16 @@ static const struct key keys[] = {
 	{"health.http", K_CHECKS, REGFS_CHECK_HTTP, NULL},
 	{"health.tcp", K_CHECKS, REGFS_CHECK_TCP, NULL},
 
+	{"auth.token.realm", K_STR, F(token.realm), NULL},
+	{"auth.token.service", K_STR, F(token.service), NULL},
+	{"auth.token.issuer", K_STR, F(token.issuer), NULL},
+	{"auth.token.rootcertbundle", K_STR, F(token.rootcertbundle), NULL},
+	{"auth.token.jwks", K_STR, F(token.jwks), NULL},
+	{"auth.token.signingalgorithms", K_LIST, F(token.signingalgorithms), NULL},
+	{"auth.token.autoredirect", K_WARN, 0, "not supported; the challenge names auth.token.realm as set"},
+	{"auth.token.autoredirectpath", K_WARN, 0, "not supported; the challenge names auth.token.realm as set"},
 	{"auth.htpasswd.realm", K_STR, F(htpasswd.realm), NULL},
 	{"auth.htpasswd.path", K_STR, F(htpasswd.path), NULL},
-	{"auth.token", K_REFUSE, 0, "token authentication is not supported by this build; use auth.htpasswd"},
 	{"auth.silly", K_REFUSE, 0, "the silly scheme lets anyone in; use auth.htpasswd"},
 	{"regfs.auth.maxfailures", K_INT, F(auth_maxfailures), NULL},
 	{"regfs.access", K_ACCESS, 0, NULL},
@@ -144,7 +173,7 @@ static const char *const accepted[] = {
 	"storage.s3.storageclass", "storage.s3.objectacl", "storage.s3.useragent",
 	"storage.s3.usedualstack", "storage.s3.accelerate", "storage.s3.loglevel",
 	"storage.s3.sessiontoken", "storage.cache", "storage.maintenance.readonly",
-	"http.tls.minimumtls", "http.tls.ciphersuites", "http.secret", "http.net",
+	"http.secret", "http.net",
 	"http.relativeurls", "http.http2", "http.h2c",
 	"notifications.events",
 };
@@ -334,7 +363,8 @@ static int apply_scalar(struct ctx *c, const struct key *k, const char *v, bool 
 	char *base = (char *)c->cfg;
 	const char *want = NULL;
 	switch (k->kind) {
-	case K_STR: {
+	case K_STR:
+	case K_LIST: {
 		char **dst = (char **)(base + k->off);
 		char *nv = NULL;
 		if (!is_null(v, plain) && !(nv = strdup(v)))
@@ -586,6 +616,25 @@ static int walk_checks(struct ctx *c, yaml_node_t *node, const struct key *k)
 
 static int walk_map(struct ctx *c, yaml_node_t *node, const char *prefix);
 
+/* A K_LIST key given as a YAML list of words: stored comma-joined, as the
+ * same key given as one scalar ("a,b") or in the environment is. */
+static int walk_list(struct ctx *c, yaml_node_t *node, const struct key *k, const char *loc)
+{
+	char joined[512] = "";
+	size_t n = 0;
+	for (yaml_node_item_t *i = node->data.sequence.items.start; i < node->data.sequence.items.top; i++) {
+		yaml_node_t *it = yaml_document_get_node(c->doc, *i);
+		if (!it || it->type != YAML_SCALAR_NODE)
+			return regfs_errf(c->err, -EINVAL, "%s: %s: expected a list of words", loc, k->path);
+		const char *w = (const char *)it->data.scalar.value;
+		int m = snprintf(joined + n, sizeof joined - n, "%s%s", n ? "," : "", w);
+		if (m < 0 || (size_t)m >= sizeof joined - n)
+			return regfs_errf(c->err, -EINVAL, "%s: %s: list too long", loc, k->path);
+		n += (size_t)m;
+	}
+	return apply_scalar(c, k, joined, false, loc);
+}
+
 /* One "key: value" pair at dotted `path`. */
 static int walk_pair(struct ctx *c, const char *path, const char *prefix, yaml_node_t *kn,
 		     yaml_node_t *v)
@@ -617,10 +666,18 @@ static int walk_pair(struct ctx *c, const char *path, const char *prefix, yaml_n
 		return walk_headers(c, v);
 	case K_ENDPOINTS:
 		return config_endpoints_parse(c->doc, v, c->source, c->cfg, c->err);
+	case K_QUOTAS:
+		return config_quotas_parse(c->doc, v, c->source, c->cfg, c->err);
 	case K_FIELDS:
 		return walk_fields(c, v);
 	case K_CHECKS:
 		return walk_checks(c, v, k);
+	case K_LIST:
+		if (v->type == YAML_SEQUENCE_NODE)
+			return walk_list(c, v, k, loc);
+		break;
+	case K_CLIENTCAS:
+		return config_tls_clientcas_parse(c->doc, v, c->source, c->cfg, c->err);
 	case K_ACCESS:
 		return config_access_parse(c->doc, v, c->source, k->off == 1, c->cfg, c->err);
 	case K_ACCEPT:
@@ -728,10 +785,32 @@ static int check_layerindex(struct ctx *c)
 	return 0;
 }
 
+/* regfs.limits: values that cannot work are refused, naming the key. */
+static int check_limits(struct ctx *c)
+{
+	const struct regfs_config *cfg = c->cfg;
+	const char *bad = NULL;
+	if (cfg->limits.manifestsize < 1024 || cfg->limits.manifestsize > 64 * MiB)
+		bad = "manifestsize: must be between 1KiB and 64MiB";
+	else if (cfg->limits.jsondepth < 2 || cfg->limits.jsondepth > 1000)
+		bad = "jsondepth: must be between 2 and 1000";
+	else if (cfg->limits.largereads < 1)
+		bad = "largereads: must be at least 1";
+	else if (cfg->limits.requesttimeout_s < 1 || cfg->limits.idletimeout_s < 1)
+		bad = "requesttimeout, idletimeout: must be at least 1s";
+	if (bad)
+		return regfs_errf(c->err, -EINVAL, "%s: regfs.limits.%s", c->source, bad);
+	return 0;
+}
+
 /* Cross-key rules, after file and environment. */
 static int finish(struct ctx *c)
 {
 	int lr = check_layerindex(c);
+	if (!lr)
+		lr = check_limits(c);
+	if (!lr)
+		lr = config_tls_check(c->source, c->cfg, c->err);
 	if (lr)
 		return lr;
 	struct regfs_config *cfg = c->cfg;
@@ -790,6 +869,18 @@ void regfs_config_defaults(struct regfs_config *cfg, const char *default_rootdir
 	cfg->layerindex.maxsize = 8192 * MiB;
 	cfg->layerindex.maxqueue = 1000;
 	cfg->layerindex.rescan_s = 60;
+	cfg->limits.manifestsize = 4 * MiB;
+	cfg->limits.jsondepth = 64;
+	cfg->limits.headers = 100;
+	cfg->limits.headersize = 16 * 1024;
+	cfg->limits.requestline = 8 * 1024;
+	cfg->limits.uploads = 512;
+	cfg->limits.uploadsperclient = 128;
+	cfg->limits.connsperclient = 256;
+	cfg->limits.requesttimeout_s = 30;
+	cfg->limits.idletimeout_s = 120;
+	cfg->limits.largereads = 64;
+	cfg->usage.maxseries = 500;
 	cfg->http_addr = strdup(default_rootdir ? "127.0.0.1:5000" : ":5000");
 	cfg->health_storage.interval_s = 10;
 	cfg->health_storage.threshold = 1;
@@ -879,6 +970,9 @@ void regfs_config_free(struct regfs_config *cfg)
 	for (int i = 0; i < cfg->n_endpoints; i++)
 		regfs_notify_endpoint_free(&cfg->endpoints[i]);
 	free(cfg->endpoints);
+	for (int i = 0; i < cfg->n_quotas; i++)
+		free(cfg->quotas[i].repository);
+	free(cfg->quotas);
 	for (int i = 0; i < 2 * cfg->n_log_fields; i++)
 		free(cfg->log_fields[i]);
 	free(cfg->log_fields);
@@ -889,6 +983,15 @@ void regfs_config_free(struct regfs_config *cfg)
 	free(cfg->prometheus_path);
 	free(cfg->tls_certificate);
 	free(cfg->tls_key);
+	free(cfg->token.realm);
+	free(cfg->token.service);
+	free(cfg->token.issuer);
+	free(cfg->token.rootcertbundle);
+	free(cfg->token.jwks);
+	free(cfg->token.signingalgorithms);
+	free(cfg->tls_minimumtls);
+	free(cfg->tls_clientauth_name);
+	strvec_clear(&cfg->tls_clientcas);
 	free(cfg->htpasswd.realm);
 	free(cfg->htpasswd.path);
 	regfs_access_free(&cfg->access);

@@ -30,7 +30,7 @@ static const struct {
 	const struct auth_backend_ops *ops;
 } backends[] = {
 	{"htpasswd", &auth_htpasswd_ops},
-	{"token", NULL},
+	{"token", &auth_token_ops},
 };
 
 #define PEER_MAX AUTH_LIMIT_PEER_MAX

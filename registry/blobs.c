@@ -251,6 +251,13 @@ static struct MHD_Response *blob_body(struct registry *r, const char *path, int 
 {
 	struct MHD_Response *resp;
 	*rc = 0;
+	if (fd >= 0 && r->tls) {
+		/* no sendfile under TLS, and libmicrohttpd reads an fd response
+		 * 4 KiB at a time (one small TLS record each): the reader below
+		 * fills the connection's whole buffer */
+		close(fd);
+		fd = -1;
+	}
 	if (fd >= 0) {
 		resp = MHD_create_response_from_fd_at_offset64(len, fd, start);
 		if (!resp)

@@ -33,6 +33,7 @@
 #include "manifest_bytes.h"
 #include "registry.h"
 #include "repo.h"
+#include "usage.h"
 
 #include <regfs/layout.h>
 #include <regfs/log.h>
@@ -243,7 +244,8 @@ static int gc_repo(const char *repo, void *ud)
 				char *s = link ? strrchr(link, '/') : NULL;
 				if (!g->o->dry_run && s) {
 					*s = '\0';
-					regfs_storage_del(g->r->st, link, NULL);
+					if (regfs_storage_del(g->r->st, link, NULL) == 0)
+						usage_manifest_deleted(g->r, repo, d);
 				}
 			}
 			if (g->o->online)
@@ -292,7 +294,7 @@ static int prefix_cb(const char *path, void *ud)
 	return strvec_push(&p->dirs, path) != 0;
 }
 
-static int list_blobs(struct registry *r, struct strvec *out, struct regfs_err *err)
+int gc_list_blobs(struct registry *r, struct strvec *out, struct regfs_err *err)
 {
 	static const char *const algs[] = {"sha256", "sha512"};
 	int rc = 0;
@@ -327,7 +329,7 @@ static int list_blobs(struct registry *r, struct strvec *out, struct regfs_err *
 static int sweep(struct gc *g, struct regfs_err *err)
 {
 	struct strvec blobs = {0};
-	int rc = list_blobs(g->r, &blobs, err);
+	int rc = gc_list_blobs(g->r, &blobs, err);
 	if (!g->o->quiet)
 		regfs_progress_begin(&g->progress, stderr, "sweep", "blobs", blobs.n);
 	for (size_t i = 0; i < blobs.n && rc == 0; i++) {
@@ -351,6 +353,8 @@ static int sweep(struct gc *g, struct regfs_err *err)
 				pthread_mutex_lock(&g->r->gc_lock);
 			if (!(g->o->online && digestset_has(g->r->recent, d)))
 				deleted = regfs_storage_del(g->r->st, dir, NULL) == 0;
+			if (deleted)
+				usage_blob_deleted(g->r, d);
 			if (g->o->online)
 				pthread_mutex_unlock(&g->r->gc_lock);
 			if (!deleted) {

@@ -32,4 +32,10 @@ void gc_writer_begin(struct registry *r);
 void gc_writer_end(struct registry *r);
 void gc_note_referenced(struct registry *r, const char *digest);
 
+/* Every blob digest under blobs/ (sha256 and sha512), sorted, appended to
+ * out (a strvec the caller clears): the sweep's list, and the storage
+ * accounting's (usage.c). 0 or a negative errno with err filled. */
+struct strvec;
+int gc_list_blobs(struct registry *r, struct strvec *out, struct regfs_err *err);
+
 #endif

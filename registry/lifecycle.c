@@ -4,6 +4,7 @@
 #include "auth.h"
 #include "notify.h"
 #include "registry.h"
+#include "tls.h"
 
 #include <regfs/log.h>
 
@@ -36,6 +37,17 @@ static void note(char *list, size_t cap, bool changed, const char *name)
 	snprintf(list + n, cap - n, "%s%s", n ? ", " : "", name);
 }
 
+static bool quotas_differ(const struct regfs_config *o, const struct regfs_config *n)
+{
+	if (o->n_quotas != n->n_quotas || o->usage.maxseries != n->usage.maxseries)
+		return true;
+	for (int i = 0; i < o->n_quotas; i++)
+		if (str_differs(o->quotas[i].repository, n->quotas[i].repository) ||
+		    o->quotas[i].bytes != n->quotas[i].bytes || o->quotas[i].tags != n->quotas[i].tags)
+			return true;
+	return false;
+}
+
 /* The keys a running server cannot take over: each changed one is named. */
 static void restart_only(const struct regfs_config *o, const struct regfs_config *n,
 			 char *list, size_t cap)
@@ -43,8 +55,9 @@ static void restart_only(const struct regfs_config *o, const struct regfs_config
 	list[0] = '\0';
 	note(list, cap, str_differs(o->http_addr, n->http_addr), "http.addr");
 	note(list, cap, str_differs(o->http_host, n->http_host), "http.host");
-	note(list, cap, str_differs(o->tls_certificate, n->tls_certificate) ||
-			       str_differs(o->tls_key, n->tls_key), "http.tls");
+	note(list, cap, (o->tls_certificate == NULL) != (n->tls_certificate == NULL),
+	     "http.tls (turning TLS on or off)");
+	note(list, cap, str_differs(o->tls_minimumtls, n->tls_minimumtls), "http.tls.minimumtls");
 	note(list, cap, o->n_headers != n->n_headers, "http.headers");
 	note(list, cap, o->storage_type != n->storage_type, "storage driver");
 	note(list, cap, str_differs(o->fs_rootdirectory, n->fs_rootdirectory),
@@ -63,10 +76,13 @@ static void restart_only(const struct regfs_config *o, const struct regfs_config
 	note(list, cap, o->gc.enabled != n->gc.enabled || o->gc.interval_s != n->gc.interval_s ||
 			       o->gc.delay_s != n->gc.delay_s ||
 			       o->gc.deleteuntagged != n->gc.deleteuntagged, "gc");
+	/* both zeroed by regfs_config_defaults first: padding compares equal */
+	note(list, cap, memcmp(&o->limits, &n->limits, sizeof o->limits) != 0, "regfs.limits");
 	note(list, cap, o->health_storage.enabled != n->health_storage.enabled ||
 			       o->health_storage.interval_s != n->health_storage.interval_s ||
 			       o->health_storage.threshold != n->health_storage.threshold,
 	     "health.storagedriver");
+	note(list, cap, quotas_differ(o, n), "regfs.quota/regfs.usage");
 }
 
 /* Applies the keys that are safe to change while serving; names them. */
@@ -120,6 +136,23 @@ static void reload_notifications(struct registry *reg, struct regfs_config *run,
 		 run->n_endpoints);
 }
 
+/* http.tls: the certificate, key and client CAs are re-read even when the
+ * file names did not change (a renewed certificate keeps its name); a file
+ * that does not load keeps the current ones. */
+static void reload_tls(struct registry *reg, const struct regfs_config *n, char *done, size_t cap)
+{
+	if (!reg || !reg->tls || !n)
+		return;
+	struct regfs_err e = {0};
+	if (tls_reload(reg->tls, n, &e) != 0) {
+		log_error("SIGHUP: TLS certificate unchanged (still serving the previous one): %s",
+			  regfs_err_str(&e));
+		return;
+	}
+	size_t len = strlen(done);
+	snprintf(done + len, cap - len, "%shttp.tls (certificate, key, client CAs)", len ? ", " : "");
+}
+
 void lifecycle_reload(const char *path, struct regfs_config *running, struct registry *reg)
 {
 	if (!path) {
@@ -138,10 +171,11 @@ void lifecycle_reload(const char *path, struct regfs_config *running, struct reg
 	restart_only(running, &n, later, sizeof later);
 	apply_safe(running, &n, done, sizeof done);
 	reload_notifications(reg, running, &n, done, sizeof done);
+	reload_tls(reg, n.tls_certificate ? &n : NULL, done, sizeof done);
 	if (reg)
 		auth_reload(reg->auth, &n);
 	log_info("SIGHUP: reloaded %s: %s", path, done[0] ? done : "no change to log.level, "
-		 "log.formatter, http.draintimeout, notifications");
+		 "log.formatter, http.draintimeout, notifications, http.tls");
 	if (later[0])
 		log_warn("SIGHUP: changed in %s but applied only by a restart: %s", path, later);
 	regfs_config_free(&n);

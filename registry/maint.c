@@ -11,6 +11,7 @@
 #include "layerindex.h"
 #include "registry.h"
 #include "repo.h"
+#include "usage.h"
 #include "metrics.h"
 #include "respond.h"
 #include "server.h"
@@ -50,7 +51,7 @@ static bool bg_sleep(struct registry *r, int64_t s)
 
 /* startedat holds RFC 3339 ("2026-11-28T08:00:00.123Z"); registry:2 writes it
  * too. Falls back to the file's mtime. */
-static int64_t started_at(struct registry *r, const char *name, const char *uuid)
+int64_t upload_started_at(struct registry *r, const char *name, const char *uuid)
 {
 	char *p = regfs_layout_upload_startedat(name, uuid);
 	char *data = NULL;
@@ -102,7 +103,7 @@ static int purge_repo(const char *name, void *ud)
 	regfs_storage_list(x->r->st, dir, uuid_cb, x, NULL);
 	free(dir);
 	for (size_t i = 0; i < x->uuids.n; i++) {
-		int64_t t = started_at(x->r, name, x->uuids.v[i]);
+		int64_t t = upload_started_at(x->r, name, x->uuids.v[i]);
 		if (t < 0 || t >= x->cutoff)
 			continue;
 		if (x->dryrun) {
@@ -110,8 +111,10 @@ static int purge_repo(const char *name, void *ud)
 				 x->uuids.v[i]);
 		} else {
 			char *d = regfs_layout_upload_dir(name, x->uuids.v[i]);
-			if (d && regfs_storage_del(x->r->st, d, NULL) == 0)
+			if (d && regfs_storage_del(x->r->st, d, NULL) == 0) {
 				log_info("upload purging: removed %s upload %s", name, x->uuids.v[i]);
+				usage_upload_ended(x->r, name, x->uuids.v[i], NULL, 0);
+			}
 			free(d);
 		}
 		x->n++;
@@ -447,6 +450,7 @@ int maint_start(struct registry *r)
 		bg_spawn(r, gc_thread, "online gc");
 	}
 	layerindex_start(r);
+	usage_start(r);
 	return 0;
 }
 
@@ -463,6 +467,7 @@ void maint_join_threads(pthread_mutex_t *lock, pthread_cond_t *cond, bool *stopp
 
 void maint_stop(struct registry *r)
 {
+	usage_stop(r);
 	maint_join_threads(&r->bg_lock, &r->bg_cond, &r->stopping, r->bg, r->n_bg);
 	r->n_bg = 0;
 	free(r->checks);

@@ -31,6 +31,9 @@ bool maint_unhealthy(struct registry *r, char *msg, size_t cap);
 int maint_health_json(struct registry *r, struct jbuf *b);
 /* One pass of upload purging: removes uploads older than age_s (only lists
  * them when dryrun). 0 or a negative errno with err filled. */
+/* When upload `uuid` of `name` started (its startedat, else file times);
+ * -1 when unknown. */
+int64_t upload_started_at(struct registry *r, const char *name, const char *uuid);
 int purge_uploads(struct registry *r, int64_t age_s, bool dryrun, struct regfs_err *err);
 
 #endif

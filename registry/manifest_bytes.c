@@ -12,6 +12,7 @@
  * under it. */
 #include "manifest_bytes.h"
 
+#include "limits.h"
 #include "registry.h"
 #include "request.h"
 #include "respond.h"
@@ -20,6 +21,7 @@
 #include <regfs/layout.h>
 #include <regfs/log.h>
 #include <regfs/oci.h>
+#include <regfs/sflight.h>
 
 #include <errno.h>
 #include <jansson.h>
@@ -35,10 +37,18 @@ struct mc_slot {
 	struct manifest_entry *e;
 };
 
+/* First loads of large manifests run one at a time per lane (lane = slot %
+ * MC_LANES): a burst of GETs of one uncached large manifest loads it once,
+ * the others wait and then find its entry, instead of each holding a copy
+ * and a parse tree of it at once. */
+#define MC_LANES 16
+
 struct manifest_bytes {
 	pthread_mutex_t lock;
 	size_t budget, used;
 	struct mc_slot slots[MC_SLOTS];
+	struct sflight_group lanes_g;
+	struct sflight lanes[MC_LANES];
 };
 
 struct manifest_bytes *manifest_bytes_new(size_t budget_bytes)
@@ -47,6 +57,7 @@ struct manifest_bytes *manifest_bytes_new(size_t budget_bytes)
 	if (!mc)
 		return NULL;
 	pthread_mutex_init(&mc->lock, NULL);
+	sflight_group_init(&mc->lanes_g, NULL);
 	mc->budget = budget_bytes;
 	return mc;
 }
@@ -66,7 +77,10 @@ static void entry_free(struct manifest_entry *e)
 }
 
 /* bytes + the copy a prepared response holds + bookkeeping */
-static size_t entry_cost(const struct manifest_entry *e) { return 2 * e->len + 512; }
+static size_t entry_cost(const struct manifest_entry *e)
+{
+	return e->data ? 2 * e->len + 512 : 1024; /* a streamed entry: metadata only */
+}
 
 void manifest_bytes_free(struct manifest_bytes *mc)
 {
@@ -74,6 +88,7 @@ void manifest_bytes_free(struct manifest_bytes *mc)
 		return;
 	for (size_t i = 0; i < MC_SLOTS; i++)
 		entry_free(mc->slots[i].e);
+	sflight_group_destroy(&mc->lanes_g);
 	pthread_mutex_destroy(&mc->lock);
 	free(mc);
 }
@@ -114,7 +129,7 @@ void manifest_bytes_release(struct manifest_bytes *mc, struct manifest_entry *e)
 /* Inserts e (holding one reference for the caller already). */
 static void cache_insert(struct manifest_bytes *mc, const char *digest, struct manifest_entry *e)
 {
-	if (e->len > MC_ENTRY_MAX || entry_cost(e) > mc->budget)
+	if ((e->data && e->len > MC_ENTRY_MAX) || entry_cost(e) > mc->budget)
 		return;
 	struct mc_slot *s = &mc->slots[slot_of(digest)];
 	struct manifest_entry *old = NULL;
@@ -134,6 +149,20 @@ static void cache_insert(struct manifest_bytes *mc, const char *digest, struct m
 	}
 	pthread_mutex_unlock(&mc->lock);
 	entry_free(old);
+}
+
+/* The headers of a manifest GET/HEAD answer. */
+static void manifest_headers(struct registry *r, struct MHD_Response *resp,
+			     const struct manifest_entry *e, const char *digest, int64_t mtime)
+{
+	char etag[REGFS_DIGEST_MAX + 2], date[40];
+	snprintf(etag, sizeof etag, "\"%s\"", digest);
+	http_date(mtime, date);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, e->media_type);
+	MHD_add_response_header(resp, "Docker-Content-Digest", digest);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_LAST_MODIFIED, date);
+	add_common_headers(r, resp);
 }
 
 enum MHD_Result manifest_bytes_respond(struct registry *r, struct request *q,
@@ -156,14 +185,7 @@ enum MHD_Result manifest_bytes_respond(struct registry *r, struct request *q,
 			pthread_mutex_unlock(&mc->lock);
 			return MHD_NO;
 		}
-		char etag[REGFS_DIGEST_MAX + 2], date[40];
-		snprintf(etag, sizeof etag, "\"%s\"", digest);
-		http_date(mtime, date);
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, e->media_type);
-		MHD_add_response_header(resp, "Docker-Content-Digest", digest);
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_LAST_MODIFIED, date);
-		add_common_headers(r, resp);
+		manifest_headers(r, resp, e, digest, mtime);
 		if (e->resp[h])
 			MHD_destroy_response(e->resp[h]);
 		e->resp[h] = resp;
@@ -179,7 +201,10 @@ enum MHD_Result manifest_bytes_respond(struct registry *r, struct request *q,
  * old registry:2): what its JSON says, else by schemaVersion. */
 static char *guess_media_type(const char *data, size_t len)
 {
-	json_t *j = json_loadb(data, len, 0, NULL);
+	/* bytes our parser refused may be nested arbitrarily deep */
+	json_t *j = regfs_json_depth(data, len, REGFS_JSON_DEPTH_MAX) <= REGFS_JSON_DEPTH_MAX
+			    ? json_loadb(data, len, 0, NULL)
+			    : NULL;
 	const char *mt = NULL;
 	char *out;
 	if (j) {
@@ -193,12 +218,11 @@ static char *guess_media_type(const char *data, size_t len)
 	return out;
 }
 
-int manifest_load(struct registry *r, const char *digest, struct manifest_entry **out,
-		  struct regfs_err *err)
+/* Reads, verifies and parses the manifest blob `digest` into a new entry
+ * (one reference, not cached). */
+static int load_verified(struct registry *r, const char *digest, struct manifest_entry **out,
+			 struct regfs_err *err)
 {
-	*out = cache_get(r->mb, digest);
-	if (*out)
-		return 0;
 	enum regfs_digest_alg alg;
 	if (regfs_digest_parse(digest, &alg, NULL, err))
 		return -EINVAL;
@@ -248,7 +272,167 @@ int manifest_load(struct registry *r, const char *digest, struct manifest_entry 
 		return -ENOMEM;
 	}
 	e->refs = 1;
-	cache_insert(r->mb, digest, e);
 	*out = e;
 	return 0;
+}
+
+int manifest_load(struct registry *r, const char *digest, struct manifest_entry **out,
+		  struct regfs_err *err)
+{
+	*out = cache_get(r->mb, digest);
+	if (*out && (*out)->data)
+		return 0;
+	bool streamed = *out != NULL; /* its bytes are not kept: read them, do not cache */
+	manifest_bytes_release(r->mb, *out);
+	*out = NULL;
+	int rc = load_verified(r, digest, out, err);
+	if (!rc && !streamed)
+		cache_insert(r->mb, digest, *out);
+	return rc;
+}
+
+/* A large manifest's first load: verified and parsed once (in its lane,
+ * holding a large-read slot), then only its metadata is kept. */
+static int load_large(struct registry *r, const char *digest, struct manifest_entry **out,
+		      struct regfs_err *err)
+{
+	struct manifest_bytes *mc = r->mb;
+	struct sflight *lane = &mc->lanes[slot_of(digest) % MC_LANES];
+	pthread_mutex_lock(&mc->lanes_g.mu);
+	while (!sflight_claim(lane, 0))
+		sflight_wait_idle(&mc->lanes_g, lane);
+	pthread_mutex_unlock(&mc->lanes_g.mu);
+	int rc = 0;
+	*out = cache_get(mc, digest); /* loaded while this thread waited */
+	if (!*out && !limits_large_read_begin(r->cfg))
+		rc = -EAGAIN;
+	else if (!*out) {
+		rc = load_verified(r, digest, out, err);
+		limits_large_read_done();
+		if (!rc) {
+			free((*out)->data);
+			(*out)->data = NULL;
+			cache_insert(mc, digest, *out);
+		}
+	}
+	pthread_mutex_lock(&mc->lanes_g.mu);
+	sflight_end(&mc->lanes_g, lane, false); /* the value lives in the cache */
+	pthread_mutex_unlock(&mc->lanes_g.mu);
+	return rc;
+}
+
+int manifest_load_meta(struct registry *r, const char *digest, struct manifest_entry **out,
+		       struct regfs_err *err)
+{
+	*out = cache_get(r->mb, digest);
+	if (*out)
+		return 0;
+	char *path = regfs_layout_blob_data(digest);
+	struct regfs_stat_info st = {0};
+	int rc = path ? regfs_storage_stat(r->st, path, &st, err) : -ENOMEM;
+	free(path);
+	if (rc)
+		return rc;
+	if (st.size <= MC_ENTRY_MAX)
+		return manifest_load(r, digest, out, err);
+	return load_large(r, digest, out, err);
+}
+
+/* ---- streamed answers ---- */
+
+struct stream_ctx {
+	struct regfs_reader *rd;
+	struct regfs_hasher *h;
+	char digest[REGFS_DIGEST_MAX];
+	uint64_t pos, len;
+};
+
+/* Hashes as it streams: the bytes were verified when first loaded, and a
+ * copy damaged since is caught before its last byte goes out (the client
+ * sees a cut response, never a complete wrong one). */
+static ssize_t stream_cb(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)pos;
+	struct stream_ctx *x = cls;
+	if (x->len - x->pos < max)
+		max = (size_t)(x->len - x->pos);
+	ssize_t n = regfs_reader_read(x->rd, buf, max, NULL);
+	if (n <= 0) {
+		log_error("manifest %s: the stored blob ended after %llu of %llu bytes", x->digest,
+			  (unsigned long long)x->pos, (unsigned long long)x->len);
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	}
+	regfs_hasher_update(x->h, buf, (size_t)n);
+	x->pos += (uint64_t)n;
+	if (x->pos == x->len) {
+		char got[REGFS_DIGEST_MAX];
+		regfs_hasher_final(x->h, got);
+		if (strcmp(got, x->digest)) {
+			log_error("blob %s holds content with digest %s: the storage is corrupt; "
+				  "delete the blob and push the image again", x->digest, got);
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		}
+	}
+	return n;
+}
+
+static void stream_free(void *cls)
+{
+	struct stream_ctx *x = cls;
+	regfs_reader_close(x->rd);
+	regfs_hasher_free(x->h);
+	free(x);
+	limits_large_read_done();
+}
+
+/* A response streaming the stored blob of `e` (holds a large-read slot
+ * until MHD frees it). NULL with *rc set on failure. */
+static struct MHD_Response *stream_body(struct registry *r, const struct manifest_entry *e,
+					const char *digest, int *rc, struct regfs_err *err)
+{
+	enum regfs_digest_alg alg;
+	struct stream_ctx *x = calloc(1, sizeof *x);
+	char *path = regfs_layout_blob_data(digest);
+	*rc = !x || !path ? -ENOMEM : regfs_digest_parse(digest, &alg, NULL, err);
+	if (!*rc && !(x->h = regfs_hasher_new(alg)))
+		*rc = -ENOMEM;
+	if (!*rc)
+		*rc = regfs_storage_reader(r->st, path, 0, &x->rd, err);
+	free(path);
+	struct MHD_Response *resp = NULL;
+	if (!*rc) {
+		snprintf(x->digest, sizeof x->digest, "%s", digest);
+		x->len = e->len;
+		resp = MHD_create_response_from_callback(e->len, 64 * 1024, stream_cb, x,
+							 stream_free);
+		if (resp)
+			return resp; /* stream_free gives the slot back */
+		*rc = -ENOMEM;
+	}
+	if (x) {
+		regfs_reader_close(x->rd);
+		regfs_hasher_free(x->h);
+		free(x);
+	}
+	limits_large_read_done();
+	return NULL;
+}
+
+enum MHD_Result manifest_bytes_stream(struct registry *r, struct request *q,
+				      const struct manifest_entry *e, const char *digest,
+				      int64_t mtime)
+{
+	bool head = request_is_head(q);
+	if (!head && !limits_large_read_begin(r->cfg))
+		return limits_respond_busy(r, q, 503, "UNAVAILABLE", "too many large manifests "
+					   "being read at once (regfs.limits.largereads): retry");
+	struct regfs_err err = {0};
+	int rc = 0;
+	struct MHD_Response *resp = head ? response_head(e->len)
+					 : stream_body(r, e, digest, &rc, &err);
+	if (rc)
+		return respond_storage_error(r, q, &err);
+	if (resp)
+		manifest_headers(r, resp, e, digest, mtime);
+	return respond(r, q, 200, resp, head ? 0 : e->len);
 }

@@ -22,7 +22,7 @@ struct request;
 struct manifest_bytes;
 
 struct manifest_entry {
-	char *data;
+	char *data;                       /* NULL: streamed (manifest_load_meta) */
 	size_t len;
 	char *media_type;
 	char subject[REGFS_DIGEST_MAX];   /* "" when none */
@@ -50,5 +50,21 @@ enum MHD_Result manifest_bytes_respond(struct registry *r, struct request *q,
  * stored bytes do not match, -ENOMEM. */
 int manifest_load(struct registry *r, const char *digest, struct manifest_entry **out,
 		  struct regfs_err *err);
+
+/* For GET/HEAD: the same, except that a manifest over the cache's entry
+ * bound (512 KiB) is read, verified and parsed once, and then only its
+ * metadata is kept: the entry's `data` is NULL and manifest_bytes_stream
+ * answers it from storage. Such a first load takes a large-read slot
+ * (limits.h): -EAGAIN when none is free. */
+int manifest_load_meta(struct registry *r, const char *digest, struct manifest_entry **out,
+		       struct regfs_err *err);
+
+/* Answers GET/HEAD of a metadata-only entry by streaming the stored blob
+ * (64 KiB at a time, hashed as it goes: a copy damaged since it was verified
+ * is cut before its last byte). A GET holds a large-read slot until the
+ * response is freed: 503 with Retry-After when none is free. */
+enum MHD_Result manifest_bytes_stream(struct registry *r, struct request *q,
+				      const struct manifest_entry *e, const char *digest,
+				      int64_t mtime);
 
 #endif

@@ -9,15 +9,19 @@
  * then revision link, then the tag's index link, then its current link.
  * A crash in between leaves at most an unreferenced blob or an untagged
  * revision, never a link to missing content. */
+#include "framing.h"
 #include "gc.h"
 #include "handlers.h"
 #include "layerindex.h"
+#include "limits.h"
 #include "manifest_bytes.h"
 #include "notify.h"
+#include "quota.h"
 #include "registry.h"
 #include "repo.h"
 #include "request.h"
 #include "respond.h"
+#include "usage.h"
 
 #include <regfs/layout.h>
 #include <regfs/log.h>
@@ -110,7 +114,10 @@ static enum MHD_Result get_manifest(struct registry *r, struct request *q, enum 
 	if (rc)
 		return respond_storage_error(r, q, &e);
 	struct manifest_entry *m = NULL;
-	rc = manifest_load(r, digest, &m, &e);
+	rc = manifest_load_meta(r, digest, &m, &e);
+	if (rc == -EAGAIN)
+		return limits_respond_busy(r, q, 503, "UNAVAILABLE", "too many large manifests "
+					   "being read at once (regfs.limits.largereads): retry");
 	if (rc == -ENOENT)
 		return respond_errorf(r, q, 404, "MANIFEST_UNKNOWN", "manifest %s is linked in %s "
 				      "but its blob is missing from storage", digest, q->rt.name);
@@ -130,7 +137,8 @@ static enum MHD_Result get_manifest(struct registry *r, struct request *q, enum 
 		}
 		ret = respond(r, q, 304, resp, 0);
 	} else {
-		ret = manifest_bytes_respond(r, q, m, digest, mtime);
+		ret = m->data ? manifest_bytes_respond(r, q, m, digest, mtime)
+			      : manifest_bytes_stream(r, q, m, digest, mtime);
 		if (!request_is_head(q))
 			notify_emit(r, q, &(struct notify_target){"pull", m->media_type, digest, m->len,
 				    kind == REF_TAG ? q->rt.ref : NULL, false});
@@ -211,11 +219,26 @@ out:
 	return rc;
 }
 
+/* A manifest body nested deeper than regfs.limits.jsondepth: 400, logged
+ * with the client address (checked on the raw bytes, before any parser). */
+static enum MHD_Result too_deep(struct registry *r, struct request *q, int maxd)
+{
+	char peer[64];
+	framing_peer(q->conn, peer, sizeof peer);
+	log_warn("manifest PUT %s:%s from %s refused (400): JSON nested deeper than "
+		 "regfs.limits.jsondepth (%d)", q->rt.name, q->rt.ref, peer, maxd);
+	return respond_errorf(r, q, 400, "MANIFEST_INVALID", "manifest invalid: JSON nested "
+			      "deeper than %d levels (regfs.limits.jsondepth)", maxd);
+}
+
 static enum MHD_Result put_manifest_done(struct registry *r, struct request *q, enum ref_kind kind)
 {
 	if (q->fail.status)
 		return respond_error(r, q, (unsigned)q->fail.status,
 				     q->fail.code, q->fail.msg, NULL);
+	int maxd = r->cfg->limits.jsondepth;
+	if (regfs_json_depth(jb_ptr(&q->body), jb_len(&q->body), maxd) > maxd)
+		return too_deep(r, q, maxd);
 	enum regfs_digest_alg alg = REGFS_SHA256;
 	if (kind == REF_DIGEST)
 		regfs_digest_parse(q->rt.ref, &alg, NULL, NULL);
@@ -230,6 +253,20 @@ static enum MHD_Result put_manifest_done(struct registry *r, struct request *q, 
 	if (regfs_manifest_parse(jb_ptr(&q->body), jb_len(&q->body), ct, &m, &e) != 0)
 		return respond_errorf(r, q, 400, "MANIFEST_INVALID", "manifest invalid: %s", regfs_err_str(&e));
 	enum MHD_Result ret;
+	const char *tag = kind == REF_TAG ? q->rt.ref : NULL;
+	/* quota: from the check to the push recorded in the accounting (quota.h) */
+	struct quota_hold hold;
+	char qmsg[512];
+	int qrc = quota_admit(r, q->rt.name, tag, digest, jb_len(&q->body), m, &hold, qmsg,
+			      sizeof qmsg);
+	if (qrc) {
+		regfs_manifest_free(m);
+		if (qrc == -EDQUOT)
+			return respond_error(r, q, 403, "DENIED", qmsg, NULL);
+		return respond_errorf(r, q, 503, "UNAVAILABLE", "%s has a quota and the storage "
+				      "accounting that checks it is %s; retry shortly", q->rt.name,
+				      qrc == -EAGAIN ? "still being built" : "out of memory");
+	}
 	/* online GC: from the first check to the last link written (gc.c) */
 	gc_writer_begin(r);
 	bool writer = true;
@@ -254,13 +291,15 @@ static enum MHD_Result put_manifest_done(struct registry *r, struct request *q, 
 			goto out;
 		}
 	}
-	if (store_manifest(r, q->rt.name, kind == REF_TAG ? q->rt.ref : NULL, digest, jb_ptr(&q->body),
-			   jb_len(&q->body), &e) != 0) {
+	if (store_manifest(r, q->rt.name, tag, digest, jb_ptr(&q->body), jb_len(&q->body),
+			   &e) != 0) {
 		ret = respond_storage_error(r, q, &e);
 		goto out;
 	}
 	gc_writer_end(r);
 	writer = false;
+	usage_manifest_pushed(r, q->rt.name, tag, digest, jb_len(&q->body), m);
+	quota_release(&hold);
 	layerindex_enqueue(r, m, digest);
 	struct MHD_Response *resp = response_empty();
 	if (resp) {
@@ -279,20 +318,34 @@ static enum MHD_Result put_manifest_done(struct registry *r, struct request *q, 
 out:
 	if (writer)
 		gc_writer_end(r);
+	quota_release(&hold);
 	regfs_manifest_free(m);
 	return ret;
 }
 
+/* A manifest body over regfs.limits.manifestsize: refused (413), nothing
+ * stored; logged with the client address. */
+static enum MHD_Result manifest_too_large(struct registry *r, struct request *q, const char *size)
+{
+	char peer[64];
+	framing_peer(q->conn, peer, sizeof peer);
+	unsigned long long max = (unsigned long long)r->cfg->limits.manifestsize;
+	log_warn("manifest PUT %s:%s from %s refused (413): %s bytes, over "
+		 "regfs.limits.manifestsize (%llu)", q->rt.name, q->rt.ref, peer, size, max);
+	return respond_errorf(r, q, 413, "SIZE_INVALID", "manifest of %s bytes exceeds the "
+			      "%llu-byte limit (regfs.limits.manifestsize)", size, max);
+}
+
 static enum MHD_Result put_manifest(struct registry *r, struct request *q, enum ref_kind kind)
 {
+	size_t max = (size_t)r->cfg->limits.manifestsize;
 	if (!q->started) {
 		q->started = true;
 		const char *cl = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND,
 							     MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl && strtoull(cl, NULL, 10) > REGFS_MANIFEST_MAX)
-			return respond_errorf(r, q, 413, "SIZE_INVALID", "manifest of %s bytes exceeds "
-					      "the %d-byte limit", cl, REGFS_MANIFEST_MAX);
-		jb_init(&q->body, REGFS_MANIFEST_MAX);
+		if (cl && strtoull(cl, NULL, 10) > max)
+			return manifest_too_large(r, q, cl);
+		jb_init(&q->body, max);
 		return MHD_YES;
 	}
 	if (*q->size) {
@@ -303,8 +356,13 @@ static enum MHD_Result put_manifest(struct registry *r, struct request *q, enum 
 			if (jb_error(&q->body)) {
 				q->fail.status = 413;
 				q->fail.code = "SIZE_INVALID";
-				snprintf(q->fail.msg, sizeof q->fail.msg,
-					 "manifest exceeds the %d-byte limit", REGFS_MANIFEST_MAX);
+				snprintf(q->fail.msg, sizeof q->fail.msg, "manifest exceeds the "
+					 "%zu-byte limit (regfs.limits.manifestsize)", max);
+				char peer[64];
+				framing_peer(q->conn, peer, sizeof peer);
+				log_warn("manifest PUT %s:%s from %s refused (413): over "
+					 "regfs.limits.manifestsize (%zu)", q->rt.name, q->rt.ref,
+					 peer, max);
 			}
 		}
 		*q->size = 0;
@@ -334,6 +392,7 @@ static enum MHD_Result delete_manifest(struct registry *r, struct request *q, en
 		free(tagdir);
 		free(cur);
 		if (rc == 0) {
+			usage_tag_deleted(r, q->rt.name, q->rt.ref);
 			log_info("tag %s:%s deleted", q->rt.name, q->rt.ref);
 			notify_emit(r, q, &(struct notify_target){"delete", .tag = q->rt.ref});
 		}
@@ -362,6 +421,7 @@ static enum MHD_Result delete_manifest(struct registry *r, struct request *q, en
 		free(cur);
 	}
 	strvec_clear(&tags);
+	usage_manifest_deleted(r, q->rt.name, q->rt.ref);
 	log_info("manifest %s deleted from %s", q->rt.ref, q->rt.name);
 	notify_emit(r, q, &(struct notify_target){"delete", .digest = q->rt.ref});
 	return respond_body(r, q, 202, NULL, "", 0);

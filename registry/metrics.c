@@ -5,6 +5,7 @@
 #include "metrics.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -34,6 +35,11 @@ static counter g_received;
 static _Atomic int64_t g_uploads;
 static counter g_counters[METRICS__COUNT];
 
+/* metrics_set_gauges; a scrape reads both under gauges_lock */
+static pthread_mutex_t gauges_lock = PTHREAD_MUTEX_INITIALIZER;
+static int (*g_gauges)(void *ud, struct dynbuf *b);
+static void *g_gauges_ud;
+
 static const char *const actions[] = {"GetContent", "PutContent", "Reader", "Writer", "Stat",
 				      "List", "Move", "Delete", "RedirectURL", "OpenFd", "Health"};
 #define NACT (sizeof actions / sizeof actions[0])
@@ -45,7 +51,7 @@ static const char *const handler_names[R__COUNT] = {
 	[R_BULK_TAGS] = "bulk_tags", [R_TAGS] = "tags", [R_MANIFEST] = "manifest",
 	[R_BLOB] = "blob", [R_UPLOAD_START] = "blob_upload", [R_UPLOAD] = "blob_upload_chunk",
 	[R_REFERRERS] = "referrers", [R_REPO_MANIFESTS] = "repo_manifests",
-	[R_BULK_MANIFESTS] = "bulk_manifests",
+	[R_BULK_MANIFESTS] = "bulk_manifests", [R_USAGE] = "usage",
 };
 static const char *const method_names[HTTP__COUNT] = {"GET", "HEAD", "PUT", "POST", "PATCH",
 						      "DELETE", "OTHER"};
@@ -258,10 +264,24 @@ static int render_ours(struct dynbuf *b)
 	return rc;
 }
 
+void metrics_set_gauges(int (*render)(void *ud, struct dynbuf *b), void *ud)
+{
+	pthread_mutex_lock(&gauges_lock);
+	g_gauges = render;
+	g_gauges_ud = ud;
+	pthread_mutex_unlock(&gauges_lock);
+}
+
 int metrics_render(struct dynbuf *b)
 {
 	int rc = render_requests(b);
 	rc = rc ? rc : render_http_histograms(b);
 	rc = rc ? rc : render_storage(b);
-	return rc ? rc : render_ours(b);
+	rc = rc ? rc : render_ours(b);
+	/* held while rendering: usage_free removes the provider before freeing */
+	pthread_mutex_lock(&gauges_lock);
+	if (!rc && g_gauges)
+		rc = g_gauges(g_gauges_ud, b);
+	pthread_mutex_unlock(&gauges_lock);
+	return rc;
 }

@@ -56,6 +56,11 @@ void metrics_uploads_in_flight(int delta);
 /* The storage timing hook (regfs_storage_set_timing). */
 void metrics_storage_action(const char *driver, const char *action, uint64_t us);
 
+/* Gauges computed by another module at each scrape (the storage accounting,
+ * usage.h): `render` appends its series to b and returns 0 or a dynbuf
+ * error. One provider; NULL removes it. */
+void metrics_set_gauges(int (*render)(void *ud, struct dynbuf *b), void *ud);
+
 /* Appends the Prometheus text exposition (format 0.0.4) of every metric
  * to b. 0, or -ENOMEM / -E2BIG from the dynbuf. */
 int metrics_render(struct dynbuf *b);

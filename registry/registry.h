@@ -24,7 +24,9 @@ struct digestset;
 struct notifier;
 struct check_state;
 struct layerindex;
+struct tls;
 struct auth;
+struct usage;
 
 struct registry {
 	struct regfs_config *cfg;       /* borrowed */
@@ -34,7 +36,9 @@ struct registry {
 	struct headcache *hc;           /* prepared HEAD blob responses by digest */
 	struct notifier *nt;            /* notifications (notify.h); NULL: none */
 	struct layerindex *li;          /* push-time layer indexes; NULL when off (layerindex.h) */
+	struct tls *tls;                /* http.tls, borrowed; NULL: plain HTTP (tls.h) */
 	struct auth *auth;              /* auth.<scheme>; NULL: everyone allowed (auth.h) */
+	struct usage *usage;            /* storage accounting (usage.h); NULL: off (offline commands) */
 
 	/* health.storagedriver: written by the health thread, read by GET /v2/. */
 	atomic_int storage_down;        /* 1 after `threshold` consecutive failures */

@@ -11,6 +11,7 @@
 
 #include "handlers.h"
 #include "layerindex.h"
+#include "usage.h"
 
 #include <regfs/names.h>
 
@@ -58,6 +59,8 @@ static const struct route_entry routes[R__COUNT] = {
 			      h_bulk_manifests},
 	[R_LAYER_INDEX] = {R_LAYER_INDEX, "/v2/<name>/_regfs/layerindex/<digest>", NULL, true,
 			   READ_METHODS, PULL_ACCESS, h_layer_index},
+	[R_USAGE] = {R_USAGE, "/v2/_regfs/usage", NULL, false, READ_METHODS,
+		     {[HTTP_GET] = ACCESS_CATALOG, [HTTP_HEAD] = ACCESS_CATALOG}, h_usage},
 };
 
 const struct route_entry *route_entry_of(enum route_kind kind)
@@ -126,6 +129,7 @@ static bool parse_fixed(const char *p, size_t n, struct route *rt)
 		{"_regfs/tags", R_BULK_TAGS},
 		/* before the "<name>/_regfs/manifests" rule: this one has no name */
 		{"_regfs/manifests", R_BULK_MANIFESTS},
+		{"_regfs/usage", R_USAGE},
 	};
 	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
 		size_t k = strlen(fixed[i].path);

@@ -29,6 +29,7 @@ enum route_kind {
 	R_REPO_MANIFESTS,  /* /v2/<name>/_regfs/manifests */
 	R_BULK_MANIFESTS,  /* /v2/_regfs/manifests */
 	R_LAYER_INDEX,     /* /v2/<name>/_regfs/layerindex/<digest> */
+	R_USAGE,           /* /v2/_regfs/usage */
 	R__COUNT
 };
 

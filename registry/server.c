@@ -10,8 +10,12 @@
 #include "digestset.h"
 #include "handlers.h"
 #include "debug.h"
+#include "conn.h"
+#include "framing.h"
+#include "front.h"
 #include "lifecycle.h"
 #include "layerindex.h"
+#include "limits.h"
 #include "maint.h"
 #include "metrics.h"
 #include "manifest_bytes.h"
@@ -20,7 +24,9 @@
 #include "request.h"
 #include "respond.h"
 #include "sdnotify.h"
+#include "tls.h"
 #include "uploads.h"
+#include "usage.h"
 
 #include <regfs/dynbuf.h>
 #include <regfs/log.h>
@@ -64,8 +70,8 @@ enum MHD_Result h_base(struct registry *r, struct request *q)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
 		MHD_add_response_header(resp, "X-Regfs-Extensions",
 					layerindex_enabled(r)
-						? "bulk-tags,repo-manifests,bulk-manifests,layer-index"
-						: "bulk-tags,repo-manifests,bulk-manifests");
+						? "bulk-tags,repo-manifests,bulk-manifests,usage,layer-index"
+						: "bulk-tags,repo-manifests,bulk-manifests,usage");
 	}
 	return respond(r, q, 200, resp, head ? 0 : 2);
 }
@@ -111,162 +117,36 @@ static struct request fresh;
  * libmicrohttpd reports the completion of every request it handed to the
  * access handler, however it ends. One server per process. */
 static atomic_uint in_flight;
+/* The listener's front (front.h); one server per process. */
+static struct front *the_front;
 /* con_cls set by on_uri: the raw request target carries a control character */
 static struct request bad_target;
 
-/* true for a control character (0x00-0x1f, 0x7f) */
-static bool is_ctl(unsigned char ch)
-{
-	return ch < 0x20 || ch == 0x7f;
-}
-
-static int hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
+/* con_cls set by on_uri: the raw request target is longer than
+ * regfs.limits.requestline */
+static struct request long_target;
 
 /* Called by libmicrohttpd with the raw request target, before it decodes
- * %XX. The decoded path is a C string: "%00" would silently cut it (".../a%00b"
- * naming tag "a"), so a path whose decoded form holds any control character
- * is marked here and refused on the first access-handler call. */
+ * %XX: a target framing.h refuses is marked here and answered on the first
+ * access-handler call. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
-	(void)cls; (void)c;
-	for (const char *p = uri; *p && *p != '?'; p++) {
-		if (is_ctl((unsigned char)*p))
-			return &bad_target;
-		if (*p == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0 &&
-		    is_ctl((unsigned char)(hexval(p[1]) * 16 + hexval(p[2]))))
-			return &bad_target;
+	(void)c;
+	struct registry *r = cls;
+	switch (framing_target_check(uri, r->cfg->limits.requestline)) {
+	case TARGET_CTL:
+		return &bad_target;
+	case TARGET_LONG:
+		return &long_target;
+	default:
+		return &fresh;
 	}
-	return &fresh;
 }
 
-/* Framing facts gathered over the request's headers (RFC 9112 section 6). */
-struct framing {
-	unsigned n_cl, n_te;
-	bool bad_cl, bad_te, bad_name;
-	char what[160];
-};
-
-static bool is_tchar(unsigned char ch)
+/* A sentinel that on_uri set: the request has no state of its own yet. */
+static bool is_sentinel(const struct request *q)
 {
-	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-	       (ch && strchr("!#$%&'*+-.^_`|~", ch));
-}
-
-static bool all_digits(const char *v)
-{
-	if (!*v)
-		return false;
-	for (; *v; v++)
-		if (*v < '0' || *v > '9')
-			return false;
-	return true;
-}
-
-static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
-				      size_t key_size, const char *value, size_t value_size)
-{
-	(void)kind; (void)value_size;
-	struct framing *f = cls;
-	bool tok = key_size > 0;
-	for (size_t i = 0; i < key_size; i++)
-		tok = tok && is_tchar((unsigned char)key[i]);
-	if (!tok) {
-		f->bad_name = true;
-		snprintf(f->what, sizeof f->what, "header name \"%.60s\" is not a token "
-			 "(empty, or space before the colon)", key);
-		return MHD_YES;
-	}
-	if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
-		f->n_cl++;
-		f->bad_cl = f->bad_cl || !value || !all_digits(value);
-	} else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
-		f->n_te++;
-		f->bad_te = f->bad_te || !value || strcasecmp(value, "chunked");
-	}
-	return MHD_YES;
-}
-
-/* Checks the request's framing headers before any body byte is read; 0 when
- * sound, else the status to refuse with (400, or 501 for a transfer coding
- * other than plain chunked) and a message in f->what. A request whose
- * framing is ambiguous must be refused, not guessed: a proxy in front could
- * read its body differently and the rest become a second, smuggled request. */
-static unsigned framing_check(struct MHD_Connection *c, struct framing *f)
-{
-	memset(f, 0, sizeof *f);
-	MHD_get_connection_values_n(c, MHD_HEADER_KIND, framing_header, f);
-	if (f->bad_name)
-		return 400;
-	if (f->n_cl > 1 || f->bad_cl) {
-		snprintf(f->what, sizeof f->what, "%s Content-Length",
-			 f->n_cl > 1 ? "repeated" : "invalid");
-		return 400;
-	}
-	if (f->n_cl && f->n_te) {
-		snprintf(f->what, sizeof f->what, "both Content-Length and Transfer-Encoding");
-		return 400;
-	}
-	if (f->n_te > 1 || f->bad_te) {
-		snprintf(f->what, sizeof f->what, "Transfer-Encoding other than a single \"chunked\"");
-		return 501;
-	}
-	return 0;
-}
-
-/* Refusals on the first access-handler call, which comes after the
- * headers, before the body: a refusal queued there is answered at once and
- * libmicrohttpd closes the connection without reading a body it has not
- * handed over. */
-
-/* A path whose decoded form holds a control character (on_uri). */
-static enum MHD_Result refuse_bad_target(struct registry *r, struct MHD_Connection *c,
-					 const char *method, const char *url)
-{
-	struct request q;
-	request_init(&q, c, method, url);
-	log_warn("http: %s %.200s refused (400): control character in the path", method, url);
-	return respond_errorf(r, &q, 400, "NAME_INVALID", "the request path holds a control "
-			      "character (raw or %%-encoded): refused");
-}
-
-/* true when the framing is refused (*res: the result to return). */
-static bool refuse_bad_framing(struct registry *r, struct MHD_Connection *c, const char *method,
-			       const char *url, enum MHD_Result *res)
-{
-	struct framing f;
-	unsigned st = framing_check(c, &f);
-	if (!st)
-		return false;
-	struct request q;
-	request_init(&q, c, method, url);
-	log_warn("http: %s %.200s refused (%u): %s", method, url, st, f.what);
-	*res = respond_errorf(r, &q, st, st == 501 ? "UNSUPPORTED" : "UNKNOWN",
-			      "malformed request framing: %s", f.what);
-	return true;
-}
-
-/* An absolute-form target ("http://host:port/v2/", RFC 9112 section 3.2.2)
- * names the same resource as its path: servers must accept it. */
-static const char *origin_path(const char *url)
-{
-	const char *p = NULL;
-	if (!strncasecmp(url, "http://", 7))
-		p = url + 7;
-	else if (!strncasecmp(url, "https://", 8))
-		p = url + 8;
-	if (!p)
-		return url;
-	const char *slash = strchr(p, '/');
-	return slash ? slash : "/";
+	return q == &fresh || q == &bad_target || q == &long_target;
 }
 
 static bool has_body(const char *m)
@@ -319,15 +199,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	(void)version;
 	struct registry *r = cls;
 	struct request *q = *con_cls;
-	url = origin_path(url);
-	if (!q || q == &fresh || q == &bad_target) {
+	url = framing_origin_path(url);
+	if (!q || is_sentinel(q)) {
+		if (r->tls && !tls_conn_allowed(c))
+			return MHD_NO; /* not counted in flight yet */
 		enum MHD_Result res;
 		atomic_fetch_add(&in_flight, 1);
-		if (q == &bad_target) {
+		front_request_started(c);
+		if (q == &bad_target || q == &long_target) {
 			*con_cls = &no_state;
-			return refuse_bad_target(r, c, method, url);
+			return framing_refuse_target(r, c, method, url,
+						     q == &bad_target ? TARGET_CTL : TARGET_LONG);
 		}
-		if (refuse_bad_framing(r, c, method, url, &res)) {
+		if (framing_refuse_headers(r, c, method, url, &res)) {
 			*con_cls = &no_state;
 			return res;
 		}
@@ -346,6 +230,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			return MHD_NO;
 		}
 		request_init(q, c, method, url);
+		if (is_upload(q) && limits_upload_refused(r, q, &res)) {
+			free(q);
+			*con_cls = &no_state;
+			return res;
+		}
 		*con_cls = q;
 		if (is_upload(q))
 			metrics_uploads_in_flight(1);
@@ -369,21 +258,61 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
-	(void)cls; (void)c;
+	(void)cls;
 	struct request *q = *con_cls;
-	if (q && q != &fresh && q != &bad_target)
+	front_request_done(c);
+	if (q && !is_sentinel(q))
 		atomic_fetch_sub(&in_flight, 1); /* reached the access handler */
-	if (!q || q == &no_state || q == &fresh || q == &bad_target) {
+	if (!q || q == &no_state || is_sentinel(q)) {
 		*con_cls = NULL;
 		return;
 	}
 	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
 		log_debug("request ended early (code %d)", (int)toe);
-	if (is_upload(q))
+	if (is_upload(q)) {
+		if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && q->up) {
+			char peer[64];
+			framing_peer(c, peer, sizeof peer);
+			upload_op_cut(q->up, q->rt.name, peer);
+		}
 		metrics_uploads_in_flight(-1);
+		limits_upload_done(c);
+	}
 	request_free_body(q);
 	free(q);
 	*con_cls = NULL;
+}
+
+/* MHD_OPTION_NOTIFY_CONNECTION: the connection's context (conn.h), with a
+ * slot for the front's tracking and one for TLS. Without a context (out of
+ * memory) the connection is shut down: a TLS connection must never
+ * handshake without its credentials and client-certificate check. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	struct registry *r = cls;
+	struct conn_ctx *cx = *socket_context;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		cx = calloc(1, sizeof *cx);
+		*socket_context = cx;
+		if (!cx) {
+			const union MHD_ConnectionInfo *fi =
+				MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+			log_error("http: out of memory for a new connection; closing it");
+			if (fi)
+				shutdown(fi->connect_fd, SHUT_RDWR);
+			return;
+		}
+	}
+	if (!cx)
+		return;
+	front_notify(r, c, &cx->front, code);
+	if (r->tls)
+		tls_on_connection(r->tls, c, &cx->tls, code);
+	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		free(cx);
+		*socket_context = NULL;
+	}
 }
 
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
@@ -398,6 +327,11 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
 	 * does) is routine: keep it out of warnings */
 	if (strstr(msg, "Request malformed") || strstr(msg, "syntactically incorrect"))
 		log_debug("http: %s", msg);
+	else if (strstr(msg, "handshake message out of context"))
+		/* libmicrohttpd's words for any failed TLS handshake; the refusals
+		 * of ours (client certificates, plain HTTP) are logged by tls.c */
+		log_info("http: a TLS handshake failed (the client left, refused our "
+			 "certificate, or offered no TLS version or cipher we allow)");
 	else
 		log_warn("http: %s", msg);
 }
@@ -436,29 +370,6 @@ int server_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *
 	return 0;
 }
 
-/* A whole (small) file: the TLS certificate and key. */
-static char *read_file(const char *path, struct regfs_err *err)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		regfs_errf(err, -errno, "cannot read %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	struct dynbuf b;
-	dynbuf_init(&b, DYNBUF_NO_CAP);
-	char chunk[4096];
-	size_t n;
-	int rc = 0;
-	while (!rc && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		rc = dynbuf_add(&b, chunk, n);
-	fclose(f);
-	char *s = rc ? NULL : dynbuf_take(&b, NULL);
-	dynbuf_free(&b);
-	if (!s)
-		regfs_errf(err, -ENOMEM, "out of memory reading %s", path);
-	return s;
-}
-
 /* ---- lifecycle ---- */
 
 int registry_open(struct registry *r, struct regfs_config *cfg, struct regfs_err *err)
@@ -493,6 +404,7 @@ void registry_close(struct registry *r)
 {
 	notify_close(r);
 	auth_close(r->auth);
+	usage_free(r);
 	manifest_bytes_free(r->mb);
 	upcache_free(r->uc);
 	headcache_free(r->hc);
@@ -521,65 +433,36 @@ static size_t conn_memory(void)
 	return n >= 8192 && n <= (16 << 20) ? (size_t)n : CONN_MEMORY;
 }
 
-/* IPv6 wildcard listeners also take IPv4 (DUAL_STACK), or only the
- * address's own family. */
-enum stack { ADDRESS_FAMILY, DUAL_STACK };
-
-static struct MHD_Daemon *start_daemon(struct registry *r, const struct sockaddr *sa,
-				       enum stack stack, const char *cert, const char *key)
+/* The daemon takes its connections from the front (front.h), which owns
+ * the listening socket: no listening socket of its own. */
+static struct MHD_Daemon *start_daemon(struct registry *r, struct tls *tls)
 {
 	const char *pc = getenv("REGFS_REGISTRY_PER_CONNECTION");
 	bool per_conn = pc && *pc == '1';
-	unsigned flags = MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_USE_ITC |
+	unsigned flags = MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_USE_ITC | MHD_USE_NO_LISTEN_SOCKET |
 			 (per_conn ? MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 					     MHD_USE_POLL
 				   : MHD_USE_EPOLL_INTERNAL_THREAD);
-	if (stack == DUAL_STACK)
-		flags |= MHD_USE_DUAL_STACK;
-	if (cert)
+	struct MHD_OptionItem tls_opts[TLS_MHD_OPTIONS] = {{MHD_OPTION_END, 0, NULL}};
+	if (tls) {
 		flags |= MHD_USE_TLS;
-	struct MHD_OptionItem tls_opts[] = {
-		{MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cert},
-		{MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)key},
-		{MHD_OPTION_END, 0, NULL},
-	};
+		tls_mhd_options(tls, tls_opts);
+	}
+	const struct regfs_config *cfg = r->cfg;
 	return MHD_start_daemon(flags, 0, NULL, NULL, on_request, r,
 				MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, r,
-				MHD_OPTION_SOCK_ADDR, sa,
 				MHD_OPTION_THREAD_POOL_SIZE, per_conn ? 0u : pool_size(),
 				MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
-				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
+				/* regfs.limits: 0 is "no limit" for both */
+				MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->limits.connsperclient,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->limits.idletimeout_s,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, conn_memory(),
-				MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, r,
+				MHD_OPTION_NOTIFY_CONNECTION, on_connection, r,
 				MHD_OPTION_URI_LOG_CALLBACK, on_uri, r,
-				MHD_OPTION_ARRAY, cert ? tls_opts : tls_opts + 2,
+				MHD_OPTION_ARRAY, tls_opts,
 				MHD_OPTION_END);
-}
-
-/* http.tls: the certificate and key files, read whole (both NULL when TLS
- * is not configured). */
-static int load_tls(struct regfs_config *cfg, char **cert, char **key, struct regfs_err *err)
-{
-	*cert = *key = NULL;
-	if (!cfg->tls_certificate && !cfg->tls_key)
-		return 0;
-	if (!cfg->tls_certificate || !cfg->tls_key)
-		return regfs_errf(err, -EINVAL, "http.tls needs both certificate and key");
-	if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
-		return regfs_errf(err, -ENOTSUP, "http.tls is set but this libmicrohttpd was "
-				  "built without TLS (gnutls); install a TLS-enabled "
-				  "libmicrohttpd or terminate TLS in a proxy");
-	*cert = read_file(cfg->tls_certificate, err);
-	*key = *cert ? read_file(cfg->tls_key, err) : NULL;
-	if (!*cert || !*key) {
-		free(*cert);
-		*cert = NULL;
-		regfs_err_prefix(err, "http.tls: ");
-		return -EINVAL;
-	}
-	return 0;
 }
 
 /* Stops accepting at once (the listening socket is closed: a new client is
@@ -588,9 +471,8 @@ static int load_tls(struct regfs_config *cfg, char **cert, char **key, struct re
  * rest. Returns how many requests were cut. */
 static unsigned drain_and_stop(struct registry *reg, struct MHD_Daemon *d, int64_t timeout_s)
 {
-	MHD_socket ls = MHD_quiesce_daemon(d);
-	if (ls != MHD_INVALID_SOCKET)
-		close(ls);
+	front_stop(the_front);
+	the_front = NULL;
 	struct timespec now, end;
 	clock_gettime(CLOCK_MONOTONIC, &end);
 	end.tv_sec += (time_t)timeout_s;
@@ -650,27 +532,48 @@ static void block_signals(sigset_t *set)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-/* Starts the daemon on `ss`; NULL when the address cannot be bound. */
+/* Listens on `ss` (":5000" binds every address, IPv6 too when the host has
+ * it) and starts the daemon behind the front; NULL on failure (err says
+ * why). *port: the port bound. */
 static struct MHD_Daemon *listen_on(struct registry *reg, struct sockaddr_storage *ss, bool any,
-				    const char *cert, const char *key)
+				    struct tls *tls, unsigned *port, struct regfs_err *err)
 {
-	struct MHD_Daemon *d = NULL;
+	int lfd = -1;
 	if (any && ss->ss_family == AF_INET) {
-		/* ":5000" binds every address, IPv6 too when the host has it */
 		struct sockaddr_in6 s6 = {.sin6_family = AF_INET6, .sin6_addr = in6addr_any,
 					  .sin6_port = ((struct sockaddr_in *)ss)->sin_port};
-		d = start_daemon(reg, (struct sockaddr *)&s6, DUAL_STACK, cert, key);
+		lfd = front_listen((struct sockaddr *)&s6, true, NULL);
 	}
-	if (!d)
-		d = start_daemon(reg, (struct sockaddr *)ss, ADDRESS_FAMILY, cert, key);
+	if (lfd < 0)
+		lfd = front_listen((struct sockaddr *)ss, false, err);
+	if (lfd < 0)
+		return NULL;
+	struct sockaddr_storage bound;
+	socklen_t bl = sizeof bound;
+	*port = 0;
+	if (getsockname(lfd, (struct sockaddr *)&bound, &bl) == 0)
+		*port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+							  : ((struct sockaddr_in *)&bound)->sin_port);
+	struct MHD_Daemon *d = start_daemon(reg, tls);
+	if (!d) {
+		close(lfd);
+		regfs_errf(err, -EINVAL, "libmicrohttpd did not start (see the log above)");
+		return NULL;
+	}
+	the_front = front_start(reg, d, lfd, tls != NULL);
+	if (!the_front) {
+		MHD_stop_daemon(d);
+		regfs_errf(err, -ENOMEM, "cannot start the connection front");
+		return NULL;
+	}
 	return d;
 }
 
 int server_run(struct regfs_config *cfg, const char *config_path, struct regfs_err *err)
 {
 	struct registry reg;
-	char *cert = NULL, *key = NULL;
-	int rc = load_tls(cfg, &cert, &key, err);
+	struct tls *tls = NULL;
+	int rc = tls_open(cfg, &tls, err);
 	if (rc)
 		return rc;
 	struct sockaddr_storage ss;
@@ -682,6 +585,7 @@ int server_run(struct regfs_config *cfg, const char *config_path, struct regfs_e
 
 	sigset_t set;
 	block_signals(&set);
+	limits_apply(cfg);
 
 	rc = registry_open(&reg, cfg, err);
 	if (rc) {
@@ -693,17 +597,20 @@ int server_run(struct regfs_config *cfg, const char *config_path, struct regfs_e
 		registry_close(&reg);
 		goto out_tls;
 	}
-	struct MHD_Daemon *d = listen_on(&reg, &ss, any, cert, key);
+	reg.tls = tls;
+	unsigned port = 0;
+	struct regfs_err le = {0};
+	struct MHD_Daemon *d = listen_on(&reg, &ss, any, tls, &port, &le);
 	if (!d) {
-		rc = regfs_errf(err, -EADDRINUSE, "cannot listen on %s (in use, or not an address "
-				"of this host); set http.addr to a free host:port", cfg->http_addr);
+		rc = regfs_errf(err, -EADDRINUSE, "cannot listen on %s (%s: in use, or not an "
+				"address of this host); set http.addr to a free host:port",
+				cfg->http_addr, le.msg);
 		registry_close(&reg);
 		goto out_tls;
 	}
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
 	log_info("regfs-registry %s listening on %s (port %u, %s storage%s)", REGFS_VERSION,
-		 cfg->http_addr, info ? (unsigned)info->port : 0u, regfs_storage_name(reg.st),
-		 cert ? ", TLS" : "");
+		 cfg->http_addr, port, regfs_storage_name(reg.st),
+		 tls ? ", TLS" : "");
 	maint_start(&reg);
 	struct MHD_Daemon *dbg = NULL;
 	rc = debug_start(&reg, &dbg, err);
@@ -715,6 +622,9 @@ int server_run(struct regfs_config *cfg, const char *config_path, struct regfs_e
 	notify_systemd("READY=1");
 
 	int sig = wait_for_stop(&set, config_path, cfg, &reg);
+	/* new clients are refused from here on, before the log line says so */
+	front_stop(the_front);
+	the_front = NULL;
 	int64_t drain_s = cfg->http_drain_s;
 	notify_systemd("STOPPING=1");
 	log_info("signal %d (%s): stopping; new connections refused, requests in flight get "
@@ -729,7 +639,6 @@ int server_run(struct regfs_config *cfg, const char *config_path, struct regfs_e
 		log_info("stopped: no request cut off");
 	rc = 0;
 out_tls:
-	free(cert);
-	free(key);
+	tls_close(tls);
 	return rc;
 }

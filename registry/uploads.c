@@ -24,6 +24,8 @@
  * upload and stores nothing. */
 #include "uploads.h"
 
+#include "content_range.h"
+#include "framing.h"
 #include "gc.h"
 #include "handlers.h"
 #include "notify.h"
@@ -31,6 +33,7 @@
 #include "repo.h"
 #include "request.h"
 #include "respond.h"
+#include "usage.h"
 
 #include <regfs/layout.h>
 #include <regfs/names.h>
@@ -143,6 +146,7 @@ struct upload_op {
 	struct regfs_hasher *h;
 	uint64_t size;                     /* bytes stored so far */
 	bool failed;
+	bool too_large;                    /* over regfs.limits.uploadsize */
 	struct regfs_err err;
 	struct registry *r;
 };
@@ -157,6 +161,16 @@ void upload_op_free(struct upload_op *op)
 		regfs_writer_close(op->w, NULL);
 	regfs_hasher_free(op->h);
 	free(op);
+}
+
+void upload_op_cut(const struct upload_op *op, const char *name, const char *peer)
+{
+	if (op->mode == OP_SESSION || op->mode == OP_MOUNTED || op->too_large)
+		return; /* done on the first callback, or removed and logged */
+	log_warn("upload %s in %s: the request from %s ended before its body did (the client "
+		 "closed the connection); the %" PRIu64 " bytes stored stay resumable at that "
+		 "offset, the unfinished request wrote nothing else", op->uuid, name, peer,
+		 op->size);
 }
 
 static void new_uuid(char out[40])
@@ -286,6 +300,8 @@ static int session_create(struct registry *r, const char *name, char uuid[40],
 	rfc3339((int64_t)time(NULL), ts);
 	int rc = regfs_storage_put(r->st, p, ts, strlen(ts), err);
 	free(p);
+	if (rc == 0)
+		usage_upload_progress(r, name, uuid, 0);
 	return rc;
 }
 
@@ -355,36 +371,6 @@ static int op_open(struct registry *r, const char *name, struct upload_op *op, b
 	return rc;
 }
 
-/* Content-Range of a PATCH: "<start>-<end>", optionally "bytes[= ]" prefixed.
- * 0, or -EINVAL when malformed, -ERANGE when a bound does not fit 64 bits. */
-static int parse_content_range(const char *h, uint64_t *start, uint64_t *end)
-{
-	if (!strncmp(h, "bytes", 5)) {
-		h += 5;
-		if (*h == '=' || *h == ' ')
-			h++;
-	}
-	char *e;
-	if (*h < '0' || *h > '9')
-		return -EINVAL;
-	errno = 0;
-	*start = strtoull(h, &e, 10);
-	bool big = errno == ERANGE;
-	if (*e != '-')
-		return -EINVAL;
-	const char *b = e + 1;
-	if (*b < '0' || *b > '9')
-		return -EINVAL;
-	errno = 0;
-	*end = strtoull(b, &e, 10);
-	big = big || errno == ERANGE;
-	if (*e != '\0' && *e != '/')
-		return -EINVAL;
-	if (big)
-		return -ERANGE;
-	return *end >= *start ? 0 : -EINVAL;
-}
-
 /* A Content-Range must describe the body exactly: refused (416) before the
  * session is opened when its length is not the Content-Length, or a bound
  * overflows. Without Content-Length (chunked) the length is not known here.
@@ -396,12 +382,12 @@ static enum MHD_Result range_matches_body(struct registry *r, struct request *q,
 	if (!cr || !*cr)
 		return MHD_YES;
 	uint64_t a, b;
-	int rc = parse_content_range(cr, &a, &b);
+	int rc = regfs_content_range_parse(cr, &a, &b);
 	if (rc == -EINVAL)
 		return MHD_YES; /* answered 400 below, with the session's state */
 	const char *cl = request_header(q, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
-	if (rc == 0 && (!cl || (n > 0 && b - a == n - 1)))
+	if (rc == 0 && (!cl || regfs_content_range_fits(a, b, n)))
 		return MHD_YES;
 	*refused = true;
 	return respond_errorf(r, q, 416, "BLOB_UPLOAD_INVALID", "Content-Range \"%.100s\" does not "
@@ -418,11 +404,59 @@ static void op_fail(struct upload_op *op, int rc)
 	}
 }
 
+/* Would `more` bytes take an upload of `stored` past regfs.limits.uploadsize? */
+static bool over_size(const struct registry *r, uint64_t stored, uint64_t more)
+{
+	uint64_t max = r->cfg->limits.uploadsize;
+	return max && (more > max || stored > max - more);
+}
+
+/* The Content-Length of the request takes the upload past the limit. */
+static bool body_over_size(const struct registry *r, const struct request *q, uint64_t stored)
+{
+	const char *cl = request_header(q, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	return cl && over_size(r, stored, strtoull(cl, NULL, 10));
+}
+
+/* An upload past regfs.limits.uploadsize: the whole session is removed
+ * (nothing of it stays or becomes a blob) and logged. */
+static void remove_too_large(struct registry *r, struct request *q)
+{
+	struct upload_op *op = q->up;
+	if (op->w) {
+		regfs_writer_cancel(op->w, NULL);
+		regfs_writer_close(op->w, NULL);
+		op->w = NULL;
+	}
+	char *d = regfs_layout_upload_dir(q->rt.name, op->uuid);
+	if (d)
+		regfs_storage_del(r->st, d, NULL);
+	free(d);
+	char peer[64];
+	framing_peer(q->conn, peer, sizeof peer);
+	unsigned long long max = (unsigned long long)r->cfg->limits.uploadsize;
+	log_warn("upload %s in %s from %s refused (413): over regfs.limits.uploadsize (%llu "
+		 "bytes); the upload was removed", op->uuid, q->rt.name, peer, max);
+}
+
+/* The same, answered 413 (the size was known before the body). */
+static enum MHD_Result upload_too_large(struct registry *r, struct request *q)
+{
+	remove_too_large(r, q);
+	unsigned long long max = (unsigned long long)r->cfg->limits.uploadsize;
+	return respond_errorf(r, q, 413, "SIZE_INVALID", "the upload exceeds the %llu-byte limit "
+			      "(regfs.limits.uploadsize): it was removed, nothing is stored", max);
+}
+
 static void op_consume(struct upload_op *op, const char *data, size_t n)
 {
 	/* !op->w: the request was refused and its writer released */
 	if (op->failed || !op->w || op->mode == OP_SESSION || op->mode == OP_MOUNTED)
 		return;
+	if (over_size(op->r, op->size, n)) {
+		op->too_large = op->failed = true;
+		return;
+	}
 	ssize_t w = regfs_writer_write(op->w, data, n, &op->err);
 	if (w < 0 || (size_t)w != n) {
 		op_fail(op, w < 0 ? (int)w : -EIO);
@@ -504,6 +538,7 @@ static enum MHD_Result op_finish(struct registry *r, struct request *q)
 		if (updir)
 			regfs_storage_del(r->st, updir, NULL);
 		free(updir);
+		usage_upload_ended(r, q->rt.name, op->uuid, NULL, 0);
 		char detail[2 * REGFS_DIGEST_MAX + 48];
 		snprintf(detail, sizeof detail, "{\"expected\":\"%s\",\"actual\":\"%s\"}", op->digest, got);
 		char msg[3 * REGFS_DIGEST_MAX];
@@ -516,6 +551,7 @@ static enum MHD_Result op_finish(struct registry *r, struct request *q)
 	rc = publish_and_link(r, q->rt.name, op, got, &e);
 	if (updir)
 		regfs_storage_del(r->st, updir, NULL);
+	usage_upload_ended(r, q->rt.name, op->uuid, rc == 0 ? got : NULL, op->size);
 	free(updir);
 	if (rc == -ENOENT) /* cancelled while it was being finished */
 		return upload_unknown(r, q);
@@ -534,8 +570,17 @@ static enum MHD_Result op_body(struct registry *r, struct request *q)
 	if (*q->size) {
 		op_consume(op, q->data, *q->size);
 		*q->size = 0;
+		if (op->too_large && op->w) {
+			/* a chunked body past the limit: libmicrohttpd 0.9.75 cannot
+			 * answer before the body ends, and the rest would only be
+			 * drained: the connection is closed now */
+			remove_too_large(r, q);
+			return MHD_NO;
+		}
 		return MHD_YES;
 	}
+	if (op->too_large)
+		return upload_too_large(r, q);
 	if (op->failed) {
 		/* the writer state is uncertain: drop the hash state */
 		if (op->w) {
@@ -567,6 +612,7 @@ static enum MHD_Result op_body(struct registry *r, struct request *q)
 		}
 		uc_give(r->uc, op->uuid, op->alg, op->h, op->size);
 		op->h = NULL;
+		usage_upload_progress(r, q->rt.name, op->uuid, op->size);
 		return upload_progress(r, q, 202, op->uuid, op->size);
 	}
 	return op_finish(r, q);
@@ -613,6 +659,7 @@ enum MHD_Result h_upload_start(struct registry *r, struct request *q)
 			if (rc)
 				return respond_storage_error(r, q, &e);
 			log_debug("blob %s mounted from %s into %s", mount, from, q->rt.name);
+			usage_repo_seen(r, q->rt.name);
 			notify_emit(r, q, &(struct notify_target){"mount", "application/octet-stream",
 				    mount, st.size, NULL, true});
 			q->up = op_new(r, OP_MOUNTED);
@@ -653,6 +700,8 @@ enum MHD_Result h_upload_start(struct registry *r, struct request *q)
 			return respond_storage_error(r, q, &e);
 		return MHD_YES;
 	}
+	if (body_over_size(r, q, 0))
+		return upload_too_large(r, q);
 	op->h = regfs_hasher_new(alg);
 	if (!op->h)
 		return MHD_NO;
@@ -690,14 +739,14 @@ static enum MHD_Result patch_or_put(struct registry *r, struct request *q, enum 
 		return session_failed(r, q, rc, &e);
 	const char *cr = request_header(q, MHD_HTTP_HEADER_CONTENT_RANGE);
 	uint64_t a, b;
-	if (cr && *cr && (parse_content_range(cr, &a, &b) || a != op->size)) {
+	if (cr && *cr && (regfs_content_range_parse(cr, &a, &b) || a != op->size)) {
 		/* refused: release the session before answering, so the client's
 		 * next request does not find it still held by this one */
 		regfs_writer_close(op->w, NULL);
 		op->w = NULL;
 	}
 	if (cr && *cr) {
-		if (parse_content_range(cr, &a, &b))
+		if (regfs_content_range_parse(cr, &a, &b))
 			return respond_errorf(r, q, 400, "BLOB_UPLOAD_INVALID", "invalid Content-Range \"%.100s\": "
 					      "expected <start>-<end>", cr);
 		if (a != op->size) {
@@ -707,6 +756,8 @@ static enum MHD_Result patch_or_put(struct registry *r, struct request *q, enum 
 			return upload_progress(r, q, 416, op->uuid, op->size);
 		}
 	}
+	if (body_over_size(r, q, op->size))
+		return upload_too_large(r, q);
 	return MHD_YES;
 }
 
@@ -719,6 +770,8 @@ static enum MHD_Result upload_cancel(struct registry *r, struct request *q)
 	char *d = regfs_layout_upload_dir(q->rt.name, q->rt.ref);
 	int rc = d ? regfs_storage_del(r->st, d, &e) : -ENOMEM;
 	free(d);
+	if (rc == 0)
+		usage_upload_ended(r, q->rt.name, q->rt.ref, NULL, 0);
 	return respond_removed(r, q, rc, &e, 204, upload_unknown);
 }
 

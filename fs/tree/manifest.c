@@ -174,10 +174,13 @@ static int manifest_getxattr(struct mnt *m, struct node *n, const char *name, ch
 {
 	if (strcmp(name, MTIME_SOURCE_XATTR) == 0)
 		return mtime_source_getxattr(m, n, name, buf, size, len);
+	int rc = usage_getxattr(m, n, name, buf, size, len);
+	if (rc != -ENODATA)
+		return rc;
 	if (strcmp(name, "user.regfs.mediatype") != 0)
 		return blob_getxattr(m, n, name, buf, size, len);
 	const struct mentry *e;
-	int rc = node_manifest(m, n, &e);
+	rc = node_manifest(m, n, &e);
 	if (rc)
 		return rc;
 	return xattr_reply(e->m->media_type, buf, size, len);
@@ -186,7 +189,9 @@ static int manifest_getxattr(struct mnt *m, struct node *n, const char *name, ch
 static int manifest_listxattr(struct mnt *m, struct node *n, char *buf, size_t size, size_t *len)
 {
 	int rc = blob_listxattr(m, n, buf, size, len);
-	return rc ? rc : mtime_source_listxattr(m, n, buf, size, len);
+	if (!rc)
+		rc = mtime_source_listxattr(m, n, buf, size, len);
+	return rc ? rc : usage_listxattr(m, n, buf, size, len);
 }
 
 const struct kind_ops manifest_kind = {

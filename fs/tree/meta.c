@@ -1,5 +1,6 @@
-/* meta.c — .regfs/ (META) and its files (METAFILE): status, stats and
- * errors, generated at every open and stat (stats.c, util.c). */
+/* meta.c — .regfs/ (META) and its files (METAFILE): status, stats,
+ * errors, usage and usage.txt, generated at every open and stat (stats.c,
+ * util.c, usage_out.c). */
 #include "tree.h"
 
 #include <errno.h>
@@ -11,7 +12,8 @@ static int meta_list(struct mnt *m, struct node *dir, struct child **out, size_t
 {
 	(void)m, (void)dir;
 	struct clist l = {0};
-	static const char *const files[] = {"errors", "stats", "status"}; /* sorted */
+	static const char *const files[] = {"errors", "stats", "status", "usage",
+					       "usage.txt"}; /* sorted */
 	for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
 		struct child *c = cl_add(&l, files[i], K_METAFILE, NULL);
 		if (c && !(c->arg = strdup(files[i])))
@@ -26,6 +28,10 @@ static int metafile_content(struct mnt *m, struct node *n, char **buf, size_t *l
 		return stats_status_text(m, buf, len);
 	if (strcmp(n->arg, "errors") == 0)
 		return fs_errors_text(buf, len);
+	if (strcmp(n->arg, "usage") == 0)
+		return usage_json_text(m, buf, len);
+	if (strcmp(n->arg, "usage.txt") == 0)
+		return usage_table_text(m, buf, len);
 	return stats_json_text(m, buf, len);
 }
 

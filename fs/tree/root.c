@@ -13,6 +13,8 @@
 
 #include <regfs/log.h>
 
+#include "../usage.h"
+
 static int list_components(struct mnt *m, struct node *dir, struct clist *l)
 {
 	struct catalog *cat;
@@ -215,10 +217,72 @@ void root_probe_shutdown(void)
 	pthread_mutex_unlock(&rmu);
 }
 
+/* ---- storage accounting xattrs (usage.h says what each figure means) ----
+ *
+ * On the root, a namespace or repository directory (with what is under
+ * it: du -s of the directory), and on a manifest directory, which is what
+ * getfattr of a tag reaches (it follows the link): the tags of that
+ * repository naming the manifest, as a group. Computed with the walk
+ * (walk_usage: cached for the ttl). */
+static const char USAGE_XATTRS[] = "user.regfs.bytes\0user.regfs.exclusive\0user.regfs.shared";
+
+static bool is_usage_xattr(const char *name)
+{
+	return strcmp(name, "user.regfs.bytes") == 0 || strcmp(name, "user.regfs.exclusive") == 0 ||
+	       strcmp(name, "user.regfs.shared") == 0;
+}
+
+int usage_getxattr(struct mnt *m, struct node *n, const char *name, char *buf, size_t size,
+		   size_t *len)
+{
+	if (!is_usage_xattr(name))
+		return -ENODATA;
+	loop_may_block(); /* may walk the registry */
+	struct usage *u;
+	int rc = walk_usage(m, &u);
+	if (rc)
+		return rc == -ENOMEM ? rc : -EIO;
+	struct usage_fig f;
+	if (n->kind == K_MANIFEST)
+		rc = n->repo ? usage_manifest(u, n->repo, n->digest, &f) : -ENOENT;
+	else
+		rc = n->kind == K_ROOT ? usage_subtree(u, "", &f)
+		     : n->arg         ? usage_subtree(u, n->arg, &f)
+				      : -ENOENT;
+	usage_put(u);
+	if (rc == -ENOENT && n->kind == K_ROOT) {
+		memset(&f, 0, sizeof f); /* an empty registry */
+		rc = 0;
+	}
+	if (rc)
+		return rc == -ENOENT ? -ENODATA : rc;
+	uint64_t v = name[11] == 'b' ? f.bytes : name[11] == 'e' ? f.exclusive : f.shared;
+	char s[24];
+	snprintf(s, sizeof s, "%llu", (unsigned long long)v);
+	return xattr_reply(s, buf, size, len);
+}
+
+int usage_listxattr(struct mnt *m, struct node *n, char *buf, size_t size, size_t *len)
+{
+	(void)m, (void)n;
+	if (size < *len + sizeof USAGE_XATTRS)
+		return -ERANGE;
+	memcpy(buf + *len, USAGE_XATTRS, sizeof USAGE_XATTRS);
+	*len += sizeof USAGE_XATTRS;
+	return 0;
+}
+
+static int dir_listxattr(struct mnt *m, struct node *n, char *buf, size_t size, size_t *len)
+{
+	*len = 0;
+	return usage_listxattr(m, n, buf, size, len);
+}
+
 const struct kind_ops root_kind = {
 	.name = "root", .type = S_IFDIR, .flags = KIND_TTL_DIR,
 	.list = dir_list, .lookup = dir_lookup, .listing_start = root_listing_start,
 	.attr = root_attr, .refresh = root_version_refresh, .listed_at = catalog_at,
+	.getxattr = usage_getxattr, .listxattr = dir_listxattr,
 	.priv_free = free,
 };
 
@@ -226,5 +290,6 @@ const struct kind_ops dir_kind = {
 	.name = "namespace/repository", .type = S_IFDIR, .flags = KIND_TTL_DIR,
 	.list = dir_list, .lookup = dir_lookup,
 	.attr = attr_ttl_dir, .refresh = dir_version_refresh, .listed_at = catalog_at,
+	.getxattr = usage_getxattr, .listxattr = dir_listxattr,
 	.priv_free = free,
 };

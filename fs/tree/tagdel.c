@@ -129,39 +129,54 @@ double wstate_time(const char *repo, size_t field, const double *set)
  * (registry:2 with storage.delete.enabled false, its default; regfs-registry
  * the same). The answer is kept for the ttl; a failed probe is not kept.
  * 0, -EPERM (disabled), -EACCES (credentials), -EIO (no clear answer). */
-int tag_deletes_allowed(struct mnt *m, const char *repo)
+/* The log line of a refused delete probe (why: the registry's answer). */
+static void deletes_refused_log(const char *what, const char *repo, int rc, const char *why)
+{
+	if (rc == -EPERM)
+		fs_warn("%s refused: the registry does not allow deletes in %s (%s); nothing was "
+			"changed — enable them (registry:2: storage.delete.enabled: true)", what,
+			repo, why);
+	else if (rc == -EACCES)
+		fs_warn("%s refused: the credentials may not delete in %s (%s); nothing was "
+			"changed", what, repo, why);
+}
+
+int tag_deletes_allowed(struct mnt *m, const char *repo, const char *what)
 {
 	static const char zero[] =
 		"sha256:0000000000000000000000000000000000000000000000000000000000000000";
 	int rc = 0;
+	char why[sizeof wst[0].probe_msg] = "";
 	pthread_mutex_lock(&wmu);
 	struct wstate *w = wstate_of(repo);
 	bool known = w && now_mono() - w->probed_at < m->o.ttl;
-	if (known)
+	if (known) {
 		rc = w->probe_rc;
+		snprintf(why, sizeof why, "%s", w->probe_msg);
+	}
 	pthread_mutex_unlock(&wmu);
-	if (known)
+	if (known) {
+		deletes_refused_log(what, repo, rc, why);
 		return rc;
+	}
 	struct regfs_err e = {0};
 	rc = regfs_client_delete_manifest(m->client, repo, zero, &e);
 	if (rc == 0 || rc == -ENOENT) {
 		rc = 0;
-	} else if (rc == -ENOTSUP) {
-		fs_warn("%s: the registry does not allow deletes (%s); nothing was changed — enable "
-			 "them (registry:2: storage.delete.enabled: true)", repo, regfs_err_str(&e));
-		rc = -EPERM;
-	} else if (rc == -EACCES) {
-		fs_warn("%s: the credentials may not delete here (%s); nothing was changed", repo,
-			 regfs_err_str(&e));
+	} else if (rc == -ENOTSUP || rc == -EACCES) {
+		rc = rc == -ENOTSUP ? -EPERM : rc;
+		snprintf(why, sizeof why, "%s", regfs_err_str(&e));
+		deletes_refused_log(what, repo, rc, why);
 	} else {
-		fs_warn("%s: cannot tell whether the registry allows deletes (%s); nothing was "
-			 "changed", repo, regfs_err_str(&e));
+		fs_warn("%s refused: cannot tell whether the registry allows deletes in %s (%s); "
+			"nothing was changed", what, repo, regfs_err_str(&e));
 		return -EIO;
 	}
 	pthread_mutex_lock(&wmu);
 	if ((w = wstate_of(repo))) {
 		w->probed_at = now_mono();
 		w->probe_rc = rc;
+		snprintf(w->probe_msg, sizeof w->probe_msg, "%s", why);
 	}
 	pthread_mutex_unlock(&wmu);
 	return rc;
@@ -300,7 +315,7 @@ int tag_delete(struct mnt *m, const char *repo, const char *tag)
 			return rc ? fs_write_errno(rc, &e, what) : 0;
 	}
 	/* Refused: tags cannot be deleted (registry:2), or nothing can. */
-	if ((rc = tag_deletes_allowed(m, repo)))
+	if ((rc = tag_deletes_allowed(m, repo, what)))
 		return rc;
 	double now = now_mono();
 	wstate_time(repo, notag, &now);

@@ -505,8 +505,11 @@ static int rename_allowed(struct mnt *m, const char *repo, const char *name, con
 		rc = -EEXIST;
 	if (rc == 0 && *target_exists)
 		rc = refuse_protected(m, "mv onto", repo, newname);
-	if (rc == 0 && strcmp(name, newname) != 0)
-		rc = tag_deletes_allowed(m, repo);
+	if (rc == 0 && strcmp(name, newname) != 0) {
+		char what[600];
+		snprintf(what, sizeof what, "mv %s:%s to %s", repo, name, newname);
+		rc = tag_deletes_allowed(m, repo, what);
+	}
 	return rc;
 }
 

@@ -46,6 +46,15 @@ int attr_writable_dir(struct mnt *m, struct node *n, struct stat *st, double *ti
 /* An xattr value (NUL-terminated string) answered as getxattr does. */
 int xattr_reply(const char *v, char *buf, size_t size, size_t *len);
 
+/* ---- root.c: the storage accounting xattrs ---- */
+/* user.regfs.bytes / exclusive / shared of the root, a namespace or
+ * repository directory (n->arg), or a manifest directory (its tag group):
+ * decimal bytes. -ENODATA for other names; -EIO when the walk failed. */
+int usage_getxattr(struct mnt *m, struct node *n, const char *name, char *buf, size_t size,
+		   size_t *len);
+/* Appends those three names to buf[0..*len); -ERANGE when size is short. */
+int usage_listxattr(struct mnt *m, struct node *n, char *buf, size_t size, size_t *len);
+
 /* ---- views.c ---- */
 /* Adds a VIEWLINK child: a relative symlink to <view>/<digest> (view
  * ".layers" or ".rootfs"). */
@@ -105,8 +114,10 @@ int tag_delete(struct mnt *m, const char *repo, const char *tag);
 /* Does the registry allow deletes in `repo`? Probed with a DELETE of a
  * digest that cannot exist, kept for the ttl: 0, -EPERM, -EACCES, -EIO.
  * Called before a write that will need a delete, so a refusal changes
- * nothing. */
-int tag_deletes_allowed(struct mnt *m, const char *repo);
+ * nothing. A refusal is logged once per call, as "<what> refused: …" with
+ * the registry's answer (the user it refused, its error message), also
+ * when the answer was kept from an earlier probe. */
+int tag_deletes_allowed(struct mnt *m, const char *repo, const char *what);
 /* After a write that changed `tags` of `repo`: name caches and the kernel's
  * listings of <repo>/_tags and <repo>/_manifests are refreshed. */
 void write_changed(struct mnt *m, const char *repo, const char *const *tags, size_t n);
@@ -124,6 +135,7 @@ struct wstate {
 	double used;
 	double probed_at;  /* when deletes_allowed asked the registry */
 	int probe_rc;
+	char probe_msg[480]; /* the registry's answer to a refused probe, for later writes' logs */
 	double notag_at;   /* when DELETE by tag answered "cannot delete tags" */
 	double rmr_at;     /* when an rm -r reached the repository's manifests */
 };

@@ -29,8 +29,10 @@
  *   -EHOSTUNREACH  cannot resolve the host
  *   -ETIMEDOUT     no complete answer within opts.timeout_s (streamed blob
  *                  bodies: no byte for timeout_s)
- *   -EIO           TLS failed (the message points to --ca-cert/--insecure),
- *                  or any other transport error
+ *   -EIO           TLS failed (the message names the server's certificate,
+ *                  the verify error and the option that fixes it: --ca-cert,
+ *                  --insecure, --client-cert), or any other transport error
+ *   -EACCES        the server wanted a TLS client certificate, or refused ours
  *   -EINVAL        a URL curl cannot use
  *   Answers that are not what the spec promises:
  *   -EPROTO        not a registry, a plain-HTTP URL on a TLS port, a body of
@@ -48,12 +50,27 @@
 #include <regfs/digest.h>
 #include <regfs/err.h>
 
+/* Credentials a client resolved (regfs_client_creds), to hand to another
+ * client for the same registry without looking them up again (a credential
+ * helper runs once, not once per client). Strings are malloc'd; pass is a
+ * secret: regfs_creds_free wipes it. user NULL: anonymous. */
+struct regfs_creds {
+	char *user, *pass;
+	bool identity;      /* pass is a docker identity token */
+	const char *source; /* static text: "--user", "docker config credHelpers", … */
+};
+void regfs_creds_free(struct regfs_creds *cr);
+
 struct regfs_client_opts {
 	const char *url;           /* "http://127.0.0.1:5000" (no trailing /v2) */
 	const char *user, *pass;   /* Basic / token credentials; NULL: anonymous, or
 	                            * REGFS_USERNAME/REGFS_PASSWORD, or docker config */
 	const char *docker_config; /* path of config.json; NULL: ~/.docker/config.json */
+	const struct regfs_creds *creds; /* resolved before: used as they are (also
+	                            * anonymous), no other source is looked at */
 	const char *ca_cert;       /* PEM bundle; NULL: system CAs */
+	const char *client_cert;   /* PEM client certificate for mTLS, or NULL */
+	const char *client_key;    /* its PEM key; NULL: in client_cert's file */
 	bool insecure;             /* skip TLS verification */
 	int timeout_s;             /* whole-request timeout; default 10 */
 	int max_parallel;          /* concurrent requests in a batch; default 16 */
@@ -184,11 +201,25 @@ void regfs_tag_info_free(struct regfs_tag_info *t, size_t n);
  * -EINVAL bad repo or digest; -EACCES, -EIO as other requests. */
 int regfs_client_layer_index(struct regfs_client *c, const char *repo, const char *digest,
 			     char **buf, size_t *len, struct regfs_err *err);
+/* GET /v2/_regfs/usage (usage extension): the registry's own storage
+ * figures, in bytes (docs/api-extensions.md): what it stores, what tags and
+ * manifests reference, and the garbage a collection would free now.
+ * Errors: -ENOTSUP not advertised (no request made); -EPROTO the answer is
+ * not the documented shape; -EACCES, -EIO as other requests. */
+struct regfs_usage {
+	uint64_t stored, referenced;
+	uint64_t garbage_blobs, garbage_manifests, garbage_uploads, garbage_total;
+	size_t n_repos;  /* entries of its "repositories" array */
+};
+int regfs_client_usage(struct regfs_client *c, struct regfs_usage *out, struct regfs_err *err);
 bool regfs_client_has_ext(struct regfs_client *c, const char *ext);
 /* Every extension the registry advertises (X-Regfs-Extensions of GET /v2/),
  * as one malloc'd string of names separated by single spaces ("" when none);
  * NULL when the registry could not be asked or out of memory. */
 char *regfs_client_extensions(struct regfs_client *c);
+/* Copies the credentials c resolved into *out (free with regfs_creds_free):
+ * 0 or -ENOMEM. */
+int regfs_client_creds(const struct regfs_client *c, struct regfs_creds *out);
 
 /* GET /v2/_regfs/manifests (bulk-manifests, every page): each repository
  * with its tags and every manifest it holds (tagged or not, index children

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <regfs/err.h>
 #include <regfs/log.h>
+#include <regfs/strvec.h>
 
 enum regfs_storage_type { REGFS_STORAGE_FILESYSTEM = 0, REGFS_STORAGE_S3 = 1 };
 
@@ -49,6 +50,15 @@ struct regfs_notify_endpoint {
 	bool disabled;
 };
 
+/* regfs.quota[]: a limit on the repositories whose name matches `repository`
+ * (an fnmatch glob where '*' also crosses '/'; the longest matching glob
+ * wins). 0: no limit of that kind. registry/quota.c enforces them. */
+struct regfs_quota {
+	char *repository;
+	uint64_t bytes;                /* exclusive bytes (docs/config.md) */
+	uint64_t tags;
+};
+
 enum regfs_check_kind { REGFS_CHECK_FILE, REGFS_CHECK_HTTP, REGFS_CHECK_TCP };
 
 /* health.file / health.http / health.tcp: one check, as registry:2. */
@@ -59,6 +69,15 @@ struct regfs_health_check {
 	int64_t timeout_s;             /* http, tcp; default 5s */
 	int64_t interval_s;            /* default 10s */
 	int threshold;                 /* http, tcp: failures in a row; default 1 (file: 1) */
+};
+
+/* http.tls.clientauth, as distribution v3 names Go's tls.ClientAuthType. */
+enum regfs_tls_clientauth {
+	REGFS_TLS_NOCLIENTCERT,        /* no client certificate asked for */
+	REGFS_TLS_REQUEST,             /* asked for, not required, not verified */
+	REGFS_TLS_REQUIRE_ANY,         /* required, not verified */
+	REGFS_TLS_VERIFY_IF_GIVEN,     /* verified against clientcas when sent */
+	REGFS_TLS_REQUIRE_AND_VERIFY,  /* required and verified (default with clientcas) */
 };
 
 /* regfs.access (lib/config_access.c, registry/acl.h): per-repository rules
@@ -125,6 +144,22 @@ struct regfs_config {
 		int maxqueue;          /* manifests queued in memory; default 1000 */
 		int64_t rescan_s;      /* scan of the stored queue; default 60s */
 	} layerindex;
+	/* regfs extension: limits on every input (docs/config.md "regfs.limits").
+	 * 0 turns a limit off where the comment says so. */
+	struct {
+		uint64_t manifestsize; /* manifest PUT body; default 4 MiB (413 over it) */
+		int jsondepth;         /* nesting of manifest JSON; default 64 (400) */
+		int headers;           /* header fields per request; default 100 (431) */
+		uint64_t headersize;   /* bytes of header fields; default 16 KiB (431) */
+		uint64_t requestline;  /* request target bytes; default 8 KiB (414) */
+		uint64_t uploadsize;   /* bytes per blob upload; default 0: none (413) */
+		int uploads;           /* upload requests in flight; default 512; 0: none (429) */
+		int uploadsperclient;  /* the same per client address; default 128; 0: none (429) */
+		int connsperclient;    /* open connections per address; default 256; 0: none */
+		int64_t requesttimeout_s; /* to send a request's headers; default 30s */
+		int64_t idletimeout_s; /* a connection with no traffic; default 120s */
+		int largereads;        /* concurrent GETs of manifests over 512 KiB; default 64 (503) */
+	} limits;
 
 	char *http_addr;               /* "host:port" or ":port"; default ":5000" */
 	char *http_host;               /* external base URL for Location headers, may be NULL */
@@ -134,6 +169,10 @@ struct regfs_config {
 	int64_t http_drain_s;
 	struct regfs_header *headers;  int n_headers;
 	char *tls_certificate, *tls_key;
+	char *tls_minimumtls;          /* tls1.0 ... tls1.3; NULL: tls1.2 */
+	struct strvec tls_clientcas;   /* http.tls.clientcas: CA files for client certificates */
+	char *tls_clientauth_name;     /* http.tls.clientauth as written; NULL: the default */
+	enum regfs_tls_clientauth tls_clientauth; /* resolved after loading */
 	char *debug_addr;              /* http.debug.addr; NULL: no debug listener */
 	bool prometheus_enabled;       /* http.debug.prometheus.enabled */
 	char *prometheus_path;         /* http.debug.prometheus.path; default /metrics */
@@ -146,7 +185,21 @@ struct regfs_config {
 	struct regfs_health_check *checks; int n_checks; /* health.file/http/tcp */
 
 	struct regfs_notify_endpoint *endpoints; int n_endpoints; /* notifications.endpoints */
+	/* regfs extension: storage accounting and quotas (docs/config.md) */
+	struct {
+		int maxseries;         /* regfs_storage_bytes repositories; default 500 */
+	} usage;
+	struct regfs_quota *quotas; int n_quotas;                  /* regfs.quota */
 
+	/* auth.token (registry/auth_token.c): realm NULL when not configured */
+	struct {
+		char *realm;           /* the token server URL named in the challenge */
+		char *service;         /* the audience tokens must carry */
+		char *issuer;          /* the iss tokens must carry */
+		char *rootcertbundle;  /* PEM: the issuer's certificate(s) */
+		char *jwks;            /* a JSON Web Key Set file */
+		char *signingalgorithms; /* comma-joined list; NULL: RS256,ES256,EdDSA */
+	} token;
 	/* auth.htpasswd (registry/auth_htpasswd.c): both NULL when not configured */
 	struct {
 		char *realm;           /* default "regfs" when only path is set */
@@ -187,6 +240,10 @@ int regfs_size_parse(const char *s, uint64_t *bytes);
 
 void regfs_config_free(struct regfs_config *cfg);
 
+/* http.tls.minimumtls of a loaded config: 0 (tls1.0) ... 3 (tls1.3); 2 when unset. */
+int regfs_tls_min_version(const struct regfs_config *cfg);
+/* The configuration word for a clientauth mode ("require-and-verify-client-cert"). */
+const char *regfs_tls_clientauth_name(enum regfs_tls_clientauth a);
 /* A deep copy of `src` into `dst` (a running server keeps its rules apart
  * from the configuration a reload frees). 0 or -ENOMEM (dst then empty). */
 int regfs_access_copy(struct regfs_access *dst, const struct regfs_access *src);

@@ -22,7 +22,8 @@
 #define REGFS_MT_DOCKER_CONFIG "application/vnd.docker.container.image.v1+json"
 #define REGFS_MT_DOCKER_V1_SIGNED "application/vnd.docker.distribution.manifest.v1+prettyjws"
 
-#define REGFS_MANIFEST_MAX (4 * 1024 * 1024)
+#define REGFS_MANIFEST_MAX (4 * 1024 * 1024)  /* default manifest size bound */
+#define REGFS_JSON_DEPTH_MAX 64                /* default JSON nesting bound */
 
 enum regfs_manifest_kind { REGFS_MANIFEST_IMAGE = 1, REGFS_MANIFEST_INDEX = 2 };
 
@@ -54,12 +55,25 @@ struct regfs_manifest {
  * mediaType they must agree. Validates: JSON object, schemaVersion 2, known
  * media type, descriptors with valid digest and size >= 0.
  * -EINVAL with a message that names the offending field otherwise
- * (schema1: "schema1 manifests are not supported"); -EFBIG when len exceeds
- * REGFS_MANIFEST_MAX (the registry answers 413). The effective media_type is
- * stored without parameters. */
+ * (schema1: "schema1 manifests are not supported", and JSON nested deeper
+ * than the depth bound, checked on the raw bytes before any parser recurses);
+ * -EFBIG when len exceeds the size bound (the registry answers 413). The
+ * effective media_type is stored without parameters. */
 int regfs_manifest_parse(const char *data, size_t len, const char *content_type,
 			 struct regfs_manifest **out, struct regfs_err *err);
 void regfs_manifest_free(struct regfs_manifest *m);
+
+/* Process-wide bounds of regfs_manifest_parse: bytes (default
+ * REGFS_MANIFEST_MAX) and JSON nesting depth (default REGFS_JSON_DEPTH_MAX).
+ * The registry sets them from regfs.limits at start, before any request;
+ * 0 leaves a bound unchanged. */
+void regfs_manifest_set_limits(size_t max_bytes, int max_depth);
+
+/* The nesting depth of JSON text: the deepest run of open [ and { outside
+ * strings. Stops at the first level over `max` and returns max + 1, so a
+ * "bomb" of a million '[' costs no more than max levels of bookkeeping.
+ * Does not validate the JSON otherwise. */
+int regfs_json_depth(const char *data, size_t len, int max);
 
 bool regfs_media_type_is_manifest(const char *mt); /* image manifest or index types */
 bool regfs_media_type_is_index(const char *mt);

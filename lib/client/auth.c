@@ -1,14 +1,18 @@
 /* auth.c — credentials and the registry auth flows.
  *
  * Credentials come from (first found) the options, REGFS_USERNAME /
- * REGFS_PASSWORD, or the docker config's `auths` entry for our host[:port].
+ * REGFS_PASSWORD, or the docker config (creds.c: credHelpers, credsStore,
+ * auths) for our host[:port].
  * We send nothing until the registry challenges us (401 with
  * WWW-Authenticate), so credentials never go to a registry that did not ask:
  *   Basic  → from then on every request carries Basic credentials;
  *   Bearer → GET realm?service=…&scope=… (with Basic credentials if we have
  *            some), read `token` or `access_token` and `expires_in` (default
  *            60 s), cache the token under the scope the request needed, and
- *            send it until it expires.
+ *            send it until it expires. An identity token (docker config
+ *            "identitytoken", or a helper's Username "<token>") is sent as
+ *            the refresh_token of an OAuth2 POST to the realm instead, as
+ *            docker does.
  * Tokens and passwords are never logged; buffers holding them are wiped. */
 #include "internal.h"
 
@@ -50,83 +54,17 @@ char *basic_header(const char *user, const char *pass)
 	return h;
 }
 
-/* "https://host:port/v1/" or "host:port" → "host:port" (malloc'd). */
-static char *host_of(const char *s)
-{
-	const char *p = strstr(s, "://");
-	p = p ? p + 3 : s;
-	size_t n = strcspn(p, "/");
-	return strndup(p, n);
-}
-
-/* Looks up our host in a docker config.json; fills user/pass (malloc'd). */
-static int docker_config_creds(struct regfs_client *c, const char *path, struct regfs_err *err)
-{
-	json_error_t je;
-	json_t *root = json_load_file(path, 0, &je);
-	if (!root) {
-		if (access(path, F_OK) != 0)
-			return 0; /* no docker config: anonymous */
-		log_warn("client: ignoring docker config %s: %s (line %d)", path, je.text, je.line);
-		return 0;
-	}
-	json_t *auths = json_object_get(root, "auths");
-	const char *key;
-	json_t *v;
-	int rc = 0;
-	json_object_foreach(auths, key, v) {
-		char *h = host_of(key);
-		bool match = h && strcasecmp(h, c->host) == 0;
-		free(h);
-		if (!match)
-			continue;
-		const char *a = json_string_value(json_object_get(v, "auth"));
-		const char *u = json_string_value(json_object_get(v, "username"));
-		const char *p = json_string_value(json_object_get(v, "password"));
-		if (a && *a) {
-			size_t n = strlen(a);
-			unsigned char *dec = calloc(1, n + 4);
-			if (!dec) {
-				rc = -ENOMEM;
-				break;
-			}
-			int dl = EVP_DecodeBlock(dec, (const unsigned char *)a, (int)n);
-			/* EVP_DecodeBlock counts the padding as zero bytes: trim them. */
-			while (dl > 0 && n && a[n - 1] == '=') {
-				dl--;
-				n--;
-			}
-			char *colon = dl > 0 ? memchr(dec, ':', (size_t)dl) : NULL;
-			if (!colon) {
-				wipe_free((char *)dec);
-				rc = regfs_errf(err, -EINVAL,
-						"docker config %s: the auth entry for %s is not "
-						"base64(user:password): run docker login again",
-						path, key);
-				break;
-			}
-			dec[dl] = '\0';
-			*colon = '\0';
-			c->user = strdup((char *)dec);
-			c->pass = strdup(colon + 1);
-			wipe_free((char *)dec);
-		} else if (u) {
-			c->user = strdup(u);
-			c->pass = strdup(p ? p : "");
-		} else {
-			continue;
-		}
-		c->cred_source = "docker config";
-		break;
-	}
-	json_decref(root);
-	return rc;
-}
-
 int creds_resolve(struct regfs_client *c, const struct regfs_client_opts *o,
 		  struct regfs_err *err)
 {
-	if (o->user) {
+	if (o->creds) {
+		c->cred_source = o->creds->source;
+		c->identity = o->creds->identity;
+		if (o->creds->user) {
+			c->user = strdup(o->creds->user);
+			c->pass = strdup(o->creds->pass ? o->creds->pass : "");
+		}
+	} else if (o->user) {
 		c->user = strdup(o->user);
 		c->pass = strdup(o->pass ? o->pass : "");
 		c->cred_source = "--user";
@@ -152,6 +90,26 @@ int creds_resolve(struct regfs_client *c, const struct regfs_client_opts *o,
 	if (c->user && !c->pass)
 		return regfs_errf(err, -ENOMEM, "out of memory");
 	return 0;
+}
+
+int regfs_client_creds(const struct regfs_client *c, struct regfs_creds *out)
+{
+	*out = (struct regfs_creds){.identity = c->identity, .source = c->cred_source};
+	if (!c->user)
+		return 0;
+	out->user = strdup(c->user);
+	out->pass = strdup(c->pass ? c->pass : "");
+	if (out->user && out->pass)
+		return 0;
+	regfs_creds_free(out);
+	return -ENOMEM;
+}
+
+void regfs_creds_free(struct regfs_creds *cr)
+{
+	free(cr->user);
+	wipe_free(cr->pass);
+	*cr = (struct regfs_creds){0};
 }
 
 void tokens_free(struct token *t)
@@ -272,30 +230,76 @@ static int add_param(struct dynbuf *u, char *sep, const char *name, const char *
 	return rc;
 }
 
+/* Wipes what b held (a request body with a secret), then frees it. */
+static void dynbuf_free_secret(struct dynbuf *b)
+{
+	size_t n;
+	char *p = dynbuf_take(b, &n);
+	if (p)
+		explicit_bzero(p, n);
+	free(p);
+}
+
+/* realm?service=…&scope=…&scope=…: the token spec's GET. */
+static int token_url(const char *realm, const char *service, const char *want_scopes,
+		     struct dynbuf *u)
+{
+	int rc = dynbuf_addstr(u, realm);
+	char sep = strchr(realm, '?') ? '&' : '?';
+	if (!rc && service && *service)
+		rc = add_param(u, &sep, "service", service);
+	/* Several scopes come space-separated in one challenge; the token
+	 * endpoint takes one scope parameter each. */
+	char *scopes = strdup(want_scopes ? want_scopes : ""), *save = NULL;
+	if (!scopes)
+		return -ENOMEM;
+	for (char *s = strtok_r(scopes, " ", &save); s && !rc; s = strtok_r(NULL, " ", &save))
+		rc = add_param(u, &sep, "scope", s);
+	free(scopes);
+	return rc;
+}
+
+/* The OAuth2 form an identity token is sent in (docker's fetchTokenWithOAuth):
+ * grant_type=refresh_token, the token, service, client_id and the scopes
+ * space-separated in one parameter. */
+static int oauth_form(struct regfs_client *c, const char *realm, const char *service,
+		      const char *want_scopes, struct dynbuf *u, struct dynbuf *form)
+{
+	char sep = '&';
+	int rc = dynbuf_addstr(u, realm);
+	if (!rc)
+		rc = dynbuf_addstr(form, "grant_type=refresh_token&client_id=regfs");
+	if (!rc)
+		rc = add_param(form, &sep, "refresh_token", c->pass);
+	if (!rc && service && *service)
+		rc = add_param(form, &sep, "service", service);
+	if (!rc && want_scopes && *want_scopes)
+		rc = add_param(form, &sep, "scope", want_scopes);
+	return rc;
+}
+
 /* GET the token endpoint for want_scopes (space-separated); stores the token
  * under each of the nkeys cache keys. */
 static int token_fetch(struct regfs_client *c, const char *realm, const char *service,
 		       const char *want_scopes, const char *const *keys, size_t nkeys,
 		       struct regfs_err *err)
 {
-	struct dynbuf u = DYNBUF_INIT(DYNBUF_NO_CAP);
-	int rc = dynbuf_addstr(&u, realm);
-	char sep = strchr(realm, '?') ? '&' : '?';
-	if (!rc && service && *service)
-		rc = add_param(&u, &sep, "service", service);
-	/* Several scopes come space-separated in one challenge; the token
-	 * endpoint takes one scope parameter each. */
-	char *scopes = strdup(want_scopes ? want_scopes : ""), *save = NULL;
-	for (char *s = scopes ? strtok_r(scopes, " ", &save) : NULL; s && !rc;
-	     s = strtok_r(NULL, " ", &save))
-		rc = add_param(&u, &sep, "scope", s);
-	free(scopes);
+	struct dynbuf u = DYNBUF_INIT(DYNBUF_NO_CAP), form = DYNBUF_INIT(DYNBUF_NO_CAP);
+	int rc = c->identity ? oauth_form(c, realm, service, want_scopes, &u, &form)
+			     : token_url(realm, service, want_scopes, &u);
 	if (rc) {
 		dynbuf_free(&u);
+		dynbuf_free_secret(&form);
 		return regfs_errf(err, -ENOMEM, "out of memory building the token request");
 	}
+	static const char *const form_hdr[] = {
+		"Content-Type: application/x-www-form-urlencoded", NULL};
 	struct rq q = {.method = "GET", .url = dynbuf_ptr(&u), .idempotent = true, .no_auth = true,
 		       .basic_user = c->user, .basic_pass = c->pass};
+	if (c->identity)
+		q = (struct rq){.method = "POST", .url = dynbuf_ptr(&u), .idempotent = true,
+				.no_auth = true, .headers = form_hdr, .body = dynbuf_ptr(&form),
+				.body_len = dynbuf_len(&form)};
 	struct resp r = {.sink = SINK_MEM, .content_length = -1};
 	ST_INC(c, st_token_fetches);
 	rc = client_do(c, &q, &r, err);
@@ -341,6 +345,7 @@ static int token_fetch(struct regfs_client *c, const char *realm, const char *se
 out:
 	resp_free(&r);
 	dynbuf_free(&u);
+	dynbuf_free_secret(&form);
 	return rc;
 }
 

@@ -20,6 +20,11 @@ int regfs_client_new(const struct regfs_client_opts *opts, struct regfs_client *
 	if (strncasecmp(u, "http://", 7) != 0 && strncasecmp(u, "https://", 8) != 0)
 		return regfs_errf(err, -EINVAL,
 				  "registry URL %s has no scheme: use http://%s or https://%s", u, u, u);
+	const char *auth = strstr(u, "://") + 3, *at = strchr(auth, '@');
+	if (at && at < auth + strcspn(auth, "/"))
+		/* not echoed: it may hold a password */
+		return regfs_errf(err, -EINVAL, "the registry URL has credentials in it (user@host): "
+				  "give them as user and password, not in the URL");
 	struct regfs_client *c = calloc(1, sizeof *c);
 	if (!c)
 		return regfs_errf(err, -ENOMEM, "out of memory");
@@ -37,11 +42,14 @@ int regfs_client_new(const struct regfs_client_opts *opts, struct regfs_client *
 		c->origin = strndup(c->url, (size_t)(hs - c->url) + hl);
 	}
 	c->ca_cert = opts->ca_cert ? strdup(opts->ca_cert) : NULL;
+	c->client_cert = opts->client_cert ? strdup(opts->client_cert) : NULL;
+	c->client_key = opts->client_key ? strdup(opts->client_key) : NULL;
 	c->insecure = opts->insecure;
 	c->timeout_s = opts->timeout_s > 0 ? opts->timeout_s : 10;
 	c->max_parallel = opts->max_parallel > 0 ? opts->max_parallel : 16;
 	pthread_mutex_init(&c->lock, NULL);
-	if (!c->url || !c->host || !c->origin || (opts->ca_cert && !c->ca_cert)) {
+	if (!c->url || !c->host || !c->origin || (opts->ca_cert && !c->ca_cert) ||
+	    (opts->client_cert && !c->client_cert) || (opts->client_key && !c->client_key)) {
 		regfs_client_free(c);
 		return regfs_errf(err, -ENOMEM, "out of memory");
 	}
@@ -66,7 +74,8 @@ void regfs_client_free(struct regfs_client *c)
 	if (!c)
 		return;
 	regfs_http_cleanup(&c->http);
-	REGFS_FREE_STRS(&c->url, &c->origin, &c->host, &c->user, &c->ca_cert, &c->realm,
+	REGFS_FREE_STRS(&c->url, &c->origin, &c->host, &c->user, &c->ca_cert, &c->client_cert,
+			&c->client_key, &c->realm,
 			&c->service, &c->extensions);
 	regfs_free_secret(c->pass);
 	tokens_free(c->tokens);

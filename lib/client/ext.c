@@ -249,6 +249,75 @@ void regfs_tag_info_free(struct regfs_tag_info *t, size_t n)
 	free(t);
 }
 
+/* ---- usage ---- */
+
+/* A JSON number that is a byte count: integer, >= 0. */
+static int u64_of(json_t *v, uint64_t *out)
+{
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return -EPROTO;
+	*out = (uint64_t)json_integer_value(v);
+	return 0;
+}
+
+static int usage_fields(json_t *j, struct regfs_usage *u)
+{
+	json_t *g = json_object_get(j, "garbage");
+	json_t *repos = json_object_get(j, "repositories");
+	if (!json_is_object(g) || (repos && !json_is_array(repos)))
+		return -EPROTO;
+	u->n_repos = json_array_size(repos);
+	int rc = u64_of(json_object_get(j, "stored"), &u->stored);
+	if (!rc)
+		rc = u64_of(json_object_get(j, "referenced"), &u->referenced);
+	if (!rc)
+		rc = u64_of(json_object_get(g, "blobs"), &u->garbage_blobs);
+	if (!rc)
+		rc = u64_of(json_object_get(g, "manifests"), &u->garbage_manifests);
+	if (!rc)
+		rc = u64_of(json_object_get(g, "uploads"), &u->garbage_uploads);
+	if (!rc)
+		rc = u64_of(json_object_get(g, "total"), &u->garbage_total);
+	return rc;
+}
+
+int usage_parse(const char *body, size_t len, struct regfs_usage *u)
+{
+	memset(u, 0, sizeof *u);
+	json_t *j = json_loadb(body ? body : "", len, 0, NULL);
+	int rc = json_is_object(j) ? usage_fields(j, u) : -EPROTO;
+	json_decref(j);
+	return rc;
+}
+
+int regfs_client_usage(struct regfs_client *c, struct regfs_usage *out, struct regfs_err *err)
+{
+	memset(out, 0, sizeof *out);
+	if (!regfs_client_has_ext(c, "usage"))
+		return regfs_errf(err, -ENOTSUP,
+				  "registry %s does not offer the usage extension", c->url);
+	/* registry-wide figures: the catalog's scope, as the bulk listings */
+	struct call k;
+	int rc = call_init(&k, xasprintf("%s/v2/_regfs/usage", c->url),
+			   strdup("registry:catalog:*"), SINK_MEM, err);
+	if (!rc) {
+		struct rq q = {.method = "GET", .url = k.url, .scope = k.scope, .idempotent = true};
+		rc = client_do(c, &q, &k.r, err);
+	}
+	if (!rc && k.r.status != 200)
+		rc = status_errf(c, &k.r, "GET", k.url, err, "storage usage");
+	if (!rc) {
+		rc = usage_parse(dynbuf_ptr(&k.r.body), dynbuf_len(&k.r.body), out);
+		if (rc) {
+			ST_INC(c, st_errors);
+			regfs_errf(err, rc, "GET %s: the answer does not match "
+				   "docs/api-extensions.md (usage)", k.url);
+		}
+	}
+	call_free(&k);
+	return rc;
+}
+
 /* ---- bulk-manifests ---- */
 
 /* Parses one repository object into the caller's scratch arrays (pointers

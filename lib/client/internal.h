@@ -8,7 +8,9 @@
  * api.c      catalog, tags, manifests, blobs, writes
  * ext.c      regfs-registry extensions (bulk tags, repo manifests)
  * layerindex.c  the layer-index extension
- * batch.c    parallel manifests / tags on the curl multi interface */
+ * batch.c    parallel manifests / tags on the curl multi interface
+ * tls.c      TLS options of every handle, the messages of TLS failures
+ * creds.c    docker config.json: auths, credHelpers, credsStore */
 #ifndef REGFS_CLIENT_INTERNAL_H
 #define REGFS_CLIENT_INTERNAL_H
 
@@ -37,8 +39,9 @@ struct regfs_client {
 	char *origin; /* scheme://host[:port] of url, for relative Links */
 	char *host;   /* host[:port], for docker config and messages */
 	char *user, *pass;
-	const char *cred_source; /* "--user", "REGFS_USERNAME", "docker config" */
-	char *ca_cert;
+	bool identity; /* pass is a docker identity token (user "<token>"): auth.c */
+	const char *cred_source; /* "--user", "REGFS_USERNAME", "docker config …" */
+	char *ca_cert, *client_cert, *client_key; /* paths (tls.c) */
 	bool insecure;
 	int timeout_s, max_parallel;
 
@@ -157,7 +160,31 @@ int status_errf(struct regfs_client *c, const struct resp *r, const char *method
 /* The curl failures worth another attempt (http.h), for the registry client. */
 #define CLIENT_TRANSIENT REGFS_HTTP_TRANSIENT_HTTP2
 
-/* ---- auth (auth.c) ---- */
+/* ---- TLS (tls.c) ---- */
+/* CA bundle, client certificate/key and --insecure on a handle. */
+void tls_setopts(struct regfs_client *c, CURL *h);
+/* Does curl's error text say the server refused (or wanted) our client
+ * certificate (a TLS alert)? */
+bool tls_client_cert_refused(const char *errbuf);
+/* After a transport failure of an https request made without a client
+ * certificate: does the server want one? Asked with one more handshake
+ * (TLS 1.2, which sends nothing else); its alert text into alert. */
+bool tls_wants_client_cert(struct regfs_client *c, CURLcode cc, const char *url, char *alert,
+			   size_t n);
+/* One line for a TLS failure (counted by the caller): which certificate
+ * (the server's subject and issuer, read by one more handshake that
+ * sends nothing), why (detail: curl's text with the X509 verify error), and
+ * the option that fixes it. -EIO, or -EACCES when the server refused our
+ * client certificate or wanted one. */
+int tls_err(struct regfs_client *c, CURLcode cc, const char *detail, const char *method,
+	    const char *url, struct regfs_err *err);
+
+/* ---- auth (auth.c, creds.c) ---- */
+/* Credentials for c->host from the docker config at path (creds.c's order:
+ * credHelpers, credsStore, auths). 0 with c->user/pass/cred_source set or
+ * left NULL (nothing for this host, no file), or -errno with err naming the
+ * file, the helper and what it said. */
+int docker_config_creds(struct regfs_client *c, const char *path, struct regfs_err *err);
 int creds_resolve(struct regfs_client *c, const struct regfs_client_opts *o,
 		  struct regfs_err *err);
 /* malloc'd "Authorization: …" header for scope, or NULL when none applies. */
@@ -215,6 +242,11 @@ extern const char *const manifest_accept_hdr;
  * content verified against its digest (-EBADMSG on a mismatch, -EPROTO on
  * a body that is not the documented shape; err says which). Split out of
  * regfs_client_bulk_manifests so unit tests can feed it canned pages. */
+/* One usage-extension answer into *u (zeroed first): 0, or -EPROTO when it
+ * is not the documented shape (a figure missing, negative or not an
+ * integer). Exposed for the unit tests. */
+struct regfs_usage;
+int usage_parse(const char *body, size_t len, struct regfs_usage *u);
 int bulk_manifests_page(const char *url, const char *body, size_t len, regfs_repo_bulk_cb cb,
 			void *arg, struct regfs_err *err);
 

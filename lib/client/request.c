@@ -237,12 +237,7 @@ static void set_transport(struct regfs_client *c, CURL *h, const struct rq *q, l
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "regfs/" REGFS_VERSION);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	if (c->ca_cert)
-		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_cert);
-	if (c->insecure) {
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-	}
+	tls_setopts(c, h);
 	if (strcmp(q->method, "GET") == 0 || strcmp(q->method, "HEAD") == 0) {
 		/* Blob reads redirect to storage (S3 presigned URLs). curl drops our
 		 * Authorization header when the redirect goes to another host/port
@@ -342,6 +337,11 @@ int curl_to_err(struct regfs_client *c, CURLcode cc, const char *errbuf, const c
 {
 	const char *detail = errbuf && errbuf[0] ? errbuf : curl_easy_strerror(cc);
 	ST_INC(c, st_errors);
+	char alert[CURL_ERROR_SIZE];
+	if (tls_client_cert_refused(detail))
+		return tls_err(c, cc, detail, method, url, err);
+	if (tls_wants_client_cert(c, cc, url, alert, sizeof alert))
+		return tls_err(c, cc, alert, method, url, err);
 	switch (cc) {
 	case CURLE_COULDNT_CONNECT:
 		return regfs_errf(err, -ECONNREFUSED,
@@ -361,10 +361,7 @@ int curl_to_err(struct regfs_client *c, CURLcode cc, const char *errbuf, const c
 	case CURLE_SSL_CACERT_BADFILE:
 	case CURLE_SSL_CONNECT_ERROR:
 	case CURLE_SSL_CERTPROBLEM:
-		return regfs_errf(err, -EIO,
-				  "%s %s: TLS failed (%s): pass the registry's CA with --ca-cert "
-				  "FILE, or --insecure to skip verification",
-				  method, url, detail);
+		return tls_err(c, cc, detail, method, url, err);
 	case CURLE_UNSUPPORTED_PROTOCOL:
 	case CURLE_URL_MALFORMAT:
 		return regfs_errf(err, -EINVAL, "%s %s: bad URL (%s): use http://HOST:PORT or https://HOST",
@@ -427,11 +424,18 @@ int status_err(struct regfs_client *c, const struct resp *r, const char *method,
 		return regfs_errf(err, -ENOENT, "%s not found (%s %s answered 404%s%s)", what,
 				  method, url, sep, msg);
 	if (s == 401 || s == 403) {
-		const char *hint = c->user ? "" : " (no credentials given)";
-		return access_denied(NULL, err,
-				     "%s: access denied (%s %s answered %ld%s%s): credentials refused%s%s%s",
-				     what, method, url, s, sep, msg, c->user ? " from " : "",
-				     c->user ? c->cred_source : "", hint);
+		/* Who was refused, so a refused write says which account lacks
+		 * the right (never the secret; an identity token has no name). */
+		if (!c->user)
+			return access_denied(NULL, err, "%s: access denied to anonymous access (no "
+					     "credentials given): %s %s answered %ld%s%s",
+					     what, method, url, s, sep, msg);
+		return regfs_errf(err, -EACCES, "%s: access denied to user %s (credentials from "
+				  "%s): %s %s answered %ld%s%s: the user lacks this right here, or "
+				  "its credentials changed; other credentials: --user, "
+				  "REGFS_USERNAME/REGFS_PASSWORD or docker login", what,
+				  c->identity ? "(docker identity token)" : c->user,
+				  c->cred_source, method, url, s, sep, msg);
 	}
 	if (s == 405 || strcmp(code, "UNSUPPORTED") == 0)
 		return regfs_errf(err, -ENOTSUP,

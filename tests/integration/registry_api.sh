@@ -117,7 +117,7 @@ check_eq "invalid JSON → 400 MANIFEST_INVALID" "400 MANIFEST_INVALID" \
   "$(req PUT "$URL/v2/r/one/manifests/bad" -H "Content-Type: $OCI_MT" --data-binary '{"schemaVersion":2') $(code)"
 
 # --- extensions -------------------------------------------------------------------------
-check_eq "GET /v2/ advertises the extensions" "bulk-tags,repo-manifests,bulk-manifests" "$(req GET "$URL/v2/" >/dev/null; hdr X-Regfs-Extensions)"
+check_eq "GET /v2/ advertises the extensions" "bulk-tags,repo-manifests,bulk-manifests,usage" "$(req GET "$URL/v2/" >/dev/null; hdr X-Regfs-Extensions)"
 check_eq "repo-manifests lists tagged and untagged manifests" "$(printf '%s\n' "$dm" "$ds1" "$ds2" | sort | tr '\n' ' ')" \
   "$(req GET "$URL/v2/r/one/_regfs/manifests" >/dev/null; jq -r '.manifests[].digest' "$B" | sort | tr '\n' ' ')"
 check_eq "  with the tags of each" "v1" "$(jq -r --arg d "$dm" '.manifests[] | select(.digest == $d) | .tags | join(",")' "$B")"

@@ -166,7 +166,7 @@ static void test_errors(void **state)
 		"unknown key");
 	refused("regfs:\n  admins: {a: b}\n", "regfs.admins");
 	refused("regfs:\n  access: [a]\n", "regfs.access");
-	refused("auth:\n  token:\n    realm: x\n", "auth.token");
+	refused("auth:\n  silly:\n    realm: x\n", "auth.silly");
 }
 
 static void test_copy(void **state)

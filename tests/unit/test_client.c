@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "../../lib/client/internal.h"
@@ -82,6 +83,15 @@ static void test_url(void **state)
 	struct regfs_err e = {0};
 	assert_int_equal(regfs_client_new(&o, &c, &e), -EINVAL);
 	assert_non_null(strstr(e.msg, "http://reg.example:5000"));
+	/* credentials in the URL: refused, and the message does not repeat them */
+	o.url = "https://bob:hunter2@reg.example/x";
+	assert_int_equal(regfs_client_new(&o, &c, &e), -EINVAL);
+	assert_null(strstr(e.msg, "hunter2"));
+	/* an '@' after the host is part of the path, not credentials */
+	o.url = "https://reg.example/a@b";
+	o.docker_config = "/nonexistent/config.json";
+	assert_int_equal(regfs_client_new(&o, &c, &e), 0);
+	regfs_client_free(c);
 
 	char *s = url_escape("repository:a/b:pull,push");
 	assert_string_equal(s, "repository%3Aa%2Fb%3Apull%2Cpush");
@@ -124,6 +134,49 @@ static void test_basic_and_docker_config(void **state)
 	assert_int_equal(regfs_client_new(&o, &c, &e), 0);
 	assert_null(c->user);
 	regfs_client_free(c);
+	unlink(path);
+}
+
+/* An identitytoken in auths is an identity token (sent as an OAuth2 refresh
+ * token); a plain entry is not. */
+static void test_docker_config_identity_token(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/regfs-test-client-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	const char *json = "{\"auths\":{\"reg.example\":{\"auth\":\"\",\"identitytoken\":\"idt-123\"}}}";
+	assert_int_equal(write(fd, json, strlen(json)), (ssize_t)strlen(json));
+	close(fd);
+	unsetenv("REGFS_USERNAME");
+	struct regfs_client_opts o = {.url = "https://reg.example", .docker_config = path};
+	struct regfs_client *c = NULL;
+	struct regfs_err e = {0};
+	assert_int_equal(regfs_client_new(&o, &c, &e), 0);
+	assert_true(c->identity);
+	assert_string_equal(c->user, "<token>");
+	assert_string_equal(c->pass, "idt-123");
+	/* handed to a second client as resolved: the same, no file read */
+	struct regfs_creds cr;
+	assert_int_equal(regfs_client_creds(c, &cr), 0);
+	regfs_client_free(c);
+	struct regfs_client_opts o2 = {.url = "https://reg.example", .creds = &cr,
+				       .docker_config = "/nonexistent/config.json"};
+	assert_int_equal(regfs_client_new(&o2, &c, &e), 0);
+	assert_true(c->identity);
+	assert_string_equal(c->user, "<token>");
+	assert_string_equal(c->pass, "idt-123");
+	assert_string_equal(c->cred_source, "docker config identitytoken");
+	regfs_client_free(c);
+	regfs_creds_free(&cr);
+	assert_null(cr.pass);
+	/* a name that is a path is never run */
+	fd = open(path, O_WRONLY | O_TRUNC);
+	json = "{\"credsStore\":\"../x\"}";
+	assert_int_equal(write(fd, json, strlen(json)), (ssize_t)strlen(json));
+	close(fd);
+	assert_int_equal(regfs_client_new(&o, &c, &e), -EINVAL);
+	assert_non_null(strstr(regfs_err_str(&e), "not a docker-credential-* name"));
 	unlink(path);
 }
 
@@ -246,6 +299,42 @@ static void test_bulk_manifests_tampered(void **state)
 	}
 }
 
+/* The usage extension's answer (docs/api-extensions.md): every figure read,
+ * a wrong shape refused. */
+static void test_usage_parse(void **state)
+{
+	(void)state;
+	static const char ok[] =
+		"{\"stored\": 9000000000, \"referenced\": 700, \"garbage\": {\"blobs\": 10, "
+		"\"manifests\": 20, \"uploads\": 30, \"total\": 60}, \"repositories\": "
+		"[{\"name\": \"a\", \"tags\": 1, \"manifests\": 1, \"bytes\": 5, "
+		"\"exclusive\": 5, \"shared\": 0}, {\"name\": \"b\"}]}";
+	struct regfs_usage u;
+	assert_int_equal(usage_parse(ok, strlen(ok), &u), 0);
+	assert_int_equal(u.stored, 9000000000ull);
+	assert_int_equal(u.referenced, 700);
+	assert_int_equal(u.garbage_blobs, 10);
+	assert_int_equal(u.garbage_manifests, 20);
+	assert_int_equal(u.garbage_uploads, 30);
+	assert_int_equal(u.garbage_total, 60);
+	assert_int_equal(u.n_repos, 2);
+	static const char *const bad[] = {
+		"",
+		"[]",
+		"{\"stored\": 1, \"referenced\": 1}",
+		"{\"stored\": -1, \"referenced\": 1, \"garbage\": {\"blobs\": 0, \"manifests\": 0, "
+		"\"uploads\": 0, \"total\": 0}}",
+		"{\"stored\": 1.5, \"referenced\": 1, \"garbage\": {\"blobs\": 0, \"manifests\": 0, "
+		"\"uploads\": 0, \"total\": 0}}",
+		"{\"stored\": 1, \"referenced\": 1, \"garbage\": {\"blobs\": 0, \"manifests\": 0, "
+		"\"uploads\": 0}}",
+		"{\"stored\": 1, \"referenced\": 1, \"garbage\": {\"blobs\": 0, \"manifests\": 0, "
+		"\"uploads\": 0, \"total\": 0}, \"repositories\": {}}",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+		assert_int_equal(usage_parse(bad[i], strlen(bad[i]), &u), -EPROTO);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -253,8 +342,10 @@ int main(void)
 		cmocka_unit_test(test_link),
 		cmocka_unit_test(test_url),
 		cmocka_unit_test(test_basic_and_docker_config),
+		cmocka_unit_test(test_docker_config_identity_token),
 		cmocka_unit_test(test_bulk_manifests_page),
 		cmocka_unit_test(test_bulk_manifests_tampered),
+		cmocka_unit_test(test_usage_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

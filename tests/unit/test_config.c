@@ -303,6 +303,57 @@ static void test_bad_values(void **state)
 	bad("regfs:\n  layerindex:\n    maxsize: huge\n", "regfs.layerindex.maxsize", "size");
 }
 
+/* http.tls: minimumtls, clientcas (a list), clientauth and its default,
+ * which depends on clientcas as in distribution; mistakes name the key. */
+static void test_tls(void **state)
+{
+	(void)state;
+	struct regfs_config c;
+	const char *tls = "http:\n  tls:\n    certificate: /c.pem\n    key: /k.pem\n";
+	parse_ok(tls, &c);
+	assert_int_equal(regfs_tls_min_version(&c), 2);
+	assert_int_equal(c.tls_clientauth, REGFS_TLS_NOCLIENTCERT);
+	assert_int_equal(c.tls_clientcas.n, 0);
+	regfs_config_free(&c);
+
+	char y[512];
+	snprintf(y, sizeof y, "%s    minimumtls: TLS1.3\n    clientcas:\n      - /a.pem\n      - /b.pem\n", tls);
+	parse_ok(y, &c);
+	assert_int_equal(regfs_tls_min_version(&c), 3);
+	assert_int_equal(c.tls_clientcas.n, 2);
+	assert_string_equal(c.tls_clientcas.v[1], "/b.pem");
+	assert_int_equal(c.tls_clientauth, REGFS_TLS_REQUIRE_AND_VERIFY);
+	regfs_config_free(&c);
+
+	snprintf(y, sizeof y, "%s    clientcas: [/a.pem]\n    clientauth: verify-client-cert-if-given\n", tls);
+	parse_ok(y, &c);
+	assert_int_equal(c.tls_clientauth, REGFS_TLS_VERIFY_IF_GIVEN);
+	regfs_config_free(&c);
+	snprintf(y, sizeof y, "%s    clientauth: require-any-client-cert\n", tls);
+	parse_ok(y, &c);
+	assert_int_equal(c.tls_clientauth, REGFS_TLS_REQUIRE_ANY);
+	regfs_config_free(&c);
+
+	snprintf(y, sizeof y, "%s    minimumtls: tls1.4\n", tls);
+	bad(y, "http.tls.minimumtls", "\"tls1.4\"");
+	snprintf(y, sizeof y, "%s    clientauth: always\n", tls);
+	bad(y, "http.tls.clientauth", "\"always\"");
+	snprintf(y, sizeof y, "%s    clientauth: require-and-verify-client-cert\n", tls);
+	bad(y, "http.tls.clientauth", "needs http.tls.clientcas");
+	snprintf(y, sizeof y, "%s    clientcas: /a.pem\n", tls);
+	bad(y, "line 5: http.tls.clientcas", "list");
+	bad("http:\n  tls:\n    clientcas: [/a.pem]\n", "clientcas", "http.tls.certificate");
+
+	/* the scalar keys have their environment overrides, checked the same way */
+	setenv("REGISTRY_HTTP_TLS_MINIMUMTLS", "tls1.3", 1);
+	parse_ok(tls, &c);
+	assert_int_equal(regfs_tls_min_version(&c), 3);
+	regfs_config_free(&c);
+	setenv("REGISTRY_HTTP_TLS_MINIMUMTLS", "ssl3", 1);
+	bad(tls, "http.tls.minimumtls", "\"ssl3\"");
+	unsetenv("REGISTRY_HTTP_TLS_MINIMUMTLS");
+}
+
 /* regfs.layerindex: defaults (off) and every key. */
 static void test_layerindex(void **state)
 {
@@ -329,6 +380,58 @@ static void test_layerindex(void **state)
 	assert_int_equal(c.layerindex.rescan_s, 300);
 	assert_int_equal(c.warnings, 0);
 	regfs_config_free(&c);
+}
+
+/* regfs.limits: the defaults docs/config.md gives, every key, and the
+ * values that cannot work. */
+static void test_limits(void **state)
+{
+	(void)state;
+	struct regfs_config c;
+	struct regfs_err err = {0};
+	regfs_config_defaults(&c, NULL);
+	assert_int_equal(regfs_config_parse("", 0, &c, &err), 0);
+	assert_true(c.limits.manifestsize == 4ull << 20);
+	assert_int_equal(c.limits.jsondepth, 64);
+	assert_int_equal(c.limits.headers, 100);
+	assert_true(c.limits.headersize == 16 << 10);
+	assert_true(c.limits.requestline == 8 << 10);
+	assert_true(c.limits.uploadsize == 0);
+	assert_int_equal(c.limits.uploads, 512);
+	assert_int_equal(c.limits.uploadsperclient, 128);
+	assert_int_equal(c.limits.connsperclient, 256);
+	assert_int_equal(c.limits.requesttimeout_s, 30);
+	assert_int_equal(c.limits.idletimeout_s, 120);
+	assert_int_equal(c.limits.largereads, 64);
+	regfs_config_free(&c);
+	static const char y[] = "regfs:\n  limits:\n    manifestsize: 1MiB\n    jsondepth: 10\n"
+				"    headers: 20\n    headersize: 4KiB\n    requestline: 2KiB\n"
+				"    uploadsize: 1GiB\n    uploads: 0\n    uploadsperclient: 3\n"
+				"    connsperclient: 0\n    requesttimeout: 5s\n    idletimeout: 1m\n"
+				"    largereads: 2\n";
+	regfs_config_defaults(&c, NULL);
+	if (regfs_config_parse(y, strlen(y), &c, &err) != 0)
+		fail_msg("%s", err.msg);
+	assert_true(c.limits.manifestsize == 1ull << 20);
+	assert_int_equal(c.limits.jsondepth, 10);
+	assert_int_equal(c.limits.headers, 20);
+	assert_true(c.limits.headersize == 4 << 10);
+	assert_true(c.limits.requestline == 2 << 10);
+	assert_true(c.limits.uploadsize == 1ull << 30);
+	assert_int_equal(c.limits.uploads, 0);
+	assert_int_equal(c.limits.uploadsperclient, 3);
+	assert_int_equal(c.limits.connsperclient, 0);
+	assert_int_equal(c.limits.requesttimeout_s, 5);
+	assert_int_equal(c.limits.idletimeout_s, 60);
+	assert_int_equal(c.limits.largereads, 2);
+	assert_int_equal(c.warnings, 0);
+	regfs_config_free(&c);
+	bad("regfs:\n  limits:\n    manifestsize: 100MiB\n", "regfs.limits.manifestsize",
+	    "between 1KiB and 64MiB");
+	bad("regfs:\n  limits:\n    jsondepth: 1\n", "regfs.limits.jsondepth", "between 2 and 1000");
+	bad("regfs:\n  limits:\n    uploads: -1\n", "regfs.limits.uploads", "non-negative");
+	bad("regfs:\n  limits:\n    largereads: 0\n", "regfs.limits.largereads", "at least 1");
+	bad("regfs:\n  limits:\n    requesttimeout: 0s\n", "regfs.limits.requesttimeout", "at least 1s");
 }
 
 static void test_notifications(void **state)
@@ -387,6 +490,38 @@ static void test_notifications(void **state)
 	bad("notifications:\n  endpoints:\n    name: a\n", "notifications.endpoints", "list");
 	bad("notifications:\n  endpoints:\n    - name: a\n      url: http://x/\n"
 	    "      headers: [a]\n", "endpoints[0].headers", "map");
+}
+
+/* regfs.usage and regfs.quota (config_quota.c) */
+static void test_usage_quota(void **state)
+{
+	(void)state;
+	struct regfs_config c;
+	parse_ok("", &c);
+	assert_int_equal(c.usage.maxseries, 500);
+	assert_int_equal(c.n_quotas, 0);
+	regfs_config_free(&c);
+	parse_ok("regfs:\n  usage:\n    maxseries: 7\n  quota:\n"
+		 "    - repository: \"team/*\"\n      bytes: 10GiB\n      tags: 100\n"
+		 "    - repository: solo\n      bytes: 1000\n      color: red\n", &c);
+	assert_int_equal(c.usage.maxseries, 7);
+	assert_int_equal(c.n_quotas, 2);
+	assert_string_equal(c.quotas[0].repository, "team/*");
+	assert_true(c.quotas[0].bytes == 10ull << 30);
+	assert_int_equal(c.quotas[0].tags, 100);
+	assert_string_equal(c.quotas[1].repository, "solo");
+	assert_int_equal(c.quotas[1].bytes, 1000);
+	assert_int_equal(c.quotas[1].tags, 0);
+	assert_int_equal(c.warnings, 1); /* color */
+	regfs_config_free(&c);
+	bad("regfs:\n  quota:\n    - bytes: 5\n", "regfs.quota[0].repository", "required");
+	bad("regfs:\n  quota:\n    - repository: a\n", "regfs.quota[0]", "bytes, tags");
+	bad("regfs:\n  quota:\n    - repository: a\n      bytes: lots\n",
+	    "line 4: regfs.quota[0].bytes", "size");
+	bad("regfs:\n  quota:\n    - repository: a\n      tags: -1\n", "regfs.quota[0].tags",
+	    "integer");
+	bad("regfs:\n  quota:\n    repository: a\n", "regfs.quota", "list");
+	bad("regfs:\n  usage:\n    maxseries: many\n", "regfs.usage.maxseries", NULL);
 }
 
 static void test_two_drivers(void **state)
@@ -537,16 +672,49 @@ static void test_observability(void **state)
 	bad("log:\n  fields: [a]\n", "log.fields", "map");
 }
 
+/* auth.token: distribution's keys; signingalgorithms as a YAML list, a
+ * scalar or the environment, all stored comma-joined. */
+static void test_auth_token(void **state)
+{
+	(void)state;
+	struct regfs_config c;
+	parse_ok("auth:\n  token:\n    realm: https://auth.example/token\n    service: reg\n"
+		 "    issuer: iss\n    rootcertbundle: /etc/ca.pem\n    jwks: /etc/keys.json\n"
+		 "    signingalgorithms:\n      - RS256\n      - EdDSA\n", &c);
+	assert_string_equal(c.token.realm, "https://auth.example/token");
+	assert_string_equal(c.token.service, "reg");
+	assert_string_equal(c.token.issuer, "iss");
+	assert_string_equal(c.token.rootcertbundle, "/etc/ca.pem");
+	assert_string_equal(c.token.jwks, "/etc/keys.json");
+	assert_string_equal(c.token.signingalgorithms, "RS256,EdDSA");
+	regfs_config_free(&c);
+	setenv("REGISTRY_AUTH_TOKEN_SIGNINGALGORITHMS", "ES256", 1);
+	parse_ok("auth:\n  token:\n    realm: r\n    signingalgorithms: RS256\n", &c);
+	assert_string_equal(c.token.signingalgorithms, "ES256");
+	regfs_config_free(&c);
+	unsetenv("REGISTRY_AUTH_TOKEN_SIGNINGALGORITHMS");
+	struct regfs_err err = {0};
+	regfs_config_defaults(&c, NULL);
+	const char *bad = "auth:\n  token:\n    signingalgorithms:\n      - {a: b}\n";
+	assert_int_equal(regfs_config_parse(bad, strlen(bad), &c, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "signingalgorithms"));
+	regfs_config_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_example, clear_env),
 		cmocka_unit_test_setup(test_defaults, clear_env),
 		cmocka_unit_test_setup(test_full, clear_env),
+		cmocka_unit_test_setup(test_auth_token, clear_env),
 		cmocka_unit_test_setup(test_durations, clear_env),
 		cmocka_unit_test_setup(test_bad_values, clear_env),
+		cmocka_unit_test_setup(test_tls, clear_env),
 		cmocka_unit_test_setup(test_notifications, clear_env),
 		cmocka_unit_test_setup(test_layerindex, clear_env),
+		cmocka_unit_test_setup(test_limits, clear_env),
+		cmocka_unit_test_setup(test_usage_quota, clear_env),
 		cmocka_unit_test_setup(test_two_drivers, clear_env),
 		cmocka_unit_test_setup(test_unknown_keys, clear_env),
 		cmocka_unit_test_setup(test_env, clear_env),

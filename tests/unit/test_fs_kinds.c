@@ -619,12 +619,15 @@ static void test_meta(void **state)
 	assert_true(t == TTL);
 
 	struct listing l = list(meta);
-	assert_int_equal(l.n, 3);
+	assert_int_equal(l.n, 5);
 	assert_string_equal(l.v[0].name, "errors");
 	assert_string_equal(l.v[1].name, "stats");
 	assert_string_equal(l.v[1].arg, "stats");
 	assert_string_equal(l.v[2].name, "status");
 	assert_int_equal(l.v[2].kind, K_METAFILE);
+	assert_string_equal(l.v[3].name, "usage");
+	assert_string_equal(l.v[4].name, "usage.txt");
+	assert_int_equal(l.v[4].kind, K_METAFILE);
 	struct node *errors = child_node(meta, &l, 0);
 	struct node *stats = child_node(meta, &l, 1);
 	struct node *status = child_node(meta, &l, 2);

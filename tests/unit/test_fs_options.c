@@ -119,6 +119,8 @@ static void test_refused(void **state)
 		{"--cache-size", "5X"}, {"--cache-size", "-1"}, {"--max-parallel", "0"},
 		{"--max-parallel", "257"}, {"-o", "ttl"}, {"-o", "cache_dir"},
 		{"-o", "max_parallel=300"}, {"--no-such-option"}, {"--user"},
+		/* a password in fstab: refused, password_file= is the way */
+		{"-o", "user=a,password=secret"}, {"-o", "pass=secret"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		const char *args[6] = {bad[i][0], bad[i][1], "URL", "MNT", NULL};
@@ -136,6 +138,53 @@ static void test_refused(void **state)
 	cli_free(&c);
 }
 
+/* The TLS and password-file rows, in both forms. */
+static void test_tls_and_password_file(void **state)
+{
+	(void)state;
+	struct cli c;
+	assert_int_equal(parse(&c, (const char *[]){"--client-cert", "c.pem", "--client-key", "k.pem",
+					       "--password-file", "pw", "URL", "MNT", NULL}), 0);
+	assert_string_equal(c.o.client_cert, "c.pem");
+	assert_string_equal(c.o.client_key, "k.pem");
+	assert_string_equal(c.o.password_file, "pw");
+	cli_free(&c);
+	assert_int_equal(parse(&c, (const char *[]){"-o", "client_cert=c,client_key=k,password_file=-",
+					       "URL", "MNT", NULL}), 0);
+	assert_string_equal(c.o.client_cert, "c");
+	assert_string_equal(c.o.client_key, "k");
+	assert_string_equal(c.o.password_file, "-");
+	assert_null(c.o.fuse_opts);
+	cli_free(&c);
+	/* --password-file without --user, or with a password given twice */
+	assert_int_equal(parse(&c, (const char *[]){"--password-file", "pw", "URL", "MNT", NULL}), 0);
+	assert_int_equal(cli_password(&c), -1);
+	cli_free(&c);
+	assert_int_equal(parse(&c, (const char *[]){"--user", "a:b", "--password-file", "pw", "URL",
+					       "MNT", NULL}), 0);
+	assert_int_equal(cli_password(&c), -1);
+	cli_free(&c);
+}
+
+/* argv_hide_password rewrites the strings in place: what ps shows. */
+static void test_hide_password(void **state)
+{
+	(void)state;
+	char a0[] = "regfs", a1[] = "--user", a2[] = "alice:s3cret", a3[] = "-o",
+	     a4[] = "ro,user=alice:s3cret,ttl=3", a5[] = "--user=bob:pw", a6[] = "s3cret";
+	char *argv[] = {a0, a1, a2, a3, a4, a5, a6, NULL};
+	argv_hide_password(7, argv, "s3cret");
+	assert_string_equal(a2, "alice:***");
+	assert_memory_equal(a2 + 9, "\0\0\0\0", 4); /* the freed tail is zeroed */
+	assert_string_equal(a4, "ro,user=alice:***,ttl=3");
+	assert_string_equal(a5, "--user=bob:pw");
+	assert_string_equal(a6, "s3cret"); /* not after a ':': not the password's place */
+	argv_hide_password(7, argv, "pw"); /* shorter than the mask: as many stars */
+	assert_string_equal(a5, "--user=bob:**");
+	argv_hide_password(7, argv, "");
+	assert_string_equal(a2, "alice:***");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -143,6 +192,8 @@ int main(void)
 		cmocka_unit_test(test_long_forms),
 		cmocka_unit_test(test_o_forms),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_tls_and_password_file),
+		cmocka_unit_test(test_hide_password),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

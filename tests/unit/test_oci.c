@@ -323,6 +323,44 @@ static void test_media_types(void **state)
 	assert_string_equal(regfs_layer_ext(NULL), "blob");
 }
 
+/* regfs_json_depth counts [ and { outside strings and stops past the bound. */
+static void test_json_depth(void **state)
+{
+	(void)state;
+	assert_int_equal(regfs_json_depth("{}", 2, 64), 1);
+	assert_int_equal(regfs_json_depth("{\"a\":[{\"b\":[]}]}", 17, 64), 4);
+	/* brackets inside strings, and escaped quotes, are not nesting */
+	const char *str = "{\"a\":\"[[[[\\\"[[[\"}";
+	assert_int_equal(regfs_json_depth(str, strlen(str), 64), 1);
+	assert_int_equal(regfs_json_depth("[[[]]]", 6, 2), 3);
+	assert_int_equal(regfs_json_depth("", 0, 64), 0);
+}
+
+/* A JSON bomb is refused on its raw bytes, before the parser recurses; the
+ * depth bound is the process's (regfs_manifest_set_limits). */
+static void test_depth_limit(void **state)
+{
+	(void)state;
+	size_t n = 100000;
+	char *bomb = malloc(2 * n + 1);
+	assert_non_null(bomb);
+	memset(bomb, '[', n);
+	memset(bomb + n, ']', n);
+	bomb[2 * n] = '\0';
+	parse_bad(bomb, NULL, -EINVAL, "nested deeper than 64 levels");
+	free(bomb);
+	/* a valid manifest with annotations nested 5 deep passes at 64, not at 4 */
+	const char *m = "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\","
+			"\"manifests\":[],\"annotations\":{\"a\":\"b\"},\"x\":[[[[]]]]}";
+	regfs_manifest_free(parse_ok(m, NULL));
+	regfs_manifest_set_limits(0, 4);
+	parse_bad(m, NULL, -EINVAL, "nested deeper than 4 levels");
+	regfs_manifest_set_limits(16, 0);
+	parse_bad(m, NULL, -EFBIG, "more than the 16-byte limit");
+	regfs_manifest_set_limits(REGFS_MANIFEST_MAX, REGFS_JSON_DEPTH_MAX);
+	regfs_manifest_free(parse_ok(m, NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -334,6 +372,8 @@ int main(void)
 		cmocka_unit_test(test_invalid),
 		cmocka_unit_test(test_missing_fields),
 		cmocka_unit_test(test_media_types),
+		cmocka_unit_test(test_json_depth),
+		cmocka_unit_test(test_depth_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,6 +31,7 @@ static const struct path_case paths[] = {
 	/* bulk-manifests is not the repo-manifests route of a repository "" */
 	{"/v2/_regfs/manifests", R_BULK_MANIFESTS, NULL, NULL, -1},
 	{"/v2/_regfs/manifests/", R_BULK_MANIFESTS, NULL, NULL, -1},
+	{"/v2/_regfs/usage", R_USAGE, NULL, NULL, -1},
 	{"/v2//_regfs/manifests", R_REPO_MANIFESTS, NULL, NULL, 0},
 	{"/v2/x/_regfs/manifests", R_REPO_MANIFESTS, "x", NULL, -1},
 	/* layer indexes: the name is what precedes "/_regfs/layerindex/" */
@@ -99,6 +100,28 @@ static void test_long_name_and_ref(void **state)
 	assert_true(rt.ref_truncated);
 }
 
+/* The name grammar's 255-character bound holds through the router: a name
+ * of 255 characters is routed whole and valid, one of 256 is invalid (not
+ * cut to 255 and accepted). */
+static void test_name_length_bound(void **state)
+{
+	(void)state;
+	char path[600];
+	for (size_t len = 254; len <= 257; len++) {
+		strcpy(path, "/v2/");
+		memset(path + 4, 'a', len);
+		path[4 + len / 2] = '/'; /* two components: "aaa/aaa" */
+		strcpy(path + 4 + len, "/tags/list");
+		struct route rt;
+		route_parse(path, &rt);
+		print_message("name of %zu characters\n", len);
+		assert_int_equal(rt.kind, R_TAGS);
+		assert_int_equal(rt.name_ok, len <= 255);
+		if (len <= 255)
+			assert_int_equal(strlen(rt.name), len);
+	}
+}
+
 /* Every (route, method) pair: allowed or not, and the access it needs.
  * '-' not allowed; N none, P pull, W push (write), D delete, C catalog. */
 static const struct {
@@ -118,6 +141,7 @@ static const struct {
 	{R_REPO_MANIFESTS, "PP-----"},
 	{R_BULK_MANIFESTS, "CC-----"},
 	{R_LAYER_INDEX,    "PP-----"},
+	{R_USAGE,          "CC-----"},
 };
 
 static void test_access(void **state)
@@ -156,6 +180,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_paths),
 		cmocka_unit_test(test_long_name_and_ref),
+		cmocka_unit_test(test_name_length_bound),
 		cmocka_unit_test(test_access),
 		cmocka_unit_test(test_methods),
 	};
