@@ -17,6 +17,7 @@ BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 . "$BENCH_DIR/../tests/integration/lib.sh"
 need_regfs_mount
 need_regfs_registry
+# shellcheck disable=SC2034 # read by lib.sh (write_registry_config)
 REGISTRY_LOG_LEVEL=error
 TAGS=${TAGS:-10}
 SIZES=("$@")
