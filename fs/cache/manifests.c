@@ -1,8 +1,8 @@
 /* manifests.c — the manifest cache: manifests by digest (content-addressed: never stale).
  *
  * Parsed manifests stay in memory for the life of the mount (they are small:
- * ~1 KB each, 10 MB for 10,000) because du, ls and every manifest directory
- * need them; their bytes are also written to the disk blob cache (blobs.c) so
+ * ~1 KB each packed by mpack.c, 10 MB for 10,000) because du, ls and every
+ * manifest directory need them; their bytes are also written to the disk blob cache (blobs.c) so
  * a remount does not fetch them again. Bytes are always verified against the
  * digest before they are believed, whether they come from the registry (the
  * client verifies) or from disk (verified here).
@@ -11,7 +11,7 @@
  * slot empty: the next reader fetches again.
  *
  * The cache's other files: times.c (image and tag times), exist.c (whether
- * index children still exist). */
+ * index children still exist), mpack.c (how a parsed manifest is kept). */
 #include "manifests_internal.h"
 
 #include <errno.h>
@@ -25,10 +25,23 @@
 #include <regfs/log.h>
 
 struct slot {
-	struct mentry e;
+	struct mentry e;       /* e.digest points at dig */
 	struct sflight sf;     /* valid: e is filled (never stale) */
 	struct slot *next;
+	char dig[];            /* exactly as long as the digest: a slot per manifest of the registry */
 };
+
+/* An empty slot for digest (not in any chain); NULL when out of memory. */
+static struct slot *slot_new(const char *digest)
+{
+	size_t n = strlen(digest) + 1;
+	struct slot *s = calloc(1, sizeof *s + n);
+	if (!s)
+		return NULL;
+	memcpy(s->dig, digest, n);
+	s->e.digest = s->dig;
+	return s;
+}
 
 struct manifest_cache *manifest_cache_new(struct regfs_client *cl, const struct mount_opts *o,
 					  struct fs_stats *st, struct blob_cache *bc)
@@ -48,7 +61,7 @@ struct manifest_cache *manifest_cache_new(struct regfs_client *cl, const struct 
 static void slot_free(struct slot *s)
 {
 	free(s->e.data);
-	regfs_manifest_free(s->e.m);
+	free(s->e.m); /* packed: one block (mpack.c) */
 	free(s);
 }
 
@@ -88,9 +101,8 @@ static struct slot *slot_of(struct manifest_cache *mc, const char *digest)
 	struct slot *s = find(mc, digest);
 	if (s)
 		return s;
-	if (!(s = calloc(1, sizeof *s)))
+	if (!(s = slot_new(digest)))
 		return NULL;
-	snprintf(s->e.digest, sizeof s->e.digest, "%s", digest);
 	size_t b = regfs_fnv1a64_str(digest) % mc->nb;
 	s->next = mc->b[b];
 	mc->b[b] = s;
@@ -106,15 +118,23 @@ const struct mentry *manifest_cache_peek(struct manifest_cache *mc, const char *
 	return e;
 }
 
-/* Parses bytes into slot fields (not yet published). Takes ownership of data. */
+/* Parses bytes into slot fields (not yet published), packed (mpack.c).
+ * Takes ownership of data. */
 static int fill(struct slot *s, char *data, size_t len, const char *ctype)
 {
 	struct regfs_err e = {0};
-	int rc = regfs_manifest_parse(data, len, ctype, &s->e.m, &e);
+	struct regfs_manifest *m = NULL;
+	int rc = regfs_manifest_parse(data, len, ctype, &m, &e);
 	if (rc) {
 		fs_warn("manifest %s: %s", s->e.digest, regfs_err_str(&e));
 		free(data);
 		return -EIO;
+	}
+	s->e.m = manifest_pack(m);
+	regfs_manifest_free(m);
+	if (!s->e.m) {
+		free(data);
+		return -ENOMEM;
 	}
 	s->e.data = data;
 	s->e.len = len;
@@ -190,7 +210,7 @@ static int put(struct manifest_cache *mc, const char *digest, const char *data, 
 		return 0;
 	}
 	pthread_mutex_unlock(&mc->g.mu);
-	struct slot *ns = calloc(1, sizeof *ns);
+	struct slot *ns = slot_new(digest);
 	char *copy = malloc(len + 1);
 	if (!ns || !copy) {
 		free(ns);
@@ -199,7 +219,6 @@ static int put(struct manifest_cache *mc, const char *digest, const char *data, 
 	}
 	memcpy(copy, data, len);
 	copy[len] = 0;
-	snprintf(ns->e.digest, sizeof ns->e.digest, "%s", digest);
 	int rc = fill(ns, copy, len, ctype);
 	if (rc) {
 		free(ns);

@@ -25,7 +25,7 @@ struct blob_cache;
 struct tag_ent;
 
 struct mentry {
-	char digest[REGFS_DIGEST_MAX];
+	const char *digest;        /* "alg:hex", as long as the entry */
 	char *data;
 	size_t len;
 	struct regfs_manifest *m;  /* parsed */

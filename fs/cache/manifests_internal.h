@@ -36,4 +36,14 @@ struct manifest_cache {
  * manifests) would set the daemon's peak memory. */
 #define PREFETCH_CHUNK 512
 
+/* mpack.c: m copied into one allocation (released with free()): the
+ * descriptor arrays and strings in its tail, media types, artifact types and
+ * platform strings interned for the process's life (a registry has a handful
+ * of distinct ones; past MPACK_INTERN_MAX of them, or longer than
+ * MPACK_INTERN_LEN bytes, they are copied instead). m stays
+ * the caller's. NULL when out of memory. */
+struct regfs_manifest *manifest_pack(const struct regfs_manifest *m);
+#define MPACK_INTERN_MAX 512
+#define MPACK_INTERN_LEN 128
+
 #endif

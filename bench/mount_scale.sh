@@ -1,0 +1,81 @@
+#!/bin/bash
+# bench/mount_scale.sh [REPOS…] — how the mount's memory and time grow with the registry.
+#
+# For each REPOS (default: 500 2000 10000, i.e. 5,000 / 20,000 / 100,000 tags at
+# TAGS=10 per repository), generates the registry:2 storage layout directly with
+# bench/mount_gen.py (cached under /var/tmp, shared with bench/mount.sh), serves it
+# with regfs-registry, and on a fresh mount with an empty disk cache measures:
+#   cold `du -s -B1` (time; the total is checked against the generator's),
+#   the daemon's peak RSS (VmHWM of /proc/PID/status) right after it,
+#   the FUSE round-trip floor: `du -s` again with the kernel's caches dropped but
+#   the daemon warm (what bench/mount.sh prints as "kernel caches dropped"),
+# and prints one line per size with the time per tag beside the floor per tag,
+# and the RSS ratio of each size against the first.
+# Env: TAGS (default 10), REGFS_BUILD (default build), MOUNT_OPTS (extra regfs options).
+set -u -o pipefail
+BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
+. "$BENCH_DIR/../tests/integration/lib.sh"
+need_regfs_mount
+need_regfs_registry
+# shellcheck disable=SC2034 # read by lib.sh (write_registry_config)
+REGISTRY_LOG_LEVEL=error
+TAGS=${TAGS:-10}
+SIZES=("$@")
+[ ${#SIZES[@]} -gt 0 ] || SIZES=(500 2000 10000)
+
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+rss_mb() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+per_tag_ms() { awk -v t="$1" -v n="$2" 'BEGIN { printf "%.3f", t * 1000 / n }'; }
+
+generate() {
+  local repos=$1 data=/var/tmp/regfs-bench-mount-v2-${1}x${TAGS} t0 t1
+  if [ ! -s "$data/expected" ]; then
+    log "generating $repos x $TAGS into $data (once) ..."
+    rm -rf "$data"; mkdir -p "$data"
+    t0=$(now)
+    python3 "$BENCH_DIR/mount_gen.py" "$data/root" "$repos" "$TAGS" >"$data/expected.tmp" || bail "generator failed"
+    mv "$data/expected.tmp" "$data/expected"
+    t1=$(now); log "generated in $(secs "$t0" "$t1") s"
+  fi
+  echo "$data"
+}
+
+LINES=()
+FIRST_RSS=
+bench_size() {
+  local repos=$1 data tags=$(($1 * TAGS)) mnt=$WORK/mnt-$1 t0 t1 out
+  data=$(generate "$repos") || return 1
+  local expected; expected=$(cat "$data/expected")
+  # The storage in the page cache, as on a registry that has been serving.
+  find "$data/root" -type f -print0 | xargs -0 cat >/dev/null
+  start_regfs_registry "$data/root" || return 1
+  # shellcheck disable=SC2086 # MOUNT_OPTS is a list of words
+  start_regfs_mount "$REGISTRY_URL" "$mnt" --cache-dir "$WORK/cache-$repos" --ttl 300 ${MOUNT_OPTS:-} || return 1
+  local pid=$MOUNT_PID
+  t0=$(now); out=$(du -s -B1 "$mnt" | cut -f1); t1=$(now)
+  local cold; cold=$(secs "$t0" "$t1")
+  local rss; rss=$(rss_mb "$pid")
+  check_eq "$tags tags: du -s -B1 (cold) = generator's total" "$expected" "$out"
+  check_eq "$tags tags: df used = generator's total" "$expected" "$(df -B1 --output=used "$mnt" | tail -n1 | tr -d ' ')"
+  sync; echo 2 >/proc/sys/vm/drop_caches
+  t0=$(now); out=$(du -s -B1 "$mnt" | cut -f1); t1=$(now)
+  local floor; floor=$(secs "$t0" "$t1")
+  check_eq "$tags tags: du -s -B1 (floor run) = generator's total" "$expected" "$out"
+  local rss_end; rss_end=$(rss_mb "$pid")
+  unmount "$mnt"
+  stop_pid "$REGISTRY_PID"
+  rm -rf "$WORK/cache-$repos"
+  [ -n "$FIRST_RSS" ] || FIRST_RSS=$rss
+  LINES+=("$(printf '%8d %9s %9s %10s %10s %9s %9s %7s' "$tags" "$cold" "$floor" \
+    "$(per_tag_ms "$cold" "$tags")" "$(per_tag_ms "$floor" "$tags")" "$rss" "$rss_end" \
+    "$(awk -v a="$rss" -v b="$FIRST_RSS" 'BEGIN { printf "%.2fx", a / b }')")")
+}
+
+for r in "${SIZES[@]}"; do bench_size "$r" || fail "$r x $TAGS: bench ran"; done
+echo "# regfs-registry, cold du -s of a fresh mount (MOUNT_OPTS='${MOUNT_OPTS:-}'):"
+echo "#     tags   cold(s)  floor(s) ms/tag    floor/tag  RSS(MB)   RSS-end  RSS/first"
+for l in "${LINES[@]}"; do echo "# $l"; done
+echo "#   floor = du -s with the kernel's caches dropped and the daemon warm (FUSE round trips)"
+echo "#   RSS = VmHWM after the cold du; RSS-end = VmHWM after the floor run"
+done_testing
