@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -62,11 +63,29 @@ static bool is_tchar(unsigned char ch)
 	       (ch && strchr("!#$%&'*+-.^_`|~", ch));
 }
 
-/* The header lines from `p` on: PASS at the empty line, EMPTY_NAME at a line
- * starting with ':', else WAIT / TOO_LARGE. */
-static enum front_verdict judge_headers(const unsigned char *p, const unsigned char *end,
-					bool full)
+/* A header line's bytes (without its CRLF) a field may not hold: NUL, and a
+ * CR that does not end the line (RFC 9112 section 2.2: a bare CR is
+ * refused, not guessed at). */
+static bool bad_field_bytes(const unsigned char *p, size_t len)
 {
+	return memchr(p, '\0', len) || memchr(p, '\r', len);
+}
+
+/* "Host:" at the start of a header line, in any case. */
+static bool is_host(const unsigned char *p, size_t len)
+{
+	return len >= 5 && strncasecmp((const char *)p, "host:", 5) == 0;
+}
+
+/* The header lines from `p` on: PASS at the empty line, EMPTY_NAME at a line
+ * starting with ':', BAD_HEADER at a line folded onto the previous one
+ * (obs-fold, which RFC 9112 section 5.2 lets a server refuse) or holding a
+ * NUL or a bare CR, NO_HOST at the end of an HTTP/1.1 request without a
+ * Host (RFC 9112 section 3.2), else WAIT / TOO_LARGE. */
+static enum front_verdict judge_headers(const unsigned char *p, const unsigned char *end,
+					bool full, bool http11)
+{
+	bool host = false;
 	while (p < end) {
 		const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
 		if (!nl)
@@ -75,9 +94,12 @@ static enum front_verdict judge_headers(const unsigned char *p, const unsigned c
 		if (len && p[len - 1] == '\r')
 			len--;
 		if (len == 0)
-			return FRONT_PASS;
+			return http11 && !host ? FRONT_NO_HOST : FRONT_PASS;
 		if (p[0] == ':')
 			return FRONT_EMPTY_NAME;
+		if (p[0] == ' ' || p[0] == '\t' || bad_field_bytes(p, len))
+			return FRONT_BAD_HEADER;
+		host = host || is_host(p, len);
 		p = nl + 1;
 	}
 	return full ? FRONT_TOO_LARGE : FRONT_WAIT;
@@ -101,7 +123,12 @@ enum front_verdict front_judge(const unsigned char *buf, size_t n, bool full)
 	const unsigned char *nl = memchr(buf + i, '\n', n - i);
 	if (!nl)
 		return full ? FRONT_LINE_TOO_LONG : FRONT_WAIT;
-	return judge_headers(nl + 1, buf + n, full);
+	size_t ll = (size_t)(nl - buf);
+	if (ll && buf[ll - 1] == '\r')
+		ll--;
+	static const char v11[] = " HTTP/1.1";
+	bool http11 = ll >= sizeof v11 - 1 && !memcmp(buf + ll - (sizeof v11 - 1), v11, sizeof v11 - 1);
+	return judge_headers(nl + 1, buf + n, full, http11);
 }
 
 /* ---- answering ---- */
@@ -184,6 +211,13 @@ static struct refusal refusal_of(enum front_verdict v)
 	case FRONT_EMPTY_NAME:
 		return (struct refusal){400, "Bad Request", "a header line has an empty name",
 			"a header line with an empty name"};
+	case FRONT_BAD_HEADER:
+		return (struct refusal){400, "Bad Request", "a header line is folded or holds a "
+			"NUL or a bare CR", "a header line folded (obs-fold) or holding a NUL or a "
+			"bare CR"};
+	case FRONT_NO_HOST:
+		return (struct refusal){400, "Bad Request", "an HTTP/1.1 request needs a Host header",
+			"an HTTP/1.1 request without Host"};
 	case FRONT_LINE_TOO_LONG:
 		return (struct refusal){414, "URI Too Long", "request line too long",
 			"request line longer than regfs.limits.requestline + "

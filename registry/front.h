@@ -69,6 +69,8 @@ enum front_verdict {
 	FRONT_TLS,         /* a TLS handshake record */
 	FRONT_NOT_HTTP,    /* not an HTTP request line */
 	FRONT_EMPTY_NAME,  /* a header line with an empty name */
+	FRONT_BAD_HEADER,  /* a folded header line, or one holding a NUL or a bare CR */
+	FRONT_NO_HOST,     /* an HTTP/1.1 request without Host */
 	FRONT_LINE_TOO_LONG, /* no end of the request line within the buffer */
 	FRONT_TOO_LARGE,   /* no end of headers within the buffer */
 };

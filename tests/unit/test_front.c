@@ -43,6 +43,21 @@ static void test_refused(void **state)
 			 FRONT_NOT_HTTP);
 	assert_int_equal(judge("GET / HTTP/1.1\r\nHost: x\r\n: 1\r\n\r\n", false),
 			 FRONT_EMPTY_NAME);
+	/* obs-fold, a bare CR, a NUL in a field */
+	assert_int_equal(judge("GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n  more\r\n\r\n", false),
+			 FRONT_BAD_HEADER);
+	assert_int_equal(judge("GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\tmore\r\n\r\n", false),
+			 FRONT_BAD_HEADER);
+	assert_int_equal(judge("GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n", false),
+			 FRONT_BAD_HEADER);
+	const char nul[] = "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n";
+	assert_int_equal(front_judge((const unsigned char *)nul, sizeof nul - 1, false),
+			 FRONT_BAD_HEADER);
+	/* Host: required in HTTP/1.1 (any case), not in HTTP/1.0 */
+	assert_int_equal(judge("GET / HTTP/1.1\r\nX-A: 1\r\n\r\n", false), FRONT_NO_HOST);
+	assert_int_equal(judge("GET / HTTP/1.1\r\nhOsT: x\r\n\r\n", false), FRONT_PASS);
+	assert_int_equal(judge("GET / HTTP/1.0\r\n\r\n", false), FRONT_PASS);
+	assert_int_equal(judge("GET / HTTP/1.1\n\n", false), FRONT_NO_HOST);
 	/* a full buffer with no end of headers, or no end of the method */
 	assert_int_equal(judge("GET / HTTP/1.1\r\nX: aaaa", true), FRONT_TOO_LARGE);
 	assert_int_equal(judge("GET /aaaaaaaaaa", true), FRONT_LINE_TOO_LONG);
