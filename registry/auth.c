@@ -4,7 +4,6 @@
 #include "auth.h"
 
 #include "auth_limit.h"
-#include "jsonbuf.h"
 #include "metrics.h"
 #include "registry.h"
 #include "request.h"
@@ -120,48 +119,19 @@ void auth_close(struct auth *a)
 
 /* ---- answers ---- */
 
-static enum MHD_Result answer(struct registry *r, struct request *q, unsigned status,
-			      const char *code, const char *msg, const char *hname,
-			      const char *hvalue)
-{
-	struct jbuf b;
-	jb_init(&b, JB_NO_CAP);
-	jb_puts(&b, "{\"errors\":[{\"code\":");
-	jb_json_str(&b, code);
-	jb_puts(&b, ",\"message\":");
-	jb_json_str(&b, msg);
-	jb_puts(&b, ",\"detail\":null}]}\n");
-	if (jb_error(&b)) {
-		jb_free(&b);
-		return MHD_NO;
-	}
-	bool head = request_is_head(q);
-	struct MHD_Response *resp =
-		head ? response_head(jb_len(&b))
-		     : MHD_create_response_from_buffer(jb_len(&b), (void *)jb_ptr(&b),
-						       MHD_RESPMEM_MUST_COPY);
-	if (resp) {
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-					"application/json; charset=utf-8");
-		if (hname && hvalue)
-			MHD_add_response_header(resp, hname, hvalue);
-	}
-	size_t len = head ? 0 : jb_len(&b);
-	jb_free(&b);
-	return respond(r, q, status, resp, len);
-}
-
 static enum MHD_Result refuse(struct registry *r, struct request *q, struct auth *a,
 			      const struct auth_want *w, enum auth_verdict v, const char *why)
 {
 	char *ch = a->ops->challenge ? a->ops->challenge(a->st, w, v) : NULL;
 	enum MHD_Result res;
 	if (v == AUTH_DENY)
-		res = answer(r, q, 403, "DENIED", why[0] ? why :
-			     "requested access to the resource is denied", ch ? "WWW-Authenticate" : NULL, ch);
+		res = respond_error_with(r, q, 403, "DENIED",
+					 why[0] ? why : "requested access to the resource is denied",
+					 "WWW-Authenticate", ch);
 	else
-		res = answer(r, q, 401, "UNAUTHORIZED", why[0] ? why : "authentication required",
-			     "WWW-Authenticate", ch);
+		res = respond_error_with(r, q, 401, "UNAUTHORIZED",
+					 why[0] ? why : "authentication required",
+					 "WWW-Authenticate", ch);
 	free(ch);
 	return res;
 }
@@ -200,7 +170,7 @@ bool auth_request(struct registry *r, struct request *q, enum MHD_Result *res)
 		snprintf(ra, sizeof ra, "%lld", (long long)wait);
 		snprintf(msg, sizeof msg, "too many failed logins from %s: retry in %llds", peer,
 			 (long long)wait);
-		*res = answer(r, q, 429, "TOOMANYREQUESTS", msg, "Retry-After", ra);
+		*res = respond_error_with(r, q, 429, "TOOMANYREQUESTS", msg, "Retry-After", ra);
 		return false;
 	}
 	const char *authz = request_header(q, MHD_HTTP_HEADER_AUTHORIZATION);
@@ -226,8 +196,8 @@ bool auth_request(struct registry *r, struct request *q, enum MHD_Result *res)
 			 access_name(w.access), w.repo ? w.repo : "the catalog");
 	}
 	if (v == AUTH_LIMIT) {
-		*res = answer(r, q, 429, "TOOMANYREQUESTS", why[0] ? why : "too many requests",
-			      "Retry-After", "60");
+		*res = respond_error_with(r, q, 429, "TOOMANYREQUESTS",
+					  why[0] ? why : "too many requests", "Retry-After", "60");
 		return false;
 	}
 	*res = refuse(r, q, a, &w, v, why);

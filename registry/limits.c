@@ -116,20 +116,7 @@ bool limits_upload_refused(struct registry *r, struct request *q, enum MHD_Resul
 enum MHD_Result limits_respond_busy(struct registry *r, struct request *q, unsigned status,
 				    const char *code, const char *msg)
 {
-	char body[400];
-	int n = snprintf(body, sizeof body, "{\"errors\":[{\"code\":\"%s\",\"message\":\"%s\"}]}",
-			 code, msg);
-	if (n < 0 || (size_t)n >= sizeof body)
-		n = 0;
-	struct MHD_Response *resp = request_is_head(q)
-		? response_head((uint64_t)n)
-		: MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
-	if (resp) {
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-					"application/json; charset=utf-8");
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-	}
-	return respond(r, q, status, resp, request_is_head(q) ? 0 : (uint64_t)n);
+	return respond_error_with(r, q, status, code, msg, MHD_HTTP_HEADER_RETRY_AFTER, "1");
 }
 
 /* ---- large manifest reads ---- */

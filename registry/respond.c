@@ -100,8 +100,10 @@ enum MHD_Result respond_body(struct registry *r, struct request *q, unsigned sta
 	return respond(r, q, status, resp, head ? 0 : len);
 }
 
-enum MHD_Result respond_error(struct registry *r, struct request *q, unsigned status,
-			      const char *code, const char *msg, const char *detail_json)
+/* The distribution error body, with one extra header (hname NULL: none). */
+static enum MHD_Result error_answer(struct registry *r, struct request *q, unsigned status,
+				    const char *code, const char *msg, const char *detail_json,
+				    const char *hname, const char *hvalue)
 {
 	struct jbuf b;
 	jb_init(&b, JB_NO_CAP);
@@ -122,10 +124,32 @@ enum MHD_Result respond_error(struct registry *r, struct request *q, unsigned st
 		log_warn("%s %s: %u %s: %s", q->method, q->url, status, code, msg);
 	else
 		log_debug("%s %s: %u %s: %s", q->method, q->url, status, code, msg);
-	enum MHD_Result ret = respond_body(r, q, status, "application/json; charset=utf-8",
-					   jb_ptr(&b), jb_len(&b));
+	bool head = request_is_head(q);
+	size_t len = jb_len(&b);
+	struct MHD_Response *resp =
+		head ? response_head(len)
+		     : MHD_create_response_from_buffer(len, (void *)jb_ptr(&b), MHD_RESPMEM_MUST_COPY);
 	jb_free(&b);
-	return ret;
+	if (resp) {
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+					"application/json; charset=utf-8");
+		if (hname && hvalue)
+			MHD_add_response_header(resp, hname, hvalue);
+	}
+	return respond(r, q, status, resp, head ? 0 : len);
+}
+
+enum MHD_Result respond_error(struct registry *r, struct request *q, unsigned status,
+			      const char *code, const char *msg, const char *detail_json)
+{
+	return error_answer(r, q, status, code, msg, detail_json, NULL, NULL);
+}
+
+enum MHD_Result respond_error_with(struct registry *r, struct request *q, unsigned status,
+				   const char *code, const char *msg, const char *hname,
+				   const char *hvalue)
+{
+	return error_answer(r, q, status, code, msg, NULL, hname, hvalue);
 }
 
 enum MHD_Result respond_errorf(struct registry *r, struct request *q, unsigned status,

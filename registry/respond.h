@@ -43,6 +43,11 @@ enum MHD_Result respond_shared(struct registry *r, struct request *q, unsigned s
  * HEAD gets the headers only. */
 enum MHD_Result respond_error(struct registry *r, struct request *q, unsigned status,
 			      const char *code, const char *msg, const char *detail_json);
+/* Same without detail, with one more header `hname: hvalue` (hname or hvalue
+ * NULL: none): WWW-Authenticate on a 401, Retry-After on a 429 or 503. */
+enum MHD_Result respond_error_with(struct registry *r, struct request *q, unsigned status,
+				   const char *code, const char *msg, const char *hname,
+				   const char *hvalue);
 /* Same with a printf-style message. */
 enum MHD_Result respond_errorf(struct registry *r, struct request *q, unsigned status,
 			       const char *code, const char *fmt, ...)
