@@ -3,6 +3,7 @@
 #include "jwt_internal.h"
 
 #include <regfs/base64.h>
+#include <regfs/oci.h>
 
 #include <errno.h>
 #include <stdarg.h>
@@ -30,30 +31,6 @@ static int refuse(char *why, size_t wl, int code, const char *fmt, ...)
 	return code;
 }
 
-/* JSON nesting depth of s, counting only brackets outside strings; jansson
- * would allow 2048 levels and recurse that deep. */
-static int json_depth_ok(const unsigned char *s, size_t n)
-{
-	int depth = 0;
-	bool str = false;
-	for (size_t i = 0; i < n; i++) {
-		if (str) {
-			if (s[i] == '\\')
-				i++;
-			else if (s[i] == '"')
-				str = false;
-		} else if (s[i] == '"') {
-			str = true;
-		} else if (s[i] == '{' || s[i] == '[') {
-			if (++depth > JWT_MAX_DEPTH)
-				return 0;
-		} else if (s[i] == '}' || s[i] == ']') {
-			depth--;
-		}
-	}
-	return 1;
-}
-
 /* One base64url part of the token → a JSON object. */
 static json_t *part_json(const char *s, size_t n, const char *what, char *why, size_t wl)
 {
@@ -66,7 +43,7 @@ static json_t *part_json(const char *s, size_t n, const char *what, char *why, s
 	json_t *j = NULL;
 	if (d < 0) {
 		refuse(why, wl, -EINVAL, "the token %s is not base64url", what);
-	} else if (!json_depth_ok(buf, (size_t)d)) {
+	} else if (regfs_json_depth((const char *)buf, (size_t)d, JWT_MAX_DEPTH) > JWT_MAX_DEPTH) {
 		refuse(why, wl, -EINVAL, "the token %s nests JSON deeper than %d levels", what,
 		       JWT_MAX_DEPTH);
 	} else {
