@@ -27,6 +27,7 @@ struct layerindex;
 struct tls;
 struct auth;
 struct usage;
+struct proxies;
 
 struct registry {
 	struct regfs_config *cfg;       /* borrowed */
@@ -39,6 +40,7 @@ struct registry {
 	struct tls *tls;                /* http.tls, borrowed; NULL: plain HTTP (tls.h) */
 	struct auth *auth;              /* auth.<scheme>; NULL: everyone allowed (auth.h) */
 	struct usage *usage;            /* storage accounting (usage.h); NULL: off (offline commands) */
+	struct proxies *proxies;        /* pull-through cache (proxy.h); NULL: none configured */
 
 	/* health.storagedriver: written by the health thread, read by GET /v2/. */
 	atomic_int storage_down;        /* 1 after `threshold` consecutive failures */

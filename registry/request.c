@@ -24,6 +24,7 @@ void request_init(struct request *q, struct MHD_Connection *c, const char *metho
 	jb_init(&q->body, JB_NO_CAP);
 	q->up = NULL;
 	q->authed = false;
+	q->proxy = NULL;
 	q->from_ok = true;
 	q->user[0] = '\0';
 }

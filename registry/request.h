@@ -20,6 +20,7 @@
 #include "route.h"
 
 struct upload_op;
+struct proxy;
 
 /* A failure decided while the body still arrives: answered at the end. */
 struct request_failure {
@@ -48,6 +49,8 @@ struct request {
 	bool authed;                  /* the check ran */
 	bool from_ok;                 /* a cross-repository mount may read its source */
 	char user[128];               /* who (AUTH_USER_MAX); "" anonymous: access lines */
+	/* proxy_route (proxy.h): the upstream owning rt.name, NULL for a local one */
+	const struct proxy *proxy;
 };
 
 /* Starts `q` for (c, method, url): time, method, route and its row. Sets

@@ -59,6 +59,18 @@ struct regfs_quota {
 	uint64_t tags;
 };
 
+/* One upstream of the pull-through cache (registry/proxy.h): registry:2's
+ * `proxy:` section (prefix "") or an entry of `regfs.proxies` (config_proxy.c). */
+struct regfs_proxy_config {
+	char *prefix;                  /* "" for `proxy:` */
+	char *remoteurl;               /* required: http:// or https:// */
+	char *username, *password;     /* NULL: anonymous at the upstream */
+	int64_t ttl_s;                 /* tag revalidation interval; default 300 s */
+	int64_t expire_s;              /* unpulled cached tags expire; default 168 h, 0: never */
+	char **ns; int n_ns;           /* extra ?ns= hosts naming this upstream */
+	char *cacert;                  /* PEM bundle for the upstream's TLS; NULL: system */
+};
+
 enum regfs_check_kind { REGFS_CHECK_FILE, REGFS_CHECK_HTTP, REGFS_CHECK_TCP };
 
 /* health.file / health.http / health.tcp: one check, as registry:2. */
@@ -190,6 +202,9 @@ struct regfs_config {
 		int maxseries;         /* regfs_storage_bytes repositories; default 500 */
 	} usage;
 	struct regfs_quota *quotas; int n_quotas;                  /* regfs.quota */
+	/* pull-through cache: `proxy:` first (prefix ""), then regfs.proxies */
+	struct regfs_proxy_config *proxies; int n_proxies;
+	int64_t proxycache_interval_s; /* regfs.proxycache.interval: expiry pass; default 10 min */
 
 	/* auth.token (registry/auth_token.c): realm NULL when not configured */
 	struct {
