@@ -6,7 +6,8 @@
  *  - registry:2's `proxy: {remoteurl, username, password, ttl}` is one upstream
  *    with the empty prefix: the whole namespace is its cache and, as in
  *    registry:2, writes are refused (405 UNSUPPORTED);
- *  - `regfs.proxies: [{prefix, remoteurl, username, password, ttl, expire, ns}]`
+ *  - `regfs.proxies: [{prefix, remoteurl, username, password, ttl, revalidate, ns,
+ *    cacert}]`
  *    gives each upstream the names under "<prefix>/"; every other name is an
  *    ordinary repository that accepts pushes. Writes under a prefix are refused
  *    (405 UNSUPPORTED); DELETE is allowed (it evicts from the cache).
@@ -22,8 +23,8 @@
  * upstream-down fallback), proxy_blob.c + proxy_spool.c (blobs: one upstream
  * fetch per digest into a spool file that every waiting client reads as it
  * grows; verified, then stored), proxy_expire.c (pull records, expiry by
- * reference: cached tags not pulled for `expire` are removed and garbage
- * collection frees only what nothing references).
+ * reference: cached tags not pulled for `ttl` are removed, then what no cached
+ * or pushed manifest references).
  *
  * Threading: every function here may be called from any request thread. */
 #ifndef REGFS_PROXY_H
@@ -53,8 +54,9 @@ struct proxy {
 	char host[PROXY_URL_MAX];       /* remoteurl's host[:port], matched against ?ns= */
 	char **ns; int n_ns;            /* further ?ns= hosts (config `ns`; docker.io is
 	                                 * implied for registry-1.docker.io) */
-	int64_t ttl_s;                  /* a tag is revalidated upstream at most this often */
-	int64_t expire_s;               /* a cached tag not pulled this long expires; 0: never */
+	int64_t ttl_s;                  /* a cached tag not pulled this long expires; 0: never */
+	int64_t revalidate_s;           /* a tag is checked upstream at most this often
+	                                 * (min of the config's revalidate and ttl) */
 	struct regfs_client *up;        /* the upstream (lib/client: token flow, TLS) */
 	struct proxy_tags *tags;        /* owned by proxy_manifest.c */
 	struct proxy_flights *flights;  /* owned by proxy_blob.c */
@@ -115,7 +117,7 @@ void proxy_note_pull(struct registry *r, const struct proxy *p, const char *name
 		     const char *tag, const char *digest);
 
 /* One expiry pass over every upstream (run by the maintenance thread every
- * regfs.proxycache.interval): removes cached tags not pulled for `expire`,
+ * regfs.proxycache.interval): removes cached tags not pulled for `ttl`,
  * then the cached manifests no tag references, then the blobs those
  * manifests referenced that no other manifest (cached or pushed) references
  * (reference counts of the usage model, deleted under the online GC's

@@ -65,8 +65,11 @@ struct regfs_proxy_config {
 	char *prefix;                  /* "" for `proxy:` */
 	char *remoteurl;               /* required: http:// or https:// */
 	char *username, *password;     /* NULL: anonymous at the upstream */
-	int64_t ttl_s;                 /* tag revalidation interval; default 300 s */
-	int64_t expire_s;              /* unpulled cached tags expire; default 168 h, 0: never */
+	int64_t ttl_s;                 /* registry:2's ttl: a cached tag not pulled this long
+	                                * expires (default 168 h; 0: never); it also bounds
+	                                * revalidate */
+	int64_t revalidate_s;          /* a tag is checked upstream (HEAD) at most this often:
+	                                * min(revalidate, ttl); default 60 s */
 	char **ns; int n_ns;           /* extra ?ns= hosts naming this upstream */
 	char *cacert;                  /* PEM bundle for the upstream's TLS; NULL: system */
 };
