@@ -5,7 +5,9 @@
 # land in our storage as ordinary repository files; skopeo pulls the image through the
 # cache and every blob hashes to the upstream's digest; ?ns= (containerd's mirror
 # parameter) names the upstream; a PUT under the prefix is refused 405; a push to a
-# name outside it works; a tag the upstream does not have is 404 MANIFEST_UNKNOWN.
+# name outside it works; a tag the upstream does not have is 404 MANIFEST_UNKNOWN; the
+# tags list is the upstream's; a tag moved upstream is seen once `revalidate` passed;
+# with the upstream stopped the stored tag is still served, and an unknown one is 502.
 # The full suite (token auth, podman, containerd, upstream down, counting) is elsewhere.
 . "$(dirname "$0")/lib.sh"
 
@@ -23,7 +25,8 @@ start_regfs_registry "$WORK/data" "regfs:
   proxies:
     - prefix: up
       remoteurl: http://$UP
-      ns: [upstream.example]" || bail "regfs-registry did not start"
+      ns: [upstream.example]
+      revalidate: 1s" || bail "regfs-registry did not start"
 H=$REGISTRY_HOST; U=$REGISTRY_URL
 
 ACCEPT='Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json'
@@ -78,5 +81,29 @@ check_eq "an upload under the prefix: 405" 405 \
 check "a push outside the prefix works" skopeo_copy "$img2" "docker://$H/local/app:v2"
 check "and pulls back" skopeo_copy "docker://$H/local/app:v2" "dir:$WORK/local"
 
+# --- tags list, a moved tag ----------------------------------------------------------------
+check "skopeo pushes team/app:v2 to the upstream" skopeo_copy "$img2" "docker://$UP/team/app:v2"
+check_eq "the tags list of a cached repository is the upstream's" '["v1","v2"]' \
+  "$(curl -s "$U/v2/up/team/app/tags/list" | jq -c .tags)"
+check_eq "paginated as asked" '["v1"] yes' \
+  "$(curl -s -D "$WORK/th" "$U/v2/up/team/app/tags/list?n=1" | jq -c .tags) $(grep -qi '^link:.*last=v1' "$WORK/th" && echo yes)"
+check "the upstream moves team/app:v1 to the v2 image" skopeo_copy "$img2" "docker://$UP/team/app:v1"
+new_digest=$(curl -s -H "$ACCEPT" "http://$UP/v2/team/app/manifests/v1" | sha)
+sleep 1.5 # past revalidate (1s): the next pull by tag asks the upstream
+check_eq "the moved tag is seen after revalidate" "$new_digest" \
+  "$(curl -s -H "$ACCEPT" "$U/v2/up/team/app/manifests/v1" | sha)"
+check_eq "and stored" "sha256:$new_digest" "$(cat "$link" 2>/dev/null)"
+
+# --- the upstream stopped --------------------------------------------------------------------
 stop_pid "$UP_PID"
+sleep 1.5
+check_eq "upstream down: the stored tag is served as last seen" "200 $new_digest" \
+  "$(curl -s -o "$WORK/down" -w '%{http_code}' -H "$ACCEPT" "$U/v2/up/team/app/manifests/v1") $(sha <"$WORK/down")"
+check "with a log line naming the upstream" grep -q "upstream http://$UP unavailable for up/team/app:v1" "$REGISTRY_LOG"
+check_eq "upstream down: a stored digest is served" 200 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -H "$ACCEPT" "$U/v2/up/team/app/manifests/sha256:$up_digest")"
+check_eq "upstream down: an uncached tag is 502 naming the upstream" "502 yes" \
+  "$(curl -s -o "$WORK/e502" -w '%{http_code}' "$U/v2/up/team/app/manifests/v2") $(grep -q "http://$UP" "$WORK/e502" && echo yes)"
+check_eq "upstream down: the tags list is the stored tags" '["v1"]' \
+  "$(curl -s "$U/v2/up/team/app/tags/list" | jq -c .tags)"
 done_testing

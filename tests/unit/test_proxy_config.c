@@ -1,6 +1,9 @@
 /* Unit tests of the pull-through cache's configuration (lib/config_proxy.c):
  * registry:2's `proxy:` section, regfs.proxies, the REGISTRY_PROXY_*
- * environment, and the messages of every refusal (they name the key). */
+ * environment, and the messages of every refusal (they name the key); then
+ * the routing of registry/proxy.c built from such a configuration: which
+ * upstream owns a name, which one a containerd ?ns= host names, the name
+ * asked upstream (Docker Hub's library/), and the ?ns= rewrite. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -13,6 +16,11 @@
 #include <string.h>
 
 #include <regfs/config.h>
+
+#include "proxy.h"
+#include "proxy_internal.h"
+#include "registry.h"
+#include "route.h"
 
 
 static void clear_env(void)
@@ -196,6 +204,122 @@ static void test_env(void **state)
 	clear_env();
 }
 
+/* A registry with just the configuration and the upstreams (no storage:
+ * nothing here touches it, and proxies_open contacts no upstream). */
+static void open_proxies(const char *y, struct regfs_config *c, struct registry *r)
+{
+	parse_ok(y, c);
+	memset(r, 0, sizeof *r);
+	r->cfg = c;
+	struct regfs_err err = {0};
+	if (proxies_open(r, &err) != 0)
+		fail_msg("proxies_open: %s", err.msg);
+}
+
+static void close_proxies(struct regfs_config *c, struct registry *r)
+{
+	proxies_close(r);
+	assert_null(r->proxies);
+	regfs_config_free(c);
+}
+
+static void test_proxy_of(void **state)
+{
+	(void)state;
+	clear_env();
+	struct regfs_config c;
+	struct registry r;
+	open_proxies("regfs:\n  proxies:\n"
+		     "    - prefix: hub\n      remoteurl: https://registry-1.docker.io\n"
+		     "      revalidate: 10m\n      ttl: 2m\n"
+		     "    - prefix: cache/quay\n      remoteurl: https://quay.io:443/\n"
+		     "      ns: [mirror.example:5000]\n", &c, &r);
+	assert_non_null(r.proxies);
+	assert_int_equal(r.proxies->n, 2);
+	const struct proxy *hub = &r.proxies->v[0], *quay = &r.proxies->v[1];
+	assert_string_equal(hub->host, "registry-1.docker.io");
+	assert_string_equal(quay->host, "quay.io:443");
+	assert_string_equal(quay->remoteurl, "https://quay.io:443");
+	assert_int_equal(hub->revalidate_s, 120); /* bounded by ttl */
+	assert_int_equal(quay->revalidate_s, 60);
+	assert_non_null(hub->up);
+	const char *un = NULL;
+	assert_ptr_equal(proxy_of(&r, "hub/library/alpine", &un), hub);
+	assert_string_equal(un, "library/alpine");
+	assert_ptr_equal(proxy_of(&r, "cache/quay/org/img", &un), quay);
+	assert_string_equal(un, "org/img");
+	assert_null(proxy_of(&r, "hub", &un));          /* the prefix alone: a local name */
+	assert_null(proxy_of(&r, "hubble/x", &un));     /* a longer first component */
+	assert_null(proxy_of(&r, "cache/other", &un));
+	assert_null(proxy_of(&r, "team/app", &un));
+	close_proxies(&c, &r);
+
+	/* registry:2's proxy: owns every name */
+	open_proxies("proxy:\n  remoteurl: http://127.0.0.1:5001\n", &c, &r);
+	assert_ptr_equal(proxy_of(&r, "team/app", &un), &r.proxies->v[0]);
+	assert_string_equal(un, "team/app");
+	close_proxies(&c, &r);
+
+	/* nothing configured */
+	open_proxies("", &c, &r);
+	assert_null(r.proxies);
+	assert_null(proxy_of(&r, "team/app", &un));
+	assert_null(proxy_for_ns(&r, "docker.io"));
+	close_proxies(&c, &r);
+}
+
+static void test_ns(void **state)
+{
+	(void)state;
+	clear_env();
+	struct regfs_config c;
+	struct registry r;
+	open_proxies("regfs:\n  proxies:\n"
+		     "    - prefix: hub\n      remoteurl: https://index.docker.io\n"
+		     "    - prefix: q\n      remoteurl: http://127.0.0.1:5001\n"
+		     "      ns: [quay.io, Mirror.Example:5000]\n", &c, &r);
+	const struct proxy *hub = &r.proxies->v[0], *q = &r.proxies->v[1];
+	/* Docker Hub's names are one upstream */
+	assert_ptr_equal(proxy_for_ns(&r, "docker.io"), hub);
+	assert_ptr_equal(proxy_for_ns(&r, "registry-1.docker.io"), hub);
+	assert_ptr_equal(proxy_for_ns(&r, "INDEX.docker.io"), hub);
+	assert_ptr_equal(proxy_for_ns(&r, "127.0.0.1:5001"), q);
+	assert_ptr_equal(proxy_for_ns(&r, "quay.io"), q);
+	assert_ptr_equal(proxy_for_ns(&r, "mirror.example:5000"), q);
+	assert_null(proxy_for_ns(&r, "mirror.example"));  /* the port is part of the host */
+	assert_null(proxy_for_ns(&r, "127.0.0.1"));
+	assert_null(proxy_for_ns(&r, "ghcr.io"));
+	assert_null(proxy_for_ns(&r, ""));
+	assert_null(proxy_for_ns(&r, NULL));
+
+	char out[ROUTE_NAME_MAX];
+	assert_int_equal(proxy_ns_rewrite(hub, "library/alpine", out, sizeof out), 0);
+	assert_string_equal(out, "hub/library/alpine");
+	/* "hub/" + 251 characters is 255, a name's maximum; one more does not fit */
+	char lng[253];
+	memset(lng, 'a', sizeof lng - 1);
+	lng[251] = '\0';
+	assert_int_equal(proxy_ns_rewrite(hub, lng, out, sizeof out), 0);
+	assert_int_equal(strlen(out), 255);
+	lng[251] = 'a';
+	lng[252] = '\0';
+	assert_int_equal(proxy_ns_rewrite(hub, lng, out, sizeof out), -ENAMETOOLONG);
+	assert_int_equal(proxy_ns_rewrite(hub, "Alpine", out, sizeof out), -EINVAL);
+	assert_int_equal(proxy_ns_rewrite(hub, "x", out, 5), -ENAMETOOLONG);
+
+	/* Docker Hub: one-component names are official images under library/ */
+	assert_true(proxy_is_dockerhub(hub));
+	assert_false(proxy_is_dockerhub(q));
+	assert_int_equal(proxy_upstream_name(hub, "alpine", out, sizeof out), 0);
+	assert_string_equal(out, "library/alpine");
+	assert_int_equal(proxy_upstream_name(hub, "bitnami/redis", out, sizeof out), 0);
+	assert_string_equal(out, "bitnami/redis");
+	assert_int_equal(proxy_upstream_name(q, "alpine", out, sizeof out), 0);
+	assert_string_equal(out, "alpine");
+	assert_int_equal(proxy_upstream_name(hub, "alpine", out, 8), -ENAMETOOLONG);
+	close_proxies(&c, &r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -204,6 +328,8 @@ int main(void)
 		cmocka_unit_test(test_regfs_proxies),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_env),
+		cmocka_unit_test(test_proxy_of),
+		cmocka_unit_test(test_ns),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
