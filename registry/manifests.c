@@ -13,7 +13,7 @@
 #include "gc.h"
 #include "handlers.h"
 #include "layerindex.h"
-#include "limits.h"
+#include "input_limits.h"
 #include "manifest_bytes.h"
 #include "manifests.h"
 #include "notify.h"

@@ -15,7 +15,7 @@
 #include "front.h"
 #include "lifecycle.h"
 #include "layerindex.h"
-#include "limits.h"
+#include "input_limits.h"
 #include "maint.h"
 #include "metrics.h"
 #include "manifest_bytes.h"
