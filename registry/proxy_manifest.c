@@ -45,6 +45,7 @@
 struct ref_entry {
 	struct ref_entry *next;
 	uint64_t h;
+	int users;                       /* requests holding it (entry_get/entry_put) */
 	struct sflight sf;               /* valid: checked upstream at sf.at */
 	int64_t ok_at;                   /* wall time of the last answered check; 0 none */
 	double fail_at;                  /* sflight_now() of the last failed request */
@@ -79,24 +80,47 @@ void proxy_tags_free(struct proxy_tags *t)
 	free(t);
 }
 
-/* The entry of (name, ref), created when missing; NULL on ENOMEM. g.mu held. */
+/* The entry of (name, ref), created when missing, held by the caller until
+ * entry_put; NULL on ENOMEM. g.mu held. */
 static struct ref_entry *entry_get(struct proxy_tags *t, const char *name, const char *ref)
 {
 	size_t nl = strlen(name), rl = strlen(ref);
 	uint64_t h = regfs_fnv1a64_add(regfs_fnv1a64(name, nl + 1), ref, rl);
 	struct ref_entry **slot = &t->b[h % BUCKETS];
 	for (struct ref_entry *e = *slot; e; e = e->next)
-		if (e->h == h && !strcmp(e->key, name) && !strcmp(e->key + nl + 1, ref))
+		if (e->h == h && !strcmp(e->key, name) && !strcmp(e->key + nl + 1, ref)) {
+			e->users++;
 			return e;
+		}
 	struct ref_entry *e = calloc(1, sizeof *e + nl + rl + 2);
 	if (!e)
 		return NULL;
+	e->users = 1;
 	e->h = h;
 	memcpy(e->key, name, nl + 1);
 	memcpy(e->key + nl + 1, ref, rl + 1);
 	e->next = *slot;
 	*slot = e;
 	return e;
+}
+
+/* Drops the caller's hold. An entry no request holds is kept only while it
+ * records a good check of a tag (what revalidate_s needs): failures and
+ * digests leave nothing behind, so names that do not exist upstream cannot
+ * grow the table. g.mu held. */
+static void entry_put(struct proxy_tags *t, struct ref_entry *e)
+{
+	if (--e->users > 0 || e->sf.busy)
+		return;
+	const char *ref = e->key + strlen(e->key) + 1;
+	if (e->sf.valid && !strchr(ref, ':'))
+		return;
+	for (struct ref_entry **pp = &t->b[e->h % BUCKETS]; *pp; pp = &(*pp)->next)
+		if (*pp == e) {
+			*pp = e->next;
+			free(e);
+			return;
+		}
 }
 
 /* ---- one pull ------------------------------------------------------------- */
@@ -299,6 +323,7 @@ enum MHD_Result proxy_manifest(struct registry *r, struct request *q)
 		return respond_errorf(r, q, 503, "UNAVAILABLE", "out of memory; retry");
 	}
 	single_flight(&u, e, t, arrived);
+	entry_put(t, e);
 	pthread_mutex_unlock(&t->g.mu);
 	return answer(&u);
 }

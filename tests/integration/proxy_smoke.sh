@@ -18,7 +18,7 @@ img=$(make_image "$WORK/oci" v1 2 100K 20K) || bail "make_image"
 img2=$(make_image "$WORK/oci" v2 1 30K) || bail "make_image"
 
 start_docker_registry "$WORK/upstream" || bail "upstream docker-registry did not start"
-UP=$REGISTRY_HOST; UP_PID=$REGISTRY_PID
+UP=$REGISTRY_HOST; UP_PID=$REGISTRY_PID; UP_LOG=$REGISTRY_LOG
 check "skopeo pushes team/app:v1 to the upstream" skopeo_copy "$img" "docker://$UP/team/app:v1"
 
 start_regfs_registry "$WORK/data" "regfs:
@@ -94,6 +94,20 @@ check_eq "the moved tag is seen after revalidate" "$new_digest" \
   "$(curl -s -H "$ACCEPT" "$U/v2/up/team/app/manifests/v1" | sha)"
 check_eq "and stored" "sha256:$new_digest" "$(cat "$link" 2>/dev/null)"
 
+# --- single flight --------------------------------------------------------------------------
+check "skopeo pushes team/app:v3 to the upstream" skopeo_copy "$img" "docker://$UP/team/app:v3"
+v3=$(curl -s -H "$ACCEPT" "http://$UP/v2/team/app/manifests/v3" | sha)
+before=$(grep -c '"GET /v2/team/app/manifests/v3 ' "$UP_LOG")
+pids=()
+for i in $(seq 1 20); do
+  curl -s -m 60 -H "$ACCEPT" -o "$WORK/sf.$i" "$U/v2/up/team/app/manifests/v3" & pids+=($!)
+done
+wait "${pids[@]}" # only the clients: a bare wait would wait for the registries too
+check_eq "20 clients at once: each gets the upstream's bytes" "$(for i in $(seq 1 20); do echo "$v3"; done)" \
+  "$(for i in $(seq 1 20); do sha <"$WORK/sf.$i"; done)"
+check_eq "20 clients at once: one GET at the upstream" 1 \
+  $(( $(grep -c '"GET /v2/team/app/manifests/v3 ' "$UP_LOG") - before ))
+
 # --- the upstream stopped --------------------------------------------------------------------
 stop_pid "$UP_PID"
 sleep 1.5
@@ -104,6 +118,6 @@ check_eq "upstream down: a stored digest is served" 200 \
   "$(curl -s -o /dev/null -w '%{http_code}' -H "$ACCEPT" "$U/v2/up/team/app/manifests/sha256:$up_digest")"
 check_eq "upstream down: an uncached tag is 502 naming the upstream" "502 yes" \
   "$(curl -s -o "$WORK/e502" -w '%{http_code}' "$U/v2/up/team/app/manifests/v2") $(grep -q "http://$UP" "$WORK/e502" && echo yes)"
-check_eq "upstream down: the tags list is the stored tags" '["v1"]' \
+check_eq "upstream down: the tags list is the stored tags" '["v1","v3"]' \
   "$(curl -s "$U/v2/up/team/app/tags/list" | jq -c .tags)"
 done_testing
