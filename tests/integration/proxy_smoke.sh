@@ -7,6 +7,7 @@
 # parameter) names the upstream; a PUT under the prefix is refused 405; a push to a
 # name outside it works; a tag the upstream does not have is 404 MANIFEST_UNKNOWN; the
 # tags list is the upstream's; a tag moved upstream is seen once `revalidate` passed;
+# 20 clients at once cause one upstream GET; registry:2's `proxy:` caches every name;
 # with the upstream stopped the stored tag is still served, and an unknown one is 502.
 # The full suite (token auth, podman, containerd, upstream down, counting) is elsewhere.
 . "$(dirname "$0")/lib.sh"
@@ -107,6 +108,17 @@ check_eq "20 clients at once: each gets the upstream's bytes" "$(for i in $(seq 
   "$(for i in $(seq 1 20); do sha <"$WORK/sf.$i"; done)"
 check_eq "20 clients at once: one GET at the upstream" 1 \
   $(( $(grep -c '"GET /v2/team/app/manifests/v3 ' "$UP_LOG") - before ))
+
+# --- registry:2's proxy: the whole namespace is the cache -------------------------------------
+R2_URL=$U; R2_LOG=$REGISTRY_LOG
+start_regfs_registry "$WORK/data-r2" "proxy:
+  remoteurl: http://$UP" || bail "regfs-registry with proxy: did not start"
+check_eq "proxy: the upstream's names, unchanged" "$v3" \
+  "$(curl -s -H "$ACCEPT" "$REGISTRY_URL/v2/team/app/manifests/v3" | sha)"
+check_eq "proxy: every push is refused" 405 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$REGISTRY_URL/v2/local/app/blobs/uploads/")"
+stop_pid "$REGISTRY_PID"
+U=$R2_URL; REGISTRY_LOG=$R2_LOG
 
 # --- the upstream stopped --------------------------------------------------------------------
 stop_pid "$UP_PID"
