@@ -120,8 +120,8 @@ static bool apply_ns(struct registry *r, struct request *q, enum MHD_Result *res
 	int rc = proxy_ns_rewrite(p, q->rt.name, name, sizeof name);
 	if (rc) {
 		*res = respond_errorf(r, q, 400, "NAME_INVALID", "invalid repository name: %s/%s "
-				      "(%s, the cache of %s named by ns=%s, with %s: %s)",
-				      p->prefix, q->rt.name, p->prefix, p->remoteurl, ns, q->rt.name,
+				      "(ns=%s names the cache of %s under %s/): %s", p->prefix,
+				      q->rt.name, ns, p->remoteurl, p->prefix,
 				      rc == -ENAMETOOLONG ? "too long" : "not a repository name");
 		return false;
 	}

@@ -249,6 +249,10 @@ static enum MHD_Result answer_failure(struct pull *u)
 /* A stored tag the upstream could not confirm: served as last seen. */
 static enum MHD_Result serve_last_seen(struct pull *u)
 {
+	if (u->rc == -EACCES)
+		log_error("proxy: upstream %s refused the configured credentials for %s: %s "
+			  "(check username/password of this upstream)", u->p->remoteurl, u->upname,
+			  u->reason);
 	char age[48] = "never since start";
 	int64_t at = u->ok_at;
 	if (at)
