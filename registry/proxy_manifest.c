@@ -40,6 +40,7 @@
 
 #define BUCKETS 1024
 #define REASON_MAX 400
+#define DOWN_S 10.0
 
 /* One (repository, reference) this instance asked its upstream about. */
 struct ref_entry {
@@ -57,6 +58,11 @@ struct ref_entry {
 struct proxy_tags {
 	struct sflight_group g;          /* g.mu guards everything here */
 	struct ref_entry *b[BUCKETS];
+	/* after a connection failure or timeout the upstream is not asked for
+	 * DOWN_S: request threads are not held up by a down upstream */
+	double down_until;               /* sflight_now() */
+	int down_rc;
+	char down_reason[REASON_MAX];
 };
 
 struct proxy_tags *proxy_tags_new(void)
@@ -121,6 +127,33 @@ static void entry_put(struct proxy_tags *t, struct ref_entry *e)
 			free(e);
 			return;
 		}
+}
+
+/* Is the upstream marked down? Then *rc and reason say why. */
+static bool marked_down(struct proxy_tags *t, int *rc, char *reason, size_t cap)
+{
+	pthread_mutex_lock(&t->g.mu);
+	double left = t->down_until - sflight_now();
+	if (left > 0) {
+		*rc = t->down_rc;
+		snprintf(reason, cap, "not asked again for %llds after: %.300s",
+			 (long long)left + 1, t->down_reason);
+	}
+	pthread_mutex_unlock(&t->g.mu);
+	return left > 0;
+}
+
+/* Marks the upstream down after a failure that says it is (not after a
+ * 404, 401 or wrong bytes, which are answers). */
+static void note_failure(struct proxy_tags *t, int rc, const char *reason)
+{
+	if (rc != -ETIMEDOUT && rc != -ECONNREFUSED && rc != -EHOSTUNREACH)
+		return;
+	pthread_mutex_lock(&t->g.mu);
+	t->down_until = sflight_now() + DOWN_S;
+	t->down_rc = rc;
+	snprintf(t->down_reason, sizeof t->down_reason, "%.399s", reason);
+	pthread_mutex_unlock(&t->g.mu);
 }
 
 /* ---- one pull ------------------------------------------------------------- */
@@ -217,9 +250,12 @@ static int revalidate(struct pull *u, struct regfs_err *err)
 /* The upstream request of this pull (the single-flight fill). */
 static void ask_upstream(struct pull *u)
 {
+	if (marked_down(u->p->tags, &u->rc, u->reason, sizeof u->reason))
+		return;
 	struct regfs_err e = {0};
 	u->rc = !u->by_digest && u->have ? revalidate(u, &e) : fetch_store(u, &e);
 	snprintf(u->reason, sizeof u->reason, "%s", u->rc ? regfs_err_str(&e) : "");
+	note_failure(u->p->tags, u->rc, u->reason);
 }
 
 /* ---- answers --------------------------------------------------------------- */
@@ -344,7 +380,11 @@ int proxy_list_tags(struct registry *r, struct request *q, struct strvec *out)
 		return -EINVAL;
 	struct regfs_strv tags = {0};
 	struct regfs_err e = {0};
-	int rc = regfs_client_tags(p->up, upname, &tags, &e);
+	int rc;
+	if (!marked_down(p->tags, &rc, e.msg, sizeof e.msg)) {
+		rc = regfs_client_tags(p->up, upname, &tags, &e);
+		note_failure(p->tags, rc, e.msg);
+	}
 	for (size_t i = 0; rc == 0 && i < tags.n; i++)
 		rc = strvec_push(out, tags.v[i]);
 	regfs_strv_free(&tags);
