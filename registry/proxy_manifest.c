@@ -20,6 +20,7 @@
 #include "proxy.h"
 #include "proxy_internal.h"
 
+#include "manifest_bytes.h"
 #include "manifests.h"
 #include "registry.h"
 #include "repo.h"
@@ -226,6 +227,25 @@ static int fetch_store(struct pull *u, struct regfs_err *err)
 	return rc;
 }
 
+/* The tag moved upstream to `digest`, whose manifest this storage holds
+ * already (the tag moved back, or another cached name has it): linked with
+ * no GET, which registries such as Docker Hub count as a pull. -ENOENT when
+ * the bytes are not here. */
+static int link_stored(struct pull *u, const char *digest)
+{
+	struct manifest_entry *m = NULL;
+	int rc = manifest_load(u->r, digest, &m, NULL); /* verified against the digest */
+	struct regfs_err se = {0};
+	if (rc == 0)
+		rc = manifest_store_fetched(u->r, u->q->rt.name, u->q->rt.ref, digest, m->data,
+					    m->len, m->media_type, &se);
+	manifest_bytes_release(u->r->mb, m);
+	if (rc == 0)
+		log_info("proxy: %s:%s moved at %s to %s, already stored: linked", u->q->rt.name,
+			 u->q->rt.ref, u->p->remoteurl, digest);
+	return rc == 0 ? 0 : -ENOENT;
+}
+
 /* By tag with a stored digest: HEAD upstream; the same digest needs no GET. */
 static int revalidate(struct pull *u, struct regfs_err *err)
 {
@@ -241,9 +261,10 @@ static int revalidate(struct pull *u, struct regfs_err *err)
 	}
 	if (rc && rc != -EPROTO) /* -EPROTO: no digest header: the GET tells */
 		regfs_errf(err, rc, "%s", req.err.msg);
+	bool linked = rc == 0 && link_stored(u, req.resp.digest) == 0;
 	regfs_manifest_resp_free(&req.resp);
-	if (rc && rc != -EPROTO)
-		return rc;
+	if (linked || (rc && rc != -EPROTO))
+		return linked ? 0 : rc;
 	return fetch_store(u, err);
 }
 

@@ -6,7 +6,8 @@
 # cache and every blob hashes to the upstream's digest; ?ns= (containerd's mirror
 # parameter) names the upstream; a PUT under the prefix is refused 405; a push to a
 # name outside it works; a tag the upstream does not have is 404 MANIFEST_UNKNOWN; the
-# tags list is the upstream's; a tag moved upstream is seen once `revalidate` passed;
+# tags list is the upstream's; a tag moved upstream is seen once `revalidate` passed (and
+# one moved back to a stored manifest is linked without a GET);
 # 20 clients at once cause one upstream GET; registry:2's `proxy:` caches every name;
 # with the upstream stopped the stored tag is still served, and an unknown one is 502.
 # The full suite (token auth, podman, containerd, upstream down, counting) is elsewhere.
@@ -94,6 +95,14 @@ sleep 1.5 # past revalidate (1s): the next pull by tag asks the upstream
 check_eq "the moved tag is seen after revalidate" "$new_digest" \
   "$(curl -s -H "$ACCEPT" "$U/v2/up/team/app/manifests/v1" | sha)"
 check_eq "and stored" "sha256:$new_digest" "$(cat "$link" 2>/dev/null)"
+check "the upstream moves team/app:v1 back" skopeo_copy "$img" "docker://$UP/team/app:v1"
+before=$(grep -c '"GET /v2/team/app/manifests/v1 ' "$UP_LOG")
+sleep 1.5
+check_eq "a tag moved back to a stored manifest is seen" "$up_digest" \
+  "$(curl -s -H "$ACCEPT" "$U/v2/up/team/app/manifests/v1" | sha)"
+check_eq "and linked without a GET at the upstream" 0 \
+  $(( $(grep -c '"GET /v2/team/app/manifests/v1 ' "$UP_LOG") - before ))
+check_eq "the tag link names it" "sha256:$up_digest" "$(cat "$link" 2>/dev/null)"
 
 # --- single flight --------------------------------------------------------------------------
 check "skopeo pushes team/app:v3 to the upstream" skopeo_copy "$img" "docker://$UP/team/app:v3"
@@ -123,7 +132,7 @@ U=$R2_URL; REGISTRY_LOG=$R2_LOG
 # --- the upstream stopped --------------------------------------------------------------------
 stop_pid "$UP_PID"
 sleep 1.5
-check_eq "upstream down: the stored tag is served as last seen" "200 $new_digest" \
+check_eq "upstream down: the stored tag is served as last seen" "200 $up_digest" \
   "$(curl -s -o "$WORK/down" -w '%{http_code}' -H "$ACCEPT" "$U/v2/up/team/app/manifests/v1") $(sha <"$WORK/down")"
 check "with a log line naming the upstream" grep -q "upstream http://$UP unavailable for up/team/app:v1" "$REGISTRY_LOG"
 check_eq "upstream down: a stored digest is served" 200 \
