@@ -59,8 +59,8 @@ struct ref_entry {
 struct proxy_tags {
 	struct sflight_group g;          /* g.mu guards everything here */
 	struct ref_entry *b[BUCKETS];
-	/* after a connection failure or timeout the upstream is not asked for
-	 * DOWN_S: request threads are not held up by a down upstream */
+	/* after a timeout the upstream is not asked for DOWN_S: request
+	 * threads are not held up by an upstream that does not answer */
 	double down_until;               /* sflight_now() */
 	int down_rc;
 	char down_reason[REASON_MAX];
@@ -144,11 +144,13 @@ static bool marked_down(struct proxy_tags *t, int *rc, char *reason, size_t cap)
 	return left > 0;
 }
 
-/* Marks the upstream down after a failure that says it is (not after a
- * 404, 401 or wrong bytes, which are answers). */
+/* Marks the upstream down after a failure that held the request for long:
+ * a timeout, a host name that does not resolve. A refused connection fails
+ * at once and is not marked, so an upstream that comes back is asked at
+ * once; a 404, 401 or wrong bytes are answers. */
 static void note_failure(struct proxy_tags *t, int rc, const char *reason)
 {
-	if (rc != -ETIMEDOUT && rc != -ECONNREFUSED && rc != -EHOSTUNREACH)
+	if (rc != -ETIMEDOUT && rc != -EHOSTUNREACH)
 		return;
 	pthread_mutex_lock(&t->g.mu);
 	t->down_until = sflight_now() + DOWN_S;

@@ -8,7 +8,8 @@
 # name outside it works; a tag the upstream does not have is 404 MANIFEST_UNKNOWN; the
 # tags list is the upstream's; a tag moved upstream is seen once `revalidate` passed (and
 # one moved back to a stored manifest is linked without a GET);
-# 20 clients at once cause one upstream GET; registry:2's `proxy:` caches every name;
+# 20 clients at once cause one upstream GET; an upstream that does not answer is 504, and
+# is not asked again for a while; registry:2's `proxy:` caches every name;
 # with the upstream stopped the stored tag is still served, and an unknown one is 502.
 # The full suite (token auth, podman, containerd, upstream down, counting) is elsewhere.
 . "$(dirname "$0")/lib.sh"
@@ -23,12 +24,21 @@ start_docker_registry "$WORK/upstream" || bail "upstream docker-registry did not
 UP=$REGISTRY_HOST; UP_PID=$REGISTRY_PID; UP_LOG=$REGISTRY_LOG
 check "skopeo pushes team/app:v1 to the upstream" skopeo_copy "$img" "docker://$UP/team/app:v1"
 
+# an upstream that takes connections and never answers
+HOLE=$(free_port)
+start_bg blackhole python3 -c "import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', $HOLE)); s.listen(64); time.sleep(300)"
+wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$HOLE" || bail "the blackhole did not listen"
+
 start_regfs_registry "$WORK/data" "regfs:
   proxies:
     - prefix: up
       remoteurl: http://$UP
       ns: [upstream.example]
-      revalidate: 1s" || bail "regfs-registry did not start"
+      revalidate: 1s
+    - prefix: hole
+      remoteurl: http://127.0.0.1:$HOLE" || bail "regfs-registry did not start"
 H=$REGISTRY_HOST; U=$REGISTRY_URL
 
 ACCEPT='Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json'
@@ -117,6 +127,14 @@ check_eq "20 clients at once: each gets the upstream's bytes" "$(for i in $(seq 
   "$(for i in $(seq 1 20); do sha <"$WORK/sf.$i"; done)"
 check_eq "20 clients at once: one GET at the upstream" 1 \
   $(( $(grep -c '"GET /v2/team/app/manifests/v3 ' "$UP_LOG") - before ))
+
+# --- an upstream that does not answer ---------------------------------------------------------
+code=$(curl -s -m 60 -o "$WORK/hole1" -w '%{http_code}' "$U/v2/hole/x/manifests/v1")
+check_eq "an upstream that does not answer: 504 naming it" "504 yes" \
+  "$code $(grep -q "127.0.0.1:$HOLE" "$WORK/hole1" && echo yes)"
+code=$(curl -s -m 60 -o "$WORK/hole2" -w '%{http_code}' "$U/v2/hole/y/manifests/v1")
+check_eq "right after: 504 without asking it again" "504 yes" \
+  "$code $(grep -q "not asked again" "$WORK/hole2" && echo yes)"
 
 # --- registry:2's proxy: the whole namespace is the cache -------------------------------------
 R2_URL=$U; R2_LOG=$REGISTRY_LOG
