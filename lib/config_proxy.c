@@ -322,11 +322,26 @@ static int check_overlaps(const char *source, const struct regfs_config *cfg,
 	return 0;
 }
 
+/* registry:2 is a cache only when proxy.remoteurl is set: a `proxy:`
+ * section without one (a template's empty value) is dropped, with a warning. */
+static void drop_empty_r2(const char *source, struct regfs_config *cfg)
+{
+	struct regfs_proxy_config *p = cfg->n_proxies ? &cfg->proxies[0] : NULL;
+	if (!p || !p->prefix || p->prefix[0] || (p->remoteurl && p->remoteurl[0]))
+		return;
+	log_warn("%s: proxy: no remoteurl: not a pull-through cache (as in registry:2)", source);
+	cfg->warnings++;
+	regfs_proxy_config_free(p);
+	memmove(p, p + 1, (size_t)(cfg->n_proxies - 1) * sizeof *p);
+	cfg->n_proxies--;
+}
+
 int config_proxies_finish(const char *source, struct regfs_config *cfg, struct regfs_err *err)
 {
 	int rc = apply_env(cfg, err);
 	if (rc)
 		return rc;
+	drop_empty_r2(source, cfg);
 	if (cfg->proxycache_interval_s < 1)
 		return regfs_errf(err, -EINVAL, "%s: regfs.proxycache.interval: must be at least "
 				  "1s", source);

@@ -65,6 +65,16 @@ static void test_defaults(void **state)
 	parse_ok("proxy:\n", &c); /* an empty section: no cache */
 	assert_int_equal(c.n_proxies, 0);
 	regfs_config_free(&c);
+	/* registry:2 caches only with a remoteurl: without one, a warning */
+	parse_ok("proxy:\n  remoteurl: \"\"\n  username: u\n", &c);
+	assert_int_equal(c.n_proxies, 0);
+	assert_int_equal(c.warnings, 1);
+	regfs_config_free(&c);
+	parse_ok("proxy:\n  ttl: 1h\nregfs:\n  proxies:\n    - prefix: a\n"
+		 "      remoteurl: http://h\n", &c);
+	assert_int_equal(c.n_proxies, 1);
+	assert_string_equal(c.proxies[0].prefix, "a");
+	regfs_config_free(&c);
 }
 
 /* registry:2's form, as its documentation writes it */
@@ -128,7 +138,6 @@ static void test_refusals(void **state)
 	char y[512];
 	bad("proxy:\n  remoteurl: http://a:1\nregfs:\n  proxies:\n    - prefix: b\n"
 	    "      remoteurl: http://b:1\n", "proxy and regfs.proxies", NULL);
-	bad("proxy:\n  username: u\n", "proxy.remoteurl", "required");
 	bad("proxy:\n  remoteurl: ftp://x\n", "proxy.remoteurl", "http");
 	bad("proxy:\n  remoteurl: https://\n", "proxy.remoteurl", NULL);
 	bad("proxy:\n  remoteurl: https://h/v2/x\n", "proxy.remoteurl", "no path");
