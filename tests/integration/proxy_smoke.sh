@@ -9,7 +9,8 @@
 # tags list is the upstream's; a tag moved upstream is seen once `revalidate` passed (and
 # one moved back to a stored manifest is linked without a GET);
 # 20 clients at once cause one upstream GET; an upstream that does not answer is 504, and
-# is not asked again for a while; registry:2's `proxy:` caches every name;
+# is not asked again for a while; registry:2's `proxy:` caches every name; a stored tag
+# the upstream deleted is 404;
 # with the upstream stopped the stored tag is still served, and an unknown one is 502.
 # The full suite (token auth, podman, containerd, upstream down, counting) is elsewhere.
 . "$(dirname "$0")/lib.sh"
@@ -146,6 +147,14 @@ check_eq "proxy: every push is refused" 405 \
   "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$REGISTRY_URL/v2/local/app/blobs/uploads/")"
 stop_pid "$REGISTRY_PID"
 U=$R2_URL; REGISTRY_LOG=$R2_LOG
+
+# --- a tag gone upstream -------------------------------------------------------------------------
+v3link=${link%/v1/current/link}/v3/current/link
+check "the upstream deletes team/app:v3's manifest" skopeo_x delete "docker://$UP/team/app:v3"
+sleep 1.5 # past revalidate
+check_eq "a stored tag the upstream no longer has: 404 MANIFEST_UNKNOWN" "404 MANIFEST_UNKNOWN" \
+  "$(curl -s -o "$WORK/gone" -w '%{http_code}' -H "$ACCEPT" "$U/v2/up/team/app/manifests/v3") $(jq -r '.errors[0].code' "$WORK/gone")"
+check_eq "its stored manifest stays (until expiry)" "sha256:$v3" "$(cat "$v3link" 2>/dev/null)"
 
 # --- the upstream stopped --------------------------------------------------------------------
 stop_pid "$UP_PID"
