@@ -52,6 +52,7 @@ struct ref_entry {
 	int64_t ok_at;                   /* wall time of the last answered check; 0 none */
 	double fail_at;                  /* sflight_now() of the last failed request */
 	int fail_rc;                     /* its errno */
+	bool fail_local;                 /* our storage failed, not the upstream */
 	char fail_msg[REASON_MAX];       /* its reason */
 	char key[];                      /* name '\0' reference '\0' */
 };
@@ -171,6 +172,7 @@ struct pull {
 	char stored[REGFS_DIGEST_MAX];    /* what it names here */
 	int64_t stored_mtime;
 	int rc;                           /* the upstream's outcome */
+	bool local;                       /* rc is our storage's failure, not the upstream's */
 	char reason[REASON_MAX];
 	int64_t ok_at;                    /* last answered check before this one */
 };
@@ -219,9 +221,12 @@ static int fetch_store(struct pull *u, struct regfs_err *err)
 	if (rc == 0 && u->by_digest && strcmp(m.digest, ref) != 0)
 		rc = regfs_errf(err, -EPROTO, "the upstream answered manifest %s for %s", m.digest,
 				ref);
-	if (rc == 0)
+	if (rc == 0) {
 		rc = manifest_store_fetched(u->r, name, u->by_digest ? NULL : ref, m.digest, m.data,
 					    m.len, m.content_type, err);
+		/* too large or not a manifest: the upstream's doing; else storage */
+		u->local = rc && rc != -EFBIG && rc != -EBADMSG;
+	}
 	if (rc == 0)
 		log_info("proxy: fetched manifest %s:%s from %s (%s): %s, %zu bytes, %lld ms", name,
 			 ref, u->p->remoteurl, u->upname, m.digest, m.len, (long long)ms_since(&t0));
@@ -292,6 +297,9 @@ static enum MHD_Result answer_failure(struct pull *u)
 	if (u->rc == -ENOENT)
 		return respond_errorf(r, q, 404, "MANIFEST_UNKNOWN", "manifest unknown: %s:%s "
 				      "(not found at the upstream %s)", q->rt.name, q->rt.ref, up);
+	if (u->local) /* logged by the answer (a 5xx) */
+		return respond_errorf(r, q, 503, "UNAVAILABLE", "storing manifest %s:%s fetched "
+				      "from %s failed: %s", q->rt.name, q->rt.ref, up, u->reason);
 	if (u->rc == -EACCES)
 		log_error("proxy: upstream %s refused the configured credentials for %s: %s "
 			  "(check username/password of this upstream)", up, u->upname, u->reason);
@@ -349,6 +357,7 @@ static void single_flight(struct pull *u, struct ref_entry *e, struct proxy_tags
 			sflight_end(&t->g, &e->sf, false);
 		bool failed = c == SFLIGHT_FILL && !fresh_ok;
 		u->rc = failed ? e->fail_rc : 0;
+		u->local = failed && e->fail_local;
 		snprintf(u->reason, sizeof u->reason, "%s", failed ? e->fail_msg : "");
 		return;
 	}
@@ -360,6 +369,7 @@ static void single_flight(struct pull *u, struct ref_entry *e, struct proxy_tags
 	} else {
 		e->fail_at = sflight_now();
 		e->fail_rc = u->rc;
+		e->fail_local = u->local;
 		snprintf(e->fail_msg, sizeof e->fail_msg, "%s", u->reason);
 	}
 	/* a stored tag whose check failed counts as checked: served as last
