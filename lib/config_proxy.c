@@ -110,17 +110,17 @@ static int parse_duration_key(const char *s, int64_t *out, const char *where, co
 }
 
 /* One key of an entry. registry:2's `proxy:` knows remoteurl, username,
- * password and ttl; the other keys are ours (regfs.proxies only). */
+ * password and ttl; revalidate, ns and cacert are ours and allowed there
+ * too (registry:2 ignores keys it does not know); prefix is regfs.proxies'
+ * only (`proxy:` is the whole namespace). */
 static int entry_key(yaml_document_t *doc, const char *k, yaml_node_t *v, bool r2,
 		     const char *where, struct regfs_proxy_config *p, struct regfs_config *cfg,
 		     struct regfs_err *err)
 {
 	const char *s = scalar(v);
-	bool ours = !strcmp(k, "prefix") || !strcmp(k, "revalidate") || !strcmp(k, "ns") ||
-		    !strcmp(k, "cacert");
-	if (ours && r2) {
-		log_warn("%s.%s: not a key of registry:2's proxy section (ignored); use "
-			 "regfs.proxies for it", where, k);
+	if (r2 && !strcmp(k, "prefix")) {
+		log_warn("%s.%s: proxy caches the whole namespace (ignored); use regfs.proxies "
+			 "for upstreams under a prefix", where, k);
 		cfg->warnings++;
 		return 0;
 	}

@@ -108,12 +108,29 @@ static bool is_write(const struct request *q)
 	return (k == R_MANIFEST && q->m == HTTP_PUT) || k == R_UPLOAD_START || k == R_UPLOAD;
 }
 
+const struct proxy *proxy_ns_foreign(const struct registry *r, const char *host)
+{
+	if (!r->proxies || !host || !*host || proxy_for_ns(r, host))
+		return NULL;
+	const struct proxy *all = proxy_of(r, "a", NULL); /* only `proxy:` owns every name */
+	return all && !all->prefix[0] ? all : NULL;
+}
+
 /* Applies ?ns=: a host that names an upstream makes the name ours. false
- * with *res set when the rewritten name is not valid. */
+ * with *res set when the rewritten name is not valid, or when the whole
+ * namespace is another registry's cache (its content would be served under
+ * the name of a different registry's image: 404, and containerd falls back
+ * to that registry). */
 static bool apply_ns(struct registry *r, struct request *q, enum MHD_Result *res)
 {
 	const char *ns = request_query(q, "ns");
-	const struct proxy *p = proxy_for_ns(r, ns);
+	const struct proxy *p = proxy_for_ns(r, ns), *all = proxy_ns_foreign(r, ns);
+	if (all) {
+		*res = respond_errorf(r, q, 404, "NAME_UNKNOWN", "repository name not known to "
+				      "registry: %s (ns=%s names a registry this cache does not "
+				      "mirror: it mirrors %s)", q->rt.name, ns, all->remoteurl);
+		return false;
+	}
 	if (!p)
 		return true; /* a host we do not cache: the name is a local one */
 	char name[ROUTE_NAME_MAX];

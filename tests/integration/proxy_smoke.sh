@@ -143,6 +143,8 @@ start_regfs_registry "$WORK/data-r2" "proxy:
   remoteurl: http://$UP" || bail "regfs-registry with proxy: did not start"
 check_eq "proxy: the upstream's names, unchanged" "$v3" \
   "$(curl -s -H "$ACCEPT" "$REGISTRY_URL/v2/team/app/manifests/v3" | sha)"
+check_eq "proxy: ?ns= naming another registry is 404, not the upstream's image" 404 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -H "$ACCEPT" "$REGISTRY_URL/v2/team/app/manifests/v3?ns=other.example")"
 check_eq "proxy: every push is refused" 405 \
   "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$REGISTRY_URL/v2/local/app/blobs/uploads/")"
 stop_pid "$REGISTRY_PID"

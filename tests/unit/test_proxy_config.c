@@ -94,11 +94,14 @@ static void test_registry2(void **state)
 	assert_int_equal(c.proxies[0].revalidate_s, 60);
 	assert_int_equal(c.warnings, 0);
 	regfs_config_free(&c);
-	/* our keys are not registry:2's: warned and ignored there */
-	parse_ok("proxy:\n  remoteurl: http://up:5000\n  prefix: x\n  color: red\n", &c);
+	/* a prefix makes no sense there (warned, ignored); our other keys are taken */
+	parse_ok("proxy:\n  remoteurl: http://up:5000\n  prefix: x\n  color: red\n"
+		 "  ns: [docker.io]\n  revalidate: 5s\n", &c);
 	assert_string_equal(c.proxies[0].prefix, "");
 	assert_null(c.proxies[0].username);
 	assert_int_equal(c.proxies[0].ttl_s, 168 * 3600);
+	assert_int_equal(c.proxies[0].n_ns, 1);
+	assert_int_equal(c.proxies[0].revalidate_s, 5);
 	assert_int_equal(c.warnings, 2);
 	regfs_config_free(&c);
 }
@@ -263,10 +266,23 @@ static void test_proxy_of(void **state)
 	assert_null(proxy_of(&r, "team/app", &un));
 	close_proxies(&c, &r);
 
+	assert_null(proxy_ns_foreign(&r, "ghcr.io")); /* other names stay local */
+	close_proxies(&c, &r);
+
 	/* registry:2's proxy: owns every name */
-	open_proxies("proxy:\n  remoteurl: http://127.0.0.1:5001\n", &c, &r);
+	open_proxies("proxy:\n  remoteurl: https://registry-1.docker.io\n", &c, &r);
 	assert_ptr_equal(proxy_of(&r, "team/app", &un), &r.proxies->v[0]);
 	assert_string_equal(un, "team/app");
+	/* a ?ns= naming another registry is not answered with Docker Hub's image */
+	assert_ptr_equal(proxy_ns_foreign(&r, "ghcr.io"), &r.proxies->v[0]);
+	assert_null(proxy_ns_foreign(&r, "docker.io"));
+	assert_null(proxy_ns_foreign(&r, NULL));
+	close_proxies(&c, &r);
+	/* a Docker Hub mirror as the upstream: ns says which registry it is */
+	open_proxies("proxy:\n  remoteurl: https://mirror.gcr.io\n  ns: [docker.io]\n", &c, &r);
+	assert_null(proxy_ns_foreign(&r, "docker.io"));
+	assert_ptr_equal(proxy_for_ns(&r, "index.docker.io"), &r.proxies->v[0]);
+	assert_non_null(proxy_ns_foreign(&r, "quay.io"));
 	close_proxies(&c, &r);
 
 	/* nothing configured */
