@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 /* A whole request to an upstream (manifest, tags) may take this long; a
  * tag served from storage when the upstream is down waits at most this. */
@@ -191,13 +192,16 @@ static int open_one(struct proxy *p, const struct regfs_proxy_config *pc, int id
 	struct regfs_creds creds = {.user = pc->username, .pass = pc->password,
 				    .source = pc->username ? "the configured upstream credentials"
 							   : "none (anonymous)"};
+	const char *key = p->prefix[0] ? "regfs.proxies" : "proxy";
+	if (pc->cacert && access(pc->cacert, R_OK) != 0)
+		return regfs_errf(err, -EINVAL, "%s[%d].cacert: cannot read %s: %s", key, idx,
+				  pc->cacert, strerror(errno));
 	struct regfs_client_opts o = {.url = p->remoteurl, .creds = &creds,
 				      .ca_cert = pc->cacert, .timeout_s = UPSTREAM_TIMEOUT_S};
 	struct regfs_err ce = {0};
 	int rc = regfs_client_new(&o, &p->up, &ce);
 	if (rc)
-		return regfs_errf(err, rc, "%s[%d] (%s): %s", p->prefix[0] ? "regfs.proxies" : "proxy",
-				  idx, p->remoteurl, ce.msg);
+		return regfs_errf(err, rc, "%s[%d] (%s): %s", key, idx, p->remoteurl, ce.msg);
 	p->tags = proxy_tags_new();
 	if (!p->tags)
 		return regfs_errf(err, -ENOMEM, "out of memory");

@@ -285,6 +285,16 @@ static void test_proxy_of(void **state)
 	assert_non_null(proxy_ns_foreign(&r, "quay.io"));
 	close_proxies(&c, &r);
 
+	/* a CA bundle that cannot be read: the registry does not start */
+	parse_ok("regfs:\n  proxies:\n    - prefix: a\n      remoteurl: https://h\n"
+		 "      cacert: /nonexistent/ca.pem\n", &c);
+	memset(&r, 0, sizeof r);
+	r.cfg = &c;
+	struct regfs_err err = {0};
+	assert_int_equal(proxies_open(&r, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "regfs.proxies[0].cacert: cannot read /nonexistent/ca.pem"));
+	close_proxies(&c, &r);
+
 	/* nothing configured */
 	open_proxies("", &c, &r);
 	assert_null(r.proxies);
