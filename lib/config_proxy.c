@@ -79,7 +79,9 @@ static int parse_ns(yaml_document_t *doc, yaml_node_t *v, const char *where,
 		it = v->data.sequence.items.start;
 		end = v->data.sequence.items.top;
 	}
-	size_t n = it ? (size_t)(end - it) : 1;
+	bool none = !it && v->type == YAML_SCALAR_NODE &&
+		    config_is_null(scalar(v), v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE);
+	size_t n = it ? (size_t)(end - it) : none ? 0 : 1;
 	char **nv = calloc(n ? n : 1, sizeof *nv);
 	if (!nv)
 		return oom(err);
@@ -143,6 +145,11 @@ static int entry_key(yaml_document_t *doc, const char *k, yaml_node_t *v, bool r
 	}
 	if (!s)
 		return regfs_errf(err, -EINVAL, "%s.%s: expected a single value", where, k);
+	if (!*s) { /* "username:" left empty: not set (anonymous, system CAs, …) */
+		free(*dst);
+		*dst = NULL;
+		return 0;
+	}
 	return set_str(dst, s, err);
 }
 

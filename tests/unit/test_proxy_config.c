@@ -131,6 +131,14 @@ static void test_regfs_proxies(void **state)
 	assert_null(c.proxies[1].password);
 	assert_int_equal(c.warnings, 0);
 	regfs_config_free(&c);
+	/* keys left empty (a template's unset values) are not set */
+	parse_ok("regfs:\n  proxies:\n    - prefix: a\n      remoteurl: http://h\n"
+		 "      username:\n      password: \"\"\n      ns:\n      cacert:\n", &c);
+	assert_null(c.proxies[0].username);
+	assert_null(c.proxies[0].password);
+	assert_null(c.proxies[0].cacert);
+	assert_int_equal(c.proxies[0].n_ns, 0);
+	regfs_config_free(&c);
 }
 
 static void test_refusals(void **state)
