@@ -27,6 +27,12 @@ struct nodes {
 	size_t nbuckets, count;
 	fuse_ino_t next_id;
 	struct node *root;
+	/* The memory bound (see mount.h): every node but the root on one list,
+	 * least recently used first; bytes is the sum of their costs. */
+	struct node lru;         /* sentinel: lru.lru_next is the oldest */
+	uint64_t bytes, budget;  /* budget 0: unbounded */
+	uint64_t asked;          /* nodes picked for the kernel to forget */
+	pthread_cond_t pressure; /* signalled when bytes pass the budget */
 };
 
 struct graveyard {
@@ -141,6 +147,55 @@ static void pool_put(const char *s)
 	pthread_mutex_unlock(&pool_mu);
 }
 
+/* What a node costs in memory, as nodes_usage counts it: the struct, its
+ * strings and their allocator headers (16 bytes each with glibc), and its
+ * share of the two hash tables (a pointer each, at most 2 nodes a bucket).
+ * An estimate, but the same one on the way in and out. */
+static uint32_t node_cost(const struct node *n)
+{
+	size_t c = sizeof *n + 16 + strlen(n->path) + 1 + 16 + 2 * sizeof(void *);
+	if (n->arg)
+		c += strlen(n->arg) + 1 + 16;
+	return (uint32_t)c;
+}
+
+/* Caller holds mu (for the lru list: every node but the root). */
+static void lru_unlink(struct node *n)
+{
+	if (!n->lru_next)
+		return;
+	n->lru_prev->lru_next = n->lru_next;
+	n->lru_next->lru_prev = n->lru_prev;
+	n->lru_prev = n->lru_next = NULL;
+}
+
+static void lru_push(struct nodes *t, struct node *n)
+{
+	n->lru_prev = t->lru.lru_prev;
+	n->lru_next = &t->lru;
+	t->lru.lru_prev->lru_next = n;
+	t->lru.lru_prev = n;
+}
+
+/* n was just used: it becomes the most recently used. Caller holds mu. */
+static void lru_touch(struct nodes *t, struct node *n)
+{
+	if (n == t->root || !n->lru_next || t->lru.lru_prev == n)
+		return;
+	lru_unlink(n);
+	lru_push(t, n);
+}
+
+/* A node enters the table (or its strings changed): counted, and the
+ * reaper woken past the budget. Caller holds mu. */
+static void account_add(struct nodes *t, struct node *n)
+{
+	n->cost = node_cost(n);
+	t->bytes += n->cost;
+	if (t->budget && t->bytes > t->budget)
+		pthread_cond_signal(&t->pressure);
+}
+
 static void node_free(struct node *n)
 {
 	for (struct graveyard *g = n->old, *nx; g; g = nx) {
@@ -207,6 +262,8 @@ struct nodes *nodes_new(void)
 	if (!t)
 		return NULL;
 	pthread_mutex_init(&t->mu, NULL);
+	pthread_cond_init(&t->pressure, NULL);
+	t->lru.lru_next = t->lru.lru_prev = &t->lru;
 	t->nbuckets = 1024;
 	t->by_id = calloc(t->nbuckets, sizeof *t->by_id);
 	t->by_path = calloc(t->nbuckets, sizeof *t->by_path);
@@ -240,6 +297,7 @@ void nodes_free(struct nodes *t)
 	free(t->by_id);
 	free(t->by_path);
 	pthread_mutex_destroy(&t->mu);
+	pthread_cond_destroy(&t->pressure);
 	free(t);
 }
 
@@ -322,6 +380,7 @@ struct node *nodes_get(struct nodes *t, struct node *parent, struct child *c,
 	struct node *n = find_path(t, path);
 	if (n && n->kind == c->kind) {
 		n->nlookup += nlookup;
+		lru_touch(t, n);
 		pthread_mutex_unlock(&t->mu);
 		free(path);
 		return n;
@@ -344,6 +403,8 @@ struct node *nodes_get(struct nodes *t, struct node *parent, struct child *c,
 			strcpy(gone + 1, n->path);
 			bury(n, n->path);
 			n->path = gone;
+			t->bytes -= n->cost;
+			account_add(t, n);
 		}
 	}
 	n = calloc(1, sizeof *n);
@@ -374,6 +435,8 @@ struct node *nodes_get(struct nodes *t, struct node *parent, struct child *c,
 	n->nlookup = nlookup;
 	maybe_grow(t);
 	insert(t, n);
+	lru_push(t, n);
+	account_add(t, n);
 	pthread_mutex_unlock(&t->mu);
 	return n;
 }
@@ -386,6 +449,8 @@ struct node *nodes_by_id(struct nodes *t, fuse_ino_t id)
 	struct node *n = t->by_id[id % t->nbuckets];
 	while (n && n->id != id)
 		n = n->next_id;
+	if (n)
+		lru_touch(t, n);
 	pthread_mutex_unlock(&t->mu);
 	return n;
 }
@@ -416,8 +481,104 @@ void nodes_forget(struct nodes *t, fuse_ino_t id, uint64_t k)
 			break;
 		}
 	t->count--;
+	lru_unlink(n);
+	t->bytes -= n->cost;
 	pthread_mutex_unlock(&t->mu);
 	node_free(n);
+}
+
+/* ---- the memory bound ---- */
+
+void nodes_set_budget(struct nodes *t, uint64_t bytes)
+{
+	pthread_mutex_lock(&t->mu);
+	t->budget = bytes;
+	pthread_cond_signal(&t->pressure);
+	pthread_mutex_unlock(&t->mu);
+}
+
+void nodes_usage(struct nodes *t, struct nodes_usage *u)
+{
+	pthread_mutex_lock(&t->mu);
+	*u = (struct nodes_usage){.bytes = t->bytes, .budget = t->budget, .count = t->count,
+				  .asked = t->asked};
+	pthread_mutex_unlock(&t->mu);
+}
+
+bool nodes_wait_pressure(struct nodes *t, double seconds)
+{
+	pthread_mutex_lock(&t->mu);
+	if (!(t->budget && t->bytes > t->budget)) {
+		struct timespec ts = fs_abstime(seconds);
+		pthread_cond_timedwait(&t->pressure, &t->mu, &ts);
+	}
+	bool over = t->budget && t->bytes > t->budget;
+	pthread_mutex_unlock(&t->mu);
+	return over;
+}
+
+void nodes_open(struct nodes *t, struct node *n, int delta)
+{
+	pthread_mutex_lock(&t->mu);
+	if (delta > 0 || n->opens >= (uint32_t)-delta)
+		n->opens += (uint32_t)delta;
+	pthread_mutex_unlock(&t->mu);
+}
+
+/* Whether n may be named to the kernel for forgetting: reachable by its
+ * path (not replaced by a rename or a kind change), not open, not kept by
+ * the caller. *parent: the directory's nodeid. Caller holds mu. */
+static bool evictable(struct nodes *t, struct node *n, fuse_ino_t *parent,
+		      bool (*keep)(const char *path, void *arg), void *arg)
+{
+	if (n->opens || find_path(t, n->path) != n || (keep && keep(n->path, arg)))
+		return false;
+	const char *slash = strrchr(n->path, '/');
+	if (!slash) {
+		*parent = FUSE_ROOT_ID;
+		return true;
+	}
+	char dir[4096];
+	if ((size_t)(slash - n->path) >= sizeof dir)
+		return false;
+	memcpy(dir, n->path, (size_t)(slash - n->path));
+	dir[slash - n->path] = 0;
+	struct node *p = find_path(t, dir);
+	if (!p)
+		return false; /* the kernel has no such directory either */
+	*parent = p->id;
+	return true;
+}
+
+size_t nodes_pick_victims(struct nodes *t, struct node_victim *v, size_t max,
+			  bool (*keep)(const char *path, void *arg), void *arg)
+{
+	size_t k = 0;
+	pthread_mutex_lock(&t->mu);
+	uint64_t low = t->budget - t->budget / 8, left = t->bytes;
+	/* Each node is looked at once a round: a picked or kept one goes to
+	 * the most recently used end, so one the kernel cannot drop (busy,
+	 * someone's cwd) does not come back until the others had their turn. */
+	size_t todo = t->count;
+	while (t->budget && left > low && k < max && todo-- && t->lru.lru_next != &t->lru) {
+		struct node *n = t->lru.lru_next;
+		lru_unlink(n);
+		lru_push(t, n);
+		fuse_ino_t parent;
+		if (!evictable(t, n, &parent, keep, arg))
+			continue;
+		const char *slash = strrchr(n->path, '/');
+		v[k].name = strdup(slash ? slash + 1 : n->path);
+		if (!v[k].name)
+			break;
+		v[k].parent = parent;
+		v[k].id = n->id;
+		left = left > n->cost ? left - n->cost : 0;
+		k++;
+	}
+	t->asked += k;
+	pthread_mutex_unlock(&t->mu);
+	return k;
 }
 
 uint64_t path_hash_ino(const char *path)
@@ -477,6 +638,8 @@ int nodes_rename(struct nodes *t, const char *old_path, const char *new_path, co
 		bury(n, n->arg);
 		n->arg = na;
 	}
+	t->bytes -= n->cost;
+	account_add(t, n);
 	size_t bp = fnv(n->path) % t->nbuckets;
 	n->next_path = t->by_path[bp];
 	t->by_path[bp] = n;
