@@ -500,7 +500,7 @@ void nodes_set_budget(struct nodes *t, uint64_t bytes)
 void nodes_usage(struct nodes *t, struct nodes_usage *u)
 {
 	pthread_mutex_lock(&t->mu);
-	*u = (struct nodes_usage){.bytes = t->bytes, .budget = t->budget, .count = t->count,
+	*u = (struct nodes_usage){.bytes = t->bytes, .budget = t->budget, .count = t->count - 1,
 				  .asked = t->asked};
 	pthread_mutex_unlock(&t->mu);
 }
@@ -555,11 +555,12 @@ size_t nodes_pick_victims(struct nodes *t, struct node_victim *v, size_t max,
 {
 	size_t k = 0;
 	pthread_mutex_lock(&t->mu);
-	uint64_t low = t->budget - t->budget / 8, left = t->bytes;
+	uint64_t low = t->budget - t->budget / 8;
+	uint64_t left = t->bytes > t->budget ? t->bytes : 0; /* under it: none */
 	/* Each node is looked at once a round: a picked or kept one goes to
 	 * the most recently used end, so one the kernel cannot drop (busy,
 	 * someone's cwd) does not come back until the others had their turn. */
-	size_t todo = t->count;
+	size_t todo = t->count - 1; /* the list holds all but the root */
 	while (t->budget && left > low && k < max && todo-- && t->lru.lru_next != &t->lru) {
 		struct node *n = t->lru.lru_next;
 		lru_unlink(n);
