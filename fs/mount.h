@@ -191,6 +191,8 @@ struct node {
 	char *mediatype;
 	uint32_t cost;           /* bytes, as nodes_usage counts them (node.c) */
 	uint32_t opens;          /* open file handles (nodes_open) */
+	uint32_t inl;            /* NODE_INL_*: which strings live in the node's
+	                          * own allocation (node.c), not freed apart */
 	struct node *next_id, *next_path;
 	struct node *lru_prev, *lru_next; /* the memory bound's order (node.c) */
 	struct graveyard *old;   /* strings replaced by nodes_rename */
@@ -200,6 +202,7 @@ struct node {
 	 * mutex of fs/tree/version.c). */
 	void *priv;
 };
+enum { NODE_INL_PATH = 1, NODE_INL_ARG = 2 };
 struct nodes *nodes_new(void);
 void nodes_free(struct nodes *t);
 struct node *nodes_root(struct nodes *t);

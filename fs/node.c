@@ -153,8 +153,9 @@ static void pool_put(const char *s)
  * An estimate, but the same one on the way in and out. */
 static uint32_t node_cost(const struct node *n)
 {
-	size_t c = sizeof *n + 16 + strlen(n->path) + 1 + 16 + 2 * sizeof(void *);
-	if (n->arg)
+	size_t c = sizeof *n + 16 + 2 * sizeof(void *);
+	c += strlen(n->path) + 1 + (n->inl & NODE_INL_PATH ? 0 : 16);
+	if (n->arg && !(n->inl & NODE_INL_ARG))
 		c += strlen(n->arg) + 1 + 16;
 	return (uint32_t)c;
 }
@@ -203,10 +204,12 @@ static void node_free(struct node *n)
 		free(g->s);
 		free(g);
 	}
-	free(n->path);
+	if (!(n->inl & NODE_INL_PATH))
+		free(n->path);
 	pool_put(n->repo);
 	pool_put(n->digest);
-	free(n->arg);
+	if (!(n->inl & NODE_INL_ARG))
+		free(n->arg);
 	if (n->priv && kind_ops[n->kind]->priv_free)
 		kind_ops[n->kind]->priv_free(n->priv);
 	free(n);   /* mediatype is interned, never freed */
@@ -332,25 +335,6 @@ struct node *nodes_ref_by_path(struct nodes *t, const char *path)
 	return n;
 }
 
-static char *join(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	char *s = malloc(la + lb + 2);
-	if (!s)
-		return NULL;
-	if (la) {
-		memcpy(s, a, la);
-		s[la++] = '/';
-	}
-	memcpy(s + la, b, lb + 1);
-	return s;
-}
-
-static char *dup0(const char *s)
-{
-	return s ? strdup(s) : NULL;
-}
-
 /* Media types repeat (a handful of distinct strings over 100k nodes):
  * keep one copy of each for the life of the process. Caller holds t->mu. */
 static char *intern(const char *s)
@@ -370,65 +354,93 @@ static char *intern(const char *s)
 
 static void bury(struct node *n, char *s);
 
-struct node *nodes_get(struct nodes *t, struct node *parent, struct child *c,
-		       uint64_t nlookup)
+/* A new node for c at parent's path + "/" + c->name, its path in the same
+ * allocation (and its arg too when it is the name or the whole path, as a
+ * tag's or a directory's is), not in the table yet. NULL when out of
+ * memory. */
+static struct node *node_make(const struct node *parent, struct child *c)
 {
-	char *path = join(parent->path, c->name);
-	if (!path)
+	size_t lp = strlen(parent->path), ln = strlen(c->name);
+	struct node *n = calloc(1, sizeof *n + lp + 1 + ln + 1);
+	if (!n)
 		return NULL;
-	pthread_mutex_lock(&t->mu);
-	struct node *n = find_path(t, path);
-	if (n && n->kind == c->kind) {
-		n->nlookup += nlookup;
-		lru_touch(t, n);
-		pthread_mutex_unlock(&t->mu);
-		free(path);
-		return n;
+	char *path = (char *)(n + 1), *name = path;
+	if (lp) {
+		memcpy(path, parent->path, lp);
+		path[lp] = '/';
+		name = path + lp + 1;
 	}
-	/* A path whose kind changed (a namespace became a repository...) gets a
-	 * new node; the old one stays reachable by id until the kernel forgets it. */
-	if (n) {
-		size_t bp = fnv(n->path) % t->nbuckets;
-		for (struct node **pp = &t->by_path[bp]; *pp; pp = &(*pp)->next_path)
-			if (*pp == n) {
-				*pp = n->next_path;
-				break;
-			}
-		n->next_path = NULL;
-		/* Renamed so find_path never matches it again; readers may hold
-		 * the old string, so it is kept, not overwritten. */
-		char *gone = malloc(strlen(n->path) + 2);
-		if (gone) {
-			gone[0] = '\x01';
-			strcpy(gone + 1, n->path);
-			bury(n, n->path);
-			n->path = gone;
-			t->bytes -= n->cost;
-			account_add(t, n);
-		}
-	}
-	n = calloc(1, sizeof *n);
-	if (!n) {
-		pthread_mutex_unlock(&t->mu);
-		free(path);
+	memcpy(name, c->name, ln + 1);
+	n->path = path;
+	n->inl = NODE_INL_PATH;
+	if (c->arg && (strcmp(c->arg, name) == 0 || strcmp(c->arg, path) == 0)) {
+		n->arg = strcmp(c->arg, name) == 0 ? name : path;
+		n->inl |= NODE_INL_ARG;
+	} else if (c->arg && !(n->arg = strdup(c->arg))) {
+		free(n);
 		return NULL;
 	}
 	n->kind = c->kind;
-	n->path = path;
 	n->repo = pool_get(c->repo);
-	n->arg = dup0(c->arg);
-	n->mediatype = intern(c->mediatype);
 	n->digest = c->digest[0] ? pool_get(c->digest) : "";
 	if ((c->repo && !n->repo) || !n->digest) {
 		pool_put(n->repo);
 		pool_put(n->digest);
-		pthread_mutex_unlock(&t->mu);
-		free(path);
-		free(n->arg);
+		if (!(n->inl & NODE_INL_ARG))
+			free(n->arg);
 		free(n);
 		return NULL;
 	}
 	n->size = c->size;
+	return n;
+}
+
+/* An existing node at n's path whose kind changed (a namespace became a
+ * repository...) makes way for n: unhashed from the paths and renamed so
+ * that find_path never matches it again; it stays reachable by id until the
+ * kernel forgets it. Readers may hold its old path, which is kept, not
+ * overwritten. Caller holds mu. */
+static void make_way(struct nodes *t, struct node *old)
+{
+	size_t bp = fnv(old->path) % t->nbuckets;
+	for (struct node **pp = &t->by_path[bp]; *pp; pp = &(*pp)->next_path)
+		if (*pp == old) {
+			*pp = old->next_path;
+			break;
+		}
+	old->next_path = NULL;
+	char *gone = malloc(strlen(old->path) + 2);
+	if (!gone)
+		return;
+	gone[0] = '\x01';
+	strcpy(gone + 1, old->path);
+	bury(old, old->path);
+	old->path = gone;
+	old->inl &= ~NODE_INL_PATH;
+	t->bytes -= old->cost;
+	account_add(t, old);
+}
+
+struct node *nodes_get(struct nodes *t, struct node *parent, struct child *c,
+		       uint64_t nlookup)
+{
+	/* made before taking the lock (and freed if the node exists) */
+	struct node *fresh = node_make(parent, c);
+	if (!fresh)
+		return NULL;
+	pthread_mutex_lock(&t->mu);
+	struct node *n = find_path(t, fresh->path);
+	if (n && n->kind == c->kind) {
+		n->nlookup += nlookup;
+		lru_touch(t, n);
+		pthread_mutex_unlock(&t->mu);
+		node_free(fresh);
+		return n;
+	}
+	if (n)
+		make_way(t, n);
+	n = fresh;
+	n->mediatype = intern(c->mediatype);
 	n->priv = c->priv; /* handed over */
 	c->priv = NULL;
 	n->id = t->next_id++;
@@ -595,6 +607,9 @@ uint64_t path_hash_ino(const char *path)
  * under them. */
 static void bury(struct node *n, char *s)
 {
+	const char *inl = (const char *)(n + 1);
+	if (s >= inl && s <= inl + strlen(inl))
+		return; /* in the node's own allocation (node_make): freed with it */
 	struct graveyard *g = malloc(sizeof *g);
 	if (!g)
 		return; /* leak rather than free under a reader */
@@ -635,9 +650,11 @@ int nodes_rename(struct nodes *t, const char *old_path, const char *new_path, co
 	unhash_path(t, n);
 	bury(n, n->path);
 	n->path = np;
+	n->inl &= ~NODE_INL_PATH;
 	if (na) {
 		bury(n, n->arg);
 		n->arg = na;
+		n->inl &= ~NODE_INL_ARG;
 	}
 	t->bytes -= n->cost;
 	account_add(t, n);
