@@ -11,8 +11,10 @@
 #     sha256 is the digest its tag links to, config.json's the one its manifest
 #     names (read with jq);
 #   - a process whose working directory is inside the mount still has it
-#     (/proc/PID/cwd not "(deleted)"), and a file held open still reads whole.
+#     (/proc/PID/cwd not "(deleted)"), and a file held open still reads whole;
+#   - no sanitizer report in the daemons' logs (an ASan build).
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/cleanup_lib.sh"  # check_daemon_logs
 need_regfs_mount
 need_regfs_registry
 need_bin python3 jq sha256sum
@@ -84,5 +86,5 @@ check_eq "du -s -B1 again = generator's total" "$EXPECTED" "$(du -s -B1 "$MNT" |
 check "no warning in the mount's log" test -z "$(grep -i 'warn\|error' "$MOUNT_LOG")"
 kill "$CWD_PID" "$FD_PID" 2>/dev/null
 wait "$CWD_PID" "$FD_PID" 2>/dev/null
-unmount "$MNT"
+check_daemon_logs
 done_testing
