@@ -44,6 +44,7 @@
 static pthread_t reaper_thread;
 static bool running;
 static atomic_bool stopping;
+static atomic_bool unsupported; /* the kernel has no FUSE_NOTIFY_INVAL_ENTRY */
 
 /* The directories processes are in, relative to the mountpoint. */
 struct inuse {
@@ -145,7 +146,11 @@ static size_t reap_round(struct mnt *m, struct node_victim *v)
 			ok++;
 		else if (rc == -ENOENT)
 			gone++; /* the kernel had already dropped it, or its directory */
-		else if (rc != -ECANCELED)
+		else if (rc == -ENOSYS && !atomic_exchange(&unsupported, true))
+			log_warn("nodes: this kernel cannot be asked to drop entries "
+				 "(FUSE_NOTIFY_INVAL_ENTRY: %s): the node table is not bounded",
+				 strerror(-rc));
+		else if (rc != -ECANCELED && rc != -ENOSYS)
 			log_debug("nodes: the kernel refused to drop %s (node %llu): %s", x->name,
 				  (unsigned long long)x->id, strerror(-rc));
 		free(x->name);
@@ -167,7 +172,7 @@ static void *reaper_main(void *arg)
 		return NULL;
 	}
 	pthread_cleanup_push(free, v);
-	while (!atomic_load(&stopping)) {
+	while (!atomic_load(&stopping) && !atomic_load(&unsupported)) {
 		if (!nodes_wait_pressure(m->nodes, IDLE_S))
 			continue;
 		size_t ok = reap_round(m, v);
@@ -178,6 +183,8 @@ static void *reaper_main(void *arg)
 			;
 	}
 	pthread_cleanup_pop(1);
+	if (atomic_load(&unsupported))
+		nodes_set_budget(m->nodes, 0); /* .regfs/stats: unbounded */
 	return NULL;
 }
 
