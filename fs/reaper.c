@@ -179,8 +179,10 @@ static void *reaper_main(void *arg)
 		/* Nothing could be dropped (all busy): wait for a change rather
 		 * than spin over the same nodes. */
 		struct timespec ts = {0, (ok ? PAUSE_MS : 999) * 1000000L};
+		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL); /* reaper_stop: at once */
 		while (!atomic_load(&stopping) && nanosleep(&ts, &ts) && errno == EINTR)
 			;
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
 	}
 	pthread_cleanup_pop(1);
 	if (atomic_load(&unsupported))
@@ -206,7 +208,8 @@ int reaper_start(struct mnt *m)
 
 /* After the request loop: a notify can wait for the kernel's directory
  * lock, which a request nobody answers any more may hold until the session
- * ends, so the thread is cancelled (only in the notify call) as well as told. */
+ * ends, so the thread is cancelled (only in the notify call or its pause
+ * between rounds) as well as told. */
 void reaper_stop(struct mnt *m)
 {
 	if (!running)
