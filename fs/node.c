@@ -607,8 +607,7 @@ uint64_t path_hash_ino(const char *path)
  * under them. */
 static void bury(struct node *n, char *s)
 {
-	const char *inl = (const char *)(n + 1);
-	if (s >= inl && s <= inl + strlen(inl))
+	if ((s == n->path && (n->inl & NODE_INL_PATH)) || (s == n->arg && (n->inl & NODE_INL_ARG)))
 		return; /* in the node's own allocation (node_make): freed with it */
 	struct graveyard *g = malloc(sizeof *g);
 	if (!g)

@@ -57,6 +57,18 @@ static void test_bytes(void **state)
 	assert_int_equal(nodes_rename(t, "team/latest", "team/a-much-longer-tag-name",
 				      "a-much-longer-tag-name"), 0);
 	assert_true(usage(t).bytes > b2);
+	assert_string_equal(tag->path, "team/a-much-longer-tag-name");
+	assert_string_equal(tag->arg, "a-much-longer-tag-name");
+	/* renamed again: the strings of the first rename are kept for readers,
+	 * the ones in the node's own allocation were never apart (ASan: no leak,
+	 * no double free) */
+	assert_int_equal(nodes_rename(t, "team/a-much-longer-tag-name", "team/v2", "v2"), 0);
+	assert_string_equal(tag->path, "team/v2");
+	assert_string_equal(tag->arg, "v2");
+	assert_ptr_equal(nodes_by_path(t, "team/v2"), tag);
+	assert_null(nodes_by_path(t, "team/latest"));
+	/* the directory's arg is its path, in its own allocation */
+	assert_string_equal(d->arg, "team");
 	/* a kind change replaces the node; the old one still counts until forgotten */
 	struct node *ns = get(t, r, "team", K_DIR, "team");
 	assert_ptr_equal(ns, d);
