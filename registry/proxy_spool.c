@@ -242,14 +242,14 @@ static ssize_t wait_bytes(struct spool *s, uint64_t off, size_t len, int timeout
 	uint64_t seen = s->filled;
 	struct timespec dl = deadline_in(timeout_ms);
 	for (;;) {
+		if (s->state == SPOOL_FAILED)
+			return s->fail_code; /* nothing more of a failed blob is worth sending */
 		if (s->filled > off) {
 			uint64_t n = s->filled - off;
 			return (ssize_t)(n < len ? n : len);
 		}
 		if (s->state == SPOOL_DONE)
 			return 0;
-		if (s->state == SPOOL_FAILED)
-			return s->fail_code;
 		if (pthread_cond_timedwait(&s->cv, &s->mu, &dl) == ETIMEDOUT) {
 			if (s->filled == seen && s->filled <= off && s->state == SPOOL_FILLING)
 				return -ETIMEDOUT;

@@ -64,7 +64,7 @@ int spool_wait_size(struct spool *s, int timeout_ms, uint64_t *total);
 /* Reads up to len bytes at off, waiting until at least one byte at off is
  * there. Returns the count (> 0; fewer than len when fewer are there yet),
  * 0 when the spool is DONE and off is at or past its end, the failure's
- * code (< 0) when it FAILED before the bytes at off arrived, -ETIMEDOUT
+ * code (< 0) once it FAILED (whatever bytes it holds), -ETIMEDOUT
  * when no byte arrived for timeout_ms, or -errno of the read. */
 ssize_t spool_read(struct spool *s, uint64_t off, void *buf, size_t len, int timeout_ms);
 
