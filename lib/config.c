@@ -116,6 +116,7 @@ static const struct key keys[] = {
 	{"regfs.usage", K_MAP, 0, NULL},
 	{"regfs.usage.maxseries", K_INT, F(usage.maxseries), NULL},
 	{"regfs.quota", K_QUOTAS, 0, NULL},
+	{"regfs.proxycache.spooldir", K_STR, F(proxycache_spooldir), NULL},
 
 	{"http.addr", K_STR, F(http_addr), NULL},
 	{"http.host", K_STR, F(http_host), NULL},
@@ -760,6 +761,7 @@ void regfs_config_free(struct regfs_config *cfg)
 	strvec_clear(&cfg->tls_clientcas);
 	free(cfg->htpasswd.realm);
 	free(cfg->htpasswd.path);
+	free(cfg->proxycache_spooldir);
 	regfs_access_free(&cfg->access);
 	memset(cfg, 0, sizeof *cfg);
 }

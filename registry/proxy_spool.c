@@ -224,8 +224,15 @@ int spool_wait_size(struct spool *s, int timeout_ms, uint64_t *total)
 	struct timespec dl = deadline_in(timeout_ms);
 	int rc = 0;
 	pthread_mutex_lock(&s->mu);
-	while (!s->has_total && s->state == SPOOL_FILLING && rc == 0)
-		rc = pthread_cond_timedwait(&s->cv, &s->mu, &dl) == ETIMEDOUT ? -ETIMEDOUT : 0;
+	uint64_t seen = s->filled;
+	while (!s->has_total && s->state == SPOOL_FILLING && rc == 0) {
+		if (pthread_cond_timedwait(&s->cv, &s->mu, &dl) != ETIMEDOUT)
+			continue;
+		if (s->filled == seen)
+			rc = -ETIMEDOUT;
+		seen = s->filled; /* bytes arrive without a size: wait on */
+		dl = deadline_in(timeout_ms);
+	}
 	if (s->state == SPOOL_FAILED)
 		rc = s->fail_code;
 	else if (s->has_total)
@@ -244,14 +251,20 @@ static ssize_t wait_bytes(struct spool *s, uint64_t off, size_t len, int timeout
 	for (;;) {
 		if (s->state == SPOOL_FAILED)
 			return s->fail_code; /* nothing more of a failed blob is worth sending */
-		if (s->filled > off) {
-			uint64_t n = s->filled - off;
+		/* With a known total the last byte waits for DONE: the writer
+		 * verifies the whole before it finishes, and a reader that has
+		 * every byte but one cannot complete a response early. */
+		uint64_t avail = s->filled;
+		if (s->state == SPOOL_FILLING && s->has_total && s->total && avail >= s->total)
+			avail = s->total - 1;
+		if (avail > off) {
+			uint64_t n = avail - off;
 			return (ssize_t)(n < len ? n : len);
 		}
 		if (s->state == SPOOL_DONE)
 			return 0;
 		if (pthread_cond_timedwait(&s->cv, &s->mu, &dl) == ETIMEDOUT) {
-			if (s->filled == seen && s->filled <= off && s->state == SPOOL_FILLING)
+			if (s->filled == seen)
 				return -ETIMEDOUT;
 			seen = s->filled; /* progress elsewhere in the file: wait again */
 			dl = deadline_in(timeout_ms);

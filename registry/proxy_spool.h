@@ -59,13 +59,16 @@ void spool_fail(struct spool *s, int code);
 /* ---- readers ---- */
 /* Waits until the total size is known (set, or DONE) and returns 0 with it,
  * -EIO (or the failure's code) when the spool failed, -ETIMEDOUT after
- * timeout_ms without it. */
+ * timeout_ms without it and without a byte arriving. */
 int spool_wait_size(struct spool *s, int timeout_ms, uint64_t *total);
 /* Reads up to len bytes at off, waiting until at least one byte at off is
  * there. Returns the count (> 0; fewer than len when fewer are there yet),
  * 0 when the spool is DONE and off is at or past its end, the failure's
  * code (< 0) once it FAILED (whatever bytes it holds), -ETIMEDOUT
- * when no byte arrived for timeout_ms, or -errno of the read. */
+ * when no byte arrived for timeout_ms, or -errno of the read. With a known
+ * total the last byte is held back until DONE (the writer verifies the
+ * whole first), so no reader ends a full-length read of a blob that then
+ * fails. */
 ssize_t spool_read(struct spool *s, uint64_t off, void *buf, size_t len, int timeout_ms);
 
 /* The state and the bytes written so far (a snapshot). */

@@ -309,6 +309,33 @@ static void test_stall_times_out(void **state)
 	spool_unref(s);
 }
 
+/* With a known total the last byte waits for the writer's finish (its
+ * verification): a reader never completes a blob that may still fail. */
+static void test_last_byte_held(void **state)
+{
+	(void)state;
+	struct spool *s;
+	assert_int_equal(spool_new(dir, &s, NULL), 0);
+	spool_set_size(s, 10);
+	assert_int_equal(spool_append(s, "0123456789", 10, NULL), 0);
+	char b[16];
+	assert_int_equal(spool_read(s, 0, b, sizeof b, 50), 9);
+	assert_int_equal(spool_read(s, 9, b, sizeof b, 50), -ETIMEDOUT);
+	assert_int_equal(spool_finish(s), 0);
+	assert_int_equal(spool_read(s, 9, b, sizeof b, 50), 1);
+	assert_int_equal(b[0], '9');
+	spool_unref(s);
+
+	/* the same blob failing at the end (a digest mismatch) */
+	assert_int_equal(spool_new(dir, &s, NULL), 0);
+	spool_set_size(s, 10);
+	assert_int_equal(spool_append(s, "0123456789", 10, NULL), 0);
+	assert_int_equal(spool_read(s, 0, b, sizeof b, 50), 9);
+	spool_fail(s, -EPROTO);
+	assert_int_equal(spool_read(s, 9, b, sizeof b, 50), -EPROTO);
+	spool_unref(s);
+}
+
 /* A spool directory that others can reach is refused. */
 static void test_dir_checked(void **state)
 {
@@ -333,6 +360,7 @@ int main(void)
 		cmocka_unit_test(test_after_done_and_ranges),
 		cmocka_unit_test(test_total_enforced),
 		cmocka_unit_test(test_stall_times_out),
+		cmocka_unit_test(test_last_byte_held),
 		cmocka_unit_test(test_dir_checked),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
