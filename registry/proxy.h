@@ -111,10 +111,12 @@ enum MHD_Result proxy_manifest(struct registry *r, struct request *q);
 enum MHD_Result proxy_blob(struct registry *r, struct request *q);
 
 /* The blob fetches in flight of one upstream (p->flights): made by
- * proxies_open (NULL on ENOMEM), freed by proxies_close before the upstream
- * client, after the HTTP daemon stopped; free stops the fetches still
- * running and waits for them. (proxy_blob.c) */
-struct proxy_flights *proxy_flights_new(struct registry *r);
+ * proxies_open, which fails when the spool directory
+ * (regfs.proxycache.spooldir) cannot be made or is not private (-errno, err
+ * names it); freed by proxies_close before the upstream client, after the
+ * HTTP daemon stopped: free stops the fetches still running and waits for
+ * them. (proxy_blob.c) */
+int proxy_flights_new(struct registry *r, struct proxy_flights **out, struct regfs_err *err);
 void proxy_flights_free(struct proxy_flights *f); /* NULL-safe */
 
 /* A pull of `digest` (by tag `tag`, or NULL by digest) in cached repository

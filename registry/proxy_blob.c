@@ -83,19 +83,26 @@ static void default_spooldir(char *out, size_t n)
 		 (unsigned)geteuid());
 }
 
-struct proxy_flights *proxy_flights_new(struct registry *r)
+int proxy_flights_new(struct registry *r, struct proxy_flights **out, struct regfs_err *err)
 {
+	*out = NULL;
 	struct proxy_flights *f = calloc(1, sizeof *f);
 	if (!f)
-		return NULL;
-	pthread_mutex_init(&f->mu, NULL);
-	pthread_cond_init(&f->idle, NULL);
+		return regfs_errf(err, -ENOMEM, "out of memory");
 	const char *d = r && r->cfg ? r->cfg->proxycache_spooldir : NULL;
 	if (d && *d)
 		snprintf(f->spooldir, sizeof f->spooldir, "%s", d);
 	else
 		default_spooldir(f->spooldir, sizeof f->spooldir);
-	return f;
+	int rc = spool_dir_check(f->spooldir, err);
+	if (rc) {
+		free(f);
+		return rc;
+	}
+	pthread_mutex_init(&f->mu, NULL);
+	pthread_cond_init(&f->idle, NULL);
+	*out = f;
+	return 0;
 }
 
 void proxy_flights_free(struct proxy_flights *f)

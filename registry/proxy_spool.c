@@ -29,7 +29,7 @@ struct spool {
 
 /* The directory exists, is ours and private (0700): the spool files hold
  * blobs nobody may read or swap before they are verified. */
-static int spool_dir(const char *dir, struct regfs_err *err)
+int spool_dir_check(const char *dir, struct regfs_err *err)
 {
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
 		return regfs_errf(err, -errno, "spool directory %s: cannot create it: %s "
@@ -68,7 +68,7 @@ static int spool_file(const char *dir, struct regfs_err *err)
 int spool_new(const char *dir, struct spool **out, struct regfs_err *err)
 {
 	*out = NULL;
-	int rc = spool_dir(dir, err);
+	int rc = spool_dir_check(dir, err);
 	if (rc)
 		return rc;
 	struct spool *s = calloc(1, sizeof *s);

@@ -39,6 +39,9 @@ enum spool_state { SPOOL_FILLING, SPOOL_DONE, SPOOL_FAILED };
  * 0700 when missing), unlinked at once. One reference for the caller.
  * 0, or -errno with err naming the directory. */
 int spool_new(const char *dir, struct spool **out, struct regfs_err *err);
+/* Creates `dir` (0700) when missing and checks it is a directory of this
+ * user that others cannot reach: 0, or -errno with err naming it. */
+int spool_dir_check(const char *dir, struct regfs_err *err);
 void spool_ref(struct spool *s);
 void spool_unref(struct spool *s); /* NULL-safe; the last one frees */
 
