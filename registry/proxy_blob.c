@@ -429,7 +429,9 @@ static enum MHD_Result serve_spool(struct registry *r, struct request *q, const 
 	if (rc) {
 		spool_unref(sp);
 		struct regfs_err e = {0};
-		regfs_errf(&e, rc, "%s", rc == -ETIMEDOUT ? "no answer in time" : strerror(-rc));
+		regfs_errf(&e, rc, "%s", rc == -ETIMEDOUT ? "no answer in time"
+					 : rc == -EPROTO ? "its bytes do not hash to the digest"
+					 : strerror(-rc));
 		return upstream_failed(r, q, p, rc, &e);
 	}
 	uint64_t start = 0, end = total ? total - 1 : 0;
