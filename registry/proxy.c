@@ -229,6 +229,8 @@ int proxies_open(struct registry *r, struct regfs_err *err)
 	for (int i = 0; i < cfg->n_proxies; i++) {
 		int rc = open_one(&ps->v[i], &cfg->proxies[i], i, err);
 		ps->n = i + 1; /* what open_one began is freed by proxies_close */
+		if (!rc)
+			rc = proxy_flights_new(r, &ps->v[i].flights, err);
 		if (rc)
 			return rc;
 	}
@@ -242,6 +244,7 @@ void proxies_close(struct registry *r)
 		return;
 	for (int i = 0; i < ps->n; i++) {
 		struct proxy *p = &ps->v[i];
+		proxy_flights_free(p->flights); /* its fetches use p->up */
 		regfs_client_free(p->up);
 		proxy_tags_free(p->tags);
 		for (int j = 0; j < p->n_ns; j++)
