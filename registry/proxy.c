@@ -174,7 +174,7 @@ static void host_of(const char *url, char *out, size_t cap)
 }
 
 static int open_one(struct proxy *p, const struct regfs_proxy_config *pc, int idx,
-		    struct regfs_err *err)
+		    size_t manifest_max, struct regfs_err *err)
 {
 	snprintf(p->prefix, sizeof p->prefix, "%s", pc->prefix ? pc->prefix : "");
 	snprintf(p->remoteurl, sizeof p->remoteurl, "%s", pc->remoteurl);
@@ -197,7 +197,10 @@ static int open_one(struct proxy *p, const struct regfs_proxy_config *pc, int id
 		return regfs_errf(err, -EINVAL, "%s[%d].cacert: cannot read %s: %s", key, idx,
 				  pc->cacert, strerror(errno));
 	struct regfs_client_opts o = {.url = p->remoteurl, .creds = &creds,
-				      .ca_cert = pc->cacert, .timeout_s = UPSTREAM_TIMEOUT_S};
+				      .ca_cert = pc->cacert, .timeout_s = UPSTREAM_TIMEOUT_S,
+				      /* an upstream's manifest over our limit is cut off as it
+				       * arrives, not buffered: it would be refused anyway */
+				      .manifest_max = manifest_max};
 	struct regfs_err ce = {0};
 	int rc = regfs_client_new(&o, &p->up, &ce);
 	if (rc)
@@ -227,7 +230,8 @@ int proxies_open(struct registry *r, struct regfs_err *err)
 	}
 	r->proxies = ps;
 	for (int i = 0; i < cfg->n_proxies; i++) {
-		int rc = open_one(&ps->v[i], &cfg->proxies[i], i, err);
+		int rc = open_one(&ps->v[i], &cfg->proxies[i], i,
+				  (size_t)cfg->limits.manifestsize, err);
 		ps->n = i + 1; /* what open_one began is freed by proxies_close */
 		if (!rc)
 			rc = proxy_flights_new(r, &ps->v[i].flights, err);

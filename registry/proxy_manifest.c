@@ -31,6 +31,7 @@
 #include <regfs/hash.h>
 #include <regfs/layout.h>
 #include <regfs/log.h>
+#include <regfs/names.h>
 #include <regfs/sflight.h>
 
 #include <errno.h>
@@ -418,8 +419,18 @@ int proxy_list_tags(struct registry *r, struct request *q, struct strvec *out)
 		rc = regfs_client_tags(p->up, upname, &tags, &e);
 		note_failure(p->tags, rc, e.msg);
 	}
-	for (size_t i = 0; rc == 0 && i < tags.n; i++)
-		rc = strvec_push(out, tags.v[i]);
+	/* the upstream's names go to our clients and the mount (as directory
+	 * names): one that is not a tag ("..", "a/b") is dropped, not passed on */
+	size_t bad = 0;
+	for (size_t i = 0; rc == 0 && i < tags.n; i++) {
+		if (regfs_tag_valid(tags.v[i]))
+			rc = strvec_push(out, tags.v[i]);
+		else
+			bad++;
+	}
+	if (bad)
+		log_warn("proxy: tags of %s from upstream %s: %zu names that are not tags dropped",
+			 q->rt.name, p->remoteurl, bad);
 	regfs_strv_free(&tags);
 	if (rc) {
 		strvec_clear(out);

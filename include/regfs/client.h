@@ -74,6 +74,9 @@ struct regfs_client_opts {
 	bool insecure;             /* skip TLS verification */
 	int timeout_s;             /* whole-request timeout; default 10 */
 	int max_parallel;          /* concurrent requests in a batch; default 16 */
+	size_t manifest_max;       /* a manifest body over this many bytes is refused
+	                            * (-EFBIG) as it arrives, never buffered whole;
+	                            * 0: 256 MiB */
 };
 
 struct regfs_client;

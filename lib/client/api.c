@@ -286,6 +286,7 @@ int regfs_client_manifest(struct regfs_client *c, const char *repo, const char *
 		const char *hdrs[] = {manifest_accept_hdr, NULL};
 		struct rq q = {.method = "GET", .url = k.url, .scope = k.scope, .headers = hdrs,
 			       .idempotent = true};
+		k.r.body_max = c->manifest_max;
 		ST_INC(c, st_manifest_gets);
 		rc = client_do(c, &q, &k.r, err);
 	}

@@ -44,6 +44,7 @@ struct regfs_client {
 	char *ca_cert, *client_cert, *client_key; /* paths (tls.c) */
 	bool insecure;
 	int timeout_s, max_parallel;
+	size_t manifest_max; /* opts->manifest_max (0: MEM_BODY_MAX) */
 
 	struct regfs_http http; /* connection cache and handle pool of every request */
 
@@ -78,6 +79,7 @@ struct resp {
 	/* SINK_MEM body; the error body of any non-2xx answer. Capped by what
 	 * the status allows (request.c: MEM_BODY_MAX, ERR_BODY_MAX). */
 	struct dynbuf body;
+	size_t body_max; /* a 2xx SINK_MEM body over this aborts with EFBIG; 0: MEM_BODY_MAX */
 	/* SINK_BUF: a Range read into the caller's buffer */
 	char *buf;
 	size_t buf_cap, buf_got;

@@ -123,7 +123,8 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *ud)
 		/* The body of a redirect is not the body we want; what this one
 		 * may hold depends on its status. */
 		dynbuf_free(&r->body);
-		dynbuf_init(&r->body, status_ok(r->status) ? MEM_BODY_MAX : ERR_BODY_MAX);
+		size_t max = r->body_max ? r->body_max + 1 : MEM_BODY_MAX; /* + the NUL */
+		dynbuf_init(&r->body, status_ok(r->status) ? max : ERR_BODY_MAX);
 		return n;
 	}
 	const char *colon = memchr(line, ':', n);
@@ -193,8 +194,12 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 	size_t n = size * nmemb;
 	if (!status_ok(r->status) || r->sink == SINK_MEM) {
 		int rc = dynbuf_add(&r->body, data, n);
-		if (rc == -E2BIG) /* over the cap: abort a body, drop an error's excess */
-			return status_ok(r->status) ? 0 : n;
+		if (rc == -E2BIG && !status_ok(r->status))
+			return n; /* an error body's excess is dropped */
+		if (rc == -E2BIG) { /* over the cap: the transfer stops here */
+			r->write_errno = EFBIG;
+			return 0;
+		}
 		return rc == 0 ? n : 0;
 	}
 	switch (r->sink) {
@@ -545,6 +550,10 @@ int client_do(struct regfs_client *c, const struct rq *q, struct resp *r, struct
 		int rc = attempt_once(c, q, r, deadline, &sent_auth, &cc, errbuf, err);
 		if (rc)
 			return rc;
+		if (cc == CURLE_WRITE_ERROR && r->write_errno == EFBIG && r->sink == SINK_MEM)
+			return regfs_errf(err, -EFBIG, "%s %s: the body exceeds %zu bytes: refused "
+					  "(stopped reading)", q->method, q->url,
+					  r->body_max ? r->body_max : (size_t)MEM_BODY_MAX);
 		if (cc == CURLE_WRITE_ERROR && r->write_errno)
 			return regfs_errf(err, -r->write_errno, "%s %s: writing the body failed: %s",
 					  q->method, q->url, strerror(r->write_errno));

@@ -1,0 +1,120 @@
+#!/bin/bash
+# The pull-through cache against an upstream that lies or misbehaves
+# (tools/hostile_upstream.py, behind Basic credentials): a manifest whose bytes are not
+# its Docker-Content-Digest or not the digest asked, one over regfs.limits.manifestsize,
+# one that never ends (the read stops at the limit: counted at the upstream), bytes that
+# are not JSON, a media type we do not take: each is refused (502 naming the upstream)
+# and nothing is stored. A redirect to another host gets no Authorization; one to file://
+# is refused. Tag names from the upstream that are not tags are not listed. A short or
+# wrong blob is not handed over whole, nor stored. ?ns= with odd hosts stays local or
+# is refused, never a 5xx. DELETE of a cached tag, then a pull: fetched again. The
+# upstream password appears in no log, error body or /v2/_regfs answer.
+. "$(dirname "$0")/lib.sh"
+
+need_bin curl jq python3 sha256sum
+need_regfs_registry
+
+PASS=hostile-S3cret-$RANDOM
+UPORT=$(free_port)
+start_bg hostile python3 "$(dirname "$0")/tools/hostile_upstream.py" --port "$UPORT" \
+  --basic "bob:$PASS"
+HLOG=$WORK/hostile.log
+wait_http "http://127.0.0.1:$UPORT/v2/" || bail "the hostile upstream did not start"
+
+DATA=$WORK/data
+start_regfs_registry "$DATA" "regfs:
+  limits:
+    manifestsize: 1MiB
+  proxies:
+    - prefix: h
+      remoteurl: http://127.0.0.1:$UPORT
+      username: bob
+      password: $PASS
+      revalidate: 1s" || bail "regfs-registry did not start"
+U=$REGISTRY_URL
+REPOS=$DATA/docker/registry/v2/repositories
+ACCEPT='Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json'
+sha() { sha256sum | cut -d' ' -f1; }
+nblobs() { find "$DATA/docker/registry/v2/blobs" -name data 2>/dev/null | wc -l; }
+code_of() { curl -s -m 60 -H "$ACCEPT" -o "$WORK/body" -w '%{http_code}' "$@"; }
+
+# refused REPO REF WHY — a manifest pull the cache must refuse, storing nothing
+refused() {
+  local before got; before=$(nblobs)
+  got=$(code_of "$U/v2/h/$1/manifests/$2")
+  check_eq "$3: 502 naming the upstream" "502 yes" \
+    "$got $(grep -q "127.0.0.1:$UPORT" "$WORK/body" && echo yes)"
+  check_eq "$3: nothing stored (no repository, no new blob)" "no $before" \
+    "$([ -e "$REPOS/h/$1" ] && echo yes || echo no) $(nblobs)"
+  cat "$WORK/body" >>"$WORK/bodies"
+}
+
+# --- manifests ---------------------------------------------------------------------------
+good=$(curl -s -u "bob:$PASS" "http://127.0.0.1:$UPORT/v2/good/manifests/v1" | sha)
+check_eq "a good manifest through the cache" "$good" \
+  "$(curl -s -H "$ACCEPT" "$U/v2/h/good/manifests/v1" | sha)"
+refused dcdlie v1 "Docker-Content-Digest naming other bytes"
+refused bydigest "sha256:$good" "by digest, other bytes than the digest"
+refused big v1 "a manifest over regfs.limits.manifestsize"
+refused endless v1 "an endless manifest body"
+sent=$(sed -n 's/^endless sent=//p' "$HLOG" | tail -n1)
+check "the endless body was read only up to about the limit (sent ${sent:-?} of 64 MiB)" \
+  test "${sent:-67108864}" -lt $((16 << 20))
+refused badjson v1 "a manifest that is not JSON"
+refused badtype v1 "a manifest of a media type that is not a manifest's"
+check_eq "an index of 5000 children within the limit is taken" "200" "$(code_of "$U/v2/h/manykids/manifests/v1")"
+
+# --- redirects ---------------------------------------------------------------------------
+check_eq "a manifest redirected to another host is fetched" "$good" \
+  "$(curl -s -H "$ACCEPT" "$U/v2/h/redir/manifests/v1" | sha)"
+check_eq "the Authorization header did not follow the redirect" "GET /elsewhere 200 auth=no" \
+  "$(grep '^GET /elsewhere ' "$HLOG" | tail -n1)"
+refused redirfile v1 "a redirect to file://"
+
+# --- tags ----------------------------------------------------------------------------------
+check_eq "upstream names that are not tags are not listed" '["v1","v2"]' \
+  "$(curl -s "$U/v2/h/evil/tags/list" | jq -c .tags)"
+
+# --- blobs ---------------------------------------------------------------------------------
+layer=$(curl -s -H "$ACCEPT" "$U/v2/h/good/manifests/v1" | jq -r '.layers[0].digest')
+for c in shortblob wrongblob; do
+  before=$(nblobs)
+  curl -sf -m 60 -o "$WORK/$c" "$U/v2/h/$c/blobs/$layer"; rc=$? # 502 or a cut
+  got=$(sha <"$WORK/$c")
+  check "$c: the client does not get a complete blob (curl $rc)" \
+    test "$rc" -ne 0 -a "sha256:$got" != "$layer"
+  check_eq "$c: nothing stored" "no $before" \
+    "$([ -e "$REPOS/h/$c/_layers" ] && echo yes || echo no) $(nblobs)"
+done
+check_eq "a good blob through the cache" "$layer" \
+  "sha256:$(curl -s -m 60 "$U/v2/h/good/blobs/$layer" | sha)"
+
+# --- ?ns= ------------------------------------------------------------------------------------
+check_eq "?ns=<upstream host:port> maps to the cache" "$good" \
+  "$(curl -s -H "$ACCEPT" "$U/v2/good/manifests/v1?ns=127.0.0.1:$UPORT" | sha)"
+long=$(printf 'a%.0s' $(seq 1 3000))
+for ns in .. / %2f %2F..%2F HOST.EXAMPLE "127.0.0.1" "[::1]:5000" "%5B%3A%3A1%5D%3A5000" "$long"; do
+  got=$(code_of "$U/v2/good/manifests/v1?ns=$ns")
+  check "?ns=${ns:0:20}: a 4xx (a local name that is not here), not a 5xx (got $got)" \
+    test "$got" -ge 400 -a "$got" -lt 500
+done
+
+# --- DELETE then pull --------------------------------------------------------------------------
+check_eq "DELETE of a cached tag: 202" 202 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$U/v2/h/good/manifests/v1")"
+check "the tag is gone from storage" test ! -e "$REPOS/h/good/_manifests/tags/v1"
+check_eq "a pull after it fetches it again" "$good" \
+  "$(curl -s -H "$ACCEPT" "$U/v2/h/good/manifests/v1" | sha)"
+check "and stores the tag again" test -e "$REPOS/h/good/_manifests/tags/v1/current/link"
+
+# --- credentials -------------------------------------------------------------------------------
+for p in _regfs/usage _regfs/tags _regfs/manifests _catalog; do
+  curl -s -m 30 "$U/v2/$p" >>"$WORK/bodies"
+done
+b64=$(printf 'bob:%s' "$PASS" | base64)
+check "the upstream password is in no log line of the registry" \
+  bash -c "! grep -qF -e '$PASS' -e '$b64' '$REGISTRY_LOG'"
+check "nor in any error body or /v2/_regfs answer" \
+  bash -c "! grep -qF -e '$PASS' -e '$b64' '$WORK/bodies'"
+check "the registry is still up" test "$(code_of "$U/v2/")" = 200
+done_testing

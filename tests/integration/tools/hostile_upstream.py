@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""hostile_upstream.py --port P --basic U:P — an upstream registry that misbehaves on
+demand, for the pull-through cache's tests (proxy_hostile.sh).
+
+Every /v2/ path wants the Basic credential U:P (401 + Basic challenge otherwise).
+The first component of the repository name picks the behaviour:
+
+  good/manifests/R       a valid OCI image manifest (one config, one layer: the blobs
+                         below), its Docker-Content-Digest
+  dcdlie/manifests/R     a valid manifest whose Docker-Content-Digest names other bytes
+  bydigest/manifests/D   (by digest) a valid manifest that does not hash to D
+  big/manifests/R        a valid manifest of --big bytes, correct digest
+  endless/manifests/R    a chunked body that goes on for --endless bytes (or until the
+                         client hangs up); logs "endless sent=N" with the bytes sent
+  badjson/manifests/R    bytes that are not JSON, correct digest
+  badtype/manifests/R    a manifest body of mediaType (and Content-Type) application/vnd.evil.v1+json
+  manykids/manifests/R   an image index of --kids children, correct digest
+  redir/manifests/R      307 to http://localhost:PORT/elsewhere (another host name)
+  redirfile/manifests/R  307 to file:///etc/passwd
+  /elsewhere             the good manifest; logs whether Authorization came along
+  evil/tags/list         tags that are not tag names among good ones
+  */blobs/D              D of the good manifest's blobs; else 404
+  shortblob/blobs/D      Content-Length of the layer, half of it, then the close
+  wrongblob/blobs/D      other bytes of the layer's length
+One line per request on stdout: "METHOD PATH status auth=yes|no".
+"""
+import argparse
+import base64
+import hashlib
+import json
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+OCI_M = "application/vnd.oci.image.manifest.v1+json"
+OCI_I = "application/vnd.oci.image.index.v1+json"
+CONFIG = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
+LAYER = bytes(range(256)) * 64
+
+
+def sha(b, alg="sha256"):
+    return alg + ":" + hashlib.new(alg, b).hexdigest()
+
+
+def desc(mt, b):
+    return {"mediaType": mt, "digest": sha(b), "size": len(b)}
+
+
+def manifest(pad=0, note="good"):
+    m = {"schemaVersion": 2, "mediaType": OCI_M,
+         "config": desc("application/vnd.oci.image.config.v1+json", CONFIG),
+         "layers": [desc("application/vnd.oci.image.layer.v1.tar", LAYER)],
+         "annotations": {"note": note}}
+    if pad:
+        m["annotations"]["pad"] = "x" * pad
+    return json.dumps(m, separators=(",", ":")).encode()
+
+
+GOOD = manifest()
+BLOBS = {sha(CONFIG): CONFIG, sha(LAYER): LAYER}
+
+
+class H(BaseHTTPRequestHandler):
+    args = None
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *a):
+        pass
+
+    def note(self, code):
+        auth = "yes" if self.headers.get("Authorization") else "no"
+        print(f"{self.command} {self.path} {code} auth={auth}", flush=True)
+
+    def send(self, code, body=b"", headers=None, length=None):
+        self.note(code)
+        self.send_response(code)
+        hdrs = {"Docker-Distribution-API-Version": "registry/2.0", **(headers or {})}
+        for k, v in hdrs.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body) if length is None else length))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def man(self, body, ctype=OCI_M, dcd=None):
+        return self.send(200, body, {"Content-Type": ctype,
+                                     "Docker-Content-Digest": dcd or sha(body)})
+
+    def endless(self):
+        self.note(200)
+        self.send_response(200)
+        self.send_header("Content-Type", OCI_M)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        sent, chunk = 0, b'{"a":"' + b"x" * 65530
+        try:
+            while sent < self.args.endless:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+                chunk = b"x" * 65536
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass
+        print(f"endless sent={sent}", flush=True)
+        self.close_connection = True
+
+    def manifests(self, case, ref):
+        port = self.server.server_address[1]
+        if case == "good":
+            return self.man(GOOD)
+        if case == "dcdlie":
+            return self.man(manifest(note="lie"), dcd=sha(GOOD))
+        if case == "bydigest":
+            return self.man(manifest(note="other"), dcd=ref if ref.startswith("sha") else None)
+        if case == "big":
+            return self.man(manifest(pad=self.args.big))
+        if case == "endless":
+            return self.endless()
+        if case == "badjson":
+            return self.man(b'{"schemaVersion":2, not json')
+        if case == "badtype":
+            m = json.loads(GOOD)
+            m["mediaType"] = "application/vnd.evil.v1+json"
+            return self.man(json.dumps(m).encode(), ctype=m["mediaType"])
+        if case == "manykids":
+            kids = [{"mediaType": OCI_M, "digest": sha(b"%d" % i), "size": 100}
+                    for i in range(self.args.kids)]
+            body = json.dumps({"schemaVersion": 2, "mediaType": OCI_I,
+                               "manifests": kids}).encode()
+            return self.man(body, ctype=OCI_I)
+        if case == "redir":
+            return self.send(307, b"", {"Location": f"http://localhost:{port}/elsewhere"})
+        if case == "redirfile":
+            return self.send(307, b"", {"Location": "file:///etc/passwd"})
+        return self.send(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"no"}]}')
+
+    def blobs(self, case, d):
+        b = BLOBS.get(d)
+        if b is None:
+            return self.send(404, b'{"errors":[{"code":"BLOB_UNKNOWN","message":"no"}]}')
+        h = {"Content-Type": "application/octet-stream", "Docker-Content-Digest": d}
+        if case == "shortblob" and b is LAYER:
+            self.send(200, b[: len(b) // 2], h, length=len(b))
+            self.close_connection = True
+            return None
+        if case == "wrongblob" and b is LAYER:
+            return self.send(200, bytes(len(b)), h)
+        return self.send(200, b, h)
+
+    def do_GET(self):
+        if self.path == "/elsewhere":
+            return self.man(GOOD)
+        want = "Basic " + base64.b64encode(self.args.basic.encode()).decode()
+        if self.headers.get("Authorization") != want:
+            return self.send(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"auth"}]}',
+                             {"WWW-Authenticate": 'Basic realm="hostile"'})
+        parts = self.path.split("?")[0].split("/")
+        if self.path == "/v2/":
+            return self.send(200, b"{}", {"Content-Type": "application/json"})
+        if len(parts) >= 5 and parts[-2] == "manifests":
+            return self.manifests(parts[2], parts[-1])
+        if len(parts) >= 5 and parts[-2] == "blobs":
+            return self.blobs(parts[2], parts[-1])
+        if parts[2:] == ["evil", "tags", "list"]:
+            tags = ["v1", "..", "../../etc", "a/b", "v2", ".hidden", "x" * 200]
+            return self.send(200, json.dumps({"name": "evil", "tags": tags}).encode(),
+                             {"Content-Type": "application/json"})
+        return self.send(404, b'{"errors":[{"code":"NAME_UNKNOWN","message":"no"}]}')
+
+    do_HEAD = do_GET
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--basic", required=True)
+    p.add_argument("--big", type=int, default=2 << 20)
+    p.add_argument("--endless", type=int, default=64 << 20)
+    p.add_argument("--kids", type=int, default=5000)
+    H.args = p.parse_args()
+    srv = ThreadingHTTPServer(("127.0.0.1", H.args.port), H)
+    srv.daemon_threads = True
+    srv.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
