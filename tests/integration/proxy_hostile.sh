@@ -5,8 +5,10 @@
 # one that never ends (the read stops at the limit: counted at the upstream), bytes that
 # are not JSON, a media type we do not take: each is refused (502 naming the upstream)
 # and nothing is stored. A redirect to another host gets no Authorization; one to file://
-# is refused. Tag names from the upstream that are not tags are not listed. A short or
-# wrong blob is not handed over whole, nor stored. ?ns= with odd hosts stays local or
+# is refused. A sha512 digest works. 20 clients by tag while the upstream moves it all
+# get consistent answers. Tag names from the upstream that are not tags are not listed. A short or
+# wrong blob is not handed over whole, nor stored; nor one that trickles (the stall
+# timeout cuts it, the spool is emptied); a chunked one is fine. ?ns= with odd hosts stays local or
 # is refused, never a 5xx. DELETE of a cached tag, then a pull: fetched again. The
 # upstream password appears in no log, error body or /v2/_regfs answer.
 . "$(dirname "$0")/lib.sh"
@@ -17,7 +19,7 @@ need_regfs_registry
 PASS=hostile-S3cret-$RANDOM
 UPORT=$(free_port)
 start_bg hostile python3 "$(dirname "$0")/tools/hostile_upstream.py" --port "$UPORT" \
-  --basic "bob:$PASS"
+  --basic "bob:$PASS" --trickle 2
 HLOG=$WORK/hostile.log
 wait_http "http://127.0.0.1:$UPORT/v2/" || bail "the hostile upstream did not start"
 
@@ -25,6 +27,8 @@ DATA=$WORK/data
 start_regfs_registry "$DATA" "regfs:
   limits:
     manifestsize: 1MiB
+  proxycache:
+    spooldir: $WORK/spool
   proxies:
     - prefix: h
       remoteurl: http://127.0.0.1:$UPORT
@@ -64,6 +68,30 @@ refused badjson v1 "a manifest that is not JSON"
 refused badtype v1 "a manifest of a media type that is not a manifest's"
 check_eq "an index of 5000 children within the limit is taken" "200" "$(code_of "$U/v2/h/manykids/manifests/v1")"
 
+s512=sha512:$(curl -s -u "bob:$PASS" "http://127.0.0.1:$UPORT/v2/good/manifests/v1" | sha512sum | cut -d' ' -f1)
+check_eq "by a sha512 digest: the manifest, hashing to it" "200 ${s512#sha512:}" \
+  "$(code_of "$U/v2/h/good/manifests/$s512") $(sha512sum <"$WORK/body" | cut -d' ' -f1)"
+check_eq "by tag, a sha512 Docker-Content-Digest: stored under it" "$s512" \
+  "$(curl -s -H "$ACCEPT" "$U/v2/h/sha512/manifests/v1" >/dev/null; cat "$REPOS/h/sha512/_manifests/tags/v1/current/link" 2>/dev/null)"
+
+# 20 clients by tag while the upstream moves the tag at every GET: each answer is a
+# manifest whose bytes hash to the digest it is served with (two waves: the second
+# revalidates, past revalidate, and finds the tag moved)
+bad=0
+for wave in 1 2; do
+  [ "$wave" = 2 ] && sleep 1.2
+  pids=()
+  for i in $(seq 1 20); do
+    curl -s -m 60 -H "$ACCEPT" -D "$WORK/mh.$i" -o "$WORK/m.$i" "$U/v2/h/moving/manifests/v1" & pids+=($!)
+  done
+  wait "${pids[@]}"
+  for i in $(seq 1 20); do
+    d=$(tr -d '\r' <"$WORK/mh.$i" | sed -n 's/^[Dd]ocker-[Cc]ontent-[Dd]igest: //p')
+    [ "$d" = "sha256:$(sha <"$WORK/m.$i")" ] && jq -e .layers "$WORK/m.$i" >/dev/null || bad=$((bad + 1))
+  done
+done
+check_eq "20 clients while the tag moves: every answer hashes to its digest" 0 "$bad"
+
 # --- redirects ---------------------------------------------------------------------------
 check_eq "a manifest redirected to another host is fetched" "$good" \
   "$(curl -s -H "$ACCEPT" "$U/v2/h/redir/manifests/v1" | sha)"
@@ -86,6 +114,14 @@ for c in shortblob wrongblob; do
   check_eq "$c: nothing stored" "no $before" \
     "$([ -e "$REPOS/h/$c/_layers" ] && echo yes || echo no) $(nblobs)"
 done
+cfg=$(curl -s -H "$ACCEPT" "$U/v2/h/good/manifests/v1" | jq -r '.config.digest')
+before=$(nblobs)
+curl -s -m 90 -o "$WORK/trickle" "$U/v2/h/trickleblob/blobs/$cfg"; rc=$?
+check "a trickling upstream: the client is cut (curl $rc), not handed a short blob" test "$rc" -ne 0
+check_eq "a trickling upstream: nothing stored, the spool is empty" "no $before 0" \
+  "$([ -e "$REPOS/h/trickleblob/_layers" ] && echo yes || echo no) $(nblobs) $(ls -A "$WORK/spool" | wc -l)"
+check "a blob with no Content-Length (chunked) through the cache" \
+  test "sha256:$(curl -s -m 60 "$U/v2/h/chunkblob/blobs/$layer" | sha)" = "$layer"
 check_eq "a good blob through the cache" "$layer" \
   "sha256:$(curl -s -m 60 "$U/v2/h/good/blobs/$layer" | sha)"
 

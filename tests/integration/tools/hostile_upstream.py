@@ -15,6 +15,8 @@ The first component of the repository name picks the behaviour:
   badjson/manifests/R    bytes that are not JSON, correct digest
   badtype/manifests/R    a manifest body of mediaType (and Content-Type) application/vnd.evil.v1+json
   manykids/manifests/R   an image index of --kids children, correct digest
+  moving/manifests/R     another valid manifest at every GET (the tag moves all the time)
+  sha512/manifests/D     the good manifest, Docker-Content-Digest its sha512
   redir/manifests/R      307 to http://localhost:PORT/elsewhere (another host name)
   redirfile/manifests/R  307 to file:///etc/passwd
   /elsewhere             the good manifest; logs whether Authorization came along
@@ -22,6 +24,8 @@ The first component of the repository name picks the behaviour:
   */blobs/D              D of the good manifest's blobs; else 404
   shortblob/blobs/D      Content-Length of the layer, half of it, then the close
   wrongblob/blobs/D      other bytes of the layer's length
+  chunkblob/blobs/D      the layer chunked, with no Content-Length
+  trickleblob/blobs/D    the layer's Content-Length, then one byte every --trickle seconds
 One line per request on stdout: "METHOD PATH status auth=yes|no".
 """
 import argparse
@@ -29,6 +33,8 @@ import base64
 import hashlib
 import json
 import sys
+import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 OCI_M = "application/vnd.oci.image.manifest.v1+json"
@@ -62,6 +68,8 @@ BLOBS = {sha(CONFIG): CONFIG, sha(LAYER): LAYER}
 class H(BaseHTTPRequestHandler):
     args = None
     protocol_version = "HTTP/1.1"
+    lock = threading.Lock()
+    moves = 0
 
     def log_message(self, fmt, *a):
         pass
@@ -103,6 +111,37 @@ class H(BaseHTTPRequestHandler):
         print(f"endless sent={sent}", flush=True)
         self.close_connection = True
 
+    def chunked(self, b, h):
+        self.note(200)
+        self.send_response(200)
+        for k, v in h.items():
+            self.send_header(k, v)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for i in range(0, len(b), 1000):
+            c = b[i:i + 1000]
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(c), c))
+        self.wfile.write(b"0\r\n\r\n")
+
+    def trickle(self, b, h):
+        self.note(200)
+        self.send_response(200)
+        for k, v in h.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(b)))
+        self.end_headers()
+        sent = 0
+        try:
+            for i in range(len(b)):
+                self.wfile.write(b[i:i + 1])
+                self.wfile.flush()
+                sent += 1
+                time.sleep(self.args.trickle)
+        except OSError:
+            pass
+        print(f"trickle sent={sent}", flush=True)
+        self.close_connection = True
+
     def manifests(self, case, ref):
         port = self.server.server_address[1]
         if case == "good":
@@ -127,6 +166,13 @@ class H(BaseHTTPRequestHandler):
             body = json.dumps({"schemaVersion": 2, "mediaType": OCI_I,
                                "manifests": kids}).encode()
             return self.man(body, ctype=OCI_I)
+        if case == "moving":
+            with H.lock:
+                H.moves += 1
+                n = H.moves
+            return self.man(manifest(note="move %d" % n))
+        if case == "sha512":
+            return self.man(GOOD, dcd=sha(GOOD, "sha512"))
         if case == "redir":
             return self.send(307, b"", {"Location": f"http://localhost:{port}/elsewhere"})
         if case == "redirfile":
@@ -142,6 +188,10 @@ class H(BaseHTTPRequestHandler):
             self.send(200, b[: len(b) // 2], h, length=len(b))
             self.close_connection = True
             return None
+        if case == "chunkblob" and b is LAYER:
+            return self.chunked(b, h)
+        if case == "trickleblob":
+            return self.trickle(b, h)
         if case == "wrongblob" and b is LAYER:
             return self.send(200, bytes(len(b)), h)
         return self.send(200, b, h)
@@ -176,6 +226,7 @@ def main():
     p.add_argument("--big", type=int, default=2 << 20)
     p.add_argument("--endless", type=int, default=64 << 20)
     p.add_argument("--kids", type=int, default=5000)
+    p.add_argument("--trickle", type=float, default=3.0)
     H.args = p.parse_args()
     srv = ThreadingHTTPServer(("127.0.0.1", H.args.port), H)
     srv.daemon_threads = True
