@@ -268,9 +268,18 @@ char *link_next(struct regfs_client *c, const char *link)
 			char *target = strndup(p + 1, (size_t)(e - p - 1));
 			if (!target)
 				return NULL;
-			if (strstr(target, "://"))
-				return target;
-			char *abs = xasprintf("%s%s%s", c->origin, target[0] == '/' ? "" : "/", target);
+			/* An absolute URL is taken for its path on our origin: the next
+			 * page goes to the registry we asked, never where its answer
+			 * points (another host would get our credentials). */
+			const char *path = target, *sch = strstr(target, "://");
+			if (sch) {
+				path = sch + 3 + strcspn(sch + 3, "/");
+				if (strncasecmp(target, c->origin, strlen(c->origin)) != 0 ||
+				    target + strlen(c->origin) != path)
+					log_warn("client: %s: next page %.200s is not on %s: asked there "
+						 "instead", c->origin, target, c->origin);
+			}
+			char *abs = xasprintf("%s%s%s", c->origin, path[0] == '/' ? "" : "/", path);
 			free(target);
 			return abs;
 		}

@@ -62,7 +62,17 @@ static void test_link(void **state)
 	free(n);
 	n = link_next(c, "<https://other/v2/x/tags/list?last=t>; rel=\"prev\", "
 			 "<https://other/v2/x/tags/list?last=u>; rel=\"next\"");
-	assert_string_equal(n, "https://other/v2/x/tags/list?last=u");
+	/* another host's URL is asked of ours: it would get our credentials */
+	assert_string_equal(n, "http://127.0.0.1:5000/v2/x/tags/list?last=u");
+	free(n);
+	n = link_next(c, "<http://127.0.0.1:5000/v2/_catalog?last=c>; rel=\"next\"");
+	assert_string_equal(n, "http://127.0.0.1:5000/v2/_catalog?last=c");
+	free(n);
+	n = link_next(c, "<http://127.0.0.1:50001/v2/_catalog?last=c>; rel=\"next\"");
+	assert_string_equal(n, "http://127.0.0.1:5000/v2/_catalog?last=c");
+	free(n);
+	n = link_next(c, "<file:///etc/passwd>; rel=\"next\"");
+	assert_string_equal(n, "http://127.0.0.1:5000/etc/passwd");
 	free(n);
 	assert_null(link_next(c, "</v2/_catalog?last=a>; rel=\"prev\""));
 	assert_null(link_next(c, ""));

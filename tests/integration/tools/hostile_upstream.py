@@ -26,7 +26,9 @@ The first component of the repository name picks the behaviour:
   wrongblob/blobs/D      other bytes of the layer's length
   chunkblob/blobs/D      the layer chunked, with no Content-Length
   trickleblob/blobs/D    the layer's Content-Length, then one byte every --trickle seconds
-One line per request on stdout: "METHOD PATH status auth=yes|no".
+  evilpage/tags/list     ["p1"] and a next-page Link to http://localhost:PORT/… (another
+                         host name); that page (?last=p1) is ["p2"]
+One line per request on stdout: "METHOD PATH status auth=yes|no host=HOST".
 """
 import argparse
 import base64
@@ -76,7 +78,8 @@ class H(BaseHTTPRequestHandler):
 
     def note(self, code):
         auth = "yes" if self.headers.get("Authorization") else "no"
-        print(f"{self.command} {self.path} {code} auth={auth}", flush=True)
+        host = self.headers.get("Host", "")
+        print(f"{self.command} {self.path} {code} auth={auth} host={host}", flush=True)
 
     def send(self, code, body=b"", headers=None, length=None):
         self.note(code)
@@ -210,6 +213,14 @@ class H(BaseHTTPRequestHandler):
             return self.manifests(parts[2], parts[-1])
         if len(parts) >= 5 and parts[-2] == "blobs":
             return self.blobs(parts[2], parts[-1])
+        if parts[2:] == ["evilpage", "tags", "list"]:
+            port = self.server.server_address[1]
+            last = "?last=p1" in self.path
+            link = {} if last else {
+                "Link": f'<http://localhost:{port}/v2/evilpage/tags/list?last=p1>; rel="next"'}
+            return self.send(200, json.dumps({"name": "evilpage",
+                                              "tags": ["p2" if last else "p1"]}).encode(),
+                             {"Content-Type": "application/json", **link})
         if parts[2:] == ["evil", "tags", "list"]:
             tags = ["v1", "..", "../../etc", "a/b", "v2", ".hidden", "x" * 200]
             return self.send(200, json.dumps({"name": "evil", "tags": tags}).encode(),
