@@ -22,11 +22,17 @@ PASS=hostile-S3cret-$RANDOM
 UPORT=$(free_port)
 start_bg hostile python3 "$(dirname "$0")/tools/hostile_upstream.py" --port "$UPORT" \
   --basic "bob:$PASS" --trickle 2
-HLOG=$WORK/hostile.log
+UP_PID=$BG_PID; HLOG=$WORK/hostile.log
 wait_http "http://127.0.0.1:$UPORT/v2/" || bail "the hostile upstream did not start"
 
 DATA=$WORK/data
-start_regfs_registry "$DATA" "regfs:
+# online GC runs every second all along: what the cache stores must survive it
+REGISTRY_LOG_LEVEL=debug start_regfs_registry "$DATA" "regfs:
+  gc:
+    enabled: true
+    interval: 1s
+    delay: 2s
+    deleteuntagged: true
   limits:
     manifestsize: 1MiB
   proxycache:
@@ -41,17 +47,20 @@ U=$REGISTRY_URL
 REPOS=$DATA/docker/registry/v2/repositories
 ACCEPT='Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json'
 sha() { sha256sum | cut -d' ' -f1; }
-nblobs() { find "$DATA/docker/registry/v2/blobs" -name data 2>/dev/null | wc -l; }
+# blob files now; new blobs since a snapshot (online GC may remove others meanwhile)
+blobs_now() { find "$DATA/docker/registry/v2/blobs" -name data 2>/dev/null | sort; }
+snap() { blobs_now >"$WORK/blobs.before"; }
+newblobs() { blobs_now | comm -13 "$WORK/blobs.before" - | wc -l; }
 code_of() { curl -s -m 60 -H "$ACCEPT" -o "$WORK/body" -w '%{http_code}' "$@"; }
 
 # refused REPO REF WHY — a manifest pull the cache must refuse, storing nothing
 refused() {
-  local before got; before=$(nblobs)
+  local got; snap
   got=$(code_of "$U/v2/h/$1/manifests/$2")
   check_eq "$3: 502 naming the upstream" "502 yes" \
     "$got $(grep -q "127.0.0.1:$UPORT" "$WORK/body" && echo yes)"
-  check_eq "$3: nothing stored (no repository, no new blob)" "no $before" \
-    "$([ -e "$REPOS/h/$1" ] && echo yes || echo no) $(nblobs)"
+  check_eq "$3: nothing stored (no repository, no new blob)" "no 0" \
+    "$([ -e "$REPOS/h/$1" ] && echo yes || echo no) $(newblobs)"
   cat "$WORK/body" >>"$WORK/bodies"
 }
 
@@ -113,22 +122,24 @@ check_eq "the credentials went to no other host" "" \
 # --- blobs ---------------------------------------------------------------------------------
 layer=$(curl -s -H "$ACCEPT" "$U/v2/h/good/manifests/v1" | jq -r '.layers[0].digest')
 for c in shortblob wrongblob; do
-  before=$(nblobs)
+  snap
   curl -sf -m 60 -o "$WORK/$c" "$U/v2/h/$c/blobs/$layer"; rc=$? # 502 or a cut
   got=$(cat "$WORK/$c" 2>/dev/null | sha)
   check "$c: the client does not get a complete blob (curl $rc)" \
     test "$rc" -ne 0 -a "sha256:$got" != "$layer"
-  check_eq "$c: nothing stored" "no $before" \
-    "$([ -e "$REPOS/h/$c/_layers" ] && echo yes || echo no) $(nblobs)"
+  check_eq "$c: nothing stored" "no 0" \
+    "$([ -e "$REPOS/h/$c/_layers" ] && echo yes || echo no) $(newblobs)"
 done
 cfg=$(curl -s -H "$ACCEPT" "$U/v2/h/good/manifests/v1" | jq -r '.config.digest')
-before=$(nblobs)
+snap
 curl -s -m 90 -o "$WORK/trickle" "$U/v2/h/trickleblob/blobs/$cfg"; rc=$?
 check "a trickling upstream: the client is cut (curl $rc), not handed a short blob" test "$rc" -ne 0
-check_eq "a trickling upstream: nothing stored, the spool is empty" "no $before 0" \
-  "$([ -e "$REPOS/h/trickleblob/_layers" ] && echo yes || echo no) $(nblobs) $(ls -A "$WORK/spool" | wc -l)"
+check_eq "a trickling upstream: nothing stored, the spool is empty" "no 0 0" \
+  "$([ -e "$REPOS/h/trickleblob/_layers" ] && echo yes || echo no) $(newblobs) $(ls -A "$WORK/spool" | wc -l)"
 check "a blob with no Content-Length (chunked) through the cache" \
   test "sha256:$(curl -s -m 60 "$U/v2/h/chunkblob/blobs/$layer" | sha)" = "$layer"
+check_eq "a good config blob through the cache" "$cfg" \
+  "sha256:$(curl -s -m 60 "$U/v2/h/good/blobs/$cfg" | sha)"
 check_eq "a good blob through the cache" "$layer" \
   "sha256:$(curl -s -m 60 "$U/v2/h/good/blobs/$layer" | sha)"
 
@@ -149,6 +160,19 @@ check "the tag is gone from storage" test ! -e "$REPOS/h/good/_manifests/tags/v1
 check_eq "a pull after it fetches it again" "$good" \
   "$(curl -s -H "$ACCEPT" "$U/v2/h/good/manifests/v1" | sha)"
 check "and stores the tag again" test -e "$REPOS/h/good/_manifests/tags/v1/current/link"
+
+# --- online GC ------------------------------------------------------------------------------
+gc_runs() { grep -c 'online gc' "$REGISTRY_LOG"; }
+runs=$(gc_runs)
+check "online GC ran during the pulls, and runs 3 more times past its delay" \
+  wait_for 30 bash -c "[ \$(grep -c 'online gc' '$REGISTRY_LOG') -ge $((runs + 3)) ]"
+gdig=sha256:$good
+check_eq "the cached manifest survived GC (stored; served with the upstream stopped)" \
+  "200 $good" "$(stop_pid "$UP_PID"; code_of "$U/v2/h/good/manifests/$gdig") $(sha <"$WORK/body")"
+for d in "$layer" "$cfg"; do
+  check "its blob ${d:7:12} survived GC (served from storage, hashing to it)" \
+    test "sha256:$(curl -s -m 30 "$U/v2/h/good/blobs/$d" | sha)" = "$d"
+done
 
 # --- credentials -------------------------------------------------------------------------------
 for p in _regfs/usage _regfs/tags _regfs/manifests _catalog; do
