@@ -25,6 +25,9 @@
 /* A whole request to an upstream (manifest, tags) may take this long; a
  * tag served from storage when the upstream is down waits at most this. */
 #define UPSTREAM_TIMEOUT_S 15
+/* The most tags an upstream's tags list may have: more (an upstream whose
+ * pages never end) is refused and the stored tags are listed instead. */
+#define UPSTREAM_TAGS_MAX 100000
 
 /* Docker Hub answers under several names; containerd says "docker.io". */
 static bool is_dockerhub(const char *host)
@@ -200,7 +203,8 @@ static int open_one(struct proxy *p, const struct regfs_proxy_config *pc, int id
 				      .ca_cert = pc->cacert, .timeout_s = UPSTREAM_TIMEOUT_S,
 				      /* an upstream's manifest over our limit is cut off as it
 				       * arrives, not buffered: it would be refused anyway */
-				      .manifest_max = manifest_max};
+				      .manifest_max = manifest_max,
+				      .list_max = UPSTREAM_TAGS_MAX};
 	struct regfs_err ce = {0};
 	int rc = regfs_client_new(&o, &p->up, &ce);
 	if (rc)

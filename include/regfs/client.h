@@ -77,6 +77,9 @@ struct regfs_client_opts {
 	size_t manifest_max;       /* a manifest body over this many bytes is refused
 	                            * (-EFBIG) as it arrives, never buffered whole;
 	                            * 0: 256 MiB */
+	size_t list_max;           /* a catalog or tags list of more names than this is
+	                            * refused (-EFBIG), and each of its pages is read
+	                            * only up to list_max * 256 bytes; 0: no limit */
 };
 
 struct regfs_client;

@@ -44,7 +44,7 @@ static int check_digest(const char *d, struct regfs_err *err)
 /* Parses one JSON page holding {"<key>": [strings] | null} into out.
  * -EPROTO when it is not that shape, -ENOMEM. */
 static int page_strings(const char *url, const char *body, size_t len, const char *key,
-			struct regfs_strv *out, struct regfs_err *err)
+			size_t max, struct regfs_strv *out, struct regfs_err *err)
 {
 	json_error_t je;
 	json_t *j = json_loadb(body, len, 0, &je);
@@ -58,7 +58,10 @@ static int page_strings(const char *url, const char *body, size_t len, const cha
 	json_array_foreach(a, i, v) {
 		if (rc)
 			break;
-		if (json_is_string(v))
+		if (max && out->n >= max)
+			rc = regfs_errf(err, -EFBIG, "GET %s: more than %zu names in the list: "
+					"refused", url, max);
+		else if (json_is_string(v))
 			rc = strv_push(out, json_string_value(v));
 	}
 	json_decref(j);
@@ -77,7 +80,9 @@ int walk_pages(struct regfs_client *c, char *first, const struct pages *pg,
 			break;
 		}
 		struct rq q = {.method = "GET", .url = url, .scope = pg->scope, .idempotent = true};
-		struct resp r = {.sink = SINK_MEM, .content_length = -1};
+		/* a page of list_max names of at most 256 bytes each, at most */
+		struct resp r = {.sink = SINK_MEM, .content_length = -1,
+				 .body_max = c->list_max ? c->list_max * 256 : 0};
 		atomic_fetch_add_explicit(pg->counter, 1, memory_order_relaxed);
 		rc = client_do(c, &q, &r, err);
 		if (!rc && r.status != 200)
@@ -106,6 +111,7 @@ int walk_pages(struct regfs_client *c, char *first, const struct pages *pg,
 
 struct strings_acc {
 	const char *key;
+	size_t max; /* 0: no limit */
 	struct regfs_strv *out;
 };
 
@@ -113,7 +119,7 @@ static int strings_page(const char *url, const char *body, size_t len, void *arg
 			struct regfs_err *err)
 {
 	struct strings_acc *a = arg;
-	return page_strings(url, body, len, a->key, a->out, err);
+	return page_strings(url, body, len, a->key, a->max, a->out, err);
 }
 
 /* Follows pages from first_url, collecting `key` strings. */
@@ -122,7 +128,7 @@ static int paged_list(struct regfs_client *c, const char *first_url, const char 
 		      struct regfs_strv *out, struct regfs_err *err)
 {
 	*out = (struct regfs_strv){0};
-	struct strings_acc a = {key, out};
+	struct strings_acc a = {key, c->list_max, out};
 	struct pages pg = {.scope = scope, .what = what, .counter = counter,
 			   .page = strings_page, .arg = &a};
 	int rc = walk_pages(c, strdup(first_url), &pg, err);
@@ -162,7 +168,8 @@ int tags_parse(struct regfs_client *c, const char *repo, const char *url, struct
 	       struct regfs_strv *out, struct regfs_err *err)
 {
 	(void)repo;
-	int rc = page_strings(url, dynbuf_ptr(&r->body), dynbuf_len(&r->body), "tags", out, err);
+	int rc = page_strings(url, dynbuf_ptr(&r->body), dynbuf_len(&r->body), "tags",
+			      c->list_max, out, err);
 	if (rc == -EPROTO)
 		ST_INC(c, st_errors);
 	return rc;

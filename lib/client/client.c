@@ -48,6 +48,7 @@ int regfs_client_new(const struct regfs_client_opts *opts, struct regfs_client *
 	c->timeout_s = opts->timeout_s > 0 ? opts->timeout_s : 10;
 	c->max_parallel = opts->max_parallel > 0 ? opts->max_parallel : 16;
 	c->manifest_max = opts->manifest_max;
+	c->list_max = opts->list_max;
 	pthread_mutex_init(&c->lock, NULL);
 	if (!c->url || !c->host || !c->origin || (opts->ca_cert && !c->ca_cert) ||
 	    (opts->client_cert && !c->client_cert) || (opts->client_key && !c->client_key)) {

@@ -45,6 +45,7 @@ struct regfs_client {
 	bool insecure;
 	int timeout_s, max_parallel;
 	size_t manifest_max; /* opts->manifest_max (0: MEM_BODY_MAX) */
+	size_t list_max;     /* opts->list_max (0: no limit) */
 
 	struct regfs_http http; /* connection cache and handle pool of every request */
 

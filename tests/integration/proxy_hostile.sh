@@ -8,11 +8,12 @@
 # is refused. A sha512 digest works. 20 clients by tag while the upstream moves it all
 # get consistent answers. Tag names from the upstream that are not tags are not listed;
 # a tags page linking to another host is asked of the upstream (the credentials go
-# nowhere else). A short or wrong blob is not handed over whole, nor stored; nor one
-# that trickles (the stall timeout cuts it, the spool is emptied); a chunked one is
-# fine. ?ns= with odd hosts stays local or is refused, never a 5xx. DELETE of a cached
-# tag, then a pull: fetched again. The upstream password appears in no log, error body
-# or /v2/_regfs answer.
+# nowhere else); a tags list whose pages never end is cut off. A short or wrong blob is
+# not handed over whole, nor stored; nor one that trickles (the stall timeout cuts it,
+# the spool is emptied); a chunked one is fine. ?ns= with odd hosts stays local or is
+# refused, never a 5xx. DELETE of a cached tag, then a pull: fetched again. Online GC
+# runs all along: the cached manifest and blobs survive it. The upstream password
+# appears in no log, error body or /v2/_regfs answer.
 . "$(dirname "$0")/lib.sh"
 
 need_bin curl jq python3 sha256sum
@@ -118,6 +119,13 @@ check_eq "a tags list whose next page is on another host: both pages, from the u
   '["p1","p2"]' "$(curl -s "$U/v2/h/evilpage/tags/list" | jq -c .tags)"
 check_eq "the credentials went to no other host" "" \
   "$(grep 'auth=yes' "$HLOG" | grep -v " host=127.0.0.1:$UPORT\$")"
+
+code=$(code_of "$U/v2/h/endlesstags/tags/list")
+pages=$(grep -c '^GET /v2/endlesstags/tags/list' "$HLOG")
+check "a tags list whose pages never end: answered ($code, not a 5xx), after $pages pages" \
+  test "$code" != 000 -a "$code" -lt 500 -a "$pages" -le 200
+check "with a log line naming the upstream" \
+  grep -q "tags of h/endlesstags from upstream http://127.0.0.1:$UPORT failed" "$REGISTRY_LOG"
 
 # --- blobs ---------------------------------------------------------------------------------
 layer=$(curl -s -H "$ACCEPT" "$U/v2/h/good/manifests/v1" | jq -r '.layers[0].digest')

@@ -28,6 +28,7 @@ The first component of the repository name picks the behaviour:
   trickleblob/blobs/D    the layer's Content-Length, then one byte every --trickle seconds
   evilpage/tags/list     ["p1"] and a next-page Link to http://localhost:PORT/… (another
                          host name); that page (?last=p1) is ["p2"]
+  endlesstags/tags/list  pages of 1000 new tags, each linking to a next one, forever
 One line per request on stdout: "METHOD PATH status auth=yes|no host=HOST".
 """
 import argparse
@@ -221,6 +222,12 @@ class H(BaseHTTPRequestHandler):
             return self.send(200, json.dumps({"name": "evilpage",
                                               "tags": ["p2" if last else "p1"]}).encode(),
                              {"Content-Type": "application/json", **link})
+        if parts[2:] == ["endlesstags", "tags", "list"]:
+            page = int(self.path.split("last=p")[1].split("-")[0]) + 1 if "last=" in self.path else 0
+            tags = ["p%d-%d" % (page, i) for i in range(1000)]
+            link = f'</v2/endlesstags/tags/list?n=1000&last={tags[-1]}>; rel="next"'
+            return self.send(200, json.dumps({"name": "endlesstags", "tags": tags}).encode(),
+                             {"Content-Type": "application/json", "Link": link})
         if parts[2:] == ["evil", "tags", "list"]:
             tags = ["v1", "..", "../../etc", "a/b", "v2", ".hidden", "x" * 200]
             return self.send(200, json.dumps({"name": "evil", "tags": tags}).encode(),
