@@ -278,6 +278,9 @@ static int check_url(const char *where, struct regfs_proxy_config *p, struct reg
 		len--;
 	p->remoteurl[len] = '\0';
 	size_t hl = h ? strcspn(h, "/?#@ ") : 0;
+	if (h && h[hl] == '@') /* not echoed: the URL holds a password */
+		return regfs_errf(err, -EINVAL, "%s.remoteurl: credentials in the URL are refused "
+				  "(set username and password instead)", where);
 	if (!h || hl == 0 || h[hl] || len > URL_MAX)
 		return regfs_errf(err, -EINVAL, "%s.remoteurl: \"%.200s\" is not an http:// or "
 				  "https:// URL of a registry host (scheme://host[:port], no path, "

@@ -196,6 +196,20 @@ static void test_refusals(void **state)
 
 /* REGISTRY_PROXY_* as registry:2 reads them: they win over the file and
  * create the section when the file has none */
+/* A remoteurl holding credentials is refused without repeating them. */
+static void test_url_creds(void **state)
+{
+	(void)state;
+	struct regfs_config c;
+	struct regfs_err err = {0};
+	regfs_config_defaults(&c, "/tmp/regfs-test-proxy");
+	const char *y = "proxy:\n  remoteurl: https://bob:S3cretPw@h\n";
+	assert_int_equal(regfs_config_parse(y, strlen(y), &c, &err), -EINVAL);
+	regfs_config_free(&c);
+	assert_non_null(strstr(err.msg, "credentials in the URL"));
+	assert_null(strstr(err.msg, "S3cretPw"));
+}
+
 static void test_env(void **state)
 {
 	(void)state;
@@ -370,6 +384,7 @@ int main(void)
 		cmocka_unit_test(test_registry2),
 		cmocka_unit_test(test_regfs_proxies),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_url_creds),
 		cmocka_unit_test(test_env),
 		cmocka_unit_test(test_proxy_of),
 		cmocka_unit_test(test_ns),
