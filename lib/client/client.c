@@ -236,12 +236,26 @@ void regfs_strv_free(struct regfs_strv *s)
 	s->n = 0;
 }
 
+/* Slots of a list of n names (strv_push's only allocator): the next power of
+ * two of n + 1 (the NULL), so a list of 100 000 tags is 17 reallocs, not
+ * 100 000 copies. */
+static size_t strv_slots(size_t n)
+{
+	size_t c = 2;
+	while (c < n + 1)
+		c *= 2;
+	return c;
+}
+
 int strv_push(struct regfs_strv *s, const char *v)
 {
-	char **nv = realloc(s->v, (s->n + 2) * sizeof *nv);
-	if (!nv)
-		return -ENOMEM;
-	s->v = nv;
+	if (!s->v || strv_slots(s->n + 1) != strv_slots(s->n)) {
+		char **nv = realloc(s->v, strv_slots(s->n + 1) * sizeof *nv);
+		if (!nv)
+			return -ENOMEM;
+		s->v = nv;
+	}
+	char **nv = s->v;
 	if (!(nv[s->n] = strdup(v)))
 		return -ENOMEM;
 	nv[++s->n] = NULL;

@@ -219,6 +219,8 @@ char *url_escape(const char *s);
 char *scope_pull(const char *repo);
 /* Next-page URL from a Link header (absolute, malloc'd) or NULL. */
 char *link_next(struct regfs_client *c, const char *link);
+/* Appends a copy of v (0 or -ENOMEM). s must be {0} or grown by strv_push
+ * only: its slots are implied by s->n (client.c). */
 int strv_push(struct regfs_strv *s, const char *v);
 int manifest_fill(struct regfs_client *c, const char *repo, const char *ref, struct resp *r,
 		  struct regfs_manifest_resp *out, struct regfs_err *err);
