@@ -116,6 +116,8 @@ static const struct key keys[] = {
 	{"regfs.usage", K_MAP, 0, NULL},
 	{"regfs.usage.maxseries", K_INT, F(usage.maxseries), NULL},
 	{"regfs.quota", K_QUOTAS, 0, NULL},
+	{"regfs.proxycache", K_MAP, 0, NULL},
+	{"regfs.proxycache.interval", K_DUR, F(proxycache_interval_s), NULL},
 
 	{"http.addr", K_STR, F(http_addr), NULL},
 	{"http.host", K_STR, F(http_host), NULL},
@@ -647,6 +649,7 @@ void regfs_config_defaults(struct regfs_config *cfg, const char *default_rootdir
 	cfg->limits.idletimeout_s = 120;
 	cfg->limits.largereads = 64;
 	cfg->usage.maxseries = 500;
+	cfg->proxycache_interval_s = 600;
 	cfg->http_addr = strdup(default_rootdir ? "127.0.0.1:5000" : ":5000");
 	cfg->health_storage.interval_s = 10;
 	cfg->health_storage.threshold = 1;
