@@ -117,8 +117,8 @@ void proxy_note_pull(struct registry *r, const struct proxy *p, const char *name
 		     const char *tag, const char *digest);
 
 /* p->pulls, the pull records (proxy_expire.c): proxies_open creates one per
- * upstream (NULL on ENOMEM: that upstream's pulls are not recorded and it
- * never expires; say so in the log), proxies_close frees it (NULL-safe). */
+ * upstream (NULL on ENOMEM), proxies_close frees it (NULL-safe). A NULL
+ * p->pulls records nothing and that upstream never expires. */
 struct regfs_config;
 struct proxy_pulls *proxy_pulls_new(const struct regfs_config *cfg);
 void proxy_pulls_free(struct proxy_pulls *pl);

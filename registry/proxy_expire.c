@@ -478,25 +478,14 @@ struct by_proxy {
 	struct strvec *names;     /* one list per upstream, r->proxies->v's order */
 };
 
-/* Whether repository `name` is under p's prefix (proxy.h: the names under
- * "<prefix>/", every name for the empty prefix; prefixes do not overlap). */
-static bool under(const struct proxy *p, const char *name)
-{
-	size_t n = strlen(p->prefix);
-	return n == 0 || (strncmp(name, p->prefix, n) == 0 && name[n] == '/');
-}
-
 static int sort_repo(const char *name, void *ud)
 {
 	struct by_proxy *b = ud;
-	int owner = -1;
-	for (int i = 0; i < b->r->proxies->n; i++) {
-		const struct proxy *p = &b->r->proxies->v[i];
-		if (under(p, name) && (owner < 0 || p->prefix[0]))
-			owner = i;   /* a named prefix wins over the whole namespace */
-	}
-	const struct proxy *p = owner >= 0 ? &b->r->proxies->v[owner] : NULL;
-	return p && p->ttl_s > 0 && p->pulls ? strvec_push(&b->names[owner], name) : 0;
+	const char *up = NULL;
+	const struct proxy *p = proxy_of(b->r, name, &up);
+	if (!p || p->ttl_s <= 0 || !p->pulls)
+		return 0;
+	return strvec_push(&b->names[p - b->r->proxies->v], name);
 }
 
 /* One upstream's share of a pass, and its log line. Returns the blobs freed. */
