@@ -105,9 +105,9 @@ static void first_pass(struct registry *r)
 		bool was;
 		pulls_set_floor(pl, clean ? 0 : pulls_floor(pl, &was));
 	}
-	log_info("proxy expiry: pull records %s", clean ? "saved at the last stop: used as stored"
-		 : "may miss the last interval before the previous stop: stored times count "
-		   "as no older than one interval before start");
+	log_info("proxy expiry: %s", clean ? "pull records saved at the last stop: used as stored"
+		 : "no clean-stop marker (a first start, or the last stop was not clean): saved "
+		   "pull times count as no older than one interval before this start");
 }
 
 void proxy_pulls_free(struct proxy_pulls *pl)
