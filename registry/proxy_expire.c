@@ -49,6 +49,7 @@
 #include "proxy_pulls.h"
 #include "registry.h"
 #include "repo.h"
+#include "respond.h"
 #include "usage.h"
 #include "digestset.h"
 
@@ -494,7 +495,7 @@ static uint64_t expire_proxy(struct registry *r, const struct proxy *p, const st
 {
 	struct pass x = {.r = r, .p = p, .now = now, .cutoff = now - p->ttl_s,
 			 .blobs_ok = blobs_ok};
-	uint64_t t0 = (uint64_t)time(NULL);
+	uint64_t t0 = now_us();
 	for (size_t i = 0; i < names->n; i++) {
 		struct regfs_err e = {0};
 		if (expire_repo(&x, names->v[i], &e) != 0) {
@@ -506,11 +507,11 @@ static uint64_t expire_proxy(struct registry *r, const struct proxy *p, const st
 	int unsaved = pulls_flush(r, p->pulls);
 	log_info("proxy expiry: upstream %s (prefix \"%s\", ttl %" PRId64 "s): %zu cached "
 		 "repositories, %" PRIu64 " tags, %" PRIu64 " manifests, %" PRIu64 " blobs, %"
-		 PRIu64 " bytes freed%s%s (%" PRIu64 " s)", p->remoteurl, p->prefix, p->ttl_s,
+		 PRIu64 " bytes freed%s%s (%" PRIu64 " ms)", p->remoteurl, p->prefix, p->ttl_s,
 		 names->n, x.tags, x.manifests, x.blobs, x.bytes,
 		 blobs_ok ? "" : " (blobs left to gc: storage accounting not ready)",
 		 x.failed || unsaved ? "; some steps failed (logged above)" : "",
-		 (uint64_t)time(NULL) - t0);
+		 (now_us() - t0) / 1000);
 	*removed += (int)x.tags;
 	return x.blobs;
 }
