@@ -1,6 +1,6 @@
 #!/bin/bash
 # Expiry of the pull-through cache by reference: an upstream docker-registry holds images
-# A and B (team/app:a, team/app:b) that share a base layer; a local repository pushed to
+# A and B (team/a:v1, team/b:v1, two repositories) that share a base layer; a local repository pushed to
 # regfs-registry uses the same base layer. regfs-registry caches the upstream under "up"
 # with ttl 4s and an expiry pass every second. A and B are pulled through the cache, then
 # only B keeps being pulled until A's tag expires. Checked against the files on disk:
@@ -43,7 +43,7 @@ check_eq "A, B and the local image share the base layer" "3" \
 start_docker_registry "$WORK/upstream" || bail "upstream docker-registry did not start"
 UP=$REGISTRY_HOST; UP_PID=$REGISTRY_PID; UP_CONFIG=$REGISTRY_CONFIG
 for t in a b; do
-  skopeo_copy "oci:$O:$t" "docker://$UP/team/app:$t" || bail "skopeo push of $t to the upstream"
+  skopeo_copy "oci:$O:$t" "docker://$UP/team/$t:v1" || bail "skopeo push of $t to the upstream"
 done
 
 DATA=$WORK/data
@@ -57,24 +57,25 @@ CONF="regfs:
   gc:
     delay: 1s"
 start_regfs_registry "$DATA" "$CONF" || bail "regfs-registry did not start"
-H=$REGISTRY_HOST; U=$REGISTRY_URL; REGFS_CONFIG=$REGISTRY_CONFIG
+H=$REGISTRY_HOST; U=$REGISTRY_URL; REGFS_CONFIG=$REGISTRY_CONFIG; REGFS_PORT=$REGISTRY_PORT
+REGFS_PID=$REGISTRY_PID; REGFS_LOG=$REGISTRY_LOG
 
 check "skopeo pushes the local image to regfs-registry" skopeo_copy "oci:$O:c" "docker://$H/local/app:c"
 check "skopeo copies the local image back (reference copy)" skopeo_copy "docker://$H/local/app:c" "dir:$WORK/c0"
-check "A pulls through the cache" skopeo_copy "docker://$H/up/team/app:a" "dir:$WORK/a0"
-check "B pulls through the cache" skopeo_copy "docker://$H/up/team/app:b" "dir:$WORK/b0"
+check "A pulls through the cache" skopeo_copy "docker://$H/up/team/a:v1" "dir:$WORK/a0"
+check "B pulls through the cache" skopeo_copy "docker://$H/up/team/b:v1" "dir:$WORK/b0"
 check "the pulled blobs hash to their digests" verify_dir_blobs "$WORK/a0"
 
 V2=$DATA/docker/registry/v2
-A_TAG=$V2/repositories/up/team/app/_manifests/tags/a
-B_TAG=$V2/repositories/up/team/app/_manifests/tags/b
+A_TAG=$V2/repositories/up/team/a/_manifests/tags/v1
+B_TAG=$V2/repositories/up/team/b/_manifests/tags/v1
 stored() { [ -f "$(blob_path "$DATA" "$1")" ]; }
 all_stored() { local d; while read -r d; do stored "$d" || return 1; done <"$1"; }
 none_stored() { local d; while read -r d; do stored "$d" && return 1; done <"$1"; return 0; }
 check "A's blobs are stored" all_stored "$WORK/a.all"
 
 # --- keep pulling B (every second) until A has expired (bounded) ----------------------------
-pull_b() { curl -s -o /dev/null -w '%{http_code}' -H "$ACCEPT" "$U/v2/up/team/app/manifests/b"; }
+pull_b() { curl -s -o /dev/null -w '%{http_code}' -H "$ACCEPT" "$U/v2/up/team/b/manifests/v1"; }
 a_gone() { [ ! -e "$A_TAG" ] && none_stored "$WORK/a.own"; }
 gone=no
 for ((i = 0; i < 40; i++)); do
@@ -83,7 +84,7 @@ for ((i = 0; i < 40; i++)); do
   sleep 1
 done
 check_eq "A's tag and its own blobs are deleted while B is pulled" yes "$gone"
-check "the expiry pass logged what it freed" grep -Eq "proxy expiry: upstream http://$UP .* [1-9][0-9]* tags, [1-9][0-9]* manifests, [1-9][0-9]* blobs" "$REGISTRY_LOG"
+check "the expiry pass logged what it freed" grep -Eq "proxy expiry: upstream http://$UP .* [1-9][0-9]* tags, [1-9][0-9]* manifests, [1-9][0-9]* blobs" "$REGFS_LOG"
 check "B's tag stays" test -e "$B_TAG/current/link"
 check "the shared base layer stays" stored "$BASE"
 check "B's blobs stay" all_stored "$WORK/b.all"
@@ -94,7 +95,7 @@ check_files "stored blobs = blobs the remaining manifests reference (none orphan
   "$WORK/reach" "$WORK/stored"
 a_man=$(head -n1 "$WORK/a.own")
 check "A's manifest revision is gone from the cached repository" \
-  test ! -e "$V2/repositories/up/team/app/_manifests/revisions/sha256/${a_man#sha256:}"
+  test ! -e "$V2/repositories/up/team/a/_manifests/revisions/sha256/${a_man#sha256:}"
 check "the local image pulls byte-identical" skopeo_copy "docker://$H/local/app:c" "dir:$WORK/c1"
 check "  (same files)" same_dirs "$WORK/c0" "$WORK/c1"
 
@@ -103,15 +104,15 @@ disk_bytes=$(find "$V2/blobs" -type f -name data -printf '%s\n' | awk '{s += $1}
 curl -s "$U/v2/_regfs/usage" >"$WORK/usage.json"
 check_eq "usage: stored bytes = the blob files on disk, no garbage" "$disk_bytes 0" \
   "$(jq -r '"\(.stored) \(.garbage.total)"' "$WORK/usage.json")"
-check_eq "usage: up/team/app has one tag and one manifest (B)" "1 1" \
-  "$(jq -r '.repositories[] | select(.name == "up/team/app") | "\(.tags) \(.manifests)"' "$WORK/usage.json")"
+check_eq "usage: tags and manifests of up/team/a (expired) and up/team/b" "0 0 1 1" \
+  "$(jq -r '[.repositories[] | select(.name == "up/team/a" or .name == "up/team/b")] | sort_by(.name) | map("\(.tags) \(.manifests)") | join(" ")' "$WORK/usage.json")"
 
 # --- B with the upstream stopped; A again with it back --------------------------------------
 stop_pid "$UP_PID"
-check "B pulls with the upstream stopped" skopeo_copy "docker://$H/up/team/app:b" "dir:$WORK/b1"
+check "B pulls with the upstream stopped" skopeo_copy "docker://$H/up/team/b:v1" "dir:$WORK/b1"
 check "  byte-identical to the first pull" same_dirs "$WORK/b0" "$WORK/b1"
 start_docker_registry "$UP_CONFIG" || bail "upstream docker-registry did not restart"
-check "A pulls again with the upstream back" skopeo_copy "docker://$H/up/team/app:a" "dir:$WORK/a1"
+check "A pulls again with the upstream back" skopeo_copy "docker://$H/up/team/a:v1" "dir:$WORK/a1"
 check "  byte-identical to the first pull" same_dirs "$WORK/a0" "$WORK/a1"
 check "  and is stored again" all_stored "$WORK/a.all"
 
@@ -119,18 +120,18 @@ check "  and is stored again" all_stored "$WORK/a.all"
 # ttl 8s: B is last pulled now, A 6 s later, then regfs-registry restarts at once. Stored
 # records: B's expires ~2 s after the restart, A's ~8 s after. Records lost would make
 # both count as pulled at the restart, so both would go together.
-stop_pid "$REGISTRY_PID"
-write_registry_config "$REGFS_CONFIG" "$DATA" "$REGISTRY_PORT" "${CONF/ttl: 4s/ttl: 8s}"
+stop_pid "$REGFS_PID"
+write_registry_config "$REGFS_CONFIG" "$DATA" "$REGFS_PORT" "${CONF/ttl: 4s/ttl: 8s}"
 start_regfs_registry "$REGFS_CONFIG" || bail "regfs-registry did not start (ttl 8s)"
-U=$REGISTRY_URL
-[ "$(curl -s -o /dev/null -w '%{http_code}' -H "$ACCEPT" "$U/v2/up/team/app/manifests/b")" = 200 ] || log "pull of B failed"
+U=$REGISTRY_URL; REGFS_PID=$REGISTRY_PID
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "$ACCEPT" "$U/v2/up/team/b/manifests/v1")" = 200 ] || log "pull of B failed"
 sleep 6
 t_a=$(date +%s)
-[ "$(curl -s -o /dev/null -w '%{http_code}' -H "$ACCEPT" "$U/v2/up/team/app/manifests/a")" = 200 ] || log "pull of A failed"
-stop_pid "$REGISTRY_PID"
-rec=$V2/_regfs/proxy/up/team/app/_pulls.json
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "$ACCEPT" "$U/v2/up/team/a/manifests/v1")" = 200 ] || log "pull of A failed"
+stop_pid "$REGFS_PID"
+rec=$V2/_regfs/proxy/up/team/a/_pulls.json
 check "the pull records are saved at stop" test -f "$rec"
-check_eq "  with A's pull time" yes "$( [ "$(jq -r '.tags.a // 0' "$rec" 2>/dev/null)" -ge "$t_a" ] && echo yes)"
+check_eq "  with A's pull time" yes "$( [ "$(jq -r '.tags.v1 // 0' "$rec" 2>/dev/null)" -ge "$t_a" ] && echo yes)"
 start_regfs_registry "$REGFS_CONFIG" || bail "regfs-registry did not restart"
 b_first=no
 for ((i = 0; i < 30; i++)); do
