@@ -8,7 +8,9 @@
 # stay, every stored blob hashes to its name and is exactly what the manifests left on
 # disk reference (nothing orphaned, nothing missing); the local image still pulls
 # byte-identical; B still pulls with the upstream stopped; the usage extension agrees
-# with the disk; A pulls again once the upstream is back. Second case: the pull records
+# with the disk; the pull records sit outside the registry:2 layout (the catalog and
+# registry:2's own garbage-collect --dry-run, which finds nothing to free, ignore them);
+# A pulls again once the upstream is back. Second case: the pull records
 # survive a restart (A, pulled just before it, is not expired by the first pass after
 # it, while B, last pulled more than a ttl before, is).
 . "$(dirname "$0")/lib.sh"
@@ -106,6 +108,16 @@ check_eq "usage: stored bytes = the blob files on disk, no garbage" "$disk_bytes
   "$(jq -r '"\(.stored) \(.garbage.total)"' "$WORK/usage.json")"
 check_eq "usage: tags and manifests of up/team/a (expired) and up/team/b" "0 0 1 1" \
   "$(jq -r '[.repositories[] | select(.name == "up/team/a" or .name == "up/team/b")] | sort_by(.name) | map("\(.tags) \(.manifests)") | join(" ")' "$WORK/usage.json")"
+
+# --- the pull records are outside the registry:2 layout ------------------------------------
+check "the pull records are stored under _regfs/proxy/" test -f "$V2/_regfs/proxy/up/team/b/_pulls.json"
+check_eq "the catalog does not list them" '["local/app","up/team/a","up/team/b"]' \
+  "$(curl -s "$U/v2/_catalog" | jq -c '.repositories')"
+write_registry_config "$WORK/r2.yml" "$DATA" "$(free_port)"
+r2_gc() { with_timeout 60 "$DOCKER_REGISTRY" garbage-collect --dry-run "$WORK/r2.yml" >"$WORK/r2gc.out" 2>&1; }
+check "registry:2's garbage-collect --dry-run reads the storage with them" r2_gc
+check_eq "  and finds nothing left unreferenced by the expiry" "0 blobs and 0 manifests eligible" \
+  "$(grep -o '[0-9]* blobs and [0-9]* manifests eligible' "$WORK/r2gc.out")"
 
 # --- B with the upstream stopped; A again with it back --------------------------------------
 stop_pid "$UP_PID"
