@@ -153,9 +153,11 @@ struct gathered {
 
 static void gathered_clear(struct gathered *g)
 {
-	for (size_t i = 0; g->refs && i < g->revs.n; i++) {
-		strvec_clear(&g->refs[i]);
-		strvec_clear(&g->kids[i]);
+	for (size_t i = 0; i < g->revs.n; i++) {
+		if (g->refs)
+			strvec_clear(&g->refs[i]);
+		if (g->kids)
+			strvec_clear(&g->kids[i]);
 	}
 	free(g->refs);
 	free(g->kids);
@@ -202,10 +204,16 @@ static int gather_tags(struct registry *r, struct proxy_pulls *pl, const char *r
 		char d[REGFS_DIGEST_MAX];
 		int64_t mtime = 0;
 		char *cur = regfs_layout_tag_current(repo, names.v[i]);
-		int lrc = cur ? repo_read_link(r, cur, d, &mtime, NULL) : -ENOMEM;
+		struct regfs_err le = {0};
+		int lrc = cur ? repo_read_link(r, cur, d, &mtime, &le) : -ENOMEM;
 		free(cur);
-		if (lrc)
+		if (lrc == -ENOENT || lrc == -EINVAL)
 			continue; /* deleted meanwhile, or not a link: not ours to judge */
+		if (lrc) {
+			/* a tag we cannot read may keep a manifest: decide nothing */
+			rc = regfs_errf(err, lrc, "reading tag %s: %s", names.v[i], regfs_err_str(&le));
+			break;
+		}
 		rc = strvec_push(&g->tag_names, names.v[i]);
 		if (rc == 0)
 			rc = strvec_push(&g->tag_digests, d);
@@ -220,13 +228,20 @@ static int gather_tags(struct registry *r, struct proxy_pulls *pl, const char *r
 	return rc;
 }
 
-/* What revision i references. An unreadable manifest references nothing we
- * know of (gc.c skips it the same way); it can still expire. */
-static int gather_refs(struct registry *r, struct gathered *g, size_t i)
+/* What revision i references. A missing, malformed or corrupt manifest
+ * references nothing we know of (gc.c skips it the same way) and can still
+ * expire; a storage error fails the repository's pass (deciding on partial
+ * knowledge could remove the children of an index that stays). */
+static int gather_refs(struct registry *r, struct gathered *g, size_t i, struct regfs_err *err)
 {
 	struct manifest_entry *e = NULL;
-	if (manifest_load(r, g->revs.v[i], &e, NULL) != 0)
+	struct regfs_err le = {0};
+	int lrc = manifest_load(r, g->revs.v[i], &e, &le);
+	if (lrc == -ENOENT || lrc == -EINVAL || (lrc == -EIO && strstr(le.msg, "corrupt")))
 		return 0;
+	if (lrc)
+		return regfs_errf(err, lrc, "reading manifest %s: %s", g->revs.v[i],
+				  regfs_err_str(&le));
 	snprintf(g->subjects[i], sizeof g->subjects[i], "%s", e->subject);
 	struct regfs_manifest *m = NULL;
 	int rc = 0;
@@ -267,7 +282,7 @@ static int gather_revs(struct registry *r, struct proxy_pulls *pl, const char *r
 			mtime = (int64_t)time(NULL); /* unreadable now: count it as new */
 		free(link);
 		snprintf(key, sizeof key, "@%s", d);
-		rc = gather_refs(r, g, i);
+		rc = gather_refs(r, g, i, err);
 		g->mfs[i] = (struct pe_manifest){
 			.digest = d, .pulled = pulled_at(pl, repo, key, mtime),
 			.subject = g->subjects[i],
