@@ -1,15 +1,26 @@
-/* Unit tests of the expiry decision of the pull-through cache
- * (registry/proxy_expire_plan.c): which tags expire, which manifests become
- * unreferenced, which blobs they held. */
+/* Unit tests of the expiry of the pull-through cache: the decision
+ * (registry/proxy_expire_plan.c: which tags expire, which manifests become
+ * unreferenced, which blobs they held) and the pull records
+ * (registry/proxy_pulls.c, over a filesystem storage in a temporary
+ * directory: saved, read back, the floor after an unclean stop, a malformed
+ * object ignored). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <regfs/layout.h>
 
 #include "../../registry/proxy_expire_plan.h"
+#include "../../registry/proxy_pulls.h"
+#include "../../registry/registry.h"
 
 #define NOW 1000000
 #define TTL 100
@@ -131,6 +142,123 @@ static void test_two_tags_one_manifest(void **state)
 	pe_plan_clear(&p);
 }
 
+/* ---- pull records ---- */
+
+struct store {
+	char root[64];
+	struct registry r;
+};
+
+static int store_setup(void **state)
+{
+	struct store *c = calloc(1, sizeof *c);
+	snprintf(c->root, sizeof c->root, "/tmp/regfs-pulls-XXXXXX");
+	if (!c || !mkdtemp(c->root) || regfs_storage_fs_new(c->root, &c->r.st, NULL) != 0)
+		return -1;
+	*state = c;
+	return 0;
+}
+
+static int store_teardown(void **state)
+{
+	struct store *c = *state;
+	regfs_storage_del(c->r.st, REGFS_LAYOUT_ROOT, NULL);
+	regfs_storage_free(c->r.st);
+	rmdir(c->root);
+	free(c);
+	return 0;
+}
+
+#define OBJ REGFS_LAYOUT_ROOT "/_regfs/proxy/up/team/app/_pulls.json"
+
+/* Notes are saved once, read back by a new process (later times win), and
+ * records of what no longer exists are dropped. */
+static void test_pulls_saved_and_read(void **state)
+{
+	struct store *c = *state;
+	struct proxy_pulls *pl = pulls_new(5000, 0);
+	pulls_note(pl, "up/team/app", "a", 100);
+	pulls_note(pl, "up/team/app", "a", 90);  /* older: ignored */
+	pulls_note(pl, "up/team/app", "@sha256:00", 200);
+	pulls_default(pl, "up/team/app", "b", 300);
+	pulls_default(pl, "up/team/app", "b", 400); /* only when absent */
+	assert_int_equal(pulls_get(pl, "up/team/app", "a"), 100);
+	assert_int_equal(pulls_get(pl, "up/team/app", "b"), 300);
+	assert_int_equal(pulls_get(pl, "up/team/app", "c"), -1);
+	assert_int_equal(pulls_flush(&c->r, pl), 0);
+	char *data = NULL;
+	size_t len = 0;
+	assert_int_equal(regfs_storage_get(c->r.st, OBJ, &data, &len, NULL), 0);
+	assert_string_equal(data, "{\"digests\":{\"sha256:00\":200},\"tags\":{\"a\":100,\"b\":300}}");
+	free(data);
+	pulls_free(pl);
+
+	pl = pulls_new(6000, 0);
+	pulls_set_floor(pl, 0);            /* after a clean stop */
+	pulls_note(pl, "up/team/app", "b", 350);
+	pulls_load(&c->r, pl, "up/team/app");
+	assert_int_equal(pulls_get(pl, "up/team/app", "a"), 100);
+	assert_int_equal(pulls_get(pl, "up/team/app", "b"), 350);
+	assert_int_equal(pulls_get(pl, "up/team/app", "@sha256:00"), 200);
+	struct strvec keep = {0};
+	strvec_push(&keep, "b");
+	pulls_retain(pl, "up/team/app", &keep);
+	strvec_clear(&keep);
+	assert_int_equal(pulls_get(pl, "up/team/app", "a"), -1);
+	assert_int_equal(pulls_flush(&c->r, pl), 0);
+	assert_int_equal(regfs_storage_get(c->r.st, OBJ, &data, &len, NULL), 0);
+	assert_string_equal(data, "{\"digests\":{},\"tags\":{\"b\":350}}");
+	free(data);
+	/* nothing left: the object goes */
+	pulls_retain(pl, "up/team/app", &keep);
+	assert_int_equal(pulls_flush(&c->r, pl), 0);
+	assert_int_equal(regfs_storage_get(c->r.st, OBJ, &data, &len, NULL), -ENOENT);
+	pulls_free(pl);
+}
+
+/* Without a clean stop, saved times count as no older than start - slack. */
+static void test_pulls_floor_after_crash(void **state)
+{
+	struct store *c = *state;
+	const char *obj = "{\"tags\":{\"old\":100,\"new\":9990}}";
+	assert_int_equal(regfs_storage_put(c->r.st, OBJ, obj, strlen(obj), NULL), 0);
+	assert_false(pulls_take_stopped(&c->r));
+	struct proxy_pulls *pl = pulls_new(10000, 600);
+	bool set = true;
+	assert_int_equal(pulls_floor(pl, &set), 9400);
+	assert_false(set);
+	pulls_load(&c->r, pl, "up/team/app");
+	assert_int_equal(pulls_get(pl, "up/team/app", "old"), 9400);
+	assert_int_equal(pulls_get(pl, "up/team/app", "new"), 9990);
+	pulls_free(pl);
+	/* the clean-stop marker is taken once */
+	assert_int_equal(pulls_mark_stopped(&c->r), 0);
+	assert_true(pulls_take_stopped(&c->r));
+	assert_false(pulls_take_stopped(&c->r));
+}
+
+/* A malformed object is ignored (logged), not a failure; bad values are skipped. */
+static void test_pulls_malformed(void **state)
+{
+	struct store *c = *state;
+	const char *bad = "{\"tags\": [1, 2";
+	assert_int_equal(regfs_storage_put(c->r.st, OBJ, bad, strlen(bad), NULL), 0);
+	struct proxy_pulls *pl = pulls_new(10000, 0);
+	pulls_set_floor(pl, 0);
+	pulls_load(&c->r, pl, "up/team/app");
+	assert_int_equal(pulls_get(pl, "up/team/app", "a"), -1);
+	pulls_free(pl);
+	const char *odd = "{\"tags\":{\"a\":\"x\",\"b\":-5,\"c\":7},\"digests\":3}";
+	assert_int_equal(regfs_storage_put(c->r.st, OBJ, odd, strlen(odd), NULL), 0);
+	pl = pulls_new(10000, 0);
+	pulls_set_floor(pl, 0);
+	pulls_load(&c->r, pl, "up/team/app");
+	assert_int_equal(pulls_get(pl, "up/team/app", "a"), -1);
+	assert_int_equal(pulls_get(pl, "up/team/app", "b"), -1);
+	assert_int_equal(pulls_get(pl, "up/team/app", "c"), 7);
+	pulls_free(pl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -140,6 +268,10 @@ int main(void)
 		cmocka_unit_test(test_pulled_by_digest),
 		cmocka_unit_test(test_ttl_zero_and_dangling_tag),
 		cmocka_unit_test(test_two_tags_one_manifest),
+		cmocka_unit_test_setup_teardown(test_pulls_saved_and_read, store_setup, store_teardown),
+		cmocka_unit_test_setup_teardown(test_pulls_floor_after_crash, store_setup,
+						store_teardown),
+		cmocka_unit_test_setup_teardown(test_pulls_malformed, store_setup, store_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
