@@ -162,7 +162,7 @@ static int store_setup(void **state)
 static int store_teardown(void **state)
 {
 	struct store *c = *state;
-	regfs_storage_del(c->r.st, REGFS_LAYOUT_ROOT, NULL);
+	regfs_storage_del(c->r.st, "/docker", NULL); /* the whole tree the test wrote */
 	regfs_storage_free(c->r.st);
 	rmdir(c->root);
 	free(c);
