@@ -207,10 +207,9 @@ static int gather_tags(struct registry *r, struct proxy_pulls *pl, const char *r
 		struct regfs_err le = {0};
 		int lrc = cur ? repo_read_link(r, cur, d, &mtime, &le) : -ENOMEM;
 		free(cur);
-		if (lrc == -ENOENT || lrc == -EINVAL)
-			continue; /* deleted meanwhile, or not a link: not ours to judge */
 		if (lrc) {
-			/* a tag we cannot read may keep a manifest: decide nothing */
+			/* a listed tag we cannot read may keep a manifest: decide nothing
+			 * (a tag deleted meanwhile is not listed at the next pass) */
 			rc = regfs_errf(err, lrc, "reading tag %s: %s", names.v[i], regfs_err_str(&le));
 			break;
 		}
@@ -292,9 +291,13 @@ static int gather_revs(struct registry *r, struct proxy_pulls *pl, const char *r
 	return rc;
 }
 
-/* Reads the repository and forgets records of what no longer exists. */
+/* Reads the repository and forgets records of what no longer exists. A
+ * record younger than the ttl (after `cutoff`) of a tag or manifest the
+ * listing does not show fails the repository's pass (-EAGAIN): either the
+ * listing missed it (a storage that answered short) or it came or went a
+ * moment ago; deciding from that listing could remove what was just pulled. */
 static int gather(struct registry *r, struct proxy_pulls *pl, const char *repo,
-		  struct gathered *g, struct regfs_err *err)
+		  int64_t cutoff, struct gathered *g, struct regfs_err *err)
 {
 	int rc = gather_tags(r, pl, repo, g, err);
 	if (rc == 0)
@@ -307,9 +310,14 @@ static int gather(struct registry *r, struct proxy_pulls *pl, const char *repo,
 		snprintf(key, sizeof key, "@%s", g->revs.v[i]);
 		rc = strvec_push(&keep, key);
 	}
+	char missing[REGFS_DIGEST_MAX + 2];
 	if (rc == 0) {
 		strvec_sort(&keep);
-		pulls_retain(pl, repo, &keep);
+		if (pulls_fresh_unseen(pl, repo, &keep, cutoff, missing, sizeof missing))
+			rc = regfs_errf(err, -EAGAIN, "%s was pulled within the ttl but is not listed "
+					"now; nothing decided this pass", missing);
+		else
+			pulls_retain(pl, repo, &keep);
 	}
 	strvec_clear(&keep);
 	return rc;
@@ -448,7 +456,7 @@ static int expire_manifests(struct pass *x, const char *repo, struct regfs_err *
 	struct gathered g = {0};
 	struct pe_plan plan = {0};
 	struct strvec held = {0};
-	int rc = gather(x->r, x->p->pulls, repo, &g, err);
+	int rc = gather(x->r, x->p->pulls, repo, x->cutoff, &g, err);
 	if (rc == 0)
 		rc = pe_plan_repo(g.tags, g.tag_names.n, g.mfs, g.revs.n, x->now, x->p->ttl_s,
 				  &plan);
@@ -475,7 +483,7 @@ static int expire_repo(struct pass *x, const char *repo, struct regfs_err *err)
 	pulls_load(x->r, x->p->pulls, repo);
 	struct gathered g = {0};
 	struct pe_plan plan = {0};
-	int rc = gather(x->r, x->p->pulls, repo, &g, err);
+	int rc = gather(x->r, x->p->pulls, repo, x->cutoff, &g, err);
 	if (rc == 0)
 		rc = pe_plan_repo(g.tags, g.tag_names.n, g.mfs, g.revs.n, x->now, x->p->ttl_s,
 				  &plan);

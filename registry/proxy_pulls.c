@@ -25,6 +25,7 @@
 struct rec {
 	char *key;
 	int64_t t;
+	bool unseen;   /* pulls_fresh_unseen reported it once (see there) */
 };
 
 struct prepo {
@@ -150,6 +151,7 @@ static int rec_set(struct prepo *p, const char *key, int64_t when, bool only_new
 	if (e) {
 		if (!only_new && when > e->t) {
 			e->t = when;
+			e->unseen = false;
 			p->dirty = true;
 		}
 		return 0;
@@ -165,7 +167,7 @@ static int rec_set(struct prepo *p, const char *key, int64_t when, bool only_new
 	char *k = strdup(key);
 	if (!k)
 		return -ENOMEM;
-	p->v[p->n++] = (struct rec){k, when};
+	p->v[p->n++] = (struct rec){k, when, false};
 	p->dirty = true;
 	return 0;
 }
@@ -225,6 +227,7 @@ void pulls_retain(struct proxy_pulls *pl, const char *repo, const struct strvec 
 	size_t w = 0;
 	for (size_t i = 0; p && i < p->n; i++) {
 		if (in_sorted(keep, p->v[i].key)) {
+			p->v[i].unseen = false;
 			p->v[w++] = p->v[i];
 		} else {
 			free(p->v[i].key);
@@ -234,6 +237,27 @@ void pulls_retain(struct proxy_pulls *pl, const char *repo, const struct strvec 
 	if (p)
 		p->n = w;
 	pthread_mutex_unlock(&pl->mu);
+}
+
+bool pulls_fresh_unseen(struct proxy_pulls *pl, const char *repo, const struct strvec *seen,
+			int64_t after, char *key, size_t cap)
+{
+	bool found = false;
+	pthread_mutex_lock(&pl->mu);
+	struct prepo *p = repo_of(pl, repo, false);
+	for (size_t i = 0; p && i < p->n; i++) {
+		struct rec *e = &p->v[i];
+		if (e->t <= after || in_sorted(seen, e->key))
+			continue;
+		if (e->unseen)
+			continue; /* unseen twice in a row: it is gone (a DELETE) */
+		e->unseen = true;
+		if (!found)
+			snprintf(key, cap, "%s", e->key);
+		found = true;
+	}
+	pthread_mutex_unlock(&pl->mu);
+	return found;
 }
 
 /* "<dir>/<name>/_pulls.json"; NULL for a name that is not a valid

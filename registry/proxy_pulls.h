@@ -23,6 +23,7 @@
 #define REGFS_PROXY_PULLS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <regfs/strvec.h>
@@ -67,6 +68,16 @@ void pulls_default(struct proxy_pulls *pl, const char *repo, const char *key, in
 /* Drops the records of repo whose key is not in `keep` (sorted): tags and
  * manifests that no longer exist. */
 void pulls_retain(struct proxy_pulls *pl, const char *repo, const struct strvec *keep);
+
+/* A record of repo younger than `after` (a pull within the ttl) whose key is
+ * not in `seen` (sorted): copied to key (cap bytes) and true. The listing of
+ * the repository then missed something that was just pulled, so nothing of
+ * it should be decided from that listing. A record reported once and unseen
+ * again at the next call is taken as gone (deleted by a DELETE) and no
+ * longer reported; pulls_retain then drops it. A pull or a listing that
+ * shows it again resets that. */
+bool pulls_fresh_unseen(struct proxy_pulls *pl, const char *repo, const struct strvec *seen,
+			int64_t after, char *key, size_t cap);
 
 /* Reads repo's stored records once (later: no-op) and merges them (later
  * times win). A missing object is not an error; an unreadable or malformed

@@ -259,6 +259,30 @@ static void test_pulls_malformed(void **state)
 	pulls_free(pl);
 }
 
+/* A fresh record the listing does not show is reported once (the listing
+ * may be short); unseen again, it is taken as deleted; a new pull resets it. */
+static void test_pulls_fresh_unseen(void **state)
+{
+	(void)state;
+	struct proxy_pulls *pl = pulls_new(0, 0);
+	pulls_note(pl, "r", "a", 100);
+	pulls_note(pl, "r", "old", 10);
+	struct strvec seen = {0};
+	strvec_push(&seen, "b");
+	char key[64] = "";
+	assert_true(pulls_fresh_unseen(pl, "r", &seen, 60, key, sizeof key));
+	assert_string_equal(key, "a");
+	assert_false(pulls_fresh_unseen(pl, "r", &seen, 60, key, sizeof key));
+	pulls_note(pl, "r", "a", 110);   /* pulled again */
+	assert_true(pulls_fresh_unseen(pl, "r", &seen, 60, key, sizeof key));
+	assert_false(pulls_fresh_unseen(pl, "r", &seen, 60, key, sizeof key));
+	pulls_retain(pl, "r", &seen);
+	assert_int_equal(pulls_get(pl, "r", "a"), -1);
+	assert_false(pulls_fresh_unseen(pl, "r", &seen, 60, key, sizeof key));
+	strvec_clear(&seen);
+	pulls_free(pl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -272,6 +296,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pulls_floor_after_crash, store_setup,
 						store_teardown),
 		cmocka_unit_test_setup_teardown(test_pulls_malformed, store_setup, store_teardown),
+		cmocka_unit_test(test_pulls_fresh_unseen),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
