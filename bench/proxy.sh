@@ -1,0 +1,191 @@
+#!/bin/bash
+# bench/proxy.sh — the pull-through cache: a ~300 MB image pulled with skopeo straight
+# from an upstream registry, through regfs-registry's cache (`regfs.proxies`, prefix
+# "up"), and through Debian's docker-registry 2.8.2 in proxy mode (`proxy.remoteurl`),
+# in one run, loopback only, filesystem storage. Not a test: it prints numbers.
+#
+# Usage: bench/proxy.sh [--size MB] [--reps N] [--auth 0|1]
+#   --size MB   image size (default 300): three layers of random bytes, 2/3, 4/15 and
+#               the rest of it (200M 80M 20M); built once, cached under /var/tmp
+#   --reps N    rounds (default 3); every figure is the best of N. Each round pulls
+#               (a) straight from the upstream, (b) cold then warm through regfs-registry,
+#               (c) cold then warm through docker-registry's proxy mode (b and c swap
+#               order every other round); every cold pull starts from an empty cache
+#               (a new storage root and a new process)
+#   --auth 1    the upstream behind the tests' token issuer (the Docker Hub Bearer
+#               flow; both caches get the credentials)
+# Every pull is verified: the manifest's digest, the set of blobs and each blob's sha256.
+# Prints seconds, the ratio registry:2 time / regfs time (>= 1.0: regfs as fast or
+# faster), the requests each pull made to the upstream (from its access log: a warm
+# pull must make no blob GET) and the CPU seconds each cache process spent.
+# Env: REGFS_BUILD (default ./build; use a release build).
+set -u -o pipefail
+BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
+. "$BENCH_DIR/../tests/integration/lib.sh"
+SIZE_MB=300 REPS=3 AUTH=0
+bench_options 2,21 size:SIZE_MB reps:REPS auth:AUTH -- "$@"
+. "$BENCH_DIR/progress.sh"
+log() { progress_clear; printf '# %s\n' "$*"; }   # lib.sh's, erasing the progress line first
+need_regfs_registry
+need_bin skopeo umoci jq python3 "$DOCKER_REGISTRY"
+[[ $SIZE_MB =~ ^[0-9]+$ && $SIZE_MB -ge 3 && $REPS =~ ^[0-9]+$ && $REPS -ge 1 ]] ||
+  { echo "bench/proxy.sh: --size (>= 3) and --reps (>= 1) take whole numbers" >&2; exit 2; }
+bt=$(meson introspect --buildoptions "$REGFS_BUILD" 2>/dev/null | jq -r '.[] | select(.name == "buildtype") | .value' 2>/dev/null)
+[ "$bt" = release ] || log "note: $REGFS_BUILD is buildtype '${bt:-?}', not release"
+# Request logging off in the caches (logging every request would measure the logger);
+# the in-memory blob descriptor cache is what our users configure (the seed's config).
+export REGISTRY_LOG_LEVEL=error REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR=inmemory
+
+# --- the image, built once (umoci gzips 300 MB: tens of seconds) -----------------------
+L1=$((SIZE_MB * 2 / 3)) L2=$((SIZE_MB * 4 / 15)); L3=$((SIZE_MB - L1 - L2))
+IMG=/var/tmp/regfs-bench-proxy-${L1}M-${L2}M-${L3}M
+if [ ! -s "$IMG/oci/index.json" ]; then
+  log "building the image (${L1}M ${L2}M ${L3}M) into $IMG (once) ..."
+  rm -rf "$IMG.tmp"; mkdir -p "$IMG.tmp"
+  make_image "$IMG.tmp/oci" v1 3 "${L1}M" "${L2}M" "${L3}M" >/dev/null || bail "make_image failed"
+  rm -rf "$IMG"; mv "$IMG.tmp" "$IMG" || bail "mv $IMG.tmp"
+fi
+MDIG=$(jq -r '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == "v1") | .digest' "$IMG/oci/index.json")
+MFILE=$IMG/oci/blobs/sha256/${MDIG#sha256:}
+[ -s "$MFILE" ] || bail "no manifest for v1 in $IMG (rm -rf $IMG and run again)"
+EXPECT=$(jq -r '.config.digest, .layers[].digest' "$MFILE" | sed 's/^sha256://' | sort)
+TOTAL=$(jq '[.config.size, .layers[].size] | add' "$MFILE")
+NBLOBS=$(wc -l <<<"$EXPECT")
+
+# verify DIR — a skopeo dir: copy holds the image: the manifest's digest, exactly the
+# expected blobs, each hashing to its name (lib.sh's verify_dir_blobs).
+verify() {
+  local got
+  got=$(sha256sum "$1/manifest.json" | cut -d' ' -f1)
+  [ "sha256:$got" = "$MDIG" ] || { echo "manifest.json hashes to $got, not $MDIG"; return 1; }
+  got=$(find "$1" -maxdepth 1 -type f -regextype posix-extended -regex '.*/[0-9a-f]{64}' -printf '%f\n' | sort)
+  [ "$got" = "$EXPECT" ] || { echo "blobs: $(tr '\n' ' ' <<<"$got"), expected $(tr '\n' ' ' <<<"$EXPECT")"; return 1; }
+  verify_dir_blobs "$1"
+}
+
+# --- the upstream (access log on: it is how requests are counted) ------------------------
+CREDS=() UPCREDS=""
+if [ "$AUTH" = 1 ]; then
+  start_tokenserver tok
+  REGISTRY_LOG_LEVEL=info start_token_registry "$WORK/up" || bail "upstream did not start"
+  CREDS=(--src-creds alice:s3cret) UPCREDS=$'\n      username: alice\n      password: s3cret'
+else
+  REGISTRY_LOG_LEVEL=info start_docker_registry "$WORK/up" || bail "upstream did not start"
+fi
+UP=$REGISTRY_HOST UPLOG=$REGISTRY_LOG
+log "upstream docker-registry at $UP$([ "$AUTH" = 1 ] && echo ", token auth at 127.0.0.1:$TPORT")"
+skopeo_copy ${CREDS:+--dest-creds alice:s3cret} "oci:$IMG/oci:v1" "docker://$UP/bench/img:v1" || bail "push to the upstream failed"
+log "image: $MDIG, $((TOTAL / 1000000)) MB in $NBLOBS blobs (${L1}M ${L2}M ${L3}M layers + config)"
+
+# up_counts — "blob GETs manifest-requests all" in the upstream's access log so far
+# (combined log format: `"GET /v2/bench/img/blobs/sha256:… HTTP/1.1" 200 …`).
+up_counts() {
+  awk '/"(GET|HEAD|POST|PUT|PATCH|DELETE) \/v2\// { all++ }
+       /"GET \/v2\/[^ ]*\/blobs\/sha256:/ { b++ }
+       /"(GET|HEAD) \/v2\/[^ ]*\/manifests\// { m++ }
+       END { printf "%d %d %d\n", b, m, all }' "$UPLOG"
+}
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+TCK=$(getconf CLK_TCK)
+now() { date +%s.%N; }
+
+# pull NAME SRC [PID] — one timed skopeo pull of SRC into a fresh dir, verified; records
+# the time in T[NAME], the upstream requests it caused in N[NAME] (the largest seen over
+# the rounds) and the CPU of PID (the cache) in C[NAME]. Bails on a wrong image; returns
+# 1 when skopeo failed without the upstream seeing a request (a build without the cache).
+declare -A T N C
+pull() {
+  local name=$1 src=$2 pid=${3:-} dst=$WORK/pull t0 t1 c0=0 c1=0 u0 u1 d s cpu msg rc=0
+  rm -rf "$dst"; sync
+  u0=$(up_counts); [ -n "$pid" ] && c0=$(cpu_ticks "$pid")
+  t0=$(now)
+  skopeo_copy "${CREDS[@]}" "docker://$src" "dir:$dst" 2>"$WORK/skopeo.err" || rc=1
+  t1=$(now)
+  [ -n "$pid" ] && c1=$(cpu_ticks "$pid")
+  sleep 0.2   # the access log line is written after the response
+  u1=$(up_counts)
+  d=$(awk -v a="$u0" -v b="$u1" 'BEGIN { split(a, x, " "); split(b, y, " ");
+        printf "%d %d %d", y[1] - x[1], y[2] - x[2], y[3] - x[3] }')
+  if [ $rc != 0 ]; then
+    [ "$d" = "0 0 0" ] && return 1
+    bail "$name: skopeo pull of $src failed: $(tail -c 600 "$WORK/skopeo.err")"
+  fi
+  msg=$(verify "$dst") || bail "$name: the pulled image is wrong: $msg"
+  s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+  T[$name]+="$s "
+  N[$name]=$(awk -v a="${N[$name]:-0 0 0}" -v b="$d" 'BEGIN { split(a, x, " "); split(b, y, " ");
+        for (i = 1; i <= 3; i++) printf "%d ", (y[i] > x[i] ? y[i] : x[i]) }')
+  cpu=$(awk -v a="$c0" -v b="$c1" -v t="$TCK" 'BEGIN { printf "%.2f", (b - a) / t }')
+  C[$name]+="$cpu "
+  log "$name: $s s, upstream requests (blob GETs, manifest, all): $d${pid:+, cache CPU $cpu s}"
+  progress_step "$TOTAL"
+}
+
+# A cache of KIND on a new, empty storage root: cold pull, then warm pull, then stopped.
+HAVE_REGFS=1
+cache_round() {
+  local kind=$1 i=$2 root=$WORK/$1-$2 extra
+  rm -rf "$WORK/$kind-$((i - 1))"
+  if [ "$kind" = regfs ]; then
+    extra="regfs:
+  proxies:
+    - prefix: up
+      remoteurl: http://$UP$UPCREDS"
+    start_regfs_registry "$root" "$extra" || bail "regfs-registry did not start"
+    if ! pull regfs-cold "$REGISTRY_HOST/up/bench/img:v1" "$REGISTRY_PID"; then
+      # skopeo failed and the upstream saw nothing: this build has no cache.
+      [ "$HAVE_REGFS" = 1 ] && log "regfs-registry ($REGFS_BUILD) does not serve up/bench/img from the upstream: no pull-through cache in this build; its rows stay empty"
+      HAVE_REGFS=0; stop_pid "$REGISTRY_PID"; progress_step; progress_step; return 0
+    fi
+    pull regfs-warm "$REGISTRY_HOST/up/bench/img:v1" "$REGISTRY_PID"
+  else
+    extra="proxy:
+  remoteurl: http://$UP${UPCREDS//      /  }"
+    start_docker_registry "$root" "$extra" || bail "docker-registry (proxy mode) did not start"
+    pull docker-cold "$REGISTRY_HOST/bench/img:v1" "$REGISTRY_PID"
+    pull docker-warm "$REGISTRY_HOST/bench/img:v1" "$REGISTRY_PID"
+  fi
+  RSS[$kind]=$(awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$REGISTRY_PID/status")
+  stop_pid "$REGISTRY_PID"
+}
+
+declare -A RSS
+log "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+progress_begin bench pulls $((5 * REPS))
+for ((i = 1; i <= REPS; i++)); do
+  pull direct "$UP/bench/img:v1"
+  if ((i % 2)); then cache_round regfs "$i"; cache_round docker "$i"
+  else cache_round docker "$i"; cache_round regfs "$i"; fi
+done
+progress_end
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# --- the table ----------------------------------------------------------------------------
+best() { tr ' ' '\n' <<<"$1" | grep . | sort -g | head -n1; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b > 0) printf "%.2f", a / b; else print "-" }'; }
+echo
+echo "pull of a $((TOTAL / 1000000)) MB image ($NBLOBS blobs), skopeo copy to dir:, best of $REPS; load average $LOAD"
+printf '%-26s %8s %9s %24s %10s %8s\n' path seconds vs-direct "upstream blob/mf/all" "cache CPU" "RSS MB"
+direct=$(best "${T[direct]}")
+for n in direct regfs-cold regfs-warm docker-cold docker-warm; do
+  case $n in
+    direct) label="direct from the upstream" ;;
+    regfs-*) label="regfs cache, ${n#*-}" ;;
+    docker-*) label="registry:2 proxy, ${n#*-}" ;;
+  esac
+  if [ -z "${T[$n]:-}" ]; then printf '%-26s %8s\n' "$label" "-"; continue; fi
+  s=$(best "${T[$n]}")
+  cpu=-; [ "$n" = direct ] || cpu=$(best "${C[$n]}")
+  rss=-; case $n in regfs-warm) rss=${RSS[regfs]:--} ;; docker-warm) rss=${RSS[docker]:--} ;; esac
+  read -r b m a <<<"${N[$n]}"
+  printf '%-26s %8s %9s %24s %10s %8s\n' "$label" "$s" "$(ratio "$s" "$direct")x" "$b / $m / $a" "$cpu" "$rss"
+done
+echo
+for w in cold warm; do
+  d=$(best "${T[docker-$w]:-}"); r=$(best "${T[regfs-$w]:-}")
+  printf 'registry:2 / regfs, %s pull: %sx (>= 1.0: regfs as fast or faster)\n' "$w" "$(ratio "$d" "$r")"
+done
+if [ "$HAVE_REGFS" = 1 ]; then
+  read -r b _ <<<"${N[regfs-warm]}"
+  [ "$b" = 0 ] || echo "WARNING: the warm pull through regfs made $b blob GETs upstream (expected 0)"
+fi
