@@ -63,14 +63,15 @@ verify() {
   verify_dir_blobs "$1"
 }
 
-# --- the upstream (access log on: it is how requests are counted) ------------------------
+# --- the upstream (logs at level error like the caches, but its access log stays on:
+# it is how requests are counted) ------------------------------------------------------
 CREDS=() UPCREDS=""
 if [ "$AUTH" = 1 ]; then
   start_tokenserver tok
-  REGISTRY_LOG_LEVEL=info start_token_registry "$WORK/up" || bail "upstream did not start"
+  start_token_registry "$WORK/up" || bail "upstream did not start"
   CREDS=(--src-creds alice:s3cret) UPCREDS=$'\n      username: alice\n      password: s3cret'
 else
-  REGISTRY_LOG_LEVEL=info start_docker_registry "$WORK/up" || bail "upstream did not start"
+  start_docker_registry "$WORK/up" || bail "upstream did not start"
 fi
 UP=$REGISTRY_HOST UPLOG=$REGISTRY_LOG
 log "upstream docker-registry at $UP$([ "$AUTH" = 1 ] && echo ", token auth at 127.0.0.1:$TPORT")"

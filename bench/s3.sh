@@ -8,9 +8,19 @@
 # docker-registry time / regfs-registry time (>= 1.0: regfs is as fast or faster),
 # plus the S3 requests each registry made per push and pull (from RGW's request
 # log), which is where the time goes besides moving bytes.
-# Every pull is checked byte-identical to the source.
+# Every pull is checked byte-identical to the source, and each redirect mode is
+# checked to be in force (a blob GET answers 307 with redirects, 200 without).
+#
+# Cached upstream images (the pull-through cache): an upstream docker-registry on
+# loopback (filesystem) holds the same image; regfs-registry on the bucket with a
+# `regfs.proxies` entry (prefix "up") and docker-registry in proxy mode
+# (`proxy.remoteurl`) on the same bucket, each under its own fresh rootdirectory,
+# pull it cold (empty cache) then warm, in each redirect mode of PROXY_MODES.
+# Prints the same figures plus the upstream's requests (its access log): a warm pull
+# should make no blob GET upstream.
 # Env: REPS (2), MEMSTORE_BYTES (OSD size, 8 GiB), SIZES ("250M 60M 1M": one layer per size), CHUNKSIZE (registry
-# storage.s3.chunksize, default unset = 10 MiB), REGFS_BUILD.
+# storage.s3.chunksize, default unset = 10 MiB), PROXY_MODES ("off on": redirect
+# disabled / enabled for the cached case; "" skips it), REGFS_BUILD.
 set -u -o pipefail
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 . "$BENCH_DIR/../tests/integration/lib.sh"
@@ -38,19 +48,36 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 s3reqs() { wc -l < <(grep -a 'beast:' "$RGWLOG" 2>/dev/null) ; }
 best() { printf '%s\n' "$@" | sort -g | head -n1; }
 
-declare -A T N
+declare -A T N U
+read -r -a PMODES <<<"${PROXY_MODES-off on}"
 run=0
-progress_begin bench "push+pull runs" $((2 * 2 * REPS))
+progress_begin bench "push+pull runs" $((2 * 2 * REPS + 2 * ${#PMODES[@]} * REPS))
+
+# registry_config FILE KIND MODE RUN [EXTRA_YAML] — the seed's config on benchbucket under
+# rootdirectory /bench-RUN, redirects per MODE (on/off), CHUNKSIZE if set, EXTRA appended.
+registry_config() {
+  local cfg=$1 mode=$3 run=$4
+  s3_config "$cfg" benchbucket "$(free_port)" "${5:-}"
+  # A fresh rootdirectory per run: nothing to deduplicate against.
+  sed -i "s|^\(\s*rootdirectory:\).*|\1 /bench-$run|" "$cfg"
+  [ "$mode" = off ] && sed -i 's/^  delete:/  redirect:\n    disable: true\n  delete:/' "$cfg"
+  [ -n "${CHUNKSIZE:-}" ] && sed -i "s/^\(\s*\)bucket:\(.*\)/\1bucket:\2\n\1chunksize: $CHUNKSIZE/" "$cfg"
+  return 0
+}
+# check_redirect KIND MODE URL REPO — a blob GET answers 307 (mode on) or 200 (off).
+check_redirect() {
+  local want=200 code dig
+  [ "$2" = on ] && want=307
+  dig=$(jq -r '.layers[0].digest' "$WORK/src/manifest.json")
+  code=$(curl -s -o /dev/null -m 60 -w '%{http_code}' "$3/v2/$4/blobs/$dig")
+  [ "$code" = "$want" ] || bail "$1 redirect-$2: a blob GET answered $code, not $want: the mode is not in force"
+}
 for mode in on off; do
   for kind in docker regfs; do
     for ((i = 1; i <= REPS; i++)); do
       run=$((run + 1))
       cfg=$WORK/$kind-$mode-$i.yml
-      s3_config "$cfg" benchbucket "$(free_port)"
-      # A fresh rootdirectory per run: nothing to deduplicate against.
-      sed -i "s|^\(\s*rootdirectory:\).*|\1 /bench-$run|" "$cfg"
-      [ "$mode" = off ] && sed -i 's/^  delete:/  redirect:\n    disable: true\n  delete:/' "$cfg"
-      [ -n "${CHUNKSIZE:-}" ] && sed -i "s/^\(\s*\)bucket:\(.*\)/\1bucket:\2\n\1chunksize: $CHUNKSIZE/" "$cfg"
+      registry_config "$cfg" "$kind" "$mode" "$run"
       start_registry "$kind" "$cfg" || bail "$kind did not start"
       R=$REGISTRY_HOST
       r0=$(s3reqs); t0=$(now)
@@ -60,6 +87,7 @@ for mode in on off; do
       skopeo_copy "docker://$R/bench/img:v1" "dir:$WORK/pull" || bail "$kind pull failed"
       t2=$(now); r2=$(s3reqs)
       diff -r "$WORK/src" "$WORK/pull" >/dev/null || bail "$kind: pulled image differs"
+      check_redirect "$kind" "$mode" "$REGISTRY_URL" bench/img
       T[$kind-$mode-push]+="$(secs "$t0" "$t1") "; T[$kind-$mode-pull]+="$(secs "$t1" "$t2") "
       N[$kind-$mode-push]=$((r1 - r0)); N[$kind-$mode-pull]=$((r2 - r1))
       log "$kind redirect-$mode run $i: push $(secs "$t0" "$t1") s ($((r1 - r0)) S3 requests), pull $(secs "$t1" "$t2") s ($((r2 - r1)))"
@@ -69,15 +97,83 @@ for mode in on off; do
     done
   done
 done
+
+# --- cached upstream images -------------------------------------------------------------
+# up_blob_gets — blob GETs in the upstream's access log so far (combined log format).
+up_blob_gets() { grep -ac '"GET /v2/[^ ]*/blobs/sha256:' "$UPLOG"; }
+# cached_pull KIND MODE WHICH REF I — one timed pull through a cache; 1 when skopeo
+# failed and the upstream saw nothing (a regfs-registry without the cache).
+cached_pull() {
+  local kind=$1 mode=$2 which=$3 ref=$4 i=$5 t0 t1 r0 r1 u0 u1 k=$1-$2-$3
+  rm -rf "$WORK/pull"; sync
+  r0=$(s3reqs); u0=$(up_blob_gets); t0=$(now)
+  if ! skopeo_copy "docker://$ref" "dir:$WORK/pull" 2>"$WORK/skopeo.err"; then
+    sleep 0.2; [ "$(up_blob_gets)" = "$u0" ] && [ "$kind" = regfs ] && [ "$which" = cold ] && return 1
+    bail "$k: pull of $ref failed: $(tail -c 600 "$WORK/skopeo.err")"
+  fi
+  t1=$(now); sleep 0.2; r1=$(s3reqs); u1=$(up_blob_gets)
+  diff -r "$WORK/src" "$WORK/pull" >/dev/null || bail "$k: pulled image differs"
+  T[$k]+="$(secs "$t0" "$t1") "; N[$k]=$((r1 - r0)); U[$k]=$((u1 - u0))
+  log "$kind cached redirect-$mode run $i, $which pull: $(secs "$t0" "$t1") s ($((r1 - r0)) S3 requests, $((u1 - u0)) upstream blob GETs)"
+  progress_step "$total"
+}
+HAVE_CACHE=1
+if [ ${#PMODES[@]} -gt 0 ]; then
+  REGISTRY_LOG_LEVEL=info start_docker_registry "$WORK/upstream" || bail "upstream did not start"
+  UP=$REGISTRY_HOST UPLOG=$REGISTRY_LOG
+  skopeo_copy "$img" "docker://$UP/bench/img:v1" || bail "push to the upstream failed"
+  log "upstream docker-registry (filesystem) at $UP holds the image"
+fi
+for mode in "${PMODES[@]}"; do
+  for ((i = 1; i <= REPS; i++)); do
+    kinds="regfs docker"; ((i % 2)) || kinds="docker regfs"   # alternate who goes first
+    for kind in $kinds; do
+      run=$((run + 1))
+      cfg=$WORK/proxy-$kind-$mode-$i.yml
+      if [ "$kind" = regfs ]; then
+        registry_config "$cfg" "$kind" "$mode" "$run" "regfs:
+  proxies:
+    - prefix: up
+      remoteurl: http://$UP"
+        ref=up/bench/img:v1
+      else
+        registry_config "$cfg" "$kind" "$mode" "$run" "proxy:
+  remoteurl: http://$UP"
+        ref=bench/img:v1
+      fi
+      start_registry "$kind" "$cfg" || bail "$kind (cache) did not start"
+      if ! cached_pull "$kind" "$mode" cold "$REGISTRY_HOST/$ref" "$i"; then
+        [ "$HAVE_CACHE" = 1 ] && log "regfs-registry ($REGFS_BUILD) does not serve up/bench/img from the upstream: no pull-through cache in this build"
+        HAVE_CACHE=0; progress_step; progress_step
+      else
+        cached_pull "$kind" "$mode" warm "$REGISTRY_HOST/$ref" "$i"
+        check_redirect "$kind" "$mode" "$REGISTRY_URL" "${ref%:v1}"
+      fi
+      stop_pid "$REGISTRY_PID"
+      s3tool rmrf benchbucket "bench-$run/" || log "could not empty bench-$run/"
+    done
+  done
+done
 progress_end
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 
 echo
-printf '%-22s %10s %10s %8s   %s\n' "$(( total / 1000000 )) MB image" docker-reg regfs ratio "S3 requests (docker / regfs)"
+echo "best of $REPS; load average at the end: $LOAD"
+printf '%-26s %10s %10s %8s   %s\n' "$(( total / 1000000 )) MB image" docker-reg regfs ratio "S3 requests (docker / regfs)"
 for mode in on off; do
   for op in push pull; do
     # shellcheck disable=SC2086
     d=$(best ${T[docker-$mode-$op]}); r=$(best ${T[regfs-$mode-$op]})
-    printf '%-22s %9ss %9ss %7sx   %s / %s\n' "$op (redirect $mode)" "$d" "$r" \
+    printf '%-26s %9ss %9ss %7sx   %s / %s\n' "$op (redirect $mode)" "$d" "$r" \
       "$(awk -v a="$d" -v b="$r" 'BEGIN { printf "%.2f", a / b }')" "${N[docker-$mode-$op]}" "${N[regfs-$mode-$op]}"
+  done
+done
+for mode in "${PMODES[@]}"; do
+  for which in cold warm; do
+    # shellcheck disable=SC2086
+    d=$(best ${T[docker-$mode-$which]}); r=$(best ${T[regfs-$mode-$which]:-})
+    printf '%-26s %9ss %9ss %7sx   %s / %s; upstream blob GETs %s / %s\n' "cached $which (redirect $mode)" "$d" "${r:--}" \
+      "$(awk -v a="$d" -v b="$r" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')" \
+      "${N[docker-$mode-$which]}" "${N[regfs-$mode-$which]:--}" "${U[docker-$mode-$which]}" "${U[regfs-$mode-$which]:--}"
   done
 done
