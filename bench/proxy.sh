@@ -51,6 +51,7 @@ MFILE=$IMG/oci/blobs/sha256/${MDIG#sha256:}
 EXPECT=$(jq -r '.config.digest, .layers[].digest' "$MFILE" | sed 's/^sha256://' | sort)
 TOTAL=$(jq '[.config.size, .layers[].size] | add' "$MFILE")
 NBLOBS=$(wc -l <<<"$EXPECT")
+STORE_EXPECT=$(printf '%s\n' $EXPECT "${MDIG#sha256:}" | sed 's/^/sha256:/' | sort -u)  # blobs + manifest
 
 # verify DIR — a skopeo dir: copy holds the image: the manifest's digest, exactly the
 # expected blobs, each hashing to its name (lib.sh's verify_dir_blobs).
@@ -122,6 +123,22 @@ pull() {
   progress_step "$TOTAL"
 }
 
+# wait_stored ROOT NAME — after a cold pull, polls (up to 120 s) until the cache under ROOT
+# has stored every blob and the manifest (registry:2 stores in the background, fetching
+# each blob a second time): the warm pull must find everything. Records the seconds
+# it took in S[NAME].
+declare -A S
+wait_stored() {
+  local t0 k
+  t0=$(now)
+  for ((k = 0; k < 1200; k++)); do
+    [ "$(stored_blobs "$1")" = "$STORE_EXPECT" ] && break
+    sleep 0.1
+  done
+  S[$2]+="$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }') "
+  [ "$k" -lt 1200 ] || log "$2: not everything stored 120 s after the pull"
+}
+
 # A cache of KIND on a new, empty storage root: cold pull, then warm pull, then stopped.
 HAVE_REGFS=1
 cache_round() {
@@ -138,12 +155,14 @@ cache_round() {
       [ "$HAVE_REGFS" = 1 ] && log "regfs-registry ($REGFS_BUILD) does not serve up/bench/img from the upstream: no pull-through cache in this build; its rows stay empty"
       HAVE_REGFS=0; stop_pid "$REGISTRY_PID"; progress_step; progress_step; return 0
     fi
+    wait_stored "$root" regfs-cold
     pull regfs-warm "$REGISTRY_HOST/up/bench/img:v1" "$REGISTRY_PID"
   else
     extra="proxy:
   remoteurl: http://$UP${UPCREDS//      /  }"
     start_docker_registry "$root" "$extra" || bail "docker-registry (proxy mode) did not start"
     pull docker-cold "$REGISTRY_HOST/bench/img:v1" "$REGISTRY_PID"
+    wait_stored "$root" docker-cold
     pull docker-warm "$REGISTRY_HOST/bench/img:v1" "$REGISTRY_PID"
   fi
   RSS[$kind]=$(awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$REGISTRY_PID/status")
@@ -166,7 +185,7 @@ best() { tr ' ' '\n' <<<"$1" | grep . | sort -g | head -n1; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b > 0) printf "%.2f", a / b; else print "-" }'; }
 echo
 echo "pull of a $((TOTAL / 1000000)) MB image ($NBLOBS blobs), skopeo copy to dir:, best of $REPS; load average $LOAD"
-printf '%-26s %8s %9s %24s %10s %8s\n' path seconds vs-direct "upstream blob/mf/all" "cache CPU" "RSS MB"
+printf '%-26s %8s %9s %24s %10s %8s %8s\n' path seconds vs-direct "upstream blob/mf/all" "cache CPU" "RSS MB" stored
 direct=$(best "${T[direct]}")
 for n in direct regfs-cold regfs-warm docker-cold docker-warm; do
   case $n in
@@ -179,13 +198,17 @@ for n in direct regfs-cold regfs-warm docker-cold docker-warm; do
   cpu=-; [ "$n" = direct ] || cpu=$(best "${C[$n]}")
   rss=-; case $n in regfs-warm) rss=${RSS[regfs]:--} ;; docker-warm) rss=${RSS[docker]:--} ;; esac
   read -r b m a <<<"${N[$n]}"
-  printf '%-26s %8s %9s %24s %10s %8s\n' "$label" "$s" "$(ratio "$s" "$direct")x" "$b / $m / $a" "$cpu" "$rss"
+  st=-; [ -n "${S[$n]:-}" ] && st="+$(best "${S[$n]}")"
+  printf '%-26s %8s %9s %24s %10s %8s %8s\n' "$label" "$s" "$(ratio "$s" "$direct")x" "$b / $m / $a" "$cpu" "$rss" "$st"
 done
 echo
 for w in cold warm; do
   d=$(best "${T[docker-$w]:-}"); r=$(best "${T[regfs-$w]:-}")
   printf 'registry:2 / regfs, %s pull: %sx (>= 1.0: regfs as fast or faster)\n' "$w" "$(ratio "$d" "$r")"
 done
+echo "(upstream requests: the most any round made; cache CPU: of the cache process during"
+echo " the pull; RSS: the cache's peak; stored: seconds after a cold pull until every blob"
+echo " and the manifest were in the cache's storage)"
 if [ "$HAVE_REGFS" = 1 ]; then
   read -r b _ <<<"${N[regfs-warm]}"
   [ "$b" = 0 ] || echo "WARNING: the warm pull through regfs made $b blob GETs upstream (expected 0)"
