@@ -20,7 +20,10 @@
 # should make no blob GET upstream.
 # Env: REPS (2), MEMSTORE_BYTES (OSD size, 8 GiB), SIZES ("250M 60M 1M": one layer per size), CHUNKSIZE (registry
 # storage.s3.chunksize, default unset = 10 MiB), PROXY_MODES ("off on": redirect
-# disabled / enabled for the cached case; "" skips it), REGFS_BUILD.
+# disabled / enabled for the cached case; "" skips it), REGFS_BUILD,
+# PROFILE=1: after the first round's timed pulls with redirects disabled (pushed image,
+# and the cached image warm), one more pull of each registry under `perf record -g`
+# (not timed); the reports go to PROFILE_DIR (/var/tmp/regfs-bench-s3-profile).
 set -u -o pipefail
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 . "$BENCH_DIR/../tests/integration/lib.sh"
@@ -55,6 +58,23 @@ STORE_EXPECT=$( { find "$WORK/src" -maxdepth 1 -type f -regextype posix-extended
   sha256sum "$WORK/src/manifest.json" | cut -d' ' -f1; } | sed 's/^/sha256:/' | sort -u)
 
 declare -A T N U C S
+PROFILE_DIR=${PROFILE_DIR:-/var/tmp/regfs-bench-s3-profile}
+[ "${PROFILE:-0}" = 1 ] && { need_bin perf; mkdir -p "$PROFILE_DIR"; }
+# profiled_pull NAME REF — when PROFILE=1: one more pull of REF from $REGISTRY_PID (the
+# image verified) with perf sampling that process; the report in $PROFILE_DIR/NAME.txt.
+profiled_pull() {
+  [ "${PROFILE:-0}" = 1 ] || return 0
+  local perf t0 t1
+  rm -rf "$WORK/pull"; sync
+  perf record -F 999 -g -p "$REGISTRY_PID" -o "$PROFILE_DIR/$1.data" >/dev/null 2>&1 &
+  perf=$!; sleep 0.5; t0=$(now)
+  skopeo_copy "docker://$2" "dir:$WORK/pull" || log "$1: profiled pull failed"
+  t1=$(now); kill -INT "$perf"; wait "$perf"
+  diff -r "$WORK/src" "$WORK/pull" >/dev/null || log "$1: profiled pull differs"
+  perf report -i "$PROFILE_DIR/$1.data" --stdio --no-children --sort comm,dso,symbol \
+    --percent-limit 0.5 >"$PROFILE_DIR/$1.txt" 2>/dev/null
+  log "$1: profiled pull $(secs "$t0" "$t1") s under perf, CPU $(cpu "$REGISTRY_PID") s total so far: $PROFILE_DIR/$1.txt"
+}
 read -r -a PMODES <<<"${PROXY_MODES-off on}"
 run=0
 progress_begin bench "push+pull runs" $((2 * 2 * REPS + 2 * ${#PMODES[@]} * REPS))
@@ -100,6 +120,7 @@ for mode in on off; do
       t2=$(now); r2=$(s3reqs); c2=$(cpu "$REGISTRY_PID")
       diff -r "$WORK/src" "$WORK/pull" >/dev/null || bail "$kind: pulled image differs"
       check_redirect "$kind" "$mode" "$REGISTRY_URL" bench/img
+      [ "$mode" = off ] && [ "$i" = 1 ] && profiled_pull "$kind-pushed-pull" "$R/bench/img:v1"
       T[$kind-$mode-push]+="$(secs "$t0" "$t1") "; T[$kind-$mode-pull]+="$(secs "$t1b" "$t2") "
       N[$kind-$mode-push]=$((r1 - r0)); N[$kind-$mode-pull]=$((r2 - r1))
       C[$kind-$mode-push]+="$(secs "$c0" "$c1") "; C[$kind-$mode-pull]+="$(secs "$c1b" "$c2") "
@@ -181,6 +202,7 @@ for mode in "${PMODES[@]}"; do
         HAVE_CACHE=0; progress_step; progress_step
       else
         cached_pull "$kind" "$mode" warm "$REGISTRY_HOST/$ref" "$i"
+        [ "$mode" = off ] && [ "$i" = 1 ] && profiled_pull "$kind-cached-warm-pull" "$REGISTRY_HOST/$ref"
         check_redirect "$kind" "$mode" "$REGISTRY_URL" "${ref%:v1}"
       fi
       stop_pid "$REGISTRY_PID"
