@@ -94,7 +94,8 @@ now() { date +%s.%N; }
 # pull NAME SRC [PID] — one timed skopeo pull of SRC into a fresh dir, verified; records
 # the time in T[NAME], the upstream requests it caused in N[NAME] (the largest seen over
 # the rounds) and the CPU of PID (the cache) in C[NAME]. Bails on a wrong image; returns
-# 1 when skopeo failed without the upstream seeing a request (a build without the cache).
+# 1 when skopeo failed without the upstream seeing a blob GET (a build whose cache does
+# not serve blobs, or has no cache).
 declare -A T N C
 pull() {
   local name=$1 src=$2 pid=${3:-} dst=$WORK/pull t0 t1 c0=0 c1=0 u0 u1 d s cpu msg rc=0
@@ -109,7 +110,7 @@ pull() {
   d=$(awk -v a="$u0" -v b="$u1" 'BEGIN { split(a, x, " "); split(b, y, " ");
         printf "%d %d %d", y[1] - x[1], y[2] - x[2], y[3] - x[3] }')
   if [ $rc != 0 ]; then
-    [ "$d" = "0 0 0" ] && return 1
+    [ "${d%% *}" = 0 ] && return 1
     bail "$name: skopeo pull of $src failed: $(tail -c 600 "$WORK/skopeo.err")"
   fi
   msg=$(verify "$dst") || bail "$name: the pulled image is wrong: $msg"
@@ -151,8 +152,9 @@ cache_round() {
       remoteurl: http://$UP$UPCREDS"
     start_regfs_registry "$root" "$extra" || bail "regfs-registry did not start"
     if ! pull regfs-cold "$REGISTRY_HOST/up/bench/img:v1" "$REGISTRY_PID"; then
-      # skopeo failed and the upstream saw nothing: this build has no cache.
-      [ "$HAVE_REGFS" = 1 ] && log "regfs-registry ($REGFS_BUILD) does not serve up/bench/img from the upstream: no pull-through cache in this build; its rows stay empty"
+      # skopeo failed and the upstream saw no blob GET: this build has no cache, or
+      # only its manifest part.
+      [ "$HAVE_REGFS" = 1 ] && log "regfs-registry ($REGFS_BUILD) does not pull up/bench/img's blobs from the upstream (no pull-through cache for blobs in this build: $(tail -c 300 "$WORK/skopeo.err" | tr '\n' ' ')); its rows stay empty"
       HAVE_REGFS=0; stop_pid "$REGISTRY_PID"; progress_step; progress_step; return 0
     fi
     wait_stored "$root" regfs-cold
