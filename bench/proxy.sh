@@ -4,7 +4,7 @@
 # "up"), and through Debian's docker-registry 2.8.2 in proxy mode (`proxy.remoteurl`),
 # in one run, loopback only, filesystem storage. Not a test: it prints numbers.
 #
-# Usage: bench/proxy.sh [--size MB] [--reps N] [--auth 0|1]
+# Usage: bench/proxy.sh [--size MB] [--reps N] [--auth 0|1] [--wrk S]
 #   --size MB   image size (default 300): three layers of random bytes, 2/3, 4/15 and
 #               the rest of it (200M 80M 20M); built once, cached under /var/tmp
 #   --reps N    rounds (default 3); every figure is the best of N. Each round pulls
@@ -14,6 +14,9 @@
 #               (a new storage root and a new process)
 #   --auth 1    the upstream behind the tests' token issuer (the Docker Hub Bearer
 #               flow; both caches get the credentials)
+#   --wrk S     after the warm pull, S seconds (default 3; 0: none) of manifest GETs by
+#               tag through each cache (wrk, 8 connections): the pulls by tag a CI fleet
+#               makes, and how many of them reach the upstream
 # Every pull is verified: the manifest's digest, the set of blobs and each blob's sha256.
 # Prints seconds, the ratio registry:2 time / regfs time (>= 1.0: regfs as fast or
 # faster), the requests each pull made to the upstream (from its access log: a warm
@@ -22,14 +25,15 @@
 set -u -o pipefail
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 . "$BENCH_DIR/../tests/integration/lib.sh"
-SIZE_MB=300 REPS=3 AUTH=0
-bench_options 2,21 size:SIZE_MB reps:REPS auth:AUTH -- "$@"
+SIZE_MB=300 REPS=3 AUTH=0 WRK=3
+bench_options 2,24 size:SIZE_MB reps:REPS auth:AUTH wrk:WRK -- "$@"
 . "$BENCH_DIR/progress.sh"
 log() { progress_clear; printf '# %s\n' "$*"; }   # lib.sh's, erasing the progress line first
 need_regfs_registry
 need_bin skopeo umoci jq python3 "$DOCKER_REGISTRY"
-[[ $SIZE_MB =~ ^[0-9]+$ && $SIZE_MB -ge 3 && $REPS =~ ^[0-9]+$ && $REPS -ge 1 ]] ||
-  { echo "bench/proxy.sh: --size (>= 3) and --reps (>= 1) take whole numbers" >&2; exit 2; }
+[[ $SIZE_MB =~ ^[0-9]+$ && $SIZE_MB -ge 3 && $REPS =~ ^[0-9]+$ && $REPS -ge 1 && $WRK =~ ^[0-9]+$ ]] ||
+  { echo "bench/proxy.sh: --size (>= 3), --reps (>= 1) and --wrk take whole numbers" >&2; exit 2; }
+[ "$WRK" = 0 ] || command -v wrk >/dev/null || { log "wrk not installed: no manifest GET rates"; WRK=0; }
 bt=$(meson introspect --buildoptions "$REGFS_BUILD" 2>/dev/null | jq -r '.[] | select(.name == "buildtype") | .value' 2>/dev/null)
 [ "$bt" = release ] || log "note: $REGFS_BUILD is buildtype '${bt:-?}', not release"
 # Request logging off in the caches (logging every request would measure the logger);
@@ -50,6 +54,7 @@ MFILE=$IMG/oci/blobs/sha256/${MDIG#sha256:}
 [ -s "$MFILE" ] || bail "no manifest for v1 in $IMG (rm -rf $IMG and run again)"
 EXPECT=$(jq -r '.config.digest, .layers[].digest' "$MFILE" | sed 's/^sha256://' | sort)
 TOTAL=$(jq '[.config.size, .layers[].size] | add' "$MFILE")
+MT=$(jq -r '.mediaType // "application/vnd.oci.image.manifest.v1+json"' "$MFILE")
 NBLOBS=$(wc -l <<<"$EXPECT")
 STORE_EXPECT=$(printf '%s\n' $EXPECT "${MDIG#sha256:}" | sed 's/^/sha256:/' | sort -u)  # blobs + manifest
 
@@ -140,6 +145,23 @@ wait_stored() {
   [ "$k" -lt 1200 ] || log "$2: not everything stored 120 s after the pull"
 }
 
+# manifest_rate KIND URL — WRK seconds of manifest GETs by tag (wrk -c8 -t2) at URL:
+# req/s in M[KIND] (the best round), the upstream requests they caused in MU[KIND]
+# (the most). Nothing when any answer was not 2xx (logged).
+declare -A M MU
+manifest_rate() {
+  [ "$WRK" = 0 ] && return 0
+  local u0 u1 out r
+  u0=$(up_counts)
+  out=$(wrk -c8 -t2 -d"${WRK}s" -H "Accept: $MT" "$2" 2>&1)
+  sleep 0.2; u1=$(up_counts)
+  if grep -q 'Non-2xx' <<<"$out"; then log "$1: non-2xx manifest answers: $(grep Non-2xx <<<"$out")"; return 0; fi
+  r=$(awk '/^Requests\/sec/ { printf "%.0f", $2 }' <<<"$out")
+  [ "${r:-0}" -gt "${M[$1]:-0}" ] && M[$1]=$r
+  u1=$(( ${u1##* } - ${u0##* } )); [ "$u1" -ge "${MU[$1]:-0}" ] && MU[$1]=$u1
+  log "$1: $r manifest GETs/s by tag, $u1 upstream requests"
+}
+
 # A cache of KIND on a new, empty storage root: cold pull, then warm pull, then stopped.
 HAVE_REGFS=1
 cache_round() {
@@ -155,10 +177,12 @@ cache_round() {
       # skopeo failed and the upstream saw no blob GET: this build has no cache, or
       # only its manifest part.
       [ "$HAVE_REGFS" = 1 ] && log "regfs-registry ($REGFS_BUILD) does not pull up/bench/img's blobs from the upstream (no pull-through cache for blobs in this build: $(tail -c 300 "$WORK/skopeo.err" | tr '\n' ' ')); its rows stay empty"
-      HAVE_REGFS=0; stop_pid "$REGISTRY_PID"; progress_step; progress_step; return 0
+      HAVE_REGFS=0; progress_step; progress_step
+    else
+      wait_stored "$root" regfs-cold
+      pull regfs-warm "$REGISTRY_HOST/up/bench/img:v1" "$REGISTRY_PID"
     fi
-    wait_stored "$root" regfs-cold
-    pull regfs-warm "$REGISTRY_HOST/up/bench/img:v1" "$REGISTRY_PID"
+    manifest_rate regfs "$REGISTRY_URL/v2/up/bench/img/manifests/v1"
   else
     extra="proxy:
   remoteurl: http://$UP${UPCREDS//      /  }"
@@ -166,6 +190,7 @@ cache_round() {
     pull docker-cold "$REGISTRY_HOST/bench/img:v1" "$REGISTRY_PID"
     wait_stored "$root" docker-cold
     pull docker-warm "$REGISTRY_HOST/bench/img:v1" "$REGISTRY_PID"
+    manifest_rate docker "$REGISTRY_URL/v2/bench/img/manifests/v1"
   fi
   RSS[$kind]=$(awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$REGISTRY_PID/status")
   stop_pid "$REGISTRY_PID"
@@ -208,6 +233,11 @@ for w in cold warm; do
   d=$(best "${T[docker-$w]:-}"); r=$(best "${T[regfs-$w]:-}")
   printf 'registry:2 / regfs, %s pull: %sx (>= 1.0: regfs as fast or faster)\n' "$w" "$(ratio "$d" "$r")"
 done
+if [ "$WRK" != 0 ]; then
+  echo
+  printf 'manifest GETs by tag (wrk -c8, %s s, best round): regfs %s req/s (%s upstream requests), registry:2 %s req/s (%s); regfs / registry:2 %sx\n' \
+    "$WRK" "${M[regfs]:--}" "${MU[regfs]:--}" "${M[docker]:--}" "${MU[docker]:--}" "$(ratio "${M[regfs]:-}" "${M[docker]:-0}")"
+fi
 echo "(upstream requests: the most any round made; cache CPU: of the cache process during"
 echo " the pull; RSS: the cache's peak; stored: seconds after a cold pull until every blob"
 echo " and the manifest were in the cache's storage)"
