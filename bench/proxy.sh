@@ -4,7 +4,7 @@
 # "up"), and through Debian's docker-registry 2.8.2 in proxy mode (`proxy.remoteurl`),
 # in one run, loopback only, filesystem storage. Not a test: it prints numbers.
 #
-# Usage: bench/proxy.sh [--size MB] [--reps N] [--auth 0|1] [--wrk S]
+# Usage: bench/proxy.sh [--size MB] [--reps N] [--auth 0|1] [--wrk S] [--clients N]
 #   --size MB   image size (default 300): three layers of random bytes, 2/3, 4/15 and
 #               the rest of it (200M 80M 20M); built once, cached under /var/tmp
 #   --reps N    rounds (default 3); every figure is the best of N. Each round pulls
@@ -17,6 +17,10 @@
 #   --wrk S     after the warm pull, S seconds (default 3; 0: none) of manifest GETs by
 #               tag through each cache (wrk, 8 connections): the pulls by tag a CI fleet
 #               makes, and how many of them reach the upstream
+#   --clients N after the rounds, N clients (default 10; 0: none) GET the largest blob at
+#               once from each cache, cold (a new empty cache each): the time until all
+#               have it (each verified by sha256 as it arrives) and the upstream blob
+#               GETs it took (one per blob with single flight)
 # Every pull is verified: the manifest's digest, the set of blobs and each blob's sha256.
 # Prints seconds, the ratio registry:2 time / regfs time (>= 1.0: regfs as fast or
 # faster), the requests each pull made to the upstream (from its access log: a warm
@@ -25,14 +29,14 @@
 set -u -o pipefail
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 . "$BENCH_DIR/../tests/integration/lib.sh"
-SIZE_MB=300 REPS=3 AUTH=0 WRK=3
-bench_options 2,24 size:SIZE_MB reps:REPS auth:AUTH wrk:WRK -- "$@"
+SIZE_MB=300 REPS=3 AUTH=0 WRK=3 CLIENTS=10
+bench_options 2,28 size:SIZE_MB reps:REPS auth:AUTH wrk:WRK clients:CLIENTS -- "$@"
 . "$BENCH_DIR/progress.sh"
 log() { progress_clear; printf '# %s\n' "$*"; }   # lib.sh's, erasing the progress line first
 need_regfs_registry
 need_bin skopeo umoci jq python3 "$DOCKER_REGISTRY"
-[[ $SIZE_MB =~ ^[0-9]+$ && $SIZE_MB -ge 3 && $REPS =~ ^[0-9]+$ && $REPS -ge 1 && $WRK =~ ^[0-9]+$ ]] ||
-  { echo "bench/proxy.sh: --size (>= 3), --reps (>= 1) and --wrk take whole numbers" >&2; exit 2; }
+[[ $SIZE_MB =~ ^[0-9]+$ && $SIZE_MB -ge 3 && $REPS =~ ^[0-9]+$ && $REPS -ge 1 && $WRK =~ ^[0-9]+$ && $CLIENTS =~ ^[0-9]+$ ]] ||
+  { echo "bench/proxy.sh: --size (>= 3), --reps (>= 1), --wrk and --clients take whole numbers" >&2; exit 2; }
 [ "$WRK" = 0 ] || command -v wrk >/dev/null || { log "wrk not installed: no manifest GET rates"; WRK=0; }
 bt=$(meson introspect --buildoptions "$REGFS_BUILD" 2>/dev/null | jq -r '.[] | select(.name == "buildtype") | .value' 2>/dev/null)
 [ "$bt" = release ] || log "note: $REGFS_BUILD is buildtype '${bt:-?}', not release"
@@ -55,6 +59,8 @@ MFILE=$IMG/oci/blobs/sha256/${MDIG#sha256:}
 EXPECT=$(jq -r '.config.digest, .layers[].digest' "$MFILE" | sed 's/^sha256://' | sort)
 TOTAL=$(jq '[.config.size, .layers[].size] | add' "$MFILE")
 MT=$(jq -r '.mediaType // "application/vnd.oci.image.manifest.v1+json"' "$MFILE")
+BIG=$(jq -r '[.layers[]] | max_by(.size) | .digest' "$MFILE")
+BIGSIZE=$(jq -r '[.layers[]] | max_by(.size) | .size' "$MFILE")
 NBLOBS=$(wc -l <<<"$EXPECT")
 STORE_EXPECT=$(printf '%s\n' $EXPECT "${MDIG#sha256:}" | sed 's/^/sha256:/' | sort -u)  # blobs + manifest
 
@@ -205,6 +211,41 @@ for ((i = 1; i <= REPS; i++)); do
   else cache_round docker "$i"; cache_round regfs "$i"; fi
 done
 progress_end
+
+# concurrent KIND URL — CLIENTS GETs of the largest blob at once from a cold cache; the
+# seconds until the last has it in T[KIND-clients], upstream blob GETs in N[...].
+concurrent() {
+  local kind=$1 url=$2 k u0 t0 t1 bad=0 ub pids=()
+  u0=$(up_counts); t0=$(now)
+  for ((k = 0; k < CLIENTS; k++)); do
+    (curl -sf -m 600 "$url" | sha256sum | cut -d' ' -f1 >"$WORK/conc-$k") &
+    pids+=($!)
+  done
+  wait "${pids[@]}"   # not a bare wait: the registries are children too
+  t1=$(now); sleep 0.2
+  for ((k = 0; k < CLIENTS; k++)); do [ "sha256:$(cat "$WORK/conc-$k")" = "$BIG" ] || bad=$((bad + 1)); done
+  ub=$(( $(up_counts | cut -d' ' -f1) - ${u0%% *} ))
+  T[$kind-clients]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }'); N[$kind-clients]=$ub
+  log "$kind: $CLIENTS clients at once, cold: ${T[$kind-clients]} s, $ub upstream blob GETs, $bad wrong or failed"
+  [ "$bad" = 0 ] || { T[$kind-clients]="$bad of $CLIENTS wrong"; }
+}
+if [ "$CLIENTS" -gt 0 ]; then
+  for kind in regfs docker; do
+    [ "$kind" = regfs ] && [ "$HAVE_REGFS" = 0 ] && continue
+    if [ "$kind" = regfs ]; then
+      start_regfs_registry "$WORK/conc-regfs" "regfs:
+  proxies:
+    - prefix: up
+      remoteurl: http://$UP$UPCREDS" || bail "regfs-registry did not start"
+      concurrent regfs "$REGISTRY_URL/v2/up/bench/img/blobs/$BIG"
+    else
+      start_docker_registry "$WORK/conc-docker" "proxy:
+  remoteurl: http://$UP${UPCREDS//      /  }" || bail "docker-registry did not start"
+      concurrent docker "$REGISTRY_URL/v2/bench/img/blobs/$BIG"
+    fi
+    stop_pid "$REGISTRY_PID"
+  done
+fi
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- the table ----------------------------------------------------------------------------
@@ -237,6 +278,11 @@ if [ "$WRK" != 0 ]; then
   echo
   printf 'manifest GETs by tag (wrk -c8, %s s, best round): regfs %s req/s (%s upstream requests), registry:2 %s req/s (%s); regfs / registry:2 %sx\n' \
     "$WRK" "${M[regfs]:--}" "${MU[regfs]:--}" "${M[docker]:--}" "${MU[docker]:--}" "$(ratio "${M[regfs]:-}" "${M[docker]:-0}")"
+fi
+if [ "$CLIENTS" -gt 0 ]; then
+  printf '%s clients GET the %s MB blob at once, cold: regfs %s s (%s upstream blob GETs), registry:2 %s s (%s); registry:2 / regfs %sx\n' \
+    "$CLIENTS" "$((BIGSIZE / 1000000))" "${T[regfs-clients]:--}" "${N[regfs-clients]:--}" "${T[docker-clients]:--}" "${N[docker-clients]:--}" \
+    "$(ratio "${T[docker-clients]:-}" "${T[regfs-clients]:-0}")"
 fi
 echo "(upstream requests: the most any round made; cache CPU: of the cache process during"
 echo " the pull; RSS: the cache's peak; stored: seconds after a cold pull until every blob"
