@@ -91,10 +91,11 @@ skopeo_copy ${CREDS:+--dest-creds alice:s3cret} "oci:$IMG/oci:v1" "docker://$UP/
 log "image: $MDIG, $((TOTAL / 1000000)) MB in $NBLOBS blobs (${L1}M ${L2}M ${L3}M layers + config)"
 
 # up_counts — "blob GETs manifest-requests all" in the upstream's access log so far
-# (combined log format: `"GET /v2/bench/img/blobs/sha256:… HTTP/1.1" 200 …`).
+# (combined log format: `"GET /v2/bench/img/blobs/sha256:… HTTP/1.1" 200 …`). Blob GETs
+# are those answered with the bytes (200/206), not the 401s of the token flow.
 up_counts() {
   awk '/"(GET|HEAD|POST|PUT|PATCH|DELETE) \/v2\// { all++ }
-       /"GET \/v2\/[^ ]*\/blobs\/sha256:/ { b++ }
+       /"GET \/v2\/[^ ]*\/blobs\/sha256:[^ ]* HTTP\/[0-9.]*" 20[06] / { b++ }
        /"(GET|HEAD) \/v2\/[^ ]*\/manifests\// { m++ }
        END { printf "%d %d %d\n", b, m, all }' "$UPLOG"
 }

@@ -133,8 +133,9 @@ for mode in on off; do
 done
 
 # --- cached upstream images -------------------------------------------------------------
-# up_blob_gets — blob GETs in the upstream's access log so far (combined log format).
-up_blob_gets() { grep -ac '"GET /v2/[^ ]*/blobs/sha256:' "$UPLOG"; }
+# up_blob_gets — blob GETs answered with the bytes (200/206) in the upstream's access log
+# so far (combined log format).
+up_blob_gets() { grep -acE '"GET /v2/[^ ]*/blobs/sha256:[^ ]* HTTP/[0-9.]*" 20[06] ' "$UPLOG"; }
 # cached_pull KIND MODE WHICH REF I — one timed pull through a cache; 1 when skopeo
 # failed and the upstream saw nothing (a regfs-registry without the cache).
 cached_pull() {
