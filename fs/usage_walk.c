@@ -33,9 +33,11 @@ static int closure(struct usage_builder *b, struct manifest_cache *mc,
 				    USAGE_LAYER);
 	for (size_t c = 0; !rc && depth < 5 && c < man->n_manifests; c++) {
 		const char *d = man->manifests[c].digest;
-		const struct mentry *ce = manifest_cache_peek(mc, d);
-		if (ce && !is_gone(in, repo, d))
-			rc = closure(b, mc, in, repo, ce, depth + 1);
+		const struct mentry *ce;
+		if (is_gone(in, repo, d) || mcache_get(mc, repo, d, &ce) != 0)
+			continue;
+		rc = closure(b, mc, in, repo, ce, depth + 1);
+		mcache_put(mc, ce);
 	}
 	return rc;
 }
@@ -51,12 +53,13 @@ int usage_from_walk(struct manifest_cache *mc, const struct usage_walk_in *in,
 		const struct tag_ent *te = in->te[i];
 		if (!te && is_gone(in, repo, digest))
 			continue;
-		const struct mentry *e = manifest_cache_peek(mc, digest);
-		if (!e)
+		const struct mentry *e;
+		if (mcache_get(mc, repo, digest, &e) != 0)
 			continue; /* the walk failed on it: no accounting then (walk.c) */
 		int rc = usage_ref_begin(b, repo, te ? te->tag : NULL, digest, te ? te->mtime : 0);
 		if (!rc)
 			rc = closure(b, mc, in, repo, e, 0);
+		mcache_put(mc, e);
 		if (rc) {
 			usage_builder_free(b);
 			return rc;

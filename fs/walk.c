@@ -14,57 +14,22 @@
  * Single flight (regfs/sflight.h); a result younger than the ttl is reused. */
 #include "mount.h"
 #include "usage.h"
+#include "cache/digests.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <regfs/hash.h>
 #include <regfs/log.h>
+#include <regfs/strvec.h>
 
-
-/* Open-addressing set of digests (pointers into the manifest cache's entries, stable). */
-struct uset {
-	const char **k;
-	size_t cap, n;
-};
-
-/* 1 if added, 0 if present, -ENOMEM. */
-static int uset_add(struct uset *s, const char *d)
-{
-	if ((s->n + 1) * 2 > s->cap) {
-		size_t nc = s->cap ? s->cap * 2 : 1024;
-		const char **nk = calloc(nc, sizeof *nk);
-		if (!nk)
-			return -ENOMEM;
-		for (size_t i = 0; i < s->cap; i++) {
-			if (!s->k[i])
-				continue;
-			size_t j = regfs_fnv1a64_str(s->k[i]) & (nc - 1);
-			while (nk[j])
-				j = (j + 1) & (nc - 1);
-			nk[j] = s->k[i];
-		}
-		free(s->k);
-		s->k = nk;
-		s->cap = nc;
-	}
-	size_t j = regfs_fnv1a64_str(d) & (s->cap - 1);
-	while (s->k[j]) {
-		if (strcmp(s->k[j], d) == 0)
-			return 0;
-		j = (j + 1) & (s->cap - 1);
-	}
-	s->k[j] = d;
-	s->n++;
-	return 1;
-}
 
 struct pairs {
 	const char **repo, **digest;
 	const struct tag_ent **te;  /* the tag of a tag's target; NULL: untagged */
 	size_t n, cap;
 	struct pairs *gone;         /* those found missing (the accounting leaves them out) */
+	struct strvec own;          /* digests of index children that digest[] points at */
 };
 
 static void pairs_add(struct pairs *p, const char *repo, const char *digest,
@@ -92,13 +57,27 @@ static void pairs_add(struct pairs *p, const char *repo, const char *digest,
 	p->n++;
 }
 
-static void count(struct uset *seen, const char *digest, uint64_t size, uint64_t *bytes,
-		  uint64_t *blocks)
+/* An index child: its digest copied (the manifest it came from may be
+ * dropped from the manifest cache once put back). */
+static void pairs_add_copy(struct pairs *p, const char *repo, const char *digest)
 {
-	if (uset_add(seen, digest) == 1) {
+	if (strvec_push(&p->own, digest) == 0)
+		pairs_add(p, repo, p->own.v[p->own.n - 1], NULL);
+}
+
+/* Adds size once per digest; -ENOMEM. */
+static int count(struct digtab *seen, const char *digest, uint64_t size, uint64_t *bytes,
+		 uint64_t *blocks)
+{
+	uint32_t id;
+	bool added;
+	if (digtab_intern(seen, digest, &id, &added))
+		return -ENOMEM;
+	if (added) {
 		*bytes += size;
 		*blocks += (size + 511) / 512;
 	}
+	return 0;
 }
 
 struct rm_job {
@@ -117,6 +96,53 @@ static void rm_one(size_t i, void *arg)
 	}
 }
 
+#define WALK_CHUNK 512
+
+/* count_all's work on pairs [c0, c1): those before chk are tags' targets
+ * (fetched), the others checked for existence first. 0, -EIO (a manifest
+ * could not be fetched), -ENOMEM. */
+static int count_chunk(struct mnt *m, struct pairs *p, size_t c0, size_t c1, size_t chk,
+		       struct digtab *seen, uint64_t *by, uint64_t *bl)
+{
+	int rc = 0;
+	size_t k0 = chk > c0 ? (chk < c1 ? chk : c1) : c0; /* [c0, k0) tagged */
+	if (k0 > c0)
+		manifest_cache_prefetch(m->mc, p->repo + c0, p->digest + c0, k0 - c0);
+	int *present = c1 > k0 ? calloc(c1 - k0, sizeof *present) : NULL;
+	if (present)
+		manifest_cache_check_exist(m->mc, m->nc, p->repo + k0, p->digest + k0, c1 - k0,
+					   present);
+	else if (c1 > k0)
+		manifest_cache_prefetch(m->mc, p->repo + k0, p->digest + k0, c1 - k0);
+	for (size_t i = c0; i < c1 && rc != -ENOMEM; i++) {
+		if (present && i >= k0 && present[i - k0] == 0) {
+			if (p->gone)
+				pairs_add(p->gone, p->repo[i], p->digest[i], NULL);
+			continue; /* gone: logged once by the manifest cache */
+		}
+		if (digtab_find(seen, p->digest[i]) != DIGTAB_NONE)
+			continue; /* counted (a manifest is never also a config or layer) */
+		const struct mentry *e;
+		if (mcache_get(m->mc, p->repo[i], p->digest[i], &e) != 0) {
+			rc = -EIO;
+			continue;
+		}
+		const struct regfs_manifest *man = e->m;
+		int r = count(seen, e->digest, e->len, by, bl);
+		if (!r && man->has_config)
+			r = count(seen, man->config.digest, (uint64_t)man->config.size, by, bl);
+		for (size_t l = 0; !r && l < man->n_layers; l++)
+			r = count(seen, man->layers[l].digest, (uint64_t)man->layers[l].size, by, bl);
+		for (size_t c = 0; !r && c < man->n_manifests; c++)
+			pairs_add_copy(p, p->repo[i], man->manifests[c].digest);
+		mcache_put(m->mc, e);
+		if (r)
+			rc = r;
+	}
+	free(present);
+	return rc;
+}
+
 /* Counts every stored blob of the manifests in p (each once), adding index
  * children to p as it goes: pairs [0, ntagged) are tags' targets resolved
  * within the ttl; the others (untagged manifests, index children) are
@@ -126,50 +152,29 @@ static void rm_one(size_t i, void *arg)
 static int count_all(struct mnt *m, struct pairs *p, size_t ntagged, uint64_t *bytes,
 		     uint64_t *blocks)
 {
-	struct uset seen = {0};
+	struct digtab *seen = digtab_new();
 	uint64_t by = 0, bl = 0;
-	int rc = 0;
+	int rc = seen ? 0 : -ENOMEM;
 	size_t from = 0;
-	for (int depth = 0; depth < 5 && from < p->n; depth++) {
+	for (int depth = 0; !rc && depth < 5 && from < p->n; depth++) {
 		size_t end = p->n;
 		size_t chk = depth ? from : (ntagged > from ? ntagged : from);
-		if (chk > from)
-			manifest_cache_prefetch(m->mc, p->repo + from, p->digest + from, chk - from);
-		int *present = end > chk ? calloc(end - chk, sizeof *present) : NULL;
-		if (present)
-			manifest_cache_check_exist(m->mc, m->nc, p->repo + chk, p->digest + chk, end - chk,
-					   present);
-		else if (end > chk)
-			manifest_cache_prefetch(m->mc, p->repo + chk, p->digest + chk, end - chk);
-		for (size_t i = from; i < end; i++) {
-			if (present && i >= chk && present[i - chk] == 0) {
-				if (p->gone)
-					pairs_add(p->gone, p->repo[i], p->digest[i], NULL);
-				continue; /* gone: logged once by the manifest cache */
-			}
-			const struct mentry *e = manifest_cache_peek(m->mc, p->digest[i]);
-			if (!e) {
-				rc = -EIO;
-				continue;
-			}
-			if (uset_add(&seen, e->digest) != 1)
-				continue;
-			by += e->len;
-			bl += (e->len + 511) / 512;
-			const struct regfs_manifest *man = e->m;
-			if (man->has_config)
-				count(&seen, man->config.digest, (uint64_t)man->config.size, &by,
-				      &bl);
-			for (size_t l = 0; l < man->n_layers; l++)
-				count(&seen, man->layers[l].digest, (uint64_t)man->layers[l].size,
-				      &by, &bl);
-			for (size_t c = 0; c < man->n_manifests; c++)
-				pairs_add(p, p->repo[i], man->manifests[c].digest, NULL);
+		/* In chunks, each counted right after it is fetched: the manifest
+		 * cache keeps only a budget's worth of them in memory. */
+		for (size_t c0 = from; !rc && c0 < end; c0 += WALK_CHUNK) {
+			size_t c1 = end - c0 < WALK_CHUNK ? end : c0 + WALK_CHUNK;
+			int r = count_chunk(m, p, c0, c1, chk, seen, &by, &bl);
+			if (r == -ENOMEM)
+				rc = r;
+			else if (r)
+				rc = rc ? rc : r;
 		}
-		free(present);
 		from = end;
 	}
-	free(seen.k);
+	if (seen)
+		log_debug("walk: %zu distinct blobs, %zu bytes of digests", digtab_count(seen),
+			  digtab_bytes(seen));
+	digtab_free(seen);
 	*bytes = by;
 	*blocks = bl;
 	return rc;
@@ -225,8 +230,7 @@ static int walk_names(struct mnt *m, struct walk *w)
 static size_t walk_pairs(struct mnt *m, struct walk *w)
 {
 	const struct catalog *cat = w->cat;
-	/* Digest strings must outlive the tagsets' possible replacement: copy
-	 * them through the manifest cache (its entries live until unmount). */
+	/* Digest strings must outlive the tagsets' possible replacement: copied. */
 	size_t n = 0;
 	for (size_t i = 0; i < cat->n; i++)
 		for (size_t j = 0; w->sets[i] && j < w->sets[i]->n; j++)
@@ -260,6 +264,7 @@ static void walk_free(struct walk *w)
 	free(w->gone.repo);
 	free(w->gone.digest);
 	free(w->gone.te);
+	strvec_clear(&w->p.own);
 	for (size_t i = 0; i < w->ntmp; i++)
 		free(w->tmp[i]);
 	free(w->tmp);
