@@ -17,6 +17,7 @@
 #include "cache/digests.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,6 +99,25 @@ static void rm_one(size_t i, void *arg)
 
 #define WALK_CHUNK 512
 
+/* Fetches pairs [k0, c1) but those found gone (present[i - k0] == 0;
+ * present NULL: all): the existence check fetched none that the registry
+ * listed, and the manifest cache may have dropped others since. */
+static void prefetch_present(struct mnt *m, struct pairs *p, size_t k0, size_t c1,
+			     const int *present)
+{
+	const char **r = calloc(c1 - k0, sizeof *r), **d = calloc(c1 - k0, sizeof *d);
+	size_t n = 0;
+	for (size_t i = k0; r && d && i < c1; i++)
+		if (!present || present[i - k0] != 0) {
+			r[n] = p->repo[i];
+			d[n++] = p->digest[i];
+		}
+	if (n)
+		manifest_cache_prefetch(m->mc, r, d, n);
+	free(r);
+	free(d);
+}
+
 /* count_all's work on pairs [c0, c1): those before chk are tags' targets
  * (fetched), the others checked for existence first. 0, -EIO (a manifest
  * could not be fetched), -ENOMEM. */
@@ -112,8 +132,8 @@ static int count_chunk(struct mnt *m, struct pairs *p, size_t c0, size_t c1, siz
 	if (present)
 		manifest_cache_check_exist(m->mc, m->nc, p->repo + k0, p->digest + k0, c1 - k0,
 					   present);
-	else if (c1 > k0)
-		manifest_cache_prefetch(m->mc, p->repo + k0, p->digest + k0, c1 - k0);
+	if (c1 > k0)
+		prefetch_present(m, p, k0, c1, present);
 	for (size_t i = c0; i < c1 && rc != -ENOMEM; i++) {
 		if (present && i >= k0 && present[i - k0] == 0) {
 			if (p->gone)
@@ -327,8 +347,12 @@ int walk_total(struct mnt *m, uint64_t *bytes, uint64_t *blocks)
 	struct usage *u = NULL;
 	double t0 = now_mono();
 	int rc = do_walk(m, &by, &bl, &u);
-	log_debug("walk: %llu bytes in %llu blocks, %.2f s, rc %d", (unsigned long long)by,
-		  (unsigned long long)bl, now_mono() - t0, rc);
+	struct mallinfo2 mi = mallinfo2();
+	log_debug("walk: %llu bytes in %llu blocks, %.2f s, rc %d; malloc: %zu MB in use, %zu MB "
+		  "free in the heap, %zu MB mapped; manifest cache %zu KB, %llu dropped",
+		  (unsigned long long)by, (unsigned long long)bl, now_mono() - t0, rc,
+		  mi.uordblks >> 20, mi.fordblks >> 20, mi.hblkhd >> 20, mcache_bytes(m->mc) >> 10,
+		  (unsigned long long)mcache_evictions(m->mc));
 	pthread_mutex_lock(&wg.mu);
 	if (rc == 0) {
 		last_bytes = by;

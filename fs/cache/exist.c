@@ -139,10 +139,8 @@ void manifest_cache_check_exist(struct manifest_cache *mc, struct names_cache *n
 			int l = listed_in_repo(nc, repos[i], digests[i], &lv, &ln, &lrepo);
 			if (l == 0)
 				exist_record(mc, repos[i], digests[i], 0);
-			const struct mentry *pe = l == 1 ? mcache_peek(mc, digests[i]) : NULL;
-			if (l == 0 || pe)
-				present[i] = l;
-			mcache_put(mc, pe);
+			if (l >= 0)
+				present[i] = l; /* listed: exists (its bytes are fetched when needed) */
 		}
 		if (present[i] < 0 && todo)
 			todo[k++] = i;

@@ -300,7 +300,10 @@ static int fill(struct slot *s, char *data, size_t len, const char *ctype)
 		free(data);
 		return -ENOMEM;
 	}
-	s->e.data = data;
+	/* Read buffers grow by doubling (4 KB for a 700-byte manifest): what
+	 * the entry keeps is trimmed to the bytes, as its cost counts them. */
+	char *trim = realloc(data, len + 1);
+	s->e.data = trim ? trim : data;
 	s->e.len = len;
 	s->cost = sizeof *s + strlen(s->dig) + 1 + len + 1 + packed;
 	return 0;

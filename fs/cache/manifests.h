@@ -87,7 +87,8 @@ const char *mtime_src_name(int src);
  * the ttl): index children removed by a garbage collection. */
 bool manifest_cache_missing(struct manifest_cache *mc, const char *repo, const char *digest);
 /* Checks that each (repos[i], digests[i]) still exists, at most once per ttl
- * per pair (GET by digest for those not checked; fills the cache too):
+ * per pair (from the repository's manifest list where the registry has one,
+ * else by a GET by digest, which fills the cache too):
  * present[i] = 1 exists, 0 gone (404; logged once per digest), -1 unknown
  * (the registry failed; logged). nc: for the repo-manifests extension. */
 void manifest_cache_check_exist(struct manifest_cache *mc, struct names_cache *nc, const char **repos,
