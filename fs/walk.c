@@ -14,7 +14,6 @@
  * Single flight (regfs/sflight.h); a result younger than the ttl is reused. */
 #include "mount.h"
 #include "usage.h"
-#include "cache/digests.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -66,21 +65,6 @@ static void pairs_add_copy(struct pairs *p, const char *repo, const char *digest
 		pairs_add(p, repo, p->own.v[p->own.n - 1], NULL);
 }
 
-/* Adds size once per digest; -ENOMEM. */
-static int count(struct digtab *seen, const char *digest, uint64_t size, uint64_t *bytes,
-		 uint64_t *blocks)
-{
-	uint32_t id;
-	bool added;
-	if (digtab_intern(seen, digest, &id, &added))
-		return -ENOMEM;
-	if (added) {
-		*bytes += size;
-		*blocks += (size + 511) / 512;
-	}
-	return 0;
-}
-
 struct rm_job {
 	struct names_cache *nc;
 	char **repos;
@@ -122,7 +106,7 @@ static void prefetch_present(struct mnt *m, struct pairs *p, size_t k0, size_t c
  * (fetched), the others checked for existence first. 0, -EIO (a manifest
  * could not be fetched), -ENOMEM. */
 static int count_chunk(struct mnt *m, struct pairs *p, size_t c0, size_t c1, size_t chk,
-		       struct digtab *seen, uint64_t *by, uint64_t *bl)
+		       struct walk_table *t, uint64_t *by, uint64_t *bl)
 {
 	int rc = 0;
 	size_t k0 = chk > c0 ? (chk < c1 ? chk : c1) : c0; /* [c0, k0) tagged */
@@ -140,23 +124,18 @@ static int count_chunk(struct mnt *m, struct pairs *p, size_t c0, size_t c1, siz
 				pairs_add(p->gone, p->repo[i], p->digest[i], NULL);
 			continue; /* gone: logged once by the manifest cache */
 		}
-		if (digtab_find(seen, p->digest[i]) != DIGTAB_NONE)
+		if (walk_table_counted(t, p->digest[i]))
 			continue; /* counted (a manifest is never also a config or layer) */
 		const struct mentry *e;
 		if (mcache_get(m->mc, p->repo[i], p->digest[i], &e) != 0) {
 			rc = -EIO;
 			continue;
 		}
-		const struct regfs_manifest *man = e->m;
-		int r = count(seen, e->digest, e->len, by, bl);
-		if (!r && man->has_config)
-			r = count(seen, man->config.digest, (uint64_t)man->config.size, by, bl);
-		for (size_t l = 0; !r && l < man->n_layers; l++)
-			r = count(seen, man->layers[l].digest, (uint64_t)man->layers[l].size, by, bl);
-		for (size_t c = 0; !r && c < man->n_manifests; c++)
-			pairs_add_copy(p, p->repo[i], man->manifests[c].digest);
+		int r = walk_table_add(t, e, by, bl);
+		for (size_t c = 0; r == 1 && c < e->m->n_manifests; c++)
+			pairs_add_copy(p, p->repo[i], e->m->manifests[c].digest);
 		mcache_put(m->mc, e);
-		if (r)
+		if (r < 0)
 			rc = r;
 	}
 	free(present);
@@ -167,14 +146,14 @@ static int count_chunk(struct mnt *m, struct pairs *p, size_t c0, size_t c1, siz
  * children to p as it goes: pairs [0, ntagged) are tags' targets resolved
  * within the ttl; the others (untagged manifests, index children) are
  * checked for existence at most once per ttl — a garbage collection may
- * have removed them, and a missing one is not a failed walk. 0, or -EIO
- * when a manifest could not be fetched (logged by the manifest cache). */
-static int count_all(struct mnt *m, struct pairs *p, size_t ntagged, uint64_t *bytes,
-		     uint64_t *blocks)
+ * have removed them, and a missing one is not a failed walk. What the
+ * accounting needs of each manifest goes into t. 0, or -EIO when a manifest
+ * could not be fetched (logged by the manifest cache), -ENOMEM. */
+static int count_all(struct mnt *m, struct pairs *p, size_t ntagged, struct walk_table *t,
+		     uint64_t *bytes, uint64_t *blocks)
 {
-	struct digtab *seen = digtab_new();
 	uint64_t by = 0, bl = 0;
-	int rc = seen ? 0 : -ENOMEM;
+	int rc = 0;
 	size_t from = 0;
 	for (int depth = 0; !rc && depth < 5 && from < p->n; depth++) {
 		size_t end = p->n;
@@ -183,7 +162,7 @@ static int count_all(struct mnt *m, struct pairs *p, size_t ntagged, uint64_t *b
 		 * cache keeps only a budget's worth of them in memory. */
 		for (size_t c0 = from; !rc && c0 < end; c0 += WALK_CHUNK) {
 			size_t c1 = end - c0 < WALK_CHUNK ? end : c0 + WALK_CHUNK;
-			int r = count_chunk(m, p, c0, c1, chk, seen, &by, &bl);
+			int r = count_chunk(m, p, c0, c1, chk, t, &by, &bl);
 			if (r == -ENOMEM)
 				rc = r;
 			else if (r)
@@ -191,10 +170,6 @@ static int count_all(struct mnt *m, struct pairs *p, size_t ntagged, uint64_t *b
 		}
 		from = end;
 	}
-	if (seen)
-		log_debug("walk: %zu distinct blobs, %zu bytes of digests", digtab_count(seen),
-			  digtab_bytes(seen));
-	digtab_free(seen);
 	*bytes = by;
 	*blocks = bl;
 	return rc;
@@ -305,11 +280,12 @@ static int do_walk(struct mnt *m, uint64_t *bytes, uint64_t *blocks, struct usag
 {
 	atomic_fetch_add(&m->st.walks, 1);
 	struct walk w = {0};
-	int rc = walk_names(m, &w);
+	struct walk_table *t = walk_table_new();
+	int rc = t ? walk_names(m, &w) : -ENOMEM;
 	if (rc == 0) {
 		size_t ntagged = walk_pairs(m, &w);
 		w.p.gone = &w.gone;
-		rc = count_all(m, &w.p, ntagged, bytes, blocks);
+		rc = count_all(m, &w.p, ntagged, t, bytes, blocks);
 	}
 	if (rc == 0) {
 		/* the accounting of .regfs/usage and the user.regfs.* sizes:
@@ -317,9 +293,12 @@ static int do_walk(struct mnt *m, uint64_t *bytes, uint64_t *blocks, struct usag
 		struct usage_walk_in in = {w.p.repo, w.p.digest, w.p.te, w.p.n,
 					   w.gone.repo, w.gone.digest, w.gone.n};
 		double t0 = now_mono();
-		rc = usage_from_walk(m->mc, &in, u);
-		log_debug("walk: accounting of %zu references in %.3f s", w.p.n, now_mono() - t0);
+		rc = usage_from_walk(t, &in, u);
+		log_debug("walk: accounting of %zu references in %.3f s; walk table %zu KB, "
+			  "accounting %zu KB", w.p.n, now_mono() - t0, walk_table_bytes(t) >> 10,
+			  rc == 0 ? usage_bytes(*u) >> 10 : 0);
 	}
+	walk_table_free(t);
 	if (w.cat)
 		walk_free(&w);
 	return rc;

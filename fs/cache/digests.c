@@ -196,6 +196,20 @@ void digtab_str(const struct digtab *t, uint32_t id, char out[REGFS_DIGEST_MAX])
 	regfs_hex_lower(t->raw[id], RAW, out + 7);
 }
 
+void digtab_trim(struct digtab *t)
+{
+	if (!t->n || t->n == t->cap)
+		return;
+	void *r = realloc(t->raw, t->n * sizeof *t->raw);
+	if (r)
+		t->raw = r;
+	void *l = realloc(t->is_long, t->n);
+	if (l)
+		t->is_long = l;
+	if (r && l)
+		t->cap = t->n;
+}
+
 size_t digtab_count(const struct digtab *t)
 {
 	return t->n;

@@ -31,6 +31,8 @@ uint32_t digtab_find(const struct digtab *t, const char *digest);
 /* id's digest as a string (id < digtab_count). */
 void digtab_str(const struct digtab *t, uint32_t id, char out[REGFS_DIGEST_MAX]);
 size_t digtab_count(const struct digtab *t);
+/* Gives back the room kept for growth (a table that is done growing). */
+void digtab_trim(struct digtab *t);
 /* Bytes the table holds (its arrays and copied strings), for measuring. */
 size_t digtab_bytes(const struct digtab *t);
 
