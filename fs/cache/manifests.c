@@ -43,15 +43,13 @@ struct slot {
 	char dig[];                   /* exactly as long as the digest */
 };
 
-/* The mount's memory budget until the options carry one (--memory). */
-#define MOUNT_MEMORY_DEFAULT (256u << 20)
-
 size_t mcache_budget(const struct mount_opts *o)
 {
-	(void)o;
-	/* A sixteenth: the node table and the accounting need most of the
-	 * rest, and a dropped manifest costs one disk read to get back. */
-	return MOUNT_MEMORY_DEFAULT / 16;
+	uint64_t mem = o && o->memory_bytes ? o->memory_bytes : MOUNT_MEMORY_DEFAULT;
+	/* A sixteenth (16 MiB of the default 256): the node table and the
+	 * accounting need most of the rest, and a dropped manifest costs one
+	 * disk read to get back. */
+	return (size_t)(mem / 16);
 }
 
 /* An empty slot for digest (not in any chain); NULL when out of memory. */
