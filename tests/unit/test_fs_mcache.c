@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "fs_test.h"
+#include "usage.h"
 #include "cache/digests.h"
 
 #define NDOC 16
@@ -291,6 +292,108 @@ static void test_digtab(void **state)
 	digtab_free(t);
 }
 
+/* A descriptor's JSON, and a sha256 digest named by a letter. */
+static void letter_digest(char c, char out[REGFS_DIGEST_MAX])
+{
+	memcpy(out, "sha256:", 7);
+	memset(out + 7, c, 64);
+	out[71] = 0;
+}
+
+/* An image: config 'c' (2 bytes), layers of the given letters and sizes. */
+static char *image_doc(const char *letters, const int *sizes)
+{
+	char c[REGFS_DIGEST_MAX], *s = NULL;
+	letter_digest('c', c);
+	size_t cap = 4096;
+	s = calloc(1, cap);
+	int n = snprintf(s, cap, "{\"schemaVersion\":2,\"mediaType\":\"" REGFS_MT_OCI_MANIFEST "\","
+			 "\"config\":{\"mediaType\":\"" REGFS_MT_OCI_CONFIG "\",\"size\":2,"
+			 "\"digest\":\"%s\"},\"layers\":[", c);
+	for (size_t i = 0; letters[i]; i++) {
+		char d[REGFS_DIGEST_MAX];
+		letter_digest(letters[i], d);
+		n += snprintf(s + n, cap - (size_t)n, "%s{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\","
+			      "\"size\":%d,\"digest\":\"%s\"}", i ? "," : "", sizes[i], d);
+	}
+	snprintf(s + n, cap - (size_t)n, "]}");
+	return s;
+}
+
+/* The walk table keeps what the accounting needs: the bytes it counts and
+ * the figures built from it equal a computation by hand over the documents
+ * (an index of two images sharing a config and a layer). */
+static void test_walk_table(void **state)
+{
+	(void)state;
+	open_cache(false);
+	char *a = image_doc("12", (const int[]){100, 200});
+	char *b = image_doc("13", (const int[]){100, 300});
+	char da[REGFS_DIGEST_MAX], db[REGFS_DIGEST_MAX], di[REGFS_DIGEST_MAX];
+	regfs_digest_buf(REGFS_SHA256, a, strlen(a), da);
+	regfs_digest_buf(REGFS_SHA256, b, strlen(b), db);
+	char *ix = NULL;
+	assert_true(asprintf(&ix, "{\"schemaVersion\":2,\"mediaType\":\"" REGFS_MT_OCI_INDEX "\","
+			     "\"manifests\":[{\"mediaType\":\"" REGFS_MT_OCI_MANIFEST "\",\"size\":%zu,"
+			     "\"digest\":\"%s\"},{\"mediaType\":\"" REGFS_MT_OCI_MANIFEST "\","
+			     "\"size\":%zu,\"digest\":\"%s\"}]}", strlen(a), da, strlen(b), db) > 0);
+	regfs_digest_buf(REGFS_SHA256, ix, strlen(ix), di);
+	const struct mentry *ea, *eb, *ei;
+	assert_int_equal(mcache_store(mnt.mc, da, a, strlen(a), NULL, &ea), 0);
+	assert_int_equal(mcache_store(mnt.mc, db, b, strlen(b), NULL, &eb), 0);
+	assert_int_equal(mcache_store(mnt.mc, di, ix, strlen(ix), NULL, &ei), 0);
+
+	struct walk_table *t = walk_table_new();
+	assert_non_null(t);
+	uint64_t by = 0, bl = 0;
+	assert_int_equal(walk_table_add(t, ei, &by, &bl), 1);
+	assert_int_equal(by, strlen(ix));
+	assert_false(walk_table_counted(t, da)); /* named by the index only */
+	assert_int_equal(walk_table_add(t, ea, &by, &bl), 1);
+	assert_int_equal(walk_table_add(t, eb, &by, &bl), 1);
+	assert_int_equal(walk_table_add(t, ea, &by, &bl), 0);
+	uint64_t all = strlen(ix) + strlen(a) + strlen(b) + 2 + 100 + 200 + 300;
+	assert_int_equal(by, all);
+	uint64_t blocks = (strlen(ix) + 511) / 512 + (strlen(a) + 511) / 512 +
+			  (strlen(b) + 511) / 512 + 1 + 1 + 1 + 1;
+	assert_int_equal(bl, blocks);
+	char l1[REGFS_DIGEST_MAX];
+	letter_digest('1', l1);
+	assert_true(walk_table_counted(t, l1));
+	mcache_put(mnt.mc, ea);
+	mcache_put(mnt.mc, eb);
+	mcache_put(mnt.mc, ei);
+	mcache_set_budget(mnt.mc, 0); /* the accounting reads no manifest */
+
+	/* repository r: tag t on the index, b also shown untagged; repository
+	 * s: tag u on image b. */
+	struct tag_ent te_t = {.tag = "t", .mtime = 1}, te_u = {.tag = "u", .mtime = 1};
+	const char *r = "r", *sr = "s";
+	const char *repos[] = {r, r, sr};
+	const char *digs[] = {di, db, db};
+	const struct tag_ent *tes[] = {&te_t, NULL, &te_u};
+	struct usage_walk_in in = {repos, digs, tes, 3, NULL, NULL, 0};
+	struct usage *u = NULL;
+	assert_int_equal(usage_from_walk(t, &in, &u), 0);
+	struct usage_fig f;
+	usage_total(u, &f);
+	assert_int_equal(f.bytes, all);
+	assert_int_equal(f.blobs, 7);
+	/* r: everything; exclusive what s's tag (b, c, 1, 3) does not reach */
+	assert_int_equal(usage_subtree(u, "r", &f), 0);
+	assert_int_equal(f.bytes, all);
+	assert_int_equal(f.exclusive, strlen(ix) + strlen(a) + 200);
+	assert_int_equal(usage_subtree(u, "s", &f), 0);
+	assert_int_equal(f.bytes, strlen(b) + 2 + 100 + 300);
+	assert_int_equal(f.exclusive, 0);
+	usage_put(u);
+	walk_table_free(t);
+	free(a);
+	free(b);
+	free(ix);
+	close_cache();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -299,6 +402,7 @@ int main(void)
 		cmocka_unit_test(test_no_disk_cache),
 		cmocka_unit_test(test_concurrent_churn),
 		cmocka_unit_test(test_digtab),
+		cmocka_unit_test(test_walk_table),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
