@@ -101,22 +101,29 @@ size_t usage_n_repos(const struct usage *u);
 /* Repositories sorted by name; i < usage_n_repos. */
 const struct usage_repo *usage_repo_at(const struct usage *u, size_t i);
 
-/* ---- the walk table (usage_walk.c): what the walk keeps of each manifest
- * it counted, for usage_from_walk (mount.h) ---- */
+/* ---- the walk table (usage_walk.c): what the walk keeps of each manifest,
+ * for usage_from_walk (mount.h). Thread-safe. ---- */
 struct walk_table;
 struct mentry;
+struct strvec;
 /* NULL when out of memory. */
 struct walk_table *walk_table_new(void);
 void walk_table_free(struct walk_table *t); /* NULL is fine */
-/* Records manifest e (held by the caller; not kept) and counts its blobs
- * not counted before into *bytes and *blocks (512-byte): 1, or 0 when e's
- * digest was counted already (as anything: nothing recorded), -ENOMEM. */
-int walk_table_add(struct walk_table *t, const struct mentry *e, uint64_t *bytes,
-		   uint64_t *blocks);
-/* Was digest counted (as a manifest, config or layer)? */
-bool walk_table_counted(const struct walk_table *t, const char *digest);
+/* Records manifest e (not kept: what it references is copied), once per
+ * digest: 0 or -ENOMEM. walk_table_observe is the same as a manifest cache
+ * observer (mcache_observe), t its argument. */
+int walk_table_record(struct walk_table *t, const struct mentry *e);
+void walk_table_observe(void *t, const struct mentry *e);
+/* Is digest recorded or counted (nothing to fetch for it)? */
+bool walk_table_has(struct walk_table *t, const char *digest);
+/* Counts the recorded manifest `digest`: its own bytes, config and layers,
+ * those not counted before, into *bytes and *blocks (512-byte); 1 with its
+ * index children's digests appended to kids, 0 when it was counted
+ * already (nothing done), -ENOENT when not recorded, -ENOMEM. */
+int walk_table_visit(struct walk_table *t, const char *digest, uint64_t *bytes,
+		     uint64_t *blocks, struct strvec *kids);
 /* The bytes the table holds, for measuring. */
-size_t walk_table_bytes(const struct walk_table *t);
+size_t walk_table_bytes(struct walk_table *t);
 
 /* The retention view at time `now` (unix seconds). Bucket i (0: < 1 day,
  * 1: < 7, 2: < 30, 3: older, 4: tags of unknown time) holds the bytes whose

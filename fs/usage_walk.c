@@ -1,33 +1,39 @@
-/* usage_walk.c — what the walk keeps of each manifest it counted, and the
+/* usage_walk.c — what the walk keeps of each manifest, and the
  * accounting's input made from it (walk.c).
  *
  * The walk table is all the accounting needs after a manifest is parsed:
- * per blob its size and kind, per manifest the blobs it reaches directly
- * (its own bytes, config, layers) and its index children, as 32-bit ids of
- * interned digests (fs/cache/digests.c). The manifests themselves can then
- * leave memory (the manifest cache's budget) while the walk goes on, and the
- * accounting never reads one again: one reference per tag and per untagged
- * manifest, each with the blobs it reaches (an index's children with
- * theirs), leaving out the manifests the walk found missing, as du does. */
+ * per blob its size, per manifest the blobs it reaches directly (its own
+ * bytes, config, layers) and its index children, as 32-bit ids of interned
+ * digests (fs/cache/digests.c). A manifest is recorded as the manifest
+ * cache parses it (the walk observes the cache: a bulk-manifests page is
+ * recorded as it arrives) and visited when the walk counts it, so the
+ * manifests can leave memory (the manifest cache's budget) while the walk
+ * goes on, and neither the walk nor the accounting reads one again: one
+ * reference per tag and per untagged manifest, each with the blobs it
+ * reaches (an index's children with theirs), leaving out the manifests the
+ * walk found missing, as du does. */
 #include "mount.h"
 #include "usage.h"
 #include "cache/digests.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { K_NAMED = 0 }; /* only named as an index child so far: not counted */
+#include <regfs/strvec.h>
 
 struct wrec {
-	uint32_t from, nblob;      /* pool[from, from + nblob): the blobs, the manifest first */
+	uint32_t from, nblob;      /* pool[from, from + nblob): the manifest, config, layers */
 	uint32_t nkid;             /* then pool[.., + nkid): its index children */
+	bool has_config;           /* pool[from + 1] is the config */
 };
 
 struct walk_table {
+	pthread_mutex_t mu;        /* recording comes from any thread (the observer) */
 	struct digtab *d;
-	uint64_t *size;            /* per id */
-	uint8_t *kind;             /* per id: K_NAMED or enum usage_blob_kind + 1 */
+	uint64_t *size;            /* per id; 0 until a manifest names it with a size */
+	uint8_t *counted;          /* per id: counted in the walk's total */
 	uint32_t *rec;             /* per id: index in r + 1, 0 none */
 	size_t cap;
 	struct wrec *r;
@@ -43,6 +49,8 @@ struct walk_table *walk_table_new(void)
 		free(t);
 		t = NULL;
 	}
+	if (t)
+		pthread_mutex_init(&t->mu, NULL);
 	return t;
 }
 
@@ -52,17 +60,22 @@ void walk_table_free(struct walk_table *t)
 		return;
 	digtab_free(t->d);
 	free(t->size);
-	free(t->kind);
+	free(t->counted);
 	free(t->rec);
 	free(t->r);
 	free(t->pool);
+	pthread_mutex_destroy(&t->mu);
 	free(t);
 }
 
-size_t walk_table_bytes(const struct walk_table *t)
+size_t walk_table_bytes(struct walk_table *t)
 {
-	return sizeof *t + digtab_bytes(t->d) + t->cap * (sizeof *t->size + 1 + sizeof *t->rec) +
-	       t->capr * sizeof *t->r + t->cappool * sizeof *t->pool;
+	pthread_mutex_lock(&t->mu);
+	size_t n = sizeof *t + digtab_bytes(t->d) +
+		   t->cap * (sizeof *t->size + 1 + sizeof *t->rec) + t->capr * sizeof *t->r +
+		   t->cappool * sizeof *t->pool;
+	pthread_mutex_unlock(&t->mu);
+	return n;
 }
 
 static int grow(void *pp, size_t *cap, size_t need, size_t size)
@@ -80,14 +93,15 @@ static int grow(void *pp, size_t *cap, size_t need, size_t size)
 	return 0;
 }
 
-/* The id of digest, with room in the per-id arrays (new ids: K_NAMED). */
-static int intern(struct walk_table *t, const char *digest, uint32_t *id)
+/* Caller holds t->mu. The id of digest, with room in the per-id arrays;
+ * a new one has size `size`, and a known one of size 0 gets it. */
+static int intern(struct walk_table *t, const char *digest, uint64_t size, uint32_t *id)
 {
 	size_t n = digtab_count(t->d);
 	if (n + 1 > t->cap) {
 		size_t c = t->cap, c2 = t->cap, c3 = t->cap;
 		if (grow(&t->size, &c, n + 1, sizeof *t->size) ||
-		    grow(&t->kind, &c2, n + 1, sizeof *t->kind) ||
+		    grow(&t->counted, &c2, n + 1, sizeof *t->counted) ||
 		    grow(&t->rec, &c3, n + 1, sizeof *t->rec))
 			return -ENOMEM;
 		t->cap = c;
@@ -96,69 +110,109 @@ static int intern(struct walk_table *t, const char *digest, uint32_t *id)
 	if (digtab_intern(t->d, digest, id, &added))
 		return -ENOMEM;
 	if (added) {
-		t->size[*id] = 0;
-		t->kind[*id] = K_NAMED;
+		t->counted[*id] = 0;
 		t->rec[*id] = 0;
+		t->size[*id] = 0;
 	}
+	if (!t->size[*id])
+		t->size[*id] = size;
 	return 0;
 }
 
-bool walk_table_counted(const struct walk_table *t, const char *digest)
-{
-	uint32_t id = digtab_find(t->d, digest);
-	return id != DIGTAB_NONE && t->kind[id] != K_NAMED;
-}
-
-/* Counts blob `digest` once (bytes, 512-byte blocks) and appends it to the
- * pool. */
-static int add_blob(struct walk_table *t, const char *digest, uint64_t size,
-		    enum usage_blob_kind kind, uint64_t *bytes, uint64_t *blocks)
+/* Caller holds t->mu. Appends digest's id to the pool. */
+static int pool_add(struct walk_table *t, const char *digest, uint64_t size)
 {
 	uint32_t id;
-	if (intern(t, digest, &id) || grow(&t->pool, &t->cappool, t->npool + 1, sizeof *t->pool))
+	if (grow(&t->pool, &t->cappool, t->npool + 1, sizeof *t->pool) ||
+	    intern(t, digest, size, &id))
 		return -ENOMEM;
-	if (t->kind[id] == K_NAMED) {
-		t->kind[id] = (uint8_t)(kind + 1);
-		t->size[id] = size;
-		*bytes += size;
-		*blocks += (size + 511) / 512;
-	}
 	t->pool[t->npool++] = id;
 	return 0;
 }
 
-int walk_table_add(struct walk_table *t, const struct mentry *e, uint64_t *bytes,
-		   uint64_t *blocks)
+/* Caller holds t->mu. */
+static int record_locked(struct walk_table *t, const struct mentry *e)
 {
 	const struct regfs_manifest *man = e->m;
-	if (walk_table_counted(t, e->digest))
+	uint32_t mid = digtab_find(t->d, e->digest);
+	if (mid != DIGTAB_NONE && t->rec[mid])
 		return 0;
 	if (t->npool + 2 + man->n_layers + man->n_manifests >= UINT32_MAX ||
 	    grow(&t->r, &t->capr, t->nr + 1, sizeof *t->r))
 		return -ENOMEM;
-	struct wrec r = {.from = (uint32_t)t->npool};
-	int rc = add_blob(t, e->digest, e->len, USAGE_MANIFEST, bytes, blocks);
+	struct wrec r = {.from = (uint32_t)t->npool, .has_config = man->has_config};
+	int rc = pool_add(t, e->digest, e->len);
 	if (!rc && man->has_config)
-		rc = add_blob(t, man->config.digest, (uint64_t)man->config.size, USAGE_CONFIG,
-			      bytes, blocks);
+		rc = pool_add(t, man->config.digest, (uint64_t)man->config.size);
 	for (size_t l = 0; !rc && l < man->n_layers; l++)
-		rc = add_blob(t, man->layers[l].digest, (uint64_t)man->layers[l].size, USAGE_LAYER,
-			      bytes, blocks);
+		rc = pool_add(t, man->layers[l].digest, (uint64_t)man->layers[l].size);
 	r.nblob = (uint32_t)(t->npool - r.from);
-	for (size_t c = 0; !rc && c < man->n_manifests; c++) {
-		uint32_t id;
-		if (intern(t, man->manifests[c].digest, &id) ||
-		    grow(&t->pool, &t->cappool, t->npool + 1, sizeof *t->pool))
-			return -ENOMEM;
-		t->pool[t->npool++] = id;
-	}
-	if (rc)
+	for (size_t c = 0; !rc && c < man->n_manifests; c++)
+		rc = pool_add(t, man->manifests[c].digest, 0);
+	if (rc) {
+		t->npool = r.from; /* ids interned stay, unreferenced */
 		return rc;
+	}
 	r.nkid = (uint32_t)(t->npool - r.from - r.nblob);
-	uint32_t mid = t->pool[r.from];
 	t->r[t->nr] = r;
-	t->rec[mid] = (uint32_t)++t->nr;
-	return 1;
+	t->rec[t->pool[r.from]] = (uint32_t)++t->nr;
+	return 0;
+}
+
+int walk_table_record(struct walk_table *t, const struct mentry *e)
+{
+	pthread_mutex_lock(&t->mu);
+	int rc = record_locked(t, e);
+	pthread_mutex_unlock(&t->mu);
+	return rc;
+}
+
+void walk_table_observe(void *t, const struct mentry *e)
+{
+	(void)walk_table_record(t, e); /* out of memory: the walk fetches it again */
+}
+
+bool walk_table_has(struct walk_table *t, const char *digest)
+{
+	pthread_mutex_lock(&t->mu);
+	uint32_t id = digtab_find(t->d, digest);
+	bool has = id != DIGTAB_NONE && (t->rec[id] || t->counted[id]);
+	pthread_mutex_unlock(&t->mu);
+	return has;
+}
+
+/* Caller holds t->mu. Counts id once. */
+static void count_id(struct walk_table *t, uint32_t id, uint64_t *bytes, uint64_t *blocks)
+{
+	if (t->counted[id])
+		return;
+	t->counted[id] = 1;
+	*bytes += t->size[id];
+	*blocks += (t->size[id] + 511) / 512;
+}
+
+int walk_table_visit(struct walk_table *t, const char *digest, uint64_t *bytes,
+		     uint64_t *blocks, struct strvec *kids)
+{
+	pthread_mutex_lock(&t->mu);
+	int rc = -ENOENT;
+	uint32_t id = digtab_find(t->d, digest);
+	if (id != DIGTAB_NONE && t->counted[id]) {
+		rc = 0; /* counted: as this manifest, or (never in practice) as a blob */
+	} else if (id != DIGTAB_NONE && t->rec[id]) {
+		struct wrec *r = &t->r[t->rec[id] - 1];
+		for (uint32_t k = r->from; k < r->from + r->nblob; k++)
+			count_id(t, t->pool[k], bytes, blocks);
+		char d[REGFS_DIGEST_MAX];
+		rc = 1;
+		for (uint32_t k = r->from + r->nblob; k < r->from + r->nblob + r->nkid; k++) {
+			digtab_str(t->d, t->pool[k], d);
+			if (strvec_push(kids, d))
+				rc = -ENOMEM;
+		}
+	}
+	pthread_mutex_unlock(&t->mu);
+	return rc;
 }
 
 /* Was (repo, digest) found missing? (few: a linear scan) */
@@ -179,8 +233,11 @@ static int closure(struct usage_builder *b, const struct walk_table *t,
 	int rc = 0;
 	for (uint32_t k = r->from; !rc && k < r->from + r->nblob; k++) {
 		uint32_t id = t->pool[k];
+		enum usage_blob_kind kind = k == r->from ? USAGE_MANIFEST
+					    : k == r->from + 1 && r->has_config ? USAGE_CONFIG
+					    : USAGE_LAYER;
 		digtab_str(t->d, id, d);
-		rc = usage_ref_blob(b, d, t->size[id], (enum usage_blob_kind)(t->kind[id] - 1));
+		rc = usage_ref_blob(b, d, t->size[id], kind);
 	}
 	uint32_t k0 = r->from + r->nblob;
 	for (uint32_t k = k0; !rc && depth < 5 && k < k0 + r->nkid; k++) {

@@ -83,16 +83,18 @@ static void rm_one(size_t i, void *arg)
 
 #define WALK_CHUNK 512
 
-/* Fetches pairs [k0, c1) but those found gone (present[i - k0] == 0;
- * present NULL: all): the existence check fetched none that the registry
- * listed, and the manifest cache may have dropped others since. */
-static void prefetch_present(struct mnt *m, struct pairs *p, size_t k0, size_t c1,
-			     const int *present)
+/* Fetches the manifests of pairs [lo, hi) that the walk table has not
+ * recorded (a bulk-manifests page recorded most as it came) and that were
+ * not found gone (present[i - k0] == 0 for i >= k0; present NULL: none
+ * checked): the existence check fetched none the registry listed, and the
+ * manifest cache may have dropped others since. */
+static void prefetch_missing(struct mnt *m, struct pairs *p, struct walk_table *t, size_t lo,
+			     size_t hi, size_t k0, const int *present)
 {
-	const char **r = calloc(c1 - k0, sizeof *r), **d = calloc(c1 - k0, sizeof *d);
+	const char **r = calloc(hi - lo, sizeof *r), **d = calloc(hi - lo, sizeof *d);
 	size_t n = 0;
-	for (size_t i = k0; r && d && i < c1; i++)
-		if (!present || present[i - k0] != 0) {
+	for (size_t i = lo; r && d && i < hi; i++)
+		if ((!present || i < k0 || present[i - k0] != 0) && !walk_table_has(t, p->digest[i])) {
 			r[n] = p->repo[i];
 			d[n++] = p->digest[i];
 		}
@@ -100,6 +102,29 @@ static void prefetch_present(struct mnt *m, struct pairs *p, size_t k0, size_t c
 		manifest_cache_prefetch(m->mc, r, d, n);
 	free(r);
 	free(d);
+}
+
+/* Counts pair i's manifest from the walk table, recording it first from
+ * the manifest cache when the table does not have it; its index children
+ * become pairs. 0, -EIO (it could not be fetched), -ENOMEM. */
+static int count_one(struct mnt *m, struct pairs *p, size_t i, struct walk_table *t,
+		     uint64_t *by, uint64_t *bl)
+{
+	struct strvec kids = STRVEC_INIT;
+	int r = walk_table_visit(t, p->digest[i], by, bl, &kids);
+	if (r == -ENOENT) {
+		const struct mentry *e;
+		if (mcache_get(m->mc, p->repo[i], p->digest[i], &e) != 0)
+			return -EIO;
+		r = walk_table_record(t, e);
+		mcache_put(m->mc, e);
+		if (!r)
+			r = walk_table_visit(t, p->digest[i], by, bl, &kids);
+	}
+	for (size_t c = 0; r == 1 && c < kids.n; c++)
+		pairs_add_copy(p, p->repo[i], kids.v[c]);
+	strvec_clear(&kids);
+	return r < 0 ? (r == -ENOENT ? -EIO : r) : 0;
 }
 
 /* count_all's work on pairs [c0, c1): those before chk are tags' targets
@@ -110,33 +135,20 @@ static int count_chunk(struct mnt *m, struct pairs *p, size_t c0, size_t c1, siz
 {
 	int rc = 0;
 	size_t k0 = chk > c0 ? (chk < c1 ? chk : c1) : c0; /* [c0, k0) tagged */
-	if (k0 > c0)
-		manifest_cache_prefetch(m->mc, p->repo + c0, p->digest + c0, k0 - c0);
 	int *present = c1 > k0 ? calloc(c1 - k0, sizeof *present) : NULL;
 	if (present)
 		manifest_cache_check_exist(m->mc, m->nc, p->repo + k0, p->digest + k0, c1 - k0,
 					   present);
-	if (c1 > k0)
-		prefetch_present(m, p, k0, c1, present);
+	prefetch_missing(m, p, t, c0, c1, k0, present);
 	for (size_t i = c0; i < c1 && rc != -ENOMEM; i++) {
 		if (present && i >= k0 && present[i - k0] == 0) {
 			if (p->gone)
 				pairs_add(p->gone, p->repo[i], p->digest[i], NULL);
 			continue; /* gone: logged once by the manifest cache */
 		}
-		if (walk_table_counted(t, p->digest[i]))
-			continue; /* counted (a manifest is never also a config or layer) */
-		const struct mentry *e;
-		if (mcache_get(m->mc, p->repo[i], p->digest[i], &e) != 0) {
-			rc = -EIO;
-			continue;
-		}
-		int r = walk_table_add(t, e, by, bl);
-		for (size_t c = 0; r == 1 && c < e->m->n_manifests; c++)
-			pairs_add_copy(p, p->repo[i], e->m->manifests[c].digest);
-		mcache_put(m->mc, e);
-		if (r < 0)
-			rc = r;
+		int r = count_one(m, p, i, t, by, bl);
+		if (r)
+			rc = r == -ENOMEM || !rc ? r : rc;
 	}
 	free(present);
 	return rc;
@@ -281,12 +293,18 @@ static int do_walk(struct mnt *m, uint64_t *bytes, uint64_t *blocks, struct usag
 	atomic_fetch_add(&m->st.walks, 1);
 	struct walk w = {0};
 	struct walk_table *t = walk_table_new();
+	/* every manifest parsed from here on is recorded as it comes: those of
+	 * a bulk-manifests page need no second read after leaving memory */
+	if (t)
+		mcache_observe(m->mc, walk_table_observe, t);
 	int rc = t ? walk_names(m, &w) : -ENOMEM;
 	if (rc == 0) {
 		size_t ntagged = walk_pairs(m, &w);
 		w.p.gone = &w.gone;
 		rc = count_all(m, &w.p, ntagged, t, bytes, blocks);
 	}
+	if (t)
+		mcache_observe(m->mc, NULL, NULL);
 	if (rc == 0) {
 		/* the accounting of .regfs/usage and the user.regfs.* sizes:
 		 * from the same pairs, every manifest now in the cache */

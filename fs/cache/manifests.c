@@ -350,10 +350,28 @@ static char *from_disk(struct manifest_cache *mc, const char *digest, size_t *le
 	return NULL;
 }
 
+void mcache_observe(struct manifest_cache *mc, void (*fn)(void *, const struct mentry *),
+		    void *arg)
+{
+	pthread_mutex_lock(&mc->g.mu);
+	mc->observer = fn;
+	mc->observer_arg = arg;
+	pthread_mutex_unlock(&mc->g.mu);
+}
+
+/* Caller holds g.mu; s just filled. Under the lock, so that once
+ * mcache_observe returns no call of the old observer is running. */
+static void observe(struct manifest_cache *mc, struct slot *s)
+{
+	if (mc->observer)
+		mc->observer(mc->observer_arg, &s->e);
+}
+
 /* Caller holds g.mu; s filled and held by the caller: counted, and
  * published to its waiters. */
 static void publish(struct manifest_cache *mc, struct slot *s)
 {
+	observe(mc, s);
 	mc->bytes += s->cost;
 	sflight_set(&s->sf);
 	pthread_cond_broadcast(&mc->g.cv);
@@ -464,8 +482,10 @@ static int fill_from_resp(struct manifest_cache *mc, struct slot *s, const char 
 /* Caller holds g.mu and the claim on s: ends it, counted when ok. */
 static void fill_end(struct manifest_cache *mc, struct slot *s, bool ok)
 {
-	if (ok)
+	if (ok) {
+		observe(mc, s);
 		mc->bytes += s->cost;
+	}
 	sflight_end(&mc->g, &s->sf, ok);
 }
 

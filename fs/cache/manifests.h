@@ -64,6 +64,14 @@ int mcache_store_mem(struct manifest_cache *mc, const char *digest, const char *
 		   const char *ctype, const struct mentry **out);
 /* The entry when it is in memory now (held), else NULL: nothing fetched. */
 const struct mentry *mcache_peek(struct manifest_cache *mc, const char *digest);
+/* From now on fn(arg, e) is called for every manifest parsed into the
+ * cache (from the registry, the disk cache or a store), with the cache's
+ * lock held: fn must be quick and must not call into the cache. One
+ * observer at a time; fn NULL ends it, and no call is running once this
+ * returns. For the walk, which keeps what it needs of each manifest as
+ * it is parsed instead of reading it again after it left memory. */
+void mcache_observe(struct manifest_cache *mc, void (*fn)(void *, const struct mentry *),
+		    void *arg);
 /* Gives back one hold of e (NULL is fine). */
 void mcache_put(struct manifest_cache *mc, const struct mentry *e);
 /* Fetch many (repo, digest) pairs in parallel; those cached are skipped. */

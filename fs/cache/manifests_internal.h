@@ -33,6 +33,8 @@ struct manifest_cache {
 	size_t bytes;                    /* of every filled entry, held or not */
 	size_t budget;                   /* drop unheld entries while bytes exceed it */
 	uint64_t evictions;
+	void (*observer)(void *, const struct mentry *); /* mcache_observe */
+	void *observer_arg;
 	struct exist *eb[EXIST_BUCKETS];
 };
 

@@ -25,6 +25,8 @@
 #include "usage.h"
 #include "cache/digests.h"
 
+#include <regfs/strvec.h>
+
 #define NDOC 16
 
 static struct mnt mnt;
@@ -346,12 +348,29 @@ static void test_walk_table(void **state)
 	struct walk_table *t = walk_table_new();
 	assert_non_null(t);
 	uint64_t by = 0, bl = 0;
-	assert_int_equal(walk_table_add(t, ei, &by, &bl), 1);
+	struct strvec kids = STRVEC_INIT;
+	assert_int_equal(walk_table_visit(t, di, &by, &bl, &kids), -ENOENT);
+	assert_int_equal(walk_table_record(t, ei), 0);
+	assert_int_equal(walk_table_record(t, ei), 0); /* once */
+	assert_int_equal(walk_table_visit(t, di, &by, &bl, &kids), 1);
 	assert_int_equal(by, strlen(ix));
-	assert_false(walk_table_counted(t, da)); /* named by the index only */
-	assert_int_equal(walk_table_add(t, ea, &by, &bl), 1);
-	assert_int_equal(walk_table_add(t, eb, &by, &bl), 1);
-	assert_int_equal(walk_table_add(t, ea, &by, &bl), 0);
+	assert_int_equal(kids.n, 2);
+	assert_string_equal(kids.v[0], da);
+	assert_string_equal(kids.v[1], db);
+	strvec_clear(&kids);
+	assert_false(walk_table_has(t, da)); /* named by the index only */
+	/* the manifest cache records what it parses for an observer */
+	mcache_observe(mnt.mc, walk_table_observe, t);
+	mcache_put(mnt.mc, ea);
+	mcache_set_budget(mnt.mc, 0);
+	assert_int_equal(mcache_store(mnt.mc, da, a, strlen(a), NULL, &ea), 0);
+	mcache_observe(mnt.mc, NULL, NULL);
+	assert_true(walk_table_has(t, da));
+	assert_int_equal(walk_table_record(t, eb), 0);
+	assert_int_equal(walk_table_visit(t, da, &by, &bl, &kids), 1);
+	assert_int_equal(walk_table_visit(t, db, &by, &bl, &kids), 1);
+	assert_int_equal(walk_table_visit(t, da, &by, &bl, &kids), 0);
+	assert_int_equal(kids.n, 0);
 	uint64_t all = strlen(ix) + strlen(a) + strlen(b) + 2 + 100 + 200 + 300;
 	assert_int_equal(by, all);
 	uint64_t blocks = (strlen(ix) + 511) / 512 + (strlen(a) + 511) / 512 +
@@ -359,11 +378,11 @@ static void test_walk_table(void **state)
 	assert_int_equal(bl, blocks);
 	char l1[REGFS_DIGEST_MAX];
 	letter_digest('1', l1);
-	assert_true(walk_table_counted(t, l1));
+	assert_true(walk_table_has(t, l1));
 	mcache_put(mnt.mc, ea);
 	mcache_put(mnt.mc, eb);
 	mcache_put(mnt.mc, ei);
-	mcache_set_budget(mnt.mc, 0); /* the accounting reads no manifest */
+	assert_int_equal(mcache_bytes(mnt.mc), 0); /* the accounting reads no manifest */
 
 	/* repository r: tag t on the index, b also shown untagged; repository
 	 * s: tag u on image b. */
