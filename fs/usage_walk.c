@@ -251,27 +251,47 @@ static int closure(struct usage_builder *b, const struct walk_table *t,
 	return rc;
 }
 
+/* The record index of digest, or -1 when the walk did not count it. */
+static long rec_of(const struct walk_table *t, const char *digest)
+{
+	uint32_t id = digtab_find(t->d, digest);
+	return id == DIGTAB_NONE || !t->rec[id] ? -1 : (long)t->rec[id] - 1;
+}
+
 int usage_from_walk(const struct walk_table *t, const struct usage_walk_in *in,
 		    struct usage **out)
 {
 	struct usage_builder *b = usage_builder_new();
-	if (!b)
-		return -ENOMEM;
-	for (size_t i = 0; i < in->n; i++) {
+	/* A repository's manifest list names its tagged manifests too: an
+	 * untagged reference to a manifest a tag of the same repository
+	 * reaches adds nothing to any figure (same blobs, same repository,
+	 * same tag group), so it is left out. tagged_in[r]: one repository
+	 * (by pointer) with a tag on record r. */
+	const char **tagged_in = calloc(t->nr ? t->nr : 1, sizeof *tagged_in);
+	int rc = b && tagged_in ? 0 : -ENOMEM;
+	for (size_t i = 0; !rc && i < in->n; i++) {
+		long r = in->te[i] ? rec_of(t, in->digest[i]) : -1;
+		if (r >= 0 && !tagged_in[r])
+			tagged_in[r] = in->repo[i];
+	}
+	for (size_t i = 0; !rc && i < in->n; i++) {
 		const char *repo = in->repo[i], *digest = in->digest[i];
 		const struct tag_ent *te = in->te[i];
 		if (!te && is_gone(in, repo, digest))
 			continue;
-		uint32_t id = digtab_find(t->d, digest);
-		if (id == DIGTAB_NONE || !t->rec[id])
+		long r = rec_of(t, digest);
+		if (r < 0)
 			continue; /* the walk failed on it: no accounting then (walk.c) */
-		int rc = usage_ref_begin(b, repo, te ? te->tag : NULL, digest, te ? te->mtime : 0);
+		if (!te && tagged_in[r] == repo)
+			continue;
+		rc = usage_ref_begin(b, repo, te ? te->tag : NULL, digest, te ? te->mtime : 0);
 		if (!rc)
-			rc = closure(b, t, in, repo, &t->r[t->rec[id] - 1], 0);
-		if (rc) {
-			usage_builder_free(b);
-			return rc;
-		}
+			rc = closure(b, t, in, repo, &t->r[r], 0);
+	}
+	free(tagged_in);
+	if (rc) {
+		usage_builder_free(b);
+		return rc;
 	}
 	return usage_build(b, out);
 }
