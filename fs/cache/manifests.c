@@ -387,8 +387,9 @@ static void hand_out(struct manifest_cache *mc, struct slot *s, const struct men
 		release(mc, s);
 }
 
-/* The parsed copy of data, or publishes it in the slot of digest (held and
- * returned in *held); a slot another thread fills meanwhile is waited for. */
+/* mcache_store(_mem): parses a copy of data and publishes it in the slot
+ * of digest, unless the slot is filled already (then data is not parsed);
+ * a slot another thread is filling is waited for. *out as hand_out says. */
 static int put(struct manifest_cache *mc, const char *digest, const char *data, size_t len,
 	       const char *ctype, bool persist, const struct mentry **out)
 {
