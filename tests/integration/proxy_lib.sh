@@ -39,6 +39,12 @@
 # The upstream's user is alice:s3cret; the cache gets the same credentials in its config.
 
 PROXY_CACHE=${PROXY_CACHE:-regfs}
+# skopeo options of the pushes meant as OCI: none, but registry:2 2.8's proxy mode asks
+# its upstream without the OCI media types ("OCI manifest found, but accept header does
+# not support OCI manifests"), so under PROXY_CACHE=docker they are Docker schema 2 too
+UP_OCI=()
+[ "$PROXY_CACHE" = docker ] && UP_OCI=(--format v2s2)
+UP_V2S2=(--format v2s2)   # Docker Hub's format
 FAULTPROXY=$REGFS_SRC/tests/integration/tools/faultproxy.py
 UP_USER=alice:s3cret
 ACCEPT_ALL='application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json'
@@ -150,9 +156,10 @@ cache_start() {
 # unique digests of every blob file in a skopeo dir: copy (for an index copied with
 # --all: the child manifests too, as up_blobs lists them)
 dir_digests() {
+  [ -f "$1/manifest.json" ] || { echo "no manifest.json in $1"; return 1; }
   echo "sha256:$(sha256sum <"$1/manifest.json" | cut -d' ' -f1)"
   {
-    find "$1" -maxdepth 1 -type f -regex '.*/[0-9a-f]\{64\}' -printf 'sha256:%f\n'
+    find "$1" -maxdepth 1 -type f -regextype posix-extended -regex '.*/[0-9a-f]{64}' -printf 'sha256:%f\n'
     find "$1" -maxdepth 1 -type f -name '*.manifest.json' -exec sha256sum {} + | sed 's/^\([0-9a-f]*\) .*/sha256:\1/'
   } | sort -u
 }
@@ -225,16 +232,23 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
   address = "$CTR_SOCK.ttrpc"
 [plugins."io.containerd.grpc.v1.cri".registry]
   config_path = "$d/hosts"
+# every namespace fetches its own content (the default, shared, would take a blob
+# another namespace has without asking any registry): a pull in a new namespace
+# is a cold pull of this containerd
+[plugins."io.containerd.metadata.v1.bolt"]
+  content_sharing_policy = "isolated"
 CONF
   start_bg containerd containerd --config "$d/config.toml"
   wait_for 30 ctr --address "$CTR_SOCK" version
 }
-ctr_x() { with_timeout 120 ctr --address "$CTR_SOCK" "$@"; }
-# ctr_pull REF — ctr image pull through the hosts.toml mirror (no credentials: only the
-# mirror can answer), unpacked with the native snapshotter
-ctr_pull() { ctr_x image pull --plain-http --hosts-dir "$WORK/ctr/hosts" --snapshotter native "$1"; }
-# ctr_digests REF — the image's target digest, then the sorted digests of the content store
+# ctr_x NAMESPACE ARGS… — ctr on our containerd in NAMESPACE
+ctr_x() { local n=$1; shift; with_timeout 120 ctr --address "$CTR_SOCK" -n "$n" "$@"; }
+# ctr_pull NAMESPACE REF — ctr image pull through the hosts.toml mirror (no credentials:
+# only the mirror can answer), unpacked with the native snapshotter
+ctr_pull() { ctr_x "$1" image pull --plain-http --hosts-dir "$WORK/ctr/hosts" --snapshotter native "$2"; }
+# ctr_digests NAMESPACE REF — the image's target digest, then the sorted digests of the
+# namespace's content store
 ctr_digests() {
-  ctr_x image ls | awk -v r="$1" '$1 == r { print $3 }'
-  ctr_x content ls -q | sort -u
+  ctr_x "$1" image ls | awk -v r="$2" '$1 == r { print $3 }'
+  ctr_x "$1" content ls -q | sort -u
 }
