@@ -169,9 +169,15 @@ up_digests() { up_digest "$1" "$2" && up_blobs "$1" "$2"; }
 # --- podman, with a registries.conf mirror ------------------------------------------------
 
 # podman_setup MIRROR_LOCATION — a registries.conf (in $WORK/podman) that sends pulls of
-# $UP_HOST/… to MIRROR_LOCATION first (both insecure: plain HTTP on loopback)
+# $UP_HOST/… to MIRROR_LOCATION first (both insecure: plain HTTP on loopback); call it
+# in the script's shell, not in $( … ) (it registers a cleanup)
 podman_setup() {
   mkdir -p "$WORK/podman"
+  # podman refuses a runroot longer than 50 characters: the runroots go under /tmp
+  if [ -z "${PODMAN_RUN:-}" ]; then
+    PODMAN_RUN=$(mktemp -d /tmp/regfs-podman.XXXXXX) || return 1
+    add_cleanup "rm -rf '$PODMAN_RUN'"
+  fi
   cat >"$WORK/podman/registries.conf" <<CONF
 unqualified-search-registries = []
 [[registry]]
@@ -185,10 +191,12 @@ CONF
 # podman_x STORE ARGS… — podman with its own storage (vfs) under $WORK/podman/STORE, the
 # registries.conf above, no systemd (cgroupfs, file events)
 podman_x() {
-  local s=$WORK/podman/$1; shift
-  mkdir -p "$s/tmp"
+  local s=$WORK/podman/$1 run
+  shift
+  run=$PODMAN_RUN/${s##*/}
+  mkdir -p "$s/tmp" "$run"
   CONTAINERS_REGISTRIES_CONF=$WORK/podman/registries.conf with_timeout 120 podman \
-    --root "$s/root" --runroot "$s/run" --tmpdir "$s/tmp" --storage-driver vfs \
+    --root "$s/root" --runroot "$run" --tmpdir "$s/tmp" --storage-driver vfs \
     --cgroup-manager cgroupfs --events-backend file "$@"
 }
 # podman_facts STORE REF — the pulled image's manifest digest, then its layers' diff IDs
