@@ -14,11 +14,14 @@ expression on the path (query string included) and make them fail:
     corrupt  forward the request, then answer the backend's status and headers
            with a 2xx body's bytes inverted (same length and headers, so only a
            client that hashes the body notices; other answers pass unchanged)
+    delay  wait "seconds" (a rule field, default 1) before forwarding: requests
+           that arrive meanwhile overlap this one
 
 Control URL (on the same port; no registry path starts with /_faultproxy):
 
     PUT  /_faultproxy/rules   body: JSON list of {"method": "GET"|"*",
-                              "path": "<regex>", "action": "500"|"hang"|"close",
+                              "path": "<regex>", "action": "500"|"hang"|"close"|
+                              "corrupt"|"delay", "seconds": S (delay only),
                               "times": N (optional: only the next N matches)}
                               (replaces every rule; [] clears them)
     GET  /_faultproxy/counts  JSON {"METHOD /path": n, ...} (path without query)
@@ -41,7 +44,7 @@ import threading
 import urllib.parse
 
 LOCK = threading.Lock()
-RULES = []          # list of [method, compiled regex, action, times left or None]
+RULES = []          # list of [method, compiled regex, action, times left or None, seconds]
 COUNTS = {}
 REQLOG = []         # "METHOD path?query STATUS" lines, in arrival order
 STOP = threading.Event()
@@ -54,11 +57,11 @@ def set_rules(spec):
     rules = []
     for r in spec:
         action = str(r["action"])
-        if action not in ("500", "hang", "close", "corrupt"):
+        if action not in ("500", "hang", "close", "corrupt", "delay"):
             raise ValueError("unknown action " + action)
         times = r.get("times")
         rules.append([r.get("method", "*").upper(), re.compile(r["path"]), action,
-                      None if times is None else int(times)])
+                      None if times is None else int(times), float(r.get("seconds", 1))])
     with LOCK:
         RULES[:] = rules
 
@@ -66,12 +69,12 @@ def set_rules(spec):
 def rule_for(method, path):
     with LOCK:
         for rule in RULES:
-            m, rx, action, times = rule
+            m, rx, action, times, seconds = rule
             if (m == "*" or m == method) and rx.search(path) and times != 0:
                 if times is not None:
                     rule[3] = times - 1
-                return action
-    return None
+                return action, seconds
+    return None, 0
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -134,9 +137,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             key = method + " " + path_only
             COUNTS[key] = COUNTS.get(key, 0) + 1
         body = self._body()
-        action = rule_for(method, self.path)
+        action, seconds = rule_for(method, self.path)
         status = "-"
         try:
+            if action == "delay":
+                STOP.wait(seconds)
             status = self._act(method, body, action)
         finally:
             with LOCK:
