@@ -48,6 +48,9 @@
 /* Kernel cache lifetime for what is addressed by digest (never changes). */
 #define IMMUTABLE_TIMEOUT 86400.0
 
+/* --memory's default. */
+#define MOUNT_MEMORY_DEFAULT (256ull << 20)
+
 struct mount_opts {
 	char *url, *mountpoint;
 	char *user, *pass;
@@ -60,6 +63,9 @@ struct mount_opts {
 	int max_parallel;
 	char *cache_dir;
 	uint64_t cache_size;
+	/* --memory: the budget of what the mount keeps in memory (the node
+	 * table, the manifest cache); each part takes its documented share. */
+	uint64_t memory_bytes;
 	char *protect;       /* comma-separated globs: tags rm/mv/ln -sf refuse (EPERM) */
 	char *fuse_opts;     /* -o options passed to FUSE, comma-joined */
 	char *metrics_addr;  /* --metrics host:port: Prometheus text listener, or NULL */

@@ -44,6 +44,9 @@ static void usage(FILE *f)
 "                         ($XDG_CACHE_HOME/regfs, ~/.cache/regfs, root: /var/cache/regfs)\n"
 "      --cache-size SIZE  cap of the disk cache, LRU (1G; K/M/G/T suffixes; 0 = off)\n"
 "      --max-parallel N   concurrent requests in a batch (16)\n"
+"      --memory SIZE      memory budget of the mount's tables and caches (256M;\n"
+"                         at least 16M): a quarter bounds the nodes the kernel\n"
+"                         is asked to keep\n"
 "      --log-file FILE    log here (default when daemonized: CACHE_DIR/regfs.log)\n"
 "      --protect GLOBS    tags rm/mv/rmdir must not touch: EPERM (e.g. 'latest,prod*';\n"
 "                         in -o form separate them with ':')\n"
@@ -64,7 +67,7 @@ enum opt_type {
 	OT_USER,     /* USER[:PASS] into o.user and o.pass */
 	OT_SECONDS,  /* double >= min */
 	OT_INT,      /* int in [min, max] (a number, truncated) */
-	OT_SIZE,     /* uint64_t from 512, 512M, 2GiB, ... */
+	OT_SIZE,     /* uint64_t from 512, 512M, 2GiB, ... (>= min) */
 };
 
 struct opt {
@@ -100,6 +103,8 @@ static const struct opt opts[] = {
 	{"client-cert", "client_cert", K_FIRST + 12, OT_STR, F(o.client_cert), 0, 0, NULL},
 	{"client-key", "client_key", K_FIRST + 13, OT_STR, F(o.client_key), 0, 0, NULL},
 	{"password-file", "password_file", K_FIRST + 14, OT_STR, F(o.password_file), 0, 0, NULL},
+	{"memory", NULL, K_FIRST + 15, OT_SIZE, F(o.memory_bytes), 16 << 20, 0,
+	 "expected a size of at least 16M like 256M or 1G"},
 };
 #undef F
 #define NOPTS (sizeof opts / sizeof opts[0])
@@ -175,7 +180,7 @@ static int opt_set(const struct opt *p, struct cli *c, const char *val)
 		set_user(&c->o, val);
 		return 0;
 	case OT_SIZE:
-		if (parse_size(val, (uint64_t *)field) == 0)
+		if (parse_size(val, (uint64_t *)field) == 0 && *(uint64_t *)field >= p->min)
 			return 0;
 		break;
 	case OT_SECONDS:
@@ -293,6 +298,7 @@ int cli_parse(int argc, char **argv, struct cli *c, const char **url_arg, const 
 	c->o.timeout_s = 10;
 	c->o.max_parallel = 16;
 	c->o.cache_size = 1ull << 30;
+	c->o.memory_bytes = MOUNT_MEMORY_DEFAULT;
 	int k;
 	while ((k = getopt_long(argc, argv, "fdho:Vs", lo, NULL)) != -1) {
 		const struct opt *p = opt_by_key(k);

@@ -37,6 +37,7 @@ enum kind {
 	K_HEADERS,   /* http.headers: name -> [values] */
 	K_ENDPOINTS, /* notifications.endpoints: a list of sections (config_notify.c) */
 	K_QUOTAS,    /* regfs.quota: a list of sections (config_quota.c) */
+	K_PROXIES,   /* proxy (off 1: registry:2's one section), regfs.proxies (off 0): config_proxy.c */
 	K_FIELDS,    /* log.fields: name -> value */
 	K_CHECKS,    /* health.file/http/tcp: a list of checks */
 	K_CLIENTCAS, /* http.tls.clientcas: a list of files (config_tls.c) */
@@ -116,6 +117,8 @@ static const struct key keys[] = {
 	{"regfs.usage", K_MAP, 0, NULL},
 	{"regfs.usage.maxseries", K_INT, F(usage.maxseries), NULL},
 	{"regfs.quota", K_QUOTAS, 0, NULL},
+	{"regfs.proxies", K_PROXIES, 0, NULL},
+	{"regfs.proxycache.interval", K_DUR, F(proxycache_interval_s), NULL},
 
 	{"http.addr", K_STR, F(http_addr), NULL},
 	{"http.host", K_STR, F(http_host), NULL},
@@ -157,7 +160,7 @@ static const struct key keys[] = {
 	{"regfs.admins", K_ACCESS, 1, NULL},
 	{"notifications.endpoints", K_ENDPOINTS, 0, NULL},
 	{"redis", K_WARN, 0, "redis is not used by regfs; ignored"},
-	{"proxy", K_WARN, 0, "pull-through cache (proxy) is not supported; ignored"},
+	{"proxy", K_PROXIES, 1, NULL},
 	{"validation", K_WARN, 0, "manifest validation settings are not supported; ignored"},
 	{"reporting", K_WARN, 0, "reporting (bugsnag, newrelic) is not supported; ignored"},
 	{"compatibility", K_WARN, 0, "compatibility settings are not supported; ignored"},
@@ -433,6 +436,8 @@ static int walk_pair(struct ctx *c, const char *path, const char *prefix, yaml_n
 		return config_endpoints_parse(c->doc, v, c->source, c->cfg, c->err);
 	case K_QUOTAS:
 		return config_quotas_parse(c->doc, v, c->source, c->cfg, c->err);
+	case K_PROXIES:
+		return config_proxies_parse(c->doc, v, c->source, k->off == 1, c->cfg, c->err);
 	case K_FIELDS:
 		return walk_fields(c, v);
 	case K_CHECKS:
@@ -577,6 +582,8 @@ static int finish(struct ctx *c)
 		lr = check_limits(c);
 	if (!lr)
 		lr = config_tls_check(c->source, c->cfg, c->err);
+	if (!lr)
+		lr = config_proxies_finish(c->source, c->cfg, c->err);
 	if (lr)
 		return lr;
 	struct regfs_config *cfg = c->cfg;
@@ -647,6 +654,7 @@ void regfs_config_defaults(struct regfs_config *cfg, const char *default_rootdir
 	cfg->limits.idletimeout_s = 120;
 	cfg->limits.largereads = 64;
 	cfg->usage.maxseries = 500;
+	cfg->proxycache_interval_s = 600;
 	cfg->http_addr = strdup(default_rootdir ? "127.0.0.1:5000" : ":5000");
 	cfg->health_storage.interval_s = 10;
 	cfg->health_storage.threshold = 1;
@@ -739,6 +747,9 @@ void regfs_config_free(struct regfs_config *cfg)
 	for (int i = 0; i < cfg->n_quotas; i++)
 		free(cfg->quotas[i].repository);
 	free(cfg->quotas);
+	for (int i = 0; i < cfg->n_proxies; i++)
+		regfs_proxy_config_free(&cfg->proxies[i]);
+	free(cfg->proxies);
 	for (int i = 0; i < 2 * cfg->n_log_fields; i++)
 		free(cfg->log_fields[i]);
 	free(cfg->log_fields);

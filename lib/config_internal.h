@@ -50,4 +50,21 @@ int config_access_parse(yaml_document_t *doc, yaml_node_t *node, const char *sou
 int config_quotas_parse(yaml_document_t *doc, yaml_node_t *node, const char *source,
 			struct regfs_config *cfg, struct regfs_err *err);
 
+/* proxy (registry2 true: registry:2's one section, prefix "") or
+ * regfs.proxies (a list) into cfg->proxies (config_proxy.c); `proxy:` is
+ * kept at index 0. -EINVAL (err names the entry, key and line) or -ENOMEM;
+ * what was stored stays for regfs_config_free. */
+int config_proxies_parse(yaml_document_t *doc, yaml_node_t *node, const char *source,
+			 bool registry2, struct regfs_config *cfg, struct regfs_err *err);
+
+/* After file and environment: applies REGISTRY_PROXY_REMOTEURL/USERNAME/
+ * PASSWORD/TTL to the `proxy:` entry (creating it), then refuses both forms
+ * at once, a missing or non-http(s) remoteurl, an invalid prefix, a prefix
+ * inside or equal to another, negative durations, regfs.proxycache.interval
+ * under 1s. Trailing '/' of remoteurl and prefix are dropped. */
+int config_proxies_finish(const char *source, struct regfs_config *cfg, struct regfs_err *err);
+
+/* Frees what `p` holds (the password wiped first); `p` is zeroed. */
+void regfs_proxy_config_free(struct regfs_proxy_config *p);
+
 #endif

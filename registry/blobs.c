@@ -13,6 +13,7 @@
 #include "gc.h"
 #include "handlers.h"
 #include "notify.h"
+#include "proxy.h"
 #include "registry.h"
 #include "repo.h"
 #include "request.h"
@@ -328,13 +329,16 @@ static enum MHD_Result serve_blob(struct registry *r, struct request *q, const c
 
 static enum MHD_Result get_blob(struct registry *r, struct request *q)
 {
-	if (!linked(r, q->rt.name, q->rt.ref))
-		return blob_unknown(r, q);
 	char *path = regfs_layout_blob_data(q->rt.ref);
 	if (!path)
 		return MHD_NO;
+	bool have = linked(r, q->rt.name, q->rt.ref);
 	enum MHD_Result ret;
-	if (!redirected(r, q, path, &ret)) {
+	if (q->proxy && !(have && repo_exists(r, path, NULL))) /* cached, not stored yet */
+		ret = proxy_blob(r, q);
+	else if (!have)
+		ret = blob_unknown(r, q);
+	else if (!redirected(r, q, path, &ret)) {
 		/* A pushing client skips uploading blobs a HEAD finds: note
 		 * before the stat, so online GC keeps the blob for `delay`. */
 		if (request_is_head(q))

@@ -6,6 +6,7 @@
 
 #include "handlers.h"
 #include "manifest_bytes.h"
+#include "proxy_internal.h"
 #include "registry.h"
 #include "repo.h"
 #include "request.h"
@@ -159,7 +160,11 @@ enum MHD_Result h_tags(struct registry *r, struct request *q)
 		return ret;
 	struct strvec tags = {0};
 	struct regfs_err e = {0};
-	int rc = repo_list_tags(r, q->rt.name, &tags, &e);
+	/* a cached repository lists its upstream's tags, the stored ones when
+	 * the upstream cannot be asked */
+	int rc = q->proxy && proxy_list_tags(r, q, &tags) == 0
+			 ? 0
+			 : repo_list_tags(r, q->rt.name, &tags, &e);
 	if (rc == -ENOENT) {
 		strvec_clear(&tags);
 		if (!repo_known(r, q->rt.name))

@@ -12,7 +12,7 @@
  * under it. */
 #include "manifest_bytes.h"
 
-#include "limits.h"
+#include "input_limits.h"
 #include "registry.h"
 #include "request.h"
 #include "respond.h"

@@ -55,7 +55,7 @@ int manifest_load(struct registry *r, const char *digest, struct manifest_entry 
  * bound (512 KiB) is read, verified and parsed once, and then only its
  * metadata is kept: the entry's `data` is NULL and manifest_bytes_stream
  * answers it from storage. Such a first load takes a large-read slot
- * (limits.h): -EAGAIN when none is free. */
+ * (input_limits.h): -EAGAIN when none is free. */
 int manifest_load_meta(struct registry *r, const char *digest, struct manifest_entry **out,
 		       struct regfs_err *err);
 

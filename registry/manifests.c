@@ -13,9 +13,11 @@
 #include "gc.h"
 #include "handlers.h"
 #include "layerindex.h"
-#include "limits.h"
+#include "input_limits.h"
 #include "manifest_bytes.h"
+#include "manifests.h"
 #include "notify.h"
+#include "proxy.h"
 #include "quota.h"
 #include "registry.h"
 #include "repo.h"
@@ -383,6 +385,38 @@ static enum MHD_Result put_manifest(struct registry *r, struct request *q, enum 
 	return put_manifest_done(r, q, kind);
 }
 
+/* ---- for the pull-through cache (manifests.h) ---- */
+
+enum MHD_Result manifest_serve(struct registry *r, struct request *q)
+{
+	return get_manifest(r, q, strchr(q->rt.ref, ':') ? REF_DIGEST : REF_TAG);
+}
+
+int manifest_store_fetched(struct registry *r, const char *name, const char *tag,
+			   const char *digest, const char *body, size_t len,
+			   const char *content_type, struct regfs_err *err)
+{
+	unsigned long long max = (unsigned long long)r->cfg->limits.manifestsize;
+	if (len > max)
+		return regfs_errf(err, -EFBIG, "manifest of %zu bytes exceeds the %llu-byte limit "
+				  "(regfs.limits.manifestsize)", len, max);
+	int maxd = r->cfg->limits.jsondepth;
+	if (regfs_json_depth(body, len, maxd) > maxd)
+		return regfs_errf(err, -EBADMSG, "manifest JSON nested deeper than %d levels "
+				  "(regfs.limits.jsondepth)", maxd);
+	struct regfs_manifest *m = NULL;
+	struct regfs_err pe = {0};
+	if (regfs_manifest_parse(body, len, content_type, &m, &pe) != 0)
+		return regfs_errf(err, -EBADMSG, "not a valid manifest: %s", regfs_err_str(&pe));
+	gc_writer_begin(r);
+	int rc = store_manifest(r, name, tag, digest, body, len, err);
+	gc_writer_end(r);
+	if (rc == 0)
+		usage_manifest_pushed(r, name, tag, digest, len, m);
+	regfs_manifest_free(m);
+	return rc;
+}
+
 /* ---- DELETE ---- */
 
 static char *dir_of(char *path)
@@ -452,7 +486,7 @@ enum MHD_Result h_manifest(struct registry *r, struct request *q)
 	if (q->m == HTTP_PUT)
 		return put_manifest(r, q, kind);
 	if (q->m != HTTP_DELETE)
-		return get_manifest(r, q, kind);
+		return q->proxy ? proxy_manifest(r, q) : get_manifest(r, q, kind);
 	if (!r->cfg->delete_enabled)
 		return respond_errorf(r, q, 405, "UNSUPPORTED", "deletes are disabled on this "
 				      "registry (storage.delete.enabled: false)");

@@ -15,11 +15,12 @@
 #include "front.h"
 #include "lifecycle.h"
 #include "layerindex.h"
-#include "limits.h"
+#include "input_limits.h"
 #include "maint.h"
 #include "metrics.h"
 #include "manifest_bytes.h"
 #include "notify.h"
+#include "proxy.h"
 #include "registry.h"
 #include "request.h"
 #include "respond.h"
@@ -96,6 +97,10 @@ static enum MHD_Result dispatch(struct registry *r, struct request *q)
 		if (!route_allows(e, q->m))
 			return respond_errorf(r, q, 405, "UNSUPPORTED", "method %s not allowed on %s",
 					      q->method, e->noun ? e->noun : q->url);
+		enum MHD_Result res;
+		/* before auth: ?ns= may make the name ours (proxy.h) */
+		if (e->named && r->proxies && !proxy_route(r, q, &res))
+			return res;
 	}
 	if (!q->authed) {
 		enum MHD_Result res;
@@ -397,6 +402,9 @@ int registry_open(struct registry *r, struct regfs_config *cfg, struct regfs_err
 	r->hc = headcache_new();
 	if (!r->mb || !r->uc || !r->recent || !r->hc)
 		return regfs_errf(err, -ENOMEM, "out of memory");
+	rc = proxies_open(r, err);
+	if (rc)
+		return rc;
 	return auth_open(&r->auth, cfg, err);
 }
 
@@ -404,6 +412,7 @@ void registry_close(struct registry *r)
 {
 	notify_close(r);
 	auth_close(r->auth);
+	proxies_close(r);
 	usage_free(r);
 	manifest_bytes_free(r->mb);
 	upcache_free(r->uc);

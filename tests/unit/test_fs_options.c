@@ -41,6 +41,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.o.timeout_s, 10);
 	assert_int_equal(c.o.max_parallel, 16);
 	assert_true(c.o.cache_size == 1ull << 30);
+	assert_true(c.o.memory_bytes == 256ull << 20);
 	assert_false(c.o.foreground || c.o.debug || c.o.insecure || c.o.ro || c.force_remount);
 	assert_null(c.o.user);
 	assert_null(c.o.cache_dir);
@@ -109,6 +110,13 @@ static void test_o_forms(void **state)
 	assert_true(c.o.cache_size == 0);
 	assert_int_equal(c.o.max_parallel, 3);
 	cli_free(&c);
+	assert_int_equal(parse(&c, (const char *[]){"--memory", "64M", "-o", "memory=1G",
+		"URL", "MNT", NULL}), 0);
+	assert_true(c.o.memory_bytes == 1ull << 30);
+	cli_free(&c);
+	assert_int_equal(parse(&c, (const char *[]){"--memory", "16M", "URL", "MNT", NULL}), 0);
+	assert_true(c.o.memory_bytes == 16ull << 20);
+	cli_free(&c);
 }
 
 static void test_refused(void **state)
@@ -117,7 +125,8 @@ static void test_refused(void **state)
 	static const char *const bad[][4] = {
 		{"--ttl", "-1"}, {"--ttl", "x"}, {"--timeout", "0"}, {"--timeout", "1s"},
 		{"--cache-size", "5X"}, {"--cache-size", "-1"}, {"--max-parallel", "0"},
-		{"--max-parallel", "257"}, {"-o", "ttl"}, {"-o", "cache_dir"},
+		{"--max-parallel", "257"}, {"--memory", "0"}, {"--memory", "15M"},
+		{"--memory", "1Q"}, {"-o", "memory"}, {"-o", "ttl"}, {"-o", "cache_dir"},
 		{"-o", "max_parallel=300"}, {"--no-such-option"}, {"--user"},
 		/* a password in fstab: refused, password_file= is the way */
 		{"-o", "user=a,password=secret"}, {"-o", "pass=secret"},

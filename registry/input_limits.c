@@ -1,5 +1,5 @@
-/* limits.c — see limits.h. */
-#include "limits.h"
+/* input_limits.c — see input_limits.h. */
+#include "input_limits.h"
 
 #include "framing.h"
 #include "registry.h"

@@ -1,4 +1,4 @@
-/* limits.h — the bounds of regfs.limits that are counted across requests
+/* input_limits.h — the bounds of regfs.limits that are counted across requests
  * (the per-request ones are in framing.h and front.h): upload requests in
  * flight, in total and per client address; concurrent reads of manifests
  * too large for the manifest cache; and the process-wide settings applied
@@ -6,8 +6,8 @@
  *
  * Counters are process-wide (one server per process), so the functions take
  * the configuration they need and keep no pointer to it. */
-#ifndef REGFS_LIMITS_H
-#define REGFS_LIMITS_H
+#ifndef REGFS_INPUT_LIMITS_H
+#define REGFS_INPUT_LIMITS_H
 
 #include <stdbool.h>
 #include <microhttpd.h>
