@@ -16,13 +16,15 @@
 proxy_needs
 
 upstream_start
-bad=$(make_image "$WORK/oci" bad 3 256K 64K 16K) || bail "make_image bad"
+bad=$(make_image "$WORK/oci" bad 3 4M 64K 16K) || bail "make_image bad"
+small=$(make_image "$WORK/oci" small 1 16K) || bail "make_image small"
 badm=$(make_image "$WORK/oci" badm 2 64K 16K) || bail "make_image badm"
 many=$(make_image "$WORK/oci" many 3 1M 256K 64K) || bail "make_image many"
 check "upstream: push lib/bad:v1" up_push "$bad" lib/bad:v1 "${UP_OCI[@]}"
+check "upstream: push lib/small:v1" up_push "$small" lib/small:v1 "${UP_OCI[@]}"
 check "upstream: push lib/badm:v1" up_push "$badm" lib/badm:v1 "${UP_V2S2[@]}"
 check "upstream: push lib/many:v1" up_push "$many" lib/many:v1 "${UP_OCI[@]}"
-for n in bad badm many; do up_digests "lib/$n" v1 >"$WORK/up-$n" || fail "upstream: read lib/$n:v1 back"; done
+for n in bad small badm many; do up_digests "lib/$n" v1 >"$WORK/up-$n" || fail "upstream: read lib/$n:v1 back"; done
 cache_start || bail "the cache did not start"
 diag "upstream $UP_HOST (registry $UP_REG_HOST), cache $CACHE_HOST ($PROXY_CACHE)"
 
@@ -43,36 +45,51 @@ files_hashing() {
 }
 
 # --- wrong bytes for a layer ----------------------------------------------------------
-TOK=$(up_token lib/bad)
-L=$(curl -sf -H "Authorization: Bearer $TOK" -H "Accept: $ACCEPT_ALL" "http://$UP_REG_HOST/v2/lib/bad/manifests/v1" | jq -r '.layers[0].digest')
-LHEX=${L#sha256:}
-curl -sfL -H "Authorization: Bearer $TOK" "http://$UP_REG_HOST/v2/lib/bad/blobs/$L" -o "$WORK/layer" || bail "read the layer upstream"
-LSIZE=$(stat -c %s "$WORK/layer")
-# the bytes the faultproxy sends instead: each byte inverted
-WRONG=$(python3 -c 'import hashlib,sys; d=open(sys.argv[1],"rb").read(); print(hashlib.sha256(d.translate(bytes(255-i for i in range(256)))).hexdigest())' "$WORK/layer")
-check "faultproxy: corrupt GETs of lib/bad's first layer" \
-  up_rules "[{\"method\":\"GET\",\"path\":\"^/v2/lib/bad/blobs/$L\",\"action\":\"corrupt\"}]"
-check_fails "wrong layer bytes: skopeo pull of ${CP}lib/bad:v1 fails" \
-  skopeo_copy "docker://$CACHE_HOST/${CP}lib/bad:v1" "dir:$WORK/bad-1"
-code=$(curl -s -m 60 -o "$WORK/bad-blob" -w '%{http_code}' "$CACHE_URL/v2/${CP}lib/bad/blobs/$L"); rc=$?
-got=$(sha256sum <"$WORK/bad-blob" | cut -d' ' -f1)
-diag "curl of the blob: exit $rc, status $code, $(stat -c %s "$WORK/bad-blob") bytes hashing to $got"
-check "wrong layer bytes: curl never gets a complete 200 answer (exit $rc, status $code)" \
-  test "$rc" != 0 -o "$code" != 200
-check "... the upstream was asked for the blob (the fault was hit)" test "$(up_count GET "^/v2/lib/bad/blobs/$L\$")" -gt 0
-check_eq "... no path under the root names the layer's digest (polled up to 10 s)" "" \
-  "$(wait_for 10 test -z "$(paths_naming "$LHEX")"; paths_naming "$LHEX")"
-check_eq "... no file under the root holds the wrong bytes" "" "$(files_hashing "$LSIZE" "$WRONG")"
-if [ "$PROXY_CACHE" = regfs ]; then
-  check "... the cache logged the mismatch, naming the digest" \
-    grep -qiE "(${LHEX:0:12}|$L).*(match|verif|hash|digest)|(match|verif|hash|digest).*(${LHEX:0:12}|$L)" \
-    <(grep -v " 200 \| 404 " "$CACHE_LOG")
-  grep -F "${LHEX:0:12}" "$CACHE_LOG" | tail -n 3 | cut -c1-300 | while IFS= read -r l; do diag "cache log: $l"; done
-fi
-check "fault cleared" up_rules '[]'
-check "skopeo pull of ${CP}lib/bad:v1 now works, the upstream's digests" pull_ok bad-2 "${CP}lib/bad:v1" "$WORK/up-bad"
-check "... the layer is stored and hashes to its digest" verify_store_blobs "$CACHE_DATA"
-check "... stored at its digest's path" test -f "$(blob_path "$CACHE_DATA" "$L")"
+# wrong_layer WHICH NAME — the first layer of lib/NAME comes with inverted bytes: the pull
+# fails, a curl GET never ends as a complete 200, nothing of it is stored, the cache logs
+# why. A 4 MB layer is streamed to the client before its hash is known (the answer must
+# be cut), a 16 KB one may be refused before a byte is sent (a 502 saying why).
+wrong_layer() {
+  local which=$1 n=$2 L LHEX LSIZE WRONG code rc got TOK
+  TOK=$(up_token "lib/$n")
+  curl -sf -H "Authorization: Bearer $TOK" -H "Accept: $ACCEPT_ALL" "http://$UP_REG_HOST/v2/lib/$n/manifests/v1" \
+    -o "$WORK/m-$n" || bail "read lib/$n's manifest upstream"
+  L=$(jq -r ".layers[0].digest" "$WORK/m-$n"); LHEX=${L#sha256:}
+  curl -sfL -H "Authorization: Bearer $TOK" "http://$UP_REG_HOST/v2/lib/$n/blobs/$L" -o "$WORK/layer" || bail "read a layer upstream"
+  LSIZE=$(stat -c %s "$WORK/layer")
+  # the bytes the faultproxy sends instead: each byte inverted
+  WRONG=$(python3 -c 'import hashlib,sys; d=open(sys.argv[1],"rb").read(); print(hashlib.sha256(d.translate(bytes(255-i for i in range(256)))).hexdigest())' "$WORK/layer")
+  check "faultproxy: corrupt GETs of lib/$n's $which layer" \
+    up_rules "[{\"method\":\"GET\",\"path\":\"^/v2/lib/$n/blobs/$L\",\"action\":\"corrupt\"}]"
+  check_fails "$which layer's bytes wrong: skopeo pull of ${CP}lib/$n:v1 fails" \
+    skopeo_copy "docker://$CACHE_HOST/${CP}lib/$n:v1" "dir:$WORK/bad-$n"
+  code=$(curl -s -m 60 -o "$WORK/bad-blob" -w '%{http_code}' "$CACHE_URL/v2/${CP}lib/$n/blobs/$L"); rc=$?
+  got=$(sha256sum <"$WORK/bad-blob" | cut -d' ' -f1)
+  diag "curl of the $which layer: exit $rc, status $code, $(stat -c %s "$WORK/bad-blob") of $LSIZE bytes, hashing to $got"
+  check "... curl never gets a complete 200 answer (exit $rc, status $code)" test "$rc" != 0 -o "$code" != 200
+  if [ "$code" = 502 ] || [ "$code" = 504 ]; then
+    check "... the $code answer says why (the bytes' hash): $(jq -r '.errors[0].message' "$WORK/bad-blob" 2>/dev/null | cut -c1-160)" \
+      grep -qiE "hash|corrupt|mismatch|altered" "$WORK/bad-blob"
+  fi
+  check "... the upstream was asked for the blob (the fault was hit)" test "$(up_count GET "^/v2/lib/$n/blobs/$L\$")" -gt 0
+  check_eq "... no path under the root names the layer's digest (polled up to 10 s)" "" \
+    "$(wait_for 10 test -z "$(paths_naming "$LHEX")"; paths_naming "$LHEX")"
+  check_eq "... no file under the root holds the wrong bytes" "" "$(files_hashing "$LSIZE" "$WRONG")"
+  if [ "$PROXY_CACHE" = regfs ]; then
+    check "... the cache logged the mismatch, naming the digest" \
+      grep -qiE "(${LHEX:0:12}|$L).*(match|verif|hash|digest)|(match|verif|hash|digest).*(${LHEX:0:12}|$L)" \
+      <(grep -v " 200 \| 404 " "$CACHE_LOG")
+    grep -F "${LHEX:0:12}" "$CACHE_LOG" | grep -v " 200 " | tail -n 2 | cut -c1-300 | while IFS= read -r l; do diag "cache log: $l"; done
+  fi
+  check "fault cleared" up_rules '[]'
+}
+wrong_layer "4 MB" bad
+wrong_layer "16 KB" small
+for n in bad small; do
+  check "skopeo pull of ${CP}lib/$n:v1 now works, the upstream's digests" pull_ok "$n-2" "${CP}lib/$n:v1" "$WORK/up-$n"
+  check "... its first layer is stored at its digest's path" test -f "$(blob_path "$CACHE_DATA" "$(jq -r '.layers[0].digest' "$WORK/m-$n")")"
+done
+check "... the stored blobs hash to their digests" verify_store_blobs "$CACHE_DATA"
 
 # --- wrong bytes for a manifest ----------------------------------------------------------
 M=$(head -n1 "$WORK/up-badm"); MHEX=${M#sha256:}
