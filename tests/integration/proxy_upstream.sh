@@ -2,11 +2,13 @@
 # The pull-through cache follows its upstream and outlives it. The upstream is Debian's
 # docker-registry behind the tests' token issuer, seen through a counting faultproxy; the
 # cache is regfs-registry with regfs.proxies [{prefix: hub, revalidate: 3s, …}].
-#  - a tag pushed upstream after the cache was filled shows through the cache, and a tag
+#  - a tag pushed upstream after the cache was filled shows through the cache (and in its
+#    tags list), and a tag
 #    moved upstream to another image is served at its new digest after revalidation
 #    (both polled with a bound, never timed);
 #  - with the upstream stopped (connection refused), cached images still pull (skopeo by
-#    tag and by digest, podman through its mirror) with the upstream's digests, the cache
+#    tag and by digest, podman through its mirror) with the upstream's digests, the tags
+#    list is the stored one, the cache
 #    logs that it served a tag as last seen, and an image never cached fails with 502 or
 #    504 and a registry error body; with the upstream back, that image pulls.
 # PROXY_CACHE=docker runs the checks against registry:2's proxy mode (see proxy_lib.sh).
@@ -48,6 +50,11 @@ V2=$(up_digest lib/app v2)
 check "the cache answers ${CP}lib/app:v2 with the upstream's digest (polled up to 30 s)" \
   wait_for 30 digest_is "${CP}lib/app" v2 "$V2"
 check "skopeo: pull ${CP}lib/app:v2: the upstream's digests" pull_matches v2 "${CP}lib/app:v2" lib/app v2
+# cache_tags NAME — the cache's tags list of NAME, sorted, one line
+cache_tags() { curl -sf -m 20 "$CACHE_URL/v2/$1/tags/list" | jq -r '.tags // [] | sort | join(" ")'; }
+tags_are() { [ "$(cache_tags "$1")" = "$2" ]; }
+check "the cache's tags list of ${CP}lib/app is the upstream's, v1 v2 (polled up to 30 s)" \
+  wait_for 30 tags_are "${CP}lib/app" "v1 v2"
 
 # --- a tag moved upstream is seen after revalidation --------------------------------------
 check "upstream: move lib/app:v1 to another image" up_push "$img_a3" lib/app:v1 "${UP_OCI[@]}"
@@ -83,6 +90,7 @@ down_pull() {
 check "upstream down: skopeo pulls ${CP}lib/app:v1 (tag as last seen), the upstream's digests" \
   down_pull v1 "${CP}lib/app:v1" "$WORK/up-v1.d"
 check "upstream down: skopeo pulls ${CP}lib/app:v2" down_pull v2 "${CP}lib/app:v2" "$WORK/up-v2.d"
+check_eq "upstream down: the tags list of ${CP}lib/app is the stored one" "v1 v2" "$(cache_tags "${CP}lib/app")"
 check "upstream down: skopeo pulls the old v1 by digest" down_pull v1-old "${CP}lib/app@$V1_OLD" "$WORK/up-v1-old.d"
 if command -v podman >/dev/null 2>&1; then
   check "upstream down: podman pulls $UP_HOST/lib/app:v1 through its mirror" \
