@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/integration/proxy_lib.sh — sourced by the pull-through cache's scripts
 # (proxy_*.sh) after lib.sh: a token-protected upstream, the cache in front of it,
 # request counting at both ends, and the upstream's own view of an image.

@@ -37,7 +37,7 @@ blobs_of() {
   echo "sha256:$(sha256sum <"$1" | cut -d' ' -f1) $(stat -c %s "$1")"
   jq -r '.config, .layers[] | "\(.digest) \(.size)"' "$1"
 }
-up_raw lib/app v1 >"$WORK/m-app" && up_raw lib/tool t1 >"$WORK/m-tool" || fail "read the upstream's manifests"
+{ up_raw lib/app v1 >"$WORK/m-app" && up_raw lib/tool t1 >"$WORK/m-tool"; } || fail "read the upstream's manifests"
 skopeo_x inspect --raw "docker://$CACHE_HOST/team/local:v1" >"$WORK/m-local" || fail "read team/local's manifest"
 skopeo_x inspect --raw "docker://$CACHE_HOST/team/copy:v1" >"$WORK/m-copy" || fail "read team/copy's manifest"
 # du_of FILE… — the sum over the unique blobs the manifests list, each rounded up to 512
@@ -62,11 +62,11 @@ check "every blob of the pulled and pushed images is stored in the cache's root,
 
 MNT=$WORK/mnt
 start_regfs_mount "$CACHE_URL" "$MNT" --cache-dir "$WORK/mcache" || bail "regfs did not mount the cache"
-check_eq "mount: the root lists hub next to team" "hub team" "$(ls "$MNT" | xargs)"
-check_eq "mount: hub/lib lists the two pulled images, not the one nobody pulled" "app tool" "$(ls "$MNT/hub/lib" | xargs)"
-check_eq "mount: hub/lib/app's tags" "v1" "$(ls "$MNT/hub/lib/app/_tags" | xargs)"
-check_eq "mount: hub/lib/tool's tags" "t1" "$(ls "$MNT/hub/lib/tool/_tags" | xargs)"
-check_eq "mount: team lists the pushed repositories" "copy local" "$(ls "$MNT/team" | xargs)"
+check_eq "mount: the root lists hub next to team" "hub team" "$(ls "$MNT" | paste -sd" " -)"
+check_eq "mount: hub/lib lists the two pulled images, not the one nobody pulled" "app tool" "$(ls "$MNT/hub/lib" | paste -sd" " -)"
+check_eq "mount: hub/lib/app's tags" "v1" "$(ls "$MNT/hub/lib/app/_tags" | paste -sd" " -)"
+check_eq "mount: hub/lib/tool's tags" "t1" "$(ls "$MNT/hub/lib/tool/_tags" | paste -sd" " -)"
+check_eq "mount: team lists the pushed repositories" "copy local" "$(ls "$MNT/team" | paste -sd" " -)"
 D=$(head -n1 <(blobs_of "$WORK/m-app") | cut -d' ' -f1)
 check_eq "mount: hub/lib/app's manifest hashes to the upstream's digest" "${D#sha256:}" \
   "$(sha256sum <"$MNT/hub/lib/app/_manifests/$D/manifest.json" | cut -d' ' -f1)"
