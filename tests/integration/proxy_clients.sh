@@ -138,4 +138,5 @@ else
 fi
 
 check "the cache's stored blobs all hash to their digests" verify_store_blobs "$CACHE_DATA"
+check_daemon_logs
 done_testing

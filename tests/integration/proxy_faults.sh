@@ -140,4 +140,5 @@ check_eq "... each of the 4 blobs was fetched from the upstream once" "1 1 1 1" 
 diag "upstream manifest requests for lib/many: $(up_log | grep -c '/v2/lib/many/manifests/')"
 up_rules '[]'
 check "the cache's stored blobs all hash to their digests" verify_store_blobs "$CACHE_DATA"
+check_daemon_logs
 done_testing

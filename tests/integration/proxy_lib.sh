@@ -38,6 +38,10 @@
 #                                dir: copy (what up_digest/up_blobs give for the upstream)
 #
 # The upstream's user is alice:s3cret; the cache gets the same credentials in its config.
+# Scripts end with check_daemon_logs (cleanup_lib.sh) before done_testing.
+
+# check_daemon_logs (sanitizer reports of everything started, leaks included) is shared
+. "$REGFS_SRC/tests/integration/cleanup_lib.sh"
 
 PROXY_CACHE=${PROXY_CACHE:-regfs}
 # skopeo options of the pushes meant as OCI: none, but registry:2 2.8's proxy mode asks

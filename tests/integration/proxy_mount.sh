@@ -74,4 +74,5 @@ check_eq "mount: du -s -B1 of hub/ equals the cached images' unique blobs" "$HUB
   "$(du -s -B1 "$MNT/hub" | cut -f1)"
 check_eq "mount: du -s -B1 of the root equals every image's unique blobs (each once)" "$ALL_DU" \
   "$(du -s -B1 "$MNT" | cut -f1)"
+check_daemon_logs
 done_testing

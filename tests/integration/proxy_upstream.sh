@@ -114,4 +114,5 @@ check "the upstream restarts" upstream_restart
 check "upstream back: skopeo pulls ${CP}lib/other:v1, the upstream's digests" \
   pull_matches other "${CP}lib/other:v1" lib/other v1
 check "the cache's stored blobs all hash to their digests" verify_store_blobs "$CACHE_DATA"
+check_daemon_logs
 done_testing
