@@ -15,7 +15,7 @@
 . "$(dirname "$0")/proxy_lib.sh"
 proxy_needs
 
-# --- the upstream: two single-platform images, one 2-platform index, token-protected --
+# --- the upstream: three single-platform images, one 2-platform index, token-protected
 upstream_start
 check_eq "upstream: an anonymous request is refused (401: the token flow is needed)" 401 \
   "$(curl -s -o /dev/null -w '%{http_code}' "$UP_URL/v2/")"
@@ -45,6 +45,9 @@ if [ "$PROXY_CACHE" = regfs ]; then
   check_fails "cache instance: a push under hub/ is refused" \
     skopeo_copy "$loc" "docker://$CACHE_HOST/hub/lib/local:v1"
   check_eq "... the upstream got nothing" "" "$(up_raw lib/local v1 2>/dev/null)"
+  check_eq "... a manifest PUT under hub/ answers 405 UNSUPPORTED" "405 UNSUPPORTED" \
+    "$(curl -s -o "$WORK/put-body" -w '%{http_code}' -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+      --data-binary '{"schemaVersion":2}' "$CACHE_URL/v2/hub/lib/local/manifests/v1") $(jq -r '.errors[0].code' "$WORK/put-body" 2>/dev/null)"
 fi
 
 # --- skopeo, by tag ------------------------------------------------------------------------
