@@ -6,7 +6,8 @@
 # mirror) and containerd (a hosts.toml mirror: ?ns=<upstream host>) each pull an image
 # nobody pulled before: every manifest and blob digest equals the upstream's, read
 # straight from it. Each client's second pull of the same digests (a fresh client store)
-# makes no upstream request. PROXY_CACHE=docker runs the same checks against
+# makes no upstream request. The config file of registry:2's proxy mode (`proxy:`, the
+# whole namespace) works on regfs-registry too. PROXY_CACHE=docker runs the same checks against
 # registry:2's proxy mode (names without the prefix), which checks the script itself:
 # there, podman's and containerd's first pulls by tag fail (registry:2 2.8 HEADs the
 # upstream's tag without an Accept header, gets schema 1 back and answers 500), so
@@ -141,5 +142,28 @@ else
 fi
 
 check "the cache's stored blobs all hash to their digests" verify_store_blobs "$CACHE_DATA"
+
+# --- registry:2's form: the config file registry:2's proxy mode reads ---------------------
+if [ "$PROXY_CACHE" = regfs ]; then
+  p2=$(free_port)
+  PROXY_CACHE=docker cache_yaml "$WORK/r2-data" "$p2" >"$WORK/r2.yml"
+  if start_regfs_registry "$WORK/r2.yml"; then
+    check "the config is registry:2's proxy mode's (a proxy: section)" grep -q "^proxy:" "$WORK/r2.yml"
+    up_reset
+    check "proxy: form: skopeo pulls lib/app:v1 (the upstream's name, no prefix)" \
+      skopeo_copy "docker://$REGISTRY_HOST/lib/app:v1" "dir:$WORK/r2-app"
+    dir_digests "$WORK/r2-app" >"$WORK/r2-app.d"
+    check_files "... the upstream's digests" "$WORK/up-app" "$WORK/r2-app.d"
+    check "... fetched from the upstream" test "$(up_count GET '^/v2/lib/app/blobs/')" -gt 0
+    check_eq "proxy: form: a push answers 405 UNSUPPORTED" "405 UNSUPPORTED" \
+      "$(curl -s -o "$WORK/put-body" -w '%{http_code}' -X POST "$REGISTRY_URL/v2/team/x/blobs/uploads/") $(jq -r '.errors[0].code' "$WORK/put-body" 2>/dev/null)"
+    up_reset
+    check "proxy: form: second pull by digest" \
+      skopeo_copy "docker://$REGISTRY_HOST/lib/app@$(head -n1 "$WORK/up-app")" "dir:$WORK/r2-app-2"; pulled=$?
+    check_eq "... no upstream request (and the pull worked)" "0 0" "$(up_total) $pulled"
+  else
+    fail "regfs-registry starts on registry:2's proxy config"
+  fi
+fi
 check_daemon_logs
 done_testing
