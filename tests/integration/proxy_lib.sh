@@ -34,6 +34,8 @@
 #                                and CP, the name prefix of the cached names ("hub/" or "")
 #   CACHE_PROXY_YAML             extra keys of the regfs.proxies entry (default
 #                                revalidate: 3s)
+#   cache_proxies_yaml           that regfs: section alone (for a config of one's own, as
+#                                the S3 script's); cache_serve CONFIG DATA starts it
 #   dir_digests DIR              "manifest-digest" then the sorted blob digests of a skopeo
 #                                dir: copy (what up_digest/up_blobs give for the upstream)
 #
@@ -120,6 +122,19 @@ up_total() { up_count '*' .; }
 front_reset() { curl -sf -X POST "http://$FRONT_HOST/_faultproxy/reset" >/dev/null; }
 front_log() { curl -sf "http://$FRONT_HOST/_faultproxy/log" | jq -r '.[]'; }
 
+# cache_proxies_yaml — the top-level regfs: section of the cache (printed)
+cache_proxies_yaml() {
+  cat <<YAML
+regfs:
+  proxies:
+    - prefix: hub
+      remoteurl: $UP_URL
+      username: ${UP_USER%%:*}
+      password: ${UP_USER#*:}
+      ttl: 168h
+$(printf '%s\n' "${CACHE_PROXY_YAML:-revalidate: 3s}" | sed 's/^/      /')
+YAML
+}
 # cache_yaml DATA PORT — the cache's config file (printed)
 cache_yaml() {
   if [ "$PROXY_CACHE" = docker ]; then
@@ -128,30 +143,29 @@ cache_yaml() {
   username: ${UP_USER%%:*}
   password: ${UP_USER#*:}"
   else
-    write_registry_config /dev/stdout "$1" "$2" "regfs:
-  proxies:
-    - prefix: hub
-      remoteurl: $UP_URL
-      username: ${UP_USER%%:*}
-      password: ${UP_USER#*:}
-      ttl: 168h
-$(printf '%s\n' "${CACHE_PROXY_YAML:-revalidate: 3s}" | sed 's/^/      /')"
+    write_registry_config /dev/stdout "$1" "$2" "$(cache_proxies_yaml)"
   fi
 }
 cache_start() {
-  local data=${1:-$WORK/cache-data} port front
+  local data=${1:-$WORK/cache-data} port
   mkdir -p "$data"
   port=$(free_port) || return 1
   cache_yaml "$data" "$port" >"$WORK/cache-$port.yml"
+  cache_serve "$WORK/cache-$port.yml" "$data"
+}
+# cache_serve CONFIG DATA — start the cache (PROXY_CACHE's kind) on CONFIG, whose storage
+# is DATA (a directory, or an S3 bucket's name), and the faultproxy in front of it
+cache_serve() {
+  local front
   if [ "$PROXY_CACHE" = docker ]; then
-    start_docker_registry "$WORK/cache-$port.yml" || return 1
+    start_docker_registry "$1" || return 1
     CP=""
   else
-    start_regfs_registry "$WORK/cache-$port.yml" || return 1
+    start_regfs_registry "$1" || return 1
     CP="hub/"
   fi
   CACHE_HOST=$REGISTRY_HOST CACHE_URL=$REGISTRY_URL CACHE_PID=$REGISTRY_PID
-  CACHE_LOG=$REGISTRY_LOG CACHE_DATA=$data CACHE_PORT=$port
+  CACHE_LOG=$REGISTRY_LOG CACHE_DATA=$2 CACHE_PORT=$REGISTRY_PORT
   front=$(free_port) || return 1
   _faultproxy "faultproxy-front" "$front" "$CACHE_URL" || return 1
   FRONT_HOST=127.0.0.1:$front
