@@ -365,9 +365,11 @@ static int serve(struct mnt *m)
 	}
 	log_info("mounted %s on %s (ttl %g s, timeout %d s, cache %s)", m->o.url, m->o.mountpoint,
 		 m->o.ttl, m->o.timeout_s, m->bc ? m->o.cache_dir : "off");
+	reaper_start(m);
 	rc = loop_run(m->se, (unsigned)(m->o.max_parallel > 16 ? m->o.max_parallel : 16));
 	if (rc)
 		log_error("the FUSE request loop stopped: %s", strerror(-rc));
+	reaper_stop(m);
 	stats_metrics_stop(m);
 	walk_shutdown();
 	root_probe_shutdown();

@@ -11,6 +11,8 @@
  *               writes (tagwrite.c: rm / ln -s / mv checks, tagging, undo;
  *               tagdel.c: deleting one tag, the registry:2 fallback)
  *   node.c      the inode table (nodeid <-> node, path -> node, lookup counts)
+ *   reaper.c    keeps the table in its share of --memory (the kernel drops
+ *               the entries used least recently)
  *   options.c   the command line: one table of options
  *   cache/      names.h: catalog, tag lists, tag -> digest with ttl;
  *               manifests.h: manifests by digest (memory, backed by blobs);
@@ -187,7 +189,12 @@ struct node {
 	char *arg;
 	uint64_t size;
 	char *mediatype;
+	uint32_t cost;           /* bytes, as nodes_usage counts them (node.c) */
+	uint32_t opens;          /* open file handles (nodes_open) */
+	uint32_t inl;            /* NODE_INL_*: which strings live in the node's
+	                          * own allocation (node.c), not freed apart */
 	struct node *next_id, *next_path;
+	struct node *lru_prev, *lru_next; /* the memory bound's order (node.c) */
 	struct graveyard *old;   /* strings replaced by nodes_rename */
 	/* The kind's own payload (struct child's priv, handed over), freed
 	 * with the node by kind_ops[kind]->priv_free. What guards it is the
@@ -195,6 +202,7 @@ struct node {
 	 * mutex of fs/tree/version.c). */
 	void *priv;
 };
+enum { NODE_INL_PATH = 1, NODE_INL_ARG = 2 };
 struct nodes *nodes_new(void);
 void nodes_free(struct nodes *t);
 struct node *nodes_root(struct nodes *t);
@@ -213,6 +221,52 @@ struct node *nodes_ref_by_path(struct nodes *t, const char *path);
 /* The kernel moved a dentry (rename): the node at old_path now is new_path
  * (and, for a tag, names new_arg). */
 int nodes_rename(struct nodes *t, const char *old_path, const char *new_path, const char *new_arg);
+
+/* ---- the memory bound of the table ----
+ * Every node the kernel holds costs memory here until the kernel forgets
+ * it, and the kernel forgets only under memory pressure of its own: after a
+ * du of a large registry it holds every entry. Past a budget, the nodes
+ * least recently used are named to the kernel (reaper.c sends
+ * FUSE_NOTIFY_INVAL_ENTRY for each), which drops its entry and sends
+ * FORGET, which frees the node. A name looked up again gets a new node with
+ * the same st_ino and content. */
+#define NODES_MEMORY_SHARE 8 /* the table's budget: --memory / this */
+struct nodes_usage {
+	uint64_t bytes;   /* the nodes' estimated memory (node.c: node_cost) */
+	uint64_t budget;  /* 0: unbounded */
+	size_t count;     /* nodes, the root excluded */
+	uint64_t asked;   /* nodes picked for the kernel to forget, ever */
+};
+void nodes_usage(struct nodes *t, struct nodes_usage *u);
+/* Sets the budget in bytes (0: unbounded, the default). */
+void nodes_set_budget(struct nodes *t, uint64_t bytes);
+/* Waits up to `seconds` for the table to pass its budget; true when it is
+ * over it (at once when it already is). */
+bool nodes_wait_pressure(struct nodes *t, double seconds);
+/* An open file handle of n: +1 at open, -1 at release. An open node is
+ * never picked. */
+void nodes_open(struct nodes *t, struct node *n, int delta);
+/* One entry for the kernel to drop: its directory's nodeid and its name
+ * (malloc'd: the caller frees), and the node's own id (for messages). */
+struct node_victim {
+	fuse_ino_t parent, id;
+	char *name;
+};
+/* Up to max nodes, least recently used first, whose costs bring the table
+ * down to 7/8 of its budget (none when under it). Never the root, an open
+ * node, one replaced by a rename, or one for whose path keep(path, arg)
+ * says true (keep may be NULL; called with the table locked: it must not
+ * call nodes_*). Picked and kept nodes become the most recently used. The
+ * nodes stay until the kernel forgets them. Returns how many are in v. */
+size_t nodes_pick_victims(struct nodes *t, struct node_victim *v, size_t max,
+			  bool (*keep)(const char *path, void *arg), void *arg);
+
+/* reaper.c: the thread that keeps the table within --memory /
+ * NODES_MEMORY_SHARE (after the session is mounted); stopped after the
+ * request loop, before the session ends. 0 or a negative errno (logged:
+ * the mount then works unbounded). */
+int reaper_start(struct mnt *m);
+void reaper_stop(struct mnt *m);
 
 /* st_ino of everything but stored blobs: a hash of the path (stable
  * across remounts, clear of the root's and of small numbers). */

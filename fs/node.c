@@ -27,6 +27,12 @@ struct nodes {
 	size_t nbuckets, count;
 	fuse_ino_t next_id;
 	struct node *root;
+	/* The memory bound (see mount.h): every node but the root on one list,
+	 * least recently used first; bytes is the sum of their costs. */
+	struct node lru;         /* sentinel: lru.lru_next is the oldest */
+	uint64_t bytes, budget;  /* budget 0: unbounded */
+	uint64_t asked;          /* nodes picked for the kernel to forget */
+	pthread_cond_t pressure; /* signalled when bytes pass the budget */
 };
 
 struct graveyard {
@@ -141,6 +147,56 @@ static void pool_put(const char *s)
 	pthread_mutex_unlock(&pool_mu);
 }
 
+/* What a node costs in memory, as nodes_usage counts it: the struct, its
+ * strings and their allocator headers (16 bytes each with glibc), and its
+ * share of the two hash tables (a pointer each, at most 2 nodes a bucket).
+ * An estimate, but the same one on the way in and out. */
+static uint32_t node_cost(const struct node *n)
+{
+	size_t c = sizeof *n + 16 + 2 * sizeof(void *);
+	c += strlen(n->path) + 1 + (n->inl & NODE_INL_PATH ? 0 : 16);
+	if (n->arg && !(n->inl & NODE_INL_ARG))
+		c += strlen(n->arg) + 1 + 16;
+	return (uint32_t)c;
+}
+
+/* Caller holds mu (for the lru list: every node but the root). */
+static void lru_unlink(struct node *n)
+{
+	if (!n->lru_next)
+		return;
+	n->lru_prev->lru_next = n->lru_next;
+	n->lru_next->lru_prev = n->lru_prev;
+	n->lru_prev = n->lru_next = NULL;
+}
+
+static void lru_push(struct nodes *t, struct node *n)
+{
+	n->lru_prev = t->lru.lru_prev;
+	n->lru_next = &t->lru;
+	t->lru.lru_prev->lru_next = n;
+	t->lru.lru_prev = n;
+}
+
+/* n was just used: it becomes the most recently used. Caller holds mu. */
+static void lru_touch(struct nodes *t, struct node *n)
+{
+	if (n == t->root || !n->lru_next || t->lru.lru_prev == n)
+		return;
+	lru_unlink(n);
+	lru_push(t, n);
+}
+
+/* A node enters the table (or its strings changed): counted, and the
+ * reaper woken past the budget. Caller holds mu. */
+static void account_add(struct nodes *t, struct node *n)
+{
+	n->cost = node_cost(n);
+	t->bytes += n->cost;
+	if (t->budget && t->bytes > t->budget)
+		pthread_cond_signal(&t->pressure);
+}
+
 static void node_free(struct node *n)
 {
 	for (struct graveyard *g = n->old, *nx; g; g = nx) {
@@ -148,10 +204,12 @@ static void node_free(struct node *n)
 		free(g->s);
 		free(g);
 	}
-	free(n->path);
+	if (!(n->inl & NODE_INL_PATH))
+		free(n->path);
 	pool_put(n->repo);
 	pool_put(n->digest);
-	free(n->arg);
+	if (!(n->inl & NODE_INL_ARG))
+		free(n->arg);
 	if (n->priv && kind_ops[n->kind]->priv_free)
 		kind_ops[n->kind]->priv_free(n->priv);
 	free(n);   /* mediatype is interned, never freed */
@@ -207,6 +265,8 @@ struct nodes *nodes_new(void)
 	if (!t)
 		return NULL;
 	pthread_mutex_init(&t->mu, NULL);
+	pthread_cond_init(&t->pressure, NULL);
+	t->lru.lru_next = t->lru.lru_prev = &t->lru;
 	t->nbuckets = 1024;
 	t->by_id = calloc(t->nbuckets, sizeof *t->by_id);
 	t->by_path = calloc(t->nbuckets, sizeof *t->by_path);
@@ -240,6 +300,7 @@ void nodes_free(struct nodes *t)
 	free(t->by_id);
 	free(t->by_path);
 	pthread_mutex_destroy(&t->mu);
+	pthread_cond_destroy(&t->pressure);
 	free(t);
 }
 
@@ -274,25 +335,6 @@ struct node *nodes_ref_by_path(struct nodes *t, const char *path)
 	return n;
 }
 
-static char *join(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	char *s = malloc(la + lb + 2);
-	if (!s)
-		return NULL;
-	if (la) {
-		memcpy(s, a, la);
-		s[la++] = '/';
-	}
-	memcpy(s + la, b, lb + 1);
-	return s;
-}
-
-static char *dup0(const char *s)
-{
-	return s ? strdup(s) : NULL;
-}
-
 /* Media types repeat (a handful of distinct strings over 100k nodes):
  * keep one copy of each for the life of the process. Caller holds t->mu. */
 static char *intern(const char *s)
@@ -312,68 +354,101 @@ static char *intern(const char *s)
 
 static void bury(struct node *n, char *s);
 
-struct node *nodes_get(struct nodes *t, struct node *parent, struct child *c,
-		       uint64_t nlookup)
+/* A new node for c at parent's path + "/" + c->name, its path in the same
+ * allocation (and its arg too when it is the name or the whole path, as a
+ * tag's or a directory's is), not in the table yet. NULL when out of
+ * memory. */
+static struct node *node_make(const struct node *parent, struct child *c)
 {
-	char *path = join(parent->path, c->name);
-	if (!path)
+	size_t lp = strlen(parent->path), ln = strlen(c->name);
+	struct node *n = calloc(1, sizeof *n + lp + 1 + ln + 1);
+	if (!n)
 		return NULL;
-	pthread_mutex_lock(&t->mu);
-	struct node *n = find_path(t, path);
-	if (n && n->kind == c->kind) {
-		n->nlookup += nlookup;
-		pthread_mutex_unlock(&t->mu);
-		free(path);
-		return n;
+	char *path = (char *)(n + 1), *name = path;
+	if (lp) {
+		memcpy(path, parent->path, lp);
+		path[lp] = '/';
+		name = path + lp + 1;
 	}
-	/* A path whose kind changed (a namespace became a repository...) gets a
-	 * new node; the old one stays reachable by id until the kernel forgets it. */
-	if (n) {
-		size_t bp = fnv(n->path) % t->nbuckets;
-		for (struct node **pp = &t->by_path[bp]; *pp; pp = &(*pp)->next_path)
-			if (*pp == n) {
-				*pp = n->next_path;
-				break;
-			}
-		n->next_path = NULL;
-		/* Renamed so find_path never matches it again; readers may hold
-		 * the old string, so it is kept, not overwritten. */
-		char *gone = malloc(strlen(n->path) + 2);
-		if (gone) {
-			gone[0] = '\x01';
-			strcpy(gone + 1, n->path);
-			bury(n, n->path);
-			n->path = gone;
-		}
-	}
-	n = calloc(1, sizeof *n);
-	if (!n) {
-		pthread_mutex_unlock(&t->mu);
-		free(path);
+	memcpy(name, c->name, ln + 1);
+	n->path = path;
+	n->inl = NODE_INL_PATH;
+	if (c->arg && (strcmp(c->arg, name) == 0 || strcmp(c->arg, path) == 0)) {
+		n->arg = strcmp(c->arg, name) == 0 ? name : path;
+		n->inl |= NODE_INL_ARG;
+	} else if (c->arg && !(n->arg = strdup(c->arg))) {
+		free(n);
 		return NULL;
 	}
 	n->kind = c->kind;
-	n->path = path;
 	n->repo = pool_get(c->repo);
-	n->arg = dup0(c->arg);
-	n->mediatype = intern(c->mediatype);
 	n->digest = c->digest[0] ? pool_get(c->digest) : "";
 	if ((c->repo && !n->repo) || !n->digest) {
 		pool_put(n->repo);
 		pool_put(n->digest);
-		pthread_mutex_unlock(&t->mu);
-		free(path);
-		free(n->arg);
+		if (!(n->inl & NODE_INL_ARG))
+			free(n->arg);
 		free(n);
 		return NULL;
 	}
 	n->size = c->size;
+	return n;
+}
+
+/* An existing node at n's path whose kind changed (a namespace became a
+ * repository...) makes way for n: unhashed from the paths and renamed so
+ * that find_path never matches it again; it stays reachable by id until the
+ * kernel forgets it. Readers may hold its old path, which is kept, not
+ * overwritten. Caller holds mu. */
+static void make_way(struct nodes *t, struct node *old)
+{
+	size_t bp = fnv(old->path) % t->nbuckets;
+	for (struct node **pp = &t->by_path[bp]; *pp; pp = &(*pp)->next_path)
+		if (*pp == old) {
+			*pp = old->next_path;
+			break;
+		}
+	old->next_path = NULL;
+	char *gone = malloc(strlen(old->path) + 2);
+	if (!gone)
+		return;
+	gone[0] = '\x01';
+	strcpy(gone + 1, old->path);
+	bury(old, old->path);
+	old->path = gone;
+	old->inl &= ~NODE_INL_PATH;
+	t->bytes -= old->cost;
+	account_add(t, old);
+}
+
+struct node *nodes_get(struct nodes *t, struct node *parent, struct child *c,
+		       uint64_t nlookup)
+{
+	/* made before taking the lock (and freed if the node exists) */
+	struct node *fresh = node_make(parent, c);
+	if (!fresh)
+		return NULL;
+	pthread_mutex_lock(&t->mu);
+	struct node *n = find_path(t, fresh->path);
+	if (n && n->kind == c->kind) {
+		n->nlookup += nlookup;
+		lru_touch(t, n);
+		pthread_mutex_unlock(&t->mu);
+		node_free(fresh);
+		return n;
+	}
+	if (n)
+		make_way(t, n);
+	n = fresh;
+	n->mediatype = intern(c->mediatype);
 	n->priv = c->priv; /* handed over */
 	c->priv = NULL;
 	n->id = t->next_id++;
 	n->nlookup = nlookup;
 	maybe_grow(t);
 	insert(t, n);
+	lru_push(t, n);
+	account_add(t, n);
 	pthread_mutex_unlock(&t->mu);
 	return n;
 }
@@ -386,6 +461,8 @@ struct node *nodes_by_id(struct nodes *t, fuse_ino_t id)
 	struct node *n = t->by_id[id % t->nbuckets];
 	while (n && n->id != id)
 		n = n->next_id;
+	if (n)
+		lru_touch(t, n);
 	pthread_mutex_unlock(&t->mu);
 	return n;
 }
@@ -416,8 +493,105 @@ void nodes_forget(struct nodes *t, fuse_ino_t id, uint64_t k)
 			break;
 		}
 	t->count--;
+	lru_unlink(n);
+	t->bytes -= n->cost;
 	pthread_mutex_unlock(&t->mu);
 	node_free(n);
+}
+
+/* ---- the memory bound ---- */
+
+void nodes_set_budget(struct nodes *t, uint64_t bytes)
+{
+	pthread_mutex_lock(&t->mu);
+	t->budget = bytes;
+	pthread_cond_signal(&t->pressure);
+	pthread_mutex_unlock(&t->mu);
+}
+
+void nodes_usage(struct nodes *t, struct nodes_usage *u)
+{
+	pthread_mutex_lock(&t->mu);
+	*u = (struct nodes_usage){.bytes = t->bytes, .budget = t->budget, .count = t->count - 1,
+				  .asked = t->asked};
+	pthread_mutex_unlock(&t->mu);
+}
+
+bool nodes_wait_pressure(struct nodes *t, double seconds)
+{
+	pthread_mutex_lock(&t->mu);
+	if (!(t->budget && t->bytes > t->budget)) {
+		struct timespec ts = fs_abstime(seconds);
+		pthread_cond_timedwait(&t->pressure, &t->mu, &ts);
+	}
+	bool over = t->budget && t->bytes > t->budget;
+	pthread_mutex_unlock(&t->mu);
+	return over;
+}
+
+void nodes_open(struct nodes *t, struct node *n, int delta)
+{
+	pthread_mutex_lock(&t->mu);
+	if (delta > 0 || n->opens >= (uint32_t)-delta)
+		n->opens += (uint32_t)delta;
+	pthread_mutex_unlock(&t->mu);
+}
+
+/* Whether n may be named to the kernel for forgetting: reachable by its
+ * path (not replaced by a rename or a kind change), not open, not kept by
+ * the caller. *parent: the directory's nodeid. Caller holds mu. */
+static bool evictable(struct nodes *t, struct node *n, fuse_ino_t *parent,
+		      bool (*keep)(const char *path, void *arg), void *arg)
+{
+	if (n->opens || find_path(t, n->path) != n || (keep && keep(n->path, arg)))
+		return false;
+	const char *slash = strrchr(n->path, '/');
+	if (!slash) {
+		*parent = FUSE_ROOT_ID;
+		return true;
+	}
+	char dir[4096];
+	if ((size_t)(slash - n->path) >= sizeof dir)
+		return false;
+	memcpy(dir, n->path, (size_t)(slash - n->path));
+	dir[slash - n->path] = 0;
+	struct node *p = find_path(t, dir);
+	if (!p)
+		return false; /* the kernel has no such directory either */
+	*parent = p->id;
+	return true;
+}
+
+size_t nodes_pick_victims(struct nodes *t, struct node_victim *v, size_t max,
+			  bool (*keep)(const char *path, void *arg), void *arg)
+{
+	size_t k = 0;
+	pthread_mutex_lock(&t->mu);
+	uint64_t low = t->budget - t->budget / 8;
+	uint64_t left = t->bytes > t->budget ? t->bytes : 0; /* under it: none */
+	/* Each node is looked at once a round: a picked or kept one goes to
+	 * the most recently used end, so one the kernel cannot drop (busy,
+	 * someone's cwd) does not come back until the others had their turn. */
+	size_t todo = t->count - 1; /* the list holds all but the root */
+	while (t->budget && left > low && k < max && todo-- && t->lru.lru_next != &t->lru) {
+		struct node *n = t->lru.lru_next;
+		lru_unlink(n);
+		lru_push(t, n);
+		fuse_ino_t parent;
+		if (!evictable(t, n, &parent, keep, arg))
+			continue;
+		const char *slash = strrchr(n->path, '/');
+		v[k].name = strdup(slash ? slash + 1 : n->path);
+		if (!v[k].name)
+			break;
+		v[k].parent = parent;
+		v[k].id = n->id;
+		left = left > n->cost ? left - n->cost : 0;
+		k++;
+	}
+	t->asked += k;
+	pthread_mutex_unlock(&t->mu);
+	return k;
 }
 
 uint64_t path_hash_ino(const char *path)
@@ -433,6 +607,8 @@ uint64_t path_hash_ino(const char *path)
  * under them. */
 static void bury(struct node *n, char *s)
 {
+	if ((s == n->path && (n->inl & NODE_INL_PATH)) || (s == n->arg && (n->inl & NODE_INL_ARG)))
+		return; /* in the node's own allocation (node_make): freed with it */
 	struct graveyard *g = malloc(sizeof *g);
 	if (!g)
 		return; /* leak rather than free under a reader */
@@ -473,10 +649,14 @@ int nodes_rename(struct nodes *t, const char *old_path, const char *new_path, co
 	unhash_path(t, n);
 	bury(n, n->path);
 	n->path = np;
+	n->inl &= ~NODE_INL_PATH;
 	if (na) {
 		bury(n, n->arg);
 		n->arg = na;
+		n->inl &= ~NODE_INL_ARG;
 	}
+	t->bytes -= n->cost;
+	account_add(t, n);
 	size_t bp = fnv(n->path) % t->nbuckets;
 	n->next_path = t->by_path[bp];
 	t->by_path[bp] = n;

@@ -371,7 +371,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return reply_err(req, rc);
 	}
 	fi->fh = (uintptr_t)h;
-	fuse_reply_open(req, fi);
+	nodes_open(m->nodes, n, 1); /* never dropped while open (reaper.c) */
+	if (fuse_reply_open(req, fi) != 0) { /* interrupted: no release will come */
+		nodes_open(m->nodes, n, -1);
+		fh_put(h);
+	}
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -389,8 +393,11 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)ino;
+	struct mnt *m = req_mnt(req);
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+	struct node *n = N(m, ino);
+	if (n)
+		nodes_open(m->nodes, n, -1);
 	if (h)
 		fh_put(h);
 	fuse_reply_err(req, 0);

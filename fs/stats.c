@@ -114,6 +114,15 @@ int stats_json_text(struct mnt *m, char **buf, size_t *len)
 		json_decref(j);
 		return -ENOMEM;
 	}
+	/* the node table and its memory bound (node.c, reaper.c) */
+	struct nodes_usage nu;
+	nodes_usage(m->nodes, &nu);
+	json_t *nj = json_pack("{s:o,s:o,s:o,s:o}", "count", U(nu.count), "bytes", U(nu.bytes),
+			       "budget", U(nu.budget), "drops_asked", U(nu.asked));
+	if (!nj || json_object_set_new(j, "nodes", nj)) {
+		json_decref(j);
+		return -ENOMEM;
+	}
 	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(j);
 	if (!s)

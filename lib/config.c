@@ -119,6 +119,7 @@ static const struct key keys[] = {
 	{"regfs.quota", K_QUOTAS, 0, NULL},
 	{"regfs.proxies", K_PROXIES, 0, NULL},
 	{"regfs.proxycache.interval", K_DUR, F(proxycache_interval_s), NULL},
+	{"regfs.proxycache.spooldir", K_STR, F(proxycache_spooldir), NULL},
 
 	{"http.addr", K_STR, F(http_addr), NULL},
 	{"http.host", K_STR, F(http_host), NULL},
@@ -771,6 +772,7 @@ void regfs_config_free(struct regfs_config *cfg)
 	strvec_clear(&cfg->tls_clientcas);
 	free(cfg->htpasswd.realm);
 	free(cfg->htpasswd.path);
+	free(cfg->proxycache_spooldir);
 	regfs_access_free(&cfg->access);
 	memset(cfg, 0, sizeof *cfg);
 }

@@ -79,7 +79,9 @@ static int parse_ns(yaml_document_t *doc, yaml_node_t *v, const char *where,
 		it = v->data.sequence.items.start;
 		end = v->data.sequence.items.top;
 	}
-	size_t n = it ? (size_t)(end - it) : 1;
+	bool none = !it && v->type == YAML_SCALAR_NODE &&
+		    config_is_null(scalar(v), v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE);
+	size_t n = it ? (size_t)(end - it) : none ? 0 : 1;
 	char **nv = calloc(n ? n : 1, sizeof *nv);
 	if (!nv)
 		return oom(err);
@@ -110,17 +112,17 @@ static int parse_duration_key(const char *s, int64_t *out, const char *where, co
 }
 
 /* One key of an entry. registry:2's `proxy:` knows remoteurl, username,
- * password and ttl; the other keys are ours (regfs.proxies only). */
+ * password and ttl; revalidate, ns and cacert are ours and allowed there
+ * too (registry:2 ignores keys it does not know); prefix is regfs.proxies'
+ * only (`proxy:` is the whole namespace). */
 static int entry_key(yaml_document_t *doc, const char *k, yaml_node_t *v, bool r2,
 		     const char *where, struct regfs_proxy_config *p, struct regfs_config *cfg,
 		     struct regfs_err *err)
 {
 	const char *s = scalar(v);
-	bool ours = !strcmp(k, "prefix") || !strcmp(k, "revalidate") || !strcmp(k, "ns") ||
-		    !strcmp(k, "cacert");
-	if (ours && r2) {
-		log_warn("%s.%s: not a key of registry:2's proxy section (ignored); use "
-			 "regfs.proxies for it", where, k);
+	if (r2 && !strcmp(k, "prefix")) {
+		log_warn("%s.%s: proxy caches the whole namespace (ignored); use regfs.proxies "
+			 "for upstreams under a prefix", where, k);
 		cfg->warnings++;
 		return 0;
 	}
@@ -143,6 +145,11 @@ static int entry_key(yaml_document_t *doc, const char *k, yaml_node_t *v, bool r
 	}
 	if (!s)
 		return regfs_errf(err, -EINVAL, "%s.%s: expected a single value", where, k);
+	if (!*s) { /* "username:" left empty: not set (anonymous, system CAs, …) */
+		free(*dst);
+		*dst = NULL;
+		return 0;
+	}
 	return set_str(dst, s, err);
 }
 
@@ -322,11 +329,26 @@ static int check_overlaps(const char *source, const struct regfs_config *cfg,
 	return 0;
 }
 
+/* registry:2 is a cache only when proxy.remoteurl is set: a `proxy:`
+ * section without one (a template's empty value) is dropped, with a warning. */
+static void drop_empty_r2(const char *source, struct regfs_config *cfg)
+{
+	struct regfs_proxy_config *p = cfg->n_proxies ? &cfg->proxies[0] : NULL;
+	if (!p || !p->prefix || p->prefix[0] || (p->remoteurl && p->remoteurl[0]))
+		return;
+	log_warn("%s: proxy: no remoteurl: not a pull-through cache (as in registry:2)", source);
+	cfg->warnings++;
+	regfs_proxy_config_free(p);
+	memmove(p, p + 1, (size_t)(cfg->n_proxies - 1) * sizeof *p);
+	cfg->n_proxies--;
+}
+
 int config_proxies_finish(const char *source, struct regfs_config *cfg, struct regfs_err *err)
 {
 	int rc = apply_env(cfg, err);
 	if (rc)
 		return rc;
+	drop_empty_r2(source, cfg);
 	if (cfg->proxycache_interval_s < 1)
 		return regfs_errf(err, -EINVAL, "%s: regfs.proxycache.interval: must be at least "
 				  "1s", source);

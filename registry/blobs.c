@@ -31,10 +31,7 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Parses a single "bytes=a-b" / "bytes=a-" / "bytes=-n" range against size.
- * Returns 1 with [*start, *end] set, 0 when there is no usable Range header
- * (serve everything), -1 when unsatisfiable (416). */
-static int parse_range(const char *h, uint64_t size, uint64_t *start, uint64_t *end)
+int blob_parse_range(const char *h, uint64_t size, uint64_t *start, uint64_t *end)
 {
 	if (!h)
 		return 0;
@@ -121,7 +118,7 @@ static size_t hc_slot_of(const char *digest)
 	return (size_t)(regfs_fnv1a64(hex, strnlen(hex, 16)) % HC_SLOTS);
 }
 
-static void blob_headers(struct MHD_Response *resp, const char *digest)
+void blob_headers(struct MHD_Response *resp, const char *digest)
 {
 	char etag[ROUTE_REF_MAX + 4];
 	snprintf(etag, sizeof etag, "\"%s\"", digest);
@@ -300,7 +297,7 @@ static enum MHD_Result serve_blob(struct registry *r, struct request *q, const c
 		return rc == -ENOENT ? blob_unknown(r, q) : respond_storage_error(r, q, &e);
 	uint64_t start = 0, end = total ? total - 1 : 0;
 	const char *rh = request_header(q, MHD_HTTP_HEADER_RANGE);
-	int ranged = parse_range(rh, total, &start, &end);
+	int ranged = blob_parse_range(rh, total, &start, &end);
 	if (ranged < 0) {
 		if (fd >= 0)
 			close(fd);

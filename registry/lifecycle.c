@@ -48,6 +48,25 @@ static bool quotas_differ(const struct regfs_config *o, const struct regfs_confi
 	return false;
 }
 
+/* The cache's upstreams (proxies_open reads them once, at start). */
+static bool proxies_differ(const struct regfs_config *o, const struct regfs_config *n)
+{
+	if (o->n_proxies != n->n_proxies || o->proxycache_interval_s != n->proxycache_interval_s)
+		return true;
+	for (int i = 0; i < o->n_proxies; i++) {
+		const struct regfs_proxy_config *a = &o->proxies[i], *b = &n->proxies[i];
+		bool ns = a->n_ns != b->n_ns;
+		for (int j = 0; !ns && j < a->n_ns; j++)
+			ns = strcmp(a->ns[j], b->ns[j]) != 0;
+		if (ns || str_differs(a->prefix, b->prefix) || str_differs(a->remoteurl, b->remoteurl) ||
+		    str_differs(a->username, b->username) || str_differs(a->password, b->password) ||
+		    str_differs(a->cacert, b->cacert) || a->ttl_s != b->ttl_s ||
+		    a->revalidate_s != b->revalidate_s)
+			return true;
+	}
+	return false;
+}
+
 /* The keys a running server cannot take over: each changed one is named. */
 static void restart_only(const struct regfs_config *o, const struct regfs_config *n,
 			 char *list, size_t cap)
@@ -83,6 +102,7 @@ static void restart_only(const struct regfs_config *o, const struct regfs_config
 			       o->health_storage.threshold != n->health_storage.threshold,
 	     "health.storagedriver");
 	note(list, cap, quotas_differ(o, n), "regfs.quota/regfs.usage");
+	note(list, cap, proxies_differ(o, n), "proxy/regfs.proxies/regfs.proxycache");
 }
 
 /* Applies the keys that are safe to change while serving; names them. */

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 /* A whole request to an upstream (manifest, tags) may take this long; a
  * tag served from storage when the upstream is down waits at most this. */
@@ -108,20 +109,37 @@ static bool is_write(const struct request *q)
 	return (k == R_MANIFEST && q->m == HTTP_PUT) || k == R_UPLOAD_START || k == R_UPLOAD;
 }
 
+const struct proxy *proxy_ns_foreign(const struct registry *r, const char *host)
+{
+	if (!r->proxies || !host || !*host || proxy_for_ns(r, host))
+		return NULL;
+	const struct proxy *all = proxy_of(r, "a", NULL); /* only `proxy:` owns every name */
+	return all && !all->prefix[0] ? all : NULL;
+}
+
 /* Applies ?ns=: a host that names an upstream makes the name ours. false
- * with *res set when the rewritten name is not valid. */
+ * with *res set when the rewritten name is not valid, or when the whole
+ * namespace is another registry's cache (its content would be served under
+ * the name of a different registry's image: 404, and containerd falls back
+ * to that registry). */
 static bool apply_ns(struct registry *r, struct request *q, enum MHD_Result *res)
 {
 	const char *ns = request_query(q, "ns");
-	const struct proxy *p = proxy_for_ns(r, ns);
+	const struct proxy *p = proxy_for_ns(r, ns), *all = proxy_ns_foreign(r, ns);
+	if (all) {
+		*res = respond_errorf(r, q, 404, "NAME_UNKNOWN", "repository name not known to "
+				      "registry: %s (ns=%s names a registry this cache does not "
+				      "mirror: it mirrors %s)", q->rt.name, ns, all->remoteurl);
+		return false;
+	}
 	if (!p)
 		return true; /* a host we do not cache: the name is a local one */
 	char name[ROUTE_NAME_MAX];
 	int rc = proxy_ns_rewrite(p, q->rt.name, name, sizeof name);
 	if (rc) {
 		*res = respond_errorf(r, q, 400, "NAME_INVALID", "invalid repository name: %s/%s "
-				      "(%s, the cache of %s named by ns=%s, with %s: %s)",
-				      p->prefix, q->rt.name, p->prefix, p->remoteurl, ns, q->rt.name,
+				      "(ns=%s names the cache of %s under %s/): %s", p->prefix,
+				      q->rt.name, ns, p->remoteurl, p->prefix,
 				      rc == -ENAMETOOLONG ? "too long" : "not a repository name");
 		return false;
 	}
@@ -174,13 +192,16 @@ static int open_one(struct proxy *p, const struct regfs_proxy_config *pc, int id
 	struct regfs_creds creds = {.user = pc->username, .pass = pc->password,
 				    .source = pc->username ? "the configured upstream credentials"
 							   : "none (anonymous)"};
+	const char *key = p->prefix[0] ? "regfs.proxies" : "proxy";
+	if (pc->cacert && access(pc->cacert, R_OK) != 0)
+		return regfs_errf(err, -EINVAL, "%s[%d].cacert: cannot read %s: %s", key, idx,
+				  pc->cacert, strerror(errno));
 	struct regfs_client_opts o = {.url = p->remoteurl, .creds = &creds,
 				      .ca_cert = pc->cacert, .timeout_s = UPSTREAM_TIMEOUT_S};
 	struct regfs_err ce = {0};
 	int rc = regfs_client_new(&o, &p->up, &ce);
 	if (rc)
-		return regfs_errf(err, rc, "%s[%d] (%s): %s", p->prefix[0] ? "regfs.proxies" : "proxy",
-				  idx, p->remoteurl, ce.msg);
+		return regfs_errf(err, rc, "%s[%d] (%s): %s", key, idx, p->remoteurl, ce.msg);
 	p->tags = proxy_tags_new();
 	if (!p->tags)
 		return regfs_errf(err, -ENOMEM, "out of memory");
@@ -208,6 +229,8 @@ int proxies_open(struct registry *r, struct regfs_err *err)
 	for (int i = 0; i < cfg->n_proxies; i++) {
 		int rc = open_one(&ps->v[i], &cfg->proxies[i], i, err);
 		ps->n = i + 1; /* what open_one began is freed by proxies_close */
+		if (!rc)
+			rc = proxy_flights_new(r, &ps->v[i].flights, err);
 		if (rc)
 			return rc;
 	}
@@ -221,6 +244,7 @@ void proxies_close(struct registry *r)
 		return;
 	for (int i = 0; i < ps->n; i++) {
 		struct proxy *p = &ps->v[i];
+		proxy_flights_free(p->flights); /* its fetches use p->up */
 		regfs_client_free(p->up);
 		proxy_tags_free(p->tags);
 		for (int j = 0; j < p->n_ns; j++)

@@ -110,6 +110,15 @@ enum MHD_Result proxy_manifest(struct registry *r, struct request *q);
  * (proxy_blob.c) */
 enum MHD_Result proxy_blob(struct registry *r, struct request *q);
 
+/* The blob fetches in flight of one upstream (p->flights): made by
+ * proxies_open, which fails when the spool directory
+ * (regfs.proxycache.spooldir) cannot be made or is not private (-errno, err
+ * names it); freed by proxies_close before the upstream client, after the
+ * HTTP daemon stopped: free stops the fetches still running and waits for
+ * them. (proxy_blob.c) */
+int proxy_flights_new(struct registry *r, struct proxy_flights **out, struct regfs_err *err);
+void proxy_flights_free(struct proxy_flights *f); /* NULL-safe */
+
 /* A pull of `digest` (by tag `tag`, or NULL by digest) in cached repository
  * `name`: recorded for expiry (cheap: memory, flushed in the background).
  * (proxy_expire.c) */

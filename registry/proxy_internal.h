@@ -17,6 +17,11 @@
  * upstream: docker.io, registry-1.docker.io, index.docker.io), or NULL. */
 const struct proxy *proxy_for_ns(const struct registry *r, const char *host);
 
+/* With `proxy:` (one upstream owning every name): that upstream when a
+ * ?ns= host names another registry (the request is refused rather than
+ * answered with the wrong registry's image); NULL otherwise. */
+const struct proxy *proxy_ns_foreign(const struct registry *r, const char *host);
+
 /* Is the upstream Docker Hub (its official images live under library/)? */
 bool proxy_is_dockerhub(const struct proxy *p);
 

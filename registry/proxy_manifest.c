@@ -20,6 +20,7 @@
 #include "proxy.h"
 #include "proxy_internal.h"
 
+#include "manifest_bytes.h"
 #include "manifests.h"
 #include "registry.h"
 #include "repo.h"
@@ -40,15 +41,18 @@
 
 #define BUCKETS 1024
 #define REASON_MAX 400
+#define DOWN_S 10.0
 
 /* One (repository, reference) this instance asked its upstream about. */
 struct ref_entry {
 	struct ref_entry *next;
 	uint64_t h;
+	int users;                       /* requests holding it (entry_get/entry_put) */
 	struct sflight sf;               /* valid: checked upstream at sf.at */
 	int64_t ok_at;                   /* wall time of the last answered check; 0 none */
 	double fail_at;                  /* sflight_now() of the last failed request */
 	int fail_rc;                     /* its errno */
+	bool fail_local;                 /* our storage failed, not the upstream */
 	char fail_msg[REASON_MAX];       /* its reason */
 	char key[];                      /* name '\0' reference '\0' */
 };
@@ -56,6 +60,11 @@ struct ref_entry {
 struct proxy_tags {
 	struct sflight_group g;          /* g.mu guards everything here */
 	struct ref_entry *b[BUCKETS];
+	/* after a timeout the upstream is not asked for DOWN_S: request
+	 * threads are not held up by an upstream that does not answer */
+	double down_until;               /* sflight_now() */
+	int down_rc;
+	char down_reason[REASON_MAX];
 };
 
 struct proxy_tags *proxy_tags_new(void)
@@ -79,24 +88,76 @@ void proxy_tags_free(struct proxy_tags *t)
 	free(t);
 }
 
-/* The entry of (name, ref), created when missing; NULL on ENOMEM. g.mu held. */
+/* The entry of (name, ref), created when missing, held by the caller until
+ * entry_put; NULL on ENOMEM. g.mu held. */
 static struct ref_entry *entry_get(struct proxy_tags *t, const char *name, const char *ref)
 {
 	size_t nl = strlen(name), rl = strlen(ref);
 	uint64_t h = regfs_fnv1a64_add(regfs_fnv1a64(name, nl + 1), ref, rl);
 	struct ref_entry **slot = &t->b[h % BUCKETS];
 	for (struct ref_entry *e = *slot; e; e = e->next)
-		if (e->h == h && !strcmp(e->key, name) && !strcmp(e->key + nl + 1, ref))
+		if (e->h == h && !strcmp(e->key, name) && !strcmp(e->key + nl + 1, ref)) {
+			e->users++;
 			return e;
+		}
 	struct ref_entry *e = calloc(1, sizeof *e + nl + rl + 2);
 	if (!e)
 		return NULL;
+	e->users = 1;
 	e->h = h;
 	memcpy(e->key, name, nl + 1);
 	memcpy(e->key + nl + 1, ref, rl + 1);
 	e->next = *slot;
 	*slot = e;
 	return e;
+}
+
+/* Drops the caller's hold. An entry no request holds is kept only while it
+ * records a good check of a tag (what revalidate_s needs): failures and
+ * digests leave nothing behind, so names that do not exist upstream cannot
+ * grow the table. g.mu held. */
+static void entry_put(struct proxy_tags *t, struct ref_entry *e)
+{
+	if (--e->users > 0 || e->sf.busy)
+		return;
+	const char *ref = e->key + strlen(e->key) + 1;
+	if (e->sf.valid && !strchr(ref, ':'))
+		return;
+	for (struct ref_entry **pp = &t->b[e->h % BUCKETS]; *pp; pp = &(*pp)->next)
+		if (*pp == e) {
+			*pp = e->next;
+			free(e);
+			return;
+		}
+}
+
+/* Is the upstream marked down? Then *rc and reason say why. */
+static bool marked_down(struct proxy_tags *t, int *rc, char *reason, size_t cap)
+{
+	pthread_mutex_lock(&t->g.mu);
+	double left = t->down_until - sflight_now();
+	if (left > 0) {
+		*rc = t->down_rc;
+		snprintf(reason, cap, "not asked again for %llds after: %.300s",
+			 (long long)left + 1, t->down_reason);
+	}
+	pthread_mutex_unlock(&t->g.mu);
+	return left > 0;
+}
+
+/* Marks the upstream down after a failure that held the request for long:
+ * a timeout, a host name that does not resolve. A refused connection fails
+ * at once and is not marked, so an upstream that comes back is asked at
+ * once; a 404, 401 or wrong bytes are answers. */
+static void note_failure(struct proxy_tags *t, int rc, const char *reason)
+{
+	if (rc != -ETIMEDOUT && rc != -EHOSTUNREACH)
+		return;
+	pthread_mutex_lock(&t->g.mu);
+	t->down_until = sflight_now() + DOWN_S;
+	t->down_rc = rc;
+	snprintf(t->down_reason, sizeof t->down_reason, "%.399s", reason);
+	pthread_mutex_unlock(&t->g.mu);
 }
 
 /* ---- one pull ------------------------------------------------------------- */
@@ -111,6 +172,7 @@ struct pull {
 	char stored[REGFS_DIGEST_MAX];    /* what it names here */
 	int64_t stored_mtime;
 	int rc;                           /* the upstream's outcome */
+	bool local;                       /* rc is our storage's failure, not the upstream's */
 	char reason[REASON_MAX];
 	int64_t ok_at;                    /* last answered check before this one */
 };
@@ -159,14 +221,36 @@ static int fetch_store(struct pull *u, struct regfs_err *err)
 	if (rc == 0 && u->by_digest && strcmp(m.digest, ref) != 0)
 		rc = regfs_errf(err, -EPROTO, "the upstream answered manifest %s for %s", m.digest,
 				ref);
-	if (rc == 0)
+	if (rc == 0) {
 		rc = manifest_store_fetched(u->r, name, u->by_digest ? NULL : ref, m.digest, m.data,
 					    m.len, m.content_type, err);
+		/* too large or not a manifest: the upstream's doing; else storage */
+		u->local = rc && rc != -EFBIG && rc != -EBADMSG;
+	}
 	if (rc == 0)
 		log_info("proxy: fetched manifest %s:%s from %s (%s): %s, %zu bytes, %lld ms", name,
 			 ref, u->p->remoteurl, u->upname, m.digest, m.len, (long long)ms_since(&t0));
 	regfs_manifest_resp_free(&m);
 	return rc;
+}
+
+/* The tag moved upstream to `digest`, whose manifest this storage holds
+ * already (the tag moved back, or another cached name has it): linked with
+ * no GET, which registries such as Docker Hub count as a pull. -ENOENT when
+ * the bytes are not here. */
+static int link_stored(struct pull *u, const char *digest)
+{
+	struct manifest_entry *m = NULL;
+	int rc = manifest_load(u->r, digest, &m, NULL); /* verified against the digest */
+	struct regfs_err se = {0};
+	if (rc == 0)
+		rc = manifest_store_fetched(u->r, u->q->rt.name, u->q->rt.ref, digest, m->data,
+					    m->len, m->media_type, &se);
+	manifest_bytes_release(u->r->mb, m);
+	if (rc == 0)
+		log_info("proxy: %s:%s moved at %s to %s, already stored: linked", u->q->rt.name,
+			 u->q->rt.ref, u->p->remoteurl, digest);
+	return rc == 0 ? 0 : -ENOENT;
 }
 
 /* By tag with a stored digest: HEAD upstream; the same digest needs no GET. */
@@ -184,18 +268,22 @@ static int revalidate(struct pull *u, struct regfs_err *err)
 	}
 	if (rc && rc != -EPROTO) /* -EPROTO: no digest header: the GET tells */
 		regfs_errf(err, rc, "%s", req.err.msg);
+	bool linked = rc == 0 && link_stored(u, req.resp.digest) == 0;
 	regfs_manifest_resp_free(&req.resp);
-	if (rc && rc != -EPROTO)
-		return rc;
+	if (linked || (rc && rc != -EPROTO))
+		return linked ? 0 : rc;
 	return fetch_store(u, err);
 }
 
 /* The upstream request of this pull (the single-flight fill). */
 static void ask_upstream(struct pull *u)
 {
+	if (marked_down(u->p->tags, &u->rc, u->reason, sizeof u->reason))
+		return;
 	struct regfs_err e = {0};
 	u->rc = !u->by_digest && u->have ? revalidate(u, &e) : fetch_store(u, &e);
 	snprintf(u->reason, sizeof u->reason, "%s", u->rc ? regfs_err_str(&e) : "");
+	note_failure(u->p->tags, u->rc, u->reason);
 }
 
 /* ---- answers --------------------------------------------------------------- */
@@ -209,6 +297,9 @@ static enum MHD_Result answer_failure(struct pull *u)
 	if (u->rc == -ENOENT)
 		return respond_errorf(r, q, 404, "MANIFEST_UNKNOWN", "manifest unknown: %s:%s "
 				      "(not found at the upstream %s)", q->rt.name, q->rt.ref, up);
+	if (u->local) /* logged by the answer (a 5xx) */
+		return respond_errorf(r, q, 503, "UNAVAILABLE", "storing manifest %s:%s fetched "
+				      "from %s failed: %s", q->rt.name, q->rt.ref, up, u->reason);
 	if (u->rc == -EACCES)
 		log_error("proxy: upstream %s refused the configured credentials for %s: %s "
 			  "(check username/password of this upstream)", up, u->upname, u->reason);
@@ -225,6 +316,10 @@ static enum MHD_Result answer_failure(struct pull *u)
 /* A stored tag the upstream could not confirm: served as last seen. */
 static enum MHD_Result serve_last_seen(struct pull *u)
 {
+	if (u->rc == -EACCES)
+		log_error("proxy: upstream %s refused the configured credentials for %s: %s "
+			  "(check username/password of this upstream)", u->p->remoteurl, u->upname,
+			  u->reason);
 	char age[48] = "never since start";
 	int64_t at = u->ok_at;
 	if (at)
@@ -262,6 +357,7 @@ static void single_flight(struct pull *u, struct ref_entry *e, struct proxy_tags
 			sflight_end(&t->g, &e->sf, false);
 		bool failed = c == SFLIGHT_FILL && !fresh_ok;
 		u->rc = failed ? e->fail_rc : 0;
+		u->local = failed && e->fail_local;
 		snprintf(u->reason, sizeof u->reason, "%s", failed ? e->fail_msg : "");
 		return;
 	}
@@ -273,6 +369,7 @@ static void single_flight(struct pull *u, struct ref_entry *e, struct proxy_tags
 	} else {
 		e->fail_at = sflight_now();
 		e->fail_rc = u->rc;
+		e->fail_local = u->local;
 		snprintf(e->fail_msg, sizeof e->fail_msg, "%s", u->reason);
 	}
 	/* a stored tag whose check failed counts as checked: served as last
@@ -299,6 +396,7 @@ enum MHD_Result proxy_manifest(struct registry *r, struct request *q)
 		return respond_errorf(r, q, 503, "UNAVAILABLE", "out of memory; retry");
 	}
 	single_flight(&u, e, t, arrived);
+	entry_put(t, e);
 	pthread_mutex_unlock(&t->g.mu);
 	return answer(&u);
 }
@@ -315,7 +413,11 @@ int proxy_list_tags(struct registry *r, struct request *q, struct strvec *out)
 		return -EINVAL;
 	struct regfs_strv tags = {0};
 	struct regfs_err e = {0};
-	int rc = regfs_client_tags(p->up, upname, &tags, &e);
+	int rc;
+	if (!marked_down(p->tags, &rc, e.msg, sizeof e.msg)) {
+		rc = regfs_client_tags(p->up, upname, &tags, &e);
+		note_failure(p->tags, rc, e.msg);
+	}
 	for (size_t i = 0; rc == 0 && i < tags.n; i++)
 		rc = strvec_push(out, tags.v[i]);
 	regfs_strv_free(&tags);

@@ -629,6 +629,88 @@ static struct upload_op *op_new(struct registry *r, enum op_mode mode)
 	return op;
 }
 
+/* ---- blobs from elsewhere (uploads.h: upload_store) ---- */
+
+/* src's bytes into op's writer and hasher until src ends. */
+static int store_copy(struct upload_op *op, upload_src_fn *src, void *arg, struct regfs_err *e)
+{
+	enum { BUF = 256 * 1024 };
+	char *buf = malloc(BUF);
+	if (!buf)
+		return regfs_errf(e, -ENOMEM, "out of memory");
+	int rc = 0;
+	for (;;) {
+		ssize_t n = src(arg, buf, BUF, e);
+		if (n <= 0) {
+			rc = (int)n;
+			break;
+		}
+		op_consume(op, buf, (size_t)n);
+		if (op->failed) {
+			rc = op->too_large ? regfs_errf(e, -EFBIG, "blob over regfs.limits.uploadsize")
+					   : op->err.code;
+			if (op->err.code && e && !e->code)
+				*e = op->err;
+			break;
+		}
+	}
+	free(buf);
+	return rc;
+}
+
+/* Commits op's writer and checks what it holds hashes to op->digest. */
+static int store_verify(struct upload_op *op, struct regfs_err *e)
+{
+	int rc = regfs_writer_commit(op->w, e);
+	if (rc)
+		return rc;
+	char got[REGFS_DIGEST_MAX];
+	regfs_hasher_final(op->h, got);
+	if (strcmp(got, op->digest) != 0)
+		return regfs_errf(e, -EPROTO, "the %" PRIu64 " bytes to store hash to %s, not %s: "
+				  "nothing stored", op->size, got, op->digest);
+	return 0;
+}
+
+int upload_store(struct registry *r, const char *name, const char *digest, upload_src_fn *src,
+		 void *arg, uint64_t *size, struct regfs_err *e)
+{
+	struct upload_op *op = op_new(r, OP_PUT);
+	if (!op)
+		return regfs_errf(e, -ENOMEM, "out of memory");
+	snprintf(op->digest, sizeof op->digest, "%s", digest);
+	int rc = regfs_digest_parse(digest, &op->alg, NULL, NULL);
+	op->h = rc ? NULL : regfs_hasher_new(op->alg);
+	if (rc || !op->h)
+		rc = regfs_errf(e, rc ? rc : -ENOMEM, "cannot hash digest %s", digest);
+	if (!rc)
+		rc = session_create(r, name, op->uuid, e);
+	char *p = rc ? NULL : regfs_layout_upload_data(name, op->uuid);
+	if (!rc)
+		rc = p ? regfs_storage_writer(r->st, p, false, &op->w, e) : -ENOMEM;
+	free(p);
+	if (!rc)
+		rc = store_copy(op, src, arg, e);
+	if (!rc)
+		rc = store_verify(op, e);
+	if (!rc)
+		rc = publish_and_link(r, name, op, digest, e);
+	if (op->w) { /* failed before the publish: drop the data */
+		regfs_writer_cancel(op->w, NULL);
+		regfs_writer_close(op->w, NULL);
+		op->w = NULL;
+	}
+	char *d = op->uuid[0] ? regfs_layout_upload_dir(name, op->uuid) : NULL;
+	if (d)
+		regfs_storage_del(r->st, d, NULL);
+	free(d);
+	if (op->uuid[0])
+		usage_upload_ended(r, name, op->uuid, rc == 0 ? digest : NULL, op->size);
+	*size = op->size;
+	upload_op_free(op);
+	return rc;
+}
+
 /* ---- endpoints ---- */
 
 /* POST: a new session, a monolithic upload, or a cross-repository mount. */

@@ -1,9 +1,16 @@
 /* uploads.h — what the rest of the registry needs of blob uploads: the cache
- * of running hash states (one per registry) and the release of an upload
- * left in progress by an aborted request. */
+ * of running hash states (one per registry), the release of an upload
+ * left in progress by an aborted request, and the storing of a blob that
+ * arrives by other means than an upload (the pull-through cache). */
 #ifndef REGFS_UPLOADS_H
 #define REGFS_UPLOADS_H
 
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <regfs/err.h>
+
+struct registry;
 struct upcache;
 struct upload_op;
 
@@ -17,5 +24,21 @@ void upload_op_free(struct upload_op *op);
  * timeout), from client address `peer`: what stays stored and resumable.
  * Called before upload_op_free. */
 void upload_op_cut(const struct upload_op *op, const char *name, const char *peer);
+
+/* A source of bytes for upload_store: up to n bytes into buf; the count,
+ * 0 at the end, or a negative errno (with e set). */
+typedef ssize_t upload_src_fn(void *arg, void *buf, size_t n, struct regfs_err *e);
+
+/* Stores the bytes `src` gives as blob `digest` linked in repository `name`,
+ * exactly as a finished upload is stored: a session under the repository's
+ * _uploads (the usage model sees it), the bytes hashed as they are written,
+ * and only when they hash to `digest`: published to the blob's data path
+ * (a blob already there is kept and this copy discarded) and the
+ * repository's layer link written, under the online GC's protocol. The
+ * session is removed in every case. *size: the bytes read from src.
+ * 0; -EPROTO when the bytes do not match digest (nothing stored); src's
+ * error; -EFBIG over regfs.limits.uploadsize; storage errors (e set). */
+int upload_store(struct registry *r, const char *name, const char *digest, upload_src_fn *src,
+		 void *arg, uint64_t *size, struct regfs_err *e);
 
 #endif

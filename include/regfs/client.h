@@ -151,6 +151,23 @@ int regfs_client_blob_read(struct regfs_client *c, const char *repo, const char 
  * opts.timeout_s. */
 int regfs_client_blob_fetch(struct regfs_client *c, const char *repo, const char *digest,
 			    int fd, struct regfs_err *err);
+/* Whole blob streamed to callbacks as it arrives (a cache that serves the
+ * bytes while it receives them). size() runs once before the first byte with
+ * the answer's Content-Length (-1 when it has none); data() runs for every
+ * chunk. Either returns 0 to go on, or a negative errno that stops the
+ * transfer and is returned. size may be NULL. After the last byte the
+ * bytes are verified against digest: -EPROTO when they differ (data() has
+ * seen them: the caller discards what it kept); a body shorter than its
+ * Content-Length fails (-EIO). Retried (size() again) only before the first
+ * data(). No total deadline: fails when nothing arrives for opts.timeout_s.
+ * Callbacks run on the calling thread. */
+struct regfs_blob_sink {
+	int (*size)(void *arg, int64_t content_length);
+	int (*data)(void *arg, const void *buf, size_t n);
+	void *arg;
+};
+int regfs_client_blob_stream(struct regfs_client *c, const char *repo, const char *digest,
+			     const struct regfs_blob_sink *sink, struct regfs_err *err);
 /* HEAD a blob: size (for files whose size the manifest does not give). */
 int regfs_client_blob_size(struct regfs_client *c, const char *repo, const char *digest,
 			   uint64_t *size, struct regfs_err *err);

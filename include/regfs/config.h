@@ -208,6 +208,8 @@ struct regfs_config {
 	/* pull-through cache: `proxy:` first (prefix ""), then regfs.proxies */
 	struct regfs_proxy_config *proxies; int n_proxies;
 	int64_t proxycache_interval_s; /* regfs.proxycache.interval: expiry pass; default 10 min */
+	char *proxycache_spooldir;     /* regfs.proxycache.spooldir: blobs being fetched;
+	                                * NULL: $TMPDIR (else /var/tmp)/regfs-registry-spool-<uid> */
 
 	/* auth.token (registry/auth_token.c): realm NULL when not configured */
 	struct {

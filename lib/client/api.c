@@ -380,6 +380,57 @@ int regfs_client_blob_fetch(struct regfs_client *c, const char *repo, const char
 	return rc;
 }
 
+/* The end of a streamed blob GET: the status, the size callback of an
+ * empty body, the digest of what was received. */
+static int stream_end(struct regfs_client *c, struct call *k, const char *repo,
+		      const char *digest, struct regfs_err *err)
+{
+	if (k->r.status != 200)
+		return status_errf(c, &k->r, "GET", k->url, err, "blob %s in %s", digest, repo);
+	const struct regfs_blob_sink *sk = k->r.cb;
+	if (!k->r.cb_sized && sk->size) {
+		k->r.cb_sized = true;
+		int rc = sk->size(sk->arg, k->r.content_length);
+		if (rc)
+			return regfs_errf(err, rc, "GET %s: the receiver refused the blob", k->url);
+	}
+	char got[REGFS_DIGEST_MAX];
+	regfs_hasher_final(k->r.hasher, got);
+	if (strcmp(got, digest) == 0)
+		return 0;
+	ST_INC(c, st_errors);
+	return regfs_errf(err, -EPROTO, "GET %s: the %llu bytes received hash to %s: the blob is "
+			  "corrupt in the registry or was altered in transit", k->url,
+			  (unsigned long long)k->r.written, got);
+}
+
+int regfs_client_blob_stream(struct regfs_client *c, const char *repo, const char *digest,
+			     const struct regfs_blob_sink *sink, struct regfs_err *err)
+{
+	struct call k;
+	int rc = blob_call(c, &k, repo, digest, SINK_CB, err);
+	if (rc) {
+		call_free(&k);
+		return rc;
+	}
+	enum regfs_digest_alg alg = REGFS_SHA256;
+	regfs_digest_parse(digest, &alg, NULL, NULL);
+	struct rq q = {.method = "GET", .url = k.url, .scope = k.scope, .idempotent = true,
+		       .stream = true};
+	k.r.cb = sink;
+	k.r.hasher = regfs_hasher_new(alg);
+	if (!k.r.hasher) {
+		rc = regfs_errf(err, -ENOMEM, "out of memory");
+	} else {
+		ST_INC(c, st_blob_reads);
+		rc = client_do(c, &q, &k.r, err);
+	}
+	if (!rc)
+		rc = stream_end(c, &k, repo, digest, err);
+	call_free(&k);
+	return rc;
+}
+
 int regfs_client_blob_size(struct regfs_client *c, const char *repo, const char *digest,
 			   uint64_t *size, struct regfs_err *err)
 {

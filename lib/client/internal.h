@@ -66,7 +66,7 @@ int access_denied(struct regfs_client *c, struct regfs_err *err, const char *fmt
 	__attribute__((format(printf, 3, 4)));
 
 /* ---- one response ---- */
-enum sink_kind { SINK_MEM = 0, SINK_BUF, SINK_FD, SINK_NONE };
+enum sink_kind { SINK_MEM = 0, SINK_BUF, SINK_FD, SINK_NONE, SINK_CB };
 
 struct resp {
 	long status;
@@ -88,6 +88,9 @@ struct resp {
 	struct regfs_hasher *hasher;
 	uint64_t written;
 	int write_errno;
+	/* SINK_CB: the caller's callbacks (hashing as SINK_FD) */
+	const struct regfs_blob_sink *cb;
+	bool cb_sized; /* cb->size ran */
 };
 void resp_free(struct resp *r);
 /* Drops what an attempt captured so the request can be sent again. */

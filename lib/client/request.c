@@ -81,7 +81,9 @@ void resp_reset(struct resp *r)
 	dynbuf_reset(&r->body);
 	r->buf_got = 0;
 	r->seen = 0;
-	/* SINK_FD is only retried when nothing was written, so the hasher is fresh. */
+	/* SINK_FD and SINK_CB are only retried when nothing was written, so the
+	 * hasher is fresh; a retried SINK_CB tells its size again. */
+	r->cb_sized = false;
 }
 
 /* Everything but RFC 3986's unreserved characters is %-escaped: the same rule
@@ -161,6 +163,30 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *ud)
 	return n;
 }
 
+/* SINK_CB: the size once, then every chunk, to the caller; a callback's
+ * error stops the transfer (reported as a write error with its errno). */
+static size_t on_body_cb(struct resp *r, const char *data, size_t n)
+{
+	int rc = 0;
+	if (r->status != 200)
+		return n; /* not the blob (a 2xx without its body): nothing to hand on */
+	if (!r->cb_sized) {
+		r->cb_sized = true;
+		if (r->cb->size)
+			rc = r->cb->size(r->cb->arg, r->content_length);
+	}
+	if (rc == 0)
+		rc = r->cb->data(r->cb->arg, data, n);
+	if (rc) {
+		r->write_errno = rc < 0 ? -rc : EIO;
+		return 0;
+	}
+	if (r->hasher)
+		regfs_hasher_update(r->hasher, data, n);
+	r->written += n;
+	return n;
+}
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
 	struct resp *r = ud;
@@ -206,6 +232,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 		r->written += n;
 		return n;
 	}
+	case SINK_CB:
+		return on_body_cb(r, data, n);
 	default:
 		return n;
 	}
@@ -290,7 +318,7 @@ int xfer_setup(struct regfs_client *c, struct xfer *x, const struct rq *q, struc
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-	if (r->sink == SINK_BUF || r->sink == SINK_FD)
+	if (r->sink == SINK_BUF || r->sink == SINK_FD || r->sink == SINK_CB)
 		/* Blob bodies: fewer, larger reads from the socket than the
 		 * default 16 KiB (measured: less CPU per byte on big ranges). */
 		curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);

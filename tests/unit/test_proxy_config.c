@@ -65,6 +65,16 @@ static void test_defaults(void **state)
 	parse_ok("proxy:\n", &c); /* an empty section: no cache */
 	assert_int_equal(c.n_proxies, 0);
 	regfs_config_free(&c);
+	/* registry:2 caches only with a remoteurl: without one, a warning */
+	parse_ok("proxy:\n  remoteurl: \"\"\n  username: u\n", &c);
+	assert_int_equal(c.n_proxies, 0);
+	assert_int_equal(c.warnings, 1);
+	regfs_config_free(&c);
+	parse_ok("proxy:\n  ttl: 1h\nregfs:\n  proxies:\n    - prefix: a\n"
+		 "      remoteurl: http://h\n", &c);
+	assert_int_equal(c.n_proxies, 1);
+	assert_string_equal(c.proxies[0].prefix, "a");
+	regfs_config_free(&c);
 }
 
 /* registry:2's form, as its documentation writes it */
@@ -84,11 +94,14 @@ static void test_registry2(void **state)
 	assert_int_equal(c.proxies[0].revalidate_s, 60);
 	assert_int_equal(c.warnings, 0);
 	regfs_config_free(&c);
-	/* our keys are not registry:2's: warned and ignored there */
-	parse_ok("proxy:\n  remoteurl: http://up:5000\n  prefix: x\n  color: red\n", &c);
+	/* a prefix makes no sense there (warned, ignored); our other keys are taken */
+	parse_ok("proxy:\n  remoteurl: http://up:5000\n  prefix: x\n  color: red\n"
+		 "  ns: [docker.io]\n  revalidate: 5s\n", &c);
 	assert_string_equal(c.proxies[0].prefix, "");
 	assert_null(c.proxies[0].username);
 	assert_int_equal(c.proxies[0].ttl_s, 168 * 3600);
+	assert_int_equal(c.proxies[0].n_ns, 1);
+	assert_int_equal(c.proxies[0].revalidate_s, 5);
 	assert_int_equal(c.warnings, 2);
 	regfs_config_free(&c);
 }
@@ -118,6 +131,14 @@ static void test_regfs_proxies(void **state)
 	assert_null(c.proxies[1].password);
 	assert_int_equal(c.warnings, 0);
 	regfs_config_free(&c);
+	/* keys left empty (a template's unset values) are not set */
+	parse_ok("regfs:\n  proxies:\n    - prefix: a\n      remoteurl: http://h\n"
+		 "      username:\n      password: \"\"\n      ns:\n      cacert:\n", &c);
+	assert_null(c.proxies[0].username);
+	assert_null(c.proxies[0].password);
+	assert_null(c.proxies[0].cacert);
+	assert_int_equal(c.proxies[0].n_ns, 0);
+	regfs_config_free(&c);
 }
 
 static void test_refusals(void **state)
@@ -128,7 +149,6 @@ static void test_refusals(void **state)
 	char y[512];
 	bad("proxy:\n  remoteurl: http://a:1\nregfs:\n  proxies:\n    - prefix: b\n"
 	    "      remoteurl: http://b:1\n", "proxy and regfs.proxies", NULL);
-	bad("proxy:\n  username: u\n", "proxy.remoteurl", "required");
 	bad("proxy:\n  remoteurl: ftp://x\n", "proxy.remoteurl", "http");
 	bad("proxy:\n  remoteurl: https://\n", "proxy.remoteurl", NULL);
 	bad("proxy:\n  remoteurl: https://h/v2/x\n", "proxy.remoteurl", "no path");
@@ -254,10 +274,33 @@ static void test_proxy_of(void **state)
 	assert_null(proxy_of(&r, "team/app", &un));
 	close_proxies(&c, &r);
 
+	assert_null(proxy_ns_foreign(&r, "ghcr.io")); /* other names stay local */
+	close_proxies(&c, &r);
+
 	/* registry:2's proxy: owns every name */
-	open_proxies("proxy:\n  remoteurl: http://127.0.0.1:5001\n", &c, &r);
+	open_proxies("proxy:\n  remoteurl: https://registry-1.docker.io\n", &c, &r);
 	assert_ptr_equal(proxy_of(&r, "team/app", &un), &r.proxies->v[0]);
 	assert_string_equal(un, "team/app");
+	/* a ?ns= naming another registry is not answered with Docker Hub's image */
+	assert_ptr_equal(proxy_ns_foreign(&r, "ghcr.io"), &r.proxies->v[0]);
+	assert_null(proxy_ns_foreign(&r, "docker.io"));
+	assert_null(proxy_ns_foreign(&r, NULL));
+	close_proxies(&c, &r);
+	/* a Docker Hub mirror as the upstream: ns says which registry it is */
+	open_proxies("proxy:\n  remoteurl: https://mirror.gcr.io\n  ns: [docker.io]\n", &c, &r);
+	assert_null(proxy_ns_foreign(&r, "docker.io"));
+	assert_ptr_equal(proxy_for_ns(&r, "index.docker.io"), &r.proxies->v[0]);
+	assert_non_null(proxy_ns_foreign(&r, "quay.io"));
+	close_proxies(&c, &r);
+
+	/* a CA bundle that cannot be read: the registry does not start */
+	parse_ok("regfs:\n  proxies:\n    - prefix: a\n      remoteurl: https://h\n"
+		 "      cacert: /nonexistent/ca.pem\n", &c);
+	memset(&r, 0, sizeof r);
+	r.cfg = &c;
+	struct regfs_err err = {0};
+	assert_int_equal(proxies_open(&r, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "regfs.proxies[0].cacert: cannot read /nonexistent/ca.pem"));
 	close_proxies(&c, &r);
 
 	/* nothing configured */
