@@ -10,7 +10,9 @@
 #  - 20 clients (10 skopeo, 10 curl) pull one uncached image at once while the upstream
 #    answers each blob request late: every blob is fetched from the upstream once, and all
 #    20 copies hash to the upstream's digests.
-# PROXY_CACHE=docker runs the checks against registry:2's proxy mode (see proxy_lib.sh).
+# PROXY_CACHE=docker runs the checks against registry:2's proxy mode (see proxy_lib.sh):
+# registry:2 2.8.2 answers the wrong layer bytes as a complete 200, keeps them in its
+# storage, and fetches a blob once per client under concurrency.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/proxy_lib.sh"
 proxy_needs
