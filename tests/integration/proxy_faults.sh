@@ -11,8 +11,9 @@
 #    answers each blob request late: every blob is fetched from the upstream once, and all
 #    20 copies hash to the upstream's digests.
 # PROXY_CACHE=docker runs the checks against registry:2's proxy mode (see proxy_lib.sh):
-# registry:2 2.8.2 answers the wrong layer bytes as a complete 200, keeps them in its
-# storage, and fetches a blob once per client under concurrency.
+# registry:2 2.8.2 answers the wrong layer bytes as a complete 200 and leaves them in
+# its _uploads, and of the 20 concurrent pulls most fail (500) while each blob is
+# fetched several times.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/proxy_lib.sh"
 proxy_needs
