@@ -14,7 +14,9 @@
 #                                (the faultproxy), which counts and logs every request
 #                                and can fail or corrupt some (up_rules)
 #   upstream_stop / upstream_restart   both processes down (connection refused) / back
-#                                on the same ports and data
+#                                on the same ports and data (call it in the script's
+#                                shell, never in $( … ) or check: the processes would
+#                                escape the cleanup)
 #   up_push SRC NAME:TAG [OPT…]  skopeo copy SRC to the upstream as alice (not counted:
 #                                straight to the registry, not through the faultproxy)
 #   up_raw NAME REF              the upstream's manifest bytes (skopeo inspect --raw as

@@ -110,7 +110,8 @@ diag "body: $(head -c 300 "$WORK/down-body")"
 check_fails "upstream down: skopeo cannot pull it" skopeo_copy "docker://$CACHE_HOST/${CP}lib/other:v1" "dir:$WORK/down-other"
 
 # --- the upstream back ---------------------------------------------------------------------
-check "the upstream restarts" upstream_restart
+# (not inside check: a process started in its $( … ) would escape the cleanup)
+if upstream_restart; then ok "the upstream restarts"; else fail "the upstream restarts"; fi
 check "upstream back: skopeo pulls ${CP}lib/other:v1, the upstream's digests" \
   pull_matches other "${CP}lib/other:v1" lib/other v1
 check "the cache's stored blobs all hash to their digests" verify_store_blobs "$CACHE_DATA"
