@@ -305,9 +305,10 @@ struct usage_walk_in {
 	const char *const *gone_repo, *const *gone_digest;
 	size_t n_gone;
 };
-/* Builds the accounting from manifests in mc (the walk fetched them all):
- * 0 and *out (usage_put), or -ENOMEM. */
-int usage_from_walk(struct manifest_cache *mc, const struct usage_walk_in *in,
+/* Builds the accounting from what the walk kept of every manifest it
+ * counted (struct walk_table, usage.h): 0 and *out (usage_put), or -ENOMEM. */
+struct walk_table;
+int usage_from_walk(const struct walk_table *t, const struct usage_walk_in *in,
 		    struct usage **out);
 
 /* ---- loop.c: the FUSE request loop (see there why not libfuse's) ---- */

@@ -11,7 +11,11 @@
  *    tags older than N frees exactly the blobs whose newest tag is older).
  * A directory's or a tag group's bytes are a union over its references,
  * made when asked with a bitmap over the blobs (a few per request: getfattr
- * and .regfs/usage, never du). */
+ * and .regfs/usage, never du).
+ *
+ * Memory is per blob and per reference, as compact as the figures allow:
+ * digests interned as raw bytes (fs/cache/digests.c), 32-bit indexes, and
+ * no copy of tag names (only whether a reference is a tag counts). */
 #include "usage.h"
 
 #include <errno.h>
@@ -21,24 +25,26 @@
 #include <regfs/hash.h>
 #include <regfs/sflight.h>
 
+#include "cache/digests.h"
+
 #define NONE UINT32_MAX
 
 struct ublob {
 	uint64_t size;
-	enum usage_blob_kind kind;
 	/* summaries of the tagged references (usage_build) */
-	bool has_tag, g_multi, r_multi;
+	int64_t newest;            /* newest tag time; INT64_MAX when one is unknown */
 	uint32_t g_repo, g_man;    /* first tag group: repository, manifest blob */
 	uint32_t r_first;          /* first repository whose tag reaches it */
-	size_t lcp;                /* common prefix of "<repo>/" of those repositories */
-	int64_t newest;            /* newest tag time; INT64_MAX when one is unknown */
+	uint32_t lcp;              /* common prefix of "<repo>/" of those repositories */
+	uint8_t kind;              /* enum usage_blob_kind */
+	bool has_tag, g_multi, r_multi;
 };
 
 struct uref {
 	uint32_t repo, man;        /* repository index, manifest blob index */
-	char *tag;                 /* NULL: untagged */
 	int64_t mtime;
-	size_t from, to;           /* its blobs: pool[from, to) */
+	uint32_t from, to;         /* its blobs: pool[from, to) */
+	bool tagged;               /* false: an untagged manifest */
 };
 
 /* An interning table: strings -> dense indexes. */
@@ -48,10 +54,9 @@ struct itab {
 };
 
 struct usage_builder {
-	struct ublob *b;
-	char **bd;                 /* b[i]'s digest */
-	size_t nb, capb, capbd;
-	struct itab bt;
+	struct ublob *b;           /* b[i]: the blob of id i in bt */
+	size_t nb, capb;
+	struct digtab *bt;
 	char **repo;
 	size_t nr, capr;
 	struct itab rt;
@@ -144,44 +149,39 @@ static int intern_repo(struct usage_builder *b, const char *repo, uint32_t *out)
 static int intern_blob(struct usage_builder *b, const char *digest, uint64_t size,
 		       enum usage_blob_kind kind, uint32_t *out)
 {
-	size_t slot;
-	int rc = itab_find(&b->bt, b->bd, b->nb, digest, out, &slot);
-	if (rc)
-		return rc;
-	if (*out != NONE) {
+	bool added;
+	/* room first: the table and b[] stay in step even when out of memory */
+	if (grow(&b->b, &b->capb, b->nb, sizeof *b->b) ||
+	    digtab_intern(b->bt, digest, out, &added))
+		return -ENOMEM;
+	if (!added) {
 		struct ublob *x = &b->b[*out];
 		if (!x->size)
 			x->size = size; /* first seen as a reference's manifest, size unknown */
 		return 0;
 	}
-	if (grow(&b->b, &b->capb, b->nb, sizeof *b->b) ||
-	    grow(&b->bd, &b->capbd, b->nb, sizeof *b->bd))
-		return -ENOMEM;
-	if (!(b->bd[b->nb] = strdup(digest)))
-		return -ENOMEM;
-	b->b[b->nb] = (struct ublob){.size = size, .kind = kind, .g_repo = NONE, .g_man = NONE,
-				     .r_first = NONE, .newest = INT64_MIN};
-	b->bt.slot[slot] = (uint32_t)b->nb + 1;
-	*out = (uint32_t)b->nb++;
+	b->b[b->nb] = (struct ublob){.size = size, .kind = (uint8_t)kind, .g_repo = NONE,
+				     .g_man = NONE, .r_first = NONE, .newest = INT64_MIN};
+	b->nb++;
 	return 0;
 }
 
 struct usage_builder *usage_builder_new(void)
 {
-	return calloc(1, sizeof(struct usage_builder));
+	struct usage_builder *b = calloc(1, sizeof *b);
+	if (b && !(b->bt = digtab_new())) {
+		free(b);
+		b = NULL;
+	}
+	return b;
 }
 
 static void data_free(struct usage_builder *b)
 {
-	for (size_t i = 0; i < b->nb; i++)
-		free(b->bd[i]);
 	for (size_t i = 0; i < b->nr; i++)
 		free(b->repo[i]);
-	for (size_t i = 0; i < b->nref; i++)
-		free(b->ref[i].tag);
 	free(b->b);
-	free(b->bd);
-	free(b->bt.slot);
+	digtab_free(b->bt);
 	free(b->repo);
 	free(b->rt.slot);
 	free(b->ref);
@@ -203,11 +203,11 @@ int usage_ref_begin(struct usage_builder *b, const char *repo, const char *tag,
 	if (intern_repo(b, repo, &r) || intern_blob(b, digest, 0, USAGE_MANIFEST, &man) ||
 	    grow(&b->ref, &b->capref, b->nref, sizeof *b->ref))
 		return -ENOMEM;
-	struct uref *x = &b->ref[b->nref];
-	*x = (struct uref){.repo = r, .man = man, .mtime = mtime, .from = b->npool,
-			   .to = b->npool};
-	if (tag && !(x->tag = strdup(tag)))
+	if (b->npool >= UINT32_MAX)
 		return -ENOMEM;
+	struct uref *x = &b->ref[b->nref];
+	*x = (struct uref){.repo = r, .man = man, .mtime = mtime, .from = (uint32_t)b->npool,
+			   .to = (uint32_t)b->npool, .tagged = tag != NULL};
 	b->nref++;
 	b->open = true;
 	return 0;
@@ -219,11 +219,11 @@ int usage_ref_blob(struct usage_builder *b, const char *digest, uint64_t size,
 	if (!b->open)
 		return -EINVAL;
 	uint32_t i;
-	if (intern_blob(b, digest, size, kind, &i) ||
+	if (b->npool >= UINT32_MAX - 1 || intern_blob(b, digest, size, kind, &i) ||
 	    grow(&b->pool, &b->cappool, b->npool, sizeof *b->pool))
 		return -ENOMEM;
 	b->pool[b->npool++] = i;
-	b->ref[b->nref - 1].to = b->npool;
+	b->ref[b->nref - 1].to = (uint32_t)b->npool;
 	return 0;
 }
 
@@ -246,7 +246,7 @@ static void summarize_ref(struct usage_builder *b, const struct uref *r)
 			x->has_tag = true;
 			x->g_repo = x->r_first = r->repo;
 			x->g_man = r->man;
-			x->lcp = strlen(b->repo[r->repo]) + 1;
+			x->lcp = (uint32_t)strlen(b->repo[r->repo]) + 1;
 		} else {
 			if (x->g_repo != r->repo || x->g_man != r->man)
 				x->g_multi = true;
@@ -254,7 +254,7 @@ static void summarize_ref(struct usage_builder *b, const struct uref *r)
 				x->r_multi = true;
 				size_t l = lcp_slash(b->repo[x->r_first], b->repo[r->repo]);
 				if (l < x->lcp)
-					x->lcp = l;
+					x->lcp = (uint32_t)l;
 			}
 		}
 		if (t > x->newest)
@@ -272,7 +272,7 @@ static void fig_add(struct usage_fig *f, const struct ublob *x, bool excl)
 	f->shared = f->bytes - f->exclusive;
 }
 
-static void top_add(struct usage_repo *r, const char *digest, uint64_t size)
+static void top_add(struct usage_repo *r, uint32_t blob, uint64_t size)
 {
 	size_t i = r->n_top;
 	if (i == USAGE_TOP_LAYERS) {
@@ -284,7 +284,7 @@ static void top_add(struct usage_repo *r, const char *digest, uint64_t size)
 	}
 	for (; i > 0 && r->top[i - 1].size < size; i--)
 		r->top[i] = r->top[i - 1];
-	r->top[i].digest = digest;
+	r->top[i].blob = blob;
 	r->top[i].size = size;
 }
 
@@ -362,7 +362,7 @@ static int per_repo(struct usage *u)
 	for (size_t o = 0; o < d->nref; o++) {
 		const struct uref *r = &d->ref[order[o]];
 		struct usage_repo *ur = &u->repos[pos[r->repo]];
-		ur->tags += r->tag != NULL;
+		ur->tags += r->tagged;
 		for (size_t q = r->from; q < r->to; q++) {
 			uint32_t bi = d->pool[q];
 			if (stamp[bi] == r->repo + 1)
@@ -373,13 +373,35 @@ static int per_repo(struct usage *u)
 			if (x->kind == USAGE_MANIFEST)
 				ur->manifests++;
 			if (x->kind == USAGE_LAYER)
-				top_add(ur, d->bd[bi], x->size);
+				top_add(ur, bi, x->size);
 		}
 	}
 	free(order);
 	free(stamp);
 	free(pos);
 	return 0;
+}
+
+/* Gives back an array's room for growth: *pp holds n of size bytes. */
+static void trim(void *pp, size_t *cap, size_t n, size_t size)
+{
+	if (!n || n == *cap)
+		return;
+	void *np = realloc(*(void **)pp, n * size);
+	if (np) {
+		*(void **)pp = np;
+		*cap = n;
+	}
+}
+
+/* The built data never grows again: up to half of each array was room. */
+static void data_trim(struct usage_builder *d)
+{
+	trim(&d->b, &d->capb, d->nb, sizeof *d->b);
+	trim(&d->ref, &d->capref, d->nref, sizeof *d->ref);
+	trim(&d->pool, &d->cappool, d->npool, sizeof *d->pool);
+	trim(&d->repo, &d->capr, d->nr, sizeof *d->repo);
+	digtab_trim(d->bt);
 }
 
 int usage_build(struct usage_builder *b, struct usage **out)
@@ -392,6 +414,7 @@ int usage_build(struct usage_builder *b, struct usage **out)
 	free(b);
 	b = NULL;
 	struct usage_builder *d = &u->d;
+	data_trim(d);
 	u->rorder = malloc((d->nr ? d->nr : 1) * sizeof *u->rorder);
 	tmp = malloc((d->nr ? d->nr : 1) * sizeof *tmp);
 	if (!u->rorder || !tmp)
@@ -400,7 +423,7 @@ int usage_build(struct usage_builder *b, struct usage **out)
 		u->rorder[i] = (uint32_t)i;
 	sort_idx(u->rorder, tmp, d->nr, d->repo);
 	for (size_t k = 0; k < d->nref; k++)
-		if (d->ref[k].tag)
+		if (d->ref[k].tagged)
 			summarize_ref(d, &d->ref[k]);
 	if (per_repo(u))
 		goto fail;
@@ -519,12 +542,29 @@ static bool grp_excl(const struct usage *u, const struct ublob *x, const void *a
 int usage_manifest(const struct usage *u, const char *repo, const char *digest,
 		   struct usage_fig *f)
 {
-	struct group g = {itab_get(&u->d.rt, u->d.repo, repo), itab_get(&u->d.bt, u->d.bd, digest)};
+	struct group g = {itab_get(&u->d.rt, u->d.repo, repo), digtab_find(u->d.bt, digest)};
 	if (g.repo == NONE || g.man == NONE) {
 		memset(f, 0, sizeof *f);
 		return -ENOENT;
 	}
 	return union_of(u, grp_ref, grp_excl, &g, f);
+}
+
+void usage_blob_digest(const struct usage *u, uint32_t blob, char out[REGFS_DIGEST_MAX])
+{
+	digtab_str(u->d.bt, blob, out);
+}
+
+size_t usage_bytes(const struct usage *u)
+{
+	const struct usage_builder *d = &u->d;
+	size_t n = sizeof *u + digtab_bytes(d->bt) + d->capb * sizeof *d->b +
+		   d->capr * sizeof *d->repo + d->rt.cap * sizeof *d->rt.slot +
+		   d->capref * sizeof *d->ref + d->cappool * sizeof *d->pool +
+		   d->nr * (sizeof *u->repos + sizeof *u->rorder);
+	for (size_t i = 0; i < d->nr; i++)
+		n += strlen(d->repo[i]) + 1;
+	return n;
 }
 
 size_t usage_n_repos(const struct usage *u)
@@ -545,7 +585,7 @@ void usage_retention(const struct usage *u, int64_t now, struct usage_retention 
 	memset(r, 0, sizeof *r);
 	for (size_t k = 0; k < d->nref; k++) {
 		const struct uref *x = &d->ref[k];
-		if (!x->tag)
+		if (!x->tagged)
 			continue;
 		int64_t days = x->mtime > 0 ? (now - x->mtime) / 86400 : -1;
 		int bk = days < 0 ? 4 : days < 1 ? 0 : days < 7 ? 1 : days < 30 ? 2 : 3;

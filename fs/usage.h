@@ -35,6 +35,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <regfs/digest.h>
+
 enum usage_blob_kind { USAGE_MANIFEST, USAGE_CONFIG, USAGE_LAYER };
 
 struct usage_builder;
@@ -44,7 +46,8 @@ struct usage;
 struct usage_builder *usage_builder_new(void);
 /* Frees a builder that was not built. NULL is fine. */
 void usage_builder_free(struct usage_builder *b);
-/* Starts a reference: repository `repo`, `tag` (NULL: untagged manifest),
+/* Starts a reference: repository `repo`, `tag` (NULL: untagged manifest;
+ * only whether there is one is kept),
  * manifest `digest`, tag time `mtime` (unix seconds, 0 unknown). The blobs
  * added next belong to it. 0 or -ENOMEM. */
 int usage_ref_begin(struct usage_builder *b, const char *repo, const char *tag,
@@ -86,13 +89,41 @@ struct usage_repo {
 	struct usage_fig fig;
 	size_t n_top;              /* largest layers, largest first */
 	struct {
-		const char *digest;
+		uint32_t blob;     /* its digest: usage_blob_digest */
 		uint64_t size;
 	} top[USAGE_TOP_LAYERS];
 };
+/* The digest of a blob a usage_repo names. */
+void usage_blob_digest(const struct usage *u, uint32_t blob, char out[REGFS_DIGEST_MAX]);
+/* The bytes u holds (its tables), for measuring. */
+size_t usage_bytes(const struct usage *u);
 size_t usage_n_repos(const struct usage *u);
 /* Repositories sorted by name; i < usage_n_repos. */
 const struct usage_repo *usage_repo_at(const struct usage *u, size_t i);
+
+/* ---- the walk table (usage_walk.c): what the walk keeps of each manifest,
+ * for usage_from_walk (mount.h). Thread-safe. ---- */
+struct walk_table;
+struct mentry;
+struct strvec;
+/* NULL when out of memory. */
+struct walk_table *walk_table_new(void);
+void walk_table_free(struct walk_table *t); /* NULL is fine */
+/* Records manifest e (not kept: what it references is copied), once per
+ * digest: 0 or -ENOMEM. walk_table_observe is the same as a manifest cache
+ * observer (mcache_observe), t its argument. */
+int walk_table_record(struct walk_table *t, const struct mentry *e);
+void walk_table_observe(void *t, const struct mentry *e);
+/* Is digest recorded or counted (nothing to fetch for it)? */
+bool walk_table_has(struct walk_table *t, const char *digest);
+/* Counts the recorded manifest `digest`: its own bytes, config and layers,
+ * those not counted before, into *bytes and *blocks (512-byte); 1 with its
+ * index children's digests appended to kids, 0 when it was counted
+ * already (nothing done), -ENOENT when not recorded, -ENOMEM. */
+int walk_table_visit(struct walk_table *t, const char *digest, uint64_t *bytes,
+		     uint64_t *blocks, struct strvec *kids);
+/* The bytes the table holds, for measuring. */
+size_t walk_table_bytes(struct walk_table *t);
 
 /* The retention view at time `now` (unix seconds). Bucket i (0: < 1 day,
  * 1: < 7, 2: < 30, 3: older, 4: tags of unknown time) holds the bytes whose

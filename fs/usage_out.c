@@ -22,12 +22,15 @@
 static const char *const bucket_name[USAGE_BUCKETS] = {"<1d", "<7d", "<30d", ">=30d",
 						       "unknown"};
 
-static json_t *repo_json(const struct usage_repo *r)
+static json_t *repo_json(const struct usage *u, const struct usage_repo *r)
 {
 	json_t *top = json_array();
-	for (size_t i = 0; top && i < r->n_top; i++)
-		json_array_append_new(top, json_pack("{s:s,s:o}", "digest", r->top[i].digest,
-						     "size", J(r->top[i].size)));
+	for (size_t i = 0; top && i < r->n_top; i++) {
+		char d[REGFS_DIGEST_MAX];
+		usage_blob_digest(u, r->top[i].blob, d);
+		json_array_append_new(top, json_pack("{s:s,s:o}", "digest", d, "size",
+						     J(r->top[i].size)));
+	}
 	if (!top)
 		return NULL;
 	return json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "name", r->name, "tags", J(r->tags),
@@ -76,7 +79,7 @@ static json_t *usage_json(struct mnt *m, const struct usage *u, int64_t now)
 	usage_retention(u, now, &rt);
 	json_t *repos = json_array();
 	for (size_t i = 0; repos && i < usage_n_repos(u); i++)
-		if (json_array_append_new(repos, repo_json(usage_repo_at(u, i)))) {
+		if (json_array_append_new(repos, repo_json(u, usage_repo_at(u, i)))) {
 			json_decref(repos);
 			repos = NULL;
 		}
@@ -163,10 +166,13 @@ static void text_repos(struct dynbuf *b, const struct usage *u, const struct usa
 	}
 	dynbuf_addstr(b, "\nlargest layers (repository: size digest)\n");
 	for (size_t i = 0; i < n; i++)
-		for (size_t k = 0; k < v[i]->n_top; k++)
+		for (size_t k = 0; k < v[i]->n_top; k++) {
+			char d[REGFS_DIGEST_MAX];
+			usage_blob_digest(u, v[i]->top[k].blob, d);
 			dynbuf_printf(b, "  %s: %s (%llu) %s\n", v[i]->name,
 				      hb(v[i]->top[k].size, h1), (unsigned long long)v[i]->top[k].size,
-				      v[i]->top[k].digest);
+				      d);
+		}
 }
 
 static void text_retention(struct dynbuf *b, const struct usage *u, int64_t now)

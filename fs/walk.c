@@ -16,55 +16,20 @@
 #include "usage.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <regfs/hash.h>
 #include <regfs/log.h>
+#include <regfs/strvec.h>
 
-
-/* Open-addressing set of digests (pointers into the manifest cache's entries, stable). */
-struct uset {
-	const char **k;
-	size_t cap, n;
-};
-
-/* 1 if added, 0 if present, -ENOMEM. */
-static int uset_add(struct uset *s, const char *d)
-{
-	if ((s->n + 1) * 2 > s->cap) {
-		size_t nc = s->cap ? s->cap * 2 : 1024;
-		const char **nk = calloc(nc, sizeof *nk);
-		if (!nk)
-			return -ENOMEM;
-		for (size_t i = 0; i < s->cap; i++) {
-			if (!s->k[i])
-				continue;
-			size_t j = regfs_fnv1a64_str(s->k[i]) & (nc - 1);
-			while (nk[j])
-				j = (j + 1) & (nc - 1);
-			nk[j] = s->k[i];
-		}
-		free(s->k);
-		s->k = nk;
-		s->cap = nc;
-	}
-	size_t j = regfs_fnv1a64_str(d) & (s->cap - 1);
-	while (s->k[j]) {
-		if (strcmp(s->k[j], d) == 0)
-			return 0;
-		j = (j + 1) & (s->cap - 1);
-	}
-	s->k[j] = d;
-	s->n++;
-	return 1;
-}
 
 struct pairs {
 	const char **repo, **digest;
 	const struct tag_ent **te;  /* the tag of a tag's target; NULL: untagged */
 	size_t n, cap;
 	struct pairs *gone;         /* those found missing (the accounting leaves them out) */
+	struct strvec own;          /* digests of index children that digest[] points at */
 };
 
 static void pairs_add(struct pairs *p, const char *repo, const char *digest,
@@ -92,13 +57,12 @@ static void pairs_add(struct pairs *p, const char *repo, const char *digest,
 	p->n++;
 }
 
-static void count(struct uset *seen, const char *digest, uint64_t size, uint64_t *bytes,
-		  uint64_t *blocks)
+/* An index child: its digest copied (the manifest it came from may be
+ * dropped from the manifest cache once put back). */
+static void pairs_add_copy(struct pairs *p, const char *repo, const char *digest)
 {
-	if (uset_add(seen, digest) == 1) {
-		*bytes += size;
-		*blocks += (size + 511) / 512;
-	}
+	if (strvec_push(&p->own, digest) == 0)
+		pairs_add(p, repo, p->own.v[p->own.n - 1], NULL);
 }
 
 struct rm_job {
@@ -117,59 +81,107 @@ static void rm_one(size_t i, void *arg)
 	}
 }
 
+#define WALK_CHUNK 512
+
+/* Fetches the manifests of pairs [lo, hi) that the walk table has not
+ * recorded (a bulk-manifests page recorded most as it came) and that were
+ * not found gone (present[i - k0] == 0 for i >= k0; present NULL: none
+ * checked): the existence check fetched none the registry listed, and the
+ * manifest cache may have dropped others since. */
+static void prefetch_missing(struct mnt *m, struct pairs *p, struct walk_table *t, size_t lo,
+			     size_t hi, size_t k0, const int *present)
+{
+	const char **r = calloc(hi - lo, sizeof *r), **d = calloc(hi - lo, sizeof *d);
+	size_t n = 0;
+	for (size_t i = lo; r && d && i < hi; i++)
+		if ((!present || i < k0 || present[i - k0] != 0) && !walk_table_has(t, p->digest[i])) {
+			r[n] = p->repo[i];
+			d[n++] = p->digest[i];
+		}
+	if (n)
+		manifest_cache_prefetch(m->mc, r, d, n);
+	free(r);
+	free(d);
+}
+
+/* Counts pair i's manifest from the walk table, recording it first from
+ * the manifest cache when the table does not have it; its index children
+ * become pairs. 0, -EIO (it could not be fetched), -ENOMEM. */
+static int count_one(struct mnt *m, struct pairs *p, size_t i, struct walk_table *t,
+		     uint64_t *by, uint64_t *bl)
+{
+	struct strvec kids = STRVEC_INIT;
+	int r = walk_table_visit(t, p->digest[i], by, bl, &kids);
+	if (r == -ENOENT) {
+		const struct mentry *e;
+		if (mcache_get(m->mc, p->repo[i], p->digest[i], &e) != 0)
+			return -EIO;
+		r = walk_table_record(t, e);
+		mcache_put(m->mc, e);
+		if (!r)
+			r = walk_table_visit(t, p->digest[i], by, bl, &kids);
+	}
+	for (size_t c = 0; r == 1 && c < kids.n; c++)
+		pairs_add_copy(p, p->repo[i], kids.v[c]);
+	strvec_clear(&kids);
+	return r < 0 ? (r == -ENOENT ? -EIO : r) : 0;
+}
+
+/* count_all's work on pairs [c0, c1): those before chk are tags' targets
+ * (fetched), the others checked for existence first. 0, -EIO (a manifest
+ * could not be fetched), -ENOMEM. */
+static int count_chunk(struct mnt *m, struct pairs *p, size_t c0, size_t c1, size_t chk,
+		       struct walk_table *t, uint64_t *by, uint64_t *bl)
+{
+	int rc = 0;
+	size_t k0 = chk > c0 ? (chk < c1 ? chk : c1) : c0; /* [c0, k0) tagged */
+	int *present = c1 > k0 ? calloc(c1 - k0, sizeof *present) : NULL;
+	if (present)
+		manifest_cache_check_exist(m->mc, m->nc, p->repo + k0, p->digest + k0, c1 - k0,
+					   present);
+	prefetch_missing(m, p, t, c0, c1, k0, present);
+	for (size_t i = c0; i < c1 && rc != -ENOMEM; i++) {
+		if (present && i >= k0 && present[i - k0] == 0) {
+			if (p->gone)
+				pairs_add(p->gone, p->repo[i], p->digest[i], NULL);
+			continue; /* gone: logged once by the manifest cache */
+		}
+		int r = count_one(m, p, i, t, by, bl);
+		if (r)
+			rc = r == -ENOMEM || !rc ? r : rc;
+	}
+	free(present);
+	return rc;
+}
+
 /* Counts every stored blob of the manifests in p (each once), adding index
  * children to p as it goes: pairs [0, ntagged) are tags' targets resolved
  * within the ttl; the others (untagged manifests, index children) are
  * checked for existence at most once per ttl — a garbage collection may
- * have removed them, and a missing one is not a failed walk. 0, or -EIO
- * when a manifest could not be fetched (logged by the manifest cache). */
-static int count_all(struct mnt *m, struct pairs *p, size_t ntagged, uint64_t *bytes,
-		     uint64_t *blocks)
+ * have removed them, and a missing one is not a failed walk. What the
+ * accounting needs of each manifest goes into t. 0, or -EIO when a manifest
+ * could not be fetched (logged by the manifest cache), -ENOMEM. */
+static int count_all(struct mnt *m, struct pairs *p, size_t ntagged, struct walk_table *t,
+		     uint64_t *bytes, uint64_t *blocks)
 {
-	struct uset seen = {0};
 	uint64_t by = 0, bl = 0;
 	int rc = 0;
 	size_t from = 0;
-	for (int depth = 0; depth < 5 && from < p->n; depth++) {
+	for (int depth = 0; !rc && depth < 5 && from < p->n; depth++) {
 		size_t end = p->n;
 		size_t chk = depth ? from : (ntagged > from ? ntagged : from);
-		if (chk > from)
-			manifest_cache_prefetch(m->mc, p->repo + from, p->digest + from, chk - from);
-		int *present = end > chk ? calloc(end - chk, sizeof *present) : NULL;
-		if (present)
-			manifest_cache_check_exist(m->mc, m->nc, p->repo + chk, p->digest + chk, end - chk,
-					   present);
-		else if (end > chk)
-			manifest_cache_prefetch(m->mc, p->repo + chk, p->digest + chk, end - chk);
-		for (size_t i = from; i < end; i++) {
-			if (present && i >= chk && present[i - chk] == 0) {
-				if (p->gone)
-					pairs_add(p->gone, p->repo[i], p->digest[i], NULL);
-				continue; /* gone: logged once by the manifest cache */
-			}
-			const struct mentry *e = manifest_cache_peek(m->mc, p->digest[i]);
-			if (!e) {
-				rc = -EIO;
-				continue;
-			}
-			if (uset_add(&seen, e->digest) != 1)
-				continue;
-			by += e->len;
-			bl += (e->len + 511) / 512;
-			const struct regfs_manifest *man = e->m;
-			if (man->has_config)
-				count(&seen, man->config.digest, (uint64_t)man->config.size, &by,
-				      &bl);
-			for (size_t l = 0; l < man->n_layers; l++)
-				count(&seen, man->layers[l].digest, (uint64_t)man->layers[l].size,
-				      &by, &bl);
-			for (size_t c = 0; c < man->n_manifests; c++)
-				pairs_add(p, p->repo[i], man->manifests[c].digest, NULL);
+		/* In chunks, each counted right after it is fetched: the manifest
+		 * cache keeps only a budget's worth of them in memory. */
+		for (size_t c0 = from; !rc && c0 < end; c0 += WALK_CHUNK) {
+			size_t c1 = end - c0 < WALK_CHUNK ? end : c0 + WALK_CHUNK;
+			int r = count_chunk(m, p, c0, c1, chk, t, &by, &bl);
+			if (r == -ENOMEM)
+				rc = r;
+			else if (r)
+				rc = rc ? rc : r;
 		}
-		free(present);
 		from = end;
 	}
-	free(seen.k);
 	*bytes = by;
 	*blocks = bl;
 	return rc;
@@ -225,8 +237,7 @@ static int walk_names(struct mnt *m, struct walk *w)
 static size_t walk_pairs(struct mnt *m, struct walk *w)
 {
 	const struct catalog *cat = w->cat;
-	/* Digest strings must outlive the tagsets' possible replacement: copy
-	 * them through the manifest cache (its entries live until unmount). */
+	/* Digest strings must outlive the tagsets' possible replacement: copied. */
 	size_t n = 0;
 	for (size_t i = 0; i < cat->n; i++)
 		for (size_t j = 0; w->sets[i] && j < w->sets[i]->n; j++)
@@ -260,6 +271,7 @@ static void walk_free(struct walk *w)
 	free(w->gone.repo);
 	free(w->gone.digest);
 	free(w->gone.te);
+	strvec_clear(&w->p.own);
 	for (size_t i = 0; i < w->ntmp; i++)
 		free(w->tmp[i]);
 	free(w->tmp);
@@ -280,21 +292,31 @@ static int do_walk(struct mnt *m, uint64_t *bytes, uint64_t *blocks, struct usag
 {
 	atomic_fetch_add(&m->st.walks, 1);
 	struct walk w = {0};
-	int rc = walk_names(m, &w);
+	struct walk_table *t = walk_table_new();
+	/* every manifest parsed from here on is recorded as it comes: those of
+	 * a bulk-manifests page need no second read after leaving memory */
+	if (t)
+		mcache_observe(m->mc, walk_table_observe, t);
+	int rc = t ? walk_names(m, &w) : -ENOMEM;
 	if (rc == 0) {
 		size_t ntagged = walk_pairs(m, &w);
 		w.p.gone = &w.gone;
-		rc = count_all(m, &w.p, ntagged, bytes, blocks);
+		rc = count_all(m, &w.p, ntagged, t, bytes, blocks);
 	}
+	if (t)
+		mcache_observe(m->mc, NULL, NULL);
 	if (rc == 0) {
 		/* the accounting of .regfs/usage and the user.regfs.* sizes:
 		 * from the same pairs, every manifest now in the cache */
 		struct usage_walk_in in = {w.p.repo, w.p.digest, w.p.te, w.p.n,
 					   w.gone.repo, w.gone.digest, w.gone.n};
 		double t0 = now_mono();
-		rc = usage_from_walk(m->mc, &in, u);
-		log_debug("walk: accounting of %zu references in %.3f s", w.p.n, now_mono() - t0);
+		rc = usage_from_walk(t, &in, u);
+		log_debug("walk: accounting of %zu references in %.3f s; walk table %zu KB, "
+			  "accounting %zu KB", w.p.n, now_mono() - t0, walk_table_bytes(t) >> 10,
+			  rc == 0 ? usage_bytes(*u) >> 10 : 0);
 	}
+	walk_table_free(t);
 	if (w.cat)
 		walk_free(&w);
 	return rc;
@@ -322,8 +344,12 @@ int walk_total(struct mnt *m, uint64_t *bytes, uint64_t *blocks)
 	struct usage *u = NULL;
 	double t0 = now_mono();
 	int rc = do_walk(m, &by, &bl, &u);
-	log_debug("walk: %llu bytes in %llu blocks, %.2f s, rc %d", (unsigned long long)by,
-		  (unsigned long long)bl, now_mono() - t0, rc);
+	struct mallinfo2 mi = mallinfo2();
+	log_debug("walk: %llu bytes in %llu blocks, %.2f s, rc %d; malloc: %zu MB in use, %zu MB "
+		  "free in the heap, %zu MB mapped; manifest cache %zu KB, %llu dropped",
+		  (unsigned long long)by, (unsigned long long)bl, now_mono() - t0, rc,
+		  mi.uordblks >> 20, mi.fordblks >> 20, mi.hblkhd >> 20, mcache_bytes(m->mc) >> 10,
+		  (unsigned long long)mcache_evictions(m->mc));
 	pthread_mutex_lock(&wg.mu);
 	if (rc == 0) {
 		last_bytes = by;

@@ -69,6 +69,19 @@ void gc_note_referenced(struct registry *r, const char *digest)
 	pthread_mutex_unlock(&r->gc_lock);
 }
 
+void gc_recent_prune(struct registry *r, int64_t before)
+{
+	/* barrier: writers half-way through "note, check, link" finish first */
+	pthread_rwlock_wrlock(&r->gc_rw);
+	/* Notes live for `delay`, not one run: a client that checked a blob
+	 * (HEAD, mount, upload) may take that long to send the manifest. */
+	pthread_mutex_lock(&r->gc_lock);
+	if (digestset_prune_before(r->recent, before) < 0)
+		digestset_clear(r->recent);
+	pthread_mutex_unlock(&r->gc_lock);
+	pthread_rwlock_unlock(&r->gc_rw);
+}
+
 struct gc {
 	struct registry *r;
 	const struct gc_opts *o;
@@ -410,17 +423,8 @@ int gc_run(struct registry *r, const struct gc_opts *o, struct gc_stats *out,
 	g.visited = digestset_new();
 	g.swept = digestset_new();
 	int rc = (g.marked && g.visited && g.swept) ? 0 : -ENOMEM;
-	if (rc == 0 && o->online) {
-		/* barrier: writers half-way through "note, check, link" finish first */
-		pthread_rwlock_wrlock(&r->gc_rw);
-		/* Notes live for `delay`, not one run: a client that checked a blob
-		 * (HEAD, mount, upload) may take that long to send the manifest. */
-		pthread_mutex_lock(&r->gc_lock);
-		if (digestset_prune_before(r->recent, g.now - o->delay_s) < 0)
-			digestset_clear(r->recent);
-		pthread_mutex_unlock(&r->gc_lock);
-		pthread_rwlock_unlock(&r->gc_rw);
-	}
+	if (rc == 0 && o->online)
+		gc_recent_prune(r, g.now - o->delay_s);
 	if (!o->quiet)
 		regfs_progress_begin(&g.progress, stderr, "mark", "repositories", 0);
 	g.progress.no_bytes = true;

@@ -32,6 +32,12 @@ void gc_writer_begin(struct registry *r);
 void gc_writer_end(struct registry *r);
 void gc_note_referenced(struct registry *r, const char *digest);
 
+/* The start of an online run, for every deleter that follows this protocol
+ * (gc_run, the pull-through cache's expiry): waits for writers half-way
+ * through "note, check, link" (gc_rw for writing), then drops the notes
+ * older than `before` (unix s). */
+void gc_recent_prune(struct registry *r, int64_t before);
+
 /* Every blob digest under blobs/ (sha256 and sha512), sorted, appended to
  * out (a strvec the caller clears): the sweep's list, and the storage
  * accounting's (usage.c). 0 or a negative errno with err filled. */

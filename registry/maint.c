@@ -1,7 +1,8 @@
 /* maint.c — background jobs of `serve`: upload purging
  * (storage.maintenance.uploadpurging), the storage health check
- * (health.storagedriver), the health.file/http/tcp checks and online garbage
- * collection (regfs.gc).
+ * (health.storagedriver), the health.file/http/tcp checks, online garbage
+ * collection (regfs.gc) and the pull-through cache's expiry
+ * (regfs.proxycache.interval).
  * Each runs in its own thread and sleeps on a condition variable, so a stop
  * request ends it at once. */
 #include "maint.h"
@@ -13,6 +14,7 @@
 #include "repo.h"
 #include "usage.h"
 #include "metrics.h"
+#include "proxy.h"
 #include "respond.h"
 #include "server.h"
 
@@ -420,6 +422,22 @@ static void *gc_thread(void *arg)
 	return NULL;
 }
 
+/* ---- pull-through cache expiry ---- */
+
+static void *proxy_expire_thread(void *arg)
+{
+	struct registry *r = arg;
+	while (bg_sleep(r, r->cfg->proxycache_interval_s)) {
+		int removed = 0;
+		struct regfs_err e = {0};
+		if (proxy_expire_run(r, &removed, &e) != 0)
+			log_warn("proxy expiry pass failed: %s; the next pass tries again",
+				 regfs_err_str(&e));
+	}
+	proxy_pulls_flush_all(r);   /* stopping: pulls since the last pass are kept */
+	return NULL;
+}
+
 static void bg_spawn(struct registry *r, void *(*fn)(void *), const char *what)
 {
 	if (r->n_bg >= (int)(sizeof r->bg / sizeof r->bg[0]))
@@ -449,6 +467,8 @@ int maint_start(struct registry *r)
 				 "it will still sweep unreferenced blobs");
 		bg_spawn(r, gc_thread, "online gc");
 	}
+	if (r->proxies && proxy_expire_wanted(r->cfg))
+		bg_spawn(r, proxy_expire_thread, "proxy cache expiry");
 	layerindex_start(r);
 	usage_start(r);
 	return 0;

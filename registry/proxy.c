@@ -241,6 +241,8 @@ int proxies_open(struct registry *r, struct regfs_err *err)
 			rc = proxy_flights_new(r, &ps->v[i].flights, err);
 		if (rc)
 			return rc;
+		if (!(ps->v[i].pulls = proxy_pulls_new(cfg)))
+			return regfs_errf(err, -ENOMEM, "out of memory");
 	}
 	return 0;
 }
@@ -255,6 +257,7 @@ void proxies_close(struct registry *r)
 		proxy_flights_free(p->flights); /* its fetches use p->up */
 		regfs_client_free(p->up);
 		proxy_tags_free(p->tags);
+		proxy_pulls_free(p->pulls);
 		for (int j = 0; j < p->n_ns; j++)
 			free(p->ns[j]);
 		free(p->ns);

@@ -125,6 +125,20 @@ void proxy_flights_free(struct proxy_flights *f); /* NULL-safe */
 void proxy_note_pull(struct registry *r, const struct proxy *p, const char *name,
 		     const char *tag, const char *digest);
 
+/* p->pulls, the pull records (proxy_expire.c): proxies_open creates one per
+ * upstream (NULL on ENOMEM), proxies_close frees it (NULL-safe). A NULL
+ * p->pulls records nothing and that upstream never expires. */
+struct regfs_config;
+struct proxy_pulls *proxy_pulls_new(const struct regfs_config *cfg);
+void proxy_pulls_free(struct proxy_pulls *pl);
+/* Saves every upstream's changed pull records (the expiry thread, as it
+ * stops, so a restart loses none). */
+void proxy_pulls_flush_all(struct registry *r);
+
+/* true when some upstream has a ttl: writers then keep the online GC's notes
+ * (registry_open sets gc_online), which expiry's blob deletion relies on. */
+bool proxy_expire_wanted(const struct regfs_config *cfg);
+
 /* One expiry pass over every upstream (run by the maintenance thread every
  * regfs.proxycache.interval): removes cached tags not pulled for `ttl`,
  * then the cached manifests no tag references, then the blobs those

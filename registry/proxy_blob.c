@@ -23,6 +23,7 @@
  *
  * HEAD asks the upstream (a HEAD; nothing is fetched). */
 #include "proxy.h"
+#include "proxy_internal.h"
 
 #include "blobs.h"
 #include "gc.h"
@@ -57,7 +58,7 @@
 struct flight {
 	struct flight *next;
 	char name[ROUTE_NAME_MAX];      /* our repository */
-	char upname[ROUTE_NAME_MAX];    /* the upstream's */
+	char upname[ROUTE_NAME_MAX + 16]; /* the upstream's (Docker Hub: library/ added) */
 	char digest[REGFS_DIGEST_MAX];
 	struct spool *sp;               /* the flight's reference */
 	struct registry *r;
@@ -469,9 +470,10 @@ static bool blob_stored(struct registry *r, const char *digest)
 
 enum MHD_Result proxy_blob(struct registry *r, struct request *q)
 {
-	const char *upname = NULL;
-	const struct proxy *p = proxy_of(r, q->rt.name, &upname);
-	if (!p || !p->flights || !upname)
+	const char *un = NULL;
+	const struct proxy *p = proxy_of(r, q->rt.name, &un);
+	char upname[ROUTE_NAME_MAX + 16]; /* Docker Hub's "library/" added */
+	if (!p || !p->flights || !un || proxy_upstream_name(p, un, upname, sizeof upname))
 		return respond_errorf(r, q, 404, "BLOB_UNKNOWN", "blob unknown to registry: %s in %s",
 				      q->rt.ref, q->rt.name);
 	if (request_is_head(q))

@@ -27,6 +27,7 @@
 #include "sdnotify.h"
 #include "tls.h"
 #include "uploads.h"
+#include "proxy.h"
 #include "usage.h"
 
 #include <regfs/dynbuf.h>
@@ -389,7 +390,8 @@ int registry_open(struct registry *r, struct regfs_config *cfg, struct regfs_err
 	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&r->gc_rw, &ra);
 	pthread_rwlockattr_destroy(&ra);
-	r->gc_online = cfg->gc.enabled;
+	/* the cache's expiry deletes blobs under the same protocol (proxy_expire.c) */
+	r->gc_online = cfg->gc.enabled || proxy_expire_wanted(cfg);
 	pthread_mutex_init(&r->bg_lock, NULL);
 	pthread_cond_init(&r->bg_cond, NULL);
 	int rc = regfs_storage_open(cfg, &r->st, err);

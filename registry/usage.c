@@ -185,6 +185,17 @@ void usage_blob_deleted(struct registry *r, const char *digest)
 	pthread_mutex_unlock(&u->lock);
 }
 
+int usage_blob_referenced(struct registry *r, const char *digest)
+{
+	if (!usage_ready(r))
+		return -EAGAIN;
+	struct usage *u = r->usage;
+	pthread_mutex_lock(&u->lock);
+	uint32_t n = usage_model_blob_nrepos(u->model, digest);
+	pthread_mutex_unlock(&u->lock);
+	return n > 0;
+}
+
 int usage_would_be(struct registry *r, const char *repo, const char *tag, const char *digest,
 		   size_t len, const struct regfs_manifest *m, struct usage_repo_figures *now,
 		   struct usage_repo_figures *then, uint64_t *added)

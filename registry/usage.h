@@ -66,6 +66,12 @@ route_handler_fn h_usage;
  * the walk runs. 0 or a dynbuf error. */
 int usage_render_metrics(struct registry *r, struct dynbuf *b);
 
+/* Whether some repository references blob `digest`, as gc.c's mark phase
+ * decides (the model's reference counts): 1 yes, 0 no, -EAGAIN while the
+ * startup walk runs or when accounting is off (then nobody knows). The
+ * pull-through cache's expiry asks it under gc_lock (proxy_expire.c). */
+int usage_blob_referenced(struct registry *r, const char *digest);
+
 /* ---- quotas (quota.c uses these) ---- */
 /* The repository's figures now and if `m` (digest, len bytes) were pushed to it with
  * `tag` (NULL: by digest), and the exclusive bytes that push adds.

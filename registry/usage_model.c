@@ -236,6 +236,12 @@ int usage_model_blob_removed(struct usage_model *m, const char *digest)
 	return 0;
 }
 
+uint32_t usage_model_blob_nrepos(const struct usage_model *m, const char *digest)
+{
+	uint32_t id = blob_find(m, digest);
+	return id != NONE ? m->blobs[id].nrepos : 0;
+}
+
 bool usage_model_blob_is_stored(const struct usage_model *m, const char *digest)
 {
 	uint32_t id = blob_find(m, digest);

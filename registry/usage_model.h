@@ -60,6 +60,8 @@ void usage_model_free(struct usage_model *m);
 int usage_model_blob_stored(struct usage_model *m, const char *digest, uint64_t size);
 /* A blob's data was deleted. */
 int usage_model_blob_removed(struct usage_model *m, const char *digest);
+/* How many repositories reference the blob (0 when unknown). */
+uint32_t usage_model_blob_nrepos(const struct usage_model *m, const char *digest);
 /* true when the model knows the blob as stored. */
 bool usage_model_blob_is_stored(const struct usage_model *m, const char *digest);
 /* What manifest `digest` references (parsed; a manifest is immutable, so the

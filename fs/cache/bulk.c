@@ -27,7 +27,7 @@ struct bulk_ctx {
 	struct bulk_claim *cl;    /* sorted by r */
 	size_t ncl;
 	size_t repos, manifests, without_content; /* for the log line */
-	double put_s;             /* time in manifest_cache_store_mem (parsing) */
+	double put_s;             /* time in mcache_store_mem (parsing) */
 };
 
 static int cmpclaim(const void *a, const void *b)
@@ -57,15 +57,14 @@ static int bulk_store_manifests(struct bulk_ctx *bx, const struct regfs_repo_bul
 			bx->without_content++;
 			continue;
 		}
-		const struct mentry *e = NULL;
 		/* One that does not parse is logged by the manifest cache and
 		 * fetched again by digest in the walk, which reports it where du
 		 * needs it. Most of the time here is the disk cache's file
 		 * writes, not parsing (1,000 x 10: 1.2-1.7 s with them, 0.3 s with
 		 * --cache-size 0); four threads did not make it faster on this
 		 * machine. */
-		if (manifest_cache_store_mem(bx->nc->mc, mi->digest, mi->content, mi->len,
-					     mi->media_type, &e) == -ENOMEM)
+		if (mcache_store_mem(bx->nc->mc, mi->digest, mi->content, mi->len,
+				     mi->media_type, NULL) == -ENOMEM)
 			return -ENOMEM;
 		bx->manifests++;
 	}

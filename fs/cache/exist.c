@@ -103,9 +103,8 @@ static void exist_fetch(struct manifest_cache *mc, const char **repos, const cha
 	for (size_t j = 0; j < k; j++) {
 		size_t i = idx[j];
 		if (reqs[j].rc == 0 && strcmp(reqs[j].resp.digest, digests[i]) == 0) {
-			const struct mentry *e;
-			if (manifest_cache_store(mc, digests[i], reqs[j].resp.data, reqs[j].resp.len,
-				       reqs[j].resp.content_type, &e) == 0)
+			if (mcache_store(mc, digests[i], reqs[j].resp.data, reqs[j].resp.len,
+					 reqs[j].resp.content_type, NULL) == 0)
 				present[i] = 1;
 		} else if (reqs[j].rc == -ENOENT) {
 			present[i] = 0;
@@ -140,8 +139,8 @@ void manifest_cache_check_exist(struct manifest_cache *mc, struct names_cache *n
 			int l = listed_in_repo(nc, repos[i], digests[i], &lv, &ln, &lrepo);
 			if (l == 0)
 				exist_record(mc, repos[i], digests[i], 0);
-			if (l == 0 || (l == 1 && manifest_cache_peek(mc, digests[i])))
-				present[i] = l;
+			if (l >= 0)
+				present[i] = l; /* listed: exists (its bytes are fetched when needed) */
 		}
 		if (present[i] < 0 && todo)
 			todo[k++] = i;

@@ -1,14 +1,20 @@
 /* manifests.c — the manifest cache: manifests by digest (content-addressed: never stale).
  *
- * Parsed manifests stay in memory for the life of the mount (they are small:
- * ~1 KB each packed by mpack.c, 10 MB for 10,000) because du, ls and every
- * manifest directory need them; their bytes are also written to the disk blob cache (blobs.c) so
- * a remount does not fetch them again. Bytes are always verified against the
- * digest before they are believed, whether they come from the registry (the
- * client verifies) or from disk (verified here).
+ * Parsed manifests (packed by mpack.c, ~1 KB each) are kept in memory while
+ * someone holds them and, unheld, up to a byte budget in least-recently-used
+ * order: du, ls and every manifest directory need them, but a registry of a
+ * million tags would not fit in memory whole. Past the budget the oldest
+ * unheld entries are dropped (slot and all: memory stops growing with the
+ * registry); their bytes stay in the disk blob cache (blobs.c) — written
+ * there when dropped if they came in a bulk page, memory only — so the next
+ * get reads them from disk, or from the registry when the disk cache let
+ * them go. Bytes are always verified against the digest before they are
+ * believed, whether they come from the registry (the client verifies) or
+ * from disk (verified here).
  *
- * Single flight per digest (regfs/sflight.h). A failed fetch leaves its
- * slot empty: the next reader fetches again.
+ * Single flight per digest (regfs/sflight.h); a slot being filled is held by
+ * its filler, so it is never dropped under it. A failed fetch leaves its slot
+ * empty (dropped once no one holds it): the next reader fetches again.
  *
  * The cache's other files: times.c (image and tag times), exist.c (whether
  * index children still exist), mpack.c (how a parsed manifest is kept). */
@@ -16,6 +22,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,11 +32,25 @@
 #include <regfs/log.h>
 
 struct slot {
-	struct mentry e;       /* e.digest points at dig */
-	struct sflight sf;     /* valid: e is filled (never stale) */
-	struct slot *next;
-	char dig[];            /* exactly as long as the digest: a slot per manifest of the registry */
+	struct mentry e;              /* e.digest points at dig */
+	struct sflight sf;            /* valid: e is filled (never stale) */
+	struct slot *next;            /* hash chain */
+	struct slot *older, *newer;   /* the LRU list, while filled and unheld */
+	bool in_lru;
+	bool on_disk;                 /* the bytes are in the disk cache (or there is none) */
+	unsigned holds;               /* getters holding it, and its filler */
+	size_t cost;                  /* memory it keeps while filled */
+	char dig[];                   /* exactly as long as the digest */
 };
+
+size_t mcache_budget(const struct mount_opts *o)
+{
+	uint64_t mem = o && o->memory_bytes ? o->memory_bytes : MOUNT_MEMORY_DEFAULT;
+	/* A sixteenth (16 MiB of the default 256): the node table and the
+	 * accounting need most of the rest, and a dropped manifest costs one
+	 * disk read to get back. */
+	return (size_t)(mem / 16);
+}
 
 /* An empty slot for digest (not in any chain); NULL when out of memory. */
 static struct slot *slot_new(const char *digest)
@@ -53,7 +74,8 @@ struct manifest_cache *manifest_cache_new(struct regfs_client *cl, const struct 
 		free(b);
 		return NULL;
 	}
-	*mc = (struct manifest_cache){.client = cl, .o = o, .st = st, .bc = bc, .b = b, .nb = 65536};
+	*mc = (struct manifest_cache){.client = cl, .o = o, .st = st, .bc = bc, .b = b, .nb = 65536,
+				      .budget = mcache_budget(o)};
 	sflight_group_init(&mc->g, loop_may_block);
 	return mc;
 }
@@ -94,26 +116,165 @@ static struct slot *find(struct manifest_cache *mc, const char *digest)
 	return NULL;
 }
 
-/* Caller holds g.mu. The slot of digest, made (empty) when new; NULL when
- * out of memory. */
-static struct slot *slot_of(struct manifest_cache *mc, const char *digest)
+/* Caller holds g.mu. Puts s (not in the table) into the table. */
+static void table_add(struct manifest_cache *mc, struct slot *s)
 {
-	struct slot *s = find(mc, digest);
-	if (s)
-		return s;
-	if (!(s = slot_new(digest)))
-		return NULL;
-	size_t b = regfs_fnv1a64_str(digest) % mc->nb;
+	size_t b = regfs_fnv1a64_str(s->e.digest) % mc->nb;
 	s->next = mc->b[b];
 	mc->b[b] = s;
+}
+
+/* Caller holds g.mu. Takes s out of the table. */
+static void table_remove(struct manifest_cache *mc, struct slot *s)
+{
+	struct slot **pp = &mc->b[regfs_fnv1a64_str(s->e.digest) % mc->nb];
+	while (*pp && *pp != s)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = s->next;
+	s->next = NULL;
+}
+
+/* Caller holds g.mu. */
+static void lru_unlink(struct manifest_cache *mc, struct slot *s)
+{
+	if (!s->in_lru)
+		return;
+	if (s->older)
+		s->older->newer = s->newer;
+	else
+		mc->lru_old = s->newer;
+	if (s->newer)
+		s->newer->older = s->older;
+	else
+		mc->lru_new = s->older;
+	s->older = s->newer = NULL;
+	s->in_lru = false;
+}
+
+/* Caller holds g.mu. One more hold on s (out of the LRU list meanwhile). */
+static void hold(struct manifest_cache *mc, struct slot *s)
+{
+	lru_unlink(mc, s);
+	s->holds++;
+}
+
+/* Caller holds g.mu. Gives back a hold. An unheld filled slot becomes the
+ * most recently used; an unheld empty one (its fill failed) is dropped. */
+static void unhold(struct manifest_cache *mc, struct slot *s)
+{
+	if (--s->holds)
+		return;
+	if (s->sf.valid) {
+		s->older = mc->lru_new;
+		s->newer = NULL;
+		if (mc->lru_new)
+			mc->lru_new->newer = s;
+		else
+			mc->lru_old = s;
+		mc->lru_new = s;
+		s->in_lru = true;
+	} else if (!s->sf.busy) {
+		table_remove(mc, s);
+		slot_free(s);
+	}
+}
+
+/* Caller holds g.mu. Takes the least recently used unheld slots out while
+ * the cache is over budget: a chain (through next) for evict_finish. */
+static struct slot *evict_collect(struct manifest_cache *mc)
+{
+	struct slot *out = NULL;
+	while (mc->bytes > mc->budget && mc->lru_old) {
+		struct slot *s = mc->lru_old;
+		lru_unlink(mc, s);
+		table_remove(mc, s);
+		mc->bytes -= s->cost;
+		mc->evictions++;
+		s->next = out;
+		out = s;
+	}
+	return out;
+}
+
+/* Without g.mu: writes the memory-only ones of the dropped slots to the disk
+ * cache, then frees them. A get meanwhile misses memory and fetches again;
+ * it never sees a half-written file (blob_cache_put renames into place, and
+ * from_disk verifies). */
+static void evict_finish(struct manifest_cache *mc, struct slot *s)
+{
+	for (struct slot *nx; s; s = nx) {
+		nx = s->next;
+		if (!s->on_disk)
+			blob_cache_put(mc->bc, s->e.digest, s->e.data, s->e.len);
+		slot_free(s);
+	}
+}
+
+/* Gives back a hold on s and drops what is over budget. */
+static void release(struct manifest_cache *mc, struct slot *s)
+{
+	pthread_mutex_lock(&mc->g.mu);
+	unhold(mc, s);
+	struct slot *v = evict_collect(mc);
+	pthread_mutex_unlock(&mc->g.mu);
+	evict_finish(mc, v);
+}
+
+void mcache_put(struct manifest_cache *mc, const struct mentry *e)
+{
+	if (e)
+		release(mc, (struct slot *)((char *)e - offsetof(struct slot, e)));
+}
+
+void mcache_set_budget(struct manifest_cache *mc, size_t bytes)
+{
+	pthread_mutex_lock(&mc->g.mu);
+	mc->budget = bytes;
+	struct slot *v = evict_collect(mc);
+	pthread_mutex_unlock(&mc->g.mu);
+	evict_finish(mc, v);
+}
+
+size_t mcache_bytes(struct manifest_cache *mc)
+{
+	pthread_mutex_lock(&mc->g.mu);
+	size_t n = mc->bytes;
+	pthread_mutex_unlock(&mc->g.mu);
+	return n;
+}
+
+uint64_t mcache_evictions(struct manifest_cache *mc)
+{
+	pthread_mutex_lock(&mc->g.mu);
+	uint64_t n = mc->evictions;
+	pthread_mutex_unlock(&mc->g.mu);
+	return n;
+}
+
+/* Caller holds g.mu. The slot of digest, held (made empty when new); NULL
+ * when out of memory. */
+static struct slot *slot_hold(struct manifest_cache *mc, const char *digest)
+{
+	struct slot *s = find(mc, digest);
+	if (!s) {
+		if (!(s = slot_new(digest)))
+			return NULL;
+		table_add(mc, s);
+	}
+	hold(mc, s);
 	return s;
 }
 
-const struct mentry *manifest_cache_peek(struct manifest_cache *mc, const char *digest)
+const struct mentry *mcache_peek(struct manifest_cache *mc, const char *digest)
 {
 	pthread_mutex_lock(&mc->g.mu);
 	struct slot *s = find(mc, digest);
-	const struct mentry *e = s && s->sf.valid ? &s->e : NULL;
+	const struct mentry *e = NULL;
+	if (s && s->sf.valid) {
+		hold(mc, s);
+		e = &s->e;
+	}
 	pthread_mutex_unlock(&mc->g.mu);
 	return e;
 }
@@ -130,14 +291,19 @@ static int fill(struct slot *s, char *data, size_t len, const char *ctype)
 		free(data);
 		return -EIO;
 	}
-	s->e.m = manifest_pack(m);
+	size_t packed = 0;
+	s->e.m = manifest_pack(m, &packed);
 	regfs_manifest_free(m);
 	if (!s->e.m) {
 		free(data);
 		return -ENOMEM;
 	}
-	s->e.data = data;
+	/* Read buffers grow by doubling (4 KB for a 700-byte manifest): what
+	 * the entry keeps is trimmed to the bytes, as its cost counts them. */
+	char *trim = realloc(data, len + 1);
+	s->e.data = trim ? trim : data;
 	s->e.len = len;
+	s->cost = sizeof *s + strlen(s->dig) + 1 + len + 1 + packed;
 	return 0;
 }
 
@@ -184,29 +350,55 @@ static char *from_disk(struct manifest_cache *mc, const char *digest, size_t *le
 	return NULL;
 }
 
-static int put(struct manifest_cache *mc, const char *digest, const char *data, size_t len,
-	       const char *ctype, bool persist, const struct mentry **out);
-
-int manifest_cache_store(struct manifest_cache *mc, const char *digest, const char *data, size_t len,
-	       const char *ctype, const struct mentry **out)
+void mcache_observe(struct manifest_cache *mc, void (*fn)(void *, const struct mentry *),
+		    void *arg)
 {
-	return put(mc, digest, data, len, ctype, true, out);
+	pthread_mutex_lock(&mc->g.mu);
+	mc->observer = fn;
+	mc->observer_arg = arg;
+	pthread_mutex_unlock(&mc->g.mu);
 }
 
-int manifest_cache_store_mem(struct manifest_cache *mc, const char *digest, const char *data, size_t len,
-		   const char *ctype, const struct mentry **out)
+/* Caller holds g.mu; s just filled. Under the lock, so that once
+ * mcache_observe returns no call of the old observer is running. */
+static void observe(struct manifest_cache *mc, struct slot *s)
 {
-	return put(mc, digest, data, len, ctype, false, out);
+	if (mc->observer)
+		mc->observer(mc->observer_arg, &s->e);
 }
 
+/* Caller holds g.mu; s filled and held by the caller: counted, and
+ * published to its waiters. */
+static void publish(struct manifest_cache *mc, struct slot *s)
+{
+	observe(mc, s);
+	mc->bytes += s->cost;
+	sflight_set(&s->sf);
+	pthread_cond_broadcast(&mc->g.cv);
+}
+
+/* Hands s (held) to the caller as *out, or gives the hold back when out
+ * is NULL. */
+static void hand_out(struct manifest_cache *mc, struct slot *s, const struct mentry **out)
+{
+	if (out)
+		*out = &s->e;
+	else
+		release(mc, s);
+}
+
+/* mcache_store(_mem): parses a copy of data and publishes it in the slot
+ * of digest, unless the slot is filled already (then data is not parsed);
+ * a slot another thread is filling is waited for. *out as hand_out says. */
 static int put(struct manifest_cache *mc, const char *digest, const char *data, size_t len,
 	       const char *ctype, bool persist, const struct mentry **out)
 {
 	pthread_mutex_lock(&mc->g.mu);
 	struct slot *s = find(mc, digest);
 	if (s && s->sf.valid) {
+		hold(mc, s);
 		pthread_mutex_unlock(&mc->g.mu);
-		*out = &s->e;
+		hand_out(mc, s, out);
 		return 0;
 	}
 	pthread_mutex_unlock(&mc->g.mu);
@@ -226,33 +418,47 @@ static int put(struct manifest_cache *mc, const char *digest, const char *data, 
 	}
 	if (persist)
 		blob_cache_put(mc->bc, digest, data, len);
+	ns->on_disk = persist || !mc->bc;
 	pthread_mutex_lock(&mc->g.mu);
 	s = find(mc, digest);
-	if (s && s->sf.valid) {
-		/* Someone else won the race; keep theirs. */
-		pthread_mutex_unlock(&mc->g.mu);
-		slot_free(ns);
-		*out = &s->e;
-		return 0;
-	}
 	if (s) {
-		/* In flight elsewhere (or failed there): publish ours into
-		 * their slot; its waiters find it filled. */
+		/* Being filled elsewhere, or waited on after a failed fill:
+		 * never write into a slot another thread is filling. */
+		hold(mc, s);
+		sflight_wait_idle(&mc->g, &s->sf);
+		if (s->sf.valid) {
+			pthread_mutex_unlock(&mc->g.mu);
+			slot_free(ns);
+			hand_out(mc, s, out);
+			return 0;
+		}
 		s->e.data = ns->e.data;
 		s->e.len = ns->e.len;
 		s->e.m = ns->e.m;
+		s->cost = ns->cost;
+		s->on_disk = ns->on_disk;
 		free(ns);
 		ns = s;
 	} else {
-		size_t b = regfs_fnv1a64_str(digest) % mc->nb;
-		ns->next = mc->b[b];
-		mc->b[b] = ns;
+		table_add(mc, ns);
+		hold(mc, ns);
 	}
-	sflight_set(&ns->sf);
-	pthread_cond_broadcast(&mc->g.cv);
+	publish(mc, ns);
 	pthread_mutex_unlock(&mc->g.mu);
-	*out = &ns->e;
+	hand_out(mc, ns, out);
 	return 0;
+}
+
+int mcache_store(struct manifest_cache *mc, const char *digest, const char *data, size_t len,
+		 const char *ctype, const struct mentry **out)
+{
+	return put(mc, digest, data, len, ctype, true, out);
+}
+
+int mcache_store_mem(struct manifest_cache *mc, const char *digest, const char *data, size_t len,
+		     const char *ctype, const struct mentry **out)
+{
+	return put(mc, digest, data, len, ctype, false, out);
 }
 
 /* The registry's answer to a GET of s's digest (rc, r, e) parsed into s,
@@ -262,6 +468,7 @@ static int fill_from_resp(struct manifest_cache *mc, struct slot *s, const char 
 {
 	if (rc == 0) {
 		blob_cache_put(mc->bc, s->e.digest, r->data, r->len);
+		s->on_disk = true;
 		rc = fill(s, r->data, r->len, r->content_type);
 		r->data = NULL;
 	} else {
@@ -273,11 +480,21 @@ static int fill_from_resp(struct manifest_cache *mc, struct slot *s, const char 
 	return rc;
 }
 
-int manifest_cache_get(struct manifest_cache *mc, const char *repo, const char *digest,
-		       const struct mentry **out)
+/* Caller holds g.mu and the claim on s: ends it, counted when ok. */
+static void fill_end(struct manifest_cache *mc, struct slot *s, bool ok)
+{
+	if (ok) {
+		observe(mc, s);
+		mc->bytes += s->cost;
+	}
+	sflight_end(&mc->g, &s->sf, ok);
+}
+
+int mcache_get(struct manifest_cache *mc, const char *repo, const char *digest,
+	       const struct mentry **out)
 {
 	pthread_mutex_lock(&mc->g.mu);
-	struct slot *s = slot_of(mc, digest);
+	struct slot *s = slot_hold(mc, digest);
 	if (!s) {
 		pthread_mutex_unlock(&mc->g.mu);
 		return -ENOMEM;
@@ -294,6 +511,7 @@ int manifest_cache_get(struct manifest_cache *mc, const char *repo, const char *
 	char *data = from_disk(mc, digest, &len);
 	if (data) {
 		atomic_fetch_add(&mc->st->mc_hits, 1);
+		s->on_disk = true;
 		rc = fill(s, data, len, NULL);
 	} else {
 		atomic_fetch_add(&mc->st->mc_misses, 1);
@@ -304,27 +522,33 @@ int manifest_cache_get(struct manifest_cache *mc, const char *repo, const char *
 		rc = fill_from_resp(mc, s, repo, rc, &r, &e);
 	}
 	pthread_mutex_lock(&mc->g.mu);
-	sflight_end(&mc->g, &s->sf, rc == 0);
-	if (rc == 0)
-		*out = &s->e;
+	fill_end(mc, s, rc == 0);
 	pthread_mutex_unlock(&mc->g.mu);
-	return rc;
+	if (rc) {
+		release(mc, s);
+		return rc;
+	}
+	*out = &s->e;
+	return 0;
 }
 
 
 /* Claims the slots of digests[0..n) that are neither filled nor being
- * filled: mine[0..k), their repositories in reqs[0..k).repo. Returns k. */
+ * filled: mine[0..k) (held), their repositories in reqs[0..k).repo.
+ * Returns k. */
 static size_t prefetch_claim(struct manifest_cache *mc, const char **repos, const char **digests,
 			     size_t n, struct slot **mine, struct regfs_manifest_req *reqs)
 {
 	size_t k = 0;
 	pthread_mutex_lock(&mc->g.mu);
 	for (size_t i = 0; i < n; i++) {
-		struct slot *s = slot_of(mc, digests[i]);
+		struct slot *s = slot_hold(mc, digests[i]);
 		if (!s)
 			break;
-		if (!sflight_claim(&s->sf, INFINITY))
+		if (!sflight_claim(&s->sf, INFINITY)) {
+			unhold(mc, s);
 			continue; /* cached, or someone is fetching it */
+		}
 		mine[k] = s;
 		reqs[k].repo = repos[i];
 		k++;
@@ -346,6 +570,7 @@ static void prefetch_fill(struct manifest_cache *mc, struct slot **mine,
 			rc[i] = -ENOMEM;
 		} else if (data) {
 			atomic_fetch_add(&mc->st->mc_hits, 1);
+			mine[i]->on_disk = true;
 			rc[i] = fill(mine[i], data, len, NULL);
 		} else {
 			idx[nr] = i;
@@ -381,9 +606,13 @@ void manifest_cache_prefetch(struct manifest_cache *mc, const char **repos, cons
 		size_t k = prefetch_claim(mc, repos, digests, n, mine, reqs);
 		prefetch_fill(mc, mine, reqs, k, rc);
 		pthread_mutex_lock(&mc->g.mu);
-		for (size_t i = 0; i < k; i++)
-			sflight_end(&mc->g, &mine[i]->sf, rc[i] == 0);
+		for (size_t i = 0; i < k; i++) {
+			fill_end(mc, mine[i], rc[i] == 0);
+			unhold(mc, mine[i]);
+		}
+		struct slot *v = evict_collect(mc);
 		pthread_mutex_unlock(&mc->g.mu);
+		evict_finish(mc, v);
 	}
 	free(mine);
 	free(reqs);

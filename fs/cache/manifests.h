@@ -1,11 +1,16 @@
 /* manifests.h — the manifest cache of the mount (fs/cache/): manifests by
- * digest (content-addressed, so never stale), parsed, in memory for the life
- * of the mount and on disk in the blob cache; the image times tags take
- * from them; whether index children still exist (checked once per ttl).
+ * digest (content-addressed, so never stale), parsed, in memory within a
+ * budget and on disk in the blob cache; the image times tags take from them;
+ * whether index children still exist (checked once per ttl).
  *
- * Ownership: entries (struct mentry) belong to the cache and are never freed
- * while it lives; callers keep the pointers. Errors: 0 or a negative errno
- * (-ENOENT, -EIO logged once, -ENOMEM). */
+ * Ownership: an entry (struct mentry) is the cache's. The getters (mcache_get,
+ * mcache_peek, mcache_store*) hand out a hold: the entry and everything it
+ * points at stay valid until the caller gives it back with mcache_put, once
+ * per hold. Entries no one holds are kept in least-recently-used order and
+ * dropped past the memory budget (mcache_budget): their bytes stay in the
+ * disk cache (written there when dropped if they came in memory only) and
+ * the next get reads them again from disk or the registry. Errors: 0 or a
+ * negative errno (-ENOENT, -EIO logged once, -ENOMEM). */
 #ifndef REGFS_FS_CACHE_MANIFESTS_H
 #define REGFS_FS_CACHE_MANIFESTS_H
 
@@ -34,22 +39,45 @@ struct mentry {
 };
 struct manifest_cache *manifest_cache_new(struct regfs_client *cl, const struct mount_opts *o,
 			  struct fs_stats *st, struct blob_cache *bc);
+/* Every entry must have been put back. */
 void manifest_cache_free(struct manifest_cache *mc);
-/* The manifest `digest` of `repo`: memory, then disk cache, then registry.
- * The entry is owned by the cache and never freed while mounted. */
-int manifest_cache_get(struct manifest_cache *mc, const char *repo, const char *digest, const struct mentry **out);
-/* Store a response we already have (e.g. from GET by tag). */
-int manifest_cache_store(struct manifest_cache *mc, const char *digest, const char *data, size_t len,
+/* The bytes of parsed manifests no one holds that the cache keeps in memory
+ * (a share of the mount's memory budget), and a way to change it (tests;
+ * entries past the new budget are dropped as soon as no one holds them). */
+size_t mcache_budget(const struct mount_opts *o);
+void mcache_set_budget(struct manifest_cache *mc, size_t bytes);
+/* Bytes the cache holds in memory now, and entries dropped so far. */
+size_t mcache_bytes(struct manifest_cache *mc);
+uint64_t mcache_evictions(struct manifest_cache *mc);
+/* The manifest `digest` of `repo`, held: memory, then disk cache, then
+ * registry. */
+int mcache_get(struct manifest_cache *mc, const char *repo, const char *digest, const struct mentry **out);
+/* Store a response we already have (e.g. from GET by tag); *out held, or
+ * out NULL for no hold. */
+int mcache_store(struct manifest_cache *mc, const char *digest, const char *data, size_t len,
 	       const char *ctype, const struct mentry **out);
-/* The same, kept in memory only: for manifests that came in a bulk page
+/* The same, kept in memory only (written to the disk cache if it is ever
+ * dropped from memory): for manifests that came in a bulk page
  * (regfs-registry), which a remount gets again in a few requests — writing
  * 10,000 of them to the disk cache cost more than the whole walk otherwise. */
-int manifest_cache_store_mem(struct manifest_cache *mc, const char *digest, const char *data, size_t len,
+int mcache_store_mem(struct manifest_cache *mc, const char *digest, const char *data, size_t len,
 		   const char *ctype, const struct mentry **out);
-const struct mentry *manifest_cache_peek(struct manifest_cache *mc, const char *digest);
+/* The entry when it is in memory now (held), else NULL: nothing fetched. */
+const struct mentry *mcache_peek(struct manifest_cache *mc, const char *digest);
+/* From now on fn(arg, e) is called for every manifest parsed into the
+ * cache (from the registry, the disk cache or a store), with the cache's
+ * lock held: fn must be quick and must not call into the cache. One
+ * observer at a time; fn NULL ends it, and no call is running once this
+ * returns. For the walk, which keeps what it needs of each manifest as
+ * it is parsed instead of reading it again after it left memory. */
+void mcache_observe(struct manifest_cache *mc, void (*fn)(void *, const struct mentry *),
+		    void *arg);
+/* Gives back one hold of e (NULL is fine). */
+void mcache_put(struct manifest_cache *mc, const struct mentry *e);
 /* Fetch many (repo, digest) pairs in parallel; those cached are skipped. */
 void manifest_cache_prefetch(struct manifest_cache *mc, const char **repos, const char **digests, size_t n);
-/* Image config created time (fetches the config blob; cached); -1 when the
+/* Image config created time (fetches the config blob; cached with the
+ * entry, so fetched again after it was dropped); e is held. -1 when the
  * config has none or an implausible one (see tag_time_plausible). */
 int64_t manifest_cache_created(struct manifest_cache *mc, const char *repo, const struct mentry *e);
 /* `t` when it can be a real push or build time (2013-01-01, before any OCI
@@ -67,7 +95,8 @@ const char *mtime_src_name(int src);
  * the ttl): index children removed by a garbage collection. */
 bool manifest_cache_missing(struct manifest_cache *mc, const char *repo, const char *digest);
 /* Checks that each (repos[i], digests[i]) still exists, at most once per ttl
- * per pair (GET by digest for those not checked; fills the cache too):
+ * per pair (from the repository's manifest list where the registry has one,
+ * else by a GET by digest, which fills the cache too):
  * present[i] = 1 exists, 0 gone (404; logged once per digest), -1 unknown
  * (the registry failed; logged). nc: for the repo-manifests extension. */
 void manifest_cache_check_exist(struct manifest_cache *mc, struct names_cache *nc, const char **repos,

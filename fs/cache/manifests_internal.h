@@ -28,6 +28,13 @@ struct manifest_cache {
 	struct sflight_group g;          /* slots and existence records */
 	struct slot **b;
 	size_t nb;
+	/* Entries no one holds, least recently used first (manifests.c). */
+	struct slot *lru_old, *lru_new;
+	size_t bytes;                    /* of every filled entry, held or not */
+	size_t budget;                   /* drop unheld entries while bytes exceed it */
+	uint64_t evictions;
+	void (*observer)(void *, const struct mentry *); /* mcache_observe */
+	void *observer_arg;
 	struct exist *eb[EXIST_BUCKETS];
 };
 
@@ -36,13 +43,14 @@ struct manifest_cache {
  * manifests) would set the daemon's peak memory. */
 #define PREFETCH_CHUNK 512
 
-/* mpack.c: m copied into one allocation (released with free()): the
+/* mpack.c: m copied into one allocation (released with free()), its size
+ * in *bytes: the
  * descriptor arrays and strings in its tail, media types, artifact types and
  * platform strings interned for the process's life (a registry has a handful
  * of distinct ones; past MPACK_INTERN_MAX of them, or longer than
  * MPACK_INTERN_LEN bytes, they are copied instead). m stays
  * the caller's. NULL when out of memory. */
-struct regfs_manifest *manifest_pack(const struct regfs_manifest *m);
+struct regfs_manifest *manifest_pack(const struct regfs_manifest *m, size_t *bytes);
 #define MPACK_INTERN_MAX 512
 #define MPACK_INTERN_LEN 128
 

@@ -1,7 +1,6 @@
 /* mpack.c — parsed manifests packed into one allocation each.
  *
- * The mount keeps a parsed manifest per manifest of the registry for its
- * whole life (manifests.c). regfs_manifest_parse builds it from many small
+ * The mount keeps parsed manifests in memory up to a budget (manifests.c). regfs_manifest_parse builds it from many small
  * allocations: a string per media type, an array per descriptor list. With
  * tens of thousands of manifests their malloc headers and the repeated media
  * type strings ("application/vnd.oci.image.layer.v1.tar+gzip", the same for
@@ -100,7 +99,7 @@ static size_t pack_all(const struct regfs_manifest *m, struct regfs_manifest *ou
 	return n;
 }
 
-struct regfs_manifest *manifest_pack(const struct regfs_manifest *m)
+struct regfs_manifest *manifest_pack(const struct regfs_manifest *m, size_t *bytes)
 {
 	size_t nd = m->n_layers + m->n_manifests;
 	size_t head = sizeof *m + nd * sizeof(struct regfs_descriptor);
@@ -109,6 +108,7 @@ struct regfs_manifest *manifest_pack(const struct regfs_manifest *m)
 	struct regfs_manifest *o = malloc(head + strs);
 	if (!o)
 		return NULL;
+	*bytes = head + strs;
 	*o = *m;
 	struct regfs_descriptor *d = (struct regfs_descriptor *)(o + 1);
 	o->layers = m->n_layers ? d : NULL;

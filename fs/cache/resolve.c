@@ -252,14 +252,17 @@ static void resolve_chunk(struct names_cache *nc, struct regfs_manifest_req *req
 			continue;
 		}
 		const struct mentry *e = NULL;
-		int rc = manifest_cache_store(nc->mc, reqs[i].resp.digest, reqs[i].resp.data,
-				    reqs[i].resp.len, reqs[i].resp.content_type, &e);
+		int rc = mcache_store(nc->mc, reqs[i].resp.digest, reqs[i].resp.data,
+				      reqs[i].resp.len, reqs[i].resp.content_type, &e);
 		mine[i]->rc = rc;
 		if (rc == 0 && !tag_time_plausible(reqs[i].resp.last_modified)) {
-			/* No Last-Modified (registry:2): the image's created time. */
+			/* No Last-Modified (registry:2): the image's created time
+			 * (held until it is read below). */
 			me[nneed] = e;
 			mrepo[nneed] = reqs[i].repo;
 			nneed++;
+		} else {
+			mcache_put(nc->mc, e);
 		}
 	}
 	if (nneed) {
@@ -267,13 +270,14 @@ static void resolve_chunk(struct names_cache *nc, struct regfs_manifest_req *req
 		par_for(nneed, nc->o->max_parallel, created_one, &j);
 	}
 	pthread_mutex_lock(&nc->g.mu);
+	size_t k = 0; /* me[k]: the next entry the first loop held (same condition) */
 	for (size_t i = c0; i < c1; i++) {
 		if (mine[i]->rc == 0) {
 			snprintf(mine[i]->digest, sizeof mine[i]->digest, "%s", reqs[i].resp.digest);
 			int64_t lm = reqs[i].resp.last_modified, cr = 0;
-			if (!tag_time_plausible(lm)) {
-				const struct mentry *e = manifest_cache_peek(nc->mc, reqs[i].resp.digest);
-				cr = e ? __atomic_load_n(&e->created, __ATOMIC_ACQUIRE) : 0;
+			if (!tag_time_plausible(lm) && k < nneed) {
+				const struct mentry *e = me[k++];
+				cr = __atomic_load_n(&e->created, __ATOMIC_ACQUIRE);
 			}
 			tag_time_set(mine[i], lm, cr);
 			mine[i]->resolved_at = now_mono();
@@ -282,6 +286,8 @@ static void resolve_chunk(struct names_cache *nc, struct regfs_manifest_req *req
 	}
 	pthread_cond_broadcast(&nc->g.cv);
 	pthread_mutex_unlock(&nc->g.mu);
+	for (size_t j = 0; j < nneed; j++)
+		mcache_put(nc->mc, me[j]);
 	for (size_t i = c0; i < c1; i++)
 		regfs_manifest_resp_free(&reqs[i].resp);
 }

@@ -89,9 +89,11 @@ int64_t manifest_cache_created(struct manifest_cache *mc, const char *repo, cons
 	if (m->kind == REGFS_MANIFEST_INDEX) {
 		/* An index has no config: its first child's image time. */
 		const struct mentry *ch;
-		if (m->n_manifests && manifest_cache_get(mc, repo, m->manifests[0].digest, &ch) == 0 &&
-		    ch->m->kind == REGFS_MANIFEST_IMAGE)
-			c = manifest_cache_created(mc, repo, ch);
+		if (m->n_manifests && mcache_get(mc, repo, m->manifests[0].digest, &ch) == 0) {
+			if (ch->m->kind == REGFS_MANIFEST_IMAGE)
+				c = manifest_cache_created(mc, repo, ch);
+			mcache_put(mc, ch);
+		}
 	} else if (m->has_config) {
 		size_t len;
 		char *buf = small_blob(mc, repo, m->config.digest, (uint64_t)m->config.size, &len);

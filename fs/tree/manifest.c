@@ -27,7 +27,7 @@
 
 int node_manifest(struct mnt *m, struct node *n, const struct mentry **e)
 {
-	return manifest_cache_get(m->mc, n->repo, n->digest, e);
+	return mcache_get(m->mc, n->repo, n->digest, e);
 }
 
 /* The views (.layers/, .rootfs/) find a digest's repository by what the
@@ -65,6 +65,7 @@ static int manifest_list(struct mnt *m, struct node *dir, struct child **out, si
 		cl_add_viewlink(&l, "rootfs", dir->repo, e->digest, ".rootfs");
 		note_layers(m, dir->repo, e);
 	}
+	mcache_put(m->mc, e);
 	return cl_done(&l, out, n);
 }
 
@@ -84,6 +85,7 @@ static int layers_list(struct mnt *m, struct node *dir, struct child **out, size
 		snprintf(name, sizeof name, "%zu.%s", i, regfs_layer_ext(d->media_type));
 		cl_add_blob(&l, name, K_BLOB, dir->repo, d->digest, (uint64_t)d->size, d->media_type);
 	}
+	mcache_put(m->mc, e);
 	return cl_done(&l, out, n);
 }
 
@@ -101,18 +103,24 @@ static int blob_attr(struct mnt *m, struct node *n, struct stat *st, double *tim
 	return 0;
 }
 
-/* The manifest's bytes, from the manifest cache (kept until unmount). */
+/* The manifest's bytes, copied from the manifest cache: the handle may
+ * outlive the cache's copy (dropped past its memory budget). */
 static int mjson_open(struct mnt *m, struct node *n, struct fuse_file_info *fi, struct fh *h)
 {
 	const struct mentry *e;
 	int rc = node_manifest(m, n, &e);
 	if (rc)
 		return rc;
-	h->type = FH_MEM;
-	h->data = e->data;
-	h->len = e->len;
-	fi->keep_cache = 1;
-	return 0;
+	char *copy = malloc(e->len ? e->len : 1);
+	if (copy) {
+		memcpy(copy, e->data, e->len);
+		h->type = FH_OWNED;
+		h->owned = copy;
+		h->len = e->len;
+		fi->keep_cache = 1;
+	}
+	mcache_put(m->mc, e);
+	return copy ? 0 : -ENOMEM;
 }
 
 /* From the disk cache (filled whole on open up to FILL_MAX), else by Range
@@ -183,7 +191,9 @@ static int manifest_getxattr(struct mnt *m, struct node *n, const char *name, ch
 	rc = node_manifest(m, n, &e);
 	if (rc)
 		return rc;
-	return xattr_reply(e->m->media_type, buf, size, len);
+	rc = xattr_reply(e->m->media_type, buf, size, len);
+	mcache_put(m->mc, e);
+	return rc;
 }
 
 static int manifest_listxattr(struct mnt *m, struct node *n, char *buf, size_t size, size_t *len)

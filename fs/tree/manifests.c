@@ -21,11 +21,14 @@ static void add_existing_children(struct mnt *m, const char *repo, struct strvec
 {
 	struct strvec kids = STRVEC_INIT;
 	for (size_t i = from; i < end; i++) {
-		const struct mentry *e = manifest_cache_peek(m->mc, s->v[i]);
-		if (!e || e->m->kind != REGFS_MANIFEST_INDEX)
+		/* fetched just before: a hit unless the cache's budget dropped it */
+		const struct mentry *e;
+		if (mcache_get(m->mc, repo, s->v[i], &e) != 0)
 			continue;
-		for (size_t j = 0; j < e->m->n_manifests; j++)
-			(void)strvec_push(&kids, e->m->manifests[j].digest);
+		if (e->m->kind == REGFS_MANIFEST_INDEX)
+			for (size_t j = 0; j < e->m->n_manifests; j++)
+				(void)strvec_push(&kids, e->m->manifests[j].digest);
+		mcache_put(m->mc, e);
 	}
 	const char **repos = calloc(kids.n ? kids.n : 1, sizeof *repos);
 	int *present = calloc(kids.n ? kids.n : 1, sizeof *present);
@@ -120,20 +123,21 @@ static int manifests_lookup(struct mnt *m, struct node *dir, const char *name, s
 		child_clear(&v[i]);
 	}
 	free(v);
-	const struct mentry *e;
+	const struct mentry *e = NULL;
 	if (listed) {
-		rc = manifest_cache_get(m->mc, dir->repo, name, &e);
+		rc = mcache_get(m->mc, dir->repo, name, &e);
 	} else {
 		struct regfs_manifest_resp r = {0};
 		struct regfs_err err = {0};
 		loop_may_block();
 		rc = regfs_client_manifest(m->client, dir->repo, name, &r, &err);
 		if (rc == 0)
-			rc = manifest_cache_store(m->mc, name, r.data, r.len, r.content_type, &e);
+			rc = mcache_store(m->mc, name, r.data, r.len, r.content_type, NULL);
 		else
 			rc = fs_client_errno(rc, &err, "looking up a manifest");
 		regfs_manifest_resp_free(&r);
 	}
+	mcache_put(m->mc, e);
 	if (rc)
 		return rc;
 	out->name = strdup(name);
@@ -148,14 +152,15 @@ static bool index_references(struct mnt *m, const char *repo, const char *root, 
 			     int depth)
 {
 	const struct mentry *e;
-	if (depth > 4 || manifest_cache_get(m->mc, repo, root,
-	    &e) != 0 || e->m->kind != REGFS_MANIFEST_INDEX)
+	if (depth > 4 || mcache_get(m->mc, repo, root, &e) != 0)
 		return false;
-	for (size_t i = 0; i < e->m->n_manifests; i++)
-		if (strcmp(e->m->manifests[i].digest, digest) == 0 ||
-		    index_references(m, repo, e->m->manifests[i].digest, digest, depth + 1))
-			return true;
-	return false;
+	bool found = false;
+	for (size_t i = 0; !found && e->m->kind == REGFS_MANIFEST_INDEX && i < e->m->n_manifests;
+	     i++)
+		found = strcmp(e->m->manifests[i].digest, digest) == 0 ||
+			index_references(m, repo, e->m->manifests[i].digest, digest, depth + 1);
+	mcache_put(m->mc, e);
+	return found;
 }
 
 /* rmdir's checks: a tag on `name` that is protected (EPERM); an index that

@@ -44,6 +44,7 @@ static int platforms_list(struct mnt *m, struct node *dir, struct child **out, s
 		if (c)
 			snprintf(c->digest, sizeof c->digest, "%s", d->digest);
 	}
+	mcache_put(m->mc, e);
 	return cl_done(&l, out, n);
 }
 

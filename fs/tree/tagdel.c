@@ -208,13 +208,10 @@ static char *placeholder(const char *data, size_t len, size_t *out_len)
 /* The always-safe fallback: move `tag` to a unique placeholder and delete
  * the placeholder by digest (no other tag can point at it). If that delete
  * fails, the tag is put back on `digest`, so a failed rm changes nothing. */
-static int delete_via_placeholder(struct mnt *m, const char *repo, const char *tag,
-				  const char *digest, const char *what)
+static int placeholder_swap(struct mnt *m, const char *repo, const char *tag,
+			    const char *digest, const char *what, const struct mentry *me)
 {
-	const struct mentry *me;
-	int rc = manifest_cache_get(m->mc, repo, digest, &me);
-	if (rc)
-		return rc == -ENOENT ? -EIO : rc;
+	int rc;
 	size_t plen = 0;
 	char *p = placeholder(me->data, me->len, &plen);
 	if (!p)
@@ -242,6 +239,18 @@ static int delete_via_placeholder(struct mnt *m, const char *repo, const char *t
 			  "(ln -s ../_manifests/%s)", what, pd, repo, tag, digest, regfs_err_str(&e2),
 			  digest);
 	return ret;
+}
+
+static int delete_via_placeholder(struct mnt *m, const char *repo, const char *tag,
+				  const char *digest, const char *what)
+{
+	const struct mentry *me;
+	int rc = mcache_get(m->mc, repo, digest, &me);
+	if (rc)
+		return rc == -ENOENT ? -EIO : rc;
+	rc = placeholder_swap(m, repo, tag, digest, what, me);
+	mcache_put(m->mc, me);
+	return rc;
 }
 
 /* The registry cannot delete tags: delete `tag` (pointing at digest `d`)

@@ -70,12 +70,13 @@ int refuse_protected(struct mnt *m, const char *what, const char *repo, const ch
 /* Copies manifest `digest` (and for an index its children) from `from` into
  * `repo` by cross-repository blob mounts, then puts it under `ref`. */
 static int copy_manifest(struct mnt *m, const char *repo, const char *from, const char *digest,
-			 const char *ref, int depth)
+			 const char *ref, int depth);
+
+/* copy_manifest with the manifest e (held by the caller). */
+static int copy_entry(struct mnt *m, const char *repo, const char *from, const char *digest,
+		      const char *ref, int depth, const struct mentry *e)
 {
-	const struct mentry *e;
-	int rc = manifest_cache_get(m->mc, from, digest, &e);
-	if (rc)
-		return rc;
+	int rc;
 	const struct regfs_manifest *man = e->m;
 	struct regfs_err err = {0};
 	char what[600];
@@ -97,6 +98,18 @@ static int copy_manifest(struct mnt *m, const char *repo, const char *from, cons
 	rc = regfs_client_put_manifest(m->client, repo, ref, e->data, e->len, man->media_type, out,
 				       &err);
 	return rc ? fs_write_errno(rc, &err, what) : 0;
+}
+
+static int copy_manifest(struct mnt *m, const char *repo, const char *from, const char *digest,
+			 const char *ref, int depth)
+{
+	const struct mentry *e;
+	int rc = mcache_get(m->mc, from, digest, &e);
+	if (rc)
+		return rc;
+	rc = copy_entry(m, repo, from, digest, ref, depth, e);
+	mcache_put(m->mc, e);
+	return rc;
 }
 
 /* Resolves a symlink target written into <repo>/_tags to (source repo,

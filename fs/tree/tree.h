@@ -62,7 +62,8 @@ struct child *cl_add_viewlink(struct clist *l, const char *name, const char *rep
 			      const char *digest, const char *view);
 
 /* ---- manifest.c ---- */
-/* The manifest n is or belongs to (n->repo, n->digest): manifest_cache_get. */
+/* The manifest n is or belongs to (n->repo, n->digest), held: mcache_get
+ * (give it back with mcache_put). */
 int node_manifest(struct mnt *m, struct node *n, const struct mentry **e);
 
 /* ---- tags.c ---- */

@@ -67,13 +67,16 @@ static int rootfs_get(struct mnt *m, const char *digest, struct rview **rv)
 	if (layer_cache_repo(m->lc, digest, repo, sizeof repo, NULL))
 		return -ENOENT;
 	const struct mentry *e;
-	int rc = manifest_cache_get(m->mc, repo, digest, &e);
+	int rc = mcache_get(m->mc, repo, digest, &e);
 	if (rc)
 		return rc;
 	if (e->m->kind == REGFS_MANIFEST_INDEX)
-		return -ENOENT; /* an index has no filesystem: its platforms do */
-	return layer_cache_rget(m->lc, m->client, repo, digest, e->m->layers, e->m->n_layers,
-				rv);
+		rc = -ENOENT; /* an index has no filesystem: its platforms do */
+	else
+		rc = layer_cache_rget(m->lc, m->client, repo, digest, e->m->layers, e->m->n_layers,
+				      rv);
+	mcache_put(m->mc, e);
+	return rc;
 }
 
 static int resolve_rootfs(struct mnt *m, const struct node *n, struct vres *r)

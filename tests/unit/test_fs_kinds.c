@@ -1,6 +1,6 @@
 /* test_fs_kinds.c — what the mount shows below a manifest and what stat
  * reports (the kinds of fs/tree/), without a registry: manifests are put into the
- * manifest cache (manifest_cache_store, as a GET by tag does), so listing a manifest,
+ * manifest cache (mcache_store, as a GET by tag does), so listing a manifest,
  * its layers and an index's platforms is served from memory.
  *
  * Covered: the kind tables (kind_is_dir, kind_is_ttl_dir, which ops each
@@ -71,9 +71,8 @@ static int setup(void **state)
 	if (fs_test_mount_open(&mnt) != 0)
 		return -1;
 
-	const struct mentry *e;
 	regfs_digest_buf(REGFS_SHA256, IMAGE, strlen(IMAGE), img_digest);
-	if (manifest_cache_store(mnt.mc, img_digest, IMAGE, strlen(IMAGE), NULL, &e) != 0)
+	if (mcache_store(mnt.mc, img_digest, IMAGE, strlen(IMAGE), NULL, NULL) != 0)
 		return -1;
 	/* an index: two platforms, an attestation-like duplicate of the first,
 	 * and a child without platform */
@@ -92,7 +91,7 @@ static int setup(void **state)
 		     img_digest, strlen(IMAGE), L0, L1, L2) < 0)
 		return -1;
 	regfs_digest_buf(REGFS_SHA256, index_json, strlen(index_json), idx_digest);
-	if (manifest_cache_store(mnt.mc, idx_digest, index_json, strlen(index_json), NULL, &e) != 0)
+	if (mcache_store(mnt.mc, idx_digest, index_json, strlen(index_json), NULL, NULL) != 0)
 		return -1;
 	return 0;
 }
@@ -484,8 +483,7 @@ static void test_platform_name_with_slash(void **state)
 		L0) > 0);
 	char d[REGFS_DIGEST_MAX];
 	regfs_digest_buf(REGFS_SHA256, idx, strlen(idx), d);
-	const struct mentry *e;
-	assert_int_equal(manifest_cache_store(mnt.mc, d, idx, strlen(idx), NULL, &e), 0);
+	assert_int_equal(mcache_store(mnt.mc, d, idx, strlen(idx), NULL, NULL), 0);
 	free(idx);
 	struct node *m = manifest_node("team/slash", d);
 	struct node *pl = mknode(m, "platforms", K_PLATFORMS, "team/slash", d, NULL);

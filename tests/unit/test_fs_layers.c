@@ -131,9 +131,8 @@ static int setup(void **state)
 	mnt.o.timeout_s = 30;
 	if (fs_test_mount_open(&mnt) != 0)
 		return -1;
-	const struct mentry *e;
 	regfs_digest_buf(REGFS_SHA256, image_json, strlen(image_json), img);
-	if (manifest_cache_store(mnt.mc, img, image_json, strlen(image_json), NULL, &e) != 0)
+	if (mcache_store(mnt.mc, img, image_json, strlen(image_json), NULL, NULL) != 0)
 		return -1;
 	/* the blobs in the disk cache: reads and rebuilds need no registry */
 	char cdir[300];
@@ -256,9 +255,10 @@ static ssize_t read_at(struct node *n, int layer, const char *path, uint64_t off
 		entry = (size_t)i;
 	} else {
 		const struct mentry *e;
-		assert_int_equal(manifest_cache_get(mnt.mc, "app", img, &e), 0);
+		assert_int_equal(mcache_get(mnt.mc, "app", img, &e), 0);
 		assert_int_equal(layer_cache_rget(mnt.lc, NULL, "app", img, e->m->layers,
 						  e->m->n_layers, &rv), 0);
+		mcache_put(mnt.mc, e);
 		int64_t k = layer_merged_find(rv->mt, path);
 		assert_true(k > 0);
 		const struct layer_merged_entry *me = layer_merged_get(rv->mt, (size_t)k);

@@ -161,8 +161,10 @@ static void *call_cache(void *arg)
 		}
 	} else {
 		const struct mentry *e = NULL;
-		if ((c->rc = manifest_cache_get(mnt.mc, "team/app", manifest_digest, &e)) == 0)
+		if ((c->rc = mcache_get(mnt.mc, "team/app", manifest_digest, &e)) == 0) {
 			c->n = e->m->n_layers + 1;
+			mcache_put(mnt.mc, e);
+		}
 	}
 	return NULL;
 }
@@ -206,7 +208,9 @@ static void test_manifest_once(void **state)
 	call_cache(&c);
 	assert_int_equal(c.rc, 0);
 	assert_int_equal(atomic_load(&asked[Q_MANIFEST]), 1);
-	assert_non_null(manifest_cache_peek(mnt.mc, manifest_digest));
+	const struct mentry *e = mcache_peek(mnt.mc, manifest_digest);
+	assert_non_null(e);
+	mcache_put(mnt.mc, e);
 }
 
 /* A failed fetch is not kept: the next caller asks again, and gets it. */
@@ -223,9 +227,9 @@ static void test_failure_not_kept(void **state)
 	assert_int_equal(atomic_load(&asked[Q_TAGS]), 2);
 	/* An unknown manifest fails; its slot fills on a later success only. */
 	const struct mentry *e = NULL;
-	assert_int_equal(manifest_cache_get(mnt.mc, "team/app", "sha256:"
+	assert_int_equal(mcache_get(mnt.mc, "team/app", "sha256:"
 		"0000000000000000000000000000000000000000000000000000000000000000", &e), -ENOENT);
-	assert_null(manifest_cache_peek(mnt.mc, "sha256:"
+	assert_null(mcache_peek(mnt.mc, "sha256:"
 		"0000000000000000000000000000000000000000000000000000000000000000"));
 }
 

@@ -138,8 +138,11 @@ static void test_repos(void **state)
 	assert_int_equal(r->manifests, 3);
 	fig_is(&r->fig, mI + mC1 + cC1 + o1 + mC2 + cC2 + a2, mI + mC1 + cC1 + o1 + mC2 + cC2, 7);
 	assert_int_equal(r->n_top, 2);
-	assert_string_equal(r->top[0].digest, "o1");
-	assert_string_equal(r->top[1].digest, "a2");
+	char d[REGFS_DIGEST_MAX];
+	usage_blob_digest(u, r->top[0].blob, d);
+	assert_string_equal(d, "o1");
+	usage_blob_digest(u, r->top[1].blob, d);
+	assert_string_equal(d, "a2");
 	r = usage_repo_at(u, 1);
 	assert_string_equal(r->name, "team/app");
 	assert_int_equal(r->tags, 3);

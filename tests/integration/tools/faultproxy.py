@@ -11,15 +11,24 @@ expression on the path (query string included) and make them fail:
     500    answer 500 with a registry-style JSON error body
     hang   accept the request and never answer (until the client gives up)
     close  close the connection without answering
+    corrupt  forward the request, then answer the backend's status and headers
+           with a 2xx body's bytes inverted (same length and headers, so only a
+           client that hashes the body notices; other answers pass unchanged)
+    delay  wait "seconds" (a rule field, default 1) before forwarding: requests
+           that arrive meanwhile overlap this one
 
 Control URL (on the same port; no registry path starts with /_faultproxy):
 
     PUT  /_faultproxy/rules   body: JSON list of {"method": "GET"|"*",
-                              "path": "<regex>", "action": "500"|"hang"|"close",
+                              "path": "<regex>", "action": "500"|"hang"|"close"|
+                              "corrupt"|"delay", "seconds": S (delay only),
                               "times": N (optional: only the next N matches)}
                               (replaces every rule; [] clears them)
     GET  /_faultproxy/counts  JSON {"METHOD /path": n, ...} (path without query)
-    POST /_faultproxy/reset   zero the counts
+    GET  /_faultproxy/log     JSON ["METHOD /path?query STATUS", ...], every request in
+                              arrival order (STATUS: what the client was answered, or
+                              "-" when it got no answer)
+    POST /_faultproxy/reset   zero the counts and empty the log
 
 Python standard library only. The first matching rule wins. Counts include
 requests that a rule failed.
@@ -35,10 +44,12 @@ import threading
 import urllib.parse
 
 LOCK = threading.Lock()
-RULES = []          # list of [method, compiled regex, action, times left or None]
+RULES = []          # list of [method, compiled regex, action, times left or None, seconds]
 COUNTS = {}
+REQLOG = []         # "METHOD path?query STATUS" lines, in arrival order
 STOP = threading.Event()
 LOCAL = threading.local()
+INVERT = bytes(255 - i for i in range(256))  # bytes.translate table of b ^ 0xFF
 HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "upgrade"}
 
 
@@ -46,11 +57,11 @@ def set_rules(spec):
     rules = []
     for r in spec:
         action = str(r["action"])
-        if action not in ("500", "hang", "close"):
+        if action not in ("500", "hang", "close", "corrupt", "delay"):
             raise ValueError("unknown action " + action)
         times = r.get("times")
         rules.append([r.get("method", "*").upper(), re.compile(r["path"]), action,
-                      None if times is None else int(times)])
+                      None if times is None else int(times), float(r.get("seconds", 1))])
     with LOCK:
         RULES[:] = rules
 
@@ -58,12 +69,12 @@ def set_rules(spec):
 def rule_for(method, path):
     with LOCK:
         for rule in RULES:
-            m, rx, action, times = rule
+            m, rx, action, times, seconds = rule
             if (m == "*" or m == method) and rx.search(path) and times != 0:
                 if times is not None:
                     rule[3] = times - 1
-                return action
-    return None
+                return action, seconds
+    return None, 0
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -106,9 +117,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with LOCK:
                 body = json.dumps(COUNTS, sort_keys=True).encode()
             return self._reply(200, body)
+        if path == "/_faultproxy/log":
+            with LOCK:
+                body = json.dumps(REQLOG).encode()
+            return self._reply(200, body)
         if path == "/_faultproxy/reset":
             with LOCK:
                 COUNTS.clear()
+                REQLOG.clear()
             return self._reply(200, b"{}")
         return self._reply(404, b'{"error":"unknown control path"}')
 
@@ -121,13 +137,26 @@ class Handler(http.server.BaseHTTPRequestHandler):
             key = method + " " + path_only
             COUNTS[key] = COUNTS.get(key, 0) + 1
         body = self._body()
-        action = rule_for(method, self.path)
+        action, seconds = rule_for(method, self.path)
+        status = "-"
+        try:
+            if action == "delay":
+                STOP.wait(seconds)
+            status = self._act(method, body, action)
+        finally:
+            with LOCK:
+                REQLOG.append("%s %s %s" % (method, self.path, status))
+
+    def _act(self, method, body, action):
+        """Answers the request as the matching rule (or none) says; the status
+        the client was sent, or "-" when it got no answer."""
         if action == "500":
             self.close_connection = True
-            return self._reply(500, b'{"errors":[{"code":"UNKNOWN","message":"faultproxy: injected 500"}]}')
+            self._reply(500, b'{"errors":[{"code":"UNKNOWN","message":"faultproxy: injected 500"}]}')
+            return 500
         if action == "close":
             self.close_connection = True
-            return
+            return "-"
         if action == "hang":
             # Keep the connection open, answer nothing; wake up when the
             # proxy stops or the client went away.
@@ -140,10 +169,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     if not isinstance(e, (BlockingIOError, TimeoutError)):
                         break
             self.close_connection = True
-            return
-        self._forward(method, body)
+            return "-"
+        return self._forward(method, body, action == "corrupt")
 
-    def _forward(self, method, body):
+    def _forward(self, method, body, corrupt=False):
         # One kept-alive backend connection per client connection (thread).
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
         for attempt in (0, 1):
@@ -159,7 +188,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 conn.close()
                 LOCAL.conn = None
                 if attempt:  # a fresh connection failed too
-                    return self._reply(502, json.dumps({"error": "backend: " + str(e)}).encode())
+                    self._reply(502, json.dumps({"error": "backend: " + str(e)}).encode())
+                    return 502
+        if corrupt and data and 200 <= resp.status < 300:
+            data = data.translate(INVERT)
         self.send_response(resp.status, resp.reason)
         for k, v in resp.getheaders():
             if k.lower() not in HOP and k.lower() != "content-length":
@@ -174,6 +206,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if resp.will_close:
             conn.close()
             LOCAL.conn = None
+        return resp.status
 
     do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _handle
 

@@ -1,0 +1,39 @@
+/* digests.h — interned digests: "alg:hex" strings as dense ids (0, 1, …),
+ * for tables with an entry per blob of a registry (the walk's set of counted
+ * blobs, the accounting). A sha256 digest is kept as its 32 raw bytes
+ * (33 bytes an entry with its kind, plus 8 of hash slots), not as a
+ * 71-character string with a malloc header; any other spelling (sha512, or
+ * anything not exactly "sha256:" + 64 lowercase hex) is kept as a copied
+ * string, so every digest round-trips exactly.
+ *
+ * Not thread-safe: one owner. Errors: -ENOMEM. */
+#ifndef REGFS_FS_CACHE_DIGESTS_H
+#define REGFS_FS_CACHE_DIGESTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <regfs/digest.h>
+
+#define DIGTAB_NONE UINT32_MAX
+
+struct digtab;
+
+/* NULL when out of memory. */
+struct digtab *digtab_new(void);
+void digtab_free(struct digtab *t); /* NULL is fine */
+/* The id of digest, added when new (*added says which, when not NULL).
+ * 0 or -ENOMEM (the table is unchanged then). */
+int digtab_intern(struct digtab *t, const char *digest, uint32_t *id, bool *added);
+/* The id of digest, or DIGTAB_NONE. */
+uint32_t digtab_find(const struct digtab *t, const char *digest);
+/* id's digest as a string (id < digtab_count). */
+void digtab_str(const struct digtab *t, uint32_t id, char out[REGFS_DIGEST_MAX]);
+size_t digtab_count(const struct digtab *t);
+/* Gives back the room kept for growth (a table that is done growing). */
+void digtab_trim(struct digtab *t);
+/* Bytes the table holds (its arrays and copied strings), for measuring. */
+size_t digtab_bytes(const struct digtab *t);
+
+#endif
