@@ -11,6 +11,7 @@
  * takes the size from the storage GET's answer (no stat). */
 #include "blobs.h"
 
+#include "blobdesc.h"
 #include "gc.h"
 #include "handlers.h"
 #include "notify.h"
@@ -190,9 +191,12 @@ static bool object_exists(struct registry *r, const char *path)
 	return path && regfs_storage_stat_object(r->st, path, &st, NULL) == 0;
 }
 
-/* Is the blob linked in this repository? */
+/* Is the blob linked in this repository? A fresh positive answer of the
+ * blob descriptor cache, else the storage's (and a yes is remembered). */
 static bool linked(struct registry *r, const char *name, const char *digest)
 {
+	if (blobdesc_linked(r->bd, name, digest))
+		return true;
 	char *p = regfs_layout_layer_link(name, digest);
 	bool ok = object_exists(r, p);
 	free(p);
@@ -201,6 +205,8 @@ static bool linked(struct registry *r, const char *name, const char *digest)
 		ok = object_exists(r, p);
 		free(p);
 	}
+	if (ok)
+		blobdesc_note_linked(r->bd, name, digest);
 	return ok;
 }
 
@@ -237,7 +243,9 @@ static bool redirected(struct registry *r, struct request *q, const char *path,
 /* The blob's size, and for a GET a file descriptor when the driver has one
  * (*fd stays -1 otherwise), or, for a whole-object GET on a driver without
  * one (S3), the open reader whose answer carries the size: the GET is the
- * only storage request (no stat first; a missing object is its 404). */
+ * only storage request (no stat first; a missing object is its 404). A HEAD
+ * or a ranged GET takes the size from the blob descriptor cache when it
+ * holds it, else from a stat. */
 static int blob_open(struct registry *r, struct request *q, const char *path, int *fd,
 		     struct regfs_reader **rd, uint64_t *total, struct regfs_err *e)
 {
@@ -251,17 +259,30 @@ static int blob_open(struct registry *r, struct request *q, const char *path, in
 			return rc;
 		if ((*rd)->size_known) {
 			*total = (*rd)->size;
+			blobdesc_note_size(r->bd, q->rt.ref, *total);
 			return 0;
 		}
 	}
+	if (blobdesc_size(r->bd, q->rt.ref, total))
+		return 0;
 	struct regfs_stat_info st;
 	rc = regfs_storage_stat_object(r->st, path, &st, e);
 	*total = st.size;
+	if (rc == 0)
+		blobdesc_note_size(r->bd, q->rt.ref, *total);
 	if (rc && *rd) {
 		regfs_reader_close(*rd);
 		*rd = NULL;
 	}
 	return rc;
+}
+
+/* The linked blob's data is not in storage: forget what the cache said of
+ * it; a cached repository fetches it from upstream, others answer 404. */
+static enum MHD_Result data_missing(struct registry *r, struct request *q)
+{
+	blobdesc_forget_blob(r->bd, q->rt.ref);
+	return q->proxy ? proxy_blob(r, q) : blob_unknown(r, q);
 }
 
 /* The body of a GET of [start, start+len): sendfile from fd when there is
@@ -324,7 +345,7 @@ static enum MHD_Result serve_blob(struct registry *r, struct request *q, const c
 	uint64_t total = 0;
 	int rc = blob_open(r, q, path, &fd, &rd, &total, &e);
 	if (rc)
-		return rc == -ENOENT ? blob_unknown(r, q) : respond_storage_error(r, q, &e);
+		return rc == -ENOENT ? data_missing(r, q) : respond_storage_error(r, q, &e);
 	uint64_t start = 0, end = total ? total - 1 : 0;
 	const char *rh = request_header(q, MHD_HTTP_HEADER_RANGE);
 	int ranged = blob_parse_range(rh, total, &start, &end);
@@ -340,7 +361,7 @@ static enum MHD_Result serve_blob(struct registry *r, struct request *q, const c
 	struct MHD_Response *resp = head ? response_head(len)
 					 : blob_body(r, path, fd, rd, start, len, &rc, &e);
 	if (rc)
-		return rc == -ENOENT ? blob_unknown(r, q) : respond_storage_error(r, q, &e);
+		return rc == -ENOENT ? data_missing(r, q) : respond_storage_error(r, q, &e);
 	if (resp) {
 		blob_headers(resp, digest);
 		if (ranged > 0) {
@@ -355,6 +376,26 @@ static enum MHD_Result serve_blob(struct registry *r, struct request *q, const c
 	return respond(r, q, ranged > 0 ? 206 : 200, resp, head ? 0 : len);
 }
 
+/* Would redirected() send this request to the driver's URL? */
+static bool redirecting(struct registry *r, struct request *q)
+{
+	return !request_is_head(q) && !r->cfg->redirect_disable &&
+	       regfs_storage_supports(r->st, REGFS_STORAGE_URL_FOR);
+}
+
+/* Is the blob's data in storage (the cache's size entry, else a stat)? */
+static bool data_present(struct registry *r, const char *digest, const char *path)
+{
+	uint64_t size;
+	if (blobdesc_size(r->bd, digest, &size))
+		return true;
+	struct regfs_stat_info st;
+	if (regfs_storage_stat_object(r->st, path, &st, NULL) != 0)
+		return false;
+	blobdesc_note_size(r->bd, digest, st.size);
+	return true;
+}
+
 static enum MHD_Result get_blob(struct registry *r, struct request *q)
 {
 	char *path = regfs_layout_blob_data(q->rt.ref);
@@ -362,7 +403,11 @@ static enum MHD_Result get_blob(struct registry *r, struct request *q)
 		return MHD_NO;
 	bool have = linked(r, q->rt.name, q->rt.ref);
 	enum MHD_Result ret;
-	if (q->proxy && !(have && object_exists(r, path))) /* cached, not stored yet */
+	/* A cached repository's blob not linked yet is fetched upstream; a
+	 * linked one whose data is missing too: checked here before a redirect
+	 * (the client would follow it to nothing), else by serve_blob's own
+	 * storage request (data_missing). */
+	if (q->proxy && !(have && (!redirecting(r, q) || data_present(r, q->rt.ref, path))))
 		ret = proxy_blob(r, q);
 	else if (!have)
 		ret = blob_unknown(r, q);
@@ -389,6 +434,8 @@ static enum MHD_Result delete_blob(struct registry *r, struct request *q)
 	struct regfs_err e = {0};
 	int rc = link ? regfs_storage_del(r->st, link, &e) : -ENOMEM;
 	free(link);
+	if (rc == 0 || rc == -ENOENT)
+		blobdesc_forget_link(r->bd, q->rt.name, q->rt.ref);
 	if (rc == 0) {
 		log_info("blob %s unlinked from %s", q->rt.ref, q->rt.name);
 		notify_emit(r, q, &(struct notify_target){"delete", .digest = q->rt.ref, .blob = true});
