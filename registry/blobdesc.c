@@ -167,6 +167,14 @@ void blobdesc_note_size(struct blobdesc *bd, const char *digest, uint64_t size)
 	pthread_mutex_unlock(&bd->lock);
 }
 
+void blobdesc_note_pushed(struct blobdesc *bd, const char *repo, const char *digest,
+			  const uint64_t *size)
+{
+	blobdesc_note_linked(bd, repo, digest);
+	if (size)
+		blobdesc_note_size(bd, digest, *size);
+}
+
 void blobdesc_forget_link(struct blobdesc *bd, const char *repo, const char *digest)
 {
 	char key[KEY_MAX];

@@ -12,7 +12,9 @@
  * stale answer when another process (another instance on the same bucket,
  * offline garbage-collect) removes a link or a blob; in this process every
  * path that removes one calls blobdesc_forget_link() or blobdesc_forget_blob()
- * right after the storage delete.
+ * right after the storage delete. (A lookup that read the link just before
+ * a concurrent delete may note it just after the forget: that entry too is
+ * bounded by ttl_ms.)
  *
  * Thread-safe (one mutex). Every function accepts bd == NULL (the cache off):
  * lookups miss, notes and forgets do nothing. */
@@ -40,6 +42,12 @@ void blobdesc_note_linked(struct blobdesc *bd, const char *repo, const char *dig
 /* The size of `digest`'s data (a fresh entry): true and *size set. */
 bool blobdesc_size(struct blobdesc *bd, const char *digest, uint64_t *size);
 void blobdesc_note_size(struct blobdesc *bd, const char *digest, uint64_t size);
+
+/* After a push linked `digest` into `repo`: the link, and the size when
+ * the caller published the data itself (size non-NULL; a blob that was
+ * already stored is sized by the next GET or stat instead). */
+void blobdesc_note_pushed(struct blobdesc *bd, const char *repo, const char *digest,
+			  const uint64_t *size);
 
 /* After a link of `digest` in `repo` was removed (blob DELETE, manifest
  * revision delete, GC's link sweep). */

@@ -1,9 +1,9 @@
 #!/bin/bash
 # Blob GET/HEAD on S3 with redirects off, counted through regfs-registry's own storage
 # metrics (registry_storage_action_seconds_count per action): with the seed config's
-# storage.cache.blobdescriptor: inmemory a cold blob GET is one link Stat plus the data
-# Reader (no Stat of the data), a warm GET only the Reader, a warm HEAD nothing, and no
-# request ever LISTs; a missing blob is two link Stats and no List. The cache never
+# storage.cache.blobdescriptor: inmemory a GET after the push is only the data Reader (the
+# push noted link and size), so is a second GET, a HEAD is nothing, and no request ever
+# LISTs; after a restart a cold GET is one link Stat plus the Reader (no Stat of the data); a missing blob is two link Stats and no List. The cache never
 # answers for another repository, and DELETE of the blob and of a manifest make the next
 # GET 404 at once. With the key off every GET asks for the link again. Bytes are checked
 # against the files pushed (cmp) and ranges against dd.
@@ -62,9 +62,9 @@ DPORT=$(free_port)
 registry "$DPORT"
 check_eq "blob pushed" 201 "$(req POST "/v2/a/x/blobs/uploads/?digest=$d1" "${OCT[@]}" --data-binary @"$WORK/l1")"
 scrape
-check_eq "cold GET (200)" 200 "$(req GET "/v2/a/x/blobs/$d1")"
-check "cold GET: the bytes pushed" cmp -s "$B" "$WORK/l1"
-counted "cold GET" 1 1
+check_eq "GET after the push (200)" 200 "$(req GET "/v2/a/x/blobs/$d1")"
+check "GET after the push: the bytes pushed" cmp -s "$B" "$WORK/l1"
+counted "GET after the push" 0 1
 check_eq "warm GET (200)" 200 "$(req GET "/v2/a/x/blobs/$d1")"
 check "warm GET: the bytes pushed" cmp -s "$B" "$WORK/l1"
 counted "warm GET" 0 1
@@ -98,12 +98,25 @@ check "… its bytes" cmp -s "$B" "$WORK/man"
 check_eq "… again (200, cached)" 200 "$(req GET "/v2/a/m/blobs/$dm")"
 check_eq "DELETE manifest (202)" 202 "$(req DELETE "/v2/a/m/manifests/$dm")"
 check_eq "the manifest as a blob after its DELETE (404)" 404 "$(req GET "/v2/a/m/blobs/$dm")"
+check_eq "blob pushed again" 201 "$(req POST "/v2/a/x/blobs/uploads/?digest=$d1" "${OCT[@]}" --data-binary @"$WORK/l1")"
+stop_pid "$REGISTRY_PID"
+
+# a restarted registry: nothing cached, a cold GET finds the link and takes the size from
+# the data GET itself
+DPORT=$(free_port)
+registry "$DPORT"
+scrape
+check_eq "cold GET (200)" 200 "$(req GET "/v2/a/x/blobs/$d1")"
+check "cold GET: the bytes pushed" cmp -s "$B" "$WORK/l1"
+counted "cold GET" 1 1
+check_eq "HEAD after the cold GET: 200 with the size" "200 700000" \
+  "$(curl -s -I -m 30 -o /dev/null -D "$WORK/h" -w '%{http_code}' "$URL/v2/a/x/blobs/$d1") $(tr -d '\r' <"$WORK/h" | sed -n 's/^Content-Length: //Ip')"
+counted "HEAD after the cold GET" 0 0
 stop_pid "$REGISTRY_PID"
 
 # the cache off: every GET asks for the link again (the data is never stat'ed either)
 DPORT=$(free_port)
 REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR= registry "$DPORT"
-check_eq "blob pushed again" 201 "$(req POST "/v2/a/x/blobs/uploads/?digest=$d1" "${OCT[@]}" --data-binary @"$WORK/l1")"
 scrape
 check_eq "GET without the cache (200)" 200 "$(req GET "/v2/a/x/blobs/$d1")"
 check_eq "GET without the cache again (200)" 200 "$(req GET "/v2/a/x/blobs/$d1")"

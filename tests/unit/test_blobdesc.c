@@ -40,6 +40,16 @@ static void test_links_per_repository(void **state)
 	blobdesc_note_size(bd, d, 1234);
 	assert_true(blobdesc_size(bd, d, &sz));
 	assert_int_equal(sz, 1234);
+	/* a push: the link, and the size only when given */
+	char e[80];
+	digest_n(9, e);
+	blobdesc_note_pushed(bd, "p", e, NULL);
+	assert_true(blobdesc_linked(bd, "p", e));
+	assert_false(blobdesc_size(bd, e, &sz));
+	uint64_t pushed = 99;
+	blobdesc_note_pushed(bd, "p", e, &pushed);
+	assert_true(blobdesc_size(bd, e, &sz));
+	assert_int_equal(sz, 99);
 	blobdesc_free(bd);
 }
 
