@@ -91,6 +91,8 @@ static const struct key keys[] = {
 	{"storage.maintenance.uploadpurging.interval", K_DUR, F(uploadpurging.interval_s), NULL},
 	{"storage.maintenance.uploadpurging.dryrun", K_BOOL, F(uploadpurging.dryrun), NULL},
 	{"storage.redirect.disable", K_BOOL, F(redirect_disable), NULL},
+	{"storage.cache.blobdescriptor", K_STR, F(cache_blobdescriptor), NULL},
+	{"storage.cache.blobdescriptorsize", K_INT, F(cache_blobdescriptorsize), NULL},
 
 	{"regfs.gc.enabled", K_BOOL, F(gc.enabled), NULL},
 	{"regfs.gc.interval", K_DUR, F(gc.interval_s), NULL},
@@ -176,7 +178,7 @@ static const char *const accepted[] = {
 	"storage.s3.multipartcopymaxconcurrency", "storage.s3.keyid",
 	"storage.s3.storageclass", "storage.s3.objectacl", "storage.s3.useragent",
 	"storage.s3.usedualstack", "storage.s3.accelerate", "storage.s3.loglevel",
-	"storage.s3.sessiontoken", "storage.cache", "storage.maintenance.readonly",
+	"storage.s3.sessiontoken", "storage.maintenance.readonly",
 	"http.secret", "http.net",
 	"http.relativeurls", "http.http2", "http.h2c",
 	"notifications.events",
@@ -656,6 +658,7 @@ void regfs_config_defaults(struct regfs_config *cfg, const char *default_rootdir
 	cfg->limits.largereads = 64;
 	cfg->usage.maxseries = 500;
 	cfg->proxycache_interval_s = 600;
+	cfg->cache_blobdescriptorsize = 10000;
 	cfg->http_addr = strdup(default_rootdir ? "127.0.0.1:5000" : ":5000");
 	cfg->health_storage.interval_s = 10;
 	cfg->health_storage.threshold = 1;
@@ -773,6 +776,7 @@ void regfs_config_free(struct regfs_config *cfg)
 	free(cfg->htpasswd.realm);
 	free(cfg->htpasswd.path);
 	free(cfg->proxycache_spooldir);
+	free(cfg->cache_blobdescriptor);
 	regfs_access_free(&cfg->access);
 	memset(cfg, 0, sizeof *cfg);
 }

@@ -7,9 +7,11 @@
  * GET uses sendfile through MHD when the driver gives a file descriptor
  * (filesystem), a streaming callback over the driver's reader otherwise, and
  * a 307 redirect when the driver has URLs (S3) and storage.redirect is on.
- * HEAD touches two stats and nothing else. */
+ * HEAD touches two stats and nothing else; a whole-blob GET without sendfile
+ * takes the size from the storage GET's answer (no stat). */
 #include "blobs.h"
 
+#include "blobdesc.h"
 #include "gc.h"
 #include "handlers.h"
 #include "notify.h"
@@ -181,17 +183,30 @@ static void reader_free(void *cls)
 	free(x);
 }
 
-/* Is the blob linked in this repository? */
+/* Is there an object (a link file, blob data) at path? One storage request:
+ * a missing object never turns into a directory question. */
+static bool object_exists(struct registry *r, const char *path)
+{
+	struct regfs_stat_info st;
+	return path && regfs_storage_stat_object(r->st, path, &st, NULL) == 0;
+}
+
+/* Is the blob linked in this repository? A fresh positive answer of the
+ * blob descriptor cache, else the storage's (and a yes is remembered). */
 static bool linked(struct registry *r, const char *name, const char *digest)
 {
+	if (blobdesc_linked(r->bd, name, digest))
+		return true;
 	char *p = regfs_layout_layer_link(name, digest);
-	bool ok = repo_exists(r, p, NULL);
+	bool ok = object_exists(r, p);
 	free(p);
 	if (!ok) {
 		p = regfs_layout_revision_link(name, digest);
-		ok = repo_exists(r, p, NULL);
+		ok = object_exists(r, p);
 		free(p);
 	}
+	if (ok)
+		blobdesc_note_linked(r->bd, name, digest);
 	return ok;
 }
 
@@ -226,26 +241,55 @@ static bool redirected(struct registry *r, struct request *q, const char *path,
 }
 
 /* The blob's size, and for a GET a file descriptor when the driver has one
- * (*fd stays -1 otherwise). */
+ * (*fd stays -1 otherwise), or, for a whole-object GET on a driver without
+ * one (S3), the open reader whose answer carries the size: the GET is the
+ * only storage request (no stat first; a missing object is its 404). A HEAD
+ * or a ranged GET takes the size from the blob descriptor cache when it
+ * holds it, else from a stat. */
 static int blob_open(struct registry *r, struct request *q, const char *path, int *fd,
-		     uint64_t *total, struct regfs_err *e)
+		     struct regfs_reader **rd, uint64_t *total, struct regfs_err *e)
 {
 	bool head = request_is_head(q);
 	int rc;
-	if (!head && regfs_storage_supports(r->st, REGFS_STORAGE_OPEN_FD)) {
-		rc = regfs_storage_open_fd(r->st, path, fd, total, e);
-	} else {
-		struct regfs_stat_info st;
-		rc = regfs_storage_stat(r->st, path, &st, e);
-		*total = st.size;
+	if (!head && regfs_storage_supports(r->st, REGFS_STORAGE_OPEN_FD))
+		return regfs_storage_open_fd(r->st, path, fd, total, e);
+	if (!head && !request_header(q, MHD_HTTP_HEADER_RANGE)) {
+		rc = regfs_storage_reader(r->st, path, 0, rd, e);
+		if (rc)
+			return rc;
+		if ((*rd)->size_known) {
+			*total = (*rd)->size;
+			blobdesc_note_size(r->bd, q->rt.ref, *total);
+			return 0;
+		}
+	}
+	if (blobdesc_size(r->bd, q->rt.ref, total))
+		return 0;
+	struct regfs_stat_info st;
+	rc = regfs_storage_stat_object(r->st, path, &st, e);
+	*total = st.size;
+	if (rc == 0)
+		blobdesc_note_size(r->bd, q->rt.ref, *total);
+	if (rc && *rd) {
+		regfs_reader_close(*rd);
+		*rd = NULL;
 	}
 	return rc;
+}
+
+/* The linked blob's data is not in storage: forget what the cache said of
+ * it; a cached repository fetches it from upstream, others answer 404. */
+static enum MHD_Result data_missing(struct registry *r, struct request *q)
+{
+	blobdesc_forget_blob(r->bd, q->rt.ref);
+	return q->proxy ? proxy_blob(r, q) : blob_unknown(r, q);
 }
 
 /* The body of a GET of [start, start+len): sendfile from fd when there is
  * one, else a streaming reader. NULL with *rc set when the reader fails. */
 static struct MHD_Response *blob_body(struct registry *r, const char *path, int fd,
-				      uint64_t start, uint64_t len, int *rc, struct regfs_err *e)
+				      struct regfs_reader *rd, uint64_t start, uint64_t len,
+				      int *rc, struct regfs_err *e)
 {
 	struct MHD_Response *resp;
 	*rc = 0;
@@ -263,8 +307,14 @@ static struct MHD_Response *blob_body(struct registry *r, const char *path, int 
 		return resp;
 	}
 	struct rd_ctx *x = calloc(1, sizeof *x);
-	*rc = x ? regfs_storage_reader(r->st, path, start, &x->rd, e) : -ENOMEM;
-	if (*rc) {
+	if (x && rd) {
+		x->rd = rd; /* opened at 0 by blob_open: a whole-object GET */
+		*rc = 0;
+	} else {
+		*rc = x ? regfs_storage_reader(r->st, path, start, &x->rd, e) : -ENOMEM;
+	}
+	if (*rc || !x) {
+		regfs_reader_close(rd);
 		free(x);
 		return NULL;
 	}
@@ -291,25 +341,27 @@ static enum MHD_Result serve_blob(struct registry *r, struct request *q, const c
 	bool head = request_is_head(q);
 	struct regfs_err e = {0};
 	int fd = -1;
+	struct regfs_reader *rd = NULL;
 	uint64_t total = 0;
-	int rc = blob_open(r, q, path, &fd, &total, &e);
+	int rc = blob_open(r, q, path, &fd, &rd, &total, &e);
 	if (rc)
-		return rc == -ENOENT ? blob_unknown(r, q) : respond_storage_error(r, q, &e);
+		return rc == -ENOENT ? data_missing(r, q) : respond_storage_error(r, q, &e);
 	uint64_t start = 0, end = total ? total - 1 : 0;
 	const char *rh = request_header(q, MHD_HTTP_HEADER_RANGE);
 	int ranged = blob_parse_range(rh, total, &start, &end);
 	if (ranged < 0) {
 		if (fd >= 0)
 			close(fd);
+		regfs_reader_close(rd);
 		return range_unsatisfiable(r, q, total);
 	}
 	if (head && ranged == 0)
 		return head_cached(r, q, digest, total);
 	uint64_t len = total ? end - start + 1 : 0;
 	struct MHD_Response *resp = head ? response_head(len)
-					 : blob_body(r, path, fd, start, len, &rc, &e);
+					 : blob_body(r, path, fd, rd, start, len, &rc, &e);
 	if (rc)
-		return rc == -ENOENT ? blob_unknown(r, q) : respond_storage_error(r, q, &e);
+		return rc == -ENOENT ? data_missing(r, q) : respond_storage_error(r, q, &e);
 	if (resp) {
 		blob_headers(resp, digest);
 		if (ranged > 0) {
@@ -324,6 +376,26 @@ static enum MHD_Result serve_blob(struct registry *r, struct request *q, const c
 	return respond(r, q, ranged > 0 ? 206 : 200, resp, head ? 0 : len);
 }
 
+/* Would redirected() send this request to the driver's URL? */
+static bool redirecting(struct registry *r, struct request *q)
+{
+	return !request_is_head(q) && !r->cfg->redirect_disable &&
+	       regfs_storage_supports(r->st, REGFS_STORAGE_URL_FOR);
+}
+
+/* Is the blob's data in storage (the cache's size entry, else a stat)? */
+static bool data_present(struct registry *r, const char *digest, const char *path)
+{
+	uint64_t size;
+	if (blobdesc_size(r->bd, digest, &size))
+		return true;
+	struct regfs_stat_info st;
+	if (regfs_storage_stat_object(r->st, path, &st, NULL) != 0)
+		return false;
+	blobdesc_note_size(r->bd, digest, st.size);
+	return true;
+}
+
 static enum MHD_Result get_blob(struct registry *r, struct request *q)
 {
 	char *path = regfs_layout_blob_data(q->rt.ref);
@@ -331,7 +403,11 @@ static enum MHD_Result get_blob(struct registry *r, struct request *q)
 		return MHD_NO;
 	bool have = linked(r, q->rt.name, q->rt.ref);
 	enum MHD_Result ret;
-	if (q->proxy && !(have && repo_exists(r, path, NULL))) /* cached, not stored yet */
+	/* A cached repository's blob not linked yet is fetched upstream; a
+	 * linked one whose data is missing too: checked here before a redirect
+	 * (the client would follow it to nothing), else by serve_blob's own
+	 * storage request (data_missing). */
+	if (q->proxy && !(have && (!redirecting(r, q) || data_present(r, q->rt.ref, path))))
 		ret = proxy_blob(r, q);
 	else if (!have)
 		ret = blob_unknown(r, q);
@@ -358,6 +434,8 @@ static enum MHD_Result delete_blob(struct registry *r, struct request *q)
 	struct regfs_err e = {0};
 	int rc = link ? regfs_storage_del(r->st, link, &e) : -ENOMEM;
 	free(link);
+	if (rc == 0 || rc == -ENOENT)
+		blobdesc_forget_link(r->bd, q->rt.name, q->rt.ref);
 	if (rc == 0) {
 		log_info("blob %s unlinked from %s", q->rt.ref, q->rt.name);
 		notify_emit(r, q, &(struct notify_target){"delete", .digest = q->rt.ref, .blob = true});

@@ -28,6 +28,7 @@
  *     delay longer than any push takes (docs/registry.md). */
 #include "gc.h"
 
+#include "blobdesc.h"
 #include "digestset.h"
 #include "layerindex.h"
 #include "manifest_bytes.h"
@@ -259,6 +260,7 @@ static int gc_repo(const char *repo, void *ud)
 					*s = '\0';
 					if (regfs_storage_del(g->r->st, link, NULL) == 0)
 						usage_manifest_deleted(g->r, repo, d);
+					blobdesc_forget_link(g->r->bd, repo, d);
 				}
 			}
 			if (g->o->online)
@@ -366,6 +368,7 @@ static int sweep(struct gc *g, struct regfs_err *err)
 				pthread_mutex_lock(&g->r->gc_lock);
 			if (!(g->o->online && digestset_has(g->r->recent, d)))
 				deleted = regfs_storage_del(g->r->st, dir, NULL) == 0;
+			blobdesc_forget_blob(g->r->bd, d);
 			if (deleted)
 				usage_blob_deleted(g->r, d);
 			if (g->o->online)
@@ -407,6 +410,7 @@ static int unlink_repo(const char *repo, void *ud)
 		if (s) {
 			*s = '\0';
 			regfs_storage_del(g->r->st, link, NULL);
+			blobdesc_forget_link(g->r->bd, repo, layers.v[i]);
 		}
 		free(link);
 	}

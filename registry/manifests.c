@@ -9,6 +9,7 @@
  * then revision link, then the tag's index link, then its current link.
  * A crash in between leaves at most an unreferenced blob or an untagged
  * revision, never a link to missing content. */
+#include "blobdesc.h"
 #include "framing.h"
 #include "gc.h"
 #include "handlers.h"
@@ -447,6 +448,7 @@ static enum MHD_Result delete_manifest(struct registry *r, struct request *q, en
 	char *rev = dir_of(regfs_layout_revision_link(q->rt.name, q->rt.ref));
 	int rc = rev ? regfs_storage_del(r->st, rev, &e) : -ENOMEM;
 	free(rev);
+	blobdesc_forget_link(r->bd, q->rt.name, q->rt.ref);
 	if (rc == -ENOENT)
 		return unknown_manifest(r, q);
 	if (rc)

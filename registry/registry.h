@@ -20,6 +20,7 @@
 struct manifest_bytes;
 struct upcache;
 struct headcache;
+struct blobdesc;
 struct digestset;
 struct notifier;
 struct check_state;
@@ -35,6 +36,7 @@ struct registry {
 	struct manifest_bytes *mb;      /* manifest bytes by digest (immutable content) */
 	struct upcache *uc;             /* upload hash state by uuid */
 	struct headcache *hc;           /* prepared HEAD blob responses by digest */
+	struct blobdesc *bd;            /* blob descriptor cache (blobdesc.h); NULL: off */
 	struct notifier *nt;            /* notifications (notify.h); NULL: none */
 	struct layerindex *li;          /* push-time layer indexes; NULL when off (layerindex.h) */
 	struct tls *tls;                /* http.tls, borrowed; NULL: plain HTTP (tls.h) */

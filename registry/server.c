@@ -6,6 +6,7 @@
 #include "server.h"
 
 #include "auth.h"
+#include "blobdesc.h"
 #include "blobs.h"
 #include "digestset.h"
 #include "handlers.h"
@@ -404,6 +405,9 @@ int registry_open(struct registry *r, struct regfs_config *cfg, struct regfs_err
 	r->hc = headcache_new();
 	if (!r->mb || !r->uc || !r->recent || !r->hc)
 		return regfs_errf(err, -ENOMEM, "out of memory");
+	rc = blobdesc_open(r, err);
+	if (rc)
+		return rc;
 	rc = proxies_open(r, err);
 	if (rc)
 		return rc;
@@ -419,6 +423,7 @@ void registry_close(struct registry *r)
 	manifest_bytes_free(r->mb);
 	upcache_free(r->uc);
 	headcache_free(r->hc);
+	blobdesc_free(r->bd);
 	digestset_free(r->recent);
 	regfs_storage_free(r->st);
 	pthread_mutex_destroy(&r->health_lock);

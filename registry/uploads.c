@@ -26,6 +26,7 @@
 
 #include "content_range.h"
 #include "framing.h"
+#include "blobdesc.h"
 #include "gc.h"
 #include "handlers.h"
 #include "notify.h"
@@ -507,6 +508,8 @@ static int publish_and_link(struct registry *r, const char *name, struct upload_
 	}
 	if (rc == 0)
 		rc = repo_write_link(r, link, digest, e);
+	if (rc == 0) /* a pull right after the push asks storage for the data only */
+		blobdesc_note_pushed(r->bd, name, digest, existed ? NULL : &op->size);
 	gc_writer_end(r);
 	free(dst);
 	free(link);

@@ -138,6 +138,11 @@ struct regfs_config {
 	struct regfs_s3_config s3;
 	bool delete_enabled;           /* storage.delete.enabled */
 	bool redirect_disable;         /* storage.redirect.disable */
+	/* storage.cache.blobdescriptor: "inmemory" turns the blob descriptor
+	 * cache on (registry/blobdesc.h); absent or "" leaves it off, as
+	 * registry:2 does; any other value is logged and leaves it off */
+	char *cache_blobdescriptor;
+	int cache_blobdescriptorsize;  /* storage.cache.blobdescriptorsize: entries; default 10000 */
 	struct {
 		bool enabled;          /* default true */
 		int64_t age_s;         /* default 168h */

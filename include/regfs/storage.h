@@ -48,6 +48,11 @@ struct regfs_reader {
 	ssize_t (*read)(struct regfs_reader *r, void *buf, size_t len, struct regfs_err *err);
 	void (*close)(struct regfs_reader *r);
 	const char *driver; /* set by regfs_storage_reader(): the driver's name */
+	/* The object's whole size when the driver learnt it while opening (S3:
+	 * from the GET's Content-Range or Content-Length), so a caller needs no
+	 * stat beforehand; size_known false otherwise. */
+	uint64_t size;
+	bool size_known;
 };
 
 /* An append-only writer (distribution's FileWriter). Data written becomes
@@ -111,6 +116,10 @@ struct regfs_storage_ops {
 		      struct regfs_writer **out, struct regfs_err *err);
 	int (*stat)(struct regfs_storage *s, const char *path, struct regfs_stat_info *st,
 		    struct regfs_err *err);
+	/* Optional: stat of a path that can only be an object (see
+	 * regfs_storage_stat_object); NULL means stat() answers. */
+	int (*stat_object)(struct regfs_storage *s, const char *path, struct regfs_stat_info *st,
+			   struct regfs_err *err);
 	int (*list)(struct regfs_storage *s, const char *path, regfs_list_cb cb, void *ud,
 		    struct regfs_err *err);
 	int (*move)(struct regfs_storage *s, const char *src, const char *dst,
@@ -185,6 +194,14 @@ int regfs_storage_writer(struct regfs_storage *s, const char *path, bool append,
 			 struct regfs_writer **out, struct regfs_err *err);
 int regfs_storage_stat(struct regfs_storage *s, const char *path, struct regfs_stat_info *st,
 		       struct regfs_err *err);
+/* Stat of a path the caller knows can only be an object (a link file, blob
+ * data), never a directory: a missing object is -ENOENT without the
+ * directory question (S3: one HEAD, no LIST after its 404). What a directory
+ * at `path` answers is the driver's (filesystem: its stat; S3: -ENOENT):
+ * callers asking about directories use regfs_storage_stat(). Timed as
+ * "Stat". */
+int regfs_storage_stat_object(struct regfs_storage *s, const char *path,
+			      struct regfs_stat_info *st, struct regfs_err *err);
 /* Immediate children of a directory (order unspecified). -ENOENT if missing,
  * -ENOTDIR when `path` is an object. */
 int regfs_storage_list(struct regfs_storage *s, const char *path, regfs_list_cb cb, void *ud,

@@ -225,6 +225,23 @@ static int s3_stat(struct regfs_storage *s, const char *path, struct regfs_stat_
 	return ret < 0 ? ret : 0;
 }
 
+/* An object only: its 404 is the answer (no LIST for a directory). */
+static int s3_stat_object(struct regfs_storage *s, const char *path, struct regfs_stat_info *st,
+			  struct regfs_err *err)
+{
+	memset(st, 0, sizeof *st);
+	struct s3_client *c = cl(s);
+	char *key = s3_key(c, path);
+	if (!key)
+		return s3_nomem(err);
+	int ret = stat_object(c, key, st, err);
+	if (ret == 0)
+		ret = regfs_errf(err, -ENOENT, "\"%s\" not found in S3 bucket \"%s\"", key,
+				 c->bucket);
+	free(key);
+	return ret < 0 ? ret : 0;
+}
+
 /* ---- list ---- */
 
 struct list_ctx {
@@ -505,6 +522,7 @@ static const struct regfs_storage_ops s3_ops = {
 	.reader = s3_reader,
 	.writer = s3_writer,
 	.stat = s3_stat,
+	.stat_object = s3_stat_object,
 	.list = s3_list,
 	.move = s3_move,
 	.del = s3_del,

@@ -223,6 +223,20 @@ static size_t on_write(char *data, size_t sz, size_t n, void *ud)
 	return dynbuf_add(&ac->body, data, sz * n) == 0 ? sz * n : 0;
 }
 
+/* "bytes <a>-<b>/<total>" (or "bytes *" + "/<total>"): the object's size. */
+static void parse_range_total(struct s3_resp *rs, const char *v)
+{
+	const char *slash = strrchr(v, '/');
+	if (!slash || slash[1] < '0' || slash[1] > '9')
+		return;
+	char *e;
+	unsigned long long t = strtoull(slash + 1, &e, 10);
+	if (*e == '\0') {
+		rs->range_total = t;
+		rs->has_range_total = true;
+	}
+}
+
 static size_t on_header(char *data, size_t sz, size_t n, void *ud)
 {
 	struct s3_resp *rs = ud;
@@ -236,6 +250,7 @@ static size_t on_header(char *data, size_t sz, size_t n, void *ud)
 	if (strncmp(line, "HTTP/", 5) == 0) { /* a new response (redirect, 100): reset */
 		rs->etag[0] = '\0';
 		rs->content_length = 0;
+		rs->has_range_total = false;
 		return len;
 	}
 	char *colon = strchr(line, ':');
@@ -249,6 +264,8 @@ static size_t on_header(char *data, size_t sz, size_t n, void *ud)
 		snprintf(rs->etag, sizeof rs->etag, "%s", v);
 	else if (strcasecmp(line, "content-length") == 0)
 		rs->content_length = strtoull(v, NULL, 10);
+	else if (strcasecmp(line, "content-range") == 0)
+		parse_range_total(rs, v);
 	else if (strcasecmp(line, "last-modified") == 0)
 		rs->last_modified = (int64_t)curl_getdate(v, NULL);
 	return len;

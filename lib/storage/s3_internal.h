@@ -67,6 +67,8 @@ struct s3_resp {
 	size_t len;
 	char etag[128];             /* ETag header, quotes kept */
 	uint64_t content_length;
+	uint64_t range_total;       /* Content-Range's "/<total>"; 0 when absent or "*" */
+	bool has_range_total;
 	int64_t last_modified;      /* Last-Modified header, epoch seconds */
 	int attempts;
 };

@@ -31,16 +31,35 @@ struct s3_reader {
 	size_t cap, head, count;  /* ring: read position, bytes held */
 	bool known;               /* the first answer arrived (open() waits for it) */
 	bool eof, closing;
+	const struct s3_resp *live; /* the thread's current answer (its headers) */
+	uint64_t from;            /* where the current answer starts */
 	int ret;                  /* thread's failure */
 	struct regfs_err err;
 	pthread_t th;
 };
+
+/* The object's size from the first successful answer's headers (under mu):
+ * Content-Range's total, or Content-Length of a whole-object 200. */
+static void learn_size(struct s3_reader *rd, const struct s3_resp *rs)
+{
+	if (rd->r.size_known || !rs)
+		return;
+	if (rs->has_range_total) {
+		rd->r.size = rs->range_total;
+		rd->r.size_known = true;
+	} else if (rd->from == 0) {
+		rd->r.size = rs->content_length;
+		rd->r.size_known = true;
+	}
+}
 
 static size_t ring_sink(const char *data, size_t len, void *ud)
 {
 	struct s3_reader *rd = ud;
 	size_t done = 0;
 	pthread_mutex_lock(&rd->mu);
+	if (!rd->known)
+		learn_size(rd, rd->live); /* headers are in: the body started */
 	rd->known = true;
 	while (done < len) {
 		while (rd->count == rd->cap && !rd->closing)
@@ -82,8 +101,15 @@ static void *stream(void *ud)
 				    .sink = ring_sink, .sink_ud = rd, .no_retry = true};
 		struct s3_resp rs;
 		regfs_err_clear(&err);
+		pthread_mutex_lock(&rd->mu);
+		rd->live = &rs;
+		rd->from = from;
+		pthread_mutex_unlock(&rd->mu);
 		int r = s3_request(rd->c, &rq, &rs, &err);
 		pthread_mutex_lock(&rd->mu);
+		rd->live = NULL;
+		if (!rd->known && r == 0 && (rs.status == 200 || rs.status == 206))
+			learn_size(rd, &rs); /* an empty body: the sink never ran */
 		closing = rd->closing;
 		uint64_t got = rd->offset - from;
 		pthread_mutex_unlock(&rd->mu);

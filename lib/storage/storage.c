@@ -184,6 +184,17 @@ int regfs_storage_stat(struct regfs_storage *s, const char *path, struct regfs_s
 	return r ? r : done(&c, s->ops->stat(s, path, st, err), "stat", path);
 }
 
+int regfs_storage_stat_object(struct regfs_storage *s, const char *path,
+			      struct regfs_stat_info *st, struct regfs_err *err)
+{
+	if (!s->ops->stat_object)
+		return regfs_storage_stat(s, path, st, err);
+	struct call c = begin(s->ops->name, err, "Stat");
+	memset(st, 0, sizeof *st);
+	int r = check_path(&c, path, ROOT_REFUSED);
+	return r ? r : done(&c, s->ops->stat_object(s, path, st, err), "stat", path);
+}
+
 int regfs_storage_list(struct regfs_storage *s, const char *path, regfs_list_cb cb, void *ud,
 		       struct regfs_err *err)
 {
