@@ -48,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,6 +65,8 @@ struct flight {
 	struct registry *r;
 	const struct proxy *p;
 	struct proxy_flights *f;
+	uint64_t got;                   /* bytes spooled so far (the fetch thread's) */
+	uint64_t checked;               /* `got` at the last free-space check */
 };
 
 struct proxy_flights {
@@ -150,12 +153,49 @@ static void flight_unlink(struct proxy_flights *f, struct flight *fl)
 
 /* ---- the fetch (its own thread) ---- */
 
+/* The spool's bounds. A blob is verified only at its end, so an upstream
+ * that sends no Content-Length, or an endless body, would otherwise fill the
+ * spool's disk (by default /var/tmp, often the storage's disk too): past
+ * regfs.limits.uploadsize (when set) or into the last SPOOL_RESERVE_PCT of
+ * the spool's file system the fetch fails and the spool is removed. */
+#define SPOOL_RESERVE_PCT 5
+#define SPOOL_CHECK_EVERY (64u << 20)
+
+/* 0 while `more` bytes after fl->got fit; else -EFBIG/-ENOSPC, logged. */
+static int spool_room(struct flight *fl, uint64_t more)
+{
+	uint64_t max = fl->r->cfg->limits.uploadsize, want = fl->got + more;
+	if (max && want > max) {
+		log_warn("proxy: blob %s of %s from %s: over regfs.limits.uploadsize (%" PRIu64
+			 " bytes): not fetched further", fl->digest, fl->name, fl->p->remoteurl, max);
+		return -EFBIG;
+	}
+	if (want - fl->checked < SPOOL_CHECK_EVERY && more < SPOOL_CHECK_EVERY)
+		return 0;
+	fl->checked = fl->got;
+	struct statvfs v;
+	if (statvfs(fl->f->spooldir, &v) != 0 || v.f_blocks == 0)
+		return 0; /* cannot tell: the write itself fails when the disk is full */
+	uint64_t avail = (uint64_t)v.f_bavail * v.f_frsize;
+	uint64_t reserve = (uint64_t)v.f_blocks * v.f_frsize / 100 * SPOOL_RESERVE_PCT;
+	uint64_t need = want - fl->got; /* the rest of an announced size, or the next chunk */
+	if (avail >= need && avail - need >= reserve)
+		return 0;
+	log_warn("proxy: blob %s of %s from %s: the spool directory %s would have less than "
+		 "%d%% free: not fetched further (regfs.proxycache.spooldir)", fl->digest, fl->name,
+		 fl->p->remoteurl, fl->f->spooldir, SPOOL_RESERVE_PCT);
+	return -ENOSPC;
+}
+
 static int sink_size(void *arg, int64_t len)
 {
 	struct flight *fl = arg;
-	if (len >= 0)
+	if (len < 0)
+		return 0;
+	int rc = spool_room(fl, (uint64_t)len);
+	if (rc == 0)
 		spool_set_size(fl->sp, (uint64_t)len);
-	return 0;
+	return rc;
 }
 
 static int sink_data(void *arg, const void *buf, size_t n)
@@ -163,7 +203,10 @@ static int sink_data(void *arg, const void *buf, size_t n)
 	struct flight *fl = arg;
 	if (__atomic_load_n(&fl->f->stopping, __ATOMIC_RELAXED))
 		return -ECANCELED;
-	return spool_append(fl->sp, buf, n, NULL);
+	int rc = spool_room(fl, n);
+	if (rc == 0 && (rc = spool_append(fl->sp, buf, n, NULL)) == 0)
+		fl->got += n;
+	return rc;
 }
 
 /* upload_store's source: the finished spool from the start. */
@@ -463,7 +506,9 @@ static _Thread_local bool relinked;
 static bool blob_stored(struct registry *r, const char *digest)
 {
 	char *b = regfs_layout_blob_data(digest);
-	bool ok = b && repo_exists(r, b, NULL);
+	struct regfs_stat_info st;
+	/* blob data is an object: no directory question (S3: no LIST on a miss) */
+	bool ok = b && regfs_storage_stat_object(r->st, b, &st, NULL) == 0;
 	free(b);
 	return ok;
 }

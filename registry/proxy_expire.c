@@ -42,6 +42,7 @@
  * (a cache miss, never wrong bytes). */
 #include "proxy.h"
 
+#include "blobdesc.h"
 #include "gc.h"
 #include "layerindex.h"
 #include "manifest_bytes.h"
@@ -371,6 +372,7 @@ static bool drop_manifest(struct pass *x, const char *repo, const char *digest)
 	}
 	free(link);
 	if (rc == 0) {
+		blobdesc_forget_link(x->r->bd, repo, digest);
 		usage_manifest_deleted(x->r, repo, digest);
 		log_debug("proxy expiry: manifest %s of %s no longer referenced: deleted", digest,
 			  repo);
@@ -393,6 +395,7 @@ static void drop_layer_link(struct pass *x, const char *repo, const char *digest
 	if (s) {
 		*s = '\0';
 		regfs_storage_del(x->r->st, link, NULL);
+		blobdesc_forget_link(x->r->bd, repo, digest);
 	}
 	free(link);
 }
@@ -412,8 +415,10 @@ static void drop_blob(struct pass *x, const char *digest)
 		pthread_mutex_lock(&r->gc_lock);
 		if (!digestset_has(r->recent, digest) && usage_blob_referenced(r, digest) == 0)
 			deleted = regfs_storage_del(r->st, dir, NULL) == 0;
-		if (deleted)
+		if (deleted) {
+			blobdesc_forget_blob(r->bd, digest);
 			usage_blob_deleted(r, digest);
+		}
 		pthread_mutex_unlock(&r->gc_lock);
 		if (deleted) {
 			x->blobs++;

@@ -36,6 +36,7 @@ REGISTRY_LOG_LEVEL=debug start_regfs_registry "$DATA" "regfs:
     deleteuntagged: true
   limits:
     manifestsize: 1MiB
+    uploadsize: 8MiB
   proxycache:
     spooldir: $WORK/spool
   proxies:
@@ -144,6 +145,18 @@ curl -s -m 90 -o "$WORK/trickle" "$U/v2/h/trickleblob/blobs/$cfg"; rc=$?
 check "a trickling upstream: the client is cut (curl $rc), not handed a short blob" test "$rc" -ne 0
 check_eq "a trickling upstream: nothing stored, the spool is empty" "no 0 0" \
   "$([ -e "$REPOS/h/trickleblob/_layers" ] && echo yes || echo no) $(newblobs) $(ls -A "$WORK/spool" | wc -l)"
+# with no Content-Length the answer waits for the end of the fetch: a failed
+# fetch is a 502, or a cut if the answer had started
+code=$(curl -s -m 90 -o "$WORK/endlessblob" -w '%{http_code}' "$U/v2/h/endlessblob/blobs/$cfg"); rc=$?
+check "an endless blob with no Content-Length: refused (curl $rc, HTTP $code)" \
+  test "$rc" -ne 0 -o "$code" = 502
+sent=$(sed -n 's/^endlessblob sent=//p' "$HLOG" | tail -n1)
+check "the endless blob was spooled only up to regfs.limits.uploadsize (sent ${sent:-?} of 64 MiB)" \
+  test "${sent:-0}" -gt 0 -a "${sent:-0}" -lt $((32 << 20))
+check_eq "an endless blob: nothing stored, the spool is empty" "no 0 0" \
+  "$([ -e "$REPOS/h/endlessblob/_layers" ] && echo yes || echo no) $(newblobs) $(ls -A "$WORK/spool" | wc -l)"
+check "the cut is logged naming regfs.limits.uploadsize" \
+  grep -q "blob $cfg of h/endlessblob from .*over regfs.limits.uploadsize" "$REGISTRY_LOG"
 check "a blob with no Content-Length (chunked) through the cache" \
   test "sha256:$(curl -s -m 60 "$U/v2/h/chunkblob/blobs/$layer" | sha)" = "$layer"
 check_eq "a good config blob through the cache" "$cfg" \

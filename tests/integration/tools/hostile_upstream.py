@@ -25,6 +25,8 @@ The first component of the repository name picks the behaviour:
   shortblob/blobs/D      Content-Length of the layer, half of it, then the close
   wrongblob/blobs/D      other bytes of the layer's length
   chunkblob/blobs/D      the layer chunked, with no Content-Length
+  endlessblob/blobs/D    chunked, no Content-Length, bytes for --endless bytes (or until
+                         the client hangs up); logs "endlessblob sent=N"
   trickleblob/blobs/D    the layer's Content-Length, then one byte every --trickle seconds
   evilpage/tags/list     ["p1"] and a next-page Link to http://localhost:PORT/… (another
                          host name); that page (?last=p1) is ["p2"]
@@ -115,6 +117,24 @@ class H(BaseHTTPRequestHandler):
         print(f"endless sent={sent}", flush=True)
         self.close_connection = True
 
+    def endless_blob(self, h):
+        self.note(200)
+        self.send_response(200)
+        for k, v in h.items():
+            self.send_header(k, v)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        sent, chunk = 0, b"y" * 65536
+        try:
+            while sent < self.args.endless:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass
+        print(f"endlessblob sent={sent}", flush=True)
+        self.close_connection = True
+
     def chunked(self, b, h):
         self.note(200)
         self.send_response(200)
@@ -194,6 +214,8 @@ class H(BaseHTTPRequestHandler):
             return None
         if case == "chunkblob" and b is LAYER:
             return self.chunked(b, h)
+        if case == "endlessblob":
+            return self.endless_blob(h)
         if case == "trickleblob":
             return self.trickle(b, h)
         if case == "wrongblob" and b is LAYER:
