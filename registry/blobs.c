@@ -324,7 +324,7 @@ static struct MHD_Response *blob_body(struct registry *r, const char *path, int 
 	return resp;
 }
 
-static enum MHD_Result range_unsatisfiable(struct registry *r, struct request *q, uint64_t total)
+enum MHD_Result blob_range_unsatisfiable(struct registry *r, struct request *q, uint64_t total)
 {
 	char cr[64];
 	struct MHD_Response *resp = response_empty();
@@ -353,7 +353,7 @@ static enum MHD_Result serve_blob(struct registry *r, struct request *q, const c
 		if (fd >= 0)
 			close(fd);
 		regfs_reader_close(rd);
-		return range_unsatisfiable(r, q, total);
+		return blob_range_unsatisfiable(r, q, total);
 	}
 	if (head && ranged == 0)
 		return head_cached(r, q, digest, total);

@@ -8,6 +8,8 @@
 #include <microhttpd.h>
 
 struct headcache;
+struct registry;
+struct request;
 
 /* Parses a single "bytes=a-b" / "bytes=a-" / "bytes=-n" range (h may be
  * NULL) against size. Returns 1 with [*start, *end] set, 0 when there is no
@@ -16,6 +18,8 @@ int blob_parse_range(const char *h, uint64_t size, uint64_t *start, uint64_t *en
 /* The headers of every blob answer: Content-Type, Docker-Content-Digest,
  * ETag, Accept-Ranges, Cache-Control. */
 void blob_headers(struct MHD_Response *resp, const char *digest);
+/* 416 with Content-Range "bytes *\/total": a Range no byte of the blob satisfies. */
+enum MHD_Result blob_range_unsatisfiable(struct registry *r, struct request *q, uint64_t total);
 
 struct headcache *headcache_new(void);      /* NULL on ENOMEM */
 void headcache_free(struct headcache *hc);

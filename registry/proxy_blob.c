@@ -453,16 +453,6 @@ static struct MHD_Response *spool_response(struct request *q, struct spool *sp, 
 	return resp;
 }
 
-static enum MHD_Result range_unsatisfiable(struct registry *r, struct request *q, uint64_t total)
-{
-	char cr[64];
-	struct MHD_Response *resp = response_empty();
-	snprintf(cr, sizeof cr, "bytes */%" PRIu64, total);
-	if (resp)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
-	return respond(r, q, 416, resp, 0);
-}
-
 /* GET answered from the spool sp (the caller's reference, taken over):
  * once the size is known, the whole blob or the asked range. */
 static enum MHD_Result serve_spool(struct registry *r, struct request *q, const struct proxy *p,
@@ -482,7 +472,7 @@ static enum MHD_Result serve_spool(struct registry *r, struct request *q, const 
 	int ranged = blob_parse_range(request_header(q, MHD_HTTP_HEADER_RANGE), total, &start, &end);
 	if (ranged < 0) {
 		spool_unref(sp);
-		return range_unsatisfiable(r, q, total);
+		return blob_range_unsatisfiable(r, q, total);
 	}
 	uint64_t len = total ? end - start + 1 : 0;
 	struct MHD_Response *resp = spool_response(q, sp, start, len);

@@ -350,53 +350,15 @@ int regfs_client_blob_read(struct regfs_client *c, const char *repo, const char 
 	return rc;
 }
 
-int regfs_client_blob_fetch(struct regfs_client *c, const char *repo, const char *digest,
-			    int fd, struct regfs_err *err)
-{
-	struct call k;
-	int rc = blob_call(c, &k, repo, digest, SINK_FD, err);
-	if (rc) {
-		call_free(&k);
-		return rc;
-	}
-	enum regfs_digest_alg alg = REGFS_SHA256;
-	regfs_digest_parse(digest, &alg, NULL, NULL);
-	struct rq q = {.method = "GET", .url = k.url, .scope = k.scope, .idempotent = true,
-		       .stream = true};
-	k.r.fd = fd;
-	k.r.hasher = regfs_hasher_new(alg);
-	if (!k.r.hasher) {
-		rc = regfs_errf(err, -ENOMEM, "out of memory");
-	} else {
-		ST_INC(c, st_blob_reads);
-		rc = client_do(c, &q, &k.r, err);
-	}
-	if (!rc && k.r.status != 200)
-		rc = status_errf(c, &k.r, "GET", k.url, err, "blob %s in %s", digest, repo);
-	if (!rc) {
-		char got[REGFS_DIGEST_MAX];
-		regfs_hasher_final(k.r.hasher, got);
-		if (strcmp(got, digest) != 0) {
-			ST_INC(c, st_errors);
-			rc = regfs_errf(err, -EPROTO,
-					"GET %s: the %llu bytes received hash to %s: the blob is "
-					"corrupt in the registry or was altered in transit",
-					k.url, (unsigned long long)k.r.written, got);
-		}
-	}
-	call_free(&k);
-	return rc;
-}
-
 /* The end of a streamed blob GET: the status, the size callback of an
- * empty body, the digest of what was received. */
+ * empty body (callback sinks), the digest of what was received. */
 static int stream_end(struct regfs_client *c, struct call *k, const char *repo,
 		      const char *digest, struct regfs_err *err)
 {
 	if (k->r.status != 200)
 		return status_errf(c, &k->r, "GET", k->url, err, "blob %s in %s", digest, repo);
 	const struct regfs_blob_sink *sk = k->r.cb;
-	if (!k->r.cb_sized && sk->size) {
+	if (sk && !k->r.cb_sized && sk->size) {
 		k->r.cb_sized = true;
 		int rc = sk->size(sk->arg, k->r.content_length);
 		if (rc)
@@ -412,11 +374,13 @@ static int stream_end(struct regfs_client *c, struct call *k, const char *repo,
 			  (unsigned long long)k->r.written, got);
 }
 
-int regfs_client_blob_stream(struct regfs_client *c, const char *repo, const char *digest,
-			     const struct regfs_blob_sink *sink, struct regfs_err *err)
+/* GET of a whole blob into an fd (sink NULL) or a callback sink, verified
+ * against its digest. */
+static int blob_get(struct regfs_client *c, const char *repo, const char *digest, int fd,
+		    const struct regfs_blob_sink *sink, struct regfs_err *err)
 {
 	struct call k;
-	int rc = blob_call(c, &k, repo, digest, SINK_CB, err);
+	int rc = blob_call(c, &k, repo, digest, sink ? SINK_CB : SINK_FD, err);
 	if (rc) {
 		call_free(&k);
 		return rc;
@@ -425,7 +389,10 @@ int regfs_client_blob_stream(struct regfs_client *c, const char *repo, const cha
 	regfs_digest_parse(digest, &alg, NULL, NULL);
 	struct rq q = {.method = "GET", .url = k.url, .scope = k.scope, .idempotent = true,
 		       .stream = true};
-	k.r.cb = sink;
+	if (sink)
+		k.r.cb = sink;
+	else
+		k.r.fd = fd;
 	k.r.hasher = regfs_hasher_new(alg);
 	if (!k.r.hasher) {
 		rc = regfs_errf(err, -ENOMEM, "out of memory");
@@ -437,6 +404,18 @@ int regfs_client_blob_stream(struct regfs_client *c, const char *repo, const cha
 		rc = stream_end(c, &k, repo, digest, err);
 	call_free(&k);
 	return rc;
+}
+
+int regfs_client_blob_fetch(struct regfs_client *c, const char *repo, const char *digest,
+			    int fd, struct regfs_err *err)
+{
+	return blob_get(c, repo, digest, fd, NULL, err);
+}
+
+int regfs_client_blob_stream(struct regfs_client *c, const char *repo, const char *digest,
+			     const struct regfs_blob_sink *sink, struct regfs_err *err)
+{
+	return blob_get(c, repo, digest, -1, sink, err);
 }
 
 int regfs_client_blob_size(struct regfs_client *c, const char *repo, const char *digest,
