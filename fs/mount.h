@@ -304,6 +304,7 @@ struct usage_walk_in {
 	size_t n;
 	const char *const *gone_repo, *const *gone_digest;
 	size_t n_gone;
+	struct names_cache *nc;    /* te[i]'s fields are read under its lock */
 };
 /* Builds the accounting from what the walk kept of every manifest it
  * counted (struct walk_table, usage.h): 0 and *out (usage_put), or -ENOMEM. */

@@ -268,7 +268,12 @@ int usage_from_walk(const struct walk_table *t, const struct usage_walk_in *in,
 	 * same tag group), so it is left out. tagged_in[r]: one repository
 	 * (by pointer) with a tag on record r. */
 	const char **tagged_in = calloc(t->nr ? t->nr : 1, sizeof *tagged_in);
-	int rc = b && tagged_in ? 0 : -ENOMEM;
+	/* the tags' times, copied under the names cache's lock: a resolution
+	 * by another thread (a stale tag listed meanwhile) may rewrite them */
+	int64_t *mtime = malloc((in->n ? in->n : 1) * sizeof *mtime);
+	int rc = b && tagged_in && mtime ? 0 : -ENOMEM;
+	if (!rc)
+		names_tag_mtimes(in->nc, in->te, in->n, mtime);
 	for (size_t i = 0; !rc && i < in->n; i++) {
 		long r = in->te[i] ? rec_of(t, in->digest[i]) : -1;
 		if (r >= 0 && !tagged_in[r])
@@ -284,11 +289,13 @@ int usage_from_walk(const struct walk_table *t, const struct usage_walk_in *in,
 			continue; /* the walk failed on it: no accounting then (walk.c) */
 		if (!te && tagged_in[r] == repo)
 			continue;
-		rc = usage_ref_begin(b, repo, te ? te->tag : NULL, digest, te ? te->mtime : 0);
+		/* only whether there is a tag counts: its name is not read */
+		rc = usage_ref_begin(b, repo, te ? "" : NULL, digest, mtime[i]);
 		if (!rc)
 			rc = closure(b, t, in, repo, &t->r[r], 0);
 	}
 	free(tagged_in);
+	free(mtime);
 	if (rc) {
 		usage_builder_free(b);
 		return rc;

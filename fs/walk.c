@@ -309,7 +309,7 @@ static int do_walk(struct mnt *m, uint64_t *bytes, uint64_t *blocks, struct usag
 		/* the accounting of .regfs/usage and the user.regfs.* sizes:
 		 * from the same pairs, every manifest now in the cache */
 		struct usage_walk_in in = {w.p.repo, w.p.digest, w.p.te, w.p.n,
-					   w.gone.repo, w.gone.digest, w.gone.n};
+					   w.gone.repo, w.gone.digest, w.gone.n, m->nc};
 		double t0 = now_mono();
 		rc = usage_from_walk(t, &in, u);
 		log_debug("walk: accounting of %zu references in %.3f s; walk table %zu KB, "

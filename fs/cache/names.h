@@ -70,6 +70,10 @@ void tagset_put(struct tagset *t);
 int names_resolve(struct names_cache *nc, const char *repo, const char *tag,
 		   char digest[REGFS_DIGEST_MAX], int64_t *mtime);
 int names_resolve_all(struct names_cache *nc, const char *repo, struct tagset *ts);
+/* out[i] = te[i]->mtime (0 for a NULL te[i]), read under the lock that
+ * guards it: a resolution by another thread may set it at any time. */
+void names_tag_mtimes(struct names_cache *nc, const struct tag_ent *const *te, size_t n,
+		      int64_t *out);
 /* The same over many repositories at once (one parallel batch). */
 void names_resolve_many(struct names_cache *nc, char **repos, struct tagset **sets, size_t n);
 /* Warm many repositories' tag lists in one go (bulk extension or tags_many). */

@@ -321,6 +321,15 @@ int names_resolve(struct names_cache *nc, const char *repo, const char *tag,
 	return rc;
 }
 
+void names_tag_mtimes(struct names_cache *nc, const struct tag_ent *const *te, size_t n,
+		      int64_t *out)
+{
+	pthread_mutex_lock(&nc->g.mu);
+	for (size_t i = 0; i < n; i++)
+		out[i] = te[i] ? te[i]->mtime : 0;
+	pthread_mutex_unlock(&nc->g.mu);
+}
+
 void names_resolve_many(struct names_cache *nc, char **repos, struct tagset **sets, size_t n)
 {
 	size_t total = 0;

@@ -391,9 +391,12 @@ static void test_walk_table(void **state)
 	const char *repos[] = {r, r, sr};
 	const char *digs[] = {di, db, db};
 	const struct tag_ent *tes[] = {&te_t, NULL, &te_u};
-	struct usage_walk_in in = {repos, digs, tes, 3, NULL, NULL, 0};
+	struct names_cache *nc = names_cache_new(NULL, &mnt.o, &mnt.st, mnt.mc);
+	assert_non_null(nc);
+	struct usage_walk_in in = {repos, digs, tes, 3, NULL, NULL, 0, nc};
 	struct usage *u = NULL;
 	assert_int_equal(usage_from_walk(t, &in, &u), 0);
+	names_cache_free(nc);
 	struct usage_fig f;
 	usage_total(u, &f);
 	assert_int_equal(f.bytes, all);
