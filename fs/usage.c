@@ -2,7 +2,9 @@
  * (usage.h is the manual).
  *
  * Everything is computed from per-blob summaries made in one pass over the
- * tagged references, so that no figure needs a set per directory:
+ * tagged references (and the referrers tags keep alive, which count as tags
+ * of their own manifest here: "has_tag" reads "kept by a tag"), so that no
+ * figure needs a set per directory:
  *  - has_tag, and the first tag group / repository that reaches the blob and
  *    whether another one does too (exclusive to a tag group, a repository);
  *  - the longest common prefix of "<repo>/" over the repositories whose tags
@@ -45,6 +47,7 @@ struct uref {
 	int64_t mtime;
 	uint32_t from, to;         /* its blobs: pool[from, to) */
 	bool tagged;               /* false: an untagged manifest */
+	bool kept;                 /* an untagged referrer a tag keeps alive */
 };
 
 /* An interning table: strings -> dense indexes. */
@@ -196,8 +199,8 @@ void usage_builder_free(struct usage_builder *b)
 	free(b);
 }
 
-int usage_ref_begin(struct usage_builder *b, const char *repo, const char *tag,
-		    const char *digest, int64_t mtime)
+static int ref_begin(struct usage_builder *b, const char *repo, bool tagged, bool kept,
+		     const char *digest, int64_t mtime)
 {
 	uint32_t r, man;
 	if (intern_repo(b, repo, &r) || intern_blob(b, digest, 0, USAGE_MANIFEST, &man) ||
@@ -207,10 +210,22 @@ int usage_ref_begin(struct usage_builder *b, const char *repo, const char *tag,
 		return -ENOMEM;
 	struct uref *x = &b->ref[b->nref];
 	*x = (struct uref){.repo = r, .man = man, .mtime = mtime, .from = (uint32_t)b->npool,
-			   .to = (uint32_t)b->npool, .tagged = tag != NULL};
+			   .to = (uint32_t)b->npool, .tagged = tagged, .kept = kept};
 	b->nref++;
 	b->open = true;
 	return 0;
+}
+
+int usage_ref_begin(struct usage_builder *b, const char *repo, const char *tag,
+		    const char *digest, int64_t mtime)
+{
+	return ref_begin(b, repo, tag != NULL, false, digest, mtime);
+}
+
+int usage_ref_begin_kept(struct usage_builder *b, const char *repo, const char *digest,
+			 int64_t mtime)
+{
+	return ref_begin(b, repo, false, true, digest, mtime);
 }
 
 int usage_ref_blob(struct usage_builder *b, const char *digest, uint64_t size,
@@ -236,7 +251,7 @@ static size_t lcp_slash(const char *a, const char *b)
 	return a[i] == b[i] ? i + 1 : i; /* both ended: the '/' matches too */
 }
 
-/* One tagged reference's mark on each blob it reaches. */
+/* One tagged (or kept) reference's mark on each blob it reaches. */
 static void summarize_ref(struct usage_builder *b, const struct uref *r)
 {
 	int64_t t = r->mtime > 0 ? r->mtime : INT64_MAX;
@@ -423,7 +438,7 @@ int usage_build(struct usage_builder *b, struct usage **out)
 		u->rorder[i] = (uint32_t)i;
 	sort_idx(u->rorder, tmp, d->nr, d->repo);
 	for (size_t k = 0; k < d->nref; k++)
-		if (d->ref[k].tagged)
+		if (d->ref[k].tagged || d->ref[k].kept)
 			summarize_ref(d, &d->ref[k]);
 	if (per_repo(u))
 		goto fail;

@@ -19,7 +19,9 @@
  *                deleting X and then a garbage collection with
  *                --delete-untagged frees (untagged manifests are garbage to
  *                it, so they keep nothing alive; a blob only untagged
- *                manifests reach is exclusive to whatever shows it).
+ *                manifests reach is exclusive to whatever shows it). A
+ *                referrer a tag keeps (usage_ref_begin_kept) counts as a tag
+ *                of its own manifest.
  *   shared(X)    bytes(X) - exclusive(X).
  *   freed by "delete tags older than N days": the blobs every tag reaching
  *                them is older than N days (the group's exclusive bytes, not
@@ -52,6 +54,16 @@ void usage_builder_free(struct usage_builder *b);
  * added next belong to it. 0 or -ENOMEM. */
 int usage_ref_begin(struct usage_builder *b, const char *repo, const char *tag,
 		    const char *digest, int64_t mtime);
+/* Starts a reference to an untagged manifest that a tag keeps alive all the
+ * same: a referrer (a manifest with a `subject`) whose subject a tag of the
+ * same repository reaches, directly or through other such referrers — the
+ * registry's garbage collection keeps it with its subject. It counts as a
+ * tag of its own manifest (time `mtime`: the newest of the tags keeping it,
+ * 0 unknown) everywhere but in the tag counts: its blobs are not garbage,
+ * and not exclusive to anything but what shows both it and its keepers.
+ * 0 or -ENOMEM. */
+int usage_ref_begin_kept(struct usage_builder *b, const char *repo, const char *digest,
+			 int64_t mtime);
 /* A blob the current reference reaches (duplicates are fine). 0, -ENOMEM,
  * -EINVAL (no reference begun). */
 int usage_ref_blob(struct usage_builder *b, const char *digest, uint64_t size,

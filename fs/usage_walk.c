@@ -11,21 +11,27 @@
  * goes on, and neither the walk nor the accounting reads one again: one
  * reference per tag and per untagged manifest, each with the blobs it
  * reaches (an index's children with theirs), leaving out the manifests the
- * walk found missing, as du does. */
+ * walk found missing, as du does. An untagged referrer whose subject a tag
+ * of its repository reaches (or another such referrer is) is kept by the
+ * registry's garbage collection (registry/gc.c marks it): it goes in as a
+ * kept reference (usage_ref_begin_kept), not as garbage. */
 #include "mount.h"
 #include "usage.h"
 #include "cache/digests.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <regfs/cmp.h>
 #include <regfs/strvec.h>
 
 struct wrec {
 	uint32_t from, nblob;      /* pool[from, from + nblob): the manifest, config, layers */
 	uint32_t nkid;             /* then pool[.., + nkid): its index children */
+	uint32_t subject;          /* a referrer's subject (id), DIGTAB_NONE */
 	bool has_config;           /* pool[from + 1] is the config */
 };
 
@@ -140,8 +146,11 @@ static int record_locked(struct walk_table *t, const struct mentry *e)
 	if (t->npool + 2 + man->n_layers + man->n_manifests >= UINT32_MAX ||
 	    grow(&t->r, &t->capr, t->nr + 1, sizeof *t->r))
 		return -ENOMEM;
-	struct wrec r = {.from = (uint32_t)t->npool, .has_config = man->has_config};
-	int rc = pool_add(t, e->digest, e->len);
+	struct wrec r = {.from = (uint32_t)t->npool, .has_config = man->has_config,
+			 .subject = DIGTAB_NONE};
+	int rc = man->has_subject ? intern(t, man->subject.digest, 0, &r.subject) : 0;
+	if (!rc)
+		rc = pool_add(t, e->digest, e->len);
 	if (!rc && man->has_config)
 		rc = pool_add(t, man->config.digest, (uint64_t)man->config.size);
 	for (size_t l = 0; !rc && l < man->n_layers; l++)
@@ -251,6 +260,111 @@ static int closure(struct usage_builder *b, const struct walk_table *t,
 	return rc;
 }
 
+/* What the tags of one repository reach, for finding the referrers they
+ * keep: per walk-table id, the repository group that reached it (+ 1) and
+ * the newest time of what reached it (INT64_MAX: a tag of unknown time). */
+struct reach {
+	uint32_t *stamp;
+	int64_t *tm;
+};
+
+/* Marks manifest id and the index children it reaches (as closure does) as
+ * reached by group g at time tm. */
+static void reach_mark(struct reach *x, const struct walk_table *t,
+		       const struct usage_walk_in *in, const char *repo, uint32_t id, uint32_t g,
+		       int64_t tm, int depth)
+{
+	if (x->stamp[id] == g + 1 && x->tm[id] >= tm)
+		return; /* reached already, as late: nothing new below either */
+	x->stamp[id] = g + 1;
+	x->tm[id] = tm;
+	if (!t->rec[id] || depth >= 5)
+		return;
+	const struct wrec *r = &t->r[t->rec[id] - 1];
+	char d[REGFS_DIGEST_MAX];
+	for (uint32_t k = r->from + r->nblob; k < r->from + r->nblob + r->nkid; k++) {
+		uint32_t kid = t->pool[k];
+		digtab_str(t->d, kid, d);
+		if (t->rec[kid] && !is_gone(in, repo, d))
+			reach_mark(x, t, in, repo, kid, g, tm, depth + 1);
+	}
+}
+
+struct pair_at {
+	const char *repo;
+	size_t i;
+};
+
+static int by_repo_then_index(const void *a, const void *b)
+{
+	const struct pair_at *x = a, *y = b;
+	if (x->repo != y->repo)
+		return (uintptr_t)x->repo < (uintptr_t)y->repo ? -1 : 1;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* One repository's pairs g[0..n): the tags mark what they reach, then each
+ * candidate referrer whose subject is reached is kept (at its subject's
+ * time) and marks what it reaches, until none is added. */
+static void kept_in_repo(struct reach *x, const struct walk_table *t,
+			 const struct usage_walk_in *in, const struct pair_at *g, size_t n,
+			 uint32_t gi, const int64_t *mtime, const bool *cand, int64_t *kept)
+{
+	for (size_t j = 0; j < n; j++) {
+		size_t i = g[j].i;
+		uint32_t id = digtab_find(t->d, in->digest[i]);
+		if (in->te[i] && id != DIGTAB_NONE && t->rec[id])
+			reach_mark(x, t, in, g[j].repo, id, gi, mtime[i] > 0 ? mtime[i] : INT64_MAX, 0);
+	}
+	for (bool more = true; more;) {
+		more = false;
+		for (size_t j = 0; j < n; j++) {
+			size_t i = g[j].i;
+			if (!cand[i] || kept[i])
+				continue;
+			uint32_t id = digtab_find(t->d, in->digest[i]);
+			uint32_t sub = t->r[t->rec[id] - 1].subject;
+			if (x->stamp[sub] != gi + 1)
+				continue;
+			kept[i] = x->tm[sub];
+			reach_mark(x, t, in, g[j].repo, id, gi, kept[i], 0);
+			more = true;
+		}
+	}
+}
+
+/* kept[i] (0: not kept) for each candidate pair (cand[i]: an untagged
+ * referrer the accounting takes): the newest time of the tags keeping it
+ * (INT64_MAX unknown). 0 or -ENOMEM. */
+static int find_kept(const struct walk_table *t, const struct usage_walk_in *in,
+		     const int64_t *mtime, const bool *cand, int64_t *kept)
+{
+	size_t nid = digtab_count(t->d);
+	struct reach x = {calloc(nid ? nid : 1, sizeof *x.stamp), malloc((nid ? nid : 1) * sizeof *x.tm)};
+	struct pair_at *order = malloc((in->n ? in->n : 1) * sizeof *order);
+	if (!x.stamp || !x.tm || !order) {
+		free(x.stamp);
+		free(x.tm);
+		free(order);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < in->n; i++)
+		order[i] = (struct pair_at){in->repo[i], i};
+	regfs_qsort(order, in->n, sizeof *order, by_repo_then_index);
+	uint32_t gi = 0;
+	for (size_t j = 0, e; j < in->n; j = e, gi++) {
+		bool any = false;
+		for (e = j; e < in->n && order[e].repo == order[j].repo; e++)
+			any |= cand[order[e].i];
+		if (any)
+			kept_in_repo(&x, t, in, order + j, e - j, gi, mtime, cand, kept);
+	}
+	free(x.stamp);
+	free(x.tm);
+	free(order);
+	return 0;
+}
+
 /* The record index of digest, or -1 when the walk did not count it. */
 static long rec_of(const struct walk_table *t, const char *digest)
 {
@@ -258,44 +372,66 @@ static long rec_of(const struct walk_table *t, const char *digest)
 	return id == DIGTAB_NONE || !t->rec[id] ? -1 : (long)t->rec[id] - 1;
 }
 
-int usage_from_walk(const struct walk_table *t, const struct usage_walk_in *in,
-		    struct usage **out)
+/* rix[i]: the record pair i goes in with, or -1 when it is left out: the
+ * walk failed on it or found it gone, or it is an untagged manifest that a
+ * tag of the same repository names (its repository's manifest list names
+ * tagged manifests too; it would add nothing to any figure: same blobs,
+ * same repository, same tag group). 0 or -ENOMEM. */
+static int pairs_taken(const struct walk_table *t, const struct usage_walk_in *in, long *rix)
 {
-	struct usage_builder *b = usage_builder_new();
-	/* A repository's manifest list names its tagged manifests too: an
-	 * untagged reference to a manifest a tag of the same repository
-	 * reaches adds nothing to any figure (same blobs, same repository,
-	 * same tag group), so it is left out. tagged_in[r]: one repository
-	 * (by pointer) with a tag on record r. */
+	/* tagged_in[r]: one repository (by pointer) with a tag on record r */
 	const char **tagged_in = calloc(t->nr ? t->nr : 1, sizeof *tagged_in);
-	/* the tags' times, copied under the names cache's lock: a resolution
-	 * by another thread (a stale tag listed meanwhile) may rewrite them */
-	int64_t *mtime = malloc((in->n ? in->n : 1) * sizeof *mtime);
-	int rc = b && tagged_in && mtime ? 0 : -ENOMEM;
-	if (!rc)
-		names_tag_mtimes(in->nc, in->te, in->n, mtime);
-	for (size_t i = 0; !rc && i < in->n; i++) {
+	if (!tagged_in)
+		return -ENOMEM;
+	for (size_t i = 0; i < in->n; i++) {
 		long r = in->te[i] ? rec_of(t, in->digest[i]) : -1;
 		if (r >= 0 && !tagged_in[r])
 			tagged_in[r] = in->repo[i];
 	}
-	for (size_t i = 0; !rc && i < in->n; i++) {
-		const char *repo = in->repo[i], *digest = in->digest[i];
-		const struct tag_ent *te = in->te[i];
-		if (!te && is_gone(in, repo, digest))
-			continue;
-		long r = rec_of(t, digest);
-		if (r < 0)
-			continue; /* the walk failed on it: no accounting then (walk.c) */
-		if (!te && tagged_in[r] == repo)
-			continue;
-		/* only whether there is a tag counts: its name is not read */
-		rc = usage_ref_begin(b, repo, te ? "" : NULL, digest, mtime[i]);
-		if (!rc)
-			rc = closure(b, t, in, repo, &t->r[r], 0);
+	for (size_t i = 0; i < in->n; i++) {
+		bool untagged = !in->te[i];
+		rix[i] = untagged && is_gone(in, in->repo[i], in->digest[i]) ? -1
+			 : rec_of(t, in->digest[i]);
+		if (untagged && rix[i] >= 0 && tagged_in[rix[i]] == in->repo[i])
+			rix[i] = -1;
 	}
 	free(tagged_in);
+	return 0;
+}
+
+int usage_from_walk(const struct walk_table *t, const struct usage_walk_in *in,
+		    struct usage **out)
+{
+	size_t n1 = in->n ? in->n : 1;
+	struct usage_builder *b = usage_builder_new();
+	long *rix = malloc(n1 * sizeof *rix);
+	/* the tags' times, copied under the names cache's lock: a resolution
+	 * by another thread (a stale tag listed meanwhile) may rewrite them */
+	int64_t *mtime = malloc(n1 * sizeof *mtime), *kept = calloc(n1, sizeof *kept);
+	bool *cand = calloc(n1, sizeof *cand), any = false;
+	int rc = b && rix && mtime && kept && cand ? pairs_taken(t, in, rix) : -ENOMEM;
+	if (!rc)
+		names_tag_mtimes(in->nc, in->te, in->n, mtime);
+	for (size_t i = 0; !rc && i < in->n; i++)
+		any |= cand[i] = !in->te[i] && rix[i] >= 0 && t->r[rix[i]].subject != DIGTAB_NONE;
+	if (!rc && any)
+		rc = find_kept(t, in, mtime, cand, kept);
+	for (size_t i = 0; !rc && i < in->n; i++) {
+		const char *repo = in->repo[i], *digest = in->digest[i];
+		if (rix[i] < 0)
+			continue;
+		/* only whether there is a tag counts: its name is not read */
+		if (kept[i])
+			rc = usage_ref_begin_kept(b, repo, digest, kept[i] == INT64_MAX ? 0 : kept[i]);
+		else
+			rc = usage_ref_begin(b, repo, in->te[i] ? "" : NULL, digest, mtime[i]);
+		if (!rc)
+			rc = closure(b, t, in, repo, &t->r[rix[i]], 0);
+	}
+	free(rix);
 	free(mtime);
+	free(kept);
+	free(cand);
 	if (rc) {
 		usage_builder_free(b);
 		return rc;

@@ -3,13 +3,17 @@
 # HTTP API (tools/mount_usage_expect.py: manifests -> blob sizes, set arithmetic), on
 # regfs-registry and docker-registry, over a registry with base layers shared across
 # repositories, an image index of two platforms, untagged manifests (pushed by digest; a
-# re-pointed tag), a blob no manifest references and an abandoned upload:
+# re-pointed tag), referrers (pushed by digest with a subject: on a kept tag, on that referrer,
+# on a deleted tag), a blob no manifest references and an abandoned upload:
 # user.regfs.bytes / exclusive / shared of the root, every namespace and repository
 # directory and every tag; `du -s -B1` of each directory; .regfs/usage's total,
 # per-repository table (tags, manifests, bytes, exclusive, shared, largest layers) and its
 # retention view; regfs-cleanup's prediction, per repository and in total; and after --apply
 # and a garbage collection, `du -s -B1` of the mount dropped by exactly the prediction and,
 # where the registry offers the usage extension, its garbage figure (in .regfs/usage) is 0.
+# Referrers a kept tag reaches are kept by regfs-registry's collection (and the figures say
+# so); registry:2's collection deletes them (it has no notion of referrers) and the mount,
+# which cannot list untagged manifests there, counts none of them.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/cleanup_lib.sh"   # check_daemon_logs
 need_regfs_mount
@@ -35,7 +39,7 @@ for k in $(registry_kinds); do
   D=$WORK/data-$k
   start_registry "$k" "$D" || bail "$k registry did not start"
   CFG=$REGISTRY_CONFIG
-  python3 "$TOOLS/mount_usage_push.py" "$REGISTRY_URL" || bail "$k: pushing the test registry"
+  REFS=$(python3 "$TOOLS/mount_usage_push.py" "$REGISTRY_URL") || bail "$k: pushing the test registry"
   M=$WORK/mnt-$k
   start_regfs_mount "$REGISTRY_URL" "$M" --ttl 60 --cache-dir "$WORK/cache-$k" || bail "regfs did not mount ($k)"
   check "$k: .regfs/usage reads" cp "$M/.regfs/usage" "$WORK/$k.usage.json"
@@ -60,8 +64,17 @@ for k in $(registry_kinds); do
     f=$(jq -c --arg g "${g/:/ }" '.groups[$g]' "$W")
     check_fig "$k: tag $g" "$M/${g%%:*}/_tags/${g#*:}" "$f"
   done
+  for g in $(jq -r '.manifests | keys[] | gsub(" "; "@")' "$W"); do
+    f=$(jq -c --arg g "${g/@/ }" '.manifests[$g]' "$W")
+    check_fig "$k: referrer ${g%%@*}@${g#*@}" "$M/${g%%@*}/_manifests/${g#*@}" "$f"
+  done
+  if [ "$k" = regfs ]; then
+    check "$k: the test registry has kept referrers (test sanity)" \
+      test "$(jq '.manifests | length' "$W")" -eq 3
+  fi
   # .regfs/usage
   U=$WORK/$k.usage.json
+  check_eq "$k: retention: bytes no tag keeps" "$(jq .untagged "$W")" "$(jq .retention.untagged "$U")"
   check_eq "$k: .regfs/usage total = the root's bytes" "$(jq '.dirs[""].bytes' "$W")" "$(jq .total.bytes "$U")"
   check_eq "$k: .regfs/usage per repository" \
     "$(jq -c '.repos | to_entries | map({name: .key, tags: .value.tags, manifests: .value.manifests,
@@ -106,6 +119,14 @@ for k in $(registry_kinds); do
   start_registry "$k" "$CFG" || bail "$k registry did not restart"
   start_regfs_mount "$REGISTRY_URL" "$M-2" --ttl 60 --cache-dir "$WORK/cache-$k-2" || bail "regfs did not remount ($k)"
   after=$(du_of "$M-2")
+  # what the collection did with the referrers: regfs-registry keeps those whose subject
+  # a kept tag reaches; registry:2 deletes every untagged manifest
+  want="200 200 404"; [ "$k" = docker ] && want="404 404 404"
+  check_eq "$k: referrers kept, chained, dropped after the collection (HTTP status)" "$want" \
+    "$(for r in kept chained dropped; do
+         curl -s -o /dev/null -w '%{http_code} ' -H "Accept: application/vnd.oci.image.manifest.v1+json" \
+           "$REGISTRY_URL/v2/team/app/manifests/$(jq -r ".$r" <<<"$REFS")"
+       done | xargs)"
   check_eq "$k: du -s -B1 dropped by the predicted figure ($before -> $after)" "$(jq .cleanup.du "$W")" "$((before - after))"
   if curl -sI "$REGISTRY_URL/v2/" | grep -qi '^x-regfs-extensions:.*\busage\b'; then
     # its accounting is built by a walk after the start (503 until then)

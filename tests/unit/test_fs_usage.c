@@ -231,6 +231,55 @@ static void test_blob_before_ref(void **state)
 	usage_put(u);
 }
 
+/* A referrer its subject's tag keeps (usage_ref_begin_kept) against the
+ * same manifest left untagged: kept, its blobs are neither garbage nor
+ * exclusive to its subject's repository when another repository shows
+ * them; its own directory frees what only it reaches; it is no tag. */
+static void test_kept_referrer(void **state)
+{
+	(void)state;
+	static const struct b IMG[] = {{"mI", 40, M}, {"l", 1000, L}, {0}};
+	static const struct b SIG[] = {{"mS", 30, M}, {"e", 2, C}, {"s", 300, L}, {0}};
+	static const struct b OTHER[] = {{"mO", 20, M}, {"e", 2, C}, {0}};
+	for (int kept = 0; kept < 2; kept++) {
+		struct usage_builder *ub = usage_builder_new();
+		ref(ub, "app", "v1", "mI", NOW - 10 * DAY, IMG);
+		if (kept)
+			assert_int_equal(usage_ref_begin_kept(ub, "app", "mS", NOW - 10 * DAY), 0);
+		else
+			assert_int_equal(usage_ref_begin(ub, "app", NULL, "mS", 0), 0);
+		for (const struct b *v = SIG; v->d; v++)
+			assert_int_equal(usage_ref_blob(ub, v->d, v->size, v->k), 0);
+		ref(ub, "zz", NULL, "mO", 0, OTHER); /* untagged elsewhere: keeps nothing */
+		struct usage *u;
+		assert_int_equal(usage_build(ub, &u), 0);
+		struct usage_retention r;
+		usage_retention(u, NOW, &r);
+		struct usage_fig f;
+		assert_int_equal(usage_subtree(u, "zz", &f), 0);
+		assert_int_equal(usage_repo_at(u, 0)->tags, 1);
+		if (kept) {
+			assert_int_equal(r.untagged, 20);          /* mO only */
+			assert_int_equal(r.bytes[2], 40 + 1000 + 30 + 2 + 300);
+			assert_int_equal(r.older_than[1], 40 + 1000 + 30 + 2 + 300);
+			fig_is(&f, 22, 20, 2);                     /* e is kept by app's tag */
+		} else {
+			assert_int_equal(r.untagged, 30 + 2 + 300 + 20);
+			assert_int_equal(r.older_than[1], 40 + 1000);
+			fig_is(&f, 22, 22, 2);
+		}
+		/* the referrer's directory: what deleting it alone frees (e
+		 * too: zz's manifest is untagged) */
+		assert_int_equal(usage_manifest(u, "app", "mS", &f), 0);
+		fig_is(&f, 332, 332, 3);
+		/* app: everything it shows is exclusive either way but e (kept:
+		 * nothing outside app's tags reaches e either; zz is untagged) */
+		assert_int_equal(usage_subtree(u, "app", &f), 0);
+		fig_is(&f, 40 + 1000 + 332, 40 + 1000 + 332, 5);
+		usage_put(u);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -240,6 +289,7 @@ int main(void)
 		cmocka_unit_test(test_retention),
 		cmocka_unit_test(test_prefix_is_not_a_namespace),
 		cmocka_unit_test(test_blob_before_ref),
+		cmocka_unit_test(test_kept_referrer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

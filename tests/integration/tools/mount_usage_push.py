@@ -3,9 +3,12 @@
 storage accounting test (usage.sh) reads: base layers shared across
 repositories, an image index of two platforms whose children share a base,
 a manifest pushed by digest only (untagged), a tag re-pointed away from its
-image, a blob no manifest references and an abandoned upload. Layers are random bytes (their content is
+image, referrers (artifacts pushed by digest with a `subject`: one on a tag
+the test keeps, one on that referrer, one on a tag it deletes), a blob no
+manifest references and an abandoned upload. Layers are random bytes (their content is
 never read); configs carry a "created" time, days ago as named, which
-registry:2 reports as the tag's time. Prints nothing; fails loudly."""
+registry:2 reports as the tag's time. Prints the referrers' digests as JSON
+{"kept": D, "chained": D, "dropped": D}; fails loudly."""
 import hashlib, json, os, sys, time, urllib.request
 
 URL = sys.argv[1]
@@ -59,9 +62,9 @@ def by_digest(repo, m):
     return put_manifest(repo, "sha256:" + hashlib.sha256(b).hexdigest(), m)
 
 
-image("team/app", "v1", ["base", "a1"], 10)
+v1 = image("team/app", "v1", ["base", "a1"], 10)
 v2 = image("team/app", "v2", ["base", "a2"], 3)
-image("team/app", "latest", ["base", "a2"], 3)          # distinct config: its own manifest
+latest = image("team/app", "latest", ["base", "a2"], 3)  # distinct config: its own manifest
 by_digest("team/app", image("team/app", None, ["base", "u1", "a1"], 1))  # untagged
 image("team/lib", "1.0", ["base", "l1"], 40)
 image("team/lib", "tmp", ["base", "x1"], 5)             # re-pointed below: untagged
@@ -73,6 +76,24 @@ c2["platform"] = {"architecture": "arm64", "os": "linux"}
 put_manifest("other/multi", "2024", {"schemaVersion": 2, "mediaType": OCI_I,
                                      "manifests": [c1, c2]})
 image("solo", "only", ["n1", "base2"], 0)
+
+
+def referrer(repo, subject, size):
+    """An artifact (a signature, say) of subject, pushed by digest as
+    oras attach does: the empty config, one layer of its own."""
+    empty = put_blob(repo, b"{}")
+    m = {"schemaVersion": 2, "mediaType": OCI_M, "artifactType": "application/vnd.example.sig",
+         "config": {"mediaType": "application/vnd.oci.empty.v1+json", **empty},
+         "layers": [{"mediaType": "application/vnd.example.sig.v1", **put_blob(repo, os.urandom(size))}],
+         "subject": {k: subject[k] for k in ("mediaType", "digest", "size")}}
+    return by_digest(repo, m)
+
+
+kept = referrer("team/app", latest, 1213)       # on a tag the test keeps
+chained = referrer("team/app", kept, 1103)      # on that referrer
+dropped = referrer("team/app", v1, 1009)        # on a tag the test deletes
+print(json.dumps({"kept": kept["digest"], "chained": chained["digest"],
+                  "dropped": dropped["digest"]}))
 # a blob no manifest references (garbage to any collection)
 put_blob("team/app", os.urandom(3001))
 # an upload started and abandoned (some bytes sent, never committed)
