@@ -232,7 +232,8 @@ int regfs_client_layer_index(struct regfs_client *c, const char *repo, const cha
 struct regfs_usage {
 	uint64_t stored, referenced;
 	uint64_t garbage_blobs, garbage_manifests, garbage_uploads, garbage_total;
-	size_t n_repos;  /* entries of its "repositories" array */
+	size_t n_repos;  /* entries of its "repositories" array (0: the client
+	                  * asks for the registry-wide totals alone) */
 };
 int regfs_client_usage(struct regfs_client *c, struct regfs_usage *out, struct regfs_err *err);
 bool regfs_client_has_ext(struct regfs_client *c, const char *ext);

@@ -296,9 +296,12 @@ int regfs_client_usage(struct regfs_client *c, struct regfs_usage *out, struct r
 	if (!regfs_client_has_ext(c, "usage"))
 		return regfs_errf(err, -ENOTSUP,
 				  "registry %s does not offer the usage extension", c->url);
-	/* registry-wide figures: the catalog's scope, as the bulk listings */
+	/* registry-wide figures: the catalog's scope, as the bulk listings.
+	 * n=0: the totals alone. They are in every page, whole (not a page's
+	 * share), so no repository list is read: the answer's size does not
+	 * grow with the registry, and no total is mixed from two moments. */
 	struct call k;
-	int rc = call_init(&k, xasprintf("%s/v2/_regfs/usage", c->url),
+	int rc = call_init(&k, xasprintf("%s/v2/_regfs/usage?n=0", c->url),
 			   strdup("registry:catalog:*"), SINK_MEM, err);
 	if (!rc) {
 		struct rq q = {.method = "GET", .url = k.url, .scope = k.scope, .idempotent = true};

@@ -93,6 +93,18 @@ for k in $(registry_kinds); do
     check "$k: the usage extension answers" wait_for 30 usage_ready
     check "$k: .regfs/usage has the registry's garbage figure, not 0 before the collection" \
       test "$(jq '.registry.garbage.total' "$M/.regfs/usage")" -gt 0
+    # the registry's totals are whole in every page: a page of 2 repositories (fewer than
+    # the registry has) gives those of the whole listing, and .regfs/usage shows them
+    tot='{stored, referenced, garbage}'
+    all=$(curl -s "$REGISTRY_URL/v2/_regfs/usage")
+    page=$(curl -s -D "$WORK/$k.page.hdr" "$REGISTRY_URL/v2/_regfs/usage?n=2")
+    check "$k: the registry has more repositories than a page, which links the next (test sanity)" \
+      test "$(jq '.repositories | length' <<<"$all")" -gt "$(jq '.repositories | length' <<<"$page")" \
+      -a -n "$(grep -i '^link:' "$WORK/$k.page.hdr")"
+    check_eq "$k: the totals of a page = those of the whole listing" "$(jq -c "$tot" <<<"$all")" \
+      "$(jq -c "$tot" <<<"$page")"
+    check_eq "$k: .regfs/usage's registry figures = the extension's totals" "$(jq -c "$tot" <<<"$all")" \
+      "$(jq -c ".registry | $tot" "$M/.regfs/usage")"
   fi
 
   # regfs-cleanup: its prediction, per repository and in total; --apply; a collection;
