@@ -340,7 +340,8 @@ static int find_kept(const struct walk_table *t, const struct usage_walk_in *in,
 		     const int64_t *mtime, const bool *cand, int64_t *kept)
 {
 	size_t nid = digtab_count(t->d);
-	struct reach x = {calloc(nid ? nid : 1, sizeof *x.stamp), malloc((nid ? nid : 1) * sizeof *x.tm)};
+	struct reach x = {calloc(nid ? nid : 1, sizeof *x.stamp),
+			  malloc((nid ? nid : 1) * sizeof *x.tm)};
 	struct pair_at *order = malloc((in->n ? in->n : 1) * sizeof *order);
 	if (!x.stamp || !x.tm || !order) {
 		free(x.stamp);
