@@ -416,6 +416,83 @@ static void test_walk_table(void **state)
 	close_cache();
 }
 
+/* A referrer: config 'c' (2 bytes), one layer `letter` of `size`, subject
+ * (digest, len). */
+static char *referrer_doc(char letter, int size, const char *subject, size_t len)
+{
+	char c[REGFS_DIGEST_MAX], d[REGFS_DIGEST_MAX], *s = NULL;
+	letter_digest('c', c);
+	letter_digest(letter, d);
+	assert_true(asprintf(&s, "{\"schemaVersion\":2,\"mediaType\":\"" REGFS_MT_OCI_MANIFEST "\","
+			     "\"config\":{\"mediaType\":\"" REGFS_MT_OCI_CONFIG "\",\"size\":2,"
+			     "\"digest\":\"%s\"},\"layers\":[{\"mediaType\":\"application/x\","
+			     "\"size\":%d,\"digest\":\"%s\"}],\"subject\":{\"mediaType\":\""
+			     REGFS_MT_OCI_MANIFEST "\",\"size\":%zu,\"digest\":\"%s\"}}", c, size,
+			     d, len, subject) > 0);
+	return s;
+}
+
+/* Which untagged referrers a tag keeps: in repository r, s1 on the tagged
+ * image and s2 on s1 (a chain); in repository q, s3 on the same image,
+ * which no tag of q reaches (garbage there: a collection works per
+ * repository). The retention view tells them apart. */
+static void test_walk_referrers(void **state)
+{
+	(void)state;
+	open_cache(false);
+	char *a = image_doc("1", (const int[]){1000});
+	char da[REGFS_DIGEST_MAX], d1[REGFS_DIGEST_MAX], d2[REGFS_DIGEST_MAX], d3[REGFS_DIGEST_MAX];
+	regfs_digest_buf(REGFS_SHA256, a, strlen(a), da);
+	char *s1 = referrer_doc('4', 40, da, strlen(a));
+	regfs_digest_buf(REGFS_SHA256, s1, strlen(s1), d1);
+	char *s2 = referrer_doc('5', 50, d1, strlen(s1));
+	regfs_digest_buf(REGFS_SHA256, s2, strlen(s2), d2);
+	char *s3 = referrer_doc('6', 60, da, strlen(a));
+	regfs_digest_buf(REGFS_SHA256, s3, strlen(s3), d3);
+	struct walk_table *t = walk_table_new();
+	const char *docs[] = {a, s1, s2, s3}, *digs[] = {da, d1, d2, d3};
+	for (int i = 0; i < 4; i++) {
+		const struct mentry *e;
+		assert_int_equal(mcache_store(mnt.mc, digs[i], docs[i], strlen(docs[i]), NULL, &e), 0);
+		assert_int_equal(walk_table_record(t, e), 0);
+		mcache_put(mnt.mc, e);
+	}
+	struct names_cache *nc = names_cache_new(NULL, &mnt.o, &mnt.st, mnt.mc);
+	int64_t now = 1800000000, day = 86400;
+	struct tag_ent te = {.tag = "t", .mtime = now - 10 * day};
+	const char *r = "r", *q = "q";
+	const char *repos[] = {r, q, r, r, q};
+	const char *pd[] = {da, da, d2, d1, d3};  /* the chain listed before its link */
+	const struct tag_ent *tes[] = {&te, NULL, NULL, NULL, NULL};
+	struct usage_walk_in in = {repos, pd, tes, 5, NULL, NULL, 0, nc};
+	struct usage *u = NULL;
+	assert_int_equal(usage_from_walk(t, &in, &u), 0);
+	struct usage_retention rt;
+	usage_retention(u, now, &rt);
+	/* garbage: s3 and its layer, and the image's bytes shown untagged in q
+	 * are reached by r's tag */
+	assert_int_equal(rt.untagged, strlen(s3) + 60);
+	/* kept at the tag's time (10 days): the image, s1, s2, their layers */
+	uint64_t kept = strlen(a) + 2 + 1000 + strlen(s1) + 40 + strlen(s2) + 50;
+	assert_int_equal(rt.bytes[2], kept);
+	assert_int_equal(rt.older_than[1], kept);
+	assert_int_equal(rt.tags[2], 1); /* the referrers are no tags */
+	struct usage_fig f;
+	assert_int_equal(usage_subtree(u, "q", &f), 0);
+	assert_int_equal(f.exclusive, strlen(s3) + 60);
+	assert_int_equal(usage_subtree(u, "r", &f), 0);
+	assert_int_equal(f.bytes, kept);
+	assert_int_equal(f.exclusive, kept);
+	usage_put(u);
+	names_cache_free(nc);
+	walk_table_free(t);
+	free(a);
+	free(s1);
+	free(s2);
+	free(s3);
+	close_cache();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -425,6 +502,7 @@ int main(void)
 		cmocka_unit_test(test_concurrent_churn),
 		cmocka_unit_test(test_digtab),
 		cmocka_unit_test(test_walk_table),
+		cmocka_unit_test(test_walk_referrers),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
