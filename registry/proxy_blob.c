@@ -68,6 +68,7 @@ struct flight {
 	struct proxy_flights *f;
 	uint64_t got;                   /* bytes spooled so far (the fetch thread's) */
 	uint64_t checked;               /* `got` at the last free-space check */
+	struct timespec t0;             /* the fetch's start (CLOCK_MONOTONIC) */
 };
 
 struct proxy_flights {
@@ -203,6 +204,38 @@ static int spool_room(struct flight *fl, uint64_t more)
 	return -ENOSPC;
 }
 
+static uint64_t ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)((t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000);
+}
+
+/* The fetch's deadline: the upstream client only cuts a stall (under 1
+ * byte/s for its timeout), so an upstream trickling a few bytes a second
+ * would keep the fetch, and every client waiting on it, alive for ever.
+ * Past regfs.proxycache.minrategrace, a fetch whose average rate since its
+ * start is under regfs.proxycache.minrate is cut (-ETIMEDOUT, logged with
+ * the upstream and the rate): nothing is stored and the next request
+ * fetches again. An average, not the last chunk's rate: a short pause of a
+ * fast upstream is not punished. */
+static int rate_ok(struct flight *fl)
+{
+	const struct regfs_config *cfg = fl->r->cfg;
+	uint64_t min = cfg->proxycache_minrate;
+	uint64_t ms = ms_since(&fl->t0);
+	if (!min || ms < (uint64_t)cfg->proxycache_minrate_grace_s * 1000 || ms == 0)
+		return 0;
+	double rate = (double)fl->got * 1000.0 / (double)ms;
+	if (rate >= (double)min)
+		return 0;
+	log_warn("proxy: blob %s of %s from %s/%s: %.1f bytes/s on average over %.1f s "
+		 "(%" PRIu64 " bytes), under regfs.proxycache.minrate (%" PRIu64 " bytes/s): "
+		 "fetch cut", fl->digest, fl->name, fl->p->remoteurl, fl->upname, rate,
+		 (double)ms / 1000.0, fl->got, min);
+	return -ETIMEDOUT;
+}
+
 static int sink_size(void *arg, int64_t len)
 {
 	struct flight *fl = arg;
@@ -222,7 +255,7 @@ static int sink_data(void *arg, const void *buf, size_t n)
 	int rc = spool_room(fl, n);
 	if (rc == 0 && (rc = spool_append(fl->sp, buf, n, NULL)) == 0)
 		fl->got += n;
-	return rc;
+	return rc ? rc : rate_ok(fl);
 }
 
 /* upload_store's source: the finished spool from the start. */
@@ -239,13 +272,6 @@ static ssize_t spool_src_read(void *arg, void *buf, size_t n, struct regfs_err *
 		return regfs_errf(e, (int)got, "spool file: read failed: %s", strerror((int)-got));
 	s->off += (uint64_t)got;
 	return got;
-}
-
-static uint64_t ms_since(const struct timespec *t0)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)((t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000);
 }
 
 /* Fetch, verify, store. 0 or -errno with e set. */
@@ -267,8 +293,6 @@ static void *fetch_main(void *arg)
 {
 	struct flight *fl = arg;
 	struct proxy_flights *f = fl->f;
-	struct timespec t0;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	struct regfs_err e = {0};
 	uint64_t size = 0;
 	int rc = fetch_and_store(fl, &size, &e);
@@ -279,7 +303,7 @@ static void *fetch_main(void *arg)
 	} else {
 		log_info("proxy: blob %s of %s fetched from %s/%s and stored (%" PRIu64 " bytes, "
 			 "%" PRIu64 " ms)", fl->digest, fl->name, fl->p->remoteurl, fl->upname, size,
-			 ms_since(&t0));
+			 ms_since(&fl->t0));
 	}
 	pthread_mutex_lock(&f->mu);
 	flight_unlink(f, fl);
@@ -312,6 +336,7 @@ static struct spool *flight_start(struct registry *r, const struct proxy *p, con
 	fl->r = r;
 	fl->p = p;
 	fl->f = f;
+	clock_gettime(CLOCK_MONOTONIC, &fl->t0);
 	spool_ref(fl->sp); /* the caller's */
 	pthread_attr_t a;
 	pthread_attr_init(&a);
