@@ -8,7 +8,10 @@
 #  - an upstream trickling 2 bytes/s (above the stall limit) is cut once
 #    regfs.proxycache.minrategrace is over, with a log line naming the upstream and the
 #    rate; its client's transfer fails, nothing is stored, and the next GET, the upstream
-#    healthy, gets the blob and stores it.
+#    healthy, gets the blob and stores it;
+#  - SIGTERM with 20 clients waiting (10 in the body, 10 before the headers): after
+#    http.draintimeout their answers are cut, and the registry stops cleanly (exit 0;
+#    libmicrohttpd aborts when stopped with a connection still suspended).
 . "$(dirname "$0")/lib.sh"
 
 need_bin curl jq python3 sha256sum
@@ -25,7 +28,8 @@ HOSTILE=http://127.0.0.1:$UPORT
 DATA=$WORK/data
 # minrate 100 bytes/s after 3 s: the trickle (2 bytes/s) is far under it; the stalled
 # fetches are not checked while no byte comes, and are far over it once they go on
-start_regfs_registry "$DATA" "regfs:
+start_regfs_registry "$DATA" "  draintimeout: 1s
+regfs:
   proxycache:
     spooldir: $WORK/spool
     minrate: 100
@@ -103,4 +107,39 @@ check "and stores it" wait_for 20 stored_ok "$LAYER"
 # --- waiting clients hold no thread --------------------------------------------------------------
 stalled stallblob "${L[1]}"
 stalled stallhead "${L[2]}"
+
+# --- SIGTERM with clients waiting ------------------------------------------------------------------
+rm -f "$WORK/release/stallblob" "$WORK/release/stallhead"
+GL=$(jq -r '.layers[0].digest' "$WORK/m.json") # fetched by nobody yet
+pids=()
+for i in $(seq 1 10); do
+  curl -s -m 60 -o "$WORK/stop.$i" -w '%{http_code}' "$U/v2/h/stallblob/blobs/$GL" >"$WORK/stop.$i.code" &
+  pids+=($!)
+  curl -s -m 60 -o "$WORK/stoph.$i" -w '%{http_code}' "$U/v2/h/stallhead/blobs/$GL" >"$WORK/stoph.$i.code" &
+  pids+=($!)
+done
+check "the upstream got both fetches" wait_for 20 \
+  eval "grep -q 'GET /v2/stallblob/blobs/$GL' '$HOSTILE_LOG' && grep -q 'GET /v2/stallhead/blobs/$GL held' '$HOSTILE_LOG'"
+sleep 1
+kill -TERM "$REGISTRY_PID"
+# the stalled fetches end when the upstream goes on (or after the upstream client's stall
+# limit): release them once the drain is over, so that the stop does not wait for that
+bash -c 'sleep 4; touch "$1/stallblob" "$1/stallhead"' _ "$WORK/release" &
+# a separate bash for the watchdog: a ( ) subshell would run lib.sh's EXIT trap when killed
+bash -c 'sleep 40; kill -KILL "$1" 2>/dev/null && : >"$2"' _ "$REGISTRY_PID" "$WORK/watchdog" \
+  >/dev/null 2>&1 &
+wd=$!
+wait "$REGISTRY_PID"; rc=$?
+kill -KILL "$wd" 2>/dev/null; wait "$wd" 2>/dev/null
+[ -e "$WORK/watchdog" ] && rc=killed
+check_eq "SIGTERM with 20 clients waiting: the registry stops cleanly" 0 "$rc"
+check "and says so" grep -q "stopped: " "$REGISTRY_LOG"
+wait "${pids[@]}"
+whole=0
+for f in "$WORK"/stop.* "$WORK"/stoph.*; do
+  case $f in *.code) continue ;; esac
+  [ "$(cat "$f.code")" = 200 ] && [ "$(sha <"$f")" = "${GL#sha256:}" ] && whole=$((whole + 1))
+done
+check_eq "no waiting client got a whole blob from the cut fetch" 0 "$whole"
+check_fails "nor was anything stored" stored "$GL"
 done_testing
