@@ -219,7 +219,7 @@ static uint64_t ms_since(const struct timespec *t0)
  * the upstream and the rate): nothing is stored and the next request
  * fetches again. An average, not the last chunk's rate: a short pause of a
  * fast upstream is not punished. */
-static int rate_ok(struct flight *fl)
+static int rate_check(struct flight *fl)
 {
 	const struct regfs_config *cfg = fl->r->cfg;
 	uint64_t min = cfg->proxycache_minrate;
@@ -255,7 +255,7 @@ static int sink_data(void *arg, const void *buf, size_t n)
 	int rc = spool_room(fl, n);
 	if (rc == 0 && (rc = spool_append(fl->sp, buf, n, NULL)) == 0)
 		fl->got += n;
-	return rc ? rc : rate_ok(fl);
+	return rc ? rc : rate_check(fl);
 }
 
 /* upload_store's source: the finished spool from the start. */
