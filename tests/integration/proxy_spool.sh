@@ -14,7 +14,7 @@
 #    libmicrohttpd aborts when stopped with a connection still suspended).
 . "$(dirname "$0")/lib.sh"
 
-need_bin curl jq python3 sha256sum
+need_bin curl jq python3 sha256sum ss
 need_regfs_registry
 
 PASS=spool-S3cret-$RANDOM
@@ -53,6 +53,10 @@ curl -s -m 30 -H "$ACCEPT" -u "bob:$PASS" -o "$WORK/spool.json" "$HOSTILE/v2/spo
 mapfile -t L < <(jq -r '.layers[].digest' "$WORK/spool.json")
 [ "${#L[@]}" = 3 ] && [ "${#L[2]}" = 71 ] || bail "no layer digests from the upstream"
 
+# conns_at_least N — the registry has N established client connections
+conns_at_least() {
+  [ "$(ss -Htn state established "( sport = :$REGISTRY_PORT )" | wc -l)" -ge "$1" ]
+}
 # cpu_ticks — user+system clock ticks of the registry so far
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$REGISTRY_PID/stat"; }
 threads() { awk '/^Threads:/{print $2}' "/proc/$REGISTRY_PID/status"; }
@@ -65,7 +69,8 @@ stalled() {
     pids+=($!)
   done
   check "$c: the upstream got the fetch" wait_for 20 grep -q "GET /v2/$c/blobs/$LAYER" "$HOSTILE_LOG"
-  sleep 1 # the 40 connections are in
+  check "$c: the 40 clients are connected" wait_for 20 conns_at_least 40
+  sleep 1 # and their requests in
   local t0 c0; t0=$(date +%s%N); c0=$(cpu_ticks)
   check_eq "$c: 40 clients waiting, GET /v2/ answers" 200 \
     "$(curl -s -m 5 -o /dev/null -w '%{http_code}' "$U/v2/")"
