@@ -560,6 +560,7 @@ static struct MHD_Response *spool_response(struct request *q, struct spool *sp, 
 struct size_wait {
 	struct spool_waiter w;          /* .arg: the connection */
 	struct spool *sp;               /* the request's reference */
+	uint64_t t0_us;                 /* the request's start: its access line counts the wait */
 	char digest[REGFS_DIGEST_MAX];
 	char name[ROUTE_NAME_MAX];
 };
@@ -587,6 +588,7 @@ static struct spool *size_wait_take(struct request *q)
 	if (!strcmp(sw->digest, q->rt.ref) && !strcmp(sw->name, q->rt.name)) {
 		sp = sw->sp;
 		sw->sp = NULL;
+		q->t0_us = sw->t0_us; /* the handler's second run is the same request */
 	}
 	cx->proxy = NULL;
 	if (sw->sp)
@@ -611,6 +613,7 @@ static int size_or_park(struct request *q, struct spool *sp, uint64_t *total, bo
 			return spool_wait_size(sp, READ_STALL_MS, total); /* block, then */
 		sw->w = (struct spool_waiter){.park = conn_park, .wake = conn_wake, .arg = q->conn};
 		sw->sp = sp;
+		sw->t0_us = q->t0_us;
 		snprintf(sw->digest, sizeof sw->digest, "%.135s", q->rt.ref);
 		snprintf(sw->name, sizeof sw->name, "%s", q->rt.name);
 		cx->proxy = sw;
