@@ -52,7 +52,9 @@ static bool quotas_differ(const struct regfs_config *o, const struct regfs_confi
 /* The cache's upstreams (proxies_open reads them once, at start). */
 static bool proxies_differ(const struct regfs_config *o, const struct regfs_config *n)
 {
-	if (o->n_proxies != n->n_proxies || o->proxycache_interval_s != n->proxycache_interval_s)
+	if (o->n_proxies != n->n_proxies || o->proxycache_interval_s != n->proxycache_interval_s ||
+	    o->proxycache_minrate != n->proxycache_minrate ||
+	    o->proxycache_minrate_grace_s != n->proxycache_minrate_grace_s)
 		return true;
 	for (int i = 0; i < o->n_proxies; i++) {
 		const struct regfs_proxy_config *a = &o->proxies[i], *b = &n->proxies[i];
