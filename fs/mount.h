@@ -179,30 +179,42 @@ void ra_shutdown(void);
 /* ---- node.c: the inode table ---- */
 #include "tree/kind.h"
 
+/* A node knows its own name and its parent, not its path: the path of a
+ * node 10 levels down would otherwise be stored 10 times over. Paths are
+ * built on demand (nodes_path); st_ino, the hash of the path, is computed
+ * from the components (nodes_ino) without building it.
+ *
+ * What may be read without the table lock, while the caller holds a lookup
+ * on the node (the kernel's, or nodes_ref_by_path's): id, kind, repo,
+ * digest, size, priv, name and arg. A rename replaces name and arg with new
+ * strings but keeps the old ones until the node is freed, so a reader never
+ * sees freed memory. parent is the table's: read it only through nodes_*
+ * (it changes on a rename, under the lock). */
 struct node {
 	fuse_ino_t id;
 	uint64_t nlookup;
-	enum node_kind kind;
-	char *path;              /* "" for root, "team/app/_tags/latest" */
+	struct node *parent;     /* NULL for the root only; held (parent->kids) */
+	const char *name;        /* "" for the root; one component */
 	const char *repo;        /* repository the node belongs to, NULL at top (shared copy, node.c) */
 	const char *digest;      /* "" if none; never NULL (shared copy, node.c) */
-	char *arg;
+	const char *arg;         /* the kind's: a tag's name, a DIR's path... */
 	uint64_t size;
-	char *mediatype;
-	uint32_t cost;           /* bytes, as nodes_usage counts them (node.c) */
-	uint32_t opens;          /* open file handles (nodes_open) */
-	uint32_t inl;            /* NODE_INL_*: which strings live in the node's
-	                          * own allocation (node.c), not freed apart */
-	struct node *next_id, *next_path;
+	struct node *next_id, *next_name;
 	struct node *lru_prev, *lru_next; /* the memory bound's order (node.c) */
-	struct graveyard *old;   /* strings replaced by nodes_rename */
 	/* The kind's own payload (struct child's priv, handed over), freed
 	 * with the node by kind_ops[kind]->priv_free. What guards it is the
 	 * kind's business (ttl directories: their listing version, under a
 	 * mutex of fs/tree/version.c). */
 	void *priv;
+	uint32_t opens;          /* open file handles (nodes_open) */
+	uint32_t kids;           /* child nodes that name this one as parent */
+	uint8_t kind;            /* enum node_kind */
+	uint8_t flags;           /* NODE_F_* (node.c) */
+	uint16_t mt;             /* media type: node_mediatype() */
+	char inl[];              /* the name, when the node allocation holds it */
 };
-enum { NODE_INL_PATH = 1, NODE_INL_ARG = 2 };
+/* The node's media type (blobs; NULL if none): one shared copy per type. */
+const char *node_mediatype(const struct node *n);
 struct nodes *nodes_new(void);
 void nodes_free(struct nodes *t);
 struct node *nodes_root(struct nodes *t);
@@ -211,16 +223,49 @@ struct node *nodes_root(struct nodes *t);
 struct node *nodes_get(struct nodes *t, struct node *parent, struct child *c,
 		       uint64_t nlookup);
 struct node *nodes_by_id(struct nodes *t, fuse_ino_t id);
+/* Drops n lookups; at zero the node leaves the kernel's view (by id, by
+ * name) and is freed, or, while child nodes still name it as their parent
+ * (a renamed one, one held by nodes_ref_by_path), kept for their paths
+ * until the last of them is freed. */
 void nodes_forget(struct nodes *t, fuse_ino_t id, uint64_t n);
-/* Path-based lookup of an existing node, NULL if none. The node may be
- * freed by a concurrent forget unless the caller holds a lookup on it: use
- * nodes_ref_by_path (one lookup added; drop it with nodes_forget(t, id, 1))
- * to use it after the call. */
+/* Path-based lookup of an existing node ("" is the root, "a/b" walks the
+ * components; an empty component or a leading or trailing '/' finds
+ * nothing), NULL if none. The node may be freed by a concurrent forget
+ * unless the caller holds a lookup on it: use nodes_ref_by_path (one lookup
+ * added; drop it with nodes_forget(t, id, 1)) to use it after the call. */
 struct node *nodes_by_path(struct nodes *t, const char *path);
 struct node *nodes_ref_by_path(struct nodes *t, const char *path);
-/* The kernel moved a dentry (rename): the node at old_path now is new_path
- * (and, for a tag, names new_arg). */
+/* The kernel moved a dentry (rename): the node `name` in directory p now
+ * is `newname` in np (and, when new_arg is not NULL, has arg new_arg); its
+ * descendants follow (their paths are built from it). A node that was at
+ * the new name is unhashed (the kernel drops it). 0, -ENOENT (no such
+ * node), -EINVAL (np is the node or below it), -ENOMEM. */
+int nodes_move(struct nodes *t, struct node *p, const char *name, struct node *np,
+	       const char *newname, const char *new_arg);
+/* nodes_move by paths: the node at old_path goes to new_path (whose
+ * directory must have a node). */
 int nodes_rename(struct nodes *t, const char *old_path, const char *new_path, const char *new_arg);
+
+/* ---- paths, built on demand ----
+ * nodes_path writes n's path inside the mount ("" for the root,
+ * "team/app/_tags/latest") into the caller's buf of `size` bytes, NUL
+ * terminated: its length, or -ENAMETOOLONG when it does not fit (buf then
+ * holds "", or the name alone when that fits — for messages). Nothing is
+ * allocated. The kernel limits a name, not a path: a path past PATH_MAX can
+ * exist in the mount (deep layer views); nodes_ino never needs the path. */
+#define NODE_PATH_MAX 4096
+int nodes_path(struct nodes *t, const struct node *n, char *buf, size_t size);
+/* st_ino of n (name NULL) or of its child `name`: path_hash_ino of the
+ * path, computed from the components (no length limit, no allocation). */
+uint64_t nodes_ino(struct nodes *t, const struct node *n, const char *name);
+/* st_ino of n's directory (FUSE_ROOT_ID for the root and its children,
+ * whose directory is the mount's root). */
+uint64_t nodes_parent_ino(struct nodes *t, const struct node *n);
+/* How many components n's path has (0: the root). */
+size_t nodes_depth(struct nodes *t, const struct node *n);
+/* The name of n's ancestor just below the root (n's own name when n is
+ * there; "" for the root). The string lives as long as that node. */
+const char *nodes_top(struct nodes *t, const struct node *n);
 
 /* ---- the memory bound of the table ----
  * Every node the kernel holds costs memory here until the kernel forgets
@@ -238,6 +283,8 @@ struct nodes_usage {
 	uint64_t asked;   /* nodes picked for the kernel to forget, ever */
 };
 void nodes_usage(struct nodes *t, struct nodes_usage *u);
+/* What n counts for in nodes_usage's bytes now (node.c: node_cost). */
+uint32_t nodes_cost(struct nodes *t, const struct node *n);
 /* Sets the budget in bytes (0: unbounded, the default). */
 void nodes_set_budget(struct nodes *t, uint64_t bytes);
 /* Waits up to `seconds` for the table to pass its budget; true when it is
@@ -254,9 +301,10 @@ struct node_victim {
 };
 /* Up to max nodes, least recently used first, whose costs bring the table
  * down to 7/8 of its budget (none when under it). Never the root, an open
- * node, one replaced by a rename, or one for whose path keep(path, arg)
- * says true (keep may be NULL; called with the table locked: it must not
- * call nodes_*). Picked and kept nodes become the most recently used. The
+ * node, one replaced by a rename or a kind change, one whose directory the
+ * kernel has forgotten, or one for whose path keep(path, arg) says true
+ * (keep may be NULL; called with the table locked: it must not call
+ * nodes_*; a path past NODE_PATH_MAX is kept without asking). Picked and kept nodes become the most recently used. The
  * nodes stay until the kernel forgets them. Returns how many are in v. */
 size_t nodes_pick_victims(struct nodes *t, struct node_victim *v, size_t max,
 			  bool (*keep)(const char *path, void *arg), void *arg);
@@ -359,5 +407,9 @@ void fs_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * strings are borrowed until the request is answered; loop.c clears it
  * before each request. */
 void fs_op_begin(const char *op, const char *dir, const char *name);
+/* fs_op_begin with the directory as a node of t: its path is built only
+ * when a failure is noted (the node lives until the request is answered). */
+void fs_op_begin_node(const char *op, struct nodes *t, const struct node *dir,
+		      const char *name);
 
 #endif

@@ -1,56 +1,85 @@
 /* node.c — the inode table of the mount.
  *
- * Every node is reachable by its FUSE nodeid and by its path inside the
- * mount, so that looking a name up twice returns the same node (the kernel
- * relies on that) while the node is alive. Nodeids are a counter: a forgotten
- * node that is looked up again gets a fresh nodeid, which the kernel handles
- * like any new inode. What `stat` reports as st_ino is not the nodeid: blobs
- * report regfs_digest_ino(digest) (so du counts each blob once across
- * repositories) and everything else a hash of its path (stable across
- * remounts); see fs/tree/kind.c.
+ * Every node is reachable by its FUSE nodeid and by (its directory's node,
+ * its name), so that looking a name up twice returns the same node (the
+ * kernel relies on that) while the node is alive. A node stores its name
+ * and its parent, never its path: paths are built on demand (nodes_path),
+ * and a rename moves one node, its descendants following. Nodeids are a
+ * counter: a forgotten node that is looked up again gets a fresh nodeid,
+ * which the kernel handles like any new inode. What `stat` reports as st_ino
+ * is not the nodeid: blobs report regfs_digest_ino(digest) (so du counts
+ * each blob once across repositories) and everything else a hash of its
+ * path (stable across remounts, computed from the components: nodes_ino);
+ * see fs/tree/kind.c.
  *
- * Lifetime follows the kernel's lookup count: every reply that hands a node to
- * the kernel (lookup, readdirplus entry) adds one, forget subtracts; at zero
- * the node is freed. The root is never freed. One mutex guards the table; the
- * node's own fields are immutable after creation, so callers may use a node
- * without the lock while the kernel holds a lookup on it. */
+ * Lifetime follows the kernel's lookup count: every reply that hands a node
+ * to the kernel (lookup, readdirplus entry) adds one, forget subtracts; at
+ * zero the node leaves the kernel's view and is freed, unless child nodes
+ * still name it as their parent (kids): then it stays, unreachable, until
+ * the last of them goes, so that a child's path never leads through freed
+ * memory. The kernel forgets children before their directory; a node held
+ * by nodes_ref_by_path, or renamed into another directory, may outlive its
+ * old directory's lookups. The root is never freed. One mutex guards the
+ * table, and every node's parent and kids; see mount.h for what a caller
+ * may read without it. */
 #include "mount.h"
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <regfs/log.h>
+
+#define FNV_BASIS 1469598103934665603ULL
+
+enum {
+	NODE_F_NAME_OWN = 1, /* name malloc'd apart (a rename's) */
+	NODE_F_ARG_OWN = 2,  /* arg malloc'd apart */
+	NODE_F_HASHED = 4,   /* on by_name: found by (parent, name) */
+	NODE_F_BY_ID = 8,    /* on by_id: the kernel may name it */
+	NODE_F_BURIED = 16,  /* has strings on the table's graveyard */
+};
+
+/* Strings a rename replaced, kept until their node is freed: readers use
+ * n->name / n->arg without the table lock. Renames are rare (mv of a tag). */
+struct graveyard {
+	const struct node *owner;
+	char *s;
+	struct graveyard *next;
+};
+
 struct nodes {
 	pthread_mutex_t mu;
-	struct node **by_id, **by_path;
-	size_t nbuckets, count;
+	struct node **by_id, **by_name;
+	size_t nbuckets, count; /* count: the root excluded */
 	fuse_ino_t next_id;
 	struct node *root;
 	/* The memory bound (see mount.h): every node but the root on one list,
 	 * least recently used first; bytes is the sum of their costs. */
-	struct node lru;         /* sentinel: lru.lru_next is the oldest */
+	struct node *lru;        /* sentinel: lru->lru_next is the oldest */
 	uint64_t bytes, budget;  /* budget 0: unbounded */
 	uint64_t asked;          /* nodes picked for the kernel to forget */
 	pthread_cond_t pressure; /* signalled when bytes pass the budget */
+	struct graveyard *graves;
 };
 
-struct graveyard {
-	char *s;
-	struct graveyard *next;
-};
+static uint64_t fnv_add(uint64_t h, const char *s, size_t l)
+{
+	for (size_t i = 0; i < l; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
 
 /* FNV-1a with this file's own offset basis, not regfs_fnv1a64: st_ino is
  * a hash of the path (path_hash_ino) and must stay the number every earlier
  * version of the mount reported for the same path. */
 static uint64_t fnv(const char *s)
 {
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	return h;
+	return fnv_add(FNV_BASIS, s, strlen(s));
 }
 
 void child_clear(struct child *c)
@@ -147,16 +176,63 @@ static void pool_put(const char *s)
 	pthread_mutex_unlock(&pool_mu);
 }
 
-/* What a node costs in memory, as nodes_usage counts it: the struct, its
- * strings and their allocator headers (16 bytes each with glibc), and its
- * share of the two hash tables (a pointer each, at most 2 nodes a bucket).
- * An estimate, but the same one on the way in and out. */
+
+/* ---- media types ----
+ * A handful of distinct strings over 100k nodes: each is stored once for
+ * the life of the process and a node keeps its 16-bit index (0: none).
+ * Written under mt_mu before an index is handed out; read without a lock
+ * (a node's index is published under the table lock). */
+#define MT_MAX 65535
+static pthread_mutex_t mt_mu = PTHREAD_MUTEX_INITIALIZER;
+static const char *mt_tab[MT_MAX + 1];
+static size_t mt_n;
+
+static uint16_t mt_index(const char *s)
+{
+	if (!s)
+		return 0;
+	uint16_t ix = 0;
+	pthread_mutex_lock(&mt_mu);
+	for (size_t i = 1; i <= mt_n && !ix; i++)
+		if (strcmp(mt_tab[i], s) == 0)
+			ix = (uint16_t)i;
+	if (!ix && mt_n < MT_MAX && (mt_tab[mt_n + 1] = strdup(s)))
+		ix = (uint16_t)++mt_n;
+	bool full = !ix && mt_n == MT_MAX;
+	pthread_mutex_unlock(&mt_mu);
+	if (full)
+		log_warn("nodes: more than %d distinct media types: %s is not shown as "
+			 "user.regfs.mediatype", MT_MAX, s);
+	return ix;
+}
+
+const char *node_mediatype(const struct node *n)
+{
+	return n->mt ? mt_tab[n->mt] : NULL;
+}
+
+/* ---- what a node costs ----
+ * glibc's chunk for a request: the request and an 8-byte header, rounded
+ * up to 16, at least 32 (malloc_usable_size is the chunk less 8). */
+static size_t chunk(size_t req)
+{
+	size_t c = (req + 8 + 15) & ~(size_t)15;
+	return c < 32 ? 32 : c;
+}
+
+/* What a node costs in memory, as nodes_usage counts it: its allocation
+ * (the struct and the name it holds), the strings it owns apart, and its
+ * share of the two hash tables (a bucket pointer each: between 1/2 and 2
+ * nodes a bucket). Shared strings (repo, digest, media type) are not
+ * counted per node. A function of the node's current strings: the same on
+ * the way in and out; a rename takes it out before and adds it after. */
 static uint32_t node_cost(const struct node *n)
 {
-	size_t c = sizeof *n + 16 + 2 * sizeof(void *);
-	c += strlen(n->path) + 1 + (n->inl & NODE_INL_PATH ? 0 : 16);
-	if (n->arg && !(n->inl & NODE_INL_ARG))
-		c += strlen(n->arg) + 1 + 16;
+	size_t c = chunk(offsetof(struct node, inl) + strlen(n->inl) + 1) + 2 * sizeof(void *);
+	if (n->flags & NODE_F_NAME_OWN)
+		c += chunk(strlen(n->name) + 1);
+	if (n->flags & NODE_F_ARG_OWN)
+		c += chunk(strlen(n->arg) + 1);
 	return (uint32_t)c;
 }
 
@@ -172,16 +248,16 @@ static void lru_unlink(struct node *n)
 
 static void lru_push(struct nodes *t, struct node *n)
 {
-	n->lru_prev = t->lru.lru_prev;
-	n->lru_next = &t->lru;
-	t->lru.lru_prev->lru_next = n;
-	t->lru.lru_prev = n;
+	n->lru_prev = t->lru->lru_prev;
+	n->lru_next = t->lru;
+	t->lru->lru_prev->lru_next = n;
+	t->lru->lru_prev = n;
 }
 
 /* n was just used: it becomes the most recently used. Caller holds mu. */
 static void lru_touch(struct nodes *t, struct node *n)
 {
-	if (n == t->root || !n->lru_next || t->lru.lru_prev == n)
+	if (n == t->root || !n->lru_next || t->lru->lru_prev == n)
 		return;
 	lru_unlink(n);
 	lru_push(t, n);
@@ -191,38 +267,77 @@ static void lru_touch(struct nodes *t, struct node *n)
  * reaper woken past the budget. Caller holds mu. */
 static void account_add(struct nodes *t, struct node *n)
 {
-	n->cost = node_cost(n);
-	t->bytes += n->cost;
+	t->bytes += node_cost(n);
 	if (t->budget && t->bytes > t->budget)
 		pthread_cond_signal(&t->pressure);
 }
 
+/* Frees n and what it owns (its graveyard strings are the table's). */
 static void node_free(struct node *n)
 {
-	for (struct graveyard *g = n->old, *nx; g; g = nx) {
-		nx = g->next;
-		free(g->s);
-		free(g);
-	}
-	if (!(n->inl & NODE_INL_PATH))
-		free(n->path);
+	if (n->flags & NODE_F_NAME_OWN)
+		free((char *)n->name);
+	if (n->flags & NODE_F_ARG_OWN)
+		free((char *)n->arg);
 	pool_put(n->repo);
 	pool_put(n->digest);
-	if (!(n->inl & NODE_INL_ARG))
-		free(n->arg);
 	if (n->priv && kind_ops[n->kind]->priv_free)
 		kind_ops[n->kind]->priv_free(n->priv);
-	free(n);   /* mediatype is interned, never freed */
+	free(n);
 }
 
-static void insert(struct nodes *t, struct node *n)
+/* ---- the two hash tables ---- */
+
+static size_t name_bucket(const struct nodes *t, const struct node *parent, const char *name,
+			  size_t len)
 {
-	size_t bi = n->id % t->nbuckets, bp = fnv(n->path) % t->nbuckets;
-	n->next_id = t->by_id[bi];
-	t->by_id[bi] = n;
-	n->next_path = t->by_path[bp];
-	t->by_path[bp] = n;
-	t->count++;
+	uint64_t h = fnv_add(FNV_BASIS, name, len) ^ (parent->id * 0x9E3779B97F4A7C15ULL);
+	return (size_t)(h % t->nbuckets);
+}
+
+static void hash_name(struct nodes *t, struct node *n)
+{
+	size_t b = name_bucket(t, n->parent, n->name, strlen(n->name));
+	n->next_name = t->by_name[b];
+	t->by_name[b] = n;
+	n->flags |= NODE_F_HASHED;
+}
+
+static void unhash_name(struct nodes *t, struct node *n)
+{
+	if (!(n->flags & NODE_F_HASHED))
+		return;
+	size_t b = name_bucket(t, n->parent, n->name, strlen(n->name));
+	for (struct node **pp = &t->by_name[b]; *pp; pp = &(*pp)->next_name)
+		if (*pp == n) {
+			*pp = n->next_name;
+			break;
+		}
+	n->next_name = NULL;
+	n->flags &= (uint8_t)~NODE_F_HASHED;
+}
+
+static void unhash_id(struct nodes *t, struct node *n)
+{
+	if (!(n->flags & NODE_F_BY_ID))
+		return;
+	for (struct node **pp = &t->by_id[n->id % t->nbuckets]; *pp; pp = &(*pp)->next_id)
+		if (*pp == n) {
+			*pp = n->next_id;
+			break;
+		}
+	n->next_id = NULL;
+	n->flags &= (uint8_t)~NODE_F_BY_ID;
+}
+
+/* The child `name` (len bytes) of parent, NULL if none. Caller holds mu. */
+static struct node *find_child(const struct nodes *t, const struct node *parent,
+			       const char *name, size_t len)
+{
+	for (struct node *n = t->by_name[name_bucket(t, parent, name, len)]; n; n = n->next_name)
+		if (n->parent == parent && strncmp(n->name, name, len) == 0 && !n->name[len])
+			return n;
+	return NULL;
 }
 
 /* Doubles the buckets when the table gets dense (keeps chains short with
@@ -231,33 +346,94 @@ static void maybe_grow(struct nodes *t)
 {
 	if (t->count < t->nbuckets * 2)
 		return;
-	size_t nb = t->nbuckets * 4;
-	struct node **bi = calloc(nb, sizeof *bi), **bp = calloc(nb, sizeof *bp);
-	if (!bi || !bp) {
+	size_t nb = t->nbuckets * 4, ob = t->nbuckets;
+	struct node **bi = calloc(nb, sizeof *bi), **bn = calloc(nb, sizeof *bn);
+	if (!bi || !bn) {
 		free(bi);
-		free(bp);
+		free(bn);
 		return; /* keep the old, slower table */
 	}
-	for (size_t i = 0; i < t->nbuckets; i++) {
-		for (struct node *n = t->by_id[i], *nx; n; n = nx) {
+	struct node **oi = t->by_id, **on = t->by_name;
+	t->by_id = bi;
+	t->by_name = bn;
+	t->nbuckets = nb;
+	for (size_t i = 0; i < ob; i++) {
+		for (struct node *n = oi[i], *nx; n; n = nx) {
 			nx = n->next_id;
-			size_t k = n->id % nb;
-			n->next_id = bi[k];
-			bi[k] = n;
+			n->next_id = bi[n->id % nb];
+			bi[n->id % nb] = n;
 		}
-		for (struct node *n = t->by_path[i], *nx; n; n = nx) {
-			nx = n->next_path;
-			size_t k = fnv(n->path) % nb;
-			n->next_path = bp[k];
-			bp[k] = n;
+		for (struct node *n = on[i], *nx; n; n = nx) {
+			nx = n->next_name;
+			hash_name(t, n);
 		}
 	}
-	free(t->by_id);
-	free(t->by_path);
-	t->by_id = bi;
-	t->by_path = bp;
-	t->nbuckets = nb;
+	free(oi);
+	free(on);
 }
+
+/* Keeps `s` alive until n is freed (see struct graveyard). Caller holds mu. */
+static void bury(struct nodes *t, struct node *n, const char *s)
+{
+	struct graveyard *g = malloc(sizeof *g);
+	if (!g)
+		return; /* leak rather than free under a reader */
+	*g = (struct graveyard){n, (char *)s, t->graves};
+	t->graves = g;
+	n->flags |= NODE_F_BURIED;
+}
+
+/* What forgets and renames free: the nodes and their buried strings,
+ * collected under mu and freed after it. */
+struct dead {
+	struct node *nodes;   /* linked by next_id */
+	struct graveyard *graves;
+};
+
+static void dead_free(struct dead *d)
+{
+	for (struct node *n = d->nodes, *nx; n; n = nx) {
+		nx = n->next_id;
+		node_free(n);
+	}
+	for (struct graveyard *g = d->graves, *nx; g; g = nx) {
+		nx = g->next;
+		free(g->s);
+		free(g);
+	}
+}
+
+/* n leaves the table if nothing keeps it any more: the kernel forgot it
+ * (not by id) and no child names it; then its parent may follow. Caller
+ * holds mu. */
+static void reap(struct nodes *t, struct node *n, struct dead *d)
+{
+	while (n && n != t->root && !(n->flags & NODE_F_BY_ID) && !n->kids) {
+		struct node *p = n->parent;
+		unhash_name(t, n);
+		lru_unlink(n);
+		t->bytes -= node_cost(n);
+		t->count--;
+		if (n->flags & NODE_F_BURIED) {
+			for (struct graveyard **gp = &t->graves; *gp;) {
+				struct graveyard *g = *gp;
+				if (g->owner != n) {
+					gp = &g->next;
+					continue;
+				}
+				*gp = g->next;
+				g->next = d->graves;
+				d->graves = g;
+			}
+		}
+		n->next_id = d->nodes;
+		d->nodes = n;
+		p->kids--;
+		n = p;
+	}
+}
+
+/* ---- the table ---- */
 
 struct nodes *nodes_new(void)
 {
@@ -266,21 +442,22 @@ struct nodes *nodes_new(void)
 		return NULL;
 	pthread_mutex_init(&t->mu, NULL);
 	pthread_cond_init(&t->pressure, NULL);
-	t->lru.lru_next = t->lru.lru_prev = &t->lru;
 	t->nbuckets = 1024;
 	t->by_id = calloc(t->nbuckets, sizeof *t->by_id);
-	t->by_path = calloc(t->nbuckets, sizeof *t->by_path);
-	t->root = calloc(1, sizeof *t->root);
-	if (!t->by_id || !t->by_path || !t->root || !(t->root->path = strdup(""))) {
+	t->by_name = calloc(t->nbuckets, sizeof *t->by_name);
+	t->root = calloc(1, sizeof *t->root + 1);
+	t->lru = calloc(1, sizeof *t->lru);
+	if (!t->by_id || !t->by_name || !t->root || !t->lru) {
 		nodes_free(t);
 		return NULL;
 	}
+	t->lru->lru_next = t->lru->lru_prev = t->lru;
+	t->root->name = t->root->inl; /* "" */
 	t->root->digest = "";
 	t->root->id = FUSE_ROOT_ID;
 	t->root->kind = K_ROOT;
 	t->root->nlookup = 1;
 	t->next_id = FUSE_ROOT_ID + 1;
-	insert(t, t->root);
 	return t;
 }
 
@@ -288,17 +465,19 @@ void nodes_free(struct nodes *t)
 {
 	if (!t)
 		return;
-	if (t->by_id) {
-		for (size_t i = 0; i < t->nbuckets; i++)
-			for (struct node *n = t->by_id[i], *nx; n; n = nx) {
-				nx = n->next_id;
-				node_free(n);
-			}
-	} else if (t->root) {
-		node_free(t->root);
+	if (t->lru) {
+		for (struct node *n = t->lru->lru_next, *nx; n != t->lru; n = nx) {
+			nx = n->lru_next;
+			node_free(n);
+		}
 	}
+	struct dead d = {NULL, t->graves};
+	dead_free(&d);
+	if (t->root)
+		node_free(t->root);
+	free(t->lru);
 	free(t->by_id);
-	free(t->by_path);
+	free(t->by_name);
 	pthread_mutex_destroy(&t->mu);
 	pthread_cond_destroy(&t->pressure);
 	free(t);
@@ -309,18 +488,30 @@ struct node *nodes_root(struct nodes *t)
 	return t->root;
 }
 
-static struct node *find_path(struct nodes *t, const char *path)
+/* The node at path (components from the root), NULL if none or if the
+ * kernel forgot it (kept only for its children's paths: the walk goes
+ * through such nodes). Caller holds mu. */
+static struct node *find_path(const struct nodes *t, const char *path, size_t len)
 {
-	for (struct node *n = t->by_path[fnv(path) % t->nbuckets]; n; n = n->next_path)
-		if (strcmp(n->path, path) == 0)
-			return n;
-	return NULL;
+	struct node *n = t->root;
+	size_t i = 0;
+	while (n && i < len) {
+		const char *c = path + i, *slash = memchr(c, '/', len - i);
+		size_t l = slash ? (size_t)(slash - c) : len - i;
+		if (!l)
+			return NULL; /* "a//b", "/a", "a/" */
+		n = find_child(t, n, c, l);
+		i += l + (slash ? 1 : 0);
+		if (slash && i == len)
+			return NULL; /* trailing '/' */
+	}
+	return n && (n == t->root || (n->flags & NODE_F_BY_ID)) ? n : NULL;
 }
 
 struct node *nodes_by_path(struct nodes *t, const char *path)
 {
 	pthread_mutex_lock(&t->mu);
-	struct node *n = find_path(t, path);
+	struct node *n = find_path(t, path, strlen(path));
 	pthread_mutex_unlock(&t->mu);
 	return n;
 }
@@ -328,125 +519,99 @@ struct node *nodes_by_path(struct nodes *t, const char *path)
 struct node *nodes_ref_by_path(struct nodes *t, const char *path)
 {
 	pthread_mutex_lock(&t->mu);
-	struct node *n = find_path(t, path);
+	struct node *n = find_path(t, path, strlen(path));
 	if (n)
 		n->nlookup++;
 	pthread_mutex_unlock(&t->mu);
 	return n;
 }
 
-/* Media types repeat (a handful of distinct strings over 100k nodes):
- * keep one copy of each for the life of the process. Caller holds t->mu. */
-static char *intern(const char *s)
+/* A new node for c, its name in the same allocation (or the shared digest
+ * when the name is the digest, as a manifest directory's is), its arg the
+ * name when equal (a tag's), not in the table yet. NULL when out of memory. */
+static struct node *node_make(struct child *c)
 {
-	static char *tab[64];
-	static size_t n;
-	if (!s)
-		return NULL;
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(tab[i], s) == 0)
-			return tab[i];
-	char *c = strdup(s);
-	if (c && n < sizeof tab / sizeof *tab)
-		tab[n++] = c;
-	return c; /* past 64 distinct types: leaked once per node, still correct */
-}
-
-static void bury(struct node *n, char *s);
-
-/* A new node for c at parent's path + "/" + c->name, its path in the same
- * allocation (and its arg too when it is the name or the whole path, as a
- * tag's or a directory's is), not in the table yet. NULL when out of
- * memory. */
-static struct node *node_make(const struct node *parent, struct child *c)
-{
-	size_t lp = strlen(parent->path), ln = strlen(c->name);
-	struct node *n = calloc(1, sizeof *n + lp + 1 + ln + 1);
+	bool is_digest = c->digest[0] && strcmp(c->name, c->digest) == 0;
+	size_t ln = is_digest ? 0 : strlen(c->name);
+	struct node *n = calloc(1, offsetof(struct node, inl) + ln + 1);
 	if (!n)
 		return NULL;
-	char *path = (char *)(n + 1), *name = path;
-	if (lp) {
-		memcpy(path, parent->path, lp);
-		path[lp] = '/';
-		name = path + lp + 1;
-	}
-	memcpy(name, c->name, ln + 1);
-	n->path = path;
-	n->inl = NODE_INL_PATH;
-	if (c->arg && (strcmp(c->arg, name) == 0 || strcmp(c->arg, path) == 0)) {
-		n->arg = strcmp(c->arg, name) == 0 ? name : path;
-		n->inl |= NODE_INL_ARG;
-	} else if (c->arg && !(n->arg = strdup(c->arg))) {
-		free(n);
-		return NULL;
-	}
-	n->kind = c->kind;
+	memcpy(n->inl, c->name, ln);
 	n->repo = pool_get(c->repo);
 	n->digest = c->digest[0] ? pool_get(c->digest) : "";
 	if ((c->repo && !n->repo) || !n->digest) {
-		pool_put(n->repo);
-		pool_put(n->digest);
-		if (!(n->inl & NODE_INL_ARG))
-			free(n->arg);
-		free(n);
+		node_free(n);
 		return NULL;
 	}
+	n->name = is_digest ? n->digest : n->inl;
+	if (c->arg && strcmp(c->arg, n->name) == 0) {
+		n->arg = n->name;
+	} else if (c->arg && !c->arg[0]) {
+		n->arg = "";
+	} else if (c->arg) {
+		if (!(n->arg = strdup(c->arg))) {
+			node_free(n);
+			return NULL;
+		}
+		n->flags |= NODE_F_ARG_OWN;
+	}
+	n->kind = (uint8_t)c->kind;
 	n->size = c->size;
+	n->mt = mt_index(c->mediatype);
 	return n;
 }
 
-/* An existing node at n's path whose kind changed (a namespace became a
- * repository...) makes way for n: unhashed from the paths and renamed so
- * that find_path never matches it again; it stays reachable by id until the
- * kernel forgets it. Readers may hold its old path, which is kept, not
- * overwritten. Caller holds mu. */
-static void make_way(struct nodes *t, struct node *old)
+/* The existing node for c, with nlookup more lookups, or NULL (none, of
+ * another kind, or forgotten by the kernel: a new node takes its name with
+ * a fresh nodeid). Caller holds mu. */
+static struct node *found(struct nodes *t, struct node *n, const struct child *c,
+			  uint64_t nlookup)
 {
-	size_t bp = fnv(old->path) % t->nbuckets;
-	for (struct node **pp = &t->by_path[bp]; *pp; pp = &(*pp)->next_path)
-		if (*pp == old) {
-			*pp = old->next_path;
-			break;
-		}
-	old->next_path = NULL;
-	char *gone = malloc(strlen(old->path) + 2);
-	if (!gone)
-		return;
-	gone[0] = '\x01';
-	strcpy(gone + 1, old->path);
-	bury(old, old->path);
-	old->path = gone;
-	old->inl &= ~NODE_INL_PATH;
-	t->bytes -= old->cost;
-	account_add(t, old);
+	if (!n || n->kind != c->kind || !(n->flags & NODE_F_BY_ID))
+		return NULL;
+	n->nlookup += nlookup;
+	lru_touch(t, n);
+	return n;
 }
 
 struct node *nodes_get(struct nodes *t, struct node *parent, struct child *c,
 		       uint64_t nlookup)
 {
-	/* made before taking the lock (and freed if the node exists) */
-	struct node *fresh = node_make(parent, c);
+	size_t ln = strlen(c->name);
+	pthread_mutex_lock(&t->mu);
+	struct node *n = found(t, find_child(t, parent, c->name, ln), c, nlookup);
+	pthread_mutex_unlock(&t->mu);
+	if (n)
+		return n; /* the common case: nothing allocated */
+	struct node *fresh = node_make(c);
 	if (!fresh)
 		return NULL;
 	pthread_mutex_lock(&t->mu);
-	struct node *n = find_path(t, fresh->path);
-	if (n && n->kind == c->kind) {
-		n->nlookup += nlookup;
-		lru_touch(t, n);
+	struct node *old = find_child(t, parent, c->name, ln);
+	if ((n = found(t, old, c, nlookup))) { /* made meanwhile */
 		pthread_mutex_unlock(&t->mu);
 		node_free(fresh);
 		return n;
 	}
-	if (n)
-		make_way(t, n);
+	/* A node whose kind changed (a namespace became a repository...) makes
+	 * way: unhashed from the names, it stays reachable by id until the
+	 * kernel forgets it. So does one the kernel forgot that is kept for
+	 * its children's paths. */
+	if (old)
+		unhash_name(t, old);
 	n = fresh;
-	n->mediatype = intern(c->mediatype);
+	n->parent = parent;
+	parent->kids++;
 	n->priv = c->priv; /* handed over */
 	c->priv = NULL;
 	n->id = t->next_id++;
 	n->nlookup = nlookup;
+	t->count++;
 	maybe_grow(t);
-	insert(t, n);
+	n->next_id = t->by_id[n->id % t->nbuckets];
+	t->by_id[n->id % t->nbuckets] = n;
+	n->flags |= NODE_F_BY_ID;
+	hash_name(t, n);
 	lru_push(t, n);
 	account_add(t, n);
 	pthread_mutex_unlock(&t->mu);
@@ -471,32 +636,226 @@ void nodes_forget(struct nodes *t, fuse_ino_t id, uint64_t k)
 {
 	if (id == FUSE_ROOT_ID)
 		return;
+	struct dead d = {0};
 	pthread_mutex_lock(&t->mu);
-	struct node **pi = &t->by_id[id % t->nbuckets];
-	while (*pi && (*pi)->id != id)
-		pi = &(*pi)->next_id;
-	struct node *n = *pi;
-	if (!n) {
-		pthread_mutex_unlock(&t->mu);
-		return;
-	}
-	n->nlookup = n->nlookup > k ? n->nlookup - k : 0;
-	if (n->nlookup) {
-		pthread_mutex_unlock(&t->mu);
-		return;
-	}
-	*pi = n->next_id;
-	size_t bp = fnv(n->path) % t->nbuckets;
-	for (struct node **pp = &t->by_path[bp]; *pp; pp = &(*pp)->next_path)
-		if (*pp == n) {
-			*pp = n->next_path;
-			break;
+	struct node *n = t->by_id[id % t->nbuckets];
+	while (n && n->id != id)
+		n = n->next_id;
+	if (n) {
+		n->nlookup = n->nlookup > k ? n->nlookup - k : 0;
+		if (!n->nlookup) {
+			unhash_id(t, n);
+			reap(t, n, &d); /* or kept, still hashed, for its children's paths */
 		}
-	t->count--;
-	lru_unlink(n);
-	t->bytes -= n->cost;
+	}
 	pthread_mutex_unlock(&t->mu);
-	node_free(n);
+	dead_free(&d);
+}
+
+/* ---- renames ---- */
+
+/* nodes_move with the new strings made (taken over: freed on failure).
+ * Caller holds mu. */
+static int move_locked(struct nodes *t, struct node *p, const char *name, struct node *np,
+		       char *nn, char *na, struct dead *d)
+{
+	struct node *n = p && np ? find_child(t, p, name, strlen(name)) : NULL;
+	int rc = n && (n->flags & NODE_F_BY_ID) ? 0 : -ENOENT;
+	for (const struct node *x = np; rc == 0 && x; x = x->parent)
+		if (x == n)
+			rc = -EINVAL; /* into itself: its path would never end */
+	if (rc) {
+		free(nn);
+		free(na);
+		return rc;
+	}
+	struct node *victim = find_child(t, np, nn, strlen(nn));
+	if (victim && victim != n)
+		unhash_name(t, victim); /* replaced: the kernel drops it */
+	t->bytes -= node_cost(n);
+	unhash_name(t, n);
+	if (n->flags & NODE_F_NAME_OWN)
+		bury(t, n, n->name);
+	n->name = nn;
+	n->flags |= NODE_F_NAME_OWN;
+	if (na) {
+		if (n->flags & NODE_F_ARG_OWN)
+			bury(t, n, n->arg);
+		n->arg = na;
+		n->flags |= NODE_F_ARG_OWN;
+	}
+	struct node *old = n->parent;
+	n->parent = np;
+	np->kids++;
+	old->kids--;
+	hash_name(t, n);
+	account_add(t, n);
+	reap(t, old, d); /* a directory the kernel forgot, kept for n alone */
+	return 0;
+}
+
+/* The strings of a move: 0 or -ENOMEM. */
+static int move_strings(const char *newname, const char *new_arg, char **nn, char **na)
+{
+	*nn = strdup(newname);
+	*na = new_arg ? strdup(new_arg) : NULL;
+	if (*nn && (!new_arg || *na))
+		return 0;
+	free(*nn);
+	free(*na);
+	return -ENOMEM;
+}
+
+int nodes_move(struct nodes *t, struct node *p, const char *name, struct node *np,
+	       const char *newname, const char *new_arg)
+{
+	char *nn, *na;
+	if (move_strings(newname, new_arg, &nn, &na))
+		return -ENOMEM;
+	struct dead d = {0};
+	pthread_mutex_lock(&t->mu);
+	int rc = move_locked(t, p, name, np, nn, na, &d);
+	pthread_mutex_unlock(&t->mu);
+	dead_free(&d);
+	return rc;
+}
+
+/* The directory part of path (len into *dl) and its last component. */
+static const char *split_last(const char *path, size_t *dl)
+{
+	const char *slash = strrchr(path, '/');
+	*dl = slash ? (size_t)(slash - path) : 0;
+	return slash ? slash + 1 : path;
+}
+
+int nodes_rename(struct nodes *t, const char *old_path, const char *new_path, const char *new_arg)
+{
+	size_t ol, nl;
+	const char *name = split_last(old_path, &ol), *newname = split_last(new_path, &nl);
+	char *nn, *na;
+	if (move_strings(newname, new_arg, &nn, &na))
+		return -ENOMEM;
+	struct dead d = {0};
+	pthread_mutex_lock(&t->mu);
+	int rc = move_locked(t, find_path(t, old_path, ol), name, find_path(t, new_path, nl), nn,
+			     na, &d);
+	pthread_mutex_unlock(&t->mu);
+	dead_free(&d);
+	return rc;
+}
+
+/* ---- paths, built on demand ---- */
+
+/* n's path into buf: its length, or -ENAMETOOLONG. Caller holds mu. */
+static int path_locked(const struct node *n, char *buf, size_t size)
+{
+	size_t len = 0;
+	for (const struct node *x = n; x->parent; x = x->parent)
+		len += strlen(x->name) + (x->parent->parent ? 1 : 0);
+	if (len >= size || len > INT32_MAX) {
+		size_t l = strlen(n->name);
+		snprintf(buf, size, "%s", l < size ? n->name : "");
+		return -ENAMETOOLONG;
+	}
+	buf[len] = 0;
+	size_t end = len;
+	for (const struct node *x = n; x->parent; x = x->parent) {
+		size_t l = strlen(x->name);
+		end -= l;
+		memcpy(buf + end, x->name, l);
+		if (x->parent->parent)
+			buf[--end] = '/';
+	}
+	return (int)len;
+}
+
+int nodes_path(struct nodes *t, const struct node *n, char *buf, size_t size)
+{
+	if (!size)
+		return -ENAMETOOLONG;
+	pthread_mutex_lock(&t->mu);
+	int rc = path_locked(n, buf, size);
+	pthread_mutex_unlock(&t->mu);
+	return rc;
+}
+
+/* FNV of n's path, component by component from the top (an array of the
+ * ancestors for the usual depths; deeper, each found again from n: no
+ * allocation, no limit). Caller holds mu. */
+static uint64_t path_fnv(const struct node *n)
+{
+	enum { CHAIN = 64 };
+	const struct node *chain[CHAIN];
+	size_t depth = 0;
+	for (const struct node *x = n; x->parent; x = x->parent)
+		depth++;
+	if (depth <= CHAIN) {
+		size_t i = depth;
+		for (const struct node *x = n; x->parent; x = x->parent)
+			chain[--i] = x;
+	}
+	uint64_t h = FNV_BASIS;
+	for (size_t i = 0; i < depth; i++) {
+		const struct node *x = n;
+		if (depth <= CHAIN)
+			x = chain[i];
+		else
+			for (size_t up = depth - 1 - i; up; up--)
+				x = x->parent;
+		if (i)
+			h = fnv_add(h, "/", 1);
+		h = fnv_add(h, x->name, strlen(x->name));
+	}
+	return h;
+}
+
+uint64_t nodes_ino(struct nodes *t, const struct node *n, const char *name)
+{
+	pthread_mutex_lock(&t->mu);
+	uint64_t h = path_fnv(n);
+	if (name && n->parent)
+		h = fnv_add(h, "/", 1);
+	if (name)
+		h = fnv_add(h, name, strlen(name));
+	pthread_mutex_unlock(&t->mu);
+	return h | (1ULL << 63);
+}
+
+uint64_t nodes_parent_ino(struct nodes *t, const struct node *n)
+{
+	pthread_mutex_lock(&t->mu);
+	const struct node *p = n->parent;
+	uint64_t ino = p && p->parent ? path_fnv(p) | (1ULL << 63) : FUSE_ROOT_ID;
+	pthread_mutex_unlock(&t->mu);
+	return ino;
+}
+
+size_t nodes_depth(struct nodes *t, const struct node *n)
+{
+	size_t d = 0;
+	pthread_mutex_lock(&t->mu);
+	for (const struct node *x = n; x->parent; x = x->parent)
+		d++;
+	pthread_mutex_unlock(&t->mu);
+	return d;
+}
+
+const char *nodes_top(struct nodes *t, const struct node *n)
+{
+	pthread_mutex_lock(&t->mu);
+	const struct node *x = n;
+	while (x->parent && x->parent->parent)
+		x = x->parent;
+	const char *name = x->name;
+	pthread_mutex_unlock(&t->mu);
+	return name;
+}
+
+uint64_t path_hash_ino(const char *path)
+{
+	/* Keep clear of 0/1 (root) and of the small range; collisions with
+	 * digest-derived inode numbers are as unlikely as any 64-bit collision. */
+	return fnv(path) | (1ULL << 63);
 }
 
 /* ---- the memory bound ---- */
@@ -512,9 +871,17 @@ void nodes_set_budget(struct nodes *t, uint64_t bytes)
 void nodes_usage(struct nodes *t, struct nodes_usage *u)
 {
 	pthread_mutex_lock(&t->mu);
-	*u = (struct nodes_usage){.bytes = t->bytes, .budget = t->budget, .count = t->count - 1,
+	*u = (struct nodes_usage){.bytes = t->bytes, .budget = t->budget, .count = t->count,
 				  .asked = t->asked};
 	pthread_mutex_unlock(&t->mu);
+}
+
+uint32_t nodes_cost(struct nodes *t, const struct node *n)
+{
+	pthread_mutex_lock(&t->mu);
+	uint32_t c = node_cost(n);
+	pthread_mutex_unlock(&t->mu);
+	return c;
 }
 
 bool nodes_wait_pressure(struct nodes *t, double seconds)
@@ -537,27 +904,24 @@ void nodes_open(struct nodes *t, struct node *n, int delta)
 	pthread_mutex_unlock(&t->mu);
 }
 
-/* Whether n may be named to the kernel for forgetting: reachable by its
- * path (not replaced by a rename or a kind change), not open, not kept by
- * the caller. *parent: the directory's nodeid. Caller holds mu. */
-static bool evictable(struct nodes *t, struct node *n, fuse_ino_t *parent,
+/* Whether n may be named to the kernel for forgetting: known to the kernel
+ * by id and by its name (not replaced by a rename or a kind change), in a
+ * directory the kernel knows, not open, not kept by the caller. *parent:
+ * the directory's nodeid. Caller holds mu. */
+static bool evictable(struct node *n, fuse_ino_t *parent,
 		      bool (*keep)(const char *path, void *arg), void *arg)
 {
-	if (n->opens || find_path(t, n->path) != n || (keep && keep(n->path, arg)))
+	const struct node *p = n->parent;
+	if (n->opens || (n->flags & (NODE_F_HASHED | NODE_F_BY_ID)) !=
+			(NODE_F_HASHED | NODE_F_BY_ID))
 		return false;
-	const char *slash = strrchr(n->path, '/');
-	if (!slash) {
-		*parent = FUSE_ROOT_ID;
-		return true;
-	}
-	char dir[4096];
-	if ((size_t)(slash - n->path) >= sizeof dir)
-		return false;
-	memcpy(dir, n->path, (size_t)(slash - n->path));
-	dir[slash - n->path] = 0;
-	struct node *p = find_path(t, dir);
-	if (!p)
+	if (p->parent && !(p->flags & NODE_F_BY_ID))
 		return false; /* the kernel has no such directory either */
+	if (keep) {
+		char path[NODE_PATH_MAX];
+		if (path_locked(n, path, sizeof path) < 0 || keep(path, arg))
+			return false;
+	}
 	*parent = p->id;
 	return true;
 }
@@ -572,94 +936,24 @@ size_t nodes_pick_victims(struct nodes *t, struct node_victim *v, size_t max,
 	/* Each node is looked at once a round: a picked or kept one goes to
 	 * the most recently used end, so one the kernel cannot drop (busy,
 	 * someone's cwd) does not come back until the others had their turn. */
-	size_t todo = t->count - 1; /* the list holds all but the root */
-	while (t->budget && left > low && k < max && todo-- && t->lru.lru_next != &t->lru) {
-		struct node *n = t->lru.lru_next;
+	size_t todo = t->count; /* the list holds all but the root */
+	while (t->budget && left > low && k < max && todo-- && t->lru->lru_next != t->lru) {
+		struct node *n = t->lru->lru_next;
 		lru_unlink(n);
 		lru_push(t, n);
 		fuse_ino_t parent;
-		if (!evictable(t, n, &parent, keep, arg))
+		if (!evictable(n, &parent, keep, arg))
 			continue;
-		const char *slash = strrchr(n->path, '/');
-		v[k].name = strdup(slash ? slash + 1 : n->path);
+		v[k].name = strdup(n->name);
 		if (!v[k].name)
 			break;
 		v[k].parent = parent;
 		v[k].id = n->id;
-		left = left > n->cost ? left - n->cost : 0;
+		uint32_t cost = node_cost(n);
+		left = left > cost ? left - cost : 0;
 		k++;
 	}
 	t->asked += k;
 	pthread_mutex_unlock(&t->mu);
 	return k;
-}
-
-uint64_t path_hash_ino(const char *path)
-{
-	/* Keep clear of 0/1 (root) and of the small range; collisions with
-	 * digest-derived inode numbers are as unlikely as any 64-bit collision. */
-	uint64_t h = fnv(path) | (1ULL << 63);
-	return h;
-}
-
-/* Keeps `s` alive until the node is freed: readers use n->path / n->arg
- * without the table lock, so a renamed node's old strings must not go away
- * under them. */
-static void bury(struct node *n, char *s)
-{
-	if ((s == n->path && (n->inl & NODE_INL_PATH)) || (s == n->arg && (n->inl & NODE_INL_ARG)))
-		return; /* in the node's own allocation (node_make): freed with it */
-	struct graveyard *g = malloc(sizeof *g);
-	if (!g)
-		return; /* leak rather than free under a reader */
-	g->s = s;
-	g->next = n->old;
-	n->old = g;
-}
-
-static void unhash_path(struct nodes *t, struct node *n)
-{
-	size_t bp = fnv(n->path) % t->nbuckets;
-	for (struct node **pp = &t->by_path[bp]; *pp; pp = &(*pp)->next_path)
-		if (*pp == n) {
-			*pp = n->next_path;
-			n->next_path = NULL;
-			return;
-		}
-}
-
-int nodes_rename(struct nodes *t, const char *old_path, const char *new_path, const char *new_arg)
-{
-	char *np = strdup(new_path), *na = new_arg ? strdup(new_arg) : NULL;
-	if (!np || (new_arg && !na)) {
-		free(np);
-		free(na);
-		return -ENOMEM;
-	}
-	pthread_mutex_lock(&t->mu);
-	struct node *n = find_path(t, old_path), *victim = find_path(t, new_path);
-	if (victim && victim != n)
-		unhash_path(t, victim); /* replaced: the kernel drops it */
-	if (!n) {
-		pthread_mutex_unlock(&t->mu);
-		free(np);
-		free(na);
-		return -ENOENT;
-	}
-	unhash_path(t, n);
-	bury(n, n->path);
-	n->path = np;
-	n->inl &= ~NODE_INL_PATH;
-	if (na) {
-		bury(n, n->arg);
-		n->arg = na;
-		n->inl &= ~NODE_INL_ARG;
-	}
-	t->bytes -= n->cost;
-	account_add(t, n);
-	size_t bp = fnv(n->path) % t->nbuckets;
-	n->next_path = t->by_path[bp];
-	t->by_path[bp] = n;
-	pthread_mutex_unlock(&t->mu);
-	return 0;
 }

@@ -59,7 +59,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct node *p = N(m, parent);
 	if (!p)
 		return reply_err(req, -ESTALE);
-	fs_op_begin("lookup", p->path, name);
+	fs_op_begin_node("lookup", m->nodes, p, name);
 	const struct kind_ops *k = kind_ops[p->kind];
 	if (!k->lookup)
 		return reply_err(req, -ENOTDIR);
@@ -110,7 +110,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct node *n = N(m, ino);
 	if (!n)
 		return reply_err(req, -ESTALE);
-	fs_op_begin("stat", n->path, NULL);
+	fs_op_begin_node("stat", m->nodes, n, NULL);
 	struct stat st;
 	double t;
 	const struct kind_ops *k = kind_ops[n->kind];
@@ -131,7 +131,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	const struct kind_ops *k = kind_ops[n->kind];
 	if (!k->readlink)
 		return reply_err(req, -EINVAL);
-	fs_op_begin("readlink", n->path, NULL);
+	fs_op_begin_node("readlink", m->nodes, n, NULL);
 	char buf[512];
 	int rc = k->readlink(m, n, buf, sizeof buf);
 	if (rc)
@@ -181,28 +181,22 @@ static void dirh_clear(struct dirh *d)
 
 /* The st_ino that stat reports (node_attr), for d_ino in listings: a
  * listing's "." and ".." included, which readdir(3) hides when it is 0. */
-static ino_t dir_ino(const struct node *dn)
+static ino_t dir_ino(struct mnt *m, const struct node *dn)
 {
-	return dn->id == FUSE_ROOT_ID ? FUSE_ROOT_ID : path_hash_ino(dn->path);
+	return dn->id == FUSE_ROOT_ID ? FUSE_ROOT_ID : nodes_ino(m->nodes, dn, NULL);
 }
 
-static ino_t parent_ino(const struct node *dn)
+/* (the root's parent is outside the mount: FUSE_ROOT_ID) */
+static ino_t parent_ino(struct mnt *m, const struct node *dn)
 {
-	const char *slash = strrchr(dn->path, '/');
-	if (dn->id == FUSE_ROOT_ID || !slash)
-		return FUSE_ROOT_ID; /* the root's parent is outside the mount */
-	char p[4096];
-	snprintf(p, sizeof p, "%.*s", (int)(slash - dn->path), dn->path);
-	return path_hash_ino(p);
+	return nodes_parent_ino(m->nodes, dn);
 }
 
-static ino_t child_ino(const struct node *dn, const struct child *c)
+static ino_t child_ino(struct mnt *m, const struct node *dn, const struct child *c)
 {
 	if (kind_ops[c->kind]->flags & KIND_DIGEST_INO)
 		return regfs_digest_ino(c->digest);
-	char p[4096];
-	snprintf(p, sizeof p, "%s%s%s", dn->path, *dn->path ? "/" : "", c->name);
-	return path_hash_ino(p);
+	return nodes_ino(m->nodes, dn, c->name);
 }
 
 /* The listings of directories fixed by a digest (no KIND_TTL_DIR) between
@@ -213,7 +207,7 @@ static ino_t child_ino(const struct node *dn, const struct child *c)
 #define KEPT_LISTINGS 8
 static pthread_mutex_t kept_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct kept {
-	char *path;
+	fuse_ino_t id; /* the directory's nodeid (never reused); 0: free */
 	struct dirh d;
 } kept[KEPT_LISTINGS];
 static unsigned kept_next;
@@ -223,9 +217,8 @@ static bool listing_take(const struct node *dn, struct dirh *d)
 	bool found = false;
 	pthread_mutex_lock(&kept_mu);
 	for (size_t i = 0; i < KEPT_LISTINGS && !found; i++) {
-		if (kept[i].path && strcmp(kept[i].path, dn->path) == 0) {
+		if (kept[i].id && kept[i].id == dn->id) {
 			*d = kept[i].d;
-			free(kept[i].path);
 			kept[i] = (struct kept){0};
 			found = true;
 		}
@@ -237,17 +230,11 @@ static bool listing_take(const struct node *dn, struct dirh *d)
 /* Keeps d (taken over) for dn's next readdir; the oldest kept one goes. */
 static void listing_keep(const struct node *dn, struct dirh *d)
 {
-	char *p = strdup(dn->path);
-	if (!p) {
-		dirh_clear(d);
-		return;
-	}
 	pthread_mutex_lock(&kept_mu);
 	struct kept old = kept[kept_next];
-	kept[kept_next] = (struct kept){p, *d};
+	kept[kept_next] = (struct kept){dn->id, *d};
 	kept_next = (kept_next + 1) % KEPT_LISTINGS;
 	pthread_mutex_unlock(&kept_mu);
-	free(old.path);
 	dirh_clear(&old.d);
 }
 
@@ -263,7 +250,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	const struct kind_ops *k = kind_ops[dn->kind];
 	if (!k->list)
 		return reply_err(req, -ENOTDIR);
-	fs_op_begin("readdir", dn->path, NULL);
+	fs_op_begin_node("readdir", m->nodes, dn, NULL);
 	if (off == 0 && k->listing_start)
 		k->listing_start(m, dn);
 	/* Offsets are indexes into the sorted listing; a listing that changes
@@ -290,8 +277,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		if (i < 2 || !plus) {
 			struct stat st = {0};
 			st.st_mode = i < 2 ? S_IFDIR : kind_ops[d->v[i - 2].kind]->type;
-			st.st_ino = i == 0 ? dir_ino(dn) : i == 1 ? parent_ino(dn)
-					      : child_ino(dn, &d->v[i - 2]);
+			st.st_ino = i == 0 ? dir_ino(m, dn) : i == 1 ? parent_ino(m, dn)
+					      : child_ino(m, dn, &d->v[i - 2]);
 			if (plus) {
 				/* ino 0: no attributes, the kernel looks it up when needed;
 				 * d_ino must not be 0 (readdir(3) skips such entries). */
@@ -314,7 +301,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 				nodes_forget(m->nodes, n->id, 1);
 			memset(&e, 0, sizeof e);
 			e.attr.st_mode = kind_ops[d->v[i - 2].kind]->type;
-			e.attr.st_ino = child_ino(dn, &d->v[i - 2]);
+			e.attr.st_ino = child_ino(m, dn, &d->v[i - 2]);
 			n = NULL;
 		}
 		sz = fuse_add_direntry_plus(req, buf + pos, size - pos, name, &e, i + 1);
@@ -358,7 +345,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	const struct kind_ops *k = kind_ops[n->kind];
 	if (S_ISDIR(k->type))
 		return reply_err(req, -EISDIR);
-	fs_op_begin("open", n->path, NULL);
+	fs_op_begin_node("open", m->nodes, n, NULL);
 	struct fh *h = calloc(1, sizeof *h);
 	if (!h)
 		return reply_err(req, -ENOMEM);
@@ -553,7 +540,7 @@ static struct node *write_dir(fuse_req_t req, fuse_ino_t parent, const char *op,
 	struct node *p = N(m, parent);
 	if (!p)
 		return reply_err(req, -ESTALE), NULL;
-	fs_op_begin(op, p->path, name);
+	fs_op_begin_node(op, m->nodes, p, name);
 	if (m->o.ro)
 		return reply_err(req, -EROFS), NULL;
 	return p;
@@ -606,7 +593,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	struct node *p = N(m, parent), *np = N(m, newparent);
 	if (!p || !np)
 		return reply_err(req, -ESTALE);
-	fs_op_begin("mv", p->path, name);
+	fs_op_begin_node("mv", m->nodes, p, name);
 	if (m->o.ro)
 		return reply_err(req, -EROFS);
 	const struct kind_ops *k = kind_ops[p->kind];

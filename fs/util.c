@@ -166,12 +166,20 @@ static size_t enext, ecount; /* next slot to write; entries held */
 
 struct op_ctx {
 	const char *op, *dir, *name;
+	struct nodes *t;           /* with dn: dir is dn's path, built on demand */
+	const struct node *dn;
 };
 static _Thread_local struct op_ctx cur;
 
 void fs_op_begin(const char *op, const char *dir, const char *name)
 {
-	cur = (struct op_ctx){op, dir, name};
+	cur = (struct op_ctx){op, dir, name, NULL, NULL};
+}
+
+void fs_op_begin_node(const char *op, struct nodes *t, const struct node *dir,
+		      const char *name)
+{
+	cur = (struct op_ctx){op, NULL, name, t, dir};
 }
 
 void fs_error_note(const char *op, const char *path, const char *msg)
@@ -180,9 +188,15 @@ void fs_error_note(const char *op, const char *path, const char *msg)
 	snprintf(e.op, sizeof e.op, "%s", op ? op : cur.op ? cur.op : "background");
 	if (path)
 		snprintf(e.path, sizeof e.path, "/%s", path);
-	else if (cur.op)
-		snprintf(e.path, sizeof e.path, "/%s%s%s", cur.dir ? cur.dir : "",
-			 cur.name && cur.dir && *cur.dir ? "/" : "", cur.name ? cur.name : "");
+	else if (cur.op) {
+		char dir[NODE_PATH_MAX];
+		const char *d = cur.dir;
+		if (cur.dn) /* too long: the name alone (nodes_path) */
+			d = nodes_path(cur.t, cur.dn, dir, sizeof dir) >= 0 ? dir : "…";
+		if (snprintf(e.path, sizeof e.path, "/%s%s%s", d ? d : "",
+			     cur.name && d && *d ? "/" : "", cur.name ? cur.name : "") < 0)
+			e.path[0] = 0;
+	}
 	else
 		snprintf(e.path, sizeof e.path, "-"); /* prefetch, walk: no request */
 	snprintf(e.msg, sizeof e.msg, "%s", msg ? msg : "");

@@ -122,6 +122,8 @@ static const struct key keys[] = {
 	{"regfs.proxies", K_PROXIES, 0, NULL},
 	{"regfs.proxycache.interval", K_DUR, F(proxycache_interval_s), NULL},
 	{"regfs.proxycache.spooldir", K_STR, F(proxycache_spooldir), NULL},
+	{"regfs.proxycache.minrate", K_SIZE, F(proxycache_minrate), NULL},
+	{"regfs.proxycache.minrategrace", K_DUR, F(proxycache_minrate_grace_s), NULL},
 
 	{"http.addr", K_STR, F(http_addr), NULL},
 	{"http.host", K_STR, F(http_host), NULL},
@@ -658,6 +660,8 @@ void regfs_config_defaults(struct regfs_config *cfg, const char *default_rootdir
 	cfg->limits.largereads = 64;
 	cfg->usage.maxseries = 500;
 	cfg->proxycache_interval_s = 600;
+	cfg->proxycache_minrate = 1024;
+	cfg->proxycache_minrate_grace_s = 60;
 	cfg->cache_blobdescriptorsize = 10000;
 	cfg->http_addr = strdup(default_rootdir ? "127.0.0.1:5000" : ":5000");
 	cfg->health_storage.interval_s = 10;

@@ -13,6 +13,8 @@
 struct conn_ctx {
 	void *front;   /* front.c's tracking record */
 	void *tls;     /* tls.c's per-connection state; NULL on a plain listener */
+	void *proxy;   /* proxy_blob.c: a blob GET suspended until its size is known;
+	                * dropped at the request's end (proxy_blob_conn_done) */
 };
 
 /* The context of `c`, NULL when none was allocated (out of memory). */

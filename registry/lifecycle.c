@@ -3,6 +3,7 @@
 
 #include "auth.h"
 #include "notify.h"
+#include "quota.h"
 #include "registry.h"
 #include "tls.h"
 
@@ -39,7 +40,7 @@ static void note(char *list, size_t cap, bool changed, const char *name)
 
 static bool quotas_differ(const struct regfs_config *o, const struct regfs_config *n)
 {
-	if (o->n_quotas != n->n_quotas || o->usage.maxseries != n->usage.maxseries)
+	if (o->n_quotas != n->n_quotas)
 		return true;
 	for (int i = 0; i < o->n_quotas; i++)
 		if (str_differs(o->quotas[i].repository, n->quotas[i].repository) ||
@@ -51,7 +52,9 @@ static bool quotas_differ(const struct regfs_config *o, const struct regfs_confi
 /* The cache's upstreams (proxies_open reads them once, at start). */
 static bool proxies_differ(const struct regfs_config *o, const struct regfs_config *n)
 {
-	if (o->n_proxies != n->n_proxies || o->proxycache_interval_s != n->proxycache_interval_s)
+	if (o->n_proxies != n->n_proxies || o->proxycache_interval_s != n->proxycache_interval_s ||
+	    o->proxycache_minrate != n->proxycache_minrate ||
+	    o->proxycache_minrate_grace_s != n->proxycache_minrate_grace_s)
 		return true;
 	for (int i = 0; i < o->n_proxies; i++) {
 		const struct regfs_proxy_config *a = &o->proxies[i], *b = &n->proxies[i];
@@ -101,7 +104,7 @@ static void restart_only(const struct regfs_config *o, const struct regfs_config
 			       o->health_storage.interval_s != n->health_storage.interval_s ||
 			       o->health_storage.threshold != n->health_storage.threshold,
 	     "health.storagedriver");
-	note(list, cap, quotas_differ(o, n), "regfs.quota/regfs.usage");
+	note(list, cap, o->usage.maxseries != n->usage.maxseries, "regfs.usage.maxseries");
 	note(list, cap, proxies_differ(o, n), "proxy/regfs.proxies/regfs.proxycache");
 }
 
@@ -156,6 +159,19 @@ static void reload_notifications(struct registry *reg, struct regfs_config *run,
 		 run->n_endpoints);
 }
 
+/* regfs.quota: the next push is admitted under the new list (the accounting
+ * it compares against is the registry's, unchanged). */
+static void reload_quotas(struct registry *reg, struct regfs_config *run, struct regfs_config *n,
+			  char *done, size_t cap)
+{
+	if (!reg || !quotas_differ(run, n))
+		return;
+	quota_reload(run, n);
+	size_t len = strlen(done);
+	snprintf(done + len, cap - len, "%sregfs.quota (%d rule%s)", len ? ", " : "",
+		 run->n_quotas, run->n_quotas == 1 ? "" : "s");
+}
+
 /* http.tls: the certificate, key and client CAs are re-read even when the
  * file names did not change (a renewed certificate keeps its name); a file
  * that does not load keeps the current ones. */
@@ -191,11 +207,12 @@ void lifecycle_reload(const char *path, struct regfs_config *running, struct reg
 	restart_only(running, &n, later, sizeof later);
 	apply_safe(running, &n, done, sizeof done);
 	reload_notifications(reg, running, &n, done, sizeof done);
+	reload_quotas(reg, running, &n, done, sizeof done);
 	reload_tls(reg, n.tls_certificate ? &n : NULL, done, sizeof done);
 	if (reg)
 		auth_reload(reg->auth, &n);
 	log_info("SIGHUP: reloaded %s: %s", path, done[0] ? done : "no change to log.level, "
-		 "log.formatter, http.draintimeout, notifications, http.tls");
+		 "log.formatter, http.draintimeout, notifications, http.tls, regfs.quota");
 	if (later[0])
 		log_warn("SIGHUP: changed in %s but applied only by a restart: %s", path, later);
 	regfs_config_free(&n);

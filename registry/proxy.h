@@ -119,6 +119,17 @@ enum MHD_Result proxy_blob(struct registry *r, struct request *q);
 int proxy_flights_new(struct registry *r, struct proxy_flights **out, struct regfs_err *err);
 void proxy_flights_free(struct proxy_flights *f); /* NULL-safe */
 
+/* Before the HTTP daemon stops (libmicrohttpd must not be stopped with a
+ * connection suspended): every fetch in flight is failed, which resumes the
+ * connections waiting for its bytes (their answers are cut), and no new
+ * fetch starts. (proxy_blob.c) */
+void proxies_release_waiters(struct registry *r);
+/* At the end of a request (and of its connection): drops the wait record a
+ * blob GET left in the connection's context (conn.h), if any; NULL-safe.
+ * (proxy_blob.c) */
+struct conn_ctx;
+void proxy_blob_conn_done(struct conn_ctx *cx);
+
 /* A pull of `digest` (by tag `tag`, or NULL by digest) in cached repository
  * `name`: recorded for expiry (cheap: memory, flushed in the background).
  * (proxy_expire.c) */

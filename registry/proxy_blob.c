@@ -26,6 +26,7 @@
 #include "proxy_internal.h"
 
 #include "blobs.h"
+#include "conn.h"
 #include "gc.h"
 #include "handlers.h"
 #include "notify.h"
@@ -67,6 +68,7 @@ struct flight {
 	struct proxy_flights *f;
 	uint64_t got;                   /* bytes spooled so far (the fetch thread's) */
 	uint64_t checked;               /* `got` at the last free-space check */
+	struct timespec t0;             /* the fetch's start (CLOCK_MONOTONIC) */
 };
 
 struct proxy_flights {
@@ -121,6 +123,21 @@ void proxy_flights_free(struct proxy_flights *f)
 	pthread_cond_destroy(&f->idle);
 	pthread_mutex_destroy(&f->mu);
 	free(f);
+}
+
+void proxies_release_waiters(struct registry *r)
+{
+	struct proxies *ps = r ? r->proxies : NULL;
+	for (int i = 0; ps && i < ps->n; i++) {
+		struct proxy_flights *f = ps->v[i].flights;
+		if (!f)
+			continue;
+		pthread_mutex_lock(&f->mu);
+		f->stopping = true; /* no new flight, fetches stop at their next chunk */
+		for (struct flight *fl = f->head; fl; fl = fl->next)
+			spool_fail(fl->sp, -ECANCELED); /* wakes its waiters; DONE stays DONE */
+		pthread_mutex_unlock(&f->mu);
+	}
 }
 
 /* With f->mu held: the live flight of (name, digest), or NULL. A flight
@@ -187,6 +204,38 @@ static int spool_room(struct flight *fl, uint64_t more)
 	return -ENOSPC;
 }
 
+static uint64_t ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)((t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000);
+}
+
+/* The fetch's deadline: the upstream client only cuts a stall (under 1
+ * byte/s for its timeout), so an upstream trickling a few bytes a second
+ * would keep the fetch, and every client waiting on it, alive for ever.
+ * Past regfs.proxycache.minrategrace, a fetch whose average rate since its
+ * start is under regfs.proxycache.minrate is cut (-ETIMEDOUT, logged with
+ * the upstream and the rate): nothing is stored and the next request
+ * fetches again. An average, not the last chunk's rate: a short pause of a
+ * fast upstream is not punished. */
+static int rate_check(struct flight *fl)
+{
+	const struct regfs_config *cfg = fl->r->cfg;
+	uint64_t min = cfg->proxycache_minrate;
+	uint64_t ms = ms_since(&fl->t0);
+	if (!min || ms < (uint64_t)cfg->proxycache_minrate_grace_s * 1000 || ms == 0)
+		return 0;
+	double rate = (double)fl->got * 1000.0 / (double)ms;
+	if (rate >= (double)min)
+		return 0;
+	log_warn("proxy: blob %s of %s from %s/%s: %.1f bytes/s on average over %.1f s "
+		 "(%" PRIu64 " bytes), under regfs.proxycache.minrate (%" PRIu64 " bytes/s): "
+		 "fetch cut", fl->digest, fl->name, fl->p->remoteurl, fl->upname, rate,
+		 (double)ms / 1000.0, fl->got, min);
+	return -ETIMEDOUT;
+}
+
 static int sink_size(void *arg, int64_t len)
 {
 	struct flight *fl = arg;
@@ -206,7 +255,7 @@ static int sink_data(void *arg, const void *buf, size_t n)
 	int rc = spool_room(fl, n);
 	if (rc == 0 && (rc = spool_append(fl->sp, buf, n, NULL)) == 0)
 		fl->got += n;
-	return rc;
+	return rc ? rc : rate_check(fl);
 }
 
 /* upload_store's source: the finished spool from the start. */
@@ -223,13 +272,6 @@ static ssize_t spool_src_read(void *arg, void *buf, size_t n, struct regfs_err *
 		return regfs_errf(e, (int)got, "spool file: read failed: %s", strerror((int)-got));
 	s->off += (uint64_t)got;
 	return got;
-}
-
-static uint64_t ms_since(const struct timespec *t0)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)((t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000);
 }
 
 /* Fetch, verify, store. 0 or -errno with e set. */
@@ -251,8 +293,6 @@ static void *fetch_main(void *arg)
 {
 	struct flight *fl = arg;
 	struct proxy_flights *f = fl->f;
-	struct timespec t0;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	struct regfs_err e = {0};
 	uint64_t size = 0;
 	int rc = fetch_and_store(fl, &size, &e);
@@ -263,7 +303,7 @@ static void *fetch_main(void *arg)
 	} else {
 		log_info("proxy: blob %s of %s fetched from %s/%s and stored (%" PRIu64 " bytes, "
 			 "%" PRIu64 " ms)", fl->digest, fl->name, fl->p->remoteurl, fl->upname, size,
-			 ms_since(&t0));
+			 ms_since(&fl->t0));
 	}
 	pthread_mutex_lock(&f->mu);
 	flight_unlink(f, fl);
@@ -296,6 +336,7 @@ static struct spool *flight_start(struct registry *r, const struct proxy *p, con
 	fl->r = r;
 	fl->p = p;
 	fl->f = f;
+	clock_gettime(CLOCK_MONOTONIC, &fl->t0);
 	spool_ref(fl->sp); /* the caller's */
 	pthread_attr_t a;
 	pthread_attr_init(&a);
@@ -400,12 +441,65 @@ static int link_stored(struct registry *r, const struct proxy *p, const char *na
 	return rc;
 }
 
+/* ---- waiting without a thread ----
+ * libmicrohttpd's thread pool runs many connections per thread, so a
+ * response must never block for spool bytes: a thread waiting 15 s for a
+ * stalled upstream would stall every other connection it serves. A waiting
+ * response suspends its connection instead (MHD_suspend_connection, legal
+ * from the content reader callback of a response that is not shared, and
+ * from the access handler: libmicrohttpd 0.9.75's flow-control rules) and
+ * returns 0 bytes (legal only together with a suspension: without one it
+ * would be called again at once, spinning); the spool's writer resumes it
+ * (MHD_resume_connection, legal from any thread) at its next append, size
+ * or end, and libmicrohttpd calls the reader again. The daemon must be
+ * started with MHD_ALLOW_SUSPEND_RESUME (server.c); in thread-per-
+ * connection mode it is not, and the response blocks its own thread. */
+
+static bool can_suspend(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON);
+	const union MHD_DaemonInfo *di =
+		ci ? MHD_get_daemon_info(ci->daemon, MHD_DAEMON_INFO_FLAGS) : NULL;
+	return di && (di->flags & MHD_ALLOW_SUSPEND_RESUME) == MHD_ALLOW_SUSPEND_RESUME;
+}
+
+static void conn_park(void *arg)
+{
+	MHD_suspend_connection(arg);
+}
+
+static void conn_wake(void *arg)
+{
+	MHD_resume_connection(arg);
+}
+
 struct spool_rd {
 	struct spool *sp;
 	uint64_t start, len;
+	struct spool_waiter w;          /* .arg: the connection; NULL .park: blocking reads */
 	char digest[REGFS_DIGEST_MAX];
 	char name[ROUTE_NAME_MAX];
 };
+
+/* Up to max bytes at off: > 0, or 0 after suspending the connection (the
+ * wake resumes it), or spool_read's end/failure (<= 0, not -EAGAIN). */
+static ssize_t spool_rd_read(struct spool_rd *x, uint64_t off, char *buf, size_t max,
+			     bool *parked)
+{
+	*parked = false;
+	if (!x->w.park)
+		return spool_read(x->sp, off, buf, max, READ_STALL_MS);
+	for (;;) {
+		ssize_t n = spool_read(x->sp, off, buf, max, 0);
+		if (n != -EAGAIN)
+			return n;
+		if (spool_watch(x->sp, off, &x->w) == 0) {
+			*parked = true;
+			return 0;
+		}
+		/* a byte (or the end) came between the read and the watch */
+	}
+}
 
 static ssize_t spool_cb(void *cls, uint64_t pos, char *buf, size_t max)
 {
@@ -414,9 +508,10 @@ static ssize_t spool_cb(void *cls, uint64_t pos, char *buf, size_t max)
 		max = (size_t)(x->len - pos);
 	if (max == 0)
 		return MHD_CONTENT_READER_END_OF_STREAM;
-	ssize_t n = spool_read(x->sp, x->start + pos, buf, max, READ_STALL_MS);
-	if (n > 0)
-		return n;
+	bool parked;
+	ssize_t n = spool_rd_read(x, x->start + pos, buf, max, &parked);
+	if (n > 0 || parked)
+		return n; /* 0 only with the connection suspended */
 	if (n == 0 && (x->len == MHD_SIZE_UNKNOWN || pos == x->len))
 		return MHD_CONTENT_READER_END_OF_STREAM;
 	/* the fetch failed (logged once by it): cut the connection, so the
@@ -429,6 +524,10 @@ static ssize_t spool_cb(void *cls, uint64_t pos, char *buf, size_t max)
 static void spool_rd_free(void *cls)
 {
 	struct spool_rd *x = cls;
+	/* never queued here: a queued waiter's connection is suspended, and a
+	 * suspended connection's response is not freed (the daemon is stopped
+	 * only after proxies_release_waiters woke them all) */
+	spool_unwatch(x->sp, &x->w);
 	spool_unref(x->sp);
 	free(x);
 }
@@ -444,6 +543,8 @@ static struct MHD_Response *spool_response(struct request *q, struct spool *sp, 
 		return NULL;
 	}
 	*x = (struct spool_rd){.sp = sp, .start = start, .len = len};
+	if (can_suspend(q->conn))
+		x->w = (struct spool_waiter){.park = conn_park, .wake = conn_wake, .arg = q->conn};
 	snprintf(x->digest, sizeof x->digest, "%.135s", q->rt.ref);
 	snprintf(x->name, sizeof x->name, "%s", q->rt.name);
 	struct MHD_Response *resp = MHD_create_response_from_callback(len, 256 * 1024, spool_cb, x,
@@ -453,13 +554,88 @@ static struct MHD_Response *spool_response(struct request *q, struct spool *sp, 
 	return resp;
 }
 
+/* A GET waiting for the size of its blob (the upstream has not answered
+ * yet), its connection suspended: kept in the connection's context
+ * (conn.h) until the handler runs again on the resume. */
+struct size_wait {
+	struct spool_waiter w;          /* .arg: the connection */
+	struct spool *sp;               /* the request's reference */
+	uint64_t t0_us;                 /* the request's start: its access line counts the wait */
+	char digest[REGFS_DIGEST_MAX];
+	char name[ROUTE_NAME_MAX];
+};
+
+void proxy_blob_conn_done(struct conn_ctx *cx)
+{
+	struct size_wait *sw = cx ? cx->proxy : NULL;
+	if (!sw)
+		return;
+	cx->proxy = NULL;
+	spool_unwatch(sw->sp, &sw->w);
+	spool_unref(sw->sp);
+	free(sw);
+}
+
+/* The spool this request waited on, if the handler runs again after a
+ * resume (a reference for the caller), else NULL. */
+static struct spool *size_wait_take(struct request *q)
+{
+	struct conn_ctx *cx = conn_ctx_of(q->conn);
+	struct size_wait *sw = cx ? cx->proxy : NULL;
+	if (!sw)
+		return NULL;
+	struct spool *sp = NULL;
+	if (!strcmp(sw->digest, q->rt.ref) && !strcmp(sw->name, q->rt.name)) {
+		sp = sw->sp;
+		sw->sp = NULL;
+		q->t0_us = sw->t0_us; /* the handler's second run is the same request */
+	}
+	cx->proxy = NULL;
+	if (sw->sp)
+		spool_unref(sw->sp);
+	free(sw);
+	return sp;
+}
+
+/* The blob's total size: 0 with it, or the failure; or 0 with *parked set
+ * when the connection was suspended to wait for it (the reference sp then
+ * belongs to the wait record until size_wait_take). */
+static int size_or_park(struct request *q, struct spool *sp, uint64_t *total, bool *parked)
+{
+	*parked = false;
+	struct conn_ctx *cx = can_suspend(q->conn) ? conn_ctx_of(q->conn) : NULL;
+	for (;;) {
+		int rc = spool_wait_size(sp, cx ? 0 : READ_STALL_MS, total);
+		if (rc != -EAGAIN)
+			return rc;
+		struct size_wait *sw = calloc(1, sizeof *sw);
+		if (!sw)
+			return spool_wait_size(sp, READ_STALL_MS, total); /* block, then */
+		sw->w = (struct spool_waiter){.park = conn_park, .wake = conn_wake, .arg = q->conn};
+		sw->sp = sp;
+		sw->t0_us = q->t0_us;
+		snprintf(sw->digest, sizeof sw->digest, "%.135s", q->rt.ref);
+		snprintf(sw->name, sizeof sw->name, "%s", q->rt.name);
+		cx->proxy = sw;
+		if (spool_watch(sp, SPOOL_WATCH_SIZE, &sw->w) == 0) {
+			*parked = true;
+			return 0;
+		}
+		cx->proxy = NULL; /* the size (or the end) came meanwhile */
+		free(sw);
+	}
+}
+
 /* GET answered from the spool sp (the caller's reference, taken over):
  * once the size is known, the whole blob or the asked range. */
 static enum MHD_Result serve_spool(struct registry *r, struct request *q, const struct proxy *p,
 				   struct spool *sp)
 {
 	uint64_t total = 0;
-	int rc = spool_wait_size(sp, READ_STALL_MS, &total);
+	bool parked = false;
+	int rc = size_or_park(q, sp, &total, &parked);
+	if (parked)
+		return MHD_YES; /* no answer yet: the resume runs the handler again */
 	if (rc) {
 		spool_unref(sp);
 		struct regfs_err e = {0};
@@ -513,6 +689,9 @@ enum MHD_Result proxy_blob(struct registry *r, struct request *q)
 				      q->rt.ref, q->rt.name);
 	if (request_is_head(q))
 		return head_upstream(r, q, p, upname);
+	struct spool *waited = size_wait_take(q);
+	if (waited)
+		return serve_spool(r, q, p, waited); /* resumed: the flight it joined */
 	struct regfs_err e = {0};
 	if (!relinked && blob_stored(r, q->rt.ref)) {
 		/* stored for someone else: this repository's upstream must have it */

@@ -25,6 +25,7 @@ struct spool {
 	uint64_t filled;        /* bytes in the file */
 	uint64_t total;         /* valid when has_total */
 	bool has_total;
+	struct spool_waiter *waiters; /* queued by spool_watch, woken by any change */
 };
 
 /* The directory exists, is ours and private (0700): the spool files hold
@@ -116,6 +117,36 @@ static void fail_locked(struct spool *s, int code)
 	pthread_cond_broadcast(&s->cv);
 }
 
+/* With s->mu held: the queued waiters, dequeued (woken by wake_all once the
+ * lock is dropped: a wake may resume a connection that reads at once). */
+static struct spool_waiter *take_waiters(struct spool *s)
+{
+	struct spool_waiter *w = s->waiters;
+	s->waiters = NULL;
+	for (struct spool_waiter *x = w; x; x = x->next)
+		x->queued = false;
+	return w;
+}
+
+static void wake_all(struct spool_waiter *w)
+{
+	while (w) {
+		struct spool_waiter *next = w->next; /* w may be freed by its wake */
+		w->wake(w->arg);
+		w = next;
+	}
+}
+
+/* Drops s->mu after a change: broadcast to blocked readers, wake the
+ * queued ones. */
+static void changed_unlock(struct spool *s)
+{
+	pthread_cond_broadcast(&s->cv);
+	struct spool_waiter *w = take_waiters(s);
+	pthread_mutex_unlock(&s->mu);
+	wake_all(w);
+}
+
 void spool_set_size(struct spool *s, uint64_t total)
 {
 	pthread_mutex_lock(&s->mu);
@@ -123,8 +154,7 @@ void spool_set_size(struct spool *s, uint64_t total)
 	s->has_total = true;
 	if (s->filled > total)
 		fail_locked(s, -EFBIG);
-	pthread_cond_broadcast(&s->cv);
-	pthread_mutex_unlock(&s->mu);
+	changed_unlock(s);
 }
 
 static int write_all(int fd, const char *p, size_t n, uint64_t off)
@@ -149,9 +179,12 @@ int spool_append(struct spool *s, const void *buf, size_t n, struct regfs_err *e
 	uint64_t off = s->filled;
 	bool over = s->has_total && (n > s->total || off > s->total - n);
 	int state = s->state;
-	if (over)
+	if (over) {
 		fail_locked(s, -EFBIG);
-	pthread_mutex_unlock(&s->mu);
+		changed_unlock(s);
+	} else {
+		pthread_mutex_unlock(&s->mu);
+	}
 	if (state != SPOOL_FILLING)
 		return regfs_errf(err, -EINVAL, "spool: append after the spool ended");
 	if (over)
@@ -163,8 +196,7 @@ int spool_append(struct spool *s, const void *buf, size_t n, struct regfs_err *e
 		fail_locked(s, rc);
 	else
 		s->filled = off + n;
-	pthread_cond_broadcast(&s->cv);
-	pthread_mutex_unlock(&s->mu);
+	changed_unlock(s);
 	if (rc)
 		return regfs_errf(err, rc, "spool file: write failed: %s", strerror(-rc));
 	return 0;
@@ -183,9 +215,8 @@ int spool_finish(struct spool *s)
 		s->state = SPOOL_DONE;
 		s->total = s->filled;
 		s->has_total = true;
-		pthread_cond_broadcast(&s->cv);
 	}
-	pthread_mutex_unlock(&s->mu);
+	changed_unlock(s);
 	return rc;
 }
 
@@ -193,7 +224,7 @@ void spool_fail(struct spool *s, int code)
 {
 	pthread_mutex_lock(&s->mu);
 	fail_locked(s, code);
-	pthread_mutex_unlock(&s->mu);
+	changed_unlock(s);
 }
 
 enum spool_state spool_state(struct spool *s, uint64_t *filled)
@@ -226,6 +257,10 @@ int spool_wait_size(struct spool *s, int timeout_ms, uint64_t *total)
 	pthread_mutex_lock(&s->mu);
 	uint64_t seen = s->filled;
 	while (!s->has_total && s->state == SPOOL_FILLING && rc == 0) {
+		if (timeout_ms == 0) {
+			rc = -EAGAIN;
+			break;
+		}
 		if (pthread_cond_timedwait(&s->cv, &s->mu, &dl) != ETIMEDOUT)
 			continue;
 		if (s->filled == seen)
@@ -242,6 +277,18 @@ int spool_wait_size(struct spool *s, int timeout_ms, uint64_t *total)
 	return rc;
 }
 
+/* With s->mu held: how many bytes at off a reader may take now. With a
+ * known total the last byte waits for DONE: the writer verifies the whole
+ * before it finishes, and a reader that has every byte but one cannot
+ * complete a response early. */
+static uint64_t readable_at(const struct spool *s, uint64_t off)
+{
+	uint64_t avail = s->filled;
+	if (s->state == SPOOL_FILLING && s->has_total && s->total && avail >= s->total)
+		avail = s->total - 1;
+	return avail > off ? avail - off : 0;
+}
+
 /* Waits (s->mu held) until bytes at off exist or the spool ended. How many
  * there are at off (0: DONE at the end), or a negative code. */
 static ssize_t wait_bytes(struct spool *s, uint64_t off, size_t len, int timeout_ms)
@@ -251,18 +298,13 @@ static ssize_t wait_bytes(struct spool *s, uint64_t off, size_t len, int timeout
 	for (;;) {
 		if (s->state == SPOOL_FAILED)
 			return s->fail_code; /* nothing more of a failed blob is worth sending */
-		/* With a known total the last byte waits for DONE: the writer
-		 * verifies the whole before it finishes, and a reader that has
-		 * every byte but one cannot complete a response early. */
-		uint64_t avail = s->filled;
-		if (s->state == SPOOL_FILLING && s->has_total && s->total && avail >= s->total)
-			avail = s->total - 1;
-		if (avail > off) {
-			uint64_t n = avail - off;
+		uint64_t n = readable_at(s, off);
+		if (n)
 			return (ssize_t)(n < len ? n : len);
-		}
 		if (s->state == SPOOL_DONE)
 			return 0;
+		if (timeout_ms == 0)
+			return -EAGAIN;
 		if (pthread_cond_timedwait(&s->cv, &s->mu, &dl) == ETIMEDOUT) {
 			if (s->filled == seen)
 				return -ETIMEDOUT;
@@ -270,6 +312,39 @@ static ssize_t wait_bytes(struct spool *s, uint64_t off, size_t len, int timeout
 			dl = deadline_in(timeout_ms);
 		}
 	}
+}
+
+int spool_watch(struct spool *s, uint64_t want, struct spool_waiter *w)
+{
+	pthread_mutex_lock(&s->mu);
+	bool ready = s->state != SPOOL_FILLING ||
+		     (want == SPOOL_WATCH_SIZE ? s->has_total : readable_at(s, want) > 0);
+	if (!ready) {
+		/* park before the waiter becomes visible to a writer: a wake can
+		 * never come before the park (the connection is suspended first) */
+		w->park(w->arg);
+		w->queued = true;
+		w->next = s->waiters;
+		s->waiters = w;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return ready ? 1 : 0;
+}
+
+bool spool_unwatch(struct spool *s, struct spool_waiter *w)
+{
+	pthread_mutex_lock(&s->mu);
+	bool was = w->queued;
+	if (was) {
+		for (struct spool_waiter **pp = &s->waiters; *pp; pp = &(*pp)->next)
+			if (*pp == w) {
+				*pp = w->next;
+				break;
+			}
+		w->queued = false;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return was;
 }
 
 ssize_t spool_read(struct spool *s, uint64_t off, void *buf, size_t len, int timeout_ms)

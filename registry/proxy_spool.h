@@ -17,8 +17,11 @@
  * drops it with spool_unref; the last drop closes the file.
  *
  * Threading: one writer thread, any number of reader threads; every function
- * is thread-safe. Readers block (bounded by their timeout) on a condition
- * variable the writer broadcasts after each append and state change.
+ * is thread-safe. Readers either block (bounded by their timeout) on a
+ * condition variable the writer broadcasts after each append and state
+ * change, or do not wait at all (timeout 0) and queue a waiter
+ * (spool_watch) that the writer wakes: an event-driven server (the HTTP
+ * server's suspended connections) waits for a spool without a thread.
  *
  * Pure: no registry, no HTTP; tests/unit/test_proxy_spool.c drives it. */
 #ifndef REGFS_PROXY_SPOOL_H
@@ -62,17 +65,51 @@ void spool_fail(struct spool *s, int code);
 /* ---- readers ---- */
 /* Waits until the total size is known (set, or DONE) and returns 0 with it,
  * -EIO (or the failure's code) when the spool failed, -ETIMEDOUT after
- * timeout_ms without it and without a byte arriving. */
+ * timeout_ms without it and without a byte arriving; with timeout_ms 0 it
+ * does not wait: -EAGAIN when the size is not known yet. */
 int spool_wait_size(struct spool *s, int timeout_ms, uint64_t *total);
 /* Reads up to len bytes at off, waiting until at least one byte at off is
  * there. Returns the count (> 0; fewer than len when fewer are there yet),
  * 0 when the spool is DONE and off is at or past its end, the failure's
  * code (< 0) once it FAILED (whatever bytes it holds), -ETIMEDOUT
- * when no byte arrived for timeout_ms, or -errno of the read. With a known
+ * when no byte arrived for timeout_ms (with timeout_ms 0: -EAGAIN at once
+ * when no byte at off is there yet), or -errno of the read. With a known
  * total the last byte is held back until DONE (the writer verifies the
  * whole first), so no reader ends a full-length read of a blob that then
  * fails. */
 ssize_t spool_read(struct spool *s, uint64_t off, void *buf, size_t len, int timeout_ms);
+
+/* A reader's wait without a thread. The waiter belongs to the caller (it
+ * must stay valid while queued); the spool links it. */
+struct spool_waiter {
+	/* Called once by spool_watch, with the spool's lock held, when the
+	 * waiter is queued: whatever must happen before a wake may come (the
+	 * HTTP server suspends the connection). Must not call the spool. */
+	void (*park)(void *arg);
+	/* Called once after park, by the thread whose append, size or state
+	 * change made the spool worth reading again (the writer, or whoever
+	 * fails it), without the spool's lock; the waiter is no longer queued
+	 * and the spool no longer touches it. May free the waiter. */
+	void (*wake)(void *arg);
+	void *arg;
+	struct spool_waiter *next; /* the spool's */
+	bool queued;               /* the spool's */
+};
+
+/* What spool_watch waits for: the total size (SPOOL_WATCH_SIZE), or a byte
+ * at this offset. */
+#define SPOOL_WATCH_SIZE UINT64_MAX
+
+/* 1 when what `want` asks is there already (or the spool ended): read it
+ * (spool_read / spool_wait_size with timeout 0 give it without waiting);
+ * nothing is queued. Else 0: w->park(w->arg) ran under the spool's lock and
+ * w is queued until the next append, size or state change, which calls
+ * w->wake(w->arg) once. A waiter is queued on one spool at a time. */
+int spool_watch(struct spool *s, uint64_t want, struct spool_waiter *w);
+/* Dequeues w if it is still queued (a reader going away before its wake):
+ * true when it was (its wake will not come), false when the wake came or
+ * is under way. */
+bool spool_unwatch(struct spool *s, struct spool_waiter *w);
 
 /* The state and the bytes written so far (a snapshot). */
 enum spool_state spool_state(struct spool *s, uint64_t *filled);

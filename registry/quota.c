@@ -18,6 +18,9 @@
 static pthread_mutex_t stripes[STRIPES] = {
 	[0 ... STRIPES - 1] = PTHREAD_MUTEX_INITIALIZER,
 };
+/* Guards the running config's quota list: readers are pushes (quota_admit),
+ * the writer is a SIGHUP (quota_reload). */
+static pthread_rwlock_t rules_lock = PTHREAD_RWLOCK_INITIALIZER;
 
 const struct regfs_quota *quota_for(const struct regfs_config *cfg, const char *repo)
 {
@@ -43,7 +46,39 @@ static void size_text(uint64_t v, char *out, size_t cap)
 		snprintf(out, cap, "%" PRIu64 " bytes", v);
 }
 
-static bool over(const struct regfs_quota *q, const char *repo, const struct usage_repo_figures *now,
+/* The limits of the quota that applies, copied out of the list (a SIGHUP may
+ * replace it while the push runs). */
+struct quota_rule {
+	uint64_t bytes, tags;
+	char repository[256];
+};
+
+static bool rule_for(const struct regfs_config *cfg, const char *repo, struct quota_rule *out)
+{
+	pthread_rwlock_rdlock(&rules_lock);
+	const struct regfs_quota *q = quota_for(cfg, repo);
+	if (q) {
+		out->bytes = q->bytes;
+		out->tags = q->tags;
+		snprintf(out->repository, sizeof out->repository, "%s", q->repository);
+	}
+	pthread_rwlock_unlock(&rules_lock);
+	return q != NULL;
+}
+
+void quota_reload(struct regfs_config *running, struct regfs_config *n)
+{
+	pthread_rwlock_wrlock(&rules_lock);
+	struct regfs_quota *q = running->quotas;
+	int k = running->n_quotas;
+	running->quotas = n->quotas;
+	running->n_quotas = n->n_quotas;
+	n->quotas = q; /* freed with n */
+	n->n_quotas = k;
+	pthread_rwlock_unlock(&rules_lock);
+}
+
+static bool over(const struct quota_rule *q, const char *repo, const struct usage_repo_figures *now,
 		 const struct usage_repo_figures *then, uint64_t added, char *msg, size_t cap)
 {
 	if (q->bytes && added > 0 && then->exclusive > q->bytes) {
@@ -70,15 +105,15 @@ int quota_admit(struct registry *r, const char *repo, const char *tag, const cha
 		size_t cap)
 {
 	h->lock = NULL;
-	const struct regfs_quota *q = quota_for(r->cfg, repo);
-	if (!q)
+	struct quota_rule rule;
+	if (!rule_for(r->cfg, repo, &rule))
 		return 0;
 	pthread_mutex_t *lock = &stripes[regfs_fnv1a64_str(repo) % STRIPES];
 	pthread_mutex_lock(lock);
 	struct usage_repo_figures now, then;
 	uint64_t added = 0;
 	int rc = usage_would_be(r, repo, tag, digest, len, m, &now, &then, &added);
-	if (rc == 0 && over(q, repo, &now, &then, added, msg, cap)) {
+	if (rc == 0 && over(&rule, repo, &now, &then, added, msg, cap)) {
 		log_info("manifest %s refused in %s: %s", digest, repo, msg);
 		rc = -EDQUOT;
 	}

@@ -23,8 +23,13 @@
 struct registry;
 struct regfs_manifest;
 
-/* The quota of a repository: the longest matching glob; NULL when none. */
+/* The quota of a repository: the longest matching glob; NULL when none.
+ * The list may be replaced by quota_reload: callers other than quota.c's
+ * own use it only while no SIGHUP can run (tests, start-up). */
 const struct regfs_quota *quota_for(const struct regfs_config *cfg, const char *repo);
+/* SIGHUP: the running config takes n's quota list (n then holds the old one
+ * and frees it); a push being admitted uses either list whole, never a mix. */
+void quota_reload(struct regfs_config *running, struct regfs_config *n);
 
 struct quota_hold {
 	pthread_mutex_t *lock; /* held between quota_admit and quota_release; NULL: none */

@@ -268,6 +268,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	(void)cls;
 	struct request *q = *con_cls;
 	front_request_done(c);
+	proxy_blob_conn_done(conn_ctx_of(c));
 	if (q && !is_sentinel(q))
 		atomic_fetch_sub(&in_flight, 1); /* reached the access handler */
 	if (!q || q == &no_state || is_sentinel(q)) {
@@ -317,6 +318,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
 	if (r->tls)
 		tls_on_connection(r->tls, c, &cx->tls, code);
 	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		proxy_blob_conn_done(cx);
 		free(cx);
 		*socket_context = NULL;
 	}
@@ -458,7 +460,10 @@ static struct MHD_Daemon *start_daemon(struct registry *r, struct tls *tls)
 	unsigned flags = MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_USE_ITC | MHD_USE_NO_LISTEN_SOCKET |
 			 (per_conn ? MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 					     MHD_USE_POLL
-				   : MHD_USE_EPOLL_INTERNAL_THREAD);
+				   /* a response waiting for a cached blob's bytes suspends its
+				    * connection rather than block a pool thread (proxy_blob.c);
+				    * not with a thread per connection (it just blocks there) */
+				   : MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME);
 	struct MHD_OptionItem tls_opts[TLS_MHD_OPTIONS] = {{MHD_OPTION_END, 0, NULL}};
 	if (tls) {
 		flags |= MHD_USE_TLS;
@@ -502,6 +507,8 @@ static unsigned drain_and_stop(struct registry *reg, struct MHD_Daemon *d, int64
 	}
 	unsigned cut = atomic_load(&in_flight);
 	maint_stop(reg);
+	/* libmicrohttpd aborts when stopped with a suspended connection */
+	proxies_release_waiters(reg);
 	MHD_stop_daemon(d);
 	return cut;
 }

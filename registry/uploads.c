@@ -48,89 +48,6 @@
 #include <sys/random.h>
 #include <time.h>
 
-/* ---- hash-state cache ---- */
-
-#define UC_SLOTS 256
-
-struct up_slot {
-	char uuid[40];
-	struct regfs_hasher *h;
-	enum regfs_digest_alg alg;
-	uint64_t offset;
-	uint64_t stamp;
-};
-
-struct upcache {
-	pthread_mutex_t lock;
-	uint64_t clock;
-	struct up_slot s[UC_SLOTS];
-};
-
-struct upcache *upcache_new(void)
-{
-	struct upcache *uc = calloc(1, sizeof *uc);
-	if (uc)
-		pthread_mutex_init(&uc->lock, NULL);
-	return uc;
-}
-
-void upcache_free(struct upcache *uc)
-{
-	if (!uc)
-		return;
-	for (int i = 0; i < UC_SLOTS; i++)
-		regfs_hasher_free(uc->s[i].h);
-	pthread_mutex_destroy(&uc->lock);
-	free(uc);
-}
-
-/* Takes (removes) the cached hasher for uuid; NULL if none. */
-static struct regfs_hasher *uc_take(struct upcache *uc, const char *uuid,
-				    enum regfs_digest_alg alg, uint64_t *offset)
-{
-	struct regfs_hasher *h = NULL;
-	pthread_mutex_lock(&uc->lock);
-	for (int i = 0; i < UC_SLOTS; i++) {
-		if (uc->s[i].h && strcmp(uc->s[i].uuid, uuid) == 0) {
-			if (uc->s[i].alg == alg) {
-				h = uc->s[i].h;
-				*offset = uc->s[i].offset;
-			} else {
-				regfs_hasher_free(uc->s[i].h);
-			}
-			uc->s[i].h = NULL;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&uc->lock);
-	return h;
-}
-
-/* Gives h back (ownership passes to the cache); evicts the oldest entry. */
-static void uc_give(struct upcache *uc, const char *uuid, enum regfs_digest_alg alg,
-		    struct regfs_hasher *h, uint64_t offset)
-{
-	struct regfs_hasher *old = NULL;
-	pthread_mutex_lock(&uc->lock);
-	int best = 0;
-	for (int i = 0; i < UC_SLOTS; i++) {
-		if (!uc->s[i].h) {
-			best = i;
-			break;
-		}
-		if (uc->s[i].stamp < uc->s[best].stamp)
-			best = i;
-	}
-	old = uc->s[best].h;
-	snprintf(uc->s[best].uuid, sizeof uc->s[best].uuid, "%s", uuid);
-	uc->s[best].h = h;
-	uc->s[best].alg = alg;
-	uc->s[best].offset = offset;
-	uc->s[best].stamp = ++uc->clock;
-	pthread_mutex_unlock(&uc->lock);
-	regfs_hasher_free(old);
-}
-
 /* ---- per-request upload operation ---- */
 
 /* OP_SESSION and OP_MOUNTED did their work on the first callback and answer
@@ -362,7 +279,7 @@ static int op_open(struct registry *r, const char *name, struct upload_op *op, b
 		return rc;
 	op->size = regfs_writer_size(op->w);
 	uint64_t off = 0;
-	op->h = uc_take(r->uc, op->uuid, op->alg, &off);
+	op->h = upcache_take(r->uc, op->uuid, op->alg, &off);
 	if (op->h && off != op->size) {
 		regfs_hasher_free(op->h);
 		op->h = NULL;
@@ -613,7 +530,7 @@ static enum MHD_Result op_body(struct registry *r, struct request *q)
 			free(d);
 			return upload_unknown(r, q);
 		}
-		uc_give(r->uc, op->uuid, op->alg, op->h, op->size);
+		upcache_give(r->uc, op->uuid, op->alg, op->h, op->size);
 		op->h = NULL;
 		usage_upload_progress(r, q->rt.name, op->uuid, op->size);
 		return upload_progress(r, q, 202, op->uuid, op->size);

@@ -8,14 +8,25 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <regfs/digest.h>
 #include <regfs/err.h>
 
 struct registry;
 struct upcache;
 struct upload_op;
 
+/* upload_hashes.c: the running hash state of uploads by uuid, one cache per
+ * registry, safe across threads. */
 struct upcache *upcache_new(void);          /* NULL on ENOMEM */
 void upcache_free(struct upcache *uc);
+/* Takes (removes) the cached hasher for uuid, of algorithm alg, and the
+ * upload offset it has hashed up to; NULL if none (the caller owns it). */
+struct regfs_hasher *upcache_take(struct upcache *uc, const char *uuid,
+				  enum regfs_digest_alg alg, uint64_t *offset);
+/* Gives h back (ownership passes to the cache), hashed up to offset;
+ * evicts the oldest entry. */
+void upcache_give(struct upcache *uc, const char *uuid, enum regfs_digest_alg alg,
+		  struct regfs_hasher *h, uint64_t offset);
 /* Closes the upload's writer (what was written stays resumable) and frees
  * `op` (NULL: nothing). */
 void upload_op_free(struct upload_op *op);

@@ -57,7 +57,7 @@ int node_attr(struct mnt *m, struct node *n, struct stat *st, double *timeout)
 	st->st_gid = getgid();
 	st->st_blksize = 4096;
 	st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = m->mounted_since;
-	st->st_ino = path_hash_ino(n->path);
+	st->st_ino = nodes_ino(m->nodes, n, NULL);
 	*timeout = m->o.ttl;
 	const struct kind_ops *k = kind_ops[n->kind];
 	return k->attr ? k->attr(m, n, st, timeout) : -EIO;

@@ -142,8 +142,9 @@ static int blob_open(struct mnt *m, struct node *n, struct fuse_file_info *fi, s
 		h->fd = fd;
 	} else if (rc == 0) {
 		h->type = FH_RANGE;
-		h->ra = ra_new(m->client, &m->st, m->se, n->repo, n->digest, n->size, n->id,
-			       n->path);
+		char path[NODE_PATH_MAX]; /* for messages: the name alone when too long */
+		nodes_path(m->nodes, n, path, sizeof path);
+		h->ra = ra_new(m->client, &m->st, m->se, n->repo, n->digest, n->size, n->id, path);
 		if (!h->ra)
 			rc = -ENOMEM;
 	}
@@ -159,7 +160,7 @@ static int blob_getxattr(struct mnt *m, struct node *n, const char *name, char *
 	if (strcmp(name, "user.regfs.digest") == 0)
 		return xattr_reply(n->digest, buf, size, len);
 	if (strcmp(name, "user.regfs.mediatype") == 0)
-		return xattr_reply(n->mediatype, buf, size, len);
+		return xattr_reply(node_mediatype(n), buf, size, len);
 	return -ENODATA;
 }
 

@@ -15,29 +15,35 @@
 
 #include "../usage.h"
 
+/* A DIR's path is its arg (what it was made with); the root's is "". */
+static const char *dir_path(const struct node *dir)
+{
+	return dir->kind == K_ROOT || !dir->arg ? "" : dir->arg;
+}
+
 static int list_components(struct mnt *m, struct node *dir, struct clist *l)
 {
 	struct catalog *cat;
 	int rc = names_catalog(m->nc, &cat);
 	if (rc)
 		return rc;
-	int cls = dir->kind == K_ROOT ? 2 : catalog_classify(cat, dir->path);
+	int cls = dir->kind == K_ROOT ? 2 : catalog_classify(cat, dir_path(dir));
 	if (cls == 0) {
 		catalog_put(cat);
 		return -ENOENT; /* the repository went away */
 	}
 	if (cls & 1) {
-		cl_add(l, "_manifests", K_MANIFESTS, dir->path);
-		cl_add(l, "_tags", K_TAGS, dir->path);
+		cl_add(l, "_manifests", K_MANIFESTS, dir_path(dir));
+		cl_add(l, "_tags", K_TAGS, dir_path(dir));
 	}
 	char **names;
 	size_t n;
-	rc = catalog_children(cat, dir->path, &names, &n);
+	rc = catalog_children(cat, dir_path(dir), &names, &n);
 	catalog_put(cat);
 	if (rc)
 		return rc;
 	for (size_t i = 0; i < n; i++) {
-		char *p = path_join(dir->path, names[i]);
+		char *p = path_join(dir_path(dir), names[i]);
 		/* DIR nodes carry their own path as repo (a namespace has no tags,
 		 * catalog_classify tells which it is). */
 		struct child *c = p ? cl_add(l, names[i], K_DIR, NULL) : NULL;
@@ -83,14 +89,14 @@ static int dir_lookup(struct mnt *m, struct node *dir, const char *name, struct 
 	int rc = names_catalog(m->nc, &cat);
 	if (rc)
 		return rc;
-	int self = dir->kind == K_ROOT ? 2 : catalog_classify(cat, dir->path);
+	int self = dir->kind == K_ROOT ? 2 : catalog_classify(cat, dir_path(dir));
 	rc = -ENOENT;
 	if ((self & 1) && (strcmp(name, "_tags") == 0 || strcmp(name, "_manifests") == 0)) {
 		out->kind = name[1] == 't' ? K_TAGS : K_MANIFESTS;
-		out->repo = dir->path;
+		out->repo = dir_path(dir);
 		rc = 0;
 	} else if (name[0] != '_' && name[0] != '.') {
-		char *p = path_join(dir->path, name);
+		char *p = path_join(dir_path(dir), name);
 		if (p && catalog_classify(cat, p)) {
 			out->kind = K_DIR;
 			out->arg = p;

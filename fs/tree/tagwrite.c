@@ -431,7 +431,7 @@ static int pending_entry(struct mnt *m, struct node *p, const char *name, const 
 		return -ENOMEM;
 	memset(e, 0, sizeof *e);
 	e->ino = n->id;
-	e->attr.st_ino = path_hash_ino(n->path);
+	e->attr.st_ino = nodes_ino(m->nodes, n, NULL);
 	e->attr.st_mode = S_IFLNK | 0777;
 	e->attr.st_nlink = 1;
 	e->attr.st_uid = getuid();
@@ -497,10 +497,7 @@ int tags_symlink(struct mnt *m, struct node *p, const char *link, const char *na
 static void node_renamed(struct mnt *m, struct node *p, const char *name, struct node *np,
 			 const char *newname)
 {
-	char op[700], npth[700];
-	snprintf(op, sizeof op, "%s/%s", p->path, name);
-	snprintf(npth, sizeof npth, "%s/%s", np->path, newname);
-	nodes_rename(m->nodes, op, npth, newname);
+	nodes_move(m->nodes, p, name, np, newname, newname);
 }
 
 /* mv's checks before anything is written: the source exists and is not

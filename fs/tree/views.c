@@ -41,9 +41,9 @@ struct vres {
 	uint32_t nlink;
 };
 
-static bool is_rootfs(const struct node *n)
+static bool is_rootfs(struct mnt *m, const struct node *n)
 {
-	return strncmp(n->path, ".rootfs", 7) == 0;
+	return strcmp(nodes_top(m->nodes, n), ".rootfs") == 0;
 }
 
 static uint64_t view_ino(const char *digest, uint64_t k)
@@ -104,7 +104,7 @@ static int view_resolve(struct mnt *m, const struct node *n, struct vres *r)
 	memset(r, 0, sizeof *r);
 	if (!m->lc)
 		return -ENOENT;
-	if (is_rootfs(n)) {
+	if (is_rootfs(m, n)) {
 		int rc = resolve_rootfs(m, n, r);
 		if (rc)
 			vres_put(m, r);
@@ -411,7 +411,7 @@ static int vtop_lookup(struct mnt *m, struct node *dir, const char *name, struct
 		child_clear(out);
 		return -ENOMEM;
 	}
-	struct node probe = {.path = dir->path, .digest = name, .arg = (char *)""};
+	struct node probe = {.parent = dir, .name = name, .digest = name, .arg = ""};
 	struct vres r;
 	int rc = view_resolve(m, &probe, &r);
 	vres_put(m, &r);
@@ -424,11 +424,10 @@ static int vtop_lookup(struct mnt *m, struct node *dir, const char *name, struct
 
 /* "../" once per component above the link, then .layers/<digest> (arg
  * ".layers") or .rootfs/<digest> (arg ".rootfs"). */
-static int viewlink_target(const struct node *n, char *buf, size_t size)
+static int viewlink_target(struct mnt *m, const struct node *n, char *buf, size_t size)
 {
-	size_t up = 0;
-	for (const char *p = n->path; *p; p++)
-		up += *p == '/';
+	size_t up = nodes_depth(m->nodes, n);
+	up = up ? up - 1 : 0; /* the link's own directory and those above it */
 	size_t k = 0;
 	for (size_t i = 0; i < up; i++) {
 		if (k + 3 >= size)
@@ -442,15 +441,13 @@ static int viewlink_target(const struct node *n, char *buf, size_t size)
 
 static int viewlink_readlink(struct mnt *m, struct node *n, char *buf, size_t size)
 {
-	(void)m;
-	return viewlink_target(n, buf, size);
+	return viewlink_target(m, n, buf, size);
 }
 
 static int viewlink_attr(struct mnt *m, struct node *n, struct stat *st, double *timeout)
 {
-	(void)m;
 	char t[4096];
-	int rc = viewlink_target(n, t, sizeof t);
+	int rc = viewlink_target(m, n, t, sizeof t);
 	if (rc)
 		return rc;
 	st->st_mode = S_IFLNK | 0777;

@@ -215,6 +215,10 @@ struct regfs_config {
 	int64_t proxycache_interval_s; /* regfs.proxycache.interval: expiry pass; default 10 min */
 	char *proxycache_spooldir;     /* regfs.proxycache.spooldir: blobs being fetched;
 	                                * NULL: $TMPDIR (else /var/tmp)/regfs-registry-spool-<uid> */
+	uint64_t proxycache_minrate;   /* regfs.proxycache.minrate: a blob fetch slower than this
+	                                * (bytes/s, average since its start) once past the grace
+	                                * is cut; default 1 KiB/s; 0: no minimum */
+	int64_t proxycache_minrate_grace_s; /* regfs.proxycache.minrategrace: default 60 s */
 
 	/* auth.token (registry/auth_token.c): realm NULL when not configured */
 	struct {

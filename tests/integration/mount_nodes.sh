@@ -2,7 +2,7 @@
 # mount_nodes.sh — the mount's node table stays within its share of --memory
 # (--memory / 8) while `du` walks a registry bigger than that, and dropping
 # nodes changes nothing a user sees:
-#   - `du -s -B1` equals the generator's total (bench/mount_gen.py: 100
+#   - `du -s -B1` equals the generator's total (bench/mount_gen.py: 200
 #     repositories x 10 tags written as a storage layout), twice;
 #   - .regfs/stats shows drops asked of the kernel and the table back under its
 #     budget once the walk is over;
@@ -21,7 +21,7 @@ need_bin python3 jq sha256sum
 # shellcheck disable=SC2034 # read by lib.sh (write_registry_config)
 REGISTRY_LOG_LEVEL=error
 
-python3 "$(dirname "$0")/../../bench/mount_gen.py" "$WORK/data" 100 10 >"$WORK/expected" ||
+python3 "$(dirname "$0")/../../bench/mount_gen.py" "$WORK/data" 200 10 >"$WORK/expected" ||
   bail "bench/mount_gen.py"
 EXPECTED=$(cat "$WORK/expected")
 start_regfs_registry "$WORK/data" || bail "regfs-registry starts"

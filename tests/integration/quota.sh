@@ -6,7 +6,8 @@
 # pushes got 403 DENIED with a message naming the quota and the usage, and
 # nothing partial is stored: the tags are the accepted ones, each fully
 # pullable (every blob's sha256 checked), the refused manifests unknown, their
-# blobs garbage. Then a tags quota: a new tag past it refused, a re-tag not.
+# blobs garbage. Then a tags quota: a new tag past it refused, a re-tag not;
+# raised and lowered by SIGHUP, applied to the next push.
 . "$(dirname "$0")/lib.sh"
 need_regfs_registry
 need_bin jq curl python3
@@ -112,5 +113,24 @@ check_eq "team/small: a third tag is refused" 403 "$(code c m0.json)"
 check "the refusal names the tags quota" jq -e '.errors[0].code == "DENIED" and (.errors[0].message | contains("2 tags"))' "$WORK/f/last"
 check_eq "team/small: re-pushing tag a is not a new tag" 201 "$(code a m0.json)"
 check_eq "team/small has tags a and b" "a,b" "$(curl -sf "$REGISTRY_URL/v2/team/small/tags/list" | jq -r '.tags | sort | join(",")')"
+
+# SIGHUP applies a changed quota list to the next push
+reload_quota() { # reload_quota TAGS — team/small's tags limit becomes TAGS
+  sed -i "/repository: \"team\/small\"/{n;s/tags: [0-9]*/tags: $1/}" "$REGISTRY_CONFIG"
+  local before; before=$(grep -c "SIGHUP: reloaded" "$REGISTRY_LOG")
+  kill -HUP "$REGISTRY_PID"
+  reloaded() { [ "$(grep -c "SIGHUP: reloaded" "$REGISTRY_LOG")" -gt "$before" ]; }
+  wait_for 10 reloaded
+}
+check "SIGHUP with team/small's quota raised to 3 tags" reload_quota 3
+check "the reload names regfs.quota" grep -q "SIGHUP: reloaded .*regfs.quota (2 rules)" "$REGISTRY_LOG"
+check "the reload does not ask for a restart for the quota" bash -c "! grep -q 'applied only by a restart.*quota' '$REGISTRY_LOG'"
+check_eq "team/small: a third tag is accepted under the raised quota" 201 "$(code c m0.json)"
+check_eq "team/small: a fourth tag is refused" 403 "$(code d m0.json)"
+check "the refusal names the new quota" jq -e '.errors[0].message | contains("quota of 3 tags")' "$WORK/f/last"
+check "SIGHUP with team/small's quota lowered to 1 tag" reload_quota 1
+check_eq "team/small: re-pushing tag b over the lowered quota is not a new tag" 201 "$(code b m0.json)"
+check_eq "team/small: a new tag over the lowered quota is refused" 403 "$(code e m0.json)"
+check_eq "team/small has tags a, b and c" "a,b,c" "$(curl -sf "$REGISTRY_URL/v2/team/small/tags/list" | jq -r '.tags | sort | join(",")')"
 
 done_testing

@@ -47,6 +47,16 @@ static inline struct child fs_test_child(const char *name, enum node_kind kind, 
 	return c;
 }
 
+/* n's path (nodes_path) in one of 8 rotating static buffers, for asserts
+ * and messages; "(too long)" past NODE_PATH_MAX. */
+static inline const char *fs_test_path(struct nodes *t, const struct node *n)
+{
+	static char buf[8][NODE_PATH_MAX];
+	static unsigned k;
+	char *b = buf[k++ % 8];
+	return nodes_path(t, n, b, NODE_PATH_MAX) >= 0 ? b : "(too long)";
+}
+
 /* A registry client of the fake registry at `url`, anonymous whatever the
  * environment has (no REGFS_USERNAME, no docker config): 0, or -1 with why
  * printed. */

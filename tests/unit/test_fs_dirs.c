@@ -163,7 +163,7 @@ static void listing_is(struct node *dir, const struct want *want)
 		nw++;
 	if (n != nw)
 		for (size_t i = 0; i < n; i++)
-			print_error("%s: [%zu] %s\n", dir->path, i, v[i].name);
+			print_error("%s: [%zu] %s\n", fs_test_path(mnt.nodes, dir), i, v[i].name);
 	assert_int_equal(n, nw);
 	for (size_t i = 0; i < n; i++) {
 		assert_string_equal(v[i].name, want[i].name);

@@ -50,7 +50,7 @@ static void test_root(void **state)
 	assert_non_null(r);
 	assert_int_equal(r->id, FUSE_ROOT_ID);
 	assert_int_equal(r->kind, K_ROOT);
-	assert_string_equal(r->path, "");
+	assert_string_equal(fs_test_path(t, r), "");
 	assert_non_null(r->digest);
 	assert_string_equal(r->digest, "");
 	assert_null(r->repo);
@@ -62,7 +62,7 @@ static void test_root(void **state)
 	assert_ptr_equal(nodes_by_id(t, FUSE_ROOT_ID), r);
 	assert_ptr_equal(nodes_by_path(t, ""), r);
 	assert_string_equal(r->digest, "");
-	assert_string_equal(r->path, "");
+	assert_string_equal(fs_test_path(t, r), "");
 	/* an id that was never handed out, and id 0 */
 	assert_null(nodes_by_id(t, 987654));
 	assert_null(nodes_by_id(t, 0));
@@ -76,7 +76,7 @@ static void test_same_node_while_alive(void **state)
 	struct nodes *t = nodes_new();
 	struct node *r = nodes_root(t);
 	struct node *team = get(t, r, "team", K_DIR, NULL, NULL, "team", 1);
-	assert_string_equal(team->path, "team");
+	assert_string_equal(fs_test_path(t, team), "team");
 	assert_int_not_equal(team->id, FUSE_ROOT_ID);
 	assert_int_equal(team->nlookup, 1);
 	assert_string_equal(team->arg, "team");
@@ -91,13 +91,13 @@ static void test_same_node_while_alive(void **state)
 	assert_int_equal(team->nlookup, 3);
 
 	struct node *app = get(t, team, "app", K_DIR, NULL, NULL, "team/app", 1);
-	assert_string_equal(app->path, "team/app");
+	assert_string_equal(fs_test_path(t, app), "team/app");
 	assert_int_not_equal(app->id, team->id);
 	struct node *tags = get(t, app, "_tags", K_TAGS, "team/app", NULL, NULL, 1);
-	assert_string_equal(tags->path, "team/app/_tags");
+	assert_string_equal(fs_test_path(t, tags), "team/app/_tags");
 	assert_string_equal(tags->repo, "team/app");
 	struct node *latest = get(t, tags, "latest", K_TAG, "team/app", NULL, "latest", 1);
-	assert_string_equal(latest->path, "team/app/_tags/latest");
+	assert_string_equal(fs_test_path(t, latest), "team/app/_tags/latest");
 	assert_string_equal(latest->arg, "latest");
 
 	assert_ptr_equal(nodes_by_id(t, team->id), team);
@@ -120,7 +120,7 @@ static void test_same_node_while_alive(void **state)
 	assert_null(nodes_by_path(t, "team"));
 	/* its children have their own counts and stay */
 	assert_ptr_equal(nodes_by_path(t, "team/app"), app);
-	assert_string_equal(app->path, "team/app");
+	assert_string_equal(fs_test_path(t, app), "team/app");
 
 	/* looked up again: a new node with a fresh id */
 	struct node *team2 = get(t, r, "team", K_DIR, NULL, NULL, "team", 1);
@@ -136,7 +136,11 @@ static void test_same_node_while_alive(void **state)
 	assert_null(nodes_by_path(t, "team/app/_tags/latest"));
 	/* a second forget of a freed id is harmless */
 	nodes_forget(t, latest_id, 1);
-	assert_ptr_equal(nodes_by_path(t, "team/app/_tags"), tags);
+	/* the old team's children are the old team's: reachable by id, their
+	 * path still built through it; the new team has no children yet */
+	assert_ptr_equal(nodes_by_id(t, tags->id), tags);
+	assert_string_equal(fs_test_path(t, tags), "team/app/_tags");
+	assert_null(nodes_by_path(t, "team/app/_tags"));
 
 	nodes_free(t); /* frees the rest (LSan: no leak) */
 }
@@ -155,7 +159,7 @@ static void test_kind_change(void **state)
 	assert_ptr_not_equal(d, m);
 	assert_int_not_equal(d->id, mid);
 	assert_int_equal(d->kind, K_DIR);
-	assert_string_equal(d->path, "app/x");
+	assert_string_equal(fs_test_path(t, d), "app/x");
 	assert_ptr_equal(nodes_by_path(t, "app/x"), d);
 	assert_ptr_equal(nodes_by_id(t, mid), m);
 	assert_int_equal(m->kind, K_MANIFEST);
@@ -188,19 +192,19 @@ static void test_rename(void **state)
 	struct node *v2 = get(t, tags, "v2", K_TAG, "app", NULL, "v2", 1);
 	fuse_ino_t v1id = v1->id, v2id = v2->id;
 	/* readers hold these without the lock: they must stay readable */
-	const char *oldpath = v1->path, *oldarg = v1->arg;
+	const char *oldname = v1->name, *oldarg = v1->arg;
 
 	assert_int_equal(nodes_rename(t, "app/_tags/v1", "app/_tags/v2", "v2"), 0);
-	assert_string_equal(v1->path, "app/_tags/v2");
+	assert_string_equal(fs_test_path(t, v1), "app/_tags/v2");
 	assert_string_equal(v1->arg, "v2");
 	assert_int_equal(v1->id, v1id); /* same inode, new name */
-	assert_string_equal(oldpath, "app/_tags/v1");
+	assert_string_equal(oldname, "v1");
 	assert_string_equal(oldarg, "v1");
 	assert_null(nodes_by_path(t, "app/_tags/v1"));
 	assert_ptr_equal(nodes_by_path(t, "app/_tags/v2"), v1);
 	/* the victim: replaced, reachable by id until the kernel forgets it */
 	assert_ptr_equal(nodes_by_id(t, v2id), v2);
-	assert_string_equal(v2->path, "app/_tags/v2");
+	assert_string_equal(fs_test_path(t, v2), "app/_tags/v2");
 	/* a lookup of the new name finds the renamed node */
 	assert_ptr_equal(get(t, tags, "v2", K_TAG, "app", NULL, "v2", 1), v1);
 	assert_int_equal(v1->nlookup, 2);
@@ -217,7 +221,7 @@ static void test_rename(void **state)
 
 	/* no arg: the arg is kept */
 	assert_int_equal(nodes_rename(t, "app/_tags/v2", "app/_tags/v3", NULL), 0);
-	assert_string_equal(v1->path, "app/_tags/v3");
+	assert_string_equal(fs_test_path(t, v1), "app/_tags/v3");
 	assert_string_equal(v1->arg, "v2");
 	assert_ptr_equal(nodes_by_path(t, "app/_tags/v3"), v1);
 	assert_null(nodes_by_path(t, "app/_tags/v2"));
@@ -333,13 +337,13 @@ static void test_mediatype(void **state)
 	struct node *y = nodes_get(t, r, &c, 1);
 	assert_non_null(x);
 	assert_non_null(y);
-	assert_string_equal(x->mediatype, mt);
-	assert_ptr_not_equal(x->mediatype, mt);
-	assert_ptr_equal(x->mediatype, y->mediatype);
+	assert_string_equal(node_mediatype(x), mt);
+	assert_ptr_not_equal(node_mediatype(x), mt);
+	assert_ptr_equal(node_mediatype(x), node_mediatype(y));
 	c.mediatype = NULL;
 	c.name = (char *)"z";
 	struct node *z = nodes_get(t, r, &c, 1);
-	assert_null(z->mediatype);
+	assert_null(node_mediatype(z));
 	nodes_free(t);
 }
 

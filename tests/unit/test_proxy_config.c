@@ -61,6 +61,15 @@ static void test_defaults(void **state)
 	parse_ok("", &c);
 	assert_int_equal(c.n_proxies, 0);
 	assert_int_equal(c.proxycache_interval_s, 600);
+	assert_int_equal(c.proxycache_minrate, 1024);
+	assert_int_equal(c.proxycache_minrate_grace_s, 60);
+	regfs_config_free(&c);
+	parse_ok("regfs:\n  proxycache:\n    minrate: 2KiB\n    minrategrace: 2m\n", &c);
+	assert_int_equal(c.proxycache_minrate, 2048);
+	assert_int_equal(c.proxycache_minrate_grace_s, 120);
+	regfs_config_free(&c);
+	parse_ok("regfs:\n  proxycache:\n    minrate: 0\n", &c); /* no minimum */
+	assert_int_equal(c.proxycache_minrate, 0);
 	regfs_config_free(&c);
 	parse_ok("proxy:\n", &c); /* an empty section: no cache */
 	assert_int_equal(c.n_proxies, 0);

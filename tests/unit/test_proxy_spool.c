@@ -2,7 +2,8 @@
  * one writer and get exactly the written bytes; a writer failing half-way
  * gives every reader an error and never a short success; readers that come
  * after the end; ranges; a known total enforced; a stalled writer times
- * readers out. */
+ * readers out; readers that do not block (spool_watch) are parked and woken
+ * once per change and lose no wake. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -11,6 +12,8 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -337,6 +340,124 @@ static void test_last_byte_held(void **state)
 }
 
 /* A spool directory that others can reach is refused. */
+/* ---- waiting without a thread (spool_watch) ---- */
+
+/* An event loop's connection: park counts, wake posts the semaphore. */
+struct conn {
+	atomic_int parked, woken;
+	sem_t sem;
+};
+
+static void conn_park(void *arg)
+{
+	struct conn *c = arg;
+	atomic_fetch_add(&c->parked, 1);
+}
+
+static void conn_wake(void *arg)
+{
+	struct conn *c = arg;
+	atomic_fetch_add(&c->woken, 1);
+	sem_post(&c->sem);
+}
+
+static void conn_init(struct conn *c, struct spool_waiter *w)
+{
+	atomic_init(&c->parked, 0);
+	atomic_init(&c->woken, 0);
+	sem_init(&c->sem, 0, 0);
+	*w = (struct spool_waiter){.park = conn_park, .wake = conn_wake, .arg = c};
+}
+
+/* Parked only when nothing is there, woken once per change, never queued
+ * when the spool ended; the failure reaches a parked reader. */
+static void test_watch_parks_and_wakes(void **state)
+{
+	(void)state;
+	struct spool *s;
+	struct conn c;
+	struct spool_waiter w;
+	conn_init(&c, &w);
+	assert_int_equal(spool_new(dir, &s, NULL), 0);
+	uint64_t total = 0;
+	char buf[16];
+	assert_int_equal(spool_wait_size(s, 0, &total), -EAGAIN);
+	assert_int_equal(spool_read(s, 0, buf, sizeof buf, 0), -EAGAIN);
+	assert_int_equal(spool_watch(s, SPOOL_WATCH_SIZE, &w), 0);
+	assert_int_equal(atomic_load(&c.parked), 1);
+	assert_int_equal(atomic_load(&c.woken), 0);
+	spool_set_size(s, 10);
+	assert_int_equal(atomic_load(&c.woken), 1);
+	assert_int_equal(spool_watch(s, SPOOL_WATCH_SIZE, &w), 1); /* known: not parked */
+	assert_int_equal(spool_wait_size(s, 0, &total), 0);
+	assert_int_equal(total, 10);
+	assert_int_equal(spool_watch(s, 0, &w), 0);
+	assert_int_equal(spool_append(s, "abcd", 4, NULL), 0);
+	assert_int_equal(atomic_load(&c.woken), 2);
+	assert_int_equal(spool_watch(s, 0, &w), 1);
+	assert_int_equal(spool_read(s, 0, buf, sizeof buf, 0), 4);
+	assert_int_equal(spool_watch(s, 4, &w), 0);
+	/* a reader leaving before its wake: dequeued, no wake comes */
+	assert_true(spool_unwatch(s, &w));
+	assert_false(spool_unwatch(s, &w));
+	assert_int_equal(spool_append(s, "efgh", 4, NULL), 0);
+	assert_int_equal(atomic_load(&c.woken), 2);
+	assert_int_equal(spool_watch(s, 8, &w), 0);
+	spool_fail(s, -ECONNRESET);
+	assert_int_equal(atomic_load(&c.woken), 3);
+	assert_int_equal(spool_watch(s, 8, &w), 1); /* ended: never parked again */
+	assert_int_equal(spool_read(s, 8, buf, sizeof buf, 0), -ECONNRESET);
+	assert_int_equal(atomic_load(&c.parked), 4);
+	spool_unref(s);
+	sem_destroy(&c.sem);
+}
+
+/* A reader that never blocks in the spool (it waits on its own semaphore,
+ * as a suspended connection waits for its resume) follows a writer to the
+ * end with every byte: no wake is lost between a read and its watch. */
+static void test_watch_follows_writer(void **state)
+{
+	(void)state;
+	unsigned char *data = pattern(BIG, 11);
+	struct spool *s;
+	assert_int_equal(spool_new(dir, &s, NULL), 0);
+	spool_set_size(s, BIG);
+	struct writer_arg wa = {.s = s, .data = data, .n = BIG, .fail_at = SIZE_MAX,
+				.chunk = 7000, .pause_us = 50};
+	pthread_t t;
+	start_writer(&t, &wa);
+	struct conn c;
+	struct spool_waiter w;
+	conn_init(&c, &w);
+	unsigned char *got = malloc(BIG);
+	assert_non_null(got);
+	size_t n_got = 0;
+	for (;;) {
+		ssize_t n = spool_read(s, n_got, got + n_got, BIG - n_got, 0);
+		if (n > 0) {
+			n_got += (size_t)n;
+			continue;
+		}
+		if (n != -EAGAIN)
+			break;
+		if (spool_watch(s, n_got, &w) == 1)
+			continue;
+		struct timespec dl;
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_sec += TMO / 1000;
+		assert_int_equal(sem_timedwait(&c.sem, &dl), 0); /* a lost wake fails here */
+	}
+	assert_int_equal(n_got, BIG);
+	assert_memory_equal(got, data, BIG);
+	assert_int_equal(atomic_load(&c.parked), atomic_load(&c.woken));
+	assert_true(atomic_load(&c.parked) > 0);
+	pthread_join(t, NULL);
+	spool_unref(s);
+	sem_destroy(&c.sem);
+	free(got);
+	free(data);
+}
+
 static void test_dir_checked(void **state)
 {
 	(void)state;
@@ -362,6 +483,8 @@ int main(void)
 		cmocka_unit_test(test_stall_times_out),
 		cmocka_unit_test(test_last_byte_held),
 		cmocka_unit_test(test_dir_checked),
+		cmocka_unit_test(test_watch_parks_and_wakes),
+		cmocka_unit_test(test_watch_follows_writer),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -7,6 +7,7 @@ The first component of the repository name picks the behaviour:
 
   good/manifests/R       a valid OCI image manifest (one config, one layer: the blobs
                          below), its Docker-Content-Digest
+  spool/manifests/R      the same with three other layers of 64 KiB
   dcdlie/manifests/R     a valid manifest whose Docker-Content-Digest names other bytes
   bydigest/manifests/D   (by digest) a valid manifest that does not hash to D
   big/manifests/R        a valid manifest of --big bytes, correct digest
@@ -27,7 +28,12 @@ The first component of the repository name picks the behaviour:
   chunkblob/blobs/D      the layer chunked, with no Content-Length
   endlessblob/blobs/D    chunked, no Content-Length, bytes for --endless bytes (or until
                          the client hangs up); logs "endlessblob sent=N"
-  trickleblob/blobs/D    the layer's Content-Length, then one byte every --trickle seconds
+  trickleblob/blobs/D    D's Content-Length, then one byte every --trickle seconds
+                         (until the file --release/trickleblob exists: then a plain answer)
+  stallblob/blobs/D      a layer's Content-Length and half its bytes, then nothing until
+                         the file --release/stallblob exists (at most 60 s), then the rest
+  stallhead/blobs/D      (a layer) nothing, not even the headers, until the file --release/stallhead
+                         exists (at most 60 s), then a plain answer
   evilpage/tags/list     ["p1"] and a next-page Link to http://localhost:PORT/… (another
                          host name); that page (?last=p1) is ["p2"]
   endlesstags/tags/list  pages of 1000 new tags, each linking to a next one, forever
@@ -37,6 +43,7 @@ import argparse
 import base64
 import hashlib
 import json
+import os
 import sys
 import threading
 import time
@@ -67,7 +74,13 @@ def manifest(pad=0, note="good"):
 
 
 GOOD = manifest()
-BLOBS = {sha(CONFIG): CONFIG, sha(LAYER): LAYER}
+# spool/manifests/R: three more layers (64 KiB each) for the tests of the cache's spool
+EXTRA = [b"".join(hashlib.sha256(b"%d-%d" % (i, j)).digest() for j in range(2048))
+         for i in range(3)]
+SPOOL = json.loads(GOOD)
+SPOOL["layers"] = [desc("application/vnd.oci.image.layer.v1.tar", x) for x in EXTRA]
+SPOOL = json.dumps(SPOOL, separators=(",", ":")).encode()
+BLOBS = {sha(CONFIG): CONFIG, sha(LAYER): LAYER, **{sha(x): x for x in EXTRA}}
 
 
 class H(BaseHTTPRequestHandler):
@@ -166,10 +179,40 @@ class H(BaseHTTPRequestHandler):
         print(f"trickle sent={sent}", flush=True)
         self.close_connection = True
 
+    def released(self, case):
+        return self.args.release and os.path.exists(os.path.join(self.args.release, case))
+
+    def hold(self, case):
+        """Waits (bounded) until the test releases `case`."""
+        print(f"{self.command} {self.path} held", flush=True)
+        for _ in range(600):
+            if self.released(case):
+                return
+            time.sleep(0.1)
+
+    def stall(self, b, h):
+        self.note(200)
+        self.send_response(200)
+        for k, v in h.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(b)))
+        self.end_headers()
+        try:
+            self.wfile.write(b[: len(b) // 2])
+            self.wfile.flush()
+            self.hold("stallblob")
+            self.wfile.write(b[len(b) // 2:])
+            self.wfile.flush()
+        except OSError:
+            pass
+        print("stallblob released", flush=True)
+
     def manifests(self, case, ref):
         port = self.server.server_address[1]
         if case == "good":
             return self.man(GOOD)
+        if case == "spool":
+            return self.man(SPOOL)
         if case == "dcdlie":
             return self.man(manifest(note="lie"), dcd=sha(GOOD))
         if case == "bydigest":
@@ -216,8 +259,12 @@ class H(BaseHTTPRequestHandler):
             return self.chunked(b, h)
         if case == "endlessblob":
             return self.endless_blob(h)
-        if case == "trickleblob":
+        if case == "trickleblob" and not self.released("trickleblob"):
             return self.trickle(b, h)
+        if case == "stallblob" and b is not CONFIG and self.command == "GET":
+            return self.stall(b, h)
+        if case == "stallhead" and b is not CONFIG and self.command == "GET":
+            self.hold("stallhead")
         if case == "wrongblob" and b is LAYER:
             return self.send(200, bytes(len(b)), h)
         return self.send(200, b, h)
@@ -267,6 +314,7 @@ def main():
     p.add_argument("--endless", type=int, default=64 << 20)
     p.add_argument("--kids", type=int, default=5000)
     p.add_argument("--trickle", type=float, default=3.0)
+    p.add_argument("--release", default="", help="directory of the release files")
     H.args = p.parse_args()
     srv = ThreadingHTTPServer(("127.0.0.1", H.args.port), H)
     srv.daemon_threads = True
