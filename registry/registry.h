@@ -41,7 +41,9 @@ struct registry {
 	struct layerindex *li;          /* push-time layer indexes; NULL when off (layerindex.h) */
 	struct tls *tls;                /* http.tls, borrowed; NULL: plain HTTP (tls.h) */
 	struct auth *auth;              /* auth.<scheme>; NULL: everyone allowed (auth.h) */
-	struct usage *usage;            /* storage accounting (usage.h); NULL: off (offline commands) */
+	/* storage accounting (usage.h); NULL: off (offline commands). Atomic:
+	 * usage_start publishes it after the request threads have started. */
+	struct usage *_Atomic usage;
 	struct proxies *proxies;        /* pull-through cache (proxy.h); NULL: none configured */
 
 	/* health.storagedriver: written by the health thread, read by GET /v2/. */
