@@ -10,7 +10,9 @@
  *               platforms.c, meta.c; listing versions (version.c); the tag
  *               writes (tagwrite.c: rm / ln -s / mv checks, tagging, undo;
  *               tagdel.c: deleting one tag, the registry:2 fallback)
- *   node.c      the inode table (nodeid <-> node, path -> node, lookup counts)
+ *   node.c      the inode table (nodeid <-> node, (parent, name) -> node,
+ *               lookup counts); node_path.c: paths built on demand;
+ *               node_bound.c: its memory bound (node_int.h: what they share)
  *   reaper.c    keeps the table in its share of --memory (the kernel drops
  *               the entries used least recently)
  *   options.c   the command line: one table of options

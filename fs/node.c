@@ -22,7 +22,7 @@
  * old directory's lookups. The root is never freed. One mutex guards the
  * table, and every node's parent and kids; see mount.h for what a caller
  * may read without it. */
-#include "mount.h"
+#include "node_int.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -31,56 +31,6 @@
 #include <string.h>
 
 #include <regfs/log.h>
-
-#define FNV_BASIS 1469598103934665603ULL
-
-enum {
-	NODE_F_NAME_OWN = 1, /* name malloc'd apart (a rename's) */
-	NODE_F_ARG_OWN = 2,  /* arg malloc'd apart */
-	NODE_F_HASHED = 4,   /* on by_name: found by (parent, name) */
-	NODE_F_BY_ID = 8,    /* on by_id: the kernel may name it */
-	NODE_F_BURIED = 16,  /* has strings on the table's graveyard */
-};
-
-/* Strings a rename replaced, kept until their node is freed: readers use
- * n->name / n->arg without the table lock. Renames are rare (mv of a tag). */
-struct graveyard {
-	const struct node *owner;
-	char *s;
-	struct graveyard *next;
-};
-
-struct nodes {
-	pthread_mutex_t mu;
-	struct node **by_id, **by_name;
-	size_t nbuckets, count; /* count: the root excluded */
-	fuse_ino_t next_id;
-	struct node *root;
-	/* The memory bound (see mount.h): every node but the root on one list,
-	 * least recently used first; bytes is the sum of their costs. */
-	struct node *lru;        /* sentinel: lru->lru_next is the oldest */
-	uint64_t bytes, budget;  /* budget 0: unbounded */
-	uint64_t asked;          /* nodes picked for the kernel to forget */
-	pthread_cond_t pressure; /* signalled when bytes pass the budget */
-	struct graveyard *graves;
-};
-
-static uint64_t fnv_add(uint64_t h, const char *s, size_t l)
-{
-	for (size_t i = 0; i < l; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
-/* FNV-1a with this file's own offset basis, not regfs_fnv1a64: st_ino is
- * a hash of the path (path_hash_ino) and must stay the number every earlier
- * version of the mount reported for the same path. */
-static uint64_t fnv(const char *s)
-{
-	return fnv_add(FNV_BASIS, s, strlen(s));
-}
 
 void child_clear(struct child *c)
 {
@@ -130,7 +80,7 @@ static const char *pool_get(const char *s)
 {
 	if (!s)
 		return NULL;
-	uint64_t h = fnv(s);
+	uint64_t h = node_fnv_add(FNV_BASIS, s, strlen(s));
 	pthread_mutex_lock(&pool_mu);
 	if (pool_n >= pool_nb)
 		pool_grow();
@@ -226,7 +176,7 @@ static size_t chunk(size_t req)
  * nodes a bucket). Shared strings (repo, digest, media type) are not
  * counted per node. A function of the node's current strings: the same on
  * the way in and out; a rename takes it out before and adds it after. */
-static uint32_t node_cost(const struct node *n)
+uint32_t node_cost(const struct node *n)
 {
 	size_t c = chunk(offsetof(struct node, inl) + strlen(n->inl) + 1) + 2 * sizeof(void *);
 	if (n->flags & NODE_F_NAME_OWN)
@@ -237,7 +187,7 @@ static uint32_t node_cost(const struct node *n)
 }
 
 /* Caller holds mu (for the lru list: every node but the root). */
-static void lru_unlink(struct node *n)
+void node_lru_unlink(struct node *n)
 {
 	if (!n->lru_next)
 		return;
@@ -246,7 +196,7 @@ static void lru_unlink(struct node *n)
 	n->lru_prev = n->lru_next = NULL;
 }
 
-static void lru_push(struct nodes *t, struct node *n)
+void node_lru_push(struct nodes *t, struct node *n)
 {
 	n->lru_prev = t->lru->lru_prev;
 	n->lru_next = t->lru;
@@ -259,8 +209,8 @@ static void lru_touch(struct nodes *t, struct node *n)
 {
 	if (n == t->root || !n->lru_next || t->lru->lru_prev == n)
 		return;
-	lru_unlink(n);
-	lru_push(t, n);
+	node_lru_unlink(n);
+	node_lru_push(t, n);
 }
 
 /* A node enters the table (or its strings changed): counted, and the
@@ -291,7 +241,7 @@ static void node_free(struct node *n)
 static size_t name_bucket(const struct nodes *t, const struct node *parent, const char *name,
 			  size_t len)
 {
-	uint64_t h = fnv_add(FNV_BASIS, name, len) ^ (parent->id * 0x9E3779B97F4A7C15ULL);
+	uint64_t h = node_fnv_add(FNV_BASIS, name, len) ^ (parent->id * 0x9E3779B97F4A7C15ULL);
 	return (size_t)(h % t->nbuckets);
 }
 
@@ -411,7 +361,7 @@ static void reap(struct nodes *t, struct node *n, struct dead *d)
 	while (n && n != t->root && !(n->flags & NODE_F_BY_ID) && !n->kids) {
 		struct node *p = n->parent;
 		unhash_name(t, n);
-		lru_unlink(n);
+		node_lru_unlink(n);
 		t->bytes -= node_cost(n);
 		t->count--;
 		if (n->flags & NODE_F_BURIED) {
@@ -612,7 +562,7 @@ struct node *nodes_get(struct nodes *t, struct node *parent, struct child *c,
 	t->by_id[n->id % t->nbuckets] = n;
 	n->flags |= NODE_F_BY_ID;
 	hash_name(t, n);
-	lru_push(t, n);
+	node_lru_push(t, n);
 	account_add(t, n);
 	pthread_mutex_unlock(&t->mu);
 	return n;
@@ -742,218 +692,4 @@ int nodes_rename(struct nodes *t, const char *old_path, const char *new_path, co
 	pthread_mutex_unlock(&t->mu);
 	dead_free(&d);
 	return rc;
-}
-
-/* ---- paths, built on demand ---- */
-
-/* n's path into buf: its length, or -ENAMETOOLONG. Caller holds mu. */
-static int path_locked(const struct node *n, char *buf, size_t size)
-{
-	size_t len = 0;
-	for (const struct node *x = n; x->parent; x = x->parent)
-		len += strlen(x->name) + (x->parent->parent ? 1 : 0);
-	if (len >= size || len > INT32_MAX) {
-		size_t l = strlen(n->name);
-		snprintf(buf, size, "%s", l < size ? n->name : "");
-		return -ENAMETOOLONG;
-	}
-	buf[len] = 0;
-	size_t end = len;
-	for (const struct node *x = n; x->parent; x = x->parent) {
-		size_t l = strlen(x->name);
-		end -= l;
-		memcpy(buf + end, x->name, l);
-		if (x->parent->parent)
-			buf[--end] = '/';
-	}
-	return (int)len;
-}
-
-int nodes_path(struct nodes *t, const struct node *n, char *buf, size_t size)
-{
-	if (!size)
-		return -ENAMETOOLONG;
-	pthread_mutex_lock(&t->mu);
-	int rc = path_locked(n, buf, size);
-	pthread_mutex_unlock(&t->mu);
-	return rc;
-}
-
-/* FNV of n's path, component by component from the top (an array of the
- * ancestors for the usual depths; deeper, each found again from n: no
- * allocation, no limit). Caller holds mu. */
-static uint64_t path_fnv(const struct node *n)
-{
-	enum { CHAIN = 64 };
-	const struct node *chain[CHAIN];
-	size_t depth = 0;
-	for (const struct node *x = n; x->parent; x = x->parent)
-		depth++;
-	if (depth <= CHAIN) {
-		size_t i = depth;
-		for (const struct node *x = n; x->parent; x = x->parent)
-			chain[--i] = x;
-	}
-	uint64_t h = FNV_BASIS;
-	for (size_t i = 0; i < depth; i++) {
-		const struct node *x = n;
-		if (depth <= CHAIN)
-			x = chain[i];
-		else
-			for (size_t up = depth - 1 - i; up; up--)
-				x = x->parent;
-		if (i)
-			h = fnv_add(h, "/", 1);
-		h = fnv_add(h, x->name, strlen(x->name));
-	}
-	return h;
-}
-
-uint64_t nodes_ino(struct nodes *t, const struct node *n, const char *name)
-{
-	pthread_mutex_lock(&t->mu);
-	uint64_t h = path_fnv(n);
-	if (name && n->parent)
-		h = fnv_add(h, "/", 1);
-	if (name)
-		h = fnv_add(h, name, strlen(name));
-	pthread_mutex_unlock(&t->mu);
-	return h | (1ULL << 63);
-}
-
-uint64_t nodes_parent_ino(struct nodes *t, const struct node *n)
-{
-	pthread_mutex_lock(&t->mu);
-	const struct node *p = n->parent;
-	uint64_t ino = p && p->parent ? path_fnv(p) | (1ULL << 63) : FUSE_ROOT_ID;
-	pthread_mutex_unlock(&t->mu);
-	return ino;
-}
-
-size_t nodes_depth(struct nodes *t, const struct node *n)
-{
-	size_t d = 0;
-	pthread_mutex_lock(&t->mu);
-	for (const struct node *x = n; x->parent; x = x->parent)
-		d++;
-	pthread_mutex_unlock(&t->mu);
-	return d;
-}
-
-const char *nodes_top(struct nodes *t, const struct node *n)
-{
-	pthread_mutex_lock(&t->mu);
-	const struct node *x = n;
-	while (x->parent && x->parent->parent)
-		x = x->parent;
-	const char *name = x->name;
-	pthread_mutex_unlock(&t->mu);
-	return name;
-}
-
-uint64_t path_hash_ino(const char *path)
-{
-	/* Keep clear of 0/1 (root) and of the small range; collisions with
-	 * digest-derived inode numbers are as unlikely as any 64-bit collision. */
-	return fnv(path) | (1ULL << 63);
-}
-
-/* ---- the memory bound ---- */
-
-void nodes_set_budget(struct nodes *t, uint64_t bytes)
-{
-	pthread_mutex_lock(&t->mu);
-	t->budget = bytes;
-	pthread_cond_signal(&t->pressure);
-	pthread_mutex_unlock(&t->mu);
-}
-
-void nodes_usage(struct nodes *t, struct nodes_usage *u)
-{
-	pthread_mutex_lock(&t->mu);
-	*u = (struct nodes_usage){.bytes = t->bytes, .budget = t->budget, .count = t->count,
-				  .asked = t->asked};
-	pthread_mutex_unlock(&t->mu);
-}
-
-uint32_t nodes_cost(struct nodes *t, const struct node *n)
-{
-	pthread_mutex_lock(&t->mu);
-	uint32_t c = node_cost(n);
-	pthread_mutex_unlock(&t->mu);
-	return c;
-}
-
-bool nodes_wait_pressure(struct nodes *t, double seconds)
-{
-	pthread_mutex_lock(&t->mu);
-	if (!(t->budget && t->bytes > t->budget)) {
-		struct timespec ts = fs_abstime(seconds);
-		pthread_cond_timedwait(&t->pressure, &t->mu, &ts);
-	}
-	bool over = t->budget && t->bytes > t->budget;
-	pthread_mutex_unlock(&t->mu);
-	return over;
-}
-
-void nodes_open(struct nodes *t, struct node *n, int delta)
-{
-	pthread_mutex_lock(&t->mu);
-	if (delta > 0 || n->opens >= (uint32_t)-delta)
-		n->opens += (uint32_t)delta;
-	pthread_mutex_unlock(&t->mu);
-}
-
-/* Whether n may be named to the kernel for forgetting: known to the kernel
- * by id and by its name (not replaced by a rename or a kind change), in a
- * directory the kernel knows, not open, not kept by the caller. *parent:
- * the directory's nodeid. Caller holds mu. */
-static bool evictable(struct node *n, fuse_ino_t *parent,
-		      bool (*keep)(const char *path, void *arg), void *arg)
-{
-	const struct node *p = n->parent;
-	if (n->opens || (n->flags & (NODE_F_HASHED | NODE_F_BY_ID)) !=
-			(NODE_F_HASHED | NODE_F_BY_ID))
-		return false;
-	if (p->parent && !(p->flags & NODE_F_BY_ID))
-		return false; /* the kernel has no such directory either */
-	if (keep) {
-		char path[NODE_PATH_MAX];
-		if (path_locked(n, path, sizeof path) < 0 || keep(path, arg))
-			return false;
-	}
-	*parent = p->id;
-	return true;
-}
-
-size_t nodes_pick_victims(struct nodes *t, struct node_victim *v, size_t max,
-			  bool (*keep)(const char *path, void *arg), void *arg)
-{
-	size_t k = 0;
-	pthread_mutex_lock(&t->mu);
-	uint64_t low = t->budget - t->budget / 8;
-	uint64_t left = t->bytes > t->budget ? t->bytes : 0; /* under it: none */
-	/* Each node is looked at once a round: a picked or kept one goes to
-	 * the most recently used end, so one the kernel cannot drop (busy,
-	 * someone's cwd) does not come back until the others had their turn. */
-	size_t todo = t->count; /* the list holds all but the root */
-	while (t->budget && left > low && k < max && todo-- && t->lru->lru_next != t->lru) {
-		struct node *n = t->lru->lru_next;
-		lru_unlink(n);
-		lru_push(t, n);
-		fuse_ino_t parent;
-		if (!evictable(n, &parent, keep, arg))
-			continue;
-		v[k].name = strdup(n->name);
-		if (!v[k].name)
-			break;
-		v[k].parent = parent;
-		v[k].id = n->id;
-		uint32_t cost = node_cost(n);
-		left = left > cost ? left - cost : 0;
-		k++;
-	}
-	t->asked += k;
-	pthread_mutex_unlock(&t->mu);
-	return k;
 }

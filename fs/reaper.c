@@ -1,7 +1,7 @@
 /* reaper.c — keeps the node table within its share of --memory by asking
  * the kernel to forget the entries used least recently.
  *
- * The kernel holds a node (and we its struct node, path and strings) for
+ * The kernel holds a node (and we its struct node and strings) for
  * every entry it has looked up until its own memory pressure evicts the
  * dentry; on a machine with memory to spare that is never, and a du of a
  * large registry leaves every entry behind. Past the table's budget

@@ -1,10 +1,16 @@
 /* test_fs_nodes.c — the memory bound of the mount's inode table
- * (fs/node.c): what the nodes cost and that it returns to zero, the least
- * recently used order of the nodes picked for the kernel to drop, what is
- * never picked (the root, open nodes, nodes the caller keeps, nodes
- * replaced by a kind change), how far a round goes, and the reaper's wait.
+ * (fs/node.c): what the nodes cost (against malloc_usable_size) and that it
+ * returns to zero, the least recently used order of the nodes picked for
+ * the kernel to drop, what is never picked (the root, open nodes, nodes the
+ * caller keeps, nodes replaced by a kind change), how far a round goes, and
+ * the reaper's wait. And the nodes' names and parents: paths built on
+ * demand (near and past PATH_MAX, deeper than the ancestor array), renames
+ * of a directory that its descendants follow, a directory forgotten before
+ * its child (kept, not freed, until the child goes).
  * The kernel's part (dropping the entries, sending FORGET) is played by
  * nodes_forget here; tests/integration/mount_nodes.sh checks it for real. */
+#include <errno.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -242,6 +248,247 @@ static void test_wait(void **state)
 	nodes_free(t);
 }
 
+/* glibc's chunk for n requested bytes, counted independently of node.c:
+ * what malloc_usable_size reports plus the 8-byte header. */
+static size_t real_chunk(const void *p)
+{
+	return malloc_usable_size((void *)p) + 8;
+}
+
+/* A node's cost is its allocation and the strings it owns as the
+ * allocator sees them, plus a bucket pointer in each hash table: within a
+ * rounding each way (glibc may hand out a free chunk up to 16 bytes larger
+ * than the request's rather than split it; ASan's malloc_usable_size is
+ * the request itself, the estimate then higher by the rounding). */
+static void test_cost_honest(void **state)
+{
+	(void)state;
+	struct nodes *t = nodes_new();
+	struct node *r = nodes_root(t);
+	struct node *d = get(t, r, "team", K_DIR, "team/app"); /* arg apart */
+	struct node *tag = get(t, d, "a-tag-name", K_TAG, "a-tag-name"); /* arg = name */
+	struct node *blob = get(t, d, D1, K_BLOB, NULL); /* name = the shared digest */
+	size_t tables = 2 * sizeof(void *);
+	size_t want_tag = real_chunk(tag) + tables;
+	size_t want_dir = real_chunk(d) + real_chunk(d->arg) + tables;
+	size_t want_blob = real_chunk(blob) + tables;
+	uint32_t c_tag = nodes_cost(t, tag), c_dir = nodes_cost(t, d), c_blob = nodes_cost(t, blob);
+	print_message("bytes per node: tag %u (struct %zu), dir %u, blob %u; the allocator's: "
+		      "%zu, %zu, %zu\n", c_tag, sizeof(struct node), c_dir, c_blob, want_tag,
+		      want_dir, want_blob);
+	assert_true(c_tag + 16 >= want_tag && c_tag < want_tag + 24);
+	assert_true(c_dir + 32 >= want_dir && c_dir < want_dir + 48);
+	assert_true(c_blob + 16 >= want_blob && c_blob < want_blob + 24);
+	assert_ptr_equal(blob->name, blob->digest); /* not a copy */
+	assert_ptr_equal(tag->arg, tag->name);
+	assert_true(usage(t).bytes == (uint64_t)c_tag + c_dir + c_blob);
+	nodes_free(t);
+}
+
+/* a/b/c/d/leaf and x: the path of each built from the components. */
+static struct node *chain(struct nodes *t, struct node **v)
+{
+	static const char *const names[] = {"a", "b", "c", "d", "leaf"};
+	struct node *p = nodes_root(t);
+	for (size_t i = 0; i < 5; i++)
+		p = v[i] = get(t, p, names[i], i == 4 ? K_TAG : K_DIR, names[i]);
+	return get(t, nodes_root(t), "x", K_DIR, "x");
+}
+
+/* A directory moved to another directory under a new name: everything
+ * below follows (paths, lookups by path, st_ino), the old paths find
+ * nothing, and a move into itself is refused. */
+static void test_deep_rename(void **state)
+{
+	(void)state;
+	struct nodes *t = nodes_new();
+	struct node *v[5];
+	struct node *x = chain(t, v);
+	assert_string_equal(fs_test_path(t, v[4]), "a/b/c/d/leaf");
+	const char *old_name = v[1]->name;
+	assert_int_equal(nodes_move(t, v[0], "b", x, "b2", NULL), 0);
+	assert_string_equal(old_name, "b"); /* kept for readers */
+	assert_string_equal(fs_test_path(t, v[4]), "x/b2/c/d/leaf");
+	assert_string_equal(fs_test_path(t, v[2]), "x/b2/c");
+	assert_ptr_equal(nodes_by_path(t, "x/b2/c/d/leaf"), v[4]);
+	assert_null(nodes_by_path(t, "a/b/c/d/leaf"));
+	assert_null(nodes_by_path(t, "a/b"));
+	assert_ptr_equal(nodes_by_path(t, "a"), v[0]);
+	assert_true(nodes_ino(t, v[4], NULL) == path_hash_ino("x/b2/c/d/leaf"));
+	assert_true(nodes_ino(t, v[3], "new") == path_hash_ino("x/b2/c/d/new"));
+	assert_true(nodes_parent_ino(t, v[4]) == path_hash_ino("x/b2/c/d"));
+	assert_true(nodes_parent_ino(t, v[1]) == path_hash_ino("x"));
+	assert_true(nodes_parent_ino(t, x) == FUSE_ROOT_ID);
+	assert_int_equal(nodes_depth(t, v[4]), 5);
+	assert_string_equal(nodes_top(t, v[4]), "x");
+	/* into itself or below it: its path would never end */
+	assert_int_equal(nodes_move(t, x, "b2", v[3], "loop", NULL), -EINVAL);
+	assert_int_equal(nodes_move(t, x, "b2", v[1], "loop", NULL), -EINVAL);
+	assert_string_equal(fs_test_path(t, v[4]), "x/b2/c/d/leaf");
+	/* by paths, back under a with its old name; a node there is replaced */
+	struct node *squat = get(t, v[0], "b", K_DIR, "b");
+	assert_int_equal(nodes_rename(t, "x/b2", "a/b", NULL), 0);
+	assert_ptr_equal(nodes_by_path(t, "a/b/c/d/leaf"), v[4]);
+	assert_ptr_equal(nodes_by_id(t, squat->id), squat); /* until the kernel forgets it */
+	assert_int_equal(nodes_rename(t, "x/none", "a/none", NULL), -ENOENT);
+	assert_int_equal(nodes_rename(t, "a/b", "nowhere/b", NULL), -ENOENT);
+	/* everything forgotten, leaves first: the table is empty */
+	nodes_forget(t, squat->id, 1);
+	for (size_t i = 5; i-- > 0;)
+		nodes_forget(t, v[i]->id, 1);
+	nodes_forget(t, x->id, 1);
+	assert_int_equal(usage(t).count, 0);
+	assert_true(usage(t).bytes == 0);
+	nodes_free(t);
+}
+
+/* A directory the kernel forgets before its child (held by
+ * nodes_ref_by_path, or the kernel's own order after an invalidation): not
+ * freed while the child names it (ASan: no use after free building the
+ * child's path), not found any more, not picked; freed with the last child,
+ * or when the last child moves away. */
+static void test_parent_forgotten_first(void **state)
+{
+	(void)state;
+	struct nodes *t = nodes_new();
+	struct node *r = nodes_root(t);
+	struct node *p = get(t, r, "p", K_DIR, "p"), *q = get(t, r, "q", K_DIR, "q");
+	struct node *c = get(t, p, "c", K_DIR, "p/c"), *k = get(t, c, "kid", K_TAG, "kid");
+	struct node *held = nodes_ref_by_path(t, "p/c/kid");
+	assert_ptr_equal(held, k);
+	fuse_ino_t pid = p->id, cid = c->id;
+	nodes_forget(t, pid, 1);
+	nodes_forget(t, cid, 1);
+	assert_null(nodes_by_id(t, pid));
+	assert_null(nodes_by_id(t, cid));
+	assert_null(nodes_by_path(t, "p"));
+	assert_null(nodes_ref_by_path(t, "p/c"));
+	assert_int_equal(usage(t).count, 4); /* p and c kept for kid */
+	assert_string_equal(fs_test_path(t, k), "p/c/kid");
+	assert_true(nodes_ino(t, k, NULL) == path_hash_ino("p/c/kid"));
+	assert_ptr_equal(nodes_by_path(t, "p/c/kid"), k);
+	/* kid's directory is gone from the kernel: never named to it */
+	nodes_set_budget(t, 1);
+	struct node_victim x[8];
+	size_t nv = nodes_pick_victims(t, x, 8, NULL, NULL);
+	for (size_t i = 0; i < nv; i++) {
+		assert_true(x[i].id != k->id);
+		free(x[i].name);
+	}
+	nodes_set_budget(t, 0);
+	/* looked up again: a new p (a fresh nodeid), the old one stays for kid */
+	struct node *p2 = get(t, r, "p", K_DIR, "p");
+	assert_true(p2->id != pid);
+	assert_ptr_equal(nodes_by_path(t, "p"), p2);
+	assert_string_equal(fs_test_path(t, k), "p/c/kid");
+	/* kid moves to q: the old p and c go with nothing left naming them */
+	assert_int_equal(nodes_move(t, c, "kid", q, "kid", NULL), 0);
+	assert_int_equal(usage(t).count, 3); /* p2, q, kid */
+	assert_string_equal(fs_test_path(t, k), "q/kid");
+	nodes_forget(t, k->id, 2); /* the kernel's and the held one */
+	nodes_forget(t, q->id, 1);
+	nodes_forget(t, p2->id, 1);
+	assert_int_equal(usage(t).count, 0);
+	assert_true(usage(t).bytes == 0);
+	/* and freed with the last child when that one is forgotten */
+	p = get(t, r, "p", K_DIR, "p");
+	k = get(t, p, "kid", K_TAG, "kid");
+	nodes_forget(t, p->id, 1);
+	assert_int_equal(usage(t).count, 2);
+	nodes_forget(t, k->id, 1);
+	assert_int_equal(usage(t).count, 0);
+	nodes_free(t);
+}
+
+/* nodes_path into buffers of every size around the path's length: the
+ * path when it fits with its NUL, else -ENAMETOOLONG and the name alone
+ * (or ""); the root's path is "". */
+static void test_path_rebuild(void **state)
+{
+	(void)state;
+	struct nodes *t = nodes_new();
+	struct node *v[5];
+	chain(t, v);
+	const char *want = "a/b/c/d/leaf";
+	size_t len = strlen(want);
+	char buf[64];
+	for (size_t size = 1; size < sizeof buf; size++) {
+		memset(buf, 'z', sizeof buf);
+		int rc = nodes_path(t, v[4], buf, size);
+		if (size > len) {
+			assert_int_equal(rc, (int)len);
+			assert_string_equal(buf, want);
+		} else {
+			assert_int_equal(rc, -ENAMETOOLONG);
+			assert_string_equal(buf, size > strlen("leaf") ? "leaf" : "");
+		}
+	}
+	assert_int_equal(nodes_path(t, v[4], buf, 0), -ENAMETOOLONG);
+	assert_int_equal(nodes_path(t, nodes_root(t), buf, sizeof buf), 0);
+	assert_string_equal(buf, "");
+	assert_true(nodes_ino(t, nodes_root(t), NULL) == path_hash_ino(""));
+	assert_true(nodes_ino(t, nodes_root(t), "a") == path_hash_ino("a"));
+	assert_int_equal(nodes_depth(t, nodes_root(t)), 0);
+	assert_string_equal(nodes_top(t, nodes_root(t)), "");
+	nodes_free(t);
+}
+
+/* Names of 255 bytes (the kernel's limit) nested past PATH_MAX, and a
+ * chain deeper than the ancestors nodes_ino keeps in an array: st_ino is
+ * the hash of the path built here independently, lookups by path work at
+ * any length, nodes_path says -ENAMETOOLONG past its buffer. */
+static void test_long_names(void **state)
+{
+	(void)state;
+	struct nodes *t = nodes_new();
+	enum { LEVELS = 20, NAME = 255, DEEP = 150 };
+	char *want = calloc(LEVELS * (NAME + 1) + 1, 1);
+	assert_non_null(want);
+	struct node *p = nodes_root(t);
+	char name[NAME + 1];
+	for (size_t i = 0; i < LEVELS; i++) {
+		memset(name, 'a' + (int)i, NAME);
+		name[NAME] = 0;
+		p = get(t, p, name, K_DIR, "x");
+		if (i)
+			strcat(want, "/");
+		strcat(want, name);
+		char buf[NODE_PATH_MAX];
+		int rc = nodes_path(t, p, buf, sizeof buf);
+		if (strlen(want) < NODE_PATH_MAX) {
+			assert_int_equal(rc, (int)strlen(want));
+			assert_string_equal(buf, want);
+		} else {
+			assert_int_equal(rc, -ENAMETOOLONG);
+			assert_string_equal(buf, name); /* the name alone, for messages */
+		}
+		assert_true(nodes_ino(t, p, NULL) == path_hash_ino(want));
+	}
+	assert_true(strlen(want) > NODE_PATH_MAX);
+	assert_ptr_equal(nodes_by_path(t, want), p);
+	char *big = malloc(strlen(want) + 1);
+	assert_non_null(big);
+	assert_int_equal(nodes_path(t, p, big, strlen(want) + 1), (int)strlen(want));
+	assert_string_equal(big, want);
+	free(big);
+	/* deeper than nodes_ino's ancestor array */
+	struct node *d = nodes_root(t);
+	want[0] = 0;
+	for (size_t i = 0; i < DEEP; i++) {
+		snprintf(name, sizeof name, "d%zu", i);
+		d = get(t, d, name, K_DIR, "x");
+		if (i)
+			strcat(want, "/");
+		strcat(want, name);
+	}
+	assert_true(nodes_ino(t, d, NULL) == path_hash_ino(want));
+	assert_true(nodes_ino(t, d, "z") == path_hash_ino(strcat(want, "/z")));
+	assert_int_equal(nodes_depth(t, d), DEEP);
+	assert_string_equal(nodes_top(t, d), "d0");
+	free(want);
+	nodes_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -250,6 +497,11 @@ int main(void)
 		cmocka_unit_test(test_round_size),
 		cmocka_unit_test(test_never_picked),
 		cmocka_unit_test(test_wait),
+		cmocka_unit_test(test_cost_honest),
+		cmocka_unit_test(test_deep_rename),
+		cmocka_unit_test(test_parent_forgotten_first),
+		cmocka_unit_test(test_path_rebuild),
+		cmocka_unit_test(test_long_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
