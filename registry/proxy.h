@@ -119,9 +119,10 @@ enum MHD_Result proxy_blob(struct registry *r, struct request *q);
 int proxy_flights_new(struct registry *r, struct proxy_flights **out, struct regfs_err *err);
 void proxy_flights_free(struct proxy_flights *f); /* NULL-safe */
 
-/* A pull of `digest` (by tag `tag`, or NULL by digest) in cached repository
- * `name`: recorded for expiry (cheap: memory, flushed in the background).
- * (proxy_expire.c) */
+/* A pull in cached repository `name` of tag `tag` and of manifest `digest`
+ * (either may be NULL): each recorded for expiry (cheap: memory, flushed in
+ * the background). Waits while the expiry deletes that tag or manifest
+ * (pulls_claim, proxy_pulls.h): call it before reading them. (proxy_expire.c) */
 void proxy_note_pull(struct registry *r, const struct proxy *p, const char *name,
 		     const char *tag, const char *digest);
 

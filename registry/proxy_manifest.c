@@ -195,11 +195,33 @@ static bool stored_ref(struct pull *u)
 	return u->have;
 }
 
-/* Answers from storage, recording the pull for expiry. */
-static enum MHD_Result serve(struct pull *u)
+/* Is manifest u->stored still this repository's, and (by tag) still what
+ * the tag names? */
+static bool still_stored(struct pull *u)
 {
-	proxy_note_pull(u->r, u->p, u->q->rt.name, u->by_digest ? NULL : u->q->rt.ref, u->stored);
-	return manifest_serve(u->r, u->q);
+	char was[REGFS_DIGEST_MAX];
+	snprintf(was, sizeof was, "%s", u->stored);
+	char *rev = regfs_layout_revision_link(u->q->rt.name, was);
+	bool ok = rev && repo_exists(u->r, rev, NULL) && stored_ref(u) && !strcmp(was, u->stored);
+	free(rev);
+	return ok;
+}
+
+/* Answers from storage into *ret (true), the manifest a tag names noted as
+ * pulled first: whatever then happens to the tag, the expiry keeps the
+ * manifest (and so its blobs) for ttl after a client got it. The note waits
+ * for a deletion of it in progress (pulls_claim), so it is read again after
+ * the note: false when it is gone or the tag moved meanwhile (the caller
+ * asks again). A pull by digest was noted before its first read. */
+static bool serve(struct pull *u, enum MHD_Result *ret)
+{
+	if (!u->by_digest) {
+		proxy_note_pull(u->r, u->p, u->q->rt.name, NULL, u->stored);
+		if (!still_stored(u))
+			return false;
+	}
+	*ret = manifest_serve(u->r, u->q);
+	return true;
 }
 
 static int64_t ms_since(const struct timespec *t0)
@@ -223,6 +245,9 @@ static int fetch_store(struct pull *u, struct regfs_err *err)
 		rc = regfs_errf(err, -EPROTO, "the upstream answered manifest %s for %s", m.digest,
 				ref);
 	if (rc == 0) {
+		/* noted before it is stored: a deletion of it in progress finishes
+		 * first (pulls_claim), and none starts until the pull is served */
+		proxy_note_pull(u->r, u->p, name, NULL, m.digest);
 		rc = manifest_store_fetched(u->r, name, u->by_digest ? NULL : ref, m.digest, m.data,
 					    m.len, m.content_type, err);
 		/* too large or not a manifest: the upstream's doing; else storage */
@@ -244,9 +269,11 @@ static int link_stored(struct pull *u, const char *digest)
 	struct manifest_entry *m = NULL;
 	int rc = manifest_load(u->r, digest, &m, NULL); /* verified against the digest */
 	struct regfs_err se = {0};
-	if (rc == 0)
+	if (rc == 0) {
+		proxy_note_pull(u->r, u->p, u->q->rt.name, NULL, digest); /* as in fetch_store */
 		rc = manifest_store_fetched(u->r, u->q->rt.name, u->q->rt.ref, digest, m->data,
 					    m->len, m->media_type, &se);
+	}
 	manifest_bytes_release(u->r->mb, m);
 	if (rc == 0)
 		log_info("proxy: %s:%s moved at %s to %s, already stored: linked", u->q->rt.name,
@@ -314,8 +341,9 @@ static enum MHD_Result answer_failure(struct pull *u)
 			      u->reason);
 }
 
-/* A stored tag the upstream could not confirm: served as last seen. */
-static enum MHD_Result serve_last_seen(struct pull *u)
+/* A stored tag the upstream could not confirm: served as last seen (serve's
+ * result). */
+static bool serve_last_seen(struct pull *u, enum MHD_Result *ret)
 {
 	if (u->rc == -EACCES)
 		log_error("proxy: upstream %s refused the configured credentials for %s: %s "
@@ -329,17 +357,24 @@ static enum MHD_Result serve_last_seen(struct pull *u)
 		 "(last successful check %s; stored %llds ago)", u->p->remoteurl, u->q->rt.name,
 		 u->q->rt.ref, u->reason, u->stored, age,
 		 (long long)(time(NULL) - u->stored_mtime));
-	return serve(u);
+	return serve(u, ret);
 }
 
-/* After the upstream's outcome (ours or the one we waited for). */
-static enum MHD_Result answer(struct pull *u)
+/* After the upstream's outcome (ours or the one we waited for): the answer
+ * in *ret (true), or false when what was stored went meanwhile (serve). */
+static bool answer(struct pull *u, enum MHD_Result *ret)
 {
-	if (u->rc == 0) /* stored now: read again (another thread may have moved it) */
-		return stored_ref(u) ? serve(u) : manifest_serve(u->r, u->q);
-	if (u->rc == -ENOENT || !u->have)
-		return answer_failure(u);
-	return serve_last_seen(u);
+	if (u->rc == 0) { /* stored now: read again (another thread may have moved it) */
+		if (stored_ref(u))
+			return serve(u, ret);
+		*ret = manifest_serve(u->r, u->q);
+		return true;
+	}
+	if (u->rc == -ENOENT || !u->have) {
+		*ret = answer_failure(u);
+		return true;
+	}
+	return serve_last_seen(u, ret);
 }
 
 /* Runs the single flight of (name, ref): either this thread asks the
@@ -378,6 +413,31 @@ static void single_flight(struct pull *u, struct ref_entry *e, struct proxy_tags
 	sflight_end(&t->g, &e->sf, u->rc == 0 || (u->have && !u->by_digest && u->rc != -ENOENT));
 }
 
+/* One attempt: the answer in *ret (true), or false when the expiry deleted
+ * what was about to be served (the caller tries again). */
+static bool attempt(struct pull *u, enum MHD_Result *ret)
+{
+	struct registry *r = u->r;
+	struct request *q = u->q;
+	if (stored_ref(u) && u->by_digest)
+		return serve(u, ret); /* content-addressed: no upstream check */
+	struct proxy_tags *t = u->p->tags;
+	double arrived = sflight_now();
+	pthread_mutex_lock(&t->g.mu);
+	struct ref_entry *e = entry_get(t, q->rt.name, q->rt.ref);
+	if (!e) {
+		pthread_mutex_unlock(&t->g.mu);
+		*ret = respond_errorf(r, q, 503, "UNAVAILABLE", "out of memory; retry");
+		return true;
+	}
+	single_flight(u, e, t, arrived);
+	entry_put(t, e);
+	pthread_mutex_unlock(&t->g.mu);
+	return answer(u, ret);
+}
+
+#define ATTEMPTS 3
+
 enum MHD_Result proxy_manifest(struct registry *r, struct request *q)
 {
 	struct pull u = {.r = r, .q = q, .p = q->proxy, .by_digest = strchr(q->rt.ref, ':') != NULL};
@@ -386,20 +446,23 @@ enum MHD_Result proxy_manifest(struct registry *r, struct request *q)
 	if (!un || proxy_upstream_name(u.p, un, u.upname, sizeof u.upname))
 		return respond_errorf(r, q, 400, "NAME_INVALID", "invalid repository name: %s",
 				      q->rt.name);
-	if (stored_ref(&u) && u.by_digest)
-		return serve(&u); /* content-addressed: never leaves the cache */
-	struct proxy_tags *t = u.p->tags;
-	double arrived = sflight_now();
-	pthread_mutex_lock(&t->g.mu);
-	struct ref_entry *e = entry_get(t, q->rt.name, q->rt.ref);
-	if (!e) {
-		pthread_mutex_unlock(&t->g.mu);
-		return respond_errorf(r, q, 503, "UNAVAILABLE", "out of memory; retry");
+	/* the reference is noted as pulled before anything is read: an expiry
+	 * deleting it now finishes first, one that has not claimed it yet will
+	 * not (pulls_claim in proxy_pulls.h) */
+	proxy_note_pull(r, u.p, q->rt.name, u.by_digest ? NULL : q->rt.ref,
+			u.by_digest ? q->rt.ref : NULL);
+	enum MHD_Result ret;
+	for (int i = 0; i < ATTEMPTS; i++) {
+		if (attempt(&u, &ret))
+			return ret;
+		log_info("proxy: %s:%s: %s was expired from the cache while being pulled: asking "
+			 "again", q->rt.name, q->rt.ref, u.stored);
+		memset(u.stored, 0, sizeof u.stored);
+		u.have = false;
 	}
-	single_flight(&u, e, t, arrived);
-	entry_put(t, e);
-	pthread_mutex_unlock(&t->g.mu);
-	return answer(&u);
+	return respond_errorf(r, q, 503, "UNAVAILABLE", "manifest %s:%s was expired from the "
+			      "cache while being pulled, %d times in a row; retry", q->rt.name,
+			      q->rt.ref, ATTEMPTS);
 }
 
 /* ---- tags list ------------------------------------------------------------- */

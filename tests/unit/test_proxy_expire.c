@@ -37,11 +37,12 @@ static void assert_vec(const struct strvec *v, const char *const *want, size_t n
 }
 
 /* A stale tag goes with its manifest; the layer it shares with a kept image
- * is not a candidate, its own config and layer are. */
+ * is not a candidate, its own config and layer are. A tag recorded exactly
+ * ttl seconds ago stays (its pull happened in that second, maybe at its end). */
 static void test_stale_tag_and_its_image(void **state)
 {
 	(void)state;
-	struct pe_tag tags[] = {{"a", "mA", NOW - TTL}, {"b", "mB", NOW - 1}};
+	struct pe_tag tags[] = {{"a", "mA", NOW - TTL - 1}, {"b", "mB", NOW - TTL}};
 	struct pe_manifest mfs[] = {
 		{.digest = "mA", .pulled = NOW - 5000, .refs = a_refs, .n_refs = 3},
 		{.digest = "mB", .pulled = NOW - 5000, .refs = b_refs, .n_refs = 3},
