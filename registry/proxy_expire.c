@@ -379,14 +379,10 @@ static void drop_tag(struct pass *x, const char *repo, const char *tag, const ch
 	}
 }
 
-/* A revision as a DELETE by digest removes it (the plan left no tag on it),
- * unless a pull came in since the plan. `len`: its bytes, for the log. */
+/* A revision as a DELETE by digest removes it (the plan left no tag on it;
+ * the caller holds its claim). `len`: its bytes, for the log. */
 static bool drop_manifest(struct pass *x, const char *repo, const char *digest, uint64_t len)
 {
-	char key[REGFS_DIGEST_MAX + 2];
-	snprintf(key, sizeof key, "@%s", digest);
-	if (!claim_key(x, repo, key))
-		return false;
 	char *link = regfs_layout_revision_link(repo, digest);
 	char *s = link ? strrchr(link, '/') : NULL;
 	struct regfs_err e = {0};
@@ -400,7 +396,6 @@ static bool drop_manifest(struct pass *x, const char *repo, const char *digest, 
 		blobdesc_forget_link(x->r->bd, repo, digest);
 		usage_manifest_deleted(x->r, repo, digest);
 	}
-	pulls_release(x->p->pulls);
 	if (rc == 0) {
 		log_info("proxy expiry: manifest %s of %s (%" PRIu64 " bytes) no longer tagged nor "
 			 "pulled for %" PRId64 "s: deleted", digest, repo, len, x->p->ttl_s);
@@ -497,9 +492,49 @@ static bool listed(const struct strvec *v, const char *s)
 	return false;
 }
 
-/* Steps 4 and 5 for one repository: a fresh look, then manifests, layer
- * links, blobs. A planned manifest that stays (pulled meanwhile) keeps what
- * it holds. */
+/* Does manifest `digest` of g hold blob b (b is itself, its config or a layer)? */
+static bool holds(const struct gathered *g, const char *digest, const char *b)
+{
+	if (strcmp(digest, b) == 0)
+		return true;
+	for (size_t i = 0; i < g->revs.n; i++)
+		if (strcmp(g->revs.v[i], digest) == 0)
+			return listed(&g->refs[i], b);
+	return false;
+}
+
+/* Planned manifest i under its claim: deleted, then the blobs it held that
+ * no manifest kept so far (`held`) nor one planned after it holds (those
+ * go with the last of them). A pull of it waits until its blobs are gone
+ * too, then fetches it again. false: kept (pulled since the plan, or its
+ * delete failed). */
+static bool expire_one(struct pass *x, const char *repo, const struct gathered *g,
+		       const struct pe_plan *plan, size_t i, const struct strvec *held)
+{
+	const char *d = plan->manifests.v[i];
+	char key[REGFS_DIGEST_MAX + 2];
+	snprintf(key, sizeof key, "@%s", d);
+	if (!claim_key(x, repo, key))
+		return false;
+	bool gone = drop_manifest(x, repo, d, len_of(g, d));
+	for (size_t k = 0; gone && k < plan->blobs.n; k++) {
+		const char *b = plan->blobs.v[k];
+		bool later = false;
+		for (size_t j = i + 1; j < plan->manifests.n && !later; j++)
+			later = holds(g, plan->manifests.v[j], b);
+		if (later || !holds(g, d, b) || listed(held, b))
+			continue;
+		drop_layer_link(x, repo, b);
+		if (x->blobs_ok)
+			drop_blob(x, b);
+	}
+	pulls_release(x->p->pulls);
+	return gone;
+}
+
+/* Steps 4 and 5 for one repository: a fresh look, then each manifest with
+ * its layer links and blobs. A planned manifest that stays (pulled
+ * meanwhile) keeps what it holds. */
 static int expire_manifests(struct pass *x, const char *repo, struct regfs_err *err)
 {
 	struct gathered g = {0};
@@ -510,16 +545,8 @@ static int expire_manifests(struct pass *x, const char *repo, struct regfs_err *
 		rc = pe_plan_repo(g.tags, g.tag_names.n, g.mfs, g.revs.n, x->now, x->p->ttl_s,
 				  &plan);
 	for (size_t i = 0; rc == 0 && i < plan.manifests.n; i++)
-		if (!drop_manifest(x, repo, plan.manifests.v[i], len_of(&g, plan.manifests.v[i])))
+		if (!expire_one(x, repo, &g, &plan, i, &held))
 			rc = held_by(&g, plan.manifests.v[i], &held);
-	for (size_t i = 0; rc == 0 && i < plan.blobs.n; i++) {
-		const char *d = plan.blobs.v[i];
-		if (listed(&held, d))
-			continue;
-		drop_layer_link(x, repo, d);
-		if (x->blobs_ok)
-			drop_blob(x, d);
-	}
 	strvec_clear(&held);
 	pe_plan_clear(&plan);
 	gathered_clear(&g);
