@@ -190,15 +190,16 @@ check "  and is stored again" all_stored "$WORK/a.all"
 stop_pid "$PULL_B_PID"
 
 # --- the pull records survive a restart -------------------------------------------------------
-# ttl 8s: B is last pulled now, A 6 s later, then regfs-registry restarts at once. Stored
-# records: B's expires ~2 s after the restart, A's ~8 s after. Records lost would make
+# ttl 16s: B is last pulled now, A 10 s later, then regfs-registry restarts at once. Stored
+# records: B's expires ~7 s after A's pull, A's ~17 s after (a restart on S3 took 9 s on a
+# loaded machine: with ttl 8s both had expired before the first pass). Records lost would make
 # both count as pulled at the restart, so both would go together.
 stop_pid "$REGFS_PID"
-set_ttl 8s
-start_regfs_registry "$REGFS_CONFIG" || bail "regfs-registry did not start (ttl 8s)"
+set_ttl 16s
+start_regfs_registry "$REGFS_CONFIG" || bail "regfs-registry did not start (ttl 16s)"
 U=$REGISTRY_URL; REGFS_PID=$REGISTRY_PID
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H "$ACCEPT" "$U/v2/up/team/b/manifests/v1")" = 200 ] || log "pull of B failed"
-sleep 6
+sleep 10
 t_a=$(date +%s)
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H "$ACCEPT" "$U/v2/up/team/a/manifests/v1")" = 200 ] || log "pull of A failed"
 stop_pid "$REGFS_PID"
