@@ -343,17 +343,15 @@ struct pass {
 };
 
 /* Claims key of repo for its deletion (pulls_claim): false when a pull came
- * in since the plan. REGFS_EXPIRE_PAUSE_MS (tests only) pauses with the
- * claim held, where a slow storage's delete would be: the window in which a
- * pull must wait rather than be served what is being deleted. */
+ * in since the plan. REGFS_EXPIRE_PAUSE_MS (tests only) pauses first, as a
+ * long pass over many repositories would between its plan and a deletion:
+ * the window in which a pull must be seen by the claim's check. */
 static bool claim_key(struct pass *x, const char *repo, const char *key)
 {
-	if (!pulls_claim(x->p->pulls, repo, key, x->cutoff))
-		return false;
 	if (x->pause_ms > 0)
 		nanosleep(&(struct timespec){x->pause_ms / 1000, (x->pause_ms % 1000) * 1000000},
 			  NULL);
-	return true;
+	return pulls_claim(x->p->pulls, repo, key, x->cutoff);
 }
 
 /* A tag as a tag DELETE removes it, unless a pull came in since the plan. */

@@ -1,14 +1,14 @@
 #!/bin/bash
 # Expiry of the pull-through cache racing its clients. An upstream docker-registry holds
 # image X (team/x:v1: a base layer and one of its own); regfs-registry caches it under "up"
-# with ttl 2s and an expiry pass every second. REGFS_EXPIRE_PAUSE_MS makes each deletion of
-# a tag or manifest pause before its last check and again before the delete (a slow pass,
-# a slow storage), so that requests land inside those windows.
+# with ttl 3s and an expiry pass every second. REGFS_EXPIRE_PAUSE_MS makes each deletion of
+# a tag or manifest pause between the pass's decision and the deletion's last check of the
+# pull records (as a long pass would), so that pulls land inside that window.
 # 1. Pulls racing expiry. The cache is filled with the upstream up, then the upstream is
 #    stopped, so a blob the cache deletes cannot be fetched again. A client (curl) GETs
 #    the manifest (by tag, then by digest as containerd does), waits, then GETs the config
 #    and layers, each checked against its digest, with gaps between pulls growing across
-#    the ttl, so that one meets X's expiry. Every pull is either refused at the manifest (the image expired)
+#    the ttl, so that one meets X's expiry (by tag then by digest). Every pull is either refused at the manifest (the image expired)
 #    or succeeds whole: a client that got the manifest gets every blob it names (a pull
 #    slower than the ttl is not counted: then expiry may take its blobs).
 # 2. A push racing blob deletion. Image C shares X's base layer; skopeo pushes it into
@@ -22,7 +22,7 @@ need_bin skopeo umoci curl jq python3 "$DOCKER_REGISTRY"
 need_regfs_registry
 
 ACCEPT='Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json'
-TTL=2
+TTL=3
 
 # --- images: base (one layer), X and C = base + one layer of their own -------------------
 O=$WORK/oci
@@ -53,7 +53,7 @@ CONF="regfs:
     interval: 1s
   gc:
     delay: 1s"
-export REGFS_EXPIRE_PAUSE_MS=800
+export REGFS_EXPIRE_PAUSE_MS=1000
 if [ "${PROXY_EXPIRE_STORAGE:-filesystem}" = s3 ]; then
   . "$(dirname "$0")/s3_lib.sh"
   s3_start perace
@@ -67,25 +67,26 @@ H=$REGISTRY_HOST; U=$REGISTRY_URL; REGFS_LOG=$REGISTRY_LOG
 up_start() { kill -0 "$UP_PID" 2>/dev/null || { start_docker_registry "$UP_CONFIG" && UP_PID=$REGISTRY_PID; }; }
 up_stop() { stop_pid "$UP_PID"; }
 sha_of() { echo "sha256:$(sha256sum <"$1" | cut -d' ' -f1)"; }
-within_ttl() { awk -v a="$1" -v b="$(date +%s.%N)" -v t=$TTL 'BEGIN { exit !(b - a < t) }'; }
+within_ttl() { awk -v a="$1" -v b="$2" -v t=$TTL 'BEGIN { exit !(b - a < t) }'; }
 
 # pull_whole REF — 0: manifest and every blob, each hashing to its digest; 1: refused at
 # the manifest (or slower than the ttl); 2: a blob missing or wrong after the manifest.
 pull_whole() {
-  local t0 code d
+  local t0 tb code d
   t0=$(date +%s.%N)
   code=$(curl -s -m 20 -o "$WORK/m.json" -w '%{http_code}' -H "$ACCEPT" "$U/v2/up/team/x/manifests/$1")
   [ "$code" = 200 ] || return 1
   [ "$(sha_of "$WORK/m.json")" = "$XM" ] || { log "pull of $1: the manifest does not hash to $XM"; return 2; }
-  sleep 0.7   # a client that fetches its blobs a moment later
+  sleep 1.2   # a client that fetches its blobs a moment later
   for d in $(jq -r '.config.digest, .layers[].digest' "$WORK/m.json"); do
+    tb=$(date +%s.%N)
     code=$(curl -s -L -m 20 -o "$WORK/blob" -w '%{http_code}' "$U/v2/up/team/x/blobs/$d")
     [ "$code" = 200 ] && [ "$(sha_of "$WORK/blob")" = "$d" ] && continue
-    if within_ttl "$t0"; then
+    if within_ttl "$t0" "$tb"; then
       log "pull of $1: manifest served, then blob $d answered $code"
       return 2
     fi
-    log "pull of $1: blob $d answered $code after more than the ttl: not counted"
+    log "pull of $1: blob $d asked for more than the ttl after the manifest: not counted"
     return 1
   done
   return 0
@@ -98,9 +99,9 @@ for ((round = 1; round <= 3; round++)); do
   skopeo_copy "docker://$H/up/team/x:v1" "dir:$WORK/fill" || { fill_failed=$((fill_failed + 1)); continue; }
   up_stop
   # gaps growing across the ttl: the early pulls keep X, a later one meets its expiry
-  for gap in 1.4 1.7 2.0 2.3 2.6 2.9 3.2; do
+  for gap in 0.5 1.0 1.5 2.0 2.5 3.0; do
     sleep "$gap"
-    ref=$XM; [ "$gap" = 1.4 ] && ref=v1
+    ref=$XM; [ "$gap" = 0.5 ] && ref=v1
     pull_whole "$ref"
     rc=$?
     [ $rc = 0 ] && served=$((served + 1))
@@ -120,7 +121,7 @@ check "expiry logged the deletion of X's manifest with its bytes" \
 expired_count() { grep -c "proxy expiry: manifest $XM of up/team/x " "$REGFS_LOG"; }
 pushed=0 push_refused=0 unreadable=0 not_expired=0
 up_start || bail "upstream docker-registry did not restart"
-for ((round = 1; round <= 3; round++)); do
+for ((round = 1; round <= 2; round++)); do
   before=$(expired_count)
   skopeo_copy "docker://$H/up/team/x:v1" "dir:$WORK/fill" || bail "skopeo pull of X through the cache"
   sleep "$TTL.$((round * 3))"   # about when X's records pass the ttl
