@@ -12,7 +12,7 @@
 #    or succeeds whole: a client that got the manifest gets every blob it names (a pull
 #    slower than the ttl is not counted: then expiry may take its blobs).
 # 2. A push racing blob deletion. Image C shares X's base layer; skopeo pushes it into
-#    local/app-N just as X expires. The push succeeds or is refused; once X's manifest is
+#    local/app-N right after X is pulled, and again just as X expires. The push succeeds or is refused; once X's manifest is
 #    expired, every blob C's manifest names is readable from local/app-N and hashes to its
 #    digest.
 # PROXY_EXPIRE_STORAGE=s3 runs the same on S3 (Ceph RGW).
@@ -121,10 +121,13 @@ check "expiry logged the deletion of X's manifest with its bytes" \
 expired_count() { grep -c "proxy expiry: manifest $XM of up/team/x " "$REGFS_LOG"; }
 pushed=0 push_refused=0 unreadable=0 not_expired=0
 up_start || bail "upstream docker-registry did not restart"
-for ((round = 1; round <= 2; round++)); do
+# pushed at once (X expires later: the base layer stays for C) and about when X expires
+round=0
+for delay in 0 "$TTL.5"; do
+  round=$((round + 1))
   before=$(expired_count)
   skopeo_copy "docker://$H/up/team/x:v1" "dir:$WORK/fill" || bail "skopeo pull of X through the cache"
-  sleep "$TTL.$((round * 3))"   # about when X's records pass the ttl
+  sleep "$delay"
   if skopeo_copy "oci:$O:c" "docker://$H/local/app-$round:c"; then
     pushed=$((pushed + 1))
   else
