@@ -49,10 +49,12 @@
 #include "gc.h"
 #include "layerindex.h"
 #include "manifest_bytes.h"
+#include "notify.h"
 #include "proxy_expire_plan.h"
 #include "proxy_pulls.h"
 #include "registry.h"
 #include "repo.h"
+#include "request.h"
 #include "respond.h"
 #include "usage.h"
 #include "digestset.h"
@@ -354,6 +356,18 @@ static bool claim_key(struct pass *x, const char *repo, const char *key)
 	return pulls_claim(x->p->pulls, repo, key, x->cutoff);
 }
 
+/* The delete event a DELETE through the API sends (notify.h), made outside
+ * any request: no client address, host or user agent. A tag: `tag`; a
+ * manifest or blob: `digest`. */
+static void notify_deleted(struct registry *r, const char *repo, const char *tag,
+			   const char *digest, bool blob)
+{
+	struct request q = {.method = "DELETE"};
+	snprintf(q.rt.name, sizeof q.rt.name, "%s", repo);
+	notify_emit(r, &q, &(struct notify_target){"delete", .digest = digest, .tag = tag,
+						    .blob = blob});
+}
+
 /* A tag as a tag DELETE removes it, unless a pull came in since the plan. */
 static void drop_tag(struct pass *x, const char *repo, const char *tag, const char *digest)
 {
@@ -369,6 +383,7 @@ static void drop_tag(struct pass *x, const char *repo, const char *tag, const ch
 	if (rc == 0) {
 		log_info("proxy expiry: tag %s:%s (%s) not pulled for %" PRId64 "s: deleted", repo,
 			 tag, digest, x->p->ttl_s);
+		notify_deleted(x->r, repo, tag, NULL, false);
 		x->tags++;
 	} else if (rc != -ENOENT) {
 		x->failed++;
@@ -397,6 +412,7 @@ static bool drop_manifest(struct pass *x, const char *repo, const char *digest, 
 	if (rc == 0) {
 		log_info("proxy expiry: manifest %s of %s (%" PRIu64 " bytes) no longer tagged nor "
 			 "pulled for %" PRId64 "s: deleted", digest, repo, len, x->p->ttl_s);
+		notify_deleted(x->r, repo, NULL, digest, false);
 		x->manifests++;
 		return true;
 	}
@@ -422,8 +438,9 @@ static void drop_layer_link(struct pass *x, const char *repo, const char *digest
 }
 
 /* Deletes the blob when nothing references it, under the sweeper's rules
- * (see the top of this file). */
-static void drop_blob(struct pass *x, const char *digest)
+ * (see the top of this file). `repo`: the cached repository that held it
+ * (its delete event names it). */
+static void drop_blob(struct pass *x, const char *repo, const char *digest)
 {
 	struct registry *r = x->r;
 	char *data = regfs_layout_blob_data(digest);
@@ -446,6 +463,7 @@ static void drop_blob(struct pass *x, const char *digest)
 			x->bytes += st.size;
 			log_info("proxy expiry: blob %s (%" PRIu64 " bytes) referenced by no manifest: "
 				 "deleted", digest, st.size);
+			notify_deleted(r, repo, NULL, digest, true);
 		}
 	}
 	free(data);
@@ -524,7 +542,7 @@ static bool expire_one(struct pass *x, const char *repo, const struct gathered *
 			continue;
 		drop_layer_link(x, repo, b);
 		if (x->blobs_ok)
-			drop_blob(x, b);
+			drop_blob(x, repo, b);
 	}
 	pulls_release(x->p->pulls);
 	return gone;

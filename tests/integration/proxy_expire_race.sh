@@ -44,7 +44,32 @@ start_docker_registry "$WORK/upstream" || bail "upstream docker-registry did not
 UP=$REGISTRY_HOST; UP_PID=$REGISTRY_PID; UP_CONFIG=$REGISTRY_CONFIG
 skopeo_copy "oci:$O:x" "docker://$UP/team/x:v1" || bail "skopeo push of X to the upstream"
 
-CONF="regfs:
+# a notifications endpoint: a python listener recording each POSTed event, one a line
+cat >"$WORK/listener.py" <<'EOF'
+import http.server, json, sys, threading
+out, lock = open(sys.argv[2], "a"), threading.Lock()
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+        with lock:
+            for ev in body.get("events", []):
+                out.write(json.dumps(ev) + "\n")
+            out.flush()
+        self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+EOF
+LPORT=$(free_port); EV=$WORK/events.jsonl; : >"$EV"
+start_bg listener python3 "$WORK/listener.py" "$LPORT" "$EV"
+wait_for 15 bash -c "exec 3<>/dev/tcp/127.0.0.1/$LPORT" || bail "the notifications listener did not start"
+
+CONF="notifications:
+  endpoints:
+    - name: events
+      url: http://127.0.0.1:$LPORT/events
+      timeout: 2s
+      backoff: 100ms
+regfs:
   proxies:
     - prefix: up
       remoteurl: http://$UP
@@ -99,7 +124,7 @@ for ((round = 1; round <= 3; round++)); do
   skopeo_copy "docker://$H/up/team/x:v1" "dir:$WORK/fill" || { fill_failed=$((fill_failed + 1)); continue; }
   up_stop
   # gaps growing across the ttl: the early pulls keep X, a later one meets its expiry
-  for gap in 0.5 1.0 1.5 2.0 2.5 3.0; do
+  for gap in 0.5 1.0 1.5 2.0 2.5 3.0 5.0; do
     sleep "$gap"
     ref=$XM; [ "$gap" = 0.5 ] && ref=v1
     pull_whole "$ref"
@@ -149,4 +174,13 @@ log "pushes: $pushed succeeded, $push_refused refused"
 check_eq "X expired after each push" 0 "$not_expired"
 check_eq "after every push that succeeded, every blob its manifest names reads back" 0 "$unreadable"
 check "pushes succeeded" test "$pushed" -gt 0
+
+# --- 3. the deletions as notification events ------------------------------------------------
+deleted() { # deleted JQ_FILTER — an expiry delete event of up/team/x matching the filter arrived
+  jq -e -s "map(select(.action == \"delete\" and .target.repository == \"up/team/x\" and ($1))) | length > 0" "$EV" >/dev/null
+}
+XB=$(jq -r '.layers[-1].digest' "$O/blobs/sha256/${XM#sha256:}")
+check "a delete event for X's tag" wait_for 10 deleted '.target.tag == "v1"'
+check "a delete event for X's manifest" deleted "(.target.digest == \"$XM\") and (.target.url | test(\"/manifests/\"))"
+check "a delete event for X's own layer" deleted "(.target.digest == \"$XB\") and (.target.url | test(\"/blobs/\"))"
 done_testing
