@@ -125,6 +125,11 @@ void proxy_flights_free(struct proxy_flights *f); /* NULL-safe */
  * (pulls_claim, proxy_pulls.h): call it before reading them. (proxy_expire.c) */
 void proxy_note_pull(struct registry *r, const struct proxy *p, const char *name,
 		     const char *tag, const char *digest);
+/* How many tag or manifest deletions p's expiry has ended (a counter): a
+ * puller that read a reference before proxy_note_pull reads it again when
+ * this changed in between (the deletion may have ended before the note
+ * could wait for it). 0 without expiry. (proxy_expire.c) */
+uint64_t proxy_expiry_deletions(const struct proxy *p);
 
 /* p->pulls, the pull records (proxy_expire.c): proxies_open creates one per
  * upstream (NULL on ENOMEM), proxies_close frees it (NULL-safe). A NULL

@@ -39,10 +39,11 @@
  * deleted under a claim of its pull record (pulls_claim): the claim checks
  * the record again and fails when a pull came in since the decision, and a
  * pull of the claimed key waits until the delete is done. A pull notes its
- * tag and the manifest it serves before it reads storage (proxy_manifest.c),
- * so it is either seen by the claim or finds the key gone and fetches it
- * again. Records are whole seconds, so the plan expires only records older
- * than now - ttl (proxy_expire_plan.h). */
+ * tag and the manifest it serves before it serves them, and reads them again
+ * when a deletion ended since it read them (proxy_manifest.c), so it is
+ * either seen by the claim or finds the key gone and fetches it again.
+ * Records are whole seconds, so the plan expires only records older than
+ * now - ttl (proxy_expire_plan.h). */
 #include "proxy.h"
 
 #include "blobdesc.h"
@@ -144,6 +145,11 @@ void proxy_note_pull(struct registry *r, const struct proxy *p, const char *name
 		snprintf(key, sizeof key, "@%s", digest);
 		pulls_note(p->pulls, name, key, now);
 	}
+}
+
+uint64_t proxy_expiry_deletions(const struct proxy *p)
+{
+	return p && p->pulls ? pulls_releases(p->pulls) : 0;
 }
 
 /* ---- gather ---- */

@@ -176,6 +176,7 @@ struct pull {
 	bool local;                       /* rc is our storage's failure, not the upstream's */
 	char reason[REASON_MAX];
 	int64_t ok_at;                    /* last answered check before this one */
+	uint64_t gen;                     /* expiry deletions ended before the last read */
 };
 
 /* Is the reference stored in this repository (tag link, or revision link of
@@ -183,6 +184,7 @@ struct pull {
 static bool stored_ref(struct pull *u)
 {
 	const char *name = u->q->rt.name, *ref = u->q->rt.ref;
+	u->gen = proxy_expiry_deletions(u->p);
 	char *link = u->by_digest ? regfs_layout_revision_link(name, ref)
 				  : regfs_layout_tag_current(name, ref);
 	int rc = link ? repo_read_link(u->r, link, u->stored, &u->stored_mtime, NULL) : -ENOMEM;
@@ -207,19 +209,17 @@ static bool still_stored(struct pull *u)
 	return ok;
 }
 
-/* Answers from storage into *ret (true), the manifest a tag names noted as
- * pulled first: whatever then happens to the tag, the expiry keeps the
- * manifest (and so its blobs) for ttl after a client got it. The note waits
- * for a deletion of it in progress (pulls_claim), so it is read again after
- * the note: false when it is gone or the tag moved meanwhile (the caller
- * asks again). A pull by digest was noted before its first read. */
+/* Answers from storage into *ret (true), the tag and the manifest it names
+ * noted as pulled first: whatever then happens to the tag, the expiry keeps
+ * the manifest (and so its blobs) for ttl after a client got it. The note
+ * waits for a deletion of them in progress (pulls_claim); when a deletion
+ * ended since they were read, they are read again: false when they are gone
+ * or the tag moved meanwhile (the caller asks again). */
 static bool serve(struct pull *u, enum MHD_Result *ret)
 {
-	if (!u->by_digest) {
-		proxy_note_pull(u->r, u->p, u->q->rt.name, NULL, u->stored);
-		if (!still_stored(u))
-			return false;
-	}
+	proxy_note_pull(u->r, u->p, u->q->rt.name, u->by_digest ? NULL : u->q->rt.ref, u->stored);
+	if (proxy_expiry_deletions(u->p) != u->gen && !still_stored(u))
+		return false;
 	*ret = manifest_serve(u->r, u->q);
 	return true;
 }
@@ -364,12 +364,9 @@ static bool serve_last_seen(struct pull *u, enum MHD_Result *ret)
  * in *ret (true), or false when what was stored went meanwhile (serve). */
 static bool answer(struct pull *u, enum MHD_Result *ret)
 {
-	if (u->rc == 0) { /* stored now: read again (another thread may have moved it) */
-		if (stored_ref(u))
-			return serve(u, ret);
-		*ret = manifest_serve(u->r, u->q);
-		return true;
-	}
+	if (u->rc == 0) /* stored now: read again (another thread, the expiry, may have
+			 * moved or deleted it: then asked again) */
+		return stored_ref(u) && serve(u, ret);
 	if (u->rc == -ENOENT || !u->have) {
 		*ret = answer_failure(u);
 		return true;
@@ -446,17 +443,12 @@ enum MHD_Result proxy_manifest(struct registry *r, struct request *q)
 	if (!un || proxy_upstream_name(u.p, un, u.upname, sizeof u.upname))
 		return respond_errorf(r, q, 400, "NAME_INVALID", "invalid repository name: %s",
 				      q->rt.name);
-	/* the reference is noted as pulled before anything is read: an expiry
-	 * deleting it now finishes first, one that has not claimed it yet will
-	 * not (pulls_claim in proxy_pulls.h) */
-	proxy_note_pull(r, u.p, q->rt.name, u.by_digest ? NULL : q->rt.ref,
-			u.by_digest ? q->rt.ref : NULL);
 	enum MHD_Result ret;
 	for (int i = 0; i < ATTEMPTS; i++) {
 		if (attempt(&u, &ret))
 			return ret;
-		log_info("proxy: %s:%s: %s was expired from the cache while being pulled: asking "
-			 "again", q->rt.name, q->rt.ref, u.stored);
+		log_info("proxy: %s:%s: %s was expired from the cache or moved while being "
+			 "pulled: asking again", q->rt.name, q->rt.ref, u.stored);
 		memset(u.stored, 0, sizeof u.stored);
 		u.have = false;
 	}

@@ -40,6 +40,7 @@ struct proxy_pulls {
 	pthread_mutex_t mu;
 	pthread_cond_t released;    /* the claim below was released */
 	char *claim_repo, *claim_key; /* the key being deleted (pulls_claim), or NULL */
+	uint64_t releases;            /* pulls_release calls */
 	struct prepo **slot;
 	size_t nslots, nrepos;
 	int64_t started;
@@ -244,10 +245,19 @@ void pulls_release(struct proxy_pulls *pl)
 	pthread_mutex_lock(&pl->mu);
 	char *cr = pl->claim_repo, *ck = pl->claim_key;
 	pl->claim_repo = pl->claim_key = NULL;
+	pl->releases++;
 	pthread_cond_broadcast(&pl->released);
 	pthread_mutex_unlock(&pl->mu);
 	free(cr);
 	free(ck);
+}
+
+uint64_t pulls_releases(struct proxy_pulls *pl)
+{
+	pthread_mutex_lock(&pl->mu);
+	uint64_t n = pl->releases;
+	pthread_mutex_unlock(&pl->mu);
+	return n;
 }
 
 static bool in_sorted(const struct strvec *v, const char *s)

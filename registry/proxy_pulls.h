@@ -67,14 +67,19 @@ int64_t pulls_get(struct proxy_pulls *pl, const char *repo, const char *key);
  * record is older than `cutoff` (or there is none); false, nothing claimed,
  * when it was pulled at or after `cutoff` (or ENOMEM). While the key is
  * claimed, pulls_note of it waits until pulls_release. The puller notes
- * before it reads the storage (proxy_manifest.c), so a pull is either noted
- * before the claim (the claim fails: nothing is deleted) or after the
- * deletion (it finds the key gone and fetches it again). One claim at a
+ * before it serves what it read and reads again when a claim was released
+ * meanwhile (pulls_releases, proxy_manifest.c), so a pull is either noted
+ * before the claim (the claim fails: nothing is deleted) or finds the key
+ * gone and fetches it again. One claim at a
  * time, by the maintenance thread, which releases it right after its delete
  * (never claim again before releasing: pulls of the first key would wait
  * on nothing). */
 bool pulls_claim(struct proxy_pulls *pl, const char *repo, const char *key, int64_t cutoff);
 void pulls_release(struct proxy_pulls *pl);
+/* How many claims were released so far: a puller that read a key before
+ * noting it reads it again when this changed in between (a claim taken and
+ * released before its note could wait for it). */
+uint64_t pulls_releases(struct proxy_pulls *pl);
 
 /* Sets a record only when there is none (the fallback time of an unrecorded
  * tag or manifest, so it survives a restart); marks the repository changed. */
