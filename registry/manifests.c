@@ -324,9 +324,11 @@ static enum MHD_Result put_manifest_done(struct registry *r, struct request *q, 
 		ret = respond_storage_error(r, q, &e);
 		goto out;
 	}
+	/* counted before the writer ends: the proxy cache's expiry deletes a
+	 * blob the usage model says nothing references, once its note is pruned */
+	usage_manifest_pushed(r, q->rt.name, tag, digest, jb_len(&q->body), m);
 	gc_writer_end(r);
 	writer = false;
-	usage_manifest_pushed(r, q->rt.name, tag, digest, jb_len(&q->body), m);
 	quota_release(&hold);
 	layerindex_enqueue(r, m, digest);
 	ret = respond_pushed(r, q, m, digest, tag);
@@ -411,9 +413,9 @@ int manifest_store_fetched(struct registry *r, const char *name, const char *tag
 		return regfs_errf(err, -EBADMSG, "not a valid manifest: %s", regfs_err_str(&pe));
 	gc_writer_begin(r);
 	int rc = store_manifest(r, name, tag, digest, body, len, err);
-	gc_writer_end(r);
-	if (rc == 0)
+	if (rc == 0) /* inside the writer, as for a PUT */
 		usage_manifest_pushed(r, name, tag, digest, len, m);
+	gc_writer_end(r);
 	regfs_manifest_free(m);
 	return rc;
 }

@@ -130,11 +130,17 @@ void proxies_release_waiters(struct registry *r);
 struct conn_ctx;
 void proxy_blob_conn_done(struct conn_ctx *cx);
 
-/* A pull of `digest` (by tag `tag`, or NULL by digest) in cached repository
- * `name`: recorded for expiry (cheap: memory, flushed in the background).
- * (proxy_expire.c) */
+/* A pull in cached repository `name` of tag `tag` and of manifest `digest`
+ * (either may be NULL): each recorded for expiry (cheap: memory, flushed in
+ * the background). Waits while the expiry deletes that tag or manifest
+ * (pulls_claim, proxy_pulls.h): call it before reading them. (proxy_expire.c) */
 void proxy_note_pull(struct registry *r, const struct proxy *p, const char *name,
 		     const char *tag, const char *digest);
+/* How many tag or manifest deletions p's expiry has ended (a counter): a
+ * puller that read a reference before proxy_note_pull reads it again when
+ * this changed in between (the deletion may have ended before the note
+ * could wait for it). 0 without expiry. (proxy_expire.c) */
+uint64_t proxy_expiry_deletions(const struct proxy *p);
 
 /* p->pulls, the pull records (proxy_expire.c): proxies_open creates one per
  * upstream (NULL on ENOMEM), proxies_close frees it (NULL-safe). A NULL

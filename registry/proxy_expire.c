@@ -35,21 +35,27 @@
  * startup walk runs, no blob is deleted (the pass still removes tags and
  * manifests; their blobs are left to garbage collection).
  *
- * Races with pulls of the same cached repository: a pull between the decision
- * and a deletion is caught by the second look at its record; one in the few
- * microseconds between that look and the delete removes a tag or manifest
- * that was just pulled, which the next pull fetches from the upstream again
- * (a cache miss, never wrong bytes). */
+ * Races with pulls of the same cached repository: each tag or manifest is
+ * deleted under a claim of its pull record (pulls_claim): the claim checks
+ * the record again and fails when a pull came in since the decision, and a
+ * pull of the claimed key waits until the delete is done. A pull notes its
+ * tag and the manifest it serves before it serves them, and reads them again
+ * when a deletion ended since it read them (proxy_manifest.c), so it is
+ * either seen by the claim or finds the key gone and fetches it again.
+ * Records are whole seconds, so the plan expires only records older than
+ * now - ttl (proxy_expire_plan.h). */
 #include "proxy.h"
 
 #include "blobdesc.h"
 #include "gc.h"
 #include "layerindex.h"
 #include "manifest_bytes.h"
+#include "notify.h"
 #include "proxy_expire_plan.h"
 #include "proxy_pulls.h"
 #include "registry.h"
 #include "repo.h"
+#include "request.h"
 #include "respond.h"
 #include "usage.h"
 #include "digestset.h"
@@ -132,13 +138,18 @@ void proxy_note_pull(struct registry *r, const struct proxy *p, const char *name
 	if (!p || !p->pulls || !name || p->ttl_s <= 0)
 		return;
 	int64_t now = (int64_t)time(NULL);
-	if (tag && tag[0]) {
+	if (tag && tag[0])
 		pulls_note(p->pulls, name, tag, now);
-	} else if (digest && digest[0]) {
+	if (digest && digest[0]) {
 		char key[REGFS_DIGEST_MAX + 2];
 		snprintf(key, sizeof key, "@%s", digest);
 		pulls_note(p->pulls, name, key, now);
 	}
+}
+
+uint64_t proxy_expiry_deletions(const struct proxy *p)
+{
+	return p && p->pulls ? pulls_releases(p->pulls) : 0;
 }
 
 /* ---- gather ---- */
@@ -150,6 +161,7 @@ struct gathered {
 	struct pe_manifest *mfs;
 	struct strvec *refs, *kids;      /* per revision */
 	char (*subjects)[REGFS_DIGEST_MAX];
+	uint64_t *lens;                  /* per revision: its bytes (0: unreadable) */
 };
 
 static void gathered_clear(struct gathered *g)
@@ -163,6 +175,7 @@ static void gathered_clear(struct gathered *g)
 	free(g->refs);
 	free(g->kids);
 	free(g->subjects);
+	free(g->lens);
 	free(g->tags);
 	free(g->mfs);
 	strvec_clear(&g->tag_names);
@@ -243,6 +256,7 @@ static int gather_refs(struct registry *r, struct gathered *g, size_t i, struct 
 		return regfs_errf(err, lrc, "reading manifest %s: %s", g->revs.v[i],
 				  regfs_err_str(&le));
 	snprintf(g->subjects[i], sizeof g->subjects[i], "%s", e->subject);
+	g->lens[i] = e->len;
 	struct regfs_manifest *m = NULL;
 	int rc = 0;
 	if (e->data && regfs_manifest_parse(e->data, e->len, e->media_type, &m, NULL) == 0) {
@@ -271,7 +285,8 @@ static int gather_revs(struct registry *r, struct proxy_pulls *pl, const char *r
 	g->refs = calloc(n, sizeof *g->refs);
 	g->kids = calloc(n, sizeof *g->kids);
 	g->subjects = calloc(n, sizeof *g->subjects);
-	if (!g->mfs || !g->refs || !g->kids || !g->subjects)
+	g->lens = calloc(n, sizeof *g->lens);
+	if (!g->mfs || !g->refs || !g->kids || !g->subjects || !g->lens)
 		rc = rc ? rc : -ENOMEM;
 	for (size_t i = 0; rc == 0 && i < g->revs.n; i++) {
 		const char *d = g->revs.v[i];
@@ -293,7 +308,7 @@ static int gather_revs(struct registry *r, struct proxy_pulls *pl, const char *r
 }
 
 /* Reads the repository and forgets records of what no longer exists. A
- * record younger than the ttl (after `cutoff`) of a tag or manifest the
+ * record younger than the ttl (not before `cutoff`) of a tag or manifest the
  * listing does not show fails the repository's pass (-EAGAIN): either the
  * listing missed it (a storage that answered short) or it came or went a
  * moment ago; deciding from that listing could remove what was just pulled. */
@@ -314,7 +329,7 @@ static int gather(struct registry *r, struct proxy_pulls *pl, const char *repo,
 	char missing[REGFS_DIGEST_MAX + 2];
 	if (rc == 0) {
 		strvec_sort(&keep);
-		if (pulls_fresh_unseen(pl, repo, &keep, cutoff, missing, sizeof missing))
+		if (pulls_fresh_unseen(pl, repo, &keep, cutoff - 1, missing, sizeof missing))
 			rc = regfs_errf(err, -EAGAIN, "%s was pulled within the ttl but is not listed "
 					"now; nothing decided this pass", missing);
 		else
@@ -329,24 +344,52 @@ static int gather(struct registry *r, struct proxy_pulls *pl, const char *repo,
 struct pass {
 	struct registry *r;
 	const struct proxy *p;
-	int64_t now, cutoff;
+	int64_t now, cutoff;      /* cutoff: records older than this expire */
 	bool blobs_ok;            /* notes kept and the usage model ready */
+	long pause_ms;            /* REGFS_EXPIRE_PAUSE_MS (tests), see claim_key */
 	uint64_t tags, manifests, blobs, bytes, failed;
 };
 
-/* A tag as a tag DELETE removes it, unless a pull came in since the plan. */
-static void drop_tag(struct pass *x, const char *repo, const char *tag)
+/* Claims key of repo for its deletion (pulls_claim): false when a pull came
+ * in since the plan. REGFS_EXPIRE_PAUSE_MS (tests only) pauses first, as a
+ * long pass over many repositories would between its plan and a deletion:
+ * the window in which a pull must be seen by the claim's check. */
+static bool claim_key(struct pass *x, const char *repo, const char *key)
 {
-	if (pulls_get(x->p->pulls, repo, tag) > x->cutoff)
+	if (x->pause_ms > 0)
+		nanosleep(&(struct timespec){x->pause_ms / 1000, (x->pause_ms % 1000) * 1000000},
+			  NULL);
+	return pulls_claim(x->p->pulls, repo, key, x->cutoff);
+}
+
+/* The delete event a DELETE through the API sends (notify.h), made outside
+ * any request: no client address, host or user agent. A tag: `tag`; a
+ * manifest or blob: `digest`. */
+static void notify_deleted(struct registry *r, const char *repo, const char *tag,
+			   const char *digest, bool blob)
+{
+	struct request q = {.method = "DELETE"};
+	snprintf(q.rt.name, sizeof q.rt.name, "%s", repo);
+	notify_emit(r, &q, &(struct notify_target){"delete", .digest = digest, .tag = tag,
+						    .blob = blob});
+}
+
+/* A tag as a tag DELETE removes it, unless a pull came in since the plan. */
+static void drop_tag(struct pass *x, const char *repo, const char *tag, const char *digest)
+{
+	if (!claim_key(x, repo, tag))
 		return;
 	char *dir = regfs_layout_tag_dir(repo, tag);
 	struct regfs_err e = {0};
 	int rc = dir ? regfs_storage_del(x->r->st, dir, &e) : -ENOMEM;
 	free(dir);
-	if (rc == 0) {
+	if (rc == 0)
 		usage_tag_deleted(x->r, repo, tag);
-		log_debug("proxy expiry: tag %s:%s not pulled for %" PRId64 "s: deleted", repo,
-			  tag, x->p->ttl_s);
+	pulls_release(x->p->pulls);
+	if (rc == 0) {
+		log_info("proxy expiry: tag %s:%s (%s) not pulled for %" PRId64 "s: deleted", repo,
+			 tag, digest, x->p->ttl_s);
+		notify_deleted(x->r, repo, tag, NULL, false);
 		x->tags++;
 	} else if (rc != -ENOENT) {
 		x->failed++;
@@ -355,13 +398,10 @@ static void drop_tag(struct pass *x, const char *repo, const char *tag)
 	}
 }
 
-/* A revision as a DELETE by digest removes it (the plan left no tag on it). */
-static bool drop_manifest(struct pass *x, const char *repo, const char *digest)
+/* A revision as a DELETE by digest removes it (the plan left no tag on it;
+ * the caller holds its claim). `len`: its bytes, for the log. */
+static bool drop_manifest(struct pass *x, const char *repo, const char *digest, uint64_t len)
 {
-	char key[REGFS_DIGEST_MAX + 2];
-	snprintf(key, sizeof key, "@%s", digest);
-	if (pulls_get(x->p->pulls, repo, key) > x->cutoff)
-		return false;
 	char *link = regfs_layout_revision_link(repo, digest);
 	char *s = link ? strrchr(link, '/') : NULL;
 	struct regfs_err e = {0};
@@ -374,8 +414,11 @@ static bool drop_manifest(struct pass *x, const char *repo, const char *digest)
 	if (rc == 0) {
 		blobdesc_forget_link(x->r->bd, repo, digest);
 		usage_manifest_deleted(x->r, repo, digest);
-		log_debug("proxy expiry: manifest %s of %s no longer referenced: deleted", digest,
-			  repo);
+	}
+	if (rc == 0) {
+		log_info("proxy expiry: manifest %s of %s (%" PRIu64 " bytes) no longer tagged nor "
+			 "pulled for %" PRId64 "s: deleted", digest, repo, len, x->p->ttl_s);
+		notify_deleted(x->r, repo, NULL, digest, false);
 		x->manifests++;
 		return true;
 	}
@@ -401,8 +444,9 @@ static void drop_layer_link(struct pass *x, const char *repo, const char *digest
 }
 
 /* Deletes the blob when nothing references it, under the sweeper's rules
- * (see the top of this file). */
-static void drop_blob(struct pass *x, const char *digest)
+ * (see the top of this file). `repo`: the cached repository that held it
+ * (its delete event names it). */
+static void drop_blob(struct pass *x, const char *repo, const char *digest)
 {
 	struct registry *r = x->r;
 	char *data = regfs_layout_blob_data(digest);
@@ -423,12 +467,29 @@ static void drop_blob(struct pass *x, const char *digest)
 		if (deleted) {
 			x->blobs++;
 			x->bytes += st.size;
-			log_debug("proxy expiry: blob %s (%" PRIu64 " bytes) unreferenced: deleted",
-				  digest, st.size);
+			log_info("proxy expiry: blob %s (%" PRIu64 " bytes) referenced by no manifest: "
+				 "deleted", digest, st.size);
+			notify_deleted(r, repo, NULL, digest, true);
 		}
 	}
 	free(data);
 	free(dir);
+}
+
+static uint64_t len_of(const struct gathered *g, const char *digest)
+{
+	for (size_t i = 0; i < g->revs.n; i++)
+		if (strcmp(g->revs.v[i], digest) == 0)
+			return g->lens[i];
+	return 0;
+}
+
+static const char *tag_digest(const struct gathered *g, const char *tag)
+{
+	for (size_t i = 0; i < g->tag_names.n; i++)
+		if (strcmp(g->tag_names.v[i], tag) == 0)
+			return g->tag_digests.v[i];
+	return "?";
 }
 
 /* What manifest `digest` of g holds (itself, config, layers), appended. */
@@ -453,9 +514,49 @@ static bool listed(const struct strvec *v, const char *s)
 	return false;
 }
 
-/* Steps 4 and 5 for one repository: a fresh look, then manifests, layer
- * links, blobs. A planned manifest that stays (pulled meanwhile) keeps what
- * it holds. */
+/* Does manifest `digest` of g hold blob b (b is itself, its config or a layer)? */
+static bool holds(const struct gathered *g, const char *digest, const char *b)
+{
+	if (strcmp(digest, b) == 0)
+		return true;
+	for (size_t i = 0; i < g->revs.n; i++)
+		if (strcmp(g->revs.v[i], digest) == 0)
+			return listed(&g->refs[i], b);
+	return false;
+}
+
+/* Planned manifest i under its claim: deleted, then the blobs it held that
+ * no manifest kept so far (`held`) nor one planned after it holds (those
+ * go with the last of them). A pull of it waits until its blobs are gone
+ * too, then fetches it again. false: kept (pulled since the plan, or its
+ * delete failed). */
+static bool expire_one(struct pass *x, const char *repo, const struct gathered *g,
+		       const struct pe_plan *plan, size_t i, const struct strvec *held)
+{
+	const char *d = plan->manifests.v[i];
+	char key[REGFS_DIGEST_MAX + 2];
+	snprintf(key, sizeof key, "@%s", d);
+	if (!claim_key(x, repo, key))
+		return false;
+	bool gone = drop_manifest(x, repo, d, len_of(g, d));
+	for (size_t k = 0; gone && k < plan->blobs.n; k++) {
+		const char *b = plan->blobs.v[k];
+		bool later = false;
+		for (size_t j = i + 1; j < plan->manifests.n && !later; j++)
+			later = holds(g, plan->manifests.v[j], b);
+		if (later || !holds(g, d, b) || listed(held, b))
+			continue;
+		drop_layer_link(x, repo, b);
+		if (x->blobs_ok)
+			drop_blob(x, repo, b);
+	}
+	pulls_release(x->p->pulls);
+	return gone;
+}
+
+/* Steps 4 and 5 for one repository: a fresh look, then each manifest with
+ * its layer links and blobs. A planned manifest that stays (pulled
+ * meanwhile) keeps what it holds. */
 static int expire_manifests(struct pass *x, const char *repo, struct regfs_err *err)
 {
 	struct gathered g = {0};
@@ -466,16 +567,8 @@ static int expire_manifests(struct pass *x, const char *repo, struct regfs_err *
 		rc = pe_plan_repo(g.tags, g.tag_names.n, g.mfs, g.revs.n, x->now, x->p->ttl_s,
 				  &plan);
 	for (size_t i = 0; rc == 0 && i < plan.manifests.n; i++)
-		if (!drop_manifest(x, repo, plan.manifests.v[i]))
+		if (!expire_one(x, repo, &g, &plan, i, &held))
 			rc = held_by(&g, plan.manifests.v[i], &held);
-	for (size_t i = 0; rc == 0 && i < plan.blobs.n; i++) {
-		const char *d = plan.blobs.v[i];
-		if (listed(&held, d))
-			continue;
-		drop_layer_link(x, repo, d);
-		if (x->blobs_ok)
-			drop_blob(x, d);
-	}
 	strvec_clear(&held);
 	pe_plan_clear(&plan);
 	gathered_clear(&g);
@@ -494,7 +587,7 @@ static int expire_repo(struct pass *x, const char *repo, struct regfs_err *err)
 				  &plan);
 	bool more = rc == 0 && (plan.tags.n || plan.manifests.n);
 	for (size_t i = 0; rc == 0 && i < plan.tags.n; i++)
-		drop_tag(x, repo, plan.tags.v[i]);
+		drop_tag(x, repo, plan.tags.v[i], tag_digest(&g, plan.tags.v[i]));
 	pe_plan_clear(&plan);
 	gathered_clear(&g);
 	if (more)
@@ -521,8 +614,11 @@ static int sort_repo(const char *name, void *ud)
 static uint64_t expire_proxy(struct registry *r, const struct proxy *p, const struct strvec *names,
 			 int64_t now, bool blobs_ok, int *removed)
 {
+	const char *pause = getenv("REGFS_EXPIRE_PAUSE_MS");
 	struct pass x = {.r = r, .p = p, .now = now, .cutoff = now - p->ttl_s,
-			 .blobs_ok = blobs_ok};
+			 .blobs_ok = blobs_ok, .pause_ms = pause ? strtol(pause, NULL, 10) : 0};
+	if (x.pause_ms > 10000)
+		x.pause_ms = 10000;
 	uint64_t t0 = now_us();
 	for (size_t i = 0; i < names->n; i++) {
 		struct regfs_err e = {0};

@@ -124,13 +124,13 @@ int pe_plan_repo(const struct pe_tag *tags, size_t n_tags, const struct pe_manif
 	if (rc == 0 && n_mfs > 1)
 		qsort(c.order, n_mfs, sizeof *c.order, by_digest);
 	for (size_t i = 0; rc == 0 && i < n_tags; i++) {
-		if (tags[i].pulled <= cutoff)
+		if (tags[i].pulled < cutoff)
 			rc = strvec_push(&out->tags, tags[i].name);
 		else
 			mark(&c, tags[i].digest);
 	}
 	for (size_t i = 0; rc == 0 && i < n_mfs; i++)
-		if (mfs[i].pulled > cutoff)
+		if (mfs[i].pulled >= cutoff)
 			c.reached[i] = true;
 	if (rc == 0)
 		close_over(&c);

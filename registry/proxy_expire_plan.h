@@ -7,7 +7,9 @@
  * any other repository is not decided here (the usage model answers that).
  *
  * Rules (docs/proxy.md, "Expiry"):
- *  - a tag expires when it was last pulled at or before now - ttl;
+ *  - a tag expires when it was last pulled before now - ttl: times are whole
+ *    seconds and a pull recorded at second t happened in [t, t+1), so only a
+ *    record older than now - ttl is surely more than ttl old;
  *  - a manifest is kept when a kept tag reaches it: directly, as a child of a
  *    reached index (recursively), or as a referrer whose subject is reached
  *    (a signature of a kept image stays), as gc.c's delete-untagged decides;

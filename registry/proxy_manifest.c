@@ -176,6 +176,7 @@ struct pull {
 	bool local;                       /* rc is our storage's failure, not the upstream's */
 	char reason[REASON_MAX];
 	int64_t ok_at;                    /* last answered check before this one */
+	uint64_t gen;                     /* expiry deletions ended before the last read */
 };
 
 /* Is the reference stored in this repository (tag link, or revision link of
@@ -183,6 +184,7 @@ struct pull {
 static bool stored_ref(struct pull *u)
 {
 	const char *name = u->q->rt.name, *ref = u->q->rt.ref;
+	u->gen = proxy_expiry_deletions(u->p);
 	char *link = u->by_digest ? regfs_layout_revision_link(name, ref)
 				  : regfs_layout_tag_current(name, ref);
 	int rc = link ? repo_read_link(u->r, link, u->stored, &u->stored_mtime, NULL) : -ENOMEM;
@@ -195,11 +197,31 @@ static bool stored_ref(struct pull *u)
 	return u->have;
 }
 
-/* Answers from storage, recording the pull for expiry. */
-static enum MHD_Result serve(struct pull *u)
+/* Is manifest u->stored still this repository's, and (by tag) still what
+ * the tag names? */
+static bool still_stored(struct pull *u)
+{
+	char was[REGFS_DIGEST_MAX];
+	snprintf(was, sizeof was, "%s", u->stored);
+	char *rev = regfs_layout_revision_link(u->q->rt.name, was);
+	bool ok = rev && repo_exists(u->r, rev, NULL) && stored_ref(u) && !strcmp(was, u->stored);
+	free(rev);
+	return ok;
+}
+
+/* Answers from storage into *ret (true), the tag and the manifest it names
+ * noted as pulled first: whatever then happens to the tag, the expiry keeps
+ * the manifest (and so its blobs) for ttl after a client got it. The note
+ * waits for a deletion of them in progress (pulls_claim); when a deletion
+ * ended since they were read, they are read again: false when they are gone
+ * or the tag moved meanwhile (the caller asks again). */
+static bool serve(struct pull *u, enum MHD_Result *ret)
 {
 	proxy_note_pull(u->r, u->p, u->q->rt.name, u->by_digest ? NULL : u->q->rt.ref, u->stored);
-	return manifest_serve(u->r, u->q);
+	if (proxy_expiry_deletions(u->p) != u->gen && !still_stored(u))
+		return false;
+	*ret = manifest_serve(u->r, u->q);
+	return true;
 }
 
 static int64_t ms_since(const struct timespec *t0)
@@ -223,6 +245,9 @@ static int fetch_store(struct pull *u, struct regfs_err *err)
 		rc = regfs_errf(err, -EPROTO, "the upstream answered manifest %s for %s", m.digest,
 				ref);
 	if (rc == 0) {
+		/* noted before it is stored: a deletion of it in progress finishes
+		 * first (pulls_claim), and none starts until the pull is served */
+		proxy_note_pull(u->r, u->p, name, NULL, m.digest);
 		rc = manifest_store_fetched(u->r, name, u->by_digest ? NULL : ref, m.digest, m.data,
 					    m.len, m.content_type, err);
 		/* too large or not a manifest: the upstream's doing; else storage */
@@ -244,9 +269,11 @@ static int link_stored(struct pull *u, const char *digest)
 	struct manifest_entry *m = NULL;
 	int rc = manifest_load(u->r, digest, &m, NULL); /* verified against the digest */
 	struct regfs_err se = {0};
-	if (rc == 0)
+	if (rc == 0) {
+		proxy_note_pull(u->r, u->p, u->q->rt.name, NULL, digest); /* as in fetch_store */
 		rc = manifest_store_fetched(u->r, u->q->rt.name, u->q->rt.ref, digest, m->data,
 					    m->len, m->media_type, &se);
+	}
 	manifest_bytes_release(u->r->mb, m);
 	if (rc == 0)
 		log_info("proxy: %s:%s moved at %s to %s, already stored: linked", u->q->rt.name,
@@ -314,8 +341,9 @@ static enum MHD_Result answer_failure(struct pull *u)
 			      u->reason);
 }
 
-/* A stored tag the upstream could not confirm: served as last seen. */
-static enum MHD_Result serve_last_seen(struct pull *u)
+/* A stored tag the upstream could not confirm: served as last seen (serve's
+ * result). */
+static bool serve_last_seen(struct pull *u, enum MHD_Result *ret)
 {
 	if (u->rc == -EACCES)
 		log_error("proxy: upstream %s refused the configured credentials for %s: %s "
@@ -329,17 +357,21 @@ static enum MHD_Result serve_last_seen(struct pull *u)
 		 "(last successful check %s; stored %llds ago)", u->p->remoteurl, u->q->rt.name,
 		 u->q->rt.ref, u->reason, u->stored, age,
 		 (long long)(time(NULL) - u->stored_mtime));
-	return serve(u);
+	return serve(u, ret);
 }
 
-/* After the upstream's outcome (ours or the one we waited for). */
-static enum MHD_Result answer(struct pull *u)
+/* After the upstream's outcome (ours or the one we waited for): the answer
+ * in *ret (true), or false when what was stored went meanwhile (serve). */
+static bool answer(struct pull *u, enum MHD_Result *ret)
 {
-	if (u->rc == 0) /* stored now: read again (another thread may have moved it) */
-		return stored_ref(u) ? serve(u) : manifest_serve(u->r, u->q);
-	if (u->rc == -ENOENT || !u->have)
-		return answer_failure(u);
-	return serve_last_seen(u);
+	if (u->rc == 0) /* stored now: read again (another thread, the expiry, may have
+			 * moved or deleted it: then asked again) */
+		return stored_ref(u) && serve(u, ret);
+	if (u->rc == -ENOENT || !u->have) {
+		*ret = answer_failure(u);
+		return true;
+	}
+	return serve_last_seen(u, ret);
 }
 
 /* Runs the single flight of (name, ref): either this thread asks the
@@ -378,6 +410,31 @@ static void single_flight(struct pull *u, struct ref_entry *e, struct proxy_tags
 	sflight_end(&t->g, &e->sf, u->rc == 0 || (u->have && !u->by_digest && u->rc != -ENOENT));
 }
 
+/* One attempt: the answer in *ret (true), or false when the expiry deleted
+ * what was about to be served (the caller tries again). */
+static bool attempt(struct pull *u, enum MHD_Result *ret)
+{
+	struct registry *r = u->r;
+	struct request *q = u->q;
+	if (stored_ref(u) && u->by_digest)
+		return serve(u, ret); /* content-addressed: no upstream check */
+	struct proxy_tags *t = u->p->tags;
+	double arrived = sflight_now();
+	pthread_mutex_lock(&t->g.mu);
+	struct ref_entry *e = entry_get(t, q->rt.name, q->rt.ref);
+	if (!e) {
+		pthread_mutex_unlock(&t->g.mu);
+		*ret = respond_errorf(r, q, 503, "UNAVAILABLE", "out of memory; retry");
+		return true;
+	}
+	single_flight(u, e, t, arrived);
+	entry_put(t, e);
+	pthread_mutex_unlock(&t->g.mu);
+	return answer(u, ret);
+}
+
+#define ATTEMPTS 3
+
 enum MHD_Result proxy_manifest(struct registry *r, struct request *q)
 {
 	struct pull u = {.r = r, .q = q, .p = q->proxy, .by_digest = strchr(q->rt.ref, ':') != NULL};
@@ -386,20 +443,18 @@ enum MHD_Result proxy_manifest(struct registry *r, struct request *q)
 	if (!un || proxy_upstream_name(u.p, un, u.upname, sizeof u.upname))
 		return respond_errorf(r, q, 400, "NAME_INVALID", "invalid repository name: %s",
 				      q->rt.name);
-	if (stored_ref(&u) && u.by_digest)
-		return serve(&u); /* content-addressed: never leaves the cache */
-	struct proxy_tags *t = u.p->tags;
-	double arrived = sflight_now();
-	pthread_mutex_lock(&t->g.mu);
-	struct ref_entry *e = entry_get(t, q->rt.name, q->rt.ref);
-	if (!e) {
-		pthread_mutex_unlock(&t->g.mu);
-		return respond_errorf(r, q, 503, "UNAVAILABLE", "out of memory; retry");
+	enum MHD_Result ret;
+	for (int i = 0; i < ATTEMPTS; i++) {
+		if (attempt(&u, &ret))
+			return ret;
+		log_info("proxy: %s:%s: %s was expired from the cache or moved while being "
+			 "pulled: asking again", q->rt.name, q->rt.ref, u.stored);
+		memset(u.stored, 0, sizeof u.stored);
+		u.have = false;
 	}
-	single_flight(&u, e, t, arrived);
-	entry_put(t, e);
-	pthread_mutex_unlock(&t->g.mu);
-	return answer(&u);
+	return respond_errorf(r, q, 503, "UNAVAILABLE", "manifest %s:%s was expired from the "
+			      "cache while being pulled, %d times in a row; retry", q->rt.name,
+			      q->rt.ref, ATTEMPTS);
 }
 
 /* ---- tags list ------------------------------------------------------------- */

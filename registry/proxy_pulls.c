@@ -38,6 +38,9 @@ struct prepo {
 
 struct proxy_pulls {
 	pthread_mutex_t mu;
+	pthread_cond_t released;    /* the claim below was released */
+	char *claim_repo, *claim_key; /* the key being deleted (pulls_claim), or NULL */
+	uint64_t releases;            /* pulls_release calls */
 	struct prepo **slot;
 	size_t nslots, nrepos;
 	int64_t started;
@@ -59,6 +62,7 @@ struct proxy_pulls *pulls_new(int64_t started, int64_t slack)
 	pl->started = started;
 	pl->floor = started - (slack > 0 ? slack : 0);
 	pthread_mutex_init(&pl->mu, NULL);
+	pthread_cond_init(&pl->released, NULL);
 	return pl;
 }
 
@@ -81,6 +85,9 @@ void pulls_free(struct proxy_pulls *pl)
 			prepo_free(p);
 		}
 	free(pl->slot);
+	free(pl->claim_repo);
+	free(pl->claim_key);
+	pthread_cond_destroy(&pl->released);
 	pthread_mutex_destroy(&pl->mu);
 	free(pl);
 }
@@ -172,10 +179,20 @@ static int rec_set(struct prepo *p, const char *key, int64_t when, bool only_new
 	return 0;
 }
 
+static bool claimed(const struct proxy_pulls *pl, const char *repo, const char *key)
+{
+	return pl->claim_key && strcmp(pl->claim_key, key) == 0 &&
+	       strcmp(pl->claim_repo, repo) == 0;
+}
+
 static void set(struct proxy_pulls *pl, const char *repo, const char *key, int64_t when,
 		bool only_new)
 {
 	pthread_mutex_lock(&pl->mu);
+	/* a pull of a key being deleted waits for the deletion (pulls_claim);
+	 * pulls_default is the claimer's own call and never waits */
+	while (!only_new && claimed(pl, repo, key))
+		pthread_cond_wait(&pl->released, &pl->mu);
 	struct prepo *p = repo_of(pl, repo, true);
 	int rc = p ? rec_set(p, key, when, only_new) : -ENOMEM;
 	pthread_mutex_unlock(&pl->mu);
@@ -202,6 +219,45 @@ int64_t pulls_get(struct proxy_pulls *pl, const char *repo, const char *key)
 	int64_t t = e ? e->t : -1;
 	pthread_mutex_unlock(&pl->mu);
 	return t;
+}
+
+bool pulls_claim(struct proxy_pulls *pl, const char *repo, const char *key, int64_t cutoff)
+{
+	char *cr = strdup(repo), *ck = strdup(key);
+	pthread_mutex_lock(&pl->mu);
+	struct prepo *p = repo_of(pl, repo, false);
+	struct rec *e = p ? rec_of(p, key) : NULL;
+	bool ok = cr && ck && !pl->claim_key && !(e && e->t >= cutoff);
+	if (ok) {
+		pl->claim_repo = cr;
+		pl->claim_key = ck;
+	}
+	pthread_mutex_unlock(&pl->mu);
+	if (!ok) {
+		free(cr);
+		free(ck);
+	}
+	return ok;
+}
+
+void pulls_release(struct proxy_pulls *pl)
+{
+	pthread_mutex_lock(&pl->mu);
+	char *cr = pl->claim_repo, *ck = pl->claim_key;
+	pl->claim_repo = pl->claim_key = NULL;
+	pl->releases++;
+	pthread_cond_broadcast(&pl->released);
+	pthread_mutex_unlock(&pl->mu);
+	free(cr);
+	free(ck);
+}
+
+uint64_t pulls_releases(struct proxy_pulls *pl)
+{
+	pthread_mutex_lock(&pl->mu);
+	uint64_t n = pl->releases;
+	pthread_mutex_unlock(&pl->mu);
+	return n;
 }
 
 static bool in_sorted(const struct strvec *v, const char *s)

@@ -53,13 +53,33 @@ void pulls_set_floor(struct proxy_pulls *pl, int64_t floor);
 int pulls_mark_stopped(struct registry *r);
 bool pulls_take_stopped(struct registry *r);
 
-/* Records a pull of key in repo at `when` (later times win). Silently drops
+/* Records a pull of key in repo at `when` (later times win); waits while
+ * the key is claimed (pulls_claim). Silently drops
  * the record on ENOMEM (logged): the tag then counts as pulled at its link's
  * time, which is never earlier than the start. */
 void pulls_note(struct proxy_pulls *pl, const char *repo, const char *key, int64_t when);
 
 /* The record of key, or -1 when there is none. */
 int64_t pulls_get(struct proxy_pulls *pl, const char *repo, const char *key);
+
+/* The deletion of one tag or manifest (key) of repo by the expiry, made
+ * atomic with respect to pulls: true, and the key is claimed, when its
+ * record is older than `cutoff` (or there is none); false, nothing claimed,
+ * when it was pulled at or after `cutoff` (or ENOMEM). While the key is
+ * claimed, pulls_note of it waits until pulls_release. The puller notes
+ * before it serves what it read and reads again when a claim was released
+ * meanwhile (pulls_releases, proxy_manifest.c), so a pull is either noted
+ * before the claim (the claim fails: nothing is deleted) or finds the key
+ * gone and fetches it again. One claim at a
+ * time, by the maintenance thread, which releases it right after its delete
+ * (never claim again before releasing: pulls of the first key would wait
+ * on nothing). */
+bool pulls_claim(struct proxy_pulls *pl, const char *repo, const char *key, int64_t cutoff);
+void pulls_release(struct proxy_pulls *pl);
+/* How many claims were released so far: a puller that read a key before
+ * noting it reads it again when this changed in between (a claim taken and
+ * released before its note could wait for it). */
+uint64_t pulls_releases(struct proxy_pulls *pl);
 
 /* Sets a record only when there is none (the fallback time of an unrecorded
  * tag or manifest, so it survives a restart); marks the repository changed. */

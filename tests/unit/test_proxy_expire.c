@@ -11,6 +11,8 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,11 +39,12 @@ static void assert_vec(const struct strvec *v, const char *const *want, size_t n
 }
 
 /* A stale tag goes with its manifest; the layer it shares with a kept image
- * is not a candidate, its own config and layer are. */
+ * is not a candidate, its own config and layer are. A tag recorded exactly
+ * ttl seconds ago stays (its pull happened in that second, maybe at its end). */
 static void test_stale_tag_and_its_image(void **state)
 {
 	(void)state;
-	struct pe_tag tags[] = {{"a", "mA", NOW - TTL}, {"b", "mB", NOW - 1}};
+	struct pe_tag tags[] = {{"a", "mA", NOW - TTL - 1}, {"b", "mB", NOW - TTL}};
 	struct pe_manifest mfs[] = {
 		{.digest = "mA", .pulled = NOW - 5000, .refs = a_refs, .n_refs = 3},
 		{.digest = "mB", .pulled = NOW - 5000, .refs = b_refs, .n_refs = 3},
@@ -283,6 +286,50 @@ static void test_pulls_fresh_unseen(void **state)
 	pulls_free(pl);
 }
 
+struct noter {
+	struct proxy_pulls *pl;
+	atomic_bool done;
+};
+
+static void *note_thread(void *arg)
+{
+	struct noter *n = arg;
+	pulls_note(n->pl, "r", "@m", 500);
+	atomic_store(&n->done, true);
+	return NULL;
+}
+
+/* A claim succeeds only on a record older than the cutoff (or none), one at
+ * a time; a pull of the claimed key waits for the release, and every
+ * release counts. */
+static void test_pulls_claim(void **state)
+{
+	(void)state;
+	struct proxy_pulls *pl = pulls_new(0, 0);
+	pulls_note(pl, "r", "fresh", 100);
+	pulls_note(pl, "r", "@m", 40);
+	assert_false(pulls_claim(pl, "r", "fresh", 100));   /* pulled at the cutoff: kept */
+	assert_int_equal(pulls_releases(pl), 0);
+	assert_true(pulls_claim(pl, "r", "never", 100));    /* no record */
+	pulls_release(pl);
+	assert_int_equal(pulls_releases(pl), 1);
+	assert_true(pulls_claim(pl, "r", "@m", 100));
+	assert_false(pulls_claim(pl, "r", "fresh", 1000));  /* one claim at a time */
+	struct noter n = {.pl = pl};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, note_thread, &n), 0);
+	usleep(100 * 1000);
+	assert_false(atomic_load(&n.done));                 /* waits for the release */
+	assert_int_equal(pulls_get(pl, "r", "@m"), 40);
+	pulls_note(pl, "r", "other", 500);                  /* another key does not wait */
+	pulls_release(pl);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_true(atomic_load(&n.done));
+	assert_int_equal(pulls_get(pl, "r", "@m"), 500);
+	assert_int_equal(pulls_releases(pl), 2);
+	pulls_free(pl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -297,6 +344,7 @@ int main(void)
 						store_teardown),
 		cmocka_unit_test_setup_teardown(test_pulls_malformed, store_setup, store_teardown),
 		cmocka_unit_test(test_pulls_fresh_unseen),
+		cmocka_unit_test(test_pulls_claim),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
