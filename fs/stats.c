@@ -123,6 +123,18 @@ int stats_json_text(struct mnt *m, char **buf, size_t *len)
 		json_decref(j);
 		return -ENOMEM;
 	}
+	/* the manifest cache and its memory bound (cache/manifests.c) */
+	struct mcache_usage mu = {0};
+	if (m->mc)
+		mcache_usage(m->mc, &mu);
+	json_t *mj = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "bytes", U(mu.bytes), "budget",
+			       U(mu.budget), "entries", U(mu.entries), "dropped", U(mu.dropped),
+			       "written_to_disk", U(mu.written), "read_from_disk",
+			       U(mu.read_back));
+	if (!mj || json_object_set_new(j, "manifest_cache", mj)) {
+		json_decref(j);
+		return -ENOMEM;
+	}
 	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(j);
 	if (!s)

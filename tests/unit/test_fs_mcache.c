@@ -15,6 +15,7 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,6 +146,51 @@ static void test_lru_spills_to_disk(void **state)
 	is_doc(e, 1);
 	mcache_put(mnt.mc, e);
 	assert_true(in_memory(1));
+	close_cache();
+}
+
+/* The figures of .regfs/stats: entries, dropped, written on the way out,
+ * read back; the bytes counted are what malloc handed out (its usable sizes
+ * of the entry's bytes and parsed form, which the test can see, plus the
+ * slot holding the digest). */
+static void test_usage_figures(void **state)
+{
+	(void)state;
+	size_t c = one_cost();
+	open_cache(true);
+	mcache_set_budget(mnt.mc, 2 * c + c / 2); /* two entries fit */
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(mcache_store_mem(mnt.mc, dig[i], doc[i], strlen(doc[i]), NULL,
+						  NULL), 0);
+	struct mcache_usage u;
+	mcache_usage(mnt.mc, &u);
+	assert_int_equal(u.entries, 2);
+	assert_int_equal(u.budget, 2 * c + c / 2);
+	assert_int_equal(u.bytes, 2 * c);
+	const struct mentry *e = mcache_peek(mnt.mc, dig[1]);
+	assert_non_null(e);
+	size_t seen = malloc_usable_size(e->data) + malloc_usable_size(e->m) + sizeof *e +
+		      strlen(e->digest) + 1;
+	assert_true(seen > strlen(doc[1]) + sizeof *e->m);
+	assert_true(c >= seen);
+	assert_true(c <= seen + 96); /* the slot's own fields and rounding */
+	mcache_put(mnt.mc, e);
+	assert_int_equal(mcache_store_mem(mnt.mc, dig[2], doc[2], strlen(doc[2]), NULL, NULL), 0);
+	mcache_usage(mnt.mc, &u);
+	assert_int_equal(u.entries, 2);
+	assert_int_equal(u.dropped, 1);
+	assert_int_equal(u.written, 1); /* it came in memory only */
+	assert_int_equal(u.read_back, 0);
+	/* dropped: read back from disk */
+	assert_int_equal(mcache_get(mnt.mc, "r", dig[0], &e), 0);
+	is_doc(e, 0);
+	mcache_put(mnt.mc, e);
+	mcache_usage(mnt.mc, &u);
+	assert_int_equal(u.read_back, 1);
+	assert_int_equal(u.entries, 2);
+	assert_int_equal(u.dropped, 2);
+	assert_int_equal(u.written, 2);
+	assert_true(u.bytes <= u.budget);
 	close_cache();
 }
 
@@ -417,6 +463,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lru_spills_to_disk),
+		cmocka_unit_test(test_usage_figures),
 		cmocka_unit_test(test_held_entries_stay),
 		cmocka_unit_test(test_no_disk_cache),
 		cmocka_unit_test(test_concurrent_churn),
