@@ -80,8 +80,10 @@ static void blob_path(struct blob_cache *bc, const char *digest, char *out, size
 
 static struct bent *find(struct blob_cache *bc, const char *digest)
 {
+	uint8_t key[REGFS_DIGEST_MAX];
+	bool raw = digkey_put(digest, key);
 	for (struct bent *e = bc->b[regfs_fnv1a64_str(digest) % bc->nb]; e; e = e->next)
-		if (digkey_eq(e->key, e->raw, digest))
+		if (digkey_same(e->key, e->raw, key, raw))
 			return e;
 	return NULL;
 }

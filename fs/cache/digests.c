@@ -85,6 +85,13 @@ bool digkey_eq(const uint8_t *key, bool raw, const char *d)
 	return to_raw(d, r) && memcmp(r, key, RAW) == 0;
 }
 
+bool digkey_same(const uint8_t *a, bool araw, const uint8_t *b, bool braw)
+{
+	if (araw != braw)
+		return false;
+	return araw ? memcmp(a, b, RAW) == 0 : strcmp((const char *)a, (const char *)b) == 0;
+}
+
 void digkey_str(const uint8_t *key, bool raw, char out[REGFS_DIGEST_MAX])
 {
 	if (!raw) {

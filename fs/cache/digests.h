@@ -28,6 +28,9 @@
 size_t digkey_len(const char *d);
 bool digkey_put(const char *d, uint8_t *out);
 bool digkey_eq(const uint8_t *key, bool raw, const char *d);
+/* Do two keys (each from digkey_put) stand for the same digest? For tables
+ * that make the key of what they look up once, not once per comparison. */
+bool digkey_same(const uint8_t *a, bool araw, const uint8_t *b, bool braw);
 void digkey_str(const uint8_t *key, bool raw, char out[REGFS_DIGEST_MAX]);
 
 struct digtab;

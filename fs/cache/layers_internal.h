@@ -10,12 +10,23 @@
 #define NOTES_MAX 200000           /* then forgotten all at once (layers.c) */
 #define LIX_MAX (512ull << 20)     /* largest encoded index file read */
 
+/* One per digest a manifest directory showed (up to NOTES_MAX): the digest
+ * a compact key (digests.h), the repository name interned (struct rname):
+ * 64 bytes from malloc a note, where a digest string and a copied name took
+ * about 144. */
 struct note {
 	struct note *next;
-	char *repo;
+	const char *repo;          /* an rname's, NULL: none yet */
 	uint64_t size;
-	char digest[];
+	bool raw;                  /* key: raw sha256, else the digest string */
+	uint8_t key[];
 };
+/* A repository name the notes point at, kept until the notes are cleared. */
+struct rname {
+	struct rname *next;
+	char name[];
+};
+#define RNAME_BUCKETS 1024
 
 struct layer_cache {
 	struct sflight_group g;    /* g.mu guards everything below */
@@ -27,6 +38,7 @@ struct layer_cache {
 	struct rview *rhead;
 	struct note **notes;       /* NOTE_BUCKETS chains, by hash of the digest */
 	size_t nnotes;
+	struct rname *rnames[RNAME_BUCKETS];
 };
 
 /* mkdir -p (mode 0700): 0 or -errno. */
