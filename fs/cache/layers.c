@@ -15,6 +15,7 @@
 #include "digests.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -55,6 +56,7 @@ static void notes_clear(struct layer_cache *lc)
 		}
 	}
 	lc->nnotes = 0;
+	lc->notes_bytes = 0;
 	for (size_t i = 0; i < RNAME_BUCKETS; i++)
 		while (lc->rnames[i]) {
 			struct rname *r = lc->rnames[i];
@@ -75,6 +77,7 @@ static const char *rname_of(struct layer_cache *lc, const char *repo)
 	if (!r)
 		return NULL;
 	memcpy(r->name, repo, l);
+	lc->notes_bytes += malloc_usable_size(r);
 	r->next = *b;
 	*b = r;
 	return r->name;
@@ -155,6 +158,14 @@ uint64_t layer_cache_memory(struct layer_cache *lc)
 
 /* ---- digest -> repository ---- */
 
+void layer_cache_notes(struct layer_cache *lc, size_t *count, size_t *bytes)
+{
+	pthread_mutex_lock(&lc->g.mu);
+	*count = lc->nnotes;
+	*bytes = lc->notes_bytes;
+	pthread_mutex_unlock(&lc->g.mu);
+}
+
 void layer_cache_note_repo(struct layer_cache *lc, const char *digest, const char *repo,
 			   uint64_t size)
 {
@@ -174,6 +185,7 @@ void layer_cache_note_repo(struct layer_cache *lc, const char *digest, const cha
 		if ((n = calloc(1, offsetof(struct note, key) + kl))) {
 			memcpy(n->key, key, kl);
 			n->raw = raw;
+			lc->notes_bytes += malloc_usable_size(n);
 			struct note **b = &lc->notes[regfs_fnv1a64_str(digest) % NOTE_BUCKETS];
 			n->next = *b;
 			*b = n;

@@ -38,6 +38,7 @@ struct layer_cache {
 	struct rview *rhead;
 	struct note **notes;       /* NOTE_BUCKETS chains, by hash of the digest */
 	size_t nnotes;
+	size_t notes_bytes;        /* malloc's usable sizes of the notes and rnames */
 	struct rname *rnames[RNAME_BUCKETS];
 };
 

@@ -528,6 +528,13 @@ static void test_repo_notes(void **state)
 	snprintf(d, sizeof d, "sha256:%064x", 0xabc);
 	assert_int_equal(layer_cache_repo(lc, d, got, sizeof got, &size), 0);
 	assert_string_equal(got, "team/r2748"); /* 0xabc: the lowercase one, noted above */
+	/* what they take: 5,002 notes, 5,003 names, ~64 + ~32 bytes each (a
+	 * digest string and a copied name per note took ~144) */
+	size_t count, bytes;
+	layer_cache_notes(lc, &count, &bytes);
+	assert_int_equal(count, 5002);
+	assert_true(bytes >= count * (32 + 2 * sizeof(void *)));
+	assert_true(bytes <= count * 112);
 	layer_cache_free(lc);
 }
 
