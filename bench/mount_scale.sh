@@ -16,7 +16,8 @@
 #   DIR/<tags>.stats (.regfs/stats) and a summary of the daemon's resident memory by
 #   kind of mapping (main heap, other malloc arenas, thread stacks, other anonymous
 #   mappings, files) printed as comments; with HEAPTRACK=1 the daemon also runs under
-#   heaptrack (DIR/<tags>.heaptrack.zst; RSS then includes heaptrack's own memory).
+#   heaptrack (DIR/<tags>.heaptrack.zst; RSS then includes heaptrack's own memory) and
+#   the heap at its peak is printed by component (bench/heap_components.py).
 set -u -o pipefail
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 . "$BENCH_DIR/../tests/integration/lib.sh"
@@ -139,6 +140,14 @@ bench_size() {
   unmount "$mnt"
   # under heaptrack: let it write its file before the next size starts
   for ((i = 0; i < 600; i++)); do kill -0 "$MOUNT_PID" 2>/dev/null || break; sleep 0.1; done
+  if [ "${HEAPTRACK:-0}" = 1 ] && [ -n "${PROFILE:-}" ]; then
+    heaptrack_print -f "$PROFILE/$tags.heaptrack.zst" --print-peaks 0 --print-allocators 0 \
+      --print-temporary 0 --print-leaks 0 --print-flamegraph "$PROFILE/$tags.peak" \
+      --flamegraph-cost-type peak >"$PROFILE/$tags.heaptrack.txt" 2>&1
+    PROFILES+=("# $tags tags: the heap at its peak by component (heaptrack, the whole run):" \
+      "$(python3 "$BENCH_DIR/heap_components.py" "$PROFILE/$tags.peak")" \
+      "$(sed -n 's/^peak heap memory consumption: /#   heaptrack: peak heap /p' "$PROFILE/$tags.heaptrack.txt")")
+  fi
   stop_pid "$REGISTRY_PID"
   rm -rf "$WORK/cache-$repos"
   [ -n "$FIRST_RSS" ] || FIRST_RSS=$rss
