@@ -30,13 +30,15 @@
 
 /* One file of the cache, in memory for the cap: one per blob on disk, so
  * its digest is a compact key (digests.h: 32 raw bytes for a sha256), not a
- * REGFS_DIGEST_MAX buffer — 64 bytes from malloc an entry instead of 176. */
+ * REGFS_DIGEST_MAX buffer, and the flags share the size's word: 56 bytes
+ * asked, 64 from malloc an entry (176 before). Sizes are below 2^62 (a
+ * blob's size is a JSON int64, and a file's an off_t). */
 struct bent {
 	struct bent *next;
-	uint64_t size;
 	double used;
-	bool filling;
-	bool raw;          /* key: raw sha256, else the digest string */
+	uint64_t size : 62;
+	uint64_t filling : 1;
+	uint64_t raw : 1;  /* key: raw sha256, else the digest string */
 	uint8_t key[];
 };
 
@@ -348,7 +350,7 @@ int blob_cache_fill(struct blob_cache *bc, struct regfs_client *cl, const char *
 		pthread_mutex_unlock(&bc->mu);
 		return -ENOMEM;
 	}
-	e->filling = true;
+	e->filling = 1;
 	pthread_mutex_unlock(&bc->mu);
 
 	char tmp[4400];

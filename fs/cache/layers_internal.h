@@ -11,14 +11,15 @@
 #define LIX_MAX (512ull << 20)     /* largest encoded index file read */
 
 /* One per digest a manifest directory showed (up to NOTES_MAX): the digest
- * a compact key (digests.h), the repository name interned (struct rname):
- * 64 bytes from malloc a note, where a digest string and a copied name took
- * about 144. */
+ * a compact key (digests.h), the repository name interned (struct rname),
+ * the flag in the size's word (sizes are below 2^63: JSON int64): 56 bytes
+ * asked, 64 from malloc a note, where a digest string and a copied name
+ * took about 144. */
 struct note {
 	struct note *next;
 	const char *repo;          /* an rname's, NULL: none yet */
-	uint64_t size;
-	bool raw;                  /* key: raw sha256, else the digest string */
+	uint64_t size : 63;
+	uint64_t raw : 1;          /* key: raw sha256, else the digest string */
 	uint8_t key[];
 };
 /* A repository name the notes point at, kept until the notes are cleared. */

@@ -534,7 +534,7 @@ static void test_repo_notes(void **state)
 	layer_cache_notes(lc, &count, &bytes);
 	assert_int_equal(count, 5002);
 	assert_true(bytes >= count * (32 + 2 * sizeof(void *)));
-	assert_true(bytes <= count * 112);
+	assert_true(bytes <= count * 96);
 	layer_cache_free(lc);
 }
 
