@@ -11,7 +11,13 @@
 #   the daemon warm (what bench/mount.sh prints as "kernel caches dropped"),
 # and prints one line per size with the time per tag beside the floor per tag,
 # and the RSS ratio of each size against the first.
-# Env: TAGS (default 10), REGFS_BUILD (default build), MOUNT_OPTS (extra regfs options).
+# Env: TAGS (default 10), REGFS_BUILD (default build), MOUNT_OPTS (extra regfs options),
+# PROFILE=DIR: after each cold du, DIR/<tags>.smaps (the daemon's /proc/PID/smaps),
+#   DIR/<tags>.stats (.regfs/stats) and a summary of the daemon's resident memory by
+#   kind of mapping (main heap, other malloc arenas, thread stacks, other anonymous
+#   mappings, files) printed as comments; with HEAPTRACK=1 the daemon also runs under
+#   heaptrack (DIR/<tags>.heaptrack.zst; RSS then includes heaptrack's own memory) and
+#   the heap at its peak is printed by component (bench/heap_components.py).
 set -u -o pipefail
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 . "$BENCH_DIR/../tests/integration/lib.sh"
@@ -41,21 +47,89 @@ generate() {
   echo "$data"
 }
 
+# smaps_summary FILE — resident KB by kind of mapping. glibc's secondary malloc arenas
+# are 64 MiB reservations (a rw- part and a --- rest, adjacent); thread stacks a rw-
+# mapping right above a 4 KiB --- guard; anything else anonymous is a large malloc
+# (mmap'd chunk) or a library's own mapping.
+smaps_summary() {
+  awk '
+    function hex(s,   i, v) { v = 0; for (i = 1; i <= length(s); i++) v = v * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1; return v }
+    function flush() { if (name == "") return; kind[n] = k; rss[n] = r; n++ }
+    /^[0-9a-f]+-[0-9a-f]+ / {
+      flush(); split($1, a, "-"); lo = hex(a[1]); hi = hex(a[2])
+      perm[n] = $2; start[n] = lo; end[n] = hi; path = $6
+      name = "x"; k = path == "" ? "anon" : path ~ /^\[heap\]/ ? "heap" : path ~ /^\[stack\]/ ? "stack" : path ~ /^\[/ ? "other" : "file"; r = 0; next }
+    /^Rss:/ { r = $2 }
+    END {
+      flush()
+      for (i = 0; i < n; i++) {
+        c = kind[i]
+        if (c == "anon" && perm[i] ~ /^rw/) {
+          if (i + 1 < n && kind[i + 1] == "anon" && perm[i + 1] ~ /^---/ && start[i + 1] == end[i] &&
+              (end[i + 1] - start[i]) % 67108864 == 0) c = "arena"
+          else if (i > 0 && kind[i - 1] == "anon" && perm[i - 1] ~ /^---/ && end[i - 1] == start[i] &&
+                   end[i - 1] - start[i - 1] <= 65536) c = "thread stack"
+          else c = "anon mmap"
+        }
+        if (c == "thread stack") nst++
+        if (c == "arena") nar++
+        tot[c] += rss[i]; all += rss[i]
+      }
+      for (c in tot) if (tot[c]) printf "#   %-14s %9.1f MB\n", c, tot[c] / 1024
+      printf "#   %-14s %9.1f MB (%d thread stacks, %d secondary arenas)\n", "total", all / 1024, nst, nar
+    }' "$1"
+}
+
+# daemon_pid PID — PID itself, or under heaptrack the descendant that runs fs/regfs.
+daemon_pid() {
+  local p=$1 c g i
+  for ((i = 0; i < 50; i++)); do
+    for c in $p $(pgrep -P "$p"); do
+      [ "$(readlink "/proc/$c/exe" 2>/dev/null)" = "$(readlink -f "$REAL_MOUNT")" ] && { echo "$c"; return; }
+      for g in $(pgrep -P "$c"); do
+        [ "$(readlink "/proc/$g/exe" 2>/dev/null)" = "$(readlink -f "$REAL_MOUNT")" ] && { echo "$g"; return; }
+      done
+    done
+    sleep 0.1
+  done
+  echo "$p"
+}
+
+REAL_MOUNT=$REGFS_MOUNT
+if [ -n "${PROFILE:-}" ]; then
+  mkdir -p "$PROFILE"
+  if [ "${HEAPTRACK:-0}" = 1 ]; then
+    need_bin heaptrack
+    REGFS_MOUNT=$WORK/regfs-heaptrack
+    # shellcheck disable=SC2016 # $HT_NAME and $@ are the wrapper's
+    printf '#!/bin/sh\nexec heaptrack -o "%s/$HT_NAME.heaptrack" "%s" "$@"\n' "$PROFILE" "$REAL_MOUNT" >"$REGFS_MOUNT"
+    chmod +x "$REGFS_MOUNT"
+  fi
+fi
+
 LINES=()
+PROFILES=()
 FIRST_RSS=
 bench_size() {
-  local repos=$1 data tags=$(($1 * TAGS)) mnt=$WORK/mnt-$1 t0 t1 out
+  local repos=$1 data tags=$(($1 * TAGS)) mnt=$WORK/mnt-$1 t0 t1 out i
   data=$(generate "$repos") || return 1
   local expected; expected=$(cat "$data/expected")
   # The storage in the page cache, as on a registry that has been serving.
   find "$data/root" -type f -print0 | xargs -0 cat >/dev/null
   start_regfs_registry "$data/root" || return 1
+  export HT_NAME=$tags # the heaptrack file's name
   # shellcheck disable=SC2086 # MOUNT_OPTS is a list of words
   start_regfs_mount "$REGISTRY_URL" "$mnt" --cache-dir "$WORK/cache-$repos" --ttl 300 ${MOUNT_OPTS:-} || return 1
-  local pid=$MOUNT_PID
+  local pid; pid=$(daemon_pid "$MOUNT_PID")
   t0=$(now); out=$(du -s -B1 "$mnt" | cut -f1); t1=$(now)
   local cold; cold=$(secs "$t0" "$t1")
   local rss; rss=$(rss_mb "$pid")
+  if [ -n "${PROFILE:-}" ]; then
+    cat "/proc/$pid/smaps" >"$PROFILE/$tags.smaps"
+    cat "$mnt/.regfs/stats" >"$PROFILE/$tags.stats"
+    PROFILES+=("# $tags tags: resident memory right after the cold du (VmHWM $rss MB):" \
+      "$(smaps_summary "$PROFILE/$tags.smaps")")
+  fi
   check_eq "$tags tags: du -s -B1 (cold) = generator's total" "$expected" "$out"
   check_eq "$tags tags: df used = generator's total" "$expected" "$(df -B1 --output=used "$mnt" | tail -n1 | tr -d ' ')"
   sync; echo 2 >/proc/sys/vm/drop_caches
@@ -64,6 +138,16 @@ bench_size() {
   check_eq "$tags tags: du -s -B1 (floor run) = generator's total" "$expected" "$out"
   local rss_end; rss_end=$(rss_mb "$pid")
   unmount "$mnt"
+  # under heaptrack: let it write its file before the next size starts
+  for ((i = 0; i < 600; i++)); do kill -0 "$MOUNT_PID" 2>/dev/null || break; sleep 0.1; done
+  if [ "${HEAPTRACK:-0}" = 1 ] && [ -n "${PROFILE:-}" ]; then
+    heaptrack_print -f "$PROFILE/$tags.heaptrack.zst" --print-peaks 0 --print-allocators 0 \
+      --print-temporary 0 --print-leaks 0 --print-flamegraph "$PROFILE/$tags.peak" \
+      --flamegraph-cost-type peak >"$PROFILE/$tags.heaptrack.txt" 2>&1
+    PROFILES+=("# $tags tags: the heap at its peak by component (heaptrack, the whole run):" \
+      "$(python3 "$BENCH_DIR/heap_components.py" "$PROFILE/$tags.peak")" \
+      "$(sed -n 's/^peak heap memory consumption: /#   heaptrack: peak heap /p' "$PROFILE/$tags.heaptrack.txt")")
+  fi
   stop_pid "$REGISTRY_PID"
   rm -rf "$WORK/cache-$repos"
   [ -n "$FIRST_RSS" ] || FIRST_RSS=$rss
@@ -78,4 +162,5 @@ echo "#     tags   cold(s)  floor(s) ms/tag    floor/tag  RSS(MB)   RSS-end  RSS
 for l in "${LINES[@]}"; do echo "# $l"; done
 echo "#   floor = du -s with the kernel's caches dropped and the daemon warm (FUSE round trips)"
 echo "#   RSS = VmHWM after the cold du; RSS-end = VmHWM after the floor run"
+for l in "${PROFILES[@]}"; do echo "$l"; done
 done_testing

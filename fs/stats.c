@@ -104,12 +104,16 @@ int stats_json_text(struct mnt *m, char **buf, size_t *len)
 	if (!j)
 		return -ENOMEM;
 	/* the layer views: bytes fetched for them, indexes by origin, memory */
-	json_t *lv = json_pack("{s:o,s:o,s:o,s:o,s:o}",
+	size_t notes = 0, notes_bytes = 0;
+	if (m->lc)
+		layer_cache_notes(m->lc, &notes, &notes_bytes);
+	json_t *lv = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
 		"bytes_fetched", U(atomic_load(&m->st.lv_bytes)),
 		"indexes_built", U(atomic_load(&m->st.lv_built)),
 		"indexes_loaded", U(atomic_load(&m->st.lv_loaded)),
 		"indexes_fetched", U(atomic_load(&m->st.lv_fetched)),
-		"memory_bytes", U(m->lc ? layer_cache_memory(m->lc) : 0));
+		"memory_bytes", U(m->lc ? layer_cache_memory(m->lc) : 0),
+		"notes", U(notes), "notes_bytes", U(notes_bytes));
 	if (!lv || json_object_set_new(j, "layer_views", lv)) {
 		json_decref(j);
 		return -ENOMEM;
@@ -120,6 +124,18 @@ int stats_json_text(struct mnt *m, char **buf, size_t *len)
 	json_t *nj = json_pack("{s:o,s:o,s:o,s:o}", "count", U(nu.count), "bytes", U(nu.bytes),
 			       "budget", U(nu.budget), "drops_asked", U(nu.asked));
 	if (!nj || json_object_set_new(j, "nodes", nj)) {
+		json_decref(j);
+		return -ENOMEM;
+	}
+	/* the manifest cache and its memory bound (cache/manifests.c) */
+	struct mcache_usage mu = {0};
+	if (m->mc)
+		mcache_usage(m->mc, &mu);
+	json_t *mj = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "bytes", U(mu.bytes), "budget",
+			       U(mu.budget), "entries", U(mu.entries), "dropped", U(mu.dropped),
+			       "written_to_disk", U(mu.written), "read_from_disk",
+			       U(mu.read_back));
+	if (!mj || json_object_set_new(j, "manifest_cache", mj)) {
 		json_decref(j);
 		return -ENOMEM;
 	}

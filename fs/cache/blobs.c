@@ -13,10 +13,12 @@
  * Several regfs processes sharing a cache dir is safe (rename is atomic),
  * but each counts only what it saw for the cap. */
 #include "../mount.h"
+#include "digests.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,12 +28,18 @@
 #include <regfs/hash.h>
 #include <regfs/log.h>
 
+/* One file of the cache, in memory for the cap: one per blob on disk, so
+ * its digest is a compact key (digests.h: 32 raw bytes for a sha256), not a
+ * REGFS_DIGEST_MAX buffer, and the flags share the size's word: 56 bytes
+ * asked, 64 from malloc an entry (176 before). Sizes are below 2^62 (a
+ * blob's size is a JSON int64, and a file's an off_t). */
 struct bent {
-	char digest[REGFS_DIGEST_MAX];
-	uint64_t size;
-	double used;
-	bool filling;
 	struct bent *next;
+	double used;
+	uint64_t size : 62;
+	uint64_t filling : 1;
+	uint64_t raw : 1;  /* key: raw sha256, else the digest string */
+	uint8_t key[];
 };
 
 struct blob_cache {
@@ -74,18 +82,20 @@ static void blob_path(struct blob_cache *bc, const char *digest, char *out, size
 
 static struct bent *find(struct blob_cache *bc, const char *digest)
 {
+	uint8_t key[REGFS_DIGEST_MAX];
+	bool raw = digkey_put(digest, key);
 	for (struct bent *e = bc->b[regfs_fnv1a64_str(digest) % bc->nb]; e; e = e->next)
-		if (strcmp(e->digest, digest) == 0)
+		if (digkey_same(e->key, e->raw, key, raw))
 			return e;
 	return NULL;
 }
 
 static struct bent *add(struct blob_cache *bc, const char *digest, uint64_t size, double used)
 {
-	struct bent *e = calloc(1, sizeof *e);
+	struct bent *e = calloc(1, offsetof(struct bent, key) + digkey_len(digest));
 	if (!e)
 		return NULL;
-	snprintf(e->digest, sizeof e->digest, "%s", digest);
+	e->raw = digkey_put(digest, e->key);
 	e->size = size;
 	e->used = used;
 	size_t k = regfs_fnv1a64_str(digest) % bc->nb;
@@ -98,7 +108,9 @@ static struct bent *add(struct blob_cache *bc, const char *digest, uint64_t size
 
 static void del(struct blob_cache *bc, struct bent *e)
 {
-	for (struct bent **p = &bc->b[regfs_fnv1a64_str(e->digest) % bc->nb]; *p; p = &(*p)->next)
+	char digest[REGFS_DIGEST_MAX];
+	digkey_str(e->key, e->raw, digest);
+	for (struct bent **p = &bc->b[regfs_fnv1a64_str(digest) % bc->nb]; *p; p = &(*p)->next)
 		if (*p == e) {
 			*p = e->next;
 			break;
@@ -120,11 +132,12 @@ static void evict(struct blob_cache *bc, const struct bent *keep)
 					lru = e;
 		if (!lru)
 			return;
-		char p[4400];
-		blob_path(bc, lru->digest, p, sizeof p);
+		char p[4400], digest[REGFS_DIGEST_MAX];
+		digkey_str(lru->key, lru->raw, digest);
+		blob_path(bc, digest, p, sizeof p);
 		if (unlink(p) && errno != ENOENT)
 			log_warn("cache: cannot delete %s: %s", p, strerror(errno));
-		log_debug("cache: evicted %s (%llu bytes)", lru->digest, (unsigned long long)lru->size);
+		log_debug("cache: evicted %s (%llu bytes)", digest, (unsigned long long)lru->size);
 		del(bc, lru);
 	}
 }
@@ -337,7 +350,7 @@ int blob_cache_fill(struct blob_cache *bc, struct regfs_client *cl, const char *
 		pthread_mutex_unlock(&bc->mu);
 		return -ENOMEM;
 	}
-	e->filling = true;
+	e->filling = 1;
 	pthread_mutex_unlock(&bc->mu);
 
 	char tmp[4400];

@@ -63,6 +63,45 @@ static bool to_raw(const char *d, uint8_t out[RAW])
 	return d[2 * RAW] == 0;
 }
 
+size_t digkey_len(const char *d)
+{
+	uint8_t r[RAW];
+	return to_raw(d, r) ? RAW : strlen(d) + 1;
+}
+
+bool digkey_put(const char *d, uint8_t *out)
+{
+	if (to_raw(d, out))
+		return true;
+	memcpy(out, d, strlen(d) + 1);
+	return false;
+}
+
+bool digkey_eq(const uint8_t *key, bool raw, const char *d)
+{
+	uint8_t r[RAW];
+	if (!raw)
+		return strcmp((const char *)key, d) == 0;
+	return to_raw(d, r) && memcmp(r, key, RAW) == 0;
+}
+
+bool digkey_same(const uint8_t *a, bool araw, const uint8_t *b, bool braw)
+{
+	if (araw != braw)
+		return false;
+	return araw ? memcmp(a, b, RAW) == 0 : strcmp((const char *)a, (const char *)b) == 0;
+}
+
+void digkey_str(const uint8_t *key, bool raw, char out[REGFS_DIGEST_MAX])
+{
+	if (!raw) {
+		snprintf(out, REGFS_DIGEST_MAX, "%s", (const char *)key);
+		return;
+	}
+	memcpy(out, "sha256:", 7);
+	regfs_hex_lower(key, RAW, out + 7);
+}
+
 static uint64_t raw_hash(const uint8_t r[RAW])
 {
 	uint64_t h;

@@ -18,6 +18,21 @@
 
 #define DIGTAB_NONE UINT32_MAX
 
+/* A digest as a compact key, for tables of one entry per blob (the disk
+ * cache's index, the layer views' notes): a sha256 digest in its exact
+ * spelling ("sha256:" + 64 lowercase hex) is its 32 raw bytes, any other
+ * string is kept as it is. digkey_len: the bytes the key of d takes
+ * (32, or strlen(d) + 1); digkey_put writes them to out (that many bytes)
+ * and returns whether they are raw. digkey_eq: does the key (raw or string)
+ * stand for d; digkey_str: the digest back, exactly as it was spelled. */
+size_t digkey_len(const char *d);
+bool digkey_put(const char *d, uint8_t *out);
+bool digkey_eq(const uint8_t *key, bool raw, const char *d);
+/* Do two keys (each from digkey_put) stand for the same digest? For tables
+ * that make the key of what they look up once, not once per comparison. */
+bool digkey_same(const uint8_t *a, bool araw, const uint8_t *b, bool braw);
+void digkey_str(const uint8_t *key, bool raw, char out[REGFS_DIGEST_MAX]);
+
 struct digtab;
 
 /* NULL when out of memory. */

@@ -12,9 +12,12 @@
  * references (readers, and the thread filling it) and is freed only when
  * unpinned and beyond the budget, or when its fill failed. */
 #include "layers_internal.h"
+#include "digests.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,11 +52,45 @@ static void notes_clear(struct layer_cache *lc)
 		while (lc->notes[i]) {
 			struct note *n = lc->notes[i];
 			lc->notes[i] = n->next;
-			free(n->repo);
 			free(n);
 		}
 	}
 	lc->nnotes = 0;
+	lc->notes_bytes = 0;
+	for (size_t i = 0; i < RNAME_BUCKETS; i++)
+		while (lc->rnames[i]) {
+			struct rname *r = lc->rnames[i];
+			lc->rnames[i] = r->next;
+			free(r);
+		}
+}
+
+/* Caller holds g.mu. repo's interned copy; NULL when out of memory. */
+static const char *rname_of(struct layer_cache *lc, const char *repo)
+{
+	struct rname **b = &lc->rnames[regfs_fnv1a64_str(repo) % RNAME_BUCKETS];
+	for (struct rname *r = *b; r; r = r->next)
+		if (strcmp(r->name, repo) == 0)
+			return r->name;
+	size_t l = strlen(repo) + 1;
+	struct rname *r = malloc(sizeof *r + l);
+	if (!r)
+		return NULL;
+	memcpy(r->name, repo, l);
+	lc->notes_bytes += malloc_usable_size(r);
+	r->next = *b;
+	*b = r;
+	return r->name;
+}
+
+/* Caller holds g.mu. The note of digest (key, raw: its digkey) or NULL. */
+static struct note *note_find(struct layer_cache *lc, const char *digest, const uint8_t *key,
+			      bool raw)
+{
+	struct note *n = lc->notes[regfs_fnv1a64_str(digest) % NOTE_BUCKETS];
+	while (n && !digkey_same(n->key, n->raw, key, raw))
+		n = n->next;
+	return n;
 }
 
 struct layer_cache *layer_cache_new(const char *dir, uint64_t budget, struct blob_cache *bc,
@@ -121,36 +158,44 @@ uint64_t layer_cache_memory(struct layer_cache *lc)
 
 /* ---- digest -> repository ---- */
 
+void layer_cache_notes(struct layer_cache *lc, size_t *count, size_t *bytes)
+{
+	pthread_mutex_lock(&lc->g.mu);
+	*count = lc->nnotes;
+	*bytes = lc->notes_bytes;
+	pthread_mutex_unlock(&lc->g.mu);
+}
+
 void layer_cache_note_repo(struct layer_cache *lc, const char *digest, const char *repo,
 			   uint64_t size)
 {
 	if (!lc || !repo)
 		return;
-	struct note **b = &lc->notes[regfs_fnv1a64_str(digest) % NOTE_BUCKETS];
+	uint8_t key[REGFS_DIGEST_MAX];
+	bool raw = digkey_put(digest, key);
 	pthread_mutex_lock(&lc->g.mu);
-	struct note *n = *b;
-	while (n && strcmp(n->digest, digest) != 0)
-		n = n->next;
+	struct note *n = note_find(lc, digest, key, raw);
 	if (!n) {
 		/* a mount that has shown this many digests forgets them all: a
 		 * view whose digest is forgotten answers ENOENT until its
 		 * manifest directory is listed again */
 		if (lc->nnotes >= NOTES_MAX)
 			notes_clear(lc);
-		size_t dl = strlen(digest) + 1;
-		if ((n = calloc(1, sizeof *n + dl))) {
-			memcpy(n->digest, digest, dl);
+		size_t kl = digkey_len(digest);
+		if ((n = calloc(1, offsetof(struct note, key) + kl))) {
+			memcpy(n->key, key, kl);
+			n->raw = raw;
+			lc->notes_bytes += malloc_usable_size(n);
+			struct note **b = &lc->notes[regfs_fnv1a64_str(digest) % NOTE_BUCKETS];
 			n->next = *b;
 			*b = n;
 			lc->nnotes++;
 		}
 	}
 	if (n && (!n->repo || strcmp(n->repo, repo) != 0)) {
-		char *r = strdup(repo);
-		if (r) {
-			free(n->repo);
+		const char *r = rname_of(lc, repo);
+		if (r)
 			n->repo = r;
-		}
 	}
 	if (n && size)
 		n->size = size;
@@ -161,10 +206,10 @@ int layer_cache_repo(struct layer_cache *lc, const char *digest, char *repo, siz
 		     uint64_t *blob_size)
 {
 	int rc = -ENOENT;
+	uint8_t key[REGFS_DIGEST_MAX];
+	bool raw = digkey_put(digest, key);
 	pthread_mutex_lock(&lc->g.mu);
-	struct note *n = lc->notes[regfs_fnv1a64_str(digest) % NOTE_BUCKETS];
-	while (n && strcmp(n->digest, digest) != 0)
-		n = n->next;
+	struct note *n = note_find(lc, digest, key, raw);
 	if (n && n->repo && strlen(n->repo) < size) {
 		memcpy(repo, n->repo, strlen(n->repo) + 1);
 		if (blob_size)

@@ -120,5 +120,9 @@ void layer_cache_rput(struct layer_cache *lc, struct rview *r);
 
 /* Bytes of indexes and merged trees held in memory now. */
 uint64_t layer_cache_memory(struct layer_cache *lc);
+/* The digest -> repository notes: how many, and the bytes they take from
+ * malloc (usable sizes, interned names included). At most NOTES_MAX notes
+ * are kept (then all are forgotten at once). */
+void layer_cache_notes(struct layer_cache *lc, size_t *count, size_t *bytes);
 
 #endif

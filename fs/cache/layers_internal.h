@@ -10,12 +10,24 @@
 #define NOTES_MAX 200000           /* then forgotten all at once (layers.c) */
 #define LIX_MAX (512ull << 20)     /* largest encoded index file read */
 
+/* One per digest a manifest directory showed (up to NOTES_MAX): the digest
+ * a compact key (digests.h), the repository name interned (struct rname),
+ * the flag in the size's word (sizes are below 2^63: JSON int64): 56 bytes
+ * asked, 64 from malloc a note, where a digest string and a copied name
+ * took about 144. */
 struct note {
 	struct note *next;
-	char *repo;
-	uint64_t size;
-	char digest[];
+	const char *repo;          /* an rname's, NULL: none yet */
+	uint64_t size : 63;
+	uint64_t raw : 1;          /* key: raw sha256, else the digest string */
+	uint8_t key[];
 };
+/* A repository name the notes point at, kept until the notes are cleared. */
+struct rname {
+	struct rname *next;
+	char name[];
+};
+#define RNAME_BUCKETS 1024
 
 struct layer_cache {
 	struct sflight_group g;    /* g.mu guards everything below */
@@ -27,6 +39,8 @@ struct layer_cache {
 	struct rview *rhead;
 	struct note **notes;       /* NOTE_BUCKETS chains, by hash of the digest */
 	size_t nnotes;
+	size_t notes_bytes;        /* malloc's usable sizes of the notes and rnames */
+	struct rname *rnames[RNAME_BUCKETS];
 };
 
 /* mkdir -p (mode 0700): 0 or -errno. */

@@ -21,6 +21,7 @@
 #include "manifests_internal.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -38,8 +39,9 @@ struct slot {
 	struct slot *older, *newer;   /* the LRU list, while filled and unheld */
 	bool in_lru;
 	bool on_disk;                 /* the bytes are in the disk cache (or there is none) */
+	bool disk_read;               /* filled from the disk cache (mcache_usage) */
 	unsigned holds;               /* getters holding it, and its filler */
-	size_t cost;                  /* memory it keeps while filled */
+	size_t cost;                  /* memory it keeps while filled (malloc's usable sizes) */
 	char dig[];                   /* exactly as long as the digest */
 };
 
@@ -190,6 +192,7 @@ static struct slot *evict_collect(struct manifest_cache *mc)
 		lru_unlink(mc, s);
 		table_remove(mc, s);
 		mc->bytes -= s->cost;
+		mc->entries--;
 		mc->evictions++;
 		s->next = out;
 		out = s;
@@ -203,11 +206,17 @@ static struct slot *evict_collect(struct manifest_cache *mc)
  * from_disk verifies). */
 static void evict_finish(struct manifest_cache *mc, struct slot *s)
 {
+	uint64_t written = 0;
 	for (struct slot *nx; s; s = nx) {
 		nx = s->next;
-		if (!s->on_disk)
-			blob_cache_put(mc->bc, s->e.digest, s->e.data, s->e.len);
+		if (!s->on_disk && blob_cache_put(mc->bc, s->e.digest, s->e.data, s->e.len) == 0)
+			written++;
 		slot_free(s);
+	}
+	if (written) {
+		pthread_mutex_lock(&mc->g.mu);
+		mc->written += written;
+		pthread_mutex_unlock(&mc->g.mu);
 	}
 }
 
@@ -250,6 +259,15 @@ uint64_t mcache_evictions(struct manifest_cache *mc)
 	uint64_t n = mc->evictions;
 	pthread_mutex_unlock(&mc->g.mu);
 	return n;
+}
+
+void mcache_usage(struct manifest_cache *mc, struct mcache_usage *out)
+{
+	pthread_mutex_lock(&mc->g.mu);
+	*out = (struct mcache_usage){.bytes = mc->bytes, .budget = mc->budget,
+				     .entries = mc->entries, .dropped = mc->evictions,
+				     .written = mc->written, .read_back = mc->read_back};
+	pthread_mutex_unlock(&mc->g.mu);
 }
 
 /* Caller holds g.mu. The slot of digest, held (made empty when new); NULL
@@ -303,7 +321,10 @@ static int fill(struct slot *s, char *data, size_t len, const char *ctype)
 	char *trim = realloc(data, len + 1);
 	s->e.data = trim ? trim : data;
 	s->e.len = len;
-	s->cost = sizeof *s + strlen(s->dig) + 1 + len + 1 + packed;
+	/* What malloc gave, not what was asked: a slot, its bytes and its
+	 * parsed form are three blocks, each rounded up with a header. */
+	s->cost = malloc_usable_size(s) + malloc_usable_size(s->e.data) +
+		  malloc_usable_size(s->e.m);
 	return 0;
 }
 
@@ -373,6 +394,7 @@ static void publish(struct manifest_cache *mc, struct slot *s)
 {
 	observe(mc, s);
 	mc->bytes += s->cost;
+	mc->entries++;
 	sflight_set(&s->sf);
 	pthread_cond_broadcast(&mc->g.cv);
 }
@@ -486,6 +508,8 @@ static void fill_end(struct manifest_cache *mc, struct slot *s, bool ok)
 	if (ok) {
 		observe(mc, s);
 		mc->bytes += s->cost;
+		mc->entries++;
+		mc->read_back += s->disk_read;
 	}
 	sflight_end(&mc->g, &s->sf, ok);
 }
@@ -511,7 +535,7 @@ int mcache_get(struct manifest_cache *mc, const char *repo, const char *digest,
 	char *data = from_disk(mc, digest, &len);
 	if (data) {
 		atomic_fetch_add(&mc->st->mc_hits, 1);
-		s->on_disk = true;
+		s->on_disk = s->disk_read = true;
 		rc = fill(s, data, len, NULL);
 	} else {
 		atomic_fetch_add(&mc->st->mc_misses, 1);
@@ -570,7 +594,7 @@ static void prefetch_fill(struct manifest_cache *mc, struct slot **mine,
 			rc[i] = -ENOMEM;
 		} else if (data) {
 			atomic_fetch_add(&mc->st->mc_hits, 1);
-			mine[i]->on_disk = true;
+			mine[i]->on_disk = mine[i]->disk_read = true;
 			rc[i] = fill(mine[i], data, len, NULL);
 		} else {
 			idx[nr] = i;

@@ -49,6 +49,18 @@ void mcache_set_budget(struct manifest_cache *mc, size_t bytes);
 /* Bytes the cache holds in memory now, and entries dropped so far. */
 size_t mcache_bytes(struct manifest_cache *mc);
 uint64_t mcache_evictions(struct manifest_cache *mc);
+/* The cache's figures for .regfs/stats. bytes: what its filled entries
+ * take from malloc (usable sizes of each entry's slot, bytes and parsed
+ * form: what the budget is held to), entries: filled entries in memory,
+ * dropped: entries dropped past the budget, written: of those, the ones
+ * written to the disk cache as they left (they had come in memory only),
+ * read_back: entries filled from the disk cache (dropped earlier, or
+ * cached by an earlier mount). */
+struct mcache_usage {
+	size_t bytes, budget, entries;
+	uint64_t dropped, written, read_back;
+};
+void mcache_usage(struct manifest_cache *mc, struct mcache_usage *out);
 /* The manifest `digest` of `repo`, held: memory, then disk cache, then
  * registry. */
 int mcache_get(struct manifest_cache *mc, const char *repo, const char *digest, const struct mentry **out);

@@ -32,7 +32,9 @@ struct manifest_cache {
 	struct slot *lru_old, *lru_new;
 	size_t bytes;                    /* of every filled entry, held or not */
 	size_t budget;                   /* drop unheld entries while bytes exceed it */
+	size_t entries;                  /* filled, held or not */
 	uint64_t evictions;
+	uint64_t written, read_back;     /* mcache_usage */
 	void (*observer)(void *, const struct mentry *); /* mcache_observe */
 	void *observer_arg;
 	struct exist *eb[EXIST_BUCKETS];

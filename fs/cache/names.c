@@ -19,6 +19,7 @@
  * list), catalog.c, tags.c (tag lists), resolve.c (tag -> digest), bulk.c
  * (the bulk-manifests extension's prefetch). */
 #include "names_internal.h"
+#include "digests.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -74,9 +75,7 @@ void names_cache_free(struct names_cache *nc)
 		for (struct repo_ent *r = nc->b[i], *nx; r; r = nx) {
 			nx = r->next;
 			tagset_put(r->ts);
-			for (size_t k = 0; k < r->nmf; k++)
-				free(r->mf[k]);
-			free(r->mf);
+			names_set_manifests(r, NULL, 0);
 			free(r->repo);
 			free(r);
 		}
@@ -146,13 +145,45 @@ void names_install(struct repo_ent *r, struct tagset *ts)
 	ts->at = r->sf.at;
 }
 
+/* v's digests as 32 raw bytes each when every one is a sha256 (a list per
+ * manifest of the registry: 32 bytes a manifest instead of a pointer and a
+ * copied string, 88), else NULL. */
+static uint8_t (*manifests_raw(char **v, size_t n))[32]
+{
+	if (!n)
+		return NULL;
+	for (size_t k = 0; k < n; k++)
+		if (!v[k] || digkey_len(v[k]) != 32)
+			return NULL;
+	uint8_t (*raw)[32] = malloc(n * sizeof *raw);
+	for (size_t k = 0; raw && k < n; k++)
+		digkey_put(v[k], raw[k]);
+	return raw;
+}
+
 void names_set_manifests(struct repo_ent *r, char **v, size_t n)
 {
-	for (size_t k = 0; k < r->nmf; k++)
+	for (size_t k = 0; r->mf && k < r->nmf; k++)
 		free(r->mf[k]);
 	free(r->mf);
+	free(r->mf_raw);
 	r->mf = v;
+	r->mf_raw = manifests_raw(v, n);
 	r->nmf = n;
+	if (r->mf_raw) {
+		for (size_t k = 0; k < n; k++)
+			free(v[k]);
+		free(v);
+		r->mf = NULL;
+	}
+}
+
+void names_manifest_at(const struct repo_ent *r, size_t i, char out[REGFS_DIGEST_MAX])
+{
+	if (r->mf_raw)
+		digkey_str(r->mf_raw[i], true, out);
+	else
+		snprintf(out, REGFS_DIGEST_MAX, "%s", r->mf[i] ? r->mf[i] : "");
 }
 
 struct tagset *names_tagset_of(const struct regfs_tag_info *tags, size_t n, bool all_resolved)

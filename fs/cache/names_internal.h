@@ -12,8 +12,10 @@ struct repo_ent {
 	char *repo;
 	struct tagset *ts;   /* NULL until fetched */
 	struct sflight sf;   /* of ts */
-	/* repo-manifests extension: every manifest digest, tagged or not */
+	/* repo-manifests extension: every manifest digest, tagged or not: as
+	 * 32 raw bytes each (mf_raw) when all are sha256, else strings (mf) */
 	char **mf;
+	uint8_t (*mf_raw)[32];
 	size_t nmf;
 	struct sflight mf_sf;
 	struct repo_ent *next;
@@ -43,6 +45,8 @@ struct repo_ent *names_repo_ent(struct names_cache *nc, const char *repo);
 void names_install(struct repo_ent *r, struct tagset *ts);
 /* Caller holds g.mu. Replaces r's manifest list with v (n digests, taken). */
 void names_set_manifests(struct repo_ent *r, char **v, size_t n);
+/* Caller holds g.mu. Digest i of r's manifest list (i < r->nmf) into out. */
+void names_manifest_at(const struct repo_ent *r, size_t i, char out[REGFS_DIGEST_MAX]);
 /* A new tagset (one reference) of the tags a bulk answer gave with their
  * digests and push times; an entry without a digest counts as resolved
  * only when all_resolved. NULL when out of memory. */

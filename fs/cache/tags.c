@@ -300,9 +300,12 @@ int names_repo_manifests(struct names_cache *nc, const char *repo, char ***out, 
 	if (rc == 0) {
 		*out = calloc(r->nmf ? r->nmf : 1, sizeof **out);
 		*n = 0;
-		for (size_t i = 0; *out && i < r->nmf; i++)
-			if (r->mf[i] && ((*out)[*n] = strdup(r->mf[i])))
+		for (size_t i = 0; *out && i < r->nmf; i++) {
+			char d[REGFS_DIGEST_MAX];
+			names_manifest_at(r, i, d);
+			if (d[0] && ((*out)[*n] = strdup(d)))
 				(*n)++;
+		}
 		if (!*out)
 			rc = -ENOMEM;
 	}

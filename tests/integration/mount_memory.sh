@@ -3,8 +3,9 @@
 # what no request uses past its budget (a sixteenth of --memory) and gets it back
 # from the disk cache, and the walk's accounting keeps only its compact table.
 #
-#   - --memory 16M (1 MiB of manifests) over 1,500 manifests: the log shows
-#     manifests dropped from memory, yet du -s -B1 and df equal the generator's
+#   - --memory 16M (1 MiB of manifests) over 1,500 manifests: .regfs/stats shows
+#     manifests dropped from memory (written to the disk cache as they left, read
+#     back from there, the cache within its budget), yet du -s -B1 and df equal the generator's
 #     independently computed total, .regfs/usage's total bytes equal the sum of
 #     the registry's stored blob files, no manifest was fetched one by one (those
 #     dropped came back from the disk cache), and every manifest.json read through
@@ -29,14 +30,20 @@ stats() { jq -r "$1" "$2/.regfs/stats"; }
 # --- a small budget ------------------------------------------------------------------
 mnt=$WORK/mnt-small
 start_regfs_mount "$REGISTRY_URL" "$mnt" --cache-dir "$WORK/cache-small" --ttl 300 \
-  --memory 16M -d || bail "mount failed"
+  --memory 16M || bail "mount failed"
 check_eq "--memory 16M: du -s -B1 of the root = generator's total" "$EXPECTED" \
   "$(du -s -B1 "$mnt" | cut -f1)"
 check_eq "  df used = generator's total" "$EXPECTED" \
   "$(df -B1 --output=used "$mnt" | tail -n1 | tr -d ' ')"
-dropped=$(sed -n 's/.*debug walk: .* manifest cache [0-9]* KB, \([0-9]*\) dropped.*/\1/p' "$MOUNT_LOG" | tail -n1)
-check "  manifests were dropped from memory during the walk (${dropped:-none})" \
-  test "${dropped:-0}" -gt 0
+jq .manifest_cache "$mnt/.regfs/stats" >"$WORK/mc.json" || fail "  .regfs/stats has manifest_cache"
+mc() { jq -r ".$1" "$WORK/mc.json"; }
+check "  manifests were dropped from memory ($(mc dropped)) and written to the disk cache as they left ($(mc written_to_disk))" \
+  test "$(mc dropped)" -gt 0 -a "$(mc written_to_disk)" -gt 0
+check_eq "  manifest cache budget = a sixteenth of --memory" $((16 * 1024 * 1024 / 16)) "$(mc budget)"
+check "  manifest cache within its budget, once du is done ($(mc bytes) bytes, $(mc entries) entries)" \
+  test "$(mc bytes)" -le "$(mc budget)" -a "$(mc entries)" -gt 0
+check "  dropped manifests were read back from the disk cache ($(mc read_from_disk))" \
+  test "$(mc read_from_disk)" -gt 0
 jq -S 'del(.now)' "$mnt/.regfs/usage" >"$WORK/usage-small.json" || fail "  .regfs/usage is JSON"
 check_eq "  .regfs/usage: total bytes = the registry's blob files" "$BLOB_BYTES" \
   "$(jq .total.bytes "$WORK/usage-small.json")"

@@ -513,6 +513,28 @@ static void test_repo_notes(void **state)
 	}
 	assert_int_equal(layer_cache_repo(lc, "sha256:" "1111111111111111111111111111111111111111111111111111111111111111",
 					  got, sizeof got, NULL), -ENOENT);
+	/* a sha512 and an uppercase spelling are digests of their own */
+	char d512[REGFS_DIGEST_MAX], up[REGFS_DIGEST_MAX];
+	regfs_digest_buf(REGFS_SHA512, "x", 1, d512);
+	snprintf(up, sizeof up, "sha256:%064X", 0xabc);
+	layer_cache_note_repo(lc, d512, "long/one", 9);
+	layer_cache_note_repo(lc, up, "upper", 10);
+	uint64_t size = 0;
+	assert_int_equal(layer_cache_repo(lc, d512, got, sizeof got, &size), 0);
+	assert_string_equal(got, "long/one");
+	assert_int_equal(size, 9);
+	assert_int_equal(layer_cache_repo(lc, up, got, sizeof got, &size), 0);
+	assert_string_equal(got, "upper");
+	snprintf(d, sizeof d, "sha256:%064x", 0xabc);
+	assert_int_equal(layer_cache_repo(lc, d, got, sizeof got, &size), 0);
+	assert_string_equal(got, "team/r2748"); /* 0xabc: the lowercase one, noted above */
+	/* what they take: 5,002 notes, 5,003 names, ~64 + ~32 bytes each (a
+	 * digest string and a copied name per note took ~144) */
+	size_t count, bytes;
+	layer_cache_notes(lc, &count, &bytes);
+	assert_int_equal(count, 5002);
+	assert_true(bytes >= count * (32 + 2 * sizeof(void *)));
+	assert_true(bytes <= count * 96);
 	layer_cache_free(lc);
 }
 

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,6 +149,51 @@ static void test_lru_spills_to_disk(void **state)
 	close_cache();
 }
 
+/* The figures of .regfs/stats: entries, dropped, written on the way out,
+ * read back; the bytes counted are what malloc handed out (its usable sizes
+ * of the entry's bytes and parsed form, which the test can see, plus the
+ * slot holding the digest). */
+static void test_usage_figures(void **state)
+{
+	(void)state;
+	size_t c = one_cost();
+	open_cache(true);
+	mcache_set_budget(mnt.mc, 2 * c + c / 2); /* two entries fit */
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(mcache_store_mem(mnt.mc, dig[i], doc[i], strlen(doc[i]), NULL,
+						  NULL), 0);
+	struct mcache_usage u;
+	mcache_usage(mnt.mc, &u);
+	assert_int_equal(u.entries, 2);
+	assert_int_equal(u.budget, 2 * c + c / 2);
+	assert_int_equal(u.bytes, 2 * c);
+	const struct mentry *e = mcache_peek(mnt.mc, dig[1]);
+	assert_non_null(e);
+	size_t seen = malloc_usable_size(e->data) + malloc_usable_size(e->m) + sizeof *e +
+		      strlen(e->digest) + 1;
+	assert_true(seen > strlen(doc[1]) + sizeof *e->m);
+	assert_true(c >= seen);
+	assert_true(c <= seen + 96); /* the slot's own fields and rounding */
+	mcache_put(mnt.mc, e);
+	assert_int_equal(mcache_store_mem(mnt.mc, dig[2], doc[2], strlen(doc[2]), NULL, NULL), 0);
+	mcache_usage(mnt.mc, &u);
+	assert_int_equal(u.entries, 2);
+	assert_int_equal(u.dropped, 1);
+	assert_int_equal(u.written, 1); /* it came in memory only */
+	assert_int_equal(u.read_back, 0);
+	/* dropped: read back from disk */
+	assert_int_equal(mcache_get(mnt.mc, "r", dig[0], &e), 0);
+	is_doc(e, 0);
+	mcache_put(mnt.mc, e);
+	mcache_usage(mnt.mc, &u);
+	assert_int_equal(u.read_back, 1);
+	assert_int_equal(u.entries, 2);
+	assert_int_equal(u.dropped, 2);
+	assert_int_equal(u.written, 2);
+	assert_true(u.bytes <= u.budget);
+	close_cache();
+}
+
 /* Held entries stay, whatever the budget; the last put lets them go. */
 static void test_held_entries_stay(void **state)
 {
@@ -241,6 +287,79 @@ static void test_concurrent_churn(void **state)
 	assert_true(mcache_evictions(mnt.mc) > 0);
 	assert_true(mcache_bytes(mnt.mc) <= 2 * c);
 	close_cache();
+}
+
+/* The disk cache's index (compact keys): past its cap the least recently
+ * used file goes, from disk too; sha256 and sha512 blobs alike; a new
+ * cache over the same directory finds what is there. Sizes and paths are
+ * computed here. */
+static void test_disk_cache_index(void **state)
+{
+	(void)state;
+	char dir[120], d512[REGFS_DIGEST_MAX], path[300];
+	snprintf(dir, sizeof dir, "%s/disk%d", tmp, rand());
+	regfs_digest_buf(REGFS_SHA512, doc[0], strlen(doc[0]), d512);
+	size_t len = strlen(doc[0]); /* every doc has this length (one digit) */
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(strlen(doc[i]), len);
+	struct blob_cache *bc = blob_cache_new(dir, 3 * len, &mnt.st);
+	assert_non_null(bc);
+	assert_int_equal(blob_cache_put(bc, d512, doc[0], len), 0);
+	for (int i = 1; i < 4; i++) /* the fourth pushes the sha512 one out */
+		assert_int_equal(blob_cache_put(bc, dig[i], doc[i], len), 0);
+	assert_int_equal(blob_cache_used(bc), 3 * len);
+	assert_true(blob_cache_open(bc, d512) < 0);
+	snprintf(path, sizeof path, "%s/blobs/sha512/%s", dir, d512 + 7);
+	assert_int_equal(access(path, F_OK), -1);
+	for (int i = 1; i < 4; i++) {
+		int fd = blob_cache_open(bc, dig[i]);
+		assert_true(fd >= 0);
+		char buf[1024];
+		assert_int_equal(read(fd, buf, sizeof buf), (ssize_t)len);
+		assert_memory_equal(buf, doc[i], len);
+		close(fd);
+		snprintf(path, sizeof path, "%s/blobs/sha256/%s", dir, dig[i] + 7);
+		assert_int_equal(access(path, F_OK), 0);
+	}
+	/* used in the order 1, 2, 3: 1 is the oldest now */
+	assert_int_equal(blob_cache_put(bc, d512, doc[0], len), 0);
+	assert_true(blob_cache_open(bc, dig[1]) < 0);
+	blob_cache_free(bc);
+	bc = blob_cache_new(dir, 3 * len, &mnt.st);
+	assert_non_null(bc);
+	assert_int_equal(blob_cache_used(bc), 3 * len);
+	int fd = blob_cache_open(bc, d512);
+	assert_true(fd >= 0);
+	close(fd);
+	blob_cache_free(bc);
+}
+
+/* Digest keys (the disk cache's index, the layer views' notes): a sha256
+ * is 32 raw bytes, any other spelling a string, and each comes back exactly
+ * as it was spelled; a key stands for its own digest only. */
+static void test_digkey(void **state)
+{
+	(void)state;
+	char d256[REGFS_DIGEST_MAX], d512[REGFS_DIGEST_MAX], up[REGFS_DIGEST_MAX];
+	regfs_digest_buf(REGFS_SHA256, "a", 1, d256);
+	regfs_digest_buf(REGFS_SHA512, "a", 1, d512);
+	snprintf(up, sizeof up, "%s", d256);
+	for (char *p = up + 7; *p; p++)
+		if (*p >= 'a' && *p <= 'f')
+			*p = (char)(*p - 'a' + 'A');
+	const char *all[] = {d256, d512, up, "sha256:abc", "not a digest"};
+	size_t want[] = {32, strlen(d512) + 1, strlen(up) + 1, 11, 13};
+	for (size_t i = 0; i < 5; i++) {
+		uint8_t key[REGFS_DIGEST_MAX];
+		char back[REGFS_DIGEST_MAX];
+		assert_int_equal(digkey_len(all[i]), want[i]);
+		bool raw = digkey_put(all[i], key);
+		assert_int_equal(raw, i == 0);
+		digkey_str(key, raw, back);
+		assert_string_equal(back, all[i]);
+		for (size_t j = 0; j < 5; j++)
+			assert_int_equal(digkey_eq(key, raw, all[j]), i == j);
+	}
 }
 
 /* Digests round-trip exactly, sha256 as raw bytes and anything else as a
@@ -497,9 +616,12 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lru_spills_to_disk),
+		cmocka_unit_test(test_usage_figures),
 		cmocka_unit_test(test_held_entries_stay),
 		cmocka_unit_test(test_no_disk_cache),
 		cmocka_unit_test(test_concurrent_churn),
+		cmocka_unit_test(test_disk_cache_index),
+		cmocka_unit_test(test_digkey),
 		cmocka_unit_test(test_digtab),
 		cmocka_unit_test(test_walk_table),
 		cmocka_unit_test(test_walk_referrers),
