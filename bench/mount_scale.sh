@@ -4,7 +4,8 @@
 # For each REPOS (default: 500 2000 10000, i.e. 5,000 / 20,000 / 100,000 tags at
 # TAGS=10 per repository), generates the registry:2 storage layout directly with
 # bench/mount_gen.py (cached under /var/tmp, shared with bench/mount.sh), serves it
-# with regfs-registry, and on a fresh mount with an empty disk cache measures:
+# with regfs-registry (once its startup accounting walk is done, as on a registry
+# that has been serving), and on a fresh mount with an empty disk cache measures:
 #   cold `du -s -B1` (time; the total is checked against the generator's),
 #   the daemon's peak RSS (VmHWM of /proc/PID/status) right after it,
 #   the FUSE round-trip floor: `du -s` again with the kernel's caches dropped but
@@ -73,6 +74,11 @@ bench_size() {
   # The storage in the page cache, as on a registry that has been serving.
   find "$data/root" -type f -print0 | xargs -0 cat >/dev/null
   start_regfs_registry "$data/root" || return 1
+  # A registry that has been serving has built its storage accounting (the
+  # usage extension answers 503 until then): that startup walk of the whole
+  # storage is not part of a du, and would otherwise compete with it for CPU.
+  wait_for 300 curl -sf -o /dev/null "$REGISTRY_URL/v2/_regfs/usage?n=1" ||
+    log "$tags tags: the registry's storage accounting was not ready within 300 s"
   # shellcheck disable=SC2086 # MOUNT_OPTS is a list of words
   start_regfs_mount "$REGISTRY_URL" "$mnt" --cache-dir "$WORK/cache-$repos" --ttl 300 ${MOUNT_OPTS:-} || return 1
   local pid=$MOUNT_PID k0 k1 k2 r1 c0 c1 c2 g0 g1 du1 du2

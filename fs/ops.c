@@ -174,7 +174,7 @@ struct dirh {
 
 static void dirh_clear(struct dirh *d)
 {
-	for (size_t i = 0; i < d->n; i++)
+	for (size_t i = 0; d->v && i < d->n; i++)
 		child_clear(&d->v[i]);
 	free(d->v);
 }
@@ -208,8 +208,13 @@ static ino_t child_ino(const struct node *dn, const struct child *c)
 /* The listings of directories fixed by a digest (no KIND_TTL_DIR) between
  * two readdir calls of one listing: each call would otherwise list the whole
  * directory again, which makes a directory of n entries (a layer's, say)
- * cost n^2 / entries-per-reply. A reader takes the listing out and puts it
- * back after its reply, so no two threads share one. */
+ * cost n^2 / entries-per-reply. A listing that one reply finished is kept
+ * too, as its length only (v NULL): the kernel learns the end of a listing
+ * only from a reply with no entries, so every directory du walks costs a
+ * second readdir, which would otherwise list it again (a manifest's from
+ * the manifest cache, or from disk once dropped) to send nothing. A reader
+ * takes the listing out and puts it back after its reply, so no two threads
+ * share one. */
 #define KEPT_LISTINGS 8
 static pthread_mutex_t kept_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct kept {
@@ -218,12 +223,16 @@ static struct kept {
 } kept[KEPT_LISTINGS];
 static unsigned kept_next;
 
-static bool listing_take(const struct node *dn, struct dirh *d)
+/* dn's kept listing, if one is kept that can answer a call at off: a full
+ * one always, a length-only one only past its end. */
+static bool listing_take(const struct node *dn, off_t off, struct dirh *d)
 {
 	bool found = false;
 	pthread_mutex_lock(&kept_mu);
 	for (size_t i = 0; i < KEPT_LISTINGS && !found; i++) {
 		if (kept[i].path && strcmp(kept[i].path, dn->path) == 0) {
+			if (!kept[i].d.v && off < (off_t)kept[i].d.n + 2)
+				break; /* a rewind: list again */
 			*d = kept[i].d;
 			free(kept[i].path);
 			kept[i] = (struct kept){0};
@@ -234,7 +243,8 @@ static bool listing_take(const struct node *dn, struct dirh *d)
 	return found;
 }
 
-/* Keeps d (taken over) for dn's next readdir; the oldest kept one goes. */
+/* Keeps d (taken over; v NULL: its length only) for dn's next readdir; the
+ * oldest kept one goes. */
 static void listing_keep(const struct node *dn, struct dirh *d)
 {
 	char *p = strdup(dn->path);
@@ -271,7 +281,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	 * any network file system. */
 	struct dirh dh, *d = &dh;
 	bool fixed = !(k->flags & KIND_TTL_DIR);
-	if (!(fixed && off > 0 && listing_take(dn, d))) {
+	if (!(fixed && off > 0 && listing_take(dn, off, d))) {
 		int lrc = k->list(m, dn, &d->v, &d->n);
 		if (lrc)
 			return reply_err(req, lrc);
@@ -327,10 +337,16 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	fuse_reply_buf(req, buf, pos);
 	free(buf);
-	if (fixed && i < (off_t)d->n + 2)
+	if (fixed && i < (off_t)d->n + 2) {
 		listing_keep(dn, d); /* more to come */
-	else
+	} else if (fixed && pos > 0) {
+		/* Ended here: the call that asks past the end finds its length. */
 		dirh_clear(d);
+		*d = (struct dirh){NULL, d->n};
+		listing_keep(dn, d);
+	} else {
+		dirh_clear(d);
+	}
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
