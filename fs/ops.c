@@ -209,12 +209,17 @@ static ino_t child_ino(const struct node *dn, const struct child *c)
  * two readdir calls of one listing: each call would otherwise list the whole
  * directory again, which makes a directory of n entries (a layer's, say)
  * cost n^2 / entries-per-reply. A listing that one reply finished is kept
- * too, as its length only (v NULL): the kernel learns the end of a listing
- * only from a reply with no entries, so every directory du walks costs a
- * second readdir, which would otherwise list it again (a manifest's from
- * the manifest cache, or from disk once dropped) to send nothing. A reader
- * takes the listing out and puts it back after its reply, so no two threads
- * share one. */
+ * as its length only (v NULL), for every directory: the kernel learns the
+ * end of a listing only from a reply with no entries, so every directory du
+ * walks costs a second readdir, which would otherwise list it again (a
+ * manifest's from the manifest cache, or from disk once dropped; a ttl
+ * directory's _manifests/ every manifest in it) to send nothing. For a ttl
+ * directory that answer is the end of the listing its first reply came
+ * from, as if the listing were taken at once. A new listing of a ttl
+ * directory (offset 0) forgets what was kept of the last one, so a length
+ * can end only the listing that stored it or one of the same moment. One
+ * entry per directory; a reader takes it out and puts it back after its
+ * reply, so no two threads share one. */
 #define KEPT_LISTINGS 8
 static pthread_mutex_t kept_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct kept {
@@ -223,8 +228,26 @@ static struct kept {
 } kept[KEPT_LISTINGS];
 static unsigned kept_next;
 
-/* dn's kept listing, if one is kept that can answer a call at off: a full
- * one always, a length-only one only past its end. */
+/* Caller holds kept_mu: forgets what is kept of path. */
+static void kept_forget(const char *path)
+{
+	for (size_t i = 0; i < KEPT_LISTINGS; i++)
+		if (kept[i].path && strcmp(kept[i].path, path) == 0) {
+			free(kept[i].path);
+			dirh_clear(&kept[i].d);
+			kept[i] = (struct kept){0};
+		}
+}
+
+static void listing_forget(const struct node *dn)
+{
+	pthread_mutex_lock(&kept_mu);
+	kept_forget(dn->path);
+	pthread_mutex_unlock(&kept_mu);
+}
+
+/* dn's kept listing, if it can answer a call at off: a full one always, a
+ * length-only one only past its end. */
 static bool listing_take(const struct node *dn, off_t off, struct dirh *d)
 {
 	bool found = false;
@@ -243,8 +266,8 @@ static bool listing_take(const struct node *dn, off_t off, struct dirh *d)
 	return found;
 }
 
-/* Keeps d (taken over; v NULL: its length only) for dn's next readdir; the
- * oldest kept one goes. */
+/* Keeps d (taken over; v NULL: its length only) for dn's next readdir, in
+ * place of what was kept of dn; the oldest kept one goes. */
 static void listing_keep(const struct node *dn, struct dirh *d)
 {
 	char *p = strdup(dn->path);
@@ -253,6 +276,7 @@ static void listing_keep(const struct node *dn, struct dirh *d)
 		return;
 	}
 	pthread_mutex_lock(&kept_mu);
+	kept_forget(p);
 	struct kept old = kept[kept_next];
 	kept[kept_next] = (struct kept){p, *d};
 	kept_next = (kept_next + 1) % KEPT_LISTINGS;
@@ -281,7 +305,9 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	 * any network file system. */
 	struct dirh dh, *d = &dh;
 	bool fixed = !(k->flags & KIND_TTL_DIR);
-	if (!(fixed && off > 0 && listing_take(dn, off, d))) {
+	if (!fixed && off == 0)
+		listing_forget(dn); /* a new listing */
+	if (!(off > 0 && listing_take(dn, off, d))) {
 		int lrc = k->list(m, dn, &d->v, &d->n);
 		if (lrc)
 			return reply_err(req, lrc);
@@ -339,7 +365,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 	if (fixed && i < (off_t)d->n + 2) {
 		listing_keep(dn, d); /* more to come */
-	} else if (fixed && pos > 0) {
+	} else if (pos > 0 && i == (off_t)d->n + 2) {
 		/* Ended here: the call that asks past the end finds its length. */
 		dirh_clear(d);
 		*d = (struct dirh){NULL, d->n};
