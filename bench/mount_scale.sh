@@ -4,13 +4,20 @@
 # For each REPOS (default: 500 2000 10000, i.e. 5,000 / 20,000 / 100,000 tags at
 # TAGS=10 per repository), generates the registry:2 storage layout directly with
 # bench/mount_gen.py (cached under /var/tmp, shared with bench/mount.sh), serves it
-# with regfs-registry, and on a fresh mount with an empty disk cache measures:
+# with regfs-registry (once its startup accounting walk is done, as on a registry
+# that has been serving), and on a fresh mount with an empty disk cache measures:
 #   cold `du -s -B1` (time; the total is checked against the generator's),
 #   the daemon's peak RSS (VmHWM of /proc/PID/status) right after it,
 #   the FUSE round-trip floor: `du -s` again with the kernel's caches dropped but
 #   the daemon warm (what bench/mount.sh prints as "kernel caches dropped"),
 # and prints one line per size with the time per tag beside the floor per tag,
-# and the RSS ratio of each size against the first.
+# and the RSS ratio of each size against the first. A second table gives, per
+# tag, the FUSE requests the kernel sent (lookup+getattr+opendir+readdir, the
+# mount's own counters in .regfs/stats) in the cold and the floor run, the
+# registry requests of the cold run (all of them, not per tag), and the CPU time (user+system, in ms per
+# tag) of the daemon, of the registry and of du itself (its system time is the
+# kernel's side of FUSE): on a shared machine CPU time is steadier than the
+# elapsed time, which other processes' load stretches.
 # Env: TAGS (default 10), REGFS_BUILD (default build), MOUNT_OPTS (extra regfs options),
 # PROFILE=DIR: after each cold du, DIR/<tags>.smaps (the daemon's /proc/PID/smaps),
 #   DIR/<tags>.stats (.regfs/stats) and a summary of the daemon's resident memory by
@@ -33,6 +40,22 @@ now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 rss_mb() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 per_tag_ms() { awk -v t="$1" -v n="$2" 'BEGIN { printf "%.3f", t * 1000 / n }'; }
+per_tag() { awk -v a="$1" -v n="$2" 'BEGIN { printf "%.2f", a / n }'; }
+# CPU seconds (user+system) a process has used so far
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
+# kernel requests and registry requests so far (reading .regfs/stats costs a
+# lookup and a few getattr: negligible)
+kreqs() { jq '.kernel.lookup + .kernel.getattr + .kernel.opendir + .kernel.readdir' "$1/.regfs/stats"; }
+rreqs() { jq '.requests.total' "$1/.regfs/stats"; }
+# du -s -B1 MOUNT: prints the total; DU_CPU = its user+system seconds
+DU_CPU=
+timed_du() {
+  local t out
+  t=$(mktemp)
+  out=$( { TIMEFORMAT='%U %S'; time du -s -B1 "$1" | cut -f1; } 2>"$t")
+  DU_CPU=$(awk '{ printf "%.2f", $1 + $2 }' "$t"); rm -f "$t"
+  echo "$out"
+}
 
 generate() {
   local repos=$1 data=/var/tmp/regfs-bench-mount-v2-${1}x${TAGS} t0 t1
@@ -109,6 +132,7 @@ fi
 
 LINES=()
 PROFILES=()
+REQ_LINES=()
 FIRST_RSS=
 bench_size() {
   local repos=$1 data tags=$(($1 * TAGS)) mnt=$WORK/mnt-$1 t0 t1 out i
@@ -117,13 +141,22 @@ bench_size() {
   # The storage in the page cache, as on a registry that has been serving.
   find "$data/root" -type f -print0 | xargs -0 cat >/dev/null
   start_regfs_registry "$data/root" || return 1
+  # A registry that has been serving has built its storage accounting (the
+  # usage extension answers 503 until then): that startup walk of the whole
+  # storage is not part of a du, and would otherwise compete with it for CPU.
+  wait_for 300 curl -sf -o /dev/null "$REGISTRY_URL/v2/_regfs/usage?n=1" ||
+    log "$tags tags: the registry's storage accounting was not ready within 300 s"
   export HT_NAME=$tags # the heaptrack file's name
   # shellcheck disable=SC2086 # MOUNT_OPTS is a list of words
   start_regfs_mount "$REGISTRY_URL" "$mnt" --cache-dir "$WORK/cache-$repos" --ttl 300 ${MOUNT_OPTS:-} || return 1
-  local pid; pid=$(daemon_pid "$MOUNT_PID")
-  t0=$(now); out=$(du -s -B1 "$mnt" | cut -f1); t1=$(now)
+  local pid k0 k1 k2 r1 c0 c1 c2 g0 g1 du1 du2
+  pid=$(daemon_pid "$MOUNT_PID")
+  k0=$(kreqs "$mnt"); c0=$(cpu_s "$pid"); g0=$(cpu_s "$REGISTRY_PID")
+  t0=$(now); timed_du "$mnt" >"$WORK/du.out"; t1=$(now); out=$(cat "$WORK/du.out"); du1=$DU_CPU
   local cold; cold=$(secs "$t0" "$t1")
   local rss; rss=$(rss_mb "$pid")
+  c1=$(cpu_s "$pid"); g1=$(cpu_s "$REGISTRY_PID")
+  k1=$(kreqs "$mnt"); r1=$(rreqs "$mnt")
   if [ -n "${PROFILE:-}" ]; then
     cat "/proc/$pid/smaps" >"$PROFILE/$tags.smaps"
     cat "$mnt/.regfs/stats" >"$PROFILE/$tags.stats"
@@ -133,9 +166,20 @@ bench_size() {
   check_eq "$tags tags: du -s -B1 (cold) = generator's total" "$expected" "$out"
   check_eq "$tags tags: df used = generator's total" "$expected" "$(df -B1 --output=used "$mnt" | tail -n1 | tr -d ' ')"
   sync; echo 2 >/proc/sys/vm/drop_caches
-  t0=$(now); out=$(du -s -B1 "$mnt" | cut -f1); t1=$(now)
+  # the floor run counts from here (the checks above made a few requests)
+  local kf cf; kf=$(kreqs "$mnt"); cf=$(cpu_s "$pid")
+  t0=$(now); timed_du "$mnt" >"$WORK/du.out"; t1=$(now); out=$(cat "$WORK/du.out"); du2=$DU_CPU
   local floor; floor=$(secs "$t0" "$t1")
   check_eq "$tags tags: du -s -B1 (floor run) = generator's total" "$expected" "$out"
+  c2=$(cpu_s "$pid"); k2=$(kreqs "$mnt")
+  log "$tags tags: kernel requests so far $(jq -c .kernel "$mnt/.regfs/stats"), registry requests $r1"
+  REQ_LINES+=("$(printf '%8d %8s %8s %8s %8s %8s %8s %8s %8s' "$tags" \
+    "$(per_tag $((k1 - k0)) "$tags")" "$(per_tag $((k2 - kf)) "$tags")" "$r1" \
+    "$(per_tag_ms "$(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }')" "$tags")" \
+    "$(per_tag_ms "$(awk -v a="$g0" -v b="$g1" 'BEGIN { print b - a }')" "$tags")" \
+    "$(per_tag_ms "$du1" "$tags")" \
+    "$(per_tag_ms "$(awk -v a="$cf" -v b="$c2" 'BEGIN { print b - a }')" "$tags")" \
+    "$(per_tag_ms "$du2" "$tags")")")
   local rss_end; rss_end=$(rss_mb "$pid")
   unmount "$mnt"
   # under heaptrack: let it write its file before the next size starts
@@ -163,4 +207,7 @@ for l in "${LINES[@]}"; do echo "# $l"; done
 echo "#   floor = du -s with the kernel's caches dropped and the daemon warm (FUSE round trips)"
 echo "#   RSS = VmHWM after the cold du; RSS-end = VmHWM after the floor run"
 for l in "${PROFILES[@]}"; do echo "$l"; done
+echo "#     tags  FUSE/tag FUSE/tag registry ---- cold, CPU ms/tag ---  -- floor, CPU --"
+echo "#             cold    floor  requests   daemon registry   du(k)   daemon   du(k)"
+for l in "${REQ_LINES[@]}"; do echo "# $l"; done
 done_testing

@@ -174,7 +174,7 @@ struct dirh {
 
 static void dirh_clear(struct dirh *d)
 {
-	for (size_t i = 0; i < d->n; i++)
+	for (size_t i = 0; d->v && i < d->n; i++)
 		child_clear(&d->v[i]);
 	free(d->v);
 }
@@ -202,8 +202,18 @@ static ino_t child_ino(struct mnt *m, const struct node *dn, const struct child 
 /* The listings of directories fixed by a digest (no KIND_TTL_DIR) between
  * two readdir calls of one listing: each call would otherwise list the whole
  * directory again, which makes a directory of n entries (a layer's, say)
- * cost n^2 / entries-per-reply. A reader takes the listing out and puts it
- * back after its reply, so no two threads share one. */
+ * cost n^2 / entries-per-reply. A listing that one reply finished is kept
+ * as its length only (v NULL), for every directory: the kernel learns the
+ * end of a listing only from a reply with no entries, so every directory du
+ * walks costs a second readdir, which would otherwise list it again (a
+ * manifest's from the manifest cache, or from disk once dropped; a ttl
+ * directory's _manifests/ every manifest in it) to send nothing. For a ttl
+ * directory that answer is the end of the listing its first reply came
+ * from, as if the listing were taken at once. A new listing of a ttl
+ * directory (offset 0) forgets what was kept of the last one, so a length
+ * can end only the listing that stored it or one of the same moment. One
+ * entry per directory; a reader takes it out and puts it back after its
+ * reply, so no two threads share one. */
 #define KEPT_LISTINGS 8
 static pthread_mutex_t kept_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct kept {
@@ -212,12 +222,33 @@ static struct kept {
 } kept[KEPT_LISTINGS];
 static unsigned kept_next;
 
-static bool listing_take(const struct node *dn, struct dirh *d)
+/* Caller holds kept_mu: forgets what is kept of directory id. */
+static void kept_forget(fuse_ino_t id)
+{
+	for (size_t i = 0; i < KEPT_LISTINGS; i++)
+		if (kept[i].id == id) {
+			dirh_clear(&kept[i].d);
+			kept[i] = (struct kept){0};
+		}
+}
+
+static void listing_forget(const struct node *dn)
+{
+	pthread_mutex_lock(&kept_mu);
+	kept_forget(dn->id);
+	pthread_mutex_unlock(&kept_mu);
+}
+
+/* dn's kept listing, if it can answer a call at off: a full one always, a
+ * length-only one only past its end. */
+static bool listing_take(const struct node *dn, off_t off, struct dirh *d)
 {
 	bool found = false;
 	pthread_mutex_lock(&kept_mu);
 	for (size_t i = 0; i < KEPT_LISTINGS && !found; i++) {
 		if (kept[i].id && kept[i].id == dn->id) {
+			if (!kept[i].d.v && off < (off_t)kept[i].d.n + 2)
+				break; /* a rewind: list again */
 			*d = kept[i].d;
 			kept[i] = (struct kept){0};
 			found = true;
@@ -227,10 +258,12 @@ static bool listing_take(const struct node *dn, struct dirh *d)
 	return found;
 }
 
-/* Keeps d (taken over) for dn's next readdir; the oldest kept one goes. */
+/* Keeps d (taken over; v NULL: its length only) for dn's next readdir, in
+ * place of what was kept of dn; the oldest kept one goes. */
 static void listing_keep(const struct node *dn, struct dirh *d)
 {
 	pthread_mutex_lock(&kept_mu);
+	kept_forget(dn->id);
 	struct kept old = kept[kept_next];
 	kept[kept_next] = (struct kept){dn->id, *d};
 	kept_next = (kept_next + 1) % KEPT_LISTINGS;
@@ -258,7 +291,9 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	 * any network file system. */
 	struct dirh dh, *d = &dh;
 	bool fixed = !(k->flags & KIND_TTL_DIR);
-	if (!(fixed && off > 0 && listing_take(dn, d))) {
+	if (!fixed && off == 0)
+		listing_forget(dn); /* a new listing */
+	if (!(off > 0 && listing_take(dn, off, d))) {
 		int lrc = k->list(m, dn, &d->v, &d->n);
 		if (lrc)
 			return reply_err(req, lrc);
@@ -314,10 +349,16 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	fuse_reply_buf(req, buf, pos);
 	free(buf);
-	if (fixed && i < (off_t)d->n + 2)
+	if (fixed && i < (off_t)d->n + 2) {
 		listing_keep(dn, d); /* more to come */
-	else
+	} else if (pos > 0 && i == (off_t)d->n + 2) {
+		/* Ended here: the call that asks past the end finds its length. */
 		dirh_clear(d);
+		*d = (struct dirh){NULL, d->n};
+		listing_keep(dn, d);
+	} else {
+		dirh_clear(d);
+	}
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
