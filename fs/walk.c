@@ -240,13 +240,13 @@ static size_t walk_pairs(struct mnt *m, struct walk *w)
 	/* Digest strings must outlive the tagsets' possible replacement: copied. */
 	size_t n = 0;
 	for (size_t i = 0; i < cat->n; i++)
-		for (size_t j = 0; w->sets[i] && j < w->sets[i]->n; j++)
-			n += w->sets[i]->t[j].resolved_at > 0;
+		n += w->sets[i] ? w->sets[i]->n : 0;
 	w->tmp = calloc(n ? n : 1, sizeof *w->tmp);
+	struct tag_read tr;
 	for (size_t i = 0; w->tmp && i < cat->n; i++)
 		for (size_t j = 0; w->sets[i] && j < w->sets[i]->n; j++) {
 			const struct tag_ent *te = &w->sets[i]->t[j];
-			if (te->resolved_at > 0 && (w->tmp[w->ntmp] = strdup(te->digest)))
+			if (names_tag_read(m->nc, te, &tr) && (w->tmp[w->ntmp] = strdup(tr.digest)))
 				pairs_add(&w->p, cat->names[i], w->tmp[w->ntmp++], te);
 		}
 	size_t ntagged = w->p.n;

@@ -74,6 +74,17 @@ int names_resolve_all(struct names_cache *nc, const char *repo, struct tagset *t
  * guards it: a resolution by another thread may set it at any time. */
 void names_tag_mtimes(struct names_cache *nc, const struct tag_ent *const *te, size_t n,
 		      int64_t *out);
+/* What te's resolution says, copied under the lock that guards it (another
+ * thread's re-resolution may rewrite te->digest at any time): true with
+ * digest, mtime and mtime_src filled when te is resolved (a bulk answer
+ * may resolve a tag to no digest: ""); false (digest "") when it is not,
+ * or its resolution failed. */
+struct tag_read {
+	char digest[REGFS_DIGEST_MAX];
+	int64_t mtime;
+	int mtime_src;
+};
+bool names_tag_read(struct names_cache *nc, const struct tag_ent *te, struct tag_read *out);
 /* The same over many repositories at once (one parallel batch). */
 void names_resolve_many(struct names_cache *nc, char **repos, struct tagset **sets, size_t n);
 /* Warm many repositories' tag lists in one go (bulk extension or tags_many). */

@@ -330,6 +330,17 @@ void names_tag_mtimes(struct names_cache *nc, const struct tag_ent *const *te, s
 	pthread_mutex_unlock(&nc->g.mu);
 }
 
+bool names_tag_read(struct names_cache *nc, const struct tag_ent *te, struct tag_read *out)
+{
+	pthread_mutex_lock(&nc->g.mu);
+	bool ok = te->resolved_at > 0;
+	memcpy(out->digest, ok ? te->digest : "", ok ? sizeof out->digest : 1);
+	out->mtime = ok ? te->mtime : 0;
+	out->mtime_src = te->mtime_src;
+	pthread_mutex_unlock(&nc->g.mu);
+	return ok;
+}
+
 void names_resolve_many(struct names_cache *nc, char **repos, struct tagset **sets, size_t n)
 {
 	size_t total = 0;

@@ -72,9 +72,10 @@ static int manifests_list(struct mnt *m, struct node *dir, struct child **out, s
 		return rc;
 	names_resolve_all(m->nc, dir->repo, ts);
 	struct strvec s = STRVEC_INIT;
+	struct tag_read tr;
 	for (size_t i = 0; i < ts->n; i++)
-		if (ts->t[i].resolved_at > 0)
-			(void)strvec_push(&s, ts->t[i].digest);
+		if (names_tag_read(m->nc, &ts->t[i], &tr))
+			(void)strvec_push(&s, tr.digest);
 	tagset_put(ts);
 	/* With regfs-registry, untagged manifests too (so du and rmdir reach them). */
 	char **mf;
@@ -170,26 +171,28 @@ static bool index_references(struct mnt *m, const char *repo, const char *root, 
 static int rmdir_allowed(struct mnt *m, const char *repo, const char *name, struct tagset *ts)
 {
 	int rc = 0;
-	const char *busy = NULL, *busy_tag = NULL;
+	char busy[REGFS_DIGEST_MAX] = "";
+	const char *busy_tag = NULL;
+	struct tag_read tr;
 	/* Protection first, over every tag: EPERM wins over EBUSY. */
 	for (size_t i = 0; rc == 0 && i < ts->n; i++) {
 		const struct tag_ent *te = &ts->t[i];
-		if (te->resolved_at <= 0) {
+		if (!names_tag_read(m->nc, te, &tr)) {
 			fs_warn("rmdir %s/_manifests/%s refused: tag %s could not be resolved, so whether "
 				 "it references the manifest is unknown", repo, name, te->tag);
 			rc = -EIO;
-		} else if (strcmp(te->digest, name) == 0) {
+		} else if (strcmp(tr.digest, name) == 0) {
 			rc = refuse_protected(m, "rmdir (deletes tag)", repo, te->tag);
-		} else if (index_references(m, repo, te->digest, name, 0)) {
+		} else if (index_references(m, repo, tr.digest, name, 0)) {
 			rc = refuse_protected(m, "rmdir (a child of the index it points at)", repo,
 					      te->tag);
-			if (!busy) {
-				busy = te->digest;
+			if (!busy[0]) {
+				snprintf(busy, sizeof busy, "%s", tr.digest);
 				busy_tag = te->tag;
 			}
 		}
 	}
-	if (rc == 0 && busy) {
+	if (rc == 0 && busy[0]) {
 		fs_warn("rmdir %s/_manifests/%s refused: index %s (tag %s) references it; delete the "
 			 "index first", repo, name, busy, busy_tag);
 		rc = -EBUSY;
@@ -238,8 +241,9 @@ static int manifests_rmdir(struct mnt *m, struct node *dir, const char *name)
 		log_info("deleted manifest %s@%s", dir->repo, name);
 		char tdir[600];
 		snprintf(tdir, sizeof tdir, "%s/_tags", dir->repo);
+		struct tag_read tr;
 		for (size_t i = 0; i < ts->n; i++)
-			if (ts->t[i].resolved_at > 0 && strcmp(ts->t[i].digest, name) == 0) {
+			if (names_tag_read(m->nc, &ts->t[i], &tr) && strcmp(tr.digest, name) == 0) {
 				write_changed1(m, dir->repo, ts->t[i].tag);
 				write_inval_entry(m, tdir, ts->t[i].tag);
 			}

@@ -270,22 +270,23 @@ static int delete_fallback(struct mnt *m, const char *repo, const char *tag, con
 	names_resolve_all(m->nc, repo, ts);
 	char d[REGFS_DIGEST_MAX] = "", why[400] = "";
 	bool found = false, safe = true;
+	struct tag_read tr;
 	for (size_t i = 0; i < ts->n; i++) {
 		const struct tag_ent *te = &ts->t[i];
 		if (strcmp(te->tag, tag) == 0) {
 			found = true;
-			if (te->resolved_at > 0)
-				snprintf(d, sizeof d, "%s", te->digest);
+			if (names_tag_read(m->nc, te, &tr))
+				snprintf(d, sizeof d, "%s", tr.digest);
 		}
 	}
 	for (size_t i = 0; d[0] && safe && i < ts->n; i++) {
 		const struct tag_ent *te = &ts->t[i];
 		if (strcmp(te->tag, tag) == 0)
 			continue;
-		if (te->resolved_at <= 0 || !te->digest[0]) {
+		if (!names_tag_read(m->nc, te, &tr) || !tr.digest[0]) {
 			safe = false;
 			snprintf(why, sizeof why, "tag %s could not be resolved", te->tag);
-		} else if (strcmp(te->digest, d) == 0) {
+		} else if (strcmp(tr.digest, d) == 0) {
 			safe = false;
 			snprintf(why, sizeof why, "tag %s points at it too", te->tag);
 		}

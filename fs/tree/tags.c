@@ -108,14 +108,14 @@ int tags_mtime_source(struct mnt *m, const char *repo, const char *digest, int *
 		return rc == -ENOENT ? -ENODATA : rc;
 	names_resolve_all(m->nc, repo, ts);
 	int worst = -1;
+	struct tag_read tr;
 	for (size_t i = 0; i < ts->n; i++) {
-		const struct tag_ent *te = &ts->t[i];
-		if (te->resolved_at <= 0)
+		if (!names_tag_read(m->nc, &ts->t[i], &tr))
 			continue;
-		if (digest && strcmp(te->digest, digest) != 0)
+		if (digest && strcmp(tr.digest, digest) != 0)
 			continue;
-		if (worst < 0 || te->mtime_src < worst)
-			worst = te->mtime_src;
+		if (worst < 0 || tr.mtime_src < worst)
+			worst = tr.mtime_src;
 	}
 	tagset_put(ts);
 	if (worst < 0)
