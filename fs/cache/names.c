@@ -35,6 +35,62 @@ int names_cmptag(const void *a, const void *b)
 	return strcmp(((const struct tag_ent *)a)->tag, ((const struct tag_ent *)b)->tag);
 }
 
+void tagdig_clear(struct tag_ent *te)
+{
+	if (te->dig_kind == TAGDIG_STR)
+		free(te->dig.str);
+	memset(&te->dig, 0, sizeof te->dig);
+	te->dig_kind = TAGDIG_NONE;
+}
+
+int tagdig_set(struct tag_ent *te, const char *d)
+{
+	tagdig_clear(te);
+	if (!d || !d[0])
+		return 0;
+	if (digkey_len(d) == sizeof te->dig.raw) {
+		digkey_put(d, te->dig.raw);
+		te->dig_kind = TAGDIG_RAW;
+		return 0;
+	}
+	if (!(te->dig.str = strdup(d)))
+		return -ENOMEM;
+	te->dig_kind = TAGDIG_STR;
+	return 0;
+}
+
+int tagdig_copy(struct tag_ent *dst, const struct tag_ent *src)
+{
+	if (src->dig_kind == TAGDIG_STR)
+		return tagdig_set(dst, src->dig.str);
+	tagdig_clear(dst);
+	dst->dig = src->dig;
+	dst->dig_kind = src->dig_kind;
+	return 0;
+}
+
+bool tagdig_known(const struct tag_ent *te)
+{
+	return te->dig_kind != TAGDIG_NONE;
+}
+
+bool tagdig_is(const struct tag_ent *te, const char *d)
+{
+	if (te->dig_kind == TAGDIG_NONE)
+		return !d || !d[0];
+	if (te->dig_kind == TAGDIG_STR)
+		return d && strcmp(te->dig.str, d) == 0;
+	return d && digkey_eq(te->dig.raw, true, d);
+}
+
+void tagdig_get(const struct tag_ent *te, char out[REGFS_DIGEST_MAX])
+{
+	if (te->dig_kind == TAGDIG_RAW)
+		digkey_str(te->dig.raw, true, out);
+	else
+		snprintf(out, REGFS_DIGEST_MAX, "%s", te->dig_kind == TAGDIG_STR ? te->dig.str : "");
+}
+
 struct names_cache *names_cache_new(struct regfs_client *cl, const struct mount_opts *o,
 				    struct fs_stats *st, struct manifest_cache *mc)
 {
@@ -60,8 +116,10 @@ void tagset_put(struct tagset *t)
 {
 	if (!t || !sflight_ref_put(&t->ref))
 		return;
-	for (size_t i = 0; i < t->n; i++)
+	for (size_t i = 0; i < t->n; i++) {
 		free(t->t[i].tag);
+		tagdig_clear(&t->t[i]);
+	}
 	free(t->t);
 	free(t);
 }
@@ -125,9 +183,8 @@ static void carry_resolutions(const struct tagset *old, struct tagset *ts)
 		/* An expired one is carried too: it is re-validated (cheaply, see
 		 * revalidate) before anyone uses it. */
 		if (n->resolved_at > 0 || o->state != T_IDLE || o->resolved_at <= 0 || o->rc ||
-		    !o->digest[0])
+		    !tagdig_known(o) || tagdig_copy(n, o) != 0)
 			continue;
-		memcpy(n->digest, o->digest, sizeof n->digest);
 		n->mtime = o->mtime;
 		n->mtime_src = o->mtime_src;
 		n->resolved_at = o->resolved_at;
@@ -198,9 +255,11 @@ struct tagset *names_tagset_of(const struct regfs_tag_info *tags, size_t n, bool
 		struct tag_ent *te = &ts->t[ts->n];
 		if (!tags[j].tag || !(te->tag = strdup(tags[j].tag)))
 			continue;
-		snprintf(te->digest, sizeof te->digest, "%s", tags[j].digest);
+		/* A digest that cannot be kept (out of memory) leaves the tag
+		 * unresolved: it is asked for again, never taken for "none". */
+		bool kept = tagdig_set(te, tags[j].digest) == 0;
 		tag_time_set(te, tags[j].pushed, 0);
-		te->resolved_at = all_resolved || te->digest[0] ? now : 0;
+		te->resolved_at = kept && (all_resolved || tagdig_known(te)) ? now : 0;
 		ts->n++;
 	}
 	regfs_qsort(ts->t, ts->n, sizeof *ts->t, names_cmptag);

@@ -36,14 +36,23 @@ struct catalog {               /* immutable snapshot; refcounted */
  * build time (registry:2 sends no push time), or neither (mtime = when the
  * mount resolved the tag, so an age policy never takes it for old). */
 enum mtime_src { MTIME_UNKNOWN = 0, MTIME_CREATED = 1, MTIME_PUSHED = 2 };
+/* One per tag of the registry, so kept small: the digest is not a
+ * REGFS_DIGEST_MAX buffer but its compact key (digests.h digkey_*): a sha256
+ * as its 32 raw bytes, any other spelling as a copied string. Read it with
+ * names_tag_read (under the cache's lock); the cache writes it with
+ * tagdig_* (names_internal.h). */
 struct tag_ent {
 	char *tag;
-	char digest[REGFS_DIGEST_MAX]; /* "" until resolved */
+	union {
+		uint8_t raw[32];       /* dig_kind TAGDIG_RAW */
+		char *str;             /* dig_kind TAGDIG_STR: malloc'd, freed with the set */
+	} dig;                         /* dig_kind TAGDIG_NONE: "" (until resolved) */
 	int64_t mtime;                 /* 0 until known */
-	int mtime_src;                 /* enum mtime_src, set with mtime (tag_time_set) */
 	double resolved_at;
-	int state;                     /* internal */
+	int mtime_src;                 /* enum mtime_src, set with mtime (tag_time_set) */
 	int rc;
+	uint8_t state;                 /* internal */
+	uint8_t dig_kind;              /* internal */
 };
 struct tagset {                /* one repository's tags; refcounted snapshot */
 	struct sflight_ref ref;

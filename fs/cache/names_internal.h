@@ -33,6 +33,20 @@ struct names_cache {
 };
 
 enum { T_IDLE = 0, T_RESOLVING = 1 };
+enum { TAGDIG_NONE = 0, TAGDIG_RAW = 1, TAGDIG_STR = 2 };
+
+/* A tag entry's digest (struct tag_ent's dig). Writers hold g.mu or own the
+ * entry (its resolver, or a set not yet published). tagdig_set: d ("" is
+ * none) becomes te's digest; 0, or -ENOMEM (a digest that is not a sha256
+ * could not be copied: te then has none). tagdig_copy: src's into dst (0 or
+ * -ENOMEM, dst then has none). tagdig_clear frees a copied string.
+ * tagdig_known: has one; tagdig_is: is it exactly d; tagdig_get: as spelled. */
+int tagdig_set(struct tag_ent *te, const char *d);
+int tagdig_copy(struct tag_ent *dst, const struct tag_ent *src);
+void tagdig_clear(struct tag_ent *te);
+bool tagdig_known(const struct tag_ent *te);
+bool tagdig_is(const struct tag_ent *te, const char *d);
+void tagdig_get(const struct tag_ent *te, char out[REGFS_DIGEST_MAX]);
 
 
 /* qsort/bsearch comparator of struct tag_ent by tag. */

@@ -73,7 +73,7 @@ static void confirm_by_ext(struct names_cache *nc, const char *repo, struct regf
 	for (size_t k = 0; pairs && k < n; k++) {
 		struct tagdig key = {reqs[idx[k]].ref, NULL};
 		const struct tagdig *f = np ? bsearch(&key, pairs, np, sizeof *pairs, cmptagdig) : NULL;
-		ok[idx[k]] = f && strcmp(f->digest, mine[idx[k]]->digest) == 0;
+		ok[idx[k]] = f && tagdig_known(mine[idx[k]]) && tagdig_is(mine[idx[k]], f->digest);
 	}
 	for (size_t i = 0; split && i < nt; i++)
 		free(split[i]);
@@ -98,10 +98,10 @@ static void confirm_by_head(struct names_cache *nc, struct regfs_manifest_req *r
 	loop_may_block();
 	regfs_client_manifest_heads(nc->client, h, k);
 	for (size_t i = 0; i < k; i++) {
-		if (!mine[i]->digest[0])
+		if (!tagdig_known(mine[i]))
 			continue;
 		if (h[i].rc == 0) {
-			ok[i] = strcmp(h[i].resp.digest, mine[i]->digest) == 0;
+			ok[i] = tagdig_is(mine[i], h[i].resp.digest);
 			lm[i] = h[i].resp.last_modified;
 		} else if (h[i].rc != -EPROTO) {
 			char what[400];
@@ -125,7 +125,7 @@ static size_t revalidate(struct names_cache *nc, struct regfs_manifest_req *reqs
 {
 	size_t nknown = 0;
 	for (size_t i = 0; i < k; i++)
-		nknown += mine[i]->digest[0] != 0;
+		nknown += tagdig_known(mine[i]);
 	if (!nknown)
 		return k;
 	bool *ok = calloc(k, sizeof *ok), *failed = calloc(k, sizeof *failed);
@@ -138,7 +138,7 @@ static size_t revalidate(struct names_cache *nc, struct regfs_manifest_req *reqs
 		for (size_t i = 0; i < k;) {
 			size_t n = 0, j = i;
 			for (; j < k && strcmp(reqs[j].repo, reqs[i].repo) == 0; j++)
-				if (mine[j]->digest[0])
+				if (tagdig_known(mine[j]))
 					idx[n++] = j;
 			if (n) {
 				loop_may_block();
@@ -164,7 +164,7 @@ static size_t revalidate(struct names_cache *nc, struct regfs_manifest_req *reqs
 			mine[i]->state = T_IDLE;
 		} else if (failed[i]) {
 			mine[i]->resolved_at = 0;
-			mine[i]->digest[0] = 0;
+			tagdig_clear(mine[i]);
 			mine[i]->state = T_IDLE;
 		} else {
 			reqs[left] = reqs[i];
@@ -247,7 +247,7 @@ static void resolve_chunk(struct names_cache *nc, struct regfs_manifest_req *req
 			 * count as resolved (the delete fallback relies on it). */
 			pthread_mutex_lock(&nc->g.mu);
 			mine[i]->resolved_at = 0;
-			mine[i]->digest[0] = 0;
+			tagdig_clear(mine[i]);
 			pthread_mutex_unlock(&nc->g.mu);
 			continue;
 		}
@@ -273,14 +273,17 @@ static void resolve_chunk(struct names_cache *nc, struct regfs_manifest_req *req
 	size_t k = 0; /* me[k]: the next entry the first loop held (same condition) */
 	for (size_t i = c0; i < c1; i++) {
 		if (mine[i]->rc == 0) {
-			snprintf(mine[i]->digest, sizeof mine[i]->digest, "%s", reqs[i].resp.digest);
 			int64_t lm = reqs[i].resp.last_modified, cr = 0;
 			if (!tag_time_plausible(lm) && k < nneed) {
 				const struct mentry *e = me[k++];
 				cr = __atomic_load_n(&e->created, __ATOMIC_ACQUIRE);
 			}
-			tag_time_set(mine[i], lm, cr);
-			mine[i]->resolved_at = now_mono();
+			if ((mine[i]->rc = tagdig_set(mine[i], reqs[i].resp.digest)) != 0) {
+				mine[i]->resolved_at = 0; /* out of memory: not resolved */
+			} else {
+				tag_time_set(mine[i], lm, cr);
+				mine[i]->resolved_at = now_mono();
+			}
 		}
 		mine[i]->state = T_IDLE;
 	}
@@ -309,7 +312,7 @@ int names_resolve(struct names_cache *nc, const char *repo, const char *tag,
 	resolve_entries(nc, &repo, &te, 1);
 	pthread_mutex_lock(&nc->g.mu);
 	if (te->resolved_at > 0) {
-		memcpy(digest, te->digest, REGFS_DIGEST_MAX);
+		tagdig_get(te, digest);
 		if (mtime)
 			*mtime = te->mtime;
 		rc = 0;
@@ -334,7 +337,10 @@ bool names_tag_read(struct names_cache *nc, const struct tag_ent *te, struct tag
 {
 	pthread_mutex_lock(&nc->g.mu);
 	bool ok = te->resolved_at > 0;
-	memcpy(out->digest, ok ? te->digest : "", ok ? sizeof out->digest : 1);
+	if (ok)
+		tagdig_get(te, out->digest);
+	else
+		out->digest[0] = 0;
 	out->mtime = ok ? te->mtime : 0;
 	out->mtime_src = te->mtime_src;
 	pthread_mutex_unlock(&nc->g.mu);

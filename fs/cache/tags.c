@@ -196,7 +196,7 @@ void names_invalidate_tags(struct names_cache *nc, const char *repo, const char 
 			 * next list: its resolver publishes after our change. */
 			if (te && te->state == T_IDLE) {
 				te->resolved_at = 0;
-				te->digest[0] = 0;
+				tagdig_clear(te);
 			}
 		}
 	}
@@ -227,7 +227,8 @@ void names_tag_removed(struct names_cache *nc, const char *repo, const char *tag
 		ts->n++;
 		if (old->t[i].state != T_IDLE)
 			continue; /* its resolver publishes into the old set */
-		memcpy(te->digest, old->t[i].digest, sizeof te->digest);
+		if (tagdig_copy(te, &old->t[i]) != 0)
+			continue; /* out of memory: left to be resolved again */
 		te->mtime = old->t[i].mtime;
 		te->mtime_src = old->t[i].mtime_src;
 		te->resolved_at = old->t[i].resolved_at;
