@@ -2,6 +2,7 @@
  * threads asking for the same catalog, tag list or manifest at once send
  * one request; a failed fetch is not kept (the next caller asks again); an
  * answer is reused for the ttl and asked again after an invalidation.
+ * A tag entry's compact digest reads back exactly in every spelling.
  *
  * The registry is a fake one in this process (libmicrohttpd on 127.0.0.1, a
  * free port, one thread per connection) that answers slowly, so that the
@@ -23,6 +24,7 @@
 #include <microhttpd.h>
 
 #include "fs_test.h"
+#include "cache/names_internal.h"
 
 static struct mnt mnt;
 static struct MHD_Daemon *registry;
@@ -253,6 +255,40 @@ static void test_ttl_and_invalidate(void **state)
 	assert_int_equal(atomic_load(&asked[Q_CATALOG]), 2);
 }
 
+/* A tag entry keeps its digest compactly (a sha256 as raw bytes, any other
+ * spelling as a copy): every spelling reads back exactly, compares equal
+ * only to itself, and copies survive the original's clearing. */
+static void test_tag_digest_roundtrip(void **state)
+{
+	(void)state;
+	char sha512[REGFS_DIGEST_MAX] = "sha512:";
+	for (int i = 0; i < 128; i++)
+		strcat(sha512, i % 2 ? "a" : "7");
+	const char *cases[] = {
+		manifest_digest, sha512,
+		"sha256:44136FA355B3678A1146AD16F7E8649E94FB4FC21FE77E8310C060F61CAAFF8A",
+		"sha256:abc", "",
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		struct tag_ent a = {0}, b = {0};
+		char out[REGFS_DIGEST_MAX];
+		assert_int_equal(tagdig_set(&a, cases[i]), 0);
+		assert_int_equal(tagdig_known(&a), cases[i][0] != 0);
+		tagdig_get(&a, out);
+		assert_string_equal(out, cases[i]);
+		assert_true(tagdig_is(&a, cases[i]));
+		for (size_t j = 0; j < sizeof cases / sizeof *cases; j++)
+			if (j != i)
+				assert_false(tagdig_is(&a, cases[j]));
+		assert_int_equal(tagdig_copy(&b, &a), 0);
+		tagdig_clear(&a);
+		assert_false(tagdig_known(&a));
+		tagdig_get(&b, out);
+		assert_string_equal(out, cases[i]);
+		tagdig_clear(&b);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -261,6 +297,7 @@ int main(void)
 		cmocka_unit_test_setup(test_manifest_once, fresh),
 		cmocka_unit_test_setup(test_failure_not_kept, fresh),
 		cmocka_unit_test_setup(test_ttl_and_invalidate, fresh),
+		cmocka_unit_test(test_tag_digest_roundtrip),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
