@@ -179,6 +179,29 @@ struct usage_builder *usage_builder_new(void)
 	return b;
 }
 
+/* Makes the room of *pp exactly n entries when it has less. */
+static int room(void *pp, size_t *cap, size_t n, size_t size)
+{
+	if (n <= *cap)
+		return 0;
+	void *np = realloc(*(void **)pp, n * size);
+	if (!np)
+		return -ENOMEM;
+	*(void **)pp = np;
+	*cap = n;
+	return 0;
+}
+
+int usage_builder_reserve(struct usage_builder *b, size_t nblobs, size_t nrefs)
+{
+	/* One more than asked: the tables make room for a new entry before
+	 * they look (intern_blob, ref_begin), also when it is not new. */
+	if (room(&b->b, &b->capb, nblobs + 1, sizeof *b->b) ||
+	    room(&b->ref, &b->capref, nrefs + 1, sizeof *b->ref))
+		return -ENOMEM;
+	return digtab_reserve(b->bt, nblobs + 1);
+}
+
 static void data_free(struct usage_builder *b)
 {
 	for (size_t i = 0; i < b->nr; i++)

@@ -46,6 +46,10 @@ struct usage;
 
 /* NULL when out of memory. */
 struct usage_builder *usage_builder_new(void);
+/* Room for about nblobs distinct blobs and nrefs references, made at once
+ * when the caller knows them ahead (an upper bound is best): the tables
+ * then do not grow by doubling. More still works. 0 or -ENOMEM. */
+int usage_builder_reserve(struct usage_builder *b, size_t nblobs, size_t nrefs);
 /* Frees a builder that was not built. NULL is fine. */
 void usage_builder_free(struct usage_builder *b);
 /* Starts a reference: repository `repo`, `tag` (NULL: untagged manifest;

@@ -411,6 +411,10 @@ int usage_from_walk(const struct walk_table *t, const struct usage_walk_in *in,
 	int64_t *mtime = malloc(n1 * sizeof *mtime), *kept = calloc(n1, sizeof *kept);
 	bool *cand = calloc(n1, sizeof *cand), any = false;
 	int rc = b && rix && mtime && kept && cand ? pairs_taken(t, in, rix) : -ENOMEM;
+	/* Every blob the accounting counts is one the walk table knows: its
+	 * count bounds the builder's, which then does not grow by doubling. */
+	if (!rc)
+		rc = usage_builder_reserve(b, digtab_count(t->d), in->n);
 	if (!rc)
 		names_tag_mtimes(in->nc, in->te, in->n, mtime);
 	for (size_t i = 0; !rc && i < in->n; i++)

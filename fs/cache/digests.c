@@ -153,6 +153,27 @@ static int rehash(struct digtab *t, size_t nslot)
 	return 0;
 }
 
+int digtab_reserve(struct digtab *t, size_t n)
+{
+	size_t nslot = t->nslot ? t->nslot : 1024;
+	while ((n + 1) * 2 > nslot)
+		nslot *= 2;
+	if (nslot > t->nslot && rehash(t, nslot))
+		return -ENOMEM;
+	if (n <= t->cap)
+		return 0;
+	void *r = realloc(t->raw, n * sizeof *t->raw);
+	if (!r)
+		return -ENOMEM;
+	t->raw = r;
+	void *l = realloc(t->is_long, n);
+	if (!l)
+		return -ENOMEM;
+	t->is_long = l;
+	t->cap = n;
+	return 0;
+}
+
 /* Room for one more entry (and one more string when s). */
 static int reserve(struct digtab *t, bool s)
 {

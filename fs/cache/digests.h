@@ -46,6 +46,11 @@ uint32_t digtab_find(const struct digtab *t, const char *digest);
 /* id's digest as a string (id < digtab_count). */
 void digtab_str(const struct digtab *t, uint32_t id, char out[REGFS_DIGEST_MAX]);
 size_t digtab_count(const struct digtab *t);
+/* Room for n entries (sha256 ones) made at once, so that a table whose size
+ * is known ahead does not grow by doubling (up to twice the room, and the
+ * old arrays beside the new while it grows). More than n still works.
+ * 0 or -ENOMEM (the table is unchanged then). */
+int digtab_reserve(struct digtab *t, size_t n);
 /* Gives back the room kept for growth (a table that is done growing). */
 void digtab_trim(struct digtab *t);
 /* Bytes the table holds (its arrays and copied strings), for measuring. */
