@@ -32,6 +32,28 @@ struct pairs {
 	struct strvec own;          /* digests of index children that digest[] points at */
 };
 
+/* Room for n pairs in all (the arrays are one entry per tag and manifest of
+ * the registry: sized once when the count is known, not doubled). */
+static bool pairs_room(struct pairs *p, size_t n)
+{
+	if (n <= p->cap)
+		return true;
+	const char **a = realloc(p->repo, n * sizeof *a);
+	if (!a)
+		return false;
+	p->repo = a;
+	const char **b = realloc(p->digest, n * sizeof *b);
+	if (!b)
+		return false;
+	p->digest = b;
+	const struct tag_ent **t = realloc(p->te, n * sizeof *t);
+	if (!t)
+		return false;
+	p->te = t;
+	p->cap = n;
+	return true;
+}
+
 static void pairs_add(struct pairs *p, const char *repo, const char *digest,
 		      const struct tag_ent *te)
 {
@@ -242,6 +264,7 @@ static size_t walk_pairs(struct mnt *m, struct walk *w)
 	for (size_t i = 0; i < cat->n; i++)
 		n += w->sets[i] ? w->sets[i]->n : 0;
 	w->tmp = calloc(n ? n : 1, sizeof *w->tmp);
+	pairs_room(&w->p, n); /* when it fails, pairs_add grows them */
 	struct tag_read tr;
 	for (size_t i = 0; w->tmp && i < cat->n; i++)
 		for (size_t j = 0; w->sets[i] && j < w->sets[i]->n; j++) {
@@ -256,6 +279,10 @@ static size_t walk_pairs(struct mnt *m, struct walk *w)
 	    (rj->v = calloc(cat->n ? cat->n : 1, sizeof *rj->v)) &&
 	    (rj->n = calloc(cat->n ? cat->n : 1, sizeof *rj->n))) {
 		par_for(cat->n, m->o.max_parallel, rm_one, rj);
+		size_t nall = w->p.n;
+		for (size_t i = 0; i < cat->n; i++)
+			nall += rj->n[i];
+		pairs_room(&w->p, nall);
 		for (size_t i = 0; i < cat->n; i++)
 			for (size_t j = 0; j < rj->n[i]; j++)
 				pairs_add(&w->p, cat->names[i], rj->v[i][j], NULL);
