@@ -221,11 +221,22 @@ trap 'exit 143' TERM
 
 # --- ports, registries --------------------------------------------------------
 
-# free_port — print a TCP port nothing listens on (and that we did not hand out yet).
+# free_port — print a TCP port nothing listens on (and that we did not hand out yet),
+# below the kernel's ephemeral range (net.ipv4.ip_local_port_range): a port in that
+# range can be taken between this check and the server's bind by any outgoing
+# connection's local end (a curl, a skopeo), and the server then fails with
+# "Address already in use".
 free_port() {
-  local p i
+  local p i lo=32768 span
+  read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  span=$((lo - 10000))
+  [ "$span" -ge 2000 ] || span=0
   for ((i = 0; i < 200; i++)); do
-    p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+    if [ "$span" -gt 0 ]; then
+      p=$((10000 + (RANDOM * 32768 + RANDOM) % span))
+    else
+      p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+    fi
     case $_USED_PORTS in *" $p "*) continue ;; esac
     if [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]; then
       _USED_PORTS+="$p "; echo "$p"; return 0
